@@ -1,0 +1,107 @@
+// The daemon as a process: socket, lock, config errors, signals, and the runtime-info RPCs.
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+
+describe('crib daemon', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    d = await startDaemon();
+  });
+  afterAll(async () => {
+    await d?.cleanup();
+  });
+
+  it('answers Version like a CRI runtime', async () => {
+    const v = await d.cri.runtime.Version({ version: '0.1.0' });
+    expect(v.runtimeName).toBe('crib');
+    expect(v.runtimeApiVersion).toBe('v1');
+    expect(v.runtimeVersion).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('reports RuntimeReady and NetworkReady conditions, with verbose info on request', async () => {
+    const s = await d.cri.runtime.Status({ verbose: true });
+    const types = s.status.conditions.map((c: { type: string }) => c.type);
+    expect(types).toEqual(['RuntimeReady', 'NetworkReady']);
+    const info = JSON.parse(s.info.root);
+    expect(info).toBe(d.root);
+    expect(s.runtimeHandlers[0].name).toBe('');
+    const terse = await d.cri.runtime.Status({ verbose: false });
+    expect(terse.info).toEqual({});
+  });
+
+  it('tells kubelet its cgroup driver', async () => {
+    const r = await d.cri.runtime.RuntimeConfig({});
+    expect(r.linux.cgroupDriver).toBe('CGROUPFS');
+  });
+
+  it('answers UNIMPLEMENTED, never a fake success, for calls that have not landed', async () => {
+    await expect(d.cri.runtime.CheckpointContainer({ containerId: 'x' })).rejects.toMatchObject({
+      code: status.UNIMPLEMENTED,
+    });
+  });
+
+  it('serves its socket with mode 0660', () => {
+    expect(statSync(d.socket).mode & 0o777).toBe(0o660);
+  });
+
+  it('refuses to start a second daemon on the same root', async () => {
+    const other = spawnDaemon(['--config', d.configPath, '--listen', `unix://${join(d.dir, 'other.sock')}`]);
+    expect(await other.exited).toBe(1);
+    expect(other.output()).toMatch(/another crib daemon is already running with root/);
+  });
+
+  it('refuses to take over a socket another process serves on', async () => {
+    const other = spawnDaemon(['--config', d.configPath, '--root', join(d.dir, 'root2'), '--state', join(d.dir, 'state2')]);
+    expect(await other.exited).toBe(1);
+    expect(other.output()).toMatch(/is in use: another process is serving on it/);
+    // ...and the first daemon still answers.
+    await d.cri.runtime.Version({});
+  });
+});
+
+describe('crib daemon lifecycle', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'crib-life-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('stops cleanly on SIGTERM and removes its socket', async () => {
+    const d = await startDaemon({ dir: join(dir, 'a') });
+    expect(await d.stop('SIGTERM')).toBe(0);
+    expect(existsSync(d.socket)).toBe(false);
+  });
+
+  it('replaces the stale socket of a killed daemon and takes over its root', async () => {
+    const first = await startDaemon({ dir: join(dir, 'b') });
+    await first.stop('SIGKILL');
+    expect(existsSync(first.socket)).toBe(true);
+    const second = await startDaemon({ dir: join(dir, 'b') });
+    await second.cri.runtime.Version({});
+    expect(await second.stop('SIGINT')).toBe(0);
+  });
+
+  it('fails to start on an unknown config key and names it', async () => {
+    const config = join(dir, 'bad.toml');
+    await writeFile(config, `root = "${dir}/r"\n[grpc]\nadress = "unix://${dir}/x.sock"\n`);
+    const d = spawnDaemon(['--config', config]);
+    expect(await d.exited).toBe(1);
+    expect(d.output()).toMatch(/unknown key "grpc.adress"/);
+  });
+
+  it('runs with no config file at all, on built-in defaults', async () => {
+    // An explicit --listen/--root keeps the test away from the real /run/crib.
+    const sock = join(dir, 'defaults.sock');
+    const d = spawnDaemon(['--listen', `unix://${sock}`, '--root', join(dir, 'dr'), '--state', join(dir, 'ds')]);
+    await waitFor('socket', () => existsSync(sock));
+    d.proc.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+  });
+});

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what crib needs to build and run on Debian 12 with Node 20, skipping what is there.
+#   deploy/install-deps.sh          runtime + build dependencies
+#   deploy/install-deps.sh --test   also what the test suite needs (registry, reference runtimes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=(build-essential pkg-config libseccomp-dev libjansson-dev iproute2 nftables)
+if [ "${1:-}" = "--test" ]; then
+  # docker-registry: the real registry the image tests pull from; busybox-static: the rootfs of
+  # every test image; runc/crun: reference runtimes for differential tests; apache2-utils for
+  # htpasswd; zstd to build zstd layers.
+  need+=(docker-registry busybox-static runc crun apache2-utils zstd)
+fi
+
+missing=()
+for pkg in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,70 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configFromObject, loadConfig } from './config.js';
+import { parseDurationMs } from './duration.js';
+import { InvalidArgumentError } from '../errors.js';
+
+describe('config', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'crib-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('has working defaults with no file at all', () => {
+    const c = configFromObject({});
+    expect(c.root).toBe('/var/lib/crib');
+    expect(c.state).toBe('/run/crib');
+    expect(c.grpc.address).toBe('unix:///run/crib/crib.sock');
+    expect(c.image.max_concurrent_downloads).toBe(3);
+    expect(c.image.pull_progress_timeout).toBe(300_000);
+  });
+
+  it('reads a TOML file with registry mirrors and durations', async () => {
+    const file = join(dir, 'ok.toml');
+    await writeFile(
+      file,
+      `root = "/tmp/x"\n[image]\npull_progress_timeout = "90s"\n` +
+        `[registry."docker.io"]\nmirrors = ["http://127.0.0.1:5000"]\n`,
+    );
+    const c = await loadConfig(file);
+    expect(c.root).toBe('/tmp/x');
+    expect(c.image.pull_progress_timeout).toBe(90_000);
+    expect(c.registry['docker.io']?.mirrors).toEqual(['http://127.0.0.1:5000']);
+  });
+
+  it('names an unknown key, even a nested one', async () => {
+    const file = join(dir, 'bad.toml');
+    await writeFile(file, `[image]\nmax_concurent_downloads = 4\n`);
+    await expect(loadConfig(file)).rejects.toThrow(/unknown key "image.max_concurent_downloads"/);
+    expect(() => configFromObject({ rooot: '/x' })).toThrow(/unknown key "rooot"/);
+  });
+
+  it('names a value of the wrong type', () => {
+    expect(() => configFromObject({ image: { retries: 'many' } })).toThrow(InvalidArgumentError);
+    expect(() => configFromObject({ image: { pull_progress_timeout: '5 minutes' } })).toThrow(
+      /image.pull_progress_timeout: "5 minutes" is not a duration/,
+    );
+  });
+
+  it('treats a missing default file as defaults but a missing explicit file as an error', async () => {
+    await expect(loadConfig(join(dir, 'nope.toml'))).rejects.toThrow(/cannot read config file/);
+  });
+
+  it('reports TOML syntax errors with the file name', async () => {
+    const file = join(dir, 'syntax.toml');
+    await writeFile(file, `root = \n`);
+    await expect(loadConfig(file)).rejects.toThrow(/syntax.toml is not valid TOML/);
+  });
+
+  it('parses durations', () => {
+    expect(parseDurationMs('1m30s')).toBe(90_000);
+    expect(parseDurationMs('250ms')).toBe(250);
+    expect(parseDurationMs(2)).toBe(2000);
+    expect(parseDurationMs('5 minutes')).toBeUndefined();
+  });
+});

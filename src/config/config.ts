@@ -1,0 +1,147 @@
+// The daemon's configuration: a TOML file (default /etc/crib/config.toml) in which every key is
+// optional. Defaults are embedded so crib runs with no file at all; an unknown key is an error
+// that names it, because a misspelt key silently ignored is a node misconfigured in production.
+import { readFile } from 'node:fs/promises';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
+import { parseDurationMs } from './duration.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/crib/config.toml';
+
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDurationMs(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${v}" is not a duration like "30s", "5m" or a number of seconds` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const registryAuth = z
+  .object({
+    username: z.string().optional(),
+    password: z.string().optional(),
+    auth: z.string().optional(),
+    identity_token: z.string().optional(),
+  })
+  .strict();
+
+const registryHost = z
+  .object({
+    /** Endpoints ("http://127.0.0.1:5000", "https://mirror.example") tried in order. */
+    mirrors: z.array(z.string().url()).default([]),
+    /** Do not fall back to the registry itself when every mirror fails. */
+    override_upstream: z.boolean().default(false),
+    /** Plain http or unverified TLS for this registry. */
+    insecure: z.boolean().default(false),
+    auth: registryAuth.optional(),
+  })
+  .strict();
+
+const runtimeHandler = z
+  .object({
+    /** Path of an OCI runtime binary with runc's command line (crib-runtime, runc, crun). */
+    path: z.string().min(1),
+    root: z.string().optional(),
+  })
+  .strict();
+
+const schema = z
+  .object({
+    root: z.string().default('/var/lib/crib'),
+    state: z.string().default('/run/crib'),
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    grpc: z
+      .object({
+        address: z.string().default('unix:///run/crib/crib.sock'),
+        socket_mode: z.string().regex(/^0?[0-7]{3}$/, 'an octal mode like "0660"').default('0660'),
+        /** Group that may use the socket (name or gid); the socket stays root's otherwise. */
+        socket_group: z.union([z.string(), z.number()]).optional(),
+      })
+      .strict()
+      .default({}),
+    image: z
+      .object({
+        max_concurrent_downloads: z.number().int().min(1).max(64).default(3),
+        pull_progress_timeout: duration.default('5m'),
+        request_timeout: duration.default('30s'),
+        retries: z.number().int().min(0).max(20).default(3),
+        /** Image references never garbage-collected by kubelet (reported as pinned). */
+        pinned_images: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({}),
+    /** Per registry host ("docker.io", "127.0.0.1:5000", or "*" for every host). */
+    registry: z.record(registryHost).default({}),
+    runtime: z
+      .object({
+        default_handler: z.string().default('crib'),
+        /** What RuntimeConfig tells kubelet; crib writes cgroupfs paths either way and accepts
+         * systemd-style cgroup parents ("slice:prefix:name") by translating them. */
+        cgroup_driver: z.enum(['cgroupfs', 'systemd']).default('cgroupfs'),
+        handlers: z.record(runtimeHandler).default({}),
+      })
+      .strict()
+      .default({}),
+    network: z
+      .object({
+        bridge: z.string().max(15).default('crib0'),
+        pod_cidr: z.string().default('10.88.0.0/16'),
+        mtu: z.number().int().min(576).max(65535).default(1500),
+      })
+      .strict()
+      .default({}),
+    streaming: z
+      .object({
+        address: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(0),
+        tls_cert: z.string().optional(),
+        tls_key: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type CribConfig = z.output<typeof schema>;
+export type RegistryHostConfig = z.output<typeof registryHost>;
+
+/** Validate an already parsed config object (from TOML or a test). */
+export function configFromObject(raw: unknown, source = 'config'): CribConfig {
+  const result = schema.safeParse(raw ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.join('.') || '(top level)';
+    const what =
+      issue.code === z.ZodIssueCode.unrecognized_keys
+        ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${[...issue.path, k].join('.')}"`).join(', ')}`
+        : `${where}: ${issue.message}`;
+    throw new InvalidArgumentError(`${source}: ${what}`);
+  }
+  return result.data;
+}
+
+/**
+ * Load the config file. A missing file at the default path means "all defaults"; a missing file
+ * that was asked for explicitly is an error.
+ */
+export async function loadConfig(path?: string): Promise<CribConfig> {
+  const file = path ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' && path === undefined) return configFromObject({});
+    throw new InvalidArgumentError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`config file ${file} is not valid TOML: ${(err as Error).message}`);
+  }
+  return configFromObject(raw, file);
+}

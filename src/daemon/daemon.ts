@@ -1,0 +1,134 @@
+// The crib daemon: owns the root lock, the components, and the gRPC server on the CRI socket.
+// Start-up order matters: lock first (two daemons on one root would corrupt state), then
+// recover state from disk, then listen — kubelet must never see a half-recovered runtime.
+import { access, constants, mkdir, unlink } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { CribConfig } from '../config/config.js';
+import { log } from '../log.js';
+import { nativeBinaries } from '../native-paths.js';
+import { criProto } from '../server/cri-proto.js';
+import { implementService } from '../server/rpc.js';
+import { runtimeInfoHandlers, type Readiness, type RuntimeInfoSource } from '../server/runtime-info.js';
+import { imageServiceHandlers } from '../server/image-service.js';
+import { ImageService } from '../image/image-service.js';
+import { adminHandlers, adminServiceDefinition } from '../server/admin-service.js';
+import { CRIB_VERSION } from '../version.js';
+import { RootLock } from './root-lock.js';
+import { bindGrpc, unixSocketPath } from './grpc-listener.js';
+
+export class Daemon {
+  private lock: RootLock | undefined;
+  private server: grpc.Server | undefined;
+  private images: ImageService | undefined;
+  private address = '';
+
+  constructor(readonly config: CribConfig) {}
+
+  /** The address the gRPC server listens on, once started. */
+  get listenAddress(): string {
+    return this.address;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    log.level = config.log_level;
+    await mkdir(config.root, { recursive: true, mode: 0o711 });
+    await mkdir(config.state, { recursive: true, mode: 0o711 });
+    this.lock = RootLock.acquire(config.root);
+    try {
+      this.images = await ImageService.open(config);
+      const proto = criProto().runtime.v1;
+      const server = new grpc.Server({
+        'grpc.max_receive_message_length': 16 * 1024 * 1024,
+        'grpc.max_send_message_length': 16 * 1024 * 1024,
+      });
+      server.addService(
+        proto.RuntimeService.service,
+        implementService('runtime.v1.RuntimeService', proto.RuntimeService.service, {
+          ...runtimeInfoHandlers(this.runtimeInfo()),
+        }),
+      );
+      server.addService(
+        proto.ImageService.service,
+        implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(this.images)),
+      );
+      server.addService(adminServiceDefinition(), adminHandlers(this.images));
+      this.server = server;
+      this.address = await bindGrpc(server, {
+        address: config.grpc.address,
+        socketMode: parseInt(config.grpc.socket_mode, 8),
+        socketGroup: config.grpc.socket_group,
+      });
+      log.info({ address: this.address, root: config.root, version: CRIB_VERSION }, 'crib daemon serving');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Stop serving: in-flight calls get a few seconds to finish, then are cut. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      const path = unixSocketPath(this.address);
+      if (path) await unlink(path).catch(() => undefined);
+    }
+    await this.images?.close();
+    this.images = undefined;
+    this.lock?.release();
+    this.lock = undefined;
+  }
+
+  private runtimeInfo(): RuntimeInfoSource {
+    const { config } = this;
+    const handlers = this.handlerPaths();
+    return {
+      runtimeReadiness: async (): Promise<Readiness> => {
+        const path = handlers.get(config.runtime.default_handler);
+        if (!path) {
+          return { ready: false, reason: 'NoDefaultHandler', message: `runtime.default_handler "${config.runtime.default_handler}" is not configured` };
+        }
+        try {
+          await access(path, constants.X_OK);
+          return { ready: true };
+        } catch {
+          return { ready: false, reason: 'RuntimeBinaryMissing', message: `${path} is not an executable (run make -C native)` };
+        }
+      },
+      // Pod networking arrives with the RuntimeService's sandbox calls; until then no pod can
+      // have a network and Status says so rather than pretending.
+      networkReadiness: async () => ({
+        ready: false,
+        reason: 'NetworkNotImplemented',
+        message: 'crib does not set up pod networks yet',
+      }),
+      handlerNames: () => [config.runtime.default_handler, ...[...handlers.keys()].filter((h) => h !== config.runtime.default_handler)],
+      cgroupDriver: () => config.runtime.cgroup_driver,
+      verboseInfo: async () => ({
+        version: CRIB_VERSION,
+        root: config.root,
+        state: config.state,
+        handlers: Object.fromEntries(handlers),
+        image: config.image,
+        registryHosts: Object.keys(config.registry),
+      }),
+    };
+  }
+
+  private handlerPaths(): Map<string, string> {
+    const paths = new Map<string, string>([['crib', nativeBinaries.runtime]]);
+    for (const [name, h] of Object.entries(this.config.runtime.handlers)) paths.set(name, h.path);
+    return paths;
+  }
+}

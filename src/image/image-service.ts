@@ -1,0 +1,287 @@
+// The image domain behind the CRI ImageService: pull, import, list, status, remove, fs usage.
+// It owns the content store, the snapshotter and the image records, and the leases that keep
+// an in-flight pull's blobs and snapshots safe from a concurrent RemoveImage's garbage collection.
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { CribConfig } from '../config/config.js';
+import { log } from '../log.js';
+import { Snapshotter } from '../snapshot/snapshotter.js';
+import { ContentStore } from './content-store.js';
+import { ingestImage } from './image-ingest.js';
+import { ImageStore, type ImageRecord } from './image-store.js';
+import { readImageArchive } from './image-archive.js';
+import { parseReference, type ImageReference } from './reference.js';
+import { RegistryClient, hostsConfigFromCrib, type CriAuth } from './registry/client.js';
+
+export interface ImageView extends ImageRecord {
+  /** The image config's USER ("" when unset). */
+  user: string;
+  annotations: Record<string, string>;
+  pinned: boolean;
+}
+
+export interface FsUsage {
+  mountpoint: string;
+  bytes: number;
+  inodes: number;
+}
+
+const ID_RE = /^(?:sha256:)?([0-9a-f]{12,64})$/;
+
+export class ImageService {
+  private readonly inflightPulls = new Map<string, Promise<ImageView>>();
+  /** Digests and chain ids that in-flight pulls/imports are writing; GC leaves them alone. */
+  private readonly leases = new Map<string, number>();
+  private gcRunning: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly config: CribConfig,
+    readonly content: ContentStore,
+    readonly snapshots: Snapshotter,
+    readonly records: ImageStore,
+    private readonly registry: RegistryClient,
+  ) {}
+
+  static async open(config: CribConfig): Promise<ImageService> {
+    const content = new ContentStore(config.root);
+    await content.init();
+    await content.cleanupIngest();
+    const snapshots = new Snapshotter(join(config.root, 'snapshots'));
+    await snapshots.init();
+    await snapshots.cleanupTemp();
+    const records = new ImageStore(join(config.root, 'images'));
+    await records.load();
+    const registry = new RegistryClient({
+      ...hostsConfigFromCrib(config),
+    });
+    return new ImageService(config, content, snapshots, records, registry);
+  }
+
+  async close(): Promise<void> {
+    await this.registry.close();
+  }
+
+  // ---- lookups ------------------------------------------------------------------------------
+
+  /** Find an image by id, id prefix, tag or digest reference; undefined when there is none. */
+  async find(ref: string): Promise<ImageRecord | undefined> {
+    const id = ID_RE.exec(ref);
+    if (id) {
+      const byId = this.records.findById(id[1]!);
+      if (byId) return byId;
+      // A 64-hex string can also be a repository name; fall through only if it parses as one.
+    }
+    let parsed: ImageReference;
+    try {
+      parsed = parseReference(ref);
+    } catch (err) {
+      if (id) return undefined;
+      throw err;
+    }
+    if (parsed.digest) return this.records.findByRepoDigest(`${parsed.name}@${parsed.digest}`);
+    return this.records.findByTag(`${parsed.name}:${parsed.tag ?? 'latest'}`);
+  }
+
+  async list(filter?: string): Promise<ImageView[]> {
+    if (filter !== undefined) {
+      const one = await this.find(filter);
+      return one ? [this.view(one)] : [];
+    }
+    return this.records.list().map((r) => this.view(r));
+  }
+
+  async status(ref: string): Promise<ImageView | undefined> {
+    const rec = await this.find(ref);
+    return rec ? this.view(rec) : undefined;
+  }
+
+  // ---- pull ---------------------------------------------------------------------------------
+
+  /** Pull an image; concurrent pulls of the same reference share one download. */
+  pull(refText: string, auth: CriAuth | undefined, signal?: AbortSignal): Promise<ImageView> {
+    const ref = parseReference(refText);
+    const key = ref.toString();
+    const running = this.inflightPulls.get(key);
+    if (running) return running;
+    // The shared pull is not cancelled by one caller going away: kubelet's retry will want it.
+    const p = this.doPull(ref, auth).finally(() => this.inflightPulls.delete(key));
+    this.inflightPulls.set(key, p);
+    void signal;
+    return p;
+  }
+
+  private async doPull(ref: ImageReference, auth: CriAuth | undefined): Promise<ImageView> {
+    const started = Date.now();
+    const plog = log.child({ image: ref.toString() });
+    const leased: string[] = [];
+    const lease = (what: string) => {
+      leased.push(what);
+      this.leases.set(what, (this.leases.get(what) ?? 0) + 1);
+    };
+    try {
+      const resolved = await this.registry.resolve(ref, { auth });
+      const ingested = await ingestImage(
+        { content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log: plog },
+        {
+          configDescriptor: resolved.configDescriptor,
+          layers: resolved.layers,
+          openBlob: (desc) => this.registry.openBlob(resolved, desc, { auth }),
+        },
+        { lease },
+      );
+      // The manifest (and index) are kept so the image's digests can be verified and served later.
+      await this.storeBytes(resolved.manifestDigest, resolved.manifestBytes);
+      lease(resolved.manifestDigest);
+      if (resolved.indexDigest && resolved.indexBytes) {
+        await this.storeBytes(resolved.indexDigest, resolved.indexBytes);
+        lease(resolved.indexDigest);
+      }
+      const repoDigest = `${ref.name}@${resolved.indexDigest ?? resolved.manifestDigest}`;
+      const record = await this.records.put({
+        id: resolved.configDescriptor.digest,
+        repoTags: ref.digest === undefined ? [`${ref.name}:${ref.tag ?? 'latest'}`] : [],
+        repoDigests: [repoDigest],
+        size: resolved.configDescriptor.size + resolved.layers.reduce((n, l) => n + l.size, 0),
+        configDigest: resolved.configDescriptor.digest,
+        manifestDigest: resolved.manifestDigest,
+        indexDigest: resolved.indexDigest,
+        chainId: ingested.chainIds[ingested.chainIds.length - 1] ?? '',
+        diffIds: ingested.diffIds,
+        layers: resolved.layers,
+        config: ingested.config,
+        createdAt: new Date().toISOString(),
+      });
+      plog.info({ id: record.id, ms: Date.now() - started }, 'image pulled');
+      return this.view(record);
+    } catch (err) {
+      plog.info({ err: (err as Error).message, ms: Date.now() - started }, 'image pull failed');
+      throw err;
+    } finally {
+      this.release(leased);
+      // A failed pull leaves no blob or snapshot behind that no image uses.
+      await this.collectGarbage();
+    }
+  }
+
+  // ---- import -------------------------------------------------------------------------------
+
+  /** Load every image of an OCI layout or `docker save` tar. */
+  async importArchive(path: string): Promise<ImageView[]> {
+    const leased: string[] = [];
+    const lease = (what: string) => {
+      leased.push(what);
+      this.leases.set(what, (this.leases.get(what) ?? 0) + 1);
+    };
+    const archive = await readImageArchive(path, join(this.config.root, 'tmp'));
+    try {
+      const views: ImageView[] = [];
+      for (const img of archive.images) {
+        const ingested = await ingestImage(
+          { content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log },
+          { configDescriptor: img.configDescriptor, layers: img.layers, openBlob: (d) => archive.openBlob(d) },
+          { lease },
+        );
+        if (img.manifestBytes) {
+          await this.storeBytes(img.manifestDigest, img.manifestBytes);
+          lease(img.manifestDigest);
+        }
+        const record = await this.records.put({
+          id: img.configDescriptor.digest,
+          repoTags: img.repoTags,
+          repoDigests: img.repoDigests,
+          size: img.configDescriptor.size + img.layers.reduce((n, l) => n + l.size, 0),
+          configDigest: img.configDescriptor.digest,
+          manifestDigest: img.manifestDigest,
+          chainId: ingested.chainIds[ingested.chainIds.length - 1] ?? '',
+          diffIds: ingested.diffIds,
+          layers: img.layers,
+          config: ingested.config,
+          createdAt: new Date().toISOString(),
+        });
+        views.push(this.view(record));
+      }
+      log.info({ path, images: views.map((v) => v.id) }, 'images imported');
+      return views;
+    } finally {
+      await archive.close();
+      this.release(leased);
+      await this.collectGarbage();
+    }
+  }
+
+  // ---- remove and garbage collection --------------------------------------------------------
+
+  /** Remove an image and all its tags (the CRI says so); idempotent. */
+  async remove(ref: string): Promise<void> {
+    const rec = await this.find(ref);
+    if (!rec) return;
+    await this.records.remove(rec.id);
+    log.info({ id: rec.id, tags: rec.repoTags }, 'image removed');
+    await this.collectGarbage();
+  }
+
+  /** Delete blobs and snapshots that no image record, container or in-flight pull uses. */
+  collectGarbage(): Promise<void> {
+    // Serialised: two GCs racing would both decide on stale views of the records.
+    this.gcRunning = this.gcRunning.then(async () => {
+      const keepDigests = new Set([...this.records.referencedDigests(), ...this.leases.keys()]);
+      for (const digest of await this.content.list()) {
+        if (!keepDigests.has(digest)) await this.content.delete(digest);
+      }
+      const keepChains = new Set([...this.records.referencedChainIds(), ...this.leases.keys()]);
+      await this.snapshots.gc(keepChains);
+    }).catch((err: unknown) => log.error({ err }, 'image garbage collection failed'));
+    return this.gcRunning;
+  }
+
+  async fsInfo(): Promise<{ images: FsUsage; containers: FsUsage }> {
+    const [content, snaps, active] = await Promise.all([
+      this.content.usage(),
+      this.snapshots.usage(),
+      this.snapshots.activeUsage(),
+    ]);
+    return {
+      images: { mountpoint: this.snapshots.dir, bytes: content.bytes + snaps.bytes, inodes: content.inodes + snaps.inodes },
+      containers: { mountpoint: this.snapshots.activeDir, bytes: active.bytes, inodes: active.inodes },
+    };
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  private async storeBytes(digest: string, bytes: Buffer): Promise<void> {
+    await this.content.ingest({ digest, size: bytes.length }, async () => Readable.from([bytes]));
+  }
+
+  private release(leased: string[]): void {
+    for (const what of leased) {
+      const n = (this.leases.get(what) ?? 1) - 1;
+      if (n <= 0) this.leases.delete(what);
+      else this.leases.set(what, n);
+    }
+  }
+
+  private isPinned(rec: ImageRecord): boolean {
+    const pins = this.config.image.pinned_images;
+    if (pins.length === 0) return false;
+    const names = new Set([rec.id, ...rec.repoTags, ...rec.repoDigests]);
+    return pins.some((p) => {
+      if (names.has(p)) return true;
+      try {
+        const r = parseReference(p);
+        return names.has(r.digest ? `${r.name}@${r.digest}` : `${r.name}:${r.tag ?? 'latest'}`);
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  view(rec: ImageRecord): ImageView {
+    const labels = rec.config.config?.Labels ?? {};
+    return {
+      ...rec,
+      user: rec.config.config?.User ?? '',
+      annotations: labels ?? {},
+      pinned: this.isPinned(rec),
+    };
+  }
+}

@@ -1,0 +1,92 @@
+// ImageService RPCs: validate the wire input, call the image domain, shape the CRI messages.
+import type { ImageServiceDefinition } from '../gen/runtime/v1/ImageService.js';
+import type { Image } from '../gen/runtime/v1/Image.js';
+import type { ImageSpec__Output } from '../gen/runtime/v1/ImageSpec.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { ImageService, ImageView } from '../image/image-service.js';
+import type { ServiceHandlers } from './rpc.js';
+
+/** Images go out in batches on StreamImages so no message nears gRPC's size limit. */
+const STREAM_BATCH = 100;
+
+function requiredImage(spec: ImageSpec__Output | null | undefined, rpc: string): string {
+  const image = spec?.image?.trim() ?? '';
+  if (image === '') throw new InvalidArgumentError(`${rpc}: image.image must name an image (reference, digest or id)`);
+  return image;
+}
+
+/** containerd's rule: a numeric image USER is a uid, anything else a user name. */
+function userOf(user: string): Pick<Image, 'uid' | 'username'> {
+  const name = user.split(':')[0] ?? '';
+  if (name === '') return {};
+  return /^\d+$/.test(name) ? { uid: { value: name } } : { username: name };
+}
+
+export function toCriImage(view: ImageView): Image {
+  return {
+    id: view.id,
+    repoTags: view.repoTags,
+    repoDigests: view.repoDigests,
+    // CRI requires size > 0; an image with no layers still has a config blob.
+    size: String(Math.max(1, view.size)),
+    ...userOf(view.user),
+    spec: { image: view.id, annotations: view.annotations },
+    pinned: view.pinned,
+  };
+}
+
+export function imageServiceHandlers(images: ImageService): ServiceHandlers<ImageServiceDefinition> {
+  return {
+    ListImages: async (req) => {
+      const filter = req.filter?.image?.image?.trim();
+      return { images: (await images.list(filter || undefined)).map(toCriImage) };
+    },
+
+    StreamImages: async (req, _ctx, send) => {
+      const filter = req.filter?.image?.image?.trim();
+      const all = (await images.list(filter || undefined)).map(toCriImage);
+      // The CRI asks for lists of at least one item: an empty store sends no message at all.
+      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ images: all.slice(i, i + STREAM_BATCH) });
+    },
+
+    ImageStatus: async (req) => {
+      const ref = requiredImage(req.image, 'ImageStatus');
+      const view = await images.status(ref);
+      if (!view) return { info: {} };
+      const info: Record<string, string> = {};
+      if (req.verbose) {
+        info.info = JSON.stringify({
+          imageSpec: view.config,
+          manifestDigest: view.manifestDigest,
+          chainId: view.chainId,
+          layers: view.layers,
+        });
+      }
+      return { image: toCriImage(view), info };
+    },
+
+    PullImage: async (req, ctx) => {
+      const ref = requiredImage(req.image, 'PullImage');
+      const view = await images.pull(ref, req.auth ?? undefined, ctx.signal);
+      return { imageRef: view.id };
+    },
+
+    RemoveImage: async (req) => {
+      const ref = requiredImage(req.image, 'RemoveImage');
+      await images.remove(ref);
+      return {};
+    },
+
+    ImageFsInfo: async () => {
+      const usage = await images.fsInfo();
+      const ts = String(BigInt(Date.now()) * 1_000_000n);
+      const fs = (u: { mountpoint: string; bytes: number; inodes: number }) => ({
+        timestamp: ts,
+        fsId: { mountpoint: u.mountpoint },
+        usedBytes: { value: String(u.bytes) },
+        inodesUsed: { value: String(u.inodes) },
+      });
+      return { imageFilesystems: [fs(usage.images)], containerFilesystems: [fs(usage.containers)] };
+    },
+  };
+}

@@ -1,0 +1,106 @@
+// One wrapper around every RPC: entry/exit logging, error mapping to gRPC status (errors.ts is the
+// only place that knows codes), and UNIMPLEMENTED for every method whose handler has not landed —
+// never a fake success. Handlers are plain async functions and hold no boilerplate.
+import * as grpc from '@grpc/grpc-js';
+import { CribError, UnimplementedError, toGrpcStatus } from '../errors.js';
+import { log } from '../log.js';
+
+export interface RpcContext {
+  /** Aborted when the client cancels or its deadline passes. */
+  signal: AbortSignal;
+  /** Milliseconds left before the client's deadline, if it set one. */
+  deadlineMs(): number | undefined;
+}
+
+// Request as decoded (defaults filled in) and response as we may write it, per method.
+type MethodOf<D, K extends keyof D> = D[K] extends {
+  requestDeserialize: (bytes: Buffer) => infer ReqOut;
+  responseSerialize: (value: infer Res) => Buffer;
+}
+  ? { req: ReqOut; res: Res }
+  : never;
+
+export type UnaryHandler<Req, Res> = (req: Req, ctx: RpcContext) => Promise<Res>;
+export type StreamingHandler<Req, Res> = (
+  req: Req,
+  ctx: RpcContext,
+  send: (res: Res) => void,
+) => Promise<void>;
+
+export type ServiceHandlers<D extends grpc.ServiceDefinition> = {
+  [K in keyof D]?: D[K] extends { responseStream: true }
+    ? StreamingHandler<MethodOf<D, K>['req'], MethodOf<D, K>['res']>
+    : UnaryHandler<MethodOf<D, K>['req'], MethodOf<D, K>['res']>;
+};
+
+function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): RpcContext {
+  const controller = new AbortController();
+  call.on('cancelled', () => controller.abort(new Error('the client cancelled the call')));
+  const deadline = call.getDeadline();
+  const deadlineAt = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+  return {
+    signal: controller.signal,
+    deadlineMs: () => (deadlineAt === undefined ? undefined : Math.max(0, deadlineAt - Date.now())),
+  };
+}
+
+function logFailure(method: string, err: unknown, ms: number): void {
+  if (err instanceof CribError) {
+    log.info({ method, ms, code: grpc.status[err.grpcCode], err: err.message }, 'rpc failed');
+  } else {
+    log.error({ method, ms, err }, 'rpc failed with an unexpected error');
+  }
+}
+
+/** A full implementation of a service: every method answers, implemented or UNIMPLEMENTED. */
+export function implementService<D extends grpc.ServiceDefinition>(
+  serviceName: string,
+  definition: D,
+  handlers: ServiceHandlers<D>,
+): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const rpc = `${serviceName}/${name}`;
+    const handler = (handlers as Record<string, unknown>)[name] as
+      | UnaryHandler<unknown, unknown>
+      | StreamingHandler<unknown, unknown>
+      | undefined;
+    const run =
+      handler ??
+      (async () => {
+        throw new UnimplementedError(`crib does not implement ${rpc} yet`);
+      });
+    if (method.responseStream) {
+      impl[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const started = Date.now();
+        (run as StreamingHandler<unknown, unknown>)(call.request, contextOf(call), (res) => call.write(res)).then(
+          () => {
+            log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
+            call.end();
+          },
+          (err: unknown) => {
+            logFailure(rpc, err, Date.now() - started);
+            const { code, details } = toGrpcStatus(err);
+            call.destroy(Object.assign(new Error(details), { code, details }));
+          },
+        );
+      };
+    } else {
+      impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const started = Date.now();
+        (run as UnaryHandler<unknown, unknown>)(call.request, contextOf(call)).then(
+          (res) => {
+            log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
+            callback(null, res);
+          },
+          (err: unknown) => {
+            logFailure(rpc, err, Date.now() - started);
+            const { code, details } = toGrpcStatus(err);
+            callback({ code, details, name: 'Error', message: details });
+          },
+        );
+      };
+    }
+  }
+  return impl;
+}

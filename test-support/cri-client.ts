@@ -1,0 +1,52 @@
+// A CRI client for tests and benchmarks, speaking gRPC over the unix socket the way kubelet and
+// crictl do. Methods are promisified: `await cri.runtime.Version({})`.
+import * as grpc from '@grpc/grpc-js';
+import { criProto } from '../src/server/cri-proto.js';
+
+type Unary = (req: unknown, opts?: grpc.CallOptions) => Promise<any>;
+type Streaming = (req: unknown) => Promise<any[]>;
+
+export interface CriClient {
+  runtime: Record<string, Unary & Streaming>;
+  image: Record<string, Unary & Streaming>;
+  close(): void;
+}
+
+function promisify(client: grpc.Client, service: grpc.ServiceDefinition): Record<string, Unary & Streaming> {
+  const out: Record<string, Unary & Streaming> = {};
+  for (const [name, def] of Object.entries(service)) {
+    const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!.bind(client);
+    out[name] = (def.responseStream
+      ? (req: unknown) =>
+          new Promise<any[]>((resolve, reject) => {
+            const items: any[] = [];
+            const stream = fn(req) as grpc.ClientReadableStream<unknown>;
+            stream.on('data', (d) => items.push(d));
+            stream.on('error', reject);
+            stream.on('end', () => resolve(items));
+          })
+      : (req: unknown, opts: grpc.CallOptions = {}) =>
+          new Promise((resolve, reject) =>
+            fn(req, new grpc.Metadata(), opts, (err: grpc.ServiceError | null, res: unknown) =>
+              err ? reject(err) : resolve(res),
+            ),
+          )) as Unary & Streaming;
+  }
+  return out;
+}
+
+export function criClient(address: string): CriClient {
+  const v1 = criProto().runtime.v1;
+  const target = address.startsWith('unix:') ? address : `unix://${address}`;
+  const creds = grpc.credentials.createInsecure();
+  const rt = new v1.RuntimeService(target, creds);
+  const im = new v1.ImageService(target, creds);
+  return {
+    runtime: promisify(rt, v1.RuntimeService.service),
+    image: promisify(im, v1.ImageService.service),
+    close() {
+      rt.close();
+      im.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+// Runs a real crib daemon (dist/cli.js, built by `npm run build`) in a private root, state dir and
+// socket, for end-to-end tests. Each daemon is stopped by pid and its dirs removed by stop().
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { criClient, type CriClient } from './cri-client.js';
+
+export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+export interface TestDaemon {
+  dir: string;
+  root: string;
+  state: string;
+  socket: string;
+  configPath: string;
+  proc: ChildProcess;
+  cri: CriClient;
+  /** Everything the daemon wrote to stderr/stdout so far (JSON log lines). */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** stop(), then remove the dirs. */
+  cleanup(): Promise<void>;
+}
+
+export interface DaemonOptions {
+  /** Extra TOML appended to the generated config. */
+  toml?: string;
+  /** Reuse a root/state from an earlier daemon (restart tests). */
+  dir?: string;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function spawnDaemon(args: string[]): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  const proc = spawn(process.execPath, [CLI, 'daemon', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, output: () => out, exited };
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon> {
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'crib-e2e-')));
+  const root = join(dir, 'root');
+  const state = join(dir, 'state');
+  const socket = join(dir, 'crib.sock');
+  const configPath = join(dir, 'config.toml');
+  await writeFile(
+    configPath,
+    `root = "${root}"\nstate = "${state}"\nlog_level = "debug"\n[grpc]\naddress = "unix://${socket}"\n${opts.toml ?? ''}\n`,
+  );
+  const { proc, output, exited } = spawnDaemon(['--config', configPath]);
+  let exitCode: number | null | undefined;
+  void exited.then((c) => (exitCode = c));
+  const cri = criClient(socket);
+  await waitFor(`crib daemon on ${socket}`, async () => {
+    if (exitCode !== undefined) throw new Error(`daemon exited with ${exitCode}:\n${output()}`);
+    await cri.runtime.Version({}, { deadline: Date.now() + 1000 });
+    return true;
+  });
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    cri.close();
+    if (exitCode === undefined) proc.kill(signal);
+    return exited;
+  };
+  return {
+    dir, root, state, socket, configPath, proc, cri, output, stop,
+    cleanup: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
