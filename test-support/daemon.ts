@@ -2,7 +2,7 @@
 // socket, for end-to-end tests. Each daemon is stopped by pid and its dirs removed by stop().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +59,7 @@ export function spawnDaemon(args: string[]): { proc: ChildProcess; output: () =>
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'crib-e2e-')));
+  await mkdir(dir, { recursive: true });
   const root = join(dir, 'root');
   const state = join(dir, 'state');
   const socket = join(dir, 'crib.sock');

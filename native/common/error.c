@@ -18,13 +18,21 @@ int crib_fail(crib_err *err, int errnum, const char *fmt, ...) {
 
 int crib_err_wrap(crib_err *err, const char *fmt, ...) {
   char prefix[512];
-  char old[sizeof err->msg];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  int n = vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
-  memcpy(old, err->msg, sizeof old);
-  snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+  if (n < 0) return -1;
+  size_t plen = strnlen(prefix, sizeof prefix - 1);
+  size_t olen = strnlen(err->msg, sizeof err->msg - 1);
+  /* "<prefix>: <old>", cutting the old message's tail when the whole does not fit. */
+  if (plen + 2 >= sizeof err->msg) return -1;
+  if (plen + 2 + olen >= sizeof err->msg) olen = sizeof err->msg - plen - 3;
+  memmove(err->msg + plen + 2, err->msg, olen);
+  memcpy(err->msg, prefix, plen);
+  err->msg[plen] = ':';
+  err->msg[plen + 1] = ' ';
+  err->msg[plen + 2 + olen] = '\0';
   return -1;
 }
 

@@ -1,7 +1,6 @@
 // The parts of an OCI image config (application/vnd.oci.image.config.v1+json and Docker's
 // equivalent) that crib reads, with validation: an image whose config lies about its layers
 // must fail the pull, not fail a container later.
-import { createHash } from 'node:crypto';
 import { DataLossError } from '../errors.js';
 
 export interface ImageConfig {
@@ -42,12 +41,3 @@ export function parseImageConfig(bytes: Buffer, digest: string, layerCount: numb
   return parsed;
 }
 
-/** OCI chain IDs: chain(L0) = diff(L0); chain(Ln) = sha256(chain(Ln-1) + " " + diff(Ln)). */
-export function chainIds(diffIds: string[]): string[] {
-  const out: string[] = [];
-  for (const diff of diffIds) {
-    const parent = out[out.length - 1];
-    out.push(parent === undefined ? diff : `sha256:${createHash('sha256').update(`${parent} ${diff}`).digest('hex')}`);
-  }
-  return out;
-}

@@ -7,7 +7,8 @@ import { DataLossError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ContentStore } from './content-store.js';
-import { chainIds, parseImageConfig, type ImageConfig } from './image-config.js';
+import { chainIds } from '../snapshot/chain-id.js';
+import { parseImageConfig, type ImageConfig } from './image-config.js';
 import type { Descriptor } from './registry/types.js';
 import { unpackLayer } from './unpack/unpack-layer.js';
 
@@ -73,22 +74,41 @@ export async function ingestImage(
   source.layers.forEach((l) => opts.lease(l.digest));
 
   // One failing layer stops the others: their downloads are aborted rather than left running.
+  // Downloads run in parallel; each layer commits once its parent has (a snapshot names its
+  // parent), so unpacking overlaps the downloads still under way.
   const failFast = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, failFast.signal]) : failFast.signal;
+  const committed: Promise<void>[] = [];
+  const settle: ((err?: unknown) => void)[] = [];
+  for (let i = 0; i < chains.length; i++) {
+    committed.push(new Promise<void>((resolve, reject) => {
+      settle.push((err?: unknown) => (err === undefined ? resolve() : reject(err)));
+    }));
+    committed[i]!.catch(() => undefined);
+  }
   await boundedAll(source.layers, deps.concurrency, failFast, signal, async (layer, i) => {
-    const chainId = chains[i]!;
-    if (await snapshots.has(chainId)) return;
-    const started = Date.now();
-    const blobPath = await content.ingest(layer, () => source.openBlob(layer), { signal });
-    await snapshots.ensureLayer(chainId, i === 0 ? undefined : chains[i - 1], async (dir) => {
-      const { diffId } = await unpackLayer(blobPath, dir, { signal });
-      if (diffId !== diffIds[i]) {
-        throw new DataLossError(
-          `layer ${layer.digest} unpacks to ${diffId}, but the image config says diff_id ${diffIds[i]}`,
-        );
+    try {
+      const chainId = chains[i]!;
+      if (!snapshots.has(chainId)) {
+        const started = Date.now();
+        const blobPath = await content.ingest(layer, () => source.openBlob(layer), { signal });
+        if (i > 0) await committed[i - 1];
+        await snapshots.ensureLayer(chainId, i === 0 ? undefined : chains[i - 1], async (dir) => {
+          const { diffId } = await unpackLayer(blobPath, dir, { signal });
+          if (diffId !== diffIds[i]) {
+            throw new DataLossError(
+              `layer ${layer.digest} unpacks to ${diffId}, but the image config says diff_id ${diffIds[i]}`,
+            );
+          }
+          return { diffId };
+        });
+        deps.log.debug({ layer: layer.digest, size: layer.size, ms: Date.now() - started }, 'layer ready');
       }
-    });
-    deps.log.debug({ layer: layer.digest, size: layer.size, ms: Date.now() - started }, 'layer ready');
+      settle[i]!();
+    } catch (err) {
+      settle[i]!(err);
+      throw err;
+    }
   });
   return { config, configBytes, diffIds, chainIds: chains };
 }

@@ -6,8 +6,10 @@ import { Readable } from 'node:stream';
 import type { CribConfig } from '../config/config.js';
 import { log } from '../log.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
+import { diskUsage } from '../sys/disk-usage.js';
 import { ContentStore } from './content-store.js';
 import { ingestImage } from './image-ingest.js';
+import type { ImageConfig } from './image-config.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
 import { readImageArchive } from './image-archive.js';
 import { parseReference, type ImageReference } from './reference.js';
@@ -46,8 +48,8 @@ export class ImageService {
     const content = new ContentStore(config.root);
     await content.init();
     await content.cleanupIngest();
-    const snapshots = new Snapshotter(join(config.root, 'snapshots'));
-    await snapshots.init();
+    const snapshots = new Snapshotter(config.root);
+    await snapshots.load();
     await snapshots.cleanupTemp();
     const records = new ImageStore(join(config.root, 'images'));
     await records.load();
@@ -65,21 +67,33 @@ export class ImageService {
 
   /** Find an image by id, id prefix, tag or digest reference; undefined when there is none. */
   async find(ref: string): Promise<ImageRecord | undefined> {
-    const id = ID_RE.exec(ref);
-    if (id) {
-      const byId = this.records.findById(id[1]!);
+    if (ID_RE.test(ref)) {
+      const byId = this.records.resolve(ref);
       if (byId) return byId;
-      // A 64-hex string can also be a repository name; fall through only if it parses as one.
     }
     let parsed: ImageReference;
     try {
       parsed = parseReference(ref);
     } catch (err) {
-      if (id) return undefined;
+      // A bare hex id that matched nothing is simply absent, not malformed.
+      if (ID_RE.test(ref)) return undefined;
       throw err;
     }
-    if (parsed.digest) return this.records.findByRepoDigest(`${parsed.name}@${parsed.digest}`);
-    return this.records.findByTag(`${parsed.name}:${parsed.tag ?? 'latest'}`);
+    return this.records.resolve(parsed.digest ? `${parsed.name}@${parsed.digest}` : `${parsed.name}:${parsed.tag ?? 'latest'}`);
+  }
+
+  /** Store a record, keeping the tags and digests an earlier pull of the same image gave it. */
+  private async save(rec: Omit<ImageRecord, 'pinned'>): Promise<ImageRecord> {
+    const old = this.records.get(rec.id);
+    const merged: ImageRecord = {
+      ...rec,
+      repoTags: [...new Set([...(old?.repoTags ?? []), ...rec.repoTags])],
+      repoDigests: [...new Set([...(old?.repoDigests ?? []), ...rec.repoDigests])],
+      pinned: old?.pinned ?? false,
+      createdAt: old?.createdAt ?? rec.createdAt,
+    };
+    await this.records.put(merged);
+    return this.records.get(rec.id) ?? merged;
   }
 
   async list(filter?: string): Promise<ImageView[]> {
@@ -132,20 +146,15 @@ export class ImageService {
       // The manifest (and index) are kept so the image's digests can be verified and served later.
       await this.storeBytes(resolved.manifestDigest, resolved.manifestBytes);
       lease(resolved.manifestDigest);
-      if (resolved.indexDigest && resolved.indexBytes) {
-        await this.storeBytes(resolved.indexDigest, resolved.indexBytes);
-        lease(resolved.indexDigest);
-      }
       const repoDigest = `${ref.name}@${resolved.indexDigest ?? resolved.manifestDigest}`;
-      const record = await this.records.put({
+      const record = await this.save({
         id: resolved.configDescriptor.digest,
         repoTags: ref.digest === undefined ? [`${ref.name}:${ref.tag ?? 'latest'}`] : [],
         repoDigests: [repoDigest],
         size: resolved.configDescriptor.size + resolved.layers.reduce((n, l) => n + l.size, 0),
         configDigest: resolved.configDescriptor.digest,
         manifestDigest: resolved.manifestDigest,
-        indexDigest: resolved.indexDigest,
-        chainId: ingested.chainIds[ingested.chainIds.length - 1] ?? '',
+        chainId: ingested.chainIds[ingested.chainIds.length - 1],
         diffIds: ingested.diffIds,
         layers: resolved.layers,
         config: ingested.config,
@@ -185,14 +194,14 @@ export class ImageService {
           await this.storeBytes(img.manifestDigest, img.manifestBytes);
           lease(img.manifestDigest);
         }
-        const record = await this.records.put({
+        const record = await this.save({
           id: img.configDescriptor.digest,
           repoTags: img.repoTags,
           repoDigests: img.repoDigests,
           size: img.configDescriptor.size + img.layers.reduce((n, l) => n + l.size, 0),
           configDigest: img.configDescriptor.digest,
           manifestDigest: img.manifestDigest,
-          chainId: ingested.chainIds[ingested.chainIds.length - 1] ?? '',
+          chainId: ingested.chainIds[ingested.chainIds.length - 1],
           diffIds: ingested.diffIds,
           layers: img.layers,
           config: ingested.config,
@@ -238,15 +247,25 @@ export class ImageService {
     const [content, snaps, active] = await Promise.all([
       this.content.usage(),
       this.snapshots.usage(),
-      this.snapshots.activeUsage(),
+      diskUsage(this.activeDir()),
     ]);
+    // Snapshot usage covers the containers' writable layers too; report those separately.
     return {
-      images: { mountpoint: this.snapshots.dir, bytes: content.bytes + snaps.bytes, inodes: content.inodes + snaps.inodes },
-      containers: { mountpoint: this.snapshots.activeDir, bytes: active.bytes, inodes: active.inodes },
+      images: {
+        mountpoint: this.snapshots.dir,
+        bytes: content.bytes + snaps.bytes - active.bytes,
+        inodes: content.inodes + snaps.inodes - active.inodes,
+      },
+      containers: { mountpoint: this.activeDir(), bytes: active.bytes, inodes: active.inodes },
     };
   }
 
   // ---- helpers ------------------------------------------------------------------------------
+
+  /** Where the snapshotter keeps containers' writable layers. */
+  private activeDir(): string {
+    return join(this.snapshots.dir, 'active');
+  }
 
   private async storeBytes(digest: string, bytes: Buffer): Promise<void> {
     await this.content.ingest({ digest, size: bytes.length }, async () => Readable.from([bytes]));
@@ -276,12 +295,12 @@ export class ImageService {
   }
 
   view(rec: ImageRecord): ImageView {
-    const labels = rec.config.config?.Labels ?? {};
+    const config = rec.config as ImageConfig;
     return {
       ...rec,
-      user: rec.config.config?.User ?? '',
-      annotations: labels ?? {},
-      pinned: this.isPinned(rec),
+      user: config.config?.User ?? '',
+      annotations: config.config?.Labels ?? {},
+      pinned: rec.pinned || this.isPinned(rec),
     };
   }
 }

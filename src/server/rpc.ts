@@ -27,8 +27,12 @@ export type StreamingHandler<Req, Res> = (
   send: (res: Res) => void,
 ) => Promise<void>;
 
+// The generated definitions type responseStream as plain boolean, so the CRI's server-streaming
+// methods are told apart by name (all are Stream*, plus GetContainerEvents).
+type StreamingName = `Stream${string}` | 'GetContainerEvents';
+
 export type ServiceHandlers<D extends grpc.ServiceDefinition> = {
-  [K in keyof D]?: D[K] extends { responseStream: true }
+  [K in keyof D as string extends K ? never : K]?: K extends StreamingName
     ? StreamingHandler<MethodOf<D, K>['req'], MethodOf<D, K>['res']>
     : UnaryHandler<MethodOf<D, K>['req'], MethodOf<D, K>['res']>;
 };

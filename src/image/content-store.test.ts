@@ -1,0 +1,128 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataLossError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { sha256 } from '../../test-support/tar-fixtures.js';
+import { ContentStore } from './content-store.js';
+
+let root: string;
+let store: ContentStore;
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), `crib-content-${process.pid}-`));
+  store = new ContentStore(root);
+  await store.init();
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A stream that yields `data` in small pieces across event-loop turns, like a download. */
+function slowStream(data: Buffer, piece = 1024): Readable {
+  let off = 0;
+  return new Readable({
+    read() {
+      setImmediate(() => {
+        if (off >= data.length) {
+          this.push(null);
+          return;
+        }
+        this.push(data.subarray(off, off + piece));
+        off += piece;
+      });
+    },
+  });
+}
+
+function ingestDirEmpty(): boolean {
+  return readdirSync(join(root, 'content', 'ingest')).length === 0;
+}
+
+describe('ContentStore', () => {
+  it('ingests a blob, verifies it and serves it back', async () => {
+    const data = Buffer.from('hello content store'.repeat(1000));
+    const digest = sha256(data);
+    const progress: number[] = [];
+    const path = await store.ingest({ digest, size: data.length }, async () => slowStream(data),
+      { onProgress: (n) => progress.push(n) });
+    expect(path).toBe(join(root, 'content', 'sha256', digest.slice(7)));
+    expect(readFileSync(path)).toEqual(data);
+    expect(progress[progress.length - 1]).toBe(data.length);
+    expect(await store.has(digest)).toBe(true);
+    expect(await store.readBytes(digest)).toEqual(data);
+    expect(await store.list()).toContain(digest);
+    // Already present: returns at once without opening anything.
+    await store.ingest({ digest, size: data.length }, async () => {
+      throw new Error('must not be called');
+    });
+    expect(ingestDirEmpty()).toBe(true);
+  });
+
+  it('rejects a digest mismatch with DataLossError and keeps nothing', async () => {
+    const data = Buffer.from('the real bytes');
+    const claimed = sha256('other bytes');
+    const err = await store.ingest({ digest: claimed, size: data.length }, async () => Readable.from([data]))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DataLossError);
+    expect((err as Error).message).toContain(claimed);
+    expect((err as Error).message).toContain(sha256(data));
+    expect(await store.has(claimed)).toBe(false);
+    expect(ingestDirEmpty()).toBe(true);
+  });
+
+  it('rejects short and long bodies with DataLossError naming expected and got sizes', async () => {
+    const data = Buffer.from('0123456789');
+    const digest = sha256(data);
+    const short = await store.ingest({ digest, size: 11 }, async () => Readable.from([data])).catch((e: unknown) => e);
+    expect(short).toBeInstanceOf(DataLossError);
+    expect((short as Error).message).toMatch(/expected 11 bytes, got 10/);
+    const long = await store.ingest({ digest, size: 5 }, async () => Readable.from([data])).catch((e: unknown) => e);
+    expect(long).toBeInstanceOf(DataLossError);
+    expect((long as Error).message).toMatch(/expected 5 bytes/);
+    expect(await store.has(digest)).toBe(false);
+    expect(ingestDirEmpty()).toBe(true);
+  });
+
+  it('shares one download between concurrent ingests of a digest', async () => {
+    const data = Buffer.alloc(256 * 1024, 9);
+    const digest = sha256(data);
+    let opens = 0;
+    const open = async (): Promise<Readable> => {
+      opens += 1;
+      return slowStream(data, 4096);
+    };
+    const paths = await Promise.all([1, 2, 3, 4].map(() => store.ingest({ digest, size: data.length }, open)));
+    expect(opens).toBe(1);
+    expect(new Set(paths).size).toBe(1);
+    expect(readFileSync(paths[0]!)).toEqual(data);
+  });
+
+  it('stops on abort and removes the partial file', async () => {
+    const data = Buffer.alloc(1024 * 1024, 3);
+    const ac = new AbortController();
+    const p = store.ingest({ digest: sha256(data), size: data.length }, async () => slowStream(data, 1024),
+      { signal: ac.signal, onProgress: (n) => { if (n > 10_000) ac.abort(); } });
+    await expect(p).rejects.toThrow(/abort/i);
+    expect(await store.has(sha256(data))).toBe(false);
+    expect(ingestDirEmpty()).toBe(true);
+  });
+
+  it('validates digests, deletes blobs, cleans leftover ingests and reports usage', async () => {
+    await expect(store.ingest({ digest: 'sha256:xyz', size: 1 }, async () => Readable.from([]))).rejects
+      .toBeInstanceOf(InvalidArgumentError);
+    expect(() => store.path('md5:00')).toThrow(InvalidArgumentError);
+    const data = Buffer.from('to delete');
+    const digest = sha256(data);
+    await store.ingest({ digest, size: data.length }, async () => Readable.from([data]));
+    const before = await store.usage();
+    expect(before.inodes).toBeGreaterThanOrEqual(3);
+    expect(await store.delete(digest)).toBe(true);
+    expect(await store.delete(digest)).toBe(false);
+    await expect(store.readBytes(digest)).rejects.toBeInstanceOf(NotFoundError);
+
+    writeFileSync(join(root, 'content', 'ingest', 'leftover-1'), 'partial');
+    writeFileSync(join(root, 'content', 'ingest', 'leftover-2'), 'partial');
+    expect(await store.cleanupIngest()).toBe(2);
+    expect(ingestDirEmpty()).toBe(true);
+    expect(existsSync(join(root, 'content', 'sha256'))).toBe(true);
+  });
+});

@@ -1,0 +1,151 @@
+// A blob download that survives flaky networks. Connection resets and truncated bodies are
+// resumed from the byte reached with `Range: bytes=N-` (or, when the server ignores Range, by
+// downloading again and skipping what was already delivered), up to a retry budget. A body that
+// stops moving for progressTimeoutMs is a stalled pull and fails with DeadlineExceeded; time the
+// consumer spends not reading (backpressure) is not counted as a stall.
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CribError, DeadlineExceededError, UnavailableError } from '../../errors.js';
+import { log } from '../../log.js';
+import { describeNetworkError, isAbortError } from './registry-errors.js';
+
+/** A response body to read from, and how many leading bytes of it to drop. */
+export interface OpenedBody {
+  body: Readable;
+  skip: number;
+}
+
+export interface BlobStreamOptions {
+  digest: string;
+  /** Expected size, when known: a body ending short of it is resumed, not accepted. */
+  size?: number;
+  /** Bytes already delivered before this stream's first byte (a resumed ingest). */
+  offset: number;
+  retries: number;
+  backoffMs: number;
+  progressTimeoutMs: number;
+  signal?: AbortSignal;
+  /** Open the blob again from `offset` (with Range), throwing a CribError when it cannot. */
+  reopen(offset: number): Promise<OpenedBody>;
+}
+
+class StallError extends Error {}
+
+export class ResumableBlobStream extends Readable {
+  private current: Readable | undefined;
+  private delivered: number;
+  private wantMore: (() => void) | undefined;
+  private stopped = false;
+  /** How many times the download was resumed after a failure (for callers' metrics). */
+  resumes = 0;
+
+  constructor(first: OpenedBody, private readonly opts: BlobStreamOptions) {
+    super({ highWaterMark: 1 << 20 });
+    this.delivered = opts.offset;
+    void this.pump(first);
+  }
+
+  override _read(): void {
+    const wake = this.wantMore;
+    this.wantMore = undefined;
+    wake?.();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.stopped = true;
+    this.current?.destroy();
+    this._read();
+    callback(err);
+  }
+
+  private async pump(first: OpenedBody): Promise<void> {
+    let opened: OpenedBody = first;
+    for (;;) {
+      try {
+        await this.copy(opened);
+        if (this.stopped) return;
+        const { size } = this.opts;
+        if (size !== undefined && this.delivered < size) {
+          throw Object.assign(new Error(`body ended after ${this.delivered} of ${size} bytes`), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
+        }
+        this.push(null);
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        const failure = this.classify(err);
+        if (failure) {
+          this.destroy(failure);
+          return;
+        }
+        this.resumes++;
+        log.warn({ digest: this.opts.digest, offset: this.delivered, resume: this.resumes, err: describeNetworkError(err) },
+          'blob download interrupted; resuming');
+        try {
+          await sleep(this.opts.backoffMs * 2 ** (this.resumes - 1), undefined, { signal: this.opts.signal });
+          opened = await this.opts.reopen(this.delivered);
+        } catch (reopenErr) {
+          if (!this.stopped) this.destroy(reopenErr instanceof Error ? reopenErr : new Error(String(reopenErr)));
+          return;
+        }
+        if (this.stopped) {
+          opened.body.destroy();
+          return;
+        }
+      }
+    }
+  }
+
+  /** The error that ends the stream, or undefined when the failure is worth a resume. */
+  private classify(err: unknown): Error | undefined {
+    const secs = (this.opts.progressTimeoutMs / 1000).toFixed(1).replace(/\.0$/, '');
+    if (err instanceof StallError) {
+      return new DeadlineExceededError(
+        `pull of layer ${this.opts.digest} stalled: no bytes for ${secs}s after ${this.delivered} bytes` +
+        ' (the registry or the network stopped sending; raise image.pull_progress_timeout if the link is this slow)');
+    }
+    if (isAbortError(err, this.opts.signal)) return err instanceof Error ? err : new Error(String(err));
+    if (err instanceof CribError) return err;
+    if (this.resumes >= this.opts.retries) {
+      return new UnavailableError(`pull of layer ${this.opts.digest} failed after ${this.resumes + 1} attempts at ${this.delivered} bytes: ${describeNetworkError(err)}`);
+    }
+    return undefined;
+  }
+
+  /** Copy one response body into this stream, watching for stalls. */
+  private async copy({ body, skip }: OpenedBody): Promise<void> {
+    this.current = body;
+    const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let toSkip = skip;
+    // One watchdog per body, re-armed as bytes arrive (a timer per chunk costs real throughput);
+    // it stands down while the consumer applies backpressure.
+    let waitingForConsumer = false;
+    const watchdog = setTimeout(() => {
+      if (!waitingForConsumer) body.destroy(new StallError());
+    }, this.opts.progressTimeoutMs);
+    try {
+      for (;;) {
+        const next = await it.next();
+        if (next.done || this.stopped) return;
+        watchdog.refresh();
+        let chunk = next.value;
+        if (toSkip > 0) {
+          const drop = Math.min(toSkip, chunk.length);
+          toSkip -= drop;
+          chunk = chunk.subarray(drop);
+          if (chunk.length === 0) continue;
+        }
+        this.delivered += chunk.length;
+        if (!this.push(chunk)) {
+          waitingForConsumer = true;
+          await new Promise<void>((resolve) => (this.wantMore = resolve));
+          waitingForConsumer = false;
+          watchdog.refresh();
+        }
+      }
+    } finally {
+      clearTimeout(watchdog);
+      if (this.current === body) this.current = undefined;
+      body.destroy();
+    }
+  }
+}

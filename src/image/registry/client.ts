@@ -1,0 +1,267 @@
+// The OCI distribution (v2) client the image service pulls with. `resolve` turns a reference into
+// the exact image manifest for this platform (following an index or manifest list), `openBlob`
+// streams a layer or config blob, `fetchConfig` returns the config verified by digest. Every
+// request tries the configured mirrors in order, then the registry itself.
+//
+//   const client = new RegistryClient(hostsConfigFromCrib(config));
+//   const image = await client.resolve(parseReference('busybox'), { auth });
+//   const config = await client.fetchConfig(image, { auth });
+//   for (const layer of image.layers) pipe(await client.openBlob(image, layer, { auth }), store);
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { CribError, DataLossError, FailedPreconditionError, InvalidArgumentError, UnavailableError } from '../../errors.js';
+import { log } from '../../log.js';
+import type { ImageReference } from '../reference.js';
+import { credentialsFrom, type Credentials } from './auth.js';
+import { ResumableBlobStream, type OpenedBody } from './blob-stream.js';
+import { endpointsFor, hostOptions, withDefaults, type RegistryHostsConfig, type ResolvedHostsConfig } from './hosts.js';
+import { parseManifest, sha256Digest, verifyDigest } from './manifest.js';
+import { hostPlatform, selectManifest } from './platform.js';
+import { errorForResponse } from './registry-errors.js';
+import { RegistryTransport } from './registry-transport.js';
+import {
+  INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType, type CriAuth, type Descriptor, type Endpoint,
+  type Platform, type RequestOptions, type ResolvedImage,
+} from './types.js';
+
+export * from './types.js';
+export type { RegistryHostsConfig, RegistryHostOptions, RegistryAuthConfig } from './hosts.js';
+export { hostsConfigFromCrib } from './hosts.js';
+
+const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest].join(', ');
+const MAX_MANIFEST_BYTES = 4 << 20;
+const MAX_CONFIG_BYTES = 32 << 20;
+
+export interface ResolveOptions extends RequestOptions {
+  /** The platform to select from an index (default: this host's). */
+  platform?: Platform;
+}
+
+/** Where a blob comes from: a resolved image, or just its reference (endpoint order from config). */
+export interface BlobSource {
+  ref: ImageReference;
+  endpoint?: Endpoint;
+}
+
+export interface OpenBlobOptions extends RequestOptions {
+  /** Start at this byte (resuming a partial download kept by the caller). */
+  offset?: number;
+}
+
+export class RegistryClient {
+  readonly config: ResolvedHostsConfig;
+  private readonly transport: RegistryTransport;
+
+  constructor(config: RegistryHostsConfig = {}) {
+    this.config = withDefaults(config);
+    this.transport = new RegistryTransport(this.config);
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+
+  /** The manifest of `ref` for the wanted platform, fetched and verified. */
+  async resolve(ref: ImageReference, opts: ResolveOptions = {}): Promise<ResolvedImage> {
+    const image = ref.toString();
+    const reference = ref.digest ?? ref.tag;
+    if (reference === undefined) throw new InvalidArgumentError(`image reference "${image}" has neither tag nor digest`);
+    const endpoints = endpointsFor(this.config, ref.domain);
+    const top = await this.eachEndpoint(endpoints, `image "${image}"`, (ep) => this.fetchManifest(ep, ref, reference, opts));
+    let parsed = parseManifest(top.bytes, top.contentType, image);
+    if (parsed.kind === 'manifest') {
+      return this.resolved(ref, top.endpoint, top.digest, parsed.mediaType, parsed.manifest, top.bytes);
+    }
+    const platform = opts.platform ?? hostPlatform();
+    const chosen = selectManifest(parsed.index.manifests, platform, image);
+    if (INDEX_MEDIA_TYPES.includes(chosen.mediaType)) {
+      throw new FailedPreconditionError(`image "${image}": the index entry for ${chosen.digest} is itself an index; nested indexes are not supported`);
+    }
+    if (!MANIFEST_MEDIA_TYPES.includes(chosen.mediaType)) {
+      throw new FailedPreconditionError(`image "${image}": the index entry for this platform has unsupported media type "${chosen.mediaType}"`);
+    }
+    // The platform manifest comes from the endpoint that served the index, then any other.
+    const rest = [top.endpoint, ...endpoints.filter((e) => e !== top.endpoint)];
+    const child = await this.eachEndpoint(rest, `image "${image}"`, (ep) => this.fetchManifest(ep, ref, chosen.digest, opts));
+    if (child.bytes.length !== chosen.size) {
+      throw new DataLossError(`image "${image}": manifest ${chosen.digest} is ${child.bytes.length} bytes, the index says ${chosen.size}`);
+    }
+    parsed = parseManifest(child.bytes, child.contentType ?? chosen.mediaType, image);
+    if (parsed.kind !== 'manifest') {
+      throw new FailedPreconditionError(`image "${image}": the manifest for this platform (${chosen.digest}) is an index, not an image manifest`);
+    }
+    const resolved = this.resolved(ref, child.endpoint, chosen.digest, parsed.mediaType, parsed.manifest, child.bytes);
+    resolved.indexDigest = top.digest;
+    resolved.indexBytes = top.bytes;
+    resolved.platform = chosen.platform;
+    return resolved;
+  }
+
+  private resolved(ref: ImageReference, endpoint: Endpoint, digest: string, mediaType: string, manifest: ResolvedImage['manifest'], bytes: Buffer): ResolvedImage {
+    return {
+      ref, endpoint, manifestDigest: digest, mediaType, manifest, manifestBytes: bytes,
+      configDescriptor: manifest.config, layers: manifest.layers,
+    };
+  }
+
+  /**
+   * A stream of the blob's bytes. Throws (NotFound, Unauthenticated, Unavailable…) when no
+   * endpoint serves it; once streaming, interruptions are resumed and stalls fail the stream with
+   * DeadlineExceeded. The bytes are not verified here: that is the content store's job.
+   */
+  async openBlob(source: BlobSource, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<ResumableBlobStream> {
+    const endpoints = this.blobEndpoints(source);
+    const creds = this.credentialsFor(source.ref.domain, opts.auth);
+    let preferred = endpoints[0]!;
+    const open = async (offset: number): Promise<OpenedBody> => {
+      const order = [preferred, ...endpoints.filter((e) => e !== preferred)];
+      return this.eachEndpoint(order, `layer ${desc.digest}`, async (ep) => {
+        const opened = await this.requestBlob(ep, source.ref, desc, offset, creds(ep), opts.signal);
+        preferred = ep;
+        return opened;
+      });
+    };
+    const first = await open(opts.offset ?? 0);
+    return new ResumableBlobStream(first, {
+      digest: desc.digest,
+      size: desc.size,
+      offset: opts.offset ?? 0,
+      retries: this.config.retries,
+      backoffMs: this.config.backoffMs,
+      progressTimeoutMs: this.config.progressTimeoutMs,
+      signal: opts.signal,
+      reopen: open,
+    });
+  }
+
+  /** The image config JSON, verified against its descriptor's digest and size. */
+  async fetchConfig(resolved: ResolvedImage, opts: RequestOptions = {}): Promise<Buffer> {
+    const desc = resolved.configDescriptor;
+    if (desc.size > MAX_CONFIG_BYTES) {
+      throw new FailedPreconditionError(`image "${resolved.ref}": config blob of ${desc.size} bytes is larger than ${MAX_CONFIG_BYTES}`);
+    }
+    const stream = await this.openBlob(resolved, desc, opts);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of stream as Readable) {
+      size += (chunk as Buffer).length;
+      if (size > desc.size) {
+        stream.destroy();
+        throw new DataLossError(`image "${resolved.ref}": config blob ${desc.digest} is longer than the ${desc.size} bytes its descriptor states`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const bytes = Buffer.concat(chunks);
+    verifyDigest(bytes, desc.digest, `image "${resolved.ref}": config blob`);
+    return bytes;
+  }
+
+  private blobEndpoints(source: BlobSource): Endpoint[] {
+    const all = endpointsFor(this.config, source.ref.domain);
+    if (!source.endpoint) return all;
+    const first = all.find((e) => e.url === source.endpoint!.url) ?? source.endpoint;
+    return [first, ...all.filter((e) => e.url !== first.url)];
+  }
+
+  /** Per endpoint: the request's CRI credentials, else the endpoint's (or registry's) config. */
+  private credentialsFor(domain: string, auth: CriAuth | undefined): (ep: Endpoint) => Credentials | undefined {
+    const fromRequest = credentialsFrom(auth);
+    return (ep) => {
+      if (fromRequest) return fromRequest;
+      const configured = ep.mirror ? this.config.hosts[ep.host]?.auth : hostOptions(this.config, domain)?.auth;
+      return credentialsFrom(configured);
+    };
+  }
+
+  private async fetchManifest(ep: Endpoint, ref: ImageReference, reference: string, opts: RequestOptions) {
+    const what = `image "${ref}"`;
+    const creds = this.credentialsFor(ref.domain, opts.auth)(ep);
+    const res = await this.transport.send(ep, {
+      path: `/v2/${ref.path}/manifests/${reference}${ep.mirror ? `?ns=${encodeURIComponent(ref.domain)}` : ''}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      scope: `repository:${ref.path}:pull`,
+      creds,
+      what,
+      signal: opts.signal,
+      bodyTimeoutMs: this.config.requestTimeoutMs,
+    });
+    if (res.statusCode !== 200) throw await errorForResponse(res, ep.host, what);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest of ${what}`);
+    const digest = sha256Digest(bytes);
+    if (reference.startsWith('sha256:')) {
+      verifyDigest(bytes, reference, `manifest of ${what} from ${ep.host}`);
+    } else {
+      const claimed = header(res, 'docker-content-digest');
+      if (claimed?.startsWith('sha256:') && claimed !== digest) {
+        throw new DataLossError(`manifest of ${what} from ${ep.host}: content does not match its Docker-Content-Digest (expected ${claimed}, got ${digest})`);
+      }
+    }
+    return { endpoint: ep, bytes, digest, contentType: header(res, 'content-type') };
+  }
+
+  private async requestBlob(ep: Endpoint, ref: ImageReference, desc: Descriptor, offset: number, creds: Credentials | undefined, signal?: AbortSignal): Promise<OpenedBody> {
+    const what = `layer ${desc.digest}`;
+    const res = await this.transport.send(ep, {
+      path: `/v2/${ref.path}/blobs/${desc.digest}${ep.mirror ? `?ns=${encodeURIComponent(ref.domain)}` : ''}`,
+      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+      scope: `repository:${ref.path}:pull`,
+      creds,
+      what,
+      signal,
+      // The blob stream watches progress itself, excluding time the consumer is not reading.
+      bodyTimeoutMs: 0,
+    });
+    if (res.statusCode === 206 && offset > 0) {
+      const start = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '')?.[1];
+      if (start !== undefined && Number(start) === offset) return { body: res.body, skip: 0 };
+      res.body.destroy();
+      throw new UnavailableError(`pull of ${what}: registry ${ep.host} answered a range request for byte ${offset} with range ${header(res, 'content-range') ?? '(none)'}`);
+    }
+    if (res.statusCode === 200) return { body: res.body, skip: offset };
+    throw await errorForResponse(res, ep.host, what);
+  }
+
+  /**
+   * Run `fn` against each endpoint in order until one succeeds. A failing mirror is logged and
+   * skipped; the last endpoint's error is the one reported.
+   */
+  private async eachEndpoint<T>(endpoints: Endpoint[], what: string, fn: (ep: Endpoint) => Promise<T>): Promise<T> {
+    let lastErr: unknown;
+    for (const [i, ep] of endpoints.entries()) {
+      try {
+        return await fn(ep);
+      } catch (err) {
+        lastErr = err;
+        const aborted = err instanceof Error && err.name === 'AbortError';
+        if (aborted || i === endpoints.length - 1) break;
+        log.warn({ endpoint: ep.url, mirror: ep.mirror, err: err instanceof CribError ? err.message : String(err) },
+          `fetching ${what} from ${ep.host} failed; trying the next endpoint`);
+      }
+    }
+    throw lastErr;
+  }
+}
+
+function header(res: Dispatcher.ResponseData, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+async function readLimited(res: Dispatcher.ResponseData, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        res.body.destroy();
+        throw new FailedPreconditionError(`${what} is larger than ${limit} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof CribError) throw err;
+    throw new UnavailableError(`reading ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,303 @@
+// A push-style tar parser (ustar, GNU long names, PAX incl. binary xattr values).
+//
+// tar-stream's extract decodes PAX values as UTF-8, which corrupts binary xattrs such as
+// security.capability (bytes >= 0x80 become U+FFFD). Layer fidelity needs those bytes, so the
+// headers are parsed here and values are kept as raw Buffers. The parser is synchronous: the
+// caller feeds it chunks and it calls the sink for every entry, with no per-entry promises.
+import { InvalidArgumentError } from '../../errors.js';
+
+export type TarEntryType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'other';
+
+export interface TarHeader {
+  name: string;
+  type: TarEntryType;
+  /** The raw typeflag character, to name unsupported types in messages. */
+  typeflag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since the epoch; PAX may give a fraction. */
+  mtime: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  /** From SCHILY.xattr.* / LIBARCHIVE.xattr.* PAX records, values as raw bytes. */
+  xattrs: Map<string, Buffer>;
+}
+
+export interface TarSink {
+  entry(header: TarHeader): void;
+  data(chunk: Buffer): void;
+  endEntry(): void;
+}
+
+const BLOCK = 512;
+
+type State =
+  | { kind: 'header' }
+  | { kind: 'data'; remaining: number; pad: number }
+  | { kind: 'meta'; typeflag: string; remaining: number; pad: number; parts: Buffer[] }
+  | { kind: 'end' };
+
+export class TarReader {
+  private state: State = { kind: 'header' };
+  private pending: Buffer | undefined;
+  private zeroBlocks = 0;
+  private pax: Map<string, Buffer> | undefined;
+  private globalPax = new Map<string, Buffer>();
+  private longName: string | undefined;
+  private longLink: string | undefined;
+  private entryOffset = 0;
+  private offset = 0;
+
+  constructor(private readonly sink: TarSink) {}
+
+  /** Whether the end-of-archive marker has been seen (later bytes are padding). */
+  get ended(): boolean {
+    return this.state.kind === 'end';
+  }
+
+  push(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.pending) {
+      buf = Buffer.concat([this.pending, chunk]);
+      this.pending = undefined;
+    }
+    let pos = 0;
+    while (pos < buf.length) {
+      const st = this.state;
+      if (st.kind === 'end') break;
+      if (st.kind === 'header') {
+        if (buf.length - pos < BLOCK) {
+          this.pending = Buffer.from(buf.subarray(pos));
+          break;
+        }
+        this.entryOffset = this.offset + pos;
+        this.header(buf.subarray(pos, pos + BLOCK));
+        pos += BLOCK;
+        continue;
+      }
+      if (st.remaining > 0) {
+        const n = Math.min(st.remaining, buf.length - pos);
+        const piece = buf.subarray(pos, pos + n);
+        if (st.kind === 'data') this.sink.data(piece);
+        else st.parts.push(Buffer.from(piece));
+        st.remaining -= n;
+        pos += n;
+        continue;
+      }
+      const skip = Math.min(st.pad, buf.length - pos);
+      st.pad -= skip;
+      pos += skip;
+      if (st.pad === 0) this.finishBody(st);
+    }
+    this.offset += buf.length - (this.pending?.length ?? 0);
+    // A body that ended exactly at the chunk's end still needs its completion.
+    const st = this.state;
+    if ((st.kind === 'data' || st.kind === 'meta') && st.remaining === 0 && st.pad === 0) this.finishBody(st);
+  }
+
+  /** Call at end of input: throws if the archive stopped in the middle of an entry. */
+  end(): void {
+    const st = this.state;
+    if (st.kind === 'end') return;
+    if (st.kind === 'header' && !this.pending && !this.pax && this.longName === undefined &&
+      this.longLink === undefined) {
+      return; // No end-of-archive blocks: tolerated, as GNU tar and Go do.
+    }
+    throw new InvalidArgumentError(`layer tar is truncated (stopped inside the entry at byte ${this.entryOffset})`);
+  }
+
+  private finishBody(st: Extract<State, { kind: 'data' | 'meta' }>): void {
+    this.state = { kind: 'header' };
+    if (st.kind === 'data') {
+      this.sink.endEntry();
+      return;
+    }
+    const body = Buffer.concat(st.parts);
+    switch (st.typeflag) {
+      case 'x':
+        this.pax = new Map([...(this.pax ?? []), ...parsePax(body)]);
+        break;
+      case 'g':
+        for (const [k, v] of parsePax(body)) this.globalPax.set(k, v);
+        break;
+      case 'L':
+        this.longName = cString(body, 0, body.length);
+        break;
+      case 'K':
+        this.longLink = cString(body, 0, body.length);
+        break;
+    }
+  }
+
+  private header(block: Buffer): void {
+    if (isZero(block)) {
+      this.zeroBlocks += 1;
+      if (this.zeroBlocks >= 2) this.state = { kind: 'end' };
+      return;
+    }
+    if (this.zeroBlocks > 0) {
+      // A lone zero block followed by more headers: keep going, as GNU tar --ignore-zeros would.
+      this.zeroBlocks = 0;
+    }
+    if (!checksumOk(block)) {
+      throw new InvalidArgumentError(`layer tar has a corrupt header at byte ${this.entryOffset} (bad checksum)`);
+    }
+    const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]!);
+    const size = parseNumber(block, 124, 12);
+    if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
+      if (size > 1 << 20) {
+        throw new InvalidArgumentError(`layer tar metadata entry at byte ${this.entryOffset} is ${size} bytes (limit 1 MiB)`);
+      }
+      this.state = { kind: 'meta', typeflag, remaining: size, pad: padding(size), parts: [] };
+      if (size === 0) this.finishBody(this.state);
+      return;
+    }
+
+    const ustar = block.subarray(257, 263).toString('latin1') === 'ustar\0';
+    let name = cString(block, 0, 100);
+    if (ustar) {
+      const prefix = cString(block, 345, 155);
+      if (prefix) name = `${prefix}/${name}`;
+    }
+    const pax = new Map([...this.globalPax, ...(this.pax ?? [])]);
+    const header: TarHeader = {
+      name: this.longName ?? name,
+      type: entryType(typeflag),
+      typeflag,
+      mode: parseNumber(block, 100, 8),
+      uid: parseNumber(block, 108, 8),
+      gid: parseNumber(block, 116, 8),
+      size,
+      mtime: parseNumber(block, 136, 12),
+      linkname: this.longLink ?? cString(block, 157, 100),
+      devmajor: parseNumber(block, 329, 8),
+      devminor: parseNumber(block, 337, 8),
+      xattrs: new Map(),
+    };
+    this.pax = undefined;
+    this.longName = undefined;
+    this.longLink = undefined;
+    applyPax(header, pax);
+    // Header-only types carry no body whatever the size field says (Go's archive/tar agrees).
+    const bodySize = header.type === 'file' || header.type === 'other' ? header.size : 0;
+    this.sink.entry(header);
+    this.state = { kind: 'data', remaining: bodySize, pad: padding(bodySize) };
+    if (bodySize === 0) this.finishBody(this.state);
+  }
+}
+
+function padding(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+function entryType(flag: string): TarEntryType {
+  switch (flag) {
+    case '0': case '7': return 'file';
+    case '1': return 'link';
+    case '2': return 'symlink';
+    case '3': return 'char';
+    case '4': return 'block';
+    case '5': return 'dir';
+    case '6': return 'fifo';
+    default: return 'other';
+  }
+}
+
+function isZero(block: Buffer): boolean {
+  for (let i = 0; i < BLOCK; i += 1) if (block[i] !== 0) return false;
+  return true;
+}
+
+function checksumOk(block: Buffer): boolean {
+  const want = parseNumber(block, 148, 8);
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i += 1) {
+    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  // Some old tars summed signed chars; accept either.
+  return want === unsigned || want === signed;
+}
+
+function cString(buf: Buffer, off: number, len: number): string {
+  let end = off;
+  const max = off + len;
+  while (end < max && buf[end] !== 0) end += 1;
+  return buf.toString('utf8', off, end);
+}
+
+/** Octal, or GNU base-256 when the high bit of the first byte is set. */
+function parseNumber(buf: Buffer, off: number, len: number): number {
+  if (buf[off]! & 0x80) {
+    if (buf[off] === 0xff) throw new InvalidArgumentError('layer tar has a negative numeric field');
+    let v = buf[off]! & 0x7f;
+    for (let i = off + 1; i < off + len; i += 1) v = v * 256 + buf[i]!;
+    if (!Number.isSafeInteger(v)) throw new InvalidArgumentError('layer tar has a numeric field beyond 2^53');
+    return v;
+  }
+  let v = 0;
+  let seen = false;
+  for (let i = off; i < off + len; i += 1) {
+    const c = buf[i]!;
+    if (c === 0 || (c === 0x20 && seen)) break;
+    if (c === 0x20) continue;
+    if (c < 0x30 || c > 0x37) throw new InvalidArgumentError(`layer tar has a bad octal field at offset ${off - 0}`);
+    v = v * 8 + (c - 0x30);
+    seen = true;
+  }
+  return v;
+}
+
+/** PAX records "<len> <key>=<value>\n"; values stay raw bytes. */
+export function parsePax(body: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let pos = 0;
+  while (pos < body.length) {
+    const sp = body.indexOf(0x20, pos);
+    if (sp < 0) break;
+    const len = Number(body.toString('latin1', pos, sp));
+    if (!Number.isInteger(len) || len <= sp - pos || pos + len > body.length) {
+      throw new InvalidArgumentError('layer tar has a malformed PAX record');
+    }
+    const rec = body.subarray(sp + 1, pos + len - 1); // drop the trailing newline
+    const eq = rec.indexOf(0x3d);
+    if (eq < 0) throw new InvalidArgumentError('layer tar has a PAX record without "="');
+    out.set(rec.toString('utf8', 0, eq), Buffer.from(rec.subarray(eq + 1)));
+    pos += len;
+  }
+  return out;
+}
+
+function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
+  for (const [key, value] of pax) {
+    switch (key) {
+      case 'path': h.name = value.toString('utf8'); break;
+      case 'linkpath': h.linkname = value.toString('utf8'); break;
+      case 'size': h.size = paxInt(key, value); break;
+      case 'uid': h.uid = paxInt(key, value); break;
+      case 'gid': h.gid = paxInt(key, value); break;
+      case 'mtime': h.mtime = Number(value.toString('latin1')); break;
+      default:
+        if (key.startsWith('SCHILY.xattr.')) {
+          h.xattrs.set(key.slice('SCHILY.xattr.'.length), value);
+        } else if (key.startsWith('LIBARCHIVE.xattr.')) {
+          h.xattrs.set(decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length)),
+            Buffer.from(value.toString('latin1'), 'base64'));
+        }
+    }
+  }
+  if (!Number.isFinite(h.mtime)) h.mtime = 0;
+}
+
+function paxInt(key: string, value: Buffer): number {
+  const n = Number(value.toString('latin1'));
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new InvalidArgumentError(`layer tar has a bad PAX ${key} value ${JSON.stringify(value.toString('latin1'))}`);
+  }
+  return n;
+}

@@ -1,0 +1,67 @@
+// overlayfs mounts. mount(2) takes the option string in one page, which a deep image's lowerdir
+// list can outgrow; then the same mount is done by the mount(8) CLI from the snapshot root
+// with relative paths (the kernel resolves them against the mounting process's cwd, and a
+// child's cwd is its own — chdir in the daemon would affect every thread).
+import { spawn } from 'node:child_process';
+import { relative } from 'node:path';
+import { ResourceExhaustedError, InternalError, errnoCode } from '../errors.js';
+import { MNT_DETACH, mount, umount2 } from '../sys/libc.js';
+
+const PAGE_LIMIT = 4095; // one page including the terminating NUL
+
+export interface OverlayDirs {
+  lowerdirs: string[];
+  upperdir: string;
+  workdir: string;
+}
+
+export function overlayOptions(d: OverlayDirs): string {
+  return `lowerdir=${d.lowerdirs.join(':')},upperdir=${d.upperdir},workdir=${d.workdir}`;
+}
+
+/** Mount an overlay of `d` on `target`; `base` is a directory every path lies under. */
+export async function mountOverlay(d: OverlayDirs, target: string, base: string): Promise<void> {
+  const options = overlayOptions(d);
+  if (options.length <= PAGE_LIMIT) {
+    mount('overlay', target, 'overlay', 0, options);
+    return;
+  }
+  const rel = overlayOptions({
+    lowerdirs: d.lowerdirs.map((p) => relative(base, p)),
+    upperdir: relative(base, d.upperdir),
+    workdir: relative(base, d.workdir),
+  });
+  if (rel.length > PAGE_LIMIT) {
+    throw new ResourceExhaustedError(
+      `image has ${d.lowerdirs.length} layers: its overlay options (${rel.length} bytes) exceed one page even with relative paths`);
+  }
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', rel, target], base);
+}
+
+/** Unmount `target`; not mounted or missing is fine, busy falls back to a lazy detach. */
+export function unmountOverlay(target: string): void {
+  try {
+    umount2(target, 0);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EINVAL' || code === 'ENOENT') return;
+    if (code !== 'EBUSY') throw err;
+    umount2(target, MNT_DETACH);
+  }
+}
+
+function run(cmd: string, args: string[], cwd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new InternalError(`${cmd} ${args.slice(0, 3).join(' ')} ... failed (exit ${code}): ${stderr.trim()}`));
+    });
+  });
+}

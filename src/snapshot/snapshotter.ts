@@ -1,0 +1,354 @@
+// Overlay snapshots. Committed snapshots are unpacked layers, one per chain ID, immutable once
+// committed; active snapshots are a container's writable upper/work dirs over a committed chain.
+//
+//   <root>/snapshots/<n>/fs              committed layer contents (an overlay lower dir)
+//   <root>/snapshots/<n>/snapshot.json   { id, chainId, parent, diffId, size, createdAt }
+//   <root>/snapshots/active/<key>/{fs,work,snapshot.json}
+//   <root>/snapshots/tmp-*               unpacks in progress / removals; swept at start-up
+//
+// Committed dirs are numbered rather than named by chain ID: mount(2) takes all lowerdirs in
+// one page, and "/var/lib/crib/snapshots/17/fs" lets ~130 layers fit where 64-hex names
+// would fit ~40 (overlay-mount.ts falls back to relative paths beyond that).
+//
+// Lifecycle: ensureLayer (tmp → unpack → record → rename to <n>) → prepare(key) → mount →
+// unmount → remove(key); removeCommitted / gc only for chains no child or active snapshot uses.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
+  errnoCode,
+} from '../errors.js';
+import { digestHex } from '../image/content-store.js';
+import { log } from '../log.js';
+import { fsyncDir, readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
+import { syncfs } from '../sys/libc.js';
+import { chainIdOf } from './chain-id.js';
+import { mountOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
+
+export interface CommittedSnapshot {
+  id: number;
+  chainId: string;
+  parent?: string;
+  diffId?: string;
+  /** Bytes of file content in this layer alone. */
+  size: number;
+  createdAt: string;
+}
+
+export interface ActiveSnapshot {
+  key: string;
+  chainId?: string;
+  createdAt: string;
+}
+
+export interface PreparedSnapshot {
+  key: string;
+  upperdir: string;
+  workdir: string;
+  /** Top layer first (overlay lowerdir order). */
+  lowerdirs: string[];
+  /** The overlay mount options with absolute paths. */
+  mountOptions: string;
+}
+
+/** What an unpack callback may report; a diffId is checked against the chain ID. */
+export interface LayerUnpackInfo {
+  diffId?: string;
+  size?: number;
+}
+
+export interface SnapshotterOptions {
+  /** syncfs before a layer is committed, so a crash cannot leave a committed, half-written layer. */
+  syncOnCommit?: boolean;
+}
+
+const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const RECORD = 'snapshot.json';
+
+export class Snapshotter {
+  readonly dir: string;
+  private readonly activeDir: string;
+  private readonly committed = new Map<string, CommittedSnapshot>();
+  private readonly active = new Map<string, ActiveSnapshot>();
+  private readonly inflight = new Map<string, Promise<CommittedSnapshot>>();
+  /** Parents of unpacks in progress: they must survive gc and removal until the child commits. */
+  private readonly inflightParents = new Map<string, string>();
+  private nextId = 1;
+
+  constructor(root: string, private readonly opts: SnapshotterOptions = {}) {
+    if (/[,:\s\\]/.test(root)) {
+      throw new InvalidArgumentError(`snapshot root ${JSON.stringify(root)} must not contain ',', ':', '\\' or spaces (overlay option syntax)`);
+    }
+    this.dir = join(root, 'snapshots');
+    this.activeDir = join(this.dir, 'active');
+  }
+
+  /** Create the dirs and load every record from disk. Call once at start-up. */
+  async load(): Promise<void> {
+    await mkdir(this.activeDir, { recursive: true, mode: 0o711 });
+    this.committed.clear();
+    this.active.clear();
+    for (const name of await readdir(this.dir)) {
+      if (!/^[0-9]+$/.test(name)) continue;
+      const rec = await readJson<CommittedSnapshot>(join(this.dir, name, RECORD));
+      if (!rec) continue;
+      this.committed.set(rec.chainId, rec);
+      this.nextId = Math.max(this.nextId, rec.id + 1);
+    }
+    for (const name of await readdir(this.activeDir)) {
+      if (!KEY_RE.test(name)) continue;
+      const rec = await readJson<ActiveSnapshot>(join(this.activeDir, name, RECORD));
+      if (rec) this.active.set(rec.key, rec);
+    }
+  }
+
+  /** Remove half-made unpacks and removals a crash left behind. Call once at start-up. */
+  async cleanupTemp(): Promise<number> {
+    let removed = 0;
+    for (const [dir, prefix] of [[this.dir, 'tmp-'], [this.activeDir, '.tmp-']] as const) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        if (!name.startsWith(prefix)) continue;
+        await rm(join(dir, name), { recursive: true, force: true });
+        removed += 1;
+      }
+    }
+    // Numbered dirs without a record never finished committing (the record goes in first).
+    for (const name of await readdir(this.dir)) {
+      if (/^[0-9]+$/.test(name) && ![...this.committed.values()].some((s) => String(s.id) === name)) {
+        await rm(join(this.dir, name), { recursive: true, force: true });
+        removed += 1;
+      }
+    }
+    if (removed > 0) log.info({ removed }, 'removed interrupted snapshot work');
+    return removed;
+  }
+
+  get(chainId: string): CommittedSnapshot | undefined {
+    return this.committed.get(chainId);
+  }
+
+  has(chainId: string): boolean {
+    return this.committed.has(chainId);
+  }
+
+  list(): CommittedSnapshot[] {
+    return [...this.committed.values()];
+  }
+
+  listActive(): ActiveSnapshot[] {
+    return [...this.active.values()];
+  }
+
+  /**
+   * Make the committed snapshot `chainId` exist, unpacking it on `parentChainId` with `unpack`
+   * (into an empty dir) when missing. Concurrent calls for one chain ID share the work; a failed
+   * unpack leaves nothing behind.
+   */
+  async ensureLayer(chainId: string, parentChainId: string | undefined,
+    unpack: (dir: string) => Promise<LayerUnpackInfo | void>): Promise<CommittedSnapshot> {
+    digestHex(chainId);
+    const have = this.committed.get(chainId);
+    if (have) return have;
+    const shared = this.inflight.get(chainId);
+    if (shared) return shared;
+    if (parentChainId !== undefined && !this.committed.has(parentChainId)) {
+      throw new FailedPreconditionError(`cannot unpack snapshot ${chainId}: its parent ${parentChainId} is not committed`);
+    }
+    const work = this.commit(chainId, parentChainId, unpack).finally(() => {
+      this.inflight.delete(chainId);
+      this.inflightParents.delete(chainId);
+    });
+    this.inflight.set(chainId, work);
+    if (parentChainId !== undefined) this.inflightParents.set(chainId, parentChainId);
+    return work;
+  }
+
+  private async commit(chainId: string, parent: string | undefined,
+    unpack: (dir: string) => Promise<LayerUnpackInfo | void>): Promise<CommittedSnapshot> {
+    const tmp = join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
+    const fs = join(tmp, 'fs');
+    try {
+      await mkdir(fs, { recursive: true, mode: 0o755 });
+      const info = (await unpack(fs)) ?? {};
+      if (info.diffId !== undefined) {
+        const got = chainIdOf(parent, info.diffId);
+        if (got !== chainId) {
+          throw new DataLossError(`layer unpacked for snapshot ${chainId} has diffID ${info.diffId}, which makes chain ${got}`);
+        }
+      }
+      if (this.opts.syncOnCommit ?? true) {
+        const fh = await open(fs, 'r');
+        try {
+          syncfs(fh.fd);
+        } finally {
+          await fh.close();
+        }
+      }
+      const id = this.nextId++;
+      const rec: CommittedSnapshot = {
+        id,
+        chainId,
+        ...(parent !== undefined ? { parent } : {}),
+        ...(info.diffId !== undefined ? { diffId: info.diffId } : {}),
+        size: info.size ?? (await diskUsage(fs)).bytes,
+        createdAt: new Date().toISOString(),
+      };
+      await writeJsonAtomic(join(tmp, RECORD), rec);
+      await rename(tmp, join(this.dir, String(id)));
+      await fsyncDir(this.dir);
+      this.committed.set(chainId, rec);
+      return rec;
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** The fs dirs of `chainId` and its ancestors, top layer first. */
+  lowerDirs(chainId: string): string[] {
+    const out: string[] = [];
+    let cur: string | undefined = chainId;
+    while (cur !== undefined) {
+      const rec = this.committed.get(cur);
+      if (!rec) throw new NotFoundError(`snapshot ${cur}${cur === chainId ? '' : ` (an ancestor of ${chainId})`} is not committed`);
+      out.push(this.fsDir(rec));
+      cur = rec.parent;
+    }
+    return out;
+  }
+
+  /** Create the writable snapshot `key` on top of `chainId` (undefined: an empty image). */
+  async prepare(key: string, chainId: string | undefined): Promise<PreparedSnapshot> {
+    checkKey(key);
+    if (this.active.has(key)) throw new AlreadyExistsError(`active snapshot ${key} already exists`);
+    if (chainId !== undefined) this.lowerDirs(chainId); // NotFound before touching disk
+    const rec: ActiveSnapshot = { key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString() };
+    this.active.set(key, rec);
+    const tmp = join(this.activeDir, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
+    try {
+      await mkdir(join(tmp, 'fs'), { recursive: true });
+      await chmod(join(tmp, 'fs'), 0o755);
+      await mkdir(join(tmp, 'work'));
+      if (chainId === undefined) await mkdir(join(tmp, 'empty'));
+      await writeJsonAtomic(join(tmp, RECORD), rec);
+      await rename(tmp, join(this.activeDir, key));
+      await fsyncDir(this.activeDir);
+    } catch (err) {
+      this.active.delete(key);
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    return this.mounts(key);
+  }
+
+  /** The overlay layout of active snapshot `key`. */
+  mounts(key: string): PreparedSnapshot {
+    const rec = this.active.get(key);
+    if (!rec) throw new NotFoundError(`active snapshot ${key} does not exist`);
+    const base = join(this.activeDir, key);
+    const dirs = {
+      lowerdirs: rec.chainId !== undefined ? this.lowerDirs(rec.chainId) : [join(base, 'empty')],
+      upperdir: join(base, 'fs'),
+      workdir: join(base, 'work'),
+    };
+    return { key, ...dirs, mountOptions: overlayOptions(dirs) };
+  }
+
+  /** Mount active snapshot `key` on `target` (created if missing). */
+  async mount(key: string, target: string): Promise<void> {
+    const m = this.mounts(key);
+    await mkdir(target, { recursive: true });
+    await mountOverlay(m, target, this.dir);
+  }
+
+  async unmount(target: string): Promise<void> {
+    unmountOverlay(target);
+  }
+
+  /** Remove active snapshot `key` (unmount it first). Missing keys are fine. */
+  async remove(key: string): Promise<void> {
+    checkKey(key);
+    if (!this.active.has(key)) {
+      await rm(join(this.activeDir, key), { recursive: true, force: true });
+      return;
+    }
+    await this.discard(join(this.activeDir, key), this.activeDir, '.tmp-');
+    this.active.delete(key);
+  }
+
+  /** Remove committed snapshot `chainId`; refused while a child or an active snapshot uses it. */
+  async removeCommitted(chainId: string): Promise<void> {
+    const rec = this.committed.get(chainId);
+    if (!rec) throw new NotFoundError(`snapshot ${chainId} is not committed`);
+    const child = [...this.committed.values()].find((s) => s.parent === chainId)?.chainId ??
+      [...this.inflightParents].find(([, p]) => p === chainId)?.[0];
+    if (child) throw new FailedPreconditionError(`snapshot ${chainId} is the parent of ${child}`);
+    for (const a of this.active.values()) {
+      if (a.chainId !== undefined && this.ancestry(a.chainId).includes(chainId)) {
+        throw new FailedPreconditionError(`snapshot ${chainId} is in use by active snapshot ${a.key}`);
+      }
+    }
+    await this.discard(this.fsDir(rec, ''), this.dir, 'tmp-');
+    this.committed.delete(chainId);
+  }
+
+  /**
+   * Remove every committed snapshot that neither `keep` (and their ancestors) nor an active
+   * snapshot needs. Returns the chain IDs removed.
+   */
+  async gc(keep: Iterable<string>): Promise<string[]> {
+    const live = new Set<string>();
+    const roots = [...keep, ...[...this.active.values()].flatMap((a) => (a.chainId ? [a.chainId] : []))];
+    roots.push(...this.inflightParents.values());
+    for (const r of roots) for (const c of this.ancestry(r)) live.add(c);
+    const dead = [...this.committed.values()].filter((s) => !live.has(s.chainId));
+    // Deepest first, so no snapshot is removed before its children.
+    dead.sort((a, b) => this.ancestry(b.chainId).length - this.ancestry(a.chainId).length);
+    const removed: string[] = [];
+    for (const s of dead) {
+      await this.discard(this.fsDir(s, ''), this.dir, 'tmp-');
+      this.committed.delete(s.chainId);
+      removed.push(s.chainId);
+    }
+    if (removed.length > 0) log.info({ removed: removed.length }, 'snapshot gc');
+    return removed;
+  }
+
+  async usage(): Promise<DiskUsage> {
+    return diskUsage(this.dir);
+  }
+
+  private ancestry(chainId: string): string[] {
+    const out: string[] = [];
+    for (let cur: string | undefined = chainId; cur !== undefined; cur = this.committed.get(cur)?.parent) {
+      out.push(cur);
+      if (!this.committed.has(cur)) break;
+    }
+    return out;
+  }
+
+  private fsDir(rec: CommittedSnapshot, sub = 'fs'): string {
+    return sub ? join(this.dir, String(rec.id), sub) : join(this.dir, String(rec.id));
+  }
+
+  /** Rename out of sight first, so a crash mid-delete never leaves a half snapshot that looks whole. */
+  private async discard(path: string, parent: string, prefix: string): Promise<void> {
+    const doomed = join(parent, `${prefix}rm-${randomBytes(6).toString('hex')}`);
+    try {
+      await rename(path, doomed);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    await fsyncDir(parent);
+    await rm(doomed, { recursive: true, force: true });
+  }
+}
+
+function checkKey(key: string): void {
+  if (!KEY_RE.test(key)) {
+    throw new InvalidArgumentError(`snapshot key ${JSON.stringify(key)} must be 1-128 characters of [A-Za-z0-9_.-], not starting with '.', '-' or '_'`);
+  }
+}

@@ -1,0 +1,45 @@
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataLossError } from '../errors.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), `crib-atomic-${process.pid}-`));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('atomic-file', () => {
+  it('writes, replaces and reads back JSON with the requested mode, leaving no temp files', async () => {
+    const p = join(dir, 'rec.json');
+    await writeJsonAtomic(p, { a: 1 }, 0o600);
+    expect(await readJson(p)).toEqual({ a: 1 });
+    expect(statSync(p).mode & 0o777).toBe(0o600);
+    await writeJsonAtomic(p, { a: 2, b: ['x'] });
+    expect(await readJson(p)).toEqual({ a: 2, b: ['x'] });
+    expect(statSync(p).mode & 0o777).toBe(0o644);
+    expect(readdirSync(dir)).toEqual(['rec.json']);
+  });
+
+  it('returns undefined for a missing file and DataLossError for a corrupt one', async () => {
+    expect(await readJson(join(dir, 'missing.json'))).toBeUndefined();
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"torn');
+    await expect(readJson(bad)).rejects.toBeInstanceOf(DataLossError);
+  });
+
+  it('leaves the old content and no temp file when a write fails', async () => {
+    const p = join(dir, 'keep.txt');
+    await writeFileAtomic(p, 'old');
+    // Invalid data makes the write fail after the temp file was created.
+    await expect(writeFileAtomic(p, 42 as unknown as string)).rejects.toThrow();
+    const { readFileSync, mkdirSync } = await import('node:fs');
+    expect(readFileSync(p, 'utf8')).toBe('old');
+    // A non-empty directory in the target's place makes the rename itself fail.
+    mkdirSync(join(dir, 'blocked', 'child'), { recursive: true });
+    await expect(writeFileAtomic(join(dir, 'blocked'), 'z')).rejects.toThrow();
+    expect(readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+});

@@ -1,0 +1,128 @@
+// libc calls Node does not offer, through koffi. Only process-wide, thread-safe calls live here
+// (see DESIGN.md: namespace work never happens in the Node process). Each wrapper throws a
+// Node-style system error (code "ENOENT", errno, syscall, path) so callers can branch on
+// errnoCode() exactly as they do for node:fs errors.
+import koffi from 'koffi';
+import { constants as osConstants } from 'node:os';
+
+const libc = koffi.load('libc.so.6');
+
+const cMknod = libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
+const cLsetxattr = libc.func(
+  'int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)');
+const cLgetxattr = libc.func(
+  'intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)');
+const cLlistxattr = libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)');
+const cLremovexattr = libc.func('int lremovexattr(const char *path, const char *name)');
+const cMount = libc.func(
+  'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)');
+const cUmount2 = libc.func('int umount2(const char *target, int flags)');
+const cSyncfs = libc.func('int syncfs(int fd)');
+
+export const MNT_DETACH = 2;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+const errnoNames = new Map<number, string>(
+  Object.entries(osConstants.errno).map(([name, num]) => [num, name]));
+
+export interface SystemError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+function sysError(syscall: string, path: string | undefined, what?: string): SystemError {
+  const errno = koffi.errno();
+  const code = errnoNames.get(errno) ?? `E${errno}`;
+  const subject = what ?? path;
+  const err = new Error(`${syscall}${subject ? ` ${subject}` : ''}: ${code}`) as SystemError;
+  err.code = code;
+  err.errno = errno;
+  err.syscall = syscall;
+  if (path !== undefined) err.path = path;
+  return err;
+}
+
+/** Linux makedev(3): the 64-bit dev_t glibc uses. */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+/** Split a dev_t as reported by fs.Stats.rdev (a number, exact up to 2^53). */
+export function devMajor(dev: number): number {
+  const d = BigInt(dev);
+  return Number(((d >> 32n) & 0xfffff000n) | ((d >> 8n) & 0xfffn));
+}
+export function devMinor(dev: number): number {
+  const d = BigInt(dev);
+  return Number(((d >> 12n) & 0xffffff00n) | (d & 0xffn));
+}
+
+/** mknod(2); `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
+export function mknod(path: string, mode: number, major = 0, minor = 0): void {
+  if (cMknod(path, mode >>> 0, makedev(major, minor)) !== 0) throw sysError('mknod', path);
+}
+
+/** lsetxattr(2): never follows a symlink at `path`. */
+export function lsetxattr(path: string, name: string, value: Buffer | string): void {
+  const buf = typeof value === 'string' ? Buffer.from(value) : value;
+  if (cLsetxattr(path, name, buf, buf.length, 0) !== 0) {
+    throw sysError('lsetxattr', path, `${path} ${name}`);
+  }
+}
+
+/** lgetxattr(2); undefined when the attribute is absent (ENODATA). */
+export function lgetxattr(path: string, name: string): Buffer | undefined {
+  // Ask for the size first: xattr values are small, but a fixed buffer would truncate silently.
+  for (;;) {
+    const size = Number(cLgetxattr(path, name, null, 0));
+    if (size < 0) {
+      if (koffi.errno() === osConstants.errno.ENODATA) return undefined;
+      throw sysError('lgetxattr', path, `${path} ${name}`);
+    }
+    const buf = Buffer.alloc(size);
+    const got = Number(cLgetxattr(path, name, buf, size));
+    if (got >= 0) return buf.subarray(0, got);
+    // ERANGE: the value grew between the two calls; ask again.
+    if (koffi.errno() !== osConstants.errno.ERANGE) throw sysError('lgetxattr', path, `${path} ${name}`);
+  }
+}
+
+/** llistxattr(2): the attribute names on `path` itself. */
+export function llistxattr(path: string): string[] {
+  for (;;) {
+    const size = Number(cLlistxattr(path, null, 0));
+    if (size < 0) throw sysError('llistxattr', path);
+    if (size === 0) return [];
+    const buf = Buffer.alloc(size);
+    const got = Number(cLlistxattr(path, buf, size));
+    if (got >= 0) return buf.subarray(0, got).toString('utf8').split('\0').filter((n) => n !== '');
+    if (koffi.errno() !== osConstants.errno.ERANGE) throw sysError('llistxattr', path);
+  }
+}
+
+export function lremovexattr(path: string, name: string): void {
+  if (cLremovexattr(path, name) !== 0) throw sysError('lremovexattr', path, `${path} ${name}`);
+}
+
+/** mount(2). Relative paths in `data` resolve against the daemon's cwd: pass absolute ones. */
+export function mount(source: string, target: string, fstype: string | null, flags: number,
+  data: string | null): void {
+  if (cMount(source, target, fstype, flags, data) !== 0) {
+    throw sysError('mount', target, `${fstype ?? ''} ${source} on ${target}`);
+  }
+}
+
+export function umount2(target: string, flags = 0): void {
+  if (cUmount2(target, flags) !== 0) throw sysError('umount2', target);
+}
+
+/** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
+export function syncfs(fd: number): void {
+  if (cSyncfs(fd) !== 0) throw sysError('syncfs', undefined, `fd ${fd}`);
+}
