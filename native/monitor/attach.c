@@ -1,0 +1,229 @@
+/* The attach socket: a unix SOCK_STREAM socket (mode 0700: root only) that several clients may
+ * connect to at once.
+ *   monitor -> client: frames of  [stream id (1 stdout, 2 stderr)] [0 0 0] [length, u32 BE] data
+ *                      (docker's stdcopy framing; a terminal's output is all stream 1). The
+ *                      socket is closed after the container exited and its output was drained.
+ *   client -> monitor: raw bytes, forwarded to the container's stdin (dropped without --stdin).
+ *                      A client shutting down its write side (or closing) ends its input; with
+ *                      --stdin-once that closes the container's stdin.
+ * A client that does not read fast enough is disconnected once ATTACH_CLIENT_BUF bytes are queued
+ * for it: the container and the other clients never wait for it. The queue is allocated on the
+ * first backlog and freed once drained (an mmap-sized block: its pages go back to the kernel), so
+ * an idle monitor stays small. */
+#include "monitor.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define ATTACH_MAX_CLIENTS (ATTACH_MAX_POLL - 1)
+#define ATTACH_CLIENT_BUF (1024 * 1024)
+
+struct client {
+  int fd; /* -1: free slot */
+  bool input_done;
+  char *out; /* queued frames, allocated while there is a backlog */
+  size_t out_len, out_cap;
+};
+
+struct attach_server {
+  int listen_fd;
+  struct client clients[ATTACH_MAX_CLIENTS];
+};
+
+struct attach_server *attach_server_open(const char *path, crib_err *err) {
+  struct attach_server *as = calloc(1, sizeof *as);
+  if (as == NULL) {
+    crib_fail(err, ENOMEM, "allocate attach server");
+    return NULL;
+  }
+  as->listen_fd = unix_listen(path, SOCK_STREAM, 0700, err);
+  if (as->listen_fd < 0) {
+    free(as);
+    crib_err_wrap(err, "attach socket");
+    return NULL;
+  }
+  for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) as->clients[i].fd = -1;
+  return as;
+}
+
+static void drop_client(struct client *c) {
+  close(c->fd);
+  free(c->out);
+  c->fd = -1;
+  c->out = NULL;
+  c->out_len = c->out_cap = 0;
+  c->input_done = true;
+}
+
+static void accept_clients(struct attach_server *as) {
+  for (;;) {
+    int fd = accept4(as->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return; /* EAGAIN, or a client that gave up already */
+    struct client *slot = NULL;
+    for (int i = 0; i < ATTACH_MAX_CLIENTS && slot == NULL; i++)
+      if (as->clients[i].fd < 0) slot = &as->clients[i];
+    if (slot == NULL) {
+      close(fd); /* full: the client sees EOF at once instead of hanging */
+      continue;
+    }
+    slot->fd = fd;
+    slot->input_done = false;
+    slot->out = NULL;
+    slot->out_len = slot->out_cap = 0;
+  }
+}
+
+void attach_poll_fds(struct attach_server *as, struct pollfd *pfds, size_t *n, bool want_input) {
+  pfds[*n] = (struct pollfd){.fd = as->listen_fd, .events = POLLIN};
+  (*n)++;
+  for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) {
+    struct client *c = &as->clients[i];
+    if (c->fd < 0) continue;
+    short ev = 0;
+    if (want_input && !c->input_done) ev |= POLLIN;
+    if (c->out_len > 0) ev |= POLLOUT;
+    pfds[*n] = (struct pollfd){.fd = c->fd, .events = ev};
+    (*n)++;
+  }
+}
+
+static struct client *find(struct attach_server *as, int fd) {
+  for (int i = 0; i < ATTACH_MAX_CLIENTS; i++)
+    if (as->clients[i].fd == fd) return &as->clients[i];
+  return NULL;
+}
+
+/* Write what is queued; false when the client is gone. */
+static bool flush_client(struct client *c) {
+  while (c->out_len > 0) {
+    ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN;
+    }
+    memmove(c->out, c->out + w, c->out_len - (size_t)w);
+    c->out_len -= (size_t)w;
+  }
+  free(c->out);
+  c->out = NULL;
+  c->out_cap = 0;
+  return true;
+}
+
+static void end_input(struct client *c, attach_input_end_fn in_end, void *ctx) {
+  if (c->input_done) return;
+  c->input_done = true;
+  in_end(ctx);
+}
+
+void attach_handle(struct attach_server *as, struct pollfd *pfds, size_t count, attach_input_fn in,
+                   attach_input_end_fn in_end, void *ctx) {
+  bool accept_ready = false;
+  for (size_t i = 0; i < count; i++) {
+    if (pfds[i].revents == 0) continue;
+    if (pfds[i].fd == as->listen_fd) {
+      accept_ready = true;
+      continue;
+    }
+    struct client *c = find(as, pfds[i].fd);
+    if (c == NULL) continue;
+    if (pfds[i].revents & POLLIN) {
+      char buf[8192];
+      ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+      if (r > 0) {
+        in(ctx, buf, (size_t)r);
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        end_input(c, in_end, ctx);
+      }
+    }
+    if ((pfds[i].revents & POLLOUT) && !flush_client(c)) {
+      end_input(c, in_end, ctx);
+      drop_client(c);
+      continue;
+    }
+    /* POLLHUP: the peer closed both directions; nothing more can be sent to it. */
+    if (pfds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+      end_input(c, in_end, ctx);
+      drop_client(c);
+    }
+  }
+  if (accept_ready) accept_clients(as);
+}
+
+static bool queue(struct client *c, const char *data, size_t len) {
+  if (c->out_len + len > ATTACH_CLIENT_BUF) return false;
+  if (c->out_len + len > c->out_cap) {
+    size_t cap = c->out_cap ? c->out_cap * 2 : 65536;
+    while (cap < c->out_len + len) cap *= 2;
+    if (cap > ATTACH_CLIENT_BUF) cap = ATTACH_CLIENT_BUF;
+    char *d = realloc(c->out, cap);
+    if (d == NULL) return false;
+    c->out = d;
+    c->out_cap = cap;
+  }
+  memcpy(c->out + c->out_len, data, len);
+  c->out_len += len;
+  return true;
+}
+
+void attach_broadcast(struct attach_server *as, int stream, const char *data, size_t len) {
+  unsigned char hdr[8] = {(unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24),
+                          (unsigned char)(len >> 16), (unsigned char)(len >> 8),
+                          (unsigned char)len};
+  for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) {
+    struct client *c = &as->clients[i];
+    if (c->fd < 0) continue;
+    size_t done = 0;
+    if (c->out_len == 0) {
+      struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
+      struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+      ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        c->input_done = true; /* its input ends with it; stdin-once was handled on EOF */
+        drop_client(c);
+        continue;
+      }
+      done = w > 0 ? (size_t)w : 0;
+    }
+    if (done == sizeof hdr + len) continue;
+    bool ok = true;
+    if (done < sizeof hdr) {
+      ok = queue(c, (const char *)hdr + done, sizeof hdr - done) && queue(c, data, len);
+    } else {
+      ok = queue(c, data + (done - sizeof hdr), len - (done - sizeof hdr));
+    }
+    if (!ok) drop_client(c); /* too slow: disconnect rather than stall the container */
+  }
+}
+
+void attach_wait_client(struct attach_server *as) {
+  for (;;) {
+    for (int i = 0; i < ATTACH_MAX_CLIENTS; i++)
+      if (as->clients[i].fd >= 0) return;
+    struct pollfd p = {.fd = as->listen_fd, .events = POLLIN};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return;
+    accept_clients(as);
+  }
+}
+
+void attach_close(struct attach_server *as, const char *path) {
+  if (as == NULL) return;
+  /* Give readers a moment to take the last output; a stuck one costs at most a second. */
+  for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) {
+    struct client *c = &as->clients[i];
+    if (c->fd < 0) continue;
+    while (c->out_len > 0) {
+      struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+      if (poll(&p, 1, 1000) <= 0 || !flush_client(c)) break;
+    }
+    drop_client(c);
+  }
+  close(as->listen_fd);
+  unlink(path);
+  free(as);
+}

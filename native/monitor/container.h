@@ -1,0 +1,33 @@
+/* The state of a monitored container, shared by container.c (the event loop) and
+ * runtime-create.c (running `<runtime> create`). */
+#ifndef CRIB_MONITOR_CONTAINER_H
+#define CRIB_MONITOR_CONTAINER_H
+
+#include "monitor.h"
+
+#define STDIN_BUF 16384
+
+struct container {
+  const struct monitor_opts *o;
+  struct log_writer *log;
+  struct attach_server *attach;
+  struct ctl_channel *ctl;
+  int sigfd;
+  int out_fd, err_fd; /* read ends; -1 once closed */
+  int stdin_fd;       /* write end (or the pty master); -1 when there is none */
+  int pty_fd;         /* the pty master in terminal mode, kept for resize */
+  char in_buf[STDIN_BUF];
+  size_t in_len;
+  bool stdin_close_pending;
+  pid_t pid;
+  bool exited;
+  int status;
+};
+
+/* Before the sync line was sent: tidy up, report the failure on the sync fd; returns 1. */
+int fail_early(struct container *c, const char *message);
+
+/* Runs `<runtime> create`, fills pid and the stdio fds; on failure reports it and returns 1. */
+int create_container(struct container *c);
+
+#endif

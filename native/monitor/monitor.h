@@ -1,0 +1,137 @@
+/* Shared declarations of crib-monitor, the per-container monitor (see main.c for its CLI). */
+#ifndef CRIB_MONITOR_H
+#define CRIB_MONITOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "crib-error.h"
+
+#define MONITOR_PROG "crib-monitor"
+
+/* Stream ids: used in log records and as the first byte of attach frames (docker's numbering). */
+enum { STREAM_STDIN = 0, STREAM_STDOUT = 1, STREAM_STDERR = 2 };
+
+struct monitor_opts {
+  const char *runtime;
+  const char *runtime_root;
+  const char *id;
+  const char *bundle;
+  const char *log_path;
+  const char *exit_file;
+  const char *attach_socket;
+  const char *ctl_path;
+  const char *container_pid_file;
+  bool stdin_open;
+  bool stdin_once;
+  bool terminal;
+  size_t log_max_line;
+  int sync_fd;
+  /* Streaming exec mode: run `<runtime> exec --detach --process FILE` instead of create; the log
+   * file is then optional, and with wait_attach the process starts only once a client is
+   * attached, so none of its output is lost. */
+  const char *exec_process;
+  bool wait_attach;
+};
+
+struct exec_sync_opts {
+  const char *runtime;
+  const char *runtime_root;
+  const char *id;
+  const char *process;
+  unsigned long timeout_sec; /* 0: no timeout, as in CRI */
+  size_t max_output;
+};
+
+/* fd-util.c */
+int write_all(int fd, const void *buf, size_t len);
+int set_nonblock(int fd, crib_err *err);
+int set_cloexec(int fd, crib_err *err);
+int devnull_stdio(crib_err *err);
+void close_fds_from(int first, int keep);
+void reset_signals_for_exec(void);
+
+/* time-format.c: RFC3339Nano in local time with numeric offset ("Z" when UTC). */
+#define TIMESTAMP_MAX 64
+void format_timestamp(char out[TIMESTAMP_MAX], const struct timespec *ts);
+void format_now(char out[TIMESTAMP_MAX]);
+
+/* json.c */
+struct json_buf {
+  char *data;
+  size_t len, cap;
+};
+int json_buf_append(struct json_buf *b, const char *s, size_t n);
+int json_buf_printf(struct json_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int json_buf_string(struct json_buf *b, const char *s, size_t n); /* quoted, escaped */
+int json_buf_base64(struct json_buf *b, const unsigned char *s, size_t n); /* quoted */
+void json_buf_free(struct json_buf *b);
+
+/* unix-socket.c: paths longer than sun_path go through /proc/self/fd/<dirfd>/<name>. */
+int unix_listen(const char *path, int type, mode_t mode, crib_err *err);
+int recv_fd(int sock, crib_err *err);
+
+/* log-writer.c: the CRI log file format. Every call accepts NULL (no log file: exec mode). */
+struct log_writer;
+struct log_writer *log_writer_open(const char *path, size_t max_line, crib_err *err);
+void log_writer_write(struct log_writer *lw, int stream, const char *data, size_t len);
+void log_writer_flush(struct log_writer *lw, int stream); /* stream closed: partial line as P */
+int log_writer_reopen(struct log_writer *lw, crib_err *err);
+
+/* exit-file.c */
+int exit_file_write(const char *path, int wait_status, bool oom_killed, crib_err *err);
+
+/* oom.c: the oom_kill counter of the memory cgroup a process is in. */
+struct oom_probe {
+  char counter_path[4096]; /* empty when no memory cgroup was found */
+  long long before;
+};
+void oom_probe_init(struct oom_probe *p, pid_t pid);
+bool oom_probe_killed(const struct oom_probe *p);
+
+/* spawn.c: run the runtime with the given stdio, signals reset. */
+pid_t spawn_runtime(char *const argv[], int in_fd, int out_fd, int err_fd, crib_err *err);
+int read_pid_file(const char *path, pid_t *pid, crib_err *err);
+
+/* attach.c: the attach socket and its clients. */
+struct attach_server;
+struct attach_server *attach_server_open(const char *path, crib_err *err);
+/* Adds the listener and clients to pfds (from index *n); returns nothing, bumps *n. */
+struct pollfd;
+void attach_poll_fds(struct attach_server *as, struct pollfd *pfds, size_t *n, bool want_input);
+/* Handles events on the fds added by attach_poll_fds; stdin bytes read go to on_input, a client
+ * stopping its input (EOF) calls on_input_end. Returns false when input must pause. */
+typedef void (*attach_input_fn)(void *ctx, const char *data, size_t len);
+typedef void (*attach_input_end_fn)(void *ctx);
+void attach_handle(struct attach_server *as, struct pollfd *pfds, size_t count, attach_input_fn in,
+                   attach_input_end_fn in_end, void *ctx);
+void attach_broadcast(struct attach_server *as, int stream, const char *data, size_t len);
+void attach_close(struct attach_server *as, const char *path);
+/* Block until the first client has connected. */
+void attach_wait_client(struct attach_server *as);
+#define ATTACH_MAX_POLL 33 /* listener + clients */
+
+/* ctl.c: the control fifo. */
+struct ctl_channel;
+struct ctl_channel *ctl_open(const char *path, crib_err *err);
+int ctl_fd(const struct ctl_channel *c);
+typedef void (*ctl_resize_fn)(void *ctx, unsigned rows, unsigned cols);
+typedef void (*ctl_reopen_fn)(void *ctx);
+void ctl_handle(struct ctl_channel *c, ctl_resize_fn resize, ctl_reopen_fn reopen, void *ctx);
+void ctl_close(struct ctl_channel *c, const char *path);
+
+/* sync.c: the one JSON line reported to the caller. */
+void sync_report_pid(int fd, pid_t pid, pid_t monitor_pid);
+void sync_report_error(int fd, const char *message);
+
+/* container.c / exec-sync.c: the two modes. */
+int run_container(const struct monitor_opts *o);
+int run_exec_sync(const struct exec_sync_opts *o);
+
+/* proc-tree.c: SIGKILL a process and every descendant of it. */
+void kill_tree(pid_t root);
+
+#endif

@@ -1,0 +1,49 @@
+// crib-monitor's streaming exec mode (`crib-monitor exec`): one exec'd process served on an
+// attach socket like a container, with its exit code in an exit file; --wait-attach makes sure the
+// first client sees all of its output.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { Harness, waitFor, type Container } from './support/monitor-harness.js';
+
+let h: Harness;
+let c: Container;
+beforeAll(async () => {
+  h = await Harness.create();
+  c = await h.create({ args: ['sleep', '1000'] });
+  await c.start();
+});
+afterAll(async () => { await h?.cleanup(); });
+
+describe('crib-monitor exec', () => {
+  it('streams output from the start, forwards stdin and records the exit code', async () => {
+    const s = await h.exec(c, ['sh', '-c', 'echo hi; echo warn >&2; read x; echo got:$x; exit 5'],
+      { stdin: true, waitAttach: true });
+    expect(s.sync.pid).toBeGreaterThan(0);
+    const a = s.client!;
+    await waitFor('first output', () => a.text(1) === 'hi\n' && a.text(2) === 'warn\n');
+    a.write('yo\n');
+    expect(await s.waitExit()).toMatchObject({ exitCode: 5, signal: null });
+    await waitFor('closed', () => a.closed);
+    expect(a.text(1)).toBe('hi\ngot:yo\n');
+    expect(existsSync(s.attachSocket)).toBe(false);
+  });
+
+  it('runs the process on a tty with --terminal and resizes it', async () => {
+    const s = await h.exec(c, ['sh', '-c', '[ -t 0 ] && echo isatty; read x; stty size'],
+      { terminal: true, stdin: true, waitAttach: true });
+    expect(s.sync.pid).toBeGreaterThan(0);
+    const a = s.client!;
+    await waitFor('isatty', () => a.text(1).includes('isatty'));
+    await s.ctl('resize 24 101');
+    a.write('\n');
+    expect(await s.waitExit()).toMatchObject({ exitCode: 0 });
+    await waitFor('closed', () => a.closed);
+    expect(a.text(1).replace(/\r/g, '')).toContain('24 101\n');
+  });
+
+  it('reports the runtime error for a process that cannot run', async () => {
+    const s = await h.exec(c, ['/bin/no-such-tool'], { waitAttach: true });
+    expect(s.sync.pid).toBe(-1);
+    expect(s.sync.message).toMatch(/no-such-tool/);
+  });
+});

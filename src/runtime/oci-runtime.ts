@@ -1,0 +1,88 @@
+// Driving an OCI runtime through runc's command line: crib-runtime by default, runc or crun as
+// RuntimeClass handlers. Every failure carries the runtime's own stderr, which says what broke.
+import { execFile } from 'node:child_process';
+import { FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
+
+export interface OciState {
+  ociVersion: string;
+  id: string;
+  status: 'creating' | 'created' | 'running' | 'stopped' | 'paused';
+  pid?: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+}
+
+export class OciRuntimeError extends InternalError {
+  constructor(readonly verb: string, readonly stderr: string, readonly exitCode: number | null) {
+    super(`${verb} failed: ${stderr.trim() || `exit code ${exitCode}`}`);
+  }
+}
+
+function run(binary: string, args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(binary, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
+        reject(new OciRuntimeError(`${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim(), stderr || err.message, code));
+      } else resolve(stdout);
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+export class OciRuntime {
+  constructor(
+    readonly name: string,
+    readonly binary: string,
+    readonly root: string,
+  ) {}
+
+  private args(...rest: string[]): string[] {
+    return ['--root', this.root, ...rest];
+  }
+
+  async start(id: string): Promise<void> {
+    await run(this.binary, this.args('start', id));
+  }
+
+  async state(id: string): Promise<OciState | undefined> {
+    try {
+      return JSON.parse(await run(this.binary, this.args('state', id))) as OciState;
+    } catch (err) {
+      if (err instanceof OciRuntimeError && /does not exist|not exist|no such/i.test(err.stderr)) return undefined;
+      throw err;
+    }
+  }
+
+  async kill(id: string, signal: string | number, all = false): Promise<void> {
+    try {
+      await run(this.binary, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
+    } catch (err) {
+      // A container that already exited is not an error for a caller that wanted it dead.
+      if (err instanceof OciRuntimeError && /not running|no such process|stopped|does not exist/i.test(err.stderr)) return;
+      throw err;
+    }
+  }
+
+  /** Remove the runtime's state; a container the runtime never heard of is already gone. */
+  async delete(id: string, force = true): Promise<void> {
+    try {
+      await run(this.binary, this.args('delete', ...(force ? ['--force'] : []), id));
+    } catch (err) {
+      if (err instanceof OciRuntimeError && /does not exist|not exist|no such/i.test(err.stderr)) return;
+      throw err;
+    }
+  }
+
+  async update(id: string, resources: unknown): Promise<void> {
+    try {
+      await run(this.binary, this.args('update', '--resources', '-', id), JSON.stringify(resources));
+    } catch (err) {
+      if (err instanceof OciRuntimeError && /does not exist/i.test(err.stderr)) {
+        throw new NotFoundError(`container ${id} is not known to runtime ${this.name}`);
+      }
+      if (err instanceof OciRuntimeError) throw new FailedPreconditionError(`updating resources of ${id}: ${err.stderr.trim()}`);
+      throw err;
+    }
+  }
+}
