@@ -13,6 +13,13 @@ import { imageServiceHandlers } from '../server/image-service.js';
 import { ImageService } from '../image/image-service.js';
 import { adminHandlers, adminServiceDefinition } from '../server/admin-service.js';
 import { CRIB_VERSION } from '../version.js';
+import { PodNetwork } from '../network/pod-network.js';
+import { SandboxService } from '../sandbox/sandbox-service.js';
+import { ContainerService } from '../container/container-service.js';
+import { OciRuntime } from '../runtime/oci-runtime.js';
+import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
+import { containerHandlers } from '../server/container-rpcs.js';
+import { join } from 'node:path';
 import { RootLock } from './root-lock.js';
 import { bindGrpc, unixSocketPath } from './grpc-listener.js';
 
@@ -20,6 +27,9 @@ export class Daemon {
   private lock: RootLock | undefined;
   private server: grpc.Server | undefined;
   private images: ImageService | undefined;
+  private network: PodNetwork | undefined;
+  private networkError: string | undefined;
+  private containers: ContainerService | undefined;
   private address = '';
 
   constructor(readonly config: CribConfig) {}
@@ -37,6 +47,27 @@ export class Daemon {
     this.lock = RootLock.acquire(config.root);
     try {
       this.images = await ImageService.open(config);
+      this.network = PodNetwork.fromConfig(config);
+      await this.network.ensureHost().catch((err: unknown) => {
+        // The node can still run host-network pods; Status reports why pod networks can't work.
+        this.networkError = (err as Error).message;
+        log.error({ err }, 'pod network setup failed');
+      });
+      const runtimes = new Map<string, OciRuntime>();
+      for (const [name, path] of this.handlerPaths()) {
+        runtimes.set(name, new OciRuntime(name, path, join(config.state, name === 'crib' ? 'runtime' : `runtime-${name}`)));
+      }
+      const sandboxes = new SandboxService({
+        root: config.root,
+        state: config.state,
+        network: this.network,
+        handlers: new Set(runtimes.keys()),
+        defaultHandler: config.runtime.default_handler,
+      });
+      const containers = new ContainerService({ root: config.root, state: config.state, runtimes }, sandboxes, this.images);
+      this.containers = containers;
+      await sandboxes.recover();
+      await containers.recover();
       const proto = criProto().runtime.v1;
       const server = new grpc.Server({
         'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -46,6 +77,8 @@ export class Daemon {
         proto.RuntimeService.service,
         implementService('runtime.v1.RuntimeService', proto.RuntimeService.service, {
           ...runtimeInfoHandlers(this.runtimeInfo()),
+          ...podSandboxHandlers(sandboxes, containers),
+          ...containerHandlers(containers, sandboxes),
         }),
       );
       server.addService(
@@ -84,6 +117,8 @@ export class Daemon {
       const path = unixSocketPath(this.address);
       if (path) await unlink(path).catch(() => undefined);
     }
+    this.containers?.close();
+    this.containers = undefined;
     await this.images?.close();
     this.images = undefined;
     this.lock?.release();
@@ -106,13 +141,10 @@ export class Daemon {
           return { ready: false, reason: 'RuntimeBinaryMissing', message: `${path} is not an executable (run make -C native)` };
         }
       },
-      // Pod networking arrives with the RuntimeService's sandbox calls; until then no pod can
-      // have a network and Status says so rather than pretending.
-      networkReadiness: async () => ({
-        ready: false,
-        reason: 'NetworkNotImplemented',
-        message: 'crib does not set up pod networks yet',
-      }),
+      networkReadiness: async (): Promise<Readiness> =>
+        this.networkError === undefined
+          ? { ready: true }
+          : { ready: false, reason: 'NetworkSetupFailed', message: this.networkError },
       handlerNames: () => [config.runtime.default_handler, ...[...handlers.keys()].filter((h) => h !== config.runtime.default_handler)],
       cgroupDriver: () => config.runtime.cgroup_driver,
       verboseInfo: async () => ({

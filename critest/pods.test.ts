@@ -1,0 +1,191 @@
+// RuntimeService end to end, as kubelet drives it: pull → run pod → create/start container →
+// logs → exec → stop → remove, with real namespaces, a real bridge network and real monitors.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { pushBusybox } from '../test-support/image-builder.js';
+import { startRegistry, type TestRegistry } from '../test-support/registry.js';
+
+const run = promisify(execFile);
+const suffix = randomBytes(2).toString('hex');
+const BRIDGE = `cribp${suffix}`;
+const SUBNET = `10.252.${parseInt(suffix.slice(0, 2), 16)}.0/24`;
+
+describe('pods and containers', () => {
+  let registry: TestRegistry;
+  let d: TestDaemon;
+  let logDir: string;
+  let image: string;
+  let uidCounter = 0;
+
+  const podConfig = (name: string, extra: Record<string, unknown> = {}) => ({
+    metadata: { name, namespace: 'default', uid: `uid-${name}-${uidCounter++}`, attempt: 0 },
+    hostname: name,
+    logDirectory: join(logDir, name),
+    labels: { app: name },
+    linux: {},
+    ...extra,
+  });
+  const containerConfig = (name: string, args: string[], extra: Record<string, unknown> = {}) => ({
+    metadata: { name, attempt: 0 },
+    image: { image },
+    command: ['/bin/sh', '-c'],
+    args,
+    logPath: `${name}.log`,
+    labels: { c: name },
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    logDir = await mkdtemp(join(tmpdir(), 'crib-pod-logs-'));
+    registry = await startRegistry();
+    await pushBusybox(registry, 'library/busybox', 'latest');
+    image = `${registry.host}/library/busybox:latest`;
+    d = await startDaemon({ toml: `[network]\nbridge = "${BRIDGE}"\npod_cidr = "${SUBNET}"\n` });
+    await d.cri.image.PullImage({ image: { image } });
+  });
+  afterAll(async () => {
+    if (d) {
+      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
+      await d.cleanup();
+    }
+    await registry?.stop();
+    await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
+    await run('nft', ['delete', 'table', 'ip', 'crib']).catch(() => undefined);
+    await rm(logDir, { recursive: true, force: true });
+  });
+
+  it('runs a pod with a container, logs its output, execs in it, stops and removes it', async () => {
+    const config = podConfig('web');
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    const pst = await d.cri.runtime.PodSandboxStatus({ podSandboxId });
+    expect(pst.status.state).toBe('SANDBOX_READY');
+    expect(pst.status.network.ip).toMatch(/^10\.252\./);
+
+    const cc = containerConfig('main', ['echo hello from crib; echo oops >&2; exec sleep 1000']);
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: cc, sandboxConfig: config });
+    let st = (await d.cri.runtime.ContainerStatus({ containerId })).status;
+    expect(st.state).toBe('CONTAINER_CREATED');
+    await d.cri.runtime.StartContainer({ containerId });
+    st = (await d.cri.runtime.ContainerStatus({ containerId })).status;
+    expect(st.state).toBe('CONTAINER_RUNNING');
+    expect(st.logPath).toBe(join(logDir, 'web', 'main.log'));
+
+    const log = await waitFor('log lines', () => {
+      const text = existsSync(st.logPath) ? readFileSync(st.logPath, 'utf8') : '';
+      return text.includes('oops') ? text : undefined;
+    });
+    expect(log).toMatch(/^\S+ stdout F hello from crib$/m);
+    expect(log).toMatch(/^\S+ stderr F oops$/m);
+
+    const ex = await d.cri.runtime.ExecSync({ containerId, cmd: ['/bin/sh', '-c', 'hostname; cat /etc/hostname; exit 3'], timeout: '10' });
+    expect(ex.exitCode).toBe(3);
+    expect(ex.stdout.toString()).toBe('web\nweb\n');
+
+    const listed = await d.cri.runtime.ListContainers({ filter: { podSandboxId, labelSelector: { c: 'main' } } });
+    expect(listed.containers.map((c: { id: string }) => c.id)).toEqual([containerId]);
+
+    await d.cri.runtime.StopContainer({ containerId, timeout: '1' });
+    st = (await d.cri.runtime.ContainerStatus({ containerId })).status;
+    expect(st.state).toBe('CONTAINER_EXITED');
+    expect(st.exitCode).toBe(137);
+    await expect(d.cri.runtime.ExecSync({ containerId, cmd: ['true'], timeout: '5' })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
+
+    await d.cri.runtime.RemoveContainer({ containerId });
+    await expect(d.cri.runtime.ContainerStatus({ containerId })).rejects.toMatchObject({ code: status.NOT_FOUND });
+    await d.cri.runtime.StopPodSandbox({ podSandboxId });
+    expect((await d.cri.runtime.PodSandboxStatus({ podSandboxId })).status.state).toBe('SANDBOX_NOTREADY');
+    await d.cri.runtime.StopPodSandbox({ podSandboxId });
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    await expect(d.cri.runtime.PodSandboxStatus({ podSandboxId })).rejects.toMatchObject({ code: status.NOT_FOUND });
+  });
+
+  it('reports a completed container with its exit code and reason', async () => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('job') });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('once', ['exit 7']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    const st = await waitFor('exit', async () => {
+      const s = (await d.cri.runtime.ContainerStatus({ containerId })).status;
+      return s.state === 'CONTAINER_EXITED' ? s : undefined;
+    });
+    expect(st.exitCode).toBe(7);
+    expect(st.reason).toBe('Error');
+    expect(BigInt(st.finishedAt)).toBeGreaterThanOrEqual(BigInt(st.startedAt));
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('lets two pods talk over the bridge', async () => {
+    const a = await d.cri.runtime.RunPodSandbox({ config: podConfig('srv') });
+    const b = await d.cri.runtime.RunPodSandbox({ config: podConfig('cli') });
+    const srv = await d.cri.runtime.CreateContainer({
+      podSandboxId: a.podSandboxId,
+      config: containerConfig('httpd', ['exec httpd -f -p 8080 -h /var/www']),
+    });
+    await d.cri.runtime.StartContainer({ containerId: srv.containerId });
+    const cli = await d.cri.runtime.CreateContainer({ podSandboxId: b.podSandboxId, config: containerConfig('c', ['exec sleep 1000']) });
+    await d.cri.runtime.StartContainer({ containerId: cli.containerId });
+    const ip = (await d.cri.runtime.PodSandboxStatus({ podSandboxId: a.podSandboxId })).status.network.ip;
+    const out = await waitFor('http over the bridge', async () => {
+      const r = await d.cri.runtime.ExecSync({ containerId: cli.containerId, cmd: ['wget', '-q', '-O', '-', `http://${ip}:8080/`], timeout: '5' });
+      return r.exitCode === 0 ? r.stdout.toString() : undefined;
+    });
+    expect(out).toBe('hello from crib\n');
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId: a.podSandboxId });
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId: b.podSandboxId });
+  });
+
+  it('rejects bad input with the right codes and leaves nothing half-made', async () => {
+    await expect(d.cri.runtime.RunPodSandbox({ config: { metadata: { name: '', namespace: 'x', uid: 'u' } } })).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT, details: expect.stringContaining('metadata.name'),
+    });
+    const config = podConfig('dup');
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    await expect(d.cri.runtime.RunPodSandbox({ config })).rejects.toMatchObject({ code: status.ALREADY_EXISTS });
+    const cc = containerConfig('one', ['sleep 100']);
+    await d.cri.runtime.CreateContainer({ podSandboxId, config: cc });
+    await expect(d.cri.runtime.CreateContainer({ podSandboxId, config: cc })).rejects.toMatchObject({ code: status.ALREADY_EXISTS });
+    await expect(d.cri.runtime.CreateContainer({ podSandboxId, config: { ...cc, metadata: { name: 'img', attempt: 0 }, image: { image: 'nope/nothing:1' } } }))
+      .rejects.toMatchObject({ code: status.NOT_FOUND });
+    await expect(d.cri.runtime.CreateContainer({ podSandboxId: 'f'.repeat(64), config: cc })).rejects.toMatchObject({ code: status.NOT_FOUND });
+    await expect(d.cri.runtime.StartContainer({ containerId: 'e'.repeat(64) })).rejects.toMatchObject({ code: status.NOT_FOUND });
+    // A failed create (the command does not exist) is rolled back and its name can be reused.
+    const bad = { ...cc, metadata: { name: 'bad', attempt: 0 }, command: ['/does/not/exist'], args: [] };
+    const created = await d.cri.runtime.CreateContainer({ podSandboxId, config: bad }).then((r: { containerId: string }) => r.containerId, () => undefined);
+    if (created) {
+      await expect(d.cri.runtime.StartContainer({ containerId: created })).rejects.toBeDefined();
+    }
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    expect((await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers).toEqual([]);
+  });
+
+  it('keeps containers running and logging across a daemon kill -9 and restart', async () => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('survivor') });
+    const { containerId } = await d.cri.runtime.CreateContainer({
+      podSandboxId, config: containerConfig('ticker', ['i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done']),
+    });
+    await d.cri.runtime.StartContainer({ containerId });
+    const quick = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('quick', ['sleep 1; exit 4']) });
+    await d.cri.runtime.StartContainer({ containerId: quick.containerId });
+    await d.stop('SIGKILL');
+    const logPath = join(logDir, 'survivor', 'ticker.log');
+    const before = readFileSync(logPath, 'utf8').length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(readFileSync(logPath, 'utf8').length).toBeGreaterThan(before);
+    d = await startDaemon({ dir: d.dir, toml: `[network]\nbridge = "${BRIDGE}"\npod_cidr = "${SUBNET}"\n` });
+    const ids = (await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers.map((c: { id: string }) => c.id).sort();
+    expect(ids).toEqual([containerId, quick.containerId].sort());
+    expect((await d.cri.runtime.ContainerStatus({ containerId })).status.state).toBe('CONTAINER_RUNNING');
+    const q = (await d.cri.runtime.ContainerStatus({ containerId: quick.containerId })).status;
+    expect(q.state).toBe('CONTAINER_EXITED');
+    expect(q.exitCode).toBe(4);
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+});

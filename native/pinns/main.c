@@ -1,0 +1,104 @@
+/* crib-pinns command line:
+ *   crib-pinns --dir DIR [--net] [--ipc] [--uts] [--hostname NAME] [--sysctl KEY=VALUE]...
+ *   crib-pinns --remove DIR
+ *   crib-pinns pod-init --dir DIR
+ *   crib-pinns netns-exec FILE COMMAND [ARG]...
+ * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pinns.h"
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: " PINNS_PROG " --dir DIR [--net] [--ipc] [--uts] [--hostname NAME] "
+          "[--sysctl KEY=VALUE]...\n"
+          "       " PINNS_PROG " --remove DIR\n"
+          "       " PINNS_PROG " pod-init --dir DIR\n"
+          "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n");
+}
+
+static int fail_usage(crib_err *err, const char *what) {
+  crib_fail(err, 0, "%s", what);
+  crib_err_print(PINNS_PROG, err);
+  usage();
+  return 1;
+}
+
+static int cmd_pod_init(int argc, char **argv) {
+  crib_err err = {0};
+  const char *dir = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+      dir = argv[++i];
+    else
+      return fail_usage(&err, "pod-init: unknown or incomplete argument");
+  }
+  if (dir == NULL) return fail_usage(&err, "pod-init: --dir is required");
+  int pid = -1;
+  if (pinns_pod_init(dir, &pid, &err) < 0) {
+    crib_err_print(PINNS_PROG, &err);
+    return 1;
+  }
+  printf("%d\n", pid);
+  if (fflush(stdout) != 0) return 1;
+  return 0;
+}
+
+static int cmd_netns_exec(int argc, char **argv) {
+  crib_err err = {0};
+  if (argc < 3) return fail_usage(&err, "netns-exec: a namespace file and a command are required");
+  pinns_netns_exec(argv[1], argv + 2, &err);
+  crib_err_print(PINNS_PROG, &err);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  crib_err err = {0};
+  if (argc > 1 && strcmp(argv[1], "pod-init") == 0) return cmd_pod_init(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "netns-exec") == 0) return cmd_netns_exec(argc - 1, argv + 1);
+
+  static const struct option longopts[] = {
+      {"dir", required_argument, NULL, 'd'},      {"remove", required_argument, NULL, 'r'},
+      {"net", no_argument, NULL, 'n'},            {"ipc", no_argument, NULL, 'i'},
+      {"uts", no_argument, NULL, 'u'},            {"hostname", required_argument, NULL, 'h'},
+      {"sysctl", required_argument, NULL, 's'},   {NULL, 0, NULL, 0},
+  };
+  struct pin_opts opts = {0};
+  const char *remove_dir = NULL;
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'd': opts.dir = optarg; break;
+    case 'r': remove_dir = optarg; break;
+    case 'n': opts.want[0] = true; break;
+    case 'i': opts.want[1] = true; break;
+    case 'u': opts.want[2] = true; break;
+    case 'h': opts.hostname = optarg; break;
+    case 's':
+      if (opts.nsysctls == PINNS_MAX_SYSCTLS) return fail_usage(&err, "too many --sysctl options");
+      opts.sysctls[opts.nsysctls++] = optarg;
+      break;
+    default: return fail_usage(&err, "unknown option or missing argument");
+    }
+  }
+  if (optind != argc) return fail_usage(&err, "unexpected positional argument");
+
+  if (remove_dir != NULL) {
+    if (opts.dir != NULL) return fail_usage(&err, "--remove and --dir are exclusive");
+    if (pinns_remove(remove_dir, &err) < 0) {
+      crib_err_print(PINNS_PROG, &err);
+      return 1;
+    }
+    return 0;
+  }
+  if (opts.dir == NULL) return fail_usage(&err, "--dir is required");
+  if (pinns_pin(&opts, &err) < 0) {
+    crib_err_print(PINNS_PROG, &err);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,58 @@
+/* crib-pinns: creates a pod's namespaces in a short-lived child and pins them as bind-mounted
+ * nsfs files, so no process has to stay alive to hold them (CRI-O's drop-infra model). The
+ * daemon is multithreaded Node, where unshare/setns would affect one thread only; all namespace
+ * work therefore happens here. */
+#ifndef CRIB_PINNS_H
+#define CRIB_PINNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "crib-error.h"
+
+#define PINNS_PROG "crib-pinns"
+#define PINNS_MAX_SYSCTLS 128
+
+/* The namespace kinds a pod pins, with the file name each gets under the pin dir. */
+struct ns_kind {
+  const char *name; /* "net", also the file name under /proc/<pid>/ns and under the pin dir */
+  int flag;         /* CLONE_NEW* */
+};
+extern const struct ns_kind pinns_kinds[];
+extern const size_t pinns_nkinds;
+
+struct pin_opts {
+  const char *dir;
+  bool want[3]; /* indexed like pinns_kinds */
+  const char *hostname;
+  const char *sysctls[PINNS_MAX_SYSCTLS];
+  size_t nsysctls;
+};
+
+/* pin.c */
+int pinns_pin(const struct pin_opts *opts, crib_err *err);
+int pinns_remove(const char *dir, crib_err *err);
+/* Build "<dir>/<name>" into buf; fails on overflow. */
+int pinns_path(char *buf, size_t size, const char *dir, const char *name, crib_err *err);
+
+/* sysctl.c: which namespace a sysctl key belongs to (index into pinns_kinds), or -1 with err set
+ * when the key is malformed or would change the host. */
+int pinns_sysctl_kind(const char *key, crib_err *err);
+/* Write "key=value" through /proc/sys of the calling process's namespaces. */
+int pinns_sysctl_apply(const char *assignment, crib_err *err);
+
+/* loopback.c: bring `lo` up in the calling process's network namespace. */
+int pinns_loopback_up(crib_err *err);
+
+/* pod-init.c: start the detached init of a pod's PID namespace; stores its host pid. */
+int pinns_pod_init(const char *dir, int *pid_out, crib_err *err);
+
+/* netns-exec.c: join the network namespace pinned at `file` and exec argv; returns only on error. */
+int pinns_netns_exec(const char *file, char *const argv[], crib_err *err);
+
+/* Full read/write loops over a pipe. */
+int pinns_write_all(int fd, const void *buf, size_t len);
+/* Returns the number of bytes read (< len only at EOF), or -1. */
+long pinns_read_all(int fd, void *buf, size_t len);
+
+#endif

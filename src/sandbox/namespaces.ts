@@ -1,0 +1,142 @@
+// Pod namespaces held by bind-mounted nsfs files (no pause process): created and removed by the
+// native crib-pinns, because unshare/setns in the multithreaded daemon would only move one thread.
+// When the pod shares one PID namespace, crib-pinns also starts a tiny detached init whose
+// /proc/<pid>/ns/pid the containers join.
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { AlreadyExistsError, InternalError, InvalidArgumentError, errnoCode } from '../errors.js';
+import { nativeBinaries } from '../native-paths.js';
+import { CommandError, runCommand } from '../network/command.js';
+
+export interface PinOptions {
+  /** Directory that receives the pinned files `net`, `ipc`, `uts` (created if missing). */
+  dir: string;
+  net?: boolean;
+  ipc?: boolean;
+  uts?: boolean;
+  /** Needs uts. */
+  hostname?: string;
+  /** Namespaced sysctls only: net.* (needs net), kernel.shm*|msg*|sem*, fs.mqueue.* (need ipc). */
+  sysctls?: Record<string, string>;
+}
+
+/** Paths of the pinned namespace files, for the OCI spec's linux.namespaces[].path. */
+export interface PinnedNamespaces {
+  dir: string;
+  net?: string;
+  ipc?: string;
+  uts?: string;
+}
+
+export type NamespaceKind = 'net' | 'ipc' | 'uts';
+
+/** Which namespace a sysctl key belongs to; throws InvalidArgumentError for host-wide keys. */
+export function sysctlNamespace(key: string): NamespaceKind {
+  if (!/^[A-Za-z0-9_@:][A-Za-z0-9_.\-/@:]*$/.test(key) || key.includes('..') || key.includes('//'))
+    throw new InvalidArgumentError(`sysctl "${key}" is not a valid sysctl name`);
+  const path = key.includes('/') ? key : key.replaceAll('.', '/');
+  if (path.startsWith('net/')) return 'net';
+  if (/^kernel\/(shm|msg|sem)/.test(path) || path.startsWith('fs/mqueue/')) return 'ipc';
+  if (path === 'kernel/hostname' || path === 'kernel/domainname') return 'uts';
+  throw new InvalidArgumentError(
+    `sysctl "${key}" is not namespaced (allowed: net.*, kernel.shm*, kernel.msg*, kernel.sem*, ` +
+      'fs.mqueue.*): setting it would change the whole node',
+  );
+}
+
+// RFC 1123 label rules as kubelet enforces them for pod hostnames, at most 64 bytes (uts limit).
+const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+function pinnsError(err: unknown, what: string): never {
+  if (err instanceof CommandError) {
+    const text = err.stderr.trim();
+    if (text.includes('File exists'))
+      throw new AlreadyExistsError(`${what}: ${text} (namespaces are already pinned there)`, { cause: err });
+    throw new InternalError(`${what}: ${text || err.message}`, { cause: err });
+  }
+  throw err;
+}
+
+export async function pinPodNamespaces(opts: PinOptions): Promise<PinnedNamespaces> {
+  const want: Record<NamespaceKind, boolean> = {
+    net: opts.net === true,
+    ipc: opts.ipc === true,
+    uts: opts.uts === true,
+  };
+  if (!want.net && !want.ipc && !want.uts)
+    throw new InvalidArgumentError('pinPodNamespaces: ask for at least one of net, ipc, uts');
+  if (opts.hostname !== undefined) {
+    if (!want.uts) throw new InvalidArgumentError(`hostname "${opts.hostname}" needs a uts namespace`);
+    if (opts.hostname.length > 64 || !HOSTNAME_RE.test(opts.hostname))
+      throw new InvalidArgumentError(`hostname "${opts.hostname}" is not a valid DNS name of at most 64 characters`);
+  }
+  const args = ['--dir', opts.dir];
+  for (const kind of ['net', 'ipc', 'uts'] as const) if (want[kind]) args.push(`--${kind}`);
+  if (opts.hostname !== undefined) args.push('--hostname', opts.hostname);
+  for (const [key, value] of Object.entries(opts.sysctls ?? {})) {
+    const kind = sysctlNamespace(key);
+    if (!want[kind])
+      throw new InvalidArgumentError(`sysctl "${key}" needs the pod's own ${kind} namespace, which it does not have`);
+    if (/[\n\0]/.test(value)) throw new InvalidArgumentError(`sysctl "${key}": value must be one line`);
+    args.push('--sysctl', `${key}=${value}`);
+  }
+  await mkdir(dirname(opts.dir), { recursive: true });
+  try {
+    await runCommand(nativeBinaries.pinns, args);
+  } catch (err) {
+    pinnsError(err, `pinning namespaces in ${opts.dir}`);
+  }
+  const out: PinnedNamespaces = { dir: opts.dir };
+  for (const kind of ['net', 'ipc', 'uts'] as const) if (want[kind]) out[kind] = join(opts.dir, kind);
+  return out;
+}
+
+/** Unmount and remove the pinned files (and the dir when it is then empty). Idempotent. */
+export async function unpinPodNamespaces(dir: string): Promise<void> {
+  try {
+    await runCommand(nativeBinaries.pinns, ['--remove', dir]);
+  } catch (err) {
+    pinnsError(err, `unpinning namespaces in ${dir}`);
+  }
+}
+
+/** Start the pod's PID-namespace init, joined to the namespaces pinned in dir; returns its pid. */
+export async function startPodInit(dir: string): Promise<number> {
+  let out = '';
+  try {
+    out = await runCommand(nativeBinaries.pinns, ['pod-init', '--dir', dir]);
+  } catch (err) {
+    pinnsError(err, `starting the pod init for ${dir}`);
+  }
+  const pid = Number.parseInt(out.trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 1) throw new InternalError(`crib-pinns pod-init printed "${out.trim()}", not a pid`);
+  return pid;
+}
+
+/** The file containers join for the pod's shared PID namespace. */
+export function podInitPidNamespace(pid: number): string {
+  return `/proc/${pid}/ns/pid`;
+}
+
+/** Whether pid is (still) a crib pod init: guards against signalling a recycled pid. */
+export async function isPodInit(pid: number): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/comm`, 'utf8')).trim() === 'crib-pod-init';
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return false;
+    throw err;
+  }
+}
+
+/**
+ * Kill the pod init (and with it, by the kernel's rule, every process left in its PID namespace).
+ * Idempotent: a pid that is gone or now belongs to something else is left alone.
+ */
+export async function stopPodInit(pid: number): Promise<void> {
+  if (!(await isPodInit(pid))) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (err) {
+    if (errnoCode(err) !== 'ESRCH') throw err;
+  }
+}

@@ -1,0 +1,85 @@
+// The files every container of a pod shares: /etc/hosts, /etc/resolv.conf, /etc/hostname and
+// the /dev/shm tmpfs. Written once per pod; containers bind-mount them.
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig.js';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
+import { mount, umount2, MNT_DETACH } from '../sys/libc.js';
+
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MS_NOEXEC = 8;
+const SHM_SIZE = '64m';
+
+export interface PodFiles {
+  hostsPath: string;
+  resolvPath: string;
+  hostnamePath: string;
+  shmPath: string;
+}
+
+function hostsFile(hostname: string, ip: string | undefined): string {
+  const lines = [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'fe00::0\tip6-mcastprefix',
+    'fe00::1\tip6-allnodes',
+    'fe00::2\tip6-allrouters',
+  ];
+  if (ip) lines.push(`${ip}\t${hostname}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function resolvConf(dns: DNSConfig__Output): string {
+  for (const v of [...dns.servers, ...dns.searches, ...dns.options]) {
+    if (/[\s#;]/.test(v) && !/^[\w.:-]+$/.test(v)) throw new InvalidArgumentError(`dnsConfig: "${v}" is not a valid resolv.conf value`);
+  }
+  const lines = [
+    ...dns.servers.map((s) => `nameserver ${s}`),
+    ...(dns.searches.length ? [`search ${dns.searches.join(' ')}`] : []),
+    ...(dns.options.length ? [`options ${dns.options.join(' ')}`] : []),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function writePodFiles(
+  dir: string,
+  opts: { hostname: string; ip?: string; dns?: DNSConfig__Output | null; hostNetwork: boolean; hostIpc: boolean },
+): Promise<PodFiles> {
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  const files: PodFiles = {
+    hostsPath: join(dir, 'hosts'),
+    resolvPath: join(dir, 'resolv.conf'),
+    hostnamePath: join(dir, 'hostname'),
+    shmPath: opts.hostIpc ? '/dev/shm' : join(dir, 'shm'),
+  };
+  // Host-network pods see the node's names, as with containerd.
+  if (opts.hostNetwork) await copyFile('/etc/hosts', files.hostsPath);
+  else await writeFile(files.hostsPath, hostsFile(opts.hostname, opts.ip), { mode: 0o644 });
+  const dns = opts.dns;
+  if (dns && (dns.servers.length || dns.searches.length || dns.options.length)) {
+    await writeFile(files.resolvPath, resolvConf(dns), { mode: 0o644 });
+  } else {
+    await copyFile('/etc/resolv.conf', files.resolvPath).catch(async (err: unknown) => {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      await writeFile(files.resolvPath, '', { mode: 0o644 });
+    });
+  }
+  await writeFile(files.hostnamePath, `${opts.hostname}\n`, { mode: 0o644 });
+  if (!opts.hostIpc) {
+    await mkdir(files.shmPath, { recursive: true, mode: 0o1777 });
+    mount('shm', files.shmPath, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
+  }
+  return files;
+}
+
+/** Unmount the pod's /dev/shm; idempotent. */
+export function releasePodShm(files: Pick<PodFiles, 'shmPath'>): void {
+  if (files.shmPath === '/dev/shm') return;
+  try {
+    umount2(files.shmPath, MNT_DETACH);
+  } catch (err) {
+    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'ENOENT') throw err;
+  }
+}

@@ -1,0 +1,36 @@
+// A pod sandbox as crib persists it.
+//
+//   creating ──► ready ──► notready ──► (removed)
+//       │                     ▲
+//       └── failed: rolled back, record removed (or cleaned at start-up after a crash)
+import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
+import type { PodNetworkStatus } from '../network/pod-networking.js';
+import type { PodFiles } from './pod-files.js';
+
+export type SandboxState = 'creating' | 'ready' | 'notready';
+
+export interface SandboxRecord {
+  id: string;
+  /** The reservation key: name_namespace_uid_attempt. */
+  reservedName: string;
+  config: PodSandboxConfig__Output;
+  runtimeHandler: string;
+  state: SandboxState;
+  /** Nanoseconds since the epoch, as a decimal string (CRI int64). */
+  createdAt: string;
+  /** Per-pod dir under the state dir: pinned namespaces, hosts, resolv.conf, shm. */
+  dir: string;
+  hostname: string;
+  hostNetwork: boolean;
+  netnsPath?: string;
+  ipcnsPath?: string;
+  utsnsPath?: string;
+  podInitPid?: number;
+  files?: PodFiles;
+  network?: PodNetworkStatus;
+}
+
+export function reservedPodName(config: PodSandboxConfig__Output): string {
+  const m = config.metadata!;
+  return `${m.name}_${m.namespace}_${m.uid}_${m.attempt}`;
+}

@@ -1,0 +1,238 @@
+// Pod sandbox lifecycle: namespaces pinned by crib-pinns (no pause container), pod network,
+// pod files, and the pod's record. Containers are the ContainerService's; this service asks it
+// to stop or remove them through the PodContainers seam.
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
+import { log } from '../log.js';
+import type { PodNetworking } from '../network/pod-networking.js';
+import { Cleaner } from '../store/cleaner.js';
+import { NameReservations } from '../store/name-reservations.js';
+import { RecordStore } from '../store/record-store.js';
+import { nowNs } from '../time.js';
+import {
+  pinPodNamespaces, podInitPidNamespace, startPodInit, stopPodInit, unpinPodNamespaces,
+} from './namespaces.js';
+import { releasePodShm, writePodFiles } from './pod-files.js';
+import { reservedPodName, type SandboxRecord } from './sandbox-record.js';
+
+/** What the sandbox service needs from the container side. */
+export interface PodContainers {
+  idsInPod(podId: string): string[];
+  stopForPod(containerId: string): Promise<void>;
+  removeForPod(containerId: string): Promise<void>;
+}
+
+export interface SandboxServiceOptions {
+  root: string;
+  state: string;
+  network: PodNetworking;
+  handlers: Set<string>;
+  defaultHandler: string;
+}
+
+function checkMetadata(config: PodSandboxConfig__Output | null | undefined): asserts config is PodSandboxConfig__Output {
+  const m = config?.metadata;
+  if (!config || !m) throw new InvalidArgumentError('RunPodSandbox: config.metadata is required');
+  for (const field of ['name', 'namespace', 'uid'] as const) {
+    if (!m[field]) throw new InvalidArgumentError(`RunPodSandbox: config.metadata.${field} must not be empty`);
+    if (/[/\0]/.test(m[field])) throw new InvalidArgumentError(`RunPodSandbox: config.metadata.${field} "${m[field]}" contains "/" or NUL`);
+  }
+}
+
+export class SandboxService {
+  readonly store: RecordStore<SandboxRecord>;
+  private readonly names = new NameReservations('pod sandbox');
+  private containers!: PodContainers;
+  /** One lifecycle operation per pod at a time (stop racing remove would double-free). */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly opts: SandboxServiceOptions) {
+    this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'));
+  }
+
+  attachContainers(containers: PodContainers): void {
+    this.containers = containers;
+  }
+
+  /** Load records; roll back pods a crash left half-made; release leaked IPs. */
+  async recover(): Promise<void> {
+    for (const rec of await this.store.load()) {
+      if (rec.state === 'creating') {
+        log.warn({ pod: rec.id }, 'rolling back a pod sandbox left half-created by a crash');
+        await this.teardown(rec, true);
+        await this.store.remove(rec.id);
+        continue;
+      }
+      this.names.claim(rec.reservedName, rec.id);
+    }
+    const leaked = await this.opts.network.reconcile(this.store.list().filter((r) => r.state === 'ready').map((r) => r.id));
+    if (leaked.length) log.info({ pods: leaked }, 'released network resources of pods that no longer exist');
+  }
+
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+
+  get(idOrPrefix: string): SandboxRecord {
+    if (!idOrPrefix) throw new InvalidArgumentError('pod sandbox id must not be empty');
+    const hits = this.store.matching(idOrPrefix);
+    if (hits.length === 0) throw new NotFoundError(`pod sandbox ${idOrPrefix} not found`);
+    if (hits.length > 1) throw new InvalidArgumentError(`pod sandbox id prefix ${idOrPrefix} is ambiguous`);
+    return hits[0]!;
+  }
+
+  find(idOrPrefix: string): SandboxRecord | undefined {
+    const hits = this.store.matching(idOrPrefix);
+    return hits.length === 1 ? hits[0] : undefined;
+  }
+
+  list(): SandboxRecord[] {
+    return this.store.list().filter((r) => r.state !== 'creating');
+  }
+
+  async run(config: PodSandboxConfig__Output | null | undefined, handler: string, signal: AbortSignal): Promise<string> {
+    checkMetadata(config);
+    const runtimeHandler = handler || this.opts.defaultHandler;
+    if (!this.opts.handlers.has(runtimeHandler)) {
+      throw new InvalidArgumentError(`RunPodSandbox: runtime handler "${handler}" is not configured (have: ${[...this.opts.handlers].join(', ')})`);
+    }
+    const id = randomBytes(32).toString('hex');
+    const { id: got } = await this.names.run(reservedPodName(config), id, signal, () => this.create(id, config, runtimeHandler));
+    return got;
+  }
+
+  private async create(id: string, config: PodSandboxConfig__Output, runtimeHandler: string): Promise<void> {
+    const plog = log.child({ pod: id });
+    const ns = config.linux?.securityContext?.namespaceOptions;
+    const hostNetwork = ns?.network === 'NODE';
+    const hostIpc = ns?.ipc === 'NODE';
+    const sharedPid = ns?.pid === 'POD';
+    const hostname = config.hostname || (hostNetwork ? '' : config.metadata!.name);
+    const dir = join(this.opts.state, 'pods', id);
+    const rec: SandboxRecord = {
+      id,
+      reservedName: reservedPodName(config),
+      config,
+      runtimeHandler,
+      state: 'creating',
+      createdAt: nowNs(),
+      dir,
+      hostname,
+      hostNetwork,
+    };
+    // The record goes to disk first: a crash from here on is rolled back at start-up.
+    await this.store.put(rec);
+    const cleaner = new Cleaner(plog);
+    cleaner.add('remove record', () => this.store.remove(id));
+    try {
+      if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 });
+      await mkdir(dir, { recursive: true, mode: 0o711 });
+      cleaner.add('remove pod dir', () => rm(dir, { recursive: true, force: true }));
+      const sysctls = config.linux?.sysctls ?? {};
+      const pinned = await pinPodNamespaces({
+        dir: join(dir, 'ns'),
+        net: !hostNetwork,
+        ipc: !hostIpc,
+        uts: !hostNetwork,
+        hostname: hostNetwork ? undefined : hostname,
+        sysctls,
+      });
+      cleaner.add('unpin namespaces', () => unpinPodNamespaces(pinned.dir));
+      rec.netnsPath = pinned.net;
+      rec.ipcnsPath = pinned.ipc;
+      rec.utsnsPath = pinned.uts;
+      if (sharedPid) {
+        rec.podInitPid = await startPodInit(pinned.dir);
+        const pid = rec.podInitPid;
+        cleaner.add('stop pod init', () => stopPodInit(pid));
+      }
+      if (rec.netnsPath) {
+        rec.network = await this.opts.network.setup(id, rec.netnsPath, {
+          portMappings: config.portMappings,
+          hostname,
+          podName: config.metadata!.name,
+          podNamespace: config.metadata!.namespace,
+        });
+        cleaner.add('tear down network', () => this.opts.network.teardown(id, rec.netnsPath));
+      }
+      rec.files = await writePodFiles(join(dir, 'files'), {
+        hostname: hostname || (await import('node:os')).hostname(),
+        ip: rec.network?.ip,
+        dns: config.dnsConfig,
+        hostNetwork,
+        hostIpc,
+      });
+      const files = rec.files;
+      cleaner.add('release shm', () => releasePodShm(files));
+      rec.state = 'ready';
+      await this.store.put(rec);
+      plog.info({ name: rec.reservedName, ip: rec.network?.ip }, 'pod sandbox ready');
+    } catch (err) {
+      plog.info({ err: (err as Error).message }, 'pod sandbox creation failed; rolling back');
+      await cleaner.run();
+      throw err;
+    }
+  }
+
+  /** The PID namespace file containers of a shared-PID pod join. */
+  pidNamespace(rec: SandboxRecord): string | undefined {
+    return rec.podInitPid ? podInitPidNamespace(rec.podInitPid) : undefined;
+  }
+
+  /** Stop every container and release the network; idempotent. */
+  async stop(idOrPrefix: string): Promise<void> {
+    const rec = this.find(idOrPrefix);
+    // kubelet may stop a pod it already removed: that is success (CRI: idempotent).
+    if (!rec) return;
+    await this.locked(rec.id, async () => {
+      for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
+      const cur = this.store.get(rec.id);
+      if (!cur || cur.state === 'notready') return;
+      if (cur.podInitPid) await stopPodInit(cur.podInitPid);
+      if (cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
+      await this.store.update(cur.id, (r) => {
+        r.state = 'notready';
+      });
+      log.info({ pod: cur.id }, 'pod sandbox stopped');
+    });
+  }
+
+  /** Remove the pod and everything it holds, even after a half-failed run; idempotent. */
+  async remove(idOrPrefix: string): Promise<void> {
+    const rec = this.find(idOrPrefix);
+    if (!rec) return;
+    await this.locked(rec.id, async () => {
+      for (const cid of this.containers.idsInPod(rec.id)) await this.containers.removeForPod(cid);
+      const cur = this.store.get(rec.id);
+      if (!cur) return;
+      await this.teardown(cur, cur.state !== 'notready');
+      await this.store.remove(cur.id);
+      this.names.release(cur.reservedName, cur.id);
+      log.info({ pod: cur.id }, 'pod sandbox removed');
+    });
+  }
+
+  private async teardown(rec: SandboxRecord, network: boolean): Promise<void> {
+    if (rec.podInitPid) await stopPodInit(rec.podInitPid).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
+    if (network) await this.opts.network.teardown(rec.id, rec.netnsPath).catch((err: unknown) => log.warn({ err }, 'network teardown'));
+    if (rec.files) releasePodShm(rec.files);
+    else releasePodShm({ shmPath: join(rec.dir, 'files', 'shm') });
+    await unpinPodNamespaces(join(rec.dir, 'ns'));
+    await rm(rec.dir, { recursive: true, force: true });
+  }
+
+  assertReady(rec: SandboxRecord): void {
+    if (rec.state !== 'ready') throw new FailedPreconditionError(`pod sandbox ${rec.id} is not ready (state ${rec.state})`);
+  }
+}

@@ -1,0 +1,151 @@
+// RuntimeService container calls.
+import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
+import type { Container } from '../gen/runtime/v1/Container.js';
+import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus.js';
+import type { ContainerEventResponse } from '../gen/runtime/v1/ContainerEventResponse.js';
+import type { ContainerService } from '../container/container-service.js';
+import { criState, type ContainerRecord } from '../container/container-record.js';
+import type { SandboxService } from '../sandbox/sandbox-service.js';
+import { InvalidArgumentError } from '../errors.js';
+import { matchesLabels } from './label-selector.js';
+import { podSandboxStatusMessage } from './pod-sandbox-rpcs.js';
+import type { ServiceHandlers } from './rpc.js';
+
+const STREAM_BATCH = 100;
+
+function imageSpec(rec: ContainerRecord) {
+  return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: '', imageRef: rec.imageId };
+}
+
+function containerMessage(rec: ContainerRecord): Container {
+  return {
+    id: rec.id,
+    podSandboxId: rec.podId,
+    metadata: rec.config.metadata,
+    image: imageSpec(rec),
+    imageRef: rec.imageId,
+    imageId: rec.imageId,
+    state: criState(rec),
+    createdAt: rec.createdAt,
+    labels: rec.config.labels,
+    annotations: rec.config.annotations,
+  };
+}
+
+export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
+  return {
+    id: rec.id,
+    metadata: rec.config.metadata,
+    state: criState(rec),
+    createdAt: rec.createdAt,
+    startedAt: rec.startedAt ?? '0',
+    finishedAt: rec.finishedAt ?? '0',
+    exitCode: rec.exitCode ?? 0,
+    image: imageSpec(rec),
+    imageRef: rec.imageId,
+    imageId: rec.imageId,
+    reason: rec.reason ?? '',
+    message: rec.message ?? '',
+    labels: rec.config.labels,
+    annotations: rec.config.annotations,
+    mounts: rec.config.mounts,
+    logPath: rec.logPath,
+    resources: rec.config.linux?.resources ? { linux: rec.config.linux.resources } : null,
+  };
+}
+
+export function containerHandlers(containers: ContainerService, pods: SandboxService): ServiceHandlers<RuntimeServiceDefinition> {
+  const filtered = (filter: { id?: string; state?: { state?: string } | null; podSandboxId?: string; labelSelector?: Record<string, string> } | null | undefined) =>
+    containers.list().filter((c) =>
+      (!filter?.id || c.id.startsWith(filter.id)) &&
+      (!filter?.podSandboxId || c.podId.startsWith(filter.podSandboxId)) &&
+      (!filter?.state || criState(c) === filter.state.state) &&
+      matchesLabels(c.config.labels, filter?.labelSelector),
+    );
+  const refreshed = async (recs: ContainerRecord[]) => Promise.all(recs.map((r) => containers.status(r.id)));
+
+  return {
+    CreateContainer: async (req, ctx) => {
+      if (!req.podSandboxId) throw new InvalidArgumentError('CreateContainer: podSandboxId must not be empty');
+      return { containerId: await containers.create(req.podSandboxId, req.config, ctx.signal) };
+    },
+
+    StartContainer: async (req) => {
+      await containers.start(req.containerId);
+      return {};
+    },
+
+    StopContainer: async (req) => {
+      await containers.stop(req.containerId, Math.max(0, Number(req.timeout)));
+      return {};
+    },
+
+    RemoveContainer: async (req) => {
+      if (!req.containerId) throw new InvalidArgumentError('RemoveContainer: containerId must not be empty');
+      await containers.remove(req.containerId);
+      return {};
+    },
+
+    ListContainers: async (req) => ({ containers: (await refreshed(filtered(req.filter))).map(containerMessage) }),
+
+    StreamContainers: async (req, _ctx, send) => {
+      const all = (await refreshed(filtered(req.filter))).map(containerMessage);
+      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ containers: all.slice(i, i + STREAM_BATCH) });
+    },
+
+    ContainerStatus: async (req) => {
+      const rec = await containers.status(req.containerId);
+      const info: Record<string, string> = {};
+      if (req.verbose) {
+        info.info = JSON.stringify({
+          pid: rec.pid ?? 0,
+          monitorPid: rec.monitorPid ?? 0,
+          sandboxId: rec.podId,
+          runtimeHandler: rec.runtimeHandler,
+          runtimeSpec: await containers.spec(rec.id),
+          config: rec.config,
+        });
+      }
+      return { status: containerStatusMessage(rec), info };
+    },
+
+    UpdateContainerResources: async (req) => {
+      await containers.updateResources(req.containerId, req.linux);
+      return {};
+    },
+
+    ReopenContainerLog: async (req) => {
+      await containers.reopenLog(req.containerId);
+      return {};
+    },
+
+    ExecSync: async (req) => {
+      const res = await containers.execSync(req.containerId, req.cmd, Math.max(0, Number(req.timeout)));
+      return { stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode };
+    },
+
+    GetContainerEvents: async (_req, ctx, send) => {
+      // Runs until the client goes away: kubelet keeps one stream open for its lifetime.
+      await new Promise<void>((resolve) => {
+        const unsubscribe = containers.events.subscribe((e) => {
+          const pod = pods.find(e.podId);
+          const statuses: ContainerStatus[] = [];
+          const rec = containers.store.get(e.containerId);
+          if (rec && rec.created) statuses.push(containerStatusMessage(rec));
+          const msg: ContainerEventResponse = {
+            containerId: e.containerId,
+            containerEventType: e.type,
+            createdAt: e.createdAt,
+            podSandboxStatus: pod ? podSandboxStatusMessage(pod) : null,
+            containersStatuses: statuses,
+          };
+          send(msg);
+        });
+        ctx.signal.addEventListener('abort', () => {
+          unsubscribe();
+          resolve();
+        }, { once: true });
+      });
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// RuntimeService pod sandbox calls.
+import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
+import type { PodSandboxStatus } from '../gen/runtime/v1/PodSandboxStatus.js';
+import type { PodSandbox } from '../gen/runtime/v1/PodSandbox.js';
+import type { ContainerService } from '../container/container-service.js';
+import type { SandboxService } from '../sandbox/sandbox-service.js';
+import type { SandboxRecord } from '../sandbox/sandbox-record.js';
+import { nowNs } from '../time.js';
+import { containerStatusMessage } from './container-rpcs.js';
+import { matchesLabels } from './label-selector.js';
+import type { ServiceHandlers } from './rpc.js';
+
+const STREAM_BATCH = 100;
+
+function criState(rec: SandboxRecord): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
+  return rec.state === 'ready' ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY';
+}
+
+export function podSandboxStatusMessage(rec: SandboxRecord): PodSandboxStatus {
+  const net = rec.network;
+  return {
+    id: rec.id,
+    metadata: rec.config.metadata,
+    state: criState(rec),
+    createdAt: rec.createdAt,
+    // A pod without its own network (or stopped) reports no IP, as kubelet expects.
+    network: net && rec.state === 'ready' ? { ip: net.ip, additionalIps: net.ip6 ? [{ ip: net.ip6 }] : [] } : { ip: '', additionalIps: [] },
+    linux: { namespaces: { options: rec.config.linux?.securityContext?.namespaceOptions ?? {} } },
+    labels: rec.config.labels,
+    annotations: rec.config.annotations,
+    runtimeHandler: rec.runtimeHandler,
+  };
+}
+
+function podSandboxMessage(rec: SandboxRecord): PodSandbox {
+  return {
+    id: rec.id,
+    metadata: rec.config.metadata,
+    state: criState(rec),
+    createdAt: rec.createdAt,
+    labels: rec.config.labels,
+    annotations: rec.config.annotations,
+    runtimeHandler: rec.runtimeHandler,
+  };
+}
+
+export function podSandboxHandlers(pods: SandboxService, containers: ContainerService): ServiceHandlers<RuntimeServiceDefinition> {
+  const filtered = (filter: { id?: string; state?: { state?: string } | null; labelSelector?: Record<string, string> } | null | undefined) =>
+    pods.list().filter((p) =>
+      (!filter?.id || p.id.startsWith(filter.id)) &&
+      (!filter?.state || criState(p) === filter.state.state) &&
+      matchesLabels(p.config.labels, filter?.labelSelector),
+    );
+
+  return {
+    RunPodSandbox: async (req, ctx) => ({ podSandboxId: await pods.run(req.config, req.runtimeHandler, ctx.signal) }),
+
+    StopPodSandbox: async (req) => {
+      await pods.stop(req.podSandboxId);
+      return {};
+    },
+
+    RemovePodSandbox: async (req) => {
+      await pods.remove(req.podSandboxId);
+      return {};
+    },
+
+    PodSandboxStatus: async (req) => {
+      const rec = pods.get(req.podSandboxId);
+      const inPod = containers.list().filter((c) => c.podId === rec.id);
+      const statuses = await Promise.all(inPod.map(async (c) => containerStatusMessage(await containers.status(c.id))));
+      const info: Record<string, string> = {};
+      if (req.verbose) {
+        info.info = JSON.stringify({
+          pid: rec.podInitPid ?? 0,
+          netns: rec.netnsPath,
+          ipcns: rec.ipcnsPath,
+          utsns: rec.utsnsPath,
+          network: rec.network,
+          files: rec.files,
+          runtimeHandler: rec.runtimeHandler,
+          config: rec.config,
+        });
+      }
+      return { status: podSandboxStatusMessage(rec), info, containersStatuses: statuses, timestamp: nowNs() };
+    },
+
+    ListPodSandbox: async (req) => ({ items: filtered(req.filter).map(podSandboxMessage) }),
+
+    StreamPodSandboxes: async (req, _ctx, send) => {
+      const all = filtered(req.filter).map(podSandboxMessage);
+      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ podSandboxes: all.slice(i, i + STREAM_BATCH) });
+    },
+  };
+}
