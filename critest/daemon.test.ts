@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { removeNetwork, spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 
 describe('crib daemon', () => {
   let d: TestDaemon;
@@ -77,6 +77,7 @@ describe('crib daemon lifecycle', () => {
     const d = await startDaemon({ dir: join(dir, 'a') });
     expect(await d.stop('SIGTERM')).toBe(0);
     expect(existsSync(d.socket)).toBe(false);
+    await removeNetwork(d.bridge, d.nftTable);
   });
 
   it('replaces the stale socket of a killed daemon and takes over its root', async () => {
@@ -86,6 +87,7 @@ describe('crib daemon lifecycle', () => {
     const second = await startDaemon({ dir: join(dir, 'b') });
     await second.cri.runtime.Version({});
     expect(await second.stop('SIGINT')).toBe(0);
+    await removeNetwork(second.bridge, second.nftTable);
   });
 
   it('fails to start on an unknown config key and names it', async () => {
@@ -98,10 +100,13 @@ describe('crib daemon lifecycle', () => {
 
   it('runs with no config file at all, on built-in defaults', async () => {
     // An explicit --listen/--root keeps the test away from the real /run/crib.
+    // The default network (crib0, table crib) is removed afterwards unless it was here before.
+    const hadBridge = existsSync('/sys/class/net/crib0');
     const sock = join(dir, 'defaults.sock');
     const d = spawnDaemon(['--listen', `unix://${sock}`, '--root', join(dir, 'dr'), '--state', join(dir, 'ds')]);
     await waitFor('socket', () => existsSync(sock));
     d.proc.kill('SIGTERM');
     expect(await d.exited).toBe(0);
+    if (!hadBridge) await removeNetwork('crib0', 'crib');
   });
 });

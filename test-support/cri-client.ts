@@ -26,8 +26,8 @@ function promisify(client: grpc.Client, service: grpc.ServiceDefinition): Record
             stream.on('end', () => resolve(items));
           })
       : (req: unknown, opts: grpc.CallOptions = {}) =>
-          new Promise((resolve, reject) =>
-            fn(req, new grpc.Metadata(), opts, (err: grpc.ServiceError | null, res: unknown) =>
+          new Promise<any>((resolve, reject) =>
+            fn(req, new grpc.Metadata(), opts, (err: grpc.ServiceError | null, res: any) =>
               err ? reject(err) : resolve(res),
             ),
           )) as Unary & Streaming;

@@ -1,6 +1,8 @@
 // Runs a real crib daemon (dist/cli.js, built by `npm run build`) in a private root, state dir and
 // socket, for end-to-end tests. Each daemon is stopped by pid and its dirs removed by stop().
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,10 +10,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { criClient, type CriClient } from './cri-client.js';
 
+const run = promisify(execFile);
+
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
 export interface TestDaemon {
   dir: string;
+  /** The daemon's private pod network (derived from dir, so a restart gets the same one). */
+  bridge: string;
+  nftTable: string;
+  podCidr: string;
   root: string;
   state: string;
   socket: string;
@@ -57,6 +65,12 @@ export function spawnDaemon(args: string[]): { proc: ChildProcess; output: () =>
   return { proc, output: () => out, exited };
 }
 
+/** Remove a test daemon's bridge and nftables table (both idempotent). */
+export async function removeNetwork(bridge: string, nftTable: string): Promise<void> {
+  await run('ip', ['link', 'del', bridge]).catch(() => undefined);
+  await run('nft', ['delete', 'table', 'ip', nftTable]).catch(() => undefined);
+}
+
 export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'crib-e2e-')));
   await mkdir(dir, { recursive: true });
@@ -64,9 +78,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   const state = join(dir, 'state');
   const socket = join(dir, 'crib.sock');
   const configPath = join(dir, 'config.toml');
+  // Each test daemon gets its own bridge, subnet and nftables table, named from its dir, so test
+  // files running side by side never share (or tear down) each other's network.
+  const h = createHash('sha256').update(dir).digest();
+  const bridge = `cribt${h.toString('hex').slice(0, 6)}`;
+  const nftTable = `cribt${h.toString('hex').slice(0, 6)}`;
+  const podCidr = `10.${200 + (h[3]! % 50)}.${h[4]}.0/24`;
   await writeFile(
     configPath,
-    `root = "${root}"\nstate = "${state}"\nlog_level = "debug"\n[grpc]\naddress = "unix://${socket}"\n${opts.toml ?? ''}\n`,
+    `root = "${root}"\nstate = "${state}"\nlog_level = "debug"\n[grpc]\naddress = "unix://${socket}"\n` +
+      `[network]\nbridge = "${bridge}"\npod_cidr = "${podCidr}"\nnft_table = "${nftTable}"\n${opts.toml ?? ''}\n`,
   );
   const { proc, output, exited } = spawnDaemon(['--config', configPath]);
   let exitCode: number | null | undefined;
@@ -83,9 +104,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     return exited;
   };
   return {
-    dir, root, state, socket, configPath, proc, cri, output, stop,
+    dir, root, state, socket, configPath, proc, cri, output, stop, bridge, nftTable, podCidr,
     cleanup: async () => {
       await stop();
+      await removeNetwork(bridge, nftTable);
       await rm(dir, { recursive: true, force: true });
     },
   };

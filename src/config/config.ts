@@ -88,9 +88,17 @@ const schema = z
       .default({}),
     network: z
       .object({
+        /** "builtin": crib's bridge network; "cni": the standard CNI plugins configured in cni_conf_dir. */
+        plugin: z.enum(['builtin', 'cni']).default('builtin'),
         bridge: z.string().max(15).default('crib0'),
         pod_cidr: z.string().default('10.88.0.0/16'),
+        /** An IPv6 pod CIDR (e.g. "fd88::/64") makes the built-in network dual-stack. */
+        pod_cidr_v6: z.string().optional(),
         mtu: z.number().int().min(576).max(65535).default(1500),
+        /** nftables table (family ip, and ip6 for dual stack) that holds crib's NAT and hostPort rules. */
+        nft_table: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,30}$/, 'a table name like "crib"').default('crib'),
+        cni_conf_dir: z.string().default('/etc/cni/net.d'),
+        cni_bin_dirs: z.array(z.string()).default(['/opt/cni/bin', '/usr/lib/cni']),
       })
       .strict()
       .default({}),

@@ -14,6 +14,9 @@ import { ImageService } from '../image/image-service.js';
 import { adminHandlers, adminServiceDefinition } from '../server/admin-service.js';
 import { CRIB_VERSION } from '../version.js';
 import { PodNetwork } from '../network/pod-network.js';
+import { CniNetwork } from '../network/cni-network.js';
+import { loadCniConfig } from '../network/cni-config.js';
+import type { PodNetworking } from '../network/pod-networking.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { ContainerService } from '../container/container-service.js';
 import { OciRuntime } from '../runtime/oci-runtime.js';
@@ -27,7 +30,7 @@ export class Daemon {
   private lock: RootLock | undefined;
   private server: grpc.Server | undefined;
   private images: ImageService | undefined;
-  private network: PodNetwork | undefined;
+  private network: PodNetworking | undefined;
   private networkError: string | undefined;
   private containers: ContainerService | undefined;
   private address = '';
@@ -47,12 +50,7 @@ export class Daemon {
     this.lock = RootLock.acquire(config.root);
     try {
       this.images = await ImageService.open(config);
-      this.network = PodNetwork.fromConfig(config);
-      await this.network.ensureHost().catch((err: unknown) => {
-        // The node can still run host-network pods; Status reports why pod networks can't work.
-        this.networkError = (err as Error).message;
-        log.error({ err }, 'pod network setup failed');
-      });
+      this.network = await this.openNetwork();
       const runtimes = new Map<string, OciRuntime>();
       for (const [name, path] of this.handlerPaths()) {
         runtimes.set(name, new OciRuntime(name, path, join(config.state, name === 'crib' ? 'runtime' : `runtime-${name}`)));
@@ -123,6 +121,24 @@ export class Daemon {
     this.images = undefined;
     this.lock?.release();
     this.lock = undefined;
+  }
+
+  /** The pod network backend; a failure leaves host-network pods working and Status says why. */
+  private async openNetwork(): Promise<PodNetworking> {
+    const { config } = this;
+    if (config.network.plugin === 'cni') {
+      const cni = new CniNetwork({ root: config.root, confDir: config.network.cni_conf_dir, binDirs: config.network.cni_bin_dirs });
+      await loadCniConfig(config.network.cni_conf_dir).catch((err: unknown) => {
+        this.networkError = `no usable CNI config in ${config.network.cni_conf_dir}: ${(err as Error).message}`;
+      });
+      return cni;
+    }
+    const builtin = PodNetwork.fromConfig(config);
+    await builtin.ensureHost().catch((err: unknown) => {
+      this.networkError = (err as Error).message;
+      log.error({ err }, 'pod network setup failed');
+    });
+    return builtin;
   }
 
   private runtimeInfo(): RuntimeInfoSource {

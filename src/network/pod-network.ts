@@ -58,7 +58,8 @@ export class PodNetwork implements PodNetworking {
 
   /** The network the daemon's config describes ([network] bridge, pod_cidr, mtu; root). */
   static fromConfig(config: CribConfig): PodNetwork {
-    return new PodNetwork({ root: config.root, bridge: config.network.bridge, podCidr: config.network.pod_cidr, mtu: config.network.mtu });
+    const n = config.network;
+    return new PodNetwork({ root: config.root, bridge: n.bridge, podCidr: n.pod_cidr, podCidr6: n.pod_cidr_v6, mtu: n.mtu, nftTable: n.nft_table });
   }
 
   get podCidr(): string {
