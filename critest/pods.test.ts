@@ -4,7 +4,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
+import { renameSync } from 'node:fs';
+import { criProto } from '../src/server/cri-proto.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
@@ -131,6 +133,63 @@ describe('pods and containers', () => {
     expect(out).toBe('hello from crib\n');
     await d.cri.runtime.RemovePodSandbox({ podSandboxId: a.podSandboxId });
     await d.cri.runtime.RemovePodSandbox({ podSandboxId: b.podSandboxId });
+  });
+
+  it('forwards a hostPort from the host to the pod', async () => {
+    const hostPort = 20000 + Math.floor(Math.random() * 20000);
+    const config = podConfig('hp', { portMappings: [{ protocol: 'TCP', containerPort: 8080, hostPort }] });
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('httpd', ['exec httpd -f -p 8080 -h /var/www']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    const body = await waitFor('hostPort answers', async () => {
+      const res = await fetch(`http://127.0.0.1:${hostPort}/`).catch(() => undefined);
+      return res?.ok ? res.text() : undefined;
+    });
+    expect(body).toBe('hello from crib\n');
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    // The rules went with the pod.
+    expect(await fetch(`http://127.0.0.1:${hostPort}/`).then(() => 'answered', () => 'refused')).toBe('refused');
+  });
+
+  it('streams container events for kubelet\'s evented PLEG', async () => {
+    const events: { containerEventType: string; containerId: string }[] = [];
+    const grpcClient = new (criProto().runtime.v1.RuntimeService)(`unix://${d.socket}`, credentials.createInsecure());
+    const call = grpcClient.GetContainerEvents({});
+    call.on('data', (e: { containerEventType: string; containerId: string }) => events.push(e));
+    call.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('ev') });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('e', ['exit 0']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    await waitFor('stopped event', () => events.some((e) => e.containerId === containerId && e.containerEventType === 'CONTAINER_STOPPED_EVENT'));
+    await d.cri.runtime.RemoveContainer({ containerId });
+    await waitFor('deleted event', () => events.some((e) => e.containerId === containerId && e.containerEventType === 'CONTAINER_DELETED_EVENT'));
+    expect(events.filter((e) => e.containerId === containerId).map((e) => e.containerEventType)).toEqual([
+      'CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT',
+    ]);
+    call.cancel();
+    grpcClient.close();
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('reopens the log after rotation and updates resources of a running container', async () => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('rot') });
+    const { containerId } = await d.cri.runtime.CreateContainer({
+      podSandboxId, config: containerConfig('r', ['while true; do echo line; sleep 0.1; done']),
+    });
+    await d.cri.runtime.StartContainer({ containerId });
+    const logPath = join(logDir, 'rot', 'r.log');
+    await waitFor('first lines', () => existsSync(logPath) && readFileSync(logPath, 'utf8').includes('line'));
+    renameSync(logPath, `${logPath}.1`);
+    await d.cri.runtime.ReopenContainerLog({ containerId });
+    await waitFor('lines in the new file', () => existsSync(logPath) && readFileSync(logPath, 'utf8').includes('line'));
+
+    await d.cri.runtime.UpdateContainerResources({ containerId, linux: { memoryLimitInBytes: String(64 * 1024 * 1024), cpuShares: '512' } });
+    const cg = (await d.cri.runtime.ExecSync({ containerId, cmd: ['cat', '/proc/self/cgroup'], timeout: '5' })).stdout.toString();
+    const memPath = /:memory:(.*)$/m.exec(cg)?.[1];
+    expect(memPath).toBeDefined();
+    expect(readFileSync(`/sys/fs/cgroup/memory${memPath}/memory.limit_in_bytes`, 'utf8').trim()).toBe(String(64 * 1024 * 1024));
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
   it('rejects bad input with the right codes and leaves nothing half-made', async () => {

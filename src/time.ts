@@ -1,6 +1,10 @@
+// Wall-clock nanoseconds from the monotonic clock, anchored once: timestamps taken in order
+// never go backwards, and they carry more than Date.now()'s millisecond precision.
+const anchor = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
 /** Now, in nanoseconds since the epoch, as the CRI's int64 decimal string. */
 export function nowNs(): string {
-  return (BigInt(Date.now()) * 1_000_000n + process.hrtime.bigint() % 1_000_000n).toString();
+  return (anchor + process.hrtime.bigint()).toString();
 }
 
 /** An RFC 3339 time (as monitors write it) in CRI nanoseconds. */

@@ -115,7 +115,9 @@ export class ContainerService {
     // A container that exits before start never ran: its monitor reports what create left.
     const updated = await this.store.update(id, (r) => {
       r.startedAt ??= r.createdAt;
-      r.finishedAt = isoToNs(exit.exitedAt);
+      // The monitor's clock and ours agree only to the microsecond it printed.
+      const finished = isoToNs(exit.exitedAt);
+      r.finishedAt = BigInt(finished) < BigInt(r.startedAt) ? r.startedAt : finished;
       r.exitCode = exit.exitCode;
       r.reason = exit.oomKilled ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
     });
@@ -285,9 +287,11 @@ export class ContainerService {
       if (state !== 'CONTAINER_CREATED') {
         throw new FailedPreconditionError(`container ${cur.id} is ${state.slice(10).toLowerCase()}, not created: it cannot be started`);
       }
+      // Taken before start: a process that exits at once must not finish before it started.
+      const startedAt = nowNs();
       await this.runtimeFor(cur.runtimeHandler).start(cur.id);
       const started = await this.store.update(cur.id, (r) => {
-        r.startedAt = nowNs();
+        r.startedAt = startedAt;
       });
       this.emit(started, 'CONTAINER_STARTED_EVENT');
       log.info({ container: cur.id }, 'container started');

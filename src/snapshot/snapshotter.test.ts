@@ -109,6 +109,7 @@ describe('Snapshotter', () => {
 
     await expect(snaps.removeCommitted(ids[1]!)).rejects.toBeInstanceOf(FailedPreconditionError);
     await expect(snaps.removeCommitted(ids[2]!)).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(snaps.remove(key)).rejects.toThrow(/still mounted/);
     await snaps.unmount(target);
     mounted.pop();
     await snaps.remove(key);
@@ -192,6 +193,7 @@ describe('Snapshotter', () => {
     mounted.push(target);
     expect(readFileSync(join(target, 'f0'), 'utf8')).toBe('0');
     expect(readFileSync(join(target, 'f139'), 'utf8')).toBe('139');
+    await expect(snaps.remove(key)).rejects.toThrow(/still mounted/);
     await snaps.unmount(target);
     mounted.pop();
     await snaps.remove(key);

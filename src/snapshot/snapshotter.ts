@@ -13,7 +13,7 @@
 // Lifecycle: ensureLayer (tmp → unpack → record → rename to <n>) → prepare(key) → mount →
 // unmount → remove(key); removeCommitted / gc only for chains no child or active snapshot uses.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
@@ -270,6 +270,10 @@ export class Snapshotter {
   /** Remove active snapshot `key` (unmount it first). Missing keys are fine. */
   async remove(key: string): Promise<void> {
     checkKey(key);
+    // Deep chains are mounted with paths relative to the snapshot root (see overlay-mount.ts).
+    if (await isUpperMounted([join(this.activeDir, key, 'fs'), join('active', key, 'fs')])) {
+      throw new FailedPreconditionError(`active snapshot ${key} is still mounted; unmount it before removing it`);
+    }
     if (!this.active.has(key)) {
       await rm(join(this.activeDir, key), { recursive: true, force: true });
       return;
@@ -345,6 +349,15 @@ export class Snapshotter {
     await fsyncDir(parent);
     await rm(doomed, { recursive: true, force: true });
   }
+}
+
+/** Whether an overlay in our mount namespace uses one of `uppers` as its upper dir. */
+async function isUpperMounted(uppers: string[]): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const wanted = new Set(uppers.map((u) => `upperdir=${u}`));
+  // Super options are the last field: "... - overlay overlay rw,lowerdir=...,upperdir=<path>,...".
+  return info.split('\n').some((line) => line.includes(' - overlay ') &&
+    line.slice(line.lastIndexOf(' ') + 1).split(',').some((o) => wanted.has(o)));
 }
 
 function checkKey(key: string): void {

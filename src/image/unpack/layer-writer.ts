@@ -25,7 +25,8 @@ const UMASK = (() => {
   const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
   return m ? parseInt(m[1]!, 8) : 0o777; // unknown: always chmod
 })();
-const IS_ROOT = process.getuid?.() === 0;
+// New files get our effective ids; only when those are 0:0 can a root-owned entry skip its chown.
+const IS_ROOT = process.geteuid?.() === 0 && process.getegid?.() === 0;
 
 export interface LayerWriteStats {
   entries: number;

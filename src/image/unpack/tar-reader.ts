@@ -147,6 +147,7 @@ export class TarReader {
     }
     const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]!);
     const size = parseNumber(block, 124, 12);
+    if (size < 0) throw new InvalidArgumentError(`layer tar has a negative size at byte ${this.entryOffset}`);
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
       if (size > 1 << 20) {
         throw new InvalidArgumentError(`layer tar metadata entry at byte ${this.entryOffset} is ${size} bytes (limit 1 MiB)`);
@@ -181,6 +182,9 @@ export class TarReader {
     this.longName = undefined;
     this.longLink = undefined;
     applyPax(header, pax);
+    if (header.size < 0 || header.uid < 0 || header.gid < 0) {
+      throw new InvalidArgumentError(`layer tar entry ${JSON.stringify(header.name)} has a negative size, uid or gid`);
+    }
     // Header-only types carry no body whatever the size field says (Go's archive/tar agrees).
     const bodySize = header.type === 'file' || header.type === 'other' ? header.size : 0;
     this.sink.entry(header);
@@ -234,11 +238,12 @@ function cString(buf: Buffer, off: number, len: number): string {
 /** Octal, or GNU base-256 when the high bit of the first byte is set. */
 function parseNumber(buf: Buffer, off: number, len: number): number {
   if (buf[off]! & 0x80) {
-    if (buf[off] === 0xff) throw new InvalidArgumentError('layer tar has a negative numeric field');
-    let v = buf[off]! & 0x7f;
-    for (let i = off + 1; i < off + len; i += 1) v = v * 256 + buf[i]!;
+    // Two's complement base-256; 0xff first means negative (a pre-1970 mtime, say).
+    const negative = buf[off] === 0xff;
+    let v = negative ? 0 : buf[off]! & 0x7f;
+    for (let i = off + 1; i < off + len; i += 1) v = v * 256 + (negative ? buf[i]! ^ 0xff : buf[i]!);
     if (!Number.isSafeInteger(v)) throw new InvalidArgumentError('layer tar has a numeric field beyond 2^53');
-    return v;
+    return negative ? -(v + 1) : v;
   }
   let v = 0;
   let seen = false;
@@ -246,7 +251,7 @@ function parseNumber(buf: Buffer, off: number, len: number): number {
     const c = buf[i]!;
     if (c === 0 || (c === 0x20 && seen)) break;
     if (c === 0x20) continue;
-    if (c < 0x30 || c > 0x37) throw new InvalidArgumentError(`layer tar has a bad octal field at offset ${off - 0}`);
+    if (c < 0x30 || c > 0x37) throw new InvalidArgumentError(`layer tar header has a bad octal field at header offset ${off}`);
     v = v * 8 + (c - 0x30);
     seen = true;
   }
