@@ -76,6 +76,10 @@ export class Daemon {
         implementService('runtime.v1.RuntimeService', proto.RuntimeService.service, {
           ...runtimeInfoHandlers(this.runtimeInfo()),
           ...podSandboxHandlers(sandboxes, containers),
+          UpdateRuntimeConfig: async (req) => {
+            await this.updatePodCidr(sandboxes, req.runtimeConfig?.networkConfig?.podCidr ?? '');
+            return {};
+          },
           ...containerHandlers(containers, sandboxes),
         }),
       );
@@ -121,6 +125,25 @@ export class Daemon {
     this.images = undefined;
     this.lock?.release();
     this.lock = undefined;
+  }
+
+  /**
+   * kubelet sends the node's pod CIDR at start-up. An empty CIDR, the current one, or a CNI
+   * backend (whose plugins own addressing) leave things as they are; otherwise the built-in
+   * network moves to the new range, which is only allowed while no pod holds an address.
+   */
+  private async updatePodCidr(sandboxes: SandboxService, cidr: string): Promise<void> {
+    const current = this.network;
+    if (!cidr || !(current instanceof PodNetwork) || current.podCidr === cidr) return;
+    const next = PodNetwork.fromConfig({ ...this.config, network: { ...this.config.network, pod_cidr: cidr } });
+    sandboxes.replaceNetwork(next);
+    await current.cleanupAll();
+    this.network = next;
+    this.networkError = undefined;
+    await next.ensureHost().catch((err: unknown) => {
+      this.networkError = (err as Error).message;
+    });
+    log.info({ podCidr: cidr }, 'pod CIDR updated');
   }
 
   /** The pod network backend; a failure leaves host-network pods working and Status says why. */

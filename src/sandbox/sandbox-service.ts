@@ -53,6 +53,19 @@ export class SandboxService {
     this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'));
   }
 
+  /** Pods holding a network from the current backend. */
+  networkedPods(): SandboxRecord[] {
+    return this.store.list().filter((r) => r.network !== undefined && r.state !== 'notready');
+  }
+
+  /** Switch the pod network backend (UpdateRuntimeConfig's pod CIDR); only while no pod uses one. */
+  replaceNetwork(network: PodNetworking): void {
+    if (this.networkedPods().length > 0) {
+      throw new FailedPreconditionError('the pod CIDR cannot change while pods have networks: stop them first');
+    }
+    this.opts.network = network;
+  }
+
   attachContainers(containers: PodContainers): void {
     this.containers = containers;
   }

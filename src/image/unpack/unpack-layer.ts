@@ -1,26 +1,30 @@
 // Layer blob → directory. One pass over the blob: decompress, hash the tar (its sha256 is the
 // layer's diffID, which the caller checks against the image config's rootfs.diff_ids) and
 // extract, all streaming.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError, CribError } from '../../errors.js';
+import { digestHex } from '../content-store.js';
 import { syncfs } from '../../sys/libc.js';
 import {
   decompressor, detectCompression, spawnZstd, zstdBinary, type Compression, type ZstdProcess,
 } from './decompress.js';
 import { LayerWriter } from './layer-writer.js';
 import { TarReader } from './tar-reader.js';
-import { inlineSha256, workerSha256 } from './sha256-stream.js';
 
-/** Blobs from this size up are hashed on a worker thread (see sha256-stream.ts). */
-const WORKER_HASH_MIN_BYTES = 8 << 20;
 
 export interface UnpackOptions {
   signal?: AbortSignal;
   /** Flush the filesystem once at the end (one syncfs instead of an fsync per file). */
   sync?: boolean;
+  /**
+   * The blob's digest as verified by the content store. For an uncompressed layer it is the
+   * diffID, and the tar is not hashed again.
+   */
+  blobDigest?: string;
 }
 
 export interface UnpackResult {
@@ -39,15 +43,18 @@ export async function unpackLayer(blobPath: string, targetDir: string, opts: Unp
   Promise<UnpackResult> {
   const compression = await detectCompression(blobPath);
   await mkdir(targetDir, { recursive: true });
-  const blobSize = (await stat(blobPath)).size;
   const writer = new LayerWriter(targetDir);
-  const hash = blobSize >= WORKER_HASH_MIN_BYTES ? workerSha256() : inlineSha256();
+  // An uncompressed layer's diffID is its blob digest, already verified by the content store:
+  // skipping a second sha256 pass saves ~0.7 ms of main-thread CPU per MB.
+  const trusted = compression === 'none' && opts.blobDigest !== undefined;
+  if (trusted) digestHex(opts.blobDigest!);
+  const hash = trusted ? undefined : createHash('sha256');
   const reader = new TarReader(writer);
   let size = 0;
   let inputEnded = false;
 
   const consume = (chunk: Buffer): void => {
-    hash.update(chunk);
+    hash?.update(chunk);
     size += chunk.length;
     reader.push(chunk);
   };
@@ -95,7 +102,7 @@ export async function unpackLayer(blobPath: string, targetDir: string, opts: Unp
       await pipeline(stages as unknown as [Readable, Writable], opts.signal ? { signal: opts.signal } : {});
     }
     await zstd?.done;
-    diffId = await hash.digest();
+    diffId = hash ? `sha256:${hash.digest('hex')}` : opts.blobDigest!;
   } catch (err) {
     writer.abort();
     if (zstd) {
@@ -112,8 +119,6 @@ export async function unpackLayer(blobPath: string, targetDir: string, opts: Unp
       throw new InvalidArgumentError(`layer ${blobPath} is not a valid ${compression} stream: ${(err as Error).message}`, { cause: err });
     }
     throw err;
-  } finally {
-    hash.close();
   }
 
   if (opts.sync) {

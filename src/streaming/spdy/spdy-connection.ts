@@ -85,6 +85,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
   private drainWaiters: Array<(err?: Error | null) => void> = [];
   private readonly blocked = new Set<SpdyStream>();
   private decoding = false;
+  private peerEnded = false;
   private goAwaySent = false;
   private goAwayReceived = false;
   private peerGoAwayError: Error | undefined;
@@ -111,9 +112,12 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('drain', () => this.notifyWritable());
-    socket.on('end', () => this.teardown(this.closing ? undefined : new SpdyConnectionClosedError('SPDY peer closed the connection')));
+    // The socket can report its end while frames it delivered are still waiting behind a header
+    // block being inflated; those frames (a SYN_REPLY, the final DATA, GOAWAY) are processed
+    // first, and only then is the connection torn down.
+    socket.on('end', () => this.onPeerEnded());
+    socket.on('close', () => this.onPeerEnded());
     socket.on('error', (err: Error) => this.teardown(new SpdyConnectionClosedError(`SPDY connection socket failed: ${err.message}`, { cause: err })));
-    socket.on('close', () => this.teardown(this.closing ? undefined : new SpdyConnectionClosedError('SPDY connection socket closed')));
     if (options.initialData && options.initialData.length > 0) {
       const head = options.initialData;
       queueMicrotask(() => this.onSocketData(head));
@@ -273,12 +277,21 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     try {
       while (!this.decoding && !this.finished) {
         const frame = this.reader.next();
-        if (!frame) return;
+        if (!frame) {
+          if (this.peerEnded) this.teardown(this.closing ? undefined : new SpdyConnectionClosedError('SPDY peer closed the connection'));
+          return;
+        }
         this.handleFrame(frame);
       }
     } catch (err) {
       this.fail(err as Error);
     }
+  }
+
+  private onPeerEnded(): void {
+    if (this.peerEnded) return;
+    this.peerEnded = true;
+    this.processFrames();
   }
 
   private handleFrame(frame: SpdyFrame): void {

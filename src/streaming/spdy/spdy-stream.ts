@@ -176,8 +176,11 @@ export class SpdyStream extends Duplex {
   /** The connection is gone; whatever was still open on this stream is lost. */
   abort(err: Error): void {
     if (this.destroyed) return;
-    if (this.fullyClosed) {
-      this.destroy();
+    if (this.remoteFinished) {
+      // Everything the peer sent is already buffered: leave it to be read to its end. Only our
+      // direction is gone, so later writes fail.
+      this.resetStatus ??= RstStatus.CANCEL;
+      this.failReply(err);
       return;
     }
     this.resetStatus = RstStatus.CANCEL;
