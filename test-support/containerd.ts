@@ -20,7 +20,7 @@ export function containerdAvailable(): boolean {
   return spawnSync('containerd', ['--version']).status === 0;
 }
 
-export async function startContainerd(opts: { insecureRegistries?: string[] } = {}): Promise<TestContainerd> {
+export async function startContainerd(opts: { insecureRegistries?: string[]; cniConfDir?: string; sandboxImage?: string } = {}): Promise<TestContainerd> {
   const dir = await mkdtemp(join(tmpdir(), 'crib-ref-containerd-'));
   const socket = join(dir, 'containerd.sock');
   const mirrors = (opts.insecureRegistries ?? [])
@@ -32,7 +32,8 @@ export async function startContainerd(opts: { insecureRegistries?: string[] } = 
     `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\n[grpc]\n  address = "${socket}"\n` +
       `[ttrpc]\n  address = "${socket}.ttrpc"\n[debug]\n  level = "warn"\n` +
       `[plugins."io.containerd.grpc.v1.cri"]\n  disable_apparmor = true\n  restrict_oom_score_adj = true\n` +
-      `[plugins."io.containerd.grpc.v1.cri".cni]\n  bin_dir = "/usr/lib/cni"\n  conf_dir = "${dir}/cni"\n` +
+      (opts.sandboxImage ? `  sandbox_image = "${opts.sandboxImage}"\n` : '') +
+      `[plugins."io.containerd.grpc.v1.cri".cni]\n  bin_dir = "/usr/lib/cni"\n  conf_dir = "${opts.cniConfDir ?? `${dir}/cni`}"\n` +
       mirrors,
   );
   const proc = spawn('containerd', ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -38,6 +38,8 @@ export interface DaemonOptions {
   toml?: string;
   /** Reuse a root/state from an earlier daemon (restart tests). */
   dir?: string;
+  /** Default debug: tests read the log; benchmarks want less. */
+  logLevel?: string;
 }
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
@@ -86,7 +88,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   const podCidr = `10.${200 + (h[3]! % 50)}.${h[4]}.0/24`;
   await writeFile(
     configPath,
-    `root = "${root}"\nstate = "${state}"\nlog_level = "debug"\n[grpc]\naddress = "unix://${socket}"\n` +
+    `root = "${root}"\nstate = "${state}"\nlog_level = "${opts.logLevel ?? 'debug'}"\n[grpc]\naddress = "unix://${socket}"\n` +
       `[network]\nbridge = "${bridge}"\npod_cidr = "${podCidr}"\nnft_table = "${nftTable}"\n${opts.toml ?? ''}\n`,
   );
   const { proc, output, exited } = spawnDaemon(['--config', configPath]);

@@ -1,0 +1,164 @@
+// Benchmark (not a test): pod + container start through the CRI, and memory with pods running.
+//   npm run bench:pods   (BENCH_N=100 sequential, BENCH_CONCURRENT=20; BENCH_ENDPOINT to point
+//                         it at any CRI socket instead of starting crib and containerd here)
+// For each runtime: RunPodSandbox, CreateContainer, StartContainer of busybox until running,
+// N sequential and C concurrent, median/p95 per call; then daemon + per-container helper RSS
+// (crib-monitor / containerd-shim) with 0, 20 and 100 pods running. containerd (Debian's
+// package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
+import { readFileSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CriClient } from '../../test-support/cri-client.js';
+import { removeNetwork, startDaemon } from '../../test-support/daemon.js';
+import { containerdAvailable, startContainerd } from '../../test-support/containerd.js';
+import { buildImage, busyboxRootfsLayer, pushImage, pushBusybox } from '../../test-support/image-builder.js';
+import { startRegistry } from '../../test-support/registry.js';
+
+const N = Number(process.env.BENCH_N ?? 100);
+const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 20);
+
+interface Timings { run: number[]; create: number[]; start: number[]; total: number[] }
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+let seq = 0;
+async function startPod(cri: CriClient, image: string, t: Timings): Promise<string> {
+  const n = seq++;
+  const config = { metadata: { name: `bench-${n}`, namespace: 'bench', uid: `bench-${process.pid}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
+  const t0 = process.hrtime.bigint();
+  const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
+  const t1 = process.hrtime.bigint();
+  const { containerId } = await cri.runtime.CreateContainer({
+    podSandboxId, sandboxConfig: config,
+    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },
+  });
+  const t2 = process.hrtime.bigint();
+  await cri.runtime.StartContainer({ containerId });
+  t.run.push(Number(t1 - t0) / 1e6);
+  t.create.push(Number(t2 - t1) / 1e6);
+  t.start.push(ms(t2));
+  t.total.push(ms(t0));
+  return podSandboxId;
+}
+
+async function removeAll(cri: CriClient): Promise<void> {
+  for (const p of (await cri.runtime.ListPodSandbox({})).items) {
+    await cri.runtime.StopPodSandbox({ podSandboxId: p.id });
+    await cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
+  }
+}
+
+function rssKb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** RSS of the daemon plus every helper process whose command line mentions `marker`. */
+function memoryMiB(daemonPid: number, helperName: string, marker: string): number {
+  let kb = rssKb(daemonPid);
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === daemonPid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.includes(helperName) && cmd.includes(marker)) kb += rssKb(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return kb / 1024;
+}
+
+interface Result { name: string; seq: Timings; conc: Timings; mem: Record<number, number> }
+
+async function measure(name: string, cri: CriClient, image: string, mem: () => number): Promise<Result> {
+  const warm: Timings = { run: [], create: [], start: [], total: [] };
+  for (let i = 0; i < 3; i++) await startPod(cri, image, warm);
+  await removeAll(cri);
+  const s: Timings = { run: [], create: [], start: [], total: [] };
+  for (let i = 0; i < N; i++) await startPod(cri, image, s);
+  await removeAll(cri);
+  const c: Timings = { run: [], create: [], start: [], total: [] };
+  await Promise.all(Array.from({ length: CONCURRENT }, () => startPod(cri, image, c)));
+  await removeAll(cri);
+  const memory: Record<number, number> = { 0: mem() };
+  const scratch: Timings = { run: [], create: [], start: [], total: [] };
+  for (const target of [20, 100]) {
+    while (scratch.total.length < target) await startPod(cri, image, scratch);
+    await new Promise((r) => setTimeout(r, 1000));
+    memory[target] = mem();
+  }
+  await removeAll(cri);
+  return { name, seq: s, conc: c, mem: memory };
+}
+
+function print(results: Result[]): void {
+  const line = (label: string, f: (r: Result) => string) => console.log(label.padEnd(34) + results.map((r) => f(r).padStart(22)).join(''));
+  line('', (r) => r.name);
+  for (const [mode, key] of [['sequential', 'seq'], [`${CONCURRENT} concurrent`, 'conc']] as const) {
+    for (const call of ['run', 'create', 'start', 'total'] as const) {
+      line(`${mode} ${call} (median/p95 ms)`, (r) => `${pct(r[key][call], 0.5).toFixed(1)} / ${pct(r[key][call], 0.95).toFixed(1)}`);
+    }
+  }
+  for (const n of [0, 20, 100]) line(`memory with ${n} pods (MiB)`, (r) => r.mem[n]!.toFixed(1));
+  if (results.length === 2) {
+    const [a, b] = results as [Result, Result];
+    console.log(`\ncrib / containerd: pod+container start median ${(pct(a.seq.total, 0.5) / pct(b.seq.total, 0.5)).toFixed(2)}x ` +
+      `(goal <= 0.33), memory with 100 pods ${(a.mem[100]! / b.mem[100]!).toFixed(2)}x (goal <= 0.5)`);
+  }
+}
+
+async function main(): Promise<void> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    const registry = await startRegistry();
+    cleanups.push(() => registry.stop());
+    await pushBusybox(registry, 'library/busybox', 'latest');
+    // containerd needs a pause image; a busybox that sleeps stands in for registry.k8s.io/pause.
+    const pause = buildImage({ layers: [await busyboxRootfsLayer()], config: { Entrypoint: ['/bin/sleep', '2147483647'] } });
+    await pushImage(registry, 'pause', '3.9', pause);
+    const image = `${registry.host}/library/busybox:latest`;
+    const results: Result[] = [];
+
+    const d = await startDaemon({ logLevel: 'warn' });
+    cleanups.unshift(() => d.cleanup());
+    await d.cri.image.PullImage({ image: { image } });
+    results.push(await measure('crib', d.cri, image, () => memoryMiB(d.proc.pid!, 'crib-monitor', d.dir)));
+
+    if (containerdAvailable()) {
+      const cniDir = await mkdtemp(join(tmpdir(), 'crib-bench-cni-'));
+      cleanups.push(() => rm(cniDir, { recursive: true, force: true }));
+      await mkdir(cniDir, { recursive: true });
+      await writeFile(join(cniDir, '10-bench.conflist'), JSON.stringify({
+        cniVersion: '0.4.0', name: 'benchnet',
+        plugins: [
+          { type: 'bridge', bridge: 'cribbenchctd', isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.249.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      }));
+      const ctd = await startContainerd({ insecureRegistries: [registry.host], cniConfDir: cniDir, sandboxImage: `${registry.host}/pause:3.9` });
+      cleanups.unshift(async () => {
+        await ctd.stop();
+        await removeNetwork('cribbenchctd', 'none');
+      });
+      await ctd.cri.image.PullImage({ image: { image } });
+      await ctd.cri.image.PullImage({ image: { image: `${registry.host}/pause:3.9` } });
+      results.push(await measure('containerd 1.6 + runc', ctd.cri, image, () => memoryMiB(ctd.proc.pid!, 'containerd-shim', ctd.socket.replace(/\/containerd.sock$/, ''))));
+    } else {
+      console.log('(containerd is not installed: apt-get install containerd containernetworking-plugins to compare)');
+    }
+    console.log(`\nN=${N} sequential, ${CONCURRENT} concurrent; busybox sleep containers\n`);
+    print(results);
+  } finally {
+    for (const c of cleanups) await c().catch((err: unknown) => console.error('cleanup:', err));
+  }
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
