@@ -1,0 +1,238 @@
+/* The child half of create: runs in the forked process, becomes the container init. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "cgroup-self.h"
+#include "container.h"
+#include "files.h"
+#include "hooks.h"
+#include "namespaces.h"
+#include "process.h"
+#include "rootfs.h"
+#include "seccomp-filter.h"
+#include "spec.h"
+#include "sync.h"
+#include "terminal.h"
+
+static int wait_ack(int fd, crib_err *err) {
+  crib_sync_msg m;
+  if (crib_sync_recv(fd, &m, NULL, err) < 0) return -1;
+  if (m.type != CRIB_SYNC_ACK) return crib_fail(err, 0, "sync: expected ack, got message %d", m.type);
+  return 0;
+}
+
+/* With a new user namespace and a new pid namespace, the pid namespace is unshared here (so
+ * the user namespace owns it) and entered by forking: the middle process reports the init's
+ * pid and leaves. The gate keeps init from talking on the sync socket before that report. */
+static int enter_pid_ns_by_fork(int sync_fd, crib_err *err) {
+  if (unshare(CLONE_NEWPID) < 0) return crib_fail(err, errno, "unshare pid namespace");
+  int gate[2];
+  if (pipe2(gate, O_CLOEXEC) < 0) return crib_fail(err, errno, "pipe");
+  pid_t pid = fork();
+  if (pid < 0) return crib_fail(err, errno, "fork into the pid namespace");
+  if (pid > 0) {
+    crib_err e;
+    if (crib_sync_send(sync_fd, CRIB_SYNC_PID, (int)pid, -1, &e) < 0) _exit(1);
+    _exit(0);
+  }
+  close(gate[1]);
+  char b;
+  while (read(gate[0], &b, 1) < 0 && errno == EINTR) {
+  }
+  close(gate[0]);
+  return 0;
+}
+
+static int setup_terminal(crib_init_ctx *c, crib_err *err) {
+  int master;
+  char slave[64];
+  if (crib_pty_open("/dev/ptmx", &master, slave, sizeof slave, err) < 0)
+    return crib_err_wrap(err, "process.terminal (is devpts mounted on /dev/pts?)");
+  json_t *process = json_object_get(c->spec, "process");
+  if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
+      crib_rootfs_console(slave, err) < 0 ||
+      crib_sync_send(c->sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
+    close(master);
+    return -1;
+  }
+  close(master);
+  int s = open(slave, O_RDWR | O_CLOEXEC);
+  if (s < 0) return crib_fail(err, errno, "open `%s`", slave);
+  return crib_pty_become_stdio(s, err);
+}
+
+/* Parked until `start` writes a byte into the fifo. Until create confirms (DONE, sent once
+ * state.json exists) we also watch the sync socket: if create dies first, nothing would ever
+ * know about us, so we leave instead of lingering. */
+static void park(int sync_fd, int fifo_fd) {
+  bool confirmed = false, started = false;
+  while (!confirmed || !started) {
+    struct pollfd p[2] = {{.fd = fifo_fd, .events = started ? 0 : POLLIN},
+                          {.fd = confirmed ? -1 : sync_fd, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      _exit(1);
+    }
+    if (p[1].revents) {
+      crib_sync_msg m;
+      crib_err e;
+      if (crib_sync_recv(sync_fd, &m, NULL, &e) < 0 || m.type != CRIB_SYNC_DONE) _exit(1);
+      confirmed = true;
+      close(sync_fd);
+    }
+    if (p[0].revents & POLLIN) {
+      char b;
+      if (read(fifo_fd, &b, 1) == 1) started = true;
+    }
+  }
+  close(fifo_fd);
+}
+
+/* Our pid as the runtime sees it (for hook state), read while /proc is still the host's. */
+static pid_t host_pid;
+
+static pid_t read_host_pid(void) {
+  char self[32] = "";
+  return readlink("/proc/self", self, sizeof self - 1) > 0 ? (pid_t)atoi(self) : getpid();
+}
+
+/* A hook run by the init itself, in the container's namespaces. */
+static int run_container_hook(crib_init_ctx *c, const char *stage, const char *status, crib_err *err) {
+  json_t *state = crib_hook_state(c->id, c->bundle, host_pid, json_object_get(c->spec, "annotations"), status);
+  int rc = crib_hooks_run(c->spec, stage, state, err);
+  json_decref(state);
+  return rc;
+}
+
+static int init_run(crib_init_ctx *c, crib_err *err) {
+  json_t *spec = c->spec;
+  json_t *process = json_object_get(spec, "process");
+  /* If create dies mid-setup, do not linger. Reset before parking: create exits then. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
+  host_pid = read_host_pid();
+  /* Join our cgroup first, while we are still the host's root in every namespace. */
+  int self_cg = c->in_cgroup ? 0 : crib_cgroup_enter_self(c->cg, err);
+  if (self_cg < 0) return -1;
+  if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
+  crib_ns_plan_close(c->plan);
+  bool userns = c->new_flags & CLONE_NEWUSER;
+  if (userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
+
+  /* The parent writes the id maps and, unless we moved ourselves (v1), moves us into the
+   * cgroup, which costs an RCU grace period (see cgroup-self.h). Unless we need that done
+   * first (id maps to become root in a new user namespace; a cgroup2 mount that must see our
+   * cgroup namespace), it happens while we build the rootfs, and we wait just before the
+   * cgroup namespace (whose root is the cgroup we are in). */
+  if (crib_sync_send(c->sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
+  bool v2 = c->cg->mode == CRIB_CG_V2;
+  bool acked = false;
+  if (userns || v2) {
+    if (wait_ack(c->sync_fd, err) < 0) return -1;
+    acked = true;
+  }
+  if (userns) {
+    if (setresgid(0, 0, 0) < 0) return crib_fail(err, errno, "become gid 0 in the user namespace (do gidMappings map 0?)");
+    if (setresuid(0, 0, 0) < 0) return crib_fail(err, errno, "become uid 0 in the user namespace (do uidMappings map 0?)");
+  }
+  int rest = c->new_flags & ~(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME | (acked ? 0 : CLONE_NEWCGROUP));
+  if (rest && unshare(rest) < 0) return crib_fail(err, errno, "unshare namespaces (flags 0x%x)", rest);
+  if ((c->new_flags & CLONE_NEWTIME) && crib_ns_enter_new_time(spec, err) < 0) return -1;
+  if (userns && (c->new_flags & CLONE_NEWPID)) {
+    if (enter_pid_ns_by_fork(c->sync_fd, err) < 0) return -1;
+    host_pid = read_host_pid(); /* we are the forked init now */
+  }
+
+  /* Through the host's /proc, before pivot: the container need not mount one. */
+  char warn[2048];
+  if (crib_process_oom_score(process, warn, sizeof warn, err) < 0) return -1;
+  if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
+  if (crib_process_lsm(process, warn, sizeof warn, err) < 0) return -1;
+  if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
+
+  crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,
+                        .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2};
+  if (crib_hooks_has(spec, "prestart") || crib_hooks_has(spec, "createRuntime")) {
+    /* The parent runs these in the runtime namespace, now that ours exist. */
+    if (!acked) {
+      if (wait_ack(c->sync_fd, err) < 0) return -1;
+      if ((c->new_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+        return crib_fail(err, errno, "unshare cgroup namespace");
+      acked = true;
+    }
+    if (crib_sync_send(c->sync_fd, CRIB_SYNC_HOOKS, 0, -1, err) < 0) return -1;
+    if (wait_ack(c->sync_fd, err) < 0) return -1;
+  }
+  if (crib_rootfs_build(&rc, err) < 0) return -1;
+  if (crib_hooks_has(spec, "createContainer") && run_container_hook(c, "createContainer", "creating", err) < 0)
+    return -1;
+  if (crib_rootfs_pivot(&rc, err) < 0) return -1;
+  if (crib_rootfs_sysctl(spec, err) < 0) return -1;
+  if (c->terminal && setup_terminal(c, err) < 0) return -1;
+  if (crib_rootfs_finish(&rc, err) < 0) return -1;
+
+  if (!acked) {
+    if (wait_ack(c->sync_fd, err) < 0) return -1;
+    if ((c->new_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+      return crib_fail(err, errno, "unshare cgroup namespace");
+  }
+
+  const char *hostname = crib_json_str(spec, "hostname");
+  if (hostname && *hostname && sethostname(hostname, strlen(hostname)) < 0)
+    return crib_fail(err, errno, "sethostname `%s`", hostname);
+  const char *domain = crib_json_str(spec, "domainname");
+  if (domain && *domain && setdomainname(domain, strlen(domain)) < 0)
+    return crib_fail(err, errno, "setdomainname `%s`", domain);
+
+  const char *cwd = crib_json_str(process, "cwd");
+  if (!cwd || !*cwd) cwd = "/";
+  if (chdir(cwd) < 0) return crib_fail(err, errno, "process.cwd: chdir `%s`", cwd);
+  if (crib_process_rlimits(process, err) < 0) return -1;
+
+  scmp_filter_ctx filter;
+  if (crib_seccomp_compile(json_object_get(json_object_get(spec, "linux"), "seccomp"), &filter, err) < 0)
+    return -1;
+  bool nnp = crib_json_bool(process, "noNewPrivileges", false);
+  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load while we still have it. */
+  if (!nnp && crib_seccomp_load(filter, err) < 0) return -1;
+  if (crib_process_identity(process, warn, sizeof warn, err) < 0) return -1;
+  if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
+  static char exe[PATH_MAX];
+  if (crib_process_find(process, exe, sizeof exe, err) < 0) return crib_err_wrap(err, "process.args[0]");
+  if (crib_process_finish(process, err) < 0) return -1;
+  if (nnp && crib_seccomp_load(filter, err) < 0) return -1;
+  if (filter) seccomp_release(filter);
+
+  char **argv = crib_process_strv(json_object_get(process, "args"));
+  char **envp = crib_process_strv(json_object_get(process, "env"));
+  if (!argv || !envp) return crib_fail(err, ENOMEM, "argv");
+  if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
+  int keep[] = {c->sync_fd, c->fifo_fd};
+  crib_cloexec_fds_from(3 + c->preserve_fds, keep, 2);
+  if (crib_sync_send(c->sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
+  park(c->sync_fd, c->fifo_fd);
+  if (crib_hooks_has(spec, "startContainer")) {
+    crib_err e = {0};
+    if (run_container_hook(c, "startContainer", "running", &e) < 0) {
+      crib_err_print("crib-runtime", &e);
+      _exit(1);
+    }
+  }
+  execve(exe, argv, envp);
+  fprintf(stderr, "crib-runtime: exec `%s`: %s\n", exe, strerror(errno));
+  _exit(127);
+}
+
+void crib_container_init(crib_init_ctx *c) {
+  crib_err err = {0};
+  init_run(c, &err);
+  crib_sync_send_error(c->sync_fd, &err);
+  _exit(1);
+}

@@ -1,0 +1,68 @@
+/* Creating a container: the parent half (`create`/`run`: state dir, cgroup, fork, id maps, the
+ * conversation with the child) and the child half (namespaces, rootfs, process setup, the park
+ * on exec.fifo, execve).
+ *
+ * Process tree: the container init is forked by crib-runtime itself (clone with CLONE_NEWPID),
+ * so it starts as our child; when `create` exits the kernel reparents it to the caller's
+ * nearest child subreaper (crib-monitor) or to pid 1, exactly like runc's init. With a new user
+ * namespace a middle process is needed (the pid namespace must be owned by the new user
+ * namespace, so it is unshared after it and entered by a fork); `create` marks itself a child
+ * subreaper so that init is reparented to it first, and from it to the caller's subreaper. */
+#ifndef CRIB_CONTAINER_H
+#define CRIB_CONTAINER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "crib-error.h"
+#include "cgroup/cgroup.h"
+#include "state.h"
+
+typedef struct crib_create_opts {
+  const char *root;
+  const char *id;
+  const char *bundle;         /* NULL: the current directory */
+  const char *pid_file;       /* may be NULL */
+  const char *console_socket; /* may be NULL */
+  bool no_pivot;
+  int preserve_fds;           /* fds 3..3+n-1 pass to the process (runc's --preserve-fds) */
+} crib_create_opts;
+
+/* Create the container and leave its init parked on exec.fifo. Fills st (pid, paths). */
+int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *err);
+
+/* Release a created container (open exec.fifo for writing, remove it). */
+int crib_container_start(const char *root, const char *id, crib_err *err);
+
+/* Kill everything and remove the state dir and cgroup; refuses a running container unless
+ * force. */
+int crib_container_delete(const char *root, const char *id, bool force, crib_err *err);
+
+/* The cgroup recorded for a container. */
+int crib_container_cgroup(const crib_state *st, crib_cgroup *cg, crib_err *err);
+
+/* Wait (up to timeout_ms) for st->pid to be gone; 0 when it is. */
+int crib_container_wait_gone(const crib_state *st, int timeout_ms);
+
+/* The child half. Everything it needs, gathered by the parent before fork. */
+typedef struct crib_init_ctx {
+  json_t *spec;
+  const char *id;
+  const char *bundle;
+  const char *rootfs;
+  int sync_fd;       /* child end */
+  int fifo_fd;       /* exec.fifo opened O_RDWR before fork: read blocks until `start` */
+  bool no_pivot;
+  bool terminal;
+  int preserve_fds;
+  int new_flags;     /* CLONE_NEW* still to create */
+  const crib_cgroup *cg; /* the container's cgroup (the parent moves us into it) */
+  bool in_cgroup;        /* born inside it already (v2 CLONE_INTO_CGROUP) */
+  struct crib_ns_plan *plan;
+} crib_init_ctx;
+
+/* Never returns: execs the container process or reports an error on sync_fd and _exits. */
+void crib_container_init(crib_init_ctx *c) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,226 @@
+#include "exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup-self.h"
+#include "container.h"
+#include "files.h"
+#include "namespaces.h"
+#include "process.h"
+#include "seccomp-filter.h"
+#include "spec.h"
+#include "state.h"
+#include "sync.h"
+#include "terminal.h"
+
+
+/* Namespaces of pid that differ from ours (joining our own user namespace is an error). */
+static int plan_from_pid(pid_t pid, crib_ns_plan *p, crib_err *err) {
+  static const int flags[] = {CLONE_NEWIPC, CLONE_NEWUTS,    CLONE_NEWNET, CLONE_NEWPID,
+                              CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUSER, CLONE_NEWTIME};
+  memset(p, 0, sizeof *p);
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+    const char *name = crib_ns_proc_name(flags[i]);
+    char theirs[64], ours[64];
+    snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", (int)pid, name);
+    snprintf(ours, sizeof ours, "/proc/self/ns/%s", name);
+    struct stat a, b;
+    if (stat(theirs, &a) < 0) {
+      if (errno == ENOENT && flags[i] == CLONE_NEWTIME) continue; /* older kernels */
+      crib_ns_plan_close(p);
+      return crib_fail(err, errno, "stat `%s`", theirs);
+    }
+    if (stat(ours, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+    int fd = open(theirs, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      crib_ns_plan_close(p);
+      return crib_fail(err, errno, "open `%s`", theirs);
+    }
+    p->join_fd[p->n_join] = fd;
+    p->join_flag[p->n_join] = flags[i];
+    snprintf(p->join_path[p->n_join], sizeof p->join_path[0], "%s", theirs);
+    p->n_join++;
+  }
+  return 0;
+}
+
+static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool in_cgroup,
+                     crib_ns_plan *plan, int sync_fd, int preserve_fds, crib_err *err) {
+  crib_sync_msg m;
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
+  int self_cg = in_cgroup ? 0 : crib_cgroup_enter_self(cg, err);
+  if (self_cg < 0) return -1;
+  if (crib_sync_send(sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
+  if (crib_sync_recv(sync_fd, &m, NULL, err) < 0) return -1;
+  if (m.type != CRIB_SYNC_ACK) return crib_fail(err, 0, "sync: expected ack");
+  if (crib_ns_join(plan, ~CLONE_NEWPID, err) < 0) return -1;
+  crib_ns_plan_close(plan);
+  if (crib_json_bool(process, "terminal", false)) {
+    int master;
+    char slave[64];
+    if (crib_pty_open("/dev/ptmx", &master, slave, sizeof slave, err) < 0) return -1;
+    if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
+        crib_sync_send(sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
+      close(master);
+      return -1;
+    }
+    close(master);
+    int s = open(slave, O_RDWR | O_CLOEXEC);
+    if (s < 0) return crib_fail(err, errno, "open `%s`", slave);
+    if (crib_pty_become_stdio(s, err) < 0) return -1;
+  }
+  const char *cwd = crib_json_str(process, "cwd");
+  if (!cwd || !*cwd) cwd = "/";
+  if (chdir(cwd) < 0) return crib_fail(err, errno, "process.cwd: chdir `%s`", cwd);
+  if (crib_process_rlimits(process, err) < 0) return -1;
+  char warn[2048];
+  if (crib_process_oom_score(process, warn, sizeof warn, err) < 0) return -1;
+  if (warn[0]) crib_sync_send_warning(sync_fd, warn);
+  if (crib_process_lsm(process, warn, sizeof warn, err) < 0) return -1;
+  if (warn[0]) crib_sync_send_warning(sync_fd, warn);
+  scmp_filter_ctx filter;
+  if (crib_seccomp_compile(json_object_get(json_object_get(spec, "linux"), "seccomp"), &filter, err) < 0)
+    return -1;
+  bool nnp = crib_json_bool(process, "noNewPrivileges", false);
+  if (!nnp && crib_seccomp_load(filter, err) < 0) return -1;
+  if (crib_process_identity(process, warn, sizeof warn, err) < 0) return -1;
+  if (warn[0]) crib_sync_send_warning(sync_fd, warn);
+  static char exe[PATH_MAX];
+  if (crib_process_find(process, exe, sizeof exe, err) < 0) return -1;
+  if (crib_process_finish(process, err) < 0) return -1;
+  if (nnp && crib_seccomp_load(filter, err) < 0) return -1;
+  char **argv = crib_process_strv(json_object_get(process, "args"));
+  char **envp = crib_process_strv(json_object_get(process, "env"));
+  if (!argv || !envp) return crib_fail(err, ENOMEM, "argv");
+  /* The process outlives a --detach exec: drop the setup-time death signal. */
+  if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
+  int keep[] = {sync_fd};
+  crib_cloexec_fds_from(3 + preserve_fds, keep, 1);
+  if (crib_sync_send(sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
+  execve(exe, argv, envp);
+  fprintf(stderr, "crib-runtime: exec `%s`: %s\n", exe, strerror(errno));
+  _exit(127);
+}
+
+static volatile sig_atomic_t forward_to;
+static void forward(int sig) {
+  if (forward_to > 0) kill(forward_to, sig);
+}
+
+int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
+  crib_state st;
+  if (crib_state_read(o->root, o->id, &st, err) < 0) return -1;
+  int rc = -1;
+  json_t *spec = NULL;
+  crib_ns_plan plan = {0};
+  int sync[2] = {-1, -1};
+  pid_t child = -1;
+  if (crib_state_status(&st) == CRIB_STOPPED) {
+    crib_fail(err, 0, "container `%s` is stopped: cannot exec in it", o->id);
+    goto out;
+  }
+  if (crib_json_bool(o->process, "terminal", false) && !o->console_socket) {
+    crib_fail(err, 0, "process.terminal is set: --console-socket is required");
+    goto out;
+  }
+  spec = crib_spec_load(st.bundle, err);
+  if (!spec) goto out;
+  crib_cgroup cg;
+  if (crib_container_cgroup(&st, &cg, err) < 0) goto out;
+  if (plan_from_pid(st.pid, &plan, err) < 0) goto out;
+  for (int i = 0; i < plan.n_join; i++)
+    if (plan.join_flag[i] == CLONE_NEWPID && setns(plan.join_fd[i], CLONE_NEWPID) < 0) {
+      crib_fail(err, errno, "setns `%s`", plan.join_path[i]);
+      goto out;
+    }
+  if (crib_sync_pair(sync, err) < 0) goto out;
+  bool in_cgroup;
+  child = crib_cgroup_fork(&cg, 0, &in_cgroup);
+  if (child < 0) {
+    crib_fail(err, errno, "fork");
+    goto out;
+  }
+  if (child == 0) {
+    close(sync[0]);
+    crib_err e = {0};
+    child_run(spec, o->process, &cg, in_cgroup, &plan, sync[1], o->preserve_fds, &e);
+    crib_sync_send_error(sync[1], &e);
+    _exit(1);
+  }
+  close(sync[1]);
+  sync[1] = -1;
+  for (bool parked = false; !parked;) {
+    crib_sync_msg m;
+    int fd = -1;
+    if (crib_sync_recv(sync[0], &m, &fd, err) < 0) goto kill_child;
+    switch (m.type) {
+    case CRIB_SYNC_HELLO:
+      if ((m.value != 1 && crib_cg_enter(&cg, child, err) < 0) ||
+          crib_sync_send(sync[0], CRIB_SYNC_ACK, 0, -1, err) < 0) {
+        crib_sync_prefer_child_error(sync[0], err);
+        goto kill_child;
+      }
+      break;
+    case CRIB_SYNC_PTY: {
+      int r = fd < 0 ? crib_fail(err, 0, "sync: pty message without a fd")
+                     : crib_console_socket_send(o->console_socket, fd, "pty", err);
+      if (fd >= 0) close(fd);
+      if (r < 0) goto kill_child;
+      break;
+    }
+    case CRIB_SYNC_WARNING:
+      fprintf(stderr, "crib-runtime: %s\n", m.text);
+      break;
+    case CRIB_SYNC_ERROR:
+      err->errnum = m.errnum;
+      snprintf(err->msg, sizeof err->msg, "%s", m.text);
+      crib_err_wrap(err, "exec in `%s`", o->id);
+      goto kill_child;
+    case CRIB_SYNC_PARKED:
+      parked = true;
+      break;
+    default:
+      crib_fail(err, 0, "sync: unexpected message %d", m.type);
+      goto kill_child;
+    }
+  }
+  if (o->pid_file && crib_write_pid_file(o->pid_file, child, err) < 0) goto kill_child;
+  if (o->detach) {
+    rc = 0;
+    goto out;
+  }
+  forward_to = child;
+  struct sigaction sa = {.sa_handler = forward};
+  sigemptyset(&sa.sa_mask);
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+  for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) sigaction(sigs[k], &sa, NULL);
+  int status;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) {
+      crib_fail(err, errno, "wait for exec process %d", (int)child);
+      goto out;
+    }
+  }
+  rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  goto out;
+kill_child:
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+out:
+  if (sync[0] >= 0) close(sync[0]);
+  if (sync[1] >= 0) close(sync[1]);
+  crib_ns_plan_close(&plan);
+  json_decref(spec);
+  crib_state_free(&st);
+  return rc;
+}

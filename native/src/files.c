@@ -1,0 +1,143 @@
+#include "files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int crib_write_file(const char *path, const char *buf, size_t len, int flags, mode_t mode,
+                    crib_err *err) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC | flags, mode);
+  if (fd < 0) return crib_fail(err, errno, "open `%s`", path);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = write(fd, buf + off, len - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return crib_fail(err, e, "write `%s`", path);
+    }
+    off += (size_t)n;
+  }
+  if (close(fd) < 0) return crib_fail(err, errno, "close `%s`", path);
+  return 0;
+}
+
+int crib_read_file(const char *path, char *buf, size_t cap, size_t *len, crib_err *err) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return crib_fail(err, errno, "open `%s`", path);
+  size_t off = 0;
+  while (off + 1 < cap) {
+    ssize_t n = read(fd, buf + off, cap - 1 - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return crib_fail(err, e, "read `%s`", path);
+    }
+    if (n == 0) break;
+    off += (size_t)n;
+  }
+  close(fd);
+  buf[off] = '\0';
+  if (len) *len = off;
+  return 0;
+}
+
+int crib_write_file_atomic(const char *path, const char *buf, size_t len, crib_err *err) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
+    return crib_fail(err, ENAMETOOLONG, "temp name for `%s`", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return crib_fail(err, errno, "open `%s`", tmp);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = write(fd, buf + off, len - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      unlink(tmp);
+      return crib_fail(err, e, "write `%s`", tmp);
+    }
+    off += (size_t)n;
+  }
+  /* No fsync: runtime state lives on /run (tmpfs) and means nothing after a reboot, when
+   * every container is gone anyway; the rename alone keeps readers from torn files. On a
+   * disk-backed --root an fsync cost 5-30 ms per create. */
+  close(fd);
+  if (rename(tmp, path) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return crib_fail(err, e, "rename `%s` to `%s`", tmp, path);
+  }
+  return 0;
+}
+
+int crib_mkdir_p(const char *path, mode_t mode, crib_err *err) {
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return crib_fail(err, ENAMETOOLONG, "mkdir `%s`", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, mode) < 0 && errno != EEXIST) return crib_fail(err, errno, "mkdir `%s`", buf);
+    *p = '/';
+  }
+  if (mkdir(buf, mode) < 0 && errno != EEXIST) return crib_fail(err, errno, "mkdir `%s`", buf);
+  return 0;
+}
+
+int crib_rm_dir(const char *path, crib_err *err) {
+  DIR *d = opendir(path);
+  if (!d) {
+    if (errno == ENOENT) return 0;
+    return crib_fail(err, errno, "opendir `%s`", path);
+  }
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+      int e = errno;
+      closedir(d);
+      return crib_fail(err, e, "unlink `%s/%s`", path, de->d_name);
+    }
+  }
+  closedir(d);
+  if (rmdir(path) < 0 && errno != ENOENT) return crib_fail(err, errno, "rmdir `%s`", path);
+  return 0;
+}
+
+int crib_write_pid_file(const char *path, pid_t pid, crib_err *err) {
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%d", (int)pid);
+  /* Atomic so a caller polling the file never reads an empty or partial pid. */
+  return crib_write_file_atomic(path, buf, (size_t)n, err);
+}
+
+static int cmp_int(const void *a, const void *b) {
+  return *(const int *)a - *(const int *)b;
+}
+
+void crib_cloexec_fds_from(int from, const int *keep, size_t n) {
+  /* close_range(CLOSE_RANGE_CLOEXEC) needs no /proc (the container may not mount one) and is
+   * one syscall per gap between kept fds. */
+  int sorted[16];
+  size_t k = n < 16 ? n : 16;
+  memcpy(sorted, keep, k * sizeof *sorted);
+  qsort(sorted, k, sizeof *sorted, cmp_int);
+  unsigned lo = (unsigned)from;
+  for (size_t i = 0; i < k; i++) {
+    if (sorted[i] < (int)lo) continue;
+    if ((unsigned)sorted[i] > lo) syscall(SYS_close_range, lo, (unsigned)sorted[i] - 1, 4u /* CLOSE_RANGE_CLOEXEC */);
+    lo = (unsigned)sorted[i] + 1;
+  }
+  syscall(SYS_close_range, lo, ~0u, 4u);
+}

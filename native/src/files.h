@@ -1,0 +1,40 @@
+/* Small file helpers shared by the runtime's modules. All of them follow the crib_err contract. */
+#ifndef CRIB_FILES_H
+#define CRIB_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "crib-error.h"
+
+/* Write all of buf to path (O_WRONLY|O_TRUNC|O_CLOEXEC; created with mode when missing). */
+int crib_write_file(const char *path, const char *buf, size_t len, int flags, mode_t mode,
+                    crib_err *err);
+
+/* Read up to cap-1 bytes of path into buf, NUL-terminated; *len gets the byte count. */
+int crib_read_file(const char *path, char *buf, size_t cap, size_t *len, crib_err *err);
+
+/* Write buf to a temp file beside path and rename it over path: readers see either the old or
+ * the new content, never a torn write. (Not fsync'd: see files.c.) */
+int crib_write_file_atomic(const char *path, const char *buf, size_t len, crib_err *err);
+
+/* mkdir -p with mode for each created component. */
+int crib_mkdir_p(const char *path, mode_t mode, crib_err *err);
+
+/* rm -rf of a directory that holds only plain files (state directories). ENOENT is success. */
+int crib_rm_dir(const char *path, crib_err *err);
+
+/* Write a decimal number to path (pid files). */
+int crib_write_pid_file(const char *path, pid_t pid, crib_err *err);
+
+/* Mark every fd >= from close-on-exec, except those listed in keep (n of them): whatever the
+ * caller leaked to us must not reach the container process. */
+void crib_cloexec_fds_from(int from, const int *keep, size_t n);
+
+/* snprintf into a char array, true when it fit (checking the result also keeps gcc's
+ * -Wformat-truncation quiet about paths built from PATH_MAX buffers). */
+#define CRIB_FMT(buf, ...) (snprintf((buf), sizeof(buf), __VA_ARGS__) < (int)sizeof(buf))
+
+#endif

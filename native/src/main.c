@@ -1,0 +1,91 @@
+/* crib-runtime: an OCI runtime with runc's command-line shape. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "state.h"
+
+static const struct {
+  const char *name;
+  int (*fn)(const crib_globals *, int, char **, crib_err *);
+} verbs[] = {
+    {"create", crib_cmd_create}, {"run", crib_cmd_run},       {"start", crib_cmd_start},
+    {"state", crib_cmd_state},   {"kill", crib_cmd_kill},     {"delete", crib_cmd_delete},
+    {"exec", crib_cmd_exec},     {"list", crib_cmd_list},     {"features", crib_cmd_features},
+    {"update", crib_cmd_update}, {"ps", crib_cmd_ps},
+};
+
+static void usage(FILE *f) {
+  fputs("usage: crib-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...\n"
+        "commands: create run start state kill delete exec list features update ps\n",
+        f);
+}
+
+/* runc's --log: errors also go to a file, as JSON lines when asked (the daemon reads them). */
+static void log_error(const crib_globals *g, const crib_err *e) {
+  if (!g->log) return;
+  FILE *f = fopen(g->log, "ae");
+  if (!f) return;
+  char now[64];
+  crib_now_rfc3339(now, sizeof now);
+  if (g->log_format && strcmp(g->log_format, "json") == 0) {
+    json_t *o = json_pack("{s:s, s:s, s:s}", "level", "error", "msg", e->msg, "time", now);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s) fprintf(f, "%s\n", s);
+    free(s);
+    json_decref(o);
+  } else {
+    fprintf(f, "time=\"%s\" level=error msg=\"%s\"\n", now, e->msg);
+  }
+  fclose(f);
+}
+
+int main(int argc, char **argv) {
+  crib_globals g = {.root = CRIB_DEFAULT_ROOT, .log_format = "text"};
+  bool debug = false, systemd = false, help = false;
+  const char *criu = NULL;
+  const crib_opt opts[] = {
+      {"root", 0, CRIB_OPT_STRING, &g.root},
+      {"log", 0, CRIB_OPT_STRING, &g.log},
+      {"log-format", 0, CRIB_OPT_STRING, &g.log_format},
+      {"debug", 0, CRIB_OPT_FLAG, &debug},
+      /* The cgroupsPath form decides systemd or not; accepted for runc compatibility. */
+      {"systemd-cgroup", 0, CRIB_OPT_FLAG, &systemd},
+      {"criu", 0, CRIB_OPT_STRING, &criu},
+      {"help", 'h', CRIB_OPT_FLAG, &help},
+  };
+  crib_err err = {0};
+  int i = 1;
+  if (crib_parse_flags(argc, argv, &i, opts, sizeof opts / sizeof opts[0], &err) < 0) {
+    crib_err_print("crib-runtime", &err);
+    usage(stderr);
+    return 2;
+  }
+  if (help) {
+    usage(stdout);
+    return 0;
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "version") == 0) {
+    printf("crib-runtime version 0.1.0\nspec: 1.0.2\n");
+    return 0;
+  }
+  for (size_t k = 0; k < sizeof verbs / sizeof verbs[0]; k++) {
+    if (strcmp(verbs[k].name, argv[i]) != 0) continue;
+    int rc = verbs[k].fn(&g, argc - i - 1, argv + i + 1, &err);
+    if (rc < 0) {
+      crib_err_print("crib-runtime", &err);
+      log_error(&g, &err);
+      return 1;
+    }
+    return rc;
+  }
+  fprintf(stderr, "crib-runtime: unknown command `%s`\n", argv[i]);
+  usage(stderr);
+  return 2;
+}

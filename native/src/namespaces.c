@@ -1,0 +1,148 @@
+#include "namespaces.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "spec.h"
+
+
+static const struct {
+  const char *type;
+  const char *proc;
+  int flag;
+} ns_table[] = {
+    {"pid", "pid", CLONE_NEWPID},         {"network", "net", CLONE_NEWNET},
+    {"mount", "mnt", CLONE_NEWNS},        {"ipc", "ipc", CLONE_NEWIPC},
+    {"uts", "uts", CLONE_NEWUTS},         {"user", "user", CLONE_NEWUSER},
+    {"cgroup", "cgroup", CLONE_NEWCGROUP}, {"time", "time", CLONE_NEWTIME},
+};
+
+int crib_ns_flag(const char *type) {
+  for (size_t i = 0; i < sizeof ns_table / sizeof ns_table[0]; i++)
+    if (strcmp(ns_table[i].type, type) == 0) return ns_table[i].flag;
+  return 0;
+}
+
+const char *crib_ns_proc_name(int flag) {
+  for (size_t i = 0; i < sizeof ns_table / sizeof ns_table[0]; i++)
+    if (ns_table[i].flag == flag) return ns_table[i].proc;
+  return "?";
+}
+
+int crib_ns_plan_init(crib_ns_plan *p, json_t *spec, crib_err *err) {
+  memset(p, 0, sizeof *p);
+  json_t *list = json_object_get(json_object_get(spec, "linux"), "namespaces");
+  size_t i;
+  json_t *ns;
+  int seen = 0;
+  json_array_foreach(list, i, ns) {
+    const char *type = crib_json_str(ns, "type");
+    int flag = crib_ns_flag(type);
+    if (!flag) {
+      crib_ns_plan_close(p);
+      return crib_fail(err, 0, "linux.namespaces[%zu]: unknown type `%s`", i, type);
+    }
+    if (seen & flag) {
+      crib_ns_plan_close(p);
+      return crib_fail(err, 0, "linux.namespaces: `%s` listed twice", type);
+    }
+    seen |= flag;
+    const char *path = crib_json_str(ns, "path");
+    if (!path || !*path) {
+      p->new_flags |= flag;
+      continue;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      crib_ns_plan_close(p);
+      return crib_fail(err, e, "open %s namespace `%s`", type, path);
+    }
+    p->join_fd[p->n_join] = fd;
+    p->join_flag[p->n_join] = flag;
+    snprintf(p->join_path[p->n_join], sizeof p->join_path[0], "%s", path);
+    p->n_join++;
+  }
+  return 0;
+}
+
+void crib_ns_plan_close(crib_ns_plan *p) {
+  for (int i = 0; i < p->n_join; i++)
+    if (p->join_fd[i] >= 0) close(p->join_fd[i]);
+  p->n_join = 0;
+}
+
+int crib_ns_join(crib_ns_plan *p, int flags, crib_err *err) {
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < p->n_join; i++) {
+      int f = p->join_flag[i];
+      if (!(f & flags) || (pass == 0) == (f == CLONE_NEWUSER)) continue;
+      if (setns(p->join_fd[i], f) < 0)
+        return crib_fail(err, errno, "setns %s namespace `%s`", crib_ns_proc_name(f),
+                         p->join_path[i]);
+    }
+  }
+  return 0;
+}
+
+int crib_ns_enter_new_time(json_t *spec, crib_err *err) {
+  if (unshare(CLONE_NEWTIME) < 0) return crib_fail(err, errno, "unshare time namespace");
+  char buf[256];
+  size_t off = 0;
+  const char *clock;
+  json_t *v;
+  json_object_foreach(json_object_get(json_object_get(spec, "linux"), "timeOffsets"), clock, v) {
+    if (strcmp(clock, "monotonic") != 0 && strcmp(clock, "boottime") != 0)
+      return crib_fail(err, 0, "linux.timeOffsets: unknown clock `%s`", clock);
+    int n = snprintf(buf + off, sizeof buf - off, "%s %lld %lld\n", clock, crib_json_int(v, "secs", 0),
+                     crib_json_int(v, "nanosecs", 0));
+    if (n < 0 || (size_t)n >= sizeof buf - off) return crib_fail(err, E2BIG, "linux.timeOffsets");
+    off += (size_t)n;
+  }
+  if (off && crib_write_file("/proc/self/timens_offsets", buf, off, 0, 0, err) < 0)
+    return crib_err_wrap(err, "linux.timeOffsets");
+  int fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return crib_fail(err, errno, "open /proc/self/ns/time_for_children");
+  int rc = setns(fd, CLONE_NEWTIME);
+  int e = errno;
+  close(fd);
+  if (rc < 0) return crib_fail(err, e, "enter the new time namespace");
+  return 0;
+}
+
+static int write_map(pid_t pid, json_t *maps, const char *file, crib_err *err) {
+  char buf[4096];
+  size_t off = 0;
+  size_t i;
+  json_t *m;
+  json_array_foreach(maps, i, m) {
+    json_t *c = json_object_get(m, "containerID"), *h = json_object_get(m, "hostID"),
+           *s = json_object_get(m, "size");
+    if (!json_is_integer(c) || !json_is_integer(h) || !json_is_integer(s))
+      return crib_fail(err, 0, "linux.%s[%zu]: expected {containerID, hostID, size}",
+                       strcmp(file, "uid_map") == 0 ? "uidMappings" : "gidMappings", i);
+    int n = snprintf(buf + off, sizeof buf - off, "%lld %lld %lld\n",
+                     (long long)json_integer_value(c), (long long)json_integer_value(h),
+                     (long long)json_integer_value(s));
+    if (n < 0 || (size_t)n >= sizeof buf - off) return crib_fail(err, E2BIG, "%s too long", file);
+    off += (size_t)n;
+  }
+  if (off == 0) return 0;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+  return crib_write_file(path, buf, off, 0, 0, err);
+}
+
+int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err) {
+  json_t *linux_ = json_object_get(spec, "linux");
+  json_t *uids = json_object_get(linux_, "uidMappings"), *gids = json_object_get(linux_, "gidMappings");
+  if (json_array_size(uids) == 0 || json_array_size(gids) == 0)
+    return crib_fail(err, 0, "linux: a new user namespace needs uidMappings and gidMappings");
+  if (write_map(pid, uids, "uid_map", err) < 0) return -1;
+  return write_map(pid, gids, "gid_map", err);
+}

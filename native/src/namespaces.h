@@ -1,0 +1,46 @@
+/* linux.namespaces: which to create, which to join by path, and the user-namespace id maps. */
+#ifndef CRIB_NAMESPACES_H
+#define CRIB_NAMESPACES_H
+
+#include <jansson.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "crib-error.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080 /* older libc headers */
+#endif
+
+#define CRIB_NS_MAX 8
+
+typedef struct crib_ns_plan {
+  int new_flags;            /* CLONE_NEW* to create */
+  int join_fd[CRIB_NS_MAX]; /* opened `path`s to setns into */
+  int join_flag[CRIB_NS_MAX];
+  char join_path[CRIB_NS_MAX][256];
+  int n_join;
+} crib_ns_plan;
+
+/* Map an OCI namespace type ("pid", "network", "mount", "ipc", "uts", "user", "cgroup",
+ * "time") to its CLONE_NEW* flag; 0 when unknown. */
+int crib_ns_flag(const char *type);
+const char *crib_ns_proc_name(int flag); /* "pid", "net", "mnt", ... as in /proc/<pid>/ns */
+
+/* Build the plan from the spec, opening every `path` now so a bad path fails before fork. */
+int crib_ns_plan_init(crib_ns_plan *p, json_t *spec, crib_err *err);
+void crib_ns_plan_close(crib_ns_plan *p);
+
+/* setns into every joined namespace of the given flags (user last: joining it first would
+ * drop our capabilities over namespaces owned by the host). */
+int crib_ns_join(crib_ns_plan *p, int flags, crib_err *err);
+
+/* A new time namespace: unshare only prepares one for children, so write linux.timeOffsets
+ * into it and then enter it ourselves (allowed before anything ran in it). */
+int crib_ns_enter_new_time(json_t *spec, crib_err *err);
+
+/* Write /proc/<pid>/{uid_map,gid_map} from linux.uidMappings/gidMappings. */
+int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err);
+
+#endif

@@ -1,0 +1,36 @@
+/* The container's filesystem view: rootfs propagation, the rootfs bind, `mounts`, /dev
+ * (devices, symlinks, ptmx), pivot_root, then maskedPaths, readonlyPaths and root.readonly. */
+#ifndef CRIB_ROOTFS_H
+#define CRIB_ROOTFS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "crib-error.h"
+
+typedef struct crib_rootfs_cfg {
+  json_t *spec;
+  const char *bundle;
+  const char *rootfs;      /* absolute, resolved */
+  bool userns;             /* devices are bind-mounted from the host instead of mknod */
+  bool no_pivot;           /* --no-pivot: MS_MOVE + chroot */
+  const char *cgroup_path; /* the container's cgroup path (see mounts.h) */
+  bool cgroup_v2;
+} crib_rootfs_cfg;
+
+/* Everything up to pivot_root: propagation, the rootfs bind, mounts, /dev. */
+int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err);
+
+/* pivot_root (or MS_MOVE + chroot); afterwards "/" is the container's root. */
+int crib_rootfs_pivot(const crib_rootfs_cfg *c, crib_err *err);
+
+/* After pivot: maskedPaths, readonlyPaths, then root.readonly. */
+int crib_rootfs_finish(const crib_rootfs_cfg *c, crib_err *err);
+
+/* Bind the pty slave onto /dev/console (after pivot). */
+int crib_rootfs_console(const char *slave_path, crib_err *err);
+
+/* linux.sysctl, written under /proc/sys of the container (after pivot). */
+int crib_rootfs_sysctl(json_t *spec, crib_err *err);
+
+#endif
