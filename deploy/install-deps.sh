@@ -9,8 +9,8 @@ need=(build-essential pkg-config libseccomp-dev libjansson-dev iproute2 nftables
 if [ "${1:-}" = "--test" ]; then
   # docker-registry: the real registry the image tests pull from; busybox-static: the rootfs of
   # every test image; runc/crun: reference runtimes for differential tests; apache2-utils for
-  # htpasswd; zstd to build zstd layers.
-  need+=(docker-registry busybox-static runc crun apache2-utils zstd)
+  # htpasswd; zstd to build zstd layers; Go and spdystream for the SPDY interop test.
+  need+=(docker-registry busybox-static runc crun apache2-utils zstd golang-go golang-github-docker-spdystream-dev)
 fi
 
 missing=()

@@ -19,7 +19,8 @@ export interface PortForwardSessionOptions {
 }
 
 export interface PortForwardSessionEvents {
-  forward: [request: PortForwardRequest];
+  /** A complete pair: forward `data` to `port` in the pod, then call request.finish(err?). */
+  forward: [port: number, data: SpdyStream, error: SpdyStream, request: PortForwardRequest];
 }
 
 /** One forwarded connection: bytes flow over `data`; failures are reported on `error`. */
@@ -111,7 +112,8 @@ export class PortForwardSession extends EventEmitter<PortForwardSessionEvents> {
       clearTimeout(pair.timer);
       this.pairs.delete(requestId);
       const port = Number(pair.data.header(PORT_HEADER));
-      this.emit('forward', new PortForwardRequest(requestId, port, pair.data, pair.error, this.describePod));
+      const request = new PortForwardRequest(requestId, port, pair.data, pair.error, this.describePod);
+      this.emit('forward', port, pair.data, pair.error, request);
     }
   }
 

@@ -258,6 +258,60 @@ describe('RemoteCommandSession', () => {
   });
 });
 
+describe('hostile input after the upgrade', () => {
+  async function rawUpgrade(url: string): Promise<Socket> {
+    const { hostname, port, pathname, search } = new URL(url);
+    const { connect } = await import('node:net');
+    const socket = connect(Number(port), hostname);
+    cleanups.push(() => socket.destroy());
+    await once(socket, 'connect');
+    socket.write(`POST ${pathname}${search} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n` +
+      `X-Stream-Protocol-Version: ${REMOTE_COMMAND_V4}\r\n\r\n`);
+    let head = '';
+    while (!head.includes('\r\n\r\n')) head += ((await once(socket, 'data')) as [Buffer])[0].toString('latin1');
+    expect(head).toMatch(/^HTTP\/1.1 101 /);
+    return socket;
+  }
+
+  it('closes a connection that sends garbage or an oversized header block; other sessions carry on', async () => {
+    const { url, sessions } = await startExecServer(async (s) => {
+      s.stdout!.write('fine');
+      await s.finish({ exitCode: 0 });
+    });
+    // A healthy session in progress on the same server.
+    const healthy = await upgrade(url('stdout=1'), ALL);
+    const errorStream = healthy.connection.openStream({ streamType: 'error' });
+    await errorStream.waitForReply(5000);
+
+    const garbage = await rawUpgrade(url('stdout=1'));
+    garbage.write('this is garbage, not a frame');
+    garbage.resume();
+    await once(garbage, 'close');
+
+    // 8 MiB of header value: compresses to a few KiB, inflates past the 256 KiB cap.
+    const bomb = await rawUpgrade(url('stdout=1'));
+    const { HeaderCompressor } = await import('../spdy/header-compression.js');
+    const { encodeHeaderBlock } = await import('../spdy/header-block.js');
+    const { encodeFrame } = await import('../spdy/frames.js');
+    const comp = new HeaderCompressor();
+    const block = await comp.compress(encodeHeaderBlock({ streamtype: 'error', filler: 'x'.repeat(8 * 1024 * 1024) }));
+    comp.close();
+    bomb.write(encodeFrame({ type: 'syn_stream', streamId: 1, associatedStreamId: 0, priority: 0, slot: 0, flags: 0, headerBlock: block }));
+    bomb.resume();
+    await once(bomb, 'close');
+
+    const outcomes = await Promise.all([sessions[1]!, sessions[2]!]);
+    expect((outcomes[0] as Error).constructor.name).toBe('SpdyProtocolError');
+    expect((outcomes[1] as Error).constructor.name).toBe('SpdyLimitError');
+
+    // The healthy one completes normally.
+    const stdout = healthy.connection.openStream({ streamType: 'stdout' });
+    await stdout.waitForReply(5000);
+    expect((await readAll(stdout)).toString()).toBe('fine');
+    expect((await readAll(errorStream)).toString()).toBe('{"metadata":{},"status":"Success"}');
+  });
+});
+
 describe('normalizeRemoteCommandOptions', () => {
   it('drops stderr under a tty and demands at least one stream', () => {
     expect(normalizeRemoteCommandOptions({ stdin: true, stdout: true, stderr: true, tty: true }))

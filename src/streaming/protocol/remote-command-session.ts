@@ -146,6 +146,11 @@ export class RemoteCommandSession extends EventEmitter<RemoteCommandEvents> {
     });
   }
 
+  /** Settles when the connection ends (the client hung up, or finish() completed). */
+  get closed(): Promise<Error | undefined> {
+    return this.connection.closed;
+  }
+
   /**
    * Reports the outcome on the error stream, ends our side of every stream, waits (bounded) for
    * queued output to reach the socket, then closes the connection as kubelet does.

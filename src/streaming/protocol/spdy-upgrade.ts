@@ -27,6 +27,10 @@ export function isSpdyUpgradeRequest(req: IncomingMessage): boolean {
 /**
  * Validates and performs the upgrade. On refusal the HTTP error is written, the socket ended,
  * and the UpgradeRefusedError is thrown so the caller can log it.
+ *
+ * Attach the session (RemoteCommandSession.accept / new PortForwardSession) in the same tick:
+ * a connection with no 'stream' listener refuses the client's streams, as it cannot know
+ * whether anyone will ever take them.
  */
 export function acceptSpdyUpgrade(
   req: IncomingMessage,

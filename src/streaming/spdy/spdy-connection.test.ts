@@ -369,4 +369,57 @@ describe('SpdyConnection over TCP', () => {
     expect((err as Error).message).toMatch(/closed/);
     expect(await serverConn.closed).toBeDefined();
   });
+
+  it('closes a connection idle past its idle timeout, but not one with traffic', async () => {
+    let serverConn!: SpdyConnection;
+    const { port } = await startServer((c) => { serverConn = c; c.on('stream', (st) => st.resume()); }, { idleTimeoutMs: 1500 });
+    const c = await client(port);
+    const s = c.openStream({ streamType: 'stdin' });
+    await s.waitForReply(5000);
+    // Traffic every 100 ms for a second keeps it open...
+    for (let i = 0; i < 10; i++) {
+      s.write('tick');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(serverConn.isClosed).toBe(false);
+    // ...silence closes it, cleanly (GOAWAY OK, streams reset).
+    expect(await serverConn.closed).toBeUndefined();
+    expect(await c.closed).toBeUndefined();
+  });
+
+  it('survives mutated frame sequences: every bad connection ends, none takes the process down', async () => {
+    const { port, conns } = await startServer((c) => c.on('stream', (st) => { st.resume(); st.on('data', (d) => st.write(d)); }));
+    // A valid client conversation, captured as bytes, then corrupted deterministically.
+    const comp = new HeaderCompressor();
+    cleanups.push(() => comp.close());
+    const valid = Buffer.concat([
+      encodeFrame({ type: 'syn_stream', streamId: 1, associatedStreamId: 0, priority: 0, slot: 0, flags: 0, headerBlock: await comp.compress(encodeHeaderBlock({ streamtype: 'stdin' })) }),
+      encodeFrame({ type: 'data', streamId: 1, flags: 0, data: Buffer.from('some payload bytes') }),
+      encodeFrame({ type: 'ping', id: 1 }),
+      encodeFrame({ type: 'syn_stream', streamId: 3, associatedStreamId: 0, priority: 0, slot: 0, flags: 1, headerBlock: await comp.compress(encodeHeaderBlock({ streamtype: 'stdout', port: '80' })) }),
+      encodeFrame({ type: 'window_update', streamId: 1, delta: 100 }),
+      encodeFrame({ type: 'data', streamId: 1, flags: 1, data: Buffer.alloc(0) }),
+      encodeFrame({ type: 'goaway', lastGoodStreamId: 0, status: 0 }),
+    ]);
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const rounds = 60;
+    for (let i = 0; i < rounds; i++) {
+      const bytes = Buffer.from(valid);
+      for (let flips = 1 + rand(4); flips > 0; flips--) bytes[rand(bytes.length)] ^= 1 << rand(8);
+      const s = await rawSocket(port);
+      s.on('error', () => undefined);
+      s.resume();
+      s.end(bytes.subarray(0, bytes.length - rand(3)));
+      await once(s, 'close');
+    }
+    await Promise.all(conns.map((c) => c.closed));
+    expect(conns.length).toBe(rounds);
+    // Still serving.
+    const c = await client(port);
+    expect(await c.ping(5000)).toBeGreaterThanOrEqual(0);
+  });
 });

@@ -17,7 +17,6 @@ import {
   FLAG_FIN,
   FLAG_UNIDIRECTIONAL,
   GoAwayStatus,
-  MAX_FRAME_PAYLOAD,
   RstStatus,
   SettingsId,
   encodeDataHeader,
@@ -26,44 +25,19 @@ import {
 } from './frames.js';
 import { decodeHeaderBlock, encodeHeaderBlock, type SpdyHeaderInput, type SpdyHeaders } from './header-block.js';
 import { HeaderCompressor, HeaderDecompressor } from './header-compression.js';
+import { OutboundQueue } from './outbound-queue.js';
+import { PingTracker } from './ping-tracker.js';
+import { CONNECTION_DEFAULTS, type ResolvedConnectionOptions, type SpdyConnectionOptions } from './connection-options.js';
+
+export type { SpdyConnectionOptions } from './connection-options.js';
 import { SpdyConnectionClosedError, SpdyLimitError, SpdyProtocolError } from './spdy-errors.js';
 import { SpdyStream, type StreamOwner } from './spdy-stream.js';
 import { log } from '../../log.js';
-
-export interface SpdyConnectionOptions {
-  /** Server side uses even stream and ping ids, the client odd ones (spdystream's rule). */
-  server: boolean;
-  /** Bytes read from the socket before the connection took it over (e.g. after the 101). */
-  initialData?: Buffer;
-  maxDataFrameLength?: number;
-  maxControlFrameLength?: number;
-  /** Cap on one decompressed header block. */
-  maxHeaderBlockSize?: number;
-  /** Largest DATA frame we send; writes are cut into frames of at most this size. */
-  maxSendFrameLength?: number;
-  /** Per-stream receive buffer before the socket is paused. */
-  streamHighWaterMark?: number;
-  /** How long close() waits for the peer to hang up before destroying the socket. */
-  closeTimeoutMs?: number;
-}
-
-const DEFAULTS = {
-  maxDataFrameLength: MAX_FRAME_PAYLOAD,
-  maxControlFrameLength: 256 * 1024,
-  maxHeaderBlockSize: 256 * 1024,
-  maxSendFrameLength: 64 * 1024,
-  streamHighWaterMark: 1024 * 1024,
-  closeTimeoutMs: 5000,
-};
 
 /** The SPDY/3 default initial window; spdystream never changes it. */
 const DEFAULT_WINDOW = 64 * 1024;
 
 type HeaderFrame = Extract<SpdyFrame, { type: 'syn_stream' | 'syn_reply' | 'headers' }>;
-
-interface OutSlot {
-  bufs: Buffer[] | null;
-}
 
 export interface SpdyConnectionEvents {
   stream: [stream: SpdyStream];
@@ -72,17 +46,15 @@ export interface SpdyConnectionEvents {
 }
 
 export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implements StreamOwner {
-  private readonly opts: typeof DEFAULTS;
+  private readonly opts: ResolvedConnectionOptions;
   private readonly reader: FrameReader;
   private readonly compressor = new HeaderCompressor();
   private readonly decompressor: HeaderDecompressor;
   private readonly streams = new Map<number, SpdyStream>();
   private nextStreamId: number;
   private lastPeerStreamId = 0;
-  private nextPingId: number;
-  private readonly pings = new Map<number, { start: bigint; resolve: (ms: number) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  private readonly out: OutSlot[] = [];
-  private drainWaiters: Array<(err?: Error | null) => void> = [];
+  private readonly pings: PingTracker;
+  private readonly out: OutboundQueue;
   private readonly blocked = new Set<SpdyStream>();
   private decoding = false;
   private peerEnded = false;
@@ -92,8 +64,9 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
   private closing = false;
   private closeTimer: NodeJS.Timeout | undefined;
   private finished = false;
-  private closeError: Error | undefined;
   private initialWindow = DEFAULT_WINDOW;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastActivity = Date.now();
   /** Settles when the connection is gone, with the error that ended it (undefined if clean). */
   readonly closed: Promise<Error | undefined>;
   private resolveClosed!: (err: Error | undefined) => void;
@@ -103,21 +76,22 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     options: SpdyConnectionOptions,
   ) {
     super();
-    this.opts = { ...DEFAULTS, ...stripUndefined(options) };
+    this.opts = { ...CONNECTION_DEFAULTS, ...stripUndefined(options) };
     this.server = options.server;
     this.nextStreamId = options.server ? 2 : 1;
-    this.nextPingId = options.server ? 2 : 1;
+    this.pings = new PingTracker(options.server);
     this.reader = new FrameReader(this.opts);
     this.decompressor = new HeaderDecompressor(this.opts.maxHeaderBlockSize);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.out = new OutboundQueue(socket, () => (this.lastActivity = Date.now()));
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
-    socket.on('drain', () => this.notifyWritable());
     // The socket can report its end while frames it delivered are still waiting behind a header
     // block being inflated; those frames (a SYN_REPLY, the final DATA, GOAWAY) are processed
     // first, and only then is the connection torn down.
     socket.on('end', () => this.onPeerEnded());
     socket.on('close', () => this.onPeerEnded());
     socket.on('error', (err: Error) => this.teardown(new SpdyConnectionClosedError(`SPDY connection socket failed: ${err.message}`, { cause: err })));
+    if (this.opts.idleTimeoutMs > 0) this.armIdleTimer(this.opts.idleTimeoutMs);
     if (options.initialData && options.initialData.length > 0) {
       const head = options.initialData;
       queueMicrotask(() => this.onSocketData(head));
@@ -150,11 +124,13 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     }
     const id = this.nextStreamId;
     if (id > 0x7fffffff) throw new SpdyConnectionClosedError('SPDY stream ids exhausted on this connection');
+    // Encoded before anything is registered, so bad headers leave the connection untouched.
+    const rawHeaders = encodeHeaderBlock(headers);
     this.nextStreamId += 2;
     const stream = this.makeStream(id, normalizeHeaders(headers));
     this.streams.set(id, stream);
     const fin = opts.fin === true;
-    this.sendHeaderFrame(encodeHeaderBlock(headers), (block) => ({
+    this.sendHeaderFrame(rawHeaders, (block) => ({
       type: 'syn_stream',
       streamId: id,
       associatedStreamId: 0,
@@ -173,16 +149,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
   /** Round-trip time of a PING, in milliseconds. */
   ping(timeoutMs = 10_000): Promise<number> {
     if (this.finished) return Promise.reject(new SpdyConnectionClosedError('SPDY connection is closed'));
-    const id = this.nextPingId;
-    this.nextPingId = this.nextPingId + 2 > 0x7fffffff ? this.nextPingId % 2 === 0 ? 2 : 1 : this.nextPingId + 2;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pings.delete(id);
-        reject(new SpdyConnectionClosedError(`SPDY PING ${id} not answered within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pings.set(id, { start: process.hrtime.bigint(), resolve, reject, timer });
-      this.enqueue([encodeFrame({ type: 'ping', id })]);
-    });
+    return this.pings.start(timeoutMs, (id) => this.enqueue([encodeFrame({ type: 'ping', id })]));
   }
 
   /**
@@ -195,7 +162,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
       this.closing = true;
       for (const stream of [...this.streams.values()]) stream.reset(RstStatus.CANCEL);
       this.sendGoAway(GoAwayStatus.OK);
-      this.afterQueueFlushed(() => this.socket.end());
+      this.out.afterFlushed(() => this.socket.end());
       this.closeTimer = setTimeout(() => this.teardown(undefined), this.opts.closeTimeoutMs);
       this.closeTimer.unref();
     }
@@ -242,9 +209,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
   }
 
   whenWritable(cb: (err?: Error | null) => void): void {
-    if (this.finished) return cb(this.closeError ?? new SpdyConnectionClosedError('SPDY connection is closed'));
-    if (this.out.length === 0 && !this.socket.writableNeedDrain) return cb();
-    this.drainWaiters.push(cb);
+    this.out.whenWritable(cb);
   }
 
   streamBlocked(stream: SpdyStream): void {
@@ -269,6 +234,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
 
   private onSocketData(chunk: Buffer): void {
     if (this.finished) return;
+    this.lastActivity = Date.now();
     this.reader.push(chunk);
     this.processFrames();
   }
@@ -353,7 +319,8 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
       return; // a stream already closed or reset: late data is dropped, as spdystream does
     }
     if (stream.remoteFinished) {
-      this.enqueue([encodeFrame({ type: 'rst_stream', streamId, status: RstStatus.STREAM_ALREADY_CLOSED })]);
+      // Data after the peer's own FIN: a stream error (spec 2.4.2), not a connection one.
+      if (stream.resetStatus === undefined) stream.reset(RstStatus.STREAM_ALREADY_CLOSED);
       return;
     }
     if (data.length > 0) stream.deliverData(data);
@@ -401,7 +368,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     this.streams.set(id, stream);
     // The reply's place on the wire is taken now, so anything the 'stream' listener writes
     // follows the SYN_REPLY: spdystream drops DATA that arrives before a stream's reply.
-    const replySlot = this.reserve();
+    const replySlot = this.out.reserve();
     if (flags & FLAG_UNIDIRECTIONAL) stream.markLocalFinished();
     if (flags & FLAG_FIN) stream.deliverFin();
     try {
@@ -412,30 +379,20 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     }
     if (stream.resetStatus !== undefined) {
       // Rejected by the listener: its RST_STREAM is already queued behind the empty slot.
-      replySlot.bufs = [];
-      this.flushOut();
+      replySlot.fill([]);
       return;
     }
     this.compressor.compress(encodeHeaderBlock({})).then(
       (block) => {
-        replySlot.bufs = [encodeFrame({ type: 'syn_reply', streamId: id, flags: 0, headerBlock: block })];
-        this.flushOut();
+        replySlot.fill([encodeFrame({ type: 'syn_reply', streamId: id, flags: 0, headerBlock: block })]);
       },
       (err: Error) => this.fail(err),
     );
   }
 
   private onPing(id: number): void {
-    const ours = id % 2 === (this.server ? 0 : 1);
-    if (!ours) {
-      this.enqueue([encodeFrame({ type: 'ping', id })]);
-      return;
-    }
-    const pending = this.pings.get(id);
-    if (!pending) return;
-    this.pings.delete(id);
-    clearTimeout(pending.timer);
-    pending.resolve(Number(process.hrtime.bigint() - pending.start) / 1e6);
+    if (this.pings.isOurs(id)) this.pings.answered(id);
+    else this.enqueue([encodeFrame({ type: 'ping', id })]);
   }
 
   private onGoAway(lastGood: number, status: number): void {
@@ -475,12 +432,9 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
 
   private sendHeaderFrame(raw: Buffer, build: (compressed: Buffer) => SpdyFrame): void {
     if (this.finished) return;
-    const slot = this.reserve();
+    const slot = this.out.reserve();
     this.compressor.compress(raw).then(
-      (block) => {
-        slot.bufs = [encodeFrame(build(block))];
-        this.flushOut();
-      },
+      (block) => slot.fill([encodeFrame(build(block))]),
       (err: Error) => this.fail(err),
     );
   }
@@ -491,55 +445,24 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     this.enqueue([encodeFrame({ type: 'goaway', lastGoodStreamId: this.lastPeerStreamId, status })]);
   }
 
-  private reserve(): OutSlot {
-    const slot: OutSlot = { bufs: null };
-    this.out.push(slot);
-    return slot;
-  }
-
   private enqueue(bufs: Buffer[]): void {
     if (this.finished) return;
-    if (this.out.length === 0) {
-      for (const b of bufs) this.socket.write(b);
-      return;
-    }
-    this.out.push({ bufs });
+    this.out.push(bufs);
   }
 
-  private flushOut(): void {
-    if (this.finished) return;
-    while (this.out.length > 0 && this.out[0]!.bufs) {
-      for (const b of this.out.shift()!.bufs!) this.socket.write(b);
-    }
-    this.notifyWritable();
-  }
-
-  private notifyWritable(): void {
-    if (this.out.length > 0 || this.socket.writableNeedDrain) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  private afterQueueFlushed(fn: () => void): void {
-    if (this.out.length === 0) return fn();
-    const slot = this.reserve();
-    // An empty slot filled immediately: fn runs once everything before it was written.
-    queueMicrotask(() => {
-      slot.bufs = [];
-      const check = (): void => {
-        if (this.finished) return;
-        if (this.out[0] === slot) {
-          this.out.shift();
-          fn();
-          this.flushOut();
-        } else {
-          setImmediate(check);
-        }
-      };
-      this.flushOut();
-      check();
-    });
+  /** One timer re-armed lazily: activity only stamps a time, so busy streams cost nothing. */
+  private armIdleTimer(delayMs: number): void {
+    this.idleTimer = setTimeout(() => {
+      if (this.finished) return;
+      const idle = Date.now() - this.lastActivity;
+      if (idle >= this.opts.idleTimeoutMs) {
+        log.info({ idleMs: idle }, 'spdy connection idle past its timeout; closing it');
+        void this.close();
+        return;
+      }
+      this.armIdleTimer(this.opts.idleTimeoutMs - idle);
+    }, delayMs);
+    this.idleTimer.unref();
   }
 
   private maybeFinishAfterGoAway(): void {
@@ -569,22 +492,15 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     if (this.finished) return;
     err ??= this.peerGoAwayError;
     this.finished = true;
-    this.closeError = err;
     if (this.closeTimer) clearTimeout(this.closeTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.compressor.close();
     this.decompressor.close();
     const streamErr = err ?? new SpdyConnectionClosedError('SPDY connection closed');
     for (const stream of [...this.streams.values()]) stream.abort(streamErr);
     this.streams.clear();
-    for (const [, p] of this.pings) {
-      clearTimeout(p.timer);
-      p.reject(streamErr);
-    }
-    this.pings.clear();
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w(streamErr);
-    this.out.length = 0;
+    this.pings.failAll(streamErr);
+    this.out.close(streamErr);
     // Give the GOAWAY a moment to leave, then make sure the socket is really gone.
     if (!this.socket.destroyed) {
       const sock = this.socket;

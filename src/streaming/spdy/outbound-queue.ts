@@ -1,0 +1,96 @@
+// Frames on their way to the socket, in order. Most frames are ready at once, but a frame with
+// a header block waits for the shared zlib context, and nothing queued after it may overtake
+// it (spdystream drops DATA for a stream whose SYN_REPLY it has not seen). So a header frame
+// reserves its place, later frames queue behind it, and the queue writes through as soon as
+// the head is ready. Writers are paced by whenWritable: the queue empty and the socket drained.
+import type { Duplex } from 'node:stream';
+
+/** A reserved place in the queue, filled once its bytes exist. */
+export interface OutSlot {
+  fill(bufs: Buffer[]): void;
+}
+
+interface Entry {
+  bufs: Buffer[] | null;
+  action?: () => void;
+}
+
+export class OutboundQueue {
+  private entries: Entry[] = [];
+  private waiters: Array<(err?: Error | null) => void> = [];
+  private closedWith: Error | undefined;
+
+  constructor(
+    private readonly socket: Duplex,
+    /** Called whenever bytes go out (for idle tracking). */
+    private readonly onWrite: () => void,
+  ) {
+    socket.on('drain', () => this.notify());
+  }
+
+  /** Queues ready bytes (written at once when nothing is waiting ahead of them). */
+  push(bufs: Buffer[]): void {
+    if (this.closedWith || this.socket.writableEnded) return;
+    if (this.entries.length === 0) {
+      this.write(bufs);
+      return;
+    }
+    this.entries.push({ bufs });
+  }
+
+  reserve(): OutSlot {
+    const entry: Entry = { bufs: null };
+    this.entries.push(entry);
+    return {
+      fill: (bufs) => {
+        entry.bufs = bufs;
+        this.flush();
+      },
+    };
+  }
+
+  /** Runs fn once everything queued before this call has been handed to the socket. */
+  afterFlushed(fn: () => void): void {
+    if (this.entries.length === 0) return fn();
+    this.entries.push({ bufs: [], action: fn });
+  }
+
+  /** Calls cb when the queue is empty and the socket wants more; with an error once closed. */
+  whenWritable(cb: (err?: Error | null) => void): void {
+    if (this.closedWith) return cb(this.closedWith);
+    if (this.entries.length === 0 && !this.socket.writableNeedDrain) return cb();
+    this.waiters.push(cb);
+  }
+
+  /** Drops whatever is queued and fails every waiting writer. */
+  close(err: Error): void {
+    if (this.closedWith) return;
+    this.closedWith = err;
+    this.entries = [];
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w(err);
+  }
+
+  private flush(): void {
+    if (this.closedWith) return;
+    while (this.entries.length > 0 && this.entries[0]!.bufs) {
+      const entry = this.entries.shift()!;
+      if (!this.socket.writableEnded) this.write(entry.bufs!);
+      entry.action?.();
+    }
+    this.notify();
+  }
+
+  private write(bufs: Buffer[]): void {
+    for (const b of bufs) this.socket.write(b);
+    this.onWrite();
+  }
+
+  private notify(): void {
+    if (this.closedWith || this.entries.length > 0 || this.socket.writableNeedDrain) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
