@@ -88,7 +88,7 @@ describe('ContentStore', () => {
     let opens = 0;
     const open = async (): Promise<Readable> => {
       opens += 1;
-      return slowStream(data, 4096);
+      return slowStream(data, 16384);
     };
     const paths = await Promise.all([1, 2, 3, 4].map(() => store.ingest({ digest, size: data.length }, open)));
     expect(opens).toBe(1);
@@ -103,6 +103,24 @@ describe('ContentStore', () => {
       { signal: ac.signal, onProgress: (n) => { if (n > 10_000) ac.abort(); } });
     await expect(p).rejects.toThrow(/abort/i);
     expect(await store.has(sha256(data))).toBe(false);
+    expect(ingestDirEmpty()).toBe(true);
+  });
+
+  it('a waiter whose shared download was aborted by its owner fetches the blob itself', async () => {
+    const data = Buffer.alloc(512 * 1024, 5);
+    const digest = sha256(data);
+    let opens = 0;
+    const open = async (): Promise<Readable> => {
+      opens += 1;
+      return slowStream(data, 16384);
+    };
+    const owner = new AbortController();
+    const first = store.ingest({ digest, size: data.length }, open,
+      { signal: owner.signal, onProgress: (n) => { if (n > 8192) owner.abort(); } });
+    const waiter = store.ingest({ digest, size: data.length }, open);
+    await expect(first).rejects.toThrow(/abort/i);
+    expect(readFileSync(await waiter)).toEqual(data);
+    expect(opens).toBe(2);
     expect(ingestDirEmpty()).toBe(true);
   });
 

@@ -94,13 +94,14 @@ export async function ingestImage(
         const blobPath = await content.ingest(layer, () => source.openBlob(layer), { signal });
         if (i > 0) await committed[i - 1];
         await snapshots.ensureLayer(chainId, i === 0 ? undefined : chains[i - 1], async (dir) => {
-          const { diffId } = await unpackLayer(blobPath, dir, { signal });
+          // The content store verified the blob's digest: an uncompressed layer's diffID is that.
+          const { diffId, fileBytes } = await unpackLayer(blobPath, dir, { signal, blobDigest: layer.digest });
           if (diffId !== diffIds[i]) {
             throw new DataLossError(
               `layer ${layer.digest} unpacks to ${diffId}, but the image config says diff_id ${diffIds[i]}`,
             );
           }
-          return { diffId };
+          return { diffId, size: fileBytes };
         });
         deps.log.debug({ layer: layer.digest, size: layer.size, ms: Date.now() - started }, 'layer ready');
       }

@@ -51,7 +51,7 @@ export class ImageService {
     const snapshots = new Snapshotter(config.root);
     await snapshots.load();
     await snapshots.cleanupTemp();
-    const records = new ImageStore(join(config.root, 'images'));
+    const records = new ImageStore(config.root);
     await records.load();
     const registry = new RegistryClient({
       ...hostsConfigFromCrib(config),

@@ -13,7 +13,7 @@
 // Lifecycle: ensureLayer (tmp → unpack → record → rename to <n>) → prepare(key) → mount →
 // unmount → remove(key); removeCommitted / gc only for chains no child or active snapshot uses.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
@@ -76,6 +76,12 @@ export class Snapshotter {
   /** Parents of unpacks in progress: they must survive gc and removal until the child commits. */
   private readonly inflightParents = new Map<string, string>();
   private nextId = 1;
+  /**
+   * Disk usage of each committed snapshot dir. Committed snapshots never change, so each is
+   * walked once; kubelet asks for ImageFsInfo every few seconds and a full walk of every layer
+   * each time would cost seconds of CPU on a node with many images.
+   */
+  private readonly usageCache = new Map<string, DiskUsage>();
 
   constructor(root: string, private readonly opts: SnapshotterOptions = {}) {
     if (/[,:\s\\]/.test(root)) {
@@ -192,7 +198,7 @@ export class Snapshotter {
         chainId,
         ...(parent !== undefined ? { parent } : {}),
         ...(info.diffId !== undefined ? { diffId: info.diffId } : {}),
-        size: info.size ?? (await diskUsage(fs)).bytes,
+        size: info.size ?? (await this.layerUsage(chainId, fs)).bytes,
         createdAt: new Date().toISOString(),
       };
       await writeJsonAtomic(join(tmp, RECORD), rec);
@@ -296,6 +302,7 @@ export class Snapshotter {
     }
     await this.discard(this.fsDir(rec, ''), this.dir, 'tmp-');
     this.committed.delete(chainId);
+    this.usageCache.delete(chainId);
   }
 
   /**
@@ -314,14 +321,35 @@ export class Snapshotter {
     for (const s of dead) {
       await this.discard(this.fsDir(s, ''), this.dir, 'tmp-');
       this.committed.delete(s.chainId);
+      this.usageCache.delete(s.chainId);
       removed.push(s.chainId);
     }
     if (removed.length > 0) log.info({ removed: removed.length }, 'snapshot gc');
     return removed;
   }
 
+  /** Disk usage of every snapshot, committed and active. */
   async usage(): Promise<DiskUsage> {
-    return diskUsage(this.dir);
+    const total = await diskUsage(this.activeDir);
+    const self = await lstat(this.dir);
+    total.inodes += 1;
+    total.bytes += self.blocks * 512;
+    for (const rec of [...this.committed.values()]) {
+      const u = await this.layerUsage(rec.chainId, this.fsDir(rec, ''));
+      total.bytes += u.bytes;
+      total.inodes += u.inodes;
+    }
+    return total;
+  }
+
+  private async layerUsage(chainId: string, dir: string): Promise<DiskUsage> {
+    const cached = this.usageCache.get(chainId);
+    if (cached) return cached;
+    const u = await diskUsage(dir);
+    // Only cache once committed: a walk of the temp dir at commit time is close but the record
+    // file is not in it yet, and a snapshot removed meanwhile must not be resurrected.
+    if (this.committed.has(chainId)) this.usageCache.set(chainId, u);
+    return u;
   }
 
   private ancestry(chainId: string): string[] {

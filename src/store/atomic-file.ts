@@ -42,7 +42,8 @@ export async function readJson<T>(path: string): Promise<T | undefined> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
+    // ENOTDIR: a parent is a file, so this record cannot exist either.
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
     throw err;
   }
   try {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,11 +131,14 @@ describe('unpackLayer', () => {
     expect([rootFile.mode & 0o7777, rootFile.uid, rootFile.gid]).toEqual([0o666, 0, 0]);
   });
 
-  it('gives the same tree and diffID for gzip, zstd and plain tars ', async () => {
+  it('gives the same tree and diffID for gzip, zstd and plain tars', async () => {
+    const random = randomBytes(5 * 1024 * 1024);
     const tar = await buildTar([
       { name: 'a/', type: 'dir' },
       { name: 'a/big.bin', body: Buffer.alloc(3 * 1024 * 1024 + 17, 7) },
       { name: 'a/small', body: 'small' },
+      // Incompressible, so the zstd blob is big enough to be hashed on a worker thread.
+      { name: 'a/random.bin', body: random },
     ]);
     for (const [data, kind] of [[tar, 'none'], [gzipLayer(tar), 'gzip'], [zstdLayer(tar), 'zstd']] as const) {
       const dir = freshDir();
@@ -143,6 +147,7 @@ describe('unpackLayer', () => {
       expect(res.diffId).toBe(sha256(tar));
       expect(lstatSync(join(dir, 'a/big.bin')).size).toBe(3 * 1024 * 1024 + 17);
       expect(readFileSync(join(dir, 'a/small'), 'utf8')).toBe('small');
+      expect(readFileSync(join(dir, 'a/random.bin')).equals(random)).toBe(true);
     }
   });
 
