@@ -5,12 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(build-essential pkg-config libseccomp-dev libjansson-dev iproute2 nftables)
+need=(build-essential pkg-config libseccomp-dev libjansson-dev iproute2 nftables zstd)
 if [ "${1:-}" = "--test" ]; then
   # docker-registry: the real registry the image tests pull from; busybox-static: the rootfs of
   # every test image; runc/crun: reference runtimes for differential tests; apache2-utils for
   # htpasswd; zstd to build zstd layers; Go and spdystream for the SPDY interop test.
-  need+=(docker-registry busybox-static runc crun apache2-utils zstd golang-go golang-github-docker-spdystream-dev)
+  need+=(docker-registry busybox-static runc crun apache2-utils golang-go golang-github-docker-spdystream-dev)
 fi
 
 missing=()
