@@ -192,6 +192,40 @@ describe('pods and containers', () => {
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
+  it('reports container and pod stats and metrics from the cgroups, the writable layer and the pod network', async () => {
+    const config = podConfig('stats', { linux: { cgroupParent: '/crib-stats-test' } });
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    const { containerId } = await d.cri.runtime.CreateContainer({
+      podSandboxId,
+      config: containerConfig('busy', ['head -c 3000000 /dev/zero > /tmp/blob; x=$(head -c 20000000 /dev/zero | tr "\\0" a); while :; do :; done']),
+    });
+    await d.cri.runtime.StartContainer({ containerId });
+    const first = await waitFor('memory in use', async () => {
+      const s = (await d.cri.runtime.ContainerStats({ containerId })).stats;
+      return Number(s.memory?.workingSetBytes?.value ?? 0) > 10_000_000 ? s : undefined;
+    });
+    expect(first.attributes.id).toBe(containerId);
+    expect(Number(first.cpu.usageCoreNanoSeconds.value)).toBeGreaterThan(0);
+    expect(Number(first.writableLayer.usedBytes.value)).toBeGreaterThanOrEqual(3_000_000);
+    await new Promise((r) => setTimeout(r, 1100));
+    const listed = await d.cri.runtime.ListContainerStats({ filter: { podSandboxId } });
+    expect(listed.stats.map((s: { attributes: { id: string } }) => s.attributes.id)).toEqual([containerId]);
+    expect(Number(listed.stats[0].cpu.usageNanoCores?.value ?? 0)).toBeGreaterThan(100_000_000);
+
+    await d.cri.runtime.ExecSync({ containerId, cmd: ['ping', '-c', '2', '-W', '1', d.podCidr.replace(/0\/24$/, '1')], timeout: '10' });
+    const pod = (await d.cri.runtime.PodSandboxStats({ podSandboxId })).stats;
+    expect(pod.attributes.id).toBe(podSandboxId);
+    expect(pod.linux.containers.map((c: { attributes: { id: string } }) => c.attributes.id)).toEqual([containerId]);
+    expect(Number(pod.linux.network.defaultInterface.txBytes.value)).toBeGreaterThan(0);
+
+    const { descriptors } = await d.cri.runtime.ListMetricDescriptors({});
+    expect(descriptors.map((m: { name: string }) => m.name)).toContain('container_memory_working_set_bytes');
+    const { podMetrics } = await d.cri.runtime.ListPodSandboxMetrics({});
+    const mine = podMetrics.find((m: { podSandboxId: string }) => m.podSandboxId === podSandboxId);
+    expect(mine.containerMetrics.map((c: { containerId: string }) => c.containerId)).toEqual([containerId]);
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
   it('rejects bad input with the right codes and leaves nothing half-made', async () => {
     await expect(d.cri.runtime.RunPodSandbox({ config: { metadata: { name: '', namespace: 'x', uid: 'u' } } })).rejects.toMatchObject({
       code: status.INVALID_ARGUMENT, details: expect.stringContaining('metadata.name'),

@@ -30,6 +30,8 @@ export interface ContainerRecord {
   dir: string;
   logPath: string;
   stopSignal?: string;
+  /** The OCI spec's linux.cgroupsPath, for stats. */
+  cgroupsPath?: string;
 }
 
 export type CriContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';

@@ -168,6 +168,11 @@ export class ContainerService {
     }
   }
 
+  /** The OCI runtime driving a container (streaming exec runs its own monitor against it). */
+  runtimeOf(rec: ContainerRecord): OciRuntime {
+    return this.runtimeFor(rec.runtimeHandler);
+  }
+
   private runtimeFor(handler: string): OciRuntime {
     const rt = this.opts.runtimes.get(handler);
     if (!rt) throw new FailedPreconditionError(`runtime handler "${handler}" is not configured`);
@@ -248,6 +253,7 @@ export class ContainerService {
         cgroupVersion: cgroupVersion(),
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+      rec.cgroupsPath = spec.linux.cgroupsPath;
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
       const runtime = this.runtimeFor(rec.runtimeHandler);
       cleaner.add('delete from runtime', () => runtime.delete(id, true));

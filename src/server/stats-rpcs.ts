@@ -1,0 +1,89 @@
+// RuntimeService stats and metrics calls: container and pod stats from cgroups (v1 and v2),
+// the writable layer, and the pod network namespace; cAdvisor-style metrics for kubelet.
+import { join } from 'node:path';
+import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
+import type { ContainerService } from '../container/container-service.js';
+import type { ContainerRecord } from '../container/container-record.js';
+import type { ImageService } from '../image/image-service.js';
+import type { SandboxService } from '../sandbox/sandbox-service.js';
+import type { SandboxRecord } from '../sandbox/sandbox-record.js';
+import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
+import { matchesLabels } from './label-selector.js';
+import type { ServiceHandlers } from './rpc.js';
+
+const STREAM_BATCH = 100;
+
+export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
+  const collector = new StatsCollector();
+  const activeDir = join(images.snapshots.dir, 'active');
+
+  const containerSubject = (c: ContainerRecord): ContainerSubject => {
+    let upper: string | undefined;
+    try {
+      upper = images.snapshots.mounts(c.id).upperdir;
+    } catch {
+      upper = undefined;
+    }
+    return {
+      attributes: { id: c.id, metadata: c.config.metadata, labels: c.config.labels, annotations: c.config.annotations },
+      cgroupsPath: c.cgroupsPath ?? '',
+      writableLayer: upper ? { dir: upper, mountpoint: activeDir } : undefined,
+      image: c.imageName,
+    };
+  };
+  // Stats are about what runs: containers that exited have no cgroup left to read.
+  const running = (c: ContainerRecord) => c.startedAt !== undefined && c.finishedAt === undefined;
+  const podSubject = (p: SandboxRecord): PodSubject => ({
+    attributes: { id: p.id, metadata: p.config.metadata, labels: p.config.labels, annotations: p.config.annotations },
+    cgroupParent: p.config.linux?.cgroupParent,
+    netnsPath: p.state === 'ready' ? p.netnsPath : undefined,
+    containers: containers.list().filter((c) => c.podId === p.id && running(c)).map(containerSubject),
+  });
+  const listContainers = (filter: { id?: string; podSandboxId?: string; labelSelector?: Record<string, string> } | null | undefined) =>
+    containers.list().filter((c) =>
+      running(c) &&
+      (!filter?.id || c.id.startsWith(filter.id)) &&
+      (!filter?.podSandboxId || c.podId.startsWith(filter.podSandboxId)) &&
+      matchesLabels(c.config.labels, filter?.labelSelector),
+    );
+  const listPods = (filter: { id?: string; labelSelector?: Record<string, string> } | null | undefined) =>
+    pods.list().filter((p) => p.state === 'ready' && (!filter?.id || p.id.startsWith(filter.id)) && matchesLabels(p.config.labels, filter?.labelSelector));
+  const forget = () => collector.retainOnly([...containers.list().map((c) => c.id), ...pods.list().map((p) => p.id)]);
+
+  return {
+    ContainerStats: async (req) => ({ stats: await collector.containerStats(containerSubject(await containers.status(req.containerId))) }),
+
+    ListContainerStats: async (req) => {
+      forget();
+      return { stats: await Promise.all(listContainers(req.filter).map((c) => collector.containerStats(containerSubject(c)))) };
+    },
+
+    StreamContainerStats: async (req, _ctx, send) => {
+      const all = await Promise.all(listContainers(req.filter).map((c) => collector.containerStats(containerSubject(c))));
+      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ containerStats: all.slice(i, i + STREAM_BATCH) });
+    },
+
+    PodSandboxStats: async (req) => ({ stats: await collector.podSandboxStats(podSubject(pods.get(req.podSandboxId))) }),
+
+    ListPodSandboxStats: async (req) => {
+      forget();
+      return { stats: await Promise.all(listPods(req.filter).map((p) => collector.podSandboxStats(podSubject(p)))) };
+    },
+
+    StreamPodSandboxStats: async (req, _ctx, send) => {
+      const all = await Promise.all(listPods(req.filter).map((p) => collector.podSandboxStats(podSubject(p))));
+      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ podSandboxStats: all.slice(i, i + STREAM_BATCH) });
+    },
+
+    ListMetricDescriptors: async () => ({ descriptors: collector.listMetricDescriptors() }),
+
+    ListPodSandboxMetrics: async () => ({
+      podMetrics: await Promise.all(listPods(undefined).map((p) => collector.podSandboxMetrics(podSubject(p)))),
+    }),
+
+    StreamPodSandboxMetrics: async (_req, _ctx, send) => {
+      const all = await Promise.all(listPods(undefined).map((p) => collector.podSandboxMetrics(podSubject(p))));
+      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ podSandboxMetrics: all.slice(i, i + STREAM_BATCH) });
+    },
+  };
+}

@@ -1,0 +1,65 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  floorSub, isDirectory, limited, parseFlatKeyed, parsePressure, parseSingle, readOptional, readSingle,
+} from './cgroup-files.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'crib-stats-files-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('cgroup file parsers', () => {
+  it('parses flat keyed files into bigints, skipping lines that are not "key number"', () => {
+    expect(parseFlatKeyed('usage_usec 18446744073709551615\nuser_usec 2\n\nbad line here\nneg -1\nx\n'))
+      .toEqual(new Map([['usage_usec', 18446744073709551615n], ['user_usec', 2n]]));
+  });
+
+  it('parses single values, "max" as no value, and names a file holding garbage', () => {
+    expect(parseSingle('4096\n', 'f')).toBe(4096n);
+    expect(parseSingle('max\n', 'f')).toBeUndefined();
+    expect(() => parseSingle('12k', '/cg/memory.max')).toThrow('/cg/memory.max');
+  });
+
+  it('parses PSI lines with totals in nanoseconds', () => {
+    expect(parsePressure('some avg10=0.12 avg60=3.40 avg300=5.00 total=10\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n'))
+      .toEqual({
+        some: { avg10: 0.12, avg60: 3.4, avg300: 5, totalNs: 10_000n },
+        full: { avg10: 0, avg60: 0, avg300: 0, totalNs: 0n },
+      });
+    expect(parsePressure('some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n')).toEqual({
+      some: { avg10: 0, avg60: 0, avg300: 0, totalNs: 7000n },
+    });
+  });
+
+  it('treats limits above 2^62 as unlimited and floors subtraction at zero', () => {
+    expect(limited(9223372036854771712n)).toBeUndefined();
+    expect(limited(undefined)).toBeUndefined();
+    expect(limited(1n << 62n)).toBe(1n << 62n);
+    expect(floorSub(5n, 7n)).toBe(0n);
+    expect(floorSub(7n, 5n)).toBe(2n);
+  });
+});
+
+describe('cgroup file reads', () => {
+  it('reads a file, gives undefined for a missing one and rethrows other errors', async () => {
+    await writeFile(join(dir, 'pids.current'), '3\n');
+    expect(await readSingle(join(dir, 'pids.current'))).toBe(3n);
+    expect(await readOptional(join(dir, 'nope'))).toBeUndefined();
+    expect(await readSingle(join(dir, 'nope'))).toBeUndefined();
+    // A directory where a file should be is not "absent": it is an error worth seeing.
+    await expect(readOptional(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+
+  it('tells directories from files and missing paths', async () => {
+    expect(await isDirectory(dir)).toBe(true);
+    expect(await isDirectory(join(dir, 'pids.current'))).toBe(false);
+    expect(await isDirectory(join(dir, 'missing'))).toBe(false);
+    expect(await isDirectory(join(dir, 'pids.current', 'below'))).toBe(false);
+  });
+});

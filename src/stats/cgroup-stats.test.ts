@@ -1,0 +1,235 @@
+// readCgroupStats on real cgroups of this host (v1 hierarchies, and the controller-less cgroup2
+// mounted at /sys/fs/cgroup/unified) and on prepared v1/v2 trees for exact parsing.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { NotFoundError, errnoCode } from '../errors.js';
+import { cgroupLayout } from './cgroup-path.js';
+import { readCgroupStats, type CgroupStats } from './cgroup-stats.js';
+import { CpuRateTracker } from './cpu-rate.js';
+
+const MB = 1_000_000n;
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
+});
+
+const unique = () => `crib-stats-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A busybox shell that waits for a line on stdin, then allocates ~20 MB and spins. */
+function spawnBurner(): ChildProcess {
+  const child = spawn('/bin/busybox', ['sh', '-c',
+    'read go; x=$(head -c 20000000 /dev/zero | tr "\\0" a); while :; do :; done'],
+  { stdio: ['pipe', 'ignore', 'ignore'] });
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return child;
+}
+
+async function rmdirRetry(dir: string): Promise<void> {
+  // A killed task leaves the cgroup a moment after its exit is reported.
+  for (let i = 0; ; i++) {
+    try {
+      await rmdir(dir);
+      return;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      if (errnoCode(err) !== 'EBUSY' || i > 200) throw err;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+async function makeCgroup(dirs: string[]): Promise<void> {
+  for (const d of dirs) {
+    await mkdir(d);
+    // Registered per dir, so the ones made before a failure are still removed.
+    cleanups.unshift(() => rmdirRetry(d));
+  }
+}
+
+describe('cgroup v1 (this host)', () => {
+  it('reads CPU, memory and pids of a busy process moved into a new cgroup', async () => {
+    const layout = cgroupLayout({});
+    expect(layout.mode).toBe(1);
+    const rel = `/${unique()}`;
+    const dirs = ['cpu', 'cpuacct', 'memory', 'pids'].map((c) => `/sys/fs/cgroup/${c}${rel}`);
+    await makeCgroup(dirs);
+    const child = spawnBurner();
+    // Move it before it allocates: v1 does not move memory charges with a task.
+    for (const d of dirs) await writeFile(`${d}/cgroup.procs`, `${child.pid}\n`);
+    child.stdin!.write('go\n');
+
+    const tracker = new CpuRateTracker(200_000_000n);
+    const first = await readCgroupStats(layout, rel);
+    expect(first.cpu).toBeDefined();
+    expect(tracker.rate('c', first.cpu!.usageNs, first.timestamp)).toBeUndefined();
+    expect(first.pids!.current).toBeGreaterThanOrEqual(1n);
+
+    const later = await waitFor('CPU usage to grow', async () => {
+      const s = await readCgroupStats(layout, rel);
+      return s.cpu!.usageNs > first.cpu!.usageNs ? s : undefined;
+    });
+    expect(BigInt(later.timestamp)).toBeGreaterThan(BigInt(first.timestamp));
+    const nanoCores = await waitFor('a CPU rate', async () => {
+      const s = await readCgroupStats(layout, rel);
+      return tracker.rate('c', s.cpu!.usageNs, s.timestamp);
+    });
+    expect(nanoCores).toBeGreaterThan(0n);
+    expect(nanoCores).toBeLessThan(2_200_000_000n);
+
+    const withMemory: CgroupStats = await waitFor('20 MB to be charged', async () => {
+      const s = await readCgroupStats(layout, rel);
+      return s.memory!.rssBytes > 15n * MB ? s : undefined;
+    });
+    const mem = withMemory.memory!;
+    expect(mem.usageBytes).toBeGreaterThan(15n * MB);
+    expect(mem.workingSetBytes).toBeGreaterThan(15n * MB);
+    expect(mem.workingSetBytes).toBeLessThanOrEqual(mem.usageBytes);
+    expect(mem.pageFaults).toBeGreaterThan(0n);
+    expect(mem.limitBytes).toBeUndefined(); // no limit set: unlimited
+    expect(mem.availableBytes).toBeUndefined();
+    expect(withMemory.pids!.current).toBeGreaterThanOrEqual(1n);
+    expect(withMemory.cpu!.userNs! + withMemory.cpu!.systemNs!).toBeGreaterThan(0n);
+
+    // A limit shows up as limit and available = limit − working set.
+    await writeFile(`/sys/fs/cgroup/memory${rel}/memory.limit_in_bytes`, `${200n * MB}`);
+    const limited = await readCgroupStats(layout, rel);
+    expect(limited.memory!.limitBytes).toBe(199999488n); // rounded down to pages
+    expect(limited.memory!.availableBytes).toBe(199999488n - limited.memory!.workingSetBytes);
+  });
+
+  it('throws NotFoundError naming a cgroup that does not exist', async () => {
+    const rel = `/${unique()}`;
+    await expect(readCgroupStats(cgroupLayout({}), rel)).rejects.toThrow(NotFoundError);
+    await expect(readCgroupStats(cgroupLayout({}), rel)).rejects.toThrow(`cgroup ${rel} does not exist`);
+  });
+});
+
+describe('cgroup v2', () => {
+  it('reads CPU and processes on the controller-less unified mount of this host', async () => {
+    const layout = cgroupLayout({ CRIB_CGROUP_ROOT: '/sys/fs/cgroup/unified' });
+    expect(layout.mode).toBe(2);
+    const rel = `/${unique()}`;
+    await makeCgroup([`/sys/fs/cgroup/unified${rel}`]);
+    const child = spawnBurner();
+    await writeFile(`/sys/fs/cgroup/unified${rel}/cgroup.procs`, `${child.pid}\n`);
+    child.stdin!.write('go\n');
+    const first = await readCgroupStats(layout, rel);
+    // cpu.stat is core accounting, there without the cpu controller; memory.* and pids.* are not.
+    expect(first.memory).toBeUndefined();
+    // Counted from cgroup.procs: the shell, plus its $(...) children while they run.
+    expect(first.pids!.current).toBeGreaterThanOrEqual(1n);
+    expect(first.pids!.limit).toBeUndefined();
+    const later = await waitFor('CPU usage to grow', async () => {
+      const s = await readCgroupStats(layout, rel);
+      return s.cpu!.usageNs > first.cpu!.usageNs + 10_000_000n ? s : undefined;
+    });
+    expect(later.cpu!.userNs! + later.cpu!.systemNs!).toBeGreaterThan(0n);
+    expect(later.cpu!.psi?.some).toBeDefined();
+    await expect(readCgroupStats(layout, `${rel}-gone`)).rejects.toThrow(NotFoundError);
+  });
+
+  it('parses a prepared v2 tree exactly (CRIB_CGROUP_ROOT override)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'crib-stats-v2-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const dir = join(root, 'kubepods.slice/crib-c1.scope');
+    await mkdir(dir, { recursive: true });
+    const files: Record<string, string> = {
+      'cpu.stat': 'usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\nnr_periods 10\nnr_throttled 2\nthrottled_usec 3000\n',
+      'cpu.pressure': 'some avg10=1.50 avg60=0.25 avg300=0.00 total=4200\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n',
+      'memory.current': '52428800\n',
+      'memory.stat': 'anon 31457280\nfile 20971520\ninactive_file 10485760\npgfault 1234\npgmajfault 5\n',
+      'memory.max': '104857600\n',
+      'memory.events': 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n',
+      'memory.swap.current': '4096\n',
+      'memory.swap.max': 'max\n',
+      'pids.current': '7\n',
+      'pids.max': 'max\n',
+      'cgroup.procs': '1\n2\n',
+    };
+    for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+    const layout = cgroupLayout({ CRIB_CGROUP_ROOT: root, CRIB_CGROUP_MODE: 'v2' });
+    const s = await readCgroupStats(layout, '/kubepods.slice/crib-c1.scope');
+    expect(BigInt(s.timestamp)).toBeGreaterThan(1_600_000_000_000_000_000n);
+    expect(s.cpu).toEqual({
+      usageNs: 1_500_000_000n, userNs: 1_000_000_000n, systemNs: 500_000_000n,
+      periods: 10n, throttledPeriods: 2n, throttledNs: 3_000_000n,
+      psi: {
+        some: { avg10: 1.5, avg60: 0.25, avg300: 0, totalNs: 4_200_000n },
+        full: { avg10: 0, avg60: 0, avg300: 0, totalNs: 7000n },
+      },
+    });
+    expect(s.memory).toEqual({
+      usageBytes: 52428800n, workingSetBytes: 41943040n, rssBytes: 31457280n, cacheBytes: 20971520n,
+      pageFaults: 1234n, majorPageFaults: 5n, limitBytes: 104857600n, availableBytes: 62914560n,
+      failcnt: 3n, oomKills: 1n,
+    });
+    expect(s.swap).toEqual({ usageBytes: 4096n });
+    expect(s.pids).toEqual({ current: 7n });
+    expect(s.io).toBeUndefined();
+
+    // Working set never goes negative, and "max" memory means no limit.
+    await writeFile(join(dir, 'memory.stat'), 'anon 0\nfile 0\ninactive_file 99999999\npgfault 0\npgmajfault 0\n');
+    await writeFile(join(dir, 'memory.max'), 'max\n');
+    const s2 = await readCgroupStats(layout, '/kubepods.slice/crib-c1.scope');
+    expect(s2.memory!.workingSetBytes).toBe(0n);
+    expect(s2.memory!.limitBytes).toBeUndefined();
+    expect(s2.memory!.availableBytes).toBeUndefined();
+  });
+});
+
+describe('cgroup v1 prepared tree', () => {
+  it('finds co-mounted hierarchies and parses v1 files exactly', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'crib-stats-v1-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const rel = '/kubepods/pod1/crib-c1';
+    const put = async (hier: string, name: string, text: string) => {
+      await mkdir(join(root, hier, rel), { recursive: true });
+      await writeFile(join(root, hier, rel, name), text);
+    };
+    await put('cpu,cpuacct', 'cpuacct.usage', '2500000000\n');
+    await put('cpu,cpuacct', 'cpuacct.stat', 'user 150\nsystem 50\n');
+    await put('cpu,cpuacct', 'cpu.stat', 'nr_periods 4\nnr_throttled 1\nthrottled_time 9000\n');
+    await put('memory', 'memory.usage_in_bytes', '30000000\n');
+    await put('memory', 'memory.stat',
+      'cache 1\nrss 2\ntotal_cache 8000000\ntotal_rss 20000000\ntotal_inactive_file 5000000\ntotal_pgfault 77\ntotal_pgmajfault 2\n');
+    await put('memory', 'memory.limit_in_bytes', '9223372036854771712\n');
+    await put('memory', 'memory.failcnt', '0\n');
+    await put('memory', 'memory.oom_control', 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n');
+    await put('memory', 'memory.memsw.usage_in_bytes', '30004096\n');
+    await put('memory', 'memory.memsw.limit_in_bytes', '9223372036854771712\n');
+    await put('pids', 'pids.current', '3\n');
+    await put('pids', 'pids.max', '100\n');
+    const layout = cgroupLayout({ CRIB_CGROUP_ROOT: root, CRIB_CGROUP_MODE: 'v1' });
+    const s = await readCgroupStats(layout, rel);
+    expect(s.cpu).toEqual({
+      usageNs: 2_500_000_000n, userNs: 1_500_000_000n, systemNs: 500_000_000n,
+      periods: 4n, throttledPeriods: 1n, throttledNs: 9000n,
+    });
+    expect(s.memory).toEqual({
+      usageBytes: 30000000n, workingSetBytes: 25000000n, rssBytes: 20000000n, cacheBytes: 8000000n,
+      pageFaults: 77n, majorPageFaults: 2n, failcnt: 0n, oomKills: 2n,
+    });
+    expect(s.swap).toEqual({ usageBytes: 4096n });
+    expect(s.pids).toEqual({ current: 3n, limit: 100n });
+  });
+});
