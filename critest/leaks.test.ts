@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
+import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -39,6 +39,7 @@ describe(`creating and removing ${PODS} pods with containers`, () => {
   afterAll(async () => {
     await d?.cleanup();
     await registry?.stop();
+    await removeCgroupParent('crib-leaktest');
   });
 
   it('leaves no mounts, namespaces, veths, addresses, rules, cgroups or processes', async () => {

@@ -8,7 +8,7 @@ import { credentials, status } from '@grpc/grpc-js';
 import { renameSync } from 'node:fs';
 import { criProto } from '../src/server/cri-proto.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -53,6 +53,7 @@ describe('pods and containers', () => {
     }
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
+    for (const parent of ['crib', 'crib-stats-test']) await removeCgroupParent(parent);
   });
 
   it('runs a pod with a container, logs its output, execs in it, stops and removes it', async () => {

@@ -114,3 +114,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     },
   };
 }
+
+/** rmdir a cgroup parent the tests' pods used, in every hierarchy (v1) or the unified one; a
+ * parent still in use (another test's pods) is left alone. */
+export async function removeCgroupParent(name: string): Promise<void> {
+  const { readdir, rmdir } = await import('node:fs/promises');
+  const roots = existsSync('/sys/fs/cgroup/cgroup.controllers')
+    ? ['/sys/fs/cgroup']
+    : (await readdir('/sys/fs/cgroup')).map((c) => `/sys/fs/cgroup/${c}`);
+  for (const root of roots) await rmdir(join(root, name)).catch(() => undefined);
+}
