@@ -13,6 +13,8 @@ import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
 
+const RUNC_HANDLER = '[runtime.handlers.runc]\npath = "/usr/sbin/runc"\n';
+
 describe('pods and containers', () => {
   let registry: TestRegistry;
   let d: TestDaemon;
@@ -43,7 +45,7 @@ describe('pods and containers', () => {
     registry = await startRegistry();
     await pushBusybox(registry, 'library/busybox', 'latest');
     image = `${registry.host}/library/busybox:latest`;
-    d = await startDaemon();
+    d = await startDaemon({ toml: RUNC_HANDLER });
     await d.cri.image.PullImage({ image: { image } });
   });
   afterAll(async () => {
@@ -227,6 +229,63 @@ describe('pods and containers', () => {
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
+  it('hands a create that finished after kubelet gave up to kubelet\'s retry', async () => {
+    const config = podConfig('retry');
+    // A deadline so short the client gives up while the daemon is still creating the pod.
+    await expect(d.cri.runtime.RunPodSandbox({ config }, { deadline: Date.now() + 5 })).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
+    const pods = await waitFor('the abandoned create to finish', async () => {
+      const items = (await d.cri.runtime.ListPodSandbox({ filter: { labelSelector: { app: 'retry' } } })).items;
+      return items.length === 1 ? items : undefined;
+    });
+    const retried = await d.cri.runtime.RunPodSandbox({ config });
+    expect(retried.podSandboxId).toBe(pods[0].id);
+    // Once handed over, the name is taken as usual.
+    await expect(d.cri.runtime.RunPodSandbox({ config })).rejects.toMatchObject({ code: status.ALREADY_EXISTS });
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId: retried.podSandboxId });
+  });
+
+  it('honours host network, a pod-wide PID namespace and pod sysctls', async () => {
+    const shared = await d.cri.runtime.RunPodSandbox({
+      config: podConfig('shared', { linux: { sysctls: { 'net.ipv4.ip_unprivileged_port_start': '79' }, securityContext: { namespaceOptions: { pid: 'POD' } } } }),
+    });
+    const a = await d.cri.runtime.CreateContainer({ podSandboxId: shared.podSandboxId, config: containerConfig('a', ['exec sleep 1000'], { linux: { securityContext: { namespaceOptions: { pid: 'POD' } } } }) });
+    await d.cri.runtime.StartContainer({ containerId: a.containerId });
+    const b = await d.cri.runtime.CreateContainer({ podSandboxId: shared.podSandboxId, config: containerConfig('b', ['exec sleep 1001'], { linux: { securityContext: { namespaceOptions: { pid: 'POD' } } } }) });
+    await d.cri.runtime.StartContainer({ containerId: b.containerId });
+    const ps = (await d.cri.runtime.ExecSync({ containerId: b.containerId, cmd: ['ps', '-o', 'args'], timeout: '5' })).stdout.toString();
+    expect(ps).toContain('sleep 1000');
+    expect(ps).toContain('sleep 1001');
+    const sysctl = (await d.cri.runtime.ExecSync({ containerId: a.containerId, cmd: ['cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start'], timeout: '5' })).stdout.toString();
+    expect(sysctl.trim()).toBe('79');
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId: shared.podSandboxId });
+
+    const host = await d.cri.runtime.RunPodSandbox({
+      config: podConfig('hostnet', { hostname: '', linux: { securityContext: { namespaceOptions: { network: 'NODE' } } } }),
+    });
+    expect((await d.cri.runtime.PodSandboxStatus({ podSandboxId: host.podSandboxId })).status.network.ip).toBe('');
+    const h = await d.cri.runtime.CreateContainer({
+      podSandboxId: host.podSandboxId,
+      config: containerConfig('h', ['exec sleep 1000'], { linux: { securityContext: { namespaceOptions: { network: 'NODE' } } } }),
+    });
+    await d.cri.runtime.StartContainer({ containerId: h.containerId });
+    const links = (await d.cri.runtime.ExecSync({ containerId: h.containerId, cmd: ['cat', '/proc/net/dev'], timeout: '5' })).stdout.toString();
+    expect(links).toContain(d.bridge);
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId: host.podSandboxId });
+  });
+
+  it('runs a pod under the runc handler when it is configured', async () => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('viarunc'), runtimeHandler: 'runc' });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('r', ['exec sleep 1000']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    const out = await d.cri.runtime.ExecSync({ containerId, cmd: ['hostname'], timeout: '5' });
+    expect(out.stdout.toString()).toBe('viarunc\n');
+    expect((await d.cri.runtime.PodSandboxStatus({ podSandboxId })).status.runtimeHandler).toBe('runc');
+    await expect(d.cri.runtime.RunPodSandbox({ config: podConfig('nohandler'), runtimeHandler: 'kata' })).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT, details: expect.stringContaining('kata'),
+    });
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
   it('rejects bad input with the right codes and leaves nothing half-made', async () => {
     await expect(d.cri.runtime.RunPodSandbox({ config: { metadata: { name: '', namespace: 'x', uid: 'u' } } })).rejects.toMatchObject({
       code: status.INVALID_ARGUMENT, details: expect.stringContaining('metadata.name'),
@@ -264,7 +323,7 @@ describe('pods and containers', () => {
     const before = readFileSync(logPath, 'utf8').length;
     await new Promise((r) => setTimeout(r, 1500));
     expect(readFileSync(logPath, 'utf8').length).toBeGreaterThan(before);
-    d = await startDaemon({ dir: d.dir });
+    d = await startDaemon({ dir: d.dir, toml: RUNC_HANDLER });
     const ids = (await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers.map((c: { id: string }) => c.id).sort();
     expect(ids).toEqual([containerId, quick.containerId].sort());
     expect((await d.cri.runtime.ContainerStatus({ containerId })).status.state).toBe('CONTAINER_RUNNING');
