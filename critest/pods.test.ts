@@ -85,6 +85,10 @@ describe('pods and containers', () => {
     expect(ex.exitCode).toBe(3);
     expect(ex.stdout.toString()).toBe('web\nweb\n');
 
+    await d.cri.runtime.UpdatePodSandboxResources({ podSandboxId, resources: { memoryLimitInBytes: '134217728' } });
+    const verbose = JSON.parse((await d.cri.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info);
+    expect(verbose.resources.resources.memoryLimitInBytes).toBe('134217728');
+
     const listed = await d.cri.runtime.ListContainers({ filter: { podSandboxId, labelSelector: { c: 'main' } } });
     expect(listed.containers.map((c: { id: string }) => c.id)).toEqual([containerId]);
 

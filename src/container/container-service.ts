@@ -16,6 +16,7 @@ import { execSync, launchMonitor, readExitFile, type ExecSyncResult } from '../r
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { Cleaner } from '../store/cleaner.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import { NameReservations } from '../store/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { isoToNs, nowNs } from '../time.js';
@@ -53,7 +54,8 @@ export class ContainerService {
   readonly store: RecordStore<ContainerRecord>;
   readonly events = new ContainerEvents();
   private readonly names = new NameReservations('container');
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** One lifecycle operation per id at a time. */
+  private readonly locks = new KeyedLock();
   private exitTimer: NodeJS.Timeout | undefined;
   private readonly facts = readNodeFacts(cgroupVersion());
 
@@ -126,18 +128,6 @@ export class ContainerService {
 
   private emit(rec: ContainerRecord, type: ContainerEventType): void {
     this.events.emit({ containerId: rec.id, podId: rec.podId, type, createdAt: nowNs() });
-  }
-
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.locks.set(id, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    }
   }
 
   // ---- lookups --------------------------------------------------------------------------------
@@ -287,7 +277,7 @@ export class ContainerService {
 
   async start(idOrPrefix: string): Promise<void> {
     const rec = this.get(idOrPrefix);
-    await this.locked(rec.id, async () => {
+    await this.locks.run(rec.id, async () => {
       const cur = this.store.get(rec.id)!;
       const state = criState(cur);
       if (state !== 'CONTAINER_CREATED') {
@@ -319,7 +309,7 @@ export class ContainerService {
   /** Stop: the image's STOPSIGNAL (or SIGTERM), then SIGKILL after `timeout` seconds; idempotent. */
   async stop(idOrPrefix: string, timeoutSeconds: number): Promise<void> {
     const rec = this.get(idOrPrefix);
-    await this.locked(rec.id, async () => {
+    await this.locks.run(rec.id, async () => {
       await this.refreshExit(rec.id);
       const cur = this.store.get(rec.id)!;
       const runtime = this.runtimeFor(cur.runtimeHandler);
@@ -361,7 +351,7 @@ export class ContainerService {
     }
     const rec = hits[0]!;
     if (rec.created && criState(rec) !== 'CONTAINER_EXITED') await this.stop(rec.id, 0);
-    await this.locked(rec.id, async () => {
+    await this.locks.run(rec.id, async () => {
       const cur = this.store.get(rec.id);
       if (!cur) return;
       await this.destroy(cur);

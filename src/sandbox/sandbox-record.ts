@@ -3,6 +3,7 @@
 //   creating ──► ready ──► notready ──► (removed)
 //       │                     ▲
 //       └── failed: rolled back, record removed (or cleaned at start-up after a crash)
+import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import type { PodNetworkStatus } from '../network/pod-networking.js';
 import type { PodFiles } from './pod-files.js';
@@ -28,6 +29,8 @@ export interface SandboxRecord {
   podInitPid?: number;
   files?: PodFiles;
   network?: PodNetworkStatus;
+  /** What kubelet last said the pod's overhead and summed container resources are. */
+  resources?: { overhead: LinuxContainerResources__Output | null; resources: LinuxContainerResources__Output | null };
 }
 
 export function reservedPodName(config: PodSandboxConfig__Output): string {

@@ -6,9 +6,11 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
+import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import { log } from '../log.js';
 import type { PodNetworking } from '../network/pod-networking.js';
 import { Cleaner } from '../store/cleaner.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import { NameReservations } from '../store/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { nowNs } from '../time.js';
@@ -46,8 +48,8 @@ export class SandboxService {
   readonly store: RecordStore<SandboxRecord>;
   private readonly names = new NameReservations('pod sandbox');
   private containers!: PodContainers;
-  /** One lifecycle operation per pod at a time (stop racing remove would double-free). */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** One lifecycle operation per id at a time. */
+  private readonly locks = new KeyedLock();
 
   constructor(private readonly opts: SandboxServiceOptions) {
     this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'));
@@ -83,18 +85,6 @@ export class SandboxService {
     }
     const leaked = await this.opts.network.reconcile(this.store.list().filter((r) => r.state === 'ready').map((r) => r.id));
     if (leaked.length) log.info({ pods: leaked }, 'released network resources of pods that no longer exist');
-  }
-
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.locks.set(id, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    }
   }
 
   get(idOrPrefix: string): SandboxRecord {
@@ -198,6 +188,22 @@ export class SandboxService {
     }
   }
 
+  /**
+   * UpdatePodSandboxResources: kubelet has already resized the pod cgroup it owns; the runtime's
+   * part is to know the new figures (CRI-O and containerd hand them to NRI plugins). crib records
+   * them and reports them in the pod's verbose status.
+   */
+  async updateResources(
+    idOrPrefix: string,
+    overhead: LinuxContainerResources__Output | null,
+    resources: LinuxContainerResources__Output | null,
+  ): Promise<void> {
+    const rec = this.get(idOrPrefix);
+    await this.locks.run(rec.id, () => this.store.update(rec.id, (r) => {
+      r.resources = { overhead, resources };
+    }));
+  }
+
   /** The PID namespace file containers of a shared-PID pod join. */
   pidNamespace(rec: SandboxRecord): string | undefined {
     return rec.podInitPid ? podInitPidNamespace(rec.podInitPid) : undefined;
@@ -208,7 +214,7 @@ export class SandboxService {
     const rec = this.find(idOrPrefix);
     // kubelet may stop a pod it already removed: that is success (CRI: idempotent).
     if (!rec) return;
-    await this.locked(rec.id, async () => {
+    await this.locks.run(rec.id, async () => {
       for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
       const cur = this.store.get(rec.id);
       if (!cur || cur.state === 'notready') return;
@@ -225,7 +231,7 @@ export class SandboxService {
   async remove(idOrPrefix: string): Promise<void> {
     const rec = this.find(idOrPrefix);
     if (!rec) return;
-    await this.locked(rec.id, async () => {
+    await this.locks.run(rec.id, async () => {
       for (const cid of this.containers.idsInPod(rec.id)) await this.containers.removeForPod(cid);
       const cur = this.store.get(rec.id);
       if (!cur) return;

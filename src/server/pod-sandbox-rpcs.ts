@@ -79,10 +79,16 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
           network: rec.network,
           files: rec.files,
           runtimeHandler: rec.runtimeHandler,
+          resources: rec.resources,
           config: rec.config,
         });
       }
       return { status: podSandboxStatusMessage(rec), info, containersStatuses: statuses, timestamp: nowNs() };
+    },
+
+    UpdatePodSandboxResources: async (req) => {
+      await pods.updateResources(req.podSandboxId, req.overhead, req.resources);
+      return {};
     },
 
     ListPodSandbox: async (req) => ({ items: filtered(req.filter).map(podSandboxMessage) }),
