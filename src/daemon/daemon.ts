@@ -22,6 +22,7 @@ import { ContainerService } from '../container/container-service.js';
 import { OciRuntime } from '../runtime/oci-runtime.js';
 import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
 import { containerHandlers } from '../server/container-rpcs.js';
+import { statsHandlers } from '../server/stats-rpcs.js';
 import { join } from 'node:path';
 import { RootLock } from './root-lock.js';
 import { bindGrpc, unixSocketPath } from './grpc-listener.js';
@@ -81,6 +82,7 @@ export class Daemon {
             return {};
           },
           ...containerHandlers(containers, sandboxes),
+          ...statsHandlers(containers, sandboxes, this.images),
         }),
       );
       server.addService(
