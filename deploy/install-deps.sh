@@ -25,5 +25,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # npm install, not npm ci: npm 11 rejects its own lock files over optional platform packages.
+  npm install --no-audit --no-fund
 fi
