@@ -2,7 +2,9 @@
 // daemon's streaming server, and real clients (SPDY like kubectl/crictl, WebSocket like
 // browsers and @kubernetes/client-node) run commands in, attach to, and forward ports into real
 // containers of a real crib daemon.
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,7 +25,7 @@ import {
   REMOTE_COMMAND_V4,
 } from '../src/streaming/protocol/constants.js';
 import { Channel, decodeChannelMessage, encodeChannelMessage, encodeCloseSignal } from '../src/streaming/protocol/ws-channel.js';
-import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import {
@@ -135,7 +137,8 @@ describe('streaming: exec, attach, port-forward', () => {
     registry = await startRegistry();
     await pushBusybox(registry, 'library/busybox', 'latest');
     image = `${registry.host}/library/busybox:latest`;
-    d = await startDaemon();
+    // Slow-client cut-off after 3 s instead of 5 minutes.
+    d = await startDaemon({ toml: '[streaming]\nstall_timeout = "3s"\n' });
     await d.cri.image.PullImage({ image: { image } });
     podId = (await d.cri.runtime.RunPodSandbox({ config: podConfig('exec') })).podSandboxId;
     sleeper = await runContainer(podId, 'sleeper', 'exec sleep 100000');
@@ -147,6 +150,7 @@ describe('streaming: exec, attach, port-forward', () => {
     }
     await registry?.stop();
     if (logDir) await rm(logDir, { recursive: true, force: true });
+    await removeCgroupParent('crib');
   });
 
   it('returns streaming URLs with single-use random tokens', async () => {
@@ -231,6 +235,24 @@ describe('streaming: exec, attach, port-forward', () => {
     await waitFor('exec running', async () => (await ps()).includes('sleep 4242'));
     connection.destroy();
     await waitFor('exec killed', async () => !(await ps()).includes('sleep 4242'));
+  });
+
+  it('a client that stops reading is cut off and its process killed; others are unaffected', async () => {
+    const url = await execUrl(sleeper, ['sh', '-c', 'while true; do head -c 65536 /dev/zero; done'], {});
+    const { connection, protocol } = await spdyUpgrade(url, SPDY_REMOTE_COMMAND);
+    const streams = await openRemoteCommandStreams(connection, protocol, { stdin: false, stdout: true, stderr: false, tty: false });
+    // Never read stdout: our buffers fill, TCP pushes back, the monitor drops this attacher.
+    const ps = async () => (await d.cri.runtime.ExecSync({ containerId: sleeper, cmd: ['ps', '-o', 'args'], timeout: '10' })).stdout.toString();
+    await waitFor('output loop running', async () => (await ps()).includes('while true'));
+    const other = await spdyCommand(await execUrl(sleeper, ['echo', 'meanwhile'], {}), {});
+    expect(other.stdout).toBe('meanwhile\n');
+    await waitFor('slow exec killed', async () => !(await ps()).includes('while true'), 40_000);
+    // Reading again drains what was queued: the server has ended the session.
+    streams.stdout!.on('data', () => undefined);
+    streams.stdout!.on('error', () => undefined);
+    streams.error.on('error', () => undefined);
+    const ended = await Promise.race([connection.closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 40_000))]);
+    expect(ended).toBe(true);
   });
 
   it('Exec/Attach/PortForward validate their input', async () => {
@@ -380,6 +402,24 @@ describe('streaming: exec, attach, port-forward', () => {
     expect(text(v1, Channel.error)).toBe('command terminated with non-zero exit code: exit status 6');
   });
 
+  it('WebSocket attach: stdin reaches a cat container and its echo comes back', async () => {
+    const cat = await runContainer(podId, 'wscat', 'exec cat', { stdin: true });
+    const { url } = await d.cri.runtime.Attach({ containerId: cat, stdin: true, stdout: true, stderr: true });
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), ['v5.channel.k8s.io']);
+    let out = '';
+    ws.on('message', (m: Buffer) => {
+      if (m[0] === Channel.stdout) out += m.subarray(1).toString();
+    });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send(Buffer.concat([Buffer.from([Channel.stdin]), Buffer.from('over websocket\n')]));
+    await waitFor('echo', () => out === 'over websocket\n');
+    const closed = new Promise((resolve) => ws.once('close', resolve));
+    ws.close();
+    await closed;
+    expect((await d.cri.runtime.ContainerStatus({ containerId: cat })).status.state).toBe('CONTAINER_RUNNING');
+    await d.cri.runtime.StopContainer({ containerId: cat, timeout: '0' });
+  });
+
   it('WebSocket exec with @kubernetes/client-node', async () => {
     const url = await execUrl(sleeper, ['sh', '-c', 'read line; echo "k8s:$line"; echo warn >&2; exit 9'], { stdin: true, stderr: true });
     const { origin, pathname } = new URL(url);
@@ -433,5 +473,38 @@ describe('streaming: exec, attach, port-forward', () => {
 
     const ok = await spdyCommand(await execUrl(sleeper, ['echo', 'still here'], {}), {});
     expect(ok.stdout).toBe('still here\n');
+  });
+});
+
+describe('streaming over TLS', () => {
+  let d: TestDaemon | undefined;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), `crib-stream-tls-${process.pid}-`));
+    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    d = await startDaemon({ toml: `[streaming]\ntls_cert = "${join(dir, 'cert.pem')}"\ntls_key = "${join(dir, 'key.pem')}"\n` });
+  });
+  afterAll(async () => {
+    if (d) {
+      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
+      await d.cleanup();
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await removeCgroupParent('crib');
+  });
+
+  it('serves https URLs when tls_cert and tls_key are set', async () => {
+    const { podSandboxId } = await d!.cri.runtime.RunPodSandbox({
+      config: { metadata: { name: 'tls', namespace: 'streaming', uid: `tls-${process.pid}`, attempt: 0 }, logDirectory: join(dir, 'logs'), linux: {} },
+    });
+    const { url } = await d!.cri.runtime.PortForward({ podSandboxId, port: [7] });
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/portforward\//);
+    const ws = new WebSocket(`${url.replace(/^https/, 'wss')}?ports=7`, ['v4.channel.k8s.io'], { rejectUnauthorized: false });
+    const channels = new Map<number, Buffer>();
+    ws.on('message', (m: Buffer) => channels.set(m[0]!, Buffer.concat([channels.get(m[0]!) ?? Buffer.alloc(0), m.subarray(1)])));
+    await new Promise((resolve, reject) => { ws.once('close', resolve); ws.once('error', reject); });
+    // Nothing listens on port 7 in the pod: the error channel says so after its port prefix.
+    expect(channels.get(1)!.subarray(2).toString()).toMatch(/^error forwarding port 7 to pod: .*127\.0\.0\.1:7: Connection refused/);
   });
 });

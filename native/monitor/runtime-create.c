@@ -21,6 +21,12 @@ struct create_io {
   int console_listen;                 /* terminal mode: console socket */
   char console_dir[64];
   char console_path[96];
+  /* Other children reaped while waiting for the runtime. An exec'd process that exits before
+   * `<runtime> exec --detach` does is reparented to us and reaped here, before its pid is known;
+   * its status is kept so it is not lost (the monitor would otherwise wait for it forever). */
+  pid_t reaped_pid[32];
+  int reaped_status[32];
+  size_t nreaped;
 };
 
 static int make_pipe(int p[2], crib_err *err) {
@@ -121,11 +127,15 @@ static int wait_create(struct container *c, struct create_io *io, pid_t runtime)
       }
       int st;
       pid_t r;
-      while ((r = waitpid(-1, &st, WNOHANG)) > 0)
+      while ((r = waitpid(-1, &st, WNOHANG)) > 0) {
         if (r == runtime) {
           status = st;
           done = true;
+        } else if (io->nreaped < sizeof io->reaped_pid / sizeof io->reaped_pid[0]) {
+          io->reaped_pid[io->nreaped] = r;
+          io->reaped_status[io->nreaped++] = st;
         }
+      }
     }
   }
   /* The runtime may have connected, sent the master and exited between two polls: whatever it
@@ -208,6 +218,12 @@ int create_container(struct container *c) {
   if (o->terminal && c->pty_fd < 0)
     return fail_early(c, "the runtime succeeded but sent no terminal on the console socket");
   if (read_pid_file(o->container_pid_file, &c->pid, &err) < 0) return fail_early(c, err.msg);
+  for (size_t i = 0; i < io.nreaped; i++) {
+    if (io.reaped_pid[i] == c->pid) {
+      c->exited = true;
+      c->status = io.reaped_status[i];
+    }
+  }
   if (o->terminal) {
     if (set_nonblock(c->pty_fd, &err) < 0) return fail_early(c, err.msg);
     c->out_fd = c->pty_fd;

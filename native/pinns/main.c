@@ -3,6 +3,7 @@
  *   crib-pinns --remove DIR
  *   crib-pinns pod-init --dir DIR
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
+ *   crib-pinns port-forward FILE PORT
  * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,7 +18,8 @@ static void usage(void) {
           "[--sysctl KEY=VALUE]...\n"
           "       " PINNS_PROG " --remove DIR\n"
           "       " PINNS_PROG " pod-init --dir DIR\n"
-          "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n");
+          "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n"
+          "       " PINNS_PROG " port-forward FILE PORT\n");
 }
 
 static int fail_usage(crib_err *err, const char *what) {
@@ -55,10 +57,21 @@ static int cmd_netns_exec(int argc, char **argv) {
   return 1;
 }
 
+static int cmd_port_forward(int argc, char **argv) {
+  crib_err err = {0};
+  if (argc != 3) return fail_usage(&err, "port-forward: a namespace file and a port are required");
+  if (pinns_port_forward(argv[1], argv[2], &err) < 0) {
+    crib_err_print(PINNS_PROG, &err);
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   crib_err err = {0};
   if (argc > 1 && strcmp(argv[1], "pod-init") == 0) return cmd_pod_init(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "netns-exec") == 0) return cmd_netns_exec(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "port-forward") == 0) return cmd_port_forward(argc - 1, argv + 1);
 
   static const struct option longopts[] = {
       {"dir", required_argument, NULL, 'd'},      {"remove", required_argument, NULL, 'r'},

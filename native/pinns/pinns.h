@@ -50,6 +50,10 @@ int pinns_pod_init(const char *dir, int *pid_out, crib_err *err);
 /* netns-exec.c: join the network namespace pinned at `file` and exec argv; returns only on error. */
 int pinns_netns_exec(const char *file, char *const argv[], crib_err *err);
 
+/* port-forward.c: join the network namespace pinned at `file`, connect to localhost:<port> and
+ * relay stdin/stdout to the connection until both directions end. */
+int pinns_port_forward(const char *file, const char *port, crib_err *err);
+
 /* Full read/write loops over a pipe. */
 int pinns_write_all(int fd, const void *buf, size_t len);
 /* Returns the number of bytes read (< len only at EOF), or -1. */

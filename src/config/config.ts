@@ -108,6 +108,8 @@ const schema = z
         port: z.number().int().min(0).max(65535).default(0),
         tls_cert: z.string().optional(),
         tls_key: z.string().optional(),
+        /** A client that reads no output for this long is cut off and its exec'd process killed. */
+        stall_timeout: duration.default('5m'),
       })
       .strict()
       .default({}),

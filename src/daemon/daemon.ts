@@ -23,6 +23,9 @@ import { OciRuntime } from '../runtime/oci-runtime.js';
 import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
 import { containerHandlers } from '../server/container-rpcs.js';
 import { statsHandlers } from '../server/stats-rpcs.js';
+import { streamingHandlers } from '../server/streaming-rpcs.js';
+import { StreamingServer } from '../streaming/server/streaming-server.js';
+import { ContainerStreams } from '../streaming/server/container-streams.js';
 import { join } from 'node:path';
 import { RootLock } from './root-lock.js';
 import { bindGrpc, unixSocketPath } from './grpc-listener.js';
@@ -34,6 +37,7 @@ export class Daemon {
   private network: PodNetworking | undefined;
   private networkError: string | undefined;
   private containers: ContainerService | undefined;
+  private streaming: StreamingServer | undefined;
   private address = '';
 
   constructor(readonly config: CribConfig) {}
@@ -41,6 +45,11 @@ export class Daemon {
   /** The address the gRPC server listens on, once started. */
   get listenAddress(): string {
     return this.address;
+  }
+
+  /** The streaming server's base URL (http[s]://host:port), once started. */
+  get streamingUrl(): string {
+    return this.streaming?.baseUrl ?? '';
   }
 
   async start(): Promise<void> {
@@ -67,6 +76,14 @@ export class Daemon {
       this.containers = containers;
       await sandboxes.recover();
       await containers.recover();
+      const streaming = new StreamingServer({
+        address: config.streaming.address,
+        port: config.streaming.port,
+        tlsCert: config.streaming.tls_cert,
+        tlsKey: config.streaming.tls_key,
+      }, new ContainerStreams(containers, sandboxes, { stallTimeoutMs: config.streaming.stall_timeout }));
+      this.streaming = streaming;
+      await streaming.start();
       const proto = criProto().runtime.v1;
       const server = new grpc.Server({
         'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -83,6 +100,7 @@ export class Daemon {
           },
           ...containerHandlers(containers, sandboxes),
           ...statsHandlers(containers, sandboxes, this.images),
+          ...streamingHandlers(containers, sandboxes, streaming),
         }),
       );
       server.addService(
@@ -121,6 +139,8 @@ export class Daemon {
       const path = unixSocketPath(this.address);
       if (path) await unlink(path).catch(() => undefined);
     }
+    await this.streaming?.stop();
+    this.streaming = undefined;
     this.containers?.close();
     this.containers = undefined;
     await this.images?.close();

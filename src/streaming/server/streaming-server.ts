@@ -1,0 +1,245 @@
+// The CRI streaming server: the HTTP(S) endpoint whose URLs Exec, Attach and PortForward
+// return. Each URL carries a single-use token for a request the RPC validated; the client
+// upgrades the connection to SPDY/3.1 (kubectl, crictl, critest) or WebSocket (browsers,
+// client libraries, critest --websocket-*), and the session is handed to a StreamingRuntime.
+//
+//   GET|POST /exec/<token>        remotecommand v1..v4 (SPDY) / channel protocols (WebSocket)
+//   GET|POST /attach/<token>
+//   GET|POST /portforward/<token> portforward.k8s.io (SPDY) / channels with ?ports= (WebSocket)
+//
+// An unknown, used or expired token is a 404 and no stream, as in kubelet's server.
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { InvalidArgumentError } from '../../errors.js';
+import { log } from '../../log.js';
+import { SUPPORTED_PORT_FORWARD_PROTOCOLS, SUPPORTED_REMOTE_COMMAND_PROTOCOLS } from '../protocol/constants.js';
+import { UpgradeRefusedError, parseProtocolList } from '../protocol/negotiate.js';
+import { PortForwardSession } from '../protocol/port-forward-session.js';
+import { RemoteCommandSession } from '../protocol/remote-command-session.js';
+import { acceptSpdyUpgrade, writeUpgradeRefusal } from '../protocol/spdy-upgrade.js';
+import { SUPPORTED_WS_PROTOCOLS, WS_CHANNEL_V1 } from '../protocol/ws-channel.js';
+import type { StreamingRuntime } from './container-streams.js';
+import { SpdyRemoteIo } from './spdy-remote-io.js';
+import type { StreamRequest } from './stream-requests.js';
+import { TokenStore } from './token-store.js';
+import { PORT_FORWARD_WS_PROTOCOLS, parsePortsQuery, serveWsPortForward } from './ws-port-forward.js';
+import { WsRemoteIo } from './ws-remote-io.js';
+
+export interface StreamingServerOptions {
+  address: string;
+  /** 0 picks a free port. */
+  port: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Token lifetime (kubelet: 1 minute). */
+  tokenTtlMs?: number;
+  /** How long a client has to open its streams after the upgrade (kubelet: 30 s). */
+  streamCreationTimeoutMs?: number;
+  /** Close a connection idle this long (kubelet: 4 hours). */
+  idleTimeoutMs?: number;
+  /** Request header limit; larger headers get 431 (Node's default is 16 KiB). */
+  maxHeaderSize?: number;
+  /** Largest WebSocket message accepted from a client. */
+  maxWsPayload?: number;
+}
+
+const KINDS = new Set(['exec', 'attach', 'portforward']);
+
+export class StreamingServer {
+  private server: Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private readonly tokens: TokenStore<StreamRequest>;
+  private readonly sockets = new Set<Duplex>();
+  private base = '';
+
+  constructor(
+    private readonly opts: StreamingServerOptions,
+    private readonly runtime: StreamingRuntime,
+  ) {
+    this.tokens = new TokenStore<StreamRequest>(opts.tokenTtlMs);
+  }
+
+  /** e.g. http://127.0.0.1:40123, once started. */
+  get baseUrl(): string {
+    return this.base;
+  }
+
+  async start(): Promise<void> {
+    const { opts } = this;
+    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
+      throw new InvalidArgumentError('streaming.tls_cert and streaming.tls_key must be set together');
+    }
+    const common = { maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024 };
+    const server = opts.tlsCert
+      ? createHttpsServer({ ...common, cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey!) })
+      : createHttpServer(common);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: opts.maxWsPayload ?? 16 * 1024 * 1024,
+      // Chosen before handleUpgrade; this only echoes that choice.
+      handleProtocols: (offered) => (offered.size > 0 ? [...offered][0]! : false),
+    });
+    server.on('request', (req, res) => this.onRequest(req, res));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      // Malformed requests and oversized headers: answer like Node would, keep serving others.
+      log.debug({ err: err.message, code: err.code }, 'streaming server: bad request');
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    });
+    server.on('connection', (sock: Socket) => this.track(sock));
+    server.on('secureConnection', (sock: Socket) => this.track(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.address, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    const addr = server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+    this.base = `${opts.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`;
+    log.info({ url: this.base }, 'streaming server listening');
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    this.wss?.close();
+    await closed;
+  }
+
+  /** Stores a validated request and returns the URL the client must use. */
+  urlFor(request: StreamRequest): string {
+    if (!this.server) throw new InvalidArgumentError('the streaming server is not running');
+    return `${this.base}/${request.kind}/${this.tokens.insert(request)}`;
+  }
+
+  private track(sock: Duplex): void {
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
+  }
+
+  private route(req: IncomingMessage): { request: StreamRequest; query: URLSearchParams } | undefined {
+    const url = new URL(req.url ?? '/', 'http://streaming.invalid');
+    const m = /^\/([a-z]+)\/([A-Za-z0-9_-]{1,128})\/?$/.exec(url.pathname);
+    if (!m || !KINDS.has(m[1]!)) return undefined;
+    const request = this.tokens.consume(m[2]!);
+    if (!request || request.kind !== m[1]) return undefined;
+    return { request, query: url.searchParams };
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const routed = this.route(req);
+    const status = routed ? 400 : 404;
+    const body = routed ? 'unable to upgrade: missing upgrade headers in request\n' : '404 page not found\n';
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    res.end(body);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (err) => log.debug({ err: err.message }, 'streaming connection error'));
+    const routed = this.route(req);
+    if (!routed) {
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 19\r\nConnection: close\r\n\r\n404 page not found\n');
+      return;
+    }
+    const isWebSocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+    try {
+      if (isWebSocket) this.upgradeWebSocket(req, socket, head, routed.request, routed.query);
+      else this.upgradeSpdy(req, socket, head, routed.request);
+    } catch (err) {
+      log.info({ err: (err as Error).message, kind: routed.request.kind }, 'streaming upgrade refused');
+      if (err instanceof UpgradeRefusedError) return; // the refusal was written
+      if (!socket.destroyed) {
+        const body = `${(err as Error).message}\n`;
+        socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      }
+    }
+  }
+
+  private upgradeSpdy(req: IncomingMessage, socket: Duplex, head: Buffer, request: StreamRequest): void {
+    const connOpts = { idleTimeoutMs: this.opts.idleTimeoutMs ?? 4 * 60 * 60 * 1000 };
+    if (request.kind === 'portforward') {
+      const { connection } = acceptSpdyUpgrade(req, socket, head, SUPPORTED_PORT_FORWARD_PROTOCOLS, connOpts);
+      const session = new PortForwardSession(connection, {
+        podSandboxId: request.podSandboxId,
+        streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs,
+      });
+      session.on('forward', (port, data, _error, fwd) => {
+        this.runtime.forward(request.podSandboxId, port, data).then(
+          (err) => fwd.finish(err),
+          (err: unknown) => fwd.finish(err as Error),
+        );
+      });
+      return;
+    }
+    const { connection, protocol } = acceptSpdyUpgrade(req, socket, head, SUPPORTED_REMOTE_COMMAND_PROTOCOLS, connOpts);
+    RemoteCommandSession.accept(connection, protocol, request, { streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs })
+      .then((session) => {
+        const io = new SpdyRemoteIo(session);
+        return request.kind === 'exec' ? this.runtime.exec(request, io) : this.runtime.attach(request, io);
+      })
+      .catch((err: unknown) => {
+        log.info({ err: (err as Error).message, kind: request.kind }, 'streaming session failed');
+        void connection.close();
+      });
+  }
+
+  private upgradeWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, request: StreamRequest, query: URLSearchParams): void {
+    const supported = request.kind === 'portforward' ? PORT_FORWARD_WS_PROTOCOLS : SUPPORTED_WS_PROTOCOLS;
+    const offered = parseProtocolList(req.headers['sec-websocket-protocol']);
+    let protocol: string;
+    if (offered.length === 0) {
+      // kubelet's "" protocol: binary channels with v1 (plain-text) error reporting.
+      protocol = request.kind === 'portforward' ? 'portforward.k8s.io' : WS_CHANNEL_V1;
+    } else {
+      const chosen = offered.find((p) => supported.includes(p));
+      if (chosen === undefined) {
+        const err = new UpgradeRefusedError(
+          `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], server accepts [${supported.join(' ')}]`,
+          403, supported);
+        writeUpgradeRefusal(socket, err);
+        throw err;
+      }
+      protocol = chosen;
+    }
+    let ports: number[] = [];
+    if (request.kind === 'portforward') {
+      ports = parsePortsQuery(query.getAll('ports'));
+      if (ports.length === 0) ports = request.ports;
+      if (ports.length === 0) throw new InvalidArgumentError('query parameter "ports" is required');
+    }
+    // The offered list is reduced to the chosen protocol, so `ws` echoes exactly that one.
+    if (offered.length > 0) req.headers['sec-websocket-protocol'] = protocol;
+    this.wss!.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      if (request.kind === 'portforward') {
+        void serveWsPortForward(ws, protocol, ports, (port, data) => this.runtime.forward(request.podSandboxId, port, data))
+          .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'websocket port-forward failed'));
+        return;
+      }
+      // The token already names the streams; kubelet's query parameters (command=, stdin=1,
+      // ...) are accepted and ignored, so a client cannot widen what the RPC allowed.
+      const io = new WsRemoteIo(ws, protocol, request);
+      const run = request.kind === 'exec' ? this.runtime.exec(request, io) : this.runtime.attach(request, io);
+      run.catch((err: unknown) => {
+        log.warn({ err: (err as Error).message, kind: request.kind }, 'websocket session failed');
+        ws.terminate();
+      });
+    });
+  }
+}
