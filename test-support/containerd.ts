@@ -7,7 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { criClient, type CriClient } from './cri-client.js';
-import { waitFor } from './daemon.js';
+import { removeNetwork, waitFor } from './daemon.js';
+import { buildImage, busyboxRootfsLayer, pushImage } from './image-builder.js';
+import type { TestRegistry } from './registry.js';
 
 export interface TestContainerd {
   socket: string;
@@ -63,6 +65,40 @@ export async function startContainerd(opts: { insecureRegistries?: string[]; cni
       }
       // containerd leaves overlay mounts for unpacked snapshots only while containers run; none here.
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * containerd set up to run pods, as a benchmark reference: a stand-in pause image (busybox that
+ * sleeps) pushed to `registry`, a CNI bridge network of its own, and `images` pulled.
+ * stop() removes it all.
+ */
+export async function startContainerdForPods(
+  registry: TestRegistry,
+  opts: { bridge: string; subnet: string; images: string[] },
+): Promise<TestContainerd> {
+  const pause = buildImage({ layers: [await busyboxRootfsLayer()], config: { Entrypoint: ['/bin/sleep', '2147483647'] } });
+  await pushImage(registry, 'pause', '3.9', pause);
+  const cniDir = await mkdtemp(join(tmpdir(), 'crib-ref-cni-'));
+  await writeFile(join(cniDir, '10-ref.conflist'), JSON.stringify({
+    cniVersion: '0.4.0',
+    name: `ref-${opts.bridge}`,
+    plugins: [
+      { type: 'bridge', bridge: opts.bridge, isGateway: true, ipMasq: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet: opts.subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  }));
+  const sandboxImage = `${registry.host}/pause:3.9`;
+  const ctd = await startContainerd({ insecureRegistries: [registry.host], cniConfDir: cniDir, sandboxImage });
+  for (const image of [...opts.images, sandboxImage]) await ctd.cri.image.PullImage({ image: { image } });
+  return {
+    ...ctd,
+    stop: async () => {
+      await ctd.stop();
+      await removeNetwork(opts.bridge, 'none');
+      await rm(cniDir, { recursive: true, force: true });
     },
   };
 }

@@ -6,13 +6,10 @@
 // (crib-monitor / containerd-shim) with 0, 20 and 100 pods running. containerd (Debian's
 // package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { CriClient } from '../../test-support/cri-client.js';
-import { removeNetwork, startDaemon } from '../../test-support/daemon.js';
-import { containerdAvailable, startContainerd } from '../../test-support/containerd.js';
-import { buildImage, busyboxRootfsLayer, pushImage, pushBusybox } from '../../test-support/image-builder.js';
+import { startDaemon } from '../../test-support/daemon.js';
+import { containerdAvailable, startContainerdForPods } from '../../test-support/containerd.js';
+import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry } from '../../test-support/registry.js';
 
 const N = Number(process.env.BENCH_N ?? 100);
@@ -118,9 +115,6 @@ async function main(): Promise<void> {
     const registry = await startRegistry();
     cleanups.push(() => registry.stop());
     await pushBusybox(registry, 'library/busybox', 'latest');
-    // containerd needs a pause image; a busybox that sleeps stands in for registry.k8s.io/pause.
-    const pause = buildImage({ layers: [await busyboxRootfsLayer()], config: { Entrypoint: ['/bin/sleep', '2147483647'] } });
-    await pushImage(registry, 'pause', '3.9', pause);
     const image = `${registry.host}/library/busybox:latest`;
     const results: Result[] = [];
 
@@ -130,23 +124,8 @@ async function main(): Promise<void> {
     results.push(await measure('crib', d.cri, image, () => memoryMiB(d.proc.pid!, 'crib-monitor', d.dir)));
 
     if (containerdAvailable()) {
-      const cniDir = await mkdtemp(join(tmpdir(), 'crib-bench-cni-'));
-      cleanups.push(() => rm(cniDir, { recursive: true, force: true }));
-      await mkdir(cniDir, { recursive: true });
-      await writeFile(join(cniDir, '10-bench.conflist'), JSON.stringify({
-        cniVersion: '0.4.0', name: 'benchnet',
-        plugins: [
-          { type: 'bridge', bridge: 'cribbenchctd', isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.249.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } },
-          { type: 'portmap', capabilities: { portMappings: true } },
-        ],
-      }));
-      const ctd = await startContainerd({ insecureRegistries: [registry.host], cniConfDir: cniDir, sandboxImage: `${registry.host}/pause:3.9` });
-      cleanups.unshift(async () => {
-        await ctd.stop();
-        await removeNetwork('cribbenchctd', 'none');
-      });
-      await ctd.cri.image.PullImage({ image: { image } });
-      await ctd.cri.image.PullImage({ image: { image: `${registry.host}/pause:3.9` } });
+      const ctd = await startContainerdForPods(registry, { bridge: 'cribbenchctd', subnet: '10.249.0.0/16', images: [image] });
+      cleanups.unshift(() => ctd.stop());
       results.push(await measure('containerd 1.6 + runc', ctd.cri, image, () => memoryMiB(ctd.proc.pid!, 'containerd-shim', ctd.socket.replace(/\/containerd.sock$/, ''))));
     } else {
       console.log('(containerd is not installed: apt-get install containerd containernetworking-plugins to compare)');

@@ -41,8 +41,9 @@ export interface ExecSyncResult {
   truncated: boolean;
 }
 
-function readLine(stream: Readable): Promise<string> {
-  return new Promise((resolve, reject) => {
+/** The first line a monitor writes on its sync pipe ("" if it closes without one). */
+export function readFirstLine(stream: Readable): Promise<string> {
+  return new Promise((resolve) => {
     let buf = '';
     stream.setEncoding('utf8');
     stream.on('data', (d: string) => {
@@ -54,7 +55,8 @@ function readLine(stream: Readable): Promise<string> {
       }
     });
     stream.once('end', () => resolve(buf));
-    stream.once('error', reject);
+    stream.once('close', () => resolve(buf));
+    stream.once('error', () => resolve(buf));
   });
 }
 
@@ -75,7 +77,7 @@ export async function launchMonitor(opts: LaunchOptions): Promise<Launched> {
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const line = await readLine(child.stdio[3] as Readable);
+  const line = await readFirstLine(child.stdio[3] as Readable);
   const code = await exited;
   if (!line) throw new InternalError(`crib-monitor for ${opts.id} failed (exit ${code}): ${stderr.trim()}`);
   const msg = JSON.parse(line) as { pid: number; monitorPid?: number; message?: string };

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { InternalError, errnoCode } from '../../errors.js';
 import { log } from '../../log.js';
 import { nativeBinaries } from '../../native-paths.js';
-import { readExitFile, type ExitRecord } from '../../runtime/monitor.js';
+import { readExitFile, readFirstLine, type ExitRecord } from '../../runtime/monitor.js';
 import { connectUnix } from './attach-socket.js';
 import { writeControl } from './control-fifo.js';
 
@@ -162,22 +162,4 @@ async function killMonitorOf(exitFile: string): Promise<void> {
 
 async function cleanupFiles(paths: Record<string, string>): Promise<void> {
   await Promise.all(Object.values(paths).map((p) => rm(p, { force: true }).catch(() => undefined)));
-}
-
-function readFirstLine(stream: Readable): Promise<string> {
-  return new Promise((resolve) => {
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        stream.destroy();
-        resolve(buf.slice(0, nl));
-      }
-    });
-    stream.once('end', () => resolve(buf));
-    stream.once('close', () => resolve(buf));
-    stream.once('error', () => resolve(buf));
-  });
 }
