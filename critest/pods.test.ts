@@ -2,9 +2,11 @@
 // logs → exec → stop → remove, with real namespaces, a real bridge network and real monitors.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { renameSync } from 'node:fs';
 import { criProto } from '../src/server/cri-proto.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +15,7 @@ import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
 
+const run = promisify(execFile);
 const RUNC_HANDLER = '[runtime.handlers.runc]\npath = "/usr/sbin/runc"\n';
 
 describe('pods and containers', () => {
@@ -275,6 +278,50 @@ describe('pods and containers', () => {
     const links = (await d.cri.runtime.ExecSync({ containerId: h.containerId, cmd: ['cat', '/proc/net/dev'], timeout: '5' })).stdout.toString();
     expect(links).toContain(d.bridge);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId: host.podSandboxId });
+  });
+
+  it('gives a pod without a hostname the node\'s, whatever its name', async () => {
+    const config = podConfig('Not_A-Valid.HOSTNAME-because-of-Capitals-and-length-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { hostname: '' });
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('h', ['exec sleep 1000']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    const out = await d.cri.runtime.ExecSync({ containerId, cmd: ['hostname'], timeout: '5' });
+    expect(out.stdout.toString().trim()).toBe(hostname());
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('kills a timed-out ExecSync without leaving its process behind in the container', async () => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('exectimeout') });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('t', ['exec sleep 1000']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    await expect(d.cri.runtime.ExecSync({ containerId, cmd: ['sleep', '77'], timeout: '1' })).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
+    const ps = (await d.cri.runtime.ExecSync({ containerId, cmd: ['ps', '-o', 'pid,stat,args'], timeout: '5' })).stdout.toString();
+    expect(ps).not.toContain('sleep 77');
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('propagates mounts both ways with a bidirectional (rshared) volume', async () => {
+    const shared = await mkdtemp(join(tmpdir(), 'crib-rshared-'));
+    await run('mount', ['--bind', shared, shared]);
+    await run('mount', ['--make-shared', shared]);
+    try {
+      const config = podConfig('rshared', { linux: { securityContext: { privileged: true } } });
+      const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+      const { containerId } = await d.cri.runtime.CreateContainer({
+        podSandboxId,
+        config: containerConfig('m', ['mkdir -p /mnt/shared/sub && mount -t tmpfs tmpfs /mnt/shared/sub && echo hi > /mnt/shared/sub/f && exec sleep 1000'], {
+          linux: { securityContext: { privileged: true } },
+          mounts: [{ containerPath: '/mnt/shared', hostPath: shared, propagation: 'PROPAGATION_BIDIRECTIONAL' }],
+        }),
+      });
+      await d.cri.runtime.StartContainer({ containerId });
+      // The container's mount shows up on the host.
+      expect(await waitFor('mount on the host', () => (existsSync(join(shared, 'sub', 'f')) ? readFileSync(join(shared, 'sub', 'f'), 'utf8') : undefined))).toBe('hi\n');
+      await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    } finally {
+      await run('umount', ['-R', shared]).catch(() => undefined);
+      await rm(shared, { recursive: true, force: true });
+    }
   });
 
   it('runs a pod under the runc handler when it is configured', async () => {

@@ -68,10 +68,13 @@ static bool capture_read(struct capture *c, size_t max, bool *truncated) {
 static void kill_exec(const char *pid_file, pid_t runtime) {
   pid_t pid;
   crib_err err;
-  /* The pid file is missing when the runtime has not started the process yet: killing the
-   * runtime's own tree then stops it before it does. */
+  /* Kill the exec'd process and let the runtime reap it and exit: killing the runtime too would
+   * leave the process a zombie in the container until some init reaps it (visible to `ps`).
+   * The pid file is missing when the runtime has not started the process yet: killing the
+   * runtime's own tree then stops it before it does. The caller's grace period kills the
+   * runtime if it lingers. */
   if (read_pid_file(pid_file, &pid, &err) == 0) kill_tree(pid);
-  kill_tree(runtime);
+  else kill_tree(runtime);
 }
 
 int run_exec_sync(const struct exec_sync_opts *o) {
@@ -153,7 +156,10 @@ int run_exec_sync(const struct exec_sync_opts *o) {
     now = now_ms();
     if (r == 0) {
       if (exited) break; /* quiet (or out of time) after the exit: what we have is the output */
-      if (timed_out) break; /* the runtime outlived the grace period; report what we have */
+      if (timed_out) { /* the runtime outlived the grace period: stop it; report what we have */
+        kill_tree(runtime);
+        break;
+      }
       timed_out = true;
       kill_exec(pid_file, runtime);
       deadline = now + KILL_GRACE_MS;

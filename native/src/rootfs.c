@@ -41,6 +41,8 @@ static int set_root_propagation(const crib_rootfs_cfg *c, crib_err *err) {
 
 /* pivot_root refuses a shared parent mount: make the mount holding the rootfs private. */
 static void make_parent_private(const char *rootfs) {
+  /* The rootfs is often a mount point itself (an overlay): that is the mount to change. */
+  if (mount(NULL, rootfs, NULL, MS_PRIVATE, NULL) == 0) return;
   char dir[PATH_MAX];
   snprintf(dir, sizeof dir, "%s", rootfs);
   for (;;) {
@@ -196,13 +198,15 @@ static int do_pivot(const char *rootfs, bool no_pivot, crib_err *err) {
 
 int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err) {
   if (set_root_propagation(c, err) < 0) return -1;
-  /* The rootfs must be a mount point for pivot_root. */
-  if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return crib_fail(err, errno, "bind rootfs `%s`", c->rootfs);
   unsigned long prop = MS_SLAVE;
   const char *p = crib_json_str(json_object_get(c->spec, "linux"), "rootfsPropagation");
   if (p) prop = crib_mount_propagation(p);
+  /* With shared root propagation the self-bind below would be shared too, and pivot_root
+   * refuses a shared mount: make the rootfs' mount private first (runc's order). */
   if (prop & MS_SHARED) make_parent_private(c->rootfs);
+  /* The rootfs must be a mount point for pivot_root. */
+  if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    return crib_fail(err, errno, "bind rootfs `%s`", c->rootfs);
   int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return crib_fail(err, errno, "open rootfs `%s`", c->rootfs);
   crib_mount_env env = {.bundle = c->bundle, .userns = c->userns, .cgroup_path = c->cgroup_path,

@@ -427,6 +427,13 @@ export class ContainerService {
     } finally {
       await fh.close();
     }
+    // kubelet (and critest) look for the new file as soon as the call returns.
+    if (!rec.logPath) return;
+    const until = Date.now() + 5000;
+    while (!existsSync(rec.logPath)) {
+      if (Date.now() > until) throw new DeadlineExceededError(`ReopenContainerLog: the monitor of ${rec.id} did not reopen ${rec.logPath} within 5s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   async updateResources(idOrPrefix: string, resources: LinuxContainerResources__Output | null | undefined): Promise<void> {

@@ -3,6 +3,7 @@
 // to stop or remove them through the PodContainers seam.
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
@@ -121,7 +122,8 @@ export class SandboxService {
     const hostNetwork = ns?.network === 'NODE';
     const hostIpc = ns?.ipc === 'NODE';
     const sharedPid = ns?.pid === 'POD';
-    const hostname = config.hostname || (hostNetwork ? '' : config.metadata!.name);
+    // No hostname asked for: the node's, as CRI-O does (metadata.name need not be a valid one).
+    const hostname = config.hostname || (hostNetwork ? '' : osHostname());
     const dir = join(this.opts.state, 'pods', id);
     const rec: SandboxRecord = {
       id,
@@ -170,7 +172,7 @@ export class SandboxService {
         cleaner.add('tear down network', () => this.opts.network.teardown(id, rec.netnsPath));
       }
       rec.files = await writePodFiles(join(dir, 'files'), {
-        hostname: hostname || (await import('node:os')).hostname(),
+        hostname: hostname || osHostname(),
         ip: rec.network?.ip,
         dns: config.dnsConfig,
         hostNetwork,

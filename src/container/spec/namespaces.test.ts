@@ -27,6 +27,12 @@ describe('containerNamespaces', () => {
       ownUts: false,
     },
     {
+      name: 'null options in a host-network, host-IPC pod: the host network and IPC',
+      in: input(null, { pod: { pidnsPath: pod.pidnsPath } }),
+      want: [{ type: 'mount' }, { type: 'pid' }],
+      ownUts: false,
+    },
+    {
       name: 'explicit POD pid joins the pod pid namespace',
       in: input({ pid: 'POD' }),
       want: [{ type: 'mount' }, { type: 'network', path: pod.netnsPath }, { type: 'ipc', path: pod.ipcnsPath }, { type: 'uts', path: pod.utsnsPath }, { type: 'pid', path: pod.pidnsPath }],

@@ -49,8 +49,10 @@ function entry(type: OciNamespace['type'], mode: NamespaceMode__Output, path: st
 
 export function containerNamespaces(input: NamespaceInput): NamespaceResult {
   const o = input.options;
-  const netMode = o?.network ?? 'POD';
-  const ipcMode = o?.ipc ?? 'POD';
+  // Without any options, follow the pod: its own namespaces when it has them, the host's when
+  // it is a host-network/host-IPC pod (critest creates such containers with no options).
+  const netMode = o ? o.network : input.pod.netnsPath ? 'POD' : 'NODE';
+  const ipcMode = o ? o.ipc : input.pod.ipcnsPath ? 'POD' : 'NODE';
   const pidMode = o ? o.pid : 'CONTAINER';
   const userns = o?.usernsOptions;
   if (userns && userns.mode !== 'NODE') {

@@ -52,7 +52,6 @@ describe('resolveUser', () => {
     { name: 'runAsUser beats the image', image: 'app', sc: { runAsUser: i64('33') }, want: { uid: 33, gid: 33, additionalGids: [10, 33] } },
     { name: 'runAsUser + runAsGroup', sc: { runAsUser: i64('1000'), runAsGroup: i64('3000') }, want: { uid: 1000, gid: 3000, additionalGids: [10, 50, 3000] } },
     { name: 'runAsUsername', sc: { runAsUsername: 'web' }, want: { uid: 33, gid: 33, additionalGids: [10, 33] } },
-    { name: 'runAsGroup alone keeps the image user', image: 'app', sc: { runAsGroup: i64('3000') }, want: { uid: 1000, gid: 3000, additionalGids: [10, 50, 3000] } },
     {
       name: 'supplementalGroups with Merge',
       image: 'app',
@@ -90,6 +89,7 @@ describe('resolveUser', () => {
     { name: 'negative runAsUser', sc: { runAsUser: i64('-1') }, cls: InvalidArgumentError, msg: /runAsUser: uid -1 is out of range/ },
     { name: 'uid above INT32_MAX', image: '4294967296', cls: InvalidArgumentError, msg: /out of range/ },
     { name: 'three-part USER', image: 'a:b:c', cls: InvalidArgumentError, msg: /image USER "a:b:c"/ },
+    { name: 'runAsGroup without a user', image: 'app', sc: { runAsGroup: i64('3000') }, cls: InvalidArgumentError, msg: /runAsGroup is set without runAsUser/ },
     { name: 'bad supplemental group', sc: { supplementalGroups: ['x'] }, cls: InvalidArgumentError, msg: /supplementalGroups/ },
   ];
   for (const c of errors) {

@@ -68,15 +68,18 @@ function userSpec(sc: LinuxContainerSecurityContext__Output | null | undefined, 
   const group = sc?.runAsGroup ? sc.runAsGroup.value : undefined;
   if (sc?.runAsUsername) return { user: sc.runAsUsername, group, source: 'runAsUsername' };
   if (sc?.runAsUser) return { user: sc.runAsUser.value, group, source: 'runAsUser' };
-  // runAsGroup alone keeps the image's user and replaces its group (CRI-O's reading; the
-  // Kubernetes API allows runAsGroup without runAsUser).
+  // A group without a user would silently pair with whatever user the image names: refused, as
+  // containerd and CRI-O do (critest checks it).
+  if (group !== undefined) {
+    throw new InvalidArgumentError('securityContext.runAsGroup is set without runAsUser or runAsUsername');
+  }
   const image = imageUser ?? '';
   if (image !== '') {
     const parts = image.split(':');
     if (parts.length > 2) throw new InvalidArgumentError(`image USER "${image}" is not "user", "user:group" or "uid:gid"`);
-    return { user: parts[0]!, group: group ?? parts[1], source: `image USER "${image}"` };
+    return { user: parts[0]!, group: parts[1], source: `image USER "${image}"` };
   }
-  return { user: '0', group, source: 'the default user' };
+  return { user: '0', source: 'the default user' };
 }
 
 export async function resolveUser(input: UserInput): Promise<OciUser> {
