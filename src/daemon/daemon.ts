@@ -28,7 +28,7 @@ import { StreamingServer } from '../streaming/server/streaming-server.js';
 import { ContainerStreams } from '../streaming/server/container-streams.js';
 import { join } from 'node:path';
 import { RootLock } from './root-lock.js';
-import { bindGrpc, unixSocketPath } from './grpc-listener.js';
+import { bindGrpc, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 
 export class Daemon {
   private lock: RootLock | undefined;
@@ -39,6 +39,7 @@ export class Daemon {
   private containers: ContainerService | undefined;
   private streaming: StreamingServer | undefined;
   private address = '';
+  private listener: GrpcListener | undefined;
 
   constructor(readonly config: CribConfig) {}
 
@@ -109,11 +110,12 @@ export class Daemon {
       );
       server.addService(adminServiceDefinition(), adminHandlers(this.images));
       this.server = server;
-      this.address = await bindGrpc(server, {
+      this.listener = await bindGrpc(server, {
         address: config.grpc.address,
         socketMode: parseInt(config.grpc.socket_mode, 8),
         socketGroup: config.grpc.socket_group,
       });
+      this.address = this.listener.address;
       log.info({ address: this.address, root: config.root, version: CRIB_VERSION }, 'crib daemon serving');
     } catch (err) {
       await this.stop();
@@ -126,6 +128,9 @@ export class Daemon {
     const server = this.server;
     this.server = undefined;
     if (server) {
+      // No new connections; the server's shutdown below ends the open ones.
+      void this.listener?.close();
+      this.listener = undefined;
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

@@ -1,7 +1,9 @@
 // Binding the gRPC server to its unix socket: a socket left by a crashed daemon is replaced, one
 // that a live process still answers on is not (that is another daemon, maybe with another root).
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { AuthorityRewrite } from './authority-rewrite.js';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
@@ -39,26 +41,69 @@ function groupId(group: string | number): number {
   return gid;
 }
 
-export async function bindGrpc(server: grpc.Server, opts: ListenOptions): Promise<string> {
+export interface GrpcListener {
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Hand each accepted connection to the gRPC server through the :authority rewrite. */
+function serveThroughRewrite(server: grpc.Server, sock: Socket): void {
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const filter = new AuthorityRewrite();
+  const conn = new Duplex({
+    read: () => {
+      filter.resume();
+    },
+    write: (chunk: Buffer, _enc, cb) => {
+      sock.write(chunk, cb);
+    },
+    final: (cb) => {
+      sock.end();
+      cb();
+    },
+    destroy: (err, cb) => {
+      sock.destroy();
+      filter.destroy();
+      cb(err);
+    },
+  });
+  filter.on('data', (d: Buffer) => {
+    if (!conn.push(d)) filter.pause();
+  });
+  filter.on('end', () => conn.push(null));
+  filter.on('error', (err) => conn.destroy(err));
+  sock.on('error', (err) => conn.destroy(err));
+  sock.on('close', () => conn.destroy());
+  sock.pipe(filter);
+  injector.injectConnection(conn);
+}
+
+export async function bindGrpc(server: grpc.Server, opts: ListenOptions): Promise<GrpcListener> {
   const path = unixSocketPath(opts.address);
-  if (path !== undefined) {
-    await mkdir(dirname(path), { recursive: true, mode: 0o711 });
-    if (await answers(path)) {
-      throw new FailedPreconditionError(`${path} is in use: another process is serving on it`);
-    }
-    await unlink(path).catch((err: unknown) => {
-      if (errnoCode(err) !== 'ENOENT') throw err;
-    });
+  if (path === undefined) {
+    await new Promise<number>((resolve, reject) =>
+      server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(new FailedPreconditionError(`cannot listen on ${opts.address}: ${err.message}`)) : resolve(port),
+      ),
+    );
+    return { address: opts.address, close: async () => undefined };
   }
-  const target = path !== undefined ? `unix://${path}` : opts.address;
-  await new Promise<number>((resolve, reject) =>
-    server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(new FailedPreconditionError(`cannot listen on ${opts.address}: ${err.message}`)) : resolve(port),
-    ),
-  );
-  if (path !== undefined) {
-    await chmod(path, opts.socketMode);
-    if (opts.socketGroup !== undefined) await chown(path, 0, groupId(opts.socketGroup));
+  await mkdir(dirname(path), { recursive: true, mode: 0o711 });
+  if (await answers(path)) {
+    throw new FailedPreconditionError(`${path} is in use: another process is serving on it`);
   }
-  return target;
+  await unlink(path).catch((err: unknown) => {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  });
+  const listener = createServer((sock) => serveThroughRewrite(server, sock));
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', (err) => reject(new FailedPreconditionError(`cannot listen on ${opts.address}: ${err.message}`)));
+    listener.listen(path, () => resolve());
+  });
+  await chmod(path, opts.socketMode);
+  if (opts.socketGroup !== undefined) await chown(path, 0, groupId(opts.socketGroup));
+  return {
+    address: `unix://${path}`,
+    close: () => new Promise<void>((resolve) => listener.close(() => resolve())),
+  };
 }

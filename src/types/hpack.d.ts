@@ -1,0 +1,22 @@
+// The part of hpack.js (no published types) that authority-rewrite.ts uses.
+declare module 'hpack.js' {
+  interface HeaderField {
+    name: string;
+    value: string;
+    neverIndex: boolean;
+  }
+  interface Decompressor {
+    write(block: Buffer): boolean;
+    execute(): void;
+    read(): HeaderField | null;
+  }
+  interface Compressor {
+    write(headers: HeaderField[]): boolean;
+    read(): Buffer | null;
+  }
+  const hpack: {
+    decompressor: { create(opts: { table: { size: number } }): Decompressor };
+    compressor: { create(opts: { table: { size: number } }): Compressor };
+  };
+  export default hpack;
+}
