@@ -227,6 +227,24 @@ describe('streaming: exec, attach, port-forward', () => {
     }
   });
 
+  it('delivers all output of a short tty exec, every time', async () => {
+    for (let i = 0; i < 8; i++) {
+      const url = await execUrl(sleeper, ['echo', `hi-${i}`], { stdin: true, tty: true });
+      const { connection, protocol } = await spdyUpgrade(url, SPDY_REMOTE_COMMAND);
+      try {
+        const s = await openRemoteCommandStreams(connection, protocol, { stdin: true, stdout: true, stderr: false, tty: true });
+        const out = readAll(s.stdout!);
+        // crictl with a stdin that is not a terminal closes it at once.
+        if (i % 2 === 1) s.stdin!.end();
+        const status = await readAll(s.error);
+        expect(JSON.parse(status.toString())).toEqual({ metadata: {}, status: 'Success' });
+        expect((await out).toString()).toBe(`hi-${i}\r\n`);
+      } finally {
+        await connection.close();
+      }
+    }
+  });
+
   it('kills the exec\'d process when the client goes away', async () => {
     const url = await execUrl(sleeper, ['sleep', '4242'], {});
     const { connection, protocol } = await spdyUpgrade(url, SPDY_REMOTE_COMMAND);
