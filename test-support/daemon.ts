@@ -108,6 +108,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   return {
     dir, root, state, socket, configPath, proc, cri, output, stop, bridge, nftTable, podCidr,
     cleanup: async () => {
+      // Pods a failed test or benchmark left behind would outlive the daemon (their monitors are
+      // detached by design): remove them while the daemon can still do it properly.
+      if (exitCode === undefined) {
+        try {
+          const { items } = await cri.runtime.ListPodSandbox({}, { deadline: Date.now() + 5000 });
+          for (const p of items) await cri.runtime.RemovePodSandbox({ podSandboxId: p.id }, { deadline: Date.now() + 30_000 });
+        } catch {
+          /* best effort: the daemon may be wedged by the failure being cleaned up after */
+        }
+      }
       await stop();
       await removeNetwork(bridge, nftTable);
       await rm(dir, { recursive: true, force: true });
