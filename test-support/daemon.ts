@@ -120,6 +120,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
       }
       await stop();
       await removeNetwork(bridge, nftTable);
+      // crib's default cgroup parent for pods without one; still in use by others: left alone.
+      await removeCgroupParent('crib');
       await rm(dir, { recursive: true, force: true });
     },
   };
