@@ -5,6 +5,13 @@
 // the head is ready. Writers are paced by whenWritable: the queue empty and the socket drained.
 import type { Duplex } from 'node:stream';
 
+/**
+ * Writers keep going while the socket holds less than this. Waiting for a full drain after
+ * every 64 KiB frame (a net.Socket's high-water mark is 16 KiB) made each stream stop-and-wait
+ * and halved port-forward throughput.
+ */
+const SOCKET_BUFFER_LIMIT = 1024 * 1024;
+
 /** A reserved place in the queue, filled once its bytes exist. */
 export interface OutSlot {
   fill(bufs: Buffer[]): void;
@@ -58,7 +65,7 @@ export class OutboundQueue {
   /** Calls cb when the queue is empty and the socket wants more; with an error once closed. */
   whenWritable(cb: (err?: Error | null) => void): void {
     if (this.closedWith) return cb(this.closedWith);
-    if (this.entries.length === 0 && !this.socket.writableNeedDrain) return cb();
+    if (this.entries.length === 0 && this.socket.writableLength < SOCKET_BUFFER_LIMIT) return cb();
     this.waiters.push(cb);
   }
 
@@ -88,7 +95,7 @@ export class OutboundQueue {
   }
 
   private notify(): void {
-    if (this.closedWith || this.entries.length > 0 || this.socket.writableNeedDrain) return;
+    if (this.closedWith || this.entries.length > 0 || this.socket.writableLength >= SOCKET_BUFFER_LIMIT) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
