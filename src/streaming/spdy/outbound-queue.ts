@@ -90,7 +90,10 @@ export class OutboundQueue {
   }
 
   private write(bufs: Buffer[]): void {
+    // A frame is a header and a payload: corked, they leave in one writev, not two syscalls.
+    if (bufs.length > 1) this.socket.cork();
     for (const b of bufs) this.socket.write(b);
+    if (bufs.length > 1) this.socket.uncork();
     this.onWrite();
   }
 
