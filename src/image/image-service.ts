@@ -48,7 +48,9 @@ export class ImageService {
     const content = new ContentStore(config.root);
     await content.init();
     await content.cleanupIngest();
-    const snapshots = new Snapshotter(config.root);
+    // One syncfs per pull (before the image record is written) instead of one per layer; a crash
+    // can leave a committed layer no image points at, and start-up GC removes exactly those.
+    const snapshots = new Snapshotter(config.root, { syncOnCommit: false });
     await snapshots.load();
     await snapshots.cleanupTemp();
     const records = new ImageStore(config.root);
@@ -56,7 +58,9 @@ export class ImageService {
     const registry = new RegistryClient({
       ...hostsConfigFromCrib(config),
     });
-    return new ImageService(config, content, snapshots, records, registry);
+    const service = new ImageService(config, content, snapshots, records, registry);
+    await service.collectGarbage();
+    return service;
   }
 
   async close(): Promise<void> {
@@ -143,6 +147,7 @@ export class ImageService {
         },
         { lease },
       );
+      await this.snapshots.syncAll();
       // The manifest (and index) are kept so the image's digests can be verified and served later.
       await this.storeBytes(resolved.manifestDigest, resolved.manifestBytes);
       lease(resolved.manifestDigest);
@@ -190,6 +195,7 @@ export class ImageService {
           { configDescriptor: img.configDescriptor, layers: img.layers, openBlob: (d) => archive.openBlob(d) },
           { lease },
         );
+        await this.snapshots.syncAll();
         if (img.manifestBytes) {
           await this.storeBytes(img.manifestDigest, img.manifestBytes);
           lease(img.manifestDigest);

@@ -329,6 +329,19 @@ export class Snapshotter {
   }
 
   /** Disk usage of every snapshot, committed and active. */
+  /**
+   * Flush the snapshot filesystem once (callers that commit several layers with
+   * syncOnCommit: false call this before anything points at them).
+   */
+  async syncAll(): Promise<void> {
+    const fh = await open(this.dir, 'r');
+    try {
+      syncfs(fh.fd);
+    } finally {
+      await fh.close();
+    }
+  }
+
   async usage(): Promise<DiskUsage> {
     const total = await diskUsage(this.activeDir);
     const self = await lstat(this.dir);
