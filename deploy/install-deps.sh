@@ -9,8 +9,9 @@ need=(build-essential pkg-config libseccomp-dev libjansson-dev iproute2 nftables
 if [ "${1:-}" = "--test" ]; then
   # docker-registry: the real registry the image tests pull from; busybox-static: the rootfs of
   # every test image; runc/crun: reference runtimes for differential tests; apache2-utils for
-  # htpasswd; zstd to build zstd layers; Go and spdystream for the SPDY interop test.
-  need+=(docker-registry busybox-static runc crun apache2-utils golang-go golang-github-docker-spdystream-dev)
+  # htpasswd; openssl for test certificates; curl for network tests; Go and spdystream for the
+  # SPDY interop test.
+  need+=(docker-registry busybox-static runc crun apache2-utils openssl curl golang-go golang-github-docker-spdystream-dev)
 fi
 
 missing=()
