@@ -13,6 +13,8 @@ import { FailedPreconditionError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import { pinPodNamespaces, unpinPodNamespaces } from '../sandbox/namespaces.js';
 import { CniNetwork } from './cni-network.js';
+import { waitFor } from '../../test-support/daemon.js';
+import { curl, inNetns } from '../../test-support/netns-tools.js';
 
 const hex = randomBytes(2).toString('hex');
 const BRIDGE = `cribt${hex}`;
@@ -111,28 +113,6 @@ async function newNetns(name: string): Promise<string> {
   return (await pinPodNamespaces({ dir, net: true })).net!;
 }
 
-const inNetns = (netns: string, ...cmd: string[]): string =>
-  execFileSync('nsenter', [`--net=${netns}`, ...cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-
-function curl(url: string, netns?: string): { ok: boolean; body: string } {
-  const cmd = ['curl', '-sS', '--max-time', '5', url];
-  try {
-    return { ok: true, body: netns ? inNetns(netns, ...cmd) : execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
-  } catch (err) {
-    return { ok: false, body: String((err as Error).message) };
-  }
-}
-
-async function eventually<T>(what: string, fn: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe.skipIf(!cniBinDir)('CniNetwork', () => {
   const hostPort = 20000 + (randomBytes(2).readUInt16BE() % 30000);
   let nsA = '';
@@ -161,10 +141,10 @@ describe.skipIf(!cniBinDir)('CniNetwork', () => {
     const www = mkdtempSync(join(base, 'www-'));
     writeFileSync(join(www, 'index.html'), 'via cni\n');
     servers.push(spawn('nsenter', [`--net=${nsA}`, 'busybox', 'httpd', '-f', '-p', '8080', '-h', www], { stdio: 'ignore' }));
-    const body = await eventually('the CNI hostPort to answer', () => {
+    const body = await waitFor('the CNI hostPort to answer', () => {
       const r = curl(`http://${GATEWAY}:${hostPort}/index.html`, nsB);
       return r.ok ? r.body : undefined;
-    });
+    }, 30_000);
     expect(body).toBe('via cni\n');
   });
 

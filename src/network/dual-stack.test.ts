@@ -12,6 +12,8 @@ import { nativeBinaries } from '../native-paths.js';
 import { pinPodNamespaces, unpinPodNamespaces } from '../sandbox/namespaces.js';
 import { PodNetwork } from './pod-network.js';
 import { hostVethName } from './veth.js';
+import { waitFor } from '../../test-support/daemon.js';
+import { curl, inNetns } from '../../test-support/netns-tools.js';
 
 const hex = randomBytes(2).toString('hex');
 const NAME = `cribt${hex}`;
@@ -58,28 +60,6 @@ async function newNetns(name: string): Promise<string> {
   return (await pinPodNamespaces({ dir, net: true })).net!;
 }
 
-const inNetns = (netns: string, ...cmd: string[]): string =>
-  execFileSync('nsenter', [`--net=${netns}`, ...cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-
-function curl(url: string, netns?: string): { ok: boolean; body: string } {
-  const cmd = ['curl', '-sS', '-g', '--max-time', '5', url];
-  try {
-    return { ok: true, body: netns ? inNetns(netns, ...cmd) : execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
-  } catch (err) {
-    return { ok: false, body: String((err as Error).message) };
-  }
-}
-
-async function eventually<T>(what: string, fn: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('PodNetwork, dual-stack', () => {
   const hostPort = 20000 + (randomBytes(2).readUInt16BE() % 30000);
   let nsA = '';
@@ -120,10 +100,10 @@ describe('PodNetwork, dual-stack', () => {
     const www = mkdtempSync(join(base, 'www-'));
     writeFileSync(join(www, 'index.html'), 'dual\n');
     servers.push(spawn('nsenter', [`--net=${nsA}`, 'busybox', 'httpd', '-f', '-p', '8080', '-h', www], { stdio: 'ignore' }));
-    const body = await eventually('the IPv6 hostPort to answer', () => {
+    const body = await waitFor('the IPv6 hostPort to answer', () => {
       const r = curl(`http://[${GATEWAY6}]:${hostPort}/index.html`);
       return r.ok ? r.body : undefined;
-    });
+    }, 30_000);
     expect(body).toBe('dual\n');
     expect(curl(`http://[${GATEWAY6}]:${hostPort + 1}/index.html`, nsB)).toEqual({ ok: true, body: 'dual\n' });
     expect(curl(`http://127.0.0.1:${hostPort}/index.html`)).toEqual({ ok: true, body: 'dual\n' });

@@ -14,6 +14,8 @@ import { nativeBinaries } from '../native-paths.js';
 import { pinPodNamespaces, unpinPodNamespaces } from '../sandbox/namespaces.js';
 import { PodNetwork } from './pod-network.js';
 import { hostVethName } from './veth.js';
+import { waitFor } from '../../test-support/daemon.js';
+import { curl, inNetns } from '../../test-support/netns-tools.js';
 
 const hex = randomBytes(2).toString('hex');
 const BRIDGE = `cribt${hex}`;
@@ -68,9 +70,6 @@ async function newNetns(name: string): Promise<string> {
   return (await pinPodNamespaces({ dir, net: true })).net!;
 }
 
-const inNetns = (netns: string, ...cmd: string[]): string =>
-  execFileSync('nsenter', [`--net=${netns}`, ...cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-
 const ping = (netns: string, ip: string) => inNetns(netns, 'busybox', 'ping', '-c', '1', '-W', '5', ip);
 
 /** busybox httpd serving `body` at /index.html inside a netns, on port 8080. */
@@ -80,29 +79,6 @@ function startHttpd(netns: string, body: string): ChildProcess {
   const child = spawn('nsenter', [`--net=${netns}`, 'busybox', 'httpd', '-f', '-p', '8080', '-h', www], { stdio: 'ignore' });
   servers.push(child);
   return child;
-}
-
-/** curl from the host, or from inside a netns (busybox wget crashes in this static build). */
-function curl(url: string, netns?: string): { ok: boolean; body: string } {
-  const cmd = ['curl', '-sS', '--max-time', '5', url];
-  try {
-    const body = netns
-      ? inNetns(netns, ...cmd)
-      : execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return { ok: true, body };
-  } catch (err) {
-    return { ok: false, body: String((err as Error).message) };
-  }
-}
-
-async function eventually<T>(what: string, fn: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('PodNetwork', () => {
@@ -154,10 +130,10 @@ describe('PodNetwork', () => {
 
   it('serves a hostPort on 127.0.0.1 from the host', async () => {
     startHttpd(nsA, 'hello from pod a\n');
-    const body = await eventually('the hostPort to answer', () => {
+    const body = await waitFor('the hostPort to answer', () => {
       const r = curl(`http://127.0.0.1:${hostPort}/index.html`);
       return r.ok ? r.body : undefined;
-    });
+    }, 30_000);
     expect(body).toBe('hello from pod a\n');
     // Pod B reaches pod A's hostPort through the gateway (an address local to the host), and so
     // does pod A itself (hairpin).
@@ -184,10 +160,10 @@ describe('PodNetwork', () => {
     const sock = createSocket('udp4');
     try {
       // Datagrams sent before the listener binds are lost: keep sending until one arrives.
-      await eventually('the datagram to reach the pod', () => {
+      await waitFor('the datagram to reach the pod', () => {
         sock.send('ping-udp\n', hostPort, '127.0.0.1');
         return received.includes('ping-udp') ? true : undefined;
-      });
+      }, 30_000);
     } finally {
       sock.close();
       process.kill(listener.pid!, 'SIGKILL');
@@ -223,10 +199,10 @@ describe('PodNetwork', () => {
     inNetns(nsOut, 'ip', 'link', 'set', 'eth0', 'up');
     expect(inNetns(nsOut, 'ip', 'route')).not.toContain('default');
     startHttpd(nsOut, 'outside\n');
-    const body = await eventually('the outside server to answer the pod', () => {
+    const body = await waitFor('the outside server to answer the pod', () => {
       const r = curl(`http://${OUT_PEER}:8080/index.html`, nsB);
       return r.ok ? r.body : undefined;
-    });
+    }, 30_000);
     expect(body).toBe('outside\n');
     expect(execFileSync('nft', ['list', 'table', 'ip', TABLE], { encoding: 'utf8' })).toContain(`ip saddr ${CIDR} ip daddr != ${CIDR} masquerade`);
   });
@@ -262,9 +238,9 @@ describe('PodNetwork', () => {
     const dirB = netnsDirs[1]!;
     await unpinPodNamespaces(dirB);
     // The veth vanishes with the namespace once nothing holds it.
-    await eventually('the veth to go with its namespace', () =>
+    await waitFor('the veth to go with its namespace', () =>
       execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).includes(hostVethName(podIds[1]!)) ? undefined : true,
-    );
+    30_000);
     await net.teardown(podIds[1]!, nsB);
     expect(await net.status(podIds[1]!)).toBeUndefined();
   });
