@@ -5,10 +5,8 @@
 // port-forwarded HTTP download of BENCH_MB MiB from busybox httpd in the pod. containerd (Debian's
 // package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
 import type { CriClient } from '../../test-support/cri-client.js';
-import { startDaemon, waitFor } from '../../test-support/daemon.js';
-import { containerdAvailable, startContainerdForPods } from '../../test-support/containerd.js';
-import { pushBusybox } from '../../test-support/image-builder.js';
-import { startRegistry } from '../../test-support/registry.js';
+import { waitFor } from '../../test-support/daemon.js';
+import { runOnBenchTargets } from '../../test-support/bench-targets.js';
 import type { Readable } from 'node:stream';
 import { openPortForwardStreams, openRemoteCommandStreams, spdyUpgrade } from '../../test-support/spdy-client.js';
 import { PORT_FORWARD_PROTOCOL_V1, REMOTE_COMMAND_V4 } from '../streaming/protocol/constants.js';
@@ -141,31 +139,9 @@ function print(results: Result[]): void {
 }
 
 async function main(): Promise<void> {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  try {
-    const registry = await startRegistry();
-    cleanups.push(() => registry.stop());
-    await pushBusybox(registry, 'library/busybox', 'latest');
-    const image = `${registry.host}/library/busybox:latest`;
-    const results: Result[] = [];
-
-    const d = await startDaemon({ logLevel: 'warn' });
-    cleanups.unshift(() => d.cleanup());
-    await d.cri.image.PullImage({ image: { image } });
-    results.push(await measure('crib', d.cri, image));
-
-    if (containerdAvailable()) {
-      const ctd = await startContainerdForPods(registry, { bridge: 'cribbenchexec', subnet: '10.248.0.0/16', images: [image] });
-      cleanups.unshift(() => ctd.stop());
-      results.push(await measure('containerd 1.6 + runc', ctd.cri, image));
-    } else {
-      console.log('(containerd is not installed: apt-get install containerd containernetworking-plugins to compare)');
-    }
-    console.log(`\nN=${N} per exec mode; busybox containers; port-forward of one ${MB} MiB HTTP download\n`);
-    print(results);
-  } finally {
-    for (const c of cleanups) await c().catch((err: unknown) => console.error('cleanup:', err));
-  }
+  const results = await runOnBenchTargets({ bridge: 'cribbenchexec', subnet: '10.248.0.0/16' }, (t) => measure(t.name, t.cri, t.image));
+  console.log(`\nN=${N} per exec mode; busybox containers; port-forward of one ${MB} MiB HTTP download\n`);
+  print(results);
 }
 
 main().then(() => process.exit(0), (err: unknown) => {

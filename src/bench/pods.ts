@@ -7,10 +7,7 @@
 // package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
 import { readFileSync, readdirSync } from 'node:fs';
 import type { CriClient } from '../../test-support/cri-client.js';
-import { startDaemon } from '../../test-support/daemon.js';
-import { containerdAvailable, startContainerdForPods } from '../../test-support/containerd.js';
-import { pushBusybox } from '../../test-support/image-builder.js';
-import { startRegistry } from '../../test-support/registry.js';
+import { runOnBenchTargets } from '../../test-support/bench-targets.js';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 20);
@@ -110,31 +107,10 @@ function print(results: Result[]): void {
 }
 
 async function main(): Promise<void> {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  try {
-    const registry = await startRegistry();
-    cleanups.push(() => registry.stop());
-    await pushBusybox(registry, 'library/busybox', 'latest');
-    const image = `${registry.host}/library/busybox:latest`;
-    const results: Result[] = [];
-
-    const d = await startDaemon({ logLevel: 'warn' });
-    cleanups.unshift(() => d.cleanup());
-    await d.cri.image.PullImage({ image: { image } });
-    results.push(await measure('crib', d.cri, image, () => memoryMiB(d.proc.pid!, 'crib-monitor', d.dir)));
-
-    if (containerdAvailable()) {
-      const ctd = await startContainerdForPods(registry, { bridge: 'cribbenchctd', subnet: '10.249.0.0/16', images: [image] });
-      cleanups.unshift(() => ctd.stop());
-      results.push(await measure('containerd 1.6 + runc', ctd.cri, image, () => memoryMiB(ctd.proc.pid!, 'containerd-shim', ctd.socket.replace(/\/containerd.sock$/, ''))));
-    } else {
-      console.log('(containerd is not installed: apt-get install containerd containernetworking-plugins to compare)');
-    }
-    console.log(`\nN=${N} sequential, ${CONCURRENT} concurrent; busybox sleep containers\n`);
-    print(results);
-  } finally {
-    for (const c of cleanups) await c().catch((err: unknown) => console.error('cleanup:', err));
-  }
+  const results = await runOnBenchTargets({ bridge: 'cribbenchctd', subnet: '10.249.0.0/16' }, (t) =>
+    measure(t.name, t.cri, t.image, () => memoryMiB(t.daemonPid, t.helper.name, t.helper.marker)));
+  console.log(`\nN=${N} sequential, ${CONCURRENT} concurrent; busybox sleep containers\n`);
+  print(results);
 }
 
 main().then(() => process.exit(0), (err: unknown) => {
