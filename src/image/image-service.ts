@@ -4,14 +4,14 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CribConfig } from '../config/config.js';
-import { log } from '../log.js';
+import { log, type Logger } from '../log.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { diskUsage } from '../sys/disk-usage.js';
 import { ContentStore } from './content-store.js';
-import { ingestImage } from './image-ingest.js';
+import { ingestImage, type ImageSource } from './image-ingest.js';
 import type { ImageConfig } from './image-config.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
-import { readImageArchive } from './image-archive.js';
+import { readImageArchive, type ArchiveImage } from './image-archive.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { RegistryClient, hostsConfigFromCrib, type CriAuth } from './registry/client.js';
 
@@ -116,7 +116,7 @@ export class ImageService {
   // ---- pull ---------------------------------------------------------------------------------
 
   /** Pull an image; concurrent pulls of the same reference share one download. */
-  pull(refText: string, auth: CriAuth | undefined, signal?: AbortSignal): Promise<ImageView> {
+  pull(refText: string, auth: CriAuth | undefined): Promise<ImageView> {
     const ref = parseReference(refText);
     const key = ref.toString();
     const running = this.inflightPulls.get(key);
@@ -124,102 +124,86 @@ export class ImageService {
     // The shared pull is not cancelled by one caller going away: kubelet's retry will want it.
     const p = this.doPull(ref, auth).finally(() => this.inflightPulls.delete(key));
     this.inflightPulls.set(key, p);
-    void signal;
     return p;
   }
 
   private async doPull(ref: ImageReference, auth: CriAuth | undefined): Promise<ImageView> {
     const started = Date.now();
     const plog = log.child({ image: ref.toString() });
-    const leased: string[] = [];
-    const lease = (what: string) => {
-      leased.push(what);
-      this.leases.set(what, (this.leases.get(what) ?? 0) + 1);
-    };
+    const lease = this.newLease();
     try {
       const resolved = await this.registry.resolve(ref, { auth });
-      const ingested = await ingestImage(
-        { content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log: plog },
-        {
-          configDescriptor: resolved.configDescriptor,
-          layers: resolved.layers,
-          openBlob: (desc) => this.registry.openBlob(resolved, desc, { auth }),
-        },
-        { lease },
-      );
-      await this.snapshots.syncAll();
-      // The manifest (and index) are kept so the image's digests can be verified and served later.
-      await this.storeBytes(resolved.manifestDigest, resolved.manifestBytes);
-      lease(resolved.manifestDigest);
-      const repoDigest = `${ref.name}@${resolved.indexDigest ?? resolved.manifestDigest}`;
-      const record = await this.save({
-        id: resolved.configDescriptor.digest,
-        repoTags: ref.digest === undefined ? [`${ref.name}:${ref.tag ?? 'latest'}`] : [],
-        repoDigests: [repoDigest],
-        size: resolved.configDescriptor.size + resolved.layers.reduce((n, l) => n + l.size, 0),
-        configDigest: resolved.configDescriptor.digest,
-        manifestDigest: resolved.manifestDigest,
-        chainId: ingested.chainIds[ingested.chainIds.length - 1],
-        diffIds: ingested.diffIds,
+      const record = await this.storeImage({
+        configDescriptor: resolved.configDescriptor,
         layers: resolved.layers,
-        config: ingested.config,
-        createdAt: new Date().toISOString(),
-      });
+        openBlob: (desc) => this.registry.openBlob(resolved, desc, { auth }),
+        manifestDigest: resolved.manifestDigest,
+        manifestBytes: resolved.manifestBytes,
+        repoTags: ref.digest === undefined ? [`${ref.name}:${ref.tag ?? 'latest'}`] : [],
+        repoDigests: [`${ref.name}@${resolved.indexDigest ?? resolved.manifestDigest}`],
+      }, lease.add, plog);
       plog.info({ id: record.id, ms: Date.now() - started }, 'image pulled');
       return this.view(record);
     } catch (err) {
       plog.info({ err: (err as Error).message, ms: Date.now() - started }, 'image pull failed');
       throw err;
     } finally {
-      this.release(leased);
+      lease.release();
       // A failed pull leaves no blob or snapshot behind that no image uses.
       await this.collectGarbage();
     }
+  }
+
+  /**
+   * Content, snapshots and record of one image, for pull and import alike. Layers are flushed
+   * once before the record is written, so no record ever points at unflushed data.
+   */
+  private async storeImage(
+    img: ImageSource & Pick<ArchiveImage, 'manifestDigest' | 'manifestBytes' | 'repoTags' | 'repoDigests'>,
+    lease: (what: string) => void,
+    ilog: Logger,
+  ): Promise<ImageRecord> {
+    const ingested = await ingestImage(
+      { content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log: ilog },
+      img,
+      { lease },
+    );
+    await this.snapshots.syncAll();
+    // The manifest is kept so the image's digests can be verified and served later.
+    await this.storeBytes(img.manifestDigest, img.manifestBytes);
+    lease(img.manifestDigest);
+    return this.save({
+      id: img.configDescriptor.digest,
+      repoTags: img.repoTags,
+      repoDigests: img.repoDigests,
+      size: img.configDescriptor.size + img.layers.reduce((n, l) => n + l.size, 0),
+      configDigest: img.configDescriptor.digest,
+      manifestDigest: img.manifestDigest,
+      chainId: ingested.chainIds[ingested.chainIds.length - 1],
+      diffIds: ingested.diffIds,
+      layers: img.layers,
+      config: ingested.config,
+      createdAt: new Date().toISOString(),
+    });
   }
 
   // ---- import -------------------------------------------------------------------------------
 
   /** Load every image of an OCI layout or `docker save` tar. */
   async importArchive(path: string): Promise<ImageView[]> {
-    const leased: string[] = [];
-    const lease = (what: string) => {
-      leased.push(what);
-      this.leases.set(what, (this.leases.get(what) ?? 0) + 1);
-    };
+    const lease = this.newLease();
     const archive = await readImageArchive(path, join(this.config.root, 'tmp'));
     try {
       const views: ImageView[] = [];
       for (const img of archive.images) {
-        const ingested = await ingestImage(
-          { content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log },
-          { configDescriptor: img.configDescriptor, layers: img.layers, openBlob: (d) => archive.openBlob(d) },
-          { lease },
-        );
-        await this.snapshots.syncAll();
-        if (img.manifestBytes) {
-          await this.storeBytes(img.manifestDigest, img.manifestBytes);
-          lease(img.manifestDigest);
-        }
-        const record = await this.save({
-          id: img.configDescriptor.digest,
-          repoTags: img.repoTags,
-          repoDigests: img.repoDigests,
-          size: img.configDescriptor.size + img.layers.reduce((n, l) => n + l.size, 0),
-          configDigest: img.configDescriptor.digest,
-          manifestDigest: img.manifestDigest,
-          chainId: ingested.chainIds[ingested.chainIds.length - 1],
-          diffIds: ingested.diffIds,
-          layers: img.layers,
-          config: ingested.config,
-          createdAt: new Date().toISOString(),
-        });
+        const record = await this.storeImage({ ...img, openBlob: (d) => archive.openBlob(d) }, lease.add, log);
         views.push(this.view(record));
       }
       log.info({ path, images: views.map((v) => v.id) }, 'images imported');
       return views;
     } finally {
       await archive.close();
-      this.release(leased);
+      lease.release();
       await this.collectGarbage();
     }
   }
@@ -277,12 +261,22 @@ export class ImageService {
     await this.content.ingest({ digest, size: bytes.length }, async () => Readable.from([bytes]));
   }
 
-  private release(leased: string[]): void {
-    for (const what of leased) {
-      const n = (this.leases.get(what) ?? 1) - 1;
-      if (n <= 0) this.leases.delete(what);
-      else this.leases.set(what, n);
-    }
+  /** Digests and chain ids an ingest is writing, kept from GC until release(). */
+  private newLease(): { add: (what: string) => void; release: () => void } {
+    const leased: string[] = [];
+    return {
+      add: (what) => {
+        leased.push(what);
+        this.leases.set(what, (this.leases.get(what) ?? 0) + 1);
+      },
+      release: () => {
+        for (const what of leased) {
+          const n = (this.leases.get(what) ?? 1) - 1;
+          if (n <= 0) this.leases.delete(what);
+          else this.leases.set(what, n);
+        }
+      },
+    };
   }
 
   private isPinned(rec: ImageRecord): boolean {

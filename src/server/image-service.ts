@@ -65,9 +65,10 @@ export function imageServiceHandlers(images: ImageService): ServiceHandlers<Imag
       return { image: toCriImage(view), info };
     },
 
-    PullImage: async (req, ctx) => {
+    PullImage: async (req) => {
       const ref = requiredImage(req.image, 'PullImage');
-      const view = await images.pull(ref, req.auth ?? undefined, ctx.signal);
+      // Not cancelled with the call: a pull shared with kubelet's retry must go on.
+      const view = await images.pull(ref, req.auth ?? undefined);
       return { imageRef: view.id };
     },
 
