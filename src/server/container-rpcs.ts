@@ -9,9 +9,8 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
 import { matchesLabels } from './label-selector.js';
 import { podSandboxStatusMessage } from './pod-sandbox-rpcs.js';
-import type { ServiceHandlers } from './rpc.js';
+import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
-const STREAM_BATCH = 100;
 
 function imageSpec(rec: ContainerRecord) {
   return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: '', imageRef: rec.imageId };
@@ -90,7 +89,7 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
 
     StreamContainers: async (req, _ctx, send) => {
       const all = (await refreshed(filtered(req.filter))).map(containerMessage);
-      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ containers: all.slice(i, i + STREAM_BATCH) });
+      sendInBatches(all, send, (batch) => ({ containers: batch }));
     },
 
     ContainerStatus: async (req) => {

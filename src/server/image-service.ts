@@ -4,10 +4,8 @@ import type { Image } from '../gen/runtime/v1/Image.js';
 import type { ImageSpec__Output } from '../gen/runtime/v1/ImageSpec.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ImageService, ImageView } from '../image/image-service.js';
-import type { ServiceHandlers } from './rpc.js';
+import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
-/** Images go out in batches on StreamImages so no message nears gRPC's size limit. */
-const STREAM_BATCH = 100;
 
 function requiredImage(spec: ImageSpec__Output | null | undefined, rpc: string): string {
   const image = spec?.image?.trim() ?? '';
@@ -45,8 +43,7 @@ export function imageServiceHandlers(images: ImageService): ServiceHandlers<Imag
     StreamImages: async (req, _ctx, send) => {
       const filter = req.filter?.image?.image?.trim();
       const all = (await images.list(filter || undefined)).map(toCriImage);
-      // The CRI asks for lists of at least one item: an empty store sends no message at all.
-      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ images: all.slice(i, i + STREAM_BATCH) });
+      sendInBatches(all, send, (batch) => ({ images: batch }));
     },
 
     ImageStatus: async (req) => {

@@ -8,9 +8,8 @@ import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { nowNs } from '../time.js';
 import { containerStatusMessage } from './container-rpcs.js';
 import { matchesLabels } from './label-selector.js';
-import type { ServiceHandlers } from './rpc.js';
+import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
-const STREAM_BATCH = 100;
 
 function criState(rec: SandboxRecord): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
   return rec.state === 'ready' ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY';
@@ -95,7 +94,7 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
 
     StreamPodSandboxes: async (req, _ctx, send) => {
       const all = filtered(req.filter).map(podSandboxMessage);
-      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ podSandboxes: all.slice(i, i + STREAM_BATCH) });
+      sendInBatches(all, send, (batch) => ({ podSandboxes: batch }));
     },
   };
 }

@@ -108,3 +108,14 @@ export function implementService<D extends grpc.ServiceDefinition>(
   }
   return impl;
 }
+
+/** Items per message on the CRI's Stream* calls: well under gRPC's message size limit. */
+const STREAM_BATCH = 100;
+
+/**
+ * Send `items` as a Stream* response in batches. The CRI asks for lists of at least one item,
+ * so nothing is sent for an empty list.
+ */
+export function sendInBatches<T, M>(items: T[], send: (msg: M) => void, wrap: (batch: T[]) => M): void {
+  for (let i = 0; i < items.length; i += STREAM_BATCH) send(wrap(items.slice(i, i + STREAM_BATCH)));
+}

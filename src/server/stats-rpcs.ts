@@ -9,9 +9,8 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
 import { matchesLabels } from './label-selector.js';
-import type { ServiceHandlers } from './rpc.js';
+import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
-const STREAM_BATCH = 100;
 
 export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
   const collector = new StatsCollector();
@@ -60,7 +59,7 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
 
     StreamContainerStats: async (req, _ctx, send) => {
       const all = await Promise.all(listContainers(req.filter).map((c) => collector.containerStats(containerSubject(c))));
-      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ containerStats: all.slice(i, i + STREAM_BATCH) });
+      sendInBatches(all, send, (batch) => ({ containerStats: batch }));
     },
 
     PodSandboxStats: async (req) => ({ stats: await collector.podSandboxStats(podSubject(pods.get(req.podSandboxId))) }),
@@ -72,7 +71,7 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
 
     StreamPodSandboxStats: async (req, _ctx, send) => {
       const all = await Promise.all(listPods(req.filter).map((p) => collector.podSandboxStats(podSubject(p))));
-      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ podSandboxStats: all.slice(i, i + STREAM_BATCH) });
+      sendInBatches(all, send, (batch) => ({ podSandboxStats: batch }));
     },
 
     ListMetricDescriptors: async () => ({ descriptors: collector.listMetricDescriptors() }),
@@ -83,7 +82,7 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
 
     StreamPodSandboxMetrics: async (_req, _ctx, send) => {
       const all = await Promise.all(listPods(undefined).map((p) => collector.podSandboxMetrics(podSubject(p))));
-      for (let i = 0; i < all.length; i += STREAM_BATCH) send({ podSandboxMetrics: all.slice(i, i + STREAM_BATCH) });
+      sendInBatches(all, send, (batch) => ({ podSandboxMetrics: batch }));
     },
   };
 }
