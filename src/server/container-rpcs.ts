@@ -7,7 +7,7 @@ import type { ContainerService } from '../container/container-service.js';
 import { criState, type ContainerRecord } from '../container/container-record.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
-import { matchesLabels } from './label-selector.js';
+import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { podSandboxStatusMessage } from './pod-sandbox-rpcs.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
@@ -54,13 +54,8 @@ export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
 }
 
 export function containerHandlers(containers: ContainerService, pods: SandboxService): ServiceHandlers<RuntimeServiceDefinition> {
-  const filtered = (filter: { id?: string; state?: { state?: string } | null; podSandboxId?: string; labelSelector?: Record<string, string> } | null | undefined) =>
-    containers.list().filter((c) =>
-      (!filter?.id || c.id.startsWith(filter.id)) &&
-      (!filter?.podSandboxId || c.podId.startsWith(filter.podSandboxId)) &&
-      (!filter?.state || criState(c) === filter.state.state) &&
-      matchesLabels(c.config.labels, filter?.labelSelector),
-    );
+  const filtered = (filter: CriListFilter | null | undefined) =>
+    containers.list().filter((c) => matchesFilter({ id: c.id, podId: c.podId, state: criState(c), labels: c.config.labels }, filter));
   const refreshed = async (recs: ContainerRecord[]) => Promise.all(recs.map((r) => containers.status(r.id)));
 
   return {

@@ -7,7 +7,7 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { nowNs } from '../time.js';
 import { containerStatusMessage } from './container-rpcs.js';
-import { matchesLabels } from './label-selector.js';
+import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
 
@@ -44,12 +44,8 @@ function podSandboxMessage(rec: SandboxRecord): PodSandbox {
 }
 
 export function podSandboxHandlers(pods: SandboxService, containers: ContainerService): ServiceHandlers<RuntimeServiceDefinition> {
-  const filtered = (filter: { id?: string; state?: { state?: string } | null; labelSelector?: Record<string, string> } | null | undefined) =>
-    pods.list().filter((p) =>
-      (!filter?.id || p.id.startsWith(filter.id)) &&
-      (!filter?.state || criState(p) === filter.state.state) &&
-      matchesLabels(p.config.labels, filter?.labelSelector),
-    );
+  const filtered = (filter: CriListFilter | null | undefined) =>
+    pods.list().filter((p) => matchesFilter({ id: p.id, state: criState(p), labels: p.config.labels }, filter));
 
   return {
     RunPodSandbox: async (req, ctx) => ({ podSandboxId: await pods.run(req.config, req.runtimeHandler, ctx.signal) }),

@@ -8,7 +8,7 @@ import type { ImageService } from '../image/image-service.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
-import { matchesLabels } from './label-selector.js';
+import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
 
@@ -38,15 +38,11 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     netnsPath: p.state === 'ready' ? p.netnsPath : undefined,
     containers: containers.list().filter((c) => c.podId === p.id && running(c)).map(containerSubject),
   });
-  const listContainers = (filter: { id?: string; podSandboxId?: string; labelSelector?: Record<string, string> } | null | undefined) =>
-    containers.list().filter((c) =>
-      running(c) &&
-      (!filter?.id || c.id.startsWith(filter.id)) &&
-      (!filter?.podSandboxId || c.podId.startsWith(filter.podSandboxId)) &&
-      matchesLabels(c.config.labels, filter?.labelSelector),
-    );
-  const listPods = (filter: { id?: string; labelSelector?: Record<string, string> } | null | undefined) =>
-    pods.list().filter((p) => p.state === 'ready' && (!filter?.id || p.id.startsWith(filter.id)) && matchesLabels(p.config.labels, filter?.labelSelector));
+  // Stats filters carry no state: only running containers and ready pods have stats.
+  const listContainers = (filter: CriListFilter | null | undefined) =>
+    containers.list().filter((c) => running(c) && matchesFilter({ id: c.id, podId: c.podId, state: '', labels: c.config.labels }, filter));
+  const listPods = (filter: CriListFilter | null | undefined) =>
+    pods.list().filter((p) => p.state === 'ready' && matchesFilter({ id: p.id, state: '', labels: p.config.labels }, filter));
   const forget = () => collector.retainOnly([...containers.list().map((c) => c.id), ...pods.list().map((p) => p.id)]);
 
   return {
