@@ -128,7 +128,6 @@ export class ContentStore {
     }
     const final = join(this.blobDir, hex);
     for (;;) {
-      if (await this.has(desc.digest)) return final;
       const shared = this.inflight.get(hex);
       if (!shared) break;
       try {
@@ -138,7 +137,9 @@ export class ContentStore {
         if (opts.signal?.aborted || !isAbort(err)) throw err;
       }
     }
-    const work = this.fetch(desc, hex, final, openStream, opts)
+    // Registered before the first await, so the first caller owns the fetch and every later one
+    // joins it, whatever order their disk checks finish in.
+    const work = (async () => ((await this.has(desc.digest)) ? final : this.fetch(desc, hex, final, openStream, opts)))()
       .finally(() => this.inflight.delete(hex));
     this.inflight.set(hex, work);
     return work;
