@@ -30,7 +30,11 @@ export function relayPort(netnsPath: string, port: number, data: Duplex): Promis
     data.pipe(child.stdin!);
     child.stdout!.pipe(data);
     const onGone = (): void => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      // A stream that closed after both directions finished is a clean end: the relay has sent
+      // everything and is exiting on its own (killing it then would report a spurious error).
+      // Anything else means the client went away: the relay goes too.
+      const clean = data.readableEnded && data.writableFinished;
+      if (!clean && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     data.once('close', onGone);
     child.once('error', (err) => {
