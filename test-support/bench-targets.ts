@@ -1,7 +1,7 @@
 // The runtimes a pod-level benchmark compares, set up the same way for every benchmark: a
 // loopback registry with busybox, crib, and Debian's containerd (CRI plugin, runc, CNI bridge)
-// when it is installed. Each target is measured in turn, in one run, and everything is removed
-// afterwards.
+// when it is installed. Targets are measured in one run, in turn or side by side, and everything
+// is removed afterwards.
 import type { CriClient } from './cri-client.js';
 import { containerdAvailable, startContainerdForPods } from './containerd.js';
 import { startDaemon } from './daemon.js';
@@ -18,35 +18,74 @@ export interface BenchTarget {
   helper: { name: string; marker: string };
 }
 
+type Cleanup = () => Promise<unknown>;
+
+/** Measures each target in turn: containerd starts only after crib's figures are taken. */
 export async function runOnBenchTargets<R>(
   containerdNet: { bridge: string; subnet: string },
   measure: (t: BenchTarget) => Promise<R>,
 ): Promise<R[]> {
-  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanups: Cleanup[] = [];
   const results: R[] = [];
   try {
-    const registry = await startRegistry();
-    cleanups.push(() => registry.stop());
-    await pushBusybox(registry, 'library/busybox', 'latest');
-    const image = `${registry.host}/library/busybox:latest`;
-
-    const d = await startDaemon({ logLevel: 'warn' });
-    cleanups.unshift(() => d.cleanup());
-    await d.cri.image.PullImage({ image: { image } });
-    results.push(await measure({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, helper: { name: 'crib-monitor', marker: d.dir } }));
-
-    if (containerdAvailable()) {
-      const ctd = await startContainerdForPods(registry, { ...containerdNet, images: [image] });
-      cleanups.unshift(() => ctd.stop());
-      results.push(await measure({
-        name: 'containerd 1.6 + runc', cri: ctd.cri, image, daemonPid: ctd.proc.pid!,
-        helper: { name: 'containerd-shim', marker: ctd.socket.replace(/\/containerd.sock$/, '') },
-      }));
-    } else {
-      console.log('(containerd is not installed: apt-get install containerd containernetworking-plugins to compare)');
-    }
+    await startEachTarget(containerdNet, cleanups, async (t) => {
+      results.push(await measure(t));
+    });
     return results;
   } finally {
-    for (const c of cleanups) await c().catch((err: unknown) => console.error('cleanup:', err));
+    await runCleanups(cleanups);
   }
+}
+
+/**
+ * Starts every target, then hands them over together, so a benchmark can alternate between
+ * them: on a noisy machine, measurements taken side by side in time compare far better than
+ * ones taken minutes apart.
+ */
+export async function withBenchTargets<R>(
+  containerdNet: { bridge: string; subnet: string },
+  fn: (targets: BenchTarget[]) => Promise<R>,
+): Promise<R> {
+  const cleanups: Cleanup[] = [];
+  const targets: BenchTarget[] = [];
+  try {
+    await startEachTarget(containerdNet, cleanups, async (t) => {
+      targets.push(t);
+    });
+    return await fn(targets);
+  } finally {
+    await runCleanups(cleanups);
+  }
+}
+
+/** Starts the registry, then crib, then containerd, calling onTarget as each is ready. */
+async function startEachTarget(
+  containerdNet: { bridge: string; subnet: string },
+  cleanups: Cleanup[],
+  onTarget: (t: BenchTarget) => Promise<void>,
+): Promise<void> {
+  const registry = await startRegistry();
+  cleanups.push(() => registry.stop());
+  await pushBusybox(registry, 'library/busybox', 'latest');
+  const image = `${registry.host}/library/busybox:latest`;
+
+  const d = await startDaemon({ logLevel: 'warn' });
+  cleanups.unshift(() => d.cleanup());
+  await d.cri.image.PullImage({ image: { image } });
+  await onTarget({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, helper: { name: 'crib-monitor', marker: d.dir } });
+
+  if (containerdAvailable()) {
+    const ctd = await startContainerdForPods(registry, { ...containerdNet, images: [image] });
+    cleanups.unshift(() => ctd.stop());
+    await onTarget({
+      name: 'containerd 1.6 + runc', cri: ctd.cri, image, daemonPid: ctd.proc.pid!,
+      helper: { name: 'containerd-shim', marker: ctd.socket.replace(/\/containerd.sock$/, '') },
+    });
+  } else {
+    console.log('(containerd is not installed: apt-get install containerd containernetworking-plugins to compare)');
+  }
+}
+
+async function runCleanups(cleanups: Cleanup[]): Promise<void> {
+  for (const c of cleanups) await c().catch((err: unknown) => console.error('cleanup:', err));
 }

@@ -3,7 +3,7 @@
  *   crib-pinns --remove DIR
  *   crib-pinns pod-init --dir DIR
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
- *   crib-pinns port-forward FILE PORT
+ *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
  * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
 #include <getopt.h>
 #include <stdio.h>

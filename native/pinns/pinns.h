@@ -51,7 +51,7 @@ int pinns_pod_init(const char *dir, int *pid_out, crib_err *err);
 int pinns_netns_exec(const char *file, char *const argv[], crib_err *err);
 
 /* port-forward.c: join the network namespace pinned at `file`, connect to localhost:<port> and
- * relay stdin/stdout to the connection until both directions end. */
+ * hand the connected socket to the daemon over fd 3 (SCM_RIGHTS). */
 int pinns_port_forward(const char *file, const char *port, crib_err *err);
 
 /* Full read/write loops over a pipe. */

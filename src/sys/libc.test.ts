@@ -7,7 +7,7 @@ import { errnoCode } from '../errors.js';
 import { diskUsage } from './disk-usage.js';
 import {
   S_IFBLK, S_IFCHR, S_IFIFO, devMajor, devMinor, lgetxattr, llistxattr, lremovexattr, lsetxattr,
-  makedev, mknod, mount, umount2,
+  fdHandoffPair, makedev, mknod, mount, receiveFd, umount2,
 } from './libc.js';
 
 let dir: string;
@@ -55,6 +55,19 @@ describe('libc bindings', () => {
     expect(lgetxattr(f, 'trusted.absent')).toBeUndefined();
     lremovexattr(f, 'trusted.crib-test');
     expect(lgetxattr(f, 'trusted.crib-test')).toBeUndefined();
+  });
+
+  it('receiveFd never blocks: EAGAIN while nothing was sent, undefined once the peer closed', () => {
+    // Sending happens in native code (crib-pinns port-forward); the handoff itself is covered
+    // by src/streaming/server/port-forward-relay.test.ts.
+    const [ours, theirs] = fdHandoffPair();
+    try {
+      expect(() => receiveFd(ours)).toThrow(expect.objectContaining({ code: 'EAGAIN', syscall: 'recvmsg' }));
+      fs.closeSync(theirs);
+      expect(receiveFd(ours)).toBeUndefined();
+    } finally {
+      fs.closeSync(ours);
+    }
   });
 
   it('mounts and unmounts a tmpfs', () => {

@@ -4,6 +4,7 @@
 // errnoCode() exactly as they do for node:fs errors.
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 
 const libc = koffi.load('libc.so.6');
 
@@ -24,8 +25,6 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 
-const errnoNames = new Map<number, string>(
-  Object.entries(osConstants.errno).map(([name, num]) => [num, name]));
 
 export interface SystemError extends Error {
   code: string;
@@ -36,7 +35,13 @@ export interface SystemError extends Error {
 
 function sysError(syscall: string, path: string | undefined, what?: string): SystemError {
   const errno = koffi.errno();
-  const code = errnoNames.get(errno) ?? `E${errno}`;
+  // Node's own name for the number (EAGAIN, not its alias EWOULDBLOCK), as node:fs reports it.
+  let code: string;
+  try {
+    code = getSystemErrorName(-errno);
+  } catch {
+    code = `E${errno}`;
+  }
   const subject = what ?? path;
   const err = new Error(`${syscall}${subject ? ` ${subject}` : ''}: ${code}`) as SystemError;
   err.code = code;
@@ -125,4 +130,64 @@ export function umount2(target: string, flags = 0): void {
 /** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
 export function syncfs(fd: number): void {
   if (cSyncfs(fd) !== 0) throw sysError('syncfs', undefined, `fd ${fd}`);
+}
+
+const cSocketpair = libc.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)');
+const cRecvmsg = libc.func('intptr_t recvmsg(int sockfd, void *msg, int flags)');
+
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_DONTWAIT = 0x40;
+const MSG_CTRUNC = 0x8;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+
+/**
+ * A connected pair of close-on-exec unix sockets for handing a file descriptor from a child
+ * (which gets one end as an inherited stdio fd) to the daemon (which keeps the other). SEQPACKET
+ * keeps each handoff one message, so a stray byte can never be mistaken for one.
+ */
+export function fdHandoffPair(): [ours: number, theirs: number] {
+  const sv = new Int32Array(2);
+  if (cSocketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) !== 0) throw sysError('socketpair', undefined, 'AF_UNIX SOCK_SEQPACKET');
+  return [sv[0]!, sv[1]!];
+}
+
+// recvmsg's buffers, laid out by hand in one native block (LP64 Linux: every 64-bit target Node
+// runs on): struct msghdr at 0 (56 bytes), its single struct iovec at 56, the one payload byte at
+// 72, and the control buffer for one SCM_RIGHTS fd, CMSG_SPACE(sizeof(int)) = 24 bytes, at 80.
+// The daemon is single-threaded JavaScript and the call is synchronous, so one block serves all.
+const MSG = 0, IOV = 56, PAYLOAD = 72, CONTROL = 80, CONTROL_SPACE = 24, BLOCK = 104;
+let recvBlock: { mem: unknown; view: DataView; addr: bigint } | undefined;
+
+/**
+ * Receives one file descriptor sent with SCM_RIGHTS on `sock` without blocking (callers wait
+ * for the sender to finish first). Returns the new close-on-exec fd, or undefined when the peer
+ * closed without sending one.
+ */
+export function receiveFd(sock: number): number | undefined {
+  if (koffi.sizeof('void *') !== 8) throw new Error('receiveFd: only 64-bit Linux layouts are supported');
+  if (!recvBlock) {
+    const mem = koffi.alloc('uint8_t', BLOCK);
+    recvBlock = { mem, view: new DataView(koffi.view(mem, BLOCK)), addr: BigInt(koffi.address(mem)) };
+  }
+  const { mem, view, addr } = recvBlock;
+  for (let i = 0; i < BLOCK; i++) view.setUint8(i, 0);
+  view.setBigUint64(IOV, addr + BigInt(PAYLOAD), true); // iov_base
+  view.setBigUint64(IOV + 8, 1n, true); // iov_len
+  view.setBigUint64(MSG + 16, addr + BigInt(IOV), true); // msg_iov
+  view.setBigUint64(MSG + 24, 1n, true); // msg_iovlen
+  view.setBigUint64(MSG + 32, addr + BigInt(CONTROL), true); // msg_control
+  view.setBigUint64(MSG + 40, BigInt(CONTROL_SPACE), true); // msg_controllen
+  const n = Number(cRecvmsg(sock, mem, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  if (n < 0) throw sysError('recvmsg', undefined, `fd ${sock}`);
+  if (n === 0) return undefined;
+  if (view.getInt32(MSG + 48, true) & MSG_CTRUNC) throw new Error(`recvmsg fd ${sock}: the passed descriptors were truncated`);
+  const controlLen = Number(view.getBigUint64(MSG + 40, true));
+  if (controlLen < 20 || view.getInt32(CONTROL + 8, true) !== SOL_SOCKET || view.getInt32(CONTROL + 12, true) !== SCM_RIGHTS) {
+    throw new Error(`recvmsg fd ${sock}: a message arrived without a file descriptor`);
+  }
+  return view.getInt32(CONTROL + 16, true);
 }

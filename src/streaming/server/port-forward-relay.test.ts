@@ -1,9 +1,13 @@
 // crib-pinns port-forward through relayPort, against real TCP servers in this process's own
-// network namespace (the relay joins it like a pod's pinned one).
-import { createServer, type Server } from 'node:net';
+// network namespace (the connector joins it like a pod's pinned one and hands the connection
+// back to this process).
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HOST_NETNS, relayPort } from './port-forward-relay.js';
+import { SpdyConnection } from '../spdy/spdy-connection.js';
 
 /** A client side for the relay: what we write goes to the pod, what the pod sends is collected. */
 function clientPipe(): { data: Duplex; toPod: PassThrough; fromPod: () => Buffer } {
@@ -18,7 +22,7 @@ function clientPipe(): { data: Duplex; toPod: PassThrough; fromPod: () => Buffer
   return { data, toPod, fromPod: () => Buffer.concat(chunks) };
 }
 
-describe('relayPort (crib-pinns port-forward)', () => {
+describe('relayPort (crib-pinns port-forward + fd handoff)', () => {
   const servers: Server[] = [];
   afterEach(async () => {
     for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
@@ -57,6 +61,53 @@ describe('relayPort (crib-pinns port-forward)', () => {
     expect(c.fromPod().length).toBe(size);
   });
 
+  it('over SPDY, a slow client gets every byte of a large download intact (reused read buffers)', async () => {
+    // The pod-to-client direction reads into a few reused buffers handed to the SPDY stream
+    // without copying; a buffer reused before its bytes left would corrupt the stream. Random
+    // content and a reader that keeps pausing make any such reuse show in the digest.
+    const content = randomBytes(24 * 1024 * 1024);
+    const podPort = await listen((sock) => {
+      sock.on('data', () => undefined);
+      sock.end(content);
+    });
+    const results: Promise<string | undefined>[] = [];
+    const front = createServer((sock) => {
+      const server = new SpdyConnection(sock, { server: true });
+      server.on('stream', (stream) => {
+        results.push(relayPort(HOST_NETNS, podPort, stream));
+      });
+    });
+    servers.push(front);
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const sock = connect((front.address() as { port: number }).port, '127.0.0.1');
+    await new Promise((resolve) => sock.once('connect', resolve));
+    const client = new SpdyConnection(sock, { server: false });
+    try {
+      const stream = client.openStream({ streamType: 'data' });
+      const hash = createHash('sha256');
+      let received = 0;
+      let chunks = 0;
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (c: Buffer) => {
+          hash.update(c);
+          received += c.length;
+          if (++chunks % 16 === 0) {
+            stream.pause();
+            setTimeout(() => stream.resume(), 5);
+          }
+        });
+        stream.once('end', resolve);
+        stream.once('error', reject);
+        stream.end();
+      });
+      expect(received).toBe(content.length);
+      expect(hash.digest('hex')).toBe(createHash('sha256').update(content).digest('hex'));
+      expect(await results[0]).toBeUndefined();
+    } finally {
+      await client.close();
+    }
+  });
+
   it('reports a refused port with both address families', async () => {
     const port = await listen(() => undefined);
     await new Promise((r) => servers.pop()!.close(r));
@@ -65,12 +116,12 @@ describe('relayPort (crib-pinns port-forward)', () => {
     expect(err).toMatch(new RegExp(`failed to connect to localhost:${port} .*IPv4: connect 127\\.0\\.0\\.1:${port}: Connection refused; IPv6: connect \\[::1\\]:${port}`));
   });
 
-  it('kills the relay when the client stream goes away', async () => {
+  it('closes the pod connection when the client stream goes away', async () => {
     let closed!: () => void;
     const serverSawClose = new Promise<void>((r) => (closed = r));
     const port = await listen((sock) => {
       sock.on('data', () => undefined);
-      // allowHalfOpen: the relay's death shows as the end of its input.
+      // allowHalfOpen: the daemon closing its end shows as the end of the server's input.
       sock.on('end', () => {
         closed();
         sock.end();
@@ -81,8 +132,31 @@ describe('relayPort (crib-pinns port-forward)', () => {
     c.toPod.write('hello');
     await new Promise((r) => setTimeout(r, 50));
     c.data.destroy();
-    expect(await result).toMatch(/SIGKILL/);
+    expect(await result).toBe('the client went away');
     await serverSawClose;
+  });
+
+  it('leaves no descriptors behind, after clean ends and after failures', async () => {
+    const port = await listen((sock) => {
+      sock.on('data', () => undefined);
+      sock.on('end', () => sock.end('bye'));
+    });
+    const openFds = () => readdirSync('/proc/self/fd').length;
+    // One round first: lazily opened descriptors (libuv's, koffi's) are not leaks.
+    const warm = clientPipe();
+    const warmDone = relayPort(HOST_NETNS, port, warm.data);
+    warm.toPod.end('x');
+    await warmDone;
+    const before = openFds();
+    for (let i = 0; i < 20; i++) {
+      const c = clientPipe();
+      const done = relayPort(HOST_NETNS, port, c.data);
+      c.toPod.end(`request ${i}`);
+      expect(await done).toBeUndefined();
+      expect(c.fromPod().toString()).toBe('bye');
+      expect(await relayPort('/etc/hostname', port, clientPipe().data)).toMatch(/setns/);
+    }
+    expect(openFds()).toBe(before);
   });
 
   it('rejects a file that is not a network namespace', async () => {

@@ -20,6 +20,8 @@ export interface OutSlot {
 interface Entry {
   bufs: Buffer[] | null;
   action?: () => void;
+  /** Called once these bytes are in the kernel (see push). */
+  onFlushed?: () => void;
 }
 
 export class OutboundQueue {
@@ -35,14 +37,18 @@ export class OutboundQueue {
     socket.on('drain', () => this.notify());
   }
 
-  /** Queues ready bytes (written at once when nothing is waiting ahead of them). */
-  push(bufs: Buffer[]): void {
+  /**
+   * Queues ready bytes (written at once when nothing is waiting ahead of them). `onFlushed`, if
+   * given, runs once the socket has handed them to the kernel, after which the caller may reuse
+   * their memory; it never runs if the connection closes first (the memory is simply dropped).
+   */
+  push(bufs: Buffer[], onFlushed?: () => void): void {
     if (this.closedWith || this.socket.writableEnded) return;
     if (this.entries.length === 0) {
-      this.write(bufs);
+      this.write(bufs, onFlushed);
       return;
     }
-    this.entries.push({ bufs });
+    this.entries.push({ bufs, onFlushed });
   }
 
   reserve(): OutSlot {
@@ -65,8 +71,13 @@ export class OutboundQueue {
   /** Calls cb when the queue is empty and the socket wants more; with an error once closed. */
   whenWritable(cb: (err?: Error | null) => void): void {
     if (this.closedWith) return cb(this.closedWith);
-    if (this.entries.length === 0 && this.socket.writableLength < SOCKET_BUFFER_LIMIT) return cb();
+    if (this.canWrite()) return cb();
     this.waiters.push(cb);
+  }
+
+  /** True while writers may go on (nothing queued, the socket below its buffer limit). */
+  canWrite(): boolean {
+    return !this.closedWith && this.entries.length === 0 && this.socket.writableLength < SOCKET_BUFFER_LIMIT;
   }
 
   /** Drops whatever is queued and fails every waiting writer. */
@@ -83,16 +94,21 @@ export class OutboundQueue {
     if (this.closedWith) return;
     while (this.entries.length > 0 && this.entries[0]!.bufs) {
       const entry = this.entries.shift()!;
-      if (!this.socket.writableEnded) this.write(entry.bufs!);
+      if (!this.socket.writableEnded) this.write(entry.bufs!, entry.onFlushed);
       entry.action?.();
     }
     this.notify();
   }
 
-  private write(bufs: Buffer[]): void {
+  private write(bufs: Buffer[], onFlushed?: () => void): void {
+    if (bufs.length === 0) return;
     // A frame is a header and a payload: corked, they leave in one writev, not two syscalls.
     if (bufs.length > 1) this.socket.cork();
-    for (const b of bufs) this.socket.write(b);
+    const last = bufs.length - 1;
+    for (let i = 0; i < last; i++) this.socket.write(bufs[i]);
+    // Writes complete in order, so the last one's callback covers them all. An error is the
+    // connection's to report; the bytes are only released on success.
+    this.socket.write(bufs[last], onFlushed ? (err) => { if (!err) onFlushed(); } : undefined);
     if (bufs.length > 1) this.socket.uncork();
     this.onWrite();
   }

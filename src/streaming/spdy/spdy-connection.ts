@@ -176,7 +176,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
 
   // ---- StreamOwner ----------------------------------------------------------------------------
 
-  sendStreamData(stream: SpdyStream, chunk: Buffer, fin: boolean): void {
+  sendStreamData(stream: SpdyStream, chunk: Buffer, fin: boolean, onFlushed?: () => void): void {
     if (this.finished) return;
     const max = this.opts.maxSendFrameLength;
     if (chunk.length === 0) {
@@ -189,7 +189,7 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
       const last = off + max >= chunk.length;
       bufs.push(encodeDataHeader(stream.id, fin && last ? FLAG_FIN : 0, piece.length), piece);
     }
-    this.enqueue(bufs);
+    this.enqueue(bufs, onFlushed);
   }
 
   sendStreamHeaders(stream: SpdyStream, headers: SpdyHeaderInput, fin: boolean): void {
@@ -210,6 +210,10 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
 
   whenWritable(cb: (err?: Error | null) => void): void {
     this.out.whenWritable(cb);
+  }
+
+  canSendNow(): boolean {
+    return !this.finished && this.out.canWrite();
   }
 
   streamBlocked(stream: SpdyStream): void {
@@ -445,9 +449,9 @@ export class SpdyConnection extends EventEmitter<SpdyConnectionEvents> implement
     this.enqueue([encodeFrame({ type: 'goaway', lastGoodStreamId: this.lastPeerStreamId, status })]);
   }
 
-  private enqueue(bufs: Buffer[]): void {
+  private enqueue(bufs: Buffer[], onFlushed?: () => void): void {
     if (this.finished) return;
-    this.out.push(bufs);
+    this.out.push(bufs, onFlushed);
   }
 
   /** One timer re-armed lazily: activity only stamps a time, so busy streams cost nothing. */

@@ -13,11 +13,13 @@ import { log } from '../../log.js';
 
 /** What a stream needs from its connection; implemented by SpdyConnection. */
 export interface StreamOwner {
-  sendStreamData(stream: SpdyStream, chunk: Buffer, fin: boolean): void;
+  sendStreamData(stream: SpdyStream, chunk: Buffer, fin: boolean, onFlushed?: () => void): void;
   sendStreamHeaders(stream: SpdyStream, headers: SpdyHeaderInput, fin: boolean): void;
   sendStreamReset(stream: SpdyStream, status: number): void;
   sendWindowUpdate(stream: SpdyStream, delta: number): void;
   whenWritable(cb: (err?: Error | null) => void): void;
+  /** True when whenWritable would call back at once. */
+  canSendNow(): boolean;
   streamReadResumed(stream: SpdyStream): void;
   streamBlocked(stream: SpdyStream): void;
   streamSettled(stream: SpdyStream): void;
@@ -83,6 +85,29 @@ export class SpdyStream extends Duplex {
     if (this.localFinished || this.destroyed) throw new SpdyConnectionClosedError(`SPDY stream ${this.id} is closed for writing`);
     this.owner.sendStreamHeaders(this, headers, fin);
     if (fin) this.markLocalFinished();
+  }
+
+  /**
+   * Sends `chunk` as DATA frames without copying it and without Node's stream machinery: the
+   * bulk path of port-forward, which reads into a few reused buffers instead of allocating one
+   * per read. `release` runs once the bytes are in the kernel; only then may the caller reuse
+   * the memory (it never runs if the connection dies first). Returns false when the connection's
+   * send buffers are full: wait for whenWritable before sending more. Throws if the stream can no
+   * longer be written, or if ordinary writes are still queued ahead (mixing would reorder bytes).
+   */
+  writeBorrowed(chunk: Buffer, release: () => void): boolean {
+    const closed = this.writeClosedError() ?? (this.writableEnded || this.destroyed
+      ? new SpdyConnectionClosedError(`write on SPDY stream ${this.id} after it ended`) : undefined);
+    if (closed) throw closed;
+    if (this.writableLength > 0) throw new Error(`SPDY stream ${this.id}: writeBorrowed while ordinary writes are queued`);
+    if (chunk.length > 0) this.owner.sendStreamData(this, chunk, false, release);
+    else release();
+    return this.owner.canSendNow();
+  }
+
+  /** Calls cb once the connection can take more data (at once if it can now). */
+  whenWritable(cb: (err?: Error | null) => void): void {
+    this.owner.whenWritable(cb);
   }
 
   /** Aborts both directions with RST_STREAM (CANCEL unless told otherwise). */
