@@ -1,8 +1,10 @@
 /* The attach socket: a unix SOCK_STREAM socket (mode 0700: root only) that several clients may
  * connect to at once.
  *   monitor -> client: frames of  [stream id (1 stdout, 2 stderr)] [0 0 0] [length, u32 BE] data
- *                      (docker's stdcopy framing; a terminal's output is all stream 1). The
- *                      socket is closed after the container exited and its output was drained.
+ *                      (docker's stdcopy framing; a terminal's output is all stream 1). After
+ *                      the container exited and its output was drained, the monitor ends its
+ *                      output (EOF) and closes once the client closed its side too (a second
+ *                      at most).
  *   client -> monitor: raw bytes, forwarded to the container's stdin (dropped without --stdin).
  *                      A client shutting down its write side (or closing) ends its input; with
  *                      --stdin-once that closes the container's stdin.
@@ -16,6 +18,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -211,16 +214,69 @@ void attach_wait_client(struct attach_server *as) {
   }
 }
 
+/* Reads and discards a client's input; false once the client closed its side (or is gone). */
+static bool discard_input(struct client *c) {
+  char buf[4096];
+  for (;;) {
+    ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) continue;
+    if (r < 0 && errno == EINTR) continue;
+    return r < 0 && errno == EAGAIN;
+  }
+}
+
+static long ms_until(const struct timespec *deadline) {
+  struct timespec now;
+  if (clock_gettime(CLOCK_MONOTONIC, &now) < 0) return 0;
+  return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Ends every client once the output is over. Closing a unix socket whose peer may still write
+ * to it is a trap for the peer: a write after our close fails (EPIPE), and a client that tears
+ * its socket down on that error (Node does) throws away the output it had not read yet, so a
+ * short `exec -it` whose client sent a byte at the wrong moment printed nothing. Hence: first
+ * send what is queued, then end our output (the client reads all of it, then EOF), then wait
+ * for the client to close its side, discarding its input, before closing ours. The whole
+ * goodbye costs a stuck client at most ATTACH_LINGER_MS. */
+#define ATTACH_LINGER_MS 1000
 void attach_close(struct attach_server *as, const char *path) {
   if (as == NULL) return;
-  /* Give readers a moment to take the last output; a stuck one costs at most a second. */
+  struct timespec deadline;
+  if (clock_gettime(CLOCK_MONOTONIC, &deadline) < 0) deadline = (struct timespec){0};
+  deadline.tv_sec += ATTACH_LINGER_MS / 1000;
   for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) {
     struct client *c = &as->clients[i];
     if (c->fd < 0) continue;
     while (c->out_len > 0) {
       struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-      if (poll(&p, 1, 1000) <= 0 || !flush_client(c)) break;
+      long left = ms_until(&deadline);
+      if (left <= 0 || poll(&p, 1, (int)left) <= 0 || !flush_client(c)) break;
     }
+    /* Fails only for a client that is gone: nothing to wait for. */
+    if (c->out_len > 0 || shutdown(c->fd, SHUT_WR) < 0) drop_client(c);
+  }
+  for (;;) {
+    struct pollfd p[ATTACH_MAX_CLIENTS];
+    struct client *owner[ATTACH_MAX_CLIENTS];
+    nfds_t n = 0;
+    for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) {
+      struct client *c = &as->clients[i];
+      if (c->fd < 0) continue;
+      owner[n] = c;
+      p[n++] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+    }
+    long left = ms_until(&deadline);
+    if (n == 0 || left <= 0) break;
+    int ready = poll(p, n, (int)left);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
+    for (nfds_t k = 0; k < n; k++)
+      if (p[k].revents != 0 && !discard_input(owner[k])) drop_client(owner[k]);
+  }
+  for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) {
+    struct client *c = &as->clients[i];
+    if (c->fd < 0) continue;
+    (void)discard_input(c); /* a close with unread input would reset the client */
     drop_client(c);
   }
   close(as->listen_fd);

@@ -41,6 +41,17 @@ describe('crib-monitor exec', () => {
     expect(a.text(1).replace(/\r/g, '')).toContain('24 101\n');
   });
 
+  it('keeps all output of a short tty exec whose client typed before the process ran', async () => {
+    // crictl exec -it under a non-terminal stdin sends a byte at once; the tty echoes it.
+    for (let i = 0; i < 5; i++) {
+      const s = await h.exec(c, ['echo', `hello-${i}`], { terminal: true, stdin: true, waitAttach: true });
+      s.client!.write('\0');
+      expect(await s.waitExit()).toMatchObject({ exitCode: 0 });
+      await waitFor('closed', () => s.client!.closed);
+      expect(s.client!.text(1)).toContain(`hello-${i}\r\n`);
+    }
+  });
+
   it('reports the runtime error for a process that cannot run', async () => {
     const s = await h.exec(c, ['/bin/no-such-tool'], { waitAttach: true });
     expect(s.sync.pid).toBe(-1);

@@ -292,7 +292,8 @@ export class AttachClient {
         this.pending = this.pending.subarray(8 + len);
       }
     });
-    sock.on('end', () => { this.closed = true; });
+    // Output over: close our side too, as the daemon does (the monitor waits for that).
+    sock.on('end', () => { this.closed = true; sock.end(); });
     sock.on('close', () => { this.closed = true; });
     sock.on('error', () => { this.closed = true; });
   }

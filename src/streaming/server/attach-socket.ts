@@ -50,7 +50,8 @@ export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
  * Splits the attach socket's frames onto stdout/stderr (either may be absent: its frames are
  * dropped). Output is paced by the slower destination: the socket is paused while a write is
  * pending, so a slow client makes the monitor queue (and, past its limit, drop) this attacher
- * only. Resolves 'ended' when the socket ends (the process exited and its output was drained),
+ * only. Resolves 'ended' when the socket ends (the process exited and its output was drained;
+ * our side is then ended too, so the monitor can close),
  * or 'stalled' when a destination accepted nothing for `stallTimeoutMs` (the socket is then
  * destroyed: a client that stopped reading must not hold the session forever).
  */
@@ -105,7 +106,12 @@ export function pumpAttachOutput(
       pending = off === pending.length ? Buffer.alloc(0) : pending.subarray(off);
     };
     sock.on('data', onData);
-    sock.once('end', () => settle());
+    sock.once('end', () => {
+      // The monitor ends its output, then waits for us to close our side before it closes:
+      // answer at once (a monitor kept waiting holds back the exec's exit file).
+      if (!sock.writableEnded) sock.end();
+      settle();
+    });
     sock.once('close', () => settle());
     sock.on('error', () => undefined);
   });
