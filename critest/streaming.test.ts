@@ -3,6 +3,7 @@
 // browsers and @kubernetes/client-node) run commands in, attach to, and forward ports into real
 // containers of a real crib daemon.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { request as httpRequest } from 'node:http';
@@ -27,6 +28,8 @@ import {
 import { Channel, decodeChannelMessage, encodeChannelMessage, encodeCloseSignal } from '../src/streaming/protocol/ws-channel.js';
 import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
+import { openSpdyTunnel } from '../test-support/spdy-tunnel-client.js';
+import type { SpdyConnection } from '../src/streaming/spdy/spdy-connection.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import {
   UpgradeFailedError,
@@ -327,10 +330,25 @@ describe('streaming: exec, attach, port-forward', () => {
 
   describe('port-forward', () => {
     let webPod: string;
+    let webCtr: string;
+    /** GET through a port-forward on `connection`: the body after the HTTP head. */
+    const forwardedGet = async (connection: SpdyConnection, path: string, requestId: string): Promise<Buffer> => {
+      const { data, error } = await openPortForwardStreams(connection, 8080, requestId);
+      const got = readAll(data);
+      const err = readAll(error);
+      data.end(`GET ${path} HTTP/1.0\r\n\r\n`);
+      const [response, e] = await Promise.all([got, err]);
+      expect(e.toString()).toBe('');
+      return response.subarray(response.indexOf('\r\n\r\n') + 4);
+    };
+    const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const bigFileDigest = async () =>
+      (await d.cri.runtime.ExecSync({ containerId: webCtr, cmd: ['sha256sum', '/www/big'], timeout: '10' })).stdout.toString().split(' ')[0];
     const PAGE = 'hello from a crib pod\n';
     beforeAll(async () => {
       webPod = (await d.cri.runtime.RunPodSandbox({ config: podConfig('web') })).podSandboxId;
-      await runContainer(webPod, 'httpd', `mkdir -p /www && printf '${PAGE.replace('\n', '\\n')}' > /www/index.html && exec httpd -f -p 8080 -h /www`);
+      webCtr = await runContainer(webPod, 'httpd', `mkdir -p /www && printf '${PAGE.replace('\n', '\\n')}' > /www/index.html && ` +
+        'dd if=/dev/urandom of=/www/big bs=1048576 count=8 2>/dev/null && exec httpd -f -p 8080 -h /www');
       // Ready when a forwarded request gets an answer.
       await waitFor('httpd listening', async () => {
         const { url } = await d.cri.runtime.PortForward({ podSandboxId: webPod, port: [8080] });
@@ -366,6 +384,32 @@ describe('streaming: exec, attach, port-forward', () => {
           expect(r.body).toMatch(/^HTTP\/1\.[01] 200 OK\r\n/);
           expect(r.body.endsWith(PAGE)).toBe(true);
         }
+      } finally {
+        await connection.close();
+      }
+    });
+
+    it('SPDY: an 8 MiB random file arrives intact', async () => {
+      const { url } = await d.cri.runtime.PortForward({ podSandboxId: webPod, port: [8080] });
+      const { connection } = await spdyUpgrade(url, [PORT_FORWARD_PROTOCOL_V1]);
+      try {
+        const body = await forwardedGet(connection, '/big', 'big');
+        expect(body.length).toBe(8 * 1048576);
+        expect(sha256(body)).toBe(await bigFileDigest());
+      } finally {
+        await connection.close();
+      }
+    });
+
+    it('SPDY tunneled in WebSocket (SPDY/3.1+portforward.k8s.io, kubectl >= 1.31): pages and a large file', async () => {
+      const { url } = await d.cri.runtime.PortForward({ podSandboxId: webPod, port: [8080] });
+      const { connection, protocol } = await openSpdyTunnel(url);
+      expect(protocol).toBe('SPDY/3.1+portforward.k8s.io');
+      try {
+        const pages = await Promise.all(Array.from({ length: 5 }, (_, i) => forwardedGet(connection, '/index.html', `t${i}`)));
+        for (const page of pages) expect(page.toString()).toBe(PAGE);
+        const body = await forwardedGet(connection, '/big', 'big');
+        expect(sha256(body)).toBe(await bigFileDigest());
       } finally {
         await connection.close();
       }

@@ -34,6 +34,15 @@ export const SUPPORTED_REMOTE_COMMAND_PROTOCOLS: readonly string[] = [
 export const PORT_FORWARD_PROTOCOL_V1 = 'portforward.k8s.io';
 export const SUPPORTED_PORT_FORWARD_PROTOCOLS: readonly string[] = [PORT_FORWARD_PROTOCOL_V1];
 
+/**
+ * WebSocket subprotocol prefix for SPDY tunneled through WebSocket (Kubernetes' KEP-4006: what
+ * kubectl >= 1.31 and critest --websocket-portforward speak): binary messages carry the SPDY
+ * byte stream of the named SPDY protocol, e.g. "SPDY/3.1+portforward.k8s.io".
+ */
+export const SPDY_TUNNEL_PREFIX = `${SPDY_31}+`;
+export const TUNNELED_PORT_FORWARD_PROTOCOLS: readonly string[] =
+  SUPPORTED_PORT_FORWARD_PROTOCOLS.map((p) => SPDY_TUNNEL_PREFIX + p);
+
 /** metav1.Status reason and cause type kubelet uses for a command's non-zero exit. */
 export const NON_ZERO_EXIT_CODE_REASON = 'NonZeroExitCode';
 export const EXIT_CODE_CAUSE_TYPE = 'ExitCode';

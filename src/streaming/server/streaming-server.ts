@@ -5,7 +5,8 @@
 //
 //   GET|POST /exec/<token>        remotecommand v1..v4 (SPDY) / channel protocols (WebSocket)
 //   GET|POST /attach/<token>
-//   GET|POST /portforward/<token> portforward.k8s.io (SPDY) / channels with ?ports= (WebSocket)
+//   GET|POST /portforward/<token> portforward.k8s.io (SPDY) / channels with ?ports= (WebSocket) /
+//                                 SPDY tunneled through WebSocket (SPDY/3.1+portforward.k8s.io)
 //
 // An unknown, used or expired token is a 404 and no stream, as in kubelet's server.
 import { readFileSync } from 'node:fs';
@@ -13,14 +14,17 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 import { InvalidArgumentError } from '../../errors.js';
 import { log } from '../../log.js';
-import { SUPPORTED_PORT_FORWARD_PROTOCOLS, SUPPORTED_REMOTE_COMMAND_PROTOCOLS } from '../protocol/constants.js';
+import {
+  SUPPORTED_PORT_FORWARD_PROTOCOLS, SUPPORTED_REMOTE_COMMAND_PROTOCOLS, TUNNELED_PORT_FORWARD_PROTOCOLS,
+} from '../protocol/constants.js';
 import { UpgradeRefusedError, parseProtocolList } from '../protocol/negotiate.js';
 import { PortForwardSession } from '../protocol/port-forward-session.js';
 import { RemoteCommandSession } from '../protocol/remote-command-session.js';
 import { acceptSpdyUpgrade, writeUpgradeRefusal } from '../protocol/spdy-upgrade.js';
+import { SpdyConnection } from '../spdy/spdy-connection.js';
 import { SUPPORTED_WS_PROTOCOLS, WS_CHANNEL_V1 } from '../protocol/ws-channel.js';
 import type { StreamingRuntime } from './container-streams.js';
 import { SpdyRemoteIo } from './spdy-remote-io.js';
@@ -54,6 +58,8 @@ export class StreamingServer {
   private wss: WebSocketServer | undefined;
   private readonly tokens: TokenStore<StreamRequest>;
   private readonly sockets = new Set<Duplex>();
+  /** The subprotocol chosen for a WebSocket upgrade in flight, for `ws` to echo. */
+  private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
   private base = '';
 
   constructor(
@@ -82,7 +88,7 @@ export class StreamingServer {
       perMessageDeflate: false,
       maxPayload: opts.maxWsPayload ?? 16 * 1024 * 1024,
       // Chosen before handleUpgrade; this only echoes that choice.
-      handleProtocols: (offered) => (offered.size > 0 ? [...offered][0]! : false),
+      handleProtocols: (offered, req) => this.chosenProtocol.get(req) ?? [...offered][0] ?? false,
     });
     server.on('request', (req, res) => this.onRequest(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -173,22 +179,12 @@ export class StreamingServer {
   }
 
   private upgradeSpdy(req: IncomingMessage, socket: Duplex, head: Buffer, request: StreamRequest): void {
-    const connOpts = { idleTimeoutMs: this.opts.idleTimeoutMs ?? 4 * 60 * 60 * 1000 };
     if (request.kind === 'portforward') {
-      const { connection } = acceptSpdyUpgrade(req, socket, head, SUPPORTED_PORT_FORWARD_PROTOCOLS, connOpts);
-      const session = new PortForwardSession(connection, {
-        podSandboxId: request.podSandboxId,
-        streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs,
-      });
-      session.on('forward', (port, data, _error, fwd) => {
-        this.runtime.forward(request.podSandboxId, port, data).then(
-          (err) => fwd.finish(err),
-          (err: unknown) => fwd.finish(err as Error),
-        );
-      });
+      const { connection } = acceptSpdyUpgrade(req, socket, head, SUPPORTED_PORT_FORWARD_PROTOCOLS, this.spdyOptions());
+      this.servePortForward(connection, request);
       return;
     }
-    const { connection, protocol } = acceptSpdyUpgrade(req, socket, head, SUPPORTED_REMOTE_COMMAND_PROTOCOLS, connOpts);
+    const { connection, protocol } = acceptSpdyUpgrade(req, socket, head, SUPPORTED_REMOTE_COMMAND_PROTOCOLS, this.spdyOptions());
     RemoteCommandSession.accept(connection, protocol, request, { streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs })
       .then((session) => {
         const io = new SpdyRemoteIo(session);
@@ -200,8 +196,27 @@ export class StreamingServer {
       });
   }
 
+  private spdyOptions(): { idleTimeoutMs: number } {
+    return { idleTimeoutMs: this.opts.idleTimeoutMs ?? 4 * 60 * 60 * 1000 };
+  }
+
+  /** kubelet's SPDY port-forward: every data/error stream pair is one forwarded connection. */
+  private servePortForward(connection: SpdyConnection, request: StreamRequest & { kind: 'portforward' }): void {
+    const session = new PortForwardSession(connection, {
+      podSandboxId: request.podSandboxId,
+      streamCreationTimeoutMs: this.opts.streamCreationTimeoutMs,
+    });
+    session.on('forward', (port, data, _error, fwd) => {
+      this.runtime.forward(request.podSandboxId, port, data).then(
+        (err) => fwd.finish(err),
+        (err: unknown) => fwd.finish(err as Error),
+      );
+    });
+  }
+
   private upgradeWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, request: StreamRequest, query: URLSearchParams): void {
-    const supported = request.kind === 'portforward' ? PORT_FORWARD_WS_PROTOCOLS : SUPPORTED_WS_PROTOCOLS;
+    const supported = request.kind === 'portforward'
+      ? [...TUNNELED_PORT_FORWARD_PROTOCOLS, ...PORT_FORWARD_WS_PROTOCOLS] : SUPPORTED_WS_PROTOCOLS;
     const offered = parseProtocolList(req.headers['sec-websocket-protocol']);
     let protocol: string;
     if (offered.length === 0) {
@@ -218,15 +233,25 @@ export class StreamingServer {
       }
       protocol = chosen;
     }
+    const tunnel = TUNNELED_PORT_FORWARD_PROTOCOLS.includes(protocol);
     let ports: number[] = [];
-    if (request.kind === 'portforward') {
+    if (request.kind === 'portforward' && !tunnel) {
       ports = parsePortsQuery(query.getAll('ports'));
       if (ports.length === 0) ports = request.ports;
       if (ports.length === 0) throw new InvalidArgumentError('query parameter "ports" is required');
     }
-    // The offered list is reduced to the chosen protocol, so `ws` echoes exactly that one.
-    if (offered.length > 0) req.headers['sec-websocket-protocol'] = protocol;
+    if (offered.length > 0) {
+      // `ws` insists on RFC 6455 tokens, and the tunnel's "SPDY/3.1+..." has a '/': it sees a
+      // token stand-in, and handleProtocols answers with the real name.
+      req.headers['sec-websocket-protocol'] = 'chosen';
+      this.chosenProtocol.set(req, protocol);
+    }
     this.wss!.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      if (request.kind === 'portforward' && tunnel) {
+        // Binary messages carry the SPDY byte stream, both ways: the same server as over SPDY.
+        this.servePortForward(new SpdyConnection(createWebSocketStream(ws), { ...this.spdyOptions(), server: true }), request);
+        return;
+      }
       if (request.kind === 'portforward') {
         void serveWsPortForward(ws, protocol, ports, (port, data) => this.runtime.forward(request.podSandboxId, port, data))
           .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'websocket port-forward failed'));
