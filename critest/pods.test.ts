@@ -260,6 +260,7 @@ describe('pods and containers', () => {
     const b = await d.cri.runtime.CreateContainer({ podSandboxId: shared.podSandboxId, config: containerConfig('b', ['exec sleep 1001'], { linux: { securityContext: { namespaceOptions: { pid: 'POD' } } } }) });
     await d.cri.runtime.StartContainer({ containerId: b.containerId });
     const ps = (await d.cri.runtime.ExecSync({ containerId: b.containerId, cmd: ['ps', '-o', 'args'], timeout: '5' })).stdout.toString();
+    expect((await d.cri.runtime.PodSandboxStatus({ podSandboxId: shared.podSandboxId })).status.linux.namespaces.options.pid).toBe('POD');
     expect(ps).toContain('sleep 1000');
     expect(ps).toContain('sleep 1001');
     const sysctl = (await d.cri.runtime.ExecSync({ containerId: a.containerId, cmd: ['cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start'], timeout: '5' })).stdout.toString();
@@ -283,6 +284,10 @@ describe('pods and containers', () => {
   it('gives a pod without a hostname the node\'s, whatever its name', async () => {
     const config = podConfig('Not_A-Valid.HOSTNAME-because-of-Capitals-and-length-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { hostname: '' });
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    // No namespace options at all: containers get a PID namespace of their own, and the status
+    // says so rather than the proto's zero value (POD).
+    expect((await d.cri.runtime.PodSandboxStatus({ podSandboxId })).status.linux.namespaces.options)
+      .toMatchObject({ network: 'POD', pid: 'CONTAINER', ipc: 'POD' });
     const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('h', ['exec sleep 1000']) });
     await d.cri.runtime.StartContainer({ containerId });
     const out = await d.cri.runtime.ExecSync({ containerId, cmd: ['hostname'], timeout: '5' });
