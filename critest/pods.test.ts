@@ -329,6 +329,41 @@ describe('pods and containers', () => {
     }
   });
 
+  it('makes a recursiveReadOnly volume read-only down to the mounts below it, with crib and runc', async () => {
+    // kubelet only asks for recursive read-only where Status says the handler can do it.
+    const handlers = (await d.cri.runtime.Status({})).runtimeHandlers;
+    expect(handlers.map((h: { name: string; features?: { recursiveReadOnlyMounts: boolean } }) => [h.name, h.features?.recursiveReadOnlyMounts])).toEqual([['', true], ['runc', true]]);
+    const host = await mkdtemp(join(tmpdir(), 'crib-rro-'));
+    await run('mkdir', [join(host, 'sub')]);
+    await run('mount', ['-t', 'tmpfs', 'tmpfs', join(host, 'sub')]);
+    try {
+      for (const handler of ['', 'runc']) {
+        const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig(`rro${handler}`), runtimeHandler: handler });
+        const { containerId } = await d.cri.runtime.CreateContainer({
+          podSandboxId,
+          config: containerConfig('w', ['exec sleep 1000'], {
+            mounts: [
+              { containerPath: '/rro', hostPath: host, readonly: true, recursiveReadOnly: true, propagation: 'PROPAGATION_PRIVATE' },
+              { containerPath: '/ro', hostPath: host, readonly: true, propagation: 'PROPAGATION_PRIVATE' },
+            ],
+          }),
+        });
+        await d.cri.runtime.StartContainer({ containerId });
+        const attempt = async (path: string) => (await d.cri.runtime.ExecSync({ containerId, cmd: ['touch', path], timeout: '5' })).exitCode;
+        expect(await attempt('/rro/top')).not.toBe(0);
+        expect(await attempt('/rro/sub/below')).not.toBe(0);
+        expect(await attempt('/ro/top')).not.toBe(0);
+        // A plain read-only bind leaves the mount below it writable: that is what rro is for.
+        expect(await attempt('/ro/sub/below')).toBe(0);
+        await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+        await rm(join(host, 'sub', 'below'), { force: true });
+      }
+    } finally {
+      await run('umount', ['-R', join(host, 'sub')]).catch(() => undefined);
+      await rm(host, { recursive: true, force: true });
+    }
+  });
+
   it('runs a pod under the runc handler when it is configured', async () => {
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('viarunc'), runtimeHandler: 'runc' });
     const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('r', ['exec sleep 1000']) });

@@ -241,6 +241,7 @@ export class ContainerService {
         image: { config: imageConfig, ref: rec.imageName },
         rootfsPath: paths.rootfs,
         cgroupVersion: cgroupVersion(),
+        runtimeFeatures: this.runtimeFor(rec.runtimeHandler).features,
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       rec.cgroupsPath = spec.linux.cgroupsPath;

@@ -20,6 +20,7 @@ import type { PodNetworking } from '../network/pod-networking.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { ContainerService } from '../container/container-service.js';
 import { OciRuntime } from '../runtime/oci-runtime.js';
+import { NO_FEATURES } from '../runtime/runtime-features.js';
 import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
 import { containerHandlers } from '../server/container-rpcs.js';
 import { statsHandlers } from '../server/stats-rpcs.js';
@@ -37,6 +38,7 @@ export class Daemon {
   private network: PodNetworking | undefined;
   private networkError: string | undefined;
   private containers: ContainerService | undefined;
+  private runtimes = new Map<string, OciRuntime>();
   private streaming: StreamingServer | undefined;
   private address = '';
   private listener: GrpcListener | undefined;
@@ -66,6 +68,8 @@ export class Daemon {
       for (const [name, path] of this.handlerPaths()) {
         runtimes.set(name, new OciRuntime(name, path, join(config.state, name === 'crib' ? 'runtime' : `runtime-${name}`)));
       }
+      await Promise.all([...runtimes.values()].map((rt) => rt.probeFeatures()));
+      this.runtimes = runtimes;
       const sandboxes = new SandboxService({
         root: config.root,
         state: config.state,
@@ -212,6 +216,7 @@ export class Daemon {
           ? { ready: true }
           : { ready: false, reason: 'NetworkSetupFailed', message: this.networkError },
       handlerNames: () => [config.runtime.default_handler, ...[...handlers.keys()].filter((h) => h !== config.runtime.default_handler)],
+      handlerFeatures: (name) => this.runtimes.get(name)?.features ?? NO_FEATURES,
       cgroupDriver: () => config.runtime.cgroup_driver,
       verboseInfo: async () => ({
         version: CRIB_VERSION,

@@ -2,6 +2,7 @@
 // RuntimeClass handlers. Every failure carries the runtime's own stderr, which says what broke.
 import { execFile } from 'node:child_process';
 import { FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
+import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
 
 export interface OciState {
   ociVersion: string;
@@ -31,11 +32,19 @@ function run(binary: string, args: string[], input?: string, timeoutMs = 60_000)
 }
 
 export class OciRuntime {
+  /** What the handler supports; read once by probeFeatures() when the daemon starts. */
+  features: RuntimeFeatures = NO_FEATURES;
+
   constructor(
     readonly name: string,
     readonly binary: string,
     readonly root: string,
   ) {}
+
+  async probeFeatures(): Promise<RuntimeFeatures> {
+    this.features = await probeRuntimeFeatures(this.name, this.binary);
+    return this.features;
+  }
 
   private args(...rest: string[]): string[] {
     return ['--root', this.root, ...rest];

@@ -2,6 +2,7 @@
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition.js';
 import type { ServiceHandlers } from './rpc.js';
+import type { RuntimeFeatures } from '../runtime/runtime-features.js';
 import { CRI_API_VERSION, CRIB_VERSION } from '../version.js';
 
 /** A component's readiness as the runtime's Status reports it. */
@@ -15,6 +16,7 @@ export interface RuntimeInfoSource {
   runtimeReadiness(): Promise<Readiness>;
   networkReadiness(): Promise<Readiness>;
   handlerNames(): string[];
+  handlerFeatures(name: string): RuntimeFeatures;
   cgroupDriver(): 'cgroupfs' | 'systemd';
   /** Extra detail for `Status` with verbose set: values are JSON. */
   verboseInfo(): Promise<Record<string, unknown>>;
@@ -45,7 +47,7 @@ export function runtimeInfoHandlers(src: RuntimeInfoSource): ServiceHandlers<Run
         runtimeHandlers: src.handlerNames().map((name, i) => ({
           // The default handler is listed under the empty name too, as kubelet expects.
           name: i === 0 ? '' : name,
-          features: { recursiveReadOnlyMounts: false, userNamespaces: false },
+          features: { recursiveReadOnlyMounts: src.handlerFeatures(name).recursiveReadOnly, userNamespaces: false },
         })),
         features: { supplementalGroupsPolicy: false, userNamespacesHostNetwork: false },
       };
