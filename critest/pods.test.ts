@@ -391,6 +391,11 @@ describe('pods and containers', () => {
       .rejects.toMatchObject({ code: status.NOT_FOUND });
     await expect(d.cri.runtime.CreateContainer({ podSandboxId: 'f'.repeat(64), config: cc })).rejects.toMatchObject({ code: status.NOT_FOUND });
     await expect(d.cri.runtime.StartContainer({ containerId: 'e'.repeat(64) })).rejects.toMatchObject({ code: status.NOT_FOUND });
+    // Stop and remove are idempotent, also for ids that never existed (critest's Idempotence).
+    await expect(d.cri.runtime.StopContainer({ containerId: 'e'.repeat(64), timeout: '0' })).resolves.toEqual({});
+    await expect(d.cri.runtime.RemoveContainer({ containerId: 'e'.repeat(64) })).resolves.toEqual({});
+    await expect(d.cri.runtime.StopPodSandbox({ podSandboxId: 'e'.repeat(64) })).resolves.toEqual({});
+    await expect(d.cri.runtime.RemovePodSandbox({ podSandboxId: 'e'.repeat(64) })).resolves.toEqual({});
     // A failed create (the command does not exist) is rolled back and its name can be reused.
     const bad = { ...cc, metadata: { name: 'bad', attempt: 0 }, command: ['/does/not/exist'], args: [] };
     const created = await d.cri.runtime.CreateContainer({ podSandboxId, config: bad }).then((r: { containerId: string }) => r.containerId, () => undefined);

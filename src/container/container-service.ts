@@ -309,6 +309,9 @@ export class ContainerService {
 
   /** Stop: the image's STOPSIGNAL (or SIGTERM), then SIGKILL after `timeout` seconds; idempotent. */
   async stop(idOrPrefix: string, timeoutSeconds: number): Promise<void> {
+    // Idempotent like remove: a container that is gone (or never was) is as stopped as it gets
+    // (critest's Idempotence specs; containerd and CRI-O answer the same).
+    if (this.store.matching(idOrPrefix).length === 0) return;
     const rec = this.get(idOrPrefix);
     await this.locks.run(rec.id, async () => {
       await this.refreshExit(rec.id);
