@@ -60,11 +60,18 @@ function connectInPod(netnsPath: string, port: number): Promise<number> {
     child.stderr!.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString();
     });
+    // A failed spawn reports 'error' and then 'close': our end is closed exactly once (a second
+    // close could hit an unrelated descriptor that reused the number).
+    let settled = false;
     child.once('error', (err) => {
+      if (settled) return;
+      settled = true;
       closeSync(ours);
       reject(new Error(`cannot start the port connector: ${err.message}`));
     });
     child.once('close', (code, signal) => {
+      if (settled) return;
+      settled = true;
       try {
         if (code !== 0) {
           const why = stderr.trim().replace(/^crib-pinns: (port-forward: )?/, '') || `the port connector ended by ${signal ?? `exit ${code}`}`;
