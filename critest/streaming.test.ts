@@ -28,7 +28,8 @@ import {
 import { Channel, decodeChannelMessage, encodeChannelMessage, encodeCloseSignal } from '../src/streaming/protocol/ws-channel.js';
 import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
-import { openSpdyTunnel } from '../test-support/spdy-tunnel-client.js';
+import { openSpdyTunnel, openWebSocketTunnel } from '../test-support/spdy-tunnel-client.js';
+import { encodeFrame } from '../src/streaming/spdy/frames.js';
 import type { SpdyConnection } from '../src/streaming/spdy/spdy-connection.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import {
@@ -415,6 +416,41 @@ describe('streaming: exec, attach, port-forward', () => {
       }
     });
 
+    it('SPDY: a client that resets each data stream once the pod is done (client-go) keeps its session', async () => {
+      // client-go never half-closes a forwarded connection; it resets the data stream as soon
+      // as the pod's side ended, and anything then said on the error stream ends its session.
+      const { url } = await d.cri.runtime.PortForward({ podSandboxId: webPod, port: [8080] });
+      const { connection } = await spdyUpgrade(url, [PORT_FORWARD_PROTOCOL_V1]);
+      try {
+        for (let i = 0; i < 3; i++) {
+          const { data, error } = await openPortForwardStreams(connection, 8080, `reset-${i}`);
+          const err = readAll(error);
+          const chunks: Buffer[] = [];
+          const body = new Promise<string>((resolve, reject) => {
+            data.on('data', (c: Buffer) => chunks.push(c));
+            data.once('end', () => resolve(Buffer.concat(chunks).toString()));
+            data.once('error', reject);
+          });
+          data.write('GET / HTTP/1.0\r\n\r\n');
+          expect(await body).toContain(PAGE);
+          data.reset();
+          expect((await err).toString()).toBe('');
+        }
+      } finally {
+        await connection.close();
+      }
+    });
+
+    it('SPDY tunneled in WebSocket: the server ends the tunnel with a normal closure (1000)', async () => {
+      // client-go treats a close without a status code as an error, not as the session's end.
+      const { url } = await d.cri.runtime.PortForward({ podSandboxId: webPod, port: [8080] });
+      const tunnel = await openWebSocketTunnel(url, 'SPDY/3.1+portforward.k8s.io');
+      tunnel.stream.on('data', () => undefined);
+      // A GOAWAY with nothing open: the server ends the session from its side.
+      tunnel.stream.write(encodeFrame({ type: 'goaway', lastGoodStreamId: 0, status: 0 }));
+      expect(await tunnel.closeCode).toBe(1000);
+    });
+
     it('SPDY: a closed port is reported on the error stream', async () => {
       const { url } = await d.cri.runtime.PortForward({ podSandboxId: webPod });
       const { connection } = await spdyUpgrade(url, [PORT_FORWARD_PROTOCOL_V1]);
@@ -444,6 +480,32 @@ describe('streaming: exec, attach, port-forward', () => {
       expect(channels.get(0)!.subarray(0, 2)).toEqual(port);
       expect(channels.get(0)!.subarray(2).toString()).toMatch(new RegExp(`^HTTP/1\\.[01] 200 OK\\r\\n[\\s\\S]*${PAGE}$`));
     });
+  });
+
+  it('WebSocket exec with a tty starts at the size the client sent before the process ran', async () => {
+    // crictl/kubectl send the terminal size right after connecting, before the exec'd process
+    // exists; that size must still reach it (not a 0x0 terminal until the next resize).
+    const url = await execUrl(sleeper, ['sh', '-c', 'while read x; do stty size; done'], { stdin: true, tty: true });
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), ['v5.channel.k8s.io']);
+    let out = '';
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const msg = decodeChannelMessage('v5.channel.k8s.io', data, isBinary);
+      if (msg.kind === 'data' && msg.channel === Channel.stdout) out += msg.data.toString();
+    });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    const send = (channel: number, data: string) => {
+      const m = encodeChannelMessage('v5.channel.k8s.io', channel, Buffer.from(data));
+      ws.send(m.data, { binary: m.binary });
+    };
+    send(Channel.resize, JSON.stringify({ Width: 101, Height: 24 }));
+    try {
+      await waitFor('the size sent first', () => {
+        send(Channel.stdin, '\n');
+        return out.includes('24 101');
+      }, 20_000);
+    } finally {
+      ws.close();
+    }
   });
 
   it('WebSocket exec: v5 (CLOSE closes stdin), v4 and base64 channel protocols', async () => {

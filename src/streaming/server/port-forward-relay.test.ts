@@ -132,7 +132,9 @@ describe('relayPort (crib-pinns port-forward + fd handoff)', () => {
     c.toPod.write('hello');
     await new Promise((r) => setTimeout(r, 50));
     c.data.destroy();
-    expect(await result).toBe('the client went away');
+    // Not a failure to report: client-go resets streams it is done with, and a message on the
+    // error stream would make it drop the whole port-forward session.
+    expect(await result).toBeUndefined();
     await serverSawClose;
   });
 

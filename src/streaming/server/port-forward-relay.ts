@@ -24,7 +24,8 @@ const CLIENT_GRACE_MS = 1000;
 /**
  * Relays `data` (client bytes in, pod bytes out) to `port` in the network namespace pinned at
  * `netnsPath`. Resolves with undefined on a clean end, or the reason it failed (for the error
- * stream). Destroying `data` (the client went away) closes the pod connection.
+ * stream). Destroying `data` (the client went away) closes the pod connection; that is a clean
+ * end too, as in kubelet's and containerd's forwarders.
  */
 export async function relayPort(netnsPath: string, port: number, data: Duplex): Promise<string | undefined> {
   data.on('error', () => undefined);
@@ -37,8 +38,8 @@ export async function relayPort(netnsPath: string, port: number, data: Duplex): 
     return why;
   }
   if (data.destroyed) {
-    closeSync(fd);
-    return 'the client went away before the connection was made';
+    closeSync(fd); // the client went away while we connected: nobody to report to
+    return undefined;
   }
   return pipeConnection(fd, data);
 }
@@ -133,7 +134,8 @@ function pipeConnection(fd: number, data: Duplex): Promise<string | undefined> {
           try {
             more = data.writeBorrowed(buf.subarray(0, n), () => free.push(buf));
           } catch (err) {
-            failure ??= `the client stream closed: ${(err as Error).message}`;
+            // The client's stream is gone: the same as the client going away (see onGone).
+            log.debug({ err: (err as Error).message }, 'port-forward: client stream closed while the pod was sending');
             pod.destroy();
             return false;
           }
@@ -165,10 +167,12 @@ function pipeConnection(fd: number, data: Duplex): Promise<string | undefined> {
       failure ??= err.code === 'ECONNRESET' ? `read from the pod's port: ${err.message}` : err.message;
     });
     const onGone = (): void => {
-      // A stream that closed after both directions finished is a clean end; anything else means
-      // the client went away, and the pod connection goes too.
+      // A stream that closed before both directions finished means the client went away (or
+      // reset the stream, which client-go does as soon as it has read the pod's end of output):
+      // the pod connection goes too. That is not a forwarding failure to report: a message on
+      // the error stream makes client-go drop the whole port-forward session.
       if (!(data.readableEnded && data.writableFinished)) {
-        failure ??= 'the client went away';
+        log.debug({ fd }, 'port-forward: the client closed the stream; closing the pod connection');
         pod.destroy();
       }
     };

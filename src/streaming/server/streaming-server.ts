@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { InvalidArgumentError } from '../../errors.js';
 import { log } from '../../log.js';
 import {
@@ -32,6 +32,7 @@ import type { StreamRequest } from './stream-requests.js';
 import { TokenStore } from './token-store.js';
 import { PORT_FORWARD_WS_PROTOCOLS, parsePortsQuery, serveWsPortForward } from './ws-port-forward.js';
 import { WsRemoteIo } from './ws-remote-io.js';
+import { webSocketByteStream } from './ws-byte-stream.js';
 
 export interface StreamingServerOptions {
   address: string;
@@ -249,7 +250,7 @@ export class StreamingServer {
     this.wss!.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       if (request.kind === 'portforward' && tunnel) {
         // Binary messages carry the SPDY byte stream, both ways: the same server as over SPDY.
-        this.servePortForward(new SpdyConnection(createWebSocketStream(ws), { ...this.spdyOptions(), server: true }), request);
+        this.servePortForward(new SpdyConnection(webSocketByteStream(ws), { ...this.spdyOptions(), server: true }), request);
         return;
       }
       if (request.kind === 'portforward') {

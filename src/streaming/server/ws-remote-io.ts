@@ -45,6 +45,8 @@ export class WsRemoteIo implements RemoteCommandIo {
   readonly stderr: Writable | undefined;
   readonly closed: Promise<unknown>;
   private readonly resizeListeners: ((size: TerminalSize) => void)[] = [];
+  /** The latest size, for listeners that arrive later (the process starts after the client). */
+  private lastSize: TerminalSize | undefined;
   private finishing: Promise<void> | undefined;
 
   constructor(
@@ -69,6 +71,9 @@ export class WsRemoteIo implements RemoteCommandIo {
 
   onResize(listener: (size: TerminalSize) => void): void {
     this.resizeListeners.push(listener);
+    // Clients send their size right after connecting, usually before the process exists: a
+    // size that arrived earlier is replayed, or the terminal would start at 0x0.
+    if (this.lastSize) listener(this.lastSize);
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -84,6 +89,7 @@ export class WsRemoteIo implements RemoteCommandIo {
       } else if (msg.channel === Channel.resize) {
         if (msg.data.length === 0) return;
         const size = parseTerminalSize(msg.data.toString('utf8'));
+        this.lastSize = size;
         for (const l of this.resizeListeners) l(size);
       }
       // Anything else from the client (on an output channel) is ignored, as kubelet does.
