@@ -10,11 +10,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup-self.h"
 #include "container.h"
 #include "files.h"
 #include "hooks.h"
@@ -198,7 +196,7 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
   /* Without a new user namespace the init is the clone itself, already in its pid namespace. */
   unsigned long flags = SIGCHLD | (userns ? 0 : (plan.new_flags & CLONE_NEWPID));
   bool in_cgroup;
-  pid_t pid = crib_cgroup_fork(&r.cg, flags & ~(unsigned long)SIGCHLD, &in_cgroup);
+  pid_t pid = crib_cg_fork(&r.cg, flags & ~(unsigned long)SIGCHLD, &in_cgroup);
   if (pid < 0) {
     crib_fail(err, errno, "clone");
     goto undo;

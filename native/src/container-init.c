@@ -10,7 +10,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "cgroup-self.h"
 #include "container.h"
 #include "files.h"
 #include "hooks.h"
@@ -119,7 +118,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
   host_pid = read_host_pid();
   /* Join our cgroup first, while we are still the host's root in every namespace. */
-  int self_cg = c->in_cgroup ? 0 : crib_cgroup_enter_self(c->cg, err);
+  int self_cg = c->in_cgroup ? 0 : crib_cg_enter_self(c->cg, err);
   if (self_cg < 0) return -1;
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
@@ -127,9 +126,9 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
 
   /* The parent writes the id maps and, unless we moved ourselves (v1), moves us into the
-   * cgroup, which costs an RCU grace period (see cgroup-self.h). Unless we need that done
-   * first (id maps to become root in a new user namespace; a cgroup2 mount that must see our
-   * cgroup namespace), it happens while we build the rootfs, and we wait just before the
+   * cgroup, which costs an RCU grace period (see cgroup/cgroup-enter.c). Unless we need that
+   * done first (id maps to become root in a new user namespace; a cgroup2 mount that must see
+   * our cgroup namespace), it happens while we build the rootfs, and we wait just before the
    * cgroup namespace (whose root is the cgroup we are in). */
   if (crib_sync_send(c->sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
   bool v2 = c->cg->mode == CRIB_CG_V2;

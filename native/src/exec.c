@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup-self.h"
 #include "container.h"
 #include "files.h"
 #include "namespaces.h"
@@ -58,7 +57,7 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
                      crib_ns_plan *plan, int sync_fd, int preserve_fds, crib_err *err) {
   crib_sync_msg m;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
-  int self_cg = in_cgroup ? 0 : crib_cgroup_enter_self(cg, err);
+  int self_cg = in_cgroup ? 0 : crib_cg_enter_self(cg, err);
   if (self_cg < 0) return -1;
   if (crib_sync_send(sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
   if (crib_sync_recv(sync_fd, &m, NULL, err) < 0) return -1;
@@ -145,7 +144,7 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
     }
   if (crib_sync_pair(sync, err) < 0) goto out;
   bool in_cgroup;
-  child = crib_cgroup_fork(&cg, 0, &in_cgroup);
+  child = crib_cg_fork(&cg, 0, &in_cgroup);
   if (child < 0) {
     crib_fail(err, errno, "fork");
     goto out;
