@@ -211,10 +211,20 @@ export class Daemon {
           return { ready: false, reason: 'RuntimeBinaryMissing', message: `${path} is not an executable (run make -C native)` };
         }
       },
-      networkReadiness: async (): Promise<Readiness> =>
-        this.networkError === undefined
+      networkReadiness: async (): Promise<Readiness> => {
+        // A CNI config is usually installed after the runtime started (by a DaemonSet), and can
+        // go away: readiness follows the config dir, as it is read on every RunPodSandbox.
+        if (config.network.plugin === 'cni') {
+          const dir = config.network.cni_conf_dir;
+          return loadCniConfig(dir).then(
+            (): Readiness => ({ ready: true }),
+            (err: unknown): Readiness => ({ ready: false, reason: 'NetworkSetupFailed', message: `no usable CNI config in ${dir}: ${(err as Error).message}` }),
+          );
+        }
+        return this.networkError === undefined
           ? { ready: true }
-          : { ready: false, reason: 'NetworkSetupFailed', message: this.networkError },
+          : { ready: false, reason: 'NetworkSetupFailed', message: this.networkError };
+      },
       handlerNames: () => [config.runtime.default_handler, ...[...handlers.keys()].filter((h) => h !== config.runtime.default_handler)],
       handlerFeatures: (name) => this.runtimes.get(name)?.features ?? NO_FEATURES,
       cgroupDriver: () => config.runtime.cgroup_driver,

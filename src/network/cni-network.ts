@@ -46,6 +46,9 @@ interface CachedPod {
   args: string;
   portMappings: HostPortMapping[];
   result: CniResult;
+  /** The config the pod was added with: DEL must use it (the spec: no change between add and
+   * delete), whatever the config dir holds by then. Absent in caches written before it was kept. */
+  config?: CniNetworkConfigList;
 }
 
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
@@ -126,7 +129,7 @@ export class CniNetwork implements PodNetworking {
         result = await this.run('ADD', list, podId, netnsPath, args, mappings, undefined);
         if (result === undefined || addressesOf(result).length === 0)
           throw new InvalidArgumentError(`CNI network ${list.name} (${list.source}) gave pod ${podId} no IP address`);
-        const cached: CachedPod = { podId, netns: netnsPath, network: list.name, ifName: this.ifName, args, portMappings: mappings, result };
+        const cached: CachedPod = { podId, netns: netnsPath, network: list.name, ifName: this.ifName, args, portMappings: mappings, result, config: list };
         await writeJsonState(this.cacheFile(podId), cached);
       } catch (err) {
         // The spec: after a failed ADD the runtime runs DEL for the whole list.
@@ -143,7 +146,7 @@ export class CniNetwork implements PodNetworking {
   teardown(podId: string, netnsPath?: string): Promise<void> {
     return this.queue.run(async () => {
       const cached = await readJsonState<CachedPod>(this.cacheFile(podId));
-      const list = await loadCniConfig(this.confDir);
+      const list = cached?.config ?? (await loadCniConfig(this.confDir));
       // A namespace that is gone is passed as "": plugins then clean what they can without it
       // (the bridge plugin, for one, then cannot find its ipMasq rules: unpin after teardown).
       let netns = netnsPath ?? cached?.netns ?? '';
@@ -171,8 +174,14 @@ export class CniNetwork implements PodNetworking {
     for (const f of files.filter((n) => n.endsWith('.json'))) {
       const cached = await readJsonState<CachedPod>(join(this.cacheDir, f));
       if (!cached || live.has(cached.podId)) continue;
-      await this.teardown(cached.podId);
-      gone.push(cached.podId);
+      // One pod's DEL failing (a plugin gone, no config) must not keep the daemon from starting;
+      // its cache entry stays, so the next start tries again.
+      try {
+        await this.teardown(cached.podId);
+        gone.push(cached.podId);
+      } catch (err) {
+        log.warn({ pod: cached.podId, err }, 'cni: DEL for a pod that no longer exists failed');
+      }
     }
     return gone;
   }
