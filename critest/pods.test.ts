@@ -210,9 +210,12 @@ describe('pods and containers', () => {
       config: containerConfig('busy', ['head -c 3000000 /dev/zero > /tmp/blob; x=$(head -c 20000000 /dev/zero | tr "\\0" a); while :; do :; done']),
     });
     await d.cri.runtime.StartContainer({ containerId });
-    const first = await waitFor('memory in use', async () => {
+    // Writable-layer usage is cached for a couple of seconds (a tree walk per call would be
+    // costly): a first sample taken while the blob was being written stays for a moment.
+    const first = await waitFor('memory in use and the blob in the writable layer', async () => {
       const s = (await d.cri.runtime.ContainerStats({ containerId })).stats;
-      return Number(s.memory?.workingSetBytes?.value ?? 0) > 10_000_000 ? s : undefined;
+      const busy = Number(s.memory?.workingSetBytes?.value ?? 0) > 10_000_000;
+      return busy && Number(s.writableLayer?.usedBytes?.value ?? 0) >= 3_000_000 ? s : undefined;
     });
     expect(first.attributes.id).toBe(containerId);
     expect(Number(first.cpu.usageCoreNanoSeconds.value)).toBeGreaterThan(0);

@@ -237,7 +237,11 @@ export class SandboxService {
       for (const cid of this.containers.idsInPod(rec.id)) await this.containers.removeForPod(cid);
       const cur = this.store.get(rec.id);
       if (!cur) return;
-      await this.teardown(cur, cur.state !== 'notready');
+      // A network that will not let go (a CNI DEL failing) fails the call and keeps the pod, its
+      // namespace included, so kubelet's retry can run DEL again, as after StopPodSandbox
+      // (containerd does the same): removing it anyway would leak the address for good.
+      if (cur.state !== 'notready' && cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
+      await this.teardown(cur, false);
       await this.store.remove(cur.id);
       this.names.release(cur.reservedName, cur.id);
       log.info({ pod: cur.id }, 'pod sandbox removed');
