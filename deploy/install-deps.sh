@@ -10,8 +10,10 @@ if [ "${1:-}" = "--test" ]; then
   # docker-registry: the real registry the image tests pull from; busybox-static: the rootfs of
   # every test image; runc/crun: reference runtimes for differential tests; apache2-utils for
   # htpasswd; openssl for test certificates; curl for network tests; Go and spdystream for the
-  # SPDY interop test.
-  need+=(docker-registry busybox-static runc crun apache2-utils openssl curl golang-go golang-github-docker-spdystream-dev)
+  # SPDY interop test; the reference CNI plugins for the CNI backend's tests; strace to check
+  # which cgroup files the runtime writes.
+  need+=(docker-registry busybox-static runc crun apache2-utils openssl curl golang-go golang-github-docker-spdystream-dev
+    containernetworking-plugins strace)
 fi
 
 missing=()
