@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { curl } from '../test-support/netns-tools.js';
+import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
 const run = promisify(execFile);
@@ -89,7 +90,6 @@ describe('pod networking through the CRI', () => {
   let registry: TestRegistry;
   let base: string;
   let image: string;
-  let podCount = 0;
 
   beforeAll(async () => {
     base = await mkdtemp(join(tmpdir(), `crib-net-e2e-${process.pid}-`));
@@ -102,13 +102,7 @@ describe('pod networking through the CRI', () => {
     if (base) await rm(base, { recursive: true, force: true });
   });
 
-  const podConfig = (name: string, extra: Record<string, unknown> = {}) => ({
-    metadata: { name, namespace: 'net-e2e', uid: `uid-${name}-${tag}-${podCount++}`, attempt: 0 },
-    hostname: name,
-    logDirectory: join(base, 'logs', name),
-    linux: {},
-    ...extra,
-  });
+  const podConfig = (name: string, extra: Record<string, unknown> = {}) => podConfigFactory('net-e2e', join(base, 'logs'))(name, extra);
 
   /**
    * A running pod whose one container serves HTTP on port 8080 (IPv4 and IPv6): / is busybox's

@@ -12,6 +12,7 @@ import { criProto } from '../src/server/cri-proto.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
+import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
 
@@ -23,16 +24,8 @@ describe('pods and containers', () => {
   let d: TestDaemon;
   let logDir: string;
   let image: string;
-  let uidCounter = 0;
 
-  const podConfig = (name: string, extra: Record<string, unknown> = {}) => ({
-    metadata: { name, namespace: 'default', uid: `uid-${name}-${uidCounter++}`, attempt: 0 },
-    hostname: name,
-    logDirectory: join(logDir, name),
-    labels: { app: name },
-    linux: {},
-    ...extra,
-  });
+  const podConfig = (name: string, extra: Record<string, unknown> = {}) => podConfigFactory('default', logDir)(name, extra);
   const containerConfig = (name: string, args: string[], extra: Record<string, unknown> = {}) => ({
     metadata: { name, attempt: 0 },
     image: { image },

@@ -31,6 +31,7 @@ import { pushBusybox } from '../test-support/image-builder.js';
 import { openSpdyTunnel, openWebSocketTunnel } from '../test-support/spdy-tunnel-client.js';
 import { encodeFrame } from '../src/streaming/spdy/frames.js';
 import type { SpdyConnection } from '../src/streaming/spdy/spdy-connection.js';
+import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import {
   UpgradeFailedError,
@@ -115,16 +116,10 @@ describe('streaming: exec, attach, port-forward', () => {
   let d: TestDaemon;
   let logDir: string;
   let image: string;
-  let n = 0;
   let podId: string;
   let sleeper: string;
 
-  const podConfig = (name: string) => ({
-    metadata: { name, namespace: 'streaming', uid: `uid-${name}-${process.pid}-${n++}`, attempt: 0 },
-    hostname: name,
-    logDirectory: join(logDir, `${name}-${n}`),
-    linux: {},
-  });
+  const podConfig = (name: string) => podConfigFactory('streaming', logDir)(name);
   const runContainer = async (pod: string, name: string, script: string, extra: Record<string, unknown> = {}) => {
     const { containerId } = await d.cri.runtime.CreateContainer({
       podSandboxId: pod,
