@@ -11,7 +11,7 @@ import { renameSync } from 'node:fs';
 import { criProto } from '../src/server/cri-proto.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
-import { pushBusybox } from '../test-support/image-builder.js';
+import { buildImage, busyboxRootfsLayer, layerFromEntries, pushBusybox, pushImage } from '../test-support/image-builder.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -358,6 +358,33 @@ describe('pods and containers', () => {
       await run('umount', ['-R', join(host, 'sub')]).catch(() => undefined);
       await rm(host, { recursive: true, force: true });
     }
+  });
+
+  it('applies supplementalGroupsPolicy Merge and Strict, and reports the identity in ContainerStatus.user', async () => {
+    expect((await d.cri.runtime.Status({})).features.supplementalGroupsPolicy).toBe(true);
+    // An image whose /etc/group puts "user" (1000) into a group of its own, 50000.
+    const groups = await layerFromEntries([{ type: 'file', path: 'etc/group',
+      content: 'root:x:0:\nuser:x:1000:\ngroup-defined-in-image:x:50000:user\nnogroup:x:65534:\n' }]);
+    const built = buildImage({ layers: [await busyboxRootfsLayer(), groups], config: { Cmd: ['/bin/sh'] } });
+    await pushImage(registry, 'library/groups', 'latest', built);
+    const groupsImage = `${registry.host}/library/groups:latest`;
+    await d.cri.image.PullImage({ image: { image: groupsImage } });
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('groups') });
+    for (const [policy, expected] of [['Merge', ['1000', '1234', '50000']], ['Strict', ['1000', '1234']]] as const) {
+      const { containerId } = await d.cri.runtime.CreateContainer({
+        podSandboxId,
+        config: containerConfig(`g-${policy.toLowerCase()}`, ['exec sleep 1000'], {
+          image: { image: groupsImage },
+          linux: { securityContext: { runAsUser: { value: '1000' }, supplementalGroups: ['1234'], supplementalGroupsPolicy: policy } },
+        }),
+      });
+      await d.cri.runtime.StartContainer({ containerId });
+      const { user } = (await d.cri.runtime.ContainerStatus({ containerId })).status;
+      expect(user.linux).toEqual({ uid: '1000', gid: '1000', supplementalGroups: expected });
+      const ids = await d.cri.runtime.ExecSync({ containerId, cmd: ['id', '-G'], timeout: '5' });
+      expect(ids.stdout.toString().trim().split(' ').sort()).toEqual([...expected].sort());
+    }
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
   it('runs a pod under the runc handler when it is configured', async () => {

@@ -32,6 +32,8 @@ export interface ContainerRecord {
   stopSignal?: string;
   /** The OCI spec's linux.cgroupsPath, for stats. */
   cgroupsPath?: string;
+  /** The identity the container's processes run as (ContainerStatus.user). */
+  user?: { uid: number; gid: number; additionalGids: number[] };
 }
 
 export type CriContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';

@@ -245,6 +245,8 @@ export class ContainerService {
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       rec.cgroupsPath = spec.linux.cgroupsPath;
+      const u = spec.process.user;
+      rec.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
       const runtime = this.runtimeFor(rec.runtimeHandler);
       cleaner.add('delete from runtime', () => runtime.delete(id, true));

@@ -50,6 +50,11 @@ export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
     mounts: rec.config.mounts,
     logPath: rec.logPath,
     resources: rec.config.linux?.resources ? { linux: rec.config.linux.resources } : null,
+    // What the processes really run as, after the image's /etc/passwd and /etc/group and the
+    // supplementalGroupsPolicy (kubelet reports it in the pod status).
+    user: rec.user
+      ? { linux: { uid: String(rec.user.uid), gid: String(rec.user.gid), supplementalGroups: rec.user.additionalGids.map(String) } }
+      : null,
   };
 }
 

@@ -49,7 +49,9 @@ export function runtimeInfoHandlers(src: RuntimeInfoSource): ServiceHandlers<Run
           name: i === 0 ? '' : name,
           features: { recursiveReadOnlyMounts: src.handlerFeatures(name).recursiveReadOnly, userNamespaces: false },
         })),
-        features: { supplementalGroupsPolicy: false, userNamespacesHostNetwork: false },
+        // Merge and Strict are both applied (src/container/spec/user.ts) and reported in
+        // ContainerStatus.user.
+        features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false },
       };
     },
 
