@@ -4,7 +4,8 @@
 //
 //   postrouting (nat, srcnat): pods → outside         masquerade
 //                              127.0.0.0/8 → pods     masquerade (host's curl 127.0.0.1:hostPort;
-//                                                     ip only: ::1 never leaves lo)
+//                                                     ip only: ::1 never leaves lo, so ::1 is not
+//                                                     DNATed at all and gets a plain refusal)
 //                              pods → pods after DNAT masquerade (hairpin: a pod to its own hostPort)
 //   prerouting  (nat, dstnat): to a local address → jump hostports
 //   output      (nat, -100)  : to a local address → jump hostports
@@ -46,7 +47,7 @@ add rule ${t} postrouting ${f} saddr ${podCidr} ${f} daddr != ${podCidr} masquer
 ${family === 'ip' ? `add rule ${t} postrouting ip saddr 127.0.0.0/8 ip daddr ${podCidr} masquerade` : ''}
 add rule ${t} postrouting ${f} saddr ${podCidr} ${f} daddr ${podCidr} ct status dnat masquerade
 add rule ${t} prerouting fib daddr type local jump hostports
-add rule ${t} output fib daddr type local jump hostports
+add rule ${t} output fib daddr type local ${family === 'ip6' ? 'ip6 daddr != ::1 ' : ''}jump hostports
 `);
 }
 
