@@ -73,8 +73,7 @@ export class StatsCollector {
 
   /** PodSandboxStats of one pod with its containers (PodSandboxStats / ListPodSandboxStats). */
   async podSandboxStats(p: PodSubject): Promise<PodSandboxStats> {
-    const [pod, containers, network] = await Promise.all([
-      this.readPodCgroup(p), Promise.all(p.containers.map((c) => this.readContainer(c))), this.readNetwork(p)]);
+    const { pod, containers, network } = await this.readPod(p);
     // Without a pod cgroup, the pod's usage is the sum of its containers'.
     const podCgroup = pod.stats ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
     return buildPodSandboxStats({
@@ -88,8 +87,7 @@ export class StatsCollector {
 
   /** PodSandboxMetrics of one pod (ListPodSandboxMetrics). */
   async podSandboxMetrics(p: PodSubject): Promise<PodSandboxMetrics> {
-    const [pod, containers, network] = await Promise.all([
-      this.readPodCgroup(p), Promise.all(p.containers.map((c) => this.readContainer(c))), this.readNetwork(p)]);
+    const { pod, containers, network } = await this.readPod(p);
     return podSandboxMetrics({
       podSandboxId: p.attributes.id,
       metadata: p.attributes.metadata ?? {},
@@ -106,6 +104,18 @@ export class StatsCollector {
           ? { usage: c.fs, mountpoint: c.subject.writableLayer.mountpoint } : undefined,
       })),
     });
+  }
+
+  /**
+   * The pod's containers and network, then its cgroup: read after its containers, the pod's
+   * cumulative counters (CPU time) never show less than a container inside it, which a
+   * parallel read could when the containers are busy.
+   */
+  private async readPod(p: PodSubject) {
+    const [containers, network] = await Promise.all([
+      Promise.all(p.containers.map((c) => this.readContainer(c))), this.readNetwork(p)]);
+    const pod = await this.readPodCgroup(p);
+    return { pod, containers, network };
   }
 
   listMetricDescriptors(): MetricDescriptor[] {
