@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "crib-fd-passing.h"
 #include "pinns.h"
 
 /* The daemon's end of the handoff channel, set up by its spawn. */
@@ -50,24 +51,8 @@ static int connect_to(int family, int port, crib_err *err) {
 /* Sends `fd` over `channel` as SCM_RIGHTS with a one-byte payload (a stream socket carries no
  * ancillary data without at least one byte). */
 static int send_fd(int channel, int fd, crib_err *err) {
-  char byte = 'c';
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  memset(&control, 0, sizeof control);
-  struct msghdr msg = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  ssize_t n;
-  do {
-    n = sendmsg(channel, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
+  const char byte = 'c';
+  ssize_t n = crib_send_with_fd(channel, &byte, 1, fd);
   if (n < 0) return crib_fail(err, errno, "sendmsg on fd %d (the daemon's handoff socket)", channel);
   if (n != 1) return crib_fail(err, 0, "sendmsg on fd %d sent %zd bytes, expected 1", channel, n);
   return 0;

@@ -1,5 +1,7 @@
 #include "sync.h"
 
+#include "crib-fd-passing.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,26 +15,7 @@ int crib_sync_pair(int fds[2], crib_err *err) {
 }
 
 static int send_msg(int fd, const crib_sync_msg *m, int pass_fd, crib_err *err) {
-  struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof *m};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (pass_fd >= 0) {
-    memset(&u, 0, sizeof u);
-    mh.msg_control = u.buf;
-    mh.msg_controllen = sizeof u.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-  }
-  ssize_t n;
-  do n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return crib_fail(err, errno, "sync socket: send");
+  if (crib_send_with_fd(fd, m, sizeof *m, pass_fd) < 0) return crib_fail(err, errno, "sync socket: send");
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "crib-fd-passing.h"
 #include "spec.h"
 
 int crib_pty_open(const char *ptmx_path, int *master, char *slave_path, size_t n, crib_err *err) {
@@ -61,22 +62,7 @@ int crib_console_socket_send(const char *path, int fd, const char *name, crib_er
     close(s);
     return crib_fail(err, e, "connect console socket `%s`", path);
   }
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  memset(&u, 0, sizeof u);
-  struct iovec iov = {.iov_base = (void *)name, .iov_len = strlen(name)};
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                      .msg_controllen = sizeof u.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  ssize_t n;
-  do n = sendmsg(s, &mh, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = crib_send_with_fd(s, name, strlen(name), fd);
   int e = errno;
   close(s);
   if (n < 0) return crib_fail(err, e, "send pty to console socket `%s`", path);
