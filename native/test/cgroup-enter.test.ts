@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeBundle, testTag, type Bundle, type Spec } from './support/runtime-bundle.js';
 import {
-  Runtime, buildHelper, childPids, cribRuntime, hasBinary, leftoverCgroups, mountsUnder, runProcess, waitFor,
+  NOTHING_LEFT, Runtime, buildHelper, cribRuntime, deleteListed, hasBinary, leftovers, runProcess, waitFor,
 } from './support/runtime-runner.js';
 
 let rt: Runtime;
@@ -27,18 +27,15 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const list = JSON.parse((await rt.exec(['list', '--format', 'json'])).stdout) as { id: string }[];
-  for (const c of list) await rt.exec(['delete', '--force', c.id]);
+  const listed = await deleteListed(rt);
   for (const p of reapers) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   await Promise.all(reapers.map((p) => (p.exitCode === null && p.signalCode === null
     ? new Promise((r) => p.on('close', r)) : undefined)));
   for (const b of bundles) await b.remove();
   await rm(helpers, { recursive: true, force: true });
   await rm(rt.root, { recursive: true, force: true });
-  expect(list.map((c) => c.id)).toEqual([]);
-  expect(mountsUnder('/tmp/' + testTag)).toEqual([]);
-  expect(leftoverCgroups()).toEqual([]);
-  expect(childPids()).toEqual([]);
+  expect(listed).toEqual([]);
+  expect(leftovers()).toEqual(NOTHING_LEFT);
 });
 
 /** `[prefix...] crib-runtime create` under the subreaper helper (the container init needs a

@@ -2,8 +2,8 @@
 // crun must give the same observable results inside the container.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
-import { makeBundle, testTag, type Bundle, type Spec } from './support/runtime-bundle.js';
-import { Runtime, childPids, hasBinary, leftoverCgroups, mountsUnder } from './support/runtime-runner.js';
+import { makeBundle, type Bundle, type Spec } from './support/runtime-bundle.js';
+import { NOTHING_LEFT, Runtime, hasBinary, leftovers } from './support/runtime-runner.js';
 
 const haveRunc = hasBinary('runc');
 const haveCrun = hasBinary('crun') && hasBinary('unshare');
@@ -21,9 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const b of bundles) await b.remove();
   for (const r of runtimes) await rm(r.root, { recursive: true, force: true });
-  expect(mountsUnder('/tmp/' + testTag)).toEqual([]);
-  expect(leftoverCgroups()).toEqual([]);
-  expect(childPids()).toEqual([]);
+  expect(leftovers()).toEqual(NOTHING_LEFT);
 });
 
 /** What the container sees, with the parts that legitimately differ per run masked out. */

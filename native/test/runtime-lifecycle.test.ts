@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBundle, testTag, type Bundle, type Spec } from './support/runtime-bundle.js';
 import {
-  Runtime, alive, buildHelper, childPids, cribRuntime, leftoverCgroups, mountsUnder, runProcess, waitFor,
+  NOTHING_LEFT, Runtime, alive, buildHelper, cribRuntime, deleteListed, leftoverCgroups, leftovers, mountsUnder, runProcess,
+  waitFor,
 } from './support/runtime-runner.js';
 
 let rt: Runtime;
@@ -29,17 +30,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const r of reapers) if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
-  const list = JSON.parse((await rt.exec(['list', '--format', 'json'])).stdout) as { id: string }[];
-  for (const c of list) await rt.exec(['delete', '--force', c.id]);
+  const listed = await deleteListed(rt);
   await Promise.all(reapers.map((r) => r.done));
   for (const b of bundles) await b.remove();
   await rm(helpers, { recursive: true, force: true });
   await rm(rt.root, { recursive: true, force: true });
   // Every test deletes what it made: anything still listed here leaked.
-  expect(list.map((c) => c.id)).toEqual([]);
-  expect(mountsUnder('/tmp/' + testTag)).toEqual([]);
-  expect(leftoverCgroups()).toEqual([]);
-  expect(childPids()).toEqual([]);
+  expect(listed).toEqual([]);
+  expect(leftovers()).toEqual(NOTHING_LEFT);
 });
 
 /** `crib-runtime create` run under the subreaper helper; reports arrive on its fd 3. */

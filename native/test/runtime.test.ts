@@ -5,8 +5,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeBundle, testTag, type Bundle, type Spec } from './support/runtime-bundle.js';
-import { Runtime, childPids, leftoverCgroups, mountsUnder, type RunResult } from './support/runtime-runner.js';
+import { makeBundle, type Bundle, type Spec } from './support/runtime-bundle.js';
+import { NOTHING_LEFT, Runtime, deleteListed, leftovers, type RunResult } from './support/runtime-runner.js';
 
 let rt: Runtime;
 const bundles: Bundle[] = [];
@@ -18,15 +18,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   try { execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' }); } catch { /* not made */ }
-  const list = JSON.parse((await rt.exec(['list', '--format', 'json'])).stdout) as { id: string }[];
-  for (const c of list) await rt.exec(['delete', '--force', c.id]);
+  const listed = await deleteListed(rt);
   for (const b of bundles) await b.remove();
   await rm(rt.root, { recursive: true, force: true });
   // Leak check: `run` removed every container; nothing of ours mounted, no cgroups, no children.
-  expect(list.map((c) => c.id)).toEqual([]);
-  expect(mountsUnder('/tmp/' + testTag)).toEqual([]);
-  expect(leftoverCgroups()).toEqual([]);
-  expect(childPids()).toEqual([]);
+  expect(listed).toEqual([]);
+  expect(leftovers()).toEqual(NOTHING_LEFT);
 });
 
 /** Run `sh -c script` in a fresh container; the bundle is kept for inspection until afterAll. */

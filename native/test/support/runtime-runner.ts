@@ -128,3 +128,19 @@ export function childPids(): number[] {
   }
   return out;
 }
+
+/** Force-deletes every container `rt` still lists; returns their ids (each one a test's leak). */
+export async function deleteListed(rt: Runtime): Promise<string[]> {
+  const list = JSON.parse((await rt.exec(['list', '--format', 'json'])).stdout) as { id: string }[];
+  for (const c of list) await rt.exec(['delete', '--force', c.id]);
+  return list.map((c) => c.id);
+}
+
+/**
+ * What a runtime test file must not leave behind once its bundles are removed: mounts under its
+ * temp dirs, cgroups named for it, child processes. Expect it to equal NOTHING_LEFT.
+ */
+export function leftovers(): { mounts: string[]; cgroups: string[]; children: number[] } {
+  return { mounts: mountsUnder('/tmp/' + testTag), cgroups: leftoverCgroups(), children: childPids() };
+}
+export const NOTHING_LEFT = { mounts: [], cgroups: [], children: [] };
