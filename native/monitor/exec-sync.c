@@ -205,7 +205,7 @@ int run_exec_sync(const struct exec_sync_opts *o) {
   json_buf_printf(&b, ", \"timedOut\": %s, \"truncated\": %s}\n", timed_out ? "true" : "false",
                   truncated ? "true" : "false");
   int rc = 0;
-  if (b.data == NULL || write_all(1, b.data, b.len) < 0) {
+  if (b.data == NULL || crib_write_all(1, b.data, b.len) < 0) {
     crib_fail(&err, errno, "write result to stdout");
     crib_err_print(MONITOR_PROG, &err);
     rc = 1;

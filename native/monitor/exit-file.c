@@ -36,7 +36,7 @@ int exit_file_write(const char *path, int wait_status, bool oom_killed, crib_err
     return crib_fail(err, ENAMETOOLONG, "exit file path `%s`", path);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return crib_fail(err, errno, "open `%s`", tmp);
-  if (write_all(fd, body, (size_t)n) < 0 || fsync(fd) < 0) {
+  if (crib_write_all(fd, body, (size_t)n) < 0 || fsync(fd) < 0) {
     int e = errno;
     close(fd);
     unlink(tmp);

@@ -87,7 +87,7 @@ static void emit(struct log_writer *lw, int stream, char tag, const char *conten
   n += len;
   lw->rec[n++] = '\n';
   /* A failed write (disk full, fd gone) loses this record; the container must not stall on it. */
-  if (lw->fd >= 0) write_all(lw->fd, lw->rec, n);
+  if (lw->fd >= 0) crib_write_all(lw->fd, lw->rec, n);
 }
 
 void log_writer_write(struct log_writer *lw, int stream, const char *data, size_t len) {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "crib-error.h"
+#include "crib-io.h"
 
 #define MONITOR_PROG "crib-monitor"
 
@@ -47,7 +48,6 @@ struct exec_sync_opts {
 };
 
 /* fd-util.c */
-int write_all(int fd, const void *buf, size_t len);
 int set_nonblock(int fd, crib_err *err);
 int set_cloexec(int fd, crib_err *err);
 int devnull_stdio(crib_err *err);

@@ -12,7 +12,7 @@ void sync_report_pid(int fd, pid_t pid, pid_t monitor_pid) {
   char line[96];
   int n = snprintf(line, sizeof line, "{\"pid\": %d, \"monitorPid\": %d}\n", (int)pid,
                    (int)monitor_pid);
-  write_all(fd, line, (size_t)n);
+  crib_write_all(fd, line, (size_t)n);
   close(fd);
 }
 
@@ -22,7 +22,7 @@ void sync_report_error(int fd, const char *message) {
   json_buf_append(&b, "{\"pid\": -1, \"message\": ", 23);
   json_buf_string(&b, message, strlen(message));
   json_buf_append(&b, "}\n", 2);
-  if (b.data) write_all(fd, b.data, b.len);
+  if (b.data) crib_write_all(fd, b.data, b.len);
   json_buf_free(&b);
   close(fd);
 }

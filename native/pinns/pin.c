@@ -28,20 +28,6 @@ int pinns_path(char *buf, size_t size, const char *dir, const char *name, crib_e
   return 0;
 }
 
-int pinns_write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 long pinns_read_all(int fd, void *buf, size_t len) {
   char *p = buf;
   size_t got = 0;
@@ -160,7 +146,7 @@ int pinns_pin(const struct pin_opts *opts, crib_err *err) {
     if (close(pipefd[0]) < 0) crib_fail(&cerr, errno, "close pipe");
     else if (child_setup(opts, &cerr) == 0) _exit(0);
     /* The parent reads EOF and reports a dead child if even this write fails. */
-    (void)pinns_write_all(pipefd[1], &cerr, sizeof cerr);
+    (void)crib_write_all(pipefd[1], &cerr, sizeof cerr);
     _exit(1);
   }
   int closed = close(pipefd[1]);

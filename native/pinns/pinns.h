@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "crib-error.h"
+#include "crib-io.h"
 
 #define PINNS_PROG "crib-pinns"
 #define PINNS_MAX_SYSCTLS 128
@@ -54,9 +55,8 @@ int pinns_netns_exec(const char *file, char *const argv[], crib_err *err);
  * hand the connected socket to the daemon over fd 3 (SCM_RIGHTS). */
 int pinns_port_forward(const char *file, const char *port, crib_err *err);
 
-/* Full read/write loops over a pipe. */
-int pinns_write_all(int fd, const void *buf, size_t len);
-/* Returns the number of bytes read (< len only at EOF), or -1. */
+/* A full read loop over a pipe: the number of bytes read (< len only at EOF), or -1. Writes use
+ * crib_write_all (crib-io.h). */
 long pinns_read_all(int fd, void *buf, size_t len);
 
 #endif

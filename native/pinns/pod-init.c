@@ -29,7 +29,7 @@ static void report(int fd, int type, int pid, const crib_err *err) {
   m.pid = pid;
   if (err != NULL) m.err = *err;
   /* Nothing more can be done if the parent is gone. */
-  (void)pinns_write_all(fd, &m, sizeof m);
+  (void)crib_write_all(fd, &m, sizeof m);
 }
 
 static _Noreturn void init_loop(int report_fd) {

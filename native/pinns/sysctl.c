@@ -61,7 +61,7 @@ int pinns_sysctl_apply(const char *assignment, crib_err *err) {
   const char *value = eq + 1;
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return crib_fail(err, errno, "sysctl %s: open `%s`", key, path);
-  if (pinns_write_all(fd, value, strlen(value)) < 0) {
+  if (crib_write_all(fd, value, strlen(value)) < 0) {
     int saved = errno;
     (void)close(fd); /* reporting the write failure */
     return crib_fail(err, saved, "sysctl %s: write `%s`", key, value);

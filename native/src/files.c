@@ -1,5 +1,7 @@
 #include "files.h"
 
+#include "crib-io.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,16 +17,10 @@ int crib_write_file(const char *path, const char *buf, size_t len, int flags, mo
                     crib_err *err) {
   int fd = open(path, O_WRONLY | O_CLOEXEC | flags, mode);
   if (fd < 0) return crib_fail(err, errno, "open `%s`", path);
-  size_t off = 0;
-  while (off < len) {
-    ssize_t n = write(fd, buf + off, len - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      return crib_fail(err, e, "write `%s`", path);
-    }
-    off += (size_t)n;
+  if (crib_write_all(fd, buf, len) < 0) {
+    int e = errno;
+    close(fd);
+    return crib_fail(err, e, "write `%s`", path);
   }
   if (close(fd) < 0) return crib_fail(err, errno, "close `%s`", path);
   return 0;
@@ -57,17 +53,11 @@ int crib_write_file_atomic(const char *path, const char *buf, size_t len, crib_e
     return crib_fail(err, ENAMETOOLONG, "temp name for `%s`", path);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return crib_fail(err, errno, "open `%s`", tmp);
-  size_t off = 0;
-  while (off < len) {
-    ssize_t n = write(fd, buf + off, len - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      unlink(tmp);
-      return crib_fail(err, e, "write `%s`", tmp);
-    }
-    off += (size_t)n;
+  if (crib_write_all(fd, buf, len) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    return crib_fail(err, e, "write `%s`", tmp);
   }
   /* No fsync: runtime state lives on /run (tmpfs) and means nothing after a reboot, when
    * every container is gone anyway; the rename alone keeps readers from torn files. On a
