@@ -6,12 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int write_ll(const char *dir, const char *file, long long v, crib_err *err) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "%lld", v);
-  return crib_cgi_write(dir, file, buf, err);
-}
-
 /* v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every moment, so raising the
  * limit above the current memsw must write memsw first, and lowering memsw below the current
  * limit must write the limit first. */
@@ -48,17 +42,17 @@ static int apply_memory(const crib_cgroup *cg, json_t *mem, crib_err *err) {
     long long current_memsw = strtoll(cur, NULL, 10);
     long long new_limit = limit == -1 ? LLONG_MAX : limit;
     if (has_limit && new_limit > current_memsw) {
-      if (write_ll(dir, "memory.memsw.limit_in_bytes", swap, err) < 0) return -1;
-      if (write_ll(dir, "memory.limit_in_bytes", limit, err) < 0) return -1;
+      if (crib_cgi_write_ll(dir, "memory.memsw.limit_in_bytes", swap, err) < 0) return -1;
+      if (crib_cgi_write_ll(dir, "memory.limit_in_bytes", limit, err) < 0) return -1;
     } else {
-      if (has_limit && write_ll(dir, "memory.limit_in_bytes", limit, err) < 0) return -1;
-      if (write_ll(dir, "memory.memsw.limit_in_bytes", swap, err) < 0) return -1;
+      if (has_limit && crib_cgi_write_ll(dir, "memory.limit_in_bytes", limit, err) < 0) return -1;
+      if (crib_cgi_write_ll(dir, "memory.memsw.limit_in_bytes", swap, err) < 0) return -1;
     }
-  } else if (has_limit && write_ll(dir, "memory.limit_in_bytes", limit, err) < 0) {
+  } else if (has_limit && crib_cgi_write_ll(dir, "memory.limit_in_bytes", limit, err) < 0) {
     return -1;
   }
-  if (has_res && write_ll(dir, "memory.soft_limit_in_bytes", reservation, err) < 0) return -1;
-  if (has_swappiness && write_ll(dir, "memory.swappiness", swappiness, err) < 0) return -1;
+  if (has_res && crib_cgi_write_ll(dir, "memory.soft_limit_in_bytes", reservation, err) < 0) return -1;
+  if (has_swappiness && crib_cgi_write_ll(dir, "memory.swappiness", swappiness, err) < 0) return -1;
   if (json_is_boolean(oom) &&
       crib_cgi_write(dir, "memory.oom_control", json_is_true(oom) ? "1" : "0", err) < 0)
     return -1;
@@ -80,27 +74,27 @@ static int apply_cpu(const crib_cgroup *cg, json_t *cpu, crib_err *err) {
       has_rt_period) {
     char dir[PATH_MAX];
     if (crib_cgi_v1_dir(cg, "cpu", dir, sizeof dir, err) < 0) return -1;
-    if (has_shares && write_ll(dir, "cpu.shares", shares, err) < 0) return -1;
+    if (has_shares && crib_cgi_write_ll(dir, "cpu.shares", shares, err) < 0) return -1;
     if (quota < 0) quota = -1;
     if (has_period) {
       /* The kernel checks quota/period against each other: a new period can be refused with
        * the old quota in place, in which case the quota goes first. */
       crib_err first;
-      if (write_ll(dir, "cpu.cfs_period_us", period, &first) < 0) {
+      if (crib_cgi_write_ll(dir, "cpu.cfs_period_us", period, &first) < 0) {
         if (first.errnum != EINVAL || !has_quota) {
           *err = first;
           return -1;
         }
-        if (write_ll(dir, "cpu.cfs_quota_us", quota, err) < 0) return -1;
-        if (write_ll(dir, "cpu.cfs_period_us", period, err) < 0) return -1;
+        if (crib_cgi_write_ll(dir, "cpu.cfs_quota_us", quota, err) < 0) return -1;
+        if (crib_cgi_write_ll(dir, "cpu.cfs_period_us", period, err) < 0) return -1;
         has_quota = false;
       }
     }
-    if (has_quota && write_ll(dir, "cpu.cfs_quota_us", quota, err) < 0) return -1;
-    if (has_burst && write_ll(dir, "cpu.cfs_burst_us", burst, err) < 0) return -1;
-    if (has_idle && write_ll(dir, "cpu.idle", idle, err) < 0) return -1;
-    if (has_rt_period && write_ll(dir, "cpu.rt_period_us", rt_period, err) < 0) return -1;
-    if (has_rt_runtime && write_ll(dir, "cpu.rt_runtime_us", rt_runtime, err) < 0) return -1;
+    if (has_quota && crib_cgi_write_ll(dir, "cpu.cfs_quota_us", quota, err) < 0) return -1;
+    if (has_burst && crib_cgi_write_ll(dir, "cpu.cfs_burst_us", burst, err) < 0) return -1;
+    if (has_idle && crib_cgi_write_ll(dir, "cpu.idle", idle, err) < 0) return -1;
+    if (has_rt_period && crib_cgi_write_ll(dir, "cpu.rt_period_us", rt_period, err) < 0) return -1;
+    if (has_rt_runtime && crib_cgi_write_ll(dir, "cpu.rt_runtime_us", rt_runtime, err) < 0) return -1;
   }
 
   const char *cpus = crib_cgi_str(cpu, "cpus"), *mems = crib_cgi_str(cpu, "mems");
@@ -121,24 +115,14 @@ static int apply_pids(const crib_cgroup *cg, json_t *pids, crib_err *err) {
   char dir[PATH_MAX];
   if (crib_cgi_v1_dir(cg, "pids", dir, sizeof dir, err) < 0) return -1;
   if (limit <= 0) return crib_cgi_write(dir, "pids.max", "max", err);
-  return write_ll(dir, "pids.max", limit, err);
+  return crib_cgi_write_ll(dir, "pids.max", limit, err);
 }
 
 static int apply_hugetlb(const crib_cgroup *cg, json_t *limits, crib_err *err) {
   if (json_array_size(limits) == 0) return 0;
   char dir[PATH_MAX];
   if (crib_cgi_v1_dir(cg, "hugetlb", dir, sizeof dir, err) < 0) return -1;
-  size_t i;
-  json_t *entry;
-  json_array_foreach(limits, i, entry) {
-    long long limit = 0;
-    crib_cgi_int(entry, "limit", &limit);
-    char file[NAME_MAX + 1];
-    if (!CRIB_CGI_FMT(file, "hugetlb.%s.limit_in_bytes", crib_cgi_str(entry, "pageSize")))
-      return crib_fail(err, ENAMETOOLONG, "hugepage size %s", crib_cgi_str(entry, "pageSize"));
-    if (write_ll(dir, file, limit, err) < 0) return -1;
-  }
-  return 0;
+  return crib_cgi_write_hugetlb(dir, limits, "limit_in_bytes", err);
 }
 
 /* "major:minor <suffix>" lines into file, one write per device. */
@@ -169,10 +153,10 @@ static int apply_blkio(const crib_cgroup *cg, json_t *blkio, crib_err *err) {
     if (!bfq && !crib_cgi_exists(dir, "blkio.weight"))
       return crib_fail(err, ENOENT, "blkio weight %lld: %s has neither blkio.weight nor "
                                     "blkio.bfq.weight (no CFQ or BFQ I/O scheduler)", weight, dir);
-    if (write_ll(dir, bfq ? "blkio.bfq.weight" : "blkio.weight", weight, err) < 0) return -1;
+    if (crib_cgi_write_ll(dir, bfq ? "blkio.bfq.weight" : "blkio.weight", weight, err) < 0) return -1;
   }
   if (crib_cgi_int(blkio, "leafWeight", &leaf) && leaf != 0 &&
-      write_ll(dir, "blkio.leaf_weight", leaf, err) < 0)
+      crib_cgi_write_ll(dir, "blkio.leaf_weight", leaf, err) < 0)
     return -1;
   json_t *wd = json_object_get(blkio, "weightDevice");
   if (write_device_lines(dir, bfq ? "blkio.bfq.weight_device" : "blkio.weight_device", wd,
@@ -225,7 +209,7 @@ static int apply_network(const crib_cgroup *cg, json_t *net, crib_err *err) {
   long long classid;
   if (crib_cgi_int(net, "classID", &classid)) {
     if (crib_cgi_v1_dir(cg, "net_cls", dir, sizeof dir, err) < 0) return -1;
-    if (write_ll(dir, "net_cls.classid", classid, err) < 0) return -1;
+    if (crib_cgi_write_ll(dir, "net_cls.classid", classid, err) < 0) return -1;
   }
   json_t *prios = json_object_get(net, "priorities");
   if (json_array_size(prios) == 0) return 0;

@@ -7,16 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int write_ll(const char *dir, const char *file, long long v, crib_err *err) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "%lld", v);
-  return crib_cgi_write(dir, file, buf, err);
-}
-
 /* -1 (and any negative) is "no limit", spelled "max" on v2. */
 static int write_max(const char *dir, const char *file, long long v, crib_err *err) {
   if (v < 0) return crib_cgi_write(dir, file, "max", err);
-  return write_ll(dir, file, v, err);
+  return crib_cgi_write_ll(dir, file, v, err);
 }
 
 static bool in_unified(json_t *res, const char *file) {
@@ -86,7 +80,7 @@ static int apply_cpu(const char *dir, json_t *res, json_t *cpu, crib_err *err) {
   bool has_quota = crib_cgi_int(cpu, "quota", &quota) && quota != 0;
   bool has_period = crib_cgi_int(cpu, "period", &period) && period > 0;
   if (has_shares && !in_unified(res, "cpu.weight") &&
-      write_ll(dir, "cpu.weight", shares_to_weight(shares), err) < 0)
+      crib_cgi_write_ll(dir, "cpu.weight", shares_to_weight(shares), err) < 0)
     return -1;
   if (has_quota || has_period) {
     /* cpu.max holds both; the half not being changed keeps its current value. */
@@ -109,9 +103,9 @@ static int apply_cpu(const char *dir, json_t *res, json_t *cpu, crib_err *err) {
     snprintf(value + used, sizeof value - used, " %lld", has_period ? period : cur_period);
     if (crib_cgi_write(dir, "cpu.max", value, err) < 0) return -1;
   }
-  if (crib_cgi_int(cpu, "burst", &burst) && write_ll(dir, "cpu.max.burst", burst, err) < 0)
+  if (crib_cgi_int(cpu, "burst", &burst) && crib_cgi_write_ll(dir, "cpu.max.burst", burst, err) < 0)
     return -1;
-  if (crib_cgi_int(cpu, "idle", &idle) && write_ll(dir, "cpu.idle", idle, err) < 0) return -1;
+  if (crib_cgi_int(cpu, "idle", &idle) && crib_cgi_write_ll(dir, "cpu.idle", idle, err) < 0) return -1;
   long long rt;
   if ((crib_cgi_int(cpu, "realtimeRuntime", &rt) && rt != 0) ||
       (crib_cgi_int(cpu, "realtimePeriod", &rt) && rt != 0))
@@ -122,20 +116,6 @@ static int apply_cpu(const char *dir, json_t *res, json_t *cpu, crib_err *err) {
     return -1;
   if (mems != NULL && *mems != '\0' && crib_cgi_write(dir, "cpuset.mems", mems, err) < 0)
     return -1;
-  return 0;
-}
-
-static int apply_hugetlb(const char *dir, json_t *limits, crib_err *err) {
-  size_t i;
-  json_t *entry;
-  json_array_foreach(limits, i, entry) {
-    long long limit = 0;
-    crib_cgi_int(entry, "limit", &limit);
-    char file[NAME_MAX + 1];
-    if (!CRIB_CGI_FMT(file, "hugetlb.%s.max", crib_cgi_str(entry, "pageSize")))
-      return crib_fail(err, ENAMETOOLONG, "hugepage size %s", crib_cgi_str(entry, "pageSize"));
-    if (write_ll(dir, file, limit, err) < 0) return -1;
-  }
   return 0;
 }
 
@@ -153,7 +133,7 @@ static int apply_io(const char *dir, json_t *blkio, crib_err *err) {
   const char *weight_file = bfq ? "io.bfq.weight" : "io.weight";
   long long weight;
   if (crib_cgi_int(blkio, "weight", &weight) && weight != 0 &&
-      write_ll(dir, weight_file, bfq ? weight : blkio_to_io_weight(weight), err) < 0)
+      crib_cgi_write_ll(dir, weight_file, bfq ? weight : blkio_to_io_weight(weight), err) < 0)
     return -1;
   size_t i;
   json_t *entry;
@@ -204,7 +184,7 @@ int crib_cgi_apply_v2(const crib_cgroup *cg, json_t *res, crib_err *err) {
   if (crib_cgi_int(json_object_get(res, "pids"), "limit", &pids) &&
       write_max(dir, "pids.max", pids <= 0 ? -1 : pids, err) < 0)
     return -1;
-  if (apply_hugetlb(dir, json_object_get(res, "hugepageLimits"), err) < 0) return -1;
+  if (crib_cgi_write_hugetlb(dir, json_object_get(res, "hugepageLimits"), "max", err) < 0) return -1;
   if (apply_io(dir, json_object_get(res, "blockIO"), err) < 0) return -1;
   json_t *net = json_object_get(res, "network");
   if (json_object_get(net, "classID") != NULL || json_array_size(json_object_get(net, "priorities")))

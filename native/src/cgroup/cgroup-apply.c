@@ -184,3 +184,17 @@ int crib_cg_apply(const crib_cgroup *cg, json_t *resources, crib_err *err) {
   if (rc < 0) crib_err_wrap(err, "apply resources to cgroup %s", cg->path);
   return rc;
 }
+
+int crib_cgi_write_hugetlb(const char *dir, json_t *limits, const char *suffix, crib_err *err) {
+  size_t i;
+  json_t *entry;
+  json_array_foreach(limits, i, entry) {
+    long long limit = 0;
+    crib_cgi_int(entry, "limit", &limit);
+    char file[NAME_MAX + 1];
+    if (!CRIB_CGI_FMT(file, "hugetlb.%s.%s", crib_cgi_str(entry, "pageSize"), suffix))
+      return crib_fail(err, ENAMETOOLONG, "hugepage size %s", crib_cgi_str(entry, "pageSize"));
+    if (crib_cgi_write_ll(dir, file, limit, err) < 0) return -1;
+  }
+  return 0;
+}

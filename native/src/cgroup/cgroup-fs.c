@@ -28,6 +28,12 @@ int crib_cgi_write(const char *dir, const char *file, const char *value, crib_er
   return 0;
 }
 
+int crib_cgi_write_ll(const char *dir, const char *file, long long value, crib_err *err) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%lld", value);
+  return crib_cgi_write(dir, file, buf, err);
+}
+
 int crib_cgi_read(const char *dir, const char *file, char *buf, size_t cap, crib_err *err) {
   char path[PATH_MAX];
   if (!CRIB_CGI_FMT(path, "%s/%s", dir, file))

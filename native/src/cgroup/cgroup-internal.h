@@ -17,6 +17,8 @@
 /* Write value to dir/file (no O_CREAT: a missing file means the kernel lacks the knob).
  * Fails with `open/write <dir>/<file> "<value>": <strerror>`. */
 int crib_cgi_write(const char *dir, const char *file, const char *value, crib_err *err);
+/* crib_cgi_write of a number. */
+int crib_cgi_write_ll(const char *dir, const char *file, long long value, crib_err *err);
 
 /* Read dir/file into buf (cap bytes), NUL-terminated, trailing newline removed. */
 int crib_cgi_read(const char *dir, const char *file, char *buf, size_t cap, crib_err *err);
@@ -66,6 +68,9 @@ int crib_cgi_procs_dir(const crib_cgroup *cg, char *out, size_t cap, crib_err *e
  * been type-checked by crib_cg_apply. */
 int crib_cgi_apply_v1(const crib_cgroup *cg, json_t *resources, crib_err *err);
 int crib_cgi_apply_v2(const crib_cgroup *cg, json_t *resources, crib_err *err);
+/* linux.resources.hugepageLimits into dir/hugetlb.<pageSize>.<suffix> (v1 "limit_in_bytes",
+ * v2 "max"). */
+int crib_cgi_write_hugetlb(const char *dir, json_t *limits, const char *suffix, crib_err *err);
 
 /* Typed reads of OCI JSON. *present says whether key was there (null counts as absent); a value
  * of the wrong type fails naming "<where>.<key>". */
