@@ -11,9 +11,10 @@ if [ "${1:-}" = "--test" ]; then
   # every test image; runc/crun: reference runtimes for differential tests; apache2-utils for
   # htpasswd; openssl for test certificates; curl for network tests; Go and spdystream for the
   # SPDY interop test; the reference CNI plugins for the CNI backend's tests; strace to check
-  # which cgroup files the runtime writes.
+  # which cgroup files the runtime writes; libcap2-bin (getcap) to check an unpacked layer kept
+  # a file capability.
   need+=(docker-registry busybox-static runc crun apache2-utils openssl curl golang-go golang-github-docker-spdystream-dev
-    containernetworking-plugins strace)
+    containernetworking-plugins strace libcap2-bin)
 fi
 
 missing=()

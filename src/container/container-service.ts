@@ -214,7 +214,7 @@ export class ContainerService {
     const cleaner = new Cleaner(clog);
     cleaner.add('remove record', () => this.store.remove(id));
     try {
-      await mkdir(paths.bundle, { recursive: true, mode: 0o711 });
+      await mkdir(paths.bundle, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove container dir', () => rm(dir, { recursive: true, force: true }));
       const snapshots = this.images.snapshots;
       await snapshots.prepare(id, image.chainId);

@@ -1,7 +1,7 @@
 // The crib daemon: owns the root lock, the components, and the gRPC server on the CRI socket.
 // Start-up order matters: lock first (two daemons on one root would corrupt state), then
 // recover state from disk, then listen — kubelet must never see a half-recovered runtime.
-import { access, constants, mkdir, unlink } from 'node:fs/promises';
+import { access, chown, constants, mkdir, unlink } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { CribConfig } from '../config/config.js';
 import { log } from '../log.js';
@@ -29,7 +29,8 @@ import { StreamingServer } from '../streaming/server/streaming-server.js';
 import { ContainerStreams } from '../streaming/server/container-streams.js';
 import { join } from 'node:path';
 import { RootLock } from './root-lock.js';
-import { bindGrpc, unixSocketPath, type GrpcListener } from './grpc-listener.js';
+import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
+import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
 
 export class Daemon {
   private lock: RootLock | undefined;
@@ -58,10 +59,19 @@ export class Daemon {
   async start(): Promise<void> {
     const { config } = this;
     log.level = config.log_level;
-    await mkdir(config.root, { recursive: true, mode: 0o711 });
-    await mkdir(config.state, { recursive: true, mode: 0o711 });
+    // Private from the first moment: a new install is made tight, an old one tightened before
+    // anything else is created in it (see private-dirs.ts).
+    const socketGroup = config.grpc.socket_group;
+    const stateAccess = stateDirAccess(config.state, unixSocketPath(config.grpc.address),
+      socketGroup === undefined ? undefined : groupId(socketGroup));
+    await mkdir(config.root, { recursive: true, mode: PRIVATE.mode });
+    const madeState = await mkdir(config.state, { recursive: true, mode: stateAccess.mode });
+    if (madeState !== undefined && stateAccess.gid !== undefined) {
+      await chown(config.state, process.geteuid?.() ?? 0, stateAccess.gid);
+    }
     this.lock = RootLock.acquire(config.root);
     try {
+      await tightenInstall({ root: config.root, state: config.state, stateAccess, log });
       this.images = await ImageService.open(config);
       this.network = await this.openNetwork();
       const runtimes = new Map<string, OciRuntime>();

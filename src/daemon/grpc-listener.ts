@@ -32,7 +32,8 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-function groupId(group: string | number): number {
+/** The gid of grpc.socket_group (a name or a number). */
+export function groupId(group: string | number): number {
   if (typeof group === 'number') return group;
   if (/^\d+$/.test(group)) return Number(group);
   const line = execFileSync('getent', ['group', group], { encoding: 'utf8' }).trim();

@@ -1,6 +1,6 @@
 // The files every container of a pod shares: /etc/hosts, /etc/resolv.conf, /etc/hostname and
 // the /dev/shm tmpfs. Written once per pod; containers bind-mount them.
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig.js';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
@@ -43,11 +43,19 @@ function resolvConf(dns: DNSConfig__Output): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Copy a node file for the pod: the copy is 0644 whatever the node's file (copyFile keeps its
+ * mode, and a node's resolv.conf may well be 0755 or group-writable). */
+async function copyHostFile(from: string, to: string): Promise<void> {
+  await copyFile(from, to);
+  await chmod(to, 0o644);
+}
+
 export async function writePodFiles(
   dir: string,
   opts: { hostname: string; ip?: string; dns?: DNSConfig__Output | null; hostNetwork: boolean; hostIpc: boolean },
 ): Promise<PodFiles> {
-  await mkdir(dir, { recursive: true, mode: 0o711 });
+  // Private: shm/ is a 1777 tmpfs the pod's containers share; a host user must not reach it.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const files: PodFiles = {
     hostsPath: join(dir, 'hosts'),
     resolvPath: join(dir, 'resolv.conf'),
@@ -55,13 +63,13 @@ export async function writePodFiles(
     shmPath: opts.hostIpc ? '/dev/shm' : join(dir, 'shm'),
   };
   // Host-network pods see the node's names, as with containerd.
-  if (opts.hostNetwork) await copyFile('/etc/hosts', files.hostsPath);
+  if (opts.hostNetwork) await copyHostFile('/etc/hosts', files.hostsPath);
   else await writeFile(files.hostsPath, hostsFile(opts.hostname, opts.ip), { mode: 0o644 });
   const dns = opts.dns;
   if (dns && (dns.servers.length || dns.searches.length || dns.options.length)) {
     await writeFile(files.resolvPath, resolvConf(dns), { mode: 0o644 });
   } else {
-    await copyFile('/etc/resolv.conf', files.resolvPath).catch(async (err: unknown) => {
+    await copyHostFile('/etc/resolv.conf', files.resolvPath).catch(async (err: unknown) => {
       if (errnoCode(err) !== 'ENOENT') throw err;
       await writeFile(files.resolvPath, '', { mode: 0o644 });
     });

@@ -142,7 +142,7 @@ export class SandboxService {
     cleaner.add('remove record', () => this.store.remove(id));
     try {
       if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 });
-      await mkdir(dir, { recursive: true, mode: 0o711 });
+      await mkdir(dir, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove pod dir', () => rm(dir, { recursive: true, force: true }));
       const sysctls = config.linux?.sysctls ?? {};
       const pinned = await pinPodNamespaces({

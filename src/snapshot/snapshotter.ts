@@ -93,7 +93,8 @@ export class Snapshotter {
 
   /** Create the dirs and load every record from disk. Call once at start-up. */
   async load(): Promise<void> {
-    await mkdir(this.activeDir, { recursive: true, mode: 0o711 });
+    // Private (daemon/private-dirs.ts): layers hold setuid binaries and world-writable dirs.
+    await mkdir(this.activeDir, { recursive: true, mode: 0o700 });
     this.committed.clear();
     this.active.clear();
     for (const name of await readdir(this.dir)) {
@@ -176,7 +177,8 @@ export class Snapshotter {
     const tmp = join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
     const fs = join(tmp, 'fs');
     try {
-      await mkdir(fs, { recursive: true, mode: 0o755 });
+      await mkdir(tmp, { mode: 0o700 });
+      await mkdir(fs, { mode: 0o755 });
       const info = (await unpack(fs)) ?? {};
       if (info.diffId !== undefined) {
         const got = chainIdOf(parent, info.diffId);
@@ -234,9 +236,11 @@ export class Snapshotter {
     this.active.set(key, rec);
     const tmp = join(this.activeDir, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
     try {
-      await mkdir(join(tmp, 'fs'), { recursive: true });
+      await mkdir(tmp, { mode: 0o700 });
+      // fs/ is the upper dir: its mode is the mode of the container's "/".
+      await mkdir(join(tmp, 'fs'));
       await chmod(join(tmp, 'fs'), 0o755);
-      await mkdir(join(tmp, 'work'));
+      await mkdir(join(tmp, 'work'), { mode: 0o700 });
       if (chainId === undefined) await mkdir(join(tmp, 'empty'));
       await writeJsonAtomic(join(tmp, RECORD), rec);
       await rename(tmp, join(this.activeDir, key));
