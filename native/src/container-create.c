@@ -94,32 +94,52 @@ static int converse(create_run *r, json_t *spec, const crib_create_opts *o, cons
   }
 }
 
-/* The device rules to apply: the spec's, then access to the nodes every container gets (and
- * to linux.devices), as runc adds them; without these a deny-all spec breaks /dev. */
-static json_t *device_rules(json_t *linux_) {
-  json_t *res = json_object_get(linux_, "resources");
-  json_t *out = res ? json_deep_copy(res) : json_object();
-  json_t *rules = json_object_get(out, "devices");
-  if (!json_is_array(rules)) return out; /* no device policy asked for: leave the cgroup alone */
+/* The device rules, as {"devices": [...]} in *out, or *out NULL when the spec asks for no
+ * device policy (the cgroup then keeps what it inherits). The spec's rules come first, then
+ * access to the nodes every container gets, as runc adds them (without these a deny-all spec
+ * breaks /dev): null, zero, full, random, urandom, tty, console, ptmx and pts, the list
+ * containerd and Docker give every container. Not tun/tap (c 10:200): containerd and Docker
+ * dropped it, runc 1.2.0 too (1.2.4 put it back for users who mknod it themselves); a
+ * container that needs it names it as a device. linux.devices get no rule of their own: their
+ * access is what linux.resources.devices says, so a device asked for "r" stays read-only. */
+static int device_rules(json_t *linux_, json_t **out, crib_err *err) {
+  *out = NULL;
+  json_t *rules = json_object_get(json_object_get(linux_, "resources"), "devices");
+  if (!json_is_array(rules)) return 0;
+  rules = json_deep_copy(rules);
+  *out = rules ? json_pack("{s:o}", "devices", rules) : NULL;
+  if (*out == NULL) return crib_fail(err, ENOMEM, "linux.resources.devices: copy the rules");
   static const struct { const char *type; int major, minor; } defaults[] = {
-      {"c", 1, 3}, {"c", 1, 5}, {"c", 1, 7}, {"c", 1, 8}, {"c", 1, 9}, {"c", 5, 0},
-      {"c", 5, 1}, {"c", 5, 2}, {"c", 136, -1}, {"c", 10, 200}};
+      {"c", 1, 3}, {"c", 1, 5}, {"c", 1, 7}, {"c", 1, 8}, {"c", 1, 9},
+      {"c", 5, 0}, {"c", 5, 1}, {"c", 5, 2}, {"c", 136, -1}};
   for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
     json_t *r = json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", defaults[i].type, "major",
                           (json_int_t)defaults[i].major, "access", "rwm");
-    if (defaults[i].minor >= 0) json_object_set_new(r, "minor", json_integer(defaults[i].minor));
-    json_array_append_new(rules, r);
+    if (r != NULL && defaults[i].minor >= 0 &&
+        json_object_set_new(r, "minor", json_integer(defaults[i].minor)) < 0) {
+      json_decref(r);
+      r = NULL;
+    }
+    if (r == NULL || json_array_append_new(rules, r) < 0) {
+      json_decref(*out);
+      *out = NULL;
+      return crib_fail(err, ENOMEM, "linux.resources.devices: add the default rules");
+    }
   }
-  size_t i;
-  json_t *d;
-  json_array_foreach(json_object_get(linux_, "devices"), i, d) {
-    const char *t = crib_json_str(d, "type");
-    json_array_append_new(rules, json_pack("{s:b, s:s, s:I, s:I, s:s}", "allow", 1, "type",
-                                           t && t[0] == 'b' ? "b" : "c", "major",
-                                           (json_int_t)crib_json_int(d, "major", 0), "minor",
-                                           (json_int_t)crib_json_int(d, "minor", 0), "access", "rwm"));
-  }
-  return out;
+  return 0;
+}
+
+/* Enforce the device rules. Called once the child has built the rootfs and parked, before the
+ * container's process can run: the runtime must mknod every linux.devices node (mknod needs
+ * "m" in the device cgroup), and a device given "r" or "rw" must not get "m" for that. runc
+ * also sets device rules only after its init has set up the rootfs. */
+static int apply_device_rules(const create_run *r, json_t *linux_, crib_err *err) {
+  json_t *res;
+  if (device_rules(linux_, &res, err) < 0) return -1;
+  if (res == NULL) return 0;
+  int rc = crib_cg_apply(&r->cg, res, err);
+  json_decref(res);
+  return rc < 0 ? crib_err_wrap(err, "linux.resources.devices") : 0;
 }
 
 static int prepare(const crib_create_opts *o, json_t *spec, crib_state *st, create_run *r,
@@ -136,9 +156,17 @@ static int prepare(const crib_create_opts *o, json_t *spec, crib_state *st, crea
     return crib_err_wrap(err, "linux.cgroupsPath");
   if (crib_cg_create(&r->cg, err) < 0) return -1;
   r->cg_made = true;
-  json_t *res = device_rules(linux_);
-  int applied = crib_cg_apply(&r->cg, res, err);
-  json_decref(res);
+  /* Everything is checked now, devices too; device rules are applied later (apply_device_rules). */
+  json_t *res = json_object_get(linux_, "resources");
+  if (crib_cg_check(res, err) < 0) return crib_err_wrap(err, "linux.resources");
+  json_t *rest = NULL;
+  if (json_is_object(res)) {
+    rest = json_deep_copy(res);
+    if (rest == NULL) return crib_fail(err, ENOMEM, "linux.resources: copy");
+    json_object_del(rest, "devices"); /* -1 when there is none: nothing to remove */
+  }
+  int applied = crib_cg_apply(&r->cg, rest, err);
+  json_decref(rest);
   if (applied < 0) return crib_err_wrap(err, "linux.resources");
   snprintf(st->cgroup, sizeof st->cgroup, "%s", r->cg.path);
   char fifo[PATH_MAX];
@@ -219,6 +247,7 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
     crib_fail(err, 0, "container process did not report its pid");
     goto undo;
   }
+  if (apply_device_rules(&r, json_object_get(spec, "linux"), err) < 0) goto undo;
   if (r.child != r.init) waitpid(r.child, NULL, 0);
   st->pid = r.init;
   if (crib_proc_start_time(st->pid, &st->start_time, NULL) < 0) {

@@ -175,10 +175,15 @@ static int validate(json_t *res, crib_err *err) {
   return 0;
 }
 
-int crib_cg_apply(const crib_cgroup *cg, json_t *resources, crib_err *err) {
+int crib_cg_check(json_t *resources, crib_err *err) {
   if (resources == NULL || json_is_null(resources)) return 0;
   if (!json_is_object(resources)) return crib_fail(err, 0, "linux.resources: expected an object");
-  if (validate(resources, err) < 0) return -1;
+  return validate(resources, err);
+}
+
+int crib_cg_apply(const crib_cgroup *cg, json_t *resources, crib_err *err) {
+  if (resources == NULL || json_is_null(resources)) return 0;
+  if (crib_cg_check(resources, err) < 0) return -1;
   int rc = cg->mode == CRIB_CG_V2 ? crib_cgi_apply_v2(cg, resources, err)
                                   : crib_cgi_apply_v1(cg, resources, err);
   if (rc < 0) crib_err_wrap(err, "apply resources to cgroup %s", cg->path);

@@ -53,6 +53,10 @@ int crib_cg_create(const crib_cgroup *cg, crib_err *err);
  * `open/write <file> "<value>": <strerror>`. Values of 0 mean "unset", as in runc. */
 int crib_cg_apply(const crib_cgroup *cg, json_t *resources, crib_err *err);
 
+/* The type checks crib_cg_apply makes, without writing anything: for a caller that applies
+ * parts of linux.resources at different times and wants every error before the first write. */
+int crib_cg_check(json_t *resources, crib_err *err);
+
 /* Move pid into the cgroup (cgroup.procs in every hierarchy). */
 int crib_cg_enter(const crib_cgroup *cg, pid_t pid, crib_err *err);
 

@@ -34,6 +34,24 @@ describe('containerDevices', () => {
     expect(rules.at(-1)).toEqual({ allow: true, type: 'c', major: 1, minor: 3, access: 'rw' });
   });
 
+  it('gives the node no read or write bit its permissions do not grant', async () => {
+    const hostMode = statSync('/dev/null').mode & 0o777; // 0666
+    const modes: Record<string, number> = {};
+    for (const p of ['r', 'w', 'm', 'rw', 'rm', 'rwm']) {
+      const { devices, rules } = await containerDevices([dev('/dev/null', `/dev/null-${p}`, p)], false);
+      modes[p] = devices[0]!.fileMode!;
+      expect(rules.at(-1)).toEqual({ allow: true, type: 'c', major: 1, minor: 3, access: p });
+    }
+    expect(hostMode).toBe(0o666);
+    expect(modes).toEqual({ r: 0o444, w: 0o222, m: 0, rw: 0o666, rm: 0o444, rwm: 0o666 });
+  });
+
+  it('allows nothing beyond the standard nodes and the named devices: no tun/tap', async () => {
+    const { rules } = await containerDevices([dev('/dev/zero', '/dev/zero', 'r')], false);
+    expect(rules.filter((r) => r.allow && r.type === 'c' && r.major === 10)).toEqual([]);
+    expect(rules.filter((r) => r.allow && r.major === undefined)).toEqual([]);
+  });
+
   it('defaults empty permissions to rwm', async () => {
     const { rules } = await containerDevices([dev('/dev/zero', '/dev/zero', '')], false);
     expect(rules.at(-1)).toEqual({ allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' });

@@ -1,7 +1,11 @@
 // Device nodes and the devices cgroup: deny everything, allow the nodes every container needs
 // (the ones runtimes create themselves), then the CRI devices — each stat'ed on the host for its
-// type and numbers, a directory meaning every device under it. Privileged containers get all
-// host devices and an allow-all rule, as containerd gives them.
+// type and numbers, a directory meaning every device under it — with exactly the access asked
+// for, which also bounds the node's mode: a device asked for "r" has no write bit, so only the
+// cgroup can be what refuses container root (who passes any mode check) and the mode refuses
+// everyone else. Nothing else is allowed: not tun/tap (c 10:200), which containerd, Docker and
+// runc 1.2.0 dropped from their defaults. Privileged containers get all host devices and an
+// allow-all rule, as containerd gives them.
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, errnoCode } from '../../errors.js';
@@ -9,7 +13,8 @@ import type { Device__Output } from '../../gen/runtime/v1/Device.js';
 import { checkCleanPath } from './clean-path.js';
 import type { OciDevice, OciDeviceCgroup } from './oci-types.js';
 
-/** The standard nodes: null, random, full, tty, zero, urandom, console, pts/*, ptmx. */
+/** The standard nodes: null, random, full, tty, zero, urandom, console, pts/*, ptmx (containerd's
+ * WithDefaultUnixDevices list, which no longer has tun/tap). */
 export const DEFAULT_DEVICE_RULES: OciDeviceCgroup[] = [
   { allow: false, access: 'rwm' },
   { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
@@ -69,6 +74,14 @@ function checkPermissions(perms: string, field: string): string {
   return perms;
 }
 
+/** The node's host mode less the read/write bits the access does not grant. */
+function modeFor(hostMode: number, access: string): number {
+  let mode = hostMode;
+  if (!access.includes('r')) mode &= ~0o444;
+  if (!access.includes('w')) mode &= ~0o222;
+  return mode;
+}
+
 export interface DeviceResult {
   devices: OciDevice[];
   rules: OciDeviceCgroup[];
@@ -100,6 +113,7 @@ export async function containerDevices(criDevices: Device__Output[], privileged:
       // A CRI device replaces a host device of the same container path (privileged case).
       const at = devices.findIndex((x) => x.path === dev.path);
       if (at >= 0) devices.splice(at, 1);
+      if (dev.fileMode !== undefined) dev.fileMode = modeFor(dev.fileMode, access);
       devices.push(dev);
       if (!privileged && (dev.type === 'c' || dev.type === 'b')) rules.push({ allow: true, type: dev.type, major: dev.major, minor: dev.minor, access });
     }
