@@ -14,7 +14,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "files.h"
 #include "mounts.h"
 #include "spec.h"
 
@@ -247,24 +246,6 @@ int crib_rootfs_console(const char *slave_path, crib_err *err) {
   if (f >= 0) close(f);
   if (mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0)
     return crib_fail(err, errno, "bind `%s` on /dev/console", slave_path);
-  return 0;
-}
-
-int crib_rootfs_sysctl(json_t *spec, crib_err *err) {
-  const char *key;
-  json_t *val;
-  json_object_foreach(json_object_get(json_object_get(spec, "linux"), "sysctl"), key, val) {
-    if (!json_is_string(val)) return crib_fail(err, 0, "linux.sysctl.%s: expected a string", key);
-    if (strstr(key, "..") || strchr(key, '/') == key)
-      return crib_fail(err, 0, "linux.sysctl: bad key `%s`", key);
-    char path[PATH_MAX];
-    if (!CRIB_FMT(path, "/proc/sys/%s", key)) return crib_fail(err, ENAMETOOLONG, "sysctl `%s`", key);
-    for (char *p = path + 10; *p; p++)
-      if (*p == '.') *p = '/';
-    const char *v = json_string_value(val);
-    if (crib_write_file(path, v, strlen(v), 0, 0, err) < 0)
-      return crib_err_wrap(err, "linux.sysctl `%s`", key);
-  }
   return 0;
 }
 

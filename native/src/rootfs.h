@@ -30,7 +30,4 @@ int crib_rootfs_finish(const crib_rootfs_cfg *c, crib_err *err);
 /* Bind the pty slave onto /dev/console (after pivot). */
 int crib_rootfs_console(const char *slave_path, crib_err *err);
 
-/* linux.sysctl, written under /proc/sys of the container (after pivot). */
-int crib_rootfs_sysctl(json_t *spec, crib_err *err);
-
 #endif
