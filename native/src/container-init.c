@@ -16,6 +16,7 @@
 #include "namespaces.h"
 #include "process.h"
 #include "procfs.h"
+#include "rootfs-dev.h"
 #include "rootfs.h"
 #include "seccomp-filter.h"
 #include "spec.h"
@@ -52,22 +53,20 @@ static int enter_pid_ns_by_fork(int sync_fd, crib_err *err) {
   return 0;
 }
 
-static int setup_terminal(crib_init_ctx *c, crib_err *err) {
-  int master;
-  char slave[64];
-  if (crib_pty_open("/dev/ptmx", &master, slave, sizeof slave, err) < 0)
+static int setup_terminal(crib_init_ctx *c, int proc, crib_err *err) {
+  int master, peer;
+  if (crib_pty_open(proc, &master, &peer, err) < 0)
     return crib_err_wrap(err, "process.terminal (is devpts mounted on /dev/pts?)");
   json_t *process = json_object_get(c->spec, "process");
   if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
-      crib_rootfs_console(slave, err) < 0 ||
+      crib_dev_console(peer, err) < 0 ||
       crib_sync_send(c->sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
     close(master);
+    close(peer);
     return -1;
   }
   close(master);
-  int s = open(slave, O_RDWR | O_CLOEXEC);
-  if (s < 0) return crib_fail(err, errno, "open `%s`", slave);
-  return crib_pty_become_stdio(s, err);
+  return crib_pty_become_stdio(peer, err);
 }
 
 /* Parked until `start` writes a byte into the fifo. Until create confirms (DONE, sent once
@@ -179,7 +178,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
     return -1;
   if (crib_rootfs_pivot(&rc, err) < 0) return -1;
   if (crib_sysctls_apply(spec, proc, err) < 0) return -1;
-  if (c->terminal && setup_terminal(c, err) < 0) return -1;
+  if (c->terminal && setup_terminal(c, proc, err) < 0) return -1;
   if (crib_rootfs_finish(&rc, err) < 0) return -1;
   close(proc);
 

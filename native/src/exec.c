@@ -70,18 +70,16 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   if (crib_ns_join(plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(plan);
   if (crib_json_bool(process, "terminal", false)) {
-    int master;
-    char slave[64];
-    if (crib_pty_open("/dev/ptmx", &master, slave, sizeof slave, err) < 0) return -1;
+    int master, peer;
+    if (crib_pty_open(proc, &master, &peer, err) < 0) return -1;
     if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
         crib_sync_send(sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
       close(master);
+      close(peer);
       return -1;
     }
     close(master);
-    int s = open(slave, O_RDWR | O_CLOEXEC);
-    if (s < 0) return crib_fail(err, errno, "open `%s`", slave);
-    if (crib_pty_become_stdio(s, err) < 0) return -1;
+    if (crib_pty_become_stdio(peer, err) < 0) return -1;
   }
   const char *cwd = crib_json_str(process, "cwd");
   if (!cwd || !*cwd) cwd = "/";
