@@ -15,10 +15,13 @@
 #include "hooks.h"
 #include "namespaces.h"
 #include "process.h"
+#include "procfs.h"
+#include "rootfs-dev.h"
 #include "rootfs.h"
 #include "seccomp-filter.h"
 #include "spec.h"
 #include "sync.h"
+#include "sysctls.h"
 #include "terminal.h"
 
 static int wait_ack(int fd, crib_err *err) {
@@ -50,22 +53,20 @@ static int enter_pid_ns_by_fork(int sync_fd, crib_err *err) {
   return 0;
 }
 
-static int setup_terminal(crib_init_ctx *c, crib_err *err) {
-  int master;
-  char slave[64];
-  if (crib_pty_open("/dev/ptmx", &master, slave, sizeof slave, err) < 0)
+static int setup_terminal(crib_init_ctx *c, int proc, crib_err *err) {
+  int master, peer;
+  if (crib_pty_open(proc, &master, &peer, err) < 0)
     return crib_err_wrap(err, "process.terminal (is devpts mounted on /dev/pts?)");
   json_t *process = json_object_get(c->spec, "process");
   if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
-      crib_rootfs_console(slave, err) < 0 ||
+      crib_dev_console(peer, err) < 0 ||
       crib_sync_send(c->sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
     close(master);
+    close(peer);
     return -1;
   }
   close(master);
-  int s = open(slave, O_RDWR | O_CLOEXEC);
-  if (s < 0) return crib_fail(err, errno, "open `%s`", slave);
-  return crib_pty_become_stdio(s, err);
+  return crib_pty_become_stdio(peer, err);
 }
 
 /* Parked until `start` writes a byte into the fifo. Until create confirms (DONE, sent once
@@ -143,17 +144,20 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   }
   int rest = c->new_flags & ~(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME | (acked ? 0 : CLONE_NEWCGROUP));
   if (rest && unshare(rest) < 0) return crib_fail(err, errno, "unshare namespaces (flags 0x%x)", rest);
-  if ((c->new_flags & CLONE_NEWTIME) && crib_ns_enter_new_time(spec, err) < 0) return -1;
+  /* Every /proc write from here on goes through a procfs of our own (procfs.h), opened before
+   * anything of the container is mounted. */
+  int proc = crib_procfs_open(err);
+  if (proc < 0) return -1;
+  if ((c->new_flags & CLONE_NEWTIME) && crib_ns_enter_new_time(spec, proc, err) < 0) return -1;
   if (userns && (c->new_flags & CLONE_NEWPID)) {
     if (enter_pid_ns_by_fork(c->sync_fd, err) < 0) return -1;
     host_pid = read_host_pid(); /* we are the forked init now */
   }
 
-  /* Through the host's /proc, before pivot: the container need not mount one. */
   char warn[2048];
-  if (crib_process_oom_score(process, warn, sizeof warn, err) < 0) return -1;
+  if (crib_process_oom_score(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
-  if (crib_process_lsm(process, warn, sizeof warn, err) < 0) return -1;
+  if (crib_process_lsm(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
 
   crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,
@@ -173,9 +177,10 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (crib_hooks_has(spec, "createContainer") && run_container_hook(c, "createContainer", "creating", err) < 0)
     return -1;
   if (crib_rootfs_pivot(&rc, err) < 0) return -1;
-  if (crib_rootfs_sysctl(spec, err) < 0) return -1;
-  if (c->terminal && setup_terminal(c, err) < 0) return -1;
+  if (crib_sysctls_apply(spec, proc, err) < 0) return -1;
+  if (c->terminal && setup_terminal(c, proc, err) < 0) return -1;
   if (crib_rootfs_finish(&rc, err) < 0) return -1;
+  close(proc);
 
   if (!acked) {
     if (wait_ack(c->sync_fd, err) < 0) return -1;

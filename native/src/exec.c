@@ -16,6 +16,7 @@
 #include "files.h"
 #include "namespaces.h"
 #include "process.h"
+#include "procfs.h"
 #include "seccomp-filter.h"
 #include "spec.h"
 #include "state.h"
@@ -62,31 +63,34 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   if (crib_sync_send(sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
   if (crib_sync_recv(sync_fd, &m, NULL, err) < 0) return -1;
   if (m.type != CRIB_SYNC_ACK) return crib_fail(err, 0, "sync: expected ack");
+  /* Made before joining the container's mount namespace, whose /proc the container controls:
+   * every /proc write below goes through this one (procfs.h). */
+  int proc = crib_procfs_open(err);
+  if (proc < 0) return -1;
   if (crib_ns_join(plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(plan);
   if (crib_json_bool(process, "terminal", false)) {
-    int master;
-    char slave[64];
-    if (crib_pty_open("/dev/ptmx", &master, slave, sizeof slave, err) < 0) return -1;
+    int master, peer;
+    if (crib_pty_open(proc, &master, &peer, err) < 0) return -1;
     if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
         crib_sync_send(sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
       close(master);
+      close(peer);
       return -1;
     }
     close(master);
-    int s = open(slave, O_RDWR | O_CLOEXEC);
-    if (s < 0) return crib_fail(err, errno, "open `%s`", slave);
-    if (crib_pty_become_stdio(s, err) < 0) return -1;
+    if (crib_pty_become_stdio(peer, err) < 0) return -1;
   }
   const char *cwd = crib_json_str(process, "cwd");
   if (!cwd || !*cwd) cwd = "/";
   if (chdir(cwd) < 0) return crib_fail(err, errno, "process.cwd: chdir `%s`", cwd);
   if (crib_process_rlimits(process, err) < 0) return -1;
   char warn[2048];
-  if (crib_process_oom_score(process, warn, sizeof warn, err) < 0) return -1;
+  if (crib_process_oom_score(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(sync_fd, warn);
-  if (crib_process_lsm(process, warn, sizeof warn, err) < 0) return -1;
+  if (crib_process_lsm(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(sync_fd, warn);
+  close(proc);
   scmp_filter_ctx filter;
   if (crib_seccomp_compile(json_object_get(json_object_get(spec, "linux"), "seccomp"), &filter, err) < 0)
     return -1;

@@ -13,19 +13,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-int crib_write_file(const char *path, const char *buf, size_t len, int flags, mode_t mode,
-                    crib_err *err) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC | flags, mode);
-  if (fd < 0) return crib_fail(err, errno, "open `%s`", path);
-  if (crib_write_all(fd, buf, len) < 0) {
-    int e = errno;
-    close(fd);
-    return crib_fail(err, e, "write `%s`", path);
-  }
-  if (close(fd) < 0) return crib_fail(err, errno, "close `%s`", path);
-  return 0;
-}
-
 int crib_read_file(const char *path, char *buf, size_t cap, size_t *len, crib_err *err) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return crib_fail(err, errno, "open `%s`", path);

@@ -1,4 +1,5 @@
-/* Small file helpers shared by the runtime's modules. All of them follow the crib_err contract. */
+/* Small file helpers shared by the runtime's modules. All of them follow the crib_err contract.
+ * Nothing here writes to /proc: that goes through procfs.h, never through a path. */
 #ifndef CRIB_FILES_H
 #define CRIB_FILES_H
 
@@ -8,10 +9,6 @@
 #include <sys/types.h>
 
 #include "crib-error.h"
-
-/* Write all of buf to path (O_WRONLY|O_TRUNC|O_CLOEXEC; created with mode when missing). */
-int crib_write_file(const char *path, const char *buf, size_t len, int flags, mode_t mode,
-                    crib_err *err);
 
 /* Read up to cap-1 bytes of path into buf, NUL-terminated; *len gets the byte count. */
 int crib_read_file(const char *path, char *buf, size_t cap, size_t *len, crib_err *err);

@@ -3,17 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "files.h"
+#include "mount-fd.h"
+#include "root-path.h"
 #include "spec.h"
 
 static const struct {
@@ -115,84 +113,48 @@ int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err)
   return 0;
 }
 
-static int open_in_root(int rootfd, const char *path) {
-  while (*path == '/') path++;
-  struct open_how how = {.flags = O_PATH | O_CLOEXEC,
-                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-  int fd;
-  do fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
-  while (fd < 0 && errno == EAGAIN);
-  return fd;
+
+/* Kernel filesystems and /dev must be mounted on plain paths (see mounts.h). */
+static bool needs_plain_path(const char *type, const char *dest) {
+  static const char *kernel_fs[] = {"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"};
+  for (size_t i = 0; i < sizeof kernel_fs / sizeof kernel_fs[0]; i++)
+    if (type && strcmp(type, kernel_fs[i]) == 0) return true;
+  return strcmp(dest, "/dev") == 0 || strcmp(dest, "/dev/") == 0;
 }
 
-int crib_open_in_root(int rootfd, const char *path, crib_err *err) {
-  int fd = open_in_root(rootfd, path);
-  if (fd < 0) return crib_fail(err, errno, "open `%s` in rootfs", path);
-  return fd;
+/* Attach mfd onto dest (created when missing, checked to be a directory or not as is_dir says);
+ * mfd stays the caller's to close. */
+static int attach_at(int rootfd, int mfd, const char *dest, bool is_dir, bool plain, crib_err *err) {
+  int target = crib_root_target(rootfd, dest, is_dir, plain, err);
+  if (target < 0) return -1;
+  int rc = crib_mnt_attach(mfd, target, dest, err);
+  close(target);
+  return rc;
 }
 
-int crib_mkdir_in_root(int rootfd, const char *path, bool file, crib_err *err) {
-  char buf[PATH_MAX];
-  if (!CRIB_FMT(buf, "%s", path)) return crib_fail(err, ENAMETOOLONG, "path `%s`", path);
-  size_t len = strlen(buf);
-  /* Walk component by component: each parent is reopened inside the root, so a symlink that
-   * appears on the way still resolves under the rootfs. */
-  for (size_t i = 1; i <= len; i++) {
-    if (buf[i] != '/' && buf[i] != '\0') continue;
-    char saved = buf[i];
-    buf[i] = '\0';
-    int fd = open_in_root(rootfd, buf);
-    if (fd >= 0) {
-      close(fd);
-    } else if (errno == ENOENT) {
-      char *slash = strrchr(buf, '/');
-      *slash = '\0';
-      int parent = open_in_root(rootfd, buf[0] ? buf : "/");
-      *slash = '/';
-      if (parent < 0) return crib_fail(err, errno, "open parent of `%s` in rootfs", buf);
-      int rc;
-      bool last = saved == '\0';
-      if (last && file) {
-        rc = openat(parent, slash + 1, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (rc >= 0) close(rc);
-      } else {
-        rc = mkdirat(parent, slash + 1, 0755);
-      }
-      int e = errno;
-      close(parent);
-      if (rc < 0 && e != EEXIST) return crib_fail(err, e, "create `%s` in rootfs", buf);
-    } else {
-      return crib_fail(err, errno, "open `%s` in rootfs", buf);
-    }
-    buf[i] = saved;
+/* The container's own cgroup of one v1 hierarchy (<mount point><cgroup path>), bound into the
+ * tmpfs at cg (an attached mount fd) as <name>. A hierarchy where the library made no cgroup of
+ * ours is skipped. */
+static int bind_v1_hierarchy(int cg, const char *mnt, const char *name, const char *dest,
+                             const crib_mount_opts *o, const crib_mount_env *env, crib_err *err) {
+  char src[PATH_MAX * 2], what[PATH_MAX * 2];
+  snprintf(src, sizeof src, "%s%s", mnt, env->cgroup_path);
+  snprintf(what, sizeof what, "%s/%s", dest, name);
+  int m = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (m < 0) {
+    if (errno == ENOENT) return 0;
+    return crib_fail(err, errno, "open_tree cgroup `%s` for `%s`", src, what);
   }
-  return 0;
-}
-
-static unsigned long locked_flags(const char *target) {
-  struct statvfs s;
-  if (statvfs(target, &s) < 0) return 0;
-  unsigned long f = 0;
-  if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
-  if (s.f_flag & ST_NODEV) f |= MS_NODEV;
-  if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
-  if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
-  if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
-  if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
-  return f;
-}
-
-int crib_remount_bind(const char *target, unsigned long flags, bool userns, crib_err *err) {
-  unsigned long f = MS_BIND | MS_REMOUNT | flags;
-  if (userns) f |= locked_flags(target);
-  if (mount(NULL, target, NULL, f, NULL) < 0) {
-    /* Outside a user namespace the source's flags can still be locked (e.g. nodev from the
-     * host): retry keeping them. */
-    if (errno != EPERM || userns) return crib_fail(err, errno, "remount `%s`", target);
-    if (mount(NULL, target, NULL, f | locked_flags(target), NULL) < 0)
-      return crib_fail(err, errno, "remount `%s`", target);
-  }
-  return 0;
+  int rc = crib_mnt_restrict(m, (o->flags & MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, false, what, err);
+  /* The tmpfs is new and only ours: nothing can race these names. */
+  if (rc == 0 && mkdirat(cg, name, 0755) < 0 && errno != EEXIST)
+    rc = crib_fail(err, errno, "mkdir `%s`", what);
+  int target = rc == 0 ? openat(cg, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+  if (rc == 0 && target < 0) rc = crib_fail(err, errno, "open `%s`", what);
+  if (rc == 0) rc = crib_mnt_attach(m, target, what, err);
+  if (target >= 0) close(target);
+  close(m);
+  return rc;
 }
 
 /* v1: a tmpfs at the destination with the container's own cgroup directory of each hierarchy
@@ -201,26 +163,25 @@ int crib_remount_bind(const char *target, unsigned long flags, bool userns, crib
  * so this needs neither /proc/self/cgroup nor the child to be in the cgroup yet. */
 static int mount_cgroup(int rootfd, const char *dest, const crib_mount_opts *o,
                         const crib_mount_env *env, crib_err *err) {
-  char target[64];
   if (env->cgroup_v2) {
-    int fd = crib_open_in_root(rootfd, dest, err);
-    if (fd < 0) return -1;
-    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-    int rc = mount("cgroup2", target, "cgroup2", o->flags & ~MS_REMOUNT, NULL);
-    int e = errno;
-    close(fd);
-    if (rc < 0) return crib_fail(err, e, "mount cgroup2 on `%s`", dest);
-    return 0;
+    int m = crib_mnt_new("cgroup2", "cgroup2", NULL, o->flags, dest, err);
+    if (m < 0) return -1;
+    int rc = attach_at(rootfd, m, dest, true, true, err);
+    close(m);
+    return rc;
   }
-  int fd = crib_open_in_root(rootfd, dest, err);
-  if (fd < 0) return -1;
-  snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-  int r = mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755");
-  int e = errno;
-  close(fd);
-  if (r < 0) return crib_fail(err, e, "mount tmpfs on `%s`", dest);
+  int cg = crib_mnt_new("tmpfs", "tmpfs", "mode=755", MS_NOSUID | MS_NODEV | MS_NOEXEC, dest, err);
+  if (cg < 0) return -1;
+  if (attach_at(rootfd, cg, dest, true, true, err) < 0) {
+    close(cg);
+    return -1;
+  }
+  /* Read-only: the host's mount table as this (not yet pivoted) process sees it. */
   FILE *mi = fopen("/proc/self/mountinfo", "re");
-  if (!mi) return crib_fail(err, errno, "open /proc/self/mountinfo");
+  if (!mi) {
+    close(cg);
+    return crib_fail(err, errno, "open /proc/self/mountinfo");
+  }
   char line[4096];
   int rc = 0;
   while (rc == 0 && fgets(line, sizeof line, mi)) {
@@ -229,41 +190,54 @@ static int mount_cgroup(int rootfd, const char *dest, const crib_mount_opts *o,
     char mnt[PATH_MAX];
     if (sscanf(line, "%*d %*d %*s %*s %4095s", mnt) != 1) continue;
     if (strncmp(mnt, "/sys/fs/cgroup/", 15) != 0 || strchr(mnt + 15, '/')) continue;
-    const char *name = mnt + 15;
-    char src[PATH_MAX * 2], sub[PATH_MAX * 2];
-    snprintf(src, sizeof src, "%s%s", mnt, env->cgroup_path);
-    snprintf(sub, sizeof sub, "%s/%s", dest, name);
-    struct stat sb;
-    if (stat(src, &sb) < 0) continue; /* the library made no cgroup of ours in this hierarchy */
-    if (crib_mkdir_in_root(rootfd, sub, false, err) < 0) { rc = -1; break; }
-    int sfd = crib_open_in_root(rootfd, sub, err);
-    if (sfd < 0) { rc = -1; break; }
-    char starget[64];
-    snprintf(starget, sizeof starget, "/proc/self/fd/%d", sfd);
-    if (mount(src, starget, NULL, MS_BIND | MS_REC, NULL) < 0) {
-      rc = crib_fail(err, errno, "bind cgroup `%s` on `%s`", src, sub);
-    } else {
-      close(sfd);
-      sfd = crib_open_in_root(rootfd, sub, err);
-      if (sfd < 0) { rc = -1; break; }
-      snprintf(starget, sizeof starget, "/proc/self/fd/%d", sfd);
-      rc = crib_remount_bind(starget, (o->flags & MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                             env->userns, err);
-    }
-    close(sfd);
+    rc = bind_v1_hierarchy(cg, mnt, mnt + 15, dest, o, env, err);
   }
   fclose(mi);
-  if (rc < 0) return -1;
-  if (o->flags & MS_RDONLY) {
-    fd = crib_open_in_root(rootfd, dest, err);
-    if (fd < 0) return -1;
-    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-    r = mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755");
-    e = errno;
-    close(fd);
-    if (r < 0) return crib_fail(err, e, "remount `%s` read-only", dest);
+  if (rc == 0 && (o->flags & MS_RDONLY)) rc = crib_mnt_restrict(cg, MS_RDONLY, false, dest, err);
+  close(cg);
+  return rc;
+}
+
+/* The detached mount for entry m: a copy of the bind source, or a new filesystem instance.
+ * *is_dir says what kind of target it needs. */
+static int build_mount(const char *type, const char *source, const crib_mount_opts *o,
+                       const crib_mount_env *env, const char *dest, bool *is_dir, crib_err *err) {
+  *is_dir = true;
+  if (o->bind) {
+    if (!source) return crib_fail(err, 0, "bind mount without a source");
+    char srcbuf[PATH_MAX * 2];
+    if (source[0] != '/') {
+      snprintf(srcbuf, sizeof srcbuf, "%s/%s", env->bundle, source);
+      source = srcbuf;
+    }
+    int m = crib_mnt_clone(AT_FDCWD, source, o->recursive, dest, err);
+    if (m < 0) return -1;
+    struct stat sb;
+    if (fstat(m, &sb) < 0) {
+      int e = errno;
+      close(m);
+      return crib_fail(err, e, "fstat bind source `%s`", source);
+    }
+    /* The kind is read from the copy itself, so it is the kind of what gets mounted. */
+    *is_dir = S_ISDIR(sb.st_mode);
+    /* A bind keeps every restriction of its source; options can only add more. */
+    if (crib_mnt_restrict(m, o->flags, false, dest, err) < 0) {
+      close(m);
+      return -1;
+    }
+    return m;
   }
-  return 0;
+  int m = crib_mnt_new(type, source, o->data, o->flags, dest, err);
+  /* sysfs belongs to the network namespace's owner: in a user namespace that joined the host's
+   * network, a new one is refused, so bind the host's instead (as runc), with the asked flags. */
+  if (m < 0 && err->errnum == EPERM && strcmp(type, "sysfs") == 0) {
+    m = crib_mnt_clone(AT_FDCWD, "/sys", true, dest, err);
+    if (m >= 0 && crib_mnt_restrict(m, o->flags, true, dest, err) < 0) {
+      close(m);
+      return -1;
+    }
+  }
+  return m;
 }
 
 int crib_mount_entry(int rootfd, json_t *m, size_t i, const crib_mount_env *env, crib_err *err) {
@@ -277,79 +251,22 @@ int crib_mount_entry(int rootfd, json_t *m, size_t i, const crib_mount_env *env,
     crib_fail(err, 0, "no type and not a bind mount");
     goto fail;
   }
-
-  char srcbuf[PATH_MAX * 2];
-  if (o.bind) {
-    if (!source) {
-      crib_fail(err, 0, "bind mount without a source");
-      goto fail;
-    }
-    if (source[0] != '/') {
-      snprintf(srcbuf, sizeof srcbuf, "%s/%s", env->bundle, source);
-      source = srcbuf;
-    }
-    struct stat sb;
-    if (stat(source, &sb) < 0) {
-      crib_fail(err, errno, "source `%s`", source);
-      goto fail;
-    }
-    if (crib_mkdir_in_root(rootfd, dest, !S_ISDIR(sb.st_mode), err) < 0) goto fail;
-  } else if (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0) {
-    if (crib_mkdir_in_root(rootfd, dest, false, err) < 0) goto fail;
+  if (!o.bind && (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)) {
     if (mount_cgroup(rootfd, dest, &o, env, err) < 0) goto fail;
     return 0;
-  } else {
-    if (crib_mkdir_in_root(rootfd, dest, false, err) < 0) goto fail;
   }
+  bool plain = needs_plain_path(o.bind ? NULL : type, dest);
 
-  int fd = crib_open_in_root(rootfd, dest, err);
-  if (fd < 0) goto fail;
-  char target[64];
-  snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-  int rc;
-  if (o.bind) {
-    rc = mount(source, target, NULL, MS_BIND | (o.recursive ? MS_REC : 0), NULL);
-  } else {
-    unsigned long f = o.flags & ~MS_REMOUNT;
-    rc = mount(source ? source : type, target, type, f, o.data[0] ? o.data : NULL);
-    /* sysfs belongs to the network namespace's owner: in a user namespace that joined the
-     * host's network, mounting a new one is refused, so bind the host's instead (as runc). */
-    if (rc < 0 && errno == EPERM && strcmp(type, "sysfs") == 0)
-      rc = mount("/sys", target, NULL, MS_BIND | MS_REC, NULL);
-  }
-  int e = errno;
-  close(fd);
-  if (rc < 0) {
-    crib_fail(err, e, "mount %s `%s` on `%s`", o.bind ? "bind" : type, source ? source : "", dest);
-    goto fail;
-  }
-  /* Reopen: the old fd names the directory under the new mount, not the mount itself. */
-  fd = crib_open_in_root(rootfd, dest, err);
-  if (fd < 0) goto fail;
-  snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-  unsigned long extra = o.flags & ~(MS_REMOUNT | MS_BIND | MS_REC);
-  if (o.bind && extra) {
-    if (crib_remount_bind(target, extra, env->userns, err) < 0) {
-      close(fd);
-      goto fail;
-    }
-  }
-  if (o.attr_set || o.attr_clr) {
-    struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr};
-    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
-      e = errno;
-      close(fd);
-      crib_fail(err, e, "set recursive attributes on `%s`", dest);
-      goto fail;
-    }
-  }
-  if (o.propagation && mount(NULL, target, NULL, o.propagation, NULL) < 0) {
-    e = errno;
-    close(fd);
-    crib_fail(err, e, "set propagation of `%s`", dest);
-    goto fail;
-  }
-  close(fd);
+  bool is_dir;
+  int mfd = build_mount(type, source, &o, env, dest, &is_dir, err);
+  if (mfd < 0) goto fail;
+  /* Everything about the mount is settled before anyone can see it. */
+  int rc = crib_mnt_setattr(mfd, o.attr_set, o.attr_clr, true, dest, err);
+  if (rc == 0) rc = attach_at(rootfd, mfd, dest, is_dir, plain, err);
+  /* Propagation only means something once attached (peers are made on attach). */
+  if (rc == 0 && o.propagation) rc = crib_mnt_propagate(mfd, o.propagation, dest, err);
+  close(mfd);
+  if (rc < 0) goto fail;
   return 0;
 fail:
   return crib_err_wrap(err, "mounts[%zu] (%s)", i, dest);

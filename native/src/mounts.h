@@ -1,6 +1,10 @@
-/* The spec's `mounts` array, applied under the container's rootfs before pivot_root. Every
- * destination is resolved with openat2(RESOLVE_IN_ROOT), so a symlink in the image can never
- * point a mount outside the rootfs; the mount then targets /proc/self/fd/<n>. */
+/* The spec's `mounts` array, applied under the container's rootfs before pivot_root. Each mount is
+ * built detached with its flags (mount-fd.h), its destination is opened once inside the rootfs
+ * and checked (root-path.h), and the mount is attached onto that fd. A destination may go
+ * through symlinks inside the rootfs, except for the kernel filesystems (proc, sysfs, devpts,
+ * mqueue, cgroup) and /dev, which must sit on plain paths: crib-runtime works inside them later
+ * (masked paths, device nodes, the console) and the container must see them where they were
+ * mounted. */
 #ifndef CRIB_MOUNTS_H
 #define CRIB_MOUNTS_H
 
@@ -24,7 +28,6 @@ typedef struct crib_mount_opts {
 /* What a mount needs to know about the container being built. */
 typedef struct crib_mount_env {
   const char *bundle;   /* for relative bind sources */
-  bool userns;          /* in a new user namespace: keep locked flags on remount */
   const char *cgroup_path; /* the container's cgroup, relative to each hierarchy's root */
   bool cgroup_v2;          /* unified hierarchy: mount cgroup2 instead of binding v1 dirs */
 } crib_mount_env;
@@ -34,15 +37,7 @@ int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err)
 /* Propagation flag for "private", "rslave", ... (0 when unknown). */
 unsigned long crib_mount_propagation(const char *name);
 
-/* Open path (absolute, taken inside the root) as O_PATH, never escaping rootfd. */
-int crib_open_in_root(int rootfd, const char *path, crib_err *err);
-/* Create path inside the root (directories, and the last component as a file when file). */
-int crib_mkdir_in_root(int rootfd, const char *path, bool file, crib_err *err);
-
 /* Apply one entry of `mounts` (index i for messages). */
 int crib_mount_entry(int rootfd, json_t *m, size_t i, const crib_mount_env *env, crib_err *err);
-
-/* Remount a bind mount with flags, keeping flags the kernel locks in a user namespace. */
-int crib_remount_bind(const char *target, unsigned long flags, bool userns, crib_err *err);
 
 #endif

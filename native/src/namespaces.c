@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "files.h"
+#include "procfs.h"
 #include "spec.h"
 
 
@@ -90,7 +90,7 @@ int crib_ns_join(crib_ns_plan *p, int flags, crib_err *err) {
   return 0;
 }
 
-int crib_ns_enter_new_time(json_t *spec, crib_err *err) {
+int crib_ns_enter_new_time(json_t *spec, int proc, crib_err *err) {
   if (unshare(CLONE_NEWTIME) < 0) return crib_fail(err, errno, "unshare time namespace");
   char buf[256];
   size_t off = 0;
@@ -104,18 +104,24 @@ int crib_ns_enter_new_time(json_t *spec, crib_err *err) {
     if (n < 0 || (size_t)n >= sizeof buf - off) return crib_fail(err, E2BIG, "linux.timeOffsets");
     off += (size_t)n;
   }
-  if (off && crib_write_file("/proc/self/timens_offsets", buf, off, 0, 0, err) < 0)
+  if (off && crib_procfs_write(proc, "self/timens_offsets", buf, off, err) < 0)
     return crib_err_wrap(err, "linux.timeOffsets");
-  int fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return crib_fail(err, errno, "open /proc/self/ns/time_for_children");
-  int rc = setns(fd, CLONE_NEWTIME);
+  /* The ns directory is reached on the handle's strict rules; its entries are magic links, and
+   * following our own is the point. */
+  int dir = crib_procfs_openat(proc, "self/ns", O_PATH | O_DIRECTORY, err);
+  if (dir < 0) return -1;
+  int fd = openat(dir, "time_for_children", O_RDONLY | O_CLOEXEC);
   int e = errno;
+  close(dir);
+  if (fd < 0) return crib_fail(err, e, "open /proc/self/ns/time_for_children");
+  int rc = setns(fd, CLONE_NEWTIME);
+  e = errno;
   close(fd);
   if (rc < 0) return crib_fail(err, e, "enter the new time namespace");
   return 0;
 }
 
-static int write_map(pid_t pid, json_t *maps, const char *file, crib_err *err) {
+static int write_map(int proc, pid_t pid, json_t *maps, const char *file, crib_err *err) {
   char buf[4096];
   size_t off = 0;
   size_t i;
@@ -133,9 +139,9 @@ static int write_map(pid_t pid, json_t *maps, const char *file, crib_err *err) {
     off += (size_t)n;
   }
   if (off == 0) return 0;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-  return crib_write_file(path, buf, off, 0, 0, err);
+  char rel[64];
+  snprintf(rel, sizeof rel, "%d/%s", (int)pid, file);
+  return crib_procfs_write(proc, rel, buf, off, err);
 }
 
 int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err) {
@@ -143,6 +149,11 @@ int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err) {
   json_t *uids = json_object_get(linux_, "uidMappings"), *gids = json_object_get(linux_, "gidMappings");
   if (json_array_size(uids) == 0 || json_array_size(gids) == 0)
     return crib_fail(err, 0, "linux: a new user namespace needs uidMappings and gidMappings");
-  if (write_map(pid, uids, "uid_map", err) < 0) return -1;
-  return write_map(pid, gids, "gid_map", err);
+  /* A procfs of our own pid namespace, where pid is the child's number. */
+  int proc = crib_procfs_open(err);
+  if (proc < 0) return -1;
+  int rc = write_map(proc, pid, uids, "uid_map", err);
+  if (rc == 0) rc = write_map(proc, pid, gids, "gid_map", err);
+  close(proc);
+  return rc;
 }

@@ -37,10 +37,12 @@ void crib_ns_plan_close(crib_ns_plan *p);
 int crib_ns_join(crib_ns_plan *p, int flags, crib_err *err);
 
 /* A new time namespace: unshare only prepares one for children, so write linux.timeOffsets
- * into it and then enter it ourselves (allowed before anything ran in it). */
-int crib_ns_enter_new_time(json_t *spec, crib_err *err);
+ * into it and then enter it ourselves (allowed before anything ran in it). Both go through the
+ * procfs handle proc (procfs.h). */
+int crib_ns_enter_new_time(json_t *spec, int proc, crib_err *err);
 
-/* Write /proc/<pid>/{uid_map,gid_map} from linux.uidMappings/gidMappings. */
+/* Write /proc/<pid>/{uid_map,gid_map} from linux.uidMappings/gidMappings, through a procfs
+ * handle of our own (procfs.h). */
 int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "procfs.h"
 #include "spec.h"
 
 static const char *cap_names[] = {
@@ -69,7 +70,7 @@ int crib_process_rlimits(json_t *process, crib_err *err) {
   return 0;
 }
 
-int crib_process_oom_score(json_t *process, char *warn, size_t warn_n, crib_err *err) {
+int crib_process_oom_score(json_t *process, int proc, char *warn, size_t warn_n, crib_err *err) {
   warn[0] = '\0';
   json_t *v = json_object_get(process, "oomScoreAdj");
   if (!json_is_integer(v)) return 0;
@@ -79,18 +80,19 @@ int crib_process_oom_score(json_t *process, char *warn, size_t warn_n, crib_err 
   char buf[32];
   int n = snprintf(buf, sizeof buf, "%lld", want);
   crib_err e;
-  if (crib_write_file("/proc/self/oom_score_adj", buf, (size_t)n, 0, 0, &e) < 0) {
+  if (crib_procfs_write(proc, "self/oom_score_adj", buf, (size_t)n, &e) < 0) {
     if (e.errnum != EACCES && e.errnum != EPERM) {
       *err = e;
       return crib_err_wrap(err, "process.oomScoreAdj");
     }
     char cur[32] = "?";
-    crib_read_file("/proc/self/oom_score_adj", cur, sizeof cur, NULL, &e);
+    crib_err ignored;
+    if (crib_procfs_read(proc, "self/oom_score_adj", cur, sizeof cur, &ignored) < 0) strcpy(cur, "?");
     cur[strcspn(cur, "\n")] = '\0';
     snprintf(warn, warn_n,
              "warning: process.oomScoreAdj %lld refused (%s: lowering it needs CAP_SYS_RESOURCE); "
              "keeping %s",
-             want, strerror(e.errnum ? e.errnum : EACCES), cur);
+             want, strerror(e.errnum), cur);
   }
   return 0;
 }
@@ -113,12 +115,14 @@ static int cap_mask(json_t *caps, const char *set, uint64_t *mask, char *warn, s
   return 0;
 }
 
+/* The highest capability this kernel knows, probed with PR_CAPBSET_READ (EINVAL past the last)
+ * rather than read from /proc/sys/kernel/cap_last_cap: after pivot that file is the
+ * container's, and a number faked low there would keep the capabilities above it in the
+ * bounding set. */
 static int last_cap(void) {
-  char buf[16];
-  crib_err e;
-  if (crib_read_file("/proc/sys/kernel/cap_last_cap", buf, sizeof buf, NULL, &e) < 0)
-    return CAP_COUNT - 1;
-  return atoi(buf);
+  int c = 0;
+  while (c < 63 && prctl(PR_CAPBSET_READ, c + 1, 0, 0, 0) >= 0) c++;
+  return c;
 }
 
 int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *err) {
@@ -187,8 +191,9 @@ static void append_warning(char *warn, size_t warn_n, const char *fmt, const cha
   snprintf(warn + len, warn_n - len, fmt, arg);
 }
 
-int crib_process_lsm(json_t *process, char *warn, size_t warn_n, crib_err *err) {
+int crib_process_lsm(json_t *process, int proc, char *warn, size_t warn_n, crib_err *err) {
   warn[0] = '\0';
+  /* attr/exec is per thread: thread-self, through the private procfs handle. */
   const char *profile = crib_json_str(process, "apparmorProfile");
   if (profile && *profile) {
     if (!apparmor_enabled()) {
@@ -196,9 +201,11 @@ int crib_process_lsm(json_t *process, char *warn, size_t warn_n, crib_err *err) 
     } else {
       char buf[1024];
       int n = snprintf(buf, sizeof buf, "exec %s", profile);
-      const char *attr = access("/proc/self/attr/apparmor/exec", F_OK) == 0 ? "/proc/self/attr/apparmor/exec"
-                                                                          : "/proc/self/attr/exec";
-      if (crib_write_file(attr, buf, (size_t)n, 0, 0, err) < 0)
+      if (n < 0 || (size_t)n >= sizeof buf)
+        return crib_fail(err, ENAMETOOLONG, "process.apparmorProfile `%s`", profile);
+      const char *attr = crib_procfs_exists(proc, "thread-self/attr/apparmor/exec") ? "thread-self/attr/apparmor/exec"
+                                                                                   : "thread-self/attr/exec";
+      if (crib_procfs_write(proc, attr, buf, (size_t)n, err) < 0)
         return crib_err_wrap(err, "process.apparmorProfile `%s`", profile);
     }
   }
@@ -206,7 +213,7 @@ int crib_process_lsm(json_t *process, char *warn, size_t warn_n, crib_err *err) 
   if (label && *label) {
     if (access("/sys/fs/selinux/enforce", F_OK) != 0) {
       append_warning(warn, warn_n, "warning: process.selinuxLabel `%s` ignored: SELinux is not enabled on this host", label);
-    } else if (crib_write_file("/proc/self/attr/exec", label, strlen(label), 0, 0, err) < 0) {
+    } else if (crib_procfs_write(proc, "thread-self/attr/exec", label, strlen(label), err) < 0) {
       return crib_err_wrap(err, "process.selinuxLabel `%s`", label);
     }
   }

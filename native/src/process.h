@@ -11,16 +11,17 @@
 
 int crib_process_rlimits(json_t *process, crib_err *err);
 
-/* Write oomScoreAdj. Lowering it needs CAP_SYS_RESOURCE: when refused, the current value stays
- * and a warning lands in warn (empty otherwise); that is never an error. */
-int crib_process_oom_score(json_t *process, char *warn, size_t warn_n, crib_err *err);
+/* Write oomScoreAdj through the procfs handle proc (procfs.h). Lowering it needs
+ * CAP_SYS_RESOURCE: when refused, the current value stays and a warning lands in warn (empty
+ * otherwise); that is never an error. */
+int crib_process_oom_score(json_t *process, int proc, char *warn, size_t warn_n, crib_err *err);
 
 /* Groups, gid, uid, then the five capability sets (warnings for unknown caps go to warn). */
 int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *err);
 
-/* process.apparmorProfile and process.selinuxLabel: set for the coming execve when the host
- * has that LSM, otherwise ignored with a warning in warn. Needs /proc mounted. */
-int crib_process_lsm(json_t *process, char *warn, size_t warn_n, crib_err *err);
+/* process.apparmorProfile and process.selinuxLabel: set for the coming execve (through the
+ * procfs handle proc) when the host has that LSM, otherwise ignored with a warning in warn. */
+int crib_process_lsm(json_t *process, int proc, char *warn, size_t warn_n, crib_err *err);
 
 /* Umask and no_new_privs. */
 int crib_process_finish(json_t *process, crib_err *err);

@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -14,17 +13,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "files.h"
+#include "mount-fd.h"
 #include "mounts.h"
+#include "root-path.h"
+#include "rootfs-dev.h"
 #include "spec.h"
-
-static const struct {
-  const char *path;
-  unsigned maj, min;
-} default_devices[] = {
-    {"/dev/null", 1, 3},    {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
-    {"/dev/random", 1, 8},  {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
-};
 
 static int set_root_propagation(const crib_rootfs_cfg *c, crib_err *err) {
   const char *p = crib_json_str(json_object_get(c->spec, "linux"), "rootfsPropagation");
@@ -52,115 +45,6 @@ static void make_parent_private(const char *rootfs) {
     else *slash = '\0';
     if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) == 0 || strcmp(dir, "/") == 0) return;
   }
-}
-
-static int make_device(int rootfd, const char *path, char type, unsigned maj, unsigned min,
-                       mode_t mode, uid_t uid, gid_t gid, bool userns, crib_err *err) {
-  char rel[PATH_MAX];
-  snprintf(rel, sizeof rel, "%s", path);
-  char *slash = strrchr(rel, '/');
-  if (!slash || !slash[1]) return crib_fail(err, 0, "device path `%s` is not a file path", path);
-  *slash = '\0';
-  if (crib_mkdir_in_root(rootfd, rel[0] ? rel : "/", false, err) < 0) return -1;
-  int parent = crib_open_in_root(rootfd, rel[0] ? rel : "/", err);
-  if (parent < 0) return -1;
-  const char *base = slash + 1;
-  int rc = 0;
-  if (userns) {
-    /* mknod is refused in a user namespace: bind the host's node instead. */
-    int f = openat(parent, base, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (f < 0 && errno != EEXIST) {
-      rc = crib_fail(err, errno, "create `%s`", path);
-    } else {
-      if (f >= 0) close(f);
-      int t = openat(parent, base, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-      if (t < 0) {
-        rc = crib_fail(err, errno, "open `%s`", path);
-      } else {
-        char target[64];
-        snprintf(target, sizeof target, "/proc/self/fd/%d", t);
-        if (mount(path, target, NULL, MS_BIND, NULL) < 0)
-          rc = crib_fail(err, errno, "bind device `%s`", path);
-        close(t);
-      }
-    }
-  } else {
-    mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
-    if (mknodat(parent, base, kind | (mode & 07777), makedev(maj, min)) < 0) {
-      if (errno != EEXIST) rc = crib_fail(err, errno, "mknod `%s`", path);
-    } else if (fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
-      rc = crib_fail(err, errno, "chown `%s`", path);
-    } else if (fchmodat(parent, base, mode & 07777, 0) < 0) {
-      rc = crib_fail(err, errno, "chmod `%s`", path); /* the umask trimmed mknod's mode */
-    }
-  }
-  close(parent);
-  return rc;
-}
-
-static int setup_dev(int rootfd, const crib_rootfs_cfg *c, crib_err *err) {
-  for (size_t i = 0; i < sizeof default_devices / sizeof default_devices[0]; i++)
-    if (make_device(rootfd, default_devices[i].path, 'c', default_devices[i].maj,
-                    default_devices[i].min, 0666, 0, 0, c->userns, err) < 0)
-      return -1;
-  size_t i;
-  json_t *d;
-  json_array_foreach(json_object_get(json_object_get(c->spec, "linux"), "devices"), i, d) {
-    const char *path = crib_json_str(d, "path"), *type = crib_json_str(d, "type");
-    if (!path || path[0] != '/' || !type || strchr("cbup", type[0]) == NULL || type[1])
-      return crib_fail(err, 0, "linux.devices[%zu]: needs an absolute path and type c|b|u|p", i);
-    if (make_device(rootfd, path, type[0] == 'u' ? 'c' : type[0],
-                    (unsigned)crib_json_int(d, "major", 0), (unsigned)crib_json_int(d, "minor", 0),
-                    (mode_t)crib_json_int(d, "fileMode", 0666), (uid_t)crib_json_int(d, "uid", 0),
-                    (gid_t)crib_json_int(d, "gid", 0), c->userns, err) < 0)
-      return crib_err_wrap(err, "linux.devices[%zu]", i);
-  }
-  int dev = crib_open_in_root(rootfd, "/dev", err);
-  if (dev < 0) return -1;
-  static const char *links[][2] = {{"/proc/self/fd", "fd"},   {"/proc/self/fd/0", "stdin"},
-                                   {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
-  int rc = 0;
-  for (size_t k = 0; k < 4 && rc == 0; k++)
-    if (symlinkat(links[k][0], dev, links[k][1]) < 0 && errno != EEXIST)
-      rc = crib_fail(err, errno, "symlink /dev/%s", links[k][1]);
-  /* /dev/ptmx must be the container's devpts multiplexer, not the host's. */
-  if (rc == 0 && unlinkat(dev, "ptmx", 0) < 0 && errno != ENOENT)
-    rc = crib_fail(err, errno, "remove /dev/ptmx");
-  if (rc == 0 && symlinkat("pts/ptmx", dev, "ptmx") < 0)
-    rc = crib_fail(err, errno, "symlink /dev/ptmx");
-  close(dev);
-  return rc;
-}
-
-/* Every container gets its own devpts (so /dev/ptmx works) and a /dev/shm, even when the
- * spec's mounts forget them. */
-static int default_dev_mounts(int rootfd, const crib_rootfs_cfg *c, crib_err *err) {
-  static const struct {
-    const char *dest, *type, *source, *data;
-    unsigned long flags;
-  } defaults[] = {
-      {"/dev/pts", "devpts", "devpts", "newinstance,ptmxmode=0666,mode=0620", MS_NOSUID | MS_NOEXEC},
-      {"/dev/shm", "tmpfs", "shm", "mode=1777,size=65536k", MS_NOSUID | MS_NODEV | MS_NOEXEC},
-  };
-  for (size_t k = 0; k < sizeof defaults / sizeof defaults[0]; k++) {
-    bool given = false;
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(c->spec, "mounts"), i, m) {
-      if (strcmp(crib_json_str(m, "destination"), defaults[k].dest) == 0) given = true;
-    }
-    if (given) continue;
-    if (crib_mkdir_in_root(rootfd, defaults[k].dest, false, err) < 0) return -1;
-    int fd = crib_open_in_root(rootfd, defaults[k].dest, err);
-    if (fd < 0) return -1;
-    char target[64];
-    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-    int rc = mount(defaults[k].source, target, defaults[k].type, defaults[k].flags, defaults[k].data);
-    int e = errno;
-    close(fd);
-    if (rc < 0) return crib_fail(err, e, "mount %s on `%s`", defaults[k].type, defaults[k].dest);
-  }
-  return 0;
 }
 
 static int do_pivot(const char *rootfs, bool no_pivot, crib_err *err) {
@@ -209,8 +93,7 @@ int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err) {
     return crib_fail(err, errno, "bind rootfs `%s`", c->rootfs);
   int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return crib_fail(err, errno, "open rootfs `%s`", c->rootfs);
-  crib_mount_env env = {.bundle = c->bundle, .userns = c->userns, .cgroup_path = c->cgroup_path,
-                        .cgroup_v2 = c->cgroup_v2};
+  crib_mount_env env = {.bundle = c->bundle, .cgroup_path = c->cgroup_path, .cgroup_v2 = c->cgroup_v2};
   bool dev_is_bind = false;
   size_t i;
   json_t *m;
@@ -229,7 +112,8 @@ int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err) {
     }
   }
   /* A /dev bound from the host already has its nodes. */
-  if (!dev_is_bind && (default_dev_mounts(rootfd, c, err) < 0 || setup_dev(rootfd, c, err) < 0)) {
+  if (!dev_is_bind && (crib_dev_default_mounts(rootfd, c->spec, err) < 0 ||
+                       crib_dev_nodes(rootfd, c->spec, c->userns, err) < 0)) {
     close(rootfd);
     return -1;
   }
@@ -241,69 +125,82 @@ int crib_rootfs_pivot(const crib_rootfs_cfg *c, crib_err *err) {
   return do_pivot(c->rootfs, c->no_pivot, err);
 }
 
-int crib_rootfs_console(const char *slave_path, crib_err *err) {
-  int f = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (f < 0 && errno != EEXIST) return crib_fail(err, errno, "create /dev/console");
-  if (f >= 0) close(f);
-  if (mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0)
-    return crib_fail(err, errno, "bind `%s` on /dev/console", slave_path);
-  return 0;
-}
-
-int crib_rootfs_sysctl(json_t *spec, crib_err *err) {
-  const char *key;
-  json_t *val;
-  json_object_foreach(json_object_get(json_object_get(spec, "linux"), "sysctl"), key, val) {
-    if (!json_is_string(val)) return crib_fail(err, 0, "linux.sysctl.%s: expected a string", key);
-    if (strstr(key, "..") || strchr(key, '/') == key)
-      return crib_fail(err, 0, "linux.sysctl: bad key `%s`", key);
-    char path[PATH_MAX];
-    if (!CRIB_FMT(path, "/proc/sys/%s", key)) return crib_fail(err, ENAMETOOLONG, "sysctl `%s`", key);
-    for (char *p = path + 10; *p; p++)
-      if (*p == '.') *p = '/';
-    const char *v = json_string_value(val);
-    if (crib_write_file(path, v, strlen(v), 0, 0, err) < 0)
-      return crib_err_wrap(err, "linux.sysctl `%s`", key);
-  }
-  return 0;
-}
-
-static int mask_path(const char *path, crib_err *err) {
+/* The container's /dev/null, which masks files: opened on a plain path and checked, on the fd
+ * that is then copied for each mask, to be the null device. In a container whose /dev is a
+ * volume, another container can swap /dev/null for a link to something sensitive such as
+ * /proc/sys/kernel/core_pattern, and masking with that would expose it writable (the
+ * CVE-2025-31133 class). */
+static int open_null(int root, crib_err *err) {
+  int fd = crib_root_open(root, "/dev/null", O_PATH | O_NOFOLLOW, true, err);
+  if (fd < 0) return -1;
   struct stat sb;
-  if (stat(path, &sb) < 0) {
-    if (errno == ENOENT) return 0;
-    return crib_fail(err, errno, "maskedPaths: stat `%s`", path);
+  if (fstat(fd, &sb) < 0) {
+    int e = errno;
+    close(fd);
+    return crib_fail(err, e, "fstat /dev/null");
   }
-  if (S_ISDIR(sb.st_mode)) {
-    if (mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL) < 0)
-      return crib_fail(err, errno, "maskedPaths: mount empty tmpfs on `%s`", path);
-  } else if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0) {
-    return crib_fail(err, errno, "maskedPaths: bind /dev/null on `%s`", path);
+  if (!S_ISCHR(sb.st_mode) || sb.st_rdev != makedev(1, 3)) {
+    close(fd);
+    char dev[32] = "";
+    if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
+      snprintf(dev, sizeof dev, " %u:%u", major(sb.st_rdev), minor(sb.st_rdev));
+    return crib_fail(err, 0, "/dev/null in the container is a %s%s, not the null device "
+                     "(character 1:3): refusing to mask with it", crib_file_kind(sb.st_mode), dev);
   }
-  return 0;
+  return fd;
 }
 
-static int readonly_path(const char *path, bool userns, crib_err *err) {
-  if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
-    if (errno == ENOENT) return 0;
-    return crib_fail(err, errno, "readonlyPaths: bind `%s`", path);
+/* A masked path is covered where it is: its parents are resolved inside the root, but a symlink
+ * at the end is masked itself, never what it points to. Directories get an empty read-only
+ * tmpfs, anything else a copy of the checked /dev/null (*null is opened at the first file). */
+static int mask_path(int root, int *null, const char *path, crib_err *err) {
+  int target = crib_root_open(root, path, O_PATH | O_NOFOLLOW, false, err);
+  if (target < 0) return err->errnum == ENOENT ? 0 : crib_err_wrap(err, "maskedPaths `%s`", path);
+  struct stat sb;
+  int m = -1;
+  if (fstat(target, &sb) < 0) {
+    crib_fail(err, errno, "fstat `%s`", path);
+  } else if (S_ISDIR(sb.st_mode)) {
+    m = crib_mnt_new("tmpfs", "tmpfs", NULL, MS_RDONLY, path, err);
+  } else if (*null >= 0 || (*null = open_null(root, err)) >= 0) {
+    m = crib_mnt_clone(*null, "", false, path, err);
   }
-  if (crib_remount_bind(path, MS_RDONLY, userns, err) < 0)
-    return crib_err_wrap(err, "readonlyPaths");
-  return 0;
+  int rc = m < 0 ? -1 : crib_mnt_attach(m, target, path, err);
+  if (m >= 0) close(m);
+  close(target);
+  return rc < 0 ? crib_err_wrap(err, "maskedPaths `%s`", path) : 0;
+}
+
+/* A read-only path is a read-only copy of itself (and of the mounts below it), made from and
+ * attached onto the one fd opened for it, so both ends are the same object. */
+static int readonly_path(int root, const char *path, crib_err *err) {
+  int target = crib_root_open(root, path, O_PATH, false, err);
+  if (target < 0) return err->errnum == ENOENT ? 0 : crib_err_wrap(err, "readonlyPaths `%s`", path);
+  int m = crib_mnt_clone(target, "", true, path, err);
+  int rc = m < 0 ? -1 : crib_mnt_restrict(m, MS_RDONLY, true, path, err);
+  if (rc == 0) rc = crib_mnt_attach(m, target, path, err);
+  if (m >= 0) close(m);
+  close(target);
+  return rc < 0 ? crib_err_wrap(err, "readonlyPaths `%s`", path) : 0;
 }
 
 int crib_rootfs_finish(const crib_rootfs_cfg *c, crib_err *err) {
   json_t *linux_ = json_object_get(c->spec, "linux");
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return crib_fail(err, errno, "open /");
+  int rc = 0, null = -1;
   size_t i;
   json_t *v;
-  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, v)
-    if (mask_path(json_string_value(v), err) < 0) return -1;
-  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, v)
-    if (readonly_path(json_string_value(v), c->userns, err) < 0) return -1;
-  if (crib_json_bool(json_object_get(c->spec, "root"), "readonly", false)) {
-    if (crib_remount_bind("/", MS_RDONLY, c->userns, err) < 0)
-      return crib_err_wrap(err, "root.readonly");
+  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, v) {
+    if (rc == 0) rc = mask_path(root, &null, json_string_value(v), err);
   }
-  return 0;
+  if (null >= 0) close(null);
+  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, v) {
+    if (rc == 0) rc = readonly_path(root, json_string_value(v), err);
+  }
+  if (rc == 0 && crib_json_bool(json_object_get(c->spec, "root"), "readonly", false) &&
+      crib_mnt_restrict(root, MS_RDONLY, false, "/", err) < 0)
+    rc = crib_err_wrap(err, "root.readonly");
+  close(root);
+  return rc;
 }

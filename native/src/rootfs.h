@@ -1,5 +1,6 @@
-/* The container's filesystem view: rootfs propagation, the rootfs bind, `mounts`, /dev
- * (devices, symlinks, ptmx), pivot_root, then maskedPaths, readonlyPaths and root.readonly. */
+/* The container's filesystem view: rootfs propagation, the rootfs bind, `mounts`, /dev (devices,
+ * symlinks, ptmx), pivot_root, then maskedPaths, readonlyPaths and root.readonly. Every mount is
+ * made by fd onto a target opened inside the rootfs (mounts.h, rootfs-dev.h). */
 #ifndef CRIB_ROOTFS_H
 #define CRIB_ROOTFS_H
 
@@ -26,11 +27,5 @@ int crib_rootfs_pivot(const crib_rootfs_cfg *c, crib_err *err);
 
 /* After pivot: maskedPaths, readonlyPaths, then root.readonly. */
 int crib_rootfs_finish(const crib_rootfs_cfg *c, crib_err *err);
-
-/* Bind the pty slave onto /dev/console (after pivot). */
-int crib_rootfs_console(const char *slave_path, crib_err *err);
-
-/* linux.sysctl, written under /proc/sys of the container (after pivot). */
-int crib_rootfs_sysctl(json_t *spec, crib_err *err);
 
 #endif

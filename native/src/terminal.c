@@ -5,31 +5,72 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "crib-fd-passing.h"
+#include "procfs.h"
+#include "root-path.h"
 #include "spec.h"
 
-int crib_pty_open(const char *ptmx_path, int *master, char *slave_path, size_t n, crib_err *err) {
-  int fd = open(ptmx_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return crib_fail(err, errno, "open `%s`", ptmx_path);
-  int unlock = 0, num = 0;
+/* fs/devpts/inode.c: the ptmx node of every devpts instance is inode 2, device 5:2. */
+#define PTMX_INO 2
+
+/* The container's /dev/pts/ptmx, opened on a plain path (no symlink on the way) and checked to be
+ * the ptmx of a devpts, not a lookalike a shared volume slipped in, before it is opened for real
+ * (through the procfs handle). */
+static int open_ptmx(int proc, crib_err *err) {
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return crib_fail(err, errno, "open /");
+  int h = crib_root_open(root, "/dev/pts/ptmx", O_PATH | O_NOFOLLOW, true, err);
+  close(root);
+  if (h < 0) return -1;
+  struct stat sb;
+  struct statfs sfs;
+  if (fstat(h, &sb) < 0 || fstatfs(h, &sfs) < 0) {
+    int e = errno;
+    close(h);
+    return crib_fail(err, e, "fstat /dev/pts/ptmx");
+  }
+  if (sfs.f_type != DEVPTS_SUPER_MAGIC || !S_ISCHR(sb.st_mode) || sb.st_rdev != makedev(5, 2) ||
+      sb.st_ino != PTMX_INO) {
+    close(h);
+    if (!S_ISCHR(sb.st_mode))
+      return crib_fail(err, 0, "/dev/pts/ptmx is a %s, not the ptmx of a devpts", crib_file_kind(sb.st_mode));
+    return crib_fail(err, 0, "/dev/pts/ptmx is character device %u:%u (inode %llu, filesystem magic "
+                     "0x%lx), not the ptmx of a devpts (5:2, inode 2, devpts)", major(sb.st_rdev),
+                     minor(sb.st_rdev), (unsigned long long)sb.st_ino, (unsigned long)sfs.f_type);
+  }
+  int fd = crib_procfs_reopen(proc, h, O_RDWR | O_NOCTTY, err);
+  close(h);
+  return fd;
+}
+
+int crib_pty_open(int proc, int *master, int *peer, crib_err *err) {
+  int fd = open_ptmx(proc, err);
+  if (fd < 0) return -1;
+  int unlock = 0;
   if (ioctl(fd, TIOCSPTLCK, &unlock) < 0) {
     int e = errno;
     close(fd);
     return crib_fail(err, e, "unlock pty");
   }
-  if (ioctl(fd, TIOCGPTN, &num) < 0) {
+  /* The peer by fd: a /dev/pts/<n> path could be made to name something else. */
+  int p = ioctl(fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (p < 0) {
     int e = errno;
     close(fd);
-    return crib_fail(err, e, "get pty number");
+    return crib_fail(err, e, "open the pty's peer (TIOCGPTPEER)");
   }
-  snprintf(slave_path, n, "/dev/pts/%d", num);
   *master = fd;
+  *peer = p;
   return 0;
 }
 

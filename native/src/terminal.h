@@ -8,8 +8,9 @@
 
 #include "crib-error.h"
 
-/* Open a new pty from ptmx_path; the slave's path goes to slave_path. */
-int crib_pty_open(const char *ptmx_path, int *master, char *slave_path, size_t n, crib_err *err);
+/* Open a new pty from the current root's /dev/pts/ptmx (checked, see terminal.c), reopened
+ * through the procfs handle proc; the master and the slave (peer) come back as fds. */
+int crib_pty_open(int proc, int *master, int *peer, crib_err *err);
 
 /* Apply process.consoleSize (may be NULL) to the pty. */
 int crib_pty_set_size(int fd, json_t *console_size, crib_err *err);
