@@ -3,7 +3,8 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
+import { ByteBudget } from '../limits.js';
 import { devMajor, devMinor, lgetxattr } from '../../sys/libc.js';
 import {
   buildTar, fileCapability, gzipLayer, maliciousLayers, sha256, zstdLayer, type FixtureEntry,
@@ -202,5 +203,29 @@ describe('unpackLayer', () => {
         expect(existsSync('/tmp/escaped-absolute.txt')).toBe(false);
       });
     }
+  });
+});
+
+describe('unpackLayer limits', () => {
+  const zeros = (name: string, size: number) => buildTar([{ name, body: Buffer.alloc(size) }]);
+
+  for (const [kind, make] of [['gzip', gzipLayer], ['zstd', zstdLayer], ['plain', (t: Buffer) => t]] as const) {
+    it(`stops a ${kind} layer at maxBytes with RESOURCE_EXHAUSTED naming image.max_layer_size`, async () => {
+      const dir = freshDir();
+      const err = await unpackLayer(blob(make(await zeros('big', 8 << 20))), dir, { maxBytes: 1 << 20, what: 'layer X' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ResourceExhaustedError);
+      expect((err as Error).message).toMatch(/^layer X unpacks to more than 1 MiB, over the limit of 1 MiB set by image\.max_layer_size/);
+      // Unpacking stopped at the limit: the file holds at most the bytes under it.
+      expect(lstatSync(join(dir, 'big')).size).toBeLessThanOrEqual(1 << 20);
+    });
+  }
+
+  it('counts every layer against one image budget', async () => {
+    const budget = new ByteBudget('maxImageBytes', 3 << 20, 'image "i" unpacks to');
+    await unpackLayer(blob(gzipLayer(await zeros('a', 2 << 20))), freshDir(), { budget });
+    expect(budget.bytes).toBeGreaterThan(2 << 20);
+    const err = await unpackLayer(blob(gzipLayer(await zeros('b', 2 << 20))), freshDir(), { budget }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResourceExhaustedError);
+    expect((err as Error).message).toContain('image "i" unpacks to more than 3 MiB, over the limit of 3 MiB set by image.max_image_size');
   });
 });
