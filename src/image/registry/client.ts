@@ -12,6 +12,7 @@ import type { Dispatcher } from 'undici';
 import { CribError, DataLossError, FailedPreconditionError, InvalidArgumentError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
 import { formatLimit, limitExceeded } from '../limits.js';
+import { canonicalRegistry, credentialOwner } from './credential-scope.js';
 import type { ImageReference } from '../reference.js';
 import { credentialsFrom, type Credentials } from './auth.js';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream.js';
@@ -117,7 +118,7 @@ export class RegistryClient {
    */
   async openBlob(source: BlobSource, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<ResumableBlobStream> {
     const endpoints = this.blobEndpoints(source);
-    const creds = this.credentialsFor(source.ref.domain, opts.auth);
+    const creds = this.credentialsFor(source.ref, opts.auth);
     let preferred = endpoints[0]!;
     const open = async (offset: number): Promise<OpenedBody> => {
       const order = [preferred, ...endpoints.filter((e) => e !== preferred)];
@@ -170,19 +171,29 @@ export class RegistryClient {
     return [first, ...all.filter((e) => e.url !== first.url)];
   }
 
-  /** Per endpoint: the request's CRI credentials, else the endpoint's (or registry's) config. */
-  private credentialsFor(domain: string, auth: CriAuth | undefined): (ep: Endpoint) => Credentials | undefined {
+  /**
+   * Per endpoint, the credentials it may be sent: the request's own only at the registry they
+   * belong to (see credential-scope.ts), and never at a mirror; otherwise what the config file
+   * gives that endpoint's host (a mirror's own entry, or the registry's).
+   */
+  private credentialsFor(ref: ImageReference, auth: CriAuth | undefined): (ep: Endpoint) => Credentials | undefined {
     const fromRequest = credentialsFrom(auth);
+    const owner = fromRequest && credentialOwner(auth?.serverAddress, ref.domain);
+    const ownedHere = fromRequest !== undefined && owner === canonicalRegistry(ref.domain);
+    if (fromRequest && !ownedHere) {
+      log.info({ image: ref.toString(), serverAddress: auth?.serverAddress },
+        'the pull request\'s credentials belong to another registry (AuthConfig.server_address); not sending them');
+    }
     return (ep) => {
-      if (fromRequest) return fromRequest;
-      const configured = ep.mirror ? this.config.hosts[ep.host]?.auth : hostOptions(this.config, domain)?.auth;
+      if (ownedHere && !ep.mirror) return fromRequest;
+      const configured = ep.mirror ? this.config.hosts[ep.host]?.auth : hostOptions(this.config, ref.domain)?.auth;
       return credentialsFrom(configured);
     };
   }
 
   private async fetchManifest(ep: Endpoint, ref: ImageReference, reference: string, opts: RequestOptions) {
     const what = `image "${ref}"`;
-    const creds = this.credentialsFor(ref.domain, opts.auth)(ep);
+    const creds = this.credentialsFor(ref, opts.auth)(ep);
     const res = await this.transport.send(ep, {
       path: `/v2/${ref.path}/manifests/${reference}${ep.mirror ? `?ns=${encodeURIComponent(ref.domain)}` : ''}`,
       headers: { accept: MANIFEST_ACCEPT },
