@@ -9,6 +9,7 @@ import { devMajor, devMinor, lgetxattr } from '../../sys/libc.js';
 import {
   buildTar, fileCapability, gzipLayer, maliciousLayers, sha256, zstdLayer, type FixtureEntry,
 } from '../../../test-support/tar-fixtures.js';
+import { encodeTar } from '../../../test-support/tar-writer.js';
 import { unpackLayer } from './unpack-layer.js';
 
 let work: string;
@@ -227,5 +228,39 @@ describe('unpackLayer limits', () => {
     const err = await unpackLayer(blob(gzipLayer(await zeros('b', 2 << 20))), freshDir(), { budget }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ResourceExhaustedError);
     expect((err as Error).message).toContain('image "i" unpacks to more than 3 MiB, over the limit of 3 MiB set by image.max_image_size');
+  });
+});
+
+describe('unpackLayer directory bookkeeping', () => {
+  it('replaces directories and applies only the mtimes of directories that survive', async () => {
+    const t1 = new Date('2020-01-01T00:00:00Z');
+    const t2 = new Date('2010-01-01T00:00:00Z');
+    const n = 2_000;
+    const tar = encodeTar([
+      ...Array.from({ length: n }, (_, i) => ({ header: { path: `d${i}/sub`, type: 'dir' as const, mtime: t2 } })),
+      // Every directory replaced by a file (the old writer rescanned all it knew at each one).
+      ...Array.from({ length: n }, (_, i) => ({ header: { path: `d${i}`, type: 'file' as const }, content: Buffer.from('x') })),
+      // Removed, then made again: the new entry's mtime applies, the old subtree's does not.
+      { header: { path: 'again/old', type: 'dir' as const, mtime: t2 } },
+      { header: { path: 'again', type: 'file' as const }, content: Buffer.from('x') },
+      { header: { path: 'again', type: 'dir' as const, mtime: t1 } },
+      { header: { path: 'keep', type: 'dir' as const, mtime: t1 } },
+    ]);
+    const dir = freshDir();
+    await unpackLayer(blob(tar), dir);
+    expect(lstatSync(join(dir, 'd0')).isFile()).toBe(true);
+    expect(lstatSync(join(dir, `d${n - 1}`)).isFile()).toBe(true);
+    expect(lstatSync(join(dir, 'again')).isDirectory()).toBe(true);
+    expect(existsSync(join(dir, 'again/old'))).toBe(false);
+    expect(lstatSync(join(dir, 'again')).mtime).toEqual(t1);
+    expect(lstatSync(join(dir, 'keep')).mtime).toEqual(t1);
+  });
+
+  it('bounds the directory bookkeeping of a layer', async () => {
+    const long = 'x'.repeat(200);
+    const tar = encodeTar(Array.from({ length: 100 }, (_, i) => ({ header: { path: `${long}${i}`, type: 'dir' as const } })));
+    const err = await unpackLayer(blob(tar), freshDir(), { what: 'layer Y', maxBookkeepingBytes: 10_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResourceExhaustedError);
+    expect((err as Error).message).toMatch(/^layer Y has more directories than crib keeps track of/);
   });
 });

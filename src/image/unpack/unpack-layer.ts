@@ -37,6 +37,8 @@ export interface UnpackOptions {
   maxEntries?: number;
   /** The image's running total of uncompressed bytes (image.max_image_size). */
   budget?: ByteBudget;
+  /** Bound on the writer's directory bookkeeping (default: LayerWriter's); tests lower it. */
+  maxBookkeepingBytes?: number;
 }
 
 export interface UnpackResult {
@@ -56,8 +58,8 @@ export async function unpackLayer(blobPath: string, targetDir: string, opts: Unp
   const compression = await detectCompression(blobPath);
   const blobSize = (await stat(blobPath)).size;
   await mkdir(targetDir, { recursive: true });
-  const writer = new LayerWriter(targetDir);
   const what = opts.what ?? `layer ${blobPath}`;
+  const writer = new LayerWriter(targetDir, { what, maxBookkeepingBytes: opts.maxBookkeepingBytes });
   const reader = new TarReader(writer, { maxEntries: opts.maxEntries, what });
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   const budget = opts.budget;
