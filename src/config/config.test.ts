@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromObject, loadConfig } from './config.js';
+import { formatByteSize, parseByteSize } from './byte-size.js';
 import { parseDurationMs } from './duration.js';
+import { DEFAULT_IMAGE_LIMITS, imageLimitsFromConfig } from '../image/limits.js';
 import { InvalidArgumentError } from '../errors.js';
 
 describe('config', () => {
@@ -66,5 +68,28 @@ describe('config', () => {
     expect(parseDurationMs('250ms')).toBe(250);
     expect(parseDurationMs(2)).toBe(2000);
     expect(parseDurationMs('5 minutes')).toBeUndefined();
+  });
+
+  it('parses sizes with binary units and refuses decimal ones', () => {
+    expect(parseByteSize('64MiB')).toBe(64 << 20);
+    expect(parseByteSize('16 GiB')).toBe(16 * 1024 ** 3);
+    expect(parseByteSize('1.5KiB')).toBe(1536);
+    expect(parseByteSize(4096)).toBe(4096);
+    for (const bad of ['64MB', '1GB', '-1', 'lots', '', 1.5]) expect(parseByteSize(bad as string), String(bad)).toBeUndefined();
+    expect(formatByteSize(64 << 20)).toBe('64 MiB');
+    expect(formatByteSize(1536)).toBe('1.5 KiB');
+    expect(formatByteSize(100)).toBe('100 bytes');
+  });
+
+  it('has image limits with safe defaults, each settable, and names a bad one', () => {
+    expect(imageLimitsFromConfig(configFromObject({}))).toEqual(DEFAULT_IMAGE_LIMITS);
+    const c = configFromObject({ image: { max_layer_size: '64MiB', max_image_size: 1 << 30, max_config_size: '1MiB', max_manifest_size: '512KiB', max_layers: 3, max_index_manifests: 2, max_layer_entries: 10 } });
+    expect(imageLimitsFromConfig(c)).toEqual({
+      maxLayerBytes: 64 << 20, maxImageBytes: 1 << 30, maxConfigBytes: 1 << 20, maxManifestBytes: 512 << 10,
+      maxLayers: 3, maxIndexManifests: 2, maxLayerEntries: 10,
+    });
+    expect(() => configFromObject({ image: { max_layer_size: '64MB' } })).toThrow(/image.max_layer_size: "64MB" is not a size like "64MiB"/);
+    expect(() => configFromObject({ image: { max_config_size: 0 } })).toThrow(/image.max_config_size/);
+    expect(() => configFromObject({ image: { max_layers: 0 } })).toThrow(/image.max_layers/);
   });
 });

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
+import { parseByteSize } from './byte-size.js';
 import { parseDurationMs } from './duration.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/crib/config.toml';
@@ -18,6 +19,17 @@ const duration = z
       return z.NEVER;
     }
     return ms;
+  });
+
+const byteSize = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const bytes = parseByteSize(v);
+    if (bytes === undefined || bytes === 0) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${v}" is not a size like "64MiB", "16GiB" or a number of bytes` });
+      return z.NEVER;
+    }
+    return bytes;
   });
 
 const registryAuth = z
@@ -71,6 +83,16 @@ const schema = z
         retries: z.number().int().min(0).max(20).default(3),
         /** Image references never garbage-collected by kubelet (reported as pinned). */
         pinned_images: z.array(z.string()).default([]),
+        // Bounds on what a registry (or an imported archive) may make the daemon hold or write.
+        // Each is sized well above real images; hitting one fails the pull with
+        // RESOURCE_EXHAUSTED naming the key. Why each default: src/image/limits.ts.
+        max_manifest_size: byteSize.default('4MiB'),
+        max_index_manifests: z.number().int().min(1).default(1024),
+        max_layers: z.number().int().min(1).default(128),
+        max_config_size: byteSize.default('8MiB'),
+        max_layer_size: byteSize.default('16GiB'),
+        max_image_size: byteSize.default('64GiB'),
+        max_layer_entries: z.number().int().min(1).default(1_000_000),
       })
       .strict()
       .default({}),

@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
-import { InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
+import { CribError, InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
+import { formatLimit, limitExceeded, type ImageLimits } from './limits.js';
 import { parseReference } from './reference.js';
 import { hostPlatform, selectManifest } from './registry/platform.js';
-import { parseManifest, sha256Digest } from './registry/manifest.js';
+import { checkManifestCounts, parseManifest, sha256Digest } from './registry/manifest.js';
 import { MediaType, type Descriptor } from './registry/types.js';
 import { cleanEntryPath } from './unpack/safe-path.js';
 
@@ -72,35 +73,53 @@ function normaliseTag(name: string): string | undefined {
   }
 }
 
-async function readJsonFile<T>(path: string, what: string): Promise<T> {
+type ArchiveLimits = Pick<ImageLimits, 'maxManifestBytes' | 'maxIndexManifests' | 'maxLayers'>;
+
+/** The file's bytes, refusing one larger than the manifest limit before reading it. */
+async function readSmallFile(path: string, what: string, limits: ArchiveLimits): Promise<Buffer> {
+  const { size } = await stat(path);
+  if (size > limits.maxManifestBytes) {
+    throw limitExceeded('maxManifestBytes', limits.maxManifestBytes, `image archive: ${what} is ${formatLimit('maxManifestBytes', size)}`);
+  }
+  return readFile(path);
+}
+
+async function readJsonFile<T>(path: string, what: string, limits: ArchiveLimits): Promise<T> {
+  const bytes = await readSmallFile(path, what, limits).catch((err: unknown) => {
+    if (err instanceof CribError) throw err;
+    throw new InvalidArgumentError(`image archive: cannot read ${what}: ${(err as Error).message}`);
+  });
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    return JSON.parse(bytes.toString('utf8')) as T;
   } catch (err) {
     throw new InvalidArgumentError(`image archive: cannot read ${what}: ${(err as Error).message}`);
   }
 }
 
-async function readOciLayout(dir: string): Promise<{ images: ArchiveImage[]; blobPath: (d: string) => string }> {
+async function readOciLayout(dir: string, limits: ArchiveLimits): Promise<{ images: ArchiveImage[]; blobPath: (d: string) => string }> {
   const blobPath = (digest: string) => join(dir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
   const readBlob = async (desc: Descriptor) => {
     if (!/^sha256:[0-9a-f]{64}$/.test(desc.digest)) throw new InvalidArgumentError(`image archive: bad digest ${desc.digest}`);
-    const bytes = await readFile(blobPath(desc.digest)).catch(() => {
+    const bytes = await readSmallFile(blobPath(desc.digest), `blob ${desc.digest}`, limits).catch((err: unknown) => {
+      if (err instanceof CribError) throw err;
       throw new InvalidArgumentError(`image archive: blob ${desc.digest} named in the index is missing`);
     });
     if (sha256Digest(bytes) !== desc.digest) throw new InvalidArgumentError(`image archive: blob ${desc.digest} does not match its digest`);
     return bytes;
   };
-  const index = await readJsonFile<{ manifests?: Descriptor[] }>(join(dir, 'index.json'), 'index.json');
+  const index = await readJsonFile<{ manifests?: Descriptor[] }>(join(dir, 'index.json'), 'index.json', limits);
   const images: ArchiveImage[] = [];
   for (const top of index.manifests ?? []) {
     const name = top.annotations?.['io.containerd.image.name'] ?? top.annotations?.['org.opencontainers.image.ref.name'];
     let desc = top;
     let bytes = await readBlob(desc);
     let parsed = parseManifest(bytes, desc.mediaType, name ?? desc.digest);
+    checkManifestCounts(parsed, limits, name ?? desc.digest);
     if (parsed.kind === 'index') {
       desc = selectManifest(parsed.index.manifests, hostPlatform(), name ?? top.digest);
       bytes = await readBlob(desc);
       parsed = parseManifest(bytes, desc.mediaType, name ?? desc.digest);
+      checkManifestCounts(parsed, limits, name ?? desc.digest);
     }
     if (parsed.kind !== 'manifest') throw new InvalidArgumentError(`image archive: ${desc.digest} is not an image manifest`);
     const tag = name ? normaliseTag(name) : undefined;
@@ -122,8 +141,8 @@ interface DockerSaveEntry {
   Layers: string[];
 }
 
-async function readDockerSave(dir: string): Promise<{ images: ArchiveImage[]; paths: Map<string, string> }> {
-  const entries = await readJsonFile<DockerSaveEntry[]>(join(dir, 'manifest.json'), 'manifest.json');
+async function readDockerSave(dir: string, limits: ArchiveLimits): Promise<{ images: ArchiveImage[]; paths: Map<string, string> }> {
+  const entries = await readJsonFile<DockerSaveEntry[]>(join(dir, 'manifest.json'), 'manifest.json', limits);
   if (!Array.isArray(entries)) throw new InvalidArgumentError('image archive: manifest.json is not a list');
   const paths = new Map<string, string>();
   const describe = async (rel: string, mediaType: string): Promise<Descriptor> => {
@@ -136,6 +155,10 @@ async function readDockerSave(dir: string): Promise<{ images: ArchiveImage[]; pa
   };
   const images: ArchiveImage[] = [];
   for (const e of entries) {
+    if (!Array.isArray(e?.Layers)) throw new InvalidArgumentError('image archive: a manifest.json entry has no Layers list');
+    if (e.Layers.length > limits.maxLayers) {
+      throw limitExceeded('maxLayers', limits.maxLayers, `image archive: image ${e.Config} has ${e.Layers.length} layers`);
+    }
     const configDescriptor = await describe(e.Config, MediaType.DockerConfig);
     const layers: Descriptor[] = [];
     // docker save writes uncompressed layer tars; the unpacker detects compression anyway.
@@ -155,7 +178,7 @@ async function readDockerSave(dir: string): Promise<{ images: ArchiveImage[]; pa
 }
 
 /** Open an archive; the caller must close() it to remove the temp dir. */
-export async function readImageArchive(path: string, tmpParent: string): Promise<ImageArchive> {
+export async function readImageArchive(path: string, tmpParent: string, limits: ArchiveLimits): Promise<ImageArchive> {
   const st = await stat(path).catch(() => {
     throw new NotFoundError(`image archive ${path} does not exist`);
   });
@@ -172,11 +195,11 @@ export async function readImageArchive(path: string, tmpParent: string): Promise
     let images: ArchiveImage[];
     let locate: (digest: string) => string | undefined;
     if (isOci) {
-      const oci = await readOciLayout(dir);
+      const oci = await readOciLayout(dir, limits);
       images = oci.images;
       locate = oci.blobPath;
     } else if (isDocker) {
-      const docker = await readDockerSave(dir);
+      const docker = await readDockerSave(dir, limits);
       images = docker.images;
       locate = (d) => docker.paths.get(d);
     } else {

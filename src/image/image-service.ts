@@ -11,6 +11,7 @@ import { ContentStore } from './content-store.js';
 import { ingestImage, type ImageSource } from './image-ingest.js';
 import type { ImageConfig } from './image-config.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
+import { imageLimitsFromConfig } from './limits.js';
 import { readImageArchive, type ArchiveImage } from './image-archive.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { RegistryClient, hostsConfigFromCrib, type CriAuth } from './registry/client.js';
@@ -134,6 +135,7 @@ export class ImageService {
     try {
       const resolved = await this.registry.resolve(ref, { auth });
       const record = await this.storeImage({
+        name: ref.toString(),
         configDescriptor: resolved.configDescriptor,
         layers: resolved.layers,
         openBlob: (desc) => this.registry.openBlob(resolved, desc, { auth }),
@@ -164,7 +166,10 @@ export class ImageService {
     ilog: Logger,
   ): Promise<ImageRecord> {
     const ingested = await ingestImage(
-      { content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log: ilog },
+      {
+        content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log: ilog,
+        limits: imageLimitsFromConfig(this.config),
+      },
       img,
       { lease },
     );
@@ -192,11 +197,12 @@ export class ImageService {
   /** Load every image of an OCI layout or `docker save` tar. */
   async importArchive(path: string): Promise<ImageView[]> {
     const lease = this.newLease();
-    const archive = await readImageArchive(path, join(this.config.root, 'tmp'));
+    const archive = await readImageArchive(path, join(this.config.root, 'tmp'), imageLimitsFromConfig(this.config));
     try {
       const views: ImageView[] = [];
       for (const img of archive.images) {
-        const record = await this.storeImage({ ...img, openBlob: (d) => archive.openBlob(d) }, lease.add, log);
+        const name = img.repoTags[0] ?? img.manifestDigest;
+        const record = await this.storeImage({ ...img, name, openBlob: (d) => archive.openBlob(d) }, lease.add, log);
         views.push(this.view(record));
       }
       log.info({ path, images: views.map((v) => v.id) }, 'images imported');

@@ -3,12 +3,24 @@
 // realm, which we ask for a token scoped to repository:<path>:pull (with Basic credentials, an
 // OAuth2 refresh token, or anonymously). Tokens are cached per realm, service, scope and
 // identity until they expire. Credentials never enter a message, a log line or an error.
+//
+// The realm is named by the registry, so it is checked before anything is sent to it: the
+// registry's credentials go to a realm on another host only over https (Docker Hub's realm is
+// auth.docker.io, so another host as such is fine: TLS proves who it is), over plain http only
+// to loopback or a host configured insecure; and a registry that is not on this node may not
+// point us at this node or at the link-local range where cloud metadata services answer.
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
-import { InvalidArgumentError, UnauthenticatedError, UnavailableError } from '../../errors.js';
-import type { RegistryAuthConfig } from './hosts.js';
+import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from '../../errors.js';
+import { isLoopbackHost } from '../reference.js';
+import { readBoundedBody } from './bounded-body.js';
+import { isNodeLocalAddress, mayCarryCredentials, plainHttpRefusal } from './credential-scope.js';
+import { hostOptions, type RegistryAuthConfig, type ResolvedHostsConfig } from './hosts.js';
 import { describeNetworkError, readErrorBody, registryMessage } from './registry-errors.js';
 import type { CriAuth } from './types.js';
+
+// A token response is a small JSON document (a JWT is a few KiB); 1 MiB is far past any real one.
+const MAX_TOKEN_RESPONSE = 1 << 20;
 
 export interface Credentials {
   username?: string;
@@ -76,8 +88,8 @@ export class Authenticator {
   private readonly challenges = new Map<string, Challenge>();
 
   constructor(
-    private readonly dispatcher: Dispatcher,
-    private readonly requestTimeoutMs: number,
+    private readonly config: ResolvedHostsConfig,
+    private readonly dispatchers: { secure: Dispatcher; insecure: Dispatcher },
   ) {}
 
   rememberChallenge(endpointUrl: string, challenge: Challenge): void {
@@ -139,8 +151,18 @@ export class Authenticator {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new UnavailableError(`registry ${host} named a token realm with scheme ${url.protocol}`);
     }
+    if (url.username || url.password) throw new UnavailableError(`registry ${host} named a token realm carrying credentials`);
+    if (url.host !== host && isNodeLocalAddress(url.host) && !isLoopbackHost(host)) {
+      throw new FailedPreconditionError(
+        `registry ${host} named a token realm on this node or a link-local address (${url.origin}); refused`);
+    }
+    if (creds && !mayCarryCredentials(this.config, url)) {
+      throw new FailedPreconditionError(plainHttpRefusal(url, `registry ${host} asked for its credentials to be sent to the token realm`));
+    }
     const service = challenge.params['service'];
     const where = `token server ${url.host} of registry ${host}`;
+    const dispatcher = url.protocol === 'https:' && hostOptions(this.config, url.host)?.insecure ? this.dispatchers.insecure : this.dispatchers.secure;
+    const timeouts = { headersTimeout: this.config.requestTimeoutMs, bodyTimeout: this.config.requestTimeoutMs };
     let res: Dispatcher.ResponseData;
     try {
       if (creds?.identityToken) {
@@ -149,7 +171,7 @@ export class Authenticator {
         if (service) form.set('service', service);
         form.set('scope', scope);
         res = await request(url, {
-          dispatcher: this.dispatcher, method: 'POST', headersTimeout: this.requestTimeoutMs,
+          dispatcher, method: 'POST', ...timeouts,
           headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(),
         });
       } else {
@@ -160,7 +182,7 @@ export class Authenticator {
           url.searchParams.set('account', creds.username);
           headers['authorization'] = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
         }
-        res = await request(url, { dispatcher: this.dispatcher, method: 'GET', headers, headersTimeout: this.requestTimeoutMs });
+        res = await request(url, { dispatcher, method: 'GET', headers, ...timeouts });
       }
     } catch (err) {
       throw new UnavailableError(`${where} is unreachable: ${describeNetworkError(err)}`);
@@ -174,12 +196,19 @@ export class Authenticator {
       const detail = registryMessage(await readErrorBody(res));
       throw new UnavailableError(`${where} answered ${res.statusCode}${detail ? ` ${detail}` : ''}`);
     }
+    const bytes = await readBoundedBody(res.body, {
+      limit: MAX_TOKEN_RESPONSE,
+      deadlineMs: this.config.progressTimeoutMs,
+      what: `the answer of ${where}`,
+      tooLarge: () => new ResourceExhaustedError(`${where} answered with more than 1 MiB; a token response is a few KiB`),
+    });
     let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
     try {
-      body = (await res.body.json()) as typeof body;
+      body = JSON.parse(bytes.toString('utf8')) as typeof body;
     } catch {
       throw new UnavailableError(`${where} answered with a body that is not JSON`);
     }
+    if (typeof body !== 'object' || body === null) throw new UnavailableError(`${where} answered with a body that is not a JSON object`);
     const token = body.access_token || body.token;
     if (typeof token !== 'string' || token === '') throw new UnavailableError(`${where} answered without a token`);
     // The spec's default lifetime is 60 s; keep a margin so a token does not expire in flight.

@@ -11,11 +11,14 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { CribError, DataLossError, FailedPreconditionError, InvalidArgumentError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
+import { formatLimit, limitExceeded } from '../limits.js';
+import { canonicalRegistry, credentialOwner } from './credential-scope.js';
 import type { ImageReference } from '../reference.js';
 import { credentialsFrom, type Credentials } from './auth.js';
 import { ResumableBlobStream, type OpenedBody } from './blob-stream.js';
+import { readBoundedBody } from './bounded-body.js';
 import { endpointsFor, hostOptions, withDefaults, type RegistryHostsConfig, type ResolvedHostsConfig } from './hosts.js';
-import { parseManifest, sha256Digest, verifyDigest } from './manifest.js';
+import { checkManifestCounts, parseManifest, sha256Digest, verifyDigest } from './manifest.js';
 import { hostPlatform, selectManifest } from './platform.js';
 import { errorForResponse } from './registry-errors.js';
 import { RegistryTransport } from './registry-transport.js';
@@ -29,8 +32,6 @@ export type { RegistryHostsConfig, RegistryHostOptions, RegistryAuthConfig } fro
 export { hostsConfigFromCrib } from './hosts.js';
 
 const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest].join(', ');
-const MAX_MANIFEST_BYTES = 4 << 20;
-const MAX_CONFIG_BYTES = 32 << 20;
 
 export interface ResolveOptions extends RequestOptions {
   /** The platform to select from an index (default: this host's). */
@@ -69,6 +70,7 @@ export class RegistryClient {
     const endpoints = endpointsFor(this.config, ref.domain);
     const top = await this.eachEndpoint(endpoints, `image "${image}"`, (ep) => this.fetchManifest(ep, ref, reference, opts));
     let parsed = parseManifest(top.bytes, top.contentType, image);
+    checkManifestCounts(parsed, this.config.limits, image);
     if (parsed.kind === 'manifest') {
       return this.resolved(ref, top.endpoint, top.digest, parsed.mediaType, parsed.manifest, top.bytes);
     }
@@ -80,6 +82,10 @@ export class RegistryClient {
     if (!MANIFEST_MEDIA_TYPES.includes(chosen.mediaType)) {
       throw new FailedPreconditionError(`image "${image}": the index entry for this platform has unsupported media type "${chosen.mediaType}"`);
     }
+    const maxManifest = this.config.limits.maxManifestBytes;
+    if (chosen.size > maxManifest) {
+      throw limitExceeded('maxManifestBytes', maxManifest, `image "${image}": the index says manifest ${chosen.digest} is ${formatLimit('maxManifestBytes', chosen.size)}`);
+    }
     // The platform manifest comes from the endpoint that served the index, then any other.
     const rest = [top.endpoint, ...endpoints.filter((e) => e !== top.endpoint)];
     const child = await this.eachEndpoint(rest, `image "${image}"`, (ep) => this.fetchManifest(ep, ref, chosen.digest, opts));
@@ -87,6 +93,7 @@ export class RegistryClient {
       throw new DataLossError(`image "${image}": manifest ${chosen.digest} is ${child.bytes.length} bytes, the index says ${chosen.size}`);
     }
     parsed = parseManifest(child.bytes, child.contentType ?? chosen.mediaType, image);
+    checkManifestCounts(parsed, this.config.limits, image);
     if (parsed.kind !== 'manifest') {
       throw new FailedPreconditionError(`image "${image}": the manifest for this platform (${chosen.digest}) is an index, not an image manifest`);
     }
@@ -111,7 +118,7 @@ export class RegistryClient {
    */
   async openBlob(source: BlobSource, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<ResumableBlobStream> {
     const endpoints = this.blobEndpoints(source);
-    const creds = this.credentialsFor(source.ref.domain, opts.auth);
+    const creds = this.credentialsFor(source.ref, opts.auth);
     let preferred = endpoints[0]!;
     const open = async (offset: number): Promise<OpenedBody> => {
       const order = [preferred, ...endpoints.filter((e) => e !== preferred)];
@@ -137,8 +144,9 @@ export class RegistryClient {
   /** The image config JSON, verified against its descriptor's digest and size. */
   async fetchConfig(resolved: ResolvedImage, opts: RequestOptions = {}): Promise<Buffer> {
     const desc = resolved.configDescriptor;
-    if (desc.size > MAX_CONFIG_BYTES) {
-      throw new FailedPreconditionError(`image "${resolved.ref}": config blob of ${desc.size} bytes is larger than ${MAX_CONFIG_BYTES}`);
+    const max = this.config.limits.maxConfigBytes;
+    if (desc.size > max) {
+      throw limitExceeded('maxConfigBytes', max, `the config blob of image "${resolved.ref}" is ${formatLimit('maxConfigBytes', desc.size)}`);
     }
     const stream = await this.openBlob(resolved, desc, opts);
     const chunks: Buffer[] = [];
@@ -163,19 +171,29 @@ export class RegistryClient {
     return [first, ...all.filter((e) => e.url !== first.url)];
   }
 
-  /** Per endpoint: the request's CRI credentials, else the endpoint's (or registry's) config. */
-  private credentialsFor(domain: string, auth: CriAuth | undefined): (ep: Endpoint) => Credentials | undefined {
+  /**
+   * Per endpoint, the credentials it may be sent: the request's own only at the registry they
+   * belong to (see credential-scope.ts), and never at a mirror; otherwise what the config file
+   * gives that endpoint's host (a mirror's own entry, or the registry's).
+   */
+  private credentialsFor(ref: ImageReference, auth: CriAuth | undefined): (ep: Endpoint) => Credentials | undefined {
     const fromRequest = credentialsFrom(auth);
+    const owner = fromRequest && credentialOwner(auth?.serverAddress, ref.domain);
+    const ownedHere = fromRequest !== undefined && owner === canonicalRegistry(ref.domain);
+    if (fromRequest && !ownedHere) {
+      log.info({ image: ref.toString(), serverAddress: auth?.serverAddress },
+        'the pull request\'s credentials belong to another registry (AuthConfig.server_address); not sending them');
+    }
     return (ep) => {
-      if (fromRequest) return fromRequest;
-      const configured = ep.mirror ? this.config.hosts[ep.host]?.auth : hostOptions(this.config, domain)?.auth;
+      if (ownedHere && !ep.mirror) return fromRequest;
+      const configured = ep.mirror ? this.config.hosts[ep.host]?.auth : hostOptions(this.config, ref.domain)?.auth;
       return credentialsFrom(configured);
     };
   }
 
   private async fetchManifest(ep: Endpoint, ref: ImageReference, reference: string, opts: RequestOptions) {
     const what = `image "${ref}"`;
-    const creds = this.credentialsFor(ref.domain, opts.auth)(ep);
+    const creds = this.credentialsFor(ref, opts.auth)(ep);
     const res = await this.transport.send(ep, {
       path: `/v2/${ref.path}/manifests/${reference}${ep.mirror ? `?ns=${encodeURIComponent(ref.domain)}` : ''}`,
       headers: { accept: MANIFEST_ACCEPT },
@@ -186,7 +204,19 @@ export class RegistryClient {
       bodyTimeoutMs: this.config.requestTimeoutMs,
     });
     if (res.statusCode !== 200) throw await errorForResponse(res, ep.host, what);
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest of ${what}`);
+    const max = this.config.limits.maxManifestBytes;
+    const tooLarge = (size: string) => limitExceeded('maxManifestBytes', max, `the manifest of ${what} from ${ep.host} is ${size}`);
+    const announced = contentLength(res);
+    if (announced !== undefined && announced > max) {
+      res.body.destroy();
+      throw tooLarge(formatLimit('maxManifestBytes', announced));
+    }
+    const bytes = await readBoundedBody(res.body, {
+      limit: max,
+      deadlineMs: this.config.progressTimeoutMs,
+      what: `the manifest of ${what} from ${ep.host}`,
+      tooLarge: () => tooLarge(`more than ${formatLimit('maxManifestBytes', max)}`),
+    });
     const digest = sha256Digest(bytes);
     if (reference.startsWith('sha256:')) {
       verifyDigest(bytes, reference, `manifest of ${what} from ${ep.host}`);
@@ -211,6 +241,13 @@ export class RegistryClient {
       // The blob stream watches progress itself, excluding time the consumer is not reading.
       bodyTimeoutMs: 0,
     });
+    // A registry announcing more bytes than the descriptor says is lying about one of them:
+    // refuse before reading rather than after the content store counts past the size.
+    const announced = contentLength(res);
+    if ((res.statusCode === 200 || res.statusCode === 206) && announced !== undefined && announced > desc.size - (res.statusCode === 206 ? offset : 0)) {
+      res.body.destroy();
+      throw new DataLossError(`pull of ${what}: registry ${ep.host} announced ${announced} bytes for a blob of ${desc.size} bytes`);
+    }
     if (res.statusCode === 206 && offset > 0) {
       const start = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '')?.[1];
       if (start !== undefined && Number(start) === offset) return { body: res.body, skip: 0 };
@@ -247,21 +284,9 @@ function header(res: Dispatcher.ResponseData, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
-async function readLimited(res: Dispatcher.ResponseData, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > limit) {
-        res.body.destroy();
-        throw new FailedPreconditionError(`${what} is larger than ${limit} bytes`);
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (err instanceof CribError) throw err;
-    throw new UnavailableError(`reading ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  return Buffer.concat(chunks);
+/** The Content-Length a response announced, when it announced a valid one. */
+function contentLength(res: Dispatcher.ResponseData): number | undefined {
+  const value = header(res, 'content-length');
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
 }

@@ -2,6 +2,7 @@
 // registry itself (unless overrideUpstream); plain http only for insecure or loopback hosts.
 import type { CribConfig } from '../../config/config.js';
 import { InvalidArgumentError } from '../../errors.js';
+import { DEFAULT_IMAGE_LIMITS, imageLimitsFromConfig, type ImageLimits } from '../limits.js';
 import { DOCKER_HUB, isLoopbackHost } from '../reference.js';
 import type { Endpoint } from './types.js';
 
@@ -35,6 +36,8 @@ export interface RegistryHostsConfig {
   backoffMs?: number;
   /** A body whose bytes stop arriving this long is aborted (default 5 min). */
   progressTimeoutMs?: number;
+  /** Bounds on manifests and blobs (defaults: DEFAULT_IMAGE_LIMITS). */
+  limits?: Partial<ImageLimits>;
 }
 
 export interface ResolvedHostsConfig {
@@ -43,6 +46,7 @@ export interface ResolvedHostsConfig {
   retries: number;
   backoffMs: number;
   progressTimeoutMs: number;
+  limits: ImageLimits;
 }
 
 export function withDefaults(config: RegistryHostsConfig = {}): ResolvedHostsConfig {
@@ -52,6 +56,7 @@ export function withDefaults(config: RegistryHostsConfig = {}): ResolvedHostsCon
     retries: config.retries ?? 3,
     backoffMs: config.backoffMs ?? 200,
     progressTimeoutMs: config.progressTimeoutMs ?? 5 * 60_000,
+    limits: { ...DEFAULT_IMAGE_LIMITS, ...config.limits },
   };
   for (const [host, opts] of Object.entries(resolved.hosts)) {
     for (const mirror of opts.mirrors ?? []) parseEndpointUrl(host, mirror);
@@ -80,6 +85,7 @@ export function hostsConfigFromCrib(config: CribConfig): RegistryHostsConfig {
     requestTimeoutMs: config.image.request_timeout,
     retries: config.image.retries,
     progressTimeoutMs: config.image.pull_progress_timeout,
+    limits: imageLimitsFromConfig(config),
   };
 }
 

@@ -3,6 +3,7 @@
 // descriptors in it are well-formed before anything downstream trusts them.
 import { createHash } from 'node:crypto';
 import { DataLossError, FailedPreconditionError } from '../../errors.js';
+import { limitExceeded, type ImageLimits } from '../limits.js';
 import {
   INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType, type Descriptor, type ImageIndex, type ImageManifest,
 } from './types.js';
@@ -92,6 +93,20 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, im
     return { kind: 'manifest', mediaType, manifest: body as unknown as ImageManifest };
   }
   throw new FailedPreconditionError(`image "${image}" has a manifest of unsupported media type "${mediaType}"`);
+}
+
+/**
+ * ResourceExhausted when an index lists more manifests, or a manifest more layers, than the
+ * limits allow. Checked before any entry is acted on, so an oversized list costs nothing more.
+ */
+export function checkManifestCounts(parsed: ParsedManifest, limits: Pick<ImageLimits, 'maxIndexManifests' | 'maxLayers'>, image: string): void {
+  if (parsed.kind === 'index') {
+    const n = parsed.index.manifests.length;
+    if (n > limits.maxIndexManifests) throw limitExceeded('maxIndexManifests', limits.maxIndexManifests, `the index of image "${image}" lists ${n} manifests`);
+    return;
+  }
+  const n = parsed.manifest.layers.length;
+  if (n > limits.maxLayers) throw limitExceeded('maxLayers', limits.maxLayers, `image "${image}" has ${n} layers`);
 }
 
 function checkDescriptor(d: unknown, where: string): asserts d is Descriptor {

@@ -7,11 +7,21 @@ import {
   CribError, DeadlineExceededError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError,
   UnavailableError, errnoCode,
 } from '../../errors.js';
+import { readBoundedBody } from './bounded-body.js';
 
 const MAX_ERROR_BODY = 64 * 1024;
+const ERROR_BODY_DEADLINE_MS = 30_000;
+
+const MAX_REGISTRY_MESSAGE = 1000;
 
 /** The registry's own explanation from an error body, or a short excerpt of a non-JSON body. */
 export function registryMessage(body: string): string {
+  const message = explanation(body);
+  // The registry's words go into an error a person reads: a page of them helps nobody.
+  return message.length > MAX_REGISTRY_MESSAGE ? `${message.slice(0, MAX_REGISTRY_MESSAGE)}…` : message;
+}
+
+function explanation(body: string): string {
   const text = body.trim();
   if (text === '') return '';
   try {
@@ -29,20 +39,18 @@ export function registryMessage(body: string): string {
   return firstLine.length > 200 ? `${firstLine.slice(0, 200)}…` : firstLine;
 }
 
-/** Read (a bounded amount of) an error response body and discard the rest. */
-export async function readErrorBody(res: Dispatcher.ResponseData): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
+/**
+ * Read (a bounded amount of) an error response body, within `deadlineMs`; the rest is not
+ * read: a server could stream an error page forever.
+ */
+export async function readErrorBody(res: Dispatcher.ResponseData, deadlineMs = ERROR_BODY_DEADLINE_MS): Promise<string> {
   try {
-    for await (const chunk of res.body) {
-      const b = chunk as Buffer;
-      if (size < MAX_ERROR_BODY) chunks.push(b.subarray(0, MAX_ERROR_BODY - size));
-      size += b.length;
-    }
+    const bytes = await readBoundedBody(res.body, { limit: MAX_ERROR_BODY, deadlineMs, what: 'an error response' });
+    return bytes.toString('utf8');
   } catch {
-    // A body cut short still says what it said so far.
+    // A body cut short or too slow says nothing more; the status code still does.
+    return '';
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The error for a non-success registry answer about `what` ("image \"x\"", "layer sha256:…"). */

@@ -1,12 +1,15 @@
 // One request to one registry endpoint, made robust: https first and plain http for loopback or
 // insecure hosts that do not speak TLS; retries with exponential backoff on 5xx, 429 and
-// connection failures; and the 401 → challenge → token → retry dance. What comes back is the
-// registry's final answer for the caller to interpret; what is thrown is already a CribError.
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+// connection failures; the 401 → challenge → token → retry dance; and redirects, followed here
+// rather than by undici so that each hop is checked. What comes back is the registry's final
+// answer for the caller to interpret; what is thrown is already a CribError.
+import { Agent, request, type Dispatcher } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CribError, FailedPreconditionError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
-import { Authenticator, parseChallenge, type Credentials } from './auth.js';
-import type { ResolvedHostsConfig } from './hosts.js';
+import { Authenticator, parseChallenge, type Challenge, type Credentials } from './auth.js';
+import { mayCarryCredentials, plainHttpAllowed, plainHttpRefusal } from './credential-scope.js';
+import { hostOptions, type ResolvedHostsConfig } from './hosts.js';
 import { certificateError, isAbortError, isRetryableNetworkError, isTlsError, unreachableError } from './registry-errors.js';
 import type { Endpoint } from './types.js';
 
@@ -25,26 +28,27 @@ export interface SendOptions {
   bodyTimeoutMs?: number;
 }
 
-// Registries send blob downloads to a CDN or object store with a redirect; undici drops the
-// Authorization header when a redirect changes origin, so the registry's token is not leaked.
+// Registries send blob downloads to a CDN or object store with a redirect. Each hop is checked:
+// the Authorization header goes only to the origin the request was made to (once a redirect
+// leaves it, no later hop gets it back), a plain-http target must be loopback or configured
+// insecure, and TLS is verified unless the target's own host is configured insecure.
 const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 export class RegistryTransport {
   private readonly agents: Agent[];
-  readonly secure: Dispatcher;
-  readonly insecure: Dispatcher;
+  private readonly secure: Agent;
+  private readonly insecure: Agent;
   readonly auth: Authenticator;
   /** Hosts found to speak plain http, so later requests skip the failing https attempt. */
   private readonly plainHttp = new Set<string>();
 
   constructor(readonly config: ResolvedHostsConfig) {
     const common = { keepAliveTimeout: 10_000, connect: { timeout: config.requestTimeoutMs } };
-    const secure = new Agent(common);
-    const insecure = new Agent({ ...common, connect: { ...common.connect, rejectUnauthorized: false } });
-    this.agents = [secure, insecure];
-    this.secure = secure.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
-    this.insecure = insecure.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
-    this.auth = new Authenticator(secure, config.requestTimeoutMs);
+    this.secure = new Agent(common);
+    this.insecure = new Agent({ ...common, connect: { ...common.connect, rejectUnauthorized: false } });
+    this.agents = [this.secure, this.insecure];
+    this.auth = new Authenticator(config, { secure: this.secure, insecure: this.insecure });
   }
 
   async close(): Promise<void> {
@@ -84,7 +88,7 @@ export class RegistryTransport {
   private async sendAuthenticated(ep: Endpoint, opts: SendOptions): Promise<Dispatcher.ResponseData> {
     const challenge = this.auth.knownChallenge(ep.url);
     const authorization = challenge || opts.creds?.registryToken
-      ? await this.auth.authorization(challenge ?? { scheme: 'bearer', params: {} }, opts.scope, opts.creds, ep.host)
+      ? await this.authorize(ep, challenge ?? { scheme: 'bearer', params: {} }, opts)
       : undefined;
     const res = await this.sendRaw(ep, opts, authorization);
     // One round of challenge and answer: it covers both a first contact and a cached token the
@@ -95,25 +99,31 @@ export class RegistryTransport {
     await res.body.dump().catch(() => undefined);
     if (challenge && authorization) this.auth.invalidate(challenge, opts.scope, opts.creds);
     this.auth.rememberChallenge(ep.url, fresh);
-    return this.sendRaw(ep, opts, await this.auth.authorization(fresh, opts.scope, opts.creds, ep.host));
+    return this.sendRaw(ep, opts, await this.authorize(ep, fresh, opts));
+  }
+
+  /**
+   * The Authorization answering `challenge` at `ep`. Credentials (and tokens bought with them)
+   * are not sent to an endpoint reached over plain http unless it is loopback or configured
+   * insecure: the pull fails instead, saying why, rather than go on anonymously and leave the
+   * operator puzzling over a 401 from a registry they did give credentials for.
+   */
+  private async authorize(ep: Endpoint, challenge: Challenge, opts: SendOptions): Promise<string | undefined> {
+    const url = new URL(this.baseUrl(ep));
+    if (opts.creds && !ep.insecure && !mayCarryCredentials(this.config, url)) {
+      throw new FailedPreconditionError(plainHttpRefusal(url, `registry ${ep.host} asked for credentials for ${opts.what}`));
+    }
+    return this.auth.authorization(challenge, opts.scope, opts.creds, ep.host);
   }
 
   private async sendRaw(ep: Endpoint, opts: SendOptions, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
-    const headers: Record<string, string> = { 'user-agent': 'crib', ...opts.headers };
-    if (authorization) headers['authorization'] = authorization;
     const base = this.baseUrl(ep);
-    const go = (url: string) =>
-      request(url + ep.pathPrefix + opts.path, {
-        dispatcher: ep.insecure || url.startsWith('http:') ? this.insecure : this.secure,
-        method: opts.method ?? 'GET',
-        headers,
-        signal: opts.signal,
-        headersTimeout: this.config.requestTimeoutMs,
-        bodyTimeout: opts.bodyTimeoutMs ?? this.config.progressTimeoutMs,
-      });
+    const go = (origin: string) => this.follow(ep, opts, new URL(origin + ep.pathPrefix + opts.path), authorization);
     try {
       return await go(base);
     } catch (err) {
+      // Our own verdicts (a refused redirect) are final: no plain-http retry can change them.
+      if (err instanceof CribError) throw err;
       const untrusted = certificateError(err, ep.host);
       if (untrusted) throw untrusted;
       // Docker's rule for insecure and loopback registries: when https cannot even shake hands,
@@ -124,6 +134,54 @@ export class RegistryTransport {
       this.plainHttp.add(ep.host);
       return res;
     }
+  }
+
+  /** GET `url`, following redirects hop by hop under the rules at MAX_REDIRECTS. */
+  private async follow(ep: Endpoint, opts: SendOptions, url: URL, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
+    const origin = url.origin;
+    let current = url;
+    let auth = authorization;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { 'user-agent': 'crib', ...opts.headers };
+      if (auth) headers['authorization'] = auth;
+      const res = await request(current, {
+        dispatcher: this.dispatcherFor(ep, current),
+        method: opts.method ?? 'GET',
+        headers,
+        signal: opts.signal,
+        headersTimeout: this.config.requestTimeoutMs,
+        bodyTimeout: opts.bodyTimeoutMs ?? this.config.progressTimeoutMs,
+      });
+      const location = REDIRECT_STATUSES.has(res.statusCode) ? res.headers['location'] : undefined;
+      if (typeof location !== 'string') return res;
+      await res.body.dump().catch(() => undefined);
+      // Messages name origins only: a redirect URL's query often carries a signature.
+      const from = `registry ${ep.host} redirected ${opts.what}`;
+      if (hop >= MAX_REDIRECTS) throw new UnavailableError(`${from} more than ${MAX_REDIRECTS} times`);
+      let next: URL;
+      try {
+        next = new URL(location, current);
+      } catch {
+        throw new UnavailableError(`${from} to a location that is not a URL`);
+      }
+      if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new UnavailableError(`${from} to a ${next.protocol} URL`);
+      if (next.username || next.password) throw new UnavailableError(`${from} to a URL carrying credentials (${next.host})`);
+      if (next.protocol === 'http:' && !plainHttpAllowed(this.config, next.host)) {
+        throw new FailedPreconditionError(
+          `${from} to plain http (${next.origin}): crib follows redirects over plain http only to loopback and to hosts ` +
+          `configured insecure; set insecure = true under [registry."${next.host}"] if that network is trusted`);
+      }
+      if (next.origin !== origin) auth = undefined;
+      log.debug({ registry: ep.host, to: next.origin, status: res.statusCode }, 'following registry redirect');
+      current = next;
+    }
+  }
+
+  /** TLS verification per host: the endpoint's own setting, else the target host's config. */
+  private dispatcherFor(ep: Endpoint, url: URL): Dispatcher {
+    if (url.protocol === 'http:') return this.secure;
+    const insecure = url.host === ep.host ? ep.insecure : (hostOptions(this.config, url.host)?.insecure ?? false);
+    return insecure ? this.insecure : this.secure;
   }
 }
 

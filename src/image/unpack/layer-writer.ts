@@ -7,7 +7,7 @@
 // keeps us close to `tar -x`). The layer directory is private to this unpack (a fresh temp dir),
 // so the only symlinks in it are ones the archive made; we never follow any of them.
 import * as fs from 'node:fs';
-import { InvalidArgumentError, errnoCode } from '../../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError, errnoCode } from '../../errors.js';
 import { log } from '../../log.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from '../../sys/libc.js';
 import { baseOf, cleanEntryPath, parentOf } from './safe-path.js';
@@ -28,6 +28,22 @@ const UMASK = (() => {
 // New files get our effective ids; only when those are 0:0 can a root-owned entry skip its chown.
 const IS_ROOT = process.geteuid?.() === 0 && process.getegid?.() === 0;
 
+// What the writer remembers about directories grows with the layer, so it is bounded: the
+// known-directory cache is only a cache and starts over past its size; the mtimes still to apply,
+// the setgid dirs and the removals are state, and a layer needing more than this of them is
+// refused (a real one needs a few MiB even with a million entries of typical path length).
+const DIR_CACHE_BYTES = 16 << 20;
+const MAX_BOOKKEEPING_BYTES = 64 << 20;
+/** Rough per-entry cost of a remembered path beyond its characters (string and map overhead). */
+const ENTRY_OVERHEAD = 64;
+
+export interface LayerWriterOptions {
+  /** The layer as messages name it. */
+  what?: string;
+  /** Bound on directory bookkeeping (default 64 MiB); tests lower it. */
+  maxBookkeepingBytes?: number;
+}
+
 export interface LayerWriteStats {
   entries: number;
   /** Bytes of regular-file content written. */
@@ -37,10 +53,21 @@ export interface LayerWriteStats {
 
 export class LayerWriter implements TarSink {
   readonly stats: LayerWriteStats = { entries: 0, fileBytes: 0, whiteouts: 0 };
-  /** Relative paths known to be real directories (never symlinks) inside the layer. */
+  /** Relative paths known to be real directories (never symlinks) inside the layer: a cache. */
   private readonly dirs = new Set<string>(['']);
-  /** Directory mtimes, applied last: writing children would otherwise bump them. */
-  private readonly dirTimes = new Map<string, number>();
+  private dirCacheBytes = 0;
+  /**
+   * Directory mtimes, applied last (writing children would otherwise bump them), each with the
+   * sequence number of when it was set; removedAt holds when a directory was last removed, so an
+   * mtime set before its directory (or an ancestor) went away is skipped without searching the
+   * map at every removal.
+   */
+  private readonly dirTimes = new Map<string, { mtime: number; seq: number }>();
+  private readonly removedAt = new Map<string, number>();
+  private seq = 0;
+  private bookkeepingBytes = 0;
+  private readonly what: string;
+  private readonly maxBookkeepingBytes: number;
   private fd = -1;
   private fileHeader: TarHeader | undefined;
   private fileAbs = '';
@@ -49,7 +76,9 @@ export class LayerWriter implements TarSink {
   private readonly setgidDirs = new Set<string>();
   private warnedXattr = false;
 
-  constructor(private readonly root: string) {
+  constructor(private readonly root: string, opts: LayerWriterOptions = {}) {
+    this.what = opts.what ?? 'layer';
+    this.maxBookkeepingBytes = opts.maxBookkeepingBytes ?? MAX_BOOKKEEPING_BYTES;
     if (fs.statSync(root).mode & S_ISGID) this.setgidDirs.add('');
   }
 
@@ -65,7 +94,7 @@ export class LayerWriter implements TarSink {
       if (h.type !== 'dir') throw new InvalidArgumentError(`layer entry ${JSON.stringify(h.name)} names the layer root but is not a directory`);
       this.applyMeta(this.root, h, true);
       this.noteSetgid('', h);
-      this.dirTimes.set('', h.mtime);
+      this.setDirTime('', h.mtime);
       return;
     }
     this.ensureDirs(parentOf(rel), h.name);
@@ -82,7 +111,7 @@ export class LayerWriter implements TarSink {
         this.makeDir(rel, abs);
         this.applyMeta(abs, h, true);
         this.noteSetgid(rel, h);
-        this.dirTimes.set(rel, h.mtime);
+        this.setDirTime(rel, h.mtime);
         return;
       case 'symlink':
         this.create(rel, () => fs.symlinkSync(h.linkname, abs));
@@ -134,7 +163,45 @@ export class LayerWriter implements TarSink {
 
   /** Apply directory mtimes once all their contents exist. */
   finish(): void {
-    for (const [rel, mtime] of this.dirTimes) fs.utimesSync(this.abs(rel), mtime, mtime);
+    for (const [rel, { mtime, seq }] of this.dirTimes) {
+      if (!this.removedSince(rel, seq)) fs.utimesSync(this.abs(rel), mtime, mtime);
+    }
+  }
+
+  /** Whether `rel` or a parent of it was removed after `seq`. */
+  private removedSince(rel: string, seq: number): boolean {
+    if (this.removedAt.size === 0) return false;
+    for (let p = rel; p !== ''; p = parentOf(p)) if ((this.removedAt.get(p) ?? -1) > seq) return true;
+    return false;
+  }
+
+  /** Count a newly remembered path against the bookkeeping bound. */
+  private remember(path: string): void {
+    this.bookkeepingBytes += path.length + ENTRY_OVERHEAD;
+    if (this.bookkeepingBytes > this.maxBookkeepingBytes) {
+      throw new ResourceExhaustedError(
+        `${this.what} has more directories than crib keeps track of while unpacking ` +
+        `(over ${this.maxBookkeepingBytes >> 20} MiB of directory paths); real layers need a few MiB`);
+    }
+  }
+
+  private setDirTime(rel: string, mtime: number): void {
+    if (!this.dirTimes.has(rel)) this.remember(rel);
+    this.dirTimes.set(rel, { mtime, seq: ++this.seq });
+  }
+
+  private cacheDir(rel: string): void {
+    if (this.dirs.has(rel)) return;
+    this.dirCacheBytes += rel.length + ENTRY_OVERHEAD;
+    if (this.dirCacheBytes > DIR_CACHE_BYTES) this.forgetDirs();
+    this.dirs.add(rel);
+  }
+
+  /** Empty the known-directory cache; later entries verify their parents on disk again. */
+  private forgetDirs(): void {
+    this.dirs.clear();
+    this.dirs.add('');
+    this.dirCacheBytes = 0;
   }
 
   /** Release an open file after a failure; the caller discards the directory. */
@@ -169,16 +236,23 @@ export class LayerWriter implements TarSink {
     }
     if (st.isDirectory()) {
       fs.rmSync(abs, { recursive: true, force: true });
-      for (const d of [...this.dirs]) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
-      for (const d of [...this.dirTimes.keys()]) if (d === rel || d.startsWith(`${rel}/`)) this.dirTimes.delete(d);
+      // O(1) per removal: scanning the cache and the mtimes for descendants at every removal
+      // made a crafted layer quadratic (40k entries took minutes, the event loop blocked).
+      this.forgetDirs();
+      if (!this.removedAt.has(rel)) this.remember(rel);
+      this.removedAt.set(rel, ++this.seq);
     } else {
       fs.unlinkSync(abs);
     }
   }
 
   private noteSetgid(rel: string, h: TarHeader): void {
-    if (h.mode & S_ISGID) this.setgidDirs.add(rel);
-    else this.setgidDirs.delete(rel);
+    if (h.mode & S_ISGID) {
+      if (!this.setgidDirs.has(rel)) this.remember(rel);
+      this.setgidDirs.add(rel);
+    } else {
+      this.setgidDirs.delete(rel);
+    }
   }
 
   private makeDir(rel: string, abs: string): void {
@@ -191,7 +265,7 @@ export class LayerWriter implements TarSink {
         fs.mkdirSync(abs, 0o700);
       }
     }
-    this.dirs.add(rel);
+    this.cacheDir(rel);
   }
 
   /**
@@ -219,7 +293,7 @@ export class LayerWriter implements TarSink {
             `layer entry ${JSON.stringify(entryName)} needs ${JSON.stringify(cur)} to be a directory, but an earlier entry made it a file`);
         }
       }
-      this.dirs.add(cur);
+      this.cacheDir(cur);
     }
   }
 

@@ -3,8 +3,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
 import { lsetxattr } from '../../sys/libc.js';
+import { encodeTar, type TarHeader as WriterHeader } from '../../../test-support/tar-writer.js';
 import { TarReader, type TarHeader } from './tar-reader.js';
 
 let dir: string;
@@ -75,5 +76,49 @@ describe('TarReader', () => {
     const r = new TarReader({ entry: () => undefined, data: () => undefined, endEntry: () => undefined });
     r.push(cut);
     expect(() => r.end()).toThrow(/truncated/);
+  });
+});
+
+describe('TarReader bounds', () => {
+  const sink = { entry: () => undefined, data: () => undefined, endEntry: () => undefined };
+  const files = (n: number, extra: Partial<WriterHeader> = {}) =>
+    encodeTar(Array.from({ length: n }, (_, i) => ({ header: { path: `f${i}`, type: 'file' as const, ...extra }, content: Buffer.from('x') })));
+
+  it('stops at max entries, naming image.max_layer_entries', () => {
+    const r = new TarReader(sink, { maxEntries: 10, what: 'layer L' });
+    r.push(files(10));
+    expect(() => new TarReader(sink, { maxEntries: 9, what: 'layer L' }).push(files(10))).toThrow(ResourceExhaustedError);
+    expect(() => new TarReader(sink, { maxEntries: 9, what: 'layer L' }).push(files(10))).toThrow(/layer L has more than 9 entries.*image\.max_layer_entries/);
+  });
+
+  it('refuses a name or link target longer than PATH_MAX before the sink sees it', () => {
+    const seen: string[] = [];
+    const r = new TarReader({ ...sink, entry: (h) => void seen.push(h.name) }, { what: 'layer L' });
+    const tar = encodeTar([
+      { header: { path: 'ok', type: 'file' }, content: Buffer.from('x') },
+      { header: { path: `${'d/'.repeat(2100)}f`, type: 'file' }, content: Buffer.from('x') },
+    ]);
+    expect(() => r.push(tar)).toThrow(/name is 4201 bytes.*PATH_MAX/);
+    expect(seen).toEqual(['ok']);
+    const link = encodeTar([{ header: { path: 'l', type: 'symlink', linkname: 'x'.repeat(5000) } }]);
+    expect(() => new TarReader(sink).push(link)).toThrow(/link target is 5000 bytes/);
+  });
+
+  it('bounds PAX headers summed over several headers for one entry, and global ones', () => {
+    // Each header under the per-header bound, together over it: 3 x 400 KiB of xattrs.
+    const big = (i: number) => ({ [`user.a${i}`]: Buffer.alloc(400 << 10, 0x61) });
+    const oneEntry = Buffer.concat([0, 1, 2].map((i) => encodeTar([{ header: { path: 'f', type: 'dir', xattrs: big(i) } }]).subarray(0, -1024 - 512)));
+    expect(() => new TarReader(sink).push(oneEntry)).toThrow(/PAX headers for one entry of more than 1 MiB/);
+    const global = (i: number) => {
+      const t = Buffer.from(encodeTar([{ header: { path: 'g', type: 'dir', pax: { [`k${i}`]: Buffer.alloc(400 << 10, 0x62) } } }]));
+      t[156] = 'g'.charCodeAt(0); // the PAX header becomes a global one; fix its checksum
+      t.fill(' ', 148, 156);
+      let sum = 0;
+      for (let j = 0; j < 512; j++) sum += t[j]!;
+      t.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+      return t.subarray(0, -1024);
+    };
+    const r = new TarReader(sink);
+    expect(() => { for (const i of [0, 1, 2]) r.push(global(i)); }).toThrow(/global PAX headers of more than 1 MiB/);
   });
 });

@@ -4,7 +4,8 @@
 // security.capability (bytes >= 0x80 become U+FFFD). Layer fidelity needs those bytes, so the
 // headers are parsed here and values are kept as raw Buffers. The parser is synchronous: the
 // caller feeds it chunks and it calls the sink for every entry, with no per-entry promises.
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
+import { limitExceeded } from '../limits.js';
 
 export type TarEntryType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'other';
 
@@ -33,6 +34,17 @@ export interface TarSink {
 }
 
 const BLOCK = 512;
+// Fixed bounds of the format, not tunables: Linux refuses longer paths anyway (PATH_MAX), and
+// real PAX headers (long names, xattrs such as security.capability or ACLs) are a few KiB.
+const MAX_NAME_BYTES = 4096;
+const MAX_META_BYTES = 1 << 20;
+
+export interface TarReaderOptions {
+  /** Most entries accepted (image.max_layer_entries); PAX and long-name headers do not count. */
+  maxEntries?: number;
+  /** The layer as messages name it. */
+  what?: string;
+}
 
 type State =
   | { kind: 'header' }
@@ -50,8 +62,17 @@ export class TarReader {
   private longLink: string | undefined;
   private entryOffset = 0;
   private offset = 0;
+  private entries = 0;
+  /** PAX bytes waiting for the next entry, and global PAX bytes held: both bounded. */
+  private paxBytes = 0;
+  private globalPaxBytes = 0;
+  private readonly maxEntries: number;
+  private readonly what: string;
 
-  constructor(private readonly sink: TarSink) {}
+  constructor(private readonly sink: TarSink, opts: TarReaderOptions = {}) {
+    this.maxEntries = opts.maxEntries ?? Number.MAX_SAFE_INTEGER;
+    this.what = opts.what ?? 'layer';
+  }
 
   /** Whether the end-of-archive marker has been seen (later bytes are padding). */
   get ended(): boolean {
@@ -118,9 +139,12 @@ export class TarReader {
     const body = Buffer.concat(st.parts);
     switch (st.typeflag) {
       case 'x':
+        // Several PAX headers may precede one entry; together they stay under the bound.
+        this.paxBytes = this.boundedMeta(this.paxBytes + body.length, 'PAX headers for one entry');
         this.pax = new Map([...(this.pax ?? []), ...parsePax(body)]);
         break;
       case 'g':
+        this.globalPaxBytes = this.boundedMeta(this.globalPaxBytes + body.length, 'global PAX headers');
         for (const [k, v] of parsePax(body)) this.globalPax.set(k, v);
         break;
       case 'L':
@@ -130,6 +154,13 @@ export class TarReader {
         this.longLink = cString(body, 0, body.length);
         break;
     }
+  }
+
+  private boundedMeta(total: number, what: string): number {
+    if (total > MAX_META_BYTES) {
+      throw new ResourceExhaustedError(`${this.what} has ${what} of more than 1 MiB in all (at byte ${this.entryOffset}); real ones are a few KiB`);
+    }
+    return total;
   }
 
   private header(block: Buffer): void {
@@ -149,8 +180,8 @@ export class TarReader {
     const size = parseNumber(block, 124, 12);
     if (size < 0) throw new InvalidArgumentError(`layer tar has a negative size at byte ${this.entryOffset}`);
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-      if (size > 1 << 20) {
-        throw new InvalidArgumentError(`layer tar metadata entry at byte ${this.entryOffset} is ${size} bytes (limit 1 MiB)`);
+      if (size > MAX_META_BYTES) {
+        throw new ResourceExhaustedError(`${this.what} has a tar metadata entry of ${size} bytes at byte ${this.entryOffset} (the bound is 1 MiB)`);
       }
       this.state = { kind: 'meta', typeflag, remaining: size, pad: padding(size), parts: [] };
       if (size === 0) this.finishBody(this.state);
@@ -179,9 +210,21 @@ export class TarReader {
       xattrs: new Map(),
     };
     this.pax = undefined;
+    this.paxBytes = 0;
     this.longName = undefined;
     this.longLink = undefined;
     applyPax(header, pax);
+    this.entries += 1;
+    if (this.entries > this.maxEntries) {
+      throw limitExceeded('maxLayerEntries', this.maxEntries, `${this.what} has more than ${this.maxEntries} entries`);
+    }
+    for (const [field, value] of [['name', header.name], ['link target', header.linkname]] as const) {
+      const bytes = Buffer.byteLength(value);
+      if (bytes > MAX_NAME_BYTES) {
+        throw new ResourceExhaustedError(
+          `${this.what} has an entry whose ${field} is ${bytes} bytes (at byte ${this.entryOffset}); Linux allows at most ${MAX_NAME_BYTES} (PATH_MAX)`);
+      }
+    }
     if (header.size < 0 || header.uid < 0 || header.gid < 0) {
       throw new InvalidArgumentError(`layer tar entry ${JSON.stringify(header.name)} has a negative size, uid or gid`);
     }

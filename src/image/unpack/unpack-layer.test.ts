@@ -3,11 +3,13 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
+import { ByteBudget } from '../limits.js';
 import { devMajor, devMinor, lgetxattr } from '../../sys/libc.js';
 import {
   buildTar, fileCapability, gzipLayer, maliciousLayers, sha256, zstdLayer, type FixtureEntry,
 } from '../../../test-support/tar-fixtures.js';
+import { encodeTar } from '../../../test-support/tar-writer.js';
 import { unpackLayer } from './unpack-layer.js';
 
 let work: string;
@@ -202,5 +204,63 @@ describe('unpackLayer', () => {
         expect(existsSync('/tmp/escaped-absolute.txt')).toBe(false);
       });
     }
+  });
+});
+
+describe('unpackLayer limits', () => {
+  const zeros = (name: string, size: number) => buildTar([{ name, body: Buffer.alloc(size) }]);
+
+  for (const [kind, make] of [['gzip', gzipLayer], ['zstd', zstdLayer], ['plain', (t: Buffer) => t]] as const) {
+    it(`stops a ${kind} layer at maxBytes with RESOURCE_EXHAUSTED naming image.max_layer_size`, async () => {
+      const dir = freshDir();
+      const err = await unpackLayer(blob(make(await zeros('big', 8 << 20))), dir, { maxBytes: 1 << 20, what: 'layer X' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ResourceExhaustedError);
+      expect((err as Error).message).toMatch(/^layer X unpacks to more than 1 MiB, over the limit of 1 MiB set by image\.max_layer_size/);
+      // Unpacking stopped at the limit: the file holds at most the bytes under it.
+      expect(lstatSync(join(dir, 'big')).size).toBeLessThanOrEqual(1 << 20);
+    });
+  }
+
+  it('counts every layer against one image budget', async () => {
+    const budget = new ByteBudget('maxImageBytes', 3 << 20, 'image "i" unpacks to');
+    await unpackLayer(blob(gzipLayer(await zeros('a', 2 << 20))), freshDir(), { budget });
+    expect(budget.bytes).toBeGreaterThan(2 << 20);
+    const err = await unpackLayer(blob(gzipLayer(await zeros('b', 2 << 20))), freshDir(), { budget }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResourceExhaustedError);
+    expect((err as Error).message).toContain('image "i" unpacks to more than 3 MiB, over the limit of 3 MiB set by image.max_image_size');
+  });
+});
+
+describe('unpackLayer directory bookkeeping', () => {
+  it('replaces directories and applies only the mtimes of directories that survive', async () => {
+    const t1 = new Date('2020-01-01T00:00:00Z');
+    const t2 = new Date('2010-01-01T00:00:00Z');
+    const n = 2_000;
+    const tar = encodeTar([
+      ...Array.from({ length: n }, (_, i) => ({ header: { path: `d${i}/sub`, type: 'dir' as const, mtime: t2 } })),
+      // Every directory replaced by a file (the old writer rescanned all it knew at each one).
+      ...Array.from({ length: n }, (_, i) => ({ header: { path: `d${i}`, type: 'file' as const }, content: Buffer.from('x') })),
+      // Removed, then made again: the new entry's mtime applies, the old subtree's does not.
+      { header: { path: 'again/old', type: 'dir' as const, mtime: t2 } },
+      { header: { path: 'again', type: 'file' as const }, content: Buffer.from('x') },
+      { header: { path: 'again', type: 'dir' as const, mtime: t1 } },
+      { header: { path: 'keep', type: 'dir' as const, mtime: t1 } },
+    ]);
+    const dir = freshDir();
+    await unpackLayer(blob(tar), dir);
+    expect(lstatSync(join(dir, 'd0')).isFile()).toBe(true);
+    expect(lstatSync(join(dir, `d${n - 1}`)).isFile()).toBe(true);
+    expect(lstatSync(join(dir, 'again')).isDirectory()).toBe(true);
+    expect(existsSync(join(dir, 'again/old'))).toBe(false);
+    expect(lstatSync(join(dir, 'again')).mtime).toEqual(t1);
+    expect(lstatSync(join(dir, 'keep')).mtime).toEqual(t1);
+  });
+
+  it('bounds the directory bookkeeping of a layer', async () => {
+    const long = 'x'.repeat(200);
+    const tar = encodeTar(Array.from({ length: 100 }, (_, i) => ({ header: { path: `${long}${i}`, type: 'dir' as const } })));
+    const err = await unpackLayer(blob(tar), freshDir(), { what: 'layer Y', maxBookkeepingBytes: 10_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResourceExhaustedError);
+    expect((err as Error).message).toMatch(/^layer Y has more directories than crib keeps track of/);
   });
 });

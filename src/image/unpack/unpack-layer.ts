@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError, CribError } from '../../errors.js';
 import { digestHex } from '../content-store.js';
+import { formatLimit, limitExceeded, type ByteBudget } from '../limits.js';
 import { syncfs } from '../../sys/libc.js';
 import {
   decompressor, detectCompression, spawnZstd, zstdBinary, type Compression, type ZstdProcess,
@@ -28,6 +29,16 @@ export interface UnpackOptions {
    * diffID, and the tar is not hashed again.
    */
   blobDigest?: string;
+  /** The layer as messages name it (default: the blob's path). */
+  what?: string;
+  /** Most uncompressed tar bytes accepted (image.max_layer_size). */
+  maxBytes?: number;
+  /** Most tar entries accepted (image.max_layer_entries). */
+  maxEntries?: number;
+  /** The image's running total of uncompressed bytes (image.max_image_size). */
+  budget?: ByteBudget;
+  /** Bound on the writer's directory bookkeeping (default: LayerWriter's); tests lower it. */
+  maxBookkeepingBytes?: number;
 }
 
 export interface UnpackResult {
@@ -47,8 +58,11 @@ export async function unpackLayer(blobPath: string, targetDir: string, opts: Unp
   const compression = await detectCompression(blobPath);
   const blobSize = (await stat(blobPath)).size;
   await mkdir(targetDir, { recursive: true });
-  const writer = new LayerWriter(targetDir);
-  const reader = new TarReader(writer);
+  const what = opts.what ?? `layer ${blobPath}`;
+  const writer = new LayerWriter(targetDir, { what, maxBookkeepingBytes: opts.maxBookkeepingBytes });
+  const reader = new TarReader(writer, { maxEntries: opts.maxEntries, what });
+  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+  const budget = opts.budget;
   const zstdBin = compression === 'zstd' ? zstdBinary() : undefined;
 
   // An uncompressed layer's diffID is its blob digest, already verified by the content store:
@@ -61,8 +75,12 @@ export async function unpackLayer(blobPath: string, targetDir: string, opts: Unp
 
   let size = 0;
   let inputEnded = false;
+  // Counted before the bytes reach the tar parser: a decompression bomb stops at the limit, with
+  // only what fits under it written, and the caller discards the directory.
   const consume = (chunk: Buffer): void => {
     size += chunk.length;
+    if (size > maxBytes) throw limitExceeded('maxLayerBytes', maxBytes, `${what} unpacks to more than ${formatLimit('maxLayerBytes', maxBytes)}`);
+    budget?.add(chunk.length);
     hash?.update(chunk);
     reader.push(chunk);
     hashWorker?.update(chunk); // last: the worker may take the chunk's memory
