@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InternalError } from '../errors.js';
+import { endChildInput } from '../sys/child-input.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK';
 
@@ -57,7 +58,7 @@ export async function invokePlugin(type: string, config: unknown, inv: CniInvoca
     const child = execFile(path, [], { env, encoding: 'utf8', timeout: inv.timeoutMs ?? 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, out, errOut) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: out, stderr: errOut || (err?.message ?? '') }),
     );
-    child.stdin?.end(JSON.stringify(config));
+    endChildInput(child, JSON.stringify(config));
   });
   let parsed: unknown;
   try {

@@ -2,6 +2,7 @@
 // separate processes on purpose: the daemon never changes namespaces in its own threads.
 import { execFile } from 'node:child_process';
 import { InternalError } from '../errors.js';
+import { endChildInput } from '../sys/child-input.js';
 
 export class CommandError extends InternalError {
   constructor(
@@ -34,6 +35,6 @@ export function runCommand(file: string, args: readonly string[], opts: RunOptio
         reject(new CommandError(what, code, stderr || err.message, { cause: err }));
       },
     );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    if (opts.input !== undefined) endChildInput(child, opts.input);
   });
 }

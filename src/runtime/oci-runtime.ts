@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
 import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
+import { endChildInput } from '../sys/child-input.js';
 
 export interface OciState {
   ociVersion: string;
@@ -27,7 +28,7 @@ function run(binary: string, args: string[], input?: string, timeoutMs = 60_000)
         reject(new OciRuntimeError(`${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim(), stderr || err.message, code));
       } else resolve(stdout);
     });
-    if (input !== undefined) child.stdin!.end(input);
+    if (input !== undefined) endChildInput(child, input);
   });
 }
 
