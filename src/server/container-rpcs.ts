@@ -7,7 +7,9 @@ import type { ContainerService } from '../container/container-service.js';
 import { criState, type ContainerRecord } from '../container/container-record.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
+import { log } from '../log.js';
 import type { CriGuards } from './cri-guards.js';
+import { EXEC_SYNC_OUTPUT_BUDGET, fitExecOutput } from './exec-output.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { containerListedBytes } from './listed-size.js';
 import { podSandboxStatusMessage } from './pod-sandbox-rpcs.js';
@@ -152,7 +154,14 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
     ExecSync: async (req) => {
       guards.validate.execCommand('ExecSync', req.cmd);
       const res = await containers.execSync(req.containerId, req.cmd, Math.max(0, Number(req.timeout)));
-      return { stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode };
+      const fitted = fitExecOutput(res.stdout, res.stderr);
+      if (fitted.cut || res.truncated) {
+        log.warn({
+          container: req.containerId, stdoutBytes: fitted.stdout.length, stderrBytes: fitted.stderr.length,
+          budget: EXEC_SYNC_OUTPUT_BUDGET, cutPerStream: res.truncated, cutToFit: fitted.cut,
+        }, 'ExecSync output truncated: each stream keeps its first bytes, together within one gRPC response');
+      }
+      return { stdout: fitted.stdout, stderr: fitted.stderr, exitCode: res.exitCode };
     },
 
     GetContainerEvents: async (_req, ctx, send) => {
