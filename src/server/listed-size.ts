@@ -101,6 +101,8 @@ export class ListedBudget {
    * charged on its own, so concurrent creations can never overshoot together.
    */
   async charge<T>(rpc: string, what: string, bytes: number, create: () => Promise<T>): Promise<T> {
+    // Nothing added (an update that does not grow the listing) is never refused.
+    if (bytes <= 0) return create();
     const used = this.used();
     if (used + bytes > this.maxBytes) {
       throw new ResourceExhaustedError(
