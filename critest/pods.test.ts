@@ -278,7 +278,7 @@ describe('pods and containers', () => {
   });
 
   it('gives a pod without a hostname the node\'s, whatever its name', async () => {
-    const config = podConfig('Not_A-Valid.HOSTNAME-because-of-Capitals-and-length-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { hostname: '' });
+    const config = podConfig('Not-A-Valid.HOSTNAME-because-of-Capitals-and-length-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', { hostname: '' });
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
     // No namespace options at all: containers get a PID namespace of their own, and the status
     // says so rather than the proto's zero value (POD).

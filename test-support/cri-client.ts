@@ -35,12 +35,18 @@ function promisify(client: grpc.Client, service: grpc.ServiceDefinition): Record
   return out;
 }
 
-export function criClient(address: string): CriClient {
+/** kubelet's message limit both ways (gRPC clients default to receiving 4 MiB). */
+export const KUBELET_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': 16 * 1024 * 1024,
+  'grpc.max_send_message_length': 16 * 1024 * 1024,
+};
+
+export function criClient(address: string, options: grpc.ChannelOptions = {}): CriClient {
   const v1 = criProto().runtime.v1;
   const target = address.startsWith('unix:') ? address : `unix://${address}`;
   const creds = grpc.credentials.createInsecure();
-  const rt = new v1.RuntimeService(target, creds);
-  const im = new v1.ImageService(target, creds);
+  const rt = new v1.RuntimeService(target, creds, options);
+  const im = new v1.ImageService(target, creds, options);
   return {
     runtime: promisify(rt, v1.RuntimeService.service),
     image: promisify(im, v1.ImageService.service),

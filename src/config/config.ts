@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { parseByteSize } from './byte-size.js';
 import { parseDurationMs } from './duration.js';
+import { DEFAULT_CRI_LIMITS, GRPC_MAX_MESSAGE_BYTES } from '../server/cri-limits.js';
+import { DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_PER_TARGET } from '../streaming/server/token-store.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/crib/config.toml';
 
@@ -60,6 +62,31 @@ const runtimeHandler = z
     root: z.string().optional(),
   })
   .strict();
+
+const MiB = 1024 * 1024;
+const intIn = (min: number, max: number, dflt: number) => z.number().int().min(min).max(max).default(dflt);
+
+/**
+ * Bounds on what CRI clients may make crib store and list; defaults are the Kubernetes API's (or
+ * the kernel's) so nothing kubelet can send for a valid Pod is refused. Fixed bounds (paths,
+ * names, DNS, ...) live in src/server/cri-limits.ts with the reason each is not configurable.
+ */
+const limitsSection = z
+  .object({
+    max_annotation_bytes: intIn(1024, 8 * MiB, DEFAULT_CRI_LIMITS.maxAnnotationBytes),
+    max_label_bytes: intIn(1024, 8 * MiB, DEFAULT_CRI_LIMITS.maxLabelBytes),
+    max_env_bytes: intIn(4096, 8 * MiB, DEFAULT_CRI_LIMITS.maxEnvBytes),
+    max_args_bytes: intIn(4096, 8 * MiB, DEFAULT_CRI_LIMITS.maxArgsBytes),
+    max_mounts: intIn(1, 65536, DEFAULT_CRI_LIMITS.maxMounts),
+    max_devices: intIn(1, 65536, DEFAULT_CRI_LIMITS.maxDevices),
+    max_port_mappings: intIn(1, 131072, DEFAULT_CRI_LIMITS.maxPortMappings),
+    /** Must leave room under the gRPC message limit for what the estimate does not count. */
+    max_listed_bytes: intIn(64 * 1024, GRPC_MAX_MESSAGE_BYTES - MiB, DEFAULT_CRI_LIMITS.maxListedBytes),
+    max_stream_tokens: intIn(1, 1 << 20, DEFAULT_MAX_TOKENS),
+    max_stream_tokens_per_target: intIn(1, 1 << 20, DEFAULT_MAX_TOKENS_PER_TARGET),
+  })
+  .strict()
+  .default({});
 
 const schema = z
   .object({
@@ -135,6 +162,7 @@ const schema = z
       })
       .strict()
       .default({}),
+    limits: limitsSection,
   })
   .strict();
 

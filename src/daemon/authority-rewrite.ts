@@ -6,27 +6,70 @@
 // clients send), and re-encodes it. Because HPACK is stateful, every client header block is
 // decoded and re-encoded with our own encoder state; all other frames pass through untouched,
 // and the server-to-client direction is not touched at all.
+//
+// Being the first to read what a client sends, the filter is also where its size is bounded.
+// A header block arrives as HEADERS plus any number of CONTINUATION frames and has to be held
+// whole before it can be decoded; without a bound a client could stream CONTINUATION frames
+// forever and the daemon would hold all of it (512 MB of them once grew it to 719 MB). So:
+//   - a frame larger than SETTINGS_MAX_FRAME_SIZE is refused from its 9-byte header, before its
+//     payload is buffered;
+//   - a header block larger than MAX_HEADER_LIST_BYTES, compressed or decoded, is refused;
+//   - a frame of any other kind inside a header block is a protocol error (RFC 9113 §6.10);
+//   - HPACK tables stay at the 4096 bytes both sides agreed on.
+// Each refusal ends the connection with a GOAWAY naming the limit (an Http2ConnectionError the
+// listener turns into the frame); nothing more from that client is read.
 import { Transform, type TransformCallback } from 'node:stream';
 import hpack from 'hpack.js';
 
 const PREFACE_LENGTH = 24;
 const FRAME_HEADER = 9;
 const TYPE_HEADERS = 0x1;
+const TYPE_GOAWAY = 0x7;
 const TYPE_CONTINUATION = 0x9;
 const FLAG_END_STREAM = 0x1;
 const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
-/** The default SETTINGS_MAX_FRAME_SIZE; gRPC servers do not lower it. */
+/** The default SETTINGS_MAX_FRAME_SIZE; gRPC servers do not raise it. */
 const MAX_FRAME = 16384;
+/**
+ * The largest header block accepted, compressed or as a decoded header list (RFC 7541 entry
+ * sizes): Node's HTTP/2 server advertises and enforces SETTINGS_MAX_HEADER_LIST_SIZE 65535 behind
+ * this filter, so nothing the server would accept is refused here. gRPC metadata is a few
+ * hundred bytes; grpc-go clients cap what they send at 16 KiB by default.
+ */
+export const MAX_HEADER_LIST_BYTES = 65536;
+/** SETTINGS_HEADER_TABLE_SIZE: Node's default, which the server advertises; clients never raise it. */
+const HPACK_TABLE_BYTES = 4096;
+/** RFC 7541 §4.1: each header list entry costs its name and value plus 32. */
+const ENTRY_OVERHEAD = 32;
+/** RFC 9113 §7 error codes. */
+export const H2_PROTOCOL_ERROR = 0x1;
+export const H2_FRAME_SIZE_ERROR = 0x6;
+export const H2_COMPRESSION_ERROR = 0x9;
+export const H2_ENHANCE_YOUR_CALM = 0xb;
 /** RFC 3986 reg-name / IP literal with port: what nghttp2 accepts. */
 const VALID_AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:%[\]@]*$/;
+
+/** A client broke a rule or a limit: the connection ends with GOAWAY(code, message). */
+export class Http2ConnectionError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    /** The last client stream the server was given (GOAWAY's last-stream-id). */
+    readonly lastStreamId: number,
+  ) {
+    super(message);
+    this.name = 'Http2ConnectionError';
+  }
+}
 
 interface PendingBlock {
   streamId: number;
   flags: number;
   priority?: Buffer;
   fragments: Buffer[];
+  bytes: number;
 }
 
 function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
@@ -38,12 +81,21 @@ function frame(type: number, flags: number, streamId: number, payload: Buffer): 
   return Buffer.concat([h, payload]);
 }
 
+/** A GOAWAY frame; the debug data carries the reason (grpc-go clients log it). */
+export function goAwayFrame(lastStreamId: number, code: number, reason: string): Buffer {
+  const payload = Buffer.alloc(8);
+  payload.writeUInt32BE(lastStreamId & 0x7fffffff, 0);
+  payload.writeUInt32BE(code, 4);
+  return frame(TYPE_GOAWAY, 0, 0, Buffer.concat([payload, Buffer.from(reason.slice(0, 256))]));
+}
+
 export class AuthorityRewrite extends Transform {
   private buf: Buffer = Buffer.alloc(0);
   private prefaceLeft = PREFACE_LENGTH;
   private pending: PendingBlock | undefined;
-  private readonly decoder = hpack.decompressor.create({ table: { size: 4096 } });
-  private readonly encoder = hpack.compressor.create({ table: { size: 4096 } });
+  private readonly decoder = hpack.decompressor.create({ table: { maxSize: HPACK_TABLE_BYTES } });
+  private readonly encoder = hpack.compressor.create({ table: { maxSize: HPACK_TABLE_BYTES } });
+  private lastStreamId = 0;
   /** Header blocks whose :authority was replaced (for tests and the log). */
   rewritten = 0;
 
@@ -58,6 +110,9 @@ export class AuthorityRewrite extends Transform {
       }
       while (this.prefaceLeft === 0 && this.buf.length >= FRAME_HEADER) {
         const length = this.buf.readUIntBE(0, 3);
+        if (length > MAX_FRAME) {
+          this.fail(H2_FRAME_SIZE_ERROR, `frame of ${length} bytes is larger than SETTINGS_MAX_FRAME_SIZE ${MAX_FRAME}`);
+        }
         if (this.buf.length < FRAME_HEADER + length) break;
         const whole = this.buf.subarray(0, FRAME_HEADER + length);
         this.buf = this.buf.subarray(FRAME_HEADER + length);
@@ -69,45 +124,71 @@ export class AuthorityRewrite extends Transform {
     }
   }
 
+  private fail(code: number, message: string): never {
+    throw new Http2ConnectionError(code, `crib: ${message}`, this.lastStreamId);
+  }
+
   private onFrame(whole: Buffer): void {
     const type = whole[3]!;
     const flags = whole[4]!;
     const streamId = whole.readUInt32BE(5) & 0x7fffffff;
     let payload = whole.subarray(FRAME_HEADER);
+    if (this.pending && (type !== TYPE_CONTINUATION || streamId !== this.pending.streamId)) {
+      this.fail(H2_PROTOCOL_ERROR, `frame of type ${type} on stream ${streamId} inside the header block of stream ${this.pending.streamId}`);
+    }
     if (type === TYPE_HEADERS) {
       let priority: Buffer | undefined;
       if (flags & FLAG_PADDED) {
-        const pad = payload[0]!;
+        const pad = payload[0] ?? 0;
+        if (pad >= payload.length) this.fail(H2_PROTOCOL_ERROR, `HEADERS padding of ${pad} bytes is longer than the frame`);
         payload = payload.subarray(1, payload.length - pad);
       }
       if (flags & FLAG_PRIORITY) {
+        if (payload.length < 5) this.fail(H2_FRAME_SIZE_ERROR, 'HEADERS frame too short for its priority fields');
         priority = Buffer.from(payload.subarray(0, 5));
         payload = payload.subarray(5);
       }
-      this.pending = { streamId, flags, priority, fragments: [Buffer.from(payload)] };
-    } else if (type === TYPE_CONTINUATION && this.pending) {
-      this.pending.fragments.push(Buffer.from(payload));
-    } else {
+      this.pending = { streamId, flags, priority, fragments: [], bytes: 0 };
+    } else if (type !== TYPE_CONTINUATION || !this.pending) {
+      // A CONTINUATION with no block open is nghttp2's to refuse, like every other frame.
       this.push(whole);
       return;
     }
+    const block = this.pending!;
+    block.bytes += payload.length;
+    if (block.bytes > MAX_HEADER_LIST_BYTES) {
+      this.fail(H2_ENHANCE_YOUR_CALM, `header block of stream ${block.streamId} is over ${MAX_HEADER_LIST_BYTES} bytes (the header list limit)`);
+    }
+    block.fragments.push(Buffer.from(payload));
     if (flags & FLAG_END_HEADERS) this.flushBlock();
   }
 
   private flushBlock(): void {
     const block = this.pending!;
     this.pending = undefined;
-    this.decoder.write(Buffer.concat(block.fragments));
-    this.decoder.execute();
     const headers: { name: string; value: string; neverIndex: boolean }[] = [];
-    for (let h = this.decoder.read(); h !== null; h = this.decoder.read()) {
-      if (h.name === ':authority' && !VALID_AUTHORITY.test(h.value)) {
-        headers.push({ ...h, value: 'localhost' });
-        this.rewritten++;
-      } else {
-        headers.push(h);
+    let listBytes = 0;
+    try {
+      this.decoder.write(Buffer.concat(block.fragments));
+      this.decoder.execute();
+      for (let h = this.decoder.read(); h !== null; h = this.decoder.read()) {
+        // Indexed entries decode from one byte into up to a table's worth: bound the result too.
+        listBytes += h.name.length + h.value.length + ENTRY_OVERHEAD;
+        if (listBytes > MAX_HEADER_LIST_BYTES) break;
+        if (h.name === ':authority' && !VALID_AUTHORITY.test(h.value)) {
+          headers.push({ ...h, value: 'localhost' });
+          this.rewritten++;
+        } else {
+          headers.push(h);
+        }
       }
+    } catch (err) {
+      this.fail(H2_COMPRESSION_ERROR, `header block of stream ${block.streamId} does not decode: ${(err as Error).message}`);
     }
+    if (listBytes > MAX_HEADER_LIST_BYTES) {
+      this.fail(H2_ENHANCE_YOUR_CALM, `header list of stream ${block.streamId} decodes to over ${MAX_HEADER_LIST_BYTES} bytes (the header list limit)`);
+    }
+    this.lastStreamId = Math.max(this.lastStreamId, block.streamId);
     this.encoder.write(headers);
     const parts: Buffer[] = [];
     for (let b = this.encoder.read(); b !== null; b = this.encoder.read()) parts.push(b);

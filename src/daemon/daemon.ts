@@ -25,6 +25,8 @@ import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
 import { containerHandlers } from '../server/container-rpcs.js';
 import { statsHandlers } from '../server/stats-rpcs.js';
 import { streamingHandlers } from '../server/streaming-rpcs.js';
+import { criGuards, criLimitsFromConfig } from '../server/cri-guards.js';
+import { GRPC_MAX_MESSAGE_BYTES } from '../server/cri-limits.js';
 import { StreamingServer } from '../streaming/server/streaming-server.js';
 import { ContainerStreams } from '../streaming/server/container-streams.js';
 import { join } from 'node:path';
@@ -96,31 +98,34 @@ export class Daemon {
         port: config.streaming.port,
         tlsCert: config.streaming.tls_cert,
         tlsKey: config.streaming.tls_key,
+        maxTokens: config.limits.max_stream_tokens,
+        maxTokensPerTarget: config.limits.max_stream_tokens_per_target,
       }, new ContainerStreams(containers, sandboxes, { stallTimeoutMs: config.streaming.stall_timeout }));
       this.streaming = streaming;
       await streaming.start();
+      const guards = criGuards(criLimitsFromConfig(config.limits), sandboxes, containers);
       const proto = criProto().runtime.v1;
       const server = new grpc.Server({
-        'grpc.max_receive_message_length': 16 * 1024 * 1024,
-        'grpc.max_send_message_length': 16 * 1024 * 1024,
+        'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
+        'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
       });
       server.addService(
         proto.RuntimeService.service,
         implementService('runtime.v1.RuntimeService', proto.RuntimeService.service, {
           ...runtimeInfoHandlers(this.runtimeInfo()),
-          ...podSandboxHandlers(sandboxes, containers),
+          ...podSandboxHandlers(sandboxes, containers, guards),
           UpdateRuntimeConfig: async (req) => {
             await this.updatePodCidr(sandboxes, req.runtimeConfig?.networkConfig?.podCidr ?? '');
             return {};
           },
-          ...containerHandlers(containers, sandboxes),
+          ...containerHandlers(containers, sandboxes, guards),
           ...statsHandlers(containers, sandboxes, this.images),
-          ...streamingHandlers(containers, sandboxes, streaming),
+          ...streamingHandlers(containers, sandboxes, streaming, guards),
         }),
       );
       server.addService(
         proto.ImageService.service,
-        implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(this.images)),
+        implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(this.images, guards.validate)),
       );
       server.addService(adminServiceDefinition(), adminHandlers(this.images));
       this.server = server;

@@ -3,11 +3,12 @@
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { AuthorityRewrite } from './authority-rewrite.js';
+import { AuthorityRewrite, Http2ConnectionError, goAwayFrame } from './authority-rewrite.js';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../errors.js';
+import { log } from '../log.js';
 
 export interface ListenOptions {
   address: string;
@@ -47,32 +48,59 @@ export interface GrpcListener {
   close(): Promise<void>;
 }
 
-/** Hand each accepted connection to the gRPC server through the :authority rewrite. */
+/** How long a refused client has to read its GOAWAY before the socket is closed regardless. */
+const GOAWAY_LINGER_MS = 2000;
+
+/**
+ * Hand each accepted connection to the gRPC server through the :authority rewrite. When the
+ * filter refuses the client (a limit or a protocol rule), the server's side of the connection
+ * is dropped at once, the client gets a GOAWAY naming the reason, and nothing more it sends is
+ * read.
+ */
 function serveThroughRewrite(server: grpc.Server, sock: Socket): void {
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const filter = new AuthorityRewrite();
+  let refused = false;
   const conn = new Duplex({
     read: () => {
       filter.resume();
     },
     write: (chunk: Buffer, _enc, cb) => {
-      sock.write(chunk, cb);
+      // Once refused, the client gets the GOAWAY and nothing after it.
+      if (refused) cb();
+      else sock.write(chunk, cb);
     },
     final: (cb) => {
-      sock.end();
+      if (!refused) sock.end();
       cb();
     },
     destroy: (err, cb) => {
-      sock.destroy();
+      if (!refused) sock.destroy();
       filter.destroy();
       cb(err);
     },
   });
+  const refuse = (err: Http2ConnectionError) => {
+    refused = true;
+    sock.unpipe(filter);
+    sock.pause();
+    log.warn({ err: err.message, code: err.code }, 'HTTP/2 client refused: connection closed with GOAWAY');
+    const linger = setTimeout(() => sock.destroy(), GOAWAY_LINGER_MS);
+    linger.unref();
+    sock.end(goAwayFrame(err.lastStreamId, err.code, err.message), () => {
+      clearTimeout(linger);
+      sock.destroy();
+    });
+    conn.destroy();
+  };
   filter.on('data', (d: Buffer) => {
     if (!conn.push(d)) filter.pause();
   });
   filter.on('end', () => conn.push(null));
-  filter.on('error', (err) => conn.destroy(err));
+  filter.on('error', (err) => {
+    if (err instanceof Http2ConnectionError) refuse(err);
+    else conn.destroy(err);
+  });
   sock.on('error', (err) => conn.destroy(err));
   sock.on('close', () => conn.destroy());
   sock.pipe(filter);

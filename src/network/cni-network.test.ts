@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FailedPreconditionError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import { pinPodNamespaces, unpinPodNamespaces } from '../sandbox/namespaces.js';
-import { CniNetwork } from './cni-network.js';
+import { CniNetwork, cniArgs } from './cni-network.js';
 import { waitFor } from '../../test-support/daemon.js';
 import { curl, inNetns } from '../../test-support/netns-tools.js';
 
@@ -23,7 +23,7 @@ const GATEWAY = `10.250.${NET}.1`;
 const base = mkdtempSync(join(tmpdir(), `crib-cni-test-${process.pid}-`));
 const confDir = join(base, 'net.d');
 const ipamDir = join(base, 'host-local');
-const podIds = ['a', 'b'].map((p) => `cni${p}${process.pid}${hex}`);
+const podIds = ['a', 'b', 'i'].map((p) => `cni${p}${process.pid}${hex}`);
 const netnsDirs: string[] = [];
 const servers: ChildProcess[] = [];
 const cniBinDir = ['/opt/cni/bin', '/usr/lib/cni'].find((d) => existsSync(join(d, 'bridge')));
@@ -184,5 +184,15 @@ describe.skipIf(!cniBinDir)('CniNetwork', () => {
   it('says clearly when no network is configured', async () => {
     const none = new CniNetwork({ root: base, confDir: join(base, 'missing') });
     await expect(none.setup('x', '/proc/self/ns/net')).rejects.toBeInstanceOf(FailedPreconditionError);
+  });
+
+  it('refuses a pod name or namespace that would add arguments to CNI_ARGS, before any plugin runs', async () => {
+    const ns = await newNetns('inject');
+    for (const opts of [{ podName: 'x;K8S_POD_NAMESPACE=kube-system' }, { podNamespace: 'a=b' }, { podName: 'a\nb' }]) {
+      await expect(net.setup(podIds[2]!, ns, opts)).rejects.toThrow(InvalidArgumentError);
+    }
+    expect(await net.status(podIds[2]!)).toBeUndefined();
+    expect(cniArgs([['K8S_POD_NAME', 'web'], ['K8S_POD_NAMESPACE', 'default']])).toBe('K8S_POD_NAME=web;K8S_POD_NAMESPACE=default');
+    expect(() => cniArgs([['K8S_POD_NAME', 'x;IgnoreUnknown=0']])).toThrow(/CNI_ARGS K8S_POD_NAME "x;IgnoreUnknown=0" must be 1-253 letters/);
   });
 });

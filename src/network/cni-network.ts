@@ -52,6 +52,22 @@ interface CachedPod {
 }
 
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+/**
+ * What a CNI_ARGS value may hold. CNI_ARGS is "K=V;K=V" with no escaping: a ';' or '=' in a pod
+ * name would add or override arguments (K8S_POD_NAME=x;IgnoreUnknown=0;...). RunPodSandbox
+ * already refuses such names; this is the last check before the plugin sees them.
+ */
+const CNI_ARG_VALUE_RE = /^[A-Za-z0-9._-]{1,253}$/;
+
+/** CNI_ARGS from key/value pairs, refusing any value that could inject another pair. */
+export function cniArgs(pairs: ReadonlyArray<readonly [string, string]>): string {
+  for (const [key, value] of pairs) {
+    if (!CNI_ARG_VALUE_RE.test(value)) {
+      throw new InvalidArgumentError(`CNI_ARGS ${key} ${JSON.stringify(value.slice(0, 80))} must be 1-253 letters, digits, '.', '_' or '-'`);
+    }
+  }
+  return pairs.map(([k, v]) => `${k}=${v}`).join(';');
+}
 
 function addressesOf(result: CniResult): { ip: string; prefixLength: number; gateway: string }[] {
   const ips: CniIp[] = result.ips ?? [result.ip4, result.ip6].flatMap((x) => (x ? [{ address: x.ip, gateway: x.gateway }] : []));
@@ -115,13 +131,12 @@ export class CniNetwork implements PodNetworking {
   async setup(podId: string, netnsPath: string, opts: PodSetupOptions = {}): Promise<PodNetworkStatus> {
     if (!CONTAINER_ID_RE.test(podId)) throw new InvalidArgumentError(`pod id "${podId.slice(0, 80)}" is not a valid CNI container id`);
     const mappings = normalizeMappings(opts.portMappings ?? []);
-    const args = [
-      'IgnoreUnknown=1',
-      ...(opts.podNamespace ? [`K8S_POD_NAMESPACE=${opts.podNamespace}`] : []),
-      ...(opts.podName ? [`K8S_POD_NAME=${opts.podName}`] : []),
-      `K8S_POD_INFRA_CONTAINER_ID=${podId}`,
-    ].join(';');
-    if (/[\0\n]/.test(args)) throw new InvalidArgumentError('pod name or namespace contains a control character');
+    const args = cniArgs([
+      ['IgnoreUnknown', '1'],
+      ...(opts.podNamespace ? [['K8S_POD_NAMESPACE', opts.podNamespace] as const] : []),
+      ...(opts.podName ? [['K8S_POD_NAME', opts.podName] as const] : []),
+      ['K8S_POD_INFRA_CONTAINER_ID', podId],
+    ]);
     return this.queue.run(async () => {
       const list = await loadCniConfig(this.confDir);
       let result: CniResult | undefined;

@@ -2,9 +2,10 @@
 // on the same socket as JSON-encoded gRPC messages, so the CLI needs no second listener and no
 // proto file of our own.
 import * as grpc from '@grpc/grpc-js';
-import { InvalidArgumentError, toGrpcStatus } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { ImageService } from '../image/image-service.js';
 import { log } from '../log.js';
+import { failureStatus } from './rpc.js';
 
 export interface ImportImageRequest {
   /** Absolute path of an OCI image layout tar or a `docker save` tar on the daemon's host. */
@@ -50,7 +51,7 @@ export function adminHandlers(images: ImageService): grpc.UntypedServiceImplemen
         (res) => cb(null, res),
         (err: unknown) => {
           log.info({ method: ADMIN_IMPORT_PATH, err: (err as Error).message }, 'rpc failed');
-          const { code, details } = toGrpcStatus(err);
+          const { code, details } = failureStatus(err);
           cb({ code, details, name: 'Error', message: details });
         },
       );

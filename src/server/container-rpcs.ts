@@ -7,10 +7,19 @@ import type { ContainerService } from '../container/container-service.js';
 import { criState, type ContainerRecord } from '../container/container-record.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
+import { log } from '../log.js';
+import type { CriGuards } from './cri-guards.js';
+import { EXEC_SYNC_OUTPUT_BUDGET, fitExecOutput } from './exec-output.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
+import { containerListedBytes } from './listed-size.js';
 import { podSandboxStatusMessage } from './pod-sandbox-rpcs.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
+/**
+ * Verbose ContainerStatus info (config and OCI spec as JSON) must fit one response beside the
+ * status; past this it is replaced by a note saying so (crictl inspect shows it).
+ */
+const MAX_VERBOSE_INFO_BYTES = 8 * 1024 * 1024;
 
 function imageSpec(rec: ContainerRecord) {
   return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: '', imageRef: rec.imageId };
@@ -58,7 +67,18 @@ export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
   };
 }
 
-export function containerHandlers(containers: ContainerService, pods: SandboxService): ServiceHandlers<RuntimeServiceDefinition> {
+function boundedVerboseInfo(info: string, rec: ContainerRecord): string {
+  const size = Buffer.byteLength(info);
+  if (size <= MAX_VERBOSE_INFO_BYTES) return info;
+  return JSON.stringify({
+    pid: rec.pid ?? 0,
+    sandboxId: rec.podId,
+    runtimeHandler: rec.runtimeHandler,
+    omitted: `config and runtimeSpec take ${size} bytes as JSON, more than the ${MAX_VERBOSE_INFO_BYTES} a status response has room for`,
+  });
+}
+
+export function containerHandlers(containers: ContainerService, pods: SandboxService, guards: CriGuards): ServiceHandlers<RuntimeServiceDefinition> {
   const filtered = (filter: CriListFilter | null | undefined) =>
     containers.list().filter((c) => matchesFilter({ id: c.id, podId: c.podId, state: criState(c), labels: c.config.labels }, filter));
   const refreshed = async (recs: ContainerRecord[]) => Promise.all(recs.map((r) => containers.status(r.id)));
@@ -66,7 +86,13 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
   return {
     CreateContainer: async (req, ctx) => {
       if (!req.podSandboxId) throw new InvalidArgumentError('CreateContainer: podSandboxId must not be empty');
-      return { containerId: await containers.create(req.podSandboxId, req.config, ctx.signal) };
+      const config = req.config;
+      guards.validate.containerConfig('CreateContainer', config);
+      const logDir = pods.find(req.podSandboxId)?.config.logDirectory ?? '';
+      const bytes = containerListedBytes(config, `${logDir}/${config.logPath}`);
+      const containerId = await guards.listed.charge('CreateContainer', 'container', bytes, () =>
+        containers.create(req.podSandboxId, config, ctx.signal));
+      return { containerId };
     },
 
     StartContainer: async (req) => {
@@ -104,12 +130,19 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
           runtimeSpec: await containers.spec(rec.id),
           config: rec.config,
         });
+        info.info = boundedVerboseInfo(info.info, rec);
       }
       return { status: containerStatusMessage(rec), info };
     },
 
     UpdateContainerResources: async (req) => {
-      await containers.updateResources(req.containerId, req.linux);
+      guards.validate.containerResources('UpdateContainerResources', req.linux);
+      // New resources are listed in the container's status: charge what they add.
+      const rec = containers.get(req.containerId);
+      const before = containerListedBytes(rec.config, rec.logPath);
+      const after = containerListedBytes({ ...rec.config, linux: { ...rec.config.linux, resources: req.linux } as typeof rec.config.linux }, rec.logPath);
+      await guards.listed.charge('UpdateContainerResources', 'container', Math.max(0, after - before), () =>
+        containers.updateResources(req.containerId, req.linux));
       return {};
     },
 
@@ -119,8 +152,16 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
     },
 
     ExecSync: async (req) => {
+      guards.validate.execCommand('ExecSync', req.cmd);
       const res = await containers.execSync(req.containerId, req.cmd, Math.max(0, Number(req.timeout)));
-      return { stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode };
+      const fitted = fitExecOutput(res.stdout, res.stderr);
+      if (fitted.cut || res.truncated) {
+        log.warn({
+          container: req.containerId, stdoutBytes: fitted.stdout.length, stderrBytes: fitted.stderr.length,
+          budget: EXEC_SYNC_OUTPUT_BUDGET, cutPerStream: res.truncated, cutToFit: fitted.cut,
+        }, 'ExecSync output truncated: each stream keeps its first bytes, together within one gRPC response');
+      }
+      return { stdout: fitted.stdout, stderr: fitted.stderr, exitCode: res.exitCode };
     },
 
     GetContainerEvents: async (_req, ctx, send) => {

@@ -4,10 +4,12 @@ import type { Image } from '../gen/runtime/v1/Image.js';
 import type { ImageSpec__Output } from '../gen/runtime/v1/ImageSpec.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ImageService, ImageView } from '../image/image-service.js';
+import type { CriValidator } from './validate-cri.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
 
-function requiredImage(spec: ImageSpec__Output | null | undefined, rpc: string): string {
+function requiredImage(spec: ImageSpec__Output | null | undefined, rpc: string, validate: CriValidator): string {
+  validate.imageReference(rpc, spec);
   const image = spec?.image?.trim() ?? '';
   if (image === '') throw new InvalidArgumentError(`${rpc}: image.image must name an image (reference, digest or id)`);
   return image;
@@ -33,21 +35,22 @@ export function toCriImage(view: ImageView): Image {
   };
 }
 
-export function imageServiceHandlers(images: ImageService): ServiceHandlers<ImageServiceDefinition> {
+export function imageServiceHandlers(images: ImageService, validate: CriValidator): ServiceHandlers<ImageServiceDefinition> {
+  const filterOf = (rpc: string, filter: { image?: ImageSpec__Output | null } | null | undefined): string | undefined => {
+    validate.imageReference(rpc, filter?.image);
+    return filter?.image?.image?.trim() || undefined;
+  };
+
   return {
-    ListImages: async (req) => {
-      const filter = req.filter?.image?.image?.trim();
-      return { images: (await images.list(filter || undefined)).map(toCriImage) };
-    },
+    ListImages: async (req) => ({ images: (await images.list(filterOf('ListImages', req.filter))).map(toCriImage) }),
 
     StreamImages: async (req, _ctx, send) => {
-      const filter = req.filter?.image?.image?.trim();
-      const all = (await images.list(filter || undefined)).map(toCriImage);
+      const all = (await images.list(filterOf('StreamImages', req.filter))).map(toCriImage);
       sendInBatches(all, send, (batch) => ({ images: batch }));
     },
 
     ImageStatus: async (req) => {
-      const ref = requiredImage(req.image, 'ImageStatus');
+      const ref = requiredImage(req.image, 'ImageStatus', validate);
       const view = await images.status(ref);
       if (!view) return { info: {} };
       const info: Record<string, string> = {};
@@ -63,14 +66,14 @@ export function imageServiceHandlers(images: ImageService): ServiceHandlers<Imag
     },
 
     PullImage: async (req) => {
-      const ref = requiredImage(req.image, 'PullImage');
+      const ref = requiredImage(req.image, 'PullImage', validate);
       // Not cancelled with the call: a pull shared with kubelet's retry must go on.
       const view = await images.pull(ref, req.auth ?? undefined);
       return { imageRef: view.id };
     },
 
     RemoveImage: async (req) => {
-      const ref = requiredImage(req.image, 'RemoveImage');
+      const ref = requiredImage(req.image, 'RemoveImage', validate);
       await images.remove(ref);
       return {};
     },

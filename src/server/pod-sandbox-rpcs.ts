@@ -8,7 +8,9 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { nowNs } from '../time.js';
 import { containerStatusMessage } from './container-rpcs.js';
+import type { CriGuards } from './cri-guards.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
+import { podListedBytes } from './listed-size.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
 function criState(rec: SandboxRecord): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
@@ -53,12 +55,18 @@ function podSandboxMessage(rec: SandboxRecord): PodSandbox {
   };
 }
 
-export function podSandboxHandlers(pods: SandboxService, containers: ContainerService): ServiceHandlers<RuntimeServiceDefinition> {
+export function podSandboxHandlers(pods: SandboxService, containers: ContainerService, guards: CriGuards): ServiceHandlers<RuntimeServiceDefinition> {
   const filtered = (filter: CriListFilter | null | undefined) =>
     pods.list().filter((p) => matchesFilter({ id: p.id, state: criState(p), labels: p.config.labels }, filter));
 
   return {
-    RunPodSandbox: async (req, ctx) => ({ podSandboxId: await pods.run(req.config, req.runtimeHandler, ctx.signal) }),
+    RunPodSandbox: async (req, ctx) => {
+      const config = req.config;
+      guards.validate.podSandboxConfig('RunPodSandbox', config);
+      const podSandboxId = await guards.listed.charge('RunPodSandbox', 'pod', podListedBytes(config, req.runtimeHandler), () =>
+        pods.run(config, req.runtimeHandler, ctx.signal));
+      return { podSandboxId };
+    },
 
     StopPodSandbox: async (req) => {
       await pods.stop(req.podSandboxId);
@@ -92,6 +100,7 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
     },
 
     UpdatePodSandboxResources: async (req) => {
+      guards.validate.podResources('UpdatePodSandboxResources', req.overhead, req.resources);
       await pods.updateResources(req.podSandboxId, req.overhead, req.resources);
       return {};
     },

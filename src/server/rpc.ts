@@ -1,9 +1,12 @@
 // One wrapper around every RPC: entry/exit logging, error mapping to gRPC status (errors.ts is the
 // only place that knows codes), and UNIMPLEMENTED for every method whose handler has not landed —
-// never a fake success. Handlers are plain async functions and hold no boilerplate.
+// never a fake success. Handlers are plain async functions and hold no boilerplate. Status
+// messages often quote the request (a name, a path, an id): this is the one place they are cut
+// to a bounded size before they reach the client.
 import * as grpc from '@grpc/grpc-js';
 import { CribError, UnimplementedError, toGrpcStatus } from '../errors.js';
 import { log } from '../log.js';
+import { truncateText } from '../truncate.js';
 
 export interface RpcContext {
   /** Aborted when the client cancels or its deadline passes. */
@@ -48,6 +51,12 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWri
   };
 }
 
+/** The status a failed call answers with; its message is bounded whatever it quotes. */
+export function failureStatus(err: unknown): { code: grpc.status; details: string } {
+  const { code, details } = toGrpcStatus(err);
+  return { code, details: truncateText(details) };
+}
+
 function logFailure(method: string, err: unknown, ms: number): void {
   if (err instanceof CribError) {
     log.info({ method, ms, code: grpc.status[err.grpcCode], err: err.message }, 'rpc failed');
@@ -84,8 +93,10 @@ export function implementService<D extends grpc.ServiceDefinition>(
           },
           (err: unknown) => {
             logFailure(rpc, err, Date.now() - started);
-            const { code, details } = toGrpcStatus(err);
-            call.destroy(Object.assign(new Error(details), { code, details }));
+            const { code, details } = failureStatus(err);
+            // grpc-js sends a stream's status when 'error' is emitted; destroy() would cancel the
+            // call instead and the client would see CANCELLED, not what went wrong.
+            call.emit('error', Object.assign(new Error(details), { code, details }));
           },
         );
       };
@@ -99,7 +110,7 @@ export function implementService<D extends grpc.ServiceDefinition>(
           },
           (err: unknown) => {
             logFailure(rpc, err, Date.now() - started);
-            const { code, details } = toGrpcStatus(err);
+            const { code, details } = failureStatus(err);
             callback({ code, details, name: 'Error', message: details });
           },
         );

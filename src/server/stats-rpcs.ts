@@ -8,8 +8,42 @@ import type { ImageService } from '../image/image-service.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
+import type { PodSandboxMetrics } from '../gen/runtime/v1/PodSandboxMetrics.js';
+import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
+import { MAX_REPORTED_INTERFACES } from './listed-size.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
+
+/**
+ * A pod's network namespace may hold any number of interfaces (a pod with NET_ADMIN can make
+ * thousands), and each one is a few dozen bytes in every stats list: only the first ones are
+ * reported, the default interface always among them, so that a pod's share of a list stays
+ * within what the listed-size budget charged it.
+ */
+function capInterfaces(stats: PodSandboxStats): PodSandboxStats {
+  const net = stats.linux?.network;
+  if (!net?.interfaces || net.interfaces.length <= MAX_REPORTED_INTERFACES) return stats;
+  const def = net.defaultInterface;
+  const others = net.interfaces.filter((i) => i.name !== def?.name);
+  net.interfaces = [...(def ? [def] : []), ...others].slice(0, MAX_REPORTED_INTERFACES);
+  return stats;
+}
+
+const NETWORK_METRIC = /^container_network_/;
+
+/** The same bound on the pod's network metrics (one series per interface and counter). */
+function capInterfaceMetrics(metrics: PodSandboxMetrics): PodSandboxMetrics {
+  const kept = new Set<string>();
+  metrics.metrics = (metrics.metrics ?? []).filter((m) => {
+    if (!NETWORK_METRIC.test(m.name ?? '')) return true;
+    const iface = m.labelValues?.[m.labelValues.length - 1] ?? '';
+    if (kept.has(iface)) return true;
+    if (kept.size >= MAX_REPORTED_INTERFACES) return false;
+    kept.add(iface);
+    return true;
+  });
+  return metrics;
+}
 
 
 export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
@@ -43,6 +77,8 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     containers.list().filter((c) => running(c) && matchesFilter({ id: c.id, podId: c.podId, state: '', labels: c.config.labels }, filter));
   const listPods = (filter: CriListFilter | null | undefined) =>
     pods.list().filter((p) => p.state === 'ready' && matchesFilter({ id: p.id, state: '', labels: p.config.labels }, filter));
+  const podStats = async (p: SandboxRecord) => capInterfaces(await collector.podSandboxStats(podSubject(p)));
+  const podMetrics = async (p: SandboxRecord) => capInterfaceMetrics(await collector.podSandboxMetrics(podSubject(p)));
   const forget = () => collector.retainOnly([...containers.list().map((c) => c.id), ...pods.list().map((p) => p.id)]);
 
   return {
@@ -58,26 +94,26 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
       sendInBatches(all, send, (batch) => ({ containerStats: batch }));
     },
 
-    PodSandboxStats: async (req) => ({ stats: await collector.podSandboxStats(podSubject(pods.get(req.podSandboxId))) }),
+    PodSandboxStats: async (req) => ({ stats: await podStats(pods.get(req.podSandboxId)) }),
 
     ListPodSandboxStats: async (req) => {
       forget();
-      return { stats: await Promise.all(listPods(req.filter).map((p) => collector.podSandboxStats(podSubject(p)))) };
+      return { stats: await Promise.all(listPods(req.filter).map(podStats)) };
     },
 
     StreamPodSandboxStats: async (req, _ctx, send) => {
-      const all = await Promise.all(listPods(req.filter).map((p) => collector.podSandboxStats(podSubject(p))));
+      const all = await Promise.all(listPods(req.filter).map(podStats));
       sendInBatches(all, send, (batch) => ({ podSandboxStats: batch }));
     },
 
     ListMetricDescriptors: async () => ({ descriptors: collector.listMetricDescriptors() }),
 
     ListPodSandboxMetrics: async () => ({
-      podMetrics: await Promise.all(listPods(undefined).map((p) => collector.podSandboxMetrics(podSubject(p)))),
+      podMetrics: await Promise.all(listPods(undefined).map(podMetrics)),
     }),
 
     StreamPodSandboxMetrics: async (_req, _ctx, send) => {
-      const all = await Promise.all(listPods(undefined).map((p) => collector.podSandboxMetrics(podSubject(p))));
+      const all = await Promise.all(listPods(undefined).map(podMetrics));
       sendInBatches(all, send, (batch) => ({ podSandboxMetrics: batch }));
     },
   };

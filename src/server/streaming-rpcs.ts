@@ -7,6 +7,7 @@ import { criState } from '../container/container-record.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import type { StreamingServer } from '../streaming/server/streaming-server.js';
+import type { CriGuards } from './cri-guards.js';
 import type { ServiceHandlers } from './rpc.js';
 
 interface StreamFlagsInput {
@@ -30,6 +31,7 @@ export function streamingHandlers(
   containers: ContainerService,
   sandboxes: SandboxService,
   streaming: StreamingServer,
+  guards: CriGuards,
 ): ServiceHandlers<RuntimeServiceDefinition> {
   const running = async (rpc: string, id: string) => {
     if (!id) throw new InvalidArgumentError(`${rpc}: containerId must not be empty`);
@@ -45,6 +47,7 @@ export function streamingHandlers(
     Exec: async (req) => {
       const rec = await running('Exec', req.containerId);
       if (req.cmd.length === 0 || !req.cmd[0]) throw new InvalidArgumentError('Exec: cmd must not be empty');
+      guards.validate.execCommand('Exec', req.cmd);
       checkFlags('Exec', req);
       return {
         url: streaming.urlFor({
@@ -70,6 +73,7 @@ export function streamingHandlers(
 
     PortForward: async (req) => {
       if (!req.podSandboxId) throw new InvalidArgumentError('PortForward: podSandboxId must not be empty');
+      guards.validate.portForwardPorts('PortForward', req.port);
       const pod = sandboxes.get(req.podSandboxId);
       sandboxes.assertReady(pod);
       for (const port of req.port) {

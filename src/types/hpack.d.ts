@@ -15,8 +15,8 @@ declare module 'hpack.js' {
     read(): Buffer | null;
   }
   const hpack: {
-    decompressor: { create(opts: { table: { size: number } }): Decompressor };
-    compressor: { create(opts: { table: { size: number } }): Compressor };
+    decompressor: { create(opts: { table: { maxSize: number } }): Decompressor };
+    compressor: { create(opts: { table: { maxSize: number } }): Compressor };
   };
   export default hpack;
 }

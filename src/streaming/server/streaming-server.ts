@@ -50,9 +50,20 @@ export interface StreamingServerOptions {
   maxHeaderSize?: number;
   /** Largest WebSocket message accepted from a client. */
   maxWsPayload?: number;
+  /** Unused URLs outstanding, in all and per container or pod (see token-store.ts). */
+  maxTokens?: number;
+  maxTokensPerTarget?: number;
 }
 
 const KINDS = new Set(['exec', 'attach', 'portforward']);
+
+/** About what a stored request holds: its command line or ports, and a fixed part. */
+function streamRequestBytes(r: StreamRequest): number {
+  const fixed = 256;
+  if (r.kind === 'exec') return r.cmd.reduce((n, a) => n + Buffer.byteLength(a) + 16, fixed);
+  if (r.kind === 'portforward') return fixed + r.ports.length * 8;
+  return fixed;
+}
 
 export class StreamingServer {
   private server: Server | undefined;
@@ -67,7 +78,14 @@ export class StreamingServer {
     private readonly opts: StreamingServerOptions,
     private readonly runtime: StreamingRuntime,
   ) {
-    this.tokens = new TokenStore<StreamRequest>(opts.tokenTtlMs);
+    this.tokens = new TokenStore<StreamRequest>({
+      ttlMs: opts.tokenTtlMs,
+      maxTokens: opts.maxTokens,
+      maxTokensPerTarget: opts.maxTokensPerTarget,
+      targetOf: (r) => (r.kind === 'portforward' ? `pod sandbox ${r.podSandboxId}` : `container ${r.containerId}`),
+      sizeOf: streamRequestBytes,
+      limitNames: { maxTokens: 'limits.max_stream_tokens', maxTokensPerTarget: 'limits.max_stream_tokens_per_target' },
+    });
   }
 
   /** e.g. http://127.0.0.1:40123, once started. */

@@ -46,7 +46,10 @@ class ChannelDuplex extends Duplex {
   }
 
   override _read(): void {
-    // Input is pushed as messages arrive; WebSocket has no per-channel flow control.
+    // WebSocket has no per-channel flow control: a channel whose pod side stops reading pauses
+    // the whole WebSocket (see the message handler), and reading again resumes it, so a client
+    // cannot make the daemon hold more than about one buffer and one message per port.
+    if (this.ws.isPaused) this.ws.resume();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -67,6 +70,7 @@ export function serveWsPortForward(ws: WebSocket, protocol: string, ports: numbe
     ws.send(msg.data, { binary: msg.binary });
   };
   const data = ports.map((_, i) => new ChannelDuplex(ws, codec, 2 * i));
+  const finished = new Set<number>();
   ports.forEach((port, i) => {
     send(2 * i, encodePortPrefix(port));
     send(2 * i + 1, encodePortPrefix(port));
@@ -75,7 +79,10 @@ export function serveWsPortForward(ws: WebSocket, protocol: string, ports: numbe
     try {
       const msg = decodeChannelMessage(codec, raw, isBinary);
       if (msg.kind !== 'data') return;
-      if (msg.channel % 2 === 0 && msg.channel / 2 < data.length) data[msg.channel / 2]!.push(msg.data);
+      const index = msg.channel / 2;
+      const channel = msg.channel % 2 === 0 && !finished.has(index) ? data[index] : undefined;
+      // What the client still sends to a port whose forward is over is dropped.
+      if (channel && !channel.destroyed && !channel.push(msg.data)) ws.pause();
     } catch (err) {
       log.info({ err: (err as Error).message }, 'websocket port-forward: malformed message; closing');
       ws.close(WS_POLICY_VIOLATION, truncateReason((err as Error).message));
@@ -93,6 +100,9 @@ export function serveWsPortForward(ws: WebSocket, protocol: string, ports: numbe
   return Promise.all(
     ports.map(async (port, i) => {
       const err = await forward(port, data[i]!);
+      // Nothing reads this port's input any more: stop buffering it, and let the other ports go on.
+      finished.add(i);
+      if (ws.isPaused) ws.resume();
       if (err) send(2 * i + 1, Buffer.from(`error forwarding port ${port} to pod: ${err}`));
     }),
   ).then(async () => {
