@@ -21,6 +21,7 @@
 #include "state.h"
 #include "sync.h"
 #include "terminal.h"
+#include "workdir.h"
 
 
 /* Namespaces of pid that differ from ours (joining our own user namespace is an error). */
@@ -64,6 +65,9 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   if (m.type != CRIB_SYNC_ACK) return crib_fail(err, 0, "sync: expected ack");
   if (crib_ns_join(plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(plan);
+  /* Nothing our caller leaked to us stays reachable through /proc/self/fd (see files.h). */
+  int keep[] = {sync_fd};
+  if (crib_close_fds_from(3 + preserve_fds, keep, 1, err) < 0) return -1;
   if (crib_json_bool(process, "terminal", false)) {
     int master;
     char slave[64];
@@ -78,9 +82,7 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
     if (s < 0) return crib_fail(err, errno, "open `%s`", slave);
     if (crib_pty_become_stdio(s, err) < 0) return -1;
   }
-  const char *cwd = crib_json_str(process, "cwd");
-  if (!cwd || !*cwd) cwd = "/";
-  if (chdir(cwd) < 0) return crib_fail(err, errno, "process.cwd: chdir `%s`", cwd);
+  if (crib_enter_workdir(process, err) < 0) return -1;
   if (crib_process_rlimits(process, err) < 0) return -1;
   char warn[2048];
   if (crib_process_oom_score(process, warn, sizeof warn, err) < 0) return -1;
@@ -103,9 +105,15 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   if (!argv || !envp) return crib_fail(err, ENOMEM, "argv");
   /* The process outlives a --detach exec: drop the setup-time death signal. */
   if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
-  int keep[] = {sync_fd};
-  crib_cloexec_fds_from(3 + preserve_fds, keep, 1);
+  if (crib_close_fds_from(3 + preserve_fds, keep, 1, err) < 0) return -1;
   if (crib_sync_send(sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
+  /* The parent reads nothing after PARKED: the sync socket goes too, so the program gets stdio
+   * and the preserved fds only. A failing execve still reports on stderr. */
+  crib_err e = {0};
+  if (crib_close_fds_from(3 + preserve_fds, NULL, 0, &e) < 0) {
+    crib_err_print("crib-runtime", &e);
+    _exit(1);
+  }
   execve(exe, argv, envp);
   fprintf(stderr, "crib-runtime: exec `%s`: %s\n", exe, strerror(errno));
   _exit(127);

@@ -1,8 +1,10 @@
 /* crib-runtime: an OCI runtime with runc's command-line shape. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "cli.h"
 #include "crib-sealed-exe.h"
@@ -55,6 +57,11 @@ static void log_error(const crib_globals *g, const crib_err *e) {
 }
 
 int main(int argc, char **argv) {
+  /* jansson seeds its hash function by opening /dev/urandom without O_CLOEXEC; a seed of our
+   * own leaves no such fd, however briefly (on failure jansson seeds itself as before). */
+  uint32_t seed = 0;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed && seed != 0)
+    json_object_seed(seed);
   crib_globals g = {.root = CRIB_DEFAULT_ROOT, .log_format = "text"};
   bool debug = false, systemd = false, help = false;
   const char *criu = NULL;
