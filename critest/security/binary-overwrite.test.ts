@@ -246,6 +246,30 @@ describe('a container cannot overwrite crib\'s host binaries (CVE-2019-5736 clas
     await expectDaemonServes();
   }, 60_000);
 
+  it('a CAP_SYS_PTRACE container of a shared-PID pod gets nothing through pod-init (/proc/1)', async () => {
+    // CAP_SYS_PTRACE passes the ptrace checks on a non-dumpable pod-init: before pod-init was
+    // confined, /proc/1/root was the host's root directory, writable with the container's
+    // CAP_DAC_OVERRIDE, and attaching to it gave code execution as host root.
+    const sc = { ...sharedPid, capabilities: { addCapabilities: ['SYS_PTRACE'] } };
+    const pod = podConfig('ptrace', { linux: { securityContext: sharedPid } });
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: pod });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: container('tracer', ['/bin/sleep', '100'], { linux: { securityContext: sc } }), sandboxConfig: pod });
+    await d.cri.runtime.StartContainer({ containerId });
+    const r = await d.cri.runtime.ExecSync({
+      containerId, timeout: '10',
+      cmd: ['/bin/sh', '-c', 'grep -E "^(Name|Uid|CapPrm|CapEff|CapBnd|NoNewPrivs):" /proc/1/status; echo ROOT; ls -a /proc/1/root/; echo CWD; ls -a /proc/1/cwd/'],
+    });
+    expect(r.exitCode).toBe(0);
+    const out = r.stdout.toString();
+    expect(out).toMatch(/^Name:\s+crib-pod-init$/m);
+    expect(out).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    for (const set of ['CapPrm', 'CapEff', 'CapBnd']) expect(out).toMatch(new RegExp(`^${set}:\\s+0+$`, 'm'));
+    expect(out).toMatch(/^NoNewPrivs:\s+1$/m);
+    // An empty, read-only tmpfs: nothing of the host.
+    expect(out.split('ROOT\n')[1]).toBe('.\n..\nCWD\n.\n..\n');
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  }, 60_000);
+
   it('no /proc/*/exe a container can open is a host binary, in a shared-PID pod with a parked container', async () => {
     const pod = podConfig('inspect', { linux: { securityContext: sharedPid } });
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: pod });
