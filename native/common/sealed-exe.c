@@ -32,6 +32,9 @@ static int make_memfd(const char *name, crib_err *err) {
   int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
   /* EINVAL: a kernel before 6.3, which knows no MFD_EXEC and makes every memfd executable. */
   if (fd < 0 && errno == EINVAL) fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 && errno == EACCES)
+    return crib_fail(err, errno, "memfd_create `%s` (executable memfds are forbidden here: sysctl "
+                     "vm.memfd_noexec must be 0 or 1 for crib to run from a sealed copy)", name);
   if (fd < 0) return crib_fail(err, errno, "memfd_create `%s`", name);
   return fd;
 }

@@ -5,10 +5,12 @@
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
  *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
  * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "crib-sealed-exe.h"
 #include "pinns.h"
@@ -70,6 +72,9 @@ static int cmd_port_forward(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   crib_err err = {0};
+  /* Run from the daemon's sealed copy (/proc/<pid>/fd/<n>), the process would be named after the
+   * fd number; ps should show what it is. Cosmetic: a failure changes nothing else. */
+  if (prctl(PR_SET_NAME, PINNS_PROG, 0, 0, 0) < 0) errno = 0;
   /* pod-init is PID 1 of a shared-PID pod for the pod's whole life: every container of the pod
    * sees it as /proc/1/exe, so it runs from a sealed memfd copy of this binary, non-dumpable
    * (crib-sealed-exe.h). The other verbs never become visible to a container: the pin child,

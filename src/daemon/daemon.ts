@@ -20,6 +20,7 @@ import type { PodNetworking } from '../network/pod-networking.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { ContainerService } from '../container/container-service.js';
 import { OciRuntime } from '../runtime/oci-runtime.js';
+import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
 import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
 import { containerHandlers } from '../server/container-rpcs.js';
@@ -62,6 +63,7 @@ export class Daemon {
     await mkdir(config.state, { recursive: true, mode: 0o711 });
     this.lock = RootLock.acquire(config.root);
     try {
+      serveSealedBinaries();
       this.images = await ImageService.open(config);
       this.network = await this.openNetwork();
       const runtimes = new Map<string, OciRuntime>();
