@@ -27,7 +27,9 @@ bool crib_exe_is_sealed(void);
  * when it already does (the re-executed process, or a binary an administrator serves from a
  * sealed memfd); otherwise copies /proc/self/exe into a new memfd named `name`, seals it and
  * re-executes it with the same argv and environment, and returns only on failure (-1, err set).
- * Call it first thing in main: the re-executed process starts over. */
+ * Call it before anything with effects: the re-executed process runs main again from the start.
+ * The daemon runs both binaries from sealed copies it holds (src/runtime/sealed-binaries.ts),
+ * so its calls skip the copy. */
 int crib_sealed_exe_ensure(const char *name, char **argv, crib_err *err);
 
 /* crib_sealed_exe_ensure, then PR_SET_DUMPABLE 0: what every path that enters a container's or

@@ -121,8 +121,17 @@ json_t *crib_json_load_path(const char *path, json_error_t *jerr) {
     snprintf(jerr->source, sizeof jerr->source, "%s", path);
     return NULL;
   }
-  json_t *v = json_loadfd(fd, 0, jerr);
-  close(fd);
+  /* Through stdio: jansson's json_loadfd reads one byte per read(2). */
+  FILE *f = fdopen(fd, "r");
+  if (!f) {
+    memset(jerr, 0, sizeof *jerr);
+    jerr->line = -1;
+    snprintf(jerr->text, sizeof jerr->text, "unable to open %s: %s", path, strerror(errno));
+    close(fd);
+    return NULL;
+  }
+  json_t *v = json_loadf(f, 0, jerr);
+  fclose(f);
   return v;
 }
 
