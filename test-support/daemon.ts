@@ -40,6 +40,9 @@ export interface DaemonOptions {
   dir?: string;
   /** Default debug: tests read the log; benchmarks want less. */
   logLevel?: string;
+  /** Extra environment for the daemon, e.g. CRIB_RUNTIME_BINARY pointing at a copy of a binary
+   * a test may damage (src/native-paths.ts). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
@@ -57,9 +60,9 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   }
 }
 
-export function spawnDaemon(args: string[]): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+export function spawnDaemon(args: string[], env?: NodeJS.ProcessEnv): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
-  const proc = spawn(process.execPath, [CLI, 'daemon', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'daemon', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -91,7 +94,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     `root = "${root}"\nstate = "${state}"\nlog_level = "${opts.logLevel ?? 'debug'}"\n[grpc]\naddress = "unix://${socket}"\n` +
       `[network]\nbridge = "${bridge}"\npod_cidr = "${podCidr}"\nnft_table = "${nftTable}"\n${opts.toml ?? ''}\n`,
   );
-  const { proc, output, exited } = spawnDaemon(['--config', configPath]);
+  const { proc, output, exited } = spawnDaemon(['--config', configPath], opts.env);
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
   const cri = criClient(socket);

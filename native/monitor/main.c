@@ -45,6 +45,7 @@
 
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,10 +93,15 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int usage_error(const char *fmt, const char *arg) {
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
   fprintf(stderr, MONITOR_PROG ": ");
-  fprintf(stderr, fmt, arg);
+  vfprintf(stderr, fmt, ap);
   fprintf(stderr, " (see the top of native/monitor/main.c for the usage)\n");
+  va_end(ap);
   return 2;
 }
 
@@ -125,7 +131,7 @@ static bool valid_id(const char *id) {
 
 static int require_abs(const char *name, const char *value) {
   if (value == NULL) return usage_error("--%s is required", name);
-  if (value[0] != '/') return usage_error("--%s must be an absolute path, got `%s`", name), 2;
+  if (value[0] != '/') return usage_error("--%s must be an absolute path, got `%s`", name, value);
   return 0;
 }
 
@@ -196,12 +202,12 @@ int main(int argc, char **argv) {
 
   if (stream_exec) {
     if (require_abs("process", e.process)) return 2;
-    if (o.bundle) return usage_error("--bundle is not used by exec%s", "");
+    if (o.bundle) return usage_error("--bundle is not used by exec");
     if (o.log_path && require_abs("log-path", o.log_path)) return 2;
     o.exec_process = e.process;
   } else {
-    if (e.process) return usage_error("--process is only for exec and exec-sync%s", "");
-    if (o.wait_attach) return usage_error("--wait-attach is only for exec%s", "");
+    if (e.process) return usage_error("--process is only for exec and exec-sync");
+    if (o.wait_attach) return usage_error("--wait-attach is only for exec");
   }
   const char *required[][2] = {{"bundle", stream_exec ? "/" : o.bundle},
                                {"log-path", stream_exec ? "/" : o.log_path},
@@ -211,9 +217,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
     if (require_abs(required[i][0], required[i][1])) return 2;
   if (o.container_pid_file && require_abs("container-pid-file", o.container_pid_file)) return 2;
-  if (o.sync_fd < 0) return usage_error("--sync-fd is required%s", "");
-  if (o.sync_fd < 3) return usage_error("--sync-fd must be 3 or more, got `%s`", "0-2");
-  if (o.stdin_once && !o.stdin_open) return usage_error("--stdin-once needs --stdin%s", "");
+  if (o.sync_fd < 0) return usage_error("--sync-fd is required");
+  if (o.sync_fd < 3) return usage_error("--sync-fd must be 3 or more, got %d", o.sync_fd);
+  if (o.stdin_once && !o.stdin_open) return usage_error("--stdin-once needs --stdin");
   static char pid_file[PATH_MAX];
   if (o.container_pid_file == NULL) {
     int n = stream_exec ? snprintf(pid_file, sizeof pid_file, "%s.pid", o.exit_file)

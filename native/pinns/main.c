@@ -5,11 +5,14 @@
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
  *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
  * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
+#include "crib-sealed-exe.h"
 #include "pinns.h"
 
 static void usage(void) {
@@ -69,7 +72,21 @@ static int cmd_port_forward(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   crib_err err = {0};
-  if (argc > 1 && strcmp(argv[1], "pod-init") == 0) return cmd_pod_init(argc - 1, argv + 1);
+  /* Run from the daemon's sealed copy (/proc/<pid>/fd/<n>), the process would be named after the
+   * fd number; ps should show what it is. Cosmetic: a failure changes nothing else. */
+  if (prctl(PR_SET_NAME, PINNS_PROG, 0, 0, 0) < 0) errno = 0;
+  /* pod-init is PID 1 of a shared-PID pod for the pod's whole life: every container of the pod
+   * sees it as /proc/1/exe, so it runs from a sealed memfd copy of this binary, non-dumpable
+   * (crib-sealed-exe.h). The other verbs never become visible to a container: the pin child,
+   * netns-exec and port-forward join only network/IPC/UTS namespaces and stay in the host's PID
+   * namespace, where no container's /proc reaches. */
+  if (argc > 1 && strcmp(argv[1], "pod-init") == 0) {
+    if (crib_guard_host_binary(PINNS_PROG, argv, &err) < 0) {
+      crib_err_print(PINNS_PROG, &err);
+      return 1;
+    }
+    return cmd_pod_init(argc - 1, argv + 1);
+  }
   if (argc > 1 && strcmp(argv[1], "netns-exec") == 0) return cmd_netns_exec(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "port-forward") == 0) return cmd_port_forward(argc - 1, argv + 1);
 

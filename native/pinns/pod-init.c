@@ -1,14 +1,19 @@
 /* The init of a pod that shares one PID namespace. A middle child joins the pod's pinned
  * net/ipc/uts namespaces and unshares CLONE_NEWPID; its own child becomes PID 1 of the new
  * namespace, reports through a pipe, detaches, and from then on only reaps orphans (which the
- * kernel reparents to it) until SIGTERM or SIGKILL. /proc/<pid>/ns/pid is what containers join. */
+ * kernel reparents to it) until SIGTERM or SIGKILL. /proc/<pid>/ns/pid is what containers join.
+ * Being in the pod's PID namespace, it is confined before it waits (see confine()). */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,7 +37,50 @@ static void report(int fd, int type, int pid, const crib_err *err) {
   (void)crib_write_all(fd, &m, sizeof m);
 }
 
-static _Noreturn void init_loop(int report_fd) {
+/* The unprivileged identity pod-init keeps: reaping orphans needs no privilege at all. */
+#define POD_INIT_ID 65534
+
+/* Every container of the pod shares our PID namespace, and one holding CAP_SYS_PTRACE (or a
+ * privileged one) passes the ptrace checks on us despite PR_SET_DUMPABLE 0: it could read and
+ * write the filesystem through /proc/1/root and /proc/1/cwd, or attach and make us run its code.
+ * So pod-init keeps nothing worth having: its own mount namespace holding only an empty
+ * read-only tmpfs (mounted over the pod's pin dir, which exists, then pivoted into, the host's
+ * tree detached), no capability in any set, uid/gid nobody, no_new_privs, non-dumpable. */
+static int confine(const char *dir, crib_err *err) {
+  if (unshare(CLONE_NEWNS) < 0) return crib_fail(err, errno, "pod-init: unshare CLONE_NEWNS");
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    return crib_fail(err, errno, "pod-init: make `/` private");
+  if (mount("crib-pod-init", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
+    return crib_fail(err, errno, "pod-init: mount an empty tmpfs on `%s`", dir);
+  if (chdir(dir) < 0) return crib_fail(err, errno, "pod-init: chdir `%s`", dir);
+  /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the tmpfs. */
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return crib_fail(err, errno, "pod-init: pivot_root `%s`", dir);
+  if (umount2(".", MNT_DETACH) < 0) return crib_fail(err, errno, "pod-init: detach the host's root");
+  if (chdir("/") < 0) return crib_fail(err, errno, "pod-init: chdir `/`");
+  if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    return crib_fail(err, errno, "pod-init: remount its root read-only");
+  /* The bounding set first (that needs CAP_SETPCAP); EINVAL past the kernel's last capability. */
+  for (int cap = 0; cap <= 63; cap++)
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+      return crib_fail(err, errno, "pod-init: prctl PR_CAPBSET_DROP %d", cap);
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+    return crib_fail(err, errno, "pod-init: prctl PR_CAP_AMBIENT_CLEAR_ALL");
+  if (setgroups(0, NULL) < 0) return crib_fail(err, errno, "pod-init: setgroups");
+  if (setresgid(POD_INIT_ID, POD_INIT_ID, POD_INIT_ID) < 0)
+    return crib_fail(err, errno, "pod-init: setresgid %d", POD_INIT_ID);
+  /* Leaving uid 0 (without PR_SET_KEEPCAPS) clears the permitted and effective sets too. */
+  if (setresuid(POD_INIT_ID, POD_INIT_ID, POD_INIT_ID) < 0)
+    return crib_fail(err, errno, "pod-init: setresuid %d", POD_INIT_ID);
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+  struct __user_cap_data_struct none[2] = {{0}};
+  if (syscall(SYS_capset, &hdr, none) < 0) return crib_fail(err, errno, "pod-init: capset (drop all)");
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return crib_fail(err, errno, "pod-init: prctl PR_SET_NO_NEW_PRIVS");
+  /* A uid change resets dumpability to the fs.suid_dumpable sysctl, which a host may set to 1. */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "pod-init: prctl PR_SET_DUMPABLE 0");
+  return 0;
+}
+
+static _Noreturn void init_loop(int report_fd, const char *dir) {
   crib_err err = {0};
   sigset_t all, wanted;
   sigfillset(&all);
@@ -69,6 +117,7 @@ static _Noreturn void init_loop(int report_fd) {
     crib_fail(&err, errno, "pod-init: prctl PR_SET_NAME");
     goto fail;
   }
+  if (confine(dir, &err) < 0) goto fail;
   if (close(report_fd) < 0) exit(1);
   if (close_range(3, ~0U, 0) < 0) exit(1);
 
@@ -137,7 +186,7 @@ int pinns_pod_init(const char *dir, int *pid_out, crib_err *err) {
       report(pipefd[1], MSG_ERROR, 0, &cerr);
       _exit(1);
     }
-    if (init == 0) init_loop(pipefd[1]);
+    if (init == 0) init_loop(pipefd[1], dir);
     report(pipefd[1], MSG_PID, (int)init, NULL);
     _exit(0);
   }

@@ -55,7 +55,7 @@ int crib_cmd_exec(const crib_globals *g, int argc, char **argv, crib_err *err) {
   const char *id = argv[i++];
   if (process_file) {
     json_error_t jerr;
-    process = json_load_file(process_file, 0, &jerr);
+    process = crib_json_load_path(process_file, &jerr);
     if (!process) {
       crib_fail(err, 0, "--process `%s`: %s", process_file, jerr.text);
       goto out;

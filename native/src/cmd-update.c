@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "spec.h"
 #include "container.h"
 
 int crib_cmd_update(const crib_globals *g, int argc, char **argv, crib_err *err) {
@@ -14,7 +15,7 @@ int crib_cmd_update(const crib_globals *g, int argc, char **argv, crib_err *err)
   if (crib_take_id(argc, argv, i, &id, err) < 0) return -1;
   if (!file) return crib_fail(err, 0, "update: --resources FILE|- is required");
   json_error_t jerr;
-  json_t *res = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
+  json_t *res = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr) : crib_json_load_path(file, &jerr);
   if (!json_is_object(res)) {
     json_decref(res);
     return crib_fail(err, 0, "--resources `%s`: expected a JSON object (%s)", file, jerr.text);

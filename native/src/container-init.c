@@ -23,6 +23,7 @@
 #include "sync.h"
 #include "sysctls.h"
 #include "terminal.h"
+#include "workdir.h"
 
 static int wait_ack(int fd, crib_err *err) {
   crib_sync_msg m;
@@ -123,6 +124,10 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (self_cg < 0) return -1;
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
+  /* From here on the only fds beyond the preserved ones are the two we talk through: nothing
+   * our caller leaked to us is reachable through /proc/self/fd during setup. */
+  int keep[] = {c->sync_fd, c->fifo_fd};
+  if (crib_close_fds_from(3 + c->preserve_fds, keep, 2, err) < 0) return -1;
   bool userns = c->new_flags & CLONE_NEWUSER;
   if (userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
 
@@ -195,9 +200,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (domain && *domain && setdomainname(domain, strlen(domain)) < 0)
     return crib_fail(err, errno, "setdomainname `%s`", domain);
 
-  const char *cwd = crib_json_str(process, "cwd");
-  if (!cwd || !*cwd) cwd = "/";
-  if (chdir(cwd) < 0) return crib_fail(err, errno, "process.cwd: chdir `%s`", cwd);
+  if (crib_enter_workdir(process, err) < 0) return -1;
   if (crib_process_rlimits(process, err) < 0) return -1;
 
   scmp_filter_ctx filter;
@@ -218,8 +221,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   char **envp = crib_process_strv(json_object_get(process, "env"));
   if (!argv || !envp) return crib_fail(err, ENOMEM, "argv");
   if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
-  int keep[] = {c->sync_fd, c->fifo_fd};
-  crib_cloexec_fds_from(3 + c->preserve_fds, keep, 2);
+  if (crib_close_fds_from(3 + c->preserve_fds, keep, 2, err) < 0) return -1;
   if (crib_sync_send(c->sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
   park(c->sync_fd, c->fifo_fd);
   if (crib_hooks_has(spec, "startContainer")) {
@@ -228,6 +230,13 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
       crib_err_print("crib-runtime", &e);
       _exit(1);
     }
+  }
+  /* park closed both channels: the container's program gets stdio and the preserved fds only,
+   * and no path in execve can go through a leftover fd. */
+  crib_err e = {0};
+  if (crib_close_fds_from(3 + c->preserve_fds, NULL, 0, &e) < 0) {
+    crib_err_print("crib-runtime", &e);
+    _exit(1);
   }
   execve(exe, argv, envp);
   fprintf(stderr, "crib-runtime: exec `%s`: %s\n", exe, strerror(errno));

@@ -22,6 +22,7 @@
 #include "state.h"
 #include "sync.h"
 #include "terminal.h"
+#include "workdir.h"
 
 
 /* Namespaces of pid that differ from ours (joining our own user namespace is an error). */
@@ -69,6 +70,10 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   if (proc < 0) return -1;
   if (crib_ns_join(plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(plan);
+  /* Nothing our caller leaked to us stays reachable through /proc/self/fd (see files.h); the
+   * private procfs handle stays until the /proc writes below are done. */
+  int keep_setup[] = {sync_fd, proc};
+  if (crib_close_fds_from(3 + preserve_fds, keep_setup, 2, err) < 0) return -1;
   if (crib_json_bool(process, "terminal", false)) {
     int master, peer;
     if (crib_pty_open(proc, &master, &peer, err) < 0) return -1;
@@ -81,9 +86,7 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
     close(master);
     if (crib_pty_become_stdio(peer, err) < 0) return -1;
   }
-  const char *cwd = crib_json_str(process, "cwd");
-  if (!cwd || !*cwd) cwd = "/";
-  if (chdir(cwd) < 0) return crib_fail(err, errno, "process.cwd: chdir `%s`", cwd);
+  if (crib_enter_workdir(process, err) < 0) return -1;
   if (crib_process_rlimits(process, err) < 0) return -1;
   char warn[2048];
   if (crib_process_oom_score(process, proc, warn, sizeof warn, err) < 0) return -1;
@@ -108,8 +111,15 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   /* The process outlives a --detach exec: drop the setup-time death signal. */
   if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
   int keep[] = {sync_fd};
-  crib_cloexec_fds_from(3 + preserve_fds, keep, 1);
+  if (crib_close_fds_from(3 + preserve_fds, keep, 1, err) < 0) return -1;
   if (crib_sync_send(sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
+  /* The parent reads nothing after PARKED: the sync socket goes too, so the program gets stdio
+   * and the preserved fds only. A failing execve still reports on stderr. */
+  crib_err e = {0};
+  if (crib_close_fds_from(3 + preserve_fds, NULL, 0, &e) < 0) {
+    crib_err_print("crib-runtime", &e);
+    _exit(1);
+  }
   execve(exe, argv, envp);
   fprintf(stderr, "crib-runtime: exec `%s`: %s\n", exe, strerror(errno));
   _exit(127);

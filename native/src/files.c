@@ -103,18 +103,20 @@ static int cmp_int(const void *a, const void *b) {
   return *(const int *)a - *(const int *)b;
 }
 
-void crib_cloexec_fds_from(int from, const int *keep, size_t n) {
-  /* close_range(CLOSE_RANGE_CLOEXEC) needs no /proc (the container may not mount one) and is
-   * one syscall per gap between kept fds. */
+int crib_close_fds_from(int from, const int *keep, size_t n, crib_err *err) {
+  /* close_range needs no /proc (the container may not mount one) and is one syscall per gap
+   * between kept fds. */
+  if (n > 16) return crib_fail(err, E2BIG, "close fds: %zu fds to keep, at most 16", n);
   int sorted[16];
-  size_t k = n < 16 ? n : 16;
-  memcpy(sorted, keep, k * sizeof *sorted);
-  qsort(sorted, k, sizeof *sorted, cmp_int);
+  if (n > 0) memcpy(sorted, keep, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, cmp_int);
   unsigned lo = (unsigned)from;
-  for (size_t i = 0; i < k; i++) {
+  for (size_t i = 0; i < n; i++) {
     if (sorted[i] < (int)lo) continue;
-    if ((unsigned)sorted[i] > lo) syscall(SYS_close_range, lo, (unsigned)sorted[i] - 1, 4u /* CLOSE_RANGE_CLOEXEC */);
+    if ((unsigned)sorted[i] > lo && syscall(SYS_close_range, lo, (unsigned)sorted[i] - 1, 0u) < 0)
+      return crib_fail(err, errno, "close_range %u..%d", lo, sorted[i] - 1);
     lo = (unsigned)sorted[i] + 1;
   }
-  syscall(SYS_close_range, lo, ~0u, 4u);
+  if (syscall(SYS_close_range, lo, ~0u, 0u) < 0) return crib_fail(err, errno, "close_range %u..", lo);
+  return 0;
 }

@@ -26,9 +26,11 @@ int crib_rm_dir(const char *path, crib_err *err);
 /* Write a decimal number to path (pid files). */
 int crib_write_pid_file(const char *path, pid_t pid, crib_err *err);
 
-/* Mark every fd >= from close-on-exec, except those listed in keep (n of them): whatever the
- * caller leaked to us must not reach the container process. */
-void crib_cloexec_fds_from(int from, const int *keep, size_t n);
+/* Close every fd >= from except those listed in keep (at most 16 of them): whatever a caller
+ * leaked to us must not reach the container process, not even until its execve (close-on-exec
+ * is not enough: during execve, and during a chdir before it, /proc/self/fd/N still resolves,
+ * so a leaked directory fd would be a way out of the rootfs: the runc CVE-2024-21626 class). */
+int crib_close_fds_from(int from, const int *keep, size_t n, crib_err *err);
 
 /* snprintf into a char array, true when it fit (checking the result also keeps gcc's
  * -Wformat-truncation quiet about paths built from PATH_MAX buffers). */

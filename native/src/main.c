@@ -1,20 +1,35 @@
 /* crib-runtime: an OCI runtime with runc's command-line shape. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
 
 #include "cli.h"
+#include "crib-sealed-exe.h"
 #include "state.h"
 
+/* `enters` marks the verbs whose processes enter a container's namespaces: create and run fork
+ * the container's init, exec forks a process into a running container. They run from a sealed
+ * memfd copy of this binary and non-dumpable (crib-sealed-exe.h), at the cost of one more
+ * execve. The others stay as fast as before, because no container process can reach them: they
+ * live in the host's PID namespace only. `start` in particular only writes to the exec fifo; the
+ * init it releases was forked by `create` after that had re-executed, so the init's
+ * /proc/<pid>/exe (which the container sees) is already the sealed copy, and it stays
+ * non-dumpable until its execve of the container's program. */
 static const struct {
   const char *name;
   int (*fn)(const crib_globals *, int, char **, crib_err *);
+  bool enters;
 } verbs[] = {
-    {"create", crib_cmd_create}, {"run", crib_cmd_run},       {"start", crib_cmd_start},
-    {"state", crib_cmd_state},   {"kill", crib_cmd_kill},     {"delete", crib_cmd_delete},
-    {"exec", crib_cmd_exec},     {"list", crib_cmd_list},     {"features", crib_cmd_features},
-    {"update", crib_cmd_update}, {"ps", crib_cmd_ps},
+    {"create", crib_cmd_create, true}, {"run", crib_cmd_run, true},
+    {"start", crib_cmd_start, false},  {"state", crib_cmd_state, false},
+    {"kill", crib_cmd_kill, false},    {"delete", crib_cmd_delete, false},
+    {"exec", crib_cmd_exec, true},     {"list", crib_cmd_list, false},
+    {"features", crib_cmd_features, false}, {"update", crib_cmd_update, false},
+    {"ps", crib_cmd_ps, false},
 };
 
 static void usage(FILE *f) {
@@ -43,6 +58,14 @@ static void log_error(const crib_globals *g, const crib_err *e) {
 }
 
 int main(int argc, char **argv) {
+  /* Run from a sealed copy the daemon holds (/proc/<pid>/fd/<n>), the process would be named
+   * after the fd number; ps should show what it is. Cosmetic: a failure changes nothing else. */
+  if (prctl(PR_SET_NAME, "crib-runtime", 0, 0, 0) < 0) errno = 0;
+  /* jansson seeds its hash function by opening /dev/urandom without O_CLOEXEC; a seed of our
+   * own leaves no such fd, however briefly (on failure jansson seeds itself as before). */
+  uint32_t seed = 0;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed && seed != 0)
+    json_object_seed(seed);
   crib_globals g = {.root = CRIB_DEFAULT_ROOT, .log_format = "text"};
   bool debug = false, systemd = false, help = false;
   const char *criu = NULL;
@@ -77,7 +100,8 @@ int main(int argc, char **argv) {
   }
   for (size_t k = 0; k < sizeof verbs / sizeof verbs[0]; k++) {
     if (strcmp(verbs[k].name, argv[i]) != 0) continue;
-    int rc = verbs[k].fn(&g, argc - i - 1, argv + i + 1, &err);
+    int rc = verbs[k].enters ? crib_guard_host_binary("crib-runtime", argv, &err) : 0;
+    if (rc == 0) rc = verbs[k].fn(&g, argc - i - 1, argv + i + 1, &err);
     if (rc < 0) {
       crib_err_print("crib-runtime", &err);
       log_error(&g, &err);

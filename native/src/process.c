@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -184,11 +185,17 @@ static bool apparmor_enabled(void) {
          buf[0] == 'Y';
 }
 
-static void append_warning(char *warn, size_t warn_n, const char *fmt, const char *arg) {
+static void append_warning(char *warn, size_t warn_n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void append_warning(char *warn, size_t warn_n, const char *fmt, ...) {
   size_t len = strlen(warn);
   if (len) snprintf(warn + len, warn_n - len, "\n");
   len = strlen(warn);
-  snprintf(warn + len, warn_n - len, fmt, arg);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(warn + len, warn_n - len, fmt, ap);
+  va_end(ap);
 }
 
 int crib_process_lsm(json_t *process, int proc, char *warn, size_t warn_n, crib_err *err) {

@@ -1,10 +1,12 @@
 #include "spec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *crib_json_str(json_t *obj, const char *key) {
   json_t *v = obj ? json_object_get(obj, key) : NULL;
@@ -110,6 +112,29 @@ static int check_linux(json_t *linux_, crib_err *err) {
   return 0;
 }
 
+json_t *crib_json_load_path(const char *path, json_error_t *jerr) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    memset(jerr, 0, sizeof *jerr);
+    jerr->line = -1;
+    snprintf(jerr->text, sizeof jerr->text, "unable to open %s: %s", path, strerror(errno));
+    snprintf(jerr->source, sizeof jerr->source, "%s", path);
+    return NULL;
+  }
+  /* Through stdio: jansson's json_loadfd reads one byte per read(2). */
+  FILE *f = fdopen(fd, "r");
+  if (!f) {
+    memset(jerr, 0, sizeof *jerr);
+    jerr->line = -1;
+    snprintf(jerr->text, sizeof jerr->text, "unable to open %s: %s", path, strerror(errno));
+    close(fd);
+    return NULL;
+  }
+  json_t *v = json_loadf(f, 0, jerr);
+  fclose(f);
+  return v;
+}
+
 json_t *crib_spec_load(const char *bundle, crib_err *err) {
   char path[PATH_MAX];
   if (snprintf(path, sizeof path, "%s/config.json", bundle) >= (int)sizeof path) {
@@ -117,7 +142,7 @@ json_t *crib_spec_load(const char *bundle, crib_err *err) {
     return NULL;
   }
   json_error_t jerr;
-  json_t *spec = json_load_file(path, 0, &jerr);
+  json_t *spec = crib_json_load_path(path, &jerr);
   if (!spec) {
     if (jerr.line < 0 || strstr(jerr.text, "unable to open"))
       crib_fail(err, ENOENT, "load `%s`", path);

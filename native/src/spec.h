@@ -9,6 +9,11 @@
 
 #include "crib-error.h"
 
+/* json_load_file, but the file is opened O_CLOEXEC (jansson's own open is not): no fd of ours
+ * may ever survive into a container process. On open failure jerr reads like jansson's
+ * ("unable to open <path>: <reason>", line -1). */
+json_t *crib_json_load_path(const char *path, json_error_t *jerr);
+
 /* Load <bundle>/config.json and validate it. */
 json_t *crib_spec_load(const char *bundle, crib_err *err);
 

@@ -73,7 +73,7 @@ int crib_state_read(const char *root, const char *id, crib_state *st, crib_err *
   if (!CRIB_FMT(path, "%s/state.json", st->dir))
     return crib_fail(err, ENAMETOOLONG, "state path `%s`", st->dir);
   json_error_t jerr;
-  json_t *o = json_load_file(path, 0, &jerr);
+  json_t *o = crib_json_load_path(path, &jerr);
   if (!o) {
     struct stat sb;
     if (stat(path, &sb) < 0 && errno == ENOENT)

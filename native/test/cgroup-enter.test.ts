@@ -5,10 +5,11 @@
 // CRIB_CGROUP_ROOT are used.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, realpathSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { sealedMemfdCopy } from '../../src/sys/sealed-memfd.js';
 import { makeBundle, testTag, type Bundle, type Spec } from './support/runtime-bundle.js';
 import {
   NOTHING_LEFT, Runtime, buildHelper, cribRuntime, deleteListed, hasBinary, leftovers, runProcess, waitFor,
@@ -40,12 +41,12 @@ afterAll(async () => {
 
 /** `[prefix...] crib-runtime create` under the subreaper helper (the container init needs a
  * reaper); resolves once the pid file is written, i.e. create has parked the init. */
-async function create(env: NodeJS.ProcessEnv = {}, prefix: string[] = []):
+async function create(env: NodeJS.ProcessEnv = {}, prefix: string[] = [], bin = cribRuntime):
   Promise<{ b: Bundle; pid: number; cmdDone: Promise<string>; stderr: () => string }> {
   // No device rules: the private-root test has no devices hierarchy to write them to.
   const b = await makeBundle('enter', ['sleep', '1000'], (s: Spec) => { delete s.linux.resources; });
   bundles.push(b);
-  const p = spawn(reaperBin, [...prefix, cribRuntime, '--root', rt.root, 'create', '--bundle', b.dir,
+  const p = spawn(reaperBin, [...prefix, bin, '--root', rt.root, 'create', '--bundle', b.dir,
     '--pid-file', join(b.dir, 'pid'), b.id], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   reapers.push(p);
   let stderr = '';
@@ -107,12 +108,17 @@ describe('entering the container cgroup (cgroup v1)', () => {
     // Traced until the container process execs (-b execve), i.e. through create and start.
     const createLog = join(helpers, 'create.strace');
     const strace = (log: string) => ['strace', '-f', '-qq', '-b', 'execve', '-e', 'trace=openat', '-o', log];
-    const { b, cmdDone } = await create({}, strace(createLog));
+    // From a sealed copy, as the daemon runs it: the runtime then makes no copy of itself, whose
+    // execveat would end the trace before any cgroup work (native/include/crib-sealed-exe.h).
+    const sealedFd = sealedMemfdCopy(cribRuntime, 'crib-runtime');
+    const sealed = `/proc/${process.pid}/fd/${sealedFd}`;
+    const { b, cmdDone } = await create({}, strace(createLog), sealed);
     expect((await rt.exec(['start', b.id])).code).toBe(0);
     expect(await cmdDone).toBe('0');
     const execLog = join(helpers, 'exec.strace');
     const [bin, ...args] = strace(execLog);
-    const e = await runProcess(bin!, [...args, cribRuntime, '--root', rt.root, 'exec', b.id, 'true']);
+    const e = await runProcess(bin!, [...args, sealed, '--root', rt.root, 'exec', b.id, 'true']);
+    closeSync(sealedFd);
     expect(e.stderr).toBe('');
     expect(e.code).toBe(0);
 

@@ -101,7 +101,8 @@ describe('crib-monitor arguments', () => {
     const run = (args: string[]) => execFileP(MONITOR, args).then(() => 0, (e: { code: number; stderr: string }) => e);
     const rel = await run(['exec-sync', '--runtime', 'runc', '--id', 'x', '--process', '/p']);
     expect(rel).toMatchObject({ code: 2 });
-    expect((rel as { stderr: string }).stderr).toContain('--runtime must be an absolute path');
+    // The whole message: the format once had two %s for one argument and printed stack garbage.
+    expect((rel as { stderr: string }).stderr).toContain('--runtime must be an absolute path, got `runc` (see');
     const id = await run(['exec-sync', '--runtime', RUNTIME, '--id', '../x', '--process', '/p']);
     expect(id).toMatchObject({ code: 2 });
     const missing = await run(['--runtime', RUNTIME, '--id', 'x', '--bundle', '/b']);

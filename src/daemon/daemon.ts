@@ -20,6 +20,7 @@ import type { PodNetworking } from '../network/pod-networking.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { ContainerService } from '../container/container-service.js';
 import { OciRuntime } from '../runtime/oci-runtime.js';
+import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
 import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
 import { containerHandlers } from '../server/container-rpcs.js';
@@ -74,6 +75,7 @@ export class Daemon {
     this.lock = RootLock.acquire(config.root);
     try {
       await tightenInstall({ root: config.root, state: config.state, stateAccess, log });
+      serveSealedBinaries();
       this.images = await ImageService.open(config);
       this.network = await this.openNetwork();
       const runtimes = new Map<string, OciRuntime>();

@@ -32,7 +32,7 @@ export async function buildDriver(): Promise<Driver> {
   const libSources = readdirSync(join(nativeDir, 'src/cgroup'))
     .filter((f) => f.endsWith('.c'))
     .map((f) => join(nativeDir, 'src/cgroup', f));
-  const flags = ['-std=c11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Werror', '-O2', '-g'];
+  const flags = ['-std=c11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Wformat=2', '-Werror', '-O2', '-g'];
   const includes = ['-I', join(nativeDir, 'include'), '-I', join(nativeDir, 'src')];
   const objects: string[] = [];
   for (const src of [join(nativeDir, 'test/support/cgroup-driver.c'), ...libSources]) {

@@ -74,7 +74,7 @@ export const hasBinary = (name: string): boolean =>
 export function buildHelper(name: string, dir: string): string {
   const src = fileURLToPath(new URL(`./${name}.c`, import.meta.url));
   const out = join(dir, name);
-  execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', '-O1', '-Wall', '-Werror', '-o', out, src]);
+  execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', '-O1', '-Wall', '-Wformat=2', '-Werror', '-o', out, src]);
   return out;
 }
 

@@ -1,0 +1,94 @@
+#include "crib-sealed-exe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U /* Linux 6.3; older kernels take executability for granted */
+#endif
+
+extern char **environ;
+
+/* Write, grow and shrink cover every way to change the bytes (seals are never lifted);
+ * F_SEAL_SEAL freezes the set, so what crib_exe_is_sealed checks stays true for the file's life. */
+#define CRIB_EXE_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+bool crib_exe_is_sealed(void) {
+  int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  /* A regular file answers EINVAL: only memfds (and shmem files) carry seals. */
+  int seals = fcntl(fd, F_GET_SEALS);
+  close(fd);
+  return seals >= 0 && (seals & CRIB_EXE_SEALS) == CRIB_EXE_SEALS;
+}
+
+static int make_memfd(const char *name, crib_err *err) {
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  /* EINVAL: a kernel before 6.3, which knows no MFD_EXEC and makes every memfd executable. */
+  if (fd < 0 && errno == EINVAL) fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 && errno == EACCES)
+    return crib_fail(err, errno, "memfd_create `%s` (executable memfds are forbidden here: sysctl "
+                     "vm.memfd_noexec must be 0 or 1 for crib to run from a sealed copy)", name);
+  if (fd < 0) return crib_fail(err, errno, "memfd_create `%s`", name);
+  return fd;
+}
+
+/* sendfile, not copy_file_range: the binary's filesystem is never the memfd's (shmem), and
+ * copy_file_range refuses to cross filesystems of different types. Both stay in the kernel. */
+static int copy_all(int from, int to, off_t size, crib_err *err) {
+  off_t off = 0;
+  while (off < size) {
+    ssize_t n = sendfile(to, from, &off, (size_t)(size - off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return crib_fail(err, errno, "sendfile /proc/self/exe into a memfd");
+    }
+    if (n == 0) return crib_fail(err, 0, "copy /proc/self/exe: short file (%lld of %lld bytes)",
+                                 (long long)off, (long long)size);
+  }
+  return 0;
+}
+
+int crib_sealed_exe_ensure(const char *name, char **argv, crib_err *err) {
+  if (crib_exe_is_sealed()) return 0;
+  int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (exe < 0) return crib_fail(err, errno, "open `/proc/self/exe` (is /proc mounted?)");
+  struct stat st;
+  if (fstat(exe, &st) < 0) {
+    int e = errno;
+    close(exe);
+    return crib_fail(err, e, "fstat `/proc/self/exe`");
+  }
+  int mfd = make_memfd(name, err);
+  if (mfd < 0) {
+    close(exe);
+    return -1;
+  }
+  int rc = copy_all(exe, mfd, st.st_size, err);
+  close(exe);
+  if (rc == 0 && fcntl(mfd, F_ADD_SEALS, CRIB_EXE_SEALS) < 0)
+    rc = crib_fail(err, errno, "seal the memfd copy of `/proc/self/exe` (F_ADD_SEALS)");
+  if (rc == 0) {
+    /* The memfd is close-on-exec: the new image holds it only as its executable, so no fd to it
+     * is left for the container to inherit or find in /proc/<pid>/fd. */
+    syscall(SYS_execveat, mfd, "", argv, environ, AT_EMPTY_PATH);
+    rc = crib_fail(err, errno, "execveat the sealed copy of `/proc/self/exe`");
+  }
+  close(mfd);
+  return rc;
+}
+
+int crib_guard_host_binary(const char *name, char **argv, crib_err *err) {
+  if (crib_sealed_exe_ensure(name, argv, err) < 0) return -1;
+  /* An execve from a memfd names the process "memfd:<name>"; ps and pgrep should keep seeing
+   * the binary's own name. */
+  if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PR_SET_NAME `%s`", name);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PR_SET_DUMPABLE 0");
+  return 0;
+}
