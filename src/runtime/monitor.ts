@@ -112,8 +112,18 @@ export async function execSync(opts: {
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (monitor exit ${code}): ${err.trim()}`);
+  // 'close', not 'exit': Node reaps every exited child whenever any SIGCHLD arrives, so under
+  // load a helper's 'exit' can fire before the result it wrote has been read from its pipe (1-2%
+  // of kubelet's probes then failed with "monitor exit 0" and no message). 'close' comes once
+  // the process exited and its stdout and stderr reached EOF: the result is all there.
+  const code = await new Promise<number | null>((resolve) => {
+    child.once('close', (c) => resolve(c));
+    child.once('error', (e) => {
+      err += e.message;
+      resolve(null);
+    });
+  });
+  if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (monitor exit ${code}): ${err.trim() || 'no output and no message'}`);
   const r = JSON.parse(out) as { exitCode: number; stdout: string; stderr: string; timedOut: boolean; truncated: boolean };
   return {
     exitCode: r.exitCode,
