@@ -3,7 +3,7 @@
 // (nobody, through setpriv) tries for real to run a setuid-root binary and a CAP_SETUID binary
 // from an image layer, to run a setuid binary a root container planted in its own rootfs, to
 // write into a layer's /tmp and the pod's /dev/shm, to list and traverse root and state, and to
-// reach a container's attach socket and control fifo. Every attempt must fail with EACCES,
+// reach a container's attach and control sockets. Every attempt must fail with EACCES,
 // while the same attempts as root work and copies of the same binaries in an open directory do
 // make nobody root: the dirs' modes are what stops it. Then an install with the modes older
 // versions made is restarted on and must be tightened, with the running container unharmed.
@@ -81,7 +81,7 @@ describe('host users cannot reach image or container files', () => {
       upper: join(snapshots, 'active', containerId, 'fs'),
       shm: join(d.state, 'pods', podId, 'files', 'shm'),
       attach: join(cdir, 'attach.sock'),
-      ctl: join(cdir, 'ctl'),
+      ctl: join(cdir, 'ctl.sock'),
       log: (await d.cri.runtime.ContainerStatus({ containerId })).status.logPath,
     };
     expect(at.layer).toBeDefined();
@@ -113,8 +113,8 @@ describe('host users cannot reach image or container files', () => {
     'traverse state to the containers': { kind: 'stat', path: join(d.state, 'containers') },
     'find the attach socket': { kind: 'stat', path: at.attach },
     'connect to the attach socket': { kind: 'connect', path: at.attach },
-    'find the control fifo': { kind: 'stat', path: at.ctl },
-    'write the control fifo': { kind: 'open-write', path: at.ctl },
+    'find the control socket': { kind: 'stat', path: at.ctl },
+    'connect to the control socket': { kind: 'connect', path: at.ctl },
     // kubelet's log dir keeps kubelet's modes; the log file crib writes is 0640.
     "write the container's log file": { kind: 'open-write', path: at.log },
   });

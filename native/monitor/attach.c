@@ -283,3 +283,10 @@ void attach_close(struct attach_server *as, const char *path) {
   unlink(path);
   free(as);
 }
+
+bool attach_has_clients(const struct attach_server *as) {
+  if (as == NULL) return false;
+  for (int i = 0; i < ATTACH_MAX_CLIENTS; i++)
+    if (as->clients[i].fd >= 0) return true;
+  return false;
+}

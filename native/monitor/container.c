@@ -1,6 +1,8 @@
 /* Container mode: daemonise, run `<runtime> create`, report the pid on the sync fd, then pump the
- * container's output into the log file and the attach clients until it exits, and write the exit
- * file. Everything runs in one thread around one poll() loop; SIGCHLD arrives on a signalfd. */
+ * container's output into the log file and the attach clients and serve the control socket until
+ * it exits; then announce the exit on the control socket and persist it (exit file), staying as
+ * long as neither the file is written nor the daemon acknowledged the exit. Everything runs in
+ * one thread around one poll() loop; SIGCHLD arrives on a signalfd. */
 #include "container.h"
 
 #include <errno.h>
@@ -15,19 +17,33 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define OUT_CHUNK 32768
 #define DRAIN_MAX (16 * 1024 * 1024)
+/* While the log drops output and nobody is attached, the output pipes are read at most this
+ * often: a chatty container then costs the monitor a few wakeups a second instead of one per
+ * line it writes. A pipe filling up in between only slows such a container down. */
+#define DROPPING_READ_INTERVAL_MS 50
+/* Retrying an exit file that could not be written (a full disk): first after this, doubling. */
+#define EXIT_RETRY_FIRST_MS 1000
+#define EXIT_RETRY_MAX_MS 10000
 
 static char out_buf[OUT_CHUNK];
+
+static long long now_ms(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0) return 0;
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- the exit path -------------------------------------------------------------------------- */
 
 static void cleanup_channels(struct container *c) {
   attach_close(c->attach, c->o->attach_socket);
   c->attach = NULL;
-  ctl_close(c->ctl, c->o->ctl_path);
+  ctl_close(c->ctl, c->o->ctl_socket);
   c->ctl = NULL;
 }
 
@@ -87,18 +103,42 @@ static void on_input_end(void *ctx) {
 
 /* ---- control -------------------------------------------------------------------------------- */
 
-static void on_resize(void *ctx, unsigned rows, unsigned cols) {
-  struct container *c = ctx;
-  if (c->pty_fd < 0) return;
-  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
-  ioctl(c->pty_fd, TIOCSWINSZ, &ws);
+static void reply_status(struct container *c, struct json_buf *reply) {
+  json_buf_printf(reply, "{\"ok\": true, \"running\": %s, \"pid\": %d, \"exit\": ",
+                  c->exited ? "false" : "true", (int)c->pid);
+  if (c->have_exit) exit_status_json(&c->exit, reply);
+  else json_buf_append(reply, "null", 4);
+  json_buf_printf(reply, ", \"exitFilePersisted\": %s}", c->exit_persisted ? "true" : "false");
 }
 
-static void on_reopen(void *ctx) {
+static void on_command(void *ctx, const struct ctl_command *cmd, struct json_buf *reply) {
   struct container *c = ctx;
-  crib_err err;
-  /* Nobody to tell: the old file stays in use, and the next reopen tries again. */
-  log_writer_reopen(c->log, &err);
+  crib_err err = {0};
+  if (strcmp(cmd->name, "status") == 0) {
+    reply_status(c, reply);
+  } else if (strcmp(cmd->name, "resize") == 0) {
+    unsigned rows, cols;
+    if (!ctl_command_uint(cmd, "rows", 0xffff, &rows) ||
+        !ctl_command_uint(cmd, "cols", 0xffff, &cols)) {
+      ctl_reply_error(reply, "resize needs \"rows\" and \"cols\", integers 0..65535");
+    } else if (c->pty_fd < 0) {
+      ctl_reply_error(reply, "the process has no terminal to resize");
+    } else {
+      struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+      if (ioctl(c->pty_fd, TIOCSWINSZ, &ws) < 0) {
+        crib_fail(&err, errno, "ioctl TIOCSWINSZ %ux%u", rows, cols);
+        ctl_reply_error(reply, err.msg);
+      }
+    }
+  } else if (strcmp(cmd->name, "reopen") == 0) {
+    /* The reply goes out once the new file is open: kubelet looks for it when the call returns. */
+    if (log_writer_reopen(c->log, &err) < 0) ctl_reply_error(reply, err.msg);
+  } else if (strcmp(cmd->name, "ack-exit") == 0) {
+    if (!c->have_exit) ctl_reply_error(reply, "the process has not exited");
+    else c->exit_acked = true;
+  } else {
+    ctl_reply_error(reply, "unknown command");
+  }
 }
 
 /* ---- output --------------------------------------------------------------------------------- */
@@ -144,31 +184,49 @@ static void reap(struct container *c) {
   pid_t p;
   /* Everything reparented to us (we are a subreaper) is reaped here, not only the container. */
   while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
-    if (p == c->pid) {
+    if (p == c->pid && !c->exited) {
       c->exited = true;
       c->status = status;
+      if (clock_gettime(CLOCK_REALTIME, &c->exited_ts) < 0) c->exited_ts = (struct timespec){0};
     }
   }
 }
 
+/* Whether to leave the output fds alone for now (see DROPPING_READ_INTERVAL_MS). */
+static bool output_paused(struct container *c, long long now) {
+  if (c->output_paused_until == 0) return false;
+  if (now >= c->output_paused_until || !log_writer_dropping(c->log) ||
+      attach_has_clients(c->attach)) {
+    c->output_paused_until = 0;
+    return false;
+  }
+  return true;
+}
+
 static void event_loop(struct container *c) {
-  struct pollfd pfds[8 + ATTACH_MAX_POLL];
+  struct pollfd pfds[8 + ATTACH_MAX_POLL + CTL_MAX_POLL];
   while (!c->exited) {
+    long long now = now_ms();
+    bool paused = output_paused(c, now);
     size_t n = 0;
     pfds[n++] = (struct pollfd){.fd = c->sigfd, .events = POLLIN};
-    pfds[n++] = (struct pollfd){.fd = ctl_fd(c->ctl), .events = POLLIN};
     size_t i_out = n;
-    pfds[n++] = (struct pollfd){.fd = c->out_fd, .events = POLLIN}; /* fd -1 is skipped by poll */
+    short out_events = paused ? 0 : POLLIN;
+    if (c->in_len > 0 && c->stdin_fd == c->out_fd) out_events |= POLLOUT;
+    /* fd -1 is skipped by poll */
+    pfds[n++] = (struct pollfd){.fd = out_events ? c->out_fd : -1, .events = out_events};
     size_t i_err = n;
-    pfds[n++] = (struct pollfd){.fd = c->err_fd, .events = POLLIN};
+    pfds[n++] = (struct pollfd){.fd = paused ? -1 : c->err_fd, .events = POLLIN};
     size_t i_in = n;
     bool in_poll = c->in_len > 0 && c->stdin_fd >= 0 && c->stdin_fd != c->out_fd;
     pfds[n++] = (struct pollfd){.fd = in_poll ? c->stdin_fd : -1, .events = POLLOUT};
+    size_t i_ctl = n;
+    ctl_poll_fds(c->ctl, pfds, &n);
     size_t i_attach = n;
     attach_poll_fds(c->attach, pfds, &n, c->in_len == 0);
-    if (c->in_len > 0 && c->stdin_fd == c->out_fd) pfds[i_out].events |= POLLOUT;
 
-    if (poll(pfds, n, -1) < 0) {
+    int timeout = paused ? (int)(c->output_paused_until - now) : -1;
+    if (poll(pfds, n, timeout) < 0) {
       if (errno == EINTR) continue;
       /* Cannot happen with valid fds. Stop serving, but still record the real exit status. */
       int st;
@@ -176,23 +234,75 @@ static void event_loop(struct container *c) {
       }
       c->exited = true;
       c->status = st;
+      if (clock_gettime(CLOCK_REALTIME, &c->exited_ts) < 0) c->exited_ts = (struct timespec){0};
       break;
     }
     if (pfds[0].revents) reap(c);
-    if (pfds[1].revents) ctl_handle(c->ctl, on_resize, on_reopen, c);
+    ctl_handle(c->ctl, pfds + i_ctl, i_attach - i_ctl, on_command, c);
+    bool read_output = false;
     if (pfds[i_out].revents & (POLLIN | POLLHUP | POLLERR)) {
+      read_output = true;
       if (!pump(c, c->out_fd, STREAM_STDOUT)) {
         if (c->stdin_fd == c->out_fd) c->stdin_fd = -1;
         end_stream(c, &c->out_fd, STREAM_STDOUT);
       }
     }
     if (pfds[i_err].revents & (POLLIN | POLLHUP | POLLERR)) {
+      read_output = true;
       if (!pump(c, c->err_fd, STREAM_STDERR)) end_stream(c, &c->err_fd, STREAM_STDERR);
     }
     if ((pfds[i_in].revents & (POLLOUT | POLLERR | POLLHUP)) ||
         (pfds[i_out].revents & POLLOUT))
       flush_stdin(c);
     attach_handle(c->attach, pfds + i_attach, n - i_attach, on_input, on_input_end, c);
+    if (read_output && log_writer_dropping(c->log) && !attach_has_clients(c->attach))
+      c->output_paused_until = now_ms() + DROPPING_READ_INTERVAL_MS;
+  }
+}
+
+/* ---- after the exit ------------------------------------------------------------------------- */
+
+static void announce_exit(struct container *c) {
+  struct json_buf b = {0};
+  static const char head[] = "{\"event\": \"exit\", \"exit\": ";
+  json_buf_append(&b, head, sizeof head - 1);
+  exit_status_json(&c->exit, &b);
+  json_buf_append(&b, "}\n", 2);
+  if (!b.failed) ctl_broadcast(c->ctl, b.data, b.len);
+  json_buf_free(&b);
+}
+
+/* Writes the exit file, retrying with backoff while the failure may heal (a full disk), and
+ * serves the control socket meanwhile (status, ack-exit). Returns once the file is written, the
+ * daemon acknowledged the exit, or the write cannot work (the directory is gone: nobody is left
+ * to read it); the exit code says which. */
+static int persist_exit(struct container *c) {
+  long long backoff = EXIT_RETRY_FIRST_MS;
+  long long next_try = 0;
+  crib_err err = {0};
+  struct pollfd pfds[1 + CTL_MAX_POLL];
+  for (;;) {
+    long long now = now_ms();
+    if (!c->exit_persisted && !c->exit_acked && now >= next_try) {
+      if (exit_status_write_file(c->o->exit_file, &c->exit, &err) == 0) {
+        c->exit_persisted = true;
+      } else if (!exit_status_write_may_heal(err.errnum)) {
+        return 1;
+      } else {
+        next_try = now + backoff;
+        backoff = backoff * 2 > EXIT_RETRY_MAX_MS ? EXIT_RETRY_MAX_MS : backoff * 2;
+      }
+    }
+    if (c->exit_persisted || c->exit_acked) return 0;
+    size_t n = 0;
+    pfds[n++] = (struct pollfd){.fd = c->sigfd, .events = POLLIN};
+    ctl_poll_fds(c->ctl, pfds, &n);
+    long long wait = next_try - now_ms();
+    int r = poll(pfds, n, wait < 0 ? 0 : (int)wait);
+    if (r < 0 && errno != EINTR) return 1;
+    if (r <= 0) continue;
+    if (pfds[0].revents) reap(c);
+    ctl_handle(c->ctl, pfds + 1, n - 1, on_command, c);
   }
 }
 
@@ -229,14 +339,20 @@ static int monitor_main(struct container *c) {
 
   event_loop(c);
 
+  /* The output first, so that a daemon told of the exit finds the whole log. */
   drain(c, &c->out_fd, STREAM_STDOUT);
   drain(c, &c->err_fd, STREAM_STDERR);
   log_writer_flush(c->log, STREAM_STDOUT);
   log_writer_flush(c->log, STREAM_STDERR);
-  bool oom_killed = oom_probe_killed(&oom);
-  cleanup_channels(c);
-  if (exit_file_write(c->o->exit_file, c->status, oom_killed, &err) < 0) return 1;
-  return 0;
+  exit_status_from_wait(&c->exit, c->status, &c->exited_ts, oom_probe_killed(&oom));
+  c->have_exit = true;
+  announce_exit(c);
+  attach_close(c->attach, c->o->attach_socket);
+  c->attach = NULL;
+  int rc = persist_exit(c);
+  ctl_close(c->ctl, c->o->ctl_socket);
+  c->ctl = NULL;
+  return rc;
 }
 
 int run_container(const struct monitor_opts *o) {
@@ -269,7 +385,7 @@ int run_container(const struct monitor_opts *o) {
   }
   /* The channels are set up before daemonising, so their errors reach the caller's stderr too. */
   if (o->log_path != NULL) c.log = log_writer_open(o->log_path, o->log_max_line, &err);
-  if (c.log != NULL || o->log_path == NULL) c.ctl = ctl_open(o->ctl_path, &err);
+  if (c.log != NULL || o->log_path == NULL) c.ctl = ctl_open(o->ctl_socket, &err);
   if (c.ctl != NULL) c.attach = attach_server_open(o->attach_socket, &err);
   if (c.attach == NULL) {
     crib_err_print(MONITOR_PROG, &err);

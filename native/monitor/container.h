@@ -11,7 +11,7 @@ struct container {
   const struct monitor_opts *o;
   struct log_writer *log;
   struct attach_server *attach;
-  struct ctl_channel *ctl;
+  struct ctl_server *ctl;
   int sigfd;
   int out_fd, err_fd; /* read ends; -1 once closed */
   int stdin_fd;       /* write end (or the pty master); -1 when there is none */
@@ -22,6 +22,16 @@ struct container {
   pid_t pid;
   bool exited;
   int status;
+  struct timespec exited_ts; /* CLOCK_REALTIME when the process was reaped */
+  /* After the exit: the status as reported, whether the exit file holds it, and whether the
+   * daemon said it recorded the exit itself (ack-exit). The monitor stays until one is true. */
+  bool have_exit;
+  struct exit_status exit;
+  bool exit_persisted;
+  bool exit_acked;
+  /* While the log drops output and nobody is attached, output is read in batches (see
+   * container.c); CLOCK_MONOTONIC ms until which the output fds are not polled. */
+  long long output_paused_until;
 };
 
 /* Before the sync line was sent: tidy up, report the failure on the sync fd; returns 1. */

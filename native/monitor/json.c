@@ -1,5 +1,6 @@
-/* Just enough JSON output for the sync line, the exit file and exec-sync's result: the monitor
- * only writes JSON, and a parser library would cost RSS in every container's monitor. */
+/* Just enough JSON output for the sync line, the exit file, control replies and exec-sync's
+ * result (the little the monitor reads is parsed by ctl-command.c): a JSON library would cost
+ * RSS in every container's monitor. */
 #include "monitor.h"
 
 #include <stdarg.h>
@@ -7,12 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A failed allocation marks the buffer failed: later appends do nothing, and the caller checks
+ * `failed` once at the end instead of after every piece. */
 static int reserve(struct json_buf *b, size_t extra) {
+  if (b->failed) return -1;
   if (b->len + extra + 1 <= b->cap) return 0;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->len + extra + 1) cap *= 2;
   char *d = realloc(b->data, cap);
-  if (d == NULL) return -1;
+  if (d == NULL) {
+    b->failed = true;
+    return -1;
+  }
   b->data = d;
   b->cap = cap;
   return 0;
@@ -32,7 +39,10 @@ int json_buf_printf(struct json_buf *b, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
-  if (n < 0) return -1;
+  if (n < 0) {
+    b->failed = true;
+    return -1;
+  }
   if ((size_t)n >= sizeof tmp) n = sizeof tmp - 1;
   return json_buf_append(b, tmp, (size_t)n);
 }
@@ -102,4 +112,5 @@ void json_buf_free(struct json_buf *b) {
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
+  b->failed = false;
 }

@@ -1,35 +1,61 @@
 /* crib-monitor: one per container, what conmon is to CRI-O. It outlives the daemon that started
- * it: it holds the container's stdio, writes the CRI log file, serves attach clients, and records
- * the exit status for a daemon that may be down when the container dies.
+ * it: it holds the container's stdio, writes the CRI log file, serves attach clients and a control
+ * socket, and keeps the exit status for a daemon that may be down when the container dies.
  *
  * Container mode:
  *   crib-monitor --runtime PATH [--runtime-root DIR] --id ID --bundle DIR --log-path FILE
- *                --exit-file FILE --attach-socket PATH --ctl-path PATH --sync-fd N
+ *                --exit-file FILE --attach-socket PATH --ctl-socket PATH --sync-fd N
  *                [--container-pid-file FILE] [--stdin] [--stdin-once] [--terminal]
  *                [--log-max-line BYTES]
  *   All paths absolute. The command returns at once (exit 0 once the monitor is detached; 1 and a
- *   message on stderr when the arguments or the log/attach/ctl paths are unusable). The detached
- *   monitor runs `<runtime> [--root DIR] create --bundle DIR --pid-file FILE
- *   [--console-socket S] ID` and writes ONE line to fd N, then closes it:
+ *   message on stderr when the arguments or the log/attach/control paths are unusable); the
+ *   attach and control sockets exist when it has returned. The detached monitor runs
+ *   `<runtime> [--root DIR] create --bundle DIR --pid-file FILE [--console-socket S] ID` and
+ *   writes ONE line to fd N, then closes it:
  *     {"pid": <container pid>, "monitorPid": <monitor pid>}     created; call `<runtime> start`
  *     {"pid": -1, "message": "<runtime's stderr or the error>"}  failed; the monitor exited
  *   On pid -1 the caller should still run `<runtime> delete --force ID`: create may have
  *   succeeded before a later step (reading the pid file) failed. The monitor is a subreaper and
  *   in its own session; the caller should move it out of its own cgroup if that is killed as a
  *   whole on restart. The container pid file defaults to <bundle>/container.pid.
- *   Log file: see log-writer.c (CRI format, O_NOFOLLOW, mode 0640; --log-max-line 16384).
+ *   Log file: see log-writer.c (CRI format, O_NOFOLLOW, mode 0640; --log-max-line 16384). A log
+ *   write that fails drops output (counted; retried at most once a second) and later says so in
+ *   the log; it never stalls the container nor spins.
  *   Attach socket: see attach.c (stream socket, 8-byte frame header, raw stdin from clients).
- *   Control fifo: see ctl.c ("resize <rows> <cols>\n", "reopen\n").
- *   Exit file: see exit-file.c ({"exitCode", "signal", "exitedAt", "oomKilled"}, atomic).
- *   The attach socket and control fifo are removed before the exit file appears.
+ *
+ * Control socket (protocol 2; ctl.c, ctl-command.c): a unix stream socket, mode 0600, up to 16
+ *   clients at once. One JSON object per line each way. A client sends commands; each gets
+ *   exactly one reply line, in order:
+ *     {"cmd": "status"}    -> {"ok": true, "running": B, "pid": N, "exit": EXIT|null,
+ *                              "exitFilePersisted": B}
+ *     {"cmd": "resize", "rows": R, "cols": C}   -> {"ok": true}   (0..65535; a terminal only)
+ *     {"cmd": "reopen"}    -> {"ok": true} once the log file is open again at its path (after
+ *                             kubelet renamed it), or {"ok": false, "error": "..."}
+ *     {"cmd": "ack-exit"}  -> {"ok": true}: the daemon recorded the exit itself; the monitor
+ *                             need not wait for the exit file to be written
+ *     anything else        -> {"ok": false, "error": "unknown command" | "malformed command: ..."}
+ *   Events are pushed to every connected client as they happen, never inside another line:
+ *     {"event": "exit", "exit": EXIT}
+ *   EXIT is {"exitCode": N, "signal": S|null, "exitedAt": "<RFC3339Nano>", "oomKilled": B}. A line
+ *   over 4096 bytes closes its client; so does a client that lets 64 KiB of replies pile up.
+ *   The daemon keeps one connection to every monitor: the connection closing without an exit
+ *   event is how it learns at once that the monitor died.
+ *
+ * After the container exits: its output is drained into the log and attach clients, the exit
+ *   event is pushed, attach clients are ended (attach.c), and the exit file is written:
+ *   see exit-status.c (EXIT as above, atomic). A write that fails in a way that may heal (a full
+ *   disk) is retried after 1 s, doubling up to 10 s, while `status` keeps answering; the monitor
+ *   exits once the file is written or the daemon sent ack-exit (or, when the file's directory is
+ *   gone, at once: nobody is left to read it). The control socket is removed just before it
+ *   exits, after the exit file appeared.
  *
  * Streaming exec mode (kubectl exec / crictl exec -i -t): the same monitor for one exec'd process
  *   crib-monitor exec --runtime PATH [--runtime-root DIR] --id ID --process FILE
- *                --exit-file FILE --attach-socket PATH --ctl-path PATH --sync-fd N
+ *                --exit-file FILE --attach-socket PATH --ctl-socket PATH --sync-fd N
  *                [--container-pid-file FILE] [--log-path FILE] [--wait-attach] [--stdin]
  *                [--stdin-once] [--terminal]
  *   runs `<runtime> [--root DIR] exec --detach --process FILE --pid-file P [--console-socket S]
- *   ID`; sync line, attach socket, control fifo and exit file as above; no log file unless
+ *   ID`; sync line, attach socket, control socket and exit file as above; no log file unless
  *   --log-path. With --wait-attach the runtime runs only once a first client is connected to the
  *   attach socket (which exists when the command has returned), so no output is lost. The pid
  *   file defaults to <exit-file>.pid.
@@ -37,8 +63,13 @@
  * exec-sync mode (see exec-sync.c):
  *   crib-monitor exec-sync --runtime PATH [--runtime-root DIR] --id ID --process FILE
  *                [--timeout SECONDS] [--max-output BYTES]
- *   prints {"exitCode", "stdout" (base64), "stderr" (base64), "timedOut", "truncated"}.
+ *   prints {"exitCode", "stdout" (base64), "stderr" (base64), "timedOut", "truncated"} on
+ *   stdout, then exits. A caller must read stdout to its end (EOF), not stop when the process
+ *   exits: the exit can be seen before the output has been read.
  *   --timeout 0 (default) waits forever; --max-output defaults to 16 MiB per stream.
+ *
+ * Protocol 1 (crib before the control socket) had a control fifo (--ctl-path; "resize R C\n",
+ * "reopen\n") and no socket; a daemon finds such monitors by the missing ctl socket.
  *
  * Exit status 2 means bad arguments. */
 #include "monitor.h"
@@ -58,7 +89,7 @@ enum {
   OPT_LOG_PATH,
   OPT_EXIT_FILE,
   OPT_ATTACH,
-  OPT_CTL,
+  OPT_CTL_SOCKET,
   OPT_PID_FILE,
   OPT_STDIN,
   OPT_STDIN_ONCE,
@@ -79,7 +110,7 @@ static const struct option long_opts[] = {
     {"log-path", required_argument, NULL, OPT_LOG_PATH},
     {"exit-file", required_argument, NULL, OPT_EXIT_FILE},
     {"attach-socket", required_argument, NULL, OPT_ATTACH},
-    {"ctl-path", required_argument, NULL, OPT_CTL},
+    {"ctl-socket", required_argument, NULL, OPT_CTL_SOCKET},
     {"container-pid-file", required_argument, NULL, OPT_PID_FILE},
     {"stdin", no_argument, NULL, OPT_STDIN},
     {"stdin-once", no_argument, NULL, OPT_STDIN_ONCE},
@@ -154,7 +185,7 @@ int main(int argc, char **argv) {
     case OPT_LOG_PATH: o.log_path = optarg; break;
     case OPT_EXIT_FILE: o.exit_file = optarg; break;
     case OPT_ATTACH: o.attach_socket = optarg; break;
-    case OPT_CTL: o.ctl_path = optarg; break;
+    case OPT_CTL_SOCKET: o.ctl_socket = optarg; break;
     case OPT_PID_FILE: o.container_pid_file = optarg; break;
     case OPT_STDIN: o.stdin_open = true; break;
     case OPT_STDIN_ONCE: o.stdin_once = true; break;
@@ -213,7 +244,7 @@ int main(int argc, char **argv) {
                                {"log-path", stream_exec ? "/" : o.log_path},
                                {"exit-file", o.exit_file},
                                {"attach-socket", o.attach_socket},
-                               {"ctl-path", o.ctl_path}};
+                               {"ctl-socket", o.ctl_socket}};
   for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
     if (require_abs(required[i][0], required[i][1])) return 2;
   if (o.container_pid_file && require_abs("container-pid-file", o.container_pid_file)) return 2;

@@ -13,6 +13,8 @@
 
 #define MONITOR_PROG "crib-monitor"
 
+struct pollfd;
+
 /* Stream ids: used in log records and as the first byte of attach frames (docker's numbering). */
 enum { STREAM_STDIN = 0, STREAM_STDOUT = 1, STREAM_STDERR = 2 };
 
@@ -24,7 +26,7 @@ struct monitor_opts {
   const char *log_path;
   const char *exit_file;
   const char *attach_socket;
-  const char *ctl_path;
+  const char *ctl_socket;
   const char *container_pid_file;
   bool stdin_open;
   bool stdin_once;
@@ -63,6 +65,7 @@ void format_now(char out[TIMESTAMP_MAX]);
 struct json_buf {
   char *data;
   size_t len, cap;
+  bool failed; /* an allocation failed: the content is incomplete */
 };
 int json_buf_append(struct json_buf *b, const char *s, size_t n);
 int json_buf_printf(struct json_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -80,9 +83,22 @@ struct log_writer *log_writer_open(const char *path, size_t max_line, crib_err *
 void log_writer_write(struct log_writer *lw, int stream, const char *data, size_t len);
 void log_writer_flush(struct log_writer *lw, int stream); /* stream closed: partial line as P */
 int log_writer_reopen(struct log_writer *lw, crib_err *err);
+/* True while writes fail and output is being dropped (see log-writer.c). */
+bool log_writer_dropping(const struct log_writer *lw);
 
-/* exit-file.c */
-int exit_file_write(const char *path, int wait_status, bool oom_killed, crib_err *err);
+/* exit-status.c */
+struct exit_status {
+  int code;   /* 128+signal for a signalled process */
+  int signal; /* 0: none */
+  char exited_at[TIMESTAMP_MAX];
+  bool oom_killed;
+};
+void exit_status_from_wait(struct exit_status *es, int wait_status, const struct timespec *when,
+                           bool oom_killed);
+int exit_status_json(const struct exit_status *es, struct json_buf *b); /* the object */
+int exit_status_write_file(const char *path, const struct exit_status *es, crib_err *err);
+/* Whether a failed write may work later (a full disk), so the monitor should try again. */
+bool exit_status_write_may_heal(int errnum);
 
 /* oom.c: the oom_kill counter of the memory cgroup a process is in. */
 struct oom_probe {
@@ -100,7 +116,6 @@ int read_pid_file(const char *path, pid_t *pid, crib_err *err);
 struct attach_server;
 struct attach_server *attach_server_open(const char *path, crib_err *err);
 /* Adds the listener and clients to pfds (from index *n); returns nothing, bumps *n. */
-struct pollfd;
 void attach_poll_fds(struct attach_server *as, struct pollfd *pfds, size_t *n, bool want_input);
 /* Handles events on the fds added by attach_poll_fds; stdin bytes read go to on_input, a client
  * stopping its input (EOF) calls on_input_end. Returns false when input must pause. */
@@ -110,18 +125,46 @@ void attach_handle(struct attach_server *as, struct pollfd *pfds, size_t count, 
                    attach_input_end_fn in_end, void *ctx);
 void attach_broadcast(struct attach_server *as, int stream, const char *data, size_t len);
 void attach_close(struct attach_server *as, const char *path);
+bool attach_has_clients(const struct attach_server *as);
 /* Block until the first client has connected. */
 void attach_wait_client(struct attach_server *as);
 #define ATTACH_MAX_POLL 33 /* listener + clients */
 
-/* ctl.c: the control fifo. */
-struct ctl_channel;
-struct ctl_channel *ctl_open(const char *path, crib_err *err);
-int ctl_fd(const struct ctl_channel *c);
-typedef void (*ctl_resize_fn)(void *ctx, unsigned rows, unsigned cols);
-typedef void (*ctl_reopen_fn)(void *ctx);
-void ctl_handle(struct ctl_channel *c, ctl_resize_fn resize, ctl_reopen_fn reopen, void *ctx);
-void ctl_close(struct ctl_channel *c, const char *path);
+/* ctl-command.c: one control command, a flat JSON object. */
+#define CTL_MAX_FIELDS 8
+enum ctl_kind { CTL_STRING, CTL_INT, CTL_BOOL, CTL_NULL };
+struct ctl_field {
+  char key[32];
+  enum ctl_kind kind;
+  char str[128];
+  long long num;
+  bool b;
+};
+struct ctl_command {
+  const char *name; /* the "cmd" field */
+  size_t n;
+  struct ctl_field fields[CTL_MAX_FIELDS];
+};
+int ctl_parse_command(const char *line, size_t len, struct ctl_command *cmd, char *why,
+                      size_t why_len);
+const struct ctl_field *ctl_command_field(const struct ctl_command *cmd, const char *key);
+bool ctl_command_uint(const struct ctl_command *cmd, const char *key, long long max,
+                      unsigned *out);
+
+/* ctl.c: the control socket and its clients. */
+#define CTL_MAX_CLIENTS 16
+#define CTL_MAX_POLL (1 + CTL_MAX_CLIENTS)
+struct ctl_server;
+struct ctl_server *ctl_open(const char *path, crib_err *err);
+void ctl_poll_fds(const struct ctl_server *cs, struct pollfd *pfds, size_t *n);
+/* Acts on one command and writes its reply object to `reply` (nothing: {"ok": true}). */
+typedef void (*ctl_command_fn)(void *ctx, const struct ctl_command *cmd, struct json_buf *reply);
+void ctl_handle(struct ctl_server *cs, const struct pollfd *pfds, size_t count, ctl_command_fn fn,
+                void *ctx);
+void ctl_reply_error(struct json_buf *reply, const char *message);
+/* Queues a line (with its newline) for every client. */
+void ctl_broadcast(struct ctl_server *cs, const char *line, size_t len);
+void ctl_close(struct ctl_server *cs, const char *path);
 
 /* sync.c: the one JSON line reported to the caller. */
 void sync_report_pid(int fd, pid_t pid, pid_t monitor_pid);

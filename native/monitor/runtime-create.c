@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct create_io {
@@ -222,6 +223,7 @@ int create_container(struct container *c) {
     if (io.reaped_pid[i] == c->pid) {
       c->exited = true;
       c->status = io.reaped_status[i];
+      if (clock_gettime(CLOCK_REALTIME, &c->exited_ts) < 0) c->exited_ts = (struct timespec){0};
     }
   }
   if (o->terminal) {

@@ -1,5 +1,5 @@
 // crib-monitor's attach socket and terminal: fan-out to several clients, stdin from a client,
-// --stdin-once, a client that does not read, and --terminal with resize through the control fifo.
+// --stdin-once, a client that does not read, and --terminal with resize through the control socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stat } from 'node:fs/promises';
 import { Harness, waitFor } from './support/monitor-harness.js';
@@ -81,7 +81,7 @@ describe('crib-monitor attach', () => {
 });
 
 describe('crib-monitor --terminal', () => {
-  it('gives the container a tty and resizes it through the control fifo', async () => {
+  it('gives the container a tty and resizes it through the control socket', async () => {
     const c = await h.create({
       args: ['sh', '-c', '[ -t 0 ] && [ -t 1 ] && echo isatty; read x; stty size; read y; stty size; echo got:$y'],
       terminal: true,
@@ -91,12 +91,11 @@ describe('crib-monitor --terminal', () => {
     const a = await h.attach(c);
     await c.start();
     await waitFor('isatty', () => a.text(1).includes('isatty'));
-    // The resize is written before the input that makes the container look: the monitor reads
-    // the control fifo before attach input in the same loop turn.
-    await c.ctl('resize 30 90');
+    // The resize is answered before the input that makes the container look is sent.
+    expect(await c.ctl({ cmd: 'resize', rows: 30, cols: 90 })).toEqual({ ok: true });
     a.write('one\n');
     await waitFor('first size', () => a.text(1).includes('30 90'), 20_000);
-    await c.ctl('resize 50 132');
+    expect(await c.ctl({ cmd: 'resize', rows: 50, cols: 132 })).toEqual({ ok: true });
     a.write('two\n');
     await c.waitExit();
     await waitFor('close', () => a.closed);

@@ -34,7 +34,7 @@ describe('crib-monitor exec', () => {
     expect(s.sync.pid).toBeGreaterThan(0);
     const a = s.client!;
     await waitFor('isatty', () => a.text(1).includes('isatty'));
-    await s.ctl('resize 24 101');
+    expect(await s.ctl({ cmd: 'resize', rows: 24, cols: 101 })).toEqual({ ok: true });
     a.write('\n');
     expect(await s.waitExit()).toMatchObject({ exitCode: 0 });
     await waitFor('closed', () => a.closed);

@@ -33,9 +33,9 @@ describe('crib-monitor exit file', () => {
     expect(exit.exitedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)$/);
     expect(Math.abs(Date.parse(exit.exitedAt) - Date.now())).toBeLessThan(60_000);
     await waitFor('monitor exit', () => monitorGone(c.sync.monitorPid!));
-    // The attach socket and control fifo go away with the monitor.
+    // The attach and control sockets go away with the monitor.
     expect(existsSync(c.attachSocket)).toBe(false);
-    expect(existsSync(c.ctlPath)).toBe(false);
+    expect(existsSync(c.ctlSocket)).toBe(false);
   });
 
   it('records exit code 3', async () => {
@@ -105,7 +105,7 @@ describe('crib-monitor exit file', () => {
     expect(c.sync.message).toMatch(/no-such-binary/);
     expect(c.monitorExit).toBe(0); // the detached monitor reported; its starter had succeeded
     expect(existsSync(c.attachSocket)).toBe(false);
-    expect(existsSync(c.ctlPath)).toBe(false);
+    expect(existsSync(c.ctlSocket)).toBe(false);
     expect(existsSync(c.exitFile)).toBe(false);
   });
 

@@ -65,9 +65,10 @@ describe('crib-monitor log file', () => {
     await waitFor('first lines', async () => (await c.log()).length >= 5);
     const rotated = `${c.logPath}.1`;
     await rename(c.logPath, rotated);
-    await c.ctl('reopen');
-    await waitFor('lines in the new file', async () =>
-      existsSync(c.logPath) && (await c.log()).length >= 5);
+    // The reply comes once the new file is open: it exists when the call returns.
+    expect(await c.ctl({ cmd: 'reopen' })).toEqual({ ok: true });
+    expect(existsSync(c.logPath)).toBe(true);
+    await waitFor('lines in the new file', async () => (await c.log()).length >= 5);
     await h.runtime('kill', c.id, 'KILL');
     await c.waitExit();
     const before = parseLog(await readFile(rotated, 'utf8')).map((r) => Number(r.content.slice(4)));

@@ -1,9 +1,21 @@
 // A container as crib persists it. The CRI state is derived from the timestamps, as containerd
-// does: created (createdAt), running (startedAt), exited (finishedAt).
+// does: created (createdAt), running (startedAt), exited (finishedAt). Every multi-step change
+// records its intent first and its result last, so that start-up can finish or undo it:
 //
-//   creating ──► created ──start──► running ──exit/stop──► exited ──► (removed)
-//       │                                    (monitor writes the exit file, even with the
-//       └── failed: rolled back                daemon down; the daemon reads it back)
+//   creating ─────► created ──► starting ──► running ──exit──► exited ──► removing ──► (gone)
+//   (created:false)          (intent start)                              (intent remove)
+//
+//   creating  a crash rolls it back: nothing of it is left (the monitor is killed too).
+//   starting  start-up completes it: the process released (or exited) means started; a process
+//             still parked is started now.
+//   running   the exit arrives from the monitor as an event (or from its exit file after a
+//             restart). A monitor that died is found at once (its control socket closes): a
+//             process still running is killed and recorded EXITED 137; one already gone is
+//             EXITED 255. Either message says the monitor died.
+//   exited    recorded in memory at once (reads answer from memory); written to disk as soon
+//             as the disk takes it, retried while it does not; then the monitor is told it may go.
+//   removing  start-up finishes the removal. Created containers (never started) can be removed
+//             too, and an exit of a never-started one counts as started at its creation.
 import { join } from 'node:path';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
 
@@ -26,7 +38,14 @@ export interface ContainerRecord {
   message?: string;
   pid?: number;
   monitorPid?: number;
-  /** Container dir under the state dir: bundle, rootfs mount point, exit file, sockets. */
+  /** Start times (/proc/<pid>/stat) of pid and monitorPid: a pid alone may be reused. Records
+   * written before they were kept have none. */
+  pidStartTime?: string;
+  monitorStartTime?: string;
+  /** A multi-step change in progress (see the diagram above); `at` in ns since the epoch. */
+  intent?: { kind: 'start' | 'remove'; at: string };
+  /** Container dir under the state dir: the bundle (ours) and the runtime's files (exit file,
+   * sockets: runtime/runtime-files.ts). */
   dir: string;
   logPath: string;
   stopSignal?: string;
@@ -49,10 +68,8 @@ export function reservedContainerName(podId: string, config: ContainerConfig__Ou
   return `${podId}_${config.metadata!.name}_${config.metadata!.attempt}`;
 }
 
+/** What ContainerService keeps in the container dir; the runtime's files are its own. */
 export const containerPaths = (dir: string) => ({
   bundle: join(dir, 'bundle'),
   rootfs: join(dir, 'bundle', 'rootfs'),
-  exitFile: join(dir, 'exit.json'),
-  attachSocket: join(dir, 'attach.sock'),
-  ctl: join(dir, 'ctl'),
 });

@@ -1,8 +1,10 @@
-// Container lifecycle: the writable snapshot, the OCI spec, the monitor that creates the
-// container and outlives us, and the record that survives restarts.
+// Container lifecycle: the writable layer, the OCI spec and the record are ours; the processes
+// are the container runtime's (runtime/container-runtime.ts), which tells us when they exit or
+// when a monitor dies. States and intents: see container-record.ts.
 import { randomBytes } from 'node:crypto';
-import { existsSync, constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import {
   DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errnoCode,
@@ -10,11 +12,15 @@ import {
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import type { ImageConfig } from '../image/image-config.js';
-import type { ImageService } from '../image/image-service.js';
+import type { ImageRecord } from '../image/image-store.js';
 import { log } from '../log.js';
-import { execSync, launchMonitor, readExitFile, type ExecSyncResult } from '../runtime/monitor.js';
-import type { OciRuntime } from '../runtime/oci-runtime.js';
-import type { SandboxService } from '../sandbox/sandbox-service.js';
+import type {
+  ContainerRuntime, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent, RuntimeRef,
+} from '../runtime/container-runtime.js';
+import type { RuntimeFeatures } from '../runtime/runtime-features.js';
+import { podInitPidNamespace } from '../sandbox/namespaces.js';
+import type { PodContainers } from '../sandbox/sandbox-service.js';
+import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { Cleaner } from '../store/cleaner.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import { NameReservations } from '../store/name-reservations.js';
@@ -25,129 +31,276 @@ import { containerResources } from './spec/resources.js';
 import type { OciSpec } from './spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
 import { containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
+import { ContainerRecords } from './container-records.js';
 
 /** kubelet caps exec output at 16 MiB; so do we. */
 const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
-const EXIT_POLL_MS = 250;
+/** How long a SIGKILLed container may take to be reported gone. */
+const KILL_GRACE_MS = 10_000;
+
+/** The container runtimes by handler (runtime/runtime-registry.ts). */
+export interface RuntimeLookup {
+  get(handler: string): ContainerRuntime;
+  find(handler: string): ContainerRuntime | undefined;
+  features(handler: string): RuntimeFeatures;
+}
+
+/** What containers need of the images: an image's record, by reference or id. */
+export interface ImageLookup {
+  find(ref: string): Promise<Pick<ImageRecord, 'id' | 'chainId' | 'config'> | undefined>;
+}
+
+/** The writable layers containers run on (snapshot/snapshotter.ts). */
+export interface WritableLayers {
+  prepare(key: string, chainId: string | undefined): Promise<unknown>;
+  mount(key: string, target: string): Promise<void>;
+  unmount(target: string): Promise<void>;
+  remove(key: string): Promise<void>;
+}
 
 export interface ContainerServiceOptions {
   root: string;
   state: string;
-  runtimes: Map<string, OciRuntime>;
+  runtimes: RuntimeLookup;
+  images: ImageLookup;
+  snapshots: WritableLayers;
+  /** Backoff of record writes the disk refused (default 1 s doubling to 10 s). */
+  persistRetry?: { firstMs: number; maxMs: number };
 }
 
 export function cgroupVersion(): 1 | 2 {
   return existsSync('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1;
 }
 
-function processAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
+/** An attached client's view of a container: its attach socket and terminal. */
+export interface AttachTarget {
+  record: ContainerRecord;
+  io: Socket;
+  resize(rows: number, cols: number): Promise<void>;
 }
 
-export class ContainerService {
-  readonly store: RecordStore<ContainerRecord>;
+export class ContainerService implements PodContainers {
   readonly events = new ContainerEvents();
+  private readonly records: ContainerRecords;
   private readonly names = new NameReservations('container');
   /** One lifecycle operation per id at a time. */
   private readonly locks = new KeyedLock();
-  private exitTimer: NodeJS.Timeout | undefined;
   private readonly facts = readNodeFacts(cgroupVersion());
+  /** Ends the watch of each container whose exit is not recorded yet. */
+  private readonly unwatch = new Map<string, () => void>();
+  /** Callers waiting for a container's exit to be recorded. */
+  private readonly exitWaiters = new Map<string, Set<() => void>>();
+  /** Containers whose monitor died, while the truth about their process is being found out. */
+  private readonly settling = new Map<string, Promise<void>>();
+  /** Exits the monitor has been told are recorded. */
+  private readonly acked = new Set<string>();
+  /** Containers being started, and exits that arrived meanwhile (recorded once start is done). */
+  private readonly starting = new Set<string>();
+  private readonly deferredExits = new Map<string, { exit: ExitRecord; why?: { reason: string; message: string } }>();
 
-  constructor(
-    private readonly opts: ContainerServiceOptions,
-    private readonly sandboxes: SandboxService,
-    private readonly images: ImageService,
-  ) {
-    this.store = new RecordStore<ContainerRecord>(join(opts.root, 'containers'));
-    sandboxes.attachContainers({
-      idsInPod: (podId) => this.store.list().filter((c) => c.podId === podId).map((c) => c.id),
-      stopForPod: (id) => this.stop(id, 0),
-      removeForPod: (id) => this.remove(id),
+  constructor(private readonly opts: ContainerServiceOptions) {
+    this.records = new ContainerRecords(new RecordStore<ContainerRecord>(join(opts.root, 'containers')), {
+      retry: opts.persistRetry,
+      onSaved: (rec) => this.saved(rec),
     });
   }
 
   // ---- start-up and exit tracking ------------------------------------------------------------
 
+  /**
+   * Loads the records and finishes or undoes what a crash interrupted (see container-record.ts);
+   * then watches every container that has not exited. Resolves once every container's state is
+   * known: kubelet must not see a container RUNNING whose monitor died while we were down.
+   */
   async recover(): Promise<void> {
-    for (const rec of await this.store.load()) {
+    const pending: Promise<void>[] = [];
+    for (const rec of await this.records.load()) {
       if (!rec.created) {
         log.warn({ container: rec.id }, 'rolling back a container left half-created by a crash');
         await this.destroy(rec);
         continue;
       }
-      this.names.claim(rec.reservedName, rec.id);
-      await this.refreshExit(rec.id);
-      const cur = this.store.get(rec.id)!;
-      if (criState(cur) === 'CONTAINER_RUNNING' && !processAlive(cur.monitorPid)) {
-        // The monitor died without writing an exit file (node reboot): the container is gone.
-        await this.store.update(cur.id, (r) => {
-          r.finishedAt = nowNs();
-          r.exitCode = 255;
-          r.reason = 'Unknown';
-          r.message = 'the container monitor is gone and left no exit status';
-        });
+      if (rec.intent?.kind === 'remove') {
+        log.warn({ container: rec.id }, 'finishing the removal of a container a crash interrupted');
+        await this.destroy(rec);
+        continue;
       }
+      this.names.claim(rec.reservedName, rec.id);
+      const runtime = this.opts.runtimes.find(rec.runtimeHandler);
+      if (!runtime) {
+        log.error({ container: rec.id, handler: rec.runtimeHandler }, 'container of a runtime handler that is no longer configured: not watched');
+        continue;
+      }
+      if (rec.finishedAt) {
+        // Its monitor may still wait to be told the exit is recorded (its disk was full).
+        pending.push(runtime.exitRecorded(this.ref(rec)).catch(() => undefined));
+        continue;
+      }
+      pending.push((async () => {
+        if (rec.intent?.kind === 'start') await this.completeStart(rec, runtime);
+        await this.watch(rec.id);
+      })().catch((err: unknown) => log.error({ container: rec.id, err }, 'recovering container')));
     }
-    this.exitTimer = setInterval(() => void this.pollExits(), EXIT_POLL_MS);
-    this.exitTimer.unref();
+    await Promise.all(pending);
+    await Promise.all([...this.settling.values()]);
   }
 
-  close(): void {
-    if (this.exitTimer) clearInterval(this.exitTimer);
-  }
-
-  private async pollExits(): Promise<void> {
-    for (const rec of this.store.list()) {
-      if (rec.startedAt && !rec.finishedAt) await this.refreshExit(rec.id).catch((err: unknown) => log.warn({ err }, 'reading exit file'));
+  /** A start interrupted by a crash: done if the process left its parking, else done now. */
+  private async completeStart(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    const ref = this.ref(rec);
+    const where = await runtime.startState(ref);
+    if (where === 'parked') {
+      log.info({ container: rec.id }, 'completing a start a crash interrupted');
+      await runtime.start(ref);
     }
+    this.records.updateSoon(rec.id, (r) => {
+      if (where !== 'gone') r.startedAt ??= rec.intent!.at;
+      delete r.intent;
+    });
   }
 
-  /** Fold a monitor's exit file into the record. */
-  private async refreshExit(id: string): Promise<void> {
-    const rec = this.store.get(id);
-    if (!rec || rec.finishedAt || !rec.created) return;
-    const exit = await readExitFile(containerPaths(rec.dir).exitFile);
-    if (!exit) return;
-    // A container that exits before start never ran: its monitor reports what create left.
-    const updated = await this.store.update(id, (r) => {
-      r.startedAt ??= r.createdAt;
+  /** Stops watching (the monitors go on without us) and writes what is still only in memory. */
+  async close(): Promise<void> {
+    for (const stop of this.unwatch.values()) stop();
+    this.unwatch.clear();
+    await this.records.close();
+  }
+
+  /** The runtime's view of a container. */
+  private ref(rec: ContainerRecord): RuntimeRef {
+    return {
+      id: rec.id, dir: rec.dir, logPath: rec.logPath || undefined, pid: rec.pid, pidStartTime: rec.pidStartTime,
+      monitorPid: rec.monitorPid, monitorStartTime: rec.monitorStartTime,
+    };
+  }
+
+  private runtimeOf(rec: ContainerRecord): ContainerRuntime {
+    return this.opts.runtimes.get(rec.runtimeHandler);
+  }
+
+  private async watch(id: string): Promise<void> {
+    const rec = this.records.get(id);
+    if (!rec || rec.finishedAt || this.unwatch.has(id)) return;
+    const stop = await this.runtimeOf(rec).watch(this.ref(rec), (e) => this.onRuntimeEvent(id, e));
+    if (this.records.get(id)?.finishedAt || !this.records.get(id)) stop();
+    else this.unwatch.set(id, stop);
+  }
+
+  private onRuntimeEvent(id: string, e: RuntimeEvent): void {
+    this.unwatch.delete(id);
+    if (e.kind === 'exited') {
+      this.recordExit(id, e.exit);
+      return;
+    }
+    const settled = this.settleDeadMonitor(id, e.detail)
+      .catch((err: unknown) => log.error({ container: id, err }, 'settling a container whose monitor died'))
+      .finally(() => this.settling.delete(id));
+    this.settling.set(id, settled);
+  }
+
+  /**
+   * Its monitor died: nobody will report the exit. A process still running is killed (nothing
+   * would log its output or see it end); either way the record says what happened.
+   */
+  private async settleDeadMonitor(id: string, detail: string): Promise<void> {
+    const rec = this.records.get(id);
+    if (!rec || rec.finishedAt) return;
+    log.warn({ container: id, monitorPid: rec.monitorPid, pid: rec.pid }, `container monitor died: ${detail}`);
+    const killed = await this.runtimeOf(rec).killOrphan(this.ref(rec));
+    const exit: ExitRecord = { exitCode: killed ? 137 : 255, signal: killed ? 9 : null, exitedAt: new Date().toISOString(), oomKilled: false };
+    this.recordExit(id, exit, killed
+      ? { reason: 'Error', message: `${detail}; the container's process (pid ${rec.pid}) was still running and was killed` }
+      : { reason: 'Unknown', message: `${detail}; the container's process is gone too` });
+  }
+
+  /** Records an exit: in memory at once (and the event), on disk as soon as the disk takes it. */
+  private recordExit(id: string, exit: ExitRecord, why?: { reason: string; message: string }): void {
+    const cur = this.records.get(id);
+    if (!cur || cur.finishedAt) return;
+    if (this.starting.has(id)) {
+      this.deferredExits.set(id, { exit, why });
+      return;
+    }
+    const rec = this.records.updateSoon(id, (r) => {
+      // A container that exits before (or while) it is started counts as started then, or at
+      // its creation when it never was.
+      r.startedAt ??= r.intent?.kind === 'start' ? r.intent.at : r.createdAt;
       // The monitor's clock and ours agree only to the microsecond it printed.
       const finished = isoToNs(exit.exitedAt);
       r.finishedAt = BigInt(finished) < BigInt(r.startedAt) ? r.startedAt : finished;
       r.exitCode = exit.exitCode;
-      r.reason = exit.oomKilled ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error';
+      r.reason = why?.reason ?? (exit.oomKilled ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error');
+      if (why) r.message = why.message;
+      delete r.intent;
     });
-    this.emit(updated, 'CONTAINER_STOPPED_EVENT');
+    this.emit(rec, 'CONTAINER_STOPPED_EVENT');
+    for (const wake of this.exitWaiters.get(id) ?? []) wake();
+    this.exitWaiters.delete(id);
+  }
+
+  /** A record reached the disk: an exit on disk is one the monitor need not keep any longer. */
+  private saved(rec: ContainerRecord): void {
+    if (!rec.finishedAt || this.acked.has(rec.id)) return;
+    const runtime = this.opts.runtimes.find(rec.runtimeHandler);
+    if (!runtime) return;
+    this.acked.add(rec.id);
+    runtime.exitRecorded(this.ref(rec)).catch((err: unknown) => log.debug({ container: rec.id, err }, 'telling the monitor the exit is recorded'));
+  }
+
+  /** Resolves true once the exit is recorded (or the container is gone), false after timeoutMs. */
+  private waitExited(id: string, timeoutMs: number): Promise<boolean> {
+    const rec = this.records.get(id);
+    if (!rec || rec.finishedAt) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiters = this.exitWaiters.get(id) ?? new Set<() => void>();
+      this.exitWaiters.set(id, waiters);
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(wake);
+        resolve(false);
+      }, timeoutMs);
+      waiters.add(wake);
+    });
   }
 
   private emit(rec: ContainerRecord, type: ContainerEventType): void {
     this.events.emit({ containerId: rec.id, podId: rec.podId, type, createdAt: nowNs() });
   }
 
-  // ---- lookups --------------------------------------------------------------------------------
+  // ---- lookups (memory only: reads never write) ----------------------------------------------
 
   get(idOrPrefix: string): ContainerRecord {
     if (!idOrPrefix) throw new InvalidArgumentError('container id must not be empty');
-    const hits = this.store.matching(idOrPrefix).filter((c) => c.created);
+    const hits = this.records.matching(idOrPrefix).filter((c) => c.created);
     if (hits.length === 0) throw new NotFoundError(`container ${idOrPrefix} not found`);
     if (hits.length > 1) throw new InvalidArgumentError(`container id prefix ${idOrPrefix} is ambiguous`);
     return hits[0]!;
   }
 
+  /** The created container with exactly this id, if any. */
+  find(id: string): ContainerRecord | undefined {
+    const rec = this.records.get(id);
+    return rec?.created ? rec : undefined;
+  }
+
   async status(idOrPrefix: string): Promise<ContainerRecord> {
-    const rec = this.get(idOrPrefix);
-    await this.refreshExit(rec.id);
-    return this.store.get(rec.id)!;
+    return this.get(idOrPrefix);
   }
 
   list(): ContainerRecord[] {
-    return this.store.list().filter((c) => c.created);
+    return this.records.list().filter((c) => c.created);
+  }
+
+  /** Every record, those still being created too (they count against the listed-size budget). */
+  allRecords(): ContainerRecord[] {
+    return this.records.list();
+  }
+
+  idsInPod(podId: string): string[] {
+    return this.records.list().filter((c) => c.podId === podId).map((c) => c.id);
   }
 
   async spec(id: string): Promise<OciSpec | undefined> {
@@ -158,33 +311,21 @@ export class ContainerService {
     }
   }
 
-  /** The OCI runtime driving a container (streaming exec runs its own monitor against it). */
-  runtimeOf(rec: ContainerRecord): OciRuntime {
-    return this.runtimeFor(rec.runtimeHandler);
-  }
-
-  private runtimeFor(handler: string): OciRuntime {
-    const rt = this.opts.runtimes.get(handler);
-    if (!rt) throw new FailedPreconditionError(`runtime handler "${handler}" is not configured`);
-    return rt;
-  }
-
   // ---- create ---------------------------------------------------------------------------------
 
-  async create(podId: string, config: ContainerConfig__Output | null | undefined, signal: AbortSignal): Promise<string> {
+  /** Creates a container in `pod` (which the caller found ready). */
+  async create(pod: SandboxRecord, config: ContainerConfig__Output | null | undefined, signal: AbortSignal): Promise<string> {
     if (!config?.metadata?.name) throw new InvalidArgumentError('CreateContainer: config.metadata.name must not be empty');
     if (!config.image?.image) throw new InvalidArgumentError('CreateContainer: config.image.image must name an image');
-    const sandbox = this.sandboxes.get(podId);
-    this.sandboxes.assertReady(sandbox);
     const id = randomBytes(32).toString('hex');
-    const { id: got } = await this.names.run(reservedContainerName(sandbox.id, config), id, signal, () =>
-      this.doCreate(id, sandbox.id, config),
+    const { id: got } = await this.names.run(reservedContainerName(pod.id, config), id, signal, () =>
+      this.doCreate(id, pod, config),
     );
     return got;
   }
 
-  private logPath(podId: string, config: ContainerConfig__Output): string {
-    const dir = this.sandboxes.get(podId).config.logDirectory;
+  private logPath(pod: SandboxRecord, config: ContainerConfig__Output): string {
+    const dir = pod.config.logDirectory;
     if (!config.logPath) return '';
     const clean = normalize(config.logPath);
     if (isAbsolute(clean) || clean.startsWith('..')) {
@@ -194,29 +335,30 @@ export class ContainerService {
     return join(dir, clean);
   }
 
-  private async doCreate(id: string, podId: string, config: ContainerConfig__Output): Promise<void> {
-    const clog = log.child({ container: id, pod: podId });
-    const sandbox = this.sandboxes.get(podId);
-    const image = await this.images.find(config.image!.image);
+  private async doCreate(id: string, pod: SandboxRecord, config: ContainerConfig__Output): Promise<void> {
+    const clog = log.child({ container: id, pod: pod.id });
+    const image = await this.opts.images.find(config.image!.image);
     if (!image) throw new NotFoundError(`CreateContainer: image "${config.image!.image}" is not present; pull it first`);
     const imageConfig = image.config as ImageConfig;
+    const runtime = this.opts.runtimes.get(pod.runtimeHandler);
     const dir = join(this.opts.state, 'containers', id);
     const paths = containerPaths(dir);
-    const logPath = this.logPath(podId, config);
+    const logPath = this.logPath(pod, config);
     const rec: ContainerRecord = {
-      id, podId, reservedName: reservedContainerName(podId, config), config,
+      id, podId: pod.id, reservedName: reservedContainerName(pod.id, config), config,
       imageId: image.id, imageName: config.image!.userSpecifiedImage || config.image!.image,
-      runtimeHandler: sandbox.runtimeHandler, created: false, createdAt: nowNs(), dir, logPath,
+      runtimeHandler: pod.runtimeHandler, created: false, createdAt: nowNs(), dir, logPath,
       // The CRI's stop_signal wins over the image's STOPSIGNAL.
       stopSignal: config.stopSignal && config.stopSignal !== 'RUNTIME_DEFAULT' ? config.stopSignal : imageConfig.config?.StopSignal,
     };
-    await this.store.put(rec);
+    // The intent goes to disk first: a crash from here on is rolled back at start-up.
+    await this.records.add(rec);
     const cleaner = new Cleaner(clog);
-    cleaner.add('remove record', () => this.store.remove(id));
+    cleaner.add('remove record', () => this.records.remove(id));
     try {
       await mkdir(paths.bundle, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove container dir', () => rm(dir, { recursive: true, force: true }));
-      const snapshots = this.images.snapshots;
+      const snapshots = this.opts.snapshots;
       await snapshots.prepare(id, image.chainId);
       cleaner.add('remove writable layer', () => snapshots.remove(id));
       await snapshots.mount(id, paths.rootfs);
@@ -225,52 +367,51 @@ export class ContainerService {
         id,
         config,
         sandbox: {
-          id: sandbox.id,
-          config: sandbox.config,
-          netnsPath: sandbox.netnsPath,
-          ipcnsPath: sandbox.ipcnsPath,
-          utsnsPath: sandbox.utsnsPath,
-          pidnsPath: this.sandboxes.pidNamespace(sandbox),
-          hostname: sandbox.hostname,
-          hostsPath: sandbox.files?.hostsPath,
-          resolvPath: sandbox.files?.resolvPath,
-          hostnamePath: sandbox.files?.hostnamePath,
-          shmPath: sandbox.files?.shmPath,
-          cgroupParent: sandbox.config.linux?.cgroupParent ?? '',
+          id: pod.id,
+          config: pod.config,
+          netnsPath: pod.netnsPath,
+          ipcnsPath: pod.ipcnsPath,
+          utsnsPath: pod.utsnsPath,
+          pidnsPath: pod.podInitPid ? podInitPidNamespace(pod.podInitPid) : undefined,
+          hostname: pod.hostname,
+          hostsPath: pod.files?.hostsPath,
+          resolvPath: pod.files?.resolvPath,
+          hostnamePath: pod.files?.hostnamePath,
+          shmPath: pod.files?.shmPath,
+          cgroupParent: pod.config.linux?.cgroupParent ?? '',
         },
         image: { config: imageConfig, ref: rec.imageName },
         rootfsPath: paths.rootfs,
         cgroupVersion: cgroupVersion(),
-        runtimeFeatures: this.runtimeFor(rec.runtimeHandler).features,
+        runtimeFeatures: runtime.features,
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
-      rec.cgroupsPath = spec.linux.cgroupsPath;
-      const u = spec.process.user;
-      rec.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
-      const runtime = this.runtimeFor(rec.runtimeHandler);
-      cleaner.add('delete from runtime', () => runtime.delete(id, true));
-      const launched = await launchMonitor({
-        runtimeBinary: runtime.binary,
-        runtimeRoot: runtime.root,
-        id,
+      cleaner.add('delete from runtime', () => runtime.delete(this.ref(rec)));
+      const created = await runtime.create(this.ref(rec), {
         bundle: paths.bundle,
         logPath: logPath || join(dir, 'console.log'),
-        exitFile: paths.exitFile,
-        attachSocket: paths.attachSocket,
-        ctlPath: paths.ctl,
         stdin: config.stdin,
         stdinOnce: config.stdinOnce,
-        terminal: config.tty,
+        tty: config.tty,
       });
-      rec.pid = launched.pid;
-      rec.monitorPid = launched.monitorPid;
-      rec.created = true;
-      await this.store.put(rec);
-      this.emit(rec, 'CONTAINER_CREATED_EVENT');
+      const u = spec.process.user;
+      await this.records.commit(id, (r) => {
+        r.cgroupsPath = spec.linux.cgroupsPath;
+        r.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
+        r.pid = created.pid;
+        r.pidStartTime = created.pidStartTime;
+        r.monitorPid = created.monitorPid;
+        r.monitorStartTime = created.monitorStartTime;
+        r.created = true;
+      });
+      await this.watch(id);
+      this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
       clog.info({ name: config.metadata!.name, image: rec.imageName }, 'container created');
     } catch (err) {
       clog.info({ err: (err as Error).message }, 'container creation failed; rolling back');
+      this.unwatch.get(id)?.();
+      this.unwatch.delete(id);
       await cleaner.run();
       throw err;
     }
@@ -281,76 +422,79 @@ export class ContainerService {
   async start(idOrPrefix: string): Promise<void> {
     const rec = this.get(idOrPrefix);
     await this.locks.run(rec.id, async () => {
-      const cur = this.store.get(rec.id)!;
+      const cur = this.records.get(rec.id);
+      if (!cur) throw new NotFoundError(`container ${rec.id} not found`);
       const state = criState(cur);
       if (state !== 'CONTAINER_CREATED') {
         throw new FailedPreconditionError(`container ${cur.id} is ${state.slice(10).toLowerCase()}, not created: it cannot be started`);
       }
       // Taken before start: a process that exits at once must not finish before it started.
       const startedAt = nowNs();
-      await this.runtimeFor(cur.runtimeHandler).start(cur.id);
-      const started = await this.store.update(cur.id, (r) => {
-        r.startedAt = startedAt;
+      await this.records.commit(cur.id, (r) => {
+        r.intent = { kind: 'start', at: startedAt };
       });
-      this.emit(started, 'CONTAINER_STARTED_EVENT');
-      log.info({ container: cur.id }, 'container started');
+      // An exit reported while start runs waits for it: kubelet must see STARTED before STOPPED.
+      this.starting.add(cur.id);
+      try {
+        await this.runtimeOf(cur).start(this.ref(cur));
+        const started = this.records.updateSoon(cur.id, (r) => {
+          r.startedAt ??= startedAt;
+          if (r.intent?.kind === 'start') delete r.intent;
+        });
+        this.emit(started, 'CONTAINER_STARTED_EVENT');
+        log.info({ container: cur.id }, 'container started');
+      } finally {
+        this.starting.delete(cur.id);
+        const deferred = this.deferredExits.get(cur.id);
+        this.deferredExits.delete(cur.id);
+        if (deferred) this.recordExit(cur.id, deferred.exit, deferred.why);
+      }
     });
-  }
-
-  /** Wait until the monitor records the exit; false on timeout. */
-  private async waitExit(id: string, timeoutMs: number): Promise<boolean> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      await this.refreshExit(id);
-      const rec = this.store.get(id);
-      if (!rec || rec.finishedAt) return true;
-      if (Date.now() >= until) return false;
-      await new Promise((r) => setTimeout(r, 25));
-    }
   }
 
   /** Stop: the image's STOPSIGNAL (or SIGTERM), then SIGKILL after `timeout` seconds; idempotent. */
   async stop(idOrPrefix: string, timeoutSeconds: number): Promise<void> {
     // Idempotent like remove: a container that is gone (or never was) is as stopped as it gets
     // (critest's Idempotence specs; containerd and CRI-O answer the same).
-    if (this.store.matching(idOrPrefix).length === 0) return;
+    if (this.records.matching(idOrPrefix).length === 0) return;
     const rec = this.get(idOrPrefix);
     await this.locks.run(rec.id, async () => {
-      await this.refreshExit(rec.id);
-      const cur = this.store.get(rec.id)!;
-      const runtime = this.runtimeFor(cur.runtimeHandler);
+      const cur = this.records.get(rec.id);
+      if (!cur) return;
       const state = criState(cur);
       if (state === 'CONTAINER_EXITED') return;
+      const runtime = this.runtimeOf(cur);
+      const ref = this.ref(cur);
       if (state === 'CONTAINER_CREATED') {
-        // Never started: kill the parked process; the monitor records the exit.
-        await runtime.kill(cur.id, 'KILL', true);
-        if (!(await this.waitExit(cur.id, 10_000))) await this.markExited(cur.id, 137, 'Error');
+        // Never started: kill the parked process; the monitor reports the exit.
+        await runtime.kill(ref, 'KILL', { all: true });
+        if (!(await this.waitExited(cur.id, KILL_GRACE_MS))) {
+          this.recordExit(cur.id, { exitCode: 137, signal: 9, exitedAt: new Date().toISOString(), oomKilled: false });
+        }
         return;
       }
       if (timeoutSeconds > 0) {
-        await runtime.kill(cur.id, cur.stopSignal || 'TERM');
-        if (await this.waitExit(cur.id, timeoutSeconds * 1000)) return;
+        await runtime.kill(ref, cur.stopSignal || 'TERM');
+        if (await this.waitExited(cur.id, timeoutSeconds * 1000)) return;
       }
-      await runtime.kill(cur.id, 'KILL', true);
-      if (!(await this.waitExit(cur.id, 10_000))) {
-        throw new DeadlineExceededError(`container ${cur.id} did not exit within 10s of SIGKILL`);
+      await runtime.kill(ref, 'KILL', { all: true });
+      if (!(await this.waitExited(cur.id, KILL_GRACE_MS))) {
+        throw new DeadlineExceededError(`container ${cur.id} did not exit within ${KILL_GRACE_MS / 1000}s of SIGKILL`);
       }
     });
   }
 
-  private async markExited(id: string, code: number, reason: string): Promise<void> {
-    const rec = await this.store.update(id, (r) => {
-      r.startedAt ??= r.createdAt;
-      r.finishedAt = nowNs();
-      r.exitCode = code;
-      r.reason = reason;
-    });
-    this.emit(rec, 'CONTAINER_STOPPED_EVENT');
+  stopForPod(id: string): Promise<void> {
+    return this.stop(id, 0);
+  }
+
+  removeForPod(id: string): Promise<void> {
+    return this.remove(id);
   }
 
   /** Remove a container (stopping it first if it runs); idempotent. */
   async remove(idOrPrefix: string): Promise<void> {
-    const hits = this.store.matching(idOrPrefix);
+    const hits = this.records.matching(idOrPrefix);
     if (hits.length !== 1) {
       if (hits.length > 1) throw new InvalidArgumentError(`container id prefix ${idOrPrefix} is ambiguous`);
       return;
@@ -358,8 +502,14 @@ export class ContainerService {
     const rec = hits[0]!;
     if (rec.created && criState(rec) !== 'CONTAINER_EXITED') await this.stop(rec.id, 0);
     await this.locks.run(rec.id, async () => {
-      const cur = this.store.get(rec.id);
+      const cur = this.records.get(rec.id);
       if (!cur) return;
+      // Start-up finishes a removal a crash interrupted. A disk too full for the intent must not
+      // keep a container from being removed (that is how space comes back): a RemoveContainer
+      // retried after such a crash finishes it just the same, every step being idempotent.
+      await this.records.commit(cur.id, (r) => {
+        r.intent = { kind: 'remove', at: nowNs() };
+      }).catch((err: unknown) => log.warn({ container: cur.id, err: (err as Error).message }, 'removal intent not written; removing anyway'));
       await this.destroy(cur);
       this.emit(cur, 'CONTAINER_DELETED_EVENT');
       log.info({ container: cur.id }, 'container removed');
@@ -369,77 +519,67 @@ export class ContainerService {
   /** Release everything a container holds; used by remove and by crash recovery. */
   private async destroy(rec: ContainerRecord): Promise<void> {
     const paths = containerPaths(rec.dir);
-    const runtime = this.opts.runtimes.get(rec.runtimeHandler);
-    if (runtime) await runtime.delete(rec.id, true);
-    await this.images.snapshots.unmount(paths.rootfs).catch((err: unknown) => {
+    this.unwatch.get(rec.id)?.();
+    this.unwatch.delete(rec.id);
+    const runtime = this.opts.runtimes.find(rec.runtimeHandler);
+    if (runtime) await runtime.delete(this.ref(rec));
+    await this.opts.snapshots.unmount(paths.rootfs).catch((err: unknown) => {
       if (!['EINVAL', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
     });
-    await this.images.snapshots.remove(rec.id);
+    await this.opts.snapshots.remove(rec.id);
     await rm(rec.dir, { recursive: true, force: true });
-    await this.store.remove(rec.id);
+    await this.records.remove(rec.id);
+    this.acked.delete(rec.id);
     this.names.release(rec.reservedName, rec.id);
   }
 
-  // ---- exec, logs, resources ------------------------------------------------------------------
+  // ---- exec, attach, logs, resources ------------------------------------------------------------
 
-  private async assertRunning(idOrPrefix: string, what: string): Promise<ContainerRecord> {
-    const rec = await this.status(idOrPrefix);
+  private assertRunning(idOrPrefix: string, what: string): ContainerRecord {
+    const rec = this.get(idOrPrefix);
     if (criState(rec) !== 'CONTAINER_RUNNING') {
       throw new FailedPreconditionError(`${what}: container ${rec.id} is not running (${criState(rec).slice(10).toLowerCase()})`);
     }
     return rec;
   }
 
-  /** A process.json for an exec: the container's own process settings with other args. */
-  async execProcessFile(rec: ContainerRecord, cmd: string[], tty: boolean): Promise<string> {
+  /** The process of an exec: the container's own process settings with other args. */
+  private async execProcess(rec: ContainerRecord, cmd: string[], tty: boolean): Promise<OciProcess> {
     if (cmd.length === 0 || !cmd[0]) throw new InvalidArgumentError('exec: cmd must not be empty');
     const spec = await this.spec(rec.id);
     if (!spec) throw new FailedPreconditionError(`container ${rec.id} has no bundle (was the node rebooted?)`);
-    const processSpec = { ...spec.process, args: cmd, terminal: tty };
-    const file = join(rec.dir, `exec-${randomBytes(8).toString('hex')}.json`);
-    await writeFile(file, JSON.stringify(processSpec), { mode: 0o600 });
-    return file;
+    return { ...spec.process, args: cmd, terminal: tty } as OciProcess;
   }
 
   async execSync(idOrPrefix: string, cmd: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
-    const rec = await this.assertRunning(idOrPrefix, 'ExecSync');
-    const runtime = this.runtimeFor(rec.runtimeHandler);
-    const file = await this.execProcessFile(rec, cmd, false);
-    try {
-      const res = await execSync({
-        runtimeBinary: runtime.binary, runtimeRoot: runtime.root, id: rec.id, processFile: file,
-        timeoutSeconds, maxOutput: EXEC_SYNC_MAX_OUTPUT,
-      });
-      if (res.timedOut) {
-        throw new DeadlineExceededError(`ExecSync: command ${JSON.stringify(cmd)} timed out after ${timeoutSeconds}s and was killed`);
-      }
-      return res;
-    } finally {
-      await rm(file, { force: true });
+    const rec = this.assertRunning(idOrPrefix, 'ExecSync');
+    const res = await this.runtimeOf(rec).execSync(this.ref(rec), await this.execProcess(rec, cmd, false), {
+      timeoutSeconds, maxOutput: EXEC_SYNC_MAX_OUTPUT,
+    });
+    if (res.timedOut) {
+      throw new DeadlineExceededError(`ExecSync: command ${JSON.stringify(cmd)} timed out after ${timeoutSeconds}s and was killed`);
     }
+    return res;
   }
 
-  /** Ask the monitor to reopen the log file (kubelet rotated it). */
+  /** A streaming exec (the streaming server's): the container must be running. */
+  async exec(idOrPrefix: string, cmd: string[], o: { stdin: boolean; tty: boolean }): Promise<ExecSession> {
+    const rec = this.assertRunning(idOrPrefix, 'exec');
+    return this.runtimeOf(rec).exec(this.ref(rec), await this.execProcess(rec, cmd, o.tty), o);
+  }
+
+  /** Attaches to a running container's stdio (the streaming server's). */
+  async attach(idOrPrefix: string): Promise<AttachTarget> {
+    const rec = this.assertRunning(idOrPrefix, 'attach');
+    const runtime = this.runtimeOf(rec);
+    const ref = this.ref(rec);
+    return { record: rec, io: await runtime.attach(ref), resize: (rows, cols) => runtime.resize(ref, rows, cols) };
+  }
+
+  /** Ask the monitor to reopen the log file (kubelet rotated it); resolves once it is open. */
   async reopenLog(idOrPrefix: string): Promise<void> {
-    const rec = await this.assertRunning(idOrPrefix, 'ReopenContainerLog');
-    let fh;
-    try {
-      fh = await open(containerPaths(rec.dir).ctl, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-    } catch (err) {
-      throw new FailedPreconditionError(`ReopenContainerLog: the monitor of ${rec.id} is not listening (${errnoCode(err)})`);
-    }
-    try {
-      await fh.write('reopen\n');
-    } finally {
-      await fh.close();
-    }
-    // kubelet (and critest) look for the new file as soon as the call returns.
-    if (!rec.logPath) return;
-    const until = Date.now() + 5000;
-    while (!existsSync(rec.logPath)) {
-      if (Date.now() > until) throw new DeadlineExceededError(`ReopenContainerLog: the monitor of ${rec.id} did not reopen ${rec.logPath} within 5s`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const rec = this.assertRunning(idOrPrefix, 'ReopenContainerLog');
+    await this.runtimeOf(rec).reopenLog(this.ref(rec));
   }
 
   async updateResources(idOrPrefix: string, resources: LinuxContainerResources__Output | null | undefined): Promise<void> {
@@ -452,9 +592,11 @@ export class ContainerService {
       swapAvailable: this.facts.swapAvailable,
       hugetlbAvailable: this.facts.hugetlbAvailable,
     });
-    await this.runtimeFor(rec.runtimeHandler).update(rec.id, limits);
-    await this.store.update(rec.id, (r) => {
+    await this.runtimeOf(rec).update(this.ref(rec), limits);
+    // The runtime applied them: memory says so now, the disk as soon as it can.
+    this.records.updateSoon(rec.id, (r) => {
       r.config.linux = { ...(r.config.linux ?? {}), resources: resources ?? null } as typeof r.config.linux;
     });
   }
+
 }

@@ -19,7 +19,7 @@ import { loadCniConfig } from '../network/cni-config.js';
 import type { PodNetworking } from '../network/pod-networking.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { ContainerService } from '../container/container-service.js';
-import { OciRuntime } from '../runtime/oci-runtime.js';
+import { RuntimeRegistry } from '../runtime/runtime-registry.js';
 import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
 import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
@@ -30,7 +30,6 @@ import { criGuards, criLimitsFromConfig } from '../server/cri-guards.js';
 import { GRPC_MAX_MESSAGE_BYTES } from '../server/cri-limits.js';
 import { StreamingServer } from '../streaming/server/streaming-server.js';
 import { ContainerStreams } from '../streaming/server/container-streams.js';
-import { join } from 'node:path';
 import { RootLock } from './root-lock.js';
 import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
@@ -42,7 +41,7 @@ export class Daemon {
   private network: PodNetworking | undefined;
   private networkError: string | undefined;
   private containers: ContainerService | undefined;
-  private runtimes = new Map<string, OciRuntime>();
+  private runtimes: RuntimeRegistry | undefined;
   private streaming: StreamingServer | undefined;
   private address = '';
   private listener: GrpcListener | undefined;
@@ -78,21 +77,26 @@ export class Daemon {
       serveSealedBinaries();
       this.images = await ImageService.open(config);
       this.network = await this.openNetwork();
-      const runtimes = new Map<string, OciRuntime>();
-      for (const [name, path] of this.handlerPaths()) {
-        runtimes.set(name, new OciRuntime(name, path, join(config.state, name === 'crib' ? 'runtime' : `runtime-${name}`)));
-      }
-      await Promise.all([...runtimes.values()].map((rt) => rt.probeFeatures()));
+      // Services are wired once, here: each gets what it uses, and nothing reaches through
+      // another to find it.
+      const runtimes = await RuntimeRegistry.open(this.handlerPaths(), config.state);
       this.runtimes = runtimes;
+      const containers = new ContainerService({
+        root: config.root,
+        state: config.state,
+        runtimes,
+        images: this.images,
+        snapshots: this.images.snapshots,
+      });
+      this.containers = containers;
       const sandboxes = new SandboxService({
         root: config.root,
         state: config.state,
         network: this.network,
-        handlers: new Set(runtimes.keys()),
+        handlers: new Set(runtimes.names()),
         defaultHandler: config.runtime.default_handler,
+        containers,
       });
-      const containers = new ContainerService({ root: config.root, state: config.state, runtimes }, sandboxes, this.images);
-      this.containers = containers;
       await sandboxes.recover();
       await containers.recover();
       const streaming = new StreamingServer({
@@ -167,7 +171,7 @@ export class Daemon {
     }
     await this.streaming?.stop();
     this.streaming = undefined;
-    this.containers?.close();
+    await this.containers?.close();
     this.containers = undefined;
     await this.images?.close();
     this.images = undefined;
@@ -243,7 +247,7 @@ export class Daemon {
           : { ready: false, reason: 'NetworkSetupFailed', message: this.networkError };
       },
       handlerNames: () => [config.runtime.default_handler, ...[...handlers.keys()].filter((h) => h !== config.runtime.default_handler)],
-      handlerFeatures: (name) => this.runtimes.get(name)?.features ?? NO_FEATURES,
+      handlerFeatures: (name) => this.runtimes?.features(name) ?? NO_FEATURES,
       cgroupDriver: () => config.runtime.cgroup_driver,
       verboseInfo: async () => ({
         version: CRIB_VERSION,

@@ -1,6 +1,6 @@
 // Pod sandbox lifecycle: namespaces pinned by crib-pinns (no pause container), pod network,
-// pod files, and the pod's record. Containers are the ContainerService's; this service asks it
-// to stop or remove them through the PodContainers seam.
+// pod files, and the pod's record. Containers are the ContainerService's, handed in when this
+// service is made; it stops or removes a pod's containers through the PodContainers seam.
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
@@ -34,6 +34,8 @@ export interface SandboxServiceOptions {
   network: PodNetworking;
   handlers: Set<string>;
   defaultHandler: string;
+  /** The container side: stops and removes a pod's containers with the pod. */
+  containers: PodContainers;
 }
 
 function checkMetadata(config: PodSandboxConfig__Output | null | undefined): asserts config is PodSandboxConfig__Output {
@@ -48,12 +50,13 @@ function checkMetadata(config: PodSandboxConfig__Output | null | undefined): ass
 export class SandboxService {
   readonly store: RecordStore<SandboxRecord>;
   private readonly names = new NameReservations('pod sandbox');
-  private containers!: PodContainers;
+  private readonly containers: PodContainers;
   /** One lifecycle operation per id at a time. */
   private readonly locks = new KeyedLock();
 
   constructor(private readonly opts: SandboxServiceOptions) {
     this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'));
+    this.containers = opts.containers;
   }
 
   /** Pods holding a network from the current backend. */
@@ -67,10 +70,6 @@ export class SandboxService {
       throw new FailedPreconditionError('the pod CIDR cannot change while pods have networks: stop them first');
     }
     this.opts.network = network;
-  }
-
-  attachContainers(containers: PodContainers): void {
-    this.containers = containers;
   }
 
   /** Load records; roll back pods a crash left half-made; release leaked IPs. */

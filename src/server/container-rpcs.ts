@@ -90,8 +90,10 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
       guards.validate.containerConfig('CreateContainer', config);
       const logDir = pods.find(req.podSandboxId)?.config.logDirectory ?? '';
       const bytes = containerListedBytes(config, `${logDir}/${config.logPath}`);
+      const pod = pods.get(req.podSandboxId);
+      pods.assertReady(pod);
       const containerId = await guards.listed.charge('CreateContainer', 'container', bytes, () =>
-        containers.create(req.podSandboxId, config, ctx.signal));
+        containers.create(pod, config, ctx.signal));
       return { containerId };
     },
 
@@ -170,8 +172,8 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
         const unsubscribe = containers.events.subscribe((e) => {
           const pod = pods.find(e.podId);
           const statuses: ContainerStatus[] = [];
-          const rec = containers.store.get(e.containerId);
-          if (rec && rec.created) statuses.push(containerStatusMessage(rec));
+          const rec = containers.find(e.containerId);
+          if (rec) statuses.push(containerStatusMessage(rec));
           const msg: ContainerEventResponse = {
             containerId: e.containerId,
             containerEventType: e.type,

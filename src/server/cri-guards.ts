@@ -31,7 +31,7 @@ export function criGuards(limits: CriLimits, pods: SandboxService, containers: C
     for (const p of pods.store.list()) {
       yield { id: p.id, config: p.config, bytes: () => podListedBytes(p.config, p.runtimeHandler) };
     }
-    for (const c of containers.store.list()) {
+    for (const c of containers.allRecords()) {
       yield { id: c.id, config: c.config, bytes: () => containerListedBytes(c.config, c.logPath) };
     }
   }

@@ -3,8 +3,7 @@
 // removed by cleanup(): containers (runtime delete --force), monitors (SIGKILL by pid), temp dirs.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { constants } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +49,8 @@ export interface MonitorOptions extends BundleOptions {
   logMaxLine?: number;
   /** Use this log path instead of <container dir>/ctr.log. */
   logPath?: string;
+  /** Use this exit file path instead of <container dir>/exit. */
+  exitFile?: string;
   /** Run the monitor from `sh -c` that stays alive (the "daemon" a test can kill). */
   viaIntermediate?: boolean;
   /** Shell commands run before the monitor, in the shell that execs it (e.g. to leak an fd). */
@@ -64,7 +65,7 @@ export interface Container {
   logPath: string;
   exitFile: string;
   attachSocket: string;
-  ctlPath: string;
+  ctlSocket: string;
   sync: SyncResult;
   /** The pid of the intermediate `sh` when viaIntermediate was set. */
   intermediatePid?: number;
@@ -73,7 +74,10 @@ export interface Container {
   start(): Promise<void>;
   waitExit(timeoutMs?: number): Promise<ExitFile>;
   log(): Promise<LogRecord[]>;
-  ctl(line: string): Promise<void>;
+  /** One control command on a connection of its own; resolves with the reply. */
+  ctl(cmd: Record<string, unknown>): Promise<CtlReply>;
+  /** A control connection that stays open (events arrive on it). */
+  control(): Promise<ControlClient>;
 }
 
 export function parseLog(text: string): LogRecord[] {
@@ -90,13 +94,15 @@ export function parseLog(text: string): LogRecord[] {
 export interface ExecSession {
   exitFile: string;
   attachSocket: string;
-  ctlPath: string;
+  ctlSocket: string;
   sync: SyncResult;
   /** The client connected before the process ran (waitAttach). */
   client?: AttachClient;
   waitExit(timeoutMs?: number): Promise<ExitFile>;
-  ctl(line: string): Promise<void>;
+  ctl(cmd: Record<string, unknown>): Promise<CtlReply>;
 }
+
+export interface CtlReply { ok: boolean; error?: string; [key: string]: unknown }
 
 async function waitExitFile(path: string, timeoutMs: number): Promise<ExitFile> {
   const text = await waitFor(`exit file ${path}`,
@@ -104,10 +110,60 @@ async function waitExitFile(path: string, timeoutMs: number): Promise<ExitFile> 
   return JSON.parse(text) as ExitFile;
 }
 
-/** One control command; O_NONBLOCK gives ENXIO instead of a hang when no monitor holds the fifo. */
-async function writeCtl(path: string, line: string): Promise<void> {
-  const fh = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
-  try { await fh.write(`${line}\n`); } finally { await fh.close(); }
+/**
+ * A client of a monitor's control socket (see native/monitor/main.c): commands are answered in
+ * order, one line each; event lines are collected in `events`.
+ */
+export class ControlClient {
+  readonly events: Record<string, unknown>[] = [];
+  /** Every line received, replies and events, in order. */
+  readonly lines: string[] = [];
+  closed = false;
+  private buf = '';
+  private waiting: ((reply: CtlReply) => void)[] = [];
+
+  private constructor(readonly sock: Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        this.lines.push(line);
+        const msg = JSON.parse(line) as Record<string, unknown>;
+        if ('event' in msg) this.events.push(msg);
+        else this.waiting.shift()?.(msg as CtlReply);
+      }
+    });
+    const end = () => {
+      this.closed = true;
+      for (const w of this.waiting.splice(0)) w({ ok: false, error: 'connection closed' });
+    };
+    sock.on('close', end);
+    sock.on('error', end);
+  }
+
+  static connect(path: string): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const sock = connect({ path });
+      sock.once('connect', () => resolve(new ControlClient(sock)));
+      sock.once('error', reject);
+    });
+  }
+
+  send(cmd: Record<string, unknown> | string): Promise<CtlReply> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.sock.write(`${typeof cmd === 'string' ? cmd : JSON.stringify(cmd)}\n`);
+    });
+  }
+
+  close(): void { this.sock.destroy(); }
+}
+
+async function ctlOnce(path: string, cmd: Record<string, unknown>): Promise<CtlReply> {
+  const c = await ControlClient.connect(path);
+  try { return await c.send(cmd); } finally { c.close(); }
 }
 
 /**
@@ -177,13 +233,13 @@ export class Harness {
     const c = {
       id, dir: cdir, bundle: bundle.dir, cgroupsPath: bundle.cgroupsPath,
       logPath: opts.logPath ?? join(cdir, 'ctr.log'),
-      exitFile: join(cdir, 'exit'),
+      exitFile: opts.exitFile ?? join(cdir, 'exit'),
       attachSocket: join(cdir, 'attach'),
-      ctlPath: join(cdir, 'ctl'),
+      ctlSocket: join(cdir, 'ctl.sock'),
     };
     const args = ['--runtime', RUNTIME, '--runtime-root', this.runtimeRoot, '--id', id,
       '--bundle', c.bundle, '--log-path', c.logPath, '--exit-file', c.exitFile,
-      '--attach-socket', c.attachSocket, '--ctl-path', c.ctlPath, '--sync-fd', '3'];
+      '--attach-socket', c.attachSocket, '--ctl-socket', c.ctlSocket, '--sync-fd', '3'];
     if (opts.stdin) args.push('--stdin');
     if (opts.stdinOnce) args.push('--stdin-once');
     if (opts.terminal) args.push('--terminal');
@@ -197,7 +253,8 @@ export class Harness {
       async start() { await self.runtime('start', id); },
       waitExit: (timeoutMs = 30_000) => waitExitFile(c.exitFile, timeoutMs),
       async log() { return parseLog(await readFile(c.logPath, 'utf8')); },
-      ctl: (line: string) => writeCtl(c.ctlPath, line),
+      ctl: (cmd: Record<string, unknown>) => ctlOnce(c.ctlSocket, cmd),
+      control: () => ControlClient.connect(c.ctlSocket),
     };
     this.containers.push(container);
     return container;
@@ -226,10 +283,10 @@ export class Harness {
       terminal: opts.terminal ?? false, user: { uid: 0, gid: 0 }, args,
       env: ['PATH=/bin', 'TERM=xterm'], cwd: '/',
     }));
-    const paths = { exitFile: join(dir, 'exit'), attachSocket: join(dir, 'attach'), ctlPath: join(dir, 'ctl') };
+    const paths = { exitFile: join(dir, 'exit'), attachSocket: join(dir, 'attach'), ctlSocket: join(dir, 'ctl.sock') };
     const argv = ['exec', '--runtime', RUNTIME, '--runtime-root', this.runtimeRoot, '--id', c.id,
       '--process', processPath, '--exit-file', paths.exitFile, '--attach-socket', paths.attachSocket,
-      '--ctl-path', paths.ctlPath, '--sync-fd', '3'];
+      '--ctl-socket', paths.ctlSocket, '--sync-fd', '3'];
     if (opts.terminal) argv.push('--terminal');
     if (opts.stdin) argv.push('--stdin');
     if (opts.stdinOnce) argv.push('--stdin-once');
@@ -243,7 +300,7 @@ export class Harness {
     return {
       ...paths, sync, client,
       waitExit: (timeoutMs = 30_000) => waitExitFile(paths.exitFile, timeoutMs),
-      ctl: (line: string) => writeCtl(paths.ctlPath, line),
+      ctl: (cmd: Record<string, unknown>) => ctlOnce(paths.ctlSocket, cmd),
     };
   }
 

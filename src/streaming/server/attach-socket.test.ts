@@ -1,12 +1,13 @@
-// The attach-socket client against a real unix socket speaking the monitor's framing, at a
-// path longer than sun_path allows.
+// The attach-socket client (and the runtime's unix connect) against a real unix socket speaking
+// the monitor's framing, at a path longer than sun_path allows.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connectUnix, pumpAttachInput, pumpAttachOutput } from './attach-socket.js';
+import { connectUnix } from '../../runtime/unix-connect.js';
+import { pumpAttachInput, pumpAttachOutput } from './attach-socket.js';
 
 function frame(stream: number, data: string | Buffer): Buffer {
   const payload = Buffer.from(data);

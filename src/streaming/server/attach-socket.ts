@@ -1,47 +1,13 @@
-// A client of a crib-monitor attach socket (see native/monitor/attach.c): output arrives as
-// frames [stream id (1 stdout, 2 stderr)][0 0 0][length u32 BE][payload]; input is raw bytes,
-// and shutting down our write side ends our input (with --stdin-once, the container's stdin).
-// The socket paths can be longer than sun_path's 107 bytes, so we connect through
-// /proc/self/fd/<dir fd>/<name>, as the monitor itself does.
-import { closeSync, constants as fsConstants, openSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { basename, dirname } from 'node:path';
+// Pumping a crib-monitor attach socket (see native/monitor/attach.c; the runtime port opens it):
+// output arrives as frames [stream id (1 stdout, 2 stderr)][0 0 0][length u32 BE][payload];
+// input is raw bytes, and shutting down our write side ends our input (with --stdin-once, the
+// container's stdin).
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { UnavailableError, errnoCode } from '../../errors.js';
 
 const FRAME_HEADER = 8;
 const STDOUT_ID = 1;
 const STDERR_ID = 2;
-
-/** Connects to a unix stream socket whatever the length of its path. */
-export function connectUnix(path: string): Promise<Socket> {
-  let dirFd: number;
-  try {
-    dirFd = openSync(dirname(path), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  } catch (err) {
-    return Promise.reject(new UnavailableError(`attach socket ${path} is unreachable (${errnoCode(err) ?? String(err)})`));
-  }
-  return new Promise<Socket>((resolve, reject) => {
-    const sock = connect({ path: `/proc/self/fd/${dirFd}/${basename(path)}`, allowHalfOpen: true });
-    const done = (): void => {
-      try {
-        closeSync(dirFd);
-      } catch {
-        // already closed: nothing holds it any more
-      }
-    };
-    sock.once('connect', () => {
-      done();
-      sock.off('error', onError);
-      resolve(sock);
-    });
-    const onError = (err: Error): void => {
-      done();
-      reject(new UnavailableError(`cannot connect to attach socket ${path}: ${errnoCode(err) ?? err.message}`));
-    };
-    sock.once('error', onError);
-  });
-}
 
 /** Default for how long output may wait on a client that reads nothing before it is cut off. */
 export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;

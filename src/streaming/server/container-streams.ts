@@ -1,15 +1,13 @@
 // What the streaming server does with a connected client: run an exec, attach to a container,
 // or forward a port into a pod. Transport-neutral: SPDY and WebSocket both arrive here as a
-// RemoteCommandIo (or a Duplex per forwarded connection).
+// RemoteCommandIo (or a Duplex per forwarded connection). The processes are the container
+// runtime's: ContainerService hands out its exec sessions and attach sockets.
 import type { Duplex } from 'node:stream';
-import { FailedPreconditionError } from '../../errors.js';
 import { log } from '../../log.js';
-import type { ContainerService } from '../../container/container-service.js';
-import { containerPaths, criState, type ContainerRecord } from '../../container/container-record.js';
+import type { AttachTarget, ContainerService } from '../../container/container-service.js';
+import type { ExecSession } from '../../runtime/container-runtime.js';
 import type { SandboxService } from '../../sandbox/sandbox-service.js';
-import { DEFAULT_STALL_TIMEOUT_MS, connectUnix, pumpAttachInput, pumpAttachOutput } from './attach-socket.js';
-import { writeControl } from './control-fifo.js';
-import { ExecProcess } from './exec-process.js';
+import { DEFAULT_STALL_TIMEOUT_MS, pumpAttachInput, pumpAttachOutput } from './attach-socket.js';
 import { HOST_NETNS, relayPort } from './port-forward-relay.js';
 import type { RemoteCommandIo } from './remote-io.js';
 import type { AttachStreamRequest, ExecStreamRequest } from './stream-requests.js';
@@ -41,26 +39,12 @@ export class ContainerStreams implements StreamingRuntime {
     this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   }
 
-  private async running(id: string, what: string): Promise<ContainerRecord> {
-    const rec = await this.containers.status(id);
-    if (criState(rec) !== 'CONTAINER_RUNNING') {
-      throw new FailedPreconditionError(`${what}: container ${rec.id} is not running (${criState(rec).slice(10).toLowerCase()})`);
-    }
-    return rec;
-  }
-
   async exec(req: ExecStreamRequest, io: RemoteCommandIo): Promise<void> {
     const clog = log.child({ container: req.containerId });
-    let proc: ExecProcess;
+    let proc: ExecSession;
     try {
-      // The container may have stopped between the RPC and the connection.
-      const rec = await this.running(req.containerId, 'exec');
-      const runtime = this.containers.runtimeOf(rec);
-      const processFile = await this.containers.execProcessFile(rec, req.cmd, req.tty);
-      proc = await ExecProcess.start({
-        runtimeBinary: runtime.binary, runtimeRoot: runtime.root, containerId: rec.id, processFile,
-        dir: rec.dir, stdin: req.stdin, tty: req.tty,
-      });
+      // The container may have stopped between the RPC and the connection: exec checks.
+      proc = await this.containers.exec(req.containerId, req.cmd, { stdin: req.stdin, tty: req.tty });
     } catch (err) {
       clog.info({ err: (err as Error).message, cmd: req.cmd }, 'streaming exec could not start');
       await io.finish({ error: err as Error });
@@ -68,8 +52,8 @@ export class ContainerStreams implements StreamingRuntime {
     }
     clog.debug({ pid: proc.pid, cmd: req.cmd, tty: req.tty }, 'streaming exec started');
     if (req.tty) io.onResize((size) => void proc.resize(size.height, size.width));
-    if (io.stdin) pumpAttachInput(io.stdin, proc.attach);
-    const output = pumpAttachOutput(proc.attach, io.stdout, io.stderr, this.stallTimeoutMs);
+    if (io.stdin) pumpAttachInput(io.stdin, proc.io);
+    const output = pumpAttachOutput(proc.io, io.stdout, io.stderr, this.stallTimeoutMs);
     const outcome = await Promise.race([output, io.closed.then(() => 'gone' as const)]);
     clog.debug({ pid: proc.pid, outcome }, 'exec output ended');
     if (outcome !== 'ended') {
@@ -78,47 +62,45 @@ export class ContainerStreams implements StreamingRuntime {
       clog.info({ pid: proc.pid, outcome }, outcome === 'gone' ? 'exec client went away; killing the process'
         : 'exec client stopped reading; killing the process');
       proc.kill();
-      await proc.waitExit(10_000).catch((err: unknown) => clog.warn({ err: (err as Error).message }, 'exec after kill'));
-      await proc.cleanup();
+      await proc.exited(10_000).catch((err: unknown) => clog.warn({ err: (err as Error).message }, 'exec after kill'));
+      await proc.close();
       if (outcome === 'stalled') await io.finish({ error: 'the client did not read the output; the process was killed' });
       return;
     }
     try {
-      // The monitor closes the attach socket only after the process exited, so the exit file
-      // follows at once; if it does not, the monitor dropped us as a slow reader (its per-client
-      // queue overflowed) and the process runs on with nobody to see it: end it.
-      const exit = await proc.waitExit(SLOW_CLIENT_GRACE_MS).catch(() => undefined);
+      // The monitor ends the attach socket only after the process exited, so the exit follows at
+      // once; if it does not, the monitor dropped us as a slow reader (its per-client queue
+      // overflowed) and the process runs on with nobody to see it: end it.
+      const exit = await proc.exited(SLOW_CLIENT_GRACE_MS).catch(() => undefined);
       if (exit) {
         await io.finish({ exitCode: exit.exitCode });
       } else {
         clog.info({ pid: proc.pid }, 'exec client did not keep up with the output; killing the process');
         proc.kill();
-        await proc.waitExit(10_000).catch(() => undefined);
+        await proc.exited(10_000).catch(() => undefined);
         await io.finish({ error: 'the client did not read the output fast enough; the process was killed' });
       }
     } catch (err) {
       await io.finish({ error: err as Error });
     } finally {
-      await proc.cleanup();
+      await proc.close();
     }
   }
 
   async attach(req: AttachStreamRequest, io: RemoteCommandIo): Promise<void> {
     const clog = log.child({ container: req.containerId });
-    let rec: ContainerRecord;
-    let sock;
+    let target: AttachTarget;
     try {
-      rec = await this.running(req.containerId, 'attach');
-      sock = await connectUnix(containerPaths(rec.dir).attachSocket);
+      target = await this.containers.attach(req.containerId);
     } catch (err) {
       clog.info({ err: (err as Error).message }, 'attach failed');
       await io.finish({ error: err as Error });
       return;
     }
-    const ctl = containerPaths(rec.dir).ctl;
+    const { record: rec, io: sock } = target;
     if (req.tty && rec.config.tty) {
       io.onResize((size) => {
-        writeControl(ctl, `resize ${size.height} ${size.width}`).catch((err: unknown) =>
+        target.resize(size.height, size.width).catch((err: unknown) =>
           clog.debug({ err: (err as Error).message }, 'attach resize after the container ended'));
       });
     }

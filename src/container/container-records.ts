@@ -1,0 +1,157 @@
+// The container records: memory is what every read answers from, and the disk follows it. A
+// change that must be on disk before anything else happens (an intent, a new record) is written
+// at once and fails its caller when the disk refuses; a change that records what already
+// happened (an exit, a start) is in memory at once and written in the background, retried with
+// backoff while the disk refuses (full, read-only for a while). So a full disk never makes
+// ListContainers or ContainerStatus fail, and an exit is never lost while the daemon runs.
+// Writes of one record are serialised: a slow write can never land after a newer one.
+import { log } from '../log.js';
+import { KeyedLock } from '../store/keyed-lock.js';
+import type { RecordStore } from '../store/record-store.js';
+import type { ContainerRecord } from './container-record.js';
+
+export interface ContainerRecordsOptions {
+  /** Backoff of background writes the disk refused: first retry after firstMs, doubling to maxMs. */
+  retry?: { firstMs: number; maxMs: number };
+  /** A record reached the disk (called after every successful write). */
+  onSaved?: (rec: ContainerRecord) => void;
+}
+
+export class ContainerRecords {
+  private readonly byId = new Map<string, ContainerRecord>();
+  /** Ids whose record in memory is newer than on disk. */
+  private readonly unsaved = new Set<string>();
+  private readonly writes = new KeyedLock();
+  private readonly retry: { firstMs: number; maxMs: number };
+  private retryMs: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly store: RecordStore<ContainerRecord>, private readonly opts: ContainerRecordsOptions = {}) {
+    this.retry = opts.retry ?? { firstMs: 1000, maxMs: 10_000 };
+    this.retryMs = this.retry.firstMs;
+  }
+
+  async load(): Promise<ContainerRecord[]> {
+    this.byId.clear();
+    for (const rec of await this.store.load()) this.byId.set(rec.id, rec);
+    return this.list();
+  }
+
+  get(id: string): ContainerRecord | undefined {
+    return this.byId.get(id);
+  }
+
+  list(): ContainerRecord[] {
+    return [...this.byId.values()];
+  }
+
+  /** Ids starting with `prefix` (kubelet and crictl accept unique prefixes). */
+  matching(prefix: string): ContainerRecord[] {
+    const exact = this.byId.get(prefix);
+    if (exact) return [exact];
+    return this.list().filter((r) => r.id.startsWith(prefix));
+  }
+
+  /** Records whose latest change is not on disk yet. */
+  unsavedIds(): string[] {
+    return [...this.unsaved];
+  }
+
+  /** A new record, on disk before this resolves (a crash after it leaves the intent behind). */
+  async add(rec: ContainerRecord): Promise<void> {
+    await this.writes.run(rec.id, () => this.store.put(rec));
+    this.byId.set(rec.id, rec);
+  }
+
+  /**
+   * Writes a changed record, then changes memory: an intent, or a result the caller must not
+   * report before it is on disk. When the disk refuses, nothing changed and the error is thrown.
+   */
+  async commit(id: string, change: (rec: ContainerRecord) => void): Promise<ContainerRecord> {
+    return this.writes.run(id, async () => {
+      const cur = this.byId.get(id);
+      if (!cur) throw new Error(`container record ${id} vanished`);
+      const next = structuredClone(cur);
+      change(next);
+      await this.store.put(next);
+      if (this.byId.get(id) === cur) {
+        this.byId.set(id, next);
+        this.unsaved.delete(id);
+        this.opts.onSaved?.(next);
+        return next;
+      }
+      // Memory moved on while we wrote (an exit arrived): the change goes on top of it, and that
+      // newer record is written by the write its own change queued.
+      return this.apply(id, change);
+    });
+  }
+
+  /** Changes a record in memory now; the disk follows (retried until it takes it). */
+  updateSoon(id: string, change: (rec: ContainerRecord) => void): ContainerRecord {
+    const rec = this.apply(id, change);
+    this.save(id).catch((err: unknown) => {
+      log.warn({ container: id, err: (err as Error).message }, 'container record not written; keeping it in memory and retrying');
+      this.scheduleRetry();
+    });
+    return rec;
+  }
+
+  async remove(id: string): Promise<void> {
+    this.byId.delete(id);
+    this.unsaved.delete(id);
+    await this.writes.run(id, () => this.store.remove(id));
+  }
+
+  /** Stops retrying; one last try writes what is still only in memory (the daemon stops). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    await Promise.all([...this.unsaved].map((id) => this.save(id).catch((err: unknown) =>
+      log.warn({ container: id, err: (err as Error).message }, 'container record still not written at shutdown; start-up will read the runtime\'s exit file'))));
+  }
+
+  private apply(id: string, change: (rec: ContainerRecord) => void): ContainerRecord {
+    const cur = this.byId.get(id);
+    if (!cur) throw new Error(`container record ${id} vanished`);
+    const next = structuredClone(cur);
+    change(next);
+    this.byId.set(id, next);
+    this.unsaved.add(id);
+    return next;
+  }
+
+  /** Writes the newest version of a record (it may be newer than the one that asked). */
+  private async save(id: string): Promise<void> {
+    await this.writes.run(id, async () => {
+      const rec = this.byId.get(id);
+      if (!rec || !this.unsaved.has(id)) return; // removed, or a queued write already took it
+      await this.store.put(rec);
+      if (this.byId.get(id) === rec) this.unsaved.delete(id);
+      this.opts.onSaved?.(rec);
+    });
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => void this.retryUnsaved(), this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  private async retryUnsaved(): Promise<void> {
+    this.retryTimer = undefined;
+    let failed = 0;
+    for (const id of [...this.unsaved]) {
+      await this.save(id).catch(() => {
+        failed++;
+      });
+    }
+    if (failed === 0) {
+      if (this.retryMs > this.retry.firstMs) log.info('container records written again after the disk refused them');
+      this.retryMs = this.retry.firstMs;
+      return;
+    }
+    this.retryMs = Math.min(this.retryMs * 2, this.retry.maxMs);
+    this.scheduleRetry();
+  }
+}

@@ -1,0 +1,21 @@
+// Where the runtime keeps its files in a container's state dir (the rest of the dir, the bundle,
+// belongs to ContainerService). Monitors started by crib before the control socket (protocol 1)
+// have a control fifo named `ctl` and no `ctl.sock`: that is how they are told apart.
+import { join } from 'node:path';
+
+export const runtimeFiles = (dir: string) => ({
+  exitFile: join(dir, 'exit.json'),
+  attachSocket: join(dir, 'attach.sock'),
+  ctlSocket: join(dir, 'ctl.sock'),
+  /** Protocol 1 monitors only. */
+  legacyCtlFifo: join(dir, 'ctl'),
+});
+
+/** The files of one streaming exec or exec-sync, named by a random tag. */
+export const execFiles = (dir: string, tag: string) => ({
+  process: join(dir, `exec-${tag}.json`),
+  exitFile: join(dir, `exec-${tag}.exit`),
+  pidFile: join(dir, `exec-${tag}.pid`),
+  attachSocket: join(dir, `exec-${tag}.sock`),
+  ctlSocket: join(dir, `exec-${tag}.ctl.sock`),
+});
