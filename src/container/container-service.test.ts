@@ -1,0 +1,344 @@
+// ContainerService over the fake container runtime (test-support/fake-container-runtime.ts), real
+// record files in temp dirs, and writable layers that are plain directories: no root, no
+// processes. What the service decides is tested here; what the real runtime does is tested by
+// native/test/monitor-*.test.ts and critest/.
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
+import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import { NO_FEATURES } from '../runtime/runtime-features.js';
+import type { SandboxRecord } from '../sandbox/sandbox-record.js';
+import { FakeContainerRuntime } from '../../test-support/fake-container-runtime.js';
+import type { ContainerEvent } from './container-events.js';
+import { criState, type ContainerRecord } from './container-record.js';
+import { ContainerService, type WritableLayers } from './container-service.js';
+
+/** Writable layers as directories: prepare makes one, mount makes the mount point. */
+class DirLayers implements WritableLayers {
+  constructor(readonly dir: string) {}
+  async prepare(key: string): Promise<void> {
+    await mkdir(join(this.dir, key), { recursive: false });
+  }
+  async mount(_key: string, target: string): Promise<void> {
+    await mkdir(target, { recursive: true });
+  }
+  async unmount(): Promise<void> {}
+  async remove(key: string): Promise<void> {
+    await rm(join(this.dir, key), { recursive: true, force: true });
+  }
+}
+
+const IMAGE = { id: `sha256:${'a'.repeat(64)}`, chainId: undefined, config: { config: { Cmd: ['sh'] } } };
+
+function podRecord(id: string, logDir: string): SandboxRecord {
+  return {
+    id, reservedName: `pod_default_${id}_0`, runtimeHandler: 'crib', state: 'ready', createdAt: '1', dir: '/nonexistent',
+    hostname: 'pod', hostNetwork: false,
+    config: { metadata: { name: 'pod', namespace: 'default', uid: id, attempt: 0 }, logDirectory: logDir } as SandboxRecord['config'],
+  };
+}
+
+function containerConfig(name: string, attempt = 0): ContainerConfig__Output {
+  return {
+    metadata: { name, attempt }, image: { image: 'busybox' }, command: ['sleep', '1000'], args: [], logPath: `${name}.log`,
+    stdin: false, stdinOnce: false, tty: false,
+  } as unknown as ContainerConfig__Output;
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+describe('ContainerService', () => {
+  let base: string;
+  let rt: FakeContainerRuntime;
+  let layers: DirLayers;
+  let pod: SandboxRecord;
+  const services: ContainerService[] = [];
+
+  /** A service over the same root, state, layers and runtime: a daemon (re)start. */
+  async function daemon(o: { recover?: boolean } = {}): Promise<ContainerService> {
+    const runtimes = {
+      get: (h: string): ContainerRuntime => {
+        if (h !== 'crib') throw new Error(`no handler ${h}`);
+        return rt;
+      },
+      find: (h: string) => (h === 'crib' ? rt : undefined),
+      features: () => NO_FEATURES,
+    };
+    const svc = new ContainerService({
+      root: join(base, 'root'), state: join(base, 'state'), runtimes,
+      images: { find: async (ref: string) => (ref === 'busybox' ? IMAGE : undefined) },
+      snapshots: layers,
+      persistRetry: { firstMs: 50, maxMs: 200 },
+    });
+    services.push(svc);
+    if (o.recover !== false) await svc.recover();
+    return svc;
+  }
+
+  const recordFile = (id: string) => join(base, 'root', 'containers', `${id}.json`);
+  const onDisk = async (id: string): Promise<ContainerRecord | undefined> =>
+    existsSync(recordFile(id)) ? (JSON.parse(await readFile(recordFile(id), 'utf8')) as ContainerRecord) : undefined;
+
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'crib-containers-'));
+    rt = new FakeContainerRuntime();
+    layers = new DirLayers(join(base, 'layers'));
+    await mkdir(layers.dir);
+    pod = podRecord('p'.repeat(64), join(base, 'logs'));
+  });
+  afterEach(async () => {
+    for (const s of services.splice(0)) await s.close();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('creates, starts, stops and removes a container, and leaves nothing behind', async () => {
+    const svc = await daemon();
+    const events: ContainerEvent[] = [];
+    svc.events.subscribe((e) => events.push(e));
+    const id = await svc.create(pod, containerConfig('web'), new AbortController().signal);
+    expect(criState(await svc.status(id))).toBe('CONTAINER_CREATED');
+    expect(rt.containers.get(id)!.options).toMatchObject({ logPath: join(base, 'logs', 'web.log'), tty: false });
+    expect(existsSync(join(base, 'state', 'containers', id, 'bundle', 'config.json'))).toBe(true);
+    expect(await onDisk(id)).toMatchObject({ created: true, pid: rt.containers.get(id)!.ref.pid });
+
+    await svc.start(id);
+    expect(criState(await svc.status(id))).toBe('CONTAINER_RUNNING');
+    await svc.stop(id, 5);
+    const st = await svc.status(id);
+    expect(criState(st)).toBe('CONTAINER_EXITED');
+    expect(st).toMatchObject({ exitCode: 143, reason: 'Error' });
+    expect(rt.calls.filter((c) => c.startsWith('kill'))).toEqual([`kill ${id} TERM`]);
+
+    await svc.remove(id);
+    expect(() => svc.get(id)).toThrow(/not found/);
+    expect(events.map((e) => e.type)).toEqual([
+      'CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT',
+    ]);
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
+    expect(await readdir(layers.dir)).toEqual([]);
+  });
+
+  it('escalates to SIGKILL of every process when the stop signal is ignored', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('stubborn'), new AbortController().signal);
+    await svc.start(id);
+    rt.ignoredSignals.add('TERM');
+    await svc.stop(id, 1);
+    expect(await svc.status(id)).toMatchObject({ exitCode: 137 });
+    expect(rt.calls.filter((c) => c.startsWith('kill'))).toEqual([`kill ${id} TERM`, `kill ${id} KILL all`]);
+  });
+
+  it('stops and removes idempotently, also ids that never existed', async () => {
+    const svc = await daemon();
+    await svc.stop('e'.repeat(64), 0);
+    await svc.remove('e'.repeat(64));
+    const id = await svc.create(pod, containerConfig('twice'), new AbortController().signal);
+    await svc.start(id);
+    await svc.stop(id, 0);
+    await svc.stop(id, 0);
+    await svc.remove(id);
+    await svc.remove(id);
+    await svc.stop(id, 0);
+    expect(rt.calls.filter((c) => c.startsWith('kill'))).toEqual([`kill ${id} KILL all`]);
+  });
+
+  it('hands a create that finished after its caller gave up to the retry of the same name', async () => {
+    const svc = await daemon();
+    const gaveUp = new AbortController();
+    gaveUp.abort();
+    const first = await svc.create(pod, containerConfig('slow'), gaveUp.signal);
+    const retry = await svc.create(pod, containerConfig('slow'), new AbortController().signal);
+    expect(retry).toBe(first);
+    expect(rt.calls.filter((c) => c.startsWith('create'))).toHaveLength(1);
+    await expect(svc.create(pod, containerConfig('slow'), new AbortController().signal)).rejects.toMatchObject({ grpcCode: 6 });
+  });
+
+  it('keeps a created container across a restart, and starts it then', async () => {
+    const first = await daemon();
+    const id = await first.create(pod, containerConfig('later'), new AbortController().signal);
+    await first.close();
+    const second = await daemon();
+    expect(criState(await second.status(id))).toBe('CONTAINER_CREATED');
+    await second.start(id);
+    expect(criState(await second.status(id))).toBe('CONTAINER_RUNNING');
+    // The name is still taken after the restart.
+    await expect(second.create(pod, containerConfig('later'), new AbortController().signal)).rejects.toMatchObject({ grpcCode: 6 });
+  });
+
+  it('rolls back a container a crash left half-created, leaving nothing', async () => {
+    const first = await daemon();
+    // A crash between the runtime's create and the record saying so: the record is still
+    // "creating" (created: false) while everything else exists.
+    const id = await first.create(pod, containerConfig('torn'), new AbortController().signal);
+    await first.close();
+    const rec = (await onDisk(id))!;
+    await writeFile(recordFile(id), JSON.stringify({ ...rec, created: false }));
+    const second = await daemon();
+    expect(() => second.get(id)).toThrow(/not found/);
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+    expect(existsSync(recordFile(id))).toBe(false);
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
+    expect(await readdir(layers.dir)).toEqual([]);
+    // The name is free again.
+    await second.create(pod, containerConfig('torn'), new AbortController().signal);
+  });
+
+  it('completes a start a crash interrupted, whether or not the runtime had released the process', async () => {
+    const first = await daemon();
+    const parked = await first.create(pod, containerConfig('parked'), new AbortController().signal);
+    const released = await first.create(pod, containerConfig('released'), new AbortController().signal);
+    await first.close();
+    // Crashes after the start intent was written: before the runtime's start, and after it.
+    for (const id of [parked, released]) {
+      const rec = (await onDisk(id))!;
+      await writeFile(recordFile(id), JSON.stringify({ ...rec, intent: { kind: 'start', at: '5000' } }));
+    }
+    await rt.start({ id: released, dir: '' });
+    const second = await daemon();
+    for (const id of [parked, released]) {
+      expect(await second.status(id)).toMatchObject({ startedAt: '5000' });
+      expect(criState(await second.status(id))).toBe('CONTAINER_RUNNING');
+      expect((await second.status(id)).intent).toBeUndefined();
+    }
+    expect(rt.containers.get(parked)!.state).toBe('running');
+    expect(rt.calls.filter((c) => c === `start ${parked}`)).toHaveLength(1);
+  });
+
+  it('finishes a removal a crash interrupted', async () => {
+    const first = await daemon();
+    const id = await first.create(pod, containerConfig('goner'), new AbortController().signal);
+    await first.close();
+    const rec = (await onDisk(id))!;
+    await writeFile(recordFile(id), JSON.stringify({ ...rec, intent: { kind: 'remove', at: '1' } }));
+    const second = await daemon();
+    expect(second.list()).toEqual([]);
+    expect(existsSync(recordFile(id))).toBe(false);
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+  });
+
+  it('records an exit the runtime reports, with the stopped event, and tells the runtime once it is on disk', async () => {
+    const svc = await daemon();
+    const events: string[] = [];
+    svc.events.subscribe((e) => events.push(e.type));
+    const id = await svc.create(pod, containerConfig('job'), new AbortController().signal);
+    await svc.start(id);
+    rt.exit(id, 3);
+    expect(await svc.status(id)).toMatchObject({ exitCode: 3, reason: 'Error' });
+    expect(events.at(-1)).toBe('CONTAINER_STOPPED_EVENT');
+    await settle();
+    expect(await onDisk(id)).toMatchObject({ exitCode: 3 });
+    expect(rt.containers.get(id)!.exitAcked).toBe(true);
+  });
+
+  it('reports STARTED before STOPPED for a process that exits while it is being started', async () => {
+    const svc = await daemon();
+    const events: string[] = [];
+    svc.events.subscribe((e) => events.push(e.type));
+    const id = await svc.create(pod, containerConfig('quick'), new AbortController().signal);
+    rt.duringStart = (cid) => rt.exit(cid, 0);
+    await svc.start(id);
+    expect(events).toEqual(['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT']);
+    const st = await svc.status(id);
+    expect(st).toMatchObject({ exitCode: 0, reason: 'Completed' });
+    expect(BigInt(st.finishedAt!)).toBeGreaterThanOrEqual(BigInt(st.startedAt!));
+  });
+
+  it('ends a container whose monitor died in the truth: its running process killed, EXITED 137', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('orphan'), new AbortController().signal);
+    await svc.start(id);
+    rt.killMonitor(id, { processAlive: true });
+    await settle();
+    const st = await svc.status(id);
+    expect(st).toMatchObject({ exitCode: 137, reason: 'Error' });
+    expect(st.message).toMatch(/crib-monitor \(pid \d+\) is gone.*was still running and was killed/);
+    expect(rt.calls).toContain(`kill-orphan ${id}`);
+    expect(rt.containers.get(id)!.processAlive).toBe(false);
+    // Stop and remove just work.
+    await svc.stop(id, 10);
+    await svc.remove(id);
+  });
+
+  it('ends a container whose monitor died with its process in the truth too: EXITED 255, no status left', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('vanished'), new AbortController().signal);
+    await svc.start(id);
+    rt.killMonitor(id, { processAlive: false });
+    await settle();
+    const st = await svc.status(id);
+    expect(st).toMatchObject({ exitCode: 255, reason: 'Unknown' });
+    expect(st.message).toMatch(/crib-monitor \(pid \d+\) is gone.*process is gone too/);
+  });
+
+  it('stops promptly a container whose monitor dies while the stop waits for the exit', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('dies-during-stop'), new AbortController().signal);
+    await svc.start(id);
+    rt.ignoredSignals.add('TERM');
+    const t0 = Date.now();
+    const stopping = svc.stop(id, 30);
+    await settle();
+    rt.killMonitor(id, { processAlive: true });
+    await stopping;
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await svc.status(id)).toMatchObject({ exitCode: 137 });
+  });
+
+  it('finds the truth at start-up about a monitor that died while the daemon was down', async () => {
+    const first = await daemon();
+    const id = await first.create(pod, containerConfig('died-offline'), new AbortController().signal);
+    await first.start(id);
+    await first.close();
+    rt.killMonitor(id, { processAlive: true });
+    const second = await daemon();
+    // recover() resolves only once the truth is known: no RUNNING-while-dead window.
+    expect(await second.status(id)).toMatchObject({ exitCode: 137, reason: 'Error' });
+    expect(rt.containers.get(id)!.processAlive).toBe(false);
+  });
+
+  it('answers List and Status from memory while the disk refuses writes, and writes the exit once it can', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('full-disk'), new AbortController().signal);
+    await svc.start(id);
+    // The records dir becomes unwritable: a file where the directory was (ENOTDIR on write).
+    const dir = join(base, 'root', 'containers');
+    await rename(dir, `${dir}.away`);
+    await writeFile(dir, 'not a directory');
+    rt.exit(id, 7);
+    await settle();
+    expect(svc.list().map((c) => [c.id, criState(c), c.exitCode])).toEqual([[id, 'CONTAINER_EXITED', 7]]);
+    expect(await svc.status(id)).toMatchObject({ exitCode: 7 });
+    expect(rt.containers.get(id)!.exitAcked).toBe(false);
+    // Still nothing on disk after a few retries; then the disk comes back.
+    await new Promise((r) => setTimeout(r, 300));
+    await rm(dir);
+    await rename(`${dir}.away`, dir);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await onDisk(id)).toMatchObject({ exitCode: 7, reason: 'Error' });
+    expect(rt.containers.get(id)!.exitAcked).toBe(true);
+    // And a restart reads it back.
+    await svc.close();
+    const second = await daemon();
+    expect(await second.status(id)).toMatchObject({ exitCode: 7 });
+  });
+
+  it('refuses to start when the start intent cannot be written, and changes nothing', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('no-room'), new AbortController().signal);
+    const dir = join(base, 'root', 'containers');
+    await rename(dir, `${dir}.away`);
+    await writeFile(dir, 'not a directory');
+    await expect(svc.start(id)).rejects.toThrow();
+    expect(rt.containers.get(id)!.state).toBe('parked');
+    expect((await svc.status(id)).intent).toBeUndefined();
+    await rm(dir);
+    await rename(`${dir}.away`, dir);
+    await svc.start(id);
+    expect(criState(await svc.status(id))).toBe('CONTAINER_RUNNING');
+  });
+});
