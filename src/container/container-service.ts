@@ -405,7 +405,9 @@ export class ContainerService implements PodContainers {
         r.monitorStartTime = created.monitorStartTime;
         r.created = true;
       });
-      await this.watch(id);
+      // Not awaited: the watch asks the monitor for the state once connected, so an exit before
+      // then is still reported (after CREATED).
+      this.watch(id).catch((err: unknown) => clog.error({ err }, 'watching the container monitor'));
       this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
       clog.info({ name: config.metadata!.name, image: rec.imageName }, 'container created');
     } catch (err) {
@@ -478,9 +480,11 @@ export class ContainerService implements PodContainers {
         if (await this.waitExited(cur.id, timeoutSeconds * 1000)) return;
       }
       await runtime.kill(ref, 'KILL', { all: true });
-      if (!(await this.waitExited(cur.id, KILL_GRACE_MS))) {
-        throw new DeadlineExceededError(`container ${cur.id} did not exit within ${KILL_GRACE_MS / 1000}s of SIGKILL`);
-      }
+      if (await this.waitExited(cur.id, KILL_GRACE_MS)) return;
+      // No word from the watch: ask once more before saying the process outlived SIGKILL.
+      const exit = await runtime.exitStatus(ref).catch(() => undefined);
+      if (!exit) throw new DeadlineExceededError(`container ${cur.id} did not exit within ${KILL_GRACE_MS / 1000}s of SIGKILL`);
+      this.recordExit(cur.id, exit);
     });
   }
 
