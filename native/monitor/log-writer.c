@@ -42,6 +42,9 @@ struct log_writer {
   int drop_errno;
   long long retry_at;
   bool torn; /* a cut-short record could not be cut off: start the next write on a new line */
+  /* Per stream: the start of the current line was dropped, so its rest goes too (a line that
+   * lost its beginning must not be logged as if it were whole). */
+  bool skip_to_newline[3];
 };
 
 static long long now_ms(void) {
@@ -163,14 +166,22 @@ static bool resume_writing(struct log_writer *lw, bool now_regardless) {
   return true;
 }
 
-/* Output lost while dropping; partial lines go too, so no line is later glued together from
+static int stream_index(int stream) {
+  return stream == STREAM_STDERR ? STREAM_STDERR : STREAM_STDOUT;
+}
+
+/* Output of `stream` lost while dropping (len may be 0). Partial lines go too, and what follows
+ * a line whose beginning went is skipped up to its end: no line is logged glued together from
  * pieces on both sides of the gap. */
-static void drop(struct log_writer *lw, size_t len) {
+static void drop(struct log_writer *lw, int stream, const char *data, size_t len) {
   lw->dropped += len;
   for (int s = STREAM_STDOUT; s <= STREAM_STDERR; s++) {
+    if (lw->part[s].len == 0) continue;
     lw->dropped += lw->part[s].len;
     lw->part[s].len = 0;
+    lw->skip_to_newline[s] = true;
   }
+  if (len > 0) lw->skip_to_newline[stream_index(stream)] = data[len - 1] != '\n';
 }
 
 static void emit(struct log_writer *lw, int stream, char tag, const char *content, size_t len) {
@@ -188,10 +199,19 @@ void log_writer_write(struct log_writer *lw, int stream, const char *data, size_
   if (lw == NULL) return;
   /* Not yet time to try again: not even worth splitting into lines. */
   if (lw->retry_at != 0 && now_ms() < lw->retry_at) {
-    drop(lw, len);
+    drop(lw, stream, data, len);
     return;
   }
-  struct partial *p = &lw->part[stream == STREAM_STDERR ? STREAM_STDERR : STREAM_STDOUT];
+  int si = stream_index(stream);
+  if (lw->skip_to_newline[si]) {
+    const char *nl = memchr(data, '\n', len);
+    size_t n = nl ? (size_t)(nl - data) + 1 : len;
+    lw->dropped += n;
+    lw->skip_to_newline[si] = nl == NULL;
+    data += n;
+    len -= n;
+  }
+  struct partial *p = &lw->part[si];
   while (len > 0) {
     const char *nl = memchr(data, '\n', len);
     size_t seg = nl ? (size_t)(nl - data) : len;
@@ -217,17 +237,17 @@ void log_writer_write(struct log_writer *lw, int stream, const char *data, size_
     data = nl + 1;
     len -= seg + 1;
   }
-  if (lw->retry_at != 0) drop(lw, 0);
+  if (lw->retry_at != 0) drop(lw, stream, data, 0);
 }
 
 void log_writer_flush(struct log_writer *lw, int stream) {
   if (lw == NULL) return;
   /* The last chance to say what was lost: the monitor exits after the final flushes. */
   if (lw->retry_at != 0 && !resume_writing(lw, true)) {
-    drop(lw, 0);
+    drop(lw, stream, NULL, 0);
     return;
   }
-  struct partial *p = &lw->part[stream == STREAM_STDERR ? STREAM_STDERR : STREAM_STDOUT];
+  struct partial *p = &lw->part[stream_index(stream)];
   if (p->len == 0) return;
   emit(lw, stream, 'P', p->buf, p->len);
   p->len = 0;
