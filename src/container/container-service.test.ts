@@ -318,7 +318,7 @@ describe('ContainerService', () => {
     await new Promise((r) => setTimeout(r, 300));
     await rm(dir);
     await rename(`${dir}.away`, dir);
-    await new Promise((r) => setTimeout(r, 400));
+    for (let t = 0; t < 100 && !(await onDisk(id))?.finishedAt; t++) await new Promise((r) => setTimeout(r, 50));
     expect(await onDisk(id)).toMatchObject({ exitCode: 7, reason: 'Error' });
     expect(rt.containers.get(id)!.exitAcked).toBe(true);
     // And a restart reads it back.
