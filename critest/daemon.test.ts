@@ -98,6 +98,25 @@ describe('crib daemon lifecycle', () => {
     expect(d.output()).toMatch(/unknown key "grpc.adress"/);
   });
 
+  it('a SIGTERM while the daemon is still starting stops it cleanly once start has settled', async () => {
+    const sock = join(dir, 'early.sock');
+    const bridge = 'cribearly0';
+    const table = 'cribearly';
+    const config = join(dir, 'early.toml');
+    await writeFile(config, `root = "${dir}/er"\nstate = "${dir}/es"\n[grpc]\naddress = "unix://${sock}"\n` +
+      `[network]\nbridge = "${bridge}"\nnft_table = "${table}"\npod_cidr = "10.251.7.0/24"\n`);
+    const d = spawnDaemon(['--config', config]);
+    try {
+      // The root appears at the very start of Daemon.start, long before the socket does.
+      await waitFor('root dir', () => existsSync(join(dir, 'er')), 20_000);
+      d.proc.kill('SIGTERM');
+      expect(await d.exited).toBe(0);
+      expect(existsSync(sock)).toBe(false);
+    } finally {
+      await removeNetwork(bridge, table);
+    }
+  });
+
   it('runs with no config file at all, on built-in defaults', async () => {
     // An explicit --listen/--root keeps the test away from the real /run/crib.
     // The default network (crib0, table crib) is removed afterwards unless it was here before.
