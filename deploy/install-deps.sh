@@ -29,6 +29,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # npm install, not npm ci: npm 11 rejects its own lock files over optional platform packages.
-  npm install --no-audit --no-fund
+  # npm ci: exactly the locked versions, and a clean clone stays clean. The lock lists every
+  # platform's optional packages (rollup, esbuild), so npm 11 accepts it on any machine.
+  npm ci --no-audit --no-fund
 fi
