@@ -13,7 +13,7 @@ import { normalizeMappings, type HostPortMapping } from './host-ports.js';
 import { isIpv4 } from './ip-address.js';
 import { readJsonState, writeJsonState } from './json-state-file.js';
 import type { PodNetworkStatus, PodNetworking, PodSetupOptions } from './pod-networking.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../lifecycle/keyed-lock.js';
 
 export interface CniNetworkOptions {
   /** crib's root dir; cached results go to <root>/network/cni/. */

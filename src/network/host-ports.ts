@@ -11,7 +11,7 @@ import { runCommand } from './command.js';
 import { formatIp, isIpv4, isIpv6, parseIp } from './ip-address.js';
 import { readJsonState, writeJsonState } from './json-state-file.js';
 import { isMissingNftObject, nft, type NftFamily } from './nft-table.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../lifecycle/keyed-lock.js';
 
 export type HostPortProtocol = 'TCP' | 'UDP' | 'SCTP';
 

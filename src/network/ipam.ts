@@ -7,7 +7,7 @@ import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { log } from '../log.js';
 import { formatCidr, formatIp, gatewayOf, parseCidr, parseIp, subnetContains, type Subnet } from './ip-address.js';
 import { readJsonState, writeJsonState } from './json-state-file.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../lifecycle/keyed-lock.js';
 
 interface IpamFile {
   version: 1;

@@ -10,9 +10,9 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import { log } from '../log.js';
 import type { PodNetworking } from '../network/pod-networking.js';
-import { Cleaner } from '../store/cleaner.js';
-import { KeyedLock } from '../store/keyed-lock.js';
-import { NameReservations } from '../store/name-reservations.js';
+import { Cleaner } from '../lifecycle/cleaner.js';
+import { KeyedLock } from '../lifecycle/keyed-lock.js';
+import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { nowNs } from '../time.js';
 import {
