@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DataLossError, InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
+import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
 import { fsyncDir, unlinkIfExists } from '../store/atomic-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
@@ -23,18 +24,6 @@ export interface IngestOptions {
   signal?: AbortSignal;
   /** Called with the running byte count as data arrives. */
   onProgress?(bytes: number): void;
-}
-
-const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
-
-/** The hex part of a sha256 digest; InvalidArgumentError for anything else. */
-export function digestHex(digest: string): string {
-  const m = DIGEST_RE.exec(digest);
-  if (!m) {
-    throw new InvalidArgumentError(
-      `digest ${JSON.stringify(digest)} is not of the form sha256:<64 lowercase hex digits>`);
-  }
-  return m[1]!;
 }
 
 export class ContentStore {

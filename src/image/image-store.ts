@@ -5,9 +5,10 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
-import { chainIds } from '../snapshot/chain-id.js';
+import { chainIds } from '../digest/chain-id.js';
+import { digestHex } from '../digest/digest.js';
 import { fsyncDir, isAtomicTemp, readJson, writeJsonAtomic } from '../store/atomic-file.js';
-import { digestHex, type BlobDescriptor } from './content-store.js';
+import type { BlobDescriptor } from './content-store.js';
 
 export interface ImageRecord {
   /** The config digest. */

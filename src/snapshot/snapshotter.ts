@@ -19,12 +19,12 @@ import {
   AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
   errnoCode,
 } from '../errors.js';
-import { digestHex } from '../image/content-store.js';
+import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
 import { fsyncDir, readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { syncfs } from '../sys/libc.js';
-import { chainIdOf } from './chain-id.js';
+import { chainIdOf } from '../digest/chain-id.js';
 import { mountOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
 
 export interface CommittedSnapshot {

@@ -1,7 +1,6 @@
 // Reading what a registry calls a manifest: working out its media type (the Content-Type header,
 // else the body's mediaType, else its shape), refusing what we cannot run, and checking that the
 // descriptors in it are well-formed before anything downstream trusts them.
-import { createHash } from 'node:crypto';
 import { DataLossError, FailedPreconditionError } from '../../errors.js';
 import { limitExceeded, type ImageLimits } from '../limits.js';
 import {
@@ -18,18 +17,6 @@ const LAYER_MEDIA_TYPES = new Set<string>([
   'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
 ]);
 const CONFIG_MEDIA_TYPES = new Set<string>([MediaType.OciConfig, MediaType.DockerConfig]);
-
-export function sha256Digest(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
-/** DataLossError unless `bytes` hash to `digest`. */
-export function verifyDigest(bytes: Buffer, digest: string, what: string): void {
-  const actual = sha256Digest(bytes);
-  if (actual !== digest) {
-    throw new DataLossError(`${what}: content does not match its digest (expected ${digest}, got ${actual})`);
-  }
-}
 
 export type ParsedManifest =
   | { kind: 'index'; mediaType: string; index: ImageIndex }
