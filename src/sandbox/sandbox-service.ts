@@ -19,7 +19,7 @@ import {
   pinPodNamespaces, podInitPidNamespace, startPodInit, stopPodInit, unpinPodNamespaces,
 } from './namespaces.js';
 import { releasePodShm, writePodFiles } from './pod-files.js';
-import { reservedPodName, type SandboxRecord } from './sandbox-record.js';
+import { SANDBOX_RECORD, reservedPodName, type SandboxRecord } from './sandbox-record.js';
 
 /** What the sandbox service needs from the container side. */
 export interface PodContainers {
@@ -53,7 +53,7 @@ export class SandboxService {
   private readonly locks = new KeyedLock();
 
   constructor(private readonly opts: SandboxServiceOptions) {
-    this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'));
+    this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'), SANDBOX_RECORD);
   }
 
   /** Pods holding a network from the current backend. */
