@@ -18,6 +18,12 @@ const LAYER_MEDIA_TYPES = new Set<string>([
 ]);
 const CONFIG_MEDIA_TYPES = new Set<string>([MediaType.OciConfig, MediaType.DockerConfig]);
 
+/** How messages name a blob of an image: "config sha256:…" or "layer sha256:…". */
+export function describeBlob(desc: Descriptor): string {
+  // parseManifest refuses an image whose config has another media type.
+  return `${CONFIG_MEDIA_TYPES.has(desc.mediaType) ? 'config' : 'layer'} ${desc.digest}`;
+}
+
 export type ParsedManifest =
   | { kind: 'index'; mediaType: string; index: ImageIndex }
   | { kind: 'manifest'; mediaType: string; manifest: ImageManifest };
