@@ -85,7 +85,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Whether a directory entry name is an interrupted atomic write's temp file. */
-export function isAtomicTemp(name: string): boolean {
+function isAtomicTemp(name: string): boolean {
   return name.startsWith(ATOMIC_TEMP_PREFIX);
 }
 

@@ -4,7 +4,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError, errnoCode, fsError } from '../errors.js';
-import { fsyncDir, isInterruptedWrite, readJson, writeJsonAtomic } from './atomic-file.js';
+import { fsyncDir, readJson, sweepInterruptedWrites, writeJsonAtomic } from './atomic-file.js';
 import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
 /** Record files: a 64-hex name (an id, or the hex of a digest id). Anything else is not ours. */
@@ -29,6 +29,7 @@ export class RecordStore<T extends { id: string }> {
       throw fsError(err, this.dir, 'create directory');
     });
     this.records.clear();
+    await sweepInterruptedWrites(this.dir);
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -36,10 +37,6 @@ export class RecordStore<T extends { id: string }> {
       throw fsError(err, this.dir, 'list');
     }
     for (const name of names) {
-      if (isInterruptedWrite(name)) {
-        await rm(join(this.dir, name), { recursive: true, force: true });
-        continue;
-      }
       if (!RECORD_FILE.test(name)) continue;
       const file = join(this.dir, name);
       const raw = await readJson(file);
