@@ -1,6 +1,7 @@
 // The only module that knows gRPC status codes. Every domain throws a CribError subclass; the
-// server wrapper turns it into a gRPC status. Anything else that escapes is an Internal error
-// whose stack stays in our log and never reaches the client.
+// server wrapper turns it into a gRPC status. An operating-system error (a full disk, a refused
+// permission) is mapped here too, by errno (fsError). Anything else that escapes is an Internal
+// error whose stack stays in our log and never reaches the client.
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 import { status } from '@grpc/grpc-js';
