@@ -6,6 +6,7 @@
 //       └── failed: rolled back                daemon down; the daemon reads it back)
 import { join } from 'node:path';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
+import { defineSchema } from '../store/schema.js';
 
 export interface ContainerRecord {
   id: string;
@@ -56,3 +57,6 @@ export const containerPaths = (dir: string) => ({
   attachSocket: join(dir, 'attach.sock'),
   ctl: join(dir, 'ctl'),
 });
+
+/** The on-disk schema of <root>/containers/<id>.json (see store/schema.ts to change it). */
+export const CONTAINER_RECORD = defineSchema<ContainerRecord>('container record');

@@ -15,16 +15,16 @@ import { log } from '../log.js';
 import { execSync, launchMonitor, readExitFile, type ExecSyncResult } from '../runtime/monitor.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
-import { Cleaner } from '../store/cleaner.js';
-import { KeyedLock } from '../store/keyed-lock.js';
-import { NameReservations } from '../store/name-reservations.js';
+import { Cleaner } from '../lifecycle/cleaner.js';
+import { KeyedLock } from '../lifecycle/keyed-lock.js';
+import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { isoToNs, nowNs } from '../time.js';
 import { buildContainerSpec, readNodeFacts } from './spec/container-spec.js';
 import { containerResources } from './spec/resources.js';
 import type { OciSpec } from './spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
-import { containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
+import { CONTAINER_RECORD, containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
 
 /** kubelet caps exec output at 16 MiB; so do we. */
 const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
@@ -64,7 +64,7 @@ export class ContainerService {
     private readonly sandboxes: SandboxService,
     private readonly images: ImageService,
   ) {
-    this.store = new RecordStore<ContainerRecord>(join(opts.root, 'containers'));
+    this.store = new RecordStore<ContainerRecord>(join(opts.root, 'containers'), CONTAINER_RECORD);
     sandboxes.attachContainers({
       idsInPod: (podId) => this.store.list().filter((c) => c.podId === podId).map((c) => c.id),
       stopForPod: (id) => this.stop(id, 0),

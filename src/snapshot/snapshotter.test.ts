@@ -7,7 +7,7 @@ import { unpackLayer } from '../image/unpack/unpack-layer.js';
 import { buildTar, gzipLayer, maliciousLayers, sha256, type FixtureEntry } from '../../test-support/tar-fixtures.js';
 import { diskUsage } from '../sys/disk-usage.js';
 import { unmountOverlay } from './overlay-mount.js';
-import { chainId, chainIdOf, chainIds } from './chain-id.js';
+import { chainIds } from '../digest/chain-id.js';
 import { Snapshotter } from './snapshotter.js';
 
 let root: string;
@@ -51,18 +51,6 @@ async function commitChain(layers: { blob: string; diffId: string }[]): Promise<
 function tmpEntries(): string[] {
   return readdirSync(snaps.dir).filter((e) => e.startsWith('tmp-'));
 }
-
-describe('chain IDs', () => {
-  it('follow the OCI definition', () => {
-    const d = [sha256('a'), sha256('b'), sha256('c')];
-    expect(chainIdOf(undefined, d[0]!)).toBe(d[0]);
-    const c1 = sha256(`${d[0]} ${d[1]}`);
-    expect(chainIds(d)).toEqual([d[0], c1, sha256(`${c1} ${d[2]}`)]);
-    expect(chainId(d)).toBe(sha256(`${c1} ${d[2]}`));
-    expect(chainId([])).toBeUndefined();
-    expect(() => chainIdOf(undefined, 'sha256:nope')).toThrow(InvalidArgumentError);
-  });
-});
 
 describe('Snapshotter', () => {
   it('mounts a 3-layer chain with whiteouts and an opaque dir as the merged view', async () => {

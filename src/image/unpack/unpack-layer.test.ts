@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -228,6 +229,22 @@ describe('unpackLayer limits', () => {
     const err = await unpackLayer(blob(gzipLayer(await zeros('b', 2 << 20))), freshDir(), { budget }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ResourceExhaustedError);
     expect((err as Error).message).toContain('image "i" unpacks to more than 3 MiB, over the limit of 3 MiB set by image.max_image_size');
+  });
+});
+
+describe('unpackLayer on a full disk', () => {
+  it('fails with RESOURCE_EXHAUSTED naming the file it was writing', async () => {
+    const mnt = join(work, `small-${n++}`);
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+    try {
+      const layer = blob(gzipLayer(await buildTar([{ name: 'data/big', body: randomBytes(256 << 10) }])));
+      const err = await unpackLayer(layer, join(mnt, 'fs')).then(() => new Error('unpacked'), (e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(ResourceExhaustedError);
+      expect(err.message).toBe(`write ${join(mnt, 'fs', 'data', 'big')}: no space left on device`);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
   });
 });
 

@@ -1,13 +1,12 @@
 // OCI chain IDs: the identity of a stack of layers, so two images sharing a base share the
 // base's unpacked snapshots. chainID(L0) = diffID(L0); chainID(Ln) = sha256(chainID(Ln-1) + " " + diffID(Ln)).
-import { createHash } from 'node:crypto';
-import { digestHex } from '../image/content-store.js';
+import { digestHex, sha256Digest } from './digest.js';
 
 export function chainIdOf(parentChainId: string | undefined, diffId: string): string {
   digestHex(diffId);
   if (parentChainId === undefined) return diffId;
   digestHex(parentChainId);
-  return `sha256:${createHash('sha256').update(`${parentChainId} ${diffId}`).digest('hex')}`;
+  return sha256Digest(`${parentChainId} ${diffId}`);
 }
 
 /** Chain IDs of every prefix of `diffIds` (bottom layer first); the last is the image's. */
