@@ -103,9 +103,13 @@ export function mountsUnder(prefix: string): string[] {
     .filter((l) => l.split(' ')[4]?.startsWith(prefix));
 }
 
-/** cgroup directories named for this test process, in any hierarchy. */
+/** cgroup directories named for this test process, in any hierarchy (v1) or the unified one. */
 export function leftoverCgroups(): string[] {
   const found: string[] = [];
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+    for (const e of readdirSync('/sys/fs/cgroup')) if (e.startsWith(testTag)) found.push(join('/sys/fs/cgroup', e));
+    return found;
+  }
   for (const h of readdirSync('/sys/fs/cgroup')) {
     const dir = join('/sys/fs/cgroup', h);
     try {
