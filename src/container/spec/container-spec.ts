@@ -19,7 +19,7 @@ import { containerMounts } from './mounts.js';
 import { containerNamespaces } from './namespaces.js';
 import type { OciSpec } from './oci-types.js';
 import { processArgs, workingDir } from './process-args.js';
-import { containerResources, currentOomScoreAdj, oomScoreAdj } from './resources.js';
+import { containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
 import { containerSeccomp } from './seccomp.js';
 import { containerSysctls } from './sysctls.js';
 import { resolveUser } from './user.js';
@@ -81,7 +81,7 @@ export function readNodeFacts(cgroupVersion: 1 | 2): NodeFacts {
   return {
     hostCapabilities: currentCapabilities(),
     oomScoreAdjFloor: currentOomScoreAdj(),
-    swapAvailable: existsSync(v2 ? '/sys/fs/cgroup/memory.swap.max' : '/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),
+    swapAvailable: swapAccounting(cgroupVersion),
     hugetlbAvailable: v2 ? /\bhugetlb\b/.test(readControllers()) : existsSync('/sys/fs/cgroup/hugetlb'),
     arch: process.arch,
   };

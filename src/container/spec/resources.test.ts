@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../errors.js';
-import { type ResourceInput, containerResources, currentOomScoreAdj, oomScoreAdj } from './resources.js';
+import { type ResourceInput, containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
 import { resources } from './test-fixtures.js';
 
 const input = (o: Parameters<typeof resources>[0], extra: Partial<ResourceInput> = {}): ResourceInput => ({
@@ -64,5 +67,41 @@ describe('oomScoreAdj', () => {
   });
   it('reads the daemon value', () => {
     expect(Number.isInteger(currentOomScoreAdj())).toBe(true);
+  });
+});
+
+describe('swapAccounting', () => {
+  // A prepared v2 tree: the root of a unified hierarchy never has memory.swap.max, so the
+  // answer must come from a cgroup below it (the guest tier checks this on a real kernel).
+  let root = '';
+  const tree = (children: Record<string, string[]>, controllers = 'cpu memory pids') => {
+    root = mkdtempSync(join(tmpdir(), 'crib-swap-acct-'));
+    writeFileSync(join(root, 'cgroup.controllers'), `${controllers}\n`);
+    for (const [name, files] of Object.entries(children)) {
+      mkdirSync(join(root, name));
+      for (const f of files) writeFileSync(join(root, name, f), '');
+    }
+  };
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('v2: a child cgroup with the memory controller decides', () => {
+    tree({ 'init.scope': ['cgroup.procs'], 'system.slice': ['memory.current', 'memory.swap.max'] });
+    expect(swapAccounting(2, root)).toBe(true);
+  });
+  it('v2: memory without memory.swap.max means no swap accounting', () => {
+    tree({ 'system.slice': ['memory.current'] });
+    expect(swapAccounting(2, root)).toBe(false);
+  });
+  it('v2: no cgroup below the root yet: the memory controller decides', () => {
+    tree({});
+    expect(swapAccounting(2, root)).toBe(true);
+    rmSync(root, { recursive: true, force: true });
+    tree({}, 'cpu pids');
+    expect(swapAccounting(2, root)).toBe(false);
+  });
+  it('v1: the memsw files of the memory hierarchy', () => {
+    tree({ memory: ['memory.memsw.limit_in_bytes'] });
+    expect(swapAccounting(1, root)).toBe(true);
+    expect(swapAccounting(1, join(root, 'nothing'))).toBe(false);
   });
 });

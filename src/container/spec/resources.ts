@@ -1,6 +1,7 @@
 // CRI LinuxContainerResources → linux.resources and process.oomScoreAdj. CRI int64s arrive as
 // decimal strings; 0 means "not set" for every field, as in containerd.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { InvalidArgumentError } from '../../errors.js';
 import type { LinuxContainerResources__Output } from '../../gen/runtime/v1/LinuxContainerResources.js';
 import { log } from '../../log.js';
@@ -91,6 +92,29 @@ export function containerResources(input: ResourceInput): ResourceLimits {
     out.unified = { ...unified };
   }
   return out;
+}
+
+/**
+ * Whether the kernel accounts swap per cgroup, i.e. a swap limit can be set. v1: the memory
+ * hierarchy has memory.memsw.*. v2: memory.swap.max exists in every cgroup below the root that
+ * has the memory controller, when swap accounting is on — but never in the root itself, where a
+ * daemon without systemd runs. So the daemon's own cgroup answers, else the first child of the
+ * root with memory enabled, else (no such cgroup yet) the memory controller's presence: the
+ * runtime then checks the container's own cgroup and warns, naming the file, if it lacks it.
+ */
+export function swapAccounting(cgroupVersion: 1 | 2, root = '/sys/fs/cgroup'): boolean {
+  if (cgroupVersion === 1) return existsSync(join(root, 'memory/memory.memsw.limit_in_bytes'));
+  const candidates: string[] = [];
+  try {
+    const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
+    if (own && own !== '/') candidates.push(join(root, own));
+    for (const e of readdirSync(root, { withFileTypes: true })) if (e.isDirectory()) candidates.push(join(root, e.name));
+    const probe = candidates.find((dir) => existsSync(join(dir, 'memory.current')));
+    if (probe !== undefined) return existsSync(join(probe, 'memory.swap.max'));
+    return readFileSync(join(root, 'cgroup.controllers'), 'utf8').split(/\s+/).includes('memory');
+  } catch {
+    return false;
+  }
 }
 
 /** The daemon's own oom_score_adj: without CAP_SYS_RESOURCE nothing it spawns may go lower. */
