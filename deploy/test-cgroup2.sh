@@ -33,9 +33,13 @@ trap 'rm -rf "$out"' EXIT
 counts=${counts:-$out/counts.json}
 start=$SECONDS
 status=0
+# The C test helpers are compiled here, not in the emulated guest (a minute there).
+npx tsx test-guest/prebuild-helpers.ts "$out/bin"
+export CRIB_CGROUP_DRIVER=$out/bin/cgroup-driver CRIB_TEST_HELPERS_DIR=$out/bin
 # node_modules/vitest/vitest.mjs, not npx: npx alone costs ~10 s in the emulated guest.
 CRIB_GUEST_TIMEOUT=${CRIB_GUEST_TIMEOUT:-1500} CRIB_GUEST_OUT=$out CRIB_GUEST_SUITE_TIMES=$out/suite-times.json \
-  bash test-support/guest/guest.sh run --out "$out" --env CRIB_GUEST_OUT --env CRIB_GUEST_SUITE_TIMES -- \
+  bash test-support/guest/guest.sh run --out "$out" --env CRIB_GUEST_OUT --env CRIB_GUEST_SUITE_TIMES \
+  --env CRIB_CGROUP_DRIVER --env CRIB_TEST_HELPERS_DIR -- \
   node node_modules/vitest/vitest.mjs run --config test-guest/vitest.config.ts \
   --reporter=default --reporter=json --outputFile.json="$out/report.json" \
   --reporter=./test-guest/suite-times-reporter.ts "$@" || status=$?

@@ -22,14 +22,14 @@ describe('stats and metrics from cgroup v2 files', () => {
   beforeAll(async () => {
     g = guest('stats');
     pod = await g.runPod('stats', { linux: { cgroupParent: POD_PARENT } });
-    // Busy under a quarter-CPU quota (throttled, CPU pressure), holding ~20 MB of anonymous memory.
+    // Busy under a quarter-CPU quota (throttled, CPU pressure), holding ~20 MB of memory in
+    // /dev/shm (charged to the container's cgroup by the writer, and still once it has exited).
     id = await g.runContainer(pod.podSandboxId, pod.config, 'busy',
-      'x=$(head -c 20000000 /dev/zero | tr "\\0" a); while :; do :; done', {
+      'head -c 20000000 /dev/zero > /dev/shm/blob; while :; do :; done', {
         linux: { resources: { cpuQuota: '25000', cpuPeriod: '100000', memoryLimitInBytes: String(256 * MiB) } },
       });
     dir = await g.cgroupDir(id);
-    // Settled: head and tr are gone, the shell has built its string and freed the buffers it
-    // built it in (memory.current stops moving), and only the looping shell is left.
+    // Settled: head is gone, only the looping shell is left, memory.current stops moving.
     let last = 0;
     await waitFor('the container to hold its memory', async () => {
       const now = Number(cgroupFile(dir, 'memory.current'));
@@ -50,7 +50,7 @@ describe('stats and metrics from cgroup v2 files', () => {
   it('ContainerStats: CPU, memory, swap and PSI from the container\'s cgroup', async () => {
     expect(dir).toBe(join(CGROUP_ROOT, POD_PARENT, `crib-${id}`));
     // Each figure is read from the files just before and just after the RPC: it must lie
-    // between the two (memory still moves a little as the shell's buffers are freed).
+    // between the two.
     const read = () => ({
       cpu: flatKeyed(dir, 'cpu.stat').usage_usec! * 1000,
       current: Number(cgroupFile(dir, 'memory.current')),
