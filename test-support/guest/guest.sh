@@ -53,7 +53,8 @@ candidate_kernel() {
     awk '/Depends: linux-image-/ { sub(/^linux-image-/, "", $2); print $2; exit }'
 }
 
-# The newest kernel already in the cache, for machines whose apt lists are not there.
+# The newest kernel already in the cache, for machines whose apt lists are not there (then no
+# apt-get update is needed to boot).
 cached_kernel() {
   local d
   d=$(ls -d "$CACHE"/kernel-*/ 2>/dev/null | sort -V | tail -1)
@@ -132,17 +133,17 @@ build_initrd() {
 prepare() {
   need_tools
   KVER=$(candidate_kernel)
-  if [ -z "$KVER" ]; then
-    KVER=$(cached_kernel)
-    if [ -z "$KVER" ]; then
-      say "apt does not know $KPKG_META yet: apt-get update"
-      apt-get update -qq >&2
-      KVER=$(candidate_kernel)
-      [ -n "$KVER" ] || die "apt-cache knows no $KPKG_META: cannot choose a guest kernel"
-    fi
+  [ -n "$KVER" ] || KVER=$(cached_kernel)
+  if [ -z "$KVER" ] || [ ! -e "$CACHE/kernel-$KVER/ready" ]; then
+    # A kernel to fetch. Lists that are missing, or older than the mirror (which drops
+    # superseded kernels), would name one that cannot be downloaded: refresh them first.
+    say "apt-get update, to fetch the guest kernel"
+    apt-get update -qq >&2
+    KVER=$(candidate_kernel)
+    [ -n "$KVER" ] || die "apt-cache knows no $KPKG_META: cannot choose a guest kernel"
+    [ -e "$CACHE/kernel-$KVER/ready" ] || build_kernel "$KVER"
   fi
   KDIR=$CACHE/kernel-$KVER
-  [ -e "$KDIR/ready" ] || build_kernel "$KVER"
   KERNEL=$KDIR/vmlinux
   [ -e "$KERNEL" ] || KERNEL=$KDIR/pkg/boot/vmlinuz-$KVER
   build_initrd "$KDIR" "$KVER"
