@@ -2,9 +2,10 @@
 // container configs, and the kernel's view of a container's cgroup — found from the container's
 // pid in /proc, not from crib's own path computation, so a wrong path in crib shows up as a
 // wrong directory here.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
+import { resolvePodCgroupPath } from '../src/stats/cgroup-path.js';
 import { criClient, type CriClient } from '../test-support/cri-client.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { waitFor } from '../test-support/daemon.js';
@@ -21,7 +22,11 @@ export interface Guest {
   podCidr: string;
   podConfig: (name: string, extra?: Record<string, unknown>) => Record<string, any>;
   containerConfig: (name: string, script: string, extra?: Record<string, unknown>) => Record<string, any>;
-  /** Pods created through runPod, removed by cleanup(). */
+  /**
+   * Remove the pods made through runPod, then their cgroup parents (kubelet's job on a node),
+   * and fail if a cgroup made since guest() was called is still there — the default parent
+   * /crib, shared by every pod without one, excepted.
+   */
   cleanup(): Promise<void>;
   runPod(name: string, extra?: Record<string, unknown>): Promise<{ podSandboxId: string; config: Record<string, any> }>;
   /** Create and start a container running `sh -c script`; returns its id. */
@@ -41,6 +46,8 @@ export function guest(namespace: string): Guest {
   const cri = criClient(ctx.socket);
   const podConfig = podConfigFactory(namespace, ctx.logDir);
   const pods: string[] = [];
+  const parents = new Set<string>();
+  const before = allCgroups();
   const containerConfig = (name: string, script: string, extra: Record<string, unknown> = {}) => ({
     metadata: { name, attempt: 0 },
     image: { image: ctx.image },
@@ -52,11 +59,23 @@ export function guest(namespace: string): Guest {
   const g: Guest = {
     cri, image: ctx.image, podCidr: ctx.podCidr, podConfig, containerConfig,
     async cleanup() {
-      for (const podSandboxId of pods.splice(0)) await cri.runtime.RemovePodSandbox({ podSandboxId });
-      cri.close();
+      try {
+        for (const podSandboxId of pods.splice(0)) await cri.runtime.RemovePodSandbox({ podSandboxId });
+      } finally {
+        cri.close();
+      }
+      // Deepest first; a parent some other pod still uses stays (EBUSY).
+      const dirs = [...parents].flatMap((p) => p.split('/').slice(1).map((_, i, a) => `/${a.slice(0, i + 1).join('/')}`));
+      for (const d of [...new Set(dirs)].sort((a, b) => b.length - a.length)) {
+        if (!before.includes(d)) try { rmdirSync(join(CGROUP_ROOT, d)); } catch { /* gone, or in use */ }
+      }
+      const left = allCgroups().filter((c) => !before.includes(c) && c !== '/crib');
+      if (left.length > 0) throw new Error(`cgroups left behind: ${left.join(', ')}`);
     },
     async runPod(name, extra = {}) {
       const config = podConfig(name, extra);
+      const parent = resolvePodCgroupPath((config.linux as { cgroupParent?: string } | undefined)?.cgroupParent);
+      if (parent) parents.add(parent);
       const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
       pods.push(podSandboxId);
       return { podSandboxId, config };
