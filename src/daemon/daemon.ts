@@ -1,6 +1,7 @@
 // The crib daemon: owns the root lock, the components, and the gRPC server on the CRI socket.
-// Start-up order matters: lock first (two daemons on one root would corrupt state), then
-// recover state from disk, then listen — kubelet must never see a half-recovered runtime.
+// Start-up order matters: claim the socket and lock the root first (two daemons on one root
+// would corrupt state; a refused daemon must create nothing), then recover state from disk, then
+// listen — kubelet must never see a half-recovered runtime.
 import { access, chown, constants, mkdir, unlink } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { CribConfig } from '../config/config.js';
@@ -31,10 +32,12 @@ import { StreamingServer } from '../streaming/server/streaming-server.js';
 import { ContainerStreams } from '../streaming/server/container-streams.js';
 import { join } from 'node:path';
 import { RootLock } from './root-lock.js';
+import { SocketClaim } from './socket-claim.js';
 import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
 
 export class Daemon {
+  private socketClaim: SocketClaim | undefined;
   private lock: RootLock | undefined;
   private server: grpc.Server | undefined;
   private images: ImageService | undefined;
@@ -63,16 +66,27 @@ export class Daemon {
     log.level = config.log_level;
     // Private from the first moment: a new install is made tight, an old one tightened before
     // anything else is created in it (see private-dirs.ts).
+    const socketPath = unixSocketPath(config.grpc.address);
     const socketGroup = config.grpc.socket_group;
-    const stateAccess = stateDirAccess(config.state, unixSocketPath(config.grpc.address),
+    const stateAccess = stateDirAccess(config.state, socketPath,
       socketGroup === undefined ? undefined : groupId(socketGroup));
-    await mkdir(config.root, { recursive: true, mode: PRIVATE.mode });
-    const madeState = await mkdir(config.state, { recursive: true, mode: stateAccess.mode });
-    if (madeState !== undefined && stateAccess.gid !== undefined) {
-      await chown(config.state, process.geteuid?.() ?? 0, stateAccess.gid);
+    const makeStateDir = async (): Promise<void> => {
+      const made = await mkdir(config.state, { recursive: true, mode: stateAccess.mode });
+      if (made !== undefined && stateAccess.gid !== undefined) await chown(config.state, process.geteuid?.() ?? 0, stateAccess.gid);
+    };
+    // A refused start creates nothing: both the root lock and the socket are checked, and the
+    // socket claimed, before root, state, bridge or nftables table exist.
+    RootLock.assertFree(config.root);
+    if (socketPath !== undefined) {
+      this.socketClaim = await SocketClaim.take(socketPath, async (dir) => {
+        if (join(dir) === join(config.state)) await makeStateDir();
+        else await mkdir(dir, { recursive: true, mode: 0o711 });
+      });
     }
-    this.lock = RootLock.acquire(config.root);
     try {
+      await mkdir(config.root, { recursive: true, mode: PRIVATE.mode });
+      this.lock = RootLock.acquire(config.root);
+      await makeStateDir();
       await tightenInstall({ root: config.root, state: config.state, stateAccess, log });
       this.images = await ImageService.open(config);
       this.network = await this.openNetwork();
@@ -171,6 +185,9 @@ export class Daemon {
     this.images = undefined;
     this.lock?.release();
     this.lock = undefined;
+    // Released only now that the socket is gone: the next daemon may take it over.
+    this.socketClaim?.release();
+    this.socketClaim = undefined;
   }
 
   /**
