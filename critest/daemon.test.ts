@@ -6,8 +6,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminServiceDefinition } from '../src/server/admin-service.js';
 import { removeNetwork, spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 
 const run = promisify(execFile);
@@ -48,6 +50,26 @@ describe('crib daemon', () => {
     await expect(d.cri.runtime.CheckpointContainer({ containerId: 'x' })).rejects.toMatchObject({
       code: status.UNIMPLEMENTED,
     });
+  });
+
+  it('serves crib\'s admin service through the same RPC wrapper: malformed input is INVALID_ARGUMENT', async () => {
+    // Raw bytes on the wire, as a client that is not crib's CLI could send them.
+    const raw = { ImportImage: { ...adminServiceDefinition.ImportImage, requestSerialize: (b: Buffer) => b } };
+    const Client = grpc.makeGenericClientConstructor(raw, 'Admin');
+    const client = new Client(`unix://${d.socket}`, grpc.credentials.createInsecure()) as unknown as {
+      ImportImage(req: Buffer, cb: (err: grpc.ServiceError | null) => void): void;
+      close(): void;
+    };
+    const call = (body: string) => new Promise<void>((resolve, reject) =>
+      client.ImportImage(Buffer.from(body), (err) => (err ? reject(err) : resolve())));
+    try {
+      await expect(call('not json')).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/ImportImage: the request is not JSON/) });
+      for (const body of ['{"path":"relative/image.tar"}', 'null', '[]']) {
+        await expect(call(body)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/ImportImage: path must be an absolute path/) });
+      }
+    } finally {
+      client.close();
+    }
   });
 
   it('serves its socket with mode 0660', () => {
