@@ -98,7 +98,7 @@ export function runtimeInfoHandlers(src: RuntimeInfoSource): ServiceHandlers<Run
           name: i === 0 ? '' : name,
           features: { recursiveReadOnlyMounts: src.handlerFeatures(name).recursiveReadOnly, userNamespaces: false },
         })),
-        // Merge and Strict are both applied (src/container/spec/user.ts) and reported in
+        // Merge and Strict are both applied (src/container/oci-spec/user.ts) and reported in
         // ContainerStatus.user.
         features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false },
       };
