@@ -9,7 +9,7 @@ import { ANNOTATION } from './annotations.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from './capabilities.js';
 import { type ContainerSpecInput, type NodeFacts, OCI_VERSION, buildContainerSpec } from './container-spec.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './masked-paths.js';
-import { containerConfig, imageConfig, mount, namespaceOptions, resources, sandboxConfig } from './test-fixtures.js';
+import { containerConfig, imageConfig, mount, namespaceOptions, privilegedSandboxConfig, resources, sandboxConfig } from './test-fixtures.js';
 
 let dir = '';
 let rootfs = '';
@@ -100,12 +100,16 @@ describe('buildContainerSpec', () => {
   it('applies the security context and resources', async () => {
     const spec = await buildContainerSpec(
       input(
-        { terminationMessageHostPath: join(dir, 'termination-log'), sysctls: { 'net.ipv4.ip_forward': '1' } },
+        {},
         {
           tty: true,
           workingDir: '/work',
           envs: [{ key: 'MODE', value: Buffer.from('prod') }],
-          mounts: [mount({ containerPath: '/data', hostPath: join(dir, 'vol'), readonly: true })],
+          // kubelet's termination message file comes as a CRI mount like any other.
+          mounts: [
+            mount({ containerPath: '/data', hostPath: join(dir, 'vol'), readonly: true }),
+            mount({ containerPath: '/dev/termination-log', hostPath: join(dir, 'termination-log') }),
+          ],
           devices: [{ hostPath: '/dev/zero', containerPath: '/dev/zero2', permissions: 'r' }],
           linux: {
             resources: resources({ cpuShares: '256', memoryLimitInBytes: '1048576', oomScoreAdj: '999' }),
@@ -124,8 +128,9 @@ describe('buildContainerSpec', () => {
     expect(spec.linux.devices).toEqual([expect.objectContaining({ type: 'c', path: '/dev/zero2', major: 1, minor: 5 })]);
     expect(spec.linux.resources.devices.at(-1)).toEqual({ allow: true, type: 'c', major: 1, minor: 5, access: 'r' });
     expect(spec.mounts.find((m) => m.destination === '/data')).toEqual({ destination: '/data', type: 'bind', source: join(dir, 'vol'), options: ['rbind', 'rprivate', 'ro'] });
-    expect(spec.mounts.find((m) => m.destination === '/dev/termination-log')?.source).toBe(join(dir, 'termination-log'));
-    expect(spec.linux.sysctl).toEqual({ 'net.ipv4.ip_forward': '1' });
+    expect(spec.mounts.find((m) => m.destination === '/dev/termination-log')).toEqual({
+      destination: '/dev/termination-log', type: 'bind', source: join(dir, 'termination-log'), options: ['rbind', 'rprivate', 'rw'],
+    });
   });
 
   it('honours readonlyRootfs, noNewPrivs, runAsUser, capabilities and RuntimeDefault seccomp', async () => {
@@ -153,7 +158,7 @@ describe('buildContainerSpec', () => {
   });
 
   it('gives a privileged container everything', async () => {
-    const sandbox = { ...input().sandbox, privileged: true };
+    const sandbox = { ...input().sandbox, config: privilegedSandboxConfig() };
     const spec = await buildContainerSpec(
       input({ sandbox }, {}, { privileged: true, seccomp: { profileType: 'RuntimeDefault', localhostRef: '' }, capabilities: { addCapabilities: [], dropCapabilities: ['ALL'], addAmbientCapabilities: [] } }),
       facts,
@@ -192,7 +197,7 @@ describe('buildContainerSpec', () => {
   const failures: [string, () => ContainerSpecInput, Function, RegExp][] = [
     ['no command', () => input({ image: { config: imageConfig({}), ref: 'x' } }, { command: [] }), InvalidArgumentError, /no command specified/],
     ['bad mount path', () => input({}, { mounts: [mount({ containerPath: 'data', hostPath: '/tmp' })] }), InvalidArgumentError, /mounts\[0\].containerPath "data"/],
-    ['runAsNonRoot with uid 0', () => input({ runAsNonRoot: true }), FailedPreconditionError, /container has runAsNonRoot and image will run as root/],
+    ['pid TARGET (kubectl debug --target)', () => input({}, {}, { namespaceOptions: namespaceOptions({ pid: 'TARGET', targetId: 'c1' }) }), InvalidArgumentError, /namespaceOptions.pid TARGET \(targetId "c1"\).*not supported yet/],
     ['unknown capability', () => input({}, {}, { capabilities: { addCapabilities: ['CAP_FLY'], dropCapabilities: [], addAmbientCapabilities: [] } }), InvalidArgumentError, /unknown capability "CAP_FLY"/],
     ['unreadable seccomp profile', () => input({}, {}, { seccomp: { profileType: 'Localhost', localhostRef: '/nonexistent/profile.json' } }), FailedPreconditionError, /seccomp profile \/nonexistent\/profile.json cannot be read/],
     ['invalid device path', () => input({}, { devices: [{ hostPath: '/dev/crib-missing', containerPath: '/dev/x', permissions: 'rwm' }] }), InvalidArgumentError, /devices\[0\].hostPath \/dev\/crib-missing/],

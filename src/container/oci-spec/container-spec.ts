@@ -21,7 +21,6 @@ import type { OciSpec } from './oci-types.js';
 import { processArgs, workingDir } from './process-args.js';
 import { containerResources, currentOomScoreAdj, oomScoreAdj } from './resources.js';
 import { containerSeccomp } from './seccomp.js';
-import { containerSysctls } from './sysctls.js';
 import { resolveUser } from './user.js';
 
 export const OCI_VERSION = '1.1.0';
@@ -43,8 +42,6 @@ export interface SandboxSpecInput {
   shmPath?: string;
   /** The pod's cgroup parent ("" → /crib); a "*.slice" parent selects the systemd form. */
   cgroupParent: string;
-  /** Defaults to config.linux.securityContext.privileged. */
-  privileged?: boolean;
 }
 
 export interface ContainerSpecInput {
@@ -55,16 +52,8 @@ export interface ContainerSpecInput {
   /** The mounted container rootfs: root.path, and where /etc/passwd and /etc/group are read. */
   rootfsPath: string;
   cgroupVersion: 1 | 2;
-  /** Host file for kubelet's termination message, mounted at /dev/termination-log. */
-  terminationMessageHostPath?: string;
-  /** Pid namespace of the container a TARGET pid mode names. */
-  targetPidnsPath?: string;
-  /** Kubernetes runAsNonRoot (not carried by CRI): refuse root or unverifiable users. */
-  runAsNonRoot?: boolean;
   /** What the runtime handler supports; recursive read-only mounts need kernel 5.12+. */
   runtimeFeatures?: { recursiveReadOnly?: boolean };
-  /** Container-level sysctls (pod sysctls are applied to the pod namespaces instead). */
-  sysctls?: Record<string, string>;
 }
 
 /** Node facts the builder reads; overridable so tests can state them. */
@@ -100,7 +89,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
   if (!isAbsolute(input.rootfsPath)) throw new InvalidArgumentError(`rootfsPath "${input.rootfsPath}" must be absolute`);
   const sc = config.linux?.securityContext ?? null;
   const privileged = sc?.privileged ?? false;
-  const sandboxPrivileged = sandbox.privileged ?? sandbox.config.linux?.securityContext?.privileged ?? false;
+  const sandboxPrivileged = sandbox.config.linux?.securityContext?.privileged ?? false;
   if (privileged && !sandboxPrivileged) {
     throw new InvalidArgumentError('securityContext.privileged: a privileged container needs a privileged pod sandbox');
   }
@@ -125,7 +114,6 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     securityContext: sc,
     imageUser: imageProcess?.User,
     rootfsPath: input.rootfsPath,
-    runAsNonRoot: input.runAsNonRoot,
   });
   const capabilities = containerCapabilities({
     capabilities: sc?.capabilities,
@@ -142,12 +130,10 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
       ipcnsPath: sandbox.ipcnsPath,
       utsnsPath: sandbox.utsnsPath,
       pidnsPath: sandbox.pidnsPath,
-      targetPidnsPath: input.targetPidnsPath,
     },
     cgroupVersion: input.cgroupVersion,
     privileged,
   });
-  const sysctl = containerSysctls(input.sysctls, ns.namespaces);
   const devices = await containerDevices(config.devices ?? [], privileged);
   const readonlyRootfs = sc?.readonlyRootfs ?? false;
   const mounts = await containerMounts({
@@ -159,7 +145,6 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     resolvPath: sandbox.resolvPath,
     hostnamePath: sandbox.hostnamePath,
     shmPath: sandbox.shmPath,
-    terminationMessage: input.terminationMessageHostPath ? { hostPath: input.terminationMessageHostPath } : undefined,
     recursiveReadOnlySupported: input.runtimeFeatures?.recursiveReadOnly ?? false,
   });
   const containerName = config.metadata?.name ?? '';
@@ -192,6 +177,5 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
   if (devices.devices.length > 0) spec.linux.devices = devices.devices;
   if (mounts.rootfsPropagation) spec.linux.rootfsPropagation = mounts.rootfsPropagation;
   if (seccomp) spec.linux.seccomp = seccomp;
-  if (sysctl) spec.linux.sysctl = sysctl;
   return spec;
 }

@@ -81,14 +81,12 @@ describe('containerMounts', () => {
         resolvPath: join(dir, 'resolv.conf'),
         hostnamePath: join(dir, 'hostname'),
         shmPath: join(dir, 'shm'),
-        terminationMessage: { hostPath: join(dir, 'termination-log') },
       }),
     );
-    expect(mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/etc/hostname', '/etc/hosts', '/etc/resolv.conf', '/dev/shm', '/dev/termination-log']);
+    expect(mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/etc/hostname', '/etc/hosts', '/etc/resolv.conf', '/dev/shm']);
     const byDest = Object.fromEntries(mounts.map((m) => [m.destination, m]));
     expect(byDest['/etc/hosts']).toEqual({ destination: '/etc/hosts', type: 'bind', source: join(dir, 'hosts'), options: ['rbind', 'rprivate', 'ro'] });
     expect(byDest['/dev/shm']).toEqual({ destination: '/dev/shm', type: 'bind', source: join(dir, 'shm'), options: ['rbind', 'rprivate', 'rw'] });
-    expect(byDest['/dev/termination-log']?.options).toEqual(['rbind', 'rprivate', 'rw']);
   });
 
   it('skips pod files that do not exist and shares the host /dev/shm for ipc NODE', async () => {

@@ -11,7 +11,6 @@ import { checkCleanPath } from './clean-path.js';
 import { isShared, isSlave, lookupMount } from './mount-info.js';
 import type { OciMount } from './oci-types.js';
 
-export const DEFAULT_TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 const SHM_SIZE = 'size=65536k';
 
 export interface MountInput {
@@ -25,8 +24,6 @@ export interface MountInput {
   resolvPath?: string;
   hostnamePath?: string;
   shmPath?: string;
-  /** Host file kubelet's termination message is written to, and where the container sees it. */
-  terminationMessage?: { hostPath: string; containerPath?: string };
   /** The runtime handler can do recursive read-only ("rro") mounts. */
   recursiveReadOnlySupported: boolean;
 }
@@ -95,12 +92,6 @@ export async function containerMounts(input: MountInput): Promise<MountResult> {
   await extra('/etc/hosts', input.hostsPath, input.readonlyRootfs);
   await extra('/etc/resolv.conf', input.resolvPath, input.readonlyRootfs);
   await extra('/dev/shm', input.ipcMode === 'NODE' ? '/dev/shm' : input.shmPath, false);
-  if (input.terminationMessage) {
-    const containerPath = input.terminationMessage.containerPath ?? DEFAULT_TERMINATION_MESSAGE_PATH;
-    checkCleanPath(containerPath, 'terminationMessage.containerPath');
-    checkCleanPath(input.terminationMessage.hostPath, 'terminationMessage.hostPath');
-    await extra(containerPath, input.terminationMessage.hostPath, false);
-  }
 
   // Shallow first; stable, so equal depths keep kubelet's order.
   const depth = (p: string): number => p.split('/').length;

@@ -51,12 +51,6 @@ describe('containerNamespaces', () => {
       ownUts: true,
     },
     {
-      name: 'TARGET pid joins the target container',
-      in: input({ pid: 'TARGET', targetId: 'c1' }, { pod: { ...pod, targetPidnsPath: '/proc/77/ns/pid' } }),
-      want: [{ type: 'mount' }, { type: 'network', path: pod.netnsPath }, { type: 'ipc', path: pod.ipcnsPath }, { type: 'uts', path: pod.utsnsPath }, { type: 'pid', path: '/proc/77/ns/pid' }],
-      ownUts: false,
-    },
-    {
       name: 'cgroup namespace on v2 unless privileged',
       in: input({ network: 'NODE', ipc: 'NODE', pid: 'NODE' }, { pod: {}, cgroupVersion: 2 }),
       want: [{ type: 'mount' }, { type: 'cgroup' }],
@@ -87,7 +81,12 @@ describe('containerNamespaces', () => {
     expect(() => containerNamespaces(input({}, { pod: {} }))).toThrow(FailedPreconditionError);
     expect(() => containerNamespaces(input({}, { pod: {} }))).toThrow(/namespaceOptions.network is POD but the pod has no network namespace/);
     expect(() => containerNamespaces(input({ pid: 'POD' }, { pod: { ...pod, pidnsPath: undefined } }))).toThrow(/namespaceOptions.pid is POD/);
-    expect(() => containerNamespaces(input({ pid: 'TARGET', targetId: 'c1' }))).toThrow(/TARGET \(c1\)/);
+  });
+
+  it('refuses a TARGET pid namespace (kubectl debug --target) as not supported yet, naming the target', () => {
+    const p = () => containerNamespaces(input({ pid: 'TARGET', targetId: 'c1' }));
+    expect(p).toThrow(InvalidArgumentError);
+    expect(p).toThrow(/namespaceOptions.pid TARGET \(targetId "c1"\): joining another container's PID namespace \(kubectl debug --target\) is not supported yet/);
   });
 
   it('refuses user namespaces explicitly', () => {

@@ -12,8 +12,6 @@ export interface PodNamespacePaths {
   ipcnsPath?: string;
   utsnsPath?: string;
   pidnsPath?: string;
-  /** The pid namespace of the container a TARGET pid mode points at. */
-  targetPidnsPath?: string;
 }
 
 export interface NamespaceInput {
@@ -73,14 +71,12 @@ export function containerNamespaces(input: NamespaceInput): NamespaceResult {
   if (uts) out.push(uts);
 
   if (pidMode === 'TARGET') {
-    if (!input.pod.targetPidnsPath) {
-      throw new FailedPreconditionError(`namespaceOptions.pid is TARGET (${o?.targetId ?? ''}) but the target container's pid namespace is unknown`);
-    }
-    out.push({ type: 'pid', path: input.pod.targetPidnsPath });
-  } else {
-    const pid = entry('pid', pidMode, input.pod.pidnsPath, 'namespaceOptions.pid');
-    if (pid) out.push(pid);
+    throw new InvalidArgumentError(
+      `namespaceOptions.pid TARGET (targetId "${o?.targetId ?? ''}"): joining another container's PID namespace (kubectl debug --target) is not supported yet`,
+    );
   }
+  const pid = entry('pid', pidMode, input.pod.pidnsPath, 'namespaceOptions.pid');
+  if (pid) out.push(pid);
 
   if (input.cgroupVersion === 2 && !input.privileged) out.push({ type: 'cgroup' });
   return { namespaces: out, ownUts: uts !== undefined && uts.path === undefined };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_CAPABILITIES } from './capabilities.js';
 import { type ContainerSpecInput, buildContainerSpec, readNodeFacts } from './container-spec.js';
-import { containerConfig, imageConfig, mount, namespaceOptions, resources, sandboxConfig } from './test-fixtures.js';
+import { containerConfig, imageConfig, mount, namespaceOptions, privilegedSandboxConfig, resources, sandboxConfig } from './test-fixtures.js';
 
 const RUNC = '/usr/sbin/runc';
 const DEFAULT_CAPEFF = '00000000a80425fb';
@@ -210,7 +210,7 @@ describe('runc accepts and applies the generated spec', () => {
       namespaceOptions: ownNamespaces,
       seccomp: runtimeDefault,
     });
-    input.sandbox.privileged = true;
+    input.sandbox.config = privilegedSandboxConfig();
     const out = await runContainer(input);
     const held = readNodeFacts(1).hostCapabilities.reduce((m, c) => m | (1n << BigInt(ALL_CAPABILITIES.indexOf(c as never))), 0n);
     expect(BigInt(`0x${field(out, 'CapEff')}`)).toBe(held);

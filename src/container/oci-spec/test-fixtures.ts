@@ -108,6 +108,22 @@ export function sandboxConfig(o: Partial<PodSandboxConfig__Output> = {}): PodSan
   };
 }
 
+/** A pod whose security context is privileged (what a privileged container needs). */
+export function privilegedSandboxConfig(): PodSandboxConfig__Output {
+  return sandboxConfig({
+    linux: {
+      cgroupParent: '',
+      sysctls: {},
+      overhead: null,
+      resources: null,
+      securityContext: {
+        namespaceOptions: null, selinuxOptions: null, runAsUser: null, readonlyRootfs: false, supplementalGroups: [],
+        privileged: true, seccompProfilePath: '', runAsGroup: null, seccomp: null, apparmor: null, supplementalGroupsPolicy: 'Merge',
+      },
+    },
+  });
+}
+
 export function imageConfig(config: NonNullable<ImageConfig['config']> = {}): ImageConfig {
   return { architecture: 'amd64', os: 'linux', config, rootfs: { type: 'layers', diff_ids: [] } };
 }

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 import type { LinuxContainerSecurityContext__Output } from '../../gen/runtime/v1/LinuxContainerSecurityContext.js';
 import { readRootfsFile, resolveInRootfs } from './rootfs-path.js';
 import { securityContext } from './test-fixtures.js';
@@ -64,7 +64,6 @@ describe('resolveUser', () => {
       sc: { supplementalGroups: ['5000'], supplementalGroupsPolicy: 'Strict' },
       want: { uid: 1000, gid: 1000, additionalGids: [1000, 5000] },
     },
-    { name: 'runAsNonRoot with a non-root uid passes', sc: { runAsUser: i64('1000') }, want: { uid: 1000, gid: 1000, additionalGids: [10, 50, 1000] } },
   ];
   for (const c of cases) {
     it(c.name, async () => {
@@ -72,20 +71,15 @@ describe('resolveUser', () => {
         securityContext: securityContext(c.sc),
         imageUser: c.image,
         rootfsPath: std,
-        runAsNonRoot: c.name.startsWith('runAsNonRoot'),
       });
       expect(user).toEqual(c.want);
     });
   }
 
-  const errors: { name: string; image?: string; sc?: Partial<LinuxContainerSecurityContext__Output>; nonRoot?: boolean; cls: Function; msg: RegExp }[] = [
+  const errors: { name: string; image?: string; sc?: Partial<LinuxContainerSecurityContext__Output>; cls: Function; msg: RegExp }[] = [
     { name: 'unknown image user', image: 'nobody', cls: InvalidArgumentError, msg: /image USER "nobody": user "nobody" not found/ },
     { name: 'unknown group', image: 'app:nogroup', cls: InvalidArgumentError, msg: /group "nogroup" not found/ },
     { name: 'unknown runAsUsername', sc: { runAsUsername: 'ghost' }, cls: InvalidArgumentError, msg: /runAsUsername: user "ghost"/ },
-    { name: 'runAsNonRoot and image root', nonRoot: true, cls: FailedPreconditionError, msg: /container has runAsNonRoot and image will run as root/ },
-    { name: 'runAsNonRoot and image uid 0', image: '0:0', nonRoot: true, cls: FailedPreconditionError, msg: /image will run as root/ },
-    { name: 'runAsNonRoot and runAsUser 0', image: 'app', sc: { runAsUser: i64('0') }, nonRoot: true, cls: FailedPreconditionError, msg: /runAsUser breaks non-root policy/ },
-    { name: 'runAsNonRoot and a user name', image: 'app', nonRoot: true, cls: FailedPreconditionError, msg: /non-numeric user \(app\), cannot verify user is non-root/ },
     { name: 'negative runAsUser', sc: { runAsUser: i64('-1') }, cls: InvalidArgumentError, msg: /runAsUser: uid -1 is out of range/ },
     { name: 'uid above INT32_MAX', image: '4294967296', cls: InvalidArgumentError, msg: /out of range/ },
     { name: 'three-part USER', image: 'a:b:c', cls: InvalidArgumentError, msg: /image USER "a:b:c"/ },
@@ -94,7 +88,7 @@ describe('resolveUser', () => {
   ];
   for (const c of errors) {
     it(`fails: ${c.name}`, async () => {
-      const p = resolveUser({ securityContext: securityContext(c.sc), imageUser: c.image, rootfsPath: std, runAsNonRoot: c.nonRoot });
+      const p = resolveUser({ securityContext: securityContext(c.sc), imageUser: c.image, rootfsPath: std });
       await expect(p).rejects.toBeInstanceOf(c.cls);
       await expect(p).rejects.toThrow(c.msg);
     });

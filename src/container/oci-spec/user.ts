@@ -1,7 +1,7 @@
 // Who the container process runs as. The CRI security context wins over the image USER; names
 // are looked up in the container's own /etc/passwd and /etc/group (never the node's), and the
 // supplementary groups follow SupplementalGroupsPolicy as containerd applies it.
-import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 import type { LinuxContainerSecurityContext__Output } from '../../gen/runtime/v1/LinuxContainerSecurityContext.js';
 import { type GroupEntry, type PasswdEntry, parseGroup, parsePasswd } from './etc-passwd.js';
 import type { OciUser } from './oci-types.js';
@@ -16,11 +16,8 @@ export interface UserInput {
   imageUser: string | undefined;
   /** The mounted container rootfs, where /etc/passwd and /etc/group are read. */
   rootfsPath: string;
-  /**
-   * Kubernetes' runAsNonRoot. CRI carries no such field (kubelet checks it itself), so the
-   * caller passes it when it knows it; a root or unverifiable user is then refused.
-   */
-  runAsNonRoot?: boolean;
+  // No runAsNonRoot: CRI does not carry it; kubelet checks it against ImageStatus before
+  // CreateContainer.
 }
 
 /** A numeric id from the user/group spec, or undefined when the text is a name. */
@@ -102,11 +99,6 @@ export async function resolveUser(input: UserInput): Promise<OciUser> {
     }
   } else {
     if (spec.user === '') throw new InvalidArgumentError(`${spec.source}: empty user name`);
-    if (input.runAsNonRoot) {
-      throw new FailedPreconditionError(
-        `container has runAsNonRoot and image has non-numeric user (${spec.user}), cannot verify user is non-root`,
-      );
-    }
     const users = await etc.users();
     const entry = users?.find((u) => u.name === spec.user);
     if (!entry) {
@@ -133,14 +125,6 @@ export async function resolveUser(input: UserInput): Promise<OciUser> {
       }
       gid = entry.gid;
     }
-  }
-
-  if (input.runAsNonRoot && uid === 0) {
-    throw new FailedPreconditionError(
-      spec.source === 'runAsUser'
-        ? "container's runAsUser breaks non-root policy"
-        : 'container has runAsNonRoot and image will run as root',
-    );
   }
 
   const gids = new Set<number>([gid]);
