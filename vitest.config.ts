@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // and must not share global state (cgroups, bridges), so every file runs in its own process.
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'native/test/**/*.test.ts', 'critest/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'root-test/**/*.test.ts', 'native/test/**/*.test.ts', 'critest/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 120_000,

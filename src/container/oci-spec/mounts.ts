@@ -3,7 +3,8 @@
 // (/etc/hostname, /etc/hosts, /etc/resolv.conf, the pod's /dev/shm) and kubelet's CRI mounts,
 // shallowest first so a parent is mounted before what is mounted inside it. A CRI mount on a
 // path replaces whatever default would have been there (and a CRI /dev replaces all of /dev/*).
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { lstat, mkdir, realpath, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../../errors.js';
 import type { Mount__Output } from '../../gen/runtime/v1/Mount.js';
 import type { NamespaceMode__Output } from '../../gen/runtime/v1/NamespaceMode.js';
@@ -64,6 +65,135 @@ async function exists(path: string): Promise<boolean> {
 
 type Request = { containerPath: string; hostPath: string; readonly: boolean; propagation: Mount__Output['propagation']; recursiveReadOnly: boolean; index?: number };
 
+/** A validated bind mount: where its source is (or will be, once created) and its options. */
+interface PlannedBind {
+  containerPath: string;
+  hostPath: string;
+  /** The source with symlinks resolved: the existing path, or the path mkdir will create. */
+  source: string;
+  /**
+   * Directories to make, outermost first, when the source does not exist yet: containerd
+   * creates a missing host directory rather than failing the container, so do we.
+   */
+  create: string[];
+  options: string[];
+  field: string;
+}
+
+/**
+ * Where a host path is, or will be once its missing directories are made: symlinks in its
+ * existing part resolved, the missing tail appended. Refuses (creating nothing) a path that
+ * could not be made: a missing part under a file, or under a symlink that leads nowhere.
+ */
+async function plannedSource(hostPath: string, field: string): Promise<{ source: string; create: string[] }> {
+  const missing: string[] = [];
+  let at = hostPath;
+  for (;;) {
+    let real: string;
+    try {
+      real = await realpath(at);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOTDIR') {
+        throw new FailedPreconditionError(`${field}.hostPath ${hostPath} does not exist and cannot be created: a part of it is not a directory`, { cause: err });
+      }
+      if (code !== 'ENOENT') throw new FailedPreconditionError(`${field}.hostPath ${hostPath} cannot be resolved: ${code ?? err}`, { cause: err });
+      // ENOENT: either `at` is missing, or it is a symlink to nothing (which mkdir cannot pass).
+      if (await lstat(at).then(() => true, () => false)) {
+        throw new FailedPreconditionError(`${field}.hostPath ${hostPath} does not exist and cannot be created: ${at} is a symlink to a missing path`);
+      }
+      missing.unshift(at);
+      at = dirname(at);
+      continue;
+    }
+    if (missing.length === 0) return { source: real, create: [] };
+    if (!(await stat(real)).isDirectory()) {
+      throw new FailedPreconditionError(`${field}.hostPath ${hostPath} does not exist and cannot be created: ${at} is not a directory`);
+    }
+    return { source: join(real, ...missing.map((m) => basename(m))), create: missing };
+  }
+}
+
+async function planBind(r: Request, recursiveReadOnlySupported: boolean): Promise<PlannedBind> {
+  const field = r.index === undefined ? r.containerPath : `mounts[${r.index}]`;
+  // Option rules first: they need nothing from the host.
+  const options = ['rbind'];
+  switch (r.propagation) {
+    case 'PROPAGATION_PRIVATE':
+      options.push('rprivate');
+      break;
+    case 'PROPAGATION_HOST_TO_CONTAINER':
+      options.push('rslave');
+      break;
+    case 'PROPAGATION_BIDIRECTIONAL':
+      options.push('rshared');
+      break;
+    default:
+      throw new InvalidArgumentError(`${field}.propagation ${String(r.propagation)} is not a known propagation mode`);
+  }
+  if (r.readonly) {
+    if (r.recursiveReadOnly) {
+      if (!recursiveReadOnlySupported) {
+        throw new InvalidArgumentError(`${field}: recursive read-only mounts are not supported by this runtime handler (hostPath ${r.hostPath})`);
+      }
+      if (r.propagation !== 'PROPAGATION_PRIVATE') {
+        throw new InvalidArgumentError(`${field}: recursive read-only mounts need PROPAGATION_PRIVATE, got ${r.propagation} (hostPath ${r.hostPath})`);
+      }
+      options.push('rro');
+    } else options.push('ro');
+  } else {
+    if (r.recursiveReadOnly) {
+      throw new InvalidArgumentError(`${field}: recursiveReadOnly needs readonly (hostPath ${r.hostPath})`);
+    }
+    options.push('rw');
+  }
+
+  const { source, create } = await plannedSource(r.hostPath, field);
+  // A source made by mkdir lands on the mount its parent is on, so that is the one checked.
+  if (r.propagation === 'PROPAGATION_HOST_TO_CONTAINER') {
+    const m = await lookupMount(source);
+    if (!m || !(isShared(m) || isSlave(m))) {
+      throw new FailedPreconditionError(
+        `${field}: hostPath ${r.hostPath} is on mount ${m?.mountPoint ?? '?'} which is not shared or slave, so HOST_TO_CONTAINER propagation cannot work`,
+      );
+    }
+  } else if (r.propagation === 'PROPAGATION_BIDIRECTIONAL') {
+    const m = await lookupMount(source);
+    if (!m || !isShared(m)) {
+      throw new FailedPreconditionError(
+        `${field}: hostPath ${r.hostPath} is on mount ${m?.mountPoint ?? '?'} which is not shared, so BIDIRECTIONAL propagation cannot work`,
+      );
+    }
+  }
+  return { containerPath: r.containerPath, hostPath: r.hostPath, source, create, options, field };
+}
+
+/**
+ * Make every missing source directory, or none: when one cannot be made (a read-only or full
+ * filesystem, no permission), those this call made are removed again (rmdir only: anything put
+ * in them since stays, and so do they).
+ */
+async function createSources(binds: PlannedBind[]): Promise<void> {
+  const made: string[] = [];
+  for (const b of binds) {
+    for (const d of b.create) {
+      try {
+        await mkdir(d, { mode: 0o755 });
+        made.push(d);
+      } catch (err) {
+        // Made already for an earlier mount of this container (or by someone else): fine if a directory.
+        if (errnoCode(err) === 'EEXIST' && (await stat(d).then((st) => st.isDirectory(), () => false))) continue;
+        for (const m of made.reverse()) await rmdir(m).catch(() => undefined);
+        throw new FailedPreconditionError(`${b.field}.hostPath ${b.hostPath} does not exist and cannot be created: ${errnoCode(err) ?? err} on mkdir ${d}`, { cause: err });
+      }
+    }
+  }
+}
+
+/**
+ * Every mount is checked (paths, options, sources, propagation) before any host directory is
+ * created: a bad mount anywhere in the request leaves the host untouched.
+ */
 export async function containerMounts(input: MountInput): Promise<MountResult> {
   const requests: Request[] = [];
   const seen = new Set<string>();
@@ -97,70 +227,20 @@ export async function containerMounts(input: MountInput): Promise<MountResult> {
   const depth = (p: string): number => p.split('/').length;
   requests.sort((a, b) => depth(a.containerPath) - depth(b.containerPath));
 
+  const binds: PlannedBind[] = [];
+  for (const r of requests) binds.push(await planBind(r, input.recursiveReadOnlySupported));
+  await createSources(binds);
+
   const mounts = defaultMounts(input.privileged).filter(
     (m) => !seen.has(m.destination) && !(seen.has('/dev') && m.destination.startsWith('/dev/')),
   );
   let rootfsPropagation: string | undefined;
-  for (const r of requests) {
-    const field = r.index === undefined ? r.containerPath : `mounts[${r.index}]`;
-    let source = r.hostPath;
-    // containerd creates a missing host directory rather than failing the container.
-    if (!(await exists(source))) {
-      try {
-        await mkdir(source, { recursive: true, mode: 0o755 });
-      } catch (err) {
-        throw new FailedPreconditionError(`${field}.hostPath ${source} does not exist and cannot be created: ${errnoCode(err) ?? err}`, { cause: err });
-      }
-    }
-    source = await realpath(source);
-
-    const options = ['rbind'];
-    switch (r.propagation) {
-      case 'PROPAGATION_PRIVATE':
-        options.push('rprivate');
-        break;
-      case 'PROPAGATION_HOST_TO_CONTAINER': {
-        const m = await lookupMount(source);
-        if (!m || !(isShared(m) || isSlave(m))) {
-          throw new FailedPreconditionError(
-            `${field}: hostPath ${r.hostPath} is on mount ${m?.mountPoint ?? '?'} which is not shared or slave, so HOST_TO_CONTAINER propagation cannot work`,
-          );
-        }
-        options.push('rslave');
-        if (rootfsPropagation !== 'rshared') rootfsPropagation = 'rslave';
-        break;
-      }
-      case 'PROPAGATION_BIDIRECTIONAL': {
-        const m = await lookupMount(source);
-        if (!m || !isShared(m)) {
-          throw new FailedPreconditionError(
-            `${field}: hostPath ${r.hostPath} is on mount ${m?.mountPoint ?? '?'} which is not shared, so BIDIRECTIONAL propagation cannot work`,
-          );
-        }
-        options.push('rshared');
-        rootfsPropagation = 'rshared';
-        break;
-      }
-      default:
-        throw new InvalidArgumentError(`${field}.propagation ${String(r.propagation)} is not a known propagation mode`);
-    }
-    if (r.readonly) {
-      if (r.recursiveReadOnly) {
-        if (!input.recursiveReadOnlySupported) {
-          throw new InvalidArgumentError(`${field}: recursive read-only mounts are not supported by this runtime handler (hostPath ${r.hostPath})`);
-        }
-        if (r.propagation !== 'PROPAGATION_PRIVATE') {
-          throw new InvalidArgumentError(`${field}: recursive read-only mounts need PROPAGATION_PRIVATE, got ${r.propagation} (hostPath ${r.hostPath})`);
-        }
-        options.push('rro');
-      } else options.push('ro');
-    } else {
-      if (r.recursiveReadOnly) {
-        throw new InvalidArgumentError(`${field}: recursiveReadOnly needs readonly (hostPath ${r.hostPath})`);
-      }
-      options.push('rw');
-    }
-    mounts.push({ destination: r.containerPath, type: 'bind', source, options });
+  for (const b of binds) {
+    if (b.options.includes('rshared')) rootfsPropagation = 'rshared';
+    else if (b.options.includes('rslave') && rootfsPropagation !== 'rshared') rootfsPropagation = 'rslave';
+    // Resolved again now that a created source exists: the path the runtime binds is the real one.
+    const source = b.create.length > 0 ? await realpath(b.hostPath) : b.source;
+    mounts.push({ destination: b.containerPath, type: 'bind', source, options: b.options });
   }
   return rootfsPropagation === undefined ? { mounts } : { mounts, rootfsPropagation };
 }
