@@ -9,7 +9,10 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { Capability__Output } from '../../gen/runtime/v1/Capability.js';
 import type { OciCapabilities } from './oci-types.js';
 
-/** Every capability by number (include/uapi/linux/capability.h). */
+/**
+ * Every capability by number (include/uapi/linux/capability.h). crib-runtime has the same table
+ * (native/src/capabilities.c); native/test/capabilities.test.ts checks that they agree.
+ */
 export const ALL_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
   'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
