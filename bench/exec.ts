@@ -9,12 +9,12 @@
 // package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { CriClient } from '../../test-support/cri-client.js';
-import { waitFor } from '../../test-support/daemon.js';
-import { withBenchTargets, type BenchTarget } from '../../test-support/bench-targets.js';
+import type { CriClient } from '../test-support/cri-client.js';
+import { waitFor } from '../test-support/daemon.js';
+import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
 import type { Readable } from 'node:stream';
-import { openPortForwardStreams, openRemoteCommandStreams, spdyUpgrade } from '../../test-support/spdy-client.js';
-import { PORT_FORWARD_PROTOCOL_V1, REMOTE_COMMAND_V4 } from '../streaming/protocol/constants.js';
+import { openPortForwardStreams, openRemoteCommandStreams, spdyUpgrade } from '../test-support/spdy-client.js';
+import { PORT_FORWARD_PROTOCOL_V1, REMOTE_COMMAND_V4 } from '../src/streaming/protocol/constants.js';
 
 const N = Number(process.env.BENCH_N ?? 200);
 const MB = Number(process.env.BENCH_MB ?? 100);

@@ -9,11 +9,11 @@ import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { startDaemon } from '../../test-support/daemon.js';
-import { containerdAvailable, startContainerd } from '../../test-support/containerd.js';
-import { buildImage, layerFromEntries, pushImage, type BuiltImage, type TarEntry } from '../../test-support/image-builder.js';
-import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
-import type { CriClient } from '../../test-support/cri-client.js';
+import { startDaemon } from '../test-support/daemon.js';
+import { containerdAvailable, startContainerd } from '../test-support/containerd.js';
+import { buildImage, layerFromEntries, pushImage, type BuiltImage, type TarEntry } from '../test-support/image-builder.js';
+import { startRegistry, type TestRegistry } from '../test-support/registry.js';
+import type { CriClient } from '../test-support/cri-client.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TOTAL_MB = Number(process.env.BENCH_MB ?? 100);

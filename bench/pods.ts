@@ -6,8 +6,8 @@
 // (crib-monitor / containerd-shim) with 0, 20 and 100 pods running. containerd (Debian's
 // package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
 import { readFileSync, readdirSync } from 'node:fs';
-import type { CriClient } from '../../test-support/cri-client.js';
-import { runOnBenchTargets } from '../../test-support/bench-targets.js';
+import type { CriClient } from '../test-support/cri-client.js';
+import { runOnBenchTargets } from '../test-support/bench-targets.js';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 20);

@@ -8,7 +8,7 @@ import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile, chmod } from 'node:fs
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nativeBinaries } from '../native-paths.js';
+import { nativeBinaries } from '../src/native-paths.js';
 
 const N = Number(process.env.BENCH_N ?? 200);
 const WARMUP = Math.min(10, Math.max(1, Math.floor(N / 20)));
