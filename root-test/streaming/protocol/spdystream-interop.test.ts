@@ -13,10 +13,10 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SpdyConnection } from '../spdy/spdy-connection.js';
-import { SUPPORTED_REMOTE_COMMAND_PROTOCOLS } from './constants.js';
-import { RemoteCommandSession } from './remote-command-session.js';
-import { acceptSpdyUpgrade } from './spdy-upgrade.js';
+import type { SpdyConnection } from '../../../src/streaming/spdy/spdy-connection.js';
+import { SUPPORTED_REMOTE_COMMAND_PROTOCOLS } from '../../../src/streaming/protocol/constants.js';
+import { RemoteCommandSession } from '../../../src/streaming/protocol/remote-command-session.js';
+import { acceptSpdyUpgrade } from '../../../src/streaming/protocol/spdy-upgrade.js';
 
 const run = promisify(execFile);
 const GOPATH = '/usr/share/gocode';

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AlreadyExistsError, InternalError, InvalidArgumentError } from '../errors.js';
-import { nativeBinaries } from '../native-paths.js';
+import { AlreadyExistsError, InternalError, InvalidArgumentError } from '../../src/errors.js';
+import { nativeBinaries } from '../../src/native-paths.js';
 import {
   isPodInit,
   pinPodNamespaces,
@@ -15,7 +15,7 @@ import {
   startPodInit,
   stopPodInit,
   unpinPodNamespaces,
-} from './namespaces.js';
+} from '../../src/sandbox/namespaces.js';
 
 let base = '';
 const initPids: number[] = [];

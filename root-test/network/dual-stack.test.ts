@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../errors.js';
-import { nativeBinaries } from '../native-paths.js';
-import { pinPodNamespaces, unpinPodNamespaces } from '../sandbox/namespaces.js';
-import { PodNetwork } from './pod-network.js';
-import { hostVethName } from './veth.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { nativeBinaries } from '../../src/native-paths.js';
+import { pinPodNamespaces, unpinPodNamespaces } from '../../src/sandbox/namespaces.js';
+import { PodNetwork } from '../../src/network/pod-network.js';
+import { hostVethName } from '../../src/network/veth.js';
 import { waitFor } from '../../test-support/daemon.js';
 import { curl, inNetns } from '../../test-support/netns-tools.js';
 

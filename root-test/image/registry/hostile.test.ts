@@ -5,13 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DataLossError, DeadlineExceededError, FailedPreconditionError, NotFoundError, ResourceExhaustedError, UnavailableError,
-} from '../../errors.js';
+} from '../../../src/errors.js';
 import { addOffLoopbackAddress, type OffLoopbackAddress } from '../../../test-support/off-loopback-address.js';
 import { craftImage, smallLayer } from '../../../test-support/hostile-images.js';
 import { startHostileRegistry, type HostileRegistry } from '../../../test-support/hostile-registry.js';
 import { MT } from '../../../test-support/image-builder.js';
-import { parseReference } from '../reference.js';
-import { RegistryClient, type RegistryHostsConfig } from './client.js';
+import { parseReference } from '../../../src/image/reference.js';
+import { RegistryClient, type RegistryHostsConfig } from '../../../src/image/registry/client.js';
 
 const USER = { username: 'u', password: 'secret-password' };
 const creds = `Basic ${Buffer.from(`${USER.username}:${USER.password}`).toString('base64')}`;

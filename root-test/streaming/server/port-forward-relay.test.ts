@@ -6,8 +6,8 @@ import { readdirSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HOST_NETNS, relayPort } from './port-forward-relay.js';
-import { SpdyConnection } from '../spdy/spdy-connection.js';
+import { HOST_NETNS, relayPort } from '../../../src/streaming/server/port-forward-relay.js';
+import { SpdyConnection } from '../../../src/streaming/spdy/spdy-connection.js';
 
 /** A client side for the relay: what we write goes to the pod, what the pod sends is collected. */
 function clientPipe(): { data: Duplex; toPod: PassThrough; fromPod: () => Buffer } {

@@ -3,14 +3,14 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
-import { ByteBudget } from '../limits.js';
-import { devMajor, devMinor, lgetxattr } from '../../sys/libc.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../../src/errors.js';
+import { ByteBudget } from '../../../src/image/limits.js';
+import { devMajor, devMinor, lgetxattr } from '../../../src/sys/libc.js';
 import {
   buildTar, fileCapability, gzipLayer, maliciousLayers, sha256, zstdLayer, type FixtureEntry,
 } from '../../../test-support/tar-fixtures.js';
 import { encodeTar } from '../../../test-support/tar-writer.js';
-import { unpackLayer } from './unpack-layer.js';
+import { unpackLayer } from '../../../src/image/unpack/unpack-layer.js';
 
 let work: string;
 let n = 0;

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
-import { nativeBinaries } from '../native-paths.js';
-import { pinPodNamespaces, unpinPodNamespaces } from '../sandbox/namespaces.js';
-import { CniNetwork, cniArgs } from './cni-network.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../src/errors.js';
+import { nativeBinaries } from '../../src/native-paths.js';
+import { pinPodNamespaces, unpinPodNamespaces } from '../../src/sandbox/namespaces.js';
+import { CniNetwork, cniArgs } from '../../src/network/cni-network.js';
 import { waitFor } from '../../test-support/daemon.js';
 import { curl, inNetns } from '../../test-support/netns-tools.js';
 

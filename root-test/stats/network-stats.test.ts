@@ -2,8 +2,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NotFoundError } from '../errors.js';
-import { parseProcNetDev, readNetworkStats } from './network-stats.js';
+import { NotFoundError } from '../../src/errors.js';
+import { parseProcNetDev, readNetworkStats } from '../../src/stats/network-stats.js';
 
 const run = promisify(execFile);
 const name = `crib-stats-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;

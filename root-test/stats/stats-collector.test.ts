@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errnoCode } from '../errors.js';
-import { StatsCollector, type PodSubject } from './stats-collector.js';
+import { errnoCode } from '../../src/errors.js';
+import { StatsCollector, type PodSubject } from '../../src/stats/stats-collector.js';
 
 const run = promisify(execFile);
 const tag = `crib-stats-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;

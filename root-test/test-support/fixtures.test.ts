@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildImage, busyboxRootfsLayer, layerFromEntries, platformImage, sha256, writeDockerSaveArchive, writeOciArchive, type Compression,
-} from '../../../test-support/image-builder.js';
+} from '../../test-support/image-builder.js';
 
 const run = promisify(execFile);
 let dir: string;

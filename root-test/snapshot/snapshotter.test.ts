@@ -1,14 +1,15 @@
+// Overlay snapshots against the real kernel (root: overlay mounts, device nodes from layers).
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import { unpackLayer } from '../image/unpack/unpack-layer.js';
+import { DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../src/errors.js';
+import { unpackLayer } from '../../src/image/unpack/unpack-layer.js';
 import { buildTar, gzipLayer, maliciousLayers, sha256, type FixtureEntry } from '../../test-support/tar-fixtures.js';
-import { diskUsage } from '../sys/disk-usage.js';
-import { unmountOverlay } from './overlay-mount.js';
-import { chainId, chainIdOf, chainIds } from './chain-id.js';
-import { Snapshotter } from './snapshotter.js';
+import { diskUsage } from '../../src/sys/disk-usage.js';
+import { unmountOverlay } from '../../src/snapshot/overlay-mount.js';
+import { chainIds } from '../../src/snapshot/chain-id.js';
+import { Snapshotter } from '../../src/snapshot/snapshotter.js';
 
 let root: string;
 let snaps: Snapshotter;
@@ -51,18 +52,6 @@ async function commitChain(layers: { blob: string; diffId: string }[]): Promise<
 function tmpEntries(): string[] {
   return readdirSync(snaps.dir).filter((e) => e.startsWith('tmp-'));
 }
-
-describe('chain IDs', () => {
-  it('follow the OCI definition', () => {
-    const d = [sha256('a'), sha256('b'), sha256('c')];
-    expect(chainIdOf(undefined, d[0]!)).toBe(d[0]);
-    const c1 = sha256(`${d[0]} ${d[1]}`);
-    expect(chainIds(d)).toEqual([d[0], c1, sha256(`${c1} ${d[2]}`)]);
-    expect(chainId(d)).toBe(sha256(`${c1} ${d[2]}`));
-    expect(chainId([])).toBeUndefined();
-    expect(() => chainIdOf(undefined, 'sha256:nope')).toThrow(InvalidArgumentError);
-  });
-});
 
 describe('Snapshotter', () => {
   it('mounts a 3-layer chain with whiteouts and an opaque dir as the merged view', async () => {

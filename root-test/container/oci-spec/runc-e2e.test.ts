@@ -6,9 +6,9 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_CAPABILITIES } from './capabilities.js';
-import { type ContainerSpecInput, buildContainerSpec, readNodeFacts } from './container-spec.js';
-import { containerConfig, imageConfig, mount, namespaceOptions, privilegedSandboxConfig, resources, sandboxConfig } from './test-fixtures.js';
+import { ALL_CAPABILITIES } from '../../../src/container/oci-spec/capabilities.js';
+import { type ContainerSpecInput, buildContainerSpec, readNodeFacts } from '../../../src/container/oci-spec/container-spec.js';
+import { containerConfig, imageConfig, mount, namespaceOptions, privilegedSandboxConfig, resources, sandboxConfig } from '../../../src/container/oci-spec/test-fixtures.js';
 
 const RUNC = '/usr/sbin/runc';
 const DEFAULT_CAPEFF = '00000000a80425fb';
