@@ -1,10 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 // Two tiers, told apart by where a test lives:
-//   unit  src/**             no root, no network setup, no native binaries: an unprivileged user
-//                            runs it in well under a minute (`npx vitest run src`, npm run test:unit).
-//   root  root-test/**       one module against the real kernel as root (mounts, netns, cgroups,
-//                            device nodes, chown), laid out like src/;
+//   unit  src/**             no root, no network setup, no compilers or crib binaries: an
+//                            unprivileged user runs it (`npx vitest run src`, npm run test:unit).
+//   root  root-test/**       one module at a time, laid out like src/, against the real kernel as
+//                            root (mounts, netns, cgroups, device nodes, chown) or against
+//                            programs built for the test (crib-pinns, runc, a Go client);
 //         native/test/**     crib-runtime, crib-monitor and crib-pinns;
 //         critest/**         end to end through a real daemon.
 // `npx vitest run` (npm test, via deploy/test.sh) runs both. Tests touch real kernel state
