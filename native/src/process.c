@@ -16,28 +16,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "capabilities.h"
 #include "files.h"
 #include "procfs.h"
 #include "spec.h"
-
-static const char *cap_names[] = {
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
-#define CAP_COUNT ((int)(sizeof cap_names / sizeof cap_names[0]))
-
-int crib_cap_from_name(const char *name) {
-  for (int i = 0; i < CAP_COUNT; i++)
-    if (strcasecmp(cap_names[i], name) == 0) return i;
-  return -1;
-}
 
 static const struct {
   const char *name;
@@ -145,7 +127,7 @@ int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *
     if (bnd & (1ULL << c)) continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
       return crib_fail(err, errno, "drop capability %s from the bounding set",
-                       c < CAP_COUNT ? cap_names[c] : "?");
+                       crib_cap_name(c) ? crib_cap_name(c) : "?");
   }
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PR_SET_KEEPCAPS");
 
@@ -173,7 +155,7 @@ int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *
     if (!(amb & (1ULL << c))) continue;
     /* Ambient needs the cap in permitted and inheritable; skip silently otherwise (runc). */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EPERM)
-      return crib_fail(err, errno, "raise ambient capability %s", cap_names[c]);
+      return crib_fail(err, errno, "raise ambient capability %s", crib_cap_name(c) ? crib_cap_name(c) : "?");
   }
   return 0;
 }

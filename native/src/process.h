@@ -33,7 +33,4 @@ int crib_process_find(json_t *process, char *out, size_t n, crib_err *err);
 /* NULL-terminated argv/envp pointing into the json (valid while process lives). */
 char **crib_process_strv(json_t *arr);
 
-/* Capability number of "CAP_SYS_ADMIN" etc., -1 when unknown. */
-int crib_cap_from_name(const char *name);
-
 #endif

@@ -20,9 +20,9 @@ import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { isoToNs, nowNs } from '../time.js';
-import { buildContainerSpec, readNodeFacts } from './spec/container-spec.js';
-import { containerResources } from './spec/resources.js';
-import type { OciSpec } from './spec/oci-types.js';
+import { buildContainerSpec, readNodeFacts } from './oci-spec/container-spec.js';
+import { containerResources } from './oci-spec/resources.js';
+import type { OciSpec } from './oci-spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
 import { CONTAINER_RECORD, containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
 
