@@ -13,10 +13,10 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   FailedPreconditionError, PermissionDeniedError, ResourceExhaustedError, toGrpcStatus,
-} from '../errors.js';
-import { RecordStore } from './record-store.js';
-import { defineSchema } from './schema.js';
-import { StateFile } from './state-file.js';
+} from '../../src/errors.js';
+import { RecordStore } from '../../src/store/record-store.js';
+import { defineSchema } from '../../src/store/schema.js';
+import { StateFile } from '../../src/store/state-file.js';
 
 interface Rec {
   id: string;
