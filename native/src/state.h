@@ -1,5 +1,5 @@
-/* The container state directory <root>/<id>/: state.json (written temp + rename) and exec.fifo
- * (present while the container is created but not started). The status is derived, never
+/* The container state directory <root>/<id>/: state.json (written atomically:
+ * crib-atomic-file.h) and exec.fifo (present while the container is created but not started). The status is derived, never
  * stored: created while the fifo exists and the init lives, running once the fifo is gone,
  * stopped when the init is dead (or its pid was reused: the saved start time no longer matches).
  *
