@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "exec-fifo.h"
 #include "files.h"
 #include "hooks.h"
 #include "namespaces.h"
@@ -26,7 +27,7 @@ typedef struct create_run {
   crib_cgroup cg;
   pid_t child, init;
   int sync[2];
-  int fifo_fd;
+  int fifo_fd, result_fd;
 } create_run;
 
 static void undo(create_run *r, const crib_state *st) {
@@ -169,18 +170,13 @@ static int prepare(const crib_create_opts *o, json_t *spec, crib_state *st, crea
   json_decref(rest);
   if (applied < 0) return crib_err_wrap(err, "linux.resources");
   snprintf(st->cgroup, sizeof st->cgroup, "%s", r->cg.path);
-  char fifo[PATH_MAX];
-  if (!CRIB_FMT(fifo, "%s/exec.fifo", st->dir)) return crib_fail(err, ENAMETOOLONG, "fifo path");
-  if (mkfifo(fifo, 0600) < 0) return crib_fail(err, errno, "mkfifo `%s`", fifo);
-  /* O_RDWR never blocks on a fifo; the child's read then blocks until `start` writes. */
-  r->fifo_fd = open(fifo, O_RDWR | O_CLOEXEC);
-  if (r->fifo_fd < 0) return crib_fail(err, errno, "open `%s`", fifo);
-  return 0;
+  /* The child's read of exec.fifo then blocks until `start` writes. */
+  return crib_exec_fifos_make(st->dir, &r->fifo_fd, &r->result_fd, err);
 }
 
 int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *err) {
   memset(st, 0, sizeof *st);
-  create_run r = {.sync = {-1, -1}, .fifo_fd = -1};
+  create_run r = {.sync = {-1, -1}, .fifo_fd = -1, .result_fd = -1};
   crib_ns_plan plan = {0};
   json_t *spec = NULL;
   int rc = -1;
@@ -232,7 +228,8 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
   if (pid == 0) {
     close(r.sync[0]);
     crib_init_ctx c = {.spec = spec, .id = o->id, .bundle = st->bundle, .rootfs = st->rootfs,
-                       .sync_fd = r.sync[1], .fifo_fd = r.fifo_fd, .no_pivot = o->no_pivot,
+                       .sync_fd = r.sync[1], .fifo_fd = r.fifo_fd,
+                       .result_fd = r.result_fd, .no_pivot = o->no_pivot,
                        .terminal = terminal, .cg = &r.cg, .in_cgroup = in_cgroup,
                        .preserve_fds = o->preserve_fds,
                        .new_flags = plan.new_flags & ~(userns ? 0 : CLONE_NEWPID), .plan = &plan};
@@ -266,6 +263,7 @@ out:
   if (r.sync[0] >= 0) close(r.sync[0]);
   if (r.sync[1] >= 0) close(r.sync[1]);
   if (r.fifo_fd >= 0) close(r.fifo_fd);
+  if (r.result_fd >= 0) close(r.result_fd);
   crib_ns_plan_close(&plan);
   json_decref(spec);
   return rc;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "exec-fifo.h"
 #include "files.h"
 #include "hooks.h"
 #include "namespaces.h"
@@ -97,6 +98,14 @@ static void park(int sync_fd, int fifo_fd) {
   close(fifo_fd);
 }
 
+/* After the park nobody reads the sync socket: report to `start` and the container's log. */
+static void start_failed(int result_fd, const crib_err *e, int code) __attribute__((noreturn));
+static void start_failed(int result_fd, const crib_err *e, int code) {
+  crib_exec_result_failed(result_fd, e);
+  crib_err_print("crib-runtime", e);
+  _exit(code);
+}
+
 /* Our pid as the runtime sees it (for hook state), read while /proc is still the host's. */
 static pid_t host_pid;
 
@@ -126,8 +135,8 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   crib_ns_plan_close(c->plan);
   /* From here on the only fds beyond the preserved ones are the two we talk through: nothing
    * our caller leaked to us is reachable through /proc/self/fd during setup. */
-  int keep[] = {c->sync_fd, c->fifo_fd};
-  if (crib_close_fds_from(3 + c->preserve_fds, keep, 2, err) < 0) return -1;
+  int keep[] = {c->sync_fd, c->fifo_fd, c->result_fd};
+  if (crib_close_fds_from(3 + c->preserve_fds, keep, 3, err) < 0) return -1;
   bool userns = c->new_flags & CLONE_NEWUSER;
   if (userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
 
@@ -221,26 +230,22 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   char **envp = crib_process_strv(json_object_get(process, "env"));
   if (!argv || !envp) return crib_fail(err, ENOMEM, "argv");
   if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
-  if (crib_close_fds_from(3 + c->preserve_fds, keep, 2, err) < 0) return -1;
+  if (crib_close_fds_from(3 + c->preserve_fds, keep, 3, err) < 0) return -1;
   if (crib_sync_send(c->sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
   park(c->sync_fd, c->fifo_fd);
-  if (crib_hooks_has(spec, "startContainer")) {
-    crib_err e = {0};
-    if (run_container_hook(c, "startContainer", "running", &e) < 0) {
-      crib_err_print("crib-runtime", &e);
-      _exit(1);
-    }
-  }
-  /* park closed both channels: the container's program gets stdio and the preserved fds only,
-   * and no path in execve can go through a leftover fd. */
+  /* From here on `start` waits for our report on result_fd (exec-fifo.h); a failure goes there
+   * and to stderr, which is the container's log. */
   crib_err e = {0};
-  if (crib_close_fds_from(3 + c->preserve_fds, NULL, 0, &e) < 0) {
-    crib_err_print("crib-runtime", &e);
-    _exit(1);
-  }
+  if (crib_hooks_has(spec, "startContainer") && run_container_hook(c, "startContainer", "running", &e) < 0)
+    start_failed(c->result_fd, &e, 1);
+  /* park closed both sync channels: the container's program gets stdio and the preserved fds
+   * only (result_fd is close-on-exec), and no path in execve can go through a leftover fd. */
+  int keep_result[] = {c->result_fd};
+  if (crib_close_fds_from(3 + c->preserve_fds, keep_result, 1, &e) < 0) start_failed(c->result_fd, &e, 1);
+  if (crib_exec_result_reached(c->result_fd, &e) < 0) start_failed(c->result_fd, &e, 1);
   execve(exe, argv, envp);
-  fprintf(stderr, "crib-runtime: exec `%s`: %s\n", exe, strerror(errno));
-  _exit(127);
+  crib_fail(&e, errno, "exec `%s`", exe);
+  start_failed(c->result_fd, &e, 127);
 }
 
 void crib_container_init(crib_init_ctx *c) {

@@ -29,10 +29,12 @@ typedef struct crib_create_opts {
   int preserve_fds;           /* fds 3..3+n-1 pass to the process (runc's --preserve-fds) */
 } crib_create_opts;
 
-/* Create the container and leave its init parked on exec.fifo. Fills st (pid, paths). */
+/* Create the container and leave its init parked on exec.fifo (exec-fifo.h). Fills st (pid,
+ * paths). */
 int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *err);
 
-/* Release a created container (open exec.fifo for writing, remove it). */
+/* Release a created container and wait until its process has exec'd its program (exec-fifo.h);
+ * fails when the init died or failed first. Then the poststart hooks. */
 int crib_container_start(const char *root, const char *id, crib_err *err);
 
 /* Kill everything and remove the state dir and cgroup; refuses a running container unless
@@ -53,6 +55,7 @@ typedef struct crib_init_ctx {
   const char *rootfs;
   int sync_fd;       /* child end */
   int fifo_fd;       /* exec.fifo opened O_RDWR before fork: read blocks until `start` */
+  int result_fd;     /* exec-result.fifo, O_RDWR: the report `start` waits for (exec-fifo.h) */
   bool no_pivot;
   bool terminal;
   int preserve_fds;
