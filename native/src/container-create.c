@@ -220,6 +220,8 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
   /* Without a new user namespace the init is the clone itself, already in its pid namespace. */
   unsigned long flags = SIGCHLD | (userns ? 0 : (plan.new_flags & CLONE_NEWPID));
   bool in_cgroup;
+  crib_lsm_host lsm;
+  crib_lsm_probe(&lsm); /* here, in the host's mount namespace */
   pid_t pid = crib_cg_fork(&r.cg, flags & ~(unsigned long)SIGCHLD, &in_cgroup);
   if (pid < 0) {
     crib_fail(err, errno, "clone");
@@ -232,7 +234,8 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
                        .result_fd = r.result_fd, .no_pivot = o->no_pivot,
                        .terminal = terminal, .cg = &r.cg, .in_cgroup = in_cgroup,
                        .preserve_fds = o->preserve_fds,
-                       .new_flags = plan.new_flags & ~(userns ? 0 : CLONE_NEWPID), .plan = &plan};
+                       .new_flags = plan.new_flags & ~(userns ? 0 : CLONE_NEWPID), .plan = &plan,
+                       .lsm = lsm};
     crib_container_init(&c);
   }
   r.child = pid;

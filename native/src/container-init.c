@@ -171,7 +171,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   char warn[2048];
   if (crib_process_oom_score(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
-  if (crib_process_lsm(process, proc, warn, sizeof warn, err) < 0) return -1;
+  if (crib_process_lsm(process, &c->lsm, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
 
   crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,

@@ -17,6 +17,7 @@
 
 #include "crib-error.h"
 #include "cgroup/cgroup.h"
+#include "process.h"
 #include "state.h"
 
 typedef struct crib_create_opts {
@@ -63,6 +64,7 @@ typedef struct crib_init_ctx {
   const crib_cgroup *cg; /* the container's cgroup (the parent moves us into it) */
   bool in_cgroup;        /* born inside it already (v2 CLONE_INTO_CGROUP) */
   struct crib_ns_plan *plan;
+  crib_lsm_host lsm;     /* probed by create on the host (process.h) */
 } crib_init_ctx;
 
 /* Never returns: execs the container process or reports an error on sync_fd and _exits. */

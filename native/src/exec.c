@@ -56,7 +56,8 @@ static int plan_from_pid(pid_t pid, crib_ns_plan *p, crib_err *err) {
 }
 
 static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool in_cgroup,
-                     crib_ns_plan *plan, int sync_fd, int preserve_fds, crib_err *err) {
+                     crib_ns_plan *plan, const crib_lsm_host *lsm, int sync_fd, int preserve_fds,
+                     crib_err *err) {
   crib_sync_msg m;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
   int self_cg = in_cgroup ? 0 : crib_cg_enter_self(cg, err);
@@ -91,7 +92,7 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   char warn[2048];
   if (crib_process_oom_score(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(sync_fd, warn);
-  if (crib_process_lsm(process, proc, warn, sizeof warn, err) < 0) return -1;
+  if (crib_process_lsm(process, lsm, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(sync_fd, warn);
   close(proc);
   scmp_filter_ctx filter;
@@ -157,6 +158,8 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
       goto out;
     }
   if (crib_sync_pair(sync, err) < 0) goto out;
+  crib_lsm_host lsm;
+  crib_lsm_probe(&lsm); /* here: the child reads the container's /sys once it has joined */
   bool in_cgroup;
   child = crib_cg_fork(&cg, 0, &in_cgroup);
   if (child < 0) {
@@ -166,7 +169,7 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
   if (child == 0) {
     close(sync[0]);
     crib_err e = {0};
-    child_run(spec, o->process, &cg, in_cgroup, &plan, sync[1], o->preserve_fds, &e);
+    child_run(spec, o->process, &cg, in_cgroup, &plan, &lsm, sync[1], o->preserve_fds, &e);
     crib_sync_send_error(sync[1], &e);
     _exit(1);
   }
