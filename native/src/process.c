@@ -160,11 +160,13 @@ int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *
   return 0;
 }
 
-static bool apparmor_enabled(void) {
+void crib_lsm_probe(crib_lsm_host *host) {
   char buf[8];
   crib_err e;
-  return crib_read_file("/sys/module/apparmor/parameters/enabled", buf, sizeof buf, NULL, &e) == 0 &&
-         buf[0] == 'Y';
+  /* A host without the LSM has no such file: absent, as any unreadable answer is. */
+  host->apparmor = crib_read_file("/sys/module/apparmor/parameters/enabled", buf, sizeof buf, NULL, &e) == 0 &&
+                   buf[0] == 'Y';
+  host->selinux = access("/sys/fs/selinux/enforce", F_OK) == 0;
 }
 
 static void append_warning(char *warn, size_t warn_n, const char *fmt, ...)
@@ -180,12 +182,13 @@ static void append_warning(char *warn, size_t warn_n, const char *fmt, ...) {
   va_end(ap);
 }
 
-int crib_process_lsm(json_t *process, int proc, char *warn, size_t warn_n, crib_err *err) {
+int crib_process_lsm(json_t *process, const crib_lsm_host *host, int proc, char *warn, size_t warn_n,
+                     crib_err *err) {
   warn[0] = '\0';
   /* attr/exec is per thread: thread-self, through the private procfs handle. */
   const char *profile = crib_json_str(process, "apparmorProfile");
   if (profile && *profile) {
-    if (!apparmor_enabled()) {
+    if (!host->apparmor) {
       append_warning(warn, warn_n, "warning: process.apparmorProfile `%s` ignored: AppArmor is not enabled on this host", profile);
     } else {
       char buf[1024];
@@ -200,7 +203,7 @@ int crib_process_lsm(json_t *process, int proc, char *warn, size_t warn_n, crib_
   }
   const char *label = crib_json_str(process, "selinuxLabel");
   if (label && *label) {
-    if (access("/sys/fs/selinux/enforce", F_OK) != 0) {
+    if (!host->selinux) {
       append_warning(warn, warn_n, "warning: process.selinuxLabel `%s` ignored: SELinux is not enabled on this host", label);
     } else if (crib_procfs_write(proc, "thread-self/attr/exec", label, strlen(label), err) < 0) {
       return crib_err_wrap(err, "process.selinuxLabel `%s`", label);
