@@ -6,8 +6,8 @@
 # code on the second serial port and powers off.
 #
 # The run directory (crib.run= on the kernel command line) holds: cmd (a bash script: env, cd,
-# exec), out (a host dir shared read-write over virtiofs, tag "out", or empty) and moddir (the
-# guest kernel's modules on the host).
+# exec), workdir (the host dir cmd runs in), out (a host dir shared read-write over virtiofs, tag
+# "out", or empty) and moddir (the guest kernel's modules on the host).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 STATUS=/dev/ttyS1
 report() { echo "$1" > $STATUS; }
@@ -38,10 +38,21 @@ done
 
 # The scratch disk (ext4): overlayfs refuses upper dirs on tmpfs-over-virtiofs, and the tests'
 # daemons keep their root, state and image layers under /tmp.
+# The command runs in the host's working dir; a checkout under /tmp or /var/tmp (where CI may
+# clone) would vanish under the scratch disk, so it is carried across the bind.
+WORK=$(cat "$RUN/workdir")
+case $WORK in
+  /tmp/*|/var/tmp/*) mkdir -p /run/crib-guest-work && mount --bind "$WORK" /run/crib-guest-work ||
+    fail "keep the work dir $WORK" ;;
+esac
 mkdir -p /scratch && mount -t ext4 /dev/vda /scratch || fail "mount the scratch disk"
 for d in /tmp /var/tmp; do
   s=/scratch$d; mkdir -p "$s" && chmod 1777 "$s" && mount --bind "$s" "$d" || fail "bind $d"
 done
+case $WORK in
+  /tmp/*|/var/tmp/*) mkdir -p "$WORK" && mount --move /run/crib-guest-work "$WORK" ||
+    fail "put the work dir back at $WORK" ;;
+esac
 
 # The guest kernel's modules (the host runs another kernel), indexed by busybox's depmod and
 # loaded by its modprobe: veth, bridge and nf_tables for pod networks, overlay for container

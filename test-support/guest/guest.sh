@@ -189,6 +189,7 @@ run() {
     printf 'exec'; printf ' %q' "$@"; echo
   } > "$RUN/cmd"
   echo "$out" > "$RUN/out"
+  pwd -P > "$RUN/workdir"
   echo "$KDIR/pkg/lib/modules" > "$RUN/moddir"
   truncate -s 16G "$RUN/scratch.img"
   mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$RUN/scratch.img"
