@@ -1,11 +1,18 @@
 // The daemon as a process: socket, lock, config errors, signals, and the runtime-info RPCs.
+import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminServiceDefinition } from '../src/server/admin-service.js';
 import { removeNetwork, spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+
+const run = promisify(execFile);
 
 describe('crib daemon', () => {
   let d: TestDaemon;
@@ -45,6 +52,26 @@ describe('crib daemon', () => {
     });
   });
 
+  it('serves crib\'s admin service through the same RPC wrapper: malformed input is INVALID_ARGUMENT', async () => {
+    // Raw bytes on the wire, as a client that is not crib's CLI could send them.
+    const raw = { ImportImage: { ...adminServiceDefinition.ImportImage, requestSerialize: (b: Buffer) => b } };
+    const Client = grpc.makeGenericClientConstructor(raw, 'Admin');
+    const client = new Client(`unix://${d.socket}`, grpc.credentials.createInsecure()) as unknown as {
+      ImportImage(req: Buffer, cb: (err: grpc.ServiceError | null) => void): void;
+      close(): void;
+    };
+    const call = (body: string) => new Promise<void>((resolve, reject) =>
+      client.ImportImage(Buffer.from(body), (err) => (err ? reject(err) : resolve())));
+    try {
+      await expect(call('not json')).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/ImportImage: the request is not JSON/) });
+      for (const body of ['{"path":"relative/image.tar"}', 'null', '[]']) {
+        await expect(call(body)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/ImportImage: path must be an absolute path/) });
+      }
+    } finally {
+      client.close();
+    }
+  });
+
   it('serves its socket with mode 0660', () => {
     expect(statSync(d.socket).mode & 0o777).toBe(0o660);
   });
@@ -53,14 +80,44 @@ describe('crib daemon', () => {
     const other = spawnDaemon(['--config', d.configPath, '--listen', `unix://${join(d.dir, 'other.sock')}`]);
     expect(await other.exited).toBe(1);
     expect(other.output()).toMatch(/another crib daemon is already running with root/);
+    expect(existsSync(join(d.dir, 'other.sock.lock'))).toBe(false);
   });
 
-  it('refuses to take over a socket another process serves on', async () => {
-    const other = spawnDaemon(['--config', d.configPath, '--root', join(d.dir, 'root2'), '--state', join(d.dir, 'state2')]);
-    expect(await other.exited).toBe(1);
-    expect(other.output()).toMatch(/is in use: another process is serving on it/);
-    // ...and the first daemon still answers.
-    await d.cri.runtime.Version({});
+  it('refuses to take over the socket of a live daemon, having created nothing', async () => {
+    // B has its own root, state, bridge and nftables table; only the socket is A's.
+    const b = join(d.dir, 'b');
+    const bridge = 'cribtrefused';
+    const config = join(d.dir, 'b.toml');
+    await writeFile(config, `root = "${b}/root"\nstate = "${b}/state"\n[grpc]\naddress = "unix://${d.socket}"\n` +
+      `[network]\nbridge = "${bridge}"\npod_cidr = "10.199.77.0/24"\nnft_table = "${bridge}"\n`);
+    const other = spawnDaemon(['--config', config]);
+    try {
+      expect(await other.exited).toBe(1);
+      expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
+      const tables = await run('nft', ['list', 'tables']);
+      expect(tables.stdout).not.toMatch(new RegExp(`\\b${bridge}\\b`));
+      expect(existsSync(b)).toBe(false);
+      expect(other.output()).toContain(`${d.socket} is in use: another crib daemon is serving on it`);
+      // ...and the first daemon still answers.
+      await d.cri.runtime.Version({});
+    } finally {
+      await removeNetwork(bridge, bridge);
+    }
+  });
+
+  it('refuses to take over a socket another program serves on', async () => {
+    const sock = join(d.dir, 'foreign.sock');
+    const foreign = createServer(() => undefined);
+    await new Promise<void>((resolve) => foreign.listen(sock, resolve));
+    try {
+      const other = spawnDaemon(['--config', d.configPath, '--listen', `unix://${sock}`, '--root', join(d.dir, 'root3'), '--state', join(d.dir, 'state3')]);
+      expect(await other.exited).toBe(1);
+      expect(other.output()).toMatch(/foreign\.sock is in use: another process is serving on it/);
+      expect(existsSync(join(d.dir, 'root3'))).toBe(false);
+      expect(existsSync(`${sock}.lock`)).toBe(false);
+    } finally {
+      await new Promise<void>((resolve) => foreign.close(() => resolve()));
+    }
   });
 });
 
@@ -96,6 +153,25 @@ describe('crib daemon lifecycle', () => {
     const d = spawnDaemon(['--config', config]);
     expect(await d.exited).toBe(1);
     expect(d.output()).toMatch(/unknown key "grpc.adress"/);
+  });
+
+  it('a SIGTERM while the daemon is still starting stops it cleanly once start has settled', async () => {
+    const sock = join(dir, 'early.sock');
+    const bridge = 'cribearly0';
+    const table = 'cribearly';
+    const config = join(dir, 'early.toml');
+    await writeFile(config, `root = "${dir}/er"\nstate = "${dir}/es"\n[grpc]\naddress = "unix://${sock}"\n` +
+      `[network]\nbridge = "${bridge}"\nnft_table = "${table}"\npod_cidr = "10.251.7.0/24"\n`);
+    const d = spawnDaemon(['--config', config]);
+    try {
+      // The root appears at the very start of Daemon.start, long before the socket does.
+      await waitFor('root dir', () => existsSync(join(dir, 'er')), 20_000);
+      d.proc.kill('SIGTERM');
+      expect(await d.exited).toBe(0);
+      expect(existsSync(sock)).toBe(false);
+    } finally {
+      await removeNetwork(bridge, table);
+    }
   });
 
   it('runs with no config file at all, on built-in defaults', async () => {

@@ -210,6 +210,23 @@ describe('ImageService against a real registry', () => {
     proxy.clearRules();
   });
 
+  it('gives up on a config blob that stalls, after headers or before them, within pull_progress_timeout', async () => {
+    // The daemon's pull_progress_timeout is 2s; request_timeout is the default 30s, so a
+    // registry that never sends its headers used to be waited for 3 x 30s.
+    for (const action of ['stall', 'hang'] as const) {
+      const image = await pushUniqueBusybox(registry, `faults/config-${action}`, `CONFIG_${action}=1`);
+      proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${image.config.digest}`), action, afterBytes: 0 });
+      const started = Date.now();
+      await expect(d.cri.image.PullImage({ image: { image: `${proxy.host}/faults/config-${action}:v1` } })).rejects.toMatchObject({
+        code: status.DEADLINE_EXCEEDED,
+        details: expect.stringContaining(`pull of config ${image.config.digest} stalled`),
+      });
+      expect(Date.now() - started).toBeLessThan(15_000);
+      proxy.clearRules();
+      expect(readdirSync(join(d.root, 'content', 'ingest'))).toEqual([]);
+    }
+  });
+
   it('removes an image by tag with all its tags, collects its blobs and snapshots, and is idempotent', async () => {
     const shared = await busyboxRootfsLayer();
     const extraA = await layerFromEntries([{ type: 'file', path: 'a', content: 'a' }]);

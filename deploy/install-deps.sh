@@ -12,9 +12,11 @@ if [ "${1:-}" = "--test" ]; then
   # htpasswd; openssl for test certificates; curl for network tests; Go and spdystream for the
   # SPDY interop test; the reference CNI plugins for the CNI backend's tests; strace to check
   # which cgroup files the runtime writes; libcap2-bin (getcap) to check an unpacked layer kept
-  # a file capability.
+  # a file capability. The cgroup v2 tier boots a QEMU guest (test-support/guest/guest.sh):
+  # qemu-system-x86 (its qemu-system-common has /usr/lib/qemu/virtiofsd), e2fsprogs for the
+  # guest's scratch disk, lz4 to unpack the guest kernel.
   need+=(docker-registry busybox-static runc crun apache2-utils openssl curl golang-go golang-github-docker-spdystream-dev
-    containernetworking-plugins strace libcap2-bin)
+    containernetworking-plugins strace libcap2-bin qemu-system-x86 e2fsprogs lz4)
 fi
 
 missing=()
@@ -28,7 +30,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if [ "${1:-}" = "--test" ]; then
+  # The guest's kernel (Debian's linux-image-cloud-amd64, downloaded, not installed) and
+  # initramfs, cached in /var/cache/crib-test-guest and rebuilt when either's inputs change.
+  bash test-support/guest/guest.sh prepare
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # npm install, not npm ci: npm 11 rejects its own lock files over optional platform packages.
-  npm install --no-audit --no-fund
+  # npm ci: exactly the locked versions, and a clean clone stays clean. The lock lists every
+  # platform's optional packages (rollup, esbuild), so npm 11 accepts it on any machine.
+  npm ci --no-audit --no-fund
 fi

@@ -1,17 +1,71 @@
 #!/usr/bin/env bash
 # The one command that runs every test on a fresh Debian 12 machine (as root): installs what the
-# tests need, builds crib, runs the unit, native and end-to-end suites, and ends with one
-# "N passed, N failed, N skipped" line.
+# tests need, builds crib, runs three tiers and ends with one "N passed, N failed, N skipped" line
+# that adds them up:
+#   - the unit tier: src/**, run as nobody (it must need no root, no network, no native build);
+#   - the root tier: root-test/**, native/test/**, critest/** on this machine's kernel;
+#   - the cgroup v2 tier: deploy/test-cgroup2.sh, suites inside a QEMU guest with a pure cgroup v2
+#     hierarchy.
+# A tier that failed outside any test (no report: the guest did not boot; or an error outside the
+# tests) counts one failed test, so the line never looks clean when a tier was not.
+#   deploy/test.sh                 every tier
+#   deploy/test.sh VITEST-ARGS...  the host's tests only (as root), with those arguments (e.g. file
+#                                  paths); the guest tier alone is `npm run test:cgroup2`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh --test
 npm run build
-report=$(mktemp /tmp/crib-vitest-XXXXXX.json)
-trap 'rm -f "$report"' EXIT
-status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+host_report=$(mktemp /tmp/crib-vitest-XXXXXX.json)
+guest_counts=$(mktemp /tmp/crib-vitest-guest-XXXXXX.json)
+unit_dir=$(mktemp -d /tmp/crib-vitest-unit-XXXXXX)
+trap 'rm -rf "$host_report" "$guest_counts" "$unit_dir"' EXIT
+host_status=0
+unit_status=0
+unit_tier=
+if [ $# -eq 0 ]; then
+  # The unit tier (src/**) promises to need no root: run it as nobody, so a test that quietly
+  # needs root fails here rather than on a developer's laptop. A checkout nobody cannot read
+  # (under /root, say) runs it as root instead, and says so.
+  unit_tier=1
+  chown 65534:65534 "$unit_dir"
+  as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$unit_dir" TMPDIR="$unit_dir")
+  if ! "${as_nobody[@]}" test -r package.json -a -x node_modules/.bin; then
+    echo "note: nobody cannot read $(pwd); the unit tier runs as root"
+    as_nobody=()
+  fi
+  "${as_nobody[@]}" npx vitest run --project unit --configLoader runner --reporter=default --reporter=json \
+    --outputFile.json="$unit_dir/report.json" || unit_status=$?
+  npx vitest run --project root --reporter=default --reporter=json --outputFile.json="$host_report" || host_status=$?
+else
+  npx vitest run --reporter=default --reporter=json --outputFile.json="$host_report" "$@" || host_status=$?
+fi
+
+guest_status=0
+guest_tier=
+if [ $# -eq 0 ]; then
+  guest_tier=1
+  bash deploy/test-cgroup2.sh --no-setup --counts "$guest_counts" || guest_status=$?
+fi
+
 node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-' "$report" || true
-exit "$status"
+  const fs = require("fs");
+  const read = (path) => { try { return JSON.parse(fs.readFileSync(path, "utf8")); } catch { return undefined; } };
+  const [hostReport, hostStatus, unitReport, unitStatus, guestCounts] = process.argv.slice(1);
+  const tiers = [];
+  const counts = (report, status) => {
+    const r = read(report);
+    const c = r ? { passed: r.numPassedTests, failed: r.numFailedTests, skipped: r.numPendingTests + r.numTodoTests }
+                : { passed: 0, failed: 0, skipped: 0 };
+    if (Number(status) !== 0 && c.failed === 0) c.failed = 1;
+    return c;
+  };
+  if (unitReport) tiers.push(["unit tier (unprivileged)", counts(unitReport, unitStatus)]);
+  tiers.push([unitReport ? "root tier" : "host tier", counts(hostReport, hostStatus)]);
+  if (guestCounts) tiers.push(["cgroup2 guest tier", read(guestCounts) ?? { passed: 0, failed: 1, skipped: 0 }]);
+  for (const [name, c] of tiers) console.log(`${name}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`);
+  const sum = (k) => tiers.reduce((n, [, c]) => n + c[k], 0);
+  console.log(`${sum("passed")} passed, ${sum("failed")} failed, ${sum("skipped")} skipped`);
+' "$host_report" "$host_status" "${unit_tier:+$unit_dir/report.json}" "$unit_status" "${guest_tier:+$guest_counts}" || true
+[ "$unit_status" -eq 0 ] || exit "$unit_status"
+[ "$host_status" -eq 0 ] || exit "$host_status"
+exit "$guest_status"

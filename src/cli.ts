@@ -27,22 +27,30 @@ async function runDaemon(argv: string[]): Promise<void> {
     options: { config: { type: 'string' }, listen: { type: 'string' }, root: { type: 'string' }, state: { type: 'string' } },
   });
   const daemon = new Daemon(await configFrom(values));
-  await daemon.start();
+  // The handlers come before start: recovering a busy node takes a while, and a SIGTERM that
+  // arrives meanwhile (systemd, a test, an operator's ^C) must end in a clean stop once start
+  // has settled, not in the default action that kills the daemon between two writes.
+  const started = daemon.start();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    daemon.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
+    started.then(
+      () => daemon.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          process.exit(1);
+        },
+      ),
+      // A start that failed has already cleaned up after itself; the caller reports why.
+      () => undefined,
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  await started;
 }
 
 async function runImage(argv: string[]): Promise<void> {

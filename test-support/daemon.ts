@@ -43,6 +43,8 @@ export interface DaemonOptions {
   /** Extra environment for the daemon, e.g. CRIB_RUNTIME_BINARY pointing at a copy of a binary
    * a test may damage (src/native-paths.ts). */
   env?: NodeJS.ProcessEnv;
+  /** How long the daemon may take to answer (default 20 s; the emulated test guest needs more). */
+  startTimeoutMs?: number;
 }
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
@@ -98,11 +100,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
   const cri = criClient(socket);
-  await waitFor(`crib daemon on ${socket}`, async () => {
-    if (exitCode !== undefined) throw new Error(`daemon exited with ${exitCode}:\n${output()}`);
-    await cri.runtime.Version({}, { deadline: Date.now() + 1000 });
-    return true;
-  });
+  try {
+    await waitFor(`crib daemon on ${socket}`, async () => {
+      if (exitCode !== undefined) throw new Error(`daemon exited with ${exitCode}:\n${output()}`);
+      await cri.runtime.Version({}, { deadline: Date.now() + 1000 });
+      return true;
+    }, opts.startTimeoutMs);
+  } catch (err) {
+    // A daemon that never answered must not outlive the test run that gave up on it.
+    cri.close();
+    if (exitCode === undefined) proc.kill('SIGKILL');
+    await exited;
+    throw err;
+  }
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     cri.close();
     if (exitCode === undefined) proc.kill(signal);

@@ -4,6 +4,7 @@
 //   cut        – send headers and `afterBytes` body bytes, then drop the connection
 //   error500   – answer 500 with a registry-style JSON error
 //   stall      – send headers and `afterBytes` body bytes, then nothing, connection held open
+//   hang       – answer nothing at all, not even headers, connection held open
 //   notFound   – answer 404 with a registry-style JSON error
 //   forbidden  – answer 403 DENIED with a registry-style JSON error
 //   redirect   – answer 307 to `location` + the request's path and query (a CDN redirect)
@@ -13,7 +14,7 @@
 import { request as httpRequest, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type FaultAction = 'corrupt' | 'cut' | 'error500' | 'stall' | 'notFound' | 'forbidden' | 'redirect' | 'pass';
+export type FaultAction = 'corrupt' | 'cut' | 'error500' | 'stall' | 'hang' | 'notFound' | 'forbidden' | 'redirect' | 'pass';
 
 export interface FaultRule {
   method?: string;
@@ -80,6 +81,8 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     const rule = take(req);
     requests.push({ method: req.method ?? 'GET', path: req.url ?? '/', range: req.headers.range,
       authorized: req.headers.authorization !== undefined, action: rule?.action ?? 'none' });
+    // The request is read and never answered; stop() closes the connection.
+    if (rule?.action === 'hang') return;
     if (rule?.action === 'error500') return registryError(res, 500, 'UNKNOWN', 'injected server failure');
     if (rule?.action === 'notFound') return registryError(res, 404, 'BLOB_UNKNOWN', 'injected: not here');
     if (rule?.action === 'forbidden') return registryError(res, 403, 'DENIED', 'injected: requested access to the resource is denied');

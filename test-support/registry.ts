@@ -48,6 +48,8 @@ export interface RegistryOptions {
   tokenTtlSeconds?: number;
   /** Serve https with a self-signed certificate for 127.0.0.1 (clients must skip verification). */
   tls?: boolean;
+  /** How long the registry may take to answer (default 30 s; the emulated test guest needs more). */
+  readyTimeoutMs?: number;
 }
 
 // The fixture's own requests to a TLS registry skip verification: its certificate is self-signed.
@@ -122,7 +124,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
       const exited = new Promise<void>((resolve) => proc.once('exit', () => { running.delete(proc); resolve(); }));
       const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
-      const ready = await waitReady(url, proc);
+      const ready = await waitReady(url, proc, opts.readyTimeoutMs ?? 30_000);
       if (!ready) {
         await stopProcess(proc, exited);
         if (attempt < 3 && /address already in use/.test(out)) continue;
@@ -147,8 +149,8 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   }
 }
 
-async function waitReady(url: string, proc: ChildProcess): Promise<boolean> {
-  const until = Date.now() + 30_000;
+async function waitReady(url: string, proc: ChildProcess, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
   while (Date.now() < until && proc.exitCode === null) {
     try {
       const res = await request(`${url}/v2/`, { dispatcher: unverified, headersTimeout: 2000, bodyTimeout: 2000 });

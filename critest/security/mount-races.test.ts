@@ -17,7 +17,7 @@ import { buildImage, busyboxRootfsLayer, pushImage } from '../../test-support/im
 import { podConfigFactory } from '../../test-support/cri-configs.js';
 import { buildPathRacer, stopFile } from '../../test-support/path-racer.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
-import { DEFAULT_MASKED_PATHS } from '../../src/container/spec/masked-paths.js';
+import { DEFAULT_MASKED_PATHS } from '../../src/container/oci-spec/masked-paths.js';
 
 const CREATES = 25;
 

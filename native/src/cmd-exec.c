@@ -118,6 +118,8 @@ int crib_cmd_exec(const crib_globals *g, int argc, char **argv, crib_err *err) {
     }
   }
   if (nnp) json_object_set_new(process, "noNewPrivileges", json_true());
+  if (apparmor) json_object_set_new(process, "apparmorProfile", json_string(apparmor));
+  if (label) json_object_set_new(process, "selinuxLabel", json_string(label));
   if (crib_spec_check_process(process, process_file ? "--process" : "process", err) < 0) goto out;
   crib_exec_opts eo = {.root = g->root, .id = id, .process = process, .console_socket = console,
                        .pid_file = pid_file, .detach = detach,

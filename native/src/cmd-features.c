@@ -1,6 +1,7 @@
 /* `features`: what this runtime supports, in the OCI features-document shape. */
 #include <seccomp.h>
 
+#include "capabilities.h"
 #include "cli.h"
 
 int crib_cmd_features(const crib_globals *g, int argc, char **argv, crib_err *err) {
@@ -36,6 +37,18 @@ int crib_cmd_features(const crib_globals *g, int argc, char **argv, crib_err *er
   json_t *mo = json_object_get(o, "mountOptions");
   for (size_t i = 0; i < sizeof recursive / sizeof recursive[0]; i++)
     json_array_append_new(mo, json_string(recursive[i]));
+  /* Every capability this runtime can name, in number order (OCI features: linux.capabilities). */
+  json_t *caps = json_array();
+  for (int c = 0; caps && c < CRIB_CAP_COUNT; c++) {
+    if (json_array_append_new(caps, json_string(crib_cap_name(c))) < 0) {
+      json_decref(caps);
+      caps = NULL;
+    }
+  }
+  if (!caps || json_object_set_new(json_object_get(o, "linux"), "capabilities", caps) < 0) {
+    json_decref(o);
+    return crib_fail(err, 0, "build features json: linux.capabilities");
+  }
   /* ("none" above was a placeholder for json_pack.) */
   json_object_set_new(o, "hooks", json_pack("[s,s,s,s,s,s]", "prestart", "createRuntime",
                                             "createContainer", "startContainer", "poststart",

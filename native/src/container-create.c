@@ -14,9 +14,12 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "exec-fifo.h"
 #include "files.h"
 #include "hooks.h"
 #include "namespaces.h"
+#include "pidns-fork.h"
+#include "procfs.h"
 #include "spec.h"
 #include "sync.h"
 #include "terminal.h"
@@ -26,7 +29,8 @@ typedef struct create_run {
   crib_cgroup cg;
   pid_t child, init;
   int sync[2];
-  int fifo_fd;
+  int fifo_fd, result_fd;
+  int pidns_fd; /* the PID namespace the child enters last (container.h), or -1 */
 } create_run;
 
 static void undo(create_run *r, const crib_state *st) {
@@ -60,6 +64,8 @@ static int converse(create_run *r, json_t *spec, const crib_create_opts *o, cons
       }
       break;
     case CRIB_SYNC_PID:
+      if (r->init > 0) return crib_fail(err, 0, "sync: a second pid reported (%d)", m.value);
+      if (crib_check_reported_pid((pid_t)m.value, r->child, err) < 0) return -1;
       r->init = (pid_t)m.value;
       break;
     case CRIB_SYNC_HOOKS: {
@@ -169,18 +175,38 @@ static int prepare(const crib_create_opts *o, json_t *spec, crib_state *st, crea
   json_decref(rest);
   if (applied < 0) return crib_err_wrap(err, "linux.resources");
   snprintf(st->cgroup, sizeof st->cgroup, "%s", r->cg.path);
-  char fifo[PATH_MAX];
-  if (!CRIB_FMT(fifo, "%s/exec.fifo", st->dir)) return crib_fail(err, ENAMETOOLONG, "fifo path");
-  if (mkfifo(fifo, 0600) < 0) return crib_fail(err, errno, "mkfifo `%s`", fifo);
-  /* O_RDWR never blocks on a fifo; the child's read then blocks until `start` writes. */
-  r->fifo_fd = open(fifo, O_RDWR | O_CLOEXEC);
-  if (r->fifo_fd < 0) return crib_fail(err, errno, "open `%s`", fifo);
+  /* The child's read of exec.fifo then blocks until `start` writes. */
+  return crib_exec_fifos_make(st->dir, &r->fifo_fd, &r->result_fd, err);
+}
+
+/* A PID namespace to join (a pod's, shared by its containers): the child is set up outside it
+ * and forks into it last (container.h), which needs a procfs of that namespace made from outside
+ * (procfs's pidns option, Linux 6.15). Without it, or with a new user namespace (which would
+ * have to own a PID namespace it joins), the old order: we enter it here, so the child is born
+ * in it and set up there. */
+static int join_pid_ns(const crib_ns_plan *plan, bool userns, create_run *r, crib_err *err) {
+  for (int i = 0; i < plan->n_join; i++) {
+    if (plan->join_flag[i] != CLONE_NEWPID) continue;
+    if (!userns && crib_procfs_pidns_supported(plan->join_fd[i])) {
+      r->pidns_fd = fcntl(plan->join_fd[i], F_DUPFD_CLOEXEC, 3);
+      if (r->pidns_fd < 0) return crib_fail(err, errno, "dup pid namespace fd `%s`", plan->join_path[i]);
+      return 0;
+    }
+    if (!userns)
+      fprintf(stderr, "crib-runtime: warning: this kernel cannot mount a procfs for the pid namespace "
+              "`%s` from outside it (procfs pidns=, Linux 6.15): the container's init joins it before "
+              "its setup, where a process of that namespace with CAP_SYS_PTRACE could reach it\n",
+              plan->join_path[i]);
+    /* Joining a PID namespace only affects children: do it here, before forking. */
+    if (setns(plan->join_fd[i], CLONE_NEWPID) < 0)
+      return crib_fail(err, errno, "setns pid namespace `%s`", plan->join_path[i]);
+  }
   return 0;
 }
 
 int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *err) {
   memset(st, 0, sizeof *st);
-  create_run r = {.sync = {-1, -1}, .fifo_fd = -1};
+  create_run r = {.sync = {-1, -1}, .fifo_fd = -1, .result_fd = -1, .pidns_fd = -1};
   crib_ns_plan plan = {0};
   json_t *spec = NULL;
   int rc = -1;
@@ -210,20 +236,17 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
 
   if (prepare(o, spec, st, &r, err) < 0) goto undo;
   if (crib_sync_pair(r.sync, err) < 0) goto undo;
-  /* Joining a pid namespace only affects children: do it here, before forking. */
-  for (int i = 0; i < plan.n_join; i++)
-    if (plan.join_flag[i] == CLONE_NEWPID && setns(plan.join_fd[i], CLONE_NEWPID) < 0) {
-      crib_fail(err, errno, "setns pid namespace `%s`", plan.join_path[i]);
-      goto undo;
-    }
   bool userns = plan.new_flags & CLONE_NEWUSER;
-  if (userns && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+  if (join_pid_ns(&plan, userns, &r, err) < 0) goto undo;
+  if ((userns || r.pidns_fd >= 0) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
     crib_fail(err, errno, "prctl PR_SET_CHILD_SUBREAPER");
     goto undo;
   }
   /* Without a new user namespace the init is the clone itself, already in its pid namespace. */
   unsigned long flags = SIGCHLD | (userns ? 0 : (plan.new_flags & CLONE_NEWPID));
   bool in_cgroup;
+  crib_lsm_host lsm;
+  crib_lsm_probe(&lsm); /* here, in the host's mount namespace */
   pid_t pid = crib_cg_fork(&r.cg, flags & ~(unsigned long)SIGCHLD, &in_cgroup);
   if (pid < 0) {
     crib_fail(err, errno, "clone");
@@ -232,14 +255,17 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
   if (pid == 0) {
     close(r.sync[0]);
     crib_init_ctx c = {.spec = spec, .id = o->id, .bundle = st->bundle, .rootfs = st->rootfs,
-                       .sync_fd = r.sync[1], .fifo_fd = r.fifo_fd, .no_pivot = o->no_pivot,
+                       .sync_fd = r.sync[1], .fifo_fd = r.fifo_fd,
+                       .result_fd = r.result_fd, .no_pivot = o->no_pivot,
                        .terminal = terminal, .cg = &r.cg, .in_cgroup = in_cgroup,
                        .preserve_fds = o->preserve_fds,
-                       .new_flags = plan.new_flags & ~(userns ? 0 : CLONE_NEWPID), .plan = &plan};
+                       .new_flags = plan.new_flags & ~(userns ? 0 : CLONE_NEWPID), .plan = &plan,
+                       .lsm = lsm, .pidns_fd = r.pidns_fd};
     crib_container_init(&c);
   }
   r.child = pid;
-  if (!(userns && (plan.new_flags & CLONE_NEWPID))) r.init = pid;
+  /* Otherwise the init is a process the child forks, and reports. */
+  if (!(userns && (plan.new_flags & CLONE_NEWPID)) && r.pidns_fd < 0) r.init = pid;
   close(r.sync[1]);
   r.sync[1] = -1;
   if (converse(&r, spec, o, st->bundle, userns, err) < 0) goto undo;
@@ -266,6 +292,8 @@ out:
   if (r.sync[0] >= 0) close(r.sync[0]);
   if (r.sync[1] >= 0) close(r.sync[1]);
   if (r.fifo_fd >= 0) close(r.fifo_fd);
+  if (r.result_fd >= 0) close(r.result_fd);
+  if (r.pidns_fd >= 0) close(r.pidns_fd);
   crib_ns_plan_close(&plan);
   json_decref(spec);
   return rc;

@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "exec-fifo.h"
 #include "files.h"
 #include "hooks.h"
 #include "namespaces.h"
+#include "pidns-fork.h"
 #include "process.h"
 #include "procfs.h"
 #include "rootfs-dev.h"
@@ -32,42 +34,24 @@ static int wait_ack(int fd, crib_err *err) {
   return 0;
 }
 
-/* With a new user namespace and a new pid namespace, the pid namespace is unshared here (so
- * the user namespace owns it) and entered by forking: the middle process reports the init's
- * pid and leaves. The gate keeps init from talking on the sync socket before that report. */
-static int enter_pid_ns_by_fork(int sync_fd, crib_err *err) {
-  if (unshare(CLONE_NEWPID) < 0) return crib_fail(err, errno, "unshare pid namespace");
-  int gate[2];
-  if (pipe2(gate, O_CLOEXEC) < 0) return crib_fail(err, errno, "pipe");
-  pid_t pid = fork();
-  if (pid < 0) return crib_fail(err, errno, "fork into the pid namespace");
-  if (pid > 0) {
-    crib_err e;
-    if (crib_sync_send(sync_fd, CRIB_SYNC_PID, (int)pid, -1, &e) < 0) _exit(1);
-    _exit(0);
-  }
-  close(gate[1]);
-  char b;
-  while (read(gate[0], &b, 1) < 0 && errno == EINTR) {
-  }
-  close(gate[0]);
-  return 0;
-}
-
-static int setup_terminal(crib_init_ctx *c, int proc, crib_err *err) {
-  int master, peer;
-  if (crib_pty_open(proc, &master, &peer, err) < 0)
+/* The pty: the master goes to the caller, the peer (*peer) becomes the stdio of the process that
+ * execs, later (crib_pty_become_stdio: it makes its caller a session leader, whose exit would
+ * hang up the terminal, so it must not be the setup process that forks the init). */
+static int setup_terminal(crib_init_ctx *c, int proc, int *peer, crib_err *err) {
+  int master;
+  if (crib_pty_open(proc, &master, peer, err) < 0)
     return crib_err_wrap(err, "process.terminal (is devpts mounted on /dev/pts?)");
   json_t *process = json_object_get(c->spec, "process");
   if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
-      crib_dev_console(peer, err) < 0 ||
+      crib_dev_console(*peer, err) < 0 ||
       crib_sync_send(c->sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
     close(master);
-    close(peer);
+    close(*peer);
+    *peer = -1;
     return -1;
   }
   close(master);
-  return crib_pty_become_stdio(peer, err);
+  return 0;
 }
 
 /* Parked until `start` writes a byte into the fifo. Until create confirms (DONE, sent once
@@ -97,6 +81,14 @@ static void park(int sync_fd, int fifo_fd) {
   close(fifo_fd);
 }
 
+/* After the park nobody reads the sync socket: report to `start` and the container's log. */
+static void start_failed(int result_fd, const crib_err *e, int code) __attribute__((noreturn));
+static void start_failed(int result_fd, const crib_err *e, int code) {
+  crib_exec_result_failed(result_fd, e);
+  crib_err_print("crib-runtime", e);
+  _exit(code);
+}
+
 /* Our pid as the runtime sees it (for hook state), read while /proc is still the host's. */
 static pid_t host_pid;
 
@@ -124,10 +116,13 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (self_cg < 0) return -1;
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
-  /* From here on the only fds beyond the preserved ones are the two we talk through: nothing
-   * our caller leaked to us is reachable through /proc/self/fd during setup. */
-  int keep[] = {c->sync_fd, c->fifo_fd};
-  if (crib_close_fds_from(3 + c->preserve_fds, keep, 2, err) < 0) return -1;
+  /* From here on the only fds beyond the preserved ones are those we talk through (and the PID
+   * namespace to enter last): nothing our caller leaked to us is reachable through
+   * /proc/self/fd during setup. */
+  bool outside = c->pidns_fd >= 0; /* of the PID namespace we join, until the fork at the end */
+  int keep[] = {c->sync_fd, c->fifo_fd, c->result_fd, c->pidns_fd};
+  size_t nkeep = outside ? 4 : 3;
+  if (crib_close_fds_from(3 + c->preserve_fds, keep, nkeep, err) < 0) return -1;
   bool userns = c->new_flags & CLONE_NEWUSER;
   if (userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
 
@@ -154,19 +149,23 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   int proc = crib_procfs_open(err);
   if (proc < 0) return -1;
   if ((c->new_flags & CLONE_NEWTIME) && crib_ns_enter_new_time(spec, proc, err) < 0) return -1;
+  /* With a new user namespace and a new PID namespace, the PID namespace is unshared here, so
+   * that the user namespace owns it, and entered by forking: the middle process leaves. */
   if (userns && (c->new_flags & CLONE_NEWPID)) {
-    if (enter_pid_ns_by_fork(c->sync_fd, err) < 0) return -1;
-    host_pid = read_host_pid(); /* we are the forked init now */
+    if (unshare(CLONE_NEWPID) < 0) return crib_fail(err, errno, "unshare pid namespace");
+    if (crib_fork_into_pidns(c->sync_fd, &host_pid, err) < 0) return -1;
   }
 
   char warn[2048];
   if (crib_process_oom_score(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
-  if (crib_process_lsm(process, proc, warn, sizeof warn, err) < 0) return -1;
+  if (crib_process_lsm(process, &c->lsm, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
 
+  /* Outside the PID namespace we join, the container's /proc is a procfs of that one. */
   crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,
-                        .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2};
+                        .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2,
+                        .proc_pidns = c->pidns_fd};
   if (crib_hooks_has(spec, "prestart") || crib_hooks_has(spec, "createRuntime")) {
     /* The parent runs these in the runtime namespace, now that ours exist. */
     if (!acked) {
@@ -183,7 +182,8 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
     return -1;
   if (crib_rootfs_pivot(&rc, err) < 0) return -1;
   if (crib_sysctls_apply(spec, proc, err) < 0) return -1;
-  if (c->terminal && setup_terminal(c, proc, err) < 0) return -1;
+  int tty_peer = -1;
+  if (c->terminal && setup_terminal(c, proc, &tty_peer, err) < 0) return -1;
   if (crib_rootfs_finish(&rc, err) < 0) return -1;
   close(proc);
 
@@ -206,41 +206,51 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   scmp_filter_ctx filter;
   if (crib_seccomp_compile(json_object_get(json_object_get(spec, "linux"), "seccomp"), &filter, err) < 0)
     return -1;
+  /* Before the filter (it may refuse setns) and while we hold CAP_SYS_ADMIN: only our children
+   * enter it (the fork below). */
+  if (outside) {
+    if (setns(c->pidns_fd, CLONE_NEWPID) < 0) return crib_fail(err, errno, "setns the pid namespace to join");
+    close(c->pidns_fd);
+  }
   bool nnp = crib_json_bool(process, "noNewPrivileges", false);
-  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load while we still have it. */
+  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load while we still have it
+   * (then it is inherited by the fork below, which the profile must allow, as any that lets a
+   * container start a process does). */
   if (!nnp && crib_seccomp_load(filter, err) < 0) return -1;
   if (crib_process_identity(process, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
   static char exe[PATH_MAX];
   if (crib_process_find(process, exe, sizeof exe, err) < 0) return crib_err_wrap(err, "process.args[0]");
   if (crib_process_finish(process, err) < 0) return -1;
-  if (nnp && crib_seccomp_load(filter, err) < 0) return -1;
-  if (filter) seccomp_release(filter);
-
   char **argv = crib_process_strv(json_object_get(process, "args"));
   char **envp = crib_process_strv(json_object_get(process, "env"));
   if (!argv || !envp) return crib_fail(err, ENOMEM, "argv");
+
+  /* Set up outside the PID namespace we join (container.h): the process that enters it, forked
+   * now, has the container's credentials, mount namespace and root from its first instruction,
+   * and no fd of the host but its stdio. It becomes the init. */
+  if (outside && crib_fork_into_pidns(c->sync_fd, &host_pid, err) < 0) return -1;
+  if (nnp && crib_seccomp_load(filter, err) < 0) return -1;
+  if (filter) seccomp_release(filter);
   if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
-  if (crib_close_fds_from(3 + c->preserve_fds, keep, 2, err) < 0) return -1;
+  if (tty_peer >= 0 && crib_pty_become_stdio(tty_peer, err) < 0) return -1;
+  int talk[] = {c->sync_fd, c->fifo_fd, c->result_fd};
+  if (crib_close_fds_from(3 + c->preserve_fds, talk, 3, err) < 0) return -1;
   if (crib_sync_send(c->sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
   park(c->sync_fd, c->fifo_fd);
-  if (crib_hooks_has(spec, "startContainer")) {
-    crib_err e = {0};
-    if (run_container_hook(c, "startContainer", "running", &e) < 0) {
-      crib_err_print("crib-runtime", &e);
-      _exit(1);
-    }
-  }
-  /* park closed both channels: the container's program gets stdio and the preserved fds only,
-   * and no path in execve can go through a leftover fd. */
+  /* From here on `start` waits for our report on result_fd (exec-fifo.h); a failure goes there
+   * and to stderr, which is the container's log. */
   crib_err e = {0};
-  if (crib_close_fds_from(3 + c->preserve_fds, NULL, 0, &e) < 0) {
-    crib_err_print("crib-runtime", &e);
-    _exit(1);
-  }
+  if (crib_hooks_has(spec, "startContainer") && run_container_hook(c, "startContainer", "running", &e) < 0)
+    start_failed(c->result_fd, &e, 1);
+  /* park closed both sync channels: the container's program gets stdio and the preserved fds
+   * only (result_fd is close-on-exec), and no path in execve can go through a leftover fd. */
+  int keep_result[] = {c->result_fd};
+  if (crib_close_fds_from(3 + c->preserve_fds, keep_result, 1, &e) < 0) start_failed(c->result_fd, &e, 1);
+  if (crib_exec_result_reached(c->result_fd, &e) < 0) start_failed(c->result_fd, &e, 1);
   execve(exe, argv, envp);
-  fprintf(stderr, "crib-runtime: exec `%s`: %s\n", exe, strerror(errno));
-  _exit(127);
+  crib_fail(&e, errno, "exec `%s`", exe);
+  start_failed(c->result_fd, &e, 127);
 }
 
 void crib_container_init(crib_init_ctx *c) {

@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "container.h"
+#include "exec-fifo.h"
 #include "files.h"
 #include "hooks.h"
 #include "spec.h"
@@ -43,44 +45,36 @@ static void run_warn_hooks(const crib_state *st, const char *stage, const char *
   json_decref(spec);
 }
 
+/* One start at a time per container: a second one would find the init released and wait for a
+ * report the first one takes. */
+static int lock_for_start(const crib_state *st, crib_err *err) {
+  int fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return crib_fail(err, errno, "open `%s`", st->dir);
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK) return crib_fail(err, 0, "container `%s` is being started by another call", st->id);
+    return crib_fail(err, e, "flock `%s`", st->dir);
+  }
+  return fd;
+}
+
 int crib_container_start(const char *root, const char *id, crib_err *err) {
   crib_state st;
   if (crib_state_read(root, id, &st, err) < 0) return -1;
+  int rc = -1, lock = lock_for_start(&st, err);
+  if (lock < 0) goto out;
   crib_status s = crib_state_status(&st);
-  int rc = -1;
   if (s != CRIB_CREATED) {
     crib_fail(err, 0, "container `%s` is %s: only a created container can be started", id,
               crib_status_name(s));
     goto out;
   }
-  char fifo[PATH_MAX];
-  if (!CRIB_FMT(fifo, "%s/exec.fifo", st.dir)) {
-    crib_fail(err, ENAMETOOLONG, "fifo path");
-    goto out;
-  }
-  /* Non-blocking: the parked init holds the fifo open for reading, so this succeeds at once;
-   * ENXIO means no reader, i.e. the init is gone. */
-  int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    crib_fail(err, errno == ENXIO ? ESRCH : errno, "start `%s`: open `%s`", id, fifo);
-    goto out;
-  }
-  ssize_t n;
-  do n = write(fd, "0", 1);
-  while (n < 0 && errno == EINTR);
-  int e = errno;
-  close(fd);
-  if (n != 1) {
-    crib_fail(err, e, "start `%s`: write `%s`", id, fifo);
-    goto out;
-  }
-  if (unlink(fifo) < 0 && errno != ENOENT) {
-    crib_fail(err, errno, "unlink `%s`", fifo);
-    goto out;
-  }
+  if (crib_exec_release(&st, err) < 0) goto out;
   rc = 0;
   run_warn_hooks(&st, "poststart", "running");
 out:
+  if (lock >= 0) close(lock);
   crib_state_free(&st);
   return rc;
 }

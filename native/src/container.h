@@ -7,7 +7,19 @@
  * nearest child subreaper (crib-monitor) or to pid 1, exactly like runc's init. With a new user
  * namespace a middle process is needed (the pid namespace must be owned by the new user
  * namespace, so it is unshared after it and entered by a fork); `create` marks itself a child
- * subreaper so that init is reparented to it first, and from it to the caller's subreaper. */
+ * subreaper so that init is reparented to it first, and from it to the caller's subreaper.
+ *
+ * Joining an existing PID namespace (a pod's, shared by its containers) is the other case with a
+ * middle process, for security: everything in that namespace can be seen, and with
+ * CAP_SYS_PTRACE attached to, by the pod's other containers. So the child stays in our PID
+ * namespace while it sets the container up (joins the other namespaces, builds the rootfs with a
+ * procfs of the joined namespace, pivots, takes on the container's user, capabilities and
+ * filter, closes every fd of ours) and only then forks the init into the joined namespace
+ * (pidns-fork.h); before, the init was born there and did all of that in sight, with the host's
+ * mount namespace and every capability. This needs procfs's pidns option (Linux 6.15); on an
+ * older kernel, and with a new user namespace, the init joins first, as before (with a warning).
+ * The hooks the middle process runs itself (createContainer) then run outside that PID
+ * namespace, with its pid in their state. */
 #ifndef CRIB_CONTAINER_H
 #define CRIB_CONTAINER_H
 
@@ -17,6 +29,7 @@
 
 #include "crib-error.h"
 #include "cgroup/cgroup.h"
+#include "process.h"
 #include "state.h"
 
 typedef struct crib_create_opts {
@@ -29,10 +42,12 @@ typedef struct crib_create_opts {
   int preserve_fds;           /* fds 3..3+n-1 pass to the process (runc's --preserve-fds) */
 } crib_create_opts;
 
-/* Create the container and leave its init parked on exec.fifo. Fills st (pid, paths). */
+/* Create the container and leave its init parked on exec.fifo (exec-fifo.h). Fills st (pid,
+ * paths). */
 int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *err);
 
-/* Release a created container (open exec.fifo for writing, remove it). */
+/* Release a created container and wait until its process has exec'd its program (exec-fifo.h);
+ * fails when the init died or failed first. Then the poststart hooks. */
 int crib_container_start(const char *root, const char *id, crib_err *err);
 
 /* Kill everything and remove the state dir and cgroup; refuses a running container unless
@@ -53,6 +68,7 @@ typedef struct crib_init_ctx {
   const char *rootfs;
   int sync_fd;       /* child end */
   int fifo_fd;       /* exec.fifo opened O_RDWR before fork: read blocks until `start` */
+  int result_fd;     /* exec-result.fifo, O_RDWR: the report `start` waits for (exec-fifo.h) */
   bool no_pivot;
   bool terminal;
   int preserve_fds;
@@ -60,6 +76,10 @@ typedef struct crib_init_ctx {
   const crib_cgroup *cg; /* the container's cgroup (the parent moves us into it) */
   bool in_cgroup;        /* born inside it already (v2 CLONE_INTO_CGROUP) */
   struct crib_ns_plan *plan;
+  crib_lsm_host lsm;     /* probed by create on the host (process.h) */
+  /* >= 0: the PID namespace to join, entered last by forking (see above); -1: entered already
+   * (or a new one). */
+  int pidns_fd;
 } crib_init_ctx;
 
 /* Never returns: execs the container process or reports an error on sync_fd and _exits. */

@@ -15,6 +15,7 @@
 #include "container.h"
 #include "files.h"
 #include "namespaces.h"
+#include "pidns-fork.h"
 #include "process.h"
 #include "procfs.h"
 #include "seccomp-filter.h"
@@ -55,8 +56,16 @@ static int plan_from_pid(pid_t pid, crib_ns_plan *p, crib_err *err) {
   return 0;
 }
 
+/* The setup process: forked by the runtime into the container's cgroup, but in the runtime's PID
+ * namespace, where no process of the container sees it (pidns-fork.h). It joins every other
+ * namespace of the container, takes on the process's terminal, cwd, limits, LSM labels, seccomp
+ * filter (unless no_new_privs lets the last process load it), user and capabilities, closes every
+ * fd the host gave it, and only then forks the process that enters the container's PID
+ * namespace and execs. That one holds the container's credentials from its first instruction
+ * and can be nothing but the container's. */
 static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool in_cgroup,
-                     crib_ns_plan *plan, int sync_fd, int preserve_fds, crib_err *err) {
+                     crib_ns_plan *plan, const crib_lsm_host *lsm, int sync_fd, int preserve_fds,
+                     crib_err *err) {
   crib_sync_msg m;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
   int self_cg = in_cgroup ? 0 : crib_cg_enter_self(cg, err);
@@ -65,17 +74,22 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   if (crib_sync_recv(sync_fd, &m, NULL, err) < 0) return -1;
   if (m.type != CRIB_SYNC_ACK) return crib_fail(err, 0, "sync: expected ack");
   /* Made before joining the container's mount namespace, whose /proc the container controls:
-   * every /proc write below goes through this one (procfs.h). */
+   * every /proc write below goes through this one (procfs.h). It is a procfs of the runtime's
+   * PID namespace, so it is closed before the fork into the container's. */
   int proc = crib_procfs_open(err);
   if (proc < 0) return -1;
-  if (crib_ns_join(plan, ~CLONE_NEWPID, err) < 0) return -1;
+  /* The PID namespace too: for our children only (the fork below), user namespace last. */
+  if (crib_ns_join(plan, ~0, err) < 0) return -1;
   crib_ns_plan_close(plan);
   /* Nothing our caller leaked to us stays reachable through /proc/self/fd (see files.h); the
    * private procfs handle stays until the /proc writes below are done. */
   int keep_setup[] = {sync_fd, proc};
   if (crib_close_fds_from(3 + preserve_fds, keep_setup, 2, err) < 0) return -1;
+  /* The pty's peer becomes the stdio of the process that execs, after the fork: taking it as
+   * the controlling terminal makes its caller a session leader, whose exit would hang it up. */
+  int peer = -1;
   if (crib_json_bool(process, "terminal", false)) {
-    int master, peer;
+    int master;
     if (crib_pty_open(proc, &master, &peer, err) < 0) return -1;
     if (crib_pty_set_size(master, json_object_get(process, "consoleSize"), err) < 0 ||
         crib_sync_send(sync_fd, CRIB_SYNC_PTY, 0, master, err) < 0) {
@@ -84,32 +98,39 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
       return -1;
     }
     close(master);
-    if (crib_pty_become_stdio(peer, err) < 0) return -1;
   }
   if (crib_enter_workdir(process, err) < 0) return -1;
   if (crib_process_rlimits(process, err) < 0) return -1;
   char warn[2048];
   if (crib_process_oom_score(process, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(sync_fd, warn);
-  if (crib_process_lsm(process, proc, warn, sizeof warn, err) < 0) return -1;
+  /* Inherited by the fork: the oom score, and the exec labels (kept in the credentials). */
+  if (crib_process_lsm(process, lsm, proc, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(sync_fd, warn);
   close(proc);
   scmp_filter_ctx filter;
   if (crib_seccomp_compile(json_object_get(json_object_get(spec, "linux"), "seccomp"), &filter, err) < 0)
     return -1;
   bool nnp = crib_json_bool(process, "noNewPrivileges", false);
+  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load while we still have it (the
+   * filter is inherited by the fork, which the profile must allow, as any that lets a container
+   * start a process does). With it, the forked process loads it last. */
   if (!nnp && crib_seccomp_load(filter, err) < 0) return -1;
   if (crib_process_identity(process, warn, sizeof warn, err) < 0) return -1;
   if (warn[0]) crib_sync_send_warning(sync_fd, warn);
   static char exe[PATH_MAX];
   if (crib_process_find(process, exe, sizeof exe, err) < 0) return -1;
   if (crib_process_finish(process, err) < 0) return -1;
-  if (nnp && crib_seccomp_load(filter, err) < 0) return -1;
   char **argv = crib_process_strv(json_object_get(process, "args"));
   char **envp = crib_process_strv(json_object_get(process, "env"));
   if (!argv || !envp) return crib_fail(err, ENOMEM, "argv");
-  /* The process outlives a --detach exec: drop the setup-time death signal. */
-  if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
+
+  pid_t ours;
+  if (crib_fork_into_pidns(sync_fd, &ours, err) < 0) return -1;
+  /* The forked process, in the container's PID namespace: its own death signal is unset, so it
+   * outlives a --detach exec. */
+  if (peer >= 0 && crib_pty_become_stdio(peer, err) < 0) return -1;
+  if (nnp && crib_seccomp_load(filter, err) < 0) return -1;
   int keep[] = {sync_fd};
   if (crib_close_fds_from(3 + preserve_fds, keep, 1, err) < 0) return -1;
   if (crib_sync_send(sync_fd, CRIB_SYNC_PARKED, 0, -1, err) < 0) return -1;
@@ -151,12 +172,14 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
   crib_cgroup cg;
   if (crib_container_cgroup(&st, &cg, err) < 0) goto out;
   if (plan_from_pid(st.pid, &plan, err) < 0) goto out;
-  for (int i = 0; i < plan.n_join; i++)
-    if (plan.join_flag[i] == CLONE_NEWPID && setns(plan.join_fd[i], CLONE_NEWPID) < 0) {
-      crib_fail(err, errno, "setns `%s`", plan.join_path[i]);
-      goto out;
-    }
+  /* The process that execs is the setup process's child: it comes to us when that one exits. */
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+    crib_fail(err, errno, "prctl PR_SET_CHILD_SUBREAPER");
+    goto out;
+  }
   if (crib_sync_pair(sync, err) < 0) goto out;
+  crib_lsm_host lsm;
+  crib_lsm_probe(&lsm); /* here: the child reads the container's /sys once it has joined */
   bool in_cgroup;
   child = crib_cg_fork(&cg, 0, &in_cgroup);
   if (child < 0) {
@@ -166,12 +189,13 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
   if (child == 0) {
     close(sync[0]);
     crib_err e = {0};
-    child_run(spec, o->process, &cg, in_cgroup, &plan, sync[1], o->preserve_fds, &e);
+    child_run(spec, o->process, &cg, in_cgroup, &plan, &lsm, sync[1], o->preserve_fds, &e);
     crib_sync_send_error(sync[1], &e);
     _exit(1);
   }
   close(sync[1]);
   sync[1] = -1;
+  pid_t proc_pid = -1; /* the process that execs, forked by the setup process (child) */
   for (bool parked = false; !parked;) {
     crib_sync_msg m;
     int fd = -1;
@@ -183,6 +207,14 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
         crib_sync_prefer_child_error(sync[0], err);
         goto kill_child;
       }
+      break;
+    case CRIB_SYNC_PID:
+      if (proc_pid > 0) {
+        crib_fail(err, 0, "sync: a second pid reported (%d)", m.value);
+        goto kill_child;
+      }
+      if (crib_check_reported_pid((pid_t)m.value, child, err) < 0) goto kill_child;
+      proc_pid = (pid_t)m.value;
       break;
     case CRIB_SYNC_PTY: {
       int r = fd < 0 ? crib_fail(err, 0, "sync: pty message without a fd")
@@ -207,28 +239,38 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
       goto kill_child;
     }
   }
-  if (o->pid_file && crib_write_pid_file(o->pid_file, child, err) < 0) goto kill_child;
+  if (proc_pid <= 0) {
+    crib_fail(err, 0, "exec in `%s`: the setup process reported no pid", o->id);
+    goto kill_child;
+  }
+  /* The setup process exits once it has reported; then the process is ours to wait for. */
+  while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+  }
+  child = -1;
+  if (o->pid_file && crib_write_pid_file(o->pid_file, proc_pid, err) < 0) goto kill_child;
   if (o->detach) {
     rc = 0;
     goto out;
   }
-  forward_to = child;
+  forward_to = proc_pid;
   struct sigaction sa = {.sa_handler = forward};
   sigemptyset(&sa.sa_mask);
   int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
   for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) sigaction(sigs[k], &sa, NULL);
   int status;
-  while (waitpid(child, &status, 0) < 0) {
+  while (waitpid(proc_pid, &status, 0) < 0) {
     if (errno != EINTR) {
-      crib_fail(err, errno, "wait for exec process %d", (int)child);
+      crib_fail(err, errno, "wait for exec process %d", (int)proc_pid);
       goto out;
     }
   }
   rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   goto out;
 kill_child:
-  kill(child, SIGKILL);
-  waitpid(child, NULL, 0);
+  if (child > 0) kill(child, SIGKILL);
+  if (proc_pid > 0) kill(proc_pid, SIGKILL);
+  if (child > 0) waitpid(child, NULL, 0);
+  if (proc_pid > 0) waitpid(proc_pid, NULL, 0);
 out:
   if (sync[0] >= 0) close(sync[0]);
   if (sync[1] >= 0) close(sync[1]);

@@ -1,6 +1,8 @@
 /* `exec`: run one more process inside a live container: joins its namespaces (those that
  * differ from ours) and its cgroup, then applies the process's user, capabilities,
- * no_new_privs and the container's seccomp filter before execve. */
+ * no_new_privs and the container's seccomp filter before execve. All of that is done by a setup
+ * process that stays in our PID namespace; the process that execs is forked into the
+ * container's only at the end, with nothing of the host left (pidns-fork.h). */
 #ifndef CRIB_EXEC_H
 #define CRIB_EXEC_H
 

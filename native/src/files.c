@@ -1,6 +1,6 @@
 #include "files.h"
 
-#include "crib-io.h"
+#include "crib-atomic-file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,30 +31,6 @@ int crib_read_file(const char *path, char *buf, size_t cap, size_t *len, crib_er
   close(fd);
   buf[off] = '\0';
   if (len) *len = off;
-  return 0;
-}
-
-int crib_write_file_atomic(const char *path, const char *buf, size_t len, crib_err *err) {
-  char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-    return crib_fail(err, ENAMETOOLONG, "temp name for `%s`", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return crib_fail(err, errno, "open `%s`", tmp);
-  if (crib_write_all(fd, buf, len) < 0) {
-    int e = errno;
-    close(fd);
-    unlink(tmp);
-    return crib_fail(err, e, "write `%s`", tmp);
-  }
-  /* No fsync: runtime state lives on /run (tmpfs) and means nothing after a reboot, when
-   * every container is gone anyway; the rename alone keeps readers from torn files. On a
-   * disk-backed --root an fsync cost 5-30 ms per create. */
-  close(fd);
-  if (rename(tmp, path) < 0) {
-    int e = errno;
-    unlink(tmp);
-    return crib_fail(err, e, "rename `%s` to `%s`", tmp, path);
-  }
   return 0;
 }
 
@@ -96,7 +72,7 @@ int crib_write_pid_file(const char *path, pid_t pid, crib_err *err) {
   char buf[32];
   int n = snprintf(buf, sizeof buf, "%d", (int)pid);
   /* Atomic so a caller polling the file never reads an empty or partial pid. */
-  return crib_write_file_atomic(path, buf, (size_t)n, err);
+  return crib_atomic_write_file(path, buf, (size_t)n, 0600, err);
 }
 
 static int cmp_int(const void *a, const void *b) {

@@ -13,17 +13,13 @@
 /* Read up to cap-1 bytes of path into buf, NUL-terminated; *len gets the byte count. */
 int crib_read_file(const char *path, char *buf, size_t cap, size_t *len, crib_err *err);
 
-/* Write buf to a temp file beside path and rename it over path: readers see either the old or
- * the new content, never a torn write. (Not fsync'd: see files.c.) */
-int crib_write_file_atomic(const char *path, const char *buf, size_t len, crib_err *err);
-
 /* mkdir -p with mode for each created component. */
 int crib_mkdir_p(const char *path, mode_t mode, crib_err *err);
 
 /* rm -rf of a directory that holds only plain files (state directories). ENOENT is success. */
 int crib_rm_dir(const char *path, crib_err *err);
 
-/* Write a decimal number to path (pid files). */
+/* Write a decimal number to path (pid files), atomically (crib-atomic-file.h). */
 int crib_write_pid_file(const char *path, pid_t pid, crib_err *err);
 
 /* Close every fd >= from except those listed in keep (at most 16 of them): whatever a caller

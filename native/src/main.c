@@ -15,9 +15,9 @@
  * the container's init, exec forks a process into a running container. They run from a sealed
  * memfd copy of this binary and non-dumpable (crib-sealed-exe.h), at the cost of one more
  * execve. The others stay as fast as before, because no container process can reach them: they
- * live in the host's PID namespace only. `start` in particular only writes to the exec fifo; the
- * init it releases was forked by `create` after that had re-executed, so the init's
- * /proc/<pid>/exe (which the container sees) is already the sealed copy, and it stays
+ * live in the host's PID namespace only. `start` in particular only talks through the exec fifos
+ * (exec-fifo.h); the init it releases was forked by `create` after that had re-executed, so the
+ * init's /proc/<pid>/exe (which the container sees) is already the sealed copy, and it stays
  * non-dumpable until its execve of the container's program. */
 static const struct {
   const char *name;

@@ -70,6 +70,11 @@ static int configure(int fs, const char *fstype, const char *data, const char *w
 
 int crib_mnt_new(const char *fstype, const char *source, const char *data, unsigned long ms_flags,
                  const char *what, crib_err *err) {
+  return crib_mnt_new_with_fd(fstype, source, data, ms_flags, NULL, -1, what, err);
+}
+
+int crib_mnt_new_with_fd(const char *fstype, const char *source, const char *data, unsigned long ms_flags,
+                         const char *fd_key, int fd, const char *what, crib_err *err) {
   int fs = fsopen(fstype, FSOPEN_CLOEXEC);
   if (fs < 0) return crib_fail(err, errno, "fsopen %s for `%s`", fstype, what);
   if (source && *source && fsconfig(fs, FSCONFIG_SET_STRING, "source", source, 0) < 0)
@@ -84,6 +89,11 @@ int crib_mnt_new(const char *fstype, const char *source, const char *data, unsig
   if (data && *data && configure(fs, fstype, data, what, err) < 0) {
     close(fs);
     return -1;
+  }
+  if (fd_key && fsconfig(fs, FSCONFIG_SET_FD, fd_key, NULL, fd) < 0) {
+    char step[64];
+    snprintf(step, sizeof step, "option %s (a file descriptor) of", fd_key);
+    return fs_fail(fs, err, errno, step, fstype, what);
   }
   if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     return fs_fail(fs, err, errno, "create", fstype, what);

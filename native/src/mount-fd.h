@@ -20,6 +20,11 @@
 int crib_mnt_new(const char *fstype, const char *source, const char *data, unsigned long ms_flags,
                  const char *what, crib_err *err);
 
+/* crib_mnt_new with one more option passed as a file descriptor (FSCONFIG_SET_FD): procfs's
+ * "pidns", which gives a runtime outside a PID namespace a procfs of that namespace. */
+int crib_mnt_new_with_fd(const char *fstype, const char *source, const char *data, unsigned long ms_flags,
+                         const char *fd_key, int fd, const char *what, crib_err *err);
+
 /* A detached copy of the mount tree at dirfd/path (path "" means dirfd itself; symlinks in path
  * are followed, as the source is the caller's). recursive: with the mounts below it. */
 int crib_mnt_clone(int dirfd, const char *path, bool recursive, const char *what, crib_err *err);

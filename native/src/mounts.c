@@ -227,7 +227,9 @@ static int build_mount(const char *type, const char *source, const crib_mount_op
     }
     return m;
   }
-  int m = crib_mnt_new(type, source, o->data, o->flags, dest, err);
+  int m = strcmp(type, "proc") == 0 && env->proc_pidns >= 0
+              ? crib_mnt_new_with_fd(type, source, o->data, o->flags, "pidns", env->proc_pidns, dest, err)
+              : crib_mnt_new(type, source, o->data, o->flags, dest, err);
   /* sysfs belongs to the network namespace's owner: in a user namespace that joined the host's
    * network, a new one is refused, so bind the host's instead (as runc), with the asked flags. */
   if (m < 0 && err->errnum == EPERM && strcmp(type, "sysfs") == 0) {

@@ -30,6 +30,9 @@ typedef struct crib_mount_env {
   const char *bundle;   /* for relative bind sources */
   const char *cgroup_path; /* the container's cgroup, relative to each hierarchy's root */
   bool cgroup_v2;          /* unified hierarchy: mount cgroup2 instead of binding v1 dirs */
+  /* A procfs gets the PID namespace of this fd (procfs's pidns option) instead of the caller's:
+   * for a runtime that builds the rootfs outside the PID namespace it joins (-1: the caller's). */
+  int proc_pidns;
 } crib_mount_env;
 
 int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err);

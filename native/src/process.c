@@ -16,28 +16,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "capabilities.h"
 #include "files.h"
 #include "procfs.h"
 #include "spec.h"
-
-static const char *cap_names[] = {
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
-#define CAP_COUNT ((int)(sizeof cap_names / sizeof cap_names[0]))
-
-int crib_cap_from_name(const char *name) {
-  for (int i = 0; i < CAP_COUNT; i++)
-    if (strcasecmp(cap_names[i], name) == 0) return i;
-  return -1;
-}
 
 static const struct {
   const char *name;
@@ -145,7 +127,7 @@ int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *
     if (bnd & (1ULL << c)) continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
       return crib_fail(err, errno, "drop capability %s from the bounding set",
-                       c < CAP_COUNT ? cap_names[c] : "?");
+                       crib_cap_name(c) ? crib_cap_name(c) : "?");
   }
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PR_SET_KEEPCAPS");
 
@@ -173,16 +155,18 @@ int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *
     if (!(amb & (1ULL << c))) continue;
     /* Ambient needs the cap in permitted and inheritable; skip silently otherwise (runc). */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EPERM)
-      return crib_fail(err, errno, "raise ambient capability %s", cap_names[c]);
+      return crib_fail(err, errno, "raise ambient capability %s", crib_cap_name(c) ? crib_cap_name(c) : "?");
   }
   return 0;
 }
 
-static bool apparmor_enabled(void) {
+void crib_lsm_probe(crib_lsm_host *host) {
   char buf[8];
   crib_err e;
-  return crib_read_file("/sys/module/apparmor/parameters/enabled", buf, sizeof buf, NULL, &e) == 0 &&
-         buf[0] == 'Y';
+  /* A host without the LSM has no such file: absent, as any unreadable answer is. */
+  host->apparmor = crib_read_file("/sys/module/apparmor/parameters/enabled", buf, sizeof buf, NULL, &e) == 0 &&
+                   buf[0] == 'Y';
+  host->selinux = access("/sys/fs/selinux/enforce", F_OK) == 0;
 }
 
 static void append_warning(char *warn, size_t warn_n, const char *fmt, ...)
@@ -198,12 +182,13 @@ static void append_warning(char *warn, size_t warn_n, const char *fmt, ...) {
   va_end(ap);
 }
 
-int crib_process_lsm(json_t *process, int proc, char *warn, size_t warn_n, crib_err *err) {
+int crib_process_lsm(json_t *process, const crib_lsm_host *host, int proc, char *warn, size_t warn_n,
+                     crib_err *err) {
   warn[0] = '\0';
   /* attr/exec is per thread: thread-self, through the private procfs handle. */
   const char *profile = crib_json_str(process, "apparmorProfile");
   if (profile && *profile) {
-    if (!apparmor_enabled()) {
+    if (!host->apparmor) {
       append_warning(warn, warn_n, "warning: process.apparmorProfile `%s` ignored: AppArmor is not enabled on this host", profile);
     } else {
       char buf[1024];
@@ -218,7 +203,7 @@ int crib_process_lsm(json_t *process, int proc, char *warn, size_t warn_n, crib_
   }
   const char *label = crib_json_str(process, "selinuxLabel");
   if (label && *label) {
-    if (access("/sys/fs/selinux/enforce", F_OK) != 0) {
+    if (!host->selinux) {
       append_warning(warn, warn_n, "warning: process.selinuxLabel `%s` ignored: SELinux is not enabled on this host", label);
     } else if (crib_procfs_write(proc, "thread-self/attr/exec", label, strlen(label), err) < 0) {
       return crib_err_wrap(err, "process.selinuxLabel `%s`", label);

@@ -193,3 +193,11 @@ int crib_procfs_reopen(int proc, int fd, int flags, crib_err *err) {
   }
   return r;
 }
+
+bool crib_procfs_pidns_supported(int pidns_fd) {
+  int fs = fsopen("proc", FSOPEN_CLOEXEC);
+  if (fs < 0) return false;
+  bool ok = fsconfig(fs, FSCONFIG_SET_FD, "pidns", NULL, pidns_fd) == 0;
+  close(fs);
+  return ok;
+}

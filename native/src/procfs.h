@@ -35,6 +35,10 @@ int crib_procfs_read(int proc, const char *rel, char *buf, size_t cap, crib_err 
 /* Does rel exist beneath the handle (same resolution rules)? */
 bool crib_procfs_exists(int proc, const char *rel);
 
+/* Can this kernel make a procfs of the PID namespace pidns_fd for a caller outside it (the
+ * pidns option, Linux 6.15)? Asks the kernel itself; nothing is mounted. */
+bool crib_procfs_pidns_supported(int pidns_fd);
+
 /* Reopen fd (typically O_PATH, already verified) with flags through thread-self/fd/<fd> of the
  * handle: the object is checked first and only then opened for real. */
 int crib_procfs_reopen(int proc, int fd, int flags, crib_err *err);

@@ -93,7 +93,8 @@ int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err) {
     return crib_fail(err, errno, "bind rootfs `%s`", c->rootfs);
   int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return crib_fail(err, errno, "open rootfs `%s`", c->rootfs);
-  crib_mount_env env = {.bundle = c->bundle, .cgroup_path = c->cgroup_path, .cgroup_v2 = c->cgroup_v2};
+  crib_mount_env env = {.bundle = c->bundle, .cgroup_path = c->cgroup_path, .cgroup_v2 = c->cgroup_v2,
+                        .proc_pidns = c->proc_pidns};
   bool dev_is_bind = false;
   size_t i;
   json_t *m;

@@ -17,6 +17,7 @@ typedef struct crib_rootfs_cfg {
   bool no_pivot;           /* --no-pivot: MS_MOVE + chroot */
   const char *cgroup_path; /* the container's cgroup path (see mounts.h) */
   bool cgroup_v2;
+  int proc_pidns;          /* see crib_mount_env (-1: none) */
 } crib_rootfs_cfg;
 
 /* Everything up to pivot_root: propagation, the rootfs bind, mounts, /dev. */

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crib-atomic-file.h"
 #include "files.h"
 #include "spec.h"
 
@@ -61,7 +62,7 @@ int crib_state_write(const crib_state *st, crib_err *err) {
     free(text);
     return crib_fail(err, ENAMETOOLONG, "state path `%s`", st->dir);
   }
-  int rc = crib_write_file_atomic(path, text, strlen(text), err);
+  int rc = crib_atomic_write_file(path, text, strlen(text), 0600, err);
   free(text);
   return rc;
 }

@@ -1,6 +1,7 @@
-/* The container state directory <root>/<id>/: state.json (written temp + rename) and exec.fifo
- * (present while the container is created but not started). The status is derived, never
- * stored: created while the fifo exists and the init lives, running once the fifo is gone,
+/* The container state directory <root>/<id>/: state.json (written atomically:
+ * crib-atomic-file.h), exec.fifo (present while the container is created but not started) and
+ * exec-result.fifo (how start learns the process exec'd: exec-fifo.h). The status is derived,
+ * never stored: created while exec.fifo exists and the init lives, running once it is gone,
  * stopped when the init is dead (or its pid was reused: the saved start time no longer matches).
  *
  *   create ──> created ──start──> running ──exit/kill──> stopped ──delete──> (gone)

@@ -1,6 +1,7 @@
 // linux.cgroupsPath → cgroup path, through the real library (crib_cg_resolve_path).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFUSED_CGROUP_PATHS, RESOLVED_CGROUP_PATHS } from '../../test-support/cgroup-path-cases.js';
+import { resolveCgroupPath } from '../../src/stats/cgroup-path.js';
 import { buildDriver, runDriver, type Driver } from './support/cgroup-driver.js';
 
 let driver: Driver;
@@ -33,6 +34,18 @@ describe('crib_cg_resolve_path', () => {
       const r = await resolvePath('', id);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('cannot name a cgroup');
+    }
+  });
+});
+
+// The C library is the authority: the daemon's TypeScript resolver (stats) must agree with it.
+describe('agreement of the daemon\'s resolveCgroupPath with crib_cg_resolve_path', () => {
+  it('resolves every accepted input to the same path as the native library', async () => {
+    for (const input of ['kubepods-besteffort-pod123.slice:crib:abc', ':crib:x', '-.slice:crib:t',
+      'machine.slice::bare', '/kubepods/pod1/c', 'a//b/./c', '']) {
+      const r = await runDriver(driver, ['resolve', input, 'cid']);
+      expect(r.code).toBe(0);
+      expect(resolveCgroupPath(input, 'cid')).toBe(r.stdout.trim());
     }
   });
 });

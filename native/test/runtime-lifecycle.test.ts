@@ -376,6 +376,34 @@ describe('namespaces and cgroups shared with other containers', () => {
     expect((await rt.exec(['delete', '--force', a.id])).code).toBe(0);
   });
 
+  it('a terminal container joining another\'s pid namespace keeps its tty (set up outside, forked in)', async () => {
+    const { b: a } = await create(['sleep', '1000']);
+    const apid = Number(await readFile(join(a.dir, 'pid'), 'utf8'));
+    expect((await rt.exec(['start', a.id])).code).toBe(0);
+    const sock = join(helpers, `pidns-console-${Date.now()}.sock`);
+    const recv = spawn(consoleBin, [sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    recv.stdout.on('data', (d) => { out += d; });
+    const closed = new Promise<void>((r) => recv.on('close', () => r()));
+    await waitFor('console receiver', () => out.includes('ready'));
+    const { b, r, code } = await create(['sh', '-c', 'tty; readlink /proc/self/ns/pid; ps -o pid,args'], (s) => {
+      s.process.terminal = true;
+      s.linux.namespaces = s.linux.namespaces.map((n: any) => (n.type === 'pid' ? { type: 'pid', path: `/proc/${apid}/ns/pid` } : n));
+    }, ['--console-socket', sock]);
+    expect(r.stderr).toBe('');
+    expect(code).toBe(0);
+    const bpid = Number(await readFile(join(b.dir, 'pid'), 'utf8'));
+    expect((await rt.exec(['start', b.id])).code).toBe(0);
+    expect(await r.exitCode(bpid)).toBe(0);
+    await closed;
+    expect(out).toMatch(/\/dev\/pts\/0\r?\n/);
+    expect(out).toContain(readlinkSync(`/proc/${apid}/ns/pid`));
+    // Its /proc is the joined namespace's: the other container's process is pid 1 there.
+    expect(out).toMatch(/^\s*1 sleep 1000\r?$/m);
+    expect((await rt.exec(['delete', b.id])).code).toBe(0);
+    expect((await rt.exec(['delete', '--force', a.id])).code).toBe(0);
+  });
+
   it('systemd-style cgroupsPath (slice:prefix:name)', async () => {
     const slice = `${testTag.replace(/-/g, '_')}.slice`;
     const { b, code, r } = await create(['sleep', '1000'], (s) => { s.linux.cgroupsPath = `${slice}:crib:${'x' + process.pid}`; });

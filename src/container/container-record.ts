@@ -18,6 +18,7 @@
 //             too, and an exit of a never-started one counts as started at its creation.
 import { join } from 'node:path';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
+import { defineSchema } from '../store/schema.js';
 
 export interface ContainerRecord {
   id: string;
@@ -73,3 +74,6 @@ export const containerPaths = (dir: string) => ({
   bundle: join(dir, 'bundle'),
   rootfs: join(dir, 'bundle', 'rootfs'),
 });
+
+/** The on-disk schema of <root>/containers/<id>.json (see store/schema.ts to change it). */
+export const CONTAINER_RECORD = defineSchema<ContainerRecord>('container record');

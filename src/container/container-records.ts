@@ -6,7 +6,7 @@
 // ListContainers or ContainerStatus fail, and an exit is never lost while the daemon runs.
 // Writes of one record are serialised: a slow write can never land after a newer one.
 import { log } from '../log.js';
-import { KeyedLock } from '../store/keyed-lock.js';
+import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { ContainerRecord } from './container-record.js';
 

@@ -21,16 +21,16 @@ import type { RuntimeFeatures } from '../runtime/runtime-features.js';
 import { podInitPidNamespace } from '../sandbox/namespaces.js';
 import type { PodContainers } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
-import { Cleaner } from '../store/cleaner.js';
-import { KeyedLock } from '../store/keyed-lock.js';
-import { NameReservations } from '../store/name-reservations.js';
+import { Cleaner } from '../lifecycle/cleaner.js';
+import { KeyedLock } from '../lifecycle/keyed-lock.js';
+import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { isoToNs, nowNs } from '../time.js';
-import { buildContainerSpec, readNodeFacts } from './spec/container-spec.js';
-import { containerResources } from './spec/resources.js';
-import type { OciSpec } from './spec/oci-types.js';
+import { buildContainerSpec, readNodeFacts } from './oci-spec/container-spec.js';
+import { containerResources } from './oci-spec/resources.js';
+import type { OciSpec } from './oci-spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
-import { containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
+import { CONTAINER_RECORD, containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
 import { ContainerRecords } from './container-records.js';
 
 /** kubelet caps exec output at 16 MiB; so do we. */
@@ -99,7 +99,7 @@ export class ContainerService implements PodContainers {
   private readonly deferredExits = new Map<string, { exit: ExitRecord; why?: { reason: string; message: string } }>();
 
   constructor(private readonly opts: ContainerServiceOptions) {
-    this.records = new ContainerRecords(new RecordStore<ContainerRecord>(join(opts.root, 'containers')), {
+    this.records = new ContainerRecords(new RecordStore<ContainerRecord>(join(opts.root, 'containers'), CONTAINER_RECORD), {
       retry: opts.persistRetry,
       onSaved: (rec) => this.saved(rec),
     });

@@ -1,45 +1,36 @@
 // The crib daemon: owns the root lock, the components, and the gRPC server on the CRI socket.
-// Start-up order matters: lock first (two daemons on one root would corrupt state), then
-// recover state from disk, then listen — kubelet must never see a half-recovered runtime.
-import { access, chown, constants, mkdir, unlink } from 'node:fs/promises';
+// Start-up order matters: claim the socket and lock the root first (two daemons on one root
+// would corrupt state; a refused daemon must create nothing), then recover state from disk, then
+// listen — kubelet must never see a half-recovered runtime.
+import { chown, mkdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { CribConfig } from '../config/config.js';
 import { log } from '../log.js';
 import { nativeBinaries } from '../native-paths.js';
-import { criProto } from '../server/cri-proto.js';
-import { implementService } from '../server/rpc.js';
-import { runtimeInfoHandlers, type Readiness, type RuntimeInfoSource } from '../server/runtime-info.js';
-import { imageServiceHandlers } from '../server/image-service.js';
 import { ImageService } from '../image/image-service.js';
-import { adminHandlers, adminServiceDefinition } from '../server/admin-service.js';
 import { CRIB_VERSION } from '../version.js';
-import { PodNetwork } from '../network/pod-network.js';
-import { CniNetwork } from '../network/cni-network.js';
-import { loadCniConfig } from '../network/cni-config.js';
-import type { PodNetworking } from '../network/pod-networking.js';
+import { NodeNetwork } from '../network/node-network.js';
+import { createCriServer } from '../server/cri-server.js';
+import { runtimeInfoSource } from '../server/runtime-info.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { ContainerService } from '../container/container-service.js';
 import { RuntimeRegistry } from '../runtime/runtime-registry.js';
 import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
-import { podSandboxHandlers } from '../server/pod-sandbox-rpcs.js';
-import { containerHandlers } from '../server/container-rpcs.js';
-import { statsHandlers } from '../server/stats-rpcs.js';
-import { streamingHandlers } from '../server/streaming-rpcs.js';
-import { criGuards, criLimitsFromConfig } from '../server/cri-guards.js';
-import { GRPC_MAX_MESSAGE_BYTES } from '../server/cri-limits.js';
 import { StreamingServer } from '../streaming/server/streaming-server.js';
 import { ContainerStreams } from '../streaming/server/container-streams.js';
 import { RootLock } from './root-lock.js';
+import { SocketClaim } from './socket-claim.js';
 import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
 
 export class Daemon {
+  private socketClaim: SocketClaim | undefined;
   private lock: RootLock | undefined;
   private server: grpc.Server | undefined;
   private images: ImageService | undefined;
-  private network: PodNetworking | undefined;
-  private networkError: string | undefined;
+  private network: NodeNetwork | undefined;
   private containers: ContainerService | undefined;
   private runtimes: RuntimeRegistry | undefined;
   private streaming: StreamingServer | undefined;
@@ -63,20 +54,31 @@ export class Daemon {
     log.level = config.log_level;
     // Private from the first moment: a new install is made tight, an old one tightened before
     // anything else is created in it (see private-dirs.ts).
+    const socketPath = unixSocketPath(config.grpc.address);
     const socketGroup = config.grpc.socket_group;
-    const stateAccess = stateDirAccess(config.state, unixSocketPath(config.grpc.address),
+    const stateAccess = stateDirAccess(config.state, socketPath,
       socketGroup === undefined ? undefined : groupId(socketGroup));
-    await mkdir(config.root, { recursive: true, mode: PRIVATE.mode });
-    const madeState = await mkdir(config.state, { recursive: true, mode: stateAccess.mode });
-    if (madeState !== undefined && stateAccess.gid !== undefined) {
-      await chown(config.state, process.geteuid?.() ?? 0, stateAccess.gid);
+    const makeStateDir = async (): Promise<void> => {
+      const made = await mkdir(config.state, { recursive: true, mode: stateAccess.mode });
+      if (made !== undefined && stateAccess.gid !== undefined) await chown(config.state, process.geteuid?.() ?? 0, stateAccess.gid);
+    };
+    // A refused start creates nothing: both the root lock and the socket are checked, and the
+    // socket claimed, before root, state, bridge or nftables table exist.
+    RootLock.assertFree(config.root);
+    if (socketPath !== undefined) {
+      this.socketClaim = await SocketClaim.take(socketPath, async (dir) => {
+        if (join(dir) === join(config.state)) await makeStateDir();
+        else await mkdir(dir, { recursive: true, mode: 0o711 });
+      });
     }
-    this.lock = RootLock.acquire(config.root);
     try {
+      await mkdir(config.root, { recursive: true, mode: PRIVATE.mode });
+      this.lock = RootLock.acquire(config.root);
+      await makeStateDir();
       await tightenInstall({ root: config.root, state: config.state, stateAccess, log });
       serveSealedBinaries();
       this.images = await ImageService.open(config);
-      this.network = await this.openNetwork();
+      this.network = await NodeNetwork.open(config);
       // Services are wired once, here: each gets what it uses, and nothing reaches through
       // another to find it.
       const runtimes = await RuntimeRegistry.open(this.handlerPaths(), config.state);
@@ -92,7 +94,7 @@ export class Daemon {
       const sandboxes = new SandboxService({
         root: config.root,
         state: config.state,
-        network: this.network,
+        network: this.network.backend,
         handlers: new Set(runtimes.names()),
         defaultHandler: config.runtime.default_handler,
         containers,
@@ -109,31 +111,20 @@ export class Daemon {
       }, new ContainerStreams(containers, sandboxes, { stallTimeoutMs: config.streaming.stall_timeout }));
       this.streaming = streaming;
       await streaming.start();
-      const guards = criGuards(criLimitsFromConfig(config.limits), sandboxes, containers);
-      const proto = criProto().runtime.v1;
-      const server = new grpc.Server({
-        'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
-        'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
-      });
-      server.addService(
-        proto.RuntimeService.service,
-        implementService('runtime.v1.RuntimeService', proto.RuntimeService.service, {
-          ...runtimeInfoHandlers(this.runtimeInfo()),
-          ...podSandboxHandlers(sandboxes, containers, guards),
-          UpdateRuntimeConfig: async (req) => {
-            await this.updatePodCidr(sandboxes, req.runtimeConfig?.networkConfig?.podCidr ?? '');
-            return {};
-          },
-          ...containerHandlers(containers, sandboxes, guards),
-          ...statsHandlers(containers, sandboxes, this.images),
-          ...streamingHandlers(containers, sandboxes, streaming, guards),
+      const server = createCriServer({
+        limits: config.limits,
+        sandboxes,
+        containers,
+        images: this.images,
+        streaming,
+        runtimeInfo: runtimeInfoSource({
+          config,
+          handlerPaths: this.handlerPaths(),
+          handlerFeatures: (name) => this.runtimes?.features(name) ?? NO_FEATURES,
+          network: this.network,
+          pods: sandboxes,
         }),
-      );
-      server.addService(
-        proto.ImageService.service,
-        implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(this.images, guards.validate)),
-      );
-      server.addService(adminServiceDefinition(), adminHandlers(this.images));
+      });
       this.server = server;
       this.listener = await bindGrpc(server, {
         address: config.grpc.address,
@@ -177,87 +168,9 @@ export class Daemon {
     this.images = undefined;
     this.lock?.release();
     this.lock = undefined;
-  }
-
-  /**
-   * kubelet sends the node's pod CIDR at start-up. An empty CIDR, the current one, or a CNI
-   * backend (whose plugins own addressing) leave things as they are; otherwise the built-in
-   * network moves to the new range, which is only allowed while no pod holds an address.
-   */
-  private async updatePodCidr(sandboxes: SandboxService, cidr: string): Promise<void> {
-    const current = this.network;
-    if (!cidr || !(current instanceof PodNetwork) || current.podCidr === cidr) return;
-    const next = PodNetwork.fromConfig({ ...this.config, network: { ...this.config.network, pod_cidr: cidr } });
-    sandboxes.replaceNetwork(next);
-    await current.cleanupAll();
-    this.network = next;
-    this.networkError = undefined;
-    await next.ensureHost().catch((err: unknown) => {
-      this.networkError = (err as Error).message;
-    });
-    log.info({ podCidr: cidr }, 'pod CIDR updated');
-  }
-
-  /** The pod network backend; a failure leaves host-network pods working and Status says why. */
-  private async openNetwork(): Promise<PodNetworking> {
-    const { config } = this;
-    if (config.network.plugin === 'cni') {
-      const cni = new CniNetwork({ root: config.root, confDir: config.network.cni_conf_dir, binDirs: config.network.cni_bin_dirs });
-      await loadCniConfig(config.network.cni_conf_dir).catch((err: unknown) => {
-        this.networkError = `no usable CNI config in ${config.network.cni_conf_dir}: ${(err as Error).message}`;
-      });
-      return cni;
-    }
-    const builtin = PodNetwork.fromConfig(config);
-    await builtin.ensureHost().catch((err: unknown) => {
-      this.networkError = (err as Error).message;
-      log.error({ err }, 'pod network setup failed');
-    });
-    return builtin;
-  }
-
-  private runtimeInfo(): RuntimeInfoSource {
-    const { config } = this;
-    const handlers = this.handlerPaths();
-    return {
-      runtimeReadiness: async (): Promise<Readiness> => {
-        const path = handlers.get(config.runtime.default_handler);
-        if (!path) {
-          return { ready: false, reason: 'NoDefaultHandler', message: `runtime.default_handler "${config.runtime.default_handler}" is not configured` };
-        }
-        try {
-          await access(path, constants.X_OK);
-          return { ready: true };
-        } catch {
-          return { ready: false, reason: 'RuntimeBinaryMissing', message: `${path} is not an executable (run make -C native)` };
-        }
-      },
-      networkReadiness: async (): Promise<Readiness> => {
-        // A CNI config is usually installed after the runtime started (by a DaemonSet), and can
-        // go away: readiness follows the config dir, as it is read on every RunPodSandbox.
-        if (config.network.plugin === 'cni') {
-          const dir = config.network.cni_conf_dir;
-          return loadCniConfig(dir).then(
-            (): Readiness => ({ ready: true }),
-            (err: unknown): Readiness => ({ ready: false, reason: 'NetworkSetupFailed', message: `no usable CNI config in ${dir}: ${(err as Error).message}` }),
-          );
-        }
-        return this.networkError === undefined
-          ? { ready: true }
-          : { ready: false, reason: 'NetworkSetupFailed', message: this.networkError };
-      },
-      handlerNames: () => [config.runtime.default_handler, ...[...handlers.keys()].filter((h) => h !== config.runtime.default_handler)],
-      handlerFeatures: (name) => this.runtimes?.features(name) ?? NO_FEATURES,
-      cgroupDriver: () => config.runtime.cgroup_driver,
-      verboseInfo: async () => ({
-        version: CRIB_VERSION,
-        root: config.root,
-        state: config.state,
-        handlers: Object.fromEntries(handlers),
-        image: config.image,
-        registryHosts: Object.keys(config.registry),
-      }),
-    };
+    // Released only now that the socket is gone: the next daemon may take it over.
+    this.socketClaim?.release();
+    this.socketClaim = undefined;
   }
 
   private handlerPaths(): Map<string, string> {

@@ -1,7 +1,7 @@
 // Binding the gRPC server to its unix socket: a socket left by a crashed daemon is replaced, one
 // that a live process still answers on is not (that is another daemon, maybe with another root).
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { AuthorityRewrite, Http2ConnectionError, goAwayFrame } from './authority-rewrite.js';
 import { dirname } from 'node:path';
@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../errors.js';
 import { log } from '../log.js';
+import { socketAnswers } from './socket-claim.js';
 
 export interface ListenOptions {
   address: string;
@@ -20,17 +21,6 @@ export function unixSocketPath(address: string): string | undefined {
   if (address.startsWith('unix://')) return address.slice('unix://'.length);
   if (address.startsWith('unix:')) return address.slice('unix:'.length);
   return address.startsWith('/') ? address : undefined;
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(path);
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
 }
 
 /** The gid of grpc.socket_group (a name or a number). */
@@ -118,7 +108,7 @@ export async function bindGrpc(server: grpc.Server, opts: ListenOptions): Promis
     return { address: opts.address, close: async () => undefined };
   }
   await mkdir(dirname(path), { recursive: true, mode: 0o711 });
-  if (await answers(path)) {
+  if (await socketAnswers(path)) {
     throw new FailedPreconditionError(`${path} is in use: another process is serving on it`);
   }
   await unlink(path).catch((err: unknown) => {

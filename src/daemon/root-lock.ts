@@ -1,45 +1,31 @@
-// One daemon per root dir. An flock(2) on <root>/crib.lock is released by the kernel when the
-// process dies, so a crashed daemon never leaves a lock that blocks its restart (a pid file
-// would). Node has no flock, hence the one koffi call.
-import { closeSync, openSync } from 'node:fs';
+// One daemon per root dir: <root>/crib.lock is held (flock) for the daemon's lifetime.
 import { join } from 'node:path';
-import koffi from 'koffi';
 import { FailedPreconditionError } from '../errors.js';
+import { LockFile } from './lock-file.js';
 
-const LOCK_EX = 2;
-const LOCK_NB = 4;
-const EWOULDBLOCK = 11;
+const lockPath = (root: string): string => join(root, 'crib.lock');
 
-const libc = koffi.load('libc.so.6');
-const flock = libc.func('int flock(int fd, int operation)');
-const errnoLocation = libc.func('int *__errno_location(void)');
-
-function lastErrno(): number {
-  return koffi.decode(errnoLocation(), 'int') as number;
-}
+const heldError = (root: string, path: string): FailedPreconditionError =>
+  new FailedPreconditionError(`another crib daemon is already running with root ${root} (it holds ${path})`);
 
 export class RootLock {
-  private constructor(private fd: number | undefined, readonly path: string) {}
+  private constructor(private readonly file: LockFile) {}
 
   /** Take the lock or fail naming the root another daemon holds. */
   static acquire(root: string): RootLock {
-    const path = join(root, 'crib.lock');
-    const fd = openSync(path, 'a', 0o600);
-    if (flock(fd, LOCK_EX | LOCK_NB) !== 0) {
-      const errno = lastErrno();
-      closeSync(fd);
-      if (errno === EWOULDBLOCK) {
-        throw new FailedPreconditionError(
-          `another crib daemon is already running with root ${root} (it holds ${path})`,
-        );
-      }
-      throw new FailedPreconditionError(`cannot lock ${path}: errno ${errno}`);
-    }
-    return new RootLock(fd, path);
+    const path = lockPath(root);
+    const file = LockFile.tryAcquire(path);
+    if (!file) throw heldError(root, path);
+    return new RootLock(file);
+  }
+
+  /** Fail as acquire() would, without creating anything (the root may not exist yet). */
+  static assertFree(root: string): void {
+    const path = lockPath(root);
+    if (LockFile.isHeld(path)) throw heldError(root, path);
   }
 
   release(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.file.release();
   }
 }

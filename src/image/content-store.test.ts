@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataLossError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { slowStream } from '../../test-support/slow-stream.js';
 import { sha256 } from '../../test-support/tar-fixtures.js';
 import { ContentStore } from './content-store.js';
 
@@ -15,23 +16,6 @@ beforeAll(async () => {
   await store.init();
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-/** A stream that yields `data` in small pieces across event-loop turns, like a download. */
-function slowStream(data: Buffer, piece = 1024): Readable {
-  let off = 0;
-  return new Readable({
-    read() {
-      setImmediate(() => {
-        if (off >= data.length) {
-          this.push(null);
-          return;
-        }
-        this.push(data.subarray(off, off + piece));
-        off += piece;
-      });
-    },
-  });
-}
 
 function ingestDirEmpty(): boolean {
   return readdirSync(join(root, 'content', 'ingest')).length === 0;

@@ -8,7 +8,8 @@ import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DataLossError, InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
+import { DataLossError, InvalidArgumentError, NotFoundError, errnoCode, fsError } from '../errors.js';
+import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
 import { fsyncDir, unlinkIfExists } from '../store/atomic-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
@@ -23,18 +24,6 @@ export interface IngestOptions {
   signal?: AbortSignal;
   /** Called with the running byte count as data arrives. */
   onProgress?(bytes: number): void;
-}
-
-const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
-
-/** The hex part of a sha256 digest; InvalidArgumentError for anything else. */
-export function digestHex(digest: string): string {
-  const m = DIGEST_RE.exec(digest);
-  if (!m) {
-    throw new InvalidArgumentError(
-      `digest ${JSON.stringify(digest)} is not of the form sha256:<64 lowercase hex digits>`);
-  }
-  return m[1]!;
 }
 
 export class ContentStore {
@@ -157,8 +146,13 @@ export class ContentStore {
       opts.signal?.throwIfAborted();
       const source = await openStream();
       const verifier = new DigestVerifier(desc, opts.onProgress);
-      await pipeline(source, verifier, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }),
-        opts.signal ? { signal: opts.signal } : {});
+      const sink = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+      // A write to the stream's fd names no file: a full disk is reported with the temp's path.
+      let sinkError: unknown;
+      sink.once('error', (err) => (sinkError = err));
+      await pipeline(source, verifier, sink, opts.signal ? { signal: opts.signal } : {}).catch((err: unknown) => {
+        throw err === sinkError ? fsError(err, tmp, 'write') : err;
+      });
       verifier.check();
       const fh = await open(tmp, 'r');
       try {

@@ -13,7 +13,8 @@ import { CribError, InvalidArgumentError, NotFoundError, errnoCode } from '../er
 import { formatLimit, limitExceeded, type ImageLimits } from './limits.js';
 import { parseReference } from './reference.js';
 import { hostPlatform, selectManifest } from './registry/platform.js';
-import { checkManifestCounts, parseManifest, sha256Digest } from './registry/manifest.js';
+import { sha256Digest } from '../digest/digest.js';
+import { checkManifestCounts, parseManifest } from './registry/manifest.js';
 import { MediaType, type Descriptor } from './registry/types.js';
 import { cleanEntryPath } from './unpack/safe-path.js';
 

@@ -7,7 +7,7 @@ import { DataLossError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ContentStore } from './content-store.js';
-import { chainIds } from '../snapshot/chain-id.js';
+import { chainIds } from '../digest/chain-id.js';
 import { parseImageConfig, type ImageConfig } from './image-config.js';
 import { ByteBudget, formatLimit, limitExceeded, type ImageLimits } from './limits.js';
 import type { Descriptor } from './registry/types.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
-import { chainIds } from '../snapshot/chain-id.js';
+import { chainIds } from '../digest/chain-id.js';
 import { sha256 } from '../../test-support/tar-fixtures.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
 

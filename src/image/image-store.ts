@@ -1,13 +1,15 @@
-// Persisted image records, one JSON file per image (<root>/images/<config hex>.json). The image
-// ID is the config digest, as in containerd and Docker. Records are written atomically and
-// mutations are serialised, so a tag moving between images is never lost or doubled in memory;
-// if a crash splits a tag move across two files, load() gives the tag to the newer record.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+// Persisted image records, one JSON file per image (<root>/images/<config hex>.json), kept by a
+// RecordStore. The image ID is the config digest, as in containerd and Docker. Mutations are
+// serialised, so a tag moving between images is never lost or doubled in memory; if a crash
+// splits a tag move across two files, load() gives the tag to the newer record.
 import { join } from 'node:path';
-import { InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
-import { chainIds } from '../snapshot/chain-id.js';
-import { fsyncDir, isAtomicTemp, readJson, writeJsonAtomic } from '../store/atomic-file.js';
-import { digestHex, type BlobDescriptor } from './content-store.js';
+import { chainIds } from '../digest/chain-id.js';
+import { digestHex } from '../digest/digest.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { SerialQueue } from '../lifecycle/keyed-lock.js';
+import { RecordStore } from '../store/record-store.js';
+import { defineSchema } from '../store/schema.js';
+import type { BlobDescriptor } from './content-store.js';
 
 export interface ImageRecord {
   /** The config digest. */
@@ -29,55 +31,48 @@ export interface ImageRecord {
   updatedAt?: string;
 }
 
+/** The on-disk schema of <root>/images/<hex>.json (see store/schema.ts to change it). */
+export const IMAGE_RECORD = defineSchema<ImageRecord>('image record');
+
 const HEX_PREFIX_RE = /^(?:sha256:)?([0-9a-f]{12,64})$/;
 
 export class ImageStore {
   readonly dir: string;
-  private readonly images = new Map<string, ImageRecord>();
+  private readonly records: RecordStore<ImageRecord>;
   private readonly byTag = new Map<string, string>();
   private readonly byDigest = new Map<string, string>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(root: string) {
     this.dir = join(root, 'images');
+    this.records = new RecordStore(this.dir, IMAGE_RECORD, { fileStem: digestHex });
   }
 
   /** Read every record from disk (and drop temp files of interrupted writes). */
   async load(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    this.images.clear();
     this.byTag.clear();
     this.byDigest.clear();
-    const recs: ImageRecord[] = [];
-    for (const name of await readdir(this.dir)) {
-      if (isAtomicTemp(name)) {
-        await rm(join(this.dir, name), { force: true });
-        continue;
-      }
-      if (!/^[0-9a-f]{64}\.json$/.test(name)) continue;
-      const rec = await readJson<ImageRecord>(join(this.dir, name));
-      if (rec) recs.push(rec);
-    }
+    const recs = await this.records.load();
     // Oldest first, so the newest claim on a tag wins.
     recs.sort((a, b) => stamp(a).localeCompare(stamp(b)));
     for (const rec of recs) {
       for (const tag of rec.repoTags) {
         const prev = this.byTag.get(tag);
         if (prev) {
-          const old = this.images.get(prev)!;
-          old.repoTags = old.repoTags.filter((t) => t !== tag);
+          const old = this.records.get(prev)!;
+          this.records.keepInMemory({ ...old, repoTags: old.repoTags.filter((t) => t !== tag) });
         }
       }
-      this.index(rec);
+      this.index(this.records.get(rec.id)!);
     }
   }
 
   list(): ImageRecord[] {
-    return [...this.images.values()];
+    return this.records.list();
   }
 
   get(id: string): ImageRecord | undefined {
-    return this.images.get(id);
+    return this.records.get(id);
   }
 
   /**
@@ -86,17 +81,17 @@ export class ImageStore {
    */
   resolve(ref: string): ImageRecord | undefined {
     const tagged = this.byTag.get(ref) ?? this.byDigest.get(ref);
-    if (tagged) return this.images.get(tagged);
+    if (tagged) return this.records.get(tagged);
     const m = HEX_PREFIX_RE.exec(ref);
     if (!m) return undefined;
     const prefix = `sha256:${m[1]}`;
-    const exact = this.images.get(prefix);
+    const exact = this.records.get(prefix);
     if (exact) return exact;
-    const hits = [...this.images.keys()].filter((id) => id.startsWith(prefix));
+    const hits = this.records.list().map((r) => r.id).filter((id) => id.startsWith(prefix));
     if (hits.length > 1) {
       throw new InvalidArgumentError(`image ID prefix ${ref} is ambiguous: it matches ${hits.length} images`);
     }
-    return hits.length === 1 ? this.images.get(hits[0]!) : undefined;
+    return hits.length === 1 ? this.records.get(hits[0]!) : undefined;
   }
 
   /**
@@ -108,8 +103,8 @@ export class ImageStore {
     await this.serial(async () => {
       const next: ImageRecord = { ...rec, repoTags: unique(rec.repoTags), repoDigests: unique(rec.repoDigests),
         updatedAt: new Date().toISOString() };
-      await this.write(next);
-      const old = this.images.get(next.id);
+      const old = this.records.get(next.id);
+      await this.records.put(next);
       if (old) this.unindex(old);
       this.index(next);
       await this.releaseTags(next);
@@ -122,7 +117,7 @@ export class ImageStore {
       const rec = this.mustGet(id);
       if (rec.repoTags.includes(tag)) return;
       const next = { ...rec, repoTags: [...rec.repoTags, tag], updatedAt: new Date().toISOString() };
-      await this.write(next);
+      await this.records.put(next);
       this.unindex(rec);
       this.index(next);
       await this.releaseTags(next);
@@ -134,9 +129,9 @@ export class ImageStore {
     return this.serial(async () => {
       const id = this.byTag.get(tag);
       if (!id) return false;
-      const rec = this.images.get(id)!;
+      const rec = this.records.get(id)!;
       const next = { ...rec, repoTags: rec.repoTags.filter((t) => t !== tag), updatedAt: new Date().toISOString() };
-      await this.write(next);
+      await this.records.put(next);
       this.unindex(rec);
       this.index(next);
       return true;
@@ -146,16 +141,10 @@ export class ImageStore {
   /** Delete image `id`'s record; returns it, or undefined when there was none. */
   async remove(id: string): Promise<ImageRecord | undefined> {
     return this.serial(async () => {
-      const rec = this.images.get(id);
+      const rec = this.records.get(id);
       if (!rec) return undefined;
-      try {
-        await rm(this.file(id));
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') throw err;
-      }
-      await fsyncDir(this.dir);
+      await this.records.remove(id);
       this.unindex(rec);
-      this.images.delete(id);
       return rec;
     });
   }
@@ -163,16 +152,14 @@ export class ImageStore {
   async setPinned(id: string, pinned: boolean): Promise<void> {
     await this.serial(async () => {
       const rec = this.mustGet(id);
-      const next = { ...rec, pinned, updatedAt: new Date().toISOString() };
-      await this.write(next);
-      this.images.set(id, next);
+      await this.records.put({ ...rec, pinned, updatedAt: new Date().toISOString() });
     });
   }
 
   /** Every blob digest some image needs (manifests, configs, layers): GC keeps these. */
   referencedDigests(): Set<string> {
     const out = new Set<string>();
-    for (const r of this.images.values()) {
+    for (const r of this.records.list()) {
       out.add(r.manifestDigest);
       out.add(r.configDigest);
       for (const l of r.layers) out.add(l.digest);
@@ -183,39 +170,28 @@ export class ImageStore {
   /** Every chain ID (each layer prefix) some image needs: snapshot GC keeps these. */
   referencedChainIds(): Set<string> {
     const out = new Set<string>();
-    for (const r of this.images.values()) for (const c of chainIds(r.diffIds)) out.add(c);
+    for (const r of this.records.list()) for (const c of chainIds(r.diffIds)) out.add(c);
     return out;
   }
 
   private mustGet(id: string): ImageRecord {
-    const rec = this.images.get(id);
+    const rec = this.records.get(id);
     if (!rec) throw new NotFoundError(`image ${id} not found`);
     return rec;
   }
 
-  private file(id: string): string {
-    return join(this.dir, `${digestHex(id)}.json`);
-  }
-
-  private async write(rec: ImageRecord): Promise<void> {
-    await writeJsonAtomic(this.file(rec.id), rec, 0o600);
-  }
-
   /** Remove `owner`'s tags from every other image, persisting each change. */
   private async releaseTags(owner: ImageRecord): Promise<void> {
-    for (const other of [...this.images.values()]) {
+    for (const other of this.records.list()) {
       if (other.id === owner.id) continue;
       const kept = other.repoTags.filter((t) => !owner.repoTags.includes(t));
       if (kept.length === other.repoTags.length) continue;
-      const next = { ...other, repoTags: kept, updatedAt: new Date().toISOString() };
-      await this.write(next);
-      this.images.set(other.id, next);
+      await this.records.put({ ...other, repoTags: kept, updatedAt: new Date().toISOString() });
     }
     for (const t of owner.repoTags) this.byTag.set(t, owner.id);
   }
 
   private index(rec: ImageRecord): void {
-    this.images.set(rec.id, rec);
     for (const t of rec.repoTags) this.byTag.set(t, rec.id);
     for (const d of rec.repoDigests) this.byDigest.set(d, rec.id);
   }
@@ -226,9 +202,7 @@ export class ImageStore {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 }
 

@@ -3,7 +3,7 @@
 // is cached under <root>/network/cni/ before setup returns, because DEL must be handed it and
 // status reads the pod's addresses from it. DEL runs the plugins in reverse and is idempotent.
 import { createHash } from 'node:crypto';
-import { access, readdir, rm } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
@@ -11,9 +11,11 @@ import { loadCniConfig, type CniNetworkConfigList } from './cni-config.js';
 import { invokePlugin, type CniCommand } from './cni-plugin.js';
 import { normalizeMappings, type HostPortMapping } from './host-ports.js';
 import { isIpv4 } from './ip-address.js';
-import { readJsonState, writeJsonState } from './json-state-file.js';
 import type { PodNetworkStatus, PodNetworking, PodSetupOptions } from './pod-networking.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../lifecycle/keyed-lock.js';
+import { sweepInterruptedWrites } from '../store/atomic-file.js';
+import { defineSchema } from '../store/schema.js';
+import { StateFile } from '../store/state-file.js';
 
 export interface CniNetworkOptions {
   /** crib's root dir; cached results go to <root>/network/cni/. */
@@ -50,6 +52,9 @@ interface CachedPod {
    * delete), whatever the config dir holds by then. Absent in caches written before it was kept. */
   config?: CniNetworkConfigList;
 }
+
+/** The on-disk schema of network/cni/<sha256 of the pod id>.json (see store/schema.ts to change it). */
+export const CNI_RESULT_FILE = defineSchema<CachedPod>('CNI result cache');
 
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
 /**
@@ -93,8 +98,12 @@ export class CniNetwork implements PodNetworking {
     this.cacheDir = join(opts.root, 'network', 'cni');
   }
 
-  private cacheFile(podId: string): string {
-    return join(this.cacheDir, `${createHash('sha256').update(podId).digest('hex')}.json`);
+  private cacheFile(podId: string): StateFile<CachedPod> {
+    return this.cacheFileAt(join(this.cacheDir, `${createHash('sha256').update(podId).digest('hex')}.json`));
+  }
+
+  private cacheFileAt(path: string): StateFile<CachedPod> {
+    return new StateFile(path, CNI_RESULT_FILE);
   }
 
   private async run(
@@ -145,7 +154,7 @@ export class CniNetwork implements PodNetworking {
         if (result === undefined || addressesOf(result).length === 0)
           throw new InvalidArgumentError(`CNI network ${list.name} (${list.source}) gave pod ${podId} no IP address`);
         const cached: CachedPod = { podId, netns: netnsPath, network: list.name, ifName: this.ifName, args, portMappings: mappings, result, config: list };
-        await writeJsonState(this.cacheFile(podId), cached);
+        await this.cacheFile(podId).write(cached);
       } catch (err) {
         // The spec: after a failed ADD the runtime runs DEL for the whole list.
         await this.run('DEL', list, podId, netnsPath, args, mappings, result).catch((e: unknown) =>
@@ -160,25 +169,28 @@ export class CniNetwork implements PodNetworking {
 
   teardown(podId: string, netnsPath?: string): Promise<void> {
     return this.queue.run(async () => {
-      const cached = await readJsonState<CachedPod>(this.cacheFile(podId));
+      const file = this.cacheFile(podId);
+      const cached = await file.read();
       const list = cached?.config ?? (await loadCniConfig(this.confDir));
       // A namespace that is gone is passed as "": plugins then clean what they can without it
       // (the bridge plugin, for one, then cannot find its ipMasq rules: unpin after teardown).
       let netns = netnsPath ?? cached?.netns ?? '';
       if (netns !== '') await access(netns).catch(() => (netns = ''));
       await this.run('DEL', list, podId, netns, cached?.args ?? 'IgnoreUnknown=1', cached?.portMappings ?? [], cached?.result);
-      await rm(this.cacheFile(podId), { force: true });
+      await file.remove();
     });
   }
 
   async status(podId: string): Promise<PodNetworkStatus | undefined> {
-    const cached = await readJsonState<CachedPod>(this.cacheFile(podId));
+    const cached = await this.cacheFile(podId).read();
     return cached ? this.statusOf(cached) : undefined;
   }
 
   /** Run DEL for cached pods that no longer exist. */
   async reconcile(livePodIds: Iterable<string>): Promise<string[]> {
     const live = new Set(livePodIds);
+    // reconcile runs at start-up, before any setup writes a cache file.
+    await sweepInterruptedWrites(this.cacheDir);
     let files: string[];
     try {
       files = await readdir(this.cacheDir);
@@ -187,7 +199,7 @@ export class CniNetwork implements PodNetworking {
     }
     const gone: string[] = [];
     for (const f of files.filter((n) => n.endsWith('.json'))) {
-      const cached = await readJsonState<CachedPod>(join(this.cacheDir, f));
+      const cached = await this.cacheFileAt(join(this.cacheDir, f)).read();
       if (!cached || live.has(cached.podId)) continue;
       // One pod's DEL failing (a plugin gone, no config) must not keep the daemon from starting;
       // its cache entry stays, so the next start tries again.

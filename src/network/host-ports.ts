@@ -5,13 +5,14 @@
 // port is persisted beside ipam.json, so a conflict is refused even after a daemon restart.
 import { createHash } from 'node:crypto';
 import type { PortMapping } from '../gen/runtime/v1/PortMapping.js';
-import { AlreadyExistsError, InvalidArgumentError } from '../errors.js';
+import { AlreadyExistsError, DataLossError, InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import { runCommand } from './command.js';
 import { formatIp, isIpv4, isIpv6, parseIp } from './ip-address.js';
-import { readJsonState, writeJsonState } from './json-state-file.js';
 import { isMissingNftObject, nft, type NftFamily } from './nft-table.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../lifecycle/keyed-lock.js';
+import { defineSchema } from '../store/schema.js';
+import { StateFile } from '../store/state-file.js';
 
 export type HostPortProtocol = 'TCP' | 'UDP' | 'SCTP';
 
@@ -34,9 +35,11 @@ interface PodRecord extends PodIps {
 }
 
 interface HostPortsFile {
-  version: 1;
   pods: Record<string, PodRecord>;
 }
+
+/** The on-disk schema of hostports.json (see store/schema.ts to change it). */
+export const HOST_PORTS_FILE = defineSchema<HostPortsFile>('host ports file');
 
 const PROTOCOLS: Record<string, HostPortProtocol> = { TCP: 'TCP', UDP: 'UDP', SCTP: 'SCTP', 0: 'TCP', 1: 'UDP', 2: 'SCTP' };
 
@@ -89,13 +92,16 @@ function dnatRule(family: NftFamily, table: string, chain: string, podIp: string
 export class HostPorts {
   private readonly queue = new SerialQueue();
   private pods?: Map<string, PodRecord>;
+  private readonly file: StateFile<HostPortsFile>;
 
   constructor(
-    private readonly file: string,
+    path: string,
     private readonly table: string,
     /** The families the network has tables for: ['ip'] or ['ip', 'ip6']. */
     private readonly families: readonly NftFamily[] = ['ip'],
-  ) {}
+  ) {
+    this.file = new StateFile(path, HOST_PORTS_FILE);
+  }
 
   /** Install the pod's mappings (replacing any it had); AlreadyExistsError on a port in use. */
   add(podId: string, ips: PodIps, mappings: readonly HostPortMapping[]): Promise<void> {
@@ -219,14 +225,15 @@ export class HostPorts {
 
   private async load(): Promise<NonNullable<HostPorts['pods']>> {
     if (this.pods) return this.pods;
-    const raw = await readJsonState<HostPortsFile>(this.file);
-    if (raw && raw.version !== 1) throw new InvalidArgumentError(`host ports file ${this.file} has an unknown format`);
+    // The first load runs before this instance wrote anything: leftovers are a crash's.
+    await this.file.sweep();
+    const raw = await this.file.read();
+    if (raw && (typeof raw.pods !== 'object' || raw.pods === null)) throw new DataLossError(`host ports file ${this.file.path} has no pods object`);
     this.pods = new Map(Object.entries(raw?.pods ?? {}));
     return this.pods;
   }
 
   private async save(): Promise<void> {
-    const file: HostPortsFile = { version: 1, pods: Object.fromEntries(this.pods ?? []) };
-    await writeJsonState(this.file, file);
+    await this.file.write({ pods: Object.fromEntries(this.pods ?? []) });
   }
 }

@@ -1,7 +1,7 @@
 // IPAM against real files in a temp dir: no network changes, so these run anywhere.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { Ipam } from './ipam.js';
@@ -23,6 +23,19 @@ describe('Ipam', () => {
     const err = await ipam.allocate('pod-5').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ResourceExhaustedError);
     expect((err as Error).message).toMatch(/10\.250\.7\.0\/29/);
+  });
+
+  it('removes, on first use, the temp files crashed writes left, in today\'s names and the former writer\'s', async () => {
+    const path = file();
+    const at = dirname(path);
+    mkdirSync(at, { recursive: true });
+    const leftovers = ['.tmp-ipam.json-0123456789ab', '.ipam.json.0123456789ab.tmp'];
+    // Other documents' temps are theirs to sweep (hostports.json lives in the same dir).
+    const others = ['.tmp-hostports.json-0123456789ab', '.ipam6.json.0123456789ab.tmp'];
+    for (const name of [...leftovers, ...others]) writeFileSync(join(at, name), '{"torn');
+    const ipam = new Ipam(path, '10.250.6.0/24');
+    expect(await ipam.allocate('a')).toBe('10.250.6.2');
+    expect(readdirSync(at).sort()).toEqual([...others, 'ipam.json'].sort());
   });
 
   it('gives a pod the same address when asked again', async () => {

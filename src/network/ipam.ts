@@ -3,30 +3,32 @@
 // given to two pods, even across daemon restarts. Addresses are handed out round-robin after the
 // last one allocated, so a just-released address is not reused at once (stale ARP and conntrack
 // entries for it then have time to expire).
-import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
+import { DataLossError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { log } from '../log.js';
 import { formatCidr, formatIp, gatewayOf, parseCidr, parseIp, subnetContains, type Subnet } from './ip-address.js';
-import { readJsonState, writeJsonState } from './json-state-file.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../lifecycle/keyed-lock.js';
+import { defineSchema } from '../store/schema.js';
+import { StateFile } from '../store/state-file.js';
 
 interface IpamFile {
-  version: 1;
   subnet: string;
   /** Last address handed out; the next search starts after it. */
   last?: string;
   allocations: Record<string, string>;
 }
 
+/** The on-disk schema of ipam.json and ipam6.json (see store/schema.ts to change it). */
+export const IPAM_FILE = defineSchema<IpamFile>('IPAM file');
+
 export class Ipam {
   readonly subnet: Subnet;
   readonly gateway: string;
   private readonly queue = new SerialQueue();
   private state?: { last?: bigint; byPod: Map<string, bigint> };
+  private readonly file: StateFile<IpamFile>;
 
-  constructor(
-    private readonly file: string,
-    cidr: string,
-  ) {
+  constructor(path: string, cidr: string) {
+    this.file = new StateFile(path, IPAM_FILE);
     this.subnet = parseCidr(cidr);
     this.gateway = this.format(gatewayOf(this.subnet));
   }
@@ -130,15 +132,18 @@ export class Ipam {
 
   private async load(): Promise<NonNullable<Ipam['state']>> {
     if (this.state) return this.state;
-    const raw = await readJsonState<IpamFile>(this.file);
+    // The first load runs before this instance wrote anything: leftovers are a crash's.
+    await this.file.sweep();
+    const raw = await this.file.read();
     const byPod = new Map<string, bigint>();
     let last: bigint | undefined;
+    const where = this.file.path;
     if (raw) {
-      if (raw.version !== 1 || typeof raw.allocations !== 'object' || raw.allocations === null)
-        throw new InvalidArgumentError(`IPAM file ${this.file} has an unknown format (version ${String(raw.version)})`);
+      if (typeof raw.allocations !== 'object' || raw.allocations === null)
+        throw new DataLossError(`IPAM file ${where} has no allocations object`);
       const seen = new Set<bigint>();
       for (const [pod, text] of Object.entries(raw.allocations)) {
-        const { family, value: ip } = parseIp(text, `IPAM file ${this.file}: address of pod ${pod}`);
+        const { family, value: ip } = parseIp(text, `IPAM file ${where}: address of pod ${pod}`);
         // A changed pod_cidr orphans addresses outside it; their pods keep working until removed.
         if (!subnetContains(this.subnet, family, ip) || seen.has(ip)) {
           log.warn({ pod, ip: text, cidr: formatCidr(this.subnet) }, 'ipam: dropping an allocation outside the pod CIDR or duplicated');
@@ -148,7 +153,7 @@ export class Ipam {
         byPod.set(pod, ip);
       }
       if (raw.last !== undefined) {
-        const l = parseIp(raw.last, `IPAM file ${this.file}: last`);
+        const l = parseIp(raw.last, `IPAM file ${where}: last`);
         if (subnetContains(this.subnet, l.family, l.value)) last = l.value;
       }
     }
@@ -159,12 +164,11 @@ export class Ipam {
   private async save(): Promise<void> {
     const state = this.state!;
     const file: IpamFile = {
-      version: 1,
       subnet: formatCidr(this.subnet),
       ...(state.last !== undefined ? { last: this.format(state.last) } : {}),
       allocations: Object.fromEntries([...state.byPod].map(([pod, ip]) => [pod, this.format(ip)])),
     };
-    await writeJsonState(this.file, file);
+    await this.file.write(file);
   }
 }
 

@@ -12,7 +12,7 @@ import { Ipam, checkPodId } from './ipam.js';
 import { formatCidr, isIpv6 } from './ip-address.js';
 import { checkTableName, deleteNftTable, ensureNftTable } from './nft-table.js';
 import type { PodNetworkStatus, PodNetworking, PodSetupOptions } from './pod-networking.js';
-import { KeyedSerialQueue } from './serial-queue.js';
+import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { POD_INTERFACE, attachPod, detachPod, hostVethName, type PodAddress } from './veth.js';
 
 export interface PodNetworkOptions {
@@ -38,7 +38,7 @@ export class PodNetwork implements PodNetworking {
   private readonly ipam6?: Ipam;
   private readonly hostPorts: HostPorts;
   private hostReady?: Promise<void>;
-  private readonly perPod = new KeyedSerialQueue();
+  private readonly perPod = new KeyedLock();
 
   constructor(opts: PodNetworkOptions) {
     this.bridge = opts.bridge ?? 'crib0';

@@ -1,5 +1,6 @@
+// Reading a handler's features; against the built crib-runtime and Debian's runc:
+// root-test/runtime/runtime-features.test.ts.
 import { describe, expect, it } from 'vitest';
-import { nativeBinaries } from '../native-paths.js';
 import { kernelHasMountSetattr, probeRuntimeFeatures } from './runtime-features.js';
 
 describe('runtime handler features', () => {
@@ -9,12 +10,6 @@ describe('runtime handler features', () => {
     expect(kernelHasMountSetattr('6.1.0-28-amd64')).toBe(true);
     expect(kernelHasMountSetattr('4.19.0')).toBe(false);
     expect(kernelHasMountSetattr('not-a-release')).toBe(false);
-  });
-
-  it('reads "rro" from the features documents of crib-runtime and runc', async () => {
-    const expected = kernelHasMountSetattr();
-    expect(await probeRuntimeFeatures('crib', nativeBinaries.runtime)).toEqual({ recursiveReadOnly: expected });
-    expect(await probeRuntimeFeatures('runc', '/usr/sbin/runc')).toEqual({ recursiveReadOnly: expected });
   });
 
   it('assumes nothing of a handler without a features command or with an unreadable one', async () => {

@@ -7,6 +7,7 @@ import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxCon
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import type { PodNetworkStatus } from '../network/pod-networking.js';
 import type { PodFiles } from './pod-files.js';
+import { defineSchema } from '../store/schema.js';
 
 export type SandboxState = 'creating' | 'ready' | 'notready';
 
@@ -37,3 +38,6 @@ export function reservedPodName(config: PodSandboxConfig__Output): string {
   const m = config.metadata!;
   return `${m.name}_${m.namespace}_${m.uid}_${m.attempt}`;
 }
+
+/** The on-disk schema of <root>/pods/<id>.json (see store/schema.ts to change it). */
+export const SANDBOX_RECORD = defineSchema<SandboxRecord>('pod sandbox record');

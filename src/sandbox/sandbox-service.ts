@@ -10,16 +10,16 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import { log } from '../log.js';
 import type { PodNetworking } from '../network/pod-networking.js';
-import { Cleaner } from '../store/cleaner.js';
-import { KeyedLock } from '../store/keyed-lock.js';
-import { NameReservations } from '../store/name-reservations.js';
+import { Cleaner } from '../lifecycle/cleaner.js';
+import { KeyedLock } from '../lifecycle/keyed-lock.js';
+import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { nowNs } from '../time.js';
 import {
   pinPodNamespaces, podInitPidNamespace, startPodInit, stopPodInit, unpinPodNamespaces,
 } from './namespaces.js';
 import { releasePodShm, writePodFiles } from './pod-files.js';
-import { reservedPodName, type SandboxRecord } from './sandbox-record.js';
+import { SANDBOX_RECORD, reservedPodName, type SandboxRecord } from './sandbox-record.js';
 
 /** What the sandbox service needs from the container side. */
 export interface PodContainers {
@@ -55,7 +55,7 @@ export class SandboxService {
   private readonly locks = new KeyedLock();
 
   constructor(private readonly opts: SandboxServiceOptions) {
-    this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'));
+    this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'), SANDBOX_RECORD);
     this.containers = opts.containers;
   }
 

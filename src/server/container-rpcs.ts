@@ -1,6 +1,5 @@
 // RuntimeService container calls.
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
-import type { Container } from '../gen/runtime/v1/Container.js';
 import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus.js';
 import type { ContainerEventResponse } from '../gen/runtime/v1/ContainerEventResponse.js';
 import type { ContainerService } from '../container/container-service.js';
@@ -9,10 +8,10 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import type { CriGuards } from './cri-guards.js';
+import { containerMessage, containerStatusMessage, podSandboxStatusMessage } from './cri-messages.js';
 import { EXEC_SYNC_OUTPUT_BUDGET, fitExecOutput } from './exec-output.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { containerListedBytes } from './listed-size.js';
-import { podSandboxStatusMessage } from './pod-sandbox-rpcs.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
 /**
@@ -20,52 +19,6 @@ import { sendInBatches, type ServiceHandlers } from './rpc.js';
  * status; past this it is replaced by a note saying so (crictl inspect shows it).
  */
 const MAX_VERBOSE_INFO_BYTES = 8 * 1024 * 1024;
-
-function imageSpec(rec: ContainerRecord) {
-  return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: '', imageRef: rec.imageId };
-}
-
-function containerMessage(rec: ContainerRecord): Container {
-  return {
-    id: rec.id,
-    podSandboxId: rec.podId,
-    metadata: rec.config.metadata,
-    image: imageSpec(rec),
-    imageRef: rec.imageId,
-    imageId: rec.imageId,
-    state: criState(rec),
-    createdAt: rec.createdAt,
-    labels: rec.config.labels,
-    annotations: rec.config.annotations,
-  };
-}
-
-export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
-  return {
-    id: rec.id,
-    metadata: rec.config.metadata,
-    state: criState(rec),
-    createdAt: rec.createdAt,
-    startedAt: rec.startedAt ?? '0',
-    finishedAt: rec.finishedAt ?? '0',
-    exitCode: rec.exitCode ?? 0,
-    image: imageSpec(rec),
-    imageRef: rec.imageId,
-    imageId: rec.imageId,
-    reason: rec.reason ?? '',
-    message: rec.message ?? '',
-    labels: rec.config.labels,
-    annotations: rec.config.annotations,
-    mounts: rec.config.mounts,
-    logPath: rec.logPath,
-    resources: rec.config.linux?.resources ? { linux: rec.config.linux.resources } : null,
-    // What the processes really run as, after the image's /etc/passwd and /etc/group and the
-    // supplementalGroupsPolicy (kubelet reports it in the pod status).
-    user: rec.user
-      ? { linux: { uid: String(rec.user.uid), gid: String(rec.user.gid), supplementalGroups: rec.user.additionalGids.map(String) } }
-      : null,
-  };
-}
 
 function boundedVerboseInfo(info: string, rec: ContainerRecord): string {
   const size = Buffer.byteLength(info);

@@ -1,8 +1,14 @@
-// RuntimeService calls that describe the runtime itself: Version, Status, RuntimeConfig.
+// RuntimeService calls about the runtime itself: Version, Status, RuntimeConfig and
+// UpdateRuntimeConfig. The daemon hands in what they read (handlers, features, the node's
+// network); the readiness rules live here.
+import { access, constants } from 'node:fs/promises';
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition.js';
-import type { ServiceHandlers } from './rpc.js';
+import type { CribConfig } from '../config/config.js';
+import type { NodeNetwork } from '../network/node-network.js';
 import type { RuntimeFeatures } from '../runtime/runtime-features.js';
+import type { SandboxService } from '../sandbox/sandbox-service.js';
+import type { ServiceHandlers } from './rpc.js';
 import { CRI_API_VERSION, CRIB_VERSION } from '../version.js';
 
 /** A component's readiness as the runtime's Status reports it. */
@@ -20,6 +26,49 @@ export interface RuntimeInfoSource {
   cgroupDriver(): 'cgroupfs' | 'systemd';
   /** Extra detail for `Status` with verbose set: values are JSON. */
   verboseInfo(): Promise<Record<string, unknown>>;
+  /** UpdateRuntimeConfig's pod CIDR ("" when kubelet sends none). */
+  updatePodCidr(cidr: string): Promise<void>;
+}
+
+export interface RuntimeInfoDeps {
+  config: CribConfig;
+  /** Every RuntimeClass handler and its runtime binary. */
+  handlerPaths: ReadonlyMap<string, string>;
+  handlerFeatures(name: string): RuntimeFeatures;
+  network: NodeNetwork;
+  pods: SandboxService;
+}
+
+/** What the runtime-info calls read, from the daemon's components. */
+export function runtimeInfoSource({ config, handlerPaths, handlerFeatures, network, pods }: RuntimeInfoDeps): RuntimeInfoSource {
+  const defaultHandler = config.runtime.default_handler;
+  return {
+    runtimeReadiness: async (): Promise<Readiness> => {
+      const path = handlerPaths.get(defaultHandler);
+      if (!path) {
+        return { ready: false, reason: 'NoDefaultHandler', message: `runtime.default_handler "${defaultHandler}" is not configured` };
+      }
+      try {
+        await access(path, constants.X_OK);
+        return { ready: true };
+      } catch {
+        return { ready: false, reason: 'RuntimeBinaryMissing', message: `${path} is not an executable (run make -C native)` };
+      }
+    },
+    networkReadiness: () => network.readiness(),
+    handlerNames: () => [defaultHandler, ...[...handlerPaths.keys()].filter((h) => h !== defaultHandler)],
+    handlerFeatures,
+    cgroupDriver: () => config.runtime.cgroup_driver,
+    verboseInfo: async () => ({
+      version: CRIB_VERSION,
+      root: config.root,
+      state: config.state,
+      handlers: Object.fromEntries(handlerPaths),
+      image: config.image,
+      registryHosts: Object.keys(config.registry),
+    }),
+    updatePodCidr: (cidr) => network.updatePodCidr(cidr, (next) => pods.replaceNetwork(next)),
+  };
 }
 
 function condition(type: string, r: Readiness): RuntimeCondition {
@@ -49,7 +98,7 @@ export function runtimeInfoHandlers(src: RuntimeInfoSource): ServiceHandlers<Run
           name: i === 0 ? '' : name,
           features: { recursiveReadOnlyMounts: src.handlerFeatures(name).recursiveReadOnly, userNamespaces: false },
         })),
-        // Merge and Strict are both applied (src/container/spec/user.ts) and reported in
+        // Merge and Strict are both applied (src/container/oci-spec/user.ts) and reported in
         // ContainerStatus.user.
         features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false },
       };
@@ -58,5 +107,10 @@ export function runtimeInfoHandlers(src: RuntimeInfoSource): ServiceHandlers<Run
     RuntimeConfig: async () => ({
       linux: { cgroupDriver: src.cgroupDriver() === 'systemd' ? 'SYSTEMD' : 'CGROUPFS' },
     }),
+
+    UpdateRuntimeConfig: async (req) => {
+      await src.updatePodCidr(req.runtimeConfig?.networkConfig?.podCidr ?? '');
+      return {};
+    },
   };
 }

@@ -19,12 +19,14 @@ import {
   AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
   errnoCode,
 } from '../errors.js';
-import { digestHex } from '../image/content-store.js';
+import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
-import { fsyncDir, readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import { fsyncDir } from '../store/atomic-file.js';
+import { defineSchema } from '../store/schema.js';
+import { StateFile } from '../store/state-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { syncfs } from '../sys/libc.js';
-import { chainIdOf } from './chain-id.js';
+import { chainIdOf } from '../digest/chain-id.js';
 import { mountOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
 
 export interface CommittedSnapshot {
@@ -67,6 +69,18 @@ export interface SnapshotterOptions {
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const RECORD = 'snapshot.json';
 
+/** The on-disk schema of <n>/snapshot.json (see store/schema.ts to change it). */
+export const COMMITTED_SNAPSHOT_RECORD = defineSchema<CommittedSnapshot>('committed snapshot record');
+/** The on-disk schema of active/<key>/snapshot.json. */
+export const ACTIVE_SNAPSHOT_RECORD = defineSchema<ActiveSnapshot>('active snapshot record');
+
+// Each snapshot's record lives in the snapshot's own dir, written before the rename that makes
+// the dir visible: a snapshot dir exists complete with its record, or not at all. So the records
+// stay one document per dir rather than one index file, which a crash between the rename and an
+// index write could leave out of step with the dirs.
+const committedRecord = (dir: string) => new StateFile(join(dir, RECORD), COMMITTED_SNAPSHOT_RECORD, 0o644);
+const activeRecord = (dir: string) => new StateFile(join(dir, RECORD), ACTIVE_SNAPSHOT_RECORD, 0o644);
+
 export class Snapshotter {
   readonly dir: string;
   private readonly activeDir: string;
@@ -99,14 +113,14 @@ export class Snapshotter {
     this.active.clear();
     for (const name of await readdir(this.dir)) {
       if (!/^[0-9]+$/.test(name)) continue;
-      const rec = await readJson<CommittedSnapshot>(join(this.dir, name, RECORD));
+      const rec = await committedRecord(join(this.dir, name)).read();
       if (!rec) continue;
       this.committed.set(rec.chainId, rec);
       this.nextId = Math.max(this.nextId, rec.id + 1);
     }
     for (const name of await readdir(this.activeDir)) {
       if (!KEY_RE.test(name)) continue;
-      const rec = await readJson<ActiveSnapshot>(join(this.activeDir, name, RECORD));
+      const rec = await activeRecord(join(this.activeDir, name)).read();
       if (rec) this.active.set(rec.key, rec);
     }
   }
@@ -203,7 +217,7 @@ export class Snapshotter {
         size: info.size ?? (await this.layerUsage(chainId, fs)).bytes,
         createdAt: new Date().toISOString(),
       };
-      await writeJsonAtomic(join(tmp, RECORD), rec);
+      await committedRecord(tmp).write(rec);
       await rename(tmp, join(this.dir, String(id)));
       await fsyncDir(this.dir);
       this.committed.set(chainId, rec);
@@ -242,7 +256,7 @@ export class Snapshotter {
       await chmod(join(tmp, 'fs'), 0o755);
       await mkdir(join(tmp, 'work'), { mode: 0o700 });
       if (chainId === undefined) await mkdir(join(tmp, 'empty'));
-      await writeJsonAtomic(join(tmp, RECORD), rec);
+      await activeRecord(tmp).write(rec);
       await rename(tmp, join(this.activeDir, key));
       await fsyncDir(this.activeDir);
     } catch (err) {

@@ -104,7 +104,7 @@ export function resolveCgroupPath(cgroupsPath: string | undefined, id: string): 
 
 /**
  * The pod's own cgroup from PodSandboxConfig.linux.cgroupParent, where crib puts the pod's
- * containers (src/container/spec/cgroups-path.ts): a systemd slice name ("kubepods-pod1.slice",
+ * containers (src/container/oci-spec/cgroups-path.ts): a systemd slice name ("kubepods-pod1.slice",
  * or a path ending in one) nests by dash; a cgroupfs path is normalized. Without a parent the pod
  * has no cgroup of its own (its containers sit under the shared /crib), so: undefined.
  */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataLossError } from '../errors.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
+import { readJson, sweepInterruptedWrites, writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
 
 let dir: string;
 beforeAll(() => {
@@ -41,5 +41,18 @@ describe('atomic-file', () => {
     mkdirSync(join(dir, 'blocked', 'child'), { recursive: true });
     await expect(writeFileAtomic(join(dir, 'blocked'), 'z')).rejects.toThrow();
     expect(readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('sweeps what interrupted writes left: all of them, or one target\'s', async () => {
+    const sweep = join(dir, 'sweep');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(sweep);
+    const names = ['a.json', '.tmp-a.json-0123456789ab', '.tmp-b.json-0123456789ab', '.a.json.0123456789ab.tmp', '.hidden', 'b.json'];
+    for (const n of names) writeFileSync(join(sweep, n), '{}');
+    expect(await sweepInterruptedWrites(sweep, 'a.json')).toBe(2);
+    expect(readdirSync(sweep).sort()).toEqual(['.hidden', '.tmp-b.json-0123456789ab', 'a.json', 'b.json']);
+    expect(await sweepInterruptedWrites(sweep)).toBe(1);
+    expect(readdirSync(sweep).sort()).toEqual(['.hidden', 'a.json', 'b.json']);
+    expect(await sweepInterruptedWrites(join(dir, 'no-such-dir'))).toBe(0);
   });
 });

@@ -1,53 +1,74 @@
-// Crash-safe record files: a reader sees either the old content or the new one, never a torn
-// write. Write to a temp file in the same directory (rename is only atomic within a
-// filesystem), fsync it, rename over the target, then fsync the directory so the rename itself
-// survives a power cut.
+// Crash-safe files, the one writer every persisted record and document goes through: a reader
+// sees either the old content or the new one, never a torn write. Write to a temp file in the
+// same directory (rename is only atomic within a filesystem), fsync it, rename over the target,
+// then fsync the directory so the rename itself survives a power cut.
+//
+// Every temp name starts with ATOMIC_TEMP_PREFIX and names its target, so the start-up sweep of
+// any persisted directory finds what an interrupted write left (sweepInterruptedWrites), and a
+// failure names the file being written, not its temp (the operator's path, their own disk).
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { DataLossError, errnoCode } from '../errors.js';
+import { DataLossError, errnoCode, fsError } from '../errors.js';
 
 /** Temp files start with this so start-up cleanup can find leftovers of an interrupted write. */
 export const ATOMIC_TEMP_PREFIX = '.tmp-';
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644):
-  Promise<void> {
+/**
+ * Temp names of the network's own writer before it was folded into this one
+ * (".ipam.json.<12 hex>.tmp"): a node upgraded after a crash mid-write still has them.
+ */
+const LEGACY_TEMP_RE = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `${ATOMIC_TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`);
-  const fh = await open(tmp, 'wx', mode);
   try {
+    const fh = await open(tmp, 'wx', mode);
     try {
-      await fh.writeFile(data);
-      // open() applies the umask; the caller asked for this exact mode.
-      await fh.chmod(mode);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      try {
+        await fh.writeFile(data);
+        // open() applies the umask; the caller asked for this exact mode.
+        await fh.chmod(mode);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
     }
-    await rename(tmp, path);
+    await fsyncDir(dir);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
+    throw fsError(err, path, 'write');
   }
-  await fsyncDir(dir);
 }
 
 export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644): Promise<void> {
   await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode);
 }
 
+/** writeJsonAtomic, making the file's directory (private to the daemon) when it is missing. */
+export async function writeJsonAtomicMkdir(path: string, value: unknown, mode = 0o600): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+    throw fsError(err, dirname(path), 'create directory');
+  });
+  await writeJsonAtomic(path, value, mode);
+}
+
 /** The parsed JSON at `path`, or undefined when the file does not exist. */
-export async function readJson<T>(path: string): Promise<T | undefined> {
+export async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     // ENOTDIR: a parent is a file, so this record cannot exist either.
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-    throw err;
+    throw fsError(err, path, 'read');
   }
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(text) as unknown;
   } catch (err) {
     throw new DataLossError(`record ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
@@ -64,8 +85,41 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Whether a directory entry name is an interrupted atomic write's temp file. */
-export function isAtomicTemp(name: string): boolean {
+function isAtomicTemp(name: string): boolean {
   return name.startsWith(ATOMIC_TEMP_PREFIX);
+}
+
+/**
+ * Whether `name` is what an interrupted write left in a persisted directory: this writer's temp
+ * file (of `target` only, when given) or the former network writer's.
+ */
+export function isInterruptedWrite(name: string, target?: string): boolean {
+  if (target === undefined) return isAtomicTemp(name) || LEGACY_TEMP_RE.test(name);
+  return name.startsWith(`${ATOMIC_TEMP_PREFIX}${target}-`) || LEGACY_TEMP_RE.exec(name)?.[1] === target;
+}
+
+/**
+ * Remove what interrupted writes left in `dir` (those of `target` only, when given); returns how
+ * many. A missing dir has none. Call it at start-up, before anything writes there: a temp file
+ * is only ever left by a write that did not finish, and a write in flight would lose its temp.
+ */
+export async function sweepInterruptedWrites(dir: string, target?: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return 0;
+    throw fsError(err, dir, 'list');
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!isInterruptedWrite(name, target)) continue;
+    await rm(join(dir, name), { recursive: true, force: true }).catch((err: unknown) => {
+      throw fsError(err, join(dir, name), 'remove');
+    });
+    removed += 1;
+  }
+  return removed;
 }
 
 /** Ignore errors from removing a file that is already gone. */
@@ -73,6 +127,6 @@ export async function unlinkIfExists(path: string): Promise<void> {
   try {
     await unlink(path);
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw err;
+    if (errnoCode(err) !== 'ENOENT') throw fsError(err, path, 'remove');
   }
 }

@@ -1,30 +1,48 @@
-// A directory of JSON records, one file per id, written write-temp + fsync + rename so a crash
-// leaves either the old record or the new one. The in-memory map is the read path; disk is
-// written before a change is acknowledged.
+// A directory of JSON records, one file per id, each written atomically (atomic-file.ts) and
+// versioned (schema.ts). The in-memory map is the read path; disk is written before a change
+// is acknowledged. Containers, pods and images are kept this way.
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode } from '../errors.js';
-import { fsyncDir, isAtomicTemp, readJson, writeJsonAtomic } from './atomic-file.js';
+import { NotFoundError, errnoCode, fsError } from '../errors.js';
+import { fsyncDir, readJson, sweepInterruptedWrites, writeJsonAtomic } from './atomic-file.js';
+import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
-const ID_FILE = /^([0-9a-f]{64})\.json$/;
+/** Record files: a 64-hex name (an id, or the hex of a digest id). Anything else is not ours. */
+const RECORD_FILE = /^[0-9a-f]{64}\.json$/;
+
+export interface RecordStoreOptions {
+  /** The file name, without ".json", of the record with this id (default: the id itself). */
+  fileStem?: (id: string) => string;
+}
 
 export class RecordStore<T extends { id: string }> {
   private readonly records = new Map<string, T>();
+  private readonly fileStem: (id: string) => string;
 
-  constructor(readonly dir: string) {}
+  constructor(readonly dir: string, readonly schema: Schema<T>, opts: RecordStoreOptions = {}) {
+    this.fileStem = opts.fileStem ?? ((id) => id);
+  }
 
+  /** Read every record (migrated to the current schema) and drop interrupted writes' temp files. */
   async load(): Promise<T[]> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+      throw fsError(err, this.dir, 'create directory');
+    });
     this.records.clear();
-    for (const name of await readdir(this.dir)) {
-      if (isAtomicTemp(name)) {
-        await rm(join(this.dir, name), { force: true });
-        continue;
-      }
-      const m = ID_FILE.exec(name);
-      if (!m) continue;
-      const rec = await readJson<T>(join(this.dir, name));
-      if (rec) this.records.set(rec.id, rec);
+    await sweepInterruptedWrites(this.dir);
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      throw fsError(err, this.dir, 'list');
+    }
+    for (const name of names) {
+      if (!RECORD_FILE.test(name)) continue;
+      const file = join(this.dir, name);
+      const raw = await readJson(file);
+      if (raw === undefined) continue;
+      const { value } = decodeDocument(this.schema, raw, file);
+      this.records.set(value.id, value);
     }
     return this.list();
   }
@@ -37,8 +55,13 @@ export class RecordStore<T extends { id: string }> {
     return [...this.records.values()];
   }
 
+  /** The file record `id` lives in. */
+  file(id: string): string {
+    return join(this.dir, `${this.fileStem(id)}.json`);
+  }
+
   async put(rec: T): Promise<T> {
-    await writeJsonAtomic(join(this.dir, `${rec.id}.json`), rec, 0o600);
+    await writeJsonAtomic(this.file(rec.id), encodeDocument(this.schema, rec), 0o600);
     this.records.set(rec.id, rec);
     return rec;
   }
@@ -46,19 +69,30 @@ export class RecordStore<T extends { id: string }> {
   /** Apply `change` to a copy of the record and persist it. */
   async update(id: string, change: (rec: T) => void): Promise<T> {
     const cur = this.records.get(id);
-    if (!cur) throw new Error(`record ${id} vanished`);
+    if (!cur) throw new NotFoundError(`${this.schema.kind} ${id} no longer exists`);
     const next = structuredClone(cur);
     change(next);
     return this.put(next);
   }
 
+  /**
+   * Replace the in-memory copy without writing: for a correction load()'s caller derives from
+   * other records (it is derived again on every load, and persisted by the next put).
+   */
+  keepInMemory(rec: T): void {
+    this.records.set(rec.id, rec);
+  }
+
   async remove(id: string): Promise<void> {
+    const file = this.file(id);
     try {
-      await rm(join(this.dir, `${id}.json`));
+      await rm(file);
     } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err;
+      if (errnoCode(err) !== 'ENOENT') throw fsError(err, file, 'remove');
     }
-    await fsyncDir(this.dir);
+    await fsyncDir(this.dir).catch((err: unknown) => {
+      throw fsError(err, this.dir, 'sync');
+    });
     this.records.delete(id);
   }
 

@@ -19,6 +19,7 @@ const cMount = libc.func(
   'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)');
 const cUmount2 = libc.func('int umount2(const char *target, int flags)');
 const cSyncfs = libc.func('int syncfs(int fd)');
+const cFlock = libc.func('int flock(int fd, int operation)');
 
 export const MNT_DETACH = 2;
 export const S_IFCHR = 0o020000;
@@ -130,6 +131,20 @@ export function umount2(target: string, flags = 0): void {
 /** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
 export function syncfs(fd: number): void {
   if (cSyncfs(fd) !== 0) throw sysError('syncfs', undefined, `fd ${fd}`);
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/**
+ * flock(fd, LOCK_EX | LOCK_NB): true once taken, false while another open file description
+ * holds it. The kernel drops the lock with the last descriptor, so a dead holder never blocks.
+ */
+export function tryLockExclusive(fd: number, path: string): boolean {
+  if (cFlock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const err = sysError('flock', path);
+  if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') return false;
+  throw err;
 }
 
 const cSocketpair = libc.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)');

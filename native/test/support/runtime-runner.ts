@@ -70,8 +70,12 @@ export class Runtime {
 export const hasBinary = (name: string): boolean =>
   (process.env.PATH ?? '').split(':').some((d) => existsSync(join(d, name)));
 
-/** Compile a C helper from this folder into dir. */
+/** Compile a C helper from this folder into dir; or take it from CRIB_TEST_HELPERS_DIR, where
+ * the cgroup v2 guest tier puts the helpers it built on the host (compiling in the emulated
+ * guest takes a minute). */
 export function buildHelper(name: string, dir: string): string {
+  const prebuilt = process.env.CRIB_TEST_HELPERS_DIR;
+  if (prebuilt && existsSync(join(prebuilt, name))) return join(prebuilt, name);
   const src = fileURLToPath(new URL(`./${name}.c`, import.meta.url));
   const out = join(dir, name);
   execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', '-O1', '-Wall', '-Wformat=2', '-Werror', '-o', out, src]);
@@ -103,9 +107,13 @@ export function mountsUnder(prefix: string): string[] {
     .filter((l) => l.split(' ')[4]?.startsWith(prefix));
 }
 
-/** cgroup directories named for this test process, in any hierarchy. */
+/** cgroup directories named for this test process, in any hierarchy (v1) or the unified one. */
 export function leftoverCgroups(): string[] {
   const found: string[] = [];
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+    for (const e of readdirSync('/sys/fs/cgroup')) if (e.startsWith(testTag)) found.push(join('/sys/fs/cgroup', e));
+    return found;
+  }
   for (const h of readdirSync('/sys/fs/cgroup')) {
     const dir = join('/sys/fs/cgroup', h);
     try {

@@ -17,6 +17,8 @@ export interface OpenedBody {
 
 export interface BlobStreamOptions {
   digest: string;
+  /** How messages name the blob: "config sha256:…", "layer sha256:…". */
+  what: string;
   /** Expected size, when known: a body ending short of it is resumed, not accepted. */
   size?: number;
   /** Bytes already delivered before this stream's first byte (a resumed ingest). */
@@ -30,6 +32,11 @@ export interface BlobStreamOptions {
 }
 
 class StallError extends Error {}
+
+/** "1.5s", "300s": a timeout as messages give it. */
+export function formatSeconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1).replace(/\.0$/, '')}s`;
+}
 
 export class ResumableBlobStream extends Readable {
   private current: Readable | undefined;
@@ -97,16 +104,15 @@ export class ResumableBlobStream extends Readable {
 
   /** The error that ends the stream, or undefined when the failure is worth a resume. */
   private classify(err: unknown): Error | undefined {
-    const secs = (this.opts.progressTimeoutMs / 1000).toFixed(1).replace(/\.0$/, '');
     if (err instanceof StallError) {
       return new DeadlineExceededError(
-        `pull of layer ${this.opts.digest} stalled: no bytes for ${secs}s after ${this.delivered} bytes` +
+        `pull of ${this.opts.what} stalled: no bytes for ${formatSeconds(this.opts.progressTimeoutMs)} after ${this.delivered} bytes` +
         ' (the registry or the network stopped sending; raise image.pull_progress_timeout if the link is this slow)');
     }
     if (isAbortError(err, this.opts.signal)) return err instanceof Error ? err : new Error(String(err));
     if (err instanceof CribError) return err;
     if (this.resumes >= this.opts.retries) {
-      return new UnavailableError(`pull of layer ${this.opts.digest} failed after ${this.resumes + 1} attempts at ${this.delivered} bytes: ${describeNetworkError(err)}`);
+      return new UnavailableError(`pull of ${this.opts.what} failed after ${this.resumes + 1} attempts at ${this.delivered} bytes: ${describeNetworkError(err)}`);
     }
     return undefined;
   }

@@ -113,6 +113,31 @@ describe('RegistryClient.openBlob', () => {
     expect(elapsed).toBeLessThan(15_000);
   });
 
+  it('fails a config download stalled after its headers within the progress timeout, naming the config', async () => {
+    const configPath = new RegExp(`/blobs/${image.config.digest}`);
+    proxy.addRule({ path: configPath, action: 'stall', afterBytes: 0 });
+    const started = Date.now();
+    const err = await client({ progressTimeoutMs: 1500 }).fetchConfig(resolved).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeadlineExceededError);
+    expect((err as Error).message).toContain(`pull of config ${image.config.digest} stalled: no bytes for 1.5s after 0 bytes`);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('gives up on a blob request the registry never answers after the progress timeout, not after every retry', async () => {
+    // Each attempt alone would wait request_timeout (10 s) for headers, four attempts in all.
+    const configPath = new RegExp(`/blobs/${image.config.digest}`);
+    proxy.addRule({ path: configPath, action: 'hang' });
+    const started = Date.now();
+    const err = await client({ progressTimeoutMs: 1500, requestTimeoutMs: 10_000 }).fetchConfig(resolved).catch((e: unknown) => e);
+    const elapsed = Date.now() - started;
+    expect(err).toBeInstanceOf(DeadlineExceededError);
+    expect((err as Error).message).toBe(`pull of config ${image.config.digest} stalled: registry ${proxy.host} sent no answer for 1.5s` +
+      ' (raise image.pull_progress_timeout if the registry is this slow)');
+    expect(elapsed).toBeGreaterThanOrEqual(1400);
+    expect(elapsed).toBeLessThan(8000);
+    expect(proxy.count(configPath)).toBe(1);
+  });
+
   it('does not count a slow consumer as a stall', async () => {
     // 8 MiB of noise: far more than the stream and socket buffers, so backpressure really happens.
     const big = buildImage({ layers: [await layerFromTar(randomBytes(8 << 20), 'none')] });

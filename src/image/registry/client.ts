@@ -9,16 +9,19 @@
 //   for (const layer of image.layers) pipe(await client.openBlob(image, layer, { auth }), store);
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { CribError, DataLossError, FailedPreconditionError, InvalidArgumentError, UnavailableError } from '../../errors.js';
+import {
+  CribError, DataLossError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, UnavailableError,
+} from '../../errors.js';
 import { log } from '../../log.js';
 import { formatLimit, limitExceeded } from '../limits.js';
 import { canonicalRegistry, credentialOwner } from './credential-scope.js';
 import type { ImageReference } from '../reference.js';
 import { credentialsFrom, type Credentials } from './auth.js';
-import { ResumableBlobStream, type OpenedBody } from './blob-stream.js';
+import { ResumableBlobStream, formatSeconds, type OpenedBody } from './blob-stream.js';
 import { readBoundedBody } from './bounded-body.js';
 import { endpointsFor, hostOptions, withDefaults, type RegistryHostsConfig, type ResolvedHostsConfig } from './hosts.js';
-import { checkManifestCounts, parseManifest, sha256Digest, verifyDigest } from './manifest.js';
+import { sha256Digest, verifyDigest } from '../../digest/digest.js';
+import { checkManifestCounts, describeBlob, parseManifest } from './manifest.js';
 import { hostPlatform, selectManifest } from './platform.js';
 import { errorForResponse } from './registry-errors.js';
 import { RegistryTransport } from './registry-transport.js';
@@ -119,11 +122,13 @@ export class RegistryClient {
   async openBlob(source: BlobSource, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<ResumableBlobStream> {
     const endpoints = this.blobEndpoints(source);
     const creds = this.credentialsFor(source.ref, opts.auth);
+    const what = describeBlob(desc);
     let preferred = endpoints[0]!;
     const open = async (offset: number): Promise<OpenedBody> => {
       const order = [preferred, ...endpoints.filter((e) => e !== preferred)];
-      return this.eachEndpoint(order, `layer ${desc.digest}`, async (ep) => {
-        const opened = await this.requestBlob(ep, source.ref, desc, offset, creds(ep), opts.signal);
+      return this.eachEndpoint(order, what, async (ep) => {
+        const opened = await this.answeredWithin(ep, what, opts.signal,
+          (signal) => this.requestBlob(ep, source.ref, desc, what, offset, creds(ep), signal));
         preferred = ep;
         return opened;
       });
@@ -131,6 +136,7 @@ export class RegistryClient {
     const first = await open(opts.offset ?? 0);
     return new ResumableBlobStream(first, {
       digest: desc.digest,
+      what,
       size: desc.size,
       offset: opts.offset ?? 0,
       retries: this.config.retries,
@@ -229,8 +235,31 @@ export class RegistryClient {
     return { endpoint: ep, bytes, digest, contentType: header(res, 'content-type') };
   }
 
-  private async requestBlob(ep: Endpoint, ref: ImageReference, desc: Descriptor, offset: number, creds: Credentials | undefined, signal?: AbortSignal): Promise<OpenedBody> {
-    const what = `layer ${desc.digest}`;
+  /**
+   * Run `request` (one endpoint's attempts at a blob, retries included) until the registry
+   * answers. A blob download whose bytes stop moving for pull_progress_timeout is a stalled pull,
+   * and waiting for an answer is no different: a registry that never completes its response
+   * headers is given up on after that long too, rather than after every retry's
+   * request_timeout. The next endpoint, if any, is tried then.
+   */
+  private async answeredWithin<T>(ep: Endpoint, what: string, signal: AbortSignal | undefined,
+    request: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const stalled = new AbortController();
+    const timer = setTimeout(() => stalled.abort(), this.config.progressTimeoutMs);
+    try {
+      return await request(signal ? AbortSignal.any([signal, stalled.signal]) : stalled.signal);
+    } catch (err) {
+      if (!stalled.signal.aborted || signal?.aborted) throw err;
+      throw new DeadlineExceededError(
+        `pull of ${what} stalled: registry ${ep.host} sent no answer for ${formatSeconds(this.config.progressTimeoutMs)}` +
+        ' (raise image.pull_progress_timeout if the registry is this slow)');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async requestBlob(ep: Endpoint, ref: ImageReference, desc: Descriptor, what: string, offset: number,
+    creds: Credentials | undefined, signal?: AbortSignal): Promise<OpenedBody> {
     const res = await this.transport.send(ep, {
       path: `/v2/${ref.path}/blobs/${desc.digest}${ep.mirror ? `?ns=${encodeURIComponent(ref.domain)}` : ''}`,
       headers: offset > 0 ? { range: `bytes=${offset}-` } : {},

@@ -1,7 +1,6 @@
 // Reading what a registry calls a manifest: working out its media type (the Content-Type header,
 // else the body's mediaType, else its shape), refusing what we cannot run, and checking that the
 // descriptors in it are well-formed before anything downstream trusts them.
-import { createHash } from 'node:crypto';
 import { DataLossError, FailedPreconditionError } from '../../errors.js';
 import { limitExceeded, type ImageLimits } from '../limits.js';
 import {
@@ -19,16 +18,10 @@ const LAYER_MEDIA_TYPES = new Set<string>([
 ]);
 const CONFIG_MEDIA_TYPES = new Set<string>([MediaType.OciConfig, MediaType.DockerConfig]);
 
-export function sha256Digest(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
-/** DataLossError unless `bytes` hash to `digest`. */
-export function verifyDigest(bytes: Buffer, digest: string, what: string): void {
-  const actual = sha256Digest(bytes);
-  if (actual !== digest) {
-    throw new DataLossError(`${what}: content does not match its digest (expected ${digest}, got ${actual})`);
-  }
+/** How messages name a blob of an image: "config sha256:…" or "layer sha256:…". */
+export function describeBlob(desc: Descriptor): string {
+  // parseManifest refuses an image whose config has another media type.
+  return `${CONFIG_MEDIA_TYPES.has(desc.mediaType) ? 'config' : 'layer'} ${desc.digest}`;
 }
 
 export type ParsedManifest =

@@ -7,7 +7,7 @@
 // keeps us close to `tar -x`). The layer directory is private to this unpack (a fresh temp dir),
 // so the only symlinks in it are ones the archive made; we never follow any of them.
 import * as fs from 'node:fs';
-import { InvalidArgumentError, ResourceExhaustedError, errnoCode } from '../../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError, errnoCode, fsError } from '../../errors.js';
 import { log } from '../../log.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from '../../sys/libc.js';
 import { baseOf, cleanEntryPath, parentOf } from './safe-path.js';
@@ -139,7 +139,12 @@ export class LayerWriter implements TarSink {
   data(chunk: Buffer): void {
     if (this.fd < 0) return; // body of a skipped entry
     let off = 0;
-    while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
+    try {
+      while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
+    } catch (err) {
+      // A write to an fd names no file: say which one (a full disk is the operator's to fix).
+      throw fsError(err, this.fileAbs, 'write');
+    }
     this.stats.fileBytes += chunk.length;
   }
 

@@ -7,7 +7,7 @@ import { mkdir, open, stat } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError, CribError } from '../../errors.js';
-import { digestHex } from '../content-store.js';
+import { digestHex } from '../../digest/digest.js';
 import { formatLimit, limitExceeded, type ByteBudget } from '../limits.js';
 import { syncfs } from '../../sys/libc.js';
 import {

@@ -1,0 +1,119 @@
+// Benchmark (not a test): pod + container start through the CRI, and memory with pods running.
+//   npm run bench:pods   (BENCH_N=100 sequential, BENCH_CONCURRENT=20; BENCH_ENDPOINT to point
+//                         it at any CRI socket instead of starting crib and containerd here)
+// For each runtime: RunPodSandbox, CreateContainer, StartContainer of busybox until running,
+// N sequential and C concurrent, median/p95 per call; then daemon + per-container helper RSS
+// (crib-monitor / containerd-shim) with 0, 20 and 100 pods running. containerd (Debian's
+// package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
+import { readFileSync, readdirSync } from 'node:fs';
+import type { CriClient } from '../test-support/cri-client.js';
+import { runOnBenchTargets } from '../test-support/bench-targets.js';
+
+const N = Number(process.env.BENCH_N ?? 100);
+const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 20);
+
+interface Timings { run: number[]; create: number[]; start: number[]; total: number[] }
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+let seq = 0;
+async function startPod(cri: CriClient, image: string, t: Timings): Promise<string> {
+  const n = seq++;
+  const config = { metadata: { name: `bench-${n}`, namespace: 'bench', uid: `bench-${process.pid}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
+  const t0 = process.hrtime.bigint();
+  const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
+  const t1 = process.hrtime.bigint();
+  const { containerId } = await cri.runtime.CreateContainer({
+    podSandboxId, sandboxConfig: config,
+    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },
+  });
+  const t2 = process.hrtime.bigint();
+  await cri.runtime.StartContainer({ containerId });
+  t.run.push(Number(t1 - t0) / 1e6);
+  t.create.push(Number(t2 - t1) / 1e6);
+  t.start.push(ms(t2));
+  t.total.push(ms(t0));
+  return podSandboxId;
+}
+
+async function removeAll(cri: CriClient): Promise<void> {
+  for (const p of (await cri.runtime.ListPodSandbox({})).items) {
+    await cri.runtime.StopPodSandbox({ podSandboxId: p.id });
+    await cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
+  }
+}
+
+function rssKb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** RSS of the daemon plus every helper process whose command line mentions `marker`. */
+function memoryMiB(daemonPid: number, helperName: string, marker: string): number {
+  let kb = rssKb(daemonPid);
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === daemonPid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.includes(helperName) && cmd.includes(marker)) kb += rssKb(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return kb / 1024;
+}
+
+interface Result { name: string; seq: Timings; conc: Timings; mem: Record<number, number> }
+
+async function measure(name: string, cri: CriClient, image: string, mem: () => number): Promise<Result> {
+  const warm: Timings = { run: [], create: [], start: [], total: [] };
+  for (let i = 0; i < 3; i++) await startPod(cri, image, warm);
+  await removeAll(cri);
+  const s: Timings = { run: [], create: [], start: [], total: [] };
+  for (let i = 0; i < N; i++) await startPod(cri, image, s);
+  await removeAll(cri);
+  const c: Timings = { run: [], create: [], start: [], total: [] };
+  await Promise.all(Array.from({ length: CONCURRENT }, () => startPod(cri, image, c)));
+  await removeAll(cri);
+  const memory: Record<number, number> = { 0: mem() };
+  const scratch: Timings = { run: [], create: [], start: [], total: [] };
+  for (const target of [20, 100]) {
+    while (scratch.total.length < target) await startPod(cri, image, scratch);
+    await new Promise((r) => setTimeout(r, 1000));
+    memory[target] = mem();
+  }
+  await removeAll(cri);
+  return { name, seq: s, conc: c, mem: memory };
+}
+
+function print(results: Result[]): void {
+  const line = (label: string, f: (r: Result) => string) => console.log(label.padEnd(34) + results.map((r) => f(r).padStart(22)).join(''));
+  line('', (r) => r.name);
+  for (const [mode, key] of [['sequential', 'seq'], [`${CONCURRENT} concurrent`, 'conc']] as const) {
+    for (const call of ['run', 'create', 'start', 'total'] as const) {
+      line(`${mode} ${call} (median/p95 ms)`, (r) => `${pct(r[key][call], 0.5).toFixed(1)} / ${pct(r[key][call], 0.95).toFixed(1)}`);
+    }
+  }
+  for (const n of [0, 20, 100]) line(`memory with ${n} pods (MiB)`, (r) => r.mem[n]!.toFixed(1));
+  if (results.length === 2) {
+    const [a, b] = results as [Result, Result];
+    console.log(`\ncrib / containerd: pod+container start median ${(pct(a.seq.total, 0.5) / pct(b.seq.total, 0.5)).toFixed(2)}x ` +
+      `(goal <= 0.33), memory with 100 pods ${(a.mem[100]! / b.mem[100]!).toFixed(2)}x (goal <= 0.5)`);
+  }
+}
+
+async function main(): Promise<void> {
+  const results = await runOnBenchTargets({ bridge: 'cribbenchctd', subnet: '10.249.0.0/16' }, (t) =>
+    measure(t.name, t.cri, t.image, () => memoryMiB(t.daemonPid, t.helper.name, t.helper.marker)));
+  console.log(`\nN=${N} sequential, ${CONCURRENT} concurrent; busybox sleep containers\n`);
+  print(results);
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

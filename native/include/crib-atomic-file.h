@@ -1,0 +1,32 @@
+/* Replacing a file so that a reader, or the node after a crash, sees either the old content or
+ * the new one, never a torn or empty file. The one writer every native binary uses:
+ * crib-runtime's state.json and pid files, crib-monitor's exit file.
+ *
+ * How: a temp file is created beside the target (rename is atomic only within a filesystem),
+ * written whole, fsync'd, renamed over the target, and the directory is fsync'd so the rename
+ * itself is durable. A failure at any step removes the temp file, so the target keeps its old
+ * content (or stays absent) and nothing is left behind.
+ *
+ * Temp names: ".tmp-<target name>-<12 lowercase hex digits>" in the target's directory, the same
+ * pattern as the daemon's TypeScript writer (src/store/atomic-file.ts, ATOMIC_TEMP_PREFIX), so
+ * one sweep (a name starting with ".tmp-") finds the leftovers of a writer that was killed
+ * between creating its temp file and renaming it. */
+#ifndef CRIB_ATOMIC_FILE_H
+#define CRIB_ATOMIC_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "crib-error.h"
+
+/* The prefix of every temp file (see above). */
+#define CRIB_ATOMIC_TEMP_PREFIX ".tmp-"
+
+/* Replace path with the len bytes of data, with exactly `mode` (the umask does not apply).
+ * Returns 0, or -1 with err naming the failed syscall and its path. The temp file is opened
+ * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, so a name planted in the directory is never followed or
+ * reused. When only the final directory fsync fails, the new content is already in place but
+ * may not survive a crash: the call still fails, and writing again is the fix. */
+int crib_atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err);
+
+#endif

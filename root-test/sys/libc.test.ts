@@ -1,0 +1,57 @@
+// libc bindings that need root: device nodes, trusted.* xattrs (also on symlinks), mounts.
+import * as fs from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  S_IFBLK, S_IFCHR, devMajor, devMinor, lgetxattr, llistxattr, lremovexattr, lsetxattr, makedev, mknod, mount, umount2,
+} from '../../src/sys/libc.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), `crib-libc-root-${process.pid}-`));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('libc bindings (root)', () => {
+  it('mknod makes char and block devices with the right rdev', () => {
+    mknod(join(dir, 'c'), S_IFCHR | 0o600, 136, 300);
+    mknod(join(dir, 'b'), S_IFBLK | 0o640, 259, 1);
+    const c = lstatSync(join(dir, 'c'));
+    expect(c.isCharacterDevice()).toBe(true);
+    expect([devMajor(c.rdev), devMinor(c.rdev)]).toEqual([136, 300]);
+    expect(Number(makedev(136, 300))).toBe(c.rdev);
+    const b = lstatSync(join(dir, 'b'));
+    expect([b.isBlockDevice(), devMajor(b.rdev), devMinor(b.rdev)]).toEqual([true, 259, 1]);
+  });
+
+  it('sets, lists, reads and removes binary xattrs without following symlinks', () => {
+    const f = join(dir, 'f');
+    writeFileSync(f, 'x');
+    symlinkSync(f, join(dir, 'link'));
+    const value = Buffer.from([0x01, 0x00, 0x80, 0xff, 0x7f]);
+    lsetxattr(f, 'trusted.crib-test', value);
+    lsetxattr(join(dir, 'link'), 'trusted.on-link', 'L');
+    expect(lgetxattr(f, 'trusted.crib-test')).toEqual(value);
+    expect(llistxattr(f)).toContain('trusted.crib-test');
+    expect(llistxattr(f)).not.toContain('trusted.on-link');
+    expect(lgetxattr(join(dir, 'link'), 'trusted.on-link')?.toString()).toBe('L');
+    expect(lgetxattr(f, 'trusted.absent')).toBeUndefined();
+    lremovexattr(f, 'trusted.crib-test');
+    expect(lgetxattr(f, 'trusted.crib-test')).toBeUndefined();
+  });
+
+  it('mounts and unmounts a tmpfs', () => {
+    const m = join(dir, 'mnt');
+    fs.mkdirSync(m);
+    mount('tmpfs', m, 'tmpfs', 0, 'size=1m,mode=0711');
+    try {
+      expect(lstatSync(m).mode & 0o777).toBe(0o711);
+    } finally {
+      umount2(m);
+    }
+    expect(lstatSync(m).mode & 0o777).not.toBe(0o711);
+    expect(() => umount2(m)).toThrow(/EINVAL/);
+  });
+});

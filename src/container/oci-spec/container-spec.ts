@@ -1,0 +1,181 @@
+// CRI ContainerConfig + pod + image config → the OCI runtime spec (config.json) that
+// crib-runtime, runc or crun runs. Each concern lives in its own module; this one only wires
+// them in the order their dependencies need (user → capabilities → seccomp) and states the
+// node facts (cgroup controllers, daemon capabilities) they take as parameters.
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname as nodeHostname } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { InvalidArgumentError } from '../../errors.js';
+import type { ContainerConfig__Output } from '../../gen/runtime/v1/ContainerConfig.js';
+import type { PodSandboxConfig__Output } from '../../gen/runtime/v1/PodSandboxConfig.js';
+import type { ImageConfig } from '../../image/image-config.js';
+import { criAnnotations } from './annotations.js';
+import { containerCapabilities, currentCapabilities } from './capabilities.js';
+import { cgroupsPath } from './cgroups-path.js';
+import { containerDevices } from './devices.js';
+import { containerEnv } from './env.js';
+import { maskedAndReadonlyPaths } from './masked-paths.js';
+import { containerMounts } from './mounts.js';
+import { containerNamespaces } from './namespaces.js';
+import type { OciSpec } from './oci-types.js';
+import { processArgs, workingDir } from './process-args.js';
+import { containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
+import { containerSeccomp } from './seccomp.js';
+import { resolveUser } from './user.js';
+
+export const OCI_VERSION = '1.1.0';
+
+export interface SandboxSpecInput {
+  id: string;
+  config: PodSandboxConfig__Output;
+  /** Pinned pod namespaces to join (POD mode); absent ones cannot be joined. */
+  netnsPath?: string;
+  ipcnsPath?: string;
+  utsnsPath?: string;
+  pidnsPath?: string;
+  /** The pod's hostname (HOSTNAME env; the uts hostname when the container has its own uts). */
+  hostname: string;
+  hostsPath?: string;
+  resolvPath?: string;
+  hostnamePath?: string;
+  /** The pod's /dev/shm (a tmpfs on the host); absent → the container gets a private 64 MiB one. */
+  shmPath?: string;
+  /** The pod's cgroup parent ("" → /crib); a "*.slice" parent selects the systemd form. */
+  cgroupParent: string;
+}
+
+export interface ContainerSpecInput {
+  id: string;
+  config: ContainerConfig__Output;
+  sandbox: SandboxSpecInput;
+  image: { config: ImageConfig; ref: string };
+  /** The mounted container rootfs: root.path, and where /etc/passwd and /etc/group are read. */
+  rootfsPath: string;
+  cgroupVersion: 1 | 2;
+  /** What the runtime handler supports; recursive read-only mounts need kernel 5.12+. */
+  runtimeFeatures?: { recursiveReadOnly?: boolean };
+}
+
+/** Node facts the builder reads; overridable so tests can state them. */
+export interface NodeFacts {
+  hostCapabilities: string[];
+  oomScoreAdjFloor: number;
+  swapAvailable: boolean;
+  hugetlbAvailable: boolean;
+  arch: string;
+}
+
+export function readNodeFacts(cgroupVersion: 1 | 2): NodeFacts {
+  const v2 = cgroupVersion === 2;
+  return {
+    hostCapabilities: currentCapabilities(),
+    oomScoreAdjFloor: currentOomScoreAdj(),
+    swapAvailable: swapAccounting(cgroupVersion),
+    hugetlbAvailable: v2 ? /\bhugetlb\b/.test(readControllers()) : existsSync('/sys/fs/cgroup/hugetlb'),
+    arch: process.arch,
+  };
+}
+
+function readControllers(): string {
+  try {
+    return readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeFacts = readNodeFacts(input.cgroupVersion)): Promise<OciSpec> {
+  const { config, sandbox } = input;
+  if (!isAbsolute(input.rootfsPath)) throw new InvalidArgumentError(`rootfsPath "${input.rootfsPath}" must be absolute`);
+  const sc = config.linux?.securityContext ?? null;
+  const privileged = sc?.privileged ?? false;
+  const sandboxPrivileged = sandbox.config.linux?.securityContext?.privileged ?? false;
+  if (privileged && !sandboxPrivileged) {
+    throw new InvalidArgumentError('securityContext.privileged: a privileged container needs a privileged pod sandbox');
+  }
+  const imageProcess = input.image.config.config;
+  const hostname = sandbox.hostname || sandbox.config.hostname || nodeHostname();
+  // Pure checks first: a bad request must fail before anything touches the node (mounts.ts
+  // creates missing host directories).
+  const args = processArgs(config.command ?? [], config.args ?? [], imageProcess);
+  const env = containerEnv(imageProcess?.Env, config.envs ?? [], hostname);
+  const cwd = workingDir(config.workingDir ?? '', imageProcess);
+  const cgroups = cgroupsPath(sandbox.cgroupParent, input.id);
+  const resources = containerResources({
+    resources: config.linux?.resources,
+    cgroupVersion: input.cgroupVersion,
+    swapAvailable: facts.swapAvailable,
+    hugetlbAvailable: facts.hugetlbAvailable,
+  });
+  const oomAdj = oomScoreAdj(config.linux?.resources, facts.oomScoreAdjFloor);
+  const paths = maskedAndReadonlyPaths(sc, privileged);
+
+  const user = await resolveUser({
+    securityContext: sc,
+    imageUser: imageProcess?.User,
+    rootfsPath: input.rootfsPath,
+  });
+  const capabilities = containerCapabilities({
+    capabilities: sc?.capabilities,
+    privileged,
+    uid: user.uid,
+    hostCapabilities: facts.hostCapabilities,
+  });
+  const seccomp = await containerSeccomp({ securityContext: sc, privileged, bounding: capabilities.bounding, arch: facts.arch });
+
+  const ns = containerNamespaces({
+    options: sc?.namespaceOptions,
+    pod: {
+      netnsPath: sandbox.netnsPath,
+      ipcnsPath: sandbox.ipcnsPath,
+      utsnsPath: sandbox.utsnsPath,
+      pidnsPath: sandbox.pidnsPath,
+    },
+    cgroupVersion: input.cgroupVersion,
+    privileged,
+  });
+  const devices = await containerDevices(config.devices ?? [], privileged);
+  const readonlyRootfs = sc?.readonlyRootfs ?? false;
+  const mounts = await containerMounts({
+    criMounts: config.mounts ?? [],
+    privileged,
+    readonlyRootfs,
+    ipcMode: sc?.namespaceOptions?.ipc ?? 'POD',
+    hostsPath: sandbox.hostsPath,
+    resolvPath: sandbox.resolvPath,
+    hostnamePath: sandbox.hostnamePath,
+    shmPath: sandbox.shmPath,
+    recursiveReadOnlySupported: input.runtimeFeatures?.recursiveReadOnly ?? false,
+  });
+  const containerName = config.metadata?.name ?? '';
+  const imageName = config.image?.userSpecifiedImage || config.image?.image || input.image.ref;
+
+  const spec: OciSpec = {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: config.tty,
+      user,
+      args,
+      env,
+      cwd,
+      capabilities,
+      noNewPrivileges: sc?.noNewPrivs ?? false,
+    },
+    root: { path: input.rootfsPath, readonly: readonlyRootfs },
+    mounts: mounts.mounts,
+    annotations: criAnnotations(sandbox.id, sandbox.config, containerName, imageName),
+    linux: {
+      namespaces: ns.namespaces,
+      resources: { devices: devices.rules, ...resources },
+      cgroupsPath: cgroups,
+      maskedPaths: paths.maskedPaths,
+      readonlyPaths: paths.readonlyPaths,
+    },
+  };
+  if (oomAdj !== undefined) spec.process.oomScoreAdj = oomAdj;
+  if (ns.ownUts) spec.hostname = hostname;
+  if (devices.devices.length > 0) spec.linux.devices = devices.devices;
+  if (mounts.rootfsPropagation) spec.linux.rootfsPropagation = mounts.rootfsPropagation;
+  if (seccomp) spec.linux.seccomp = seccomp;
+  return spec;
+}

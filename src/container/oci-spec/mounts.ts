@@ -1,0 +1,246 @@
+// The container's mounts, in containerd's layout: the kernel filesystems every container gets
+// (/proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, /sys/fs/cgroup), then the pod files
+// (/etc/hostname, /etc/hosts, /etc/resolv.conf, the pod's /dev/shm) and kubelet's CRI mounts,
+// shallowest first so a parent is mounted before what is mounted inside it. A CRI mount on a
+// path replaces whatever default would have been there (and a CRI /dev replaces all of /dev/*).
+import { lstat, mkdir, realpath, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../../errors.js';
+import type { Mount__Output } from '../../gen/runtime/v1/Mount.js';
+import type { NamespaceMode__Output } from '../../gen/runtime/v1/NamespaceMode.js';
+import { checkCleanPath } from './clean-path.js';
+import { isShared, isSlave, lookupMount } from './mount-info.js';
+import type { OciMount } from './oci-types.js';
+
+const SHM_SIZE = 'size=65536k';
+
+export interface MountInput {
+  criMounts: Mount__Output[];
+  privileged: boolean;
+  readonlyRootfs: boolean;
+  /** The container's IPC namespace mode: NODE shares the host's /dev/shm. */
+  ipcMode: NamespaceMode__Output;
+  /** Pod files on the host; a missing one is simply not mounted. */
+  hostsPath?: string;
+  resolvPath?: string;
+  hostnamePath?: string;
+  shmPath?: string;
+  /** The runtime handler can do recursive read-only ("rro") mounts. */
+  recursiveReadOnlySupported: boolean;
+}
+
+export interface MountResult {
+  mounts: OciMount[];
+  /** "rslave"/"rshared" when a CRI mount's propagation needs the rootfs to propagate too. */
+  rootfsPropagation?: string;
+}
+
+function defaultMounts(privileged: boolean): OciMount[] {
+  const rw = privileged ? 'rw' : 'ro';
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', SHM_SIZE] },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', SHM_SIZE] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', rw] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', rw] },
+  ];
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+type Request = { containerPath: string; hostPath: string; readonly: boolean; propagation: Mount__Output['propagation']; recursiveReadOnly: boolean; index?: number };
+
+/** A validated bind mount: where its source is (or will be, once created) and its options. */
+interface PlannedBind {
+  containerPath: string;
+  hostPath: string;
+  /** The source with symlinks resolved: the existing path, or the path mkdir will create. */
+  source: string;
+  /**
+   * Directories to make, outermost first, when the source does not exist yet: containerd
+   * creates a missing host directory rather than failing the container, so do we.
+   */
+  create: string[];
+  options: string[];
+  field: string;
+}
+
+/**
+ * Where a host path is, or will be once its missing directories are made: symlinks in its
+ * existing part resolved, the missing tail appended. Refuses (creating nothing) a path that
+ * could not be made: a missing part under a file, or under a symlink that leads nowhere.
+ */
+async function plannedSource(hostPath: string, field: string): Promise<{ source: string; create: string[] }> {
+  const missing: string[] = [];
+  let at = hostPath;
+  for (;;) {
+    let real: string;
+    try {
+      real = await realpath(at);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOTDIR') {
+        throw new FailedPreconditionError(`${field}.hostPath ${hostPath} does not exist and cannot be created: a part of it is not a directory`, { cause: err });
+      }
+      if (code !== 'ENOENT') throw new FailedPreconditionError(`${field}.hostPath ${hostPath} cannot be resolved: ${code ?? err}`, { cause: err });
+      // ENOENT: either `at` is missing, or it is a symlink to nothing (which mkdir cannot pass).
+      if (await lstat(at).then(() => true, () => false)) {
+        throw new FailedPreconditionError(`${field}.hostPath ${hostPath} does not exist and cannot be created: ${at} is a symlink to a missing path`);
+      }
+      missing.unshift(at);
+      at = dirname(at);
+      continue;
+    }
+    if (missing.length === 0) return { source: real, create: [] };
+    if (!(await stat(real)).isDirectory()) {
+      throw new FailedPreconditionError(`${field}.hostPath ${hostPath} does not exist and cannot be created: ${at} is not a directory`);
+    }
+    return { source: join(real, ...missing.map((m) => basename(m))), create: missing };
+  }
+}
+
+async function planBind(r: Request, recursiveReadOnlySupported: boolean): Promise<PlannedBind> {
+  const field = r.index === undefined ? r.containerPath : `mounts[${r.index}]`;
+  // Option rules first: they need nothing from the host.
+  const options = ['rbind'];
+  switch (r.propagation) {
+    case 'PROPAGATION_PRIVATE':
+      options.push('rprivate');
+      break;
+    case 'PROPAGATION_HOST_TO_CONTAINER':
+      options.push('rslave');
+      break;
+    case 'PROPAGATION_BIDIRECTIONAL':
+      options.push('rshared');
+      break;
+    default:
+      throw new InvalidArgumentError(`${field}.propagation ${String(r.propagation)} is not a known propagation mode`);
+  }
+  if (r.readonly) {
+    if (r.recursiveReadOnly) {
+      if (!recursiveReadOnlySupported) {
+        throw new InvalidArgumentError(`${field}: recursive read-only mounts are not supported by this runtime handler (hostPath ${r.hostPath})`);
+      }
+      if (r.propagation !== 'PROPAGATION_PRIVATE') {
+        throw new InvalidArgumentError(`${field}: recursive read-only mounts need PROPAGATION_PRIVATE, got ${r.propagation} (hostPath ${r.hostPath})`);
+      }
+      options.push('rro');
+    } else options.push('ro');
+  } else {
+    if (r.recursiveReadOnly) {
+      throw new InvalidArgumentError(`${field}: recursiveReadOnly needs readonly (hostPath ${r.hostPath})`);
+    }
+    options.push('rw');
+  }
+
+  const { source, create } = await plannedSource(r.hostPath, field);
+  // A source made by mkdir lands on the mount its parent is on, so that is the one checked.
+  if (r.propagation === 'PROPAGATION_HOST_TO_CONTAINER') {
+    const m = await lookupMount(source);
+    if (!m || !(isShared(m) || isSlave(m))) {
+      throw new FailedPreconditionError(
+        `${field}: hostPath ${r.hostPath} is on mount ${m?.mountPoint ?? '?'} which is not shared or slave, so HOST_TO_CONTAINER propagation cannot work`,
+      );
+    }
+  } else if (r.propagation === 'PROPAGATION_BIDIRECTIONAL') {
+    const m = await lookupMount(source);
+    if (!m || !isShared(m)) {
+      throw new FailedPreconditionError(
+        `${field}: hostPath ${r.hostPath} is on mount ${m?.mountPoint ?? '?'} which is not shared, so BIDIRECTIONAL propagation cannot work`,
+      );
+    }
+  }
+  return { containerPath: r.containerPath, hostPath: r.hostPath, source, create, options, field };
+}
+
+/**
+ * Make every missing source directory, or none: when one cannot be made (a read-only or full
+ * filesystem, no permission), those this call made are removed again (rmdir only: anything put
+ * in them since stays, and so do they).
+ */
+async function createSources(binds: PlannedBind[]): Promise<void> {
+  const made: string[] = [];
+  for (const b of binds) {
+    for (const d of b.create) {
+      try {
+        await mkdir(d, { mode: 0o755 });
+        made.push(d);
+      } catch (err) {
+        // Made already for an earlier mount of this container (or by someone else): fine if a directory.
+        if (errnoCode(err) === 'EEXIST' && (await stat(d).then((st) => st.isDirectory(), () => false))) continue;
+        for (const m of made.reverse()) await rmdir(m).catch(() => undefined);
+        throw new FailedPreconditionError(`${b.field}.hostPath ${b.hostPath} does not exist and cannot be created: ${errnoCode(err) ?? err} on mkdir ${d}`, { cause: err });
+      }
+    }
+  }
+}
+
+/**
+ * Every mount is checked (paths, options, sources, propagation) before any host directory is
+ * created: a bad mount anywhere in the request leaves the host untouched.
+ */
+export async function containerMounts(input: MountInput): Promise<MountResult> {
+  const requests: Request[] = [];
+  const seen = new Set<string>();
+  input.criMounts.forEach((m, i) => {
+    const field = `mounts[${i}]`;
+    checkCleanPath(m.containerPath, `${field}.containerPath`);
+    checkCleanPath(m.hostPath, `${field}.hostPath`);
+    if (m.image && (m.image.image !== '' || m.imageSubPath !== '')) {
+      throw new InvalidArgumentError(`${field}: image volume mounts are not supported yet (containerPath ${m.containerPath})`);
+    }
+    if ((m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0) {
+      throw new InvalidArgumentError(`${field}: id-mapped mounts need user namespaces, which are not supported yet`);
+    }
+    if (seen.has(m.containerPath)) throw new InvalidArgumentError(`${field}: containerPath ${m.containerPath} is mounted twice`);
+    seen.add(m.containerPath);
+    requests.push({ ...m, index: i });
+  });
+
+  // Pod-level files, unless kubelet mounts its own at the same path.
+  const extra = async (containerPath: string, hostPath: string | undefined, readonly: boolean): Promise<void> => {
+    if (hostPath === undefined || hostPath === '' || seen.has(containerPath) || !(await exists(hostPath))) return;
+    seen.add(containerPath);
+    requests.push({ containerPath, hostPath, readonly, propagation: 'PROPAGATION_PRIVATE', recursiveReadOnly: false });
+  };
+  await extra('/etc/hostname', input.hostnamePath, input.readonlyRootfs);
+  await extra('/etc/hosts', input.hostsPath, input.readonlyRootfs);
+  await extra('/etc/resolv.conf', input.resolvPath, input.readonlyRootfs);
+  await extra('/dev/shm', input.ipcMode === 'NODE' ? '/dev/shm' : input.shmPath, false);
+
+  // Shallow first; stable, so equal depths keep kubelet's order.
+  const depth = (p: string): number => p.split('/').length;
+  requests.sort((a, b) => depth(a.containerPath) - depth(b.containerPath));
+
+  const binds: PlannedBind[] = [];
+  for (const r of requests) binds.push(await planBind(r, input.recursiveReadOnlySupported));
+  await createSources(binds);
+
+  const mounts = defaultMounts(input.privileged).filter(
+    (m) => !seen.has(m.destination) && !(seen.has('/dev') && m.destination.startsWith('/dev/')),
+  );
+  let rootfsPropagation: string | undefined;
+  for (const b of binds) {
+    if (b.options.includes('rshared')) rootfsPropagation = 'rshared';
+    else if (b.options.includes('rslave') && rootfsPropagation !== 'rshared') rootfsPropagation = 'rslave';
+    // Resolved again now that a created source exists: the path the runtime binds is the real one.
+    const source = b.create.length > 0 ? await realpath(b.hostPath) : b.source;
+    mounts.push({ destination: b.containerPath, type: 'bind', source, options: b.options });
+  }
+  return rootfsPropagation === undefined ? { mounts } : { mounts, rootfsPropagation };
+}

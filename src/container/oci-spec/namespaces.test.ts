@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
+import { type NamespaceInput, containerNamespaces } from './namespaces.js';
+import { namespaceOptions } from './test-fixtures.js';
+
+const pod = { netnsPath: '/run/crib/ns/p/net', ipcnsPath: '/run/crib/ns/p/ipc', utsnsPath: '/run/crib/ns/p/uts', pidnsPath: '/proc/42/ns/pid' };
+const input = (o: Parameters<typeof namespaceOptions>[0] | null, extra: Partial<NamespaceInput> = {}): NamespaceInput => ({
+  options: o === null ? null : namespaceOptions(o),
+  pod,
+  cgroupVersion: 1,
+  privileged: false,
+  ...extra,
+});
+
+describe('containerNamespaces', () => {
+  const cases: { name: string; in: NamespaceInput; want: unknown[]; ownUts: boolean }[] = [
+    {
+      name: 'pod network/ipc/uts, own pid',
+      in: input({}),
+      want: [{ type: 'mount' }, { type: 'network', path: pod.netnsPath }, { type: 'ipc', path: pod.ipcnsPath }, { type: 'uts', path: pod.utsnsPath }, { type: 'pid' }],
+      ownUts: false,
+    },
+    {
+      name: 'null options mean kubelet defaults: pod network/ipc, own pid',
+      in: input(null),
+      want: [{ type: 'mount' }, { type: 'network', path: pod.netnsPath }, { type: 'ipc', path: pod.ipcnsPath }, { type: 'uts', path: pod.utsnsPath }, { type: 'pid' }],
+      ownUts: false,
+    },
+    {
+      name: 'null options in a host-network, host-IPC pod: the host network and IPC',
+      in: input(null, { pod: { pidnsPath: pod.pidnsPath } }),
+      want: [{ type: 'mount' }, { type: 'pid' }],
+      ownUts: false,
+    },
+    {
+      name: 'explicit POD pid joins the pod pid namespace',
+      in: input({ pid: 'POD' }),
+      want: [{ type: 'mount' }, { type: 'network', path: pod.netnsPath }, { type: 'ipc', path: pod.ipcnsPath }, { type: 'uts', path: pod.utsnsPath }, { type: 'pid', path: pod.pidnsPath }],
+      ownUts: false,
+    },
+    {
+      name: 'host network, ipc and pid: no entries, host uts',
+      in: input({ network: 'NODE', ipc: 'NODE', pid: 'NODE' }, { pod: {} }),
+      want: [{ type: 'mount' }],
+      ownUts: false,
+    },
+    {
+      name: 'CONTAINER everywhere',
+      in: input({ network: 'CONTAINER', ipc: 'CONTAINER', pid: 'CONTAINER' }, { pod: {} }),
+      want: [{ type: 'mount' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'pid' }],
+      ownUts: true,
+    },
+    {
+      name: 'cgroup namespace on v2 unless privileged',
+      in: input({ network: 'NODE', ipc: 'NODE', pid: 'NODE' }, { pod: {}, cgroupVersion: 2 }),
+      want: [{ type: 'mount' }, { type: 'cgroup' }],
+      ownUts: false,
+    },
+    {
+      name: 'no cgroup namespace for privileged on v2',
+      in: input({ network: 'NODE', ipc: 'NODE', pid: 'NODE' }, { pod: {}, cgroupVersion: 2, privileged: true }),
+      want: [{ type: 'mount' }],
+      ownUts: false,
+    },
+    {
+      name: 'userns NODE is the host user namespace',
+      in: input({ network: 'NODE', ipc: 'NODE', pid: 'NODE', usernsOptions: { mode: 'NODE', uids: [], gids: [] } }, { pod: {} }),
+      want: [{ type: 'mount' }],
+      ownUts: false,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const got = containerNamespaces(c.in);
+      expect(got.namespaces).toEqual(c.want);
+      expect(got.ownUts).toBe(c.ownUts);
+    });
+  }
+
+  it('fails when a POD namespace has no path to join', () => {
+    expect(() => containerNamespaces(input({}, { pod: {} }))).toThrow(FailedPreconditionError);
+    expect(() => containerNamespaces(input({}, { pod: {} }))).toThrow(/namespaceOptions.network is POD but the pod has no network namespace/);
+    expect(() => containerNamespaces(input({ pid: 'POD' }, { pod: { ...pod, pidnsPath: undefined } }))).toThrow(/namespaceOptions.pid is POD/);
+  });
+
+  it('refuses a TARGET pid namespace (kubectl debug --target) as not supported yet, naming the target', () => {
+    const p = () => containerNamespaces(input({ pid: 'TARGET', targetId: 'c1' }));
+    expect(p).toThrow(InvalidArgumentError);
+    expect(p).toThrow(/namespaceOptions.pid TARGET \(targetId "c1"\): joining another container's PID namespace \(kubectl debug --target\) is not supported yet/);
+  });
+
+  it('refuses user namespaces explicitly', () => {
+    const p = () => containerNamespaces(input({ usernsOptions: { mode: 'POD', uids: [{ hostId: 100000, containerId: 0, length: 65536 }], gids: [] } }));
+    expect(p).toThrow(InvalidArgumentError);
+    expect(p).toThrow(/user namespaces are not supported yet/);
+  });
+});

@@ -1,0 +1,83 @@
+// Which namespaces the container gets. Pod namespaces are pinned files (crib-pinns) that the
+// container joins by path; NODE means the host's (no entry); CONTAINER means a fresh one.
+// Every container has its own mount namespace; a cgroup namespace on cgroup v2 only (on v1 it
+// would break the /sys/fs/cgroup layout tools expect, and containerd skips it too).
+import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
+import type { NamespaceMode__Output } from '../../gen/runtime/v1/NamespaceMode.js';
+import type { NamespaceOption__Output } from '../../gen/runtime/v1/NamespaceOption.js';
+import type { OciNamespace } from './oci-types.js';
+
+export interface PodNamespacePaths {
+  netnsPath?: string;
+  ipcnsPath?: string;
+  utsnsPath?: string;
+  pidnsPath?: string;
+}
+
+export interface NamespaceInput {
+  /**
+   * The container's namespace options. Null (no security context, as crictl sends) means
+   * kubelet's defaults: the pod's network and ipc, a pid namespace of its own.
+   */
+  options: NamespaceOption__Output | null | undefined;
+  pod: PodNamespacePaths;
+  cgroupVersion: 1 | 2;
+  privileged: boolean;
+}
+
+export interface NamespaceResult {
+  namespaces: OciNamespace[];
+  /** True when the container has its own UTS namespace, so the spec may set its hostname. */
+  ownUts: boolean;
+}
+
+function entry(type: OciNamespace['type'], mode: NamespaceMode__Output, path: string | undefined, field: string): OciNamespace | undefined {
+  switch (mode) {
+    case 'NODE':
+      return undefined;
+    case 'CONTAINER':
+      return { type };
+    case 'POD':
+      if (!path) throw new FailedPreconditionError(`${field} is POD but the pod has no ${type} namespace to join`);
+      return { type, path };
+    default:
+      throw new InvalidArgumentError(`${field} ${String(mode)} is not supported for the ${type} namespace (POD, CONTAINER or NODE)`);
+  }
+}
+
+export function containerNamespaces(input: NamespaceInput): NamespaceResult {
+  const o = input.options;
+  // Without any options, follow the pod: its own namespaces when it has them, the host's when
+  // it is a host-network/host-IPC pod (critest creates such containers with no options).
+  const netMode = o ? o.network : input.pod.netnsPath ? 'POD' : 'NODE';
+  const ipcMode = o ? o.ipc : input.pod.ipcnsPath ? 'POD' : 'NODE';
+  const pidMode = o ? o.pid : 'CONTAINER';
+  const userns = o?.usernsOptions;
+  if (userns && userns.mode !== 'NODE') {
+    throw new InvalidArgumentError(`namespaceOptions.usernsOptions.mode ${userns.mode}: user namespaces are not supported yet`);
+  }
+
+  const out: OciNamespace[] = [{ type: 'mount' }];
+  const net = entry('network', netMode, input.pod.netnsPath, 'namespaceOptions.network');
+  if (net) out.push(net);
+  const ipc = entry('ipc', ipcMode, input.pod.ipcnsPath, 'namespaceOptions.ipc');
+  if (ipc) out.push(ipc);
+
+  // CRI has no UTS mode: join the pod's when it has one; a host-network pod has the host's;
+  // otherwise the container gets its own.
+  let uts: OciNamespace | undefined;
+  if (input.pod.utsnsPath) uts = { type: 'uts', path: input.pod.utsnsPath };
+  else if (netMode !== 'NODE') uts = { type: 'uts' };
+  if (uts) out.push(uts);
+
+  if (pidMode === 'TARGET') {
+    throw new InvalidArgumentError(
+      `namespaceOptions.pid TARGET (targetId "${o?.targetId ?? ''}"): joining another container's PID namespace (kubectl debug --target) is not supported yet`,
+    );
+  }
+  const pid = entry('pid', pidMode, input.pod.pidnsPath, 'namespaceOptions.pid');
+  if (pid) out.push(pid);
+
+  if (input.cgroupVersion === 2 && !input.privileged) out.push({ type: 'cgroup' });
+  return { namespaces: out, ownUts: uts !== undefined && uts.path === undefined };
+}

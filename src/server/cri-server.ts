@@ -1,0 +1,54 @@
+// The gRPC server and every service on it: RuntimeService, ImageService and crib's Admin
+// service, each through implementService (logging, error mapping, UNIMPLEMENTED for the rest).
+// The daemon builds the components once and hands them in; nothing here constructs a service.
+import * as grpc from '@grpc/grpc-js';
+import type { CribConfig } from '../config/config.js';
+import type { ContainerService } from '../container/container-service.js';
+import type { ImageService } from '../image/image-service.js';
+import type { SandboxService } from '../sandbox/sandbox-service.js';
+import type { StreamingServer } from '../streaming/server/streaming-server.js';
+import { ADMIN_SERVICE_NAME, adminHandlers, adminServiceDefinition } from './admin-service.js';
+import { containerHandlers } from './container-rpcs.js';
+import { criGuards, criLimitsFromConfig } from './cri-guards.js';
+import { GRPC_MAX_MESSAGE_BYTES } from './cri-limits.js';
+import { criProto } from './cri-proto.js';
+import { imageServiceHandlers } from './image-service.js';
+import { podSandboxHandlers } from './pod-sandbox-rpcs.js';
+import { implementService } from './rpc.js';
+import { runtimeInfoHandlers, type RuntimeInfoSource } from './runtime-info.js';
+import { statsHandlers } from './stats-rpcs.js';
+import { streamingHandlers } from './streaming-rpcs.js';
+
+export interface CriComponents {
+  limits: CribConfig['limits'];
+  sandboxes: SandboxService;
+  containers: ContainerService;
+  images: ImageService;
+  streaming: StreamingServer;
+  runtimeInfo: RuntimeInfoSource;
+}
+
+export function createCriServer(c: CriComponents): grpc.Server {
+  const guards = criGuards(criLimitsFromConfig(c.limits), c.sandboxes, c.containers);
+  const proto = criProto().runtime.v1;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
+  });
+  server.addService(
+    proto.RuntimeService.service,
+    implementService('runtime.v1.RuntimeService', proto.RuntimeService.service, {
+      ...runtimeInfoHandlers(c.runtimeInfo),
+      ...podSandboxHandlers(c.sandboxes, c.containers, guards),
+      ...containerHandlers(c.containers, c.sandboxes, guards),
+      ...statsHandlers(c.containers, c.sandboxes, c.images),
+      ...streamingHandlers(c.containers, c.sandboxes, c.streaming, guards),
+    }),
+  );
+  server.addService(
+    proto.ImageService.service,
+    implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(c.images, guards.validate)),
+  );
+  server.addService(adminServiceDefinition, implementService(ADMIN_SERVICE_NAME, adminServiceDefinition, adminHandlers(c.images)));
+  return server;
+}
