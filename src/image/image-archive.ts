@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tarStream from 'tar-stream';
+import type TarStream from 'tar-stream';
 import { CribError, InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
 import { formatLimit, limitExceeded, type ImageLimits } from './limits.js';
 import { parseReference } from './reference.js';
@@ -17,6 +17,10 @@ import { sha256Digest } from '../digest/digest.js';
 import { checkManifestCounts, parseManifest } from './registry/manifest.js';
 import { MediaType, type Descriptor } from './registry/types.js';
 import { cleanEntryPath } from './unpack/safe-path.js';
+import { lazyModule } from '../sys/lazy-module.js';
+
+/** Loaded on first use (sys/lazy-module.ts). */
+const tarStream = lazyModule<typeof TarStream>('tar-stream');
 
 export interface ArchiveImage {
   configDescriptor: Descriptor;
@@ -34,7 +38,7 @@ export interface ImageArchive {
 }
 
 async function extractRegularFiles(archive: string, dir: string): Promise<void> {
-  const extract = tarStream.extract();
+  const extract = tarStream().extract();
   extract.on('entry', (header, stream, next) => {
     const run = async () => {
       const rel = cleanEntryPath(header.name, 'archive entry');

@@ -10,13 +10,14 @@
 // to loopback or a host configured insecure; and a registry that is not on this node may not
 // point us at this node or at the link-local range where cloud metadata services answer.
 import { createHash } from 'node:crypto';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from '../../errors.js';
 import { isLoopbackHost } from '../reference.js';
 import { readBoundedBody } from './bounded-body.js';
 import { isNodeLocalAddress, mayCarryCredentials, plainHttpRefusal } from './credential-scope.js';
 import { hostOptions, type RegistryAuthConfig, type ResolvedHostsConfig } from './hosts.js';
 import { describeNetworkError, readErrorBody, registryMessage } from './registry-errors.js';
+import type { RegistryHttp } from './registry-http.js';
 import type { CriAuth } from './types.js';
 
 // A token response is a small JSON document (a JWT is a few KiB); 1 MiB is far past any real one.
@@ -89,7 +90,7 @@ export class Authenticator {
 
   constructor(
     private readonly config: ResolvedHostsConfig,
-    private readonly dispatchers: { secure: Dispatcher; insecure: Dispatcher },
+    private readonly http: RegistryHttp,
   ) {}
 
   rememberChallenge(endpointUrl: string, challenge: Challenge): void {
@@ -161,7 +162,7 @@ export class Authenticator {
     }
     const service = challenge.params['service'];
     const where = `token server ${url.host} of registry ${host}`;
-    const dispatcher = url.protocol === 'https:' && hostOptions(this.config, url.host)?.insecure ? this.dispatchers.insecure : this.dispatchers.secure;
+    const dispatcher = this.http.dispatcher(url.protocol === 'https:' && (hostOptions(this.config, url.host)?.insecure ?? false));
     const timeouts = { headersTimeout: this.config.requestTimeoutMs, bodyTimeout: this.config.requestTimeoutMs };
     let res: Dispatcher.ResponseData;
     try {
@@ -170,7 +171,7 @@ export class Authenticator {
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'crib' });
         if (service) form.set('service', service);
         form.set('scope', scope);
-        res = await request(url, {
+        res = await this.http.request(url, {
           dispatcher, method: 'POST', ...timeouts,
           headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(),
         });
@@ -182,7 +183,7 @@ export class Authenticator {
           url.searchParams.set('account', creds.username);
           headers['authorization'] = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
         }
-        res = await request(url, { dispatcher, method: 'GET', headers, ...timeouts });
+        res = await this.http.request(url, { dispatcher, method: 'GET', headers, ...timeouts });
       }
     } catch (err) {
       throw new UnavailableError(`${where} is unreachable: ${describeNetworkError(err)}`);

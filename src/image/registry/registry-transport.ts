@@ -3,7 +3,7 @@
 // connection failures; the 401 → challenge → token → retry dance; and redirects, followed here
 // rather than by undici so that each hop is checked. What comes back is the registry's final
 // answer for the caller to interpret; what is thrown is already a CribError.
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CribError, FailedPreconditionError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
@@ -11,6 +11,7 @@ import { Authenticator, parseChallenge, type Challenge, type Credentials } from 
 import { mayCarryCredentials, plainHttpAllowed, plainHttpRefusal } from './credential-scope.js';
 import { hostOptions, type ResolvedHostsConfig } from './hosts.js';
 import { certificateError, isAbortError, isRetryableNetworkError, isTlsError, unreachableError } from './registry-errors.js';
+import { RegistryHttp } from './registry-http.js';
 import type { Endpoint } from './types.js';
 
 export interface SendOptions {
@@ -36,23 +37,18 @@ const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 export class RegistryTransport {
-  private readonly agents: Agent[];
-  private readonly secure: Agent;
-  private readonly insecure: Agent;
+  private readonly http: RegistryHttp;
   readonly auth: Authenticator;
   /** Hosts found to speak plain http, so later requests skip the failing https attempt. */
   private readonly plainHttp = new Set<string>();
 
   constructor(readonly config: ResolvedHostsConfig) {
-    const common = { keepAliveTimeout: 10_000, connect: { timeout: config.requestTimeoutMs } };
-    this.secure = new Agent(common);
-    this.insecure = new Agent({ ...common, connect: { ...common.connect, rejectUnauthorized: false } });
-    this.agents = [this.secure, this.insecure];
-    this.auth = new Authenticator(config, { secure: this.secure, insecure: this.insecure });
+    this.http = new RegistryHttp(config.requestTimeoutMs);
+    this.auth = new Authenticator(config, this.http);
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.agents.map((a) => a.close()));
+    await this.http.close();
   }
 
   private baseUrl(ep: Endpoint): string {
@@ -144,7 +140,7 @@ export class RegistryTransport {
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = { 'user-agent': 'crib', ...opts.headers };
       if (auth) headers['authorization'] = auth;
-      const res = await request(current, {
+      const res = await this.http.request(current, {
         dispatcher: this.dispatcherFor(ep, current),
         method: opts.method ?? 'GET',
         headers,
@@ -179,9 +175,9 @@ export class RegistryTransport {
 
   /** TLS verification per host: the endpoint's own setting, else the target host's config. */
   private dispatcherFor(ep: Endpoint, url: URL): Dispatcher {
-    if (url.protocol === 'http:') return this.secure;
+    if (url.protocol === 'http:') return this.http.dispatcher(false);
     const insecure = url.host === ep.host ? ep.insecure : (hostOptions(this.config, url.host)?.insecure ?? false);
-    return insecure ? this.insecure : this.secure;
+    return this.http.dispatcher(insecure);
   }
 }
 

@@ -6,8 +6,12 @@ import { open } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { Decompress } from 'fzstd';
+import type { Decompress } from 'fzstd';
 import { InvalidArgumentError } from '../../errors.js';
+import { lazyModule } from '../../sys/lazy-module.js';
+
+/** Loaded on first use (sys/lazy-module.ts). */
+const fzstd = lazyModule<typeof import('fzstd')>('fzstd');
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -43,7 +47,7 @@ export function decompressor(kind: Compression): Transform | undefined {
 
 /** fzstd's push-based streaming decoder as a Transform (Node 20's zlib has no zstd). */
 class ZstdDecompressStream extends Transform {
-  private readonly z = new Decompress((data) => {
+  private readonly z: Decompress = new (fzstd().Decompress)((data) => {
     // fzstd may reuse its window buffer; copy out what we hand downstream.
     if (data.length > 0) this.push(Buffer.from(data));
   });

@@ -14,7 +14,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { lazyModule } from '../../sys/lazy-module.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { log } from '../../log.js';
 import {
@@ -56,6 +57,8 @@ export interface StreamingServerOptions {
 }
 
 const KINDS = new Set(['exec', 'attach', 'portforward']);
+/** `ws`, loaded on the first WebSocket upgrade (sys/lazy-module.ts). */
+const ws = lazyModule<typeof import('ws')>('ws');
 
 /** About what a stored request holds: its command line or ports, and a fixed part. */
 function streamRequestBytes(r: StreamRequest): number {
@@ -102,13 +105,6 @@ export class StreamingServer {
     const server = opts.tlsCert
       ? createHttpsServer({ ...common, cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey!) })
       : createHttpServer(common);
-    this.wss = new WebSocketServer({
-      noServer: true,
-      perMessageDeflate: false,
-      maxPayload: opts.maxWsPayload ?? 16 * 1024 * 1024,
-      // Chosen before handleUpgrade; this only echoes that choice.
-      handleProtocols: (offered, req) => this.chosenProtocol.get(req) ?? [...offered][0] ?? false,
-    });
     server.on('request', (req, res) => this.onRequest(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
@@ -233,6 +229,18 @@ export class StreamingServer {
     });
   }
 
+  /** The WebSocket server, made on the first WebSocket upgrade (most clients speak SPDY). */
+  private webSockets(): WebSocketServer {
+    this.wss ??= new (ws().WebSocketServer)({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: this.opts.maxWsPayload ?? 16 * 1024 * 1024,
+      // Chosen before handleUpgrade; this only echoes that choice.
+      handleProtocols: (offered, req) => this.chosenProtocol.get(req) ?? [...offered][0] ?? false,
+    });
+    return this.wss;
+  }
+
   private upgradeWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, request: StreamRequest, query: URLSearchParams): void {
     const supported = request.kind === 'portforward'
       ? [...TUNNELED_PORT_FORWARD_PROTOCOLS, ...PORT_FORWARD_WS_PROTOCOLS] : SUPPORTED_WS_PROTOCOLS;
@@ -265,7 +273,7 @@ export class StreamingServer {
       req.headers['sec-websocket-protocol'] = 'chosen';
       this.chosenProtocol.set(req, protocol);
     }
-    this.wss!.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+    this.webSockets().handleUpgrade(req, socket, head, (ws: WebSocket) => {
       if (request.kind === 'portforward' && tunnel) {
         // Binary messages carry the SPDY byte stream, both ways: the same server as over SPDY.
         this.servePortForward(new SpdyConnection(webSocketByteStream(ws), { ...this.spdyOptions(), server: true }), request);

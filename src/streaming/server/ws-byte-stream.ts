@@ -4,7 +4,7 @@
 // with 1000 (normal closure): ws's own createWebSocketStream closes without a status code, which
 // client-go's tunnel reads as an error (1005) instead of the end of the session.
 import { Duplex } from 'node:stream';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 
 const WS_NORMAL_CLOSURE = 1000;
 const WS_UNSUPPORTED_DATA = 1003;
@@ -22,7 +22,7 @@ export function webSocketByteStream(ws: WebSocket): Duplex {
       cb();
     },
     destroy(err, cb) {
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
         if (err) ws.terminate();
         else ws.close(WS_NORMAL_CLOSURE);
       }
