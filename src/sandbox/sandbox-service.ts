@@ -162,6 +162,9 @@ export class SandboxService {
         rec.podInitPid = await this.opts.namespaces.startPodInit(pinned.dir);
         const pid = rec.podInitPid;
         cleaner.add('stop pod init', () => this.opts.namespaces.stopPodInit(pid));
+        // On disk before the next step can fail or the daemon die: the init is a detached process
+        // that outlives us, and start-up rollback can only stop a pid it finds in the record.
+        await this.store.put(rec);
       }
       if (rec.netnsPath) {
         rec.network = await this.opts.network.setup(id, rec.netnsPath, {
