@@ -169,6 +169,9 @@ describe('ImageService', () => {
     const view = await svc.pull(ref('lib/a:1'), undefined);
     // A container's writable layer on the image, as ContainerService prepares it.
     const prepared = await svc.snapshots.prepare('container-1', view.chainId);
+    // Stats find the container's writable layer through the service.
+    expect(svc.writableLayer('container-1')).toEqual({ dir: prepared.upperdir, mountpoint: join(dir, 'root', 'snapshots', 'active') });
+    expect(svc.writableLayer('container-2')).toBeUndefined();
     await svc.remove(view.id);
     expect(await svc.find(view.id)).toBeUndefined();
     // The blobs go (nothing reads them again); the unpacked layers stay under the container.

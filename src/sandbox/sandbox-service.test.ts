@@ -299,7 +299,8 @@ describe('SandboxService', () => {
       const [file] = await recordFiles();
       const id = file!.replace(/\.json$/, '');
       expect(JSON.parse(await readFile(join(root, 'pods', file!), 'utf8'))).toMatchObject({ state: 'creating' });
-      expect(crashed.list()).toEqual([]); // a creating pod is not listed
+      expect(crashed.list()).toEqual([]); // a creating pod is not listed...
+      expect(crashed.allRecords().map((r) => r.id)).toEqual([id]); // ...but counts for the listed-size budget
       expect(pinns.podInits.size).toBe(1);
 
       net.setupGate = undefined;

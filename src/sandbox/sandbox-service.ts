@@ -50,7 +50,7 @@ function checkMetadata(config: PodSandboxConfig__Output | null | undefined): ass
 }
 
 export class SandboxService {
-  readonly store: RecordStore<SandboxRecord>;
+  private readonly store: RecordStore<SandboxRecord>;
   private readonly names = new NameReservations('pod sandbox');
   private readonly containers: PodContainers;
   /** One lifecycle operation per id at a time. */
@@ -104,6 +104,11 @@ export class SandboxService {
 
   list(): SandboxRecord[] {
     return this.store.list().filter((r) => r.state !== 'creating');
+  }
+
+  /** Every record, those still being created too (they count against the listed-size budget). */
+  allRecords(): SandboxRecord[] {
+    return this.store.list();
   }
 
   async run(config: PodSandboxConfig__Output | null | undefined, handler: string, signal: AbortSignal): Promise<string> {
