@@ -1,7 +1,10 @@
 // Which way imports may go. The product (every file under src/ that the build compiles) never
 // imports test support, tests, benchmarks or test helpers: what ships must not depend on what
-// only tests need. And the RPC modules of src/server/ never import each other: what two of them
-// share lives in a module of its own (cri-messages.ts, rpc.ts, ...).
+// only tests need. The folders of src/ are layers, each importing only the layers LAYERS lets it
+// (a graph without cycles: image/ may use snapshot/, never the reverse; config/ imports nothing
+// above it). The RPC modules of src/server/ never import each other: what two of them share lives
+// in a module of its own (cri-messages.ts, rpc.ts, ...). And RPC handlers and the streaming server
+// use the services' methods, never their stores or collaborators.
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +32,46 @@ function relativeImports(file: string): string[] {
     .map((spec) => relative(REPO, resolve(dirname(file), spec)).replace(/\.js$/, ''));
 }
 
+/**
+ * The layers of src/ and what each may import, lowest first. `base` is the files directly in
+ * src/ (errors, log, time, ...) and the generated CRI types (gen/); cli.ts is the program.
+ * Every layer may import base and itself.
+ */
+const LAYERS: Record<string, string[]> = {
+  base: [],
+  sys: [],
+  digest: [],
+  store: [],
+  lifecycle: [],
+  config: [],
+  runtime: ['sys'],
+  snapshot: ['sys', 'digest', 'store'],
+  network: ['sys', 'config', 'store', 'lifecycle'],
+  stats: ['sys', 'network'],
+  image: ['sys', 'digest', 'store', 'lifecycle', 'config', 'snapshot'],
+  sandbox: ['sys', 'store', 'lifecycle', 'network'],
+  container: ['sys', 'store', 'lifecycle', 'runtime', 'image', 'sandbox'],
+  streaming: ['sys', 'config', 'runtime', 'container', 'sandbox'],
+  server: ['config', 'runtime', 'network', 'stats', 'image', 'sandbox', 'container', 'streaming'],
+  daemon: ['sys', 'store', 'config', 'runtime', 'network', 'image', 'sandbox', 'container', 'streaming', 'server'],
+  cli: ['config', 'daemon', 'server'],
+};
+
+/** The layer of a repository path under src/ (no extension). */
+function layerOf(path: string): string {
+  const rel = relative('src', path);
+  if (rel === 'cli') return 'cli';
+  const top = rel.split('/')[0]!;
+  if (!rel.includes('/') || top === 'gen' || top === 'types') return 'base';
+  return top;
+}
+
+/**
+ * Members of the services that are theirs alone: record stores and the stores they own
+ * (ContainerService/SandboxService's records, ImageService's content store and snapshotter).
+ */
+const SERVICE_INTERNALS = new Set(['store', 'records', 'content', 'snapshots']);
+
 const productFiles = tsFiles(SRC).filter((f) => !isTestCode(relative(REPO, f)) && !relative(SRC, f).startsWith('gen/'));
 
 describe('module boundaries', () => {
@@ -54,6 +97,62 @@ describe('module boundaries', () => {
     const bad: string[] = [];
     for (const file of rpcs) {
       for (const target of relativeImports(file)) if (/^src\/server\/[^/]+-rpcs$/.test(target)) bad.push(`${relative(REPO, file)} imports ${target}`);
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('each layer imports only the layers below it, and the layers form no cycle', () => {
+    const layers = new Set(productFiles.map((f) => layerOf(relative(REPO, f).replace(/\.ts$/, ''))));
+    expect([...layers].filter((l) => !(l in LAYERS))).toEqual([]);
+    const bad: string[] = [];
+    for (const file of productFiles) {
+      const from = layerOf(relative(REPO, file).replace(/\.ts$/, ''));
+      for (const target of relativeImports(file)) {
+        if (!target.startsWith('src/')) continue;
+        const to = layerOf(target);
+        if (to !== from && to !== 'base' && !LAYERS[from]!.includes(to)) bad.push(`${relative(REPO, file)} (${from}) imports ${target} (${to})`);
+      }
+    }
+    expect(bad).toEqual([]);
+    // Acyclic: peel off layers whose allowed imports are all peeled already.
+    const done = new Set(['base']);
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (const [layer, deps] of Object.entries(LAYERS)) {
+        if (!done.has(layer) && deps.every((d) => done.has(d))) {
+          done.add(layer);
+          progress = true;
+        }
+      }
+    }
+    expect(Object.keys(LAYERS).filter((l) => !done.has(l))).toEqual([]);
+  });
+
+  it('config/ takes its defaults from no layer above it, and snapshot/ knows nothing of image/', () => {
+    expect(layerOf('src/errors')).toBe('base');
+    expect(layerOf('src/cli')).toBe('cli');
+    expect(LAYERS.config).toEqual([]);
+    expect(LAYERS.snapshot).not.toContain('image');
+    const configImports = tsFiles(join(SRC, 'config')).filter((f) => !isTestCode(f)).flatMap(relativeImports);
+    expect(configImports).toContain('src/config/limit-defaults');
+    expect(configImports.filter((t) => !['config', 'base'].includes(layerOf(t)))).toEqual([]);
+  });
+
+  it('RPC handlers and the streaming server use service methods, not their stores or collaborators', () => {
+    const callers = productFiles.filter((f) => /\/src\/(server|streaming)\//.test(f));
+    const bad: string[] = [];
+    for (const file of callers) {
+      const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node): void => {
+        // `x.store`, `x.snapshots`, ... on anything but `this` (a class's own fields are its own).
+        if (ts.isPropertyAccessExpression(node) && SERVICE_INTERNALS.has(node.name.text) && node.expression.kind !== ts.SyntaxKind.ThisKeyword) {
+          const { line } = source.getLineAndCharacterOfPosition(node.getStart());
+          bad.push(`${relative(REPO, file)}:${line + 1}: ${node.getText()}`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
     }
     expect(bad).toEqual([]);
   });

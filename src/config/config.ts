@@ -7,8 +7,7 @@ import { z } from 'zod';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { parseByteSize } from './byte-size.js';
 import { parseDurationMs } from './duration.js';
-import { DEFAULT_CRI_LIMITS, GRPC_MAX_MESSAGE_BYTES } from '../server/cri-limits.js';
-import { DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_PER_TARGET } from '../streaming/server/token-store.js';
+import { DEFAULT_CRI_LIMITS, DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_PER_TARGET, GRPC_MAX_MESSAGE_BYTES } from './limit-defaults.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/crib/config.toml';
 

@@ -14,6 +14,8 @@ import { NodeNetwork } from '../network/node-network.js';
 import { createCriServer } from '../server/cri-server.js';
 import { runtimeInfoSource } from '../server/runtime-info.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
+import { cribPinns } from '../sandbox/namespaces.js';
+import { tmpfsShm } from '../sandbox/pod-files.js';
 import { ContainerService } from '../container/container-service.js';
 import { RuntimeRegistry } from '../runtime/runtime-registry.js';
 import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
@@ -98,6 +100,8 @@ export class Daemon {
         handlers: new Set(runtimes.names()),
         defaultHandler: config.runtime.default_handler,
         containers,
+        namespaces: cribPinns,
+        shm: tmpfsShm,
       });
       await sandboxes.recover();
       await containers.recover();

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CribConfig } from '../config/config.js';
+import { NotFoundError } from '../errors.js';
 import { log, type Logger } from '../log.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { diskUsage } from '../sys/disk-usage.js';
@@ -254,6 +255,19 @@ export class ImageService {
       },
       containers: { mountpoint: this.activeDir(), bytes: active.bytes, inodes: active.inodes },
     };
+  }
+
+  /**
+   * A container's writable layer (its active snapshot `key`) for stats: the upper dir, and the
+   * dir every writable layer lives under (the filesystem reported as its mountpoint).
+   */
+  writableLayer(key: string): { dir: string; mountpoint: string } | undefined {
+    try {
+      return { dir: this.snapshots.mounts(key).upperdir, mountpoint: this.activeDir() };
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
   }
 
   // ---- helpers ------------------------------------------------------------------------------

@@ -30,6 +30,21 @@ export interface PinnedNamespaces {
 
 export type NamespaceKind = 'net' | 'ipc' | 'uts';
 
+/**
+ * What the sandbox service asks of crib-pinns: pinning needs root (unshare, bind mounts), so the
+ * service takes this as a constructor parameter and unit tests hand it a fake
+ * (test-support/fake-pinns.ts). `cribPinns` below is the real one.
+ */
+export interface PodNamespacePinner {
+  pin(opts: PinOptions): Promise<PinnedNamespaces>;
+  /** Idempotent. */
+  unpin(dir: string): Promise<void>;
+  /** Returns the pid of the pod's PID-namespace init. */
+  startPodInit(dir: string): Promise<number>;
+  /** Idempotent; leaves a recycled pid alone. */
+  stopPodInit(pid: number): Promise<void>;
+}
+
 /** Which namespace a sysctl key belongs to; throws InvalidArgumentError for host-wide keys. */
 export function sysctlNamespace(key: string): NamespaceKind {
   if (!/^[A-Za-z0-9_@:][A-Za-z0-9_.\-/@:]*$/.test(key) || key.includes('..') || key.includes('//'))
@@ -140,3 +155,11 @@ export async function stopPodInit(pid: number): Promise<void> {
     if (errnoCode(err) !== 'ESRCH') throw err;
   }
 }
+
+/** The real pinner: runs crib-pinns. */
+export const cribPinns: PodNamespacePinner = {
+  pin: pinPodNamespaces,
+  unpin: unpinPodNamespaces,
+  startPodInit,
+  stopPodInit,
+};

@@ -11,6 +11,30 @@ const MS_NODEV = 4;
 const MS_NOEXEC = 8;
 const SHM_SIZE = '64m';
 
+/**
+ * Mounting the pod's /dev/shm tmpfs needs root, so the sandbox service takes this as a parameter
+ * (unit tests hand it test-support/fake-shm-mounts.ts); `tmpfsShm` below is the real one.
+ */
+export interface ShmMounts {
+  /** Mount a private tmpfs on the existing directory `path`. */
+  mount(path: string): void;
+  /** Unmount it; idempotent (not mounted, or gone, is fine). */
+  release(path: string): void;
+}
+
+export const tmpfsShm: ShmMounts = {
+  mount(path) {
+    mount('shm', path, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
+  },
+  release(path) {
+    try {
+      umount2(path, MNT_DETACH);
+    } catch (err) {
+      if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'ENOENT') throw err;
+    }
+  },
+};
+
 export interface PodFiles {
   hostsPath: string;
   resolvPath: string;
@@ -53,6 +77,7 @@ async function copyHostFile(from: string, to: string): Promise<void> {
 export async function writePodFiles(
   dir: string,
   opts: { hostname: string; ip?: string; dns?: DNSConfig__Output | null; hostNetwork: boolean; hostIpc: boolean },
+  shm: ShmMounts,
 ): Promise<PodFiles> {
   // Private: shm/ is a 1777 tmpfs the pod's containers share; a host user must not reach it.
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -77,17 +102,13 @@ export async function writePodFiles(
   await writeFile(files.hostnamePath, `${opts.hostname}\n`, { mode: 0o644 });
   if (!opts.hostIpc) {
     await mkdir(files.shmPath, { recursive: true, mode: 0o1777 });
-    mount('shm', files.shmPath, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
+    shm.mount(files.shmPath);
   }
   return files;
 }
 
 /** Unmount the pod's /dev/shm; idempotent. */
-export function releasePodShm(files: Pick<PodFiles, 'shmPath'>): void {
+export function releasePodShm(files: Pick<PodFiles, 'shmPath'>, shm: ShmMounts): void {
   if (files.shmPath === '/dev/shm') return;
-  try {
-    umount2(files.shmPath, MNT_DETACH);
-  } catch (err) {
-    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'ENOENT') throw err;
-  }
+  shm.release(files.shmPath);
 }

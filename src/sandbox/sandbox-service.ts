@@ -15,10 +15,8 @@ import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { nowNs } from '../time.js';
-import {
-  pinPodNamespaces, podInitPidNamespace, startPodInit, stopPodInit, unpinPodNamespaces,
-} from './namespaces.js';
-import { releasePodShm, writePodFiles } from './pod-files.js';
+import { podInitPidNamespace, type PodNamespacePinner } from './namespaces.js';
+import { releasePodShm, writePodFiles, type ShmMounts } from './pod-files.js';
 import { SANDBOX_RECORD, reservedPodName, type SandboxRecord } from './sandbox-record.js';
 
 /** What the sandbox service needs from the container side. */
@@ -36,6 +34,10 @@ export interface SandboxServiceOptions {
   defaultHandler: string;
   /** The container side: stops and removes a pod's containers with the pod. */
   containers: PodContainers;
+  /** Pins the pod's namespaces and runs its PID-namespace init (crib-pinns: `cribPinns`). */
+  namespaces: PodNamespacePinner;
+  /** Mounts the pod's /dev/shm (`tmpfsShm`). */
+  shm: ShmMounts;
 }
 
 function checkMetadata(config: PodSandboxConfig__Output | null | undefined): asserts config is PodSandboxConfig__Output {
@@ -48,7 +50,7 @@ function checkMetadata(config: PodSandboxConfig__Output | null | undefined): ass
 }
 
 export class SandboxService {
-  readonly store: RecordStore<SandboxRecord>;
+  private readonly store: RecordStore<SandboxRecord>;
   private readonly names = new NameReservations('pod sandbox');
   private readonly containers: PodContainers;
   /** One lifecycle operation per id at a time. */
@@ -104,6 +106,11 @@ export class SandboxService {
     return this.store.list().filter((r) => r.state !== 'creating');
   }
 
+  /** Every record, those still being created too (they count against the listed-size budget). */
+  allRecords(): SandboxRecord[] {
+    return this.store.list();
+  }
+
   async run(config: PodSandboxConfig__Output | null | undefined, handler: string, signal: AbortSignal): Promise<string> {
     checkMetadata(config);
     const runtimeHandler = handler || this.opts.defaultHandler;
@@ -144,7 +151,7 @@ export class SandboxService {
       await mkdir(dir, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove pod dir', () => rm(dir, { recursive: true, force: true }));
       const sysctls = config.linux?.sysctls ?? {};
-      const pinned = await pinPodNamespaces({
+      const pinned = await this.opts.namespaces.pin({
         dir: join(dir, 'ns'),
         net: !hostNetwork,
         ipc: !hostIpc,
@@ -152,14 +159,17 @@ export class SandboxService {
         hostname: hostNetwork ? undefined : hostname,
         sysctls,
       });
-      cleaner.add('unpin namespaces', () => unpinPodNamespaces(pinned.dir));
+      cleaner.add('unpin namespaces', () => this.opts.namespaces.unpin(pinned.dir));
       rec.netnsPath = pinned.net;
       rec.ipcnsPath = pinned.ipc;
       rec.utsnsPath = pinned.uts;
       if (sharedPid) {
-        rec.podInitPid = await startPodInit(pinned.dir);
+        rec.podInitPid = await this.opts.namespaces.startPodInit(pinned.dir);
         const pid = rec.podInitPid;
-        cleaner.add('stop pod init', () => stopPodInit(pid));
+        cleaner.add('stop pod init', () => this.opts.namespaces.stopPodInit(pid));
+        // On disk before the next step can fail or the daemon die: the init is a detached process
+        // that outlives us, and start-up rollback can only stop a pid it finds in the record.
+        await this.store.put(rec);
       }
       if (rec.netnsPath) {
         rec.network = await this.opts.network.setup(id, rec.netnsPath, {
@@ -176,9 +186,9 @@ export class SandboxService {
         dns: config.dnsConfig,
         hostNetwork,
         hostIpc,
-      });
+      }, this.opts.shm);
       const files = rec.files;
-      cleaner.add('release shm', () => releasePodShm(files));
+      cleaner.add('release shm', () => releasePodShm(files, this.opts.shm));
       rec.state = 'ready';
       await this.store.put(rec);
       plog.info({ name: rec.reservedName, ip: rec.network?.ip }, 'pod sandbox ready');
@@ -219,7 +229,7 @@ export class SandboxService {
       for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
       const cur = this.store.get(rec.id);
       if (!cur || cur.state === 'notready') return;
-      if (cur.podInitPid) await stopPodInit(cur.podInitPid);
+      if (cur.podInitPid) await this.opts.namespaces.stopPodInit(cur.podInitPid);
       if (cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
       await this.store.update(cur.id, (r) => {
         r.state = 'notready';
@@ -248,11 +258,11 @@ export class SandboxService {
   }
 
   private async teardown(rec: SandboxRecord, network: boolean): Promise<void> {
-    if (rec.podInitPid) await stopPodInit(rec.podInitPid).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
+    if (rec.podInitPid) await this.opts.namespaces.stopPodInit(rec.podInitPid).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
     if (network) await this.opts.network.teardown(rec.id, rec.netnsPath).catch((err: unknown) => log.warn({ err }, 'network teardown'));
-    if (rec.files) releasePodShm(rec.files);
-    else releasePodShm({ shmPath: join(rec.dir, 'files', 'shm') });
-    await unpinPodNamespaces(join(rec.dir, 'ns'));
+    if (rec.files) releasePodShm(rec.files, this.opts.shm);
+    else releasePodShm({ shmPath: join(rec.dir, 'files', 'shm') }, this.opts.shm);
+    await this.opts.namespaces.unpin(join(rec.dir, 'ns'));
     await rm(rec.dir, { recursive: true, force: true });
   }
 

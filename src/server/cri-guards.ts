@@ -28,7 +28,7 @@ export function criLimitsFromConfig(limits: CribConfig['limits']): CriLimits {
 export function criGuards(limits: CriLimits, pods: SandboxService, containers: ContainerService): CriGuards {
   function* stored(): Iterable<ListedObject> {
     // Records still being created count too: they are listed as soon as they are ready.
-    for (const p of pods.store.list()) {
+    for (const p of pods.allRecords()) {
       yield { id: p.id, config: p.config, bytes: () => podListedBytes(p.config, p.runtimeHandler) };
     }
     for (const c of containers.allRecords()) {

@@ -9,8 +9,10 @@
 // MAX_ARG_STRLEN, a fourth nameserver glibc ignores), and counts of fields no real pod uses more
 // than a handful of. Raising them would only let a client make the daemon store more.
 
-/** gRPC's message limit on the CRI socket, both directions (kubelet uses the same 16 MiB). */
-export const GRPC_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+import { DEFAULT_CRI_LIMITS as CONFIG_DEFAULTS } from '../config/limit-defaults.js';
+
+/** gRPC's message limit on the CRI socket, both directions; defined beside the config defaults it bounds. */
+export { GRPC_MAX_MESSAGE_BYTES } from '../config/limit-defaults.js';
 
 export interface CriLimits {
   /** One object's annotations, keys and values summed (apiserver TotalAnnotationSizeLimitB). */
@@ -32,21 +34,8 @@ export interface CriLimits {
   maxListedBytes: number;
 }
 
-export const DEFAULT_CRI_LIMITS: CriLimits = {
-  maxAnnotationBytes: 256 * 1024,
-  // Each label the API server accepts is at most 253+1+63 bytes of key and 63 of value: 64 KiB
-  // is over 170 of the largest possible labels; real pods carry a few dozen short ones.
-  maxLabelBytes: 64 * 1024,
-  // The kernel's default ARG_MAX (a quarter of the 8 MiB stack) bounds what execve accepts:
-  // a larger environment or command line could not start with a default stack anyway.
-  maxEnvBytes: 2 * 1024 * 1024,
-  maxArgsBytes: 2 * 1024 * 1024,
-  maxMounts: 1024,
-  maxDevices: 1024,
-  maxPortMappings: 4096,
-  // 12 of the 16 MiB: the rest is room for per-item framing the estimate does not see.
-  maxListedBytes: 12 * 1024 * 1024,
-};
+/** The defaults of the config's [limits] section (config/limit-defaults.ts, where their reasons are). */
+export const DEFAULT_CRI_LIMITS: CriLimits = CONFIG_DEFAULTS;
 
 /** The config key of each configurable limit, for error messages. */
 export const LIMIT_KEYS: Record<keyof CriLimits, string> = {

@@ -1,6 +1,5 @@
 // RuntimeService stats and metrics calls: container and pod stats from cgroups (v1 and v2),
 // the writable layer, and the pod network namespace; cAdvisor-style metrics for kubelet.
-import { join } from 'node:path';
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
 import type { ContainerService } from '../container/container-service.js';
 import type { ContainerRecord } from '../container/container-record.js';
@@ -48,22 +47,13 @@ function capInterfaceMetrics(metrics: PodSandboxMetrics): PodSandboxMetrics {
 
 export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
   const collector = new StatsCollector();
-  const activeDir = join(images.snapshots.dir, 'active');
 
-  const containerSubject = (c: ContainerRecord): ContainerSubject => {
-    let upper: string | undefined;
-    try {
-      upper = images.snapshots.mounts(c.id).upperdir;
-    } catch {
-      upper = undefined;
-    }
-    return {
-      attributes: { id: c.id, metadata: c.config.metadata, labels: c.config.labels, annotations: c.config.annotations },
-      cgroupsPath: c.cgroupsPath ?? '',
-      writableLayer: upper ? { dir: upper, mountpoint: activeDir } : undefined,
-      image: c.imageName,
-    };
-  };
+  const containerSubject = (c: ContainerRecord): ContainerSubject => ({
+    attributes: { id: c.id, metadata: c.config.metadata, labels: c.config.labels, annotations: c.config.annotations },
+    cgroupsPath: c.cgroupsPath ?? '',
+    writableLayer: images.writableLayer(c.id),
+    image: c.imageName,
+  });
   // Stats are about what runs: containers that exited have no cgroup left to read.
   const running = (c: ContainerRecord) => c.startedAt !== undefined && c.finishedAt === undefined;
   const podSubject = (p: SandboxRecord): PodSubject => ({

@@ -11,14 +11,11 @@
 // the total is bounded both in tokens and in bytes (an exec token holds its command line).
 // Refused clients can retry as soon as outstanding tokens are used or expire (60 s at most).
 import { randomBytes } from 'node:crypto';
+import { DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_PER_TARGET } from '../../config/limit-defaults.js';
 import { ResourceExhaustedError } from '../../errors.js';
 
 /** kubelet's streaming request cache keeps tokens for one minute. */
 export const DEFAULT_TOKEN_TTL_MS = 60_000;
-/** Outstanding tokens in all: kubelet's cache holds 1000; crib serves more clients per node. */
-export const DEFAULT_MAX_TOKENS = 4096;
-/** Outstanding tokens per container or pod: far above what kubectl users open within a minute. */
-export const DEFAULT_MAX_TOKENS_PER_TARGET = 128;
 /** Bytes held by outstanding requests in all (a request is mostly its command line). */
 export const DEFAULT_MAX_TOKEN_BYTES = 64 * 1024 * 1024;
 /** Bytes held per target: four maximum-size command lines. */

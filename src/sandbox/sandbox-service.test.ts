@@ -1,0 +1,342 @@
+// SandboxService over fakes of what needs root (test-support/fake-pinns.ts for crib-pinns,
+// fake-shm-mounts.ts for the /dev/shm tmpfs, fake-pod-network.ts for the bridge or CNI), real
+// record files and real pod files in temp dirs: no root, no namespaces, no processes. What the
+// service decides (records, rollback, names, recovery) is tested here; what crib-pinns and the
+// networks do is tested by root-test/sandbox/, root-test/network/ and critest/.
+import { existsSync } from 'node:fs';
+import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors.js';
+import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
+import { FakePinns } from '../../test-support/fake-pinns.js';
+import { FakePodNetwork } from '../../test-support/fake-pod-network.js';
+import { FakeShmMounts } from '../../test-support/fake-shm-mounts.js';
+import { SandboxService, type PodContainers } from './sandbox-service.js';
+
+/** The container side as the sandbox service sees it: containers per pod, and what was asked. */
+class PodContainersLog implements PodContainers {
+  readonly byPod = new Map<string, string[]>();
+  readonly calls: string[] = [];
+  idsInPod(podId: string): string[] {
+    return [...(this.byPod.get(podId) ?? [])];
+  }
+  async stopForPod(id: string): Promise<void> {
+    this.calls.push(`stop ${id}`);
+  }
+  async removeForPod(id: string): Promise<void> {
+    this.calls.push(`remove ${id}`);
+    for (const ids of this.byPod.values()) if (ids.includes(id)) ids.splice(ids.indexOf(id), 1);
+  }
+}
+
+function podConfig(name: string, o: { attempt?: number; sharedPid?: boolean; hostNetwork?: boolean; dns?: string[]; logDirectory?: string } = {}): PodSandboxConfig__Output {
+  return {
+    metadata: { name, namespace: 'default', uid: `uid-${name}`, attempt: o.attempt ?? 0 },
+    hostname: `${name}-host`,
+    logDirectory: o.logDirectory ?? '',
+    dnsConfig: o.dns ? { servers: o.dns, searches: [], options: [] } : null,
+    portMappings: [],
+    labels: {},
+    annotations: {},
+    linux: {
+      cgroupParent: '',
+      sysctls: {},
+      securityContext: {
+        namespaceOptions: {
+          network: o.hostNetwork ? 'NODE' : 'POD', pid: o.sharedPid ? 'POD' : 'CONTAINER', ipc: 'POD', targetId: '', userNsOptions: null,
+        },
+      },
+    },
+  } as unknown as PodSandboxConfig__Output;
+}
+
+const live = () => new AbortController().signal;
+
+describe('SandboxService', () => {
+  let base: string;
+  let root: string;
+  let state: string;
+  let pinns: FakePinns;
+  let shm: FakeShmMounts;
+  let net: FakePodNetwork;
+  let containers: PodContainersLog;
+
+  /** A service over the same root, state and fakes: a daemon (re)start. */
+  async function daemon(o: { recover?: boolean } = {}): Promise<SandboxService> {
+    const svc = new SandboxService({
+      root, state, network: net, handlers: new Set(['crib', 'runc']), defaultHandler: 'crib', containers, namespaces: pinns, shm,
+    });
+    if (o.recover !== false) await svc.recover();
+    return svc;
+  }
+
+  const recordFiles = async () => (await readdir(join(root, 'pods')).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+  const podDirs = async () => readdir(join(state, 'pods')).catch(() => [] as string[]);
+
+  /** Nothing of any pod is left: no record, no dir, no pin, no init, no shm, no address. */
+  async function expectNothingLeft(svc: SandboxService): Promise<void> {
+    expect(svc.list()).toEqual([]);
+    expect(await recordFiles()).toEqual([]);
+    expect(await podDirs()).toEqual([]);
+    expect([...pinns.pinned.keys()]).toEqual([]);
+    expect([...pinns.podInits]).toEqual([]);
+    expect([...shm.mounted]).toEqual([]);
+    expect([...net.attached.keys()]).toEqual([]);
+  }
+
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'crib-sandbox-svc-'));
+    root = join(base, 'root');
+    state = join(base, 'state');
+    pinns = new FakePinns();
+    shm = new FakeShmMounts();
+    net = new FakePodNetwork();
+    containers = new PodContainersLog();
+  });
+
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('RunPodSandbox pins the namespaces, attaches the network, writes the pod files and a ready record', async () => {
+    const svc = await daemon();
+    const id = await svc.run(podConfig('web', { logDirectory: join(base, 'logs', 'web') }), '', live());
+    const rec = svc.get(id);
+    const dir = join(state, 'pods', id);
+    expect(rec).toMatchObject({ state: 'ready', runtimeHandler: 'crib', dir, hostname: 'web-host', reservedName: 'web_default_uid-web_0' });
+    expect(rec.podInitPid).toBeUndefined();
+    expect(svc.pidNamespace(rec)).toBeUndefined();
+    // The namespaces are pinned under the pod's dir and the network is set up in the pinned netns.
+    expect(pinns.pinned.get(join(dir, 'ns'))).toMatchObject({ net: true, ipc: true, uts: true, hostname: 'web-host' });
+    expect(rec.netnsPath).toBe(join(dir, 'ns', 'net'));
+    expect(net.attached.get(id)?.netnsPath).toBe(rec.netnsPath);
+    expect(net.setupOptions.get(id)).toMatchObject({ hostname: 'web-host', podName: 'web', podNamespace: 'default' });
+    // /etc/hosts names the pod by the address the network gave it; /dev/shm is the pod's own.
+    expect(await readFile(join(dir, 'files', 'hosts'), 'utf8')).toContain(`${rec.network!.ip}\tweb-host\n`);
+    expect(await readFile(join(dir, 'files', 'hostname'), 'utf8')).toBe('web-host\n');
+    expect([...shm.mounted]).toEqual([join(dir, 'files', 'shm')]);
+    expect(existsSync(join(base, 'logs', 'web'))).toBe(true);
+    // The record is on disk before the call returns: a new daemon finds the pod ready.
+    expect(await recordFiles()).toEqual([`${id}.json`]);
+    const after = await daemon();
+    expect(after.get(id)).toMatchObject({ state: 'ready', network: rec.network, netnsPath: rec.netnsPath });
+  });
+
+  it('refuses a runtime handler that is not configured, before making anything', async () => {
+    const svc = await daemon();
+    await expect(svc.run(podConfig('web'), 'kata', live())).rejects.toThrow(InvalidArgumentError);
+    await expect(svc.run(podConfig('web'), 'kata', live())).rejects.toThrow(/runtime handler "kata" is not configured \(have: crib, runc\)/);
+    await expect(svc.run({ ...podConfig('web'), metadata: { name: 'web', namespace: '', uid: 'u', attempt: 0 } }, '', live()))
+      .rejects.toThrow(/config\.metadata\.namespace must not be empty/);
+    expect(pinns.calls).toEqual([]);
+    expect(net.calls.filter((c) => c !== 'reconcile')).toEqual([]);
+    await expectNothingLeft(svc);
+    // A named handler that is configured is recorded.
+    const id = await svc.run(podConfig('web'), 'runc', live());
+    expect(svc.get(id).runtimeHandler).toBe('runc');
+  });
+
+  describe('a RunPodSandbox that fails part way leaves nothing behind and frees the name', () => {
+    const failures: [string, (pinns: FakePinns, net: FakePodNetwork) => void, RegExp, Parameters<typeof podConfig>[1]][] = [
+      ['pinning the namespaces', (p) => p.failNext.set('pin', new InternalError('crib-pinns: unshare failed')), /unshare failed/, {}],
+      ['starting the pod init', (p) => p.failNext.set('startPodInit', new InternalError('crib-pinns: fork failed')), /fork failed/, { sharedPid: true }],
+      ['setting up the network', (_p, n) => { n.failNextSetup = new InternalError('CNI ADD failed: no addresses left'); }, /no addresses left/, { sharedPid: true }],
+      // The pod files come last: their failure must undo the network, the init and the pins.
+      ['writing the pod files', () => undefined, /not a valid resolv\.conf value/, { sharedPid: true, dns: ['10.0.0.10', 'bad value'] }],
+    ];
+    for (const [step, breakIt, message, opts] of failures) {
+      it(`when ${step} fails`, async () => {
+        const svc = await daemon();
+        breakIt(pinns, net);
+        await expect(svc.run(podConfig('web', opts), '', live())).rejects.toThrow(message);
+        await expectNothingLeft(svc);
+        // Every step that had succeeded was undone: what was pinned was unpinned, what ran stopped.
+        const pinned = pinns.calls.filter((c) => c.startsWith('pin ')).length;
+        if (pinned && !step.startsWith('pinning')) expect(pinns.calls).toContainEqual(expect.stringMatching(/^unpin /));
+        if (step === 'writing the pod files') {
+          expect(pinns.calls).toContainEqual(expect.stringMatching(/^stopPodInit \d+$/));
+          expect(net.calls).toContainEqual(expect.stringMatching(/^teardown /));
+        }
+        // The retry kubelet sends with the same name starts clean and succeeds.
+        const id = await svc.run(podConfig('web', { ...opts, dns: undefined }), '', live());
+        expect(svc.get(id).state).toBe('ready');
+        expect(await recordFiles()).toEqual([`${id}.json`]);
+      });
+    }
+  });
+
+  it('a shared-PID pod records its init, containers join its PID namespace, and stop and remove end it', async () => {
+    const svc = await daemon();
+    const id = await svc.run(podConfig('pidpod', { sharedPid: true }), '', live());
+    const rec = svc.get(id);
+    expect(rec.podInitPid).toBeGreaterThan(1);
+    expect([...pinns.podInits]).toEqual([rec.podInitPid]);
+    // The init is started in the namespaces pinned for this pod.
+    expect(pinns.calls).toContain(`startPodInit ${join(state, 'pods', id, 'ns')}`);
+    expect(svc.pidNamespace(rec)).toBe(`/proc/${rec.podInitPid}/ns/pid`);
+    // The pid is in the record on disk: a restarted daemon can still stop it.
+    const restarted = await daemon();
+    expect(restarted.get(id).podInitPid).toBe(rec.podInitPid);
+    await restarted.stop(id);
+    expect([...pinns.podInits]).toEqual([]);
+    expect(pinns.calls.filter((c) => c === `stopPodInit ${rec.podInitPid}`)).toHaveLength(1);
+    // A second stop does not signal the pid again (it may belong to someone else by now).
+    await restarted.stop(id);
+    expect(pinns.calls.filter((c) => c === `stopPodInit ${rec.podInitPid}`)).toHaveLength(1);
+    await restarted.remove(id);
+    await expectNothingLeft(restarted);
+  });
+
+  it('StopPodSandbox stops the containers and releases the network, once; stopping again or an unknown pod succeeds', async () => {
+    const svc = await daemon();
+    const id = await svc.run(podConfig('web'), '', live());
+    const other = await svc.run(podConfig('other'), '', live());
+    containers.byPod.set(id, ['c1', 'c2']);
+    containers.byPod.set(other, ['c3']);
+    await svc.stop(id.slice(0, 12)); // by unique prefix, as crictl does
+    expect(containers.calls).toEqual(['stop c1', 'stop c2']);
+    expect(svc.get(id).state).toBe('notready');
+    expect(net.attached.has(id)).toBe(false);
+    expect(net.attached.has(other)).toBe(true);
+    expect(net.calls.filter((c) => c === `teardown ${id}`)).toHaveLength(1);
+    // Namespaces and files stay until RemovePodSandbox (kubelet may still read the pod's status).
+    expect(pinns.pinned.has(join(state, 'pods', id, 'ns'))).toBe(true);
+    // The stopped state is on disk.
+    expect((await daemon()).get(id).state).toBe('notready');
+
+    await svc.stop(id);
+    expect(net.calls.filter((c) => c === `teardown ${id}`)).toHaveLength(1);
+    expect(svc.get(id).state).toBe('notready');
+    await expect(svc.stop('f'.repeat(64))).resolves.toBeUndefined();
+    await svc.remove(id);
+    await expect(svc.stop(id)).resolves.toBeUndefined();
+    expect(svc.get(other).state).toBe('ready');
+  });
+
+  it('RemovePodSandbox removes the containers and everything the pod holds; removing again succeeds', async () => {
+    const svc = await daemon();
+    const id = await svc.run(podConfig('web', { sharedPid: true }), '', live());
+    containers.byPod.set(id, ['c1']);
+    // Removed without a stop first: the network is released here.
+    await svc.remove(id);
+    expect(containers.calls).toEqual(['remove c1']);
+    expect(net.calls).toContain(`teardown ${id}`);
+    await expectNothingLeft(svc);
+    expect(() => svc.get(id)).toThrow(/not found/);
+    await expect(svc.remove(id)).resolves.toBeUndefined();
+    // The name is free again, and a new daemon does not bring the pod back.
+    const again = await svc.run(podConfig('web', { sharedPid: true }), '', live());
+    expect(again).not.toBe(id);
+    expect((await daemon()).find(id)).toBeUndefined();
+  });
+
+  it('RemovePodSandbox keeps the pod when its network will not let go, so the retry can release it', async () => {
+    const svc = await daemon();
+    const id = await svc.run(podConfig('web'), '', live());
+    net.failNextTeardown = new InternalError('CNI DEL failed');
+    await expect(svc.remove(id)).rejects.toThrow(/CNI DEL failed/);
+    expect(svc.get(id).state).toBe('ready');
+    expect(await recordFiles()).toEqual([`${id}.json`]);
+    expect(pinns.pinned.has(join(state, 'pods', id, 'ns'))).toBe(true);
+    await svc.remove(id);
+    await expectNothingLeft(svc);
+  });
+
+  describe('names', () => {
+    it('a second pod with the same name and attempt is refused; another attempt is a new pod', async () => {
+      const svc = await daemon();
+      const id = await svc.run(podConfig('web'), '', live());
+      const err = await svc.run(podConfig('web'), '', live()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AlreadyExistsError);
+      expect((err as Error).message).toContain(`"web_default_uid-web_0" is already in use by ${id}`);
+      const next = await svc.run(podConfig('web', { attempt: 1 }), '', live());
+      expect(next).not.toBe(id);
+      expect(svc.list().map((r) => r.id).sort()).toEqual([id, next].sort());
+    });
+
+    it('names of pods on disk stay reserved after a restart', async () => {
+      const id = await (await daemon()).run(podConfig('web'), '', live());
+      const svc = await daemon();
+      await expect(svc.run(podConfig('web'), '', live())).rejects.toThrow(new RegExp(`already in use by ${id}`));
+    });
+
+    it('a retry gets the pod whose caller gave up, and a retry during the create waits for it', async () => {
+      const svc = await daemon();
+      // kubelet's deadline passed while the pod was being made: the create finishes anyway...
+      const gaveUp = new AbortController();
+      gaveUp.abort();
+      const orphan = await svc.run(podConfig('web'), '', gaveUp.signal);
+      // ...and the retry with the same name is handed that pod instead of "name in use".
+      await expect(svc.run(podConfig('web'), '', live())).resolves.toBe(orphan);
+      expect(pinns.calls.filter((c) => c.startsWith('pin '))).toHaveLength(1);
+      // Handed over once: after that the name is simply in use.
+      await expect(svc.run(podConfig('web'), '', live())).rejects.toThrow(AlreadyExistsError);
+
+      // Two requests with one name at once: one pod, both get its id.
+      let open!: () => void;
+      net.setupGate = new Promise((r) => (open = r));
+      const first = svc.run(podConfig('db'), '', live());
+      const second = svc.run(podConfig('db'), '', live());
+      await new Promise((r) => setTimeout(r, 20));
+      open();
+      const [a, b] = await Promise.all([first, second]);
+      expect(a).toBe(b);
+      expect(net.calls.filter((c) => c.startsWith('setup '))).toHaveLength(2); // web and db
+    });
+  });
+
+  describe('recovery', () => {
+    it('rolls back a pod a crash left half-created, and its name is free again', async () => {
+      const crashed = await daemon();
+      let open!: () => void;
+      net.setupGate = new Promise((r) => (open = r));
+      const running = crashed.run(podConfig('web', { sharedPid: true }), '', live());
+      while (!net.calls.some((c) => c.startsWith('setup '))) await new Promise((r) => setTimeout(r, 5));
+      // The daemon "dies" here: the record says creating, namespaces are pinned, the init runs,
+      // and the network setup (which a CNI plugin may have half done) never answered.
+      const [file] = await recordFiles();
+      const id = file!.replace(/\.json$/, '');
+      expect(JSON.parse(await readFile(join(root, 'pods', file!), 'utf8'))).toMatchObject({ state: 'creating' });
+      expect(crashed.list()).toEqual([]); // a creating pod is not listed...
+      expect(crashed.allRecords().map((r) => r.id)).toEqual([id]); // ...but counts for the listed-size budget
+      expect(pinns.podInits.size).toBe(1);
+
+      net.setupGate = undefined;
+      const svc = await daemon();
+      expect(svc.find(id)).toBeUndefined();
+      expect(net.calls).toContain(`teardown ${id}`); // the half-made network is released too
+      expect(await recordFiles()).toEqual([]);
+      expect(await podDirs()).toEqual([]);
+      expect([...pinns.pinned.keys()]).toEqual([]);
+      expect([...pinns.podInits]).toEqual([]);
+      const fresh = await svc.run(podConfig('web'), '', live());
+      expect(svc.get(fresh).state).toBe('ready');
+      // Let the abandoned create of the "dead" daemon finish so the test ends clean.
+      open();
+      await running.catch(() => undefined);
+    });
+
+    it('keeps ready and stopped pods, and releases network the node holds for pods that no longer exist', async () => {
+      const first = await daemon();
+      const ready = await first.run(podConfig('a'), '', live());
+      const stopped = await first.run(podConfig('b'), '', live());
+      await first.stop(stopped);
+      // Network state a lost pod left behind (its record is gone).
+      await net.setup('9'.repeat(64), '/nonexistent/ns/net');
+      net.calls.length = 0;
+
+      const svc = await daemon();
+      expect(svc.get(ready).state).toBe('ready');
+      expect(svc.get(stopped).state).toBe('notready');
+      expect(net.calls).toEqual(['reconcile']);
+      expect([...net.attached.keys()]).toEqual([ready]);
+      expect(svc.networkedPods().map((r) => r.id)).toEqual([ready]);
+      // The pod network cannot be swapped while a pod uses it.
+      expect(() => svc.replaceNetwork(new FakePodNetwork())).toThrow(FailedPreconditionError);
+      await svc.stop(ready);
+      expect(() => svc.replaceNetwork(new FakePodNetwork())).not.toThrow();
+    });
+  });
+});
