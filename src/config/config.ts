@@ -163,6 +163,13 @@ const schema = z
       .strict()
       .default({}),
     limits: limitsSection,
+    cdi: z
+      .object({
+        /** CDI spec directories; a device in a later one overrides the same device in an earlier one. */
+        spec_dirs: z.array(z.string().refine((d) => d.startsWith('/'), 'must be an absolute path')).max(16).default(['/etc/cdi', '/var/run/cdi']),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
