@@ -15,6 +15,7 @@ import { createCriServer } from '../server/cri-server.js';
 import { runtimeInfoSource } from '../server/runtime-info.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { ContainerService } from '../container/container-service.js';
+import { CdiRegistry } from '../container/cdi/cdi-registry.js';
 import { RuntimeRegistry } from '../runtime/runtime-registry.js';
 import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
@@ -89,6 +90,7 @@ export class Daemon {
         runtimes,
         images: this.images,
         snapshots: this.images.snapshots,
+        cdi: new CdiRegistry(config.cdi.spec_dirs),
       });
       this.containers = containers;
       const sandboxes = new SandboxService({
