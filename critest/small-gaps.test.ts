@@ -1,5 +1,5 @@
-// kubectl debug --target (PID namespace mode TARGET) and ContainerStatus.stop_signal (KEP-4960)
-// end to end.
+// kubectl debug --target (PID namespace mode TARGET), ContainerStatus.stop_signal (KEP-4960)
+// and ImageSpec.runtime_handler end to end.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { podConfigFactory } from '../test-support/cri-configs.js';
 import { buildImage, busyboxRootfsLayer, pushBusybox, pushImage } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
-describe('PID namespace TARGET and stop_signal', () => {
+describe('PID namespace TARGET, stop_signal, image runtime_handler', () => {
   let registry: TestRegistry;
   let d: TestDaemon;
   let dir: string;
@@ -28,7 +28,7 @@ describe('PID namespace TARGET and stop_signal', () => {
     const built = buildImage({ layers: [await busyboxRootfsLayer()], config: { Cmd: ['sh'], StopSignal: 'SIGQUIT' } });
     await pushImage(registry, 'library/quitter', 'v1', built);
     quitImage = `${registry.host}/library/quitter:v1`;
-    d = await startDaemon();
+    d = await startDaemon({ toml: '[runtime.handlers.runc]\npath = "/usr/sbin/runc"\n' });
     await d.cri.image.PullImage({ image: { image } });
     await d.cri.image.PullImage({ image: { image: quitImage } });
   });
@@ -110,6 +110,27 @@ describe('PID namespace TARGET and stop_signal', () => {
       return s.state === 'CONTAINER_EXITED' ? s : undefined;
     });
     expect(st.exitCode).toBe(0);
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('keeps and reports ImageSpec.runtime_handler; an unknown handler is refused', async () => {
+    await d.cri.image.PullImage({ image: { image, runtimeHandler: 'runc' } });
+    const st = await d.cri.image.ImageStatus({ image: { image, runtimeHandler: 'runc' } });
+    expect(st.image.spec).toMatchObject({ image: st.image.id, runtimeHandler: 'runc' });
+    expect((await d.cri.image.ImageStatus({ image: { image } })).image.spec.runtimeHandler).toBe('');
+    const listed = (await d.cri.image.ListImages({ filter: { image: { image: '', runtimeHandler: 'runc' } } })).images;
+    expect(listed.length).toBeGreaterThan(0);
+    expect(listed.every((i: { spec: { runtimeHandler: string } }) => i.spec.runtimeHandler === 'runc')).toBe(true);
+    for (const call of [
+      () => d.cri.image.PullImage({ image: { image, runtimeHandler: 'no-such-handler' } }),
+      () => d.cri.image.ImageStatus({ image: { image, runtimeHandler: 'no-such-handler' } }),
+    ]) {
+      await expect(call()).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/runtimeHandler "no-such-handler" is not configured/) });
+    }
+    // A container's status says which handler its image was asked for.
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('rc'), runtimeHandler: 'runc' });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: { ...container('rc', 'true'), image: { image, runtimeHandler: 'runc' } } });
+    expect((await d.cri.runtime.ContainerStatus({ containerId })).status.image.runtimeHandler).toBe('runc');
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 });

@@ -12,7 +12,7 @@ import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { reportedStopSignal } from '../container/stop-signal.js';
 
 function imageSpec(rec: ContainerRecord) {
-  return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: '', imageRef: rec.imageId };
+  return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: rec.config.image?.runtimeHandler ?? '', imageRef: rec.imageId };
 }
 
 export function containerMessage(rec: ContainerRecord): Container {
