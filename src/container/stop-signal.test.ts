@@ -31,7 +31,7 @@ describe('stop signal', () => {
   });
 
   it('gives kill a number every runtime understands', () => {
-    expect(killSignal(undefined)).toBe('15');
+    expect(killSignal(undefined)).toBe('TERM');
     expect(killSignal('SIGRTMINPLUS2')).toBe('36');
     expect(killSignal('QUIT')).toBe('3');
     expect(killSignal('BOGUS')).toBe('BOGUS');

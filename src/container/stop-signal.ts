@@ -52,9 +52,9 @@ export function chosenStopSignal(criStopSignal: string | undefined, imageStopSig
   return criStopSignal && criStopSignal !== 'RUNTIME_DEFAULT' ? criStopSignal : imageStopSignal || undefined;
 }
 
-/** What `kill` is given: the number when the name is known, the name as written otherwise. */
+/** What `kill` is given: TERM by default, the number when a signal is named, the name as written if unknown. */
 export function killSignal(stopSignal: string | undefined): string {
-  if (!stopSignal) return String(constants.signals.SIGTERM);
+  if (!stopSignal) return 'TERM';
   const n = signalNumber(stopSignal);
   return n === undefined ? stopSignal : String(n);
 }
