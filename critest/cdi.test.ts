@@ -28,8 +28,8 @@ describe('CDI devices', () => {
     dir = await mkdtemp(join(tmpdir(), 'crib-cdi-e2e-'));
     etcCdi = join(dir, 'etc-cdi');
     runCdi = join(dir, 'run-cdi');
-    await mkdir(etcCdi);
-    await mkdir(runCdi);
+    await mkdir(etcCdi, { mode: 0o755 });
+    await mkdir(runCdi, { mode: 0o755 });
     await writeFile(join(dir, 'vendor-info'), 'vendor library v1\n');
     await writeFile(join(etcCdi, 'vendor.json'), JSON.stringify({
       cdiVersion: '0.6.0',
@@ -43,9 +43,9 @@ describe('CDI devices', () => {
         mounts: [{ hostPath: join(dir, 'vendor-info'), containerPath: '/opt/vendor/info', options: ['ro', 'nosuid', 'nodev'] }],
         hooks: [{ hookName: 'createRuntime', path: '/bin/sh', args: ['sh', '-c', `cat > ${join(dir, 'hook-state.json')}`], timeout: 10 }],
       },
-    }));
+    }), { mode: 0o644 });
     // A sibling a vendor tool left half-written: logged, never in the way of the good spec.
-    await writeFile(join(runCdi, 'broken.yaml'), 'cdiVersion: "0.6.0"\nkind: crib-test.example/broken\ndevices: [\n');
+    await writeFile(join(runCdi, 'broken.yaml'), 'cdiVersion: "0.6.0"\nkind: crib-test.example/broken\ndevices: [\n', { mode: 0o644 });
     registry = await startRegistry();
     await pushBusybox(registry, 'library/busybox', 'latest');
     image = `${registry.host}/library/busybox:latest`;
@@ -124,7 +124,7 @@ describe('CDI devices', () => {
       '  - name: dev1',
       '    containerEdits:',
       '      env: [VENDOR_DEV=from-run]',
-    ].join('\n'));
+    ].join('\n'), { mode: 0o644 });
     const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: container('later', { CDIDevices: [{ name: 'crib-test.example/nulldev=dev1' }] }) });
     await d.cri.runtime.StartContainer({ containerId });
     // The overriding spec has no spec-level edits: VENDOR_LIB is not set.

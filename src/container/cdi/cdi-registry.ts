@@ -5,10 +5,14 @@
 // file is logged and remembered, never fatal: the other files' devices stay usable, and a
 // request for a device that is not found names the broken files that may have held it.
 //
+// A spec's hooks run as root on the host and its mounts and devices reach into containers, so
+// a spec counts only if no one but root (or the daemon's own user) could have written it: a file
+// or directory owned by another user, or writable by group or others, is refused and logged.
+//
 // Files are re-read when they change: each resolution lists the directories and stats the files
 // (a few syscalls for the handful of files a node has), parsing only those whose identity
 // (inode, size, mtime) moved. No watcher to lose events or leak.
-import { lstat, open, readdir } from 'node:fs/promises';
+import { lstat, open, readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { InvalidArgumentError, NotFoundError, errnoCode } from '../../errors.js';
 import type { ContainerConfig__Output } from '../../gen/runtime/v1/ContainerConfig.js';
@@ -23,6 +27,14 @@ export const MAX_SPEC_FILE_BYTES = 4 * 1024 * 1024;
 export const MAX_SPEC_FILES_PER_DIR = 1024;
 
 const EXTENSIONS: Record<string, 'json' | 'yaml'> = { '.json': 'json', '.yaml': 'yaml' };
+
+/** Why a file or directory with this owner and mode could have been written by someone else. */
+function writableByOthers(st: { uid: number; mode: number }): string | undefined {
+  const me = process.geteuid?.() ?? 0;
+  if (st.uid !== 0 && st.uid !== me) return `owned by uid ${st.uid}, not root`;
+  if (st.mode & 0o022) return `writable by ${st.mode & 0o020 ? 'group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)})`;
+  return undefined;
+}
 
 interface LoadedFile {
   identity: string;
@@ -65,6 +77,11 @@ export class CdiRegistry {
     for (const [priority, dir] of this.dirs.entries()) {
       let names: string[];
       try {
+        const unsafe = writableByOthers(await stat(dir));
+        if (unsafe) {
+          log.warn({ dir, why: unsafe }, 'CDI spec directory ignored: others could write specs into it');
+          continue;
+        }
         names = (await readdir(dir)).filter((n) => EXTENSIONS[extname(n)] !== undefined).sort();
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') log.warn({ dir, err: (err as Error).message }, 'CDI spec directory unreadable');
@@ -98,9 +115,11 @@ export class CdiRegistry {
       // Symlinks are not followed: a spec is a file the vendor's tool wrote in the directory.
       return this.remember(path, `${st.ino}:symlink-or-special`, () => ({ error: 'not a regular file (symlinks are not followed)' }));
     }
-    const identity = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    const identity = `${st.ino}:${st.size}:${st.mtimeMs}:${st.uid}:${st.mode}`;
     const cached = this.files.get(path);
     if (cached?.identity === identity) return cached;
+    const unsafe = writableByOthers(st);
+    if (unsafe) return this.remember(path, identity, () => ({ error: `${unsafe}: a spec only root may write is trusted` }));
     if (st.size > MAX_SPEC_FILE_BYTES) {
       return this.remember(path, identity, () => ({ error: `${st.size} bytes, more than the ${MAX_SPEC_FILE_BYTES} a CDI spec may have` }));
     }

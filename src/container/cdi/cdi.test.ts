@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -101,12 +101,13 @@ describe('CdiRegistry', () => {
     dir = mkdtempSync(join(tmpdir(), 'crib-cdi-'));
     etc = join(dir, 'etc');
     run = join(dir, 'run');
-    mkdirSync(etc);
-    mkdirSync(run);
+    // Explicit modes: under a umask of 002 the defaults would be group-writable, which the registry refuses.
+    mkdirSync(etc, { mode: 0o755 });
+    mkdirSync(run, { mode: 0o755 });
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const write = (d: string, name: string, spec: unknown) => writeFileSync(join(d, name), typeof spec === 'string' ? spec : JSON.stringify(spec));
+  const write = (d: string, name: string, spec: unknown) => writeFileSync(join(d, name), typeof spec === 'string' ? spec : JSON.stringify(spec), { mode: 0o644 });
 
   it('resolves devices with their spec edits once per spec, in request order', async () => {
     write(etc, 'vendor.json', vendorSpec());
@@ -164,8 +165,20 @@ describe('CdiRegistry', () => {
     await expect(reg.resolve(['vendor.example/nulldev=dev0'])).rejects.toThrow(/not defined by any spec/);
   });
 
+  it('refuses a spec file or directory others could have written', async () => {
+    write(etc, 'vendor.json', vendorSpec());
+    chmodSync(join(etc, 'vendor.json'), 0o666);
+    const reg = new CdiRegistry([etc]);
+    await expect(reg.resolve(['vendor.example/nulldev=dev0'])).rejects.toThrow(/vendor\.json \(writable by group \(mode 666\): a spec only root may write is trusted\)/);
+    chmodSync(join(etc, 'vendor.json'), 0o644);
+    expect(await reg.resolve(['vendor.example/nulldev=dev0'])).toHaveLength(1);
+    chmodSync(etc, 0o777);
+    await expect(reg.resolve(['vendor.example/nulldev=dev0'])).rejects.toThrow(/not defined by any spec/);
+    chmodSync(etc, 0o755);
+  });
+
   it('refuses an oversized spec file without reading it', async () => {
-    writeFileSync(join(etc, 'huge.json'), Buffer.alloc(MAX_SPEC_FILE_BYTES + 1, 0x20));
+    writeFileSync(join(etc, 'huge.json'), Buffer.alloc(MAX_SPEC_FILE_BYTES + 1, 0x20), { mode: 0o644 });
     await expect(new CdiRegistry([etc]).resolve(['a.com/b=c'])).rejects.toThrow(/huge\.json \(\d+ bytes, more than the \d+ a CDI spec may have\)/);
   });
 });
