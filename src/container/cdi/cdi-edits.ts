@@ -6,7 +6,7 @@
 // every runtime crib drives runs) and additional GIDs.
 import { lstat } from 'node:fs/promises';
 import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
-import { major, minor } from '../oci-spec/devices.js';
+import { major, minor, modeFor } from '../oci-spec/devices.js';
 import type { OciDevice, OciMount, OciSpec } from '../oci-spec/oci-types.js';
 import type { ResolvedDevice } from './cdi-registry.js';
 import type { CdiContainerEdits, CdiDeviceNode } from './cdi-spec.js';
@@ -17,7 +17,7 @@ const TYPE_OF = (mode: bigint): OciDevice['type'] | undefined => {
 };
 
 /** The OCI device for a CDI device node, with what the spec left out read from the host node. */
-async function ociDevice(node: CdiDeviceNode, where: string, user: { uid: number; gid: number }): Promise<OciDevice> {
+async function ociDevice(node: CdiDeviceNode, access: string, where: string, user: { uid: number; gid: number }): Promise<OciDevice> {
   const hostPath = node.hostPath ?? node.path;
   // Fully specified (a type, and a major unless a fifo): the host node is optional, as in CDI.
   const minimal = node.type !== undefined && (node.major !== undefined && node.major !== 0 || node.type === 'p');
@@ -41,7 +41,9 @@ async function ociDevice(node: CdiDeviceNode, where: string, user: { uid: number
     }
     dev = { type, path: node.path, major: host.major, minor: host.minor };
   }
-  const mode = node.fileMode ?? host?.mode;
+  // A mode read from the host is bounded by the access granted, as for CRI devices (devices.ts):
+  // the cgroup refuses container root, the mode everyone else. A mode the spec states is its own.
+  const mode = node.fileMode ?? (host ? modeFor(host.mode, access) : undefined);
   if (mode !== undefined) dev.fileMode = mode;
   // The container user owns it unless the spec says otherwise (as the CDI library does).
   const uid = node.uid ?? (user.uid > 0 ? user.uid : undefined);
@@ -69,13 +71,13 @@ async function applyOne(spec: OciSpec, edits: CdiContainerEdits, where: string):
     else spec.process.env.push(e);
   }
   for (const [i, node] of (edits.deviceNodes ?? []).entries()) {
-    const dev = await ociDevice(node, `${where}.deviceNodes[${i}] (${node.path})`, spec.process.user);
+    const access = node.permissions === 'none' ? '' : node.permissions || 'rwm';
+    const dev = await ociDevice(node, access, `${where}.deviceNodes[${i}] (${node.path})`, spec.process.user);
     const devices = (spec.linux.devices ??= []);
     const at = devices.findIndex((d) => d.path === dev.path);
     if (at >= 0) devices.splice(at, 1);
     devices.push(dev);
     if (dev.type !== 'p') {
-      const access = node.permissions === 'none' ? '' : node.permissions || 'rwm';
       spec.linux.resources.devices.push({ allow: true, type: dev.type === 'b' ? 'b' : 'c', major: dev.major, minor: dev.minor, access });
     }
   }

@@ -200,7 +200,11 @@ describe('applyCdiDevices', () => {
       specEdits: { env: ['VENDOR_LIB=1'], mounts: [{ hostPath: '/etc/hostname', containerPath: '/opt/vendor/hostname', options: ['ro'] }], additionalGids: [0, 44] },
       edits: {
         env: ['VENDOR_DEV=dev0'],
-        deviceNodes: [{ path: '/dev/vendor0', hostPath: '/dev/null', permissions: 'rw' }, { path: '/dev/vendor-fixed', type: 'c', major: 239, minor: 7 }],
+        deviceNodes: [
+          { path: '/dev/vendor0', hostPath: '/dev/null', permissions: 'rw' },
+          { path: '/dev/vendor-fixed', type: 'c', major: 239, minor: 7 },
+          { path: '/dev/vendor-ro', hostPath: '/dev/null', permissions: 'r' },
+        ],
         hooks: [{ hookName: 'createContainer', path: '/usr/bin/vendor-hook', args: ['vendor-hook', 'x'], timeout: 5 }],
       },
     }]);
@@ -208,10 +212,13 @@ describe('applyCdiDevices', () => {
     expect(spec.linux.devices).toEqual([
       { type: 'c', path: '/dev/vendor0', major: 1, minor: 3, fileMode: 0o666, uid: 1000, gid: 1000 },
       { type: 'c', path: '/dev/vendor-fixed', major: 239, minor: 7, uid: 1000, gid: 1000 },
+      // Read access only: the host mode loses its write bits.
+      { type: 'c', path: '/dev/vendor-ro', major: 1, minor: 3, fileMode: 0o444, uid: 1000, gid: 1000 },
     ]);
     expect(spec.linux.resources.devices.slice(1)).toEqual([
       { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' },
       { allow: true, type: 'c', major: 239, minor: 7, access: 'rwm' },
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'r' },
     ]);
     // The parent mount comes before the one under it.
     expect(spec.mounts.map((m) => m.destination)).toEqual(['/proc', '/opt/vendor/hostname', '/opt/vendor/hostname/x']);

@@ -75,7 +75,7 @@ function checkPermissions(perms: string, field: string): string {
 }
 
 /** The node's host mode less the read/write bits the access does not grant. */
-function modeFor(hostMode: number, access: string): number {
+export function modeFor(hostMode: number, access: string): number {
   let mode = hostMode;
   if (!access.includes('r')) mode &= ~0o444;
   if (!access.includes('w')) mode &= ~0o222;
