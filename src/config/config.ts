@@ -109,6 +109,9 @@ const schema = z
         retries: z.number().int().min(0).max(20).default(3),
         /** Image references never garbage-collected by kubelet (reported as pinned). */
         pinned_images: z.array(z.string()).default([]),
+        /** Registry credentials in Docker's config.json / containers auth.json format ({"auths": ...});
+         * credentials under [registry."host".auth] win over the file's. */
+        auth_file: z.string().refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
         // Bounds on what a registry (or an imported archive) may make the daemon hold or write.
         // Each is sized well above real images; hitting one fails the pull with
         // RESOURCE_EXHAUSTED naming the key. Why each default: src/image/limits.ts.
@@ -162,6 +165,13 @@ const schema = z
       .strict()
       .default({}),
     limits: limitsSection,
+    cdi: z
+      .object({
+        /** CDI spec directories; a device in a later one overrides the same device in an earlier one. */
+        spec_dirs: z.array(z.string().refine((d) => d.startsWith('/'), 'must be an absolute path')).max(16).default(['/etc/cdi', '/var/run/cdi']),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -26,6 +26,10 @@ import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { isoToNs, nowNs } from '../time.js';
+import { processAlive } from '../runtime/process-identity.js';
+import { chosenStopSignal, killSignal } from './stop-signal.js';
+import type { CdiRegistry } from './cdi/cdi-registry.js';
+import { requestedCdiDevices } from './cdi/cdi-requests.js';
 import { buildContainerSpec, readNodeFacts } from './oci-spec/container-spec.js';
 import { containerResources } from './oci-spec/resources.js';
 import type { OciSpec } from './oci-spec/oci-types.js';
@@ -66,6 +70,8 @@ export interface ContainerServiceOptions {
   snapshots: WritableLayers;
   /** Backoff of record writes the disk refused (default 1 s doubling to 10 s). */
   persistRetry?: { firstMs: number; maxMs: number };
+  /** The node's CDI specs; without it a container asking for a CDI device is refused. */
+  cdi?: CdiRegistry;
 }
 
 export function cgroupVersion(): 1 | 2 {
@@ -344,12 +350,15 @@ export class ContainerService implements PodContainers {
     const dir = join(this.opts.state, 'containers', id);
     const paths = containerPaths(dir);
     const logPath = this.logPath(pod, config);
+    // Resolved before anything is made: an unknown device leaves nothing behind.
+    const cdiDevices = await this.resolveCdi(config);
+    const targetPidnsPath = this.targetPidNamespace(pod, config);
     const rec: ContainerRecord = {
       id, podId: pod.id, reservedName: reservedContainerName(pod.id, config), config,
       imageId: image.id, imageName: config.image!.userSpecifiedImage || config.image!.image,
       runtimeHandler: pod.runtimeHandler, created: false, createdAt: nowNs(), dir, logPath,
       // The CRI's stop_signal wins over the image's STOPSIGNAL.
-      stopSignal: config.stopSignal && config.stopSignal !== 'RUNTIME_DEFAULT' ? config.stopSignal : imageConfig.config?.StopSignal,
+      stopSignal: chosenStopSignal(config.stopSignal, imageConfig.config?.StopSignal),
     };
     // The intent goes to disk first: a crash from here on is rolled back at start-up.
     await this.records.add(rec);
@@ -384,6 +393,8 @@ export class ContainerService implements PodContainers {
         rootfsPath: paths.rootfs,
         cgroupVersion: cgroupVersion(),
         runtimeFeatures: runtime.features,
+        cdiDevices,
+        targetPidnsPath,
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
@@ -417,6 +428,34 @@ export class ContainerService implements PodContainers {
       await cleaner.run();
       throw err;
     }
+  }
+
+  private async resolveCdi(config: ContainerConfig__Output) {
+    if (this.opts.cdi) return this.opts.cdi.resolveFor(config);
+    const asked = requestedCdiDevices(config);
+    if (asked.length > 0) throw new InvalidArgumentError(`CreateContainer: CDI device "${asked[0]}" was asked for but CDI is not configured`);
+    return [];
+  }
+
+  /**
+   * TARGET pid mode (kubectl debug --target): the PID namespace of another running container of
+   * the same pod, joined through its init process. The pid is checked against its start time, so
+   * a pid recycled before now is never taken for the target (one dying in the instant between this
+   * check and the runtime opening /proc/<pid>/ns/pid is not covered: kubelet retries the create).
+   */
+  private targetPidNamespace(pod: SandboxRecord, config: ContainerConfig__Output): string | undefined {
+    const ns = config.linux?.securityContext?.namespaceOptions;
+    if (ns?.pid !== 'TARGET') return undefined;
+    const targetId = ns.targetId ?? '';
+    if (!targetId) throw new InvalidArgumentError('CreateContainer: namespaceOptions.pid is TARGET but targetId is empty');
+    const target = this.find(targetId);
+    if (!target || target.podId !== pod.id) {
+      throw new NotFoundError(`CreateContainer: namespaceOptions.targetId: container ${targetId} not found in pod ${pod.id}`);
+    }
+    if (criState(target) !== 'CONTAINER_RUNNING' || !target.pid || !processAlive(target.pid, target.pidStartTime)) {
+      throw new NotFoundError(`CreateContainer: namespaceOptions.targetId: container ${targetId} is not running, so it has no PID namespace to join`);
+    }
+    return `/proc/${target.pid}/ns/pid`;
   }
 
   // ---- start / stop / remove ------------------------------------------------------------------
@@ -476,7 +515,7 @@ export class ContainerService implements PodContainers {
         return;
       }
       if (timeoutSeconds > 0) {
-        await runtime.kill(ref, cur.stopSignal || 'TERM');
+        await runtime.kill(ref, killSignal(cur.stopSignal));
         if (await this.waitExited(cur.id, timeoutSeconds * 1000)) return;
       }
       await runtime.kill(ref, 'KILL', { all: true });

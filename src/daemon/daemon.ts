@@ -17,6 +17,7 @@ import { SandboxService } from '../sandbox/sandbox-service.js';
 import { cribPinns } from '../sandbox/namespaces.js';
 import { tmpfsShm } from '../sandbox/pod-files.js';
 import { ContainerService } from '../container/container-service.js';
+import { CdiRegistry } from '../container/cdi/cdi-registry.js';
 import { RuntimeRegistry } from '../runtime/runtime-registry.js';
 import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
@@ -91,6 +92,7 @@ export class Daemon {
         runtimes,
         images: this.images,
         snapshots: this.images.snapshots,
+        cdi: new CdiRegistry(config.cdi.spec_dirs),
       });
       this.containers = containers;
       const sandboxes = new SandboxService({

@@ -9,9 +9,10 @@ import type { PodSandbox } from '../gen/runtime/v1/PodSandbox.js';
 import type { PodSandboxStatus } from '../gen/runtime/v1/PodSandboxStatus.js';
 import { criState, type ContainerRecord } from '../container/container-record.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
+import { reportedStopSignal } from '../container/stop-signal.js';
 
 function imageSpec(rec: ContainerRecord) {
-  return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: '', imageRef: rec.imageId };
+  return { image: rec.imageName, annotations: rec.config.image?.annotations ?? {}, userSpecifiedImage: rec.config.image?.userSpecifiedImage ?? '', runtimeHandler: rec.config.image?.runtimeHandler ?? '', imageRef: rec.imageId };
 }
 
 export function containerMessage(rec: ContainerRecord): Container {
@@ -53,6 +54,7 @@ export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
     user: rec.user
       ? { linux: { uid: String(rec.user.uid), gid: String(rec.user.gid), supplementalGroups: rec.user.additionalGids.map(String) } }
       : null,
+    stopSignal: reportedStopSignal(rec.stopSignal) as ContainerStatus['stopSignal'],
   };
 }
 

@@ -47,7 +47,7 @@ export function createCriServer(c: CriComponents): grpc.Server {
   );
   server.addService(
     proto.ImageService.service,
-    implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(c.images, guards.validate)),
+    implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(c.images, guards.validate, () => c.runtimeInfo.handlerNames())),
   );
   server.addService(adminServiceDefinition, implementService(ADMIN_SERVICE_NAME, adminServiceDefinition, adminHandlers(c.images)));
   return server;

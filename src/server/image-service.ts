@@ -22,7 +22,21 @@ function userOf(user: string): Pick<Image, 'uid' | 'username'> {
   return /^\d+$/.test(name) ? { uid: { value: name } } : { username: name };
 }
 
-export function toCriImage(view: ImageView): Image {
+/**
+ * ImageSpec.runtime_handler (pull per RuntimeClass): every handler of crib runs images from the
+ * one snapshotter on the node's platform, so an image pulled for one is there for all. The handler
+ * asked about must exist (the CRI: an unknown one is rejected) and is echoed in the spec, as
+ * containerd answers, so the caller can tell which handler the answer is for.
+ */
+function runtimeHandlerOf(rpc: string, spec: ImageSpec__Output | null | undefined, handlerNames: () => string[]): string {
+  const handler = spec?.runtimeHandler ?? '';
+  if (handler !== '' && !handlerNames().includes(handler)) {
+    throw new InvalidArgumentError(`${rpc}: image.runtimeHandler "${handler}" is not configured (have: ${handlerNames().join(', ')})`);
+  }
+  return handler;
+}
+
+export function toCriImage(view: ImageView, runtimeHandler = ''): Image {
   return {
     id: view.id,
     repoTags: view.repoTags,
@@ -30,27 +44,32 @@ export function toCriImage(view: ImageView): Image {
     // CRI requires size > 0; an image with no layers still has a config blob.
     size: String(Math.max(1, view.size)),
     ...userOf(view.user),
-    spec: { image: view.id, annotations: view.annotations },
+    spec: { image: view.id, annotations: view.annotations, runtimeHandler },
     pinned: view.pinned,
   };
 }
 
-export function imageServiceHandlers(images: ImageService, validate: CriValidator): ServiceHandlers<ImageServiceDefinition> {
+export function imageServiceHandlers(images: ImageService, validate: CriValidator, handlerNames: () => string[]): ServiceHandlers<ImageServiceDefinition> {
   const filterOf = (rpc: string, filter: { image?: ImageSpec__Output | null } | null | undefined): string | undefined => {
     validate.imageReference(rpc, filter?.image);
     return filter?.image?.image?.trim() || undefined;
   };
 
   return {
-    ListImages: async (req) => ({ images: (await images.list(filterOf('ListImages', req.filter))).map(toCriImage) }),
+    ListImages: async (req) => {
+      const handler = runtimeHandlerOf('ListImages', req.filter?.image, handlerNames);
+      return { images: (await images.list(filterOf('ListImages', req.filter))).map((v) => toCriImage(v, handler)) };
+    },
 
     StreamImages: async (req, _ctx, send) => {
-      const all = (await images.list(filterOf('StreamImages', req.filter))).map(toCriImage);
+      const handler = runtimeHandlerOf('StreamImages', req.filter?.image, handlerNames);
+      const all = (await images.list(filterOf('StreamImages', req.filter))).map((v) => toCriImage(v, handler));
       sendInBatches(all, send, (batch) => ({ images: batch }));
     },
 
     ImageStatus: async (req) => {
       const ref = requiredImage(req.image, 'ImageStatus', validate);
+      const handler = runtimeHandlerOf('ImageStatus', req.image, handlerNames);
       const view = await images.status(ref);
       if (!view) return { info: {} };
       const info: Record<string, string> = {};
@@ -62,11 +81,12 @@ export function imageServiceHandlers(images: ImageService, validate: CriValidato
           layers: view.layers,
         });
       }
-      return { image: toCriImage(view), info };
+      return { image: toCriImage(view, handler), info };
     },
 
     PullImage: async (req) => {
       const ref = requiredImage(req.image, 'PullImage', validate);
+      runtimeHandlerOf('PullImage', req.image, handlerNames);
       // Not cancelled with the call: a pull shared with kubelet's retry must go on.
       const view = await images.pull(ref, req.auth ?? undefined);
       return { imageRef: view.id };

@@ -197,7 +197,7 @@ describe('buildContainerSpec', () => {
   const failures: [string, () => ContainerSpecInput, Function, RegExp][] = [
     ['no command', () => input({ image: { config: imageConfig({}), ref: 'x' } }, { command: [] }), InvalidArgumentError, /no command specified/],
     ['bad mount path', () => input({}, { mounts: [mount({ containerPath: 'data', hostPath: '/tmp' })] }), InvalidArgumentError, /mounts\[0\].containerPath "data"/],
-    ['pid TARGET (kubectl debug --target)', () => input({}, {}, { namespaceOptions: namespaceOptions({ pid: 'TARGET', targetId: 'c1' }) }), InvalidArgumentError, /namespaceOptions.pid TARGET \(targetId "c1"\).*not supported yet/],
+    ['pid TARGET (kubectl debug --target)', () => input({}, {}, { namespaceOptions: namespaceOptions({ pid: 'TARGET', targetId: 'c1' }) }), FailedPreconditionError, /namespaceOptions.pid TARGET \(targetId "c1"\): the target container's PID namespace is not known/],
     ['unknown capability', () => input({}, {}, { capabilities: { addCapabilities: ['CAP_FLY'], dropCapabilities: [], addAmbientCapabilities: [] } }), InvalidArgumentError, /unknown capability "CAP_FLY"/],
     ['unreadable seccomp profile', () => input({}, {}, { seccomp: { profileType: 'Localhost', localhostRef: '/nonexistent/profile.json' } }), FailedPreconditionError, /seccomp profile \/nonexistent\/profile.json cannot be read/],
     ['invalid device path', () => input({}, { devices: [{ hostPath: '/dev/crib-missing', containerPath: '/dev/x', permissions: 'rwm' }] }), InvalidArgumentError, /devices\[0\].hostPath \/dev\/crib-missing/],

@@ -9,6 +9,8 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { ContainerConfig__Output } from '../../gen/runtime/v1/ContainerConfig.js';
 import type { PodSandboxConfig__Output } from '../../gen/runtime/v1/PodSandboxConfig.js';
 import type { ImageConfig } from '../../image/image-config.js';
+import { applyCdiDevices } from '../cdi/cdi-edits.js';
+import type { ResolvedDevice } from '../cdi/cdi-registry.js';
 import { criAnnotations } from './annotations.js';
 import { containerCapabilities, currentCapabilities } from './capabilities.js';
 import { cgroupsPath } from './cgroups-path.js';
@@ -54,6 +56,10 @@ export interface ContainerSpecInput {
   cgroupVersion: 1 | 2;
   /** What the runtime handler supports; recursive read-only mounts need kernel 5.12+. */
   runtimeFeatures?: { recursiveReadOnly?: boolean };
+  /** CDI devices (already resolved from CDI_devices and cdi.k8s.io/ annotations), applied last. */
+  cdiDevices?: readonly ResolvedDevice[];
+  /** The PID namespace of the container a TARGET-mode container joins (its init's /proc/<pid>/ns/pid). */
+  targetPidnsPath?: string;
 }
 
 /** Node facts the builder reads; overridable so tests can state them. */
@@ -133,6 +139,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     },
     cgroupVersion: input.cgroupVersion,
     privileged,
+    targetPidnsPath: input.targetPidnsPath,
   });
   const devices = await containerDevices(config.devices ?? [], privileged);
   const readonlyRootfs = sc?.readonlyRootfs ?? false;
@@ -177,5 +184,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
   if (devices.devices.length > 0) spec.linux.devices = devices.devices;
   if (mounts.rootfsPropagation) spec.linux.rootfsPropagation = mounts.rootfsPropagation;
   if (seccomp) spec.linux.seccomp = seccomp;
+  // Last: CDI edits see (and may replace) the container's env, devices and mounts, as in containerd.
+  if (input.cdiDevices?.length) await applyCdiDevices(spec, input.cdiDevices);
   return spec;
 }

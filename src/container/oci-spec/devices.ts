@@ -33,8 +33,8 @@ export const DEFAULT_DEVICE_RULES: OciDeviceCgroup[] = [
 const SKIP_DIRS = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev']);
 
 // Linux dev_t encoding (glibc's gnu_dev_major/minor).
-const major = (rdev: bigint): number => Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-const minor = (rdev: bigint): number => Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+export const major = (rdev: bigint): number => Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+export const minor = (rdev: bigint): number => Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 
 /** The device at hostPath (symlinks followed), or undefined if it is no device node. */
 async function deviceAt(hostPath: string, containerPath: string): Promise<OciDevice | undefined> {
@@ -75,7 +75,7 @@ function checkPermissions(perms: string, field: string): string {
 }
 
 /** The node's host mode less the read/write bits the access does not grant. */
-function modeFor(hostMode: number, access: string): number {
+export function modeFor(hostMode: number, access: string): number {
   let mode = hostMode;
   if (!access.includes('r')) mode &= ~0o444;
   if (!access.includes('w')) mode &= ~0o222;

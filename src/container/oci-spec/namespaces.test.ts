@@ -83,10 +83,16 @@ describe('containerNamespaces', () => {
     expect(() => containerNamespaces(input({ pid: 'POD' }, { pod: { ...pod, pidnsPath: undefined } }))).toThrow(/namespaceOptions.pid is POD/);
   });
 
-  it('refuses a TARGET pid namespace (kubectl debug --target) as not supported yet, naming the target', () => {
+  it("joins the target container's PID namespace in TARGET mode (kubectl debug --target)", () => {
+    const got = containerNamespaces(input({ pid: 'TARGET', targetId: 'c1' }, { targetPidnsPath: '/proc/77/ns/pid' }));
+    expect(got.namespaces).toContainEqual({ type: 'pid', path: '/proc/77/ns/pid' });
+    expect(got.namespaces.filter((n) => n.type === 'pid')).toHaveLength(1);
+  });
+
+  it("refuses TARGET mode when the target's PID namespace is not known, naming the target", () => {
     const p = () => containerNamespaces(input({ pid: 'TARGET', targetId: 'c1' }));
-    expect(p).toThrow(InvalidArgumentError);
-    expect(p).toThrow(/namespaceOptions.pid TARGET \(targetId "c1"\): joining another container's PID namespace \(kubectl debug --target\) is not supported yet/);
+    expect(p).toThrow(FailedPreconditionError);
+    expect(p).toThrow(/namespaceOptions.pid TARGET \(targetId "c1"\): the target container's PID namespace is not known/);
   });
 
   it('refuses user namespaces explicitly', () => {

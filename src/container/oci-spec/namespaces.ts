@@ -15,6 +15,8 @@ export interface PodNamespacePaths {
 }
 
 export interface NamespaceInput {
+  /** TARGET mode (kubectl debug --target): the target container's PID namespace, found by the caller. */
+  targetPidnsPath?: string;
   /**
    * The container's namespace options. Null (no security context, as crictl sends) means
    * kubelet's defaults: the pod's network and ipc, a pid namespace of its own.
@@ -70,12 +72,15 @@ export function containerNamespaces(input: NamespaceInput): NamespaceResult {
   else if (netMode !== 'NODE') uts = { type: 'uts' };
   if (uts) out.push(uts);
 
+  let pid: OciNamespace | undefined;
   if (pidMode === 'TARGET') {
-    throw new InvalidArgumentError(
-      `namespaceOptions.pid TARGET (targetId "${o?.targetId ?? ''}"): joining another container's PID namespace (kubectl debug --target) is not supported yet`,
-    );
+    if (!input.targetPidnsPath) {
+      throw new FailedPreconditionError(`namespaceOptions.pid TARGET (targetId "${o?.targetId ?? ''}"): the target container's PID namespace is not known`);
+    }
+    pid = { type: 'pid', path: input.targetPidnsPath };
+  } else {
+    pid = entry('pid', pidMode, input.pod.pidnsPath, 'namespaceOptions.pid');
   }
-  const pid = entry('pid', pidMode, input.pod.pidnsPath, 'namespaceOptions.pid');
   if (pid) out.push(pid);
 
   if (input.cgroupVersion === 2 && !input.privileged) out.push({ type: 'cgroup' });

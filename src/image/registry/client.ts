@@ -17,6 +17,7 @@ import { formatLimit, limitExceeded } from '../limits.js';
 import { canonicalRegistry, credentialOwner } from './credential-scope.js';
 import type { ImageReference } from '../reference.js';
 import { credentialsFrom, type Credentials } from './auth.js';
+import { RegistryAuthFile } from './auth-file.js';
 import { ResumableBlobStream, formatSeconds, type OpenedBody } from './blob-stream.js';
 import { readBoundedBody } from './bounded-body.js';
 import { endpointsFor, hostOptions, withDefaults, type RegistryHostsConfig, type ResolvedHostsConfig } from './hosts.js';
@@ -56,8 +57,12 @@ export class RegistryClient {
   readonly config: ResolvedHostsConfig;
   private readonly transport: RegistryTransport;
 
+  /** The credentials file ([image] auth_file), if configured. */
+  private readonly authFile?: RegistryAuthFile;
+
   constructor(config: RegistryHostsConfig = {}) {
     this.config = withDefaults(config);
+    if (config.authFile) this.authFile = new RegistryAuthFile(config.authFile);
     this.transport = new RegistryTransport(this.config);
   }
 
@@ -121,7 +126,7 @@ export class RegistryClient {
    */
   async openBlob(source: BlobSource, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<ResumableBlobStream> {
     const endpoints = this.blobEndpoints(source);
-    const creds = this.credentialsFor(source.ref, opts.auth);
+    const creds = await this.credentialsFor(source.ref, opts.auth);
     const what = describeBlob(desc);
     let preferred = endpoints[0]!;
     const open = async (offset: number): Promise<OpenedBody> => {
@@ -180,9 +185,12 @@ export class RegistryClient {
   /**
    * Per endpoint, the credentials it may be sent: the request's own only at the registry they
    * belong to (see credential-scope.ts), and never at a mirror; otherwise what the config file
-   * gives that endpoint's host (a mirror's own entry, or the registry's).
+   * gives that endpoint's host (a mirror's own entry, or the registry's), else what the
+   * credentials file gives it under the same rule. The config file wins: its credentials were
+   * written for crib, a shared credentials file's for whoever logged in last.
    */
-  private credentialsFor(ref: ImageReference, auth: CriAuth | undefined): (ep: Endpoint) => Credentials | undefined {
+  private async credentialsFor(ref: ImageReference, auth: CriAuth | undefined): Promise<(ep: Endpoint) => Credentials | undefined> {
+    await this.authFile?.refresh();
     const fromRequest = credentialsFrom(auth);
     const owner = fromRequest && credentialOwner(auth?.serverAddress, ref.domain);
     const ownedHere = fromRequest !== undefined && owner === canonicalRegistry(ref.domain);
@@ -193,13 +201,13 @@ export class RegistryClient {
     return (ep) => {
       if (ownedHere && !ep.mirror) return fromRequest;
       const configured = ep.mirror ? this.config.hosts[ep.host]?.auth : hostOptions(this.config, ref.domain)?.auth;
-      return credentialsFrom(configured);
+      return credentialsFrom(configured) ?? credentialsFrom(this.authFile?.lookup(ep.mirror ? ep.host : ref.domain, ref.path));
     };
   }
 
   private async fetchManifest(ep: Endpoint, ref: ImageReference, reference: string, opts: RequestOptions) {
     const what = `image "${ref}"`;
-    const creds = this.credentialsFor(ref, opts.auth)(ep);
+    const creds = (await this.credentialsFor(ref, opts.auth))(ep);
     const res = await this.transport.send(ep, {
       path: `/v2/${ref.path}/manifests/${reference}${ep.mirror ? `?ns=${encodeURIComponent(ref.domain)}` : ''}`,
       headers: { accept: MANIFEST_ACCEPT },

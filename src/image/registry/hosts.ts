@@ -38,6 +38,8 @@ export interface RegistryHostsConfig {
   progressTimeoutMs?: number;
   /** Bounds on manifests and blobs (defaults: DEFAULT_IMAGE_LIMITS). */
   limits?: Partial<ImageLimits>;
+  /** A Docker config.json / containers auth.json to take registry credentials from. */
+  authFile?: string;
 }
 
 export interface ResolvedHostsConfig {
@@ -86,6 +88,7 @@ export function hostsConfigFromCrib(config: CribConfig): RegistryHostsConfig {
     retries: config.image.retries,
     progressTimeoutMs: config.image.pull_progress_timeout,
     limits: imageLimitsFromConfig(config),
+    authFile: config.image.auth_file,
   };
 }
 
