@@ -54,6 +54,8 @@ export interface ContainerSpecInput {
   cgroupVersion: 1 | 2;
   /** What the runtime handler supports; recursive read-only mounts need kernel 5.12+. */
   runtimeFeatures?: { recursiveReadOnly?: boolean };
+  /** Host paths of the mounted image volumes, by index in config.mounts (image-volumes.ts). */
+  imageVolumeSources?: ReadonlyMap<number, string>;
 }
 
 /** Node facts the builder reads; overridable so tests can state them. */
@@ -146,6 +148,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     hostnamePath: sandbox.hostnamePath,
     shmPath: sandbox.shmPath,
     recursiveReadOnlySupported: input.runtimeFeatures?.recursiveReadOnly ?? false,
+    imageVolumeSources: input.imageVolumeSources,
   });
   const containerName = config.metadata?.name ?? '';
   const imageName = config.image?.userSpecifiedImage || config.image?.image || input.image.ref;
