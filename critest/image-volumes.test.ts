@@ -160,6 +160,8 @@ describe('image volumes', () => {
       ['a file', volume(dataId, '/v', 'data/hello.txt'), status.INVALID_ARGUMENT, /imageSubPath "data\/hello.txt" of image .* is not a directory/],
       ['a missing image', volume(`${registry.host}/vol/never-pulled:v1`, '/v'), status.NOT_FOUND, /image "127\.0\.0\.1:\d+\/vol\/never-pulled:v1" is not present; pull it first/],
       ['a hostPath too', { ...volume(dataId, '/v'), hostPath: '/etc' }, status.INVALID_ARGUMENT, /hostPath "\/etc" and image .* are mutually exclusive/],
+      // Refused only once the spec is built, after the volumes were mounted: the rollback undoes them.
+      ['a later bad host mount', { containerPath: '/h', hostPath: '/etc/passwd/x', readonly: true }, status.FAILED_PRECONDITION, /hostPath \/etc\/passwd\/x does not exist and cannot be created/],
     ];
     for (const [i, [what, mount, code, message]] of cases.entries()) {
       // A good volume first: the refusal of the second must undo it as well.
