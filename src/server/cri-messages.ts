@@ -30,15 +30,16 @@ export function containerMessage(rec: ContainerRecord): Container {
 }
 
 /**
- * The mounts as asked, each image volume with its image's id (ImageSpec.image_ref, KEP-5365)
- * and the host path it is mounted from, so kubelet can show which image a volume holds.
+ * The mounts as asked, each image volume with its image's id (ImageSpec.image_ref, KEP-5365),
+ * so kubelet can show which image a volume holds. (Not the host path it is mounted from: the
+ * listed-size budget bounds statuses by what the request held, and kubelet does not use it.)
  */
 function reportedMounts(rec: ContainerRecord): ContainerRecord['config']['mounts'] {
   const volumes = new Map((rec.imageVolumes ?? []).map((v) => [v.index, v]));
   if (volumes.size === 0) return rec.config.mounts;
   return rec.config.mounts.map((m, i) => {
     const v = volumes.get(i);
-    return v && m.image ? { ...m, hostPath: v.sub ?? v.root, image: { ...m.image, imageRef: v.imageId } } : m;
+    return v && m.image ? { ...m, image: { ...m.image, imageRef: v.imageId } } : m;
   });
 }
 
