@@ -1,5 +1,5 @@
 // Overlay snapshots against the real kernel (root: overlay mounts, device nodes from layers).
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -192,6 +192,49 @@ describe('Snapshotter', () => {
     await snaps.unmount(target);
     mounted.pop();
     await snaps.remove(key);
+  });
+
+  it('mounts read-only views (no layers, one, a deep chain) that hold their chain until removed', async () => {
+    const one = await commitChain([await layer([{ name: 'bin/', type: 'dir' }, { name: 'bin/tool', body: '#!/bin/sh\n', mode: 0o4755 }])]);
+    const deepLayers = [];
+    for (let i = 0; i < 140; i += 1) deepLayers.push(await layer([{ name: `v${i}`, body: String(i) }]));
+    const deep = await commitChain(deepLayers);
+    const cases: Array<[string, string | undefined, string[]]> = [
+      ['none', undefined, []],
+      ['one', one[0], ['bin']],
+      ['deep', deep[deep.length - 1], ['v0', 'v139']],
+    ];
+    for (const [name, chain, expected] of cases) {
+      const key = `view-${name}-${process.pid}`;
+      await snaps.prepareView(key, chain);
+      const target = join(root, `view-${name}`);
+      mkdirSync(target);
+      await snaps.mountView(key, target);
+      mounted.push(target);
+      const entries = readdirSync(target);
+      for (const e of expected) expect(entries, name).toContain(e);
+      expect(entries.length, name).toBe(name === 'deep' ? 140 : expected.length);
+      // No upper dir: nothing can be written, and the mount itself is ro, nosuid, nodev, noexec.
+      expect(() => writeFileSync(join(target, 'new'), 'x'), name).toThrow(/EROFS/);
+      const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === target)!;
+      expect(line.split(' ')[5]!.split(','), name).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+      expect(line, name).not.toContain('upperdir=');
+    }
+    // A view holds its chain against gc like a writable snapshot does, also once reloaded.
+    await snaps.gc([]);
+    expect(snaps.has(one[0]!)).toBe(true);
+    const again = new Snapshotter(root);
+    await again.load();
+    expect(again.listActive().filter((a) => a.view).map((a) => a.key).sort()).toEqual(cases.map(([n]) => `view-${n}-${process.pid}`).sort());
+    expect(() => snaps.mounts(`view-one-${process.pid}`)).toThrow(NotFoundError);
+    for (const [name] of cases) {
+      const target = join(root, `view-${name}`);
+      await snaps.unmount(target);
+      mounted.splice(mounted.indexOf(target), 1);
+      await snaps.remove(`view-${name}-${process.pid}`);
+    }
+    expect(await snaps.gc([])).toEqual(expect.arrayContaining([one[0], deep[0]]));
+    expect(snaps.has(one[0]!)).toBe(false);
   });
 
   it('cleans up interrupted work at start-up', async () => {

@@ -19,6 +19,7 @@
 import { join } from 'node:path';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
 import { defineSchema } from '../store/schema.js';
+import type { ImageVolumeRecord } from './image-volumes.js';
 
 export interface ContainerRecord {
   id: string;
@@ -54,6 +55,12 @@ export interface ContainerRecord {
   cgroupsPath?: string;
   /** The identity the container's processes run as (ContainerStatus.user). */
   user?: { uid: number; gid: number; additionalGids: number[] };
+  /**
+   * Its image volumes (CRI mounts with `image` set), written with the creation intent before
+   * anything is mounted, so a rollback or removal knows what to unmount and release. Records
+   * without it (older ones included) have none: an optional field, so the schema stays at 1.
+   */
+  imageVolumes?: ImageVolumeRecord[];
 }
 
 export type CriContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
@@ -230,9 +230,11 @@ describe('ContainerService', () => {
     rt.exit(id, 3);
     expect(await svc.status(id)).toMatchObject({ exitCode: 3, reason: 'Error' });
     expect(events.at(-1)).toBe('CONTAINER_STOPPED_EVENT');
-    await settle();
-    expect(await onDisk(id)).toMatchObject({ exitCode: 3 });
-    expect(rt.containers.get(id)!.exitAcked).toBe(true);
+    // Written in the background: wait for it rather than for a fixed time (a loaded machine).
+    await vi.waitFor(async () => {
+      expect(await onDisk(id)).toMatchObject({ exitCode: 3 });
+      expect(rt.containers.get(id)!.exitAcked).toBe(true);
+    }, { timeout: 5000, interval: 20 });
   });
 
   it('reports STARTED before STOPPED for a process that exits while it is being started', async () => {
@@ -253,7 +255,7 @@ describe('ContainerService', () => {
     const id = await svc.create(pod, containerConfig('orphan'), new AbortController().signal);
     await svc.start(id);
     rt.killMonitor(id, { processAlive: true });
-    await settle();
+    await vi.waitFor(async () => expect(await svc.status(id)).toMatchObject({ exitCode: 137 }), { timeout: 5000, interval: 20 });
     const st = await svc.status(id);
     expect(st).toMatchObject({ exitCode: 137, reason: 'Error' });
     expect(st.message).toMatch(/crib-monitor \(pid \d+\) is gone.*was still running and was killed/);
@@ -269,7 +271,7 @@ describe('ContainerService', () => {
     const id = await svc.create(pod, containerConfig('vanished'), new AbortController().signal);
     await svc.start(id);
     rt.killMonitor(id, { processAlive: false });
-    await settle();
+    await vi.waitFor(async () => expect(await svc.status(id)).toMatchObject({ exitCode: 255 }), { timeout: 5000, interval: 20 });
     const st = await svc.status(id);
     expect(st).toMatchObject({ exitCode: 255, reason: 'Unknown' });
     expect(st.message).toMatch(/crib-monitor \(pid \d+\) is gone.*process is gone too/);

@@ -36,6 +36,7 @@ import type { OciSpec } from './oci-spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
 import { CONTAINER_RECORD, containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
 import { ContainerRecords } from './container-records.js';
+import { ImageVolumes } from './image-volumes.js';
 
 /** kubelet caps exec output at 16 MiB; so do we. */
 const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
@@ -72,6 +73,8 @@ export interface ContainerServiceOptions {
   persistRetry?: { firstMs: number; maxMs: number };
   /** The node's CDI specs; without it a container asking for a CDI device is refused. */
   cdi?: CdiRegistry;
+  /** Image volumes (CRI Mount.image); without it a mount with an image is refused. */
+  imageVolumes?: ImageVolumes;
 }
 
 export function cgroupVersion(): 1 | 2 {
@@ -132,6 +135,7 @@ export class ContainerService implements PodContainers {
         continue;
       }
       this.names.claim(rec.reservedName, rec.id);
+      if (rec.imageVolumes) this.opts.imageVolumes?.hold(rec.id, rec.imageVolumes);
       const runtime = this.opts.runtimes.find(rec.runtimeHandler);
       if (!runtime) {
         log.error({ container: rec.id, handler: rec.runtimeHandler }, 'container of a runtime handler that is no longer configured: not watched');
@@ -353,12 +357,15 @@ export class ContainerService implements PodContainers {
     // Resolved before anything is made: an unknown device leaves nothing behind.
     const cdiDevices = await this.resolveCdi(config);
     const targetPidnsPath = this.targetPidNamespace(pod, config);
+    // Image volumes are checked and their images found before anything is made.
+    const volumes = await this.opts.imageVolumes?.plan(id, dir, config.mounts ?? []) ?? [];
     const rec: ContainerRecord = {
       id, podId: pod.id, reservedName: reservedContainerName(pod.id, config), config,
       imageId: image.id, imageName: config.image!.userSpecifiedImage || config.image!.image,
       runtimeHandler: pod.runtimeHandler, created: false, createdAt: nowNs(), dir, logPath,
       // The CRI's stop_signal wins over the image's STOPSIGNAL.
       stopSignal: chosenStopSignal(config.stopSignal, imageConfig.config?.StopSignal),
+      ...(volumes.length > 0 ? { imageVolumes: volumes.map(({ chainId: _, ...v }) => v) } : {}),
     };
     // The intent goes to disk first: a crash from here on is rolled back at start-up.
     await this.records.add(rec);
@@ -367,6 +374,12 @@ export class ContainerService implements PodContainers {
     try {
       await mkdir(paths.bundle, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove container dir', () => rm(dir, { recursive: true, force: true }));
+      const imageVolumes = this.opts.imageVolumes;
+      if (imageVolumes && volumes.length > 0) {
+        imageVolumes.hold(id, volumes);
+        cleaner.add('release image volumes', () => imageVolumes.release(id, volumes));
+        await imageVolumes.mount(volumes);
+      }
       const snapshots = this.opts.snapshots;
       await snapshots.prepare(id, image.chainId);
       cleaner.add('remove writable layer', () => snapshots.remove(id));
@@ -395,6 +408,7 @@ export class ContainerService implements PodContainers {
         runtimeFeatures: runtime.features,
         cdiDevices,
         targetPidnsPath,
+        imageVolumeSources: ImageVolumes.sources(volumes),
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
@@ -570,6 +584,7 @@ export class ContainerService implements PodContainers {
       if (!['EINVAL', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
     });
     await this.opts.snapshots.remove(rec.id);
+    if (rec.imageVolumes) await this.opts.imageVolumes?.release(rec.id, rec.imageVolumes);
     await rm(rec.dir, { recursive: true, force: true });
     await this.records.remove(rec.id);
     this.acked.delete(rec.id);

@@ -9,6 +9,7 @@ import type { CribConfig } from '../config/config.js';
 import { log } from '../log.js';
 import { nativeBinaries } from '../native-paths.js';
 import { ImageService } from '../image/image-service.js';
+import { ImageVolumes } from '../container/image-volumes.js';
 import { CRIB_VERSION } from '../version.js';
 import { NodeNetwork } from '../network/node-network.js';
 import { createCriServer } from '../server/cri-server.js';
@@ -93,6 +94,7 @@ export class Daemon {
         images: this.images,
         snapshots: this.images.snapshots,
         cdi: new CdiRegistry(config.cdi.spec_dirs),
+        imageVolumes: new ImageVolumes(this.images, this.images.snapshots),
       });
       this.containers = containers;
       const sandboxes = new SandboxService({

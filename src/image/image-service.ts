@@ -16,6 +16,7 @@ import { imageLimitsFromConfig } from './limits.js';
 import { readImageArchive, type ArchiveImage } from './image-archive.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { RegistryClient, hostsConfigFromCrib, type CriAuth } from './registry/client.js';
+import { VolumeReferences } from './volume-references.js';
 
 export interface ImageView extends ImageRecord {
   /** The image config's USER ("" when unset). */
@@ -37,6 +38,8 @@ export class ImageService {
   /** Digests and chain ids that in-flight pulls/imports are writing; GC leaves them alone. */
   private readonly leases = new Map<string, number>();
   private gcRunning: Promise<void> = Promise.resolve();
+  /** Images that containers mount as image volumes: RemoveImage refuses them. */
+  readonly volumeReferences = new VolumeReferences();
 
   private constructor(
     private readonly config: CribConfig,
@@ -221,6 +224,7 @@ export class ImageService {
   async remove(ref: string): Promise<void> {
     const rec = await this.find(ref);
     if (!rec) return;
+    this.volumeReferences.assertUnused(rec.id, ref);
     await this.records.remove(rec.id);
     log.info({ id: rec.id, tags: rec.repoTags }, 'image removed');
     await this.collectGarbage();

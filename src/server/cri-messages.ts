@@ -30,6 +30,20 @@ export function containerMessage(rec: ContainerRecord): Container {
   };
 }
 
+/**
+ * The mounts as asked, each image volume with its image's id (ImageSpec.image_ref, KEP-5365),
+ * so kubelet can show which image a volume holds. (Not the host path it is mounted from: the
+ * listed-size budget bounds statuses by what the request held, and kubelet does not use it.)
+ */
+function reportedMounts(rec: ContainerRecord): ContainerRecord['config']['mounts'] {
+  const volumes = new Map((rec.imageVolumes ?? []).map((v) => [v.index, v]));
+  if (volumes.size === 0) return rec.config.mounts;
+  return rec.config.mounts.map((m, i) => {
+    const v = volumes.get(i);
+    return v && m.image ? { ...m, image: { ...m.image, imageRef: v.imageId } } : m;
+  });
+}
+
 export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
   return {
     id: rec.id,
@@ -46,7 +60,7 @@ export function containerStatusMessage(rec: ContainerRecord): ContainerStatus {
     message: rec.message ?? '',
     labels: rec.config.labels,
     annotations: rec.config.annotations,
-    mounts: rec.config.mounts,
+    mounts: reportedMounts(rec),
     logPath: rec.logPath,
     resources: rec.config.linux?.resources ? { linux: rec.config.linux.resources } : null,
     // What the processes really run as, after the image's /etc/passwd and /etc/group and the

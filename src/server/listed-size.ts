@@ -24,6 +24,8 @@ const POD_FIXED_BYTES = 2048;
 const CONTAINER_FIXED_BYTES = 1024;
 /** A protobuf string field's tag and length prefix, for strings under 2 MiB. */
 const FIELD_OVERHEAD = 4;
+/** An image id as a string field: "sha256:" and 64 hex digits. */
+const IMAGE_ID_BYTES = 71 + FIELD_OVERHEAD;
 /** A map entry: the entry's tag and length, then the key's and the value's. */
 const MAP_ENTRY_OVERHEAD = 12;
 
@@ -53,6 +55,8 @@ export function containerListedBytes(config: ContainerConfig__Output, logPath: s
   n += str(image?.image) + str(image?.userSpecifiedImage) + str(image?.runtimeHandler) + map(image?.annotations);
   for (const mount of config.mounts) {
     n += str(mount.containerPath) + str(mount.hostPath) + str(mount.imageSubPath) + str(mount.image?.image) + 16;
+    // An image volume's status also names its image's id (ImageSpec.image_ref: "sha256:" + 64 hex).
+    if (mount.image?.image) n += str(mount.image.userSpecifiedImage) + str(mount.image.runtimeHandler) + map(mount.image.annotations) + IMAGE_ID_BYTES;
     n += (mount.uidMappings.length + mount.gidMappings.length) * 20;
   }
   const r = config.linux?.resources;

@@ -38,6 +38,30 @@ export async function mountOverlay(d: OverlayDirs, target: string, base: string)
   await run('mount', ['-t', 'overlay', 'overlay', '-o', rel, target], base);
 }
 
+const MS_RDONLY = 0x1;
+const MS_NOSUID = 0x2;
+const MS_NODEV = 0x4;
+const MS_NOEXEC = 0x8;
+
+/**
+ * Mount the read-only overlay of `lowerdirs` (top first, at least two: overlayfs refuses a
+ * single lower dir without an upper one) on `target`: no upper dir, so nothing can be written,
+ * and nosuid, nodev, noexec (an image volume is data, KEP-4639). `base` as for mountOverlay.
+ */
+export async function mountReadOnlyOverlay(lowerdirs: string[], target: string, base: string): Promise<void> {
+  const options = `lowerdir=${lowerdirs.join(':')}`;
+  if (options.length <= PAGE_LIMIT) {
+    mount('overlay', target, 'overlay', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+    return;
+  }
+  const rel = `lowerdir=${lowerdirs.map((p) => relative(base, p)).join(':')}`;
+  if (rel.length > PAGE_LIMIT) {
+    throw new ResourceExhaustedError(
+      `image has ${lowerdirs.length} layers: its overlay options (${rel.length} bytes) exceed one page even with relative paths`);
+  }
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,nosuid,nodev,noexec,${rel}`, target], base);
+}
+
 /** Unmount `target`; not mounted or missing is fine, busy falls back to a lazy detach. */
 export function unmountOverlay(target: string): void {
   try {

@@ -4,6 +4,7 @@
 //   <root>/snapshots/<n>/fs              committed layer contents (an overlay lower dir)
 //   <root>/snapshots/<n>/snapshot.json   { id, chainId, parent, diffId, size, createdAt }
 //   <root>/snapshots/active/<key>/{fs,work,snapshot.json}
+//   <root>/snapshots/active/<key>/{pad0,pad1,snapshot.json}   a read-only view (image volumes)
 //   <root>/snapshots/tmp-*               unpacks in progress / removals; swept at start-up
 //
 // Committed dirs are numbered rather than named by chain ID: mount(2) takes all lowerdirs in
@@ -27,7 +28,7 @@ import { StateFile } from '../store/state-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { syncfs } from '../sys/libc.js';
 import { chainIdOf } from '../digest/chain-id.js';
-import { mountOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
+import { mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
 
 export interface CommittedSnapshot {
   id: number;
@@ -43,6 +44,11 @@ export interface ActiveSnapshot {
   key: string;
   chainId?: string;
   createdAt: string;
+  /**
+   * A read-only view of the chain (an image volume): no upper dir, mounted by mountView. Like
+   * any active snapshot it keeps its chain from gc and removeCommitted until it is removed.
+   */
+  view?: true;
 }
 
 export interface PreparedSnapshot {
@@ -267,10 +273,50 @@ export class Snapshotter {
     return this.mounts(key);
   }
 
+  /**
+   * Create the read-only view `key` of `chainId` (undefined: an image without layers). It holds
+   * the chain like a writable snapshot does, so the layers stay while it exists.
+   */
+  async prepareView(key: string, chainId: string | undefined): Promise<void> {
+    checkKey(key);
+    if (this.active.has(key)) throw new AlreadyExistsError(`active snapshot ${key} already exists`);
+    if (chainId !== undefined) this.lowerDirs(chainId); // NotFound before touching disk
+    const rec: ActiveSnapshot = { key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString(), view: true };
+    this.active.set(key, rec);
+    const tmp = join(this.activeDir, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
+    try {
+      await mkdir(tmp, { mode: 0o700 });
+      // Empty lower dirs that pad a chain of fewer than two layers (overlayfs needs two without
+      // an upper dir); their mode is the mode of an empty image's root.
+      for (const pad of ['pad0', 'pad1']) {
+        await mkdir(join(tmp, pad));
+        await chmod(join(tmp, pad), 0o755);
+      }
+      await activeRecord(tmp).write(rec);
+      await rename(tmp, join(this.activeDir, key));
+      await fsyncDir(this.activeDir);
+    } catch (err) {
+      this.active.delete(key);
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Mount view `key` read-only (nosuid, nodev, noexec) on `target`, a directory that exists. */
+  async mountView(key: string, target: string): Promise<void> {
+    const rec = this.active.get(key);
+    if (!rec?.view) throw new NotFoundError(`read-only view snapshot ${key} does not exist`);
+    const base = join(this.activeDir, key);
+    const lowerdirs = rec.chainId !== undefined ? this.lowerDirs(rec.chainId) : [];
+    if (lowerdirs.length < 2) lowerdirs.push(join(base, 'pad0'));
+    if (lowerdirs.length < 2) lowerdirs.push(join(base, 'pad1'));
+    await mountReadOnlyOverlay(lowerdirs, target, this.dir);
+  }
+
   /** The overlay layout of active snapshot `key`. */
   mounts(key: string): PreparedSnapshot {
     const rec = this.active.get(key);
-    if (!rec) throw new NotFoundError(`active snapshot ${key} does not exist`);
+    if (!rec || rec.view) throw new NotFoundError(`active snapshot ${key} does not exist`);
     const base = join(this.activeDir, key);
     const dirs = {
       lowerdirs: rec.chainId !== undefined ? this.lowerDirs(rec.chainId) : [join(base, 'empty')],

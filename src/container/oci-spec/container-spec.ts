@@ -60,6 +60,8 @@ export interface ContainerSpecInput {
   cdiDevices?: readonly ResolvedDevice[];
   /** The PID namespace of the container a TARGET-mode container joins (its init's /proc/<pid>/ns/pid). */
   targetPidnsPath?: string;
+  /** Host paths of the mounted image volumes, by index in config.mounts (image-volumes.ts). */
+  imageVolumeSources?: ReadonlyMap<number, string>;
 }
 
 /** Node facts the builder reads; overridable so tests can state them. */
@@ -153,6 +155,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     hostnamePath: sandbox.hostnamePath,
     shmPath: sandbox.shmPath,
     recursiveReadOnlySupported: input.runtimeFeatures?.recursiveReadOnly ?? false,
+    imageVolumeSources: input.imageVolumeSources,
   });
   const containerName = config.metadata?.name ?? '';
   const imageName = config.image?.userSpecifiedImage || config.image?.image || input.image.ref;

@@ -32,6 +32,8 @@ const base = (o: Partial<MountInput> = {}): MountInput => ({
   ...o,
 });
 
+const IMAGE = { image: 'busybox', annotations: {}, userSpecifiedImage: '', runtimeHandler: '', imageRef: '' };
+
 const DEFAULTS = ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup'];
 
 describe('containerMounts', () => {
@@ -128,9 +130,21 @@ describe('containerMounts', () => {
     ['containerPath with trailing /', { containerPath: '/data/', hostPath: '/tmp' }, /containerPath "\/data\/"/],
     ['relative hostPath', { containerPath: '/data', hostPath: 'tmp' }, /mounts\[0\].hostPath "tmp"/],
     ['hostPath with //', { containerPath: '/data', hostPath: '/tmp//x' }, /mounts\[0\].hostPath "\/tmp\/\/x"/],
-    ['image volume', { containerPath: '/data', hostPath: '/tmp', image: { image: 'busybox', annotations: {}, userSpecifiedImage: '', runtimeHandler: '', imageRef: '' } }, /image volume mounts are not supported/],
+    ['image volume with a hostPath', { containerPath: '/data', hostPath: '/tmp', image: IMAGE }, /hostPath "\/tmp" and image "busybox" are mutually exclusive/],
+    ['image volume nobody mounted', { containerPath: '/data', hostPath: '', image: IMAGE }, /image volume "busybox" is not mounted/],
+    ['imageSubPath without an image', { containerPath: '/data', hostPath: '/tmp', imageSubPath: 'etc' }, /imageSubPath is set but mounts\[0\]\.image is not/],
     ['id-mapped', { containerPath: '/data', hostPath: '/tmp', uidMappings: [{ hostId: 1, containerId: 0, length: 1 }] }, /user namespaces, which are not supported yet/],
   ];
+  it('binds an image volume from where it is mounted: read-only, nosuid, nodev, noexec, private, whatever was asked', async () => {
+    const { mounts } = await containerMounts(base({
+      criMounts: [mount({ containerPath: '/vol', hostPath: '', image: IMAGE, readonly: false, propagation: 'PROPAGATION_BIDIRECTIONAL' })],
+      imageVolumeSources: new Map([[0, join(dir, 'data')]]),
+    }));
+    expect(mounts.find((m) => m.destination === '/vol')).toEqual({
+      destination: '/vol', type: 'bind', source: join(dir, 'data'), options: ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec'],
+    });
+  });
+
   for (const [name, m, msg] of invalid) {
     it(`rejects ${name}`, async () => {
       const p = containerMounts(base({ criMounts: [mount(m)] }));

@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../../errors.js';
 import type { Mount__Output } from '../../gen/runtime/v1/Mount.js';
 import type { NamespaceMode__Output } from '../../gen/runtime/v1/NamespaceMode.js';
+import { isImageVolume } from '../image-volumes.js';
 import { checkCleanPath } from './clean-path.js';
 import { isShared, isSlave, lookupMount } from './mount-info.js';
 import type { OciMount } from './oci-types.js';
@@ -27,6 +28,11 @@ export interface MountInput {
   shmPath?: string;
   /** The runtime handler can do recursive read-only ("rro") mounts. */
   recursiveReadOnlySupported: boolean;
+  /**
+   * Where each image volume (a CRI mount with `image` set) is mounted on the host, by its index
+   * in criMounts (container/image-volumes.ts mounts them before the spec is built).
+   */
+  imageVolumeSources?: ReadonlyMap<number, string>;
 }
 
 export interface MountResult {
@@ -63,7 +69,19 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-type Request = { containerPath: string; hostPath: string; readonly: boolean; propagation: Mount__Output['propagation']; recursiveReadOnly: boolean; index?: number };
+type Request = {
+  containerPath: string; hostPath: string; readonly: boolean; propagation: Mount__Output['propagation']; recursiveReadOnly: boolean;
+  index?: number;
+  /** An image volume: hostPath is its read-only overlay, made by the daemon. */
+  isImage?: boolean;
+};
+
+/**
+ * An image volume is bound read-only, nosuid, nodev and noexec whatever the mount asked (the CRI
+ * says image mounts are read-only by definition; noexec and the rest as CRI-O and KEP-4639), and
+ * private: the daemon's overlay has nothing under it to propagate.
+ */
+const IMAGE_VOLUME_OPTIONS = ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec'];
 
 /** A validated bind mount: where its source is (or will be, once created) and its options. */
 interface PlannedBind {
@@ -116,6 +134,7 @@ async function plannedSource(hostPath: string, field: string): Promise<{ source:
 
 async function planBind(r: Request, recursiveReadOnlySupported: boolean): Promise<PlannedBind> {
   const field = r.index === undefined ? r.containerPath : `mounts[${r.index}]`;
+  if (r.isImage) return { containerPath: r.containerPath, hostPath: r.hostPath, source: r.hostPath, create: [], options: [...IMAGE_VOLUME_OPTIONS], field };
   // Option rules first: they need nothing from the host.
   const options = ['rbind'];
   switch (r.propagation) {
@@ -200,16 +219,30 @@ export async function containerMounts(input: MountInput): Promise<MountResult> {
   input.criMounts.forEach((m, i) => {
     const field = `mounts[${i}]`;
     checkCleanPath(m.containerPath, `${field}.containerPath`);
-    checkCleanPath(m.hostPath, `${field}.hostPath`);
-    if (m.image && (m.image.image !== '' || m.imageSubPath !== '')) {
-      throw new InvalidArgumentError(`${field}: image volume mounts are not supported yet (containerPath ${m.containerPath})`);
+    const image = isImageVolume(m);
+    if (image) {
+      if (m.hostPath !== '') throw new InvalidArgumentError(`${field}: hostPath "${m.hostPath}" and image "${m.image!.image}" are mutually exclusive`);
+    } else {
+      checkCleanPath(m.hostPath, `${field}.hostPath`);
+      if (m.imageSubPath !== '') throw new InvalidArgumentError(`${field}.imageSubPath is set but ${field}.image is not: a sub path needs an image`);
     }
     if ((m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0) {
       throw new InvalidArgumentError(`${field}: id-mapped mounts need user namespaces, which are not supported yet`);
     }
     if (seen.has(m.containerPath)) throw new InvalidArgumentError(`${field}: containerPath ${m.containerPath} is mounted twice`);
     seen.add(m.containerPath);
-    requests.push({ ...m, index: i });
+    if (image) {
+      const source = input.imageVolumeSources?.get(i);
+      // The container service mounts every image volume before building the spec; a caller that
+      // did not (the spec builder alone) cannot have one.
+      if (source === undefined) throw new InvalidArgumentError(`${field}: image volume "${m.image!.image}" is not mounted (no image volume support here)`);
+      requests.push({ containerPath: m.containerPath, hostPath: source, readonly: true, propagation: 'PROPAGATION_PRIVATE', recursiveReadOnly: false, index: i, isImage: true });
+      return;
+    }
+    requests.push({
+      containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, propagation: m.propagation,
+      recursiveReadOnly: m.recursiveReadOnly, index: i,
+    });
   });
 
   // Pod-level files, unless kubelet mounts its own at the same path.
