@@ -149,6 +149,10 @@ int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err) {
   json_t *uids = json_object_get(linux_, "uidMappings"), *gids = json_object_get(linux_, "gidMappings");
   if (json_array_size(uids) == 0 || json_array_size(gids) == 0)
     return crib_fail(err, 0, "linux: a new user namespace needs uidMappings and gidMappings");
+  return crib_ns_write_maps(pid, uids, gids, err);
+}
+
+int crib_ns_write_maps(pid_t pid, json_t *uids, json_t *gids, crib_err *err) {
   /* A procfs of our own pid namespace, where pid is the child's number. */
   int proc = crib_procfs_open(err);
   if (proc < 0) return -1;
