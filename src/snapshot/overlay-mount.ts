@@ -5,6 +5,8 @@
 import { spawn } from 'node:child_process';
 import { relative } from 'node:path';
 import { ResourceExhaustedError, InternalError, errnoCode } from '../errors.js';
+import { nativeBinaries } from '../native-paths.js';
+import { CommandError, runCommand } from '../network/command.js';
 import { MNT_DETACH, mount, umount2 } from '../sys/libc.js';
 
 const PAGE_LIMIT = 4095; // one page including the terminating NUL
@@ -36,6 +38,24 @@ export async function mountOverlay(d: OverlayDirs, target: string, base: string)
       `image has ${d.lowerdirs.length} layers: its overlay options (${rel.length} bytes) exceed one page even with relative paths`);
   }
   await run('mount', ['-t', 'overlay', 'overlay', '-o', rel, target], base);
+}
+
+/**
+ * Mount an overlay of `d` on `target` whose lower layers are idmapped with the user namespace
+ * pinned at `usernsPath` (a user-namespaced pod's rootfs; see native/pinns/idmap-overlay.c).
+ * crib-pinns does it: the idmapped layer mounts are detached mounts named by fd, which only a
+ * process of our own can hold while it mounts.
+ */
+export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usernsPath: string): Promise<void> {
+  const args = ['mount-overlay', '--userns', usernsPath, '--upper', d.upperdir, '--work', d.workdir];
+  for (const lower of d.lowerdirs) args.push('--lower', lower);
+  args.push(target);
+  try {
+    await runCommand(nativeBinaries.pinns, args);
+  } catch (err) {
+    if (err instanceof CommandError) throw new InternalError(`idmapped rootfs on ${target}: ${err.stderr.trim() || err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 /** Unmount `target`; not mounted or missing is fine, busy falls back to a lazy detach. */

@@ -129,8 +129,16 @@ describe('containerMounts', () => {
     ['relative hostPath', { containerPath: '/data', hostPath: 'tmp' }, /mounts\[0\].hostPath "tmp"/],
     ['hostPath with //', { containerPath: '/data', hostPath: '/tmp//x' }, /mounts\[0\].hostPath "\/tmp\/\/x"/],
     ['image volume', { containerPath: '/data', hostPath: '/tmp', image: { image: 'busybox', annotations: {}, userSpecifiedImage: '', runtimeHandler: '', imageRef: '' } }, /image volume mounts are not supported/],
-    ['id-mapped', { containerPath: '/data', hostPath: '/tmp', uidMappings: [{ hostId: 1, containerId: 0, length: 1 }] }, /user namespaces, which are not supported yet/],
+    ['id-mapped outside a user-namespaced pod', { containerPath: '/data', hostPath: '/tmp', uidMappings: [{ hostId: 1, containerId: 0, length: 1 }] }, /mounts\[0\]: id-mapped mounts .* need a pod with a user namespace/],
   ];
+  it('passes a user-namespaced pod\'s id mappings on to the runtime, and wants both', async () => {
+    const maps = [{ hostId: 100000, containerId: 0, length: 65536 }];
+    const r = await containerMounts(base({ podUserns: true, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps, gidMappings: maps })] }));
+    const oci = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    expect(r.mounts.find((m) => m.destination === '/data')).toMatchObject({ source: '/tmp', uidMappings: oci, gidMappings: oci });
+    const half = containerMounts(base({ podUserns: true, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps })] }));
+    await expect(half).rejects.toThrow(/mounts\[0\].gidMappings: an id-mapped mount needs both/);
+  });
   for (const [name, m, msg] of invalid) {
     it(`rejects ${name}`, async () => {
       const p = containerMounts(base({ criMounts: [mount(m)] }));
