@@ -4,7 +4,9 @@
 // For each runtime: RunPodSandbox, CreateContainer, StartContainer of busybox until running,
 // N sequential and C concurrent, median/p95 per call; then daemon + per-container helper RSS
 // (crib-monitor / containerd-shim) with 0, 20 and 100 pods running. containerd (Debian's
-// package, CRI plugin, CNI bridge plugin) runs in the same run when installed.
+// package, CRI plugin, CNI bridge plugin) runs in the same run when installed. crib is measured
+// a second time with every pod in its own user namespace (usernsOptions POD, a 64 Ki id range
+// per pod as kubelet allocates them): the "crib+userns" column, goal within 1.2x of crib.
 import { readFileSync, readdirSync } from 'node:fs';
 import type { CriClient } from '../test-support/cri-client.js';
 import { runOnBenchTargets } from '../test-support/bench-targets.js';
@@ -18,15 +20,22 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
 let seq = 0;
-async function startPod(cri: CriClient, image: string, t: Timings): Promise<string> {
+/** kubelet's shape: container ids 0..65535 on a 64 Ki block of host ids of the pod's own. */
+function usernsLinux(n: number): Record<string, unknown> {
+  const maps = [{ containerId: 0, hostId: 65536 * (64 + (n % 4096)), length: 65536 }];
+  return { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: { mode: 'POD', uids: maps, gids: maps } } } };
+}
+
+async function startPodWith(cri: CriClient, image: string, t: Timings, userns = false): Promise<string> {
   const n = seq++;
-  const config = { metadata: { name: `bench-${n}`, namespace: 'bench', uid: `bench-${process.pid}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
+  const linux = userns ? usernsLinux(n) : {};
+  const config = { metadata: { name: `bench-${n}`, namespace: 'bench', uid: `bench-${process.pid}-${n}`, attempt: 0 }, linux, logDirectory: '' };
   const t0 = process.hrtime.bigint();
   const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
   const t1 = process.hrtime.bigint();
   const { containerId } = await cri.runtime.CreateContainer({
     podSandboxId, sandboxConfig: config,
-    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },
+    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux },
   });
   const t2 = process.hrtime.bigint();
   await cri.runtime.StartContainer({ containerId });
@@ -69,7 +78,8 @@ function memoryMiB(daemonPid: number, helperName: string, marker: string): numbe
 
 interface Result { name: string; seq: Timings; conc: Timings; mem: Record<number, number> }
 
-async function measure(name: string, cri: CriClient, image: string, mem: () => number): Promise<Result> {
+async function measure(name: string, cri: CriClient, image: string, mem: () => number, userns = false): Promise<Result> {
+  const startPod = (c: CriClient, img: string, t: Timings) => startPodWith(c, img, t, userns);
   const warm: Timings = { run: [], create: [], start: [], total: [] };
   for (let i = 0; i < 3; i++) await startPod(cri, image, warm);
   await removeAll(cri);
@@ -99,16 +109,25 @@ function print(results: Result[]): void {
     }
   }
   for (const n of [0, 20, 100]) line(`memory with ${n} pods (MiB)`, (r) => r.mem[n]!.toFixed(1));
-  if (results.length === 2) {
-    const [a, b] = results as [Result, Result];
-    console.log(`\ncrib / containerd: pod+container start median ${(pct(a.seq.total, 0.5) / pct(b.seq.total, 0.5)).toFixed(2)}x ` +
-      `(goal <= 0.33), memory with 100 pods ${(a.mem[100]! / b.mem[100]!).toFixed(2)}x (goal <= 0.5)`);
+  const crib = results.find((r) => r.name === 'crib');
+  const userns = results.find((r) => r.name === 'crib+userns');
+  const ctd = results.find((r) => r.name.startsWith('containerd'));
+  if (crib && ctd) {
+    console.log(`\ncrib / containerd: pod+container start median ${(pct(crib.seq.total, 0.5) / pct(ctd.seq.total, 0.5)).toFixed(2)}x ` +
+      `(goal <= 0.33), memory with 100 pods ${(crib.mem[100]! / ctd.mem[100]!).toFixed(2)}x (goal <= 0.5)`);
+  }
+  if (crib && userns) {
+    console.log(`crib+userns / crib: pod+container start median ${(pct(userns.seq.total, 0.5) / pct(crib.seq.total, 0.5)).toFixed(2)}x, ` +
+      `${CONCURRENT} concurrent ${(pct(userns.conc.total, 0.5) / pct(crib.conc.total, 0.5)).toFixed(2)}x (goal <= 1.2)`);
   }
 }
 
 async function main(): Promise<void> {
-  const results = await runOnBenchTargets({ bridge: 'cribbenchctd', subnet: '10.249.0.0/16' }, (t) =>
-    measure(t.name, t.cri, t.image, () => memoryMiB(t.daemonPid, t.helper.name, t.helper.marker)));
+  const results = (await runOnBenchTargets({ bridge: 'cribbenchctd', subnet: '10.249.0.0/16' }, async (t) => {
+    const mem = () => memoryMiB(t.daemonPid, t.helper.name, t.helper.marker);
+    const plain = await measure(t.name, t.cri, t.image, mem);
+    return t.name === 'crib' ? [plain, await measure('crib+userns', t.cri, t.image, mem, true)] : [plain];
+  })).flat();
   console.log(`\nN=${N} sequential, ${CONCURRENT} concurrent; busybox sleep containers\n`);
   print(results);
 }
