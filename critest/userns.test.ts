@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PORT_FORWARD_PROTOCOL_V1, REMOTE_COMMAND_V4 } from '../src/streaming/protocol/constants.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
+import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { buildImage, busyboxRootfsLayer, layerFromEntries, pushImage } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
+import { openPortForwardStreams, openRemoteCommandStreams, readAll, spdyUpgrade } from '../test-support/spdy-client.js';
 
 const RUNC_HANDLER = '[runtime.handlers.runc]\npath = "/usr/sbin/runc"\n';
 // kubelet's shape: container 0..65535 on a 64 Ki block of host ids that is nobody else's.
@@ -148,6 +150,38 @@ describe('user namespaces for pods', () => {
     const st = (await d.cri.runtime.ContainerStatus({ containerId })).status;
     expect(await readFile(st.logPath, 'utf8')).toMatch(/stdout F logged/);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('streams exec and port-forward into a user-namespaced pod', async () => {
+    const c = await startPod('stream', "mkdir -p /www && echo 'in the pod' > /www/index.html && exec httpd -f -p 8080 -h /www");
+    // kubectl exec over SPDY.
+    const { url } = await d.cri.runtime.Exec({ containerId: c.containerId, cmd: ['id', '-u'], stdout: true });
+    const ex = await spdyUpgrade(url, [REMOTE_COMMAND_V4]);
+    try {
+      const s = await openRemoteCommandStreams(ex.connection, ex.protocol, { stdin: false, stdout: true, stderr: false, tty: false });
+      expect((await readAll(s.stdout!)).toString()).toBe('0\n');
+      await readAll(s.error);
+    } finally {
+      await ex.connection.close();
+    }
+    // kubectl port-forward: a connection opened in the pod's network namespace (owned by its
+    // user namespace) by crib-pinns.
+    const body = await waitFor('forwarded page', async () => {
+      const pf = await d.cri.runtime.PortForward({ podSandboxId: c.podSandboxId, port: [8080] });
+      const { connection } = await spdyUpgrade(pf.url, [PORT_FORWARD_PROTOCOL_V1]);
+      try {
+        const { data, error } = await openPortForwardStreams(connection, 8080, '1');
+        const got = readAll(data);
+        const err = readAll(error);
+        data.end('GET / HTTP/1.0\r\n\r\n');
+        const [b, e] = await Promise.all([got, err]);
+        return e.length === 0 && b.toString().includes('in the pod') ? b.toString() : undefined;
+      } finally {
+        await connection.close();
+      }
+    });
+    expect(body).toMatch(/200 OK/);
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId: c.podSandboxId });
   });
 
   it('shares one user namespace between the containers of a pod, also with a shared PID namespace', async () => {
