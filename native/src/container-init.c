@@ -132,6 +132,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   }
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
+  if (c->join_userns && crib_ns_check_joined_maps(spec, err) < 0) return -1;
   /* From here on the only fds beyond the preserved ones are those we talk through (and the PID
    * namespace to enter last): nothing our caller leaked to us is reachable through
    * /proc/self/fd during setup. */
