@@ -8,7 +8,12 @@
  * /proc/self/fd/<n>; overlayfs takes private references to them, so they live as long as the
  * overlay. The upper and work dirs stay plain: what the container writes lands with the mapped
  * (host) ids, as the kernel sees them. Overlayfs accepts idmapped lower layers from Linux 5.19;
- * an idmapped mount of an overlay itself is refused (overlayfs does not allow idmapping). */
+ * an idmapped mount of an overlay itself is refused (mount_setattr MOUNT_ATTR_IDMAP on an overlay
+ * mount: EINVAL, on 6.18 too).
+ *
+ * Without --upper/--work the result is read-only (an image volume in such a pod): an overlay of
+ * the layers, or for a single layer (overlayfs wants two lowers without an upper) that layer's
+ * idmapped mount itself, read-only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,16 +55,31 @@ int pinns_mount_overlay(const struct overlay_opts *o, crib_err *err) {
     if (n < 0 || (size_t)n >= sizeof options - off) goto too_long;
     off += (size_t)n;
   }
-  n = snprintf(options + off, sizeof options - off, ",upperdir=%s,workdir=%s", o->upper, o->work);
-  if (n < 0 || (size_t)n >= sizeof options - off) goto too_long;
-  if (mount("overlay", o->target, "overlay", 0, options) < 0) {
+  if (o->upper == NULL && o->nlower == 1) {
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(fds[0], "", AT_EMPTY_PATH, &ro, sizeof ro) < 0) {
+      crib_fail(err, errno, "mount_setattr read-only on layer `%s`", o->lowers[0]);
+      goto out;
+    }
+    if (move_mount(fds[0], "", AT_FDCWD, o->target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+      crib_fail(err, errno, "move_mount idmapped layer `%s` onto `%s`", o->lowers[0], o->target);
+      goto out;
+    }
+    ret = 0;
+    goto out;
+  }
+  if (o->upper != NULL) {
+    n = snprintf(options + off, sizeof options - off, ",upperdir=%s,workdir=%s", o->upper, o->work);
+    if (n < 0 || (size_t)n >= sizeof options - off) goto too_long;
+  }
+  if (mount("overlay", o->target, "overlay", o->upper == NULL ? MS_RDONLY : 0, options) < 0) {
     crib_fail(err, errno, "mount overlay on `%s` over %zu idmapped layers", o->target, o->nlower);
     goto out;
   }
   ret = 0;
   goto out;
 too_long:
-  crib_fail(err, E2BIG, "mount-overlay: the options for %zu layers and `%s` exceed one page", o->nlower, o->upper);
+  crib_fail(err, E2BIG, "mount-overlay: the options for %zu layers exceed one page", o->nlower);
 out:
   for (size_t i = 0; i < nfds; i++) (void)close(fds[i]); /* the overlay holds its own references */
   (void)close(userns);

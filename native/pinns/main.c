@@ -5,7 +5,8 @@
  *   crib-pinns pod-init --dir DIR
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
  *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
- *   crib-pinns mount-overlay --userns FILE --lower DIR... --upper DIR --work DIR TARGET
+ *   crib-pinns mount-overlay --userns FILE --lower DIR... [--upper DIR --work DIR] TARGET
+ *              (without --upper: read-only)
  * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
 #include <errno.h>
 #include <getopt.h>
@@ -26,7 +27,7 @@ static void usage(void) {
           "       " PINNS_PROG " pod-init --dir DIR\n"
           "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n"
           "       " PINNS_PROG " port-forward FILE PORT\n"
-          "       " PINNS_PROG " mount-overlay --userns FILE --lower DIR... --upper DIR --work DIR TARGET\n");
+          "       " PINNS_PROG " mount-overlay --userns FILE --lower DIR... [--upper DIR --work DIR] TARGET\n");
 }
 
 static int fail_usage(crib_err *err, const char *what) {
@@ -89,8 +90,8 @@ static int cmd_mount_overlay(int argc, char **argv) {
     } else if (a[0] != '-' && o.target == NULL) o.target = a;
     else return fail_usage(&err, "mount-overlay: unknown or incomplete argument");
   }
-  if (!o.userns || !o.upper || !o.work || !o.target)
-    return fail_usage(&err, "mount-overlay: --userns, --upper, --work and a target are required");
+  if (!o.userns || !o.target) return fail_usage(&err, "mount-overlay: --userns and a target are required");
+  if ((o.upper == NULL) != (o.work == NULL)) return fail_usage(&err, "mount-overlay: --upper and --work go together");
   if (pinns_mount_overlay(&o, &err) < 0) {
     crib_err_print(PINNS_PROG, &err);
     return 1;

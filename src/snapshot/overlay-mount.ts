@@ -47,8 +47,20 @@ export async function mountOverlay(d: OverlayDirs, target: string, base: string)
  * process of our own can hold while it mounts.
  */
 export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usernsPath: string): Promise<void> {
-  const args = ['mount-overlay', '--userns', usernsPath, '--upper', d.upperdir, '--work', d.workdir];
-  for (const lower of d.lowerdirs) args.push('--lower', lower);
+  await pinnsMountOverlay(d.lowerdirs, target, usernsPath, ['--upper', d.upperdir, '--work', d.workdir]);
+}
+
+/**
+ * The read-only form (an image volume in a user-namespaced pod): `lowerdirs` (top first)
+ * idmapped with the pod's namespace, an overlay of them, or the one layer itself.
+ */
+export async function mountIdmappedLayers(lowerdirs: string[], target: string, usernsPath: string): Promise<void> {
+  await pinnsMountOverlay(lowerdirs, target, usernsPath, []);
+}
+
+async function pinnsMountOverlay(lowerdirs: string[], target: string, usernsPath: string, upper: string[]): Promise<void> {
+  const args = ['mount-overlay', '--userns', usernsPath, ...upper];
+  for (const lower of lowerdirs) args.push('--lower', lower);
   args.push(target);
   try {
     await runCommand(nativeBinaries.pinns, args);
