@@ -50,7 +50,7 @@ const LAYERS: Record<string, string[]> = {
   stats: ['sys', 'network'],
   image: ['sys', 'digest', 'store', 'lifecycle', 'config', 'snapshot'],
   sandbox: ['sys', 'store', 'lifecycle', 'network'],
-  container: ['sys', 'store', 'lifecycle', 'runtime', 'image', 'sandbox'],
+  container: ['sys', 'store', 'lifecycle', 'runtime', 'snapshot', 'image', 'sandbox'],
   streaming: ['sys', 'config', 'runtime', 'container', 'sandbox'],
   server: ['config', 'runtime', 'network', 'stats', 'image', 'sandbox', 'container', 'streaming'],
   daemon: ['sys', 'store', 'config', 'runtime', 'network', 'image', 'sandbox', 'container', 'streaming', 'server'],

@@ -1,9 +1,12 @@
 /* crib-pinns command line:
  *   crib-pinns --dir DIR [--net] [--ipc] [--uts] [--hostname NAME] [--sysctl KEY=VALUE]...
+ *              [--user --uid-map IN:OUT:COUNT... --gid-map IN:OUT:COUNT...]
  *   crib-pinns --remove DIR
  *   crib-pinns pod-init --dir DIR
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
  *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
+ *   crib-pinns mount-overlay --userns FILE --lower DIR... [--upper DIR --work DIR] TARGET
+ *              (without --upper: read-only)
  * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
 #include <errno.h>
 #include <getopt.h>
@@ -19,10 +22,12 @@ static void usage(void) {
   fprintf(stderr,
           "usage: " PINNS_PROG " --dir DIR [--net] [--ipc] [--uts] [--hostname NAME] "
           "[--sysctl KEY=VALUE]...\n"
+          "              [--user --uid-map IN:OUT:COUNT... --gid-map IN:OUT:COUNT...]\n"
           "       " PINNS_PROG " --remove DIR\n"
           "       " PINNS_PROG " pod-init --dir DIR\n"
           "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n"
-          "       " PINNS_PROG " port-forward FILE PORT\n");
+          "       " PINNS_PROG " port-forward FILE PORT\n"
+          "       " PINNS_PROG " mount-overlay --userns FILE --lower DIR... [--upper DIR --work DIR] TARGET\n");
 }
 
 static int fail_usage(crib_err *err, const char *what) {
@@ -70,6 +75,30 @@ static int cmd_port_forward(int argc, char **argv) {
   return 0;
 }
 
+static int cmd_mount_overlay(int argc, char **argv) {
+  crib_err err = {0};
+  static struct overlay_opts o;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    bool has = i + 1 < argc;
+    if (strcmp(a, "--userns") == 0 && has) o.userns = argv[++i];
+    else if (strcmp(a, "--upper") == 0 && has) o.upper = argv[++i];
+    else if (strcmp(a, "--work") == 0 && has) o.work = argv[++i];
+    else if (strcmp(a, "--lower") == 0 && has) {
+      if (o.nlower == PINNS_MAX_LOWERS) return fail_usage(&err, "mount-overlay: too many --lower");
+      o.lowers[o.nlower++] = argv[++i];
+    } else if (a[0] != '-' && o.target == NULL) o.target = a;
+    else return fail_usage(&err, "mount-overlay: unknown or incomplete argument");
+  }
+  if (!o.userns || !o.target) return fail_usage(&err, "mount-overlay: --userns and a target are required");
+  if ((o.upper == NULL) != (o.work == NULL)) return fail_usage(&err, "mount-overlay: --upper and --work go together");
+  if (pinns_mount_overlay(&o, &err) < 0) {
+    crib_err_print(PINNS_PROG, &err);
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   crib_err err = {0};
   /* Run from the daemon's sealed copy (/proc/<pid>/fd/<n>), the process would be named after the
@@ -89,12 +118,15 @@ int main(int argc, char **argv) {
   }
   if (argc > 1 && strcmp(argv[1], "netns-exec") == 0) return cmd_netns_exec(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "port-forward") == 0) return cmd_port_forward(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "mount-overlay") == 0) return cmd_mount_overlay(argc - 1, argv + 1);
 
   static const struct option longopts[] = {
       {"dir", required_argument, NULL, 'd'},      {"remove", required_argument, NULL, 'r'},
       {"net", no_argument, NULL, 'n'},            {"ipc", no_argument, NULL, 'i'},
       {"uts", no_argument, NULL, 'u'},            {"hostname", required_argument, NULL, 'h'},
-      {"sysctl", required_argument, NULL, 's'},   {NULL, 0, NULL, 0},
+      {"sysctl", required_argument, NULL, 's'},   {"user", no_argument, NULL, 'U'},
+      {"uid-map", required_argument, NULL, 'm'},  {"gid-map", required_argument, NULL, 'g'},
+      {NULL, 0, NULL, 0},
   };
   struct pin_opts opts = {0};
   const char *remove_dir = NULL;
@@ -108,6 +140,15 @@ int main(int argc, char **argv) {
     case 'i': opts.want[1] = true; break;
     case 'u': opts.want[2] = true; break;
     case 'h': opts.hostname = optarg; break;
+    case 'U': opts.want[PINNS_USER] = true; break;
+    case 'm':
+    case 'g':
+      if (pinns_id_map_add(c == 'm' ? &opts.uids : &opts.gids, optarg, c == 'm' ? "--uid-map" : "--gid-map",
+                           &err) < 0) {
+        crib_err_print(PINNS_PROG, &err);
+        return 1;
+      }
+      break;
     case 's':
       if (opts.nsysctls == PINNS_MAX_SYSCTLS) return fail_usage(&err, "too many --sysctl options");
       opts.sysctls[opts.nsysctls++] = optarg;

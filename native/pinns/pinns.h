@@ -13,6 +13,8 @@
 
 #define PINNS_PROG "crib-pinns"
 #define PINNS_MAX_SYSCTLS 128
+/* Lines per uid_map/gid_map: kubelet sends one; the kernel takes up to 340. */
+#define PINNS_MAX_ID_MAPS 64
 
 /* The namespace kinds a pod pins, with the file name each gets under the pin dir. */
 struct ns_kind {
@@ -22,9 +24,23 @@ struct ns_kind {
 extern const struct ns_kind pinns_kinds[];
 extern const size_t pinns_nkinds;
 
+/* Index of the user namespace in pinns_kinds: made first, so it owns the others. */
+#define PINNS_USER 3
+
+/* One line of an id map: ids [inside, inside+count) are [outside, outside+count) outside. */
+struct id_map {
+  unsigned long inside, outside, count;
+};
+
+struct id_maps {
+  struct id_map m[PINNS_MAX_ID_MAPS];
+  size_t n;
+};
+
 struct pin_opts {
   const char *dir;
-  bool want[3]; /* indexed like pinns_kinds */
+  bool want[4]; /* indexed like pinns_kinds */
+  struct id_maps uids, gids; /* with want[PINNS_USER] */
   const char *hostname;
   const char *sysctls[PINNS_MAX_SYSCTLS];
   size_t nsysctls;
@@ -36,11 +52,30 @@ int pinns_remove(const char *dir, crib_err *err);
 /* Build "<dir>/<name>" into buf; fails on overflow. */
 int pinns_path(char *buf, size_t size, const char *dir, const char *name, crib_err *err);
 
+/* id-maps.c: parse "INSIDE:OUTSIDE:COUNT" into maps (checking bounds, overflow and overlaps as
+ * each line arrives); check a complete map (it must map id 0 inside, never id 0 outside);
+ * render it in /proc/<pid>/uid_map format. `what` names the option for messages. */
+int pinns_id_map_add(struct id_maps *maps, const char *text, const char *what, crib_err *err);
+int pinns_id_maps_check(const struct id_maps *maps, const char *what, crib_err *err);
+int pinns_id_maps_format(const struct id_maps *maps, char *buf, size_t size, crib_err *err);
+
 /* sysctl.c: which namespace a sysctl key belongs to (index into pinns_kinds), or -1 with err set
  * when the key is malformed or would change the host. */
 int pinns_sysctl_kind(const char *key, crib_err *err);
 /* Write "key=value" through /proc/sys of the calling process's namespaces. */
 int pinns_sysctl_apply(const char *assignment, crib_err *err);
+
+/* idmap-overlay.c: mount an overlay on target whose lower layers are idmapped with the user
+ * namespace pinned at `userns`; read-only without upper/work (see there). */
+#define PINNS_MAX_LOWERS 500 /* overlayfs's own limit */
+struct overlay_opts {
+  const char *userns;
+  const char *lowers[PINNS_MAX_LOWERS];
+  size_t nlower;
+  const char *upper, *work; /* both NULL: a read-only mount */
+  const char *target;
+};
+int pinns_mount_overlay(const struct overlay_opts *o, crib_err *err);
 
 /* loopback.c: bring `lo` up in the calling process's network namespace. */
 int pinns_loopback_up(crib_err *err);

@@ -49,6 +49,12 @@ int crib_cmd_features(const crib_globals *g, int argc, char **argv, crib_err *er
     json_decref(o);
     return crib_fail(err, 0, "build features json: linux.capabilities");
   }
+  /* Idmapped bind mounts (mounts[].uidMappings/gidMappings, idmap-mount.h). */
+  if (json_object_set_new(json_object_get(o, "linux"), "mountExtensions",
+                          json_pack("{s:{s:b}}", "idmap", "enabled", 1)) < 0) {
+    json_decref(o);
+    return crib_fail(err, 0, "build features json: linux.mountExtensions");
+  }
   /* ("none" above was a placeholder for json_pack.) */
   json_object_set_new(o, "hooks", json_pack("[s,s,s,s,s,s]", "prestart", "createRuntime",
                                             "createContainer", "startContainer", "poststart",

@@ -236,7 +236,12 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
 
   if (prepare(o, spec, st, &r, err) < 0) goto undo;
   if (crib_sync_pair(r.sync, err) < 0) goto undo;
-  bool userns = plan.new_flags & CLONE_NEWUSER;
+  bool new_userns = plan.new_flags & CLONE_NEWUSER;
+  bool join_userns = false;
+  for (int i = 0; i < plan.n_join; i++) join_userns |= plan.join_flag[i] == CLONE_NEWUSER;
+  /* In a user namespace, new or joined, the container's PID namespace must be made inside it
+   * (only then may the container mount its procfs): the child unshares it after entering. */
+  bool userns = new_userns || join_userns;
   if (join_pid_ns(&plan, userns, &r, err) < 0) goto undo;
   if ((userns || r.pidns_fd >= 0) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
     crib_fail(err, errno, "prctl PR_SET_CHILD_SUBREAPER");
@@ -260,7 +265,7 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
                        .terminal = terminal, .cg = &r.cg, .in_cgroup = in_cgroup,
                        .preserve_fds = o->preserve_fds,
                        .new_flags = plan.new_flags & ~(userns ? 0 : CLONE_NEWPID), .plan = &plan,
-                       .lsm = lsm, .pidns_fd = r.pidns_fd};
+                       .lsm = lsm, .pidns_fd = r.pidns_fd, .join_userns = join_userns};
     crib_container_init(&c);
   }
   r.child = pid;
@@ -268,7 +273,7 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
   if (!(userns && (plan.new_flags & CLONE_NEWPID)) && r.pidns_fd < 0) r.init = pid;
   close(r.sync[1]);
   r.sync[1] = -1;
-  if (converse(&r, spec, o, st->bundle, userns, err) < 0) goto undo;
+  if (converse(&r, spec, o, st->bundle, new_userns, err) < 0) goto undo;
   if (r.init <= 0) {
     crib_fail(err, 0, "container process did not report its pid");
     goto undo;

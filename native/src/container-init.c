@@ -14,6 +14,8 @@
 #include "exec-fifo.h"
 #include "files.h"
 #include "hooks.h"
+#include "idmap-mount.h"
+#include "mount-fd.h"
 #include "namespaces.h"
 #include "pidns-fork.h"
 #include "process.h"
@@ -114,17 +116,36 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   /* Join our cgroup first, while we are still the host's root in every namespace. */
   int self_cg = c->in_cgroup ? 0 : crib_cg_enter_self(c->cg, err);
   if (self_cg < 0) return -1;
+  bool new_userns = c->new_flags & CLONE_NEWUSER;
+  bool userns = new_userns || c->join_userns;
+  /* Idmapped mounts, and with a user namespace every bind and the rootfs itself, are reached
+   * now, as host root: attached in the rootfs later (idmap-mount.h). */
+  crib_premounts pre = {0};
+  if (crib_premounts_prepare(spec, c->bundle, userns, &pre, err) < 0) return -1;
+  int rootfs_mfd = -1;
+  if (userns) {
+    /* The rootfs' own dir is our cwd (carried into the new mount namespace) and its clone is
+     * what gets attached there: neither needs its path walked by the mapped root. */
+    rootfs_mfd = crib_mnt_clone(AT_FDCWD, c->rootfs, true, "rootfs", err);
+    if (rootfs_mfd < 0) return crib_err_wrap(err, "rootfs `%s`", c->rootfs);
+    if (chdir(c->rootfs) < 0) return crib_fail(err, errno, "chdir rootfs `%s`", c->rootfs);
+  }
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
+  if (c->join_userns && crib_ns_check_joined_maps(spec, err) < 0) return -1;
   /* From here on the only fds beyond the preserved ones are those we talk through (and the PID
    * namespace to enter last): nothing our caller leaked to us is reachable through
    * /proc/self/fd during setup. */
   bool outside = c->pidns_fd >= 0; /* of the PID namespace we join, until the fork at the end */
-  int keep[] = {c->sync_fd, c->fifo_fd, c->result_fd, c->pidns_fd};
-  size_t nkeep = outside ? 4 : 3;
+  int keep[128] = {c->sync_fd, c->fifo_fd, c->result_fd, outside ? c->pidns_fd : -1, rootfs_mfd};
+  size_t nkeep = 5;
+  for (size_t i = 0; pre.fd && i < pre.n; i++) {
+    if (pre.fd[i] < 0) continue;
+    if (nkeep == sizeof keep / sizeof keep[0]) return crib_fail(err, E2BIG, "more than 123 bind mounts");
+    keep[nkeep++] = pre.fd[i];
+  }
   if (crib_close_fds_from(3 + c->preserve_fds, keep, nkeep, err) < 0) return -1;
-  bool userns = c->new_flags & CLONE_NEWUSER;
-  if (userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
+  if (new_userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
 
   /* The parent writes the id maps and, unless we moved ourselves (v1), moves us into the
    * cgroup, which costs an RCU grace period (see cgroup/cgroup-enter.c). Unless we need that
@@ -134,7 +155,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (crib_sync_send(c->sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
   bool v2 = c->cg->mode == CRIB_CG_V2;
   bool acked = false;
-  if (userns || v2) {
+  if (new_userns || v2) {
     if (wait_ack(c->sync_fd, err) < 0) return -1;
     acked = true;
   }
@@ -165,7 +186,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   /* Outside the PID namespace we join, the container's /proc is a procfs of that one. */
   crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,
                         .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2,
-                        .proc_pidns = c->pidns_fd};
+                        .proc_pidns = c->pidns_fd, .pre = &pre, .rootfs_mfd = rootfs_mfd, .rootfd = -1};
   if (crib_hooks_has(spec, "prestart") || crib_hooks_has(spec, "createRuntime")) {
     /* The parent runs these in the runtime namespace, now that ours exist. */
     if (!acked) {
@@ -177,7 +198,9 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
     if (crib_sync_send(c->sync_fd, CRIB_SYNC_HOOKS, 0, -1, err) < 0) return -1;
     if (wait_ack(c->sync_fd, err) < 0) return -1;
   }
-  if (crib_rootfs_build(&rc, err) < 0) return -1;
+  int built = crib_rootfs_build(&rc, err);
+  crib_premounts_close(&pre);
+  if (built < 0) return -1;
   if (crib_hooks_has(spec, "createContainer") && run_container_hook(c, "createContainer", "creating", err) < 0)
     return -1;
   if (crib_rootfs_pivot(&rc, err) < 0) return -1;

@@ -5,7 +5,7 @@
  * Process tree: the container init is forked by crib-runtime itself (clone with CLONE_NEWPID),
  * so it starts as our child; when `create` exits the kernel reparents it to the caller's
  * nearest child subreaper (crib-monitor) or to pid 1, exactly like runc's init. With a new user
- * namespace a middle process is needed (the pid namespace must be owned by the new user
+ * namespace (or a joined one: a user-namespaced pod's) a middle process is needed (the pid namespace must be owned by the new user
  * namespace, so it is unshared after it and entered by a fork); `create` marks itself a child
  * subreaper so that init is reparented to it first, and from it to the caller's subreaper.
  *
@@ -80,6 +80,9 @@ typedef struct crib_init_ctx {
   /* >= 0: the PID namespace to join, entered last by forking (see above); -1: entered already
    * (or a new one). */
   int pidns_fd;
+  /* Joins an existing user namespace (a pod's, pinned by crib-pinns): set up like a new one
+   * (PID namespace made inside it, devices bound), without writing id maps. */
+  bool join_userns;
 } crib_init_ctx;
 
 /* Never returns: execs the container process or reports an error on sync_fd and _exits. */

@@ -22,7 +22,7 @@ int crib_rm_dir(const char *path, crib_err *err);
 /* Write a decimal number to path (pid files), atomically (crib-atomic-file.h). */
 int crib_write_pid_file(const char *path, pid_t pid, crib_err *err);
 
-/* Close every fd >= from except those listed in keep (at most 16 of them): whatever a caller
+/* Close every fd >= from except those listed in keep (at most 128 of them): whatever a caller
  * leaked to us must not reach the container process, not even until its execve (close-on-exec
  * is not enough: during execve, and during a chdir before it, /proc/self/fd/N still resolves,
  * so a leaked directory fd would be a way out of the rootfs: the runc CVE-2024-21626 class). */

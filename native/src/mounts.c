@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "idmap-mount.h"
 #include "mount-fd.h"
 #include "root-path.h"
 #include "spec.h"
@@ -260,10 +261,27 @@ int crib_mount_entry(int rootfd, json_t *m, size_t i, const crib_mount_env *env,
   bool plain = needs_plain_path(o.bind ? NULL : type, dest);
 
   bool is_dir;
-  int mfd = build_mount(type, source, &o, env, dest, &is_dir, err);
-  if (mfd < 0) goto fail;
-  /* Everything about the mount is settled before anyone can see it. */
-  int rc = crib_mnt_setattr(mfd, o.attr_set, o.attr_clr, true, dest, err);
+  int mfd, rc = 0;
+  if (env->pre && env->pre->fd && i < env->pre->n && env->pre->fd[i] >= 0) {
+    /* Built complete before we joined our namespaces (idmap-mount.h). */
+    mfd = env->pre->fd[i];
+    env->pre->fd[i] = -1;
+    struct stat sb;
+    if (fstat(mfd, &sb) < 0) {
+      crib_fail(err, errno, "fstat the prepared mount");
+      close(mfd);
+      goto fail;
+    }
+    is_dir = S_ISDIR(sb.st_mode);
+  } else if (crib_mount_is_idmapped(m)) {
+    crib_fail(err, 0, "uidMappings/gidMappings: the idmapped mount was not prepared");
+    goto fail;
+  } else {
+    mfd = build_mount(type, source, &o, env, dest, &is_dir, err);
+    if (mfd < 0) goto fail;
+    /* Everything about the mount is settled before anyone can see it. */
+    rc = crib_mnt_setattr(mfd, o.attr_set, o.attr_clr, true, dest, err);
+  }
   if (rc == 0) rc = attach_at(rootfd, mfd, dest, is_dir, plain, err);
   /* Propagation only means something once attached (peers are made on attach). */
   if (rc == 0 && o.propagation) rc = crib_mnt_propagate(mfd, o.propagation, dest, err);

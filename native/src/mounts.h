@@ -33,6 +33,9 @@ typedef struct crib_mount_env {
   /* A procfs gets the PID namespace of this fd (procfs's pidns option) instead of the caller's:
    * for a runtime that builds the rootfs outside the PID namespace it joins (-1: the caller's). */
   int proc_pidns;
+  /* Mounts built before the container joined its namespaces (idmap-mount.h), by index; an
+   * entry here is attached as it is and its fd taken (set to -1). NULL: none. */
+  struct crib_premounts *pre;
 } crib_mount_env;
 
 int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err);

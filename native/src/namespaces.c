@@ -149,6 +149,10 @@ int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err) {
   json_t *uids = json_object_get(linux_, "uidMappings"), *gids = json_object_get(linux_, "gidMappings");
   if (json_array_size(uids) == 0 || json_array_size(gids) == 0)
     return crib_fail(err, 0, "linux: a new user namespace needs uidMappings and gidMappings");
+  return crib_ns_write_maps(pid, uids, gids, err);
+}
+
+int crib_ns_write_maps(pid_t pid, json_t *uids, json_t *gids, crib_err *err) {
   /* A procfs of our own pid namespace, where pid is the child's number. */
   int proc = crib_procfs_open(err);
   if (proc < 0) return -1;
@@ -156,4 +160,40 @@ int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err) {
   if (rc == 0) rc = write_map(proc, pid, gids, "gid_map", err);
   close(proc);
   return rc;
+}
+
+/* Whether every line of the kernel's map at path is one of maps' entries and vice versa. */
+static int check_map(const char *path, json_t *maps, const char *field, crib_err *err) {
+  FILE *f = fopen(path, "re");
+  if (!f) return crib_fail(err, errno, "open `%s`", path);
+  size_t lines = 0;
+  long long in, out, count;
+  int rc = 0;
+  while (rc == 0 && fscanf(f, "%lld %lld %lld", &in, &out, &count) == 3) {
+    lines++;
+    bool found = false;
+    size_t i;
+    json_t *m;
+    json_array_foreach(maps, i, m) {
+      if (json_integer_value(json_object_get(m, "containerID")) == in &&
+          json_integer_value(json_object_get(m, "hostID")) == out &&
+          json_integer_value(json_object_get(m, "size")) == count)
+        found = true;
+    }
+    if (!found)
+      rc = crib_fail(err, 0, "linux.%s does not match the joined user namespace, which maps %lld %lld %lld",
+                     field, in, out, count);
+  }
+  fclose(f);
+  if (rc == 0 && lines != json_array_size(maps))
+    rc = crib_fail(err, 0, "linux.%s has %zu entries, the joined user namespace %zu", field, json_array_size(maps), lines);
+  return rc;
+}
+
+int crib_ns_check_joined_maps(json_t *spec, crib_err *err) {
+  json_t *linux_ = json_object_get(spec, "linux");
+  json_t *uids = json_object_get(linux_, "uidMappings"), *gids = json_object_get(linux_, "gidMappings");
+  if (json_array_size(uids) > 0 && check_map("/proc/self/uid_map", uids, "uidMappings", err) < 0) return -1;
+  if (json_array_size(gids) > 0 && check_map("/proc/self/gid_map", gids, "gidMappings", err) < 0) return -1;
+  return 0;
 }

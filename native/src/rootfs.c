@@ -47,62 +47,72 @@ static void make_parent_private(const char *rootfs) {
   }
 }
 
-static int do_pivot(const char *rootfs, bool no_pivot, crib_err *err) {
+static int do_pivot(int rootfd, const char *rootfs, bool no_pivot, crib_err *err) {
   struct statfs sfs;
-  if (statfs(rootfs, &sfs) < 0) return crib_fail(err, errno, "statfs `%s`", rootfs);
+  if (fstatfs(rootfd, &sfs) < 0) return crib_fail(err, errno, "statfs `%s`", rootfs);
+  if (fchdir(rootfd) < 0) return crib_fail(err, errno, "chdir `%s`", rootfs);
   /* pivot_root cannot move the initial ramfs: only then (or when asked) use MS_MOVE + chroot. */
   if (no_pivot || sfs.f_type == RAMFS_MAGIC) {
-    if (chdir(rootfs) < 0) return crib_fail(err, errno, "chdir `%s`", rootfs);
-    if (mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0) return crib_fail(err, errno, "move `%s` to /", rootfs);
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) return crib_fail(err, errno, "move `%s` to /", rootfs);
     if (chroot(".") < 0) return crib_fail(err, errno, "chroot `%s`", rootfs);
     if (chdir("/") < 0) return crib_fail(err, errno, "chdir /");
     return 0;
   }
   int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (oldroot < 0) return crib_fail(err, errno, "open /");
-  int newroot = open(rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-  if (newroot < 0) {
-    int e = errno;
-    close(oldroot);
-    return crib_fail(err, e, "open `%s`", rootfs);
-  }
   int rc = 0;
   /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it from there
    * avoids needing a directory for it inside the image. */
-  if (fchdir(newroot) < 0) rc = crib_fail(err, errno, "chdir `%s`", rootfs);
-  else if (syscall(SYS_pivot_root, ".", ".") < 0) rc = crib_fail(err, errno, "pivot_root `%s`", rootfs);
+  if (syscall(SYS_pivot_root, ".", ".") < 0) rc = crib_fail(err, errno, "pivot_root `%s`", rootfs);
   else if (fchdir(oldroot) < 0) rc = crib_fail(err, errno, "chdir old root");
   else if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) rc = crib_fail(err, errno, "make old root rslave");
   else if (umount2(".", MNT_DETACH) < 0) rc = crib_fail(err, errno, "detach old root");
   else if (chdir("/") < 0) rc = crib_fail(err, errno, "chdir /");
   close(oldroot);
-  close(newroot);
   return rc;
 }
 
-int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err) {
+/* The rootfs as a mount of its own (pivot_root needs one), opened as c->rootfd. */
+static int mount_rootfs(crib_rootfs_cfg *c, unsigned long prop, crib_err *err) {
+  if (c->rootfs_mfd >= 0) {
+    /* In a user namespace: our cwd is the rootfs dir (entered as host root); the clone made
+     * then goes on top of it, and from then on names the attached mount. */
+    if (prop & MS_SHARED) (void)mount(NULL, ".", NULL, MS_PRIVATE, NULL);
+    int mfd = c->rootfs_mfd;
+    c->rootfs_mfd = -1;
+    if (move_mount(mfd, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+      int e = errno;
+      close(mfd);
+      return crib_fail(err, e, "attach the rootfs `%s`", c->rootfs);
+    }
+    c->rootfd = mfd;
+    return 0;
+  }
+  /* With shared root propagation the self-bind below would be shared too, and pivot_root
+   * refuses a shared mount: make the rootfs' mount private first (runc's order). */
+  if (prop & MS_SHARED) make_parent_private(c->rootfs);
+  if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    return crib_fail(err, errno, "bind rootfs `%s`", c->rootfs);
+  c->rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (c->rootfd < 0) return crib_fail(err, errno, "open rootfs `%s`", c->rootfs);
+  return 0;
+}
+
+int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err) {
   if (set_root_propagation(c, err) < 0) return -1;
   unsigned long prop = MS_SLAVE;
   const char *p = crib_json_str(json_object_get(c->spec, "linux"), "rootfsPropagation");
   if (p) prop = crib_mount_propagation(p);
-  /* With shared root propagation the self-bind below would be shared too, and pivot_root
-   * refuses a shared mount: make the rootfs' mount private first (runc's order). */
-  if (prop & MS_SHARED) make_parent_private(c->rootfs);
   /* The rootfs must be a mount point for pivot_root. */
-  if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return crib_fail(err, errno, "bind rootfs `%s`", c->rootfs);
-  int rootfd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0) return crib_fail(err, errno, "open rootfs `%s`", c->rootfs);
+  if (mount_rootfs(c, prop, err) < 0) return -1;
+  int rootfd = c->rootfd;
   crib_mount_env env = {.bundle = c->bundle, .cgroup_path = c->cgroup_path, .cgroup_v2 = c->cgroup_v2,
-                        .proc_pidns = c->proc_pidns};
+                        .proc_pidns = c->proc_pidns, .pre = c->pre};
   bool dev_is_bind = false;
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(c->spec, "mounts"), i, m) {
-    if (crib_mount_entry(rootfd, m, i, &env, err) < 0) {
-      close(rootfd);
-      return -1;
-    }
+    if (crib_mount_entry(rootfd, m, i, &env, err) < 0) return -1;
     const char *dest = crib_json_str(m, "destination");
     if (strcmp(dest, "/dev") == 0 || strcmp(dest, "/dev/") == 0) {
       crib_mount_opts o;
@@ -114,16 +124,16 @@ int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err) {
   }
   /* A /dev bound from the host already has its nodes. */
   if (!dev_is_bind && (crib_dev_default_mounts(rootfd, c->spec, err) < 0 ||
-                       crib_dev_nodes(rootfd, c->spec, c->userns, err) < 0)) {
-    close(rootfd);
+                       crib_dev_nodes(rootfd, c->spec, c->userns, err) < 0))
     return -1;
-  }
-  close(rootfd);
   return 0;
 }
 
-int crib_rootfs_pivot(const crib_rootfs_cfg *c, crib_err *err) {
-  return do_pivot(c->rootfs, c->no_pivot, err);
+int crib_rootfs_pivot(crib_rootfs_cfg *c, crib_err *err) {
+  int rc = do_pivot(c->rootfd, c->rootfs, c->no_pivot, err);
+  close(c->rootfd);
+  c->rootfd = -1;
+  return rc;
 }
 
 /* The container's /dev/null, which masks files: opened on a plain path and checked, on the fd

@@ -18,13 +18,19 @@ typedef struct crib_rootfs_cfg {
   const char *cgroup_path; /* the container's cgroup path (see mounts.h) */
   bool cgroup_v2;
   int proc_pidns;          /* see crib_mount_env (-1: none) */
+  struct crib_premounts *pre; /* see crib_mount_env (NULL: none) */
+  /* >= 0: a detached clone of the rootfs made before entering a user namespace, attached onto
+   * our cwd (the rootfs dir, entered then) instead of binding the rootfs by path; taken by
+   * crib_rootfs_build. */
+  int rootfs_mfd;
+  int rootfd; /* set by crib_rootfs_build: the rootfs mount (O_PATH), pivoted into, then closed */
 } crib_rootfs_cfg;
 
 /* Everything up to pivot_root: propagation, the rootfs bind, mounts, /dev. */
-int crib_rootfs_build(const crib_rootfs_cfg *c, crib_err *err);
+int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err);
 
 /* pivot_root (or MS_MOVE + chroot); afterwards "/" is the container's root. */
-int crib_rootfs_pivot(const crib_rootfs_cfg *c, crib_err *err);
+int crib_rootfs_pivot(crib_rootfs_cfg *c, crib_err *err);
 
 /* After pivot: maskedPaths, readonlyPaths, then root.readonly. */
 int crib_rootfs_finish(const crib_rootfs_cfg *c, crib_err *err);

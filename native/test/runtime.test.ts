@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nativeBinaries } from '../../src/native-paths.js';
 import { makeBundle, type Bundle, type Spec } from './support/runtime-bundle.js';
 import { NOTHING_LEFT, Runtime, deleteListed, leftovers, type RunResult } from './support/runtime-runner.js';
 
@@ -93,6 +94,50 @@ describe('namespaces', () => {
     const st = statSync(join(r.bundle.out, 'made'));
     expect(st.uid).toBe(base);
     expect(st.gid).toBe(base);
+  });
+});
+
+describe('joining a pinned user namespace (a user-namespaced pod)', () => {
+  const base = 1_835_008; // 28 * 65536
+  const maps = [{ containerID: 0, hostID: base, size: 65536 }];
+  let pin = '';
+  let vol = '';
+  beforeAll(async () => {
+    pin = join(rt.root, 'pod-ns');
+    vol = join(rt.root, 'vol');
+    execFileSync(nativeBinaries.pinns, ['--dir', pin, '--net', '--ipc', '--uts', '--user', '--uid-map', `0:${base}:65536`, '--gid-map', `0:${base}:65536`]);
+    await mkdir(vol, { mode: 0o700 });
+    await writeFile(join(vol, 'f'), 'x');
+    execFileSync('chown', ['1234:1234', join(vol, 'f')]);
+  });
+  afterAll(() => {
+    execFileSync(nativeBinaries.pinns, ['--remove', pin]);
+  });
+  const joined = (s: Spec, uids = maps) => {
+    s.linux.namespaces = s.linux.namespaces.filter((n: any) => !['network', 'ipc', 'uts'].includes(n.type));
+    for (const [type, file] of [['user', 'user'], ['network', 'net'], ['ipc', 'ipc'], ['uts', 'uts']])
+      s.linux.namespaces.push({ type, path: join(pin, file) });
+    s.linux.uidMappings = uids;
+    s.linux.gidMappings = maps;
+    delete s.hostname;
+  };
+
+  it('runs as the mapped root, with idmapped binds of a 0700 host dir', async () => {
+    const r = await run('id -u; readlink /proc/self/ns/user; stat -c %u:%g /tmp/f /tmp; touch /tmp/new', (s) => {
+      joined(s);
+      // An existing mount point: this rootfs is a plain root-owned dir, not idmapped.
+      s.mounts.push({ destination: '/tmp', type: 'bind', source: vol, options: ['rbind', 'rw'], uidMappings: maps, gidMappings: maps });
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['0', `user:[${statSync(join(pin, 'user')).ino}]`, '1234:1234', '0:0']);
+    expect(statSync(join(vol, 'new')).uid).toBe(0);
+  });
+
+  it('refuses spec maps that are not the joined namespace\'s', async () => {
+    const r = await run('true', (s) => joined(s, [{ containerID: 0, hostID: base + 65536, size: 65536 }]));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/linux.uidMappings does not match the joined user namespace, which maps 0 1835008 65536/);
   });
 });
 

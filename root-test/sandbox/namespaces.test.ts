@@ -167,6 +167,51 @@ describe('pinPodNamespaces', () => {
   });
 });
 
+describe('a pod user namespace', () => {
+  const maps = [{ containerId: 0, hostId: 1_769_472, length: 65536 }]; // 27 * 65536
+  /** The user namespace owning a namespace file (ioctl NS_GET_USERNS), as its inode. */
+  const ownerOf = (nsFile: string): number => Number(execFileSync('python3', ['-c',
+    'import fcntl,os,sys; fd=os.open(sys.argv[1],os.O_RDONLY); print(os.fstat(fcntl.ioctl(fd,0xb701)).st_ino)', nsFile], { encoding: 'utf8' }).trim());
+
+  it('is made first, with the maps, and owns the pod\'s other namespaces and its PID namespace', async () => {
+    const dir = join(base, 'userns');
+    const pinned = await pinPodNamespaces({ dir, net: true, ipc: true, uts: true, hostname: 'u', sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' }, user: { uids: maps, gids: maps } });
+    expect(pinned.user).toBe(join(dir, 'user'));
+    const user = nsInode(pinned.user!);
+    expect(user).not.toBe(nsInode('/proc/self/ns/user'));
+    for (const kind of ['net', 'ipc', 'uts'] as const) expect(ownerOf(pinned[kind]!)).toBe(user);
+    expect(processesInNamespace('user', user)).toEqual([]);
+    const inside = execFileSync('nsenter', [`--user=${pinned.user}`, `--net=${pinned.net}`, 'sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map; cat /proc/sys/net/ipv4/ip_unprivileged_port_start'], { encoding: 'utf8' });
+    expect(inside.split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual(['0 1769472 65536', '0 1769472 65536', '0', '']);
+    // Shared PID pods: the pod init's PID namespace belongs to the pod's user namespace, and it
+    // runs as the pod's nobody.
+    const pid = await startPodInit(dir);
+    initPids.push(pid);
+    expect(nsInode(`/proc/${pid}/ns/user`)).toBe(user);
+    expect(ownerOf(podInitPidNamespace(pid))).toBe(user);
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+1835006\s/m);
+    await stopPodInit(pid);
+    await unpinPodNamespaces(dir);
+    expect(existsSync(dir)).toBe(false);
+    expect(mountsUnder(dir)).toEqual([]);
+  });
+
+  it('crib-pinns refuses bad maps on its own, leaving nothing behind', () => {
+    const dir = join(base, 'badmaps');
+    const pinns = (...maps: string[]) => () => execFileSync(nativeBinaries.pinns, ['--dir', dir, '--net', '--user', ...maps], { stdio: 'pipe' });
+    expect(pinns('--uid-map', '0:0:65536', '--gid-map', '0:100000:65536')).toThrow(/--uid-map `0:0:65536` maps the host's id 0/);
+    expect(pinns('--uid-map', '0:100000:10', '--uid-map', '5:200000:10', '--gid-map', '0:100000:1')).toThrow(/`5:200000:10` overlaps `0:100000:10`/);
+    expect(pinns('--uid-map', '0:100000:10', '--uid-map', '20:100005:10', '--gid-map', '0:100000:1')).toThrow(/overlaps/);
+    expect(pinns('--uid-map', '1:100000:10', '--gid-map', '0:100000:1')).toThrow(/id 0 inside the pod must be mapped/);
+    expect(pinns('--uid-map', '0:100000:0', '--gid-map', '0:100000:1')).toThrow(/an empty range/);
+    expect(pinns('--uid-map', '0:4294967000:65536', '--gid-map', '0:100000:1')).toThrow(/passes id 4294967294/);
+    expect(pinns('--uid-map', '0:-1:5', '--gid-map', '0:100000:1')).toThrow(/expected INSIDE:OUTSIDE:COUNT/);
+    expect(pinns('--gid-map', '0:100000:1')).toThrow(/--uid-map: id 0 inside the pod must be mapped/);
+    expect(() => execFileSync(nativeBinaries.pinns, ['--dir', dir, '--net', '--uid-map', '0:100000:1'], { stdio: 'pipe' })).toThrow(/need --user/);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
+
 describe('pod init', () => {
   it('runs in its own PID namespace joined to the pinned ones, reaps orphans, and stops', async () => {
     const dir = join(base, 'podinit');

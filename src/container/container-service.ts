@@ -19,6 +19,8 @@ import type {
 } from '../runtime/container-runtime.js';
 import type { RuntimeFeatures } from '../runtime/runtime-features.js';
 import { podInitPidNamespace } from '../sandbox/namespaces.js';
+import { idmappedRootfs } from '../sandbox/user-namespace.js';
+import type { IdmappedRootfs } from '../snapshot/snapshotter.js';
 import type { PodContainers } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { Cleaner } from '../lifecycle/cleaner.js';
@@ -58,7 +60,7 @@ export interface ImageLookup {
 /** The writable layers containers run on (snapshot/snapshotter.ts). */
 export interface WritableLayers {
   prepare(key: string, chainId: string | undefined): Promise<unknown>;
-  mount(key: string, target: string): Promise<void>;
+  mount(key: string, target: string, idmap?: IdmappedRootfs): Promise<void>;
   unmount(target: string): Promise<void>;
   remove(key: string): Promise<void>;
 }
@@ -383,7 +385,8 @@ export class ContainerService implements PodContainers {
       const snapshots = this.opts.snapshots;
       await snapshots.prepare(id, image.chainId);
       cleaner.add('remove writable layer', () => snapshots.remove(id));
-      await snapshots.mount(id, paths.rootfs);
+      // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
+      await snapshots.mount(id, paths.rootfs, pod.userns ? idmappedRootfs(pod.userns) : undefined);
       cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
       const spec = await buildContainerSpec({
         id,
@@ -395,6 +398,7 @@ export class ContainerService implements PodContainers {
           ipcnsPath: pod.ipcnsPath,
           utsnsPath: pod.utsnsPath,
           pidnsPath: pod.podInitPid ? podInitPidNamespace(pod.podInitPid) : undefined,
+          userns: pod.userns,
           hostname: pod.hostname,
           hostsPath: pod.files?.hostsPath,
           resolvPath: pod.files?.resolvPath,

@@ -103,6 +103,7 @@ export class Daemon {
         network: this.network.backend,
         handlers: new Set(runtimes.names()),
         defaultHandler: config.runtime.default_handler,
+        userNamespaces: (name) => runtimes.features(name).userNamespaces,
         containers,
         namespaces: cribPinns,
         shm: tmpfsShm,

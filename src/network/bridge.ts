@@ -2,7 +2,7 @@
 // Everything here is idempotent, because the daemon calls it on every start and on demand.
 import { readFile, writeFile } from 'node:fs/promises';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../errors.js';
-import { CommandError, runCommand } from './command.js';
+import { CommandError, runCommand } from '../sys/command.js';
 
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { PortMapping } from '../gen/runtime/v1/PortMapping.js';
 import { AlreadyExistsError, DataLossError, InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
-import { runCommand } from './command.js';
+import { runCommand } from '../sys/command.js';
 import { formatIp, isIpv4, isIpv6, parseIp } from './ip-address.js';
 import { isMissingNftObject, nft, type NftFamily } from './nft-table.js';
 import { SerialQueue } from '../lifecycle/keyed-lock.js';

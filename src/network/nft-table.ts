@@ -11,7 +11,7 @@
 //   output      (nat, -100)  : to a local address → jump hostports
 //   hostports                : one `jump hp-<pod>` per pod with port mappings (see host-ports.ts)
 import { InvalidArgumentError } from '../errors.js';
-import { CommandError, runCommand } from './command.js';
+import { CommandError, runCommand } from '../sys/command.js';
 
 const TABLE_RE = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
 

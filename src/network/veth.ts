@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { nativeBinaries } from '../native-paths.js';
 import { deleteLink, isMissingDevice } from './bridge.js';
-import { CommandError, runCommand } from './command.js';
+import { CommandError, runCommand } from '../sys/command.js';
 
 export const POD_INTERFACE = 'eth0';
 

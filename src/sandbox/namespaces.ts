@@ -6,10 +6,11 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AlreadyExistsError, InternalError, InvalidArgumentError, errnoCode } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
-import { CommandError, runCommand } from '../network/command.js';
+import { CommandError, runCommand } from '../sys/command.js';
+import { pinnsMapArg, type PodUserNamespace } from './user-namespace.js';
 
 export interface PinOptions {
-  /** Directory that receives the pinned files `net`, `ipc`, `uts` (created if missing). */
+  /** Directory that receives the pinned files `net`, `ipc`, `uts`, `user` (created if missing). */
   dir: string;
   net?: boolean;
   ipc?: boolean;
@@ -18,6 +19,11 @@ export interface PinOptions {
   hostname?: string;
   /** Namespaced sysctls only: net.* (needs net), kernel.shm*|msg*|sem*, fs.mqueue.* (need ipc). */
   sysctls?: Record<string, string>;
+  /**
+   * A user namespace with these maps (checked by user-namespace.ts), made first so that it owns
+   * the pod's other namespaces.
+   */
+  user?: PodUserNamespace;
 }
 
 /** Paths of the pinned namespace files, for the OCI spec's linux.namespaces[].path. */
@@ -26,6 +32,7 @@ export interface PinnedNamespaces {
   net?: string;
   ipc?: string;
   uts?: string;
+  user?: string;
 }
 
 export type NamespaceKind = 'net' | 'ipc' | 'uts';
@@ -95,6 +102,11 @@ export async function pinPodNamespaces(opts: PinOptions): Promise<PinnedNamespac
     if (/[\n\0]/.test(value)) throw new InvalidArgumentError(`sysctl "${key}": value must be one line`);
     args.push('--sysctl', `${key}=${value}`);
   }
+  if (opts.user) {
+    args.push('--user');
+    for (const m of opts.user.uids) args.push('--uid-map', pinnsMapArg(m));
+    for (const m of opts.user.gids) args.push('--gid-map', pinnsMapArg(m));
+  }
   await mkdir(dirname(opts.dir), { recursive: true });
   try {
     await runCommand(nativeBinaries.pinns, args);
@@ -103,6 +115,7 @@ export async function pinPodNamespaces(opts: PinOptions): Promise<PinnedNamespac
   }
   const out: PinnedNamespaces = { dir: opts.dir };
   for (const kind of ['net', 'ipc', 'uts'] as const) if (want[kind]) out[kind] = join(opts.dir, kind);
+  if (opts.user) out.user = join(opts.dir, 'user');
   return out;
 }
 

@@ -7,6 +7,7 @@ import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxCon
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import type { PodNetworkStatus } from '../network/pod-networking.js';
 import type { PodFiles } from './pod-files.js';
+import type { PodUserNamespace } from './user-namespace.js';
 import { defineSchema } from '../store/schema.js';
 
 export type SandboxState = 'creating' | 'ready' | 'notready';
@@ -27,6 +28,8 @@ export interface SandboxRecord {
   netnsPath?: string;
   ipcnsPath?: string;
   utsnsPath?: string;
+  /** The pod's pinned user namespace (usernsOptions POD), with the maps it was made with. */
+  userns?: { path: string } & PodUserNamespace;
   podInitPid?: number;
   files?: PodFiles;
   network?: PodNetworkStatus;

@@ -17,6 +17,7 @@ import { RecordStore } from '../store/record-store.js';
 import { nowNs } from '../time.js';
 import { podInitPidNamespace, type PodNamespacePinner } from './namespaces.js';
 import { releasePodShm, writePodFiles, type ShmMounts } from './pod-files.js';
+import { podUserNamespace } from './user-namespace.js';
 import { SANDBOX_RECORD, reservedPodName, type SandboxRecord } from './sandbox-record.js';
 
 /** What the sandbox service needs from the container side. */
@@ -32,6 +33,8 @@ export interface SandboxServiceOptions {
   network: PodNetworking;
   handlers: Set<string>;
   defaultHandler: string;
+  /** Whether a handler runs pods in user namespaces (runtime-features.ts); none when absent. */
+  userNamespaces?: (handler: string) => boolean;
   /** The container side: stops and removes a pod's containers with the pod. */
   containers: PodContainers;
   /** Pins the pod's namespaces and runs its PID-namespace init (crib-pinns: `cribPinns`). */
@@ -117,9 +120,26 @@ export class SandboxService {
     if (!this.opts.handlers.has(runtimeHandler)) {
       throw new InvalidArgumentError(`RunPodSandbox: runtime handler "${handler}" is not configured (have: ${[...this.opts.handlers].join(', ')})`);
     }
+    this.checkUserNamespace(config, runtimeHandler);
     const id = randomBytes(32).toString('hex');
     const { id: got } = await this.names.run(reservedPodName(config), id, signal, () => this.create(id, config, runtimeHandler));
     return got;
+  }
+
+  /** Refuse a user namespace the pod cannot have, before anything is made. */
+  private checkUserNamespace(config: PodSandboxConfig__Output, handler: string): void {
+    const ns = config.linux?.securityContext?.namespaceOptions;
+    const field = 'RunPodSandbox: linux.securityContext.namespaceOptions.usernsOptions';
+    if (!podUserNamespace(ns?.usernsOptions, field)) return;
+    // The host's network, IPC or PID namespace belongs to the host's user namespace: the pod's
+    // root could not administer them (sysfs, sysctls, /proc), and kubelet refuses hostUsers:
+    // false with them unless the runtime reports userNamespacesHostNetwork, which crib does not.
+    for (const [kind, mode] of [['network', ns?.network], ['ipc', ns?.ipc], ['pid', ns?.pid]] as const) {
+      if (mode === 'NODE')
+        throw new InvalidArgumentError(`${field}: a user namespace cannot be combined with the host's ${kind} namespace (namespaceOptions.${kind} NODE)`);
+    }
+    if (!this.opts.userNamespaces?.(handler))
+      throw new InvalidArgumentError(`${field}: runtime handler "${handler}" does not support user namespaces (its features document lacks idmapped mounts)`);
   }
 
   private async create(id: string, config: PodSandboxConfig__Output, runtimeHandler: string): Promise<void> {
@@ -128,6 +148,7 @@ export class SandboxService {
     const hostNetwork = ns?.network === 'NODE';
     const hostIpc = ns?.ipc === 'NODE';
     const sharedPid = ns?.pid === 'POD';
+    const userns = podUserNamespace(ns?.usernsOptions, 'usernsOptions'); // checked in run()
     // No hostname asked for: the node's, as CRI-O does (metadata.name need not be a valid one).
     const hostname = config.hostname || (hostNetwork ? '' : osHostname());
     const dir = join(this.opts.state, 'pods', id);
@@ -158,11 +179,13 @@ export class SandboxService {
         uts: !hostNetwork,
         hostname: hostNetwork ? undefined : hostname,
         sysctls,
+        user: userns,
       });
       cleaner.add('unpin namespaces', () => this.opts.namespaces.unpin(pinned.dir));
       rec.netnsPath = pinned.net;
       rec.ipcnsPath = pinned.ipc;
       rec.utsnsPath = pinned.uts;
+      if (pinned.user && userns) rec.userns = { path: pinned.user, ...userns };
       if (sharedPid) {
         rec.podInitPid = await this.opts.namespaces.startPodInit(pinned.dir);
         const pid = rec.podInitPid;

@@ -93,11 +93,15 @@ export function runtimeInfoHandlers(src: RuntimeInfoSource): ServiceHandlers<Run
       return {
         status: { conditions: [condition('RuntimeReady', runtime), condition('NetworkReady', network)] },
         info,
-        runtimeHandlers: src.handlerNames().map((name, i) => ({
-          // The default handler is listed under the empty name too, as kubelet expects.
-          name: i === 0 ? '' : name,
-          features: { recursiveReadOnlyMounts: src.handlerFeatures(name).recursiveReadOnly, userNamespaces: false },
-        })),
+        // The default handler is listed under the empty name (what kubelet uses without a
+        // RuntimeClass) and under its own name (what a RuntimeClass's handler names).
+        runtimeHandlers: [src.handlerNames()[0]!, ...src.handlerNames()].map((name, i) => {
+          const f = src.handlerFeatures(name);
+          return {
+            name: i === 0 ? '' : name,
+            features: { recursiveReadOnlyMounts: f.recursiveReadOnly, userNamespaces: f.userNamespaces },
+          };
+        }),
         // Merge and Strict are both applied (src/container/oci-spec/user.ts) and reported in
         // ContainerStatus.user.
         features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false },

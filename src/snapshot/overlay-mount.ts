@@ -5,6 +5,8 @@
 import { spawn } from 'node:child_process';
 import { relative } from 'node:path';
 import { ResourceExhaustedError, InternalError, errnoCode } from '../errors.js';
+import { nativeBinaries } from '../native-paths.js';
+import { CommandError, runCommand } from '../sys/command.js';
 import { MNT_DETACH, mount, umount2 } from '../sys/libc.js';
 
 const PAGE_LIMIT = 4095; // one page including the terminating NUL
@@ -60,6 +62,36 @@ export async function mountReadOnlyOverlay(lowerdirs: string[], target: string, 
       `image has ${lowerdirs.length} layers: its overlay options (${rel.length} bytes) exceed one page even with relative paths`);
   }
   await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,nosuid,nodev,noexec,${rel}`, target], base);
+}
+
+/**
+ * Mount an overlay of `d` on `target` whose lower layers are idmapped with the user namespace
+ * pinned at `usernsPath` (a user-namespaced pod's rootfs; see native/pinns/idmap-overlay.c).
+ * crib-pinns does it: the idmapped layer mounts are detached mounts named by fd, which only a
+ * process of our own can hold while it mounts.
+ */
+export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usernsPath: string): Promise<void> {
+  await pinnsMountOverlay(d.lowerdirs, target, usernsPath, ['--upper', d.upperdir, '--work', d.workdir]);
+}
+
+/**
+ * The read-only form (an image volume in a user-namespaced pod): `lowerdirs` (top first)
+ * idmapped with the pod's namespace, an overlay of them, or the one layer itself.
+ */
+export async function mountIdmappedLayers(lowerdirs: string[], target: string, usernsPath: string): Promise<void> {
+  await pinnsMountOverlay(lowerdirs, target, usernsPath, []);
+}
+
+async function pinnsMountOverlay(lowerdirs: string[], target: string, usernsPath: string, upper: string[]): Promise<void> {
+  const args = ['mount-overlay', '--userns', usernsPath, ...upper];
+  for (const lower of lowerdirs) args.push('--lower', lower);
+  args.push(target);
+  try {
+    await runCommand(nativeBinaries.pinns, args);
+  } catch (err) {
+    if (err instanceof CommandError) throw new InternalError(`idmapped rootfs on ${target}: ${err.stderr.trim() || err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 /** Unmount `target`; not mounted or missing is fine, busy falls back to a lazy detach. */

@@ -14,7 +14,7 @@
 // Lifecycle: ensureLayer (tmp → unpack → record → rename to <n>) → prepare(key) → mount →
 // unmount → remove(key); removeCommitted / gc only for chains no child or active snapshot uses.
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
@@ -28,7 +28,14 @@ import { StateFile } from '../store/state-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { syncfs } from '../sys/libc.js';
 import { chainIdOf } from '../digest/chain-id.js';
-import { mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
+import { mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
+
+/** A rootfs for a user-namespaced pod: its pinned namespace and the host ids of its root. */
+export interface IdmappedRootfs {
+  usernsPath: string;
+  rootUid: number;
+  rootGid: number;
+}
 
 export interface CommittedSnapshot {
   id: number;
@@ -326,10 +333,19 @@ export class Snapshotter {
     return { key, ...dirs, mountOptions: overlayOptions(dirs) };
   }
 
-  /** Mount active snapshot `key` on `target` (created if missing). */
-  async mount(key: string, target: string): Promise<void> {
+  /**
+   * Mount active snapshot `key` on `target` (created if missing). With `idmap`, the layers are
+   * seen through the pod's id mapping and the (still empty) upper dir is given to the pod's
+   * root, whose the overlay's root directory then is: nothing of the layers is copied or chowned.
+   */
+  async mount(key: string, target: string, idmap?: IdmappedRootfs): Promise<void> {
     const m = this.mounts(key);
     await mkdir(target, { recursive: true });
+    if (idmap) {
+      await chown(m.upperdir, idmap.rootUid, idmap.rootGid);
+      await mountIdmappedOverlay(m, target, idmap.usernsPath);
+      return;
+    }
     await mountOverlay(m, target, this.dir);
   }
 

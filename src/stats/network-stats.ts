@@ -4,7 +4,7 @@
 import { stat } from 'node:fs/promises';
 import { errnoCode, NotFoundError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
-import { runCommand } from '../network/command.js';
+import { runCommand } from '../sys/command.js';
 import { nowNs } from '../time.js';
 
 export interface InterfaceCounters {

@@ -202,7 +202,7 @@ describe('buildContainerSpec', () => {
     ['unreadable seccomp profile', () => input({}, {}, { seccomp: { profileType: 'Localhost', localhostRef: '/nonexistent/profile.json' } }), FailedPreconditionError, /seccomp profile \/nonexistent\/profile.json cannot be read/],
     ['invalid device path', () => input({}, { devices: [{ hostPath: '/dev/crib-missing', containerPath: '/dev/x', permissions: 'rwm' }] }), InvalidArgumentError, /devices\[0\].hostPath \/dev\/crib-missing/],
     ['privileged container in an unprivileged pod', () => input({}, {}, { privileged: true }), InvalidArgumentError, /privileged container needs a privileged pod sandbox/],
-    ['user namespaces', () => input({}, {}, { namespaceOptions: namespaceOptions({ usernsOptions: { mode: 'POD', uids: [], gids: [] } }) }), InvalidArgumentError, /user namespaces are not supported yet/],
+    ['user namespace POD in a pod without one', () => input({}, {}, { namespaceOptions: namespaceOptions({ usernsOptions: { mode: 'POD', uids: [], gids: [] } }) }), FailedPreconditionError, /the pod sandbox has no user namespace/],
     ['relative rootfs', () => input({ rootfsPath: 'rootfs' }), InvalidArgumentError, /rootfsPath "rootfs" must be absolute/],
   ];
   for (const [name, make, cls, msg] of failures) {

@@ -18,7 +18,7 @@ import { containerDevices } from './devices.js';
 import { containerEnv } from './env.js';
 import { maskedAndReadonlyPaths } from './masked-paths.js';
 import { containerMounts } from './mounts.js';
-import { containerNamespaces } from './namespaces.js';
+import { containerNamespaces, type PodNamespacePaths } from './namespaces.js';
 import type { OciSpec } from './oci-types.js';
 import { processArgs, workingDir } from './process-args.js';
 import { containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
@@ -35,6 +35,8 @@ export interface SandboxSpecInput {
   ipcnsPath?: string;
   utsnsPath?: string;
   pidnsPath?: string;
+  /** The pod's pinned user namespace and its maps (usernsOptions POD). */
+  userns?: PodNamespacePaths['userns'];
   /** The pod's hostname (HOSTNAME env; the uts hostname when the container has its own uts). */
   hostname: string;
   hostsPath?: string;
@@ -138,6 +140,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
       ipcnsPath: sandbox.ipcnsPath,
       utsnsPath: sandbox.utsnsPath,
       pidnsPath: sandbox.pidnsPath,
+      userns: sandbox.userns,
     },
     cgroupVersion: input.cgroupVersion,
     privileged,
@@ -156,6 +159,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     shmPath: sandbox.shmPath,
     recursiveReadOnlySupported: input.runtimeFeatures?.recursiveReadOnly ?? false,
     imageVolumeSources: input.imageVolumeSources,
+    podUserns: sandbox.userns !== undefined,
   });
   const containerName = config.metadata?.name ?? '';
   const imageName = config.image?.userSpecifiedImage || config.image?.image || input.image.ref;
@@ -184,6 +188,8 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
   };
   if (oomAdj !== undefined) spec.process.oomScoreAdj = oomAdj;
   if (ns.ownUts) spec.hostname = hostname;
+  if (ns.uidMappings) spec.linux.uidMappings = ns.uidMappings;
+  if (ns.gidMappings) spec.linux.gidMappings = ns.gidMappings;
   if (devices.devices.length > 0) spec.linux.devices = devices.devices;
   if (mounts.rootfsPropagation) spec.linux.rootfsPropagation = mounts.rootfsPropagation;
   if (seccomp) spec.linux.seccomp = seccomp;

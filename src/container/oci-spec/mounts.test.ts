@@ -133,7 +133,7 @@ describe('containerMounts', () => {
     ['image volume with a hostPath', { containerPath: '/data', hostPath: '/tmp', image: IMAGE }, /hostPath "\/tmp" and image "busybox" are mutually exclusive/],
     ['image volume nobody mounted', { containerPath: '/data', hostPath: '', image: IMAGE }, /image volume "busybox" is not mounted/],
     ['imageSubPath without an image', { containerPath: '/data', hostPath: '/tmp', imageSubPath: 'etc' }, /imageSubPath is set but mounts\[0\]\.image is not/],
-    ['id-mapped', { containerPath: '/data', hostPath: '/tmp', uidMappings: [{ hostId: 1, containerId: 0, length: 1 }] }, /user namespaces, which are not supported yet/],
+    ['id-mapped outside a user-namespaced pod', { containerPath: '/data', hostPath: '/tmp', uidMappings: [{ hostId: 1, containerId: 0, length: 1 }] }, /mounts\[0\]: id-mapped mounts .* need a pod with a user namespace/],
   ];
   it('binds an image volume from where it is mounted: read-only, nosuid, nodev, noexec, private, whatever was asked', async () => {
     const { mounts } = await containerMounts(base({
@@ -143,6 +143,15 @@ describe('containerMounts', () => {
     expect(mounts.find((m) => m.destination === '/vol')).toEqual({
       destination: '/vol', type: 'bind', source: join(dir, 'data'), options: ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec'],
     });
+  });
+
+  it('passes a user-namespaced pod\'s id mappings on to the runtime, and wants both', async () => {
+    const maps = [{ hostId: 100000, containerId: 0, length: 65536 }];
+    const r = await containerMounts(base({ podUserns: true, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps, gidMappings: maps })] }));
+    const oci = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    expect(r.mounts.find((m) => m.destination === '/data')).toMatchObject({ source: '/tmp', uidMappings: oci, gidMappings: oci });
+    const half = containerMounts(base({ podUserns: true, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps })] }));
+    await expect(half).rejects.toThrow(/mounts\[0\].gidMappings: an id-mapped mount needs both/);
   });
 
   for (const [name, m, msg] of invalid) {

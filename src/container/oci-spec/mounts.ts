@@ -11,7 +11,8 @@ import type { NamespaceMode__Output } from '../../gen/runtime/v1/NamespaceMode.j
 import { isImageVolume } from '../image-volumes.js';
 import { checkCleanPath } from './clean-path.js';
 import { isShared, isSlave, lookupMount } from './mount-info.js';
-import type { OciMount } from './oci-types.js';
+import { MAX_ID_MAPPINGS } from '../../sandbox/user-namespace.js';
+import type { OciIdMapping, OciMount } from './oci-types.js';
 
 const SHM_SIZE = 'size=65536k';
 
@@ -33,6 +34,8 @@ export interface MountInput {
    * in criMounts (container/image-volumes.ts mounts them before the spec is built).
    */
   imageVolumeSources?: ReadonlyMap<number, string>;
+  /** The pod runs in its own user namespace: mounts may carry id mappings (idmapped binds). */
+  podUserns?: boolean;
 }
 
 export interface MountResult {
@@ -209,11 +212,22 @@ async function createSources(binds: PlannedBind[]): Promise<void> {
   }
 }
 
+/** A CRI mount's id mappings in OCI form; both uid and gid maps are needed for an idmapped bind. */
+function ociIdMappings(list: Mount__Output['uidMappings'], field: string): OciIdMapping[] {
+  if (!list || list.length === 0) throw new InvalidArgumentError(`${field}: an id-mapped mount needs both uidMappings and gidMappings`);
+  if (list.length > MAX_ID_MAPPINGS) throw new InvalidArgumentError(`${field}: ${list.length} mappings, at most ${MAX_ID_MAPPINGS}`);
+  return list.map((m, i) => {
+    if (m.length === 0) throw new InvalidArgumentError(`${field}[${i}]: length must not be 0`);
+    return { containerID: m.containerId, hostID: m.hostId, size: m.length };
+  });
+}
+
 /**
  * Every mount is checked (paths, options, sources, propagation) before any host directory is
  * created: a bad mount anywhere in the request leaves the host untouched.
  */
 export async function containerMounts(input: MountInput): Promise<MountResult> {
+  const idmaps = new Map<string, Pick<OciMount, 'uidMappings' | 'gidMappings'>>();
   const requests: Request[] = [];
   const seen = new Set<string>();
   input.criMounts.forEach((m, i) => {
@@ -227,7 +241,11 @@ export async function containerMounts(input: MountInput): Promise<MountResult> {
       if (m.imageSubPath !== '') throw new InvalidArgumentError(`${field}.imageSubPath is set but ${field}.image is not: a sub path needs an image`);
     }
     if ((m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0) {
-      throw new InvalidArgumentError(`${field}: id-mapped mounts need user namespaces, which are not supported yet`);
+      // kubelet sends them for every volume of a user-namespaced pod: the runtime idmaps the
+      // bind (crib-runtime, native/src/idmap-mount.c), or fails naming it where the filesystem
+      // cannot.
+      if (!input.podUserns) throw new InvalidArgumentError(`${field}: id-mapped mounts (uidMappings/gidMappings) need a pod with a user namespace`);
+      idmaps.set(m.containerPath, { uidMappings: ociIdMappings(m.uidMappings, `${field}.uidMappings`), gidMappings: ociIdMappings(m.gidMappings, `${field}.gidMappings`) });
     }
     if (seen.has(m.containerPath)) throw new InvalidArgumentError(`${field}: containerPath ${m.containerPath} is mounted twice`);
     seen.add(m.containerPath);
@@ -273,7 +291,7 @@ export async function containerMounts(input: MountInput): Promise<MountResult> {
     else if (b.options.includes('rslave') && rootfsPropagation !== 'rshared') rootfsPropagation = 'rslave';
     // Resolved again now that a created source exists: the path the runtime binds is the real one.
     const source = b.create.length > 0 ? await realpath(b.hostPath) : b.source;
-    mounts.push({ destination: b.containerPath, type: 'bind', source, options: b.options });
+    mounts.push({ destination: b.containerPath, type: 'bind', source, options: b.options, ...idmaps.get(b.containerPath) });
   }
   return rootfsPropagation === undefined ? { mounts } : { mounts, rootfsPropagation };
 }

@@ -95,9 +95,31 @@ describe('containerNamespaces', () => {
     expect(p).toThrow(/namespaceOptions.pid TARGET \(targetId "c1"\): the target container's PID namespace is not known/);
   });
 
-  it('refuses user namespaces explicitly', () => {
-    const p = () => containerNamespaces(input({ usernsOptions: { mode: 'POD', uids: [{ hostId: 100000, containerId: 0, length: 65536 }], gids: [] } }));
-    expect(p).toThrow(InvalidArgumentError);
-    expect(p).toThrow(/user namespaces are not supported yet/);
+  const maps = [{ hostId: 100000, containerId: 0, length: 65536 }];
+  const userns = { path: '/run/crib/ns/p/user', uids: maps, gids: maps };
+  const oci = [{ containerID: 0, hostID: 100000, size: 65536 }];
+
+  it('joins the pod\'s user namespace with its maps (POD, or no options in a user-namespaced pod)', () => {
+    for (const o of [{ usernsOptions: { mode: 'POD' as const, uids: maps, gids: maps } }, { usernsOptions: { mode: 'POD' as const, uids: [], gids: [] } }, null]) {
+      const r = containerNamespaces(input(o, { pod: { ...pod, userns } }));
+      expect(r.namespaces).toContainEqual({ type: 'user', path: userns.path });
+      expect(r.uidMappings).toEqual(oci);
+      expect(r.gidMappings).toEqual(oci);
+    }
+  });
+
+  it('refuses a user namespace that disagrees with the pod\'s, and CONTAINER mode', () => {
+    const other = [{ hostId: 200000, containerId: 0, length: 65536 }];
+    const cases: [Parameters<typeof namespaceOptions>[0], Partial<NamespaceInput>['pod'], unknown, RegExp][] = [
+      [{ usernsOptions: { mode: 'POD', uids: maps, gids: maps } }, pod, FailedPreconditionError, /the pod sandbox has no user namespace/],
+      [{ usernsOptions: { mode: 'NODE', uids: [], gids: [] } }, { ...pod, userns }, InvalidArgumentError, /mode NODE: the pod runs in its own user namespace/],
+      [{ usernsOptions: { mode: 'POD', uids: other, gids: maps } }, { ...pod, userns }, InvalidArgumentError, /differ from the pod's/],
+      [{ usernsOptions: { mode: 'CONTAINER', uids: maps, gids: maps } }, { ...pod, userns }, InvalidArgumentError, /mode CONTAINER: a user namespace is per pod/],
+    ];
+    for (const [o, p, cls, msg] of cases) {
+      const f = () => containerNamespaces(input(o, { pod: p }));
+      expect(f).toThrow(cls as typeof Error);
+      expect(f).toThrow(msg);
+    }
   });
 });

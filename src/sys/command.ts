@@ -1,8 +1,8 @@
-// Spawning the tools that do network and namespace work for us (ip, nft, crib-pinns). They run as
+// Spawning the tools that do network, namespace and mount work for us (ip, nft, crib-pinns). They run as
 // separate processes on purpose: the daemon never changes namespaces in its own threads.
 import { execFile } from 'node:child_process';
 import { InternalError } from '../errors.js';
-import { endChildInput } from '../sys/child-input.js';
+import { endChildInput } from './child-input.js';
 
 export class CommandError extends InternalError {
   constructor(
