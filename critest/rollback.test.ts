@@ -55,7 +55,7 @@ describe('rollback and persistence of CreateContainer', () => {
       podSandboxId, sandboxConfig: config,
       config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['/no/such/binary'] },
     })).rejects.toThrow(/create failed: crib-runtime: .*\/no\/such\/binary.*No such file or directory/);
-    expect(d.output()).toMatch(/container creation failed; rolling back/);
+    await waitFor('the rollback in the log', () => d.output().includes('container creation failed; rolling back'));
     expect(containerFiles()).toEqual(before);
     expect(before).toEqual({ records: [], dirs: [], layers: [], mounts: [] });
     expect((await d.cri.runtime.ListContainers({})).containers).toEqual([]);

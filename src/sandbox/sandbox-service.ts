@@ -88,13 +88,14 @@ export class SandboxService {
         continue;
       }
       this.names.claim(rec.reservedName, rec.id);
-      if (rec.state === 'stopping') {
-        log.warn({ pod: rec.id }, 'finishing the stop of a pod sandbox a crash interrupted');
-        await this.stop(rec.id);
-      } else if (rec.state === 'removing') {
-        log.warn({ pod: rec.id }, 'finishing the removal of a pod sandbox a crash interrupted');
-        await this.remove(rec.id);
-      }
+      if (rec.state !== 'stopping' && rec.state !== 'removing') continue;
+      const what = rec.state === 'stopping' ? 'stop' : 'removal';
+      log.warn({ pod: rec.id }, `finishing the ${what} of a pod sandbox a crash interrupted`);
+      // A step that fails now (a CNI DEL refused) must not keep the daemon from serving: the pod
+      // stays NOTREADY with its intent, and kubelet's next StopPodSandbox or RemovePodSandbox
+      // finishes it.
+      await (rec.state === 'stopping' ? this.stop(rec.id) : this.remove(rec.id)).catch((err: unknown) =>
+        log.error({ pod: rec.id, err }, `finishing the ${what} of a pod sandbox failed; kubelet's retry will finish it`));
     }
     const leaked = await this.opts.network.reconcile(this.store.list().filter((r) => r.state === 'ready').map((r) => r.id));
     if (leaked.length) log.info({ pods: leaked }, 'released network resources of pods that no longer exist');
