@@ -67,4 +67,11 @@ export class FakePinns implements PodNamespacePinner {
     this.check('stopPodInit');
     this.podInits.delete(pid);
   }
+
+  /** The recorded init only: a fake init lives in no namespace a search could find. */
+  async stopPodInits(pod: { podInitPid?: number }, _nsDir: string, _search: boolean): Promise<number[]> {
+    if (pod.podInitPid === undefined || !this.podInits.has(pod.podInitPid)) return [];
+    await this.stopPodInit(pod.podInitPid);
+    return [pod.podInitPid];
+  }
 }

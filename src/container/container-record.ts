@@ -3,19 +3,29 @@
 // records its intent first and its result last, so that start-up can finish or undo it:
 //
 //   creating ─────► created ──► starting ──► running ──exit──► exited ──► removing ──► (gone)
-//   (created:false)          (intent start)                              (intent remove)
+//   (created:false)    ▲     (intent start)                              (intent remove)
+//                      └── still parked ───┘
 //
-//   creating  a crash rolls it back: nothing of it is left (the monitor is killed too).
-//   starting  start-up completes it: the process released (or exited) means started; a process
-//             still parked is started now.
+//   creating  CreateContainer: the record (created:false) is written before anything exists;
+//             then the writable layer, its mount, the bundle, the monitor with the parked
+//             process; created:true with the pids last. A failure or a crash rolls it back:
+//             nothing of it is left (the monitor and process are killed too).
+//   starting  StartContainer writes the intent, has the runtime release the process, then
+//             records startedAt. Start-up asks the runtime: a process released (running, or
+//             exited since) was started, and is RUNNING (or EXITED); one still parked was not,
+//             and is CREATED again for kubelet to start. A runtime start that finds the process
+//             already released (a start the crashed daemon left running) counts as the start.
 //   running   the exit arrives from the monitor as an event (or from its exit file after a
 //             restart). A monitor that died is found at once (its control socket closes): a
 //             process still running is killed and recorded EXITED 137; one already gone is
-//             EXITED 255. Either message says the monitor died.
+//             EXITED 255. Either message says the monitor died. StopContainer has no intent:
+//             its signal either reached the process (the exit arrives as above) or did not (it
+//             still runs, and is reported RUNNING).
 //   exited    recorded in memory at once (reads answer from memory); written to disk as soon
 //             as the disk takes it, retried while it does not; then the monitor is told it may go.
-//   removing  start-up finishes the removal. Created containers (never started) can be removed
-//             too, and an exit of a never-started one counts as started at its creation.
+//   removing  start-up finishes the removal (runtime delete, unmount, writable layer, dir,
+//             record). Created containers (never started) can be removed too, and an exit of a
+//             never-started one counts as started at its creation.
 import { join } from 'node:path';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';
 import { defineSchema } from '../store/schema.js';

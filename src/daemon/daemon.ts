@@ -108,8 +108,10 @@ export class Daemon {
         namespaces: cribPinns,
         shm: tmpfsShm,
       });
-      await sandboxes.recover();
+      // Containers first: finishing a pod's interrupted stop or removal stops or removes its
+      // containers, which must be loaded (and their exits known) by then.
       await containers.recover();
+      await sandboxes.recover();
       const streaming = new StreamingServer({
         address: config.streaming.address,
         port: config.streaming.port,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RuntimeEvent, RuntimeRef } from './container-runtime.js';
 import { MonitorWatch } from './monitor-watch.js';
-import { processStartTime } from './process-identity.js';
+import { processStartTime } from '../sys/process-identity.js';
 import { runtimeFiles } from './runtime-files.js';
 
 const EXIT = { exitCode: 4, signal: null, exitedAt: '2026-01-01T00:00:00.000000000Z', oomKilled: false };

@@ -10,7 +10,7 @@ import { log } from '../log.js';
 import type { ExitRecord, RuntimeEvent, RuntimeRef } from './container-runtime.js';
 import { readExitFile } from './exit-file.js';
 import { MonitorControl } from './monitor-control.js';
-import { processAlive, processCmdline } from './process-identity.js';
+import { processAlive, processCmdline } from '../sys/process-identity.js';
 import { runtimeFiles } from './runtime-files.js';
 import type { UnixConnectError } from './unix-connect.js';
 

@@ -19,7 +19,7 @@ import { MonitorControl, type MonitorReply } from './monitor-control.js';
 import { spawnDetachedMonitor } from './monitor-launch.js';
 import { MonitorWatch } from './monitor-watch.js';
 import { OciRuntime, OciRuntimeError } from './oci-runtime.js';
-import { processAlive, processStartTime } from './process-identity.js';
+import { processAlive, processStartTime } from '../sys/process-identity.js';
 import type { RuntimeFeatures } from './runtime-features.js';
 import { execFiles, runtimeFiles } from './runtime-files.js';
 import { connectUnix } from './unix-connect.js';

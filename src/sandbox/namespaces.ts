@@ -8,6 +8,7 @@ import { AlreadyExistsError, InternalError, InvalidArgumentError, errnoCode } fr
 import { nativeBinaries } from '../native-paths.js';
 import { CommandError, runCommand } from '../sys/command.js';
 import { pinnsMapArg, type PodUserNamespace } from './user-namespace.js';
+import { killPodInits } from './pod-init-finder.js';
 
 export interface PinOptions {
   /** Directory that receives the pinned files `net`, `ipc`, `uts`, `user` (created if missing). */
@@ -50,6 +51,12 @@ export interface PodNamespacePinner {
   startPodInit(dir: string): Promise<number>;
   /** Idempotent; leaves a recycled pid alone. */
   stopPodInit(pid: number): Promise<void>;
+  /**
+   * Stops a pod's init: the recorded one if it still is that process (pid and start time), and
+   * with `search`, any other pod init in the namespaces pinned in `nsDir` (one a crash kept from
+   * being recorded). Returns the pids stopped.
+   */
+  stopPodInits(pod: { podInitPid?: number; podInitStartTime?: string }, nsDir: string, search: boolean): Promise<number[]>;
 }
 
 /** Which namespace a sysctl key belongs to; throws InvalidArgumentError for host-wide keys. */
@@ -175,4 +182,5 @@ export const cribPinns: PodNamespacePinner = {
   unpin: unpinPodNamespaces,
   startPodInit,
   stopPodInit,
+  stopPodInits: (pod, nsDir, search) => killPodInits(pod, nsDir, search),
 };

@@ -237,7 +237,8 @@ describe('SandboxService', () => {
     const id = await svc.run(podConfig('web'), '', live());
     net.failNextTeardown = new InternalError('CNI DEL failed');
     await expect(svc.remove(id)).rejects.toThrow(/CNI DEL failed/);
-    expect(svc.get(id).state).toBe('ready');
+    // The removal's intent stays (reported NOTREADY) for the retry, or a restart, to finish.
+    expect(svc.get(id).state).toBe('removing');
     expect(await recordFiles()).toEqual([`${id}.json`]);
     expect(pinns.pinned.has(join(state, 'pods', id, 'ns'))).toBe(true);
     await svc.remove(id);
