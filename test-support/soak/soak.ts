@@ -163,7 +163,8 @@ async function killDaemon(node: SoakNode, workers: SoakWorker[], workDir: string
     divergences.push(`after daemon kill #${daemonKills}: the daemon did not start again: ${describeError(err)}`);
     throw err;
   }
-  say(`daemon kill #${daemonKills}: restarted in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const cut = workers.flatMap((w) => w.pendingRetries());
+  say(`daemon kill #${daemonKills}: restarted in ${((performance.now() - t) / 1000).toFixed(1)} s; interrupted: ${cut.join(', ') || 'no call'}`);
   await checkTruth(node, `after daemon kill #${daemonKills}`, onDisk.podNamespaces);
   const wrong = await retryAll(workers);
   if (wrong.length) say(`  ${wrong.length} interrupted calls could not be finished:\n    ${wrong.join('\n    ')}`);

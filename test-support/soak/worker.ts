@@ -99,6 +99,11 @@ export class SoakWorker {
     }
   }
 
+  /** The calls a daemon kill interrupted and not yet retried, as "Name target". */
+  pendingRetries(): string[] {
+    return this.interrupted.map((op) => `${op.name}${op.target ? ` ${op.target.slice(0, 12)}` : ''}`);
+  }
+
   /** Finishes the calls a daemon kill interrupted, as kubelet would retry them. Call while the
    * gate is shut. Returns what could not be finished. */
   async retryInterrupted(): Promise<string[]> {
