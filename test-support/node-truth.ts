@@ -280,19 +280,26 @@ export async function checkNodeTruth(d: TestDaemon, known: KnownIds = {}): Promi
   // ---- pod inits: one per ready shared-PID pod, none for anything else of ours ----
   const inits = podInits();
   const pinned = pinnedNamespaces(d.state);
-  for (const [podId, inodes] of known.podNamespaces ?? []) if (!pinned.has(podId)) pinned.set(podId, inodes);
+  // Namespaces of pods gone by now: checked only for inits no current pod explains, as the
+  // kernel hands a freed namespace's inode number to a new namespace.
+  const gone = [...(known.podNamespaces ?? [])].filter(([podId]) => !pinned.has(podId));
+  for (const init of inits) {
+    const current = [...pinned].find(([, inodes]) => init.ns.some((i) => inodes.includes(i)));
+    if (current) {
+      const p = pods.find((x) => x.id === current[0]);
+      if (!p) out.push(`crib-pod-init ${init.pid} is in the namespaces of pod ${current[0]}, which is not reported`);
+      else if (!p.ready || p.initPid !== init.pid) out.push(`crib-pod-init ${init.pid} runs in pod ${p.id} (${p.ready ? 'READY' : 'NOTREADY'}, pod init ${p.initPid})`);
+      continue;
+    }
+    if (pods.some((p) => p.initPid === init.pid)) continue;
+    // All of them: one inode number alone may since name another pod's namespace.
+    const was = gone.find(([, inodes]) => inodes.every((i) => init.ns.includes(i)));
+    if (was) out.push(`crib-pod-init ${init.pid} is in the namespaces of pod ${was[0]}, which is not reported`);
+  }
   for (const p of pods) {
     const initAlive = p.initPid > 0 && processAlive(p.initPid) && comm(p.initPid) === 'crib-pod-init';
     if (p.ready && p.sharedPid && !initAlive) out.push(`pod ${p.id} is READY with a shared PID namespace but its pod init ${p.initPid} is gone`);
     if (!p.ready && initAlive) out.push(`pod ${p.id} is NOTREADY but its pod init ${p.initPid} runs`);
-  }
-  for (const init of inits) {
-    for (const [podId, inodes] of pinned) {
-      if (!init.ns.some((i) => inodes.includes(i))) continue;
-      const p = pods.find((x) => x.id === podId);
-      if (!p) out.push(`crib-pod-init ${init.pid} is in the namespaces of pod ${podId}, which is not reported`);
-      else if (!p.ready || p.initPid !== init.pid) out.push(`crib-pod-init ${init.pid} runs in pod ${podId} (${p.ready ? 'READY' : 'NOTREADY'}, pod init ${p.initPid})`);
-    }
   }
 
   // ---- network: addresses, veths, rules for ready pods only ----

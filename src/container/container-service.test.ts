@@ -188,7 +188,7 @@ describe('ContainerService', () => {
     await second.create(pod, containerConfig('torn'), new AbortController().signal);
   });
 
-  it('completes a start a crash interrupted, whether or not the runtime had released the process', async () => {
+  it('ends a start a crash interrupted in what the runtime says: released is RUNNING, still parked is CREATED', async () => {
     const first = await daemon();
     const parked = await first.create(pod, containerConfig('parked'), new AbortController().signal);
     const released = await first.create(pod, containerConfig('released'), new AbortController().signal);
@@ -200,13 +200,31 @@ describe('ContainerService', () => {
     }
     await rt.start({ id: released, dir: '' });
     const second = await daemon();
-    for (const id of [parked, released]) {
-      expect(await second.status(id)).toMatchObject({ startedAt: '5000' });
-      expect(criState(await second.status(id))).toBe('CONTAINER_RUNNING');
-      expect((await second.status(id)).intent).toBeUndefined();
-    }
+    expect(await second.status(released)).toMatchObject({ startedAt: '5000' });
+    expect(criState(await second.status(released))).toBe('CONTAINER_RUNNING');
+    // The start never happened: the container stays created, for kubelet to start.
+    expect((await second.status(parked)).startedAt).toBeUndefined();
+    expect(criState(await second.status(parked))).toBe('CONTAINER_CREATED');
+    for (const id of [parked, released]) expect((await second.status(id)).intent).toBeUndefined();
+    expect(rt.containers.get(parked)!.state).toBe('parked');
+    expect(rt.calls.filter((c) => c === `start ${parked}`)).toHaveLength(0);
+    await second.start(parked);
+    expect(criState(await second.status(parked))).toBe('CONTAINER_RUNNING');
     expect(rt.containers.get(parked)!.state).toBe('running');
-    expect(rt.calls.filter((c) => c === `start ${parked}`)).toHaveLength(1);
+  });
+
+  it('records a container started when the runtime start fails because a start from before a crash released it', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('raced'), new AbortController().signal);
+    // The runtime start a killed daemon left running finishes after start-up looked.
+    await rt.start({ id, dir: '' });
+    await svc.start(id);
+    expect(criState(await svc.status(id))).toBe('CONTAINER_RUNNING');
+    // A start that fails for any other reason still fails.
+    const other = await svc.create(pod, containerConfig('dead'), new AbortController().signal);
+    rt.containers.get(other)!.state = 'deleted';
+    await expect(svc.start(other)).rejects.toThrow(/does not exist/);
+    expect(criState(await svc.status(other))).toBe('CONTAINER_CREATED');
   });
 
   it('finishes a removal a crash interrupted', async () => {

@@ -22,6 +22,7 @@ import { podInitPidNamespace } from '../sandbox/namespaces.js';
 import type { PodContainers } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { Cleaner } from '../lifecycle/cleaner.js';
+import { crashPoint } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
@@ -145,16 +146,18 @@ export class ContainerService implements PodContainers {
     await Promise.all([...this.settling.values()]);
   }
 
-  /** A start interrupted by a crash: done if the process left its parking, else done now. */
+  /**
+   * A start a crash interrupted ends in what the runtime says happened: a process that left its
+   * parking (running, or exited since) was started; one still parked was not, and stays CREATED
+   * for kubelet to start (or remove) as it sees fit.
+   */
   private async completeStart(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
-    const ref = this.ref(rec);
-    const where = await runtime.startState(ref);
-    if (where === 'parked') {
-      log.info({ container: rec.id }, 'completing a start a crash interrupted');
-      await runtime.start(ref);
-    }
+    const where = await runtime.startState(this.ref(rec));
+    log.info({ container: rec.id, runtimeState: where }, where === 'started'
+      ? 'a start a crash interrupted had happened: the container is running'
+      : 'a start a crash interrupted had not happened: the container stays created');
     this.records.updateSoon(rec.id, (r) => {
-      if (where !== 'gone') r.startedAt ??= rec.intent!.at;
+      if (where === 'started') r.startedAt ??= rec.intent!.at;
       delete r.intent;
     });
   }
@@ -353,6 +356,7 @@ export class ContainerService implements PodContainers {
     };
     // The intent goes to disk first: a crash from here on is rolled back at start-up.
     await this.records.add(rec);
+    crashPoint('CreateContainer:after-record');
     const cleaner = new Cleaner(clog);
     cleaner.add('remove record', () => this.records.remove(id));
     try {
@@ -361,8 +365,10 @@ export class ContainerService implements PodContainers {
       const snapshots = this.opts.snapshots;
       await snapshots.prepare(id, image.chainId);
       cleaner.add('remove writable layer', () => snapshots.remove(id));
+      crashPoint('CreateContainer:after-writable-layer');
       await snapshots.mount(id, paths.rootfs);
       cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
+      crashPoint('CreateContainer:after-mount');
       const spec = await buildContainerSpec({
         id,
         config,
@@ -395,6 +401,7 @@ export class ContainerService implements PodContainers {
         stdinOnce: config.stdinOnce,
         tty: config.tty,
       });
+      crashPoint('CreateContainer:after-runtime-create');
       const u = spec.process.user;
       await this.records.commit(id, (r) => {
         r.cgroupsPath = spec.linux.cgroupsPath;
@@ -435,10 +442,12 @@ export class ContainerService implements PodContainers {
       await this.records.commit(cur.id, (r) => {
         r.intent = { kind: 'start', at: startedAt };
       });
+      crashPoint('StartContainer:after-intent');
       // An exit reported while start runs waits for it: kubelet must see STARTED before STOPPED.
       this.starting.add(cur.id);
       try {
-        await this.runtimeOf(cur).start(this.ref(cur));
+        await this.startInRuntime(cur);
+        crashPoint('StartContainer:after-runtime-start');
         const started = this.records.updateSoon(cur.id, (r) => {
           r.startedAt ??= startedAt;
           if (r.intent?.kind === 'start') delete r.intent;
@@ -452,6 +461,20 @@ export class ContainerService implements PodContainers {
         if (deferred) this.recordExit(cur.id, deferred.exit, deferred.why);
       }
     });
+  }
+
+  /**
+   * Releases the parked process. A start that fails on a process no longer parked was done by
+   * a runtime start the crash of an earlier daemon left running: that is a start, not an error.
+   */
+  private async startInRuntime(rec: ContainerRecord): Promise<void> {
+    const runtime = this.runtimeOf(rec);
+    try {
+      await runtime.start(this.ref(rec));
+    } catch (err) {
+      if ((await runtime.startState(this.ref(rec)).catch(() => 'unknown')) !== 'started') throw err;
+      log.warn({ container: rec.id, err: (err as Error).message }, 'runtime start failed on a container already started: recording it started');
+    }
   }
 
   /** Stop: the image's STOPSIGNAL (or SIGTERM), then SIGKILL after `timeout` seconds; idempotent. */
@@ -470,6 +493,7 @@ export class ContainerService implements PodContainers {
       if (state === 'CONTAINER_CREATED') {
         // Never started: kill the parked process; the monitor reports the exit.
         await runtime.kill(ref, 'KILL', { all: true });
+        crashPoint('StopContainer:after-kill');
         if (!(await this.waitExited(cur.id, KILL_GRACE_MS))) {
           this.recordExit(cur.id, { exitCode: 137, signal: 9, exitedAt: new Date().toISOString(), oomKilled: false });
         }
@@ -477,9 +501,11 @@ export class ContainerService implements PodContainers {
       }
       if (timeoutSeconds > 0) {
         await runtime.kill(ref, cur.stopSignal || 'TERM');
+        crashPoint('StopContainer:after-signal');
         if (await this.waitExited(cur.id, timeoutSeconds * 1000)) return;
       }
       await runtime.kill(ref, 'KILL', { all: true });
+      crashPoint('StopContainer:after-kill');
       if (await this.waitExited(cur.id, KILL_GRACE_MS)) return;
       // No word from the watch: ask once more before saying the process outlived SIGKILL.
       const exit = await runtime.exitStatus(ref).catch(() => undefined);
@@ -514,6 +540,7 @@ export class ContainerService implements PodContainers {
       await this.records.commit(cur.id, (r) => {
         r.intent = { kind: 'remove', at: nowNs() };
       }).catch((err: unknown) => log.warn({ container: cur.id, err: (err as Error).message }, 'removal intent not written; removing anyway'));
+      crashPoint('RemoveContainer:after-intent');
       await this.destroy(cur);
       this.emit(cur, 'CONTAINER_DELETED_EVENT');
       log.info({ container: cur.id }, 'container removed');
@@ -527,9 +554,11 @@ export class ContainerService implements PodContainers {
     this.unwatch.delete(rec.id);
     const runtime = this.opts.runtimes.find(rec.runtimeHandler);
     if (runtime) await runtime.delete(this.ref(rec));
+    crashPoint('RemoveContainer:after-runtime-delete');
     await this.opts.snapshots.unmount(paths.rootfs).catch((err: unknown) => {
       if (!['EINVAL', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
     });
+    crashPoint('RemoveContainer:after-unmount');
     await this.opts.snapshots.remove(rec.id);
     await rm(rec.dir, { recursive: true, force: true });
     await this.records.remove(rec.id);

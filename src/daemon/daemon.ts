@@ -99,8 +99,10 @@ export class Daemon {
         defaultHandler: config.runtime.default_handler,
         containers,
       });
-      await sandboxes.recover();
+      // Containers first: finishing a pod's interrupted stop or removal stops or removes its
+      // containers, which must be loaded (and their exits known) by then.
       await containers.recover();
+      await sandboxes.recover();
       const streaming = new StreamingServer({
         address: config.streaming.address,
         port: config.streaming.port,

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CribConfig } from '../config/config.js';
+import { crashPoint } from '../lifecycle/crash-point.js';
 import { log, type Logger } from '../log.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { diskUsage } from '../sys/disk-usage.js';
@@ -144,6 +145,7 @@ export class ImageService {
         repoTags: ref.digest === undefined ? [`${ref.name}:${ref.tag ?? 'latest'}`] : [],
         repoDigests: [`${ref.name}@${resolved.indexDigest ?? resolved.manifestDigest}`],
       }, lease.add, plog);
+      crashPoint('PullImage:after-record');
       plog.info({ id: record.id, ms: Date.now() - started }, 'image pulled');
       return this.view(record);
     } catch (err) {
@@ -177,6 +179,7 @@ export class ImageService {
     // The manifest is kept so the image's digests can be verified and served later.
     await this.storeBytes(img.manifestDigest, img.manifestBytes);
     lease(img.manifestDigest);
+    crashPoint('PullImage:after-layers');
     return this.save({
       id: img.configDescriptor.digest,
       repoTags: img.repoTags,
@@ -221,6 +224,7 @@ export class ImageService {
     const rec = await this.find(ref);
     if (!rec) return;
     await this.records.remove(rec.id);
+    crashPoint('RemoveImage:after-record');
     log.info({ id: rec.id, tags: rec.repoTags }, 'image removed');
     await this.collectGarbage();
   }

@@ -1,15 +1,38 @@
-// A pod sandbox as crib persists it.
+// A pod sandbox as crib persists it. Every multi-step change writes its intent (a state) first,
+// does its side effects, and writes the result last, so that whatever a crash interrupts,
+// start-up (SandboxService.recover) can finish or undo it:
 //
-//   creating ──► ready ──► notready ──► (removed)
-//       │                     ▲
-//       └── failed: rolled back, record removed (or cleaned at start-up after a crash)
+//   creating ──► ready ──► stopping ──► notready ──► removing ──► (record gone)
+//      │           │                                    ▲
+//      │           └───────────── remove ───────────────┘  (RemovePodSandbox without a stop)
+//      └── failed, or found at start-up: rolled back, record removed
+//
+//   creating  RunPodSandbox. The record is written before anything exists; the namespace paths
+//             and the pod init's pid + start time are written as soon as they exist (before
+//             the network). Start-up rolls it back: kills the pod init (by its recorded pid, or
+//             found by the pod's pinned namespaces when the crash came before the pid was
+//             written), tears down the network (by pod id), unpins the namespaces, removes the
+//             dir and the record. kubelet's retry then creates the pod anew.
+//   ready     serving; the only state reported SANDBOX_READY (with its IP).
+//   stopping  StopPodSandbox: containers stopped, pod init killed, network torn down, then
+//             notready. Start-up finishes it. Reported NOTREADY, without an IP, from the moment
+//             it is written: the network may already be gone.
+//   notready  stopped: namespaces still pinned, no network, no pod init.
+//   removing  RemovePodSandbox: containers removed, network (if still held) torn down, pod init
+//             killed, namespaces unpinned, dir and record removed. Start-up finishes it; until
+//             then it is reported NOTREADY.
+//
+// Schema: the states stopping and removing and the field podInitStartTime were added without a
+// version bump: records of the crib before them load unchanged, and a crib before them that
+// reads one reports it NOTREADY and finishes it on kubelet's next StopPodSandbox or
+// RemovePodSandbox (it only skips pods already notready).
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import type { PodNetworkStatus } from '../network/pod-networking.js';
 import type { PodFiles } from './pod-files.js';
 import { defineSchema } from '../store/schema.js';
 
-export type SandboxState = 'creating' | 'ready' | 'notready';
+export type SandboxState = 'creating' | 'ready' | 'stopping' | 'notready' | 'removing';
 
 export interface SandboxRecord {
   id: string;
@@ -28,6 +51,8 @@ export interface SandboxRecord {
   ipcnsPath?: string;
   utsnsPath?: string;
   podInitPid?: number;
+  /** Start time (/proc/<pid>/stat) of podInitPid: a pid alone may be reused by then. */
+  podInitStartTime?: string;
   files?: PodFiles;
   network?: PodNetworkStatus;
   /** What kubelet last said the pod's overhead and summed container resources are. */

@@ -11,6 +11,7 @@ import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxCon
 import { log } from '../log.js';
 import type { PodNetworking } from '../network/pod-networking.js';
 import { Cleaner } from '../lifecycle/cleaner.js';
+import { crashPoint } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
@@ -18,6 +19,7 @@ import { nowNs } from '../time.js';
 import {
   pinPodNamespaces, podInitPidNamespace, startPodInit, stopPodInit, unpinPodNamespaces,
 } from './namespaces.js';
+import { killPodInits, podInitStartTime } from './pod-init-finder.js';
 import { releasePodShm, writePodFiles } from './pod-files.js';
 import { SANDBOX_RECORD, reservedPodName, type SandboxRecord } from './sandbox-record.js';
 
@@ -61,7 +63,7 @@ export class SandboxService {
 
   /** Pods holding a network from the current backend. */
   networkedPods(): SandboxRecord[] {
-    return this.store.list().filter((r) => r.network !== undefined && r.state !== 'notready');
+    return this.store.list().filter((r) => r.network !== undefined && (r.state === 'ready' || r.state === 'stopping'));
   }
 
   /** Switch the pod network backend (UpdateRuntimeConfig's pod CIDR); only while no pod uses one. */
@@ -72,7 +74,11 @@ export class SandboxService {
     this.opts.network = network;
   }
 
-  /** Load records; roll back pods a crash left half-made; release leaked IPs. */
+  /**
+   * Load records and finish or undo what a crash interrupted (see sandbox-record.ts); release
+   * leaked IPs. Runs after the containers' recovery: finishing a stop or a removal stops or
+   * removes the pod's containers.
+   */
   async recover(): Promise<void> {
     for (const rec of await this.store.load()) {
       if (rec.state === 'creating') {
@@ -82,6 +88,13 @@ export class SandboxService {
         continue;
       }
       this.names.claim(rec.reservedName, rec.id);
+      if (rec.state === 'stopping') {
+        log.warn({ pod: rec.id }, 'finishing the stop of a pod sandbox a crash interrupted');
+        await this.stop(rec.id);
+      } else if (rec.state === 'removing') {
+        log.warn({ pod: rec.id }, 'finishing the removal of a pod sandbox a crash interrupted');
+        await this.remove(rec.id);
+      }
     }
     const leaked = await this.opts.network.reconcile(this.store.list().filter((r) => r.state === 'ready').map((r) => r.id));
     if (leaked.length) log.info({ pods: leaked }, 'released network resources of pods that no longer exist');
@@ -137,6 +150,7 @@ export class SandboxService {
     };
     // The record goes to disk first: a crash from here on is rolled back at start-up.
     await this.store.put(rec);
+    crashPoint('RunPodSandbox:after-record');
     const cleaner = new Cleaner(plog);
     cleaner.add('remove record', () => this.store.remove(id));
     try {
@@ -153,14 +167,21 @@ export class SandboxService {
         sysctls,
       });
       cleaner.add('unpin namespaces', () => unpinPodNamespaces(pinned.dir));
+      crashPoint('RunPodSandbox:after-pin');
       rec.netnsPath = pinned.net;
       rec.ipcnsPath = pinned.ipc;
       rec.utsnsPath = pinned.uts;
       if (sharedPid) {
-        rec.podInitPid = await startPodInit(pinned.dir);
-        const pid = rec.podInitPid;
+        const pid = await startPodInit(pinned.dir);
+        rec.podInitPid = pid;
+        rec.podInitStartTime = podInitStartTime(pid);
         cleaner.add('stop pod init', () => stopPodInit(pid));
+        // Not recorded yet: a rollback at start-up finds this init by the pod's namespaces.
+        crashPoint('RunPodSandbox:after-pod-init');
       }
+      // The namespaces and the pod init as soon as they exist: the network backend (CNI DEL)
+      // wants the netns path, and the pod init's pid + start time name it beyond doubt.
+      await this.store.put(rec);
       if (rec.netnsPath) {
         rec.network = await this.opts.network.setup(id, rec.netnsPath, {
           portMappings: config.portMappings,
@@ -169,6 +190,7 @@ export class SandboxService {
           podNamespace: config.metadata!.namespace,
         });
         cleaner.add('tear down network', () => this.opts.network.teardown(id, rec.netnsPath));
+        crashPoint('RunPodSandbox:after-network');
       }
       rec.files = await writePodFiles(join(dir, 'files'), {
         hostname: hostname || osHostname(),
@@ -179,6 +201,7 @@ export class SandboxService {
       });
       const files = rec.files;
       cleaner.add('release shm', () => releasePodShm(files));
+      crashPoint('RunPodSandbox:after-files');
       rec.state = 'ready';
       await this.store.put(rec);
       plog.info({ name: rec.reservedName, ip: rec.network?.ip }, 'pod sandbox ready');
@@ -216,11 +239,23 @@ export class SandboxService {
     // kubelet may stop a pod it already removed: that is success (CRI: idempotent).
     if (!rec) return;
     await this.locks.run(rec.id, async () => {
+      let cur = this.store.get(rec.id);
+      if (!cur) return;
+      // The intent first: from here on the pod is reported NOTREADY, and a crash is finished at
+      // start-up, never left READY with a network it no longer has.
+      if (cur.state === 'ready') {
+        cur = await this.store.update(cur.id, (r) => {
+          r.state = 'stopping';
+        });
+        crashPoint('StopPodSandbox:after-intent');
+      }
       for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
-      const cur = this.store.get(rec.id);
-      if (!cur || cur.state === 'notready') return;
-      if (cur.podInitPid) await stopPodInit(cur.podInitPid);
+      if (cur.state !== 'stopping') return;
+      crashPoint('StopPodSandbox:after-containers');
+      if (cur.podInitPid) await killPodInits(cur, join(cur.dir, 'ns'), false);
+      crashPoint('StopPodSandbox:after-pod-init');
       if (cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
+      crashPoint('StopPodSandbox:after-network');
       await this.store.update(cur.id, (r) => {
         r.state = 'notready';
       });
@@ -233,14 +268,26 @@ export class SandboxService {
     const rec = this.find(idOrPrefix);
     if (!rec) return;
     await this.locks.run(rec.id, async () => {
-      for (const cid of this.containers.idsInPod(rec.id)) await this.containers.removeForPod(cid);
-      const cur = this.store.get(rec.id);
+      let cur = this.store.get(rec.id);
       if (!cur) return;
+      // Whether the network is still held: a notready pod gave it back when it stopped. A
+      // removal a crash interrupted does not know any more, and tears it down again (idempotent).
+      const holdsNetwork = cur.state !== 'notready';
+      if (cur.state !== 'removing') {
+        cur = await this.store.update(cur.id, (r) => {
+          r.state = 'removing';
+        });
+        crashPoint('RemovePodSandbox:after-intent');
+      }
+      for (const cid of this.containers.idsInPod(cur.id)) await this.containers.removeForPod(cid);
+      crashPoint('RemovePodSandbox:after-containers');
       // A network that will not let go (a CNI DEL failing) fails the call and keeps the pod, its
       // namespace included, so kubelet's retry can run DEL again, as after StopPodSandbox
       // (containerd does the same): removing it anyway would leak the address for good.
-      if (cur.state !== 'notready' && cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
+      if (holdsNetwork && cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
+      crashPoint('RemovePodSandbox:after-network');
       await this.teardown(cur, false);
+      crashPoint('RemovePodSandbox:after-teardown');
       await this.store.remove(cur.id);
       this.names.release(cur.reservedName, cur.id);
       log.info({ pod: cur.id }, 'pod sandbox removed');
@@ -248,7 +295,9 @@ export class SandboxService {
   }
 
   private async teardown(rec: SandboxRecord, network: boolean): Promise<void> {
-    if (rec.podInitPid) await stopPodInit(rec.podInitPid).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
+    // Also an init the record never learnt of (RunPodSandbox interrupted before writing it).
+    const search = rec.state === 'creating' && rec.config.linux?.securityContext?.namespaceOptions?.pid === 'POD';
+    await killPodInits(rec, join(rec.dir, 'ns'), search).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
     if (network) await this.opts.network.teardown(rec.id, rec.netnsPath).catch((err: unknown) => log.warn({ err }, 'network teardown'));
     if (rec.files) releasePodShm(rec.files);
     else releasePodShm({ shmPath: join(rec.dir, 'files', 'shm') });
