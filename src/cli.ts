@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { loadConfig, type CribConfig } from './config/config.js';
 import { Daemon } from './daemon/daemon.js';
-import { importImageViaDaemon } from './server/admin-service.js';
+import { importImageViaDaemon } from './client/admin-client.js';
 import { log } from './log.js';
 import { CRIB_VERSION } from './version.js';
 
