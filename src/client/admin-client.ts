@@ -1,8 +1,10 @@
-// Client side of crib's admin service (src/server/admin-service.ts): image import and the pull
+// Client side of crib's admin service (src/server/admin-service.ts): image import/export and the pull
 // that streams its progress. Same socket as the CRI, JSON messages.
 import * as grpc from '@grpc/grpc-js';
 import {
   adminServiceDefinition,
+  type ExportImageRequest,
+  type ExportImageResponse,
   type ImportImageRequest,
   type ImportImageResponse,
   type StreamPullRequest,
@@ -12,6 +14,7 @@ import { grpcTarget } from './cri-client.js';
 
 interface AdminStub {
   ImportImage(req: ImportImageRequest, cb: (err: grpc.ServiceError | null, res: ImportImageResponse) => void): void;
+  ExportImage(req: ExportImageRequest, cb: (err: grpc.ServiceError | null, res: ExportImageResponse) => void): void;
   StreamPull(req: StreamPullRequest): grpc.ClientReadableStream<StreamPullResponse>;
   close(): void;
 }
@@ -26,6 +29,18 @@ export function importImageViaDaemon(address: string, path: string): Promise<Imp
   const client = adminStub(address);
   return new Promise((resolve, reject) =>
     client.ImportImage({ path }, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res);
+    }),
+  );
+}
+
+/** Write an image as an OCI layout tar at `path` (on the daemon's host; a new file). */
+export function exportImageViaDaemon(address: string, image: string, path: string): Promise<ExportImageResponse> {
+  const client = adminStub(address);
+  return new Promise((resolve, reject) =>
+    client.ExportImage({ image, path }, (err, res) => {
       client.close();
       if (err) reject(err);
       else resolve(res);

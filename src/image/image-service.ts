@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CribConfig } from '../config/config.js';
+import { NotFoundError } from '../errors.js';
 import { log, type Logger } from '../log.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { diskUsage } from '../sys/disk-usage.js';
@@ -15,6 +16,7 @@ import { imageLimitsFromConfig } from './limits.js';
 import { readImageArchive, type ArchiveImage } from './image-archive.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { PullProgress } from './pull-progress.js';
+import { writeImageLayout } from './image-export.js';
 import { RegistryClient, hostsConfigFromCrib, type CriAuth } from './registry/client.js';
 
 export interface ImageView extends ImageRecord {
@@ -252,6 +254,22 @@ export class ImageService {
       await archive.close();
       lease.release();
       await this.collectGarbage();
+    }
+  }
+
+  /** Write one image as an OCI layout tar at `path` (a new file). */
+  async exportArchive(ref: string, path: string): Promise<ImageView> {
+    const rec = await this.find(ref);
+    if (!rec) throw new NotFoundError(`image "${ref}" is not on this node`);
+    // Its blobs stay while we read them, even if the image is removed meanwhile.
+    const lease = this.newLease();
+    [rec.manifestDigest, rec.configDigest, ...rec.layers.map((l) => l.digest)].forEach(lease.add);
+    try {
+      await writeImageLayout(this.content, rec, path);
+      log.info({ id: rec.id, path }, 'image exported');
+      return this.view(rec);
+    } finally {
+      lease.release();
     }
   }
 

@@ -1,4 +1,4 @@
-// crib's own admin calls beside the CRI: image import for air-gapped nodes, and a pull that
+// crib's own admin calls beside the CRI: image import/export for air-gapped nodes, and a pull that
 // streams its progress (the CRI's PullImage is unary; `crib pull` shows layers). They travel
 // on the same socket as JSON-encoded gRPC messages, so the CLI needs no second listener and no
 // proto file of our own. The server side goes through implementService like the CRI services.
@@ -15,6 +15,17 @@ export interface ImportImageRequest {
 }
 export interface ImportImageResponse {
   images: { id: string; repoTags: string[] }[];
+}
+
+export interface ExportImageRequest {
+  /** The image: reference, id or id prefix. */
+  image: string;
+  /** Absolute path of the OCI layout tar to create on the daemon's host (must not exist). */
+  path: string;
+}
+export interface ExportImageResponse {
+  id: string;
+  repoTags: string[];
 }
 
 export interface StreamPullRequest {
@@ -50,6 +61,7 @@ function decodeRequest(b: Buffer): Decoded {
 export const ADMIN_SERVICE_NAME = 'crib.admin.v1.Admin';
 export const ADMIN_IMPORT_PATH = `/${ADMIN_SERVICE_NAME}/ImportImage`;
 export const ADMIN_STREAM_PULL_PATH = `/${ADMIN_SERVICE_NAME}/StreamPull`;
+export const ADMIN_EXPORT_PATH = `/${ADMIN_SERVICE_NAME}/ExportImage`;
 
 export const adminServiceDefinition = {
   ImportImage: {
@@ -60,6 +72,15 @@ export const adminServiceDefinition = {
     requestDeserialize: decodeRequest,
     responseSerialize: (v: ImportImageResponse): Buffer => encode(v),
     responseDeserialize: (b: Buffer): ImportImageResponse => JSON.parse(b.toString('utf8')) as ImportImageResponse,
+  },
+  ExportImage: {
+    path: ADMIN_EXPORT_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (v: ExportImageRequest): Buffer => encode(v),
+    requestDeserialize: decodeRequest,
+    responseSerialize: (v: ExportImageResponse): Buffer => encode(v),
+    responseDeserialize: (b: Buffer): ExportImageResponse => JSON.parse(b.toString('utf8')) as ExportImageResponse,
   },
   StreamPull: {
     path: ADMIN_STREAM_PULL_PATH,
@@ -101,6 +122,20 @@ export function adminHandlers(images: ImageService): ServiceHandlers<typeof admi
       }
       const views = await images.importArchive(path);
       return { images: views.map((v) => ({ id: v.id, repoTags: v.repoTags })) };
+    },
+    ExportImage: async (req) => {
+      if (!req.ok) throw new InvalidArgumentError(`ExportImage: the request is not JSON (${req.error})`);
+      const body = req.value as Partial<ExportImageRequest> | null;
+      const image = typeof body?.image === 'string' ? body.image.trim() : '';
+      if (image === '' || image.length > MAX_IMAGE_REFERENCE) {
+        throw new InvalidArgumentError(`ExportImage: image must name an image (at most ${MAX_IMAGE_REFERENCE} characters)`);
+      }
+      const path = body?.path;
+      if (typeof path !== 'string' || !path.startsWith('/') || path.length > MAX_IMAGE_REFERENCE) {
+        throw new InvalidArgumentError('ExportImage: path must be an absolute path for the new archive');
+      }
+      const view = await images.exportArchive(image, path);
+      return { id: view.id, repoTags: view.repoTags };
     },
     StreamPull: async (req, ctx, send) => {
       const { image, auth } = streamPullRequest(req);
