@@ -53,8 +53,10 @@ const LAYERS: Record<string, string[]> = {
   container: ['sys', 'store', 'lifecycle', 'runtime', 'snapshot', 'image', 'sandbox'],
   streaming: ['sys', 'config', 'runtime', 'container', 'sandbox'],
   server: ['config', 'runtime', 'network', 'stats', 'image', 'sandbox', 'container', 'streaming'],
-  daemon: ['sys', 'store', 'config', 'runtime', 'network', 'image', 'sandbox', 'container', 'streaming', 'server'],
-  cli: ['config', 'daemon', 'server'],
+  metrics: ['image'],
+  daemon: ['sys', 'store', 'config', 'runtime', 'network', 'image', 'sandbox', 'container', 'streaming', 'server', 'metrics'],
+  client: ['server', 'streaming'],
+  cli: ['config', 'daemon', 'server', 'client'],
 };
 
 /** The layer of a repository path under src/ (no extension). */

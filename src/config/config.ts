@@ -172,6 +172,17 @@ const schema = z
       })
       .strict()
       .default({}),
+    metrics: z
+      .object({
+        /** host:port of the Prometheus endpoint (GET /metrics); unset, nothing is served. */
+        address: z
+          .string()
+          .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'a host:port like "127.0.0.1:9464"')
+          .refine((a) => Number(a.slice(a.lastIndexOf(':') + 1)) <= 65535, 'the port must be in 0..65535')
+          .optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -174,6 +174,11 @@ export class ContainerService implements PodContainers {
     });
   }
 
+  /** Monitors we are connected to: one per container whose exit is not recorded yet. */
+  get monitorsWatched(): number {
+    return this.unwatch.size;
+  }
+
   /** Stops watching (the monitors go on without us) and writes what is still only in memory. */
   async close(): Promise<void> {
     for (const stop of this.unwatch.values()) stop();

@@ -28,6 +28,10 @@ import { RootLock } from './root-lock.js';
 import { SocketClaim } from './socket-claim.js';
 import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
+import { criState } from '../container/container-record.js';
+import { podSandboxState } from '../server/cri-messages.js';
+import type { DaemonMetrics } from '../metrics/daemon-metrics.js';
+import type { MetricsServer } from '../metrics/metrics-server.js';
 
 export class Daemon {
   private socketClaim: SocketClaim | undefined;
@@ -40,12 +44,19 @@ export class Daemon {
   private streaming: StreamingServer | undefined;
   private address = '';
   private listener: GrpcListener | undefined;
+  private metrics: DaemonMetrics | undefined;
+  private metricsServer: MetricsServer | undefined;
 
   constructor(readonly config: CribConfig) {}
 
   /** The address the gRPC server listens on, once started. */
   get listenAddress(): string {
     return this.address;
+  }
+
+  /** The metrics endpoint's host:port, once started with metrics.address set. */
+  get metricsAddress(): string {
+    return this.metricsServer?.address ?? '';
   }
 
   /** The streaming server's base URL (http[s]://host:port), once started. */
@@ -112,6 +123,18 @@ export class Daemon {
       // containers, which must be loaded (and their exits known) by then.
       await containers.recover();
       await sandboxes.recover();
+      if (config.metrics.address !== undefined) {
+        // Loaded only when asked for: a daemon without metrics carries no prom-client.
+        const { DaemonMetrics } = await import('../metrics/daemon-metrics.js');
+        const images = this.images;
+        this.metrics = new DaemonMetrics({
+          podStates: () => sandboxes.list().map(podSandboxState),
+          containerStates: () => containers.list().map(criState),
+          monitorsAlive: () => containers.monitorsWatched,
+          onPullFinished: (l) => images.onPullFinished(l),
+        });
+        this.metrics.setRecovered(sandboxes.list().length, containers.list().length);
+      }
       const streaming = new StreamingServer({
         address: config.streaming.address,
         port: config.streaming.port,
@@ -135,6 +158,7 @@ export class Daemon {
           network: this.network,
           pods: sandboxes,
         }),
+        observeRpc: this.metrics?.observeRpc,
       });
       this.server = server;
       this.listener = await bindGrpc(server, {
@@ -143,6 +167,10 @@ export class Daemon {
         socketGroup: config.grpc.socket_group,
       });
       this.address = this.listener.address;
+      if (this.metrics && config.metrics.address !== undefined) {
+        const { serveMetrics } = await import('../metrics/metrics-server.js');
+        this.metricsServer = await serveMetrics(this.metrics, config.metrics.address);
+      }
       log.info({ address: this.address, root: config.root, version: CRIB_VERSION }, 'crib daemon serving');
     } catch (err) {
       await this.stop();
@@ -171,6 +199,10 @@ export class Daemon {
       const path = unixSocketPath(this.address);
       if (path) await unlink(path).catch(() => undefined);
     }
+    await this.metricsServer?.close();
+    this.metricsServer = undefined;
+    this.metrics?.close();
+    this.metrics = undefined;
     await this.streaming?.stop();
     this.streaming = undefined;
     await this.containers?.close();

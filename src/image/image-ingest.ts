@@ -12,6 +12,7 @@ import { parseImageConfig, type ImageConfig } from './image-config.js';
 import { ByteBudget, formatLimit, limitExceeded, type ImageLimits } from './limits.js';
 import type { Descriptor } from './registry/types.js';
 import { unpackLayer } from './unpack/unpack-layer.js';
+import type { PullProgress } from './pull-progress.js';
 
 export interface ImageSource {
   /** The image as messages name it: a reference, or an archive's tag or digest. */
@@ -92,7 +93,7 @@ function checkDeclaredSizes(source: ImageSource, limits: ImageLimits): void {
 export async function ingestImage(
   deps: IngestDeps,
   source: ImageSource,
-  opts: { signal?: AbortSignal; lease: (what: string) => void },
+  opts: { signal?: AbortSignal; lease: (what: string) => void; progress?: PullProgress },
 ): Promise<IngestedImage> {
   const { content, snapshots, limits } = deps;
   const configDesc = source.configDescriptor;
@@ -133,9 +134,15 @@ export async function ingestImage(
   await boundedAll(source.layers, deps.concurrency, failFast, signal, async (layer, i) => {
     try {
       const chainId = chains[i]!;
-      if (!snapshots.has(chainId)) {
+      if (snapshots.has(chainId)) {
+        opts.progress?.layerState(i, 'present');
+      } else {
         const started = Date.now();
-        const blobPath = await content.ingest(layer, () => source.openBlob(layer), { signal });
+        const blobPath = await content.ingest(layer, () => source.openBlob(layer), {
+          signal,
+          onProgress: opts.progress && ((n) => opts.progress!.layerBytes(i, n)),
+        });
+        opts.progress?.layerState(i, 'unpacking');
         if (i > 0) await committed[i - 1];
         let unpackedHere = false;
         const snap = await snapshots.ensureLayer(chainId, i === 0 ? undefined : chains[i - 1], async (dir) => {
@@ -159,6 +166,7 @@ export async function ingestImage(
         // Another pull unpacked this layer while we waited: count what it recorded.
         if (!unpackedHere && !counted.has(i)) imageBudget.add(snap.size);
         deps.log.debug({ layer: layer.digest, size: layer.size, ms: Date.now() - started }, 'layer ready');
+        opts.progress?.layerState(i, 'done');
       }
       settle[i]!();
     } catch (err) {

@@ -16,6 +16,8 @@ import { ImageStore, type ImageRecord } from './image-store.js';
 import { imageLimitsFromConfig } from './limits.js';
 import { readImageArchive, type ArchiveImage } from './image-archive.js';
 import { parseReference, type ImageReference } from './reference.js';
+import { PullProgress } from './pull-progress.js';
+import { writeImageLayout } from './image-export.js';
 import { RegistryClient, hostsConfigFromCrib, type CriAuth } from './registry/client.js';
 import { VolumeReferences } from './volume-references.js';
 
@@ -36,6 +38,9 @@ const ID_RE = /^(?:sha256:)?([0-9a-f]{12,64})$/;
 
 export class ImageService {
   private readonly inflightPulls = new Map<string, Promise<ImageView>>();
+  /** Progress of each pull in flight, by the same key as inflightPulls. */
+  private readonly pullProgress = new Map<string, PullProgress>();
+  private readonly pullListeners = new Set<(p: PullProgress, err: unknown) => void>();
   /** Digests and chain ids that in-flight pulls/imports are writing; GC leaves them alone. */
   private readonly leases = new Map<string, number>();
   private gcRunning: Promise<void> = Promise.resolve();
@@ -127,18 +132,54 @@ export class ImageService {
     const key = ref.toString();
     const running = this.inflightPulls.get(key);
     if (running) return running;
+    const progress = new PullProgress(key);
     // The shared pull is not cancelled by one caller going away: kubelet's retry will want it.
-    const p = this.doPull(ref, auth).finally(() => this.inflightPulls.delete(key));
+    const p = this.doPull(ref, auth, progress).then(
+      (view) => {
+        this.pullFinished(key, progress, undefined);
+        return view;
+      },
+      (err: unknown) => {
+        this.pullFinished(key, progress, err);
+        throw err;
+      },
+    );
     this.inflightPulls.set(key, p);
+    this.pullProgress.set(key, progress);
     return p;
   }
 
-  private async doPull(ref: ImageReference, auth: CriAuth | undefined): Promise<ImageView> {
+  /** The progress of a pull in flight of this reference (as pull() was given it), if any. */
+  progressOf(refText: string): PullProgress | undefined {
+    return this.pullProgress.get(parseReference(refText).toString());
+  }
+
+  /** Called once per pull when it ends (err undefined on success); returns an unsubscribe. */
+  onPullFinished(listener: (p: PullProgress, err: unknown) => void): () => void {
+    this.pullListeners.add(listener);
+    return () => this.pullListeners.delete(listener);
+  }
+
+  private pullFinished(key: string, progress: PullProgress, err: unknown): void {
+    progress.finished(err === undefined);
+    this.inflightPulls.delete(key);
+    this.pullProgress.delete(key);
+    for (const l of this.pullListeners) {
+      try {
+        l(progress, err);
+      } catch (listenerErr) {
+        log.warn({ err: listenerErr }, 'a pull listener failed');
+      }
+    }
+  }
+
+  private async doPull(ref: ImageReference, auth: CriAuth | undefined, progress: PullProgress): Promise<ImageView> {
     const started = Date.now();
     const plog = log.child({ image: ref.toString() });
     const lease = this.newLease();
     try {
       const resolved = await this.registry.resolve(ref, { auth });
+      progress.resolved(resolved.layers);
       const record = await this.storeImage({
         name: ref.toString(),
         configDescriptor: resolved.configDescriptor,
@@ -148,7 +189,7 @@ export class ImageService {
         manifestBytes: resolved.manifestBytes,
         repoTags: ref.digest === undefined ? [`${ref.name}:${ref.tag ?? 'latest'}`] : [],
         repoDigests: [`${ref.name}@${resolved.indexDigest ?? resolved.manifestDigest}`],
-      }, lease.add, plog);
+      }, lease.add, plog, progress);
       crashPoint('PullImage:after-record');
       plog.info({ id: record.id, ms: Date.now() - started }, 'image pulled');
       return this.view(record);
@@ -170,6 +211,7 @@ export class ImageService {
     img: ImageSource & Pick<ArchiveImage, 'manifestDigest' | 'manifestBytes' | 'repoTags' | 'repoDigests'>,
     lease: (what: string) => void,
     ilog: Logger,
+    progress?: PullProgress,
   ): Promise<ImageRecord> {
     const ingested = await ingestImage(
       {
@@ -177,7 +219,7 @@ export class ImageService {
         limits: imageLimitsFromConfig(this.config),
       },
       img,
-      { lease },
+      { lease, progress },
     );
     await this.snapshots.syncAll();
     // The manifest is kept so the image's digests can be verified and served later.
@@ -218,6 +260,22 @@ export class ImageService {
       await archive.close();
       lease.release();
       await this.collectGarbage();
+    }
+  }
+
+  /** Write one image as an OCI layout tar at `path` (a new file). */
+  async exportArchive(ref: string, path: string): Promise<ImageView> {
+    const rec = await this.find(ref);
+    if (!rec) throw new NotFoundError(`image "${ref}" is not on this node`);
+    // Its blobs stay while we read them, even if the image is removed meanwhile.
+    const lease = this.newLease();
+    [rec.manifestDigest, rec.configDigest, ...rec.layers.map((l) => l.digest)].forEach(lease.add);
+    try {
+      await writeImageLayout(this.content, rec, path);
+      log.info({ id: rec.id, path }, 'image exported');
+      return this.view(rec);
+    } finally {
+      lease.release();
     }
   }
 

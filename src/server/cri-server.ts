@@ -14,7 +14,7 @@ import { GRPC_MAX_MESSAGE_BYTES } from './cri-limits.js';
 import { criProto } from './cri-proto.js';
 import { imageServiceHandlers } from './image-service.js';
 import { podSandboxHandlers } from './pod-sandbox-rpcs.js';
-import { implementService } from './rpc.js';
+import { implementService, type RpcObserver } from './rpc.js';
 import { runtimeInfoHandlers, type RuntimeInfoSource } from './runtime-info.js';
 import { statsHandlers } from './stats-rpcs.js';
 import { streamingHandlers } from './streaming-rpcs.js';
@@ -26,6 +26,8 @@ export interface CriComponents {
   images: ImageService;
   streaming: StreamingServer;
   runtimeInfo: RuntimeInfoSource;
+  /** Every call's outcome and duration (the metrics), when metrics are on. */
+  observeRpc?: RpcObserver;
 }
 
 export function createCriServer(c: CriComponents): grpc.Server {
@@ -43,12 +45,12 @@ export function createCriServer(c: CriComponents): grpc.Server {
       ...containerHandlers(c.containers, c.sandboxes, guards),
       ...statsHandlers(c.containers, c.sandboxes, c.images),
       ...streamingHandlers(c.containers, c.sandboxes, c.streaming, guards),
-    }),
+    }, c.observeRpc),
   );
   server.addService(
     proto.ImageService.service,
-    implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(c.images, guards.validate, () => c.runtimeInfo.handlerNames())),
+    implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(c.images, guards.validate, () => c.runtimeInfo.handlerNames()), c.observeRpc),
   );
-  server.addService(adminServiceDefinition, implementService(ADMIN_SERVICE_NAME, adminServiceDefinition, adminHandlers(c.images)));
+  server.addService(adminServiceDefinition, implementService(ADMIN_SERVICE_NAME, adminServiceDefinition, adminHandlers(c.images), c.observeRpc));
   return server;
 }

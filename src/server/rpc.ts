@@ -65,12 +65,24 @@ function logFailure(method: string, err: unknown, ms: number): void {
   }
 }
 
+/** Told about every call when it ends (the metrics' hook): its outcome and how long it took. */
+export type RpcObserver = (method: string, code: grpc.status, seconds: number) => void;
+
 /** A full implementation of a service: every method answers, implemented or UNIMPLEMENTED. */
 export function implementService<D extends grpc.ServiceDefinition>(
   serviceName: string,
   definition: D,
   handlers: ServiceHandlers<D>,
+  observe?: RpcObserver,
 ): grpc.UntypedServiceImplementation {
+  const ended = (rpc: string, code: grpc.status, started: number): void => {
+    if (!observe) return;
+    try {
+      observe(rpc, code, (Date.now() - started) / 1000);
+    } catch (err) {
+      log.warn({ method: rpc, err }, 'the RPC observer failed');
+    }
+  };
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(definition)) {
     const rpc = `${serviceName}/${name}`;
@@ -89,11 +101,13 @@ export function implementService<D extends grpc.ServiceDefinition>(
         (run as StreamingHandler<unknown, unknown>)(call.request, contextOf(call), (res) => call.write(res)).then(
           () => {
             log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
+            ended(rpc, grpc.status.OK, started);
             call.end();
           },
           (err: unknown) => {
             logFailure(rpc, err, Date.now() - started);
             const { code, details } = failureStatus(err);
+            ended(rpc, code, started);
             // grpc-js sends a stream's status when 'error' is emitted; destroy() would cancel the
             // call instead and the client would see CANCELLED, not what went wrong.
             call.emit('error', Object.assign(new Error(details), { code, details }));
@@ -106,11 +120,13 @@ export function implementService<D extends grpc.ServiceDefinition>(
         (run as UnaryHandler<unknown, unknown>)(call.request, contextOf(call)).then(
           (res) => {
             log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
+            ended(rpc, grpc.status.OK, started);
             callback(null, res);
           },
           (err: unknown) => {
             logFailure(rpc, err, Date.now() - started);
             const { code, details } = failureStatus(err);
+            ended(rpc, code, started);
             callback({ code, details, name: 'Error', message: details });
           },
         );
