@@ -20,8 +20,9 @@ function packagesLoadedBy(modulePath: string, packages: string[]): Record<string
 }
 
 describe('the daemon at start', () => {
-  it('loads gRPC but not the registry HTTP stack, WebSocket or tar libraries', () => {
-    const loaded = packagesLoadedBy(join(REPO, 'dist', 'daemon', 'daemon.js'), ['@grpc/grpc-js', 'undici', 'ws', 'tar-stream']);
-    expect(loaded).toEqual({ '@grpc/grpc-js': true, undici: false, ws: false, 'tar-stream': false });
+  it('loads gRPC but not the registry HTTP stack, WebSocket, tar, YAML, metrics or CLI libraries', () => {
+    const lazy = ['undici', 'ws', 'tar-stream', 'yaml', 'prom-client', 'commander', 'cli-table3', 'cli-progress'];
+    const loaded = packagesLoadedBy(join(REPO, 'dist', 'daemon', 'daemon.js'), ['@grpc/grpc-js', ...lazy]);
+    expect(loaded).toEqual({ '@grpc/grpc-js': true, ...Object.fromEntries(lazy.map((n) => [n, false])) });
   });
 });

@@ -5,11 +5,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import tarStream from 'tar-stream';
+import type TarStream from 'tar-stream';
 import { AlreadyExistsError, InvalidArgumentError, errnoCode } from '../errors.js';
 import type { ContentStore } from './content-store.js';
 import type { ImageRecord } from './image-store.js';
 import { MediaType } from './registry/types.js';
+import { lazyModule } from '../sys/lazy-module.js';
+
+/** Loaded on first use (sys/lazy-module.ts). */
+const tarStream = lazyModule<typeof TarStream>('tar-stream');
 
 const blobName = (digest: string): string => `blobs/sha256/${digest.replace(/^sha256:/, '')}`;
 
@@ -38,7 +42,7 @@ export async function writeImageLayout(content: ContentStore, rec: ImageRecord, 
     if (errnoCode(err) === 'EEXIST') throw new AlreadyExistsError(`${path} already exists: choose a new file name for the archive`);
     throw new InvalidArgumentError(`cannot create ${path}: ${(err as Error).message}`);
   }
-  const pack = tarStream.pack();
+  const pack = tarStream().pack();
   const written = pipeline(pack, out);
   try {
     const small = (entryName: string, bytes: Buffer) => new Promise<void>((resolve, reject) =>

@@ -2,9 +2,12 @@
 // cdiVersion, no unknown fields, valid kind and device names, no device twice, and no field
 // newer than the version the file declares (a vendor tool writing "0.3.0" with 0.7.0 fields is
 // broken, and the CDI reference library refuses it the same way).
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { deviceNameProblem, kindProblem } from './cdi-names.js';
+import { lazyModule } from '../../sys/lazy-module.js';
+
+/** Loaded with the first YAML spec (sys/lazy-module.ts): most nodes have none. */
+const yaml = lazyModule<typeof import('yaml')>('yaml');
 
 /** The spec versions the CDI project has released. */
 export const CDI_VERSIONS = ['0.3.0', '0.4.0', '0.5.0', '0.6.0', '0.7.0', '0.8.0', '1.0.0', '1.1.0'] as const;
@@ -116,7 +119,7 @@ export function parseCdiSpec(text: string, format: 'json' | 'yaml'): CdiSpec {
   let raw: unknown;
   try {
     // maxAliasCount bounds YAML alias expansion ("billion laughs").
-    raw = format === 'json' ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
+    raw = format === 'json' ? JSON.parse(text) : yaml().parse(text, { maxAliasCount: 100, uniqueKeys: true });
   } catch (err) {
     throw new Error(`not valid ${format.toUpperCase()}: ${(err as Error).message}`);
   }
