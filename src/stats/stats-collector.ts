@@ -60,8 +60,9 @@ export interface StatsCollectorOptions {
   minRateWindowNs?: bigint;
   /** How long a writable-layer walk is reused (default 2 s). */
   fsTtlMs?: number;
-  /** cgroup and /proc files read at once (default 2). */
-  parallelReads?: number;
+  /** cgroup and /proc files opened at once through the threadpool (default 2; reads of open
+   * files are done in place, in slices: see KernelFileReader). */
+  parallelOpens?: number;
 }
 
 // CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
@@ -95,9 +96,9 @@ export class StatsCollector {
     this.layout = opts.layout ?? cgroupLayout();
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
     this.fs = new FsUsageCache(opts.fsTtlMs);
-    this.files = new KernelFileReader({ parallel: opts.parallelReads });
+    this.files = new KernelFileReader({ parallel: opts.parallelOpens });
     this.hostInterfaces = new HostInterfaceTable(this.files);
-    this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelReads });
+    this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
   }
 
   /** cgroup and /proc descriptors kept open now. */
