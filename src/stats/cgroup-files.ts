@@ -14,14 +14,17 @@ export function limited(limit: bigint | undefined): bigint | undefined {
 
 export const floorSub = (a: bigint, b: bigint): bigint => (a > b ? a - b : 0n);
 
-/** "key value" lines (memory.stat, cpu.stat, cpuacct.stat, memory.events) → map of bigints. */
+// One "key number" line; a line with a third field, or a non-numeric value, does not match.
+const FLAT_KEYED_LINE = /^[ \t]*(\S+)[ \t]+(\d+)[ \t]*$/gm;
+
+/**
+ * "key value" lines (memory.stat, cpu.stat, cpuacct.stat, memory.events) → map of bigints. One
+ * regex pass over the whole text: memory.stat has ~70 lines, read for every container of a
+ * listing.
+ */
 export function parseFlatKeyed(text: string): Map<string, bigint> {
   const out = new Map<string, bigint>();
-  for (const line of text.split('\n')) {
-    const [key, value, extra] = line.trim().split(/\s+/);
-    if (!key || value === undefined || extra !== undefined || !/^\d+$/.test(value)) continue;
-    out.set(key, BigInt(value));
-  }
+  for (const m of text.matchAll(FLAT_KEYED_LINE)) out.set(m[1]!, BigInt(m[2]!));
   return out;
 }
 
