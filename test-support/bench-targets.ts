@@ -6,7 +6,7 @@ import type { CriClient } from './cri-client.js';
 import { containerdAvailable, startContainerdForPods } from './containerd.js';
 import { startDaemon } from './daemon.js';
 import { pushBusybox } from './image-builder.js';
-import { startRegistry } from './registry.js';
+import { startRegistry, type TestRegistry } from './registry.js';
 
 export interface BenchTarget {
   name: string;
@@ -16,21 +16,29 @@ export interface BenchTarget {
   daemonPid: number;
   /** Command-line word and marker identifying this target's per-container helper processes. */
   helper: { name: string; marker: string };
+  /** The loopback registry every target pulls from (a benchmark may push more images to it). */
+  registry: TestRegistry;
 }
 
 type Cleanup = () => Promise<unknown>;
+
+export interface BenchTargetOptions {
+  /** Extra environment for the crib daemon (e.g. NODE_OPTIONS loading a measuring probe). */
+  daemonEnv?: NodeJS.ProcessEnv;
+}
 
 /** Measures each target in turn: containerd starts only after crib's figures are taken. */
 export async function runOnBenchTargets<R>(
   containerdNet: { bridge: string; subnet: string },
   measure: (t: BenchTarget) => Promise<R>,
+  opts: BenchTargetOptions = {},
 ): Promise<R[]> {
   const cleanups: Cleanup[] = [];
   const results: R[] = [];
   try {
     await startEachTarget(containerdNet, cleanups, async (t) => {
       results.push(await measure(t));
-    });
+    }, opts);
     return results;
   } finally {
     await runCleanups(cleanups);
@@ -45,13 +53,14 @@ export async function runOnBenchTargets<R>(
 export async function withBenchTargets<R>(
   containerdNet: { bridge: string; subnet: string },
   fn: (targets: BenchTarget[]) => Promise<R>,
+  opts: BenchTargetOptions = {},
 ): Promise<R> {
   const cleanups: Cleanup[] = [];
   const targets: BenchTarget[] = [];
   try {
     await startEachTarget(containerdNet, cleanups, async (t) => {
       targets.push(t);
-    });
+    }, opts);
     return await fn(targets);
   } finally {
     await runCleanups(cleanups);
@@ -63,16 +72,17 @@ async function startEachTarget(
   containerdNet: { bridge: string; subnet: string },
   cleanups: Cleanup[],
   onTarget: (t: BenchTarget) => Promise<void>,
+  opts: BenchTargetOptions,
 ): Promise<void> {
   const registry = await startRegistry();
   cleanups.push(() => registry.stop());
   await pushBusybox(registry, 'library/busybox', 'latest');
   const image = `${registry.host}/library/busybox:latest`;
 
-  const d = await startDaemon({ logLevel: 'warn' });
+  const d = await startDaemon({ logLevel: 'warn', env: opts.daemonEnv });
   cleanups.unshift(() => d.cleanup());
   await d.cri.image.PullImage({ image: { image } });
-  await onTarget({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, helper: { name: 'crib-monitor', marker: d.dir } });
+  await onTarget({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, helper: { name: 'crib-monitor', marker: d.dir }, registry });
 
   if (containerdAvailable()) {
     const ctd = await startContainerdForPods(registry, { ...containerdNet, images: [image] });
@@ -80,6 +90,7 @@ async function startEachTarget(
     await onTarget({
       name: 'containerd 1.6 + runc', cri: ctd.cri, image, daemonPid: ctd.proc.pid!,
       helper: { name: 'containerd-shim', marker: ctd.socket.replace(/\/containerd.sock$/, '') },
+      registry,
     });
   } else {
     console.log('(containerd is not installed: apt-get install containerd containernetworking-plugins to compare)');

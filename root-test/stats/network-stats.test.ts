@@ -3,16 +3,28 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../src/errors.js';
-import { parseProcNetDev, readNetworkStats } from '../../src/stats/network-stats.js';
+import { KernelFileReader } from '../../src/stats/kernel-file-reader.js';
+import {
+  HostInterfaceTable, parseProcNetDev, readNetworkStats, readProcessNetworkStats, vethPeerReading,
+} from '../../src/stats/network-stats.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { stat } from 'node:fs/promises';
+import { StatsCollector } from '../../src/stats/stats-collector.js';
 
 const run = promisify(execFile);
 const name = `crib-stats-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
 const netns = `/run/netns/${name}`;
+// A pod-like veth: host end on the host, eth0 inside the namespace (deleted with it).
+const hostVeth = `cst${process.pid.toString(16)}`.slice(0, 15);
 
 beforeAll(async () => {
   await run('ip', ['netns', 'add', name]);
+  await run('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+  await run('ip', ['link', 'set', hostVeth, 'up']);
 });
 afterAll(async () => {
+  await run('ip', ['link', 'del', hostVeth]).catch(() => undefined);
   await run('ip', ['netns', 'delete', name]).catch(() => undefined);
 });
 
@@ -50,7 +62,7 @@ describe('readNetworkStats', () => {
     expect(lo.txBytes).toBe(lo.rxBytes);
     expect(lo.rxErrors).toBe(0n);
     // The host's interfaces are not visible in the pod's namespace.
-    expect(after.interfaces.map((i) => i.name)).toEqual(['lo']);
+    expect(after.interfaces.map((i) => i.name).sort()).toEqual(['eth0', 'lo']);
     expect(BigInt(after.timestamp)).toBeGreaterThan(BigInt(before.timestamp));
   });
 
@@ -62,5 +74,86 @@ describe('readNetworkStats', () => {
 
   it('fails with the pinns error for a file that is not a network namespace', async () => {
     await expect(readNetworkStats('/etc/hostname')).rejects.toThrow(/setns .*\/etc\/hostname/);
+  });
+});
+
+describe('the host end of a pod veth', () => {
+  it('shows the pod eth0 counters, receive and transmit swapped', async () => {
+    const inNs = (...args: string[]) => run('ip', ['netns', 'exec', name, ...args]);
+    await inNs('ip', 'addr', 'add', '10.253.9.1/24', 'dev', 'eth0');
+    await inNs('ip', 'link', 'set', 'eth0', 'up');
+    await run('ip', ['addr', 'add', '10.253.9.2/24', 'dev', hostVeth]);
+    // Traffic both ways: 3 pings out of the pod, answered by the host end.
+    await inNs('/bin/busybox', 'ping', '-c', '3', '-i', '0.2', '-W', '5', '10.253.9.2');
+    // Counters move with any packet (IPv6 router solicitations...): compare until both agree.
+    const reader = new KernelFileReader();
+    const table = new HostInterfaceTable(reader);
+    let pod, host;
+    for (let i = 0; i < 50; i++) {
+      pod = (await readNetworkStats(netns)).interfaces.find((x) => x.name === 'eth0')!;
+      host = vethPeerReading(await table.read(), hostVeth, 'eth0')!.interfaces[0]!;
+      if (pod.rxBytes === host.rxBytes && pod.txBytes === host.txBytes) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    reader.close();
+    expect(host!.name).toBe('eth0');
+    expect(pod!.txPackets).toBeGreaterThanOrEqual(3n);
+    expect(pod!.rxPackets).toBeGreaterThanOrEqual(3n);
+    expect(host).toEqual(pod);
+  });
+
+  it('is what the collector reports for a pod with a veth, without entering its namespace', async () => {
+    const collector = new StatsCollector();
+    try {
+      // The namespace file is one netns-exec cannot enter: only the host-side read can answer.
+      const stats = await collector.podSandboxStats({
+        attributes: { id: 'p-veth', metadata: { name: 'p', uid: 'u', namespace: 'n', attempt: 0 }, labels: {}, annotations: {} },
+        netnsPath: '/etc/hostname',
+        veth: { host: hostVeth, pod: 'eth0' },
+        containers: [],
+      });
+      const net = stats.linux!.network!;
+      expect(net.defaultInterface!.name).toBe('eth0');
+      expect(net.interfaces!.map((i) => i.name)).toEqual(['eth0']);
+      expect(BigInt(net.defaultInterface!.txBytes!.value as string)).toBeGreaterThan(0n);
+      // A host end that is not there: the namespace is asked (and here cannot be read).
+      const gone = await collector.podSandboxStats({
+        attributes: { id: 'p-gone', metadata: { name: 'p', uid: 'u', namespace: 'n', attempt: 0 }, labels: {}, annotations: {} },
+        netnsPath: '/etc/hostname',
+        veth: { host: `${hostVeth}x`.slice(0, 15) === hostVeth ? 'cribnonexist0' : `${hostVeth}x`, pod: 'eth0' },
+        containers: [],
+      });
+      expect(gone.linux!.network).toBeNull();
+    } finally {
+      collector.close();
+    }
+  });
+});
+
+describe('the table of a process in the pod', () => {
+  it('is the pod namespace table when the process is in it, and nothing when it is not', async () => {
+    const child = spawn('ip', ['netns', 'exec', name, '/bin/busybox', 'sleep', '30'], { stdio: 'ignore' });
+    const reader = new KernelFileReader({ keepOpen: false });
+    try {
+      const pinned = await stat(netns);
+      // `ip netns exec` enters the namespace, then execs sleep under the same pid.
+      let reading;
+      for (let i = 0; i < 100 && !reading; i++) {
+        reading = await readProcessNetworkStats(reader, child.pid!, pinned);
+        if (!reading) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(reading!.interfaces.map((i) => i.name).sort()).toEqual(['eth0', 'lo']);
+      const inside = await readNetworkStats(netns);
+      expect(reading!.interfaces.find((i) => i.name === 'lo')!.rxBytes)
+        .toBe(inside.interfaces.find((i) => i.name === 'lo')!.rxBytes);
+      // This test's own process is on the host: its table is not the pod's.
+      expect(await readProcessNetworkStats(reader, process.pid, pinned)).toBeUndefined();
+      expect(reader.openDescriptors).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    // Gone: nothing, no error.
+    expect(await readProcessNetworkStats(reader, child.pid!, await stat(netns))).toBeUndefined();
   });
 });

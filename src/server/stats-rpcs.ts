@@ -56,19 +56,47 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
   });
   // Stats are about what runs: containers that exited have no cgroup left to read.
   const running = (c: ContainerRecord) => c.startedAt !== undefined && c.finishedAt === undefined;
-  const podSubject = (p: SandboxRecord): PodSubject => ({
-    attributes: { id: p.id, metadata: p.config.metadata, labels: p.config.labels, annotations: p.config.annotations },
-    cgroupParent: p.config.linux?.cgroupParent,
-    netnsPath: p.state === 'ready' ? p.netnsPath : undefined,
-    containers: containers.list().filter((c) => c.podId === p.id && running(c)).map(containerSubject),
-  });
+  /** `podContainers`: the running containers of pod `p`. */
+  const podSubject = (p: SandboxRecord, podContainers: ContainerRecord[]): PodSubject => {
+    const ready = p.state === 'ready';
+    const net = p.network;
+    return {
+      attributes: { id: p.id, metadata: p.config.metadata, labels: p.config.labels, annotations: p.config.annotations },
+      cgroupParent: p.config.linux?.cgroupParent,
+      netnsPath: ready ? p.netnsPath : undefined,
+      // Only the built-in network records a host interface: always a veth pair.
+      veth: ready && net?.hostInterface ? { host: net.hostInterface, pod: net.interface } : undefined,
+      pids: podContainers.flatMap((c) => (c.pid ? [c.pid] : [])),
+      containers: podContainers.map(containerSubject),
+    };
+  };
+  /** Running containers by pod, gathered in one pass for a whole listing. */
+  const containersByPod = () => {
+    const out = new Map<string, ContainerRecord[]>();
+    for (const c of containers.list()) {
+      if (!running(c)) continue;
+      const list = out.get(c.podId);
+      if (list) list.push(c);
+      else out.set(c.podId, [c]);
+    }
+    return out;
+  };
   // Stats filters carry no state: only running containers and ready pods have stats.
   const listContainers = (filter: CriListFilter | null | undefined) =>
     containers.list().filter((c) => running(c) && matchesFilter({ id: c.id, podId: c.podId, state: '', labels: c.config.labels }, filter));
   const listPods = (filter: CriListFilter | null | undefined) =>
     pods.list().filter((p) => p.state === 'ready' && matchesFilter({ id: p.id, state: '', labels: p.config.labels }, filter));
-  const podStats = async (p: SandboxRecord) => capInterfaces(await collector.podSandboxStats(podSubject(p)));
-  const podMetrics = async (p: SandboxRecord) => capInterfaceMetrics(await collector.podSandboxMetrics(podSubject(p)));
+  const podStats = async (p: SandboxRecord, byPod = containersByPod()) =>
+    capInterfaces(await collector.podSandboxStats(podSubject(p, byPod.get(p.id) ?? [])));
+  const allPodStats = (filter: CriListFilter | null | undefined) => {
+    const byPod = containersByPod();
+    return Promise.all(listPods(filter).map((p) => podStats(p, byPod)));
+  };
+  const allPodMetrics = () => {
+    const byPod = containersByPod();
+    return Promise.all(listPods(undefined).map(async (p) =>
+      capInterfaceMetrics(await collector.podSandboxMetrics(podSubject(p, byPod.get(p.id) ?? [])))));
+  };
   const forget = () => collector.retainOnly([...containers.list().map((c) => c.id), ...pods.list().map((p) => p.id)]);
 
   return {
@@ -88,22 +116,22 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
 
     ListPodSandboxStats: async (req) => {
       forget();
-      return { stats: await Promise.all(listPods(req.filter).map(podStats)) };
+      return { stats: await allPodStats(req.filter) };
     },
 
     StreamPodSandboxStats: async (req, _ctx, send) => {
-      const all = await Promise.all(listPods(req.filter).map(podStats));
+      const all = await allPodStats(req.filter);
       sendInBatches(all, send, (batch) => ({ podSandboxStats: batch }));
     },
 
     ListMetricDescriptors: async () => ({ descriptors: collector.listMetricDescriptors() }),
 
     ListPodSandboxMetrics: async () => ({
-      podMetrics: await Promise.all(listPods(undefined).map(podMetrics)),
+      podMetrics: await allPodMetrics(),
     }),
 
     StreamPodSandboxMetrics: async (_req, _ctx, send) => {
-      const all = await Promise.all(listPods(undefined).map(podMetrics));
+      const all = await allPodMetrics();
       sendInBatches(all, send, (batch) => ({ podSandboxMetrics: batch }));
     },
   };

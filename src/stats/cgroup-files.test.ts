@@ -1,10 +1,11 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  floorSub, isDirectory, limited, parseFlatKeyed, parsePressure, parseSingle, readOptional, readSingle,
+  cgroupDirFiles, countProcs, floorSub, limited, parseFlatKeyed, parsePressure, parseSingle,
 } from './cgroup-files.js';
+import { DirectoryGoneError, KernelFileReader } from './kernel-file-reader.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -49,17 +50,25 @@ describe('cgroup file parsers', () => {
 describe('cgroup file reads', () => {
   it('reads a file, gives undefined for a missing one and rethrows other errors', async () => {
     await writeFile(join(dir, 'pids.current'), '3\n');
-    expect(await readSingle(join(dir, 'pids.current'))).toBe(3n);
-    expect(await readOptional(join(dir, 'nope'))).toBeUndefined();
-    expect(await readSingle(join(dir, 'nope'))).toBeUndefined();
+    const f = cgroupDirFiles(new KernelFileReader({ keepOpen: false }), dir);
+    expect(await f.single('pids.current')).toBe(3n);
+    expect(await f.text('nope')).toBeUndefined();
+    expect(await f.single('nope')).toBeUndefined();
     // A directory where a file should be is not "absent": it is an error worth seeing.
-    await expect(readOptional(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+    await mkdir(join(dir, 'sub'), { recursive: true });
+    await expect(f.text('sub')).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
-  it('tells directories from files and missing paths', async () => {
-    expect(await isDirectory(dir)).toBe(true);
-    expect(await isDirectory(join(dir, 'pids.current'))).toBe(false);
-    expect(await isDirectory(join(dir, 'missing'))).toBe(false);
-    expect(await isDirectory(join(dir, 'pids.current', 'below'))).toBe(false);
+  it('tells a missing directory from a missing file', async () => {
+    const reader = new KernelFileReader();
+    await expect(reader.read(join(dir, 'missing'), 'pids.current')).rejects.toThrow(DirectoryGoneError);
+    await expect(reader.read(join(dir, 'pids.current'), 'below')).rejects.toThrow(DirectoryGoneError);
+    expect(await reader.read(dir, 'missing')).toBeUndefined();
+    reader.close();
+  });
+
+  it('counts the lines of cgroup.procs', () => {
+    expect(countProcs('1\n22\n\n')).toBe(2n);
+    expect(countProcs('')).toBe(0n);
   });
 });

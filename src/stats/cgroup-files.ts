@@ -1,12 +1,9 @@
-// Parsers for the small text files cgroups expose. A file that is absent (controller not mounted
-// or not enabled, kernel too old) reads as undefined so each reader can leave that section out;
-// any other failure is a real error and propagates.
-//
-// cgroupfs files are generated in memory by the kernel and never wait on a disk, so they are read
-// synchronously: ~10 µs each, against ~50 µs for a round trip through libuv's 4-thread pool,
-// which a ListContainerStats of 100 containers (1,600 files) would also saturate.
-import { readFileSync, statSync } from 'node:fs';
-import { errnoCode } from '../errors.js';
+// Parsers for the small text files cgroups expose, and typed reads of one cgroup directory's
+// files through a KernelFileReader (async, bounded, descriptors kept). A file that is absent
+// (controller not mounted or not enabled, kernel too old) reads as undefined so each reader can
+// leave that section out; a cgroup directory that does not exist throws DirectoryGoneError; any
+// other failure is a real error and propagates.
+import type { KernelFileReader } from './kernel-file-reader.js';
 
 /** kubelet's threshold: limits above 2^62 bytes mean "unlimited" (v1 reports ~2^63 − 4096). */
 export const UNLIMITED_MEMORY = 1n << 62n;
@@ -17,26 +14,17 @@ export function limited(limit: bigint | undefined): bigint | undefined {
 
 export const floorSub = (a: bigint, b: bigint): bigint => (a > b ? a - b : 0n);
 
-/** Contents of a cgroup file, or undefined when it does not exist. */
-export async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    // ENODEV: some v1 files exist but refuse reads when the feature is compiled out.
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENODEV' || code === 'EOPNOTSUPP') return undefined;
-    throw err;
-  }
-}
+// One "key number" line; a line with a third field, or a non-numeric value, does not match.
+const FLAT_KEYED_LINE = /^[ \t]*(\S+)[ \t]+(\d+)[ \t]*$/gm;
 
-/** "key value" lines (memory.stat, cpu.stat, cpuacct.stat, memory.events) → map of bigints. */
+/**
+ * "key value" lines (memory.stat, cpu.stat, cpuacct.stat, memory.events) → map of bigints. One
+ * regex pass over the whole text: memory.stat has ~70 lines, read for every container of a
+ * listing.
+ */
 export function parseFlatKeyed(text: string): Map<string, bigint> {
   const out = new Map<string, bigint>();
-  for (const line of text.split('\n')) {
-    const [key, value, extra] = line.trim().split(/\s+/);
-    if (!key || value === undefined || extra !== undefined || !/^\d+$/.test(value)) continue;
-    out.set(key, BigInt(value));
-  }
+  for (const m of text.matchAll(FLAT_KEYED_LINE)) out.set(m[1]!, BigInt(m[2]!));
   return out;
 }
 
@@ -46,16 +34,6 @@ export function parseSingle(text: string, path: string): bigint | undefined {
   if (t === 'max') return undefined;
   if (!/^\d+$/.test(t)) throw new Error(`cgroup file ${path}: expected a number, read "${t}"`);
   return BigInt(t);
-}
-
-export async function readSingle(path: string): Promise<bigint | undefined> {
-  const text = await readOptional(path);
-  return text === undefined ? undefined : parseSingle(text, path);
-}
-
-export async function readFlatKeyed(path: string): Promise<Map<string, bigint> | undefined> {
-  const text = await readOptional(path);
-  return text === undefined ? undefined : parseFlatKeyed(text);
 }
 
 export interface PsiLine {
@@ -90,12 +68,39 @@ export function parsePressure(text: string): PsiReading {
   return out;
 }
 
-/** Whether `dir` is an existing directory (a cgroup that is there). */
-export async function isDirectory(dir: string): Promise<boolean> {
-  try {
-    return statSync(dir).isDirectory();
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
-    throw err;
-  }
+/** The files of one cgroup directory, parsed as each kind of file needs. */
+export interface CgroupDirFiles {
+  dir: string;
+  text(name: string): Promise<string | undefined>;
+  /** A list file (cgroup.procs): read to its end, not in one go (see KernelFileReader). */
+  list(name: string): Promise<string | undefined>;
+  single(name: string): Promise<bigint | undefined>;
+  flatKeyed(name: string): Promise<Map<string, bigint> | undefined>;
+  pressure(name: string): Promise<PsiReading | undefined>;
+}
+
+export function cgroupDirFiles(reader: KernelFileReader, dir: string): CgroupDirFiles {
+  const text = (name: string) => reader.read(dir, name);
+  return {
+    dir,
+    text,
+    list: (name) => reader.read(dir, name, { list: true }),
+    single: async (name) => {
+      const t = await text(name);
+      return t === undefined ? undefined : parseSingle(t, `${dir}/${name}`);
+    },
+    flatKeyed: async (name) => {
+      const t = await text(name);
+      return t === undefined ? undefined : parseFlatKeyed(t);
+    },
+    pressure: async (name) => {
+      const t = await text(`${name}.pressure`);
+      return t === undefined ? undefined : parsePressure(t);
+    },
+  };
+}
+
+/** Lines of cgroup.procs: the processes directly in the cgroup. */
+export function countProcs(text: string): bigint {
+  return BigInt(text.split('\n').filter((l) => l.trim() !== '').length);
 }

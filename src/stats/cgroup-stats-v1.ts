@@ -3,10 +3,9 @@
 // each. Hierarchies are found the way crib-runtime finds them (cgroup-detect.c): the first
 // directory entry, in name order, whose comma-separated name lists the controller.
 import { readdir } from 'node:fs/promises';
-import {
-  floorSub, isDirectory, limited, readFlatKeyed, readOptional, readSingle,
-} from './cgroup-files.js';
-import type { CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
+import { cgroupDirFiles, countProcs, floorSub, limited, type CgroupDirFiles } from './cgroup-files.js';
+import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
+import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
 
 // cpuacct.stat counts USER_HZ ticks, which Linux fixes at 100 for user space on every arch.
 const NS_PER_TICK = 10_000_000n;
@@ -34,11 +33,26 @@ function controllerDir(root: string, names: string[], controller: string, relPat
   return name === undefined ? undefined : `${root}/${name}${relPath}`;
 }
 
-async function cpu(cpuacct: string, cpuDir: string | undefined): Promise<CpuReading | undefined> {
+/** What `read` gives for the cgroup's directory in one hierarchy, or gone: not in that one. */
+type InHierarchy<T> = { there: true; value: T } | { there: false };
+
+async function inHierarchy<T>(f: CgroupDirFiles | undefined, read: (f: CgroupDirFiles) => Promise<T>): Promise<InHierarchy<T>> {
+  if (f === undefined) return { there: false };
+  try {
+    return { there: true, value: await read(f) };
+  } catch (err) {
+    if (err instanceof DirectoryGoneError && err.dir === f.dir) return { there: false };
+    throw err;
+  }
+}
+
+async function cpu(cpuacct: CgroupDirFiles, cpuDir: CgroupDirFiles | undefined, scope: CgroupReadScope): Promise<CpuReading | undefined> {
+  // User/system split and throttling are reported only in metrics; CRI stats need the total.
   const [usage, ticks, s] = await Promise.all([
-    readSingle(`${cpuacct}/cpuacct.usage`),
-    readFlatKeyed(`${cpuacct}/cpuacct.stat`),
-    cpuDir === undefined ? undefined : readFlatKeyed(`${cpuDir}/cpu.stat`),
+    cpuacct.single('cpuacct.usage'),
+    scope.metrics ? cpuacct.flatKeyed('cpuacct.stat') : undefined,
+    cpuDir === undefined || !scope.metrics ? undefined
+      : inHierarchy(cpuDir, (f) => f.flatKeyed('cpu.stat')).then((r) => (r.there ? r.value : undefined)),
   ]);
   if (usage === undefined) return undefined;
   const out: CpuReading = { usageNs: usage };
@@ -59,16 +73,17 @@ interface MemorySection {
   swap?: SwapReading;
 }
 
-async function memory(dir: string): Promise<MemorySection> {
+async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<MemorySection> {
   const [usage, s, rawLimit, failcnt, oom, memsw, rawMemswLimit] = await Promise.all([
-    readSingle(`${dir}/memory.usage_in_bytes`),
-    readFlatKeyed(`${dir}/memory.stat`),
-    readSingle(`${dir}/memory.limit_in_bytes`),
-    readSingle(`${dir}/memory.failcnt`),
-    readFlatKeyed(`${dir}/memory.oom_control`),
+    f.single('memory.usage_in_bytes'),
+    f.flatKeyed('memory.stat'),
+    f.single('memory.limit_in_bytes'),
+    // Reported only in metrics.
+    scope.metrics ? f.single('memory.failcnt') : undefined,
+    scope.metrics ? f.flatKeyed('memory.oom_control') : undefined,
     // memsw counts memory + swap; its files exist only with swap accounting on.
-    readSingle(`${dir}/memory.memsw.usage_in_bytes`),
-    readSingle(`${dir}/memory.memsw.limit_in_bytes`),
+    f.single('memory.memsw.usage_in_bytes'),
+    f.single('memory.memsw.limit_in_bytes'),
   ]);
   if (usage === undefined || s === undefined) return {};
   // total_* include the sub-cgroups, as usage_in_bytes does (a pod's containers).
@@ -99,40 +114,47 @@ async function memory(dir: string): Promise<MemorySection> {
   return { memory: mem, swap };
 }
 
-async function pids(pidsDir: string | undefined, procsDir: string): Promise<PidsReading | undefined> {
-  const [current, limit] = pidsDir === undefined ? [] : await Promise.all(
-    [readSingle(`${pidsDir}/pids.current`), readSingle(`${pidsDir}/pids.max`)]);
-  if (current !== undefined) {
-    const out: PidsReading = { current };
-    if (limit !== undefined) out.limit = limit;
-    return out;
-  }
-  const procs = await readOptional(`${procsDir}/cgroup.procs`);
-  if (procs === undefined) return undefined;
-  return { current: BigInt(procs.split('\n').filter((l) => l.trim() !== '').length) };
+/** pids.current (and pids.max for metrics); undefined when the pids controller has no count. */
+async function pidsCount(f: CgroupDirFiles, scope: CgroupReadScope): Promise<PidsReading | undefined> {
+  const [current, limit] = await Promise.all([f.single('pids.current'), scope.metrics ? f.single('pids.max') : undefined]);
+  if (current === undefined) return undefined;
+  const out: PidsReading = { current };
+  if (limit !== undefined) out.limit = limit;
+  return out;
 }
 
 export async function readCgroupStatsV1(
-  root: string, relPath: string, timestamp: string): Promise<CgroupStats | undefined> {
+  reader: KernelFileReader, root: string, relPath: string, timestamp: string, scope: CgroupReadScope,
+): Promise<CgroupStats | undefined> {
   const names = await hierarchies(root);
-  const dirOf = async (controller: string) => {
+  const filesOf = (controller: string) => {
     const dir = controllerDir(root, names, controller, relPath);
-    return dir !== undefined && (await isDirectory(dir)) ? dir : undefined;
+    return dir === undefined ? undefined : cgroupDirFiles(reader, dir);
   };
-  const [cpuacctDir, cpuDir, memoryDir, pidsDir] = await Promise.all(
-    [dirOf('cpuacct'), dirOf('cpu'), dirOf('memory'), dirOf('pids')]);
-  const anyDir = pidsDir ?? memoryDir ?? cpuacctDir ?? cpuDir;
-  if (anyDir === undefined) return undefined;
-
+  const cpuacctDir = filesOf('cpuacct');
+  const memoryDir = filesOf('memory');
+  const pidsDir = filesOf('pids');
+  // Whether the cgroup is there in a hierarchy is learnt from reading its files there: no stat
+  // of each directory before each read.
   const [c, m, p] = await Promise.all([
-    cpuacctDir === undefined ? undefined : cpu(cpuacctDir, cpuDir),
-    memoryDir === undefined ? ({} as MemorySection) : memory(memoryDir),
-    pids(pidsDir, anyDir),
+    inHierarchy(cpuacctDir, (f) => cpu(f, filesOf('cpu'), scope)),
+    inHierarchy(memoryDir, (f) => memory(f, scope)),
+    inHierarchy(pidsDir, (f) => (scope.pids ? pidsCount(f, scope) : Promise.resolve(undefined))),
   ]);
+  if (!c.there && !m.there && !p.there) return undefined;
+
   const out: CgroupStats = { timestamp };
-  if (c) out.cpu = c;
-  if (m.memory) out.memory = m.memory;
-  if (m.swap) out.swap = m.swap;
-  if (p) out.pids = p;
+  if (c.there && c.value) out.cpu = c.value;
+  if (m.there && m.value.memory) out.memory = m.value.memory;
+  if (m.there && m.value.swap) out.swap = m.value.swap;
+  if (p.there && p.value) out.pids = p.value;
+  else if (scope.pids) {
+    // No pids controller: count the processes listed in the cgroup itself, in the first
+    // hierarchy that has it.
+    const anyDir = [p.there ? pidsDir : undefined, m.there ? memoryDir : undefined, c.there ? cpuacctDir : undefined]
+      .find((f) => f !== undefined);
+    const procs = anyDir === undefined ? undefined : await inHierarchy(anyDir, (f) => f.list('cgroup.procs'));
+    if (procs?.there && procs.value !== undefined) out.pids = { current: countProcs(procs.value) };
+  }
   return out;
 }

@@ -1,19 +1,14 @@
 // cgroup v2: every figure lives in the cgroup's one directory. Files of controllers that are not
 // enabled for it (memory.*, pids.*) are simply absent; cpu.stat and cgroup.procs always exist.
-import {
-  floorSub, isDirectory, limited, parsePressure, readFlatKeyed, readOptional, readSingle,
-} from './cgroup-files.js';
-import type { CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
+// All files of a reading are asked for at once; the reader bounds how many are in flight.
+import { cgroupDirFiles, countProcs, floorSub, limited, type CgroupDirFiles } from './cgroup-files.js';
+import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
+import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
 
 const US = 1000n;
 
-async function pressure(dir: string, name: string) {
-  const text = await readOptional(`${dir}/${name}.pressure`);
-  return text === undefined ? undefined : parsePressure(text);
-}
-
-async function cpu(dir: string): Promise<CpuReading | undefined> {
-  const s = await readFlatKeyed(`${dir}/cpu.stat`);
+async function cpu(f: CgroupDirFiles): Promise<CpuReading | undefined> {
+  const [s, psi] = await Promise.all([f.flatKeyed('cpu.stat'), f.pressure('cpu')]);
   const usage = s?.get('usage_usec');
   if (s === undefined || usage === undefined) return undefined;
   const out: CpuReading = { usageNs: usage * US };
@@ -26,14 +21,19 @@ async function cpu(dir: string): Promise<CpuReading | undefined> {
     out.throttledPeriods = s.get('nr_throttled') ?? 0n;
     out.throttledNs = (s.get('throttled_usec') ?? 0n) * US;
   }
-  const psi = await pressure(dir, 'cpu');
   if (psi) out.psi = psi;
   return out;
 }
 
-async function memory(dir: string): Promise<MemoryReading | undefined> {
-  const usage = await readSingle(`${dir}/memory.current`);
-  const s = await readFlatKeyed(`${dir}/memory.stat`);
+async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<MemoryReading | undefined> {
+  const [usage, s, rawLimit, events, psi] = await Promise.all([
+    f.single('memory.current'),
+    f.flatKeyed('memory.stat'),
+    f.single('memory.max'),
+    // failcnt and OOM kills are reported only in metrics.
+    scope.metrics ? f.flatKeyed('memory.events') : undefined,
+    f.pressure('memory'),
+  ]);
   if (usage === undefined || s === undefined) return undefined;
   const workingSet = floorSub(usage, s.get('inactive_file') ?? 0n);
   const out: MemoryReading = {
@@ -44,26 +44,24 @@ async function memory(dir: string): Promise<MemoryReading | undefined> {
     pageFaults: s.get('pgfault') ?? 0n,
     majorPageFaults: s.get('pgmajfault') ?? 0n,
   };
-  const limit = limited(await readSingle(`${dir}/memory.max`));
+  const limit = limited(rawLimit);
   if (limit !== undefined) {
     out.limitBytes = limit;
     out.availableBytes = floorSub(limit, workingSet);
   }
-  const events = await readFlatKeyed(`${dir}/memory.events`);
   if (events) {
     out.failcnt = events.get('max') ?? 0n;
     out.oomKills = events.get('oom_kill') ?? 0n;
   }
-  const psi = await pressure(dir, 'memory');
   if (psi) out.psi = psi;
   return out;
 }
 
-async function swap(dir: string): Promise<SwapReading | undefined> {
-  const usage = await readSingle(`${dir}/memory.swap.current`);
+async function swap(f: CgroupDirFiles): Promise<SwapReading | undefined> {
+  const [usage, rawLimit] = await Promise.all([f.single('memory.swap.current'), f.single('memory.swap.max')]);
   if (usage === undefined) return undefined;
   const out: SwapReading = { usageBytes: usage };
-  const limit = limited(await readSingle(`${dir}/memory.swap.max`));
+  const limit = limited(rawLimit);
   if (limit !== undefined) {
     out.limitBytes = limit;
     out.availableBytes = floorSub(limit, usage);
@@ -71,30 +69,33 @@ async function swap(dir: string): Promise<SwapReading | undefined> {
   return out;
 }
 
-async function pids(dir: string): Promise<PidsReading | undefined> {
-  const current = await readSingle(`${dir}/pids.current`);
+async function pids(f: CgroupDirFiles, scope: CgroupReadScope): Promise<PidsReading | undefined> {
+  const [current, limit] = await Promise.all([f.single('pids.current'), scope.metrics ? f.single('pids.max') : undefined]);
   if (current !== undefined) {
     const out: PidsReading = { current };
-    const limit = await readSingle(`${dir}/pids.max`);
     if (limit !== undefined) out.limit = limit;
     return out;
   }
-  const procs = await readOptional(`${dir}/cgroup.procs`);
-  if (procs === undefined) return undefined;
-  return { current: BigInt(procs.split('\n').filter((l) => l.trim() !== '').length) };
+  const procs = await f.list('cgroup.procs');
+  return procs === undefined ? undefined : { current: countProcs(procs) };
 }
 
 export async function readCgroupStatsV2(
-  root: string, relPath: string, timestamp: string): Promise<CgroupStats | undefined> {
-  const dir = `${root}${relPath}`;
-  if (!(await isDirectory(dir))) return undefined;
-  const [c, m, sw, p, ioPsi] = await Promise.all(
-    [cpu(dir), memory(dir), swap(dir), pids(dir), pressure(dir, 'io')]);
-  const out: CgroupStats = { timestamp };
-  if (c) out.cpu = c;
-  if (m) out.memory = m;
-  if (sw) out.swap = sw;
-  if (p) out.pids = p;
-  if (ioPsi) out.io = { psi: ioPsi };
-  return out;
+  reader: KernelFileReader, root: string, relPath: string, timestamp: string, scope: CgroupReadScope,
+): Promise<CgroupStats | undefined> {
+  const f = cgroupDirFiles(reader, `${root}${relPath}`);
+  try {
+    const [c, m, sw, p, ioPsi] = await Promise.all(
+      [cpu(f), memory(f, scope), swap(f), scope.pids ? pids(f, scope) : undefined, f.pressure('io')]);
+    const out: CgroupStats = { timestamp };
+    if (c) out.cpu = c;
+    if (m) out.memory = m;
+    if (sw) out.swap = sw;
+    if (p) out.pids = p;
+    if (ioPsi) out.io = { psi: ioPsi };
+    return out;
+  } catch (err) {
+    if (err instanceof DirectoryGoneError && err.dir === f.dir) return undefined;
+    throw err;
+  }
 }

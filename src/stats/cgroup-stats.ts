@@ -7,6 +7,7 @@ import type { PsiReading } from './cgroup-files.js';
 import type { CgroupLayout } from './cgroup-path.js';
 import { readCgroupStatsV1 } from './cgroup-stats-v1.js';
 import { readCgroupStatsV2 } from './cgroup-stats-v2.js';
+import { KernelFileReader } from './kernel-file-reader.js';
 
 export interface CpuReading {
   /** Cumulative CPU time over all cores, nanoseconds. */
@@ -66,14 +67,38 @@ export interface CgroupStats {
 }
 
 /**
+ * Which figures a reading needs. CRI stats need the totals; the user/system split, throttling,
+ * failcnt, OOM kills and the pids limit only appear in metrics, and a container's process count
+ * only in metrics and in a pod without a cgroup of its own (summed): files nobody will look at
+ * are not read.
+ */
+export interface CgroupReadScope {
+  metrics: boolean;
+  pids: boolean;
+}
+
+export const FULL_SCOPE: CgroupReadScope = { metrics: true, pids: true };
+
+// For callers without a reader of their own: nothing kept open between calls.
+const oneShotReader = new KernelFileReader({ keepOpen: false });
+
+export interface ReadCgroupOptions {
+  /** Reader to go through (the stats collector's keeps descriptors); default: open-read-close. */
+  reader?: KernelFileReader;
+  scope?: CgroupReadScope;
+}
+
+/**
  * Read the cgroup at `relPath` (as resolveCgroupPath returns it). Throws NotFoundError naming the
  * cgroup when it does not exist in any hierarchy.
  */
-export async function readCgroupStats(layout: CgroupLayout, relPath: string): Promise<CgroupStats> {
+export async function readCgroupStats(layout: CgroupLayout, relPath: string, opts: ReadCgroupOptions = {}): Promise<CgroupStats> {
   const timestamp = nowNs();
+  const reader = opts.reader ?? oneShotReader;
+  const scope = opts.scope ?? FULL_SCOPE;
   const stats = layout.mode === 2
-    ? await readCgroupStatsV2(layout.root, relPath, timestamp)
-    : await readCgroupStatsV1(layout.root, relPath, timestamp);
+    ? await readCgroupStatsV2(reader, layout.root, relPath, timestamp, scope)
+    : await readCgroupStatsV1(reader, layout.root, relPath, timestamp, scope);
   if (stats === undefined) {
     throw new NotFoundError(`cgroup ${relPath} does not exist under ${layout.root} (cgroup v${layout.mode})`);
   }

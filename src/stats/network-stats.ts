@@ -1,11 +1,26 @@
-// Per-interface traffic counters of a pod's network namespace. The daemon never joins a
-// namespace itself (DESIGN.md), so `crib-pinns netns-exec <file> cat /proc/net/dev` reads the
-// kernel's table from inside it: /proc/net resolves to the reading process's own namespace.
+// Per-interface traffic counters of a pod's network namespace, without a process per pod where
+// possible, in this order:
+// - /proc/<pid>/net/dev of a process of the pod (a running container's): /proc/<pid>/net shows
+//   the network namespace of that process, so this is the pod's own table, every interface
+//   included, read by the daemon without entering anything. The pid is trusted only once its
+//   namespace is seen to be the pod's pinned one (same nsfs inode), checked after the read, so
+//   a pid that died and was reused in between is caught. The file is opened for each read and
+//   closed: a kept descriptor would hold the pod's namespace alive after the pod is gone.
+// - A pod of the built-in network with no running process has a veth pair whose host end sits in the daemon's own
+//   namespace. A veth's receive counters are its peer's transmit counters and the reverse (the
+//   kernel counts each packet once, on the sending end, and reports it on both), so the host
+//   end's row of the daemon's own /proc/net/dev, rx and tx swapped, is the pod's eth0. One read
+//   of that table serves every pod of a listing, with no process and no namespace switch.
+// - Any other pod (CNI networks, whose interfaces crib does not know): the daemon never joins a
+//   namespace itself (DESIGN.md), so `crib-pinns netns-exec <file> cat /proc/net/dev` reads the
+//   table from inside it: /proc/net resolves to the reading process's own namespace.
 import { stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { errnoCode, NotFoundError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import { runCommand } from '../sys/command.js';
 import { nowNs } from '../time.js';
+import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
 
 export interface InterfaceCounters {
   name: string;
@@ -60,5 +75,81 @@ export async function readNetworkStats(netnsPath: string, timeoutMs = 10_000): P
   }
   const timestamp = nowNs();
   const text = await runCommand(nativeBinaries.pinns, ['netns-exec', netnsPath, 'cat', '/proc/net/dev'], { timeoutMs });
+  return { timestamp, interfaces: parseProcNetDev(text) };
+}
+
+/** The counters the pod's end of a veth pair shows, from its host end's: receive is transmit. */
+export function peerCounters(host: InterfaceCounters, peerName: string): InterfaceCounters {
+  return {
+    name: peerName,
+    rxBytes: host.txBytes, rxPackets: host.txPackets, rxErrors: host.txErrors, rxDropped: host.txDropped,
+    txBytes: host.rxBytes, txPackets: host.rxPackets, txErrors: host.rxErrors, txDropped: host.rxDropped,
+  };
+}
+
+export interface InterfaceTable {
+  timestamp: string;
+  byName: Map<string, InterfaceCounters>;
+}
+
+/**
+ * The daemon's own namespace's /proc/net/dev. Every pod of one listing asks at the same moment:
+ * they share the read in flight, and a later request reads the table afresh (values are never
+ * kept).
+ */
+export class HostInterfaceTable {
+  private inFlight: Promise<InterfaceTable> | undefined;
+
+  constructor(private readonly reader: KernelFileReader) {}
+
+  read(): Promise<InterfaceTable> {
+    this.inFlight ??= this.readNow().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  private async readNow(): Promise<InterfaceTable> {
+    const timestamp = nowNs();
+    const text = await this.reader.read('/proc/self/net', 'dev', { list: true });
+    if (text === undefined) throw new Error('/proc/self/net/dev cannot be read');
+    return { timestamp, byName: new Map(parseProcNetDev(text).map((i) => [i.name, i])) };
+  }
+}
+
+/**
+ * The pod's interface at the other end of host veth `hostVeth`, from `table`; undefined when the
+ * host end is not there (the pod's namespace, and the veth with it, is gone).
+ */
+export function vethPeerReading(table: InterfaceTable, hostVeth: string, podInterface: string): NetworkReading | undefined {
+  const host = table.byName.get(hostVeth);
+  return host === undefined ? undefined : { timestamp: table.timestamp, interfaces: [peerCounters(host, podInterface)] };
+}
+
+const sameFile = (a: Stats, b: Stats) => a.dev === b.dev && a.ino === b.ino;
+
+/**
+ * The table of the namespace process `pid` is in, if that is the namespace pinned at
+ * `netnsPath` (whose identity the caller passes: `netns`); undefined when the process is gone
+ * or lives elsewhere. `reader` must not keep descriptors open (see above).
+ */
+export async function readProcessNetworkStats(
+  reader: KernelFileReader, pid: number, netns: Stats,
+): Promise<NetworkReading | undefined> {
+  const timestamp = nowNs();
+  let text: string | undefined;
+  try {
+    text = await reader.read(`/proc/${pid}/net`, 'dev', { list: true });
+  } catch (err) {
+    if (err instanceof DirectoryGoneError) return undefined;
+    throw err;
+  }
+  if (text === undefined) return undefined;
+  try {
+    if (!sameFile(await stat(`/proc/${pid}/ns/net`), netns)) return undefined;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
+    throw err;
+  }
   return { timestamp, interfaces: parseProcNetDev(text) };
 }

@@ -1,24 +1,31 @@
 // The stats service's one entry point: turns what the daemon knows about a container or pod
 // (its cgroupsPath / cgroupParent, writable layer dir, pinned netns) into CRI stats and metrics.
-// It owns the state that must outlive one RPC: the previous CPU sample per id (for rates) and
-// the short-lived writable-layer walk cache. A section that cannot be read (the container has
-// exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
-// lists stats for every container, running or not.
+// It owns the state that must outlive one RPC: the previous CPU sample per id (for rates), the
+// short-lived writable-layer walk cache, and the open descriptors of the cgroup files it reads
+// (never their values). Every read is async and bounded (KernelFileReader, FsUsageCache, at
+// most a few netns-exec helpers at once), so a listing never holds the event loop. A section
+// that cannot be read (the container has exited and its cgroup is gone, the netns was removed)
+// is left out, never an RPC error: kubelet lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
 import type { ContainerStats } from '../gen/runtime/v1/ContainerStats.js';
 import type { MetricDescriptor } from '../gen/runtime/v1/MetricDescriptor.js';
 import type { PodSandboxAttributes } from '../gen/runtime/v1/PodSandboxAttributes.js';
 import type { PodSandboxMetrics } from '../gen/runtime/v1/PodSandboxMetrics.js';
 import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats.js';
-import { NotFoundError } from '../errors.js';
+import { errnoCode, NotFoundError } from '../errors.js';
 import { log } from '../log.js';
 import { cgroupLayout, resolveCgroupPath, resolvePodCgroupPath, type CgroupLayout } from './cgroup-path.js';
-import { readCgroupStats, type CgroupStats } from './cgroup-stats.js';
+import { FULL_SCOPE, readCgroupStats, type CgroupReadScope, type CgroupStats } from './cgroup-stats.js';
 import { CpuRateTracker } from './cpu-rate.js';
 import { buildContainerStats, buildPodSandboxStats } from './cri-stats.js';
 import { FsUsageCache, type FsUsage } from './fs-usage.js';
+import { KernelFileReader } from './kernel-file-reader.js';
 import { listMetricDescriptors, podSandboxMetrics } from './metrics.js';
-import { readNetworkStats, type NetworkReading } from './network-stats.js';
+import {
+  HostInterfaceTable, readNetworkStats, readProcessNetworkStats, vethPeerReading, type NetworkReading,
+} from './network-stats.js';
+import { stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { sumCgroupStats } from './sum-cgroup-stats.js';
 
 export interface ContainerSubject {
@@ -37,6 +44,13 @@ export interface PodSubject {
   cgroupParent?: string;
   /** The pinned network namespace file; absent for host-network pods (no pod network stats). */
   netnsPath?: string;
+  /** The pod's veth pair when the built-in network made it: the host end's name, and the pod
+   * end's name inside the pod. Its counters are read on the host; without it (CNI), inside the
+   * namespace by a helper process. */
+  veth?: { host: string; pod: string };
+  /** Pids of the pod's running processes (container inits): any one in the pod's network
+   * namespace lets its table be read without entering it. */
+  pids?: number[];
   containers: ContainerSubject[];
 }
 
@@ -46,7 +60,17 @@ export interface StatsCollectorOptions {
   minRateWindowNs?: bigint;
   /** How long a writable-layer walk is reused (default 2 s). */
   fsTtlMs?: number;
+  /** cgroup and /proc files opened at once through the threadpool (default 2; reads of open
+   * files are done in place, in slices: see KernelFileReader). */
+  parallelOpens?: number;
 }
+
+// CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
+// its pod has no cgroup to count them.
+const STATS_SCOPE: CgroupReadScope = { metrics: false, pids: false };
+const POD_STATS_SCOPE: CgroupReadScope = { metrics: false, pids: true };
+// netns-exec helpers (CNI pods' network counters) running at once.
+const MAX_NETNS_READS = 4;
 
 interface ContainerReading {
   subject: ContainerSubject;
@@ -59,21 +83,42 @@ export class StatsCollector {
   private readonly layout: CgroupLayout;
   private readonly rates: CpuRateTracker;
   private readonly fs: FsUsageCache;
+  private readonly files: KernelFileReader;
+  private readonly hostInterfaces: HostInterfaceTable;
+  /** For /proc/<pid>/net/dev: opened and closed on each read (never pins a namespace). */
+  private readonly procFiles: KernelFileReader;
+  /** Identity of each pod's pinned netns file, by path (a path names one pod's namespace). */
+  private readonly netnsIds = new Map<string, Stats>();
+  private netnsReads = 0;
+  private readonly netnsWaiting: (() => void)[] = [];
 
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
     this.fs = new FsUsageCache(opts.fsTtlMs);
+    this.files = new KernelFileReader({ parallel: opts.parallelOpens });
+    this.hostInterfaces = new HostInterfaceTable(this.files);
+    this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
+  }
+
+  /** cgroup and /proc descriptors kept open now. */
+  get openDescriptors(): number {
+    return this.files.openDescriptors;
+  }
+
+  /** Close every kept descriptor (the collector stays usable: they are opened again). */
+  close(): void {
+    this.files.close();
   }
 
   /** ContainerStats of one container (ContainerStats / ListContainerStats). */
   async containerStats(c: ContainerSubject): Promise<ContainerStats> {
-    return this.toContainerStats(await this.readContainer(c));
+    return this.toContainerStats(await this.readContainer(c, STATS_SCOPE));
   }
 
   /** PodSandboxStats of one pod with its containers (PodSandboxStats / ListPodSandboxStats). */
   async podSandboxStats(p: PodSubject): Promise<PodSandboxStats> {
-    const { pod, containers, network } = await this.readPod(p);
+    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE);
     // Without a pod cgroup, the pod's usage is the sum of its containers'.
     const podCgroup = pod.stats ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
     return buildPodSandboxStats({
@@ -87,7 +132,7 @@ export class StatsCollector {
 
   /** PodSandboxMetrics of one pod (ListPodSandboxMetrics). */
   async podSandboxMetrics(p: PodSubject): Promise<PodSandboxMetrics> {
-    const { pod, containers, network } = await this.readPod(p);
+    const { pod, containers, network } = await this.readPod(p, FULL_SCOPE);
     return podSandboxMetrics({
       podSandboxId: p.attributes.id,
       metadata: p.attributes.metadata ?? {},
@@ -111,10 +156,13 @@ export class StatsCollector {
    * cumulative counters (CPU time) never show less than a container inside it, which a
    * parallel read could when the containers are busy.
    */
-  private async readPod(p: PodSubject) {
+  private async readPod(p: PodSubject, podScope: CgroupReadScope) {
+    const podCgroup = resolvePodCgroupPath(p.cgroupParent);
+    // The containers' process counts are summed only for a pod without a cgroup of its own.
+    const scope = podCgroup === undefined || podScope.metrics ? podScope : STATS_SCOPE;
     const [containers, network] = await Promise.all([
-      Promise.all(p.containers.map((c) => this.readContainer(c))), this.readNetwork(p)]);
-    const pod = await this.readPodCgroup(p);
+      Promise.all(p.containers.map((c) => this.readContainer(c, scope))), this.readNetwork(p)]);
+    const pod = { path: podCgroup, stats: podCgroup === undefined ? undefined : await this.readCgroup(podCgroup, podScope) };
     return { pod, containers, network };
   }
 
@@ -126,6 +174,8 @@ export class StatsCollector {
   retainOnly(liveIds: Iterable<string>): void {
     const keep = [...liveIds];
     this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
+    // Namespace identities are few and small; forget them all now and then.
+    if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
   }
 
   private toContainerStats(r: ContainerReading): ContainerStats {
@@ -140,23 +190,18 @@ export class StatsCollector {
     });
   }
 
-  private async readContainer(c: ContainerSubject): Promise<ContainerReading> {
+  private async readContainer(c: ContainerSubject, scope: CgroupReadScope): Promise<ContainerReading> {
     const cgroupPath = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
     const [cgroup, fs] = await Promise.all([
-      this.readCgroup(cgroupPath),
+      this.readCgroup(cgroupPath, scope),
       c.writableLayer ? this.fs.usage(c.writableLayer.dir) : undefined,
     ]);
     return { subject: c, cgroupPath, cgroup, fs };
   }
 
-  private async readPodCgroup(p: PodSubject): Promise<{ path?: string; stats?: CgroupStats }> {
-    const path = resolvePodCgroupPath(p.cgroupParent);
-    return { path, stats: path === undefined ? undefined : await this.readCgroup(path) };
-  }
-
-  private async readCgroup(path: string): Promise<CgroupStats | undefined> {
+  private async readCgroup(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
     try {
-      return await readCgroupStats(this.layout, path);
+      return await readCgroupStats(this.layout, path, { reader: this.files, scope });
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
@@ -166,12 +211,49 @@ export class StatsCollector {
   private async readNetwork(p: PodSubject): Promise<NetworkReading | undefined> {
     if (!p.netnsPath) return undefined;
     try {
-      return await readNetworkStats(p.netnsPath);
+      for (const pid of p.pids ?? []) {
+        const reading = await readProcessNetworkStats(this.procFiles, pid, await this.netnsId(p.netnsPath));
+        if (reading) return reading;
+      }
+      if (p.veth) {
+        const reading = vethPeerReading(await this.hostInterfaces.read(), p.veth.host, p.veth.pod);
+        if (reading) return reading;
+        // No host end: the pod is being torn down, or its veth was removed behind our back.
+        // Its namespace, if still there, tells which.
+      }
+      return await this.readInNetns(p.netnsPath);
     } catch (err) {
       // A pod being torn down loses its netns between listing and reading: not worth failing for.
       if (err instanceof NotFoundError) log.debug({ pod: p.attributes.id, err }, 'stats: pod netns is gone');
       else log.warn({ pod: p.attributes.id, err }, 'stats: cannot read pod network counters');
       return undefined;
+    }
+  }
+
+  private async netnsId(path: string): Promise<Stats> {
+    let id = this.netnsIds.get(path);
+    if (id === undefined) {
+      try {
+        id = await stat(path);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`network namespace file ${path} does not exist (pod stopped?)`);
+        throw err;
+      }
+      this.netnsIds.set(path, id);
+    }
+    return id;
+  }
+
+  /** readNetworkStats through a helper process, a few at once (a spawn costs the event loop). */
+  private async readInNetns(netnsPath: string): Promise<NetworkReading> {
+    if (this.netnsReads < MAX_NETNS_READS) this.netnsReads++;
+    else await new Promise<void>((r) => this.netnsWaiting.push(r));
+    try {
+      return await readNetworkStats(netnsPath);
+    } finally {
+      const next = this.netnsWaiting.shift();
+      if (next) next();
+      else this.netnsReads--;
     }
   }
 }
