@@ -54,7 +54,7 @@ const LAYERS: Record<string, string[]> = {
   streaming: ['sys', 'config', 'runtime', 'container', 'sandbox'],
   server: ['config', 'runtime', 'network', 'stats', 'image', 'sandbox', 'container', 'streaming'],
   metrics: ['image'],
-  daemon: ['sys', 'store', 'config', 'runtime', 'network', 'image', 'sandbox', 'container', 'streaming', 'server', 'metrics'],
+  daemon: ['sys', 'store', 'config', 'runtime', 'snapshot', 'network', 'image', 'sandbox', 'container', 'streaming', 'server', 'metrics'],
   client: ['server', 'streaming'],
   cli: ['config', 'daemon', 'server', 'client'],
 };

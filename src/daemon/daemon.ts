@@ -9,6 +9,7 @@ import type { CribConfig } from '../config/config.js';
 import { log } from '../log.js';
 import { nativeBinaries } from '../native-paths.js';
 import { ImageService } from '../image/image-service.js';
+import { Snapshotter } from '../snapshot/snapshotter.js';
 import { ImageVolumes } from '../container/image-volumes.js';
 import { CRIB_VERSION } from '../version.js';
 import { NodeNetwork } from '../network/node-network.js';
@@ -92,7 +93,9 @@ export class Daemon {
       await makeStateDir();
       await tightenInstall({ root: config.root, state: config.state, stateAccess, log });
       serveSealedBinaries();
-      this.images = await ImageService.open(config);
+      // The snapshotter is made once: images unpack into it, containers run on it.
+      const snapshots = await Snapshotter.open(config.root);
+      this.images = await ImageService.open(config, snapshots);
       this.network = await NodeNetwork.open(config);
       // Services are wired once, here: each gets what it uses, and nothing reaches through
       // another to find it.
@@ -103,9 +106,9 @@ export class Daemon {
         state: config.state,
         runtimes,
         images: this.images,
-        snapshots: this.images.snapshots,
+        snapshots,
         cdi: new CdiRegistry(config.cdi.spec_dirs),
-        imageVolumes: new ImageVolumes(this.images, this.images.snapshots),
+        imageVolumes: new ImageVolumes(this.images, snapshots),
       });
       this.containers = containers;
       const sandboxes = new SandboxService({

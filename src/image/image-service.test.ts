@@ -15,6 +15,7 @@ import { NotFoundError } from '../errors.js';
 import { buildImage, layerFromEntries, type BuiltImage, type LayerBlob } from '../../test-support/image-builder.js';
 import { startHostileRegistry, type HostileRegistry } from '../../test-support/hostile-registry.js';
 import { ImageService } from './image-service.js';
+import { Snapshotter } from '../snapshot/snapshotter.js';
 
 const uid = process.getuid!();
 const gid = process.getgid!();
@@ -53,7 +54,7 @@ describe('ImageService', () => {
   const ref = (name: string) => `${registry.host}/${name}`;
 
   async function service(root = join(dir, 'root')): Promise<ImageService> {
-    const svc = await ImageService.open(configFromObject({ root, state: join(dir, 'state') }));
+    const svc = await ImageService.open(configFromObject({ root, state: join(dir, 'state') }), await Snapshotter.open(root));
     open.push(svc);
     return svc;
   }

@@ -7,7 +7,7 @@ import type { CribConfig } from '../config/config.js';
 import { NotFoundError } from '../errors.js';
 import { crashPoint } from '../lifecycle/crash-point.js';
 import { log, type Logger } from '../log.js';
-import { Snapshotter } from '../snapshot/snapshotter.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { diskUsage } from '../sys/disk-usage.js';
 import { ContentStore } from './content-store.js';
 import { ingestImage, type ImageSource } from './image-ingest.js';
@@ -55,15 +55,11 @@ export class ImageService {
     private readonly registry: RegistryClient,
   ) {}
 
-  static async open(config: CribConfig): Promise<ImageService> {
+  /** `snapshots` is the node's snapshotter (Snapshotter.open), shared with the containers. */
+  static async open(config: CribConfig, snapshots: Snapshotter): Promise<ImageService> {
     const content = new ContentStore(config.root);
     await content.init();
     await content.cleanupIngest();
-    // One syncfs per pull (before the image record is written) instead of one per layer; a crash
-    // can leave a committed layer no image points at, and start-up GC removes exactly those.
-    const snapshots = new Snapshotter(config.root, { syncOnCommit: false });
-    await snapshots.load();
-    await snapshots.cleanupTemp();
     const records = new ImageStore(config.root);
     await records.load();
     const registry = new RegistryClient({

@@ -110,6 +110,19 @@ export class Snapshotter {
    */
   private readonly usageCache = new Map<string, DiskUsage>();
 
+  /**
+   * The node's snapshotter, as the daemon makes it once and hands to the image and container
+   * services: loaded, swept of interrupted unpacks. One syncfs per pull (before the image record
+   * is written) instead of one per layer; a crash can leave a committed layer no image points
+   * at, and the image service's start-up GC removes exactly those.
+   */
+  static async open(root: string): Promise<Snapshotter> {
+    const snapshots = new Snapshotter(root, { syncOnCommit: false });
+    await snapshots.load();
+    await snapshots.cleanupTemp();
+    return snapshots;
+  }
+
   constructor(root: string, private readonly opts: SnapshotterOptions = {}) {
     if (/[,:\s\\]/.test(root)) {
       throw new InvalidArgumentError(`snapshot root ${JSON.stringify(root)} must not contain ',', ':', '\\' or spaces (overlay option syntax)`);
