@@ -73,3 +73,16 @@ export function stateName(state: string | undefined): string {
   const s = (state ?? '').replace(/^(CONTAINER_|SANDBOX_)/, '').toLowerCase();
   return s === 'notready' ? 'NotReady' : s.charAt(0).toUpperCase() + s.slice(1);
 }
+
+/** A Status's verbose info map holds JSON strings: show them as the objects they are. */
+export function parseVerboseInfo(info: Record<string, string> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(info ?? {})) {
+    try {
+      out[k] = JSON.parse(v);
+    } catch {
+      out[k] = v;
+    }
+  }
+  return out;
+}

@@ -3,7 +3,7 @@ import { CliError } from '../cli-error.js';
 import { readConfigFile } from '../config-file.js';
 import type { Context } from '../context.js';
 import { containerState, labelSelector, nameMatcher } from '../filters.js';
-import { ago, formatData, formatTable, humanBytes, print, shortId, stateName, type OutputFormat } from '../output.js';
+import { ago, formatData, formatTable, humanBytes, type OutputFormat, parseVerboseInfo, print, shortId, stateName } from '../output.js';
 import { runPod } from './pods.js';
 
 interface CriContainer {
@@ -64,25 +64,13 @@ export async function listContainers(ctx: Context, opts: PsOptions, format: Outp
   ])));
 }
 
-function parseInfo(info: Record<string, string> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(info ?? {})) {
-    try {
-      out[k] = JSON.parse(v);
-    } catch {
-      out[k] = v;
-    }
-  }
-  return out;
-}
-
 export async function inspectContainers(ctx: Context, ids: string[], format: OutputFormat): Promise<void> {
   const cri = await ctx.cri();
   const out: { status: { id: string; state: string; metadata: { name: string }; exitCode: number; image: { image: string } }; info: unknown }[] = [];
   for (const text of ids) {
     const containerId = await ctx.containerId(text);
     const res = await cri.runtime.ContainerStatus({ containerId, verbose: true }, ctx.call);
-    out.push({ status: res.status, info: parseInfo(res.info) });
+    out.push({ status: res.status, info: parseVerboseInfo(res.info) });
   }
   if (format === 'table') {
     print(formatTable(['CONTAINER', 'NAME', 'STATE', 'EXIT CODE', 'IMAGE'], out.map((o) => [

@@ -1,25 +1,12 @@
 // `crib info` and `crib version`: what the daemon says about itself.
 import { CRIB_VERSION } from '../../version.js';
 import type { Context } from '../context.js';
-import { formatData, formatTable, print, type OutputFormat } from '../output.js';
-
-/** Status's verbose info map holds JSON strings: show them as the objects they are. */
-function parseInfo(info: Record<string, string> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(info ?? {})) {
-    try {
-      out[k] = JSON.parse(v);
-    } catch {
-      out[k] = v;
-    }
-  }
-  return out;
-}
+import { formatData, formatTable, type OutputFormat, parseVerboseInfo, print } from '../output.js';
 
 export async function info(ctx: Context, format: OutputFormat): Promise<void> {
   const cri = await ctx.cri();
   const res = await cri.runtime.Status({ verbose: true }, ctx.call);
-  const value = { status: res.status, ...parseInfo(res.info) };
+  const value = { status: res.status, ...parseVerboseInfo(res.info) };
   if (format === 'table') {
     const rows = (res.status?.conditions ?? []).map((c: { type: string; status: boolean; reason: string; message: string }) => [
       c.type, String(c.status), c.reason, c.message,

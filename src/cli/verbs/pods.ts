@@ -3,7 +3,7 @@ import { CliError } from '../cli-error.js';
 import { readConfigFile } from '../config-file.js';
 import type { Context } from '../context.js';
 import { labelSelector, nameMatcher, podState } from '../filters.js';
-import { ago, formatData, formatTable, humanBytes, print, shortId, stateName, type OutputFormat } from '../output.js';
+import { ago, formatData, formatTable, humanBytes, type OutputFormat, parseVerboseInfo, print, shortId, stateName } from '../output.js';
 
 interface CriPod {
   id: string;
@@ -52,25 +52,13 @@ export async function listPods(ctx: Context, opts: PodListOptions, format: Outpu
   ])));
 }
 
-function parseInfo(info: Record<string, string> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(info ?? {})) {
-    try {
-      out[k] = JSON.parse(v);
-    } catch {
-      out[k] = v;
-    }
-  }
-  return out;
-}
-
 export async function inspectPods(ctx: Context, ids: string[], format: OutputFormat): Promise<void> {
   const cri = await ctx.cri();
   const out: { status: { id: string; state: string; metadata: CriPod['metadata']; network?: { ip?: string } }; info: unknown }[] = [];
   for (const text of ids) {
     const podSandboxId = await ctx.podId(text);
     const res = await cri.runtime.PodSandboxStatus({ podSandboxId, verbose: true }, ctx.call);
-    out.push({ status: res.status, info: parseInfo(res.info) });
+    out.push({ status: res.status, info: parseVerboseInfo(res.info) });
   }
   if (format === 'table') {
     print(formatTable(['POD ID', 'NAME', 'NAMESPACE', 'STATE', 'IP'], out.map((o) => [
