@@ -29,8 +29,7 @@
 struct client {
   int fd; /* -1: free slot */
   bool input_done;
-  char *out; /* queued frames, allocated while there is a backlog */
-  size_t out_len, out_cap;
+  struct send_queue out; /* frame bytes the socket could not take yet */
 };
 
 struct attach_server {
@@ -56,10 +55,8 @@ struct attach_server *attach_server_open(const char *path, crib_err *err) {
 
 static void drop_client(struct client *c) {
   close(c->fd);
-  free(c->out);
+  send_queue_free(&c->out);
   c->fd = -1;
-  c->out = NULL;
-  c->out_len = c->out_cap = 0;
   c->input_done = true;
 }
 
@@ -76,8 +73,7 @@ static void accept_clients(struct attach_server *as) {
     }
     slot->fd = fd;
     slot->input_done = false;
-    slot->out = NULL;
-    slot->out_len = slot->out_cap = 0;
+    slot->out = (struct send_queue){0};
   }
 }
 
@@ -89,7 +85,7 @@ void attach_poll_fds(struct attach_server *as, struct pollfd *pfds, size_t *n, b
     if (c->fd < 0) continue;
     short ev = 0;
     if (want_input && !c->input_done) ev |= POLLIN;
-    if (c->out_len > 0) ev |= POLLOUT;
+    if (c->out.len > 0) ev |= POLLOUT;
     pfds[*n] = (struct pollfd){.fd = c->fd, .events = ev};
     (*n)++;
   }
@@ -99,23 +95,6 @@ static struct client *find(struct attach_server *as, int fd) {
   for (int i = 0; i < ATTACH_MAX_CLIENTS; i++)
     if (as->clients[i].fd == fd) return &as->clients[i];
   return NULL;
-}
-
-/* Write what is queued; false when the client is gone. */
-static bool flush_client(struct client *c) {
-  while (c->out_len > 0) {
-    ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN;
-    }
-    memmove(c->out, c->out + w, c->out_len - (size_t)w);
-    c->out_len -= (size_t)w;
-  }
-  free(c->out);
-  c->out = NULL;
-  c->out_cap = 0;
-  return true;
 }
 
 static void end_input(struct client *c, attach_input_end_fn in_end, void *ctx) {
@@ -144,7 +123,7 @@ void attach_handle(struct attach_server *as, struct pollfd *pfds, size_t count, 
         end_input(c, in_end, ctx);
       }
     }
-    if ((pfds[i].revents & POLLOUT) && !flush_client(c)) {
+    if ((pfds[i].revents & POLLOUT) && !send_queue_flush(&c->out, c->fd)) {
       end_input(c, in_end, ctx);
       drop_client(c);
       continue;
@@ -159,19 +138,7 @@ void attach_handle(struct attach_server *as, struct pollfd *pfds, size_t count, 
 }
 
 static bool queue(struct client *c, const char *data, size_t len) {
-  if (c->out_len + len > ATTACH_CLIENT_BUF) return false;
-  if (c->out_len + len > c->out_cap) {
-    size_t cap = c->out_cap ? c->out_cap * 2 : 65536;
-    while (cap < c->out_len + len) cap *= 2;
-    if (cap > ATTACH_CLIENT_BUF) cap = ATTACH_CLIENT_BUF;
-    char *d = realloc(c->out, cap);
-    if (d == NULL) return false;
-    c->out = d;
-    c->out_cap = cap;
-  }
-  memcpy(c->out + c->out_len, data, len);
-  c->out_len += len;
-  return true;
+  return send_queue_push(&c->out, data, len, ATTACH_CLIENT_BUF);
 }
 
 void attach_broadcast(struct attach_server *as, int stream, const char *data, size_t len) {
@@ -182,7 +149,7 @@ void attach_broadcast(struct attach_server *as, int stream, const char *data, si
     struct client *c = &as->clients[i];
     if (c->fd < 0) continue;
     size_t done = 0;
-    if (c->out_len == 0) {
+    if (c->out.len == 0) {
       struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
       struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
       ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
@@ -247,13 +214,13 @@ void attach_close(struct attach_server *as, const char *path) {
   for (int i = 0; i < ATTACH_MAX_CLIENTS; i++) {
     struct client *c = &as->clients[i];
     if (c->fd < 0) continue;
-    while (c->out_len > 0) {
+    while (c->out.len > 0) {
       struct pollfd p = {.fd = c->fd, .events = POLLOUT};
       long left = ms_until(&deadline);
-      if (left <= 0 || poll(&p, 1, (int)left) <= 0 || !flush_client(c)) break;
+      if (left <= 0 || poll(&p, 1, (int)left) <= 0 || !send_queue_flush(&c->out, c->fd)) break;
     }
     /* Fails only for a client that is gone: nothing to wait for. */
-    if (c->out_len > 0 || shutdown(c->fd, SHUT_WR) < 0) drop_client(c);
+    if (c->out.len > 0 || shutdown(c->fd, SHUT_WR) < 0) drop_client(c);
   }
   for (;;) {
     struct pollfd p[ATTACH_MAX_CLIENTS];

@@ -23,8 +23,7 @@ struct ctl_client {
   int fd;   /* -1: free slot */
   char *in; /* CTL_LINE_MAX bytes, allocated while connected */
   size_t in_len;
-  char *out; /* queued lines, allocated while there is a backlog */
-  size_t out_len, out_cap;
+  struct send_queue out; /* whole lines the socket could not take yet */
 };
 
 struct ctl_server {
@@ -56,7 +55,7 @@ static void drop_client(struct ctl_client *c) {
   }
   close(c->fd);
   free(c->in);
-  free(c->out);
+  send_queue_free(&c->out);
   *c = (struct ctl_client){.fd = -1};
 }
 
@@ -81,42 +80,14 @@ void ctl_poll_fds(const struct ctl_server *cs, struct pollfd *pfds, size_t *n) {
   for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
     const struct ctl_client *c = &cs->clients[i];
     if (c->fd < 0) continue;
-    pfds[(*n)++] = (struct pollfd){.fd = c->fd, .events = POLLIN | (c->out_len ? POLLOUT : 0)};
+    pfds[(*n)++] = (struct pollfd){.fd = c->fd, .events = POLLIN | (c->out.len ? POLLOUT : 0)};
   }
-}
-
-/* Send what is queued; false when the client is gone. */
-static bool flush_client(struct ctl_client *c) {
-  while (c->out_len > 0) {
-    ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN;
-    }
-    memmove(c->out, c->out + w, c->out_len - (size_t)w);
-    c->out_len -= (size_t)w;
-  }
-  free(c->out);
-  c->out = NULL;
-  c->out_cap = 0;
-  return true;
 }
 
 /* Queue one whole line (with its newline) and send what can be sent; false when the client must
  * be dropped (gone, or too far behind). */
 static bool queue_line(struct ctl_client *c, const char *line, size_t len) {
-  if (c->out_len + len > CTL_OUT_MAX) return false;
-  if (c->out_len + len > c->out_cap) {
-    size_t cap = c->out_cap ? c->out_cap : 1024;
-    while (cap < c->out_len + len) cap *= 2;
-    char *d = realloc(c->out, cap);
-    if (d == NULL) return false;
-    c->out = d;
-    c->out_cap = cap;
-  }
-  memcpy(c->out + c->out_len, line, len);
-  c->out_len += len;
-  return flush_client(c);
+  return send_queue_push(&c->out, line, len, CTL_OUT_MAX) && send_queue_flush(&c->out, c->fd);
 }
 
 void ctl_reply_error(struct json_buf *reply, const char *message) {
@@ -183,7 +154,7 @@ void ctl_handle(struct ctl_server *cs, const struct pollfd *pfds, size_t count, 
     struct ctl_client *c = find(cs, pfds[i].fd);
     if (c == NULL) continue;
     bool keep = true;
-    if (pfds[i].revents & POLLOUT) keep = flush_client(c);
+    if (pfds[i].revents & POLLOUT) keep = send_queue_flush(&c->out, c->fd);
     if (keep && (pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) keep = read_client(c, fn, ctx);
     if (!keep) drop_client(c);
   }
@@ -213,10 +184,10 @@ void ctl_close(struct ctl_server *cs, const char *path) {
   for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
     struct ctl_client *c = &cs->clients[i];
     if (c->fd < 0) continue;
-    while (c->out_len > 0) {
+    while (c->out.len > 0) {
       struct pollfd p = {.fd = c->fd, .events = POLLOUT};
       long left = ms_until(&deadline);
-      if (left <= 0 || poll(&p, 1, (int)left) <= 0 || !flush_client(c)) break;
+      if (left <= 0 || poll(&p, 1, (int)left) <= 0 || !send_queue_flush(&c->out, c->fd)) break;
     }
     drop_client(c);
   }

@@ -112,6 +112,17 @@ bool oom_probe_killed(const struct oom_probe *p);
 pid_t spawn_runtime(char *const argv[], int in_fd, int out_fd, int err_fd, crib_err *err);
 int read_pid_file(const char *path, pid_t *pid, crib_err *err);
 
+/* send-queue.c: bytes a non-blocking client socket could not take yet, sent in order later. */
+struct send_queue {
+  char *buf; /* allocated only while there is a backlog */
+  size_t len, cap;
+};
+/* Appends len bytes; false when the backlog would pass max bytes or memory runs out. */
+bool send_queue_push(struct send_queue *q, const void *data, size_t len, size_t max);
+/* Sends what it can to fd; false when the peer is gone (an error other than EAGAIN). */
+bool send_queue_flush(struct send_queue *q, int fd);
+void send_queue_free(struct send_queue *q);
+
 /* attach.c: the attach socket and its clients. */
 struct attach_server;
 struct attach_server *attach_server_open(const char *path, crib_err *err);
