@@ -234,8 +234,18 @@ describe('pods and containers', () => {
 
   it('hands a create that finished after kubelet gave up to kubelet\'s retry', async () => {
     const config = podConfig('retry');
-    // A deadline so short the client gives up while the daemon is still creating the pod.
-    await expect(d.cri.runtime.RunPodSandbox({ config }, { deadline: Date.now() + 5 })).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
+    // A deadline so short the client gives up while the daemon is still creating the pod. On a
+    // loaded machine the client's deadline timer can fire after the answer is in: then nothing
+    // was abandoned, so that pod is removed and the race run again.
+    for (let attempt = 1; ; attempt++) {
+      const res = await d.cri.runtime.RunPodSandbox({ config }, { deadline: Date.now() + 5 }).then((r) => r, (err: unknown) => err);
+      if (!(res && typeof res === 'object' && 'podSandboxId' in res)) {
+        expect(res).toMatchObject({ code: status.DEADLINE_EXCEEDED });
+        break;
+      }
+      expect(attempt, 'the client never gave up before the pod was made').toBeLessThan(10);
+      await d.cri.runtime.RemovePodSandbox({ podSandboxId: res.podSandboxId as string });
+    }
     const pods = await waitFor('the abandoned create to finish', async () => {
       const items = (await d.cri.runtime.ListPodSandbox({ filter: { labelSelector: { app: 'retry' } } })).items;
       return items.length === 1 ? items : undefined;
