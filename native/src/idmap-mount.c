@@ -89,6 +89,18 @@ static bool is_bind(json_t *m) {
   return false;
 }
 
+/* A detached clone of `source` with the mount's flags and attributes applied; -1 on error. */
+static int clone_with_options(const char *source, const crib_mount_opts *o, const char *dest, crib_err *err) {
+  int mfd = crib_mnt_clone(AT_FDCWD, source, o->recursive, dest, err);
+  if (mfd < 0) return -1;
+  if (crib_mnt_restrict(mfd, o->flags, false, dest, err) < 0 ||
+      crib_mnt_setattr(mfd, o->attr_set, o->attr_clr, true, dest, err) < 0) {
+    close(mfd);
+    return -1;
+  }
+  return mfd;
+}
+
 static int build_one(json_t *m, const char *bundle, const char *dest, int *userns, json_t **userns_key,
                      crib_err *err) {
   bool idmapped = crib_mount_is_idmapped(m);
@@ -108,16 +120,7 @@ static int build_one(json_t *m, const char *bundle, const char *dest, int *usern
     snprintf(srcbuf, sizeof srcbuf, "%s/%s", bundle, source);
     source = srcbuf;
   }
-  if (!idmapped) {
-    int mfd = crib_mnt_clone(AT_FDCWD, source, o.recursive, dest, err);
-    if (mfd < 0) return -1;
-    if (crib_mnt_restrict(mfd, o.flags, false, dest, err) < 0 ||
-        crib_mnt_setattr(mfd, o.attr_set, o.attr_clr, true, dest, err) < 0) {
-      close(mfd);
-      return -1;
-    }
-    return mfd;
-  }
+  if (!idmapped) return clone_with_options(source, &o, dest, err);
   /* Consecutive mounts with the same mapping share one user namespace. */
   json_t *key = json_pack("[O,O]", uids, gids);
   if (!key) return crib_fail(err, ENOMEM, "mapping key");
@@ -134,13 +137,8 @@ static int build_one(json_t *m, const char *bundle, const char *dest, int *usern
   } else {
     json_decref(key);
   }
-  int mfd = crib_mnt_clone(AT_FDCWD, source, o.recursive, dest, err);
+  int mfd = clone_with_options(source, &o, dest, err);
   if (mfd < 0) return -1;
-  if (crib_mnt_restrict(mfd, o.flags, false, dest, err) < 0 ||
-      crib_mnt_setattr(mfd, o.attr_set, o.attr_clr, true, dest, err) < 0) {
-    close(mfd);
-    return -1;
-  }
   struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (unsigned long long)*userns};
   if (mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0) {
     int e = errno;
