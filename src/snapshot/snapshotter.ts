@@ -269,27 +269,13 @@ export class Snapshotter {
 
   /** Create the writable snapshot `key` on top of `chainId` (undefined: an empty image). */
   async prepare(key: string, chainId: string | undefined): Promise<PreparedSnapshot> {
-    checkKey(key);
-    if (this.active.has(key)) throw new AlreadyExistsError(`active snapshot ${key} already exists`);
-    if (chainId !== undefined) this.lowerDirs(chainId); // NotFound before touching disk
-    const rec: ActiveSnapshot = { key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString() };
-    this.active.set(key, rec);
-    const tmp = join(this.activeDir, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
-    try {
-      await mkdir(tmp, { mode: 0o700 });
+    await this.createActive({ key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString() }, async (tmp) => {
       // fs/ is the upper dir: its mode is the mode of the container's "/".
       await mkdir(join(tmp, 'fs'));
       await chmod(join(tmp, 'fs'), 0o755);
       await mkdir(join(tmp, 'work'), { mode: 0o700 });
       if (chainId === undefined) await mkdir(join(tmp, 'empty'));
-      await activeRecord(tmp).write(rec);
-      await rename(tmp, join(this.activeDir, key));
-      await fsyncDir(this.activeDir);
-    } catch (err) {
-      this.active.delete(key);
-      await rm(tmp, { recursive: true, force: true });
-      throw err;
-    }
+    });
     return this.mounts(key);
   }
 
@@ -298,20 +284,32 @@ export class Snapshotter {
    * the chain like a writable snapshot does, so the layers stay while it exists.
    */
   async prepareView(key: string, chainId: string | undefined): Promise<void> {
-    checkKey(key);
-    if (this.active.has(key)) throw new AlreadyExistsError(`active snapshot ${key} already exists`);
-    if (chainId !== undefined) this.lowerDirs(chainId); // NotFound before touching disk
     const rec: ActiveSnapshot = { key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString(), view: true };
-    this.active.set(key, rec);
-    const tmp = join(this.activeDir, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
-    try {
-      await mkdir(tmp, { mode: 0o700 });
+    await this.createActive(rec, async (tmp) => {
       // Empty lower dirs that pad a chain of fewer than two layers (overlayfs needs two without
       // an upper dir); their mode is the mode of an empty image's root.
       for (const pad of ['pad0', 'pad1']) {
         await mkdir(join(tmp, pad));
         await chmod(join(tmp, pad), 0o755);
       }
+    });
+  }
+
+  /**
+   * Makes active snapshot `rec.key`: its dirs (`populate`) and record in a temporary dir, renamed
+   * into place whole, so a crash leaves either nothing or all of it. Claimed in memory first, so
+   * a second create of the key is refused while the first runs.
+   */
+  private async createActive(rec: ActiveSnapshot, populate: (tmp: string) => Promise<void>): Promise<void> {
+    const { key, chainId } = rec;
+    checkKey(key);
+    if (this.active.has(key)) throw new AlreadyExistsError(`active snapshot ${key} already exists`);
+    if (chainId !== undefined) this.lowerDirs(chainId); // NotFound before touching disk
+    this.active.set(key, rec);
+    const tmp = join(this.activeDir, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
+    try {
+      await mkdir(tmp, { mode: 0o700 });
+      await populate(tmp);
       await activeRecord(tmp).write(rec);
       await rename(tmp, join(this.activeDir, key));
       await fsyncDir(this.activeDir);
