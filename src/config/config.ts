@@ -186,6 +186,9 @@ const schema = z
   })
   .strict();
 
+/** The schema itself: src/config/config-docs.test.ts walks it to hold deploy/config.toml to every key. */
+export const configSchema = schema;
+
 export type CribConfig = z.output<typeof schema>;
 export type RegistryHostConfig = z.output<typeof registryHost>;
 
