@@ -1,11 +1,22 @@
-// Where the native binaries built by `make -C native` live, for src/ (vitest) and dist/ alike.
+// Where the native binaries live, for src/ (vitest), dist/ in a checkout, and an install alike.
+// A checkout (its package root holds native/, the C sources) runs what `make -C native` built
+// in native/build/. deploy/install.sh puts the package in PREFIX/lib/crib, without native/, and
+// the binaries in PREFIX/libexec/crib, the usual place for programs only other programs run; so
+// an installed daemon finds them with no setting. CRIB_*_BINARY override either (tests point
+// them at copies).
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const buildDir = (name: string): string =>
-  fileURLToPath(new URL(`../native/build/${name}`, import.meta.url));
+/** The directory holding crib-runtime, crib-monitor and crib-pinns for the package at `packageRoot`. */
+export function nativeBinaryDir(packageRoot: URL): string {
+  const checkout = existsSync(fileURLToPath(new URL('native/', packageRoot)));
+  return fileURLToPath(new URL(checkout ? 'native/build/' : '../../libexec/crib/', packageRoot));
+}
+
+const dir = nativeBinaryDir(new URL('../', import.meta.url));
 
 export const nativeBinaries = {
-  runtime: process.env.CRIB_RUNTIME_BINARY ?? buildDir('crib-runtime'),
-  monitor: process.env.CRIB_MONITOR_BINARY ?? buildDir('crib-monitor'),
-  pinns: process.env.CRIB_PINNS_BINARY ?? buildDir('crib-pinns'),
+  runtime: process.env.CRIB_RUNTIME_BINARY ?? `${dir}crib-runtime`,
+  monitor: process.env.CRIB_MONITOR_BINARY ?? `${dir}crib-monitor`,
+  pinns: process.env.CRIB_PINNS_BINARY ?? `${dir}crib-pinns`,
 };
