@@ -4,8 +4,10 @@
 // restarted daemon finds it running, and it keeps logging throughout. The monitor is the reason:
 // it runs the installed crib-monitor, is not the daemon's child, and is in a session and process
 // group of its own, so nothing aimed at the daemon (its pid, its group, its session's hangup)
-// reaches it. Everything runs in a temporary DESTDIR, with its own root, state, socket, bridge
-// and nftables table.
+// reaches it; it does share the daemon's cgroup (crib.service's, under systemd), which is why the
+// unit must not use the default KillMode. PID 1 here is not systemd, so the test does what
+// KillMode=process makes systemd do rather than asking systemd. Everything runs in a temporary
+// DESTDIR, with its own root, state, socket, bridge and nftables table.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
@@ -185,6 +187,9 @@ describe('the installed daemon under crib.service\'s command line', { timeout: 6
     expect(monitorStat.ppid).not.toBe(first);
     expect(monitorStat.pgrp).not.toBe(daemonStat.pgrp);
     expect(monitorStat.session).not.toBe(daemonStat.session);
+    // But it shares the daemon's cgroup: under systemd that is crib.service's, which the default
+    // KillMode=control-group would empty on every stop. Hence KillMode=process in the unit.
+    expect(readFileSync(`/proc/${before.monitorPid}/cgroup`, 'utf8')).toBe(readFileSync(`/proc/${first}/cgroup`, 'utf8'));
 
     const logPath = join(logDir, 'ticker.log');
     const ticks = () => readFileSync(logPath, 'utf8').split('\n').filter((l) => l.includes('tick')).length;
