@@ -233,7 +233,7 @@ EOF
       echo "start it with: systemctl enable --now crib"
     fi
   elif [ -n "$enable" ]; then
-    echo "not enabling crib.service: ${destdir:+DESTDIR is set}${destdir:-systemd is not running}"
+    if [ -n "$destdir" ]; then echo "not enabling crib.service: DESTDIR is set"; else echo "not enabling crib.service: systemd is not running"; fi
   fi
 }
 
