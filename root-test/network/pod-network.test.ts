@@ -208,6 +208,9 @@ describe('PodNetwork', () => {
   });
 
   it('keeps allocations across a new instance and never hands an address out twice', async () => {
+    // One instance writes a root at a time (a daemon has one): the first one's background
+    // releases end before the second reads the files.
+    await net.settle();
     const again = new PodNetwork({ root, bridge: BRIDGE, podCidr: CIDR, mtu: 1400, nftTable: TABLE });
     expect((await again.status(podIds[0]!))?.ip).toBe(ipA);
     expect((await again.status(podIds[1]!))?.ip).toBe(ipB);

@@ -137,8 +137,10 @@ export class PodNetwork implements PodNetworking {
     try {
       return await ipam.allocate(podId);
     } catch (err) {
-      if (!(err instanceof ResourceExhaustedError) || this.releasing.size === 0) throw err;
-      await this.settle();
+      // Not this pod's own release: it would be queued behind this call on the pod's lock.
+      const others = [...this.releasing].filter(([id]) => id !== podId).map(([, p]) => p);
+      if (!(err instanceof ResourceExhaustedError) || others.length === 0) throw err;
+      await Promise.all(others);
       return ipam.allocate(podId);
     }
   }
@@ -161,10 +163,10 @@ export class PodNetwork implements PodNetworking {
       this.hostReady = undefined;
       await this.ensureHost();
     }
-    const ips = await this.perPod.run(podId, async () => {
-      await this.releasing.get(podId);
-      return this.allocate(podId);
-    });
+    // A release of this pod still running ends first (awaited outside the pod's lock, which
+    // the release itself takes).
+    await this.releasing.get(podId);
+    const ips = await this.perPod.run(podId, () => this.allocate(podId));
     return {
       pinnsArgs: podNetArgs(this.attachOptions(podId, ips)),
       finish: (_netnsPath: string) => this.perPod.run(podId, async () => {
@@ -183,10 +185,8 @@ export class PodNetwork implements PodNetworking {
       throw new NotFoundError(`network namespace ${netnsPath} of pod ${podId} does not exist`, { cause: err });
     });
     await this.ensureHost();
-    return this.perPod.run(podId, async () => {
-      await this.releasing.get(podId);
-      return this.setupLocked(podId, netnsPath, mappings, opts.hostname);
-    });
+    await this.releasing.get(podId); // outside the lock, as in prepareAttach
+    return this.perPod.run(podId, () => this.setupLocked(podId, netnsPath, mappings, opts.hostname));
   }
 
   private async setupLocked(podId: string, netnsPath: string, mappings: HostPortMapping[], hostname: string | undefined): Promise<PodNetworkStatus> {
