@@ -215,14 +215,18 @@ describe('pod networking through the CRI', () => {
 
       await d.cri.runtime.RemovePodSandbox({ podSandboxId: a.podSandboxId });
       expect(await podIds(d)).toEqual([b.podSandboxId]);
-      const links = await hostLinks();
-      expect(links).not.toContain(`${a.hostInterface!}:`);
-      expect(hasLinkIndex(links, aIndex)).toBe(false);
       expect(existsSync(a.netns)).toBe(false);
       expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(a.netns);
       expect(curl(viaHostPort6).body).not.toBe('hello from crib\n');
       const allocations = (file: string) =>
         (JSON.parse(readFileSync(join(d.root, 'network', file), 'utf8')) as { allocations: Record<string, string> }).allocations;
+      // The veth is deleted, and after it the addresses released, in the background (the kernel
+      // takes 15-30 ms to delete a veth; no RPC waits for it).
+      const links = await waitFor('the removed pod\'s veth and addresses to be released', async () => {
+        const l = await hostLinks();
+        return !l.includes(`${a.hostInterface!}:`) && !allocations('ipam6.json')[a.podSandboxId] ? l : undefined;
+      });
+      expect(hasLinkIndex(links, aIndex)).toBe(false);
       expect(allocations('ipam.json')).toEqual({ [b.podSandboxId]: b.ip });
       expect(allocations('ipam6.json')).toEqual({ [b.podSandboxId]: b6 });
 
@@ -237,6 +241,8 @@ describe('pod networking through the CRI', () => {
 
       for (const p of [b, c]) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.podSandboxId });
       expect(await podIds(d)).toEqual([]);
+      await waitFor('the veths and addresses to be released', async () =>
+        (await bridgePorts(d.bridge)).length === 0 && Object.keys(allocations('ipam6.json')).length === 0);
       expect(await bridgePorts(d.bridge)).toEqual([]);
       expect(allocations('ipam.json')).toEqual({});
       expect(allocations('ipam6.json')).toEqual({});

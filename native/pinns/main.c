@@ -1,7 +1,12 @@
 /* crib-pinns command line:
  *   crib-pinns --dir DIR [--net] [--ipc] [--uts] [--hostname NAME] [--sysctl KEY=VALUE]...
  *              [--user --uid-map IN:OUT:COUNT... --gid-map IN:OUT:COUNT...]
+ *              [--bridge B --host-if NAME [--mtu N] --addr IP/LEN[,nodad]... [--gw IP]...]
+ *              (with --net: attach the new network namespace to bridge B, see pod-net.c)
  *   crib-pinns --remove DIR
+ *   crib-pinns pod-net attach --netns FILE --bridge B --host-if NAME [--mtu N]
+ *              --addr IP/LEN[,nodad]... [--gw IP]...
+ *   crib-pinns pod-net detach --host-if NAME
  *   crib-pinns pod-init --dir DIR
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
  *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
@@ -23,7 +28,11 @@ static void usage(void) {
           "usage: " PINNS_PROG " --dir DIR [--net] [--ipc] [--uts] [--hostname NAME] "
           "[--sysctl KEY=VALUE]...\n"
           "              [--user --uid-map IN:OUT:COUNT... --gid-map IN:OUT:COUNT...]\n"
+          "              [--bridge B --host-if NAME [--mtu N] --addr IP/LEN[,nodad]... [--gw IP]...]\n"
           "       " PINNS_PROG " --remove DIR\n"
+          "       " PINNS_PROG " pod-net attach --netns FILE --bridge B --host-if NAME [--mtu N] "
+          "--addr IP/LEN[,nodad]... [--gw IP]...\n"
+          "       " PINNS_PROG " pod-net detach --host-if NAME\n"
           "       " PINNS_PROG " pod-init --dir DIR\n"
           "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n"
           "       " PINNS_PROG " port-forward FILE PORT\n"
@@ -32,6 +41,13 @@ static void usage(void) {
 
 static int fail_usage(crib_err *err, const char *what) {
   crib_fail(err, 0, "%s", what);
+  crib_err_print(PINNS_PROG, err);
+  usage();
+  return 1;
+}
+
+/* An argument error already recorded in err. */
+static int usage_error(const crib_err *err) {
   crib_err_print(PINNS_PROG, err);
   usage();
   return 1;
@@ -63,6 +79,38 @@ static int cmd_netns_exec(int argc, char **argv) {
   pinns_netns_exec(argv[1], argv + 2, &err);
   crib_err_print(PINNS_PROG, &err);
   return 1;
+}
+
+/* pod-net attach|detach, options as "--name value" pairs (pod-net.c checks the values). */
+static int cmd_pod_net(int argc, char **argv) {
+  crib_err err = {0};
+  static struct pod_net_opts o;
+  if (argc < 2 || (strcmp(argv[1], "attach") != 0 && strcmp(argv[1], "detach") != 0))
+    return fail_usage(&err, "pod-net: attach or detach is required");
+  bool attach = strcmp(argv[1], "attach") == 0;
+  for (int i = 2; i < argc; i += 2) {
+    if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
+      crib_fail(&err, 0, "pod-net %s: `%s` is not an option with a value", argv[1], argv[i]);
+      return usage_error(&err);
+    }
+    if (!attach && strcmp(argv[i], "--host-if") != 0) {
+      crib_fail(&err, 0, "pod-net detach: unknown option `%s` (only --host-if)", argv[i]);
+      return usage_error(&err);
+    }
+    if (pinns_pod_net_set(&o, argv[i] + 2, argv[i + 1], &err) < 0) {
+      crib_err_wrap(&err, "pod-net %s", argv[1]);
+      return usage_error(&err);
+    }
+  }
+  int ret;
+  if (attach) ret = pinns_pod_net_attach(&o, &err);
+  else if (o.host_if == NULL) return fail_usage(&err, "pod-net detach: --host-if is required");
+  else ret = pinns_pod_net_detach(o.host_if, &err);
+  if (ret < 0) {
+    crib_err_print(PINNS_PROG, &err);
+    return 1;
+  }
+  return 0;
 }
 
 static int cmd_port_forward(int argc, char **argv) {
@@ -117,6 +165,7 @@ int main(int argc, char **argv) {
     return cmd_pod_init(argc - 1, argv + 1);
   }
   if (argc > 1 && strcmp(argv[1], "netns-exec") == 0) return cmd_netns_exec(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "pod-net") == 0) return cmd_pod_net(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "port-forward") == 0) return cmd_port_forward(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "mount-overlay") == 0) return cmd_mount_overlay(argc - 1, argv + 1);
 
@@ -126,9 +175,12 @@ int main(int argc, char **argv) {
       {"uts", no_argument, NULL, 'u'},            {"hostname", required_argument, NULL, 'h'},
       {"sysctl", required_argument, NULL, 's'},   {"user", no_argument, NULL, 'U'},
       {"uid-map", required_argument, NULL, 'm'},  {"gid-map", required_argument, NULL, 'g'},
-      {NULL, 0, NULL, 0},
+      {"bridge", required_argument, NULL, 'B'},   {"host-if", required_argument, NULL, 'H'},
+      {"mtu", required_argument, NULL, 'M'},      {"addr", required_argument, NULL, 'A'},
+      {"gw", required_argument, NULL, 'G'},       {NULL, 0, NULL, 0},
   };
   struct pin_opts opts = {0};
+  static struct pod_net_opts net;
   const char *remove_dir = NULL;
   int c;
   opterr = 0;
@@ -153,6 +205,16 @@ int main(int argc, char **argv) {
       if (opts.nsysctls == PINNS_MAX_SYSCTLS) return fail_usage(&err, "too many --sysctl options");
       opts.sysctls[opts.nsysctls++] = optarg;
       break;
+    case 'B':
+    case 'H':
+    case 'M':
+    case 'A':
+    case 'G': {
+      const char *name = c == 'B' ? "bridge" : c == 'H' ? "host-if" : c == 'M' ? "mtu" : c == 'A' ? "addr" : "gw";
+      if (pinns_pod_net_set(&net, name, optarg, &err) < 0) return usage_error(&err);
+      opts.net = &net;
+      break;
+    }
     default: return fail_usage(&err, "unknown option or missing argument");
     }
   }

@@ -8,7 +8,10 @@
  * creates the others, which the user namespace therefore owns: the pod's root administers its
  * network (sysfs, sysctls) without any privilege over the host's. The parent does the bind
  * mounts because the child, inside the user namespace, may no longer mount in the host's
- * mount namespace. */
+ * mount namespace.
+ *
+ * With the pod network options, the pinned network namespace is attached to the node's bridge
+ * once pinned (pod-net.c); a failure there undoes the pinning too. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -189,6 +192,14 @@ int pinns_pin(const struct pin_opts *opts, crib_err *err) {
   int up[2] = {-1, -1}, down[2] = {-1, -1};
   pid_t pid = -1;
 
+  for (size_t k = 0; k < pinns_nkinds; k++)
+    if (opts->want[k] && pinns_path(paths[k], sizeof paths[k], opts->dir, pinns_kinds[k].name, err) < 0) return -1;
+  if (opts->net != NULL) {
+    if (!opts->want[0]) return crib_fail(err, 0, "--bridge and the other pod network options need --net");
+    opts->net->netns = paths[0];
+    if (pinns_pod_net_check(opts->net, err) < 0) return -1;
+  }
+
   if (mkdir(opts->dir, 0755) == 0)
     made_dir = true;
   else if (errno != EEXIST)
@@ -196,7 +207,6 @@ int pinns_pin(const struct pin_opts *opts, crib_err *err) {
 
   for (size_t k = 0; k < pinns_nkinds; k++) {
     if (!opts->want[k]) continue;
-    if (pinns_path(paths[k], sizeof paths[k], opts->dir, pinns_kinds[k].name, err) < 0) goto out;
     /* O_EXCL: never stack a new namespace over one that is already pinned there. */
     int fd = open(paths[k], O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (fd < 0) {
@@ -261,6 +271,8 @@ int pinns_pin(const struct pin_opts *opts, crib_err *err) {
     crib_fail(err, 0, "namespace child exited with status 0x%x", status);
     goto out;
   }
+  /* The pod's network in the same process: a pod costs the daemon one helper, not two. */
+  if (opts->net != NULL && pinns_pod_net_attach(opts->net, err) < 0) goto out;
   ret = 0;
 
 out:

@@ -37,6 +37,41 @@ struct id_maps {
   size_t n;
 };
 
+/* pod-net.c: a pod's veth pair and addresses (see there). */
+#define PINNS_POD_IF "eth0"
+#define PINNS_MAX_POD_ADDRS 4
+
+struct pod_addr {
+  int family; /* AF_INET, AF_INET6 */
+  unsigned char addr[16];
+  unsigned char prefix;
+  bool nodad;
+};
+
+struct pod_gw {
+  int family;
+  unsigned char addr[16];
+};
+
+struct pod_net_opts {
+  const char *netns; /* the pinned network namespace file */
+  const char *bridge, *host_if;
+  unsigned mtu; /* 0: the kernel's default */
+  struct pod_addr addrs[PINNS_MAX_POD_ADDRS];
+  size_t naddrs;
+  struct pod_gw gws[PINNS_MAX_POD_ADDRS];
+  size_t ngws;
+};
+
+/* Set option `name` ("netns", "bridge", "host-if", "mtu", "addr", "gw") from its text,
+ * checking it; "addr" and "gw" may repeat. */
+int pinns_pod_net_set(struct pod_net_opts *o, const char *name, const char *value, crib_err *err);
+/* Whether the options make a complete attach (required ones present, gateways match addresses). */
+int pinns_pod_net_check(const struct pod_net_opts *o, crib_err *err);
+int pinns_pod_net_attach(const struct pod_net_opts *o, crib_err *err);
+/* Delete the pod's veth by its host end; a missing one is fine, a non-veth is refused. */
+int pinns_pod_net_detach(const char *host_if, crib_err *err);
+
 struct pin_opts {
   const char *dir;
   bool want[4]; /* indexed like pinns_kinds */
@@ -44,6 +79,8 @@ struct pin_opts {
   const char *hostname;
   const char *sysctls[PINNS_MAX_SYSCTLS];
   size_t nsysctls;
+  /* With --net: attach the new network namespace to the bridge (netns is filled in by pinning). */
+  struct pod_net_opts *net;
 };
 
 /* pin.c */

@@ -123,6 +123,7 @@ describe('PodNetwork, dual-stack', () => {
     const v6 = execFileSync('nft', ['list', 'table', 'ip6', NAME], { encoding: 'utf8' });
     expect(v6).not.toContain(ip6);
     expect(v6).not.toMatch(/hp-[0-9a-f]+/);
+    await net.settle();
     expect(JSON.parse(readFileSync(join(base, 'root', 'network', 'ipam6.json'), 'utf8')).allocations[podIds[0]!]).toBeUndefined();
     await net.teardown(podIds[1]!, nsB);
     await net.cleanupAll();

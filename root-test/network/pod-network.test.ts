@@ -208,6 +208,9 @@ describe('PodNetwork', () => {
   });
 
   it('keeps allocations across a new instance and never hands an address out twice', async () => {
+    // One instance writes a root at a time (a daemon has one): the first one's background
+    // releases end before the second reads the files.
+    await net.settle();
     const again = new PodNetwork({ root, bridge: BRIDGE, podCidr: CIDR, mtu: 1400, nftTable: TABLE });
     expect((await again.status(podIds[0]!))?.ip).toBe(ipA);
     expect((await again.status(podIds[1]!))?.ip).toBe(ipB);
@@ -224,14 +227,36 @@ describe('PodNetwork', () => {
 
   it('tears a pod down completely: rules, veth and address; twice is fine', async () => {
     await net.teardown(podIds[0]!, nsA);
+    // At once: no host ports, no status. The veth and then the address go in the background.
     const table = execFileSync('nft', ['list', 'table', 'ip', TABLE], { encoding: 'utf8' });
     expect(table).not.toContain(`dport ${hostPort}`);
     expect(table).not.toMatch(/hp-[0-9a-f]+/);
-    expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain(hostVethName(podIds[0]!));
-    expect(inNetns(nsA, 'ip', '-o', 'link')).not.toContain('eth0');
     expect(await net.status(podIds[0]!)).toBeUndefined();
     expect(curl(`http://127.0.0.1:${hostPort}/index.html`).ok).toBe(false);
     await net.teardown(podIds[0]!, nsA);
+    await net.settle();
+    expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain(hostVethName(podIds[0]!));
+    expect(inNetns(nsA, 'ip', '-o', 'link')).not.toContain('eth0');
+    expect(JSON.parse(readFileSync(join(root, 'network', 'ipam.json'), 'utf8')).allocations[podIds[0]!]).toBeUndefined();
+  });
+
+  it('hands a torn-down pod\'s address to a new pod only once its veth is gone', async () => {
+    // A /30 has one pod address: the second pod can only have the first one's.
+    const tiny = new PodNetwork({ root: join(base, 'tiny'), bridge: `${BRIDGE}t`, podCidr: `10.252.${NET}.0/30`, nftTable: `${TABLE}t` });
+    const [first, second] = [`tiny1-${process.pid}-${hex}`, `tiny2-${process.pid}-${hex}`];
+    podIds.push(first, second);
+    try {
+      const a = await tiny.setup(first, await newNetns('tiny1'), {});
+      expect(a.ip).toBe(`10.252.${NET}.2`);
+      await tiny.teardown(first);
+      const b = await tiny.setup(second, await newNetns('tiny2'), {});
+      expect(b.ip).toBe(a.ip);
+      expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain(hostVethName(first));
+      await tiny.teardown(second);
+    } finally {
+      await tiny.cleanupAll();
+    }
+    expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain(`${BRIDGE}t`);
   });
 
   it('tears down a pod whose network namespace is already gone', async () => {
@@ -270,6 +295,7 @@ describe('PodNetwork', () => {
     expect(new Set(results.map((r) => r.ip)).size).toBe(5);
     for (const [i, r] of results.entries()) expect(inNetns(nss[i]!, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0')).toContain(`${r.ip}/24`);
     await Promise.all(ids.map((id, i) => net.teardown(id, nss[i]!)));
+    await net.settle();
     const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' });
     for (const id of ids) expect(links).not.toContain(hostVethName(id));
     expect(execFileSync('nft', ['list', 'table', 'ip', TABLE], { encoding: 'utf8' })).not.toMatch(/hp-[0-9a-f]+/);

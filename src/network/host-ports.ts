@@ -161,9 +161,13 @@ export class HostPorts {
   }
 
   private async removeLocked(podId: string): Promise<void> {
-    await this.uninstall(podId);
     const pods = await this.load();
-    if (pods.delete(podId)) await this.save();
+    // A pod's record is saved before its rules are installed and deleted after they are removed,
+    // so without a record there are no rules: a pod without host ports costs no `nft` process.
+    if (!pods.has(podId)) return;
+    await this.uninstall(podId);
+    pods.delete(podId);
+    await this.save();
   }
 
   private async jumpHandles(family: NftFamily, chain: string): Promise<number[] | undefined> {

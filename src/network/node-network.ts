@@ -71,6 +71,9 @@ export class NodeNetwork {
     const current = this.current;
     if (!cidr || !(current instanceof PodNetwork) || current.podCidr === cidr) return;
     const next = PodNetwork.fromConfig({ ...this.config, network: { ...this.config.network, pod_cidr: cidr } });
+    // The stopped pods' releases still writing the state files end before another instance
+    // reads them.
+    await current.settle();
     install(next);
     await current.cleanupAll();
     this.current = next;

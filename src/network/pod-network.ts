@@ -1,19 +1,20 @@
 // Built-in pod networking: a bridge, a veth per pod, IPAM, outbound NAT and host ports. The host
 // side (bridge, forwarding, nftables table) is made on demand and idempotently; per pod, setup
-// acquires address → veth → host ports and undoes what it acquired when a later step fails.
+// acquires address → veth → host ports and undoes what it acquired when a later step fails;
+// teardown releases them in the opposite order, the veth and addresses in the background.
 import { access, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { CribConfig } from '../config/config.js';
-import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from '../errors.js';
 import { log } from '../log.js';
 import { bridgePorts, checkInterfaceName, deleteLink, enableIpForwarding, ensureBridge, isMissingDevice, showLink } from './bridge.js';
 import { HostPorts, normalizeMappings, type HostPortMapping } from './host-ports.js';
 import { Ipam, checkPodId } from './ipam.js';
 import { formatCidr, isIpv6 } from './ip-address.js';
 import { checkTableName, deleteNftTable, ensureNftTable } from './nft-table.js';
-import type { PodNetworkStatus, PodNetworking, PodSetupOptions } from './pod-networking.js';
+import type { PodNetworkStatus, PodNetworking, PodSetupOptions, PreparedAttach } from './pod-networking.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
-import { POD_INTERFACE, attachPod, detachPod, hostVethName, type PodAddress } from './veth.js';
+import { POD_INTERFACE, attachPod, detachPod, hostVethName, podNetArgs, type AttachOptions, type PodAddress } from './veth.js';
 
 export interface PodNetworkOptions {
   /** crib's root dir; state goes to <root>/network/. */
@@ -39,6 +40,8 @@ export class PodNetwork implements PodNetworking {
   private readonly hostPorts: HostPorts;
   private hostReady?: Promise<void>;
   private readonly perPod = new KeyedLock();
+  /** Pods whose veth delete and address release teardown() left running, by pod id. */
+  private readonly releasing = new Map<string, Promise<void>>();
 
   constructor(opts: PodNetworkOptions) {
     this.bridge = opts.bridge ?? 'crib0';
@@ -107,33 +110,94 @@ export class PodNetwork implements PodNetworking {
     return this.hostReady;
   }
 
-  async setup(podId: string, netnsPath: string, opts: PodSetupOptions = {}): Promise<PodNetworkStatus> {
+  /** Arguments every setup checks before anything is made; the pod's host-port mappings. */
+  private checkSetup(podId: string, opts: PodSetupOptions): HostPortMapping[] {
     checkPodId(podId);
     const mappings = normalizeMappings(opts.portMappings ?? []);
     const v6HostIp = mappings.find((m) => isIpv6(m.hostIp));
     if (v6HostIp && !this.ipam6)
       throw new InvalidArgumentError(`hostIP ${v6HostIp.hostIp} of hostPort ${v6HostIp.hostPort} is IPv6, but the pod network has no IPv6 CIDR`);
+    return mappings;
+  }
+
+  /** The pod's addresses, allocated (the same ones again for a retried setup). */
+  private async allocate(podId: string): Promise<{ ip: string; ip6?: string }> {
+    const ip = await this.allocateFrom(this.ipam, podId);
+    try {
+      const ip6 = this.ipam6 && (await this.allocateFrom(this.ipam6, podId));
+      return ip6 === undefined ? { ip } : { ip, ip6 };
+    } catch (err) {
+      await this.ipam.release(podId).catch((e: unknown) => log.warn({ pod: podId, err: e }, 'pod network: rollback step failed'));
+      throw err;
+    }
+  }
+
+  /** A full range may only be waiting for veths being deleted: their addresses follow. */
+  private async allocateFrom(ipam: Ipam, podId: string): Promise<string> {
+    try {
+      return await ipam.allocate(podId);
+    } catch (err) {
+      // Not this pod's own release: it would be queued behind this call on the pod's lock.
+      const others = [...this.releasing].filter(([id]) => id !== podId).map(([, p]) => p);
+      if (!(err instanceof ResourceExhaustedError) || others.length === 0) throw err;
+      await Promise.all(others);
+      return ipam.allocate(podId);
+    }
+  }
+
+  private attachOptions(podId: string, ips: { ip: string; ip6?: string }): AttachOptions {
+    return { podId, bridge: this.bridge, addresses: this.podAddresses(ips.ip, ips.ip6), mtu: this.mtu };
+  }
+
+  /**
+   * The RunPodSandbox path: addresses now, the veth by crib-pinns while it pins the pod's
+   * namespaces (pod-networking.ts), host ports in finish(). The caller undoes a failure from here
+   * on with teardown().
+   */
+  async prepareAttach(podId: string, opts: PodSetupOptions = {}): Promise<PreparedAttach> {
+    const mappings = this.checkSetup(podId, opts);
+    await this.ensureHost();
+    // The bridge removed behind our back (an operator, an uninstall): make it again. A look at
+    // sysfs, not an `ip` process; a removal racing with this fails the pinning, and kubelet retries.
+    if (!(await access(`/sys/class/net/${this.bridge}/bridge`).then(() => true, () => false))) {
+      this.hostReady = undefined;
+      await this.ensureHost();
+    }
+    // A release of this pod still running ends first (awaited outside the pod's lock, which
+    // the release itself takes).
+    await this.releasing.get(podId);
+    const ips = await this.perPod.run(podId, () => this.allocate(podId));
+    return {
+      pinnsArgs: podNetArgs(this.attachOptions(podId, ips)),
+      finish: (_netnsPath: string) => this.perPod.run(podId, async () => {
+        await this.hostPorts.add(podId, ips, mappings);
+        log.info({ pod: podId, ...ips, hostInterface: hostVethName(podId), hostname: opts.hostname, ports: mappings.length }, 'pod network set up');
+        return this.statusOf(podId, ips.ip, ips.ip6, mappings);
+      }),
+    };
+  }
+
+  /** Attach a pod whose namespace is already pinned (crib-pinns pod-net attach). */
+  async setup(podId: string, netnsPath: string, opts: PodSetupOptions = {}): Promise<PodNetworkStatus> {
+    const mappings = this.checkSetup(podId, opts);
     if (!isAbsolute(netnsPath)) throw new InvalidArgumentError(`network namespace path "${netnsPath}" is not absolute`);
     await access(netnsPath).catch((err: unknown) => {
       throw new NotFoundError(`network namespace ${netnsPath} of pod ${podId} does not exist`, { cause: err });
     });
     await this.ensureHost();
+    await this.releasing.get(podId); // outside the lock, as in prepareAttach
     return this.perPod.run(podId, () => this.setupLocked(podId, netnsPath, mappings, opts.hostname));
   }
 
   private async setupLocked(podId: string, netnsPath: string, mappings: HostPortMapping[], hostname: string | undefined): Promise<PodNetworkStatus> {
     const undo: (() => Promise<unknown>)[] = [];
     try {
-      const ip = await this.ipam.allocate(podId);
-      undo.push(() => this.ipam.release(podId));
-      let ip6: string | undefined;
-      if (this.ipam6) {
-        const ipam6 = this.ipam6;
-        ip6 = await ipam6.allocate(podId);
-        undo.push(() => ipam6.release(podId));
-      }
-      const attach = () =>
-        attachPod({ podId, netnsPath, bridge: this.bridge, addresses: this.podAddresses(ip, ip6), mtu: this.mtu });
+      const ips = await this.allocate(podId);
+      undo.push(async () => {
+        await this.ipam.release(podId);
+        await this.ipam6?.release(podId);
+      });
+      const attach = () => attachPod(netnsPath, this.attachOptions(podId, ips));
       let hostInterface: string;
       try {
         hostInterface = await attach();
@@ -144,10 +208,11 @@ export class PodNetwork implements PodNetworking {
         await this.ensureHost();
         hostInterface = await attach();
       }
+      // Before the addresses' release (undo runs in reverse): an address outlives its veth.
       undo.push(() => detachPod(podId));
-      await this.hostPorts.add(podId, { ip, ...(ip6 !== undefined ? { ip6 } : {}) }, mappings);
-      log.info({ pod: podId, ip, ip6, hostInterface, hostname, ports: mappings.length }, 'pod network set up');
-      return this.statusOf(podId, ip, ip6, mappings);
+      await this.hostPorts.add(podId, ips, mappings);
+      log.info({ pod: podId, ...ips, hostInterface, hostname, ports: mappings.length }, 'pod network set up');
+      return this.statusOf(podId, ips.ip, ips.ip6, mappings);
     } catch (err) {
       for (const step of undo.reverse()) {
         await step().catch((e: unknown) => log.warn({ pod: podId, err: e }, 'pod network: rollback step failed'));
@@ -157,21 +222,37 @@ export class PodNetwork implements PodNetworking {
   }
 
   /**
-   * Remove the pod's host ports, veth and address. Idempotent, and fine when the pod's network
-   * namespace is already gone (its end of the veth went with it); netnsPath is not needed.
+   * Remove the pod's host ports now; its veth and then its addresses in the background. Deleting
+   * a veth waits in the kernel for an RCU barrier (15-30 ms), which no RPC should wait for: the
+   * pod has no network once its host ports are gone and its processes stopped, and status()
+   * reports none. The addresses are released only after the veth is gone, so an address is
+   * never handed to a new pod while a veth still carries it. A crash meanwhile is finished by
+   * reconcile() at start-up. Idempotent, and fine when the pod's network namespace is already
+   * gone (its end of the veth went with it); netnsPath is not needed.
    */
   async teardown(podId: string, _netnsPath?: string): Promise<void> {
     checkPodId(podId);
-    await this.perPod.run(podId, async () => {
-      await this.hostPorts.remove(podId);
+    await this.perPod.run(podId, () => this.hostPorts.remove(podId));
+    if (this.releasing.has(podId)) return;
+    const release = this.perPod.run(podId, async () => {
       await detachPod(podId);
       await this.ipam.release(podId);
       await this.ipam6?.release(podId);
-    });
-    log.info({ pod: podId }, 'pod network torn down');
+      log.info({ pod: podId }, 'pod network torn down');
+    }).catch((err: unknown) => {
+      // Kept allocated: the veth may still exist. The next start's reconcile() frees both.
+      log.error({ pod: podId, err }, 'pod network: deleting the veth failed; its addresses stay allocated until the daemon restarts');
+    }).finally(() => this.releasing.delete(podId));
+    this.releasing.set(podId, release);
+  }
+
+  /** Wait for the background releases teardown() started (tests, reconcile, cleanup). */
+  async settle(): Promise<void> {
+    while (this.releasing.size > 0) await Promise.all([...this.releasing.values()]);
   }
 
   async status(podId: string): Promise<PodNetworkStatus | undefined> {
+    if (this.releasing.has(podId)) return undefined; // torn down; the address is not reusable yet
     const ip = await this.ipam.get(podId);
     if (ip === undefined) return undefined;
     return this.statusOf(podId, ip, await this.ipam6?.get(podId), await this.hostPorts.get(podId));
@@ -180,11 +261,8 @@ export class PodNetwork implements PodNetworking {
   /** After a restart: free addresses, host ports and veths of pods that no longer exist. */
   async reconcile(livePodIds: Iterable<string>): Promise<string[]> {
     const live = [...livePodIds];
-    const freed = new Set([
-      ...(await this.ipam.reconcile(live)),
-      ...((await this.ipam6?.reconcile(live)) ?? []),
-      ...(await this.hostPorts.reconcile(live)),
-    ]);
+    await this.settle();
+    // Veths first: an address is free only once no veth carries it.
     const wanted = new Set(live.map(hostVethName));
     for (const port of await bridgePorts(this.bridge)) {
       if (port.startsWith('crib') && !wanted.has(port)) {
@@ -192,11 +270,17 @@ export class PodNetwork implements PodNetworking {
         log.info({ veth: port }, 'pod network: removed a veth of a pod that no longer exists');
       }
     }
+    const freed = new Set([
+      ...(await this.ipam.reconcile(live)),
+      ...((await this.ipam6?.reconcile(live)) ?? []),
+      ...(await this.hostPorts.reconcile(live)),
+    ]);
     return [...freed];
   }
 
   /** Remove everything this network made on the host, and its state (tests, uninstall). */
   async cleanupAll(): Promise<void> {
+    await this.settle();
     for (const port of await bridgePorts(this.bridge)) await deleteLink(port);
     await deleteLink(this.bridge);
     await deleteNftTable(this.nftTable, 'ip');

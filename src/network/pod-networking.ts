@@ -28,9 +28,28 @@ export interface PodNetworkStatus {
   portMappings: HostPortMapping[];
 }
 
+/** A pod's network made ready to be attached by crib-pinns while it pins the pod's namespaces. */
+export interface PreparedAttach {
+  /** crib-pinns options for the pinning call (beside --net). */
+  pinnsArgs: readonly string[];
+  /** Once pinned and attached: the rest of the setup (host ports); the pod's network status. */
+  finish(netnsPath: string): Promise<PodNetworkStatus>;
+}
+
 export interface PodNetworking {
+  /**
+   * Optional (the built-in network): allocate the pod's addresses and return what attaches it
+   * during the pinning, so a pod costs one helper process; setup() is then not called. A failure
+   * after this is undone by teardown(), like a failed setup().
+   */
+  prepareAttach?(podId: string, opts?: PodSetupOptions): Promise<PreparedAttach>;
   setup(podId: string, netnsPath: string, opts?: PodSetupOptions): Promise<PodNetworkStatus>;
-  /** Idempotent; fine when the pod's network namespace is already gone. */
+  /**
+   * Idempotent; fine when the pod's network namespace is already gone. When it returns the pod
+   * has no network any more (no host ports, reported without an address); a backend may finish
+   * releasing in the background what cannot serve the pod any more (the built-in network's veth
+   * delete, and after it the addresses).
+   */
   teardown(podId: string, netnsPath?: string): Promise<void>;
   status(podId: string): Promise<PodNetworkStatus | undefined>;
   /** After a restart: release what pods that no longer exist still hold; returns their ids. */

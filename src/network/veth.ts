@@ -1,12 +1,12 @@
 // A pod's link to the bridge: a veth pair whose host end (crib<8 hex of the pod id>) is a bridge
-// port and whose other end is created directly inside the pod's network namespace as eth0, so no
-// temporary name ever exists on the host. Address and routes are set from inside the namespace by
-// `crib-pinns netns-exec` (the daemon itself never joins a namespace).
+// port in hairpin mode and whose other end is created directly inside the pod's network
+// namespace as eth0, with the pod's addresses and default routes. crib-pinns does all of it over
+// rtnetlink in one process (native/pinns/pod-net.c): no `ip` runs on a pod's path, and the
+// daemon itself never joins a namespace. The same options attach a pod while its namespaces are
+// pinned (podNetArgs), so RunPodSandbox costs one helper process.
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { nativeBinaries } from '../native-paths.js';
-import { deleteLink, isMissingDevice } from './bridge.js';
-import { CommandError, runCommand } from '../sys/command.js';
+import { runCommand } from '../sys/command.js';
 
 export const POD_INTERFACE = 'eth0';
 
@@ -23,54 +23,34 @@ export interface PodAddress {
 
 export interface AttachOptions {
   podId: string;
-  netnsPath: string;
   bridge: string;
   /** One per IP family the pod has. */
   addresses: readonly PodAddress[];
   mtu: number;
 }
 
-/** Run `ip` inside a pinned network namespace. */
-export function ipInNetns(netnsPath: string, args: readonly string[], input?: string): Promise<string> {
-  return runCommand(nativeBinaries.pinns, ['netns-exec', netnsPath, 'ip', ...args], { input });
+/**
+ * crib-pinns options attaching a pod (after `pod-net attach --netns FILE`, or beside `--net` when
+ * pinning). A veth of the same name (a setup a crash interrupted) is replaced by crib-pinns.
+ */
+export function podNetArgs(opts: AttachOptions): string[] {
+  const args = ['--bridge', opts.bridge, '--host-if', hostVethName(opts.podId), '--mtu', String(opts.mtu)];
+  // nodad: the pod's IPv6 address is unique by IPAM, and DAD would keep it unusable for ~1 s.
+  for (const a of opts.addresses) args.push('--addr', `${a.ip}/${a.prefixLength}${a.family === 6 ? ',nodad' : ''}`);
+  for (const a of opts.addresses) args.push('--gw', a.gateway);
+  return args;
 }
 
-export async function attachPod(opts: AttachOptions): Promise<string> {
-  const hostIf = hostVethName(opts.podId);
-  const mtu = String(opts.mtu);
-  const add = () =>
-    runCommand('ip', ['link', 'add', hostIf, 'mtu', mtu, 'master', opts.bridge, 'up', 'type', 'veth',
-      'peer', 'name', POD_INTERFACE, 'mtu', mtu, 'netns', opts.netnsPath]);
-  try {
-    await add();
-  } catch (err) {
-    // A setup retried after a crash finds its old veth: replace it rather than fail.
-    if (!(err instanceof CommandError && /File exists/.test(err.stderr))) throw err;
-    await deleteLink(hostIf);
-    await ipInNetns(opts.netnsPath, ['link', 'del', POD_INTERFACE]).catch((e: unknown) => {
-      if (!isMissingDevice(e)) throw e;
-    });
-    await add();
-  }
-  try {
-    // With br_netfilter, a pod's packet DNATed back to the same pod (its own hostPort) leaves by
-    // the port it came in on; the bridge drops that unless the port is in hairpin mode.
-    await writeFile(`/sys/class/net/${hostIf}/brport/hairpin_mode`, '1');
-    // nodad: the pod's IPv6 address is unique by IPAM, and DAD would keep it unusable for ~1 s.
-    await ipInNetns(opts.netnsPath, ['-batch', '-'], [
-      ...opts.addresses.map((a) => `addr add ${a.ip}/${a.prefixLength} dev ${POD_INTERFACE}${a.family === 6 ? ' nodad' : ''}`),
-      `link set dev ${POD_INTERFACE} up`,
-      ...opts.addresses.map((a) => `route add default via ${a.gateway} dev ${POD_INTERFACE}`),
-      '',
-    ].join('\n'));
-  } catch (err) {
-    await deleteLink(hostIf);
-    throw err;
-  }
-  return hostIf;
+/** Attach the pod whose network namespace is pinned at netnsPath; returns the host interface. */
+export async function attachPod(netnsPath: string, opts: AttachOptions): Promise<string> {
+  await runCommand(nativeBinaries.pinns, ['pod-net', 'attach', '--netns', netnsPath, ...podNetArgs(opts)]);
+  return hostVethName(opts.podId);
 }
 
-/** Remove the pod's veth pair (deleting one end deletes both); fine when it is already gone. */
+/**
+ * Remove the pod's veth pair (deleting one end deletes both); fine when it is already gone. The
+ * kernel answers only after an RCU barrier (15-30 ms), so callers do not wait for it on an RPC.
+ */
 export async function detachPod(podId: string): Promise<void> {
-  await deleteLink(hostVethName(podId));
+  await runCommand(nativeBinaries.pinns, ['pod-net', 'detach', '--host-if', hostVethName(podId)]);
 }

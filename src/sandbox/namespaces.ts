@@ -25,6 +25,11 @@ export interface PinOptions {
    * the pod's other namespaces.
    */
   user?: PodUserNamespace;
+  /**
+   * With net: crib-pinns options attaching the new network namespace to the pod network in the
+   * same process (the built-in network's PreparedAttach.pinnsArgs).
+   */
+  network?: readonly string[];
 }
 
 /** Paths of the pinned namespace files, for the OCI spec's linux.namespaces[].path. */
@@ -108,6 +113,10 @@ export async function pinPodNamespaces(opts: PinOptions): Promise<PinnedNamespac
       throw new InvalidArgumentError(`sysctl "${key}" needs the pod's own ${kind} namespace, which it does not have`);
     if (/[\n\0]/.test(value)) throw new InvalidArgumentError(`sysctl "${key}": value must be one line`);
     args.push('--sysctl', `${key}=${value}`);
+  }
+  if (opts.network) {
+    if (!want.net) throw new InvalidArgumentError('pinPodNamespaces: a pod network needs the pod\'s own network namespace');
+    args.push(...opts.network);
   }
   if (opts.user) {
     args.push('--user');

@@ -187,6 +187,17 @@ export class SandboxService {
       await mkdir(dir, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove pod dir', () => rm(dir, { recursive: true, force: true }));
       const sysctls = config.linux?.sysctls ?? {};
+      const setupOpts = {
+        portMappings: config.portMappings,
+        hostname,
+        podName: config.metadata!.name,
+        podNamespace: config.metadata!.namespace,
+      };
+      // The built-in network attaches the pod while crib-pinns pins its namespaces: one helper
+      // process per pod. Its addresses are taken first; a crash from here on is rolled back by
+      // pod id (network teardown needs no namespace).
+      const attach = hostNetwork ? undefined : await this.opts.network.prepareAttach?.(id, setupOpts);
+      if (attach) cleaner.add('tear down network', () => this.opts.network.teardown(id));
       const pinned = await this.opts.namespaces.pin({
         dir: join(dir, 'ns'),
         net: !hostNetwork,
@@ -195,6 +206,7 @@ export class SandboxService {
         hostname: hostNetwork ? undefined : hostname,
         sysctls,
         user: userns,
+        network: attach?.pinnsArgs,
       });
       cleaner.add('unpin namespaces', () => this.opts.namespaces.unpin(pinned.dir));
       crashPoint('RunPodSandbox:after-pin');
@@ -214,13 +226,11 @@ export class SandboxService {
       // wants the netns path, and the pod init's pid + start time name it beyond doubt.
       await this.store.put(rec);
       if (rec.netnsPath) {
-        rec.network = await this.opts.network.setup(id, rec.netnsPath, {
-          portMappings: config.portMappings,
-          hostname,
-          podName: config.metadata!.name,
-          podNamespace: config.metadata!.namespace,
-        });
-        cleaner.add('tear down network', () => this.opts.network.teardown(id, rec.netnsPath));
+        if (attach) rec.network = await attach.finish(rec.netnsPath);
+        else {
+          rec.network = await this.opts.network.setup(id, rec.netnsPath, setupOpts);
+          cleaner.add('tear down network', () => this.opts.network.teardown(id, rec.netnsPath));
+        }
         crashPoint('RunPodSandbox:after-network');
       }
       rec.files = await writePodFiles(join(dir, 'files'), {
