@@ -17,7 +17,9 @@ import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
 
 const run = promisify(execFile);
-const RUNC_HANDLER = '[runtime.handlers.runc]\npath = "/usr/sbin/runc"\n';
+// runc keeps its state in a root of the test's own: the handler's `root` key is honoured.
+const RUNC_ROOT = join(tmpdir(), `crib-runc-root-${process.pid}`);
+const RUNC_HANDLER = `[runtime.handlers.runc]\npath = "/usr/sbin/runc"\nroot = "${RUNC_ROOT}"\n`;
 
 describe('pods and containers', () => {
   let registry: TestRegistry;
@@ -51,6 +53,7 @@ describe('pods and containers', () => {
     }
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
+    await rm(RUNC_ROOT, { recursive: true, force: true });
     for (const parent of ['crib', 'crib-stats-test']) await removeCgroupParent(parent);
   });
 
@@ -405,6 +408,9 @@ describe('pods and containers', () => {
     const out = await d.cri.runtime.ExecSync({ containerId, cmd: ['hostname'], timeout: '5' });
     expect(out.stdout.toString()).toBe('viarunc\n');
     expect((await d.cri.runtime.PodSandboxStatus({ podSandboxId })).status.runtimeHandler).toBe('runc');
+    // The configured root is where runc keeps the container's state.
+    const listed = JSON.parse((await run('/usr/sbin/runc', ['--root', RUNC_ROOT, 'list', '--format', 'json'])).stdout) as { id: string }[];
+    expect(listed.map((c) => c.id)).toContain(containerId);
     await expect(d.cri.runtime.RunPodSandbox({ config: podConfig('nohandler'), runtimeHandler: 'kata' })).rejects.toMatchObject({
       code: status.INVALID_ARGUMENT, details: expect.stringContaining('kata'),
     });

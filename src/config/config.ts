@@ -58,7 +58,8 @@ const runtimeHandler = z
   .object({
     /** Path of an OCI runtime binary with runc's command line (crib-runtime, runc, crun). */
     path: z.string().min(1),
-    root: z.string().optional(),
+    /** The runtime's --root (its state dir); default STATE/runtime-NAME. */
+    root: z.string().startsWith('/', { message: 'must be an absolute path' }).optional(),
   })
   .strict();
 

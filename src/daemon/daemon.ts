@@ -20,7 +20,7 @@ import { cribPinns } from '../sandbox/namespaces.js';
 import { tmpfsShm } from '../sandbox/pod-files.js';
 import { ContainerService } from '../container/container-service.js';
 import { CdiRegistry } from '../container/cdi/cdi-registry.js';
-import { RuntimeRegistry } from '../runtime/runtime-registry.js';
+import { RuntimeRegistry, type RuntimeHandlerSpec } from '../runtime/runtime-registry.js';
 import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
 import { StreamingServer } from '../streaming/server/streaming-server.js';
@@ -99,7 +99,7 @@ export class Daemon {
       this.network = await NodeNetwork.open(config);
       // Services are wired once, here: each gets what it uses, and nothing reaches through
       // another to find it.
-      const runtimes = await RuntimeRegistry.open(this.handlerPaths(), config.state);
+      const runtimes = await RuntimeRegistry.open(this.handlerSpecs(), config.state);
       this.runtimes = runtimes;
       const containers = new ContainerService({
         root: config.root,
@@ -217,6 +217,14 @@ export class Daemon {
     // Released only now that the socket is gone: the next daemon may take it over.
     this.socketClaim?.release();
     this.socketClaim = undefined;
+  }
+
+  private handlerSpecs(): Map<string, RuntimeHandlerSpec> {
+    const specs = new Map<string, RuntimeHandlerSpec>([['crib', { binary: nativeBinaries.runtime }]]);
+    for (const [name, h] of Object.entries(this.config.runtime.handlers)) {
+      specs.set(name, { binary: h.path, ...(h.root !== undefined ? { root: h.root } : {}) });
+    }
+    return specs;
   }
 
   private handlerPaths(): Map<string, string> {

@@ -6,17 +6,28 @@ import type { ContainerRuntime } from './container-runtime.js';
 import { MonitoredRuntime } from './monitored-runtime.js';
 import { NO_FEATURES, type RuntimeFeatures } from './runtime-features.js';
 
+/** One RuntimeClass handler: its OCI runtime binary and, when configured, its state root. */
+export interface RuntimeHandlerSpec {
+  binary: string;
+  root?: string;
+}
+
+/** Where a handler keeps its runtime state when the config names no root. */
+export function defaultRuntimeRoot(stateDir: string, handler: string): string {
+  return join(stateDir, handler === 'crib' ? 'runtime' : `runtime-${handler}`);
+}
+
 export class RuntimeRegistry {
   constructor(private readonly runtimes: ReadonlyMap<string, ContainerRuntime>) {}
 
   /**
-   * A MonitoredRuntime per handler (name -> runtime binary), each with its own root under the
-   * state dir, its features probed.
+   * A MonitoredRuntime per handler, each with its own state root (the configured one, else one
+   * under the state dir), its features probed.
    */
-  static async open(handlers: ReadonlyMap<string, string>, stateDir: string): Promise<RuntimeRegistry> {
+  static async open(handlers: ReadonlyMap<string, RuntimeHandlerSpec>, stateDir: string): Promise<RuntimeRegistry> {
     const runtimes = new Map<string, MonitoredRuntime>();
-    for (const [name, binary] of handlers) {
-      runtimes.set(name, new MonitoredRuntime(name, binary, join(stateDir, name === 'crib' ? 'runtime' : `runtime-${name}`)));
+    for (const [name, { binary, root }] of handlers) {
+      runtimes.set(name, new MonitoredRuntime(name, binary, root ?? defaultRuntimeRoot(stateDir, name)));
     }
     await Promise.all([...runtimes.values()].map((rt) => rt.probeFeatures()));
     return new RuntimeRegistry(runtimes);
