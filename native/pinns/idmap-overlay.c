@@ -11,9 +11,10 @@
  * an idmapped mount of an overlay itself is refused (mount_setattr MOUNT_ATTR_IDMAP on an overlay
  * mount: EINVAL, on 6.18 too).
  *
- * Without --upper/--work the result is read-only (an image volume in such a pod): an overlay of
- * the layers, or for a single layer (overlayfs wants two lowers without an upper) that layer's
- * idmapped mount itself, read-only. */
+ * Without --upper/--work the result is an image volume of such a pod: read-only, nosuid, nodev and
+ * noexec (a volume is data, KEP-4639, as for the host's plain volumes), an overlay of the layers,
+ * or for a single layer (overlayfs wants two lowers without an upper) that layer's idmapped mount
+ * itself with those attributes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,9 +57,9 @@ int pinns_mount_overlay(const struct overlay_opts *o, crib_err *err) {
     off += (size_t)n;
   }
   if (o->upper == NULL && o->nlower == 1) {
-    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
     if (mount_setattr(fds[0], "", AT_EMPTY_PATH, &ro, sizeof ro) < 0) {
-      crib_fail(err, errno, "mount_setattr read-only on layer `%s`", o->lowers[0]);
+      crib_fail(err, errno, "mount_setattr ro,nosuid,nodev,noexec on layer `%s`", o->lowers[0]);
       goto out;
     }
     if (move_mount(fds[0], "", AT_FDCWD, o->target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
@@ -72,7 +73,8 @@ int pinns_mount_overlay(const struct overlay_opts *o, crib_err *err) {
     n = snprintf(options + off, sizeof options - off, ",upperdir=%s,workdir=%s", o->upper, o->work);
     if (n < 0 || (size_t)n >= sizeof options - off) goto too_long;
   }
-  if (mount("overlay", o->target, "overlay", o->upper == NULL ? MS_RDONLY : 0, options) < 0) {
+  unsigned long flags = o->upper == NULL ? MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC : 0;
+  if (mount("overlay", o->target, "overlay", flags, options) < 0) {
     crib_fail(err, errno, "mount overlay on `%s` over %zu idmapped layers", o->target, o->nlower);
     goto out;
   }

@@ -76,7 +76,8 @@ export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usern
 
 /**
  * The read-only form (an image volume in a user-namespaced pod): `lowerdirs` (top first)
- * idmapped with the pod's namespace, an overlay of them, or the one layer itself.
+ * idmapped with the pod's namespace, an overlay of them (or the one layer itself), read-only,
+ * nosuid, nodev and noexec like mountReadOnlyOverlay's.
  */
 export async function mountIdmappedLayers(lowerdirs: string[], target: string, usernsPath: string): Promise<void> {
   await pinnsMountOverlay(lowerdirs, target, usernsPath, []);
@@ -89,7 +90,10 @@ async function pinnsMountOverlay(lowerdirs: string[], target: string, usernsPath
   try {
     await runCommand(nativeBinaries.pinns, args);
   } catch (err) {
-    if (err instanceof CommandError) throw new InternalError(`idmapped rootfs on ${target}: ${err.stderr.trim() || err.message}`, { cause: err });
+    if (err instanceof CommandError) {
+      const what = upper.length > 0 ? 'idmapped rootfs' : 'idmapped image volume';
+      throw new InternalError(`${what} on ${target}: ${err.stderr.trim() || err.message}`, { cause: err });
+    }
     throw err;
   }
 }
