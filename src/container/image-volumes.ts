@@ -6,8 +6,8 @@
 //   <container dir>/image-volumes/<mount index>/root   the image's overlay
 //   <container dir>/image-volumes/<mount index>/sub    image_sub_path, bound from an fd
 //
-// In a user-namespaced pod the overlay is built on idmapped mounts of the layers (crib-pinns
-// mount-overlay, as for the pod's rootfs): the image's uid 1234 is the pod's 1234, its root the
+// In a user-namespaced pod the overlay is built on idmapped mounts of the layers
+// (snapshot/overlay-mount.ts, as for the pod's rootfs): the image's uid 1234 is the pod's 1234, its root the
 // pod's root, and the layers on disk are untouched.
 //
 // The OCI spec then binds root (or sub) into the container like any other volume. The view
