@@ -1,7 +1,7 @@
 // User namespaces for pods (KEP-127, NamespaceOption.usernsOptions POD) end to end, as kubelet
 // drives them: the pod gets one pinned user namespace with kubelet's maps, every container joins
 // it, the rootfs is an overlay on idmapped layers, volumes carrying id mappings are idmapped.
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -25,6 +25,8 @@ describe('user namespaces for pods', () => {
   let logDir: string;
   let work: string;
   let image: string;
+  /** An image volume's image: files of uid 1234 and of root, mode 0600, in two layers. */
+  let volImage: string;
   const podConfig = (name: string, extra: Record<string, unknown> = {}) => podConfigFactory('userns', logDir)(name, extra);
   const usernsPod = (name: string, nsExtra: Record<string, unknown> = {}) =>
     podConfig(name, { linux: { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: userns(), ...nsExtra } } } });
@@ -74,8 +76,21 @@ describe('user namespaces for pods', () => {
     ]);
     await pushImage(registry, 'library/userns', 'latest', buildImage({ layers: [base, top], config: { Cmd: ['/bin/sh'] } as never }));
     image = `${registry.host}/library/userns:latest`;
+    const volBase = await layerFromEntries([
+      { type: 'dir', path: 'data', mode: 0o755, uid: 0, gid: 0 },
+      { type: 'file', path: 'data/mine', content: 'for 1234 only\n', mode: 0o600, uid: 1234, gid: 1234 },
+      { type: 'file', path: 'data/run.sh', content: '#!/bin/sh\necho ran\n', mode: 0o755, uid: 1234, gid: 1234 },
+    ]);
+    const volTop = await layerFromEntries([
+      { type: 'dir', path: 'data/sub', mode: 0o700, uid: 1234, gid: 1234 },
+      { type: 'file', path: 'data/sub/deep', content: 'deep\n', mode: 0o600, uid: 1234, gid: 1234 },
+      { type: 'file', path: 'data/roots', content: 'root only\n', mode: 0o600, uid: 0, gid: 0 },
+    ]);
+    await pushImage(registry, 'library/uservol', 'latest', buildImage({ layers: [volBase, volTop] }));
+    volImage = `${registry.host}/library/uservol:latest`;
     d = await startDaemon({ toml: RUNC_HANDLER });
     await d.cri.image.PullImage({ image: { image } });
+    await d.cri.image.PullImage({ image: { image: volImage } });
   });
   afterAll(async () => {
     if (d) {
@@ -133,6 +148,64 @@ describe('user namespaces for pods', () => {
     // Capabilities are the mapped root's: full inside, none over the host.
     expect((await sh(c.containerId, 'cat /proc/self/status | grep CapEff')).out).toMatch(/CapEff:\s+00000000a80425fb/);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+
+  it('mounts image volumes through the pod\'s mapping: the image\'s owners as in the image, read-only, noexec, the host unchanged', async () => {
+    // The layer files on the host, as the image unpacked them: they must stay exactly so.
+    const layerFiles = async () => {
+      const out: string[] = [];
+      const snapshots = join(d.root, 'snapshots');
+      for (const n of await readdir(snapshots)) {
+        if (!/^\d+$/.test(n)) continue;
+        for (const rel of ['data/mine', 'data/roots', 'data/sub/deep', 'data/sub', 'data/run.sh']) {
+          const st = await stat(join(snapshots, n, 'fs', rel)).catch(() => undefined);
+          if (st) out.push(`${rel} ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)} ${st.mtimeMs} ${st.ctimeMs}`);
+        }
+      }
+      return out.sort();
+    };
+    const before = await layerFiles();
+    expect(before.map((l) => l.split(' ').slice(0, 3).join(' '))).toEqual([
+      'data/mine 1234:1234 600', 'data/roots 0:0 600', 'data/run.sh 1234:1234 755', 'data/sub 1234:1234 700', 'data/sub/deep 1234:1234 600',
+    ]);
+    // Kubelet may send the pod's own maps on the mount; they are honoured as they are.
+    const c = await startPod('volumes', 'exec sleep 1000', {
+      linux: {
+        securityContext: {
+          runAsUser: { value: 1234 }, runAsGroup: { value: 1234 },
+          namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: userns() },
+        },
+      },
+      mounts: [
+        { containerPath: '/vol', image: { image: volImage }, readonly: true },
+        { containerPath: '/deep', image: { image: volImage }, imageSubPath: 'data/sub', readonly: true, uidMappings: MAPS, gidMappings: MAPS },
+      ],
+    });
+    // Ownership as in the image, seen by the pod.
+    expect((await sh(c.containerId, 'stat -c "%n %u:%g %a" /vol/data/mine /vol/data/roots /vol/data/sub /deep /deep/deep')).out.trim().split('\n')).toEqual([
+      '/vol/data/mine 1234:1234 600', '/vol/data/roots 0:0 600', '/vol/data/sub 1234:1234 700', '/deep 1234:1234 700', '/deep/deep 1234:1234 600',
+    ]);
+    // The container runs as the mapped user 1234: it reads its own files (mode 0600) and not
+    // root's, so the mapping is the image's, not everything squashed to one owner.
+    expect((await sh(c.containerId, 'id -u; cat /vol/data/mine /deep/deep'))).toMatchObject({ code: 0, out: '1234\nfor 1234 only\ndeep\n' });
+    const denied = await sh(c.containerId, 'cat /vol/data/roots');
+    expect(denied.code).not.toBe(0);
+    expect(denied.err).toMatch(/Permission denied/);
+    // Read-only (where 1234's own permissions would let it write) and noexec.
+    for (const target of ['/vol/data/mine', '/deep/new', '/deep/deep']) {
+      const w = await sh(c.containerId, `echo x > ${target}`);
+      expect(w.code, target).not.toBe(0);
+      expect(w.err, target).toMatch(/Read-only file system/);
+    }
+    expect((await sh(c.containerId, '/vol/data/run.sh')).code).toBe(126);
+    const info = (await sh(c.containerId, 'cat /proc/self/mountinfo')).out.split('\n');
+    for (const path of ['/vol', '/deep']) {
+      const line = info.find((l) => l.split(' ')[4] === path);
+      expect(line!.split(' ')[5]!.split(','), path).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+    }
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId: c.podSandboxId });
+    // The host's layers are as they were: no chown, no copy-up, nothing written.
+    expect(await layerFiles()).toEqual(before);
   });
 
   it('gives the pod /proc, /sys, /dev, its hosts/resolv/hostname, logs, and namespaced sysctls', async () => {

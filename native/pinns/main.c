@@ -10,8 +10,6 @@
  *   crib-pinns pod-init --dir DIR
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
  *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
- *   crib-pinns mount-overlay --userns FILE --lower DIR... [--upper DIR --work DIR] TARGET
- *              (without --upper: read-only)
  * Errors: "crib-pinns: <what>: <strerror>" on stderr and exit status 1. */
 #include <errno.h>
 #include <getopt.h>
@@ -35,8 +33,7 @@ static void usage(void) {
           "       " PINNS_PROG " pod-net detach --host-if NAME\n"
           "       " PINNS_PROG " pod-init --dir DIR\n"
           "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n"
-          "       " PINNS_PROG " port-forward FILE PORT\n"
-          "       " PINNS_PROG " mount-overlay --userns FILE --lower DIR... [--upper DIR --work DIR] TARGET\n");
+          "       " PINNS_PROG " port-forward FILE PORT\n");
 }
 
 static int fail_usage(crib_err *err, const char *what) {
@@ -123,30 +120,6 @@ static int cmd_port_forward(int argc, char **argv) {
   return 0;
 }
 
-static int cmd_mount_overlay(int argc, char **argv) {
-  crib_err err = {0};
-  static struct overlay_opts o;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    bool has = i + 1 < argc;
-    if (strcmp(a, "--userns") == 0 && has) o.userns = argv[++i];
-    else if (strcmp(a, "--upper") == 0 && has) o.upper = argv[++i];
-    else if (strcmp(a, "--work") == 0 && has) o.work = argv[++i];
-    else if (strcmp(a, "--lower") == 0 && has) {
-      if (o.nlower == PINNS_MAX_LOWERS) return fail_usage(&err, "mount-overlay: too many --lower");
-      o.lowers[o.nlower++] = argv[++i];
-    } else if (a[0] != '-' && o.target == NULL) o.target = a;
-    else return fail_usage(&err, "mount-overlay: unknown or incomplete argument");
-  }
-  if (!o.userns || !o.target) return fail_usage(&err, "mount-overlay: --userns and a target are required");
-  if ((o.upper == NULL) != (o.work == NULL)) return fail_usage(&err, "mount-overlay: --upper and --work go together");
-  if (pinns_mount_overlay(&o, &err) < 0) {
-    crib_err_print(PINNS_PROG, &err);
-    return 1;
-  }
-  return 0;
-}
-
 int main(int argc, char **argv) {
   crib_err err = {0};
   /* Run from the daemon's sealed copy (/proc/<pid>/fd/<n>), the process would be named after the
@@ -167,7 +140,6 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "netns-exec") == 0) return cmd_netns_exec(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "pod-net") == 0) return cmd_pod_net(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "port-forward") == 0) return cmd_port_forward(argc - 1, argv + 1);
-  if (argc > 1 && strcmp(argv[1], "mount-overlay") == 0) return cmd_mount_overlay(argc - 1, argv + 1);
 
   static const struct option longopts[] = {
       {"dir", required_argument, NULL, 'd'},      {"remove", required_argument, NULL, 'r'},

@@ -102,18 +102,6 @@ int pinns_sysctl_kind(const char *key, crib_err *err);
 /* Write "key=value" through /proc/sys of the calling process's namespaces. */
 int pinns_sysctl_apply(const char *assignment, crib_err *err);
 
-/* idmap-overlay.c: mount an overlay on target whose lower layers are idmapped with the user
- * namespace pinned at `userns`; read-only without upper/work (see there). */
-#define PINNS_MAX_LOWERS 500 /* overlayfs's own limit */
-struct overlay_opts {
-  const char *userns;
-  const char *lowers[PINNS_MAX_LOWERS];
-  size_t nlower;
-  const char *upper, *work; /* both NULL: a read-only mount */
-  const char *target;
-};
-int pinns_mount_overlay(const struct overlay_opts *o, crib_err *err);
-
 /* loopback.c: bring `lo` up in the calling process's network namespace. */
 int pinns_loopback_up(crib_err *err);
 

@@ -1,6 +1,6 @@
 // Overlays on idmapped layers (a user-namespaced pod's rootfs and image volumes), mounted by the
-// real crib-pinns against the real kernel: the layers stay as they are on disk, the pod sees them
-// through its id mapping.
+// daemon's code against the real kernel, with a user namespace the real crib-pinns pinned: the
+// layers stay as they are on disk, the pod sees them through its id mapping.
 import { execFileSync } from 'node:child_process';
 import { chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -57,11 +57,13 @@ describe('idmapped overlays', () => {
       await mountIdmappedLayers(layers.map((l) => join(dir, l)), t, userns);
       expect((await stat(join(t, 'owned'))).uid).toBe(BASE + 1234);
       await expect(writeFile(join(t, 'new'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+      const opts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === t)!.split(' ')[5]!.split(',');
+      expect(opts).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
     });
   }
 
   it('fails naming the layer when it does not exist', async () => {
     const t = await target('missing');
-    await expect(mountIdmappedLayers([join(dir, 'nope')], t, userns)).rejects.toThrow(/open_tree layer `.*\/nope`: No such file or directory/);
+    await expect(mountIdmappedLayers([join(dir, 'nope')], t, userns)).rejects.toThrow(/open_tree layer `.*\/nope`: ENOENT/);
   });
 });

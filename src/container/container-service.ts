@@ -389,7 +389,8 @@ export class ContainerService implements PodContainers {
       if (imageVolumes && volumes.length > 0) {
         imageVolumes.hold(id, volumes);
         cleaner.add('release image volumes', () => imageVolumes.release(id, volumes));
-        await imageVolumes.mount(volumes);
+        // In a user-namespaced pod the volume is seen through the pod's mapping, as the rootfs is.
+        await imageVolumes.mount(volumes, pod.userns ? { usernsPath: pod.userns.path } : undefined);
       }
       const snapshots = this.opts.snapshots;
       await snapshots.prepare(id, image.chainId);

@@ -6,6 +6,10 @@
 //   <container dir>/image-volumes/<mount index>/root   the image's overlay
 //   <container dir>/image-volumes/<mount index>/sub    image_sub_path, bound from an fd
 //
+// In a user-namespaced pod the overlay is built on idmapped mounts of the layers
+// (snapshot/overlay-mount.ts, as for the pod's rootfs): the image's uid 1234 is the pod's 1234, its root the
+// pod's root, and the layers on disk are untouched.
+//
 // The OCI spec then binds root (or sub) into the container like any other volume. The view
 // keeps the layers from gc, and the container holds the image against RemoveImage, until the
 // container is removed; both are recorded in the container record, so they survive a restart.
@@ -44,7 +48,7 @@ export interface VolumeImages {
 /** What image volumes need of the snapshotter. */
 export interface ImageViews {
   prepareView(key: string, chainId: string | undefined): Promise<void>;
-  mountView(key: string, target: string): Promise<void>;
+  mountView(key: string, target: string, idmap?: { usernsPath: string }): Promise<void>;
   unmount(target: string): Promise<void>;
   remove(key: string): Promise<void>;
 }
@@ -115,14 +119,16 @@ export class ImageVolumes {
   }
 
   /**
-   * Mount every planned volume. On failure what was mounted stays for release() to undo (the
+   * Mount every planned volume; `idmap` (a user-namespaced pod's pinned namespace) has the
+   * image's files seen through the pod's mapping, so the mapped users read them with the
+   * ownership the image gives them. On failure what was mounted stays for release() to undo (the
    * caller registers it before calling this).
    */
-  async mount(volumes: Array<ImageVolumeRecord & { chainId?: string }>): Promise<void> {
+  async mount(volumes: Array<ImageVolumeRecord & { chainId?: string }>, idmap?: { usernsPath: string }): Promise<void> {
     for (const v of volumes) {
       await this.views.prepareView(v.key, v.chainId);
       await mkdir(v.root, { recursive: true, mode: 0o755 });
-      await this.views.mountView(v.key, v.root);
+      await this.views.mountView(v.key, v.root, idmap);
       if (v.sub !== undefined) await bindSubPath(v, `mounts[${v.index}].imageSubPath`);
     }
   }

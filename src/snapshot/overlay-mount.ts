@@ -3,13 +3,16 @@
 // with relative paths (the kernel resolves them against the mounting process's cwd, and a
 // child's cwd is its own — chdir in the daemon would affect every thread).
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ResourceExhaustedError, InternalError, errnoCode } from '../errors.js';
-import { nativeBinaries } from '../native-paths.js';
-import { CommandError, runCommand } from '../sys/command.js';
-import { MNT_DETACH, mount, umount2 } from '../sys/libc.js';
+import {
+  AT_FDCWD, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+  OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, mount, mountSetattr, moveMount, openTree, umount2,
+} from '../sys/libc.js';
 
 const PAGE_LIMIT = 4095; // one page including the terminating NUL
+const MAX_LOWERS = 500; // overlayfs's own limit
 
 export interface OverlayDirs {
   lowerdirs: string[];
@@ -66,31 +69,71 @@ export async function mountReadOnlyOverlay(lowerdirs: string[], target: string, 
 
 /**
  * Mount an overlay of `d` on `target` whose lower layers are idmapped with the user namespace
- * pinned at `usernsPath` (a user-namespaced pod's rootfs; see native/pinns/idmap-overlay.c).
- * crib-pinns does it: the idmapped layer mounts are detached mounts named by fd, which only a
- * process of our own can hold while it mounts.
+ * pinned at `usernsPath` (a user-namespaced pod's rootfs). The upper and work dirs stay plain:
+ * what the container writes lands with its host ids.
  */
 export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usernsPath: string): Promise<void> {
-  await pinnsMountOverlay(d.lowerdirs, target, usernsPath, ['--upper', d.upperdir, '--work', d.workdir]);
+  idmappedOverlay(d.lowerdirs, target, usernsPath, d);
 }
 
 /**
  * The read-only form (an image volume in a user-namespaced pod): `lowerdirs` (top first)
- * idmapped with the pod's namespace, an overlay of them, or the one layer itself.
+ * idmapped with the pod's namespace, an overlay of them (or the one layer itself: overlayfs wants
+ * two lowers without an upper), read-only, nosuid, nodev and noexec like mountReadOnlyOverlay's.
  */
 export async function mountIdmappedLayers(lowerdirs: string[], target: string, usernsPath: string): Promise<void> {
-  await pinnsMountOverlay(lowerdirs, target, usernsPath, []);
+  idmappedOverlay(lowerdirs, target, usernsPath, undefined);
 }
 
-async function pinnsMountOverlay(lowerdirs: string[], target: string, usernsPath: string, upper: string[]): Promise<void> {
-  const args = ['mount-overlay', '--userns', usernsPath, ...upper];
-  for (const lower of lowerdirs) args.push('--lower', lower);
-  args.push(target);
+/**
+ * Each layer is cloned detached (open_tree), given the pod's mapping (mount_setattr
+ * MOUNT_ATTR_IDMAP: host root over the layers' filesystem may, the pod's root could not) and
+ * named to overlayfs as /proc/self/fd/<n>; overlayfs takes its own references, so the clones are
+ * closed once it is mounted. All of it in the daemon, no helper process: these are a few
+ * fd-based syscalls, where a fork+exec per container was what user-namespaced pods paid extra at
+ * start (bench/pods.ts). Overlayfs takes idmapped lower layers from Linux 5.19; an overlay
+ * cannot itself be idmapped (MOUNT_ATTR_IDMAP on it: EINVAL), hence the layers.
+ */
+function idmappedOverlay(lowerdirs: string[], target: string, usernsPath: string, upper: Omit<OverlayDirs, 'lowerdirs'> | undefined): void {
+  const what = upper ? 'idmapped rootfs' : 'idmapped image volume';
+  if (lowerdirs.length === 0) throw new InternalError(`${what} on ${target}: no layers`);
+  if (lowerdirs.length > MAX_LOWERS) {
+    throw new ResourceExhaustedError(`${what} on ${target}: ${lowerdirs.length} layers, overlayfs takes at most ${MAX_LOWERS}`);
+  }
+  const fds: number[] = [];
+  let userns = -1;
   try {
-    await runCommand(nativeBinaries.pinns, args);
-  } catch (err) {
-    if (err instanceof CommandError) throw new InternalError(`idmapped rootfs on ${target}: ${err.stderr.trim() || err.message}`, { cause: err });
-    throw err;
+    userns = openSync(usernsPath, 'r');
+    for (const layer of lowerdirs) {
+      let fd: number;
+      try {
+        fd = openTree(AT_FDCWD, layer, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+      } catch (err) {
+        throw new InternalError(`${what} on ${target}: open_tree layer \`${layer}\`: ${errnoCode(err)}`, { cause: err });
+      }
+      fds.push(fd);
+      try {
+        mountSetattr(fd, MOUNT_ATTR_IDMAP, userns, `layer ${layer}`);
+      } catch (err) {
+        throw new InternalError(`${what} on ${target}: mount_setattr MOUNT_ATTR_IDMAP on layer \`${layer}\`: ${errnoCode(err)} ` +
+          '(does its filesystem support idmapped mounts?)', { cause: err });
+      }
+    }
+    const readOnly = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if (!upper && fds.length === 1) {
+      mountSetattr(fds[0]!, readOnly, -1, `layer ${lowerdirs[0]}`);
+      moveMount(fds[0]!, target);
+      return;
+    }
+    let options = `lowerdir=${fds.map((fd) => `/proc/self/fd/${fd}`).join(':')}`;
+    if (upper) options += `,upperdir=${upper.upperdir},workdir=${upper.workdir}`;
+    if (options.length > PAGE_LIMIT) {
+      throw new ResourceExhaustedError(`${what} on ${target}: the overlay options for ${lowerdirs.length} layers (${options.length} bytes) exceed one page`);
+    }
+    mount('overlay', target, 'overlay', upper ? 0 : MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+  } finally {
+    for (const fd of fds) closeSync(fd);
+    if (userns >= 0) closeSync(userns);
   }
 }
 

@@ -28,7 +28,7 @@ import { StateFile } from '../store/state-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { syncfs } from '../sys/libc.js';
 import { chainIdOf } from '../digest/chain-id.js';
-import { mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
+import { mountIdmappedLayers, mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
 
 /** A rootfs for a user-namespaced pod: its pinned namespace and the host ids of its root. */
 export interface IdmappedRootfs {
@@ -320,15 +320,20 @@ export class Snapshotter {
     }
   }
 
-  /** Mount view `key` read-only (nosuid, nodev, noexec) on `target`, a directory that exists. */
-  async mountView(key: string, target: string): Promise<void> {
+  /**
+   * Mount view `key` read-only (nosuid, nodev, noexec) on `target`, a directory that exists.
+   * With `idmap` (a volume of a user-namespaced pod) the layers are seen through the pod's id
+   * mapping, as its rootfs is: the image's uid 1234 is the pod's 1234, its root the pod's root.
+   */
+  async mountView(key: string, target: string, idmap?: Pick<IdmappedRootfs, 'usernsPath'>): Promise<void> {
     const rec = this.active.get(key);
     if (!rec?.view) throw new NotFoundError(`read-only view snapshot ${key} does not exist`);
     const base = join(this.activeDir, key);
     const lowerdirs = rec.chainId !== undefined ? this.lowerDirs(rec.chainId) : [];
     if (lowerdirs.length < 2) lowerdirs.push(join(base, 'pad0'));
     if (lowerdirs.length < 2) lowerdirs.push(join(base, 'pad1'));
-    await mountReadOnlyOverlay(lowerdirs, target, this.dir);
+    if (idmap) await mountIdmappedLayers(lowerdirs, target, idmap.usernsPath);
+    else await mountReadOnlyOverlay(lowerdirs, target, this.dir);
   }
 
   /** The overlay layout of active snapshot `key`. */

@@ -159,7 +159,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     shmPath: sandbox.shmPath,
     recursiveReadOnlySupported: input.runtimeFeatures?.recursiveReadOnly ?? false,
     imageVolumeSources: input.imageVolumeSources,
-    podUserns: sandbox.userns !== undefined,
+    podUserns: ns.uidMappings && ns.gidMappings ? { uidMappings: ns.uidMappings, gidMappings: ns.gidMappings } : undefined,
   });
   const containerName = config.metadata?.name ?? '';
   const imageName = config.image?.userSpecifiedImage || config.image?.image || input.image.ref;

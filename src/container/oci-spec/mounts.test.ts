@@ -147,11 +147,26 @@ describe('containerMounts', () => {
 
   it('passes a user-namespaced pod\'s id mappings on to the runtime, and wants both', async () => {
     const maps = [{ hostId: 100000, containerId: 0, length: 65536 }];
-    const r = await containerMounts(base({ podUserns: true, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps, gidMappings: maps })] }));
+    const pod = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+    const r = await containerMounts(base({ podUserns: pod, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps, gidMappings: maps })] }));
     const oci = [{ containerID: 0, hostID: 100000, size: 65536 }];
     expect(r.mounts.find((m) => m.destination === '/data')).toMatchObject({ source: '/tmp', uidMappings: oci, gidMappings: oci });
-    const half = containerMounts(base({ podUserns: true, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps })] }));
+    const half = containerMounts(base({ podUserns: pod, criMounts: [mount({ containerPath: '/data', hostPath: '/tmp', uidMappings: maps })] }));
     await expect(half).rejects.toThrow(/mounts\[0\].gidMappings: an id-mapped mount needs both/);
+  });
+
+  it('binds an image volume of a user-namespaced pod as it is (already mapped with the pod\'s maps), refusing other maps', async () => {
+    const pod = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+    const maps = [{ hostId: 100000, containerId: 0, length: 65536 }];
+    const vol = (m: typeof maps) => mount({ containerPath: '/vol', hostPath: '', image: IMAGE, readonly: true, uidMappings: m, gidMappings: m });
+    const sources = new Map([[0, join(dir, 'data')]]);
+    const r = await containerMounts(base({ podUserns: pod, criMounts: [vol(maps)], imageVolumeSources: sources }));
+    // No uidMappings for the runtime: an overlay cannot be idmapped a second time.
+    expect(r.mounts.find((m) => m.destination === '/vol')).toEqual({
+      destination: '/vol', type: 'bind', source: join(dir, 'data'), options: ['rbind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec'],
+    });
+    const other = containerMounts(base({ podUserns: pod, criMounts: [vol([{ hostId: 200000, containerId: 0, length: 65536 }])], imageVolumeSources: sources }));
+    await expect(other).rejects.toThrow(/mounts\[0\]: image volume .* only be mapped with the pod's own uid\/gid mappings/);
   });
 
   for (const [name, m, msg] of invalid) {

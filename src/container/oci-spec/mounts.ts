@@ -34,8 +34,11 @@ export interface MountInput {
    * in criMounts (container/image-volumes.ts mounts them before the spec is built).
    */
   imageVolumeSources?: ReadonlyMap<number, string>;
-  /** The pod runs in its own user namespace: mounts may carry id mappings (idmapped binds). */
-  podUserns?: boolean;
+  /**
+   * The pod's user namespace maps, when it has its own: mounts may then carry id mappings
+   * (idmapped binds).
+   */
+  podUserns?: { uidMappings: OciIdMapping[]; gidMappings: OciIdMapping[] };
 }
 
 export interface MountResult {
@@ -222,6 +225,11 @@ function ociIdMappings(list: Mount__Output['uidMappings'], field: string): OciId
   });
 }
 
+function sameOciMappings(a: OciIdMapping[], b: OciIdMapping[]): boolean {
+  const key = (l: OciIdMapping[]) => l.map((m) => `${m.containerID}:${m.hostID}:${m.size}`).sort().join(',');
+  return key(a) === key(b);
+}
+
 /**
  * Every mount is checked (paths, options, sources, propagation) before any host directory is
  * created: a bad mount anywhere in the request leaves the host untouched.
@@ -245,7 +253,17 @@ export async function containerMounts(input: MountInput): Promise<MountResult> {
       // bind (crib-runtime, native/src/idmap-mount.c), or fails naming it where the filesystem
       // cannot.
       if (!input.podUserns) throw new InvalidArgumentError(`${field}: id-mapped mounts (uidMappings/gidMappings) need a pod with a user namespace`);
-      idmaps.set(m.containerPath, { uidMappings: ociIdMappings(m.uidMappings, `${field}.uidMappings`), gidMappings: ociIdMappings(m.gidMappings, `${field}.gidMappings`) });
+      const maps = { uidMappings: ociIdMappings(m.uidMappings, `${field}.uidMappings`), gidMappings: ociIdMappings(m.gidMappings, `${field}.gidMappings`) };
+      if (image) {
+        // An image volume of such a pod is already mounted through the pod's own mapping
+        // (image-volumes.ts); an overlay cannot be idmapped again, so only that mapping can be
+        // honoured.
+        if (!sameOciMappings(maps.uidMappings, input.podUserns.uidMappings) || !sameOciMappings(maps.gidMappings, input.podUserns.gidMappings)) {
+          throw new InvalidArgumentError(`${field}: image volume "${m.image!.image}" can only be mapped with the pod's own uid/gid mappings, and its uidMappings/gidMappings differ`);
+        }
+      } else {
+        idmaps.set(m.containerPath, maps);
+      }
     }
     if (seen.has(m.containerPath)) throw new InvalidArgumentError(`${field}: containerPath ${m.containerPath} is mounted twice`);
     seen.add(m.containerPath);
