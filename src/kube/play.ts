@@ -86,7 +86,7 @@ export async function play(cri: CriClient, o: PlayOptions, say: (line: string) =
         containers: [
           ...(p.pod.spec!.initContainers ?? []).map((c) => ({ name: c.name, init: true })),
           ...p.pod.spec!.containers.map((c) => ({ name: c.name, init: false })),
-        ].map((c) => ({ ...c, restartCount: 0, phase: 'waiting' as const, started: false, ready: false, restartTimes: [] })),
+        ].map((c) => ({ ...c, restartCount: 0, phase: 'waiting' as const, started: false, ready: false, restarts: [] })),
       };
       await store.write(rec);
       const pid = await startSupervisor(store, key, o.cliPath);

@@ -32,8 +32,9 @@ export interface PlayedContainer {
   started: boolean;
   ready: boolean;
   backoff?: BackoffEntry;
-  /** When each restart happened (the last 32): what back-off looks like from outside. */
-  restartTimes: number[];
+  /** When each restart happened and when the container it replaced had exited (the last 32):
+   * the back-off, seen from outside. */
+  restarts: { exitedAt: number; at: number }[];
 }
 
 export interface PlayedPod {

@@ -158,6 +158,9 @@ export class PodSupervisor {
       if (!c.id || c.phase !== 'running') continue;
       try {
         const { status } = await this.cri.runtime.ContainerStatus({ containerId: c.id }, this.call);
+        // Without a readiness probe a container is ready once it is seen running after its
+        // start (as kubelet sees it through its status pass, not the start call's return).
+        if (status.state === 'CONTAINER_RUNNING' && c.started && !this.spec(c).readinessProbe && !c.init && !this.killing.has(c.id)) c.ready = true;
         if (status.state === 'CONTAINER_EXITED') {
           c.phase = 'terminated';
           c.exitCode = status.exitCode;
@@ -225,7 +228,7 @@ export class PodSupervisor {
     c.previousId = c.id;
     c.id = undefined;
     c.restartCount++;
-    c.restartTimes = [...c.restartTimes, now].slice(-32);
+    c.restarts = [...c.restarts, { exitedAt: c.finishedAt ?? now, at: now }].slice(-32);
     await this.startContainer(c);
   }
 
@@ -278,7 +281,6 @@ export class PodSupervisor {
       c.exitCode = undefined;
       c.finishedAt = undefined;
       for (const k of ['startupProbe', 'livenessProbe', 'readinessProbe']) this.probes.delete(`${c.name}/${k}`);
-      if (!spec.readinessProbe && c.started) c.ready = true;
     } catch (err) {
       if (isUnavailable(err)) throw err;
       // Counted like a crash: the next try waits out the back-off, as kubelet's does.
@@ -330,7 +332,6 @@ export class PodSupervisor {
     }
     if (kind === 'startupProbe' && ok) {
       c.started = true;
-      if (!this.spec(c).readinessProbe) c.ready = true;
       return;
     }
     if (ok || st.failures < t.failureThreshold) return;
