@@ -68,7 +68,11 @@ export async function play(cri: CriClient, o: PlayOptions, say: (line: string) =
   for (const p of pods) {
     const key = podKey(p.namespace, p.name);
     const podDir = store.podDir(key);
-    await mkdir(podDir, { mode: 0o700 });
+    await mkdir(podDir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      // A dir without a record: a play that was interrupted. down cleans it up.
+      if (err.code === 'EEXIST') throw new FailedPreconditionError(`${podDir} is left from an interrupted play of ${p.namespace}/${p.name}: run "crib kube down ${o.manifest}" first`);
+      throw err;
+    });
     try {
       const volumes = await prepareVolumes(podDir, p.pod.spec!.volumes, sources, p.source);
       const rec: PlayedPod = {
@@ -166,8 +170,9 @@ async function failureReport(store: KubeStateStore, rec: PlayedPod, why: string)
 
 /** Remove everything play made for one pod: supervisor, sandboxes, containers, volumes, logs, state. */
 async function downOne(cri: CriClient, store: KubeStateStore, key: string): Promise<PlayedPod | undefined> {
-  const rec = await store.read(key);
+  // The supervisor first: once it is gone, the record no longer changes under us.
   await stopSupervisor(store, key);
+  const rec = await store.read(key);
   if (rec) {
     // Found by kubelet's uid label, so a sandbox the supervisor made but had not recorded yet
     // is removed too. Removing a sandbox removes its containers.
@@ -218,6 +223,7 @@ export async function listPlayed(stateDir: string): Promise<{ row: PodRow; recor
 
 /** `crib kube supervise KEY`: the detached supervisor's main. */
 export async function supervise(cri: CriClient, stateDir: string, key: string): Promise<void> {
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?_[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(key)) throw new InvalidArgumentError(`"${key}" is not a played pod's namespace_name`);
   const store = new KubeStateStore(stateDir);
   const sup = new PodSupervisor(store, key, cri);
   await sup.load();

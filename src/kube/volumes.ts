@@ -39,8 +39,8 @@ export function checkVolumeSources(volumes: V1Volume[] | undefined, sources: Dat
   }
 }
 
-async function mountTmpfs(dir: string, sizeBytes?: number): Promise<void> {
-  const opts = ['mode=0777', 'nosuid', 'nodev', ...(sizeBytes ? [`size=${sizeBytes}`] : [])].join(',');
+async function mountTmpfs(dir: string, mode: number, sizeBytes?: number): Promise<void> {
+  const opts = [`mode=0${mode.toString(8)}`, 'nosuid', 'nodev', ...(sizeBytes ? [`size=${sizeBytes}`] : [])].join(',');
   await run('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', dir]);
 }
 
@@ -99,7 +99,7 @@ export async function prepareVolumes(podDir: string, volumes: V1Volume[] | undef
     if (v.emptyDir) {
       // Shared by every container whatever its user: world-writable, as kubelet makes it.
       if (v.emptyDir.medium === 'Memory') {
-        await mountTmpfs(dir, v.emptyDir.sizeLimit !== undefined ? memoryBytes(v.emptyDir.sizeLimit as string, `volume ${v.name} emptyDir.sizeLimit`) : undefined);
+        await mountTmpfs(dir, 0o777, v.emptyDir.sizeLimit !== undefined ? memoryBytes(v.emptyDir.sizeLimit as string, `volume ${v.name} emptyDir.sizeLimit`) : undefined);
       }
       await chmod(dir, 0o777);
       out.push({ name: v.name, hostPath: dir, readOnly: false });
@@ -107,7 +107,7 @@ export async function prepareVolumes(podDir: string, volumes: V1Volume[] | undef
       await project(dir, sources.configMaps.get(v.configMap.name!), v.configMap.items as never, v.configMap.defaultMode ?? 0o644);
       out.push({ name: v.name, hostPath: dir, readOnly: true });
     } else if (v.secret) {
-      await mountTmpfs(dir);
+      await mountTmpfs(dir, 0o755);
       await project(dir, sources.secrets.get(v.secret.secretName!), v.secret.items as never, v.secret.defaultMode ?? 0o644);
       out.push({ name: v.name, hostPath: dir, readOnly: true });
     }
