@@ -56,7 +56,8 @@ const LAYERS: Record<string, string[]> = {
   metrics: ['image'],
   daemon: ['sys', 'store', 'config', 'runtime', 'snapshot', 'network', 'image', 'sandbox', 'container', 'streaming', 'server', 'metrics'],
   client: ['server', 'streaming'],
-  cli: ['config', 'daemon', 'server', 'client'],
+  kube: ['config', 'client'],
+  cli: ['config', 'daemon', 'server', 'client', 'kube'],
 };
 
 /** The layer of a repository path under src/ (no extension). */

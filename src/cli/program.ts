@@ -41,7 +41,12 @@ const verbs = {
   containers: () => import('./verbs/containers.js'),
   logs: () => import('./verbs/logs.js'),
   streams: () => import('./verbs/streams.js'),
+  kube: () => import('./verbs/kube.js'),
 };
+
+/** Defaults of the kube verbs (constants here, so `crib --help` loads none of src/kube/). */
+const KUBE_STATE_DIR = '/var/lib/crib/kube';
+const POD_LOG_ROOT = '/var/log/pods';
 
 export function buildProgram(): Command {
   const program = new Command('crib')
@@ -218,6 +223,31 @@ export function buildProgram(): Command {
     .argument('<ports...>', '[LOCAL_PORT:]POD_PORT, e.g. 8080:80')
     .option('--bind <address>', 'local address to listen on', '127.0.0.1')
     .action(verb(async (ctx, [pod, ports], o) => (await verbs.streams()).portForward(ctx, pod as string, ports as string[], o)));
+
+  // ---- kube: Pod manifests on this node, without a cluster
+  const kube = program.command('kube').description('run Kubernetes Pod manifests on this node without a cluster, translated to CRI calls as kubelet makes them');
+  const stateDirOption = (c: Command) => c.option('--state-dir <dir>', 'where played pods are recorded', KUBE_STATE_DIR);
+  stateDirOption(kube.command('play').description('run the pods of a manifest (Pods, or a Deployment/ReplicaSet/Job template with one replica); a supervisor process keeps them running')
+    .argument('<manifest>', 'YAML file: Pod documents separated by ---')
+    .option('--configmap <file>', 'a ConfigMap manifest the pods use (repeatable)', collect)
+    .option('--secret <file>', 'a Secret manifest the pods use (repeatable)', collect)
+    .option('--wait', 'return when every pod is Ready (or fail with the failing container\'s last log lines)')
+    .option('--timeout <duration>', 'with --wait: how long to wait', '5m')
+    .option('--pod-log-dir <dir>', 'root of the pods\' log directories, as kubelet\'s', POD_LOG_ROOT)
+    .option('--resolv-conf <file>', 'the resolv.conf whose servers, searches and options the pods get (dnsPolicy Default)', '/etc/resolv.conf')
+    .option('--backoff-base <duration>', 'first crash-loop back-off step (kubelet: 10s)', '10s')
+    .option('--backoff-max <duration>', 'longest crash-loop back-off (kubelet: 5m)', '5m'))
+    .action(verb(async (ctx, [manifest], o) => (await verbs.kube()).play(ctx, manifest as string, o as never)));
+  stateDirOption(kube.command('down').description('remove exactly what "kube play" made for a manifest\'s pods: supervisor, sandbox, containers, volumes, logs, record')
+    .argument('<manifest>', 'the manifest that was played'))
+    .action(verb(async (ctx, [manifest], o) => (await verbs.kube()).down(ctx, manifest as string, o as never)));
+  stateDirOption(kube.command('ps').description('list played pods with kubectl\'s columns')
+    .option('-n, --namespace <namespace>', 'only pods of this namespace')
+    .addOption(outputOption('table')))
+    .action(async (o: Opts) => (await verbs.kube()).ps(o as never, outputOf(o)));
+  stateDirOption(kube.command('supervise', { hidden: true }).description('(internal) supervise one played pod; started by "kube play"')
+    .argument('<key>', 'namespace_name of the played pod'))
+    .action(async (key: string, o: Opts) => (await verbs.kube()).supervise(key, o as never));
 
   // Options are positional (so exec passes its command's own flags through): the connection
   // options are accepted after the verb too, as in `crib ps --address ...`.
