@@ -226,7 +226,8 @@ export class ImageService {
       img,
       { lease, progress },
     );
-    await this.snapshots.syncAll();
+    // The snapshots' syncfs, on an unpack thread: the flush of a whole pull takes a while.
+    await this.unpackPool.syncfs(this.snapshots.dir);
     // The manifest is kept so the image's digests can be verified and served later.
     await this.storeBytes(img.manifestDigest, img.manifestBytes);
     lease(img.manifestDigest);

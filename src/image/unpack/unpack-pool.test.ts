@@ -154,4 +154,9 @@ describe('UnpackPool', () => {
       await small.close();
     }
   });
+
+  it('flushes a filesystem with syncfs on a pool thread, and names the dir when it cannot', async () => {
+    await pool.syncfs(work);
+    await expect(pool.syncfs(join(work, 'missing'))).rejects.toThrow(`syncfs ${join(work, 'missing')}: no such file or directory`);
+  });
 });

@@ -85,6 +85,17 @@ export class UnpackPool {
   }
 
   /**
+   * Flush the filesystem holding `dir` (syncfs) on a pool thread: on the event loop the call
+   * would stall every RPC for as long as the disk takes to write a pull's hundreds of MB.
+   */
+  async syncfs(dir: string): Promise<void> {
+    const job = new LayerUnpack(this.nextId++, dir, undefined, { what: `the filesystem of ${dir}` }, (j) => this.dequeue(j), true);
+    this.waiting.push(job);
+    this.schedule();
+    await job.result;
+  }
+
+  /**
    * Start threads for `n` jobs about to come (up to the bound), so their start-up (loading the
    * worker's modules, tens of ms) overlaps a pull's manifest and config fetches.
    */
@@ -179,7 +190,9 @@ export class LayerUnpack {
   private readonly onAbort: () => void;
 
   constructor(private readonly id: number, private readonly dir: string, private readonly file: string | undefined,
-    private readonly opts: LayerUnpackOptions, private readonly dequeue: (j: LayerUnpack) => void) {
+    private readonly opts: LayerUnpackOptions, private readonly dequeue: (j: LayerUnpack) => void,
+    /** A flush of `dir`'s filesystem rather than an unpack (UnpackPool.syncfs). */
+    private readonly syncOnly = false) {
     this.what = opts.what ?? `layer ${file ?? dir}`;
     this.result = new Promise<UnpackResult>((resolve, reject) => (this.settle = { resolve, reject }));
     this.result.catch(() => undefined); // the owner awaits it; never an unhandled rejection meanwhile
@@ -258,6 +271,10 @@ export class LayerUnpack {
       maxBytes: this.opts.maxBytes ?? Number.MAX_SAFE_INTEGER,
       maxEntries: this.opts.maxEntries ?? Number.MAX_SAFE_INTEGER,
     };
+    if (this.syncOnly) {
+      post({ t: 'syncfs', id: this.id, dir: this.dir });
+      return;
+    }
     post({ t: 'start', id: this.id, dir: this.dir, ...(this.file !== undefined ? { file: this.file } : {}), opts });
     for (const { m, transfer } of this.outbox.splice(0)) post(m, transfer);
   }
@@ -278,6 +295,9 @@ export class LayerUnpack {
         return;
       case 'done':
         this.finish(m.result);
+        return;
+      case 'synced':
+        this.finish({ diffId: '', size: 0, compression: 'none', entries: 0, fileBytes: 0, whiteouts: 0 });
         return;
       case 'warn':
         log.warn({ layer: this.what, ...m.fields }, m.msg);

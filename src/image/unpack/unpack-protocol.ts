@@ -11,6 +11,8 @@ import type { ExtractOptions, ExtractResult } from './extract-layer.js';
 export type ToWorker =
   /** Unpack into `dir`: from `file`, or (no file) from the data messages that follow. */
   | { t: 'start'; id: number; dir: string; file?: string; opts: ExtractOptions }
+  /** syncfs(2) on the filesystem holding `dir`: a flush of seconds, never on the event loop. */
+  | { t: 'syncfs'; id: number; dir: string }
   | { t: 'data'; id: number; chunk: Uint8Array }
   | { t: 'end'; id: number }
   | { t: 'abort'; id: number; reason: string };
@@ -21,6 +23,7 @@ export type FromWorker =
   /** `n` more uncompressed bytes (for the image-wide budget). */
   | { t: 'bytes'; id: number; n: number }
   | { t: 'done'; id: number; result: ExtractResult }
+  | { t: 'synced'; id: number }
   /** A warning for the daemon's log. */
   | { t: 'warn'; id: number; fields: Record<string, unknown>; msg: string }
   /** The job failed; the worker no longer touches its directory. */

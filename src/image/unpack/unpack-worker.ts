@@ -1,7 +1,10 @@
 // The unpack worker thread: runs extractLayer for the pool (unpack-pool.ts), one job at a time.
 // Decompression, tar parsing and the file writes all happen here, so a pull keeps the daemon's
 // event loop free for RPCs. The messages are the pool's protocol (unpack-protocol.ts).
+import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
+import { fsError } from '../../errors.js';
+import { syncfs } from '../../sys/libc.js';
 import { extractLayer } from './extract-layer.js';
 import { serializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 
@@ -82,6 +85,12 @@ port.on('message', (m: ToWorker) => {
       ).finally(() => jobs.delete(m.id));
       return;
     }
+    case 'syncfs':
+      flush(m.dir).then(
+        () => post({ t: 'synced', id: m.id }),
+        (err: unknown) => post({ t: 'fail', id: m.id, error: serializeError(fsError(err, m.dir, 'syncfs')) }),
+      );
+      return;
     case 'data':
       jobs.get(m.id)?.queue?.push(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
       return;
@@ -98,3 +107,12 @@ port.on('message', (m: ToWorker) => {
     }
   }
 });
+
+async function flush(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    syncfs(fh.fd);
+  } finally {
+    await fh.close();
+  }
+}
