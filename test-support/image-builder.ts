@@ -404,3 +404,99 @@ export async function writeDockerSaveArchive(path: string, images: { image: Buil
   ];
   await writeFile(path, encodeTar(entries));
 }
+
+/** What the merged view of realisticImageLayers must show (for tests that check a pull). */
+export const REALISTIC_IMAGE = {
+  /** Files and dirs a lower layer made and an upper layer deleted (whiteouts). */
+  deleted: ['var/cache/apt/pkgcache.bin', 'var/cache/apt/srcpkgcache.bin', 'usr/share/doc/pkg3', 'app/node_modules/dep7', 'tmp/build.log'],
+  /** An opaque dir: the layer that rewrote it hides everything lower layers put there. */
+  opaqueDir: 'etc/app',
+  /** What the opaque dir holds afterwards (nothing of the lower layers' etc/app). */
+  opaqueDirContents: ['app.conf', 'conf.d'],
+  /** Present in the merged view, with their content's layer noted for tests. */
+  present: ['bin/busybox', 'bin/sh', 'usr/lib/runtime/libruntime0.so', 'app/server.js', 'app/node_modules/dep0/index.js', 'usr/bin/su-hard'],
+} as const;
+
+/**
+ * A realistic 6-layer image, about `mb` MB compressed (default 100): a base OS (dirs, many small
+ * files, symlinks, a setuid binary with a hardlink), packages (compressible docs, caches), a
+ * runtime (big incompressible libraries), app dependencies (thousands of small files in a deep
+ * tree), a cleanup layer (whiteouts of files and dirs from three lower layers, an opaque dir),
+ * and the app itself. Sizes scale with `mb`; the structure (REALISTIC_IMAGE) does not.
+ */
+export async function realisticImageLayers(opts: { mb?: number; compression?: Compression } = {}): Promise<LayerBlob[]> {
+  const mb = opts.mb ?? 100;
+  const compression = opts.compression ?? 'gzip';
+  const mtime = new Date('2024-01-01T00:00:00Z');
+  const bytes = (share: number): number => Math.max(4096, Math.floor(share * mb * 1024 * 1024));
+  // Text compresses ~5x like real docs and scripts; binaries are random (incompressible).
+  const words = 'the quick brown fox jumps over a lazy dog while containers start and layers unpack '.split(' ');
+  const text = (n: number, seed: number): Buffer => {
+    let s = '';
+    for (let i = seed; s.length < n; i++) s += `${words[(i * 7919) % words.length]} ${i % 97 === 0 ? '\n' : ''}`;
+    return Buffer.from(s.slice(0, n));
+  };
+  const { randomBytes } = await import('node:crypto');
+  const dir = (path: string, mode = 0o755): TarEntry => ({ type: 'dir', path, mode, mtime });
+  const file = (path: string, content: Buffer | string, mode = 0o644): TarEntry => ({ type: 'file', path, content, mode, mtime });
+
+  // 1: base OS, ~15%: a few hundred dirs and ~1500 small files.
+  const base: TarEntry[] = ['bin', 'etc', 'etc/app', 'lib', 'usr', 'usr/bin', 'usr/lib', 'usr/share', 'usr/share/doc', 'var', 'var/cache', 'var/cache/apt', 'var/lib', 'home', 'root'].map((p) => dir(p));
+  base.push(dir('tmp', 0o1777));
+  base.push(file('bin/busybox', await readFile('/bin/busybox'), 0o755));
+  base.push({ type: 'symlink', path: 'bin/sh', target: '/bin/busybox', mtime });
+  base.push(file('usr/bin/su', randomBytes(64 << 10), 0o4755));
+  base.push({ type: 'hardlink', path: 'usr/bin/su-hard', target: 'usr/bin/su' });
+  base.push(file('etc/app/old.conf', 'legacy=1\n'), file('etc/app/defaults', 'x=1\n'));
+  base.push(file('var/cache/apt/pkgcache.bin', randomBytes(32 << 10)), file('var/cache/apt/srcpkgcache.bin', randomBytes(32 << 10)));
+  base.push(file('tmp/build.log', text(4096, 1)));
+  const baseFiles = 1500;
+  for (let i = 0; i < baseFiles; i++) {
+    if (i % 50 === 0) base.push(dir(`usr/lib/mod${i / 50}`));
+    const half = bytes(0.15) / baseFiles / 2;
+    base.push(file(`usr/lib/mod${Math.floor(i / 50)}/f${i}`, Buffer.concat([randomBytes(Math.floor(half)), text(Math.floor(half), i)])));
+  }
+
+  // 2: packages, ~15%: compressible docs (one package's docs are deleted later), apt caches.
+  const pkgs: TarEntry[] = [];
+  for (let p = 0; p < 10; p++) {
+    pkgs.push(dir(`usr/share/doc/pkg${p}`));
+    for (let f = 0; f < 40; f++) pkgs.push(file(`usr/share/doc/pkg${p}/doc${f}.txt`, text(Math.floor(bytes(0.15) * 4 / 400), p * 100 + f)));
+  }
+  pkgs.push(file('var/cache/apt/archives.bin', randomBytes(Math.floor(bytes(0.15) / 5))));
+
+  // 3: runtime, ~50%: a few big incompressible libraries.
+  const runtime: TarEntry[] = [dir('usr/lib/runtime')];
+  for (let i = 0; i < 8; i++) runtime.push(file(`usr/lib/runtime/libruntime${i}.so`, randomBytes(Math.floor(bytes(0.5) / 8)), 0o755));
+
+  // 4: app dependencies, ~15%: ~3000 small files, 4 levels deep.
+  const deps: TarEntry[] = [dir('app'), dir('app/node_modules')];
+  for (let d = 0; d < 30; d++) {
+    deps.push(dir(`app/node_modules/dep${d}`), dir(`app/node_modules/dep${d}/lib`), dir(`app/node_modules/dep${d}/lib/util`));
+    deps.push(file(`app/node_modules/dep${d}/index.js`, text(2048, d)));
+    for (let f = 0; f < 100; f++) {
+      const size = Math.floor(bytes(0.15) / 3000);
+      deps.push(file(`app/node_modules/dep${d}/lib/util/m${f}.js`, f % 2 ? text(size, f) : randomBytes(size)));
+    }
+  }
+
+  // 5: cleanup: whiteouts into layers 1, 2 and 4; etc/app made opaque and rewritten.
+  const cleanup: TarEntry[] = [
+    { type: 'whiteout', path: 'var/cache/apt/pkgcache.bin' },
+    { type: 'whiteout', path: 'var/cache/apt/srcpkgcache.bin' },
+    { type: 'whiteout', path: 'usr/share/doc/pkg3' },
+    { type: 'whiteout', path: 'app/node_modules/dep7' },
+    { type: 'whiteout', path: 'tmp/build.log' },
+    dir('etc/app'),
+    { type: 'opaque', path: 'etc/app' },
+    file('etc/app/app.conf', 'listen=8080\n'),
+    dir('etc/app/conf.d'),
+  ];
+
+  // 6: the app, ~5%.
+  const app: TarEntry[] = [file('app/server.js', text(Math.floor(bytes(0.05) / 2), 3)), file('app/bundle.bin', randomBytes(Math.floor(bytes(0.05) / 2)))];
+
+  const layers: LayerBlob[] = [];
+  for (const entries of [base, pkgs, runtime, deps, cleanup, app]) layers.push(await layerFromEntries(entries, compression));
+  return layers;
+}

@@ -24,6 +24,18 @@ export interface IngestOptions {
   signal?: AbortSignal;
   /** Called with the running byte count as data arrives. */
   onProgress?(bytes: number): void;
+  /**
+   * Also give the bytes to `tee` as they arrive (a layer unpacking while it downloads), only when
+   * this call fetches the blob: none reach it when the blob is present or another call's fetch
+   * is joined. A pending write() holds the download back (backpressure) and a rejected one fails
+   * it; end() comes only after the whole blob matched its size and digest.
+   */
+  tee?: BlobTee;
+}
+
+export interface BlobTee {
+  write(chunk: Buffer): Promise<void> | undefined;
+  end(): void;
 }
 
 export class ContentStore {
@@ -145,7 +157,7 @@ export class ContentStore {
     try {
       opts.signal?.throwIfAborted();
       const source = await openStream();
-      const verifier = new DigestVerifier(desc, opts.onProgress);
+      const verifier = new DigestVerifier(desc, opts.onProgress, opts.tee);
       const sink = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
       // A write to the stream's fd names no file: a full disk is reported with the temp's path.
       let sinkError: unknown;
@@ -154,6 +166,7 @@ export class ContentStore {
         throw err === sinkError ? fsError(err, tmp, 'write') : err;
       });
       verifier.check();
+      opts.tee?.end();
       const fh = await open(tmp, 'r');
       try {
         await fh.sync();
@@ -177,7 +190,8 @@ class DigestVerifier extends Transform {
   private readonly hash = createHash('sha256');
   private bytes = 0;
 
-  constructor(private readonly desc: BlobDescriptor, private readonly onProgress?: (n: number) => void) {
+  constructor(private readonly desc: BlobDescriptor, private readonly onProgress?: (n: number) => void,
+    private readonly tee?: BlobTee) {
     super();
   }
 
@@ -189,7 +203,15 @@ class DigestVerifier extends Transform {
     }
     this.hash.update(chunk);
     this.onProgress?.(this.bytes);
-    cb(null, chunk);
+    let teed: Promise<void> | undefined;
+    try {
+      teed = this.tee?.write(chunk);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (teed) teed.then(() => cb(null, chunk), (err: unknown) => cb(err as Error));
+    else cb(null, chunk);
   }
 
   /** Throws DataLossError unless the whole stream matched both size and digest. */

@@ -1,7 +1,11 @@
 // Turning "a manifest and a way to open its blobs" into content and snapshots. Pull and import
 // both end here, so an imported image is stored exactly as a pulled one. Layers are fetched and
-// unpacked in parallel (each layer unpacks into its own overlay lower dir, independent of its
-// parents), bounded by max_concurrent_downloads.
+// unpacked in parallel, bounded by max_concurrent_downloads: each streams into an unpack thread
+// as it downloads, into its own staging dir (an overlay lower dir is independent of its parents),
+// and the staged layers are committed as snapshots in chain order.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DataLossError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -11,7 +15,7 @@ import { chainIds } from '../digest/chain-id.js';
 import { parseImageConfig, type ImageConfig } from './image-config.js';
 import { ByteBudget, formatLimit, limitExceeded, type ImageLimits } from './limits.js';
 import type { Descriptor } from './registry/types.js';
-import { unpackLayer } from './unpack/unpack-layer.js';
+import type { LayerUnpack, UnpackPool } from './unpack/unpack-pool.js';
 import type { PullProgress } from './pull-progress.js';
 
 export interface ImageSource {
@@ -35,6 +39,8 @@ export interface IngestDeps {
   concurrency: number;
   log: Logger;
   limits: ImageLimits;
+  /** Where layers unpack (worker threads). */
+  unpackPool: UnpackPool;
 }
 
 /**
@@ -98,6 +104,8 @@ export async function ingestImage(
   const { content, snapshots, limits } = deps;
   const configDesc = source.configDescriptor;
   checkDeclaredSizes(source, limits);
+  // Unpack threads start while the config downloads.
+  deps.unpackPool.warm(Math.min(source.layers.length, deps.concurrency));
   opts.lease(configDesc.digest);
   await content.ingest(configDesc, () => source.openBlob(configDesc), { signal: opts.signal });
   const configBytes = await content.readBytes(configDesc.digest);
@@ -119,60 +127,143 @@ export async function ingestImage(
   });
 
   // One failing layer stops the others: their downloads are aborted rather than left running.
-  // Downloads run in parallel; each layer commits once its parent has (a snapshot names its
-  // parent), so unpacking overlaps the downloads still under way.
+  // Each layer streams from the registry into an unpack thread as it downloads, into a staging
+  // dir of its own: an overlay lower dir is self-contained, so no layer waits for its parent to
+  // unpack. Only the commits follow the chain (a snapshot names its parent), in order, each as
+  // soon as its layer and the one below are done.
   const failFast = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, failFast.signal]) : failFast.signal;
-  const committed: Promise<void>[] = [];
-  const settle: ((err?: unknown) => void)[] = [];
+  const staged: Promise<StagedLayer | undefined>[] = [];
+  const settle: ((s: StagedLayer | undefined, err?: unknown) => void)[] = [];
   for (let i = 0; i < chains.length; i++) {
-    committed.push(new Promise<void>((resolve, reject) => {
-      settle.push((err?: unknown) => (err === undefined ? resolve() : reject(err)));
+    staged.push(new Promise<StagedLayer | undefined>((resolve, reject) => {
+      settle.push((s, err) => (err === undefined ? resolve(s) : reject(err)));
     }));
-    committed[i]!.catch(() => undefined);
+    staged[i]!.catch(() => undefined);
   }
-  await boundedAll(source.layers, deps.concurrency, failFast, signal, async (layer, i) => {
+  // The first failure is the one reported; it aborts the rest.
+  let firstError: { err: unknown } | undefined;
+  const commits = commitInOrder(deps, source, chains, staged, imageBudget, counted, opts.progress);
+  commits.catch((err: unknown) => {
+    firstError ??= { err };
+    failFast.abort(err);
+  });
+  const downloads = boundedAll(source.layers, deps.concurrency, failFast, signal, async (layer, i) => {
     try {
-      const chainId = chains[i]!;
-      if (snapshots.has(chainId)) {
-        opts.progress?.layerState(i, 'present');
-      } else {
-        const started = Date.now();
-        const blobPath = await content.ingest(layer, () => source.openBlob(layer), {
-          signal,
-          onProgress: opts.progress && ((n) => opts.progress!.layerBytes(i, n)),
-        });
-        opts.progress?.layerState(i, 'unpacking');
-        if (i > 0) await committed[i - 1];
-        let unpackedHere = false;
-        const snap = await snapshots.ensureLayer(chainId, i === 0 ? undefined : chains[i - 1], async (dir) => {
-          unpackedHere = true;
-          // The content store verified the blob's digest: an uncompressed layer's diffID is that.
-          const { diffId, fileBytes } = await unpackLayer(blobPath, dir, {
-            signal,
-            blobDigest: layer.digest,
-            what: `layer ${layer.digest} of image "${source.name}"`,
-            maxBytes: limits.maxLayerBytes,
-            maxEntries: limits.maxLayerEntries,
-            budget: imageBudget,
-          });
-          if (diffId !== diffIds[i]) {
-            throw new DataLossError(
-              `layer ${layer.digest} unpacks to ${diffId}, but the image config says diff_id ${diffIds[i]}`,
-            );
-          }
-          return { diffId, size: fileBytes };
-        });
-        // Another pull unpacked this layer while we waited: count what it recorded.
-        if (!unpackedHere && !counted.has(i)) imageBudget.add(snap.size);
-        deps.log.debug({ layer: layer.digest, size: layer.size, ms: Date.now() - started }, 'layer ready');
-        opts.progress?.layerState(i, 'done');
+      if (snapshots.has(chains[i]!)) {
+        settle[i]!(undefined);
+        return;
       }
-      settle[i]!();
+      settle[i]!(await stageLayer(deps, source, layer, i, diffIds[i]!, imageBudget, signal, opts.progress));
     } catch (err) {
-      settle[i]!(err);
+      settle[i]!(undefined, err);
       throw err;
     }
   });
+  downloads.catch((err: unknown) => {
+    firstError ??= { err };
+    // Layers never started (the pull failed first) settle too, so the commit chain ends.
+    for (const s of settle) s(undefined, err);
+  });
+  // Both settle before we return or throw, so no thread still writes into a staging dir.
+  await Promise.allSettled([downloads, commits]);
+  if (firstError) {
+    // The layers staged but never committed (a later commit failed, or an earlier layer did).
+    await Promise.all(staged.map(async (p) => {
+      const s = await p.catch(() => undefined);
+      if (s && !s.committed) await rm(s.dir, { recursive: true, force: true });
+    }));
+    throw firstError.err;
+  }
   return { config, configBytes, diffIds, chainIds: chains };
+}
+
+/** A layer unpacked into its staging dir, verified, waiting for its turn to commit. */
+interface StagedLayer {
+  dir: string;
+  diffId: string;
+  fileBytes: number;
+  committed: boolean;
+}
+
+/**
+ * Download layer `i` and unpack it as it arrives into a fresh staging dir. The staging dir is in
+ * the snapshot root (so its rename into a snapshot is atomic) and named tmp-*, which the
+ * snapshotter sweeps at start-up: a crash mid-unpack leaves nothing behind. On failure the dir is
+ * removed here, once the unpack thread has stopped writing into it.
+ */
+async function stageLayer(deps: IngestDeps, source: ImageSource, layer: Descriptor, i: number, diffId: string,
+  budget: ByteBudget, signal: AbortSignal, progress: PullProgress | undefined): Promise<StagedLayer> {
+  const { content, snapshots, limits } = deps;
+  const started = Date.now();
+  const dir = join(snapshots.dir, `tmp-unpack-${randomBytes(8).toString('hex')}`);
+  await mkdir(dir, { mode: 0o755 });
+  // The umask must not narrow the layer root's mode (a layer without a "./" entry keeps it).
+  await chmod(dir, 0o755);
+  const what = `layer ${layer.digest} of image "${source.name}"`;
+  const unpackOpts = {
+    signal, what, budget,
+    // The content store verifies the blob digest: an uncompressed layer's diffID is that.
+    blobDigest: layer.digest,
+    maxBytes: limits.maxLayerBytes,
+    maxEntries: limits.maxLayerEntries,
+  };
+  let job: LayerUnpack | undefined;
+  const streamed = (): LayerUnpack => (job ??= deps.unpackPool.unpack(dir, 'stream', unpackOpts));
+  try {
+    const blobPath = await content.ingest(layer, () => source.openBlob(layer), {
+      signal,
+      onProgress: progress && ((n) => progress.layerBytes(i, n)),
+      tee: { write: (chunk) => streamed().write(chunk), end: () => streamed().end() },
+    });
+    progress?.layerState(i, 'unpacking');
+    // The blob was on the node already, or another pull fetched it: unpack it from disk.
+    job ??= deps.unpackPool.unpack(dir, { file: blobPath }, unpackOpts);
+    const res = await job.result;
+    if (res.diffId !== diffId) {
+      throw new DataLossError(`layer ${layer.digest} unpacks to ${res.diffId}, but the image config says diff_id ${diffId}`);
+    }
+    deps.log.debug({ layer: layer.digest, size: layer.size, ms: Date.now() - started }, 'layer unpacked');
+    return { dir, diffId: res.diffId, fileBytes: res.fileBytes, committed: false };
+  } catch (err) {
+    if (job) {
+      job.abort(err instanceof Error ? err : new Error(String(err)));
+      await job.result.catch(() => undefined);
+    }
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * Commit the staged layers as snapshots in chain order, each once it and its parent are ready.
+ * The first failure stops the chain: the layers above it cannot commit without it.
+ */
+async function commitInOrder(deps: IngestDeps, source: ImageSource, chains: string[],
+  staged: Promise<StagedLayer | undefined>[], budget: ByteBudget, counted: Set<number>,
+  progress: PullProgress | undefined): Promise<void> {
+  const { snapshots } = deps;
+  for (let i = 0; i < chains.length; i++) {
+    const layer = await staged[i]!;
+    const chainId = chains[i]!;
+    if (!layer) {
+      // Present before this pull got to it; one another pull committed meanwhile counts its size.
+      if (!counted.has(i)) budget.add(snapshots.get(chainId)?.size ?? 0);
+      progress?.layerState(i, 'present');
+      continue;
+    }
+    await snapshots.ensureLayer(chainId, i === 0 ? undefined : chains[i - 1], async (dir) => {
+      // `dir` is the snapshot's empty fs dir: the staged tree replaces it whole.
+      await rename(layer.dir, dir);
+      layer.committed = true;
+      return { diffId: layer.diffId, size: layer.fileBytes };
+    });
+    // Another pull committed this chain while we unpacked: ours is a spare copy.
+    if (!layer.committed) {
+      layer.committed = true;
+      await rm(layer.dir, { recursive: true, force: true });
+    }
+    deps.log.debug({ layer: source.layers[i]!.digest }, 'layer committed');
+    progress?.layerState(i, 'done');
+  }
 }

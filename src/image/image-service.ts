@@ -11,6 +11,7 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { diskUsage } from '../sys/disk-usage.js';
 import { ContentStore } from './content-store.js';
 import { ingestImage, type ImageSource } from './image-ingest.js';
+import { UnpackPool } from './unpack/unpack-pool.js';
 import type { ImageConfig } from './image-config.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
 import { imageLimitsFromConfig } from './limits.js';
@@ -46,6 +47,11 @@ export class ImageService {
   private gcRunning: Promise<void> = Promise.resolve();
   /** Images that containers mount as image volumes: RemoveImage refuses them. */
   readonly volumeReferences = new VolumeReferences();
+  /**
+   * The threads layers unpack on, one per layer downloading at once; none run until the first
+   * pull, and an idle one goes after 10 s (unpack-pool.ts).
+   */
+  private readonly unpackPool: UnpackPool;
 
   private constructor(
     private readonly config: CribConfig,
@@ -53,7 +59,9 @@ export class ImageService {
     readonly snapshots: Snapshotter,
     readonly records: ImageStore,
     private readonly registry: RegistryClient,
-  ) {}
+  ) {
+    this.unpackPool = new UnpackPool(config.image.max_concurrent_downloads);
+  }
 
   /** `snapshots` is the node's snapshotter (Snapshotter.open), shared with the containers. */
   static async open(config: CribConfig, snapshots: Snapshotter): Promise<ImageService> {
@@ -72,6 +80,7 @@ export class ImageService {
 
   async close(): Promise<void> {
     await this.registry.close();
+    await this.unpackPool.close();
   }
 
   // ---- lookups ------------------------------------------------------------------------------
@@ -212,12 +221,13 @@ export class ImageService {
     const ingested = await ingestImage(
       {
         content: this.content, snapshots: this.snapshots, concurrency: this.config.image.max_concurrent_downloads, log: ilog,
-        limits: imageLimitsFromConfig(this.config),
+        limits: imageLimitsFromConfig(this.config), unpackPool: this.unpackPool,
       },
       img,
       { lease, progress },
     );
-    await this.snapshots.syncAll();
+    // The snapshots' syncfs, on an unpack thread: the flush of a whole pull takes a while.
+    await this.unpackPool.syncfs(this.snapshots.dir);
     // The manifest is kept so the image's digests can be verified and served later.
     await this.storeBytes(img.manifestDigest, img.manifestBytes);
     lease(img.manifestDigest);

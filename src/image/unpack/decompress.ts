@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Decompress } from 'fzstd';
 import { InvalidArgumentError } from '../../errors.js';
@@ -92,21 +92,27 @@ export function zstdBinary(): string | undefined {
 
 export interface ZstdProcess {
   stdout: Readable;
+  /** Where to write the compressed bytes when no file was given (a layer being downloaded). */
+  stdin?: Writable;
   /** Resolves when zstd exits 0; rejects with InvalidArgumentError when it reports bad input. */
   done: Promise<void>;
   kill(): void;
 }
 
 /**
- * Decompress a zstd file with the native zstd CLI. fzstd (pure JS) manages ~70 MB/s on this
- * class of machine, the CLI several hundred MB/s, and it runs on the other core while we write
- * files; fzstd remains the fallback when the CLI is absent.
+ * Decompress a zstd file (or, with `file` undefined, what is written to stdin) with the native
+ * zstd CLI. fzstd (pure JS) manages ~70 MB/s on this class of machine, the CLI several hundred
+ * MB/s, and it runs on the other core while we write files; fzstd remains the fallback when the
+ * CLI is absent. `what` names the layer in messages (default: the file).
  */
-export function spawnZstd(bin: string, file: string): ZstdProcess {
-  const child = spawn(bin, ['-d', '-c', '-q', '--', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnZstd(bin: string, file: string | undefined, what = `layer ${file ?? '(stdin)'}`): ZstdProcess {
+  const args = file === undefined ? ['-d', '-c', '-q'] : ['-d', '-c', '-q', '--', file];
+  const child = spawn(bin, args, { stdio: [file === undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  const stdout = child.stdout!;
+  const stderrStream = child.stderr!;
   let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => {
+  stderrStream.setEncoding('utf8');
+  stderrStream.on('data', (d: string) => {
     if (stderr.length < 4096) stderr += d;
   });
   const done = new Promise<void>((resolve, reject) => {
@@ -114,12 +120,13 @@ export function spawnZstd(bin: string, file: string): ZstdProcess {
     child.on('close', (code, signal) => {
       if (code === 0) resolve();
       else reject(new InvalidArgumentError(
-        `layer ${file} is not a valid zstd stream: zstd exited ${code ?? signal}: ${stderr.trim()}`));
+        `${what} is not a valid zstd stream: zstd exited ${code ?? signal}: ${stderr.trim()}`));
     });
   });
   done.catch(() => undefined); // observed by the caller; never an unhandled rejection
   return {
-    stdout: child.stdout,
+    stdout,
+    ...(child.stdin ? { stdin: child.stdin } : {}),
     done,
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -8,7 +8,6 @@
 // so the only symlinks in it are ones the archive made; we never follow any of them.
 import * as fs from 'node:fs';
 import { InvalidArgumentError, ResourceExhaustedError, errnoCode, fsError } from '../../errors.js';
-import { log } from '../../log.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from '../../sys/libc.js';
 import { baseOf, cleanEntryPath, parentOf } from './safe-path.js';
 import type { TarHeader, TarSink } from './tar-reader.js';
@@ -42,7 +41,14 @@ export interface LayerWriterOptions {
   what?: string;
   /** Bound on directory bookkeeping (default 64 MiB); tests lower it. */
   maxBookkeepingBytes?: number;
+  /**
+   * Where warnings go (entries skipped or kept without an attribute). The writer runs on an
+   * unpack thread, which forwards them to the daemon's log rather than load the logger itself.
+   */
+  warn: LayerWarn;
 }
+
+export type LayerWarn = (fields: Record<string, unknown>, msg: string) => void;
 
 export interface LayerWriteStats {
   entries: number;
@@ -75,9 +81,11 @@ export class LayerWriter implements TarSink {
   /** Dirs with the setgid bit: files created in them inherit the dir's group, not ours. */
   private readonly setgidDirs = new Set<string>();
   private warnedXattr = false;
+  private readonly warn: LayerWarn;
 
-  constructor(private readonly root: string, opts: LayerWriterOptions = {}) {
+  constructor(private readonly root: string, opts: LayerWriterOptions) {
     this.what = opts.what ?? 'layer';
+    this.warn = opts.warn;
     this.maxBookkeepingBytes = opts.maxBookkeepingBytes ?? MAX_BOOKKEEPING_BYTES;
     if (fs.statSync(root).mode & S_ISGID) this.setgidDirs.add('');
   }
@@ -132,7 +140,7 @@ export class LayerWriter implements TarSink {
         return;
       }
       default:
-        log.warn({ entry: h.name, typeflag: h.typeflag }, 'skipping layer entry of unsupported tar type');
+        this.warn({ entry: h.name, typeflag: h.typeflag }, 'skipping layer entry of unsupported tar type');
     }
   }
 
@@ -358,7 +366,7 @@ export class LayerWriter implements TarSink {
         // A layer must not forge overlay metadata (redirects, metacopy); opacity is the one
         // attribute with a layer-level meaning.
         if (name === OPAQUE_XATTR && isDir) lsetxattr(abs, name, value);
-        else log.warn({ entry: h.name, xattr: name }, 'ignoring overlay xattr carried in a layer');
+        else this.warn({ entry: h.name, xattr: name }, 'ignoring overlay xattr carried in a layer');
         continue;
       }
       try {
@@ -368,7 +376,7 @@ export class LayerWriter implements TarSink {
         // Filesystems without xattr support, and user.* on symlinks, cannot hold these: the
         // container still runs, so warn rather than refuse the image.
         if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && h.type === 'symlink')) {
-          if (!this.warnedXattr) log.warn({ entry: h.name, xattr: name, code }, 'cannot set xattr from layer');
+          if (!this.warnedXattr) this.warn({ entry: h.name, xattr: name, code }, 'cannot set xattr from layer');
           this.warnedXattr = true;
           continue;
         }

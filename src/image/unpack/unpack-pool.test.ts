@@ -1,0 +1,162 @@
+// The unpack pool as an unprivileged user sees it (unit tier: no chown to other users, no device
+// nodes but overlay whiteouts, no trusted.* xattrs; root-test/image/unpack covers those).
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
+import { ByteBudget } from '../limits.js';
+import { sha256, tarFromEntries, type TarEntry } from '../../../test-support/image-builder.js';
+import { zstdLayer } from '../../../test-support/tar-fixtures.js';
+import { UnpackPool, type LayerUnpack } from './unpack-pool.js';
+
+const uid = process.getuid!();
+const gid = process.getgid!();
+const mine = { uid, gid };
+
+let work: string;
+let n = 0;
+const pool = new UnpackPool(2, 300);
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), `crib-unpack-pool-${process.pid}-`));
+});
+afterAll(async () => {
+  await pool.close();
+  rmSync(work, { recursive: true, force: true });
+});
+const fresh = (): string => join(work, `d${n++}`);
+
+/** Feed `blob` to a stream job in chunks of `size`, as a download would. */
+async function feed(job: LayerUnpack, blob: Buffer, size = 4096): Promise<void> {
+  for (let off = 0; off < blob.length; off += size) await job.write(blob.subarray(off, off + size));
+  job.end();
+}
+
+const layer: TarEntry[] = [
+  { type: 'dir', path: 'etc', mode: 0o755, ...mine },
+  { type: 'file', path: 'etc/hostname', content: 'crib\n', mode: 0o640, ...mine },
+  { type: 'file', path: 'bin/tool', content: 'binary', mode: 0o755, ...mine },
+  { type: 'hardlink', path: 'bin/tool-hard', target: 'bin/tool', ...mine },
+  { type: 'symlink', path: 'bin/sh', target: '/bin/busybox', ...mine },
+  { type: 'symlink', path: 'escape', target: '../../../../etc/passwd', ...mine },
+  { type: 'whiteout', path: 'var/gone.txt' },
+  { type: 'whiteout', path: 'removed-dir' },
+  { type: 'file', path: 'big', content: randomBytes(300 << 10), ...mine },
+];
+
+describe('UnpackPool', () => {
+  it('unpacks a streamed layer exactly as the same blob from a file: hardlinks, symlinks, whiteouts', async () => {
+    const tar = tarFromEntries(layer);
+    const gz = gzipSync(tar);
+    const blobPath = join(work, `blob-${n++}`);
+    writeFileSync(blobPath, gz);
+    const streamedDir = fresh();
+    const job = pool.unpack(streamedDir, 'stream', { what: 'layer L' });
+    await feed(job, gz);
+    const streamed = await job.result;
+    const fromFile = await pool.unpack(fresh(), { file: blobPath }).result;
+    expect(streamed).toEqual(fromFile);
+    expect(streamed).toMatchObject({ diffId: sha256(tar), size: tar.length, compression: 'gzip', whiteouts: 2 });
+
+    expect(readFileSync(join(streamedDir, 'etc/hostname'), 'utf8')).toBe('crib\n');
+    expect(lstatSync(join(streamedDir, 'etc/hostname')).mode & 0o7777).toBe(0o640);
+    expect(lstatSync(join(streamedDir, 'bin/tool-hard')).ino).toBe(lstatSync(join(streamedDir, 'bin/tool')).ino);
+    expect(readlinkSync(join(streamedDir, 'bin/sh'))).toBe('/bin/busybox');
+    // A symlink is stored as written, never followed: it points nowhere on the host.
+    expect(readlinkSync(join(streamedDir, 'escape'))).toBe('../../../../etc/passwd');
+    for (const w of ['var/gone.txt', 'removed-dir']) {
+      const st = lstatSync(join(streamedDir, w));
+      expect(st.isCharacterDevice() && st.rdev === 0).toBe(true);
+    }
+    expect(existsSync(join(streamedDir, 'var/.wh.gone.txt'))).toBe(false);
+  });
+
+  it('takes plain and zstd layers streamed in odd-sized chunks, and refuses a truncated one', async () => {
+    const tar = tarFromEntries(layer);
+    for (const [blob, kind, size] of [[tar, 'none', 511], [tar, 'none', 100_000], [zstdLayer(tar), 'zstd', 777]] as const) {
+      const dir = fresh();
+      const job = pool.unpack(dir, 'stream');
+      await feed(job, blob, size);
+      const res = await job.result;
+      expect([res.compression, res.diffId]).toEqual([kind, sha256(tar)]);
+      expect(readFileSync(join(dir, 'bin/tool'), 'utf8')).toBe('binary');
+    }
+    const cut = pool.unpack(fresh(), 'stream');
+    await feed(cut, tar.subarray(0, 1000));
+    await expect(cut.result).rejects.toThrow(/^layer tar is truncated/);
+  });
+
+  it('refuses a corrupt gzip stream with INVALID_ARGUMENT naming the layer', async () => {
+    const gz = gzipSync(tarFromEntries(layer));
+    gz[gz.length >> 1] ^= 0xff;
+    const job = pool.unpack(fresh(), 'stream', { what: 'layer sha256:abc' });
+    await feed(job, gz).catch(() => undefined);
+    const err = await job.result.catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as Error).message).toMatch(/^layer sha256:abc is not a valid gzip stream|^layer tar has a corrupt header/);
+  });
+
+  it('stops at max_layer_size and max_layer_entries, and at the image budget shared by layers', async () => {
+    const big = gzipSync(tarFromEntries([{ type: 'file', path: 'big', content: Buffer.alloc(8 << 20), ...mine }]));
+    const dir = fresh();
+    const job = pool.unpack(dir, 'stream', { what: 'layer X', maxBytes: 1 << 20 });
+    await feed(job, big, 64 << 10).catch(() => undefined);
+    const err = await job.result.catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(ResourceExhaustedError);
+    expect((err as Error).message).toMatch(/^layer X unpacks to more than 1 MiB, over the limit of 1 MiB set by image\.max_layer_size/);
+    expect(lstatSync(join(dir, 'big')).size).toBeLessThanOrEqual(1 << 20);
+
+    const many = tarFromEntries(Array.from({ length: 50 }, (_, i): TarEntry => ({ type: 'file', path: `f${i}`, content: 'x', ...mine })));
+    const entries = await pool.unpack(fresh(), 'stream', { what: 'layer Y', maxEntries: 10 });
+    await feed(entries, many).catch(() => undefined);
+    await expect(entries.result).rejects.toThrow(/^layer Y has more than 10 entries, over the limit of 10 set by image\.max_layer_entries/);
+
+    const budget = new ByteBudget('maxImageBytes', 3 << 20, 'image "i" unpacks to');
+    const two = gzipSync(tarFromEntries([{ type: 'file', path: 'a', content: Buffer.alloc(2 << 20), ...mine }]));
+    const first = pool.unpack(fresh(), 'stream', { budget });
+    await feed(first, two);
+    await first.result;
+    const second = pool.unpack(fresh(), 'stream', { budget });
+    await feed(second, two).catch(() => undefined);
+    await expect(second.result).rejects.toThrow('image "i" unpacks to more than 3 MiB, over the limit of 3 MiB set by image.max_image_size');
+  });
+
+  it('aborts a job mid-stream, reporting the abort reason once the thread has stopped writing', async () => {
+    const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(1 << 20), ...mine }]));
+    const ac = new AbortController();
+    const job = pool.unpack(fresh(), 'stream', { signal: ac.signal });
+    await job.write(gz.subarray(0, 1000));
+    ac.abort(new Error('pull cancelled'));
+    await expect(job.result).rejects.toThrow('pull cancelled');
+    await expect(job.write(gz.subarray(1000))).rejects.toThrow('pull cancelled');
+    // The thread is free again for the next job.
+    const next = pool.unpack(fresh(), 'stream');
+    await feed(next, gz);
+    expect((await next.result).fileBytes).toBe(1 << 20);
+  });
+
+  it('runs at most maxWorkers threads, queues the rest, and ends idle threads', async () => {
+    const small = new UnpackPool(2, 200);
+    try {
+      const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(64 << 10), ...mine }]));
+      const jobs = Array.from({ length: 5 }, () => small.unpack(fresh(), 'stream'));
+      // Queued jobs take writes too (up to the window), and start when a thread frees up.
+      await Promise.all(jobs.map((j) => feed(j, gz)));
+      expect(small.size).toBeLessThanOrEqual(2);
+      const results = await Promise.all(jobs.map((j) => j.result));
+      expect(results.every((r) => r.fileBytes === 64 << 10)).toBe(true);
+      expect(small.size).toBeGreaterThan(0);
+      for (let i = 0; i < 100 && small.size > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(small.size).toBe(0);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('flushes a filesystem with syncfs on a pool thread, and names the dir when it cannot', async () => {
+    await pool.syncfs(work);
+    await expect(pool.syncfs(join(work, 'missing'))).rejects.toThrow(`syncfs ${join(work, 'missing')}: no such file or directory`);
+  });
+});

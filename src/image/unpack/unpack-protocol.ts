@@ -1,0 +1,59 @@
+// The messages between the unpack pool (main thread) and an unpack worker, and how an error
+// crosses between them: structured clone keeps only an Error's message, so the class that decides
+// the gRPC code travels by name and is rebuilt on the main thread.
+import {
+  AlreadyExistsError, CribError, DataLossError, DeadlineExceededError, FailedPreconditionError, InternalError,
+  InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
+  UnavailableError, UnimplementedError,
+} from '../../errors.js';
+import type { ExtractOptions, ExtractResult } from './extract-layer.js';
+
+export type ToWorker =
+  /** Unpack into `dir`: from `file`, or (no file) from the data messages that follow. */
+  | { t: 'start'; id: number; dir: string; file?: string; opts: ExtractOptions }
+  /** syncfs(2) on the filesystem holding `dir`: a flush of seconds, never on the event loop. */
+  | { t: 'syncfs'; id: number; dir: string }
+  | { t: 'data'; id: number; chunk: Uint8Array }
+  | { t: 'end'; id: number }
+  | { t: 'abort'; id: number; reason: string };
+
+export type FromWorker =
+  /** `n` bytes of the job's data messages were taken by the decompressor: room for more. */
+  | { t: 'ack'; id: number; n: number }
+  /** `n` more uncompressed bytes (for the image-wide budget). */
+  | { t: 'bytes'; id: number; n: number }
+  | { t: 'done'; id: number; result: ExtractResult }
+  | { t: 'synced'; id: number }
+  /** A warning for the daemon's log. */
+  | { t: 'warn'; id: number; fields: Record<string, unknown>; msg: string }
+  /** The job failed; the worker no longer touches its directory. */
+  | { t: 'fail'; id: number; error: SerializedError };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { name: 'Error', message: String(err) };
+}
+
+const CLASSES: Record<string, new (message: string) => CribError> = {
+  NotFoundError, InvalidArgumentError, AlreadyExistsError, FailedPreconditionError, UnavailableError,
+  DeadlineExceededError, PermissionDeniedError, UnauthenticatedError, ResourceExhaustedError, DataLossError,
+  UnimplementedError, InternalError,
+};
+
+/** The error a worker reported, as the class it was thrown as (a CribError keeps its gRPC code). */
+export function deserializeError(e: SerializedError): Error {
+  const Cls = CLASSES[e.name];
+  if (Cls) return new Cls(e.message);
+  const err = new Error(e.message);
+  err.name = e.name;
+  return e.code !== undefined ? Object.assign(err, { code: e.code }) : err;
+}
