@@ -105,15 +105,17 @@ describe('CheckpointContainer and restore', () => {
     criu = await criuCheck();
     logDir = await mkdtemp(join(tmpdir(), 'crib-ckpt-logs-'));
     outDir = await mkdtemp(join(tmpdir(), 'crib-ckpt-out-'));
-    registry = await startRegistry();
+    // Generous bounds: the same file runs in the emulated cgroup v2 guest, where criu works.
+    registry = await startRegistry({ readyTimeoutMs: 180_000 });
     await pushBusybox(registry, 'library/busybox', 'latest');
     image = `${registry.host}/library/busybox:latest`;
     d = await startDaemon({
       toml: RUNC_HANDLER,
+      startTimeoutMs: 180_000,
       env: { CRIB_TEST_HOOKS: '1', CRIB_TEST_CHECKPOINT_STALL_MS: String(STALL_MS) },
     });
     await d.cri.image.PullImage({ image: { image } });
-  }, 120_000);
+  }, 600_000);
   afterAll(async () => {
     if (d) {
       for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });

@@ -59,16 +59,18 @@ export async function writeCheckpointArchive(location: string, parts: ArchivePar
   const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
   const pack = tarStream().pack();
   const written = pipeline(pack, out);
+  // Owned by whoever wrote them (the daemon: root), as the files they were.
+  const owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   const small = (name: string, body: Buffer) => new Promise<void>((resolve, reject) =>
-    pack.entry({ name, size: body.length, mode: 0o600 }, body, (err) => (err ? reject(err) : resolve())));
+    pack.entry({ name, size: body.length, mode: 0o600, ...owner }, body, (err) => (err ? reject(err) : resolve())));
   const file = async (name: string, path: string) => {
     signal?.throwIfAborted();
     const st = await stat(path);
-    await pipeline(createReadStream(path), pack.entry({ name, size: st.size, mode: 0o600, mtime: st.mtime }));
+    await pipeline(createReadStream(path), pack.entry({ name, size: st.size, mode: 0o600, mtime: st.mtime, ...owner }));
   };
   try {
     await new Promise<void>((resolve, reject) =>
-      pack.entry({ name: `${CHECKPOINT_DIR}/`, type: 'directory', mode: 0o700 }, (err) => (err ? reject(err) : resolve())));
+      pack.entry({ name: `${CHECKPOINT_DIR}/`, type: 'directory', mode: 0o700, ...owner }, (err) => (err ? reject(err) : resolve())));
     for (const name of (await readdir(parts.imagesDir)).sort()) {
       const path = join(parts.imagesDir, name);
       if (!(await lstat(path)).isFile()) continue;
