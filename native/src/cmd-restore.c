@@ -182,8 +182,24 @@ int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err
   }
   if (crib_cg_create(&cg, err) < 0) goto undo;
   cg_made = true;
-  json_t *res = json_object_get(linux_, "resources");
-  if (crib_cg_check(res, err) < 0 || crib_cg_apply(&cg, res, err) < 0) {
+  /* Device rules only once criu has restored /dev (its tmpfs nodes are made by mknod), as create
+   * applies them only once the init has made /dev. */
+  json_t *res = json_object_get(linux_, "resources"), *rest = NULL;
+  if (crib_cg_check(res, err) < 0) {
+    crib_err_wrap(err, "linux.resources");
+    goto undo;
+  }
+  if (json_is_object(res)) {
+    rest = json_deep_copy(res);
+    if (rest == NULL) {
+      crib_fail(err, ENOMEM, "linux.resources: copy");
+      goto undo;
+    }
+    json_object_del(rest, "devices");
+  }
+  int applied = crib_cg_apply(&cg, rest, err);
+  json_decref(rest);
+  if (applied < 0) {
     crib_err_wrap(err, "linux.resources");
     goto undo;
   }
@@ -193,6 +209,16 @@ int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err
     goto undo;
   }
   if (crib_criu_run(g->criu, &a, "restore", log_path, &cg, keep, nkeep, err) < 0) goto undo;
+  json_t *devices;
+  if (crib_container_device_rules(linux_, &devices, err) < 0) goto undo;
+  if (devices) {
+    int r = crib_cg_apply(&cg, devices, err);
+    json_decref(devices);
+    if (r < 0) {
+      crib_err_wrap(err, "linux.resources.devices");
+      goto undo;
+    }
+  }
   char buf[32];
   size_t len;
   if (crib_read_file(pid_path, buf, sizeof buf, &len, err) < 0) goto undo;
