@@ -16,7 +16,7 @@ if [ "${1:-}" = "--test" ]; then
   # qemu-system-x86 (its qemu-system-common has /usr/lib/qemu/virtiofsd), e2fsprogs for the
   # guest's scratch disk, lz4 to unpack the guest kernel.
   need+=(docker-registry busybox-static runc crun apache2-utils openssl curl golang-go golang-github-docker-spdystream-dev
-    containernetworking-plugins strace libcap2-bin qemu-system-x86 e2fsprogs lz4)
+    containernetworking-plugins strace libcap2-bin qemu-system-x86 e2fsprogs lz4 criu)
 fi
 
 missing=()

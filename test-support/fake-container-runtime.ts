@@ -4,7 +4,7 @@
 // what the real runtime would report: an exit, a monitor that dies with or without its process.
 import type { Socket } from 'node:net';
 import type {
-  ContainerRuntime, CreateOptions, Created, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent,
+  CheckpointOptions, ContainerRuntime, CreateOptions, Created, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent,
   RuntimeRef, StartState,
 } from '../src/runtime/container-runtime.js';
 import { NO_FEATURES } from '../src/runtime/runtime-features.js';
@@ -45,6 +45,22 @@ export class FakeContainerRuntime implements ContainerRuntime {
     const created: Created = { pid: this.nextPid++, pidStartTime: '1', monitorPid: this.nextPid++, monitorStartTime: '1' };
     this.containers.set(c.id, {
       ref: { ...c, ...created }, options: o, state: 'parked', monitorAlive: true, processAlive: true, exitAcked: false, watchers: new Set(),
+    });
+    return created;
+  }
+
+  /** The fake has no processes to dump: it records the call and checks the container runs. */
+  async checkpoint(c: RuntimeRef, o: CheckpointOptions): Promise<void> {
+    this.calls.push(`checkpoint ${c.id} ${o.imagePath}`);
+    const fc = this.get(c.id);
+    if (fc.state !== 'running') throw new Error(`fake runtime: container ${c.id} is ${fc.state}, not running`);
+  }
+
+  async restore(c: RuntimeRef, o: CreateOptions & { imagePath: string }): Promise<Created> {
+    this.calls.push(`restore ${c.id} ${o.imagePath}`);
+    const created: Created = { pid: this.nextPid++, pidStartTime: '1', monitorPid: this.nextPid++, monitorStartTime: '1' };
+    this.containers.set(c.id, {
+      ref: { ...c, ...created }, options: o, state: 'running', monitorAlive: true, processAlive: true, exitAcked: false, watchers: new Set(),
     });
     return created;
   }

@@ -14,6 +14,12 @@
  *   writes ONE line to fd N, then closes it:
  *     {"pid": <container pid>, "monitorPid": <monitor pid>}     created; call `<runtime> start`
  *     {"pid": -1, "message": "<runtime's stderr or the error>"}  failed; the monitor exited
+ *   With --restore DIR (a checkpoint dir that `<runtime> checkpoint` wrote), the monitor runs
+ *   `<runtime> [--root R] restore --image-path DIR --work-path DIR --detach --bundle B --pid-file
+ *   FILE ID` instead of create: the runtime (criu) restores the process tree with this monitor's
+ *   stdio pipes in place of the checkpointed ones, and the restored init, left to its nearest
+ *   subreaper, becomes this monitor's child like a created init. The sync line is the same; the
+ *   process is already running (there is no `<runtime> start` for it). --terminal is refused.
  *   On pid -1 the caller should still run `<runtime> delete --force ID`: create may have
  *   succeeded before a later step (reading the pid file) failed. The monitor is a subreaper and
  *   in its own session; the caller should move it out of its own cgroup if that is killed as a
@@ -100,6 +106,7 @@ enum {
   OPT_TIMEOUT,
   OPT_MAX_OUTPUT,
   OPT_WAIT_ATTACH,
+  OPT_RESTORE,
 };
 
 static const struct option long_opts[] = {
@@ -121,6 +128,7 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
     {"wait-attach", no_argument, NULL, OPT_WAIT_ATTACH},
+    {"restore", required_argument, NULL, OPT_RESTORE},
     {NULL, 0, NULL, 0},
 };
 
@@ -192,6 +200,7 @@ int main(int argc, char **argv) {
     case OPT_TERMINAL: o.terminal = true; break;
     case OPT_PROCESS: e.process = optarg; break;
     case OPT_WAIT_ATTACH: o.wait_attach = true; break;
+    case OPT_RESTORE: o.restore_image = optarg; break;
     case OPT_LOG_MAX:
       if (!parse_size(optarg, 64, 16 * 1024 * 1024, &v))
         return usage_error("--log-max-line must be 64..16777216 bytes, got `%s`", optarg);
@@ -239,6 +248,11 @@ int main(int argc, char **argv) {
   } else {
     if (e.process) return usage_error("--process is only for exec and exec-sync");
     if (o.wait_attach) return usage_error("--wait-attach is only for exec");
+  }
+  if (o.restore_image) {
+    if (exec_mode || stream_exec) return usage_error("--restore is only for container mode");
+    if (require_abs("restore", o.restore_image)) return 2;
+    if (o.terminal) return usage_error("--restore cannot be used with --terminal");
   }
   const char *required[][2] = {{"bundle", stream_exec ? "/" : o.bundle},
                                {"log-path", stream_exec ? "/" : o.log_path},

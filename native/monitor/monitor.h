@@ -38,6 +38,10 @@ struct monitor_opts {
    * attached, so none of its output is lost. */
   const char *exec_process;
   bool wait_attach;
+  /* Container mode restoring a checkpoint: run `<runtime> restore --image-path DIR --detach
+   * --bundle B` instead of create; the restored process is running (not parked) once the sync
+   * line is written, and is adopted exactly like a created init (main.c). */
+  const char *restore_image;
 };
 
 struct exec_sync_opts {

@@ -173,7 +173,7 @@ int create_container(struct container *c) {
     remove_console(&io);
     return fail_early(c, err.msg);
   }
-  char *argv[16];
+  char *argv[20];
   int a = 0;
   argv[a++] = (char *)o->runtime;
   if (o->runtime_root) {
@@ -187,6 +187,16 @@ int create_container(struct container *c) {
     argv[a++] = "--detach";
     argv[a++] = "--process";
     argv[a++] = (char *)o->exec_process;
+  } else if (o->restore_image) {
+    /* The restored init is criu's child until criu exits, then ours (we are the subreaper). */
+    argv[a++] = "restore";
+    argv[a++] = "--image-path";
+    argv[a++] = (char *)o->restore_image;
+    argv[a++] = "--work-path";
+    argv[a++] = (char *)o->restore_image;
+    argv[a++] = "--detach";
+    argv[a++] = "--bundle";
+    argv[a++] = (char *)o->bundle;
   } else {
     argv[a++] = "create";
     argv[a++] = "--bundle";
@@ -212,7 +222,8 @@ int create_container(struct container *c) {
   remove_console(&io);
   char msg[4096];
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    runtime_error(io.err_read, status, o->exec_process ? "exec" : "create", msg, sizeof msg);
+    runtime_error(io.err_read, status,
+                  o->exec_process ? "exec" : o->restore_image ? "restore" : "create", msg, sizeof msg);
     return fail_early(c, msg);
   }
   if (o->terminal) close(io.err_read);

@@ -12,6 +12,7 @@ typedef struct crib_globals {
   const char *root;
   const char *log;        /* also write errors here (runc's --log) */
   const char *log_format; /* "text" | "json" */
+  const char *criu;       /* criu binary for checkpoint/restore (runc's --criu); NULL: PATH */
 } crib_globals;
 
 typedef enum { CRIB_OPT_FLAG, CRIB_OPT_STRING, CRIB_OPT_LIST } crib_opt_kind;
@@ -42,6 +43,8 @@ int crib_cmd_list(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_features(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_update(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_ps(const crib_globals *g, int argc, char **argv, crib_err *err);
+int crib_cmd_checkpoint(const crib_globals *g, int argc, char **argv, crib_err *err);
+int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err);
 
 /* Print a json value to stdout (indented), with a newline. */
 int crib_print_json(json_t *v, crib_err *err);

@@ -108,7 +108,7 @@ static int converse(create_run *r, json_t *spec, const crib_create_opts *o, cons
  * dropped it, runc 1.2.0 too (1.2.4 put it back for users who mknod it themselves); a
  * container that needs it names it as a device. linux.devices get no rule of their own: their
  * access is what linux.resources.devices says, so a device asked for "r" stays read-only. */
-static int device_rules(json_t *linux_, json_t **out, crib_err *err) {
+int crib_container_device_rules(json_t *linux_, json_t **out, crib_err *err) {
   *out = NULL;
   json_t *rules = json_object_get(json_object_get(linux_, "resources"), "devices");
   if (!json_is_array(rules)) return 0;
@@ -141,7 +141,7 @@ static int device_rules(json_t *linux_, json_t **out, crib_err *err) {
  * also sets device rules only after its init has set up the rootfs. */
 static int apply_device_rules(const create_run *r, json_t *linux_, crib_err *err) {
   json_t *res;
-  if (device_rules(linux_, &res, err) < 0) return -1;
+  if (crib_container_device_rules(linux_, &res, err) < 0) return -1;
   if (res == NULL) return 0;
   int rc = crib_cg_apply(&r->cg, res, err);
   json_decref(res);

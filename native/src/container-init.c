@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "container.h"
@@ -33,6 +35,32 @@ static int wait_ack(int fd, crib_err *err) {
   crib_sync_msg m;
   if (crib_sync_recv(fd, &m, NULL, err) < 0) return -1;
   if (m.type != CRIB_SYNC_ACK) return crib_fail(err, 0, "sync: expected ack, got message %d", m.type);
+  return 0;
+}
+
+/* An stdio fd that is the host's /dev/null is reopened as the container's own /dev/null (runc
+ * does the same): criu cannot dump an fd whose file lies on a mount outside the container. */
+static int reopen_dev_null(crib_err *err) {
+  for (int fd = 0; fd < 3; fd++) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+      if (errno == EBADF) continue;
+      return crib_fail(err, errno, "fstat stdio fd %d", fd);
+    }
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) continue;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return crib_fail(err, errno, "fcntl F_GETFL stdio fd %d", fd);
+    int nfd = open("/dev/null", (flags & O_ACCMODE) | O_CLOEXEC);
+    /* A rootfs without /dev/null keeps the host's: the container runs, only criu would refuse. */
+    if (nfd < 0 && errno == ENOENT) continue;
+    if (nfd < 0) return crib_fail(err, errno, "open the container's `/dev/null` for fd %d", fd);
+    if (dup2(nfd, fd) < 0) {
+      int e = errno;
+      close(nfd);
+      return crib_fail(err, e, "dup2 the container's `/dev/null` onto fd %d", fd);
+    }
+    close(nfd);
+  }
   return 0;
 }
 
@@ -207,6 +235,10 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (crib_sysctls_apply(spec, proc, err) < 0) return -1;
   int tty_peer = -1;
   if (c->terminal && setup_terminal(c, proc, &tty_peer, err) < 0) return -1;
+  /* Without a terminal, a session of its own too (runc's init always has one): criu dumps a
+   * container only when its session leader is inside it (cmd-checkpoint.c). */
+  if (!c->terminal && setsid() < 0) return crib_fail(err, errno, "setsid");
+  if (!c->terminal && reopen_dev_null(err) < 0) return -1;
   if (crib_rootfs_finish(&rc, err) < 0) return -1;
   close(proc);
 

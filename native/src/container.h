@@ -42,6 +42,10 @@ typedef struct crib_create_opts {
   int preserve_fds;           /* fds 3..3+n-1 pass to the process (runc's --preserve-fds) */
 } crib_create_opts;
 
+/* The device cgroup rules create applies once the init has set up /dev ({"devices": [...]} in
+ * *out, NULL when there are none); restore applies them once criu has made /dev. */
+int crib_container_device_rules(json_t *linux_, json_t **out, crib_err *err);
+
 /* Create the container and leave its init parked on exec.fifo (exec-fifo.h). Fills st (pid,
  * paths). */
 int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *err);

@@ -30,11 +30,13 @@ static const struct {
     {"exec", crib_cmd_exec, true},     {"list", crib_cmd_list, false},
     {"features", crib_cmd_features, false}, {"update", crib_cmd_update, false},
     {"ps", crib_cmd_ps, false},
+    /* criu does the entering (criu.h); these only drive it. */
+    {"checkpoint", crib_cmd_checkpoint, false}, {"restore", crib_cmd_restore, false},
 };
 
 static void usage(FILE *f) {
   fputs("usage: crib-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...\n"
-        "commands: create run start state kill delete exec list features update ps\n",
+        "commands: create run start state kill delete exec list features update ps checkpoint restore\n",
         f);
 }
 
@@ -68,7 +70,6 @@ int main(int argc, char **argv) {
     json_object_seed(seed);
   crib_globals g = {.root = CRIB_DEFAULT_ROOT, .log_format = "text"};
   bool debug = false, systemd = false, help = false;
-  const char *criu = NULL;
   const crib_opt opts[] = {
       {"root", 0, CRIB_OPT_STRING, &g.root},
       {"log", 0, CRIB_OPT_STRING, &g.log},
@@ -76,7 +77,7 @@ int main(int argc, char **argv) {
       {"debug", 0, CRIB_OPT_FLAG, &debug},
       /* The cgroupsPath form decides systemd or not; accepted for runc compatibility. */
       {"systemd-cgroup", 0, CRIB_OPT_FLAG, &systemd},
-      {"criu", 0, CRIB_OPT_STRING, &criu},
+      {"criu", 0, CRIB_OPT_STRING, &g.criu},
       {"help", 'h', CRIB_OPT_FLAG, &help},
   };
   crib_err err = {0};

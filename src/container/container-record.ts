@@ -71,6 +71,13 @@ export interface ContainerRecord {
    * without it (older ones included) have none: an optional field, so the schema stays at 1.
    */
   imageVolumes?: ImageVolumeRecord[];
+  /**
+   * Created from a checkpoint archive (CreateContainer's image was one): the CRIU images,
+   * unpacked in the container dir. Such a container has no monitor nor process while CREATED:
+   * StartContainer has the runtime restore the checkpointed processes (pid and monitor recorded
+   * then) instead of releasing a parked one. Optional, so the schema stays at 1.
+   */
+  restoreFrom?: string;
 }
 
 export type CriContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';

@@ -22,6 +22,9 @@ class DirLayers implements WritableLayers {
   async prepare(key: string): Promise<void> {
     await mkdir(join(this.dir, key), { recursive: false });
   }
+  mounts(key: string): { upperdir: string } {
+    return { upperdir: join(this.dir, key) };
+  }
   async mount(_key: string, target: string): Promise<void> {
     await mkdir(target, { recursive: true });
   }

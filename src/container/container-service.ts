@@ -40,6 +40,12 @@ import { ContainerEvents, type ContainerEventType } from './container-events.js'
 import { CONTAINER_RECORD, containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
 import { ContainerRecords } from './container-records.js';
 import { ImageVolumes } from './image-volumes.js';
+import {
+  isCheckpointArchivePath, readConfigDump, unpackCheckpointArchive, ARCHIVE_LIMITS, type ConfigDump,
+} from './checkpoint/checkpoint-archive.js';
+import { checkedLocation } from './checkpoint/checkpoint-location.js';
+import { checkpointContainer } from './checkpoint/container-checkpoint.js';
+import { applyRootfsDiff } from './checkpoint/rootfs-diff.js';
 
 /** kubelet caps exec output at 16 MiB; so do we. */
 const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
@@ -61,6 +67,8 @@ export interface ImageLookup {
 /** The writable layers containers run on (snapshot/snapshotter.ts). */
 export interface WritableLayers {
   prepare(key: string, chainId: string | undefined): Promise<unknown>;
+  /** The overlay dirs of a prepared layer: its upper dir is the container's changes. */
+  mounts(key: string): { upperdir: string };
   mount(key: string, target: string, idmap?: IdmappedRootfs): Promise<void>;
   unmount(target: string): Promise<void>;
   remove(key: string): Promise<void>;
@@ -149,6 +157,10 @@ export class ContainerService implements PodContainers {
         pending.push(runtime.exitRecorded(this.ref(rec)).catch(() => undefined));
         continue;
       }
+      if (rec.restoreFrom && !rec.monitorPid) {
+        pending.push(this.settleRestore(rec, runtime).catch((err: unknown) => log.error({ container: rec.id, err }, 'recovering a container to restore')));
+        continue;
+      }
       pending.push((async () => {
         if (rec.intent?.kind === 'start') await this.completeStart(rec, runtime);
         await this.watch(rec.id);
@@ -170,6 +182,20 @@ export class ContainerService implements PodContainers {
       : 'a start a crash interrupted had not happened: the container stays created');
     this.records.updateSoon(rec.id, (r) => {
       if (where === 'started') r.startedAt ??= rec.intent!.at;
+      delete r.intent;
+    });
+  }
+
+  /**
+   * A container created from a checkpoint and not restored yet has no monitor. A restore a crash
+   * interrupted (its pids were never recorded) is undone in the runtime — whatever it restored is
+   * killed, having no monitor we know of — and the container stays CREATED for kubelet.
+   */
+  private async settleRestore(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    if (rec.intent?.kind !== 'start') return;
+    log.warn({ container: rec.id }, 'a restore a crash interrupted is undone: the container stays created');
+    await runtime.delete(this.ref(rec));
+    this.records.updateSoon(rec.id, (r) => {
       delete r.intent;
     });
   }
@@ -357,8 +383,17 @@ export class ContainerService implements PodContainers {
 
   private async doCreate(id: string, pod: SandboxRecord, config: ContainerConfig__Output): Promise<void> {
     const clog = log.child({ container: id, pod: pod.id });
-    const image = await this.opts.images.find(config.image!.image);
-    if (!image) throw new NotFoundError(`CreateContainer: image "${config.image!.image}" is not present; pull it first`);
+    // An archive as the image (as CRI-O and containerd accept it): the container is its base image
+    // plus its file changes, and StartContainer restores its processes.
+    const archive = await isCheckpointArchivePath(config.image!.image) ? config.image!.image : undefined;
+    const dump = archive ? await readConfigDump(archive) : undefined;
+    const imageRef = dump ? dump.rootfsImageName || dump.rootfsImageRef : config.image!.image;
+    const image = await this.opts.images.find(imageRef) ?? (dump?.rootfsImageRef ? await this.opts.images.find(dump.rootfsImageRef) : undefined);
+    if (!image) {
+      throw new NotFoundError(dump
+        ? `CreateContainer: the checkpoint archive ${archive} was made from image "${imageRef}", which is not present; pull it first`
+        : `CreateContainer: image "${config.image!.image}" is not present; pull it first`);
+    }
     const imageConfig = image.config as ImageConfig;
     const runtime = this.opts.runtimes.get(pod.runtimeHandler);
     const dir = join(this.opts.state, 'containers', id);
@@ -371,7 +406,7 @@ export class ContainerService implements PodContainers {
     const volumes = await this.opts.imageVolumes?.plan(id, dir, config.mounts ?? []) ?? [];
     const rec: ContainerRecord = {
       id, podId: pod.id, reservedName: reservedContainerName(pod.id, config), config,
-      imageId: image.id, imageName: config.image!.userSpecifiedImage || config.image!.image,
+      imageId: image.id, imageName: dump ? imageRef : config.image!.userSpecifiedImage || config.image!.image,
       runtimeHandler: pod.runtimeHandler, created: false, createdAt: nowNs(), dir, logPath,
       // The CRI's stop_signal wins over the image's STOPSIGNAL.
       stopSignal: chosenStopSignal(config.stopSignal, imageConfig.config?.StopSignal),
@@ -396,6 +431,7 @@ export class ContainerService implements PodContainers {
       await snapshots.prepare(id, image.chainId);
       cleaner.add('remove writable layer', () => snapshots.remove(id));
       crashPoint('CreateContainer:after-writable-layer');
+      const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id).upperdir) : undefined;
       // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
       await snapshots.mount(id, paths.rootfs, pod.userns ? idmappedRootfs(pod.userns) : undefined);
       cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
@@ -428,6 +464,17 @@ export class ContainerService implements PodContainers {
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
+      if (restoreFrom) {
+        await this.records.commit(id, (r) => {
+          r.cgroupsPath = spec.linux.cgroupsPath;
+          r.user = { uid: spec.process.user.uid, gid: spec.process.user.gid, additionalGids: spec.process.user.additionalGids ?? [] };
+          r.restoreFrom = restoreFrom;
+          r.created = true;
+        });
+        this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
+        clog.info({ name: config.metadata!.name, image: rec.imageName, checkpoint: archive }, 'container created from a checkpoint');
+        return;
+      }
       cleaner.add('delete from runtime', () => runtime.delete(this.ref(rec)));
       const created = await runtime.create(this.ref(rec), {
         bundle: paths.bundle,
@@ -459,6 +506,16 @@ export class ContainerService implements PodContainers {
       await cleaner.run();
       throw err;
     }
+  }
+
+  /**
+   * Unpacks a checkpoint archive into the container dir and applies its rootfs diff to the new
+   * (still unmounted, empty) upper dir; resolves with the CRIU images' dir.
+   */
+  private async unpackCheckpoint(archive: string, dir: string, upperdir: string): Promise<string> {
+    const unpacked = await unpackCheckpointArchive(archive, join(dir, 'checkpoint'));
+    if (unpacked.rootfsDiffTar) await applyRootfsDiff(unpacked.rootfsDiffTar, upperdir, ARCHIVE_LIMITS);
+    return unpacked.imagesDir;
   }
 
   private async resolveCdi(config: ContainerConfig__Output) {
@@ -532,12 +589,74 @@ export class ContainerService implements PodContainers {
    */
   private async startInRuntime(rec: ContainerRecord): Promise<void> {
     const runtime = this.runtimeOf(rec);
+    if (rec.restoreFrom && !rec.monitorPid) {
+      await this.restoreInRuntime(rec, runtime);
+      return;
+    }
     try {
       await runtime.start(this.ref(rec));
     } catch (err) {
       if ((await runtime.startState(this.ref(rec)).catch(() => 'unknown')) !== 'started') throw err;
       log.warn({ container: rec.id, err: (err as Error).message }, 'runtime start failed on a container already started: recording it started');
     }
+  }
+
+  /** The checkpointed processes, restored under a new monitor: the container's start. */
+  private async restoreInRuntime(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    const paths = containerPaths(rec.dir);
+    try {
+      const created = await runtime.restore(this.ref(rec), {
+        bundle: paths.bundle,
+        logPath: rec.logPath || join(rec.dir, 'console.log'),
+        stdin: rec.config.stdin,
+        stdinOnce: rec.config.stdinOnce,
+        tty: rec.config.tty,
+        imagePath: rec.restoreFrom!,
+      });
+      await this.records.commit(rec.id, (r) => {
+        r.pid = created.pid;
+        r.pidStartTime = created.pidStartTime;
+        r.monitorPid = created.monitorPid;
+        r.monitorStartTime = created.monitorStartTime;
+      });
+    } catch (err) {
+      // Nothing of a failed restore may stay: the container is CREATED again, without a process.
+      await runtime.delete(this.ref(rec)).catch((e: unknown) => log.warn({ container: rec.id, err: (e as Error).message }, 'cleaning up a failed restore'));
+      throw err;
+    }
+    await this.watch(rec.id);
+  }
+
+  // ---- checkpoint ---------------------------------------------------------------------------
+
+  /**
+   * Writes a checkpoint archive of a running container to `location` (checkpoint/); the
+   * container keeps running. timeoutS 0: the default (container-checkpoint.ts).
+   */
+  async checkpoint(idOrPrefix: string, location: string, timeoutS: number, signal?: AbortSignal): Promise<void> {
+    const path = await checkedLocation(location);
+    const rec = this.get(idOrPrefix);
+    await this.locks.run(rec.id, async () => {
+      const cur = this.records.get(rec.id);
+      if (!cur || criState(cur) !== 'CONTAINER_RUNNING') {
+        throw new FailedPreconditionError(`CheckpointContainer: container ${rec.id} is ${cur ? criState(cur).slice(10).toLowerCase() : 'gone'}, not running`);
+      }
+      const paths = containerPaths(cur.dir);
+      const config: ConfigDump = {
+        id: cur.id,
+        name: cur.config.metadata?.name ?? '',
+        rootfsImage: cur.imageId,
+        rootfsImageRef: cur.imageId,
+        rootfsImageName: cur.imageName,
+        runtime: cur.runtimeHandler,
+        createdTime: new Date(Number(BigInt(cur.createdAt) / 1_000_000n)).toISOString(),
+        checkpointedTime: '',
+      };
+      await checkpointContainer(this.runtimeOf(cur), {
+        ref: this.ref(cur), config, specPath: join(paths.bundle, 'config.json'), upperdir: this.opts.snapshots.mounts(cur.id).upperdir,
+      }, path, timeoutS, signal);
+      log.info({ container: cur.id, location: path }, 'container checkpointed');
+    });
   }
 
   /** Stop: the image's STOPSIGNAL (or SIGTERM), then SIGKILL after `timeout` seconds; idempotent. */

@@ -84,6 +84,18 @@ export interface ExecSession {
   close(): Promise<void>;
 }
 
+/** What checkpoint() is asked for (runc's `checkpoint` flags). */
+export interface CheckpointOptions {
+  /** Where the runtime (criu) writes the images: an empty directory of the caller's. */
+  imagePath: string;
+  /** criu's work directory (its dump.log); the caller's, may be imagePath. */
+  workPath: string;
+  /** The container keeps running after the dump (kubelet's forensic checkpointing). */
+  leaveRunning: boolean;
+  /** The runtime is killed after this long (its criu with it): DeadlineExceededError. */
+  timeoutMs: number;
+}
+
 /** Where a started container's process stands, for completing an interrupted start. */
 export type StartState = 'parked' | 'started' | 'gone';
 
@@ -95,6 +107,18 @@ export interface ContainerRuntime {
   create(c: RuntimeRef, o: CreateOptions): Promise<Created>;
   /** Releases the parked process. */
   start(c: RuntimeRef): Promise<void>;
+  /**
+   * Dumps the running container's process tree into o.imagePath (criu images, as the runtime's
+   * `checkpoint` writes them). A runtime or criu failure is a FailedPreconditionError carrying
+   * the runtime's own message (criu's last error line and its log's path).
+   */
+  checkpoint(c: RuntimeRef, o: CheckpointOptions): Promise<void>;
+  /**
+   * Like create, but the process is the one checkpointed into imagePath, restored by the
+   * runtime's `restore` under a new monitor: it is running (not parked) when this resolves, so
+   * there is no start() for it.
+   */
+  restore(c: RuntimeRef, o: CreateOptions & { imagePath: string }): Promise<Created>;
   /** Whether start already released the process (a start interrupted by a crash). */
   startState(c: RuntimeRef): Promise<StartState>;
   /** Signals the process (all: every process of the container); one that is gone is no error. */

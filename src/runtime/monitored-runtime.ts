@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, errnoCode } from '../errors.js';
 import { log } from '../log.js';
 import type {
-  ContainerRuntime, CreateOptions, Created, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent,
+  CheckpointOptions, ContainerRuntime, CreateOptions, Created, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent,
   RuntimeRef, StartState,
 } from './container-runtime.js';
 import { startExecSession } from './exec-session.js';
@@ -49,6 +49,20 @@ export class MonitoredRuntime implements ContainerRuntime {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   async create(c: RuntimeRef, o: CreateOptions): Promise<Created> {
+    return this.launch(c, o, 'create');
+  }
+
+  /** The monitor runs `<runtime> restore` instead of create (native/monitor/main.c, --restore). */
+  async restore(c: RuntimeRef, o: CreateOptions & { imagePath: string }): Promise<Created> {
+    if (o.tty) throw new FailedPreconditionError(`restoring container ${c.id}: a container with a terminal cannot be restored`);
+    return this.launch(c, o, 'restore', o.imagePath);
+  }
+
+  async checkpoint(c: RuntimeRef, o: CheckpointOptions): Promise<void> {
+    await this.oci.checkpoint(c.id, o);
+  }
+
+  private async launch(c: RuntimeRef, o: CreateOptions, verb: 'create' | 'restore', imagePath?: string): Promise<Created> {
     const files = runtimeFiles(c.dir);
     const args = [
       '--runtime', this.oci.binary, '--runtime-root', this.oci.root, '--id', c.id,
@@ -58,6 +72,7 @@ export class MonitoredRuntime implements ContainerRuntime {
     if (o.stdin) args.push('--stdin');
     if (o.stdinOnce) args.push('--stdin-once');
     if (o.tty) args.push('--terminal');
+    if (imagePath) args.push('--restore', imagePath);
     const { exited, syncLine } = spawnDetachedMonitor(args);
     const line = await syncLine;
     if (!line) {
@@ -65,7 +80,11 @@ export class MonitoredRuntime implements ContainerRuntime {
       throw new InternalError(`crib-monitor for ${c.id} failed (exit ${code}): ${stderr || 'no message'}`);
     }
     const msg = JSON.parse(line) as { pid: number; monitorPid?: number; message?: string };
-    if (msg.pid < 0) throw new OciRuntimeError('create', msg.message ?? 'unknown error', null);
+    if (msg.pid < 0) {
+      // criu's reasons (a missing mount source, an unusable kernel) are the node's: say them.
+      if (verb === 'restore') throw new FailedPreconditionError(`restoring container ${c.id}: ${msg.message ?? 'unknown error'}`);
+      throw new OciRuntimeError('create', msg.message ?? 'unknown error', null);
+    }
     const monitorPid = msg.monitorPid ?? 0;
     // Both are alive now (the process is parked): their start times name them from now on.
     return { pid: msg.pid, pidStartTime: processStartTime(msg.pid), monitorPid, monitorStartTime: processStartTime(monitorPid) };

@@ -1,7 +1,7 @@
 // Driving an OCI runtime through runc's command line: crib-runtime by default, runc or crun as
 // RuntimeClass handlers. Every failure carries the runtime's own stderr, which says what broke.
 import { execFile } from 'node:child_process';
-import { FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
+import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
 import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
 import { endChildInput } from '../sys/child-input.js';
 
@@ -20,10 +20,21 @@ export class OciRuntimeError extends InternalError {
   }
 }
 
+/** The runtime outlived its time and was killed (SIGKILL). */
+export class OciRuntimeTimeout extends Error {
+  constructor(readonly verb: string, readonly timeoutMs: number) {
+    super(`${verb} did not finish within ${timeoutMs} ms and was killed`);
+  }
+}
+
 function run(binary: string, args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(binary, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) {
+    // SIGKILL: a runtime that ignores SIGTERM must not outlive its time (checkpoint's criu dies
+    // with it: criu.h).
+    const child = execFile(binary, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err && (err as { killed?: boolean }).killed) {
+        reject(new OciRuntimeTimeout(`${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim(), timeoutMs));
+      } else if (err) {
         const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
         reject(new OciRuntimeError(`${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim(), stderr || err.message, code));
       } else resolve(stdout);
@@ -80,6 +91,28 @@ export class OciRuntime {
       await run(this.binary, this.args('delete', ...(force ? ['--force'] : []), id));
     } catch (err) {
       if (err instanceof OciRuntimeError && /does not exist|not exist|no such/i.test(err.stderr)) return;
+      throw err;
+    }
+  }
+
+  /**
+   * `checkpoint --image-path I --work-path W [--leave-running] ID`: crib-runtime's and runc's
+   * verb alike. Fails with the runtime's stderr (FailedPreconditionError: the container or the
+   * node cannot be checkpointed, and the message says why) or DeadlineExceededError.
+   */
+  async checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; timeoutMs: number }): Promise<void> {
+    const args = this.args('checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath);
+    if (o.leaveRunning) args.push('--leave-running');
+    try {
+      await run(this.binary, [...args, id], undefined, o.timeoutMs);
+    } catch (err) {
+      if (err instanceof OciRuntimeTimeout) {
+        throw new DeadlineExceededError(`checkpointing container ${id}: runtime ${this.name} did not finish within ${o.timeoutMs} ms and was killed`);
+      }
+      if (err instanceof OciRuntimeError && /does not exist/i.test(err.stderr)) {
+        throw new NotFoundError(`container ${id} is not known to runtime ${this.name}`);
+      }
+      if (err instanceof OciRuntimeError) throw new FailedPreconditionError(`checkpointing container ${id} with runtime ${this.name}: ${err.stderr.trim()}`);
       throw err;
     }
   }

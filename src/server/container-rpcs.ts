@@ -55,6 +55,16 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
       return {};
     },
 
+    CheckpointContainer: async (req, ctx) => {
+      if (!req.containerId) throw new InvalidArgumentError('CheckpointContainer: containerId must not be empty');
+      const timeout = Number(req.timeout);
+      if (!Number.isSafeInteger(timeout) || timeout < 0) {
+        throw new InvalidArgumentError(`CheckpointContainer: timeout must be 0 (the default) or a positive number of seconds, got ${req.timeout}`);
+      }
+      await containers.checkpoint(req.containerId, req.location, timeout, ctx.signal);
+      return {};
+    },
+
     StopContainer: async (req) => {
       await containers.stop(req.containerId, Math.max(0, Number(req.timeout)));
       return {};
