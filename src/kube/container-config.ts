@@ -55,6 +55,34 @@ export function securityContext(c: V1Container, pod: V1Pod): Record<string, unkn
   };
 }
 
+/** The user an image runs as, as ImageStatus reports it (uid when numeric, else username). */
+export interface ImageUser {
+  uid?: { value: string } | null;
+  username?: string;
+}
+
+/**
+ * kubelet's runAsNonRoot check (verifyRunAsNonRoot): with runAsNonRoot true, the container must
+ * run as a uid other than 0 — its runAsUser, else the image's numeric user. An image user that is a
+ * name cannot be checked and is refused, as kubelet refuses it. Returns the reason, or undefined.
+ */
+export function runAsNonRootViolation(c: V1Container, pod: V1Pod, image: ImageUser): string | undefined {
+  const psc = pod.spec!.securityContext;
+  const sc = c.securityContext;
+  if ((sc?.runAsNonRoot ?? psc?.runAsNonRoot) !== true) return undefined;
+  const runAsUser = sc?.runAsUser ?? psc?.runAsUser;
+  if (runAsUser !== undefined) {
+    return runAsUser === 0 ? `container ${c.name} has runAsNonRoot and runAsUser 0` : undefined;
+  }
+  if (image.uid != null && image.uid.value !== '') {
+    return image.uid.value === '0' ? `container ${c.name} has runAsNonRoot and image ${c.image} will run as root (uid 0)` : undefined;
+  }
+  if (image.username) {
+    return `container ${c.name} has runAsNonRoot and image ${c.image} has the non-numeric user "${image.username}": cannot verify it is not root (set runAsUser)`;
+  }
+  return `container ${c.name} has runAsNonRoot and image ${c.image} will run as root (it names no user)`;
+}
+
 export function terminationMessagePath(c: V1Container): string {
   return c.terminationMessagePath ?? DEFAULT_TERMINATION_MESSAGE_PATH;
 }

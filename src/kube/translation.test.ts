@@ -1,7 +1,7 @@
 // Pod -> CRI configs, as kubelet's kuberuntime manager makes them.
 import { describe, expect, it } from 'vitest';
 import { emptySources } from './config-sources.js';
-import { containerConfig, KUBELET_MASKED_PATHS } from './container-config.js';
+import { containerConfig, KUBELET_MASKED_PATHS, runAsNonRootViolation } from './container-config.js';
 import { parseResolvConf, podDnsConfig } from './dns.js';
 import { containerHash } from './labels.js';
 import { parseManifest } from './manifest.js';
@@ -126,5 +126,26 @@ describe('container config', () => {
   it('hashes the spec: the same spec the same hash, any change another', () => {
     expect(containerHash({ name: 'a', image: 'x' })).toBe(containerHash({ name: 'a', image: 'x' }));
     expect(containerHash({ name: 'a', image: 'x' })).not.toBe(containerHash({ name: 'a', image: 'y' }));
+  });
+});
+
+describe('runAsNonRoot', () => {
+  const check = async (sc: string, image: { uid?: { value: string } | null; username?: string }) => {
+    const p = await pod(`  containers:\n    - name: a\n      image: img\n      securityContext: ${sc}`);
+    return runAsNonRootViolation(p.spec!.containers[0]!, p, image);
+  };
+
+  it('refuses what would run as root, as kubelet does', async () => {
+    expect(await check('{runAsNonRoot: true, runAsUser: 0}', { uid: { value: '1000' } })).toMatch(/runAsUser 0/);
+    expect(await check('{runAsNonRoot: true}', { uid: { value: '0' } })).toMatch(/will run as root \(uid 0\)/);
+    expect(await check('{runAsNonRoot: true}', {})).toMatch(/names no user/);
+    expect(await check('{runAsNonRoot: true}', { uid: null, username: 'nginx' })).toMatch(/non-numeric user "nginx"/);
+  });
+
+  it('lets a non-root user through, and checks nothing without runAsNonRoot', async () => {
+    expect(await check('{runAsNonRoot: true, runAsUser: 1000}', { uid: { value: '0' } })).toBeUndefined();
+    expect(await check('{runAsNonRoot: true}', { uid: { value: '1000' } })).toBeUndefined();
+    expect(await check('{runAsNonRoot: false}', { uid: { value: '0' } })).toBeUndefined();
+    expect(await check('{privileged: false}', {})).toBeUndefined();
   });
 });
