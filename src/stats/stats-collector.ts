@@ -58,7 +58,8 @@ export interface StatsCollectorOptions {
   layout?: CgroupLayout;
   /** Minimum window for CPU rates (default 1 s). */
   minRateWindowNs?: bigint;
-  /** How long a writable-layer walk is reused (default 2 s). */
+  /** How long a writable-layer walk is served without a new one starting (default 2 s; an older
+   * result is still served, while the new walk runs: fs-usage.ts). */
   fsTtlMs?: number;
   /** cgroup and /proc files opened at once through the threadpool (default 2; reads of open
    * files are done in place, in slices: see KernelFileReader). */
@@ -95,7 +96,7 @@ export class StatsCollector {
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
-    this.fs = new FsUsageCache(opts.fsTtlMs);
+    this.fs = new FsUsageCache({ ttlMs: opts.fsTtlMs });
     this.files = new KernelFileReader({ parallel: opts.parallelOpens });
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
