@@ -35,7 +35,7 @@ export interface FsUsageCacheOptions {
   ttlMs?: number;
   /** A result older than this is never served: its caller waits for a new walk (default 60 s). */
   maxStaleMs?: number;
-  /** Walks at once (default 4, the threadpool's size). */
+  /** Walks at once (default 2: each keeps up to 4 file operations in flight, sys/disk-usage.ts). */
   maxWalks?: number;
 }
 
@@ -50,7 +50,7 @@ export class FsUsageCache {
   constructor(opts: FsUsageCacheOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 2000;
     this.maxStaleMs = Math.max(this.ttlMs, opts.maxStaleMs ?? 60_000);
-    this.maxWalks = opts.maxWalks ?? 4;
+    this.maxWalks = opts.maxWalks ?? 2;
   }
 
   /** Usage of the tree at `dir` (a missing dir counts as empty), walked at most maxStaleMs ago. */
