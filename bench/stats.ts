@@ -1,8 +1,9 @@
 // Benchmark (not a test): ListContainerStats and ListPodSandboxStats with 200 running containers.
 //   npm run bench:stats   (BENCH_PODS=100 pods of BENCH_PER_POD=2 busybox sleepers; BENCH_N=40
 //                          calls of each RPC; BENCH_INTERVAL_MS=2100 between rounds)
-// kubelet asks every 10 s, so every call must find the writable-layer walk cache (2 s) expired:
-// rounds are spaced just past it. Per runtime: p50/p99 of each RPC and the daemon's CPU time per
+// kubelet asks every 10 s, so every call finds the writable-layer walk cache (2 s) expired:
+// rounds are spaced just past it (crib answers from the last walk and walks again behind it,
+// src/stats/fs-usage.ts). Per runtime: p50/p99 of each RPC and the daemon's CPU time per
 // call (steadier than wall time on a shared machine); for crib also the daemon's largest
 // event-loop delay while a stats RPC was being served (read by bench/loop-delay-probe.mjs,
 // loaded into the daemon with NODE_OPTIONS). containerd (Debian's package, CRI plugin, CNI

@@ -4,7 +4,7 @@
 // cgroups, IPAM, records), say what the issue asks of each call (a running container is never
 // CREATED, a stopped pod never READY, no crib-pod-init outlives its pod), and kubelet's retry of
 // the interrupted call must succeed and leave nothing behind once the pod is removed.
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,8 @@ interface Made {
   config?: PodConfig;
   podSandboxId?: string;
   containerId?: string;
+  /** RemoveContainer answered before the daemon died (it dies deleting the remains). */
+  answered?: boolean;
 }
 
 interface Scenario {
@@ -159,10 +161,23 @@ describe('crash points: kill -9 anywhere, and the restarted daemon tells the tru
       await d.cri.runtime.StopContainer({ containerId, timeout: '0' });
       return { config, podSandboxId, containerId };
     },
-    call: (d, m) => d.cri.runtime.RemoveContainer({ containerId: m.containerId! }),
-    after: async (d, m) => {
+    call: async (d, m, point) => {
+      await d.cri.runtime.RemoveContainer({ containerId: m.containerId! });
+      // Past the marker the remains are deleted after the answer: the daemon dies in the
+      // background, with the container's dir, mount and writable layer still there.
+      if (point === 'RemoveContainer:after-intent') return;
+      m.answered = true;
+      if (d.proc.exitCode === null && d.proc.signalCode === null) await new Promise((r) => d.proc.once('exit', r));
+      throw new Error(`the daemon died at ${point} after RemoveContainer answered`);
+    },
+    after: async (d, m, point) => {
+      expect(m.answered ?? false).toBe(point !== 'RemoveContainer:after-intent');
       expect((await d.cri.runtime.ListContainers({})).containers).toEqual([]);
       await d.cri.runtime.RemoveContainer({ containerId: m.containerId! });
+      // Start-up finished the removal: nothing of the container is left on disk.
+      expect(existsSync(join(d.state, 'containers', m.containerId!))).toBe(false);
+      expect(existsSync(join(d.root, 'snapshots', 'active', m.containerId!))).toBe(false);
+      expect(readdirSync(join(d.root, 'containers')).filter((n) => n.startsWith(m.containerId!))).toEqual([]);
     },
   };
   const listed = async (d: TestDaemon) => ((await d.cri.image.ListImages({})).images as { repoTags: string[] }[]).some((i) => i.repoTags.includes(image2));

@@ -23,8 +23,11 @@
 //             still runs, and is reported RUNNING).
 //   exited    recorded in memory at once (reads answer from memory); written to disk as soon
 //             as the disk takes it, retried while it does not; then the monitor is told it may go.
-//   removing  start-up finishes the removal (runtime delete, unmount, writable layer, dir,
-//             record). Created containers (never started) can be removed too, and an exit of a
+//   removing  RemoveContainer renames the record to <id>.json.removing (container-records.ts),
+//             answers, and deletes the remains in the background (runtime delete, unmount,
+//             writable layer, dir, marker); the pod's removal waits for them. Start-up finishes
+//             what a crash left (a marker, or a record with a remove intent as older daemons
+//             wrote). Created containers (never started) can be removed too, and an exit of a
 //             never-started one counts as started at its creation.
 import { join } from 'node:path';
 import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.js';

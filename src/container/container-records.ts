@@ -5,10 +5,23 @@
 // backoff while the disk refuses (full, read-only for a while). So a full disk never makes
 // ListContainers or ContainerStatus fail, and an exit is never lost while the daemon runs.
 // Writes of one record are serialised: a slow write can never land after a newer one.
+//
+// A removal is recorded by renaming the record's file to <id>.json.removing (one directory
+// sync, where rewriting the record with its intent would take two): from then on the record is
+// gone from memory, and start-up finds the marker and finishes the removal (load returns the
+// record with a remove intent). The marker goes last, once nothing of the container is left.
+import { readdir, rename, unlink } from 'node:fs/promises';
+import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
+import { nowNs } from '../time.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
+import { fsyncDir, readJson } from '../store/atomic-file.js';
 import type { RecordStore } from '../store/record-store.js';
+import { decodeDocument } from '../store/schema.js';
 import type { ContainerRecord } from './container-record.js';
+
+const REMOVING_SUFFIX = '.removing';
+const REMOVING_FILE = /^[0-9a-f]{64}\.json\.removing$/;
 
 export interface ContainerRecordsOptions {
   /** Backoff of background writes the disk refused: first retry after firstMs, doubling to maxMs. */
@@ -32,10 +45,64 @@ export class ContainerRecords {
     this.retryMs = this.retry.firstMs;
   }
 
+  /**
+   * Every record: those on disk, and those being removed when the daemon stopped (with a remove
+   * intent, and not in memory: reads never see them; `remove` finishes them).
+   */
   async load(): Promise<ContainerRecord[]> {
     this.byId.clear();
     for (const rec of await this.store.load()) this.byId.set(rec.id, rec);
-    return this.list();
+    return [...this.list(), ...await this.loadRemoving()];
+  }
+
+  private async loadRemoving(): Promise<ContainerRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.store.dir);
+    } catch (err) {
+      throw fsError(err, this.store.dir, 'list');
+    }
+    const out: ContainerRecord[] = [];
+    for (const name of names.filter((n) => REMOVING_FILE.test(n))) {
+      const file = `${this.store.dir}/${name}`;
+      const raw = await readJson(file);
+      if (raw === undefined) continue;
+      const { value } = decodeDocument(this.store.schema, raw, file);
+      // A marker next to a live record cannot come from one rename; the marker wins: the
+      // removal was answered.
+      this.byId.delete(value.id);
+      value.intent = { kind: 'remove', at: value.intent?.kind === 'remove' ? value.intent.at : nowNs() };
+      out.push(value);
+    }
+    return out;
+  }
+
+  private removingFile(id: string): string {
+    return `${this.store.file(id)}${REMOVING_SUFFIX}`;
+  }
+
+  /**
+   * Records, durably, that the container is being removed and drops it from memory: once this
+   * resolves no read sees it, and a crash leaves the marker start-up finishes the removal from.
+   * When the disk refuses, nothing changed and the error is thrown.
+   */
+  async retire(id: string): Promise<ContainerRecord> {
+    return this.writes.run(id, async () => {
+      const cur = this.byId.get(id);
+      if (!cur) throw new Error(`container record ${id} vanished`);
+      // The marker must hold what memory holds: an exit only in memory is written first.
+      if (this.unsaved.has(id)) await this.store.put(cur);
+      const file = this.store.file(id);
+      try {
+        await rename(file, this.removingFile(id));
+        await fsyncDir(this.store.dir);
+      } catch (err) {
+        throw fsError(err, file, 'mark removed');
+      }
+      this.byId.delete(id);
+      this.unsaved.delete(id);
+      return cur;
+    });
   }
 
   get(id: string): ContainerRecord | undefined {
@@ -97,10 +164,19 @@ export class ContainerRecords {
     return rec;
   }
 
+  /** Removes the record, and the marker of a removal in progress. */
   async remove(id: string): Promise<void> {
     this.byId.delete(id);
     this.unsaved.delete(id);
-    await this.writes.run(id, () => this.store.remove(id));
+    await this.writes.run(id, async () => {
+      try {
+        // No sync of its own: store.remove syncs the directory after it.
+        await unlink(this.removingFile(id));
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw fsError(err, this.removingFile(id), 'remove');
+      }
+      await this.store.remove(id);
+    });
   }
 
   /** Stops retrying; one last try writes what is still only in memory (the daemon stops). */

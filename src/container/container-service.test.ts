@@ -120,6 +120,7 @@ describe('ContainerService', () => {
     expect(events.map((e) => e.type)).toEqual([
       'CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT',
     ]);
+    await svc.removalsSettled();
     expect(rt.containers.get(id)!.state).toBe('deleted');
     expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
     expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
@@ -240,6 +241,85 @@ describe('ContainerService', () => {
     expect(second.list()).toEqual([]);
     expect(existsSync(recordFile(id))).toBe(false);
     expect(rt.containers.get(id)!.state).toBe('deleted');
+  });
+
+  it('answers a removal before deleting the remains, which are gone once the background deletion ends', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('slow'), new AbortController().signal);
+    await svc.start(id);
+    await svc.stop(id, 0);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const remove = layers.remove.bind(layers);
+    layers.remove = async (key: string) => {
+      await held;
+      await remove(key);
+    };
+    await svc.remove(id);
+    // Answered while the writable layer's deletion waits: gone for every read, marked on disk.
+    expect(() => svc.get(id)).toThrow(/not found/);
+    expect(svc.list()).toEqual([]);
+    expect(svc.removalsInProgress).toBe(1);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([`${id}.json.removing`]);
+    expect(await readdir(layers.dir)).toEqual([id]);
+    // The same name can be created again at once (a new id, dirs of its own).
+    const again = await svc.create(pod, containerConfig('slow'), new AbortController().signal);
+    expect(again).not.toBe(id);
+    release();
+    await svc.removalsSettled();
+    expect(svc.removalsInProgress).toBe(0);
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([again]);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([`${again}.json`]);
+    expect(await readdir(layers.dir)).toEqual([again]);
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+  });
+
+  it('removes a pod\'s container with its remains before the pod\'s removal goes on', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('inpod'), new AbortController().signal);
+    const remove = layers.remove.bind(layers);
+    layers.remove = async (key: string) => {
+      await new Promise((r) => setTimeout(r, 50));
+      await remove(key);
+    };
+    await svc.removeForPod(id);
+    expect(svc.removalsInProgress).toBe(0);
+    expect(await readdir(layers.dir)).toEqual([]);
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
+  });
+
+  it('finishes at start-up, and in the pod\'s removal, a background deletion that failed', async () => {
+    const first = await daemon();
+    const ids = [
+      await first.create(pod, containerConfig('a'), new AbortController().signal),
+      await first.create(pod, containerConfig('b'), new AbortController().signal),
+    ];
+    const remove = layers.remove.bind(layers);
+    let failing = true;
+    layers.remove = async (key: string) => {
+      if (failing) throw Object.assign(new Error(`EBUSY: resource busy, rmdir ${key}`), { code: 'EBUSY' });
+      await remove(key);
+    };
+    for (const id of ids) await first.remove(id);
+    await first.removalsSettled();
+    expect(first.list()).toEqual([]);
+    expect((await readdir(join(base, 'root', 'containers'))).sort()).toEqual(ids.map((id) => `${id}.json.removing`).sort());
+    expect((await readdir(layers.dir)).sort()).toEqual([...ids].sort());
+    // The pod's removal finds its containers' unfinished deletions and fails while they fail...
+    expect(first.idsInPod(pod.id).sort()).toEqual([...ids].sort());
+    await expect(first.removeForPod(ids[0]!)).rejects.toThrow(/EBUSY/);
+    // ...and finishes them once they can be.
+    failing = false;
+    await first.removeForPod(ids[0]!);
+    expect(await readdir(layers.dir)).toEqual([ids[1]]);
+    // A crash (no close) leaves the other's marker: start-up finishes it.
+    const second = await daemon();
+    expect(second.list()).toEqual([]);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
+    expect(await readdir(layers.dir)).toEqual([]);
+    expect(rt.containers.get(ids[1]!)!.state).toBe('deleted');
   });
 
   it('records an exit the runtime reports, with the stopped event, and tells the runtime once it is on disk', async () => {

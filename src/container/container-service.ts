@@ -117,6 +117,12 @@ export class ContainerService implements PodContainers {
   /** Containers being started, and exits that arrived meanwhile (recorded once start is done). */
   private readonly starting = new Set<string>();
   private readonly deferredExits = new Map<string, { exit: ExitRecord; why?: { reason: string; message: string } }>();
+  /**
+   * Containers removed (RemoveContainer answered, the record marked) whose remains are being
+   * deleted in the background; `done` never rejects. A failed deletion stays here for the pod's
+   * removal (or start-up) to finish.
+   */
+  private readonly removals = new Map<string, { rec: ContainerRecord; done: Promise<void> }>();
 
   constructor(private readonly opts: ContainerServiceOptions) {
     this.records = new ContainerRecords(new RecordStore<ContainerRecord>(join(opts.root, 'containers'), CONTAINER_RECORD), {
@@ -209,6 +215,8 @@ export class ContainerService implements PodContainers {
   async close(): Promise<void> {
     for (const stop of this.unwatch.values()) stop();
     this.unwatch.clear();
+    // What a removal leaves undone is finished at start-up; waiting here keeps a clean stop clean.
+    await this.removalsSettled();
     await this.records.close();
   }
 
@@ -345,8 +353,21 @@ export class ContainerService implements PodContainers {
     return this.records.list();
   }
 
+  /** The pod's containers, those still being deleted after their removal too. */
   idsInPod(podId: string): string[] {
-    return this.records.list().filter((c) => c.podId === podId).map((c) => c.id);
+    const ids = this.records.list().filter((c) => c.podId === podId).map((c) => c.id);
+    for (const [id, r] of this.removals) if (r.rec.podId === podId) ids.push(id);
+    return ids;
+  }
+
+  /** Containers whose remains are still being deleted after RemoveContainer answered. */
+  get removalsInProgress(): number {
+    return this.removals.size;
+  }
+
+  /** Resolves once every background deletion begun so far has ended (done or failed). */
+  async removalsSettled(): Promise<void> {
+    await Promise.all([...this.removals.values()].map((r) => r.done));
   }
 
   async spec(id: string): Promise<OciSpec | undefined> {
@@ -700,8 +721,21 @@ export class ContainerService implements PodContainers {
     return this.stop(id, 0);
   }
 
-  removeForPod(id: string): Promise<void> {
-    return this.remove(id);
+  /** The pod goes only once its containers' remains are gone: their cgroups are inside its own. */
+  async removeForPod(id: string): Promise<void> {
+    await this.finishRemoval(id);
+    await this.remove(id);
+    await this.finishRemoval(id);
+  }
+
+  /** Waits for a background deletion; one that failed is tried again here, its error thrown. */
+  private async finishRemoval(id: string): Promise<void> {
+    const r = this.removals.get(id);
+    if (!r) return;
+    await r.done;
+    if (!this.removals.has(id)) return;
+    await this.locks.run(id, () => this.destroy(r.rec));
+    this.removals.delete(id);
   }
 
   /** Remove a container (stopping it first if it runs); idempotent. */
@@ -716,24 +750,53 @@ export class ContainerService implements PodContainers {
     await this.locks.run(rec.id, async () => {
       const cur = this.records.get(rec.id);
       if (!cur) return;
-      // Start-up finishes a removal a crash interrupted. A disk too full for the intent must not
-      // keep a container from being removed (that is how space comes back): a RemoveContainer
-      // retried after such a crash finishes it just the same, every step being idempotent.
-      await this.records.commit(cur.id, (r) => {
-        r.intent = { kind: 'remove', at: nowNs() };
-      }).catch((err: unknown) => log.warn({ container: cur.id, err: (err as Error).message }, 'removal intent not written; removing anyway'));
+      // The marker on disk is the removal: from here on the container is gone for every read,
+      // and start-up finishes what the background deletion leaves undone. Image volumes are
+      // released before answering: the images they hold may be removed right after.
+      const marked = cur.imageVolumes?.length ? undefined : await this.records.retire(cur.id).catch((err: unknown) => {
+        // A disk refusing the marker must not keep a container from being removed (that is how
+        // space comes back): removed while the caller waits, as a retry after a crash would.
+        log.warn({ container: cur.id, err: (err as Error).message }, 'removal not marked on disk; removing before answering');
+        return undefined;
+      });
       crashPoint('RemoveContainer:after-intent');
-      await this.destroy(cur);
+      this.stopWatching(cur.id);
+      this.names.release(cur.reservedName, cur.id);
+      if (marked) this.destroyInBackground(marked);
+      else await this.destroy(cur);
       this.emit(cur, 'CONTAINER_DELETED_EVENT');
       log.info({ container: cur.id }, 'container removed');
     });
   }
 
+  /**
+   * Deletes a removed container's remains (runtime state and cgroup, rootfs mount, writable
+   * layer, dir, marker) after RemoveContainer answered: the unmount syncs the upper filesystem
+   * and the deletions sync directories, tens of milliseconds on a busy disk kubelet need not
+   * wait for. A failure is logged and left for the pod's removal or start-up to finish.
+   */
+  private destroyInBackground(rec: ContainerRecord): void {
+    // Queued behind the removal holding the lock now: it runs once RemoveContainer answered.
+    const done = this.locks.run(rec.id, () => this.destroy(rec)).then(
+      () => {
+        this.removals.delete(rec.id);
+      },
+      (err: unknown) => {
+        log.error({ container: rec.id, err }, 'deleting a removed container\'s remains failed; its pod\'s removal or the next start-up finishes it');
+      },
+    );
+    this.removals.set(rec.id, { rec, done });
+  }
+
+  private stopWatching(id: string): void {
+    this.unwatch.get(id)?.();
+    this.unwatch.delete(id);
+  }
+
   /** Release everything a container holds; used by remove and by crash recovery. */
   private async destroy(rec: ContainerRecord): Promise<void> {
     const paths = containerPaths(rec.dir);
-    this.unwatch.get(rec.id)?.();
-    this.unwatch.delete(rec.id);
+    this.stopWatching(rec.id);
     const runtime = this.opts.runtimes.find(rec.runtimeHandler);
     if (runtime) await runtime.delete(this.ref(rec));
     crashPoint('RemoveContainer:after-runtime-delete');

@@ -42,4 +42,12 @@ describe('CpuRateTracker', () => {
     expect(t.rate('b', S, 2n * S)).toBe(S);
     expect(t.rate('a', S, 2n * S)).toBeUndefined();
   });
+
+  it('gives the same rate for the same reading seen again (a reused cgroup reading)', () => {
+    const t = new CpuRateTracker(S);
+    t.rate('a', 0n, 10n * S);
+    expect(t.rate('a', S, 12n * S)).toBe(500_000_000n);
+    expect(t.rate('a', S, 12n * S)).toBe(500_000_000n);
+    expect(t.rate('a', 2n * S, 13n * S)).toBe(S);
+  });
 });

@@ -26,6 +26,8 @@ export class CpuRateTracker {
   rate(id: string, usageNs: bigint, timestamp: string | bigint): bigint | undefined {
     const ts = BigInt(timestamp);
     const prev = this.samples.get(id);
+    // The same reading again (the collector reuses a cgroup's reading for a second): same rate.
+    if (prev !== undefined && ts === prev.timestampNs && usageNs === prev.usageNs) return prev.nanoCores;
     if (prev === undefined || usageNs < prev.usageNs || ts <= prev.timestampNs) {
       this.samples.set(id, { usageNs, timestampNs: ts });
       return undefined;

@@ -33,7 +33,7 @@ describe('FsUsageCache', () => {
   it('serves a fresh result within the TTL and walks again after it', async () => {
     const dir = join(root, 'ttl');
     await mkdir(dir);
-    const cache = new FsUsageCache(300);
+    const cache = new FsUsageCache({ ttlMs: 300 });
     const a = await cache.usage(dir);
     const concurrent = [cache.usage(dir), cache.usage(dir)];
     await writeFile(join(dir, 'new'), 'x');
@@ -52,7 +52,7 @@ describe('FsUsageCache', () => {
   });
 
   it('counts a missing directory as empty and limits concurrent walks', async () => {
-    const cache = new FsUsageCache(2000, 2);
+    const cache = new FsUsageCache({ maxWalks: 2 });
     expect(await cache.usage(join(root, 'nope'))).toMatchObject({ bytes: 0n, inodes: 0n });
     const dirs = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
       const d = join(root, `many-${i}`);
@@ -71,5 +71,37 @@ describe('FsUsageCache', () => {
     expect(peak).toBe(2);
     expect(cache.activeWalks).toBe(0);
     expect((await pending).every((r) => r.inodes === 2n)).toBe(true);
+  });
+
+  it('serves the last result past the TTL while a new walk runs, and the new one once it is done', async () => {
+    const dir = join(root, 'stale');
+    await mkdir(dir);
+    const cache = new FsUsageCache({ ttlMs: 1, maxStaleMs: 60_000, maxWalks: 1 });
+    const first = await cache.usage(dir);
+    expect(first.inodes).toBe(1n);
+    await writeFile(join(dir, 'a'), 'x');
+    await new Promise((r) => setTimeout(r, 5));
+    // Past the TTL: answered at once from the last walk, a new walk started behind it.
+    const stale = await cache.usage(dir);
+    expect(stale).toBe(first);
+    expect(cache.activeWalks).toBe(1);
+    const deadline = Date.now() + 10_000;
+    let next = stale;
+    while (next === stale && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+      next = await cache.usage(dir);
+    }
+    expect(next.inodes).toBe(2n);
+    expect(BigInt(next.timestamp)).toBeGreaterThan(BigInt(first.timestamp));
+  });
+
+  it('makes its caller wait for a new walk when the last result is older than maxStaleMs', async () => {
+    const dir = join(root, 'too-old');
+    await mkdir(dir);
+    const cache = new FsUsageCache({ ttlMs: 1, maxStaleMs: 20 });
+    expect((await cache.usage(dir)).inodes).toBe(1n);
+    await writeFile(join(dir, 'a'), 'x');
+    await new Promise((r) => setTimeout(r, 40));
+    expect((await cache.usage(dir)).inodes).toBe(2n);
   });
 });

@@ -1,10 +1,15 @@
 // Bytes and inodes used by a container's writable layer (its overlay upper dir), for
 // ContainerStats.writable_layer. Walking a tree costs time proportional to its size, and
-// ListContainerStats asks for every container at once, repeatedly (kubelet, crictl, scrapes):
-// results are cached per directory for a short TTL, concurrent requests for the same directory
-// share one walk, and at most `maxWalks` walks run at a time so the libuv threadpool stays free
-// for the rest of the daemon.
+// ListContainerStats asks for every container at once, repeatedly (kubelet every 10 s, crictl,
+// scrapes): a listing must not wait for 200 walks. So each directory keeps its last result:
+// within `ttlMs` it is served as is; past it, it is still served (with the timestamp of its walk,
+// which is what the CRI's FilesystemUsage.timestamp is for) while a new walk runs in the
+// background, and the next request gets that. Only a directory never walked, or whose last walk
+// is older than `maxStaleMs`, makes its caller wait. Concurrent requests share one walk, and at
+// most `maxWalks` walks run at a time so the libuv threadpool stays free for the rest of the
+// daemon.
 import { diskUsage } from '../sys/disk-usage.js';
+import { log } from '../log.js';
 import { nowNs } from '../time.js';
 
 export interface FsUsage {
@@ -16,30 +21,53 @@ export interface FsUsage {
 }
 
 interface Entry {
+  /** The last walk's result and when it started (performance.now()). */
+  value?: FsUsage;
   at: number;
-  value: Promise<FsUsage>;
+  /** The walk running now, if any. */
+  walking?: Promise<FsUsage>;
+  /** When it was last asked for: directories nobody asks about are dropped. */
+  asked: number;
+}
+
+export interface FsUsageCacheOptions {
+  /** A result younger than this is served without walking again (default 2 s). */
+  ttlMs?: number;
+  /** A result older than this is never served: its caller waits for a new walk (default 60 s). */
+  maxStaleMs?: number;
+  /** Walks at once (default 2: each keeps up to 4 file operations in flight, sys/disk-usage.ts). */
+  maxWalks?: number;
 }
 
 export class FsUsageCache {
   private readonly entries = new Map<string, Entry>();
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly ttlMs: number;
+  private readonly maxStaleMs: number;
+  private readonly maxWalks: number;
 
-  constructor(private readonly ttlMs = 2000, private readonly maxWalks = 4) {}
+  constructor(opts: FsUsageCacheOptions = {}) {
+    this.ttlMs = opts.ttlMs ?? 2000;
+    this.maxStaleMs = Math.max(this.ttlMs, opts.maxStaleMs ?? 60_000);
+    this.maxWalks = opts.maxWalks ?? 2;
+  }
 
-  /** Usage of the tree at `dir` (a missing dir counts as empty), at most `ttlMs` old. */
+  /** Usage of the tree at `dir` (a missing dir counts as empty), walked at most maxStaleMs ago. */
   usage(dir: string): Promise<FsUsage> {
     const now = performance.now();
-    const hit = this.entries.get(dir);
-    if (hit !== undefined && now - hit.at < this.ttlMs) return hit.value;
-    const value = this.walk(dir);
-    this.entries.set(dir, { at: now, value });
-    // A failed walk must not be served from the cache.
-    value.catch(() => {
-      if (this.entries.get(dir)?.value === value) this.entries.delete(dir);
-    });
-    this.prune(now);
-    return value;
+    let e = this.entries.get(dir);
+    if (e === undefined) {
+      e = { at: now, asked: now };
+      this.entries.set(dir, e);
+      this.prune(now);
+    }
+    e.asked = now;
+    const age = now - e.at;
+    if (e.value !== undefined && age < this.ttlMs) return Promise.resolve(e.value);
+    const walking = e.walking ?? this.refresh(dir, e, now);
+    if (e.value !== undefined && age < this.maxStaleMs) return Promise.resolve(e.value);
+    return walking;
   }
 
   /** Walks running now (at most maxWalks). */
@@ -47,12 +75,34 @@ export class FsUsageCache {
     return this.running;
   }
 
+  /** Directories with a result or a walk (those asked about within maxStaleMs, about). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   forget(dir: string): void {
     this.entries.delete(dir);
   }
 
+  private refresh(dir: string, e: Entry, now: number): Promise<FsUsage> {
+    const walking = this.walk(dir);
+    e.walking = walking;
+    walking.then((value) => {
+      // A forgotten (or forgotten and asked again) directory keeps what its own walk finds.
+      if (this.entries.get(dir) !== e) return;
+      e.value = value;
+      e.at = now;
+    }, (err: unknown) => {
+      // The last result stays served until it is too old; the next request walks again.
+      log.debug({ dir, err }, 'stats: walking a writable layer failed');
+    }).finally(() => {
+      if (e.walking === walking) e.walking = undefined;
+    });
+    return walking;
+  }
+
   private prune(now: number): void {
-    for (const [dir, e] of this.entries) if (now - e.at >= this.ttlMs * 4) this.entries.delete(dir);
+    for (const [dir, e] of this.entries) if (now - e.asked >= this.maxStaleMs && !e.walking) this.entries.delete(dir);
   }
 
   private async walk(dir: string): Promise<FsUsage> {

@@ -58,11 +58,14 @@ export interface StatsCollectorOptions {
   layout?: CgroupLayout;
   /** Minimum window for CPU rates (default 1 s). */
   minRateWindowNs?: bigint;
-  /** How long a writable-layer walk is reused (default 2 s). */
+  /** How long a writable-layer walk is served without a new one starting (default 2 s; an older
+   * result is still served, while the new walk runs: fs-usage.ts). */
   fsTtlMs?: number;
   /** cgroup and /proc files opened at once through the threadpool (default 2; reads of open
    * files are done in place, in slices: see KernelFileReader). */
   parallelOpens?: number;
+  /** How long a cgroup's reading is reused (default 1 s; 0: never). */
+  cgroupTtlMs?: number;
 }
 
 // CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
@@ -91,14 +94,23 @@ export class StatsCollector {
   private readonly netnsIds = new Map<string, Stats>();
   private netnsReads = 0;
   private readonly netnsWaiting: (() => void)[] = [];
+  /**
+   * The last reading of each cgroup (by path and scope), reused for cgroupTtlMs: kubelet asks
+   * for pod stats and container stats in the same housekeeping, and both read every container's
+   * cgroup; a reading carries its own timestamp, so one reused is still reported truthfully.
+   * Concurrent requests share one reading.
+   */
+  private readonly cgroupReadings = new Map<string, { at: number; value: Promise<CgroupStats | undefined> }>();
+  private readonly cgroupTtlMs: number;
 
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
-    this.fs = new FsUsageCache(opts.fsTtlMs);
+    this.fs = new FsUsageCache({ ttlMs: opts.fsTtlMs });
     this.files = new KernelFileReader({ parallel: opts.parallelOpens });
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
+    this.cgroupTtlMs = opts.cgroupTtlMs ?? 1000;
   }
 
   /** cgroup and /proc descriptors kept open now. */
@@ -162,7 +174,8 @@ export class StatsCollector {
     const scope = podCgroup === undefined || podScope.metrics ? podScope : STATS_SCOPE;
     const [containers, network] = await Promise.all([
       Promise.all(p.containers.map((c) => this.readContainer(c, scope))), this.readNetwork(p)]);
-    const pod = { path: podCgroup, stats: podCgroup === undefined ? undefined : await this.readCgroup(podCgroup, podScope) };
+    // Never a reused reading: it must not be older than its containers' (readCgroup's cache).
+    const pod = { path: podCgroup, stats: podCgroup === undefined ? undefined : await this.readCgroupNow(podCgroup, podScope) };
     return { pod, containers, network };
   }
 
@@ -173,6 +186,8 @@ export class StatsCollector {
   /** Drop cached samples of everything not in `liveIds` (container and pod ids). */
   retainOnly(liveIds: Iterable<string>): void {
     const keep = [...liveIds];
+    const now = performance.now();
+    for (const [k, e] of this.cgroupReadings) if (now - e.at >= this.cgroupTtlMs) this.cgroupReadings.delete(k);
     this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
     // Namespace identities are few and small; forget them all now and then.
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
@@ -199,7 +214,26 @@ export class StatsCollector {
     return { subject: c, cgroupPath, cgroup, fs };
   }
 
-  private async readCgroup(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
+  private readCgroup(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
+    if (this.cgroupTtlMs <= 0) return this.readCgroupNow(path, scope);
+    const now = performance.now();
+    const key = `${scope.metrics ? 'm' : '-'}${scope.pids ? 'p' : '-'}${path}`;
+    const hit = this.cgroupReadings.get(key);
+    if (hit && now - hit.at < this.cgroupTtlMs) return hit.value;
+    if (this.cgroupReadings.size > 4096) {
+      for (const [k, e] of this.cgroupReadings) if (now - e.at >= this.cgroupTtlMs) this.cgroupReadings.delete(k);
+    }
+    const value = this.readCgroupNow(path, scope);
+    const entry = { at: now, value };
+    this.cgroupReadings.set(key, entry);
+    // A failed reading is not reused.
+    value.catch(() => {
+      if (this.cgroupReadings.get(key) === entry) this.cgroupReadings.delete(key);
+    });
+    return value;
+  }
+
+  private async readCgroupNow(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
     try {
       return await readCgroupStats(this.layout, path, { reader: this.files, scope });
     } catch (err) {

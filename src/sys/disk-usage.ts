@@ -1,5 +1,11 @@
 // Disk usage of a tree the way `du` counts it: allocated blocks, each inode once (hardlinks
-// share an inode), symlinks never followed. The CRI reports these figures in ImageFsInfo.
+// share an inode), symlinks never followed. The CRI reports these figures in ImageFsInfo and in
+// each container's writable layer.
+//
+// A walk keeps at most WALK_PARALLEL lstat/readdir calls in flight, whatever the tree's shape:
+// they run on libuv's threadpool (4 threads), which every other file operation of the daemon
+// shares, and a walk that queued a whole directory's entries at once (thousands in a layer)
+// would make a record write or a container's bundle wait behind all of them.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
@@ -9,10 +15,13 @@ export interface DiskUsage {
   inodes: number;
 }
 
+const WALK_PARALLEL = 4;
+
 /** Walk `roots` (missing ones count as empty) and sum st_blocks*512 over distinct inodes. */
 export async function diskUsage(...roots: string[]): Promise<DiskUsage> {
   const seen = new Set<string>();
   const total: DiskUsage = { bytes: 0, inodes: 0 };
+  const pending = [...roots].reverse();
 
   const visit = async (path: string): Promise<void> => {
     let st;
@@ -23,8 +32,8 @@ export async function diskUsage(...roots: string[]): Promise<DiskUsage> {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
-    const key = `${st.dev}:${st.ino}`;
     if (st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
       if (seen.has(key)) return;
       seen.add(key);
     }
@@ -38,12 +47,28 @@ export async function diskUsage(...roots: string[]): Promise<DiskUsage> {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
       throw err;
     }
-    // Bounded fan-out: a layer dir can hold thousands of entries and the threadpool has 4 slots.
-    for (let i = 0; i < names.length; i += 64) {
-      await Promise.all(names.slice(i, i + 64).map((n) => visit(join(path, n))));
-    }
+    for (const n of names) pending.push(join(path, n));
   };
 
-  for (const root of roots) await visit(root);
+  // At most WALK_PARALLEL visits at once; done when none runs and none is left (a visit of a
+  // directory adds its entries).
+  await new Promise<void>((resolve, reject) => {
+    let active = 0;
+    let failed = false;
+    const pump = (): void => {
+      while (!failed && active < WALK_PARALLEL && pending.length > 0) {
+        active++;
+        visit(pending.pop()!).then(() => {
+          active--;
+          pump();
+        }, (err: unknown) => {
+          failed = true;
+          reject(err);
+        });
+      }
+      if (!failed && active === 0 && pending.length === 0) resolve();
+    };
+    pump();
+  });
   return total;
 }
