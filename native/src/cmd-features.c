@@ -3,12 +3,17 @@
 
 #include "capabilities.h"
 #include "cli.h"
+#include "process.h"
 
 int crib_cmd_features(const crib_globals *g, int argc, char **argv, crib_err *err) {
   (void)g;
   (void)argv;
   if (argc > 0) return crib_fail(err, 0, "features takes no arguments");
   const struct scmp_version *v = seccomp_version();
+  /* What this host enforces, not what the binary could: a profile asked for on a host without
+   * the LSM is not applied (process.h). */
+  crib_lsm_host lsm;
+  crib_lsm_probe(&lsm);
   json_t *o = json_pack(
       "{s:s, s:s, s:s, s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s],"
       " s:{s:[s,s,s,s,s,s,s,s], s:{s:b, s:b, s:b}, s:{s:b, s:[s,s,s,s,s,s,s], s:[s,s],"
@@ -29,7 +34,7 @@ int crib_cmd_features(const crib_globals *g, int argc, char **argv, crib_err *er
       "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE",
       "knownFlags", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
       "SECCOMP_FILTER_FLAG_TSYNC",
-      "apparmor", "enabled", 0, "selinux", "enabled", 0, "intelRdt", "enabled", 0);
+      "apparmor", "enabled", lsm.apparmor, "selinux", "enabled", lsm.selinux, "intelRdt", "enabled", 0);
   if (!o) return crib_fail(err, 0, "build features json");
   static const char *recursive[] = {"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev",
                                     "rnoexec", "rexec", "rnodiratime", "rdiratime",

@@ -214,7 +214,8 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   /* Outside the PID namespace we join, the container's /proc is a procfs of that one. */
   crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,
                         .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2,
-                        .proc_pidns = c->pidns_fd, .pre = &pre, .rootfs_mfd = rootfs_mfd, .rootfd = -1};
+                        .proc_pidns = c->pidns_fd, .pre = &pre, .rootfs_mfd = rootfs_mfd, .rootfd = -1,
+                        .mount_label = c->lsm.selinux ? crib_json_str(json_object_get(spec, "linux"), "mountLabel") : NULL};
   if (crib_hooks_has(spec, "prestart") || crib_hooks_has(spec, "createRuntime")) {
     /* The parent runs these in the runtime namespace, now that ours exist. */
     if (!acked) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -44,13 +45,31 @@ static int fs_fail(int fs, crib_err *err, int e, const char *step, const char *f
   return crib_fail(err, e, "%s %s for `%s`%s", step, fstype, what, log);
 }
 
+/* The next item of a "key=value,flag,..." list, cut in place. A value may be double-quoted to
+ * hold commas (an SELinux context="u:r:t:s0:c1,c2"); the quotes are dropped, as the legacy
+ * mount(2) option parser drops them: fsconfig takes the value as it is. NULL at the end. */
+static char *next_item(char **cursor) {
+  char *item = *cursor;
+  while (*item == ',') item++;
+  if (!*item) return NULL;
+  char *w = item, *r = item;
+  bool quoted = false;
+  for (; *r && (quoted || *r != ','); r++) {
+    if (*r == '"') quoted = !quoted;
+    else *w++ = *r;
+  }
+  *cursor = *r ? r + 1 : r;
+  *w = '\0';
+  return item;
+}
+
 /* data is "key=value,flag,...": each item becomes one fsconfig call. */
 static int configure(int fs, const char *fstype, const char *data, const char *what, crib_err *err) {
   char buf[4096];
   if ((size_t)snprintf(buf, sizeof buf, "%s", data) >= sizeof buf)
     return crib_fail(err, E2BIG, "mount options for `%s` are too long", what);
-  char *save = NULL;
-  for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+  char *cursor = buf;
+  for (char *item = next_item(&cursor); item; item = next_item(&cursor)) {
     char *eq = strchr(item, '=');
     int rc;
     if (eq) {

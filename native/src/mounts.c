@@ -114,6 +114,17 @@ int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err)
   return 0;
 }
 
+int crib_mount_add_label(crib_mount_opts *o, const char *type, const char *label, crib_err *err) {
+  if (!type || (strcmp(type, "tmpfs") != 0 && strcmp(type, "mqueue") != 0)) return 0;
+  /* The label goes into an option value: a quote or newline in it would make other options. */
+  if (strchr(label, '"')) return crib_fail(err, EINVAL, "linux.mountLabel `%s` holds a double quote", label);
+  if (strchr(label, '\n')) return crib_fail(err, EINVAL, "linux.mountLabel holds a newline");
+  size_t off = strlen(o->data);
+  int n = snprintf(o->data + off, sizeof o->data - off, "%scontext=\"%s\"", off ? "," : "", label);
+  if (n < 0 || (size_t)n >= sizeof o->data - off)
+    return crib_fail(err, E2BIG, "mount options too long with linux.mountLabel `%s`", label);
+  return 0;
+}
 
 /* Kernel filesystems and /dev must be mounted on plain paths (see mounts.h). */
 static bool needs_plain_path(const char *type, const char *dest) {
@@ -258,6 +269,7 @@ int crib_mount_entry(int rootfd, json_t *m, size_t i, const crib_mount_env *env,
     if (mount_cgroup(rootfd, dest, &o, env, err) < 0) goto fail;
     return 0;
   }
+  if (!o.bind && env->mount_label && crib_mount_add_label(&o, type, env->mount_label, err) < 0) goto fail;
   bool plain = needs_plain_path(o.bind ? NULL : type, dest);
 
   bool is_dir;

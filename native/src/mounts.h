@@ -36,9 +36,16 @@ typedef struct crib_mount_env {
   /* Mounts built before the container joined its namespaces (idmap-mount.h), by index; an
    * entry here is attached as it is and its fd taken (set to -1). NULL: none. */
   struct crib_premounts *pre;
+  /* linux.mountLabel when the host runs SELinux (NULL otherwise, and the label is ignored, as
+   * containerd ignores SELinux options on a host without it): the context= of every tmpfs and
+   * mqueue the container gets. */
+  const char *mount_label;
 } crib_mount_env;
 
 int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err);
+
+/* For a tmpfs or mqueue (other types: nothing): add `context="<label>"` to o's data. */
+int crib_mount_add_label(crib_mount_opts *o, const char *type, const char *label, crib_err *err);
 
 /* Propagation flag for "private", "rslave", ... (0 when unknown). */
 unsigned long crib_mount_propagation(const char *name);

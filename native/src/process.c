@@ -163,10 +163,12 @@ int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *
 void crib_lsm_probe(crib_lsm_host *host) {
   char buf[8];
   crib_err e;
-  /* A host without the LSM has no such file: absent, as any unreadable answer is. */
-  host->apparmor = crib_read_file("/sys/module/apparmor/parameters/enabled", buf, sizeof buf, NULL, &e) == 0 &&
+  /* As runc and containerd decide it: securityfs shows AppArmor's directory and the module says
+   * it is enabled. A host without the LSM has no such file: absent, as any unreadable answer is. */
+  host->apparmor = access("/sys/kernel/security/apparmor", F_OK) == 0 &&
+                   crib_read_file("/sys/module/apparmor/parameters/enabled", buf, sizeof buf, NULL, &e) == 0 &&
                    buf[0] == 'Y';
-  host->selinux = access("/sys/fs/selinux/enforce", F_OK) == 0;
+  host->selinux = access("/sys/fs/selinux/enforce", R_OK) == 0;
 }
 
 static void append_warning(char *warn, size_t warn_n, const char *fmt, ...)

@@ -24,8 +24,8 @@ int crib_process_identity(json_t *process, char *warn, size_t warn_n, crib_err *
  * container's mount namespace: there /sys is the container's, and a container able to mount over
  * it (a tmpfs on /sys/module, say) must not get to decide whether exec applies its profile. */
 typedef struct crib_lsm_host {
-  bool apparmor; /* /sys/module/apparmor/parameters/enabled is "Y" */
-  bool selinux;  /* /sys/fs/selinux/enforce exists */
+  bool apparmor; /* securityfs has apparmor/ and /sys/module/apparmor/parameters/enabled is "Y" */
+  bool selinux;  /* /sys/fs/selinux/enforce is readable */
 } crib_lsm_host;
 
 void crib_lsm_probe(crib_lsm_host *host);

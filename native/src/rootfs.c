@@ -107,7 +107,8 @@ int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err) {
   if (mount_rootfs(c, prop, err) < 0) return -1;
   int rootfd = c->rootfd;
   crib_mount_env env = {.bundle = c->bundle, .cgroup_path = c->cgroup_path, .cgroup_v2 = c->cgroup_v2,
-                        .proc_pidns = c->proc_pidns, .pre = c->pre};
+                        .proc_pidns = c->proc_pidns, .pre = c->pre,
+                        .mount_label = c->mount_label};
   bool dev_is_bind = false;
   size_t i;
   json_t *m;

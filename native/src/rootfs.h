@@ -19,6 +19,7 @@ typedef struct crib_rootfs_cfg {
   bool cgroup_v2;
   int proc_pidns;          /* see crib_mount_env (-1: none) */
   struct crib_premounts *pre; /* see crib_mount_env (NULL: none) */
+  const char *mount_label;    /* see crib_mount_env (NULL: none) */
   /* >= 0: a detached clone of the rootfs made before entering a user namespace, attached onto
    * our cwd (the rootfs dir, entered then) instead of binding the rootfs by path; taken by
    * crib_rootfs_build. */

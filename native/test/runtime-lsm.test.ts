@@ -89,10 +89,12 @@ describe('exec decides AppArmor and SELinux presence from the host, not the cont
   it('host says present (as the runtime sees it), the container absent: the profile is applied, not skipped', async () => {
     const b = await running('exec sleep 1000');
     const p = await processFile(b, ['true']);
-    // The runtime alone gets a /sys/module with AppArmor "enabled", in a mount namespace of its
-    // own; the container keeps the real sysfs, which has no apparmor module.
+    // The runtime alone gets a /sys/module with AppArmor "enabled" and a securityfs with its
+    // directory (the two things the check reads), in a mount namespace of its own; the container
+    // keeps the real sysfs, which has no apparmor module.
     const script = 'mount -t tmpfs tmpfs /sys/module && mkdir -p /sys/module/apparmor/parameters'
-      + ' && echo Y > /sys/module/apparmor/parameters/enabled && exec "$@"';
+      + ' && echo Y > /sys/module/apparmor/parameters/enabled'
+      + ' && mount -t tmpfs tmpfs /sys/kernel/security && mkdir /sys/kernel/security/apparmor && exec "$@"';
     const r = await runProcess('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh',
       rt.bin, '--root', rt.root, 'exec', '--process', p, b.id]);
     expect(r.code).toBe(1);

@@ -5,6 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
 import type { RuntimeCondition } from '../gen/runtime/v1/RuntimeCondition.js';
 import type { CribConfig } from '../config/config.js';
+import { apparmorEnabled, selinuxEnabled } from '../container/oci-spec/lsm-host.js';
 import type { NodeNetwork } from '../network/node-network.js';
 import type { RuntimeFeatures } from '../runtime/runtime-features.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
@@ -66,6 +67,9 @@ export function runtimeInfoSource({ config, handlerPaths, handlerFeatures, netwo
       handlers: Object.fromEntries(handlerPaths),
       image: config.image,
       registryHosts: Object.keys(config.registry),
+      // Whether AppArmor and SELinux are enforced here (without them their CRI fields are ignored,
+      // an explicit AppArmor Localhost profile refused).
+      securityModules: { apparmor: apparmorEnabled(), selinux: selinuxEnabled() },
     }),
     updatePodCidr: (cidr) => network.updatePodCidr(cidr, (next) => pods.replaceNetwork(next)),
   };

@@ -213,3 +213,42 @@ describe('buildContainerSpec', () => {
     });
   }
 });
+
+describe('buildContainerSpec: AppArmor and SELinux follow the node', () => {
+  const lsmAsked = (): [Parameters<typeof containerConfig>[0], Parameters<typeof containerConfig>[1]] => [
+    { mounts: [mount({ containerPath: '/vol', hostPath: join(dir, 'vol'), selinuxRelabel: true })] },
+    { apparmor: { profileType: 'RuntimeDefault', localhostRef: '' }, selinuxOptions: { user: '', role: '', type: 'spc_t', level: 's0:c1,c2' } },
+  ];
+
+  it('a node without AppArmor or SELinux: no profile, no labels, selinux_relabel ignored', async () => {
+    const [cfg, sc] = lsmAsked();
+    // Even a relabel the SELinux path would refuse is never looked at.
+    cfg!.mounts!.push(mount({ containerPath: '/etc-copy', hostPath: '/etc', selinuxRelabel: true, readonly: true }));
+    const spec = await buildContainerSpec(input({}, cfg, sc), facts);
+    expect(spec.process.apparmorProfile).toBeUndefined();
+    expect(spec.process.selinuxLabel).toBeUndefined();
+    expect(spec.linux.mountLabel).toBeUndefined();
+  });
+
+  it('a node with both: crib-default and the labels reach the spec', async () => {
+    let loads = 0;
+    const lsmFacts: NodeFacts = {
+      ...facts,
+      lsm: {
+        apparmor: { isLoaded: async () => false, ensureDefaultProfile: async () => { loads++; } },
+        selinux: { defaults: { process: 'system_u:system_r:container_t:s0', file: 'system_u:object_r:container_file_t:s0' } },
+      },
+    };
+    const [cfg, sc] = lsmAsked();
+    // (No relabel of a real volume here: chcon needs a kernel with SELinux.)
+    const spec = await buildContainerSpec(input({}, { mounts: [] }, sc), lsmFacts);
+    expect(spec.process.apparmorProfile).toBe('crib-default');
+    expect(loads).toBe(1);
+    expect(spec.process.selinuxLabel).toBe('system_u:system_r:spc_t:s0:c1,c2');
+    expect(spec.linux.mountLabel).toBe('system_u:object_r:container_file_t:s0:c1,c2');
+    // A system directory is refused before anything touches it.
+    cfg!.mounts!.push(mount({ containerPath: '/etc-copy', hostPath: '/etc', selinuxRelabel: true }));
+    await expect(buildContainerSpec(input({}, { mounts: cfg!.mounts!.slice(1) }, sc), lsmFacts))
+      .rejects.toThrow(/mounts\[0\]: selinux_relabel of \/etc is refused/);
+  });
+});

@@ -12,10 +12,12 @@ import type { ImageConfig } from '../../image/image-config.js';
 import { applyCdiDevices } from '../cdi/cdi-edits.js';
 import type { ResolvedDevice } from '../cdi/cdi-registry.js';
 import { criAnnotations } from './annotations.js';
+import { containerApparmorProfile } from './apparmor.js';
 import { containerCapabilities, currentCapabilities } from './capabilities.js';
 import { cgroupsPath } from './cgroups-path.js';
 import { containerDevices } from './devices.js';
 import { containerEnv } from './env.js';
+import { type LsmHost, readLsmHost } from './lsm-host.js';
 import { maskedAndReadonlyPaths } from './masked-paths.js';
 import { containerMounts } from './mounts.js';
 import { containerNamespaces, type PodNamespacePaths } from './namespaces.js';
@@ -23,6 +25,7 @@ import type { OciSpec } from './oci-types.js';
 import { processArgs, workingDir } from './process-args.js';
 import { containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
 import { containerSeccomp } from './seccomp.js';
+import { relabelMounts, selinuxLabels } from './selinux.js';
 import { resolveUser } from './user.js';
 
 export const OCI_VERSION = '1.1.0';
@@ -73,6 +76,8 @@ export interface NodeFacts {
   swapAvailable: boolean;
   hugetlbAvailable: boolean;
   arch: string;
+  /** The node's security modules (AppArmor, SELinux); absent: neither. */
+  lsm?: LsmHost;
 }
 
 export function readNodeFacts(cgroupVersion: 1 | 2): NodeFacts {
@@ -83,6 +88,7 @@ export function readNodeFacts(cgroupVersion: 1 | 2): NodeFacts {
     swapAvailable: swapAccounting(cgroupVersion),
     hugetlbAvailable: v2 ? /\bhugetlb\b/.test(readControllers()) : existsSync('/sys/fs/cgroup/hugetlb'),
     arch: process.arch,
+    lsm: readLsmHost(),
   };
 }
 
@@ -132,6 +138,16 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     hostCapabilities: facts.hostCapabilities,
   });
   const seccomp = await containerSeccomp({ securityContext: sc, privileged, bounding: capabilities.bounding, arch: facts.arch });
+  // Before anything is made for the container: a Localhost profile that is not loaded fails here.
+  const apparmorProfile = await containerApparmorProfile(sc, privileged, facts.lsm?.apparmor);
+  // On a node without SELinux, selinuxOptions and selinux_relabel are ignored, exactly as
+  // containerd ignores them (selinux.ts): no labels, no relabelling.
+  const selinux = facts.lsm?.selinux && selinuxLabels({
+    container: sc?.selinuxOptions,
+    pod: sandbox.config.linux?.securityContext?.selinuxOptions,
+    podId: sandbox.id,
+    defaults: facts.lsm.selinux.defaults,
+  });
 
   const ns = containerNamespaces({
     options: sc?.namespaceOptions,
@@ -161,6 +177,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     imageVolumeSources: input.imageVolumeSources,
     podUserns: ns.uidMappings && ns.gidMappings ? { uidMappings: ns.uidMappings, gidMappings: ns.gidMappings } : undefined,
   });
+  if (selinux) await relabelMounts(config.mounts ?? [], selinux.mountLabel);
   const containerName = config.metadata?.name ?? '';
   const imageName = config.image?.userSpecifiedImage || config.image?.image || input.image.ref;
 
@@ -187,6 +204,11 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     },
   };
   if (oomAdj !== undefined) spec.process.oomScoreAdj = oomAdj;
+  if (apparmorProfile) spec.process.apparmorProfile = apparmorProfile;
+  if (selinux) {
+    spec.process.selinuxLabel = selinux.processLabel;
+    spec.linux.mountLabel = selinux.mountLabel;
+  }
   if (ns.ownUts) spec.hostname = hostname;
   if (ns.uidMappings) spec.linux.uidMappings = ns.uidMappings;
   if (ns.gidMappings) spec.linux.gidMappings = ns.gidMappings;
