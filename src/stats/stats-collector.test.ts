@@ -36,7 +36,7 @@ describe('StatsCollector cgroup readings', () => {
     await new Promise((r) => setTimeout(r, 350));
     const fresh = await cpuOf(c);
     expect(fresh.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
-    expect(BigInt(fresh.timestamp)).toBeGreaterThan(BigInt(first.timestamp));
+    expect(BigInt(String(fresh.timestamp))).toBeGreaterThan(BigInt(String(first.timestamp)));
     c.close();
   });
 
