@@ -218,4 +218,47 @@ describe('the installed daemon under crib.service\'s command line', { timeout: 6
     // A monitor outlives its container briefly (it records the exit); a zombie is gone too.
     await waitFor('the container and its monitor to be gone', () => !alive(before.pid) && !alive(before.monitorPid), 20_000);
   });
+
+  it('keeps a pod played with the installed `crib kube play` running across a daemon crash', async () => {
+    if (!cri) await startUnitDaemon();
+    const image = `${registry.host}/library/busybox:latest`;
+    const stateDir = join(work, 'kube');
+    const kube = (verb: string, ...rest: string[]) => crib('kube', verb, ...rest, '--state-dir', stateDir);
+    const manifest = join(work, 'played.yaml');
+    await writeFile(manifest, `apiVersion: v1
+kind: Pod
+metadata: {name: played, namespace: deploy}
+spec:
+` +
+      `  containers:
+    - {name: app, image: ${image}, imagePullPolicy: IfNotPresent, command: [sleep, '100000']}
+`);
+    const play = await kube('play', manifest, '--pod-log-dir', join(work, 'pod-logs'), '--wait', '--timeout', '2m');
+    expect(play.stderr).toBe('');
+    expect(play.code).toBe(0);
+    const psItem = async () => {
+      const r = await kube('ps', '-o', 'json');
+      return (JSON.parse(r.stdout) as { items: { name: string; ready: string; status: string; restarts: number; pod: { containers: { id?: string }[] } }[] })
+        .items.find((p) => p.name === 'played');
+    };
+    const before = await psItem();
+    expect(before).toMatchObject({ ready: '1/1', status: 'Running', restarts: 0 });
+    const containerId = before!.pod.containers[0]!.id!;
+
+    await stopDaemon('SIGKILL');
+    await startUnitDaemon();
+    // The same container, never restarted: the supervisor rode out the daemon's absence.
+    expect((await cri!.runtime.ContainerStatus({ containerId })).status.state).toBe('CONTAINER_RUNNING');
+    const after = await waitFor('the played pod to be seen again', async () => {
+      const p = await psItem();
+      return p?.status === 'Running' && p.ready === '1/1' ? p : undefined;
+    }, 30_000);
+    expect(after.restarts).toBe(0);
+    expect(after.pod.containers[0]!.id).toBe(containerId);
+
+    const down = await kube('down', manifest);
+    expect(down.code).toBe(0);
+    expect((await cri!.runtime.ListPodSandbox({ filter: { labelSelector: { 'io.kubernetes.pod.name': 'played' } } })).items).toEqual([]);
+    expect(await psItem()).toBeUndefined();
+  });
 });
