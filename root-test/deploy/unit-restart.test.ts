@@ -7,7 +7,8 @@
 // reaches it; it does share the daemon's cgroup (crib.service's, under systemd), which is why the
 // unit must not use the default KillMode. PID 1 here is not systemd, so the test does what
 // KillMode=process makes systemd do rather than asking systemd. Everything runs in a temporary
-// DESTDIR, with its own root, state, socket, bridge and nftables table.
+// DESTDIR, with its own root, state, socket, bridge and nftables table. A pod played with the
+// installed `crib kube play` keeps its container and supervisor across a daemon crash too.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
