@@ -1,10 +1,9 @@
 // ExecSync through `crib-monitor exec-sync` (native/monitor/exec-sync.c): it runs the runtime's
 // exec with pipes, enforces the timeout and the output cap, and prints one JSON result.
-import { spawn } from 'node:child_process';
 import { InternalError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import type { ExecSyncResult } from './container-runtime.js';
-import { exitCode, readToEnd } from './monitor-launch.js';
+import { spawnOnThread } from './spawn-thread.js';
 
 export interface ExecSyncOptions {
   runtimeBinary: string;
@@ -20,10 +19,9 @@ export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult
     'exec-sync', '--runtime', opts.runtimeBinary, '--runtime-root', opts.runtimeRoot, '--id', opts.id,
     '--process', opts.processFile, '--timeout', String(opts.timeoutSeconds), '--max-output', String(opts.maxOutput),
   ];
-  const child = spawn(nativeBinaries.monitor, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  // The result is what stdout held at its EOF: the process's exit may be seen before the output
-  // has been read (see monitor-launch.ts).
-  const [out, err, { code, error }] = await Promise.all([readToEnd(child.stdout), readToEnd(child.stderr), exitCode(child)]);
+  // On the spawn thread: a fork from the main thread would hold every other RPC (spawn-thread.ts).
+  // The result is what stdout held at its EOF, read there to the end.
+  const { stdout: out, stderr: err, code, error } = await spawnOnThread(nativeBinaries.monitor, args);
   const why = `${err.trim()}${error ? ` ${error.message}` : ''}`.trim();
   if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (monitor exit ${code}): ${why || 'no output and no message'}`);
   let r: { exitCode: number; stdout: string; stderr: string; timedOut: boolean; truncated: boolean };

@@ -1,0 +1,76 @@
+// Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`) from one worker thread
+// instead of the event loop's thread.
+//
+// Why: libuv's spawn on Linux forks, and the calling thread is blocked until the child has
+// copied the daemon's page tables and exec'd. The cost grows with the daemon's memory: measured
+// on this project's 2-core machine, ~3 ms at an empty heap and ~40 ms at 150 MiB, longer again
+// when the cores are busy. kubelet probes every pod every 10 s, so at 110 pods the main thread
+// spent a third of its time in spawn() (CPU profile of bench/kubelet.ts), and every other RPC —
+// a relist is a few ms of work — waited behind those forks. On a worker thread the fork blocks
+// only that thread; the main thread keeps answering (fork still briefly holds the process's
+// memory map, so a page fault on the main thread can wait, but its JavaScript runs on).
+//
+// One thread, started on first use and unref'd (it never keeps the daemon alive). The commands
+// bound their own run time (exec-sync enforces the exec's timeout) and output (--max-output), so
+// nothing here needs a bound beyond them. If the thread dies, the calls in flight fail with a
+// message saying so and the next call starts a new thread.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { log } from '../log.js';
+
+export interface SpawnRequest { id: number; file: string; args: string[] }
+export interface SpawnReply { id: number; stdout: string; stderr: string; code: number | null; error?: string }
+export interface SpawnResult { stdout: string; stderr: string; code: number | null; error?: Error }
+
+/** Built: spawn-thread-worker.js beside this file; from source (vitest, tsx): the .ts, loaded with tsx registered in the thread. */
+function workerEntry(): URL {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return new URL('./spawn-thread-worker.js', here);
+  const tsxDir = dirname(createRequire(here).resolve('tsx/package.json'));
+  const tsx = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
+  const entry = new URL('./spawn-thread-worker.ts', here).href;
+  const boot = `const api = await import(${JSON.stringify(tsx)}); api.register(); await import(${JSON.stringify(entry)});`;
+  return new URL(`data:text/javascript,${encodeURIComponent(boot)}`);
+}
+
+let worker: Worker | undefined;
+let nextId = 1;
+const pending = new Map<number, (r: SpawnResult) => void>();
+
+function thread(): Worker {
+  if (worker) return worker;
+  const w = new Worker(workerEntry());
+  const died = (why: string): void => {
+    if (worker !== w) return;
+    worker = undefined;
+    log.warn({ why, inFlight: pending.size }, 'the spawn thread stopped');
+    for (const [id, done] of pending) {
+      pending.delete(id);
+      done({ stdout: '', stderr: '', code: null, error: new Error(`the daemon's spawn thread ${why}`) });
+    }
+  };
+  w.on('message', (r: SpawnReply) => {
+    const done = pending.get(r.id);
+    pending.delete(r.id);
+    if (pending.size === 0) w.unref();
+    done?.({ stdout: r.stdout, stderr: r.stderr, code: r.code, error: r.error === undefined ? undefined : new Error(r.error) });
+  });
+  w.on('error', (err) => died(`failed: ${err.message}`));
+  w.on('exit', (code) => died(`exited with code ${code}`));
+  worker = w;
+  return w;
+}
+
+/** Runs `file args` (stdin /dev/null) on the spawn thread; resolves with its whole stdout and stderr and its exit code. */
+export function spawnOnThread(file: string, args: string[]): Promise<SpawnResult> {
+  const w = thread();
+  const id = nextId++;
+  return new Promise((resolve) => {
+    pending.set(id, resolve);
+    // Referenced while a call is in flight (its reply must arrive), unref'd when idle.
+    w.ref();
+    w.postMessage({ id, file, args } satisfies SpawnRequest);
+  });
+}
