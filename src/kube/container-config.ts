@@ -61,16 +61,19 @@ export interface ImageUser {
   username?: string;
 }
 
+/** Whether the container (or, failing that, its pod) asks for runAsNonRoot. */
+export function runAsNonRootRequested(c: V1Container, pod: V1Pod): boolean {
+  return (c.securityContext?.runAsNonRoot ?? pod.spec!.securityContext?.runAsNonRoot) === true;
+}
+
 /**
  * kubelet's runAsNonRoot check (verifyRunAsNonRoot): with runAsNonRoot true, the container must
  * run as a uid other than 0 — its runAsUser, else the image's numeric user. An image user that is a
  * name cannot be checked and is refused, as kubelet refuses it. Returns the reason, or undefined.
  */
 export function runAsNonRootViolation(c: V1Container, pod: V1Pod, image: ImageUser): string | undefined {
-  const psc = pod.spec!.securityContext;
-  const sc = c.securityContext;
-  if ((sc?.runAsNonRoot ?? psc?.runAsNonRoot) !== true) return undefined;
-  const runAsUser = sc?.runAsUser ?? psc?.runAsUser;
+  if (!runAsNonRootRequested(c, pod)) return undefined;
+  const runAsUser = c.securityContext?.runAsUser ?? pod.spec!.securityContext?.runAsUser;
   if (runAsUser !== undefined) {
     return runAsUser === 0 ? `container ${c.name} has runAsNonRoot and runAsUser 0` : undefined;
   }

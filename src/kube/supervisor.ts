@@ -15,7 +15,7 @@ import type { V1Probe } from '@kubernetes/client-node/dist/gen/models/V1Probe.js
 import type { CriClient } from '../client/cri-client.js';
 import { afterRestart, restartAt, type BackoffPolicy } from './backoff.js';
 import { sourcesFromJson } from './config-sources.js';
-import { containerConfig, DEFAULT_TERMINATION_GRACE_SECONDS, runAsNonRootViolation, type ContainerContext, type ImageUser } from './container-config.js';
+import { containerConfig, DEFAULT_TERMINATION_GRACE_SECONDS, runAsNonRootRequested, runAsNonRootViolation, type ContainerContext, type ImageUser } from './container-config.js';
 import type { DataSources, PodFacts } from './env.js';
 import { POD_UID } from './labels.js';
 import { probeTiming, runProbe } from './probes.js';
@@ -259,9 +259,12 @@ export class PodSupervisor {
     try {
       if (!c.backoff || c.restartCount === 0) await this.ensureImage(image, pullPolicy);
       else await this.ensureImage(image, pullPolicy === 'Always' ? 'Always' : 'IfNotPresent');
-      const { image: imageUser } = await this.cri.image.ImageStatus({ image: { image } }, this.call);
-      const violation = runAsNonRootViolation(spec, this.pod, (imageUser ?? {}) as ImageUser);
-      if (violation) throw Object.assign(new Error(violation), { reason: 'CreateContainerConfigError' });
+      // The image's user matters only to runAsNonRoot: no extra ImageStatus call without it.
+      if (runAsNonRootRequested(spec, this.pod)) {
+        const { image: imageUser } = await this.cri.image.ImageStatus({ image: { image } }, this.call);
+        const violation = runAsNonRootViolation(spec, this.pod, (imageUser ?? {}) as ImageUser);
+        if (violation) throw Object.assign(new Error(violation), { reason: 'CreateContainerConfigError' });
+      }
       const dir = join(this.store.podDir(this.key), 'containers', c.name);
       await mkdir(dir, { recursive: true, mode: 0o755 });
       const terminationLogFile = join(dir, String(c.restartCount));
