@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
@@ -54,13 +54,9 @@ describe('CDI devices', () => {
     podSandboxId = (await d.cri.runtime.RunPodSandbox({ config: podConfig() })).podSandboxId;
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   const container = (name: string, extra: Record<string, unknown> = {}) => ({

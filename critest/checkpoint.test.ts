@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type TarStream from 'tar-stream';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
@@ -117,14 +117,10 @@ describe('CheckpointContainer and restore', () => {
     await d.cri.image.PullImage({ image: { image } });
   }, 600_000);
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
     await rm(outDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('refuses a bad location before dumping anything, and a missing container, leaving no file', async () => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { CLI, removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { CLI, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { buildImage, busyboxRootfsLayer, layerFromEntries, pushBusybox, pushImage, writeOciArchive } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -132,7 +132,6 @@ describe('the crib command', { timeout: 400_000 }, () => {
     await d?.cleanup();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('is the package\'s bin, with a shebang', () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRASH_POINTS, type CrashPointName } from '../src/lifecycle/crash-point.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { buildImage, layerFromEntries, pushBusybox, pushImage } from '../test-support/image-builder.js';
 import { checkNodeTruth, knownFromDisk, mergeKnown, type KnownIds } from '../test-support/node-truth.js';
 import { freePort, startRegistry, type TestRegistry } from '../test-support/registry.js';
@@ -248,7 +248,6 @@ describe('crash points: kill -9 anywhere, and the restarted daemon tells the tru
     }
     await registry?.stop();
     await rm(work, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   for (const point of CRASH_POINTS) {

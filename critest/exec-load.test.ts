@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
@@ -47,7 +47,6 @@ describe(`ExecSync under load (${CONCURRENT} at once across ${CONTAINERS} contai
     await d?.cleanup();
     await registry?.stop();
     if (logDir) await rm(logDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   }, 600_000);
 
   it('answers every probe with its exit code, none with INTERNAL', async () => {

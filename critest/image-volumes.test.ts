@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
 import { buildImage, layerFromEntries, pushBusybox, pushImage, type BuiltImage, type TarEntry } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -85,13 +85,9 @@ describe('image volumes', () => {
     expect(dataId).toBe(data.config.digest);
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('mounts an image read-only, nosuid, nodev and noexec, with and without a sub path, and reports it', async () => {

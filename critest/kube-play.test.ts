@@ -10,7 +10,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { CLI, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { freePort, startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -97,7 +97,6 @@ describe('crib kube play', { timeout: 200_000 }, () => {
     await d?.cleanup();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('rejects unsupported fields by name and makes nothing', async () => {

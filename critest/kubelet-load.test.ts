@@ -15,7 +15,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { checkNodeTruth } from '../test-support/node-truth.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
@@ -95,7 +95,6 @@ describe(`kubelet's steady load: ${PODS} pods, ${SECONDS} s of relist, stats and
     await d?.cleanup();
     await registry?.stop();
     if (logDir) await rm(logDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   }, 300_000);
 
   it('answers every call, then removes every pod and leaves nothing', async () => {

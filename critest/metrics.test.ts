@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromObject } from '../src/config/config.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { freePort, startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -54,7 +54,6 @@ describe('metrics', { timeout: 300_000 }, () => {
     await d?.cleanup();
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('validates metrics.address', () => {

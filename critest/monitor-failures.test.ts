@@ -17,7 +17,7 @@ import { credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criProto } from '../src/server/cri-proto.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import { SmallTmpfs } from '../test-support/small-tmpfs.js';
@@ -63,7 +63,6 @@ describe('monitors that die and disks that fill up', () => {
   afterAll(async () => {
     await registry?.stop();
     await rm(work, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   async function runContainer(d: TestDaemon, podConfig: ReturnType<typeof podConfigFactory>, name: string, script: string, extra: Record<string, unknown> = {}) {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { freePort } from '../test-support/registry.js';
 import { hostVethName } from '../src/network/veth.js';
 
@@ -43,7 +43,6 @@ describe('the pod path spawns no ip or nft', () => {
   afterAll(async () => {
     await d?.cleanup();
     await rm(work, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('RunPodSandbox, PodSandboxStatus, StopPodSandbox and RemovePodSandbox of a networked pod', async () => {

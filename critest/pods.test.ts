@@ -47,10 +47,7 @@ describe('pods and containers', () => {
     await d.cri.image.PullImage({ image: { image } });
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
     await rm(RUNC_ROOT, { recursive: true, force: true });

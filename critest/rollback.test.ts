@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { checkNodeTruth, knownFromDisk, mergeKnown } from '../test-support/node-truth.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
@@ -34,7 +34,6 @@ describe('rollback and persistence of CreateContainer', () => {
     await d?.cleanup();
     await registry?.stop();
     await rm(work, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   const list = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { buildImage, busyboxRootfsLayer, pushBusybox, pushImage } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
@@ -33,13 +33,9 @@ describe('PID namespace TARGET, stop_signal, image runtime_handler', () => {
     await d.cri.image.PullImage({ image: { image: quitImage } });
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(dir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   const container = (name: string, script: string, extra: Record<string, unknown> = {}) => ({

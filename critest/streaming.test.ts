@@ -26,7 +26,7 @@ import {
   REMOTE_COMMAND_V4,
 } from '../src/streaming/protocol/constants.js';
 import { Channel, decodeChannelMessage, encodeChannelMessage, encodeCloseSignal } from '../src/streaming/protocol/ws-channel.js';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { openSpdyTunnel, openWebSocketTunnel } from '../test-support/spdy-tunnel-client.js';
 import { encodeFrame } from '../src/streaming/spdy/frames.js';
@@ -143,13 +143,9 @@ describe('streaming: exec, attach, port-forward', () => {
     sleeper = await runContainer(podId, 'sleeper', 'exec sleep 100000');
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     if (logDir) await rm(logDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('returns streaming URLs with single-use random tokens', async () => {
@@ -608,12 +604,8 @@ describe('streaming over TLS', () => {
     d = await startDaemon({ toml: `[streaming]\ntls_cert = "${join(dir, 'cert.pem')}"\ntls_key = "${join(dir, 'key.pem')}"\n` });
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('serves https URLs when tls_cert and tls_key are set', async () => {

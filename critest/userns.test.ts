@@ -8,7 +8,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PORT_FORWARD_PROTOCOL_V1, REMOTE_COMMAND_V4 } from '../src/streaming/protocol/constants.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { buildImage, busyboxRootfsLayer, layerFromEntries, pushImage } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import { openPortForwardStreams, openRemoteCommandStreams, readAll, spdyUpgrade } from '../test-support/spdy-client.js';
@@ -93,14 +93,10 @@ describe('user namespaces for pods', () => {
     await d.cri.image.PullImage({ image: { image: volImage } });
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('reports user namespace support for crib-runtime (as "" and under its name), not for runc 1.1', async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../../test-support/daemon.js';
+import { startDaemon, type TestDaemon } from '../../test-support/daemon.js';
 import { buildImage, layerFromEntries, pushBusybox, pushImage, type TarEntry } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
 
@@ -45,14 +45,10 @@ describe('image volume sub paths cannot reach the host', () => {
     imageId = (await d.cri.image.PullImage({ image: { image: `${registry.host}/evil/volume:v1` } })).imageRef;
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
     await rm(secretDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('refuses symlinks that leave the image and binds nothing of the host', async () => {

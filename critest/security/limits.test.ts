@@ -18,7 +18,7 @@ import { EXEC_SYNC_OUTPUT_BUDGET } from '../../src/server/exec-output.js';
 import { KUBELET_CHANNEL_OPTIONS, criClient, type CriClient } from '../../test-support/cri-client.js';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
 import { criProto } from '../../src/server/cri-proto.js';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../../test-support/daemon.js';
+import { startDaemon, type TestDaemon } from '../../test-support/daemon.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
 
@@ -159,7 +159,6 @@ describe('limits on what CRI clients can make the daemon hold', () => {
     await d?.cleanup();
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   it('closes a connection streaming an endless header block, with flat memory, and serves other clients', async () => {

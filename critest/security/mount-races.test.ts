@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../../test-support/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../../test-support/daemon.js';
 import { buildImage, busyboxRootfsLayer, pushImage } from '../../test-support/image-builder.js';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
 import { buildPathRacer, stopFile } from '../../test-support/path-racer.js';
@@ -70,7 +70,6 @@ describe('mount races from a second container of the pod', () => {
       await d.cleanup();
     }
     await registry?.stop();
-    await removeCgroupParent('crib');
     if (work) await rm(work, { recursive: true, force: true });
   });
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
-import { removeCgroupParent, startDaemon, type TestDaemon } from '../../test-support/daemon.js';
+import { startDaemon, type TestDaemon } from '../../test-support/daemon.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
 
@@ -39,13 +39,9 @@ describe('a user-namespaced pod\'s root has no power over the host', () => {
     await d.cri.image.PullImage({ image: { image } });
   });
   afterAll(async () => {
-    if (d) {
-      for (const p of (await d.cri.runtime.ListPodSandbox({})).items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-      await d.cleanup();
-    }
+    await d?.cleanup();
     await registry?.stop();
     await rm(work, { recursive: true, force: true });
-    await removeCgroupParent('crib');
   });
 
   /** Run the attack script in a pod with or without a user namespace; its exit code and output. */
