@@ -16,9 +16,11 @@ if [ "${1:-}" = "--test" ]; then
   # qemu-system-x86 (its qemu-system-common has /usr/lib/qemu/virtiofsd), e2fsprogs for the
   # guest's scratch disk, lz4 to unpack the guest kernel; apparmor (apparmor_parser and the
   # profile includes) for the AppArmor tests in that guest, whose root is this host's "/";
-  # criu for the checkpoint/restore tests (they check criu's own verdict on this kernel).
+  # selinux-policy-default, the policy the guest's SELinux boot loads (on a host whose kernel does
+  # not run SELinux it is only files); criu for the checkpoint/restore tests (they check criu's
+  # own verdict on this kernel).
   need+=(docker-registry busybox-static runc crun apache2-utils openssl curl golang-go golang-github-docker-spdystream-dev
-    containernetworking-plugins strace libcap2-bin qemu-system-x86 e2fsprogs lz4 apparmor criu)
+    containernetworking-plugins strace libcap2-bin qemu-system-x86 e2fsprogs lz4 apparmor selinux-policy-default criu)
 fi
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The cgroup v2 tier (npm run test:cgroup2): boots the QEMU guest of test-support/guest/ once and
-# runs the test-guest/ suites inside it — a pure cgroup v2 node, which this host cannot be.
+# The cgroup v2 tier (npm run test:cgroup2): boots the QEMU guest of test-support/guest/ and runs
+# the test-guest/ suites inside it — a pure cgroup v2 node, which this host cannot be. Twice: with
+# AppArmor (test-guest/cgroup2/) and with SELinux (test-guest/selinux/).
 #
 #   deploy/test-cgroup2.sh [VITEST ARGS...]     install, build, run; ends with the tier's
 #                                                "cgroup2: N passed, N failed, N skipped" line
@@ -31,28 +32,56 @@ fi
 out=$(mktemp -d /tmp/crib-guest-tier-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 counts=${counts:-$out/counts.json}
-start=$SECONDS
 status=0
 # The C test helpers are compiled here, not in the emulated guest (a minute there).
 npx tsx test-guest/prebuild-helpers.ts "$out/bin"
 export CRIB_CGROUP_DRIVER=$out/bin/cgroup-driver CRIB_TEST_HELPERS_DIR=$out/bin
-# node_modules/vitest/vitest.mjs, not npx: npx alone costs ~10 s in the emulated guest.
-CRIB_GUEST_TIMEOUT=${CRIB_GUEST_TIMEOUT:-1500} CRIB_GUEST_OUT=$out CRIB_GUEST_SUITE_TIMES=$out/suite-times.json \
-  bash test-support/guest/guest.sh run --out "$out" --env CRIB_GUEST_OUT --env CRIB_GUEST_SUITE_TIMES \
-  --env CRIB_CGROUP_DRIVER --env CRIB_TEST_HELPERS_DIR -- \
-  node node_modules/vitest/vitest.mjs run --config test-guest/vitest.config.ts \
-  --reporter=default --reporter=json --outputFile.json="$out/report.json" \
-  --reporter=./test-guest/suite-times-reporter.ts "$@" || status=$?
 
-if [ "$status" -ne 0 ] && [ -s "$out/daemon.log" ]; then
-  { echo "--- the guest daemon's log (tail)"; tail -50 "$out/daemon.log"; } >&2
-fi
-if [ ! -s "$out/report.json" ]; then
-  echo "cgroup2 guest tier: no test report (guest exit $status): the tier did not run"
-  echo '{"passed":0,"failed":1,"skipped":0}' > "$counts"
-  echo "cgroup2: 0 passed, 1 failed, 0 skipped"
-  exit $((status == 0 ? 1 : status))
-fi
-node test-support/guest/tier-report.mjs "$out/report.json" "$out/suite-times.json" "$((SECONDS - start))" "$status" "$counts" ||
-  status=$((status == 0 ? 1 : status))
+# One boot per security module: the kernel runs one major LSM at a time. The AppArmor boot (the
+# Debian default) runs test-guest/cgroup2/, the SELinux boot test-guest/selinux/ (guest.sh --lsm).
+# Given test files (test-guest/...), a leg with none of them in its folder is not booted.
+leg() { # NAME LSM FOLDER VITEST-CONFIG [VITEST ARGS...]
+  local name=$1 lsm=$2 folder=$3 config=$4 dir=$out/$1 start=$SECONDS leg_status=0 paths= mine=
+  shift 4
+  mkdir -p "$dir"
+  for a in "$@"; do
+    case $a in test-guest/*) paths=1; case $a in "$folder"|"$folder"/*) mine=1 ;; esac ;; esac
+  done
+  if [ -n "$paths" ] && [ -z "$mine" ]; then
+    echo '{"passed":0,"failed":0,"skipped":0}' > "$dir/counts.json"
+    return
+  fi
+  # node_modules/vitest/vitest.mjs, not npx: npx alone costs ~10 s in the emulated guest.
+  CRIB_GUEST_TIMEOUT=${CRIB_GUEST_TIMEOUT:-1500} CRIB_GUEST_OUT=$dir CRIB_GUEST_SUITE_TIMES=$dir/suite-times.json \
+    bash test-support/guest/guest.sh run --out "$dir" --lsm "$lsm" --env CRIB_GUEST_OUT --env CRIB_GUEST_SUITE_TIMES \
+    --env CRIB_CGROUP_DRIVER --env CRIB_TEST_HELPERS_DIR -- \
+    node node_modules/vitest/vitest.mjs run --config "$config" --passWithNoTests \
+    --reporter=default --reporter=json --outputFile.json="$dir/report.json" \
+    --reporter=./test-guest/suite-times-reporter.ts "$@" || leg_status=$?
+
+  if [ "$leg_status" -ne 0 ] && [ -s "$dir/daemon.log" ]; then
+    { echo "--- the guest daemon's log (tail)"; tail -50 "$dir/daemon.log"; } >&2
+  fi
+  if [ ! -s "$dir/report.json" ]; then
+    echo "cgroup2 guest tier ($name): no test report (guest exit $leg_status): the leg did not run"
+    echo '{"passed":0,"failed":1,"skipped":0}' > "$dir/counts.json"
+    status=$((leg_status == 0 ? 1 : leg_status))
+    return
+  fi
+  node test-support/guest/tier-report.mjs "$name" "$dir/report.json" "$dir/suite-times.json" "$((SECONDS - start))" \
+    "$leg_status" "$dir/counts.json" || leg_status=$((leg_status == 0 ? 1 : leg_status))
+  [ "$leg_status" -eq 0 ] || status=$leg_status
+}
+
+leg apparmor apparmor test-guest/cgroup2 test-guest/vitest.config.ts "$@"
+leg selinux selinux test-guest/selinux test-guest/vitest.selinux.config.ts "$@"
+
+node -e '
+  const fs = require("fs");
+  const legs = process.argv.slice(2).map((p) => JSON.parse(fs.readFileSync(p, "utf8")));
+  const c = { passed: 0, failed: 0, skipped: 0 };
+  for (const l of legs) for (const k of Object.keys(c)) c[k] += l[k];
+  fs.writeFileSync(process.argv[1], JSON.stringify(c));
+  console.log(`cgroup2: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`);
+' "$counts" "$out/apparmor/counts.json" "$out/selinux/counts.json"
 exit "$status"

@@ -28,6 +28,21 @@ mount -t securityfs securityfs /sys/kernel/security || fail "mount securityfs"
 mount -t bpf bpf /sys/fs/bpf || fail "mount bpffs"
 mount -t tmpfs -o mode=755 run /run && mkdir -p /run/lock || fail "mount /run"
 
+# SELinux (guest.sh --lsm selinux booted the kernel with security=selinux): load the host's
+# installed policy, permissive — labels are computed, set and reported, nothing is denied (the
+# virtiofs root carries no labels). This guest's own config, not the host's, says so.
+if [ "$(cat "$RUN/lsm" 2>/dev/null)" = selinux ]; then
+  mount -t selinuxfs selinuxfs /sys/fs/selinux || fail "mount selinuxfs"
+  printf 'SELINUX=permissive\nSELINUXTYPE=default\n' > /etc/selinux/config || fail "write /etc/selinux/config"
+  load_policy -i >/dev/null 2>&1 || fail "load the SELinux policy"
+  [ "$(cat /sys/fs/selinux/enforce)" = 0 ] || fail "SELinux is not permissive"
+  # Debian's policy has no container module: the container_t and container_file_t its
+  # lxc_contexts names are not defined (a label naming them is refused). This node's container
+  # contexts are the virt module's sandbox types instead, as its admin would configure them.
+  printf 'process = "system_u:system_r:svirt_t:s0"\nfile = "system_u:object_r:svirt_image_t:s0"\n' \
+    > /etc/selinux/default/contexts/lxc_contexts || fail "write lxc_contexts"
+fi
+
 # The node under test: cgroup v1 is disabled on the kernel command line (cgroup_no_v1=all), so
 # this is the only hierarchy, as on a kubelet node with the unified layout. nsdelegate and
 # memory_recursiveprot are what systemd mounts it with.

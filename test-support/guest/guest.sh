@@ -3,7 +3,7 @@
 # one: this host's own cgroup layout (v1 hybrid) cannot be changed while it is in use.
 #
 #   guest.sh prepare                     fetch the kernel and build the initramfs (cached)
-#   guest.sh run [--out DIR] [--env NAME]... [--] CMD [ARGS...]
+#   guest.sh run [--out DIR] [--env NAME]... [--lsm apparmor|selinux] [--] CMD [ARGS...]
 #                                        boot, run CMD in the current directory, power off;
 #                                        exits with CMD's exit code
 #
@@ -14,6 +14,10 @@
 # /sys/fs/cgroup with every controller enabled; no network card (pods use bridges on the guest's
 # own kernel). --out DIR is the one host directory the guest can write, mounted at the same path.
 # --env NAME passes a variable of this environment to CMD (PATH, HOME, LANG and CI always are).
+# --lsm picks the kernel's major security module: apparmor (Debian's default) or selinux, booted
+# with security=selinux and the host's installed policy (selinux-policy-default) loaded in
+# permissive mode — a node whose labels are real (set, checked, reported) though nothing is
+# denied: the host's files carry no labels over virtiofs, so enforcing would stop the guest.
 # CMD's stdout and stderr arrive on stdout; guest.sh's own messages go to stderr, prefixed
 # "[guest]", with the boot and run times.
 #
@@ -164,17 +168,19 @@ start_virtiofsd() { # MODE(ro|rw) SOCKET LOG ARGS...
 }
 
 run() {
-  local out="" envs=(PATH HOME LANG CI)
+  local out="" envs=(PATH HOME LANG CI) lsm=apparmor
   while [ $# -gt 0 ]; do
     case $1 in
       --out) out=$(mkdir -p "$2" && cd "$2" && pwd -P); shift 2 ;;
       --env) envs+=("$2"); shift 2 ;;
+      --lsm) lsm=$2; shift 2
+        case $lsm in apparmor|selinux) ;; *) die "--lsm: apparmor or selinux, not '$lsm'" ;; esac ;;
       --) shift; break ;;
       -*) die "unknown option $1" ;;
       *) break ;;
     esac
   done
-  [ $# -ge 1 ] || die "usage: guest.sh run [--out DIR] [--env NAME]... [--] CMD [ARGS...]"
+  [ $# -ge 1 ] || die "usage: guest.sh run [--out DIR] [--env NAME]... [--lsm apparmor|selinux] [--] CMD [ARGS...]"
   local t0=$SECONDS
   prepare
 
@@ -189,6 +195,7 @@ run() {
     printf 'exec'; printf ' %q' "$@"; echo
   } > "$RUN/cmd"
   echo "$out" > "$RUN/out"
+  echo "$lsm" > "$RUN/lsm"
   pwd -P > "$RUN/workdir"
   echo "$KDIR/pkg/lib/modules" > "$RUN/moddir"
   truncate -s 16G "$RUN/scratch.img"
@@ -207,10 +214,15 @@ run() {
   done
   [ -S "$RUN/root.sock" ] || die "virtiofsd did not start: $(cat "$RUN/virtiofsd-root.log")"
 
-  local mem=${CRIB_GUEST_MEM:-3072} log="quiet loglevel=1" qrc=0
+  local mem=${CRIB_GUEST_MEM:-3072} log="quiet loglevel=1" qrc=0 security=""
+  if [ "$lsm" = selinux ]; then
+    ls /etc/selinux/default/policy/policy.* >/dev/null 2>&1 ||
+      die "--lsm selinux needs Debian's selinux-policy-default installed on this host"
+    security="security=selinux"
+  fi
   [ -z "${CRIB_GUEST_DEBUG:-}" ] || log="loglevel=7"
   : > "$RUN/status"
-  say "booting linux-image-$KVER (TCG, ${CRIB_GUEST_CPUS:-$(nproc)} vCPUs, $mem MiB)"
+  say "booting linux-image-$KVER ($lsm, TCG, ${CRIB_GUEST_CPUS:-$(nproc)} vCPUs, $mem MiB)"
   local t1=$SECONDS
   timeout -k 5 "${CRIB_GUEST_TIMEOUT:-1800}" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -machine pc -smp "${CRIB_GUEST_CPUS:-$(nproc)}" -m "$mem" \
@@ -220,7 +232,7 @@ run() {
     -drive "file=$RUN/scratch.img,format=raw,if=virtio,cache=unsafe,discard=unmap" \
     -chardev stdio,id=con,signal=off -serial chardev:con -serial "file:$RUN/status" \
     -kernel "$KERNEL" -initrd "$INITRD" \
-    -append "console=ttyS0 $log panic=-1 cgroup_no_v1=all crib.init=$HERE/guest-init.sh crib.run=$RUN" \
+    -append "console=ttyS0 $log panic=-1 cgroup_no_v1=all $security crib.init=$HERE/guest-init.sh crib.run=$RUN" \
     </dev/null || qrc=$?
 
   local status booted ended rc
@@ -247,5 +259,5 @@ case ${1:-} in
     for d in "$CACHE"/kernel-*; do [ "$d" = "$KDIR" ] || rm -rf "$d"; done
     say "ready: linux-image-$KVER, $INITRD" ;;
   run) shift; run "$@" ;;
-  *) die "usage: guest.sh prepare | run [--out DIR] [--env NAME]... [--] CMD [ARGS...]" ;;
+  *) die "usage: guest.sh prepare | run [--out DIR] [--env NAME]... [--lsm apparmor|selinux] [--] CMD [ARGS...]" ;;
 esac
