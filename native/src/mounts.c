@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "idmap-mount.h"
@@ -115,7 +116,7 @@ int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err)
 }
 
 int crib_mount_add_label(crib_mount_opts *o, const char *type, const char *label, crib_err *err) {
-  if (!type || (strcmp(type, "tmpfs") != 0 && strcmp(type, "mqueue") != 0)) return 0;
+  if (!type || strcmp(type, "tmpfs") != 0) return 0;
   /* The label goes into an option value: a quote or newline in it would make other options. */
   if (strchr(label, '"')) return crib_fail(err, EINVAL, "linux.mountLabel `%s` holds a double quote", label);
   if (strchr(label, '\n')) return crib_fail(err, EINVAL, "linux.mountLabel holds a newline");
@@ -124,6 +125,19 @@ int crib_mount_add_label(crib_mount_opts *o, const char *type, const char *label
   if (n < 0 || (size_t)n >= sizeof o->data - off)
     return crib_fail(err, E2BIG, "mount options too long with linux.mountLabel `%s`", label);
   return 0;
+}
+
+/* Label the root of the detached mount mfd (an O_PATH fd) with the container's mount label: for
+ * an mqueue, whose mount takes no context= option. Done before the mount is attached, so the
+ * container never sees it unlabelled. */
+static int label_mount_root(int mfd, const char *label, const char *dest, crib_err *err) {
+  int root = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return crib_fail(err, errno, "open the root of the mount for `%s`", dest);
+  int rc = 0;
+  if (fsetxattr(root, "security.selinux", label, strlen(label), 0) < 0)
+    rc = crib_fail(err, errno, "label `%s` with linux.mountLabel `%s`", dest, label);
+  if (close(root) < 0 && rc == 0) rc = crib_fail(err, errno, "close the root of the mount for `%s`", dest);
+  return rc;
 }
 
 /* Kernel filesystems and /dev must be mounted on plain paths (see mounts.h). */
@@ -291,8 +305,10 @@ int crib_mount_entry(int rootfd, json_t *m, size_t i, const crib_mount_env *env,
   } else {
     mfd = build_mount(type, source, &o, env, dest, &is_dir, err);
     if (mfd < 0) goto fail;
+    /* Labelled first: a read-only attribute would refuse the label. */
+    if (!o.bind && env->mount_label && strcmp(type, "mqueue") == 0) rc = label_mount_root(mfd, env->mount_label, dest, err);
     /* Everything about the mount is settled before anyone can see it. */
-    rc = crib_mnt_setattr(mfd, o.attr_set, o.attr_clr, true, dest, err);
+    if (rc == 0) rc = crib_mnt_setattr(mfd, o.attr_set, o.attr_clr, true, dest, err);
   }
   if (rc == 0) rc = attach_at(rootfd, mfd, dest, is_dir, plain, err);
   /* Propagation only means something once attached (peers are made on attach). */

@@ -44,7 +44,8 @@ typedef struct crib_mount_env {
 
 int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err);
 
-/* For a tmpfs or mqueue (other types: nothing): add `context="<label>"` to o's data. */
+/* For a tmpfs (other types: nothing): add `context="<label>"` to o's data. An mqueue takes no
+ * context= option (EINVAL); its root is labelled once it is mounted instead, as runc does. */
 int crib_mount_add_label(crib_mount_opts *o, const char *type, const char *label, crib_err *err);
 
 /* Propagation flag for "private", "rslave", ... (0 when unknown). */

@@ -33,7 +33,7 @@ import { processAlive } from '../sys/process-identity.js';
 import { chosenStopSignal, killSignal } from './stop-signal.js';
 import type { CdiRegistry } from './cdi/cdi-registry.js';
 import { requestedCdiDevices } from './cdi/cdi-requests.js';
-import { buildContainerSpec, readNodeFacts } from './oci-spec/container-spec.js';
+import { buildContainerSpec, containerSelinuxLabels, readNodeFacts } from './oci-spec/container-spec.js';
 import { containerResources } from './oci-spec/resources.js';
 import type { OciSpec } from './oci-spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
@@ -69,7 +69,7 @@ export interface WritableLayers {
   prepare(key: string, chainId: string | undefined): Promise<unknown>;
   /** The overlay dirs of a prepared layer: its upper dir is the container's changes. */
   mounts(key: string): { upperdir: string };
-  mount(key: string, target: string, idmap?: IdmappedRootfs): Promise<void>;
+  mount(key: string, target: string, opts?: { idmap?: IdmappedRootfs; mountLabel?: string }): Promise<void>;
   unmount(target: string): Promise<void>;
   remove(key: string): Promise<void>;
 }
@@ -425,6 +425,8 @@ export class ContainerService implements PodContainers {
     const targetPidnsPath = this.targetPidNamespace(pod, config);
     // Image volumes are checked and their images found before anything is made.
     const volumes = await this.opts.imageVolumes?.plan(id, dir, config.mounts ?? []) ?? [];
+    // Checked before anything is made too; the rootfs is mounted with the mount label.
+    const selinux = containerSelinuxLabels(config, pod, this.facts.lsm);
     const rec: ContainerRecord = {
       id, podId: pod.id, reservedName: reservedContainerName(pod.id, config), config,
       imageId: image.id, imageName: dump ? imageRef : config.image!.userSpecifiedImage || config.image!.image,
@@ -454,7 +456,10 @@ export class ContainerService implements PodContainers {
       crashPoint('CreateContainer:after-writable-layer');
       const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id).upperdir) : undefined;
       // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
-      await snapshots.mount(id, paths.rootfs, pod.userns ? idmappedRootfs(pod.userns) : undefined);
+      await snapshots.mount(id, paths.rootfs, {
+        idmap: pod.userns ? idmappedRootfs(pod.userns) : undefined,
+        mountLabel: selinux?.mountLabel,
+      });
       cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
       crashPoint('CreateContainer:after-mount');
       const spec = await buildContainerSpec({

@@ -20,13 +20,28 @@ export interface OverlayDirs {
   workdir: string;
 }
 
-export function overlayOptions(d: OverlayDirs): string {
-  return `lowerdir=${d.lowerdirs.join(':')},upperdir=${d.upperdir},workdir=${d.workdir}`;
+export function overlayOptions(d: OverlayDirs, mountLabel?: string): string {
+  return `lowerdir=${d.lowerdirs.join(':')},upperdir=${d.upperdir},workdir=${d.workdir}${contextOption(mountLabel)}`;
 }
 
-/** Mount an overlay of `d` on `target`; `base` is a directory every path lies under. */
-export async function mountOverlay(d: OverlayDirs, target: string, base: string): Promise<void> {
-  const options = overlayOptions(d);
+/**
+ * On an SELinux node the whole container rootfs carries the container's mount label, as CRI-O
+ * mounts it: `context=` labels every file of the overlay for the kernel, whatever the layers'
+ * own xattrs say, so the container's process (of the same MCS level) can use them and another
+ * pod's cannot. Quoted: an MCS level holds commas. The label was checked to hold no quote.
+ */
+function contextOption(mountLabel: string | undefined): string {
+  if (!mountLabel) return '';
+  if (mountLabel.includes('"')) throw new InternalError(`mount label ${mountLabel} contains a quote`);
+  return `,context="${mountLabel}"`;
+}
+
+/**
+ * Mount an overlay of `d` on `target`; `base` is a directory every path lies under. `mountLabel`:
+ * the SELinux context of every file in it (contextOption).
+ */
+export async function mountOverlay(d: OverlayDirs, target: string, base: string, mountLabel?: string): Promise<void> {
+  const options = overlayOptions(d, mountLabel);
   if (options.length <= PAGE_LIMIT) {
     mount('overlay', target, 'overlay', 0, options);
     return;
@@ -35,7 +50,7 @@ export async function mountOverlay(d: OverlayDirs, target: string, base: string)
     lowerdirs: d.lowerdirs.map((p) => relative(base, p)),
     upperdir: relative(base, d.upperdir),
     workdir: relative(base, d.workdir),
-  });
+  }, mountLabel);
   if (rel.length > PAGE_LIMIT) {
     throw new ResourceExhaustedError(
       `image has ${d.lowerdirs.length} layers: its overlay options (${rel.length} bytes) exceed one page even with relative paths`);
@@ -72,8 +87,8 @@ export async function mountReadOnlyOverlay(lowerdirs: string[], target: string, 
  * pinned at `usernsPath` (a user-namespaced pod's rootfs). The upper and work dirs stay plain:
  * what the container writes lands with its host ids.
  */
-export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usernsPath: string): Promise<void> {
-  idmappedOverlay(d.lowerdirs, target, usernsPath, d);
+export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usernsPath: string, mountLabel?: string): Promise<void> {
+  idmappedOverlay(d.lowerdirs, target, usernsPath, d, mountLabel);
 }
 
 /**
@@ -94,7 +109,9 @@ export async function mountIdmappedLayers(lowerdirs: string[], target: string, u
  * start (bench/pods.ts). Overlayfs takes idmapped lower layers from Linux 5.19; an overlay
  * cannot itself be idmapped (MOUNT_ATTR_IDMAP on it: EINVAL), hence the layers.
  */
-function idmappedOverlay(lowerdirs: string[], target: string, usernsPath: string, upper: Omit<OverlayDirs, 'lowerdirs'> | undefined): void {
+function idmappedOverlay(
+  lowerdirs: string[], target: string, usernsPath: string, upper: Omit<OverlayDirs, 'lowerdirs'> | undefined, mountLabel?: string,
+): void {
   const what = upper ? 'idmapped rootfs' : 'idmapped image volume';
   if (lowerdirs.length === 0) throw new InternalError(`${what} on ${target}: no layers`);
   if (lowerdirs.length > MAX_LOWERS) {
@@ -127,6 +144,7 @@ function idmappedOverlay(lowerdirs: string[], target: string, usernsPath: string
     }
     let options = `lowerdir=${fds.map((fd) => `/proc/self/fd/${fd}`).join(':')}`;
     if (upper) options += `,upperdir=${upper.upperdir},workdir=${upper.workdir}`;
+    options += contextOption(mountLabel);
     if (options.length > PAGE_LIMIT) {
       throw new ResourceExhaustedError(`${what} on ${target}: the overlay options for ${lowerdirs.length} layers (${options.length} bytes) exceed one page`);
     }

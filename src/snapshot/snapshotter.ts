@@ -354,15 +354,19 @@ export class Snapshotter {
    * seen through the pod's id mapping and the (still empty) upper dir is given to the pod's
    * root, whose the overlay's root directory then is: nothing of the layers is copied or chowned.
    */
-  async mount(key: string, target: string, idmap?: IdmappedRootfs): Promise<void> {
+  /**
+   * Mount active snapshot `key` on `target`: through `idmap` for a user-namespaced pod, and with
+   * every file labelled `mountLabel` on an SELinux node (overlay-mount.ts).
+   */
+  async mount(key: string, target: string, opts: { idmap?: IdmappedRootfs; mountLabel?: string } = {}): Promise<void> {
     const m = this.mounts(key);
     await mkdir(target, { recursive: true });
-    if (idmap) {
-      await chown(m.upperdir, idmap.rootUid, idmap.rootGid);
-      await mountIdmappedOverlay(m, target, idmap.usernsPath);
+    if (opts.idmap) {
+      await chown(m.upperdir, opts.idmap.rootUid, opts.idmap.rootGid);
+      await mountIdmappedOverlay(m, target, opts.idmap.usernsPath, opts.mountLabel);
       return;
     }
-    await mountOverlay(m, target, this.dir);
+    await mountOverlay(m, target, this.dir, opts.mountLabel);
   }
 
   async unmount(target: string): Promise<void> {

@@ -232,11 +232,15 @@ describe('buildContainerSpec: AppArmor and SELinux follow the node', () => {
 
   it('a node with both: crib-default and the labels reach the spec', async () => {
     let loads = 0;
+    const checked: [string, string, boolean][] = [];
     const lsmFacts: NodeFacts = {
       ...facts,
       lsm: {
         apparmor: { isLoaded: async () => false, ensureDefaultProfile: async () => { loads++; } },
-        selinux: { defaults: { process: 'system_u:system_r:container_t:s0', file: 'system_u:object_r:container_file_t:s0' } },
+        selinux: {
+          defaults: { process: 'system_u:system_r:container_t:s0', file: 'system_u:object_r:container_file_t:s0' },
+          checkDefined: (l, fromOptions) => { checked.push([l.processLabel, l.mountLabel, fromOptions]); },
+        },
       },
     };
     const [cfg, sc] = lsmAsked();
@@ -246,6 +250,11 @@ describe('buildContainerSpec: AppArmor and SELinux follow the node', () => {
     expect(loads).toBe(1);
     expect(spec.process.selinuxLabel).toBe('system_u:system_r:spc_t:s0:c1,c2');
     expect(spec.linux.mountLabel).toBe('system_u:object_r:container_file_t:s0:c1,c2');
+    // Both labels were checked against the policy, as coming from the request's options.
+    expect(checked).toEqual([['system_u:system_r:spc_t:s0:c1,c2', 'system_u:object_r:container_file_t:s0:c1,c2', true]]);
+    // A label the policy does not define fails the build with the policy check's error.
+    const undefinedType = { ...lsmFacts, lsm: { selinux: { ...lsmFacts.lsm!.selinux!, checkDefined: () => { throw new Error('not defined by the policy'); } } } };
+    await expect(buildContainerSpec(input({}, { mounts: [] }, sc), undefinedType)).rejects.toThrow(/not defined by the policy/);
     // A system directory is refused before anything touches it.
     cfg!.mounts!.push(mount({ containerPath: '/etc-copy', hostPath: '/etc', selinuxRelabel: true }));
     await expect(buildContainerSpec(input({}, { mounts: cfg!.mounts!.slice(1) }, sc), lsmFacts))

@@ -25,7 +25,7 @@ import type { OciSpec } from './oci-types.js';
 import { processArgs, workingDir } from './process-args.js';
 import { containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
 import { containerSeccomp } from './seccomp.js';
-import { relabelMounts, selinuxLabels } from './selinux.js';
+import { isSet, relabelMounts, selinuxLabels, type SelinuxLabels } from './selinux.js';
 import { resolveUser } from './user.js';
 
 export const OCI_VERSION = '1.1.0';
@@ -100,6 +100,23 @@ function readControllers(): string {
   }
 }
 
+/**
+ * The container's SELinux labels, or undefined on a node without SELinux, where selinuxOptions
+ * and selinux_relabel are ignored exactly as containerd ignores them (selinux.ts): no labels, no
+ * relabelling. CreateContainer asks before the spec is built too: it mounts the rootfs with the
+ * mount label.
+ */
+export function containerSelinuxLabels(
+  config: ContainerConfig__Output, sandbox: { id: string; config: PodSandboxConfig__Output }, lsm: LsmHost | undefined,
+): SelinuxLabels | undefined {
+  if (!lsm?.selinux) return undefined;
+  const container = config.linux?.securityContext?.selinuxOptions;
+  const pod = sandbox.config.linux?.securityContext?.selinuxOptions;
+  const labels = selinuxLabels({ container, pod, podId: sandbox.id, defaults: lsm.selinux.defaults });
+  lsm.selinux.checkDefined(labels, isSet(container) || isSet(pod));
+  return labels;
+}
+
 export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeFacts = readNodeFacts(input.cgroupVersion)): Promise<OciSpec> {
   const { config, sandbox } = input;
   if (!isAbsolute(input.rootfsPath)) throw new InvalidArgumentError(`rootfsPath "${input.rootfsPath}" must be absolute`);
@@ -140,14 +157,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
   const seccomp = await containerSeccomp({ securityContext: sc, privileged, bounding: capabilities.bounding, arch: facts.arch });
   // Before anything is made for the container: a Localhost profile that is not loaded fails here.
   const apparmorProfile = await containerApparmorProfile(sc, privileged, facts.lsm?.apparmor);
-  // On a node without SELinux, selinuxOptions and selinux_relabel are ignored, exactly as
-  // containerd ignores them (selinux.ts): no labels, no relabelling.
-  const selinux = facts.lsm?.selinux && selinuxLabels({
-    container: sc?.selinuxOptions,
-    pod: sandbox.config.linux?.securityContext?.selinuxOptions,
-    podId: sandbox.id,
-    defaults: facts.lsm.selinux.defaults,
-  });
+  const selinux = containerSelinuxLabels(config, sandbox, facts.lsm);
 
   const ns = containerNamespaces({
     options: sc?.namespaceOptions,

@@ -9,7 +9,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { FailedPreconditionError, errnoCode } from '../../errors.js';
 import { DEFAULT_APPARMOR_PROFILE, defaultProfileText, hostForDefaultProfile, profileNameOf } from './apparmor-default-profile.js';
-import { readSelinuxDefaults, type SelinuxDefaults } from './selinux.js';
+import { checkLabelsDefined, readSelinuxDefaults, type SelinuxDefaults, type SelinuxLabels } from './selinux.js';
 
 export const APPARMOR_PROFILES_FILE = '/sys/kernel/security/apparmor/profiles';
 /** A bound on the loaded-profiles list we read (a host with thousands of profiles stays well below). */
@@ -25,8 +25,8 @@ export interface AppArmorHost {
 /** What the node runs; a module that is absent is undefined (unit tests state none). */
 export interface LsmHost {
   apparmor?: AppArmorHost;
-  /** SELinux, with the policy's default container contexts. */
-  selinux?: { defaults: SelinuxDefaults };
+  /** SELinux: the policy's default container contexts, and its check that labels are defined. */
+  selinux?: { defaults: SelinuxDefaults; checkDefined(labels: SelinuxLabels, fromOptions: boolean): void };
 }
 
 export function apparmorEnabled(): boolean {
@@ -104,6 +104,6 @@ export function realAppArmorHost(): AppArmorHost {
 export function readLsmHost(): LsmHost {
   return {
     apparmor: apparmorEnabled() ? realAppArmorHost() : undefined,
-    selinux: selinuxEnabled() ? { defaults: readSelinuxDefaults() } : undefined,
+    selinux: selinuxEnabled() ? { defaults: readSelinuxDefaults(), checkDefined: checkLabelsDefined } : undefined,
   };
 }

@@ -14,7 +14,7 @@
 // no label reaches the spec, no file is relabelled, and a pod that sets selinuxOptions runs.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../../errors.js';
 import type { SELinuxOption__Output } from '../../gen/runtime/v1/SELinuxOption.js';
@@ -79,7 +79,8 @@ function checkOptions(o: SELinuxOption__Output, field: string): void {
   if (o.level !== '' && !LEVEL.test(o.level)) throw new InvalidArgumentError(`${field}.level "${o.level.slice(0, 64)}" is not an SELinux level (like s0:c1,c2)`);
 }
 
-const isSet = (o: SELinuxOption__Output | null | undefined): o is SELinuxOption__Output =>
+/** Whether a pod or container gave any selinuxOptions field. */
+export const isSet = (o: SELinuxOption__Output | null | undefined): o is SELinuxOption__Output =>
   !!o && (o.user !== '' || o.role !== '' || o.type !== '' || o.level !== '');
 
 export interface SelinuxLabels {
@@ -107,6 +108,33 @@ export function selinuxLabels(input: SelinuxLabelInput): SelinuxLabels {
   if (opts?.type) proc.type = opts.type;
   proc.level = file.level = level;
   return { processLabel: join(proc), mountLabel: join(file) };
+}
+
+/**
+ * Refuse labels the loaded policy does not define, before anything is made for the container:
+ * the kernel validates a context written to selinuxfs's `context` file (what libselinux's
+ * security_check_context does). Without this the runtime fails late, on its attr/exec write, with
+ * an INTERNAL error. `fromOptions`: the pod or container gave selinuxOptions (a bad request),
+ * else the labels are the node's own defaults (lxc_contexts: the node is misconfigured).
+ */
+export function checkLabelsDefined(labels: SelinuxLabels, fromOptions: boolean, contextFile = '/sys/fs/selinux/context'): void {
+  for (const [what, label] of [['process', labels.processLabel], ['mount', labels.mountLabel]] as const) {
+    let fd: number | undefined;
+    try {
+      fd = openSync(contextFile, 'r+');
+      writeSync(fd, label);
+    } catch (err) {
+      if (errnoCode(err) !== 'EINVAL') {
+        throw new FailedPreconditionError(`SELinux: cannot check the ${what} label ${label} against the loaded policy: ${errnoCode(err) ?? err}`, { cause: err });
+      }
+      const why = `the ${what} label ${label} is not defined by the node's loaded SELinux policy`;
+      throw fromOptions
+        ? new InvalidArgumentError(`securityContext.selinuxOptions: ${why}`)
+        : new FailedPreconditionError(`${why} (the node's default from lxc_contexts: install a policy that defines it, or set selinuxOptions)`);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
 }
 
 /**
