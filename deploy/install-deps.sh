@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(build-essential pkg-config libseccomp-dev libjansson-dev iproute2 nftables zstd)
+# libnftables-dev: the header of the library crib-pinns loads for pods' host-port rules
+# (native/pinns/host-ports.c); the library itself comes with nftables.
+need=(build-essential pkg-config libseccomp-dev libjansson-dev libnftables-dev iproute2 nftables zstd)
 if [ "${1:-}" = "--test" ]; then
   # docker-registry: the real registry the image tests pull from; busybox-static: the rootfs of
   # every test image; runc/crun: reference runtimes for differential tests; apache2-utils for

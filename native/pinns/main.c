@@ -6,7 +6,11 @@
  *   crib-pinns --remove DIR
  *   crib-pinns pod-net attach --netns FILE --bridge B --host-if NAME [--mtu N]
  *              --addr IP/LEN[,nodad]... [--gw IP]...
- *   crib-pinns pod-net detach --host-if NAME
+ *              [--nft-table T --nft-family ip|ip6... --hostport-chain C
+ *               --hostport PROTO:HOSTPORT:CONTAINERPORT[:HOSTIP]...]   (the pod's host ports)
+ *   crib-pinns pod-net detach --host-if NAME [--nft-table T --nft-family ip|ip6... --hostport-chain C]
+ *              (with the host-port options: "host ports removed" on stdout once they are, before
+ *              the veth is deleted)
  *   crib-pinns pod-init --dir DIR
  *   crib-pinns netns-exec FILE COMMAND [ARG]...
  *   crib-pinns port-forward FILE PORT      (the connection goes back over fd 3)
@@ -26,11 +30,12 @@ static void usage(void) {
           "usage: " PINNS_PROG " --dir DIR [--net] [--ipc] [--uts] [--hostname NAME] "
           "[--sysctl KEY=VALUE]...\n"
           "              [--user --uid-map IN:OUT:COUNT... --gid-map IN:OUT:COUNT...]\n"
-          "              [--bridge B --host-if NAME [--mtu N] --addr IP/LEN[,nodad]... [--gw IP]...]\n"
+          "              [--bridge B --host-if NAME [--mtu N] --addr IP/LEN[,nodad]... [--gw IP]...\n"
+          "               [--nft-table T --nft-family ip|ip6... --hostport-chain C --hostport P:HP:CP[:HOSTIP]...]]\n"
           "       " PINNS_PROG " --remove DIR\n"
           "       " PINNS_PROG " pod-net attach --netns FILE --bridge B --host-if NAME [--mtu N] "
-          "--addr IP/LEN[,nodad]... [--gw IP]...\n"
-          "       " PINNS_PROG " pod-net detach --host-if NAME\n"
+          "--addr IP/LEN[,nodad]... [--gw IP]... [host ports as above]\n"
+          "       " PINNS_PROG " pod-net detach --host-if NAME [--nft-table T --nft-family ip|ip6... --hostport-chain C]\n"
           "       " PINNS_PROG " pod-init --dir DIR\n"
           "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n"
           "       " PINNS_PROG " port-forward FILE PORT\n");
@@ -90,8 +95,10 @@ static int cmd_pod_net(int argc, char **argv) {
       crib_fail(&err, 0, "pod-net %s: `%s` is not an option with a value", argv[1], argv[i]);
       return usage_error(&err);
     }
-    if (!attach && strcmp(argv[i], "--host-if") != 0) {
-      crib_fail(&err, 0, "pod-net detach: unknown option `%s` (only --host-if)", argv[i]);
+    if (!attach && strcmp(argv[i], "--host-if") != 0 && strcmp(argv[i], "--nft-table") != 0 &&
+        strcmp(argv[i], "--nft-family") != 0 && strcmp(argv[i], "--hostport-chain") != 0) {
+      crib_fail(&err, 0, "pod-net detach: unknown option `%s` (only --host-if and the host-port table, family and chain)",
+                argv[i]);
       return usage_error(&err);
     }
     if (pinns_pod_net_set(&o, argv[i] + 2, argv[i + 1], &err) < 0) {
@@ -102,7 +109,7 @@ static int cmd_pod_net(int argc, char **argv) {
   int ret;
   if (attach) ret = pinns_pod_net_attach(&o, &err);
   else if (o.host_if == NULL) return fail_usage(&err, "pod-net detach: --host-if is required");
-  else ret = pinns_pod_net_detach(o.host_if, &err);
+  else ret = pinns_pod_net_detach(&o, &err);
   if (ret < 0) {
     crib_err_print(PINNS_PROG, &err);
     return 1;
@@ -149,7 +156,9 @@ int main(int argc, char **argv) {
       {"uid-map", required_argument, NULL, 'm'},  {"gid-map", required_argument, NULL, 'g'},
       {"bridge", required_argument, NULL, 'B'},   {"host-if", required_argument, NULL, 'H'},
       {"mtu", required_argument, NULL, 'M'},      {"addr", required_argument, NULL, 'A'},
-      {"gw", required_argument, NULL, 'G'},       {NULL, 0, NULL, 0},
+      {"gw", required_argument, NULL, 'G'},       {"nft-table", required_argument, NULL, 'T'},
+      {"nft-family", required_argument, NULL, 'F'}, {"hostport-chain", required_argument, NULL, 'C'},
+      {"hostport", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
   };
   struct pin_opts opts = {0};
   static struct pod_net_opts net;
@@ -181,8 +190,20 @@ int main(int argc, char **argv) {
     case 'H':
     case 'M':
     case 'A':
-    case 'G': {
-      const char *name = c == 'B' ? "bridge" : c == 'H' ? "host-if" : c == 'M' ? "mtu" : c == 'A' ? "addr" : "gw";
+    case 'G':
+    case 'T':
+    case 'F':
+    case 'C':
+    case 'P': {
+      const char *name = c == 'B'   ? "bridge"
+                         : c == 'H' ? "host-if"
+                         : c == 'M' ? "mtu"
+                         : c == 'A' ? "addr"
+                         : c == 'G' ? "gw"
+                         : c == 'T' ? "nft-table"
+                         : c == 'F' ? "nft-family"
+                         : c == 'C' ? "hostport-chain"
+                                    : "hostport";
       if (pinns_pod_net_set(&net, name, optarg, &err) < 0) return usage_error(&err);
       opts.net = &net;
       break;

@@ -53,6 +53,37 @@ struct pod_gw {
   unsigned char addr[16];
 };
 
+/* host-ports.c: a pod's hostPort DNAT rules (see there). */
+#define PINNS_MAX_HOSTPORTS 1024
+
+struct hostport {
+  char proto[5]; /* "tcp", "udp", "sctp" */
+  unsigned host_port, container_port;
+  int host_family; /* 0: every local address; else AF_INET/AF_INET6 of host_ip */
+  unsigned char host_ip[16];
+};
+
+struct hostport_opts {
+  const char *table; /* NULL: no host-port work */
+  const char *chain;
+  int families[2]; /* AF_INET, AF_INET6: the families the table exists in */
+  size_t nfamilies;
+  struct hostport ports[PINNS_MAX_HOSTPORTS];
+  size_t nports;
+};
+
+/* Set option `name` ("nft-table", "nft-family", "hostport-chain", "hostport"); 1 when the name
+ * is not a host-port option. */
+int pinns_hostports_set(struct hostport_opts *o, const char *name, const char *value, crib_err *err);
+/* The options together make sense (all or none of table, chain and family). */
+int pinns_hostports_check(const struct hostport_opts *o, crib_err *err);
+struct pod_net_opts;
+/* Replace the pod's rules by the ports (DNAT to the pod's --addr of each family); no-op without
+ * a table. One nftables transaction: on failure nothing changed. */
+int pinns_hostports_install(const struct hostport_opts *o, const struct pod_net_opts *net, crib_err *err);
+/* Remove the pod's jumps and chain; fine when they, or the table, are gone. */
+int pinns_hostports_remove(const struct hostport_opts *o, crib_err *err);
+
 struct pod_net_opts {
   const char *netns; /* the pinned network namespace file */
   const char *bridge, *host_if;
@@ -61,16 +92,20 @@ struct pod_net_opts {
   size_t naddrs;
   struct pod_gw gws[PINNS_MAX_POD_ADDRS];
   size_t ngws;
+  struct hostport_opts ports; /* installed last by attach, removed first by detach */
 };
 
-/* Set option `name` ("netns", "bridge", "host-if", "mtu", "addr", "gw") from its text,
- * checking it; "addr" and "gw" may repeat. */
+/* Set option `name` ("netns", "bridge", "host-if", "mtu", "addr", "gw", or a host-port option)
+ * from its text, checking it; "addr", "gw", "nft-family" and "hostport" may repeat. */
 int pinns_pod_net_set(struct pod_net_opts *o, const char *name, const char *value, crib_err *err);
 /* Whether the options make a complete attach (required ones present, gateways match addresses). */
 int pinns_pod_net_check(const struct pod_net_opts *o, crib_err *err);
 int pinns_pod_net_attach(const struct pod_net_opts *o, crib_err *err);
-/* Delete the pod's veth by its host end; a missing one is fine, a non-veth is refused. */
-int pinns_pod_net_detach(const char *host_if, crib_err *err);
+/* Remove the pod's host ports (when o->ports names a table; then PINNS_PORTS_REMOVED is written
+ * on a line of stdout), then delete its veth by its host end (o->host_if); a missing one is
+ * fine, a non-veth is refused. */
+#define PINNS_PORTS_REMOVED "host ports removed"
+int pinns_pod_net_detach(const struct pod_net_opts *o, crib_err *err);
 
 struct pin_opts {
   const char *dir;

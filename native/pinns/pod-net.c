@@ -8,8 +8,9 @@
  *          gateway.
  * The pod side goes through a second netlink socket opened inside the pod's namespace (setns is
  * fine here: this process has one thread), so the process itself stays in the host's namespace.
- * A veth of the same name left by an interrupted attach (a daemon crash) is replaced. Any failure
- * after the veth exists deletes it again: nothing is left half-made. */
+ * A veth of the same name left by an interrupted attach (a daemon crash) is replaced. Last, the
+ * pod's host ports when it has any (host-ports.c). Any failure after the veth exists deletes it
+ * again: nothing is left half-made. Detach removes the host ports first, then the veth. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,7 +120,11 @@ int pinns_pod_net_set(struct pod_net_opts *o, const char *name, const char *valu
     o->mtu = (unsigned)mtu;
   } else if (strcmp(name, "addr") == 0) return add_addr(o, value, err);
   else if (strcmp(name, "gw") == 0) return add_gw(o, value, err);
-  else return crib_fail(err, 0, "unknown option `--%s`", name);
+  else {
+    int r = pinns_hostports_set(&o->ports, name, value, err);
+    if (r <= 0) return r;
+    return crib_fail(err, 0, "unknown option `--%s`", name);
+  }
   return 0;
 }
 
@@ -136,7 +141,7 @@ int pinns_pod_net_check(const struct pod_net_opts *o, crib_err *err) {
       if (o->gws[j].family == o->gws[i].family)
         return crib_fail(err, 0, "pod network: two %s gateways (one default route per family)", family_name(o->gws[i].family));
   }
-  return 0;
+  return pinns_hostports_check(&o->ports, err);
 }
 
 /* ---- netlink requests ---- */
@@ -352,7 +357,9 @@ int pinns_pod_net_attach(const struct pod_net_opts *o, crib_err *err) {
     }
   }
   made = true;
-  if (set_hairpin(&host, o->host_if, err) < 0 || configure_pod(&pod, o, err) < 0) goto out;
+  if (set_hairpin(&host, o->host_if, err) < 0 || configure_pod(&pod, o, err) < 0 ||
+      pinns_hostports_install(&o->ports, o, err) < 0)
+    goto out;
   ret = 0;
 
 out:
@@ -366,8 +373,18 @@ out:
   return ret;
 }
 
-int pinns_pod_net_detach(const char *host_if, crib_err *err) {
+int pinns_pod_net_detach(const struct pod_net_opts *o, crib_err *err) {
+  const char *host_if = o->host_if;
+  if (host_if == NULL) return crib_fail(err, 0, "pod-net detach: --host-if is required");
   if (check_ifname(host_if, "--host-if", err) < 0) return -1;
+  if (pinns_hostports_check(&o->ports, err) < 0) return -1;
+  if (o->ports.nports > 0) return crib_fail(err, 0, "pod-net detach: --hostport is for attach");
+  /* Rules first: DNAT to a pod whose veth is gone would only blackhole the port. A failure keeps
+   * the veth, so the daemon retries both. Their removal is reported on stdout at once: the daemon
+   * answers StopPodSandbox then, and lets the veth delete (an RCU wait) finish in the background. */
+  if (pinns_hostports_remove(&o->ports, err) < 0) return -1;
+  if (o->ports.table != NULL && (fputs(PINNS_PORTS_REMOVED "\n", stdout) == EOF || fflush(stdout) == EOF))
+    return crib_fail(err, errno, "write `%s` to stdout", PINNS_PORTS_REMOVED);
   struct nl_sock host = {.fd = -1};
   if (nl_open(&host, "host", err) < 0) return -1;
   int ret = 0;

@@ -1,7 +1,9 @@
 // crib-pinns pod-net (native/pinns/pod-net.c) against the real kernel: a private bridge, pinned
 // network namespaces; what attach makes is read back with `ip -j` from outside and inside;
 // a name clash is replaced; detach removes it; bad arguments are refused with a clear message
-// and leave nothing; pinning with the attach options does both in one process. Everything made
+// and leave nothing; pinning with the attach options does both in one process. Host ports: the
+// pod's DNAT chain and its jump in a private nftables table (both families), replaced by a new
+// attach, removed by detach; a failed install leaves neither rules nor veth. Everything made
 // here is removed in afterAll, and checked gone.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +18,8 @@ const hex = randomBytes(3).toString('hex');
 const BRIDGE = `cribn${hex}`;
 const VETH = `cribv${hex}`;
 const VETH2 = `cribw${hex}`;
+const TABLE = `cribhp${hex}`;
+const CHAIN = `hp-${hex}${hex}abcd`;
 const NET = 1 + (randomBytes(1)[0]! % 250);
 const V4 = `10.253.${NET}`;
 const V6 = `fd00:253:${NET.toString(16)}`;
@@ -31,6 +35,9 @@ const ipj = <T>(...args: string[]): T => JSON.parse(execFileSync('ip', ['-j', ..
 const inNs = <T>(ns: string, ...args: string[]): T =>
   JSON.parse(execFileSync('nsenter', [`--net=${ns}`, 'ip', '-j', ...args], { encoding: 'utf8' }) || '[]') as T;
 const linkExists = (name: string) => spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
+const table = (family: 'ip' | 'ip6') => execFileSync('nft', ['list', 'table', family, TABLE], { encoding: 'utf8' });
+const tableExists = (family: 'ip' | 'ip6') => spawnSync('nft', ['list', 'table', family, TABLE], { stdio: 'ignore' }).status === 0;
+const portArgs = ['--nft-table', TABLE, '--nft-family', 'ip', '--nft-family', 'ip6', '--hostport-chain', CHAIN];
 
 interface Link { ifname: string; ifindex: number; mtu: number; master?: string; flags: string[]; linkinfo?: { info_kind?: string; info_slave_data?: { hairpin?: boolean } } }
 interface Addr { ifname: string; addr_info: { family: string; local: string; prefixlen: number; nodad?: boolean }[] }
@@ -54,14 +61,18 @@ beforeAll(() => {
   execFileSync('ip', ['addr', 'add', `${V4}.1/24`, 'dev', BRIDGE]);
   execFileSync('ip', ['addr', 'add', `${V6}::1/64`, 'dev', BRIDGE, 'nodad']);
   execFileSync('ip', ['link', 'set', BRIDGE, 'up']);
+  // The daemon's table layout (src/network/nft-table.ts), as far as host ports use it.
+  for (const f of ['ip', 'ip6']) execFileSync('nft', ['-f', '-'], { input: `add table ${f} ${TABLE}\nadd chain ${f} ${TABLE} hostports\n` });
 });
 
 afterAll(() => {
   for (const v of [VETH, VETH2]) spawnSync('ip', ['link', 'del', v], { stdio: 'ignore' });
   spawnSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
+  for (const f of ['ip', 'ip6'] as const) spawnSync('nft', ['delete', 'table', f, TABLE], { stdio: 'ignore' });
   for (const dir of pinned) pinns('--remove', dir);
   rmSync(base, { recursive: true, force: true });
   for (const name of [BRIDGE, VETH, VETH2]) expect(linkExists(name)).toBe(false);
+  for (const f of ['ip', 'ip6'] as const) expect(tableExists(f)).toBe(false);
   expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(base);
 });
 
@@ -133,7 +144,20 @@ describe('crib-pinns pod-net', () => {
       [['pod-net', 'attach', '--netns', ns, '--bridge', BRIDGE, '--host-if', VETH, '--addr', `${V4}.5/24`, '--gw', `${V6}::1`], 'IPv6 gateway without an IPv6 --addr'],
       [['pod-net', 'attach', '--netns', ns, '--bridge', BRIDGE, '--host-if', VETH, '--addr', `${V4}.5/24`, '--gw', `${V4}.1`, '--gw', `${V4}.2`], 'two IPv4 gateways'],
       [['pod-net', 'attach', '--netns', ns, '--bridge', BRIDGE, '--host-if', VETH, '--addr', `${V4}.5/24`, '--gw'], '`--gw` is not an option with a value'],
-      [['pod-net', 'detach', '--bridge', BRIDGE], 'pod-net detach: unknown option `--bridge` (only --host-if)'],
+      [['pod-net', 'detach', '--bridge', BRIDGE], 'pod-net detach: unknown option `--bridge` (only --host-if'],
+      [[...attachArgs(ns), ...portArgs, '--hostport', 'icmp:80:80'], 'protocol `icmp` is not tcp, udp or sctp'],
+      [[...attachArgs(ns), ...portArgs, '--hostport', 'tcp:0:80'], 'host port `0` is not 1-65535'],
+      [[...attachArgs(ns), ...portArgs, '--hostport', 'tcp:80:70000'], 'container port `70000` is not 1-65535'],
+      [[...attachArgs(ns), ...portArgs, '--hostport', 'tcp:80'], 'expected PROTO:HOSTPORT:CONTAINERPORT[:HOSTIP]'],
+      [[...attachArgs(ns), ...portArgs, '--hostport', 'tcp:80:80:999.1.1.1'], 'host IP `999.1.1.1` is not an IP address'],
+      [[...attachArgs(ns), ...portArgs, '--hostport', `tcp:80:80:${'1'.repeat(100)}`], 'too long'],
+      [[...attachArgs(ns), '--nft-table', TABLE, '--nft-family', 'ip', '--hostport-chain', CHAIN, '--hostport', 'tcp:80:80:fd00::1'],
+        'host port 80 has an IPv6 host IP, but no --nft-family ip6'],
+      [[...attachArgs(ns), '--nft-table', TABLE, '--hostport-chain', CHAIN, '--hostport', 'tcp:80:80'], '--nft-table, --hostport-chain and --nft-family go together'],
+      [[...attachArgs(ns), ...portArgs.map((a) => (a === CHAIN ? 'hostports' : a)), '--hostport', 'tcp:80:80'], "a pod's chain is named hp-..."],
+      [[...attachArgs(ns), ...portArgs.map((a) => (a === TABLE ? 'a;b' : a)), '--hostport', 'tcp:80:80'], 'character `;` not allowed in an nftables name'],
+      [[...attachArgs(ns), ...portArgs, '--nft-family', 'ip', '--hostport', 'tcp:80:80'], '--nft-family `ip` given twice'],
+      [['pod-net', 'detach', '--host-if', VETH, ...portArgs, '--hostport', 'tcp:80:80'], 'unknown option `--hostport`'],
       [['pod-net', 'remove'], 'pod-net: attach or detach is required'],
       // The kernel's own refusal, with its reason: a gateway outside the pod's subnet.
       [['pod-net', 'attach', '--netns', ns, '--bridge', BRIDGE, '--host-if', VETH, '--addr', `${V4}.5/24`, '--gw', '10.254.254.1'],
@@ -147,6 +171,49 @@ describe('crib-pinns pod-net', () => {
       expect(linkExists(VETH), args.join(' ')).toBe(false);
       expect(inNs<Link[]>(ns, 'link', 'show').map((l) => l.ifname)).toEqual(['lo']);
     }
+  });
+
+  it('attach with host ports: DNAT rules in the pod chain per family, a jump to it; a new attach replaces them; detach removes them', () => {
+    const ports = ['--hostport', 'tcp:18080:80', '--hostport', 'udp:18053:53:127.0.0.1', '--hostport', 'sctp:18099:9:fd00::1'];
+    expect(pinns(...attachArgs(ns), ...portArgs, ...ports)).toMatchObject({ status: 0, stderr: '' });
+    const v4 = table('ip');
+    expect(v4).toContain(`jump ${CHAIN}`);
+    expect(v4).toContain(`tcp dport 18080 dnat to ${V4}.5:80`);
+    expect(v4).toContain(`ip daddr 127.0.0.1 udp dport 18053 dnat to ${V4}.5:53`);
+    expect(v4).not.toContain('18099');
+    const v6 = table('ip6');
+    expect(v6).toContain(`jump ${CHAIN}`);
+    expect(v6).toContain(`tcp dport 18080 dnat to [${V6}::5]:80`);
+    expect(v6).toContain(`ip6 daddr fd00::1 sctp dport 18099 dnat to [${V6}::5]:9`);
+    expect(v6).not.toContain('18053');
+
+    // Attached again (a retried setup): the pod's rules are replaced, not added to.
+    expect(pinns(...attachArgs(ns), ...portArgs, '--hostport', 'tcp:18081:81')).toMatchObject({ status: 0, stderr: '' });
+    for (const f of ['ip', 'ip6'] as const) {
+      const t = table(f);
+      expect(t.match(/jump hp-/g)).toHaveLength(1);
+      expect(t).toContain('tcp dport 18081 dnat to');
+      expect(t).not.toMatch(/18080|18053|18099/);
+    }
+
+    // A failed install (no such table) changes no rule and leaves no veth.
+    const before = table('ip');
+    const bad = pinns(...attachArgs(ns), ...portArgs.map((a) => (a === TABLE ? `${TABLE}x` : a)), '--hostport', 'tcp:18082:82');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain(`host ports in table ${TABLE}x: nftables list chain ip ${TABLE}x hostports: Error: No such file or directory`);
+    expect(linkExists(VETH)).toBe(false);
+    expect(inNs<Link[]>(ns, 'link', 'show').map((l) => l.ifname)).toEqual(['lo']);
+    expect(table('ip')).toBe(before);
+
+    // Detach takes the rules (and says so, before it deletes the veth) and then the veth; again
+    // is fine, and so is a missing table.
+    expect(pinns(...attachArgs(ns), ...portArgs, '--hostport', 'tcp:18081:81')).toMatchObject({ status: 0, stderr: '' });
+    expect(pinns('pod-net', 'detach', '--host-if', VETH, ...portArgs)).toEqual({ status: 0, stdout: 'host ports removed\n', stderr: '' });
+    expect(pinns('pod-net', 'detach', '--host-if', VETH)).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(linkExists(VETH)).toBe(false);
+    for (const f of ['ip', 'ip6'] as const) expect(table(f)).not.toContain('hp-');
+    expect(pinns('pod-net', 'detach', '--host-if', VETH, ...portArgs)).toMatchObject({ status: 0, stderr: '' });
+    expect(pinns('pod-net', 'detach', '--host-if', VETH, ...portArgs.map((a) => (a === TABLE ? `${TABLE}x` : a)))).toMatchObject({ status: 0, stderr: '' });
   });
 
   it('pinning with the attach options pins and attaches in one process; a failed attach unpins', () => {
@@ -164,6 +231,19 @@ describe('crib-pinns pod-net', () => {
     const bad = pinns('--dir', dir, '--net', '--uts', '--bridge', BRIDGE, '--host-if', VETH2, '--addr', `${V4}.7/24`, '--gw', '10.254.254.1');
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('RTM_NEWROUTE default via 10.254.254.1');
+    expect(linkExists(VETH2)).toBe(false);
+    expect(existsSync(join(dir, 'net'))).toBe(false);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
+
+    // Host ports in the same process; when they cannot be installed, the veth and the pins go.
+    expect(pinns('--dir', dir, '--net', ...net, ...portArgs, '--hostport', 'tcp:18090:90')).toMatchObject({ status: 0, stderr: '' });
+    expect(table('ip')).toContain(`tcp dport 18090 dnat to ${V4}.7:90`);
+    expect(pinns('pod-net', 'detach', '--host-if', VETH2, ...portArgs).status).toBe(0);
+    expect(table('ip')).not.toContain('hp-');
+    expect(pinns('--remove', dir).status).toBe(0);
+    const noTable = pinns('--dir', dir, '--net', ...net, ...portArgs.map((a) => (a === TABLE ? `${TABLE}x` : a)), '--hostport', 'tcp:18090:90');
+    expect(noTable.status).toBe(1);
+    expect(noTable.stderr).toContain('No such file or directory');
     expect(linkExists(VETH2)).toBe(false);
     expect(existsSync(join(dir, 'net'))).toBe(false);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(dir);

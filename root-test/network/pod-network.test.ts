@@ -281,6 +281,27 @@ describe('PodNetwork', () => {
     expect(execFileSync('nft', ['list', 'table', 'ip', TABLE], { encoding: 'utf8' })).not.toContain(`dport ${hostPort}`);
   });
 
+  it('gives a torn-down pod\'s hostPort to a new pod once the old pod\'s release (rules, veth) is done', async () => {
+    const [one, two] = [`hp1-${process.pid}-${hex}`, `hp2-${process.pid}-${hex}`];
+    podIds.push(one, two);
+    const port = hostPort + 20;
+    const a = await net.setup(one, await newNetns('hp1'), { portMappings: [{ protocol: 'TCP', hostPort: port, containerPort: 80 }] });
+    const nsTwo = await newNetns('hp2');
+    // Asked for while the old pod is being torn down: its port is held until its rules and veth
+    // are gone (the veth in the background), and the new pod waits for that instead of failing.
+    const [b] = await Promise.all([
+      net.setup(two, nsTwo, { portMappings: [{ protocol: 'TCP', hostPort: port, containerPort: 80 }] }),
+      net.teardown(one),
+    ]);
+    expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain(hostVethName(one));
+    const table = execFileSync('nft', ['list', 'table', 'ip', TABLE], { encoding: 'utf8' });
+    expect(table).toContain(`tcp dport ${port} dnat to ${b.ip}:80`);
+    expect(b.ip === a.ip || !table.includes(`dnat to ${a.ip}:80`)).toBe(true);
+    expect(table.match(/jump hp-/g)).toHaveLength(1);
+    await net.teardown(two);
+    await net.settle();
+  });
+
   it('sets up and tears down many pods concurrently without mixing them up', async () => {
     const ids = Array.from({ length: 5 }, (_, i) => `par${i}-${process.pid}-${hex}`);
     podIds.push(...ids);

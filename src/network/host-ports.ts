@@ -1,15 +1,16 @@
 // Host ports (hostPort → podIP:containerPort). Each pod with mappings gets its own nftables chain
 // `hp-<16 hex of the pod id>` holding its DNAT rules, entered by one `jump` in the shared
 // `hostports` chain; teardown deletes exactly that jump and that chain. A dual-stack network
-// does the same in its ip6 table, for the pod's IPv6 address. Which pod holds which
-// port is persisted beside ipam.json, so a conflict is refused even after a daemon restart.
+// does the same in its ip6 table, for the pod's IPv6 address. The rules are made and removed by
+// crib-pinns over nftables netlink, in the process that attaches or detaches the pod's veth
+// (native/pinns/host-ports.c): this module keeps the records and says what crib-pinns is to do.
+// Which pod holds which port is persisted beside ipam.json, so a conflict is refused even after
+// a daemon restart.
 import { createHash } from 'node:crypto';
 import type { PortMapping } from '../gen/runtime/v1/PortMapping.js';
 import { AlreadyExistsError, DataLossError, InvalidArgumentError } from '../errors.js';
-import { log } from '../log.js';
-import { runCommand } from '../sys/command.js';
 import { formatIp, isIpv4, isIpv6, parseIp } from './ip-address.js';
-import { isMissingNftObject, nft, type NftFamily } from './nft-table.js';
+import type { NftFamily } from './nft-table.js';
 import { SerialQueue } from '../lifecycle/keyed-lock.js';
 import { defineSchema } from '../store/schema.js';
 import { StateFile } from '../store/state-file.js';
@@ -47,6 +48,9 @@ export function podChainName(podId: string): string {
   return `hp-${createHash('sha256').update(podId).digest('hex').slice(0, 16)}`;
 }
 
+/** crib-pinns takes at most this many (PINNS_MAX_HOSTPORTS); kubelet sends a handful. */
+export const MAX_HOST_PORTS = 1024;
+
 const describe = (m: HostPortMapping): string => `${m.hostIp ? `${m.hostIp}:` : ''}${m.hostPort}/${m.protocol}`;
 
 /** Validate CRI port mappings; those without a hostPort (kubelet sends them too) are dropped. */
@@ -73,6 +77,7 @@ export function normalizeMappings(input: readonly PortMapping[]): HostPortMappin
     if (out.some((o) => overlaps(o, mapping)))
       throw new InvalidArgumentError(`hostPort ${describe(mapping)} is mapped twice in the same pod`);
     out.push(mapping);
+    if (out.length > MAX_HOST_PORTS) throw new InvalidArgumentError(`a pod has at most ${MAX_HOST_PORTS} hostPort mappings`);
   }
   return out;
 }
@@ -82,12 +87,6 @@ function overlaps(a: HostPortMapping, b: HostPortMapping): boolean {
 }
 
 const familyOf = (ip: string): NftFamily => (isIpv4(ip) ? 'ip' : 'ip6');
-
-function dnatRule(family: NftFamily, table: string, chain: string, podIp: string, m: HostPortMapping): string {
-  const daddr = m.hostIp ? `${family} daddr ${m.hostIp} ` : '';
-  const to = family === 'ip' ? `${podIp}:${m.containerPort}` : `[${podIp}]:${m.containerPort}`;
-  return `add rule ${family} ${table} ${chain} ${daddr}${m.protocol.toLowerCase()} dport ${m.hostPort} dnat to ${to}`;
-}
 
 export class HostPorts {
   private readonly queue = new SerialQueue();
@@ -103,8 +102,14 @@ export class HostPorts {
     this.file = new StateFile(path, HOST_PORTS_FILE);
   }
 
-  /** Install the pod's mappings (replacing any it had); AlreadyExistsError on a port in use. */
-  add(podId: string, ips: PodIps, mappings: readonly HostPortMapping[]): Promise<void> {
+  /**
+   * Record the pod's mappings (replacing any it had; AlreadyExistsError on a port another pod
+   * holds) and return the crib-pinns attach options that install them, [] when the pod has none
+   * and never had: a pod without host ports costs no nftables work. The record is saved before
+   * the rules exist and dropped (forget) only after they are removed, so a pod without a record
+   * has no rules.
+   */
+  reserve(podId: string, ips: PodIps, mappings: readonly HostPortMapping[]): Promise<string[]> {
     for (const m of mappings) {
       if (m.hostIp !== '' && familyOf(m.hostIp) === 'ip6' && ips.ip6 === undefined)
         throw new InvalidArgumentError(`hostIP ${m.hostIp} of hostPort ${m.hostPort} is IPv6, but the pod network has no IPv6 CIDR`);
@@ -118,41 +123,44 @@ export class HostPorts {
           if (clash) throw new AlreadyExistsError(`hostPort ${describe(m)} is already used by pod ${other} (as ${describe(clash)})`);
         }
       }
+      // A retried setup with no ports keeps an empty record: the rules of the earlier try go
+      // with the attach (which replaces them by none) or with the teardown.
+      if (mappings.length === 0 && !pods.has(podId)) return [];
       const previous = pods.get(podId);
-      if (mappings.length === 0) {
-        if (previous) await this.removeLocked(podId);
-        return;
-      }
       pods.set(podId, { ...ips, mappings: [...mappings] });
       try {
         await this.save();
-        await this.install(podId, ips, mappings);
       } catch (err) {
         if (previous) pods.set(podId, previous);
         else pods.delete(podId);
-        await this.save().catch(() => undefined);
         throw err;
       }
+      return [...this.tableArgs(podId), ...mappings.flatMap((m) => ['--hostport', `${m.protocol.toLowerCase()}:${m.hostPort}:${m.containerPort}${m.hostIp ? `:${m.hostIp}` : ''}`])];
     });
   }
 
-  /** Remove the pod's rules and record; fine when it has none. */
-  remove(podId: string): Promise<void> {
-    return this.queue.run(() => this.removeLocked(podId));
+  /** crib-pinns detach options removing the pod's rules; [] when it has no record (no rules). */
+  removalArgs(podId: string): Promise<string[]> {
+    return this.queue.run(async () => ((await this.load()).has(podId) ? this.tableArgs(podId) : []));
+  }
+
+  /** Drop the pod's record, once its rules are removed (or were never installed); fine without one. */
+  forget(podId: string): Promise<void> {
+    return this.queue.run(async () => {
+      const pods = await this.load();
+      if (!pods.delete(podId)) return;
+      await this.save();
+    });
   }
 
   get(podId: string): Promise<HostPortMapping[]> {
     return this.queue.run(async () => [...((await this.load()).get(podId)?.mappings ?? [])]);
   }
 
-  /** Drop the mappings of pods that no longer exist; returns their ids. */
-  reconcile(livePodIds: Iterable<string>): Promise<string[]> {
+  /** The pods with a record that are not among livePodIds (to remove after a restart). */
+  stale(livePodIds: Iterable<string>): Promise<string[]> {
     const live = new Set(livePodIds);
-    return this.queue.run(async () => {
-      const gone = [...(await this.load()).keys()].filter((pod) => !live.has(pod));
-      for (const pod of gone) await this.removeLocked(pod);
-      return gone;
-    });
+    return this.queue.run(async () => [...(await this.load()).keys()].filter((pod) => !live.has(pod)));
   }
 
   /** Forget everything in memory (after the table and the file were deleted). */
@@ -160,71 +168,8 @@ export class HostPorts {
     this.pods = undefined;
   }
 
-  private async removeLocked(podId: string): Promise<void> {
-    const pods = await this.load();
-    // A pod's record is saved before its rules are installed and deleted after they are removed,
-    // so without a record there are no rules: a pod without host ports costs no `nft` process.
-    if (!pods.has(podId)) return;
-    await this.uninstall(podId);
-    pods.delete(podId);
-    await this.save();
-  }
-
-  private async jumpHandles(family: NftFamily, chain: string): Promise<number[] | undefined> {
-    let listing: string;
-    try {
-      listing = await runCommand('nft', ['-a', 'list', 'chain', family, this.table, 'hostports']);
-    } catch (err) {
-      if (isMissingNftObject(err)) return undefined; // no table: nothing of ours is installed
-      throw err;
-    }
-    const handles: number[] = [];
-    for (const m of listing.matchAll(/jump (hp-[0-9a-f]+) # handle (\d+)/g)) if (m[1] === chain) handles.push(Number(m[2]));
-    return handles;
-  }
-
-  private async install(podId: string, ips: PodIps, mappings: readonly HostPortMapping[]): Promise<void> {
-    const chain = podChainName(podId);
-    const script: string[] = [];
-    for (const family of this.families) {
-      const podIp = family === 'ip' ? ips.ip : ips.ip6;
-      const mine = mappings.filter((m) => m.hostIp === '' || familyOf(m.hostIp) === family);
-      const stale = await this.jumpHandles(family, chain);
-      if (stale === undefined) throw new InvalidArgumentError(`nftables table ${family} ${this.table} is missing: set up the host network first`);
-      const t = `${family} ${this.table}`;
-      script.push(...stale.map((h) => `delete rule ${t} hostports handle ${h}`));
-      if (podIp === undefined || mine.length === 0) {
-        script.push(`add chain ${t} ${chain}`, `flush chain ${t} ${chain}`, `delete chain ${t} ${chain}`);
-        continue;
-      }
-      script.push(
-        `add chain ${t} ${chain}`,
-        `flush chain ${t} ${chain}`,
-        ...mine.map((m) => dnatRule(family, this.table, chain, podIp, m)),
-        `add rule ${t} hostports jump ${chain}`,
-      );
-    }
-    // One transaction for both families: the pod's old rules are replaced by the new atomically.
-    if (script.length > 0) await nft(`${script.join('\n')}\n`);
-  }
-
-  private async uninstall(podId: string): Promise<void> {
-    const chain = podChainName(podId);
-    const script: string[] = [];
-    for (const family of this.families) {
-      const handles = await this.jumpHandles(family, chain);
-      if (handles === undefined) continue; // no table: nothing of ours is installed
-      const t = `${family} ${this.table}`;
-      // `add` before `delete` makes deleting a chain that is already gone a no-op.
-      script.push(
-        ...handles.map((h) => `delete rule ${t} hostports handle ${h}`),
-        `add chain ${t} ${chain}`,
-        `flush chain ${t} ${chain}`,
-        `delete chain ${t} ${chain}`,
-      );
-    }
-    if (script.length > 0) await nft(`${script.join('\n')}\n`);
-    log.debug({ pod: podId, chain }, 'host ports removed');
+  private tableArgs(podId: string): string[] {
+    return ['--nft-table', this.table, ...this.families.flatMap((f) => ['--nft-family', f]), '--hostport-chain', podChainName(podId)];
   }
 
   private async load(): Promise<NonNullable<HostPorts['pods']>> {

@@ -1,11 +1,12 @@
 // Built-in pod networking: a bridge, a veth per pod, IPAM, outbound NAT and host ports. The host
 // side (bridge, forwarding, nftables table) is made on demand and idempotently; per pod, setup
-// acquires address → veth → host ports and undoes what it acquired when a later step fails;
-// teardown releases them in the opposite order, the veth and addresses in the background.
+// acquires address → host-port record → veth with its host-port rules (one crib-pinns process)
+// and undoes what it acquired when a later step fails; teardown releases them in the opposite
+// order in the background: rules and veth (one crib-pinns process), record, addresses.
 import { access, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { CribConfig } from '../config/config.js';
-import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from '../errors.js';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, ResourceExhaustedError } from '../errors.js';
 import { log } from '../log.js';
 import { bridgePorts, checkInterfaceName, deleteLink, enableIpForwarding, ensureBridge, isMissingDevice, showLink } from './bridge.js';
 import { HostPorts, normalizeMappings, type HostPortMapping } from './host-ports.js';
@@ -40,7 +41,7 @@ export class PodNetwork implements PodNetworking {
   private readonly hostPorts: HostPorts;
   private hostReady?: Promise<void>;
   private readonly perPod = new KeyedLock();
-  /** Pods whose veth delete and address release teardown() left running, by pod id. */
+  /** Pods whose host-port and veth delete and address release teardown() left running, by pod id. */
   private readonly releasing = new Map<string, Promise<void>>();
 
   constructor(opts: PodNetworkOptions) {
@@ -145,14 +146,32 @@ export class PodNetwork implements PodNetworking {
     }
   }
 
+  /** A host port held by a pod being torn down is free once its release (which removes its rules) ends. */
+  private async reservePorts(podId: string, ips: { ip: string; ip6?: string }, mappings: readonly HostPortMapping[]): Promise<string[]> {
+    try {
+      return await this.hostPorts.reserve(podId, ips, mappings);
+    } catch (err) {
+      // Not this pod's own release: it would be queued behind this call on the pod's lock.
+      const others = [...this.releasing].filter(([id]) => id !== podId).map(([, p]) => p);
+      if (!(err instanceof AlreadyExistsError) || others.length === 0) throw err;
+      await Promise.all(others);
+      return this.hostPorts.reserve(podId, ips, mappings);
+    }
+  }
+
+  private async releaseAddresses(podId: string): Promise<void> {
+    await this.ipam.release(podId);
+    await this.ipam6?.release(podId);
+  }
+
   private attachOptions(podId: string, ips: { ip: string; ip6?: string }): AttachOptions {
     return { podId, bridge: this.bridge, addresses: this.podAddresses(ips.ip, ips.ip6), mtu: this.mtu };
   }
 
   /**
-   * The RunPodSandbox path: addresses now, the veth by crib-pinns while it pins the pod's
-   * namespaces (pod-networking.ts), host ports in finish(). The caller undoes a failure from here
-   * on with teardown().
+   * The RunPodSandbox path: addresses and the host-port record now; the veth and the host-port
+   * rules by crib-pinns while it pins the pod's namespaces (pod-networking.ts). The caller undoes
+   * a failure from here on with teardown().
    */
   async prepareAttach(podId: string, opts: PodSetupOptions = {}): Promise<PreparedAttach> {
     const mappings = this.checkSetup(podId, opts);
@@ -166,14 +185,21 @@ export class PodNetwork implements PodNetworking {
     // A release of this pod still running ends first (awaited outside the pod's lock, which
     // the release itself takes).
     await this.releasing.get(podId);
-    const ips = await this.perPod.run(podId, () => this.allocate(podId));
+    const { ips, portArgs } = await this.perPod.run(podId, async () => {
+      const ips = await this.allocate(podId);
+      try {
+        return { ips, portArgs: await this.reservePorts(podId, ips, mappings) };
+      } catch (err) {
+        await this.releaseAddresses(podId).catch((e: unknown) => log.warn({ pod: podId, err: e }, 'pod network: rollback step failed'));
+        throw err;
+      }
+    });
     return {
-      pinnsArgs: podNetArgs(this.attachOptions(podId, ips)),
-      finish: (_netnsPath: string) => this.perPod.run(podId, async () => {
-        await this.hostPorts.add(podId, ips, mappings);
+      pinnsArgs: [...podNetArgs(this.attachOptions(podId, ips)), ...portArgs],
+      finish: (_netnsPath: string) => {
         log.info({ pod: podId, ...ips, hostInterface: hostVethName(podId), hostname: opts.hostname, ports: mappings.length }, 'pod network set up');
-        return this.statusOf(podId, ips.ip, ips.ip6, mappings);
-      }),
+        return Promise.resolve(this.statusOf(podId, ips.ip, ips.ip6, mappings));
+      },
     };
   }
 
@@ -193,11 +219,15 @@ export class PodNetwork implements PodNetworking {
     const undo: (() => Promise<unknown>)[] = [];
     try {
       const ips = await this.allocate(podId);
+      undo.push(() => this.releaseAddresses(podId));
+      const portArgs = await this.reservePorts(podId, ips, mappings);
+      // Before the addresses' release (undo runs in reverse): an address outlives its veth. A
+      // failed attach left nothing, but a retried setup's earlier rules and veth may be there.
       undo.push(async () => {
-        await this.ipam.release(podId);
-        await this.ipam6?.release(podId);
+        await detachPod(podId, await this.hostPorts.removalArgs(podId)).done;
+        await this.hostPorts.forget(podId);
       });
-      const attach = () => attachPod(netnsPath, this.attachOptions(podId, ips));
+      const attach = () => attachPod(netnsPath, this.attachOptions(podId, ips), portArgs);
       let hostInterface: string;
       try {
         hostInterface = await attach();
@@ -208,9 +238,6 @@ export class PodNetwork implements PodNetworking {
         await this.ensureHost();
         hostInterface = await attach();
       }
-      // Before the addresses' release (undo runs in reverse): an address outlives its veth.
-      undo.push(() => detachPod(podId));
-      await this.hostPorts.add(podId, ips, mappings);
       log.info({ pod: podId, ...ips, hostInterface, hostname, ports: mappings.length }, 'pod network set up');
       return this.statusOf(podId, ips.ip, ips.ip6, mappings);
     } catch (err) {
@@ -222,28 +249,37 @@ export class PodNetwork implements PodNetworking {
   }
 
   /**
-   * Remove the pod's host ports now; its veth and then its addresses in the background. Deleting
-   * a veth waits in the kernel for an RCU barrier (15-30 ms), which no RPC should wait for: the
-   * pod has no network once its host ports are gone and its processes stopped, and status()
-   * reports none. The addresses are released only after the veth is gone, so an address is
-   * never handed to a new pod while a veth still carries it. A crash meanwhile is finished by
-   * reconcile() at start-up. Idempotent, and fine when the pod's network namespace is already
-   * gone (its end of the veth went with it); netnsPath is not needed.
+   * Remove the pod's host-port rules now; its veth and then its host ports and addresses in the
+   * background, all by one crib-pinns that reports the rules gone before it deletes the veth.
+   * Deleting a veth waits in the kernel for an RCU barrier (15-30 ms), which no RPC should wait
+   * for: the pod has no network once its host-port rules are gone and its processes stopped, and
+   * status() reports none. A port or an address is freed only once the rule or veth using it is
+   * gone, so neither is handed to a new pod while the old one could still receive its traffic; a
+   * new pod asking for either waits for the release (reservePorts, allocateFrom). A crash
+   * meanwhile is finished by reconcile() at start-up. Idempotent, and fine when the pod's network
+   * namespace is already gone (its end of the veth went with it); netnsPath is not needed.
    */
   async teardown(podId: string, _netnsPath?: string): Promise<void> {
     checkPodId(podId);
-    await this.perPod.run(podId, () => this.hostPorts.remove(podId));
     if (this.releasing.has(podId)) return;
+    let portsRemoved: (err?: unknown) => void = () => undefined;
+    const ports = new Promise<void>((resolve, reject) => (portsRemoved = (err) => (err === undefined ? resolve() : reject(err))));
     const release = this.perPod.run(podId, async () => {
-      await detachPod(podId);
-      await this.ipam.release(podId);
-      await this.ipam6?.release(podId);
+      const detach = detachPod(podId, await this.hostPorts.removalArgs(podId));
+      detach.portsRemoved.then(() => portsRemoved(), portsRemoved);
+      await detach.done;
+      await this.hostPorts.forget(podId);
+      await this.releaseAddresses(podId);
       log.info({ pod: podId }, 'pod network torn down');
     }).catch((err: unknown) => {
-      // Kept allocated: the veth may still exist. The next start's reconcile() frees both.
-      log.error({ pod: podId, err }, 'pod network: deleting the veth failed; its addresses stay allocated until the daemon restarts');
+      portsRemoved(err); // a no-op once the rules were reported gone
+      // Kept: the rules or the veth may still exist. A later teardown (RemovePodSandbox after
+      // StopPodSandbox) tries again; the next start's reconcile() frees them.
+      log.error({ pod: podId, err }, 'pod network: removing the host ports or the veth failed; its host ports and addresses stay allocated until a retry or the daemon restarts');
     }).finally(() => this.releasing.delete(podId));
     this.releasing.set(podId, release);
+    // A failure to remove the rules fails the call (kubelet retries it), as before the release.
+    await ports;
   }
 
   /** Wait for the background releases teardown() started (tests, reconcile, cleanup). */
@@ -270,11 +306,13 @@ export class PodNetwork implements PodNetworking {
         log.info({ veth: port }, 'pod network: removed a veth of a pod that no longer exists');
       }
     }
-    const freed = new Set([
-      ...(await this.ipam.reconcile(live)),
-      ...((await this.ipam6?.reconcile(live)) ?? []),
-      ...(await this.hostPorts.reconcile(live)),
-    ]);
+    // Rules before their records, as in teardown (the pod's veth is gone already: fine).
+    const stalePorts = await this.hostPorts.stale(live);
+    for (const pod of stalePorts) {
+      await detachPod(pod, await this.hostPorts.removalArgs(pod)).done;
+      await this.hostPorts.forget(pod);
+    }
+    const freed = new Set([...(await this.ipam.reconcile(live)), ...((await this.ipam6?.reconcile(live)) ?? []), ...stalePorts]);
     return [...freed];
   }
 

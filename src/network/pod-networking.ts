@@ -46,9 +46,9 @@ export interface PodNetworking {
   setup(podId: string, netnsPath: string, opts?: PodSetupOptions): Promise<PodNetworkStatus>;
   /**
    * Idempotent; fine when the pod's network namespace is already gone. When it returns the pod
-   * has no network any more (no host ports, reported without an address); a backend may finish
-   * releasing in the background what cannot serve the pod any more (the built-in network's veth
-   * delete, and after it the addresses).
+   * has no network any more (no host-port rules, reported without an address); a backend may
+   * finish releasing in the background what cannot serve the pod any more (the built-in
+   * network's veth delete, and after it the pod's host ports and addresses).
    */
   teardown(podId: string, netnsPath?: string): Promise<void>;
   status(podId: string): Promise<PodNetworkStatus | undefined>;

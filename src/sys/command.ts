@@ -19,6 +19,8 @@ export interface RunOptions {
   /** Written to the command's stdin (nft -f -, ip -batch -). */
   input?: string;
   timeoutMs?: number;
+  /** Called with each chunk of stdout as it arrives (a helper reporting progress). */
+  onStdout?: (chunk: string) => void;
 }
 
 /** Run a command; resolves with its stdout, rejects with CommandError carrying its stderr. */
@@ -35,6 +37,7 @@ export function runCommand(file: string, args: readonly string[], opts: RunOptio
         reject(new CommandError(what, code, stderr || err.message, { cause: err }));
       },
     );
+    if (opts.onStdout) child.stdout?.on('data', opts.onStdout);
     if (opts.input !== undefined) endChildInput(child, opts.input);
   });
 }
