@@ -1,7 +1,7 @@
 // Runs the real crib-pinns against the real kernel (root). Every pin dir lives in a temp dir that
 // afterAll unpins and removes, so a failing test leaves no mounts or namespaces behind.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +119,37 @@ describe('pinPodNamespaces', () => {
     expect(mountsUnder(dir)).toEqual([]);
     expect(existsSync(dir)).toBe(false);
     await unpinPodNamespaces(dir); // idempotent
+  });
+
+  it('unpins every mount stacked on a pinned file, keeps other pod files, and never follows a symlink put in a file\'s place', async () => {
+    const dir = join(base, 'stacked');
+    const pinned = await pinPodNamespaces({ dir, net: true, ipc: true });
+    // A second mount on the same file (a pin retried over an interrupted one).
+    execFileSync('mount', ['--bind', '/proc/self/ns/net', pinned.net!]);
+    expect(mountsUnder(dir)).toHaveLength(3);
+    // `uts` is a symlink to a mount outside the pin dir: removing the pin must leave that mount.
+    const outside = join(base, 'outside-target');
+    execFileSync('touch', [outside]);
+    execFileSync('mount', ['--bind', '/proc/self/ns/uts', outside]);
+    try {
+      symlinkSync(outside, join(dir, 'uts'));
+      await unpinPodNamespaces(dir);
+      expect(mountsUnder(dir)).toEqual([]);
+      expect(existsSync(dir)).toBe(false);
+      expect(mountsUnder(outside)).toHaveLength(1);
+    } finally {
+      if (mountsUnder(outside).length > 0) execFileSync('umount', ['-l', outside]);
+      rmSync(outside, { force: true });
+    }
+
+    // A pod dir that also holds other files keeps them (and so stays).
+    const withFiles = join(base, 'with-files');
+    await pinPodNamespaces({ dir: withFiles, net: true });
+    writeFileSync(join(withFiles, 'hosts'), '');
+    await unpinPodNamespaces(withFiles);
+    expect(readdirSync(withFiles)).toEqual(['hosts']);
+    expect(mountsUnder(withFiles)).toEqual([]);
+    rmSync(withFiles, { recursive: true });
   });
 
   it('pins only what is asked for', async () => {

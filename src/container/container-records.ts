@@ -15,7 +15,7 @@ import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
-import { fsyncDir, readJson } from '../store/atomic-file.js';
+import { fsyncDir, readJson, type AtomicWriteOptions } from '../store/atomic-file.js';
 import type { RecordStore } from '../store/record-store.js';
 import { decodeDocument } from '../store/schema.js';
 import type { ContainerRecord } from './container-record.js';
@@ -134,14 +134,15 @@ export class ContainerRecords {
   /**
    * Writes a changed record, then changes memory: an intent, or a result the caller must not
    * report before it is on disk. When the disk refuses, nothing changed and the error is thrown.
+   * `opts.syncDir` false: an intent (store/atomic-file.ts says when that is enough).
    */
-  async commit(id: string, change: (rec: ContainerRecord) => void): Promise<ContainerRecord> {
+  async commit(id: string, change: (rec: ContainerRecord) => void, opts: AtomicWriteOptions = {}): Promise<ContainerRecord> {
     return this.writes.run(id, async () => {
       const cur = this.byId.get(id);
       if (!cur) throw new Error(`container record ${id} vanished`);
       const next = structuredClone(cur);
       change(next);
-      await this.store.put(next);
+      await this.store.put(next, opts);
       if (this.byId.get(id) === cur) {
         this.byId.set(id, next);
         this.unsaved.delete(id);

@@ -585,9 +585,11 @@ export class ContainerService implements PodContainers {
       }
       // Taken before start: a process that exits at once must not finish before it started.
       const startedAt = nowNs();
+      // No directory sync: the start's outcome is written after it, and a power cut takes the
+      // started process with it (the intent's only use is telling a crash's restart to check).
       await this.records.commit(cur.id, (r) => {
         r.intent = { kind: 'start', at: startedAt };
-      });
+      }, { syncDir: false });
       crashPoint('StartContainer:after-intent');
       // An exit reported while start runs waits for it: kubelet must see STARTED before STOPPED.
       this.starting.add(cur.id);

@@ -1,9 +1,8 @@
 // Driving an OCI runtime through runc's command line: crib-runtime by default, runc or crun as
 // RuntimeClass handlers. Every failure carries the runtime's own stderr, which says what broke.
-import { execFile } from 'node:child_process';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
 import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
-import { endChildInput } from '../sys/child-input.js';
+import { execFileOnThread } from './spawn-thread.js';
 
 export interface OciState {
   ociVersion: string;
@@ -27,20 +26,19 @@ export class OciRuntimeTimeout extends Error {
   }
 }
 
-function run(binary: string, args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    // SIGKILL: a runtime that ignores SIGTERM must not outlive its time (checkpoint's criu dies
-    // with it: criu.h).
-    const child = execFile(binary, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err && (err as { killed?: boolean }).killed) {
-        reject(new OciRuntimeTimeout(`${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim(), timeoutMs));
-      } else if (err) {
-        const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
-        reject(new OciRuntimeError(`${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim(), stderr || err.message, code));
-      } else resolve(stdout);
-    });
-    if (input !== undefined) endChildInput(child, input);
-  });
+/**
+ * Runs the runtime on the spawn thread (spawn-thread.ts): start and kill are on the call paths
+ * of StartContainer and StopContainer, and delete runs right after RemoveContainer answers; a
+ * fork from the event loop's thread stalled whatever RPC came next for as long as it took.
+ */
+async function run(binary: string, args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
+  // SIGKILL at the timeout: a runtime that ignores SIGTERM must not outlive its time
+  // (checkpoint's criu dies with it: criu.h).
+  const r = await execFileOnThread(binary, args, { timeoutMs, maxBuffer: 16 << 20, input });
+  if (!r.error) return r.stdout;
+  const verb = `${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim();
+  if (r.killed) throw new OciRuntimeTimeout(verb, timeoutMs);
+  throw new OciRuntimeError(verb, r.stderr || r.error.message, r.code);
 }
 
 export class OciRuntime {

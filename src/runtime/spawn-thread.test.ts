@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { spawnOnThread } from './spawn-thread.js';
+import { execFileOnThread, spawnOnThread } from './spawn-thread.js';
 
 describe('spawnOnThread', () => {
   it('gives the whole stdout and stderr and the exit code of the command', async () => {
@@ -20,5 +20,26 @@ describe('spawnOnThread', () => {
     const r = await spawnOnThread('/nonexistent/crib-no-such-binary', []);
     expect(r.code).toBeNull();
     expect(r.error?.message).toMatch(/crib-no-such-binary.*ENOENT/);
+  });
+
+  it('execFileOnThread feeds stdin, and reports exit codes and execFile\'s error', async () => {
+    const ok = await execFileOnThread('/bin/sh', ['-c', 'cat; echo done >&2'], { timeoutMs: 10_000, maxBuffer: 1 << 20, input: 'fed' });
+    expect([ok.stdout, ok.stderr, ok.code, ok.killed, ok.error]).toEqual(['fed', 'done\n', 0, false, undefined]);
+    const failed = await execFileOnThread('/bin/sh', ['-c', 'echo why >&2; exit 4'], { timeoutMs: 10_000, maxBuffer: 1 << 20 });
+    expect([failed.stderr, failed.code, failed.killed]).toEqual(['why\n', 4, false]);
+    expect(failed.error?.message).toMatch(/Command failed/);
+  });
+
+  it('execFileOnThread kills a command that outlives its time, even one ignoring SIGTERM', async () => {
+    const t0 = Date.now();
+    const r = await execFileOnThread('/bin/sh', ['-c', 'trap "" TERM; exec sleep 30'], { timeoutMs: 200, maxBuffer: 1 << 20 });
+    expect(r.killed).toBe(true);
+    expect(r.error).toBeDefined();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('execFileOnThread fails a command whose output passes the bound', async () => {
+    const r = await execFileOnThread('/bin/sh', ['-c', 'head -c 100000 /dev/zero'], { timeoutMs: 10_000, maxBuffer: 1000 });
+    expect(r.error?.message).toMatch(/maxBuffer/);
   });
 });

@@ -1,5 +1,5 @@
-// Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`) from one worker thread
-// instead of the event loop's thread.
+// Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`, the OCI runtime's
+// start/kill/delete/state) from one worker thread instead of the event loop's thread.
 //
 // Why: libuv's spawn on Linux forks, and the calling thread is blocked until the child has
 // copied the daemon's page tables and exec'd. The cost grows with the daemon's memory: measured
@@ -20,9 +20,20 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { log } from '../log.js';
 
-export interface SpawnRequest { id: number; file: string; args: string[] }
-export interface SpawnReply { id: number; stdout: string; stderr: string; code: number | null; error?: string }
+/** execFile's bounds for a command run with execFileOnThread. */
+export interface ExecOptions {
+  /** Killed with SIGKILL after this long (a runtime ignoring SIGTERM must not outlive it). */
+  timeoutMs: number;
+  /** Stdout or stderr beyond this many bytes kills the command and fails it. */
+  maxBuffer: number;
+  /** Written to its stdin, which is then closed. */
+  input?: string;
+}
+export interface SpawnRequest { id: number; file: string; args: string[]; exec?: ExecOptions }
+export interface SpawnReply { id: number; stdout: string; stderr: string; code: number | null; killed?: boolean; error?: string }
 export interface SpawnResult { stdout: string; stderr: string; code: number | null; error?: Error }
+/** execFileOnThread's answer: `error` set when the command failed (its message is execFile's), `killed` when its time ran out. */
+export interface ExecResult extends SpawnResult { killed: boolean }
 
 /** Built: spawn-thread-worker.js beside this file; from source (vitest, tsx): the .ts, loaded with tsx registered in the thread. */
 function workerEntry(): URL {
@@ -37,7 +48,7 @@ function workerEntry(): URL {
 
 let worker: Worker | undefined;
 let nextId = 1;
-const pending = new Map<number, (r: SpawnResult) => void>();
+const pending = new Map<number, (r: SpawnReply | { error: string; thread: true }) => void>();
 
 function thread(): Worker {
   if (worker) return worker;
@@ -48,14 +59,14 @@ function thread(): Worker {
     log.warn({ why, inFlight: pending.size }, 'the spawn thread stopped');
     for (const [id, done] of pending) {
       pending.delete(id);
-      done({ stdout: '', stderr: '', code: null, error: new Error(`the daemon's spawn thread ${why}`) });
+      done({ error: `the daemon's spawn thread ${why}`, thread: true });
     }
   };
   w.on('message', (r: SpawnReply) => {
     const done = pending.get(r.id);
     pending.delete(r.id);
     if (pending.size === 0) w.unref();
-    done?.({ stdout: r.stdout, stderr: r.stderr, code: r.code, error: r.error === undefined ? undefined : new Error(r.error) });
+    done?.(r);
   });
   w.on('error', (err) => died(`failed: ${err.message}`));
   w.on('exit', (code) => died(`exited with code ${code}`));
@@ -63,14 +74,31 @@ function thread(): Worker {
   return w;
 }
 
-/** Runs `file args` (stdin /dev/null) on the spawn thread; resolves with its whole stdout and stderr and its exit code. */
-export function spawnOnThread(file: string, args: string[]): Promise<SpawnResult> {
+function post(req: Omit<SpawnRequest, 'id'>): Promise<SpawnReply | { error: string; thread: true }> {
   const w = thread();
   const id = nextId++;
   return new Promise((resolve) => {
     pending.set(id, resolve);
     // Referenced while a call is in flight (its reply must arrive), unref'd when idle.
     w.ref();
-    w.postMessage({ id, file, args } satisfies SpawnRequest);
+    w.postMessage({ id, ...req } satisfies SpawnRequest);
   });
+}
+
+/** Runs `file args` (stdin /dev/null) on the spawn thread; resolves with its whole stdout and stderr and its exit code. */
+export async function spawnOnThread(file: string, args: string[]): Promise<SpawnResult> {
+  const r = await post({ file, args });
+  if ('thread' in r) return { stdout: '', stderr: '', code: null, error: new Error(r.error) };
+  return { stdout: r.stdout, stderr: r.stderr, code: r.code, error: r.error === undefined ? undefined : new Error(r.error) };
+}
+
+/**
+ * Node's execFile (utf8 output, the bounds in `opts`) on the spawn thread: for commands on the
+ * RPC paths, whose fork would otherwise stall every other RPC (and the background work that
+ * follows a call, e.g. the runtime's delete after RemoveContainer, the next call).
+ */
+export async function execFileOnThread(file: string, args: string[], opts: ExecOptions): Promise<ExecResult> {
+  const r = await post({ file, args, exec: opts });
+  if ('thread' in r) return { stdout: '', stderr: '', code: null, killed: false, error: new Error(r.error) };
+  return { stdout: r.stdout, stderr: r.stderr, code: r.code, killed: r.killed ?? false, error: r.error === undefined ? undefined : new Error(r.error) };
 }

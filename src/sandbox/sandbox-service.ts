@@ -222,9 +222,11 @@ export class SandboxService {
         // Not recorded yet: a rollback at start-up finds this init by the pod's namespaces.
         crashPoint('RunPodSandbox:after-pod-init');
       }
-      // The namespaces and the pod init as soon as they exist: the network backend (CNI DEL)
-      // wants the netns path, and the pod init's pid + start time name it beyond doubt.
-      await this.store.put(rec);
+      // The namespaces and the pod init as soon as they exist: a CNI backend's DEL wants the netns
+      // path. Not for the built-in network, whose teardown goes by pod id: a rollback of the
+      // 'creating' record finds the pinned files in the pod dir and the pod init in them. An
+      // intent (no directory sync): a power cut takes the namespaces with it.
+      if (!attach) await this.store.put(rec, { syncDir: false });
       if (rec.netnsPath) {
         if (attach) rec.network = await attach.finish(rec.netnsPath);
         else {
@@ -285,9 +287,11 @@ export class SandboxService {
       // The intent first: from here on the pod is reported NOTREADY, and a crash is finished at
       // start-up, never left READY with a network it no longer has.
       if (cur.state === 'ready') {
+        // No directory sync: the 'notready' written at the end syncs it before the answer, and a
+        // power cut before then takes what the stop undoes with it.
         cur = await this.store.update(cur.id, (r) => {
           r.state = 'stopping';
-        });
+        }, { syncDir: false });
         crashPoint('StopPodSandbox:after-intent');
       }
       for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
@@ -315,9 +319,11 @@ export class SandboxService {
       // removal a crash interrupted does not know any more, and tears it down again (idempotent).
       const holdsNetwork = cur.state !== 'notready';
       if (cur.state !== 'removing') {
+        // No directory sync: the record's removal syncs it before the answer, and a power cut
+        // before then leaves the pod's record, which kubelet's retry removes (idempotent).
         cur = await this.store.update(cur.id, (r) => {
           r.state = 'removing';
-        });
+        }, { syncDir: false });
         crashPoint('RemovePodSandbox:after-intent');
       }
       for (const cid of this.containers.idsInPod(cur.id)) await this.containers.removeForPod(cid);

@@ -20,7 +20,19 @@ export const ATOMIC_TEMP_PREFIX = '.tmp-';
  */
 const LEGACY_TEMP_RE = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export interface AtomicWriteOptions {
+  /**
+   * false: skip the directory's fsync. The content is still synced before the rename, and the
+   * rename is atomic, so any crash, a power cut included, leaves the old file or the new one,
+   * never a torn one; only whether the rename outlives a power cut waits for the directory's
+   * next sync (the next durable write or removal in it). For intents whose loss in a power cut
+   * loses nothing: what they announce is undone by the reboot itself, or a later durable write
+   * in the same directory records the outcome before the caller is answered. Default true.
+   */
+  syncDir?: boolean;
+}
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `${ATOMIC_TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`);
   try {
@@ -39,14 +51,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    await fsyncDir(dir);
+    if (opts.syncDir !== false) await fsyncDir(dir);
   } catch (err) {
     throw fsError(err, path, 'write');
   }
 }
 
-export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode);
+export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode, opts);
 }
 
 /** writeJsonAtomic, making the file's directory (private to the daemon) when it is missing. */

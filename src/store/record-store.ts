@@ -4,7 +4,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError, errnoCode, fsError } from '../errors.js';
-import { fsyncDir, readJson, sweepInterruptedWrites, writeJsonAtomic } from './atomic-file.js';
+import { fsyncDir, readJson, sweepInterruptedWrites, writeJsonAtomic, type AtomicWriteOptions } from './atomic-file.js';
 import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
 /** Record files: a 64-hex name (an id, or the hex of a digest id). Anything else is not ours. */
@@ -60,19 +60,20 @@ export class RecordStore<T extends { id: string }> {
     return join(this.dir, `${this.fileStem(id)}.json`);
   }
 
-  async put(rec: T): Promise<T> {
-    await writeJsonAtomic(this.file(rec.id), encodeDocument(this.schema, rec), 0o600);
+  /** Writes the record; `opts.syncDir` false: an intent (atomic-file.ts says when that is enough). */
+  async put(rec: T, opts: AtomicWriteOptions = {}): Promise<T> {
+    await writeJsonAtomic(this.file(rec.id), encodeDocument(this.schema, rec), 0o600, opts);
     this.records.set(rec.id, rec);
     return rec;
   }
 
   /** Apply `change` to a copy of the record and persist it. */
-  async update(id: string, change: (rec: T) => void): Promise<T> {
+  async update(id: string, change: (rec: T) => void, opts: AtomicWriteOptions = {}): Promise<T> {
     const cur = this.records.get(id);
     if (!cur) throw new NotFoundError(`${this.schema.kind} ${id} no longer exists`);
     const next = structuredClone(cur);
     change(next);
-    return this.put(next);
+    return this.put(next, opts);
   }
 
   /**

@@ -22,6 +22,8 @@ const cSyncfs = libc.func('int syncfs(int fd)');
 const cFlock = libc.func('int flock(int fd, int operation)');
 
 export const MNT_DETACH = 2;
+/** umount2: do not follow a symlink in the last component of the target. */
+export const UMOUNT_NOFOLLOW = 8;
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
