@@ -3,8 +3,9 @@
 //                         it at any CRI socket instead of starting crib and containerd here)
 // For each runtime: RunPodSandbox, CreateContainer, StartContainer of busybox until running,
 // N sequential and C concurrent, median/p95 per call; then daemon + per-container helper RSS
-// (crib-monitor / containerd-shim) with 0, 20 and 100 pods running. containerd (Debian's
-// package, CRI plugin, CNI bridge plugin) runs in the same run when installed. crib is measured
+// (crib-monitor / containerd-shim) with 0, 20 and 100 pods running, the daemon alone at those
+// counts, and its RSS freshly started and idle (goals: 60 MiB idle, 80 MiB with 100 pods).
+// containerd (Debian's package, CRI plugin, CNI bridge plugin) runs in the same run when installed. crib is measured
 // with and without every pod in its own user namespace (usernsOptions POD, a 64 Ki id range per
 // pod as kubelet allocates them), interleaved: the "crib+userns" column, goal within 1.2x.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -76,23 +77,32 @@ function memoryMiB(daemonPid: number, helperName: string, marker: string): numbe
   return kb / 1024;
 }
 
-interface Result { name: string; seq: Timings; conc: Timings; mem: Record<number, number> }
+/** Memory with n pods: the daemon with its helpers, and the daemon alone (MiB). */
+interface Memory { all: Record<number, number>; daemon: Record<number, number> }
+interface Result { name: string; seq: Timings; conc: Timings; mem: Memory; freshRss: number }
 
-async function memoryAt(cri: CriClient, image: string, mem: () => number, userns: boolean): Promise<Record<number, number>> {
-  const memory: Record<number, number> = { 0: mem() };
+/** Issue 14's goals for the daemon's own RSS (MiB). */
+const GOAL_IDLE_RSS = 60;
+const GOAL_100_POD_RSS = 80;
+
+async function memoryAt(cri: CriClient, image: string, mem: Meters, userns: boolean): Promise<Memory> {
+  const memory: Memory = { all: { 0: mem.all() }, daemon: { 0: mem.daemon() } };
   const scratch: Timings = { run: [], create: [], start: [], total: [] };
   for (const target of [20, 100]) {
     while (scratch.total.length < target) await startPodWith(cri, image, scratch, userns);
     await new Promise((r) => setTimeout(r, 1000));
-    memory[target] = mem();
+    memory.all[target] = mem.all();
+    memory.daemon[target] = mem.daemon();
   }
   await removeAll(cri);
   return memory;
 }
 
+interface Meters { all: () => number; daemon: () => number }
+
 const timings = (): Timings => ({ run: [], create: [], start: [], total: [] });
 
-async function measure(name: string, cri: CriClient, image: string, mem: () => number): Promise<Result> {
+async function measure(name: string, cri: CriClient, image: string, mem: Meters, freshRss: number): Promise<Result> {
   const warm = timings();
   for (let i = 0; i < 3; i++) await startPodWith(cri, image, warm);
   await removeAll(cri);
@@ -102,14 +112,14 @@ async function measure(name: string, cri: CriClient, image: string, mem: () => n
   const c = timings();
   await Promise.all(Array.from({ length: CONCURRENT }, () => startPodWith(cri, image, c)));
   await removeAll(cri);
-  return { name, seq: s, conc: c, mem: await memoryAt(cri, image, mem, false) };
+  return { name, seq: s, conc: c, mem: await memoryAt(cri, image, mem, false), freshRss };
 }
 
 /**
  * crib with and without user namespaces, interleaved (one pod of each in turn, batches back to
  * back), so that a noisy machine weighs on both alike.
  */
-async function measureUserns(cri: CriClient, image: string, mem: () => number): Promise<Result[]> {
+async function measureUserns(cri: CriClient, image: string, mem: Meters, freshRss: number): Promise<Result[]> {
   const warm = timings();
   for (let i = 0; i < 3; i++) for (const u of [false, true]) await startPodWith(cri, image, warm, u);
   await removeAll(cri);
@@ -122,8 +132,8 @@ async function measureUserns(cri: CriClient, image: string, mem: () => number): 
     await removeAll(cri);
   }
   return [
-    { name: 'crib', seq: seq[0]!, conc: conc[0]!, mem: await memoryAt(cri, image, mem, false) },
-    { name: 'crib+userns', seq: seq[1]!, conc: conc[1]!, mem: await memoryAt(cri, image, mem, true) },
+    { name: 'crib', seq: seq[0]!, conc: conc[0]!, mem: await memoryAt(cri, image, mem, false), freshRss },
+    { name: 'crib+userns', seq: seq[1]!, conc: conc[1]!, mem: await memoryAt(cri, image, mem, true), freshRss },
   ];
 }
 
@@ -135,13 +145,20 @@ function print(results: Result[]): void {
       line(`${mode} ${call} (median/p95 ms)`, (r) => `${pct(r[key][call], 0.5).toFixed(1)} / ${pct(r[key][call], 0.95).toFixed(1)}`);
     }
   }
-  for (const n of [0, 20, 100]) line(`memory with ${n} pods (MiB)`, (r) => r.mem[n]!.toFixed(1));
+  line('daemon RSS, fresh and idle (MiB)', (r) => r.freshRss.toFixed(1));
+  for (const n of [0, 20, 100]) line(`daemon RSS with ${n} pods (MiB)`, (r) => r.mem.daemon[n]!.toFixed(1));
+  for (const n of [0, 20, 100]) line(`memory with ${n} pods (MiB)`, (r) => r.mem.all[n]!.toFixed(1));
   const crib = results.find((r) => r.name === 'crib');
   const userns = results.find((r) => r.name === 'crib+userns');
   const ctd = results.find((r) => r.name.startsWith('containerd'));
   if (crib && ctd) {
     console.log(`\ncrib / containerd: pod+container start median ${(pct(crib.seq.total, 0.5) / pct(ctd.seq.total, 0.5)).toFixed(2)}x ` +
-      `(goal <= 0.33), memory with 100 pods ${(crib.mem[100]! / ctd.mem[100]!).toFixed(2)}x (goal <= 0.5)`);
+      `(goal <= 0.33), memory with 100 pods ${(crib.mem.all[100]! / ctd.mem.all[100]!).toFixed(2)}x (goal <= 0.5)`);
+  }
+  if (crib) {
+    console.log(`crib daemon RSS: fresh and idle ${crib.freshRss.toFixed(1)} MiB (goal <= ${GOAL_IDLE_RSS}), ` +
+      `with 100 pods ${crib.mem.daemon[100]!.toFixed(1)} MiB (goal <= ${GOAL_100_POD_RSS})` +
+      (ctd ? `; containerd ${ctd.freshRss.toFixed(1)} and ${ctd.mem.daemon[100]!.toFixed(1)} MiB` : ''));
   }
   if (crib && userns) {
     console.log(`crib+userns / crib (interleaved): pod+container start median ${(pct(userns.seq.total, 0.5) / pct(crib.seq.total, 0.5)).toFixed(2)}x, ` +
@@ -151,8 +168,8 @@ function print(results: Result[]): void {
 
 async function main(): Promise<void> {
   const results = (await runOnBenchTargets({ bridge: 'cribbenchctd', subnet: '10.249.0.0/16' }, async (t) => {
-    const mem = () => memoryMiB(t.daemonPid, t.helper.name, t.helper.marker);
-    return t.name === 'crib' ? measureUserns(t.cri, t.image, mem) : [await measure(t.name, t.cri, t.image, mem)];
+    const mem: Meters = { all: () => memoryMiB(t.daemonPid, t.helper.name, t.helper.marker), daemon: () => rssKb(t.daemonPid) / 1024 };
+    return t.name === 'crib' ? measureUserns(t.cri, t.image, mem, t.freshRssMiB) : [await measure(t.name, t.cri, t.image, mem, t.freshRssMiB)];
   })).flat();
   console.log(`\nN=${N} sequential, ${CONCURRENT} concurrent; busybox sleep containers\n`);
   print(results);

@@ -19,6 +19,10 @@ if (argv[0] === 'daemon' && !argv.includes('--help') && !argv.includes('-h')) {
         args: argv.slice(1),
         options: { config: { type: 'string' }, listen: { type: 'string' }, root: { type: 'string' }, state: { type: 'string' } },
       });
+      // The daemon's V8 settings (daemon/node-flags.ts): this process becomes `node <flags>
+      // cli.js daemon ...` here, same pid, however it was started.
+      const { reexecWithDaemonFlags } = await import('./daemon/node-flags.js');
+      reexecWithDaemonFlags();
       const { runDaemon } = await import('./cli/daemon-command.js');
       await runDaemon(values);
     })

@@ -2,6 +2,7 @@
 // loopback registry with busybox, crib, and Debian's containerd (CRI plugin, runc, CNI bridge)
 // when it is installed. Targets are measured in one run, in turn or side by side, and everything
 // is removed afterwards.
+import { readFileSync } from 'node:fs';
 import type { CriClient } from './cri-client.js';
 import { containerdAvailable, startContainerdForPods } from './containerd.js';
 import { startDaemon } from './daemon.js';
@@ -14,6 +15,8 @@ export interface BenchTarget {
   /** The busybox image, already pulled. */
   image: string;
   daemonPid: number;
+  /** The daemon's RSS (MiB) once started and idle for a few seconds, before any call but Version. */
+  freshRssMiB: number;
   /** Command-line word and marker identifying this target's per-container helper processes. */
   helper: { name: string; marker: string };
   /** The loopback registry every target pulls from (a benchmark may push more images to it). */
@@ -21,6 +24,19 @@ export interface BenchTarget {
 }
 
 type Cleanup = () => Promise<unknown>;
+
+/** How long a fresh daemon is left alone before its idle RSS is read: start-up's garbage collected. */
+const SETTLE_MS = 3000;
+
+/** VmRSS of a process, MiB. */
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+async function freshRss(pid: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  return rssMiB(pid);
+}
 
 export interface BenchTargetOptions {
   /** Extra environment for the crib daemon (e.g. NODE_OPTIONS loading a measuring probe). */
@@ -81,14 +97,17 @@ async function startEachTarget(
 
   const d = await startDaemon({ logLevel: 'warn', env: opts.daemonEnv });
   cleanups.unshift(() => d.cleanup());
+  const cribFresh = await freshRss(d.proc.pid!);
   await d.cri.image.PullImage({ image: { image } });
-  await onTarget({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, helper: { name: 'crib-monitor', marker: d.dir }, registry });
+  await onTarget({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, freshRssMiB: cribFresh, helper: { name: 'crib-monitor', marker: d.dir }, registry });
 
   if (containerdAvailable()) {
     const ctd = await startContainerdForPods(registry, { ...containerdNet, images: [image] });
     cleanups.unshift(() => ctd.stop());
+    // containerd pulled its image while starting: its figure is idle, but not before any pull.
+    const ctdFresh = await freshRss(ctd.proc.pid!);
     await onTarget({
-      name: 'containerd 1.6 + runc', cri: ctd.cri, image, daemonPid: ctd.proc.pid!,
+      name: 'containerd 1.6 + runc', cri: ctd.cri, image, daemonPid: ctd.proc.pid!, freshRssMiB: ctdFresh,
       helper: { name: 'containerd-shim', marker: ctd.socket.replace(/\/containerd.sock$/, '') },
       registry,
     });

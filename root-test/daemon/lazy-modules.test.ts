@@ -1,28 +1,70 @@
-// The daemon must not load, at start, the libraries only some nodes need (sys/lazy-module.ts):
-// each costs resident memory for the daemon's whole life. This imports the built daemon the way
-// `crib daemon` does and looks at which CommonJS packages Node has loaded.
+// The daemon must not load, at start, the libraries only some nodes need (sys/lazy-module.ts), nor
+// anything it only needs to build itself: each costs resident memory for the daemon's whole life.
+// The first test imports the built daemon the way `crib daemon` does; the second starts a real
+// daemon and asks it, once it serves, which CommonJS files it has loaded.
 import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startDaemon } from '../../test-support/daemon.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-function packagesLoadedBy(modulePath: string, packages: string[]): Record<string, boolean> {
+/** Packages only some nodes need, loaded on first use. */
+const LAZY = ['undici', 'ws', 'tar-stream', 'yaml', 'prom-client', 'commander', 'cli-table3', 'cli-progress'];
+/** What builds the CRI's gRPC services from api.proto: done at build time (src/gen/cri-descriptor.ts). */
+const BUILD_ONLY = ['@grpc/proto-loader/', 'protobufjs/src/parse.js', 'protobufjs/src/tokenize.js'];
+
+/** For each name, whether a loaded CommonJS file's path contains node_modules/<name>. */
+function which(loaded: string[], names: string[]): Record<string, boolean> {
+  return Object.fromEntries(names.map((n) => [n, loaded.some((k) => k.includes(`/node_modules/${n.endsWith('.js') || n.endsWith('/') ? n : `${n}/`}`))]));
+}
+
+function loadedBy(modulePath: string): string[] {
   const script = `
     await import(${JSON.stringify(modulePath)});
     const { createRequire } = await import('node:module');
-    const loaded = Object.keys(createRequire(import.meta.url).cache);
-    const names = ${JSON.stringify(packages)};
-    console.log(JSON.stringify(Object.fromEntries(names.map((n) => [n, loaded.some((k) => k.includes('/node_modules/' + n + '/'))]))));
+    console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));
   `;
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as Record<string, boolean>;
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[];
 }
 
 describe('the daemon at start', () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
   it('loads gRPC but not the registry HTTP stack, WebSocket, tar, YAML, metrics or CLI libraries', () => {
-    const lazy = ['undici', 'ws', 'tar-stream', 'yaml', 'prom-client', 'commander', 'cli-table3', 'cli-progress'];
-    const loaded = packagesLoadedBy(join(REPO, 'dist', 'daemon', 'daemon.js'), ['@grpc/grpc-js', ...lazy]);
-    expect(loaded).toEqual({ '@grpc/grpc-js': true, ...Object.fromEntries(lazy.map((n) => [n, false])) });
+    const loaded = which(loadedBy(join(REPO, 'dist', 'daemon', 'daemon.js')), ['@grpc/grpc-js', ...LAZY]);
+    expect(loaded).toEqual({ '@grpc/grpc-js': true, ...Object.fromEntries(LAZY.map((n) => [n, false])) });
+  });
+
+  it('serves the CRI without having loaded the .proto parser, proto-loader or any lazy library', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'crib-lazy-'));
+    dirs.push(dir);
+    const probe = join(dir, 'probe.cjs');
+    const out = join(dir, 'loaded.json');
+    // Preloaded into the daemon: on exit (SIGTERM ends it with process.exit), write every
+    // CommonJS file it has loaded.
+    await writeFile(probe, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    const d = await startDaemon({ logLevel: 'warn', env: { NODE_OPTIONS: `--require ${probe}` } });
+    try {
+      // Calls that use the CRI's messages in both directions, so the services are built.
+      expect((await d.cri.runtime.Version({})).runtimeName).toBe('crib');
+      expect((await d.cri.runtime.ListPodSandbox({})).items).toEqual([]);
+      expect((await d.cri.image.ListImages({})).images).toEqual([]);
+    } finally {
+      await d.cleanup();
+    }
+    const files = JSON.parse(await readFile(out, 'utf8')) as string[];
+    const loaded = which(files, ['@grpc/grpc-js', 'protobufjs', ...BUILD_ONLY, ...LAZY]);
+    expect(loaded).toEqual({
+      '@grpc/grpc-js': true,
+      protobufjs: true,
+      ...Object.fromEntries([...BUILD_ONLY, ...LAZY].map((n) => [n, false])),
+    });
   });
 });

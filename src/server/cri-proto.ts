@@ -1,26 +1,89 @@
-// Loads the vendored CRI proto once. Field names become camelCase, int64 arrive as strings (a
-// nanosecond timestamp does not fit a double) and enums as their names, matching the types that
-// `npm run gen:types` generates into src/gen.
+// The CRI's two gRPC services, RuntimeService and ImageService, built once from the schema that
+// `npm run gen:types` compiles out of the vendored cri-api/api.proto (src/gen/cri-descriptor.ts).
+// Field names are camelCase, int64 arrive as strings (a nanosecond timestamp does not fit a
+// double) and enums as their names, matching the types generated into src/gen.
+//
+// Why not @grpc/proto-loader at run time: it parses the 95 KB .proto at every start and builds a
+// descriptor object for every message of the schema, which grpc-js never reads; together that was
+// about 7 MiB of the daemon's resident memory for its whole life. The (de)serializers here are the
+// ones proto-loader would make: protobufjs fromObject + encode, decode + toObject.
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type { Options } from '@grpc/proto-loader';
+import type * as Protobuf from 'protobufjs';
 import type { ProtoGrpcType } from '../gen/api.js';
+import { CRI_DESCRIPTOR_JSON } from '../gen/cri-descriptor.js';
 
+/** The vendored schema itself, for tests that check it against proto-loader's reading of it. */
 export const CRI_PROTO_PATH = fileURLToPath(new URL('../../cri-api/api.proto', import.meta.url));
 
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+/** How messages become objects (protobufjs toObject options, as proto-loader takes them). */
+export const PROTO_LOADER_OPTIONS = {
   keepCase: false,
   longs: String,
   enums: String,
   defaults: true,
   oneofs: true,
-};
+} satisfies Options;
 
-let loaded: ProtoGrpcType | undefined;
+type V1 = ProtoGrpcType['runtime']['v1'];
+/** The part of proto-loader's package object crib uses: the two services. */
+export interface CriProto {
+  runtime: { v1: Pick<V1, 'RuntimeService' | 'ImageService'> };
+}
 
-export function criProto(): ProtoGrpcType {
-  loaded ??= grpc.loadPackageDefinition(
-    protoLoader.loadSync(CRI_PROTO_PATH, PROTO_LOADER_OPTIONS),
-  ) as unknown as ProtoGrpcType;
+const SERVICES = ['RuntimeService', 'ImageService'] as const;
+
+// protobufjs without its .proto parser (the "light" build); a CommonJS module whose exports
+// Node's ESM import cannot see by name, so it is required.
+const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof Protobuf;
+
+function serializer(type: Protobuf.Type): (value: object) => Buffer {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
+    const bytes = type.encode(type.fromObject(value)).finish();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+function deserializer(type: Protobuf.Type): (bytes: Buffer) => object {
+  return (bytes) => type.toObject(type.decode(bytes), PROTO_LOADER_OPTIONS);
+}
+
+function serviceDefinition(service: Protobuf.Service): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const method of service.methodsArray) {
+    // resolveAll() below has resolved every method's types, or thrown.
+    const req = method.resolvedRequestType!;
+    const res = method.resolvedResponseType!;
+    def[method.name] = {
+      path: `/${service.fullName.slice(1)}/${method.name}`,
+      requestStream: !!method.requestStream,
+      responseStream: !!method.responseStream,
+      requestSerialize: serializer(req),
+      requestDeserialize: deserializer(req),
+      responseSerialize: serializer(res),
+      responseDeserialize: deserializer(res),
+      // grpc-js's client offers each method under this name too (as proto-loader's does).
+      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+    };
+  }
+  return def;
+}
+
+let loaded: CriProto | undefined;
+
+export function criProto(): CriProto {
+  if (loaded) return loaded;
+  const root = protobuf.Root.fromJSON(JSON.parse(CRI_DESCRIPTOR_JSON) as Protobuf.INamespace);
+  root.resolveAll();
+  const v1: Record<string, unknown> = {};
+  for (const name of SERVICES) {
+    const fullName = `runtime.v1.${name}`;
+    const service = serviceDefinition(root.lookupService(fullName));
+    v1[name] = grpc.makeClientConstructor(service, fullName);
+  }
+  loaded = { runtime: { v1: v1 as CriProto['runtime']['v1'] } };
   return loaded;
 }

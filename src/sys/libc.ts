@@ -273,3 +273,21 @@ export function moveMount(fd: number, target: string): void {
   const r = Number(cSyscall(SYS_MOVE_MOUNT, 'int', fd, 'const char *', '', 'int', AT_FDCWD, 'const char *', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH));
   if (r < 0) throw sysError('move_mount', target);
 }
+
+const cFcntl = libc.func('int fcntl(int fd, int cmd, ...)');
+const cExecve = libc.func('int execve(const char *path, const char **argv, const char **envp)');
+const F_SETFD = 2;
+
+/**
+ * execve(2): replace this process (same pid, same open stdio) with `argv` run from `path`, in
+ * `env`. Node opens stdin, stdout and stderr close-on-exec, so they are made inheritable first;
+ * without that the new program would start with /dev/null there. Returns only by throwing.
+ */
+export function execve(path: string, argv: string[], env: NodeJS.ProcessEnv): never {
+  for (const fd of [0, 1, 2]) {
+    if (Number(cFcntl(fd, F_SETFD, 'int', 0)) < 0) throw sysError('fcntl', undefined, `F_SETFD 0 on fd ${fd}`);
+  }
+  const envp = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  cExecve(path, [...argv, null], [...envp, null]);
+  throw sysError('execve', path);
+}
