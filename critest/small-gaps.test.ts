@@ -50,8 +50,10 @@ describe('PID namespace TARGET, stop_signal, image runtime_handler', () => {
   });
   const pidOpts = (pid: string, targetId = '') => ({ linux: { securityContext: { namespaceOptions: { network: 'POD', ipc: 'POD', pid, targetId } } } });
 
-  it('a TARGET container shares the PID namespace of the container it targets (kubectl debug --target)', async () => {
-    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('debugged') });
+  // Through runc as well: the namespace is handed over as /proc/<daemon pid>/fd/<n>, a descriptor
+  // the daemon holds (src/container/target-pidns.ts), which any OCI runtime opens like a path.
+  it.each([['crib-runtime', ''], ['runc', 'runc']])('a TARGET container shares the PID namespace of the container it targets (kubectl debug --target), %s', async (_, runtimeHandler) => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig(`debugged-${runtimeHandler || 'crib'}`), runtimeHandler });
     const app = (await d.cri.runtime.CreateContainer({ podSandboxId, config: container('app', 'exec sleep 4242') })).containerId;
     await d.cri.runtime.StartContainer({ containerId: app });
     const debug = (await d.cri.runtime.CreateContainer({ podSandboxId, config: container('debugger', 'exec sleep 1000', pidOpts('TARGET', app)) })).containerId;
