@@ -407,6 +407,14 @@ export class ContainerService implements PodContainers {
     // An archive as the image (as CRI-O and containerd accept it): the container is its base image
     // plus its file changes, and StartContainer restores its processes.
     const archive = await isCheckpointArchivePath(config.image!.image) ? config.image!.image : undefined;
+    // A restore gets the PID namespace CRIU recreates from the checkpoint (crib-runtime's restore
+    // joins only the pod's network namespace): a TARGET asked for would be silently dropped.
+    if (archive && config.linux?.securityContext?.namespaceOptions?.pid === 'TARGET') {
+      throw new InvalidArgumentError(
+        `CreateContainer: namespaceOptions.pid TARGET cannot be used with a checkpoint archive as the image (${archive}): ` +
+        'a restored container keeps the PID namespace layout it was checkpointed with',
+      );
+    }
     const dump = archive ? await readConfigDump(archive) : undefined;
     const imageRef = dump ? dump.rootfsImageName || dump.rootfsImageRef : config.image!.image;
     const image = await this.opts.images.find(imageRef) ?? (dump?.rootfsImageRef ? await this.opts.images.find(dump.rootfsImageRef) : undefined);
