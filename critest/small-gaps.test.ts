@@ -1,6 +1,6 @@
 // kubectl debug --target (PID namespace mode TARGET), ContainerStatus.stop_signal (KEP-4960)
 // and ImageSpec.runtime_handler end to end.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -46,8 +46,10 @@ describe('PID namespace TARGET, stop_signal, image runtime_handler', () => {
   });
   const pidOpts = (pid: string, targetId = '') => ({ linux: { securityContext: { namespaceOptions: { network: 'POD', ipc: 'POD', pid, targetId } } } });
 
-  it('a TARGET container shares the PID namespace of the container it targets (kubectl debug --target)', async () => {
-    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('debugged') });
+  // Through runc as well: the namespace is handed over as /proc/<daemon pid>/fd/<n>, a descriptor
+  // the daemon holds (src/container/target-pidns.ts), which any OCI runtime opens like a path.
+  it.each([['crib-runtime', ''], ['runc', 'runc']])('a TARGET container shares the PID namespace of the container it targets (kubectl debug --target), %s', async (_, runtimeHandler) => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig(`debugged-${runtimeHandler || 'crib'}`), runtimeHandler });
     const app = (await d.cri.runtime.CreateContainer({ podSandboxId, config: container('app', 'exec sleep 4242') })).containerId;
     await d.cri.runtime.StartContainer({ containerId: app });
     const debug = (await d.cri.runtime.CreateContainer({ podSandboxId, config: container('debugger', 'exec sleep 1000', pidOpts('TARGET', app)) })).containerId;
@@ -64,7 +66,7 @@ describe('PID namespace TARGET, stop_signal, image runtime_handler', () => {
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
-  it('refuses TARGET with NOT_FOUND when the target is missing, in another pod or not running', async () => {
+  it('refuses TARGET: NOT_FOUND when the target is missing, in another pod or not running; INVALID_ARGUMENT for a restore', async () => {
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('targets') });
     const other = (await d.cri.runtime.RunPodSandbox({ config: podConfig('other') })).podSandboxId;
     const created = (await d.cri.runtime.CreateContainer({ podSandboxId, config: container('created', 'exec sleep 1000') })).containerId;
@@ -80,6 +82,14 @@ describe('PID namespace TARGET, stop_signal, image runtime_handler', () => {
       await expect(p).rejects.toMatchObject({ code: status.NOT_FOUND });
       await expect(p).rejects.toThrow(msg);
     }
+    // A checkpoint archive as the image (restore) cannot join a TARGET namespace: refused, not dropped.
+    const archive = join(dir, 'checkpoint.tar');
+    await writeFile(archive, 'not read: the combination is refused first');
+    const app = (await d.cri.runtime.CreateContainer({ podSandboxId, config: container('app', 'exec sleep 1000') })).containerId;
+    await d.cri.runtime.StartContainer({ containerId: app });
+    const restored = d.cri.runtime.CreateContainer({ podSandboxId, config: { ...container('restored', 'true', pidOpts('TARGET', app)), image: { image: archive } } });
+    await expect(restored).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    await expect(restored).rejects.toThrow(/namespaceOptions.pid TARGET cannot be used with a checkpoint archive as the image/);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
     await d.cri.runtime.RemovePodSandbox({ podSandboxId: other });
   });

@@ -29,7 +29,6 @@ import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { isoToNs, nowNs } from '../time.js';
-import { processAlive } from '../sys/process-identity.js';
 import { chosenStopSignal, killSignal } from './stop-signal.js';
 import type { CdiRegistry } from './cdi/cdi-registry.js';
 import { requestedCdiDevices } from './cdi/cdi-requests.js';
@@ -40,6 +39,7 @@ import { ContainerEvents, type ContainerEventType } from './container-events.js'
 import { CONTAINER_RECORD, containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
 import { ContainerRecords } from './container-records.js';
 import { ImageVolumes } from './image-volumes.js';
+import { holdTargetPidNamespace, stallAfterTargetCheck, type HeldPidNamespace, type TargetInit } from './target-pidns.js';
 import {
   isCheckpointArchivePath, readConfigDump, unpackCheckpointArchive, ARCHIVE_LIMITS, type ConfigDump,
 } from './checkpoint/checkpoint-archive.js';
@@ -407,6 +407,14 @@ export class ContainerService implements PodContainers {
     // An archive as the image (as CRI-O and containerd accept it): the container is its base image
     // plus its file changes, and StartContainer restores its processes.
     const archive = await isCheckpointArchivePath(config.image!.image) ? config.image!.image : undefined;
+    // A restore gets the PID namespace CRIU recreates from the checkpoint (crib-runtime's restore
+    // joins only the pod's network namespace): a TARGET asked for would be silently dropped.
+    if (archive && config.linux?.securityContext?.namespaceOptions?.pid === 'TARGET') {
+      throw new InvalidArgumentError(
+        `CreateContainer: namespaceOptions.pid TARGET cannot be used with a checkpoint archive as the image (${archive}): ` +
+        'a restored container keeps the PID namespace layout it was checkpointed with',
+      );
+    }
     const dump = archive ? await readConfigDump(archive) : undefined;
     const imageRef = dump ? dump.rootfsImageName || dump.rootfsImageRef : config.image!.image;
     const image = await this.opts.images.find(imageRef) ?? (dump?.rootfsImageRef ? await this.opts.images.find(dump.rootfsImageRef) : undefined);
@@ -422,7 +430,7 @@ export class ContainerService implements PodContainers {
     const logPath = this.logPath(pod, config);
     // Resolved before anything is made: an unknown device leaves nothing behind.
     const cdiDevices = await this.resolveCdi(config);
-    const targetPidnsPath = this.targetPidNamespace(pod, config);
+    const target = this.targetInit(pod, config);
     // Image volumes are checked and their images found before anything is made.
     const volumes = await this.opts.imageVolumes?.plan(id, dir, config.mounts ?? []) ?? [];
     // Checked before anything is made too; the rootfs is mounted with the mount label.
@@ -440,7 +448,12 @@ export class ContainerService implements PodContainers {
     crashPoint('CreateContainer:after-record');
     const cleaner = new Cleaner(clog);
     cleaner.add('remove record', () => this.records.remove(id));
+    let targetNs: HeldPidNamespace | undefined;
     try {
+      if (target) {
+        targetNs = await holdTargetPidNamespace(target);
+        await stallAfterTargetCheck(clog, target);
+      }
       await mkdir(paths.bundle, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove container dir', () => rm(dir, { recursive: true, force: true }));
       const imageVolumes = this.opts.imageVolumes;
@@ -485,7 +498,7 @@ export class ContainerService implements PodContainers {
         cgroupVersion: cgroupVersion(),
         runtimeFeatures: runtime.features,
         cdiDevices,
-        targetPidnsPath,
+        targetPidnsPath: targetNs?.path,
         imageVolumeSources: ImageVolumes.sources(volumes),
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
@@ -510,6 +523,9 @@ export class ContainerService implements PodContainers {
         tty: config.tty,
       });
       crashPoint('CreateContainer:after-runtime-create');
+      // Its namespace was held, so the container is in it or nowhere; a target gone by now took
+      // (or is taking) the namespace down with it.
+      if (targetNs && !targetNs.targetRunning()) throw targetNs.exitedError();
       const u = spec.process.user;
       await this.records.commit(id, (r) => {
         r.cgroupsPath = spec.linux.cgroupsPath;
@@ -530,7 +546,11 @@ export class ContainerService implements PodContainers {
       this.unwatch.get(id)?.();
       this.unwatch.delete(id);
       await cleaner.run();
-      throw err;
+      // Joining a namespace whose init is gone fails in the runtime (no pid can be allocated in
+      // it): the reason to give is the target's exit.
+      throw targetNs && !targetNs.targetRunning() ? targetNs.exitedError() : err;
+    } finally {
+      await targetNs?.close();
     }
   }
 
@@ -552,12 +572,10 @@ export class ContainerService implements PodContainers {
   }
 
   /**
-   * TARGET pid mode (kubectl debug --target): the PID namespace of another running container of
-   * the same pod, joined through its init process. The pid is checked against its start time, so
-   * a pid recycled before now is never taken for the target (one dying in the instant between this
-   * check and the runtime opening /proc/<pid>/ns/pid is not covered: kubelet retries the create).
+   * TARGET pid mode (kubectl debug --target): the init of another running container of the same
+   * pod, whose PID namespace the new container joins (held open by target-pidns.ts).
    */
-  private targetPidNamespace(pod: SandboxRecord, config: ContainerConfig__Output): string | undefined {
+  private targetInit(pod: SandboxRecord, config: ContainerConfig__Output): TargetInit | undefined {
     const ns = config.linux?.securityContext?.namespaceOptions;
     if (ns?.pid !== 'TARGET') return undefined;
     const targetId = ns.targetId ?? '';
@@ -566,10 +584,10 @@ export class ContainerService implements PodContainers {
     if (!target || target.podId !== pod.id) {
       throw new NotFoundError(`CreateContainer: namespaceOptions.targetId: container ${targetId} not found in pod ${pod.id}`);
     }
-    if (criState(target) !== 'CONTAINER_RUNNING' || !target.pid || !processAlive(target.pid, target.pidStartTime)) {
-      throw new NotFoundError(`CreateContainer: namespaceOptions.targetId: container ${targetId} is not running, so it has no PID namespace to join`);
+    if (criState(target) !== 'CONTAINER_RUNNING' || !target.pid) {
+      throw new NotFoundError(`CreateContainer: namespaceOptions.targetId: container ${target.id} is not running, so it has no PID namespace to join`);
     }
-    return `/proc/${target.pid}/ns/pid`;
+    return { id: target.id, pid: target.pid, pidStartTime: target.pidStartTime };
   }
 
   // ---- start / stop / remove ------------------------------------------------------------------

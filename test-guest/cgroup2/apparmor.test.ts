@@ -103,6 +103,17 @@ describe('AppArmor profiles applied to containers and execs', () => {
     expect(ex.stdout).toMatch(new RegExp(`^${LOCAL} \\(enforce\\)\\n.*Permission denied\\nrc=1\\n$`, 's'));
   });
 
+  // As critest 1.34 sends them (its "runtime should prefer new apparmor field" specs): the
+  // localhostRef carries the "localhost/" prefix, and the deprecated string names a profile that
+  // is not loaded — which must not matter, since the structured field wins.
+  it('the structured field wins over the deprecated string, and a "localhost/" prefix on localhostRef is taken off', async () => {
+    const { lines } = await probe('both-fields', exposed(
+      { profileType: 'Localhost', localhostRef: `localhost/${LOCAL}` },
+      { apparmorProfile: 'localhost/crib-test-never-loaded' },
+    ));
+    expect(lines).toEqual([`${LOCAL} (enforce)`, 'sysctl:written', 'mount:done', 'forbidden:denied', 'allowed:written']);
+  });
+
   it('an unloaded Localhost profile is refused with NOT_FOUND naming it', async () => {
     const missing = 'crib-test-never-loaded';
     for (const sc of [{ apparmor: { profileType: 'Localhost', localhostRef: missing } }, { apparmorProfile: `localhost/${missing}` }]) {
