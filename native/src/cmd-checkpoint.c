@@ -27,19 +27,6 @@
 #include "spec.h"
 #include "state.h"
 
-/* A bind mount of the spec (type "bind", or a "bind"/"rbind" option). */
-static bool is_bind(json_t *m) {
-  const char *type = crib_json_str(m, "type");
-  if (type && strcmp(type, "bind") == 0) return true;
-  json_t *opts = json_object_get(m, "options"), *o;
-  size_t i;
-  json_array_foreach(opts, i, o) {
-    const char *s = json_string_value(o);
-    if (s && (strcmp(s, "bind") == 0 || strcmp(s, "rbind") == 0)) return true;
-  }
-  return false;
-}
-
 /* What the container joined by path and criu cannot dump as its own: the network namespace
  * (made external, *netns_ino set), a PID or user namespace (refused). */
 static int check_namespaces(json_t *spec, ino_t *netns_ino, crib_err *err) {
@@ -185,7 +172,7 @@ int crib_cmd_checkpoint(const crib_globals *g, int argc, char **argv, crib_err *
   size_t k;
   json_array_foreach(mounts, k, m) {
     const char *dest = crib_json_str(m, "destination");
-    if (!dest || !is_bind(m)) continue;
+    if (!dest || !crib_criu_is_bind(m)) continue;
     crib_criu_argf(&a, "--external=mnt[%s]:%s", dest, dest);
     json_array_append_new(ext, json_string(dest));
   }

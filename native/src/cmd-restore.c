@@ -4,11 +4,14 @@
  * rootfs (with the checkpointed container's file changes already applied by the caller) and the
  * spec: the cgroup is B's (made and limited as by create, and criu runs inside it, so the
  * restored tree starts there: --manage-cgroups=ignore), the root is B's rootfs, each bind mount
- * checkpoint declared external is bound from B's mount of the same destination, the network
- * namespace is the one B's spec joins, and the restored init's stdio are ours (descriptors.json:
- * a pipe it had is replaced by the fd we have at that number) — so a monitor that runs restore
- * as it runs create gets the restored process's output on its pipes, and adopts it as its child
- * (criu --restore-detached leaves it to the nearest subreaper). The container is running when
+ * checkpoint declared external is bound from B's mount of the same destination (so the restored
+ * container sees its new pod's /etc/hosts, /etc/hostname, /dev/shm and volumes), the network
+ * namespace is the one B's spec joins, so are its IPC and UTS namespaces (--join-ns: the new
+ * pod's hostname and SysV IPC; criu writes the checkpointed hostname into a UTS namespace it
+ * joins, so the new pod's names are put back after it), and the restored init's stdio are ours
+ * (descriptors.json: a pipe it had is replaced by the fd we have at that number) — so a monitor
+ * that runs restore as it runs create gets the restored process's output on its pipes, and
+ * adopts it as its child (criu --restore-detached leaves it to the nearest subreaper). The container is running when
  * restore returns (there is no `start`); its state is written as create writes it.
  * Without --detach restore still returns once criu did (crib does not proxy a foreground
  * container's stdio as runc does). --console-socket is refused: checkpoint refuses terminals.
@@ -19,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -61,6 +67,50 @@ static json_t *load_json(const char *dir, const char *name, crib_err *err) {
   json_t *v = crib_json_load_path(path, &je);
   if (v == NULL) crib_fail(err, 0, "restore: `%s`: %s (not a checkpoint made by crib-runtime?)", path, je.text);
   return v;
+}
+
+/* The hostname and domain name of a UTS namespace, kept across criu restore: joining it
+ * (--join-ns), criu still writes the checkpointed container's names into it, which would rename
+ * the new pod (every container of it) after the old one. We read them before and put them back
+ * after, from inside the namespace (setns of this single-threaded process, and back). */
+typedef struct uts_names {
+  char host[HOST_NAME_MAX + 1], domain[HOST_NAME_MAX + 1];
+} uts_names;
+
+/* Enters the namespace `path`, runs get (uname) or set (sethostname, setdomainname), returns. */
+static int in_uts_ns(const char *path, uts_names *names, bool set, crib_err *err) {
+  int self = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return crib_fail(err, errno, "open `/proc/self/ns/uts`");
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  if (ns < 0) {
+    int e = errno;
+    close(self);
+    return crib_fail(err, e, "open UTS namespace `%s`", path);
+  }
+  int rc = 0;
+  if (setns(ns, CLONE_NEWUTS) < 0) {
+    rc = crib_fail(err, errno, "setns UTS namespace `%s`", path);
+  } else {
+    if (set) {
+      if (sethostname(names->host, strlen(names->host)) < 0)
+        rc = crib_fail(err, errno, "sethostname `%s` in `%s`", names->host, path);
+      else if (setdomainname(names->domain, strlen(names->domain)) < 0)
+        rc = crib_fail(err, errno, "setdomainname `%s` in `%s`", names->domain, path);
+    } else {
+      struct utsname u;
+      if (uname(&u) < 0) {
+        rc = crib_fail(err, errno, "uname in `%s`", path);
+      } else {
+        snprintf(names->host, sizeof names->host, "%s", u.nodename);
+        snprintf(names->domain, sizeof names->domain, "%s", u.domainname);
+      }
+    }
+    /* Back where we were, or this process would go on in the pod's namespace. */
+    if (setns(self, CLONE_NEWUTS) < 0 && rc == 0) rc = crib_fail(err, errno, "setns back to our own UTS namespace");
+  }
+  close(ns);
+  close(self);
+  return rc;
 }
 
 int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err) {
@@ -135,7 +185,7 @@ int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err
 
   /* Everything the dump declared external comes from the new bundle, or the restore cannot be. */
   json_t *ext = json_object_get(info, "externalMounts"), *e;
-  size_t k;
+  size_t k, n;
   json_array_foreach(ext, k, e) {
     const char *dest = json_string_value(e);
     if (!dest) continue;
@@ -145,6 +195,45 @@ int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err
       goto out;
     }
     crib_criu_argf(&a, "--external=mnt[%s]:%s", dest, src);
+  }
+  /* And the other way: criu rebuilds the mount tree from its images, so a bind mount the new
+   * spec adds (a volume the checkpointed container did not have) would silently be missing. */
+  json_t *m;
+  json_array_foreach(json_object_get(spec, "mounts"), k, m) {
+    const char *dest = crib_json_str(m, "destination");
+    if (!dest || !crib_criu_is_bind(m)) continue;
+    bool known = false;
+    json_array_foreach(ext, n, e) known = known || (json_is_string(e) && strcmp(json_string_value(e), dest) == 0);
+    if (!known) {
+      crib_fail(err, ENOTSUP, "restore: the bundle's spec binds `%s`, which the checkpointed container did not have: a restore cannot add mounts", dest);
+      goto out;
+    }
+  }
+  /* The namespaces B's spec joins by path are the NEW pod's: the restored tree joins them
+   * (criu --join-ns, as runc restores), rather than getting copies of the checkpointed
+   * container's (its old pod's hostname, its old pod's SysV IPC). The network namespace is the
+   * external one below. */
+  json_t *nss = json_object_get(json_object_get(spec, "linux"), "namespaces"), *ns;
+  const char *uts_path = NULL;
+  uts_names uts;
+  json_array_foreach(nss, n, ns) {
+    const char *t = crib_json_str(ns, "type"), *p = crib_json_str(ns, "path");
+    if (!t || !p || !p[0]) continue;
+    if (strcmp(t, "uts") == 0) uts_path = p;
+    if (strcmp(t, "ipc") == 0 || strcmp(t, "uts") == 0) {
+      /* criu reads what follows a comma as extra options of the namespace. */
+      if (strchr(p, ',')) {
+        crib_fail(err, EINVAL, "restore: the %s namespace path `%s` contains a comma, which criu --join-ns cannot take", t, p);
+        goto out;
+      }
+      crib_criu_argf(&a, "--join-ns=%s:%s", t, p);
+    } else if (strcmp(t, "pid") == 0 || strcmp(t, "user") == 0 || strcmp(t, "cgroup") == 0 ||
+               strcmp(t, "mount") == 0 || strcmp(t, "time") == 0) {
+      /* criu restores the tree in its own PID namespace from its image; joining one (a pod
+       * sharing one PID namespace) or a user, cgroup, mount or time namespace is not done here. */
+      crib_fail(err, ENOTSUP, "restore: the bundle's spec joins the %s namespace `%s`: a checkpoint can be restored only into new %s namespaces", t, p, t);
+      goto out;
+    }
   }
   int keep[4];
   size_t nkeep = 0;
@@ -208,7 +297,14 @@ int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err
     crib_fail(err, errno, "unlink `%s`", pid_path);
     goto undo;
   }
-  if (crib_criu_run(g->criu, &a, "restore", log_path, &cg, keep, nkeep, err) < 0) goto undo;
+  if (uts_path && in_uts_ns(uts_path, &uts, false, err) < 0) goto undo;
+  int restored = crib_criu_run(g->criu, &a, "restore", log_path, &cg, keep, nkeep, err);
+  /* Put back also when criu failed after writing the names: criu's error is the one told. */
+  if (uts_path) {
+    crib_err ue;
+    if (in_uts_ns(uts_path, &uts, true, restored < 0 ? &ue : err) < 0 && restored == 0) goto undo;
+  }
+  if (restored < 0) goto undo;
   json_t *devices;
   if (crib_container_device_rules(linux_, &devices, err) < 0) goto undo;
   if (devices) {

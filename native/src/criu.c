@@ -1,5 +1,6 @@
 /* See criu.h. */
 #include "criu.h"
+#include "spec.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -12,6 +13,18 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+bool crib_criu_is_bind(json_t *m) {
+  const char *type = crib_json_str(m, "type");
+  if (type && strcmp(type, "bind") == 0) return true;
+  json_t *opts = json_object_get(m, "options"), *o;
+  size_t i;
+  json_array_foreach(opts, i, o) {
+    const char *s = json_string_value(o);
+    if (s && (strcmp(s, "bind") == 0 || strcmp(s, "rbind") == 0)) return true;
+  }
+  return false;
+}
 
 void crib_criu_arg(crib_criu_argv *a, const char *arg) {
   if (a->n >= CRIB_CRIU_MAX_ARGS) {

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "crib-error.h"
 #include "cgroup/cgroup.h"
 
@@ -32,6 +34,10 @@ typedef struct crib_criu_argv {
   size_t n;
   bool overflow;
 } crib_criu_argv;
+
+/* A mount of the spec that is a bind mount (type "bind", or a "bind"/"rbind" option): what
+ * checkpoint declares external, by destination, and restore binds from the new bundle. */
+bool crib_criu_is_bind(json_t *m);
 
 /* Appends one argument (copied); an argv that overflows is refused by crib_criu_run. */
 void crib_criu_arg(crib_criu_argv *a, const char *arg);

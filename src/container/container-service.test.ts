@@ -22,8 +22,8 @@ class DirLayers implements WritableLayers {
   async prepare(key: string): Promise<void> {
     await mkdir(join(this.dir, key), { recursive: false });
   }
-  mounts(key: string): { upperdir: string } {
-    return { upperdir: join(this.dir, key) };
+  mounts(key: string): { upperdir: string; lowerdirs: string[] } {
+    return { upperdir: join(this.dir, key), lowerdirs: [] };
   }
   async mount(_key: string, target: string): Promise<void> {
     await mkdir(target, { recursive: true });

@@ -41,8 +41,9 @@ import { ContainerRecords } from './container-records.js';
 import { ImageVolumes } from './image-volumes.js';
 import { holdTargetPidNamespace, stallAfterTargetCheck, type HeldPidNamespace, type TargetInit } from './target-pidns.js';
 import {
-  isCheckpointArchivePath, readConfigDump, unpackCheckpointArchive, ARCHIVE_LIMITS, type ConfigDump,
+  isCheckpointArchivePath, readConfigDump, unpackCheckpointArchive, ARCHIVE_LIMITS, DELETED_FILES, type ConfigDump,
 } from './checkpoint/checkpoint-archive.js';
+import { applyDeletedFiles, type OverlayLayers } from './checkpoint/deleted-files.js';
 import { checkedLocation } from './checkpoint/checkpoint-location.js';
 import { checkpointContainer } from './checkpoint/container-checkpoint.js';
 import { applyRootfsDiff } from './checkpoint/rootfs-diff.js';
@@ -67,8 +68,11 @@ export interface ImageLookup {
 /** The writable layers containers run on (snapshot/snapshotter.ts). */
 export interface WritableLayers {
   prepare(key: string, chainId: string | undefined): Promise<unknown>;
-  /** The overlay dirs of a prepared layer: its upper dir is the container's changes. */
-  mounts(key: string): { upperdir: string };
+  /**
+   * The overlay dirs of a prepared layer: its upper dir is the container's changes, over its
+   * image's layers (top first).
+   */
+  mounts(key: string): { upperdir: string; lowerdirs: string[] };
   mount(key: string, target: string, opts?: { idmap?: IdmappedRootfs; mountLabel?: string }): Promise<void>;
   unmount(target: string): Promise<void>;
   remove(key: string): Promise<void>;
@@ -467,7 +471,7 @@ export class ContainerService implements PodContainers {
       await snapshots.prepare(id, image.chainId);
       cleaner.add('remove writable layer', () => snapshots.remove(id));
       crashPoint('CreateContainer:after-writable-layer');
-      const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id).upperdir) : undefined;
+      const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id)) : undefined;
       // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
       await snapshots.mount(id, paths.rootfs, {
         idmap: pod.userns ? idmappedRootfs(pod.userns) : undefined,
@@ -555,12 +559,13 @@ export class ContainerService implements PodContainers {
   }
 
   /**
-   * Unpacks a checkpoint archive into the container dir and applies its rootfs diff to the new
-   * (still unmounted, empty) upper dir; resolves with the CRIU images' dir.
+   * Unpacks a checkpoint archive into the container dir and applies its rootfs diff, then its
+   * deleted.files, to the new (still unmounted, empty) upper dir; resolves with the CRIU images' dir.
    */
-  private async unpackCheckpoint(archive: string, dir: string, upperdir: string): Promise<string> {
+  private async unpackCheckpoint(archive: string, dir: string, layers: OverlayLayers): Promise<string> {
     const unpacked = await unpackCheckpointArchive(archive, join(dir, 'checkpoint'));
-    if (unpacked.rootfsDiffTar) await applyRootfsDiff(unpacked.rootfsDiffTar, upperdir, ARCHIVE_LIMITS);
+    if (unpacked.rootfsDiffTar) await applyRootfsDiff(unpacked.rootfsDiffTar, layers.upperdir, ARCHIVE_LIMITS);
+    await applyDeletedFiles(join(unpacked.dir, DELETED_FILES), layers, ARCHIVE_LIMITS.maxEntries);
     return unpacked.imagesDir;
   }
 

@@ -47,6 +47,10 @@ export async function writeRootfsDiff(upperdir: string, tarPath: string, signal?
       } else if (st.isDirectory()) {
         await add({ ...base, type: 'directory' });
         if (lgetxattr(full, OPAQUE_XATTR)?.toString() === 'y') {
+          // Removed and made again: the image's directory is gone as a whole, and what is in it
+          // now is all the container's. deleted.files names it, as podman's diff reports such a
+          // directory deleted ("D /home"), so a reader that only applies deleted.files hides it.
+          diff.deleted.push(`/${path}`);
           await add({ name: `${path}/.wh..wh..opq`, type: 'file', size: 0, mode: 0o600 });
         }
         await walk(path);
