@@ -485,6 +485,7 @@ export class ContainerService implements PodContainers {
         sandbox: {
           id: pod.id,
           config: pod.config,
+          selinuxLevel: pod.selinuxLevel,
           netnsPath: pod.netnsPath,
           ipcnsPath: pod.ipcnsPath,
           utsnsPath: pod.utsnsPath,

@@ -20,6 +20,7 @@ import { cribPinns } from '../sandbox/namespaces.js';
 import { tmpfsShm } from '../sandbox/pod-files.js';
 import { ContainerService } from '../container/container-service.js';
 import { CdiRegistry } from '../container/cdi/cdi-registry.js';
+import { selinuxEnabled } from '../container/oci-spec/lsm-host.js';
 import { RuntimeRegistry, type RuntimeHandlerSpec } from '../runtime/runtime-registry.js';
 import { serveSealedBinaries } from '../runtime/sealed-binaries.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
@@ -121,6 +122,7 @@ export class Daemon {
         containers,
         namespaces: cribPinns,
         shm: tmpfsShm,
+        selinux: selinuxEnabled(),
       });
       // Containers first: finishing a pod's interrupted stop or removal stops or removes its
       // containers, which must be loaded (and their exits known) by then.

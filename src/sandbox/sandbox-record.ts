@@ -26,12 +26,21 @@
 // version bump: records of the crib before them load unchanged, and a crib before them that
 // reads one reports it NOTREADY and finishes it on kubelet's next StopPodSandbox or
 // RemovePodSandbox (it only skips pods already notready).
+//
+// Version 2 added selinuxLevel, the pod's MCS level chosen unique among live pods (mcs-levels.ts).
+// It bumped the version because a crib before it, reading such a record, would give the pod's
+// next containers its hash level, not the recorded one: it must refuse the record instead. The
+// migration from version 1 records the level that crib gave the pod's containers: the pod id's
+// hash, unless the pod's selinuxOptions name a level (then the pod has no level of its own). It
+// does so whether or not the node runs SELinux (a migration is pure and cannot ask); the level is
+// only used, and only matters, where it does.
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import type { PodNetworkStatus } from '../network/pod-networking.js';
 import type { PodFiles } from './pod-files.js';
 import type { PodUserNamespace } from './user-namespace.js';
-import { defineSchema } from '../store/schema.js';
+import { podLevel } from '../container/oci-spec/selinux.js';
+import { defineSchema, type JsonObject } from '../store/schema.js';
 
 export type SandboxState = 'creating' | 'ready' | 'stopping' | 'notready' | 'removing';
 
@@ -58,6 +67,12 @@ export interface SandboxRecord {
   podInitStartTime?: string;
   files?: PodFiles;
   network?: PodNetworkStatus;
+  /**
+   * The pod's MCS level (s0:cA,cB), held by no other live pod: what its containers run at when
+   * neither they nor the pod give a selinuxOptions level. Chosen at RunPodSandbox when the node
+   * runs SELinux and the pod's selinuxOptions give no level; absent otherwise.
+   */
+  selinuxLevel?: string;
   /** What kubelet last said the pod's overhead and summed container resources are. */
   resources?: { overhead: LinuxContainerResources__Output | null; resources: LinuxContainerResources__Output | null };
 }
@@ -68,4 +83,15 @@ export function reservedPodName(config: PodSandboxConfig__Output): string {
 }
 
 /** The on-disk schema of <root>/pods/<id>.json (see store/schema.ts to change it). */
-export const SANDBOX_RECORD = defineSchema<SandboxRecord>('pod sandbox record');
+export const SANDBOX_RECORD = defineSchema<SandboxRecord>('pod sandbox record', {
+  version: 2,
+  migrations: { 1: withHashLevel },
+});
+
+/** Version 1 → 2: the level a version-1 crib gave the pod's containers, now recorded. */
+function withHashLevel(doc: JsonObject): JsonObject {
+  const config = doc.config as PodSandboxConfig__Output | undefined;
+  if (typeof doc.id !== 'string') throw new Error('the record has no id');
+  if (config?.linux?.securityContext?.selinuxOptions?.level) return doc;
+  return { ...doc, selinuxLevel: podLevel(doc.id) };
+}

@@ -8,11 +8,12 @@ import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import { FakePinns } from '../../test-support/fake-pinns.js';
 import { FakePodNetwork } from '../../test-support/fake-pod-network.js';
 import { FakeShmMounts } from '../../test-support/fake-shm-mounts.js';
+import { McsLevels } from './mcs-levels.js';
 import { SandboxService, type PodContainers } from './sandbox-service.js';
 
 /** The container side as the sandbox service sees it: containers per pod, and what was asked. */
@@ -64,9 +65,10 @@ describe('SandboxService', () => {
   let containers: PodContainersLog;
 
   /** A service over the same root, state and fakes: a daemon (re)start. */
-  async function daemon(o: { recover?: boolean } = {}): Promise<SandboxService> {
+  async function daemon(o: { recover?: boolean; mcsLevels?: McsLevels } = {}): Promise<SandboxService> {
     const svc = new SandboxService({
       root, state, network: net, handlers: new Set(['crib', 'runc']), defaultHandler: 'crib', containers, namespaces: pinns, shm,
+      ...(o.mcsLevels ? { selinux: true, mcsLevels: o.mcsLevels } : {}),
     });
     if (o.recover !== false) await svc.recover();
     return svc;
@@ -285,6 +287,71 @@ describe('SandboxService', () => {
       const [a, b] = await Promise.all([first, second]);
       expect(a).toBe(b);
       expect(net.calls.filter((c) => c.startsWith('setup '))).toHaveLength(2); // web and db
+    });
+  });
+
+  describe('MCS levels (SELinux)', () => {
+    // Every pod id hashes to these pairs, in this order: a forced collision.
+    const PAIRS = ['s0:c1,c2', 's0:c3,c4', 's0:c5,c6'];
+    const selinuxNode = () => daemon({ mcsLevels: new McsLevels(() => PAIRS) });
+    const recorded = async (id: string) => (JSON.parse(await readFile(join(root, 'pods', `${id}.json`), 'utf8')) as { selinuxLevel?: string }).selinuxLevel;
+
+    it('pods whose hashes collide get different levels, recorded before anything is made', async () => {
+      const svc = await selinuxNode();
+      const a = await svc.run(podConfig('a'), '', live());
+      const b = await svc.run(podConfig('b'), '', live());
+      expect(svc.get(a).selinuxLevel).toBe('s0:c1,c2');
+      expect(svc.get(b).selinuxLevel).toBe('s0:c3,c4');
+      expect(await recorded(b)).toBe('s0:c3,c4');
+    });
+
+    it('the levels of the pods on disk are held again after a restart, and a removed pod\'s level is freed', async () => {
+      const first = await selinuxNode();
+      const a = await first.run(podConfig('a'), '', live());
+      const b = await first.run(podConfig('b'), '', live());
+      await first.stop(b);
+      const svc = await selinuxNode();
+      expect(svc.get(a).selinuxLevel).toBe('s0:c1,c2');
+      // A stopped pod still holds its level (its files are labelled with it) until it is removed.
+      const c = await svc.run(podConfig('c'), '', live());
+      expect(svc.get(c).selinuxLevel).toBe('s0:c5,c6');
+      await svc.remove(a);
+      const d = await svc.run(podConfig('d'), '', live());
+      expect(svc.get(d).selinuxLevel).toBe('s0:c1,c2');
+    });
+
+    it('no free level: RESOURCE_EXHAUSTED and nothing made; a failed RunPodSandbox frees its level', async () => {
+      const svc = await selinuxNode();
+      for (const name of ['a', 'b', 'c']) await svc.run(podConfig(name), '', live());
+      await expect(svc.run(podConfig('d'), '', live())).rejects.toThrow(ResourceExhaustedError);
+      expect(await recordFiles()).toHaveLength(3);
+      expect(await podDirs()).toHaveLength(3);
+      await svc.remove(svc.list().find((r) => r.config.metadata!.name === 'b')!.id);
+      pinns.failNext.set('pin', new InternalError('crib-pinns: unshare failed'));
+      await expect(svc.run(podConfig('d'), '', live())).rejects.toThrow(/unshare failed/);
+      const d = await svc.run(podConfig('d'), '', live());
+      expect(svc.get(d).selinuxLevel).toBe('s0:c3,c4');
+    });
+
+    it('a pod whose selinuxOptions name a level has none of its own, and no pod is given that level', async () => {
+      const svc = await selinuxNode();
+      const config = podConfig('named');
+      config.linux!.securityContext!.selinuxOptions = { user: '', role: '', type: '', level: 's0:c1,c2' };
+      const named = await svc.run(config, '', live());
+      expect(svc.get(named).selinuxLevel).toBeUndefined();
+      const other = await svc.run(podConfig('other'), '', live());
+      expect(svc.get(other).selinuxLevel).toBe('s0:c3,c4');
+      // Held after a restart too.
+      const again = await selinuxNode();
+      const third = await again.run(podConfig('third'), '', live());
+      expect(again.get(third).selinuxLevel).toBe('s0:c5,c6');
+    });
+
+    it('a node without SELinux gives pods no level', async () => {
+      const svc = await daemon();
+      const a = await svc.run(podConfig('a'), '', live());
+      expect(svc.get(a).selinuxLevel).toBeUndefined();
+      expect(await recorded(a)).toBeUndefined();
     });
   });
 

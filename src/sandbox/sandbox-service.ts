@@ -20,6 +20,7 @@ import { podInitPidNamespace, type PodNamespacePinner } from './namespaces.js';
 import { releasePodShm, writePodFiles, type ShmMounts } from './pod-files.js';
 import { podUserNamespace } from './user-namespace.js';
 import { podInitStartTime } from './pod-init-finder.js';
+import { McsLevels } from './mcs-levels.js';
 import { SANDBOX_RECORD, reservedPodName, type SandboxRecord } from './sandbox-record.js';
 
 /** What the sandbox service needs from the container side. */
@@ -43,6 +44,10 @@ export interface SandboxServiceOptions {
   namespaces: PodNamespacePinner;
   /** Mounts the pod's /dev/shm (`tmpfsShm`). */
   shm: ShmMounts;
+  /** Whether the node runs SELinux: then each pod gets an MCS level no other live pod holds. */
+  selinux?: boolean;
+  /** Chooses those levels; a test hands one its own candidates to force a collision. */
+  mcsLevels?: McsLevels;
 }
 
 function checkMetadata(config: PodSandboxConfig__Output | null | undefined): asserts config is PodSandboxConfig__Output {
@@ -60,10 +65,13 @@ export class SandboxService {
   private readonly containers: PodContainers;
   /** One lifecycle operation per id at a time. */
   private readonly locks = new KeyedLock();
+  /** The MCS levels of the live pods (every record but those rolled back at start-up). */
+  private readonly levels: McsLevels;
 
   constructor(private readonly opts: SandboxServiceOptions) {
     this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'), SANDBOX_RECORD);
     this.containers = opts.containers;
+    this.levels = opts.mcsLevels ?? new McsLevels();
   }
 
   /** Pods holding a network from the current backend. */
@@ -93,6 +101,7 @@ export class SandboxService {
         continue;
       }
       this.names.claim(rec.reservedName, rec.id);
+      this.holdLevel(rec);
       if (rec.state !== 'stopping' && rec.state !== 'removing') continue;
       const what = rec.state === 'stopping' ? 'stop' : 'removal';
       log.warn({ pod: rec.id }, `finishing the ${what} of a pod sandbox a crash interrupted`);
@@ -177,11 +186,18 @@ export class SandboxService {
       hostname,
       hostNetwork,
     };
+    this.takeLevel(rec);
     // The record goes to disk first: a crash from here on is rolled back at start-up.
-    await this.store.put(rec);
+    try {
+      await this.store.put(rec);
+    } catch (err) {
+      this.levels.release(id);
+      throw err;
+    }
     crashPoint('RunPodSandbox:after-record');
     const cleaner = new Cleaner(plog);
     cleaner.add('remove record', () => this.store.remove(id));
+    cleaner.add('release MCS level', () => this.levels.release(id));
     try {
       if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 });
       await mkdir(dir, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
@@ -337,8 +353,26 @@ export class SandboxService {
       crashPoint('RemovePodSandbox:after-teardown');
       await this.store.remove(cur.id);
       this.names.release(cur.reservedName, cur.id);
+      this.levels.release(cur.id);
       log.info({ pod: cur.id }, 'pod sandbox removed');
     });
+  }
+
+  /**
+   * A new pod's MCS level, before its record is first written: its own pair when the node runs
+   * SELinux and the pod's selinuxOptions name no level. A level the options name is held too,
+   * so that no pod is given it (pods naming the same level share it: they asked to).
+   */
+  private takeLevel(rec: SandboxRecord): void {
+    const named = rec.config.linux?.securityContext?.selinuxOptions?.level;
+    if (named) this.levels.reserve(rec.id, named);
+    else if (this.opts.selinux) rec.selinuxLevel = this.levels.allocate(rec.id);
+  }
+
+  /** A pod found at start-up keeps the level it has (recorded, or named by its options). */
+  private holdLevel(rec: SandboxRecord): void {
+    const level = rec.selinuxLevel || rec.config.linux?.securityContext?.selinuxOptions?.level;
+    if (level) this.levels.reserve(rec.id, level);
   }
 
   private async teardown(rec: SandboxRecord, network: boolean): Promise<void> {

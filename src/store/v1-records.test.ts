@@ -13,6 +13,7 @@ import { ImageStore } from '../image/image-store.js';
 import { CniNetwork } from '../network/cni-network.js';
 import { HostPorts } from '../network/host-ports.js';
 import { IPAM_FILE, Ipam } from '../network/ipam.js';
+import { podLevel } from '../container/oci-spec/selinux.js';
 import { SANDBOX_RECORD, type SandboxRecord } from '../sandbox/sandbox-record.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { RecordStore } from './record-store.js';
@@ -71,7 +72,8 @@ describe('records written before schema versions (version 1)', () => {
       const pods = new RecordStore<SandboxRecord>(join(pr, 'pods'), SANDBOX_RECORD);
       const [pod, ...rest] = await pods.load();
       expect(rest).toEqual([]);
-      expect(pod).toEqual(json(join(pr, 'pods', `${pod!.id}.json`)));
+      // Unchanged but for the pod sandbox record's version-2 migration (below).
+      expect(pod).toEqual({ ...json(join(pr, 'pods', `${pod!.id}.json`)), selinuxLevel: podLevel(pod!.id) });
       expect(pod!.id).toBe(which === 'builtin-root' ? BUILTIN_POD : CNI_POD);
       expect(pod!.state).toBe('ready');
     }
@@ -205,5 +207,46 @@ describe('schema migrations', () => {
   it('refuses a schema without a migration for every older version', () => {
     expect(() => defineSchema('thing', { version: 3, migrations: { 1: (d) => d } })).toThrow(/no migration from version 2/);
     expect(() => defineSchema('thing', { version: 2, migrations: { 1: (d) => d, 2: (d) => d } })).toThrow(/outside 1..1/);
+  });
+});
+
+describe('pod sandbox record, version 2 (selinuxLevel)', () => {
+  const V2_FIXTURE = join(import.meta.dirname, 'fixtures', 'v2', 'pods', `${BUILTIN_POD}.json`);
+
+  it('a version-1 pod record gets the hash level the crib before gave its containers, persisted on the next write', async () => {
+    const r = root('builtin-root');
+    const file = join(r, 'pods', `${BUILTIN_POD}.json`);
+    const v1 = json(file);
+    const pods = new RecordStore<SandboxRecord>(join(r, 'pods'), SANDBOX_RECORD);
+    await pods.load();
+    expect(pods.get(BUILTIN_POD)!.selinuxLevel).toBe(podLevel(BUILTIN_POD));
+    await pods.update(BUILTIN_POD, (p) => (p.state = 'notready'));
+    expect(json(file)).toEqual({ version: 2, ...v1, state: 'notready', selinuxLevel: podLevel(BUILTIN_POD) });
+  });
+
+  it('a version-1 pod whose selinuxOptions name a level gets no level of its own', async () => {
+    const r = root('builtin-root');
+    const file = join(r, 'pods', `${BUILTIN_POD}.json`);
+    const v1 = json(file) as unknown as SandboxRecord;
+    v1.config.linux!.securityContext = { selinuxOptions: { user: '', role: '', type: '', level: 's0:c7,c9' } } as never;
+    writeFileSync(file, JSON.stringify(v1));
+    const pods = new RecordStore<SandboxRecord>(join(r, 'pods'), SANDBOX_RECORD);
+    await pods.load();
+    expect(pods.get(BUILTIN_POD)).toEqual(v1);
+  });
+
+  it('the fixture of a version-2 record loads as written, and a crib of version 1 refuses it', async () => {
+    const dir = join(base, `v2-${n++}`);
+    cpSync(join(import.meta.dirname, 'fixtures', 'v2'), dir, { recursive: true });
+    const written = json(V2_FIXTURE);
+    expect(written.version).toBe(2);
+    const pods = new RecordStore<SandboxRecord>(join(dir, 'pods'), SANDBOX_RECORD);
+    await pods.load();
+    const { version: _, ...fields } = written;
+    expect(pods.get(BUILTIN_POD)).toEqual(fields);
+    expect(pods.get(BUILTIN_POD)!.selinuxLevel).toMatch(/^s0:c\d+,c\d+$/);
+    // The crib before: its next container in this pod would run at the hash level, not this one.
+    const before = new RecordStore<SandboxRecord>(join(dir, 'pods'), defineSchema<SandboxRecord>('pod sandbox record'));
+    await expect(before.load()).rejects.toThrow(/has schema version 2, newer than version 1/);
   });
 });

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
 import { ANNOTATION } from './annotations.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from './capabilities.js';
-import { type ContainerSpecInput, type NodeFacts, OCI_VERSION, buildContainerSpec } from './container-spec.js';
+import { type ContainerSpecInput, type NodeFacts, OCI_VERSION, buildContainerSpec, containerSelinuxLabels } from './container-spec.js';
+import { podLevel } from './selinux.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './masked-paths.js';
 import { containerConfig, imageConfig, mount, namespaceOptions, privilegedSandboxConfig, resources, sandboxConfig } from './test-fixtures.js';
 
@@ -259,5 +260,28 @@ describe('buildContainerSpec: AppArmor and SELinux follow the node', () => {
     cfg!.mounts!.push(mount({ containerPath: '/etc-copy', hostPath: '/etc', selinuxRelabel: true }));
     await expect(buildContainerSpec(input({}, { mounts: cfg!.mounts!.slice(1) }, sc), lsmFacts))
       .rejects.toThrow(/mounts\[0\]: selinux_relabel of \/etc is refused/);
+  });
+
+  it('SELinux: containers that name no level run at the level recorded for their pod (its hash if none)', async () => {
+    const lsmFacts: NodeFacts = {
+      ...facts,
+      lsm: {
+        selinux: {
+          defaults: { process: 'system_u:system_r:container_t:s0', file: 'system_u:object_r:container_file_t:s0' },
+          checkDefined: () => undefined,
+        },
+      },
+    };
+    const pod = { ...input().sandbox, selinuxLevel: 's0:c5,c6' };
+    for (const name of ['first', 'second']) {
+      const spec = await buildContainerSpec(input({ id: name, sandbox: pod }), lsmFacts);
+      expect(spec.process.selinuxLabel).toBe('system_u:system_r:container_t:s0:c5,c6');
+      expect(spec.linux.mountLabel).toBe('system_u:object_r:container_file_t:s0:c5,c6');
+    }
+    // The rootfs is mounted with what containerSelinuxLabels gives: the same level.
+    expect(containerSelinuxLabels(containerConfig({ mounts: [] }), pod, lsmFacts.lsm)?.mountLabel).toBe('system_u:object_r:container_file_t:s0:c5,c6');
+    // A pod recorded without a level (made while the node ran without SELinux): its hash.
+    const spec = await buildContainerSpec(input({ sandbox: { ...input().sandbox, selinuxLevel: undefined } }), lsmFacts);
+    expect(spec.process.selinuxLabel).toBe(`system_u:system_r:container_t:${podLevel(input().sandbox.id)}`);
   });
 });

@@ -25,7 +25,7 @@ import type { OciSpec } from './oci-types.js';
 import { processArgs, workingDir } from './process-args.js';
 import { containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
 import { containerSeccomp } from './seccomp.js';
-import { isSet, relabelMounts, selinuxLabels, type SelinuxLabels } from './selinux.js';
+import { isSet, podLevel, relabelMounts, selinuxLabels, type SelinuxLabels } from './selinux.js';
 import { resolveUser } from './user.js';
 
 export const OCI_VERSION = '1.1.0';
@@ -40,6 +40,8 @@ export interface SandboxSpecInput {
   pidnsPath?: string;
   /** The pod's pinned user namespace and its maps (usernsOptions POD). */
   userns?: PodNamespacePaths['userns'];
+  /** The pod's MCS level from its record (containerSelinuxLabels). */
+  selinuxLevel?: string;
   /** The pod's hostname (HOSTNAME env; the uts hostname when the container has its own uts). */
   hostname: string;
   hostsPath?: string;
@@ -107,12 +109,16 @@ function readControllers(): string {
  * mount label.
  */
 export function containerSelinuxLabels(
-  config: ContainerConfig__Output, sandbox: { id: string; config: PodSandboxConfig__Output }, lsm: LsmHost | undefined,
+  config: ContainerConfig__Output,
+  sandbox: Pick<SandboxSpecInput, 'id' | 'config' | 'selinuxLevel'>,
+  lsm: LsmHost | undefined,
 ): SelinuxLabels | undefined {
   if (!lsm?.selinux) return undefined;
   const container = config.linux?.securityContext?.selinuxOptions;
   const pod = sandbox.config.linux?.securityContext?.selinuxOptions;
-  const labels = selinuxLabels({ container, pod, podId: sandbox.id, defaults: lsm.selinux.defaults });
+  // A pod given no level of its own (made while the node ran without SELinux) runs at its hash.
+  const podOwnLevel = sandbox.selinuxLevel ?? podLevel(sandbox.id);
+  const labels = selinuxLabels({ container, pod, podLevel: podOwnLevel, defaults: lsm.selinux.defaults });
   lsm.selinux.checkDefined(labels, isSet(container) || isSet(pod));
   return labels;
 }

@@ -7,7 +7,7 @@ import type { SELinuxOption__Output } from '../../gen/runtime/v1/SELinuxOption.j
 import { FALLBACK_DEFAULTS, checkRelabelPath, parseLxcContexts, podLevel, relabelMounts, selinuxLabels } from './selinux.js';
 
 const opts = (o: Partial<SELinuxOption__Output> = {}): SELinuxOption__Output => ({ user: '', role: '', type: '', level: '', ...o });
-const base = { podId: 'pod-1', defaults: FALLBACK_DEFAULTS, pod: null, container: null };
+const base = { podLevel: podLevel('pod-1'), defaults: FALLBACK_DEFAULTS, pod: null, container: null };
 
 describe('parseLxcContexts', () => {
   it('reads the process and file contexts, quoted or not', () => {

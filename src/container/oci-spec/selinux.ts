@@ -7,7 +7,8 @@
 // fields of selinuxOptions put over them — user, role, type, level for the process; user and
 // level for the mount label. A container that gives no options takes its pod's. The MCS level,
 // when neither gives one, is the pod's own category pair, so every container of a pod shares it
-// (and so can share its volumes) while pods stay apart.
+// (and so can share its volumes) while pods stay apart: the pair is chosen at RunPodSandbox,
+// unique among live pods (sandbox/mcs-levels.ts), and kept in the pod's record.
 //
 // When the node does not run SELinux, every SELinux field is ignored, as containerd ignores
 // them (its label library returns empty labels and skips relabelling when SELinux is disabled):
@@ -60,7 +61,10 @@ function splitContext(label: string): Context {
 
 const join = (c: Context) => [c.user, c.role, c.type, c.level].filter((p, i) => i < 3 || p !== '').join(':');
 
-/** One category pair (c0..c1023, distinct, low first) from the pod id: the pod's own MCS level. */
+/**
+ * One category pair (c0..c1023, distinct, low first) from a hash of `podId`: the first level
+ * offered to a pod (sandbox/mcs-levels.ts), and the level a pod recorded without one runs at.
+ */
 export function podLevel(podId: string): string {
   const h = createHash('sha256').update(podId).digest();
   const a = h.readUInt16BE(0) % 1024;
@@ -91,7 +95,8 @@ export interface SelinuxLabels {
 export interface SelinuxLabelInput {
   container: SELinuxOption__Output | null | undefined;
   pod: SELinuxOption__Output | null | undefined;
-  podId: string;
+  /** The pod's own MCS level (its record's selinuxLevel): the level when no option gives one. */
+  podLevel: string;
   defaults: SelinuxDefaults;
 }
 
@@ -102,7 +107,7 @@ export function selinuxLabels(input: SelinuxLabelInput): SelinuxLabels {
   const opts = isSet(input.container) ? input.container : isSet(input.pod) ? input.pod : undefined;
   const proc = splitContext(input.defaults.process);
   const file = splitContext(input.defaults.file);
-  const level = opts?.level || (isSet(input.pod) && input.pod.level) || podLevel(input.podId);
+  const level = opts?.level || (isSet(input.pod) && input.pod.level) || input.podLevel;
   if (opts?.user) proc.user = file.user = opts.user;
   if (opts?.role) proc.role = opts.role;
   if (opts?.type) proc.type = opts.type;
