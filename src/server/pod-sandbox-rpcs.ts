@@ -46,6 +46,8 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
           network: rec.network,
           files: rec.files,
           runtimeHandler: rec.runtimeHandler,
+          // The pod's own MCS level (SELinux nodes): what its containers run at by default.
+          selinuxLevel: rec.selinuxLevel,
           resources: rec.resources,
           config: rec.config,
         });

@@ -6,7 +6,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { podLevel } from '../../src/container/oci-spec/selinux.js';
 import { guest, type Guest } from '../support.js';
 
 const PROCESS = 'system_u:system_r:svirt_t';
@@ -23,6 +22,11 @@ describe('SELinux labels of containers, their files and their volumes', () => {
   const pidOf = async (containerId: string) => {
     const { info } = await g.cri.runtime.ContainerStatus({ containerId, verbose: true });
     return JSON.parse(info.info).pid as number;
+  };
+  /** The MCS level recorded for the pod (its record's selinuxLevel, in the verbose status). */
+  const storedLevel = async (podSandboxId: string) => {
+    const { info } = await g.cri.runtime.PodSandboxStatus({ podSandboxId, verbose: true });
+    return JSON.parse(info.info).selinuxLevel as string | undefined;
   };
 
   beforeAll(async () => {
@@ -41,9 +45,10 @@ describe('SELinux labels of containers, their files and their volumes', () => {
     expect(JSON.parse(info.securityModules!)).toEqual({ apparmor: false, selinux: true });
   });
 
-  it('labels the process, its execs, its rootfs and its tmpfs mounts with the pod\'s own level', async () => {
+  it('labels the process, its execs, its rootfs and its tmpfs mounts with the level recorded for the pod', async () => {
     const pod = await g.runPod('labels');
-    const level = podLevel(pod.podSandboxId);
+    const level = (await storedLevel(pod.podSandboxId))!;
+    expect(level).toMatch(/^s0:c\d+,c\d+$/);
     const id = await g.runContainer(pod.podSandboxId, pod.config, 'c', 'echo hi > /written; exec sleep 3600');
     const pid = await pidOf(id);
     expect(processLabel(pid)).toBe(`${PROCESS}:${level}`);
@@ -55,11 +60,15 @@ describe('SELinux labels of containers, their files and their volumes', () => {
     // context= option) has its root labelled.
     expect(fileLabel(`/proc/${pid}/root/dev`)).toBe(`${FILE}:${level}`);
     expect(fileLabel(`/proc/${pid}/root/dev/mqueue`)).toBe(`${FILE}:${level}`);
+    // A second container of the pod shares the pod's level (and so can share its volumes).
+    const second = await g.runContainer(pod.podSandboxId, pod.config, 'second', 'exec sleep 3600');
+    expect(processLabel(await pidOf(second))).toBe(`${PROCESS}:${level}`);
 
     // Another pod: another category pair, so neither pod's processes match the other's files.
     const other = await g.runPod('labels-other');
     const otherId = await g.runContainer(other.podSandboxId, other.config, 'c', 'exec sleep 3600');
-    const otherLevel = podLevel(other.podSandboxId);
+    const otherLevel = (await storedLevel(other.podSandboxId))!;
+    expect(otherLevel).toMatch(/^s0:c\d+,c\d+$/);
     expect(otherLevel).not.toBe(level);
     expect(processLabel(await pidOf(otherId))).toBe(`${PROCESS}:${otherLevel}`);
   });
@@ -72,6 +81,8 @@ describe('SELinux labels of containers, their files and their volumes', () => {
       mounts: [{ containerPath: '/data', hostPath: volume, selinuxRelabel: true }],
     });
     const pid = await pidOf(id);
+    // A pod that names its level has none of its own recorded.
+    expect(await storedLevel(pod.podSandboxId)).toBeUndefined();
     expect(processLabel(pid)).toBe(`${PROCESS}:s0:c7,c8`);
     expect(fileLabel(`/proc/${pid}/root/bin/sh`)).toBe(`${FILE}:s0:c7,c8`);
     expect(fileLabel(volume)).toBe(`${FILE}:s0:c7,c8`);
@@ -105,7 +116,7 @@ describe('SELinux labels of containers, their files and their volumes', () => {
       }),
     }).then(() => undefined, (e: { code?: number; details?: string }) => e);
     expect(err?.code).toBe(3); // INVALID_ARGUMENT
-    expect(err?.details).toContain(`process label system_u:system_r:container_t:${podLevel(pod.podSandboxId)} is not defined`);
+    expect(err?.details).toContain(`process label system_u:system_r:container_t:${await storedLevel(pod.podSandboxId)} is not defined`);
     expect((await g.cri.runtime.ListContainers({ filter: { podSandboxId: pod.podSandboxId } })).containers).toEqual([]);
   });
 });
