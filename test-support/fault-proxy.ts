@@ -5,6 +5,8 @@
 //   error500   – answer 500 with a registry-style JSON error
 //   stall      – send headers and `afterBytes` body bytes, then nothing, connection held open
 //   hang       – answer nothing at all, not even headers, connection held open
+//   trickle    – send headers and `afterBytes` body bytes, then the rest `trickleBytes` bytes
+//                (default 1) every `trickleMs` (default 100): a body that keeps moving, slowly
 //   notFound   – answer 404 with a registry-style JSON error
 //   forbidden  – answer 403 DENIED with a registry-style JSON error
 //   redirect   – answer 307 to `location` + the request's path and query (a CDN redirect)
@@ -14,14 +16,17 @@
 import { request as httpRequest, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type FaultAction = 'corrupt' | 'cut' | 'error500' | 'stall' | 'hang' | 'notFound' | 'forbidden' | 'redirect' | 'pass';
+export type FaultAction = 'corrupt' | 'cut' | 'error500' | 'stall' | 'hang' | 'trickle' | 'notFound' | 'forbidden' | 'redirect' | 'pass';
 
 export interface FaultRule {
   method?: string;
   path: RegExp;
   action: FaultAction;
-  /** For cut, stall and corrupt: body bytes sent intact first (corrupt flips the byte at this index). */
+  /** For cut, stall, trickle and corrupt: body bytes sent intact first (corrupt flips the byte at this index). */
   afterBytes?: number;
+  /** For trickle: bytes sent per tick (default 1) and the time between ticks (default 100 ms). */
+  trickleBytes?: number;
+  trickleMs?: number;
   /** How many matching requests the rule applies to (default: all). */
   times?: number;
   /** Forward without the client's Range header. */
@@ -37,6 +42,8 @@ export interface ProxiedRequest {
   /** Whether the request carried an Authorization header. */
   authorized: boolean;
   action: FaultAction | 'none';
+  /** The connection closed before the response was complete (the client hung up, or a cut). */
+  closedEarly: boolean;
 }
 
 export interface FaultProxy {
@@ -56,6 +63,43 @@ function registryError(res: ServerResponse, status: number, code: string, messag
   const body = JSON.stringify({ errors: [{ code, message, detail: null }] });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** Forward `up` to `res`: `first` bytes at once, then `perTick` bytes every `everyMs` until it ends. */
+function trickle(up: IncomingMessage, res: ServerResponse, first: number, perTick: number, everyMs: number): void {
+  const pending: Buffer[] = [];
+  let upEnded = false;
+  let passed = 0;
+  up.on('data', (chunk: Buffer) => {
+    const now = chunk.subarray(0, Math.max(0, first - passed));
+    passed += now.length;
+    if (now.length > 0) res.write(now);
+    if (now.length < chunk.length) pending.push(chunk.subarray(now.length));
+  });
+  up.on('end', () => (upEnded = true));
+  res.flushHeaders();
+  const ticker = setInterval(() => {
+    let want = perTick;
+    const out: Buffer[] = [];
+    while (want > 0 && pending.length > 0) {
+      const head = pending[0]!;
+      const part = head.subarray(0, want);
+      out.push(part);
+      want -= part.length;
+      if (part.length === head.length) pending.shift();
+      else pending[0] = head.subarray(part.length);
+    }
+    if (out.length > 0) res.write(Buffer.concat(out));
+    if (pending.length === 0 && upEnded) {
+      clearInterval(ticker);
+      res.end();
+    }
+  }, everyMs);
+  // The client gave up (or the proxy stops): stop sending and reading.
+  res.on('close', () => {
+    clearInterval(ticker);
+    up.destroy();
+  });
 }
 
 export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
@@ -79,8 +123,10 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
 
   const server = createServer((req, res) => {
     const rule = take(req);
-    requests.push({ method: req.method ?? 'GET', path: req.url ?? '/', range: req.headers.range,
-      authorized: req.headers.authorization !== undefined, action: rule?.action ?? 'none' });
+    const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', range: req.headers.range,
+      authorized: req.headers.authorization !== undefined, action: rule?.action ?? 'none', closedEarly: false };
+    requests.push(record);
+    res.on('close', () => (record.closedEarly = !res.writableFinished));
     // The request is read and never answered; stop() closes the connection.
     if (rule?.action === 'hang') return;
     if (rule?.action === 'error500') return registryError(res, 500, 'UNKNOWN', 'injected server failure');
@@ -101,6 +147,10 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       let sent = 0;
       if (!rule || rule.action === 'pass') {
         up.pipe(res);
+        return;
+      }
+      if (rule.action === 'trickle') {
+        trickle(up, res, limit, rule.trickleBytes ?? 1, rule.trickleMs ?? 100);
         return;
       }
       up.on('data', (chunk: Buffer) => {

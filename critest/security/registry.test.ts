@@ -1,9 +1,10 @@
 // Attacks on the pull path from hostile registries, end to end: a real crib daemon pulls, through
 // the CRI as kubelet would, from small HTTP registries that record every Authorization header
 // they receive and serve crafted content. Credentials must reach only the registry they belong
-// to, never a mirror, never plain http off this machine; every size a registry controls must be
-// bounded, with the config key named, and nothing left behind. After each attack an honest pull
-// still works.
+// to, never a mirror, never plain http off this machine; every size a registry controls, and the
+// time a download may take, must be bounded, with the config key named, and nothing left behind.
+// After each attack an honest pull still works.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -78,6 +79,8 @@ describe('hostile registries', () => {
     d = await startDaemon({
       toml: [
         '[image]', 'retries = 1', 'pull_progress_timeout = "5s"', 'max_layer_size = "64MiB"', 'max_image_size = "80MiB"',
+        // Test 9: loopback beats 4 KiB/s by far, so only the trickling registry meets the floor.
+        'pull_min_rate = "4KiB"', 'pull_min_rate_grace = "2s"',
         `[registry."${upstream.host}"]`, `mirrors = ["${mirror.url}"]`,
         `[registry."${upstream2.host}"]`, `mirrors = ["${mirror2.url}"]`,
         `[registry."${mirror2.host}".auth]`, `username = "${MIRROR_USER.username}"`, `password = "${MIRROR_USER.password}"`,
@@ -294,6 +297,46 @@ describe('hostile registries', () => {
     expect(sent).toBeLessThan(64 * MiB);
     crafted.clearHandlers();
     await expectNothingLeftBehind(before, `${crafted.host}/big/manifest:v1`);
+    await honestPullStillWorks();
+  });
+
+  it('(9) a layer trickled a byte at a time, beating pull_progress_timeout, fails at image.pull_min_rate, leaving nothing', async () => {
+    // A byte every 200 ms keeps the 5 s progress timeout from ever firing; 64 KiB of layer at
+    // that pace would take an hour and a half.
+    const slow = craftImage([smallLayer('noise', randomBytes(48 * 1024).toString('base64'))]);
+    const layer = slow.layers[0]!;
+    expect(layer.size).toBeGreaterThan(32 * 1024);
+    crafted.serveImage('slow/app', 'v1', slow);
+    let sent = 0;
+    let closed = false;
+    crafted.handle((req, res) => {
+      if (req.url !== `/v2/slow/app/blobs/${layer.digest}`) return false;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': layer.size });
+      const ticker = setInterval(() => {
+        if (sent < layer.size) res.write(layer.blob.subarray(sent, ++sent));
+      }, 200);
+      res.on('close', () => {
+        closed = true;
+        clearInterval(ticker);
+      });
+      return true;
+    });
+    const before = leftovers();
+    const started = Date.now();
+    const err = await pull(`${crafted.host}/slow/app:v1`).catch((e: { code: number; details: string }) => e);
+    const elapsed = Date.now() - started;
+    expect(err).toMatchObject({ code: status.DEADLINE_EXCEEDED });
+    const details = (err as { details: string }).details;
+    expect(details).toContain(`pull of layer ${layer.digest} too slow: `);
+    expect(details).toMatch(/ \d+ bytes received in \d+(\.\d)?s /);
+    expect(details).toContain('image.pull_min_rate');
+    expect(elapsed).toBeGreaterThanOrEqual(2000);
+    expect(elapsed).toBeLessThan(15_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(closed).toBe(true);
+    expect(sent).toBeLessThan(200);
+    crafted.clearHandlers();
+    await expectNothingLeftBehind(before, `${crafted.host}/slow/app:v1`);
     await honestPullStillWorks();
   });
 });

@@ -53,6 +53,19 @@ describe('config', () => {
     );
   });
 
+  it('reads the blob download rate floor and refuses one out of bounds, naming the key', () => {
+    const d = configFromObject({});
+    expect(d.image.pull_min_rate).toBe(1024);
+    expect(d.image.pull_min_rate_grace).toBe(300_000);
+    const c = configFromObject({ image: { pull_min_rate: '64KiB', pull_min_rate_grace: '2m' } });
+    expect(c.image.pull_min_rate).toBe(65_536);
+    expect(c.image.pull_min_rate_grace).toBe(120_000);
+    expect(() => configFromObject({ image: { pull_min_rate: 0 } })).toThrow(/image.pull_min_rate/);
+    expect(() => configFromObject({ image: { pull_min_rate: '2GiB' } })).toThrow(/image.pull_min_rate: must be at most 1GiB/);
+    expect(() => configFromObject({ image: { pull_min_rate_grace: '500ms' } })).toThrow(/image.pull_min_rate_grace: must be at least 1s/);
+    expect(() => configFromObject({ image: { pull_min_rate_grace: '25h' } })).toThrow(/image.pull_min_rate_grace: must be at most 24h/);
+  });
+
   it('treats a missing default file as defaults but a missing explicit file as an error', async () => {
     await expect(loadConfig(join(dir, 'nope.toml'))).rejects.toThrow(/cannot read config file/);
   });

@@ -106,6 +106,12 @@ const schema = z
       .object({
         max_concurrent_downloads: z.number().int().min(1).max(64).default(3),
         pull_progress_timeout: duration.default('5m'),
+        /** A blob download must average at least this many bytes per second once
+         * pull_min_rate_grace has passed (src/image/registry/throughput-floor.ts). */
+        pull_min_rate: byteSize.pipe(z.number().max(1024 * MiB, 'must be at most 1GiB (per second)')).default('1KiB'),
+        pull_min_rate_grace: duration
+          .pipe(z.number().min(1000, 'must be at least 1s').max(24 * 3600_000, 'must be at most 24h'))
+          .default('5m'),
         request_timeout: duration.default('30s'),
         retries: z.number().int().min(0).max(20).default(3),
         /** Image references never garbage-collected by kubelet (reported as pinned). */

@@ -2,12 +2,17 @@
 // resumed from the byte reached with `Range: bytes=N-` (or, when the server ignores Range, by
 // downloading again and skipping what was already delivered), up to a retry budget. A body that
 // stops moving for progressTimeoutMs is a stalled pull and fails with DeadlineExceeded; time the
-// consumer spends not reading (backpressure) is not counted as a stall.
+// consumer spends not reading (backpressure) is not counted as a stall. A body that keeps moving
+// but too slowly to average pull_min_rate once pull_min_rate_grace has passed fails with
+// DeadlineExceeded as well (throughput-floor.ts): the progress timeout alone is beaten by a
+// registry sending one byte just before each timeout.
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { formatByteSize } from '../../config/byte-size.js';
 import { CribError, DeadlineExceededError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
 import { describeNetworkError, isAbortError } from './registry-errors.js';
+import { ThroughputFloor } from './throughput-floor.js';
 
 /** A response body to read from, and how many leading bytes of it to drop. */
 export interface OpenedBody {
@@ -26,9 +31,14 @@ export interface BlobStreamOptions {
   retries: number;
   backoffMs: number;
   progressTimeoutMs: number;
+  /** Minimum average rate of the whole download, bytes per second (image.pull_min_rate). */
+  minBytesPerSecond: number;
+  /** How long the download runs before its average is held to minBytesPerSecond. */
+  minRateGraceMs: number;
   signal?: AbortSignal;
-  /** Open the blob again from `offset` (with Range), throwing a CribError when it cannot. */
-  reopen(offset: number): Promise<OpenedBody>;
+  /** Open the blob again from `offset` (with Range), throwing a CribError when it cannot;
+   * `signal` is aborted when this stream ends first. */
+  reopen(offset: number, signal: AbortSignal): Promise<OpenedBody>;
 }
 
 class StallError extends Error {}
@@ -43,12 +53,22 @@ export class ResumableBlobStream extends Readable {
   private delivered: number;
   private wantMore: (() => void) | undefined;
   private stopped = false;
+  private readonly floor: ThroughputFloor;
+  /** Aborts a resume's back-off and request when the stream ends (destroyed, too slow) first. */
+  private readonly ended = new AbortController();
+  private readonly signal: AbortSignal;
   /** How many times the download was resumed after a failure (for callers' metrics). */
   resumes = 0;
 
   constructor(first: OpenedBody, private readonly opts: BlobStreamOptions) {
     super({ highWaterMark: 1 << 20 });
     this.delivered = opts.offset;
+    this.signal = opts.signal ? AbortSignal.any([opts.signal, this.ended.signal]) : this.ended.signal;
+    this.floor = new ThroughputFloor({
+      minBytesPerSecond: opts.minBytesPerSecond,
+      graceMs: opts.minRateGraceMs,
+      onTooSlow: (received, activeMs) => this.destroy(this.tooSlow(received, activeMs)),
+    });
     void this.pump(first);
   }
 
@@ -60,6 +80,8 @@ export class ResumableBlobStream extends Readable {
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.stopped = true;
+    this.floor.stop();
+    this.ended.abort();
     this.current?.destroy();
     this._read();
     callback(err);
@@ -75,6 +97,7 @@ export class ResumableBlobStream extends Readable {
         if (size !== undefined && this.delivered < size) {
           throw Object.assign(new Error(`body ended after ${this.delivered} of ${size} bytes`), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
         }
+        this.floor.stop();
         this.push(null);
         return;
       } catch (err) {
@@ -88,8 +111,8 @@ export class ResumableBlobStream extends Readable {
         log.warn({ digest: this.opts.digest, offset: this.delivered, resume: this.resumes, err: describeNetworkError(err) },
           'blob download interrupted; resuming');
         try {
-          await sleep(this.opts.backoffMs * 2 ** (this.resumes - 1), undefined, { signal: this.opts.signal });
-          opened = await this.opts.reopen(this.delivered);
+          await sleep(this.opts.backoffMs * 2 ** (this.resumes - 1), undefined, { signal: this.signal });
+          opened = await this.opts.reopen(this.delivered, this.signal);
         } catch (reopenErr) {
           if (!this.stopped) this.destroy(reopenErr instanceof Error ? reopenErr : new Error(String(reopenErr)));
           return;
@@ -100,6 +123,15 @@ export class ResumableBlobStream extends Readable {
         }
       }
     }
+  }
+
+  private tooSlow(received: number, activeMs: number): DeadlineExceededError {
+    const { what, minBytesPerSecond, minRateGraceMs, size } = this.opts;
+    return new DeadlineExceededError(
+      `pull of ${what} too slow: ${received} bytes received in ${formatSeconds(activeMs)}` +
+      `${size !== undefined ? ` (${this.delivered} of ${size} bytes delivered)` : ''}, under the average of ` +
+      `${formatByteSize(minBytesPerSecond)}/s required after the first ${formatSeconds(minRateGraceMs)}` +
+      ' (if the link is this slow, lower image.pull_min_rate or raise image.pull_min_rate_grace)');
   }
 
   /** The error that ends the stream, or undefined when the failure is worth a resume. */
@@ -134,6 +166,8 @@ export class ResumableBlobStream extends Readable {
         if (next.done || this.stopped) return;
         watchdog.refresh();
         let chunk = next.value;
+        // Bytes skipped after a restart count too: the registry did send them.
+        this.floor.add(chunk.length);
         if (toSkip > 0) {
           const drop = Math.min(toSkip, chunk.length);
           toSkip -= drop;
@@ -143,7 +177,9 @@ export class ResumableBlobStream extends Readable {
         this.delivered += chunk.length;
         if (!this.push(chunk)) {
           waitingForConsumer = true;
+          this.floor.pause();
           await new Promise<void>((resolve) => (this.wantMore = resolve));
+          this.floor.resume();
           waitingForConsumer = false;
           watchdog.refresh();
         }

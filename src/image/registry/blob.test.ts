@@ -1,9 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../../../test-support/fault-proxy.js';
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildImage, busyboxRootfsLayer, layerFromTar, pushImage, type BuiltImage } from '../../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../../test-support/registry.js';
 import { DataLossError, DeadlineExceededError, NotFoundError, UnavailableError } from '../../errors.js';
+import { ContentStore } from '../content-store.js';
 import { parseReference } from '../reference.js';
 import { RegistryClient, type ResolvedImage } from './client.js';
 
@@ -142,8 +146,10 @@ describe('RegistryClient.openBlob', () => {
     // 8 MiB of noise: far more than the stream and socket buffers, so backpressure really happens.
     const big = buildImage({ layers: [await layerFromTar(randomBytes(8 << 20), 'none')] });
     await pushImage(registry, 'big/blob', '1', big);
-    // The pause is well past the progress timeout, which is still generous for a loaded machine.
-    const c = client({ progressTimeoutMs: 1000 });
+    // The pause is well past the progress timeout, which is still generous for a loaded machine,
+    // and long enough that counting it would put the average under pull_min_rate (4 MiB/s, a
+    // rate loopback beats by far while the consumer reads).
+    const c = client({ progressTimeoutMs: 1000, minBytesPerSecond: 4 << 20, minRateGraceMs: 1000 });
     const r = await c.resolve(parseReference(`${proxy.host}/big/blob:1`));
     const stream = await c.openBlob(r, r.layers[0]!);
     const chunks: Buffer[] = [];
@@ -156,6 +162,67 @@ describe('RegistryClient.openBlob', () => {
       }
     }
     expect(Buffer.concat(chunks).equals(big.layers[0]!.blob)).toBe(true);
+  });
+
+  it('aborts a layer trickling a byte at a time under pull_min_rate once the grace has passed, and removes the partial file', async () => {
+    // One byte every 100 ms never lets the 1.5 s progress timeout fire: only the average catches it.
+    proxy.addRule({ path: layerPath(), action: 'trickle', afterBytes: 0, trickleBytes: 1, trickleMs: 100 });
+    const root = mkdtempSync(join(tmpdir(), `crib-trickle-${process.pid}-`));
+    try {
+      const store = new ContentStore(root);
+      await store.init();
+      const c = client({ progressTimeoutMs: 1500, minBytesPerSecond: 1024, minRateGraceMs: 1000 });
+      const started = Date.now();
+      const ingest = store.ingest(layer(), () => c.openBlob(resolved, resolved.layers[0]!));
+      // Without an overall deadline the trickle would run for days: give up waiting after 10 s.
+      const err = await Promise.race([
+        ingest.then(() => 'finished', (e: unknown) => e),
+        new Promise((r) => setTimeout(() => r('still downloading after 10s'), 10_000)),
+      ]);
+      const elapsed = Date.now() - started;
+      expect(err).toBeInstanceOf(DeadlineExceededError);
+      const message = (err as Error).message;
+      expect(message).toMatch(new RegExp(`^pull of layer ${layer().digest} too slow: \\d+ bytes received in \\d+(\\.\\d)?s \\(\\d+ of ${layer().size} bytes delivered\\)`));
+      expect(message).toContain('under the average of 1 KiB/s required after the first 1s');
+      expect(message).toContain('lower image.pull_min_rate or raise image.pull_min_rate_grace');
+      const received = Number(/ (\d+) bytes received/.exec(message)![1]);
+      expect(received).toBeGreaterThan(0);
+      expect(received).toBeLessThan(1024);
+      expect(elapsed).toBeGreaterThanOrEqual(900);
+      expect(elapsed).toBeLessThan(8000);
+      // Not resumed (a slow registry is not a broken connection), and the connection was dropped.
+      expect(proxy.count(layerPath())).toBe(1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(proxy.requests.find((r) => layerPath().test(r.path))?.closedEarly).toBe(true);
+      expect(readdirSync(join(root, 'content', 'ingest'))).toEqual([]);
+      expect(existsSync(join(root, 'content', 'sha256', layer().digest.slice(7)))).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('holds a config download to pull_min_rate as well, naming the config', async () => {
+    const configPath = new RegExp(`/blobs/${image.config.digest}`);
+    proxy.addRule({ path: configPath, action: 'trickle', afterBytes: 10, trickleBytes: 1, trickleMs: 100 });
+    const started = Date.now();
+    const err = await client({ progressTimeoutMs: 1500, minBytesPerSecond: 1024, minRateGraceMs: 500 }).fetchConfig(resolved)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeadlineExceededError);
+    expect((err as Error).message).toMatch(new RegExp(`^pull of config ${image.config.digest} too slow: \\d+ bytes received`));
+    expect(Date.now() - started).toBeLessThan(8000);
+  });
+
+  it('lets a slow download that keeps up pull_min_rate run past the grace and finish', async () => {
+    // 4 KiB at 512 bytes per 100 ms: about 0.8 s at five times the floor, well past the grace.
+    const small = buildImage({ layers: [await layerFromTar(randomBytes(4096), 'none')] });
+    await pushImage(registry, 'slow/blob', '1', small);
+    const c = client({ progressTimeoutMs: 1500, minBytesPerSecond: 1024, minRateGraceMs: 300 });
+    const r = await c.resolve(parseReference(`${proxy.host}/slow/blob:1`));
+    proxy.addRule({ path: new RegExp(`/blobs/${small.layers[0]!.digest}`), action: 'trickle', afterBytes: 0, trickleBytes: 512, trickleMs: 100 });
+    const started = Date.now();
+    const bytes = await readAll(await c.openBlob(r, r.layers[0]!));
+    expect(bytes.equals(small.layers[0]!.blob)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThan(500);
   });
 
   it('answers NotFound for a missing blob and DataLoss for a corrupted config', async () => {

@@ -121,24 +121,26 @@ export class RegistryClient {
 
   /**
    * A stream of the blob's bytes. Throws (NotFound, Unauthenticated, Unavailable…) when no
-   * endpoint serves it; once streaming, interruptions are resumed and stalls fail the stream with
-   * DeadlineExceeded. The bytes are not verified here: that is the content store's job.
+   * endpoint serves it; once streaming, interruptions are resumed, and stalls and downloads
+   * averaging under pull_min_rate fail the stream with DeadlineExceeded. The bytes are not
+   * verified here: that is the content store's job.
    */
   async openBlob(source: BlobSource, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<ResumableBlobStream> {
     const endpoints = this.blobEndpoints(source);
     const creds = await this.credentialsFor(source.ref, opts.auth);
     const what = describeBlob(desc);
     let preferred = endpoints[0]!;
-    const open = async (offset: number): Promise<OpenedBody> => {
+    // A resume is also cancelled when the stream ends first (its own signal, not only the caller's).
+    const open = async (offset: number, cancel: AbortSignal | undefined): Promise<OpenedBody> => {
       const order = [preferred, ...endpoints.filter((e) => e !== preferred)];
       return this.eachEndpoint(order, what, async (ep) => {
-        const opened = await this.answeredWithin(ep, what, opts.signal,
+        const opened = await this.answeredWithin(ep, what, cancel,
           (signal) => this.requestBlob(ep, source.ref, desc, what, offset, creds(ep), signal));
         preferred = ep;
         return opened;
       });
     };
-    const first = await open(opts.offset ?? 0);
+    const first = await open(opts.offset ?? 0, opts.signal);
     return new ResumableBlobStream(first, {
       digest: desc.digest,
       what,
@@ -147,6 +149,8 @@ export class RegistryClient {
       retries: this.config.retries,
       backoffMs: this.config.backoffMs,
       progressTimeoutMs: this.config.progressTimeoutMs,
+      minBytesPerSecond: this.config.minBytesPerSecond,
+      minRateGraceMs: this.config.minRateGraceMs,
       signal: opts.signal,
       reopen: open,
     });

@@ -36,6 +36,11 @@ export interface RegistryHostsConfig {
   backoffMs?: number;
   /** A body whose bytes stop arriving this long is aborted (default 5 min). */
   progressTimeoutMs?: number;
+  /** A blob download averaging fewer bytes per second than this, once minRateGraceMs has passed,
+   * is aborted (default 1 KiB/s). */
+  minBytesPerSecond?: number;
+  /** How long a blob download runs before minBytesPerSecond applies (default 5 min). */
+  minRateGraceMs?: number;
   /** Bounds on manifests and blobs (defaults: DEFAULT_IMAGE_LIMITS). */
   limits?: Partial<ImageLimits>;
   /** A Docker config.json / containers auth.json to take registry credentials from. */
@@ -48,6 +53,8 @@ export interface ResolvedHostsConfig {
   retries: number;
   backoffMs: number;
   progressTimeoutMs: number;
+  minBytesPerSecond: number;
+  minRateGraceMs: number;
   limits: ImageLimits;
 }
 
@@ -58,6 +65,8 @@ export function withDefaults(config: RegistryHostsConfig = {}): ResolvedHostsCon
     retries: config.retries ?? 3,
     backoffMs: config.backoffMs ?? 200,
     progressTimeoutMs: config.progressTimeoutMs ?? 5 * 60_000,
+    minBytesPerSecond: config.minBytesPerSecond ?? 1024,
+    minRateGraceMs: config.minRateGraceMs ?? 5 * 60_000,
     limits: { ...DEFAULT_IMAGE_LIMITS, ...config.limits },
   };
   for (const [host, opts] of Object.entries(resolved.hosts)) {
@@ -87,6 +96,8 @@ export function hostsConfigFromCrib(config: CribConfig): RegistryHostsConfig {
     requestTimeoutMs: config.image.request_timeout,
     retries: config.image.retries,
     progressTimeoutMs: config.image.pull_progress_timeout,
+    minBytesPerSecond: config.image.pull_min_rate,
+    minRateGraceMs: config.image.pull_min_rate_grace,
     limits: imageLimitsFromConfig(config),
     authFile: config.image.auth_file,
   };
