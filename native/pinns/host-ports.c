@@ -48,11 +48,8 @@ static int check_ident(const char *value, const char *what, crib_err *err) {
 }
 
 static int parse_port(const char *text, unsigned *out) {
-  if (*text < '0' || *text > '9' || strlen(text) > 5) return -1;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v < 1 || v > 65535) return -1;
+  unsigned long v;
+  if (pinns_parse_uint(text, 1, 65535, &v) < 0) return -1;
   *out = (unsigned)v;
   return 0;
 }
