@@ -1,5 +1,6 @@
 // Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`, the OCI runtime's
-// start/kill/delete/state) from one worker thread instead of the event loop's thread.
+// start/kill/delete/state) from one worker thread instead of the event loop's thread. It lives in
+// sys/ so that every layer's helpers (runtime/, network/, sandbox/) can share the one thread.
 //
 // Why: libuv's spawn on Linux forks, and the calling thread is blocked until the child has
 // copied the daemon's page tables and exec'd. The cost grows with the daemon's memory: measured

@@ -3,8 +3,8 @@
 // execFileOnThread's requests).
 import { execFile, spawn } from 'node:child_process';
 import { parentPort } from 'node:worker_threads';
-import { exitCode, readToEnd } from './monitor-launch.js';
-import { endChildInput } from '../sys/child-input.js';
+import { endChildInput } from './child-input.js';
+import { exitCode, readToEnd } from './child-output.js';
 import type { ExecOptions, SpawnReply, SpawnRequest } from './spawn-thread.js';
 
 const port = parentPort;
