@@ -1,8 +1,11 @@
 // Spawning the tools that do network, namespace and mount work for us (ip, nft, crib-pinns). They run as
 // separate processes on purpose: the daemon never changes namespaces in its own threads.
-import { execFile } from 'node:child_process';
+//
+// They are forked from the spawn thread (spawn-thread.ts), not the event loop's: the pod path's
+// crib-pinns runs (pinning and attach in RunPodSandbox, the veth delete StopPodSandbox leaves
+// running) would otherwise hold every other RPC for the fork's page-table copy.
 import { InternalError } from '../errors.js';
-import { endChildInput } from './child-input.js';
+import { execFileOnThread } from './spawn-thread.js';
 
 export class CommandError extends InternalError {
   constructor(
@@ -24,20 +27,15 @@ export interface RunOptions {
 }
 
 /** Run a command; resolves with its stdout, rejects with CommandError carrying its stderr. */
-export function runCommand(file: string, args: readonly string[], opts: RunOptions = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      file,
-      args,
-      { encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
-        const code = typeof err.code === 'number' ? err.code : null;
-        const what = `${file} ${args.join(' ')}`.slice(0, 300);
-        reject(new CommandError(what, code, stderr || err.message, { cause: err }));
-      },
-    );
-    if (opts.onStdout) child.stdout?.on('data', opts.onStdout);
-    if (opts.input !== undefined) endChildInput(child, opts.input);
+export async function runCommand(file: string, args: readonly string[], opts: RunOptions = {}): Promise<string> {
+  const r = await execFileOnThread(file, [...args], {
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    killSignal: 'SIGTERM',
+    maxBuffer: 16 * 1024 * 1024,
+    input: opts.input,
+    onStdout: opts.onStdout,
   });
+  if (!r.error) return r.stdout;
+  const what = `${file} ${args.join(' ')}`.slice(0, 300);
+  throw new CommandError(what, r.code, r.stderr || r.error.message, { cause: r.error });
 }
