@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { InternalError } from '../errors.js';
-import { CommandError, runCommand } from './command.js';
+import { CommandError, runCommand as run, type RunOptions } from './command.js';
 
-describe('runCommand', () => {
+// The same behaviour forked from the spawn thread (the default) and from the event loop's thread.
+describe.each([
+  ['from the spawn thread', {}],
+  ['from the event loop (onEventLoop)', { onEventLoop: true }],
+] as const)('runCommand %s', (_where, where: RunOptions) => {
+  const runCommand = (file: string, args: string[], opts: RunOptions = {}) => run(file, args, { ...opts, ...where });
+
   it('resolves with stdout, feeding stdin', async () => {
     await expect(runCommand('/bin/sh', ['-c', 'cat; echo " and more"'], { input: 'fed' })).resolves.toBe('fed and more\n');
   });
