@@ -3,7 +3,7 @@
 import { InternalError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import type { ExecSyncResult } from './container-runtime.js';
-import { spawnOnThread } from './spawn-thread.js';
+import { spawnOnThread } from '../sys/spawn-thread.js';
 
 export interface ExecSyncOptions {
   runtimeBinary: string;

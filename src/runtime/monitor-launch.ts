@@ -3,9 +3,10 @@
 // whenever any SIGCHLD arrives, so under load a helper's 'exit' can fire before the output it
 // wrote has been read from its pipe (ExecSync probes then failed with "monitor exit 0" and an
 // empty result).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { nativeBinaries } from '../native-paths.js';
+import { exitCode, readToEnd } from '../sys/child-output.js';
 
 /** The first line a monitor writes on its sync pipe ("" if it closes without one). */
 export function readFirstLine(stream: Readable): Promise<string> {
@@ -23,30 +24,6 @@ export function readFirstLine(stream: Readable): Promise<string> {
     stream.once('end', () => resolve(buf));
     stream.once('close', () => resolve(buf));
     stream.once('error', () => resolve(buf));
-  });
-}
-
-/** Everything a stream yields until its end, as text. */
-export function readToEnd(stream: Readable | null | undefined): Promise<string> {
-  return new Promise((resolve) => {
-    if (!stream) {
-      resolve('');
-      return;
-    }
-    const chunks: Buffer[] = [];
-    const done = (): void => resolve(Buffer.concat(chunks).toString());
-    stream.on('data', (d: Buffer) => chunks.push(d));
-    stream.once('end', done);
-    stream.once('close', done);
-    stream.once('error', done);
-  });
-}
-
-/** The exit code of a child (null when killed by a signal); a spawn error is a failed exit. */
-export function exitCode(child: ChildProcess): Promise<{ code: number | null; error?: Error }> {
-  return new Promise((resolve) => {
-    child.once('exit', (code) => resolve({ code }));
-    child.once('error', (error) => resolve({ code: null, error }));
   });
 }
 

@@ -2,7 +2,7 @@
 // RuntimeClass handlers. Every failure carries the runtime's own stderr, which says what broke.
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
 import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
-import { execFileOnThread } from './spawn-thread.js';
+import { execFileOnThread } from '../sys/spawn-thread.js';
 
 export interface OciState {
   ociVersion: string;

@@ -1,5 +1,7 @@
 // Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`, the OCI runtime's
-// start/kill/delete/state) from one worker thread instead of the event loop's thread.
+// start/kill/delete/state, and runCommand's ip/nft/crib-pinns: the pod path's pinning, veth
+// attach and detach) from one worker thread instead of the event loop's thread. It lives in sys/
+// so that every layer's helpers (runtime/, network/, sandbox/) share the one thread.
 //
 // Why: libuv's spawn on Linux forks, and the calling thread is blocked until the child has
 // copied the daemon's page tables and exec'd. The cost grows with the daemon's memory: measured
@@ -22,15 +24,29 @@ import { log } from '../log.js';
 
 /** execFile's bounds for a command run with execFileOnThread. */
 export interface ExecOptions {
-  /** Killed with SIGKILL after this long (a runtime ignoring SIGTERM must not outlive it). */
+  /** Killed with killSignal after this long. */
   timeoutMs: number;
+  /** The timeout's signal; SIGKILL unless set (a runtime ignoring SIGTERM must not outlive it). */
+  killSignal?: NodeJS.Signals;
   /** Stdout or stderr beyond this many bytes kills the command and fails it. */
   maxBuffer: number;
   /** Written to its stdin, which is then closed. */
   input?: string;
+  /** The thread posts each chunk of stdout as it arrives (SpawnChunk), before the reply. */
+  streamStdout?: boolean;
+}
+/** execFileOnThread's options: execFile's bounds, and where to report stdout as it arrives. */
+export interface ExecCall extends Omit<ExecOptions, 'streamStdout'> {
+  /**
+   * Each chunk of stdout as the command writes it (a helper reporting progress before it ends),
+   * all of them before the call resolves; the resolved stdout still holds everything.
+   */
+  onStdout?: (chunk: string) => void;
 }
 export interface SpawnRequest { id: number; file: string; args: string[]; exec?: ExecOptions }
 export interface SpawnReply { id: number; stdout: string; stderr: string; code: number | null; killed?: boolean; error?: string }
+/** A chunk of a streamed stdout; the thread posts them in order, all before the call's reply. */
+export interface SpawnChunk { id: number; stdoutChunk: string }
 export interface SpawnResult { stdout: string; stderr: string; code: number | null; error?: Error }
 /** execFileOnThread's answer: `error` set when the command failed (its message is execFile's), `killed` when its time ran out. */
 export interface ExecResult extends SpawnResult { killed: boolean }
@@ -48,7 +64,8 @@ function workerEntry(): URL {
 
 let worker: Worker | undefined;
 let nextId = 1;
-const pending = new Map<number, (r: SpawnReply | { error: string; thread: true }) => void>();
+interface Call { done: (r: SpawnReply | { error: string; thread: true }) => void; onStdout?: (chunk: string) => void }
+const pending = new Map<number, Call>();
 
 function thread(): Worker {
   if (worker) return worker;
@@ -57,16 +74,20 @@ function thread(): Worker {
     if (worker !== w) return;
     worker = undefined;
     log.warn({ why, inFlight: pending.size }, 'the spawn thread stopped');
-    for (const [id, done] of pending) {
+    for (const [id, call] of pending) {
       pending.delete(id);
-      done({ error: `the daemon's spawn thread ${why}`, thread: true });
+      call.done({ error: `the daemon's spawn thread ${why}`, thread: true });
     }
   };
-  w.on('message', (r: SpawnReply) => {
-    const done = pending.get(r.id);
+  w.on('message', (r: SpawnReply | SpawnChunk) => {
+    const call = pending.get(r.id);
+    if ('stdoutChunk' in r) {
+      call?.onStdout?.(r.stdoutChunk);
+      return;
+    }
     pending.delete(r.id);
     if (pending.size === 0) w.unref();
-    done?.(r);
+    call?.done(r);
   });
   w.on('error', (err) => died(`failed: ${err.message}`));
   w.on('exit', (code) => died(`exited with code ${code}`));
@@ -74,11 +95,11 @@ function thread(): Worker {
   return w;
 }
 
-function post(req: Omit<SpawnRequest, 'id'>): Promise<SpawnReply | { error: string; thread: true }> {
+function post(req: Omit<SpawnRequest, 'id'>, onStdout?: (chunk: string) => void): Promise<SpawnReply | { error: string; thread: true }> {
   const w = thread();
   const id = nextId++;
   return new Promise((resolve) => {
-    pending.set(id, resolve);
+    pending.set(id, { done: resolve, onStdout });
     // Referenced while a call is in flight (its reply must arrive), unref'd when idle.
     w.ref();
     w.postMessage({ id, ...req } satisfies SpawnRequest);
@@ -97,8 +118,9 @@ export async function spawnOnThread(file: string, args: string[]): Promise<Spawn
  * RPC paths, whose fork would otherwise stall every other RPC (and the background work that
  * follows a call, e.g. the runtime's delete after RemoveContainer, the next call).
  */
-export async function execFileOnThread(file: string, args: string[], opts: ExecOptions): Promise<ExecResult> {
-  const r = await post({ file, args, exec: opts });
+export async function execFileOnThread(file: string, args: string[], opts: ExecCall): Promise<ExecResult> {
+  const { onStdout, ...bounds } = opts;
+  const r = await post({ file, args, exec: { ...bounds, streamStdout: onStdout !== undefined } }, onStdout);
   if ('thread' in r) return { stdout: '', stderr: '', code: null, killed: false, error: new Error(r.error) };
   return { stdout: r.stdout, stderr: r.stderr, code: r.code, killed: r.killed ?? false, error: r.error === undefined ? undefined : new Error(r.error) };
 }

@@ -3,22 +3,24 @@
 // execFileOnThread's requests).
 import { execFile, spawn } from 'node:child_process';
 import { parentPort } from 'node:worker_threads';
-import { exitCode, readToEnd } from './monitor-launch.js';
-import { endChildInput } from '../sys/child-input.js';
-import type { ExecOptions, SpawnReply, SpawnRequest } from './spawn-thread.js';
+import { endChildInput } from './child-input.js';
+import { exitCode, readToEnd } from './child-output.js';
+import type { ExecOptions, SpawnChunk, SpawnReply, SpawnRequest } from './spawn-thread.js';
 
+if (!parentPort) throw new Error('spawn-thread-worker.ts runs only as a worker thread');
 const port = parentPort;
-if (!port) throw new Error('spawn-thread-worker.ts runs only as a worker thread');
 
 /** execFile, answered as a reply: the exit code, whether the timeout killed it, and execFile's error message. */
 function execReply(req: SpawnRequest & { exec: ExecOptions }): Promise<SpawnReply> {
   return new Promise((resolve) => {
-    const { timeoutMs, maxBuffer, input } = req.exec;
-    const child = execFile(req.file, req.args, { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer }, (err, stdout, stderr) => {
+    const { timeoutMs, killSignal = 'SIGKILL', maxBuffer, input, streamStdout } = req.exec;
+    const child = execFile(req.file, req.args, { encoding: 'utf8', timeout: timeoutMs, killSignal, maxBuffer }, (err, stdout, stderr) => {
       if (!err) return resolve({ id: req.id, stdout, stderr, code: 0 });
       const code = typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
       resolve({ id: req.id, stdout, stderr, code, killed: (err as { killed?: boolean }).killed === true, error: err.message });
     });
+    // Posted from this listener, so every chunk goes out before the reply execFile's callback posts.
+    if (streamStdout) child.stdout?.on('data', (chunk: string) => port.postMessage({ id: req.id, stdoutChunk: chunk } satisfies SpawnChunk));
     if (input !== undefined) endChildInput(child, input);
   });
 }

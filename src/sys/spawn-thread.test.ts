@@ -38,6 +38,29 @@ describe('spawnOnThread', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
+  it('execFileOnThread streams stdout to onStdout while the command runs, and still resolves with all of it', async () => {
+    const chunks: { text: string; at: number }[] = [];
+    let settled = false;
+    const call = execFileOnThread('/bin/sh', ['-c', 'echo ready; sleep 1; echo end'], {
+      timeoutMs: 10_000,
+      maxBuffer: 1 << 20,
+      onStdout: (text) => chunks.push({ text, at: Date.now() }),
+    }).finally(() => (settled = true));
+    await expect.poll(() => chunks.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(chunks[0]!.text).toBe('ready\n');
+    expect(settled).toBe(false); // the first line came while the command was still sleeping
+    const r = await call;
+    expect(r.stdout).toBe('ready\nend\n');
+    expect(chunks.map((c) => c.text).join('')).toBe('ready\nend\n');
+    expect(Date.now() - chunks[0]!.at).toBeGreaterThan(500);
+  });
+
+  it('execFileOnThread sends the timeout\'s killSignal when asked for one', async () => {
+    // The trap's exit status shows the command got SIGTERM (execFile closes its pipes on a timeout, so it cannot say so).
+    const r = await execFileOnThread('/bin/sh', ['-c', 'trap "exit 7" TERM; sleep 30 & wait'], { timeoutMs: 300, killSignal: 'SIGTERM', maxBuffer: 1 << 20 });
+    expect([r.code, r.killed]).toEqual([7, true]);
+  });
+
   it('execFileOnThread fails a command whose output passes the bound', async () => {
     const r = await execFileOnThread('/bin/sh', ['-c', 'head -c 100000 /dev/zero'], { timeoutMs: 10_000, maxBuffer: 1000 });
     expect(r.error?.message).toMatch(/maxBuffer/);
