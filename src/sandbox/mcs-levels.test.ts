@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ResourceExhaustedError } from '../errors.js';
-import { podLevel } from '../container/oci-spec/selinux.js';
-import { CATEGORIES, McsLevels, hashedCandidates } from './mcs-levels.js';
+import { CATEGORIES, McsLevels, hashedCandidates, podLevel } from './mcs-levels.js';
 
 /** Every pod id hashes to the same pairs, in the same order: a forced collision. */
 const colliding = (levels: string[]) => () => levels;
@@ -91,3 +90,15 @@ function* take<T>(it: Iterable<T>, n: number): Iterable<T> {
     if (--n === 0) return;
   }
 }
+
+describe('podLevel', () => {
+  it('is one stable pair of distinct categories per pod, low first', () => {
+    const l = podLevel('pod-1');
+    expect(l).toBe(podLevel('pod-1'));
+    const m = /^s0:c(\d+),c(\d+)$/.exec(l);
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeLessThan(Number(m![2]));
+    expect(Number(m![2])).toBeLessThan(1024);
+    expect(new Set(['a', 'b', 'c', 'd', 'e', 'f'].map(podLevel)).size).toBe(6);
+  });
+});

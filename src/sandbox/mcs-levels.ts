@@ -8,11 +8,23 @@
 // The candidates are deterministic: the pod id's hash first (the level a crib before this one
 // would have given the pod), then rehashes of the id with a counter, then every pair in order,
 // so a pod gets a level as long as any pair is free.
+import { createHash } from 'node:crypto';
 import { ResourceExhaustedError } from '../errors.js';
-import { podLevel } from '../container/oci-spec/selinux.js';
 
 /** Categories c0..c1023: the targeted policy's MCS range, and go-selinux's default. */
 export const CATEGORIES = 1024;
+/**
+ * One category pair (c0..c1023, distinct, low first) from a hash of `podId`: the first level
+ * offered to a pod (below), and the level a pod recorded without one runs at.
+ */
+export function podLevel(podId: string): string {
+  const h = createHash('sha256').update(podId).digest();
+  const a = h.readUInt16BE(0) % CATEGORIES;
+  let b = h.readUInt16BE(2) % CATEGORIES;
+  if (b === a) b = (a + 1) % CATEGORIES;
+  return `s0:c${Math.min(a, b)},c${Math.max(a, b)}`;
+}
+
 /** How many rehashes are tried before the sweep over every pair. */
 const REHASHES = 64;
 

@@ -39,7 +39,7 @@ import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfi
 import type { PodNetworkStatus } from '../network/pod-networking.js';
 import type { PodFiles } from './pod-files.js';
 import type { PodUserNamespace } from './user-namespace.js';
-import { podLevel } from '../container/oci-spec/selinux.js';
+import { podLevel } from './mcs-levels.js';
 import { defineSchema, type JsonObject } from '../store/schema.js';
 
 export type SandboxState = 'creating' | 'ready' | 'stopping' | 'notready' | 'removing';

@@ -13,7 +13,7 @@ import { ImageStore } from '../image/image-store.js';
 import { CniNetwork } from '../network/cni-network.js';
 import { HostPorts } from '../network/host-ports.js';
 import { IPAM_FILE, Ipam } from '../network/ipam.js';
-import { podLevel } from '../container/oci-spec/selinux.js';
+import { podLevel } from '../sandbox/mcs-levels.js';
 import { SANDBOX_RECORD, type SandboxRecord } from '../sandbox/sandbox-record.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { RecordStore } from './record-store.js';

@@ -8,7 +8,7 @@ import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
 import { ANNOTATION } from './annotations.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from './capabilities.js';
 import { type ContainerSpecInput, type NodeFacts, OCI_VERSION, buildContainerSpec, containerSelinuxLabels } from './container-spec.js';
-import { podLevel } from './selinux.js';
+import { podLevel } from '../../sandbox/mcs-levels.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './masked-paths.js';
 import { containerConfig, imageConfig, mount, namespaceOptions, privilegedSandboxConfig, resources, sandboxConfig } from './test-fixtures.js';
 

@@ -25,7 +25,8 @@ import type { OciSpec } from './oci-types.js';
 import { processArgs, workingDir } from './process-args.js';
 import { containerResources, currentOomScoreAdj, oomScoreAdj, swapAccounting } from './resources.js';
 import { containerSeccomp } from './seccomp.js';
-import { isSet, podLevel, relabelMounts, selinuxLabels, type SelinuxLabels } from './selinux.js';
+import { podLevel } from '../../sandbox/mcs-levels.js';
+import { isSet, relabelMounts, selinuxLabels, type SelinuxLabels } from './selinux.js';
 import { resolveUser } from './user.js';
 
 export const OCI_VERSION = '1.1.0';

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../errors.js';
 import type { SELinuxOption__Output } from '../../gen/runtime/v1/SELinuxOption.js';
-import { FALLBACK_DEFAULTS, checkRelabelPath, parseLxcContexts, podLevel, relabelMounts, selinuxLabels } from './selinux.js';
+import { podLevel } from '../../sandbox/mcs-levels.js';
+import { FALLBACK_DEFAULTS, checkRelabelPath, parseLxcContexts, relabelMounts, selinuxLabels } from './selinux.js';
 
 const opts = (o: Partial<SELinuxOption__Output> = {}): SELinuxOption__Output => ({ user: '', role: '', type: '', level: '', ...o });
 const base = { podLevel: podLevel('pod-1'), defaults: FALLBACK_DEFAULTS, pod: null, container: null };
@@ -13,18 +14,6 @@ describe('parseLxcContexts', () => {
   it('reads the process and file contexts, quoted or not', () => {
     const text = '# comment\nprocess = "system_u:system_r:container_t:s0"\ncontent = "system_u:object_r:virt_var_lib_t:s0"\nfile=system_u:object_r:container_file_t:s0\n';
     expect(parseLxcContexts(text)).toEqual({ process: 'system_u:system_r:container_t:s0', file: 'system_u:object_r:container_file_t:s0' });
-  });
-});
-
-describe('podLevel', () => {
-  it('is one stable pair of distinct categories per pod, low first', () => {
-    const l = podLevel('pod-1');
-    expect(l).toBe(podLevel('pod-1'));
-    const m = /^s0:c(\d+),c(\d+)$/.exec(l);
-    expect(m).not.toBeNull();
-    expect(Number(m![1])).toBeLessThan(Number(m![2]));
-    expect(Number(m![2])).toBeLessThan(1024);
-    expect(new Set(['a', 'b', 'c', 'd', 'e', 'f'].map(podLevel)).size).toBe(6);
   });
 });
 

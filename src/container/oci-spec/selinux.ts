@@ -14,7 +14,6 @@
 // them (its label library returns empty labels and skips relabelling when SELinux is disabled):
 // no label reaches the spec, no file is relabelled, and a pod that sets selinuxOptions runs.
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../../errors.js';
@@ -60,18 +59,6 @@ function splitContext(label: string): Context {
 }
 
 const join = (c: Context) => [c.user, c.role, c.type, c.level].filter((p, i) => i < 3 || p !== '').join(':');
-
-/**
- * One category pair (c0..c1023, distinct, low first) from a hash of `podId`: the first level
- * offered to a pod (sandbox/mcs-levels.ts), and the level a pod recorded without one runs at.
- */
-export function podLevel(podId: string): string {
-  const h = createHash('sha256').update(podId).digest();
-  const a = h.readUInt16BE(0) % 1024;
-  let b = h.readUInt16BE(2) % 1024;
-  if (b === a) b = (a + 1) % 1024;
-  return `s0:c${Math.min(a, b)},c${Math.max(a, b)}`;
-}
 
 const NAME = /^[A-Za-z0-9_.]+$/;
 const LEVEL = /^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)?(:[A-Za-z0-9_.,-]+)?$/;
