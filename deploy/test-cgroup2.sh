@@ -51,9 +51,10 @@ leg() { # NAME LSM FOLDER VITEST-CONFIG [VITEST ARGS...]
     echo '{"passed":0,"failed":0,"skipped":0}' > "$dir/counts.json"
     return
   fi
-  # node_modules/vitest/vitest.mjs, not npx: npx alone costs ~10 s in the emulated guest.
+  # node_modules/vitest/vitest.mjs, not npx: npx alone costs ~10 s in the emulated guest. The
+  # guest writes into the whole tier dir (--out): the prebuilt helpers in $out/bin live there too.
   CRIB_GUEST_TIMEOUT=${CRIB_GUEST_TIMEOUT:-1500} CRIB_GUEST_OUT=$dir CRIB_GUEST_SUITE_TIMES=$dir/suite-times.json \
-    bash test-support/guest/guest.sh run --out "$dir" --lsm "$lsm" --env CRIB_GUEST_OUT --env CRIB_GUEST_SUITE_TIMES \
+    bash test-support/guest/guest.sh run --out "$out" --lsm "$lsm" --env CRIB_GUEST_OUT --env CRIB_GUEST_SUITE_TIMES \
     --env CRIB_CGROUP_DRIVER --env CRIB_TEST_HELPERS_DIR -- \
     node node_modules/vitest/vitest.mjs run --config "$config" --passWithNoTests \
     --reporter=default --reporter=json --outputFile.json="$dir/report.json" \
