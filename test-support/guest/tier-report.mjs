@@ -7,6 +7,7 @@
 // Exits 1 when a test was skipped: in the guest every suite's preconditions hold by
 // construction, so a skip means a test silently did not run.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { failedTestLines, printFailedTests } from '../failed-tests.mjs';
 
 const [leg, reportPath, timesPath, seconds, vitestStatus, countsPath] = process.argv.slice(2);
 const r = JSON.parse(readFileSync(reportPath, 'utf8'));
@@ -22,6 +23,7 @@ if (Number(vitestStatus) !== 0 && counts.failed === 0) {
   console.log(`cgroup2 guest tier (${leg}): vitest exited ${vitestStatus} with no failed test (see its errors above): counted as 1 failure`);
   counts.failed = 1;
 }
+printFailedTests(failedTestLines(`cgroup2 (${leg})`, r));
 if (counts.skipped > 0) console.log(`cgroup2 guest tier (${leg}): ${counts.skipped} test(s) skipped inside the guest, where none may be`);
 writeFileSync(countsPath, JSON.stringify(counts));
 console.log(`cgroup2 (${leg}): ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
