@@ -50,6 +50,8 @@ export interface KernelFileReaderOptions {
   /** How long "this file does not exist here" is believed (default 30 s: controllers can be
    * enabled on a cgroup later, which makes their files appear). */
   absentTtlMs?: number;
+  /** Monotonic milliseconds (default performance.now); tests pass their own clock. */
+  clock?: () => number;
 }
 
 /** A kept descriptor, closed only once no read is using it (a closed number can be reused by
@@ -86,6 +88,7 @@ export class KernelFileReader {
   private readonly maxOpen: number;
   private readonly idleMs: number;
   private readonly absentTtlMs: number;
+  private readonly clock: () => number;
   /** Kept descriptors per directory, least recently read first. */
   private readonly dirs = new Map<string, DirEntry>();
   private openCount = 0;
@@ -100,6 +103,7 @@ export class KernelFileReader {
     this.maxOpen = Math.max(1, opts.maxOpen ?? 4096);
     this.idleMs = opts.idleMs ?? 60_000;
     this.absentTtlMs = opts.absentTtlMs ?? 30_000;
+    this.clock = opts.clock ?? (() => performance.now());
   }
 
   /** Descriptors open now (kept, or in use by a read). */
@@ -113,7 +117,7 @@ export class KernelFileReader {
    */
   async read(dir: string, name: string, opts: { list?: boolean } = {}): Promise<string | undefined> {
     const list = opts.list ?? false;
-    const now = performance.now();
+    const now = this.clock();
     this.prune(now);
     const kept = this.keepOpen ? this.touch(dir, now).files.get(name) : undefined;
     if (kept?.fd === undefined) {
@@ -178,12 +182,12 @@ export class KernelFileReader {
   private async openAndRead(dir: string, name: string, list: boolean): Promise<string | undefined> {
     const fd = await this.openFile(dir, name);
     if (fd === undefined) {
-      if (this.keepOpen) this.touch(dir, performance.now()).files.set(name, { at: performance.now() });
+      if (this.keepOpen) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
       return undefined;
     }
     // Held by this read from the start: evicting it below must not close it under the read.
     const f: OpenFile = { fd, users: 1, doomed: true };
-    const d = this.keepOpen ? this.touch(dir, performance.now()) : undefined;
+    const d = this.keepOpen ? this.touch(dir, this.clock()) : undefined;
     // Kept unless a concurrent first read of the same file got there first.
     if (d !== undefined && !d.files.has(name)) {
       f.doomed = false;
@@ -196,7 +200,7 @@ export class KernelFileReader {
       this.forgetFile(dir, name, f);
       if (!refusesReads(errnoCode(err))) throw err;
       if (!(await this.exists(dir))) throw new DirectoryGoneError(dir);
-      if (d !== undefined) this.touch(dir, performance.now()).files.set(name, { at: performance.now() });
+      if (d !== undefined) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
       return undefined;
     }
   }
