@@ -157,30 +157,48 @@ export class AuthorityRewrite extends Transform {
   private lastStreamId = 0;
   /** Header blocks whose :authority was replaced (for tests and the log). */
   rewritten = 0;
+  /** What the current feed() passes on, in order. */
+  private out: Buffer[] = [];
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-      if (this.prefaceLeft > 0) {
-        const n = Math.min(this.prefaceLeft, this.buf.length);
-        this.push(this.buf.subarray(0, n));
-        this.buf = this.buf.subarray(n);
-        this.prefaceLeft -= n;
-      }
-      while (this.prefaceLeft === 0 && this.buf.length >= FRAME_HEADER) {
-        const length = this.buf.readUIntBE(0, 3);
-        if (length > MAX_FRAME) {
-          this.fail(H2_FRAME_SIZE_ERROR, `frame of ${length} bytes is larger than SETTINGS_MAX_FRAME_SIZE ${MAX_FRAME}`);
-        }
-        if (this.buf.length < FRAME_HEADER + length) break;
-        const whole = this.buf.subarray(0, FRAME_HEADER + length);
-        this.buf = this.buf.subarray(FRAME_HEADER + length);
-        this.onFrame(whole);
-      }
+      const out = this.feed(chunk);
+      if (out) this.push(out);
       cb();
     } catch (err) {
       cb(err as Error);
     }
+  }
+
+  /**
+   * Take what the client sent next; returns what the server is to read, as one buffer (a
+   * unary call's HEADERS and DATA arrive together and reach nghttp2 in one piece), or
+   * undefined when nothing is complete yet. Throws Http2ConnectionError when the client is
+   * refused. The listener calls this directly; the Transform interface is the same filter.
+   */
+  feed(chunk: Buffer): Buffer | undefined {
+    this.out = [];
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.prefaceLeft > 0) {
+      const n = Math.min(this.prefaceLeft, this.buf.length);
+      this.out.push(this.buf.subarray(0, n));
+      this.buf = this.buf.subarray(n);
+      this.prefaceLeft -= n;
+    }
+    while (this.prefaceLeft === 0 && this.buf.length >= FRAME_HEADER) {
+      const length = this.buf.readUIntBE(0, 3);
+      if (length > MAX_FRAME) {
+        this.fail(H2_FRAME_SIZE_ERROR, `frame of ${length} bytes is larger than SETTINGS_MAX_FRAME_SIZE ${MAX_FRAME}`);
+      }
+      if (this.buf.length < FRAME_HEADER + length) break;
+      const whole = this.buf.subarray(0, FRAME_HEADER + length);
+      this.buf = this.buf.subarray(FRAME_HEADER + length);
+      this.onFrame(whole);
+    }
+    const out = this.out;
+    this.out = [];
+    if (out.length === 0) return undefined;
+    return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
   private fail(code: number, message: string): never {
@@ -210,7 +228,7 @@ export class AuthorityRewrite extends Transform {
       this.pending = { streamId, flags, priority, frames: [], fragments: [], bytes: 0 };
     } else if (type !== TYPE_CONTINUATION || !this.pending) {
       // A CONTINUATION with no block open is nghttp2's to refuse, like every other frame.
-      this.push(whole);
+      this.out.push(whole);
       return;
     }
     const block = this.pending!;
@@ -254,7 +272,7 @@ export class AuthorityRewrite extends Transform {
     }
     this.lastStreamId = Math.max(this.lastStreamId, block.streamId);
     if (!this.reencoding) {
-      for (const f of block.frames) this.push(f);
+      for (const f of block.frames) this.out.push(f);
       return;
     }
     const encoded = encodeLiterals(headers);
@@ -262,11 +280,11 @@ export class AuthorityRewrite extends Transform {
     const head = encoded.subarray(0, first);
     const last = encoded.length <= first;
     const flags = (block.flags & (FLAG_END_STREAM | FLAG_PRIORITY)) | (last ? FLAG_END_HEADERS : 0);
-    this.push(frame(TYPE_HEADERS, flags, block.streamId, block.priority ? Buffer.concat([block.priority, head]) : head));
+    this.out.push(frame(TYPE_HEADERS, flags, block.streamId, block.priority ? Buffer.concat([block.priority, head]) : head));
     for (let off = first; off < encoded.length; off += MAX_FRAME) {
       const piece = encoded.subarray(off, off + MAX_FRAME);
       const end = off + MAX_FRAME >= encoded.length;
-      this.push(frame(TYPE_CONTINUATION, end ? FLAG_END_HEADERS : 0, block.streamId, piece));
+      this.out.push(frame(TYPE_CONTINUATION, end ? FLAG_END_HEADERS : 0, block.streamId, piece));
     }
   }
 }

@@ -51,8 +51,9 @@ function serveThroughRewrite(injector: grpc.ConnectionInjector, sock: Socket): v
   const filter = new AuthorityRewrite();
   let refused = false;
   const conn = new Duplex({
+    // nghttp2 is ready for more: the socket flows again (paused while conn's buffer was full).
     read: () => {
-      filter.resume();
+      if (!refused) sock.resume();
     },
     // HTTP/2 hands over a response as several chunks at once (HEADERS, DATA, trailers): they go
     // out in one writev, as they would on the bare socket. Written one by one, each waiting for
@@ -71,13 +72,12 @@ function serveThroughRewrite(injector: grpc.ConnectionInjector, sock: Socket): v
     },
     destroy: (err, cb) => {
       if (!refused) sock.destroy();
-      filter.destroy();
       cb(err);
     },
   });
   const refuse = (err: Http2ConnectionError) => {
     refused = true;
-    sock.unpipe(filter);
+    sock.off('data', onData);
     sock.pause();
     log.warn({ err: err.message, code: err.code }, 'HTTP/2 client refused: connection closed with GOAWAY');
     const linger = setTimeout(() => sock.destroy(), GOAWAY_LINGER_MS);
@@ -88,17 +88,24 @@ function serveThroughRewrite(injector: grpc.ConnectionInjector, sock: Socket): v
     });
     conn.destroy();
   };
-  filter.on('data', (d: Buffer) => {
-    if (!conn.push(d)) filter.pause();
-  });
-  filter.on('end', () => conn.push(null));
-  filter.on('error', (err) => {
-    if (err instanceof Http2ConnectionError) refuse(err);
-    else conn.destroy(err);
-  });
+  // The filter is fed straight from the socket, no stream in between (a piped Transform cost
+  // every call its own write and read bookkeeping), and what it passes on reaches nghttp2 as
+  // one buffer per read.
+  const onData = (chunk: Buffer): void => {
+    let out: Buffer | undefined;
+    try {
+      out = filter.feed(chunk);
+    } catch (err) {
+      if (err instanceof Http2ConnectionError) refuse(err);
+      else conn.destroy(err as Error);
+      return;
+    }
+    if (out && !conn.push(out)) sock.pause();
+  };
+  sock.on('data', onData);
+  sock.on('end', () => conn.push(null));
   sock.on('error', (err) => conn.destroy(err));
   sock.on('close', () => conn.destroy());
-  sock.pipe(filter);
   injector.injectConnection(conn);
 }
 
