@@ -128,7 +128,8 @@ export function encodeLiterals(headers: readonly { name: string; value: string; 
     head.length = 0;
     hpackInt(head, 0x00, 7, s.length);
     for (const b of head) out[off++] = b;
-    off += out.write(s, off, 'latin1');
+    // Header strings are short: a loop beats Buffer.write's per-call cost.
+    for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i);
   };
   for (const h of headers) {
     // 0x10: never indexed; 0x00: without indexing. Index 0: the name follows as a literal.
