@@ -4,7 +4,7 @@ import hpack from 'hpack.js';
 import { describe, expect, it } from 'vitest';
 import {
   AuthorityRewrite, H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FRAME_SIZE_ERROR, H2_PROTOCOL_ERROR,
-  Http2ConnectionError, MAX_HEADER_LIST_BYTES,
+  Http2ConnectionError, MAX_CONTINUATIONS, MAX_HEADER_LIST_BYTES,
 } from './authority-rewrite.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -60,8 +60,11 @@ function frames(out: Buffer): { type: number; flags: number; stream: number; pay
   return res;
 }
 
-describe('AuthorityRewrite', () => {
-  it('keeps HPACK in step with 4096-byte tables on both sides over many blocks', async () => {
+/**
+ * 200 header blocks through the filter, decoded as the server would (a 4096-byte table); each
+ * must be what the client sent with the socket path as :authority replaced by localhost.
+ */
+async function checkInStep(authority: (i: number) => string): Promise<void> {
     // The client's encoder and the server's decoder evict at 4096 bytes, as HTTP/2 requires.
     const client = hpack.compressor.create({ table: { maxSize: 4096 } });
     const server = hpack.decompressor.create({ table: { maxSize: 4096 } });
@@ -72,8 +75,9 @@ describe('AuthorityRewrite', () => {
       const headers = [
         { name: ':method', value: 'POST', neverIndex: false },
         { name: ':path', value: '/runtime.v1.RuntimeService/Version', neverIndex: false },
-        { name: ':authority', value: i % 2 ? 'localhost' : '/run/crib/crib.sock', neverIndex: false },
+        { name: ':authority', value: authority(i), neverIndex: false },
         { name: 'x-probe', value: `value-${i % 25}-${'x'.repeat(200)}`, neverIndex: false },
+        { name: 'x-secret', value: `s${i % 3}\u00ff\u0001`, neverIndex: true },
       ];
       sent.push(headers.map((h) => ({ name: h.name, value: h.name === ':authority' ? 'localhost' : h.value })));
       client.write(headers);
@@ -92,6 +96,49 @@ describe('AuthorityRewrite', () => {
       for (let h = server.read(); h !== null; h = server.read()) headers.push({ name: h.name, value: h.value });
       expect(headers, `block ${i}`).toEqual(sent[i]);
     });
+}
+
+describe('AuthorityRewrite', () => {
+  it('keeps HPACK in step with 4096-byte tables on both sides over many blocks', async () => {
+    await checkInStep((i) => (i % 2 ? 'localhost' : '/run/crib/crib.sock'));
+  });
+
+  it('keeps HPACK in step when the first rewrite comes after blocks passed on unchanged', async () => {
+    // The server's table then holds what the client indexed before the rewrite, which the
+    // re-encoded blocks after it must not depend on.
+    await checkInStep((i) => (i >= 60 && i % 7 === 0 ? '/run/crib/crib.sock' : 'localhost'));
+  });
+
+  it('passes a block with a valid :authority on as the client framed it', async () => {
+    const client = hpack.compressor.create({ table: { maxSize: 4096 } });
+    client.write([
+      { name: ':method', value: 'POST', neverIndex: false },
+      { name: ':authority', value: 'localhost', neverIndex: false },
+    ]);
+    const block = client.read() as Buffer;
+    const frames1 = [frame(HEADERS, 0, 1, block.subarray(0, 3)), frame(CONTINUATION, END_HEADERS, 1, block.subarray(3))];
+    const { out, err } = await run(frames1);
+    expect(err).toBeUndefined();
+    expect(out.subarray(PREFACE.length)).toEqual(Buffer.concat(frames1));
+  });
+
+  it(`ends a connection whose header block runs past ${MAX_CONTINUATIONS} CONTINUATION frames (empty ones too)`, async () => {
+    const chunks = [frame(HEADERS, 0, 1, Buffer.from([0x82]))];
+    // A flood of empty CONTINUATIONs: no bytes to count, so only a frame count stops it.
+    for (let i = 0; i < 100_000; i++) chunks.push(frame(CONTINUATION, 0, 1, Buffer.alloc(0)));
+    const { err, fed } = await run([Buffer.concat(chunks)]);
+    expect(err).toBeInstanceOf(Http2ConnectionError);
+    expect((err as Http2ConnectionError).code).toBe(H2_ENHANCE_YOUR_CALM);
+    expect(err!.message).toBe(`crib: header block of stream 1 is over ${MAX_CONTINUATIONS} CONTINUATION frames`);
+    expect(fed).toBeGreaterThan(0);
+  });
+
+  it(`takes a header block of HEADERS and ${MAX_CONTINUATIONS} CONTINUATION frames`, async () => {
+    const chunks = [frame(HEADERS, 0, 1, Buffer.from([0x82]))];
+    for (let i = 0; i < MAX_CONTINUATIONS - 1; i++) chunks.push(frame(CONTINUATION, 0, 1, Buffer.alloc(0)));
+    chunks.push(frame(CONTINUATION, END_HEADERS, 1, Buffer.from([0x84])));
+    const { err } = await run(chunks);
+    expect(err).toBeUndefined();
   });
 
   it('ends a connection whose header block grows past the limit, without holding it', async () => {

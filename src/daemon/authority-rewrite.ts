@@ -3,9 +3,17 @@
 // as a malformed header and resets every stream, so those clients could not talk to crib at all.
 // This transform sits between the socket and the gRPC server: it decodes each header block the
 // client sends, replaces an :authority that is not a valid host with "localhost" (what newer
-// clients send), and re-encodes it. Because HPACK is stateful, every client header block is
-// decoded and re-encoded with our own encoder state; all other frames pass through untouched,
-// and the server-to-client direction is not touched at all.
+// clients send), and re-encodes it. All other frames pass through untouched, and the
+// server-to-client direction is not touched at all.
+//
+// HPACK is stateful, so every client header block is decoded (our decoder stays in step with the
+// client's encoder), but a block is re-encoded only when it has to be. Until the first rewrite,
+// blocks go to the server as the client framed them, and the server's decoder follows the
+// client's table as ours does. From the first rewrite on, the server's table no longer matches
+// the client's, so every later block is re-encoded too, as literals that never touch the dynamic
+// table: the server decodes them whatever its table holds, and no encoder state has to be kept.
+// (hpack.js's stateful encoder cost about 80 us per call, most of it in a deprecated Buffer
+// constructor; a new client never pays even the stateless encoding.)
 //
 // Being the first to read what a client sends, the filter is also where its size is bounded.
 // A header block arrives as HEADERS plus any number of CONTINUATION frames and has to be held
@@ -39,6 +47,12 @@ const MAX_FRAME = 16384;
  * hundred bytes; grpc-go clients cap what they send at 16 KiB by default.
  */
 export const MAX_HEADER_LIST_BYTES = 65536;
+/**
+ * CONTINUATION frames after one HEADERS: nghttp2's own limit behind this filter (8 since 1.61),
+ * so no block the server would take is refused. Empty CONTINUATIONs add nothing to the block's
+ * size, so without a count a client could send them forever and the filter hold each one.
+ */
+export const MAX_CONTINUATIONS = 8;
 /** SETTINGS_HEADER_TABLE_SIZE: Node's default, which the server advertises; clients never raise it. */
 const HPACK_TABLE_BYTES = 4096;
 /** RFC 7541 §4.1: each header list entry costs its name and value plus 32. */
@@ -68,6 +82,8 @@ interface PendingBlock {
   streamId: number;
   flags: number;
   priority?: Buffer;
+  /** The block's frames as received, passed on unchanged when nothing in it is rewritten. */
+  frames: Buffer[];
   fragments: Buffer[];
   bytes: number;
 }
@@ -79,6 +95,49 @@ function frame(type: number, flags: number, streamId: number, payload: Buffer): 
   h[4] = flags;
   h.writeUInt32BE(streamId & 0x7fffffff, 5);
   return Buffer.concat([h, payload]);
+}
+
+/** RFC 7541 §5.1: an integer with an N-bit prefix, the prefix's other bits set to `first`. */
+function hpackInt(out: number[], first: number, prefixBits: number, value: number): void {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) {
+    out.push(first | value);
+    return;
+  }
+  out.push(first | max);
+  let rest = value - max;
+  while (rest >= 128) {
+    out.push((rest % 128) + 128);
+    rest = Math.floor(rest / 128);
+  }
+  out.push(rest);
+}
+
+/**
+ * A header list as HPACK literals that neither use nor change the dynamic table (RFC 7541
+ * §6.2.2, §6.2.3: "without indexing", or "never indexed" where the client said so), strings
+ * without Huffman coding. hpack.js decodes each octet to one char (latin1), so this is exact.
+ */
+export function encodeLiterals(headers: readonly { name: string; value: string; neverIndex: boolean }[]): Buffer {
+  let size = 0;
+  for (const h of headers) size += h.name.length + h.value.length + 12;
+  const out = Buffer.allocUnsafe(size);
+  let off = 0;
+  const head: number[] = [];
+  const str = (s: string): void => {
+    head.length = 0;
+    hpackInt(head, 0x00, 7, s.length);
+    for (const b of head) out[off++] = b;
+    // Header strings are short: a loop beats Buffer.write's per-call cost.
+    for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i);
+  };
+  for (const h of headers) {
+    // 0x10: never indexed; 0x00: without indexing. Index 0: the name follows as a literal.
+    out[off++] = h.neverIndex ? 0x10 : 0x00;
+    str(h.name);
+    str(h.value);
+  }
+  return out.subarray(0, off);
 }
 
 /** A GOAWAY frame; the debug data carries the reason (grpc-go clients log it). */
@@ -94,34 +153,53 @@ export class AuthorityRewrite extends Transform {
   private prefaceLeft = PREFACE_LENGTH;
   private pending: PendingBlock | undefined;
   private readonly decoder = hpack.decompressor.create({ table: { maxSize: HPACK_TABLE_BYTES } });
-  private readonly encoder = hpack.compressor.create({ table: { maxSize: HPACK_TABLE_BYTES } });
+  /** Set by the first rewrite: from then on every block is re-encoded (see the file's comment). */
+  private reencoding = false;
   private lastStreamId = 0;
   /** Header blocks whose :authority was replaced (for tests and the log). */
   rewritten = 0;
+  /** What the current feed() passes on, in order. */
+  private out: Buffer[] = [];
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-      if (this.prefaceLeft > 0) {
-        const n = Math.min(this.prefaceLeft, this.buf.length);
-        this.push(this.buf.subarray(0, n));
-        this.buf = this.buf.subarray(n);
-        this.prefaceLeft -= n;
-      }
-      while (this.prefaceLeft === 0 && this.buf.length >= FRAME_HEADER) {
-        const length = this.buf.readUIntBE(0, 3);
-        if (length > MAX_FRAME) {
-          this.fail(H2_FRAME_SIZE_ERROR, `frame of ${length} bytes is larger than SETTINGS_MAX_FRAME_SIZE ${MAX_FRAME}`);
-        }
-        if (this.buf.length < FRAME_HEADER + length) break;
-        const whole = this.buf.subarray(0, FRAME_HEADER + length);
-        this.buf = this.buf.subarray(FRAME_HEADER + length);
-        this.onFrame(whole);
-      }
+      const out = this.feed(chunk);
+      if (out) this.push(out);
       cb();
     } catch (err) {
       cb(err as Error);
     }
+  }
+
+  /**
+   * Take what the client sent next; returns what the server is to read, as one buffer (a
+   * unary call's HEADERS and DATA arrive together and reach nghttp2 in one piece), or
+   * undefined when nothing is complete yet. Throws Http2ConnectionError when the client is
+   * refused. The listener calls this directly; the Transform interface is the same filter.
+   */
+  feed(chunk: Buffer): Buffer | undefined {
+    this.out = [];
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.prefaceLeft > 0) {
+      const n = Math.min(this.prefaceLeft, this.buf.length);
+      this.out.push(this.buf.subarray(0, n));
+      this.buf = this.buf.subarray(n);
+      this.prefaceLeft -= n;
+    }
+    while (this.prefaceLeft === 0 && this.buf.length >= FRAME_HEADER) {
+      const length = this.buf.readUIntBE(0, 3);
+      if (length > MAX_FRAME) {
+        this.fail(H2_FRAME_SIZE_ERROR, `frame of ${length} bytes is larger than SETTINGS_MAX_FRAME_SIZE ${MAX_FRAME}`);
+      }
+      if (this.buf.length < FRAME_HEADER + length) break;
+      const whole = this.buf.subarray(0, FRAME_HEADER + length);
+      this.buf = this.buf.subarray(FRAME_HEADER + length);
+      this.onFrame(whole);
+    }
+    const out = this.out;
+    this.out = [];
+    if (out.length === 0) return undefined;
+    return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
   private fail(code: number, message: string): never {
@@ -148,18 +226,22 @@ export class AuthorityRewrite extends Transform {
         priority = Buffer.from(payload.subarray(0, 5));
         payload = payload.subarray(5);
       }
-      this.pending = { streamId, flags, priority, fragments: [], bytes: 0 };
+      this.pending = { streamId, flags, priority, frames: [], fragments: [], bytes: 0 };
     } else if (type !== TYPE_CONTINUATION || !this.pending) {
       // A CONTINUATION with no block open is nghttp2's to refuse, like every other frame.
-      this.push(whole);
+      this.out.push(whole);
       return;
     }
     const block = this.pending!;
+    if (block.frames.length > MAX_CONTINUATIONS) {
+      this.fail(H2_ENHANCE_YOUR_CALM, `header block of stream ${block.streamId} is over ${MAX_CONTINUATIONS} CONTINUATION frames`);
+    }
     block.bytes += payload.length;
     if (block.bytes > MAX_HEADER_LIST_BYTES) {
       this.fail(H2_ENHANCE_YOUR_CALM, `header block of stream ${block.streamId} is over ${MAX_HEADER_LIST_BYTES} bytes (the header list limit)`);
     }
-    block.fragments.push(Buffer.from(payload));
+    block.frames.push(whole);
+    block.fragments.push(payload);
     if (flags & FLAG_END_HEADERS) this.flushBlock();
   }
 
@@ -169,7 +251,7 @@ export class AuthorityRewrite extends Transform {
     const headers: { name: string; value: string; neverIndex: boolean }[] = [];
     let listBytes = 0;
     try {
-      this.decoder.write(Buffer.concat(block.fragments));
+      this.decoder.write(block.fragments.length === 1 ? block.fragments[0]! : Buffer.concat(block.fragments));
       this.decoder.execute();
       for (let h = this.decoder.read(); h !== null; h = this.decoder.read()) {
         // Indexed entries decode from one byte into up to a table's worth: bound the result too.
@@ -178,6 +260,7 @@ export class AuthorityRewrite extends Transform {
         if (h.name === ':authority' && !VALID_AUTHORITY.test(h.value)) {
           headers.push({ ...h, value: 'localhost' });
           this.rewritten++;
+          this.reencoding = true;
         } else {
           headers.push(h);
         }
@@ -189,19 +272,20 @@ export class AuthorityRewrite extends Transform {
       this.fail(H2_ENHANCE_YOUR_CALM, `header list of stream ${block.streamId} decodes to over ${MAX_HEADER_LIST_BYTES} bytes (the header list limit)`);
     }
     this.lastStreamId = Math.max(this.lastStreamId, block.streamId);
-    this.encoder.write(headers);
-    const parts: Buffer[] = [];
-    for (let b = this.encoder.read(); b !== null; b = this.encoder.read()) parts.push(b);
-    const encoded = Buffer.concat(parts);
+    if (!this.reencoding) {
+      for (const f of block.frames) this.out.push(f);
+      return;
+    }
+    const encoded = encodeLiterals(headers);
     const first = block.priority ? MAX_FRAME - 5 : MAX_FRAME;
     const head = encoded.subarray(0, first);
     const last = encoded.length <= first;
     const flags = (block.flags & (FLAG_END_STREAM | FLAG_PRIORITY)) | (last ? FLAG_END_HEADERS : 0);
-    this.push(frame(TYPE_HEADERS, flags, block.streamId, block.priority ? Buffer.concat([block.priority, head]) : head));
+    this.out.push(frame(TYPE_HEADERS, flags, block.streamId, block.priority ? Buffer.concat([block.priority, head]) : head));
     for (let off = first; off < encoded.length; off += MAX_FRAME) {
       const piece = encoded.subarray(off, off + MAX_FRAME);
       const end = off + MAX_FRAME >= encoded.length;
-      this.push(frame(TYPE_CONTINUATION, end ? FLAG_END_HEADERS : 0, block.streamId, piece));
+      this.out.push(frame(TYPE_CONTINUATION, end ? FLAG_END_HEADERS : 0, block.streamId, piece));
     }
   }
 }

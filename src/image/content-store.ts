@@ -79,15 +79,19 @@ export class ContentStore {
     }
   }
 
-  /** Remove a blob; false when it was not there. */
-  async delete(digest: string): Promise<boolean> {
+  /**
+   * Remove a blob; false when it was not there. `sync: false` leaves the removal to reach the
+   * disk in its own time: for garbage, which the next start-up's collection removes again should
+   * a crash bring it back (a blob is named by its digest, so a returned one is still right).
+   */
+  async delete(digest: string, opts: { sync?: boolean } = {}): Promise<boolean> {
     try {
       await rm(this.path(digest));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return false;
       throw err;
     }
-    await fsyncDir(this.blobDir);
+    if (opts.sync !== false) await fsyncDir(this.blobDir);
     return true;
   }
 

@@ -303,11 +303,18 @@ export class ImageService {
     // Serialised: two GCs racing would both decide on stale views of the records.
     this.gcRunning = this.gcRunning.then(async () => {
       const keepDigests = new Set([...this.records.referencedDigests(), ...this.leases.keys()]);
-      for (const digest of await this.content.list()) {
-        if (!keepDigests.has(digest)) await this.content.delete(digest);
-      }
       const keepChains = new Set([...this.records.referencedChainIds(), ...this.leases.keys()]);
-      await this.snapshots.gc(keepChains);
+      // Blobs and snapshots are separate stores, each decided from the views just taken: they
+      // are deleted side by side (each file operation is a thread-pool round trip), blobs not
+      // synced one by one: a blob a crash brings back is garbage the start-up collection removes
+      // again, and each directory fsync cost RemoveImage about 2 ms.
+      const blobs = async (): Promise<void> => {
+        const dead = (await this.content.list()).filter((d) => !keepDigests.has(d));
+        await Promise.all(dead.map((d) => this.content.delete(d, { sync: false })));
+      };
+      // Both settle before the next collection may start, even when one fails.
+      const results = await Promise.allSettled([blobs(), this.snapshots.gc(keepChains)]);
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
     }).catch((err: unknown) => log.error({ err }, 'image garbage collection failed'));
     return this.gcRunning;
   }

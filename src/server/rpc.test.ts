@@ -7,13 +7,16 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors.js';
 import { criProto } from './cri-proto.js';
-import { implementService } from './rpc.js';
+import { implementService, type RpcContext } from './rpc.js';
 
 describe('implementService', () => {
   let dir: string;
   let server: grpc.Server;
   let client: grpc.Client & Record<string, any>;
   const huge = 'x'.repeat(1024 * 1024);
+  /** The signal of each ImageStatus call, and a way to hold a ListImages call until cancelled. */
+  const statusSignals: AbortSignal[] = [];
+  let heldSignal: ((signal: AbortSignal) => void) | undefined;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'crib-rpc-'));
@@ -25,6 +28,15 @@ describe('implementService', () => {
       },
       StreamImages: async () => {
         throw new InvalidArgumentError(`StreamImages: ${huge}`);
+      },
+      ImageStatus: async (_req, ctx: RpcContext) => {
+        statusSignals.push(ctx.signal);
+        return { image: null, info: {} };
+      },
+      ListImages: async (_req, ctx: RpcContext) => {
+        heldSignal?.(ctx.signal);
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+        return { images: [] };
       },
     }));
     const address = `unix://${join(dir, 'sock')}`;
@@ -54,5 +66,25 @@ describe('implementService', () => {
     });
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/^StreamImages: x+… \(1048590 bytes\)$/);
+  });
+
+  it('aborts a handler\'s signal when the client cancels the call', async () => {
+    const signal = new Promise<AbortSignal>((resolve) => (heldSignal = resolve));
+    const call = client.ListImages({}, () => undefined);
+    const held = await signal;
+    expect(held.aborted).toBe(false);
+    call.cancel();
+    await new Promise((resolve) => held.addEventListener('abort', resolve, { once: true }));
+    expect((held.reason as Error).message).toBe('the client cancelled the call');
+  });
+
+  it('does not abort the signal of a call that has answered (grpc-js reports every closed call as cancelled)', async () => {
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve, reject) => client.ImageStatus({ image: { image: 'x' } }, (e: Error | null) => (e ? reject(e) : resolve())));
+    }
+    // The server sees each call's stream close after answering it.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(statusSignals).toHaveLength(3);
+    expect(statusSignals.map((s) => s.aborted)).toEqual([false, false, false]);
   });
 });

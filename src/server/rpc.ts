@@ -40,15 +40,47 @@ export type ServiceHandlers<D extends grpc.ServiceDefinition> = {
     : UnaryHandler<MethodOf<D, K>['req'], MethodOf<D, K>['res']>;
 };
 
-function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): RpcContext {
-  const controller = new AbortController();
-  call.on('cancelled', () => controller.abort(new Error('the client cancelled the call')));
-  const deadline = call.getDeadline();
-  const deadlineAt = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
-  return {
-    signal: controller.signal,
-    deadlineMs: () => (deadlineAt === undefined ? undefined : Math.max(0, deadlineAt - Date.now())),
-  };
+/**
+ * One call's context. grpc-js emits 'cancelled' when a call's stream closes, also after a call
+ * that answered normally; aborting then (an Error with its stack, an abort event) is work for
+ * nobody, so a cancel counts only while the handler runs. The AbortController is made only when
+ * a handler asks for the signal: most never do.
+ */
+class CallContext implements RpcContext {
+  private controller: AbortController | undefined;
+  private cancelled = false;
+  private settled = false;
+
+  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) {
+    call.once('cancelled', () => {
+      if (this.settled) return;
+      this.cancelled = true;
+      this.controller?.abort(cancelledReason());
+    });
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort(cancelledReason());
+    }
+    return this.controller.signal;
+  }
+
+  deadlineMs(): number | undefined {
+    const deadline = this.call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+    return at === undefined ? undefined : Math.max(0, at - Date.now());
+  }
+
+  /** The handler is done: a cancel from now on has nothing to stop. */
+  settle(): void {
+    this.settled = true;
+  }
+}
+
+function cancelledReason(): Error {
+  return new Error('the client cancelled the call');
 }
 
 /** The status a failed call answers with; its message is bounded whatever it quotes. */
@@ -98,13 +130,16 @@ export function implementService<D extends grpc.ServiceDefinition>(
     if (method.responseStream) {
       impl[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
         const started = Date.now();
-        (run as StreamingHandler<unknown, unknown>)(call.request, contextOf(call), (res) => call.write(res)).then(
+        const ctx = new CallContext(call);
+        (run as StreamingHandler<unknown, unknown>)(call.request, ctx, (res) => call.write(res)).then(
           () => {
-            log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
+            ctx.settle();
+            if (log.isLevelEnabled('debug')) log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
             ended(rpc, grpc.status.OK, started);
             call.end();
           },
           (err: unknown) => {
+            ctx.settle();
             logFailure(rpc, err, Date.now() - started);
             const { code, details } = failureStatus(err);
             ended(rpc, code, started);
@@ -117,13 +152,17 @@ export function implementService<D extends grpc.ServiceDefinition>(
     } else {
       impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const started = Date.now();
-        (run as UnaryHandler<unknown, unknown>)(call.request, contextOf(call)).then(
+        const ctx = new CallContext(call);
+        (run as UnaryHandler<unknown, unknown>)(call.request, ctx).then(
           (res) => {
-            log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
+            ctx.settle();
+            // The entry is built only when it will be written: most calls are at info level.
+            if (log.isLevelEnabled('debug')) log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
             ended(rpc, grpc.status.OK, started);
             callback(null, res);
           },
           (err: unknown) => {
+            ctx.settle();
             logFailure(rpc, err, Date.now() - started);
             const { code, details } = failureStatus(err);
             ended(rpc, code, started);
