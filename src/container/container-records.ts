@@ -10,6 +10,7 @@
 // sync, where rewriting the record with its intent would take two): from then on the record is
 // gone from memory, and start-up finds the marker and finishes the removal (load returns the
 // record with a remove intent). The marker goes last, once nothing of the container is left.
+import { existsSync } from 'node:fs';
 import { readdir, rename, unlink } from 'node:fs/promises';
 import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
@@ -177,10 +178,11 @@ export class ContainerRecords {
     // After any write in flight: none can begin once the record is out of memory.
     await this.writes.run(id, async () => {
       // The record file first (a write that landed after the marker's rename may have made one
-      // again), then the marker. No directory sync: the container's files are gone or out of
-      // sight in a synced trash by now, so a record or marker a power cut brings back only has
-      // start-up redo an idempotent removal.
-      await this.store.remove(id, { syncDir: false });
+      // again), then the marker. With a marker, no directory sync: a record or marker a power
+      // cut brings back only has start-up redo an idempotent removal. Without one (a removal the
+      // disk would not mark, a creation rolled back) the record is the live one: synced.
+      const marked = existsSync(this.removingFile(id));
+      await this.store.remove(id, { syncDir: !marked });
       try {
         await unlink(this.removingFile(id));
       } catch (err) {

@@ -6,6 +6,7 @@
 //   <root>/snapshots/active/<key>/{fs,work,snapshot.json}
 //   <root>/snapshots/active/<key>/{pad0,pad1,snapshot.json}   a read-only view (image volumes)
 //   <root>/snapshots/tmp-*               unpacks in progress / removals; swept at start-up
+//   <root>/snapshots/active/.trash/*     removed active snapshots being deleted; swept at start-up
 //
 // Committed dirs are numbered rather than named by chain ID: mount(2) takes all lowerdirs in
 // one page, and "/var/lib/crib/snapshots/17/fs" lets ~130 layers fit where 64-hex names
@@ -98,7 +99,7 @@ const activeRecord = (dir: string) => new StateFile(join(dir, RECORD), ACTIVE_SN
 export class Snapshotter {
   readonly dir: string;
   private readonly activeDir: string;
-  /** Removed active snapshots, deleted in the background; in activeDir, so cleanupTemp sweeps it. */
+  /** Removed active snapshots, deleted in the background; cleanupTemp sweeps what is left. */
   private readonly activeTrash: Trash;
   private readonly committed = new Map<string, CommittedSnapshot>();
   private readonly active = new Map<string, ActiveSnapshot>();
@@ -132,7 +133,8 @@ export class Snapshotter {
     }
     this.dir = join(root, 'snapshots');
     this.activeDir = join(this.dir, 'active');
-    this.activeTrash = new Trash(join(this.activeDir, '.tmp-trash'), { syncParent: true });
+    // A key never starts with '.' (checkKey): the trash cannot be taken for a snapshot.
+    this.activeTrash = new Trash(join(this.activeDir, '.trash'), { syncParent: true });
   }
 
   /** Create the dirs and load every record from disk. Call once at start-up. */
@@ -165,6 +167,7 @@ export class Snapshotter {
         removed += 1;
       }
     }
+    removed += await this.activeTrash.sweep();
     // Numbered dirs without a record never finished committing (the record goes in first).
     for (const name of await readdir(this.dir)) {
       if (/^[0-9]+$/.test(name) && ![...this.committed.values()].some((s) => String(s.id) === name)) {
