@@ -17,6 +17,8 @@ export class FakePinns implements PodNamespacePinner {
   readonly pinned = new Map<string, PinOptions>();
   /** Pod inits still running. */
   readonly podInits = new Set<number>();
+  /** The dir of pinned namespaces each pod init was started in. */
+  private readonly initDirs = new Map<number, string>();
   /** The next call of a verb fails with this error (consumed). */
   readonly failNext = new Map<PinnsVerb, Error>();
   private nextPid = 4000;
@@ -59,6 +61,7 @@ export class FakePinns implements PodNamespacePinner {
     if (!this.pinned.has(dir)) throw new Error(`fake pinns: no namespaces pinned in ${dir}`);
     const pid = this.nextPid++;
     this.podInits.add(pid);
+    this.initDirs.set(pid, dir);
     return pid;
   }
 
@@ -68,10 +71,12 @@ export class FakePinns implements PodNamespacePinner {
     this.podInits.delete(pid);
   }
 
-  /** The recorded init only: a fake init lives in no namespace a search could find. */
-  async stopPodInits(pod: { podInitPid?: number }, _nsDir: string, _search: boolean): Promise<number[]> {
-    if (pod.podInitPid === undefined || !this.podInits.has(pod.podInitPid)) return [];
-    await this.stopPodInit(pod.podInitPid);
-    return [pod.podInitPid];
+  /** The recorded init, and with `search` any init started in the namespaces pinned in nsDir. */
+  async stopPodInits(pod: { podInitPid?: number }, nsDir: string, search: boolean): Promise<number[]> {
+    const pids = new Set<number>();
+    if (pod.podInitPid !== undefined && this.podInits.has(pod.podInitPid)) pids.add(pod.podInitPid);
+    if (search) for (const [pid, dir] of this.initDirs) if (dir === nsDir && this.podInits.has(pid)) pids.add(pid);
+    for (const pid of pids) await this.stopPodInit(pid);
+    return [...pids];
   }
 }

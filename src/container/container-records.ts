@@ -10,12 +10,13 @@
 // sync, where rewriting the record with its intent would take two): from then on the record is
 // gone from memory, and start-up finds the marker and finishes the removal (load returns the
 // record with a remove intent). The marker goes last, once nothing of the container is left.
+import { existsSync } from 'node:fs';
 import { readdir, rename, unlink } from 'node:fs/promises';
 import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
-import { fsyncDir, readJson, type AtomicWriteOptions } from '../store/atomic-file.js';
+import { fsyncDir, readJson, unlinkIfExists, type AtomicWriteOptions } from '../store/atomic-file.js';
 import type { RecordStore } from '../store/record-store.js';
 import { decodeDocument } from '../store/schema.js';
 import type { ContainerRecord } from './container-record.js';
@@ -85,24 +86,29 @@ export class ContainerRecords {
    * Records, durably, that the container is being removed and drops it from memory: once this
    * resolves no read sees it, and a crash leaves the marker start-up finishes the removal from.
    * When the disk refuses, nothing changed and the error is thrown.
+   *
+   * It does not wait for a write of the record in flight (StopContainer's exit, written in the
+   * background, is usually still being synced when RemoveContainer arrives: waiting for it cost
+   * two more disk flushes). The marker need not hold that exit: a removal needs only the
+   * container's dir, pids and handler, which never change after its creation. A write landing
+   * after the rename re-creates <id>.json beside the marker and deletes it again (save); a crash
+   * between the two leaves both, and the marker wins at start-up. `remove` deletes the record
+   * file before the marker.
    */
   async retire(id: string): Promise<ContainerRecord> {
-    return this.writes.run(id, async () => {
-      const cur = this.byId.get(id);
-      if (!cur) throw new Error(`container record ${id} vanished`);
-      // The marker must hold what memory holds: an exit only in memory is written first.
-      if (this.unsaved.has(id)) await this.store.put(cur);
-      const file = this.store.file(id);
-      try {
-        await rename(file, this.removingFile(id));
-        await fsyncDir(this.store.dir);
-      } catch (err) {
-        throw fsError(err, file, 'mark removed');
-      }
-      this.byId.delete(id);
-      this.unsaved.delete(id);
-      return cur;
-    });
+    const cur = this.byId.get(id);
+    if (!cur) throw new Error(`container record ${id} vanished`);
+    const file = this.store.file(id);
+    try {
+      await rename(file, this.removingFile(id));
+      await fsyncDir(this.store.dir);
+    } catch (err) {
+      throw fsError(err, file, 'mark removed');
+    }
+    // Gone from memory: a background write not begun yet finds nothing to write.
+    this.byId.delete(id);
+    this.unsaved.delete(id);
+    return cur;
   }
 
   get(id: string): ContainerRecord | undefined {
@@ -165,19 +171,29 @@ export class ContainerRecords {
     return rec;
   }
 
-  /** Removes the record, and the marker of a removal in progress. */
+  /** Removes the record, and the marker of a removal in progress (last: see retire). */
   async remove(id: string): Promise<void> {
     this.byId.delete(id);
     this.unsaved.delete(id);
+    // After any write in flight: none can begin once the record is out of memory.
     await this.writes.run(id, async () => {
+      // The record file first (a write that landed after the marker's rename may have made one
+      // again), then the marker. With a marker, no directory sync: a record or marker a power
+      // cut brings back only has start-up redo an idempotent removal. Without one (a removal the
+      // disk would not mark, a creation rolled back) the record is the live one: synced.
+      const marked = existsSync(this.removingFile(id));
+      await this.store.remove(id, { syncDir: !marked });
       try {
-        // No sync of its own: store.remove syncs the directory after it.
         await unlink(this.removingFile(id));
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw fsError(err, this.removingFile(id), 'remove');
       }
-      await this.store.remove(id);
     });
+  }
+
+  /** Resolves once the writes of `id` queued so far have ended. */
+  async idle(id: string): Promise<void> {
+    await this.writes.run(id, async () => undefined);
   }
 
   /** Stops retrying; one last try writes what is still only in memory (the daemon stops). */
@@ -204,6 +220,11 @@ export class ContainerRecords {
       const rec = this.byId.get(id);
       if (!rec || !this.unsaved.has(id)) return; // removed, or a queued write already took it
       await this.store.put(rec);
+      if (!this.byId.has(id)) {
+        // Retired while this write ran: the file it made beside the marker goes (see retire).
+        await unlinkIfExists(this.store.file(id));
+        return;
+      }
       if (this.byId.get(id) === rec) this.unsaved.delete(id);
       this.opts.onSaved?.(rec);
     });

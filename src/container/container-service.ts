@@ -28,6 +28,7 @@ import { crashPoint } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
+import { Trash } from '../store/trash.js';
 import { isoToNs, nowNs } from '../time.js';
 import { chosenStopSignal, killSignal } from './stop-signal.js';
 import type { CdiRegistry } from './cdi/cdi-registry.js';
@@ -52,6 +53,8 @@ import { applyRootfsDiff } from './checkpoint/rootfs-diff.js';
 const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
 /** How long a SIGKILLed container may take to be reported gone. */
 const KILL_GRACE_MS = 10_000;
+/** Removed containers whose remains are deleted after RemoveContainer answered, at most. */
+const MAX_BACKGROUND_REMOVALS = 32;
 
 /** The container runtimes by handler (runtime/runtime-registry.ts). */
 export interface RuntimeLookup {
@@ -127,12 +130,19 @@ export class ContainerService implements PodContainers {
    * removal (or start-up) to finish.
    */
   private readonly removals = new Map<string, { rec: ContainerRecord; done: Promise<void> }>();
+  /**
+   * Removed containers' dirs, deleted in the background (store/trash.ts). Synced after each
+   * move: the state dir may be on a persistent disk, and the record goes before start-up could
+   * tell a dir left at its old path from a live one.
+   */
+  private readonly trash: Trash;
 
   constructor(private readonly opts: ContainerServiceOptions) {
     this.records = new ContainerRecords(new RecordStore<ContainerRecord>(join(opts.root, 'containers'), CONTAINER_RECORD), {
       retry: opts.persistRetry,
       onSaved: (rec) => this.saved(rec),
     });
+    this.trash = new Trash(join(opts.state, 'containers-trash'), { syncParent: true });
   }
 
   // ---- start-up and exit tracking ------------------------------------------------------------
@@ -144,6 +154,8 @@ export class ContainerService implements PodContainers {
    */
   async recover(): Promise<void> {
     const pending: Promise<void>[] = [];
+    const swept = await this.trash.sweep();
+    if (swept) log.info({ dirs: swept }, 'deleted removed container dirs a stop or crash left in the trash');
     for (const rec of await this.records.load()) {
       if (!rec.created) {
         log.warn({ container: rec.id }, 'rolling back a container left half-created by a crash');
@@ -221,6 +233,7 @@ export class ContainerService implements PodContainers {
     this.unwatch.clear();
     // What a removal leaves undone is finished at start-up; waiting here keeps a clean stop clean.
     await this.removalsSettled();
+    await this.trash.settled();
     await this.records.close();
   }
 
@@ -371,7 +384,10 @@ export class ContainerService implements PodContainers {
 
   /** Resolves once every background deletion begun so far has ended (done or failed). */
   async removalsSettled(): Promise<void> {
+    const ids = [...this.removals.keys()];
     await Promise.all([...this.removals.values()].map((r) => r.done));
+    // And a record write still in flight when the removal was marked (it does not wait for one).
+    await Promise.all(ids.map((id) => this.records.idle(id)));
   }
 
   async spec(id: string): Promise<OciSpec | undefined> {
@@ -793,7 +809,8 @@ export class ContainerService implements PodContainers {
       crashPoint('RemoveContainer:after-intent');
       this.stopWatching(cur.id);
       this.names.release(cur.reservedName, cur.id);
-      if (marked) this.destroyInBackground(marked);
+      // Bounded: past that many deletions in the background, this one is done before answering.
+      if (marked && this.removals.size < MAX_BACKGROUND_REMOVALS) this.destroyInBackground(marked);
       else await this.destroy(cur);
       this.emit(cur, 'CONTAINER_DELETED_EVENT');
       log.info({ container: cur.id }, 'container removed');
@@ -807,8 +824,12 @@ export class ContainerService implements PodContainers {
    * wait for. A failure is logged and left for the pod's removal or start-up to finish.
    */
   private destroyInBackground(rec: ContainerRecord): void {
-    // Queued behind the removal holding the lock now: it runs once RemoveContainer answered.
-    const done = this.locks.run(rec.id, () => this.destroy(rec)).then(
+    // Queued behind the removal holding the lock now, and begun only in the next turn of the
+    // event loop, so that the answer is on its way before any of it runs.
+    const done = this.locks.run(rec.id, async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.destroy(rec);
+    }).then(
       () => {
         this.removals.delete(rec.id);
       },
@@ -835,9 +856,11 @@ export class ContainerService implements PodContainers {
       if (!['EINVAL', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
     });
     crashPoint('RemoveContainer:after-unmount');
+    // Moved to the snapshotter's trash (one synced rename); its files are deleted after.
     await this.opts.snapshots.remove(rec.id);
     if (rec.imageVolumes) await this.opts.imageVolumes?.release(rec.id, rec.imageVolumes);
-    await rm(rec.dir, { recursive: true, force: true });
+    // After the runtime's delete: the monitor's control socket and exit file are in this dir.
+    await this.trash.discard(rec.dir);
     await this.records.remove(rec.id);
     this.acked.delete(rec.id);
     this.names.release(rec.reservedName, rec.id);

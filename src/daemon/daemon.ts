@@ -42,6 +42,7 @@ export class Daemon {
   private images: ImageService | undefined;
   private network: NodeNetwork | undefined;
   private containers: ContainerService | undefined;
+  private sandboxes: SandboxService | undefined;
   private runtimes: RuntimeRegistry | undefined;
   private streaming: StreamingServer | undefined;
   private address = '';
@@ -127,6 +128,7 @@ export class Daemon {
       // Containers first: finishing a pod's interrupted stop or removal stops or removes its
       // containers, which must be loaded (and their exits known) by then.
       await containers.recover();
+      this.sandboxes = sandboxes;
       await sandboxes.recover();
       if (config.metrics.address !== undefined) {
         // Loaded only when asked for: a daemon without metrics carries no prom-client.
@@ -212,6 +214,9 @@ export class Daemon {
     this.streaming = undefined;
     await this.containers?.close();
     this.containers = undefined;
+    // Removed pods' files still being deleted: a clean stop leaves none for start-up to find.
+    await this.sandboxes?.removalsSettled();
+    this.sandboxes = undefined;
     await this.images?.close();
     this.images = undefined;
     this.lock?.release();

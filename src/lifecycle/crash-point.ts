@@ -23,6 +23,7 @@ export const CRASH_POINTS = [
   'RemovePodSandbox:after-intent',
   'RemovePodSandbox:after-containers',
   'RemovePodSandbox:after-network',
+  'RemovePodSandbox:after-record',
   'RemovePodSandbox:after-teardown',
   'CreateContainer:after-record',
   'CreateContainer:after-writable-layer',

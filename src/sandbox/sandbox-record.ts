@@ -18,9 +18,14 @@
 //             notready. Start-up finishes it. Reported NOTREADY, without an IP, from the moment
 //             it is written: the network may already be gone.
 //   notready  stopped: namespaces still pinned, no network, no pod init.
-//   removing  RemovePodSandbox: containers removed, network (if still held) torn down, pod init
-//             killed, namespaces unpinned, dir and record removed. Start-up finishes it; until
-//             then it is reported NOTREADY.
+//   removing  RemovePodSandbox of a pod still holding its network (not stopped first): written
+//             before the network is torn down. A notready pod skips it (nothing of the pod
+//             changes before its record goes, and each container's removal is durable on its
+//             own). Then: containers removed, network torn down, pod init killed, the record
+//             removed (synced: the removal is durable), namespaces unpinned and shm unmounted,
+//             and the dir moved to the trash (store/trash.ts) whose files are deleted after the
+//             answer. Start-up finishes a 'removing' record (reported NOTREADY until then),
+//             unpins and deletes a pod dir left without a record, and empties the trash.
 //
 // Schema: the states stopping and removing and the field podInitStartTime were added without a
 // version bump: records of the crib before them load unchanged, and a crib before them that

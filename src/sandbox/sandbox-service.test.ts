@@ -247,6 +247,43 @@ describe('SandboxService', () => {
     await expectNothingLeft(svc);
   });
 
+  it('RemovePodSandbox of a stopped pod writes no intent, unpins before answering and deletes the dir from the trash', async () => {
+    const svc = await daemon();
+    const id = await svc.run(podConfig('web'), '', live());
+    await svc.stop(id);
+    const record = join(root, 'pods', `${id}.json`);
+    const before = await readFile(record, 'utf8');
+    // Held: the dir's deletion in the background must not be what the answer waits for.
+    let gate!: () => void;
+    const held = new Promise<void>((r) => (gate = r));
+    const unpin = pinns.unpin.bind(pinns);
+    let unpins = 0;
+    pinns.unpin = async (dir: string) => {
+      unpins += 1;
+      // The first unpin is the removal's own (the pod's ns dir); later ones are the trash's.
+      if (unpins > 1) await held;
+      await unpin(dir);
+    };
+    const writes: string[] = [];
+    const watcher = (await import('node:fs')).watch(join(root, 'pods'), (_e, name) => writes.push(String(name)));
+    try {
+      await svc.remove(id);
+    } finally {
+      watcher.close();
+    }
+    expect(before).toContain('"notready"');
+    // No temp file written next to the record: the removal went straight to deleting it.
+    expect(writes.filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    expect(await recordFiles()).toEqual([]);
+    expect([...pinns.pinned.keys()]).toEqual([]);
+    expect(await podDirs()).toEqual([]);
+    expect(await readdir(join(state, 'pods-trash'))).toHaveLength(1);
+    gate();
+    await svc.removalsSettled();
+    expect(await readdir(join(state, 'pods-trash'))).toEqual([]);
+    await expectNothingLeft(svc);
+  });
+
   describe('names', () => {
     it('a second pod with the same name and attempt is refused; another attempt is a new pod', async () => {
       const svc = await daemon();
@@ -384,6 +421,21 @@ describe('SandboxService', () => {
       // Let the abandoned create of the "dead" daemon finish so the test ends clean.
       open();
       await running.catch(() => undefined);
+    });
+
+    it('unpins and deletes a pod dir a crash left without its record, and empties the trash', async () => {
+      const crashed = await daemon();
+      const id = await crashed.run(podConfig('web', { sharedPid: true }), '', live());
+      // The daemon "dies" after the removal's record went, before the dir went to the trash.
+      await rm(join(root, 'pods', `${id}.json`));
+      await (await import('node:fs/promises')).mkdir(join(state, 'pods-trash', `${'f'.repeat(64)}-000000000000`, 'files'), { recursive: true });
+      const svc = await daemon();
+      expect(svc.find(id)).toBeUndefined();
+      expect(await podDirs()).toEqual([]);
+      expect(await readdir(join(state, 'pods-trash'))).toEqual([]);
+      expect([...pinns.pinned.keys()]).toEqual([]);
+      expect([...pinns.podInits]).toEqual([]);
+      expect([...shm.mounted]).toEqual([]);
     });
 
     it('keeps ready and stopped pods, and releases network the node holds for pods that no longer exist', async () => {

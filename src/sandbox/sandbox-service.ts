@@ -2,10 +2,10 @@
 // pod files, and the pod's record. Containers are the ContainerService's, handed in when this
 // service is made; it stops or removes a pod's containers through the PodContainers seam.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, errnoCode, fsError } from '../errors.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import type { LinuxContainerResources__Output } from '../gen/runtime/v1/LinuxContainerResources.js';
 import { log } from '../log.js';
@@ -15,6 +15,7 @@ import { crashPoint } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
+import { Trash } from '../store/trash.js';
 import { nowNs } from '../time.js';
 import { podInitPidNamespace, type PodNamespacePinner } from './namespaces.js';
 import { releasePodShm, writePodFiles, type ShmMounts } from './pod-files.js';
@@ -67,9 +68,14 @@ export class SandboxService {
   private readonly locks = new KeyedLock();
   /** The MCS levels of the live pods (every record but those rolled back at start-up). */
   private readonly levels: McsLevels;
+  /** Removed pods' dirs, deleted after RemovePodSandbox answered (store/trash.ts). */
+  private readonly trash: Trash;
 
   constructor(private readonly opts: SandboxServiceOptions) {
     this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'), SANDBOX_RECORD);
+    // A dir only reaches the trash with its namespaces unpinned and its shm unmounted; an entry
+    // a crash left is released again before its files are deleted (never through a mount).
+    this.trash = new Trash(join(opts.state, 'pods-trash'), { release: (entry) => this.releaseKernelObjects(entry) });
     this.containers = opts.containers;
     this.levels = opts.mcsLevels ?? new McsLevels();
   }
@@ -96,7 +102,7 @@ export class SandboxService {
     for (const rec of await this.store.load()) {
       if (rec.state === 'creating') {
         log.warn({ pod: rec.id }, 'rolling back a pod sandbox left half-created by a crash');
-        await this.teardown(rec, true);
+        await this.teardown(rec);
         await this.store.remove(rec.id);
         continue;
       }
@@ -111,6 +117,7 @@ export class SandboxService {
       await (rec.state === 'stopping' ? this.stop(rec.id) : this.remove(rec.id)).catch((err: unknown) =>
         log.error({ pod: rec.id, err }, `finishing the ${what} of a pod sandbox failed; kubelet's retry will finish it`));
     }
+    await this.deleteOrphanDirs();
     const leaked = await this.opts.network.reconcile(this.store.list().filter((r) => r.state === 'ready').map((r) => r.id));
     if (leaked.length) log.info({ pods: leaked }, 'released network resources of pods that no longer exist');
   }
@@ -334,9 +341,12 @@ export class SandboxService {
       // Whether the network is still held: a notready pod gave it back when it stopped. A
       // removal a crash interrupted does not know any more, and tears it down again (idempotent).
       const holdsNetwork = cur.state !== 'notready';
-      if (cur.state !== 'removing') {
-        // No directory sync: the record's removal syncs it before the answer, and a power cut
-        // before then leaves the pod's record, which kubelet's retry removes (idempotent).
+      if (holdsNetwork && cur.state !== 'removing') {
+        // Never READY without its network: the intent goes first when the network is to be torn
+        // down. A notready pod needs none: each container's removal is durable on its own, and
+        // nothing of the pod itself changes before its record is removed. No directory sync:
+        // the record's removal syncs it before the answer, and a power cut before then leaves
+        // the pod's record, which kubelet's retry removes (idempotent).
         cur = await this.store.update(cur.id, (r) => {
           r.state = 'removing';
         }, { syncDir: false });
@@ -349,13 +359,65 @@ export class SandboxService {
       // (containerd does the same): removing it anyway would leak the address for good.
       if (holdsNetwork && cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
       crashPoint('RemovePodSandbox:after-network');
-      await this.teardown(cur, false);
-      crashPoint('RemovePodSandbox:after-teardown');
+      await this.stopPodInits(cur, join(cur.dir, 'ns'), false);
+      // The removal is durable from here: the pod is gone for every read and for start-up, which
+      // deletes a pod dir without a record (deleteOrphanDirs), its pinned namespaces included.
       await this.store.remove(cur.id);
       this.names.release(cur.reservedName, cur.id);
       this.levels.release(cur.id);
+      crashPoint('RemovePodSandbox:after-record');
+      // The kernel's objects go before the answer (a netns path kubelet or a CNI plugin holds
+      // must not outlive the pod); the dir's files after it, from the trash. The record is gone
+      // already: an unmount the kernel refuses is tried again by the trash (which never deletes
+      // through a mount) and, failing that, by the next start-up's sweep.
+      await this.releaseKernelObjects(cur.dir, cur.files).catch((err: unknown) =>
+        log.error({ pod: cur.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again'));
+      crashPoint('RemovePodSandbox:after-teardown');
+      await this.trash.discard(cur.dir);
       log.info({ pod: cur.id }, 'pod sandbox removed');
     });
+  }
+
+  /** Resolves once the pod dirs removed so far are deleted (the daemon stops). */
+  async removalsSettled(): Promise<void> {
+    await this.trash.settled();
+  }
+
+  /**
+   * Pod dirs without a record are what a crash between a removal's record and its dir's move to
+   * the trash left: their namespaces are unpinned and their files deleted. Then the trash is
+   * emptied. Start-up only, after the records are loaded and before any pod is made.
+   */
+  private async deleteOrphanDirs(): Promise<void> {
+    const podsDir = join(this.opts.state, 'pods');
+    let names: string[] = [];
+    try {
+      names = await readdir(podsDir);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw fsError(err, podsDir, 'list');
+    }
+    for (const name of names) {
+      // Only what crib makes there: a dir named by a pod id.
+      if (!/^[0-9a-f]{64}$/.test(name) || this.store.get(name)) continue;
+      log.warn({ pod: name }, 'deleting the dir of a pod whose removal a crash interrupted');
+      await this.stopPodInits({}, join(podsDir, name, 'ns'), true);
+      await this.releaseKernelObjects(join(podsDir, name));
+      await this.trash.discard(join(podsDir, name));
+    }
+    await this.trash.settled();
+    const swept = await this.trash.sweep();
+    if (swept) log.info({ dirs: swept }, 'deleted removed pod dirs a stop or crash left in the trash');
+  }
+
+  /** The pod's init (with `search`, any in the namespaces pinned in nsDir); never fails. */
+  private async stopPodInits(rec: Pick<SandboxRecord, 'podInitPid' | 'podInitStartTime'>, nsDir: string, search: boolean): Promise<void> {
+    await this.opts.namespaces.stopPodInits(rec, nsDir, search).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
+  }
+
+  /** Unmounts the pod's /dev/shm and unpins its namespaces; idempotent. */
+  private async releaseKernelObjects(dir: string, files?: SandboxRecord['files']): Promise<void> {
+    releasePodShm(files ?? { shmPath: join(dir, 'files', 'shm') }, this.opts.shm);
+    await this.opts.namespaces.unpin(join(dir, 'ns'));
   }
 
   /**
@@ -375,14 +437,13 @@ export class SandboxService {
     if (level) this.levels.reserve(rec.id, level);
   }
 
-  private async teardown(rec: SandboxRecord, network: boolean): Promise<void> {
+  /** Undoes a creation a crash interrupted: everything the pod may hold. */
+  private async teardown(rec: SandboxRecord): Promise<void> {
     // Also an init the record never learnt of (RunPodSandbox interrupted before writing it).
     const search = rec.state === 'creating' && rec.config.linux?.securityContext?.namespaceOptions?.pid === 'POD';
-    await this.opts.namespaces.stopPodInits(rec, join(rec.dir, 'ns'), search).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
-    if (network) await this.opts.network.teardown(rec.id, rec.netnsPath).catch((err: unknown) => log.warn({ err }, 'network teardown'));
-    if (rec.files) releasePodShm(rec.files, this.opts.shm);
-    else releasePodShm({ shmPath: join(rec.dir, 'files', 'shm') }, this.opts.shm);
-    await this.opts.namespaces.unpin(join(rec.dir, 'ns'));
+    await this.stopPodInits(rec, join(rec.dir, 'ns'), search);
+    await this.opts.network.teardown(rec.id, rec.netnsPath).catch((err: unknown) => log.warn({ err }, 'network teardown'));
+    await this.releaseKernelObjects(rec.dir, rec.files);
     await rm(rec.dir, { recursive: true, force: true });
   }
 

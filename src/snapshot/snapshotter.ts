@@ -6,6 +6,7 @@
 //   <root>/snapshots/active/<key>/{fs,work,snapshot.json}
 //   <root>/snapshots/active/<key>/{pad0,pad1,snapshot.json}   a read-only view (image volumes)
 //   <root>/snapshots/tmp-*               unpacks in progress / removals; swept at start-up
+//   <root>/snapshots/active/.trash/*     removed active snapshots being deleted; swept at start-up
 //
 // Committed dirs are numbered rather than named by chain ID: mount(2) takes all lowerdirs in
 // one page, and "/var/lib/crib/snapshots/17/fs" lets ~130 layers fit where 64-hex names
@@ -25,6 +26,7 @@ import { log } from '../log.js';
 import { fsyncDir } from '../store/atomic-file.js';
 import { defineSchema } from '../store/schema.js';
 import { StateFile } from '../store/state-file.js';
+import { Trash } from '../store/trash.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { syncfs } from '../sys/libc.js';
 import { chainIdOf } from '../digest/chain-id.js';
@@ -97,6 +99,8 @@ const activeRecord = (dir: string) => new StateFile(join(dir, RECORD), ACTIVE_SN
 export class Snapshotter {
   readonly dir: string;
   private readonly activeDir: string;
+  /** Removed active snapshots, deleted in the background; cleanupTemp sweeps what is left. */
+  private readonly activeTrash: Trash;
   private readonly committed = new Map<string, CommittedSnapshot>();
   private readonly active = new Map<string, ActiveSnapshot>();
   private readonly inflight = new Map<string, Promise<CommittedSnapshot>>();
@@ -129,6 +133,8 @@ export class Snapshotter {
     }
     this.dir = join(root, 'snapshots');
     this.activeDir = join(this.dir, 'active');
+    // A key never starts with '.' (checkKey): the trash cannot be taken for a snapshot.
+    this.activeTrash = new Trash(join(this.activeDir, '.trash'), { syncParent: true });
   }
 
   /** Create the dirs and load every record from disk. Call once at start-up. */
@@ -161,6 +167,7 @@ export class Snapshotter {
         removed += 1;
       }
     }
+    removed += await this.activeTrash.sweep();
     // Numbered dirs without a record never finished committing (the record goes in first).
     for (const name of await readdir(this.dir)) {
       if (/^[0-9]+$/.test(name) && ![...this.committed.values()].some((s) => String(s.id) === name)) {
@@ -380,11 +387,9 @@ export class Snapshotter {
     if (await isUpperMounted([join(this.activeDir, key, 'fs'), join('active', key, 'fs')])) {
       throw new FailedPreconditionError(`active snapshot ${key} is still mounted; unmount it before removing it`);
     }
-    if (!this.active.has(key)) {
-      await rm(join(this.activeDir, key), { recursive: true, force: true });
-      return;
-    }
-    await this.discard(join(this.activeDir, key), this.activeDir, '.tmp-');
+    // Out of sight in one rename (synced), its files deleted in the background: the unlinks of
+    // a container's upper dir took a removal tens of milliseconds.
+    await this.activeTrash.discard(join(this.activeDir, key));
     this.active.delete(key);
   }
 

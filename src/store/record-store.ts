@@ -84,16 +84,22 @@ export class RecordStore<T extends { id: string }> {
     this.records.set(rec.id, rec);
   }
 
-  async remove(id: string): Promise<void> {
+  /**
+   * Deletes the record's file, then syncs the directory; `opts.syncDir` false: not synced, for a
+   * removal whose loss in a power cut only has start-up redo something idempotent.
+   */
+  async remove(id: string, opts: AtomicWriteOptions = {}): Promise<void> {
     const file = this.file(id);
     try {
       await rm(file);
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw fsError(err, file, 'remove');
     }
-    await fsyncDir(this.dir).catch((err: unknown) => {
-      throw fsError(err, this.dir, 'sync');
-    });
+    if (opts.syncDir !== false) {
+      await fsyncDir(this.dir).catch((err: unknown) => {
+        throw fsError(err, this.dir, 'sync');
+      });
+    }
     this.records.delete(id);
   }
 
