@@ -26,7 +26,13 @@ const PODS = Number(process.env.BENCH_PODS ?? 20);
 const SETTLE_MS = 3000;
 
 interface Figures { rss: number; pss: number; anon: number }
-interface Round { fresh: Figures; afterWork: Figures; withPods: Figures }
+interface Round { fresh: Figures; afterWork: Figures; withPods: Figures; workCpuS: number }
+
+/** The process's user + system CPU seconds so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function figures(pid: number): Figures {
   const kb = (re: RegExp, text: string) => Number(re.exec(text)?.[1] ?? 0) / 1024;
@@ -75,16 +81,18 @@ async function oneRound(cli: string, nodeOptions: string, image: string, round: 
     await waitFor('daemon', async () => existsSync(socket) && (await cri.runtime.Version({}), true));
     await sleep(SETTLE_MS);
     const fresh = figures(proc.pid!);
+    const cpu0 = cpuSeconds(proc.pid!);
     await cri.image.PullImage({ image: { image } });
     await startPods(cri, image, PODS, `${round}`);
     await removePods(cri);
+    const workCpuS = cpuSeconds(proc.pid!) - cpu0;
     await sleep(SETTLE_MS);
     const afterWork = figures(proc.pid!);
     await startPods(cri, image, PODS, `${round}b`);
     await sleep(SETTLE_MS);
     const withPods = figures(proc.pid!);
     await removePods(cri);
-    return { fresh, afterWork, withPods };
+    return { fresh, afterWork, withPods, workCpuS };
   } finally {
     cri.close();
     proc.kill('SIGTERM');
@@ -111,7 +119,7 @@ async function main(): Promise<void> {
         const r = await oneRound(b.cli, b.opts, image, i * 2 + (b.name === 'A' ? 0 : 1));
         b.rounds.push(r);
         console.log(`round ${i} ${b.name}: fresh ${r.fresh.rss.toFixed(1)}/${r.fresh.pss.toFixed(1)}/${r.fresh.anon.toFixed(1)}, after work ${r.afterWork.rss.toFixed(1)}/${r.afterWork.pss.toFixed(1)}/${r.afterWork.anon.toFixed(1)}, ` +
-          `with ${PODS} pods ${r.withPods.rss.toFixed(1)}/${r.withPods.pss.toFixed(1)}/${r.withPods.anon.toFixed(1)} MiB (RSS/PSS/anon)`);
+          `with ${PODS} pods ${r.withPods.rss.toFixed(1)}/${r.withPods.pss.toFixed(1)}/${r.withPods.anon.toFixed(1)} MiB (RSS/PSS/anon); daemon CPU for the pull and pods ${r.workCpuS.toFixed(2)} s`);
       }
     }
     console.log(`\nN=${N} rounds, alternated; ${PODS} pods; MiB, median / p95`);
@@ -124,6 +132,10 @@ async function main(): Promise<void> {
         }).join(''));
       }
     }
+    console.log('daemon CPU s, pull + pods'.padEnd(16) + builds.map((b) => {
+      const xs = b.rounds.map((r) => r.workCpuS);
+      return `${b.name} ${pct(xs, 0.5).toFixed(2)} / ${pct(xs, 0.95).toFixed(2)}`.padEnd(22);
+    }).join(''));
   } finally {
     await registry.stop();
   }
