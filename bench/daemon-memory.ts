@@ -2,7 +2,9 @@
 // loaded machine weighs on both alike (issue 14: 60 MiB idle, 80 MiB with 100 pods).
 //   npx tsx bench/daemon-memory.ts [CLI_A] [CLI_B]
 //   (default A = /work/main/dist/cli.js, B = this checkout's dist/cli.js; BENCH_N rounds, default 10;
-//    BENCH_PODS pods per round, default 20; BENCH_A_NODE_OPTIONS / BENCH_B_NODE_OPTIONS extra flags)
+//    BENCH_PODS pods per round, default 20; BENCH_A_NODE_ARGS / BENCH_B_NODE_ARGS: node flags
+//    before the CLI, e.g. V8 flags NODE_OPTIONS does not take; BENCH_A_NODE_OPTIONS likewise;
+//    BENCH_A_ENV / BENCH_B_ENV: "NAME=value ..." more environment for that build's daemon)
 // Per round and build: a fresh daemon, idle SETTLE_MS after it first answers (VmRSS, and PSS from
 // smaps_rollup, which shares the node binary's pages with other node processes); then a pull of
 // busybox and BENCH_PODS pods started and removed, and the same figures once it has been idle
@@ -64,7 +66,7 @@ async function removePods(cri: CriClient): Promise<void> {
   }
 }
 
-async function oneRound(cli: string, nodeOptions: string, image: string, round: number): Promise<Round> {
+async function oneRound(cli: string, nodeArgs: string[], nodeOptions: string, env: Record<string, string>, image: string, round: number): Promise<Round> {
   const dir = await mkdtemp(join(tmpdir(), 'crib-mem-'));
   const tag = `${process.pid % 1000}${round % 100}`.slice(-5);
   const bridge = `cribm${tag}`;
@@ -72,8 +74,8 @@ async function oneRound(cli: string, nodeOptions: string, image: string, round: 
   await writeFile(join(dir, 'config.toml'),
     `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "warn"\n[grpc]\naddress = "unix://${socket}"\n` +
     `[network]\nbridge = "${bridge}"\npod_cidr = "10.246.${round % 250}.0/24"\nnft_table = "${bridge}"\n`);
-  const proc = spawn(process.execPath, [cli, 'daemon', '--config', join(dir, 'config.toml')], {
-    stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_OPTIONS: nodeOptions },
+  const proc = spawn(process.execPath, [...nodeArgs, cli, 'daemon', '--config', join(dir, 'config.toml')], {
+    stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env, NODE_OPTIONS: nodeOptions },
   });
   const exited = new Promise((r) => proc.once('exit', r));
   const cri = criClient(socket);
@@ -103,6 +105,8 @@ async function oneRound(cli: string, nodeOptions: string, image: string, round: 
   }
 }
 
+const words = (s: string | undefined) => (s ?? '').split(/\s+/).filter(Boolean);
+const envOf = (s: string | undefined) => Object.fromEntries(words(s).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 async function main(): Promise<void> {
@@ -111,19 +115,19 @@ async function main(): Promise<void> {
     await pushBusybox(registry, 'library/busybox', 'latest');
     const image = `${registry.host}/library/busybox:latest`;
     const builds = [
-      { name: 'A', cli: CLI_A, opts: process.env.BENCH_A_NODE_OPTIONS ?? '', rounds: [] as Round[] },
-      { name: 'B', cli: CLI_B, opts: process.env.BENCH_B_NODE_OPTIONS ?? '', rounds: [] as Round[] },
+      { name: 'A', cli: CLI_A, args: words(process.env.BENCH_A_NODE_ARGS), opts: process.env.BENCH_A_NODE_OPTIONS ?? '', env: envOf(process.env.BENCH_A_ENV), rounds: [] as Round[] },
+      { name: 'B', cli: CLI_B, args: words(process.env.BENCH_B_NODE_ARGS), opts: process.env.BENCH_B_NODE_OPTIONS ?? '', env: envOf(process.env.BENCH_B_ENV), rounds: [] as Round[] },
     ];
     for (let i = 0; i < N; i++) {
       for (const b of i % 2 === 0 ? builds : [...builds].reverse()) {
-        const r = await oneRound(b.cli, b.opts, image, i * 2 + (b.name === 'A' ? 0 : 1));
+        const r = await oneRound(b.cli, b.args, b.opts, b.env, image, i * 2 + (b.name === 'A' ? 0 : 1));
         b.rounds.push(r);
         console.log(`round ${i} ${b.name}: fresh ${r.fresh.rss.toFixed(1)}/${r.fresh.pss.toFixed(1)}/${r.fresh.anon.toFixed(1)}, after work ${r.afterWork.rss.toFixed(1)}/${r.afterWork.pss.toFixed(1)}/${r.afterWork.anon.toFixed(1)}, ` +
           `with ${PODS} pods ${r.withPods.rss.toFixed(1)}/${r.withPods.pss.toFixed(1)}/${r.withPods.anon.toFixed(1)} MiB (RSS/PSS/anon); daemon CPU for the pull and pods ${r.workCpuS.toFixed(2)} s`);
       }
     }
     console.log(`\nN=${N} rounds, alternated; ${PODS} pods; MiB, median / p95`);
-    for (const b of builds) console.log(`${b.name} = ${b.cli}${b.opts ? ` (NODE_OPTIONS ${b.opts})` : ''}`);
+    for (const b of builds) console.log(`${b.name} = node ${[...b.args, b.cli].join(' ')}${b.opts ? ` (NODE_OPTIONS ${b.opts})` : ''}${Object.keys(b.env).length ? ` (env ${JSON.stringify(b.env)})` : ''}`);
     for (const stage of ['fresh', 'afterWork', 'withPods'] as const) {
       for (const m of ['rss', 'pss', 'anon'] as const) {
         console.log(`${`${stage} ${m.toUpperCase()}`.padEnd(16)}` + builds.map((b) => {
