@@ -1,7 +1,9 @@
 // The daemon must not load, at start, the libraries only some nodes need (sys/lazy-module.ts), nor
 // anything it only needs to build itself: each costs resident memory for the daemon's whole life.
 // The first test imports the built daemon the way `crib daemon` does; the second starts a real
-// daemon and asks it, once it serves, which CommonJS files it has loaded.
+// daemon and asks it, once it serves, which CommonJS files it has loaded; the third pulls an image
+// first: the registry client's HTTP is Node's own (registry-http.ts), undici was 10-12 MiB kept
+// from the first pull on, and must not come back.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,11 +11,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDaemon } from '../../test-support/daemon.js';
+import { pushBusybox } from '../../test-support/image-builder.js';
+import { startRegistry } from '../../test-support/registry.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Packages only some nodes need, loaded on first use. */
 const LAZY = ['undici', 'ws', 'tar-stream', 'yaml', 'prom-client', 'commander', 'cli-table3', 'cli-progress'];
+/** Never loaded by the daemon, even once it has pulled. */
+const NEVER = ['undici'];
 /** What builds the CRI's gRPC services from api.proto: done at build time (src/gen/cri-descriptor.ts). */
 const BUILD_ONLY = ['@grpc/proto-loader/', 'protobufjs/src/parse.js', 'protobufjs/src/tokenize.js'];
 
@@ -42,29 +48,52 @@ describe('the daemon at start', () => {
     expect(loaded).toEqual({ '@grpc/grpc-js': true, ...Object.fromEntries(LAZY.map((n) => [n, false])) });
   });
 
-  it('serves the CRI without having loaded the .proto parser, proto-loader or any lazy library', async () => {
+  /** Runs a daemon through `calls`, then lists every CommonJS file it had loaded. */
+  async function loadedByDaemon(calls: (d: Awaited<ReturnType<typeof startDaemon>>) => Promise<void>): Promise<string[]> {
     const dir = await mkdtemp(join(tmpdir(), 'crib-lazy-'));
     dirs.push(dir);
     const probe = join(dir, 'probe.cjs');
     const out = join(dir, 'loaded.json');
     // Preloaded into the daemon: on exit (SIGTERM ends it with process.exit), write every
-    // CommonJS file it has loaded.
-    await writeFile(probe, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    // CommonJS file it has loaded. Only the main thread's: the unpack pool's worker threads have
+    // their own module caches and end with their work.
+    await writeFile(probe, `if (require('node:worker_threads').isMainThread) process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
     const d = await startDaemon({ logLevel: 'warn', env: { NODE_OPTIONS: `--require ${probe}` } });
     try {
+      await calls(d);
+    } finally {
+      await d.cleanup();
+    }
+    return JSON.parse(await readFile(out, 'utf8')) as string[];
+  }
+
+  it('serves the CRI without having loaded the .proto parser, proto-loader or any lazy library', async () => {
+    const files = await loadedByDaemon(async (d) => {
       // Calls that use the CRI's messages in both directions, so the services are built.
       expect((await d.cri.runtime.Version({})).runtimeName).toBe('crib');
       expect((await d.cri.runtime.ListPodSandbox({})).items).toEqual([]);
       expect((await d.cri.image.ListImages({})).images).toEqual([]);
-    } finally {
-      await d.cleanup();
-    }
-    const files = JSON.parse(await readFile(out, 'utf8')) as string[];
+    });
     const loaded = which(files, ['@grpc/grpc-js', 'protobufjs', ...BUILD_ONLY, ...LAZY]);
     expect(loaded).toEqual({
       '@grpc/grpc-js': true,
       protobufjs: true,
       ...Object.fromEntries([...BUILD_ONLY, ...LAZY].map((n) => [n, false])),
     });
+  });
+
+  it('pulls from a registry without loading undici', async () => {
+    const registry = await startRegistry();
+    try {
+      await pushBusybox(registry, 'library/busybox', 'latest');
+      const files = await loadedByDaemon(async (d) => {
+        // A real pull: the registry client's every request (manifest, config, layer) went out.
+        await d.cri.image.PullImage({ image: { image: `${registry.host}/library/busybox:latest` } });
+        expect((await d.cri.image.ListImages({})).images).toHaveLength(1);
+      });
+      expect(which(files, ['@grpc/grpc-js', ...NEVER])).toEqual({ '@grpc/grpc-js': true, ...Object.fromEntries(NEVER.map((n) => [n, false])) });
+    } finally {
+      await registry.stop();
+    }
   });
 });

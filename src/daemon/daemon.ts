@@ -30,6 +30,8 @@ import { RootLock } from './root-lock.js';
 import { SocketClaim } from './socket-claim.js';
 import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
+import { MemoryTrim } from './memory-trim.js';
+import { mallocTrim } from '../sys/libc.js';
 import { criState } from '../container/container-record.js';
 import { podSandboxState } from '../server/cri-messages.js';
 import type { DaemonMetrics } from '../metrics/daemon-metrics.js';
@@ -49,6 +51,9 @@ export class Daemon {
   private listener: GrpcListener | undefined;
   private metrics: DaemonMetrics | undefined;
   private metricsServer: MetricsServer | undefined;
+  // Quiet 2 s, or at most 30 s into kubelet's steady polling, and again 15 s later (after the
+  // unpack pool's 10 s idle threads are gone); a trim takes 1-2 ms.
+  private readonly memoryTrim = new MemoryTrim({ quietMs: 2000, maxDelayMs: 30_000, lateMs: 15_000, trim: mallocTrim });
 
   constructor(readonly config: CribConfig) {}
 
@@ -165,7 +170,7 @@ export class Daemon {
           network: this.network,
           pods: sandboxes,
         }),
-        observeRpc: this.metrics?.observeRpc,
+        observeRpc: this.observeRpc(),
       });
       this.server = server;
       this.listener = await bindGrpc(server, {
@@ -183,6 +188,16 @@ export class Daemon {
       await this.stop();
       throw err;
     }
+  }
+
+  /** After every RPC: the metrics (when on), and a memory trim once the work is over. */
+  private observeRpc(): NonNullable<Parameters<typeof createCriServer>[0]['observeRpc']> {
+    const metrics = this.metrics?.observeRpc;
+    const trim = this.memoryTrim;
+    return (method, code, seconds) => {
+      metrics?.(method, code, seconds);
+      trim.activity();
+    };
   }
 
   /** Stop serving: in-flight calls get a few seconds to finish, then are cut. */
@@ -206,6 +221,7 @@ export class Daemon {
       const path = unixSocketPath(this.address);
       if (path) await unlink(path).catch(() => undefined);
     }
+    this.memoryTrim.close();
     await this.metricsServer?.close();
     this.metricsServer = undefined;
     this.metrics?.close();

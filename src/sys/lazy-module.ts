@@ -1,6 +1,5 @@
-// Libraries that only some nodes ever need — the registry client's HTTP stack, WebSocket
-// streaming, OCI archive import, a pure-JS zstd decoder, YAML CDI specs — are loaded on first
-// use, not when the daemon starts: each import costs resident memory on every node for the
+// Libraries that only some nodes ever need — WebSocket streaming, OCI archive import, a pure-JS
+// zstd decoder, YAML CDI specs — are loaded on first use, not when the daemon starts: each import costs resident memory on every node for the
 // daemon's whole life, whether it is used or not (together about 12 MiB of an idle daemon's RSS). All of them are
 // CommonJS packages, so a synchronous require keeps their callers synchronous.
 import { createRequire } from 'node:module';

@@ -20,6 +20,7 @@ const cMount = libc.func(
 const cUmount2 = libc.func('int umount2(const char *target, int flags)');
 const cSyncfs = libc.func('int syncfs(int fd)');
 const cFlock = libc.func('int flock(int fd, int operation)');
+const cMallocTrim = libc.func('int malloc_trim(size_t pad)');
 
 export const MNT_DETACH = 2;
 /** umount2: do not follow a symlink in the last component of the target. */
@@ -133,6 +134,15 @@ export function umount2(target: string, flags = 0): void {
 /** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
 export function syncfs(fd: number): void {
   if (cSyncfs(fd) !== 0) throw sysError('syncfs', undefined, `fd ${fd}`);
+}
+
+/**
+ * glibc's malloc_trim(0): hand the free pages of every malloc arena back to the kernel. glibc
+ * returns memory on its own only from the top of the main arena; what Node's buffers and threads
+ * freed elsewhere stays resident until this is called. True when some memory was released.
+ */
+export function mallocTrim(): boolean {
+  return cMallocTrim(0) === 1;
 }
 
 const LOCK_EX = 2;

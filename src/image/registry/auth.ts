@@ -10,14 +10,13 @@
 // to loopback or a host configured insecure; and a registry that is not on this node may not
 // point us at this node or at the link-local range where cloud metadata services answer.
 import { createHash } from 'node:crypto';
-import type { Dispatcher } from 'undici';
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from '../../errors.js';
 import { isLoopbackHost } from '../reference.js';
 import { readBoundedBody } from './bounded-body.js';
 import { isNodeLocalAddress, mayCarryCredentials, plainHttpRefusal } from './credential-scope.js';
 import { hostOptions, type RegistryAuthConfig, type ResolvedHostsConfig } from './hosts.js';
 import { describeNetworkError, readErrorBody, registryMessage } from './registry-errors.js';
-import type { RegistryHttp } from './registry-http.js';
+import type { RegistryHttp, RegistryResponse } from './registry-http.js';
 import type { CriAuth } from './types.js';
 
 // A token response is a small JSON document (a JWT is a few KiB); 1 MiB is far past any real one.
@@ -162,9 +161,9 @@ export class Authenticator {
     }
     const service = challenge.params['service'];
     const where = `token server ${url.host} of registry ${host}`;
-    const dispatcher = this.http.dispatcher(url.protocol === 'https:' && (hostOptions(this.config, url.host)?.insecure ?? false));
-    const timeouts = { headersTimeout: this.config.requestTimeoutMs, bodyTimeout: this.config.requestTimeoutMs };
-    let res: Dispatcher.ResponseData;
+    const insecure = url.protocol === 'https:' && (hostOptions(this.config, url.host)?.insecure ?? false);
+    const timeouts = { headersTimeoutMs: this.config.requestTimeoutMs, bodyTimeoutMs: this.config.requestTimeoutMs };
+    let res: RegistryResponse;
     try {
       if (creds?.identityToken) {
         // An identity token is an OAuth2 refresh token: exchange it with a POST (docker login's way).
@@ -172,7 +171,7 @@ export class Authenticator {
         if (service) form.set('service', service);
         form.set('scope', scope);
         res = await this.http.request(url, {
-          dispatcher, method: 'POST', ...timeouts,
+          insecure, method: 'POST', ...timeouts,
           headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(),
         });
       } else {
@@ -183,7 +182,7 @@ export class Authenticator {
           url.searchParams.set('account', creds.username);
           headers['authorization'] = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
         }
-        res = await this.http.request(url, { dispatcher, method: 'GET', headers, ...timeouts });
+        res = await this.http.request(url, { insecure, method: 'GET', headers, ...timeouts });
       }
     } catch (err) {
       throw new UnavailableError(`${where} is unreachable: ${describeNetworkError(err)}`);

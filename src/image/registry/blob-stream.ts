@@ -13,6 +13,7 @@ import { CribError, DeadlineExceededError, UnavailableError } from '../../errors
 import { log } from '../../log.js';
 import { describeNetworkError, isAbortError } from './registry-errors.js';
 import { ThroughputFloor } from './throughput-floor.js';
+import { BODY_CUT_SHORT } from './registry-http.js';
 
 /** A response body to read from, and how many leading bytes of it to drop. */
 export interface OpenedBody {
@@ -95,7 +96,7 @@ export class ResumableBlobStream extends Readable {
         if (this.stopped) return;
         const { size } = this.opts;
         if (size !== undefined && this.delivered < size) {
-          throw Object.assign(new Error(`body ended after ${this.delivered} of ${size} bytes`), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
+          throw Object.assign(new Error(`body ended after ${this.delivered} of ${size} bytes`), { code: BODY_CUT_SHORT });
         }
         this.floor.stop();
         this.push(null);

@@ -1,7 +1,7 @@
 // Reading a small response body (a manifest, a token, an error document) whole, with two bounds
 // a hostile or broken server cannot stretch: a byte count, past which the body is abandoned, and
 // a deadline for the whole body, so a server dripping one byte at a time (each byte resetting
-// undici's inactivity timer) cannot hold a pull forever.
+// the HTTP layer's inactivity timer) cannot hold a pull forever.
 import type { Readable } from 'node:stream';
 import { CribError, DeadlineExceededError, UnavailableError } from '../../errors.js';
 

@@ -8,7 +8,6 @@
 //   const config = await client.fetchConfig(image, { auth });
 //   for (const layer of image.layers) pipe(await client.openBlob(image, layer, { auth }), store);
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import {
   CribError, DataLossError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, UnavailableError,
 } from '../../errors.js';
@@ -26,6 +25,7 @@ import { checkManifestCounts, describeBlob, parseManifest } from './manifest.js'
 import { hostPlatform, selectManifest } from './platform.js';
 import { errorForResponse } from './registry-errors.js';
 import { RegistryTransport } from './registry-transport.js';
+import type { RegistryResponse } from './registry-http.js';
 import {
   INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType, type CriAuth, type Descriptor, type Endpoint,
   type Platform, type RequestOptions, type ResolvedImage,
@@ -320,13 +320,13 @@ export class RegistryClient {
   }
 }
 
-function header(res: Dispatcher.ResponseData, name: string): string | undefined {
+function header(res: RegistryResponse, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
 /** The Content-Length a response announced, when it announced a valid one. */
-function contentLength(res: Dispatcher.ResponseData): number | undefined {
+function contentLength(res: RegistryResponse): number | undefined {
   const value = header(res, 'content-length');
   if (value === undefined || !/^\d+$/.test(value)) return undefined;
   return Number(value);

@@ -2,12 +2,12 @@
 // itself in a JSON body ({"errors":[{"code","message","detail"}]}), and that text is what the
 // operator needs to see, not just the status code. Nothing here ever sees credentials: messages
 // are built from status codes, the registry's own error text, host names and image names.
-import type { Dispatcher } from 'undici';
 import {
   CribError, DeadlineExceededError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError,
   UnavailableError, errnoCode,
 } from '../../errors.js';
 import { readBoundedBody } from './bounded-body.js';
+import { BODY_CUT_SHORT, BODY_TIMEOUT, HEADERS_TIMEOUT, type RegistryResponse } from './registry-http.js';
 
 const MAX_ERROR_BODY = 64 * 1024;
 const ERROR_BODY_DEADLINE_MS = 30_000;
@@ -43,7 +43,7 @@ function explanation(body: string): string {
  * Read (a bounded amount of) an error response body, within `deadlineMs`; the rest is not
  * read: a server could stream an error page forever.
  */
-export async function readErrorBody(res: Dispatcher.ResponseData, deadlineMs = ERROR_BODY_DEADLINE_MS): Promise<string> {
+export async function readErrorBody(res: RegistryResponse, deadlineMs = ERROR_BODY_DEADLINE_MS): Promise<string> {
   try {
     const bytes = await readBoundedBody(res.body, { limit: MAX_ERROR_BODY, deadlineMs, what: 'an error response' });
     return bytes.toString('utf8');
@@ -54,7 +54,7 @@ export async function readErrorBody(res: Dispatcher.ResponseData, deadlineMs = E
 }
 
 /** The error for a non-success registry answer about `what` ("image \"x\"", "layer sha256:…"). */
-export async function errorForResponse(res: Dispatcher.ResponseData, host: string, what: string): Promise<CribError> {
+export async function errorForResponse(res: RegistryResponse, host: string, what: string): Promise<CribError> {
   const detail = registryMessage(await readErrorBody(res));
   const said = `registry ${host} answered ${res.statusCode}${detail ? ` ${detail}` : ''}`;
   switch (res.statusCode) {
@@ -71,8 +71,7 @@ export async function errorForResponse(res: Dispatcher.ResponseData, host: strin
 
 const RETRYABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN',
-  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ECONNABORTED',
+  HEADERS_TIMEOUT, BODY_TIMEOUT, BODY_CUT_SHORT, 'ECONNABORTED',
 ]);
 
 /** A failure of the connection rather than an answer: worth another try. */
@@ -117,14 +116,14 @@ export function describeNetworkError(err: unknown): string {
 
 export function isAbortError(err: unknown, signal?: AbortSignal): boolean {
   if (signal?.aborted) return true;
-  return err instanceof Error && (err.name === 'AbortError' || errnoCode(err) === 'UND_ERR_ABORTED');
+  return err instanceof Error && err.name === 'AbortError';
 }
 
 /** The error once an endpoint stayed unreachable through every retry. */
 export function unreachableError(host: string, what: string, err: unknown, attempts: number): CribError {
   const code = errnoCode(err) ?? errnoCode((err as { cause?: unknown })?.cause);
   const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+  if (code === HEADERS_TIMEOUT) {
     return new DeadlineExceededError(`pull of ${what}: registry ${host} did not answer in time (${tries})`);
   }
   return new UnavailableError(`pull of ${what}: registry ${host} is unreachable after ${tries}: ${describeNetworkError(err)}`);

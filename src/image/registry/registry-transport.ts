@@ -1,9 +1,8 @@
 // One request to one registry endpoint, made robust: https first and plain http for loopback or
 // insecure hosts that do not speak TLS; retries with exponential backoff on 5xx, 429 and
 // connection failures; the 401 → challenge → token → retry dance; and redirects, followed here
-// rather than by undici so that each hop is checked. What comes back is the registry's final
+// rather than by the HTTP layer so that each hop is checked. What comes back is the registry's final
 // answer for the caller to interpret; what is thrown is already a CribError.
-import type { Dispatcher } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CribError, FailedPreconditionError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
@@ -11,7 +10,7 @@ import { Authenticator, parseChallenge, type Challenge, type Credentials } from 
 import { mayCarryCredentials, plainHttpAllowed, plainHttpRefusal } from './credential-scope.js';
 import { hostOptions, type ResolvedHostsConfig } from './hosts.js';
 import { certificateError, isAbortError, isRetryableNetworkError, isTlsError, unreachableError } from './registry-errors.js';
-import { RegistryHttp } from './registry-http.js';
+import { discardBody, RegistryHttp, type RegistryResponse } from './registry-http.js';
 import type { Endpoint } from './types.js';
 
 export interface SendOptions {
@@ -25,7 +24,7 @@ export interface SendOptions {
   /** What is being fetched, for messages: `image "x"`, `layer sha256:…`. */
   what: string;
   signal?: AbortSignal;
-  /** Body inactivity timeout handed to undici; 0 when the caller watches progress itself. */
+  /** Body inactivity timeout; 0 when the caller watches progress itself. */
   bodyTimeoutMs?: number;
 }
 
@@ -43,7 +42,7 @@ export class RegistryTransport {
   private readonly plainHttp = new Set<string>();
 
   constructor(readonly config: ResolvedHostsConfig) {
-    this.http = new RegistryHttp(config.requestTimeoutMs);
+    this.http = new RegistryHttp();
     this.auth = new Authenticator(config, this.http);
   }
 
@@ -56,10 +55,10 @@ export class RegistryTransport {
   }
 
   /** Send with retries; resolves with the final answer (any status), throws when unreachable. */
-  async send(ep: Endpoint, opts: SendOptions): Promise<Dispatcher.ResponseData> {
+  async send(ep: Endpoint, opts: SendOptions): Promise<RegistryResponse> {
     const retries = this.config.retries;
     for (let attempt = 0; ; attempt++) {
-      let res: Dispatcher.ResponseData;
+      let res: RegistryResponse;
       try {
         res = await this.sendAuthenticated(ep, opts);
       } catch (err) {
@@ -71,7 +70,7 @@ export class RegistryTransport {
       }
       const transient = res.statusCode >= 500 || res.statusCode === 429;
       if (!transient || attempt >= retries) return res;
-      await res.body.dump().catch(() => undefined);
+      await discardBody(res.body);
       log.debug({ registry: ep.host, status: res.statusCode, attempt: attempt + 1 }, 'registry answered a transient error; retrying');
       await sleep(Math.max(this.backoff(attempt), retryAfterMs(res)), undefined, { signal: opts.signal });
     }
@@ -81,7 +80,7 @@ export class RegistryTransport {
     return this.config.backoffMs * 2 ** attempt;
   }
 
-  private async sendAuthenticated(ep: Endpoint, opts: SendOptions): Promise<Dispatcher.ResponseData> {
+  private async sendAuthenticated(ep: Endpoint, opts: SendOptions): Promise<RegistryResponse> {
     const challenge = this.auth.knownChallenge(ep.url);
     const authorization = challenge || opts.creds?.registryToken
       ? await this.authorize(ep, challenge ?? { scheme: 'bearer', params: {} }, opts)
@@ -92,7 +91,7 @@ export class RegistryTransport {
     if (res.statusCode !== 401 || opts.creds?.registryToken) return res;
     const fresh = parseChallenge(res.headers['www-authenticate']);
     if (!fresh) return res;
-    await res.body.dump().catch(() => undefined);
+    await discardBody(res.body);
     if (challenge && authorization) this.auth.invalidate(challenge, opts.scope, opts.creds);
     this.auth.rememberChallenge(ep.url, fresh);
     return this.sendRaw(ep, opts, await this.authorize(ep, fresh, opts));
@@ -112,7 +111,7 @@ export class RegistryTransport {
     return this.auth.authorization(challenge, opts.scope, opts.creds, ep.host);
   }
 
-  private async sendRaw(ep: Endpoint, opts: SendOptions, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
+  private async sendRaw(ep: Endpoint, opts: SendOptions, authorization: string | undefined): Promise<RegistryResponse> {
     const base = this.baseUrl(ep);
     const go = (origin: string) => this.follow(ep, opts, new URL(origin + ep.pathPrefix + opts.path), authorization);
     try {
@@ -133,7 +132,7 @@ export class RegistryTransport {
   }
 
   /** GET `url`, following redirects hop by hop under the rules at MAX_REDIRECTS. */
-  private async follow(ep: Endpoint, opts: SendOptions, url: URL, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
+  private async follow(ep: Endpoint, opts: SendOptions, url: URL, authorization: string | undefined): Promise<RegistryResponse> {
     const origin = url.origin;
     let current = url;
     let auth = authorization;
@@ -141,16 +140,16 @@ export class RegistryTransport {
       const headers: Record<string, string> = { 'user-agent': 'crib', ...opts.headers };
       if (auth) headers['authorization'] = auth;
       const res = await this.http.request(current, {
-        dispatcher: this.dispatcherFor(ep, current),
+        insecure: this.insecureFor(ep, current),
         method: opts.method ?? 'GET',
         headers,
         signal: opts.signal,
-        headersTimeout: this.config.requestTimeoutMs,
-        bodyTimeout: opts.bodyTimeoutMs ?? this.config.progressTimeoutMs,
+        headersTimeoutMs: this.config.requestTimeoutMs,
+        bodyTimeoutMs: opts.bodyTimeoutMs ?? this.config.progressTimeoutMs,
       });
       const location = REDIRECT_STATUSES.has(res.statusCode) ? res.headers['location'] : undefined;
       if (typeof location !== 'string') return res;
-      await res.body.dump().catch(() => undefined);
+      await discardBody(res.body);
       // Messages name origins only: a redirect URL's query often carries a signature.
       const from = `registry ${ep.host} redirected ${opts.what}`;
       if (hop >= MAX_REDIRECTS) throw new UnavailableError(`${from} more than ${MAX_REDIRECTS} times`);
@@ -174,14 +173,13 @@ export class RegistryTransport {
   }
 
   /** TLS verification per host: the endpoint's own setting, else the target host's config. */
-  private dispatcherFor(ep: Endpoint, url: URL): Dispatcher {
-    if (url.protocol === 'http:') return this.http.dispatcher(false);
-    const insecure = url.host === ep.host ? ep.insecure : (hostOptions(this.config, url.host)?.insecure ?? false);
-    return this.http.dispatcher(insecure);
+  private insecureFor(ep: Endpoint, url: URL): boolean {
+    if (url.protocol === 'http:') return false;
+    return url.host === ep.host ? ep.insecure : (hostOptions(this.config, url.host)?.insecure ?? false);
   }
 }
 
-function retryAfterMs(res: Dispatcher.ResponseData): number {
+function retryAfterMs(res: RegistryResponse): number {
   const value = res.headers['retry-after'];
   const s = Number(Array.isArray(value) ? value[0] : value);
   return Number.isFinite(s) && s > 0 ? Math.min(s * 1000, 30_000) : 0;
