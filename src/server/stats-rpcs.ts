@@ -44,6 +44,9 @@ function capInterfaceMetrics(metrics: PodSandboxMetrics): PodSandboxMetrics {
   return metrics;
 }
 
+/** A listing that asks for everything (kubelet's): no id, pod or label filter. */
+const isUnfiltered = (f: CriListFilter | null | undefined): boolean =>
+  !f?.id && !f?.podSandboxId && Object.keys(f?.labelSelector ?? {}).length === 0;
 
 export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
   const collector = new StatsCollector();
@@ -88,10 +91,15 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     pods.list().filter((p) => p.state === 'ready' && matchesFilter({ id: p.id, state: '', labels: p.config.labels }, filter));
   const podStats = async (p: SandboxRecord, byPod = containersByPod()) =>
     capInterfaces(await collector.podSandboxStats(podSubject(p, byPod.get(p.id) ?? [])));
-  const allPodStats = (filter: CriListFilter | null | undefined) => {
+  // An unfiltered listing is what kubelet repeats: the collector keeps its readings fresh for
+  // the next one (stats-collector.ts).
+  const allPodStats = async (filter: CriListFilter | null | undefined) => {
     const byPod = containersByPod();
-    return Promise.all(listPods(filter).map((p) => podStats(p, byPod)));
+    const subjects = listPods(filter).map((p) => podSubject(p, byPod.get(p.id) ?? []));
+    return (await collector.listPodSandboxStats(subjects, { watch: isUnfiltered(filter) })).map(capInterfaces);
   };
+  const allContainerStats = (filter: CriListFilter | null | undefined) =>
+    collector.listContainerStats(listContainers(filter).map(containerSubject), { watch: isUnfiltered(filter) });
   const allPodMetrics = () => {
     const byPod = containersByPod();
     return Promise.all(listPods(undefined).map(async (p) =>
@@ -104,11 +112,11 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
 
     ListContainerStats: async (req) => {
       forget();
-      return { stats: await Promise.all(listContainers(req.filter).map((c) => collector.containerStats(containerSubject(c)))) };
+      return { stats: await allContainerStats(req.filter) };
     },
 
     StreamContainerStats: async (req, _ctx, send) => {
-      const all = await Promise.all(listContainers(req.filter).map((c) => collector.containerStats(containerSubject(c))));
+      const all = await allContainerStats(req.filter);
       sendInBatches(all, send, (batch) => ({ containerStats: batch }));
     },
 

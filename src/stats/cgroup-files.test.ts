@@ -21,6 +21,14 @@ describe('cgroup file parsers', () => {
       .toEqual(new Map([['usage_usec', 18446744073709551615n], ['user_usec', 2n]]));
   });
 
+  it('parses only the keys asked for, and the same lines as without them', () => {
+    const text = 'total_rss 10\nrss 3\n  total_cache\t7 \ntotal_pgfault 1 2\ntotal_pgmajfault x\ntotal_inactive_file\r\n';
+    expect(parseFlatKeyed(text, new Set(['total_rss', 'total_cache', 'total_pgfault', 'total_pgmajfault', 'total_inactive_file'])))
+      .toEqual(new Map([['total_rss', 10n], ['total_cache', 7n]]));
+    expect(parseFlatKeyed(text)).toEqual(new Map([['total_rss', 10n], ['rss', 3n], ['total_cache', 7n]]));
+    expect(parseFlatKeyed('a 1')).toEqual(new Map([['a', 1n]]));
+  });
+
   it('parses single values, "max" as no value, and names a file holding garbage', () => {
     expect(parseSingle('4096\n', 'f')).toBe(4096n);
     expect(parseSingle('max\n', 'f')).toBeUndefined();

@@ -14,19 +14,44 @@ export function limited(limit: bigint | undefined): bigint | undefined {
 
 export const floorSub = (a: bigint, b: bigint): bigint => (a > b ? a - b : 0n);
 
-// One "key number" line; a line with a third field, or a non-numeric value, does not match.
-const FLAT_KEYED_LINE = /^[ \t]*(\S+)[ \t]+(\d+)[ \t]*$/gm;
-
 /**
- * "key value" lines (memory.stat, cpu.stat, cpuacct.stat, memory.events) → map of bigints. One
- * regex pass over the whole text: memory.stat has ~70 lines, read for every container of a
- * listing.
+ * "key value" lines (memory.stat, cpu.stat, cpuacct.stat, memory.events) → map of bigints. A
+ * line counts only when it is a key, blanks, and a decimal number (nothing after but blanks).
+ * With `keys`, only those keys are kept: memory.stat has ~40-70 lines, read for every
+ * container of a listing, and a CRI reading wants five of them; the others are skipped without
+ * making a string or a bigint of them (a listing's garbage was mostly these).
  */
-export function parseFlatKeyed(text: string): Map<string, bigint> {
+export function parseFlatKeyed(text: string, keys?: ReadonlySet<string>): Map<string, bigint> {
   const out = new Map<string, bigint>();
-  for (const m of text.matchAll(FLAT_KEYED_LINE)) out.set(m[1]!, BigInt(m[2]!));
+  const len = text.length;
+  let pos = 0;
+  while (pos < len) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = len;
+    let i = pos;
+    pos = end + 1;
+    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    const keyStart = i;
+    while (i < end && !isSpace(text.charCodeAt(i))) i++;
+    const keyEnd = i;
+    if (keyEnd === keyStart || i === end || !isBlank(text.charCodeAt(i))) continue;
+    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    const valueStart = i;
+    while (i < end && isDigit(text.charCodeAt(i))) i++;
+    const valueEnd = i;
+    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    if (valueEnd === valueStart || i !== end) continue;
+    const key = text.slice(keyStart, keyEnd);
+    if (keys !== undefined && !keys.has(key)) continue;
+    out.set(key, BigInt(text.slice(valueStart, valueEnd)));
+  }
   return out;
 }
+
+const isBlank = (c: number) => c === 0x20 || c === 0x09;
+// A key is a run of anything but blanks, CR, VT and FF (LF ends the line).
+const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
 /** A single unsigned number (memory.current, pids.current); "max" → undefined (no limit). */
 export function parseSingle(text: string, path: string): bigint | undefined {
@@ -75,7 +100,8 @@ export interface CgroupDirFiles {
   /** A list file (cgroup.procs): read to its end, not in one go (see KernelFileReader). */
   list(name: string): Promise<string | undefined>;
   single(name: string): Promise<bigint | undefined>;
-  flatKeyed(name: string): Promise<Map<string, bigint> | undefined>;
+  /** With `keys`: only those keys are parsed (parseFlatKeyed). */
+  flatKeyed(name: string, keys?: ReadonlySet<string>): Promise<Map<string, bigint> | undefined>;
   pressure(name: string): Promise<PsiReading | undefined>;
 }
 
@@ -89,9 +115,9 @@ export function cgroupDirFiles(reader: KernelFileReader, dir: string): CgroupDir
       const t = await text(name);
       return t === undefined ? undefined : parseSingle(t, `${dir}/${name}`);
     },
-    flatKeyed: async (name) => {
+    flatKeyed: async (name, keys) => {
       const t = await text(name);
-      return t === undefined ? undefined : parseFlatKeyed(t);
+      return t === undefined ? undefined : parseFlatKeyed(t, keys);
     },
     pressure: async (name) => {
       const t = await text(`${name}.pressure`);

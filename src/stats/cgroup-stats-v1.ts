@@ -10,6 +10,13 @@ import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.
 // cpuacct.stat counts USER_HZ ticks, which Linux fixes at 100 for user space on every arch.
 const NS_PER_TICK = 10_000_000n;
 
+// The keys each reading uses (cgroup-files.ts parses only these). total_* include the
+// sub-cgroups, as usage_in_bytes does (a pod's containers).
+const MEMORY_STAT_KEYS = new Set(['total_inactive_file', 'total_rss', 'total_cache', 'total_pgfault', 'total_pgmajfault']);
+const CPUACCT_STAT_KEYS = new Set(['user', 'system']);
+const CPU_STAT_KEYS = new Set(['nr_periods', 'nr_throttled', 'throttled_time']);
+const OOM_CONTROL_KEYS = new Set(['oom_kill']);
+
 // Mounts change only when the host is reconfigured; listing the root for each of a hundred
 // containers in one ListContainerStats is wasted work, so the list is kept for a few seconds.
 const HIERARCHY_TTL_MS = 5000;
@@ -50,9 +57,9 @@ async function cpu(cpuacct: CgroupDirFiles, cpuDir: CgroupDirFiles | undefined, 
   // User/system split and throttling are reported only in metrics; CRI stats need the total.
   const [usage, ticks, s] = await Promise.all([
     cpuacct.single('cpuacct.usage'),
-    scope.metrics ? cpuacct.flatKeyed('cpuacct.stat') : undefined,
+    scope.metrics ? cpuacct.flatKeyed('cpuacct.stat', CPUACCT_STAT_KEYS) : undefined,
     cpuDir === undefined || !scope.metrics ? undefined
-      : inHierarchy(cpuDir, (f) => f.flatKeyed('cpu.stat')).then((r) => (r.there ? r.value : undefined)),
+      : inHierarchy(cpuDir, (f) => f.flatKeyed('cpu.stat', CPU_STAT_KEYS)).then((r) => (r.there ? r.value : undefined)),
   ]);
   if (usage === undefined) return undefined;
   const out: CpuReading = { usageNs: usage };
@@ -76,17 +83,16 @@ interface MemorySection {
 async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<MemorySection> {
   const [usage, s, rawLimit, failcnt, oom, memsw, rawMemswLimit] = await Promise.all([
     f.single('memory.usage_in_bytes'),
-    f.flatKeyed('memory.stat'),
+    f.flatKeyed('memory.stat', MEMORY_STAT_KEYS),
     f.single('memory.limit_in_bytes'),
     // Reported only in metrics.
     scope.metrics ? f.single('memory.failcnt') : undefined,
-    scope.metrics ? f.flatKeyed('memory.oom_control') : undefined,
+    scope.metrics ? f.flatKeyed('memory.oom_control', OOM_CONTROL_KEYS) : undefined,
     // memsw counts memory + swap; its files exist only with swap accounting on.
     f.single('memory.memsw.usage_in_bytes'),
     f.single('memory.memsw.limit_in_bytes'),
   ]);
   if (usage === undefined || s === undefined) return {};
-  // total_* include the sub-cgroups, as usage_in_bytes does (a pod's containers).
   const workingSet = floorSub(usage, s.get('total_inactive_file') ?? 0n);
   const mem: MemoryReading = {
     usageBytes: usage,

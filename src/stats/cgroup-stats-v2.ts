@@ -7,8 +7,13 @@ import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.
 
 const US = 1000n;
 
+// The keys each reading uses (cgroup-files.ts parses only these): memory.stat has ~50 lines.
+const CPU_STAT_KEYS = new Set(['usage_usec', 'user_usec', 'system_usec', 'nr_periods', 'nr_throttled', 'throttled_usec']);
+const MEMORY_STAT_KEYS = new Set(['inactive_file', 'anon', 'file', 'pgfault', 'pgmajfault']);
+const MEMORY_EVENTS_KEYS = new Set(['max', 'oom_kill']);
+
 async function cpu(f: CgroupDirFiles): Promise<CpuReading | undefined> {
-  const [s, psi] = await Promise.all([f.flatKeyed('cpu.stat'), f.pressure('cpu')]);
+  const [s, psi] = await Promise.all([f.flatKeyed('cpu.stat', CPU_STAT_KEYS), f.pressure('cpu')]);
   const usage = s?.get('usage_usec');
   if (s === undefined || usage === undefined) return undefined;
   const out: CpuReading = { usageNs: usage * US };
@@ -28,10 +33,10 @@ async function cpu(f: CgroupDirFiles): Promise<CpuReading | undefined> {
 async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<MemoryReading | undefined> {
   const [usage, s, rawLimit, events, psi] = await Promise.all([
     f.single('memory.current'),
-    f.flatKeyed('memory.stat'),
+    f.flatKeyed('memory.stat', MEMORY_STAT_KEYS),
     f.single('memory.max'),
     // failcnt and OOM kills are reported only in metrics.
-    scope.metrics ? f.flatKeyed('memory.events') : undefined,
+    scope.metrics ? f.flatKeyed('memory.events', MEMORY_EVENTS_KEYS) : undefined,
     f.pressure('memory'),
   ]);
   if (usage === undefined || s === undefined) return undefined;

@@ -4,8 +4,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nowNs } from '../time.js';
 import { cgroupLayout } from './cgroup-path.js';
-import { StatsCollector, type ContainerSubject } from './stats-collector.js';
+import { StatsCollector, type ContainerSubject, type PodSubject } from './stats-collector.js';
 
 let root: string;
 beforeEach(async () => {
@@ -56,6 +57,68 @@ describe('StatsCollector cgroup readings', () => {
     await cpuOf(c);
     await usage(3_000_000);
     expect((await cpuOf(c)).usageCoreNanoSeconds).toEqual({ value: '3000000000' });
+    c.close();
+  });
+});
+
+describe('StatsCollector background refresh', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const podSubject = (): PodSubject => ({
+    attributes: { id: 'p1', metadata: { name: 'p1', uid: 'u', namespace: 'n', attempt: 0 } },
+    cgroupParent: '/pods',
+    containers: [subject],
+  });
+  const podUsage = (usec: number) => writeFile(join(root, 'pods', 'cpu.stat'), `usage_usec ${usec}\n`);
+
+  it('reads a periodic listing\'s cgroups just before it comes, and stops once the listings stop', async () => {
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 250, leadMs: 150, followUps: 1, followUpMs: 100 });
+    await c.listContainerStats([subject], { watch: true });
+    expect(c.refresherActive).toBe(false); // one listing: no period yet
+    await sleep(400);
+    await c.listContainerStats([subject], { watch: true }); // period 400 ms: the next is due in 400
+    expect(c.refresherActive).toBe(true);
+    await usage(2_000_000);
+    await sleep(400);
+    const before = BigInt(nowNs());
+    const [s] = await c.listContainerStats([subject], { watch: false });
+    // Read after the change, before this listing came: by the refresher, not on demand.
+    expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before);
+    expect(before - BigInt(String(s!.cpu!.timestamp))).toBeLessThan(250_000_000n);
+    // The unwatched listing does not count: the due refresh and its one follow-up run, then none.
+    await sleep(400);
+    expect(c.refresherActive).toBe(false);
+    c.close();
+  });
+
+  it('does not watch a filtered listing', async () => {
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 100, leadMs: 50 });
+    await c.listContainerStats([subject], { watch: false });
+    await sleep(150);
+    await c.listContainerStats([subject], { watch: false });
+    expect(c.refresherActive).toBe(false);
+    c.close();
+  });
+
+  it('never reports a pod reading older than its containers\' readings', async () => {
+    await podUsage(1_000_000);
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 1000, leadMs: 900, followUps: 0 });
+    // Container listings 1.05 s apart: the next container refresh is due 150 ms after the second.
+    await c.listContainerStats([subject], { watch: true });
+    await sleep(1050);
+    await c.listContainerStats([subject], { watch: true });
+    const first = await c.podSandboxStats(podSubject()); // the pod cgroup, read now and cached
+    expect(first.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '1000000000' });
+    // The container uses more CPU; the refresher reads it after the pod's cached reading.
+    await usage(3_000_000);
+    await podUsage(3_000_000);
+    await sleep(300);
+    const s = await c.podSandboxStats(podSubject());
+    const container = s.linux!.containers![0]!.cpu!;
+    expect(container.usageCoreNanoSeconds).toEqual({ value: '3000000000' });
+    expect(BigInt(String(container.timestamp))).toBeGreaterThan(BigInt(String(first.linux!.cpu!.timestamp)));
+    expect(BigInt(String(s.linux!.cpu!.timestamp))).toBeGreaterThanOrEqual(BigInt(String(container.timestamp)));
+    expect(s.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '3000000000' });
     c.close();
   });
 });

@@ -1,11 +1,18 @@
 // The stats service's one entry point: turns what the daemon knows about a container or pod
 // (its cgroupsPath / cgroupParent, writable layer dir, pinned netns) into CRI stats and metrics.
 // It owns the state that must outlive one RPC: the previous CPU sample per id (for rates), the
-// short-lived writable-layer walk cache, and the open descriptors of the cgroup files it reads
-// (never their values). Every read is async and bounded (KernelFileReader, FsUsageCache, at
-// most a few netns-exec helpers at once), so a listing never holds the event loop. A section
-// that cannot be read (the container has exited and its cgroup is gone, the netns was removed)
-// is left out, never an RPC error: kubelet lists stats for every container, running or not.
+// short-lived writable-layer walk cache, the open descriptors of the cgroup files it reads, and
+// the last reading of each cgroup and pod network table (at most cgroupTtlMs old when served).
+//
+// A periodic caller's listing (kubelet's, every 10 s) is answered from readings taken just
+// before it came (listing-forecast.ts): reading 200 containers' cgroups costs tens of
+// milliseconds of CPU, which on a busy node becomes hundreds of milliseconds of wall time if it
+// is done while the caller waits. Every reading carries its own timestamp (when its read
+// started), so one served from the cache is reported truthfully. Every read is async and
+// bounded (KernelFileReader, FsUsageCache, at most a few netns-exec helpers at once), so neither
+// a listing nor a refresh holds the event loop. A section that cannot be read (the container has
+// exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
+// lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
 import type { ContainerStats } from '../gen/runtime/v1/ContainerStats.js';
 import type { MetricDescriptor } from '../gen/runtime/v1/MetricDescriptor.js';
@@ -20,6 +27,8 @@ import { CpuRateTracker } from './cpu-rate.js';
 import { buildContainerStats, buildPodSandboxStats } from './cri-stats.js';
 import { FsUsageCache, type FsUsage } from './fs-usage.js';
 import { KernelFileReader } from './kernel-file-reader.js';
+import { ListingForecast } from './listing-forecast.js';
+import { ReadingCache } from './reading-cache.js';
 import { listMetricDescriptors, podSandboxMetrics } from './metrics.js';
 import {
   HostInterfaceTable, readNetworkStats, readProcessNetworkStats, vethPeerReading, type NetworkReading,
@@ -64,16 +73,34 @@ export interface StatsCollectorOptions {
   /** cgroup and /proc files opened at once through the threadpool (default 2; reads of open
    * files are done in place, in slices: see KernelFileReader). */
   parallelOpens?: number;
-  /** How long a cgroup's reading is reused (default 1 s; 0: never). */
+  /** How old a cgroup's (or a pod network table's) reading may be when served (default 1 s;
+   * 0: read for every request, no background refresh). */
   cgroupTtlMs?: number;
+  /** How long before a periodic listing is due its readings are refreshed (default: the last
+   * refresh's duration + 200 ms, within 300 ms and cgroupTtlMs − 200 ms). */
+  leadMs?: number;
+  /** Refreshes after the due one while the listing has not come (default 2), and how far apart
+   * (default 700 ms: a listing up to ~2 s late still finds fresh readings). */
+  followUps?: number;
+  followUpMs?: number;
+  /** Listings further apart than this are not a period (default 120 s). */
+  maxPeriodMs?: number;
 }
 
 // CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
 // its pod has no cgroup to count them.
 const STATS_SCOPE: CgroupReadScope = { metrics: false, pids: false };
 const POD_STATS_SCOPE: CgroupReadScope = { metrics: false, pids: true };
+// Readings kept beyond those that could still be served are dropped past this many.
+const MAX_CACHED_READINGS = 4096;
 // netns-exec helpers (CNI pods' network counters) running at once.
 const MAX_NETNS_READS = 4;
+
+/** A cgroup reading's cache key: its scope and path. */
+const cgroupKey = (path: string, scope: CgroupReadScope) => `${scope.metrics ? 'm' : '-'}${scope.pids ? 'p' : '-'}${path}`;
+
+/** A pod network reading's cache key: the pod and the namespace file it was read through. */
+const networkKey = (p: PodSubject) => `${p.attributes.id} ${p.netnsPath ?? ''}`;
 
 interface ContainerReading {
   subject: ContainerSubject;
@@ -94,14 +121,18 @@ export class StatsCollector {
   private readonly netnsIds = new Map<string, Stats>();
   private netnsReads = 0;
   private readonly netnsWaiting: (() => void)[] = [];
-  /**
-   * The last reading of each cgroup (by path and scope), reused for cgroupTtlMs: kubelet asks
-   * for pod stats and container stats in the same housekeeping, and both read every container's
-   * cgroup; a reading carries its own timestamp, so one reused is still reported truthfully.
-   * Concurrent requests share one reading.
-   */
-  private readonly cgroupReadings = new Map<string, { at: number; value: Promise<CgroupStats | undefined> }>();
+  /** The last reading of each cgroup, by scope and path (cgroupKey). */
+  private readonly cgroupReadings = new ReadingCache<CgroupStats | undefined>();
+  /** The last network reading of each pod, by pod and namespace file (networkKey). */
+  private readonly networkReadings = new ReadingCache<NetworkReading | undefined>();
   private readonly cgroupTtlMs: number;
+  private readonly leadMs: number | undefined;
+  /** The last unfiltered listings of each kind, and when the next is expected. */
+  private readonly containerListings: ListingForecast<ContainerSubject>;
+  private readonly podListings: ListingForecast<PodSubject>;
+  private lastRefreshMs = 0;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private refreshing = false;
 
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
@@ -111,6 +142,15 @@ export class StatsCollector {
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 1000;
+    this.leadMs = opts.leadMs;
+    const forecast = {
+      minPeriodMs: this.cgroupTtlMs,
+      maxPeriodMs: opts.maxPeriodMs ?? 120_000,
+      followUps: opts.followUps ?? 2,
+      followUpMs: Math.max(10, opts.followUpMs ?? 700),
+    };
+    this.containerListings = new ListingForecast(forecast);
+    this.podListings = new ListingForecast(forecast);
   }
 
   /** cgroup and /proc descriptors kept open now. */
@@ -118,9 +158,34 @@ export class StatsCollector {
     return this.files.openDescriptors;
   }
 
-  /** Close every kept descriptor (the collector stays usable: they are opened again). */
+  /** Stop the background refresher and close every kept descriptor (the collector stays
+   * usable: descriptors are opened again, and the next listing starts the refresher again). */
   close(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.containerListings.reset();
+    this.podListings.reset();
     this.files.close();
+  }
+
+  /** Whether a background refresh is scheduled or running. */
+  get refresherActive(): boolean {
+    return this.refreshTimer !== undefined || this.refreshing;
+  }
+
+  /**
+   * ContainerStats of every subject (ListContainerStats). `watch`: this is a whole listing
+   * (no filter), whose next one is forecast and read ahead of.
+   */
+  listContainerStats(subjects: ContainerSubject[], opts: { watch: boolean }): Promise<ContainerStats[]> {
+    if (opts.watch) this.listed(this.containerListings, subjects);
+    return Promise.all(subjects.map((c) => this.containerStats(c)));
+  }
+
+  /** PodSandboxStats of every subject (ListPodSandboxStats); `watch` as listContainerStats. */
+  listPodSandboxStats(subjects: PodSubject[], opts: { watch: boolean }): Promise<PodSandboxStats[]> {
+    if (opts.watch) this.listed(this.podListings, subjects);
+    return Promise.all(subjects.map((p) => this.podSandboxStats(p)));
   }
 
   /** ContainerStats of one container (ContainerStats / ListContainerStats). */
@@ -166,17 +231,23 @@ export class StatsCollector {
   /**
    * The pod's containers and network, then its cgroup: read after its containers, the pod's
    * cumulative counters (CPU time) never show less than a container inside it, which a
-   * parallel read could when the containers are busy.
+   * parallel read could when the containers are busy. A cached pod reading is used only when
+   * it was read after every container reading used with it (the refresher reads in that
+   * order; a container read on its own since is newer, and the pod is then read again).
    */
   private async readPod(p: PodSubject, podScope: CgroupReadScope) {
     const podCgroup = resolvePodCgroupPath(p.cgroupParent);
     // The containers' process counts are summed only for a pod without a cgroup of its own.
     const scope = podCgroup === undefined || podScope.metrics ? podScope : STATS_SCOPE;
     const [containers, network] = await Promise.all([
-      Promise.all(p.containers.map((c) => this.readContainer(c, scope))), this.readNetwork(p)]);
-    // Never a reused reading: it must not be older than its containers' (readCgroup's cache).
-    const pod = { path: podCgroup, stats: podCgroup === undefined ? undefined : await this.readCgroupNow(podCgroup, podScope) };
-    return { pod, containers, network };
+      Promise.all(p.containers.map((c) => this.readContainer(c, scope))), this.cachedNetwork(p)]);
+    let stats: CgroupStats | undefined;
+    if (podCgroup !== undefined) {
+      stats = await this.readCgroup(podCgroup, podScope);
+      const newest = containers.reduce((max, c) => (c.cgroup && BigInt(c.cgroup.timestamp) > max ? BigInt(c.cgroup.timestamp) : max), 0n);
+      if (stats !== undefined && BigInt(stats.timestamp) < newest) stats = await this.readCgroupNow(podCgroup, podScope);
+    }
+    return { pod: { path: podCgroup, stats }, containers, network };
   }
 
   listMetricDescriptors(): MetricDescriptor[] {
@@ -186,11 +257,83 @@ export class StatsCollector {
   /** Drop cached samples of everything not in `liveIds` (container and pod ids). */
   retainOnly(liveIds: Iterable<string>): void {
     const keep = [...liveIds];
-    const now = performance.now();
-    for (const [k, e] of this.cgroupReadings) if (now - e.at >= this.cgroupTtlMs) this.cgroupReadings.delete(k);
+    // Readings the refresher no longer renews go once they could not be served anyway.
+    this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
+    this.networkReadings.dropOlderThan(this.cgroupTtlMs);
     this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
     // Namespace identities are few and small; forget them all now and then.
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
+  }
+
+  private listed<S>(forecast: ListingForecast<S>, subjects: S[]): void {
+    if (this.cgroupTtlMs <= 0) return;
+    const lead = this.leadMs ?? Math.min(Math.max(300, this.lastRefreshMs + 200), this.cgroupTtlMs - 200);
+    forecast.listed(subjects, performance.now(), lead);
+    this.scheduleRefresh();
+  }
+
+  /** (Re)arms the timer for the earliest due refresh; none due: no timer. */
+  private scheduleRefresh(): void {
+    if (this.refreshing) return; // refreshOnce schedules when it ends
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    const dues = [this.containerListings.due, this.podListings.due].filter((d) => d !== undefined);
+    if (dues.length === 0) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      void this.refreshOnce();
+    }, Math.max(0, Math.min(...dues) - performance.now()));
+    // Never what keeps the daemon's process alive.
+    this.refreshTimer.unref();
+  }
+
+  /**
+   * One background refresh of the listings now due: each pod's containers and network, then
+   * its cgroup (readPod's order), and the listed containers not in a refreshed pod.
+   */
+  private async refreshOnce(): Promise<void> {
+    const started = performance.now();
+    // Due within a few ms counts as due now: both kinds are refreshed in one pass when they can be.
+    const isDue = (f: ListingForecast<unknown>) => f.due !== undefined && f.due <= started + 5;
+    const podsDue = isDue(this.podListings);
+    const containersDue = isDue(this.containerListings);
+    const pods = podsDue ? this.podListings.subjects : [];
+    const containers = containersDue ? this.containerListings.subjects : [];
+    if (podsDue) this.podListings.refreshed(started);
+    if (containersDue) this.containerListings.refreshed(started);
+    this.refreshing = true;
+    try {
+      const done = new Set<string>();
+      const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
+        const path = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
+        const key = cgroupKey(path, scope);
+        if (done.has(key)) return undefined;
+        done.add(key);
+        return this.cgroupReadings.refresh(key, () => this.readCgroupNow(path, scope));
+      };
+      const refreshPod = async (p: PodSubject) => {
+        const podCgroup = resolvePodCgroupPath(p.cgroupParent);
+        const scope = podCgroup === undefined ? POD_STATS_SCOPE : STATS_SCOPE;
+        await Promise.all([
+          ...p.containers.map((c) => refreshContainer(c, scope)),
+          p.netnsPath ? this.networkReadings.refresh(networkKey(p), () => this.readNetwork(p)) : undefined,
+        ]);
+        if (podCgroup !== undefined) {
+          await this.cgroupReadings.refresh(cgroupKey(podCgroup, POD_STATS_SCOPE), () => this.readCgroupNow(podCgroup, POD_STATS_SCOPE));
+        }
+      };
+      const jobs = [
+        ...pods.map((p) => refreshPod(p)),
+        ...containers.map(async (c) => refreshContainer(c, STATS_SCOPE)),
+      ];
+      for (const r of await Promise.allSettled(jobs)) {
+        if (r.status === 'rejected') log.debug({ err: r.reason }, 'stats: a background refresh failed (the next listing reads it)');
+      }
+    } finally {
+      this.refreshing = false;
+      this.lastRefreshMs = performance.now() - started;
+    }
+    this.scheduleRefresh();
   }
 
   private toContainerStats(r: ContainerReading): ContainerStats {
@@ -216,21 +359,9 @@ export class StatsCollector {
 
   private readCgroup(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
     if (this.cgroupTtlMs <= 0) return this.readCgroupNow(path, scope);
-    const now = performance.now();
-    const key = `${scope.metrics ? 'm' : '-'}${scope.pids ? 'p' : '-'}${path}`;
-    const hit = this.cgroupReadings.get(key);
-    if (hit && now - hit.at < this.cgroupTtlMs) return hit.value;
-    if (this.cgroupReadings.size > 4096) {
-      for (const [k, e] of this.cgroupReadings) if (now - e.at >= this.cgroupTtlMs) this.cgroupReadings.delete(k);
-    }
-    const value = this.readCgroupNow(path, scope);
-    const entry = { at: now, value };
-    this.cgroupReadings.set(key, entry);
-    // A failed reading is not reused.
-    value.catch(() => {
-      if (this.cgroupReadings.get(key) === entry) this.cgroupReadings.delete(key);
-    });
-    return value;
+    // Single-container calls without listings in between never reach retainOnly.
+    if (this.cgroupReadings.size > MAX_CACHED_READINGS) this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
+    return this.cgroupReadings.get(cgroupKey(path, scope), this.cgroupTtlMs, () => this.readCgroupNow(path, scope));
   }
 
   private async readCgroupNow(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
@@ -242,6 +373,14 @@ export class StatsCollector {
     }
   }
 
+  private cachedNetwork(p: PodSubject): Promise<NetworkReading | undefined> {
+    // A pod without a namespace now (stopped) has no network section, whatever was read before.
+    if (this.cgroupTtlMs <= 0 || !p.netnsPath) return this.readNetwork(p);
+    if (this.networkReadings.size > MAX_CACHED_READINGS) this.networkReadings.dropOlderThan(this.cgroupTtlMs);
+    return this.networkReadings.get(networkKey(p), this.cgroupTtlMs, () => this.readNetwork(p));
+  }
+
+  /** Never throws: a pod whose counters cannot be read has no network section. */
   private async readNetwork(p: PodSubject): Promise<NetworkReading | undefined> {
     if (!p.netnsPath) return undefined;
     try {

@@ -1,0 +1,84 @@
+// The last reading of each thing the stats collector reads (a cgroup, a pod's network table),
+// kept for a short while so that a listing can be answered from it, and refreshed ahead of
+// the next listing by the collector's background refresher (stats-collector.ts).
+//
+// A CRI reading carries the time it was taken (its timestamp is when the read started), so a
+// reading served from here is still reported truthfully; `maxAgeMs` bounds how old a served
+// one can be. A refresh keeps the previous reading served until it lands, so a listing never
+// waits behind a refresh while what it has is fresh enough; a stale entry with a read in
+// flight waits for that read rather than starting a second one. Failed reads are not kept.
+
+interface Entry<T> {
+  /** The last reading that landed, and when (performance.now()) its read started. */
+  last?: { at: number; value: T };
+  /** The read in flight, if any, and when it started. */
+  pending?: { at: number; value: Promise<T> };
+}
+
+export class ReadingCache<T> {
+  private readonly entries = new Map<string, Entry<T>>();
+
+  /**
+   * The reading of `key` no older than `maxAgeMs` (started at most that long ago): the last
+   * one, else the one in flight if it is young enough, else a new one from `read`.
+   */
+  get(key: string, maxAgeMs: number, read: () => Promise<T>): Promise<T> {
+    const now = performance.now();
+    const e = this.entries.get(key);
+    if (e?.last !== undefined && now - e.last.at < maxAgeMs) return Promise.resolve(e.last.value);
+    if (e?.pending !== undefined && now - e.pending.at < maxAgeMs) return e.pending.value;
+    return this.start(key, read, now);
+  }
+
+  /** The last reading that landed, with when its read started (undefined: none yet). */
+  peek(key: string): { at: number; value: T } | undefined {
+    return this.entries.get(key)?.last;
+  }
+
+  /** A new reading of `key`, unless one is in flight already (that one is returned). */
+  refresh(key: string, read: () => Promise<T>): Promise<T> {
+    return this.entries.get(key)?.pending?.value ?? this.start(key, read, performance.now());
+  }
+
+  /** Drop every entry not in `keep` and with no read in flight. */
+  retainOnly(keep: ReadonlySet<string>): void {
+    for (const [k, e] of this.entries) if (!keep.has(k) && e.pending === undefined) this.entries.delete(k);
+  }
+
+  /** Drop entries whose last reading started more than `ageMs` ago and with no read in flight. */
+  dropOlderThan(ageMs: number): void {
+    const now = performance.now();
+    for (const [k, e] of this.entries) {
+      if (e.pending === undefined && (e.last === undefined || now - e.last.at >= ageMs)) this.entries.delete(k);
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private start(key: string, read: () => Promise<T>, at: number): Promise<T> {
+    let e = this.entries.get(key);
+    if (e === undefined) {
+      e = {};
+      this.entries.set(key, e);
+    }
+    const entry = e;
+    // The entry is updated in the read's own reaction, before any caller awaiting it resumes:
+    // a caller that got this reading and asks again finds it landed.
+    const value: Promise<T> = read().then((v) => {
+      // A newer read started since (after a retainOnly dropped this entry, say) wins.
+      if (entry.last === undefined || entry.last.at <= at) entry.last = { at, value: v };
+      if (entry.pending === pending) entry.pending = undefined;
+      return v;
+    }, (err: unknown) => {
+      if (entry.pending === pending) entry.pending = undefined;
+      throw err;
+    });
+    const pending = { at, value };
+    entry.pending = pending;
+    // Whoever asked handles the failure; a refresh nobody awaits must not be an unhandled one.
+    value.catch(() => undefined);
+    return value;
+  }
+}
