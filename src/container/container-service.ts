@@ -505,6 +505,7 @@ export class ContainerService implements PodContainers {
         cdiDevices,
         targetPidnsPath: targetNs?.path,
         imageVolumeSources: ImageVolumes.sources(volumes),
+        selinuxLabels: selinux,
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
