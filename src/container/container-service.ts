@@ -447,7 +447,9 @@ export class ContainerService implements PodContainers {
       stopSignal: chosenStopSignal(config.stopSignal, imageConfig.config?.StopSignal),
       ...(volumes.length > 0 ? { imageVolumes: volumes.map(({ chainId: _, ...v }) => v) } : {}),
     };
-    // The intent goes to disk first: a crash from here on is rolled back at start-up.
+    // The intent goes to disk first, durably (its directory synced): a crash from here on is
+    // rolled back at start-up, and the writable layer made next outlives a power cut, so its
+    // owner's record must too (the snapshotter syncs no directory of its own for it).
     await this.records.add(rec);
     crashPoint('CreateContainer:after-record');
     const cleaner = new Cleaner(clog);
@@ -533,6 +535,12 @@ export class ContainerService implements PodContainers {
       // (or is taking) the namespace down with it.
       if (targetNs && !targetNs.targetRunning()) throw targetNs.exitedError();
       const u = spec.process.user;
+      // No directory sync: the intent's name is durable in the same directory, and a power cut
+      // that loses this rename (before the directory's next sync: the start's record syncs it)
+      // takes the parked process and the rootfs mount with it too, so start-up rolls the
+      // container back from the intent, as it would a crash just before this line (kubelet sees
+      // the container gone and creates it again). The content is still synced before the
+      // rename: the file is the intent or this record, never a torn one.
       await this.records.commit(id, (r) => {
         r.cgroupsPath = spec.linux.cgroupsPath;
         r.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
@@ -541,7 +549,7 @@ export class ContainerService implements PodContainers {
         r.monitorPid = created.monitorPid;
         r.monitorStartTime = created.monitorStartTime;
         r.created = true;
-      });
+      }, { syncDir: false });
       // Not awaited: the watch asks the monitor for the state once connected, so an exit before
       // then is still reported (after CREATED).
       this.watch(id).catch((err: unknown) => clog.error({ err }, 'watching the container monitor'));

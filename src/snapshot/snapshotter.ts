@@ -299,6 +299,12 @@ export class Snapshotter {
    * Makes active snapshot `rec.key`: its dirs (`populate`) and record in a temporary dir, renamed
    * into place whole, so a crash leaves either nothing or all of it. Claimed in memory first, so
    * a second create of the key is refused while the first runs.
+   *
+   * No directory is synced (two fsyncs off CreateContainer): an active snapshot is only made for
+   * a container whose record, naming it (its id, its image volumes), is already durable, and
+   * whose rollback or removal deletes the key's dir whether or not start-up loaded it. So after a
+   * power cut the dir may be missing, or there without its record (not loaded; removed with its
+   * container), but its record is never torn: its content is synced before the renames.
    */
   private async createActive(rec: ActiveSnapshot, populate: (tmp: string) => Promise<void>): Promise<void> {
     const { key, chainId } = rec;
@@ -310,9 +316,8 @@ export class Snapshotter {
     try {
       await mkdir(tmp, { mode: 0o700 });
       await populate(tmp);
-      await activeRecord(tmp).write(rec);
+      await activeRecord(tmp).write(rec, { syncDir: false });
       await rename(tmp, join(this.activeDir, key));
-      await fsyncDir(this.activeDir);
     } catch (err) {
       this.active.delete(key);
       await rm(tmp, { recursive: true, force: true });
