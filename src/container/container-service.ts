@@ -67,7 +67,8 @@ export interface ImageLookup {
 
 /** The writable layers containers run on (snapshot/snapshotter.ts). */
 export interface WritableLayers {
-  prepare(key: string, chainId: string | undefined): Promise<unknown>;
+  /** `publishAfter`: the layer appears under `key` only once this resolves; rejected, nothing is left. */
+  prepare(key: string, chainId: string | undefined, opts?: { publishAfter?: Promise<unknown> }): Promise<unknown>;
   /**
    * The overlay dirs of a prepared layer: its upper dir is the container's changes, over its
    * image's layers (top first).
@@ -448,12 +449,31 @@ export class ContainerService implements PodContainers {
       ...(volumes.length > 0 ? { imageVolumes: volumes.map(({ chainId: _, ...v }) => v) } : {}),
     };
     // The intent goes to disk first, durably (its directory synced): a crash from here on is
-    // rolled back at start-up, and the writable layer made next outlives a power cut, so its
-    // owner's record must too (the snapshotter syncs no directory of its own for it).
-    await this.records.add(rec);
+    // rolled back at start-up, and the writable layer outlives a power cut, so its owner's
+    // record must too (the snapshotter syncs no directory of its own for it). The layer's dirs
+    // and record are made meanwhile, in a temp dir start-up sweeps; the layer appears under its
+    // key only once the intent is durable.
+    const snapshots = this.opts.snapshots;
+    const intent = this.records.add(rec);
+    const layer = snapshots.prepare(id, image.chainId, { publishAfter: intent });
+    // Awaited below (or by the rollback); a failure that comes first is not an unhandled one.
+    layer.catch(() => undefined);
+    try {
+      await intent;
+    } catch (err) {
+      // The layer gives up too (it waited for the intent) and removes what it made: nothing is left.
+      await layer.catch(() => undefined);
+      throw err;
+    }
     crashPoint('CreateContainer:after-record');
     const cleaner = new Cleaner(clog);
     cleaner.add('remove record', () => this.records.remove(id));
+    // Registered now, since a step before the layer is awaited may fail; the key's dir goes
+    // whether or not the layer was made.
+    cleaner.add('remove writable layer', async () => {
+      await layer.catch(() => undefined);
+      await snapshots.remove(id);
+    });
     let targetNs: HeldPidNamespace | undefined;
     try {
       if (target) {
@@ -469,9 +489,7 @@ export class ContainerService implements PodContainers {
         // In a user-namespaced pod the volume is seen through the pod's mapping, as the rootfs is.
         await imageVolumes.mount(volumes, pod.userns ? { usernsPath: pod.userns.path } : undefined);
       }
-      const snapshots = this.opts.snapshots;
-      await snapshots.prepare(id, image.chainId);
-      cleaner.add('remove writable layer', () => snapshots.remove(id));
+      await layer;
       crashPoint('CreateContainer:after-writable-layer');
       const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id)) : undefined;
       // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
