@@ -1,6 +1,7 @@
 // Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`, the OCI runtime's
 // start/kill/delete/state, and runCommand's ip/nft/crib-pinns: the pod path's pinning, veth
-// attach and detach) from one worker thread instead of the event loop's thread. It lives in sys/
+// attach and detach), and launches the detached crib-monitors of CreateContainer and streaming
+// exec, from one worker thread instead of the event loop's thread. It lives in sys/
 // so that every layer's helpers (runtime/, network/, sandbox/) share the one thread.
 //
 // Why: libuv's spawn on Linux forks, and the calling thread is blocked until the child has
@@ -147,9 +148,11 @@ export async function execFileOnThread(file: string, args: string[], opts: ExecC
 /**
  * Spawns `file args` on the spawn thread as a process that daemonises (crib-monitor): its first
  * process exits once the detached one is on its own, which later writes one line on fd 3 (a pipe
- * to us) and closes it. `exited` resolves when the first process has exited, with its stderr read
- * to the end; `syncLine` with that line ("" when fd 3 closed without one), whichever comes first.
- * The fork of a launch on an RPC path (CreateContainer, a streaming exec) stalls only the thread.
+ * the thread reads) and closes it. `exited` resolves when the first process has exited, with its
+ * stderr read to the end; `syncLine` with that line ("" when fd 3 closed without one), never
+ * before `exited` (the thread's reply comes after both). The fork of a launch on an RPC path
+ * (CreateContainer, a streaming exec) stalls only the thread; the line crossing the thread costs
+ * the caller a thread switch (measurable under CPU load: see issue 14's notes).
  */
 export function spawnDetachedOnThread(file: string, args: string[]): { exited: Promise<DetachedExit>; syncLine: Promise<string> } {
   let onExited!: (exited: DetachedExit) => void;
