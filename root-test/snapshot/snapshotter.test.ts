@@ -54,6 +54,29 @@ function tmpEntries(): string[] {
 }
 
 describe('Snapshotter', () => {
+  it('a writable snapshot given publishAfter appears under its key only once that resolves; a rejection leaves nothing', async () => {
+    const [chain] = await commitChain([await layer([{ name: 'f', body: 'x' }])]);
+    const key = `pub-${process.pid}`;
+    const activeDir = join(snaps.dir, 'active');
+    let publish!: () => void;
+    const prepared = snaps.prepare(key, chain!, { publishAfter: new Promise<void>((resolve) => (publish = resolve)) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(join(activeDir, key))).toBe(false);
+    publish();
+    const prep = await prepared;
+    expect(existsSync(prep.upperdir)).toBe(true);
+    await snaps.remove(key);
+
+    const refused = new Error('the intent was refused');
+    const gate = new Promise<void>((_, reject) => setTimeout(() => reject(refused), 100));
+    gate.catch(() => undefined);
+    await expect(snaps.prepare(key, chain!, { publishAfter: gate })).rejects.toBe(refused);
+    expect(readdirSync(activeDir).filter((e) => e.includes(key))).toEqual([]);
+    // Nothing stays claimed either: the key can be made again.
+    await snaps.prepare(key, chain!);
+    await snaps.remove(key);
+  });
+
   it('mounts a 3-layer chain with whiteouts and an opaque dir as the merged view', async () => {
     const l0 = await layer([
       { name: 'etc/', type: 'dir' },

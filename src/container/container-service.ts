@@ -70,7 +70,8 @@ export interface ImageLookup {
 
 /** The writable layers containers run on (snapshot/snapshotter.ts). */
 export interface WritableLayers {
-  prepare(key: string, chainId: string | undefined): Promise<unknown>;
+  /** `publishAfter`: the layer appears under `key` only once this resolves; rejected, nothing is left. */
+  prepare(key: string, chainId: string | undefined, opts?: { publishAfter?: Promise<unknown> }): Promise<unknown>;
   /**
    * The overlay dirs of a prepared layer: its upper dir is the container's changes, over its
    * image's layers (top first).
@@ -463,11 +464,32 @@ export class ContainerService implements PodContainers {
       stopSignal: chosenStopSignal(config.stopSignal, imageConfig.config?.StopSignal),
       ...(volumes.length > 0 ? { imageVolumes: volumes.map(({ chainId: _, ...v }) => v) } : {}),
     };
-    // The intent goes to disk first: a crash from here on is rolled back at start-up.
-    await this.records.add(rec);
+    // The intent goes to disk first, durably (its directory synced): a crash from here on is
+    // rolled back at start-up, and the writable layer outlives a power cut, so its owner's
+    // record must too (the snapshotter syncs no directory of its own for it). The layer's dirs
+    // and record are made meanwhile, in a temp dir start-up sweeps; the layer appears under its
+    // key only once the intent is durable.
+    const snapshots = this.opts.snapshots;
+    const intent = this.records.add(rec);
+    const layer = snapshots.prepare(id, image.chainId, { publishAfter: intent });
+    // Awaited below (or by the rollback); a failure that comes first is not an unhandled one.
+    layer.catch(() => undefined);
+    try {
+      await intent;
+    } catch (err) {
+      // The layer gives up too (it waited for the intent) and removes what it made: nothing is left.
+      await layer.catch(() => undefined);
+      throw err;
+    }
     crashPoint('CreateContainer:after-record');
     const cleaner = new Cleaner(clog);
     cleaner.add('remove record', () => this.records.remove(id));
+    // Registered now, since a step before the layer is awaited may fail; the key's dir goes
+    // whether or not the layer was made.
+    cleaner.add('remove writable layer', async () => {
+      await layer.catch(() => undefined);
+      await snapshots.remove(id);
+    });
     let targetNs: HeldPidNamespace | undefined;
     try {
       if (target) {
@@ -483,9 +505,7 @@ export class ContainerService implements PodContainers {
         // In a user-namespaced pod the volume is seen through the pod's mapping, as the rootfs is.
         await imageVolumes.mount(volumes, pod.userns ? { usernsPath: pod.userns.path } : undefined);
       }
-      const snapshots = this.opts.snapshots;
-      await snapshots.prepare(id, image.chainId);
-      cleaner.add('remove writable layer', () => snapshots.remove(id));
+      await layer;
       crashPoint('CreateContainer:after-writable-layer');
       const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id)) : undefined;
       // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
@@ -521,6 +541,7 @@ export class ContainerService implements PodContainers {
         cdiDevices,
         targetPidnsPath: targetNs?.path,
         imageVolumeSources: ImageVolumes.sources(volumes),
+        selinuxLabels: selinux,
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
@@ -548,6 +569,12 @@ export class ContainerService implements PodContainers {
       // (or is taking) the namespace down with it.
       if (targetNs && !targetNs.targetRunning()) throw targetNs.exitedError();
       const u = spec.process.user;
+      // No directory sync: the intent's name is durable in the same directory, and a power cut
+      // that loses this rename (before the directory's next sync: the start's record syncs it)
+      // takes the parked process and the rootfs mount with it too, so start-up rolls the
+      // container back from the intent, as it would a crash just before this line (kubelet sees
+      // the container gone and creates it again). The content is still synced before the
+      // rename: the file is the intent or this record, never a torn one.
       await this.records.commit(id, (r) => {
         r.cgroupsPath = spec.linux.cgroupsPath;
         r.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
@@ -556,7 +583,7 @@ export class ContainerService implements PodContainers {
         r.monitorPid = created.monitorPid;
         r.monitorStartTime = created.monitorStartTime;
         r.created = true;
-      });
+      }, { syncDir: false });
       // Not awaited: the watch asks the monitor for the state once connected, so an exit before
       // then is still reported (after CREATED).
       this.watch(id).catch((err: unknown) => clog.error({ err }, 'watching the container monitor'));

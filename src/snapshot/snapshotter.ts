@@ -274,9 +274,14 @@ export class Snapshotter {
     return out;
   }
 
-  /** Create the writable snapshot `key` on top of `chainId` (undefined: an empty image). */
-  async prepare(key: string, chainId: string | undefined): Promise<PreparedSnapshot> {
-    await this.createActive({ key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString() }, async (tmp) => {
+  /**
+   * Create the writable snapshot `key` on top of `chainId` (undefined: an empty image). With
+   * `publishAfter` (CreateContainer: the durable record naming the layer), the dirs and record
+   * are made in the temp dir meanwhile and renamed into place only once it resolves; when it
+   * rejects, the temp dir is removed and prepare rejects with its error.
+   */
+  async prepare(key: string, chainId: string | undefined, opts: { publishAfter?: Promise<unknown> } = {}): Promise<PreparedSnapshot> {
+    await this.createActive({ key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString() }, opts.publishAfter, async (tmp) => {
       // fs/ is the upper dir: its mode is the mode of the container's "/".
       await mkdir(join(tmp, 'fs'));
       await chmod(join(tmp, 'fs'), 0o755);
@@ -292,7 +297,7 @@ export class Snapshotter {
    */
   async prepareView(key: string, chainId: string | undefined): Promise<void> {
     const rec: ActiveSnapshot = { key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString(), view: true };
-    await this.createActive(rec, async (tmp) => {
+    await this.createActive(rec, undefined, async (tmp) => {
       // Empty lower dirs that pad a chain of fewer than two layers (overlayfs needs two without
       // an upper dir); their mode is the mode of an empty image's root.
       for (const pad of ['pad0', 'pad1']) {
@@ -306,8 +311,14 @@ export class Snapshotter {
    * Makes active snapshot `rec.key`: its dirs (`populate`) and record in a temporary dir, renamed
    * into place whole, so a crash leaves either nothing or all of it. Claimed in memory first, so
    * a second create of the key is refused while the first runs.
+   *
+   * No directory is synced (two fsyncs off CreateContainer): an active snapshot is only made for
+   * a container whose record, naming it (its id, its image volumes), is already durable, and
+   * whose rollback or removal deletes the key's dir whether or not start-up loaded it. So after a
+   * power cut the dir may be missing, or there without its record (not loaded; removed with its
+   * container), but its record is never torn: its content is synced before the renames.
    */
-  private async createActive(rec: ActiveSnapshot, populate: (tmp: string) => Promise<void>): Promise<void> {
+  private async createActive(rec: ActiveSnapshot, publishAfter: Promise<unknown> | undefined, populate: (tmp: string) => Promise<void>): Promise<void> {
     const { key, chainId } = rec;
     checkKey(key);
     if (this.active.has(key)) throw new AlreadyExistsError(`active snapshot ${key} already exists`);
@@ -317,9 +328,9 @@ export class Snapshotter {
     try {
       await mkdir(tmp, { mode: 0o700 });
       await populate(tmp);
-      await activeRecord(tmp).write(rec);
+      await activeRecord(tmp).write(rec, { syncDir: false });
+      await publishAfter;
       await rename(tmp, join(this.activeDir, key));
-      await fsyncDir(this.activeDir);
     } catch (err) {
       this.active.delete(key);
       await rm(tmp, { recursive: true, force: true });

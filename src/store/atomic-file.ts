@@ -62,11 +62,11 @@ export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644
 }
 
 /** writeJsonAtomic, making the file's directory (private to the daemon) when it is missing. */
-export async function writeJsonAtomicMkdir(path: string, value: unknown, mode = 0o600): Promise<void> {
+export async function writeJsonAtomicMkdir(path: string, value: unknown, mode = 0o600, opts: AtomicWriteOptions = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
     throw fsError(err, dirname(path), 'create directory');
   });
-  await writeJsonAtomic(path, value, mode);
+  await writeJsonAtomic(path, value, mode, opts);
 }
 
 /** The parsed JSON at `path`, or undefined when the file does not exist. */

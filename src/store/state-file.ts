@@ -3,7 +3,7 @@
 // keeps what it needs in memory and serialises its own read-modify-write cycles.
 import { basename, dirname } from 'node:path';
 import { errnoCode, fsError } from '../errors.js';
-import { fsyncDir, readJson, sweepInterruptedWrites, unlinkIfExists, writeJsonAtomicMkdir } from './atomic-file.js';
+import { fsyncDir, readJson, sweepInterruptedWrites, unlinkIfExists, writeJsonAtomicMkdir, type AtomicWriteOptions } from './atomic-file.js';
 import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
 export class StateFile<T extends object> {
@@ -20,8 +20,9 @@ export class StateFile<T extends object> {
     return raw === undefined ? undefined : decodeDocument(this.schema, raw, this.path).value;
   }
 
-  async write(value: T): Promise<void> {
-    await writeJsonAtomicMkdir(this.path, encodeDocument(this.schema, value), this.mode);
+  /** `opts.syncDir` false: the caller vouches for the file's name (atomic-file.ts says when). */
+  async write(value: T, opts: AtomicWriteOptions = {}): Promise<void> {
+    await writeJsonAtomicMkdir(this.path, encodeDocument(this.schema, value), this.mode, opts);
   }
 
   /** Delete the file; fine when it is already gone. */

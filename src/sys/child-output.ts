@@ -21,6 +21,33 @@ export function readToEnd(stream: Readable | null | undefined): Promise<string> 
   });
 }
 
+/**
+ * The first line a stream yields, without its newline (what it yielded, "" for nothing, if it
+ * ends before a newline); the stream is destroyed once the line is read (a detached monitor's
+ * sync pipe: one line, then nothing).
+ */
+export function readFirstLine(stream: Readable | null | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    if (!stream) {
+      resolve('');
+      return;
+    }
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        stream.destroy();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    stream.once('end', () => resolve(buf));
+    stream.once('close', () => resolve(buf));
+    stream.once('error', () => resolve(buf));
+  });
+}
+
 /** The exit code of a child (null when killed by a signal); a spawn error is a failed exit. */
 export function exitCode(child: ChildProcess): Promise<{ code: number | null; error?: Error }> {
   return new Promise((resolve) => {

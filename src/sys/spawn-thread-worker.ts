@@ -1,11 +1,12 @@
 // The spawn thread's side (spawn-thread.ts): runs one command per message, reads its stdout and
 // stderr to their end, and posts them back with its exit code (with execFile and its bounds for
-// execFileOnThread's requests).
+// execFileOnThread's requests; for a detached monitor, its exit and then its sync line).
 import { execFile, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
 import { endChildInput } from './child-input.js';
-import { exitCode, readToEnd } from './child-output.js';
-import type { ExecOptions, SpawnChunk, SpawnReply, SpawnRequest } from './spawn-thread.js';
+import { exitCode, readFirstLine, readToEnd } from './child-output.js';
+import type { ExecOptions, SpawnChunk, SpawnExited, SpawnReply, SpawnRequest } from './spawn-thread.js';
 
 if (!parentPort) throw new Error('spawn-thread-worker.ts runs only as a worker thread');
 const port = parentPort;
@@ -25,12 +26,34 @@ function execReply(req: SpawnRequest & { exec: ExecOptions }): Promise<SpawnRepl
   });
 }
 
+/**
+ * A command that daemonises (crib-monitor): stdio 0-1 /dev/null, stderr and a sync pipe on fd 3.
+ * Its exit is posted as soon as it is known (SpawnExited: the caller may act on it while the
+ * detached process is still working), and the reply, always after it, carries the sync pipe's
+ * first line as stdout.
+ */
+async function detachedReply(req: SpawnRequest): Promise<SpawnReply> {
+  const child = spawn(req.file, req.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true });
+  const syncLine = readFirstLine(child.stdio[3] as Readable);
+  // The detached process makes its stdio /dev/null at once, so stderr ends soon after the first
+  // process exits, and holds everything either of them printed.
+  const stderr = readToEnd(child.stderr);
+  const { code, error } = await exitCode(child);
+  const exited = { code, stderr: `${await stderr}${error ? error.message : ''}`.trim() };
+  port.postMessage({ id: req.id, exited } satisfies SpawnExited);
+  return { id: req.id, stdout: await syncLine, stderr: exited.stderr, code };
+}
+
 port.on('message', (req: SpawnRequest) => {
   void (async () => {
     let reply: SpawnReply;
     try {
       if (req.exec) {
         port.postMessage(await execReply(req as SpawnRequest & { exec: ExecOptions }));
+        return;
+      }
+      if (req.detached) {
+        port.postMessage(await detachedReply(req));
         return;
       }
       const child = spawn(req.file, req.args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execFileOnThread, spawnOnThread } from './spawn-thread.js';
+import { execFileOnThread, spawnDetachedOnThread, spawnOnThread } from './spawn-thread.js';
 
 describe('spawnOnThread', () => {
   it('gives the whole stdout and stderr and the exit code of the command', async () => {
@@ -64,5 +64,35 @@ describe('spawnOnThread', () => {
   it('execFileOnThread fails a command whose output passes the bound', async () => {
     const r = await execFileOnThread('/bin/sh', ['-c', 'head -c 100000 /dev/zero'], { timeoutMs: 10_000, maxBuffer: 1000 });
     expect(r.error?.message).toMatch(/maxBuffer/);
+  });
+});
+
+describe('spawnDetachedOnThread', () => {
+  it('reports the first process\'s exit with its stderr at once, and the detached one\'s sync line when it comes', async () => {
+    // Like crib-monitor: the first process exits at once; its detached child drops stderr and
+    // writes its report on fd 3 later.
+    const script = 'echo launching >&2; ( exec 2>/dev/null; sleep 0.5; echo \'{"pid": 42}\' >&3; echo more >&3 ) & exit 0';
+    const t0 = Date.now();
+    const { exited, syncLine } = spawnDetachedOnThread('/bin/sh', ['-c', script]);
+    let synced = false;
+    void syncLine.then(() => (synced = true));
+    expect(await exited).toEqual({ code: 0, stderr: 'launching' });
+    expect(synced).toBe(false); // the exit did not wait for the report
+    expect(await syncLine).toBe('{"pid": 42}');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+  });
+
+  it('gives the exit code and stderr of a first process that fails, and an empty sync line', async () => {
+    const { exited, syncLine } = spawnDetachedOnThread('/bin/sh', ['-c', 'echo bad arguments >&2; exit 2']);
+    expect(await exited).toEqual({ code: 2, stderr: 'bad arguments' });
+    expect(await syncLine).toBe('');
+  });
+
+  it('reports a binary that cannot be started as an exit without a code, naming it', async () => {
+    const { exited, syncLine } = spawnDetachedOnThread('/nonexistent/crib-no-such-monitor', []);
+    const r = await exited;
+    expect(r.code).toBeNull();
+    expect(r.stderr).toMatch(/crib-no-such-monitor.*ENOENT/);
+    expect(await syncLine).toBe('');
   });
 });

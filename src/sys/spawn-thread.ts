@@ -1,6 +1,7 @@
 // Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`, the OCI runtime's
 // start/kill/delete/state, and runCommand's ip/nft/crib-pinns: the pod path's pinning, veth
-// attach and detach) from one worker thread instead of the event loop's thread. It lives in sys/
+// attach and detach), and launches the detached crib-monitors of CreateContainer and streaming
+// exec, from one worker thread instead of the event loop's thread. It lives in sys/
 // so that every layer's helpers (runtime/, network/, sandbox/) share the one thread.
 //
 // Why: libuv's spawn on Linux forks, and the calling thread is blocked until the child has
@@ -43,10 +44,21 @@ export interface ExecCall extends Omit<ExecOptions, 'streamStdout'> {
    */
   onStdout?: (chunk: string) => void;
 }
-export interface SpawnRequest { id: number; file: string; args: string[]; exec?: ExecOptions }
+export interface SpawnRequest {
+  id: number;
+  file: string;
+  args: string[];
+  exec?: ExecOptions;
+  /** A process that daemonises and reports on fd 3 (spawnDetachedOnThread). */
+  detached?: boolean;
+}
 export interface SpawnReply { id: number; stdout: string; stderr: string; code: number | null; killed?: boolean; error?: string }
 /** A chunk of a streamed stdout; the thread posts them in order, all before the call's reply. */
 export interface SpawnChunk { id: number; stdoutChunk: string }
+/** A detached call's first process has exited (its stderr read to the end); posted before the call's reply. */
+export interface SpawnExited { id: number; exited: DetachedExit }
+/** How the first process of a detached call ended: its exit code (null: killed, or never started) and stderr. */
+export interface DetachedExit { code: number | null; stderr: string }
 export interface SpawnResult { stdout: string; stderr: string; code: number | null; error?: Error }
 /** execFileOnThread's answer: `error` set when the command failed (its message is execFile's), `killed` when its time ran out. */
 export interface ExecResult extends SpawnResult { killed: boolean }
@@ -64,7 +76,11 @@ function workerEntry(): URL {
 
 let worker: Worker | undefined;
 let nextId = 1;
-interface Call { done: (r: SpawnReply | { error: string; thread: true }) => void; onStdout?: (chunk: string) => void }
+interface Call {
+  done: (r: SpawnReply | { error: string; thread: true }) => void;
+  onStdout?: (chunk: string) => void;
+  onExited?: (exited: DetachedExit) => void;
+}
 const pending = new Map<number, Call>();
 
 function thread(): Worker {
@@ -79,10 +95,14 @@ function thread(): Worker {
       call.done({ error: `the daemon's spawn thread ${why}`, thread: true });
     }
   };
-  w.on('message', (r: SpawnReply | SpawnChunk) => {
+  w.on('message', (r: SpawnReply | SpawnChunk | SpawnExited) => {
     const call = pending.get(r.id);
     if ('stdoutChunk' in r) {
       call?.onStdout?.(r.stdoutChunk);
+      return;
+    }
+    if ('exited' in r) {
+      call?.onExited?.(r.exited);
       return;
     }
     pending.delete(r.id);
@@ -95,11 +115,11 @@ function thread(): Worker {
   return w;
 }
 
-function post(req: Omit<SpawnRequest, 'id'>, onStdout?: (chunk: string) => void): Promise<SpawnReply | { error: string; thread: true }> {
+function post(req: Omit<SpawnRequest, 'id'>, events: Omit<Call, 'done'> = {}): Promise<SpawnReply | { error: string; thread: true }> {
   const w = thread();
   const id = nextId++;
   return new Promise((resolve) => {
-    pending.set(id, { done: resolve, onStdout });
+    pending.set(id, { done: resolve, ...events });
     // Referenced while a call is in flight (its reply must arrive), unref'd when idle.
     w.ref();
     w.postMessage({ id, ...req } satisfies SpawnRequest);
@@ -120,7 +140,30 @@ export async function spawnOnThread(file: string, args: string[]): Promise<Spawn
  */
 export async function execFileOnThread(file: string, args: string[], opts: ExecCall): Promise<ExecResult> {
   const { onStdout, ...bounds } = opts;
-  const r = await post({ file, args, exec: { ...bounds, streamStdout: onStdout !== undefined } }, onStdout);
+  const r = await post({ file, args, exec: { ...bounds, streamStdout: onStdout !== undefined } }, { onStdout });
   if ('thread' in r) return { stdout: '', stderr: '', code: null, killed: false, error: new Error(r.error) };
   return { stdout: r.stdout, stderr: r.stderr, code: r.code, killed: r.killed ?? false, error: r.error === undefined ? undefined : new Error(r.error) };
+}
+
+/**
+ * Spawns `file args` on the spawn thread as a process that daemonises (crib-monitor): its first
+ * process exits once the detached one is on its own, which later writes one line on fd 3 (a pipe
+ * the thread reads) and closes it. `exited` resolves when the first process has exited, with its
+ * stderr read to the end; `syncLine` with that line ("" when fd 3 closed without one), never
+ * before `exited` (the thread's reply comes after both). The fork of a launch on an RPC path
+ * (CreateContainer, a streaming exec) stalls only the thread; the line crossing the thread costs
+ * the caller a thread switch (measurable under CPU load: see issue 14's notes).
+ */
+export function spawnDetachedOnThread(file: string, args: string[]): { exited: Promise<DetachedExit>; syncLine: Promise<string> } {
+  let onExited!: (exited: DetachedExit) => void;
+  const exited = new Promise<DetachedExit>((resolve) => {
+    onExited = resolve;
+  });
+  const reply = post({ file, args, detached: true }, { onExited });
+  const syncLine = reply.then((r) => {
+    // A thread that died before the first process was seen to exit: the launch failed here.
+    if ('thread' in r) onExited({ code: null, stderr: r.error });
+    return 'thread' in r ? '' : r.stdout;
+  });
+  return { exited, syncLine };
 }

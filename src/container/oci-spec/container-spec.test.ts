@@ -262,6 +262,26 @@ describe('buildContainerSpec: AppArmor and SELinux follow the node', () => {
       .rejects.toThrow(/mounts\[0\]: selinux_relabel of \/etc is refused/);
   });
 
+  it('SELinux: labels the caller already worked out (and the policy checked) are used as they are, not checked again', async () => {
+    let checks = 0;
+    const lsmFacts: NodeFacts = {
+      ...facts,
+      lsm: {
+        selinux: {
+          defaults: { process: 'system_u:system_r:container_t:s0', file: 'system_u:object_r:container_file_t:s0' },
+          checkDefined: () => { checks++; },
+        },
+      },
+    };
+    const sc = { selinuxOptions: { user: '', role: '', type: 'spc_t', level: 's0:c3,c4' } };
+    const given = containerSelinuxLabels(containerConfig({ mounts: [] }, sc), input().sandbox, lsmFacts.lsm)!;
+    expect(checks).toBe(1);
+    const spec = await buildContainerSpec({ ...input({}, { mounts: [] }, sc), selinuxLabels: given }, lsmFacts);
+    expect(checks).toBe(1);
+    expect(spec.process.selinuxLabel).toBe('system_u:system_r:spc_t:s0:c3,c4');
+    expect(spec.linux.mountLabel).toBe('system_u:object_r:container_file_t:s0:c3,c4');
+  });
+
   it('SELinux: containers that name no level run at the level recorded for their pod (its hash if none)', async () => {
     const lsmFacts: NodeFacts = {
       ...facts,

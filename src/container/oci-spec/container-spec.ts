@@ -70,6 +70,12 @@ export interface ContainerSpecInput {
   targetPidnsPath?: string;
   /** Host paths of the mounted image volumes, by index in config.mounts (image-volumes.ts). */
   imageVolumeSources?: ReadonlyMap<number, string>;
+  /**
+   * The labels containerSelinuxLabels gave for this container: CreateContainer needs them before
+   * the spec (the rootfs is mounted with the mount label), and the policy check is two selinuxfs
+   * writes. Absent: worked out here (on a node without SELinux that is nothing).
+   */
+  selinuxLabels?: SelinuxLabels;
 }
 
 /** Node facts the builder reads; overridable so tests can state them. */
@@ -106,8 +112,8 @@ function readControllers(): string {
 /**
  * The container's SELinux labels, or undefined on a node without SELinux, where selinuxOptions
  * and selinux_relabel are ignored exactly as containerd ignores them (selinux.ts): no labels, no
- * relabelling. CreateContainer asks before the spec is built too: it mounts the rootfs with the
- * mount label.
+ * relabelling. CreateContainer asks before the spec is built (it mounts the rootfs with the mount
+ * label) and hands the answer to buildContainerSpec.
  */
 export function containerSelinuxLabels(
   config: ContainerConfig__Output,
@@ -164,7 +170,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
   const seccomp = await containerSeccomp({ securityContext: sc, privileged, bounding: capabilities.bounding, arch: facts.arch });
   // Before anything is made for the container: a Localhost profile that is not loaded fails here.
   const apparmorProfile = await containerApparmorProfile(sc, privileged, facts.lsm?.apparmor);
-  const selinux = containerSelinuxLabels(config, sandbox, facts.lsm);
+  const selinux = input.selinuxLabels ?? containerSelinuxLabels(config, sandbox, facts.lsm);
 
   const ns = containerNamespaces({
     options: sc?.namespaceOptions,

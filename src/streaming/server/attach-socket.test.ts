@@ -50,6 +50,26 @@ describe('attach socket client', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('reports an output that ended before it was pumped (an exec with no output, over before its sync line came)', async () => {
+    const sock = await connectUnix(path);
+    const peer = await accepted;
+    const peerClosed = new Promise((r) => peer.once('close', r));
+    peer.resume();
+    peer.end();
+    // Nothing listens yet, and the socket's 'end' has been and gone (it was read: no data).
+    await expect.poll(() => sock.readableEnded, { timeout: 5000 }).toBe(true);
+    const out = collect();
+    try {
+      const pumped = pumpAttachOutput(sock, out.w, undefined);
+      await expect(Promise.race([pumped, new Promise((r) => setTimeout(() => r('hung'), 2000))])).resolves.toBe('ended');
+      // Our side is ended too, so the monitor can close.
+      await peerClosed;
+      expect(out.text()).toBe('');
+    } finally {
+      sock.destroy();
+    }
+  });
+
   it('connects through a long path, splits frames split across reads, and forwards input with half-close', async () => {
     const sock = await connectUnix(path);
     const peer = await accepted;

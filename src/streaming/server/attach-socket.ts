@@ -71,15 +71,21 @@ export function pumpAttachOutput(
       }
       pending = off === pending.length ? Buffer.alloc(0) : pending.subarray(off);
     };
-    sock.on('data', onData);
-    sock.once('end', () => {
+    const ended = (): void => {
       // The monitor ends its output, then waits for us to close our side before it closes:
       // answer at once (a monitor kept waiting holds back the exec's exit file).
       if (!sock.writableEnded) sock.end();
       settle();
-    });
+    };
+    sock.on('data', onData);
+    sock.once('end', ended);
     sock.once('close', () => settle());
     sock.on('error', () => undefined);
+    // An output that ended before we got here (an exec that printed nothing and exited before
+    // its monitor's report reached us): a socket with nothing buffered emits 'end' at once,
+    // listened to or not, and never again.
+    if (sock.readableEnded) ended();
+    else if (sock.destroyed) settle();
   });
 }
 
