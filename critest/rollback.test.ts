@@ -40,7 +40,8 @@ describe('rollback and persistence of CreateContainer', () => {
   const containerFiles = () => ({
     records: list(join(d.root, 'containers')).filter((f) => f.endsWith('.json')),
     dirs: list(join(d.state, 'containers')),
-    layers: list(join(d.root, 'snapshots', 'active')),
+    // `.trash` is where removed layers are deleted from, not a layer.
+    layers: list(join(d.root, 'snapshots', 'active')).filter((n) => n !== '.trash'),
     mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(join(d.state, 'containers'))),
   });
 

@@ -136,6 +136,10 @@ const sameFile = (a: Stats, b: Stats) => a.dev === b.dev && a.ino === b.ino;
 export async function readProcessNetworkStats(
   reader: KernelFileReader, pid: number, netns: Stats,
 ): Promise<NetworkReading | undefined> {
+  // The process must be in the pod's namespace both before and after the read: checked only
+  // after, a process entering it meanwhile (a `setns` just after its start) gave the table of
+  // the namespace it came from, the host's, as the pod's.
+  if (!(await inNamespace(pid, netns))) return undefined;
   const timestamp = nowNs();
   let text: string | undefined;
   try {
@@ -144,12 +148,16 @@ export async function readProcessNetworkStats(
     if (err instanceof DirectoryGoneError) return undefined;
     throw err;
   }
-  if (text === undefined) return undefined;
+  if (text === undefined || !(await inNamespace(pid, netns))) return undefined;
+  return { timestamp, interfaces: parseProcNetDev(text) };
+}
+
+/** Whether process `pid` is in network namespace `netns` now (false once it is gone). */
+async function inNamespace(pid: number, netns: Stats): Promise<boolean> {
   try {
-    if (!sameFile(await stat(`/proc/${pid}/ns/net`), netns)) return undefined;
+    return sameFile(await stat(`/proc/${pid}/ns/net`), netns);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return false;
     throw err;
   }
-  return { timestamp, interfaces: parseProcNetDev(text) };
 }
