@@ -47,7 +47,7 @@ if [ $# -eq 0 ]; then
   bash deploy/test-cgroup2.sh --no-setup --counts "$guest_counts" || guest_status=$?
 fi
 
-node test-support/failed-tests.mjs ${unit_tier:+unit "$unit_dir/report.json"} host "$host_report" || true
+node test-support/failed-tests.mjs ${unit_tier:+unit "$unit_dir/report.json"} "${unit_tier:+root}${unit_tier:-host}" "$host_report" || true
 node -e '
   const fs = require("fs");
   const read = (path) => { try { return JSON.parse(fs.readFileSync(path, "utf8")); } catch { return undefined; } };
