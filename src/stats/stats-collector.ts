@@ -96,6 +96,14 @@ const MAX_CACHED_READINGS = 4096;
 // netns-exec helpers (CNI pods' network counters) running at once.
 const MAX_NETNS_READS = 4;
 
+/**
+ * The scope a pod's containers are read with: the containers' process counts are summed only
+ * for a pod without a cgroup of its own. readPod and the refresher both use it, so the refresher
+ * warms exactly the readings a listing asks for.
+ */
+const containerScopeInPod = (podCgroup: string | undefined, podScope: CgroupReadScope): CgroupReadScope =>
+  (podCgroup === undefined || podScope.metrics ? podScope : STATS_SCOPE);
+
 /** A cgroup reading's cache key: its scope and path. */
 const cgroupKey = (path: string, scope: CgroupReadScope) => `${scope.metrics ? 'm' : '-'}${scope.pids ? 'p' : '-'}${path}`;
 
@@ -237,8 +245,7 @@ export class StatsCollector {
    */
   private async readPod(p: PodSubject, podScope: CgroupReadScope) {
     const podCgroup = resolvePodCgroupPath(p.cgroupParent);
-    // The containers' process counts are summed only for a pod without a cgroup of its own.
-    const scope = podCgroup === undefined || podScope.metrics ? podScope : STATS_SCOPE;
+    const scope = containerScopeInPod(podCgroup, podScope);
     const [containers, network] = await Promise.all([
       Promise.all(p.containers.map((c) => this.readContainer(c, scope))), this.cachedNetwork(p)]);
     let stats: CgroupStats | undefined;
@@ -313,7 +320,7 @@ export class StatsCollector {
       };
       const refreshPod = async (p: PodSubject) => {
         const podCgroup = resolvePodCgroupPath(p.cgroupParent);
-        const scope = podCgroup === undefined ? POD_STATS_SCOPE : STATS_SCOPE;
+        const scope = containerScopeInPod(podCgroup, POD_STATS_SCOPE);
         await Promise.all([
           ...p.containers.map((c) => refreshContainer(c, scope)),
           p.netnsPath ? this.networkReadings.refresh(networkKey(p), () => this.readNetwork(p)) : undefined,
