@@ -153,6 +153,30 @@ describe('crash points: kill -9 anywhere, and the restarted daemon tells the tru
       await d.cri.runtime.StopContainer({ containerId: m.containerId!, timeout: '0' });
     },
   };
+  const exitScenario: Scenario = {
+    setup: async (d) => {
+      const config = podConfig('exit');
+      const podSandboxId = await runPod(d, config);
+      return { config, podSandboxId, containerId: await runContainer(d, podSandboxId, config, ctr('c', 'exec sleep 100000')) };
+    },
+    call: async (d, m, point) => {
+      // The exit is recorded (and answered) first; the daemon dies once it is on disk, before
+      // the runtime's state of the container is deleted in the background.
+      await d.cri.runtime.StopContainer({ containerId: m.containerId!, timeout: '0' });
+      m.answered = true;
+      if (d.proc.exitCode === null && d.proc.signalCode === null) await new Promise((r) => d.proc.once('exit', r));
+      throw new Error(`the daemon died at ${point} after StopContainer answered`);
+    },
+    after: async (d, m) => {
+      // The exit was on disk: EXITED, and start-up deletes the runtime state the crash left.
+      const st = await state(d, m.containerId!);
+      expect(st.state).toBe('CONTAINER_EXITED');
+      expect(st.exitCode).toBe(137);
+      await waitFor('the runtime state deleted at start-up', () => !existsSync(join(d.state, 'runtime', m.containerId!)), 10_000);
+      // kubelet's retry: StopContainer again (the pod's removal below removes the container).
+      await d.cri.runtime.StopContainer({ containerId: m.containerId!, timeout: '0' });
+    },
+  };
   const removeScenario: Scenario = {
     setup: async (d) => {
       const config = podConfig('removec');
@@ -207,7 +231,7 @@ describe('crash points: kill -9 anywhere, and the restarted daemon tells the tru
     const call = point.slice(0, point.indexOf(':'));
     const byCall: Record<string, Scenario> = {
       RunPodSandbox: runPodScenario, StopPodSandbox: stopPodScenario, RemovePodSandbox: removePodScenario,
-      CreateContainer: createScenario, StartContainer: startScenario, StopContainer: stopScenario,
+      CreateContainer: createScenario, StartContainer: startScenario, StopContainer: stopScenario, ContainerExit: exitScenario,
       RemoveContainer: removeScenario, PullImage: pullScenario, RemoveImage: removeImageScenario,
     };
     const s = byCall[call];

@@ -100,6 +100,23 @@ export class FakeContainerRuntime implements ContainerRuntime {
     fc.watchers.clear();
   }
 
+  /** Makes deleteExited fail (the runtime refused), as often as it is called while set. */
+  failDeleteExited: string | undefined;
+  /** Runs inside deleteExited, before it resolves (e.g. to hold it until a test lets it go). */
+  duringDeleteExited: ((id: string) => Promise<void>) | undefined;
+
+  /** Like the real runtime: the state goes, a delete() after has nothing to remove. */
+  async deleteExited(c: RuntimeRef): Promise<void> {
+    this.calls.push(`delete-exited ${c.id}`);
+    await this.duringDeleteExited?.(c.id);
+    if (this.failDeleteExited) throw new Error(`fake runtime: ${this.failDeleteExited}`);
+    const fc = this.containers.get(c.id);
+    if (!fc) return;
+    fc.state = 'deleted';
+    fc.processAlive = false;
+    fc.watchers.clear();
+  }
+
   async update(c: RuntimeRef, resources: unknown): Promise<void> {
     this.calls.push(`update ${c.id} ${JSON.stringify(resources)}`);
     this.get(c.id);

@@ -170,7 +170,8 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
-function cgroupDir(parent: string, containerId: string): string {
+/** Where a container's cgroup is (its memory controller's dir on cgroup v1), as crib-runtime makes it. */
+export function cgroupDir(parent: string, containerId: string): string {
   const p = parent === '' ? '/crib' : parent;
   const rel = join(p, `crib-${containerId}`);
   return existsSync('/sys/fs/cgroup/cgroup.controllers') ? join('/sys/fs/cgroup', rel) : join('/sys/fs/cgroup/memory', rel);

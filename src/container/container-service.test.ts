@@ -341,6 +341,74 @@ describe('ContainerService', () => {
     }, { timeout: 5000, interval: 20 });
   });
 
+  it('deletes an exited container\'s runtime state once its exit is on disk and the monitor told, before any removal', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('exits'), new AbortController().signal);
+    await svc.start(id);
+    let seen: { disk?: ContainerRecord; acked: boolean } | undefined;
+    rt.duringDeleteExited = async (cid) => {
+      seen = { disk: await onDisk(cid), acked: rt.containers.get(cid)!.exitAcked };
+    };
+    rt.exit(id, 0);
+    await vi.waitFor(() => expect(rt.containers.get(id)!.state).toBe('deleted'), { timeout: 5000, interval: 10 });
+    expect(seen?.disk).toMatchObject({ exitCode: 0, reason: 'Completed' });
+    expect(seen?.acked).toBe(true);
+    // Still listed, EXITED, until kubelet removes it.
+    expect(await svc.status(id)).toMatchObject({ exitCode: 0 });
+    expect(criState(await svc.status(id))).toBe('CONTAINER_EXITED');
+    await svc.remove(id);
+    await svc.removalsSettled();
+    expect(rt.calls.filter((c) => c.endsWith(id)).filter((c) => c.startsWith('delete'))).toEqual([`delete-exited ${id}`, `delete ${id}`]);
+  });
+
+  it('has a removal wait for the runtime deletion in flight before it deletes the rest, and redo one that failed', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('held'), new AbortController().signal);
+    await svc.start(id);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    rt.duringDeleteExited = () => held;
+    await svc.stop(id, 0);
+    await vi.waitFor(() => expect(rt.calls).toContain(`delete-exited ${id}`), { timeout: 5000, interval: 10 });
+    await svc.remove(id);
+    await settle();
+    // The background removal waits behind the runtime's deletion: nothing else of it is gone yet.
+    expect(rt.calls).not.toContain(`delete ${id}`);
+    expect(await readdir(layers.dir)).toEqual([id]);
+    release();
+    await svc.removalsSettled();
+    expect(await readdir(layers.dir)).toEqual([]);
+    expect(rt.calls.indexOf(`delete-exited ${id}`)).toBeLessThan(rt.calls.indexOf(`delete ${id}`));
+
+    // A deletion the runtime refused leaves the state: the removal's delete removes it.
+    rt.duringDeleteExited = undefined;
+    rt.failDeleteExited = 'refused';
+    const other = await svc.create(pod, containerConfig('refused'), new AbortController().signal);
+    await svc.start(other);
+    await svc.stop(other, 0);
+    await vi.waitFor(() => expect(rt.calls).toContain(`delete-exited ${other}`), { timeout: 5000, interval: 10 });
+    await settle();
+    expect(rt.containers.get(other)!.state).toBe('exited');
+    await svc.remove(other);
+    await svc.removalsSettled();
+    expect(rt.containers.get(other)!.state).toBe('deleted');
+  });
+
+  it('deletes at start-up the runtime state of an exited container that a crash kept from being deleted', async () => {
+    const first = await daemon();
+    const id = await first.create(pod, containerConfig('crashed'), new AbortController().signal);
+    await first.start(id);
+    rt.failDeleteExited = 'the daemon died';
+    rt.exit(id, 1);
+    await vi.waitFor(() => expect(rt.calls).toContain(`delete-exited ${id}`), { timeout: 5000, interval: 10 });
+    await first.close();
+    expect(rt.containers.get(id)!.state).toBe('exited');
+    rt.failDeleteExited = undefined;
+    const second = await daemon();
+    await vi.waitFor(() => expect(rt.containers.get(id)!.state).toBe('deleted'), { timeout: 5000, interval: 10 });
+    expect(await second.status(id)).toMatchObject({ exitCode: 1 });
+  });
+
   it('reports STARTED before STOPPED for a process that exits while it is being started', async () => {
     const svc = await daemon();
     const events: string[] = [];
@@ -420,6 +488,8 @@ describe('ContainerService', () => {
     expect(svc.list().map((c) => [c.id, criState(c), c.exitCode])).toEqual([[id, 'CONTAINER_EXITED', 7]]);
     expect(await svc.status(id)).toMatchObject({ exitCode: 7 });
     expect(rt.containers.get(id)!.exitAcked).toBe(false);
+    // Not on disk: the runtime's state stays (a crash now must find the container's remains).
+    expect(rt.calls).not.toContain(`delete-exited ${id}`);
     // Still nothing on disk after a few retries; then the disk comes back.
     await new Promise((r) => setTimeout(r, 300));
     await rm(dir);
@@ -427,6 +497,7 @@ describe('ContainerService', () => {
     for (let t = 0; t < 100 && !(await onDisk(id))?.finishedAt; t++) await new Promise((r) => setTimeout(r, 50));
     expect(await onDisk(id)).toMatchObject({ exitCode: 7, reason: 'Error' });
     expect(rt.containers.get(id)!.exitAcked).toBe(true);
+    await vi.waitFor(() => expect(rt.calls).toContain(`delete-exited ${id}`), { timeout: 5000, interval: 10 });
     // And a restart reads it back.
     await svc.close();
     const second = await daemon();

@@ -23,6 +23,7 @@ import { idmappedRootfs } from '../sandbox/user-namespace.js';
 import type { IdmappedRootfs } from '../snapshot/snapshotter.js';
 import type { PodContainers } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
+import { BackgroundTasks } from '../lifecycle/background-tasks.js';
 import { Cleaner } from '../lifecycle/cleaner.js';
 import { crashPoint } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
@@ -55,6 +56,12 @@ const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
 const KILL_GRACE_MS = 10_000;
 /** Removed containers whose remains are deleted after RemoveContainer answered, at most. */
 const MAX_BACKGROUND_REMOVALS = 32;
+/**
+ * Exited containers' runtime states deleted at once in the background, at most: each is a
+ * runtime process forked from the one spawn thread (sys/spawn-thread.ts) that StartContainer's
+ * and StopContainer's runtime calls go through too, and start-up may find hundreds to delete.
+ */
+const MAX_RUNTIME_DELETIONS = 4;
 
 /** The container runtimes by handler (runtime/runtime-registry.ts). */
 export interface RuntimeLookup {
@@ -132,6 +139,14 @@ export class ContainerService implements PodContainers {
    */
   private readonly removals = new Map<string, { rec: ContainerRecord; done: Promise<void> }>();
   /**
+   * Exited containers' runtime states (and cgroups), deleted once the exit is on disk, the way
+   * containerd's CRI plugin deletes a task when it handles its exit: RemoveContainer, and the
+   * RemovePodSandbox waiting for it, then have no runtime process left to wait for. A failure is
+   * logged; the removal's runtime delete does it again.
+   */
+  private readonly runtimeDeletions = new BackgroundTasks(MAX_RUNTIME_DELETIONS, (id, err) =>
+    log.warn({ container: id, err: (err as Error).message }, 'deleting an exited container\'s runtime state failed; its removal tries again'));
+  /**
    * Removed containers' dirs, deleted in the background (store/trash.ts). Synced after each
    * move: the state dir may be on a persistent disk, and the record goes before start-up could
    * tell a dir left at its old path from a live one.
@@ -176,8 +191,9 @@ export class ContainerService implements PodContainers {
         continue;
       }
       if (rec.finishedAt) {
-        // Its monitor may still wait to be told the exit is recorded (its disk was full).
-        pending.push(runtime.exitRecorded(this.ref(rec)).catch(() => undefined));
+        // Its monitor may still wait to be told the exit is recorded (its disk was full), and its
+        // runtime state may still be there (a crash before or during its deletion).
+        pending.push(runtime.exitRecorded(this.ref(rec)).catch(() => undefined).then(() => this.deleteRuntimeStateSoon(rec.id, runtime)));
         continue;
       }
       if (rec.restoreFrom && !rec.monitorPid) {
@@ -232,6 +248,8 @@ export class ContainerService implements PodContainers {
   async close(): Promise<void> {
     for (const stop of this.unwatch.values()) stop();
     this.unwatch.clear();
+    // Those not begun are done by the next start-up (recover).
+    await this.runtimeDeletions.drain();
     // What a removal leaves undone is finished at start-up; waiting here keeps a clean stop clean.
     await this.removalsSettled();
     await this.trash.settled();
@@ -316,7 +334,27 @@ export class ContainerService implements PodContainers {
     const runtime = this.opts.runtimes.find(rec.runtimeHandler);
     if (!runtime) return;
     this.acked.add(rec.id);
-    runtime.exitRecorded(this.ref(rec)).catch((err: unknown) => log.debug({ container: rec.id, err }, 'telling the monitor the exit is recorded'));
+    runtime.exitRecorded(this.ref(rec))
+      .catch((err: unknown) => log.debug({ container: rec.id, err }, 'telling the monitor the exit is recorded'))
+      .then(() => this.deleteRuntimeStateSoon(rec.id, runtime));
+  }
+
+  /**
+   * The exit is on disk and the monitor told: the runtime's state of the container goes now, in
+   * the background (runtimeDeletions). Never before the exit is durable: a crash must not leave
+   * a container recorded running whose runtime state is gone. A crash before or during the
+   * deletion leaves the state to start-up (recover), which deletes it again.
+   */
+  private deleteRuntimeStateSoon(id: string, runtime: ContainerRuntime): void {
+    this.runtimeDeletions.add(id, async () => {
+      // Also once RemoveContainer marked it, while its remains wait to be deleted in the
+      // background: that deletion waits for this one (the runtime runs one delete of a
+      // container at a time). Removed and gone, or removed before answering: nothing to do.
+      const rec = this.records.get(id) ?? this.removals.get(id)?.rec;
+      if (!rec?.finishedAt) return;
+      crashPoint('ContainerExit:before-runtime-delete');
+      await runtime.deleteExited(this.ref(rec));
+    });
   }
 
   /** Resolves true once the exit is recorded (or the container is gone), false after timeoutMs. */
@@ -877,6 +915,9 @@ export class ContainerService implements PodContainers {
     const paths = containerPaths(rec.dir);
     this.stopWatching(rec.id);
     const runtime = this.opts.runtimes.find(rec.runtimeHandler);
+    // A deletion begun at the exit is awaited: the runtime's delete then has nothing to run. One
+    // still waiting for its turn is withdrawn, done by this delete now.
+    await this.runtimeDeletions.settle(rec.id);
     if (runtime) await runtime.delete(this.ref(rec));
     crashPoint('RemoveContainer:after-runtime-delete');
     await this.opts.snapshots.unmount(paths.rootfs).catch((err: unknown) => {

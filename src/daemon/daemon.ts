@@ -243,7 +243,7 @@ export class Daemon {
   }
 
   private handlerSpecs(): Map<string, RuntimeHandlerSpec> {
-    const specs = new Map<string, RuntimeHandlerSpec>([['crib', { binary: nativeBinaries.runtime }]]);
+    const specs = new Map<string, RuntimeHandlerSpec>([['crib', { binary: nativeBinaries.runtime, stateDirPerId: true }]]);
     for (const [name, h] of Object.entries(this.config.runtime.handlers)) {
       specs.set(name, { binary: h.path, ...(h.root !== undefined ? { root: h.root } : {}) });
     }

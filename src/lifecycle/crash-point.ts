@@ -33,6 +33,7 @@ export const CRASH_POINTS = [
   'StartContainer:after-runtime-start',
   'StopContainer:after-signal',
   'StopContainer:after-kill',
+  'ContainerExit:before-runtime-delete',
   'RemoveContainer:after-intent',
   'RemoveContainer:after-runtime-delete',
   'RemoveContainer:after-unmount',

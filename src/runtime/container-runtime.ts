@@ -124,8 +124,17 @@ export interface ContainerRuntime {
   /** Signals the process (all: every process of the container); one that is gone is no error. */
   kill(c: RuntimeRef, signal: string, o?: { all?: boolean }): Promise<void>;
   /** Forgets the container: stops watching it, lets its monitor go, removes the runtime's state
-   * (killing what still runs). A container the runtime never heard of is already deleted. */
+   * (killing what still runs). A container the runtime never heard of is already deleted, and
+   * one whose state deleteExited removed has nothing left to run. */
   delete(c: RuntimeRef): Promise<void>;
+  /**
+   * Removes the runtime's state of a container whose exit the daemon has recorded (call it after
+   * exitRecorded): its cgroup goes with it, and what else of the container still runs is killed
+   * (processes left in a shared PID namespace). What containerd's CRI plugin does when it
+   * handles a task's exit; delete() later has nothing to spawn. A container the runtime has no
+   * state of is nothing to delete. Rejects when the runtime fails; delete() then tries again.
+   */
+  deleteExited(c: RuntimeRef): Promise<void>;
   update(c: RuntimeRef, resources: unknown): Promise<void>;
 
   execSync(c: RuntimeRef, proc: OciProcess, o: { timeoutSeconds: number; maxOutput: number }): Promise<ExecSyncResult>;

@@ -5,7 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, errnoCode } from '../errors.js';
+import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { log } from '../log.js';
 import type {
   CheckpointOptions, ContainerRuntime, CreateOptions, Created, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent,
@@ -32,9 +34,16 @@ const LEGACY_REOPEN_MS = 5000;
 export class MonitoredRuntime implements ContainerRuntime {
   private readonly oci: OciRuntime;
   private readonly watches = new Map<string, MonitorWatch>();
+  /** Containers whose state deleteExited removed, until delete() forgets them. */
+  private readonly stateDeleted = new Set<string>();
+  /** delete and deleteExited of one container, one at a time. */
+  private readonly deletions = new KeyedLock();
+  private readonly stateDirPerId: boolean;
 
-  constructor(readonly handler: string, binary: string, root: string) {
+  /** `o.stateDirPerId`: the runtime keeps each container's state in <root>/<id> (mayHaveState). */
+  constructor(readonly handler: string, binary: string, root: string, o: { stateDirPerId?: boolean } = {}) {
     this.oci = new OciRuntime(handler, binary, root);
+    this.stateDirPerId = o.stateDirPerId ?? false;
   }
 
   get features(): RuntimeFeatures {
@@ -107,10 +116,37 @@ export class MonitoredRuntime implements ContainerRuntime {
   async delete(c: RuntimeRef): Promise<void> {
     const watch = this.watches.get(c.id);
     this.watches.delete(c.id);
-    // Whatever its exit file says no longer matters: the monitor may go now.
-    await this.exitRecordedOn(watch?.connection, c).catch(() => undefined);
-    watch?.stop();
-    await this.oci.delete(c.id, true);
+    // After a deleteExited in flight: never two runtime deletes of one container at once.
+    await this.deletions.run(c.id, async () => {
+      // deleteExited ran after exitRecorded: the monitor was told, and the state is gone.
+      if (this.stateDeleted.delete(c.id)) {
+        watch?.stop();
+        return;
+      }
+      // Whatever its exit file says no longer matters: the monitor may go now.
+      await this.exitRecordedOn(watch?.connection, c).catch(() => undefined);
+      watch?.stop();
+      if (!this.mayHaveState(c.id)) return;
+      await this.oci.delete(c.id, true);
+    });
+  }
+
+  async deleteExited(c: RuntimeRef): Promise<void> {
+    await this.deletions.run(c.id, async () => {
+      if (this.stateDeleted.has(c.id) || !this.mayHaveState(c.id)) return;
+      await this.oci.delete(c.id, true);
+      this.stateDeleted.add(c.id);
+    });
+  }
+
+  /**
+   * Whether the runtime may still keep state of `id`: false only when that is known without
+   * running it, for a runtime that keeps each container's state in <root>/<id> (crib-runtime:
+   * native/src/state.c) and has no such dir: deleted already, or never created. Of another
+   * runtime's layout nothing is assumed.
+   */
+  private mayHaveState(id: string): boolean {
+    return !this.stateDirPerId || existsSync(join(this.oci.root, id));
   }
 
   async update(c: RuntimeRef, resources: unknown): Promise<void> {

@@ -10,6 +10,9 @@ import { NO_FEATURES, type RuntimeFeatures } from './runtime-features.js';
 export interface RuntimeHandlerSpec {
   binary: string;
   root?: string;
+  /** The runtime keeps each container's state in <root>/<id> (crib-runtime does): whether there
+   * is any to delete is then known without running it. */
+  stateDirPerId?: boolean;
 }
 
 /** Where a handler keeps its runtime state when the config names no root. */
@@ -26,8 +29,8 @@ export class RuntimeRegistry {
    */
   static async open(handlers: ReadonlyMap<string, RuntimeHandlerSpec>, stateDir: string): Promise<RuntimeRegistry> {
     const runtimes = new Map<string, MonitoredRuntime>();
-    for (const [name, { binary, root }] of handlers) {
-      runtimes.set(name, new MonitoredRuntime(name, binary, root ?? defaultRuntimeRoot(stateDir, name)));
+    for (const [name, { binary, root, stateDirPerId }] of handlers) {
+      runtimes.set(name, new MonitoredRuntime(name, binary, root ?? defaultRuntimeRoot(stateDir, name), { stateDirPerId }));
     }
     await Promise.all([...runtimes.values()].map((rt) => rt.probeFeatures()));
     return new RuntimeRegistry(runtimes);
