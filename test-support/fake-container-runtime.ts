@@ -91,8 +91,12 @@ export class FakeContainerRuntime implements ContainerRuntime {
     });
   }
 
+  /** Runs inside delete, before it resolves (e.g. to hold it until a test lets it go). */
+  duringDelete: ((id: string) => Promise<void>) | undefined;
+
   async delete(c: RuntimeRef): Promise<void> {
     this.calls.push(`delete ${c.id}`);
+    await this.duringDelete?.(c.id);
     const fc = this.containers.get(c.id);
     if (!fc) return;
     fc.state = 'deleted';

@@ -277,6 +277,28 @@ describe('ContainerService', () => {
     expect(rt.containers.get(id)!.state).toBe('deleted');
   });
 
+  it('removes the writable layer while the runtime deletes its state, unless the spec has poststop hooks', async () => {
+    const svc = await daemon();
+    const ids = [
+      await svc.create(pod, containerConfig('plain'), new AbortController().signal),
+      await svc.create(pod, containerConfig('hooked'), new AbortController().signal),
+    ];
+    const config = join(base, 'state', 'containers', ids[1]!, 'bundle', 'config.json');
+    const spec = JSON.parse(await readFile(config, 'utf8')) as Record<string, unknown>;
+    await writeFile(config, JSON.stringify({ ...spec, hooks: { poststop: [{ path: '/bin/true' }] } }));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    rt.duringDelete = () => held;
+    for (const id of ids) await svc.remove(id);
+    await vi.waitFor(async () => expect(await readdir(layers.dir)).toEqual([ids[1]]), { timeout: 5000, interval: 10 });
+    await settle();
+    // The hooked one's layer waits for the runtime (its poststop hook may read the rootfs).
+    expect(await readdir(layers.dir)).toEqual([ids[1]]);
+    release();
+    await svc.removalsSettled();
+    expect(await readdir(layers.dir)).toEqual([]);
+  });
+
   it('removes a pod\'s container with its remains before the pod\'s removal goes on', async () => {
     const svc = await daemon();
     const id = await svc.create(pod, containerConfig('inpod'), new AbortController().signal);

@@ -114,6 +114,22 @@ export interface AttachTarget {
   resize(rows: number, cols: number): Promise<void>;
 }
 
+/** Whether the bundle's spec has poststop hooks; a spec that cannot be read may. */
+async function mayRunPoststopHooks(bundle: string): Promise<boolean> {
+  try {
+    const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as OciSpec;
+    return (spec.hooks?.poststop?.length ?? 0) > 0;
+  } catch {
+    return true;
+  }
+}
+
+/** Waits for every one of `steps` to end (none left running behind a failure), then throws the first error. */
+async function allOrFirstError(steps: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 export class ContainerService implements PodContainers {
   readonly events = new ContainerEvents();
   private readonly records: ContainerRecords;
@@ -918,14 +934,29 @@ export class ContainerService implements PodContainers {
     // A deletion begun at the exit is awaited: the runtime's delete then has nothing to run. One
     // still waiting for its turn is withdrawn, done by this delete now.
     await this.runtimeDeletions.settle(rec.id);
-    if (runtime) await runtime.delete(this.ref(rec));
-    crashPoint('RemoveContainer:after-runtime-delete');
-    await this.opts.snapshots.unmount(paths.rootfs).catch((err: unknown) => {
-      if (!['EINVAL', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
-    });
-    crashPoint('RemoveContainer:after-unmount');
-    // Moved to the snapshotter's trash (one synced rename); its files are deleted after.
-    await this.opts.snapshots.remove(rec.id);
+    const deleteInRuntime = async (): Promise<void> => {
+      if (runtime) await runtime.delete(this.ref(rec));
+      crashPoint('RemoveContainer:after-runtime-delete');
+    };
+    const removeRootfs = async (): Promise<void> => {
+      await this.opts.snapshots.unmount(paths.rootfs).catch((err: unknown) => {
+        if (!['EINVAL', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
+      });
+      crashPoint('RemoveContainer:after-unmount');
+      // Moved to the snapshotter's trash (one synced rename); its files are deleted after.
+      await this.opts.snapshots.remove(rec.id);
+    };
+    // The rootfs mount is the host's: a process of the container still running (left in a shared
+    // PID namespace) has its own copy in its mount namespace, so the mount and the writable
+    // layer can go while the runtime deletes its state (a removal right after the stop: the
+    // runtime process is most of its time). Not when a poststop hook, which the runtime's delete
+    // runs, may look at the rootfs.
+    if (await mayRunPoststopHooks(paths.bundle)) {
+      await deleteInRuntime();
+      await removeRootfs();
+    } else {
+      await allOrFirstError([deleteInRuntime(), removeRootfs()]);
+    }
     if (rec.imageVolumes) await this.opts.imageVolumes?.release(rec.id, rec.imageVolumes);
     // After the runtime's delete: the monitor's control socket and exit file are in this dir.
     await this.trash.discard(rec.dir);
