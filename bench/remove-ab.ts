@@ -5,7 +5,8 @@
 // A round, per daemon, the pod lifecycle bench/ops.ts times: RunPodSandbox, CreateContainer,
 // StartContainer, StopContainer (timeout 0), RemoveContainer, StopPodSandbox, RemovePodSandbox;
 // only the removals (and, for context, the stops) are reported. Without BENCH_BASE it times this
-// checkout alone.
+// checkout alone. BENCH_REMOVE_AFTER_MS (default 0): a pause after StopContainer, as kubelet
+// removes a dead container some time after its exit rather than at once.
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
@@ -14,6 +15,7 @@ import { startRegistry } from '../test-support/registry.js';
 const N = Number(process.env.BENCH_N ?? 20);
 const BASE = process.env.BENCH_BASE;
 const WARMUP = 3;
+const REMOVE_AFTER_MS = Number(process.env.BENCH_REMOVE_AFTER_MS ?? 0);
 const OPS = ['StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'] as const;
 type Op = (typeof OPS)[number];
 
@@ -38,6 +40,7 @@ async function round(t: Target, image: string, record: boolean): Promise<void> {
   });
   await rt.StartContainer({ containerId });
   await time('StopContainer', () => rt.StopContainer({ containerId, timeout: 0 }));
+  if (REMOVE_AFTER_MS > 0) await new Promise((r) => setTimeout(r, REMOVE_AFTER_MS));
   await time('RemoveContainer', () => rt.RemoveContainer({ containerId }));
   await time('StopPodSandbox', () => rt.StopPodSandbox({ podSandboxId }));
   await time('RemovePodSandbox', () => rt.RemovePodSandbox({ podSandboxId }));
@@ -61,7 +64,7 @@ try {
     const order = r % 2 ? [...targets].reverse() : targets;
     for (const t of order) await round(t, image, true);
   }
-  console.log(`N=${N} rounds, alternating; median / p95 ms`);
+  console.log(`N=${N} rounds, alternating${REMOVE_AFTER_MS ? `, RemoveContainer ${REMOVE_AFTER_MS} ms after StopContainer` : ''}; median / p95 ms`);
   console.log(['operation'.padEnd(20), ...targets.map((t) => t.name.padStart(30))].join(''));
   for (const op of OPS) {
     console.log([op.padEnd(20), ...targets.map((t) => `${pct(t.times[op], 0.5).toFixed(2)} / ${pct(t.times[op], 0.95).toFixed(2)}`.padStart(30))].join(''));
