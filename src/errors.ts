@@ -4,9 +4,9 @@
 // error whose stack stays in our log and never reaches the client.
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-// The constants alone, not the package: unpack worker threads load this module, and the whole of
-// grpc-js would add ~0.4 s and several MiB to each thread's start.
-import { Status as status } from '@grpc/grpc-js/build/src/constants.js';
+// crib's own copy of the codes: neither the daemon nor the unpack worker threads (which load this
+// module) load @grpc/grpc-js.
+import { Status as status } from './grpc-status.js';
 
 export class CribError extends Error {
   constructor(

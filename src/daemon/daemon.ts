@@ -4,7 +4,6 @@
 // listen — kubelet must never see a half-recovered runtime.
 import { chown, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import type { CribConfig } from '../config/config.js';
 import { log } from '../log.js';
 import { nativeBinaries } from '../native-paths.js';
@@ -14,6 +13,7 @@ import { ImageVolumes } from '../container/image-volumes.js';
 import { CRIB_VERSION } from '../version.js';
 import { NodeNetwork } from '../network/node-network.js';
 import { createCriServer } from '../server/cri-server.js';
+import type { GrpcServer } from '../server/grpc-server.js';
 import { runtimeInfoSource } from '../server/runtime-info.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { cribPinns } from '../sandbox/namespaces.js';
@@ -40,7 +40,7 @@ import type { MetricsServer } from '../metrics/metrics-server.js';
 export class Daemon {
   private socketClaim: SocketClaim | undefined;
   private lock: RootLock | undefined;
-  private server: grpc.Server | undefined;
+  private server: GrpcServer | undefined;
   private images: ImageService | undefined;
   private network: NodeNetwork | undefined;
   private containers: ContainerService | undefined;

@@ -1,14 +1,14 @@
 // Binding the gRPC server to its unix socket: a socket left by a crashed daemon is replaced, one
 // that a live process still answers on is not (that is another daemon, maybe with another root).
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { AuthorityRewrite, Http2ConnectionError, goAwayFrame } from './authority-rewrite.js';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import * as grpc from '@grpc/grpc-js';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../errors.js';
 import { log } from '../log.js';
+import type { GrpcServer } from '../server/grpc-server.js';
 import { socketAnswers } from './socket-claim.js';
 
 export interface ListenOptions {
@@ -47,7 +47,7 @@ const GOAWAY_LINGER_MS = 2000;
  * is dropped at once, the client gets a GOAWAY naming the reason, and nothing more it sends is
  * read.
  */
-function serveThroughRewrite(injector: grpc.ConnectionInjector, sock: Socket): void {
+function serveThroughRewrite(server: GrpcServer, sock: Socket): void {
   const filter = new AuthorityRewrite();
   let refused = false;
   const conn = new Duplex({
@@ -108,18 +108,32 @@ function serveThroughRewrite(injector: grpc.ConnectionInjector, sock: Socket): v
   sock.on('end', () => conn.push(null));
   sock.on('error', (err) => conn.destroy(err));
   sock.on('close', () => conn.destroy());
-  injector.injectConnection(conn);
+  server.injectConnection(conn);
 }
 
-export async function bindGrpc(server: grpc.Server, opts: ListenOptions): Promise<GrpcListener> {
+/** host:port (a name, an IPv4 address, or [IPv6]), optionally after "dns:", as grpc-go spells TCP targets. */
+function tcpAddress(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:dns:(?:\/\/\/)?)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
+  if (!m || Number(m[2]) > 65535) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+function listen(listener: Server, address: string, where: { path: string } | { host: string; port: number }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    listener.once('error', (err) => reject(new FailedPreconditionError(`cannot listen on ${address}: ${err.message}`)));
+    listener.listen(where, () => resolve());
+  });
+}
+
+export async function bindGrpc(server: GrpcServer, opts: ListenOptions): Promise<GrpcListener> {
   const path = unixSocketPath(opts.address);
   if (path === undefined) {
-    await new Promise<number>((resolve, reject) =>
-      server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(new FailedPreconditionError(`cannot listen on ${opts.address}: ${err.message}`)) : resolve(port),
-      ),
-    );
-    return { address: opts.address, close: async () => undefined };
+    const tcp = tcpAddress(opts.address);
+    if (!tcp) throw new InvalidArgumentError(`grpc.address: "${opts.address}" is neither unix:///path nor host:port`);
+    // Served like the socket, through the same filter and bounds.
+    const listener = createServer((sock) => serveThroughRewrite(server, sock));
+    await listen(listener, opts.address, tcp);
+    return { address: opts.address, close: () => new Promise<void>((resolve) => listener.close(() => resolve())) };
   }
   await mkdir(dirname(path), { recursive: true, mode: 0o711 });
   if (await socketAnswers(path)) {
@@ -128,15 +142,8 @@ export async function bindGrpc(server: grpc.Server, opts: ListenOptions): Promis
   await unlink(path).catch((err: unknown) => {
     if (errnoCode(err) !== 'ENOENT') throw err;
   });
-  // One injector for the listener: grpc-js makes an HTTP/2 server (and a channelz entry) per
-  // injector and keeps it until the gRPC server shuts down, so one per connection grew the
-  // daemon by one for every crictl call.
-  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const listener = createServer((sock) => serveThroughRewrite(injector, sock));
-  await new Promise<void>((resolve, reject) => {
-    listener.once('error', (err) => reject(new FailedPreconditionError(`cannot listen on ${opts.address}: ${err.message}`)));
-    listener.listen(path, () => resolve());
-  });
+  const listener = createServer((sock) => serveThroughRewrite(server, sock));
+  await listen(listener, opts.address, { path });
   await chmod(path, opts.socketMode);
   if (opts.socketGroup !== undefined) await chown(path, 0, groupId(opts.socketGroup));
   return {

@@ -3,7 +3,7 @@
 // when it ends); gauges of pods, containers and monitors are read from the services on each
 // scrape, so they can never drift from what the daemon holds. Labels are bounded: method names
 // come from the service definitions, codes from gRPC's status enum, states from the CRI's.
-import { status as grpcStatus } from '@grpc/grpc-js';
+import { Status as grpcStatus } from '../grpc-status.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PullProgress } from '../image/pull-progress.js';
 

@@ -2,11 +2,11 @@
 // streams its progress (the CRI's PullImage is unary; `crib pull` shows layers). They travel
 // on the same socket as JSON-encoded gRPC messages, so the CLI needs no second listener and no
 // proto file of our own. The server side goes through implementService like the CRI services.
-import * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ImageService } from '../image/image-service.js';
 import type { PullSnapshot } from '../image/pull-progress.js';
 import type { CriAuth } from '../image/registry/types.js';
+import type { ServiceDefinition } from './grpc-server.js';
 import type { ServiceHandlers } from './rpc.js';
 
 export interface ImportImageRequest {
@@ -91,7 +91,7 @@ export const adminServiceDefinition = {
     responseSerialize: (v: StreamPullResponse): Buffer => encode(v),
     responseDeserialize: (b: Buffer): StreamPullResponse => JSON.parse(b.toString('utf8')) as StreamPullResponse,
   },
-} satisfies grpc.ServiceDefinition;
+} satisfies ServiceDefinition;
 
 function streamPullRequest(req: Decoded): { image: string; auth: CriAuth | undefined } {
   if (!req.ok) throw new InvalidArgumentError(`StreamPull: the request is not JSON (${req.error})`);

@@ -9,10 +9,12 @@
 // ones proto-loader would make: protobufjs fromObject + encode, decode + toObject.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { Options } from '@grpc/proto-loader';
 import type * as Protobuf from 'protobufjs';
 import type { ProtoGrpcType } from '../gen/api.js';
+import type { ImageServiceDefinition } from '../gen/runtime/v1/ImageService.js';
+import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
 import { CRI_DESCRIPTOR_JSON } from '../gen/cri-descriptor.js';
 
 /** The vendored schema itself, for tests that check it against proto-loader's reading of it. */
@@ -33,6 +35,12 @@ export interface CriProto {
   runtime: { v1: Pick<V1, 'RuntimeService' | 'ImageService'> };
 }
 
+/** The two services' method definitions, as the daemon's server (grpc-server.ts) takes them. */
+export interface CriServices {
+  RuntimeService: RuntimeServiceDefinition;
+  ImageService: ImageServiceDefinition;
+}
+
 const SERVICES = ['RuntimeService', 'ImageService'] as const;
 
 // protobufjs without its .proto parser (the "light" build); a CommonJS module whose exports
@@ -51,7 +59,7 @@ function deserializer(type: Protobuf.Type): (bytes: Buffer) => object {
   return (bytes) => type.toObject(type.decode(bytes), PROTO_LOADER_OPTIONS);
 }
 
-function serviceDefinition(service: Protobuf.Service): grpc.ServiceDefinition {
+function serviceDefinition(service: Protobuf.Service): Record<string, grpc.MethodDefinition<object, object>> {
   const def: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const method of service.methodsArray) {
     // resolveAll() below has resolved every method's types, or thrown.
@@ -72,18 +80,32 @@ function serviceDefinition(service: Protobuf.Service): grpc.ServiceDefinition {
   return def;
 }
 
-let loaded: CriProto | undefined;
+let services: CriServices | undefined;
 
-export function criProto(): CriProto {
-  if (loaded) return loaded;
+/** The services' definitions alone: what the daemon serves. Loads no gRPC library. */
+export function criServices(): CriServices {
+  if (services) return services;
   const root = protobuf.Root.fromJSON(JSON.parse(CRI_DESCRIPTOR_JSON) as Protobuf.INamespace);
   root.resolveAll();
+  const defs: Record<string, unknown> = {};
+  for (const name of SERVICES) defs[name] = serviceDefinition(root.lookupService(`runtime.v1.${name}`));
+  services = defs as unknown as CriServices;
+  return services;
+}
+
+let loaded: CriProto | undefined;
+
+/**
+ * The services as grpc-js client constructors (proto-loader's package object), for the CLI and
+ * the tests. grpc-js is required here, on first use, so that the daemon, which imports this
+ * module for criServices(), never loads it.
+ */
+export function criProto(): CriProto {
+  if (loaded) return loaded;
+  const { makeClientConstructor } = createRequire(import.meta.url)('@grpc/grpc-js') as typeof grpc;
+  const defs = criServices();
   const v1: Record<string, unknown> = {};
-  for (const name of SERVICES) {
-    const fullName = `runtime.v1.${name}`;
-    const service = serviceDefinition(root.lookupService(fullName));
-    v1[name] = grpc.makeClientConstructor(service, fullName);
-  }
+  for (const name of SERVICES) v1[name] = makeClientConstructor(defs[name] as unknown as grpc.ServiceDefinition, `runtime.v1.${name}`);
   loaded = { runtime: { v1: v1 as CriProto['runtime']['v1'] } };
   return loaded;
 }

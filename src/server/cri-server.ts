@@ -1,7 +1,6 @@
 // The gRPC server and every service on it: RuntimeService, ImageService and crib's Admin
 // service, each through implementService (logging, error mapping, UNIMPLEMENTED for the rest).
 // The daemon builds the components once and hands them in; nothing here constructs a service.
-import * as grpc from '@grpc/grpc-js';
 import type { CribConfig } from '../config/config.js';
 import type { ContainerService } from '../container/container-service.js';
 import type { ImageService } from '../image/image-service.js';
@@ -11,7 +10,8 @@ import { ADMIN_SERVICE_NAME, adminHandlers, adminServiceDefinition } from './adm
 import { containerHandlers } from './container-rpcs.js';
 import { criGuards, criLimitsFromConfig } from './cri-guards.js';
 import { GRPC_MAX_MESSAGE_BYTES } from './cri-limits.js';
-import { criProto } from './cri-proto.js';
+import { criServices } from './cri-proto.js';
+import { GrpcServer } from './grpc-server.js';
 import { imageServiceHandlers } from './image-service.js';
 import { podSandboxHandlers } from './pod-sandbox-rpcs.js';
 import { implementService, type RpcObserver } from './rpc.js';
@@ -30,19 +30,13 @@ export interface CriComponents {
   observeRpc?: RpcObserver;
 }
 
-export function createCriServer(c: CriComponents): grpc.Server {
+export function createCriServer(c: CriComponents): GrpcServer {
   const guards = criGuards(criLimitsFromConfig(c.limits), c.sandboxes, c.containers);
-  const proto = criProto().runtime.v1;
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
-    // Nothing reads channelz (crib serves no channelz service); on, it wraps every call in
-    // counters and closures, and keeps an entry per connection.
-    'grpc.enable_channelz': 0,
-  });
+  const proto = criServices();
+  const server = new GrpcServer({ maxMessageBytes: GRPC_MAX_MESSAGE_BYTES });
   server.addService(
-    proto.RuntimeService.service,
-    implementService('runtime.v1.RuntimeService', proto.RuntimeService.service, {
+    proto.RuntimeService,
+    implementService('runtime.v1.RuntimeService', proto.RuntimeService, {
       ...runtimeInfoHandlers(c.runtimeInfo),
       ...podSandboxHandlers(c.sandboxes, c.containers, guards),
       ...containerHandlers(c.containers, c.sandboxes, guards),
@@ -51,8 +45,8 @@ export function createCriServer(c: CriComponents): grpc.Server {
     }, c.observeRpc),
   );
   server.addService(
-    proto.ImageService.service,
-    implementService('runtime.v1.ImageService', proto.ImageService.service, imageServiceHandlers(c.images, guards.validate, () => c.runtimeInfo.handlerNames()), c.observeRpc),
+    proto.ImageService,
+    implementService('runtime.v1.ImageService', proto.ImageService, imageServiceHandlers(c.images, guards.validate, () => c.runtimeInfo.handlerNames()), c.observeRpc),
   );
   server.addService(adminServiceDefinition, implementService(ADMIN_SERVICE_NAME, adminServiceDefinition, adminHandlers(c.images), c.observeRpc));
   return server;

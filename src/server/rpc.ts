@@ -3,10 +3,11 @@
 // never a fake success. Handlers are plain async functions and hold no boilerplate. Status
 // messages often quote the request (a name, a path, an id): this is the one place they are cut
 // to a bounded size before they reach the client.
-import * as grpc from '@grpc/grpc-js';
 import { CribError, UnimplementedError, toGrpcStatus } from '../errors.js';
+import { Status } from '../grpc-status.js';
 import { log } from '../log.js';
 import { truncateText } from '../truncate.js';
+import type { CancelReason, MethodImplementation, ServerCall, ServiceDefinition } from './grpc-server.js';
 
 export interface RpcContext {
   /** Aborted when the client cancels or its deadline passes. */
@@ -34,80 +35,74 @@ export type StreamingHandler<Req, Res> = (
 // methods are told apart by name (all are Stream*, plus GetContainerEvents).
 type StreamingName = `Stream${string}` | 'GetContainerEvents';
 
-export type ServiceHandlers<D extends grpc.ServiceDefinition> = {
+export type ServiceHandlers<D extends ServiceDefinition> = {
   [K in keyof D as string extends K ? never : K]?: K extends StreamingName
     ? StreamingHandler<MethodOf<D, K>['req'], MethodOf<D, K>['res']>
     : UnaryHandler<MethodOf<D, K>['req'], MethodOf<D, K>['res']>;
 };
 
 /**
- * One call's context. grpc-js emits 'cancelled' when a call's stream closes, also after a call
- * that answered normally; aborting then (an Error with its stack, an abort event) is work for
- * nobody, so a cancel counts only while the handler runs. The AbortController is made only when
- * a handler asks for the signal: most never do.
+ * One call's context. A cancel counts only while the handler runs (the server tells of none
+ * after the call answered). The AbortController is made only when a handler asks for the signal:
+ * most never do.
  */
 class CallContext implements RpcContext {
   private controller: AbortController | undefined;
-  private cancelled = false;
-  private settled = false;
+  private cancelled: CancelReason | undefined;
 
-  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) {
-    call.once('cancelled', () => {
-      if (this.settled) return;
-      this.cancelled = true;
-      this.controller?.abort(cancelledReason());
+  constructor(private readonly call: ServerCall) {
+    call.onCancel((reason) => {
+      this.cancelled = reason;
+      this.controller?.abort(cancelledReason(reason));
     });
   }
 
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.cancelled) this.controller.abort(cancelledReason());
+      if (this.cancelled) this.controller.abort(cancelledReason(this.cancelled));
     }
     return this.controller.signal;
   }
 
   deadlineMs(): number | undefined {
-    const deadline = this.call.getDeadline();
-    const at = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+    const at = this.call.deadlineAt;
     return at === undefined ? undefined : Math.max(0, at - Date.now());
-  }
-
-  /** The handler is done: a cancel from now on has nothing to stop. */
-  settle(): void {
-    this.settled = true;
   }
 }
 
-function cancelledReason(): Error {
+function cancelledReason(reason: CancelReason): Error {
+  if (reason === 'deadline') return new Error("the call's deadline passed");
+  if (reason === 'overflow') return new Error('the client stopped reading the stream');
+  if (reason === 'unsendable') return new Error('a response could not be sent (see the daemon log)');
   return new Error('the client cancelled the call');
 }
 
 /** The status a failed call answers with; its message is bounded whatever it quotes. */
-export function failureStatus(err: unknown): { code: grpc.status; details: string } {
+export function failureStatus(err: unknown): { code: Status; details: string } {
   const { code, details } = toGrpcStatus(err);
   return { code, details: truncateText(details) };
 }
 
 function logFailure(method: string, err: unknown, ms: number): void {
   if (err instanceof CribError) {
-    log.info({ method, ms, code: grpc.status[err.grpcCode], err: err.message }, 'rpc failed');
+    log.info({ method, ms, code: Status[err.grpcCode], err: err.message }, 'rpc failed');
   } else {
     log.error({ method, ms, err }, 'rpc failed with an unexpected error');
   }
 }
 
 /** Told about every call when it ends (the metrics' hook): its outcome and how long it took. */
-export type RpcObserver = (method: string, code: grpc.status, seconds: number) => void;
+export type RpcObserver = (method: string, code: Status, seconds: number) => void;
 
 /** A full implementation of a service: every method answers, implemented or UNIMPLEMENTED. */
-export function implementService<D extends grpc.ServiceDefinition>(
+export function implementService<D extends ServiceDefinition>(
   serviceName: string,
   definition: D,
   handlers: ServiceHandlers<D>,
   observe?: RpcObserver,
-): grpc.UntypedServiceImplementation {
-  const ended = (rpc: string, code: grpc.status, started: number): void => {
+): Record<string, MethodImplementation> {
+  const ended = (rpc: string, code: Status, started: number): void => {
     if (!observe) return;
     try {
       observe(rpc, code, (Date.now() - started) / 1000);
@@ -115,7 +110,7 @@ export function implementService<D extends grpc.ServiceDefinition>(
       log.warn({ method: rpc, err }, 'the RPC observer failed');
     }
   };
-  const impl: grpc.UntypedServiceImplementation = {};
+  const impl: Record<string, MethodImplementation> = {};
   for (const [name, method] of Object.entries(definition)) {
     const rpc = `${serviceName}/${name}`;
     const handler = (handlers as Record<string, unknown>)[name] as
@@ -127,47 +122,37 @@ export function implementService<D extends grpc.ServiceDefinition>(
       (async () => {
         throw new UnimplementedError(`crib does not implement ${rpc} yet`);
       });
+    const failed = (call: ServerCall, err: unknown, started: number): void => {
+      logFailure(rpc, err, Date.now() - started);
+      const { code, details } = failureStatus(err);
+      ended(rpc, code, started);
+      call.end(code, details);
+    };
     if (method.responseStream) {
-      impl[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      impl[name] = (call) => {
         const started = Date.now();
         const ctx = new CallContext(call);
         (run as StreamingHandler<unknown, unknown>)(call.request, ctx, (res) => call.write(res)).then(
           () => {
-            ctx.settle();
             if (log.isLevelEnabled('debug')) log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
-            ended(rpc, grpc.status.OK, started);
-            call.end();
+            ended(rpc, Status.OK, started);
+            call.end(Status.OK);
           },
-          (err: unknown) => {
-            ctx.settle();
-            logFailure(rpc, err, Date.now() - started);
-            const { code, details } = failureStatus(err);
-            ended(rpc, code, started);
-            // grpc-js sends a stream's status when 'error' is emitted; destroy() would cancel the
-            // call instead and the client would see CANCELLED, not what went wrong.
-            call.emit('error', Object.assign(new Error(details), { code, details }));
-          },
+          (err: unknown) => failed(call, err, started),
         );
       };
     } else {
-      impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      impl[name] = (call) => {
         const started = Date.now();
         const ctx = new CallContext(call);
         (run as UnaryHandler<unknown, unknown>)(call.request, ctx).then(
           (res) => {
-            ctx.settle();
             // The entry is built only when it will be written: most calls are at info level.
             if (log.isLevelEnabled('debug')) log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
-            ended(rpc, grpc.status.OK, started);
-            callback(null, res);
+            ended(rpc, Status.OK, started);
+            call.sendUnary(res);
           },
-          (err: unknown) => {
-            ctx.settle();
-            logFailure(rpc, err, Date.now() - started);
-            const { code, details } = failureStatus(err);
-            ended(rpc, code, started);
-            callback({ code, details, name: 'Error', message: details });
-          },
+          (err: unknown) => failed(call, err, started),
         );
       };
     }

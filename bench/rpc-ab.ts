@@ -1,0 +1,138 @@
+// Benchmark (not a test): the cost of the in-memory CRI calls, A/B between two builds (issue 14:
+// the gRPC server under them). Both daemons run side by side, each with one pod, one container
+// and one image; rounds alternate which build is called first, so a loaded machine weighs on both.
+//   npx tsx bench/rpc-ab.ts [CLI_A] [CLI_B]
+//   (default A = /work/main/dist/cli.js, B = this checkout's dist/cli.js; BENCH_N rounds, default
+//    20; BENCH_CALLS calls of each method per round and build, default 100)
+// Per method: the client-side latency of each call (median / p95 over every call), and the
+// daemon's CPU (user + system, /proc/<pid>/stat) per call, over each round's calls of it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { criClient, type CriClient } from '../test-support/cri-client.js';
+import { removeCgroupParent, removeNetwork, waitFor } from '../test-support/daemon.js';
+import { pushBusybox } from '../test-support/image-builder.js';
+import { startRegistry } from '../test-support/registry.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
+const CLI_B = resolve(process.argv[3] ?? join(HERE, '../dist/cli.js'));
+const N = Number(process.env.BENCH_N ?? 20);
+const CALLS = Number(process.env.BENCH_CALLS ?? 100);
+const METHODS = ['Version', 'ListPodSandbox', 'PodSandboxStatus', 'ContainerStatus', 'ImageStatus', 'ListImages'] as const;
+type Method = (typeof METHODS)[number];
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface Build {
+  name: string;
+  cli: string;
+  dir: string;
+  bridge: string;
+  proc: ChildProcess;
+  exited: Promise<unknown>;
+  cri: CriClient;
+  call: Record<Method, () => Promise<unknown>>;
+  latency: Record<Method, number[]>;
+  cpuPerCall: Record<Method, number[]>;
+}
+
+async function startBuild(name: string, cli: string, index: number, image: string): Promise<Build> {
+  const dir = await mkdtemp(join(tmpdir(), 'crib-rpcab-'));
+  const bridge = `cribr${process.pid % 1000}${index}`;
+  const socket = join(dir, 'crib.sock');
+  await writeFile(join(dir, 'config.toml'),
+    `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "warn"\n[grpc]\naddress = "unix://${socket}"\n` +
+    `[network]\nbridge = "${bridge}"\npod_cidr = "10.247.${index}.0/24"\nnft_table = "${bridge}"\n`);
+  const proc = spawn(process.execPath, [cli, 'daemon', '--config', join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((r) => proc.once('exit', r));
+  const cri = criClient(socket);
+  await waitFor('daemon', async () => existsSync(socket) && (await cri.runtime.Version({}), true));
+  await cri.image.PullImage({ image: { image } });
+  const config = { metadata: { name: 'ab', namespace: 'bench', uid: `ab-${index}`, attempt: 0 }, linux: {}, logDirectory: '' };
+  const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
+  const { containerId } = await cri.runtime.CreateContainer({
+    podSandboxId, sandboxConfig: config,
+    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux: {} },
+  });
+  await cri.runtime.StartContainer({ containerId });
+  const call: Record<Method, () => Promise<unknown>> = {
+    Version: () => cri.runtime.Version({}),
+    ListPodSandbox: () => cri.runtime.ListPodSandbox({}),
+    PodSandboxStatus: () => cri.runtime.PodSandboxStatus({ podSandboxId }),
+    ContainerStatus: () => cri.runtime.ContainerStatus({ containerId }),
+    ImageStatus: () => cri.image.ImageStatus({ image: { image } }),
+    ListImages: () => cri.image.ListImages({}),
+  };
+  const empty = () => Object.fromEntries(METHODS.map((m) => [m, [] as number[]])) as Record<Method, number[]>;
+  return { name, cli, dir, bridge, proc, exited, cri, call, latency: empty(), cpuPerCall: empty() };
+}
+
+async function stopBuild(b: Build): Promise<void> {
+  try {
+    for (const p of (await b.cri.runtime.ListPodSandbox({})).items) {
+      await b.cri.runtime.StopPodSandbox({ podSandboxId: p.id });
+      await b.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
+    }
+  } finally {
+    b.cri.close();
+    b.proc.kill('SIGTERM');
+    await b.exited;
+    await removeNetwork(b.bridge, b.bridge);
+    await rm(b.dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(b: Build, m: Method, record: boolean): Promise<void> {
+  const cpu0 = cpuSeconds(b.proc.pid!);
+  for (let i = 0; i < CALLS; i++) {
+    const t0 = process.hrtime.bigint();
+    await b.call[m]();
+    if (record) b.latency[m].push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  if (record) b.cpuPerCall[m].push(((cpuSeconds(b.proc.pid!) - cpu0) * 1000) / CALLS);
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+
+async function main(): Promise<void> {
+  const registry = await startRegistry();
+  const builds: Build[] = [];
+  try {
+    await pushBusybox(registry, 'library/busybox', 'latest');
+    const image = `${registry.host}/library/busybox:latest`;
+    builds.push(await startBuild('A', CLI_A, 1, image));
+    builds.push(await startBuild('B', CLI_B, 2, image));
+    // Warm-up: both daemons' code paths compiled before anything is recorded.
+    for (const b of builds) for (const m of METHODS) await measure(b, m, false);
+    for (let i = 0; i < N; i++) {
+      for (const m of METHODS) {
+        for (const b of (i + METHODS.indexOf(m)) % 2 === 0 ? builds : [...builds].reverse()) await measure(b, m, true);
+      }
+      process.stdout.write(`round ${i + 1}/${N}\r`);
+    }
+    console.log(`\nN=${N} rounds x ${CALLS} calls per method and build, alternated; A = ${builds[0]!.cli}, B = ${builds[1]!.cli}`);
+    console.log('method'.padEnd(18) + 'latency ms median / p95'.padEnd(40) + 'daemon CPU ms/call median / p95');
+    for (const m of METHODS) {
+      const lat = builds.map((b) => `${b.name} ${pct(b.latency[m], 0.5).toFixed(3)} / ${pct(b.latency[m], 0.95).toFixed(3)}`.padEnd(20)).join('');
+      const cpu = builds.map((b) => `${b.name} ${pct(b.cpuPerCall[m], 0.5).toFixed(3)} / ${pct(b.cpuPerCall[m], 0.95).toFixed(3)}`.padEnd(20)).join('');
+      const ratio = pct(builds[1]!.latency[m], 0.5) / pct(builds[0]!.latency[m], 0.5);
+      console.log(m.padEnd(18) + lat.padEnd(40) + cpu + `  B/A median latency ${ratio.toFixed(2)}`);
+    }
+  } finally {
+    for (const b of builds) await stopBuild(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
+    await removeCgroupParent('crib');
+    await registry.stop();
+  }
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
