@@ -317,12 +317,12 @@ export class StatsCollector {
       // A writable layer walked within half its TTL is still under it when the listing comes
       // (at most cgroupTtlMs after this refresh): not walked again.
       const fsMaxAgeMs = this.fsTtlMs / 2;
-      const walks: Promise<void>[] = [];
+      const layers: string[] = [];
       const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
         const layer = c.writableLayer?.dir;
         if (layer !== undefined && !done.has(`fs ${layer}`)) {
           done.add(`fs ${layer}`);
-          walks.push(this.fs.prefetch(layer, fsMaxAgeMs));
+          layers.push(layer);
         }
         const path = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
         const key = cgroupKey(path, scope);
@@ -348,9 +348,11 @@ export class StatsCollector {
       for (const r of await Promise.allSettled(jobs)) {
         if (r.status === 'rejected') log.debug({ err: r.reason }, 'stats: a background refresh failed (the next listing reads it)');
       }
-      // Walks are queued (FsUsageCache runs a few at once); the refresh lasts until they are
-      // done, so the next one's lead (lastRefreshMs) covers them too.
-      await Promise.all(walks);
+      // Walked once the readings are in: a listing that comes early waits for those, never for
+      // a walk (it serves the last one), so the walks' callbacks must not slow the readings.
+      // The refresh lasts until they are done, so the next one's lead (lastRefreshMs) covers
+      // them too.
+      await Promise.all(layers.map((dir) => this.fs.prefetch(dir, fsMaxAgeMs)));
     } finally {
       this.refreshing = false;
       this.lastRefreshMs = performance.now() - started;
