@@ -16,6 +16,7 @@ import type { ProtoGrpcType } from '../gen/api.js';
 import type { ImageServiceDefinition } from '../gen/runtime/v1/ImageService.js';
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
 import { CRI_DESCRIPTOR_JSON } from '../gen/cri-descriptor.js';
+import { compileEncoder } from './direct-encoder.js';
 
 /** The vendored schema itself, for tests that check it against proto-loader's reading of it. */
 export const CRI_PROTO_PATH = fileURLToPath(new URL('../../cri-api/api.proto', import.meta.url));
@@ -47,9 +48,23 @@ const SERVICES = ['RuntimeService', 'ImageService'] as const;
 // Node's ESM import cannot see by name, so it is required.
 const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof Protobuf;
 
+/**
+ * Responses encoded by direct-encoder.ts rather than protobufjs's fromObject + encode (the same
+ * bytes, a fraction of the CPU): the stats listings, large and repeated every few seconds.
+ */
+const DIRECT_ENCODED = new Set([
+  'ContainerStatsResponse', 'ListContainerStatsResponse', 'StreamContainerStatsResponse',
+  'PodSandboxStatsResponse', 'ListPodSandboxStatsResponse', 'StreamPodSandboxStatsResponse',
+  'ListPodSandboxMetricsResponse', 'StreamPodSandboxMetricsResponse',
+]);
+
 function serializer(type: Protobuf.Type): (value: object) => Buffer {
+  const direct = DIRECT_ENCODED.has(type.name) ? compileEncoder(type) : undefined;
+  // A message object (not a plain one) carries its defaults on its prototype: protobufjs's path.
+  const ctor = direct ? type.ctor : undefined;
   return (value) => {
     if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
+    if (direct && !(value instanceof ctor!)) return direct(value);
     const bytes = type.encode(type.fromObject(value)).finish();
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };

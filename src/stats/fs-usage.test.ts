@@ -30,6 +30,25 @@ describe('FsUsageCache', () => {
     expect(BigInt(u.timestamp)).toBeGreaterThan(0n);
   });
 
+  it('prefetch walks a dir unless its last walk is younger than maxAgeMs; a request then finds the result', async () => {
+    const dir = join(root, 'prefetch');
+    await mkdir(dir);
+    const cache = new FsUsageCache({ ttlMs: 5000 });
+    await cache.prefetch(dir, 1000);
+    await writeFile(join(dir, 'a'), 'x');
+    // Walked just now: not again.
+    await cache.prefetch(dir, 1000);
+    expect(cache.activeWalks).toBe(0);
+    const first = await cache.usage(dir);
+    expect(first.inodes).toBe(1n);
+    // maxAgeMs 0: walked again, and the next request (within the TTL) is served that walk.
+    await cache.prefetch(dir, 0);
+    const second = await cache.usage(dir);
+    expect(second.inodes).toBe(2n);
+    expect(BigInt(second.timestamp)).toBeGreaterThan(BigInt(first.timestamp));
+    expect(cache.activeWalks).toBe(0);
+  });
+
   it('serves a fresh result within the TTL and walks again after it', async () => {
     const dir = join(root, 'ttl');
     await mkdir(dir);

@@ -65,9 +65,27 @@ export class FsUsageCache {
     e.asked = now;
     const age = now - e.at;
     if (e.value !== undefined && age < this.ttlMs) return Promise.resolve(e.value);
-    const walking = e.walking ?? this.refresh(dir, e, now);
+    const walking = e.walking ?? this.startWalk(dir, e, now);
     if (e.value !== undefined && age < this.maxStaleMs) return Promise.resolve(e.value);
     return walking;
+  }
+
+  /**
+   * Walks `dir` again now, unless a walk of it is running or its last one started less than
+   * `maxAgeMs` ago: the stats collector's read-ahead, so that a periodic listing due shortly
+   * finds a result under ttlMs old and starts no walk while its caller waits. Resolves when
+   * the walk is done (never rejects: a failed walk is retried by the next request).
+   */
+  prefetch(dir: string, maxAgeMs: number): Promise<void> {
+    const now = performance.now();
+    let e = this.entries.get(dir);
+    if (e === undefined) {
+      e = { at: now, asked: now };
+      this.entries.set(dir, e);
+    } else if (e.walking === undefined && e.value !== undefined && now - e.at < maxAgeMs) {
+      return Promise.resolve();
+    }
+    return (e.walking ?? this.startWalk(dir, e, now)).then(() => undefined, () => undefined);
   }
 
   /** Walks running now (at most maxWalks). */
@@ -84,7 +102,7 @@ export class FsUsageCache {
     this.entries.delete(dir);
   }
 
-  private refresh(dir: string, e: Entry, now: number): Promise<FsUsage> {
+  private startWalk(dir: string, e: Entry, now: number): Promise<FsUsage> {
     const walking = this.walk(dir);
     e.walking = walking;
     walking.then((value) => {

@@ -91,6 +91,25 @@ describe('StatsCollector background refresh', () => {
     c.close();
   });
 
+  it('walks a periodic listing\'s writable layers before it comes: the listing serves that walk', async () => {
+    const upper = join(root, 'upper');
+    await mkdir(upper);
+    const withLayer: ContainerSubject = { ...subject, writableLayer: { dir: upper, mountpoint: root } };
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 300, leadMs: 200, fsTtlMs: 350, followUps: 0 });
+    await c.listContainerStats([withLayer], { watch: true });
+    await sleep(400);
+    await c.listContainerStats([withLayer], { watch: true }); // period 400 ms: refresh due in 200
+    await writeFile(join(upper, 'new'), 'x');
+    await sleep(400);
+    const before = BigInt(nowNs());
+    const [s] = await c.listContainerStats([withLayer], { watch: false });
+    // The file made after the last listing is counted: walked by the refresher, before this
+    // listing came (a walk started by the listing would be served only to the next one).
+    expect(s!.writableLayer!.inodesUsed).toEqual({ value: '2' });
+    expect(BigInt(String(s!.writableLayer!.timestamp))).toBeLessThan(before);
+    c.close();
+  });
+
   it('does not watch a filtered listing', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 100, leadMs: 50 });
     await c.listContainerStats([subject], { watch: false });

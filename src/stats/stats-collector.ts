@@ -5,7 +5,8 @@
 // the last reading of each cgroup and pod network table (at most cgroupTtlMs old when served).
 //
 // A periodic caller's listing (kubelet's, every 10 s) is answered from readings taken just
-// before it came (listing-forecast.ts): reading 200 containers' cgroups costs tens of
+// before it came (listing-forecast.ts), its containers' writable layers walked then too (so no
+// walk competes with the listing for the CPU): reading 200 containers' cgroups costs tens of
 // milliseconds of CPU, which on a busy node becomes hundreds of milliseconds of wall time if it
 // is done while the caller waits. Every reading carries its own timestamp (when its read
 // started), so one served from the cache is reported truthfully. Every read is async and
@@ -134,6 +135,7 @@ export class StatsCollector {
   /** The last network reading of each pod, by pod and namespace file (networkKey). */
   private readonly networkReadings = new ReadingCache<NetworkReading | undefined>();
   private readonly cgroupTtlMs: number;
+  private readonly fsTtlMs: number;
   private readonly leadMs: number | undefined;
   /** The last unfiltered listings of each kind, and when the next is expected. */
   private readonly containerListings: ListingForecast<ContainerSubject>;
@@ -145,7 +147,8 @@ export class StatsCollector {
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
-    this.fs = new FsUsageCache({ ttlMs: opts.fsTtlMs });
+    this.fsTtlMs = opts.fsTtlMs ?? 2000;
+    this.fs = new FsUsageCache({ ttlMs: this.fsTtlMs });
     this.files = new KernelFileReader({ parallel: opts.parallelOpens });
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
@@ -311,7 +314,16 @@ export class StatsCollector {
     this.refreshing = true;
     try {
       const done = new Set<string>();
+      // A writable layer walked within half its TTL is still under it when the listing comes
+      // (at most cgroupTtlMs after this refresh): not walked again.
+      const fsMaxAgeMs = this.fsTtlMs / 2;
+      const layers: string[] = [];
       const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
+        const layer = c.writableLayer?.dir;
+        if (layer !== undefined && !done.has(`fs ${layer}`)) {
+          done.add(`fs ${layer}`);
+          layers.push(layer);
+        }
         const path = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
         const key = cgroupKey(path, scope);
         if (done.has(key)) return undefined;
@@ -336,6 +348,11 @@ export class StatsCollector {
       for (const r of await Promise.allSettled(jobs)) {
         if (r.status === 'rejected') log.debug({ err: r.reason }, 'stats: a background refresh failed (the next listing reads it)');
       }
+      // Walked once the readings are in: a listing that comes early waits for those, never for
+      // a walk (it serves the last one), so the walks' callbacks must not slow the readings.
+      // The refresh lasts until they are done, so the next one's lead (lastRefreshMs) covers
+      // them too.
+      await Promise.all(layers.map((dir) => this.fs.prefetch(dir, fsMaxAgeMs)));
     } finally {
       this.refreshing = false;
       this.lastRefreshMs = performance.now() - started;
