@@ -44,7 +44,7 @@ const LAYERS: Record<string, string[]> = {
   store: [],
   lifecycle: [],
   config: [],
-  runtime: ['sys'],
+  runtime: ['sys', 'lifecycle'],
   snapshot: ['sys', 'digest', 'store'],
   network: ['sys', 'config', 'store', 'lifecycle'],
   stats: ['sys', 'network'],
