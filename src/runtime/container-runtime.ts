@@ -103,7 +103,8 @@ export interface ContainerRuntime {
   readonly handler: string;
   readonly features: RuntimeFeatures;
 
-  /** Creates the container, parked before its process runs; the monitor is running after. */
+  /** Creates the container, parked before its process runs; the monitor is running after.
+   * ContainerService calls it at StartContainer (a CREATED container has nothing here). */
   create(c: RuntimeRef, o: CreateOptions): Promise<Created>;
   /** Releases the parked process. */
   start(c: RuntimeRef): Promise<void>;
@@ -124,8 +125,9 @@ export interface ContainerRuntime {
   /** Signals the process (all: every process of the container); one that is gone is no error. */
   kill(c: RuntimeRef, signal: string, o?: { all?: boolean }): Promise<void>;
   /** Forgets the container: stops watching it, lets its monitor go, removes the runtime's state
-   * (killing what still runs). A container the runtime never heard of is already deleted. */
-  delete(c: RuntimeRef): Promise<void>;
+   * (killing what still runs). A container the runtime never heard of is already deleted.
+   * waitForMonitor: resolves only once the monitor is gone too (its pid may be unknown). */
+  delete(c: RuntimeRef, o?: { waitForMonitor?: boolean }): Promise<void>;
   update(c: RuntimeRef, resources: unknown): Promise<void>;
 
   execSync(c: RuntimeRef, proc: OciProcess, o: { timeoutSeconds: number; maxOutput: number }): Promise<ExecSyncResult>;

@@ -26,6 +26,8 @@ import { connectUnix } from './unix-connect.js';
 
 /** How long a killed orphan may take to be gone. */
 const ORPHAN_GONE_MS = 10_000;
+/** How long a monitor may take to go after its container's runtime delete, when waited for. */
+const MONITOR_GONE_MS = 10_000;
 /** How long a protocol-1 monitor may take to reopen its log (it does not answer). */
 const LEGACY_REOPEN_MS = 5000;
 
@@ -95,6 +97,8 @@ export class MonitoredRuntime implements ContainerRuntime {
   }
 
   async startState(c: RuntimeRef): Promise<StartState> {
+    // No state dir: nothing to ask the runtime (a created container has none until its start).
+    if (!this.oci.hasState(c.id)) return 'gone';
     const st = await this.oci.state(c.id);
     if (!st) return 'gone';
     return st.status === 'created' ? 'parked' : 'started';
@@ -104,13 +108,44 @@ export class MonitoredRuntime implements ContainerRuntime {
     await this.oci.kill(c.id, signal, o.all ?? false);
   }
 
-  async delete(c: RuntimeRef): Promise<void> {
+  async delete(c: RuntimeRef, o: { waitForMonitor?: boolean } = {}): Promise<void> {
     const watch = this.watches.get(c.id);
     this.watches.delete(c.id);
     // Whatever its exit file says no longer matters: the monitor may go now.
     await this.exitRecordedOn(watch?.connection, c).catch(() => undefined);
     watch?.stop();
-    await this.oci.delete(c.id, true);
+    // Connected before the kill: the monitor exits once its process is gone, closing this.
+    const monitorGone = o.waitForMonitor ? await this.monitorGone(c) : undefined;
+    // A container never started has no state (and a monitor none either): no runtime to run.
+    if (this.oci.hasState(c.id)) await this.oci.delete(c.id, true);
+    await monitorGone?.();
+  }
+
+  /**
+   * A function resolving once the container's monitor is gone (its control socket's connection
+   * closed), at most MONITOR_GONE_MS after it is called; without a monitor listening, one that
+   * resolves at once. The monitor's pid may be unknown (a start a crash interrupted).
+   */
+  private async monitorGone(c: RuntimeRef): Promise<() => Promise<void>> {
+    const sock = await connectUnix(runtimeFiles(c.dir).ctlSocket, 'control socket').catch(() => undefined);
+    if (!sock) return async () => undefined;
+    sock.on('error', () => undefined);
+    sock.on('end', () => sock.end());
+    // Flowing: a paused socket never reads the EOF, and would never close.
+    sock.resume();
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    return async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), MONITOR_GONE_MS);
+      });
+      const timedOut = await Promise.race([closed.then(() => false), late]);
+      clearTimeout(timer);
+      if (timedOut) {
+        sock.destroy();
+        log.warn({ container: c.id, ms: MONITOR_GONE_MS }, 'the container\'s monitor was still there after its runtime delete');
+      }
+    };
   }
 
   async update(c: RuntimeRef, resources: unknown): Promise<void> {

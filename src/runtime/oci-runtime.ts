@@ -1,5 +1,7 @@
 // Driving an OCI runtime through runc's command line: crib-runtime by default, runc or crun as
 // RuntimeClass handlers. Every failure carries the runtime's own stderr, which says what broke.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
 import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
 import { execFileOnThread } from '../sys/spawn-thread.js';
@@ -58,6 +60,14 @@ export class OciRuntime {
 
   private args(...rest: string[]): string[] {
     return ['--root', this.root, ...rest];
+  }
+
+  /**
+   * Whether the runtime keeps a state dir for `id` (<root>/<id>, as runc, crun and crib-runtime
+   * do): without one, state and delete have nothing to find, and are not run.
+   */
+  hasState(id: string): boolean {
+    return existsSync(join(this.root, id));
   }
 
   async start(id: string): Promise<void> {
