@@ -10,12 +10,13 @@
 //             then the writable layer, its mount, the bundle (config.json); created:true last.
 //             A failure or a crash rolls it back: nothing of it is left. Nothing runs for a
 //             created container: the runtime's create is StartContainer's, as in containerd.
-//   starting  StartContainer writes the intent, has the monitor run the runtime's create (the
-//             parked process), records the pids, has the runtime release the process, then
+//   starting  StartContainer has the monitor run the runtime's create (the parked process),
+//             writes the intent with the pids, has the runtime release the process, then
 //             records startedAt. A failure undoes the runtime's part (killed, deleted): CREATED
-//             again, without a process. Start-up: an intent without pids is a start interrupted
-//             before they were recorded, whose monitor and runtime state (found by the id) are
-//             killed and deleted: CREATED, for kubelet to start. With pids it asks the runtime:
+//             again, without a process. Start-up: a created record without pids may be a start
+//             interrupted before they were recorded, whose monitor and runtime state (found by
+//             the id) are killed and deleted: CREATED, for kubelet to start. With pids it asks the
+//             runtime:
 //             a process released (running, or exited since) was started, and is RUNNING (or
 //             EXITED); one still parked was not, and is CREATED (with its parked process) for
 //             kubelet to start. A runtime start that finds the process already released (a start

@@ -629,16 +629,21 @@ export class ContainerService implements PodContainers {
       }
       // Taken before start: a process that exits at once must not finish before it started.
       const startedAt = nowNs();
-      // No directory sync: the start's outcome is written after it, and a power cut takes the
-      // started process with it (the intent's only use is telling a crash's restart to check).
-      await this.records.commit(cur.id, (r) => {
-        r.intent = { kind: 'start', at: startedAt };
-      }, { syncDir: false });
-      crashPoint('StartContainer:after-intent');
+      // A container with nothing in the runtime yet writes its intent with the pids the
+      // runtime's create gives (createInRuntime): one record write on the start's path, and
+      // start-up finds what a start left before it by the id. Others write it first.
+      if (cur.monitorPid || cur.restoreFrom) {
+        // No directory sync: the start's outcome is written after it, and a power cut takes the
+        // started process with it (the intent's only use is telling a crash's restart to check).
+        await this.records.commit(cur.id, (r) => {
+          r.intent = { kind: 'start', at: startedAt };
+        }, { syncDir: false });
+        crashPoint('StartContainer:after-intent');
+      }
       // An exit reported while start runs waits for it: kubelet must see STARTED before STOPPED.
       this.starting.add(cur.id);
       try {
-        await this.startInRuntime(cur);
+        await this.startInRuntime(cur, startedAt);
         crashPoint('StartContainer:after-runtime-start');
         const started = this.records.updateSoon(cur.id, (r) => {
           r.startedAt ??= startedAt;
@@ -662,11 +667,11 @@ export class ContainerService implements PodContainers {
    * a start that fails on a process no longer parked was done by a runtime start the crash of an
    * earlier daemon left running: that is a start, not an error.
    */
-  private async startInRuntime(rec: ContainerRecord): Promise<void> {
+  private async startInRuntime(rec: ContainerRecord, startedAt: string): Promise<void> {
     const runtime = this.runtimeOf(rec);
     if (!rec.monitorPid) {
       if (rec.restoreFrom) await this.restoreInRuntime(rec, runtime);
-      else await this.createInRuntime(rec, runtime);
+      else await this.createInRuntime(rec, runtime, startedAt);
       return;
     }
     try {
@@ -679,12 +684,13 @@ export class ContainerService implements PodContainers {
 
   /**
    * The runtime's create (crib-monitor runs it: namespaces, mounts, the parked process) and
-   * start. The pids are on disk before the process is released, so that a crash after the
-   * release finds a container it can watch (completeStart); a crash before finds a record
-   * without pids and runtime state to undo (settleUnrecordedLaunch). A failure anywhere undoes
-   * the runtime's part: the container is CREATED again, with nothing running.
+   * start. The start's intent and the pids are on disk before the process is released, so that
+   * a crash after that finds a container it can watch and a start to complete (completeStart);
+   * a crash before finds a record without pids and runtime state to undo
+   * (settleUnrecordedLaunch). A failure anywhere undoes the runtime's part: the container is
+   * CREATED again, with nothing running.
    */
-  private async createInRuntime(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+  private async createInRuntime(rec: ContainerRecord, runtime: ContainerRuntime, startedAt: string): Promise<void> {
     const clog = log.child({ container: rec.id, pod: rec.podId });
     const paths = containerPaths(rec.dir);
     const target = this.targetInit(rec.podId, rec.config, 'StartContainer');
@@ -709,15 +715,17 @@ export class ContainerService implements PodContainers {
       // Its namespace was held, so the container is in it or nowhere; a target gone by now took
       // (or is taking) the namespace down with it.
       if (targetNs && !targetNs.targetRunning()) throw targetNs.exitedError();
-      // No directory sync: the start's intent is in the same directory, and a power cut takes
-      // the monitor and the process with it (start-up finds the intent without pids then).
+      // No directory sync: the start's outcome is written after it, and a power cut takes the
+      // monitor and the process with it (start-up finds the record without pids then, and
+      // deletes whatever runtime state of the id outlived the cut).
       launched = await this.records.commit(rec.id, (r) => {
+        r.intent = { kind: 'start', at: startedAt };
         r.pid = created.pid;
         r.pidStartTime = created.pidStartTime;
         r.monitorPid = created.monitorPid;
         r.monitorStartTime = created.monitorStartTime;
       }, { syncDir: false });
-      crashPoint('StartContainer:after-pids');
+      crashPoint('StartContainer:after-intent');
       // Not awaited: the watch asks the monitor for the state once connected, so an exit before
       // then is still reported (after the start: start() defers it).
       this.watch(rec.id).catch((err: unknown) => clog.error({ err }, 'watching the container monitor'));
