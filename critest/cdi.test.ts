@@ -75,9 +75,11 @@ describe('CDI devices', () => {
       podSandboxId,
       config: container('gpu', { CDIDevices: [{ name: 'crib-test.example/nulldev=dev0' }] }),
     });
+    // The runtime's create, and so its createRuntime hook, is StartContainer's.
+    expect(existsSync(join(dir, 'hook-state.json'))).toBe(false);
+    await d.cri.runtime.StartContainer({ containerId });
     // The createRuntime hook ran on the host with the container's state on stdin.
     expect(JSON.parse(readFileSync(join(dir, 'hook-state.json'), 'utf8'))).toMatchObject({ id: containerId });
-    await d.cri.runtime.StartContainer({ containerId });
 
     const node = await exec(containerId, 'ls -l /dev/vendor-null');
     expect(node.out).toMatch(/^crw-rw-rw-\s.*\s1,\s+3\s.*\/dev\/vendor-null$/m);

@@ -124,8 +124,10 @@ describe('crash points: kill -9 anywhere, and the restarted daemon tells the tru
     call: (d, m) => d.cri.runtime.StartContainer({ containerId: m.containerId! }),
     after: async (d, m, point) => {
       const logFile = join(m.config!.logDirectory, 'c.log');
-      if (point === 'StartContainer:after-intent') {
-        // The start never happened: CREATED, and kubelet's retry starts it.
+      if (point !== 'StartContainer:after-runtime-start') {
+        // The process was never released: parked by the runtime's create, which start-up undoes
+        // when the crash came before the pids were recorded (after-runtime-create) and keeps
+        // parked when they were (after-intent): CREATED, and kubelet's retry starts it.
         expect((await state(d, m.containerId!)).state).toBe('CONTAINER_CREATED');
         await d.cri.runtime.StartContainer({ containerId: m.containerId! });
       }

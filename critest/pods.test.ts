@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { buildImage, busyboxRootfsLayer, layerFromEntries, pushBusybox, pushImage } from '../test-support/image-builder.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
+import { checkNodeTruth } from '../test-support/node-truth.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
 
@@ -441,6 +442,39 @@ describe('pods and containers', () => {
     }
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
     expect((await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers).toEqual([]);
+  });
+
+  it('a created container runs nothing until its start; limits updated before the start apply; a pod with created containers stops and goes', async () => {
+    const config = podConfig('created');
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig('later', ['exec sleep 1000']) });
+    const { containerId: never } = await d.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig('never', ['exec sleep 1000']) });
+    // Nothing of it exists in the runtime: no process, no monitor, no state (node-truth checks
+    // processes, runtime state and cgroup of a CREATED container without a pid).
+    const st = await d.cri.runtime.ContainerStatus({ containerId, verbose: true });
+    expect(st.status.state).toBe('CONTAINER_CREATED');
+    expect(JSON.parse(st.info.info)).toMatchObject({ pid: 0, monitorPid: 0 });
+    expect(existsSync(join(d.state, 'runtime', containerId))).toBe(false);
+    expect(await checkNodeTruth(d)).toEqual([]);
+    // Stats of a container with no cgroup yet answer (no usage), they do not fail.
+    expect((await d.cri.runtime.ContainerStats({ containerId })).stats.attributes.id).toBe(containerId);
+    // UpdateContainerResources before the start: applied by the runtime's create at the start.
+    const limit = 48 * 1024 * 1024;
+    await d.cri.runtime.UpdateContainerResources({ containerId, linux: { memoryLimitInBytes: String(limit) } });
+    await d.cri.runtime.StartContainer({ containerId });
+    const info = JSON.parse((await d.cri.runtime.ContainerStatus({ containerId, verbose: true })).info.info) as { pid: number };
+    const cgroups = readFileSync(`/proc/${info.pid}/cgroup`, 'utf8').split('\n');
+    const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+    const rel = v2 ? cgroups.find((l) => l.startsWith('0::'))!.slice(3) : cgroups.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l))!.split(':')[2]!;
+    const file = v2 ? join('/sys/fs/cgroup', rel, 'memory.max') : join('/sys/fs/cgroup/memory', rel, 'memory.limit_in_bytes');
+    expect(Number(readFileSync(file, 'utf8').trim())).toBe(limit);
+    expect(await checkNodeTruth(d)).toEqual([]);
+    // The pod stops (the created one is recorded exited, having never run) and goes.
+    await d.cri.runtime.StopPodSandbox({ podSandboxId });
+    expect((await d.cri.runtime.ContainerStatus({ containerId: never })).status).toMatchObject({ state: 'CONTAINER_EXITED', exitCode: 137 });
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    expect((await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers).toEqual([]);
+    expect(await checkNodeTruth(d)).toEqual([]);
   });
 
   it('keeps containers running and logging across a daemon kill -9 and restart', async () => {

@@ -45,27 +45,33 @@ describe('rollback and persistence of CreateContainer', () => {
     mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(join(d.state, 'containers'))),
   });
 
-  it('a CreateContainer the runtime refuses, after the rootfs is mounted, leaves nothing behind', async () => {
+  it('a StartContainer the runtime\'s create refuses leaves the container created with nothing running, and removable without a trace', async () => {
     const config = podConfig('late-failure');
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
     const before = containerFiles();
     // crib-runtime create looks the executable up inside the mounted rootfs: it is the runtime's
-    // create that fails, after the writable layer, the mount and the bundle exist.
-    await expect(d.cri.runtime.CreateContainer({
+    // create that fails, which runs at StartContainer (as in containerd), after the writable
+    // layer, the mount and the bundle exist.
+    const { containerId } = await d.cri.runtime.CreateContainer({
       podSandboxId, sandboxConfig: config,
       config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['/no/such/binary'] },
-    })).rejects.toThrow(/create failed: crib-runtime: .*\/no\/such\/binary.*No such file or directory/);
-    await waitFor('the rollback in the log', () => d.output().includes('container creation failed; rolling back'));
+    });
+    await expect(d.cri.runtime.StartContainer({ containerId }))
+      .rejects.toThrow(/create failed: crib-runtime: .*\/no\/such\/binary.*No such file or directory/);
+    await waitFor('the undo in the log', () => d.output().includes('runtime create or start failed; undoing it'));
+    // No monitor, no runtime state, no cgroup: CREATED and nothing of it runs.
+    expect((await d.cri.runtime.ContainerStatus({ containerId })).status.state).toBe('CONTAINER_CREATED');
+    expect(existsSync(join(d.state, 'runtime', containerId))).toBe(false);
+    expect(await checkNodeTruth(d)).toEqual([]);
+    // A retry fails the same way, and leaves the same.
+    await expect(d.cri.runtime.StartContainer({ containerId })).rejects.toThrow(/no\/such\/binary/);
+    expect(await checkNodeTruth(d)).toEqual([]);
+    await d.cri.runtime.RemoveContainer({ containerId });
+    await waitFor('the removal to finish', () => JSON.stringify(containerFiles()) === JSON.stringify(before));
     expect(containerFiles()).toEqual(before);
     expect(before).toEqual({ records: [], dirs: [], layers: [], mounts: [] });
     expect((await d.cri.runtime.ListContainers({})).containers).toEqual([]);
     expect(await checkNodeTruth(d)).toEqual([]);
-    // kubelet's next attempt with the same name is not refused as a duplicate.
-    const { containerId } = await d.cri.runtime.CreateContainer({
-      podSandboxId, sandboxConfig: config,
-      config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['/bin/true'] },
-    });
-    expect(containerId).toMatch(/^[0-9a-f]{64}$/);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
     expect(containerFiles()).toEqual(before);
   });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PORT_FORWARD_PROTOCOL_V1, REMOTE_COMMAND_V4 } from '../src/streaming/protocol/constants.js';
+import { checkNodeTruth } from '../test-support/node-truth.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { buildImage, busyboxRootfsLayer, layerFromEntries, pushImage } from '../test-support/image-builder.js';
@@ -276,8 +277,14 @@ describe('user namespaces for pods', () => {
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
     // sysfs cannot be idmapped (no FS_ALLOW_IDMAP).
     const cc = containerConfig('nofs', 'exec sleep 1000', { mounts: [{ containerPath: '/k', hostPath: '/sys/kernel', uidMappings: MAPS, gidMappings: MAPS }] });
-    const err = await d.cri.runtime.CreateContainer({ podSandboxId, config: cc, sandboxConfig: config }).then(() => undefined, (e: Error) => e);
+    // The runtime makes the mounts in its create, which is StartContainer's: the start fails,
+    // and the container stays created with nothing of it running.
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: cc, sandboxConfig: config });
+    const err = await d.cri.runtime.StartContainer({ containerId }).then(() => undefined, (e: Error) => e);
     expect(err?.message).toMatch(/mounts\[\d+\] \(\/k\): the filesystem of `\/sys\/kernel` .*does not support idmapped mounts/);
+    expect((await d.cri.runtime.ContainerStatus({ containerId })).status.state).toBe('CONTAINER_CREATED');
+    expect(await checkNodeTruth(d)).toEqual([]);
+    await d.cri.runtime.RemoveContainer({ containerId });
     expect((await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers).toEqual([]);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });

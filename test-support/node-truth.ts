@@ -273,7 +273,15 @@ async function checkNodeTruthOnce(d: TestDaemon, known: KnownIds): Promise<strin
   for (const id of mentioned) if (!ctrIds.has(id) && !podIds.has(id)) out.push(`process mentioning ${id} is running, which is not reported`);
   for (const c of containers) {
     const alive = c.pid > 0 && processAlive(c.pid);
-    if (c.state === 'CONTAINER_RUNNING' || c.state === 'CONTAINER_CREATED') {
+    if (c.state === 'CONTAINER_CREATED' && c.pid === 0 && c.monitorPid === 0) {
+      // Created and not started: the runtime's create is StartContainer's, so nothing of the
+      // container may run or be in the runtime (a parked process has its pid reported).
+      if (mentioned.has(c.id)) out.push(`container ${c.id} is reported CREATED without a process but a process mentioning it runs`);
+      const rt = await runtimeStatus(d, c.id);
+      if (rt !== undefined) out.push(`container ${c.id} is reported CREATED without a process but the runtime says ${rt}`);
+      const cg = cgroupDir(pods.find((p) => p.id === c.podId)?.cgroupParent ?? '', c.id);
+      if (existsSync(cg)) out.push(`container ${c.id} is reported CREATED without a process but its cgroup ${cg} exists`);
+    } else if (c.state === 'CONTAINER_RUNNING' || c.state === 'CONTAINER_CREATED') {
       if (!alive) out.push(`container ${c.id} is reported ${c.state} but its process ${c.pid} is gone`);
       if (!(c.monitorPid > 0 && processAlive(c.monitorPid))) out.push(`container ${c.id} is reported ${c.state} but its monitor ${c.monitorPid} is gone`);
       const rt = await runtimeStatus(d, c.id);

@@ -2,7 +2,8 @@
 // daemon, registry and image. A "racer" container shares a volume (a host directory, as an
 // emptyDir is) with the container under test and keeps swapping two names in it with a static
 // path-racer baked into the image (test-support/path-racer.c), while the test creates the other
-// container over and over: CreateContainer, inspect its parked init from the host, RemoveContainer.
+// container over and over: CreateContainer, StartContainer (the runtime's create, which makes the
+// mounts, runs there), inspect its init from the host, RemoveContainer.
 // Every create must either do what was asked or fail with a clear error naming what it refused;
 // the racer's link must never take effect; and creates must really have met the link.
 // The races crib-runtime can only meet outside the CRI (sysctls, /dev/console, a /proc symlink)
@@ -103,23 +104,27 @@ describe('mount races from a second container of the pod', () => {
   interface Tally { ok: number; sawLink: number; refused: number; landed: string[]; errors: string[] }
 
   /**
-   * CREATES times: create a container with `mounts`, give its parked init's pid to judge() (which
-   * returns what went wrong, or '' — and 'link' when it went right but met the racer's link), remove
-   * it. A failed create must match `refusal`.
+   * CREATES times: create and start a container with `mounts`, give its init's pid to judge()
+   * (which returns what went wrong, or '' — and 'link' when it went right but met the racer's
+   * link), remove it. A failed create or start (the runtime's create, where the mounts are made,
+   * is the start's) must match `refusal`; one refused at start is removed too.
    */
   async function createMany(name: string, mounts: object[], refusal: RegExp | undefined, judge: (pid: number) => string): Promise<Tally> {
     const t: Tally = { ok: 0, sawLink: 0, refused: 0, landed: [], errors: [] };
     for (let i = 0; i < CREATES; i++) {
-      let containerId: string;
+      let containerId: string | undefined;
       try {
         ({ containerId } = await d.cri.runtime.CreateContainer({
           podSandboxId, sandboxConfig,
-          config: { metadata: { name, attempt: i }, image: { image }, command: ['/bin/sh'], logPath: `${name}-${i}.log`, mounts },
+          // Runs until removed: its mount table is inspected while it runs.
+          config: { metadata: { name, attempt: i }, image: { image }, command: ['/bin/sleep', '1000'], logPath: `${name}-${i}.log`, mounts },
         }));
+        await d.cri.runtime.StartContainer({ containerId });
       } catch (err) {
         const msg = (err as Error).message;
         if (refusal?.test(msg)) t.refused++;
         else t.errors.push(msg);
+        if (containerId) await d.cri.runtime.RemoveContainer({ containerId });
         continue;
       }
       const { info } = await d.cri.runtime.ContainerStatus({ containerId, verbose: true });

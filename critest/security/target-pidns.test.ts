@@ -4,9 +4,11 @@
 // between and whose pid went to a host process would put the debug container in the host's PID
 // namespace, seeing (and, with its capabilities, signalling) every process of the node.
 //
-// The attack: a test hook stalls the create just after the check; in the stall the target's init
-// is killed and its pid handed, through /proc/sys/kernel/ns_last_pid, to a process of this host.
-// The create must then fail with NOT_FOUND naming the target, and no container must be left.
+// The runtime's create, which joins the namespace, runs at StartContainer (CreateContainer only
+// checks that the target runs). The attack: a test hook stalls the start just after its check of
+// the target; in the stall the target's init is killed and its pid handed, through
+// /proc/sys/kernel/ns_last_pid, to a process of this host. The start must then fail with
+// NOT_FOUND naming the target, and nothing of the debug container may run.
 import { status } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
+import { checkNodeTruth } from '../../test-support/node-truth.js';
 import { removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../../test-support/daemon.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
@@ -88,33 +91,40 @@ describe('PID namespace TARGET: a target that exits before the join', () => {
     await d.cri.runtime.StartContainer({ containerId: app });
     const pid = await waitFor('the target\'s init on the host', async () => pidOf(['sleep', mark]));
 
-    const create = d.cri.runtime.CreateContainer({
+    const { containerId: debuggerId } = await d.cri.runtime.CreateContainer({
       podSandboxId,
       config: container('debugger', 'cat /proc/1/cmdline; exec sleep 1000', {
         linux: { securityContext: { namespaceOptions: { network: 'POD', ipc: 'POD', pid: 'TARGET', targetId: app } } },
       }),
-    }).then((r: { containerId: string }) => r.containerId, (e: { code: number; details: string }) => e);
+    });
+    const start = d.cri.runtime.StartContainer({ containerId: debuggerId })
+      .then(() => debuggerId, (e: { code: number; details: string }) => e);
     // The target was checked and found running; now it exits and a host process gets its pid.
-    await waitFor('the create to pass the target check', async () => d.output().includes('stalling after the TARGET PID namespace check') || undefined);
+    await waitFor('the start to pass the target check', async () => d.output().includes('stalling after the TARGET PID namespace check') || undefined);
     process.kill(pid, 'SIGKILL');
     await waitFor('the target\'s init to be reaped', async () => !existsSync(`/proc/${pid}`) || undefined);
     squatter = await squat(pid);
     // The pid now names a process in this host's PID namespace.
     expect(readlinkSync(`/proc/${pid}/ns/pid`)).toBe(readlinkSync('/proc/self/ns/pid'));
 
-    const err = await create;
+    const err = await start;
     if (typeof err === 'string') {
       // The attack worked: show whose PID namespace the debug container is in.
-      await d.cri.runtime.StartContainer({ containerId: err });
       const seen = await d.cri.runtime.ExecSync({ containerId: err, cmd: ['/bin/sh', '-c', 'tr "\\0" " " < /proc/1/cmdline'], timeout: '10' });
       expect.fail(`the debug container was created, in the PID namespace of the process that took pid ${pid}: its pid 1 is "${seen.stdout.toString().trim()}"`);
     }
     expect(err.code).toBe(status.NOT_FOUND);
     expect(err.details).toContain(`container ${app} exited before the new container could join its PID namespace`);
-    // Nothing of the refused container is left, and the host process was not touched.
-    const names = (await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers.map((c: { metadata: { name: string } }) => c.metadata.name);
-    expect(names).toEqual(['app']);
+    // Nothing of the refused start runs (the container stays created, without a process), and
+    // the host process was not touched.
+    const st = await d.cri.runtime.ContainerStatus({ containerId: debuggerId, verbose: true });
+    expect(st.status.state).toBe('CONTAINER_CREATED');
+    expect(JSON.parse(st.info.info).pid).toBe(0);
     expect(squatter.exitCode).toBeNull();
+    // The squatter holds the exited target's pid: gone, it no longer passes for the target.
+    squatter.kill('SIGKILL');
+    await new Promise((resolve) => squatter!.once('exit', resolve));
+    expect(await checkNodeTruth(d)).toEqual([]);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   }, 60_000);
 });

@@ -7,14 +7,22 @@
 //                      └── still parked ───┘
 //
 //   creating  CreateContainer: the record (created:false) is written before anything exists;
-//             then the writable layer, its mount, the bundle, the monitor with the parked
-//             process; created:true with the pids last. A failure or a crash rolls it back:
-//             nothing of it is left (the monitor and process are killed too).
-//   starting  StartContainer writes the intent, has the runtime release the process, then
-//             records startedAt. Start-up asks the runtime: a process released (running, or
-//             exited since) was started, and is RUNNING (or EXITED); one still parked was not,
-//             and is CREATED again for kubelet to start. A runtime start that finds the process
-//             already released (a start the crashed daemon left running) counts as the start.
+//             then the writable layer, its mount, the bundle (config.json); created:true last.
+//             A failure or a crash rolls it back: nothing of it is left. Nothing runs for a
+//             created container: the runtime's create is StartContainer's, as in containerd.
+//   starting  StartContainer has the monitor run the runtime's create (the parked process),
+//             writes the intent with the pids, has the runtime release the process, then
+//             records startedAt. A failure undoes the runtime's part (killed, deleted): CREATED
+//             again, without a process. Start-up: a created record without pids may be a start
+//             interrupted before they were recorded, whose monitor and runtime state (found by
+//             the id) are killed and deleted: CREATED, for kubelet to start. With pids it asks the
+//             runtime:
+//             a process released (running, or exited since) was started, and is RUNNING (or
+//             EXITED); one still parked was not, and is CREATED (with its parked process) for
+//             kubelet to start. A runtime start that finds the process already released (a start
+//             the crashed daemon left running) counts as the start. Containers an older daemon
+//             created have their monitor and parked process from CreateContainer: they start
+//             the same way (release only).
 //   running   the exit arrives from the monitor as an event (or from its exit file after a
 //             restart). A monitor that died is found at once (its control socket closes): a
 //             process still running is killed and recorded EXITED 137; one already gone is
@@ -51,6 +59,7 @@ export interface ContainerRecord {
   exitCode?: number;
   reason?: string;
   message?: string;
+  /** Absent while CREATED (set by StartContainer), except in records of older daemons. */
   pid?: number;
   monitorPid?: number;
   /** Start times (/proc/<pid>/stat) of pid and monitorPid: a pid alone may be reused. Records
@@ -76,9 +85,10 @@ export interface ContainerRecord {
   imageVolumes?: ImageVolumeRecord[];
   /**
    * Created from a checkpoint archive (CreateContainer's image was one): the CRIU images,
-   * unpacked in the container dir. Such a container has no monitor nor process while CREATED:
-   * StartContainer has the runtime restore the checkpointed processes (pid and monitor recorded
-   * then) instead of releasing a parked one. Optional, so the schema stays at 1.
+   * unpacked in the container dir. Like every container this daemon creates, it has no monitor
+   * nor process while CREATED: StartContainer has the runtime restore the checkpointed
+   * processes (pid and monitor recorded then) instead of creating a parked one. Optional, so
+   * the schema stays at 1.
    */
   restoreFrom?: string;
 }

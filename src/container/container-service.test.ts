@@ -85,6 +85,17 @@ describe('ContainerService', () => {
   const onDisk = async (id: string): Promise<ContainerRecord | undefined> =>
     existsSync(recordFile(id)) ? (JSON.parse(await readFile(recordFile(id), 'utf8')) as ContainerRecord) : undefined;
 
+  /**
+   * What a start launches before it releases the process: the runtime's create (monitor, parked
+   * process), its pids in the record on disk; `extra` goes into the record too. The service must
+   * be closed (a crash).
+   */
+  async function launchAsStartDid(id: string, extra: Partial<ContainerRecord> = {}): Promise<void> {
+    const rec = (await onDisk(id))!;
+    const created = await rt.create({ id, dir: rec.dir }, { bundle: join(rec.dir, 'bundle'), logPath: rec.logPath, stdin: false, stdinOnce: false, tty: false });
+    await writeFile(recordFile(id), JSON.stringify({ ...rec, ...created, ...extra }));
+  }
+
   beforeEach(async () => {
     base = await mkdtemp(join(tmpdir(), 'crib-containers-'));
     rt = new FakeContainerRuntime();
@@ -103,12 +114,17 @@ describe('ContainerService', () => {
     svc.events.subscribe((e) => events.push(e));
     const id = await svc.create(pod, containerConfig('web'), new AbortController().signal);
     expect(criState(await svc.status(id))).toBe('CONTAINER_CREATED');
-    expect(rt.containers.get(id)!.options).toMatchObject({ logPath: join(base, 'logs', 'web.log'), tty: false });
+    // The runtime's create is StartContainer's: a created container is its bundle and record.
+    expect(rt.calls).toEqual([]);
     expect(existsSync(join(base, 'state', 'containers', id, 'bundle', 'config.json'))).toBe(true);
-    expect(await onDisk(id)).toMatchObject({ created: true, pid: rt.containers.get(id)!.ref.pid });
+    expect(await onDisk(id)).toMatchObject({ created: true });
+    expect((await onDisk(id))!.pid).toBeUndefined();
 
     await svc.start(id);
     expect(criState(await svc.status(id))).toBe('CONTAINER_RUNNING');
+    expect(rt.calls.slice(0, 3)).toEqual([`create ${id}`, `watch ${id}`, `start ${id}`]);
+    expect(rt.containers.get(id)!.options).toMatchObject({ logPath: join(base, 'logs', 'web.log'), tty: false });
+    expect(await onDisk(id)).toMatchObject({ pid: rt.containers.get(id)!.ref.pid, monitorPid: rt.containers.get(id)!.ref.monitorPid });
     await svc.stop(id, 5);
     const st = await svc.status(id);
     expect(criState(st)).toBe('CONTAINER_EXITED');
@@ -158,7 +174,7 @@ describe('ContainerService', () => {
     const first = await svc.create(pod, containerConfig('slow'), gaveUp.signal);
     const retry = await svc.create(pod, containerConfig('slow'), new AbortController().signal);
     expect(retry).toBe(first);
-    expect(rt.calls.filter((c) => c.startsWith('create'))).toHaveLength(1);
+    expect(svc.list().map((c) => c.id)).toEqual([first]);
     await expect(svc.create(pod, containerConfig('slow'), new AbortController().signal)).rejects.toMatchObject({ grpcCode: 6 });
   });
 
@@ -184,7 +200,7 @@ describe('ContainerService', () => {
     await writeFile(recordFile(id), JSON.stringify({ ...rec, created: false }));
     const second = await daemon();
     expect(() => second.get(id)).toThrow(/not found/);
-    expect(rt.containers.get(id)!.state).toBe('deleted');
+    expect(rt.containers.has(id)).toBe(false);
     expect(existsSync(recordFile(id))).toBe(false);
     expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
     expect(await readdir(layers.dir)).toEqual([]);
@@ -197,11 +213,9 @@ describe('ContainerService', () => {
     const parked = await first.create(pod, containerConfig('parked'), new AbortController().signal);
     const released = await first.create(pod, containerConfig('released'), new AbortController().signal);
     await first.close();
-    // Crashes after the start intent was written: before the runtime's start, and after it.
-    for (const id of [parked, released]) {
-      const rec = (await onDisk(id))!;
-      await writeFile(recordFile(id), JSON.stringify({ ...rec, intent: { kind: 'start', at: '5000' } }));
-    }
+    // Crashes after the start intent and the pids were written: before the runtime's start,
+    // and after it.
+    for (const id of [parked, released]) await launchAsStartDid(id, { intent: { kind: 'start', at: '5000' } });
     await rt.start({ id: released, dir: '' });
     const second = await daemon();
     expect(await second.status(released)).toMatchObject({ startedAt: '5000' });
@@ -218,14 +232,19 @@ describe('ContainerService', () => {
   });
 
   it('records a container started when the runtime start fails because a start from before a crash released it', async () => {
+    const first = await daemon();
+    const id = await first.create(pod, containerConfig('raced'), new AbortController().signal);
+    const other = await first.create(pod, containerConfig('dead'), new AbortController().signal);
+    await first.close();
+    // Parked with their pids recorded (a crashed start, or a daemon that created in the runtime
+    // at CreateContainer).
+    for (const c of [id, other]) await launchAsStartDid(c);
     const svc = await daemon();
-    const id = await svc.create(pod, containerConfig('raced'), new AbortController().signal);
     // The runtime start a killed daemon left running finishes after start-up looked.
     await rt.start({ id, dir: '' });
     await svc.start(id);
     expect(criState(await svc.status(id))).toBe('CONTAINER_RUNNING');
     // A start that fails for any other reason still fails.
-    const other = await svc.create(pod, containerConfig('dead'), new AbortController().signal);
     rt.containers.get(other)!.state = 'deleted';
     await expect(svc.start(other)).rejects.toThrow(/does not exist/);
     expect(criState(await svc.status(other))).toBe('CONTAINER_CREATED');
@@ -234,6 +253,7 @@ describe('ContainerService', () => {
   it('finishes a removal a crash interrupted', async () => {
     const first = await daemon();
     const id = await first.create(pod, containerConfig('goner'), new AbortController().signal);
+    await first.start(id);
     await first.close();
     const rec = (await onDisk(id))!;
     await writeFile(recordFile(id), JSON.stringify({ ...rec, intent: { kind: 'remove', at: '1' } }));
@@ -320,6 +340,7 @@ describe('ContainerService', () => {
       await first.create(pod, containerConfig('a'), new AbortController().signal),
       await first.create(pod, containerConfig('b'), new AbortController().signal),
     ];
+    for (const id of ids) await first.start(id);
     const remove = layers.remove.bind(layers);
     let failing = true;
     layers.remove = async (key: string) => {
@@ -533,11 +554,83 @@ describe('ContainerService', () => {
     await rename(dir, `${dir}.away`);
     await writeFile(dir, 'not a directory');
     await expect(svc.start(id)).rejects.toThrow();
-    expect(rt.containers.get(id)!.state).toBe('parked');
+    // The runtime's create ran; the record refused, it was undone.
+    expect(rt.calls.filter((c) => !c.startsWith('delete'))).toEqual([`create ${id}`]);
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+    expect(criState(await svc.status(id))).toBe('CONTAINER_CREATED');
     expect((await svc.status(id)).intent).toBeUndefined();
     await rm(dir);
     await rename(`${dir}.away`, dir);
     await svc.start(id);
     expect(criState(await svc.status(id))).toBe('CONTAINER_RUNNING');
+  });
+
+  it('applies resources updated before the start in the spec the runtime\'s create reads, not in the runtime', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('limited'), new AbortController().signal);
+    const specFile = join(base, 'state', 'containers', id, 'bundle', 'config.json');
+    const devices = (JSON.parse(await readFile(specFile, 'utf8')) as { linux: { resources: { devices: unknown } } }).linux.resources.devices;
+    const resources = (r: Record<string, unknown>) => ({ hugepageLimits: [], unified: {}, ...r }) as never;
+    await svc.updateResources(id, resources({ memoryLimitInBytes: '67108864', cpuShares: '512' }));
+    expect(rt.calls).toEqual([]);
+    const spec = JSON.parse(await readFile(specFile, 'utf8')) as { linux: { resources: Record<string, unknown> } };
+    expect(spec.linux.resources).toMatchObject({ memory: { limit: 67108864 }, cpu: { shares: 512 }, devices });
+    expect((await svc.status(id)).config.linux?.resources).toMatchObject({ memoryLimitInBytes: '67108864' });
+    await svc.start(id);
+    // Once the runtime has the container, an update goes to it.
+    await svc.updateResources(id, resources({ memoryLimitInBytes: '33554432' }));
+    const updates = rt.calls.filter((c) => c.startsWith('update'));
+    expect(updates).toHaveLength(1);
+    expect(updates[0]).toMatch(new RegExp(`^update ${id} \\{"memory":\\{"limit":33554432[,}]`));
+  });
+
+  it('stops a created container without asking the runtime (nothing runs), as exited 137', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('never'), new AbortController().signal);
+    await svc.stop(id, 10);
+    expect(await svc.status(id)).toMatchObject({ exitCode: 137, reason: 'Error' });
+    expect(criState(await svc.status(id))).toBe('CONTAINER_EXITED');
+    await svc.remove(id);
+    await svc.removalsSettled();
+    expect(rt.calls.filter((c) => !c.startsWith('delete'))).toEqual([]);
+    expect(rt.containers.has(id)).toBe(false);
+  });
+
+  it('undoes a start whose runtime start fails after the create: created again, nothing in the runtime', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('flaky'), new AbortController().signal);
+    const start = rt.start.bind(rt);
+    rt.start = async () => {
+      throw new Error('runtime start refused');
+    };
+    await expect(svc.start(id)).rejects.toThrow(/runtime start refused/);
+    expect(criState(await svc.status(id))).toBe('CONTAINER_CREATED');
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+    await svc.close();
+    // On disk too: a restart finds a created container without pids or intent.
+    const rec = (await onDisk(id))!;
+    expect([rec.pid, rec.monitorPid, rec.intent]).toEqual([undefined, undefined, undefined]);
+    rt.start = start;
+    const second = await daemon();
+    await second.start(id);
+    expect(criState(await second.status(id))).toBe('CONTAINER_RUNNING');
+    expect(rt.containers.get(id)!.state).toBe('running');
+  });
+
+  it('undoes at start-up what a start the crash interrupted launched before its pids were recorded', async () => {
+    const first = await daemon();
+    const id = await first.create(pod, containerConfig('orphan'), new AbortController().signal);
+    await first.close();
+    // The monitor and its parked process exist; the record has the start's intent and no pids.
+    const rec = (await onDisk(id))!;
+    await rt.create({ id, dir: rec.dir }, { bundle: join(rec.dir, 'bundle'), logPath: rec.logPath, stdin: false, stdinOnce: false, tty: false });
+    await writeFile(recordFile(id), JSON.stringify({ ...rec, intent: { kind: 'start', at: '5000' } }));
+    const second = await daemon();
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+    const st = await second.status(id);
+    expect(criState(st)).toBe('CONTAINER_CREATED');
+    expect([st.pid, st.intent]).toEqual([undefined, undefined]);
+    await second.start(id);
+    expect(criState(await second.status(id))).toBe('CONTAINER_RUNNING');
   });
 });

@@ -38,6 +38,7 @@ import { buildContainerSpec, containerSelinuxLabels, readNodeFacts } from './oci
 import { containerResources } from './oci-spec/resources.js';
 import type { OciSpec } from './oci-spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
+import { TARGET_PIDNS_PLACEHOLDER, applyResourcesToSpec, pointSpecAtPidNamespace } from './bundle-spec.js';
 import { CONTAINER_RECORD, containerPaths, criState, reservedContainerName, type ContainerRecord } from './container-record.js';
 import { ContainerRecords } from './container-records.js';
 import { ImageVolumes } from './image-volumes.js';
@@ -212,8 +213,8 @@ export class ContainerService implements PodContainers {
         pending.push(runtime.exitRecorded(this.ref(rec)).catch(() => undefined).then(() => this.deleteRuntimeStateSoon(rec.id, runtime)));
         continue;
       }
-      if (rec.restoreFrom && !rec.monitorPid) {
-        pending.push(this.settleRestore(rec, runtime).catch((err: unknown) => log.error({ container: rec.id, err }, 'recovering a container to restore')));
+      if (!rec.monitorPid) {
+        pending.push(this.settleUnrecordedLaunch(rec, runtime).catch((err: unknown) => log.error({ container: rec.id, err }, 'recovering a created container')));
         continue;
       }
       pending.push((async () => {
@@ -242,14 +243,21 @@ export class ContainerService implements PodContainers {
   }
 
   /**
-   * A container created from a checkpoint and not restored yet has no monitor. A restore a crash
-   * interrupted (its pids were never recorded) is undone in the runtime — whatever it restored is
-   * killed, having no monitor we know of — and the container stays CREATED for kubelet.
+   * A container without a monitor in its record has nothing in the runtime while CREATED: its
+   * runtime create (or restore, from a checkpoint) is StartContainer's. A start a crash
+   * interrupted before its pids were recorded may have left a monitor and the runtime's state:
+   * that is undone (killed, deleted, the monitor gone) and the container stays CREATED for
+   * kubelet, as after a start that failed. The process was at most parked then (the create's
+   * release waits for its pids on disk); a restored one may have run a moment, and a process
+   * nobody watches or logs for cannot be kept either way.
    */
-  private async settleRestore(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
-    if (rec.intent?.kind !== 'start') return;
-    log.warn({ container: rec.id }, 'a restore a crash interrupted is undone: the container stays created');
-    await runtime.delete(this.ref(rec));
+  private async settleUnrecordedLaunch(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    const where = await runtime.startState(this.ref(rec));
+    if (where !== 'gone') {
+      log.warn({ container: rec.id, runtimeState: where }, 'a start a crash interrupted before its pids were recorded is undone: the container stays created');
+      await runtime.delete(this.ref(rec), { waitForMonitor: true });
+    }
+    if (!rec.intent) return;
     this.records.updateSoon(rec.id, (r) => {
       delete r.intent;
     });
@@ -286,7 +294,8 @@ export class ContainerService implements PodContainers {
 
   private async watch(id: string): Promise<void> {
     const rec = this.records.get(id);
-    if (!rec || rec.finishedAt || this.unwatch.has(id)) return;
+    // No monitor yet (CREATED): there is nothing to watch until StartContainer launches one.
+    if (!rec || rec.finishedAt || !rec.monitorPid || this.unwatch.has(id)) return;
     const stop = await this.runtimeOf(rec).watch(this.ref(rec), (e) => this.onRuntimeEvent(id, e));
     if (this.records.get(id)?.finishedAt || !this.records.get(id)) stop();
     else this.unwatch.set(id, stop);
@@ -505,7 +514,7 @@ export class ContainerService implements PodContainers {
     const logPath = this.logPath(pod, config);
     // Resolved before anything is made: an unknown device leaves nothing behind.
     const cdiDevices = await this.resolveCdi(config);
-    const target = this.targetInit(pod, config);
+    const target = this.targetInit(pod.id, config, 'CreateContainer');
     // Image volumes are checked and their images found before anything is made.
     const volumes = await this.opts.imageVolumes?.plan(id, dir, config.mounts ?? []) ?? [];
     // Checked before anything is made too; the rootfs is mounted with the mount label.
@@ -544,12 +553,7 @@ export class ContainerService implements PodContainers {
       await layer.catch(() => undefined);
       await snapshots.remove(id);
     });
-    let targetNs: HeldPidNamespace | undefined;
     try {
-      if (target) {
-        targetNs = await holdTargetPidNamespace(target);
-        await stallAfterTargetCheck(clog, target);
-      }
       await mkdir(paths.bundle, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove container dir', () => rm(dir, { recursive: true, force: true }));
       const imageVolumes = this.opts.imageVolumes;
@@ -593,66 +597,37 @@ export class ContainerService implements PodContainers {
         cgroupVersion: cgroupVersion(),
         runtimeFeatures: runtime.features,
         cdiDevices,
-        targetPidnsPath: targetNs?.path,
+        // The runtime joins the namespace at StartContainer, through a descriptor held then
+        // (startInRuntime): this path is replaced before the runtime reads the spec.
+        targetPidnsPath: target ? TARGET_PIDNS_PLACEHOLDER : undefined,
         imageVolumeSources: ImageVolumes.sources(volumes),
         selinuxLabels: selinux,
       }, this.facts);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       if (logPath) await mkdir(dirname(logPath), { recursive: true });
-      if (restoreFrom) {
-        await this.records.commit(id, (r) => {
-          r.cgroupsPath = spec.linux.cgroupsPath;
-          r.user = { uid: spec.process.user.uid, gid: spec.process.user.gid, additionalGids: spec.process.user.additionalGids ?? [] };
-          r.restoreFrom = restoreFrom;
-          r.created = true;
-        });
-        this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
-        clog.info({ name: config.metadata!.name, image: rec.imageName, checkpoint: archive }, 'container created from a checkpoint');
-        return;
-      }
-      cleaner.add('delete from runtime', () => runtime.delete(this.ref(rec)));
-      const created = await runtime.create(this.ref(rec), {
-        bundle: paths.bundle,
-        logPath: logPath || join(dir, 'console.log'),
-        stdin: config.stdin,
-        stdinOnce: config.stdinOnce,
-        tty: config.tty,
-      });
-      crashPoint('CreateContainer:after-runtime-create');
-      // Its namespace was held, so the container is in it or nowhere; a target gone by now took
-      // (or is taking) the namespace down with it.
-      if (targetNs && !targetNs.targetRunning()) throw targetNs.exitedError();
+      crashPoint('CreateContainer:after-bundle');
       const u = spec.process.user;
+      // The runtime's create (the monitor, namespaces, mounts, the parked process) is
+      // StartContainer's, as in containerd: a created container is its record, writable layer,
+      // rootfs mount and bundle, and nothing runs for it yet.
       // No directory sync: the intent's name is durable in the same directory, and a power cut
-      // that loses this rename (before the directory's next sync: the start's record syncs it)
-      // takes the parked process and the rootfs mount with it too, so start-up rolls the
-      // container back from the intent, as it would a crash just before this line (kubelet sees
-      // the container gone and creates it again). The content is still synced before the
-      // rename: the file is the intent or this record, never a torn one.
+      // that loses this rename (before the directory's next sync) takes the rootfs mount with
+      // it too, so start-up rolls the container back from the intent, as it would a crash just
+      // before this line (kubelet sees the container gone and creates it again). The content is
+      // still synced before the rename: the file is the intent or this record, never a torn one.
       await this.records.commit(id, (r) => {
         r.cgroupsPath = spec.linux.cgroupsPath;
         r.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
-        r.pid = created.pid;
-        r.pidStartTime = created.pidStartTime;
-        r.monitorPid = created.monitorPid;
-        r.monitorStartTime = created.monitorStartTime;
+        if (restoreFrom) r.restoreFrom = restoreFrom;
         r.created = true;
       }, { syncDir: false });
-      // Not awaited: the watch asks the monitor for the state once connected, so an exit before
-      // then is still reported (after CREATED).
-      this.watch(id).catch((err: unknown) => clog.error({ err }, 'watching the container monitor'));
       this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
-      clog.info({ name: config.metadata!.name, image: rec.imageName }, 'container created');
+      clog.info({ name: config.metadata!.name, image: rec.imageName, ...(archive ? { checkpoint: archive } : {}) },
+        archive ? 'container created from a checkpoint' : 'container created');
     } catch (err) {
       clog.info({ err: (err as Error).message }, 'container creation failed; rolling back');
-      this.unwatch.get(id)?.();
-      this.unwatch.delete(id);
       await cleaner.run();
-      // Joining a namespace whose init is gone fails in the runtime (no pid can be allocated in
-      // it): the reason to give is the target's exit.
-      throw targetNs && !targetNs.targetRunning() ? targetNs.exitedError() : err;
-    } finally {
-      await targetNs?.close();
+      throw err;
     }
   }
 
@@ -676,19 +651,21 @@ export class ContainerService implements PodContainers {
 
   /**
    * TARGET pid mode (kubectl debug --target): the init of another running container of the same
-   * pod, whose PID namespace the new container joins (held open by target-pidns.ts).
+   * pod, whose PID namespace the new container joins (held open by target-pidns.ts). Checked at
+   * CreateContainer (a debug container for a target that is not running is refused before
+   * anything is made) and again at StartContainer, where the runtime joins the namespace.
    */
-  private targetInit(pod: SandboxRecord, config: ContainerConfig__Output): TargetInit | undefined {
+  private targetInit(podId: string, config: ContainerConfig__Output, call: string): TargetInit | undefined {
     const ns = config.linux?.securityContext?.namespaceOptions;
     if (ns?.pid !== 'TARGET') return undefined;
     const targetId = ns.targetId ?? '';
-    if (!targetId) throw new InvalidArgumentError('CreateContainer: namespaceOptions.pid is TARGET but targetId is empty');
+    if (!targetId) throw new InvalidArgumentError(`${call}: namespaceOptions.pid is TARGET but targetId is empty`);
     const target = this.find(targetId);
-    if (!target || target.podId !== pod.id) {
-      throw new NotFoundError(`CreateContainer: namespaceOptions.targetId: container ${targetId} not found in pod ${pod.id}`);
+    if (!target || target.podId !== podId) {
+      throw new NotFoundError(`${call}: namespaceOptions.targetId: container ${targetId} not found in pod ${podId}`);
     }
     if (criState(target) !== 'CONTAINER_RUNNING' || !target.pid) {
-      throw new NotFoundError(`CreateContainer: namespaceOptions.targetId: container ${target.id} is not running, so it has no PID namespace to join`);
+      throw new NotFoundError(`${call}: namespaceOptions.targetId: container ${target.id} is not running, so it has no PID namespace to join`);
     }
     return { id: target.id, pid: target.pid, pidStartTime: target.pidStartTime };
   }
@@ -706,16 +683,21 @@ export class ContainerService implements PodContainers {
       }
       // Taken before start: a process that exits at once must not finish before it started.
       const startedAt = nowNs();
-      // No directory sync: the start's outcome is written after it, and a power cut takes the
-      // started process with it (the intent's only use is telling a crash's restart to check).
-      await this.records.commit(cur.id, (r) => {
-        r.intent = { kind: 'start', at: startedAt };
-      }, { syncDir: false });
-      crashPoint('StartContainer:after-intent');
+      // A container with nothing in the runtime yet writes its intent with the pids the
+      // runtime's create gives (createInRuntime): one record write on the start's path, and
+      // start-up finds what a start left before it by the id. Others write it first.
+      if (cur.monitorPid || cur.restoreFrom) {
+        // No directory sync: the start's outcome is written after it, and a power cut takes the
+        // started process with it (the intent's only use is telling a crash's restart to check).
+        await this.records.commit(cur.id, (r) => {
+          r.intent = { kind: 'start', at: startedAt };
+        }, { syncDir: false });
+        crashPoint('StartContainer:after-intent');
+      }
       // An exit reported while start runs waits for it: kubelet must see STARTED before STOPPED.
       this.starting.add(cur.id);
       try {
-        await this.startInRuntime(cur);
+        await this.startInRuntime(cur, startedAt);
         crashPoint('StartContainer:after-runtime-start');
         const started = this.records.updateSoon(cur.id, (r) => {
           r.startedAt ??= startedAt;
@@ -733,13 +715,17 @@ export class ContainerService implements PodContainers {
   }
 
   /**
-   * Releases the parked process. A start that fails on a process no longer parked was done by
-   * a runtime start the crash of an earlier daemon left running: that is a start, not an error.
+   * The runtime's part of a start. A container created by this daemon has nothing in the runtime
+   * yet: the monitor creates it, then the parked process is released. One a daemon before this
+   * one created (its monitor and parked process launched at CreateContainer) is only released;
+   * a start that fails on a process no longer parked was done by a runtime start the crash of an
+   * earlier daemon left running: that is a start, not an error.
    */
-  private async startInRuntime(rec: ContainerRecord): Promise<void> {
+  private async startInRuntime(rec: ContainerRecord, startedAt: string): Promise<void> {
     const runtime = this.runtimeOf(rec);
-    if (rec.restoreFrom && !rec.monitorPid) {
-      await this.restoreInRuntime(rec, runtime);
+    if (!rec.monitorPid) {
+      if (rec.restoreFrom) await this.restoreInRuntime(rec, runtime);
+      else await this.createInRuntime(rec, runtime, startedAt);
       return;
     }
     try {
@@ -748,6 +734,89 @@ export class ContainerService implements PodContainers {
       if ((await runtime.startState(this.ref(rec)).catch(() => 'unknown')) !== 'started') throw err;
       log.warn({ container: rec.id, err: (err as Error).message }, 'runtime start failed on a container already started: recording it started');
     }
+  }
+
+  /**
+   * The runtime's create (crib-monitor runs it: namespaces, mounts, the parked process) and
+   * start. The start's intent and the pids are on disk before the process is released, so that
+   * a crash after that finds a container it can watch and a start to complete (completeStart);
+   * a crash before finds a record without pids and runtime state to undo
+   * (settleUnrecordedLaunch). A failure anywhere undoes the runtime's part: the container is
+   * CREATED again, with nothing running.
+   */
+  private async createInRuntime(rec: ContainerRecord, runtime: ContainerRuntime, startedAt: string): Promise<void> {
+    const clog = log.child({ container: rec.id, pod: rec.podId });
+    const paths = containerPaths(rec.dir);
+    const target = this.targetInit(rec.podId, rec.config, 'StartContainer');
+    let targetNs: HeldPidNamespace | undefined;
+    let launched: ContainerRecord | undefined;
+    try {
+      if (target) {
+        targetNs = await holdTargetPidNamespace(target, 'StartContainer');
+        await stallAfterTargetCheck(clog, target);
+        await pointSpecAtPidNamespace(join(paths.bundle, 'config.json'), targetNs.path);
+      }
+      const created = await runtime.create(this.ref(rec), {
+        bundle: paths.bundle,
+        logPath: rec.logPath || join(rec.dir, 'console.log'),
+        stdin: rec.config.stdin,
+        stdinOnce: rec.config.stdinOnce,
+        tty: rec.config.tty,
+      });
+      // Known in memory at once: a failure from here on deletes by them.
+      launched = { ...rec, ...created };
+      crashPoint('StartContainer:after-runtime-create');
+      // Its namespace was held, so the container is in it or nowhere; a target gone by now took
+      // (or is taking) the namespace down with it.
+      if (targetNs && !targetNs.targetRunning()) throw targetNs.exitedError();
+      // No directory sync: the start's outcome is written after it, and a power cut takes the
+      // monitor and the process with it (start-up finds the record without pids then, and
+      // deletes whatever runtime state of the id outlived the cut).
+      launched = await this.records.commit(rec.id, (r) => {
+        r.intent = { kind: 'start', at: startedAt };
+        r.pid = created.pid;
+        r.pidStartTime = created.pidStartTime;
+        r.monitorPid = created.monitorPid;
+        r.monitorStartTime = created.monitorStartTime;
+      }, { syncDir: false });
+      crashPoint('StartContainer:after-intent');
+      // Not awaited: the watch asks the monitor for the state once connected, so an exit before
+      // then is still reported (after the start: start() defers it).
+      this.watch(rec.id).catch((err: unknown) => clog.error({ err }, 'watching the container monitor'));
+      await runtime.start(this.ref(launched));
+    } catch (err) {
+      clog.info({ err: (err as Error).message }, 'runtime create or start failed; undoing it: the container stays created');
+      await this.undoLaunch(rec.id, launched ?? rec, runtime);
+      // Joining a namespace whose init is gone fails in the runtime (no pid can be allocated in
+      // it): the reason to give is the target's exit.
+      throw targetNs && !targetNs.targetRunning() ? targetNs.exitedError() : err;
+    } finally {
+      await targetNs?.close();
+    }
+  }
+
+  /**
+   * Kills and deletes what a failed start launched (the monitor goes once its process is gone)
+   * and forgets its pids: the container is CREATED again, without a process, as if the start had
+   * not been called. An exit the watch reported meanwhile is of that undone process: dropped.
+   */
+  private async undoLaunch(id: string, launched: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    this.stopWatching(id);
+    try {
+      await runtime.delete(this.ref(launched), { waitForMonitor: true });
+    } catch (e) {
+      log.warn({ container: id, err: (e as Error).message }, 'deleting what a failed start left in the runtime');
+    }
+    this.deferredExits.delete(id);
+    // On disk as soon as it can be; a crash before finds the start's intent with pids of a
+    // runtime state that is gone, and the watch it begins then records the container exited.
+    this.records.updateSoon(id, (r) => {
+      delete r.pid;
+      delete r.pidStartTime;
+      delete r.monitorPid;
+      delete r.monitorStartTime;
+      delete r.intent;
+    });
   }
 
   /** The checkpointed processes, restored under a new monitor: the container's start. */
@@ -821,8 +890,15 @@ export class ContainerService implements PodContainers {
       if (state === 'CONTAINER_EXITED') return;
       const runtime = this.runtimeOf(cur);
       const ref = this.ref(cur);
+      if (state === 'CONTAINER_CREATED' && !cur.monitorPid) {
+        // Nothing runs (the runtime's create is StartContainer's): stopped as a parked process
+        // is, without asking the runtime anything.
+        this.recordExit(cur.id, { exitCode: 137, signal: 9, exitedAt: new Date().toISOString(), oomKilled: false });
+        return;
+      }
       if (state === 'CONTAINER_CREATED') {
-        // Never started: kill the parked process; the monitor reports the exit.
+        // Never started (created by an earlier daemon, parked): kill the parked process; the
+        // monitor reports the exit.
         await runtime.kill(ref, 'KILL', { all: true });
         crashPoint('StopContainer:after-kill');
         if (!(await this.waitExited(cur.id, KILL_GRACE_MS))) {
@@ -1024,10 +1100,25 @@ export class ContainerService implements PodContainers {
       swapAvailable: this.facts.swapAvailable,
       hugetlbAvailable: this.facts.hugetlbAvailable,
     });
-    await this.runtimeOf(rec).update(this.ref(rec), limits);
-    // The runtime applied them: memory says so now, the disk as soon as it can.
-    this.records.updateSoon(rec.id, (r) => {
-      r.config.linux = { ...(r.config.linux ?? {}), resources: resources ?? null } as typeof r.config.linux;
+    const record = (): void => {
+      // Applied: memory says so now, the disk as soon as it can.
+      this.records.updateSoon(rec.id, (r) => {
+        r.config.linux = { ...(r.config.linux ?? {}), resources: resources ?? null } as typeof r.config.linux;
+      });
+    };
+    if (rec.monitorPid) {
+      await this.runtimeOf(rec).update(this.ref(rec), limits);
+      record();
+      return;
+    }
+    // Nothing in the runtime yet (CREATED): the limits go into the spec its create will read,
+    // under the lock so that a start does not read the spec meanwhile.
+    await this.locks.run(rec.id, async () => {
+      const cur = this.records.get(rec.id);
+      if (!cur || criState(cur) === 'CONTAINER_EXITED') throw new FailedPreconditionError(`container ${rec.id} has exited: its resources cannot change`);
+      if (cur.monitorPid) await this.runtimeOf(cur).update(this.ref(cur), limits);
+      else await applyResourcesToSpec(join(containerPaths(cur.dir).bundle, 'config.json'), limits);
+      record();
     });
   }
 

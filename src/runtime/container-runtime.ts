@@ -103,7 +103,8 @@ export interface ContainerRuntime {
   readonly handler: string;
   readonly features: RuntimeFeatures;
 
-  /** Creates the container, parked before its process runs; the monitor is running after. */
+  /** Creates the container, parked before its process runs; the monitor is running after.
+   * ContainerService calls it at StartContainer (a CREATED container has nothing here). */
   create(c: RuntimeRef, o: CreateOptions): Promise<Created>;
   /** Releases the parked process. */
   start(c: RuntimeRef): Promise<void>;
@@ -125,8 +126,9 @@ export interface ContainerRuntime {
   kill(c: RuntimeRef, signal: string, o?: { all?: boolean }): Promise<void>;
   /** Forgets the container: stops watching it, lets its monitor go, removes the runtime's state
    * (killing what still runs). A container the runtime never heard of is already deleted, and
-   * one whose state deleteExited removed has nothing left to run. */
-  delete(c: RuntimeRef): Promise<void>;
+   * one whose state deleteExited removed has nothing left to run. waitForMonitor: resolves only
+   * once the monitor is gone too (its pid may be unknown). */
+  delete(c: RuntimeRef, o?: { waitForMonitor?: boolean }): Promise<void>;
   /**
    * Removes the runtime's state of a container whose exit the daemon has recorded (call it after
    * exitRecorded): its cgroup goes with it, and what else of the container still runs is killed

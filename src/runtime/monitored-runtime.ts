@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { join } from 'node:path';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, errnoCode } from '../errors.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { log } from '../log.js';
@@ -28,6 +27,8 @@ import { connectUnix } from './unix-connect.js';
 
 /** How long a killed orphan may take to be gone. */
 const ORPHAN_GONE_MS = 10_000;
+/** How long a monitor may take to go after its container's runtime delete, when waited for. */
+const MONITOR_GONE_MS = 10_000;
 /** How long a protocol-1 monitor may take to reopen its log (it does not answer). */
 const LEGACY_REOPEN_MS = 5000;
 
@@ -38,12 +39,10 @@ export class MonitoredRuntime implements ContainerRuntime {
   private readonly stateDeleted = new Set<string>();
   /** delete and deleteExited of one container, one at a time. */
   private readonly deletions = new KeyedLock();
-  private readonly stateDirPerId: boolean;
 
-  /** `o.stateDirPerId`: the runtime keeps each container's state in <root>/<id> (mayHaveState). */
+  /** `o.stateDirPerId`: the runtime keeps each container's state in <root>/<id> (OciRuntime.hasState). */
   constructor(readonly handler: string, binary: string, root: string, o: { stateDirPerId?: boolean } = {}) {
-    this.oci = new OciRuntime(handler, binary, root);
-    this.stateDirPerId = o.stateDirPerId ?? false;
+    this.oci = new OciRuntime(handler, binary, root, o.stateDirPerId ?? false);
   }
 
   get features(): RuntimeFeatures {
@@ -104,6 +103,8 @@ export class MonitoredRuntime implements ContainerRuntime {
   }
 
   async startState(c: RuntimeRef): Promise<StartState> {
+    // No state dir: nothing to ask the runtime (a created container has none until its start).
+    if (!this.oci.hasState(c.id)) return 'gone';
     const st = await this.oci.state(c.id);
     if (!st) return 'gone';
     return st.status === 'created' ? 'parked' : 'started';
@@ -113,7 +114,7 @@ export class MonitoredRuntime implements ContainerRuntime {
     await this.oci.kill(c.id, signal, o.all ?? false);
   }
 
-  async delete(c: RuntimeRef): Promise<void> {
+  async delete(c: RuntimeRef, o: { waitForMonitor?: boolean } = {}): Promise<void> {
     const watch = this.watches.get(c.id);
     this.watches.delete(c.id);
     // After a deleteExited in flight: never two runtime deletes of one container at once.
@@ -126,27 +127,47 @@ export class MonitoredRuntime implements ContainerRuntime {
       // Whatever its exit file says no longer matters: the monitor may go now.
       await this.exitRecordedOn(watch?.connection, c).catch(() => undefined);
       watch?.stop();
-      if (!this.mayHaveState(c.id)) return;
-      await this.oci.delete(c.id, true);
+      // Connected before the kill: the monitor exits once its process is gone, closing this.
+      const monitorGone = o.waitForMonitor ? await this.monitorGone(c) : undefined;
+      // A container never started has no state (and a monitor none either): no runtime to run.
+      if (this.oci.hasState(c.id)) await this.oci.delete(c.id, true);
+      await monitorGone?.();
     });
   }
 
   async deleteExited(c: RuntimeRef): Promise<void> {
     await this.deletions.run(c.id, async () => {
-      if (this.stateDeleted.has(c.id) || !this.mayHaveState(c.id)) return;
+      if (this.stateDeleted.has(c.id) || !this.oci.hasState(c.id)) return;
       await this.oci.delete(c.id, true);
       this.stateDeleted.add(c.id);
     });
   }
 
   /**
-   * Whether the runtime may still keep state of `id`: false only when that is known without
-   * running it, for a runtime that keeps each container's state in <root>/<id> (crib-runtime:
-   * native/src/state.c) and has no such dir: deleted already, or never created. Of another
-   * runtime's layout nothing is assumed.
+   * A function resolving once the container's monitor is gone (its control socket's connection
+   * closed), at most MONITOR_GONE_MS after it is called; without a monitor listening, one that
+   * resolves at once. The monitor's pid may be unknown (a start a crash interrupted).
    */
-  private mayHaveState(id: string): boolean {
-    return !this.stateDirPerId || existsSync(join(this.oci.root, id));
+  private async monitorGone(c: RuntimeRef): Promise<() => Promise<void>> {
+    const sock = await connectUnix(runtimeFiles(c.dir).ctlSocket, 'control socket').catch(() => undefined);
+    if (!sock) return async () => undefined;
+    sock.on('error', () => undefined);
+    sock.on('end', () => sock.end());
+    // Flowing: a paused socket never reads the EOF, and would never close.
+    sock.resume();
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    return async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), MONITOR_GONE_MS);
+      });
+      const timedOut = await Promise.race([closed.then(() => false), late]);
+      clearTimeout(timer);
+      if (timedOut) {
+        sock.destroy();
+        log.warn({ container: c.id, ms: MONITOR_GONE_MS }, 'the container\'s monitor was still there after its runtime delete');
+      }
+    };
   }
 
   async update(c: RuntimeRef, resources: unknown): Promise<void> {

@@ -1,5 +1,7 @@
 // Driving an OCI runtime through runc's command line: crib-runtime by default, runc or crun as
 // RuntimeClass handlers. Every failure carries the runtime's own stderr, which says what broke.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
 import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
 import { execFileOnThread } from '../sys/spawn-thread.js';
@@ -45,10 +47,16 @@ export class OciRuntime {
   /** What the handler supports; read once by probeFeatures() when the daemon starts. */
   features: RuntimeFeatures = NO_FEATURES;
 
+  /**
+   * stateDirPerId: the runtime is known to keep each container's state in <root>/<id>
+   * (crib-runtime: native/src/state.c), so a missing dir means no state without running it. Of
+   * another runtime's layout nothing is assumed.
+   */
   constructor(
     readonly name: string,
     readonly binary: string,
     readonly root: string,
+    private readonly stateDirPerId = false,
   ) {}
 
   async probeFeatures(): Promise<RuntimeFeatures> {
@@ -58,6 +66,15 @@ export class OciRuntime {
 
   private args(...rest: string[]): string[] {
     return ['--root', this.root, ...rest];
+  }
+
+  /**
+   * Whether the runtime may keep state of `id`: false only when that is known without running it
+   * (a runtime with a state dir per id, and no such dir: deleted already, or never created).
+   * Without state, state and delete have nothing to find and are not run.
+   */
+  hasState(id: string): boolean {
+    return !this.stateDirPerId || existsSync(join(this.root, id));
   }
 
   async start(id: string): Promise<void> {
