@@ -9,14 +9,14 @@
 //                                 SPDY tunneled through WebSocket (SPDY/3.1+portforward.k8s.io)
 //
 // An unknown, used or expired token is a 404 and no stream, as in kubelet's server.
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { lazyModule } from '../../sys/lazy-module.js';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
 import {
   SUPPORTED_PORT_FORWARD_PROTOCOLS, SUPPORTED_REMOTE_COMMAND_PROTOCOLS, TUNNELED_PORT_FORWARD_PROTOCOLS,
@@ -76,6 +76,10 @@ export class StreamingServer {
   /** The subprotocol chosen for a WebSocket upgrade in flight, for `ws` to echo. */
   private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
   private base = '';
+  private tls: { cert: Buffer; key: Buffer } | undefined;
+  /** The listening socket being opened, or open (see listening()). */
+  private listen: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly opts: StreamingServerOptions,
@@ -91,20 +95,40 @@ export class StreamingServer {
     });
   }
 
-  /** e.g. http://127.0.0.1:40123, once started. */
+  /** e.g. http://127.0.0.1:40123, once listening (after the first urlFor). */
   get baseUrl(): string {
     return this.base;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Checks the options and reads the TLS pair, so that a bad configuration stops the daemon at
+   * start-up. The socket itself is opened by the first urlFor: most nodes see an Exec, Attach or
+   * PortForward rarely (kubelet's exec probes use ExecSync), and an idle listening server with
+   * its request handling costs every node resident memory for the daemon's whole life.
+   */
+  async prepare(): Promise<void> {
     const { opts } = this;
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
       throw new InvalidArgumentError('streaming.tls_cert and streaming.tls_key must be set together');
     }
+    if (opts.tlsCert) this.tls = { cert: await readFile(opts.tlsCert), key: await readFile(opts.tlsKey!) };
+  }
+
+  /** Opens the listening socket once; a failure is reported to the call that asked, and the next call tries again. */
+  private listening(): Promise<void> {
+    if (this.stopped) return Promise.reject(new UnavailableError('the streaming server is stopped (the daemon is shutting down)'));
+    this.listen ??= this.openListener().catch((err: unknown) => {
+      this.listen = undefined;
+      const where = `${this.opts.address}:${this.opts.port}`;
+      throw new UnavailableError(`the streaming server could not listen on ${where} (streaming.address, streaming.port): ${err instanceof Error ? err.message : String(err)}`);
+    });
+    return this.listen;
+  }
+
+  private async openListener(): Promise<void> {
+    const { opts, tls } = this;
     const common = { maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024 };
-    const server = opts.tlsCert
-      ? createHttpsServer({ ...common, cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey!) })
-      : createHttpServer(common);
+    const server = tls ? createHttpsServer({ ...common, cert: tls.cert, key: tls.key }) : createHttpServer(common);
     server.on('request', (req, res) => this.onRequest(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
@@ -126,14 +150,21 @@ export class StreamingServer {
         resolve();
       });
     });
+    if (this.stopped) {
+      // stop() ran while the socket was being opened: it must not outlive the daemon.
+      server.close();
+      throw new Error('stopped while opening');
+    }
     this.server = server;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
-    this.base = `${opts.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`;
+    this.base = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
     log.info({ url: this.base }, 'streaming server listening');
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    await this.listen?.catch(() => undefined);
     const server = this.server;
     this.server = undefined;
     if (!server) return;
@@ -144,9 +175,9 @@ export class StreamingServer {
     await closed;
   }
 
-  /** Stores a validated request and returns the URL the client must use. */
-  urlFor(request: StreamRequest): string {
-    if (!this.server) throw new InvalidArgumentError('the streaming server is not running');
+  /** Stores a validated request and returns the URL the client must use (listening first, on the first call). */
+  async urlFor(request: StreamRequest): Promise<string> {
+    await this.listening();
     return `${this.base}/${request.kind}/${this.tokens.insert(request)}`;
   }
 
