@@ -88,7 +88,13 @@ function workerEntry(): URL {
  * ~80 ms at most once per 35 s of quiet, while it holds ~10 MiB less meanwhile.
  */
 export const SPAWN_THREAD_IDLE_MS = 35_000;
-let idleMs = SPAWN_THREAD_IDLE_MS;
+/**
+ * Test hook (CRIB_TEST_HOOKS=1): CRIB_TEST_SPAWN_THREAD_IDLE_MS replaces SPAWN_THREAD_IDLE_MS in a
+ * daemon (bench/daemon-memory.ts sees the idle stop within its few seconds of settling).
+ */
+const hookIdleMs = process.env.CRIB_TEST_HOOKS === '1' ? Number(process.env.CRIB_TEST_SPAWN_THREAD_IDLE_MS ?? 0) : 0;
+const defaultIdleMs = hookIdleMs > 0 ? hookIdleMs : SPAWN_THREAD_IDLE_MS;
+let idleMs = defaultIdleMs;
 
 let worker: Worker | undefined;
 let idleTimer: NodeJS.Timeout | undefined;
@@ -134,7 +140,7 @@ export async function spawnThreadStopped(): Promise<void> {
 
 /** Tests: a shorter idle time (the default when undefined). */
 export function setSpawnThreadIdleMs(ms: number | undefined): void {
-  idleMs = ms ?? SPAWN_THREAD_IDLE_MS;
+  idleMs = ms ?? defaultIdleMs;
 }
 
 /** Tests: kills the thread as a crash would (its calls in flight must fail, not hang). */
