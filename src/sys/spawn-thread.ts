@@ -14,12 +14,13 @@
 // memory map, so a page fault on the main thread can wait, but its JavaScript runs on).
 //
 // One thread, started on first use and unref'd (it never keeps the daemon alive). It ends once it
-// has had no call for IDLE_MS: its isolate holds ~10 MiB of resident memory, which a node without
-// pods (or with pods but no exec probes) should not carry. A new one starts on the next call,
-// which pays the thread's start-up (measured: see IDLE_MS). The commands bound their own run time
-// (exec-sync enforces the exec's timeout) and output (--max-output); a detached launch's stderr
-// and sync line are bounded by the thread (DETACHED_STDERR_KEEP, SYNC_LINE_MAX). If the thread
-// dies, the calls in flight fail with a message saying so and the next call starts a new thread.
+// has had no call for SPAWN_THREAD_IDLE_MS: its isolate holds ~10 MiB of resident memory, which a
+// node without pods (or with pods but no exec probes) should not carry. A new one starts on the
+// next call, which pays the thread's start-up (measured: see SPAWN_THREAD_IDLE_MS). The commands
+// bound their own run time (exec-sync enforces the exec's timeout) and output (--max-output); a
+// detached launch's stderr and sync line are bounded by the thread (spawn-thread-worker.ts:
+// DETACHED_STDERR_KEEP, SYNC_LINE_MAX). If the thread dies, the calls in flight fail with a
+// message saying so and the next call starts a new thread.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
