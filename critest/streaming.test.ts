@@ -622,3 +622,46 @@ describe('streaming over TLS', () => {
     expect(channels.get(1)!.subarray(2).toString()).toMatch(/^error forwarding port 7 to pod: .*127\.0\.0\.1:7: Connection refused/);
   });
 });
+
+describe('the streaming server starts on first use', () => {
+  let d: TestDaemon | undefined;
+  let blocker: import('node:net').Server | undefined;
+  let port = 0;
+  beforeAll(async () => {
+    // A port someone else holds: the daemon must still start (it does not listen yet), and the
+    // first streaming RPC must say why it cannot give a URL.
+    const { createServer } = await import('node:net');
+    const srv = createServer();
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    blocker = srv;
+    port = (srv.address() as import('node:net').AddressInfo).port;
+    d = await startDaemon({ toml: `[streaming]\nport = ${port}\n` });
+  });
+  afterAll(async () => {
+    await d?.cleanup();
+    await new Promise((resolve) => blocker?.close(resolve) ?? resolve(undefined));
+  });
+
+  const daemonListens = async (): Promise<string> => {
+    const { stdout } = await promisify(execFile)('ss', ['-Hltnp']);
+    return stdout.split('\n').filter((l) => l.includes(`pid=${d!.proc.pid},`)).join('\n');
+  };
+
+  it('listens on nothing until an Exec, Attach or PortForward asks for a URL', async () => {
+    expect(await daemonListens()).toBe('');
+  });
+
+  it('reports a listen failure on the RPC that asked, naming the address, and listens once the port is free', async () => {
+    const { podSandboxId } = await d!.cri.runtime.RunPodSandbox({
+      config: { metadata: { name: 'lazy', namespace: 'streaming', uid: `lazy-${process.pid}`, attempt: 0 }, logDirectory: join(d!.dir, 'logs'), linux: {} },
+    });
+    const failed = await d!.cri.runtime.PortForward({ podSandboxId, port: [7] }).catch((e: { code: number; details: string }) => e);
+    expect((failed as { code: number }).code).toBe(status.UNAVAILABLE);
+    expect((failed as { details: string }).details).toMatch(new RegExp(`streaming server could not listen on 127\\.0\\.0\\.1:${port} \\(streaming\\.address, streaming\\.port\\): .*EADDRINUSE`));
+    await new Promise((resolve) => blocker!.close(resolve));
+    blocker = undefined;
+    const { url } = await d!.cri.runtime.PortForward({ podSandboxId, port: [7] });
+    expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${port}/portforward/`));
+    expect(await daemonListens()).toMatch(`127.0.0.1:${port}`);
+  });
+});

@@ -1,6 +1,10 @@
 // The cgroup library on this host's real cgroup v1 hierarchies: create/apply/enter/destroy,
 // limits actually enforced (OOM kill, pids.max), kill_all.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildDriver, driverOk, exited, pidsOf, runDriver, spawnSleeper, uniqueName, waitFor, type Driver,
@@ -43,6 +47,31 @@ afterAll(() => driver?.cleanup());
 describe.skipIf(!isV1)('cgroup v1 (real hierarchies)', () => {
   it('detects the v1 layout', async () => {
     expect((await driverOk(driver, ['detect'])).trim()).toBe('v1 /sys/fs/cgroup');
+  });
+
+  it('takes only mounted cgroup filesystems as hierarchies, not a plain directory whose name lists a controller', async () => {
+    // A private root (not the host's /sys/fs/cgroup): the pids hierarchy mounted a second time,
+    // and beside it a plain directory named "cpu,pids", which sorts first and names pids.
+    const root = await mkdtemp(join(tmpdir(), 'crib-cgroot-stray-'));
+    const env = { CRIB_CGROUP_ROOT: root, CRIB_CGROUP_MODE: 'v1' };
+    const name = uniqueName('stray');
+    await mkdir(join(root, 'pids'));
+    await mkdir(join(root, 'cpu,pids'));
+    let mounted = false;
+    try {
+      execFileSync('mount', ['-t', 'cgroup', '-o', 'pids', 'cgroup', join(root, 'pids')]);
+      mounted = true;
+      await driverOk(driver, ['create', name], env);
+      await driverOk(driver, ['apply', name, JSON.stringify({ pids: { limit: 42 } })], env);
+      expect(readFileSync(join(root, 'pids', name, 'pids.max'), 'utf8').trim()).toBe('42');
+      expect(existsSync(join(root, 'cpu,pids', name))).toBe(false);
+    } finally {
+      if (mounted) {
+        await runDriver(driver, ['destroy', name], env);
+        execFileSync('umount', [join(root, 'pids')]);
+      }
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('creates in every hierarchy, applies every limit, enters a process and destroys', async () => {

@@ -67,7 +67,7 @@ export class Daemon {
     return this.metricsServer?.address ?? '';
   }
 
-  /** The streaming server's base URL (http[s]://host:port), once started. */
+  /** The streaming server's base URL (http[s]://host:port), once listening (after the first Exec, Attach or PortForward). */
   get streamingUrl(): string {
     return this.streaming?.baseUrl ?? '';
   }
@@ -156,7 +156,8 @@ export class Daemon {
         maxTokensPerTarget: config.limits.max_stream_tokens_per_target,
       }, new ContainerStreams(containers, sandboxes, { stallTimeoutMs: config.streaming.stall_timeout }));
       this.streaming = streaming;
-      await streaming.start();
+      // Listens on the first Exec, Attach or PortForward (see prepare()).
+      await streaming.prepare();
       const server = createCriServer({
         limits: config.limits,
         sandboxes,

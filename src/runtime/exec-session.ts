@@ -146,7 +146,12 @@ export async function startExecSession(opts: ExecSessionOptions): Promise<ExecSe
     await removeFiles(files);
     throw err;
   }
-  const line = await syncLine;
+  // A rejected sync line (one past the thread's bound) fails the exec like a missing one.
+  const line = await syncLine.catch(async (err: unknown) => {
+    io.destroy();
+    await removeFiles(files);
+    throw new InternalError(`crib-monitor exec for container ${opts.containerId}: ${err instanceof Error ? err.message : String(err)}`);
+  });
   let msg: { pid: number; message?: string };
   try {
     msg = JSON.parse(line) as { pid: number; message?: string };

@@ -82,7 +82,9 @@ export class MonitoredRuntime implements ContainerRuntime {
     if (o.tty) args.push('--terminal');
     if (imagePath) args.push('--restore', imagePath);
     const { exited, syncLine } = spawnDetachedMonitor(args);
-    const line = await syncLine;
+    const line = await syncLine.catch((err: unknown) => {
+      throw new InternalError(`crib-monitor for ${c.id}: ${err instanceof Error ? err.message : String(err)}`);
+    });
     if (!line) {
       const { code, stderr } = await exited;
       throw new InternalError(`crib-monitor for ${c.id} failed (exit ${code}): ${stderr || 'no message'}`);

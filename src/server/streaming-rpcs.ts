@@ -50,7 +50,7 @@ export function streamingHandlers(
       guards.validate.execCommand('Exec', req.cmd);
       checkFlags('Exec', req);
       return {
-        url: streaming.urlFor({
+        url: await streaming.urlFor({
           kind: 'exec', containerId: rec.id, cmd: [...req.cmd],
           stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, tty: req.tty,
         }),
@@ -64,7 +64,7 @@ export function streamingHandlers(
         throw new InvalidArgumentError(`Attach: stdin requested but container ${rec.id} was not created with stdin`);
       }
       return {
-        url: streaming.urlFor({
+        url: await streaming.urlFor({
           kind: 'attach', containerId: rec.id,
           stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, tty: req.tty,
         }),
@@ -81,7 +81,7 @@ export function streamingHandlers(
           throw new InvalidArgumentError(`PortForward: port ${port} is not in 1..65535`);
         }
       }
-      return { url: streaming.urlFor({ kind: 'portforward', podSandboxId: pod.id, ports: [...req.port] }) };
+      return { url: await streaming.urlFor({ kind: 'portforward', podSandboxId: pod.id, ports: [...req.port] }) };
     },
   };
 }

@@ -11,6 +11,8 @@ export interface CgroupLayout {
   mode: CgroupMode;
   /** "/sys/fs/cgroup" on v1 (controllers below it), the cgroup2 mount on v2. */
   root: string;
+  /** v1: the mount table whose cgroup mounts under root are the hierarchies; this process's (/proc/self/mountinfo) unless given (tests). */
+  mountinfo?: string;
 }
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;

@@ -1,8 +1,10 @@
 // cgroup v1: each controller has its own hierarchy under the root (/sys/fs/cgroup/cpuacct,
 // /memory, /pids...; sometimes co-mounted as "cpu,cpuacct"), and the cgroup has one directory in
-// each. Hierarchies are found the way crib-runtime finds them (cgroup-detect.c): the first
-// directory entry, in name order, whose comma-separated name lists the controller.
-import { readdir } from 'node:fs/promises';
+// each. A controller's hierarchy is the first cgroup mount directly under the root, in name
+// order, whose super options list it (cgroup-v1-mounts.ts): the mount table says what is a
+// hierarchy, not a directory's name.
+import { readFile } from 'node:fs/promises';
+import { cgroupV1Mounts, controllerMount, type CgroupV1Mount } from './cgroup-v1-mounts.js';
 import { cgroupDirFiles, countProcs, floorSub, limited, type CgroupDirFiles } from './cgroup-files.js';
 import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
 import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
@@ -17,27 +19,21 @@ const CPUACCT_STAT_KEYS = new Set(['user', 'system']);
 const CPU_STAT_KEYS = new Set(['nr_periods', 'nr_throttled', 'throttled_time']);
 const OOM_CONTROL_KEYS = new Set(['oom_kill']);
 
-// Mounts change only when the host is reconfigured; listing the root for each of a hundred
-// containers in one ListContainerStats is wasted work, so the list is kept for a few seconds.
+// Mounts change only when the host is reconfigured; reading the mount table for each of a
+// hundred containers in one ListContainerStats is wasted work, so it is kept for a few seconds.
 const HIERARCHY_TTL_MS = 5000;
-const hierarchyCache = new Map<string, { at: number; names: Promise<string[]> }>();
+const hierarchyCache = new Map<string, { at: number; mounts: Promise<CgroupV1Mount[]> }>();
 
-function hierarchies(root: string): Promise<string[]> {
+/** The v1 hierarchies under root, from `mountinfo` when given (tests), else this process's mount table. */
+function hierarchies(root: string, mountinfo: string | undefined): Promise<CgroupV1Mount[]> {
+  if (mountinfo !== undefined) return Promise.resolve(cgroupV1Mounts(mountinfo, root));
   const now = performance.now();
   const hit = hierarchyCache.get(root);
-  if (hit && now - hit.at < HIERARCHY_TTL_MS) return hit.names;
-  const names = readdir(root, { withFileTypes: true }).then((entries) => entries
-    .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink()))
-    .map((e) => e.name)
-    .sort());
-  hierarchyCache.set(root, { at: now, names });
-  names.catch(() => hierarchyCache.delete(root));
-  return names;
-}
-
-function controllerDir(root: string, names: string[], controller: string, relPath: string) {
-  const name = names.find((n) => n.split(',').includes(controller));
-  return name === undefined ? undefined : `${root}/${name}${relPath}`;
+  if (hit && now - hit.at < HIERARCHY_TTL_MS) return hit.mounts;
+  const mounts = readFile('/proc/self/mountinfo', 'utf8').then((text) => cgroupV1Mounts(text, root));
+  hierarchyCache.set(root, { at: now, mounts });
+  mounts.catch(() => hierarchyCache.delete(root));
+  return mounts;
 }
 
 /** What `read` gives for the cgroup's directory in one hierarchy, or gone: not in that one. */
@@ -130,12 +126,12 @@ async function pidsCount(f: CgroupDirFiles, scope: CgroupReadScope): Promise<Pid
 }
 
 export async function readCgroupStatsV1(
-  reader: KernelFileReader, root: string, relPath: string, timestamp: string, scope: CgroupReadScope,
+  reader: KernelFileReader, root: string, relPath: string, timestamp: string, scope: CgroupReadScope, mountinfo?: string,
 ): Promise<CgroupStats | undefined> {
-  const names = await hierarchies(root);
+  const mounts = await hierarchies(root, mountinfo);
   const filesOf = (controller: string) => {
-    const dir = controllerDir(root, names, controller, relPath);
-    return dir === undefined ? undefined : cgroupDirFiles(reader, dir);
+    const mount = controllerMount(mounts, controller);
+    return mount === undefined ? undefined : cgroupDirFiles(reader, `${mount}${relPath}`);
   };
   const cpuacctDir = filesOf('cpuacct');
   const memoryDir = filesOf('memory');

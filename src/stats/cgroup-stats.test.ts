@@ -73,6 +73,16 @@ describe('cgroup v2 prepared tree', () => {
   });
 });
 
+/** A mount table as the kernel writes it: the root's tmpfs, then one line per [name, fstype, super options] under it. */
+function fabricatedMountinfo(root: string, mounts: [string, string, string][]): string {
+  const esc = (p: string) => p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return [
+    `22 1 0:21 / / rw,relatime - ext4 /dev/vda1 rw`,
+    `31 22 0:28 / ${esc(root)} rw,relatime - tmpfs tmpfs rw,mode=755`,
+    ...mounts.map(([name, fstype, opts], i) => `${40 + i} 31 0:${40 + i} / ${esc(`${root}/${name}`)} rw,nosuid shared:${9 + i} - ${fstype} ${fstype} ${opts}`),
+  ].join('\n') + '\n';
+}
+
 describe('cgroup v1 prepared tree', () => {
   it('finds co-mounted hierarchies and parses v1 files exactly', async () => {
     const root = await mkdtemp(join(tmpdir(), 'crib-stats-v1-'));
@@ -95,7 +105,10 @@ describe('cgroup v1 prepared tree', () => {
     await put('memory', 'memory.memsw.limit_in_bytes', '9223372036854771712\n');
     await put('pids', 'pids.current', '3\n');
     await put('pids', 'pids.max', '100\n');
-    const layout = cgroupLayout({ CRIB_CGROUP_ROOT: root, CRIB_CGROUP_MODE: 'v1' });
+    const layout = {
+      ...cgroupLayout({ CRIB_CGROUP_ROOT: root, CRIB_CGROUP_MODE: 'v1' }),
+      mountinfo: fabricatedMountinfo(root, [['cpu,cpuacct', 'cgroup', 'rw,cpu,cpuacct'], ['memory', 'cgroup', 'rw,memory'], ['pids', 'cgroup', 'rw,pids']]),
+    };
     const s = await readCgroupStats(layout, rel);
     expect(s.cpu).toEqual({
       usageNs: 2_500_000_000n, userNs: 1_500_000_000n, systemNs: 500_000_000n,
@@ -107,5 +120,48 @@ describe('cgroup v1 prepared tree', () => {
     });
     expect(s.swap).toEqual({ usageBytes: 4096n });
     expect(s.pids).toEqual({ current: 3n, limit: 100n });
+  });
+});
+
+describe('cgroup v1 hierarchies come from the mount table', () => {
+  it('reads a controller from its cgroup mount, not from a plain directory whose name lists it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'crib-stats-v1 mounts-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const rel = '/kubepods/pod1/crib-c1';
+    const put = async (hier: string, name: string, text: string) => {
+      await mkdir(join(root, hier, rel), { recursive: true });
+      await writeFile(join(root, hier, rel, name), text);
+    };
+    // A stray directory made by hand: it sorts before "cpuacct", and its name lists cpuacct and
+    // memory; so does a tmpfs mounted as "memory,pids", which is no cgroup either.
+    await put('cpu,cpuacct', 'cpuacct.usage', '999\n');
+    await put('cpu,cpuacct,memory', 'memory.usage_in_bytes', '999\n');
+    await put('memory,pids', 'pids.current', '999\n');
+    await put('cpuacct', 'cpuacct.usage', '2500000000\n');
+    await put('memory', 'memory.usage_in_bytes', '30000000\n');
+    await put('memory', 'memory.stat', 'total_inactive_file 5000000\n');
+    await put('pids', 'pids.current', '3\n');
+    const layout = {
+      ...cgroupLayout({ CRIB_CGROUP_ROOT: root, CRIB_CGROUP_MODE: 'v1' }),
+      mountinfo: fabricatedMountinfo(root, [
+        ['cpu', 'cgroup', 'rw,cpu'], ['cpuacct', 'cgroup', 'rw,cpuacct'], ['memory,pids', 'tmpfs', 'rw,memory,pids'],
+        ['memory', 'cgroup', 'rw,memory'], ['pids', 'cgroup', 'rw,pids'], ['unified', 'cgroup2', 'rw'],
+      ]),
+    };
+    const s = await readCgroupStats(layout, rel, { scope: { metrics: false, pids: true } });
+    expect(s.cpu?.usageNs).toBe(2_500_000_000n);
+    expect(s.memory?.usageBytes).toBe(30_000_000n);
+    expect(s.pids?.current).toBe(3n);
+  });
+
+  it('takes the mount on top when another filesystem is mounted over a hierarchy', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'crib-stats-v1-top-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const rel = '/c1';
+    await mkdir(join(root, 'pids', rel), { recursive: true });
+    await writeFile(join(root, 'pids', rel, 'pids.current'), '3\n');
+    const hidden = fabricatedMountinfo(root, [['pids', 'cgroup', 'rw,pids'], ['pids', 'tmpfs', 'rw']]);
+    const layout = { ...cgroupLayout({ CRIB_CGROUP_ROOT: root, CRIB_CGROUP_MODE: 'v1' }), mountinfo: hidden };
+    await expect(readCgroupStats(layout, rel)).rejects.toThrow(NotFoundError);
   });
 });

@@ -98,7 +98,7 @@ export async function readCgroupStats(layout: CgroupLayout, relPath: string, opt
   const scope = opts.scope ?? FULL_SCOPE;
   const stats = layout.mode === 2
     ? await readCgroupStatsV2(reader, layout.root, relPath, timestamp, scope)
-    : await readCgroupStatsV1(reader, layout.root, relPath, timestamp, scope);
+    : await readCgroupStatsV1(reader, layout.root, relPath, timestamp, scope, layout.mountinfo);
   if (stats === undefined) {
     throw new NotFoundError(`cgroup ${relPath} does not exist under ${layout.root} (cgroup v${layout.mode})`);
   }

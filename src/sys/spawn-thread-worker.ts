@@ -5,8 +5,13 @@ import { execFile, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
 import { endChildInput } from './child-input.js';
-import { exitCode, readFirstLine, readToEnd } from './child-output.js';
+import { exitCode, LineTooLongError, readBoundedToEnd, readFirstLine, readToEnd } from './child-output.js';
 import type { ExecOptions, SpawnChunk, SpawnExited, SpawnReply, SpawnRequest } from './spawn-thread.js';
+
+/** A detached launch's stderr kept (crib-monitor's errors are a line or two; a flood is cut). */
+const DETACHED_STDERR_KEEP = 64 << 10;
+/** A detached launch's sync line: crib-monitor's report is a small JSON object. */
+const SYNC_LINE_MAX = 4096;
 
 if (!parentPort) throw new Error('spawn-thread-worker.ts runs only as a worker thread');
 const port = parentPort;
@@ -30,18 +35,23 @@ function execReply(req: SpawnRequest & { exec: ExecOptions }): Promise<SpawnRepl
  * A command that daemonises (crib-monitor): stdio 0-1 /dev/null, stderr and a sync pipe on fd 3.
  * Its exit is posted as soon as it is known (SpawnExited: the caller may act on it while the
  * detached process is still working), and the reply, always after it, carries the sync pipe's
- * first line as stdout.
+ * first line as stdout. Both are bounded: the first DETACHED_STDERR_KEEP bytes of stderr are kept
+ * (the rest read and dropped), and a sync line longer than SYNC_LINE_MAX fails the reply.
  */
 async function detachedReply(req: SpawnRequest): Promise<SpawnReply> {
   const child = spawn(req.file, req.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true });
-  const syncLine = readFirstLine(child.stdio[3] as Readable);
+  const syncLine = readFirstLine(child.stdio[3] as Readable, SYNC_LINE_MAX).then(
+    (line): { line: string; error?: string } => ({ line }),
+    (err: unknown) => ({ line: '', error: err instanceof LineTooLongError ? `${req.file}'s sync pipe (fd 3): ${err.message}` : String(err) }),
+  );
   // The detached process makes its stdio /dev/null at once, so stderr ends soon after the first
   // process exits, and holds everything either of them printed.
-  const stderr = readToEnd(child.stderr);
+  const stderr = readBoundedToEnd(child.stderr, DETACHED_STDERR_KEEP);
   const { code, error } = await exitCode(child);
   const exited = { code, stderr: `${await stderr}${error ? error.message : ''}`.trim() };
   port.postMessage({ id: req.id, exited } satisfies SpawnExited);
-  return { id: req.id, stdout: await syncLine, stderr: exited.stderr, code };
+  const sync = await syncLine;
+  return { id: req.id, stdout: sync.line, stderr: exited.stderr, code, ...(sync.error !== undefined ? { error: sync.error } : {}) };
 }
 
 port.on('message', (req: SpawnRequest) => {

@@ -1,5 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import { execFileOnThread, spawnDetachedOnThread, spawnOnThread } from './spawn-thread.js';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  crashSpawnThreadForTest, execFileOnThread, setSpawnThreadIdleMs, spawnDetachedOnThread, spawnOnThread,
+  spawnThreadRunning, spawnThreadStopped,
+} from './spawn-thread.js';
+
+/** This process's thread count (a worker thread is one more while it runs). */
+const threads = (): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
 
 describe('spawnOnThread', () => {
   it('gives the whole stdout and stderr and the exit code of the command', async () => {
@@ -94,5 +101,82 @@ describe('spawnDetachedOnThread', () => {
     expect(r.code).toBeNull();
     expect(r.stderr).toMatch(/crib-no-such-monitor.*ENOENT/);
     expect(await syncLine).toBe('');
+  });
+});
+
+describe('spawnDetachedOnThread bounds', () => {
+  it('keeps the first 64 KiB of a flood on stderr and says how much it dropped', async () => {
+    const { exited, syncLine } = spawnDetachedOnThread('/bin/sh', ['-c', 'head -c 1048576 /dev/zero | tr "\\0" e >&2; exit 1']);
+    const r = await exited;
+    expect(r.code).toBe(1);
+    expect(r.stderr.startsWith('e'.repeat(64 << 10))).toBe(true);
+    expect(r.stderr).toMatch(new RegExp(`^e{${64 << 10}}… \\(${(1 << 20) - (64 << 10)} more bytes not kept\\)$`));
+    expect(await syncLine).toBe('');
+  });
+
+  it('fails the sync line when it passes 4 KiB without a newline', async () => {
+    // 8 KiB and no newline, the pipe held open: without the bound the thread would wait for
+    // the end and hand back all of it.
+    const script = '( exec 2>/dev/null; head -c 8192 /dev/zero | tr "\\0" s >&3; sleep 2 ) & exit 0';
+    const { exited, syncLine } = spawnDetachedOnThread('/bin/sh', ['-c', script]);
+    expect((await exited).code).toBe(0);
+    await expect(syncLine).rejects.toThrow(/\/bin\/sh's sync pipe \(fd 3\): its first line passed 4096 bytes without a newline/);
+  });
+
+  it('takes a sync line of exactly 4 KiB', async () => {
+    const script = '( exec 2>/dev/null; head -c 4096 /dev/zero | tr "\\0" s >&3; echo >&3 ) & exit 0';
+    const { syncLine } = spawnDetachedOnThread('/bin/sh', ['-c', script]);
+    expect(await syncLine).toBe('s'.repeat(4096));
+  });
+});
+
+describe('the spawn thread\'s life', () => {
+  afterEach(() => setSpawnThreadIdleMs(undefined));
+
+  it('ends once idle, leaving no thread behind, and starts again on the next call', async () => {
+    setSpawnThreadIdleMs(100);
+    await spawnOnThread('/bin/true', []);
+    await expect.poll(() => spawnThreadRunning(), { timeout: 5000 }).toBe(false);
+    await spawnThreadStopped();
+    const idle = threads();
+    const r = await spawnOnThread('/bin/sh', ['-c', 'echo back']);
+    expect([r.stdout, r.code]).toEqual(['back\n', 0]);
+    expect(spawnThreadRunning()).toBe(true);
+    expect(threads()).toBeGreaterThan(idle);
+    await expect.poll(() => spawnThreadRunning(), { timeout: 5000 }).toBe(false);
+    await spawnThreadStopped();
+    expect(threads()).toBe(idle);
+  });
+
+  it('does not end while a call is in flight, however long it runs', async () => {
+    setSpawnThreadIdleMs(50);
+    const r = await spawnOnThread('/bin/sh', ['-c', 'sleep 0.5; echo slow']);
+    expect(r.stdout).toBe('slow\n');
+  });
+
+  it('runs a call that arrives while the idle thread is ending', async () => {
+    setSpawnThreadIdleMs(30);
+    for (let i = 0; i < 5; i++) {
+      await spawnOnThread('/bin/true', []);
+      await expect.poll(() => spawnThreadRunning(), { timeout: 5000, interval: 1 }).toBe(false);
+      // The old thread is still terminating; this call must go to a new one and be answered.
+      const ending = spawnThreadStopped();
+      const r = await spawnOnThread('/bin/sh', ['-c', `echo ${i}`]);
+      expect(r.stdout).toBe(`${i}\n`);
+      await ending;
+    }
+  });
+
+  it('fails the calls in flight with a clear error when the thread dies, and the next call works', async () => {
+    const slow = spawnOnThread('/bin/sh', ['-c', 'sleep 5']);
+    const detached = spawnDetachedOnThread('/bin/sh', ['-c', 'sleep 5']);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    await crashSpawnThreadForTest();
+    expect((await slow).error?.message).toMatch(/the daemon's spawn thread exited with code/);
+    expect((await detached.exited).stderr).toMatch(/the daemon's spawn thread exited with code/);
+    expect(await detached.syncLine).toBe('');
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect((await spawnOnThread('/bin/sh', ['-c', 'echo ok'])).stdout).toBe('ok\n');
   });
 });

@@ -13,15 +13,20 @@
 // only that thread; the main thread keeps answering (fork still briefly holds the process's
 // memory map, so a page fault on the main thread can wait, but its JavaScript runs on).
 //
-// One thread, started on first use and unref'd (it never keeps the daemon alive). The commands
-// bound their own run time (exec-sync enforces the exec's timeout) and output (--max-output), so
-// nothing here needs a bound beyond them. If the thread dies, the calls in flight fail with a
+// One thread, started on first use and unref'd (it never keeps the daemon alive). It ends once it
+// has had no call for SPAWN_THREAD_IDLE_MS: its isolate holds ~10 MiB of resident memory, which a
+// node without pods (or with pods but no exec probes) should not carry. A new one starts on the
+// next call, which pays the thread's start-up (measured: see SPAWN_THREAD_IDLE_MS). The commands
+// bound their own run time (exec-sync enforces the exec's timeout) and output (--max-output); a
+// detached launch's stderr and sync line are bounded by the thread (spawn-thread-worker.ts:
+// DETACHED_STDERR_KEEP, SYNC_LINE_MAX). If the thread dies, the calls in flight fail with a
 // message saying so and the next call starts a new thread.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { log } from '../log.js';
+import { mallocTrim } from './libc.js';
 
 /** execFile's bounds for a command run with execFileOnThread. */
 export interface ExecOptions {
@@ -74,7 +79,26 @@ function workerEntry(): URL {
   return new URL(`data:text/javascript,${encodeURIComponent(boot)}`);
 }
 
+/**
+ * How long the thread may go without a call before it ends. Starting one costs the call that
+ * finds none: measured on this project's 2-core machine under load (load average 4.5, the built
+ * daemon's node flags, N=21), /bin/true took 81 ms median (p95 97) as the first call of a new
+ * thread against 4.7 ms (p95 6.9) on a warm one. kubelet's steady load is an exec probe every 10 s
+ * (its default period) per pod that has one: 35 s keeps the thread through three probe rounds, so
+ * a node with probed pods never restarts it, and a node whose pods are not probed pays those
+ * ~80 ms at most once per 35 s of quiet, while it holds ~10 MiB less meanwhile.
+ */
+export const SPAWN_THREAD_IDLE_MS = 35_000;
+/**
+ * Test hook (CRIB_TEST_HOOKS=1): CRIB_TEST_SPAWN_THREAD_IDLE_MS replaces SPAWN_THREAD_IDLE_MS in a
+ * daemon (bench/daemon-memory.ts sees the idle stop within its few seconds of settling).
+ */
+const hookIdleMs = process.env.CRIB_TEST_HOOKS === '1' ? Number(process.env.CRIB_TEST_SPAWN_THREAD_IDLE_MS ?? 0) : 0;
+const defaultIdleMs = hookIdleMs > 0 ? hookIdleMs : SPAWN_THREAD_IDLE_MS;
+let idleMs = defaultIdleMs;
+
 let worker: Worker | undefined;
+let idleTimer: NodeJS.Timeout | undefined;
 let nextId = 1;
 interface Call {
   done: (r: SpawnReply | { error: string; thread: true }) => void;
@@ -82,8 +106,52 @@ interface Call {
   onExited?: (exited: DetachedExit) => void;
 }
 const pending = new Map<number, Call>();
+/** Threads ended for idleness whose exit has not been seen yet (spawnThreadStopped waits on them). */
+const ending = new Set<Promise<void>>();
+
+/**
+ * Ends the thread once it is idle: forgotten first (a call from now on starts a new thread, so
+ * none can be posted to one that is going away), then terminated. With nothing in flight it has
+ * no child to read and no reply to send, so terminating loses nothing.
+ */
+function armIdleStop(w: Worker): void {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    idleTimer = undefined;
+    if (worker !== w || pending.size > 0) return;
+    worker = undefined;
+    // The isolate's heap is unmapped as it goes; the thread's malloc arenas are handed back by a
+    // trim (measured ~0.7 MiB more, for 1-2 ms once per idle stop).
+    const gone = w.terminate().then(() => void mallocTrim(), () => undefined);
+    ending.add(gone);
+    void gone.finally(() => ending.delete(gone));
+  }, idleMs);
+  idleTimer.unref();
+}
+
+/** Whether a spawn thread is running now (tests, and the memory benchmark's notes). */
+export function spawnThreadRunning(): boolean {
+  return worker !== undefined;
+}
+
+/** Resolves once every thread ended for idleness has exited. */
+export async function spawnThreadStopped(): Promise<void> {
+  await Promise.all([...ending]);
+}
+
+/** Tests: a shorter idle time (the default when undefined). */
+export function setSpawnThreadIdleMs(ms: number | undefined): void {
+  idleMs = ms ?? defaultIdleMs;
+}
+
+/** Tests: kills the thread as a crash would (its calls in flight must fail, not hang). */
+export async function crashSpawnThreadForTest(): Promise<void> {
+  await worker?.terminate();
+}
 
 function thread(): Worker {
+  clearTimeout(idleTimer);
+  idleTimer = undefined;
   if (worker) return worker;
   const w = new Worker(workerEntry());
   const died = (why: string): void => {
@@ -106,7 +174,10 @@ function thread(): Worker {
       return;
     }
     pending.delete(r.id);
-    if (pending.size === 0) w.unref();
+    if (pending.size === 0) {
+      w.unref();
+      armIdleStop(w);
+    }
     call?.done(r);
   });
   w.on('error', (err) => died(`failed: ${err.message}`));
@@ -149,8 +220,9 @@ export async function execFileOnThread(file: string, args: string[], opts: ExecC
  * Spawns `file args` on the spawn thread as a process that daemonises (crib-monitor): its first
  * process exits once the detached one is on its own, which later writes one line on fd 3 (a pipe
  * the thread reads) and closes it. `exited` resolves when the first process has exited, with its
- * stderr read to the end; `syncLine` with that line ("" when fd 3 closed without one), never
- * before `exited` (the thread's reply comes after both). The fork of a launch on an RPC path
+ * stderr read to the end (the first 64 KiB kept); `syncLine` with that line ("" when fd 3 closed
+ * without one; rejected when it passed 4 KiB without a newline), never before `exited` (the
+ * thread's reply comes after both). The fork of a launch on an RPC path
  * (CreateContainer, a streaming exec) stalls only the thread; the line crossing the thread costs
  * the caller a thread switch (measurable under CPU load: see issue 14's notes).
  */
@@ -163,6 +235,8 @@ export function spawnDetachedOnThread(file: string, args: string[]): { exited: P
   const syncLine = reply.then((r) => {
     // A thread that died before the first process was seen to exit: the launch failed here.
     if ('thread' in r) onExited({ code: null, stderr: r.error });
+    // A sync line past its bound: the launch's report cannot be trusted, so it fails.
+    if (!('thread' in r) && r.error !== undefined) throw new Error(r.error);
     return 'thread' in r ? '' : r.stdout;
   });
   return { exited, syncLine };

@@ -12,6 +12,9 @@
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
+#ifndef CGROUP_SUPER_MAGIC
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#endif
 
 int crib_cg_detect(crib_cgroup *cg, crib_err *err) {
   memset(cg, 0, sizeof *cg);
@@ -39,7 +42,8 @@ int crib_cg_detect(crib_cgroup *cg, crib_err *err) {
 }
 
 /* Controllers (and the named systemd hierarchy) crib knows how to handle on v1. A directory under
- * root is a hierarchy when every comma-separated part of its name is one of these. */
+ * root is a hierarchy when every comma-separated part of its name is one of these and a cgroup v1
+ * filesystem is mounted on it (list_hierarchy_entries). */
 static const char *const known_controllers[] = {
     "cpu",   "cpuacct", "cpuset", "memory",    "devices", "freezer", "blkio", "pids",
     "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc", "systemd", "name=systemd",
@@ -88,6 +92,12 @@ static int list_hierarchy_entries(const crib_cgroup *cg, crib_cgi_hierarchies *h
     struct stat st;
     if (!CRIB_CGI_FMT(path, "%s/%s", cg->root, de->d_name)) continue;
     if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+    /* The name proves nothing: a plain directory made by hand and named "cpu,cpuacct" is not a
+     * hierarchy, and cgroups made or limits written in it would be no cgroup at all. Only a
+     * mounted cgroup v1 filesystem counts. */
+    struct statfs fs;
+    if (statfs(path, &fs) < 0 || (unsigned long)fs.f_type != (unsigned long)CGROUP_SUPER_MAGIC)
+      continue;
     if (h->n == CRIB_CGI_MAX_HIERARCHIES) break;
     snprintf(h->name[h->n++], sizeof h->name[0], "%s", de->d_name);
   }
