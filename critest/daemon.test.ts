@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -154,6 +154,27 @@ describe('crib daemon lifecycle', () => {
     const d = spawnDaemon(['--config', config]);
     expect(await d.exited).toBe(1);
     expect(d.output()).toMatch(/unknown key "grpc.adress"/);
+  });
+
+  it('fails to start when the streaming port is taken, naming the address and the config keys', async () => {
+    // Listening at start, not at the first kubectl exec: a node that cannot stream says so where
+    // the operator looks (the streaming server's connection handling still loads on first use).
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    const bridge = 'cribsport0';
+    const table = 'cribsport';
+    const config = join(dir, 'sport.toml');
+    await writeFile(config, `root = "${dir}/sr"\nstate = "${dir}/ss"\n[grpc]\naddress = "unix://${dir}/sport.sock"\n` +
+      `[network]\nbridge = "${bridge}"\nnft_table = "${table}"\npod_cidr = "10.251.8.0/24"\n[streaming]\nport = ${port}\n`);
+    try {
+      const d = spawnDaemon(['--config', config]);
+      expect(await d.exited).toBe(1);
+      expect(d.output()).toMatch(new RegExp(`streaming server could not listen on 127\\.0\\.0\\.1:${port} \\(streaming\\.address, streaming\\.port\\): .*EADDRINUSE`));
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+      await removeNetwork(bridge, table);
+    }
   });
 
   it('a SIGTERM while the daemon is still starting stops it cleanly once start has settled', async () => {

@@ -156,8 +156,7 @@ export class Daemon {
         maxTokensPerTarget: config.limits.max_stream_tokens_per_target,
       }, new ContainerStreams(containers, sandboxes, { stallTimeoutMs: config.streaming.stall_timeout }));
       this.streaming = streaming;
-      // Listens on the first Exec, Attach or PortForward (see prepare()).
-      await streaming.prepare();
+      await streaming.start();
       const server = createCriServer({
         limits: config.limits,
         sandboxes,

@@ -10,7 +10,7 @@
 //
 // An unknown, used or expired token is a 404 and no stream, as in kubelet's server.
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -52,15 +52,11 @@ function streamRequestBytes(r: StreamRequest): number {
 
 export class StreamingServer {
   private server: Server | undefined;
-  /** Routes and upgrades the server's requests; loaded with the first listen. */
-  private connections: StreamingConnections | undefined;
+  /** Routes and upgrades the server's requests; loaded on first use (loadConnections). */
+  private connections: Promise<StreamingConnections> | undefined;
   private readonly tokens: TokenStore<StreamRequest>;
   private readonly sockets = new Set<Duplex>();
   private base = '';
-  private tls: { cert: Buffer; key: Buffer } | undefined;
-  /** The listening socket being opened, or open (see listening()). */
-  private listen: Promise<void> | undefined;
-  private stopped = false;
 
   constructor(
     private readonly opts: StreamingServerOptions,
@@ -76,44 +72,40 @@ export class StreamingServer {
     });
   }
 
-  /** e.g. http://127.0.0.1:40123, once listening (after the first urlFor). */
+  /** e.g. http://127.0.0.1:40123, once started. */
   get baseUrl(): string {
     return this.base;
   }
 
   /**
-   * Checks the options and reads the TLS pair, so that a bad configuration stops the daemon at
-   * start-up. The socket itself is opened by the first urlFor: most nodes see an Exec, Attach or
-   * PortForward rarely (kubelet's exec probes use ExecSync), and an idle listening server with
-   * its request handling costs every node resident memory for the daemon's whole life.
+   * Listens, at the daemon's start: a bad TLS pair or a taken port stops the daemon there, where
+   * the operator looks, not at some later kubectl exec. What serves the connections (routing,
+   * SPDY and WebSocket upgrades, the protocol stack) is loaded with the first URL handed out or
+   * the first connection: most nodes see an Exec, Attach or PortForward rarely (kubelet's exec
+   * probes use ExecSync), and that code resident for the daemon's whole life costs every node.
    */
-  async prepare(): Promise<void> {
+  async start(): Promise<void> {
     const { opts } = this;
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
       throw new InvalidArgumentError('streaming.tls_cert and streaming.tls_key must be set together');
     }
-    if (opts.tlsCert) this.tls = { cert: await readFile(opts.tlsCert), key: await readFile(opts.tlsKey!) };
-  }
-
-  /** Opens the listening socket once; a failure is reported to the call that asked, and the next call tries again. */
-  private listening(): Promise<void> {
-    if (this.stopped) return Promise.reject(new UnavailableError('the streaming server is stopped (the daemon is shutting down)'));
-    this.listen ??= this.openListener().catch((err: unknown) => {
-      this.listen = undefined;
-      const where = `${this.opts.address}:${this.opts.port}`;
-      throw new UnavailableError(`the streaming server could not listen on ${where} (streaming.address, streaming.port): ${err instanceof Error ? err.message : String(err)}`);
-    });
-    return this.listen;
-  }
-
-  private async openListener(): Promise<void> {
-    const { opts, tls } = this;
-    const { StreamingConnections } = await import('./streaming-connections.js');
-    const connections = new StreamingConnections(opts, this.runtime, this.tokens);
+    const tls = opts.tlsCert ? { cert: await readFile(opts.tlsCert), key: await readFile(opts.tlsKey!) } : undefined;
     const common = { maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024 };
     const server = tls ? createHttpsServer({ ...common, cert: tls.cert, key: tls.key }) : createHttpServer(common);
-    server.on('request', (req, res) => connections.onRequest(req, res));
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => connections.onUpgrade(req, socket, head));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.loadConnections().then((c) => c.onRequest(req, res), (err: unknown) => {
+        log.error({ err }, 'streaming server: loading its connection handling failed');
+        res.destroy();
+      });
+    });
+    // Node leaves an upgraded socket paused (readableFlowing null): what the client sends while
+    // the module loads waits in the socket.
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.loadConnections().then((c) => c.onUpgrade(req, socket, head), (err: unknown) => {
+        log.error({ err }, 'streaming server: loading its connection handling failed');
+        socket.destroy();
+      });
+    });
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // Malformed requests and oversized headers: answer like Node would, keep serving others.
       log.debug({ err: err.message, code: err.code }, 'streaming server: bad request');
@@ -127,41 +119,49 @@ export class StreamingServer {
     server.on('connection', (sock: Socket) => this.track(sock));
     server.on('secureConnection', (sock: Socket) => this.track(sock));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: Error) => {
+        reject(new InvalidArgumentError(`the streaming server could not listen on ${opts.address}:${opts.port} (streaming.address, streaming.port): ${err.message}`));
+      });
       server.listen(opts.port, opts.address, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
         resolve();
       });
     });
-    if (this.stopped) {
-      // stop() ran while the socket was being opened: it must not outlive the daemon.
-      server.close();
-      throw new Error('stopped while opening');
-    }
     this.server = server;
-    this.connections = connections;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     this.base = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
     log.info({ url: this.base }, 'streaming server listening');
   }
 
+  /** The connection handling, loaded once (a failed load is tried again by the next caller). */
+  private loadConnections(): Promise<StreamingConnections> {
+    this.connections ??= import('./streaming-connections.js').then(
+      ({ StreamingConnections }) => new StreamingConnections(this.opts, this.runtime, this.tokens),
+      (err: unknown) => {
+        this.connections = undefined;
+        throw err;
+      },
+    );
+    return this.connections;
+  }
+
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.listen?.catch(() => undefined);
     const server = this.server;
     this.server = undefined;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
-    this.connections?.close();
+    (await this.connections?.catch(() => undefined))?.close();
     await closed;
   }
 
-  /** Stores a validated request and returns the URL the client must use (listening first, on the first call). */
+  /** Stores a validated request and returns the URL the client must use. */
   async urlFor(request: StreamRequest): Promise<string> {
-    await this.listening();
+    if (!this.server) throw new UnavailableError('the streaming server is not running (the daemon is starting or stopping)');
+    // Its client connects next: the connection handling loads meanwhile.
+    this.loadConnections().catch(() => undefined);
     return `${this.base}/${request.kind}/${this.tokens.insert(request)}`;
   }
 
