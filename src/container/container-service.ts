@@ -15,7 +15,7 @@ import type { ImageConfig } from '../image/image-config.js';
 import type { ImageRecord } from '../image/image-store.js';
 import { log } from '../log.js';
 import type {
-  ContainerRuntime, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent, RuntimeRef,
+  ContainerRuntime, CreateOptions, ExecSession, ExecSyncResult, ExitRecord, OciProcess, RuntimeEvent, RuntimeRef,
 } from '../runtime/container-runtime.js';
 import type { RuntimeFeatures } from '../runtime/runtime-features.js';
 import { podInitPidNamespace } from '../sandbox/namespaces.js';
@@ -756,13 +756,7 @@ export class ContainerService implements PodContainers {
         await stallAfterTargetCheck(clog, target);
         await pointSpecAtPidNamespace(join(paths.bundle, 'config.json'), targetNs.path);
       }
-      const created = await runtime.create(this.ref(rec), {
-        bundle: paths.bundle,
-        logPath: rec.logPath || join(rec.dir, 'console.log'),
-        stdin: rec.config.stdin,
-        stdinOnce: rec.config.stdinOnce,
-        tty: rec.config.tty,
-      });
+      const created = await runtime.create(this.ref(rec), this.launchOptions(rec));
       // Known in memory at once: a failure from here on deletes by them.
       launched = { ...rec, ...created };
       crashPoint('StartContainer:after-runtime-create');
@@ -819,18 +813,21 @@ export class ContainerService implements PodContainers {
     });
   }
 
+  /** What the monitor is launched with, for a create or a restore alike. */
+  private launchOptions(rec: ContainerRecord): CreateOptions {
+    return {
+      bundle: containerPaths(rec.dir).bundle,
+      logPath: rec.logPath || join(rec.dir, 'console.log'),
+      stdin: rec.config.stdin,
+      stdinOnce: rec.config.stdinOnce,
+      tty: rec.config.tty,
+    };
+  }
+
   /** The checkpointed processes, restored under a new monitor: the container's start. */
   private async restoreInRuntime(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
-    const paths = containerPaths(rec.dir);
     try {
-      const created = await runtime.restore(this.ref(rec), {
-        bundle: paths.bundle,
-        logPath: rec.logPath || join(rec.dir, 'console.log'),
-        stdin: rec.config.stdin,
-        stdinOnce: rec.config.stdinOnce,
-        tty: rec.config.tty,
-        imagePath: rec.restoreFrom!,
-      });
+      const created = await runtime.restore(this.ref(rec), { ...this.launchOptions(rec), imagePath: rec.restoreFrom! });
       await this.records.commit(rec.id, (r) => {
         r.pid = created.pid;
         r.pidStartTime = created.pidStartTime;
