@@ -1,6 +1,6 @@
 // Starting crib-monitor processes and reading what they report. The fork happens on the spawn
 // thread (sys/spawn-thread.ts): libuv forks from the calling thread, which stalls while the kernel
-// copies the daemon's page tables, and CreateContainer and every streaming exec launch a monitor.
+// copies the daemon's page tables, and StartContainer and every streaming exec launch a monitor.
 import { nativeBinaries } from '../native-paths.js';
 import { spawnDetachedOnThread, type DetachedExit } from '../sys/spawn-thread.js';
 

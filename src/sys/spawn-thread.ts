@@ -1,6 +1,6 @@
 // Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`, the OCI runtime's
 // start/kill/delete/state, and runCommand's ip/nft/crib-pinns: the pod path's pinning, veth
-// attach and detach), and launches the detached crib-monitors of CreateContainer and streaming
+// attach and detach), and launches the detached crib-monitors of StartContainer and streaming
 // exec, from one worker thread instead of the event loop's thread. It lives in sys/
 // so that every layer's helpers (runtime/, network/, sandbox/) share the one thread.
 //
@@ -223,8 +223,8 @@ export async function execFileOnThread(file: string, args: string[], opts: ExecC
  * stderr read to the end (the first 64 KiB kept); `syncLine` with that line ("" when fd 3 closed
  * without one; rejected when it passed 4 KiB without a newline), never before `exited` (the
  * thread's reply comes after both). The fork of a launch on an RPC path
- * (CreateContainer, a streaming exec) stalls only the thread; the line crossing the thread costs
- * the caller a thread switch (measurable under CPU load: see issue 14's notes).
+ * (StartContainer, a streaming exec) stalls only the thread; the line crossing the thread costs
+ * the caller a thread switch.
  */
 export function spawnDetachedOnThread(file: string, args: string[]): { exited: Promise<DetachedExit>; syncLine: Promise<string> } {
   let onExited!: (exited: DetachedExit) => void;
