@@ -7,69 +7,26 @@
 // only the removals (and, for context, the stops) are reported. Without BENCH_BASE it times this
 // checkout alone. BENCH_REMOVE_AFTER_MS (default 0): a pause after StopContainer, as kubelet
 // removes a dead container some time after its exit rather than at once.
-import { join } from 'node:path';
-import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
-import { pushBusybox } from '../test-support/image-builder.js';
-import { startRegistry } from '../test-support/registry.js';
+import { runLifecycleAB } from './lifecycle-ab.js';
 
-const N = Number(process.env.BENCH_N ?? 20);
-const BASE = process.env.BENCH_BASE;
-const WARMUP = 3;
 const REMOVE_AFTER_MS = Number(process.env.BENCH_REMOVE_AFTER_MS ?? 0);
-const OPS = ['StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'] as const;
-type Op = (typeof OPS)[number];
 
-interface Target { name: string; d: TestDaemon; times: Record<Op, number[]> }
-
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
-let seq = 0;
-
-async function round(t: Target, image: string, record: boolean): Promise<void> {
-  const rt = t.d.cri.runtime;
-  const time = async (op: Op, call: () => Promise<unknown>): Promise<void> => {
-    const t0 = process.hrtime.bigint();
-    await call();
-    if (record) t.times[op].push(Number(process.hrtime.bigint() - t0) / 1e6);
-  };
-  const n = seq++;
-  const config = { metadata: { name: `rm-${n}`, namespace: 'bench', uid: `rm-${process.pid}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
-  const { podSandboxId } = await rt.RunPodSandbox({ config });
-  const { containerId } = await rt.CreateContainer({
-    podSandboxId, sandboxConfig: config,
-    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },
-  });
-  await rt.StartContainer({ containerId });
-  await time('StopContainer', () => rt.StopContainer({ containerId, timeout: 0 }));
-  if (REMOVE_AFTER_MS > 0) await new Promise((r) => setTimeout(r, REMOVE_AFTER_MS));
-  await time('RemoveContainer', () => rt.RemoveContainer({ containerId }));
-  await time('StopPodSandbox', () => rt.StopPodSandbox({ podSandboxId }));
-  await time('RemovePodSandbox', () => rt.RemovePodSandbox({ podSandboxId }));
-}
-
-const registry = await startRegistry();
-const targets: Target[] = [];
-try {
-  await pushBusybox(registry, 'library/busybox', 'latest');
-  const image = `${registry.host}/library/busybox:latest`;
-  const start = async (name: string, daemonModule: string): Promise<void> => {
-    const { startDaemon: start } = (await import(daemonModule)) as { startDaemon: typeof startDaemon };
-    const d = await start({ logLevel: 'warn' });
-    await d.cri.image.PullImage({ image: { image } });
-    targets.push({ name, d, times: Object.fromEntries(OPS.map((op) => [op, [] as number[]])) as Record<Op, number[]> });
-  };
-  if (BASE) await start(`A: ${BASE}`, join(BASE, 'test-support/daemon.ts'));
-  await start(BASE ? 'B: this checkout' : 'crib', '../test-support/daemon.js');
-  for (let i = 0; i < WARMUP; i++) for (const t of targets) await round(t, image, false);
-  for (let r = 0; r < N; r++) {
-    const order = r % 2 ? [...targets].reverse() : targets;
-    for (const t of order) await round(t, image, true);
-  }
-  console.log(`N=${N} rounds, alternating${REMOVE_AFTER_MS ? `, RemoveContainer ${REMOVE_AFTER_MS} ms after StopContainer` : ''}; median / p95 ms`);
-  console.log(['operation'.padEnd(20), ...targets.map((t) => t.name.padStart(30))].join(''));
-  for (const op of OPS) {
-    console.log([op.padEnd(20), ...targets.map((t) => `${pct(t.times[op], 0.5).toFixed(2)} / ${pct(t.times[op], 0.95).toFixed(2)}`.padStart(30))].join(''));
-  }
-} finally {
-  for (const t of targets) await t.d.cleanup().catch((err: unknown) => console.error('cleanup:', err));
-  await registry.stop();
-}
+await runLifecycleAB({
+  ops: ['StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'] as const,
+  title: REMOVE_AFTER_MS ? `RemoveContainer ${REMOVE_AFTER_MS} ms after StopContainer` : 'RemoveContainer at once after StopContainer',
+  async round(d, image, n, time) {
+    const rt = d.cri.runtime;
+    const config = { metadata: { name: `rm-${n}`, namespace: 'bench', uid: `rm-${process.pid}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
+    const { podSandboxId } = await rt.RunPodSandbox({ config });
+    const { containerId } = await rt.CreateContainer({
+      podSandboxId, sandboxConfig: config,
+      config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },
+    });
+    await rt.StartContainer({ containerId });
+    await time('StopContainer', () => rt.StopContainer({ containerId, timeout: 0 }));
+    if (REMOVE_AFTER_MS > 0) await new Promise((r) => setTimeout(r, REMOVE_AFTER_MS));
+    await time('RemoveContainer', () => rt.RemoveContainer({ containerId }));
+    await time('StopPodSandbox', () => rt.StopPodSandbox({ podSandboxId }));
+    await time('RemovePodSandbox', () => rt.RemovePodSandbox({ podSandboxId }));
+  },
+});
