@@ -335,7 +335,18 @@ static int monitor_main(struct container *c) {
 
   struct oom_probe oom;
   oom_probe_init(&oom, c->pid);
-  sync_report_pid(c->o->sync_fd, c->pid, getpid());
+  if (sync_report_pid(c->o->sync_fd, c->pid, getpid()) < 0) {
+    /* The caller is gone before it learnt the pid (the daemon was killed while this monitor was
+     * starting, or gave up waiting): nobody will ever start, stop or delete this container, and
+     * a daemon restarted meanwhile may have looked for the runtime's state before it existed
+     * and found none. So undo it here rather than leave a parked process behind. */
+    crib_fail(&err, errno, "the sync line could not be written; undoing the %s",
+              c->o->exec_process ? "exec" : "create");
+    crib_err_print(MONITOR_PROG, &err);
+    abandon_container(c);
+    cleanup_channels(c);
+    return 1;
+  }
 
   event_loop(c);
 

@@ -40,4 +40,9 @@ int fail_early(struct container *c, const char *message);
 /* Runs `<runtime> create`, fills pid and the stdio fds; on failure reports it and returns 1. */
 int create_container(struct container *c);
 
+/* Undoes a successful create_container whose pid could not be handed to the caller: kills the
+ * process with whatever it started and, unless it was an exec, runs `<runtime> delete --force`
+ * so no runtime state is left. Best effort: failures go to stderr. */
+void abandon_container(struct container *c);
+
 #endif

@@ -182,7 +182,8 @@ void ctl_broadcast(struct ctl_server *cs, const char *line, size_t len);
 void ctl_close(struct ctl_server *cs, const char *path);
 
 /* sync.c: the one JSON line reported to the caller. */
-void sync_report_pid(int fd, pid_t pid, pid_t monitor_pid);
+/* 0 once the line is written (or there is no sync fd); -1 with errno when the caller is gone. */
+int sync_report_pid(int fd, pid_t pid, pid_t monitor_pid);
 void sync_report_error(int fd, const char *message);
 
 /* container.c / exec-sync.c: the two modes. */

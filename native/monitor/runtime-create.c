@@ -248,3 +248,44 @@ int create_container(struct container *c) {
   }
   return 0;
 }
+
+void abandon_container(struct container *c) {
+  const struct monitor_opts *o = c->o;
+  /* A process reaped during the create may have a reused pid by now: only a live one is ours. */
+  if (c->pid > 0 && !c->exited) kill_tree(c->pid);
+  if (o->exec_process) return; /* the container itself is not ours to delete */
+  char *argv[8];
+  int a = 0;
+  argv[a++] = (char *)o->runtime;
+  if (o->runtime_root) {
+    argv[a++] = "--root";
+    argv[a++] = (char *)o->runtime_root;
+  }
+  argv[a++] = "delete";
+  argv[a++] = "--force";
+  argv[a++] = (char *)o->id;
+  argv[a] = NULL;
+  crib_err err = {0};
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0) {
+    crib_fail(&err, errno, "open `/dev/null`");
+    crib_err_print(MONITOR_PROG, &err);
+    return;
+  }
+  pid_t pid = spawn_runtime(argv, devnull, devnull, 2, &err);
+  close(devnull);
+  if (pid < 0) {
+    crib_err_print(MONITOR_PROG, &err);
+    return;
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno == EINTR) continue;
+    crib_fail(&err, errno, "waitpid `%s delete`", o->runtime);
+    crib_err_print(MONITOR_PROG, &err);
+    return;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fprintf(stderr, MONITOR_PROG ": `%s delete --force %s` failed (status %d)\n", o->runtime, o->id,
+            status);
+}

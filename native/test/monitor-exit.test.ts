@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Harness, alive, waitFor } from './support/monitor-harness.js';
 
 let h: Harness;
@@ -104,6 +105,26 @@ describe('crib-monitor exit file', () => {
     // runc checks the executable at create; its stderr is the message.
     expect(c.sync.message).toMatch(/no-such-binary/);
     expect(c.monitorExit).toBe(0); // the detached monitor reported; its starter had succeeded
+    expect(existsSync(c.attachSocket)).toBe(false);
+    expect(existsSync(c.ctlSocket)).toBe(false);
+    expect(existsSync(c.exitFile)).toBe(false);
+  });
+
+  it('undoes the create when its caller is gone before the sync line: no parked process, monitor or runtime state', async () => {
+    // A daemon killed while the monitor starts never learns the pid, and a daemon restarted
+    // meanwhile may look for the runtime's state before it exists: the monitor is the only one
+    // left who knows what it made.
+    const c = await h.create({ args: ['sleep', '1000'], closeSync: true });
+    expect(c.monitorExit).toBe(0);
+    const monitors = async () => {
+      const { readdir } = await import('node:fs/promises');
+      const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e));
+      const cmds = await Promise.all(pids.map((p) => readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')));
+      return cmds.filter((cmd) => cmd.includes('crib-monitor') && cmd.includes(c.id)).length;
+    };
+    await waitFor('the monitor gone', async () => (await monitors()) === 0, 15_000);
+    await expect(h.runtime('state', c.id)).rejects.toThrow();
+    expect(existsSync(join(h.runtimeRoot, c.id))).toBe(false);
     expect(existsSync(c.attachSocket)).toBe(false);
     expect(existsSync(c.ctlSocket)).toBe(false);
     expect(existsSync(c.exitFile)).toBe(false);

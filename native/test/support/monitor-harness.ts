@@ -55,6 +55,8 @@ export interface MonitorOptions extends BundleOptions {
   viaIntermediate?: boolean;
   /** Shell commands run before the monitor, in the shell that execs it (e.g. to leak an fd). */
   shellPrefix?: string;
+  /** Close the test's end of the sync fd at once (a daemon that died while the monitor started). */
+  closeSync?: boolean;
 }
 
 export interface Container {
@@ -170,7 +172,7 @@ async function ctlOnce(path: string, cmd: Record<string, unknown>): Promise<CtlR
  * Spawn crib-monitor with a sync pipe on fd 3. `exited` is the first process's exit code (it
  * returns once the monitor is detached); `sync` is the first line on fd 3.
  */
-function launchMonitor(args: string[], viaIntermediate: boolean, shellPrefix?: string):
+function launchMonitor(args: string[], viaIntermediate: boolean, shellPrefix?: string, closeSync = false):
   { pid: number | undefined; exited: Promise<number | null>; sync: Promise<SyncResult> } {
   const stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe', 'pipe'];
   const child = viaIntermediate
@@ -185,6 +187,10 @@ function launchMonitor(args: string[], viaIntermediate: boolean, shellPrefix?: s
     child.on('exit', (code) => resolve(code));
     child.on('error', reject);
   });
+  if (closeSync) {
+    (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    return { pid: child.pid, exited, sync: Promise.resolve({ pid: -1, message: 'the test closed the sync fd' }) };
+  }
   const sync = new Promise<SyncResult>((resolve, reject) => {
     let text = '';
     let done = false;
@@ -245,7 +251,7 @@ export class Harness {
     if (opts.terminal) args.push('--terminal');
     if (opts.logMaxLine !== undefined) args.push('--log-max-line', String(opts.logMaxLine));
     const { sync, exit, intermediatePid } = await this.spawnMonitor(args, opts.viaIntermediate ?? false,
-      opts.shellPrefix);
+      opts.shellPrefix, opts.closeSync);
     const self = this;
     if (sync.pid < 0 && process.env.CRIB_TEST_DEBUG) console.warn(`monitor for ${id}: ${sync.message}`);
     const container: Container = {
@@ -260,9 +266,9 @@ export class Harness {
     return container;
   }
 
-  private async spawnMonitor(args: string[], viaIntermediate: boolean, shellPrefix?: string):
+  private async spawnMonitor(args: string[], viaIntermediate: boolean, shellPrefix?: string, closeSync?: boolean):
     Promise<{ sync: SyncResult; exit: number | null; intermediatePid?: number }> {
-    const l = launchMonitor(args, viaIntermediate, shellPrefix);
+    const l = launchMonitor(args, viaIntermediate, shellPrefix, closeSync);
     const sync = await l.sync;
     const exit = viaIntermediate ? null : await l.exited;
     if (sync.monitorPid) this.monitors.add(sync.monitorPid);
