@@ -194,9 +194,38 @@ describe('Snapshotter', () => {
     expect(await snaps.usage()).toEqual(await diskUsage(snaps.dir));
     rmSync(join(snaps.dir, 'active', 'probe'));
     await snaps.gc([]);
+    await snaps.settled();
     expect(await snaps.usage()).toEqual(await diskUsage(snaps.dir));
     expect(() => snaps.lowerDirs(sha256('missing'))).toThrow(NotFoundError);
     await expect(snaps.prepare('../evil', kept[1]!)).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('gc answers once the dead layers are out of sight (synced); their files are deleted after it, or by the next start-up', async () => {
+    const big = await layer(Array.from({ length: 300 }, (_, i) => ({ name: `f${i}`, body: `file ${i}` })));
+    const [dead] = await commitChain([big]);
+    const dir = snaps.lowerDirs(dead!)[0]!.replace(/\/fs$/, '');
+    const trashDir = join(snaps.dir, 'active', '.trash');
+    expect(await snaps.gc([])).toContain(dead);
+    // Gone from its numbered path, its 300 files still being deleted in the background: the
+    // call did not wait for the unlinks.
+    expect(existsSync(dir)).toBe(false);
+    expect(readdirSync(trashDir)).toHaveLength(1);
+    await snaps.settled();
+    expect(readdirSync(trashDir)).toEqual([]);
+
+    // A crash before the deletion ended: the next start-up deletes what is left, and the layer
+    // does not come back.
+    const [again] = await commitChain([big]);
+    const entry = join(trashDir, `${dead!.slice(0, 12)}-crashed`);
+    mkdirSync(join(entry, 'fs'), { recursive: true });
+    writeFileSync(join(entry, 'snapshot.json'), readFileSync(join(snaps.lowerDirs(again!)[0]!, '..', 'snapshot.json')));
+    const fresh = new Snapshotter(root);
+    await fresh.load();
+    await fresh.cleanupTemp();
+    expect(existsSync(entry)).toBe(false);
+    expect(fresh.list().filter((s) => s.chainId === again)).toHaveLength(1);
+    await snaps.gc([]);
+    await snaps.settled();
   });
 
   it('mounts a chain too deep for absolute lowerdir paths in one page', async () => {

@@ -81,6 +81,8 @@ export class ImageService {
   async close(): Promise<void> {
     await this.registry.close();
     await this.unpackPool.close();
+    // Layers a removal left to delete in the background: a clean stop leaves none for start-up.
+    await this.snapshots.settled();
   }
 
   // ---- lookups ------------------------------------------------------------------------------

@@ -5,8 +5,9 @@
 //   <root>/snapshots/<n>/snapshot.json   { id, chainId, parent, diffId, size, createdAt }
 //   <root>/snapshots/active/<key>/{fs,work,snapshot.json}
 //   <root>/snapshots/active/<key>/{pad0,pad1,snapshot.json}   a read-only view (image volumes)
-//   <root>/snapshots/tmp-*               unpacks in progress / removals; swept at start-up
-//   <root>/snapshots/active/.trash/*     removed active snapshots being deleted; swept at start-up
+//   <root>/snapshots/tmp-*               unpacks in progress; swept at start-up
+//   <root>/snapshots/active/.trash/*     removed snapshots (active and committed) being deleted;
+//                                        swept at start-up
 //
 // Committed dirs are numbered rather than named by chain ID: mount(2) takes all lowerdirs in
 // one page, and "/var/lib/crib/snapshots/17/fs" lets ~130 layers fit where 64-hex names
@@ -19,7 +20,6 @@ import { chmod, chown, lstat, mkdir, open, readFile, readdir, rename, rm } from 
 import { join } from 'node:path';
 import {
   AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
-  errnoCode,
 } from '../errors.js';
 import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
@@ -99,8 +99,11 @@ const activeRecord = (dir: string) => new StateFile(join(dir, RECORD), ACTIVE_SN
 export class Snapshotter {
   readonly dir: string;
   private readonly activeDir: string;
-  /** Removed active snapshots, deleted in the background; cleanupTemp sweeps what is left. */
-  private readonly activeTrash: Trash;
+  /**
+   * Removed snapshots, active and committed, deleted in the background; cleanupTemp sweeps what
+   * is left. One trash: its entries count in usage() (they hold disk until deleted).
+   */
+  private readonly trash: Trash;
   private readonly committed = new Map<string, CommittedSnapshot>();
   private readonly active = new Map<string, ActiveSnapshot>();
   private readonly inflight = new Map<string, Promise<CommittedSnapshot>>();
@@ -134,7 +137,7 @@ export class Snapshotter {
     this.dir = join(root, 'snapshots');
     this.activeDir = join(this.dir, 'active');
     // A key never starts with '.' (checkKey): the trash cannot be taken for a snapshot.
-    this.activeTrash = new Trash(join(this.activeDir, '.trash'), { syncParent: true });
+    this.trash = new Trash(join(this.activeDir, '.trash'), { syncParent: true });
   }
 
   /** Create the dirs and load every record from disk. Call once at start-up. */
@@ -167,7 +170,7 @@ export class Snapshotter {
         removed += 1;
       }
     }
-    removed += await this.activeTrash.sweep();
+    removed += await this.trash.sweep();
     // Numbered dirs without a record never finished committing (the record goes in first).
     for (const name of await readdir(this.dir)) {
       if (/^[0-9]+$/.test(name) && ![...this.committed.values()].some((s) => String(s.id) === name)) {
@@ -400,7 +403,7 @@ export class Snapshotter {
     }
     // Out of sight in one rename (synced), its files deleted in the background: the unlinks of
     // a container's upper dir took a removal tens of milliseconds.
-    await this.activeTrash.discard(join(this.activeDir, key));
+    await this.trash.discard(join(this.activeDir, key));
     this.active.delete(key);
   }
 
@@ -416,7 +419,7 @@ export class Snapshotter {
         throw new FailedPreconditionError(`snapshot ${chainId} is in use by active snapshot ${a.key}`);
       }
     }
-    await this.discard(this.fsDir(rec, ''), this.dir, 'tmp-');
+    await this.trash.discard(this.fsDir(rec, ''));
     this.committed.delete(chainId);
     this.usageCache.delete(chainId);
   }
@@ -434,8 +437,11 @@ export class Snapshotter {
     // Deepest first, so no snapshot is removed before its children.
     dead.sort((a, b) => this.ancestry(b.chainId).length - this.ancestry(a.chainId).length);
     const removed: string[] = [];
+    // Each one out of sight in a synced rename (a power cut never brings back a half-deleted
+    // layer whose record looks whole), its files deleted after RemoveImage answered: the
+    // unlinks of an unpacked layer were most of that call.
     for (const s of dead) {
-      await this.discard(this.fsDir(s, ''), this.dir, 'tmp-');
+      await this.trash.discard(this.fsDir(s, ''));
       this.committed.delete(s.chainId);
       this.usageCache.delete(s.chainId);
       removed.push(s.chainId);
@@ -494,17 +500,9 @@ export class Snapshotter {
     return sub ? join(this.dir, String(rec.id), sub) : join(this.dir, String(rec.id));
   }
 
-  /** Rename out of sight first, so a crash mid-delete never leaves a half snapshot that looks whole. */
-  private async discard(path: string, parent: string, prefix: string): Promise<void> {
-    const doomed = join(parent, `${prefix}rm-${randomBytes(6).toString('hex')}`);
-    try {
-      await rename(path, doomed);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return;
-      throw err;
-    }
-    await fsyncDir(parent);
-    await rm(doomed, { recursive: true, force: true });
+  /** Resolves once the removed snapshots' background deletions begun so far have ended. */
+  async settled(): Promise<void> {
+    await this.trash.settled();
   }
 }
 
