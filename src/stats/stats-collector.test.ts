@@ -52,6 +52,17 @@ describe('StatsCollector cgroup readings', () => {
     c.close();
   });
 
+  it('serves a reading for up to 2 s by default', async () => {
+    const c = new StatsCollector({ layout: layout() });
+    const first = await cpuOf(c);
+    await usage(2_000_000);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect((await cpuOf(c)).timestamp).toBe(first.timestamp);
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await cpuOf(c)).usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    c.close();
+  });
+
   it('reads every time with cgroupTtlMs 0', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 0 });
     await cpuOf(c);
@@ -107,6 +118,10 @@ describe('StatsCollector background refresh', () => {
     // listing came (a walk started by the listing would be served only to the next one).
     expect(s!.writableLayer!.inodesUsed).toEqual({ value: '2' });
     expect(BigInt(String(s!.writableLayer!.timestamp))).toBeLessThan(before);
+    // Walked before the cgroup was read: the readings end the refresh, so no walk runs into
+    // the listing.
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeGreaterThan(BigInt(String(s!.writableLayer!.timestamp)));
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before);
     c.close();
   });
 
