@@ -25,6 +25,7 @@ import { log } from '../log.js';
 import { cgroupLayout, resolveCgroupPath, resolvePodCgroupPath, type CgroupLayout } from './cgroup-path.js';
 import { FULL_SCOPE, readCgroupStats, type CgroupReadScope, type CgroupStats } from './cgroup-stats.js';
 import { CpuRateTracker } from './cpu-rate.js';
+import { eachBounded } from './each-bounded.js';
 import { buildContainerStats, buildPodSandboxStats } from './cri-stats.js';
 import { FsUsageCache, type FsUsage } from './fs-usage.js';
 import { KernelFileReader } from './kernel-file-reader.js';
@@ -99,6 +100,12 @@ const POD_STATS_SCOPE: CgroupReadScope = { metrics: false, pids: true };
 const MAX_CACHED_READINGS = 4096;
 // netns-exec helpers (CNI pods' network counters) running at once.
 const MAX_NETNS_READS = 4;
+// Subjects (a pod with its containers, or a container) a background refresh reads at once, and
+// layers it walks at once. Started all together, a refresh's hundreds of pending reads and their
+// closures outlive many young-generation collections (the daemon's is 1 MiB: node-flags.ts) and
+// are promoted, and the old generation's collections then land on the listings.
+const REFRESH_PARALLEL = 16;
+const REFRESH_WALKS = 2;
 
 /**
  * The scope a pod's containers are read with: the containers' process counts are summed only
@@ -330,7 +337,7 @@ export class StatsCollector {
       for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
         if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
       }
-      await Promise.all([...layers].map((dir) => this.fs.prefetch(dir, fsMaxAgeMs)));
+      await eachBounded([...layers], REFRESH_WALKS, (dir) => this.fs.prefetch(dir, fsMaxAgeMs));
       const done = new Set<string>();
       const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
         const path = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
@@ -351,12 +358,12 @@ export class StatsCollector {
         }
       };
       const jobs = [
-        ...pods.map((p) => refreshPod(p)),
-        ...containers.map(async (c) => refreshContainer(c, STATS_SCOPE)),
+        ...pods.map((p) => () => refreshPod(p)),
+        ...containers.map((c) => async () => refreshContainer(c, STATS_SCOPE)),
       ];
-      for (const r of await Promise.allSettled(jobs)) {
-        if (r.status === 'rejected') log.debug({ err: r.reason }, 'stats: a background refresh failed (the next listing reads it)');
-      }
+      await eachBounded(jobs, REFRESH_PARALLEL, (job) => job().catch((err: unknown) => {
+        log.debug({ err }, 'stats: a background refresh failed (the next listing reads it)');
+      }));
     } finally {
       this.refreshing = false;
       this.lastRefreshMs = performance.now() - started;
