@@ -125,6 +125,26 @@ describe('StatsCollector background refresh', () => {
     c.close();
   });
 
+  it('reads ahead of a pod listing and a container listing that come one right after the other in one pass', async () => {
+    await podUsage(1_000_000);
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 500, leadMs: 300, followUps: 0 });
+    const lists = async () => {
+      await c.listPodSandboxStats([podSubject()], { watch: true });
+      await sleep(100);
+      await c.listContainerStats([subject], { watch: true });
+    };
+    await lists();
+    await sleep(500);
+    await lists(); // periods 600 ms: the pods' refresh is due in 300 ms, the containers' 100 ms later
+    await sleep(500);
+    const before = BigInt(nowNs());
+    const [s] = await c.listPodSandboxStats([podSubject()], { watch: false });
+    // The pod's cgroup was read ahead after its container's (one pass): served, not read again.
+    expect(BigInt(String(s!.linux!.cpu!.timestamp))).toBeLessThan(before);
+    expect(BigInt(String(s!.linux!.cpu!.timestamp))).toBeGreaterThanOrEqual(BigInt(String(s!.linux!.containers![0]!.cpu!.timestamp)));
+    c.close();
+  });
+
   it('does not watch a filtered listing', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 100, leadMs: 50 });
     await c.listContainerStats([subject], { watch: false });

@@ -102,10 +102,12 @@ const MAX_CACHED_READINGS = 4096;
 const MAX_NETNS_READS = 4;
 // Subjects (a pod with its containers, or a container) a background refresh reads at once, and
 // layers it walks at once. Started all together, a refresh's hundreds of pending reads and their
-// closures outlive many young-generation collections (the daemon's is 1 MiB: node-flags.ts) and
-// are promoted, and the old generation's collections then land on the listings.
+// closures outlive many young-generation collections (the daemon's is 1 MiB: node-flags.ts):
+// each one copies them, and promotes them to be collected again by the old generation's.
 const REFRESH_PARALLEL = 16;
 const REFRESH_WALKS = 2;
+// A listing due this soon after a refresh starts is read ahead by it too (readings this much older).
+const DUE_TOGETHER_MS = 250;
 
 /**
  * The scope a pod's containers are read with: the containers' process counts are summed only
@@ -318,8 +320,11 @@ export class StatsCollector {
    */
   private async refreshOnce(): Promise<void> {
     const started = performance.now();
-    // Due within a few ms counts as due now: both kinds are refreshed in one pass when they can be.
-    const isDue = (f: ListingForecast<unknown>) => f.due !== undefined && f.due <= started + 5;
+    // Due soon counts as due now: kubelet lists pods and containers one right after the other,
+    // and two passes would read the containers twice, the second time after the pods' cgroups,
+    // so the pod listing would find its pod readings older than its containers' and read them
+    // all again while it waits (readPod).
+    const isDue = (f: ListingForecast<unknown>) => f.due !== undefined && f.due <= started + DUE_TOGETHER_MS;
     const podsDue = isDue(this.podListings);
     const containersDue = isDue(this.containerListings);
     const pods = podsDue ? this.podListings.subjects : [];
