@@ -2,7 +2,9 @@
 //   npm run bench:stats   (BENCH_PODS=100 pods of BENCH_PER_POD=2 busybox sleepers; BENCH_N=40
 //                          calls of each RPC; a call every BENCH_INTERVAL_MS=2100, the two RPCs
 //                          alternating, so each is listed every 4.2 s;
-//                          BENCH_BASE=/path/to/another/checkout, built: A/B against its daemon)
+//                          BENCH_BASE=/path/to/another/checkout, built: A/B against its daemon;
+//                          BENCH_CONTAINERD=0: crib only; BENCH_CPU_PROF=dir: each crib daemon
+//                          writes a V8 CPU profile there when it stops)
 // kubelet asks every 10 s, on a fixed period, so every call finds the writable-layer walk cache
 // (2 s) expired: calls go out on a fixed schedule, as kubelet's do, spaced just past it (crib
 // answers from the last walk and walks again behind it, src/stats/fs-usage.ts). Per runtime:
@@ -17,7 +19,7 @@
 // whole measured phase counts that work too, and is printed beside the per-call figures.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,9 +36,18 @@ const START_CONCURRENCY = 8;
 // without one); the tree is removed at the end.
 const CGROUP_PARENT = `crib-bench-stats-${process.pid}`;
 
+const WITH_CONTAINERD = process.env.BENCH_CONTAINERD !== '0';
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 const GOAL_P99_MS = 50;
 // Our own bar for "never blocks the event loop": well under one scheduler tick of a busy node.
 const GOAL_LOOP_DELAY_MS = 10;
+
+/** A daemon's environment for the probe (bench/loop-delay-probe.mjs): its delay file, and with
+ * BENCH_CPU_PROF the file of its CPU profile. */
+const probeEnv = (probeModule: string, delayFile: string, name: string): NodeJS.ProcessEnv => ({
+  NODE_OPTIONS: `--import=${probeModule}`, CRIB_BENCH_LOOP_DELAY_FILE: delayFile,
+  ...(CPU_PROF_DIR ? { CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, `${name}.cpuprofile`) } : {}),
+});
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 const since = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -50,6 +61,8 @@ interface Result {
   podStats: number[];
   /** Daemon event-loop delay during each call (crib only). */
   loopDelay: number[];
+  /** Each call's window by the daemon's clock (µs), for cutting a CPU profile (crib only). */
+  windows: { rpc: string; fromUs: number; toUs: number; gc: Record<string, number> }[];
   /** Daemon CPU milliseconds per call. */
   containerCpu: number[];
   podCpu: number[];
@@ -68,14 +81,21 @@ class LoopDelayProbe {
   private seq = 0;
   constructor(private readonly pid: number, readonly file: string) {}
 
+  /** When each window ended, by the daemon's monotonic clock (µs): BENCH_CPU_PROF's call windows. */
+  lastAtUs = 0;
+  /** The last window's garbage collection, ms by kind. */
+  lastGc: Record<string, number> = {};
+
   async window(): Promise<number> {
     process.kill(this.pid, 'SIGUSR2');
     const want = ++this.seq;
     for (let i = 0; i < 2000; i++) {
       try {
-        const r = JSON.parse(await readFile(this.file, 'utf8')) as { seq: number; maxMs: number };
+        const r = JSON.parse(await readFile(this.file, 'utf8')) as { seq: number; maxMs: number; atUs: number; gc: Record<string, number> };
         if (r.seq >= want) {
           this.seq = r.seq;
+          this.lastAtUs = r.atUs;
+          this.lastGc = r.gc;
           return r.maxMs;
         }
       } catch {
@@ -122,12 +142,16 @@ async function removeAll(t: BenchTarget): Promise<void> {
 /** One call, timed; for crib also the loop delay over exactly that call. Checks the answer's size. */
 async function timed(t: BenchTarget, probe: LoopDelayProbe | undefined, r: Result, rpc: 'ListContainerStats' | 'ListPodSandboxStats'): Promise<void> {
   if (probe) await probe.window();
+  const fromUs = probe?.lastAtUs ?? 0;
   const cpu0 = cpuMs(t.daemonPid);
   const t0 = process.hrtime.bigint();
   const res = await t.cri.runtime[rpc]({});
   const elapsed = since(t0);
   (rpc === 'ListContainerStats' ? r.containerCpu : r.podCpu).push(cpuMs(t.daemonPid) - cpu0);
-  if (probe) r.loopDelay.push(await probe.window());
+  if (probe) {
+    r.loopDelay.push(await probe.window());
+    r.windows.push({ rpc, fromUs, toUs: probe.lastAtUs, gc: probe.lastGc });
+  }
   const want = rpc === 'ListContainerStats' ? PODS * PER_POD : PODS;
   if (res.stats.length !== want) throw new Error(`${t.name}: ${rpc} returned ${res.stats.length} entries, expected ${want}`);
   (rpc === 'ListContainerStats' ? r.containerStats : r.podStats).push(elapsed);
@@ -142,6 +166,8 @@ function print(results: Result[]): void {
   const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1);
   line('daemon CPU ms per call (mean, containers / pods)', (r) => `${mean(r.containerCpu)} / ${mean(r.podCpu)}`);
   line('daemon CPU ms per second over the run', (r) => (r.cpuPerSecond === undefined ? '-' : r.cpuPerSecond.toFixed(1)));
+  const gcMean = (r: Result, kind: string) => mean(r.windows.map((w) => w.gc[kind] ?? 0));
+  line('daemon GC ms per call (mean, scavenges / full)', (r) => (r.windows.length ? `${gcMean(r, 'minor')} / ${gcMean(r, 'major')}` : '-'));
   line(`daemon event-loop delay max ms (goal < ${GOAL_LOOP_DELAY_MS})`, (r) => (r.loopDelay.length ? Math.max(...r.loopDelay).toFixed(1) : '-'));
   const crib = results.find((r) => r.name === 'crib')!;
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -167,7 +193,7 @@ async function main(): Promise<void> {
         if (BASE) {
           // The other checkout's own daemon launcher runs its own dist/cli.js.
           const { startDaemon: startBase } = (await import(join(BASE, 'test-support/daemon.ts'))) as { startDaemon: typeof startDaemon };
-          base = await startBase({ logLevel: 'warn', env: { NODE_OPTIONS: `--import=${probeModule}`, CRIB_BENCH_LOOP_DELAY_FILE: `${probeFile}.base` } });
+          base = await startBase({ logLevel: 'warn', env: probeEnv(probeModule, `${probeFile}.base`, 'base') });
           const crib = targets[0]!;
           await base.cri.image.PullImage({ image: { image: crib.image } });
           targets.splice(1, 0, { ...crib, name: 'crib (BENCH_BASE)', cri: base.cri, daemonPid: base.proc.pid! });
@@ -178,7 +204,7 @@ async function main(): Promise<void> {
         }
         const probes = targets.map((t) => (t.name === 'crib' ? new LoopDelayProbe(t.daemonPid, probeFile)
           : t.name.startsWith('crib') ? new LoopDelayProbe(t.daemonPid, `${probeFile}.base`) : undefined));
-        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], containerCpu: [], podCpu: [] }));
+        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], windows: [], containerCpu: [], podCpu: [] }));
         // A first round primes what each runtime keeps between calls (CPU samples, caches).
         for (const t of targets) {
           await t.cri.runtime.ListContainerStats({});
@@ -214,11 +240,15 @@ async function main(): Promise<void> {
         await base?.cleanup().catch((err: unknown) => console.error('BENCH_BASE daemon cleanup:', err));
         await removeCgroupParent(CGROUP_PARENT);
       }
-    }, { daemonEnv: { NODE_OPTIONS: `--import=${probeModule}`, CRIB_BENCH_LOOP_DELAY_FILE: probeFile } });
+    }, { daemonEnv: probeEnv(probeModule, probeFile, 'crib'), withoutContainerd: !WITH_CONTAINERD });
     console.log(`\n${PODS} pods x ${PER_POD} busybox sleepers = ${PODS * PER_POD} containers; N=${N} calls of each RPC, ` +
       `on a fixed schedule: a call every ${INTERVAL_MS} ms, the two RPCs alternating, so each every ${2 * INTERVAL_MS} ms ` +
       `(past the 2 s writable-layer cache, as kubelet's 10 s period is)\n`);
     print(results);
+    if (CPU_PROF_DIR) {
+      // bench/profile-windows.ts reads the profiles with these.
+      for (const r of results) if (r.windows.length) await writeFile(join(CPU_PROF_DIR, `${r.name.startsWith('crib (') ? 'base' : 'crib'}.windows.json`), JSON.stringify(r.windows));
+    }
     const base = results.find((r) => r.name !== 'crib' && r.name.startsWith('crib'));
     if (base) {
       const crib = results.find((r) => r.name === 'crib')!;

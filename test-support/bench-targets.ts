@@ -41,6 +41,8 @@ async function freshRss(pid: number): Promise<number> {
 export interface BenchTargetOptions {
   /** Extra environment for the crib daemon (e.g. NODE_OPTIONS loading a measuring probe). */
   daemonEnv?: NodeJS.ProcessEnv;
+  /** Leave containerd out even when it is installed (a crib-only A/B run). */
+  withoutContainerd?: boolean;
 }
 
 /** Measures each target in turn: containerd starts only after crib's figures are taken. */
@@ -101,6 +103,7 @@ async function startEachTarget(
   await d.cri.image.PullImage({ image: { image } });
   await onTarget({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, freshRssMiB: cribFresh, helper: { name: 'crib-monitor', marker: d.dir }, registry });
 
+  if (opts.withoutContainerd) return;
   if (containerdAvailable()) {
     const ctd = await startContainerdForPods(registry, { ...containerdNet, images: [image] });
     cleanups.unshift(() => ctd.stop());

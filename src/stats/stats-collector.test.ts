@@ -52,6 +52,17 @@ describe('StatsCollector cgroup readings', () => {
     c.close();
   });
 
+  it('serves a reading for up to 2 s by default', async () => {
+    const c = new StatsCollector({ layout: layout() });
+    const first = await cpuOf(c);
+    await usage(2_000_000);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect((await cpuOf(c)).timestamp).toBe(first.timestamp);
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await cpuOf(c)).usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    c.close();
+  });
+
   it('reads every time with cgroupTtlMs 0', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 0 });
     await cpuOf(c);
@@ -107,6 +118,30 @@ describe('StatsCollector background refresh', () => {
     // listing came (a walk started by the listing would be served only to the next one).
     expect(s!.writableLayer!.inodesUsed).toEqual({ value: '2' });
     expect(BigInt(String(s!.writableLayer!.timestamp))).toBeLessThan(before);
+    // Walked before the cgroup was read: the readings end the refresh, so no walk runs into
+    // the listing.
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeGreaterThan(BigInt(String(s!.writableLayer!.timestamp)));
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before);
+    c.close();
+  });
+
+  it('reads ahead of a pod listing and a container listing that come one right after the other in one pass', async () => {
+    await podUsage(1_000_000);
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 500, leadMs: 300, followUps: 0 });
+    const lists = async () => {
+      await c.listPodSandboxStats([podSubject()], { watch: true });
+      await sleep(100);
+      await c.listContainerStats([subject], { watch: true });
+    };
+    await lists();
+    await sleep(500);
+    await lists(); // periods 600 ms: the pods' refresh is due in 300 ms, the containers' 100 ms later
+    await sleep(500);
+    const before = BigInt(nowNs());
+    const [s] = await c.listPodSandboxStats([podSubject()], { watch: false });
+    // The pod's cgroup was read ahead after its container's (one pass): served, not read again.
+    expect(BigInt(String(s!.linux!.cpu!.timestamp))).toBeLessThan(before);
+    expect(BigInt(String(s!.linux!.cpu!.timestamp))).toBeGreaterThanOrEqual(BigInt(String(s!.linux!.containers![0]!.cpu!.timestamp)));
     c.close();
   });
 

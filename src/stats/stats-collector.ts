@@ -25,6 +25,7 @@ import { log } from '../log.js';
 import { cgroupLayout, resolveCgroupPath, resolvePodCgroupPath, type CgroupLayout } from './cgroup-path.js';
 import { FULL_SCOPE, readCgroupStats, type CgroupReadScope, type CgroupStats } from './cgroup-stats.js';
 import { CpuRateTracker } from './cpu-rate.js';
+import { eachBounded } from './each-bounded.js';
 import { buildContainerStats, buildPodSandboxStats } from './cri-stats.js';
 import { FsUsageCache, type FsUsage } from './fs-usage.js';
 import { KernelFileReader } from './kernel-file-reader.js';
@@ -74,14 +75,17 @@ export interface StatsCollectorOptions {
   /** cgroup and /proc files opened at once through the threadpool (default 2; reads of open
    * files are done in place, in slices: see KernelFileReader). */
   parallelOpens?: number;
-  /** How old a cgroup's (or a pod network table's) reading may be when served (default 1 s;
-   * 0: read for every request, no background refresh). */
+  /** How old a cgroup's (or a pod network table's) reading may be when served (default 2 s;
+   * 0: read for every request, no background refresh). kubelet lists every 10 s: two seconds
+   * leave the read-ahead room to finish on a loaded node before the listing comes. */
   cgroupTtlMs?: number;
   /** How long before a periodic listing is due its readings are refreshed (default: the last
-   * refresh's duration + 200 ms, within 300 ms and cgroupTtlMs − 200 ms). */
+   * refresh's duration + 200 ms, within 300 ms and cgroupTtlMs − 400 ms). */
   leadMs?: number;
   /** Refreshes after the due one while the listing has not come (default 2), and how far apart
-   * (default 700 ms: a listing up to ~2 s late still finds fresh readings). */
+   * (default cgroupTtlMs − 200 ms: past the lead, so never while a listing that came on time is
+   * served, and before the due refresh's readings are too old; a listing up to ~4 s late still
+   * finds fresh readings). */
   followUps?: number;
   followUpMs?: number;
   /** Listings further apart than this are not a period (default 120 s). */
@@ -96,6 +100,14 @@ const POD_STATS_SCOPE: CgroupReadScope = { metrics: false, pids: true };
 const MAX_CACHED_READINGS = 4096;
 // netns-exec helpers (CNI pods' network counters) running at once.
 const MAX_NETNS_READS = 4;
+// Subjects (a pod with its containers, or a container) a background refresh reads at once, and
+// layers it walks at once. Started all together, a refresh's hundreds of pending reads and their
+// closures outlive many young-generation collections (the daemon's is 1 MiB: node-flags.ts):
+// each one copies them, and promotes them to be collected again by the old generation's.
+const REFRESH_PARALLEL = 16;
+const REFRESH_WALKS = 2;
+// A listing due this soon after a refresh starts is read ahead by it too (readings this much older).
+const DUE_TOGETHER_MS = 250;
 
 /**
  * The scope a pod's containers are read with: the containers' process counts are summed only
@@ -141,6 +153,8 @@ export class StatsCollector {
   private readonly containerListings: ListingForecast<ContainerSubject>;
   private readonly podListings: ListingForecast<PodSubject>;
   private lastRefreshMs = 0;
+  /** The lead the last watched listing was given: how long before it its refresh starts. */
+  private lastLeadMs = 0;
   private refreshTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
 
@@ -152,13 +166,13 @@ export class StatsCollector {
     this.files = new KernelFileReader({ parallel: opts.parallelOpens });
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
-    this.cgroupTtlMs = opts.cgroupTtlMs ?? 1000;
+    this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
     this.leadMs = opts.leadMs;
     const forecast = {
       minPeriodMs: this.cgroupTtlMs,
       maxPeriodMs: opts.maxPeriodMs ?? 120_000,
       followUps: opts.followUps ?? 2,
-      followUpMs: Math.max(10, opts.followUpMs ?? 700),
+      followUpMs: Math.max(10, opts.followUpMs ?? this.cgroupTtlMs - 200),
     };
     this.containerListings = new ListingForecast(forecast);
     this.podListings = new ListingForecast(forecast);
@@ -277,7 +291,10 @@ export class StatsCollector {
 
   private listed<S>(forecast: ListingForecast<S>, subjects: S[]): void {
     if (this.cgroupTtlMs <= 0) return;
-    const lead = this.leadMs ?? Math.min(Math.max(300, this.lastRefreshMs + 200), this.cgroupTtlMs - 200);
+    // Room for the whole refresh (walks and readings) before the listing, but the readings
+    // still under cgroupTtlMs when it comes, with 400 ms to spare for a late caller.
+    const lead = this.leadMs ?? Math.min(Math.max(300, this.lastRefreshMs + 200), this.cgroupTtlMs - 400);
+    this.lastLeadMs = lead;
     forecast.listed(subjects, performance.now(), lead);
     this.scheduleRefresh();
   }
@@ -303,8 +320,11 @@ export class StatsCollector {
    */
   private async refreshOnce(): Promise<void> {
     const started = performance.now();
-    // Due within a few ms counts as due now: both kinds are refreshed in one pass when they can be.
-    const isDue = (f: ListingForecast<unknown>) => f.due !== undefined && f.due <= started + 5;
+    // Due soon counts as due now: kubelet lists pods and containers one right after the other,
+    // and two passes would read the containers twice, the second time after the pods' cgroups,
+    // so the pod listing would find its pod readings older than its containers' and read them
+    // all again while it waits (readPod).
+    const isDue = (f: ListingForecast<unknown>) => f.due !== undefined && f.due <= started + DUE_TOGETHER_MS;
     const podsDue = isDue(this.podListings);
     const containersDue = isDue(this.containerListings);
     const pods = podsDue ? this.podListings.subjects : [];
@@ -313,17 +333,18 @@ export class StatsCollector {
     if (containersDue) this.containerListings.refreshed(started);
     this.refreshing = true;
     try {
+      // The writable layers first, then the readings: the readings end just before the listing
+      // comes, and no walk's callbacks compete with the listing for the event loop. A layer
+      // walked recently enough to be still under its TTL when the listing comes (about the lead
+      // after this refresh starts) is not walked again: the listing serves that walk.
+      const fsMaxAgeMs = Math.max(0, this.fsTtlMs - this.lastLeadMs);
+      const layers = new Set<string>();
+      for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
+        if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
+      }
+      await eachBounded([...layers], REFRESH_WALKS, (dir) => this.fs.prefetch(dir, fsMaxAgeMs));
       const done = new Set<string>();
-      // A writable layer walked within half its TTL is still under it when the listing comes
-      // (at most cgroupTtlMs after this refresh): not walked again.
-      const fsMaxAgeMs = this.fsTtlMs / 2;
-      const layers: string[] = [];
       const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
-        const layer = c.writableLayer?.dir;
-        if (layer !== undefined && !done.has(`fs ${layer}`)) {
-          done.add(`fs ${layer}`);
-          layers.push(layer);
-        }
         const path = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
         const key = cgroupKey(path, scope);
         if (done.has(key)) return undefined;
@@ -342,17 +363,12 @@ export class StatsCollector {
         }
       };
       const jobs = [
-        ...pods.map((p) => refreshPod(p)),
-        ...containers.map(async (c) => refreshContainer(c, STATS_SCOPE)),
+        ...pods.map((p) => () => refreshPod(p)),
+        ...containers.map((c) => async () => refreshContainer(c, STATS_SCOPE)),
       ];
-      for (const r of await Promise.allSettled(jobs)) {
-        if (r.status === 'rejected') log.debug({ err: r.reason }, 'stats: a background refresh failed (the next listing reads it)');
-      }
-      // Walked once the readings are in: a listing that comes early waits for those, never for
-      // a walk (it serves the last one), so the walks' callbacks must not slow the readings.
-      // The refresh lasts until they are done, so the next one's lead (lastRefreshMs) covers
-      // them too.
-      await Promise.all(layers.map((dir) => this.fs.prefetch(dir, fsMaxAgeMs)));
+      await eachBounded(jobs, REFRESH_PARALLEL, (job) => job().catch((err: unknown) => {
+        log.debug({ err }, 'stats: a background refresh failed (the next listing reads it)');
+      }));
     } finally {
       this.refreshing = false;
       this.lastRefreshMs = performance.now() - started;
