@@ -90,12 +90,13 @@ describe('start returns once the process has exec\'d', () => {
     const outcomes: string[] = [];
     for (let i = 0; i < 50; i++) {
       const { b, reaper, pid } = await create(rt, TRAP);
-      // start; at once (one helper, no daemon in between) look at what the process runs; 10 ms
-      // later `kill` it with SIGTERM. The 10 ms are for sh to set its trap after its exec (less
-      // than a StopContainer takes to reach the kill); a parked init, though, is PID 1 of its
-      // namespace and drops a signal it has no handler for: after a start that returned before
-      // the exec, the SIGTERM could be lost.
-      const r = await runProcess(startThenKill, [rt.bin, rt.root, b.id, String(pid), 'TERM', '10000']);
+      // start; at once (one helper, no daemon in between) look at what the process runs; 100 ms
+      // later `kill` it with SIGTERM. The 100 ms are for sh to set its trap after its exec (10 ms
+      // were too few on a loaded CI machine: one run in 50 lost the signal to an sh still
+      // starting); a parked init, though, is PID 1 of its namespace and drops a signal it has no
+      // handler for: after a start that returned before the exec, the SIGTERM could be lost, and
+      // what it runs at once would not be busybox.
+      const r = await runProcess(startThenKill, [rt.bin, rt.root, b.id, String(pid), 'TERM', '100000']);
       const code = await reaper.exitCode(pid, 3000);
       outcomes.push(`${r.stdout.trim()} exit ${code ?? 'none (SIGTERM lost)'}`);
       if (code === undefined) process.kill(pid, 'SIGKILL');
