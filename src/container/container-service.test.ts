@@ -16,14 +16,21 @@ import type { ContainerEvent } from './container-events.js';
 import { criState, type ContainerRecord } from './container-record.js';
 import { ContainerService, type WritableLayers } from './container-service.js';
 
-/** Writable layers as directories: prepare makes one, mount makes the mount point. */
+/**
+ * Writable layers as directories: prepare makes one, mount makes the mount point (empty: what
+ * the image has is only in `imageLayers`, the committed layers of each chain).
+ */
 class DirLayers implements WritableLayers {
+  readonly imageLayers = new Map<string, string[]>();
   constructor(readonly dir: string) {}
   async prepare(key: string): Promise<void> {
     await mkdir(join(this.dir, key), { recursive: false });
   }
   mounts(key: string): { upperdir: string; lowerdirs: string[] } {
     return { upperdir: join(this.dir, key), lowerdirs: [] };
+  }
+  lowerDirs(chainId: string): string[] {
+    return this.imageLayers.get(chainId) ?? [];
   }
   async mount(_key: string, target: string): Promise<void> {
     await mkdir(target, { recursive: true });
@@ -35,6 +42,8 @@ class DirLayers implements WritableLayers {
 }
 
 const IMAGE = { id: `sha256:${'a'.repeat(64)}`, chainId: undefined, config: { config: { Cmd: ['sh'] } } };
+/** An image of one layer whose USER is a name its /etc/passwd gives. */
+const APP_IMAGE = { id: `sha256:${'b'.repeat(64)}`, chainId: `sha256:${'c'.repeat(64)}`, config: { config: { Cmd: ['sh'], User: 'app' } } };
 
 function podRecord(id: string, logDir: string): SandboxRecord {
   return {
@@ -72,7 +81,7 @@ describe('ContainerService', () => {
     };
     const svc = new ContainerService({
       root: join(base, 'root'), state: join(base, 'state'), runtimes,
-      images: { find: async (ref: string) => (ref === 'busybox' ? IMAGE : undefined) },
+      images: { find: async (ref: string) => (ref === 'busybox' ? IMAGE : ref === 'app' ? APP_IMAGE : undefined) },
       snapshots: layers,
       persistRetry: { firstMs: 50, maxMs: 200 },
     });
@@ -206,6 +215,31 @@ describe('ContainerService', () => {
     expect(await readdir(layers.dir)).toEqual([]);
     // The name is free again.
     await second.create(pod, containerConfig('torn'), new AbortController().signal);
+  });
+
+  it('looks the image\'s user up in the image\'s layers, and a user it lacks leaves nothing behind', async () => {
+    const svc = await daemon();
+    const layer = join(base, 'image-layer');
+    await mkdir(join(layer, 'etc'), { recursive: true });
+    await writeFile(join(layer, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:1234:1235::/:/bin/sh\n');
+    layers.imageLayers.set(APP_IMAGE.chainId, [layer]);
+    const config = { ...containerConfig('app'), image: { image: 'app' } } as ContainerConfig__Output;
+    const id = await svc.create(pod, config, new AbortController().signal);
+    // The mounted rootfs (an empty dir here) has no /etc/passwd: the user came from the layer.
+    expect((await onDisk(id))!.user).toEqual({ uid: 1234, gid: 1235, additionalGids: [1235] });
+    const spec = JSON.parse(await readFile(join(base, 'state', 'containers', id, 'bundle', 'config.json'), 'utf8'));
+    expect(spec.process.user).toEqual({ uid: 1234, gid: 1235, additionalGids: [1235] });
+    await svc.remove(id);
+    await svc.removalsSettled();
+
+    // The spec is built while the record is written: its failure rolls back all the same.
+    await writeFile(join(layer, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    await expect(svc.create(pod, { ...config, metadata: { name: 'nouser', attempt: 0 } } as ContainerConfig__Output, new AbortController().signal))
+      .rejects.toThrow(/user "app" not found in the container's \/etc\/passwd/);
+    expect(svc.list()).toEqual([]);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
+    expect((await readdir(layers.dir)).filter((n) => !n.startsWith('.'))).toEqual([]);
   });
 
   it('ends a start a crash interrupted in what the runtime says: released is RUNNING, still parked is CREATED', async () => {
