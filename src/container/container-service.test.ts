@@ -22,6 +22,8 @@ import { ContainerService, type WritableLayers } from './container-service.js';
  */
 class DirLayers implements WritableLayers {
   readonly imageLayers = new Map<string, string[]>();
+  /** When set, each mount waits for it (and fails if it rejects). */
+  mountGate: Promise<void> | undefined;
   constructor(readonly dir: string) {}
   async prepare(key: string): Promise<void> {
     await mkdir(join(this.dir, key), { recursive: false });
@@ -34,6 +36,7 @@ class DirLayers implements WritableLayers {
   }
   async mount(_key: string, target: string): Promise<void> {
     await mkdir(target, { recursive: true });
+    await this.mountGate;
   }
   async unmount(): Promise<void> {}
   async remove(key: string): Promise<void> {
@@ -240,6 +243,51 @@ describe('ContainerService', () => {
     expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
     expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
     expect((await readdir(layers.dir)).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+
+  it('syncs the created record while the rootfs is mounted, and puts it in place only after the mount', async () => {
+    const svc = await daemon();
+    const recordsDir = join(base, 'root', 'containers');
+    const waiting = async (name: string, release: (mounted: () => void, failed: (err: Error) => void) => Promise<void>) => {
+      let mounted!: () => void;
+      let failed!: (err: Error) => void;
+      layers.mountGate = new Promise<void>((resolve, reject) => {
+        mounted = resolve;
+        failed = reject;
+      });
+      const earlier = new Set(await readdir(recordsDir));
+      const created = svc.create(pod, containerConfig(name), new AbortController().signal);
+      created.catch(() => undefined);
+      // The mount is still waiting: the record on disk is the intent; the created one is synced beside it.
+      const createdTemp = async (): Promise<boolean> => {
+        for (const n of (await readdir(recordsDir)).filter((t) => t.startsWith('.tmp-'))) {
+          // The intent's temp file may be seen too, and a temp file still being written is no JSON yet.
+          const text = await readFile(join(recordsDir, n), 'utf8').catch(() => '');
+          if (/"created": true/.test(text)) return true;
+        }
+        return false;
+      };
+      let synced = false;
+      for (let i = 0; i < 200 && !synced; i++) {
+        await settle();
+        synced = await createdTemp();
+      }
+      expect(synced).toBe(true);
+      const ids = (await readdir(recordsDir)).filter((n) => /^[0-9a-f]{64}\.json$/.test(n) && !earlier.has(n));
+      expect(ids).toHaveLength(1);
+      expect(JSON.parse(await readFile(join(recordsDir, ids[0]!), 'utf8'))).toMatchObject({ created: false });
+      await release(mounted, failed);
+      return created;
+    };
+    const id = await waiting('mounted', async (mounted) => mounted());
+    expect(await onDisk(id)).toMatchObject({ created: true });
+    expect((await readdir(recordsDir)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+
+    // A mount that fails: the synced record is dropped with the rest.
+    const failing = waiting('unmountable', async (_mounted, failed) => failed(new Error('mount refused')));
+    await expect(failing).rejects.toThrow(/mount refused/);
+    expect((await readdir(recordsDir)).sort()).toEqual([`${id}.json`]);
+    expect(svc.list().map((r) => r.id)).toEqual([id]);
   });
 
   it('ends a start a crash interrupted in what the runtime says: released is RUNNING, still parked is CREATED', async () => {

@@ -613,17 +613,25 @@ export class ContainerService implements PodContainers {
       await layer;
       crashPoint('CreateContainer:after-writable-layer');
       const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id)) : undefined;
-      // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
-      await snapshots.mount(id, paths.rootfs, {
-        idmap: pod.userns ? idmappedRootfs(pod.userns) : undefined,
-        mountLabel: selinux?.mountLabel,
-      });
-      cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
-      crashPoint('CreateContainer:after-mount');
       const spec = early ? await early : await specFor(restoreLayers(snapshots.mounts(id)));
-      await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
-      if (logPath) await mkdir(dirname(logPath), { recursive: true });
-      crashPoint('CreateContainer:after-bundle');
+      // The rootfs mount and the bundle, side by side; the record's last write is synced under
+      // its temp name meanwhile and renamed into place only once both are done (commitAfter).
+      const made = allOrFirstError([
+        (async () => {
+          // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
+          await snapshots.mount(id, paths.rootfs, {
+            idmap: pod.userns ? idmappedRootfs(pod.userns) : undefined,
+            mountLabel: selinux?.mountLabel,
+          });
+          cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
+          crashPoint('CreateContainer:after-mount');
+        })(),
+        (async () => {
+          await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+          if (logPath) await mkdir(dirname(logPath), { recursive: true });
+          crashPoint('CreateContainer:after-bundle');
+        })(),
+      ]);
       const u = spec.process.user;
       // The runtime's create (the monitor, namespaces, mounts, the parked process) is
       // StartContainer's, as in containerd: a created container is its record, writable layer,
@@ -632,13 +640,14 @@ export class ContainerService implements PodContainers {
       // that loses this rename (before the directory's next sync) takes the rootfs mount with
       // it too, so start-up rolls the container back from the intent, as it would a crash just
       // before this line (kubelet sees the container gone and creates it again). The content is
-      // still synced before the rename: the file is the intent or this record, never a torn one.
-      await this.records.commit(id, (r) => {
+      // still synced before the rename: the file is the intent or this record, never a torn one
+      // (a crash before the rename leaves the temp file to start-up's sweep, and the intent).
+      await this.records.commitAfter(id, (r) => {
         r.cgroupsPath = spec.linux.cgroupsPath;
         r.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
         if (restoreFrom) r.restoreFrom = restoreFrom;
         r.created = true;
-      }, { syncDir: false });
+      }, made, { syncDir: false, crashPointBeforeRename: 'CreateContainer:after-record-synced' });
       this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
       clog.info({ name: config.metadata!.name, image: rec.imageName, ...(archive ? { checkpoint: archive } : {}) },
         archive ? 'container created from a checkpoint' : 'container created');
