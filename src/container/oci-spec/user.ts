@@ -33,25 +33,28 @@ function numericId(text: string, what: string): number | undefined {
   return n;
 }
 
+/**
+ * The image's /etc/passwd and /etc/group, each read once. Both reads start together (each is a
+ * few file system round trips, and most lookups need both: the user's entry, then its groups);
+ * a read whose file is never asked for fails nothing.
+ */
 class EtcFiles {
-  private passwd?: PasswdEntry[] | null;
-  private group?: GroupEntry[] | null;
-  constructor(private readonly rootfs: readonly string[]) {}
+  private readonly passwd: Promise<PasswdEntry[] | null>;
+  private readonly group: Promise<GroupEntry[] | null>;
+  constructor(rootfs: readonly string[]) {
+    this.passwd = readRootfsFile(rootfs, '/etc/passwd').then((text) => (text === undefined ? null : parsePasswd(text)));
+    this.group = readRootfsFile(rootfs, '/etc/group').then((text) => (text === undefined ? null : parseGroup(text)));
+    // Awaited only when asked for (users, groups): a failed read no one asks for is no error.
+    this.passwd.catch(() => undefined);
+    this.group.catch(() => undefined);
+  }
 
   /** Entries of /etc/passwd, or null when the image has none. */
-  async users(): Promise<PasswdEntry[] | null> {
-    if (this.passwd === undefined) {
-      const text = await readRootfsFile(this.rootfs, '/etc/passwd');
-      this.passwd = text === undefined ? null : parsePasswd(text);
-    }
+  users(): Promise<PasswdEntry[] | null> {
     return this.passwd;
   }
 
-  async groups(): Promise<GroupEntry[] | null> {
-    if (this.group === undefined) {
-      const text = await readRootfsFile(this.rootfs, '/etc/group');
-      this.group = text === undefined ? null : parseGroup(text);
-    }
+  groups(): Promise<GroupEntry[] | null> {
     return this.group;
   }
 }
