@@ -15,6 +15,7 @@ import { readdir, rename, unlink } from 'node:fs/promises';
 import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
+import { crashPoint, type CrashPointName } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { fsyncDir, readJson, unlinkIfExists, type AtomicWriteOptions } from '../store/atomic-file.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -143,12 +144,38 @@ export class ContainerRecords {
    * `opts.syncDir` false: an intent (store/atomic-file.ts says when that is enough).
    */
   async commit(id: string, change: (rec: ContainerRecord) => void, opts: AtomicWriteOptions = {}): Promise<ContainerRecord> {
+    return this.commitAfter(id, change, Promise.resolve(), opts);
+  }
+
+  /**
+   * commit, once `after` (work the change must not be on disk before) has resolved: the changed
+   * record is written and synced under a temp name meanwhile, so only its rename follows the
+   * work. When `after` rejects, nothing changed and its error is thrown; either way this
+   * resolves only once `after` has settled. Other writes of the record wait for it.
+   * `opts.crashPointBeforeRename`: the crash point between the two halves.
+   */
+  async commitAfter(
+    id: string, change: (rec: ContainerRecord) => void, after: Promise<unknown>,
+    opts: AtomicWriteOptions & { crashPointBeforeRename?: CrashPointName } = {},
+  ): Promise<ContainerRecord> {
+    // Settled below, maybe after a write queued before this one: not an unhandled rejection.
+    after.catch(() => undefined);
     return this.writes.run(id, async () => {
       const cur = this.byId.get(id);
-      if (!cur) throw new Error(`container record ${id} vanished`);
+      if (!cur) {
+        await after.catch(() => undefined);
+        throw new Error(`container record ${id} vanished`);
+      }
       const next = structuredClone(cur);
       change(next);
-      await this.store.put(next, opts);
+      const [file, done] = await Promise.allSettled([this.store.prepare(next, opts), after]);
+      if (done.status === 'rejected') {
+        if (file.status === 'fulfilled') await file.value.abort();
+        throw done.reason;
+      }
+      if (file.status === 'rejected') throw file.reason;
+      if (opts.crashPointBeforeRename) crashPoint(opts.crashPointBeforeRename);
+      await file.value.commit();
       if (this.byId.get(id) === cur) {
         this.byId.set(id, next);
         this.unsaved.delete(id);

@@ -16,8 +16,14 @@ import type { ContainerEvent } from './container-events.js';
 import { criState, type ContainerRecord } from './container-record.js';
 import { ContainerService, type WritableLayers } from './container-service.js';
 
-/** Writable layers as directories: prepare makes one, mount makes the mount point. */
+/**
+ * Writable layers as directories: prepare makes one, mount makes the mount point (empty: what
+ * the image has is only in `imageLayers`, the committed layers of each chain).
+ */
 class DirLayers implements WritableLayers {
+  readonly imageLayers = new Map<string, string[]>();
+  /** When set, each mount waits for it (and fails if it rejects). */
+  mountGate: Promise<void> | undefined;
   constructor(readonly dir: string) {}
   async prepare(key: string): Promise<void> {
     await mkdir(join(this.dir, key), { recursive: false });
@@ -25,8 +31,12 @@ class DirLayers implements WritableLayers {
   mounts(key: string): { upperdir: string; lowerdirs: string[] } {
     return { upperdir: join(this.dir, key), lowerdirs: [] };
   }
+  lowerDirs(chainId: string): string[] {
+    return this.imageLayers.get(chainId) ?? [];
+  }
   async mount(_key: string, target: string): Promise<void> {
     await mkdir(target, { recursive: true });
+    await this.mountGate;
   }
   async unmount(): Promise<void> {}
   async remove(key: string): Promise<void> {
@@ -35,6 +45,8 @@ class DirLayers implements WritableLayers {
 }
 
 const IMAGE = { id: `sha256:${'a'.repeat(64)}`, chainId: undefined, config: { config: { Cmd: ['sh'] } } };
+/** An image of one layer whose USER is a name its /etc/passwd gives. */
+const APP_IMAGE = { id: `sha256:${'b'.repeat(64)}`, chainId: `sha256:${'c'.repeat(64)}`, config: { config: { Cmd: ['sh'], User: 'app' } } };
 
 function podRecord(id: string, logDir: string): SandboxRecord {
   return {
@@ -72,7 +84,7 @@ describe('ContainerService', () => {
     };
     const svc = new ContainerService({
       root: join(base, 'root'), state: join(base, 'state'), runtimes,
-      images: { find: async (ref: string) => (ref === 'busybox' ? IMAGE : undefined) },
+      images: { find: async (ref: string) => (ref === 'busybox' ? IMAGE : ref === 'app' ? APP_IMAGE : undefined) },
       snapshots: layers,
       persistRetry: { firstMs: 50, maxMs: 200 },
     });
@@ -206,6 +218,76 @@ describe('ContainerService', () => {
     expect(await readdir(layers.dir)).toEqual([]);
     // The name is free again.
     await second.create(pod, containerConfig('torn'), new AbortController().signal);
+  });
+
+  it('looks the image\'s user up in the image\'s layers, and a user it lacks leaves nothing behind', async () => {
+    const svc = await daemon();
+    const layer = join(base, 'image-layer');
+    await mkdir(join(layer, 'etc'), { recursive: true });
+    await writeFile(join(layer, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:1234:1235::/:/bin/sh\n');
+    layers.imageLayers.set(APP_IMAGE.chainId, [layer]);
+    const config = { ...containerConfig('app'), image: { image: 'app' } } as ContainerConfig__Output;
+    const id = await svc.create(pod, config, new AbortController().signal);
+    // The mounted rootfs (an empty dir here) has no /etc/passwd: the user came from the layer.
+    expect((await onDisk(id))!.user).toEqual({ uid: 1234, gid: 1235, additionalGids: [1235] });
+    const spec = JSON.parse(await readFile(join(base, 'state', 'containers', id, 'bundle', 'config.json'), 'utf8'));
+    expect(spec.process.user).toEqual({ uid: 1234, gid: 1235, additionalGids: [1235] });
+    await svc.remove(id);
+    await svc.removalsSettled();
+
+    // The spec is built while the record is written: its failure rolls back all the same.
+    await writeFile(join(layer, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    await expect(svc.create(pod, { ...config, metadata: { name: 'nouser', attempt: 0 } } as ContainerConfig__Output, new AbortController().signal))
+      .rejects.toThrow(/user "app" not found in the container's \/etc\/passwd/);
+    expect(svc.list()).toEqual([]);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
+    expect((await readdir(layers.dir)).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+
+  it('syncs the created record while the rootfs is mounted, and puts it in place only after the mount', async () => {
+    const svc = await daemon();
+    const recordsDir = join(base, 'root', 'containers');
+    const waiting = async (name: string, release: (mounted: () => void, failed: (err: Error) => void) => Promise<void>) => {
+      let mounted!: () => void;
+      let failed!: (err: Error) => void;
+      layers.mountGate = new Promise<void>((resolve, reject) => {
+        mounted = resolve;
+        failed = reject;
+      });
+      const earlier = new Set(await readdir(recordsDir));
+      const created = svc.create(pod, containerConfig(name), new AbortController().signal);
+      created.catch(() => undefined);
+      // The mount is still waiting: the record on disk is the intent; the created one is synced beside it.
+      const createdTemp = async (): Promise<boolean> => {
+        for (const n of (await readdir(recordsDir)).filter((t) => t.startsWith('.tmp-'))) {
+          // The intent's temp file may be seen too, and a temp file still being written is no JSON yet.
+          const text = await readFile(join(recordsDir, n), 'utf8').catch(() => '');
+          if (/"created": true/.test(text)) return true;
+        }
+        return false;
+      };
+      let synced = false;
+      for (let i = 0; i < 200 && !synced; i++) {
+        await settle();
+        synced = await createdTemp();
+      }
+      expect(synced).toBe(true);
+      const ids = (await readdir(recordsDir)).filter((n) => /^[0-9a-f]{64}\.json$/.test(n) && !earlier.has(n));
+      expect(ids).toHaveLength(1);
+      expect(JSON.parse(await readFile(join(recordsDir, ids[0]!), 'utf8'))).toMatchObject({ created: false });
+      await release(mounted, failed);
+      return created;
+    };
+    const id = await waiting('mounted', async (mounted) => mounted());
+    expect(await onDisk(id)).toMatchObject({ created: true });
+    expect((await readdir(recordsDir)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+
+    // A mount that fails: the synced record is dropped with the rest.
+    const failing = waiting('unmountable', async (_mounted, failed) => failed(new Error('mount refused')));
+    await expect(failing).rejects.toThrow(/mount refused/);
+    expect((await readdir(recordsDir)).sort()).toEqual([`${id}.json`]);
+    expect(svc.list().map((r) => r.id)).toEqual([id]);
   });
 
   it('ends a start a crash interrupted in what the runtime says: released is RUNNING, still parked is CREATED', async () => {

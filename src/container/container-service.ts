@@ -85,6 +85,8 @@ export interface WritableLayers {
    * image's layers (top first).
    */
   mounts(key: string): { upperdir: string; lowerdirs: string[] };
+  /** The dirs of the committed layers of chain `chainId`, top first (what a writable layer on it mounts below its upper dir). */
+  lowerDirs(chainId: string): string[];
   mount(key: string, target: string, opts?: { idmap?: IdmappedRootfs; mountLabel?: string }): Promise<void>;
   unmount(target: string): Promise<void>;
   remove(key: string): Promise<void>;
@@ -123,6 +125,11 @@ async function mayRunPoststopHooks(bundle: string): Promise<boolean> {
   } catch {
     return true;
   }
+}
+
+/** The layers a restored container's rootfs is mounted from, top first: its rootfs diff over the image. */
+function restoreLayers(m: { upperdir: string; lowerdirs: string[] }): string[] {
+  return [m.upperdir, ...m.lowerdirs];
 }
 
 /** Waits for every one of `steps` to end (none left running behind a failure), then throws the first error. */
@@ -527,21 +534,61 @@ export class ContainerService implements PodContainers {
       stopSignal: chosenStopSignal(config.stopSignal, imageConfig.config?.StopSignal),
       ...(volumes.length > 0 ? { imageVolumes: volumes.map(({ chainId: _, ...v }) => v) } : {}),
     };
+    const snapshots = this.opts.snapshots;
+    // Found before anything is made: an image whose layers went meanwhile leaves nothing behind.
+    const imageLayers = image.chainId !== undefined ? snapshots.lowerDirs(image.chainId) : [];
+    const specFor = (rootfsLayers: readonly string[]): Promise<OciSpec> => buildContainerSpec({
+      id,
+      config,
+      sandbox: {
+        id: pod.id,
+        config: pod.config,
+        selinuxLevel: pod.selinuxLevel,
+        netnsPath: pod.netnsPath,
+        ipcnsPath: pod.ipcnsPath,
+        utsnsPath: pod.utsnsPath,
+        pidnsPath: pod.podInitPid ? podInitPidNamespace(pod.podInitPid) : undefined,
+        userns: pod.userns,
+        hostname: pod.hostname,
+        hostsPath: pod.files?.hostsPath,
+        resolvPath: pod.files?.resolvPath,
+        hostnamePath: pod.files?.hostnamePath,
+        shmPath: pod.files?.shmPath,
+        cgroupParent: pod.config.linux?.cgroupParent ?? '',
+      },
+      image: { config: imageConfig, ref: rec.imageName },
+      rootfsPath: paths.rootfs,
+      rootfsLayers,
+      cgroupVersion: cgroupVersion(),
+      runtimeFeatures: runtime.features,
+      cdiDevices,
+      // The runtime joins the namespace at StartContainer, through a descriptor held then
+      // (startInRuntime): this path is replaced before the runtime reads the spec.
+      targetPidnsPath: target ? TARGET_PIDNS_PLACEHOLDER : undefined,
+      imageVolumeSources: ImageVolumes.sources(volumes),
+      selinuxLabels: selinux,
+    }, this.facts);
     // The intent goes to disk first, durably (its directory synced): a crash from here on is
     // rolled back at start-up, and the writable layer outlives a power cut, so its owner's
     // record must too (the snapshotter syncs no directory of its own for it). The layer's dirs
     // and record are made meanwhile, in a temp dir start-up sweeps; the layer appears under its
-    // key only once the intent is durable.
-    const snapshots = this.opts.snapshots;
+    // key only once the intent is durable. The spec is built meanwhile too: it reads the
+    // image's /etc/passwd from the image's layers (the writable layer is still empty), and
+    // what else it touches on the node (missing host dirs of bind mounts, made as kubelet's
+    // hostPath volumes expect) no rollback removes anyway. A container from a checkpoint has
+    // its spec built once its rootfs diff is in the writable layer, which may change the users.
     const intent = this.records.add(rec);
     const layer = snapshots.prepare(id, image.chainId, { publishAfter: intent });
+    const early = archive ? undefined : specFor(imageLayers);
     // Awaited below (or by the rollback); a failure that comes first is not an unhandled one.
     layer.catch(() => undefined);
+    early?.catch(() => undefined);
     try {
       await intent;
     } catch (err) {
-      // The layer gives up too (it waited for the intent) and removes what it made: nothing is left.
-      await layer.catch(() => undefined);
+      // The layer gives up too (it waited for the intent) and removes what it made: nothing is
+      // left. The spec's work ends before the call does.
+      await Promise.allSettled([layer, early]);
       throw err;
     }
     crashPoint('CreateContainer:after-record');
@@ -566,46 +613,25 @@ export class ContainerService implements PodContainers {
       await layer;
       crashPoint('CreateContainer:after-writable-layer');
       const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id)) : undefined;
-      // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
-      await snapshots.mount(id, paths.rootfs, {
-        idmap: pod.userns ? idmappedRootfs(pod.userns) : undefined,
-        mountLabel: selinux?.mountLabel,
-      });
-      cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
-      crashPoint('CreateContainer:after-mount');
-      const spec = await buildContainerSpec({
-        id,
-        config,
-        sandbox: {
-          id: pod.id,
-          config: pod.config,
-          selinuxLevel: pod.selinuxLevel,
-          netnsPath: pod.netnsPath,
-          ipcnsPath: pod.ipcnsPath,
-          utsnsPath: pod.utsnsPath,
-          pidnsPath: pod.podInitPid ? podInitPidNamespace(pod.podInitPid) : undefined,
-          userns: pod.userns,
-          hostname: pod.hostname,
-          hostsPath: pod.files?.hostsPath,
-          resolvPath: pod.files?.resolvPath,
-          hostnamePath: pod.files?.hostnamePath,
-          shmPath: pod.files?.shmPath,
-          cgroupParent: pod.config.linux?.cgroupParent ?? '',
-        },
-        image: { config: imageConfig, ref: rec.imageName },
-        rootfsPath: paths.rootfs,
-        cgroupVersion: cgroupVersion(),
-        runtimeFeatures: runtime.features,
-        cdiDevices,
-        // The runtime joins the namespace at StartContainer, through a descriptor held then
-        // (startInRuntime): this path is replaced before the runtime reads the spec.
-        targetPidnsPath: target ? TARGET_PIDNS_PLACEHOLDER : undefined,
-        imageVolumeSources: ImageVolumes.sources(volumes),
-        selinuxLabels: selinux,
-      }, this.facts);
-      await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
-      if (logPath) await mkdir(dirname(logPath), { recursive: true });
-      crashPoint('CreateContainer:after-bundle');
+      const spec = early ? await early : await specFor(restoreLayers(snapshots.mounts(id)));
+      // The rootfs mount and the bundle, side by side; the record's last write is synced under
+      // its temp name meanwhile and renamed into place only once both are done (commitAfter).
+      const made = allOrFirstError([
+        (async () => {
+          // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
+          await snapshots.mount(id, paths.rootfs, {
+            idmap: pod.userns ? idmappedRootfs(pod.userns) : undefined,
+            mountLabel: selinux?.mountLabel,
+          });
+          cleaner.add('unmount rootfs', () => snapshots.unmount(paths.rootfs));
+          crashPoint('CreateContainer:after-mount');
+        })(),
+        (async () => {
+          await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+          if (logPath) await mkdir(dirname(logPath), { recursive: true });
+          crashPoint('CreateContainer:after-bundle');
+        })(),
+      ]);
       const u = spec.process.user;
       // The runtime's create (the monitor, namespaces, mounts, the parked process) is
       // StartContainer's, as in containerd: a created container is its record, writable layer,
@@ -614,13 +640,14 @@ export class ContainerService implements PodContainers {
       // that loses this rename (before the directory's next sync) takes the rootfs mount with
       // it too, so start-up rolls the container back from the intent, as it would a crash just
       // before this line (kubelet sees the container gone and creates it again). The content is
-      // still synced before the rename: the file is the intent or this record, never a torn one.
-      await this.records.commit(id, (r) => {
+      // still synced before the rename: the file is the intent or this record, never a torn one
+      // (a crash before the rename leaves the temp file to start-up's sweep, and the intent).
+      await this.records.commitAfter(id, (r) => {
         r.cgroupsPath = spec.linux.cgroupsPath;
         r.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
         if (restoreFrom) r.restoreFrom = restoreFrom;
         r.created = true;
-      }, { syncDir: false });
+      }, made, { syncDir: false, crashPointBeforeRename: 'CreateContainer:after-record-synced' });
       this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
       clog.info({ name: config.metadata!.name, image: rec.imageName, ...(archive ? { checkpoint: archive } : {}) },
         archive ? 'container created from a checkpoint' : 'container created');

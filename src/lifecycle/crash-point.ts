@@ -29,6 +29,7 @@ export const CRASH_POINTS = [
   'CreateContainer:after-writable-layer',
   'CreateContainer:after-mount',
   'CreateContainer:after-bundle',
+  'CreateContainer:after-record-synced',
   'StartContainer:after-runtime-create',
   'StartContainer:after-intent',
   'StartContainer:after-runtime-start',

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataLossError } from '../errors.js';
-import { readJson, sweepInterruptedWrites, writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
+import { prepareFileAtomic, readJson, sweepInterruptedWrites, writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
 
 let dir: string;
 beforeAll(() => {
@@ -41,6 +41,28 @@ describe('atomic-file', () => {
     mkdirSync(join(dir, 'blocked', 'child'), { recursive: true });
     await expect(writeFileAtomic(join(dir, 'blocked'), 'z')).rejects.toThrow();
     expect(readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('prepares a replacement synced under a temp name: in place only on commit, gone on abort', async () => {
+    const { mkdirSync, readFileSync } = await import('node:fs');
+    const sub = join(dir, 'prepared');
+    mkdirSync(sub);
+    const p = join(sub, 'rec.json');
+    await writeFileAtomic(p, 'old', 0o600);
+    const next = await prepareFileAtomic(p, 'new', 0o600);
+    // Written and synced, but the target is still the old one: a crash here leaves it and a temp file the sweep takes.
+    expect(readFileSync(p, 'utf8')).toBe('old');
+    const temps = readdirSync(sub).filter((n) => n.startsWith('.tmp-rec.json-'));
+    expect(temps).toHaveLength(1);
+    expect(readFileSync(join(sub, temps[0]!), 'utf8')).toBe('new');
+    await next.commit();
+    expect(readFileSync(p, 'utf8')).toBe('new');
+    expect(statSync(p).mode & 0o777).toBe(0o600);
+    expect(readdirSync(sub)).toEqual(['rec.json']);
+    const dropped = await prepareFileAtomic(p, 'never', 0o600);
+    await dropped.abort();
+    expect(readFileSync(p, 'utf8')).toBe('new');
+    expect(readdirSync(sub)).toEqual(['rec.json']);
   });
 
   it('sweeps what interrupted writes left: all of them, or one target\'s', async () => {

@@ -32,7 +32,21 @@ export interface AtomicWriteOptions {
   syncDir?: boolean;
 }
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
+/** A file written and synced under a temp name beside its target, not in place yet. */
+export interface PreparedFile {
+  /** Renames it over the target (then syncs the directory, unless `syncDir` was false). */
+  commit(): Promise<void>;
+  /** Removes the temp file: the target is left as it was. */
+  abort(): Promise<void>;
+}
+
+/**
+ * The first half of writeFileAtomic: the content written to its temp file and synced, so that
+ * the sync's cost overlaps with work the file must only replace its target after (`commit`
+ * once that work is done). A crash before the commit leaves the temp file for the start-up
+ * sweep and the target untouched.
+ */
+export async function prepareFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<PreparedFile> {
   const dir = dirname(path);
   const tmp = join(dir, `${ATOMIC_TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`);
   try {
@@ -46,19 +60,42 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
       } finally {
         await fh.close();
       }
-      await rename(tmp, path);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    if (opts.syncDir !== false) await fsyncDir(dir);
   } catch (err) {
     throw fsError(err, path, 'write');
   }
+  return {
+    commit: async () => {
+      try {
+        try {
+          await rename(tmp, path);
+        } catch (err) {
+          await unlink(tmp).catch(() => undefined);
+          throw err;
+        }
+        if (opts.syncDir !== false) await fsyncDir(dir);
+      } catch (err) {
+        throw fsError(err, path, 'write');
+      }
+    },
+    abort: () => unlink(tmp).catch(() => undefined),
+  };
+}
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
+  await (await prepareFileAtomic(path, data, mode, opts)).commit();
 }
 
 export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode, opts);
+  await (await prepareJsonAtomic(path, value, mode, opts)).commit();
+}
+
+/** prepareFileAtomic of a JSON document, written as writeJsonAtomic writes it. */
+export async function prepareJsonAtomic(path: string, value: unknown, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<PreparedFile> {
+  return prepareFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode, opts);
 }
 
 /** writeJsonAtomic, making the file's directory (private to the daemon) when it is missing. */

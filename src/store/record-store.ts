@@ -4,7 +4,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError, errnoCode, fsError } from '../errors.js';
-import { fsyncDir, readJson, sweepInterruptedWrites, writeJsonAtomic, type AtomicWriteOptions } from './atomic-file.js';
+import { fsyncDir, prepareJsonAtomic, readJson, sweepInterruptedWrites, type AtomicWriteOptions } from './atomic-file.js';
 import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
 /** Record files: a 64-hex name (an id, or the hex of a digest id). Anything else is not ours. */
@@ -62,9 +62,23 @@ export class RecordStore<T extends { id: string }> {
 
   /** Writes the record; `opts.syncDir` false: an intent (atomic-file.ts says when that is enough). */
   async put(rec: T, opts: AtomicWriteOptions = {}): Promise<T> {
-    await writeJsonAtomic(this.file(rec.id), encodeDocument(this.schema, rec), 0o600, opts);
-    this.records.set(rec.id, rec);
-    return rec;
+    return (await this.prepare(rec, opts)).commit();
+  }
+
+  /**
+   * put in two halves (atomic-file.ts's prepareFileAtomic): the record written and synced under
+   * a temp name now; in place, and in memory, once `commit` resolves.
+   */
+  async prepare(rec: T, opts: AtomicWriteOptions = {}): Promise<{ commit(): Promise<T>; abort(): Promise<void> }> {
+    const file = await prepareJsonAtomic(this.file(rec.id), encodeDocument(this.schema, rec), 0o600, opts);
+    return {
+      commit: async () => {
+        await file.commit();
+        this.records.set(rec.id, rec);
+        return rec;
+      },
+      abort: () => file.abort(),
+    };
   }
 
   /** Apply `change` to a copy of the record and persist it. */

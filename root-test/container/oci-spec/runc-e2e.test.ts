@@ -94,6 +94,7 @@ function specInput(name: string, script: string, sc: Parameters<typeof container
     },
     image: { config: imageConfig({}), ref: 'sha256:test' },
     rootfsPath: rootfs,
+    rootfsLayers: [rootfs],
     cgroupVersion: 1,
     ...o,
   };

@@ -16,9 +16,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, errnoCode } from '../../errors.js';
 import { cleanEntryPath } from '../../image/unpack/safe-path.js';
-import { lgetxattr, lsetxattr, mknod, S_IFCHR } from '../../sys/libc.js';
+import { lsetxattr, mknod, S_IFCHR } from '../../sys/libc.js';
+import { OPAQUE_XATTR, isOpaque, visibleEntry } from '../../snapshot/overlay-lookup.js';
 
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 /** The most deleted.files may be (a million paths of PATH_MAX would be more than any diff). */
 export const MAX_DELETED_FILES_BYTES = 64 * 1024 * 1024;
 
@@ -38,39 +38,8 @@ function lstatOrUndefined(path: string): Stats | undefined {
   }
 }
 
-const isWhiteout = (st: Stats) => st.isCharacterDevice() && st.rdev === 0;
-const isOpaque = (path: string) => lgetxattr(path, OPAQUE_XATTR)?.toString() === 'y';
-
-/**
- * What the image (its layers, top first) has at rel, as overlayfs shows it without the upper
- * dir: at each level the first layer that has the name decides (a whiteout there: nothing);
- * below a directory, the layers from that one down merge, up to the first where it is opaque or
- * is no directory. Each layer is looked at component by component, never through a symlink.
- */
-function inImage(lowerdirs: string[], rel: string): Stats | undefined {
-  const parts = rel.split('/');
-  let layers = lowerdirs;
-  for (let i = 0; i < parts.length; i++) {
-    const cur = parts.slice(0, i + 1).join('/');
-    const stats = layers.map((l) => lstatOrUndefined(join(l, cur)));
-    const k = stats.findIndex((st) => st !== undefined);
-    if (k < 0) return undefined;
-    const st = stats[k]!;
-    if (isWhiteout(st)) return undefined;
-    if (i === parts.length - 1) return st;
-    if (!st.isDirectory()) return undefined;
-    const next: string[] = [];
-    for (let j = k; j < layers.length; j++) {
-      const s = stats[j];
-      if (!s) continue;
-      if (!s.isDirectory()) break;
-      next.push(layers[j]!);
-      if (isOpaque(join(layers[j]!, cur))) break;
-    }
-    layers = next;
-  }
-  return undefined;
-}
+/** What the image (its layers, top first) has at rel, as overlayfs shows it without the upper dir. */
+const inImage = (lowerdirs: string[], rel: string): Stats | undefined => visibleEntry(lowerdirs, rel)?.stats;
 
 /** Deletes one path (relative, cleaned) in the upper dir, as described above. */
 function deleteOne(layers: OverlayLayers, rel: string): void {

@@ -48,6 +48,7 @@ function input(o: Partial<ContainerSpecInput> = {}, cfg: Parameters<typeof conta
     },
     image: { config: imageConfig({ Env: ['NGINX_VERSION=1.27'], Entrypoint: ['/docker-entrypoint.sh'], Cmd: ['nginx', '-g', 'daemon off;'], WorkingDir: '/srv' }), ref: 'sha256:abc' },
     rootfsPath: rootfs,
+    rootfsLayers: [rootfs],
     cgroupVersion: 1,
     ...o,
   };

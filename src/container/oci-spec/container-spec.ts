@@ -59,8 +59,14 @@ export interface ContainerSpecInput {
   config: ContainerConfig__Output;
   sandbox: SandboxSpecInput;
   image: { config: ImageConfig; ref: string };
-  /** The mounted container rootfs: root.path, and where /etc/passwd and /etc/group are read. */
+  /** The container rootfs (root.path), where the runtime finds it mounted. */
   rootfsPath: string;
+  /**
+   * The layers that rootfs is mounted from, top first, where /etc/passwd and /etc/group are
+   * read (user.ts): the spec needs no mount, so CreateContainer builds it while its record is
+   * written. A plain (or mounted) rootfs directory is its one layer.
+   */
+  rootfsLayers: readonly string[];
   cgroupVersion: 1 | 2;
   /** What the runtime handler supports; recursive read-only mounts need kernel 5.12+. */
   runtimeFeatures?: { recursiveReadOnly?: boolean };
@@ -159,7 +165,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
   const user = await resolveUser({
     securityContext: sc,
     imageUser: imageProcess?.User,
-    rootfsPath: input.rootfsPath,
+    rootfsLayers: input.rootfsLayers,
   });
   const capabilities = containerCapabilities({
     capabilities: sc?.capabilities,

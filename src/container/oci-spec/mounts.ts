@@ -282,22 +282,30 @@ export async function containerMounts(input: MountInput): Promise<MountResult> {
   });
 
   // Pod-level files, unless kubelet mounts its own at the same path.
-  const extra = async (containerPath: string, hostPath: string | undefined, readonly: boolean): Promise<void> => {
-    if (hostPath === undefined || hostPath === '' || seen.has(containerPath) || !(await exists(hostPath))) return;
+  // Looked at side by side (each is a file system round trip), added in this order.
+  const extras: [string, string | undefined, boolean][] = [
+    ['/etc/hostname', input.hostnamePath, input.readonlyRootfs],
+    ['/etc/hosts', input.hostsPath, input.readonlyRootfs],
+    ['/etc/resolv.conf', input.resolvPath, input.readonlyRootfs],
+    ['/dev/shm', input.ipcMode === 'NODE' ? '/dev/shm' : input.shmPath, false],
+  ];
+  const present = await Promise.all(extras.map(([containerPath, hostPath]) =>
+    hostPath === undefined || hostPath === '' || seen.has(containerPath) ? false : exists(hostPath)));
+  extras.forEach(([containerPath, hostPath, readonly], i) => {
+    if (!present[i]) return;
     seen.add(containerPath);
-    requests.push({ containerPath, hostPath, readonly, propagation: 'PROPAGATION_PRIVATE', recursiveReadOnly: false });
-  };
-  await extra('/etc/hostname', input.hostnamePath, input.readonlyRootfs);
-  await extra('/etc/hosts', input.hostsPath, input.readonlyRootfs);
-  await extra('/etc/resolv.conf', input.resolvPath, input.readonlyRootfs);
-  await extra('/dev/shm', input.ipcMode === 'NODE' ? '/dev/shm' : input.shmPath, false);
+    requests.push({ containerPath, hostPath: hostPath!, readonly, propagation: 'PROPAGATION_PRIVATE', recursiveReadOnly: false });
+  });
 
   // Shallow first; stable, so equal depths keep kubelet's order.
   const depth = (p: string): number => p.split('/').length;
   requests.sort((a, b) => depth(a.containerPath) - depth(b.containerPath));
 
-  const binds: PlannedBind[] = [];
-  for (const r of requests) binds.push(await planBind(r, input.recursiveReadOnlySupported));
+  // Planned side by side (checks only, nothing is made); the first failure in request order is the one reported.
+  const planned = await Promise.allSettled(requests.map((r) => planBind(r, input.recursiveReadOnlySupported)));
+  const refused = planned.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+  if (refused) throw refused.reason;
+  const binds = planned.map((p) => (p as PromiseFulfilledResult<PlannedBind>).value);
   await createSources(binds);
 
   const mounts = defaultMounts(input.privileged).filter(

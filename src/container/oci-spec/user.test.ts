@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../errors.js';
 import type { LinuxContainerSecurityContext__Output } from '../../gen/runtime/v1/LinuxContainerSecurityContext.js';
-import { readRootfsFile, resolveInRootfs } from './rootfs-path.js';
+import { readRootfsFile, resolveInLayers } from './rootfs-path.js';
 import { securityContext } from './test-fixtures.js';
 import { resolveUser } from './user.js';
 
@@ -70,7 +70,7 @@ describe('resolveUser', () => {
       const user = await resolveUser({
         securityContext: securityContext(c.sc),
         imageUser: c.image,
-        rootfsPath: std,
+        rootfsLayers: [std],
       });
       expect(user).toEqual(c.want);
     });
@@ -88,7 +88,7 @@ describe('resolveUser', () => {
   ];
   for (const c of errors) {
     it(`fails: ${c.name}`, async () => {
-      const p = resolveUser({ securityContext: securityContext(c.sc), imageUser: c.image, rootfsPath: std });
+      const p = resolveUser({ securityContext: securityContext(c.sc), imageUser: c.image, rootfsLayers: [std] });
       await expect(p).rejects.toBeInstanceOf(c.cls);
       await expect(p).rejects.toThrow(c.msg);
     });
@@ -96,8 +96,8 @@ describe('resolveUser', () => {
 
   it('works without /etc/passwd for numeric users and fails for names', async () => {
     const bare = makeRootfs({ '/bin/sh': '' });
-    expect(await resolveUser({ securityContext: null, imageUser: '1234:99', rootfsPath: bare })).toEqual({ uid: 1234, gid: 99, additionalGids: [99] });
-    await expect(resolveUser({ securityContext: null, imageUser: 'app', rootfsPath: bare })).rejects.toThrow(/file missing/);
+    expect(await resolveUser({ securityContext: null, imageUser: '1234:99', rootfsLayers: [bare] })).toEqual({ uid: 1234, gid: 99, additionalGids: [99] });
+    await expect(resolveUser({ securityContext: null, imageUser: 'app', rootfsLayers: [bare] })).rejects.toThrow(/file missing/);
   });
 });
 
@@ -108,8 +108,8 @@ describe('rootfs symlinks resolve inside the rootfs', () => {
       { '/data/passwd': 'svc:x:1234:1234::/:/bin/sh\n', '/data/group': 'svc:x:1234:\nops:x:77:svc\n' },
       { '/etc/passwd': '/data/passwd', '/etc/group': '/data/group' },
     );
-    expect(await resolveUser({ securityContext: null, imageUser: 'svc', rootfsPath: root })).toEqual({ uid: 1234, gid: 1234, additionalGids: [77, 1234] });
-    expect(await resolveInRootfs(root, '/etc/passwd')).toBe(join(root, 'data/passwd'));
+    expect(await resolveUser({ securityContext: null, imageUser: 'svc', rootfsLayers: [root] })).toEqual({ uid: 1234, gid: 1234, additionalGids: [77, 1234] });
+    expect(resolveInLayers([root], '/etc/passwd')).toBe(join(root, 'data/passwd'));
   });
 
   it('clamps ".." at the rootfs and follows a symlinked /etc directory', async () => {
@@ -117,25 +117,55 @@ describe('rootfs symlinks resolve inside the rootfs', () => {
       { '/usr/lib/passwd': 'deep:x:4321:4321::/:/bin/sh\n', '/private/etc/group': 'deep:x:4321:\n' },
       { '/etc': '/private/etc', '/private/etc/passwd': '../../../../../../../../usr/lib/passwd' },
     );
-    expect(await resolveUser({ securityContext: null, imageUser: 'deep', rootfsPath: root })).toEqual({ uid: 4321, gid: 4321, additionalGids: [4321] });
+    expect(await resolveUser({ securityContext: null, imageUser: 'deep', rootfsLayers: [root] })).toEqual({ uid: 4321, gid: 4321, additionalGids: [4321] });
   });
 
   it('never reads a node file through an escaping symlink', async () => {
     // /etc/passwd → /etc/shadow-like absolute path that exists on the node but not in the rootfs.
     const root = makeRootfs({}, { '/etc/passwd': '/proc/self/status' });
-    expect(await readRootfsFile(root, '/etc/passwd')).toBeUndefined();
-    await expect(resolveUser({ securityContext: null, imageUser: 'root', rootfsPath: root })).rejects.toThrow(/not found/);
+    expect(await readRootfsFile([root], '/etc/passwd')).toBeUndefined();
+    await expect(resolveUser({ securityContext: null, imageUser: 'root', rootfsLayers: [root] })).rejects.toThrow(/not found/);
   });
 
   it('reports a symlink loop', async () => {
     const root = makeRootfs({}, { '/etc/passwd': '/etc/passwd2', '/etc/passwd2': '/etc/passwd' });
-    await expect(resolveUser({ securityContext: null, imageUser: 'app', rootfsPath: root })).rejects.toThrow(/too many levels of symbolic links/);
+    await expect(resolveUser({ securityContext: null, imageUser: 'app', rootfsLayers: [root] })).rejects.toThrow(/too many levels of symbolic links/);
   });
 
   it('does not hang on a FIFO planted at /etc/passwd', async () => {
     const root = makeRootfs({ '/etc/group': GROUP });
     execFileSync('mkfifo', [join(root, 'etc/passwd')]);
-    expect(await readRootfsFile(root, '/etc/passwd')).toBeUndefined();
-    expect(await resolveUser({ securityContext: null, imageUser: '1000', rootfsPath: root })).toEqual({ uid: 1000, gid: 0, additionalGids: [0] });
+    expect(await readRootfsFile([root], '/etc/passwd')).toBeUndefined();
+    expect(await resolveUser({ securityContext: null, imageUser: '1000', rootfsLayers: [root] })).toEqual({ uid: 1000, gid: 0, additionalGids: [0] });
+  });
+});
+
+describe('the user is looked up in the layers the rootfs is mounted from, nothing mounted', () => {
+  it('reads each file from the top layer that has it, a directory merging across layers', async () => {
+    const lower = makeRootfs({ '/etc/passwd': 'app:x:1000:1000::/:/bin/sh\n', '/etc/group': 'app:x:1000:\n' });
+    const upper = makeRootfs({ '/etc/passwd': 'app:x:1234:1234::/:/bin/sh\n' });
+    // The upper layer's passwd wins; its /etc merges with the lower one's, whose group is seen.
+    expect(await resolveUser({ securityContext: null, imageUser: 'app:app', rootfsLayers: [upper, lower] }))
+      .toEqual({ uid: 1234, gid: 1000, additionalGids: [1000] });
+    expect(resolveInLayers([upper, lower], '/etc/group')).toBe(join(lower, 'etc/group'));
+  });
+
+  it('resolves a symlink of one layer in the merged view, inside it', async () => {
+    const lower = makeRootfs({ '/data/passwd': 'svc:x:77:77::/:/bin/sh\n', '/etc/hostname': 'x\n' });
+    const upper = makeRootfs({}, { '/etc/passwd': '../data/passwd' });
+    expect(await resolveUser({ securityContext: null, imageUser: 'svc', rootfsLayers: [upper, lower] }))
+      .toEqual({ uid: 77, gid: 77, additionalGids: [77] });
+  });
+
+  it('lets a file of an upper layer hide a lower layer\'s directory of the same name', async () => {
+    const lower = makeRootfs({ '/etc/passwd': PASSWD });
+    const upper = makeRootfs({ '/etc': 'not a directory\n' });
+    expect(resolveInLayers([upper, lower], '/etc/passwd')).toBeUndefined();
+    await expect(resolveUser({ securityContext: null, imageUser: 'app', rootfsLayers: [upper, lower] })).rejects.toThrow(/file missing/);
+  });
+
+  it('reads nothing from an image without layers', async () => {
+    expect(await readRootfsFile([], '/etc/passwd')).toBeUndefined();
+    expect(await resolveUser({ securityContext: null, imageUser: '', rootfsLayers: [] })).toEqual({ uid: 0, gid: 0, additionalGids: [0] });
   });
 });

@@ -14,8 +14,11 @@ export interface UserInput {
   securityContext: LinuxContainerSecurityContext__Output | null | undefined;
   /** The image config's User ("", "name", "uid", "name:group", "uid:gid"). */
   imageUser: string | undefined;
-  /** The mounted container rootfs, where /etc/passwd and /etc/group are read. */
-  rootfsPath: string;
+  /**
+   * Where /etc/passwd and /etc/group are read: the layers the container's rootfs is mounted
+   * from, top first (rootfs-path.ts); a plain rootfs directory is its one layer.
+   */
+  rootfsLayers: readonly string[];
   // No runAsNonRoot: CRI does not carry it; kubelet checks it against ImageStatus before
   // CreateContainer.
 }
@@ -30,25 +33,28 @@ function numericId(text: string, what: string): number | undefined {
   return n;
 }
 
+/**
+ * The image's /etc/passwd and /etc/group, each read once. Both reads start together (each is a
+ * few file system round trips, and most lookups need both: the user's entry, then its groups);
+ * a read whose file is never asked for fails nothing.
+ */
 class EtcFiles {
-  private passwd?: PasswdEntry[] | null;
-  private group?: GroupEntry[] | null;
-  constructor(private readonly rootfs: string) {}
+  private readonly passwd: Promise<PasswdEntry[] | null>;
+  private readonly group: Promise<GroupEntry[] | null>;
+  constructor(rootfs: readonly string[]) {
+    this.passwd = readRootfsFile(rootfs, '/etc/passwd').then((text) => (text === undefined ? null : parsePasswd(text)));
+    this.group = readRootfsFile(rootfs, '/etc/group').then((text) => (text === undefined ? null : parseGroup(text)));
+    // Awaited only when asked for (users, groups): a failed read no one asks for is no error.
+    this.passwd.catch(() => undefined);
+    this.group.catch(() => undefined);
+  }
 
   /** Entries of /etc/passwd, or null when the image has none. */
-  async users(): Promise<PasswdEntry[] | null> {
-    if (this.passwd === undefined) {
-      const text = await readRootfsFile(this.rootfs, '/etc/passwd');
-      this.passwd = text === undefined ? null : parsePasswd(text);
-    }
+  users(): Promise<PasswdEntry[] | null> {
     return this.passwd;
   }
 
-  async groups(): Promise<GroupEntry[] | null> {
-    if (this.group === undefined) {
-      const text = await readRootfsFile(this.rootfs, '/etc/group');
-      this.group = text === undefined ? null : parseGroup(text);
-    }
+  groups(): Promise<GroupEntry[] | null> {
     return this.group;
   }
 }
@@ -82,8 +88,7 @@ function userSpec(sc: LinuxContainerSecurityContext__Output | null | undefined, 
 export async function resolveUser(input: UserInput): Promise<OciUser> {
   const sc = input.securityContext;
   const spec = userSpec(sc, input.imageUser);
-  const etc = new EtcFiles(input.rootfsPath);
-  const rootfsHint = `${input.rootfsPath}/etc/passwd`;
+  const etc = new EtcFiles(input.rootfsLayers);
 
   let uid: number;
   let gid = 0;
@@ -103,7 +108,7 @@ export async function resolveUser(input: UserInput): Promise<OciUser> {
     const entry = users?.find((u) => u.name === spec.user);
     if (!entry) {
       throw new InvalidArgumentError(
-        `${spec.source}: user "${spec.user}" not found in the container's /etc/passwd (${users === null ? 'file missing: ' : ''}${rootfsHint})`,
+        `${spec.source}: user "${spec.user}" not found in the container's /etc/passwd${users === null ? ' (file missing in the image)' : ''}`,
       );
     }
     if (entry.uid > MAX_ID) throw new InvalidArgumentError(`${spec.source}: uid ${entry.uid} of "${spec.user}" is out of range`);
@@ -120,7 +125,7 @@ export async function resolveUser(input: UserInput): Promise<OciUser> {
       const entry = groups?.find((g) => g.name === spec.group);
       if (!entry) {
         throw new InvalidArgumentError(
-          `${spec.source}: group "${spec.group}" not found in the container's /etc/group (${input.rootfsPath}/etc/group)`,
+          `${spec.source}: group "${spec.group}" not found in the container's /etc/group`,
         );
       }
       gid = entry.gid;
