@@ -247,21 +247,19 @@ describe('SandboxService', () => {
     await expectNothingLeft(svc);
   });
 
-  it('RemovePodSandbox of a stopped pod writes no intent, unpins before answering and deletes the dir from the trash', async () => {
+  it('RemovePodSandbox of a stopped pod writes no intent, unmounts before answering and deletes the dir from the trash', async () => {
     const svc = await daemon();
     const id = await svc.run(podConfig('web'), '', live());
     await svc.stop(id);
     const record = join(root, 'pods', `${id}.json`);
     const before = await readFile(record, 'utf8');
-    // Held: the dir's deletion in the background must not be what the answer waits for.
+    // Held: deleting the dir's files (the pinned ones among them) in the background must not be
+    // what the answer waits for.
     let gate!: () => void;
     const held = new Promise<void>((r) => (gate = r));
     const unpin = pinns.unpin.bind(pinns);
-    let unpins = 0;
     pinns.unpin = async (dir: string) => {
-      unpins += 1;
-      // The first unpin is the removal's own (the pod's ns dir); later ones are the trash's.
-      if (unpins > 1) await held;
+      await held;
       await unpin(dir);
     };
     const writes: string[] = [];
@@ -275,9 +273,13 @@ describe('SandboxService', () => {
     // No temp file written next to the record: the removal went straight to deleting it.
     expect(writes.filter((n) => n.startsWith('.tmp-'))).toEqual([]);
     expect(await recordFiles()).toEqual([]);
+    // The namespaces and shm are unmounted before the answer; the files wait in the trash.
+    expect(pinns.calls).toContain(`unmount ${join(state, 'pods', id, 'ns')}`);
     expect([...pinns.pinned.keys()]).toEqual([]);
+    expect([...shm.mounted]).toEqual([]);
     expect(await podDirs()).toEqual([]);
-    expect(await readdir(join(state, 'pods-trash'))).toHaveLength(1);
+    const [entry] = await readdir(join(state, 'pods-trash'));
+    expect(existsSync(join(state, 'pods-trash', entry!, 'ns', 'net'))).toBe(true);
     gate();
     await svc.removalsSettled();
     expect(await readdir(join(state, 'pods-trash'))).toEqual([]);

@@ -73,8 +73,9 @@ export class SandboxService {
 
   constructor(private readonly opts: SandboxServiceOptions) {
     this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'), SANDBOX_RECORD);
-    // A dir only reaches the trash with its namespaces unpinned and its shm unmounted; an entry
-    // a crash left is released again before its files are deleted (never through a mount).
+    // A dir only reaches the trash with its namespaces and its shm unmounted (the pinned files
+    // are deleted there); an entry a crash left is released again before its files are deleted
+    // (never through a mount).
     this.trash = new Trash(join(opts.state, 'pods-trash'), { release: (entry) => this.releaseKernelObjects(entry) });
     this.containers = opts.containers;
     this.levels = opts.mcsLevels ?? new McsLevels();
@@ -367,11 +368,15 @@ export class SandboxService {
       this.levels.release(cur.id);
       crashPoint('RemovePodSandbox:after-record');
       // The kernel's objects go before the answer (a netns path kubelet or a CNI plugin holds
-      // must not outlive the pod); the dir's files after it, from the trash. The record is gone
-      // already: an unmount the kernel refuses is tried again by the trash (which never deletes
-      // through a mount) and, failing that, by the next start-up's sweep.
-      await this.releaseKernelObjects(cur.dir, cur.files).catch((err: unknown) =>
-        log.error({ pod: cur.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again'));
+      // must not outlive the pod), unmounted in place with no wait on anything; the dir's files,
+      // the pinned ones among them, after it, from the trash. The record is gone already: an
+      // unmount the kernel refuses is tried again by the trash (which never deletes through a
+      // mount) and, failing that, by the next start-up's sweep.
+      try {
+        this.unmountKernelObjects(cur.dir, cur.files);
+      } catch (err) {
+        log.error({ pod: cur.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
+      }
       crashPoint('RemovePodSandbox:after-teardown');
       await this.trash.discard(cur.dir);
       log.info({ pod: cur.id }, 'pod sandbox removed');
@@ -414,9 +419,15 @@ export class SandboxService {
     await this.opts.namespaces.stopPodInits(rec, nsDir, search).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
   }
 
-  /** Unmounts the pod's /dev/shm and unpins its namespaces; idempotent. */
-  private async releaseKernelObjects(dir: string, files?: SandboxRecord['files']): Promise<void> {
+  /** Unmounts the pod's /dev/shm and its pinned namespaces, leaving the files; idempotent. */
+  private unmountKernelObjects(dir: string, files?: SandboxRecord['files']): void {
     releasePodShm(files ?? { shmPath: join(dir, 'files', 'shm') }, this.opts.shm);
+    this.opts.namespaces.unmount(join(dir, 'ns'));
+  }
+
+  /** Unmounts the pod's /dev/shm and unpins its namespaces, files too; idempotent. */
+  private async releaseKernelObjects(dir: string, files?: SandboxRecord['files']): Promise<void> {
+    this.unmountKernelObjects(dir, files);
     await this.opts.namespaces.unpin(join(dir, 'ns'));
   }
 
