@@ -4,7 +4,7 @@
 // service decides (records, rollback, names, recovery) is tested here; what crib-pinns and the
 // networks do is tested by root-test/sandbox/, root-test/network/ and critest/.
 import { existsSync } from 'node:fs';
-import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -124,6 +124,43 @@ describe('SandboxService', () => {
     expect(await recordFiles()).toEqual([`${id}.json`]);
     const after = await daemon();
     expect(after.get(id)).toMatchObject({ state: 'ready', network: rec.network, netnsPath: rec.netnsPath });
+  });
+
+  describe('a network that attaches the pod while its namespaces are pinned (the built-in one)', () => {
+    /** The fake network with prepareAttach: the address taken now, the attach left to the pinning. */
+    function attachingNetwork(onPrepare: (podId: string) => void): void {
+      Object.assign(net, {
+        prepareAttach: async (podId: string) => {
+          onPrepare(podId);
+          const status = await net.setup(podId, '(attached by the pinning)');
+          return { pinnsArgs: ['--attach'], finish: async () => status };
+        },
+      });
+    }
+
+    it('takes the pod\'s addresses while the record is written, and attaches it in the pinning', async () => {
+      const svc = await daemon();
+      let recordAtPrepare: boolean | undefined;
+      attachingNetwork((podId) => (recordAtPrepare = existsSync(join(root, 'pods', `${podId}.json`))));
+      const id = await svc.run(podConfig('web'), '', live());
+      // Not after the record's fsyncs: start-up frees addresses of pods it has no record of.
+      expect(recordAtPrepare).toBe(false);
+      expect(pinns.pinned.get(join(state, 'pods', id, 'ns'))?.network).toEqual(['--attach']);
+      expect(svc.get(id)).toMatchObject({ state: 'ready', network: { ip: net.attached.get(id)!.status.ip } });
+    });
+
+    it('gives the addresses back when the record cannot be written, and answers with the record\'s error', async () => {
+      const svc = await daemon();
+      attachingNetwork(() => undefined);
+      // The records' dir replaced by a file: the record's write fails (ENOTDIR), the addresses are taken.
+      await rm(join(root, 'pods'), { recursive: true });
+      await writeFile(join(root, 'pods'), '');
+      await expect(svc.run(podConfig('web'), '', live())).rejects.toThrow(/pods\/[0-9a-f]{64}\.json/);
+      expect(net.calls).toContainEqual(expect.stringMatching(/^teardown /));
+      expect([...net.attached.keys()]).toEqual([]);
+      expect(pinns.calls).toEqual([]);
+      expect(await podDirs()).toEqual([]);
+    });
   });
 
   it('refuses a runtime handler that is not configured, before making anything', async () => {

@@ -195,33 +195,39 @@ export class SandboxService {
       hostNetwork,
     };
     this.takeLevel(rec);
-    // The record goes to disk first: a crash from here on is rolled back at start-up.
-    try {
-      await this.store.put(rec);
-    } catch (err) {
-      this.levels.release(id);
-      throw err;
-    }
-    crashPoint('RunPodSandbox:after-record');
     const cleaner = new Cleaner(plog);
-    cleaner.add('remove record', () => this.store.remove(id));
     cleaner.add('release MCS level', () => this.levels.release(id));
+    const setupOpts = {
+      portMappings: config.portMappings,
+      hostname,
+      podName: config.metadata!.name,
+      podNamespace: config.metadata!.namespace,
+    };
     try {
+      // The record goes to disk before anything start-up could only find through it: a crash
+      // from then on is rolled back at start-up. The built-in network, whose crib-pinns attaches
+      // the pod while pinning its namespaces (one helper process per pod), takes the pod's
+      // addresses meanwhile: start-up frees those of pods without a record (reconcile), so they
+      // need not wait for the record's fsyncs.
+      const [recorded, prepared] = await Promise.allSettled([
+        this.store.put(rec),
+        hostNetwork ? undefined : this.opts.network.prepareAttach?.(id, setupOpts).then((a) => {
+          crashPoint('RunPodSandbox:after-addresses');
+          return a;
+        }),
+      ]);
+      if (recorded.status === 'fulfilled') cleaner.add('remove record', () => this.store.remove(id));
+      const attach = prepared.status === 'fulfilled' ? prepared.value : undefined;
+      // A crash from here on is rolled back by pod id (network teardown needs no namespace).
+      if (attach) cleaner.add('tear down network', () => this.opts.network.teardown(id));
+      // The record's failure first: it is what nothing may be made without.
+      if (recorded.status === 'rejected') throw recorded.reason;
+      if (prepared.status === 'rejected') throw prepared.reason;
+      crashPoint('RunPodSandbox:after-record');
       if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 });
       await mkdir(dir, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove pod dir', () => rm(dir, { recursive: true, force: true }));
       const sysctls = config.linux?.sysctls ?? {};
-      const setupOpts = {
-        portMappings: config.portMappings,
-        hostname,
-        podName: config.metadata!.name,
-        podNamespace: config.metadata!.namespace,
-      };
-      // The built-in network attaches the pod while crib-pinns pins its namespaces: one helper
-      // process per pod. Its addresses are taken first; a crash from here on is rolled back by
-      // pod id (network teardown needs no namespace).
-      const attach = hostNetwork ? undefined : await this.opts.network.prepareAttach?.(id, setupOpts);
-      if (attach) cleaner.add('tear down network', () => this.opts.network.teardown(id));
       const pinned = await this.opts.namespaces.pin({
         dir: join(dir, 'ns'),
         net: !hostNetwork,
