@@ -4,7 +4,7 @@
 //                                 first, so both see the same background load)
 // A round, per daemon, the pod lifecycle bench/ops.ts times: RunPodSandbox, CreateContainer,
 // StartContainer, StopContainer (timeout 0), RemoveContainer, StopPodSandbox, RemovePodSandbox;
-// only the removals (and, for context, the stops) are reported. Without BENCH_BASE it times this
+// the removals are reported, and RunPodSandbox and the stops beside them. Without BENCH_BASE it times this
 // checkout alone. BENCH_REMOVE_AFTER_MS (default 0): a pause after StopContainer, as kubelet
 // removes a dead container some time after its exit rather than at once.
 import { runLifecycleAB } from './lifecycle-ab.js';
@@ -12,12 +12,12 @@ import { runLifecycleAB } from './lifecycle-ab.js';
 const REMOVE_AFTER_MS = Number(process.env.BENCH_REMOVE_AFTER_MS ?? 0);
 
 await runLifecycleAB({
-  ops: ['StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'] as const,
+  ops: ['RunPodSandbox', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'] as const,
   title: REMOVE_AFTER_MS ? `RemoveContainer ${REMOVE_AFTER_MS} ms after StopContainer` : 'RemoveContainer at once after StopContainer',
   async round(d, image, n, time) {
     const rt = d.cri.runtime;
     const config = { metadata: { name: `rm-${n}`, namespace: 'bench', uid: `rm-${process.pid}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
-    const { podSandboxId } = await rt.RunPodSandbox({ config });
+    const { podSandboxId } = await time('RunPodSandbox', () => rt.RunPodSandbox({ config }));
     const { containerId } = await rt.CreateContainer({
       podSandboxId, sandboxConfig: config,
       config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },

@@ -74,7 +74,8 @@ describe('a daemon whose root filesystem is full', () => {
     });
     expect((await d.cri.runtime.ListPodSandbox({})).items).toEqual([]);
     expect(readdirSync(join(root, 'pods'))).toEqual([]);
-    // The record is the first thing written: no pod dir, namespace or address was made.
+    // Nothing is made before the record: no pod dir, no namespace (an address taken meanwhile is
+    // given back).
     expect(existsSync(join(d.state, 'pods')) ? readdirSync(join(d.state, 'pods')) : []).toEqual([]);
 
     await expect(d.cri.image.PullImage({ image: { image } })).rejects.toMatchObject({

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { AlreadyExistsError } from '../src/errors.js';
 import type { PinOptions, PinnedNamespaces, PodNamespacePinner } from '../src/sandbox/namespaces.js';
 
-export type PinnsVerb = 'pin' | 'unpin' | 'startPodInit' | 'stopPodInit';
+export type PinnsVerb = 'pin' | 'unpin' | 'unmount' | 'startPodInit' | 'stopPodInit';
 
 export class FakePinns implements PodNamespacePinner {
   /** Every call, "verb argument", in order. */
@@ -52,6 +52,13 @@ export class FakePinns implements PodNamespacePinner {
     this.check('unpin');
     for (const kind of ['net', 'ipc', 'uts']) await rm(join(dir, kind), { force: true });
     await rmdir(dir).catch(() => undefined);
+    this.pinned.delete(dir);
+  }
+
+  /** The pins go; their files stay (unpin deletes them), as after the real umount2. */
+  unmount(dir: string): void {
+    this.calls.push(`unmount ${dir}`);
+    this.check('unmount');
     this.pinned.delete(dir);
   }
 

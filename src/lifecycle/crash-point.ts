@@ -11,6 +11,7 @@ const armed = process.env.CRIB_TEST_HOOKS === '1' ? process.env.CRIB_CRASH_POINT
 
 /** Every crash point's name, so that the test can prove it covers them all. */
 export const CRASH_POINTS = [
+  'RunPodSandbox:after-addresses',
   'RunPodSandbox:after-record',
   'RunPodSandbox:after-pin',
   'RunPodSandbox:after-pod-init',

@@ -56,6 +56,11 @@ export interface PodNamespacePinner {
   pin(opts: PinOptions): Promise<PinnedNamespaces>;
   /** Idempotent. */
   unpin(dir: string): Promise<void>;
+  /**
+   * Unmounts the pinned namespaces in `dir` and leaves their files (unpin deletes them later);
+   * synchronous: no process, no wait on the thread pool. Idempotent.
+   */
+  unmount(dir: string): void;
   /** Returns the pid of the pod's PID-namespace init. */
   startPodInit(dir: string): Promise<number>;
   /** Idempotent; leaves a recycled pid alone. */
@@ -143,11 +148,10 @@ export async function pinPodNamespaces(opts: PinOptions): Promise<PinnedNamespac
 const PINNED_FILES = ['net', 'ipc', 'uts', 'user'] as const;
 
 /**
- * Unmount and remove the pinned files (and the dir when it is then empty). Idempotent. A failure
- * throws and leaves the rest in place: the caller keeps the pod's record, and the next removal
- * (kubelet's retry, or start-up finishing it) runs this again.
+ * Unmount the pinned files in `dir`, leaving the files. Idempotent. A failure throws and leaves
+ * the rest mounted: the caller keeps the pod's record, or leaves the dir to a later unpin.
  */
-export async function unpinPodNamespaces(dir: string): Promise<void> {
+export function unmountPodNamespaces(dir: string): void {
   for (const name of PINNED_FILES) {
     const path = join(dir, name);
     // Every mount stacked on the file (a pin interrupted and retried may have left two). A lazy
@@ -162,6 +166,18 @@ export async function unpinPodNamespaces(dir: string): Promise<void> {
         throw new InternalError(`unpinning namespaces in ${dir}: ${(err as Error).message}`, { cause: err });
       }
     }
+  }
+}
+
+/**
+ * Unmount and remove the pinned files (and the dir when it is then empty). Idempotent. A failure
+ * throws and leaves the rest in place: the caller keeps the pod's record, and the next removal
+ * (kubelet's retry, or start-up finishing it) runs this again.
+ */
+export async function unpinPodNamespaces(dir: string): Promise<void> {
+  unmountPodNamespaces(dir);
+  for (const name of PINNED_FILES) {
+    const path = join(dir, name);
     await unlink(path).catch((err: unknown) => {
       if (errnoCode(err) !== 'ENOENT') throw new InternalError(`unpinning namespaces in ${dir}: unlink ${path}: ${errnoCode(err)}`, { cause: err });
     });
@@ -218,6 +234,7 @@ export async function stopPodInit(pid: number): Promise<void> {
 export const cribPinns: PodNamespacePinner = {
   pin: pinPodNamespaces,
   unpin: unpinPodNamespaces,
+  unmount: unmountPodNamespaces,
   startPodInit,
   stopPodInit,
   stopPodInits: (pod, nsDir, search) => killPodInits(pod, nsDir, search),

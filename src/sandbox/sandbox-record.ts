@@ -22,9 +22,9 @@
 //             before the network is torn down. A notready pod skips it (nothing of the pod
 //             changes before its record goes, and each container's removal is durable on its
 //             own). Then: containers removed, network torn down, pod init killed, the record
-//             removed (synced: the removal is durable), namespaces unpinned and shm unmounted,
-//             and the dir moved to the trash (store/trash.ts) whose files are deleted after the
-//             answer. Start-up finishes a 'removing' record (reported NOTREADY until then),
+//             removed (synced: the removal is durable), namespaces and shm unmounted, and the
+//             dir moved to the trash (store/trash.ts) whose files (the pinned ones too) are
+//             deleted after the answer. Start-up finishes a 'removing' record (reported NOTREADY until then),
 //             unpins and deletes a pod dir left without a record, and empties the trash.
 //
 // Schema: the states stopping and removing and the field podInitStartTime were added without a

@@ -4,7 +4,7 @@
 // service decides (records, rollback, names, recovery) is tested here; what crib-pinns and the
 // networks do is tested by root-test/sandbox/, root-test/network/ and critest/.
 import { existsSync } from 'node:fs';
-import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -124,6 +124,43 @@ describe('SandboxService', () => {
     expect(await recordFiles()).toEqual([`${id}.json`]);
     const after = await daemon();
     expect(after.get(id)).toMatchObject({ state: 'ready', network: rec.network, netnsPath: rec.netnsPath });
+  });
+
+  describe('a network that attaches the pod while its namespaces are pinned (the built-in one)', () => {
+    /** The fake network with prepareAttach: the address taken now, the attach left to the pinning. */
+    function attachingNetwork(onPrepare: (podId: string) => void): void {
+      Object.assign(net, {
+        prepareAttach: async (podId: string) => {
+          onPrepare(podId);
+          const status = await net.setup(podId, '(attached by the pinning)');
+          return { pinnsArgs: ['--attach'], finish: async () => status };
+        },
+      });
+    }
+
+    it('takes the pod\'s addresses while the record is written, and attaches it in the pinning', async () => {
+      const svc = await daemon();
+      let recordAtPrepare: boolean | undefined;
+      attachingNetwork((podId) => (recordAtPrepare = existsSync(join(root, 'pods', `${podId}.json`))));
+      const id = await svc.run(podConfig('web'), '', live());
+      // Not after the record's fsyncs: start-up frees addresses of pods it has no record of.
+      expect(recordAtPrepare).toBe(false);
+      expect(pinns.pinned.get(join(state, 'pods', id, 'ns'))?.network).toEqual(['--attach']);
+      expect(svc.get(id)).toMatchObject({ state: 'ready', network: { ip: net.attached.get(id)!.status.ip } });
+    });
+
+    it('gives the addresses back when the record cannot be written, and answers with the record\'s error', async () => {
+      const svc = await daemon();
+      attachingNetwork(() => undefined);
+      // The records' dir replaced by a file: the record's write fails (ENOTDIR), the addresses are taken.
+      await rm(join(root, 'pods'), { recursive: true });
+      await writeFile(join(root, 'pods'), '');
+      await expect(svc.run(podConfig('web'), '', live())).rejects.toThrow(/pods\/[0-9a-f]{64}\.json/);
+      expect(net.calls).toContainEqual(expect.stringMatching(/^teardown /));
+      expect([...net.attached.keys()]).toEqual([]);
+      expect(pinns.calls).toEqual([]);
+      expect(await podDirs()).toEqual([]);
+    });
   });
 
   it('refuses a runtime handler that is not configured, before making anything', async () => {
@@ -247,21 +284,19 @@ describe('SandboxService', () => {
     await expectNothingLeft(svc);
   });
 
-  it('RemovePodSandbox of a stopped pod writes no intent, unpins before answering and deletes the dir from the trash', async () => {
+  it('RemovePodSandbox of a stopped pod writes no intent, unmounts before answering and deletes the dir from the trash', async () => {
     const svc = await daemon();
     const id = await svc.run(podConfig('web'), '', live());
     await svc.stop(id);
     const record = join(root, 'pods', `${id}.json`);
     const before = await readFile(record, 'utf8');
-    // Held: the dir's deletion in the background must not be what the answer waits for.
+    // Held: deleting the dir's files (the pinned ones among them) in the background must not be
+    // what the answer waits for.
     let gate!: () => void;
     const held = new Promise<void>((r) => (gate = r));
     const unpin = pinns.unpin.bind(pinns);
-    let unpins = 0;
     pinns.unpin = async (dir: string) => {
-      unpins += 1;
-      // The first unpin is the removal's own (the pod's ns dir); later ones are the trash's.
-      if (unpins > 1) await held;
+      await held;
       await unpin(dir);
     };
     const writes: string[] = [];
@@ -275,9 +310,13 @@ describe('SandboxService', () => {
     // No temp file written next to the record: the removal went straight to deleting it.
     expect(writes.filter((n) => n.startsWith('.tmp-'))).toEqual([]);
     expect(await recordFiles()).toEqual([]);
+    // The namespaces and shm are unmounted before the answer; the files wait in the trash.
+    expect(pinns.calls).toContain(`unmount ${join(state, 'pods', id, 'ns')}`);
     expect([...pinns.pinned.keys()]).toEqual([]);
+    expect([...shm.mounted]).toEqual([]);
     expect(await podDirs()).toEqual([]);
-    expect(await readdir(join(state, 'pods-trash'))).toHaveLength(1);
+    const [entry] = await readdir(join(state, 'pods-trash'));
+    expect(existsSync(join(state, 'pods-trash', entry!, 'ns', 'net'))).toBe(true);
     gate();
     await svc.removalsSettled();
     expect(await readdir(join(state, 'pods-trash'))).toEqual([]);

@@ -73,8 +73,9 @@ export class SandboxService {
 
   constructor(private readonly opts: SandboxServiceOptions) {
     this.store = new RecordStore<SandboxRecord>(join(opts.root, 'pods'), SANDBOX_RECORD);
-    // A dir only reaches the trash with its namespaces unpinned and its shm unmounted; an entry
-    // a crash left is released again before its files are deleted (never through a mount).
+    // A dir only reaches the trash with its namespaces and its shm unmounted (the pinned files
+    // are deleted there); an entry a crash left is released again before its files are deleted
+    // (never through a mount).
     this.trash = new Trash(join(opts.state, 'pods-trash'), { release: (entry) => this.releaseKernelObjects(entry) });
     this.containers = opts.containers;
     this.levels = opts.mcsLevels ?? new McsLevels();
@@ -194,33 +195,39 @@ export class SandboxService {
       hostNetwork,
     };
     this.takeLevel(rec);
-    // The record goes to disk first: a crash from here on is rolled back at start-up.
-    try {
-      await this.store.put(rec);
-    } catch (err) {
-      this.levels.release(id);
-      throw err;
-    }
-    crashPoint('RunPodSandbox:after-record');
     const cleaner = new Cleaner(plog);
-    cleaner.add('remove record', () => this.store.remove(id));
     cleaner.add('release MCS level', () => this.levels.release(id));
+    const setupOpts = {
+      portMappings: config.portMappings,
+      hostname,
+      podName: config.metadata!.name,
+      podNamespace: config.metadata!.namespace,
+    };
     try {
+      // The record goes to disk before anything start-up could only find through it: a crash
+      // from then on is rolled back at start-up. The built-in network, whose crib-pinns attaches
+      // the pod while pinning its namespaces (one helper process per pod), takes the pod's
+      // addresses meanwhile: start-up frees those of pods without a record (reconcile), so they
+      // need not wait for the record's fsyncs.
+      const [recorded, prepared] = await Promise.allSettled([
+        this.store.put(rec),
+        hostNetwork ? undefined : this.opts.network.prepareAttach?.(id, setupOpts).then((a) => {
+          crashPoint('RunPodSandbox:after-addresses');
+          return a;
+        }),
+      ]);
+      if (recorded.status === 'fulfilled') cleaner.add('remove record', () => this.store.remove(id));
+      const attach = prepared.status === 'fulfilled' ? prepared.value : undefined;
+      // A crash from here on is rolled back by pod id (network teardown needs no namespace).
+      if (attach) cleaner.add('tear down network', () => this.opts.network.teardown(id));
+      // The record's failure first: it is what nothing may be made without.
+      if (recorded.status === 'rejected') throw recorded.reason;
+      if (prepared.status === 'rejected') throw prepared.reason;
+      crashPoint('RunPodSandbox:after-record');
       if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 });
       await mkdir(dir, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove pod dir', () => rm(dir, { recursive: true, force: true }));
       const sysctls = config.linux?.sysctls ?? {};
-      const setupOpts = {
-        portMappings: config.portMappings,
-        hostname,
-        podName: config.metadata!.name,
-        podNamespace: config.metadata!.namespace,
-      };
-      // The built-in network attaches the pod while crib-pinns pins its namespaces: one helper
-      // process per pod. Its addresses are taken first; a crash from here on is rolled back by
-      // pod id (network teardown needs no namespace).
-      const attach = hostNetwork ? undefined : await this.opts.network.prepareAttach?.(id, setupOpts);
-      if (attach) cleaner.add('tear down network', () => this.opts.network.teardown(id));
       const pinned = await this.opts.namespaces.pin({
         dir: join(dir, 'ns'),
         net: !hostNetwork,
@@ -367,11 +374,15 @@ export class SandboxService {
       this.levels.release(cur.id);
       crashPoint('RemovePodSandbox:after-record');
       // The kernel's objects go before the answer (a netns path kubelet or a CNI plugin holds
-      // must not outlive the pod); the dir's files after it, from the trash. The record is gone
-      // already: an unmount the kernel refuses is tried again by the trash (which never deletes
-      // through a mount) and, failing that, by the next start-up's sweep.
-      await this.releaseKernelObjects(cur.dir, cur.files).catch((err: unknown) =>
-        log.error({ pod: cur.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again'));
+      // must not outlive the pod), unmounted in place with no wait on anything; the dir's files,
+      // the pinned ones among them, after it, from the trash. The record is gone already: an
+      // unmount the kernel refuses is tried again by the trash (which never deletes through a
+      // mount) and, failing that, by the next start-up's sweep.
+      try {
+        this.unmountKernelObjects(cur.dir, cur.files);
+      } catch (err) {
+        log.error({ pod: cur.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
+      }
       crashPoint('RemovePodSandbox:after-teardown');
       await this.trash.discard(cur.dir);
       log.info({ pod: cur.id }, 'pod sandbox removed');
@@ -414,9 +425,15 @@ export class SandboxService {
     await this.opts.namespaces.stopPodInits(rec, nsDir, search).catch((err: unknown) => log.warn({ err }, 'stopping pod init'));
   }
 
-  /** Unmounts the pod's /dev/shm and unpins its namespaces; idempotent. */
-  private async releaseKernelObjects(dir: string, files?: SandboxRecord['files']): Promise<void> {
+  /** Unmounts the pod's /dev/shm and its pinned namespaces, leaving the files; idempotent. */
+  private unmountKernelObjects(dir: string, files?: SandboxRecord['files']): void {
     releasePodShm(files ?? { shmPath: join(dir, 'files', 'shm') }, this.opts.shm);
+    this.opts.namespaces.unmount(join(dir, 'ns'));
+  }
+
+  /** Unmounts the pod's /dev/shm and unpins its namespaces, files too; idempotent. */
+  private async releaseKernelObjects(dir: string, files?: SandboxRecord['files']): Promise<void> {
+    this.unmountKernelObjects(dir, files);
     await this.opts.namespaces.unpin(join(dir, 'ns'));
   }
 

@@ -87,16 +87,14 @@ export class Trash {
   }
 
   private async moveIn(path: string): Promise<string | undefined> {
-    // Every time: a start-up sweep of the parent may have deleted the trash dir itself.
-    await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
-      throw fsError(err, this.dir, 'create directory');
-    });
     const entry = join(this.dir, `${basename(path)}-${randomBytes(6).toString('hex')}`);
-    try {
-      await rename(path, entry);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw fsError(err, path, 'move to the trash');
+    // The rename first: the trash dir is there but for the first removal (or after a start-up
+    // sweep of its parent deleted it), and making it every time cost each removal a call.
+    if (!(await this.rename(path, entry))) {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+        throw fsError(err, this.dir, 'create directory');
+      });
+      if (!(await this.rename(path, entry))) return undefined;
     }
     if (this.opts.syncParent) {
       await fsyncDir(dirname(path)).catch((err: unknown) => {
@@ -104,6 +102,17 @@ export class Trash {
       });
     }
     return entry;
+  }
+
+  /** false when `from` or the trash dir is missing (ENOENT). */
+  private async rename(from: string, to: string): Promise<boolean> {
+    try {
+      await rename(from, to);
+      return true;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw fsError(err, from, 'move to the trash');
+    }
   }
 
   private async delete(entry: string): Promise<void> {
