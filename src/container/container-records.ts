@@ -15,7 +15,6 @@ import { readdir, rename, unlink } from 'node:fs/promises';
 import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
-import { crashPoint, type CrashPointName } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { fsyncDir, readJson, unlinkIfExists, type AtomicWriteOptions } from '../store/atomic-file.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -152,11 +151,11 @@ export class ContainerRecords {
    * record is written and synced under a temp name meanwhile, so only its rename follows the
    * work. When `after` rejects, nothing changed and its error is thrown; either way this
    * resolves only once `after` has settled. Other writes of the record wait for it.
-   * `opts.crashPointBeforeRename`: the crash point between the two halves.
+   * `opts.beforeRename`: runs between the two halves (the crash point there).
    */
   async commitAfter(
     id: string, change: (rec: ContainerRecord) => void, after: Promise<unknown>,
-    opts: AtomicWriteOptions & { crashPointBeforeRename?: CrashPointName } = {},
+    opts: AtomicWriteOptions & { beforeRename?: () => void } = {},
   ): Promise<ContainerRecord> {
     // Settled below, maybe after a write queued before this one: not an unhandled rejection.
     after.catch(() => undefined);
@@ -174,7 +173,7 @@ export class ContainerRecords {
         throw done.reason;
       }
       if (file.status === 'rejected') throw file.reason;
-      if (opts.crashPointBeforeRename) crashPoint(opts.crashPointBeforeRename);
+      opts.beforeRename?.();
       await file.value.commit();
       if (this.byId.get(id) === cur) {
         this.byId.set(id, next);

@@ -647,7 +647,7 @@ export class ContainerService implements PodContainers {
         r.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids ?? [] };
         if (restoreFrom) r.restoreFrom = restoreFrom;
         r.created = true;
-      }, made, { syncDir: false, crashPointBeforeRename: 'CreateContainer:after-record-synced' });
+      }, made, { syncDir: false, beforeRename: () => crashPoint('CreateContainer:after-record-synced') });
       this.emit(this.records.get(id)!, 'CONTAINER_CREATED_EVENT');
       clog.info({ name: config.metadata!.name, image: rec.imageName, ...(archive ? { checkpoint: archive } : {}) },
         archive ? 'container created from a checkpoint' : 'container created');
