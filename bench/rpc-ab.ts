@@ -3,7 +3,8 @@
 // and one image; rounds alternate which build is called first, so a loaded machine weighs on both.
 //   npx tsx bench/rpc-ab.ts [CLI_A] [CLI_B]
 //   (default A = /work/main/dist/cli.js, B = this checkout's dist/cli.js; BENCH_N rounds, default
-//    20; BENCH_CALLS calls of each method per round and build, default 100)
+//    20; BENCH_CALLS calls of each method per round and build, default 100; BENCH_NODE_FLAGS_A and
+//    _B: node flags for that build's daemon, e.g. to compare V8 settings on one build)
 // Per method: the client-side latency of each call (median / p95 over every call), and the
 // daemon's CPU (user + system, /proc/<pid>/stat) per call, over each round's calls of it.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,7 +23,7 @@ const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
 const CLI_B = resolve(process.argv[3] ?? join(HERE, '../dist/cli.js'));
 const N = Number(process.env.BENCH_N ?? 20);
 const CALLS = Number(process.env.BENCH_CALLS ?? 100);
-const METHODS = ['Version', 'ListPodSandbox', 'PodSandboxStatus', 'ContainerStatus', 'ImageStatus', 'ListImages'] as const;
+const METHODS = ['Version', 'ListPodSandbox', 'PodSandboxStatus', 'ContainerStatus', 'ListContainers', 'ImageStatus', 'ListImages'] as const;
 type Method = (typeof METHODS)[number];
 
 function cpuSeconds(pid: number): number {
@@ -50,7 +51,8 @@ async function startBuild(name: string, cli: string, index: number, image: strin
   await writeFile(join(dir, 'config.toml'),
     `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "warn"\n[grpc]\naddress = "unix://${socket}"\n` +
     `[network]\nbridge = "${bridge}"\npod_cidr = "10.247.${index}.0/24"\nnft_table = "${bridge}"\n`);
-  const proc = spawn(process.execPath, [cli, 'daemon', '--config', join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const flags = (process.env[`BENCH_NODE_FLAGS_${name}`] ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...flags, cli, 'daemon', '--config', join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise((r) => proc.once('exit', r));
   const cri = criClient(socket);
   await waitFor('daemon', async () => existsSync(socket) && (await cri.runtime.Version({}), true));
@@ -67,6 +69,7 @@ async function startBuild(name: string, cli: string, index: number, image: strin
     ListPodSandbox: () => cri.runtime.ListPodSandbox({}),
     PodSandboxStatus: () => cri.runtime.PodSandboxStatus({ podSandboxId }),
     ContainerStatus: () => cri.runtime.ContainerStatus({ containerId }),
+    ListContainers: () => cri.runtime.ListContainers({}),
     ImageStatus: () => cri.image.ImageStatus({ image: { image } }),
     ListImages: () => cri.image.ListImages({}),
   };
@@ -117,7 +120,8 @@ async function main(): Promise<void> {
       }
       process.stdout.write(`round ${i + 1}/${N}\r`);
     }
-    console.log(`\nN=${N} rounds x ${CALLS} calls per method and build, alternated; A = ${builds[0]!.cli}, B = ${builds[1]!.cli}`);
+    const flagsOf = (b: Build) => (process.env[`BENCH_NODE_FLAGS_${b.name}`] ? ` (${process.env[`BENCH_NODE_FLAGS_${b.name}`]})` : '');
+    console.log(`\nN=${N} rounds x ${CALLS} calls per method and build, alternated; A = ${builds[0]!.cli}${flagsOf(builds[0]!)}, B = ${builds[1]!.cli}${flagsOf(builds[1]!)}`);
     console.log('method'.padEnd(18) + 'latency ms median / p95'.padEnd(40) + 'daemon CPU ms/call median / p95');
     for (const m of METHODS) {
       const lat = builds.map((b) => `${b.name} ${pct(b.latency[m], 0.5).toFixed(3)} / ${pct(b.latency[m], 0.95).toFixed(3)}`.padEnd(20)).join('');
