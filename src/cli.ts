@@ -19,12 +19,16 @@ if (argv[0] === 'daemon' && !argv.includes('--help') && !argv.includes('-h')) {
         args: argv.slice(1),
         options: { config: { type: 'string' }, listen: { type: 'string' }, root: { type: 'string' }, state: { type: 'string' } },
       });
+      // The config first: an invalid one stops `crib daemon` before the re-exec, and a valid
+      // one crosses it already checked (daemon/config-handoff.ts).
+      const { daemonConfig } = await import('./cli/daemon-config.js');
+      const config = await daemonConfig(values);
       // The daemon's V8 settings (daemon/node-flags.ts): this process becomes `node <flags>
       // cli.js daemon ...` here, same pid, however it was started.
       const { reexecWithDaemonFlags } = await import('./daemon/node-flags.js');
-      reexecWithDaemonFlags();
+      reexecWithDaemonFlags(config);
       const { runDaemon } = await import('./cli/daemon-command.js');
-      await runDaemon(values);
+      await runDaemon(values, config);
     })
     .catch(fail);
 } else {

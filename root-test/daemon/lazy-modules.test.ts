@@ -5,12 +5,14 @@
 // first: the registry client's HTTP is Node's own (registry-http.ts), undici was 10-12 MiB kept
 // from the first pull on, and must not come back. No test loads @grpc/grpc-js: the daemon serves
 // gRPC with its own server on node:http2 (server/grpc-server.ts); grpc-js cost it ~11 MiB and
-// most of each call's CPU. (The CLI and the tests keep grpc-js as their client.)
+// most of each call's CPU. (The CLI and the tests keep grpc-js as their client.) The config's
+// parsers (smol-toml, zod) run before the daemon re-executes itself and never in the daemon
+// (daemon/config-handoff.ts); zod loads again only with a CDI spec to check.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDaemon } from '../../test-support/daemon.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
@@ -20,6 +22,8 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Packages only some nodes need, loaded on first use. */
 const LAZY = ['undici', 'ws', 'tar-stream', 'yaml', 'prom-client', 'commander', 'cli-table3', 'cli-progress'];
+/** What reads and checks the config file: used before the daemon's re-exec, not in the daemon. */
+const CONFIG_PARSERS = ['smol-toml', 'zod'];
 /** Never loaded by the daemon, even once it has served and pulled. */
 const NEVER = ['undici', '@grpc/grpc-js'];
 /** What builds the CRI's gRPC services from api.proto: done at build time (src/gen/cri-descriptor.ts). */
@@ -50,16 +54,31 @@ describe('the daemon at start', () => {
     expect(loaded).toEqual({ '@grpc/grpc-js': false, ...Object.fromEntries(LAZY.map((n) => [n, false])) });
   });
 
-  /** Runs a daemon through `calls`, then lists every CommonJS file it had loaded. */
+  /** Runs a daemon through `calls`, then lists every CommonJS file and ES module it had loaded. */
   async function loadedByDaemon(calls: (d: Awaited<ReturnType<typeof startDaemon>>) => Promise<void>): Promise<string[]> {
     const dir = await mkdtemp(join(tmpdir(), 'crib-lazy-'));
     dirs.push(dir);
     const probe = join(dir, 'probe.cjs');
+    const hooks = join(dir, 'hooks.mjs');
     const out = join(dir, 'loaded.json');
+    // ES modules (zod, smol-toml, crib's own) are in no require.cache: a module loader hook, which
+    // Node runs on a thread of its own, posts each one's URL to the main thread.
+    await writeFile(hooks, `let port;\nexport function initialize(data) { port = data.port; }\n` +
+      `export async function load(url, context, next) { port.postMessage(url); return next(url, context); }\n`);
     // Preloaded into the daemon: on exit (SIGTERM ends it with process.exit), write every
-    // CommonJS file it has loaded. Only the main thread's: the unpack pool's worker threads have
-    // their own module caches and end with their work.
-    await writeFile(probe, `if (require('node:worker_threads').isMainThread) process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    // CommonJS file and ES module it has loaded. Only the main thread's: the unpack pool's worker
+    // threads have their own module caches and end with their work. The process before the
+    // daemon's re-exec (same pid) never exits: execve replaces it, list and all.
+    await writeFile(probe, `const { isMainThread, MessageChannel } = require('node:worker_threads');
+if (isMainThread) {
+  const esm = [];
+  const { port1, port2 } = new MessageChannel();
+  port1.on('message', (url) => esm.push(url));
+  port1.unref();
+  require('node:module').register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { port: port2 }, transferList: [port2] });
+  process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify([...Object.keys(require.cache), ...esm])));
+}
+`);
     const d = await startDaemon({ logLevel: 'warn', env: { NODE_OPTIONS: `--require ${probe}` } });
     try {
       await calls(d);
@@ -69,19 +88,22 @@ describe('the daemon at start', () => {
     return JSON.parse(await readFile(out, 'utf8')) as string[];
   }
 
-  it('serves the CRI without having loaded grpc-js, the .proto parser, proto-loader or any lazy library', async () => {
+  it('serves the CRI without having loaded grpc-js, the .proto parser, proto-loader, the config parsers or any lazy library', async () => {
     const files = await loadedByDaemon(async (d) => {
       // Calls that use the CRI's messages in both directions, so the services are built.
       expect((await d.cri.runtime.Version({})).runtimeName).toBe('crib');
       expect((await d.cri.runtime.ListPodSandbox({})).items).toEqual([]);
       expect((await d.cri.image.ListImages({})).images).toEqual([]);
     });
-    const loaded = which(files, ['@grpc/grpc-js', 'protobufjs', ...BUILD_ONLY, ...LAZY]);
+    const loaded = which(files, ['@grpc/grpc-js', 'protobufjs', 'pino', ...BUILD_ONLY, ...LAZY, ...CONFIG_PARSERS]);
     expect(loaded).toEqual({
       '@grpc/grpc-js': false,
+      // What the daemon does load, as CommonJS and as an ES module: the lists are complete.
       protobufjs: true,
-      ...Object.fromEntries([...BUILD_ONLY, ...LAZY].map((n) => [n, false])),
+      pino: true,
+      ...Object.fromEntries([...BUILD_ONLY, ...LAZY, ...CONFIG_PARSERS].map((n) => [n, false])),
     });
+    expect(files.some((f) => f.endsWith('/dist/daemon/daemon.js'))).toBe(true);
   });
 
   it('pulls from a registry without loading undici or grpc-js', async () => {

@@ -1,27 +1,15 @@
 // `crib daemon`: runs the CRI server until SIGTERM/SIGINT. Loaded only for this verb, so the
 // daemon's process holds none of the client verbs' modules (and they none of the daemon's).
-import { resolve } from 'node:path';
-import { loadConfig, type CribConfig } from '../config/config.js';
+import type { CribConfig } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { log } from '../log.js';
+import { daemonConfig, type DaemonOptions } from './daemon-config.js';
 
-export interface DaemonOptions {
-  config?: string;
-  listen?: string;
-  root?: string;
-  state?: string;
-}
+export type { DaemonOptions };
 
-async function configFrom(values: DaemonOptions): Promise<CribConfig> {
-  const config = await loadConfig(values.config);
-  if (values.listen) config.grpc.address = values.listen;
-  if (values.root) config.root = resolve(values.root);
-  if (values.state) config.state = resolve(values.state);
-  return config;
-}
-
-export async function runDaemon(values: DaemonOptions): Promise<void> {
-  const daemon = new Daemon(await configFrom(values));
+/** Runs the daemon with `config`, or the config `values` name (cli/daemon-config.ts). */
+export async function runDaemon(values: DaemonOptions, config?: CribConfig): Promise<void> {
+  const daemon = new Daemon(config ?? (await daemonConfig(values)));
   // The handlers come before start: recovering a busy node takes a while, and a SIGTERM that
   // arrives meanwhile (systemd, a test, an operator's ^C) must end in a clean stop once start
   // has settled, not in the default action that kills the daemon between two writes.

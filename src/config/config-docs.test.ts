@@ -35,7 +35,7 @@ function schemaLeaves(s: z.ZodTypeAny, prefix: string[] = []): string[] {
 /** A documented path resolved against the schema ("*" for record keys); undefined if the schema
  * has no such key; `table` tells whether it names a table (object or record) rather than a value. */
 function resolve(path: string[]): { key: string; table: boolean } | undefined {
-  let s: z.ZodTypeAny = configSchema;
+  let s: z.ZodTypeAny = configSchema();
   const out: string[] = [];
   for (const seg of path) {
     const t = unwrap(s);
@@ -116,7 +116,7 @@ describe('deploy/config.toml', () => {
       if (r.table !== m.isHeader) throw new Error(`deploy/config.toml:${m.line}: "${m.path.join('.')}" is ${r.table ? 'a table' : 'a value'} in the schema`);
       if (!m.isHeader) found.set(r.key, [...(found.get(r.key) ?? []), m.line]);
     }
-    const leaves = schemaLeaves(configSchema);
+    const leaves = schemaLeaves(configSchema());
     expect(leaves.length).toBeGreaterThan(40); // the walk itself works: crib has dozens of keys
     expect(leaves.filter((k) => !found.has(k)), 'keys missing from deploy/config.toml').toEqual([]);
     expect([...found].filter(([, at]) => at.length > 1).map(([k, at]) => `${k} (lines ${at.join(', ')})`), 'keys shown twice').toEqual([]);

@@ -2,7 +2,10 @@
 // re-executes itself with them (same pid: systemd, the README's start command, install.sh's
 // wrapper and the tests all start it the same way and get the same daemon), because V8 reads heap
 // sizes only when the process starts.
+import { closeSync } from 'node:fs';
+import type { CribConfig } from '../config/config.js';
 import { execve } from '../sys/libc.js';
+import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 
 // Measured, not guessed (issue 14). Fresh daemon, VmRSS 3 s after it answers; then 9 rounds of
 // 1 500 mixed RPCs (lists, statuses, stats) with 20 pods, the variants' rounds alternated in one
@@ -40,15 +43,20 @@ export function missingDaemonFlags(execArgv: readonly string[] = process.execArg
 }
 
 /**
- * Re-execute this process with the daemon's flags if it lacks any; returns only when it has them
- * all, or when the exec failed (then the daemon runs on Node's defaults, and says so).
+ * Re-execute this process with the daemon's flags if it lacks any, handing `config` over to it
+ * (daemon/config-handoff.ts); returns only when it has them all, or when the exec failed (then
+ * the daemon runs on Node's defaults, and says so).
  */
-export function reexecWithDaemonFlags(): void {
+export function reexecWithDaemonFlags(config: CribConfig): void {
   const missing = missingDaemonFlags();
   if (missing.length === 0) return;
+  let fd: number | undefined;
   try {
-    execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], process.env);
+    fd = handOffConfig(config);
+    execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)],
+      { ...process.env, [CONFIG_FD_ENV]: String(fd) }, [fd]);
   } catch (err) {
+    if (fd !== undefined) closeSync(fd);
     process.emitWarning(`crib daemon: could not re-execute with ${missing.join(' ')} (${(err as Error).message}); running with Node's defaults, which take more memory`);
   }
 }

@@ -21,6 +21,7 @@ const cUmount2 = libc.func('int umount2(const char *target, int flags)');
 const cSyncfs = libc.func('int syncfs(int fd)');
 const cFlock = libc.func('int flock(int fd, int operation)');
 const cMallocTrim = libc.func('int malloc_trim(size_t pad)');
+const cMemfdCreate = libc.func('int memfd_create(const char *name, unsigned int flags)');
 
 export const MNT_DETACH = 2;
 /** umount2: do not follow a symlink in the last component of the target. */
@@ -290,14 +291,24 @@ const F_SETFD = 2;
 
 /**
  * execve(2): replace this process (same pid, same open stdio) with `argv` run from `path`, in
- * `env`. Node opens stdin, stdout and stderr close-on-exec, so they are made inheritable first;
- * without that the new program would start with /dev/null there. Returns only by throwing.
+ * `env`. Node opens stdin, stdout and stderr close-on-exec, so they are made inheritable first,
+ * with `inherit`'s fds; without that the new program would start with /dev/null there. Returns
+ * only by throwing.
  */
-export function execve(path: string, argv: string[], env: NodeJS.ProcessEnv): never {
-  for (const fd of [0, 1, 2]) {
+export function execve(path: string, argv: string[], env: NodeJS.ProcessEnv, inherit: readonly number[] = []): never {
+  for (const fd of [0, 1, 2, ...inherit]) {
     if (Number(cFcntl(fd, F_SETFD, 'int', 0)) < 0) throw sysError('fcntl', undefined, `F_SETFD 0 on fd ${fd}`);
   }
   const envp = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
   cExecve(path, [...argv, null], [...envp, null]);
   throw sysError('execve', path);
+}
+
+const MFD_CLOEXEC = 0x1;
+
+/** memfd_create(2): an anonymous, close-on-exec file in memory; returns its fd. */
+export function memfdCreate(name: string): number {
+  const fd = Number(cMemfdCreate(name, MFD_CLOEXEC));
+  if (fd < 0) throw sysError('memfd_create', undefined, name);
+  return fd;
 }

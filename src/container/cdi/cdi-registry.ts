@@ -19,7 +19,7 @@ import type { ContainerConfig__Output } from '../../gen/runtime/v1/ContainerConf
 import { log } from '../../log.js';
 import { parseQualifiedName } from './cdi-names.js';
 import { requestedCdiDevices } from './cdi-requests.js';
-import { parseCdiSpec, type CdiContainerEdits, type CdiSpec } from './cdi-spec.js';
+import type { CdiContainerEdits, CdiSpec } from './cdi-spec.js';
 
 /** A spec file larger than this is refused (vendor specs are a few KiB; NVIDIA's big ones ~100 KiB). */
 export const MAX_SPEC_FILE_BYTES = 4 * 1024 * 1024;
@@ -137,6 +137,8 @@ export class CdiRegistry {
     } catch (err) {
       return this.remember(path, identity, () => ({ error: (err as Error).message }));
     }
+    // The parser (and zod with it) loads with the first spec file: most nodes have none.
+    const { parseCdiSpec } = await import('./cdi-spec.js');
     return this.remember(path, identity, () => {
       try {
         return { spec: parseCdiSpec(text, format) };

@@ -15,85 +15,89 @@ export const CDI_VERSIONS = ['0.3.0', '0.4.0', '0.5.0', '0.6.0', '0.7.0', '0.8.0
 /** Bounds on what a spec file may make the daemon hold (vendor files are a few KiB). */
 export const CDI_LIMITS = { maxDevicesPerSpec: 1024, maxEditsPerList: 1024 } as const;
 
-const list = <T extends z.ZodTypeAny>(item: T) => z.array(item).max(CDI_LIMITS.maxEditsPerList);
-const absolute = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'must be an absolute path');
-const uint32 = z.number().int().min(0).max(0xffffffff);
-
-const deviceNode = z
-  .object({
-    path: absolute,
-    hostPath: absolute.optional(),
-    type: z.enum(['b', 'c', 'u', 'p']).optional(),
-    major: z.number().int().min(0).max(0xfffff).optional(),
-    minor: z.number().int().min(0).max(0xfffff).optional(),
-    fileMode: z.number().int().min(0).max(0o7777).optional(),
-    permissions: z.string().refine((p) => p === '' || p === 'none' || (/^[rwm]{1,3}$/.test(p) && new Set(p).size === p.length), 'must be a combination of r, w and m, or "none"').optional(),
-    uid: uint32.optional(),
-    gid: uint32.optional(),
-  })
-  .strict();
-
-const mount = z
-  .object({
-    hostPath: z.string().min(1).max(4096),
-    containerPath: absolute,
-    type: z.string().max(64).optional(),
-    options: list(z.string().max(256)).optional(),
-  })
-  .strict();
-
 const HOOK_NAMES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 export type CdiHookName = (typeof HOOK_NAMES)[number];
 
-const hook = z
-  .object({
-    hookName: z.enum(HOOK_NAMES),
-    path: absolute,
-    args: list(z.string().max(65536)).optional(),
-    env: list(z.string().max(65536)).optional(),
-    timeout: z.number().int().min(1).max(86400).optional(),
-  })
-  .strict();
+// Built for each parse and dropped after it, not held in module constants: zod binds some 25
+// methods to every schema node, and most nodes have no CDI spec at all to parse (issue 14).
+function cdiSpecSchema() {
+  const list = <T extends z.ZodTypeAny>(item: T) => z.array(item).max(CDI_LIMITS.maxEditsPerList);
+  const absolute = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'must be an absolute path');
+  const uint32 = z.number().int().min(0).max(0xffffffff);
 
-const envEntry = z.string().max(65536).refine((e) => /^[^=]+=/.test(e), 'must be NAME=value');
+  const deviceNode = z
+    .object({
+      path: absolute,
+      hostPath: absolute.optional(),
+      type: z.enum(['b', 'c', 'u', 'p']).optional(),
+      major: z.number().int().min(0).max(0xfffff).optional(),
+      minor: z.number().int().min(0).max(0xfffff).optional(),
+      fileMode: z.number().int().min(0).max(0o7777).optional(),
+      permissions: z.string().refine((p) => p === '' || p === 'none' || (/^[rwm]{1,3}$/.test(p) && new Set(p).size === p.length), 'must be a combination of r, w and m, or "none"').optional(),
+      uid: uint32.optional(),
+      gid: uint32.optional(),
+    })
+    .strict();
 
-const containerEdits = z
-  .object({
-    env: list(envEntry).optional(),
-    deviceNodes: list(deviceNode).optional(),
-    mounts: list(mount).optional(),
-    hooks: list(hook).optional(),
-    additionalGids: list(uint32).optional(),
-    // Parsed so a spec using them loads (its other devices stay usable); a device asking for
-    // them is refused at resolution, crib having neither resctrl nor interface moves.
-    intelRdt: z.record(z.unknown()).optional(),
-    netDevices: list(z.object({ hostInterfaceName: z.string(), name: z.string() }).strict()).optional(),
-  })
-  .strict();
+  const mount = z
+    .object({
+      hostPath: z.string().min(1).max(4096),
+      containerPath: absolute,
+      type: z.string().max(64).optional(),
+      options: list(z.string().max(256)).optional(),
+    })
+    .strict();
 
-const annotations = z.record(z.string().max(65536)).optional();
+  const hook = z
+    .object({
+      hookName: z.enum(HOOK_NAMES),
+      path: absolute,
+      args: list(z.string().max(65536)).optional(),
+      env: list(z.string().max(65536)).optional(),
+      timeout: z.number().int().min(1).max(86400).optional(),
+    })
+    .strict();
 
-const device = z
-  .object({
-    name: z.string(),
-    annotations,
-    containerEdits: containerEdits.default({}),
-  })
-  .strict();
+  const envEntry = z.string().max(65536).refine((e) => /^[^=]+=/.test(e), 'must be NAME=value');
 
-const specSchema = z
-  .object({
-    cdiVersion: z.string(),
-    kind: z.string(),
-    annotations,
-    devices: z.array(device).min(1, 'a spec must define at least one device').max(CDI_LIMITS.maxDevicesPerSpec),
-    containerEdits: containerEdits.optional(),
-  })
-  .strict();
+  const containerEdits = z
+    .object({
+      env: list(envEntry).optional(),
+      deviceNodes: list(deviceNode).optional(),
+      mounts: list(mount).optional(),
+      hooks: list(hook).optional(),
+      additionalGids: list(uint32).optional(),
+      // Parsed so a spec using them loads (its other devices stay usable); a device asking for
+      // them is refused at resolution, crib having neither resctrl nor interface moves.
+      intelRdt: z.record(z.unknown()).optional(),
+      netDevices: list(z.object({ hostInterfaceName: z.string(), name: z.string() }).strict()).optional(),
+    })
+    .strict();
 
-export type CdiContainerEdits = z.output<typeof containerEdits>;
-export type CdiDeviceNode = z.output<typeof deviceNode>;
-export type CdiSpec = z.output<typeof specSchema>;
+  const annotations = z.record(z.string().max(65536)).optional();
+
+  const device = z
+    .object({
+      name: z.string(),
+      annotations,
+      containerEdits: containerEdits.default({}),
+    })
+    .strict();
+
+  return z
+    .object({
+      cdiVersion: z.string(),
+      kind: z.string(),
+      annotations,
+      devices: z.array(device).min(1, 'a spec must define at least one device').max(CDI_LIMITS.maxDevicesPerSpec),
+      containerEdits: containerEdits.optional(),
+    })
+    .strict();
+}
+
+export type CdiSpec = z.output<ReturnType<typeof cdiSpecSchema>>;
+export type CdiContainerEdits = CdiSpec['devices'][number]['containerEdits'];
+export type CdiDeviceNode = NonNullable<CdiContainerEdits['deviceNodes']>[number];
 
 function versionNumber(v: string): number {
   const [maj, min, patch] = v.split('.').map(Number);
@@ -123,7 +127,7 @@ export function parseCdiSpec(text: string, format: 'json' | 'yaml'): CdiSpec {
   } catch (err) {
     throw new Error(`not valid ${format.toUpperCase()}: ${(err as Error).message}`);
   }
-  const parsed = specSchema.safeParse(raw);
+  const parsed = cdiSpecSchema().safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const where = issue.path.join('.') || '(top level)';
