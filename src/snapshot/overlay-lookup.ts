@@ -25,7 +25,8 @@ export interface VisibleEntry {
   dirs: string[];
 }
 
-function lstatOrUndefined(path: string): Stats | undefined {
+/** lstat of `path`, or undefined when it (or a directory on its way) is missing. */
+export function lstatOrUndefined(path: string): Stats | undefined {
   try {
     return lstatSync(path);
   } catch (err) {

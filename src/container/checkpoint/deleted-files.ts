@@ -11,13 +11,13 @@
 //     path the image does not have either, needs nothing.
 // Nothing is ever followed: a symlink on the way means the path does not name what the image
 // has, and the entry is left alone.
-import { chownSync, lstatSync, mkdirSync, type Stats } from 'node:fs';
+import { chownSync, mkdirSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError, errnoCode } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 import { cleanEntryPath } from '../../image/unpack/safe-path.js';
 import { lsetxattr, mknod, S_IFCHR } from '../../sys/libc.js';
-import { OPAQUE_XATTR, isOpaque, visibleEntry } from '../../snapshot/overlay-lookup.js';
+import { OPAQUE_XATTR, isOpaque, lstatOrUndefined, visibleEntry } from '../../snapshot/overlay-lookup.js';
 
 /** The most deleted.files may be (a million paths of PATH_MAX would be more than any diff). */
 export const MAX_DELETED_FILES_BYTES = 64 * 1024 * 1024;
@@ -27,15 +27,6 @@ export interface OverlayLayers {
   lowerdirs: string[];
   /** The new container's upper dir, not mounted yet. */
   upperdir: string;
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-    throw err;
-  }
 }
 
 /** What the image (its layers, top first) has at rel, as overlayfs shows it without the upper dir. */
