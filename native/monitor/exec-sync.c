@@ -110,12 +110,7 @@ int run_exec_sync(const struct exec_sync_opts *o) {
   }
 
   char *argv[16];
-  int a = 0;
-  argv[a++] = (char *)o->runtime;
-  if (o->runtime_root) {
-    argv[a++] = "--root";
-    argv[a++] = (char *)o->runtime_root;
-  }
+  int a = runtime_argv(argv, o->runtime, o->runtime_root);
   argv[a++] = "exec";
   argv[a++] = "--process";
   argv[a++] = (char *)o->process;

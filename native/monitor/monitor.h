@@ -112,6 +112,10 @@ struct oom_probe {
 void oom_probe_init(struct oom_probe *p, pid_t pid);
 bool oom_probe_killed(const struct oom_probe *p);
 
+/* spawn.c: the runtime's argv up to its command (`<runtime> [--root DIR]`): returns how many
+ * entries (at most 3) were written. */
+int runtime_argv(char **argv, const char *runtime, const char *runtime_root);
+
 /* spawn.c: run the runtime with the given stdio, signals reset. */
 pid_t spawn_runtime(char *const argv[], int in_fd, int out_fd, int err_fd, crib_err *err);
 int read_pid_file(const char *path, pid_t *pid, crib_err *err);

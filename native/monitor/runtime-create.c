@@ -174,12 +174,7 @@ int create_container(struct container *c) {
     return fail_early(c, err.msg);
   }
   char *argv[20];
-  int a = 0;
-  argv[a++] = (char *)o->runtime;
-  if (o->runtime_root) {
-    argv[a++] = "--root";
-    argv[a++] = (char *)o->runtime_root;
-  }
+  int a = runtime_argv(argv, o->runtime, o->runtime_root);
   if (o->exec_process) {
     /* --detach: the runtime starts the process and exits; the process, reparented to us (the
      * subreaper), is then monitored exactly like a container's init. */
@@ -255,12 +250,7 @@ void abandon_container(struct container *c) {
   if (c->pid > 0 && !c->exited) kill_tree(c->pid);
   if (o->exec_process) return; /* the container itself is not ours to delete */
   char *argv[8];
-  int a = 0;
-  argv[a++] = (char *)o->runtime;
-  if (o->runtime_root) {
-    argv[a++] = "--root";
-    argv[a++] = (char *)o->runtime_root;
-  }
+  int a = runtime_argv(argv, o->runtime, o->runtime_root);
   argv[a++] = "delete";
   argv[a++] = "--force";
   argv[a++] = (char *)o->id;

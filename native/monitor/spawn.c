@@ -8,6 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+int runtime_argv(char **argv, const char *runtime, const char *runtime_root) {
+  int a = 0;
+  argv[a++] = (char *)runtime;
+  if (runtime_root) {
+    argv[a++] = "--root";
+    argv[a++] = (char *)runtime_root;
+  }
+  return a;
+}
+
 pid_t spawn_runtime(char *const argv[], int in_fd, int out_fd, int err_fd, crib_err *err) {
   pid_t pid = fork();
   if (pid < 0) return crib_fail(err, errno, "fork for `%s`", argv[0]);
