@@ -223,14 +223,9 @@ function sameSet(what: string, want: Iterable<string>, have: Iterable<string>, o
  */
 export async function checkNodeTruth(d: TestDaemon, known: KnownIds = {}): Promise<string[]> {
   // A stopped or removed pod's veth delete, and after it its address release, run in the
-  // background (src/network/pod-network.ts teardown), and so do the deletions of what removed
-  // containers leave (their dirs, rootfs mounts, writable layers, the runtime's delete; a removed
-  // pod's own dir and mounts are gone before its removal answers): while only those differ, give
-  // them a bounded time to land before calling the difference a lie.
-  const releasing = (m: string) => new RegExp(
-    '^(IPAM allocation|veth on the bridge|container dir|writable layer|rootfs mount): .* exists but is not reported$' +
-      '|is not reported but its veth|^mount .* belongs to nothing reported$|^process mentioning .* is running, which is not reported$',
-  ).test(m);
+  // background (src/network/pod-network.ts teardown): while only those differ, give them a
+  // bounded time to land before calling the difference a lie.
+  const releasing = (m: string) => /^(IPAM allocation|veth on the bridge): .* exists but is not reported$|is not reported but its veth/.test(m);
   const until = Date.now() + 5_000;
   for (;;) {
     const out = await checkNodeTruthOnce(d, known);

@@ -158,10 +158,10 @@ export class ContainerService implements PodContainers {
   private readonly deferredExits = new Map<string, { exit: ExitRecord; why?: { reason: string; message: string } }>();
   /**
    * Containers removed (RemoveContainer answered, the record marked) whose remains are being
-   * deleted in the background; `done` never rejects. A failed deletion stays here, `failed`, for
-   * the pod's removal to begin again (or start-up to finish).
+   * deleted in the background; `done` never rejects. A failed deletion stays here for the pod's
+   * removal (or start-up) to finish.
    */
-  private readonly removals = new Map<string, { rec: ContainerRecord; done: Promise<void>; failed?: boolean }>();
+  private readonly removals = new Map<string, { rec: ContainerRecord; done: Promise<void> }>();
   /**
    * Exited containers' runtime states (and cgroups), deleted once the exit is on disk, the way
    * containerd's CRI plugin deletes a task when it handles its exit: RemoveContainer, and the
@@ -949,17 +949,21 @@ export class ContainerService implements PodContainers {
     return this.stop(id, 0);
   }
 
-  /**
-   * A pod's container goes with the pod as RemoveContainer removes it: marked, its remains deleted
-   * in the background. The pod's removal waits for no such deletion: nothing the pod's own
-   * removal touches is held by them (the container's cgroup went with its exit, and the pod's
-   * cgroup is kubelet's to remove). One that failed is begun again here, in the background too;
-   * failing again, it is the next start-up's.
-   */
+  /** The pod goes only once its containers' remains are gone: their cgroups are inside its own. */
   async removeForPod(id: string): Promise<void> {
+    await this.finishRemoval(id);
+    await this.remove(id);
+    await this.finishRemoval(id);
+  }
+
+  /** Waits for a background deletion; one that failed is tried again here, its error thrown. */
+  private async finishRemoval(id: string): Promise<void> {
     const r = this.removals.get(id);
-    if (!r) await this.remove(id);
-    else if (r.failed) this.destroyInBackground(r.rec);
+    if (!r) return;
+    await r.done;
+    if (!this.removals.has(id)) return;
+    await this.locks.run(id, () => this.destroy(r.rec));
+    this.removals.delete(id);
   }
 
   /** Remove a container (stopping it first if it runs); idempotent. */
@@ -998,8 +1002,7 @@ export class ContainerService implements PodContainers {
    * Deletes a removed container's remains (runtime state and cgroup, rootfs mount, writable
    * layer, dir, marker) after RemoveContainer answered: the unmount syncs the upper filesystem
    * and the deletions sync directories, tens of milliseconds on a busy disk kubelet need not
-   * wait for. A failure is logged and left for the pod's removal to begin again, or start-up to
-   * finish.
+   * wait for. A failure is logged and left for the pod's removal or start-up to finish.
    */
   private destroyInBackground(rec: ContainerRecord): void {
     // Queued behind the removal holding the lock now, and begun only in the next turn of the
@@ -1012,9 +1015,7 @@ export class ContainerService implements PodContainers {
         this.removals.delete(rec.id);
       },
       (err: unknown) => {
-        const r = this.removals.get(rec.id);
-        if (r) r.failed = true;
-        log.error({ container: rec.id, err }, 'deleting a removed container\'s remains failed; its pod\'s removal begins it again, or the next start-up finishes it');
+        log.error({ container: rec.id, err }, 'deleting a removed container\'s remains failed; its pod\'s removal or the next start-up finishes it');
       },
     );
     this.removals.set(rec.id, { rec, done });
