@@ -1,6 +1,7 @@
 // Benchmark (not a test): the CRI operations critest's benchmark mode times, one by one.
 //   npm run bench:ops   (BENCH_N=50 rounds; BENCH_IMAGE_MB=2, the size of the image pulled and
-//                        removed each round)
+//                        removed each round; BENCH_CONTAINERD=0: crib only; BENCH_CPU_PROF=dir,
+//                        see below)
 // A round, per runtime: RunPodSandbox, PodSandboxStatus, CreateContainer, StartContainer,
 // ContainerStatus, ListPodSandbox, ListContainers, StopContainer, RemoveContainer,
 // StopPodSandbox, RemovePodSandbox; then PullImage, ImageStatus, ListImages, RemoveImage of an
@@ -12,11 +13,20 @@
 // (test-support/netlink-floor.ts: one crib-pinns pinning a pod's namespaces and attaching its
 // network, spawned from here), sampled in the same rounds: RunPodSandbox's goal is 3x of it.
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
 import { buildImage, layerFromEntries, pushImage } from '../test-support/image-builder.js';
 import { openNetlinkFloor } from '../test-support/netlink-floor.js';
 
 const N = Number(process.env.BENCH_N ?? 50);
+// BENCH_CPU_PROF=dir: crib's daemon writes a CPU profile there (crib.cpuprofile) and each timed
+// call's window beside it (crib.windows.json), for bench/profile-windows.ts: the time between the
+// windows is the daemon's background work.
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
+const PROBE = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
+const windows: { rpc: string; fromUs: number; toUs: number }[] = [];
 const IMAGE_MB = Number(process.env.BENCH_IMAGE_MB ?? 2);
 const WARMUP = 3;
 
@@ -40,7 +50,10 @@ async function round(t: BenchTarget, pullImage: string, out: Timings | undefined
   const time = async <T>(op: Op, call: () => Promise<T>): Promise<T> => {
     const t0 = process.hrtime.bigint();
     const r = await call();
-    out?.[op].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const t1 = process.hrtime.bigint();
+    out?.[op].push(Number(t1 - t0) / 1e6);
+    // The profile's clock is the monotonic one hrtime reads (µs).
+    if (out && CPU_PROF_DIR && t.name === 'crib') windows.push({ rpc: op, fromUs: Number(t0 / 1000n), toUs: Number(t1 / 1000n) });
     return r;
   };
   const n = seq++;
@@ -137,7 +150,11 @@ async function main(): Promise<void> {
         floorTimes.detach.push(f.detach);
       }
       return { names: targets.map((t) => t.name), results: timings };
+    }, {
+      withoutContainerd: process.env.BENCH_CONTAINERD === '0',
+      ...(CPU_PROF_DIR ? { daemonEnv: { NODE_OPTIONS: `--import=${PROBE}`, CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, 'crib.cpuprofile') } } : {}),
     });
+    if (CPU_PROF_DIR) await writeFile(join(CPU_PROF_DIR, 'crib.windows.json'), JSON.stringify(windows));
     console.log(`\nN=${N} rounds per runtime, alternating; busybox sleep container; pulled image: 1 layer, ${IMAGE_MB} MiB of random files\n`);
     print(names, results);
     printFloor(results[0]!, floorTimes);

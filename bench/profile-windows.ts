@@ -1,7 +1,8 @@
-// Reads the CPU profiles bench/stats.ts has its daemons write (BENCH_CPU_PROF=dir) and splits
-// each one into the stats calls' windows and the time between them (the read-ahead, the rest
-// of the daemon), from the first call to the last: where each one's CPU went, by function
-// (self time) and by the first frame under src/ on the stack (inclusive).
+// Reads the CPU profiles bench/stats.ts, bench/ops.ts and bench/status-after-work.ts have their
+// daemons write (BENCH_CPU_PROF=dir) and splits each one into the calls' windows, by the RPC each
+// window names, and the time between them (the read-ahead, background work, the rest of the
+// daemon), from the first call to the last: where each one's CPU went, by function (self time)
+// and by the first frame under src/ on the stack (inclusive).
 //   npx tsx bench/profile-windows.ts <dir> [crib|base] [top=25]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +39,7 @@ const ownFrame = (id: number): string => {
 
 type Bucket = { totalUs: number; self: Map<string, number>; own: Map<string, number> };
 const bucket = (): Bucket => ({ totalUs: 0, self: new Map(), own: new Map() });
-const buckets = { ListContainerStats: bucket(), ListPodSandboxStats: bucket(), between: bucket() };
+const buckets: Record<string, Bucket> = Object.fromEntries([...new Set(windows.map((x) => x.rpc)), 'between'].map((k) => [k, bucket()]));
 const perCall = new Map<Window, number>();
 const first = windows[0]!.fromUs;
 const last = windows[windows.length - 1]!.toUs;
@@ -54,7 +55,7 @@ for (let i = 0; i < profile.samples.length; i++) {
   const win = sorted[w] && sorted[w]!.fromUs <= t ? sorted[w] : undefined;
   const node = byId.get(profile.samples[i]!)!;
   if (node.callFrame.functionName === '(idle)') continue;
-  const b = win ? buckets[win.rpc as 'ListContainerStats'] : buckets.between;
+  const b = win ? buckets[win.rpc]! : buckets.between!;
   if (win) perCall.set(win, (perCall.get(win) ?? 0) + dt);
   b.totalUs += dt;
   const l = label(node);
