@@ -2,7 +2,7 @@
 // record files in temp dirs, and writable layers that are plain directories: no root, no
 // processes. What the service decides is tested here; what the real runtime does is tested by
 // native/test/monitor-*.test.ts and critest/.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,6 +153,37 @@ describe('ContainerService', () => {
     expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
     expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
     expect(await readdir(layers.dir)).toEqual([]);
+  });
+
+  it('answers StartContainer with its outcome on disk: no record write is left to run into the calls after it', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('started'), new AbortController().signal);
+    await svc.start(id);
+    // Read at once, before any other turn of the event loop: what StartContainer left on disk.
+    const rec = JSON.parse(readFileSync(recordFile(id), 'utf8')) as ContainerRecord;
+    expect(rec.intent).toBeUndefined();
+    expect(rec.startedAt).toBe(svc.get(id).startedAt);
+    expect(rec.pid).toBe(rt.containers.get(id)!.ref.pid);
+    expect(readdirSync(join(base, 'root', 'containers')).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('keeps a started container running when the disk refuses only the start\'s outcome, and writes it once the disk takes it', async () => {
+    const svc = await daemon();
+    const id = await svc.create(pod, containerConfig('late-outcome'), new AbortController().signal);
+    const dir = join(base, 'root', 'containers');
+    // The intent is on disk by now; the outcome's temp file is made after the release.
+    rt.duringStart = () => {
+      renameSync(dir, `${dir}.away`);
+      writeFileSync(dir, 'not a directory');
+    };
+    await svc.start(id);
+    rt.duringStart = undefined;
+    expect(criState(await svc.status(id))).toBe('CONTAINER_RUNNING');
+    expect(rt.containers.get(id)!.state).toBe('running');
+    await rm(dir);
+    await rename(`${dir}.away`, dir);
+    await vi.waitFor(async () => expect((await onDisk(id))?.intent).toBeUndefined(), { timeout: 5000, interval: 20 });
+    expect((await onDisk(id))!.startedAt).toBe(svc.get(id).startedAt);
   });
 
   it('escalates to SIGKILL of every process when the stop signal is ignored', async () => {

@@ -138,6 +138,14 @@ async function allOrFirstError(steps: Promise<unknown>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
+/** The start's outcome in a record: started (at the time its intent gave), the intent gone. */
+function recordStarted(startedAt: string): (r: ContainerRecord) => void {
+  return (r) => {
+    r.startedAt ??= startedAt;
+    if (r.intent?.kind === 'start') delete r.intent;
+  };
+}
+
 export class ContainerService implements PodContainers {
   readonly events = new ContainerEvents();
   private readonly records: ContainerRecords;
@@ -724,12 +732,12 @@ export class ContainerService implements PodContainers {
       // An exit reported while start runs waits for it: kubelet must see STARTED before STOPPED.
       this.starting.add(cur.id);
       try {
-        await this.startInRuntime(cur, startedAt);
-        crashPoint('StartContainer:after-runtime-start');
-        const started = this.records.updateSoon(cur.id, (r) => {
-          r.startedAt ??= startedAt;
-          if (r.intent?.kind === 'start') delete r.intent;
-        });
+        // A start this daemon's create path made has its outcome on disk already (createInRuntime).
+        let started = await this.startInRuntime(cur, startedAt);
+        if (!started) {
+          crashPoint('StartContainer:after-runtime-start');
+          started = this.records.updateSoon(cur.id, recordStarted(startedAt));
+        }
         this.emit(started, 'CONTAINER_STARTED_EVENT');
         log.info({ container: cur.id }, 'container started');
       } finally {
@@ -746,14 +754,15 @@ export class ContainerService implements PodContainers {
    * yet: the monitor creates it, then the parked process is released. One a daemon before this
    * one created (its monitor and parked process launched at CreateContainer) is only released;
    * a start that fails on a process no longer parked was done by a runtime start the crash of an
-   * earlier daemon left running: that is a start, not an error.
+   * earlier daemon left running: that is a start, not an error. Returns the started record when
+   * it wrote the start's outcome itself (the create path), undefined when the caller writes it.
    */
-  private async startInRuntime(rec: ContainerRecord, startedAt: string): Promise<void> {
+  private async startInRuntime(rec: ContainerRecord, startedAt: string): Promise<ContainerRecord | undefined> {
     const runtime = this.runtimeOf(rec);
     if (!rec.monitorPid) {
       if (rec.restoreFrom) await this.restoreInRuntime(rec, runtime);
-      else await this.createInRuntime(rec, runtime, startedAt);
-      return;
+      else return this.createInRuntime(rec, runtime, startedAt);
+      return undefined;
     }
     try {
       await runtime.start(this.ref(rec));
@@ -761,6 +770,7 @@ export class ContainerService implements PodContainers {
       if ((await runtime.startState(this.ref(rec)).catch(() => 'unknown')) !== 'started') throw err;
       log.warn({ container: rec.id, err: (err as Error).message }, 'runtime start failed on a container already started: recording it started');
     }
+    return undefined;
   }
 
   /**
@@ -770,8 +780,15 @@ export class ContainerService implements PodContainers {
    * a crash before finds a record without pids and runtime state to undo
    * (settleUnrecordedLaunch). A failure anywhere undoes the runtime's part: the container is
    * CREATED again, with nothing running.
+   *
+   * The outcome (started, the intent gone) is written and synced under its temp name while the
+   * runtime releases the process, and renamed over the intent once it has exec'd: the call
+   * answers with it on disk, for the cost of a rename and a directory sync. Written after the
+   * answer instead (as it was), its eight file operations ran into the calls kubelet makes next:
+   * the ContainerStatus right after StartContainer cost the daemon ~1 ms more CPU than the ones
+   * after it (bench/status-after-work.ts), most of it that write (bench:ops' CPU profile).
    */
-  private async createInRuntime(rec: ContainerRecord, runtime: ContainerRuntime, startedAt: string): Promise<void> {
+  private async createInRuntime(rec: ContainerRecord, runtime: ContainerRuntime, startedAt: string): Promise<ContainerRecord> {
     const clog = log.child({ container: rec.id, pod: rec.podId });
     const paths = containerPaths(rec.dir);
     const target = this.targetInit(rec.podId, rec.config, 'StartContainer');
@@ -804,7 +821,19 @@ export class ContainerService implements PodContainers {
       // Not awaited: the watch asks the monitor for the state once connected, so an exit before
       // then is still reported (after the start: start() defers it).
       this.watch(rec.id).catch((err: unknown) => clog.error({ err }, 'watching the container monitor'));
-      await runtime.start(this.ref(launched));
+      const release = runtime.start(this.ref(launched));
+      try {
+        return await this.records.commitAfter(rec.id, recordStarted(startedAt), release, {
+          beforeRename: () => crashPoint('StartContainer:after-runtime-start'),
+        });
+      } catch (err) {
+        // A release that failed throws here, and is undone below.
+        await release;
+        // The process runs; only the disk refused its outcome: kept in memory and written when
+        // the disk takes it (the intent on disk makes a restart meanwhile ask the runtime).
+        clog.warn({ err: (err as Error).message }, 'the start\'s outcome was not written; keeping it in memory and retrying');
+        return this.records.updateSoon(rec.id, recordStarted(startedAt));
+      }
     } catch (err) {
       clog.info({ err: (err as Error).message }, 'runtime create or start failed; undoing it: the container stays created');
       await this.undoLaunch(rec.id, launched ?? rec, runtime);
