@@ -97,7 +97,8 @@ async function startEachTarget(
   await pushBusybox(registry, 'library/busybox', 'latest');
   const image = `${registry.host}/library/busybox:latest`;
 
-  const d = await startDaemon({ logLevel: 'warn', env: opts.daemonEnv });
+  // A shared, loaded machine can take longer than a test's 20 s to start a daemon.
+  const d = await startDaemon({ logLevel: 'warn', env: opts.daemonEnv, startTimeoutMs: 90_000 });
   cleanups.unshift(() => d.cleanup());
   const cribFresh = await freshRss(d.proc.pid!);
   await d.cri.image.PullImage({ image: { image } });
