@@ -92,6 +92,25 @@ describe('FsUsageCache', () => {
     expect((await pending).every((r) => r.inodes === 2n)).toBe(true);
   });
 
+  it('walks 16 layers at once for waiting callers by default (a first listing waits for all)', async () => {
+    const cache = new FsUsageCache();
+    const dirs = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      const d = join(root, `first-${i}`);
+      await mkdir(d);
+      return d;
+    }));
+    const pending = Promise.all(dirs.map((d) => cache.usage(d)));
+    let done = false;
+    void pending.then(() => (done = true));
+    let peak = 0;
+    while (!done) {
+      peak = Math.max(peak, cache.activeWalks);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(peak).toBe(16);
+    expect((await pending).every((r) => r.inodes === 1n)).toBe(true);
+  });
+
   it('serves the last result past the TTL while a new walk runs, and the new one once it is done', async () => {
     const dir = join(root, 'stale');
     await mkdir(dir);

@@ -35,7 +35,10 @@ export interface FsUsageCacheOptions {
   ttlMs?: number;
   /** A result older than this is never served: its caller waits for a new walk (default 60 s). */
   maxStaleMs?: number;
-  /** Walks at once (default 2: each keeps up to 4 file operations in flight, sys/disk-usage.ts). */
+  /** Walks at once (default 16: each visits up to 4 entries at once, sys/disk-usage.ts). Only
+   * callers that wait take this many: the stats read-ahead walks 2 at a time (stats-collector.ts).
+   * A first listing waits for all its layers' walks, and under kubelet's exec probes a threadpool
+   * round trip took 300-600 ms: 250 layers two at a time were over a minute of waiting. */
   maxWalks?: number;
 }
 
@@ -50,7 +53,7 @@ export class FsUsageCache {
   constructor(opts: FsUsageCacheOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 2000;
     this.maxStaleMs = Math.max(this.ttlMs, opts.maxStaleMs ?? 60_000);
-    this.maxWalks = opts.maxWalks ?? 2;
+    this.maxWalks = opts.maxWalks ?? 16;
   }
 
   /** Usage of the tree at `dir` (a missing dir counts as empty), walked at most maxStaleMs ago. */

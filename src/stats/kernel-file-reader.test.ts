@@ -1,10 +1,41 @@
 // KernelFileReader on ordinary files (the unit tier has no cgroupfs; the cgroup behaviour, ENODEV
 // on removal included, is in root-test/stats/kernel-file-reader.test.ts).
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, open, openSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryGoneError, KernelFileReader } from './kernel-file-reader.js';
+import { readProcessNetworkStats } from './network-stats.js';
+
+/**
+ * Runs `during` while every thread of libuv's pool is held: each is in an open() of a FIFO for
+ * reading, which waits until a writer opens it. The FIFO is opened for writing afterwards (so
+ * the held threads are released whatever `during` did).
+ */
+async function withThreadpoolHeld<T>(during: () => Promise<T>): Promise<T> {
+  const fifo = join(dir, `fifo-${Math.random().toString(36).slice(2)}`);
+  execFileSync('mkfifo', [fifo]);
+  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const held = Array.from({ length: threads }, () => new Promise<number>((resolve, reject) => {
+    open(fifo, constants.O_RDONLY, (err, fd) => (err ? reject(err) : resolve(fd)));
+  }));
+  // Let the pool's threads pick the opens up.
+  await new Promise((r) => setTimeout(r, 50));
+  try {
+    return await during();
+  } finally {
+    // A reader waiting in open() counts as a reader: a non-blocking open for writing succeeds.
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    for (const fd of await Promise.all(held)) closeSync(fd);
+  }
+}
+
+/** `p`, or a rejection once `ms` have passed. */
+const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => Promise.race([
+  p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done after ${ms} ms`)), ms)),
+]);
 
 let dir: string;
 beforeAll(async () => {
@@ -70,5 +101,35 @@ describe('KernelFileReader', () => {
     expect(reader.openDescriptors).toBeLessThanOrEqual(3);
     reader.close();
     expect(reader.openDescriptors).toBe(0);
+  });
+
+  // The threadpool is where ExecSync's files and the writable-layer walks wait: under kubelet's
+  // exec probes a round trip there took hundreds of milliseconds, and a first listing's opens,
+  // queued behind them, took 35 s at 100 pods. Opens, reads, closes and the namespace checks of a
+  // pod's network reading are done in place, in slices, and need no thread of the pool.
+  it('opens, reads and looks up identities without the threadpool', async () => {
+    await writeFile(join(dir, 'fresh'), 'new file\n');
+    const kept = new KernelFileReader();
+    const once = new KernelFileReader({ keepOpen: false });
+    const ns = await stat('/proc/self/ns/net');
+    try {
+      const [first, missing, gone, identity, network] = await withThreadpoolHeld(() => within(Promise.all([
+        kept.read(dir, 'fresh'),
+        kept.read(dir, 'not-there'),
+        kept.read(join(dir, 'no-dir'), 'a').catch((err: unknown) => err),
+        once.identity('/proc/self/ns/net'),
+        readProcessNetworkStats(once, process.pid, ns),
+      ]), 5000, 'reads while the threadpool is held'));
+      expect(first).toBe('new file\n');
+      expect(missing).toBeUndefined();
+      expect(gone).toBeInstanceOf(DirectoryGoneError);
+      expect(identity).toEqual({ dev: ns.dev, ino: ns.ino });
+      expect(network?.interfaces.some((i) => i.name === 'lo')).toBe(true);
+      expect(kept.openDescriptors).toBe(1);
+      expect(once.openDescriptors).toBe(0);
+      expect(await once.identity(`/proc/${2 ** 22 + 1}/ns/net`)).toBeUndefined();
+    } finally {
+      kept.close();
+    }
   });
 });

@@ -9,24 +9,24 @@
 // closed and the files opened again, which tells a removed directory (DirectoryGoneError) from
 // a file this kernel does not have.
 //
-// Opens go through the libuv threadpool, at most `parallel` at a time. The preads of kept
-// descriptors do not: each is ~5-20 µs of kernel work that never waits on a disk, and a
-// threadpool round trip costs more than the read itself (measured on this project's 2-core
-// machine, 1,200 reads: ~10 ms of CPU read in place, 25-50 ms through the threadpool, whose
-// wake-ups also compete for the cores). So reads are queued and done in place in slices of at
-// most `sliceMs`, yielding to the event loop (setImmediate) between slices: other RPCs and I/O
-// run between any two slices, and a listing never holds the loop longer than one slice.
+// Opens, reads and closes are done in place, not through the libuv threadpool: each is ~5-20 µs
+// of kernel work on a file the kernel makes up when asked (never a disk wait), and a threadpool
+// round trip costs more than the call itself (measured on this project's 2-core machine, 1,200
+// reads: ~10 ms of CPU read in place, 25-50 ms through the threadpool, whose wake-ups also
+// compete for the cores). The threadpool is also where ExecSync's files, the writable-layer walks
+// and every record write wait: under kubelet's exec probes (~25 a second at 250 pods) a round trip
+// there took 100-400 ms, and a first listing's 600 opens, two at a time, took 35 s (trace of
+// critest/kubelet-load.test.ts at 100 pods). So calls are queued and done in slices of at most
+// `sliceMs`, yielding to the event loop (setImmediate) between slices: other RPCs and I/O run
+// between any two slices, and a listing never holds the loop longer than one slice. Only files
+// of cgroupfs, procfs and sysfs are to be read through this class.
 //
 // A cgroup or sysfs attribute file is printed whole by one show() call and arrives whole in one
 // read. A file that is a list (cgroup.procs, /proc/net/dev: one seq_file record per entry) is
 // handed over about a page at a time, so a short read does not mean the end: those are read
 // until a read returns nothing (`list: true`).
-import { close, constants, open, readSync, stat } from 'node:fs';
-import { promisify } from 'node:util';
+import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { errnoCode } from '../errors.js';
-
-const openAsync = promisify(open);
-const statAsync = promisify(stat);
 
 /** The directory a file was asked from does not exist (the cgroup was removed, or never made). */
 export class DirectoryGoneError extends Error {
@@ -39,8 +39,6 @@ export class DirectoryGoneError extends Error {
 export interface KernelFileReaderOptions {
   /** Keep descriptors open between reads (default true; false: open, read, close each time). */
   keepOpen?: boolean;
-  /** Opens in flight at once (default 2: half of libuv's default threadpool). */
-  parallel?: number;
   /** Longest run of reads before yielding to the event loop (default 1 ms). */
   sliceMs?: number;
   /** Descriptors kept open at most (default 4096); the least recently read directories go first. */
@@ -79,10 +77,9 @@ const refusesReads = (code: string | undefined) => code === 'ENODEV' || code ===
 
 export class KernelFileReader {
   private readonly keepOpen: boolean;
-  private readonly parallel: number;
   private readonly sliceMs: number;
-  /** Reads waiting for the next slice, in order. */
-  private readonly queue: { fd: number; list: boolean; resolve: (text: string) => void; reject: (err: unknown) => void }[] = [];
+  /** Calls waiting for the next slice, in order. */
+  private readonly queue: { run: () => unknown; resolve: (value: never) => void; reject: (err: unknown) => void }[] = [];
   private sliceScheduled = false;
   private readonly buffer = Buffer.allocUnsafe(BUFFER_SIZE);
   private readonly maxOpen: number;
@@ -92,13 +89,10 @@ export class KernelFileReader {
   /** Kept descriptors per directory, least recently read first. */
   private readonly dirs = new Map<string, DirEntry>();
   private openCount = 0;
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
   private lastPrune = 0;
 
   constructor(opts: KernelFileReaderOptions = {}) {
     this.keepOpen = opts.keepOpen ?? true;
-    this.parallel = Math.max(1, opts.parallel ?? 2);
     this.sliceMs = opts.sliceMs ?? 1;
     this.maxOpen = Math.max(1, opts.maxOpen ?? 4096);
     this.idleMs = opts.idleMs ?? 60_000;
@@ -137,6 +131,23 @@ export class KernelFileReader {
     return this.openAndRead(dir, name, list);
   }
 
+  /**
+   * Device and inode of the kernel file at `path` (a /proc/<pid>/ns link's namespace), looked up
+   * in a slice like a read; undefined when it is not there (the process is gone).
+   */
+  identity(path: string): Promise<{ dev: number; ino: number } | undefined> {
+    return this.inSlice(() => {
+      try {
+        const st = statSync(path);
+        return { dev: st.dev, ino: st.ino };
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+        throw err;
+      }
+    });
+  }
+
   /** Close every kept descriptor of `dir` (removed, or not going to be read again). */
   forgetDir(dir: string): void {
     const d = this.dirs.get(dir);
@@ -172,72 +183,64 @@ export class KernelFileReader {
   /** Reads through `f`, whose `users` count already includes this read. */
   private async readHeld(f: OpenFile, list: boolean): Promise<string> {
     try {
-      return await this.readFd(f.fd, list);
+      return await this.inSlice(() => this.readWhole(f.fd, list));
     } finally {
       f.users--;
       if (f.doomed && f.users === 0) this.closeFd(f.fd);
     }
   }
 
-  private async openAndRead(dir: string, name: string, list: boolean): Promise<string | undefined> {
-    const fd = await this.openFile(dir, name);
-    if (fd === undefined) {
-      if (this.keepOpen) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
-      return undefined;
-    }
-    // Held by this read from the start: evicting it below must not close it under the read.
-    const f: OpenFile = { fd, users: 1, doomed: true };
-    const d = this.keepOpen ? this.touch(dir, this.clock()) : undefined;
-    // Kept unless a concurrent first read of the same file got there first.
-    if (d !== undefined && !d.files.has(name)) {
-      f.doomed = false;
-      d.files.set(name, f);
-      this.evictOverLimit();
-    }
-    try {
-      return await this.readHeld(f, list);
-    } catch (err) {
-      this.forgetFile(dir, name, f);
-      if (!refusesReads(errnoCode(err))) throw err;
-      if (!(await this.exists(dir))) throw new DirectoryGoneError(dir);
-      if (d !== undefined) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
-      return undefined;
-    }
-  }
-
-  private forgetFile(dir: string, name: string, f: OpenFile): void {
-    const d = this.dirs.get(dir);
-    if (d?.files.get(name) === f) d.files.delete(name);
-    if (!f.doomed) {
-      f.doomed = true;
-      if (f.users === 0) this.closeFd(f.fd);
-    }
+  /** Opens `dir`/`name` and reads it in one step of a slice (nothing can close it between). */
+  private openAndRead(dir: string, name: string, list: boolean): Promise<string | undefined> {
+    return this.inSlice(() => {
+      const fd = this.openFile(dir, name);
+      if (fd === undefined) {
+        if (this.keepOpen) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
+        return undefined;
+      }
+      let text: string;
+      try {
+        text = this.readWhole(fd, list);
+      } catch (err) {
+        this.closeFd(fd);
+        if (!refusesReads(errnoCode(err))) throw err;
+        if (!this.exists(dir)) throw new DirectoryGoneError(dir);
+        if (this.keepOpen) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
+        return undefined;
+      }
+      const d = this.keepOpen ? this.touch(dir, this.clock()) : undefined;
+      // Kept unless a first read of the same file queued before this one kept its own.
+      if (d !== undefined && !d.files.has(name)) {
+        d.files.set(name, { fd, users: 0, doomed: false });
+        this.evictOverLimit();
+      } else {
+        this.closeFd(fd);
+      }
+      return text;
+    });
   }
 
   /** Opens `dir`/`name`; undefined when it is not there (in a dir that is) or refuses opening. */
-  private async openFile(dir: string, name: string): Promise<number | undefined> {
-    await this.slot();
+  private openFile(dir: string, name: string): number | undefined {
     try {
-      const fd = await openAsync(`${dir}/${name}`, constants.O_RDONLY);
+      const fd = openSync(`${dir}/${name}`, constants.O_RDONLY);
       this.openCount++;
       return fd;
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        if (!(await this.exists(dir))) throw new DirectoryGoneError(dir);
+        if (!this.exists(dir)) throw new DirectoryGoneError(dir);
         return undefined;
       }
       if (refusesReads(code)) return undefined;
       throw err;
-    } finally {
-      this.release();
     }
   }
 
-  /** The whole file from offset 0, read in the next slice. */
-  private readFd(fd: number, list: boolean): Promise<string> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ fd, list, resolve, reject });
+  /** `run` in the next slice. */
+  private inSlice<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (value: never) => void, reject });
       if (!this.sliceScheduled) {
         this.sliceScheduled = true;
         setImmediate(() => this.runSlice());
@@ -245,14 +248,14 @@ export class KernelFileReader {
     });
   }
 
-  /** Reads queued files for at most sliceMs, then yields to the event loop if any are left. */
+  /** Runs queued calls for at most sliceMs, then yields to the event loop if any are left. */
   private runSlice(): void {
     const until = performance.now() + this.sliceMs;
     do {
       const job = this.queue.shift();
       if (job === undefined) break;
       try {
-        job.resolve(this.readWhole(job.fd, job.list));
+        job.resolve(job.run() as never);
       } catch (err) {
         job.reject(err);
       }
@@ -275,9 +278,9 @@ export class KernelFileReader {
     return Buffer.concat(chunks).toString('latin1');
   }
 
-  private async exists(dir: string): Promise<boolean> {
+  private exists(dir: string): boolean {
     try {
-      return (await statAsync(dir)).isDirectory();
+      return statSync(dir).isDirectory();
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') return false;
@@ -285,24 +288,14 @@ export class KernelFileReader {
     }
   }
 
-  private slot(): Promise<void> {
-    if (this.running < this.parallel) {
-      this.running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  /** A finishing open hands its slot straight to the next waiter, so the limit holds. */
-  private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.running--;
-  }
-
   private closeFd(fd: number): void {
     this.openCount--;
-    close(fd, () => undefined);
+    try {
+      closeSync(fd);
+    } catch (err) {
+      // Only EBADF could come back, which would mean a bookkeeping bug here: say so.
+      throw new Error(`closing kept descriptor ${fd}: ${errnoCode(err) ?? String(err)}`);
+    }
   }
 
   private evictOverLimit(): void {

@@ -126,7 +126,7 @@ export function vethPeerReading(table: InterfaceTable, hostVeth: string, podInte
   return host === undefined ? undefined : { timestamp: table.timestamp, interfaces: [peerCounters(host, podInterface)] };
 }
 
-const sameFile = (a: Stats, b: Stats) => a.dev === b.dev && a.ino === b.ino;
+const sameFile = (a: { dev: number; ino: number }, b: Stats) => a.dev === b.dev && a.ino === b.ino;
 
 /**
  * The table of the namespace process `pid` is in, if that is the namespace pinned at
@@ -139,7 +139,7 @@ export async function readProcessNetworkStats(
   // The process must be in the pod's namespace both before and after the read: checked only
   // after, a process entering it meanwhile (a `setns` just after its start) gave the table of
   // the namespace it came from, the host's, as the pod's.
-  if (!(await inNamespace(pid, netns))) return undefined;
+  if (!(await inNamespace(reader, pid, netns))) return undefined;
   const timestamp = nowNs();
   let text: string | undefined;
   try {
@@ -148,16 +148,12 @@ export async function readProcessNetworkStats(
     if (err instanceof DirectoryGoneError) return undefined;
     throw err;
   }
-  if (text === undefined || !(await inNamespace(pid, netns))) return undefined;
+  if (text === undefined || !(await inNamespace(reader, pid, netns))) return undefined;
   return { timestamp, interfaces: parseProcNetDev(text) };
 }
 
 /** Whether process `pid` is in network namespace `netns` now (false once it is gone). */
-async function inNamespace(pid: number, netns: Stats): Promise<boolean> {
-  try {
-    return sameFile(await stat(`/proc/${pid}/ns/net`), netns);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return false;
-    throw err;
-  }
+async function inNamespace(reader: KernelFileReader, pid: number, netns: Stats): Promise<boolean> {
+  const ns = await reader.identity(`/proc/${pid}/ns/net`);
+  return ns !== undefined && sameFile(ns, netns);
 }

@@ -72,9 +72,6 @@ export interface StatsCollectorOptions {
   /** How long a writable-layer walk is served without a new one starting (default 2 s; an older
    * result is still served, while the new walk runs: fs-usage.ts). */
   fsTtlMs?: number;
-  /** cgroup and /proc files opened at once through the threadpool (default 2; reads of open
-   * files are done in place, in slices: see KernelFileReader). */
-  parallelOpens?: number;
   /** How old a cgroup's (or a pod network table's) reading may be when served (default 2 s;
    * 0: read for every request, no background refresh). kubelet lists every 10 s: two seconds
    * leave the read-ahead room to finish on a loaded node before the listing comes. */
@@ -163,9 +160,9 @@ export class StatsCollector {
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
     this.fsTtlMs = opts.fsTtlMs ?? 2000;
     this.fs = new FsUsageCache({ ttlMs: this.fsTtlMs });
-    this.files = new KernelFileReader({ parallel: opts.parallelOpens });
+    this.files = new KernelFileReader();
     this.hostInterfaces = new HostInterfaceTable(this.files);
-    this.procFiles = new KernelFileReader({ keepOpen: false, parallel: opts.parallelOpens });
+    this.procFiles = new KernelFileReader({ keepOpen: false });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
     this.leadMs = opts.leadMs;
     const forecast = {

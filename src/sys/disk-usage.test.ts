@@ -61,4 +61,40 @@ describe('diskUsage', () => {
     expect(peak).toBeGreaterThan(1);
     expect(peak).toBeLessThanOrEqual(4);
   });
+
+  // Under kubelet's exec probes a threadpool round trip took 300-600 ms: a walk waits for one per
+  // level of the tree, not two (a directory's lstat and readdir go together).
+  it("lists a directory while its lstat is still in flight", async () => {
+    const top = join(root, 'levels');
+    await mkdir(join(top, 'a', 'b'), { recursive: true });
+    await writeFile(join(top, 'a', 'f'), 'x');
+    const lstatDone = new Set<string>();
+    const listedEarly: string[] = [];
+    const listedLate: string[] = [];
+    const realLstat = fsPromises.lstat;
+    const realReaddir = fsPromises.readdir;
+    const lstatSpy = vi.spyOn(fsPromises, 'lstat').mockImplementation((async (...a: Parameters<typeof realLstat>) => {
+      // Answered a turn later than it could be: a readdir issued with it is seen first.
+      const st = await realLstat(...a);
+      await new Promise((r) => setImmediate(r));
+      lstatDone.add(String(a[0]));
+      return st;
+    }) as typeof realLstat);
+    const readdirSpy = vi.spyOn(fsPromises, 'readdir').mockImplementation(((...a: Parameters<typeof realReaddir>) => {
+      (lstatDone.has(String(a[0])) ? listedLate : listedEarly).push(String(a[0]));
+      return realReaddir(...a);
+    }) as typeof realReaddir);
+    syncBuiltinESMExports();
+    let u;
+    try {
+      u = await diskUsage(top);
+    } finally {
+      lstatSpy.mockRestore();
+      readdirSpy.mockRestore();
+      syncBuiltinESMExports();
+    }
+    expect(u.inodes).toBe(4); // top, a, a/b, a/f
+    expect(listedLate).toEqual([]);
+    expect(listedEarly.sort()).toEqual([top, join(top, 'a'), join(top, 'a', 'b')]);
+  });
 });
