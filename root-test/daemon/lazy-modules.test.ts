@@ -29,6 +29,13 @@ const NEVER = ['undici', '@grpc/grpc-js'];
 /** What builds the CRI's gRPC services from api.proto: done at build time (src/gen/cri-descriptor.ts). */
 const BUILD_ONLY = ['@grpc/proto-loader/', 'protobufjs/src/parse.js', 'protobufjs/src/tokenize.js'];
 
+/**
+ * crib's own modules the daemon loads on the first call that needs them: the registry client (and
+ * with it its HTTP, auth and transport) with the first pull (a node whose images are all present
+ * pulls nothing after a restart).
+ */
+const OWN_ON_FIRST_USE = ['image/registry/client.js', 'image/registry/registry-http.js'];
+
 /** For each name, whether a loaded CommonJS file's path contains node_modules/<name>. */
 function which(loaded: string[], names: string[]): Record<string, boolean> {
   return Object.fromEntries(names.map((n) => [n, loaded.some((k) => k.includes(`/node_modules/${n.endsWith('.js') || n.endsWith('/') ? n : `${n}/`}`))]));
@@ -104,6 +111,8 @@ if (isMainThread) {
       ...Object.fromEntries([...BUILD_ONLY, ...LAZY, ...CONFIG_PARSERS].map((n) => [n, false])),
     });
     expect(files.some((f) => f.endsWith('/dist/daemon/daemon.js'))).toBe(true);
+    // crib's own modules that only some RPCs need, loaded by the first of them.
+    expect(OWN_ON_FIRST_USE.filter((m) => files.some((f) => f.endsWith(`/dist/${m}`)))).toEqual([]);
   });
 
   it('pulls from a registry without loading undici or grpc-js', async () => {
@@ -116,6 +125,8 @@ if (isMainThread) {
         expect((await d.cri.image.ListImages({})).images).toHaveLength(1);
       });
       expect(which(files, NEVER)).toEqual(Object.fromEntries(NEVER.map((n) => [n, false])));
+      // The probe sees them once a pull has used them.
+      expect(OWN_ON_FIRST_USE.filter((m) => files.some((f) => f.endsWith(`/dist/${m}`)))).toEqual(OWN_ON_FIRST_USE);
     } finally {
       await registry.stop();
     }
