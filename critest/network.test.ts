@@ -246,7 +246,8 @@ describe('pod networking through the CRI', () => {
       expect(await bridgePorts(d.bridge)).toEqual([]);
       expect(allocations('ipam.json')).toEqual({});
       expect(allocations('ipam6.json')).toEqual({});
-      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(d.dir);
+      // The pods' containers' rootfs mounts go in the background after the removal answered.
+      await waitFor('the removed containers\' mounts to go', () => !readFileSync('/proc/self/mountinfo', 'utf8').includes(d.dir));
     } finally {
       await d.cleanup();
       // The daemon's cleanup removes the bridge and the ip table; the ip6 twin is ours to remove.
@@ -322,7 +323,8 @@ describe('pod networking through the CRI', () => {
       await d.cri.runtime.RemovePodSandbox({ podSandboxId: b.podSandboxId });
       expect(await podIds(d)).toEqual([]);
       expect(await bridgePorts(CNI_BRIDGE)).toEqual([]);
-      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(d.dir);
+      // The pod's container's rootfs mount goes in the background after the removal answered.
+      await waitFor('the removed container\'s mount to go', () => !readFileSync('/proc/self/mountinfo', 'utf8').includes(d.dir));
     } finally {
       await d.cleanup();
       await run('ip', ['link', 'del', CNI_BRIDGE]).catch(() => undefined);

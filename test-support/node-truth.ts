@@ -223,11 +223,17 @@ function sameSet(what: string, want: Iterable<string>, have: Iterable<string>, o
  */
 export async function checkNodeTruth(d: TestDaemon, known: KnownIds = {}): Promise<string[]> {
   // A stopped or removed pod's veth delete, and after it its address release, run in the
-  // background (src/network/pod-network.ts teardown): while only those differ, give them a
-  // bounded time to land before calling the difference a lie: 5 s without one of them landing
-  // (a release that is stuck), or a minute in all. After a burst of removals (250 pods) the
-  // releases are a queue that drains steadily but may need more than 5 s in all.
-  const releasing = (m: string) => /^(IPAM allocation|veth on the bridge): .* exists but is not reported$|is not reported but its veth/.test(m);
+  // background (src/network/pod-network.ts teardown), and so do the deletions of what removed
+  // containers leave (their dirs, rootfs mounts, writable layers, the runtime's delete: the
+  // container service's deletion queue; a removed pod's own dir and mounts are gone before its
+  // removal answers). While only those differ, give them time to land before calling the
+  // difference a lie: 5 s without one of them landing (a release or deletion that is stuck),
+  // or a minute in all. After a burst of removals (250 pods) both are queues that drain steadily
+  // but may need more than 5 s in all.
+  const releasing = (m: string) => new RegExp(
+    '^(IPAM allocation|veth on the bridge|container dir|writable layer|rootfs mount): .* exists but is not reported$' +
+      '|is not reported but its veth|^mount .* belongs to nothing reported$|^process mentioning .* is running, which is not reported$',
+  ).test(m);
   const start = Date.now();
   let fewest = Infinity;
   let lastLanded = start;

@@ -14,7 +14,7 @@ import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { FakeContainerRuntime } from '../../test-support/fake-container-runtime.js';
 import type { ContainerEvent } from './container-events.js';
 import { criState, type ContainerRecord } from './container-record.js';
-import { ContainerService, type WritableLayers } from './container-service.js';
+import { ContainerService, type ContainerServiceOptions, type WritableLayers } from './container-service.js';
 
 /**
  * Writable layers as directories: prepare makes one, mount makes the mount point (empty: what
@@ -73,7 +73,7 @@ describe('ContainerService', () => {
   const services: ContainerService[] = [];
 
   /** A service over the same root, state, layers and runtime: a daemon (re)start. */
-  async function daemon(o: { recover?: boolean } = {}): Promise<ContainerService> {
+  async function daemon(o: { recover?: boolean; removalQueue?: ContainerServiceOptions['removalQueue'] } = {}): Promise<ContainerService> {
     const runtimes = {
       get: (h: string): ContainerRuntime => {
         if (h !== 'crib') throw new Error(`no handler ${h}`);
@@ -87,6 +87,7 @@ describe('ContainerService', () => {
       images: { find: async (ref: string) => (ref === 'busybox' ? IMAGE : ref === 'app' ? APP_IMAGE : undefined) },
       snapshots: layers,
       persistRetry: { firstMs: 50, maxMs: 200 },
+      removalQueue: o.removalQueue,
     });
     services.push(svc);
     if (o.recover !== false) await svc.recover();
@@ -432,47 +433,109 @@ describe('ContainerService', () => {
     expect(await readdir(layers.dir)).toEqual([]);
   });
 
-  it('removes a pod\'s container with its remains before the pod\'s removal goes on', async () => {
+  it('removes a pod\'s container for the pod\'s removal without waiting for its remains', async () => {
     const svc = await daemon();
     const id = await svc.create(pod, containerConfig('inpod'), new AbortController().signal);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let removes = 0;
     const remove = layers.remove.bind(layers);
     layers.remove = async (key: string) => {
-      await new Promise((r) => setTimeout(r, 50));
+      removes += 1;
+      await held;
       await remove(key);
     };
+    // Answers while the writable layer's deletion is held: the container is gone for every read.
     await svc.removeForPod(id);
+    expect(svc.list()).toEqual([]);
+    expect(existsSync(join(base, 'root', 'containers', `${id}.json.removing`))).toBe(true);
+    expect(svc.idsInPod(pod.id)).toEqual([id]);
+    // Asked again (a retried RemovePodSandbox) while the deletion runs: it does not begin another.
+    await svc.removeForPod(id);
+    await vi.waitFor(() => expect(removes).toBe(1), { timeout: 5000, interval: 10 });
+    expect(svc.removalsInProgress).toBe(1);
+    release();
+    await svc.removalsSettled();
+    expect(removes).toBe(1);
     expect(svc.removalsInProgress).toBe(0);
+    expect(svc.idsInPod(pod.id)).toEqual([]);
     expect(await readdir(layers.dir)).toEqual([]);
     expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
     expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
   });
 
-  it('finishes at start-up, and in the pod\'s removal, a background deletion that failed', async () => {
-    const first = await daemon();
+  it('makes a removal wait for room while the deletion queue is full, never for its own deletion', async () => {
+    const svc = await daemon({ removalQueue: { width: 1, capacity: 2, firstRetryMs: 10, maxRetryMs: 10 } });
+    const ids: string[] = [];
+    for (const name of ['a', 'b', 'c']) ids.push(await svc.create(pod, containerConfig(name), new AbortController().signal));
+    const gates = new Map<string, () => void>();
+    const remove = layers.remove.bind(layers);
+    layers.remove = async (key: string) => {
+      await new Promise<void>((r) => gates.set(key, r));
+      await remove(key);
+    };
+    await svc.remove(ids[0]!);
+    await svc.remove(ids[1]!);
+    // Two held (one deleting, one waiting its turn): the third removal waits for room.
+    let third = false;
+    const removing = svc.remove(ids[2]!).then(() => (third = true));
+    await vi.waitFor(() => expect(gates.has(ids[0]!)).toBe(true), { timeout: 5000, interval: 10 });
+    await settle();
+    expect(third).toBe(false);
+    expect(svc.removalsInProgress).toBe(3);
+    gates.get(ids[0]!)!();
+    // Room again: it answers while its own deletion still waits behind the second.
+    await removing;
+    expect((await readdir(layers.dir)).sort()).toEqual([ids[1]!, ids[2]!].sort());
+    await vi.waitFor(() => expect(gates.has(ids[1]!)).toBe(true), { timeout: 5000, interval: 10 });
+    gates.get(ids[1]!)!();
+    await vi.waitFor(() => expect(gates.has(ids[2]!)).toBe(true), { timeout: 5000, interval: 10 });
+    gates.get(ids[2]!)!();
+    await svc.removalsSettled();
+    expect(svc.removalsInProgress).toBe(0);
+    expect(await readdir(layers.dir)).toEqual([]);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
+  });
+
+  it('tries a failed background deletion again until it succeeds; one a stop gave up on is finished at start-up', async () => {
+    const first = await daemon({ removalQueue: { width: 4, capacity: 16, firstRetryMs: 20, maxRetryMs: 40 } });
     const ids = [
       await first.create(pod, containerConfig('a'), new AbortController().signal),
       await first.create(pod, containerConfig('b'), new AbortController().signal),
     ];
     for (const id of ids) await first.start(id);
     const remove = layers.remove.bind(layers);
-    let failing = true;
+    const failing = new Set(ids);
+    const tries = new Map<string, number>();
     layers.remove = async (key: string) => {
-      if (failing) throw Object.assign(new Error(`EBUSY: resource busy, rmdir ${key}`), { code: 'EBUSY' });
+      tries.set(key, (tries.get(key) ?? 0) + 1);
+      if (failing.has(key)) throw Object.assign(new Error(`EBUSY: resource busy, rmdir ${key}`), { code: 'EBUSY' });
       await remove(key);
     };
     for (const id of ids) await first.remove(id);
-    await first.removalsSettled();
+    // Failing, tried again and again; the containers stay gone for every read meanwhile.
+    await vi.waitFor(() => expect(Math.min(...ids.map((id) => tries.get(id) ?? 0))).toBeGreaterThanOrEqual(3), { timeout: 5000, interval: 10 });
     expect(first.list()).toEqual([]);
     expect((await readdir(join(base, 'root', 'containers'))).sort()).toEqual(ids.map((id) => `${id}.json.removing`).sort());
     expect((await readdir(layers.dir)).sort()).toEqual([...ids].sort());
-    // The pod's removal finds its containers' unfinished deletions and fails while they fail...
+    // The pod's removal neither fails with them nor waits for them.
     expect(first.idsInPod(pod.id).sort()).toEqual([...ids].sort());
-    await expect(first.removeForPod(ids[0]!)).rejects.toThrow(/EBUSY/);
-    // ...and finishes them once they can be.
-    failing = false;
     await first.removeForPod(ids[0]!);
-    expect(await readdir(layers.dir)).toEqual([ids[1]]);
-    // A crash (no close) leaves the other's marker: start-up finishes it.
+    // The disk lets go of the first: its next try deletes it.
+    failing.delete(ids[0]!);
+    await vi.waitFor(async () => expect(await readdir(layers.dir)).toEqual([ids[1]]), { timeout: 5000, interval: 10 });
+    expect(first.removalsInProgress).toBe(1);
+    // The daemon stops: the other is tried once more, then left, marked, to the next start-up.
+    const before = tries.get(ids[1]!)!;
+    await first.close();
+    services.splice(services.indexOf(first), 1);
+    // Once more at most (one running when the stop came is not tried again), then never again.
+    const after = tries.get(ids[1]!)!;
+    expect(after - before).toBeLessThanOrEqual(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(tries.get(ids[1]!)).toBe(after);
+    expect(await readdir(join(base, 'root', 'containers'))).toEqual([`${ids[1]}.json.removing`]);
+    failing.clear();
     const second = await daemon();
     expect(second.list()).toEqual([]);
     expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);

@@ -24,6 +24,7 @@ import type { IdmappedRootfs } from '../snapshot/snapshotter.js';
 import type { PodContainers } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { BackgroundTasks } from '../lifecycle/background-tasks.js';
+import { BoundedWorkQueue } from '../lifecycle/bounded-work-queue.js';
 import { Cleaner } from '../lifecycle/cleaner.js';
 import { crashPoint } from '../lifecycle/crash-point.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
@@ -55,8 +56,15 @@ import { applyRootfsDiff } from './checkpoint/rootfs-diff.js';
 const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
 /** How long a SIGKILLed container may take to be reported gone. */
 const KILL_GRACE_MS = 10_000;
-/** Removed containers whose remains are deleted after RemoveContainer answered, at most. */
-const MAX_BACKGROUND_REMOVALS = 32;
+/**
+ * Removed containers' remains deleted at once in the background, at most (each is a runtime
+ * delete, an unmount that syncs the upper layer, and directory syncs), and how many may be held
+ * in all, those waiting their turn included: past it RemoveContainer, and RemovePodSandbox
+ * removing its containers, wait for room, so a burst of removals goes at the pace the disk
+ * deletes at instead of leaving an ever longer backlog behind the last answer. A failed deletion
+ * is tried again, 1 s after its first failure, doubling to 30 s.
+ */
+const REMOVAL_QUEUE = { width: 4, capacity: 16, firstRetryMs: 1000, maxRetryMs: 30_000 };
 /**
  * Exited containers' runtime states deleted at once in the background, at most: each is a
  * runtime process forked from the one spawn thread (sys/spawn-thread.ts) that StartContainer's
@@ -100,6 +108,8 @@ export interface ContainerServiceOptions {
   snapshots: WritableLayers;
   /** Backoff of record writes the disk refused (default 1 s doubling to 10 s). */
   persistRetry?: { firstMs: number; maxMs: number };
+  /** The removed containers' deletion queue (default REMOVAL_QUEUE). */
+  removalQueue?: { width: number; capacity: number; firstRetryMs: number; maxRetryMs: number };
   /** The node's CDI specs; without it a container asking for a CDI device is refused. */
   cdi?: CdiRegistry;
   /** Image volumes (CRI Mount.image); without it a mount with an image is refused. */
@@ -165,11 +175,12 @@ export class ContainerService implements PodContainers {
   private readonly starting = new Set<string>();
   private readonly deferredExits = new Map<string, { exit: ExitRecord; why?: { reason: string; message: string } }>();
   /**
-   * Containers removed (RemoveContainer answered, the record marked) whose remains are being
-   * deleted in the background; `done` never rejects. A failed deletion stays here for the pod's
-   * removal (or start-up) to finish.
+   * Containers removed (RemoveContainer answered, the record marked) whose remains are held by
+   * `deletions`, deleted in the background or waiting to be tried again after a failure.
    */
-  private readonly removals = new Map<string, { rec: ContainerRecord; done: Promise<void> }>();
+  private readonly removals = new Map<string, ContainerRecord>();
+  /** The removed containers' deletions (REMOVAL_QUEUE). */
+  private readonly deletions: BoundedWorkQueue;
   /**
    * Exited containers' runtime states (and cgroups), deleted once the exit is on disk, the way
    * containerd's CRI plugin deletes a task when it handles its exit: RemoveContainer, and the
@@ -191,6 +202,15 @@ export class ContainerService implements PodContainers {
       onSaved: (rec) => this.saved(rec),
     });
     this.trash = new Trash(join(opts.state, 'containers-trash'), { syncParent: true });
+    const q = opts.removalQueue ?? REMOVAL_QUEUE;
+    this.deletions = new BoundedWorkQueue({
+      width: q.width,
+      capacity: q.capacity,
+      retryDelayMs: (failures) => Math.min(q.maxRetryMs, q.firstRetryMs * 2 ** (failures - 1)),
+      onError: (id, err, retried) => log.error({ container: id, err }, retried
+        ? 'deleting a removed container\'s remains failed; it is tried again shortly'
+        : 'deleting a removed container\'s remains failed; the next start-up finishes it'),
+    });
   }
 
   // ---- start-up and exit tracking ------------------------------------------------------------
@@ -289,8 +309,10 @@ export class ContainerService implements PodContainers {
     this.unwatch.clear();
     // Those not begun are done by the next start-up (recover).
     await this.runtimeDeletions.drain();
-    // What a removal leaves undone is finished at start-up; waiting here keeps a clean stop clean.
-    await this.removalsSettled();
+    // What a removal leaves undone is finished at start-up; waiting here keeps a clean stop clean
+    // (each held deletion is tried once more, one waiting to be retried too).
+    await this.deletions.close();
+    await this.recordWritesOf([...this.removals.keys()]);
     await this.trash.settled();
     await this.records.close();
   }
@@ -390,7 +412,7 @@ export class ContainerService implements PodContainers {
       // Also once RemoveContainer marked it, while its remains wait to be deleted in the
       // background: that deletion waits for this one (the runtime runs one delete of a
       // container at a time). Removed and gone, or removed before answering: nothing to do.
-      const rec = this.records.get(id) ?? this.removals.get(id)?.rec;
+      const rec = this.records.get(id) ?? this.removals.get(id);
       if (!rec?.finishedAt) return;
       crashPoint('ContainerExit:before-runtime-delete');
       await runtime.deleteExited(this.ref(rec));
@@ -452,7 +474,7 @@ export class ContainerService implements PodContainers {
   /** The pod's containers, those still being deleted after their removal too. */
   idsInPod(podId: string): string[] {
     const ids = this.records.list().filter((c) => c.podId === podId).map((c) => c.id);
-    for (const [id, r] of this.removals) if (r.rec.podId === podId) ids.push(id);
+    for (const [id, r] of this.removals) if (r.podId === podId) ids.push(id);
     return ids;
   }
 
@@ -461,11 +483,18 @@ export class ContainerService implements PodContainers {
     return this.removals.size;
   }
 
-  /** Resolves once every background deletion begun so far has ended (done or failed). */
+  /**
+   * Resolves once no background deletion runs or waits its turn (done, or failed and waiting to
+   * be tried again).
+   */
   async removalsSettled(): Promise<void> {
     const ids = [...this.removals.keys()];
-    await Promise.all([...this.removals.values()].map((r) => r.done));
-    // And a record write still in flight when the removal was marked (it does not wait for one).
+    await this.deletions.settled();
+    await this.recordWritesOf(ids);
+  }
+
+  /** A record write still in flight when the removal was marked (it does not wait for one). */
+  private async recordWritesOf(ids: string[]): Promise<void> {
     await Promise.all(ids.map((id) => this.records.idle(id)));
   }
 
@@ -978,21 +1007,15 @@ export class ContainerService implements PodContainers {
     return this.stop(id, 0);
   }
 
-  /** The pod goes only once its containers' remains are gone: their cgroups are inside its own. */
+  /**
+   * A pod's container goes with the pod as RemoveContainer removes it: marked, its remains
+   * deleted in the background. The pod's removal waits for no such deletion (only for room in
+   * the queue, as RemoveContainer does): nothing the pod's own removal touches is held by them
+   * (the container's cgroup went with its exit, and the pod's cgroup is kubelet's to remove).
+   * One already held by the queue (running, or waiting to be tried again) is left to it.
+   */
   async removeForPod(id: string): Promise<void> {
-    await this.finishRemoval(id);
-    await this.remove(id);
-    await this.finishRemoval(id);
-  }
-
-  /** Waits for a background deletion; one that failed is tried again here, its error thrown. */
-  private async finishRemoval(id: string): Promise<void> {
-    const r = this.removals.get(id);
-    if (!r) return;
-    await r.done;
-    if (!this.removals.has(id)) return;
-    await this.locks.run(id, () => this.destroy(r.rec));
-    this.removals.delete(id);
+    if (!this.removals.has(id)) await this.remove(id);
   }
 
   /** Remove a container (stopping it first if it runs); idempotent. */
@@ -1019,9 +1042,12 @@ export class ContainerService implements PodContainers {
       crashPoint('RemoveContainer:after-intent');
       this.stopWatching(cur.id);
       this.names.release(cur.reservedName, cur.id);
-      // Bounded: past that many deletions in the background, this one is done before answering.
-      if (marked && this.removals.size < MAX_BACKGROUND_REMOVALS) this.destroyInBackground(marked);
-      else await this.destroy(cur);
+      if (marked) {
+        this.removals.set(marked.id, marked);
+        await this.deletions.add(marked.id, () => this.deleteRemains(marked));
+      } else {
+        await this.destroy(cur);
+      }
       this.emit(cur, 'CONTAINER_DELETED_EVENT');
       log.info({ container: cur.id }, 'container removed');
     });
@@ -1029,25 +1055,18 @@ export class ContainerService implements PodContainers {
 
   /**
    * Deletes a removed container's remains (runtime state and cgroup, rootfs mount, writable
-   * layer, dir, marker) after RemoveContainer answered: the unmount syncs the upper filesystem
-   * and the deletions sync directories, tens of milliseconds on a busy disk kubelet need not
-   * wait for. A failure is logged and left for the pod's removal or start-up to finish.
+   * layer, dir, marker) after RemoveContainer answered, from the deletion queue: the unmount
+   * syncs the upper filesystem and the deletions sync directories, tens of milliseconds on a
+   * busy disk kubelet need not wait for. A failure is the queue's to try again.
    */
-  private destroyInBackground(rec: ContainerRecord): void {
-    // Queued behind the removal holding the lock now, and begun only in the next turn of the
-    // event loop, so that the answer is on its way before any of it runs.
-    const done = this.locks.run(rec.id, async () => {
+  private deleteRemains(rec: ContainerRecord): Promise<void> {
+    // Behind the removal holding the lock now, and begun only in the next turn of the event
+    // loop, so that the answer is on its way before any of it runs.
+    return this.locks.run(rec.id, async () => {
       await new Promise((resolve) => setImmediate(resolve));
       await this.destroy(rec);
-    }).then(
-      () => {
-        this.removals.delete(rec.id);
-      },
-      (err: unknown) => {
-        log.error({ container: rec.id, err }, 'deleting a removed container\'s remains failed; its pod\'s removal or the next start-up finishes it');
-      },
-    );
-    this.removals.set(rec.id, { rec, done });
+      this.removals.delete(rec.id);
+    });
   }
 
   private stopWatching(id: string): void {

@@ -254,6 +254,37 @@ describe('SandboxService', () => {
     expect(svc.get(other).state).toBe('ready');
   });
 
+  it('StopPodSandbox writes its outcome\'s record beside the intent, in place only after the teardown; a failed teardown leaves the intent alone', async () => {
+    const svc = await daemon();
+    const id = await svc.run(podConfig('web'), '', live());
+    const podsDir = join(root, 'pods');
+    const teardown = net.teardown.bind(net);
+    let during: { files: string[]; onDisk: string; temp: string } | undefined;
+    net.teardown = async (podId: string) => {
+      const files = (await readdir(podsDir)).sort();
+      const temp = files.find((f) => f.startsWith(`.tmp-${id}.json`));
+      during = {
+        files,
+        onDisk: (JSON.parse(await readFile(join(podsDir, `${id}.json`), 'utf8')) as { state: string }).state,
+        temp: temp ? (JSON.parse(await readFile(join(podsDir, temp), 'utf8')) as { state: string }).state : '',
+      };
+      return teardown(podId);
+    };
+    net.failNextTeardown = new InternalError('CNI DEL failed');
+    await expect(svc.stop(id)).rejects.toThrow(/CNI DEL failed/);
+    // The outcome was written (and synced) before the teardown began, under its temp name.
+    expect(during).toMatchObject({ onDisk: 'stopping', temp: 'notready' });
+    expect(during!.files).toHaveLength(2);
+    // Failed: the intent stays for the retry (reported NOTREADY), the outcome is gone.
+    expect(svc.get(id).state).toBe('stopping');
+    expect(await readdir(podsDir)).toEqual([`${id}.json`]);
+    await svc.stop(id);
+    expect(during).toMatchObject({ onDisk: 'stopping', temp: 'notready' });
+    expect(svc.get(id).state).toBe('notready');
+    expect(await readdir(podsDir)).toEqual([`${id}.json`]);
+    expect((await daemon()).get(id).state).toBe('notready');
+  });
+
   it('RemovePodSandbox removes the containers and everything the pod holds; removing again succeeds', async () => {
     const svc = await daemon();
     const id = await svc.run(podConfig('web', { sharedPid: true }), '', live());

@@ -314,26 +314,38 @@ export class SandboxService {
     await this.locks.run(rec.id, async () => {
       let cur = this.store.get(rec.id);
       if (!cur) return;
-      // The intent first: from here on the pod is reported NOTREADY, and a crash is finished at
-      // start-up, never left READY with a network it no longer has.
-      if (cur.state === 'ready') {
-        // No directory sync: the 'notready' written at the end syncs it before the answer, and a
-        // power cut before then takes what the stop undoes with it.
-        cur = await this.store.update(cur.id, (r) => {
-          r.state = 'stopping';
-        }, { syncDir: false });
-        crashPoint('StopPodSandbox:after-intent');
+      if (cur.state !== 'ready' && cur.state !== 'stopping') {
+        for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
+        return;
       }
-      for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
-      if (cur.state !== 'stopping') return;
-      crashPoint('StopPodSandbox:after-containers');
-      if (cur.podInitPid) await this.opts.namespaces.stopPodInits(cur, join(cur.dir, 'ns'), false);
-      crashPoint('StopPodSandbox:after-pod-init');
-      if (cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
-      crashPoint('StopPodSandbox:after-network');
-      await this.store.update(cur.id, (r) => {
-        r.state = 'notready';
-      });
+      // The outcome's record is written and synced under a temp name while the intent is (two
+      // syncs side by side, not one after the other); it goes in place only once the teardown
+      // is done, and nothing else changes the record meanwhile (the pod's lock). A crash before
+      // then leaves the temp file to start-up's sweep.
+      const outcome = this.store.prepare({ ...structuredClone(cur), state: 'notready' });
+      outcome.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+      try {
+        // The intent first: from here on the pod is reported NOTREADY, and a crash is finished
+        // at start-up, never left READY with a network it no longer has.
+        if (cur.state === 'ready') {
+          // No directory sync: the outcome's commit syncs it before the answer, and a power cut
+          // before then takes what the stop undoes with it.
+          cur = await this.store.update(cur.id, (r) => {
+            r.state = 'stopping';
+          }, { syncDir: false });
+          crashPoint('StopPodSandbox:after-intent');
+        }
+        for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
+        crashPoint('StopPodSandbox:after-containers');
+        if (cur.podInitPid) await this.opts.namespaces.stopPodInits(cur, join(cur.dir, 'ns'), false);
+        crashPoint('StopPodSandbox:after-pod-init');
+        if (cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
+        crashPoint('StopPodSandbox:after-network');
+        await (await outcome).commit();
+      } catch (err) {
+        await (await outcome.catch(() => undefined))?.abort();
+        throw err;
+      }
       log.info({ pod: cur.id }, 'pod sandbox stopped');
     });
   }
@@ -359,6 +371,8 @@ export class SandboxService {
         }, { syncDir: false });
         crashPoint('RemovePodSandbox:after-intent');
       }
+      // Each removal durable (marked) before the next step; their remains are deleted in the
+      // background, which this waits for only when that queue is full (container-service.ts).
       for (const cid of this.containers.idsInPod(cur.id)) await this.containers.removeForPod(cid);
       crashPoint('RemovePodSandbox:after-containers');
       // A network that will not let go (a CNI DEL failing) fails the call and keeps the pod, its
