@@ -99,6 +99,22 @@ describe('atomic-file', () => {
     expect(readdirSync(sub).sort()).toEqual(['a', 'b']);
   });
 
+  it('calls onRenamed once the file is in place, before the commit resolves; not when the rename fails', async () => {
+    const sub = join(dir, 'renamed');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(sub, 'blocked', 'child'), { recursive: true });
+    const seen: string[] = [];
+    const p = join(sub, 'rec.json');
+    const next = await prepareFileAtomic(p, 'new', 0o600, { onRenamed: () => seen.push(readFileSync(p, 'utf8')) });
+    expect(seen).toEqual([]);
+    await next.commit();
+    expect(seen).toEqual(['new']);
+    const blocked = await prepareFileAtomic(join(sub, 'blocked'), 'z', 0o600, { onRenamed: () => seen.push('blocked') });
+    await expect(blocked.commit()).rejects.toThrow();
+    expect(seen).toEqual(['new']);
+    expect(readdirSync(sub).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
   it('sweeps what interrupted writes left: all of them, or one target\'s', async () => {
     const sweep = join(dir, 'sweep');
     const { mkdirSync } = await import('node:fs');

@@ -32,6 +32,13 @@ export interface AtomicWriteOptions {
    * in the same directory records the outcome before the caller is answered. Default true.
    */
   syncDir?: boolean;
+  /**
+   * Called once the file is in place, before its directory is synced: a process reading the
+   * directory from now on (the daemon restarted after a kill -9) finds it. Only for work that
+   * must follow the file for a crash but that a power cut cannot outlive without it either
+   * (under /run, a tmpfs): it overlaps the directory's sync. Not called when the rename fails.
+   */
+  onRenamed?: () => void;
 }
 
 /** A file written and synced under a temp name beside its target, not in place yet. */
@@ -97,6 +104,7 @@ export async function prepareFileAtomic(path: string, data: string | Uint8Array,
           await unlink(tmp).catch(() => undefined);
           throw renamed.reason;
         }
+        opts.onRenamed?.();
         if (dirOpened) await (await dirOpened).sync();
       } catch (err) {
         throw fsError(err, path, 'write');
