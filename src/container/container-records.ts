@@ -131,9 +131,12 @@ export class ContainerRecords {
     return [...this.unsaved];
   }
 
-  /** A new record, on disk before this resolves (a crash after it leaves the intent behind). */
-  async add(rec: ContainerRecord): Promise<void> {
-    await this.writes.run(rec.id, () => this.store.put(rec));
+  /**
+   * A new record, on disk before this resolves (a crash after it leaves the intent behind).
+   * `opts.onRenamed`: work that may begin once the file is in place (atomic-file.ts).
+   */
+  async add(rec: ContainerRecord, opts: Pick<AtomicWriteOptions, 'onRenamed'> = {}): Promise<void> {
+    await this.writes.run(rec.id, () => this.store.put(rec, opts));
     this.byId.set(rec.id, rec);
   }
 

@@ -614,7 +614,18 @@ export class ContainerService implements PodContainers {
     // what else it touches on the node (missing host dirs of bind mounts, made as kubelet's
     // hostPath volumes expect) no rollback removes anyway. A container from a checkpoint has
     // its spec built once its rootfs diff is in the writable layer, which may change the users.
-    const intent = this.records.add(rec);
+    // The bundle's dir is made once the intent is in place, while the intent's directory is
+    // synced: a crash from then on finds the intent, whose rollback removes the dir; a power cut
+    // takes the dir with the intent (the state dir is a tmpfs, /run; on one journalling file
+    // system the mkdir, made after the rename, cannot outlive it either).
+    const makeBundleDir = () => mkdir(paths.bundle, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
+    let bundleDir: Promise<unknown> | undefined;
+    const intent = this.records.add(rec, {
+      onRenamed: () => {
+        bundleDir = makeBundleDir();
+        bundleDir.catch(() => undefined);
+      },
+    });
     const layer = snapshots.prepare(id, image.chainId, { publishAfter: intent });
     const early = archive ? undefined : specFor(imageLayers);
     // Awaited below (or by the rollback); a failure that comes first is not an unhandled one.
@@ -624,8 +635,10 @@ export class ContainerService implements PodContainers {
       await intent;
     } catch (err) {
       // The layer gives up too (it waited for the intent) and removes what it made: nothing is
-      // left. The spec's work ends before the call does.
-      await Promise.allSettled([layer, early]);
+      // left. The spec's work ends before the call does. An intent renamed into place whose
+      // directory would not sync leaves its record to start-up's rollback, and its dir here.
+      await Promise.allSettled([layer, early, bundleDir]);
+      if (bundleDir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
     crashPoint('CreateContainer:after-record');
@@ -638,8 +651,8 @@ export class ContainerService implements PodContainers {
       await snapshots.remove(id);
     });
     try {
-      await mkdir(paths.bundle, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove container dir', () => rm(dir, { recursive: true, force: true }));
+      await (bundleDir ?? makeBundleDir());
       const imageVolumes = this.opts.imageVolumes;
       if (imageVolumes && volumes.length > 0) {
         imageVolumes.hold(id, volumes);

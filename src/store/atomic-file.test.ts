@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,6 +63,56 @@ describe('atomic-file', () => {
     await dropped.abort();
     expect(readFileSync(p, 'utf8')).toBe('new');
     expect(readdirSync(sub)).toEqual(['rec.json']);
+  });
+
+  it('gives the exact mode whether or not the umask narrows it, and an empty file too', async () => {
+    // 0o666 is narrowed by any usual umask (022, 002, 077): the chmod path; 0o600 by none of them.
+    for (const mode of [0o666, 0o600, 0o640]) {
+      const p = join(dir, `mode-${mode.toString(8)}`);
+      await writeFileAtomic(p, 'x', mode);
+      expect(statSync(p).mode & 0o777).toBe(mode);
+    }
+    const empty = join(dir, 'empty');
+    await writeFileAtomic(empty, '', 0o600);
+    expect(readFileSync(empty, 'utf8')).toBe('');
+    expect(statSync(empty).mode & 0o777).toBe(0o600);
+  });
+
+  it('leaves no descriptor open once a write, a commit or an abort has resolved', async () => {
+    const sub = join(dir, 'fds');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(sub);
+    const open = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(sub);
+      } catch {
+        return false; // the directory listing's own descriptor, closed meanwhile
+      }
+    });
+    await writeFileAtomic(join(sub, 'a'), 'a');
+    await (await prepareFileAtomic(join(sub, 'b'), 'b', 0o644, { syncDir: false })).commit();
+    await (await prepareFileAtomic(join(sub, 'c'), 'c')).abort();
+    await expect(writeFileAtomic(join(sub, 'd'), 42 as unknown as string)).rejects.toThrow();
+    // The directory's descriptor is closed after the call (nobody waits for it): a tick later.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(open()).toEqual([]);
+    expect(readdirSync(sub).sort()).toEqual(['a', 'b']);
+  });
+
+  it('calls onRenamed once the file is in place, before the commit resolves; not when the rename fails', async () => {
+    const sub = join(dir, 'renamed');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(sub, 'blocked', 'child'), { recursive: true });
+    const seen: string[] = [];
+    const p = join(sub, 'rec.json');
+    const next = await prepareFileAtomic(p, 'new', 0o600, { onRenamed: () => seen.push(readFileSync(p, 'utf8')) });
+    expect(seen).toEqual([]);
+    await next.commit();
+    expect(seen).toEqual(['new']);
+    const blocked = await prepareFileAtomic(join(sub, 'blocked'), 'z', 0o600, { onRenamed: () => seen.push('blocked') });
+    await expect(blocked.commit()).rejects.toThrow();
+    expect(seen).toEqual(['new']);
+    expect(readdirSync(sub).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
   });
 
   it('sweeps what interrupted writes left: all of them, or one target\'s', async () => {

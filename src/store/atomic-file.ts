@@ -1,15 +1,17 @@
 // Crash-safe files, the one writer every persisted record and document goes through: a reader
 // sees either the old content or the new one, never a torn write. Write to a temp file in the
-// same directory (rename is only atomic within a filesystem), fsync it, rename over the target,
-// then fsync the directory so the rename itself survives a power cut.
+// same directory (rename is only atomic within a filesystem), synced as it is written (O_SYNC),
+// rename it over the target, then fsync the directory so the rename itself survives a power cut.
 //
 // Every temp name starts with ATOMIC_TEMP_PREFIX and names its target, so the start-up sweep of
 // any persisted directory finds what an interrupted write left (sweepInterruptedWrites), and a
 // failure names the file being written, not its temp (the operator's path, their own disk).
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DataLossError, errnoCode, fsError } from '../errors.js';
+import { umaskKeeps } from '../process-umask.js';
 
 /** Temp files start with this so start-up cleanup can find leftovers of an interrupted write. */
 export const ATOMIC_TEMP_PREFIX = '.tmp-';
@@ -30,6 +32,13 @@ export interface AtomicWriteOptions {
    * in the same directory records the outcome before the caller is answered. Default true.
    */
   syncDir?: boolean;
+  /**
+   * Called once the file is in place, before its directory is synced: a process reading the
+   * directory from now on (the daemon restarted after a kill -9) finds it. Only for work that
+   * must follow the file for a crash but that a power cut cannot outlive without it either
+   * (under /run, a tmpfs): it overlaps the directory's sync. Not called when the rename fails.
+   */
+  onRenamed?: () => void;
 }
 
 /** A file written and synced under a temp name beside its target, not in place yet. */
@@ -40,48 +49,74 @@ export interface PreparedFile {
   abort(): Promise<void>;
 }
 
+// O_SYNC: the write returns once the content and the file's metadata are on disk, as a write and
+// an fsync would, one thread-pool round trip fewer. O_EXCL: a fresh file, so the mode given to
+// open is its mode, but for what the umask clears.
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_SYNC;
+
 /**
  * The first half of writeFileAtomic: the content written to its temp file and synced, so that
  * the sync's cost overlaps with work the file must only replace its target after (`commit`
  * once that work is done). A crash before the commit leaves the temp file for the start-up
  * sweep and the target untouched.
+ *
+ * Every awaited file call is a round trip through the thread pool, and on a loaded node each
+ * one waits for the event loop too: the directory is opened while the file is written, the
+ * file is closed while it is renamed, and the directory's descriptor is closed after the call.
  */
 export async function prepareFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<PreparedFile> {
   const dir = dirname(path);
   const tmp = join(dir, `${ATOMIC_TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`);
+  const dirOpened = opts.syncDir === false ? undefined : open(dir, 'r');
+  // Awaited below on every path; a failure that comes first is not an unhandled one.
+  dirOpened?.catch(() => undefined);
+  // A read-only descriptor's close has nothing to report: nobody waits for it.
+  const closeDir = () => void dirOpened?.then((fh) => fh.close()).catch(() => undefined);
+  // The content is on disk once the O_SYNC write returned: the file's close has nothing left to
+  // report either, and is awaited only so that no descriptor outlives the call.
+  let closed: Promise<unknown> = Promise.resolve();
+  let made = false;
   try {
-    const fh = await open(tmp, 'wx', mode);
+    const fh = await open(tmp, TEMP_FLAGS, mode);
+    made = true;
     try {
-      try {
-        await fh.writeFile(data);
-        // open() applies the umask; the caller asked for this exact mode.
-        await fh.chmod(mode);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+      // open() applies the umask; the caller asked for this exact mode. Before the write, whose
+      // sync takes the mode to disk with the content.
+      if (!umaskKeeps(mode)) await fh.chmod(mode);
+      // Nothing to write is no write, and so no sync either: an empty file is synced by hand.
+      if (data.length === 0) await fh.sync();
+      else await fh.writeFile(data);
+    } finally {
+      closed = fh.close().catch(() => undefined);
     }
+    await dirOpened;
   } catch (err) {
+    closeDir();
+    await closed;
+    if (made) await unlink(tmp).catch(() => undefined);
     throw fsError(err, path, 'write');
   }
   return {
     commit: async () => {
       try {
-        try {
-          await rename(tmp, path);
-        } catch (err) {
+        const [renamed] = await Promise.allSettled([rename(tmp, path), closed]);
+        if (renamed.status === 'rejected') {
           await unlink(tmp).catch(() => undefined);
-          throw err;
+          throw renamed.reason;
         }
-        if (opts.syncDir !== false) await fsyncDir(dir);
+        opts.onRenamed?.();
+        if (dirOpened) await (await dirOpened).sync();
       } catch (err) {
         throw fsError(err, path, 'write');
+      } finally {
+        closeDir();
       }
     },
-    abort: () => unlink(tmp).catch(() => undefined),
+    abort: async () => {
+      closeDir();
+      await closed;
+      await unlink(tmp).catch(() => undefined);
+    },
   };
 }
 

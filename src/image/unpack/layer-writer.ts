@@ -8,6 +8,7 @@
 // so the only symlinks in it are ones the archive made; we never follow any of them.
 import * as fs from 'node:fs';
 import { InvalidArgumentError, ResourceExhaustedError, errnoCode, fsError } from '../../errors.js';
+import { umaskKeeps } from '../../process-umask.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from '../../sys/libc.js';
 import { baseOf, cleanEntryPath, parentOf } from './safe-path.js';
 import type { TarHeader, TarSink } from './tar-reader.js';
@@ -19,11 +20,6 @@ const OPAQUE_MARKER = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const S_ISGID = 0o2000;
 
-/** The process umask, read without changing it (process.umask() with no argument is deprecated). */
-const UMASK = (() => {
-  const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? parseInt(m[1]!, 8) : 0o777; // unknown: always chmod
-})();
 // New files get our effective ids; only when those are 0:0 can a root-owned entry skip its chown.
 const IS_ROOT = process.geteuid?.() === 0 && process.getegid?.() === 0;
 
@@ -166,7 +162,7 @@ export class LayerWriter implements TarSink {
       // The common root-owned, umask-proof file skips both calls: two syscalls of six per file.
       const perm = h.mode & 0o7777;
       if (!this.fileOwnedRight) fs.fchownSync(fd, h.uid, h.gid);
-      if (!this.fileOwnedRight || (perm & 0o7000) !== 0 || (perm & UMASK) !== 0) fs.fchmodSync(fd, perm);
+      if (!this.fileOwnedRight || (perm & 0o7000) !== 0 || !umaskKeeps(perm)) fs.fchmodSync(fd, perm);
       this.setXattrs(this.fileAbs, h);
       fs.futimesSync(fd, h.mtime, h.mtime);
     } finally {
