@@ -524,7 +524,8 @@ describe('ContainerService', () => {
     // The disk lets go of the first: its next try deletes it.
     failing.delete(ids[0]!);
     await vi.waitFor(async () => expect(await readdir(layers.dir)).toEqual([ids[1]]), { timeout: 5000, interval: 10 });
-    expect(first.removalsInProgress).toBe(1);
+    // Its layer goes before its record: the deletion ends a few file operations later.
+    await vi.waitFor(() => expect(first.removalsInProgress).toBe(1), { timeout: 5000, interval: 10 });
     // The daemon stops: the other is tried once more, then left, marked, to the next start-up.
     const before = tries.get(ids[1]!)!;
     await first.close();
