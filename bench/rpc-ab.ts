@@ -7,14 +7,11 @@
 //    _B: node flags for that build's daemon, e.g. to compare V8 settings on one build)
 // Per method: the client-side latency of each call (median / p95 over every call), and the
 // daemon's CPU (user + system, /proc/<pid>/stat) per call, over each round's calls of it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { criClient, type CriClient } from '../test-support/cri-client.js';
-import { removeCgroupParent, removeNetwork, waitFor } from '../test-support/daemon.js';
+import { startBenchDaemon, stopBenchDaemon, type BenchDaemon } from './ab-daemon.js';
+import { removeCgroupParent } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry } from '../test-support/registry.js';
 
@@ -31,31 +28,16 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-interface Build {
-  name: string;
-  cli: string;
-  dir: string;
-  bridge: string;
-  proc: ChildProcess;
-  exited: Promise<unknown>;
-  cri: CriClient;
+interface Build extends BenchDaemon {
   call: Record<Method, () => Promise<unknown>>;
   latency: Record<Method, number[]>;
   cpuPerCall: Record<Method, number[]>;
 }
 
 async function startBuild(name: string, cli: string, index: number, image: string): Promise<Build> {
-  const dir = await mkdtemp(join(tmpdir(), 'crib-rpcab-'));
-  const bridge = `cribr${process.pid % 1000}${index}`;
-  const socket = join(dir, 'crib.sock');
-  await writeFile(join(dir, 'config.toml'),
-    `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "warn"\n[grpc]\naddress = "unix://${socket}"\n` +
-    `[network]\nbridge = "${bridge}"\npod_cidr = "10.247.${index}.0/24"\nnft_table = "${bridge}"\n`);
   const flags = (process.env[`BENCH_NODE_FLAGS_${name}`] ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...flags, cli, 'daemon', '--config', join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const exited = new Promise((r) => proc.once('exit', r));
-  const cri = criClient(socket);
-  await waitFor('daemon', async () => existsSync(socket) && (await cri.runtime.Version({}), true));
+  const d = await startBenchDaemon({ name, cli, index, dirPrefix: 'crib-rpcab-', bridgePrefix: 'cribr', subnet16: '10.247', nodeFlags: flags });
+  const { cri } = d;
   await cri.image.PullImage({ image: { image } });
   const config = { metadata: { name: 'ab', namespace: 'bench', uid: `ab-${index}`, attempt: 0 }, linux: {}, logDirectory: '' };
   const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
@@ -74,22 +56,7 @@ async function startBuild(name: string, cli: string, index: number, image: strin
     ListImages: () => cri.image.ListImages({}),
   };
   const empty = () => Object.fromEntries(METHODS.map((m) => [m, [] as number[]])) as Record<Method, number[]>;
-  return { name, cli, dir, bridge, proc, exited, cri, call, latency: empty(), cpuPerCall: empty() };
-}
-
-async function stopBuild(b: Build): Promise<void> {
-  try {
-    for (const p of (await b.cri.runtime.ListPodSandbox({})).items) {
-      await b.cri.runtime.StopPodSandbox({ podSandboxId: p.id });
-      await b.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-    }
-  } finally {
-    b.cri.close();
-    b.proc.kill('SIGTERM');
-    await b.exited;
-    await removeNetwork(b.bridge, b.bridge);
-    await rm(b.dir, { recursive: true, force: true });
-  }
+  return { ...d, call, latency: empty(), cpuPerCall: empty() };
 }
 
 async function measure(b: Build, m: Method, record: boolean): Promise<void> {
@@ -130,7 +97,7 @@ async function main(): Promise<void> {
       console.log(m.padEnd(18) + lat.padEnd(40) + cpu + `  B/A median latency ${ratio.toFixed(2)}`);
     }
   } finally {
-    for (const b of builds) await stopBuild(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
+    for (const b of builds) await stopBenchDaemon(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
     await removeCgroupParent('crib');
     await registry.stop();
   }

@@ -11,14 +11,12 @@
 // Per step: the latency of the burst's first call, its second, and the rest (median / p95), and
 // the same calls after 500 ms of quiet; and the daemon's main thread per call (/proc schedstat):
 // its CPU, which a loaded machine inflates far less than latency, and its wait for a CPU.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { criClient, type CriClient } from '../test-support/cri-client.js';
-import { removeCgroupParent, removeNetwork, waitFor } from '../test-support/daemon.js';
+import { startBenchDaemon, stopBenchDaemon, type BenchDaemon } from './ab-daemon.js';
+import { removeCgroupParent } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry } from '../test-support/registry.js';
 
@@ -26,6 +24,7 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const CLIS = process.argv.length > 2 ? process.argv.slice(2).map((p) => resolve(p)) : [join(HERE, '../dist/cli.js')];
 const N = Number(process.env.BENCH_N ?? 20);
 const BURST = Number(process.env.BENCH_BURST ?? 8);
+if (!Number.isInteger(BURST) || BURST < 3) throw new Error(`BENCH_BURST must be an integer of at least 3 (the first call, the second and the rest), not ${process.env.BENCH_BURST}`);
 const QUIET_MS = 500;
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 const PROBE = join(HERE, 'loop-delay-probe.mjs');
@@ -36,14 +35,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Window { rpc: string; step: string; call: number; fromUs: number; toUs: number }
 
-interface Build {
-  name: string;
-  cli: string;
-  dir: string;
-  bridge: string;
-  proc: ChildProcess;
-  exited: Promise<unknown>;
-  cri: CriClient;
+interface Build extends BenchDaemon {
   /** Latencies (ms) by "<step> <call>" and position in the burst: first, second, rest. */
   times: Map<string, [number[], number[], number[]]>;
   /** Main-thread counters per call (first call, the rest): CPU ms, run-queue wait ms, minor faults. */
@@ -52,35 +44,11 @@ interface Build {
 }
 
 async function startBuild(name: string, cli: string, index: number): Promise<Build> {
-  const dir = await mkdtemp(join(tmpdir(), 'crib-saw-'));
-  const bridge = `cribs${process.pid % 1000}${index}`;
-  const socket = join(dir, 'crib.sock');
-  await writeFile(join(dir, 'config.toml'),
-    `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "warn"\n[grpc]\naddress = "unix://${socket}"\n` +
-    `[network]\nbridge = "${bridge}"\npod_cidr = "10.248.${index}.0/24"\nnft_table = "${bridge}"\n`);
   const env = CPU_PROF_DIR
     ? { ...process.env, NODE_OPTIONS: `--import=${PROBE}`, CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, `${name}.cpuprofile`) }
     : process.env;
-  const proc = spawn(process.execPath, [cli, 'daemon', '--config', join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', 'inherit'], env });
-  const exited = new Promise((r) => proc.once('exit', r));
-  const cri = criClient(socket);
-  await waitFor('daemon', async () => existsSync(socket) && (await cri.runtime.Version({}), true));
-  return { name, cli, dir, bridge, proc, exited, cri, times: new Map(), counters: new Map(), windows: [] };
-}
-
-async function stopBuild(b: Build): Promise<void> {
-  try {
-    for (const p of (await b.cri.runtime.ListPodSandbox({})).items) {
-      await b.cri.runtime.StopPodSandbox({ podSandboxId: p.id });
-      await b.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
-    }
-  } finally {
-    b.cri.close();
-    b.proc.kill('SIGTERM');
-    await b.exited;
-    await removeNetwork(b.bridge, b.bridge);
-    await rm(b.dir, { recursive: true, force: true });
-  }
+  const d = await startBenchDaemon({ name, cli, index, dirPrefix: 'crib-saw-', bridgePrefix: 'cribs', subnet16: '10.248', env });
+  return { ...d, times: new Map(), counters: new Map(), windows: [] };
 }
 
 /** The daemon's main thread (/proc schedstat): CPU ms, ms runnable but waiting for a CPU, and
@@ -175,7 +143,7 @@ async function main(): Promise<void> {
       console.log(key.padEnd(38) + builds.map((b) => b.counters.get(key)!.map((rows) => [0, 1, 2].map((k) => mean(rows.map((r) => r[k]!))).join(', ')).join(' / ').padEnd(60)).join(''));
     }
   } finally {
-    for (const b of builds) await stopBuild(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
+    for (const b of builds) await stopBenchDaemon(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
     await removeCgroupParent('crib');
     await registry.stop();
     if (CPU_PROF_DIR) for (const b of builds) await writeFile(join(CPU_PROF_DIR, `${b.name}.windows.json`), JSON.stringify(b.windows));

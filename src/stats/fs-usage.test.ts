@@ -12,6 +12,19 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+/** Asks for every dir's usage at once; the most walks seen running at one time, and the results. */
+async function peakWalks(cache: FsUsageCache, dirs: string[]) {
+  const pending = Promise.all(dirs.map((d) => cache.usage(d)));
+  let done = false;
+  void pending.then(() => (done = true));
+  let peak = 0;
+  while (!done) {
+    peak = Math.max(peak, cache.activeWalks);
+    await new Promise((r) => setImmediate(r));
+  }
+  return { peak, results: await pending };
+}
+
 describe('FsUsageCache', () => {
   it('counts allocated bytes and inodes, hardlinks once, symlinks not followed', async () => {
     const upper = join(root, 'upper');
@@ -79,17 +92,10 @@ describe('FsUsageCache', () => {
       await writeFile(join(d, 'f'), 'data');
       return d;
     }));
-    const pending = Promise.all(dirs.map((d) => cache.usage(d)));
-    let done = false;
-    void pending.then(() => (done = true));
-    let peak = 0;
-    while (!done) {
-      peak = Math.max(peak, cache.activeWalks);
-      await new Promise((r) => setImmediate(r));
-    }
+    const { peak, results } = await peakWalks(cache, dirs);
     expect(peak).toBe(2);
     expect(cache.activeWalks).toBe(0);
-    expect((await pending).every((r) => r.inodes === 2n)).toBe(true);
+    expect(results.every((r) => r.inodes === 2n)).toBe(true);
   });
 
   it('walks 16 layers at once for waiting callers by default (a first listing waits for all)', async () => {
@@ -99,16 +105,9 @@ describe('FsUsageCache', () => {
       await mkdir(d);
       return d;
     }));
-    const pending = Promise.all(dirs.map((d) => cache.usage(d)));
-    let done = false;
-    void pending.then(() => (done = true));
-    let peak = 0;
-    while (!done) {
-      peak = Math.max(peak, cache.activeWalks);
-      await new Promise((r) => setImmediate(r));
-    }
+    const { peak, results } = await peakWalks(cache, dirs);
     expect(peak).toBe(16);
-    expect((await pending).every((r) => r.inodes === 1n)).toBe(true);
+    expect(results.every((r) => r.inodes === 1n)).toBe(true);
   });
 
   it('serves the last result past the TTL while a new walk runs, and the new one once it is done', async () => {

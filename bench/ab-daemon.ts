@@ -1,0 +1,69 @@
+// One crib daemon of a given build for the A/B benchmarks that run builds side by side
+// (rpc-ab.ts, status-after-work.ts): its own root, state, socket, bridge and pod subnet, so two
+// daemons never share anything but the machine.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { criClient, type CriClient } from '../test-support/cri-client.js';
+import { removeNetwork, waitFor } from '../test-support/daemon.js';
+
+export interface BenchDaemon {
+  name: string;
+  cli: string;
+  dir: string;
+  bridge: string;
+  proc: ChildProcess;
+  exited: Promise<unknown>;
+  cri: CriClient;
+}
+
+export interface BenchDaemonOptions {
+  /** The build's name in the output (A, B…). */
+  name: string;
+  /** The build's dist/cli.js. */
+  cli: string;
+  /** 1, 2…: picks the bridge name and the pod subnet's third octet. */
+  index: number;
+  /** Temp dir prefix and bridge prefix (short: a bridge name has at most 15 bytes). */
+  dirPrefix: string;
+  bridgePrefix: string;
+  /** The pod subnets' first two octets, e.g. "10.247". */
+  subnet16: string;
+  /** Node flags before the cli (e.g. V8 settings). */
+  nodeFlags?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaemon> {
+  const dir = await mkdtemp(join(tmpdir(), o.dirPrefix));
+  const bridge = `${o.bridgePrefix}${process.pid % 1000}${o.index}`;
+  const socket = join(dir, 'crib.sock');
+  await writeFile(join(dir, 'config.toml'),
+    `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "warn"\n[grpc]\naddress = "unix://${socket}"\n` +
+    `[network]\nbridge = "${bridge}"\npod_cidr = "${o.subnet16}.${o.index}.0/24"\nnft_table = "${bridge}"\n`);
+  const proc = spawn(process.execPath, [...(o.nodeFlags ?? []), o.cli, 'daemon', '--config', join(dir, 'config.toml')], {
+    stdio: ['ignore', 'ignore', 'inherit'], env: o.env ?? process.env,
+  });
+  const exited = new Promise((r) => proc.once('exit', r));
+  const cri = criClient(socket);
+  await waitFor('daemon', async () => existsSync(socket) && (await cri.runtime.Version({}), true));
+  return { name: o.name, cli: o.cli, dir, bridge, proc, exited, cri };
+}
+
+/** Removes the daemon's pods, stops it, and removes its network and directory. */
+export async function stopBenchDaemon(b: BenchDaemon): Promise<void> {
+  try {
+    for (const p of (await b.cri.runtime.ListPodSandbox({})).items) {
+      await b.cri.runtime.StopPodSandbox({ podSandboxId: p.id });
+      await b.cri.runtime.RemovePodSandbox({ podSandboxId: p.id });
+    }
+  } finally {
+    b.cri.close();
+    b.proc.kill('SIGTERM');
+    await b.exited;
+    await removeNetwork(b.bridge, b.bridge);
+    await rm(b.dir, { recursive: true, force: true });
+  }
+}
