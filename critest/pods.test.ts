@@ -81,6 +81,10 @@ describe('pods and containers', () => {
     const ex = await d.cri.runtime.ExecSync({ containerId, cmd: ['/bin/sh', '-c', 'hostname; cat /etc/hostname; exit 3'], timeout: '10' });
     expect(ex.exitCode).toBe(3);
     expect(ex.stdout.toString()).toBe('web\nweb\n');
+    // The exec'd process starts with no signal ignored or blocked: not the daemon's SIGPIPE
+    // ignore, nor the two glibc-internal signals its posix_spawn leaves ignored in the monitor.
+    const sig = await d.cri.runtime.ExecSync({ containerId, cmd: ['grep', '-E', '^Sig(Ign|Blk)', '/proc/self/status'], timeout: '10' });
+    expect(sig.stdout.toString()).toBe('SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
 
     await d.cri.runtime.UpdatePodSandboxResources({ podSandboxId, resources: { memoryLimitInBytes: '134217728' } });
     const verbose = JSON.parse((await d.cri.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info);

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int set_nonblock(int fd, crib_err *err) {
@@ -42,14 +45,28 @@ void close_fds_from(int first, int keep) {
   }
 }
 
+/* The kernel's sigaction; all zeroes is SIG_DFL with no flags and an empty mask on every layout. */
+struct kernel_sigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)(void);
+  uint64_t mask;
+};
+
 /* Ignored dispositions and the blocked mask survive execve: the runtime (and through it the
- * container) must start with defaults, not with the monitor's SIGPIPE ignore or SIGCHLD block. */
-void reset_signals_for_exec(void) {
+ * container) must start with defaults, not with the monitor's SIGPIPE ignore or SIGCHLD block.
+ * Through the raw syscall: glibc's signal() and sigaction() refuse its two internal signals (32
+ * and 33), and a monitor started by posix_spawn (the daemon's ExecSync) has those ignored (glibc's
+ * spawn ignores them in its child), which an exec would hand on to the container. */
+int reset_signals_for_exec(void) {
   sigset_t none;
   sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  for (int s = 1; s < NSIG; s++) {
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return -1;
+  struct kernel_sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  for (int s = 1; s <= 64; s++) {
     if (s == SIGKILL || s == SIGSTOP) continue;
-    signal(s, SIG_DFL);
+    if (syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask) < 0) return -1;
   }
+  return 0;
 }

@@ -58,7 +58,7 @@ int set_nonblock(int fd, crib_err *err);
 int set_cloexec(int fd, crib_err *err);
 int devnull_stdio(crib_err *err);
 void close_fds_from(int first, int keep);
-void reset_signals_for_exec(void);
+int reset_signals_for_exec(void);
 
 /* time-format.c: RFC3339Nano in local time with numeric offset ("Z" when UTC). */
 #define TIMESTAMP_MAX 64

@@ -22,7 +22,10 @@ pid_t spawn_runtime(char *const argv[], int in_fd, int out_fd, int err_fd, crib_
   pid_t pid = fork();
   if (pid < 0) return crib_fail(err, errno, "fork for `%s`", argv[0]);
   if (pid == 0) {
-    reset_signals_for_exec();
+    if (reset_signals_for_exec() < 0) {
+      dprintf(2, MONITOR_PROG ": resetting signals for `%s`: %s\n", argv[0], strerror(errno));
+      _exit(127);
+    }
     /* dup2 onto themselves would keep FD_CLOEXEC set; dup to high numbers first. */
     int fds[3] = {fcntl(in_fd, F_DUPFD, 10), fcntl(out_fd, F_DUPFD, 10), fcntl(err_fd, F_DUPFD, 10)};
     for (int i = 0; i < 3; i++)

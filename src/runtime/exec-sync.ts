@@ -1,9 +1,12 @@
 // ExecSync through `crib-monitor exec-sync` (native/monitor/exec-sync.c): it runs the runtime's
-// exec with pipes, enforces the timeout and the output cap, and prints one JSON result.
+// exec with pipes, enforces the timeout and the output cap, and prints one JSON result. Started
+// with posix_spawn (sys/posix-spawn.ts), not a fork of the daemon: kubelet's exec probes are the
+// daemon's most frequent spawns (one per pod every 10 s or so).
 import { InternalError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import type { ExecSyncResult } from './container-runtime.js';
-import { spawnOnThread } from '../sys/spawn-thread.js';
+import { readBoundedToEnd, readToEnd } from '../sys/child-output.js';
+import { spawnWithoutFork } from '../sys/posix-spawn.js';
 
 export interface ExecSyncOptions {
   runtimeBinary: string;
@@ -14,15 +17,27 @@ export interface ExecSyncOptions {
   maxOutput: number;
 }
 
+/** The monitor's own errors are a line or two; a flood is cut. */
+const MONITOR_STDERR_KEEP = 64 << 10;
+
 export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
   const args = [
     'exec-sync', '--runtime', opts.runtimeBinary, '--runtime-root', opts.runtimeRoot, '--id', opts.id,
     '--process', opts.processFile, '--timeout', String(opts.timeoutSeconds), '--max-output', String(opts.maxOutput),
   ];
-  // On the spawn thread: a fork from the main thread would hold every other RPC (spawn-thread.ts).
-  // The result is what stdout held at its EOF, read there to the end.
-  const { stdout: out, stderr: err, code, error } = await spawnOnThread(nativeBinaries.monitor, args);
-  const why = `${err.trim()}${error ? ` ${error.message}` : ''}`.trim();
+  // The result is what stdout held at its EOF (the monitor bounds it: --max-output).
+  let out: string;
+  let err: string;
+  let code: number | null;
+  try {
+    const p = spawnWithoutFork(nativeBinaries.monitor, args);
+    let signal: number | null;
+    [out, err, { code, signal }] = await Promise.all([readToEnd(p.stdout), readBoundedToEnd(p.stderr, MONITOR_STDERR_KEEP), p.exited]);
+    if (signal !== null) err = `${err}${err ? ' ' : ''}(killed by signal ${signal})`;
+  } catch (e) {
+    throw new InternalError(`exec in ${opts.id}: starting ${nativeBinaries.monitor} failed: ${(e as Error).message}`);
+  }
+  const why = err.trim();
   if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (monitor exit ${code}): ${why || 'no output and no message'}`);
   let r: { exitCode: number; stdout: string; stderr: string; timedOut: boolean; truncated: boolean };
   try {

@@ -1,5 +1,5 @@
-// Runs short-lived helper commands (ExecSync's `crib-monitor exec-sync`, the OCI runtime's
-// start/kill/delete/state, and runCommand's ip/nft/crib-pinns: the pod path's pinning, veth
+// Runs short-lived helper commands (the OCI runtime's start/kill/delete/state, and runCommand's
+// ip/nft/crib-pinns: the pod path's pinning, veth
 // attach and detach), and launches the detached crib-monitors of StartContainer and streaming
 // exec, from one worker thread instead of the event loop's thread. It lives in sys/
 // so that every layer's helpers (runtime/, network/, sandbox/) share the one thread.
@@ -12,6 +12,8 @@
 // a relist is a few ms of work — waited behind those forks. On a worker thread the fork blocks
 // only that thread; the main thread keeps answering (fork still briefly holds the process's
 // memory map, so a page fault on the main thread can wait, but its JavaScript runs on).
+//
+// ExecSync, the most frequent spawn (kubelet's probes), does not fork at all: posix-spawn.ts.
 //
 // One thread, started on first use and unref'd (it never keeps the daemon alive). It ends once it
 // has had no call for SPAWN_THREAD_IDLE_MS: its isolate holds ~10 MiB of resident memory, which a

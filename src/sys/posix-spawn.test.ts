@@ -1,0 +1,47 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { readToEnd } from './child-output.js';
+import { spawnWithoutFork } from './posix-spawn.js';
+
+const run = async (script: string) => {
+  const p = spawnWithoutFork('/bin/sh', ['-c', script]);
+  const [stdout, stderr, exit] = await Promise.all([readToEnd(p.stdout), readToEnd(p.stderr), p.exited]);
+  return { stdout, stderr, exit, pid: p.pid };
+};
+
+describe('spawnWithoutFork', () => {
+  it('runs the command with its output on pipes, stdin from /dev/null, and reports its exit code', async () => {
+    const r = await run('echo out; echo err >&2; cat; exit 3');
+    expect(r).toMatchObject({ stdout: 'out\n', stderr: 'err\n', exit: { code: 3, signal: null } });
+  });
+
+  it('reports the signal that killed it, and reaps it', async () => {
+    const r = await run('kill -9 $$');
+    expect(r.exit).toEqual({ code: null, signal: 9 });
+    // Reaped: no zombie of it is left.
+    await expect(readToEnd(spawnWithoutFork('/bin/cat', [`/proc/${r.pid}/stat`]).stdout)).resolves.toBe('');
+  });
+
+  it('hands over no blocked signal and not the daemon\'s SIGPIPE ignore', async () => {
+    const r = await run('grep -E "^Sig(Ign|Blk)" /proc/self/status');
+    const [blk, ign] = [...r.stdout.matchAll(/^Sig(?:Blk|Ign):\s*([0-9a-f]+)$/gm)].map((m) => BigInt(`0x${m[1]}`));
+    expect(blk).toBe(0n);
+    // glibc's posix_spawn leaves its two internal signals (32, 33) ignored in the child; the
+    // monitor resets them before it runs anything else (native/monitor/fd-util.c).
+    expect(ign! & ~((1n << 31n) | (1n << 32n))).toBe(0n);
+  });
+
+  it('hands over no descriptor of the daemon that child_process would not', async () => {
+    // Beyond 0-2 and ls's own directory descriptor (3), only what this process itself inherited
+    // without close-on-exec (a test runner's pipe) may show: the same set child_process passes.
+    const listing = (text: string) => text.trim().split('\n').map(Number).filter((fd) => fd !== 3);
+    const r = await run('ls /proc/self/fd');
+    const viaNode = spawnSync('/bin/sh', ['-c', 'ls /proc/self/fd'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(listing(r.stdout).slice(0, 3)).toEqual([0, 1, 2]);
+    expect(listing(r.stdout).sort()).toEqual(listing(viaNode.stdout).sort());
+  });
+
+  it('fails with the file named when it cannot be run', () => {
+    expect(() => spawnWithoutFork('/nonexistent/helper', [])).toThrow(/posix_spawn \/nonexistent\/helper: ENOENT/);
+  });
+});
