@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
 import { FakePinns } from '../../test-support/fake-pinns.js';
@@ -261,18 +261,23 @@ describe('SandboxService', () => {
     const teardown = net.teardown.bind(net);
     let during: { files: string[]; onDisk: string; temp: string } | undefined;
     net.teardown = async (podId: string) => {
-      const files = (await readdir(podsDir)).sort();
-      const temp = files.find((f) => f.startsWith(`.tmp-${id}.json`));
-      during = {
-        files,
-        onDisk: (JSON.parse(await readFile(join(podsDir, `${id}.json`), 'utf8')) as { state: string }).state,
-        temp: temp ? (JSON.parse(await readFile(join(podsDir, temp), 'utf8')) as { state: string }).state : '',
-      };
+      // The outcome is written beside the teardown (begun with the intent): it shows up under its
+      // temp name while the teardown holds, the record in place still the intent.
+      during = await vi.waitFor(async () => {
+        const files = (await readdir(podsDir)).sort();
+        const temp = files.find((f) => f.startsWith(`.tmp-${id}.json`));
+        if (!temp) throw new Error('no temp file yet');
+        return {
+          files,
+          onDisk: (JSON.parse(await readFile(join(podsDir, `${id}.json`), 'utf8')) as { state: string }).state,
+          temp: (JSON.parse(await readFile(join(podsDir, temp), 'utf8')) as { state: string }).state,
+        };
+      }, { timeout: 5000, interval: 5 });
       return teardown(podId);
     };
     net.failNextTeardown = new InternalError('CNI DEL failed');
     await expect(svc.stop(id)).rejects.toThrow(/CNI DEL failed/);
-    // The outcome was written (and synced) before the teardown began, under its temp name.
+    // The outcome was written under its temp name while the teardown ran, not in place.
     expect(during).toMatchObject({ onDisk: 'stopping', temp: 'notready' });
     expect(during!.files).toHaveLength(2);
     // Failed: the intent stays for the retry (reported NOTREADY), the outcome is gone.
