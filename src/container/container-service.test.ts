@@ -433,7 +433,7 @@ describe('ContainerService', () => {
     expect(await readdir(layers.dir)).toEqual([]);
   });
 
-  it('removes a pod\'s container for the pod\'s removal without waiting for its remains', async () => {
+  it('removes a pod\'s container for the pod\'s removal, waiting for its remains (its cgroup is in the pod\'s)', async () => {
     const svc = await daemon();
     const id = await svc.create(pod, containerConfig('inpod'), new AbortController().signal);
     let release!: () => void;
@@ -445,17 +445,16 @@ describe('ContainerService', () => {
       await held;
       await remove(key);
     };
-    // Answers while the writable layer's deletion is held: the container is gone for every read.
-    await svc.removeForPod(id);
-    expect(svc.list()).toEqual([]);
-    expect(existsSync(join(base, 'root', 'containers', `${id}.json.removing`))).toBe(true);
-    expect(svc.idsInPod(pod.id)).toEqual([id]);
-    // Asked again (a retried RemovePodSandbox) while the deletion runs: it does not begin another.
-    await svc.removeForPod(id);
+    let answered = false;
+    const first = svc.removeForPod(id).then(() => (answered = true));
     await vi.waitFor(() => expect(removes).toBe(1), { timeout: 5000, interval: 10 });
-    expect(svc.removalsInProgress).toBe(1);
+    // Gone for every read at once, but the pod's removal waits for the remains.
+    expect(svc.list()).toEqual([]);
+    expect(answered).toBe(false);
+    // Asked again (a retried RemovePodSandbox) while the deletion runs: it does not begin another.
+    const again = svc.removeForPod(id);
     release();
-    await svc.removalsSettled();
+    await Promise.all([first, again]);
     expect(removes).toBe(1);
     expect(svc.removalsInProgress).toBe(0);
     expect(svc.idsInPod(pod.id)).toEqual([]);
@@ -520,7 +519,7 @@ describe('ContainerService', () => {
     expect((await readdir(layers.dir)).sort()).toEqual([...ids].sort());
     // The pod's removal neither fails with them nor waits for them.
     expect(first.idsInPod(pod.id).sort()).toEqual([...ids].sort());
-    await first.removeForPod(ids[0]!);
+    await expect(first.removeForPod(ids[0]!)).rejects.toThrow(/EBUSY/);
     // The disk lets go of the first: its next try deletes it.
     failing.delete(ids[0]!);
     await vi.waitFor(async () => expect(await readdir(layers.dir)).toEqual([ids[1]]), { timeout: 5000, interval: 10 });

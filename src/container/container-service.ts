@@ -179,6 +179,8 @@ export class ContainerService implements PodContainers {
    * `deletions`, deleted in the background or waiting to be tried again after a failure.
    */
   private readonly removals = new Map<string, ContainerRecord>();
+  /** Pod removals waiting for a removed container's deletion to end its next try. */
+  private readonly removalWaiters = new Map<string, { resolve: () => void; reject: (err: unknown) => void }[]>();
   /** The removed containers' deletions (REMOVAL_QUEUE). */
   private readonly deletions: BoundedWorkQueue;
   /**
@@ -1029,6 +1031,16 @@ export class ContainerService implements PodContainers {
    */
   async removeForPod(id: string): Promise<void> {
     if (!this.removals.has(id)) await this.remove(id);
+    // The container's cgroup is inside the pod's, and the runtime's delete in its remains removes
+    // it: kubelet removes the pod's cgroup once the pod is removed, which a container cgroup
+    // still in it would refuse. So the pod waits for this deletion's next try to end; a failed
+    // one fails the pod's removal (kubelet retries it; the queue tries the deletion again).
+    if (!this.removals.has(id)) return;
+    await new Promise<void>((resolve, reject) => {
+      const waiters = this.removalWaiters.get(id) ?? [];
+      waiters.push({ resolve, reject });
+      this.removalWaiters.set(id, waiters);
+    });
   }
 
   /** Remove a container (stopping it first if it runs); idempotent. */
@@ -1077,9 +1089,25 @@ export class ContainerService implements PodContainers {
     // loop, so that the answer is on its way before any of it runs.
     return this.locks.run(rec.id, async () => {
       await new Promise((resolve) => setImmediate(resolve));
-      await this.destroy(rec);
+      try {
+        await this.destroy(rec);
+      } catch (err) {
+        this.settleRemovalWaiters(rec.id, err);
+        throw err;
+      }
       this.removals.delete(rec.id);
+      this.settleRemovalWaiters(rec.id);
     });
+  }
+
+  /** Tells those waiting for a removed container's remains that one try ended (failed: `err`). */
+  private settleRemovalWaiters(id: string, err?: unknown): void {
+    const waiters = this.removalWaiters.get(id) ?? [];
+    this.removalWaiters.delete(id);
+    for (const w of waiters) {
+      if (err === undefined) w.resolve();
+      else w.reject(err);
+    }
   }
 
   private stopWatching(id: string): void {
