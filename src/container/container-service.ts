@@ -1024,10 +1024,7 @@ export class ContainerService implements PodContainers {
 
   /**
    * A pod's container goes with the pod as RemoveContainer removes it: marked, its remains
-   * deleted in the background. The pod's removal waits for no such deletion (only for room in
-   * the queue, as RemoveContainer does): nothing the pod's own removal touches is held by them
-   * (the container's cgroup went with its exit, and the pod's cgroup is kubelet's to remove).
-   * One already held by the queue (running, or waiting to be tried again) is left to it.
+   * deleted by the queue; the pod's removal then waits for that deletion's next try (below).
    */
   async removeForPod(id: string): Promise<void> {
     if (!this.removals.has(id)) await this.remove(id);

@@ -371,8 +371,9 @@ export class SandboxService {
         }, { syncDir: false });
         crashPoint('RemovePodSandbox:after-intent');
       }
-      // Each removal durable (marked) before the next step; their remains are deleted in the
-      // background, which this waits for only when that queue is full (container-service.ts).
+      // Each removal durable (marked) before the next step; their remains are deleted by the
+      // container service's queue, and each is waited for: the containers' cgroups are inside
+      // the pod's, which kubelet removes once the pod is gone (container-service.ts).
       for (const cid of this.containers.idsInPod(cur.id)) await this.containers.removeForPod(cid);
       crashPoint('RemovePodSandbox:after-containers');
       // A network that will not let go (a CNI DEL failing) fails the call and keeps the pod, its
