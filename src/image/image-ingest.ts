@@ -156,6 +156,9 @@ export async function ingestImage(
       }
       settle[i]!(await stageLayer(deps, source, layer, i, diffIds[i]!, imageBudget, signal, opts.progress));
     } catch (err) {
+      // Recorded here, before the abort it causes: the commit chain may see a layer below this
+      // one fail with that abort before the downloads as a whole settle.
+      firstError ??= { err };
       settle[i]!(undefined, err);
       throw err;
     }

@@ -204,6 +204,35 @@ describe('ImageService', () => {
     expect(svc.snapshots.list()).toEqual([]);
   });
 
+  it('a failed pull reports the layer that failed, not the abort it caused in a layer still downloading', async () => {
+    const svc = await service();
+    const big = await layer({ 'big/file': 'x'.repeat(256 * 1024) });
+    const missing = await layer({ 'd/file': 'never served\n' });
+    const imageD = buildImage({ layers: [big, missing] });
+    registry.serveManifest('lib/d', '1', imageD.manifest.mediaType, imageD.manifest.bytes);
+    registry.serveBlob(imageD.config.digest, imageD.config.bytes);
+    // The lower layer's body stops half way until the pull has failed: the failure of the upper
+    // one (not served) aborts it mid-stream, and the commit chain sees that abort first.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    registry.handle((req: IncomingMessage, res: ServerResponse) => {
+      if (req.method !== 'GET' || !(req.url ?? '').endsWith(`/blobs/${big.digest}`)) return false;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': big.blob.length });
+      res.write(big.blob.subarray(0, big.blob.length >> 1));
+      void gate.then(() => res.destroy());
+      return true;
+    });
+    try {
+      const err = await svc.pull(ref('lib/d:1'), undefined).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NotFoundError);
+      expect((err as Error).message).toContain(missing.digest);
+    } finally {
+      release();
+    }
+    expect(await svc.list()).toEqual([]);
+    expect(svc.snapshots.list()).toEqual([]);
+  });
+
   it('a pull in flight keeps the layers it needs from a concurrent RemoveImage', async () => {
     const svc = await service();
     await svc.pull(ref('lib/a:1'), undefined);
