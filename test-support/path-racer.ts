@@ -30,7 +30,8 @@ export function startHostRacer(bin: string, dir: string, a: string, b: string): 
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the exit can be reported before the last of its output ("swaps N") is read.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   return {
     proc,
     stop: async () => {
