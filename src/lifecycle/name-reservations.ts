@@ -10,6 +10,8 @@ interface Reservation {
   pending?: Promise<string>;
   /** The create finished but its caller had already gone: the next request with the name gets it. */
   orphaned: boolean;
+  /** A retry came while the create ran and waits for it: the create is handed over already. */
+  awaited?: boolean;
 }
 
 export class NameReservations {
@@ -25,7 +27,9 @@ export class NameReservations {
     const existing = this.byName.get(name);
     if (existing) {
       if (existing.pending) {
-        // The same request again while the first still runs: wait for its outcome.
+        // The same request again while the first still runs: wait for its outcome, which is
+        // this request's from now on (once handed over, the name is taken as usual).
+        existing.awaited = true;
         const id = await existing.pending;
         return { id, adopted: true };
       }
@@ -50,7 +54,7 @@ export class NameReservations {
     } finally {
       res.pending = undefined;
     }
-    if (signal.aborted) res.orphaned = true;
+    if (signal.aborted && !res.awaited) res.orphaned = true;
     return { id: newId, adopted: false };
   }
 
