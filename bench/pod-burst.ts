@@ -5,10 +5,9 @@
 // A round: three pods one after the other (Run, Stop, Remove, each timed, each with a host
 // port), then a burst: BENCH_BURST pods run at once (every other one with a host port), stopped
 // at once, removed at once. The daemon's largest and 99th-percentile event-loop delay over the
-// burst come from bench/loop-delay-probe.mjs (loaded with NODE_OPTIONS). Every helper the pod
-// path forks (crib-pinns pinning + attach, its detach that outlives StopPodSandbox) holds the
-// thread that forks it while the kernel copies the daemon's page tables: on the event loop's
-// thread every RPC waits behind it (issue 14; sys/spawn-thread.ts).
+// burst come from bench/loop-delay-probe.mjs (loaded with NODE_OPTIONS): every helper the pod
+// path runs (crib-pinns pinning + attach, its detach that outlives StopPodSandbox) must start
+// without stalling the RPCs around it (issue 14; sys/posix-spawn.ts).
 // With BENCH_BASE, a daemon from that checkout (its dist/ and native/build/) runs beside this
 // one's, rounds alternating which goes first, so both see the same background load.
 import { existsSync, readFileSync, rmSync } from 'node:fs';

@@ -67,8 +67,7 @@ const KILL_GRACE_MS = 10_000;
 const REMOVAL_QUEUE = { width: 4, capacity: 16, firstRetryMs: 1000, maxRetryMs: 30_000 };
 /**
  * Exited containers' runtime states deleted at once in the background, at most: each is a
- * runtime process forked from the one spawn thread (sys/spawn-thread.ts) that StartContainer's
- * and StopContainer's runtime calls go through too, and start-up may find hundreds to delete.
+ * runtime process (and its disk work), and start-up may find hundreds to delete.
  */
 const MAX_RUNTIME_DELETIONS = 4;
 

@@ -3,7 +3,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../errors.js';
 import { CommandError, runCommand } from '../sys/command.js';
-import { NODE_SETUP } from './node-setup.js';
 
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -27,7 +26,7 @@ export const isMissingDevice = (err: unknown): boolean =>
 /** `ip -j -d addr show dev NAME`, or undefined when there is no such device. */
 export async function showLink(name: string): Promise<IpAddrInfo | undefined> {
   try {
-    const out = JSON.parse(await runCommand('ip', ['-j', '-d', 'addr', 'show', 'dev', name], NODE_SETUP)) as IpAddrInfo[];
+    const out = JSON.parse(await runCommand('ip', ['-j', '-d', 'addr', 'show', 'dev', name])) as IpAddrInfo[];
     return out[0];
   } catch (err) {
     if (isMissingDevice(err)) return undefined;
@@ -38,7 +37,7 @@ export async function showLink(name: string): Promise<IpAddrInfo | undefined> {
 /** Names of the interfaces enslaved to a bridge (the pods' host-side veths). */
 export async function bridgePorts(bridge: string): Promise<string[]> {
   try {
-    const out = JSON.parse(await runCommand('ip', ['-j', 'link', 'show', 'master', bridge], NODE_SETUP)) as { ifname: string }[];
+    const out = JSON.parse(await runCommand('ip', ['-j', 'link', 'show', 'master', bridge])) as { ifname: string }[];
     return out.map((l) => l.ifname);
   } catch (err) {
     if (isMissingDevice(err)) return [];
@@ -69,7 +68,7 @@ export async function ensureBridge(name: string, gateways: readonly GatewayAddre
   let link = await showLink(name);
   if (!link) {
     try {
-      await runCommand('ip', ['link', 'add', 'name', name, 'type', 'bridge'], NODE_SETUP);
+      await runCommand('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
     } catch (err) {
       // Another caller made it between our look and our add: fine.
       if (!(err instanceof CommandError && /File exists/.test(err.stderr))) throw err;
@@ -86,18 +85,18 @@ export async function ensureBridge(name: string, gateways: readonly GatewayAddre
     // nodad: duplicate address detection would hold the IPv6 gateway "tentative" for ~1 s.
     const args = ['addr', 'add', `${gw.ip}/${gw.prefixLength}`, 'dev', name, ...(gw.family === 6 ? ['nodad'] : [])];
     try {
-      await runCommand('ip', args, NODE_SETUP);
+      await runCommand('ip', args);
     } catch (err) {
       if (!(err instanceof CommandError && /File exists/.test(err.stderr))) throw err;
     }
   }
-  if (!link.flags.includes('UP')) await runCommand('ip', ['link', 'set', 'dev', name, 'up'], NODE_SETUP);
+  if (!link.flags.includes('UP')) await runCommand('ip', ['link', 'set', 'dev', name, 'up']);
   await writeSysctl(`net.ipv4.conf.${name}.route_localnet`, '1');
 }
 
 export async function deleteLink(name: string): Promise<boolean> {
   try {
-    await runCommand('ip', ['link', 'del', 'dev', name], NODE_SETUP);
+    await runCommand('ip', ['link', 'del', 'dev', name]);
     return true;
   } catch (err) {
     if (isMissingDevice(err)) return false;

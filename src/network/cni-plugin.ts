@@ -1,10 +1,9 @@
 // Running one CNI plugin binary per the CNI spec: parameters in CNI_* environment variables, the
 // network config on stdin, a result (or an error object) as JSON on stdout.
-import { execFile } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InternalError } from '../errors.js';
-import { endChildInput } from '../sys/child-input.js';
+import { execFileWithoutFork } from '../sys/exec-file.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK';
 
@@ -54,12 +53,11 @@ export async function invokePlugin(type: string, config: unknown, inv: CniInvoca
     CNI_PATH: inv.binDirs.join(':'),
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
   };
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(path, [], { env, encoding: 'utf8', timeout: inv.timeoutMs ?? 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, out, errOut) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: out, stderr: errOut || (err?.message ?? '') }),
-    );
-    endChildInput(child, JSON.stringify(config));
-  });
+  // Through posix_spawn, never a fork of the daemon: a plugin runs on every pod's set-up and teardown.
+  const r = await execFileWithoutFork(path, [], { env, input: JSON.stringify(config), timeoutMs: inv.timeoutMs ?? 60_000, maxBuffer: 4 * 1024 * 1024 });
+  const code = r.error ? (r.code ?? -1) : 0;
+  const { stdout } = r;
+  const stderr = r.stderr || (r.error?.message ?? '');
   let parsed: unknown;
   try {
     parsed = stdout.trim() === '' ? undefined : JSON.parse(stdout);

@@ -12,7 +12,6 @@
 //   hostports                : one `jump hp-<pod>` per pod with port mappings (see host-ports.ts)
 import { InvalidArgumentError } from '../errors.js';
 import { CommandError, runCommand } from '../sys/command.js';
-import { NODE_SETUP } from './node-setup.js';
 
 const TABLE_RE = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
 
@@ -26,7 +25,7 @@ export const isMissingNftObject = (err: unknown): boolean =>
 export type NftFamily = 'ip' | 'ip6';
 
 export function nft(script: string): Promise<string> {
-  return runCommand('nft', ['-f', '-'], { input: script, ...NODE_SETUP });
+  return runCommand('nft', ['-f', '-'], { input: script });
 }
 
 /** Create or refresh the table and its base chains; host-port chains are left untouched. */
@@ -67,7 +66,7 @@ export async function deleteNftTable(table: string, family: NftFamily = 'ip'): P
 export async function listNftTable(table: string, family: NftFamily = 'ip'): Promise<string | undefined> {
   checkTableName(table);
   try {
-    return await runCommand('nft', ['list', 'table', family, table], NODE_SETUP);
+    return await runCommand('nft', ['list', 'table', family, table]);
   } catch (err) {
     if (isMissingNftObject(err)) return undefined;
     throw err;

@@ -1,8 +1,8 @@
-// Starting crib-monitor processes and reading what they report. The fork happens on the spawn
-// thread (sys/spawn-thread.ts): libuv forks from the calling thread, which stalls while the kernel
-// copies the daemon's page tables, and StartContainer and every streaming exec launch a monitor.
+// Starting crib-monitor processes and reading what they report, through posix_spawn
+// (sys/detached-launch.ts): StartContainer and every streaming exec launch a monitor, and a fork
+// of the daemon would stall every other RPC while the kernel copied its page tables.
 import { nativeBinaries } from '../native-paths.js';
-import { spawnDetachedOnThread, type DetachedExit } from '../sys/spawn-thread.js';
+import { spawnDetached, type DetachedExit } from '../sys/detached-launch.js';
 
 /**
  * Runs `crib-monitor <args>` whose first process daemonises and exits; the detached monitor
@@ -11,5 +11,5 @@ import { spawnDetachedOnThread, type DetachedExit } from '../sys/spawn-thread.js
  * connected).
  */
 export function spawnDetachedMonitor(args: string[]): { exited: Promise<DetachedExit>; syncLine: Promise<string> } {
-  return spawnDetachedOnThread(nativeBinaries.monitor, args);
+  return spawnDetached(nativeBinaries.monitor, args);
 }

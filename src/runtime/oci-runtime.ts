@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from '../errors.js';
 import { NO_FEATURES, probeRuntimeFeatures, type RuntimeFeatures } from './runtime-features.js';
-import { execFileOnThread } from '../sys/spawn-thread.js';
+import { execFileWithoutFork } from '../sys/exec-file.js';
 
 export interface OciState {
   ociVersion: string;
@@ -29,14 +29,14 @@ export class OciRuntimeTimeout extends Error {
 }
 
 /**
- * Runs the runtime on the spawn thread (spawn-thread.ts): start and kill are on the call paths
- * of StartContainer and StopContainer, and delete runs right after RemoveContainer answers; a
- * fork from the event loop's thread stalled whatever RPC came next for as long as it took.
+ * Runs the runtime through posix_spawn (sys/exec-file.ts), never a fork of the daemon: start and
+ * kill are on the call paths of StartContainer and StopContainer, and delete runs right after
+ * RemoveContainer answers; a fork stalled whatever RPC came next for as long as it took.
  */
 async function run(binary: string, args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
   // SIGKILL at the timeout: a runtime that ignores SIGTERM must not outlive its time
   // (checkpoint's criu dies with it: criu.h).
-  const r = await execFileOnThread(binary, args, { timeoutMs, maxBuffer: 16 << 20, input });
+  const r = await execFileWithoutFork(binary, args, { timeoutMs, maxBuffer: 16 << 20, input });
   if (!r.error) return r.stdout;
   const verb = `${binary} ${args.find((a) => !a.startsWith('-') && !a.startsWith('/')) ?? ''}`.trim();
   if (r.killed) throw new OciRuntimeTimeout(verb, timeoutMs);

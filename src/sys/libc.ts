@@ -228,6 +228,8 @@ export const AT_FDCWD = -100;
 export const O_PATH = 0o10000000;
 export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
+const O_RDONLY = 0;
+const O_WRONLY = 1;
 export const RESOLVE_NO_XDEV = 0x01;
 export const RESOLVE_NO_MAGICLINKS = 0x02;
 export const RESOLVE_BENEATH = 0x08;
@@ -326,6 +328,7 @@ const WNOHANG = 1;
 const EINTR = 4;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSID = 0x80;
 // glibc's x86-64 and aarch64 sizes, with room to spare: posix_spawn_file_actions_t 80 bytes,
 // posix_spawnattr_t 336, sigset_t 128.
 const SPAWN_ACTIONS_BYTES = 256;
@@ -345,13 +348,28 @@ function spawnCheck(call: string, rc: number, path: string): void {
 }
 
 /**
- * posix_spawn(3): runs `path` with `argv` and `env`, stdin from /dev/null, stdout and stderr on
- * `stdoutFd` and `stderrFd`, no signal blocked and every signal at its default action (but for
- * glibc's two internal ones, which its spawn leaves ignored). glibc clones with
- * CLONE_VM|CLONE_VFORK: the calling thread waits only until the child has exec'd, and this
- * process's memory is neither copied nor write-protected. Returns the child's pid.
+ * Where a spawned child's descriptors 0-3 come from: a descriptor of ours (dup'd onto it), or
+ * /dev/null (stdin read-only, the others write-only). Descriptor 3 is left closed unless given.
  */
-export function posixSpawn(path: string, argv: readonly string[], env: NodeJS.ProcessEnv, stdoutFd: number, stderrFd: number): number {
+export interface SpawnFds {
+  stdin?: number;
+  stdout?: number;
+  stderr?: number;
+  fd3?: number;
+}
+
+/**
+ * posix_spawn(3): runs `path` with `argv` and `env`, its descriptors 0-3 as `fds` says, no
+ * signal blocked and every signal at its default action (but for glibc's two internal ones,
+ * which its spawn leaves ignored), in a session of its own when `newSession` (setsid, as
+ * child_process's `detached`). glibc clones with CLONE_VM|CLONE_VFORK: the calling thread waits
+ * only until the child has exec'd, and this process's memory is neither copied nor
+ * write-protected. Returns the child's pid.
+ */
+export function posixSpawn(path: string, argv: readonly string[], env: NodeJS.ProcessEnv, fds: SpawnFds, newSession = false): number {
+  const given = [fds.stdin, fds.stdout, fds.stderr, fds.fd3].filter((fd): fd is number => fd !== undefined);
+  // A source among 0-3 could be overwritten by an earlier dup2 before it is read.
+  if (given.some((fd) => fd < 4)) throw new Error(`posix_spawn ${path}: descriptors ${given.join(', ')} must all be above 3`);
   const actions = koffi.alloc('uint8_t', SPAWN_ACTIONS_BYTES);
   const attr = koffi.alloc('uint8_t', SPAWN_ATTR_BYTES);
   const mask = koffi.alloc('uint8_t', SIGSET_BYTES);
@@ -361,14 +379,17 @@ export function posixSpawn(path: string, argv: readonly string[], env: NodeJS.Pr
     try {
       spawnCheck('posix_spawnattr_init', cAttrInit(attr), path);
       try {
-        spawnCheck('posix_spawn_file_actions_addopen', cActionsOpen(actions, 0, '/dev/null', 0, 0), path);
-        spawnCheck('posix_spawn_file_actions_adddup2', cActionsDup2(actions, stdoutFd, 1), path);
-        spawnCheck('posix_spawn_file_actions_adddup2', cActionsDup2(actions, stderrFd, 2), path);
+        const targets: [number | undefined, number][] = [[fds.stdin, 0], [fds.stdout, 1], [fds.stderr, 2], [fds.fd3, 3]];
+        for (const [from, to] of targets) {
+          if (from !== undefined) spawnCheck('posix_spawn_file_actions_adddup2', cActionsDup2(actions, from, to), path);
+          else if (to < 3) spawnCheck('posix_spawn_file_actions_addopen', cActionsOpen(actions, to, '/dev/null', to === 0 ? O_RDONLY : O_WRONLY, 0), path);
+        }
         if (cSigEmptySet(mask) !== 0) throw sysError('sigemptyset', path);
         if (cSigFillSet(defaults) !== 0) throw sysError('sigfillset', path);
         spawnCheck('posix_spawnattr_setsigmask', cAttrSetSigMask(attr, mask), path);
         spawnCheck('posix_spawnattr_setsigdefault', cAttrSetSigDefault(attr, defaults), path);
-        spawnCheck('posix_spawnattr_setflags', cAttrSetFlags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF), path);
+        const flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (newSession ? POSIX_SPAWN_SETSID : 0);
+        spawnCheck('posix_spawnattr_setflags', cAttrSetFlags(attr, flags), path);
         const pid = [0];
         spawnCheck('posix_spawn', cPosixSpawn(pid, path, actions, attr, [...argv, null], [...envp(env), null]), path);
         return pid[0]!;

@@ -12,20 +12,40 @@
 // close-on-exec (Node opens them so), as for child_process. The child is reaped here once its
 // pipes have ended (libuv reaps only the children it spawned itself), tried again after short
 // waits while it has not exited yet.
-import { closeSync } from 'node:fs';
+import { accessSync, closeSync, constants, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
-import { pipeCloexec, posixSpawn, waitpidNoHang, type ProcessExit } from './libc.js';
+import type { Readable, Writable } from 'node:stream';
+import { pipeCloexec, posixSpawn, waitpidNoHang, type ProcessExit, type SpawnFds } from './libc.js';
 
 /** How long to wait between tries to reap a child whose pipes have ended before it exited. */
 const REAP_RETRY_MS = [1, 2, 5, 10, 20, 50];
 
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  /** A pipe on stdin (`stdin` below); /dev/null when not asked for. */
+  stdinPipe?: boolean;
+  /** /dev/null on stdout instead of a pipe (`stdout` is then null). */
+  stdoutToNull?: boolean;
+  /** A pipe on descriptor 3 (`fd3`): a detached helper's report, which may outlive the process. */
+  fd3Pipe?: boolean;
+  /** In a session of its own (setsid): a helper that detaches and must outlive the daemon. */
+  newSession?: boolean;
+}
+
 export interface SpawnedProcess {
   pid: number;
-  stdout: Readable;
+  /** The write end of its stdin (stdinPipe), or null. */
+  stdin: Writable | null;
+  /** The read end of its stdout, or null (stdoutToNull). */
+  stdout: Readable | null;
   stderr: Readable;
+  /** The read end of its descriptor 3 (fd3Pipe): not waited for by `exited`. */
+  fd3: Readable | null;
   /** Resolves once the process has exited and been reaped (after its stdout and stderr ended). */
   exited: Promise<ProcessExit>;
+  /** Sends it `signal` unless it has been reaped (its pid may be another's by then); whether it was sent. */
+  kill(signal: NodeJS.Signals): boolean;
 }
 
 const closeQuietly = (fd: number) => {
@@ -37,26 +57,88 @@ const closeQuietly = (fd: number) => {
 };
 
 /**
- * Runs `file` with `args` (argv[0] is `file`) and the daemon's environment, without forking the
- * daemon. Its stdout and stderr must be read to their end: the process is reaped after both end.
+ * Runs `file` with `args` (argv[0] is `file`) without forking the daemon: stdin from /dev/null
+ * (or a pipe), stdout and stderr on pipes (stdout to /dev/null if asked), optionally a pipe on
+ * descriptor 3. Its stdout and stderr must be read to their end: the process is reaped after both
+ * end. Throws (the file named) when it cannot be started.
  */
-export function spawnWithoutFork(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): SpawnedProcess {
-  // [stdout read, stdout write, stderr read, stderr write]
-  const fds: number[] = [];
+export function spawnWithoutFork(file: string, args: readonly string[], opts: SpawnOptions = {}): SpawnedProcess {
+  // Each pipe: the end the daemon keeps, and the end the child gets (closed here once it has it).
+  const pipes: { ours: number; theirs: number }[] = [];
+  const pipe = (ourEnd: 'read' | 'write') => {
+    const [read, write] = pipeCloexec();
+    const p = ourEnd === 'read' ? { ours: read, theirs: write } : { ours: write, theirs: read };
+    pipes.push(p);
+    return p;
+  };
   let pid: number | undefined;
+  let stdinPipe, stdoutPipe, stderrPipe, fd3Pipe;
   try {
-    fds.push(...pipeCloexec(), ...pipeCloexec());
-    pid = posixSpawn(file, [file, ...args], env, fds[1]!, fds[3]!);
+    stdinPipe = opts.stdinPipe ? pipe('write') : undefined;
+    stdoutPipe = opts.stdoutToNull ? undefined : pipe('read');
+    stderrPipe = pipe('read');
+    fd3Pipe = opts.fd3Pipe ? pipe('read') : undefined;
+    const fds: SpawnFds = { stdin: stdinPipe?.theirs, stdout: stdoutPipe?.theirs, stderr: stderrPipe.theirs, fd3: fd3Pipe?.theirs };
+    const env = opts.env ?? process.env;
+    pid = posixSpawn(executablePath(file, env), [file, ...args], env, fds, opts.newSession);
   } finally {
-    // The child holds its own copies of the write ends; the read ends are kept only if it runs.
-    fds.forEach((fd, i) => (i % 2 === 1 || pid === undefined) && closeQuietly(fd));
+    // The child holds its own copies of its ends; ours are kept only if it runs.
+    for (const p of pipes) {
+      closeQuietly(p.theirs);
+      if (pid === undefined) closeQuietly(p.ours);
+    }
   }
-  const child = pid;
-  const stdout = new Socket({ fd: fds[0], readable: true, writable: false });
-  const stderr = new Socket({ fd: fds[2], readable: true, writable: false });
-  const closed = (s: Socket) => new Promise<void>((resolve) => s.once('close', () => resolve()));
-  const exited = Promise.all([closed(stdout), closed(stderr)]).then(() => reap(child));
-  return { pid: child, stdout, stderr, exited };
+  // posix_spawn returned (it throws otherwise): the child runs.
+  const child = pid!;
+  const reader = (fd: number | undefined) => {
+    if (fd === undefined) return null;
+    const s = new Socket({ fd, readable: true, writable: false });
+    // A read error ends the stream ('close' follows); the caller sees what was read before it.
+    s.on('error', () => undefined);
+    return s;
+  };
+  const stdout = reader(stdoutPipe?.ours);
+  const stderr = reader(stderrPipe.ours)!;
+  const fd3 = reader(fd3Pipe?.ours);
+  const stdin = stdinPipe === undefined ? null : new Socket({ fd: stdinPipe.ours, readable: false, writable: true });
+  // A child that exits without reading its input: the write fails with EPIPE, which its exit
+  // status and output explain; an 'error' with no listener would take the daemon down.
+  stdin?.on('error', () => undefined);
+  let reaped = false;
+  const closed = (s: Socket | null) => (s === null ? undefined : new Promise<void>((resolve) => s.once('close', () => resolve())));
+  const exited = Promise.all([closed(stdout), closed(stderr)]).then(() => reap(child)).then((exit) => {
+    reaped = true;
+    return exit;
+  });
+  const kill = (signal: NodeJS.Signals): boolean => {
+    if (reaped) return false;
+    try {
+      process.kill(child, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return { pid: child, stdin, stdout, stderr, fd3, exited, kill };
+}
+
+/**
+ * `file` itself when it names a path; else the first executable file of that name in the
+ * directories of `env`'s PATH, as execvp and child_process search (posix_spawn does not).
+ */
+function executablePath(file: string, env: NodeJS.ProcessEnv): string {
+  if (file.includes('/')) return file;
+  const dirs = (env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  for (const dir of dirs) {
+    const candidate = join(dir || '.', file);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // Not here: the next directory.
+    }
+  }
+  throw Object.assign(new Error(`posix_spawn ${file}: ENOENT (not found in PATH ${dirs.join(':')})`), { code: 'ENOENT' });
 }
 
 /** Waits for `pid` to exit without blocking: waitpid(WNOHANG), tried again after short waits. */
