@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { readToEnd } from './child-output.js';
 import { spawnWithoutFork } from './posix-spawn.js';
@@ -20,6 +21,15 @@ describe('spawnWithoutFork', () => {
     expect(r.exit).toEqual({ code: null, signal: 9 });
     // Reaped: no zombie of it is left.
     await expect(readToEnd(spawnWithoutFork('/bin/cat', [`/proc/${r.pid}/stat`]).stdout)).resolves.toBe('');
+  });
+
+  it('reaps many children that end together, each with its own exit code', async () => {
+    // Their pipes end as they exit, a moment before each can be reaped: those not reaped at once
+    // wait together for the next SIGCHLD.
+    const runs = await Promise.all(Array.from({ length: 40 }, (_, i) => run(`exit ${i}`)));
+    expect(runs.map((r) => r.exit.code)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    const left = runs.filter((r) => existsSync(`/proc/${r.pid}`));
+    expect(left.map((r) => readFileSync(`/proc/${r.pid}/stat`, 'utf8'))).toEqual([]);
   });
 
   it('hands over no blocked signal and not the daemon\'s SIGPIPE ignore', async () => {

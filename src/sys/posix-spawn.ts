@@ -10,16 +10,16 @@
 // The child gets stdin from /dev/null and stdout and stderr on pipes (close-on-exec on the
 // daemon's side, so no other child inherits them). The daemon's other descriptors are all
 // close-on-exec (Node opens them so), as for child_process. The child is reaped here once its
-// pipes have ended (libuv reaps only the children it spawned itself), tried again after short
-// waits while it has not exited yet.
+// pipes have ended (libuv reaps only the children it spawned itself), tried again on each SIGCHLD
+// while it has not exited yet.
 import { accessSync, closeSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { pipeCloexec, posixSpawn, waitpidNoHang, type ProcessExit, type SpawnFds } from './libc.js';
 
-/** How long to wait between tries to reap a child whose pipes have ended before it exited. */
-const REAP_RETRY_MS = [1, 2, 5, 10, 20, 50];
+/** How long to wait, without a SIGCHLD, before trying again to reap a child whose pipes have ended. */
+const REAP_RETRY_MS = 20;
 
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
@@ -141,11 +141,41 @@ function executablePath(file: string, env: NodeJS.ProcessEnv): string {
   throw Object.assign(new Error(`posix_spawn ${file}: ENOENT (not found in PATH ${dirs.join(':')})`), { code: 'ENOENT' });
 }
 
-/** Waits for `pid` to exit without blocking: waitpid(WNOHANG), tried again after short waits. */
-async function reap(pid: number): Promise<ProcessExit> {
-  for (let attempt = 0; ; attempt++) {
+/** Children whose pipes have ended but which had not exited when last tried, by pid. */
+const waiting = new Map<number, (exit: ProcessExit) => void>();
+let retryTimer: NodeJS.Timeout | undefined;
+
+/** Tries every waiting child once; the SIGCHLD listener and the retry timer run it. */
+function reapWaiting(): void {
+  for (const [pid, done] of waiting) {
     const exit = waitpidNoHang(pid);
-    if (exit) return exit;
-    await new Promise((resolve) => setTimeout(resolve, REAP_RETRY_MS[Math.min(attempt, REAP_RETRY_MS.length - 1)]));
+    if (!exit) continue;
+    waiting.delete(pid);
+    done(exit);
   }
+  clearTimeout(retryTimer);
+  retryTimer = undefined;
+  if (waiting.size === 0) {
+    process.off('SIGCHLD', reapWaiting);
+    return;
+  }
+  // A SIGCHLD that came between a child's first try and the listener is not seen again: a
+  // slow retry catches that child.
+  retryTimer = setTimeout(reapWaiting, REAP_RETRY_MS);
+}
+
+/**
+ * Waits for `pid` to exit without blocking: waitpid(WNOHANG) now, and again on each SIGCHLD (a
+ * child's pipes end as it exits, a moment before it can be reaped) or after REAP_RETRY_MS.
+ */
+function reap(pid: number): Promise<ProcessExit> {
+  const exit = waitpidNoHang(pid);
+  if (exit) return Promise.resolve(exit);
+  return new Promise((resolve) => {
+    if (waiting.size === 0) process.on('SIGCHLD', reapWaiting);
+    waiting.set(pid, resolve);
+    if (!retryTimer) {
+      retryTimer = setTimeout(reapWaiting, REAP_RETRY_MS);
+    }
+  });
 }
