@@ -47,6 +47,8 @@ class DirLayers implements WritableLayers {
 const IMAGE = { id: `sha256:${'a'.repeat(64)}`, chainId: undefined, config: { config: { Cmd: ['sh'] } } };
 /** An image of one layer whose USER is a name its /etc/passwd gives. */
 const APP_IMAGE = { id: `sha256:${'b'.repeat(64)}`, chainId: `sha256:${'c'.repeat(64)}`, config: { config: { Cmd: ['sh'], User: 'app' } } };
+/** Another image whose USER is "app", of other layers. */
+const OTHER_APP_IMAGE = { id: `sha256:${'d'.repeat(64)}`, chainId: `sha256:${'e'.repeat(64)}`, config: { config: { Cmd: ['sh'], User: 'app' } } };
 
 function podRecord(id: string, logDir: string): SandboxRecord {
   return {
@@ -84,7 +86,7 @@ describe('ContainerService', () => {
     };
     const svc = new ContainerService({
       root: join(base, 'root'), state: join(base, 'state'), runtimes,
-      images: { find: async (ref: string) => (ref === 'busybox' ? IMAGE : ref === 'app' ? APP_IMAGE : undefined) },
+      images: { find: async (ref: string) => ({ busybox: IMAGE, app: APP_IMAGE, 'other-app': OTHER_APP_IMAGE } as Record<string, typeof IMAGE | typeof APP_IMAGE>)[ref] },
       snapshots: layers,
       persistRetry: { firstMs: 50, maxMs: 200 },
       removalQueue: o.removalQueue,
@@ -267,14 +269,33 @@ describe('ContainerService', () => {
     await svc.remove(id);
     await svc.removalsSettled();
 
-    // The spec is built while the record is written: its failure rolls back all the same.
-    await writeFile(join(layer, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
-    await expect(svc.create(pod, { ...config, metadata: { name: 'nouser', attempt: 0 } } as ContainerConfig__Output, new AbortController().signal))
+    // The spec is built while the record is written: its failure rolls back all the same. (An
+    // image of other layers: those of a chain id never change, and are read once: see below.)
+    const other = join(base, 'other-image-layer');
+    await mkdir(join(other, 'etc'), { recursive: true });
+    await writeFile(join(other, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    layers.imageLayers.set(OTHER_APP_IMAGE.chainId, [other]);
+    await expect(svc.create(pod, { ...config, image: { image: 'other-app' }, metadata: { name: 'nouser', attempt: 0 } } as ContainerConfig__Output, new AbortController().signal))
       .rejects.toThrow(/user "app" not found in the container's \/etc\/passwd/);
     expect(svc.list()).toEqual([]);
     expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
     expect(await readdir(join(base, 'state', 'containers'))).toEqual([]);
     expect((await readdir(layers.dir)).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+
+  it('reads an image\'s /etc/passwd and /etc/group from its layers once, for every container of it', async () => {
+    const svc = await daemon();
+    const layer = join(base, 'image-layer');
+    await mkdir(join(layer, 'etc'), { recursive: true });
+    await writeFile(join(layer, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:1234:1235::/:/bin/sh\n');
+    await writeFile(join(layer, 'etc', 'group'), 'root:x:0:\nextra:x:77:app\n');
+    layers.imageLayers.set(APP_IMAGE.chainId, [layer]);
+    const config = (name: string) => ({ ...containerConfig(name), image: { image: 'app' } }) as ContainerConfig__Output;
+    const first = await svc.create(pod, config('first'), new AbortController().signal);
+    // The layers of a chain id never change: with the files gone from them, nothing is read.
+    await rm(join(layer, 'etc'), { recursive: true });
+    const second = await svc.create(pod, config('second'), new AbortController().signal);
+    for (const id of [first, second]) expect((await onDisk(id))!.user).toEqual({ uid: 1234, gid: 1235, additionalGids: [77, 1235] });
   });
 
   it('syncs the created record while the rootfs is mounted, and puts it in place only after the mount', async () => {

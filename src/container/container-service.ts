@@ -36,6 +36,7 @@ import { chosenStopSignal, killSignal } from './stop-signal.js';
 import type { CdiRegistry } from './cdi/cdi-registry.js';
 import { requestedCdiDevices } from './cdi/cdi-requests.js';
 import { buildContainerSpec, containerSelinuxLabels, readNodeFacts } from './oci-spec/container-spec.js';
+import { type EtcFiles, ImageEtcFilesCache } from './oci-spec/etc-files.js';
 import { containerResources } from './oci-spec/resources.js';
 import type { OciSpec } from './oci-spec/oci-types.js';
 import { ContainerEvents, type ContainerEventType } from './container-events.js';
@@ -162,6 +163,8 @@ export class ContainerService implements PodContainers {
   /** One lifecycle operation per id at a time. */
   private readonly locks = new KeyedLock();
   private readonly facts = readNodeFacts(cgroupVersion());
+  /** The /etc/passwd and /etc/group of the images containers were created of, by chain id. */
+  private readonly imageEtcFiles = new ImageEtcFilesCache();
   /** Ends the watch of each container whose exit is not recorded yet. */
   private readonly unwatch = new Map<string, () => void>();
   /** Callers waiting for a container's exit to be recorded. */
@@ -575,7 +578,7 @@ export class ContainerService implements PodContainers {
     const snapshots = this.opts.snapshots;
     // Found before anything is made: an image whose layers went meanwhile leaves nothing behind.
     const imageLayers = image.chainId !== undefined ? snapshots.lowerDirs(image.chainId) : [];
-    const specFor = (rootfsLayers: readonly string[]): Promise<OciSpec> => buildContainerSpec({
+    const specFor = (rootfsLayers: readonly string[], etcFiles?: EtcFiles): Promise<OciSpec> => buildContainerSpec({
       id,
       config,
       sandbox: {
@@ -597,6 +600,7 @@ export class ContainerService implements PodContainers {
       image: { config: imageConfig, ref: rec.imageName },
       rootfsPath: paths.rootfs,
       rootfsLayers,
+      etcFiles,
       cgroupVersion: cgroupVersion(),
       runtimeFeatures: runtime.features,
       cdiDevices,
@@ -628,7 +632,9 @@ export class ContainerService implements PodContainers {
       },
     });
     const layer = snapshots.prepare(id, image.chainId, { publishAfter: intent });
-    const early = archive ? undefined : specFor(imageLayers);
+    // The image's /etc/passwd and /etc/group are read once per image (its layers never change).
+    const early = archive ? undefined
+      : specFor(imageLayers, image.chainId !== undefined ? this.imageEtcFiles.get(image.chainId, imageLayers) : undefined);
     // Awaited below (or by the rollback); a failure that comes first is not an unhandled one.
     layer.catch(() => undefined);
     early?.catch(() => undefined);

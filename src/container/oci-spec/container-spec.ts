@@ -12,6 +12,7 @@ import type { ImageConfig } from '../../image/image-config.js';
 import { applyCdiDevices } from '../cdi/cdi-edits.js';
 import type { ResolvedDevice } from '../cdi/cdi-registry.js';
 import { criAnnotations } from './annotations.js';
+import type { EtcFiles } from './etc-files.js';
 import { containerApparmorProfile } from './apparmor.js';
 import { containerCapabilities, currentCapabilities } from './capabilities.js';
 import { cgroupsPath } from './cgroups-path.js';
@@ -67,6 +68,8 @@ export interface ContainerSpecInput {
    * written. A plain (or mounted) rootfs directory is its one layer.
    */
   rootfsLayers: readonly string[];
+  /** Those layers' /etc/passwd and /etc/group when already at hand (an image's, cached: etc-files.ts). */
+  etcFiles?: EtcFiles;
   cgroupVersion: 1 | 2;
   /** What the runtime handler supports; recursive read-only mounts need kernel 5.12+. */
   runtimeFeatures?: { recursiveReadOnly?: boolean };
@@ -166,6 +169,7 @@ export async function buildContainerSpec(input: ContainerSpecInput, facts: NodeF
     securityContext: sc,
     imageUser: imageProcess?.User,
     rootfsLayers: input.rootfsLayers,
+    etcFiles: input.etcFiles,
   });
   const capabilities = containerCapabilities({
     capabilities: sc?.capabilities,

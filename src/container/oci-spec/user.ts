@@ -3,9 +3,8 @@
 // supplementary groups follow SupplementalGroupsPolicy as containerd applies it.
 import { InvalidArgumentError } from '../../errors.js';
 import type { LinuxContainerSecurityContext__Output } from '../../gen/runtime/v1/LinuxContainerSecurityContext.js';
-import { type GroupEntry, type PasswdEntry, parseGroup, parsePasswd } from './etc-passwd.js';
+import { type EtcFiles, readEtcFiles } from './etc-files.js';
 import type { OciUser } from './oci-types.js';
-import { readRootfsFile } from './rootfs-path.js';
 
 // runc (and so crib-runtime's callers' expectations) accept ids up to INT32_MAX only.
 const MAX_ID = 0x7fffffff;
@@ -19,6 +18,11 @@ export interface UserInput {
    * from, top first (rootfs-path.ts); a plain rootfs directory is its one layer.
    */
   rootfsLayers: readonly string[];
+  /**
+   * Those layers' /etc/passwd and /etc/group when the caller has them already (an image's, kept
+   * by etc-files.ts's cache); read from `rootfsLayers` otherwise.
+   */
+  etcFiles?: EtcFiles;
   // No runAsNonRoot: CRI does not carry it; kubelet checks it against ImageStatus before
   // CreateContainer.
 }
@@ -31,32 +35,6 @@ function numericId(text: string, what: string): number | undefined {
     throw new InvalidArgumentError(`${what} ${text} is out of range (0..${MAX_ID})`);
   }
   return n;
-}
-
-/**
- * The image's /etc/passwd and /etc/group, each read once. Both reads start together (each is a
- * few file system round trips, and most lookups need both: the user's entry, then its groups);
- * a read whose file is never asked for fails nothing.
- */
-class EtcFiles {
-  private readonly passwd: Promise<PasswdEntry[] | null>;
-  private readonly group: Promise<GroupEntry[] | null>;
-  constructor(rootfs: readonly string[]) {
-    this.passwd = readRootfsFile(rootfs, '/etc/passwd').then((text) => (text === undefined ? null : parsePasswd(text)));
-    this.group = readRootfsFile(rootfs, '/etc/group').then((text) => (text === undefined ? null : parseGroup(text)));
-    // Awaited only when asked for (users, groups): a failed read no one asks for is no error.
-    this.passwd.catch(() => undefined);
-    this.group.catch(() => undefined);
-  }
-
-  /** Entries of /etc/passwd, or null when the image has none. */
-  users(): Promise<PasswdEntry[] | null> {
-    return this.passwd;
-  }
-
-  groups(): Promise<GroupEntry[] | null> {
-    return this.group;
-  }
 }
 
 interface UserSpec {
@@ -88,7 +66,7 @@ function userSpec(sc: LinuxContainerSecurityContext__Output | null | undefined, 
 export async function resolveUser(input: UserInput): Promise<OciUser> {
   const sc = input.securityContext;
   const spec = userSpec(sc, input.imageUser);
-  const etc = new EtcFiles(input.rootfsLayers);
+  const etc = input.etcFiles ?? readEtcFiles(input.rootfsLayers);
 
   let uid: number;
   let gid = 0;
