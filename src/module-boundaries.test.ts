@@ -45,7 +45,7 @@ const LAYERS: Record<string, string[]> = {
   lifecycle: [],
   config: [],
   runtime: ['sys', 'lifecycle'],
-  snapshot: ['sys', 'digest', 'store'],
+  snapshot: ['sys', 'digest', 'store', 'lifecycle'],
   network: ['sys', 'config', 'store', 'lifecycle'],
   stats: ['sys', 'network'],
   image: ['sys', 'digest', 'store', 'lifecycle', 'config', 'snapshot'],

@@ -23,6 +23,7 @@ import { idmappedRootfs } from '../sandbox/user-namespace.js';
 import type { IdmappedRootfs } from '../snapshot/snapshotter.js';
 import type { PodContainers } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
+import { allOrFirstError } from '../lifecycle/all-or-first-error.js';
 import { BackgroundTasks } from '../lifecycle/background-tasks.js';
 import { BoundedWorkQueue } from '../lifecycle/bounded-work-queue.js';
 import { Cleaner } from '../lifecycle/cleaner.js';
@@ -140,12 +141,6 @@ async function mayRunPoststopHooks(bundle: string): Promise<boolean> {
 /** The layers a restored container's rootfs is mounted from, top first: its rootfs diff over the image. */
 function restoreLayers(m: { upperdir: string; lowerdirs: string[] }): string[] {
   return [m.upperdir, ...m.lowerdirs];
-}
-
-/** Waits for every one of `steps` to end (none left running behind a failure), then throws the first error. */
-async function allOrFirstError(steps: Promise<unknown>[]): Promise<void> {
-  const failed = (await Promise.allSettled(steps)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /** The start's outcome in a record: started (at the time its intent gave), the intent gone. */

@@ -28,6 +28,8 @@ import { defineSchema } from '../store/schema.js';
 import { StateFile } from '../store/state-file.js';
 import { Trash } from '../store/trash.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
+import { allOrFirstError } from '../lifecycle/all-or-first-error.js';
+import { umaskKeeps } from '../process-umask.js';
 import { syncfs } from '../sys/libc.js';
 import { chainIdOf } from '../digest/chain-id.js';
 import { mountIdmappedLayers, mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
@@ -285,11 +287,17 @@ export class Snapshotter {
    */
   async prepare(key: string, chainId: string | undefined, opts: { publishAfter?: Promise<unknown> } = {}): Promise<PreparedSnapshot> {
     await this.createActive({ key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString() }, opts.publishAfter, async (tmp) => {
-      // fs/ is the upper dir: its mode is the mode of the container's "/".
-      await mkdir(join(tmp, 'fs'));
-      await chmod(join(tmp, 'fs'), 0o755);
-      await mkdir(join(tmp, 'work'), { mode: 0o700 });
-      if (chainId === undefined) await mkdir(join(tmp, 'empty'));
+      // Side by side: each is a file system round trip on CreateContainer's path.
+      await allOrFirstError([
+        // fs/ is the upper dir: its mode is the mode of the container's "/" (set by hand only
+        // when the umask would narrow it).
+        (async () => {
+          await mkdir(join(tmp, 'fs'), { mode: 0o755 });
+          if (!umaskKeeps(0o755)) await chmod(join(tmp, 'fs'), 0o755);
+        })(),
+        mkdir(join(tmp, 'work'), { mode: 0o700 }),
+        chainId === undefined ? mkdir(join(tmp, 'empty')) : undefined,
+      ]);
     });
     return this.mounts(key);
   }
@@ -330,8 +338,8 @@ export class Snapshotter {
     const tmp = join(this.activeDir, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
     try {
       await mkdir(tmp, { mode: 0o700 });
-      await populate(tmp);
-      await activeRecord(tmp).write(rec, { syncDir: false });
+      // The dirs and the record side by side: the record's write is a sync.
+      await allOrFirstError([populate(tmp), activeRecord(tmp).write(rec, { syncDir: false })]);
       await publishAfter;
       await rename(tmp, join(this.activeDir, key));
     } catch (err) {
