@@ -24,9 +24,12 @@ class DirLayers implements WritableLayers {
   readonly imageLayers = new Map<string, string[]>();
   /** When set, each mount waits for it (and fails if it rejects). */
   mountGate: Promise<void> | undefined;
+  /** When set, each prepare waits for it once its dir is made (and fails if it rejects). */
+  prepareGate: Promise<void> | undefined;
   constructor(readonly dir: string) {}
   async prepare(key: string): Promise<void> {
     await mkdir(join(this.dir, key), { recursive: false });
+    await this.prepareGate;
   }
   mounts(key: string): { upperdir: string; lowerdirs: string[] } {
     return { upperdir: join(this.dir, key), lowerdirs: [] };
@@ -340,6 +343,53 @@ describe('ContainerService', () => {
     const failing = waiting('unmountable', async (_mounted, failed) => failed(new Error('mount refused')));
     await expect(failing).rejects.toThrow(/mount refused/);
     expect((await readdir(recordsDir)).sort()).toEqual([`${id}.json`]);
+    expect(svc.list().map((r) => r.id)).toEqual([id]);
+  });
+
+  it('syncs the created record and writes the bundle while the writable layer is made, and mounts only once it is', async () => {
+    const svc = await daemon();
+    const recordsDir = join(base, 'root', 'containers');
+    /** The created record's temp file (beside the intent's, whose temp may be there too), once it is synced. */
+    const createdTemp = async (): Promise<boolean> => {
+      for (const n of (await readdir(recordsDir)).filter((t) => t.startsWith('.tmp-'))) {
+        if (/"created": true/.test(await readFile(join(recordsDir, n), 'utf8').catch(() => ''))) return true;
+      }
+      return false;
+    };
+    const layerHeld = async (name: string, release: (made: () => void, failed: (err: Error) => void) => void) => {
+      let made!: () => void;
+      let failed!: (err: Error) => void;
+      layers.prepareGate = new Promise<void>((resolve, reject) => {
+        made = resolve;
+        failed = reject;
+      });
+      const containersDir = join(base, 'state', 'containers');
+      const earlier = new Set(await readdir(containersDir).catch(() => []));
+      const created = svc.create(pod, containerConfig(name), new AbortController().signal);
+      created.catch(() => undefined);
+      let synced = false;
+      for (let i = 0; i < 200 && !synced; i++) {
+        await settle();
+        synced = await createdTemp();
+      }
+      expect(synced).toBe(true);
+      const [containerDir] = (await readdir(containersDir)).filter((n) => !earlier.has(n));
+      const bundle = join(containersDir, containerDir!, 'bundle');
+      for (let i = 0; i < 200 && !existsSync(join(bundle, 'config.json')); i++) await settle();
+      expect(existsSync(join(bundle, 'config.json'))).toBe(true);
+      // Not mounted while the layer is made (the fake's mount makes the mount point).
+      expect(existsSync(join(bundle, 'rootfs'))).toBe(false);
+      release(made, failed);
+      return created;
+    };
+    const id = await layerHeld('layered', (made) => made());
+    expect(await onDisk(id)).toMatchObject({ created: true });
+    expect(existsSync(join(base, 'state', 'containers', id, 'bundle', 'rootfs'))).toBe(true);
+
+    // A layer that fails: the synced record and the bundle go with the rest.
+    await expect(layerHeld('layerless', (_made, failed) => failed(new Error('no room for the layer')))).rejects.toThrow(/no room for the layer/);
+    expect((await readdir(recordsDir)).sort()).toEqual([`${id}.json`]);
+    expect(await readdir(join(base, 'state', 'containers'))).toEqual([id]);
     expect(svc.list().map((r) => r.id)).toEqual([id]);
   });
 

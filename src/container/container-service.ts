@@ -652,24 +652,41 @@ export class ContainerService implements PodContainers {
       await layer.catch(() => undefined);
       await snapshots.remove(id);
     });
+    // Steps that run side by side from here; a failure waits for all of them before the rollback.
+    let ready: Promise<void> | undefined;
+    let made: Promise<void> | undefined;
     try {
       cleaner.add('remove container dir', () => rm(dir, { recursive: true, force: true }));
-      await (bundleDir ?? makeBundleDir());
-      const imageVolumes = this.opts.imageVolumes;
-      if (imageVolumes && volumes.length > 0) {
-        imageVolumes.hold(id, volumes);
-        cleaner.add('release image volumes', () => imageVolumes.release(id, volumes));
-        // In a user-namespaced pod the volume is seen through the pod's mapping, as the rootfs is.
-        await imageVolumes.mount(volumes, pod.userns ? { usernsPath: pod.userns.path } : undefined);
+      const dirMade = bundleDir ?? makeBundleDir();
+      // What the rootfs mount needs: the writable layer, and the image volumes mounted.
+      ready = (async () => {
+        await dirMade;
+        const imageVolumes = this.opts.imageVolumes;
+        if (imageVolumes && volumes.length > 0) {
+          imageVolumes.hold(id, volumes);
+          cleaner.add('release image volumes', () => imageVolumes.release(id, volumes));
+          // In a user-namespaced pod the volume is seen through the pod's mapping, as the rootfs is.
+          await imageVolumes.mount(volumes, pod.userns ? { usernsPath: pod.userns.path } : undefined);
+        }
+        await layer;
+        crashPoint('CreateContainer:after-writable-layer');
+      })();
+      // Awaited below (or by the rollback): a failure that comes first is not an unhandled one.
+      ready.catch(() => undefined);
+      // A checkpoint's rootfs diff goes into the writable layer before its spec is built.
+      let restoreFrom: string | undefined;
+      if (archive) {
+        await ready;
+        restoreFrom = await this.unpackCheckpoint(archive, dir, snapshots.mounts(id));
       }
-      await layer;
-      crashPoint('CreateContainer:after-writable-layer');
-      const restoreFrom = archive ? await this.unpackCheckpoint(archive, dir, snapshots.mounts(id)) : undefined;
+      // Usually built already: the created record below is then written and synced while the
+      // writable layer is still being made, not only once the rootfs is mounted.
       const spec = early ? await early : await specFor(restoreLayers(snapshots.mounts(id)));
       // The rootfs mount and the bundle, side by side; the record's last write is synced under
       // its temp name meanwhile and renamed into place only once both are done (commitAfter).
-      const made = allOrFirstError([
+      made = allOrFirstError([
         (async () => {
+          await ready;
           // A user-namespaced pod's rootfs is seen through its id mapping (snapshotter.ts).
           await snapshots.mount(id, paths.rootfs, {
             idmap: pod.userns ? idmappedRootfs(pod.userns) : undefined,
@@ -679,6 +696,8 @@ export class ContainerService implements PodContainers {
           crashPoint('CreateContainer:after-mount');
         })(),
         (async () => {
+          // The bundle's dir is all it needs: written while the layer is made.
+          await dirMade;
           await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
           if (logPath) await mkdir(dirname(logPath), { recursive: true });
           crashPoint('CreateContainer:after-bundle');
@@ -705,6 +724,8 @@ export class ContainerService implements PodContainers {
         archive ? 'container created from a checkpoint' : 'container created');
     } catch (err) {
       clog.info({ err: (err as Error).message }, 'container creation failed; rolling back');
+      // Nothing is left running behind the failure to make what the rollback would miss.
+      await Promise.allSettled([ready, made]);
       await cleaner.run();
       throw err;
     }
