@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nowNs } from '../time.js';
 import { cgroupLayout } from './cgroup-path.js';
+import { KernelFileReader } from './kernel-file-reader.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from './stats-collector.js';
 
 let root: string;
@@ -173,6 +174,62 @@ describe('StatsCollector background refresh', () => {
     expect(BigInt(String(container.timestamp))).toBeGreaterThan(BigInt(String(first.linux!.cpu!.timestamp)));
     expect(BigInt(String(s.linux!.cpu!.timestamp))).toBeGreaterThanOrEqual(BigInt(String(container.timestamp)));
     expect(s.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '3000000000' });
+    c.close();
+  });
+
+  /** A reader whose reads wait while `held` is set, and counts them. */
+  class HeldReader extends KernelFileReader {
+    reads = 0;
+    held: Promise<void> | undefined;
+    override async read(dir: string, name: string, opts?: { list?: boolean }): Promise<string | undefined> {
+      this.reads++;
+      if (this.held) await this.held;
+      return super.read(dir, name, opts);
+    }
+  }
+  /** Resolves with the value, or with 'waited' when `p` takes longer than `ms`. */
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p, new Promise<'waited'>((r) => setTimeout(() => r('waited'), ms))]);
+
+  it('answers a listing that comes while its refresh is running from the last readings, without waiting for it or reading', async () => {
+    await podUsage(1_000_000);
+    const upper = join(root, 'upper');
+    await mkdir(upper);
+    const withLayer: ContainerSubject = { ...subject, writableLayer: { dir: upper, mountpoint: root } };
+    const pod = (): PodSubject => ({ ...podSubject(), containers: [withLayer] });
+    const reader = new HeldReader();
+    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 100, followUps: 0 });
+    await c.listContainerStats([withLayer], { watch: true });
+    await c.listPodSandboxStats([pod()], { watch: true });
+    await sleep(300);
+    await c.listContainerStats([withLayer], { watch: true });
+    // Periods 300 ms: the refresh is due in 200.
+    const last = await c.listPodSandboxStats([pod()], { watch: true });
+    let release!: () => void;
+    reader.held = new Promise<void>((r) => {
+      release = r;
+    });
+    await usage(5_000_000);
+    await sleep(320); // the refresh started ~120 ms ago; its reads are held; the readings are 320 ms old
+    expect(c.refresherActive).toBe(true);
+    const readsBefore = reader.reads;
+    const cl = await within(c.listContainerStats([withLayer], { watch: false }), 1000);
+    const ps = await within(c.listPodSandboxStats([pod()], { watch: false }), 1000);
+    expect(cl).not.toBe('waited');
+    expect(ps).not.toBe('waited');
+    const [cs] = cl as Awaited<ReturnType<StatsCollector['listContainerStats']>>;
+    // The last readings, timestamps and all: not the refresh's, not read by the listing.
+    expect(reader.reads).toBe(readsBefore);
+    expect(cs!.cpu!.usageCoreNanoSeconds).toEqual({ value: '1000000000' });
+    expect(cs!.cpu!.timestamp).toBe(last[0]!.linux!.containers![0]!.cpu!.timestamp);
+    const [p] = ps as Awaited<ReturnType<StatsCollector['listPodSandboxStats']>>;
+    expect(p!.linux!.cpu!.timestamp).toBe(last[0]!.linux!.cpu!.timestamp);
+    release();
+    reader.held = undefined;
+    await sleep(100);
+    // Once the refresh is in, its readings are served.
+    const [after] = await c.listContainerStats([withLayer], { watch: false });
+    expect(after!.cpu!.usageCoreNanoSeconds).toEqual({ value: '5000000000' });
     c.close();
   });
 });

@@ -11,7 +11,10 @@
 // is done while the caller waits. Every reading carries its own timestamp (when its read
 // started), so one served from the cache is reported truthfully. Every read is async and
 // bounded (KernelFileReader, FsUsageCache, at most a few netns-exec helpers at once), so neither
-// a listing nor a refresh holds the event loop. A section that cannot be read (the container has
+// a listing nor a refresh holds the event loop. A listing that comes while a refresh is still
+// running (on a loaded node the refresh can outlast its lead) neither waits for the refresh's
+// reads nor does them beside it: it is answered from the last readings of what the refresh is
+// renewing (maxStaleMs), each with its timestamp. A section that cannot be read (the container has
 // exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
 // lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
@@ -87,6 +90,14 @@ export interface StatsCollectorOptions {
   followUpMs?: number;
   /** Listings further apart than this are not a period (default 120 s). */
   maxPeriodMs?: number;
+  /** How old a reading (or a writable layer's walk) may be when served while the refresher is
+   * about to read it anew (default 15 s): a listing that comes while a refresh is running (it
+   * overran its lead on a loaded node) is answered from the last readings, each with its own
+   * timestamp, instead of waiting for the refresh's reads or doing them itself. kubelet's own
+   * cAdvisor readings are up to 15 s old (its housekeeping interval at most). */
+  maxStaleMs?: number;
+  /** The reader of cgroup files (tests: one whose reads they can hold or count). */
+  reader?: KernelFileReader;
 }
 
 // CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
@@ -154,16 +165,22 @@ export class StatsCollector {
   private lastLeadMs = 0;
   private refreshTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
+  private readonly maxStaleMs: number;
+  /** While a refresh runs: the reading keys (cgroupKey, networkKey) and layer dirs it will read
+   * or walk. A listing meanwhile serves what it has of those (up to maxStaleMs old). */
+  private refreshKeys: ReadonlySet<string> | undefined;
+  private refreshLayers: ReadonlySet<string> | undefined;
 
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
     this.fsTtlMs = opts.fsTtlMs ?? 2000;
     this.fs = new FsUsageCache({ ttlMs: this.fsTtlMs });
-    this.files = new KernelFileReader();
+    this.files = opts.reader ?? new KernelFileReader();
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
+    this.maxStaleMs = Math.max(this.cgroupTtlMs, opts.maxStaleMs ?? 15_000);
     this.leadMs = opts.leadMs;
     const forecast = {
       minPeriodMs: this.cgroupTtlMs,
@@ -266,7 +283,12 @@ export class StatsCollector {
     if (podCgroup !== undefined) {
       stats = await this.readCgroup(podCgroup, podScope);
       const newest = containers.reduce((max, c) => (c.cgroup && BigInt(c.cgroup.timestamp) > max ? BigInt(c.cgroup.timestamp) : max), 0n);
-      if (stats !== undefined && BigInt(stats.timestamp) < newest) stats = await this.readCgroupNow(podCgroup, podScope);
+      // A read of the pod in flight (the refresher's, started once its containers were read) is
+      // shared rather than doubled.
+      if (stats !== undefined && BigInt(stats.timestamp) < newest) {
+        stats = await this.cgroupReadings.refresh(cgroupKey(podCgroup, podScope), () => this.readCgroupNow(podCgroup, podScope));
+        if (stats !== undefined && BigInt(stats.timestamp) < newest) stats = await this.readCgroupNow(podCgroup, podScope);
+      }
     }
     return { pod: { path: podCgroup, stats }, containers, network };
   }
@@ -279,8 +301,8 @@ export class StatsCollector {
   retainOnly(liveIds: Iterable<string>): void {
     const keep = [...liveIds];
     // Readings the refresher no longer renews go once they could not be served anyway.
-    this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
-    this.networkReadings.dropOlderThan(this.cgroupTtlMs);
+    this.cgroupReadings.dropOlderThan(this.maxStaleMs);
+    this.networkReadings.dropOlderThan(this.maxStaleMs);
     this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
     // Namespace identities are few and small; forget them all now and then.
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
@@ -329,16 +351,27 @@ export class StatsCollector {
     if (podsDue) this.podListings.refreshed(started);
     if (containersDue) this.containerListings.refreshed(started);
     this.refreshing = true;
+    const podCgroups = pods.map((p) => resolvePodCgroupPath(p.cgroupParent));
+    const keys = new Set<string>();
+    const layers = new Set<string>();
+    for (const [i, p] of pods.entries()) {
+      const scope = containerScopeInPod(podCgroups[i], POD_STATS_SCOPE);
+      for (const c of p.containers) keys.add(cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), scope));
+      if (p.netnsPath) keys.add(networkKey(p));
+      if (podCgroups[i] !== undefined) keys.add(cgroupKey(podCgroups[i], POD_STATS_SCOPE));
+    }
+    for (const c of containers) keys.add(cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), STATS_SCOPE));
+    for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
+      if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
+    }
+    this.refreshKeys = keys;
+    this.refreshLayers = layers;
     try {
       // The writable layers first, then the readings: the readings end just before the listing
       // comes, and no walk's callbacks compete with the listing for the event loop. A layer
       // walked recently enough to be still under its TTL when the listing comes (about the lead
       // after this refresh starts) is not walked again: the listing serves that walk.
       const fsMaxAgeMs = Math.max(0, this.fsTtlMs - this.lastLeadMs);
-      const layers = new Set<string>();
-      for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
-        if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
-      }
       await eachBounded([...layers], REFRESH_WALKS, (dir) => this.fs.prefetch(dir, fsMaxAgeMs));
       const done = new Set<string>();
       const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
@@ -348,8 +381,7 @@ export class StatsCollector {
         done.add(key);
         return this.cgroupReadings.refresh(key, () => this.readCgroupNow(path, scope));
       };
-      const refreshPod = async (p: PodSubject) => {
-        const podCgroup = resolvePodCgroupPath(p.cgroupParent);
+      const refreshPod = async (p: PodSubject, podCgroup: string | undefined) => {
         const scope = containerScopeInPod(podCgroup, POD_STATS_SCOPE);
         await Promise.all([
           ...p.containers.map((c) => refreshContainer(c, scope)),
@@ -360,7 +392,7 @@ export class StatsCollector {
         }
       };
       const jobs = [
-        ...pods.map((p) => () => refreshPod(p)),
+        ...pods.map((p, i) => () => refreshPod(p, podCgroups[i])),
         ...containers.map((c) => async () => refreshContainer(c, STATS_SCOPE)),
       ];
       await eachBounded(jobs, REFRESH_PARALLEL, (job) => job().catch((err: unknown) => {
@@ -368,6 +400,8 @@ export class StatsCollector {
       }));
     } finally {
       this.refreshing = false;
+      this.refreshKeys = undefined;
+      this.refreshLayers = undefined;
       this.lastRefreshMs = performance.now() - started;
     }
     this.scheduleRefresh();
@@ -389,7 +423,7 @@ export class StatsCollector {
     const cgroupPath = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
     const [cgroup, fs] = await Promise.all([
       this.readCgroup(cgroupPath, scope),
-      c.writableLayer ? this.fs.usage(c.writableLayer.dir) : undefined,
+      c.writableLayer ? this.fs.usage(c.writableLayer.dir, { walkBehind: !this.refreshLayers?.has(c.writableLayer.dir) }) : undefined,
     ]);
     return { subject: c, cgroupPath, cgroup, fs };
   }
@@ -398,7 +432,8 @@ export class StatsCollector {
     if (this.cgroupTtlMs <= 0) return this.readCgroupNow(path, scope);
     // Single-container calls without listings in between never reach retainOnly.
     if (this.cgroupReadings.size > MAX_CACHED_READINGS) this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
-    return this.cgroupReadings.get(cgroupKey(path, scope), this.cgroupTtlMs, () => this.readCgroupNow(path, scope));
+    const key = cgroupKey(path, scope);
+    return this.cgroupReadings.get(key, this.cgroupTtlMs, () => this.readCgroupNow(path, scope), this.staleMsFor(key));
   }
 
   private async readCgroupNow(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
@@ -414,7 +449,14 @@ export class StatsCollector {
     // A pod without a namespace now (stopped) has no network section, whatever was read before.
     if (this.cgroupTtlMs <= 0 || !p.netnsPath) return this.readNetwork(p);
     if (this.networkReadings.size > MAX_CACHED_READINGS) this.networkReadings.dropOlderThan(this.cgroupTtlMs);
-    return this.networkReadings.get(networkKey(p), this.cgroupTtlMs, () => this.readNetwork(p));
+    const key = networkKey(p);
+    return this.networkReadings.get(key, this.cgroupTtlMs, () => this.readNetwork(p), this.staleMsFor(key));
+  }
+
+  /** How old a reading of `key` may be served: up to maxStaleMs while the running refresh is
+   * to read it anew (its caller never waits for that refresh, nor reads it beside it). */
+  private staleMsFor(key: string): number | undefined {
+    return this.refreshKeys?.has(key) ? this.maxStaleMs : undefined;
   }
 
   /** Never throws: a pod whose counters cannot be read has no network section. */
