@@ -96,6 +96,11 @@ export class FsUsageCache {
     return (e.walking ?? this.startWalk(dir, e, now)).then(() => undefined, () => undefined);
   }
 
+  /** The last walk's result of `dir`, as it is (no walk started, nothing recorded). */
+  peek(dir: string): FsUsage | undefined {
+    return this.entries.get(dir)?.value;
+  }
+
   /** Walks running now (at most maxWalks). */
   get activeWalks(): number {
     return this.running;

@@ -232,4 +232,35 @@ describe('StatsCollector background refresh', () => {
     expect(after!.cpu!.usageCoreNanoSeconds).toEqual({ value: '5000000000' });
     c.close();
   });
+
+  it('builds (and prepares) each container\'s stats when the read-ahead\'s reading lands; the listings that use that reading send that object', async () => {
+    await podUsage(1_000_000);
+    const prepared: object[] = [];
+    const c = new StatsCollector({
+      layout: layout(), cgroupTtlMs: 400, leadMs: 200, followUps: 0, minRateWindowNs: 100_000_000n,
+      prepare: (s) => {
+        prepared.push(s);
+        return s;
+      },
+    });
+    const lists = async () => {
+      await c.listPodSandboxStats([podSubject()], { watch: true });
+      return c.listContainerStats([subject], { watch: true });
+    };
+    await lists();
+    await sleep(450);
+    await lists(); // periods 450 ms: the refresh is due in 250
+    expect(prepared).toHaveLength(0); // built while the listings waited: not prepared
+    await usage(2_000_000);
+    await sleep(400);
+    expect(prepared).toHaveLength(1);
+    const [s] = await c.listContainerStats([{ ...subject, attributes: { ...subject.attributes } }], { watch: false });
+    const [p] = await c.listPodSandboxStats([podSubject()], { watch: false });
+    expect(s).toBe(prepared[0]);
+    expect(p!.linux!.containers![0]).toBe(prepared[0]);
+    expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    // Its rate is the one the listing computes from that reading.
+    expect(s!.cpu!.usageNanoCores).not.toBeNull();
+    c.close();
+  });
 });

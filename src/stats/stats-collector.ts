@@ -98,6 +98,9 @@ export interface StatsCollectorOptions {
   maxStaleMs?: number;
   /** The reader of cgroup files (tests: one whose reads they can hold or count). */
   reader?: KernelFileReader;
+  /** Called on each ContainerStats the read-ahead builds, before the listing that will send it
+   * comes (the daemon encodes it then: server/direct-encoder.ts withEncodedBody). */
+  prepare?: (stats: ContainerStats) => ContainerStats;
 }
 
 // CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
@@ -138,6 +141,21 @@ interface ContainerReading {
   fs?: FsUsage;
 }
 
+/** A container's last built ContainerStats and what it was built from: the same readings,
+ * rate and attributes give the same object back (not built, nor encoded, again). */
+interface BuiltStats {
+  cgroup?: CgroupStats;
+  fs?: FsUsage;
+  nanoCores?: bigint;
+  attributes: ContainerSubject['attributes'];
+  mountpoint?: string;
+  stats: ContainerStats;
+}
+
+/** Attributes with the same parts (the daemon makes each listing's from its records' config). */
+const sameAttributes = (a: ContainerSubject['attributes'], b: ContainerSubject['attributes']) =>
+  a === b || (a.id === b.id && a.metadata === b.metadata && a.labels === b.labels && a.annotations === b.annotations);
+
 export class StatsCollector {
   private readonly layout: CgroupLayout;
   private readonly rates: CpuRateTracker;
@@ -170,6 +188,9 @@ export class StatsCollector {
    * or walk. A listing meanwhile serves what it has of those (up to maxStaleMs old). */
   private refreshKeys: ReadonlySet<string> | undefined;
   private refreshLayers: ReadonlySet<string> | undefined;
+  /** Each container's last built ContainerStats, by id. */
+  private readonly built = new Map<string, BuiltStats>();
+  private readonly prepare: ((stats: ContainerStats) => ContainerStats) | undefined;
 
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
@@ -177,6 +198,7 @@ export class StatsCollector {
     this.fsTtlMs = opts.fsTtlMs ?? 2000;
     this.fs = new FsUsageCache({ ttlMs: this.fsTtlMs });
     this.files = opts.reader ?? new KernelFileReader();
+    this.prepare = opts.prepare;
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
@@ -304,6 +326,8 @@ export class StatsCollector {
     this.cgroupReadings.dropOlderThan(this.maxStaleMs);
     this.networkReadings.dropOlderThan(this.maxStaleMs);
     this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
+    const live = new Set(keep);
+    for (const id of this.built.keys()) if (!live.has(id)) this.built.delete(id);
     // Namespace identities are few and small; forget them all now and then.
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
   }
@@ -379,7 +403,7 @@ export class StatsCollector {
         const key = cgroupKey(path, scope);
         if (done.has(key)) return undefined;
         done.add(key);
-        return this.cgroupReadings.refresh(key, () => this.readCgroupNow(path, scope));
+        return this.cgroupReadings.refresh(key, () => this.readCgroupNow(path, scope)).then((cgroup) => this.prebuild(c, cgroup));
       };
       const refreshPod = async (p: PodSubject, podCgroup: string | undefined) => {
         const scope = containerScopeInPod(podCgroup, POD_STATS_SCOPE);
@@ -410,13 +434,45 @@ export class StatsCollector {
   private toContainerStats(r: ContainerReading): ContainerStats {
     const id = r.subject.attributes.id;
     const cpu = r.cgroup?.cpu;
-    return buildContainerStats({
-      attributes: r.subject.attributes,
-      cgroup: r.cgroup,
-      nanoCores: cpu && r.cgroup ? this.rates.rate(id, cpu.usageNs, r.cgroup.timestamp) : undefined,
-      writableLayer: r.fs && r.subject.writableLayer
-        ? { usage: r.fs, mountpoint: r.subject.writableLayer.mountpoint } : undefined,
+    const nanoCores = cpu && r.cgroup ? this.rates.rate(id, cpu.usageNs, r.cgroup.timestamp) : undefined;
+    return this.containerStatsOf(r.subject, r.cgroup, r.fs, nanoCores);
+  }
+
+  /**
+   * The read-ahead's ContainerStats of `c` from the reading that just landed, with the layer's
+   * last walk and the rate the listing will compute (recording nothing): the listing that uses
+   * the same readings gets this object, built and prepared (encoded) before it came.
+   */
+  private prebuild(c: ContainerSubject, cgroup: CgroupStats | undefined): void {
+    const fs = c.writableLayer ? this.fs.peek(c.writableLayer.dir) : undefined;
+    // Never walked: the listing waits for a walk anyway, and builds then.
+    if (c.writableLayer && fs === undefined) return;
+    const cpu = cgroup?.cpu;
+    const nanoCores = cpu && cgroup ? this.rates.peek(c.attributes.id, cpu.usageNs, cgroup.timestamp) : undefined;
+    this.containerStatsOf(c, cgroup, fs, nanoCores, this.prepare);
+  }
+
+  /** The last built ContainerStats of `c` if it was built from exactly these, else a new one. */
+  private containerStatsOf(
+    c: ContainerSubject, cgroup: CgroupStats | undefined, fs: FsUsage | undefined, nanoCores: bigint | undefined,
+    prepare?: (stats: ContainerStats) => ContainerStats,
+  ): ContainerStats {
+    const id = c.attributes.id;
+    const mountpoint = c.writableLayer?.mountpoint;
+    const last = this.built.get(id);
+    if (last !== undefined && last.cgroup === cgroup && last.fs === fs && last.nanoCores === nanoCores
+      && last.mountpoint === mountpoint && sameAttributes(last.attributes, c.attributes)) return last.stats;
+    let stats = buildContainerStats({
+      attributes: c.attributes,
+      cgroup,
+      nanoCores,
+      writableLayer: fs && mountpoint !== undefined ? { usage: fs, mountpoint } : undefined,
     });
+    if (prepare) stats = prepare(stats);
+    // Single-container calls without listings in between never reach retainOnly.
+    if (this.built.size > MAX_CACHED_READINGS) this.built.clear();
+    this.built.set(id, { cgroup, fs, nanoCores, attributes: c.attributes, mountpoint, stats });
+    return stats;
   }
 
   private async readContainer(c: ContainerSubject, scope: CgroupReadScope): Promise<ContainerReading> {
