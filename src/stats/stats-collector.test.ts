@@ -155,7 +155,7 @@ describe('StatsCollector background refresh', () => {
     c.close();
   });
 
-  it('never reports a pod reading older than its containers\' readings', async () => {
+  it('never reports a pod\'s CPU time below its containers\' (a pod reading behind them is read again)', async () => {
     await podUsage(1_000_000);
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 1000, leadMs: 900, followUps: 0 });
     // Container listings 1.05 s apart: the next container refresh is due 150 ms after the second.
@@ -261,6 +261,25 @@ describe('StatsCollector background refresh', () => {
     expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
     // Its rate is the one the listing computes from that reading.
     expect(s!.cpu!.usageNanoCores).not.toBeNull();
+    c.close();
+  });
+
+  it('serves a pod reading older than its containers\' readings while its CPU time is not behind theirs', async () => {
+    await podUsage(5_000_000);
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 1000, leadMs: 900, followUps: 0 });
+    // Container listings 1.05 s apart: the next container refresh is due 150 ms after the second.
+    await c.listContainerStats([subject], { watch: true });
+    await sleep(1050);
+    await c.listContainerStats([subject], { watch: true });
+    const first = await c.podSandboxStats(podSubject()); // the pod cgroup, read now and cached
+    await usage(2_000_000);
+    await sleep(300);
+    const s = await c.podSandboxStats(podSubject());
+    const container = s.linux!.containers![0]!.cpu!;
+    // The container was read again (by the refresher), the pod not: its 5 s still cover the container's 2.
+    expect(container.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    expect(BigInt(String(container.timestamp))).toBeGreaterThan(BigInt(String(first.linux!.cpu!.timestamp)));
+    expect(s.linux!.cpu!.timestamp).toBe(first.linux!.cpu!.timestamp);
     c.close();
   });
 });

@@ -291,10 +291,11 @@ export class StatsCollector {
 
   /**
    * The pod's containers and network, then its cgroup: read after its containers, the pod's
-   * cumulative counters (CPU time) never show less than a container inside it, which a
-   * parallel read could when the containers are busy. A cached pod reading is used only when
-   * it was read after every container reading used with it (the refresher reads in that
-   * order; a container read on its own since is newer, and the pod is then read again).
+   * cumulative CPU time never shows less than the containers inside it, which a parallel read
+   * could when the containers are busy. A cached pod reading is used as long as it does not
+   * (its CPU time at least its containers' together): one from before a container was read
+   * again on its own (the container listing's read-ahead, a refresh now running) is consistent
+   * still, each reading with its own timestamp; one that falls behind is read again, after.
    */
   private async readPod(p: PodSubject, podScope: CgroupReadScope) {
     const podCgroup = resolvePodCgroupPath(p.cgroupParent);
@@ -304,12 +305,13 @@ export class StatsCollector {
     let stats: CgroupStats | undefined;
     if (podCgroup !== undefined) {
       stats = await this.readCgroup(podCgroup, podScope);
-      const newest = containers.reduce((max, c) => (c.cgroup && BigInt(c.cgroup.timestamp) > max ? BigInt(c.cgroup.timestamp) : max), 0n);
+      const containersCpu = containers.reduce((sum, c) => sum + (c.cgroup?.cpu?.usageNs ?? 0n), 0n);
+      const behind = (s: CgroupStats | undefined) => s?.cpu !== undefined && s.cpu.usageNs < containersCpu;
       // A read of the pod in flight (the refresher's, started once its containers were read) is
       // shared rather than doubled.
-      if (stats !== undefined && BigInt(stats.timestamp) < newest) {
+      if (behind(stats)) {
         stats = await this.cgroupReadings.refresh(cgroupKey(podCgroup, podScope), () => this.readCgroupNow(podCgroup, podScope));
-        if (stats !== undefined && BigInt(stats.timestamp) < newest) stats = await this.readCgroupNow(podCgroup, podScope);
+        if (behind(stats)) stats = await this.readCgroupNow(podCgroup, podScope);
       }
     }
     return { pod: { path: podCgroup, stats }, containers, network };
