@@ -282,4 +282,20 @@ describe('StatsCollector background refresh', () => {
     expect(s.linux!.cpu!.timestamp).toBe(first.linux!.cpu!.timestamp);
     c.close();
   });
+
+  it('refreshes the rest of a listing whose one subject has a cgroup path that does not resolve, and stops as usual', async () => {
+    const bad: ContainerSubject = { attributes: { id: 'bad', metadata: { name: 'bad', attempt: 0 } }, cgroupsPath: '/pods/../x' };
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 200, leadMs: 100, followUps: 0 });
+    await expect(c.listContainerStats([subject, bad], { watch: true })).rejects.toThrow('".." is not allowed');
+    await sleep(250);
+    await expect(c.listContainerStats([subject, bad], { watch: true })).rejects.toThrow(); // refresh due in 150 ms
+    await usage(4_000_000);
+    await sleep(250);
+    expect(c.refresherActive).toBe(false);
+    const before = BigInt(nowNs());
+    const [s] = await c.listContainerStats([subject], { watch: false });
+    expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '4000000000' });
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before); // read by the refresh
+    c.close();
+  });
 });

@@ -377,28 +377,14 @@ export class StatsCollector {
     if (podsDue) this.podListings.refreshed(started);
     if (containersDue) this.containerListings.refreshed(started);
     this.refreshing = true;
-    const podCgroups = pods.map((p) => resolvePodCgroupPath(p.cgroupParent));
-    const keys = new Set<string>();
-    const layers = new Set<string>();
-    for (const [i, p] of pods.entries()) {
-      const scope = containerScopeInPod(podCgroups[i], POD_STATS_SCOPE);
-      for (const c of p.containers) keys.add(cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), scope));
-      if (p.netnsPath) keys.add(networkKey(p));
-      if (podCgroups[i] !== undefined) keys.add(cgroupKey(podCgroups[i], POD_STATS_SCOPE));
-    }
-    for (const c of containers) keys.add(cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), STATS_SCOPE));
-    for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
-      if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
-    }
-    this.refreshKeys = keys;
-    this.refreshLayers = layers;
     try {
+      this.markRefreshed(pods, containers);
       // The writable layers first, then the readings: the readings end just before the listing
       // comes, and no walk's callbacks compete with the listing for the event loop. A layer
       // walked recently enough to be still under its TTL when the listing comes (about the lead
       // after this refresh starts) is not walked again: the listing serves that walk.
       const fsMaxAgeMs = Math.max(0, this.fsTtlMs - this.lastLeadMs);
-      await eachBounded([...layers], REFRESH_WALKS, (dir) => this.fs.prefetch(dir, fsMaxAgeMs));
+      await eachBounded([...(this.refreshLayers ?? [])], REFRESH_WALKS, (dir) => this.fs.prefetch(dir, fsMaxAgeMs));
       const done = new Set<string>();
       const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
         const path = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
@@ -407,7 +393,8 @@ export class StatsCollector {
         done.add(key);
         return this.cgroupReadings.refresh(key, () => this.readCgroupNow(path, scope)).then((cgroup) => this.prebuild(c, cgroup));
       };
-      const refreshPod = async (p: PodSubject, podCgroup: string | undefined) => {
+      const refreshPod = async (p: PodSubject) => {
+        const podCgroup = resolvePodCgroupPath(p.cgroupParent);
         const scope = containerScopeInPod(podCgroup, POD_STATS_SCOPE);
         await Promise.all([
           ...p.containers.map((c) => refreshContainer(c, scope)),
@@ -418,7 +405,7 @@ export class StatsCollector {
         }
       };
       const jobs = [
-        ...pods.map((p, i) => () => refreshPod(p, podCgroups[i])),
+        ...pods.map((p) => () => refreshPod(p)),
         ...containers.map((c) => async () => refreshContainer(c, STATS_SCOPE)),
       ];
       await eachBounded(jobs, REFRESH_PARALLEL, (job) => job().catch((err: unknown) => {
@@ -431,6 +418,38 @@ export class StatsCollector {
       this.lastRefreshMs = performance.now() - started;
     }
     this.scheduleRefresh();
+  }
+
+  /** Records what this refresh reads and walks (refreshKeys, refreshLayers). A subject whose
+   * cgroup path does not resolve is left out: its job fails alone, as it always has. */
+  private markRefreshed(pods: PodSubject[], containers: ContainerSubject[]): void {
+    const keys = new Set<string>();
+    const layers = new Set<string>();
+    const add = (key: () => string) => {
+      try {
+        keys.add(key());
+      } catch {
+        /* reported by the refresh's job for it */
+      }
+    };
+    for (const p of pods) {
+      let podCgroup: string | undefined;
+      try {
+        podCgroup = resolvePodCgroupPath(p.cgroupParent);
+      } catch {
+        continue; // reported by the refresh's job for it
+      }
+      const scope = containerScopeInPod(podCgroup, POD_STATS_SCOPE);
+      for (const c of p.containers) add(() => cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), scope));
+      if (podCgroup !== undefined) keys.add(cgroupKey(podCgroup, POD_STATS_SCOPE));
+      if (p.netnsPath) keys.add(networkKey(p));
+    }
+    for (const c of containers) add(() => cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), STATS_SCOPE));
+    for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
+      if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
+    }
+    this.refreshKeys = keys;
+    this.refreshLayers = layers;
   }
 
   private toContainerStats(r: ContainerReading): ContainerStats {
