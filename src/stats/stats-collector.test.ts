@@ -298,4 +298,24 @@ describe('StatsCollector background refresh', () => {
     expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before); // read by the refresh
     c.close();
   });
+
+  it('answers a periodic listing that comes before its read-ahead from the last readings, reading nothing while it waits', async () => {
+    await podUsage(1_000_000);
+    const reader = new HeldReader();
+    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 10, followUps: 0 });
+    await c.listPodSandboxStats([podSubject()], { watch: true });
+    await sleep(300);
+    const last = await c.listPodSandboxStats([podSubject()], { watch: true }); // period 300 ms: the refresh is due in 290
+    await usage(7_000_000);
+    await sleep(230); // the readings are past cgroupTtlMs; the read-ahead has not run
+    const reads = reader.reads;
+    const [p] = await c.listPodSandboxStats([podSubject()], { watch: true });
+    expect(reader.reads).toBe(reads);
+    expect(p!.linux!.containers![0]!.cpu!.timestamp).toBe(last[0]!.linux!.containers![0]!.cpu!.timestamp);
+    expect(p!.linux!.cpu!.timestamp).toBe(last[0]!.linux!.cpu!.timestamp);
+    // An unwatched listing (another caller) is read for, as before.
+    const [other] = await c.listContainerStats([subject], { watch: false });
+    expect(other!.cpu!.usageCoreNanoSeconds).toEqual({ value: '7000000000' });
+    c.close();
+  });
 });

@@ -11,10 +11,11 @@
 // is done while the caller waits. Every reading carries its own timestamp (when its read
 // started), so one served from the cache is reported truthfully. Every read is async and
 // bounded (KernelFileReader, FsUsageCache, at most a few netns-exec helpers at once), so neither
-// a listing nor a refresh holds the event loop. A listing that comes while a refresh is still
-// running (on a loaded node the refresh can outlast its lead) neither waits for the refresh's
-// reads nor does them beside it: it is answered from the last readings of what the refresh is
-// renewing (maxStaleMs), each with its timestamp. A section that cannot be read (the container has
+// a listing nor a refresh holds the event loop. A periodic listing is answered from what the
+// read-ahead last read (maxStaleMs), even when the read-ahead is late (on a loaded node it can
+// outlast its lead) or has not run yet; and any listing that comes while a refresh is running
+// neither waits for the refresh's reads nor does them beside it: it is answered from the last
+// readings of what the refresh is renewing. Each reading carries its own timestamp. A section that cannot be read (the container has
 // exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
 // lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
@@ -239,14 +240,14 @@ export class StatsCollector {
    * (no filter), whose next one is forecast and read ahead of.
    */
   listContainerStats(subjects: ContainerSubject[], opts: { watch: boolean }): Promise<ContainerStats[]> {
-    if (opts.watch) this.listed(this.containerListings, subjects);
-    return Promise.all(subjects.map((c) => this.containerStats(c)));
+    const maintained = opts.watch && this.listed(this.containerListings, subjects);
+    return Promise.all(subjects.map(async (c) => this.toContainerStats(await this.readContainer(c, STATS_SCOPE, maintained))));
   }
 
   /** PodSandboxStats of every subject (ListPodSandboxStats); `watch` as listContainerStats. */
   listPodSandboxStats(subjects: PodSubject[], opts: { watch: boolean }): Promise<PodSandboxStats[]> {
-    if (opts.watch) this.listed(this.podListings, subjects);
-    return Promise.all(subjects.map((p) => this.podSandboxStats(p)));
+    const maintained = opts.watch && this.listed(this.podListings, subjects);
+    return Promise.all(subjects.map((p) => this.podStats(p, maintained)));
   }
 
   /** ContainerStats of one container (ContainerStats / ListContainerStats). */
@@ -255,8 +256,13 @@ export class StatsCollector {
   }
 
   /** PodSandboxStats of one pod with its containers (PodSandboxStats / ListPodSandboxStats). */
-  async podSandboxStats(p: PodSubject): Promise<PodSandboxStats> {
-    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE);
+  podSandboxStats(p: PodSubject): Promise<PodSandboxStats> {
+    return this.podStats(p, false);
+  }
+
+  /** `maintained`: the read-ahead renews this pod's readings (see readContainer). */
+  private async podStats(p: PodSubject, maintained: boolean): Promise<PodSandboxStats> {
+    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, maintained);
     // Without a pod cgroup, the pod's usage is the sum of its containers'.
     const podCgroup = pod.stats ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
     return buildPodSandboxStats({
@@ -297,14 +303,14 @@ export class StatsCollector {
    * again on its own (the container listing's read-ahead, a refresh now running) is consistent
    * still, each reading with its own timestamp; one that falls behind is read again, after.
    */
-  private async readPod(p: PodSubject, podScope: CgroupReadScope) {
+  private async readPod(p: PodSubject, podScope: CgroupReadScope, maintained = false) {
     const podCgroup = resolvePodCgroupPath(p.cgroupParent);
     const scope = containerScopeInPod(podCgroup, podScope);
     const [containers, network] = await Promise.all([
-      Promise.all(p.containers.map((c) => this.readContainer(c, scope))), this.cachedNetwork(p)]);
+      Promise.all(p.containers.map((c) => this.readContainer(c, scope, maintained))), this.cachedNetwork(p, maintained)]);
     let stats: CgroupStats | undefined;
     if (podCgroup !== undefined) {
-      stats = await this.readCgroup(podCgroup, podScope);
+      stats = await this.readCgroup(podCgroup, podScope, maintained);
       const containersCpu = containers.reduce((sum, c) => sum + (c.cgroup?.cpu?.usageNs ?? 0n), 0n);
       const behind = (s: CgroupStats | undefined) => s?.cpu !== undefined && s.cpu.usageNs < containersCpu;
       // A read of the pod in flight (the refresher's, started once its containers were read) is
@@ -334,14 +340,17 @@ export class StatsCollector {
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
   }
 
-  private listed<S>(forecast: ListingForecast<S>, subjects: S[]): void {
-    if (this.cgroupTtlMs <= 0) return;
+  /** A watched listing came: its next one is forecast. True when it is (a period is known):
+   * the read-ahead renews its readings from now on. */
+  private listed<S>(forecast: ListingForecast<S>, subjects: S[]): boolean {
+    if (this.cgroupTtlMs <= 0) return false;
     // Room for the whole refresh (walks and readings) before the listing, but the readings
     // still under cgroupTtlMs when it comes, with 400 ms to spare for a late caller.
     const lead = this.leadMs ?? Math.min(Math.max(300, this.lastRefreshMs + 200), this.cgroupTtlMs - 400);
     this.lastLeadMs = lead;
     forecast.listed(subjects, performance.now(), lead);
     this.scheduleRefresh();
+    return forecast.due !== undefined;
   }
 
   /** (Re)arms the timer for the earliest due refresh; none due: no timer. */
@@ -496,21 +505,28 @@ export class StatsCollector {
     return stats;
   }
 
-  private async readContainer(c: ContainerSubject, scope: CgroupReadScope): Promise<ContainerReading> {
+  /**
+   * `maintained`: the caller's listing is periodic and forecast, so the read-ahead renews its
+   * readings and walks before each one: it is answered from what the read-ahead last read (up
+   * to maxStaleMs old, each reading with its timestamp), never by reading or walking while it
+   * waits, even when the read-ahead is late or has not run yet.
+   */
+  private async readContainer(c: ContainerSubject, scope: CgroupReadScope, maintained = false): Promise<ContainerReading> {
     const cgroupPath = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
+    const layer = c.writableLayer?.dir;
     const [cgroup, fs] = await Promise.all([
-      this.readCgroup(cgroupPath, scope),
-      c.writableLayer ? this.fs.usage(c.writableLayer.dir, { walkBehind: !this.refreshLayers?.has(c.writableLayer.dir) }) : undefined,
+      this.readCgroup(cgroupPath, scope, maintained),
+      layer !== undefined ? this.fs.usage(layer, { walkBehind: !maintained && !this.refreshLayers?.has(layer) }) : undefined,
     ]);
     return { subject: c, cgroupPath, cgroup, fs };
   }
 
-  private readCgroup(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
+  private readCgroup(path: string, scope: CgroupReadScope, maintained = false): Promise<CgroupStats | undefined> {
     if (this.cgroupTtlMs <= 0) return this.readCgroupNow(path, scope);
     // Single-container calls without listings in between never reach retainOnly.
     if (this.cgroupReadings.size > MAX_CACHED_READINGS) this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
     const key = cgroupKey(path, scope);
-    return this.cgroupReadings.get(key, this.cgroupTtlMs, () => this.readCgroupNow(path, scope), this.staleMsFor(key));
+    return this.cgroupReadings.get(key, this.cgroupTtlMs, () => this.readCgroupNow(path, scope), this.staleMsFor(key, maintained));
   }
 
   private async readCgroupNow(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
@@ -522,18 +538,19 @@ export class StatsCollector {
     }
   }
 
-  private cachedNetwork(p: PodSubject): Promise<NetworkReading | undefined> {
+  private cachedNetwork(p: PodSubject, maintained = false): Promise<NetworkReading | undefined> {
     // A pod without a namespace now (stopped) has no network section, whatever was read before.
     if (this.cgroupTtlMs <= 0 || !p.netnsPath) return this.readNetwork(p);
     if (this.networkReadings.size > MAX_CACHED_READINGS) this.networkReadings.dropOlderThan(this.cgroupTtlMs);
     const key = networkKey(p);
-    return this.networkReadings.get(key, this.cgroupTtlMs, () => this.readNetwork(p), this.staleMsFor(key));
+    return this.networkReadings.get(key, this.cgroupTtlMs, () => this.readNetwork(p), this.staleMsFor(key, maintained));
   }
 
-  /** How old a reading of `key` may be served: up to maxStaleMs while the running refresh is
-   * to read it anew (its caller never waits for that refresh, nor reads it beside it). */
-  private staleMsFor(key: string): number | undefined {
-    return this.refreshKeys?.has(key) ? this.maxStaleMs : undefined;
+  /** How old a reading of `key` may be served: up to maxStaleMs for a maintained listing
+   * (readContainer) and while the running refresh is to read it anew (its caller never waits
+   * for that refresh, nor reads it beside it). */
+  private staleMsFor(key: string, maintained: boolean): number | undefined {
+    return maintained || this.refreshKeys?.has(key) ? this.maxStaleMs : undefined;
   }
 
   /** Never throws: a pod whose counters cannot be read has no network section. */
