@@ -96,12 +96,29 @@ function serviceDefinition(service: Protobuf.Service): Record<string, grpc.Metho
 }
 
 let services: CriServices | undefined;
+let schema: Protobuf.Root | undefined;
+
+/** The compiled schema, resolved (built once). */
+function criRoot(): Protobuf.Root {
+  if (schema) return schema;
+  const root = protobuf.Root.fromJSON(JSON.parse(CRI_DESCRIPTOR_JSON) as Protobuf.INamespace);
+  root.resolveAll();
+  schema = root;
+  return root;
+}
+
+/**
+ * The direct encoder (direct-encoder.ts) of one runtime.v1 message type that is a part of a
+ * directly encoded response (ContainerStats): what a body handed to withEncodedBody is made with.
+ */
+export function messageEncoder(typeName: 'ContainerStats'): (value: object) => Buffer {
+  return compileEncoder(criRoot().lookupType(`runtime.v1.${typeName}`));
+}
 
 /** The services' definitions alone: what the daemon serves. Loads no gRPC library. */
 export function criServices(): CriServices {
   if (services) return services;
-  const root = protobuf.Root.fromJSON(JSON.parse(CRI_DESCRIPTOR_JSON) as Protobuf.INamespace);
-  root.resolveAll();
+  const root = criRoot();
   const defs: Record<string, unknown> = {};
   for (const name of SERVICES) defs[name] = serviceDefinition(root.lookupService(`runtime.v1.${name}`));
   services = defs as unknown as CriServices;

@@ -11,8 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { CRI_DESCRIPTOR_JSON } from '../gen/cri-descriptor.js';
 import { cgroupLayout } from '../stats/cgroup-path.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
-import { CRI_PROTO_PATH, PROTO_LOADER_OPTIONS, criProto } from './cri-proto.js';
-import { compileEncoder, UnsupportedTypeError } from './direct-encoder.js';
+import { CRI_PROTO_PATH, PROTO_LOADER_OPTIONS, criProto, messageEncoder } from './cri-proto.js';
+import { compileEncoder, UnsupportedTypeError, withEncodedBody } from './direct-encoder.js';
 
 const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof Protobuf;
 const root = protobuf.Root.fromJSON(JSON.parse(CRI_DESCRIPTOR_JSON) as Protobuf.INamespace);
@@ -102,6 +102,27 @@ describe('direct encoder', () => {
       expect(Buffer.from(mine).toString('hex'), rpc).toBe(Buffer.from(loaderRuntime[rpc]!.responseSerialize(value)).toString('hex'));
       expect(loaderRuntime[rpc]!.responseDeserialize(mine), rpc).toEqual(value);
     }
+  });
+
+  it('copies in the body a nested message object carries (withEncodedBody): the bytes it would have written', () => {
+    const encodeStats = messageEncoder('ContainerStats');
+    for (const name of ['ListContainerStatsResponse', 'ListPodSandboxStatsResponse']) {
+      const type = lookup(name);
+      for (const n of [0, 1]) {
+        const value = full(type, n) as Record<string, unknown>;
+        const expected = reference(type, value).toString('hex');
+        // Every ContainerStats of the response carries its own encoding.
+        const containers = name === 'ListContainerStatsResponse'
+          ? value.stats as object[]
+          : (value.stats as { linux: { containers: object[] } }[]).flatMap((p) => p.linux.containers);
+        for (const c of containers) withEncodedBody(c, encodeStats(c));
+        expect(compileEncoder(type)(value).toString('hex'), `${name} #${n}`).toBe(expected);
+      }
+    }
+    // The carried body is what is sent (copied, not written again from the object).
+    const stats = withEncodedBody({ attributes: { id: 'live' } }, encodeStats({ attributes: { id: 'kept' } }));
+    const decoded = decode(lookup('ListContainerStatsResponse'), compileEncoder(lookup('ListContainerStatsResponse'))({ stats: [stats] }));
+    expect(decoded).toMatchObject({ stats: [{ attributes: { id: 'kept' } }] });
   });
 
   it('pins the bytes of a small ContainerStatsResponse (a uint64 above 2^53, zeros, a map, nulls)', () => {

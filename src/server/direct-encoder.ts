@@ -22,6 +22,12 @@
 // something to send. Message types holding kinds of field it does not handle (bytes, packed
 // repeated numbers, groups, non-string map keys) are refused at compile time; the caller then
 // keeps protobufjs's path for them.
+//
+// A nested message object can carry its own body, encoded beforehand (withEncodedBody): the
+// stats collector encodes each container's ContainerStats when its reading lands, before the
+// listing that sends it comes, and the same object serves both listings that hold it
+// (ListContainerStats, and its pod's entry in ListPodSandboxStats). Its bytes are then copied
+// in, not written field by field while the caller waits.
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
 
@@ -43,6 +49,27 @@ export class UnsupportedTypeError extends Error {}
 // so one buffer serves every call.
 let buf = Buffer.allocUnsafe(INITIAL_BUFFER);
 let pos = 0;
+
+/** Message objects whose body was encoded beforehand (withEncodedBody), and that body. */
+const encodedBodies = new WeakMap<object, Buffer>();
+
+/**
+ * `value`, whose encoding as a message of its type is `body` (from compileEncoder of that type,
+ * for this very object): wherever it is a nested message of a response, those bytes are copied
+ * in. The object must not change afterwards.
+ */
+export function withEncodedBody<T extends object>(value: T, body: Buffer): T {
+  encodedBodies.set(value, body);
+  return value;
+}
+
+/** A nested message's body encoded beforehand, written with its length. */
+function writeBody(body: Buffer): void {
+  varint32(body.length);
+  ensure(body.length);
+  body.copy(buf, pos);
+  pos += body.length;
+}
 
 function ensure(n: number): void {
   if (pos + n <= buf.length) return;
@@ -242,7 +269,7 @@ function arrayExpected(field: string): never {
 
 /** What generated code calls. */
 const helpers = {
-  varint32, writeInt32, writeInt64, writeString, writeDouble, writeFloat, begin, end, isObject, enumNumber,
+  encodedBodies, writeBody, varint32, writeInt32, writeInt64, writeString, writeDouble, writeFloat, begin, end, isObject, enumNumber,
   depthExceeded, objectExpected, arrayExpected,
 };
 
@@ -320,7 +347,8 @@ function fieldCode(field: Protobuf.Field, writers: MessageWriter[], index: Map<s
   /** Source writing value `x` under tag `t`, as fromObject converts it. */
   const one = (x: string, t: number): string => {
     if (message !== undefined) {
-      return `{ if (!h.isObject(${x})) h.objectExpected(${name}); h.varint32(${t}); const s = h.begin(); W[${message}](${x}, d + 1); h.end(s); }`;
+      return `{ if (!h.isObject(${x})) h.objectExpected(${name}); h.varint32(${t}); const b = h.encodedBodies.get(${x});
+        if (b !== undefined) h.writeBody(b); else { const s = h.begin(); W[${message}](${x}, d + 1); h.end(s); } }`;
     }
     if (isEnum) return `{ const n = h.enumNumber(E[${enumAt}], ${x}); if (n !== undefined) { h.varint32(${t}); h.writeInt32(n | 0); } }`;
     switch (field.type) {

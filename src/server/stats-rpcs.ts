@@ -9,6 +9,8 @@ import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
 import type { PodSandboxMetrics } from '../gen/runtime/v1/PodSandboxMetrics.js';
 import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats.js';
+import { messageEncoder } from './cri-proto.js';
+import { withEncodedBody } from './direct-encoder.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { MAX_REPORTED_INTERFACES } from './listed-size.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
@@ -49,7 +51,12 @@ const isUnfiltered = (f: CriListFilter | null | undefined): boolean =>
   !f?.id && !f?.podSandboxId && Object.keys(f?.labelSelector ?? {}).length === 0;
 
 export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
-  const collector = new StatsCollector();
+  // Each ContainerStats the read-ahead builds is encoded then, before the listing that sends it
+  // comes: the listing (and its pods' listing, which holds the same objects) copies its bytes.
+  let encodeContainerStats: ((value: object) => Buffer) | undefined;
+  const collector = new StatsCollector({
+    prepare: (s) => withEncodedBody(s, (encodeContainerStats ??= messageEncoder('ContainerStats'))(s)),
+  });
 
   // A container's writable layer is where its snapshot was made, for its whole life; asking the
   // snapshotter (which builds the snapshot's whole overlay layout) for each container of every

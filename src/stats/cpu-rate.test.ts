@@ -50,4 +50,15 @@ describe('CpuRateTracker', () => {
     expect(t.rate('a', S, 12n * S)).toBe(500_000_000n);
     expect(t.rate('a', 2n * S, 13n * S)).toBe(S);
   });
+
+  it('peek tells what rate would return for a reading, recording nothing', () => {
+    const t = new CpuRateTracker(S);
+    expect(t.peek('a', 0n, 10n * S)).toBeUndefined();
+    t.rate('a', 0n, 10n * S);
+    expect(t.peek('a', S, 12n * S)).toBe(500_000_000n);
+    // Nothing recorded: a later reading is measured from the 10 s base still.
+    expect(t.peek('a', 3n * S, 13n * S)).toBe(S);
+    expect(t.rate('a', S, 12n * S)).toBe(500_000_000n);
+    expect(t.peek('a', S, 12n * S)).toBe(500_000_000n); // the same reading again
+  });
 });

@@ -25,18 +25,26 @@ export class CpuRateTracker {
    */
   rate(id: string, usageNs: bigint, timestamp: string | bigint): bigint | undefined {
     const ts = BigInt(timestamp);
-    const prev = this.samples.get(id);
+    const next = this.next(this.samples.get(id), usageNs, ts);
+    if (next.keep !== undefined) this.samples.set(id, next.keep);
+    return next.nanoCores;
+  }
+
+  /** What rate() would return for this reading now, recording nothing (the stats read-ahead
+   * builds a listing's answer before the listing, which then records the same reading). */
+  peek(id: string, usageNs: bigint, timestamp: string | bigint): bigint | undefined {
+    return this.next(this.samples.get(id), usageNs, BigInt(timestamp)).nanoCores;
+  }
+
+  /** The rate for a reading after `prev`, and the sample to keep from then on (undefined: prev). */
+  private next(prev: Sample | undefined, usageNs: bigint, ts: bigint): { nanoCores?: bigint; keep?: Sample } {
     // The same reading again (the collector reuses a cgroup's reading for a second): same rate.
-    if (prev !== undefined && ts === prev.timestampNs && usageNs === prev.usageNs) return prev.nanoCores;
-    if (prev === undefined || usageNs < prev.usageNs || ts <= prev.timestampNs) {
-      this.samples.set(id, { usageNs, timestampNs: ts });
-      return undefined;
-    }
+    if (prev !== undefined && ts === prev.timestampNs && usageNs === prev.usageNs) return { nanoCores: prev.nanoCores };
+    if (prev === undefined || usageNs < prev.usageNs || ts <= prev.timestampNs) return { keep: { usageNs, timestampNs: ts } };
     const window = ts - prev.timestampNs;
-    if (window < this.minWindowNs) return prev.nanoCores;
+    if (window < this.minWindowNs) return { nanoCores: prev.nanoCores };
     const nanoCores = ((usageNs - prev.usageNs) * 1_000_000_000n) / window;
-    this.samples.set(id, { usageNs, timestampNs: ts, nanoCores });
-    return nanoCores;
+    return { nanoCores, keep: { usageNs, timestampNs: ts, nanoCores } };
   }
 
   /** Drop the sample of a removed container or pod. */

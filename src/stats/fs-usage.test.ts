@@ -83,6 +83,20 @@ describe('FsUsageCache', () => {
     expect((await cache.usage(dir)).inodes).toBe(3n);
   });
 
+  it('walkBehind false: a result past the TTL is served without starting a walk (one is coming)', async () => {
+    const dir = join(root, 'no-walk-behind');
+    await mkdir(dir);
+    const cache = new FsUsageCache({ ttlMs: 50 });
+    const first = await cache.usage(dir);
+    await new Promise((r) => setTimeout(r, 80));
+    await writeFile(join(dir, 'a'), 'x');
+    expect(await cache.usage(dir, { walkBehind: false })).toBe(first);
+    expect(cache.activeWalks).toBe(0);
+    // Without it, the same request starts the walk behind the result it serves.
+    expect(await cache.usage(dir)).toBe(first);
+    expect(cache.activeWalks).toBe(1);
+  });
+
   it('counts a missing directory as empty and limits concurrent walks', async () => {
     const cache = new FsUsageCache({ maxWalks: 2 });
     expect(await cache.usage(join(root, 'nope'))).toMatchObject({ bytes: 0n, inodes: 0n });

@@ -56,8 +56,12 @@ export class FsUsageCache {
     this.maxWalks = opts.maxWalks ?? 16;
   }
 
-  /** Usage of the tree at `dir` (a missing dir counts as empty), walked at most maxStaleMs ago. */
-  usage(dir: string): Promise<FsUsage> {
+  /**
+   * Usage of the tree at `dir` (a missing dir counts as empty), walked at most maxStaleMs ago.
+   * `walkBehind: false`: a result past ttlMs starts no walk behind it (the caller knows one is
+   * coming: the stats read-ahead's), so no walk competes with the caller for the event loop.
+   */
+  usage(dir: string, opts: { walkBehind?: boolean } = {}): Promise<FsUsage> {
     const now = performance.now();
     let e = this.entries.get(dir);
     if (e === undefined) {
@@ -68,6 +72,7 @@ export class FsUsageCache {
     e.asked = now;
     const age = now - e.at;
     if (e.value !== undefined && age < this.ttlMs) return Promise.resolve(e.value);
+    if (opts.walkBehind === false && e.value !== undefined && age < this.maxStaleMs) return Promise.resolve(e.value);
     const walking = e.walking ?? this.startWalk(dir, e, now);
     if (e.value !== undefined && age < this.maxStaleMs) return Promise.resolve(e.value);
     return walking;
@@ -89,6 +94,11 @@ export class FsUsageCache {
       return Promise.resolve();
     }
     return (e.walking ?? this.startWalk(dir, e, now)).then(() => undefined, () => undefined);
+  }
+
+  /** The last walk's result of `dir`, as it is (no walk started, nothing recorded). */
+  peek(dir: string): FsUsage | undefined {
+    return this.entries.get(dir)?.value;
   }
 
   /** Walks running now (at most maxWalks). */

@@ -71,4 +71,23 @@ describe('ReadingCache', () => {
     c.dropOlderThan(20);
     expect(c.size).toBe(0);
   });
+
+  it('with staleMs, serves a last reading past maxAgeMs as it is, without waiting for the read in flight', async () => {
+    const c = new ReadingCache<string>();
+    await c.get('k', 1000, async () => 'old');
+    await sleep(60);
+    const d = deferred<string>();
+    void c.refresh('k', () => d.promise);
+    let reads = 0;
+    // maxAgeMs 40: 'old' is too old for a plain get, which waits for the refresh in flight.
+    const waiting = c.get('k', 40, async () => `read ${++reads}`);
+    expect(await c.get('k', 40, async () => `read ${++reads}`, 5000)).toBe('old');
+    expect(reads).toBe(0);
+    // Past staleMs too: it waits for the refresh like a plain get.
+    const pastStale = c.get('k', 40, async () => `read ${++reads}`, 50);
+    d.resolve('new');
+    expect(await waiting).toBe('new');
+    expect(await pastStale).toBe('new');
+    expect(reads).toBe(0);
+  });
 });

@@ -6,7 +6,9 @@
 // reading served from here is still reported truthfully; `maxAgeMs` bounds how old a served
 // one can be. A refresh keeps the previous reading served until it lands, so a listing never
 // waits behind a refresh while what it has is fresh enough; a stale entry with a read in
-// flight waits for that read rather than starting a second one. Failed reads are not kept.
+// flight waits for that read rather than starting a second one, unless its caller says a
+// newer reading is on its way anyway (`staleMs`: the collector's refresher is reading it) and
+// the last one is young enough to serve meanwhile. Failed reads are not kept.
 
 interface Entry<T> {
   /** The last reading that landed, and when (performance.now()) its read started. */
@@ -20,12 +22,14 @@ export class ReadingCache<T> {
 
   /**
    * The reading of `key` no older than `maxAgeMs` (started at most that long ago): the last
-   * one, else the one in flight if it is young enough, else a new one from `read`.
+   * one, else the one in flight if it is young enough, else a new one from `read`. With
+   * `staleMs`, a last reading up to that old is served as it is, whatever is in flight: for a
+   * caller that must not wait for a read someone else is doing (or about to do) anyway.
    */
-  get(key: string, maxAgeMs: number, read: () => Promise<T>): Promise<T> {
+  get(key: string, maxAgeMs: number, read: () => Promise<T>, staleMs?: number): Promise<T> {
     const now = performance.now();
     const e = this.entries.get(key);
-    if (e?.last !== undefined && now - e.last.at < maxAgeMs) return Promise.resolve(e.last.value);
+    if (e?.last !== undefined && now - e.last.at < Math.max(maxAgeMs, staleMs ?? 0)) return Promise.resolve(e.last.value);
     if (e?.pending !== undefined && now - e.pending.at < maxAgeMs) return e.pending.value;
     return this.start(key, read, now);
   }

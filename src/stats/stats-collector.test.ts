@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nowNs } from '../time.js';
 import { cgroupLayout } from './cgroup-path.js';
+import { KernelFileReader } from './kernel-file-reader.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from './stats-collector.js';
 
 let root: string;
@@ -154,7 +155,7 @@ describe('StatsCollector background refresh', () => {
     c.close();
   });
 
-  it('never reports a pod reading older than its containers\' readings', async () => {
+  it('never reports a pod\'s CPU time below its containers\' (a pod reading behind them is read again)', async () => {
     await podUsage(1_000_000);
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 1000, leadMs: 900, followUps: 0 });
     // Container listings 1.05 s apart: the next container refresh is due 150 ms after the second.
@@ -173,6 +174,148 @@ describe('StatsCollector background refresh', () => {
     expect(BigInt(String(container.timestamp))).toBeGreaterThan(BigInt(String(first.linux!.cpu!.timestamp)));
     expect(BigInt(String(s.linux!.cpu!.timestamp))).toBeGreaterThanOrEqual(BigInt(String(container.timestamp)));
     expect(s.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '3000000000' });
+    c.close();
+  });
+
+  /** A reader whose reads wait while `held` is set, and counts them. */
+  class HeldReader extends KernelFileReader {
+    reads = 0;
+    held: Promise<void> | undefined;
+    override async read(dir: string, name: string, opts?: { list?: boolean }): Promise<string | undefined> {
+      this.reads++;
+      if (this.held) await this.held;
+      return super.read(dir, name, opts);
+    }
+  }
+  /** Resolves with the value, or with 'waited' when `p` takes longer than `ms`. */
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p, new Promise<'waited'>((r) => setTimeout(() => r('waited'), ms))]);
+
+  it('answers a listing that comes while its refresh is running from the last readings, without waiting for it or reading', async () => {
+    await podUsage(1_000_000);
+    const upper = join(root, 'upper');
+    await mkdir(upper);
+    const withLayer: ContainerSubject = { ...subject, writableLayer: { dir: upper, mountpoint: root } };
+    const pod = (): PodSubject => ({ ...podSubject(), containers: [withLayer] });
+    const reader = new HeldReader();
+    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 100, followUps: 0 });
+    await c.listContainerStats([withLayer], { watch: true });
+    await c.listPodSandboxStats([pod()], { watch: true });
+    await sleep(300);
+    await c.listContainerStats([withLayer], { watch: true });
+    // Periods 300 ms: the refresh is due in 200.
+    const last = await c.listPodSandboxStats([pod()], { watch: true });
+    let release!: () => void;
+    reader.held = new Promise<void>((r) => {
+      release = r;
+    });
+    await usage(5_000_000);
+    await sleep(320); // the refresh started ~120 ms ago; its reads are held; the readings are 320 ms old
+    expect(c.refresherActive).toBe(true);
+    const readsBefore = reader.reads;
+    const cl = await within(c.listContainerStats([withLayer], { watch: false }), 1000);
+    const ps = await within(c.listPodSandboxStats([pod()], { watch: false }), 1000);
+    expect(cl).not.toBe('waited');
+    expect(ps).not.toBe('waited');
+    const [cs] = cl as Awaited<ReturnType<StatsCollector['listContainerStats']>>;
+    // The last readings, timestamps and all: not the refresh's, not read by the listing.
+    expect(reader.reads).toBe(readsBefore);
+    expect(cs!.cpu!.usageCoreNanoSeconds).toEqual({ value: '1000000000' });
+    expect(cs!.cpu!.timestamp).toBe(last[0]!.linux!.containers![0]!.cpu!.timestamp);
+    const [p] = ps as Awaited<ReturnType<StatsCollector['listPodSandboxStats']>>;
+    expect(p!.linux!.cpu!.timestamp).toBe(last[0]!.linux!.cpu!.timestamp);
+    release();
+    reader.held = undefined;
+    await sleep(100);
+    // Once the refresh is in, its readings are served.
+    const [after] = await c.listContainerStats([withLayer], { watch: false });
+    expect(after!.cpu!.usageCoreNanoSeconds).toEqual({ value: '5000000000' });
+    c.close();
+  });
+
+  it('builds (and prepares) each container\'s stats when the read-ahead\'s reading lands; the listings that use that reading send that object', async () => {
+    await podUsage(1_000_000);
+    const prepared: object[] = [];
+    const c = new StatsCollector({
+      layout: layout(), cgroupTtlMs: 400, leadMs: 200, followUps: 0, minRateWindowNs: 100_000_000n,
+      prepare: (s) => {
+        prepared.push(s);
+        return s;
+      },
+    });
+    const lists = async () => {
+      await c.listPodSandboxStats([podSubject()], { watch: true });
+      return c.listContainerStats([subject], { watch: true });
+    };
+    await lists();
+    await sleep(450);
+    await lists(); // periods 450 ms: the refresh is due in 250
+    expect(prepared).toHaveLength(0); // built while the listings waited: not prepared
+    await usage(2_000_000);
+    await sleep(400);
+    expect(prepared).toHaveLength(1);
+    const [s] = await c.listContainerStats([{ ...subject, attributes: { ...subject.attributes } }], { watch: false });
+    const [p] = await c.listPodSandboxStats([podSubject()], { watch: false });
+    expect(s).toBe(prepared[0]);
+    expect(p!.linux!.containers![0]).toBe(prepared[0]);
+    expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    // Its rate is the one the listing computes from that reading.
+    expect(s!.cpu!.usageNanoCores).not.toBeNull();
+    c.close();
+  });
+
+  it('serves a pod reading older than its containers\' readings while its CPU time is not behind theirs', async () => {
+    await podUsage(5_000_000);
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 1000, leadMs: 900, followUps: 0 });
+    // Container listings 1.05 s apart: the next container refresh is due 150 ms after the second.
+    await c.listContainerStats([subject], { watch: true });
+    await sleep(1050);
+    await c.listContainerStats([subject], { watch: true });
+    const first = await c.podSandboxStats(podSubject()); // the pod cgroup, read now and cached
+    await usage(2_000_000);
+    await sleep(300);
+    const s = await c.podSandboxStats(podSubject());
+    const container = s.linux!.containers![0]!.cpu!;
+    // The container was read again (by the refresher), the pod not: its 5 s still cover the container's 2.
+    expect(container.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    expect(BigInt(String(container.timestamp))).toBeGreaterThan(BigInt(String(first.linux!.cpu!.timestamp)));
+    expect(s.linux!.cpu!.timestamp).toBe(first.linux!.cpu!.timestamp);
+    c.close();
+  });
+
+  it('refreshes the rest of a listing whose one subject has a cgroup path that does not resolve, and stops as usual', async () => {
+    const bad: ContainerSubject = { attributes: { id: 'bad', metadata: { name: 'bad', attempt: 0 } }, cgroupsPath: '/pods/../x' };
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 200, leadMs: 100, followUps: 0 });
+    await expect(c.listContainerStats([subject, bad], { watch: true })).rejects.toThrow('".." is not allowed');
+    await sleep(250);
+    await expect(c.listContainerStats([subject, bad], { watch: true })).rejects.toThrow(); // refresh due in 150 ms
+    await usage(4_000_000);
+    await sleep(250);
+    expect(c.refresherActive).toBe(false);
+    const before = BigInt(nowNs());
+    const [s] = await c.listContainerStats([subject], { watch: false });
+    expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '4000000000' });
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before); // read by the refresh
+    c.close();
+  });
+
+  it('answers a periodic listing that comes before its read-ahead from the last readings, reading nothing while it waits', async () => {
+    await podUsage(1_000_000);
+    const reader = new HeldReader();
+    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 10, followUps: 0 });
+    await c.listPodSandboxStats([podSubject()], { watch: true });
+    await sleep(300);
+    const last = await c.listPodSandboxStats([podSubject()], { watch: true }); // period 300 ms: the refresh is due in 290
+    await usage(7_000_000);
+    await sleep(230); // the readings are past cgroupTtlMs; the read-ahead has not run
+    const reads = reader.reads;
+    const [p] = await c.listPodSandboxStats([podSubject()], { watch: true });
+    expect(reader.reads).toBe(reads);
+    expect(p!.linux!.containers![0]!.cpu!.timestamp).toBe(last[0]!.linux!.containers![0]!.cpu!.timestamp);
+    expect(p!.linux!.cpu!.timestamp).toBe(last[0]!.linux!.cpu!.timestamp);
+    // An unwatched listing (another caller) is read for, as before.
+    const [other] = await c.listContainerStats([subject], { watch: false });
+    expect(other!.cpu!.usageCoreNanoSeconds).toEqual({ value: '7000000000' });
     c.close();
   });
 });

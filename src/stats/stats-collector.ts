@@ -11,7 +11,11 @@
 // is done while the caller waits. Every reading carries its own timestamp (when its read
 // started), so one served from the cache is reported truthfully. Every read is async and
 // bounded (KernelFileReader, FsUsageCache, at most a few netns-exec helpers at once), so neither
-// a listing nor a refresh holds the event loop. A section that cannot be read (the container has
+// a listing nor a refresh holds the event loop. A periodic listing is answered from what the
+// read-ahead last read (maxStaleMs), even when the read-ahead is late (on a loaded node it can
+// outlast its lead) or has not run yet; and any listing that comes while a refresh is running
+// neither waits for the refresh's reads nor does them beside it: it is answered from the last
+// readings of what the refresh is renewing. Each reading carries its own timestamp. A section that cannot be read (the container has
 // exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
 // lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
@@ -87,6 +91,17 @@ export interface StatsCollectorOptions {
   followUpMs?: number;
   /** Listings further apart than this are not a period (default 120 s). */
   maxPeriodMs?: number;
+  /** How old a reading (or a writable layer's walk) may be when served while the refresher is
+   * about to read it anew (default 15 s): a listing that comes while a refresh is running (it
+   * overran its lead on a loaded node) is answered from the last readings, each with its own
+   * timestamp, instead of waiting for the refresh's reads or doing them itself. kubelet's own
+   * cAdvisor readings are up to 15 s old (its housekeeping interval at most). */
+  maxStaleMs?: number;
+  /** The reader of cgroup files (tests: one whose reads they can hold or count). */
+  reader?: KernelFileReader;
+  /** Called on each ContainerStats the read-ahead builds, before the listing that will send it
+   * comes (the daemon encodes it then: server/direct-encoder.ts withEncodedBody). */
+  prepare?: (stats: ContainerStats) => ContainerStats;
 }
 
 // CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
@@ -127,6 +142,21 @@ interface ContainerReading {
   fs?: FsUsage;
 }
 
+/** A container's last built ContainerStats and what it was built from: the same readings,
+ * rate and attributes give the same object back (not built, nor encoded, again). */
+interface BuiltStats {
+  cgroup?: CgroupStats;
+  fs?: FsUsage;
+  nanoCores?: bigint;
+  attributes: ContainerSubject['attributes'];
+  mountpoint?: string;
+  stats: ContainerStats;
+}
+
+/** Attributes with the same parts (the daemon makes each listing's from its records' config). */
+const sameAttributes = (a: ContainerSubject['attributes'], b: ContainerSubject['attributes']) =>
+  a === b || (a.id === b.id && a.metadata === b.metadata && a.labels === b.labels && a.annotations === b.annotations);
+
 export class StatsCollector {
   private readonly layout: CgroupLayout;
   private readonly rates: CpuRateTracker;
@@ -154,16 +184,26 @@ export class StatsCollector {
   private lastLeadMs = 0;
   private refreshTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
+  private readonly maxStaleMs: number;
+  /** While a refresh runs: the reading keys (cgroupKey, networkKey) and layer dirs it will read
+   * or walk. A listing meanwhile serves what it has of those (up to maxStaleMs old). */
+  private refreshKeys: ReadonlySet<string> | undefined;
+  private refreshLayers: ReadonlySet<string> | undefined;
+  /** Each container's last built ContainerStats, by id. */
+  private readonly built = new Map<string, BuiltStats>();
+  private readonly prepare: ((stats: ContainerStats) => ContainerStats) | undefined;
 
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
     this.fsTtlMs = opts.fsTtlMs ?? 2000;
     this.fs = new FsUsageCache({ ttlMs: this.fsTtlMs });
-    this.files = new KernelFileReader();
+    this.files = opts.reader ?? new KernelFileReader();
+    this.prepare = opts.prepare;
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
+    this.maxStaleMs = Math.max(this.cgroupTtlMs, opts.maxStaleMs ?? 15_000);
     this.leadMs = opts.leadMs;
     const forecast = {
       minPeriodMs: this.cgroupTtlMs,
@@ -200,14 +240,14 @@ export class StatsCollector {
    * (no filter), whose next one is forecast and read ahead of.
    */
   listContainerStats(subjects: ContainerSubject[], opts: { watch: boolean }): Promise<ContainerStats[]> {
-    if (opts.watch) this.listed(this.containerListings, subjects);
-    return Promise.all(subjects.map((c) => this.containerStats(c)));
+    const maintained = opts.watch && this.listed(this.containerListings, subjects);
+    return Promise.all(subjects.map(async (c) => this.toContainerStats(await this.readContainer(c, STATS_SCOPE, maintained))));
   }
 
   /** PodSandboxStats of every subject (ListPodSandboxStats); `watch` as listContainerStats. */
   listPodSandboxStats(subjects: PodSubject[], opts: { watch: boolean }): Promise<PodSandboxStats[]> {
-    if (opts.watch) this.listed(this.podListings, subjects);
-    return Promise.all(subjects.map((p) => this.podSandboxStats(p)));
+    const maintained = opts.watch && this.listed(this.podListings, subjects);
+    return Promise.all(subjects.map((p) => this.podStats(p, maintained)));
   }
 
   /** ContainerStats of one container (ContainerStats / ListContainerStats). */
@@ -216,8 +256,13 @@ export class StatsCollector {
   }
 
   /** PodSandboxStats of one pod with its containers (PodSandboxStats / ListPodSandboxStats). */
-  async podSandboxStats(p: PodSubject): Promise<PodSandboxStats> {
-    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE);
+  podSandboxStats(p: PodSubject): Promise<PodSandboxStats> {
+    return this.podStats(p, false);
+  }
+
+  /** `maintained`: the read-ahead renews this pod's readings (see readContainer). */
+  private async podStats(p: PodSubject, maintained: boolean): Promise<PodSandboxStats> {
+    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, maintained);
     // Without a pod cgroup, the pod's usage is the sum of its containers'.
     const podCgroup = pod.stats ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
     return buildPodSandboxStats({
@@ -252,21 +297,28 @@ export class StatsCollector {
 
   /**
    * The pod's containers and network, then its cgroup: read after its containers, the pod's
-   * cumulative counters (CPU time) never show less than a container inside it, which a
-   * parallel read could when the containers are busy. A cached pod reading is used only when
-   * it was read after every container reading used with it (the refresher reads in that
-   * order; a container read on its own since is newer, and the pod is then read again).
+   * cumulative CPU time never shows less than the containers inside it, which a parallel read
+   * could when the containers are busy. A cached pod reading is used as long as it does not
+   * (its CPU time at least its containers' together): one from before a container was read
+   * again on its own (the container listing's read-ahead, a refresh now running) is consistent
+   * still, each reading with its own timestamp; one that falls behind is read again, after.
    */
-  private async readPod(p: PodSubject, podScope: CgroupReadScope) {
+  private async readPod(p: PodSubject, podScope: CgroupReadScope, maintained = false) {
     const podCgroup = resolvePodCgroupPath(p.cgroupParent);
     const scope = containerScopeInPod(podCgroup, podScope);
     const [containers, network] = await Promise.all([
-      Promise.all(p.containers.map((c) => this.readContainer(c, scope))), this.cachedNetwork(p)]);
+      Promise.all(p.containers.map((c) => this.readContainer(c, scope, maintained))), this.cachedNetwork(p, maintained)]);
     let stats: CgroupStats | undefined;
     if (podCgroup !== undefined) {
-      stats = await this.readCgroup(podCgroup, podScope);
-      const newest = containers.reduce((max, c) => (c.cgroup && BigInt(c.cgroup.timestamp) > max ? BigInt(c.cgroup.timestamp) : max), 0n);
-      if (stats !== undefined && BigInt(stats.timestamp) < newest) stats = await this.readCgroupNow(podCgroup, podScope);
+      stats = await this.readCgroup(podCgroup, podScope, maintained);
+      const containersCpu = containers.reduce((sum, c) => sum + (c.cgroup?.cpu?.usageNs ?? 0n), 0n);
+      const behind = (s: CgroupStats | undefined) => s?.cpu !== undefined && s.cpu.usageNs < containersCpu;
+      // A read of the pod in flight (the refresher's, started once its containers were read) is
+      // shared rather than doubled.
+      if (behind(stats)) {
+        stats = await this.cgroupReadings.refresh(cgroupKey(podCgroup, podScope), () => this.readCgroupNow(podCgroup, podScope));
+        if (behind(stats)) stats = await this.readCgroupNow(podCgroup, podScope);
+      }
     }
     return { pod: { path: podCgroup, stats }, containers, network };
   }
@@ -279,21 +331,26 @@ export class StatsCollector {
   retainOnly(liveIds: Iterable<string>): void {
     const keep = [...liveIds];
     // Readings the refresher no longer renews go once they could not be served anyway.
-    this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
-    this.networkReadings.dropOlderThan(this.cgroupTtlMs);
+    this.cgroupReadings.dropOlderThan(this.maxStaleMs);
+    this.networkReadings.dropOlderThan(this.maxStaleMs);
     this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
+    const live = new Set(keep);
+    for (const id of this.built.keys()) if (!live.has(id)) this.built.delete(id);
     // Namespace identities are few and small; forget them all now and then.
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
   }
 
-  private listed<S>(forecast: ListingForecast<S>, subjects: S[]): void {
-    if (this.cgroupTtlMs <= 0) return;
+  /** A watched listing came: its next one is forecast. True when it is (a period is known):
+   * the read-ahead renews its readings from now on. */
+  private listed<S>(forecast: ListingForecast<S>, subjects: S[]): boolean {
+    if (this.cgroupTtlMs <= 0) return false;
     // Room for the whole refresh (walks and readings) before the listing, but the readings
     // still under cgroupTtlMs when it comes, with 400 ms to spare for a late caller.
     const lead = this.leadMs ?? Math.min(Math.max(300, this.lastRefreshMs + 200), this.cgroupTtlMs - 400);
     this.lastLeadMs = lead;
     forecast.listed(subjects, performance.now(), lead);
     this.scheduleRefresh();
+    return forecast.due !== undefined;
   }
 
   /** (Re)arms the timer for the earliest due refresh; none due: no timer. */
@@ -330,23 +387,20 @@ export class StatsCollector {
     if (containersDue) this.containerListings.refreshed(started);
     this.refreshing = true;
     try {
+      this.markRefreshed(pods, containers);
       // The writable layers first, then the readings: the readings end just before the listing
       // comes, and no walk's callbacks compete with the listing for the event loop. A layer
       // walked recently enough to be still under its TTL when the listing comes (about the lead
       // after this refresh starts) is not walked again: the listing serves that walk.
       const fsMaxAgeMs = Math.max(0, this.fsTtlMs - this.lastLeadMs);
-      const layers = new Set<string>();
-      for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
-        if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
-      }
-      await eachBounded([...layers], REFRESH_WALKS, (dir) => this.fs.prefetch(dir, fsMaxAgeMs));
+      await eachBounded([...(this.refreshLayers ?? [])], REFRESH_WALKS, (dir) => this.fs.prefetch(dir, fsMaxAgeMs));
       const done = new Set<string>();
       const refreshContainer = (c: ContainerSubject, scope: CgroupReadScope) => {
         const path = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
         const key = cgroupKey(path, scope);
         if (done.has(key)) return undefined;
         done.add(key);
-        return this.cgroupReadings.refresh(key, () => this.readCgroupNow(path, scope));
+        return this.cgroupReadings.refresh(key, () => this.readCgroupNow(path, scope)).then((cgroup) => this.prebuild(c, cgroup));
       };
       const refreshPod = async (p: PodSubject) => {
         const podCgroup = resolvePodCgroupPath(p.cgroupParent);
@@ -368,37 +422,111 @@ export class StatsCollector {
       }));
     } finally {
       this.refreshing = false;
+      this.refreshKeys = undefined;
+      this.refreshLayers = undefined;
       this.lastRefreshMs = performance.now() - started;
     }
     this.scheduleRefresh();
   }
 
+  /** Records what this refresh reads and walks (refreshKeys, refreshLayers). A subject whose
+   * cgroup path does not resolve is left out: its job fails alone, as it always has. */
+  private markRefreshed(pods: PodSubject[], containers: ContainerSubject[]): void {
+    const keys = new Set<string>();
+    const layers = new Set<string>();
+    const add = (key: () => string) => {
+      try {
+        keys.add(key());
+      } catch {
+        /* reported by the refresh's job for it */
+      }
+    };
+    for (const p of pods) {
+      let podCgroup: string | undefined;
+      try {
+        podCgroup = resolvePodCgroupPath(p.cgroupParent);
+      } catch {
+        continue; // reported by the refresh's job for it
+      }
+      const scope = containerScopeInPod(podCgroup, POD_STATS_SCOPE);
+      for (const c of p.containers) add(() => cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), scope));
+      if (podCgroup !== undefined) keys.add(cgroupKey(podCgroup, POD_STATS_SCOPE));
+      if (p.netnsPath) keys.add(networkKey(p));
+    }
+    for (const c of containers) add(() => cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), STATS_SCOPE));
+    for (const c of [...pods.flatMap((p) => p.containers), ...containers]) {
+      if (c.writableLayer !== undefined) layers.add(c.writableLayer.dir);
+    }
+    this.refreshKeys = keys;
+    this.refreshLayers = layers;
+  }
+
   private toContainerStats(r: ContainerReading): ContainerStats {
     const id = r.subject.attributes.id;
     const cpu = r.cgroup?.cpu;
-    return buildContainerStats({
-      attributes: r.subject.attributes,
-      cgroup: r.cgroup,
-      nanoCores: cpu && r.cgroup ? this.rates.rate(id, cpu.usageNs, r.cgroup.timestamp) : undefined,
-      writableLayer: r.fs && r.subject.writableLayer
-        ? { usage: r.fs, mountpoint: r.subject.writableLayer.mountpoint } : undefined,
-    });
+    const nanoCores = cpu && r.cgroup ? this.rates.rate(id, cpu.usageNs, r.cgroup.timestamp) : undefined;
+    return this.containerStatsOf(r.subject, r.cgroup, r.fs, nanoCores);
   }
 
-  private async readContainer(c: ContainerSubject, scope: CgroupReadScope): Promise<ContainerReading> {
+  /**
+   * The read-ahead's ContainerStats of `c` from the reading that just landed, with the layer's
+   * last walk and the rate the listing will compute (recording nothing): the listing that uses
+   * the same readings gets this object, built and prepared (encoded) before it came.
+   */
+  private prebuild(c: ContainerSubject, cgroup: CgroupStats | undefined): void {
+    const fs = c.writableLayer ? this.fs.peek(c.writableLayer.dir) : undefined;
+    // Never walked: the listing waits for a walk anyway, and builds then.
+    if (c.writableLayer && fs === undefined) return;
+    const cpu = cgroup?.cpu;
+    const nanoCores = cpu && cgroup ? this.rates.peek(c.attributes.id, cpu.usageNs, cgroup.timestamp) : undefined;
+    this.containerStatsOf(c, cgroup, fs, nanoCores, this.prepare);
+  }
+
+  /** The last built ContainerStats of `c` if it was built from exactly these, else a new one. */
+  private containerStatsOf(
+    c: ContainerSubject, cgroup: CgroupStats | undefined, fs: FsUsage | undefined, nanoCores: bigint | undefined,
+    prepare?: (stats: ContainerStats) => ContainerStats,
+  ): ContainerStats {
+    const id = c.attributes.id;
+    const mountpoint = c.writableLayer?.mountpoint;
+    const last = this.built.get(id);
+    if (last !== undefined && last.cgroup === cgroup && last.fs === fs && last.nanoCores === nanoCores
+      && last.mountpoint === mountpoint && sameAttributes(last.attributes, c.attributes)) return last.stats;
+    let stats = buildContainerStats({
+      attributes: c.attributes,
+      cgroup,
+      nanoCores,
+      writableLayer: fs && mountpoint !== undefined ? { usage: fs, mountpoint } : undefined,
+    });
+    if (prepare) stats = prepare(stats);
+    // Single-container calls without listings in between never reach retainOnly.
+    if (this.built.size > MAX_CACHED_READINGS) this.built.clear();
+    this.built.set(id, { cgroup, fs, nanoCores, attributes: c.attributes, mountpoint, stats });
+    return stats;
+  }
+
+  /**
+   * `maintained`: the caller's listing is periodic and forecast, so the read-ahead renews its
+   * readings and walks before each one: it is answered from what the read-ahead last read (up
+   * to maxStaleMs old, each reading with its timestamp), never by reading or walking while it
+   * waits, even when the read-ahead is late or has not run yet.
+   */
+  private async readContainer(c: ContainerSubject, scope: CgroupReadScope, maintained = false): Promise<ContainerReading> {
     const cgroupPath = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
+    const layer = c.writableLayer?.dir;
     const [cgroup, fs] = await Promise.all([
-      this.readCgroup(cgroupPath, scope),
-      c.writableLayer ? this.fs.usage(c.writableLayer.dir) : undefined,
+      this.readCgroup(cgroupPath, scope, maintained),
+      layer !== undefined ? this.fs.usage(layer, { walkBehind: !maintained && !this.refreshLayers?.has(layer) }) : undefined,
     ]);
     return { subject: c, cgroupPath, cgroup, fs };
   }
 
-  private readCgroup(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
+  private readCgroup(path: string, scope: CgroupReadScope, maintained = false): Promise<CgroupStats | undefined> {
     if (this.cgroupTtlMs <= 0) return this.readCgroupNow(path, scope);
     // Single-container calls without listings in between never reach retainOnly.
     if (this.cgroupReadings.size > MAX_CACHED_READINGS) this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
-    return this.cgroupReadings.get(cgroupKey(path, scope), this.cgroupTtlMs, () => this.readCgroupNow(path, scope));
+    const key = cgroupKey(path, scope);
+    return this.cgroupReadings.get(key, this.cgroupTtlMs, () => this.readCgroupNow(path, scope), this.staleMsFor(key, maintained));
   }
 
   private async readCgroupNow(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
@@ -410,11 +538,19 @@ export class StatsCollector {
     }
   }
 
-  private cachedNetwork(p: PodSubject): Promise<NetworkReading | undefined> {
+  private cachedNetwork(p: PodSubject, maintained = false): Promise<NetworkReading | undefined> {
     // A pod without a namespace now (stopped) has no network section, whatever was read before.
     if (this.cgroupTtlMs <= 0 || !p.netnsPath) return this.readNetwork(p);
     if (this.networkReadings.size > MAX_CACHED_READINGS) this.networkReadings.dropOlderThan(this.cgroupTtlMs);
-    return this.networkReadings.get(networkKey(p), this.cgroupTtlMs, () => this.readNetwork(p));
+    const key = networkKey(p);
+    return this.networkReadings.get(key, this.cgroupTtlMs, () => this.readNetwork(p), this.staleMsFor(key, maintained));
+  }
+
+  /** How old a reading of `key` may be served: up to maxStaleMs for a maintained listing
+   * (readContainer) and while the running refresh is to read it anew (its caller never waits
+   * for that refresh, nor reads it beside it). */
+  private staleMsFor(key: string, maintained: boolean): number | undefined {
+    return maintained || this.refreshKeys?.has(key) ? this.maxStaleMs : undefined;
   }
 
   /** Never throws: a pod whose counters cannot be read has no network section. */
