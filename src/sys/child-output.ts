@@ -1,8 +1,6 @@
-// Reading what a child process leaves: its output to the pipes' end and its exit code. Output is
-// read to its end (the pipes' EOF, Node's 'close'), never only until the process exits: Node
-// reaps every exited child whenever any SIGCHLD arrives, so under load a helper's 'exit' can fire
-// before the output it wrote has been read from its pipe.
-import type { ChildProcess } from 'node:child_process';
+// Reading what a child process leaves on its pipes. Output is read to its end (the pipes' EOF,
+// 'close'), never only until the process exits: a process can be reaped before the output it
+// wrote has been read from its pipe.
 import type { Readable } from 'node:stream';
 
 /** Everything a stream yields until its end, as text. */
@@ -85,13 +83,5 @@ export function readFirstLine(stream: Readable | null | undefined, maxBytes: num
     stream.once('end', () => resolve(text()));
     stream.once('close', () => resolve(text()));
     stream.once('error', () => resolve(text()));
-  });
-}
-
-/** The exit code of a child (null when killed by a signal); a spawn error is a failed exit. */
-export function exitCode(child: ChildProcess): Promise<{ code: number | null; error?: Error }> {
-  return new Promise((resolve) => {
-    child.once('exit', (code) => resolve({ code }));
-    child.once('error', (error) => resolve({ code: null, error }));
   });
 }
