@@ -18,6 +18,7 @@ import { EXEC_SYNC_OUTPUT_BUDGET } from '../../src/server/exec-output.js';
 import { KUBELET_CHANNEL_OPTIONS, criClient, type CriClient } from '../../test-support/cri-client.js';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
 import { criProto } from '../../src/server/cri-proto.js';
+import { encodeLiterals } from '../../src/daemon/authority-rewrite.js';
 import { startDaemon, type TestDaemon } from '../../test-support/daemon.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
@@ -43,14 +44,19 @@ function h2frame(type: number, flags: number, streamId: number, payload: Buffer)
 interface FloodResult {
   sent: number;
   goAway?: { code: number; debug: string };
+  /** Streams the daemon sent HEADERS on (answered calls). */
+  answered: number[];
 }
 
 /**
  * A raw HTTP/2 client (node:http2 cannot send an endless header block): the preface, SETTINGS,
  * a HEADERS frame without END_HEADERS, then CONTINUATION frames until `total` bytes are sent or
  * the daemon closes the connection. Reports what was sent and the GOAWAY received, if any.
+ * With `afterRequest`, the client first acknowledges the daemon's SETTINGS and makes a valid
+ * Version call on stream 1, so the connection has been handed to the HTTP/2 server on the bare
+ * socket (daemon/grpc-listener.ts) before the endless block starts, on stream 3.
  */
-async function continuationFlood(socketPath: string, total: number): Promise<FloodResult> {
+async function continuationFlood(socketPath: string, total: number, afterRequest = false): Promise<FloodResult> {
   const sock: Socket = connect(socketPath);
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
   let received = Buffer.alloc(0);
@@ -73,21 +79,32 @@ async function continuationFlood(socketPath: string, total: number): Promise<Flo
   });
   let sent = 0;
   const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-  await write(Buffer.concat([preface, h2frame(0x4, 0, 0, Buffer.alloc(0)), h2frame(0x1, 0, 1, Buffer.from([0x83, 0x86]))]));
+  const floodStream = afterRequest ? 3 : 1;
+  const request = afterRequest ? [
+    h2frame(0x4, 0x1, 0, Buffer.alloc(0)),
+    h2frame(0x1, 0x4, 1, encodeLiterals([
+      [':method', 'POST'], [':scheme', 'http'], [':path', '/runtime.v1.RuntimeService/Version'], [':authority', 'localhost'],
+      ['content-type', 'application/grpc'], ['te', 'trailers'],
+    ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })))),
+    h2frame(0x0, 0x1, 1, Buffer.alloc(5)),
+  ] : [];
+  await write(Buffer.concat([preface, h2frame(0x4, 0, 0, Buffer.alloc(0)), ...request, h2frame(0x1, 0, floodStream, Buffer.from([0x83, 0x86]))]));
   // 64 CONTINUATION frames of 16 KiB per write: 1 MiB at a time.
-  const batch = Buffer.concat(Array.from({ length: 64 }, () => h2frame(0x9, 0, 1, Buffer.alloc(16384, 0x40))));
+  const batch = Buffer.concat(Array.from({ length: 64 }, () => h2frame(0x9, 0, floodStream, Buffer.alloc(16384, 0x40))));
   while (sent < total && (await write(batch))) sent += batch.length;
   await new Promise((r) => setTimeout(r, 300));
   sock.destroy();
   let goAway: FloodResult['goAway'];
+  const answered: number[] = [];
   for (let off = 0; off + 9 <= received.length;) {
     const len = received.readUIntBE(off, 3);
+    if (received[off + 3] === 0x1) answered.push(received.readUInt32BE(off + 5) & 0x7fffffff);
     if (received[off + 3] === 0x7 && off + 9 + len <= received.length) {
       goAway = { code: received.readUInt32BE(off + 13), debug: received.subarray(off + 17, off + 9 + len).toString() };
     }
     off += 9 + len;
   }
-  return { sent, goAway };
+  return { sent, goAway, answered };
 }
 
 /** A WebSocket exec on a streaming URL (v5 channels): what the command wrote to stdout. */
@@ -171,6 +188,18 @@ describe('limits on what CRI clients can make the daemon hold', () => {
     expect(after.hwm - before.hwm).toBeLessThan(50 * MiB);
     expect((await kubelet.runtime.Version({})).runtimeName).toBe('crib');
     expect(d.output()).toContain('HTTP/2 client refused: connection closed with GOAWAY');
+  }, 60_000);
+
+  it('closes a connection streaming an endless header block after a first valid request, with flat memory', async () => {
+    const before = memoryOf(d.proc.pid!);
+    const flood = await continuationFlood(d.socket, 256 * MiB, true);
+    const after = memoryOf(d.proc.pid!);
+    // Past the first request, the HTTP/2 server's own bounds hold (nghttp2: 8 CONTINUATION frames).
+    expect(flood.answered).toContain(1);
+    expect(flood.sent).toBeLessThan(16 * MiB);
+    expect(flood.goAway?.code).toBeGreaterThan(0);
+    expect(after.hwm - before.hwm).toBeLessThan(50 * MiB);
+    expect((await kubelet.runtime.Version({})).runtimeName).toBe('crib');
   }, 60_000);
 
   it('keeps HPACK tables at 4096 bytes: a long-lived connection with changing metadata keeps working', async () => {

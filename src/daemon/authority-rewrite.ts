@@ -4,7 +4,9 @@
 // This transform sits between the socket and the gRPC server: it decodes each header block the
 // client sends, replaces an :authority that is not a valid host with "localhost" (what newer
 // clients send), and re-encodes it. All other frames pass through untouched, and the
-// server-to-client direction is not touched at all.
+// server-to-client direction is not touched at all. The listener (grpc-listener.ts) reads every
+// connection through it up to the first request, and keeps only the connections that needed a
+// rewrite behind it; the others go to the server on the bare socket from there.
 //
 // HPACK is stateful, so every client header block is decoded (our decoder stays in step with the
 // client's encoder), but a block is re-encoded only when it has to be. Until the first rewrite,
@@ -32,9 +34,11 @@ import hpack from 'hpack.js';
 const PREFACE_LENGTH = 24;
 const FRAME_HEADER = 9;
 const TYPE_HEADERS = 0x1;
+const TYPE_SETTINGS = 0x4;
 const TYPE_GOAWAY = 0x7;
 const TYPE_CONTINUATION = 0x9;
 const FLAG_END_STREAM = 0x1;
+const FLAG_ACK = 0x1;
 const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
@@ -158,6 +162,19 @@ export class AuthorityRewrite extends Transform {
   private lastStreamId = 0;
   /** Header blocks whose :authority was replaced (for tests and the log). */
   rewritten = 0;
+  /** Header blocks seen whole. */
+  headerBlocks = 0;
+  /**
+   * SETTINGS acknowledgements still to be taken out of the client's stream: one per SETTINGS
+   * frame the listener sent before the HTTP/2 server was started (grpc-listener.ts), which the
+   * server never sent and so must never see acknowledged.
+   */
+  settingsAcksToDrop: number;
+
+  constructor(options: { settingsAcksToDrop?: number } = {}) {
+    super();
+    this.settingsAcksToDrop = options.settingsAcksToDrop ?? 0;
+  }
   /** What the current feed() passes on, in order. */
   private out: Buffer[] = [];
 
@@ -227,6 +244,9 @@ export class AuthorityRewrite extends Transform {
         payload = payload.subarray(5);
       }
       this.pending = { streamId, flags, priority, frames: [], fragments: [], bytes: 0 };
+    } else if (type === TYPE_SETTINGS && flags & FLAG_ACK && streamId === 0 && whole.length === FRAME_HEADER && this.settingsAcksToDrop > 0) {
+      this.settingsAcksToDrop--;
+      return;
     } else if (type !== TYPE_CONTINUATION || !this.pending) {
       // A CONTINUATION with no block open is nghttp2's to refuse, like every other frame.
       this.out.push(whole);
@@ -245,9 +265,23 @@ export class AuthorityRewrite extends Transform {
     if (flags & FLAG_END_HEADERS) this.flushBlock();
   }
 
+  /**
+   * What the client sent that is not passed on yet, as it sent it: a header block still open and
+   * a frame not yet whole. For handing the connection to the server without this filter, which is
+   * used no more after; only before any rewrite, when what was passed on is what the client sent.
+   */
+  takeUnparsed(): Buffer {
+    if (this.reencoding) throw new Error('a connection whose header blocks were rewritten cannot leave the filter');
+    const held = [...(this.pending?.frames ?? []), this.buf];
+    this.pending = undefined;
+    this.buf = Buffer.alloc(0);
+    return Buffer.concat(held);
+  }
+
   private flushBlock(): void {
     const block = this.pending!;
     this.pending = undefined;
+    this.headerBlocks++;
     const headers: { name: string; value: string; neverIndex: boolean }[] = [];
     let listBytes = 0;
     try {

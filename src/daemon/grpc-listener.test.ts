@@ -1,0 +1,188 @@
+// The listener in front of the gRPC server, against real clients on a real socket: which
+// connections it hands to the HTTP/2 server directly and which through the :authority filter,
+// and that every kind of client is answered either way.
+import http2 from 'node:http2';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { criProto, criServices } from '../server/cri-proto.js';
+import { GrpcServer } from '../server/grpc-server.js';
+import { implementService } from '../server/rpc.js';
+import { encodeLiterals } from './authority-rewrite.js';
+import { bindGrpc, type GrpcListener } from './grpc-listener.js';
+
+const images = criServices().ImageService;
+const STATUS_PATH = images.ImageStatus.path;
+
+function prefixed(body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return Buffer.concat([h, payload]);
+}
+
+/** Frames read off a raw connection, as they arrive. */
+function frameReader(s: Socket): { frames: { type: number; flags: number; streamId: number }[]; until: (pred: () => boolean) => Promise<void> } {
+  const frames: { type: number; flags: number; streamId: number }[] = [];
+  let buf = Buffer.alloc(0);
+  const waiters: (() => void)[] = [];
+  s.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      frames.push({ type: buf[3]!, flags: buf[4]!, streamId: buf.readUInt32BE(5) & 0x7fffffff });
+      buf = buf.subarray(9 + len);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  const until = async (pred: () => boolean) => {
+    while (!pred()) await new Promise<void>((r) => waiters.push(r));
+  };
+  return { frames, until };
+}
+
+describe('gRPC listener', () => {
+  let dir: string;
+  let sock: string;
+  let server: GrpcServer;
+  let listener: GrpcListener;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'crib-grpc-listener-'));
+    sock = join(dir, 'crib.sock');
+    server = new GrpcServer({ maxMessageBytes: 64 * 1024, maxStreamBufferedBytes: 256 * 1024 });
+    server.addService(images, implementService('runtime.v1.ImageService', images, {
+      ImageStatus: async (req) => ({ image: { id: `sha256:${req.image?.image}`, repoTags: [], repoDigests: [], size: '1' }, info: {} }),
+      ListImages: async () => ({ images: [] }),
+      StreamImages: async () => undefined,
+    }));
+    listener = await bindGrpc(server, { address: `unix://${sock}`, socketMode: 0o600 });
+  });
+  afterAll(async () => {
+    server?.forceShutdown();
+    await listener?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    listener.counts.direct = 0;
+    listener.counts.filtered = 0;
+  });
+
+  it('serves a client with a valid :authority on the bare socket, many calls on one connection', async () => {
+    const client = new (criProto().runtime.v1.ImageService)(`unix://${sock}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const res = await new Promise<any>((resolve, reject) => client.ImageStatus({ image: { image: `i${i}` } }, (err: Error | null, r: unknown) => (err ? reject(err) : resolve(r))));
+        expect(res.image.id).toBe(`sha256:i${i}`);
+      }
+    } finally {
+      client.close();
+    }
+    // The client's acknowledgement of the listener's SETTINGS never reached the server: it would
+    // have been one too many, and nghttp2 would have ended the connection with PROTOCOL_ERROR.
+    expect(listener.counts).toEqual({ direct: 1, filtered: 0 });
+  });
+
+  it('serves a client sending the socket path as :authority through the filter, every call on its connection', async () => {
+    const session = http2.connect('http://localhost', { createConnection: () => connect(sock) });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const req = session.request({ ':method': 'POST', ':path': STATUS_PATH, ':authority': sock, 'content-type': 'application/grpc', te: 'trailers' });
+        const trailers = new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          req.on('trailers', resolve);
+          req.on('error', reject);
+        });
+        req.resume();
+        req.end(prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'x' } })));
+        expect((await trailers)['grpc-status']).toBe('0');
+      }
+    } finally {
+      session.close();
+    }
+    expect(listener.counts).toEqual({ direct: 0, filtered: 1 });
+  });
+
+  it('speaks first with a SETTINGS frame, and serves a client that never acknowledges it through the filter', async () => {
+    const s = connect(sock);
+    try {
+      const reader = frameReader(s);
+      // The client says nothing yet: the server's preface must still come, or a grpc-go client
+      // (which waits for it before its first request) would never send one.
+      await reader.until(() => reader.frames.length > 0);
+      expect(reader.frames[0]).toEqual({ type: 0x4, flags: 0, streamId: 0 });
+      const headers = encodeLiterals([
+        [':method', 'POST'], [':scheme', 'http'], [':path', STATUS_PATH], [':authority', 'localhost'],
+        ['content-type', 'application/grpc'], ['te', 'trailers'],
+      ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })));
+      s.write(Buffer.concat([
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+        frame(0x4, 0, 0, Buffer.alloc(0)),
+        frame(0x1, 0x4, 1, headers),
+        frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'y' } }))),
+      ]));
+      // The response's trailers: a HEADERS frame on stream 1 that ends it.
+      await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 1 && f.flags & 0x1));
+      expect(listener.counts).toEqual({ direct: 0, filtered: 1 });
+    } finally {
+      s.destroy();
+    }
+  });
+
+  it('serves a client that sends its first request before acknowledging, directly once it does', async () => {
+    const s = connect(sock);
+    try {
+      const reader = frameReader(s);
+      const headers = encodeLiterals([
+        [':method', 'POST'], [':scheme', 'http'], [':path', STATUS_PATH], [':authority', 'localhost'],
+        ['content-type', 'application/grpc'], ['te', 'trailers'],
+      ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })));
+      s.write(Buffer.concat([
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+        frame(0x4, 0, 0, Buffer.alloc(0)),
+        frame(0x1, 0x4, 1, headers),
+        frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'z' } }))),
+      ]));
+      // Not answered, nor decided, while the acknowledgement is awaited (the wait is 1 s).
+      await new Promise((r) => setTimeout(r, 200));
+      expect(reader.frames.filter((f) => f.streamId === 1)).toEqual([]);
+      expect(listener.counts).toEqual({ direct: 0, filtered: 0 });
+      // The acknowledgement of the listener's SETTINGS: the connection goes to the server as it is.
+      s.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+      await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 1 && f.flags & 0x1));
+      expect(listener.counts).toEqual({ direct: 1, filtered: 0 });
+      // The server's own SETTINGS, acknowledged as a client does: the connection stays up and a
+      // second call is answered (a second acknowledgement too many would have ended it).
+      s.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+      s.write(Buffer.concat([
+        frame(0x1, 0x4, 3, headers),
+        frame(0x0, 0x1, 3, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'w' } }))),
+      ]));
+      await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 3 && f.flags & 0x1));
+      expect(reader.frames.some((f) => f.type === 0x7)).toBe(false);
+    } finally {
+      s.destroy();
+    }
+  });
+
+  it('ends a connection that has sent no request when the listener closes, and closes', async () => {
+    const second = await bindGrpc(server, { address: `unix://${join(dir, 'second.sock')}`, socketMode: 0o600 });
+    const s = connect(join(dir, 'second.sock'));
+    const ended = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    const reader = frameReader(s);
+    await reader.until(() => reader.frames.length > 0);
+    await second.close();
+    await ended;
+    expect(second.counts).toEqual({ direct: 0, filtered: 0 });
+  });
+});
