@@ -301,12 +301,12 @@ export function execve(path: string, argv: string[], env: NodeJS.ProcessEnv, inh
   for (const fd of [0, 1, 2, ...inherit]) {
     if (Number(cFcntl(fd, F_SETFD, 'int', 0)) < 0) throw sysError('fcntl', undefined, `F_SETFD 0 on fd ${fd}`);
   }
-  cExecve(path, [...argv, null], [...envp(env), null]);
+  cExecve(path, [...argv, null], [...envStrings(env), null]);
   throw sysError('execve', path);
 }
 
 /** An environment as execve and posix_spawn take it: NAME=value strings. */
-const envp = (env: NodeJS.ProcessEnv): string[] =>
+export const envStrings = (env: NodeJS.ProcessEnv): string[] =>
   Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
 
 const cPipe2 = libc.func('int pipe2(_Out_ int *fds, int flags)');
@@ -366,7 +366,7 @@ export interface SpawnFds {
  * only until the child has exec'd, and this process's memory is neither copied nor
  * write-protected. Returns the child's pid.
  */
-export function posixSpawn(path: string, argv: readonly string[], env: NodeJS.ProcessEnv, fds: SpawnFds, newSession = false): number {
+export function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: SpawnFds, newSession = false): number {
   const given = [fds.stdin, fds.stdout, fds.stderr, fds.fd3].filter((fd): fd is number => fd !== undefined);
   // A source among 0-3 could be overwritten by an earlier dup2 before it is read.
   if (given.some((fd) => fd < 4)) throw new Error(`posix_spawn ${path}: descriptors ${given.join(', ')} must all be above 3`);
@@ -391,7 +391,7 @@ export function posixSpawn(path: string, argv: readonly string[], env: NodeJS.Pr
         const flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (newSession ? POSIX_SPAWN_SETSID : 0);
         spawnCheck('posix_spawnattr_setflags', cAttrSetFlags(attr, flags), path);
         const pid = [0];
-        spawnCheck('posix_spawn', cPosixSpawn(pid, path, actions, attr, [...argv, null], [...envp(env), null]), path);
+        spawnCheck('posix_spawn', cPosixSpawn(pid, path, actions, attr, [...argv, null], [...envp, null]), path);
         return pid[0]!;
       } finally {
         cAttrDestroy(attr);

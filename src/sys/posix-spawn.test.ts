@@ -32,6 +32,20 @@ describe('spawnWithoutFork', () => {
     expect(left.map((r) => readFileSync(`/proc/${r.pid}/stat`, 'utf8'))).toEqual([]);
   });
 
+  it('hands over the daemon\'s environment when given none, and only the given one otherwise, searching its PATH', async () => {
+    const envOf = async (opts: { env?: NodeJS.ProcessEnv }) => {
+      const p = spawnWithoutFork('env', [], opts);
+      const [out] = await Promise.all([readToEnd(p.stdout), readToEnd(p.stderr), p.exited]);
+      return out.trim().split('\n').sort();
+    };
+    const own = Object.entries(process.env).map(([k, v]) => `${k}=${v}`).sort();
+    // Twice: the second spawn uses the conversion the first one made.
+    expect(await envOf({})).toEqual(own);
+    expect(await envOf({})).toEqual(own);
+    expect(await envOf({ env: { PATH: '/usr/bin:/bin', A: '1' } })).toEqual(['A=1', 'PATH=/usr/bin:/bin']);
+    expect(() => spawnWithoutFork('env', [], { env: { PATH: '/nonexistent' } })).toThrow('not found in PATH /nonexistent');
+  });
+
   it('hands over no blocked signal and not the daemon\'s SIGPIPE ignore', async () => {
     const r = await run('grep -E "^Sig(Ign|Blk)" /proc/self/status');
     const [blk, ign] = [...r.stdout.matchAll(/^Sig(?:Blk|Ign):\s*([0-9a-f]+)$/gm)].map((m) => BigInt(`0x${m[1]}`));
