@@ -534,6 +534,29 @@ describe('ContainerService', () => {
     expect(await readdir(join(base, 'root', 'containers'))).toEqual([]);
   });
 
+  it('tries a failed deletion again at once for a pod\'s removal, not after its back-off', async () => {
+    const svc = await daemon({ removalQueue: { width: 4, capacity: 16, firstRetryMs: 60_000, maxRetryMs: 60_000 } });
+    const id = await svc.create(pod, containerConfig('stuck'), new AbortController().signal);
+    const remove = layers.remove.bind(layers);
+    let failing = true;
+    let tries = 0;
+    layers.remove = async (key: string) => {
+      tries += 1;
+      if (failing) throw Object.assign(new Error(`EBUSY: resource busy, rmdir ${key}`), { code: 'EBUSY' });
+      await remove(key);
+    };
+    await svc.remove(id);
+    await vi.waitFor(() => expect(tries).toBe(1), { timeout: 5000, interval: 10 });
+    // The deletion now waits a minute to be tried again; a pod's removal tries it at once.
+    await expect(svc.removeForPod(id)).rejects.toThrow(/EBUSY/);
+    expect(tries).toBe(2);
+    failing = false;
+    await svc.removeForPod(id);
+    expect(tries).toBe(3);
+    expect(svc.removalsInProgress).toBe(0);
+    expect(await readdir(layers.dir)).toEqual([]);
+  });
+
   it('makes a removal wait for room while the deletion queue is full, never for its own deletion', async () => {
     const svc = await daemon({ removalQueue: { width: 1, capacity: 2, firstRetryMs: 10, maxRetryMs: 10 } });
     const ids: string[] = [];

@@ -1052,12 +1052,14 @@ export class ContainerService implements PodContainers {
     // The container's cgroup is inside the pod's, and the runtime's delete in its remains removes
     // it: kubelet removes the pod's cgroup once the pod is removed, which a container cgroup
     // still in it would refuse. So the pod waits for this deletion's next try to end; a failed
-    // one fails the pod's removal (kubelet retries it; the queue tries the deletion again).
+    // one fails the pod's removal (kubelet retries it; the queue tries the deletion again). A
+    // deletion waiting out its back-off (up to 30 s) is tried at once: kubelet is waiting.
     if (!this.removals.has(id)) return;
     await new Promise<void>((resolve, reject) => {
       const waiters = this.removalWaiters.get(id) ?? [];
       waiters.push({ resolve, reject });
       this.removalWaiters.set(id, waiters);
+      this.deletions.retryNow(id);
     });
   }
 

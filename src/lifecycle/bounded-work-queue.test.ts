@@ -103,6 +103,27 @@ describe('BoundedWorkQueue', () => {
     expect(q.size).toBe(0);
   });
 
+  it('retryNow() tries a task waiting out its delay at once, and does nothing for one running or unknown', async () => {
+    const q = new BoundedWorkQueue({ width: 1, capacity: 2, retryDelayMs: () => 60_000, onError: () => undefined });
+    const events: string[] = [];
+    const a = gate(events, 'a');
+    await q.add('a', a.task);
+    await sleep(5);
+    // Running, not waiting to be tried again.
+    expect(q.retryNow('a')).toBe(false);
+    a.fail();
+    await q.settled();
+    expect(events).toEqual(['a+', 'a!']);
+    expect(q.retryNow('a')).toBe(true);
+    await sleep(5);
+    expect(events).toEqual(['a+', 'a!', 'a+']);
+    expect(q.retryNow('b')).toBe(false);
+    a.release();
+    await q.settled();
+    expect(events).toEqual(['a+', 'a!', 'a+', 'a-']);
+    expect(q.size).toBe(0);
+  });
+
   it('close() runs what is held once more, even a task waiting to be tried again, and then gives up on failures', async () => {
     const errors: [string, boolean][] = [];
     const q = new BoundedWorkQueue({ width: 1, capacity: 3, retryDelayMs: () => 60_000, onError: (key, _err, retried) => errors.push([key, retried]) });

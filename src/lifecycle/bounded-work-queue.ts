@@ -72,6 +72,21 @@ export class BoundedWorkQueue {
     this.pump();
   }
 
+  /**
+   * A task of `key` waiting to be tried again after a failure is tried now instead, in its turn
+   * (someone is waiting on it: a retried call should not wait out the back-off); whether there
+   * was one. Its failures still count towards the next delay.
+   */
+  retryNow(key: string): boolean {
+    const h = this.held.get(key);
+    if (!h?.retryTimer) return false;
+    clearTimeout(h.retryTimer);
+    delete h.retryTimer;
+    this.waiting.push(key);
+    this.pump();
+    return true;
+  }
+
   /** Resolves once nothing runs or waits its turn (tasks waiting to be tried again aside). */
   async settled(): Promise<void> {
     if (this.running === 0 && this.waiting.length === 0) return;
