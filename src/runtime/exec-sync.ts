@@ -7,6 +7,7 @@ import { nativeBinaries } from '../native-paths.js';
 import type { ExecSyncResult } from './container-runtime.js';
 import { readBoundedToEnd, readToEnd } from '../sys/child-output.js';
 import { spawnWithoutFork } from '../sys/posix-spawn.js';
+import { signalName } from '../sys/signal-name.js';
 
 export interface ExecSyncOptions {
   runtimeBinary: string;
@@ -33,7 +34,7 @@ export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult
     const p = spawnWithoutFork(nativeBinaries.monitor, args);
     let signal: number | null;
     [out, err, { code, signal }] = await Promise.all([readToEnd(p.stdout), readBoundedToEnd(p.stderr, MONITOR_STDERR_KEEP), p.exited]);
-    if (signal !== null) err = `${err}${err ? ' ' : ''}(killed by signal ${signal})`;
+    if (signal !== null) err = `${err}${err ? ' ' : ''}(killed by ${signalName(signal)})`;
   } catch (e) {
     throw new InternalError(`exec in ${opts.id}: starting ${nativeBinaries.monitor} failed: ${(e as Error).message}`);
   }

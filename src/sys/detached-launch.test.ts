@@ -35,6 +35,11 @@ describe('spawnDetached', () => {
     await expect(syncLine).resolves.toBe('');
   });
 
+  it('names the signal that killed the first process after its stderr', async () => {
+    const { exited } = launch('exec 3>&-', 'echo "monitor: dying" >&2; kill -9 $$');
+    await expect(exited).resolves.toEqual({ code: null, stderr: 'monitor: dying (killed by SIGKILL)' });
+  });
+
   it('fails a sync line past 4 KiB without a newline', async () => {
     const { exited, syncLine } = launch('head -c 5000 /dev/zero | tr "\\0" x >&3; sleep 1');
     await expect(exited).resolves.toMatchObject({ code: 0 });

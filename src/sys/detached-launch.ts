@@ -6,6 +6,7 @@
 // line longer than SYNC_LINE_MAX fails the launch.
 import { LineTooLongError, readBoundedToEnd, readFirstLine } from './child-output.js';
 import { spawnWithoutFork } from './posix-spawn.js';
+import { signalName } from './signal-name.js';
 
 /** A detached launch's stderr kept (crib-monitor's errors are a line or two; a flood is cut). */
 const DETACHED_STDERR_KEEP = 64 << 10;
@@ -39,7 +40,7 @@ export function spawnDetached(file: string, args: string[]): { exited: Promise<D
   const stderr = readBoundedToEnd(p.stderr, DETACHED_STDERR_KEEP);
   const exited = p.exited.then(async ({ code, signal }) => {
     const text = (await stderr).trim();
-    return { code, stderr: signal === null ? text : `${text}${text ? ' ' : ''}(killed by signal ${signal})` };
+    return { code, stderr: signal === null ? text : `${text}${text ? ' ' : ''}(killed by ${signalName(signal)})` };
   });
   const syncLine = exited.then(() => line).then(({ text, error }) => {
     if (error) throw error;

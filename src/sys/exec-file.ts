@@ -3,10 +3,10 @@
 // start/kill/delete/state, crib-pinns, ip and nft. Started with posix_spawn (posix-spawn.ts), so
 // the daemon is never forked: no RPC waits on a page-table copy, and the daemon takes no
 // copy-on-write faults after each helper.
-import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
 import { spawnWithoutFork } from './posix-spawn.js';
+import { signalName } from './signal-name.js';
 
 export interface ExecOptions {
   /** Killed with killSignal after this long. */
@@ -23,7 +23,6 @@ export interface ExecOptions {
   onStdout?: (chunk: string) => void;
 }
 
-const signalName = (n: number): string => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
 
 /**
  * How a command ended: `error` set when it failed (exit code not 0, a signal, its time or output
