@@ -8,7 +8,8 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import type { CriGuards } from './cri-guards.js';
-import { containerMessage, containerStatusMessage, podSandboxStatusMessage } from './cri-messages.js';
+import { containerStatusMessage, podSandboxStatusMessage } from './cri-messages.js';
+import { listedContainer } from './listed-messages.js';
 import { EXEC_SYNC_OUTPUT_BUDGET, fitExecOutput } from './exec-output.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { containerListedBytes } from './listed-size.js';
@@ -76,10 +77,10 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
       return {};
     },
 
-    ListContainers: async (req) => ({ containers: (await refreshed(filtered(req.filter))).map(containerMessage) }),
+    ListContainers: async (req) => ({ containers: (await refreshed(filtered(req.filter))).map(listedContainer) }),
 
     StreamContainers: async (req, _ctx, send) => {
-      const all = (await refreshed(filtered(req.filter))).map(containerMessage);
+      const all = (await refreshed(filtered(req.filter))).map(listedContainer);
       sendInBatches(all, send, (batch) => ({ containers: batch }));
     },
 

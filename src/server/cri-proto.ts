@@ -50,9 +50,11 @@ const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof
 
 /**
  * Responses encoded by direct-encoder.ts rather than protobufjs's fromObject + encode (the same
- * bytes, a fraction of the CPU): the stats listings, large and repeated every few seconds.
+ * bytes, a fraction of the CPU): the stats listings and the pod and container listings, large
+ * and repeated every few seconds (kubelet relists every second).
  */
 const DIRECT_ENCODED = new Set([
+  'ListPodSandboxResponse', 'StreamPodSandboxesResponse', 'ListContainersResponse', 'StreamContainersResponse',
   'ContainerStatsResponse', 'ListContainerStatsResponse', 'StreamContainerStatsResponse',
   'PodSandboxStatsResponse', 'ListPodSandboxStatsResponse', 'StreamPodSandboxStatsResponse',
   'ListPodSandboxMetricsResponse', 'StreamPodSandboxMetricsResponse',
@@ -109,9 +111,10 @@ function criRoot(): Protobuf.Root {
 
 /**
  * The direct encoder (direct-encoder.ts) of one runtime.v1 message type that is a part of a
- * directly encoded response (ContainerStats): what a body handed to withEncodedBody is made with.
+ * directly encoded response (ContainerStats, PodSandbox, Container): what a body handed to
+ * withEncodedBody is made with.
  */
-export function messageEncoder(typeName: 'ContainerStats'): (value: object) => Buffer {
+export function messageEncoder(typeName: 'ContainerStats' | 'PodSandbox' | 'Container'): (value: object) => Buffer {
   return compileEncoder(criRoot().lookupType(`runtime.v1.${typeName}`));
 }
 

@@ -1,4 +1,4 @@
-// The direct encoder (direct-encoder.ts) must give, for every stats response, exactly the bytes
+// The direct encoder (direct-encoder.ts) must give, for every stats and listing response, exactly the bytes
 // protobufjs's fromObject + encode give (what proto-loader's serializer sends), and those bytes
 // must decode back to the object that was encoded: checked on messages with every field of the
 // schema set (built from the schema itself, so a field added to the vendored api.proto is
@@ -36,6 +36,10 @@ const STATS_RPCS: [rpc: string, response: string][] = [
   ['StreamPodSandboxStats', 'StreamPodSandboxStatsResponse'],
   ['ListPodSandboxMetrics', 'ListPodSandboxMetricsResponse'],
   ['StreamPodSandboxMetrics', 'StreamPodSandboxMetricsResponse'],
+  ['ListPodSandbox', 'ListPodSandboxResponse'],
+  ['StreamPodSandboxes', 'StreamPodSandboxesResponse'],
+  ['ListContainers', 'ListContainersResponse'],
+  ['StreamContainers', 'StreamContainersResponse'],
 ];
 
 // Values that reach every corner of the wire format: a uint64 above 2^53 (not a double) and at

@@ -4,7 +4,8 @@ import type { ContainerService } from '../container/container-service.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { nowNs } from '../time.js';
 import type { CriGuards } from './cri-guards.js';
-import { containerStatusMessage, podSandboxMessage, podSandboxState, podSandboxStatusMessage } from './cri-messages.js';
+import { containerStatusMessage, podSandboxState, podSandboxStatusMessage } from './cri-messages.js';
+import { listedPodSandbox } from './listed-messages.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { podListedBytes } from './listed-size.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
@@ -61,10 +62,10 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
       return {};
     },
 
-    ListPodSandbox: async (req) => ({ items: filtered(req.filter).map(podSandboxMessage) }),
+    ListPodSandbox: async (req) => ({ items: filtered(req.filter).map(listedPodSandbox) }),
 
     StreamPodSandboxes: async (req, _ctx, send) => {
-      const all = filtered(req.filter).map(podSandboxMessage);
+      const all = filtered(req.filter).map(listedPodSandbox);
       sendInBatches(all, send, (batch) => ({ podSandboxes: batch }));
     },
   };
