@@ -18,8 +18,8 @@ import { EXEC_SYNC_OUTPUT_BUDGET } from '../../src/server/exec-output.js';
 import { KUBELET_CHANNEL_OPTIONS, criClient, type CriClient } from '../../test-support/cri-client.js';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
 import { criProto } from '../../src/server/cri-proto.js';
-import { encodeLiterals } from '../../src/daemon/authority-rewrite.js';
 import { startDaemon, type TestDaemon } from '../../test-support/daemon.js';
+import { H2_PREFACE, grpcRequestHeaders, h2Frame } from '../../test-support/h2-frames.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
 
@@ -30,15 +30,6 @@ function memoryOf(pid: number): { rss: number; hwm: number } {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(text)![1]) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
-function h2frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return Buffer.concat([h, payload]);
 }
 
 interface FloodResult {
@@ -78,19 +69,15 @@ async function continuationFlood(socketPath: string, total: number, afterRequest
     sock.once('close', onClose);
   });
   let sent = 0;
-  const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
   const floodStream = afterRequest ? 3 : 1;
   const request = afterRequest ? [
-    h2frame(0x4, 0x1, 0, Buffer.alloc(0)),
-    h2frame(0x1, 0x4, 1, encodeLiterals([
-      [':method', 'POST'], [':scheme', 'http'], [':path', '/runtime.v1.RuntimeService/Version'], [':authority', 'localhost'],
-      ['content-type', 'application/grpc'], ['te', 'trailers'],
-    ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })))),
-    h2frame(0x0, 0x1, 1, Buffer.alloc(5)),
+    h2Frame(0x4, 0x1, 0, Buffer.alloc(0)),
+    h2Frame(0x1, 0x4, 1, grpcRequestHeaders('/runtime.v1.RuntimeService/Version')),
+    h2Frame(0x0, 0x1, 1, Buffer.alloc(5)),
   ] : [];
-  await write(Buffer.concat([preface, h2frame(0x4, 0, 0, Buffer.alloc(0)), ...request, h2frame(0x1, 0, floodStream, Buffer.from([0x83, 0x86]))]));
+  await write(Buffer.concat([H2_PREFACE, h2Frame(0x4, 0, 0, Buffer.alloc(0)), ...request, h2Frame(0x1, 0, floodStream, Buffer.from([0x83, 0x86]))]));
   // 64 CONTINUATION frames of 16 KiB per write: 1 MiB at a time.
-  const batch = Buffer.concat(Array.from({ length: 64 }, () => h2frame(0x9, 0, floodStream, Buffer.alloc(16384, 0x40))));
+  const batch = Buffer.concat(Array.from({ length: 64 }, () => h2Frame(0x9, 0, floodStream, Buffer.alloc(16384, 0x40))));
   while (sent < total && (await write(batch))) sent += batch.length;
   await new Promise((r) => setTimeout(r, 300));
   sock.destroy();

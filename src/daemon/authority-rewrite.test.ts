@@ -2,24 +2,15 @@
 // with both peers and bound what a client can make it hold.
 import hpack from 'hpack.js';
 import { describe, expect, it } from 'vitest';
+import { H2_PREFACE, h2Frame } from '../../test-support/h2-frames.js';
 import {
   AuthorityRewrite, H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FRAME_SIZE_ERROR, H2_PROTOCOL_ERROR,
   Http2ConnectionError, MAX_CONTINUATIONS, MAX_HEADER_LIST_BYTES,
 } from './authority-rewrite.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const HEADERS = 0x1;
 const CONTINUATION = 0x9;
 const END_HEADERS = 0x4;
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return Buffer.concat([h, payload]);
-}
 
 /** Feed chunks through a filter; resolves with its output frames or the error it ended with. */
 function run(chunks: Buffer[]): Promise<{ out: Buffer; err?: Error; fed: number }> {
@@ -43,7 +34,7 @@ function run(chunks: Buffer[]): Promise<{ out: Buffer; err?: Error; fed: number 
       fed += chunks[i]!.length;
       f.write(chunks[i]!, () => setImmediate(() => feed(i + 1)));
     };
-    f.write(PREFACE, () => feed(0));
+    f.write(H2_PREFACE, () => feed(0));
     f.resume();
   });
 }
@@ -51,7 +42,7 @@ function run(chunks: Buffer[]): Promise<{ out: Buffer; err?: Error; fed: number 
 /** Split filter output (after the preface) into frames. */
 function frames(out: Buffer): { type: number; flags: number; stream: number; payload: Buffer }[] {
   const res = [];
-  let off = PREFACE.length;
+  let off = H2_PREFACE.length;
   while (off < out.length) {
     const len = out.readUIntBE(off, 3);
     res.push({ type: out[off + 3]!, flags: out[off + 4]!, stream: out.readUInt32BE(off + 5), payload: out.subarray(off + 9, off + 9 + len) });
@@ -83,7 +74,7 @@ async function checkInStep(authority: (i: number) => string): Promise<void> {
       client.write(headers);
       const parts: Buffer[] = [];
       for (let b = client.read(); b !== null; b = client.read()) parts.push(b);
-      chunks.push(frame(HEADERS, END_HEADERS | 0x1, 1 + 2 * i, Buffer.concat(parts)));
+      chunks.push(h2Frame(HEADERS, END_HEADERS | 0x1, 1 + 2 * i, Buffer.concat(parts)));
     }
     const { out, err } = await run(chunks);
     expect(err).toBeUndefined();
@@ -116,16 +107,16 @@ describe('AuthorityRewrite', () => {
       { name: ':authority', value: 'localhost', neverIndex: false },
     ]);
     const block = client.read() as Buffer;
-    const frames1 = [frame(HEADERS, 0, 1, block.subarray(0, 3)), frame(CONTINUATION, END_HEADERS, 1, block.subarray(3))];
+    const frames1 = [h2Frame(HEADERS, 0, 1, block.subarray(0, 3)), h2Frame(CONTINUATION, END_HEADERS, 1, block.subarray(3))];
     const { out, err } = await run(frames1);
     expect(err).toBeUndefined();
-    expect(out.subarray(PREFACE.length)).toEqual(Buffer.concat(frames1));
+    expect(out.subarray(H2_PREFACE.length)).toEqual(Buffer.concat(frames1));
   });
 
   it(`ends a connection whose header block runs past ${MAX_CONTINUATIONS} CONTINUATION frames (empty ones too)`, async () => {
-    const chunks = [frame(HEADERS, 0, 1, Buffer.from([0x82]))];
+    const chunks = [h2Frame(HEADERS, 0, 1, Buffer.from([0x82]))];
     // A flood of empty CONTINUATIONs: no bytes to count, so only a frame count stops it.
-    for (let i = 0; i < 100_000; i++) chunks.push(frame(CONTINUATION, 0, 1, Buffer.alloc(0)));
+    for (let i = 0; i < 100_000; i++) chunks.push(h2Frame(CONTINUATION, 0, 1, Buffer.alloc(0)));
     const { err, fed } = await run([Buffer.concat(chunks)]);
     expect(err).toBeInstanceOf(Http2ConnectionError);
     expect((err as Http2ConnectionError).code).toBe(H2_ENHANCE_YOUR_CALM);
@@ -134,17 +125,17 @@ describe('AuthorityRewrite', () => {
   });
 
   it(`takes a header block of HEADERS and ${MAX_CONTINUATIONS} CONTINUATION frames`, async () => {
-    const chunks = [frame(HEADERS, 0, 1, Buffer.from([0x82]))];
-    for (let i = 0; i < MAX_CONTINUATIONS - 1; i++) chunks.push(frame(CONTINUATION, 0, 1, Buffer.alloc(0)));
-    chunks.push(frame(CONTINUATION, END_HEADERS, 1, Buffer.from([0x84])));
+    const chunks = [h2Frame(HEADERS, 0, 1, Buffer.from([0x82]))];
+    for (let i = 0; i < MAX_CONTINUATIONS - 1; i++) chunks.push(h2Frame(CONTINUATION, 0, 1, Buffer.alloc(0)));
+    chunks.push(h2Frame(CONTINUATION, END_HEADERS, 1, Buffer.from([0x84])));
     const { err } = await run(chunks);
     expect(err).toBeUndefined();
   });
 
   it('ends a connection whose header block grows past the limit, without holding it', async () => {
-    const chunks = [frame(HEADERS, 0, 1, Buffer.alloc(1000, 0x40))];
+    const chunks = [h2Frame(HEADERS, 0, 1, Buffer.alloc(1000, 0x40))];
     // 64 MiB of CONTINUATION offered; the filter must give up after 64 KiB.
-    for (let i = 0; i < 4096; i++) chunks.push(frame(CONTINUATION, 0, 1, Buffer.alloc(16384, 0x40)));
+    for (let i = 0; i < 4096; i++) chunks.push(h2Frame(CONTINUATION, 0, 1, Buffer.alloc(16384, 0x40)));
     const { err, fed } = await run(chunks);
     expect(err).toBeInstanceOf(Http2ConnectionError);
     expect((err as Http2ConnectionError).code).toBe(H2_ENHANCE_YOUR_CALM);
@@ -153,7 +144,7 @@ describe('AuthorityRewrite', () => {
   });
 
   it('refuses an oversized frame from its header, before its payload arrives', async () => {
-    const head = frame(0x0, 0, 1, Buffer.alloc(0));
+    const head = h2Frame(0x0, 0, 1, Buffer.alloc(0));
     head.writeUIntBE(16 * 1024 * 1024 - 1, 0, 3);
     const { err } = await run([head]);
     expect((err as Http2ConnectionError).code).toBe(H2_FRAME_SIZE_ERROR);
@@ -161,7 +152,7 @@ describe('AuthorityRewrite', () => {
   });
 
   it('refuses another frame inside a header block', async () => {
-    const { err } = await run([frame(HEADERS, 0, 1, Buffer.from([0x82])), frame(0x0, 0, 1, Buffer.from('data'))]);
+    const { err } = await run([h2Frame(HEADERS, 0, 1, Buffer.from([0x82])), h2Frame(0x0, 0, 1, Buffer.from('data'))]);
     expect((err as Http2ConnectionError).code).toBe(H2_PROTOCOL_ERROR);
   });
 
@@ -172,13 +163,13 @@ describe('AuthorityRewrite', () => {
     enc.write([{ name: 'x-big', value: 'b'.repeat(4000), neverIndex: false }]);
     const first = enc.read() as Buffer;
     const bomb = Buffer.concat([first, Buffer.alloc(16000, 0x80 | 62)]);
-    const { err } = await run([frame(HEADERS, 0, 1, bomb.subarray(0, 16000)), frame(CONTINUATION, END_HEADERS, 1, bomb.subarray(16000))]);
+    const { err } = await run([h2Frame(HEADERS, 0, 1, bomb.subarray(0, 16000)), h2Frame(CONTINUATION, END_HEADERS, 1, bomb.subarray(16000))]);
     expect((err as Http2ConnectionError).code).toBe(H2_ENHANCE_YOUR_CALM);
     expect(err!.message).toMatch(/header list of stream 1 decodes to over 65536 bytes/);
   });
 
   it('refuses a header block that does not decode', async () => {
-    const { err } = await run([frame(HEADERS, END_HEADERS, 1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]))]);
+    const { err } = await run([h2Frame(HEADERS, END_HEADERS, 1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]))]);
     expect((err as Http2ConnectionError).code).toBe(H2_COMPRESSION_ERROR);
   });
 });

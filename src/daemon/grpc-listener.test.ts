@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { criProto, criServices } from '../server/cri-proto.js';
 import { GrpcServer } from '../server/grpc-server.js';
 import { implementService } from '../server/rpc.js';
-import { encodeLiterals } from './authority-rewrite.js';
+import { H2_PREFACE, grpcRequestHeaders, h2Frame } from '../../test-support/h2-frames.js';
 import { bindGrpc, type GrpcListener } from './grpc-listener.js';
 
 const images = criServices().ImageService;
@@ -21,15 +21,6 @@ function prefixed(body: Buffer): Buffer {
   const head = Buffer.alloc(5);
   head.writeUInt32BE(body.length, 1);
   return Buffer.concat([head, body]);
-}
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return Buffer.concat([h, payload]);
 }
 
 /** Frames read off a raw connection, as they arrive. */
@@ -121,15 +112,12 @@ describe('gRPC listener', () => {
       // (which waits for it before its first request) would never send one.
       await reader.until(() => reader.frames.length > 0);
       expect(reader.frames[0]).toEqual({ type: 0x4, flags: 0, streamId: 0 });
-      const headers = encodeLiterals([
-        [':method', 'POST'], [':scheme', 'http'], [':path', STATUS_PATH], [':authority', 'localhost'],
-        ['content-type', 'application/grpc'], ['te', 'trailers'],
-      ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })));
+      const headers = grpcRequestHeaders(STATUS_PATH);
       s.write(Buffer.concat([
-        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
-        frame(0x4, 0, 0, Buffer.alloc(0)),
-        frame(0x1, 0x4, 1, headers),
-        frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'y' } }))),
+        H2_PREFACE,
+        h2Frame(0x4, 0, 0, Buffer.alloc(0)),
+        h2Frame(0x1, 0x4, 1, headers),
+        h2Frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'y' } }))),
       ]));
       // The response's trailers: a HEADERS frame on stream 1 that ends it.
       await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 1 && f.flags & 0x1));
@@ -143,30 +131,27 @@ describe('gRPC listener', () => {
     const s = connect(sock);
     try {
       const reader = frameReader(s);
-      const headers = encodeLiterals([
-        [':method', 'POST'], [':scheme', 'http'], [':path', STATUS_PATH], [':authority', 'localhost'],
-        ['content-type', 'application/grpc'], ['te', 'trailers'],
-      ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })));
+      const headers = grpcRequestHeaders(STATUS_PATH);
       s.write(Buffer.concat([
-        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
-        frame(0x4, 0, 0, Buffer.alloc(0)),
-        frame(0x1, 0x4, 1, headers),
-        frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'z' } }))),
+        H2_PREFACE,
+        h2Frame(0x4, 0, 0, Buffer.alloc(0)),
+        h2Frame(0x1, 0x4, 1, headers),
+        h2Frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'z' } }))),
       ]));
       // Not answered, nor decided, while the acknowledgement is awaited (the wait is 1 s).
       await new Promise((r) => setTimeout(r, 200));
       expect(reader.frames.filter((f) => f.streamId === 1)).toEqual([]);
       expect(listener.counts).toEqual({ direct: 0, filtered: 0 });
       // The acknowledgement of the listener's SETTINGS: the connection goes to the server as it is.
-      s.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+      s.write(h2Frame(0x4, 0x1, 0, Buffer.alloc(0)));
       await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 1 && f.flags & 0x1));
       expect(listener.counts).toEqual({ direct: 1, filtered: 0 });
       // The server's own SETTINGS, acknowledged as a client does: the connection stays up and a
       // second call is answered (a second acknowledgement too many would have ended it).
-      s.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+      s.write(h2Frame(0x4, 0x1, 0, Buffer.alloc(0)));
       s.write(Buffer.concat([
-        frame(0x1, 0x4, 3, headers),
-        frame(0x0, 0x1, 3, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'w' } }))),
+        h2Frame(0x1, 0x4, 3, headers),
+        h2Frame(0x0, 0x1, 3, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'w' } }))),
       ]));
       await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 3 && f.flags & 0x1));
       expect(reader.frames.some((f) => f.type === 0x7)).toBe(false);

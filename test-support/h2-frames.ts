@@ -1,0 +1,25 @@
+// Raw HTTP/2 for the tests that must send what node:http2 will not (endless header blocks, a
+// request before acknowledging the server's SETTINGS): frames built by hand, and a gRPC request's
+// headers as HPACK literals.
+import { encodeLiterals } from '../src/daemon/authority-rewrite.js';
+
+/** The client connection preface (RFC 9113 §3.4). */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** One frame: its 9-byte header, then `payload`. */
+export function h2Frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return Buffer.concat([h, payload]);
+}
+
+/** The header block of a gRPC call to `path`, as literals that touch no HPACK table. */
+export function grpcRequestHeaders(path: string, authority = 'localhost'): Buffer {
+  return encodeLiterals([
+    [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', authority],
+    ['content-type', 'application/grpc'], ['te', 'trailers'],
+  ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })));
+}
