@@ -28,7 +28,12 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 //   and 20 pods 3.03 -> 2.72 s (no cost the runs can see: its work is syscalls, child processes
 //   and small messages, not hot JavaScript loops).
 // Not adopted: --max-old-space-size (a ceiling, not a target: 64 MiB saved 1-2 MiB idle and would
-// kill a busy node's daemon with an out-of-memory crash). --optimize-for-size was not measured.
+// kill a busy node's daemon with an out-of-memory crash). --optimize-for-size (bench/daemon-memory.ts,
+// N=4, alternated): fresh idle 59.8 MiB either way, after a pull and 20 pods 74.9 -> 74.1 MiB,
+// the daemon's CPU for that work 1.34 -> 1.47 s: a tenth more CPU for under 1 MiB. A larger libuv
+// threadpool (UV_THREADPOOL_SIZE=8, for CreateContainer's synced writes queued behind others):
+// bench/create-ab.ts, 3 runs of N=30-60, CreateContainer median 9.5 -> 8.7, 12.3 -> 12.8,
+// 14.8 -> 17.9 ms: no gain the runs can tell.
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--max-opt=2'];
 
 const flagName = (flag: string) => flag.split('=')[0]!;
