@@ -23,6 +23,19 @@ function prefixed(body: Buffer): Buffer {
   return Buffer.concat([head, body]);
 }
 
+/** An ImageStatus call on `streamId`, as raw frames: HEADERS (valid :authority), then its DATA. */
+function imageStatusCall(streamId: number, image: string): Buffer {
+  return Buffer.concat([
+    h2Frame(0x1, 0x4, streamId, grpcRequestHeaders(STATUS_PATH)),
+    h2Frame(0x0, 0x1, streamId, prefixed(images.ImageStatus.requestSerialize!({ image: { image } }))),
+  ]);
+}
+
+/** A client's opening: the preface, its (empty) SETTINGS and a first call on stream 1. */
+function openingWithCall(image: string): Buffer {
+  return Buffer.concat([H2_PREFACE, h2Frame(0x4, 0, 0, Buffer.alloc(0)), imageStatusCall(1, image)]);
+}
+
 /** Frames read off a raw connection, as they arrive. */
 function frameReader(s: Socket): { frames: { type: number; flags: number; streamId: number }[]; until: (pred: () => boolean) => Promise<void> } {
   const frames: { type: number; flags: number; streamId: number }[] = [];
@@ -112,13 +125,7 @@ describe('gRPC listener', () => {
       // (which waits for it before its first request) would never send one.
       await reader.until(() => reader.frames.length > 0);
       expect(reader.frames[0]).toEqual({ type: 0x4, flags: 0, streamId: 0 });
-      const headers = grpcRequestHeaders(STATUS_PATH);
-      s.write(Buffer.concat([
-        H2_PREFACE,
-        h2Frame(0x4, 0, 0, Buffer.alloc(0)),
-        h2Frame(0x1, 0x4, 1, headers),
-        h2Frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'y' } }))),
-      ]));
+      s.write(openingWithCall('y'));
       // The response's trailers: a HEADERS frame on stream 1 that ends it.
       await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 1 && f.flags & 0x1));
       expect(listener.counts).toEqual({ direct: 0, filtered: 1 });
@@ -131,13 +138,7 @@ describe('gRPC listener', () => {
     const s = connect(sock);
     try {
       const reader = frameReader(s);
-      const headers = grpcRequestHeaders(STATUS_PATH);
-      s.write(Buffer.concat([
-        H2_PREFACE,
-        h2Frame(0x4, 0, 0, Buffer.alloc(0)),
-        h2Frame(0x1, 0x4, 1, headers),
-        h2Frame(0x0, 0x1, 1, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'z' } }))),
-      ]));
+      s.write(openingWithCall('z'));
       // Not answered, nor decided, while the acknowledgement is awaited (the wait is 1 s).
       await new Promise((r) => setTimeout(r, 200));
       expect(reader.frames.filter((f) => f.streamId === 1)).toEqual([]);
@@ -149,10 +150,7 @@ describe('gRPC listener', () => {
       // The server's own SETTINGS, acknowledged as a client does: the connection stays up and a
       // second call is answered (a second acknowledgement too many would have ended it).
       s.write(h2Frame(0x4, 0x1, 0, Buffer.alloc(0)));
-      s.write(Buffer.concat([
-        h2Frame(0x1, 0x4, 3, headers),
-        h2Frame(0x0, 0x1, 3, prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'w' } }))),
-      ]));
+      s.write(imageStatusCall(3, 'w'));
       await reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 3 && f.flags & 0x1));
       expect(reader.frames.some((f) => f.type === 0x7)).toBe(false);
     } finally {

@@ -16,29 +16,28 @@ import { containerMessage, podSandboxMessage, podSandboxState } from './cri-mess
 import { messageEncoder } from './cri-proto.js';
 import { withEncodedBody } from './direct-encoder.js';
 
-const pods = new WeakMap<SandboxRecord, { state: string; message: PodSandbox }>();
-const containers = new WeakMap<ContainerRecord, { state: string; message: Container }>();
-let encodePod: ((value: object) => Buffer) | undefined;
-let encodeContainer: ((value: object) => Buffer) | undefined;
+/**
+ * A listing's entry for a record, its body encoded once for the record's current state: `build`
+ * makes the message, `stateOf` says which state it shows, `type` names its protobuf message.
+ */
+function encodedOncePerState<R extends object, M extends object>(
+  type: 'PodSandbox' | 'Container', stateOf: (rec: R) => string, build: (rec: R) => M,
+): (rec: R) => M {
+  const cache = new WeakMap<R, { state: string; message: M }>();
+  let encode: ((value: object) => Buffer) | undefined;
+  return (rec) => {
+    const state = stateOf(rec);
+    const hit = cache.get(rec);
+    if (hit?.state === state) return hit.message;
+    const message = build(rec);
+    withEncodedBody(message, (encode ??= messageEncoder(type))(message));
+    cache.set(rec, { state, message });
+    return message;
+  };
+}
 
 /** The pod's ListPodSandbox entry, its body encoded (once for its current state). */
-export function listedPodSandbox(rec: SandboxRecord): PodSandbox {
-  const state = podSandboxState(rec);
-  const hit = pods.get(rec);
-  if (hit?.state === state) return hit.message;
-  const message = podSandboxMessage(rec);
-  withEncodedBody(message, (encodePod ??= messageEncoder('PodSandbox'))(message));
-  pods.set(rec, { state, message });
-  return message;
-}
+export const listedPodSandbox: (rec: SandboxRecord) => PodSandbox = encodedOncePerState('PodSandbox', podSandboxState, podSandboxMessage);
 
 /** The container's ListContainers entry, its body encoded (once for its current state). */
-export function listedContainer(rec: ContainerRecord): Container {
-  const state = criState(rec);
-  const hit = containers.get(rec);
-  if (hit?.state === state) return hit.message;
-  const message = containerMessage(rec);
-  withEncodedBody(message, (encodeContainer ??= messageEncoder('Container'))(message));
-  containers.set(rec, { state, message });
-  return message;
-}
+export const listedContainer: (rec: ContainerRecord) => Container = encodedOncePerState('Container', criState, containerMessage);
