@@ -1,6 +1,6 @@
 // Raw HTTP/2 for the tests that must send what node:http2 will not (endless header blocks, a
-// request before acknowledging the server's SETTINGS): frames built by hand, and a gRPC request's
-// headers as HPACK literals.
+// request before acknowledging the server's SETTINGS): frames built by hand, a gRPC request's
+// headers as HPACK literals, and gRPC's length-prefixed messages.
 import { encodeLiterals } from '../src/daemon/authority-rewrite.js';
 
 /** The client connection preface (RFC 9113 §3.4). */
@@ -22,4 +22,12 @@ export function grpcRequestHeaders(path: string, authority = 'localhost'): Buffe
     [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', authority],
     ['content-type', 'application/grpc'], ['te', 'trailers'],
   ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })));
+}
+
+/** A gRPC message as it goes in DATA frames: the compressed flag, its 4-byte length, the body. */
+export function grpcMessage(body: Buffer, compressedFlag = 0): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = compressedFlag;
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
 }

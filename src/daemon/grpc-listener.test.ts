@@ -11,23 +11,17 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { criProto, criServices } from '../server/cri-proto.js';
 import { GrpcServer } from '../server/grpc-server.js';
 import { implementService } from '../server/rpc.js';
-import { H2_PREFACE, grpcRequestHeaders, h2Frame } from '../../test-support/h2-frames.js';
+import { H2_PREFACE, grpcMessage, grpcRequestHeaders, h2Frame } from '../../test-support/h2-frames.js';
 import { bindGrpc, type GrpcListener } from './grpc-listener.js';
 
 const images = criServices().ImageService;
 const STATUS_PATH = images.ImageStatus.path;
 
-function prefixed(body: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(body.length, 1);
-  return Buffer.concat([head, body]);
-}
-
 /** An ImageStatus call on `streamId`, as raw frames: HEADERS (valid :authority), then its DATA. */
 function imageStatusCall(streamId: number, image: string): Buffer {
   return Buffer.concat([
     h2Frame(0x1, 0x4, streamId, grpcRequestHeaders(STATUS_PATH)),
-    h2Frame(0x0, 0x1, streamId, prefixed(images.ImageStatus.requestSerialize!({ image: { image } }))),
+    h2Frame(0x0, 0x1, streamId, grpcMessage(images.ImageStatus.requestSerialize!({ image: { image } }))),
   ]);
 }
 
@@ -108,7 +102,7 @@ describe('gRPC listener', () => {
           req.on('error', reject);
         });
         req.resume();
-        req.end(prefixed(images.ImageStatus.requestSerialize!({ image: { image: 'x' } })));
+        req.end(grpcMessage(images.ImageStatus.requestSerialize!({ image: { image: 'x' } })));
         expect((await trailers)['grpc-status']).toBe('0');
       }
     } finally {

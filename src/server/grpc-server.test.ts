@@ -13,6 +13,7 @@ import { Status } from '../grpc-status.js';
 import { criProto, criServices } from './cri-proto.js';
 import { GrpcServer, encodeGrpcMessage, parseGrpcTimeout } from './grpc-server.js';
 import { implementService, type RpcContext } from './rpc.js';
+import { grpcMessage } from '../../test-support/h2-frames.js';
 
 const MAX = 64 * 1024;
 const images = criServices().ImageService;
@@ -23,13 +24,6 @@ interface RawResult {
   messages: Buffer[];
   trailers: http2.IncomingHttpHeaders | undefined;
   rstCode: number;
-}
-
-function prefixed(body: Buffer, flag = 0): Buffer {
-  const head = Buffer.alloc(5);
-  head[0] = flag;
-  head.writeUInt32BE(body.length, 1);
-  return Buffer.concat([head, body]);
 }
 
 function splitMessages(data: Buffer): Buffer[] {
@@ -116,7 +110,7 @@ describe('GrpcServer', () => {
     }
     return { stream, result };
   }
-  const statusReq = (image: string) => prefixed(images.ImageStatus.requestSerialize!({ image: { image } }));
+  const statusReq = (image: string) => grpcMessage(images.ImageStatus.requestSerialize!({ image: { image } }));
 
   it('answers a unary call: headers, one message, grpc-status 0 in trailers', async () => {
     const { result } = raw(images.ImageStatus.path, statusReq('abc'));
@@ -143,7 +137,7 @@ describe('GrpcServer', () => {
 
   it('answers an unknown method, or a known one of an unknown service, UNIMPLEMENTED', async () => {
     for (const path of ['/runtime.v1.ImageService/NoSuchMethod', '/no.Such/Service']) {
-      const r = await raw(path, prefixed(Buffer.alloc(0))).result;
+      const r = await raw(path, grpcMessage(Buffer.alloc(0))).result;
       expect(r.headers['grpc-status']).toBe(String(Status.UNIMPLEMENTED));
       expect(r.headers['grpc-message']).toContain(path);
     }
@@ -162,7 +156,7 @@ describe('GrpcServer', () => {
   });
 
   it('refuses a compressed message and an unsupported grpc-encoding; accepts identity', async () => {
-    const flagged = await raw(images.ImageStatus.path, prefixed(Buffer.from([0x0a, 0x00]), 1)).result;
+    const flagged = await raw(images.ImageStatus.path, grpcMessage(Buffer.from([0x0a, 0x00]), 1)).result;
     expect(flagged.headers['grpc-status']).toBe(String(Status.INTERNAL));
     expect(flagged.headers['grpc-message']).toContain('compressed flag');
     const gzip = await raw(images.ImageStatus.path, statusReq('a'), { 'grpc-encoding': 'gzip' }).result;
@@ -181,7 +175,7 @@ describe('GrpcServer', () => {
     expect(r.headers['grpc-status']).toBe(String(Status.RESOURCE_EXHAUSTED));
     expect(r.headers['grpc-message']).toBe(`Received message larger than max (${MAX + 1} vs. ${MAX})`);
     // A message at the bound is read (and fails to decode as what it is not).
-    const atMax = await raw(images.ImageStatus.path, prefixed(Buffer.alloc(MAX, 0xff))).result;
+    const atMax = await raw(images.ImageStatus.path, grpcMessage(Buffer.alloc(MAX, 0xff))).result;
     expect(atMax.headers['grpc-message']).toContain('does not decode');
   });
 
@@ -212,7 +206,7 @@ describe('GrpcServer', () => {
   it('ends a call whose deadline passes with DEADLINE_EXCEEDED and aborts its handler', async () => {
     held.length = 0;
     const started = Date.now();
-    const r = await raw(images.ListImages.path, prefixed(Buffer.alloc(0)), { 'grpc-timeout': '300m' }).result;
+    const r = await raw(images.ListImages.path, grpcMessage(Buffer.alloc(0)), { 'grpc-timeout': '300m' }).result;
     expect(r.headers['grpc-status']).toBe(String(Status.DEADLINE_EXCEEDED));
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(held).toHaveLength(1);
@@ -223,7 +217,7 @@ describe('GrpcServer', () => {
     // A deadline past setTimeout's range is kept, with no timer (a timer would fire at once).
     held.length = 0;
     const arrived = new Promise<void>((r2) => (heldArrived = r2));
-    const { stream, result } = raw(images.ListImages.path, prefixed(Buffer.alloc(0)), { 'grpc-timeout': '99999999H' });
+    const { stream, result } = raw(images.ListImages.path, grpcMessage(Buffer.alloc(0)), { 'grpc-timeout': '99999999H' });
     await arrived;
     await new Promise((r2) => setTimeout(r2, 50));
     expect(held[0]!.signal.aborted).toBe(false);
@@ -235,7 +229,7 @@ describe('GrpcServer', () => {
   it('aborts the handler when the client resets the stream', async () => {
     held.length = 0;
     const arrived = new Promise<void>((r) => (heldArrived = r));
-    const { stream, result } = raw(images.ListImages.path, prefixed(Buffer.alloc(0)));
+    const { stream, result } = raw(images.ListImages.path, grpcMessage(Buffer.alloc(0)));
     await arrived;
     expect(held[0]!.signal.aborted).toBe(false);
     expect(held[0]!.deadlineMs).toBeUndefined();
@@ -248,7 +242,7 @@ describe('GrpcServer', () => {
   it('streams messages then OK trailers, to a raw client and to grpc-js', async () => {
     streamCount = 3;
     streamImageSize = 10;
-    const r = await raw(images.StreamImages.path, prefixed(Buffer.alloc(0))).result;
+    const r = await raw(images.StreamImages.path, grpcMessage(Buffer.alloc(0))).result;
     expect(r.messages.map((m) => (images.StreamImages.responseDeserialize!(m) as any).images[0].id.split(':')[0])).toEqual(['0', '1', '2']);
     expect(r.trailers?.['grpc-status']).toBe('0');
     const viaGrpcJs = await new Promise<unknown[]>((resolve, reject) => {
@@ -266,7 +260,7 @@ describe('GrpcServer', () => {
     streamCount = 1000;
     streamImageSize = 10 * 1024;
     streamDone = undefined;
-    const { stream, result } = raw(images.StreamImages.path, prefixed(Buffer.alloc(0)));
+    const { stream, result } = raw(images.StreamImages.path, grpcMessage(Buffer.alloc(0)));
     stream.pause();
     stream.removeAllListeners('data');
     const signal = await new Promise<AbortSignal>((resolve) => {
@@ -285,7 +279,7 @@ describe('GrpcServer', () => {
     streamCount = 2;
     streamImageSize = MAX;
     streamDone = undefined;
-    const r = await raw(images.StreamImages.path, prefixed(Buffer.alloc(0))).result;
+    const r = await raw(images.StreamImages.path, grpcMessage(Buffer.alloc(0))).result;
     expect(r.headers['grpc-status']).toBe(String(Status.RESOURCE_EXHAUSTED));
     expect(r.headers['grpc-message']).toMatch(/^Sent message larger than max \(\d+ vs\. 65536\)$/);
     // The handler is told to stop: nothing more it sends can go.
@@ -304,7 +298,7 @@ describe('GrpcServer', () => {
     s2.on('error', () => undefined);
     held.length = 0;
     const arrived = new Promise<void>((r) => (heldArrived = r));
-    const { result } = raw(images.ListImages.path, prefixed(Buffer.alloc(0)), { 'grpc-timeout': '500m' }, { s: s2 });
+    const { result } = raw(images.ListImages.path, grpcMessage(Buffer.alloc(0)), { 'grpc-timeout': '500m' }, { s: s2 });
     await arrived;
     let shut = false;
     const goaway = new Promise<void>((r) => s2.once('goaway', () => r()));
