@@ -290,7 +290,8 @@ describe('Snapshotter', () => {
   });
 
   it('cleans up interrupted work at start-up', async () => {
-    const { mkdirSync } = await import('node:fs');
+    // The earlier tests' removals still deleting in the background would be swept and counted too.
+    await snaps.settled();
     mkdirSync(join(snaps.dir, 'tmp-interrupted', 'fs'), { recursive: true });
     mkdirSync(join(snaps.dir, '99999', 'fs'), { recursive: true }); // no record: never committed
     mkdirSync(join(snaps.dir, 'active', '.tmp-half'), { recursive: true });
