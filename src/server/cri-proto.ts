@@ -111,10 +111,10 @@ function criRoot(): Protobuf.Root {
 
 /**
  * The direct encoder (direct-encoder.ts) of one runtime.v1 message type that is a part of a
- * directly encoded response (ContainerStats, PodSandbox, Container): what a body handed to
+ * directly encoded response (ContainerStats, PodSandboxStats, PodSandbox, Container): what a body handed to
  * withEncodedBody is made with.
  */
-export function messageEncoder(typeName: 'ContainerStats' | 'PodSandbox' | 'Container'): (value: object) => Buffer {
+export function messageEncoder(typeName: 'ContainerStats' | 'PodSandboxStats' | 'PodSandbox' | 'Container'): (value: object) => Buffer {
   return compileEncoder(criRoot().lookupType(`runtime.v1.${typeName}`));
 }
 

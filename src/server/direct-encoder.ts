@@ -24,10 +24,10 @@
 // keeps protobufjs's path for them.
 //
 // A nested message object can carry its own body, encoded beforehand (withEncodedBody): the
-// stats collector encodes each container's ContainerStats when its reading lands, before the
-// listing that sends it comes, and the same object serves both listings that hold it
-// (ListContainerStats, and its pod's entry in ListPodSandboxStats). Its bytes are then copied
-// in, not written field by field while the caller waits.
+// stats collector encodes each container's ContainerStats (and each pod's PodSandboxStats)
+// when its reading lands, before the listing that sends it comes, and the same object serves
+// every listing that holds it (ListContainerStats, and its pod's entry in ListPodSandboxStats).
+// Its bytes are then copied in, not written field by field while the caller waits.
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
 

@@ -51,11 +51,17 @@ const isUnfiltered = (f: CriListFilter | null | undefined): boolean =>
   !f?.id && !f?.podSandboxId && Object.keys(f?.labelSelector ?? {}).length === 0;
 
 export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
-  // Each ContainerStats the read-ahead builds is encoded then, before the listing that sends it
-  // comes: the listing (and its pods' listing, which holds the same objects) copies its bytes.
+  // Each ContainerStats and PodSandboxStats the read-ahead builds is encoded then, before the
+  // listing that sends it comes: the listing copies its bytes (a pod's, its containers' too). A
+  // pod's interfaces are capped before its bytes are made.
   let encodeContainerStats: ((value: object) => Buffer) | undefined;
+  let encodePodStats: ((value: object) => Buffer) | undefined;
   const collector = new StatsCollector({
     prepare: (s) => withEncodedBody(s, (encodeContainerStats ??= messageEncoder('ContainerStats'))(s)),
+    preparePod: (s) => {
+      const capped = capInterfaces(s);
+      return withEncodedBody(capped, (encodePodStats ??= messageEncoder('PodSandboxStats'))(capped));
+    },
   });
 
   // A container's writable layer is where its snapshot was made, for its whole life; asking the

@@ -264,6 +264,47 @@ describe('StatsCollector background refresh', () => {
     c.close();
   });
 
+  it('builds (and prepares) each pod\'s stats when the read-ahead\'s pod reading lands; the pod listing that uses those readings sends that object', async () => {
+    await podUsage(1_000_000);
+    const prepared: object[] = [];
+    const preparedPods: object[] = [];
+    const c = new StatsCollector({
+      layout: layout(), cgroupTtlMs: 400, leadMs: 200, followUps: 0, minRateWindowNs: 100_000_000n,
+      prepare: (s) => {
+        prepared.push(s);
+        return s;
+      },
+      preparePod: (s) => {
+        preparedPods.push(s);
+        return s;
+      },
+    });
+    const pod = podSubject(); // its attributes' parts as the daemon's records hold them: the same objects
+    await c.listPodSandboxStats([pod], { watch: true });
+    await sleep(450);
+    await c.listPodSandboxStats([pod], { watch: true }); // period 450 ms: the refresh is due in 250
+    expect(preparedPods).toHaveLength(0); // built while the listings waited: not prepared
+    await usage(2_000_000);
+    await podUsage(3_000_000);
+    await sleep(400);
+    expect(preparedPods).toHaveLength(1);
+    const [p] = await c.listPodSandboxStats([{ ...pod, attributes: { ...pod.attributes } }], { watch: false });
+    expect(p).toBe(preparedPods[0]);
+    expect(p!.linux!.containers![0]).toBe(prepared[0]);
+    expect(p!.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '3000000000' });
+    expect(p!.linux!.containers![0]!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
+    // Its rate is the one the listing computes from that reading (the same object again after).
+    expect(p!.linux!.cpu!.usageNanoCores).not.toBeNull();
+    expect(await c.podSandboxStats(pod)).toBe(p);
+    // A pod whose attributes changed is built anew, from the same readings.
+    const renamed = { ...pod, attributes: { ...pod.attributes, metadata: { name: 'p2', uid: 'u', namespace: 'n', attempt: 1 } } };
+    const [q] = await c.listPodSandboxStats([renamed], { watch: false });
+    expect(q).not.toBe(p);
+    expect(q!.attributes!.metadata!.name).toBe('p2');
+    expect(q!.linux!.cpu).toEqual(p!.linux!.cpu);
+    c.close();
+  });
+
   it('serves a pod reading older than its containers\' readings while its CPU time is not behind theirs', async () => {
     await podUsage(5_000_000);
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 1000, leadMs: 900, followUps: 0 });

@@ -102,6 +102,8 @@ export interface StatsCollectorOptions {
   /** Called on each ContainerStats the read-ahead builds, before the listing that will send it
    * comes (the daemon encodes it then: server/direct-encoder.ts withEncodedBody). */
   prepare?: (stats: ContainerStats) => ContainerStats;
+  /** The same for each PodSandboxStats the read-ahead builds (its containers' prepared inside). */
+  preparePod?: (stats: PodSandboxStats) => PodSandboxStats;
 }
 
 // CRI stats show totals only (CgroupReadScope); a container's process count is wanted only when
@@ -153,9 +155,21 @@ interface BuiltStats {
   stats: ContainerStats;
 }
 
+/** A pod's last built PodSandboxStats and what it was built from (as BuiltStats). */
+interface BuiltPodStats {
+  cgroup: CgroupStats;
+  network?: NetworkReading;
+  nanoCores?: bigint;
+  containers: ContainerStats[];
+  attributes: PodSubject['attributes'];
+  stats: PodSandboxStats;
+}
+
 /** Attributes with the same parts (the daemon makes each listing's from its records' config). */
-const sameAttributes = (a: ContainerSubject['attributes'], b: ContainerSubject['attributes']) =>
+const sameAttributes = (a: ContainerSubject['attributes'] | PodSubject['attributes'], b: typeof a) =>
   a === b || (a.id === b.id && a.metadata === b.metadata && a.labels === b.labels && a.annotations === b.annotations);
+
+const sameItems = <T>(a: T[], b: T[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export class StatsCollector {
   private readonly layout: CgroupLayout;
@@ -191,7 +205,10 @@ export class StatsCollector {
   private refreshLayers: ReadonlySet<string> | undefined;
   /** Each container's last built ContainerStats, by id. */
   private readonly built = new Map<string, BuiltStats>();
+  /** Each pod's last built PodSandboxStats, by id (pods with a cgroup of their own). */
+  private readonly builtPods = new Map<string, BuiltPodStats>();
   private readonly prepare: ((stats: ContainerStats) => ContainerStats) | undefined;
+  private readonly preparePod: ((stats: PodSandboxStats) => PodSandboxStats) | undefined;
 
   constructor(opts: StatsCollectorOptions = {}) {
     this.layout = opts.layout ?? cgroupLayout();
@@ -200,6 +217,7 @@ export class StatsCollector {
     this.fs = new FsUsageCache({ ttlMs: this.fsTtlMs });
     this.files = opts.reader ?? new KernelFileReader();
     this.prepare = opts.prepare;
+    this.preparePod = opts.preparePod;
     this.hostInterfaces = new HostInterfaceTable(this.files);
     this.procFiles = new KernelFileReader({ keepOpen: false });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
@@ -263,15 +281,36 @@ export class StatsCollector {
   /** `maintained`: the read-ahead renews this pod's readings (see readContainer). */
   private async podStats(p: PodSubject, maintained: boolean): Promise<PodSandboxStats> {
     const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, maintained);
-    // Without a pod cgroup, the pod's usage is the sum of its containers'.
-    const podCgroup = pod.stats ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
+    const containerStats = containers.map((c) => this.toContainerStats(c));
+    const cpu = pod.stats?.cpu;
+    const nanoCores = cpu && pod.stats ? this.rates.rate(`pod/${p.attributes.id}`, cpu.usageNs, pod.stats.timestamp) : undefined;
+    if (pod.stats !== undefined) return this.podStatsOf(p, pod.stats, network, nanoCores, containerStats);
+    // Without a pod cgroup, the pod's usage is the sum of its containers' (a new object each time).
+    const summed = sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
     return buildPodSandboxStats({
       attributes: p.attributes,
-      cgroup: podCgroup,
-      nanoCores: podCgroup?.cpu ? this.rates.rate(`pod/${p.attributes.id}`, podCgroup.cpu.usageNs, podCgroup.timestamp) : undefined,
+      cgroup: summed,
+      nanoCores: summed?.cpu ? this.rates.rate(`pod/${p.attributes.id}`, summed.cpu.usageNs, summed.timestamp) : undefined,
       network,
-      containers: containers.map((c) => this.toContainerStats(c)),
+      containers: containerStats,
     });
+  }
+
+  /** The last built PodSandboxStats of `p` if it was built from exactly these, else a new one
+   * (containerStatsOf's rule, for a pod with a cgroup of its own). */
+  private podStatsOf(
+    p: PodSubject, cgroup: CgroupStats, network: NetworkReading | undefined, nanoCores: bigint | undefined,
+    containers: ContainerStats[], prepare?: (stats: PodSandboxStats) => PodSandboxStats,
+  ): PodSandboxStats {
+    const id = p.attributes.id;
+    const last = this.builtPods.get(id);
+    if (last !== undefined && last.cgroup === cgroup && last.network === network && last.nanoCores === nanoCores
+      && sameItems(last.containers, containers) && sameAttributes(last.attributes, p.attributes)) return last.stats;
+    let stats = buildPodSandboxStats({ attributes: p.attributes, cgroup, nanoCores, network, containers });
+    if (prepare) stats = prepare(stats);
+    if (this.builtPods.size > MAX_CACHED_READINGS) this.builtPods.clear();
+    this.builtPods.set(id, { cgroup, network, nanoCores, containers, attributes: p.attributes, stats });
+    return stats;
   }
 
   /** PodSandboxMetrics of one pod (ListPodSandboxMetrics). */
@@ -336,6 +375,7 @@ export class StatsCollector {
     this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
     const live = new Set(keep);
     for (const id of this.built.keys()) if (!live.has(id)) this.built.delete(id);
+    for (const id of this.builtPods.keys()) if (!live.has(id)) this.builtPods.delete(id);
     // Namespace identities are few and small; forget them all now and then.
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
   }
@@ -410,7 +450,8 @@ export class StatsCollector {
           p.netnsPath ? this.networkReadings.refresh(networkKey(p), () => this.readNetwork(p)) : undefined,
         ]);
         if (podCgroup !== undefined) {
-          await this.cgroupReadings.refresh(cgroupKey(podCgroup, POD_STATS_SCOPE), () => this.readCgroupNow(podCgroup, POD_STATS_SCOPE));
+          const stats = await this.cgroupReadings.refresh(cgroupKey(podCgroup, POD_STATS_SCOPE), () => this.readCgroupNow(podCgroup, POD_STATS_SCOPE));
+          this.prebuildPod(p, scope, stats);
         }
       };
       const jobs = [
@@ -480,6 +521,29 @@ export class StatsCollector {
     const cpu = cgroup?.cpu;
     const nanoCores = cpu && cgroup ? this.rates.peek(c.attributes.id, cpu.usageNs, cgroup.timestamp) : undefined;
     this.containerStatsOf(c, cgroup, fs, nanoCores, this.prepare);
+  }
+
+  /**
+   * The read-ahead's PodSandboxStats of `p` once its cgroup's reading (`cgroup`) has landed,
+   * from its containers' and its network's last readings, as prebuild does for a container: the
+   * pod listing that uses the same readings sends this object, built and prepared before it came.
+   */
+  private prebuildPod(p: PodSubject, scope: CgroupReadScope, cgroup: CgroupStats | undefined): void {
+    if (cgroup === undefined) return;
+    const containers: ContainerStats[] = [];
+    for (const c of p.containers) {
+      const reading = this.cgroupReadings.peek(cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), scope));
+      const fs = c.writableLayer ? this.fs.peek(c.writableLayer.dir) : undefined;
+      // A container not read, or never walked: the listing reads or waits for it, and builds then.
+      if (reading === undefined || (c.writableLayer && fs === undefined)) return;
+      const cpu = reading.value?.cpu;
+      const nanoCores = cpu && reading.value ? this.rates.peek(c.attributes.id, cpu.usageNs, reading.value.timestamp) : undefined;
+      containers.push(this.containerStatsOf(c, reading.value, fs, nanoCores, this.prepare));
+    }
+    const network = p.netnsPath ? this.networkReadings.peek(networkKey(p)) : undefined;
+    if (p.netnsPath && network === undefined) return;
+    const nanoCores = cgroup.cpu ? this.rates.peek(`pod/${p.attributes.id}`, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
+    this.podStatsOf(p, cgroup, network?.value, nanoCores, containers, this.preparePod);
   }
 
   /** The last built ContainerStats of `c` if it was built from exactly these, else a new one. */
