@@ -9,7 +9,8 @@
 // The daemon's event-loop delay during each pull (p99 and max, by bench/loop-delay-probe.mjs in
 // the daemon) is printed too: unpacking runs on worker threads and must not stall RPCs.
 //   npm run bench:pull            (BENCH_RUNS=3 by default; BENCH_MB to change the sizes;
-//                                  BENCH_IMAGES=synthetic,realistic to choose)
+//                                  BENCH_IMAGES=synthetic,realistic to choose; BENCH_CPU_PROF=dir:
+//                                  the daemon's main thread writes a V8 CPU profile there when it stops)
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
@@ -133,7 +134,10 @@ async function main(): Promise<void> {
     const probeModule = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
     const daemon = await startDaemon({
       toml: '[image]\nmax_concurrent_downloads = 3\n',
-      env: { NODE_OPTIONS: `--import ${probeModule}`, CRIB_BENCH_LOOP_DELAY_FILE: probeFile },
+      env: {
+        NODE_OPTIONS: `--import ${probeModule}`, CRIB_BENCH_LOOP_DELAY_FILE: probeFile,
+        ...(process.env.BENCH_CPU_PROF ? { CRIB_BENCH_CPU_PROF: join(process.env.BENCH_CPU_PROF, 'crib.cpuprofile') } : {}),
+      },
     });
     cleanups.unshift(() => daemon.cleanup());
     const probe = new LoopDelayProbe(daemon.proc.pid!, probeFile);
