@@ -13,8 +13,16 @@
 // running) and the daemon's RSS at each level, the first being the idle daemon's.
 // containerd (Debian's package, CRI plugin, runc, CNI bridge; test-support/bench-targets.ts)
 // runs in the same run when installed, measured right after crib at every level.
+// The first stats listing at a level is also printed on its own: it comes before any period is
+// known, so it reads everything while its caller waits, and with a few listings per level it
+// alone makes the p99. BENCH_CPU_PROF=dir: crib's daemon writes a CPU profile there
+// (crib.cpuprofile) and the stats listings' windows beside it (crib.windows.json; the two
+// listings of a tick overlap), for bench/profile-windows.ts. BENCH_CONTAINERD=0: crib only.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
 import { removeCgroupParent } from '../test-support/daemon.js';
 
@@ -36,6 +44,11 @@ const PROBE_MS = 10_000;
 const CGROUP_PARENT = `crib-bench-kubelet-${process.pid}`;
 const RPCS = ['ListPodSandbox', 'ListContainers', 'ListPodSandboxStats', 'ListContainerStats', 'ExecSync'] as const;
 type Rpc = (typeof RPCS)[number];
+const STATS_RPCS: readonly Rpc[] = ['ListPodSandboxStats', 'ListContainerStats'];
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
+const PROBE = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
+/** crib's stats listings, by the profile's clock (µs), with BENCH_CPU_PROF. */
+const windows: { rpc: string; fromUs: number; toUs: number }[] = [];
 
 if (!Number.isFinite(SECONDS) || SECONDS <= 0) throw new Error(`--seconds must be a positive number, not ${arg('seconds', '')}`);
 if (LEVELS.some((l) => !Number.isInteger(l) || l < 0)) throw new Error(`--levels must be pod counts (0,50,...), not ${LEVELS.join(',')}`);
@@ -159,6 +172,8 @@ async function startLatency(t: BenchTarget): Promise<number[]> {
 
 interface Window {
   latency: Record<Rpc, number[]>;
+  /** The first call of each RPC at this level (the stats listings' cold one). */
+  first: Partial<Record<Rpc, number>>;
   errors: Record<Rpc, number>;
   firstError?: string;
   cpuSecondsPerMinute: number;
@@ -169,12 +184,22 @@ async function steady(t: BenchTarget, pods: Pod[]): Promise<Window> {
   const latency = Object.fromEntries(RPCS.map((r) => [r, [] as number[]])) as Record<Rpc, number[]>;
   const errors = Object.fromEntries(RPCS.map((r) => [r, 0])) as Record<Rpc, number>;
   let firstError: string | undefined;
+  const first: Partial<Record<Rpc, number>> = {};
+  const fired = new Set<Rpc>();
   const inflight = new Set<Promise<void>>();
   const timed = async (rpc: Rpc, call: () => Promise<unknown>): Promise<void> => {
+    const isFirst = !fired.has(rpc);
+    fired.add(rpc);
     const t0 = performance.now();
+    const fromUs = Number(process.hrtime.bigint() / 1000n);
     try {
       await call();
-      latency[rpc].push(performance.now() - t0);
+      const ms = performance.now() - t0;
+      latency[rpc].push(ms);
+      if (isFirst) first[rpc] = ms;
+      if (CPU_PROF_DIR && t.name === 'crib' && STATS_RPCS.includes(rpc)) {
+        windows.push({ rpc, fromUs, toUs: Number(process.hrtime.bigint() / 1000n) });
+      }
     } catch (err) {
       errors[rpc]++;
       firstError ??= `${rpc}: ${(err as Error).message}`;
@@ -217,7 +242,7 @@ async function steady(t: BenchTarget, pods: Pod[]): Promise<Window> {
   const wallMs = performance.now() - start;
   const procs1 = runtimeProcesses(t);
   const used = cpuUsed(cpu0, cpuSnapshot(procs1));
-  return { latency, errors, firstError, cpuSecondsPerMinute: (used / 1000) / (wallMs / 60_000), pssMiB: pssMiB(procs1) };
+  return { latency, first, errors, firstError, cpuSecondsPerMinute: (used / 1000) / (wallMs / 60_000), pssMiB: pssMiB(procs1) };
 }
 
 // ---- report --------------------------------------------------------------------------------------
@@ -243,6 +268,7 @@ function print(names: string[], results: LevelResult[][]): void {
       const cells = xs.map((x) => col(`${pct(x, 0.5).toFixed(1)} / ${pct(x, 0.99).toFixed(1)}`));
       if (xs.length === 2) cells.push(col(`${(pct(xs[0]!, 0.5) / pct(xs[1]!, 0.5)).toFixed(2)}x / ${(pct(xs[0]!, 0.99) / pct(xs[1]!, 0.99)).toFixed(2)}x`));
       console.log(`${rpc} p50 / p99 ms (n=${xs.map((x) => x.length).join('/')})`.padEnd(40) + cells.join(''));
+      if (STATS_RPCS.includes(rpc)) row(`  its first call ms (cold)`, at.map((r) => r.window.first[rpc] ?? NaN), (v) => v.toFixed(1));
     }
     for (const [k, r] of at.entries()) {
       const failed = RPCS.filter((rpc) => r.window.errors[rpc] > 0).map((rpc) => `${rpc} ${r.window.errors[rpc]}`);
@@ -298,7 +324,11 @@ async function main(): Promise<void> {
       }
       await removeCgroupParent(CGROUP_PARENT);
     }
+  }, {
+    withoutContainerd: process.env.BENCH_CONTAINERD === '0',
+    ...(CPU_PROF_DIR ? { daemonEnv: { NODE_OPTIONS: `--import=${PROBE}`, CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, 'crib.cpuprofile') } } : {}),
   });
+  if (CPU_PROF_DIR) await writeFile(join(CPU_PROF_DIR, 'crib.windows.json'), JSON.stringify(windows));
   console.log(`\nkubelet's steady pattern: relist every ${RELIST_MS / 1000} s, stats every ${STATS_MS / 1000} s, an ExecSync probe per pod every ${PROBE_MS / 1000} s; one busybox sleeper per pod`);
   print(names, results);
 }
