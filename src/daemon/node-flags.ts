@@ -26,7 +26,15 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 //   feedback stay in the heap. bench/daemon-memory.ts, same build with and without, alternated,
 //   N=3: fresh idle 67.9 -> 63.7 MiB, with 20 pods 87.2 -> 77.5 MiB; the daemon's CPU for a pull
 //   and 20 pods 3.03 -> 2.72 s (no cost the runs can see: its work is syscalls, child processes
-//   and small messages, not hot JavaScript loops).
+//   and small messages, not hot JavaScript loops). Measured again later, for what it costs the
+//   in-memory calls (node:http2's per-stream JavaScript runs on every call): bench/rpc-ab.ts N=8,
+//   the same build with --max-opt=4 as B: median latency -24% to -40% on all seven in-memory
+//   methods (Version 0.79 -> 0.48 ms), daemon CPU per call 0.5-0.7 -> 0.2-0.5 ms; and
+//   bench/daemon-memory.ts N=4: fresh idle 59.9 -> 64.3 MiB, after a pull and 20 pods 75.1 ->
+//   80.7, with 20 pods 71.6 -> 77.1. Kept: the memory goals (60 MiB idle, 80 with 100 pods) would
+//   both be lost for about 0.3 ms per call. A bare node:http2 server answering the same call
+//   costs 0.24-0.35 ms of CPU, 0.48-0.54 with --max-opt=2: most of what the flag costs a call is
+//   node:http2's, not crib's.
 // Not adopted: --max-old-space-size (a ceiling, not a target: 64 MiB saved 1-2 MiB idle and would
 // kill a busy node's daemon with an out-of-memory crash). --optimize-for-size (bench/daemon-memory.ts,
 // N=4, alternated): fresh idle 59.8 MiB either way, after a pull and 20 pods 74.9 -> 74.1 MiB,
