@@ -282,18 +282,12 @@ export class StatsCollector {
   private async podStats(p: PodSubject, maintained: boolean): Promise<PodSandboxStats> {
     const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, maintained);
     const containerStats = containers.map((c) => this.toContainerStats(c));
-    const cpu = pod.stats?.cpu;
-    const nanoCores = cpu && pod.stats ? this.rates.rate(`pod/${p.attributes.id}`, cpu.usageNs, pod.stats.timestamp) : undefined;
+    // Without a pod cgroup, the pod's usage is the sum of its containers' (a new object each
+    // time, so never the same as a built one: built anew).
+    const cgroup = pod.stats ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
+    const nanoCores = cgroup?.cpu ? this.rates.rate(`pod/${p.attributes.id}`, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
     if (pod.stats !== undefined) return this.podStatsOf(p, pod.stats, network, nanoCores, containerStats);
-    // Without a pod cgroup, the pod's usage is the sum of its containers' (a new object each time).
-    const summed = sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
-    return buildPodSandboxStats({
-      attributes: p.attributes,
-      cgroup: summed,
-      nanoCores: summed?.cpu ? this.rates.rate(`pod/${p.attributes.id}`, summed.cpu.usageNs, summed.timestamp) : undefined,
-      network,
-      containers: containerStats,
-    });
+    return buildPodSandboxStats({ attributes: p.attributes, cgroup, nanoCores, network, containers: containerStats });
   }
 
   /** The last built PodSandboxStats of `p` if it was built from exactly these, else a new one
@@ -512,15 +506,15 @@ export class StatsCollector {
   /**
    * The read-ahead's ContainerStats of `c` from the reading that just landed, with the layer's
    * last walk and the rate the listing will compute (recording nothing): the listing that uses
-   * the same readings gets this object, built and prepared (encoded) before it came.
+   * the same readings gets this object, built and prepared (encoded) before it came. Undefined
+   * when its layer was never walked: the listing waits for a walk anyway, and builds then.
    */
-  private prebuild(c: ContainerSubject, cgroup: CgroupStats | undefined): void {
+  private prebuild(c: ContainerSubject, cgroup: CgroupStats | undefined): ContainerStats | undefined {
     const fs = c.writableLayer ? this.fs.peek(c.writableLayer.dir) : undefined;
-    // Never walked: the listing waits for a walk anyway, and builds then.
-    if (c.writableLayer && fs === undefined) return;
+    if (c.writableLayer && fs === undefined) return undefined;
     const cpu = cgroup?.cpu;
     const nanoCores = cpu && cgroup ? this.rates.peek(c.attributes.id, cpu.usageNs, cgroup.timestamp) : undefined;
-    this.containerStatsOf(c, cgroup, fs, nanoCores, this.prepare);
+    return this.containerStatsOf(c, cgroup, fs, nanoCores, this.prepare);
   }
 
   /**
@@ -533,12 +527,10 @@ export class StatsCollector {
     const containers: ContainerStats[] = [];
     for (const c of p.containers) {
       const reading = this.cgroupReadings.peek(cgroupKey(resolveCgroupPath(c.cgroupsPath, c.attributes.id), scope));
-      const fs = c.writableLayer ? this.fs.peek(c.writableLayer.dir) : undefined;
       // A container not read, or never walked: the listing reads or waits for it, and builds then.
-      if (reading === undefined || (c.writableLayer && fs === undefined)) return;
-      const cpu = reading.value?.cpu;
-      const nanoCores = cpu && reading.value ? this.rates.peek(c.attributes.id, cpu.usageNs, reading.value.timestamp) : undefined;
-      containers.push(this.containerStatsOf(c, reading.value, fs, nanoCores, this.prepare));
+      const stats = reading === undefined ? undefined : this.prebuild(c, reading.value);
+      if (stats === undefined) return;
+      containers.push(stats);
     }
     const network = p.netnsPath ? this.networkReadings.peek(networkKey(p)) : undefined;
     if (p.netnsPath && network === undefined) return;
