@@ -22,9 +22,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
 import { removeCgroupParent } from '../test-support/daemon.js';
+import { probeEnv } from './probe-env.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,7 +46,6 @@ const RPCS = ['ListPodSandbox', 'ListContainers', 'ListPodSandboxStats', 'ListCo
 type Rpc = (typeof RPCS)[number];
 const STATS_RPCS: readonly Rpc[] = ['ListPodSandboxStats', 'ListContainerStats'];
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
-const PROBE = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
 /** crib's stats listings, by the profile's clock (µs), with BENCH_CPU_PROF. */
 const windows: { rpc: string; fromUs: number; toUs: number }[] = [];
 
@@ -326,7 +325,7 @@ async function main(): Promise<void> {
     }
   }, {
     withoutContainerd: process.env.BENCH_CONTAINERD === '0',
-    ...(CPU_PROF_DIR ? { daemonEnv: { NODE_OPTIONS: `--import=${PROBE}`, CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, 'crib.cpuprofile') } } : {}),
+    ...(CPU_PROF_DIR ? { daemonEnv: probeEnv({ cpuProfile: join(CPU_PROF_DIR, 'crib.cpuprofile') }) } : {}),
   });
   if (CPU_PROF_DIR) await writeFile(join(CPU_PROF_DIR, 'crib.windows.json'), JSON.stringify(windows));
   console.log(`\nkubelet's steady pattern: relist every ${RELIST_MS / 1000} s, stats every ${STATS_MS / 1000} s, an ExecSync probe per pod every ${PROBE_MS / 1000} s; one busybox sleeper per pod`);

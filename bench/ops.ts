@@ -15,17 +15,16 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
 import { buildImage, layerFromEntries, pushImage } from '../test-support/image-builder.js';
 import { openNetlinkFloor } from '../test-support/netlink-floor.js';
+import { probeEnv } from './probe-env.js';
 
 const N = Number(process.env.BENCH_N ?? 50);
 // BENCH_CPU_PROF=dir: crib's daemon writes a CPU profile there (crib.cpuprofile) and each timed
 // call's window beside it (crib.windows.json), for bench/profile-windows.ts: the time between the
 // windows is the daemon's background work.
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
-const PROBE = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
 const windows: { rpc: string; fromUs: number; toUs: number }[] = [];
 const IMAGE_MB = Number(process.env.BENCH_IMAGE_MB ?? 2);
 const WARMUP = 3;
@@ -152,7 +151,7 @@ async function main(): Promise<void> {
       return { names: targets.map((t) => t.name), results: timings };
     }, {
       withoutContainerd: process.env.BENCH_CONTAINERD === '0',
-      ...(CPU_PROF_DIR ? { daemonEnv: { NODE_OPTIONS: `--import=${PROBE}`, CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, 'crib.cpuprofile') } } : {}),
+      ...(CPU_PROF_DIR ? { daemonEnv: probeEnv({ cpuProfile: join(CPU_PROF_DIR, 'crib.cpuprofile') }) } : {}),
     });
     if (CPU_PROF_DIR) await writeFile(join(CPU_PROF_DIR, 'crib.windows.json'), JSON.stringify(windows));
     console.log(`\nN=${N} rounds per runtime, alternating; busybox sleep container; pulled image: 1 layer, ${IMAGE_MB} MiB of random files\n`);

@@ -14,14 +14,13 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startDaemon, type TestDaemon } from '../test-support/daemon.js';
 import { freePort } from '../test-support/registry.js';
+import { probeEnv } from './probe-env.js';
 
 const N = Number(process.env.BENCH_N ?? 8);
 const BURST = Number(process.env.BENCH_BURST ?? 10);
 const BASE = process.env.BENCH_BASE;
-const PROBE = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
 
 interface Target { name: string; d: TestDaemon; probeFile: string; seq: number }
 interface Figures { burstMaxMs: number[]; burstP99Ms: number[]; burstWallMs: number[]; run: number[]; stop: number[]; remove: number[] }
@@ -98,7 +97,7 @@ try {
     const { startDaemon: start } = (await import(daemonModule)) as { startDaemon: typeof startDaemon };
     const probeFile = join(work, `loop-${targets.length}.json`);
     rmSync(probeFile, { force: true });
-    const d = await start({ logLevel: 'warn', env: { NODE_OPTIONS: `--import ${PROBE}`, CRIB_BENCH_LOOP_DELAY_FILE: probeFile } });
+    const d = await start({ logLevel: 'warn', env: probeEnv({ delayFile: probeFile }) });
     targets.push({ name, d, probeFile, seq: 0 });
   };
   if (BASE) await start(`A: ${BASE}`, join(BASE, 'test-support/daemon.ts'));

@@ -17,7 +17,6 @@ import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { startDaemon } from '../test-support/daemon.js';
 import { containerdAvailable, startContainerd } from '../test-support/containerd.js';
@@ -26,6 +25,7 @@ import {
 } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import type { CriClient } from '../test-support/cri-client.js';
+import { probeEnv } from './probe-env.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TOTAL_MB = Number(process.env.BENCH_MB ?? 100);
@@ -131,13 +131,12 @@ async function main(): Promise<void> {
     }
 
     const probeFile = join(dir, 'loop-delay.json');
-    const probeModule = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
     const daemon = await startDaemon({
       toml: '[image]\nmax_concurrent_downloads = 3\n',
-      env: {
-        NODE_OPTIONS: `--import ${probeModule}`, CRIB_BENCH_LOOP_DELAY_FILE: probeFile,
-        ...(process.env.BENCH_CPU_PROF ? { CRIB_BENCH_CPU_PROF: join(process.env.BENCH_CPU_PROF, 'crib.cpuprofile') } : {}),
-      },
+      env: probeEnv({
+        delayFile: probeFile,
+        cpuProfile: process.env.BENCH_CPU_PROF ? join(process.env.BENCH_CPU_PROF, 'crib.cpuprofile') : undefined,
+      }),
     });
     cleanups.unshift(() => daemon.cleanup());
     const probe = new LoopDelayProbe(daemon.proc.pid!, probeFile);

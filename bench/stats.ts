@@ -22,8 +22,8 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
+import { probeEnv } from './probe-env.js';
 import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 100);
@@ -42,12 +42,9 @@ const GOAL_P99_MS = 50;
 // Our own bar for "never blocks the event loop": well under one scheduler tick of a busy node.
 const GOAL_LOOP_DELAY_MS = 10;
 
-/** A daemon's environment for the probe (bench/loop-delay-probe.mjs): its delay file, and with
- * BENCH_CPU_PROF the file of its CPU profile. */
-const probeEnv = (probeModule: string, delayFile: string, name: string): NodeJS.ProcessEnv => ({
-  NODE_OPTIONS: `--import=${probeModule}`, CRIB_BENCH_LOOP_DELAY_FILE: delayFile,
-  ...(CPU_PROF_DIR ? { CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, `${name}.cpuprofile`) } : {}),
-});
+/** A daemon's environment for the probe: its delay file, and with BENCH_CPU_PROF the file of its CPU profile. */
+const daemonProbeEnv = (delayFile: string, name: string): NodeJS.ProcessEnv =>
+  probeEnv({ delayFile, cpuProfile: CPU_PROF_DIR ? join(CPU_PROF_DIR, `${name}.cpuprofile`) : undefined });
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 const since = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -186,7 +183,6 @@ function print(results: Result[]): void {
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'crib-bench-stats-'));
   const probeFile = join(dir, 'loop-delay.json');
-  const probeModule = fileURLToPath(new URL('./loop-delay-probe.mjs', import.meta.url));
   try {
     const results = await withBenchTargets({ bridge: 'cribbenchstat', subnet: '10.247.0.0/16' }, async (targets) => {
       let base: TestDaemon | undefined;
@@ -194,7 +190,7 @@ async function main(): Promise<void> {
         if (BASE) {
           // The other checkout's own daemon launcher runs its own dist/cli.js.
           const { startDaemon: startBase } = (await import(join(BASE, 'test-support/daemon.ts'))) as { startDaemon: typeof startDaemon };
-          base = await startBase({ logLevel: 'warn', env: probeEnv(probeModule, `${probeFile}.base`, 'base') });
+          base = await startBase({ logLevel: 'warn', env: daemonProbeEnv(`${probeFile}.base`, 'base') });
           const crib = targets[0]!;
           await base.cri.image.PullImage({ image: { image: crib.image } });
           targets.splice(1, 0, { ...crib, name: 'crib (BENCH_BASE)', cri: base.cri, daemonPid: base.proc.pid! });
@@ -241,7 +237,7 @@ async function main(): Promise<void> {
         await base?.cleanup().catch((err: unknown) => console.error('BENCH_BASE daemon cleanup:', err));
         await removeCgroupParent(CGROUP_PARENT);
       }
-    }, { daemonEnv: probeEnv(probeModule, probeFile, 'crib'), withoutContainerd: !WITH_CONTAINERD });
+    }, { daemonEnv: daemonProbeEnv(probeFile, 'crib'), withoutContainerd: !WITH_CONTAINERD });
     console.log(`\n${PODS} pods x ${PER_POD} busybox sleepers = ${PODS * PER_POD} containers; N=${N} calls of each RPC, ` +
       `on a fixed schedule: a call every ${INTERVAL_MS} ms, the two RPCs alternating, so each every ${2 * INTERVAL_MS} ms ` +
       `(past the 2 s writable-layer cache, as kubelet's 10 s period is)\n`);

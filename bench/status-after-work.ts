@@ -19,6 +19,7 @@ import { startBenchDaemon, stopBenchDaemon, type BenchDaemon } from './ab-daemon
 import { removeCgroupParent } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry } from '../test-support/registry.js';
+import { probeEnv } from './probe-env.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const CLIS = process.argv.length > 2 ? process.argv.slice(2).map((p) => resolve(p)) : [join(HERE, '../dist/cli.js')];
@@ -27,7 +28,6 @@ const BURST = Number(process.env.BENCH_BURST ?? 8);
 if (!Number.isInteger(BURST) || BURST < 3) throw new Error(`BENCH_BURST must be an integer of at least 3 (the first call, the second and the rest), not ${process.env.BENCH_BURST}`);
 const QUIET_MS = 500;
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
-const PROBE = join(HERE, 'loop-delay-probe.mjs');
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -45,7 +45,7 @@ interface Build extends BenchDaemon {
 
 async function startBuild(name: string, cli: string, index: number): Promise<Build> {
   const env = CPU_PROF_DIR
-    ? { ...process.env, NODE_OPTIONS: `--import=${PROBE}`, CRIB_BENCH_CPU_PROF: join(CPU_PROF_DIR, `${name}.cpuprofile`) }
+    ? { ...process.env, ...probeEnv({ cpuProfile: join(CPU_PROF_DIR, `${name}.cpuprofile`) }) }
     : process.env;
   const d = await startBenchDaemon({ name, cli, index, dirPrefix: 'crib-saw-', bridgePrefix: 'cribs', subnet16: '10.248', env });
   return { ...d, times: new Map(), counters: new Map(), windows: [] };
