@@ -1,7 +1,7 @@
 // Raw HTTP/2 for the tests that must send what node:http2 will not (endless header blocks, a
-// request before acknowledging the server's SETTINGS): frames built by hand, a gRPC request's
+// request before acknowledging the server's SETTINGS, floods): frames built by hand, a gRPC request's
 // headers as HPACK literals, and gRPC's length-prefixed messages.
-import { encodeLiterals } from '../src/daemon/authority-rewrite.js';
+import { encodeLiterals } from '../src/server/h2/hpack.js';
 
 /** The client connection preface (RFC 9113 §3.4). */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -21,7 +21,7 @@ export function grpcRequestHeaders(path: string, authority = 'localhost'): Buffe
   return encodeLiterals([
     [':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', authority],
     ['content-type', 'application/grpc'], ['te', 'trailers'],
-  ].map(([name, value]) => ({ name: name!, value: value!, neverIndex: false })));
+  ]);
 }
 
 /** A gRPC message as it goes in DATA frames: the compressed flag, its 4-byte length, the body. */

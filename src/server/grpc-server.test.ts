@@ -3,7 +3,7 @@
 // unknown methods, trailers-only errors, streaming and its bound, shutdown.
 import http2 from 'node:http2';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -40,6 +40,7 @@ describe('GrpcServer', () => {
   let dir: string;
   let sock: string;
   let server: GrpcServer;
+  let listener: Server;
   let session: http2.ClientHttp2Session;
   let client: grpc.Client & Record<string, any>;
   /** Each held ListImages call's signal, as the handler sees it. */
@@ -76,7 +77,8 @@ describe('GrpcServer', () => {
         release(ctx.signal);
       },
     }));
-    await new Promise<void>((resolve) => server.http2.listen(sock, resolve));
+    listener = createServer({ allowHalfOpen: true }, (c) => server.serveConnection(c));
+    await new Promise<void>((resolve) => listener.listen(sock, resolve));
     session = http2.connect('http://localhost', { createConnection: () => connect(sock) });
     session.on('error', () => undefined);
     client = new (criProto().runtime.v1.ImageService)(`unix://${sock}`, grpc.credentials.createInsecure()) as any;
@@ -85,7 +87,7 @@ describe('GrpcServer', () => {
     client?.close();
     session?.close();
     server?.forceShutdown();
-    server?.http2.close();
+    listener?.close();
     await rm(dir, { recursive: true, force: true });
   });
 

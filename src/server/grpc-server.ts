@@ -1,14 +1,15 @@
 // crib's gRPC server: the part of the gRPC-over-HTTP/2 protocol the CRI needs (unary and
-// server-streaming calls, identity encoding), written on node:http2. @grpc/grpc-js cost the daemon
-// about 0.8 ms of CPU per call above nghttp2 (its call objects, interceptors, metadata, filters and
-// several stream layers) and ~11 MiB of resident memory; this costs a fraction of that and loads
-// nothing but Node's own HTTP/2.
+// server-streaming calls, identity encoding), on crib's own HTTP/2 connection (h2/connection.ts).
+// @grpc/grpc-js cost the daemon about 0.8 ms of CPU per call (its call objects, interceptors,
+// metadata, filters and stream layers) and ~11 MiB of resident memory; node:http2 under it still
+// cost a unary call 0.5 ms of CPU and as much latency. This costs a fraction of either.
 //
 // The protocol (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md), as grpc-go
 // clients (kubelet, crictl, critest) and grpc-js clients expect it:
 //   - a call is a POST to /<service>/<method> with content-type application/grpc[+proto|;...];
 //     another method or content type is answered with HTTP 405/415 and a gRPC status, as grpc-go's
-//     server does; an unknown path with UNIMPLEMENTED;
+//     server does; an unknown path with UNIMPLEMENTED. :authority is not checked: clients built
+//     before Kubernetes 1.31 send the socket's path there, which grpc-go's server takes too;
 //   - messages are length-prefixed (1 flag byte, 4 length bytes). crib implements no compression:
 //     a grpc-encoding other than identity is UNIMPLEMENTED, and a message with the compressed flag
 //     set is INTERNAL (the client broke the protocol: it never said which encoding);
@@ -21,20 +22,11 @@
 //   - a response is HEADERS (:status 200, content-type), the messages, then trailers with
 //     grpc-status and a percent-encoded grpc-message; a call that fails before any message
 //     answers "trailers-only" (one HEADERS frame with END_STREAM).
-import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { Status } from '../grpc-status.js';
 import { log } from '../log.js';
-
-const {
-  HTTP2_HEADER_STATUS,
-  HTTP2_HEADER_CONTENT_TYPE,
-  HTTP2_HEADER_METHOD,
-  HTTP2_HEADER_PATH,
-  NGHTTP2_NO_ERROR,
-  NGHTTP2_CANCEL,
-  NGHTTP2_FLAG_END_STREAM,
-} = http2.constants;
+import { H2, H2Connection, type H2Stream } from './h2/connection.js';
+import { encodeLiterals } from './h2/hpack.js';
 
 /** One method, as protobufjs-generated definitions and crib's Admin service describe it. */
 export interface MethodDefinition<Req = any, Res = any> {
@@ -65,32 +57,6 @@ export interface GrpcServerOptions {
 const PREFIX = 5;
 /** setTimeout takes at most 2^31-1 ms (~24.8 days); a later deadline needs no timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * The HTTP/2 settings crib's server runs with, each chosen for a reason:
- * - maxConcurrentStreams 1000: grpc-js's default was unbounded. kubelet multiplexes every CRI
- *   call of a node on one connection (probes' ExecSync, stats, one GetContainerEvents stream that
- *   lives as long as kubelet); 110 pods never need near a thousand at once, and grpc-go clients
- *   queue calls over the limit rather than fail them.
- * - maxHeaderListSize 65535 and headerTableSize 4096: Node's defaults, restated because the
- *   :authority filter in front (daemon/authority-rewrite.ts) is built on exactly these bounds.
- * - enablePush false: a gRPC server never pushes.
- * - maxSessionMemory 64 (MB): nghttp2's credit for one connection (buffered frames, header
- *   tables, responses waiting for the client's window); over it, new streams are refused with
- *   ENHANCE_YOUR_CALM until it drains. Node's default of 10 MB is below one 16 MiB response; 64
- *   holds a few of the largest messages in flight. grpc-js disabled the check entirely.
- * - maxHeaderListPairs 128: Node's default (gRPC metadata is a handful of headers).
- */
-export const HTTP2_SERVER_OPTIONS: http2.ServerOptions = {
-  settings: {
-    maxConcurrentStreams: 1000,
-    maxHeaderListSize: 65535,
-    headerTableSize: 4096,
-    enablePush: false,
-  },
-  maxSessionMemory: 64,
-  maxHeaderListPairs: 128,
-};
 
 /**
  * How many bytes of a server stream's messages may wait for a client that does not read them
@@ -131,10 +97,18 @@ function messageFrame(body: Buffer): Buffer {
   return frame;
 }
 
-function statusHeaders(code: Status, message: string): Record<string, string> {
-  const h: Record<string, string> = { 'grpc-status': String(code) };
-  if (message) h['grpc-message'] = encodeGrpcMessage(message);
-  return h;
+/**
+ * The response's HEADERS block: :status 200 (static table entry 8, indexed) and content-type
+ * application/grpc (a literal without indexing, its name static entry 31), so neither side's
+ * dynamic table is touched.
+ */
+const RESPONSE_HEADERS = Buffer.concat([Buffer.from([0x88, 0x0f, 0x10, 0x10]), Buffer.from('application/grpc', 'latin1')]);
+const OK_TRAILERS = encodeLiterals([['grpc-status', '0']]);
+
+function statusFields(code: Status, message: string): [string, string][] {
+  const fields: [string, string][] = [['grpc-status', String(code)]];
+  if (message) fields.push(['grpc-message', encodeGrpcMessage(message)]);
+  return fields;
 }
 
 /** Why a call's handler is asked to stop. */
@@ -150,16 +124,13 @@ export class ServerCall {
   request: unknown;
   /** When the client's deadline passes (ms since the epoch), if it set one. */
   readonly deadlineAt: number | undefined;
-  /** The client has sent all of its request (END_STREAM). */
-  requestEnded = false;
-  private headersSent = false;
   private ended = false;
   private cancelReason: CancelReason | undefined;
   private cancelListener: ((reason: CancelReason) => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
+    private readonly stream: H2Stream,
     private readonly method: MethodDefinition,
     private readonly maxMessageBytes: number,
     private readonly maxBufferedBytes: number,
@@ -174,14 +145,14 @@ export class ServerCall {
         }, timeoutMs);
       }
     }
-    stream.once('close', () => {
-      if (this.timer) clearTimeout(this.timer);
+    stream.onClose = () => {
+      this.finishTimer();
       // The stream closed before the call answered: the client reset it or went away.
       if (!this.ended) {
         this.ended = true;
         this.cancel('cancelled');
       }
-    });
+    };
   }
 
   /** Whether the call has answered, or can no longer. */
@@ -232,11 +203,7 @@ export class ServerCall {
     if (!frame) return;
     this.ended = true;
     this.finishTimer();
-    const stream = this.stream;
-    if (stream.destroyed) return;
-    stream.respond({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc' }, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    stream.end(frame);
+    this.stream.respondWhole(RESPONSE_HEADERS, frame, OK_TRAILERS);
   }
 
   /** One message of a server-streaming call. */
@@ -245,37 +212,30 @@ export class ServerCall {
     const frame = this.serialize(res);
     if (!frame) return;
     const stream = this.stream;
-    if (stream.destroyed) return;
-    if (!this.headersSent) {
-      this.headersSent = true;
-      stream.respond({ [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc' }, { waitForTrailers: true });
-    }
+    stream.respond(RESPONSE_HEADERS, false);
     stream.write(frame);
-    if (stream.writableLength > this.maxBufferedBytes) {
+    if (stream.bufferedBytes > this.maxBufferedBytes) {
       // The client stopped reading: its messages are not held for it without end. The trailers
       // would queue behind the unread data, so the stream is reset instead.
-      log.warn({ path: this.method.path, buffered: stream.writableLength, limit: this.maxBufferedBytes }, 'a server stream was cut: its client stopped reading');
+      log.warn({ path: this.method.path, buffered: stream.bufferedBytes, limit: this.maxBufferedBytes }, 'a server stream was cut: its client stopped reading');
       this.ended = true;
       this.finishTimer();
-      stream.close(NGHTTP2_CANCEL);
+      stream.reset(H2.CANCEL);
       this.cancel('overflow');
     }
   }
 
-  /** End the call with a status: trailers after messages, or trailers-only before any. */
+  /**
+   * End the call with a status: trailers after messages, or trailers-only before any. A client
+   * still sending its request is then told to stop (the connection resets the stream with
+   * NO_ERROR after the answer).
+   */
   end(code: Status, message = ''): void {
     if (this.ended) return;
     this.ended = true;
     this.finishTimer();
-    const stream = this.stream;
-    if (stream.destroyed) return;
-    if (this.headersSent) {
-      stream.once('wantTrailers', () => stream.sendTrailers(statusHeaders(code, message)));
-      stream.end();
-      if (!this.requestEnded) stream.close(NGHTTP2_NO_ERROR);
-    } else {
-      respondTrailersOnly(stream, 200, code, message, !this.requestEnded);
-    }
+    if (this.stream.headersSent) this.stream.end(encodeLiterals(statusFields(code, message)));
+    else respondTrailersOnly(this.stream, 200, code, message);
   }
 
   private finishTimer(): void {
@@ -284,34 +244,40 @@ export class ServerCall {
   }
 }
 
-/**
- * A status with no messages: one HEADERS frame. When the client is still sending (requestOpen),
- * the rest of its request is not read: it is told with RST_STREAM NO_ERROR after the status
- * (RFC 9113 §8.1), which Node sends once the response is out.
- */
-function respondTrailersOnly(stream: ServerHttp2Stream, httpStatus: number, code: Status, message: string, requestOpen: boolean): void {
-  if (stream.destroyed || stream.headersSent) return;
-  stream.respond({ [HTTP2_HEADER_STATUS]: httpStatus, [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc', ...statusHeaders(code, message) }, { endStream: true });
-  if (requestOpen) stream.close(NGHTTP2_NO_ERROR);
+/** A status with no messages: one HEADERS frame with END_STREAM. */
+function respondTrailersOnly(stream: H2Stream, httpStatus: number, code: Status, message: string): void {
+  stream.respond(encodeLiterals([[':status', String(httpStatus)], ['content-type', 'application/grpc'], ...statusFields(code, message)]), true);
+}
+
+/** The request headers a call is dispatched on. */
+interface CallHeaders {
+  method: string | undefined;
+  path: string | undefined;
+  contentType: string | undefined;
+  encoding: string | undefined;
+  timeout: string | undefined;
+}
+
+function callHeaders(fields: string[]): CallHeaders {
+  const h: CallHeaders = { method: undefined, path: undefined, contentType: undefined, encoding: undefined, timeout: undefined };
+  for (let i = 0; i < fields.length; i += 2) {
+    switch (fields[i]) {
+      case ':method': h.method = fields[i + 1]; break;
+      case ':path': h.path = fields[i + 1]; break;
+      case 'content-type': h.contentType = fields[i + 1]; break;
+      case 'grpc-encoding': h.encoding = fields[i + 1]; break;
+      case 'grpc-timeout': h.timeout = fields[i + 1]; break;
+    }
+  }
+  return h;
 }
 
 export class GrpcServer {
-  readonly http2: Http2Server;
   private readonly methods = new Map<string, { def: MethodDefinition; impl: MethodImplementation }>();
-  private readonly sessions = new Set<Http2Session>();
+  private readonly connections = new Set<H2Connection>();
   private shuttingDown = false;
 
-  constructor(private readonly options: GrpcServerOptions) {
-    this.http2 = http2.createServer(HTTP2_SERVER_OPTIONS);
-    this.http2.on('session', (session: Http2Session) => {
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
-      // A session's protocol error ends that connection only; nghttp2 has sent the GOAWAY.
-      session.on('error', (err) => log.debug({ err }, 'HTTP/2 session error'));
-      if (this.shuttingDown) session.close();
-    });
-    this.http2.on('stream', (stream, headers, flags) => this.onStream(stream, headers, flags));
-  }
+  constructor(private readonly options: GrpcServerOptions) {}
 
   /** Serve every method of a service; `impl` has one entry per method of `definition`. */
   addService(definition: ServiceDefinition, impl: Record<string, MethodImplementation>): void {
@@ -323,18 +289,28 @@ export class GrpcServer {
     }
   }
 
-  /** Serve one accepted connection (a socket, or the :authority filter's duplex in front of one). */
-  injectConnection(connection: Duplex): void {
-    this.http2.emit('connection', connection);
+  /** Serve one accepted connection, until either side ends it. */
+  serveConnection(socket: Socket): void {
+    const conn = new H2Connection(socket, { onStream: (stream, fields) => this.onStream(stream, fields) }, {
+      maxRequestBytes: this.options.maxMessageBytes,
+    });
+    this.connections.add(conn);
+    socket.once('close', () => this.connections.delete(conn));
+    if (this.shuttingDown) conn.close();
+  }
+
+  /** Connections being served. */
+  get connectionCount(): number {
+    return this.connections.size;
   }
 
   /** GOAWAY to every client; calls in flight finish; `done` once every connection has closed. */
   tryShutdown(done: () => void): void {
     this.shuttingDown = true;
-    if (this.sessions.size === 0) return done();
-    let left = this.sessions.size;
-    for (const s of this.sessions) {
-      s.close(() => {
+    if (this.connections.size === 0) return done();
+    let left = this.connections.size;
+    for (const c of this.connections) {
+      c.close(() => {
         if (--left === 0) done();
       });
     }
@@ -343,39 +319,35 @@ export class GrpcServer {
   /** Close every connection now; calls in flight are cut. */
   forceShutdown(): void {
     this.shuttingDown = true;
-    for (const s of this.sessions) s.destroy();
+    for (const c of this.connections) c.destroy();
   }
 
-  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
-    // Errors on one stream (a reset while writing) concern that call only; 'close' follows.
-    stream.on('error', () => undefined);
-    const open = (flags & NGHTTP2_FLAG_END_STREAM) === 0;
-    if (headers[HTTP2_HEADER_METHOD] !== 'POST') {
-      return respondTrailersOnly(stream, 405, Status.INTERNAL, `gRPC requires POST, not ${String(headers[HTTP2_HEADER_METHOD])}`, open);
+  private onStream(stream: H2Stream, fields: string[]): void {
+    const h = callHeaders(fields);
+    if (h.method !== 'POST') {
+      return respondTrailersOnly(stream, 405, Status.INTERNAL, `gRPC requires POST, not ${String(h.method).slice(0, 64)}`);
     }
-    const contentType = headers[HTTP2_HEADER_CONTENT_TYPE];
-    if (typeof contentType !== 'string' || !isGrpcContentType(contentType)) {
-      return respondTrailersOnly(stream, 415, Status.INVALID_ARGUMENT, `invalid gRPC request content-type "${String(contentType ?? '')}"`, open);
+    const contentType = h.contentType;
+    if (contentType === undefined || !isGrpcContentType(contentType)) {
+      return respondTrailersOnly(stream, 415, Status.INVALID_ARGUMENT, `invalid gRPC request content-type "${(contentType ?? '').slice(0, 128)}"`);
     }
-    const path = String(headers[HTTP2_HEADER_PATH] ?? '');
+    const path = h.path ?? '';
     const method = this.methods.get(path);
-    if (!method) return respondTrailersOnly(stream, 200, Status.UNIMPLEMENTED, `unknown method ${path.slice(0, 256)}`, open);
-    const encoding = headers['grpc-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') {
-      return respondTrailersOnly(stream, 200, Status.UNIMPLEMENTED, `grpc-encoding "${String(encoding).slice(0, 64)}" is not supported (crib accepts identity only)`, open);
+    if (!method) return respondTrailersOnly(stream, 200, Status.UNIMPLEMENTED, `unknown method ${path.slice(0, 256)}`);
+    if (h.encoding !== undefined && h.encoding !== 'identity') {
+      return respondTrailersOnly(stream, 200, Status.UNIMPLEMENTED, `grpc-encoding "${h.encoding.slice(0, 64)}" is not supported (crib accepts identity only)`);
     }
     let timeoutMs: number | undefined;
-    const timeout = headers['grpc-timeout'];
-    if (timeout !== undefined) {
-      timeoutMs = typeof timeout === 'string' ? parseGrpcTimeout(timeout) : undefined;
-      if (timeoutMs === undefined) return respondTrailersOnly(stream, 200, Status.INTERNAL, `malformed grpc-timeout "${String(timeout).slice(0, 64)}"`, open);
+    if (h.timeout !== undefined) {
+      timeoutMs = parseGrpcTimeout(h.timeout);
+      if (timeoutMs === undefined) return respondTrailersOnly(stream, 200, Status.INTERNAL, `malformed grpc-timeout "${h.timeout.slice(0, 64)}"`);
     }
     const call = new ServerCall(stream, method.def, this.options.maxMessageBytes, this.options.maxStreamBufferedBytes ?? MAX_STREAM_BUFFERED_BYTES, timeoutMs);
     this.readRequest(stream, call, method);
   }
 
   /** Collect the one request message, checking each bound as soon as it can be, then dispatch. */
-  private readRequest(stream: ServerHttp2Stream, call: ServerCall, method: { def: MethodDefinition; impl: MethodImplementation }): void {
+  private readRequest(stream: H2Stream, call: ServerCall, method: { def: MethodDefinition; impl: MethodImplementation }): void {
     const max = this.options.maxMessageBytes;
     let chunks: Buffer[] = [];
     let held = 0;
@@ -386,11 +358,11 @@ export class GrpcServer {
     const fail = (code: Status, text: string): void => {
       failed = true;
       chunks = [];
-      stream.off('data', onData);
+      stream.onData = undefined;
       // The request is still open: end() tells the client to stop sending it.
       call.end(code, text);
     };
-    const onData = (chunk: Buffer): void => {
+    stream.onData = (chunk: Buffer): void => {
       if (failed || call.isEnded) return;
       chunks.push(chunk);
       held += chunk.length;
@@ -421,8 +393,7 @@ export class GrpcServer {
         if (held === 0) return;
       }
     };
-    const onEnd = (): void => {
-      call.requestEnded = true;
+    stream.onEnd = (): void => {
       if (failed || call.isEnded) return;
       if (expected >= 0 || held > 0) return call.end(Status.INTERNAL, 'the request ended inside a message');
       if (message === undefined) return call.end(Status.INTERNAL, `${method.def.path} takes one request message; the client sent none`);
@@ -433,7 +404,5 @@ export class GrpcServer {
       }
       method.impl(call);
     };
-    stream.on('data', onData);
-    stream.once('end', onEnd);
   }
 }

@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors.js';
@@ -13,6 +14,7 @@ import { implementService, type RpcContext } from './rpc.js';
 describe('implementService', () => {
   let dir: string;
   let server: GrpcServer;
+  let listener: Server | undefined;
   let client: grpc.Client & Record<string, any>;
   const huge = 'x'.repeat(1024 * 1024);
   /** The signal of each ImageStatus call, and a way to hold a ListImages call until cancelled. */
@@ -42,13 +44,15 @@ describe('implementService', () => {
       },
     }));
     const address = `unix://${join(dir, 'sock')}`;
-    await new Promise<void>((resolve) => server.http2.listen(join(dir, 'sock'), resolve));
+    const l = createServer({ allowHalfOpen: true }, (c) => server.serveConnection(c));
+    listener = l;
+    await new Promise<void>((resolve) => l.listen(join(dir, 'sock'), resolve));
     client = new v1.ImageService(address, grpc.credentials.createInsecure()) as any;
   });
   afterAll(async () => {
     client?.close();
     server?.forceShutdown();
-    server?.http2.close();
+    listener?.close();
     await rm(dir, { recursive: true, force: true });
   });
 

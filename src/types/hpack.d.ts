@@ -1,4 +1,4 @@
-// The part of hpack.js (no published types) that authority-rewrite.ts uses.
+// The part of hpack.js (no published types) that the HPACK decoder's tests check it against.
 declare module 'hpack.js' {
   interface HeaderField {
     name: string;
