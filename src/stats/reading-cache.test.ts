@@ -25,6 +25,28 @@ describe('ReadingCache', () => {
     expect(await c.get('k', 100, read)).toBe(2);
   });
 
+  it('serves a reading to each kind of caller once: the same kind gets a newer one, another kind shares it', async () => {
+    const c = new ReadingCache<number>();
+    let reads = 0;
+    const read = async () => ++reads;
+    expect(await c.get('k', 10_000, read, undefined, 1)).toBe(1);
+    expect(await c.get('k', 10_000, read, undefined, 2)).toBe(1); // another kind: shared
+    expect(await c.get('k', 10_000, read, undefined, 1)).toBe(2); // the same kind: a new reading
+    expect(await c.get('k', 10_000, read, undefined, 2)).toBe(2);
+    // With staleMs too (a refresher's read on its way), a reading already served is not again.
+    expect(await c.get('k', 10_000, read, 60_000, 1)).toBe(3);
+    expect(await c.get('k', 10_000, read, undefined, 2)).toBe(3);
+    // A read in flight is shared with a kind it was not served to, not with one it was.
+    const d = deferred<number>();
+    await new Promise((r) => setTimeout(r, 5));
+    const inFlight = c.get('k', 1, () => d.promise, undefined, 1);
+    expect(c.get('k', 10_000, async () => 99, undefined, 2)).toBe(inFlight);
+    const another = c.get('k', 10_000, read, undefined, 1);
+    d.resolve(50);
+    expect(await inFlight).toBe(50);
+    expect(await another).toBe(4);
+  });
+
   it('keeps serving the last reading while a refresh is in flight, then serves the refresh', async () => {
     const c = new ReadingCache<string>();
     await c.get('k', 1000, async () => 'old');

@@ -9,12 +9,20 @@
 // flight waits for that read rather than starting a second one, unless its caller says a
 // newer reading is on its way anyway (`staleMs`: the collector's refresher is reading it) and
 // the last one is young enough to serve meanwhile. Failed reads are not kept.
+//
+// A reading is served to each kind of caller (`consumer`, a bit) once: asked again by the same
+// kind, the cache gives it a newer reading (the one in flight, or a new read), however young the
+// last one is. A caller sampling faster than the age bound then still sees every sample move:
+// `crictl stats` takes two samples a second apart and refuses two with the same timestamp, and
+// a poller would otherwise be handed one reading over and over. Different kinds of caller
+// (kubelet's container and pod listings, one right after the other) still share one reading.
 
 interface Entry<T> {
-  /** The last reading that landed, and when (performance.now()) its read started. */
-  last?: { at: number; value: T };
-  /** The read in flight, if any, and when it started. */
-  pending?: { at: number; value: Promise<T> };
+  /** The last reading that landed, when (performance.now()) its read started, and the kinds of
+   * caller it was served to. */
+  last?: { at: number; value: T; servedTo: number };
+  /** The read in flight, if any, when it started, and the kinds of caller waiting for it. */
+  pending?: { at: number; value: Promise<T>; servedTo: number };
 }
 
 export class ReadingCache<T> {
@@ -25,17 +33,26 @@ export class ReadingCache<T> {
    * one, else the one in flight if it is young enough, else a new one from `read`. With
    * `staleMs`, a last reading up to that old is served as it is, whatever is in flight: for a
    * caller that must not wait for a read someone else is doing (or about to do) anyway.
+   * `consumer`: the kind of caller (a bit); a reading already served to it is not served again.
    */
-  get(key: string, maxAgeMs: number, read: () => Promise<T>, staleMs?: number): Promise<T> {
+  get(key: string, maxAgeMs: number, read: () => Promise<T>, staleMs?: number, consumer = 0): Promise<T> {
     const now = performance.now();
     const e = this.entries.get(key);
-    if (e?.last !== undefined && now - e.last.at < Math.max(maxAgeMs, staleMs ?? 0)) return Promise.resolve(e.last.value);
-    if (e?.pending !== undefined && now - e.pending.at < maxAgeMs) return e.pending.value;
-    return this.start(key, read, now);
+    const last = e?.last;
+    if (last !== undefined && (last.servedTo & consumer) === 0 && now - last.at < Math.max(maxAgeMs, staleMs ?? 0)) {
+      last.servedTo |= consumer;
+      return Promise.resolve(last.value);
+    }
+    const pending = e?.pending;
+    if (pending !== undefined && (pending.servedTo & consumer) === 0 && now - pending.at < maxAgeMs) {
+      pending.servedTo |= consumer;
+      return pending.value;
+    }
+    return this.start(key, read, now, consumer);
   }
 
   /** The last reading that landed, with when its read started (undefined: none yet). */
-  peek(key: string): { at: number; value: T } | undefined {
+  peek(key: string): { at: number; value: T; servedTo: number } | undefined {
     return this.entries.get(key)?.last;
   }
 
@@ -61,7 +78,7 @@ export class ReadingCache<T> {
     return this.entries.size;
   }
 
-  private start(key: string, read: () => Promise<T>, at: number): Promise<T> {
+  private start(key: string, read: () => Promise<T>, at: number, consumer = 0): Promise<T> {
     let e = this.entries.get(key);
     if (e === undefined) {
       e = {};
@@ -72,14 +89,14 @@ export class ReadingCache<T> {
     // a caller that got this reading and asks again finds it landed.
     const value: Promise<T> = read().then((v) => {
       // A newer read started since (after a retainOnly dropped this entry, say) wins.
-      if (entry.last === undefined || entry.last.at <= at) entry.last = { at, value: v };
+      if (entry.last === undefined || entry.last.at <= at) entry.last = { at, value: v, servedTo: pending.servedTo };
       if (entry.pending === pending) entry.pending = undefined;
       return v;
     }, (err: unknown) => {
       if (entry.pending === pending) entry.pending = undefined;
       throw err;
     });
-    const pending = { at, value };
+    const pending = { at, value, servedTo: consumer };
     entry.pending = pending;
     // Whoever asked handles the failure; a refresh nobody awaits must not be an unhandled one.
     value.catch(() => undefined);

@@ -15,7 +15,10 @@
 // read-ahead last read (maxStaleMs), even when the read-ahead is late (on a loaded node it can
 // outlast its lead) or has not run yet; and any listing that comes while a refresh is running
 // neither waits for the refresh's reads nor does them beside it: it is answered from the last
-// readings of what the refresh is renewing. Each reading carries its own timestamp. A section that cannot be read (the container has
+// readings of what the refresh is renewing. Each reading carries its own timestamp, and is served
+// to each kind of caller (container listings, pod listings, metrics) once: asked again, that kind
+// gets a newer reading, so a caller sampling faster than the read-ahead (crictl stats compares
+// two samples a second apart) sees every sample move. A section that cannot be read (the container has
 // exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
 // lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
@@ -110,6 +113,11 @@ export interface StatsCollectorOptions {
 // its pod has no cgroup to count them.
 const STATS_SCOPE: CgroupReadScope = { metrics: false, pids: false };
 const POD_STATS_SCOPE: CgroupReadScope = { metrics: false, pids: true };
+// The kinds of caller each reading is served to once (reading-cache.ts): asked again by the same
+// kind, a newer reading is given. Container listings and single-container calls are one kind.
+const FOR_CONTAINERS = 1;
+const FOR_PODS = 2;
+const FOR_METRICS = 4;
 // Readings kept beyond those that could still be served are dropped past this many.
 const MAX_CACHED_READINGS = 4096;
 // netns-exec helpers (CNI pods' network counters) running at once.
@@ -259,7 +267,7 @@ export class StatsCollector {
    */
   listContainerStats(subjects: ContainerSubject[], opts: { watch: boolean }): Promise<ContainerStats[]> {
     const maintained = opts.watch && this.listed(this.containerListings, subjects);
-    return Promise.all(subjects.map(async (c) => this.toContainerStats(await this.readContainer(c, STATS_SCOPE, maintained))));
+    return Promise.all(subjects.map(async (c) => this.toContainerStats(await this.readContainer(c, STATS_SCOPE, FOR_CONTAINERS, maintained))));
   }
 
   /** PodSandboxStats of every subject (ListPodSandboxStats); `watch` as listContainerStats. */
@@ -270,7 +278,7 @@ export class StatsCollector {
 
   /** ContainerStats of one container (ContainerStats / ListContainerStats). */
   async containerStats(c: ContainerSubject): Promise<ContainerStats> {
-    return this.toContainerStats(await this.readContainer(c, STATS_SCOPE));
+    return this.toContainerStats(await this.readContainer(c, STATS_SCOPE, FOR_CONTAINERS));
   }
 
   /** PodSandboxStats of one pod with its containers (PodSandboxStats / ListPodSandboxStats). */
@@ -280,7 +288,7 @@ export class StatsCollector {
 
   /** `maintained`: the read-ahead renews this pod's readings (see readContainer). */
   private async podStats(p: PodSubject, maintained: boolean): Promise<PodSandboxStats> {
-    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, maintained);
+    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, FOR_PODS, maintained);
     const containerStats = containers.map((c) => this.toContainerStats(c));
     // Without a pod cgroup, the pod's usage is the sum of its containers' (a new object each
     // time, so never the same as a built one: built anew).
@@ -309,7 +317,7 @@ export class StatsCollector {
 
   /** PodSandboxMetrics of one pod (ListPodSandboxMetrics). */
   async podSandboxMetrics(p: PodSubject): Promise<PodSandboxMetrics> {
-    const { pod, containers, network } = await this.readPod(p, FULL_SCOPE);
+    const { pod, containers, network } = await this.readPod(p, FULL_SCOPE, FOR_METRICS);
     return podSandboxMetrics({
       podSandboxId: p.attributes.id,
       metadata: p.attributes.metadata ?? {},
@@ -336,14 +344,14 @@ export class StatsCollector {
    * again on its own (the container listing's read-ahead, a refresh now running) is consistent
    * still, each reading with its own timestamp; one that falls behind is read again, after.
    */
-  private async readPod(p: PodSubject, podScope: CgroupReadScope, maintained = false) {
+  private async readPod(p: PodSubject, podScope: CgroupReadScope, consumer: number, maintained = false) {
     const podCgroup = resolvePodCgroupPath(p.cgroupParent);
     const scope = containerScopeInPod(podCgroup, podScope);
     const [containers, network] = await Promise.all([
-      Promise.all(p.containers.map((c) => this.readContainer(c, scope, maintained))), this.cachedNetwork(p, maintained)]);
+      Promise.all(p.containers.map((c) => this.readContainer(c, scope, consumer, maintained))), this.cachedNetwork(p, consumer, maintained)]);
     let stats: CgroupStats | undefined;
     if (podCgroup !== undefined) {
-      stats = await this.readCgroup(podCgroup, podScope, maintained);
+      stats = await this.readCgroup(podCgroup, podScope, consumer, maintained);
       const containersCpu = containers.reduce((sum, c) => sum + (c.cgroup?.cpu?.usageNs ?? 0n), 0n);
       const behind = (s: CgroupStats | undefined) => s?.cpu !== undefined && s.cpu.usageNs < containersCpu;
       // A read of the pod in flight (the refresher's, started once its containers were read) is
@@ -565,24 +573,25 @@ export class StatsCollector {
    * `maintained`: the caller's listing is periodic and forecast, so the read-ahead renews its
    * readings and walks before each one: it is answered from what the read-ahead last read (up
    * to maxStaleMs old, each reading with its timestamp), never by reading or walking while it
-   * waits, even when the read-ahead is late or has not run yet.
+   * waits, even when the read-ahead is late or has not run yet; except that a reading already
+   * served to its kind of caller (`consumer`) is not served again: a newer one is waited for.
    */
-  private async readContainer(c: ContainerSubject, scope: CgroupReadScope, maintained = false): Promise<ContainerReading> {
+  private async readContainer(c: ContainerSubject, scope: CgroupReadScope, consumer: number, maintained = false): Promise<ContainerReading> {
     const cgroupPath = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
     const layer = c.writableLayer?.dir;
     const [cgroup, fs] = await Promise.all([
-      this.readCgroup(cgroupPath, scope, maintained),
+      this.readCgroup(cgroupPath, scope, consumer, maintained),
       layer !== undefined ? this.fs.usage(layer, { walkBehind: !maintained && !this.refreshLayers?.has(layer) }) : undefined,
     ]);
     return { subject: c, cgroupPath, cgroup, fs };
   }
 
-  private readCgroup(path: string, scope: CgroupReadScope, maintained = false): Promise<CgroupStats | undefined> {
+  private readCgroup(path: string, scope: CgroupReadScope, consumer: number, maintained = false): Promise<CgroupStats | undefined> {
     if (this.cgroupTtlMs <= 0) return this.readCgroupNow(path, scope);
     // Single-container calls without listings in between never reach retainOnly.
     if (this.cgroupReadings.size > MAX_CACHED_READINGS) this.cgroupReadings.dropOlderThan(this.cgroupTtlMs);
     const key = cgroupKey(path, scope);
-    return this.cgroupReadings.get(key, this.cgroupTtlMs, () => this.readCgroupNow(path, scope), this.staleMsFor(key, maintained));
+    return this.cgroupReadings.get(key, this.cgroupTtlMs, () => this.readCgroupNow(path, scope), this.staleMsFor(key, maintained), consumer);
   }
 
   private async readCgroupNow(path: string, scope: CgroupReadScope): Promise<CgroupStats | undefined> {
@@ -594,12 +603,12 @@ export class StatsCollector {
     }
   }
 
-  private cachedNetwork(p: PodSubject, maintained = false): Promise<NetworkReading | undefined> {
+  private cachedNetwork(p: PodSubject, consumer: number, maintained = false): Promise<NetworkReading | undefined> {
     // A pod without a namespace now (stopped) has no network section, whatever was read before.
     if (this.cgroupTtlMs <= 0 || !p.netnsPath) return this.readNetwork(p);
     if (this.networkReadings.size > MAX_CACHED_READINGS) this.networkReadings.dropOlderThan(this.cgroupTtlMs);
     const key = networkKey(p);
-    return this.networkReadings.get(key, this.cgroupTtlMs, () => this.readNetwork(p), this.staleMsFor(key, maintained));
+    return this.networkReadings.get(key, this.cgroupTtlMs, () => this.readNetwork(p), this.staleMsFor(key, maintained), consumer);
   }
 
   /** How old a reading of `key` may be served: up to maxStaleMs for a maintained listing
