@@ -3,18 +3,8 @@
 // headers as HPACK literals, and gRPC's length-prefixed messages.
 import { encodeLiterals } from '../src/server/h2/hpack.js';
 
-/** The client connection preface (RFC 9113 §3.4). */
-export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-/** One frame: its 9-byte header, then `payload`. */
-export function h2Frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return Buffer.concat([h, payload]);
-}
+/** The client connection preface (RFC 9113 §3.4), and one frame: its 9-byte header, then the payload. */
+export { PREFACE as H2_PREFACE, frame as h2Frame } from '../src/server/h2/connection.js';
 
 /** The header block of a gRPC call to `path`, as literals that touch no HPACK table. */
 export function grpcRequestHeaders(path: string, authority = 'localhost'): Buffer {

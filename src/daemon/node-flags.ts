@@ -34,7 +34,8 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 //   80.7, with 20 pods 71.6 -> 77.1. Kept: the memory goals (60 MiB idle, 80 with 100 pods) would
 //   both be lost for about 0.3 ms per call. A bare node:http2 server answering the same call
 //   costs 0.24-0.35 ms of CPU, 0.48-0.54 with --max-opt=2: most of what the flag costs a call is
-//   node:http2's, not crib's.
+//   node:http2's, not crib's. (node:http2 is gone since: crib's own HTTP/2 connection,
+//   server/h2/connection.ts, answers the same call for 0.15 ms of CPU under --max-opt=2.)
 // Not adopted: --max-old-space-size (a ceiling, not a target: 64 MiB saved 1-2 MiB idle and would
 // kill a busy node's daemon with an out-of-memory crash). --optimize-for-size (bench/daemon-memory.ts,
 // N=4, alternated): fresh idle 59.8 MiB either way, after a pull and 20 pods 74.9 -> 74.1 MiB,

@@ -299,11 +299,6 @@ export class GrpcServer {
     if (this.shuttingDown) conn.close();
   }
 
-  /** Connections being served. */
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
   /** GOAWAY to every client; calls in flight finish; `done` once every connection has closed. */
   tryShutdown(done: () => void): void {
     this.shuttingDown = true;

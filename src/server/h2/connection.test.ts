@@ -13,6 +13,19 @@ import { FRAME, H2, H2Connection, MAX_CONCURRENT_STREAMS, MAX_CONTINUATIONS, MAX
 import { encodeLiterals } from './hpack.js';
 
 /** Small, so that 150 requests overrun the connection's 65535-byte window many times over. */
+
+/** Resolves when `socket` can be written again, or has closed. */
+function drainOrClose(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const go = (): void => {
+      socket.off('drain', go);
+      socket.off('close', go);
+      resolve();
+    };
+    socket.on('drain', go);
+    socket.on('close', go);
+  });
+}
 const MAX_REQUEST_BYTES = 1000;
 /** The stream window the server announces for MAX_REQUEST_BYTES. */
 const STREAM_WINDOW = MAX_REQUEST_BYTES + 5 + 1024;
@@ -391,15 +404,7 @@ describe('H2Connection', () => {
         offered += chunk.length;
         const more = c.socket.write(chunk, (err) => { if (!err) accepted += chunk.length; });
         if (!more) {
-          await new Promise<void>((resolve) => {
-            const go = (): void => {
-              c.socket.off('drain', go);
-              c.socket.off('close', go);
-              resolve();
-            };
-            c.socket.on('drain', go);
-            c.socket.on('close', go);
-          });
+          await drainOrClose(c.socket);
         }
       }
       const g = await c.goAway();
@@ -543,15 +548,7 @@ describe('H2Connection', () => {
       while (written < limit && !c.socket.destroyed) {
         written += chunk.length;
         if (!c.socket.write(chunk)) {
-          await new Promise<void>((resolve) => {
-            const go = (): void => {
-              c.socket.off('drain', go);
-              c.socket.off('close', go);
-              resolve();
-            };
-            c.socket.on('drain', go);
-            c.socket.on('close', go);
-          });
+          await drainOrClose(c.socket);
         }
       }
       // Without the bound the server would hold every acknowledgement and keep the socket.

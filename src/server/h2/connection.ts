@@ -354,10 +354,6 @@ export class H2Connection {
     socket.on('close', () => this.onSocketClose());
   }
 
-  get openStreams(): number {
-    return this.streams.size;
-  }
-
   /**
    * Graceful close: GOAWAY(NO_ERROR) with the last stream taken; calls in flight finish, then the
    * socket ends. `done` once it has closed.
