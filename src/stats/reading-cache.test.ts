@@ -33,8 +33,9 @@ describe('ReadingCache', () => {
     expect(await c.get('k', 10_000, read, undefined, 2)).toBe(1); // another kind: shared
     expect(await c.get('k', 10_000, read, undefined, 1)).toBe(2); // the same kind: a new reading
     expect(await c.get('k', 10_000, read, undefined, 2)).toBe(2);
-    // With staleMs too (a refresher's read on its way), a reading already served is not again.
-    expect(await c.get('k', 10_000, read, 60_000, 1)).toBe(3);
+    // With staleMs (a refresher's read on its way), the last reading is served even if it was before.
+    expect(await c.get('k', 10_000, read, 60_000, 1)).toBe(2);
+    expect(await c.get('k', 10_000, read, undefined, 1)).toBe(3);
     expect(await c.get('k', 10_000, read, undefined, 2)).toBe(3);
     // A read in flight is shared with a kind it was not served to, not with one it was.
     const d = deferred<number>();

@@ -16,6 +16,9 @@
 // `crictl stats` takes two samples a second apart and refuses two with the same timestamp, and
 // a poller would otherwise be handed one reading over and over. Different kinds of caller
 // (kubelet's container and pod listings, one right after the other) still share one reading.
+// The exception is a caller that says it takes a stale reading (`staleMs`): a periodic listing
+// whose read-ahead is late or running, which is answered at once from the last readings rather
+// than wait for the refresher or read beside it.
 
 interface Entry<T> {
   /** The last reading that landed, when (performance.now()) its read started, and the kinds of
@@ -39,9 +42,12 @@ export class ReadingCache<T> {
     const now = performance.now();
     const e = this.entries.get(key);
     const last = e?.last;
-    if (last !== undefined && (last.servedTo & consumer) === 0 && now - last.at < Math.max(maxAgeMs, staleMs ?? 0)) {
-      last.servedTo |= consumer;
-      return Promise.resolve(last.value);
+    // A caller that takes a stale reading (staleMs: a newer one is on its way from the refresher)
+    // takes it even if it had it before: that is the price of never waiting for the refresher.
+    const unserved = last !== undefined && (staleMs !== undefined || (last.servedTo & consumer) === 0);
+    if (unserved && now - last!.at < Math.max(maxAgeMs, staleMs ?? 0)) {
+      last!.servedTo |= consumer;
+      return Promise.resolve(last!.value);
     }
     const pending = e?.pending;
     if (pending !== undefined && (pending.servedTo & consumer) === 0 && now - pending.at < maxAgeMs) {

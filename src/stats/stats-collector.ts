@@ -15,10 +15,10 @@
 // read-ahead last read (maxStaleMs), even when the read-ahead is late (on a loaded node it can
 // outlast its lead) or has not run yet; and any listing that comes while a refresh is running
 // neither waits for the refresh's reads nor does them beside it: it is answered from the last
-// readings of what the refresh is renewing. Each reading carries its own timestamp, and is served
-// to each kind of caller (container listings, pod listings, metrics) once: asked again, that kind
-// gets a newer reading, so a caller sampling faster than the read-ahead (crictl stats compares
-// two samples a second apart) sees every sample move. A section that cannot be read (the container has
+// readings of what the refresh is renewing. Each reading carries its own timestamp. Apart from
+// those two cases, a reading is served to each kind of caller (container listings, pod listings,
+// metrics) once: asked again, that kind gets a newer reading, so a caller sampling faster than
+// the cache's age bound (crictl stats compares two samples a second apart) sees every sample move. A section that cannot be read (the container has
 // exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
 // lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
@@ -573,8 +573,8 @@ export class StatsCollector {
    * `maintained`: the caller's listing is periodic and forecast, so the read-ahead renews its
    * readings and walks before each one: it is answered from what the read-ahead last read (up
    * to maxStaleMs old, each reading with its timestamp), never by reading or walking while it
-   * waits, even when the read-ahead is late or has not run yet; except that a reading already
-   * served to its kind of caller (`consumer`) is not served again: a newer one is waited for.
+   * waits, even when the read-ahead is late or has not run yet (then even a reading it had
+   * before). Any other caller is never served a reading its kind (`consumer`) had already.
    */
   private async readContainer(c: ContainerSubject, scope: CgroupReadScope, consumer: number, maintained = false): Promise<ContainerReading> {
     const cgroupPath = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
