@@ -51,9 +51,11 @@ const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof
 /**
  * Responses encoded by direct-encoder.ts rather than protobufjs's fromObject + encode (the same
  * bytes, a fraction of the CPU): the stats listings and the pod and container listings, large
- * and repeated every few seconds (kubelet relists every second).
+ * and repeated every few seconds (kubelet relists every second), and the statuses and image
+ * calls kubelet makes for every pod and container it syncs.
  */
 const DIRECT_ENCODED = new Set([
+  'VersionResponse', 'PodSandboxStatusResponse', 'ContainerStatusResponse', 'ImageStatusResponse', 'ListImagesResponse',
   'ListPodSandboxResponse', 'StreamPodSandboxesResponse', 'ListContainersResponse', 'StreamContainersResponse',
   'ContainerStatsResponse', 'ListContainerStatsResponse', 'StreamContainerStatsResponse',
   'PodSandboxStatsResponse', 'ListPodSandboxStatsResponse', 'StreamPodSandboxStatsResponse',

@@ -19,9 +19,9 @@
 // strings included, as protobufjs writes them), maps in key order, the same UTF-8 bytes. Where
 // protobufjs would coerce a value silently (a non-numeric string in an int64 field), this
 // refuses it with a TypeError naming the field: such a value is a bug in the daemon, not
-// something to send. Message types holding kinds of field it does not handle (bytes, packed
-// repeated numbers, groups, non-string map keys) are refused at compile time; the caller then
-// keeps protobufjs's path for them.
+// something to send. Message types holding kinds of field it does not handle (bytes, repeated
+// enums, groups, non-string map keys) are refused at compile time; the caller then keeps
+// protobufjs's path for them.
 //
 // A nested message object can carry its own body, encoded beforehand (withEncodedBody): the
 // stats collector encodes each container's ContainerStats (and each pod's PodSandboxStats)
@@ -344,6 +344,20 @@ function fieldCode(field: Protobuf.Field, writers: MessageWriter[], index: Map<s
     enums.push((rt as Protobuf.Enum).values);
   }
 
+  /** Source writing scalar value `x` without a tag, as fromObject converts it. */
+  const scalar = (x: string): string => {
+    switch (field.type) {
+      case 'string': return `h.writeString(String(${x}));`;
+      case 'bool': return `h.varint32(${x} ? 1 : 0);`;
+      case 'uint32': return `h.varint32(${x} >>> 0);`;
+      case 'int32': return `h.writeInt32(${x} | 0);`;
+      case 'int64':
+      case 'uint64': return `h.writeInt64(${x}, ${name});`;
+      case 'double': return `h.writeDouble(Number(${x}));`;
+      case 'float': return `h.writeFloat(Number(${x}));`;
+      default: throw unsupported(`type ${field.type}`);
+    }
+  };
   /** Source writing value `x` under tag `t`, as fromObject converts it. */
   const one = (x: string, t: number): string => {
     if (message !== undefined) {
@@ -351,17 +365,7 @@ function fieldCode(field: Protobuf.Field, writers: MessageWriter[], index: Map<s
         if (b !== undefined) h.writeBody(b); else { const s = h.begin(); W[${message}](${x}, d + 1); h.end(s); } }`;
     }
     if (isEnum) return `{ const n = h.enumNumber(E[${enumAt}], ${x}); if (n !== undefined) { h.varint32(${t}); h.writeInt32(n | 0); } }`;
-    switch (field.type) {
-      case 'string': return `h.varint32(${t}); h.writeString(String(${x}));`;
-      case 'bool': return `h.varint32(${t}); h.varint32(${x} ? 1 : 0);`;
-      case 'uint32': return `h.varint32(${t}); h.varint32(${x} >>> 0);`;
-      case 'int32': return `h.varint32(${t}); h.writeInt32(${x} | 0);`;
-      case 'int64':
-      case 'uint64': return `h.varint32(${t}); h.writeInt64(${x}, ${name});`;
-      case 'double': return `h.varint32(${t}); h.writeDouble(Number(${x}));`;
-      case 'float': return `h.varint32(${t}); h.writeFloat(Number(${x}));`;
-      default: throw unsupported(`type ${field.type}`);
-    }
+    return `h.varint32(${t}); ${scalar(x)}`;
   };
 
   const read = `v = o[${JSON.stringify(field.name)}];`;
@@ -374,8 +378,18 @@ function fieldCode(field: Protobuf.Field, writers: MessageWriter[], index: Map<s
         const x = m[k]; ${one('x', tag(2, wire))} h.end(e); } }`;
   }
   if (field.repeated) {
-    // Repeated numbers are packed in proto3: not handled.
-    if (message === undefined && field.type !== 'string') throw unsupported(`a repeated ${field.type}`);
+    if (message === undefined && field.type !== 'string') {
+      // Numbers: packed, as proto3 has them (one length-delimited run, none at all when empty),
+      // or each under its own tag when the schema says packed=false. Enums are not handled.
+      if (isEnum) throw unsupported('a repeated enum');
+      if (!field.packed) {
+        return `${read} if (v) { if (!Array.isArray(v)) h.arrayExpected(${name}); const a = v;
+          for (let i = 0; i < a.length; i++) { const x = a[i]; ${one('x', tag(field.id, wire))} } }`;
+      }
+      return `${read} if (v) { if (!Array.isArray(v)) h.arrayExpected(${name}); const a = v;
+        if (a.length > 0) { h.varint32(${tag(field.id, LEN)}); const e = h.begin();
+          for (let i = 0; i < a.length; i++) { const x = a[i]; ${scalar('x')} } h.end(e); } }`;
+    }
     return `${read} if (v) { if (!Array.isArray(v)) h.arrayExpected(${name}); const a = v;
       for (let i = 0; i < a.length; i++) { const x = a[i]; ${one('x', tag(field.id, LEN))} } }`;
   }
