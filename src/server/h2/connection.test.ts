@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { H2_PREFACE, grpcMessage, grpcRequestHeaders, h2Frame } from '../../../test-support/h2-frames.js';
-import { FRAME, H2, H2Connection, MAX_CONCURRENT_STREAMS, MAX_CONTINUATIONS, MAX_HEADER_BLOCK_BYTES, type H2Stream } from './connection.js';
+import { FRAME, H2, H2Connection, MAX_CONCURRENT_STREAMS, MAX_CONTINUATIONS, MAX_HEADER_BLOCK_BYTES, MAX_QUEUED_RESPONSE_BYTES, type H2Stream } from './connection.js';
 import { encodeLiterals } from './hpack.js';
 
 /** Small, so that 150 requests overrun the connection's 65535-byte window many times over. */
@@ -587,6 +587,25 @@ describe('H2Connection', () => {
       expect(frames[frames.length - 1]!.type).toBe(FRAME.HEADERS);
       expect(frames[frames.length - 1]!.flags & END_STREAM).toBe(END_STREAM);
       expect(frames.slice(1, -1).every((f) => f.type === FRAME.DATA)).toBe(true);
+    });
+
+    it('refuses new streams while answers waiting for the client hold more than MAX_QUEUED_RESPONSE_BYTES', async () => {
+      // A client that never opens its windows: every answer waits in its stream.
+      const c = await client(Buffer.concat([H2_PREFACE, settingsFrame([[SETTINGS_INITIAL_WINDOW_SIZE, 0]])]));
+      c.write(headers(1, `/big/${MAX_QUEUED_RESPONSE_BYTES / 2}`));
+      c.write(headers(3, '/echo'));
+      await c.sync();
+      expect(c.rstOf(3)).toBeUndefined(); // under the bound: taken (its answer waits too)
+      c.write(headers(5, `/big/${MAX_QUEUED_RESPONSE_BYTES / 2 + 1}`));
+      c.write(headers(7, '/echo'));
+      await c.until(() => c.rstOf(7) !== undefined, 'RST_STREAM on stream 7');
+      expect(c.rstOf(7)).toBe(H2.REFUSED_STREAM);
+      // The client gives up on one waiting answer: what it held is let go, and calls are taken again.
+      c.write(rst(5, H2.CANCEL));
+      c.write(headers(9, '/echo'));
+      await c.sync('second!!');
+      expect(c.rstOf(9)).toBeUndefined();
+      expect(opened.map((o) => o.stream.id)).toEqual([1, 3, 5, 9]);
     });
 
     it('moves open streams\' windows when the client changes INITIAL_WINDOW_SIZE', async () => {

@@ -21,9 +21,11 @@
 //   - open streams are capped at MAX_CONCURRENT_STREAMS (more are refused with REFUSED_STREAM),
 //     and streams the client resets are rate-limited (the "rapid reset" attack, CVE-2023-44487);
 //   - what this side writes is bounded too: response DATA waits in its stream (which the gRPC
-//     layer bounds) while the socket holds more than SOCKET_HIGH_WATER, and a client that makes
-//     this side queue more than MAX_QUEUED_CONTROL_BYTES of control frames (PING and SETTINGS
-//     acknowledgements) without reading them is disconnected.
+//     layer bounds) while the socket holds more than SOCKET_HIGH_WATER; while the streams of a
+//     connection hold more than MAX_QUEUED_RESPONSE_BYTES for it, its new streams are refused
+//     with REFUSED_STREAM; and a client that makes this side queue more than
+//     MAX_QUEUED_CONTROL_BYTES of control frames (PING and SETTINGS acknowledgements) without
+//     reading them is disconnected.
 // A broken rule ends the connection with a GOAWAY naming it; the socket is closed once the client
 // has had a moment to read it.
 import type { Socket } from 'node:net';
@@ -83,6 +85,13 @@ export const MAX_CONTINUATIONS = 8;
 export const MAX_CONCURRENT_STREAMS = 1000;
 /** Bytes queued in the socket above which response DATA waits in its stream. */
 const SOCKET_HIGH_WATER = 1024 * 1024;
+/**
+ * Response bytes waiting in a connection's streams for the client's windows (or the socket) above
+ * which new streams are refused: a client that opens calls and never reads their answers makes
+ * the daemon hold them. Two of the largest messages and some; grpc-go clients retry a refused
+ * stream.
+ */
+export const MAX_QUEUED_RESPONSE_BYTES = 40 * 1024 * 1024;
 /** Control frames (acknowledgements) queued for a client that does not read, before it is cut off. */
 const MAX_QUEUED_CONTROL_BYTES = 16 * 1024 * 1024;
 /**
@@ -221,6 +230,7 @@ export class H2Stream {
     if (this.localEnded || data.length === 0) return;
     this.queue.push(data);
     this.queued += data.length;
+    this.conn.queuedResponseBytes += data.length;
     this.conn.flushStream(this);
   }
 
@@ -234,8 +244,7 @@ export class H2Stream {
   /** RST_STREAM: the stream is over; what was queued is dropped. */
   reset(code: number): void {
     if (this.closed) return;
-    this.queue.length = 0;
-    this.queued = 0;
+    this.dropQueue();
     this.localEnded = true;
     this.conn.resetStream(this, code, true);
   }
@@ -249,6 +258,7 @@ export class H2Stream {
       if (n === head.length) this.queue.shift();
       else this.queue[0] = head.subarray(n);
       this.queued -= n;
+      this.conn.queuedResponseBytes -= n;
       this.sendWindow -= n;
       budget.conn -= n;
       budget.socket = this.conn.sendData(this.id, chunk);
@@ -260,6 +270,13 @@ export class H2Stream {
       this.localEnded = true;
       this.conn.localEnded(this);
     }
+  }
+
+  /** @internal What waits to be sent is dropped (the stream is over). */
+  dropQueue(): void {
+    this.conn.queuedResponseBytes -= this.queued;
+    this.queue.length = 0;
+    this.queued = 0;
   }
 
   /** @internal Whether this stream waits for window or socket to send. */
@@ -324,6 +341,8 @@ export class H2Connection {
   private outBytes = 0;
   private flushQueued = false;
   private goingAway = false;
+  /** @internal Response DATA waiting in this connection's streams (MAX_QUEUED_RESPONSE_BYTES). */
+  queuedResponseBytes = 0;
   /** The client has ended its side of the socket. */
   private remoteClosed = false;
   /** The socket's end is due once what is queued is written. */
@@ -544,6 +563,8 @@ export class H2Connection {
     this.lastStreamId = streamId;
     if (this.goingAway) return this.queueControl(frame(FRAME.RST_STREAM, 0, streamId, u32(H2.REFUSED_STREAM)));
     if (this.streams.size >= MAX_CONCURRENT_STREAMS) return this.queueControl(frame(FRAME.RST_STREAM, 0, streamId, u32(H2.REFUSED_STREAM)));
+    // Answers already wait for this client beyond the bound: no more calls until it reads them.
+    if (this.queuedResponseBytes > MAX_QUEUED_RESPONSE_BYTES) return this.queueControl(frame(FRAME.RST_STREAM, 0, streamId, u32(H2.REFUSED_STREAM)));
     const stream = new H2Stream(streamId, this, this.peerInitialWindow, this.streamWindow);
     this.streams.set(streamId, stream);
     // A request whole in its HEADERS is ended before the handler sees it, so an answer the
@@ -673,6 +694,7 @@ export class H2Connection {
   private closeStream(stream: H2Stream): void {
     if (stream.closed) return;
     stream.closed = true;
+    stream.dropQueue();
     this.streams.delete(stream.id);
     this.waiting.delete(stream);
     this.credit(stream.held);
