@@ -44,10 +44,9 @@ export class ReadingCache<T> {
     const last = e?.last;
     // A caller that takes a stale reading (staleMs: a newer one is on its way from the refresher)
     // takes it even if it had it before: that is the price of never waiting for the refresher.
-    const unserved = last !== undefined && (staleMs !== undefined || (last.servedTo & consumer) === 0);
-    if (unserved && now - last!.at < Math.max(maxAgeMs, staleMs ?? 0)) {
-      last!.servedTo |= consumer;
-      return Promise.resolve(last!.value);
+    if (last !== undefined && (staleMs !== undefined || (last.servedTo & consumer) === 0) && now - last.at < Math.max(maxAgeMs, staleMs ?? 0)) {
+      last.servedTo |= consumer;
+      return Promise.resolve(last.value);
     }
     const pending = e?.pending;
     if (pending !== undefined && (pending.servedTo & consumer) === 0 && now - pending.at < maxAgeMs) {
@@ -58,7 +57,7 @@ export class ReadingCache<T> {
   }
 
   /** The last reading that landed, with when its read started (undefined: none yet). */
-  peek(key: string): { at: number; value: T; servedTo: number } | undefined {
+  peek(key: string): { at: number; value: T } | undefined {
     return this.entries.get(key)?.last;
   }
 

@@ -18,9 +18,10 @@
 // readings of what the refresh is renewing. Each reading carries its own timestamp. Apart from
 // those two cases, a reading is served to each kind of caller (container listings, pod listings,
 // metrics) once: asked again, that kind gets a newer reading, so a caller sampling faster than
-// the cache's age bound (crictl stats compares two samples a second apart) sees every sample move. A section that cannot be read (the container has
-// exited and its cgroup is gone, the netns was removed) is left out, never an RPC error: kubelet
-// lists stats for every container, running or not.
+// the cache's age bound (crictl stats compares two samples a second apart) sees every sample
+// move. A section that cannot be read (the container has exited and its cgroup is gone, the netns
+// was removed) is left out, never an RPC error: kubelet lists stats for every container, running
+// or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
 import type { ContainerStats } from '../gen/runtime/v1/ContainerStats.js';
 import type { MetricDescriptor } from '../gen/runtime/v1/MetricDescriptor.js';

@@ -360,7 +360,7 @@ export class H2Connection {
     const windows = windowsFor(options.maxRequestBytes);
     this.streamWindow = windows.stream;
     this.connectionWindow = windows.connection;
-    socket.setNoDelay?.(true);
+    socket.setNoDelay(true);
     this.queue(serverSettings(options.maxRequestBytes));
     if (this.connectionWindow > DEFAULT_WINDOW) {
       this.queue(frame(FRAME.WINDOW_UPDATE, 0, 0, u32(this.connectionWindow - DEFAULT_WINDOW)));
@@ -402,8 +402,7 @@ export class H2Connection {
     try {
       this.parse(chunk);
     } catch (err) {
-      if (err instanceof H2ConnectionError) return this.fail(err.code, err.message);
-      if (err instanceof HpackError) return this.fail(err.code, err.message);
+      if (err instanceof H2ConnectionError || err instanceof HpackError) return this.fail(err.code, err.message);
       this.fail(H2.INTERNAL_ERROR, 'internal error');
       throw err;
     }
@@ -561,10 +560,11 @@ export class H2Connection {
     }
     if (streamId % 2 === 0) throw new H2ConnectionError(H2.PROTOCOL_ERROR, `a client opened stream ${streamId}, an even (server) stream`);
     this.lastStreamId = streamId;
-    if (this.goingAway) return this.queueControl(frame(FRAME.RST_STREAM, 0, streamId, u32(H2.REFUSED_STREAM)));
-    if (this.streams.size >= MAX_CONCURRENT_STREAMS) return this.queueControl(frame(FRAME.RST_STREAM, 0, streamId, u32(H2.REFUSED_STREAM)));
-    // Answers already wait for this client beyond the bound: no more calls until it reads them.
-    if (this.queuedResponseBytes > MAX_QUEUED_RESPONSE_BYTES) return this.queueControl(frame(FRAME.RST_STREAM, 0, streamId, u32(H2.REFUSED_STREAM)));
+    // Refused: going away, at the concurrency cap, or answers already wait for this client beyond
+    // their bound (no more calls until it reads them).
+    if (this.goingAway || this.streams.size >= MAX_CONCURRENT_STREAMS || this.queuedResponseBytes > MAX_QUEUED_RESPONSE_BYTES) {
+      return this.queueControl(frame(FRAME.RST_STREAM, 0, streamId, u32(H2.REFUSED_STREAM)));
+    }
     const stream = new H2Stream(streamId, this, this.peerInitialWindow, this.streamWindow);
     this.streams.set(streamId, stream);
     // A request whole in its HEADERS is ended before the handler sees it, so an answer the
