@@ -245,6 +245,7 @@ describe('H2Connection', () => {
 
   // The handler answers by path:
   //   /hold           nothing (the test answers, or never);
+  //   /throw          throws, as a handler with a bug would;
   //   /trailers-only  at once, in onStream, with HEADERS + END_STREAM;
   //   /early          at once, in onStream, a whole answer (before the request has ended);
   //   /big/N          at the request's end: respond(), write() N patterned bytes, end();
@@ -256,6 +257,7 @@ describe('H2Connection', () => {
     const chunks: Buffer[] = [];
     stream.onData = (chunk) => chunks.push(chunk);
     if (path === '/hold') return;
+    if (path === '/throw') throw new Error('a handler bug');
     if (path === '/trailers-only') return stream.respond(TRAILERS_ONLY, true);
     if (path === '/early') return stream.respondWhole(RESPONSE_HEADERS, grpcMessage(Buffer.from('early')), TRAILERS);
     stream.onEnd = () => {
@@ -664,6 +666,19 @@ describe('H2Connection', () => {
   });
 
   describe('ending streams and the connection', () => {
+    it('ends only the connection, with GOAWAY INTERNAL_ERROR, when serving it throws unexpectedly', async () => {
+      const c = await client();
+      c.write(headers(1, '/throw'));
+      const g = await c.goAway();
+      expect(g.code).toBe(H2.INTERNAL_ERROR);
+      await c.whenClosed();
+      // The server goes on: a new connection is served.
+      const d = await client();
+      d.write(headers(1, '/echo'));
+      await d.until(() => d.answered(1), 'the answer on a new connection');
+    });
+
+
     it('close(): GOAWAY NO_ERROR, the call in flight answered, new streams refused, then the socket ends', async () => {
       const c = await client();
       c.write(headers(1, '/hold'));

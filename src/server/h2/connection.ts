@@ -403,8 +403,11 @@ export class H2Connection {
       this.parse(chunk);
     } catch (err) {
       if (err instanceof H2ConnectionError || err instanceof HpackError) return this.fail(err.code, err.message);
+      // A bug, here or in a handler called from here: it ends this connection, logged with its
+      // stack, not the daemon (rethrown from a socket's data event it would be uncaught, and
+      // one client's bytes could stop every pod's runtime).
+      log.error({ err }, 'HTTP/2: an unexpected error while serving a connection; it is closed');
       this.fail(H2.INTERNAL_ERROR, 'internal error');
-      throw err;
     }
   }
 
