@@ -16,7 +16,7 @@ import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
-import { fsyncDir, readJson, unlinkIfExists, type AtomicWriteOptions } from '../store/atomic-file.js';
+import { changeThenSyncDir, readJson, unlinkIfExists, type AtomicWriteOptions } from '../store/atomic-file.js';
 import type { RecordStore } from '../store/record-store.js';
 import { decodeDocument } from '../store/schema.js';
 import type { ContainerRecord } from './container-record.js';
@@ -100,8 +100,7 @@ export class ContainerRecords {
     if (!cur) throw new Error(`container record ${id} vanished`);
     const file = this.store.file(id);
     try {
-      await rename(file, this.removingFile(id));
-      await fsyncDir(this.store.dir);
+      await changeThenSyncDir(this.store.dir, () => rename(file, this.removingFile(id)));
     } catch (err) {
       throw fsError(err, file, 'mark removed');
     }

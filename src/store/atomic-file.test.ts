@@ -1,9 +1,10 @@
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataLossError } from '../errors.js';
-import { prepareFileAtomic, readJson, sweepInterruptedWrites, writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
+import { changeThenSyncDir, prepareFileAtomic, readJson, sweepInterruptedWrites, writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
 
 let dir: string;
 beforeAll(() => {
@@ -97,6 +98,38 @@ describe('atomic-file', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(open()).toEqual([]);
     expect(readdirSync(sub).sort()).toEqual(['a', 'b']);
+  });
+
+  it('changes a directory and syncs it, opening it while the change runs; a failed change is thrown as it came', async () => {
+    const sub = join(dir, 'change-sync');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(sub);
+    writeFileSync(join(sub, 'old'), 'x');
+    const dirFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === sub;
+      } catch {
+        return false;
+      }
+    });
+    let openDuringChange = 0;
+    const result = await changeThenSyncDir(sub, async () => {
+      // One trip through the thread pool: the directory's open, begun before the change, is done.
+      await new Promise((r) => setTimeout(r, 20));
+      openDuringChange = dirFds().length;
+      await rename(join(sub, 'old'), join(sub, 'new'));
+      return 'renamed';
+    });
+    expect(result).toBe('renamed');
+    expect(openDuringChange).toBe(1);
+    expect(readdirSync(sub)).toEqual(['new']);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(dirFds()).toEqual([]);
+    const refused = Object.assign(new Error('refused'), { code: 'EACCES' });
+    await expect(changeThenSyncDir(join(sub, 'missing'), async () => { throw refused; })).rejects.toBe(refused);
+    await expect(changeThenSyncDir(join(sub, 'missing'), async () => 1)).rejects.toMatchObject({ code: 'ENOENT' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(dirFds()).toEqual([]);
   });
 
   it('calls onRenamed once the file is in place, before the commit resolves; not when the rename fails', async () => {

@@ -160,11 +160,27 @@ export async function readJson(path: string): Promise<unknown> {
 
 /** fsync a directory so entries created, renamed or removed in it are durable. */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+  await changeThenSyncDir(dir, async () => undefined);
+}
+
+/**
+ * Runs `change` (a rename, an unlink: anything that changes the entries of `dir`), then syncs
+ * `dir` so that the change outlives a power cut; resolves to what `change` resolved to. Each
+ * awaited file call is a round trip through the thread pool: the directory is opened while
+ * `change` runs, and closed after the call (a read-only descriptor's close has nothing to report).
+ * A failed `change` is thrown as it came and nothing is synced; a failed open or sync is thrown
+ * as the file call's own error, for the caller to name.
+ */
+export async function changeThenSyncDir<T>(dir: string, change: () => Promise<T>): Promise<T> {
+  const dirOpened = open(dir, 'r');
+  // Awaited below on every path but a failed change's; a failure then is not an unhandled one.
+  dirOpened.catch(() => undefined);
   try {
-    await fh.sync();
+    const result = await change();
+    await (await dirOpened).sync();
+    return result;
   } finally {
-    await fh.close();
+    void dirOpened.then((fh) => fh.close()).catch(() => undefined);
   }
 }
 

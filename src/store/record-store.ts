@@ -1,10 +1,10 @@
 // A directory of JSON records, one file per id, each written atomically (atomic-file.ts) and
 // versioned (schema.ts). The in-memory map is the read path; disk is written before a change
 // is acknowledged. Containers, pods and images are kept this way.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError, errnoCode, fsError } from '../errors.js';
-import { fsyncDir, prepareJsonAtomic, readJson, sweepInterruptedWrites, type AtomicWriteOptions } from './atomic-file.js';
+import { changeThenSyncDir, prepareJsonAtomic, readJson, sweepInterruptedWrites, type AtomicWriteOptions } from './atomic-file.js';
 import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
 /** Record files: a 64-hex name (an id, or the hex of a digest id). Anything else is not ours. */
@@ -104,18 +104,23 @@ export class RecordStore<T extends { id: string }> {
    */
   async remove(id: string, opts: AtomicWriteOptions = {}): Promise<void> {
     const file = this.file(id);
-    try {
-      await rm(file);
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw fsError(err, file, 'remove');
-    }
-    if (opts.syncDir !== false) {
-      await fsyncDir(this.dir).catch((err: unknown) => {
+    const removeFile = async () => {
+      try {
+        await unlink(file);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw fsError(err, file, 'remove');
+      }
+    };
+    if (opts.syncDir === false) {
+      await removeFile();
+    } else {
+      await changeThenSyncDir(this.dir, removeFile).catch((err: unknown) => {
         throw fsError(err, this.dir, 'sync');
       });
     }
     this.records.delete(id);
   }
+
 
   /** Ids starting with `prefix` (kubelet and crictl accept unique prefixes). */
   matching(prefix: string): T[] {

@@ -45,6 +45,19 @@ describe('Trash', () => {
     expect(trash.inProgress).toBe(0);
   });
 
+  it('begins a background deletion only after the caller has carried on: a release\'s synchronous calls never delay its answer', async () => {
+    const seen: string[] = [];
+    const trash = new Trash(join(base, 'trash'), { release: async () => { seen.push('release'); } });
+    await trash.discard(await makeDir('pod'));
+    // What the caller does after the discard resolved, its answer among it (all microtasks).
+    seen.push('answered');
+    await Promise.resolve();
+    seen.push('still answering');
+    await trash.settled();
+    expect(seen).toEqual(['answered', 'still answering', 'release']);
+    expect(await readdir(join(base, 'trash'))).toEqual([]);
+  });
+
   it('deletes before answering once maxPending deletions run in the background', async () => {
     let releaseGate!: () => void;
     const gate = new Promise<void>((r) => (releaseGate = r));

@@ -62,7 +62,9 @@ export class Trash {
       await this.delete(entry);
       return;
     }
-    const done = this.delete(entry).catch((err: unknown) => {
+    // Begun in the next turn of the event loop, so that the caller's answer is on its way before
+    // any of it (a release's unmounts are synchronous calls) runs.
+    const done = new Promise((resolve) => setImmediate(resolve)).then(() => this.delete(entry)).catch((err: unknown) => {
       log.error({ path: entry, err }, 'deleting a removed directory failed; the next start-up deletes it');
     }).finally(() => this.pending.delete(entry));
     this.pending.set(entry, done);
