@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import type { CriGuards } from './cri-guards.js';
 import { containerStatusMessage, podSandboxStatusMessage } from './cri-messages.js';
-import { listedContainer } from './listed-messages.js';
+import { encodedContainerStatus, listedContainer } from './listed-messages.js';
 import { EXEC_SYNC_OUTPUT_BUDGET, fitExecOutput } from './exec-output.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { containerListedBytes } from './listed-size.js';
@@ -98,7 +98,7 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
         });
         info.info = boundedVerboseInfo(info.info, rec);
       }
-      return { status: containerStatusMessage(rec), info };
+      return { status: encodedContainerStatus(rec), info };
     },
 
     UpdateContainerResources: async (req) => {

@@ -1,11 +1,11 @@
-// The pod and container listings' entries (listed-messages.ts): encoded once per record state,
-// the same bytes protobufjs gives, and never a state the record has left.
+// The pod and container listings' entries and the statuses (listed-messages.ts): encoded once per
+// record state, the same bytes protobufjs gives, and never a state the record has left.
 import { describe, expect, it } from 'vitest';
 import type { ContainerRecord } from '../container/container-record.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
-import { containerMessage, podSandboxMessage } from './cri-messages.js';
+import { containerMessage, containerStatusMessage, podSandboxMessage, podSandboxStatusMessage } from './cri-messages.js';
 import { criProto, criServices } from './cri-proto.js';
-import { listedContainer, listedPodSandbox } from './listed-messages.js';
+import { encodedContainerStatus, encodedPodSandboxStatus, listedContainer, listedPodSandbox } from './listed-messages.js';
 
 const rpcs = criServices().RuntimeService;
 // grpc-js's client side: proto-loader's own (protobufjs) decoding.
@@ -62,5 +62,54 @@ describe('listed pod and container entries', () => {
     (c as { finishedAt?: string }).finishedAt = '1764730002000000000';
     const exited = listedContainer(c);
     expect(client.ListContainers!.responseDeserialize(rpcs.ListContainers.responseSerialize!({ containers: [exited] })).containers[0].state).toBe('CONTAINER_EXITED');
+  });
+});
+
+describe('pod and container statuses', () => {
+  const full = (extra: Partial<ContainerRecord>) => container({
+    logPath: '/var/log/pods/x/main/1.log',
+    user: { uid: 1000, gid: 1000, additionalGids: [4, 27, 65534] },
+    stopSignal: 'SIGTERM',
+    ...extra,
+    config: {
+      ...container({}).config,
+      mounts: [{ containerPath: '/data', hostPath: '/srv/data', readonly: true, propagation: 'PROPAGATION_PRIVATE' }],
+      linux: { resources: { cpuShares: '512', memoryLimitInBytes: '67108864', unified: { 'memory.high': '60000000' } } },
+    } as unknown as ContainerRecord['config'],
+  } as Partial<ContainerRecord>);
+
+  it('encode PodSandboxStatus and ContainerStatus answers byte for byte as built field by field', () => {
+    const p = pod('ready');
+    (p as { network?: unknown }).network = { ip: '10.88.0.7', ip6: 'fd00::7' };
+    const cs = [full({}), full({ id: 'd'.repeat(64), startedAt: '1764730001000000000', finishedAt: '1764730002000000000', exitCode: 137, reason: 'OOMKilled', message: 'out of memory' } as Partial<ContainerRecord>)];
+    const answer = (status: object, statuses: object[]) => rpcs.PodSandboxStatus.responseSerialize!({ status, info: {}, containersStatuses: statuses, timestamp: '1764730003000000000' });
+    const cached = answer(encodedPodSandboxStatus(p), cs.map(encodedContainerStatus));
+    const built = answer({ ...podSandboxStatusMessage(p) }, cs.map((c) => ({ ...containerStatusMessage(c) })));
+    expect(cached.equals(built)).toBe(true);
+    const decoded = client.PodSandboxStatus!.responseDeserialize(cached);
+    expect(decoded.status).toMatchObject({ state: 'SANDBOX_READY', network: { ip: '10.88.0.7', additionalIps: [{ ip: 'fd00::7' }] } });
+    expect(decoded.containersStatuses.map((c: any) => [c.state, c.exitCode, c.reason])).toEqual([['CONTAINER_CREATED', 0, ''], ['CONTAINER_EXITED', 137, 'OOMKilled']]);
+    expect(decoded.containersStatuses[0].user.linux.supplementalGroups).toEqual(['4', '27', '65534']);
+    const one = rpcs.ContainerStatus.responseSerialize!({ status: encodedContainerStatus(cs[1]!), info: {} });
+    expect(one.equals(rpcs.ContainerStatus.responseSerialize!({ status: { ...containerStatusMessage(cs[1]!) }, info: {} }))).toBe(true);
+  });
+
+  it('reuse a record\'s status while its state holds, and never report a state it has left, even changed in place', () => {
+    const p = pod('creating');
+    const creating = encodedPodSandboxStatus(p);
+    expect(encodedPodSandboxStatus(p)).toBe(creating);
+    (p as { network?: unknown }).network = { ip: '10.88.0.9' };
+    (p as { state: string }).state = 'ready';
+    const ready = encodedPodSandboxStatus(p);
+    expect(ready).not.toBe(creating);
+    const status = (s: object) => client.PodSandboxStatus!.responseDeserialize(rpcs.PodSandboxStatus.responseSerialize!({ status: s, info: {}, containersStatuses: [], timestamp: '1' })).status;
+    expect(status(ready)).toMatchObject({ state: 'SANDBOX_READY', network: { ip: '10.88.0.9' } });
+    const c = full({ startedAt: '1764730001000000000' } as Partial<ContainerRecord>);
+    const running = encodedContainerStatus(c);
+    expect(encodedContainerStatus(c)).toBe(running);
+    Object.assign(c, { finishedAt: '1764730002000000000', exitCode: 1, reason: 'Error' });
+    const exited = encodedContainerStatus(c);
+    const decoded = client.ContainerStatus!.responseDeserialize(rpcs.ContainerStatus.responseSerialize!({ status: exited, info: {} })).status;
+    expect([decoded.state, decoded.exitCode, decoded.reason]).toEqual(['CONTAINER_EXITED', 1, 'Error']);
   });
 });

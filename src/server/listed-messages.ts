@@ -4,24 +4,34 @@
 // listing. protobufjs's fromObject + encode of 110 pods and their containers cost about 5 ms of
 // CPU per relist on this project's 2-core machine, which every other call waited behind.
 //
+// The same goes for the statuses (PodSandboxStatus, ContainerStatus, and the containers' statuses
+// PodSandboxStatus lists): kubelet asks for them on every sync of a pod, and a record's status
+// changes only with the record. Built and encoded field by field, the status messages were most
+// of those calls' own CPU (the daemon runs without an optimising compiler, node-flags.ts).
+//
 // A cached entry is keyed by the record object and checked against the record's listed state on
-// every use. Records are replaced, not changed, once listed (RecordStore.update works on a copy);
-// RunPodSandbox changes its own record in place only while it is 'creating', which no listing
-// shows, and the check catches a state that changed in place anyway.
+// every use. Records are replaced, not changed, once listed (RecordStore.update and
+// ContainerRecords work on a copy); RunPodSandbox changes its own record in place only while it is
+// 'creating', and only in fields a creating pod's status does not show (its network, namespaces
+// and files), and the check catches a state that changed in place anyway.
 import type { Container } from '../gen/runtime/v1/Container.js';
+import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus.js';
 import type { PodSandbox } from '../gen/runtime/v1/PodSandbox.js';
+import type { PodSandboxStatus } from '../gen/runtime/v1/PodSandboxStatus.js';
 import { criState, type ContainerRecord } from '../container/container-record.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
-import { containerMessage, podSandboxMessage, podSandboxState } from './cri-messages.js';
+import { containerMessage, containerStatusMessage, podSandboxMessage, podSandboxState, podSandboxStatusMessage } from './cri-messages.js';
 import { messageEncoder } from './cri-proto.js';
 import { withEncodedBody } from './direct-encoder.js';
 
+type EncodedOnceType = 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus';
+
 /**
- * A listing's entry for a record, its body encoded once for the record's current state: `build`
+ * A listing's entry or a status for a record, its body encoded once for the record's current state: `build`
  * makes the message, `stateOf` says which state it shows, `type` names its protobuf message.
  */
 function encodedOncePerState<R extends object, M extends object>(
-  type: 'PodSandbox' | 'Container', stateOf: (rec: R) => string, build: (rec: R) => M,
+  type: EncodedOnceType, stateOf: (rec: R) => string, build: (rec: R) => M,
 ): (rec: R) => M {
   const cache = new WeakMap<R, { state: string; message: M }>();
   let encode: ((value: object) => Buffer) | undefined;
@@ -41,3 +51,9 @@ export const listedPodSandbox: (rec: SandboxRecord) => PodSandbox = encodedOnceP
 
 /** The container's ListContainers entry, its body encoded (once for its current state). */
 export const listedContainer: (rec: ContainerRecord) => Container = encodedOncePerState('Container', criState, containerMessage);
+
+/** The pod's status (PodSandboxStatusResponse.status), its body encoded once for its current state. */
+export const encodedPodSandboxStatus: (rec: SandboxRecord) => PodSandboxStatus = encodedOncePerState('PodSandboxStatus', podSandboxState, podSandboxStatusMessage);
+
+/** The container's status (ContainerStatus, and its entry in PodSandboxStatus), its body encoded once for its current state. */
+export const encodedContainerStatus: (rec: ContainerRecord) => ContainerStatus = encodedOncePerState('ContainerStatus', criState, containerStatusMessage);

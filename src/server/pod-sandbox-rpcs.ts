@@ -4,8 +4,8 @@ import type { ContainerService } from '../container/container-service.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { nowNs } from '../time.js';
 import type { CriGuards } from './cri-guards.js';
-import { containerStatusMessage, podSandboxState, podSandboxStatusMessage } from './cri-messages.js';
-import { listedPodSandbox } from './listed-messages.js';
+import { podSandboxState } from './cri-messages.js';
+import { encodedContainerStatus, encodedPodSandboxStatus, listedPodSandbox } from './listed-messages.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { podListedBytes } from './listed-size.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
@@ -36,7 +36,7 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
     PodSandboxStatus: async (req) => {
       const rec = pods.get(req.podSandboxId);
       const inPod = containers.list().filter((c) => c.podId === rec.id);
-      const statuses = await Promise.all(inPod.map(async (c) => containerStatusMessage(await containers.status(c.id))));
+      const statuses = await Promise.all(inPod.map(async (c) => encodedContainerStatus(await containers.status(c.id))));
       const info: Record<string, string> = {};
       if (req.verbose) {
         info.info = JSON.stringify({
@@ -53,7 +53,7 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
           config: rec.config,
         });
       }
-      return { status: podSandboxStatusMessage(rec), info, containersStatuses: statuses, timestamp: nowNs() };
+      return { status: encodedPodSandboxStatus(rec), info, containersStatuses: statuses, timestamp: nowNs() };
     },
 
     UpdatePodSandboxResources: async (req) => {
