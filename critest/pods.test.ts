@@ -159,14 +159,19 @@ describe('pods and containers', () => {
     expect(await fetch(`http://127.0.0.1:${hostPort}/`).then(() => 'answered', () => 'refused')).toBe('refused');
   });
 
-  it('streams container events for kubelet\'s evented PLEG', async () => {
-    const events: { containerEventType: string; containerId: string }[] = [];
+  it('streams container and pod events for kubelet\'s evented PLEG, each with the pod\'s status and all its containers\'', async () => {
+    interface Event { containerEventType: string; containerId: string; podSandboxStatus: { id: string; state: string; metadata: { uid: string } } | null; containersStatuses: { id: string; state: string }[] }
+    const events: Event[] = [];
     const grpcClient = new (criProto().runtime.v1.RuntimeService)(`unix://${d.socket}`, credentials.createInsecure());
     const call = grpcClient.GetContainerEvents({});
-    call.on('data', (e: { containerEventType: string; containerId: string }) => events.push(e));
+    call.on('data', (e: Event) => events.push(e));
     call.on('error', () => undefined);
     await new Promise((r) => setTimeout(r, 200));
-    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('ev') });
+    const config = podConfig('ev');
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    await waitFor('pod started event', () => events.some((e) => e.containerId === podSandboxId && e.containerEventType === 'CONTAINER_STARTED_EVENT'));
+    const { containerId: sleeper } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('s', ['sleep 1000']) });
+    await d.cri.runtime.StartContainer({ containerId: sleeper });
     const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('e', ['exit 0']) });
     await d.cri.runtime.StartContainer({ containerId });
     await waitFor('stopped event', () => events.some((e) => e.containerId === containerId && e.containerEventType === 'CONTAINER_STOPPED_EVENT'));
@@ -175,9 +180,29 @@ describe('pods and containers', () => {
     expect(events.filter((e) => e.containerId === containerId).map((e) => e.containerEventType)).toEqual([
       'CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT',
     ]);
+    // kubelet replaces its cached status of the pod with an event's: every container of the pod
+    // is in it, the one that did not change too; a deleted one is not.
+    const stopped = events.find((e) => e.containerId === containerId && e.containerEventType === 'CONTAINER_STOPPED_EVENT')!;
+    expect(stopped.podSandboxStatus).toMatchObject({ id: podSandboxId, state: 'SANDBOX_READY', metadata: { uid: config.metadata.uid } });
+    expect(stopped.containersStatuses.map((c) => [c.id, c.state]).sort()).toEqual([[containerId, 'CONTAINER_EXITED'], [sleeper, 'CONTAINER_RUNNING']].sort());
+    const deleted = events.find((e) => e.containerId === containerId && e.containerEventType === 'CONTAINER_DELETED_EVENT')!;
+    expect(deleted.containersStatuses.map((c) => c.id)).toEqual([sleeper]);
+
+    await d.cri.runtime.StopPodSandbox({ podSandboxId });
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    await waitFor('pod deleted event', () => events.some((e) => e.containerId === podSandboxId && e.containerEventType === 'CONTAINER_DELETED_EVENT'));
+    // The pod's own events go under its id, as containerd's do; its removal carries its last
+    // status, which kubelet's cache entry for the pod is deleted by.
+    const podEvents = events.filter((e) => e.containerId === podSandboxId);
+    expect(podEvents.map((e) => e.containerEventType)).toEqual([
+      'CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT',
+    ]);
+    expect(podEvents.map((e) => e.podSandboxStatus?.state)).toEqual(['SANDBOX_READY', 'SANDBOX_READY', 'SANDBOX_NOTREADY', 'SANDBOX_NOTREADY']);
+    expect(podEvents.every((e) => e.podSandboxStatus?.id === podSandboxId && e.podSandboxStatus?.metadata.uid === config.metadata.uid)).toBe(true);
+    expect(podEvents[2]!.containersStatuses.map((c) => [c.id, c.state])).toEqual([[sleeper, 'CONTAINER_EXITED']]);
+    expect(podEvents[3]!.containersStatuses).toEqual([]);
     call.cancel();
     grpcClient.close();
-    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
   it('reopens the log after rotation and updates resources of a running container', async () => {

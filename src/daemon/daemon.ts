@@ -129,6 +129,7 @@ export class Daemon {
         namespaces: cribPinns,
         shm: tmpfsShm,
         selinux: selinuxEnabled(),
+        onPodEvent: (kind, pod) => containers.events.emitPodEvent(kind, pod),
       });
       // Containers first: finishing a pod's interrupted stop or removal stops or removes its
       // containers, which must be loaded (and their exits known) by then.

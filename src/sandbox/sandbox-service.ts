@@ -49,7 +49,15 @@ export interface SandboxServiceOptions {
   selinux?: boolean;
   /** Chooses those levels; a test hands one its own candidates to force a collision. */
   mcsLevels?: McsLevels;
+  /**
+   * Told of each pod made ready, stopped or removed, with its record as of then (the container
+   * side sends these to GetContainerEvents' subscribers).
+   */
+  onPodEvent?: (kind: PodLifecycleEvent, pod: SandboxRecord) => void;
 }
+
+/** What befell a pod: made ready by RunPodSandbox, stopped, removed. */
+export type PodLifecycleEvent = 'ready' | 'stopped' | 'removed';
 
 function checkMetadata(config: PodSandboxConfig__Output | null | undefined): asserts config is PodSandboxConfig__Output {
   const m = config?.metadata;
@@ -278,6 +286,7 @@ export class SandboxService {
       rec.state = 'ready';
       await this.store.put(rec);
       plog.info({ name: rec.reservedName, ip: rec.network?.ip }, 'pod sandbox ready');
+      this.opts.onPodEvent?.('ready', rec);
     } catch (err) {
       plog.info({ err: (err as Error).message }, 'pod sandbox creation failed; rolling back');
       await cleaner.run();
@@ -341,7 +350,8 @@ export class SandboxService {
         crashPoint('StopPodSandbox:after-pod-init');
         if (cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
         crashPoint('StopPodSandbox:after-network');
-        await (await outcome).commit();
+        const stopped = await (await outcome).commit();
+        this.opts.onPodEvent?.('stopped', stopped);
       } catch (err) {
         await (await outcome.catch(() => undefined))?.abort();
         throw err;
@@ -388,6 +398,7 @@ export class SandboxService {
       this.names.release(cur.reservedName, cur.id);
       this.levels.release(cur.id);
       crashPoint('RemovePodSandbox:after-record');
+      this.opts.onPodEvent?.('removed', cur);
       // The kernel's objects go before the answer (a netns path kubelet or a CNI plugin holds
       // must not outlive the pod), unmounted in place with no wait on anything; the dir's files,
       // the pinned ones among them, after it, from the trash. The record is gone already: an

@@ -1,6 +1,5 @@
 // RuntimeService container calls.
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
-import type { ContainerStatus } from '../gen/runtime/v1/ContainerStatus.js';
 import type { ContainerEventResponse } from '../gen/runtime/v1/ContainerEventResponse.js';
 import type { ContainerService } from '../container/container-service.js';
 import { criState, type ContainerRecord } from '../container/container-record.js';
@@ -8,8 +7,7 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import type { CriGuards } from './cri-guards.js';
-import { containerStatusMessage, podSandboxStatusMessage } from './cri-messages.js';
-import { encodedContainerStatus, listedContainer } from './listed-messages.js';
+import { encodedContainerStatus, encodedPodSandboxStatus, listedContainer } from './listed-messages.js';
 import { EXEC_SYNC_OUTPUT_BUDGET, fitExecOutput } from './exec-output.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { containerListedBytes } from './listed-size.js';
@@ -134,16 +132,15 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
       // Runs until the client goes away: kubelet keeps one stream open for its lifetime.
       await new Promise<void>((resolve) => {
         const unsubscribe = containers.events.subscribe((e) => {
-          const pod = pods.find(e.podId);
-          const statuses: ContainerStatus[] = [];
-          const rec = containers.find(e.containerId);
-          if (rec) statuses.push(containerStatusMessage(rec));
+          const pod = e.pod ?? pods.find(e.podId);
+          // The statuses of every container of the pod, as the pod's status lists them: kubelet
+          // replaces its cached status of the pod with what an event carries.
           const msg: ContainerEventResponse = {
             containerId: e.containerId,
             containerEventType: e.type,
             createdAt: e.createdAt,
-            podSandboxStatus: pod ? podSandboxStatusMessage(pod) : null,
-            containersStatuses: statuses,
+            podSandboxStatus: pod ? encodedPodSandboxStatus(pod) : null,
+            containersStatuses: containers.list().filter((c) => c.podId === e.podId).map(encodedContainerStatus),
           };
           send(msg);
         });

@@ -56,6 +56,7 @@ const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof
  */
 const DIRECT_ENCODED = new Set([
   'VersionResponse', 'PodSandboxStatusResponse', 'ContainerStatusResponse', 'ImageStatusResponse', 'ListImagesResponse',
+  'ContainerEventResponse',
   'ListPodSandboxResponse', 'StreamPodSandboxesResponse', 'ListContainersResponse', 'StreamContainersResponse',
   'ContainerStatsResponse', 'ListContainerStatsResponse', 'StreamContainerStatsResponse',
   'PodSandboxStatsResponse', 'ListPodSandboxStatsResponse', 'StreamPodSandboxStatsResponse',

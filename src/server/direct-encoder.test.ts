@@ -47,6 +47,7 @@ const STATS_RPCS: [rpc: string, response: string][] = [
   ['ContainerStatus', 'ContainerStatusResponse'],
   ['ImageStatus', 'ImageStatusResponse'],
   ['ListImages', 'ListImagesResponse'],
+  ['GetContainerEvents', 'ContainerEventResponse'],
 ];
 
 // Values that reach every corner of the wire format: a uint64 above 2^53 (not a double) and at
