@@ -157,14 +157,10 @@ export function unmountPodNamespaces(dir: string): void {
     // Every mount stacked on the file (a pin interrupted and retried may have left two). A lazy
     // unmount: a container still joining the namespace keeps it alive, not the file busy.
     // NOFOLLOW: only the file itself, never where a symlink put in its place would lead.
-    for (;;) {
-      try {
-        umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
-      } catch (err) {
-        // EINVAL: not a mount point (any more); ENOENT: no such file.
-        if (errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ENOENT') break;
-        throw new InternalError(`unpinning namespaces in ${dir}: ${(err as Error).message}`, { cause: err });
-      }
+    try {
+      while (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW));
+    } catch (err) {
+      throw new InternalError(`unpinning namespaces in ${dir}: ${(err as Error).message}`, { cause: err });
     }
   }
 }

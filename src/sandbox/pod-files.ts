@@ -27,11 +27,7 @@ export const tmpfsShm: ShmMounts = {
     mount('shm', path, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
   },
   release(path) {
-    try {
-      umount2(path, MNT_DETACH);
-    } catch (err) {
-      if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'ENOENT') throw err;
-    }
+    umount2(path, MNT_DETACH);
   },
 };
 

@@ -160,9 +160,7 @@ export function unmountOverlay(target: string): void {
   try {
     umount2(target, 0);
   } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'EINVAL' || code === 'ENOENT') return;
-    if (code !== 'EBUSY') throw err;
+    if (errnoCode(err) !== 'EBUSY') throw err;
     umount2(target, MNT_DETACH);
   }
 }

@@ -128,8 +128,15 @@ export function mount(source: string, target: string, fstype: string | null, fla
   }
 }
 
-export function umount2(target: string, flags = 0): void {
-  if (cUmount2(target, flags) !== 0) throw sysError('umount2', target);
+/** umount2(2): true once unmounted, false when `target` is no mount point or does not exist. */
+export function umount2(target: string, flags = 0): boolean {
+  if (cUmount2(target, flags) === 0) return true;
+  // Not a mount point (any more), or no such path: what every caller, undoing its own mounts
+  // idempotently, expects often (a pod's removal meets four). Told without an Error, whose
+  // stack trace cost more than the call.
+  const errno = koffi.errno();
+  if (errno === osConstants.errno.EINVAL || errno === osConstants.errno.ENOENT) return false;
+  throw sysError('umount2', target, undefined, errno);
 }
 
 /** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
