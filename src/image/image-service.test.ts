@@ -118,6 +118,23 @@ describe('ImageService', () => {
     expect((await again.content.list()).sort()).toEqual(digestsOf(imageA));
   });
 
+  it('gives one view per record, and a new one, showing the change, once the record changes', async () => {
+    const svc = await service();
+    const first = await svc.status(ref('lib/a:1'));
+    expect(first).toBeUndefined();
+    const pulled = await svc.pull(ref('lib/a:1'), undefined);
+    const view = (await svc.status(ref('lib/a:1')))!;
+    expect(view).toBe(pulled);
+    expect((await svc.list())[0]).toBe(view);
+    // The same image under a second tag: its record is replaced, and so is its view.
+    registry.serveImage('lib/a', 'second', imageA);
+    await svc.pull(ref('lib/a:second'), undefined);
+    const after = (await svc.status(ref('lib/a:1')))!;
+    expect(after).not.toBe(view);
+    expect(after.repoTags.sort()).toEqual([ref('lib/a:1'), ref('lib/a:second')].sort());
+    expect(view.repoTags).toEqual([ref('lib/a:1')]);
+  });
+
   it('concurrent pulls of one reference share one download', async () => {
     // A single pull's requests to lib/a, as the baseline.
     await (await service(join(dir, 'other-root'))).pull(ref('lib/a:1'), undefined);

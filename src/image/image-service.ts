@@ -41,6 +41,7 @@ const ID_RE = /^(?:sha256:)?([0-9a-f]{12,64})$/;
 
 export class ImageService {
   private readonly inflightPulls = new Map<string, Promise<ImageView>>();
+  private readonly views = new WeakMap<ImageRecord, ImageView>();
   /** Progress of each pull in flight, by the same key as inflightPulls. */
   private readonly pullProgress = new Map<string, PullProgress>();
   private readonly pullListeners = new Set<(p: PullProgress, err: unknown) => void>();
@@ -418,13 +419,22 @@ export class ImageService {
     });
   }
 
+  /**
+   * The record as callers see it, made once per record: records are replaced, never changed, and
+   * the pinned images are fixed at start-up, so a record's view never changes (the server encodes
+   * each view's CRI Image once). Callers must not change it either.
+   */
   view(rec: ImageRecord): ImageView {
+    const known = this.views.get(rec);
+    if (known) return known;
     const config = rec.config as ImageConfig;
-    return {
+    const view: ImageView = {
       ...rec,
       user: config.config?.User ?? '',
       annotations: config.config?.Labels ?? {},
       pinned: rec.pinned || this.isPinned(rec),
     };
+    this.views.set(rec, view);
+    return view;
   }
 }

@@ -114,11 +114,11 @@ function criRoot(): Protobuf.Root {
 
 /**
  * The direct encoder (direct-encoder.ts) of one runtime.v1 message type that is a part of a
- * directly encoded response (ContainerStats, PodSandboxStats, PodSandbox, Container and the two
- * statuses): what a body handed to withEncodedBody is made with.
+ * directly encoded response (ContainerStats, PodSandboxStats, PodSandbox, Container, the two
+ * statuses and Image): what a body handed to withEncodedBody is made with.
  */
 export function messageEncoder(
-  typeName: 'ContainerStats' | 'PodSandboxStats' | 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus',
+  typeName: 'ContainerStats' | 'PodSandboxStats' | 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus' | 'Image',
 ): (value: object) => Buffer {
   return compileEncoder(criRoot().lookupType(`runtime.v1.${typeName}`));
 }

@@ -4,6 +4,7 @@ import type { Image } from '../gen/runtime/v1/Image.js';
 import type { ImageSpec__Output } from '../gen/runtime/v1/ImageSpec.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ImageService, ImageView } from '../image/image-service.js';
+import { encodedOncePerState } from './listed-messages.js';
 import type { CriValidator } from './validate-cri.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
@@ -49,6 +50,21 @@ export function toCriImage(view: ImageView, runtimeHandler = ''): Image {
   };
 }
 
+/**
+ * The view's CRI Image for `runtimeHandler`, encoded once per view (server/listed-messages.ts):
+ * a view never changes (ImageService.view). One cache per handler asked about; only configured
+ * handlers get this far (runtimeHandlerOf).
+ */
+const imageEncodedFor = new Map<string, (view: ImageView) => Image>();
+function encodedCriImage(view: ImageView, runtimeHandler: string): Image {
+  let encoded = imageEncodedFor.get(runtimeHandler);
+  if (!encoded) {
+    encoded = encodedOncePerState('Image', () => '', (v: ImageView) => toCriImage(v, runtimeHandler));
+    imageEncodedFor.set(runtimeHandler, encoded);
+  }
+  return encoded(view);
+}
+
 export function imageServiceHandlers(images: ImageService, validate: CriValidator, handlerNames: () => string[]): ServiceHandlers<ImageServiceDefinition> {
   const filterOf = (rpc: string, filter: { image?: ImageSpec__Output | null } | null | undefined): string | undefined => {
     validate.imageReference(rpc, filter?.image);
@@ -58,12 +74,12 @@ export function imageServiceHandlers(images: ImageService, validate: CriValidato
   return {
     ListImages: async (req) => {
       const handler = runtimeHandlerOf('ListImages', req.filter?.image, handlerNames);
-      return { images: (await images.list(filterOf('ListImages', req.filter))).map((v) => toCriImage(v, handler)) };
+      return { images: (await images.list(filterOf('ListImages', req.filter))).map((v) => encodedCriImage(v, handler)) };
     },
 
     StreamImages: async (req, _ctx, send) => {
       const handler = runtimeHandlerOf('StreamImages', req.filter?.image, handlerNames);
-      const all = (await images.list(filterOf('StreamImages', req.filter))).map((v) => toCriImage(v, handler));
+      const all = (await images.list(filterOf('StreamImages', req.filter))).map((v) => encodedCriImage(v, handler));
       sendInBatches(all, send, (batch) => ({ images: batch }));
     },
 
@@ -81,7 +97,7 @@ export function imageServiceHandlers(images: ImageService, validate: CriValidato
           layers: view.layers,
         });
       }
-      return { image: toCriImage(view, handler), info };
+      return { image: encodedCriImage(view, handler), info };
     },
 
     PullImage: async (req) => {

@@ -7,7 +7,8 @@
 // The same goes for the statuses (PodSandboxStatus, ContainerStatus, and the containers' statuses
 // PodSandboxStatus lists): kubelet asks for them on every sync of a pod, and a record's status
 // changes only with the record. Built and encoded field by field, the status messages were most
-// of those calls' own CPU (the daemon runs without an optimising compiler, node-flags.ts).
+// of those calls' own CPU (the daemon runs without an optimising compiler, node-flags.ts). And
+// for the images ImageStatus and ListImages answer with (server/image-service.ts).
 //
 // A cached entry is keyed by the record object and checked against the record's listed state on
 // every use. Records are replaced, not changed, once listed (RecordStore.update and
@@ -24,13 +25,14 @@ import { containerMessage, containerStatusMessage, podSandboxMessage, podSandbox
 import { messageEncoder } from './cri-proto.js';
 import { withEncodedBody } from './direct-encoder.js';
 
-type EncodedOnceType = 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus';
+type EncodedOnceType = 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus' | 'Image';
 
 /**
- * A listing's entry or a status for a record, its body encoded once for the record's current state: `build`
- * makes the message, `stateOf` says which state it shows, `type` names its protobuf message.
+ * A listing's entry or a status for a record, its body encoded once for the record's current
+ * state: `build` makes the message, `stateOf` says which state it shows (a constant for a record
+ * that is replaced whenever what it shows changes), `type` names its protobuf message.
  */
-function encodedOncePerState<R extends object, M extends object>(
+export function encodedOncePerState<R extends object, M extends object>(
   type: EncodedOnceType, stateOf: (rec: R) => string, build: (rec: R) => M,
 ): (rec: R) => M {
   const cache = new WeakMap<R, { state: string; message: M }>();
