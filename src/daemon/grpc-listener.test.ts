@@ -133,6 +133,42 @@ describe('gRPC listener', () => {
     }
   });
 
+  it('serves at most maxConnections connections at once: one over is closed unanswered, and a freed place is taken again', async () => {
+    const path = join(dir, 'bounded.sock');
+    const bounded = await bindGrpc(server, { address: `unix://${path}`, socketMode: 0o600, maxConnections: 2 });
+    const open: Socket[] = [];
+    try {
+      const served = async () => {
+        const s = connect(path);
+        s.on('error', () => undefined);
+        open.push(s);
+        const reader = frameReader(s);
+        const closed = new Promise<'closed'>((resolve) => s.on('close', () => resolve('closed')));
+        const answered = reader.until(() => reader.frames.some((f) => f.type === 0x1 && f.streamId === 1 && f.flags & 0x1)).then(() => 'answered' as const);
+        s.write(openingWithCall('bounded'));
+        return { s, reader, outcome: await Promise.race([answered, closed]) };
+      };
+      const first = await served();
+      const second = await served();
+      expect([first.outcome, second.outcome]).toEqual(['answered', 'answered']);
+      expect((await served()).outcome).toBe('closed');
+      // The two it serves are still served.
+      second.s.write(imageStatusCall(3, 'again'));
+      await second.reader.until(() => second.reader.frames.some((f) => f.type === 0x1 && f.streamId === 3 && f.flags & 0x1));
+      first.s.destroy();
+      // Its place is free once the server has seen it close.
+      let again: Awaited<ReturnType<typeof served>> | undefined;
+      for (let i = 0; i < 50 && again?.outcome !== 'answered'; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        again = await served();
+      }
+      expect(again?.outcome).toBe('answered');
+    } finally {
+      for (const s of open) s.destroy();
+      await bounded.close();
+    }
+  });
+
   it('stops accepting when closed; the server\'s shutdown then ends an idle connection with GOAWAY', async () => {
     const other = new GrpcServer({ maxMessageBytes: 1024 });
     const path = join(dir, 'second.sock');

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { FailedPreconditionError, InvalidArgumentError, errnoCode } from '../errors.js';
+import { log } from '../log.js';
 import type { GrpcServer } from '../server/grpc-server.js';
 import { socketAnswers } from './socket-claim.js';
 
@@ -12,7 +13,19 @@ export interface ListenOptions {
   address: string;
   socketMode: number;
   socketGroup?: string | number;
+  /** Connections served at once, at most (MAX_GRPC_CONNECTIONS; a test passes a few). */
+  maxConnections?: number;
 }
+
+/**
+ * Connections served at once, at most. Each holds a descriptor and its buffers, and kubelet,
+ * crictl and crib's CLI use one or two each. A client that opens connections and never closes
+ * them (a leaking tool, or anything in grpc.socket_group) meets this bound rather than the
+ * daemon's descriptor limit, which every container start and pull needs too: a connection over it
+ * is closed as soon as it is accepted, and the refusals are logged (at most once a minute).
+ */
+export const MAX_GRPC_CONNECTIONS = 1024;
+const DROP_LOG_INTERVAL_MS = 60_000;
 
 export function unixSocketPath(address: string): string | undefined {
   if (address.startsWith('unix://')) return address.slice('unix://'.length);
@@ -40,8 +53,18 @@ export interface GrpcListener {
  * client that ends its side after sending its calls still gets their answers. Closing it stops
  * accepting; the server's own shutdown ends the open connections.
  */
-function connectionListener(server: GrpcServer): { listener: Server; close: () => Promise<void> } {
+function connectionListener(server: GrpcServer, maxConnections: number): { listener: Server; close: () => Promise<void> } {
   const listener = createServer({ allowHalfOpen: true }, (sock) => server.serveConnection(sock));
+  listener.maxConnections = maxConnections;
+  let dropped = 0;
+  let loggedAt = -Infinity;
+  listener.on('drop', () => {
+    dropped += 1;
+    if (Date.now() - loggedAt < DROP_LOG_INTERVAL_MS) return;
+    loggedAt = Date.now();
+    log.warn({ maxConnections, refusedSinceLastWarning: dropped }, 'gRPC connections refused: as many as the daemon serves at once are open (a client that never closes its connections?)');
+    dropped = 0;
+  });
   const close = () => new Promise<void>((resolve) => listener.close(() => resolve()));
   return { listener, close };
 }
@@ -66,7 +89,7 @@ export async function bindGrpc(server: GrpcServer, opts: ListenOptions): Promise
     const tcp = tcpAddress(opts.address);
     if (!tcp) throw new InvalidArgumentError(`grpc.address: "${opts.address}" is neither unix:///path nor host:port`);
     // Served like the socket, with the same bounds.
-    const { listener, close } = connectionListener(server);
+    const { listener, close } = connectionListener(server, opts.maxConnections ?? MAX_GRPC_CONNECTIONS);
     await listen(listener, opts.address, tcp);
     return { address: opts.address, close };
   }
@@ -77,7 +100,7 @@ export async function bindGrpc(server: GrpcServer, opts: ListenOptions): Promise
   await unlink(path).catch((err: unknown) => {
     if (errnoCode(err) !== 'ENOENT') throw err;
   });
-  const { listener, close } = connectionListener(server);
+  const { listener, close } = connectionListener(server, opts.maxConnections ?? MAX_GRPC_CONNECTIONS);
   await listen(listener, opts.address, { path });
   await chmod(path, opts.socketMode);
   if (opts.socketGroup !== undefined) await chown(path, 0, groupId(opts.socketGroup));
