@@ -12,6 +12,8 @@ import { startRegistry, type TestRegistry } from './registry.js';
 export interface BenchTarget {
   name: string;
   cri: CriClient;
+  /** The CRI socket's path (for a benchmark's own clients beside `cri`). */
+  socket: string;
   /** The busybox image, already pulled. */
   image: string;
   daemonPid: number;
@@ -102,7 +104,7 @@ async function startEachTarget(
   cleanups.unshift(() => d.cleanup());
   const cribFresh = await freshRss(d.proc.pid!);
   await d.cri.image.PullImage({ image: { image } });
-  await onTarget({ name: 'crib', cri: d.cri, image, daemonPid: d.proc.pid!, freshRssMiB: cribFresh, helper: { name: 'crib-monitor', marker: d.dir }, registry });
+  await onTarget({ name: 'crib', cri: d.cri, socket: d.socket, image, daemonPid: d.proc.pid!, freshRssMiB: cribFresh, helper: { name: 'crib-monitor', marker: d.dir }, registry });
 
   if (opts.withoutContainerd) return;
   if (containerdAvailable()) {
@@ -111,7 +113,7 @@ async function startEachTarget(
     // containerd pulled its image while starting: its figure is idle, but not before any pull.
     const ctdFresh = await freshRss(ctd.proc.pid!);
     await onTarget({
-      name: 'containerd 1.6 + runc', cri: ctd.cri, image, daemonPid: ctd.proc.pid!, freshRssMiB: ctdFresh,
+      name: 'containerd 1.6 + runc', cri: ctd.cri, socket: ctd.socket, image, daemonPid: ctd.proc.pid!, freshRssMiB: ctdFresh,
       helper: { name: 'containerd-shim', marker: ctd.socket.replace(/\/containerd.sock$/, '') },
       registry,
     });
