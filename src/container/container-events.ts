@@ -7,6 +7,7 @@
 // CONTAINER_DELETED_EVENT of that id, and otherwise holds it until its next full relist.
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import type { PodLifecycleEvent } from '../sandbox/sandbox-service.js';
+import { log } from '../log.js';
 import { nowNs } from '../time.js';
 
 export type ContainerEventType =
@@ -33,8 +34,18 @@ type Listener = (e: ContainerEvent) => void;
 export class ContainerEvents {
   private readonly listeners = new Set<Listener>();
 
+  /**
+   * Tells every subscriber. Called in the middle of a lifecycle operation (a pod made ready, a
+   * container removed): a subscriber that throws is logged, never let undo or fail that operation.
+   */
   emit(e: ContainerEvent): void {
-    for (const l of this.listeners) l(e);
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        log.error({ container: e.containerId, event: e.type, err }, 'a container event subscriber failed');
+      }
+    }
   }
 
   /** A pod's own events: made ready is created, then started (containerd sends both). */
