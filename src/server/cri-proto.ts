@@ -54,7 +54,7 @@ const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof
  * and repeated every few seconds (kubelet relists every second), and the statuses and image
  * calls kubelet makes for every pod and container it syncs.
  */
-const DIRECT_ENCODED = new Set([
+export const DIRECT_ENCODED: ReadonlySet<string> = new Set([
   'VersionResponse', 'PodSandboxStatusResponse', 'ContainerStatusResponse', 'ImageStatusResponse', 'ListImagesResponse',
   'ContainerEventResponse',
   'ListPodSandboxResponse', 'StreamPodSandboxesResponse', 'ListContainersResponse', 'StreamContainersResponse',
@@ -64,12 +64,23 @@ const DIRECT_ENCODED = new Set([
 ]);
 
 function serializer(type: Protobuf.Type): (value: object) => Buffer {
-  const direct = DIRECT_ENCODED.has(type.name) ? compileEncoder(type) : undefined;
+  const isDirect = DIRECT_ENCODED.has(type.name);
+  // Compiled when the first answer of the type is sent, not at start: each compiled type's
+  // functions (and those of every type it holds) stay in the heap, and an idle daemon sends few
+  // of these types, a node without pods some never. (Every one is compiled by the direct
+  // encoder's tests, so a type it cannot handle fails there, not in a daemon.)
+  let direct: ((value: object) => Buffer) | undefined;
   // A message object (not a plain one) carries its defaults on its prototype: protobufjs's path.
-  const ctor = direct ? type.ctor : undefined;
+  let ctor: Protobuf.Constructor<object> | undefined;
   return (value) => {
     if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
-    if (direct && !(value instanceof ctor!)) return direct(value);
+    if (isDirect) {
+      if (direct === undefined) {
+        direct = compileEncoder(type);
+        ctor = type.ctor as Protobuf.Constructor<object>;
+      }
+      if (!(value instanceof ctor!)) return direct(value);
+    }
     const bytes = type.encode(type.fromObject(value)).finish();
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { CRI_DESCRIPTOR_JSON } from '../gen/cri-descriptor.js';
 import { cgroupLayout } from '../stats/cgroup-path.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
-import { CRI_PROTO_PATH, PROTO_LOADER_OPTIONS, criProto, messageEncoder } from './cri-proto.js';
+import { CRI_PROTO_PATH, DIRECT_ENCODED, PROTO_LOADER_OPTIONS, criProto, messageEncoder } from './cri-proto.js';
 import { compileEncoder, UnsupportedTypeError, withEncodedBody } from './direct-encoder.js';
 
 const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof Protobuf;
@@ -105,6 +105,10 @@ describe('direct encoder', () => {
         expect(decode(type, bytes), `${name} #${n}`).toEqual(value);
       }
     }
+  });
+
+  it('covers every response the daemon encodes directly (each is compiled when first sent, so only here before that)', () => {
+    expect(STATS_RPCS.map(([, name]) => name).sort()).toEqual([...DIRECT_ENCODED].sort());
   });
 
   it('is what the daemon\'s serializer of each stats RPC sends, byte for byte proto-loader\'s', () => {
