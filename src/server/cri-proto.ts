@@ -126,10 +126,11 @@ function criRoot(): Protobuf.Root {
 /**
  * The direct encoder (direct-encoder.ts) of one runtime.v1 message type that is a part of a
  * directly encoded response (ContainerStats, PodSandboxStats, PodSandbox, Container, the two
- * statuses and Image): what a body handed to withEncodedBody is made with.
+ * statuses, Image and the stats' attributes): what a body handed to withEncodedBody is made with.
  */
 export function messageEncoder(
-  typeName: 'ContainerStats' | 'PodSandboxStats' | 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus' | 'Image',
+  typeName: 'ContainerStats' | 'PodSandboxStats' | 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus' | 'Image'
+    | 'ContainerAttributes' | 'PodSandboxAttributes',
 ): (value: object) => Buffer {
   return compileEncoder(criRoot().lookupType(`runtime.v1.${typeName}`));
 }

@@ -123,17 +123,28 @@ describe('direct encoder', () => {
 
   it('copies in the body a nested message object carries (withEncodedBody): the bytes it would have written', () => {
     const encodeStats = messageEncoder('ContainerStats');
+    const encodeContainerAttributes = messageEncoder('ContainerAttributes');
+    const encodePodAttributes = messageEncoder('PodSandboxAttributes');
     for (const name of ['ListContainerStatsResponse', 'ListPodSandboxStatsResponse']) {
       const type = lookup(name);
       for (const n of [0, 1]) {
-        const value = full(type, n) as Record<string, unknown>;
-        const expected = reference(type, value).toString('hex');
-        // Every ContainerStats of the response carries its own encoding.
-        const containers = name === 'ListContainerStatsResponse'
-          ? value.stats as object[]
-          : (value.stats as { linux: { containers: object[] } }[]).flatMap((p) => p.linux.containers);
-        for (const c of containers) withEncodedBody(c, encodeStats(c));
-        expect(compileEncoder(type)(value).toString('hex'), `${name} #${n}`).toBe(expected);
+        for (const bodies of ['stats', 'attributes'] as const) {
+          const value = full(type, n) as Record<string, unknown>;
+          const expected = reference(type, value).toString('hex');
+          const containers = (name === 'ListContainerStatsResponse'
+            ? value.stats as object[]
+            : (value.stats as { linux: { containers: object[] } }[]).flatMap((p) => p.linux.containers)) as { attributes: object }[];
+          // Every ContainerStats of the response carries its own encoding; or, as the stats
+          // handlers make them, every container's and pod's attributes do.
+          if (bodies === 'stats') for (const c of containers) withEncodedBody(c, encodeStats(c));
+          else {
+            for (const c of containers) withEncodedBody(c.attributes, encodeContainerAttributes(c.attributes));
+            if (name === 'ListPodSandboxStatsResponse') {
+              for (const p of value.stats as { attributes: object }[]) withEncodedBody(p.attributes, encodePodAttributes(p.attributes));
+            }
+          }
+          expect(compileEncoder(type)(value).toString('hex'), `${name} #${n} ${bodies}`).toBe(expected);
+        }
       }
     }
     // The carried body is what is sent (copied, not written again from the object).

@@ -8,7 +8,8 @@
 // PodSandboxStatus lists): kubelet asks for them on every sync of a pod, and a record's status
 // changes only with the record. Built and encoded field by field, the status messages were most
 // of those calls' own CPU (the daemon runs without an optimising compiler, node-flags.ts). And
-// for the images ImageStatus and ListImages answer with (server/image-service.ts).
+// for the images ImageStatus and ListImages answer with (server/image-service.ts), and the
+// attributes every stats entry of a container or pod carries (server/stats-rpcs.ts).
 //
 // A cached entry is keyed by the record object and checked against the record's listed state on
 // every use. Records are replaced, not changed, once listed (RecordStore.update and
@@ -25,7 +26,7 @@ import { containerMessage, containerStatusMessage, podSandboxMessage, podSandbox
 import { messageEncoder } from './cri-proto.js';
 import { withEncodedBody } from './direct-encoder.js';
 
-type EncodedOnceType = 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus' | 'Image';
+type EncodedOnceType = 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus' | 'Image' | 'ContainerAttributes' | 'PodSandboxAttributes';
 
 /**
  * A listing's entry or a status for a record, its body encoded once for the record's current

@@ -12,6 +12,7 @@ import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats.js';
 import { messageEncoder } from './cri-proto.js';
 import { withEncodedBody } from './direct-encoder.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
+import { encodedOncePerState } from './listed-messages.js';
 import { MAX_REPORTED_INTERFACES } from './listed-size.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
 
@@ -64,6 +65,14 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     },
   });
 
+  // A container's and a pod's attributes (id, metadata, labels, annotations: kubelet's labels and
+  // annotations are most of a stats entry's bytes) change only with the record: built and encoded
+  // once per record, every ContainerStats and PodSandboxStats the read-ahead encodes copies them.
+  const containerAttributes = encodedOncePerState('ContainerAttributes', () => '', (c: ContainerRecord) =>
+    ({ id: c.id, metadata: c.config.metadata, labels: c.config.labels, annotations: c.config.annotations }));
+  const podAttributes = encodedOncePerState('PodSandboxAttributes', () => '', (p: SandboxRecord) =>
+    ({ id: p.id, metadata: p.config.metadata, labels: p.config.labels, annotations: p.config.annotations }));
+
   // A container's writable layer is where its snapshot was made, for its whole life; asking the
   // snapshotter (which builds the snapshot's whole overlay layout) for each container of every
   // listing was 4% of the daemon's busy time in a profile of 200-container listings. Kept by
@@ -81,7 +90,7 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     return layer;
   };
   const containerSubject = (c: ContainerRecord): ContainerSubject => ({
-    attributes: { id: c.id, metadata: c.config.metadata, labels: c.config.labels, annotations: c.config.annotations },
+    attributes: containerAttributes(c),
     cgroupsPath: c.cgroupsPath ?? '',
     writableLayer: writableLayer(c.id),
     image: c.imageName,
@@ -93,7 +102,7 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     const ready = p.state === 'ready';
     const net = p.network;
     return {
-      attributes: { id: p.id, metadata: p.config.metadata, labels: p.config.labels, annotations: p.config.annotations },
+      attributes: podAttributes(p),
       cgroupParent: p.config.linux?.cgroupParent,
       netnsPath: ready ? p.netnsPath : undefined,
       // Only the built-in network records a host interface: always a veth pair.
