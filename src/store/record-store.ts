@@ -1,10 +1,10 @@
 // A directory of JSON records, one file per id, each written atomically (atomic-file.ts) and
 // versioned (schema.ts). The in-memory map is the read path; disk is written before a change
 // is acknowledged. Containers, pods and images are kept this way.
-import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NotFoundError, errnoCode, fsError } from '../errors.js';
-import { changeThenSyncDir, prepareJsonAtomic, readJson, sweepInterruptedWrites, type AtomicWriteOptions } from './atomic-file.js';
+import { NotFoundError, fsError } from '../errors.js';
+import { changeThenSyncDir, prepareJsonAtomic, readJson, sweepInterruptedWrites, unlinkIfExists, type AtomicWriteOptions } from './atomic-file.js';
 import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
 /** Record files: a 64-hex name (an id, or the hex of a digest id). Anything else is not ours. */
@@ -103,14 +103,7 @@ export class RecordStore<T extends { id: string }> {
    * removal whose loss in a power cut only has start-up redo something idempotent.
    */
   async remove(id: string, opts: AtomicWriteOptions = {}): Promise<void> {
-    const file = this.file(id);
-    const removeFile = async () => {
-      try {
-        await unlink(file);
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') throw fsError(err, file, 'remove');
-      }
-    };
+    const removeFile = () => unlinkIfExists(this.file(id));
     if (opts.syncDir === false) {
       await removeFile();
     } else {

@@ -3,7 +3,7 @@
 // keeps what it needs in memory and serialises its own read-modify-write cycles.
 import { basename, dirname } from 'node:path';
 import { errnoCode, fsError } from '../errors.js';
-import { fsyncDir, readJson, sweepInterruptedWrites, unlinkIfExists, writeJsonAtomicMkdir, type AtomicWriteOptions } from './atomic-file.js';
+import { changeThenSyncDir, readJson, sweepInterruptedWrites, unlinkIfExists, writeJsonAtomicMkdir, type AtomicWriteOptions } from './atomic-file.js';
 import { decodeDocument, encodeDocument, type Schema } from './schema.js';
 
 export class StateFile<T extends object> {
@@ -27,8 +27,7 @@ export class StateFile<T extends object> {
 
   /** Delete the file; fine when it is already gone. */
   async remove(): Promise<void> {
-    await unlinkIfExists(this.path);
-    await fsyncDir(dirname(this.path)).catch((err: unknown) => {
+    await changeThenSyncDir(dirname(this.path), () => unlinkIfExists(this.path)).catch((err: unknown) => {
       if (errnoCode(err) !== 'ENOENT') throw fsError(err, dirname(this.path), 'sync');
     });
   }
