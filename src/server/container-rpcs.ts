@@ -7,7 +7,7 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import type { CriGuards } from './cri-guards.js';
-import { encodedContainerStatus, encodedPodSandboxStatus, listedContainer } from './listed-messages.js';
+import { encodedContainerStatus, encodedPodSandboxStatus, listedContainer, podContainerStatuses } from './listed-messages.js';
 import { EXEC_SYNC_OUTPUT_BUDGET, fitExecOutput } from './exec-output.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { containerListedBytes } from './listed-size.js';
@@ -133,14 +133,12 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
       await new Promise<void>((resolve) => {
         const unsubscribe = containers.events.subscribe((e) => {
           const pod = e.pod ?? pods.find(e.podId);
-          // The statuses of every container of the pod, as the pod's status lists them: kubelet
-          // replaces its cached status of the pod with what an event carries.
           const msg: ContainerEventResponse = {
             containerId: e.containerId,
             containerEventType: e.type,
             createdAt: e.createdAt,
             podSandboxStatus: pod ? encodedPodSandboxStatus(pod) : null,
-            containersStatuses: containers.list().filter((c) => c.podId === e.podId).map(encodedContainerStatus),
+            containersStatuses: podContainerStatuses(containers.list(), e.podId),
           };
           send(msg);
         });

@@ -26,7 +26,8 @@ import { containerMessage, containerStatusMessage, podSandboxMessage, podSandbox
 import { messageEncoder } from './cri-proto.js';
 import { withEncodedBody } from './direct-encoder.js';
 
-type EncodedOnceType = 'PodSandbox' | 'Container' | 'PodSandboxStatus' | 'ContainerStatus' | 'Image' | 'ContainerAttributes' | 'PodSandboxAttributes';
+/** The message types a body can be encoded beforehand for (cri-proto.ts messageEncoder). */
+type EncodedOnceType = Parameters<typeof messageEncoder>[0];
 
 /**
  * A listing's entry or a status for a record, its body encoded once for the record's current
@@ -60,3 +61,11 @@ export const encodedPodSandboxStatus: (rec: SandboxRecord) => PodSandboxStatus =
 
 /** The container's status (ContainerStatus, and its entry in PodSandboxStatus), its body encoded once for its current state. */
 export const encodedContainerStatus: (rec: ContainerRecord) => ContainerStatus = encodedOncePerState('ContainerStatus', criState, containerStatusMessage);
+
+/**
+ * The statuses of pod `podId`'s containers among `containers`: what PodSandboxStatus lists, and
+ * what every container event of the pod carries (kubelet replaces its cached pod status with it).
+ */
+export function podContainerStatuses(containers: readonly ContainerRecord[], podId: string): ContainerStatus[] {
+  return containers.filter((c) => c.podId === podId).map(encodedContainerStatus);
+}

@@ -5,7 +5,7 @@ import type { SandboxService } from '../sandbox/sandbox-service.js';
 import { nowNs } from '../time.js';
 import type { CriGuards } from './cri-guards.js';
 import { podSandboxState } from './cri-messages.js';
-import { encodedContainerStatus, encodedPodSandboxStatus, listedPodSandbox } from './listed-messages.js';
+import { encodedPodSandboxStatus, listedPodSandbox, podContainerStatuses } from './listed-messages.js';
 import { matchesFilter, type CriListFilter } from './label-selector.js';
 import { podListedBytes } from './listed-size.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
@@ -35,8 +35,7 @@ export function podSandboxHandlers(pods: SandboxService, containers: ContainerSe
 
     PodSandboxStatus: async (req) => {
       const rec = pods.get(req.podSandboxId);
-      const inPod = containers.list().filter((c) => c.podId === rec.id);
-      const statuses = await Promise.all(inPod.map(async (c) => encodedContainerStatus(await containers.status(c.id))));
+      const statuses = podContainerStatuses(containers.list(), rec.id);
       const info: Record<string, string> = {};
       if (req.verbose) {
         info.info = JSON.stringify({
