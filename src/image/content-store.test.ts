@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataLossError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { slowStream } from '../../test-support/slow-stream.js';
 import { sha256 } from '../../test-support/tar-fixtures.js';
-import { ContentStore } from './content-store.js';
+import { ContentStore, type BlobSink } from './content-store.js';
 
 let root: string;
 let store: ContentStore;
@@ -50,6 +50,33 @@ describe('ContentStore', () => {
     expect((err as Error).message).toContain(claimed);
     expect((err as Error).message).toContain(sha256(data));
     expect(await store.has(claimed)).toBe(false);
+    expect(ingestDirEmpty()).toBe(true);
+  });
+
+  it("writes through the caller's sink, checks the digest it reports, and removes the file only once it has stopped", async () => {
+    const data = Buffer.from('bytes a sink writes');
+    const digest = sha256(data);
+    const events: string[] = [];
+    /** Writes the temp file as an unpack thread would, reporting `claim` as the digest. */
+    const sinkAt = (claim: string) => (path: string): BlobSink => ({
+      write: (chunk) => {
+        appendFileSync(path, chunk);
+        return undefined;
+      },
+      end: async () => claim,
+      stop: async (err) => {
+        events.push(`stop: ${err.message} (file there: ${existsSync(path)})`);
+      },
+    });
+    const lied = await store.ingest({ digest, size: data.length }, async () => Readable.from([data]),
+      { sinkAt: sinkAt(sha256('other')) }).then(() => new Error('ingested'), (e: unknown) => e as Error);
+    expect(lied).toBeInstanceOf(DataLossError);
+    expect(events).toEqual([`stop: ${lied.message} (file there: true)`]);
+    expect(await store.has(digest)).toBe(false);
+    expect(ingestDirEmpty()).toBe(true);
+
+    const path = await store.ingest({ digest, size: data.length }, async () => Readable.from([data]), { sinkAt: sinkAt(digest) });
+    expect(readFileSync(path)).toEqual(data);
     expect(ingestDirEmpty()).toBe(true);
   });
 

@@ -1,13 +1,11 @@
-// Content-addressed blob store: <root>/content/sha256/<hex>. Bytes are verified while they
-// stream in (digest and size) and only a verified blob is renamed into place, so a blob that
-// exists is always the blob its name says. Temp files live in <root>/content/ingest on the same
-// filesystem so the final rename is atomic.
+// Content-addressed blob store: <root>/content/sha256/<hex>. Bytes are counted as they stream in
+// and hashed by the sink that writes them (here, or a layer's unpack thread), and only a verified
+// blob is renamed into place, so a blob that exists is always the blob its name says. Temp files
+// live in <root>/content/ingest on the same filesystem so the final rename is atomic.
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { DataLossError, InvalidArgumentError, NotFoundError, errnoCode, fsError } from '../errors.js';
 import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
@@ -25,17 +23,26 @@ export interface IngestOptions {
   /** Called with the running byte count as data arrives. */
   onProgress?(bytes: number): void;
   /**
-   * Also give the bytes to `tee` as they arrive (a layer unpacking while it downloads), only when
-   * this call fetches the blob: none reach it when the blob is present or another call's fetch
-   * is joined. A pending write() holds the download back (backpressure) and a rejected one fails
-   * it; end() comes only after the whole blob matched its size and digest.
+   * Where a fetched blob's bytes go: a sink writing the temp file `path` (a layer's unpack
+   * thread, which unpacks the bytes as they arrive and writes and hashes them off the event
+   * loop). Called only when this call fetches the blob: not when the blob is present or another
+   * call's fetch is joined. Without it the bytes are written and hashed here.
    */
-  tee?: BlobTee;
+  sinkAt?(path: string): BlobSink;
 }
 
-export interface BlobTee {
+/** Writes a blob being fetched into its temp file and hashes it. */
+export interface BlobSink {
+  /**
+   * The next bytes; `chunk` is the sink's from then on (it may move to another thread). A
+   * returned promise holds the download back until there is room; it rejects once the sink has
+   * failed.
+   */
   write(chunk: Buffer): Promise<void> | undefined;
-  end(): void;
+  /** Every byte was written: resolves to their sha256 digest once the file holds them, synced and closed. */
+  end(): Promise<string>;
+  /** The fetch failed: resolves once nothing writes the file any more (it is then removed). */
+  stop(err: Error): Promise<void>;
 }
 
 export class ContentStore {
@@ -152,35 +159,41 @@ export class ContentStore {
 
   private readonly activeTemps = new Set<string>();
 
+  /**
+   * Stream the blob into a temp file through its sink, counting its bytes as they arrive (a blob
+   * outgrowing its size fails at once), check the digest the sink reports, and rename the synced
+   * file into place.
+   */
   private async fetch(desc: BlobDescriptor, hex: string, final: string,
     openStream: () => Promise<Readable>, opts: IngestOptions): Promise<string> {
     await mkdir(this.ingestDir, { recursive: true, mode: 0o700 });
     const tmpName = `${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
     const tmp = join(this.ingestDir, tmpName);
     this.activeTemps.add(tmpName);
+    let source: Readable | undefined;
+    let sink: BlobSink | undefined;
     try {
       opts.signal?.throwIfAborted();
-      const source = await openStream();
-      const verifier = new DigestVerifier(desc, opts.onProgress, opts.tee);
-      const sink = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
-      // A write to the stream's fd names no file: a full disk is reported with the temp's path.
-      let sinkError: unknown;
-      sink.once('error', (err) => (sinkError = err));
-      await pipeline(source, verifier, sink, opts.signal ? { signal: opts.signal } : {}).catch((err: unknown) => {
-        throw err === sinkError ? fsError(err, tmp, 'write') : err;
-      });
-      verifier.check();
-      opts.tee?.end();
-      const fh = await open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
+      source = await openStream();
+      if (opts.signal) addAbortSignal(opts.signal, source);
+      sink = opts.sinkAt?.(tmp) ?? await FileSink.create(tmp);
+      let bytes = 0;
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > desc.size) throw new DataLossError(`blob ${desc.digest}: expected ${desc.size} bytes, got more than that`);
+        opts.onProgress?.(bytes);
+        const room = sink.write(chunk);
+        if (room) await room;
       }
+      if (bytes !== desc.size) throw new DataLossError(`blob ${desc.digest}: expected ${desc.size} bytes, got ${bytes}`);
+      const got = await sink.end();
+      if (got !== desc.digest) throw new DataLossError(`blob ${desc.digest}: content has digest ${got}, expected ${desc.digest}`);
       await rename(tmp, final);
       await fsyncDir(this.blobDir);
       return final;
     } catch (err) {
+      source?.destroy();
+      await sink?.stop(err instanceof Error ? err : new Error(String(err)));
       await unlinkIfExists(tmp);
       throw err;
     } finally {
@@ -189,44 +202,45 @@ export class ContentStore {
   }
 }
 
-/** Pass-through that hashes and counts, failing as soon as the stream outgrows its size. */
-class DigestVerifier extends Transform {
+/** A blob written and hashed on this thread (config blobs, manifests: a few KiB). */
+class FileSink implements BlobSink {
   private readonly hash = createHash('sha256');
-  private bytes = 0;
+  private closed = false;
 
-  constructor(private readonly desc: BlobDescriptor, private readonly onProgress?: (n: number) => void,
-    private readonly tee?: BlobTee) {
-    super();
-  }
+  private constructor(private readonly fh: FileHandle, private readonly path: string) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.desc.size) {
-      cb(new DataLossError(`blob ${this.desc.digest}: expected ${this.desc.size} bytes, got more than that`));
-      return;
-    }
-    this.hash.update(chunk);
-    this.onProgress?.(this.bytes);
-    let teed: Promise<void> | undefined;
+  static async create(path: string): Promise<FileSink> {
     try {
-      teed = this.tee?.write(chunk);
+      return new FileSink(await open(path, 'wx', 0o644), path);
     } catch (err) {
-      cb(err as Error);
-      return;
+      throw fsError(err, path, 'create');
     }
-    if (teed) teed.then(() => cb(null, chunk), (err: unknown) => cb(err as Error));
-    else cb(null, chunk);
   }
 
-  /** Throws DataLossError unless the whole stream matched both size and digest. */
-  check(): void {
-    if (this.bytes !== this.desc.size) {
-      throw new DataLossError(`blob ${this.desc.digest}: expected ${this.desc.size} bytes, got ${this.bytes}`);
+  async write(chunk: Buffer): Promise<void> {
+    this.hash.update(chunk);
+    try {
+      for (let off = 0; off < chunk.length;) off += (await this.fh.write(chunk, off)).bytesWritten;
+    } catch (err) {
+      throw fsError(err, this.path, 'write');
     }
-    const got = `sha256:${this.hash.digest('hex')}`;
-    if (got !== this.desc.digest) {
-      throw new DataLossError(`blob ${this.desc.digest}: content has digest ${got}, expected ${this.desc.digest}`);
+  }
+
+  async end(): Promise<string> {
+    try {
+      await this.fh.sync();
+      this.closed = true;
+      await this.fh.close();
+    } catch (err) {
+      throw fsError(err, this.path, 'sync');
     }
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close().catch(() => undefined);
   }
 }
 

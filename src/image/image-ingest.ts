@@ -1,8 +1,9 @@
 // Turning "a manifest and a way to open its blobs" into content and snapshots. Pull and import
 // both end here, so an imported image is stored exactly as a pulled one. Layers are fetched and
 // unpacked in parallel, bounded by max_concurrent_downloads: each streams into an unpack thread
-// as it downloads, into its own staging dir (an overlay lower dir is independent of its parents),
-// and the staged layers are committed as snapshots in chain order.
+// as it downloads (the thread writes the blob file too), into its own staging dir (an overlay
+// lower dir is independent of its parents), and the staged layers are committed as snapshots in
+// chain order.
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -212,12 +213,12 @@ async function stageLayer(deps: IngestDeps, source: ImageSource, layer: Descript
     maxEntries: limits.maxLayerEntries,
   };
   let job: LayerUnpack | undefined;
-  const streamed = (): LayerUnpack => (job ??= deps.unpackPool.unpack(dir, 'stream', unpackOpts));
   try {
     const blobPath = await content.ingest(layer, () => source.openBlob(layer), {
       signal,
       onProgress: progress && ((n) => progress.layerBytes(i, n)),
-      tee: { write: (chunk) => streamed().write(chunk), end: () => streamed().end() },
+      // A download unpacks as it arrives, on the thread that also writes the blob file.
+      sinkAt: (tmp) => (job = deps.unpackPool.unpack(dir, { download: tmp }, unpackOpts)),
     });
     progress?.layerState(i, 'unpacking');
     // The blob was on the node already, or another pull fetched it: unpack it from disk.

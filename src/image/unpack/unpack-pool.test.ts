@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
+import { InternalError, InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
 import { ByteBudget } from '../limits.js';
 import { sha256, tarFromEntries, type TarEntry } from '../../../test-support/image-builder.js';
 import { zstdLayer } from '../../../test-support/tar-fixtures.js';
@@ -27,11 +27,13 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 const fresh = (): string => join(work, `d${n++}`);
+/** A download's blob file, as the content store names one: a fresh path. */
+const download = (): { download: string } => ({ download: join(work, `blob-${n++}`) });
 
-/** Feed `blob` to a stream job in chunks of `size`, as a download would. */
-async function feed(job: LayerUnpack, blob: Buffer, size = 4096): Promise<void> {
+/** Feed `blob` to a download's job in chunks of `size`, as the content store would; the digest. */
+async function feed(job: LayerUnpack, blob: Buffer, size = 4096): Promise<string> {
   for (let off = 0; off < blob.length; off += size) await job.write(blob.subarray(off, off + size));
-  job.end();
+  return job.end();
 }
 
 const layer: TarEntry[] = [
@@ -53,7 +55,7 @@ describe('UnpackPool', () => {
     const blobPath = join(work, `blob-${n++}`);
     writeFileSync(blobPath, gz);
     const streamedDir = fresh();
-    const job = pool.unpack(streamedDir, 'stream', { what: 'layer L' });
+    const job = pool.unpack(streamedDir, download(), { what: 'layer L' });
     await feed(job, gz);
     const streamed = await job.result;
     const fromFile = await pool.unpack(fresh(), { file: blobPath }).result;
@@ -73,17 +75,46 @@ describe('UnpackPool', () => {
     expect(existsSync(join(streamedDir, 'var/.wh.gone.txt'))).toBe(false);
   });
 
+  it("writes a download's bytes to its blob file and reports their digest once the file is synced", async () => {
+    const gz = gzipSync(tarFromEntries(layer));
+    const blob = download();
+    const job = pool.unpack(fresh(), blob);
+    expect(await feed(job, gz, 1000)).toBe(sha256(gz));
+    // The file is whole when end() answers, before the layer is unpacked.
+    expect(readFileSync(blob.download).equals(gz)).toBe(true);
+    expect(lstatSync(blob.download).mode & 0o777).toBe(0o644 & ~process.umask());
+    await job.result;
+
+    // An uncompressed layer's diffID is the blob's digest, computed by the thread once.
+    const tar = tarFromEntries(layer);
+    const plain = pool.unpack(fresh(), download(), { blobDigest: sha256(tar) });
+    expect(await feed(plain, tar)).toBe(sha256(tar));
+    expect((await plain.result).diffId).toBe(sha256(tar));
+  });
+
+  it('refuses a download whose blob file exists already, naming it, and writes nothing into it', async () => {
+    const blob = download();
+    writeFileSync(blob.download, 'someone else');
+    const job = pool.unpack(fresh(), blob);
+    const err = await job.result.then(() => new Error('unpacked'), (e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(InternalError);
+    expect(err.message).toBe(`create ${blob.download}: file already exists`);
+    await expect(job.write(Buffer.from('x'))).rejects.toBe(err);
+    await expect(job.end()).rejects.toBe(err);
+    expect(readFileSync(blob.download, 'utf8')).toBe('someone else');
+  });
+
   it('takes plain and zstd layers streamed in odd-sized chunks, and refuses a truncated one', async () => {
     const tar = tarFromEntries(layer);
     for (const [blob, kind, size] of [[tar, 'none', 511], [tar, 'none', 100_000], [zstdLayer(tar), 'zstd', 777]] as const) {
       const dir = fresh();
-      const job = pool.unpack(dir, 'stream');
+      const job = pool.unpack(dir, download());
       await feed(job, blob, size);
       const res = await job.result;
       expect([res.compression, res.diffId]).toEqual([kind, sha256(tar)]);
       expect(readFileSync(join(dir, 'bin/tool'), 'utf8')).toBe('binary');
     }
-    const cut = pool.unpack(fresh(), 'stream');
+    const cut = pool.unpack(fresh(), download());
     await feed(cut, tar.subarray(0, 1000));
     await expect(cut.result).rejects.toThrow(/^layer tar is truncated/);
   });
@@ -91,7 +122,7 @@ describe('UnpackPool', () => {
   it('refuses a corrupt gzip stream with INVALID_ARGUMENT naming the layer', async () => {
     const gz = gzipSync(tarFromEntries(layer));
     gz[gz.length >> 1] ^= 0xff;
-    const job = pool.unpack(fresh(), 'stream', { what: 'layer sha256:abc' });
+    const job = pool.unpack(fresh(), download(), { what: 'layer sha256:abc' });
     await feed(job, gz).catch(() => undefined);
     const err = await job.result.catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(InvalidArgumentError);
@@ -101,7 +132,7 @@ describe('UnpackPool', () => {
   it('stops at max_layer_size and max_layer_entries, and at the image budget shared by layers', async () => {
     const big = gzipSync(tarFromEntries([{ type: 'file', path: 'big', content: Buffer.alloc(8 << 20), ...mine }]));
     const dir = fresh();
-    const job = pool.unpack(dir, 'stream', { what: 'layer X', maxBytes: 1 << 20 });
+    const job = pool.unpack(dir, download(), { what: 'layer X', maxBytes: 1 << 20 });
     await feed(job, big, 64 << 10).catch(() => undefined);
     const err = await job.result.catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(ResourceExhaustedError);
@@ -109,16 +140,16 @@ describe('UnpackPool', () => {
     expect(lstatSync(join(dir, 'big')).size).toBeLessThanOrEqual(1 << 20);
 
     const many = tarFromEntries(Array.from({ length: 50 }, (_, i): TarEntry => ({ type: 'file', path: `f${i}`, content: 'x', ...mine })));
-    const entries = await pool.unpack(fresh(), 'stream', { what: 'layer Y', maxEntries: 10 });
+    const entries = await pool.unpack(fresh(), download(), { what: 'layer Y', maxEntries: 10 });
     await feed(entries, many).catch(() => undefined);
     await expect(entries.result).rejects.toThrow(/^layer Y has more than 10 entries, over the limit of 10 set by image\.max_layer_entries/);
 
     const budget = new ByteBudget('maxImageBytes', 3 << 20, 'image "i" unpacks to');
     const two = gzipSync(tarFromEntries([{ type: 'file', path: 'a', content: Buffer.alloc(2 << 20), ...mine }]));
-    const first = pool.unpack(fresh(), 'stream', { budget });
+    const first = pool.unpack(fresh(), download(), { budget });
     await feed(first, two);
     await first.result;
-    const second = pool.unpack(fresh(), 'stream', { budget });
+    const second = pool.unpack(fresh(), download(), { budget });
     await feed(second, two).catch(() => undefined);
     await expect(second.result).rejects.toThrow('image "i" unpacks to more than 3 MiB, over the limit of 3 MiB set by image.max_image_size');
   });
@@ -126,13 +157,13 @@ describe('UnpackPool', () => {
   it('aborts a job mid-stream, reporting the abort reason once the thread has stopped writing', async () => {
     const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(1 << 20), ...mine }]));
     const ac = new AbortController();
-    const job = pool.unpack(fresh(), 'stream', { signal: ac.signal });
+    const job = pool.unpack(fresh(), download(), { signal: ac.signal });
     await job.write(gz.subarray(0, 1000));
     ac.abort(new Error('pull cancelled'));
     await expect(job.result).rejects.toThrow('pull cancelled');
     await expect(job.write(gz.subarray(1000))).rejects.toThrow('pull cancelled');
     // The thread is free again for the next job.
-    const next = pool.unpack(fresh(), 'stream');
+    const next = pool.unpack(fresh(), download());
     await feed(next, gz);
     expect((await next.result).fileBytes).toBe(1 << 20);
   });
@@ -141,7 +172,7 @@ describe('UnpackPool', () => {
     const small = new UnpackPool(2, 200);
     try {
       const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(64 << 10), ...mine }]));
-      const jobs = Array.from({ length: 5 }, () => small.unpack(fresh(), 'stream'));
+      const jobs = Array.from({ length: 5 }, () => small.unpack(fresh(), download()));
       // Queued jobs take writes too (up to the window), and start when a thread frees up.
       await Promise.all(jobs.map((j) => feed(j, gz)));
       expect(small.size).toBeLessThanOrEqual(2);

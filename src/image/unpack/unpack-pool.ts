@@ -7,13 +7,15 @@
 // fetches at once); a job beyond that waits for a thread, and its download waits with it
 // (backpressure). A thread costs ~10 MiB of RSS, so one idle for `idleMs` (10 s) is terminated:
 // an idle daemon has none, and the worker's modules are loaded on the first pull, not at start.
-// A streamed job has at most WINDOW compressed bytes in flight to its thread.
+// A download's job has at most WINDOW compressed bytes in flight to its thread, which writes
+// them to the blob's temp file as well as unpacking them (the content store's BlobSink).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InternalError } from '../../errors.js';
 import { log } from '../../log.js';
+import type { BlobSink } from '../content-store.js';
 import type { ByteBudget } from '../limits.js';
 import type { ExtractOptions, ExtractResult } from './extract-layer.js';
 import { deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
@@ -25,6 +27,9 @@ const BATCH = 256 << 10;
 const DEFAULT_IDLE_MS = 10_000;
 
 export type UnpackResult = ExtractResult;
+
+/** A blob file on disk, or a download whose bytes the thread writes to the file named. */
+export type UnpackSource = { file: string } | { download: string };
 
 export interface LayerUnpackOptions extends Omit<ExtractOptions, 'what' | 'maxBytes' | 'maxEntries'> {
   what?: string;
@@ -73,12 +78,13 @@ export class UnpackPool {
   }
 
   /**
-   * Unpack a layer into `dir` (created if missing): from the blob `file`, or, with 'stream', from
-   * the bytes given to the handle's write() and end(). On failure the caller removes `dir`, after
-   * `result` has settled (the thread has stopped writing by then).
+   * Unpack a layer into `dir` (created if missing): from the blob `file`, or from a download: the
+   * bytes given to the handle's write() and end(), which the thread also writes to the new file
+   * `download` (the content store's temp file for the blob). On failure the caller removes `dir`
+   * (and the download's file), after `result` has settled: the thread has stopped writing by then.
    */
-  unpack(dir: string, source: { file: string } | 'stream', opts: LayerUnpackOptions = {}): LayerUnpack {
-    const job = new LayerUnpack(this.nextId++, dir, source === 'stream' ? undefined : source.file, opts, (j) => this.dequeue(j));
+  unpack(dir: string, source: UnpackSource, opts: LayerUnpackOptions = {}): LayerUnpack {
+    const job = new LayerUnpack(this.nextId++, dir, source, opts, (j) => this.dequeue(j));
     this.waiting.push(job);
     this.schedule();
     return job;
@@ -89,7 +95,7 @@ export class UnpackPool {
    * would stall every RPC for as long as the disk takes to write a pull's hundreds of MB.
    */
   async syncfs(dir: string): Promise<void> {
-    const job = new LayerUnpack(this.nextId++, dir, undefined, { what: `the filesystem of ${dir}` }, (j) => this.dequeue(j), true);
+    const job = new LayerUnpack(this.nextId++, dir, undefined, { what: `the filesystem of ${dir}` }, (j) => this.dequeue(j));
     this.waiting.push(job);
     this.schedule();
     await job.result;
@@ -170,8 +176,11 @@ export class UnpackPool {
   }
 }
 
-/** One layer unpacking on the pool, as the main thread sees it. */
-export class LayerUnpack {
+/**
+ * One layer unpacking on the pool, as the main thread sees it; for a download, also the sink the
+ * content store writes the blob into.
+ */
+export class LayerUnpack implements BlobSink {
   readonly result: Promise<UnpackResult>;
   private settle!: { resolve(r: UnpackResult): void; reject(err: unknown): void };
   private post: ((m: ToWorker, transfer?: ArrayBuffer[]) => void) | undefined;
@@ -179,21 +188,23 @@ export class LayerUnpack {
   /** Messages for the thread before it is assigned. */
   private readonly outbox: { m: ToWorker; transfer?: ArrayBuffer[] }[] = [];
   private unacked = 0;
-  /** Bytes written and not yet sent (up to BATCH). */
-  private batch: Uint8Array | undefined;
+  /** Chunks written and not yet sent (about BATCH bytes). */
+  private batch: Uint8Array[] = [];
   private batchLength = 0;
   private roomWaiters: (() => void)[] = [];
   private failure: Error | undefined;
   private settled = false;
   private ended = false;
+  /** A download's blob digest, once the thread has the whole file synced. */
+  private blobWritten: { resolve(digest: string): void; reject(err: unknown): void } | undefined;
   private readonly what: string;
   private readonly onAbort: () => void;
 
-  constructor(private readonly id: number, private readonly dir: string, private readonly file: string | undefined,
-    private readonly opts: LayerUnpackOptions, private readonly dequeue: (j: LayerUnpack) => void,
-    /** A flush of `dir`'s filesystem rather than an unpack (UnpackPool.syncfs). */
-    private readonly syncOnly = false) {
-    this.what = opts.what ?? `layer ${file ?? dir}`;
+  constructor(private readonly id: number, private readonly dir: string,
+    /** Undefined for a flush of `dir`'s filesystem rather than an unpack (UnpackPool.syncfs). */
+    private readonly source: UnpackSource | undefined,
+    private readonly opts: LayerUnpackOptions, private readonly dequeue: (j: LayerUnpack) => void) {
+    this.what = opts.what ?? `layer ${source && 'file' in source ? source.file : dir}`;
     this.result = new Promise<UnpackResult>((resolve, reject) => (this.settle = { resolve, reject }));
     this.result.catch(() => undefined); // the owner awaits it; never an unhandled rejection meanwhile
     this.onAbort = () => this.abort(opts.signal!.reason instanceof Error ? opts.signal!.reason : new Error(String(opts.signal!.reason)));
@@ -202,22 +213,22 @@ export class LayerUnpack {
   }
 
   /**
-   * Hand the next compressed bytes to the thread (a 'stream' job). Resolves at once while the
-   * window has room, later when the thread has caught up; rejects once the job has failed.
+   * Hand the next compressed bytes of a download to the thread; `chunk` is the job's from then on
+   * (it may be moved to the thread). Resolves at once while the window has room, later when the
+   * thread has caught up; rejects once the job has failed.
    */
   write(chunk: Buffer): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.failure);
     if (this.ended) return Promise.reject(new Error(`${this.what}: write after end`));
-    // Network chunks are 16-64 KiB; they go over in batches, a copy the thread takes over (the
-    // caller still writes `chunk` to the blob, and cloning a view would copy its whole backing
-    // buffer, often a pooled slab much larger than the chunk).
-    for (let off = 0; off < chunk.length;) {
-      this.batch ??= new Uint8Array(BATCH);
-      const n = Math.min(BATCH - this.batchLength, chunk.length - off);
-      this.batch.set(chunk.subarray(off, off + n), this.batchLength);
-      this.batchLength += n;
-      off += n;
-      if (this.batchLength === BATCH) this.flushBatch();
+    // Network chunks are 16-64 KiB, each read into a buffer of its own: such a chunk moves to the
+    // thread as it is, with no copy and no new allocation (copying into fresh batch buffers cost
+    // a 100 MB pull ~80 ms of the event loop, and their garbage more). A view into a larger
+    // buffer is copied: moving that buffer would take the bytes around the view from their owner.
+    if (chunk.length > 0) {
+      const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+      this.batch.push(whole ? chunk : new Uint8Array(chunk));
+      this.batchLength += chunk.length;
+      if (this.batchLength >= BATCH) this.flushBatch();
     }
     this.unacked += chunk.length;
     if (this.unacked <= WINDOW) return undefined;
@@ -226,26 +237,39 @@ export class LayerUnpack {
     });
   }
 
-  /** All bytes were written (and the blob verified): the thread finishes the layer. */
-  end(): void {
-    if (this.ended || this.failure) return;
+  /**
+   * Every byte of the download was written: the thread syncs and closes the blob file and
+   * finishes the layer. Resolves to the blob's sha256 digest once the file is synced (before the
+   * layer is unpacked: `result` says when that is); rejects if the job fails first.
+   */
+  end(): Promise<string> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.ended) return Promise.reject(new Error(`${this.what}: ended twice`));
     this.ended = true;
+    const written = new Promise<string>((resolve, reject) => (this.blobWritten = { resolve, reject }));
     this.flushBatch();
     this.send({ t: 'end', id: this.id });
+    return written;
   }
 
   private flushBatch(): void {
-    if (!this.batch || this.batchLength === 0) return;
-    const data = this.batchLength === BATCH ? this.batch : this.batch.slice(0, this.batchLength);
-    this.batch = undefined;
+    if (this.batch.length === 0) return;
+    const chunks = this.batch;
+    this.batch = [];
     this.batchLength = 0;
-    this.send({ t: 'data', id: this.id, chunk: data }, [data.buffer as ArrayBuffer]);
+    this.send({ t: 'data', id: this.id, chunks }, chunks.map((c) => c.buffer as ArrayBuffer));
   }
 
   /** Stop the job; `result` rejects with `err` once the thread has stopped writing. */
   abort(err: Error): void {
     if (this.settled || this.failure) return;
     this.fail(err);
+  }
+
+  /** Abort, and resolve once the thread no longer writes the layer's dir or the blob file. */
+  async stop(err: Error): Promise<void> {
+    this.abort(err);
+    await this.result.catch(() => undefined);
   }
 
   private fail(err: Error): void {
@@ -271,11 +295,11 @@ export class LayerUnpack {
       maxBytes: this.opts.maxBytes ?? Number.MAX_SAFE_INTEGER,
       maxEntries: this.opts.maxEntries ?? Number.MAX_SAFE_INTEGER,
     };
-    if (this.syncOnly) {
+    if (!this.source) {
       post({ t: 'syncfs', id: this.id, dir: this.dir });
       return;
     }
-    post({ t: 'start', id: this.id, dir: this.dir, ...(this.file !== undefined ? { file: this.file } : {}), opts });
+    post({ t: 'start', id: this.id, dir: this.dir, source: this.source, opts });
     for (const { m, transfer } of this.outbox.splice(0)) post(m, transfer);
   }
 
@@ -285,6 +309,9 @@ export class LayerUnpack {
       case 'ack':
         this.unacked -= m.n;
         if (this.unacked <= WINDOW) this.wakeWriters();
+        return;
+      case 'blob':
+        this.blobWritten?.resolve(m.digest);
         return;
       case 'bytes':
         try {
@@ -337,6 +364,7 @@ export class LayerUnpack {
     if (failure) {
       this.failure = failure;
       this.wakeWriters();
+      this.blobWritten?.reject(failure);
       this.settle.reject(failure);
     } else {
       this.settle.resolve(result!);

@@ -9,11 +9,16 @@ import {
 import type { ExtractOptions, ExtractResult } from './extract-layer.js';
 
 export type ToWorker =
-  /** Unpack into `dir`: from `file`, or (no file) from the data messages that follow. */
-  | { t: 'start'; id: number; dir: string; file?: string; opts: ExtractOptions }
+  /**
+   * Unpack into `dir`: from the blob `file`, or from the data messages that follow, which the
+   * thread also writes to the new file `download` (the temp file of the blob being fetched) and hashes.
+   */
+  | { t: 'start'; id: number; dir: string; source: { file: string } | { download: string }; opts: ExtractOptions }
   /** syncfs(2) on the filesystem holding `dir`: a flush of seconds, never on the event loop. */
   | { t: 'syncfs'; id: number; dir: string }
-  | { t: 'data'; id: number; chunk: Uint8Array }
+  /** The next bytes of a download, in order; each chunk's buffer is the thread's own. */
+  | { t: 'data'; id: number; chunks: Uint8Array[] }
+  /** Every byte of a download was sent: sync its blob file, report its digest, finish the layer. */
   | { t: 'end'; id: number }
   | { t: 'abort'; id: number; reason: string };
 
@@ -22,6 +27,8 @@ export type FromWorker =
   | { t: 'ack'; id: number; n: number }
   /** `n` more uncompressed bytes (for the image-wide budget). */
   | { t: 'bytes'; id: number; n: number }
+  /** A download's blob file holds every byte sent, synced and closed; `digest` is their sha256. */
+  | { t: 'blob'; id: number; digest: string }
   | { t: 'done'; id: number; result: ExtractResult }
   | { t: 'synced'; id: number }
   /** A warning for the daemon's log. */

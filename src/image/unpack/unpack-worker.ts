@@ -1,10 +1,12 @@
 // The unpack worker thread: runs extractLayer for the pool (unpack-pool.ts), one job at a time.
-// Decompression, tar parsing and the file writes all happen here, so a pull keeps the daemon's
-// event loop free for RPCs. The messages are the pool's protocol (unpack-protocol.ts).
+// Decompression, tar parsing and the file writes all happen here, and a download's blob file is
+// written and hashed here too (blob-file.ts), so a pull keeps the daemon's event loop free for
+// RPCs. The messages are the pool's protocol (unpack-protocol.ts).
 import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { fsError } from '../../errors.js';
 import { syncfs } from '../../sys/libc.js';
+import { BlobFile } from './blob-file.js';
 import { extractLayer } from './extract-layer.js';
 import { serializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 
@@ -63,7 +65,8 @@ class ChunkQueue implements AsyncIterable<Buffer> {
 
 interface Job {
   abort: AbortController;
-  queue?: ChunkQueue;
+  /** A download's bytes, as they arrive; its blob file. */
+  download?: { queue: ChunkQueue; blob: BlobFile };
 }
 
 const jobs = new Map<number, Job>();
@@ -72,17 +75,31 @@ port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'start': {
       const job: Job = { abort: new AbortController() };
-      if (m.file === undefined) job.queue = new ChunkQueue((n) => post({ t: 'ack', id: m.id, n }));
+      if ('download' in m.source) {
+        let blob: BlobFile;
+        try {
+          blob = new BlobFile(m.source.download);
+        } catch (err) {
+          post({ t: 'fail', id: m.id, error: serializeError(err) });
+          return;
+        }
+        job.download = { queue: new ChunkQueue((n) => post({ t: 'ack', id: m.id, n })), blob };
+      }
       jobs.set(m.id, job);
-      const input = m.file !== undefined ? { file: m.file } : { chunks: job.queue! };
+      const input = job.download ? { chunks: job.download.queue } : { file: (m.source as { file: string }).file };
       extractLayer(input, m.dir, m.opts, {
         signal: job.abort.signal,
         onBytes: (n) => post({ t: 'bytes', id: m.id, n }),
         warn: (fields, msg) => post({ t: 'warn', id: m.id, fields, msg }),
       }).then(
         (result) => post({ t: 'done', id: m.id, result }),
-        (err: unknown) => post({ t: 'fail', id: m.id, error: serializeError(err) }),
-      ).finally(() => jobs.delete(m.id));
+        // A job stopped here (its blob file could not be written) fails with why it was stopped,
+        // not with the AbortError the extraction saw.
+        (err: unknown) => post({ t: 'fail', id: m.id, error: serializeError(job.abort.signal.aborted ? job.abort.signal.reason : err) }),
+      ).finally(() => {
+        job.download?.blob.close();
+        jobs.delete(m.id);
+      });
       return;
     }
     case 'syncfs':
@@ -91,22 +108,46 @@ port.on('message', (m: ToWorker) => {
         (err: unknown) => post({ t: 'fail', id: m.id, error: serializeError(fsError(err, m.dir, 'syncfs')) }),
       );
       return;
-    case 'data':
-      jobs.get(m.id)?.queue?.push(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+    case 'data': {
+      const job = jobs.get(m.id);
+      if (!job?.download || job.abort.signal.aborted) return;
+      for (const c of m.chunks) {
+        const chunk = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+        try {
+          job.download.blob.write(chunk);
+        } catch (err) {
+          stop(job, err as Error);
+          return;
+        }
+        job.download.queue.push(chunk);
+      }
       return;
-    case 'end':
-      jobs.get(m.id)?.queue?.end();
+    }
+    case 'end': {
+      const job = jobs.get(m.id);
+      if (!job?.download || job.abort.signal.aborted) return;
+      try {
+        post({ t: 'blob', id: m.id, digest: job.download.blob.finish() });
+      } catch (err) {
+        stop(job, err as Error);
+        return;
+      }
+      job.download.queue.end();
       return;
+    }
     case 'abort': {
       const job = jobs.get(m.id);
-      if (!job) return;
-      const reason = Object.assign(new Error(m.reason), { name: 'AbortError' });
-      job.abort.abort(reason);
-      job.queue?.fail(reason);
+      if (job) stop(job, Object.assign(new Error(m.reason), { name: 'AbortError' }));
       return;
     }
   }
 });
+
+/** End a job early: its extraction fails with `reason`, and reports it. */
+function stop(job: Job, reason: Error): void {
+  job.abort.abort(reason);
+  job.download?.queue.fail(reason);
+}
 
 async function flush(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
