@@ -1,5 +1,6 @@
-// libc calls Node does not offer, through koffi. Only process-wide, thread-safe calls live here
-// (see DESIGN.md: namespace work never happens in the Node process). Each wrapper throws a
+// libc calls Node does not offer, through koffi. Only thread-safe calls that leave the process's
+// namespaces alone live here (docs/ARCHITECTURE.md: the daemon never enters a namespace itself,
+// Node is threaded; the native helpers do that work). Each wrapper throws a
 // Node-style system error (code "ENOENT", errno, syscall, path) so callers can branch on
 // errnoCode() exactly as they do for node:fs errors.
 import koffi from 'koffi';
@@ -21,6 +22,8 @@ const cUmount2 = libc.func('int umount2(const char *target, int flags)');
 const cSyncfs = libc.func('int syncfs(int fd)');
 const cFlock = libc.func('int flock(int fd, int operation)');
 const cMallocTrim = libc.func('int malloc_trim(size_t pad)');
+const cGettid = libc.func('int gettid(void)');
+const cSetpriority = libc.func('int setpriority(int which, uint32_t who, int prio)');
 const cMemfdCreate = libc.func('int memfd_create(const char *name, unsigned int flags)');
 
 export const MNT_DETACH = 2;
@@ -142,6 +145,17 @@ export function umount2(target: string, flags = 0): boolean {
 /** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
 export function syncfs(fd: number): void {
   if (cSyncfs(fd) !== 0) throw sysError('syncfs', undefined, `fd ${fd}`);
+}
+
+const PRIO_PROCESS = 0;
+
+/**
+ * setpriority(PRIO_PROCESS, gettid(), nice): the nice value of the calling thread alone (Linux
+ * keeps one per thread), for a worker thread whose work must yield the CPU to the event loop.
+ */
+export function setThreadNice(nice: number): void {
+  const tid = cGettid() as number;
+  if (cSetpriority(PRIO_PROCESS, tid, nice) !== 0) throw sysError('setpriority', undefined, `thread ${tid}`);
 }
 
 /**

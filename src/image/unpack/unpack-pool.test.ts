@@ -1,7 +1,7 @@
 // The unpack pool as an unprivileged user sees it (unit tier: no chown to other users, no device
 // nodes but overlay whiteouts, no trusted.* xattrs; root-test/image/unpack covers those).
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -184,6 +184,19 @@ describe('UnpackPool', () => {
     } finally {
       await small.close();
     }
+  });
+
+  it("runs its threads at nice 10, leaving the caller's thread as it was", async () => {
+    /** The nice value (field 19) of a /proc stat file. */
+    const niceOf = (stat: string): number => Number(readFileSync(stat, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const own = niceOf('/proc/thread-self/stat');
+    const job = pool.unpack(fresh(), download());
+    await feed(job, gzipSync(tarFromEntries(layer)));
+    await job.result;
+    expect(pool.size).toBeGreaterThan(0);
+    const nices = readdirSync('/proc/self/task').map((tid) => niceOf(`/proc/self/task/${tid}/stat`));
+    expect(nices.filter((v) => v === 10).length).toBeGreaterThanOrEqual(pool.size);
+    expect(niceOf('/proc/thread-self/stat')).toBe(own);
   });
 
   it('flushes a filesystem with syncfs on a pool thread, and names the dir when it cannot', async () => {

@@ -18,7 +18,7 @@ import { log } from '../../log.js';
 import type { BlobSink } from '../content-store.js';
 import type { ByteBudget } from '../limits.js';
 import type { ExtractOptions, ExtractResult } from './extract-layer.js';
-import { deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
+import { NO_JOB, deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 
 /** Compressed bytes sent to a job's thread and not yet taken by its decompressor. */
 const WINDOW = 4 << 20;
@@ -145,7 +145,10 @@ export class UnpackPool {
     });
     const thread: Thread = { worker, job: undefined, idleTimer: undefined };
     this.threads.add(thread);
-    worker.on('message', (m: FromWorker) => thread.job?.receive(m));
+    worker.on('message', (m: FromWorker) => {
+      if (m.t === 'warn' && m.id === NO_JOB) log.warn(m.fields, m.msg);
+      else thread.job?.receive(m);
+    });
     const died = (why: string): void => {
       if (!this.threads.delete(thread)) return;
       if (thread.idleTimer) clearTimeout(thread.idleTimer);

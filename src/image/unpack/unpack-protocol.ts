@@ -31,10 +31,13 @@ export type FromWorker =
   | { t: 'blob'; id: number; digest: string }
   | { t: 'done'; id: number; result: ExtractResult }
   | { t: 'synced'; id: number }
-  /** A warning for the daemon's log. */
+  /** A warning for the daemon's log (id NO_JOB: about the thread, not a job). */
   | { t: 'warn'; id: number; fields: Record<string, unknown>; msg: string }
   /** The job failed; the worker no longer touches its directory. */
   | { t: 'fail'; id: number; error: SerializedError };
+
+/** The id of messages about a thread rather than one of its jobs (job ids start at 1). */
+export const NO_JOB = 0;
 
 export interface SerializedError {
   name: string;
