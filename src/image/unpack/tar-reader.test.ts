@@ -6,6 +6,59 @@ import { ResourceExhaustedError } from '../../errors.js';
 import { encodeTar, type TarHeader as WriterHeader } from '../../../test-support/tar-writer.js';
 import { TarReader } from './tar-reader.js';
 
+/** Rewrite a header block's checksum field to `sum` (octal, as tar writes it). */
+function setChecksum(block: Buffer, sum: number): void {
+  block.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+}
+
+describe('TarReader headers', () => {
+  const entries = (tar: Buffer): { name: string; mtime: number }[] => {
+    const seen: { name: string; mtime: number }[] = [];
+    new TarReader({ entry: (h) => void seen.push({ name: h.name, mtime: h.mtime }), data: () => undefined, endEntry: () => undefined }).push(tar);
+    return seen;
+  };
+
+  it('takes a checksum summed as unsigned or as signed chars, and refuses any other', () => {
+    const tar = Buffer.from(encodeTar([{ header: { path: 'caf\u00e9/\u00fcber', type: 'file', mtime: new Date(5000) }, content: Buffer.from('x') }]));
+    expect(entries(tar)).toEqual([{ name: 'caf\u00e9/\u00fcber', mtime: 5 }]);
+    let unsigned = 8 * 0x20;
+    let high = 0;
+    for (let i = 0; i < 512; i++) {
+      if (i >= 148 && i < 156) continue;
+      unsigned += tar[i]!;
+      if (tar[i]! > 127) high += 1;
+    }
+    expect(high).toBe(4); // two 2-byte UTF-8 characters
+    setChecksum(tar, unsigned - 256 * high);
+    expect(entries(tar).map((e) => e.name)).toEqual(['caf\u00e9/\u00fcber']);
+    for (const wrong of [unsigned + 1, unsigned - 256 * high - 1, unsigned - 256]) {
+      setChecksum(tar, wrong);
+      expect(() => entries(tar)).toThrow(/corrupt header at byte 0 \(bad checksum\)/);
+    }
+  });
+
+  it('joins a ustar header\'s prefix to its name, and ignores that field in a GNU header', () => {
+    const tar = Buffer.from(encodeTar([{ header: { path: 'name', type: 'file' }, content: Buffer.from('x') }]));
+    const prefix = 'p'.repeat(120);
+    tar.write(prefix, 345, 'ascii');
+    const resum = (): void => {
+      let sum = 8 * 0x20;
+      for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += tar[i]!;
+      setChecksum(tar, sum);
+    };
+    resum();
+    expect(entries(tar).map((e) => e.name)).toEqual([`${prefix}/name`]);
+    tar.write('ustar  \0', 257, 'ascii'); // GNU's magic: that field holds times, not a prefix
+    resum();
+    expect(entries(tar).map((e) => e.name)).toEqual(['name']);
+  });
+
+  it('lets a PAX record override the header', () => {
+    const tar = encodeTar([{ header: { path: 'plain', type: 'file', pax: { mtime: Buffer.from('7.5') } }, content: Buffer.from('x') }]);
+    expect(entries(tar)).toEqual([{ name: 'plain', mtime: 7.5 }]);
+  });
+});
+
 describe('TarReader bounds', () => {
   const sink = { entry: () => undefined, data: () => undefined, endEntry: () => undefined };
   const files = (n: number, extra: Partial<WriterHeader> = {}) =>
