@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -147,6 +147,11 @@ describe('ContentStore', () => {
     expect(await store.delete(digest)).toBe(true);
     expect(await store.delete(digest)).toBe(false);
     await expect(store.readBytes(digest)).rejects.toBeInstanceOf(NotFoundError);
+    // Something that is not a blob under a blob's name stays, and the error names it.
+    const odd = sha256('a directory');
+    mkdirSync(store.path(odd));
+    await expect(store.delete(odd)).rejects.toThrow(`remove ${store.path(odd)}: illegal operation on a directory`);
+    rmSync(store.path(odd), { recursive: true });
 
     writeFileSync(join(root, 'content', 'ingest', 'leftover-1'), 'partial');
     writeFileSync(join(root, 'content', 'ingest', 'leftover-2'), 'partial');

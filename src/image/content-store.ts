@@ -3,7 +3,7 @@
 // blob is renamed into place, so a blob that exists is always the blob its name says. Temp files
 // live in <root>/content/ingest on the same filesystem so the final rename is atomic.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { DataLossError, InvalidArgumentError, NotFoundError, errnoCode, fsError } from '../errors.js';
@@ -87,19 +87,20 @@ export class ContentStore {
   }
 
   /**
-   * Remove a blob; false when it was not there. `sync: false` leaves the removal to reach the
-   * disk in its own time: for garbage, which the next start-up's collection removes again should
-   * a crash bring it back (a blob is named by its digest, so a returned one is still right).
+   * Remove a blob; false when it was not there. Only garbage is removed (image-service.ts), and
+   * the removal reaches the disk in its own time: should a crash bring a blob back, the next
+   * start-up's collection removes it again, and a blob is named by its digest, so a returned one
+   * is still right.
    */
-  async delete(digest: string, opts: { sync?: boolean } = {}): Promise<boolean> {
+  async delete(digest: string): Promise<boolean> {
+    const path = this.path(digest);
     try {
-      await rm(this.path(digest));
+      await unlink(path);
+      return true;
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return false;
-      throw err;
+      throw fsError(err, path, 'remove');
     }
-    if (opts.sync !== false) await fsyncDir(this.blobDir);
-    return true;
   }
 
   /** Digests of every blob present. */

@@ -336,7 +336,7 @@ export class ImageService {
       // again, and each directory fsync cost RemoveImage about 2 ms.
       const blobs = async (): Promise<void> => {
         const dead = (await this.content.list()).filter((d) => !keepDigests.has(d));
-        await Promise.all(dead.map((d) => this.content.delete(d, { sync: false })));
+        await Promise.all(dead.map((d) => this.content.delete(d)));
       };
       // Both settle before the next collection may start, even when one fails.
       const results = await Promise.allSettled([blobs(), this.snapshots.gc(keepChains)]);
