@@ -3,7 +3,7 @@
 // blob is renamed into place, so a blob that exists is always the blob its name says. Temp files
 // live in <root>/content/ingest on the same filesystem so the final rename is atomic.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { DataLossError, InvalidArgumentError, NotFoundError, errnoCode, fsError } from '../errors.js';
@@ -92,15 +92,8 @@ export class ContentStore {
    * start-up's collection removes it again, and a blob is named by its digest, so a returned one
    * is still right.
    */
-  async delete(digest: string): Promise<boolean> {
-    const path = this.path(digest);
-    try {
-      await unlink(path);
-      return true;
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return false;
-      throw fsError(err, path, 'remove');
-    }
+  delete(digest: string): Promise<boolean> {
+    return unlinkIfExists(this.path(digest));
   }
 
   /** Digests of every blob present. */

@@ -222,11 +222,13 @@ export async function sweepInterruptedWrites(dir: string, target?: string): Prom
   return removed;
 }
 
-/** Ignore errors from removing a file that is already gone. */
-export async function unlinkIfExists(path: string): Promise<void> {
+/** Remove a file, fine when it is already gone: whether it was there. */
+export async function unlinkIfExists(path: string): Promise<boolean> {
   try {
     await unlink(path);
+    return true;
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw fsError(err, path, 'remove');
+    return false;
   }
 }
