@@ -223,10 +223,14 @@ class FileSink implements BlobSink {
   async end(): Promise<string> {
     try {
       await this.fh.sync();
-      this.closed = true;
+    } catch (err) {
+      throw fsError(err, this.path, 'fsync');
+    }
+    this.closed = true;
+    try {
       await this.fh.close();
     } catch (err) {
-      throw fsError(err, this.path, 'sync');
+      throw fsError(err, this.path, 'close');
     }
     return `sha256:${this.hash.digest('hex')}`;
   }
