@@ -392,27 +392,38 @@ export class SandboxService {
       if (holdsNetwork && cur.netnsPath) await this.opts.network.teardown(cur.id, cur.netnsPath);
       crashPoint('RemovePodSandbox:after-network');
       await this.stopPodInits(cur, join(cur.dir, 'ns'), false);
-      // The removal is durable from here: the pod is gone for every read and for start-up, which
-      // deletes a pod dir without a record (deleteOrphanDirs), its pinned namespaces included.
-      await this.store.remove(cur.id);
-      this.names.release(cur.reservedName, cur.id);
-      this.levels.release(cur.id);
-      crashPoint('RemovePodSandbox:after-record');
-      this.opts.onPodEvent?.('removed', cur);
-      // The kernel's objects go before the answer (a netns path kubelet or a CNI plugin holds
-      // must not outlive the pod), unmounted in place with no wait on anything; the dir's files,
-      // the pinned ones among them, after it, from the trash. The record is gone already: an
-      // unmount the kernel refuses is tried again by the trash (which never deletes through a
-      // mount) and, failing that, by the next start-up's sweep.
-      try {
-        this.unmountKernelObjects(cur.dir, cur.files);
-      } catch (err) {
-        log.error({ pod: cur.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
-      }
-      crashPoint('RemovePodSandbox:after-teardown');
-      await this.trash.discard(cur.dir);
+      // The removal is durable once the record's file is gone and its directory synced: the pod
+      // is then gone for start-up too, which deletes a pod dir without a record
+      // (deleteOrphanDirs), its pinned namespaces included. The pod's own objects go while the
+      // directory syncs (about a millisecond of a disk's journal): the record's file is gone for
+      // every process and for a kill -9 already. A power cut before the sync ends may bring the
+      // record back without its dir, as every reboot leaves the pods of a tmpfs state dir: a
+      // NOTREADY pod that kubelet's next removal removes.
+      const removing = cur;
+      await this.store.remove(removing.id, { alongsideSync: () => this.releasePodDir(removing) });
+      this.names.release(removing.reservedName, removing.id);
+      this.levels.release(removing.id);
+      this.opts.onPodEvent?.('removed', removing);
       log.info({ pod: cur.id }, 'pod sandbox removed');
     });
+  }
+
+  /**
+   * A removed pod's kernel objects and dir, once its record's file is gone. The kernel's objects
+   * go before the answer (a netns path kubelet or a CNI plugin holds must not outlive the pod),
+   * unmounted in place with no wait on anything; the dir's files, the pinned ones among them,
+   * after it, from the trash. An unmount the kernel refuses is tried again by the trash (which
+   * never deletes through a mount) and, failing that, by the next start-up's sweep.
+   */
+  private async releasePodDir(pod: SandboxRecord): Promise<void> {
+    crashPoint('RemovePodSandbox:after-record');
+    try {
+      this.unmountKernelObjects(pod.dir, pod.files);
+    } catch (err) {
+      log.error({ pod: pod.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
+    }
+    crashPoint('RemovePodSandbox:after-teardown');
+    await this.trash.discard(pod.dir);
   }
 
   /** Resolves once the pod dirs removed so far are deleted (the daemon stops). */

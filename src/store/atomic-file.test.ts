@@ -132,6 +132,35 @@ describe('atomic-file', () => {
     expect(dirFds()).toEqual([]);
   });
 
+  it('runs `alongside` once the change is done, beside the sync, and waits for both', async () => {
+    const sub = mkdtempSync(join(dir, 'alongside-'));
+    writeFileSync(join(sub, 'old'), 'x');
+    const seen: string[][] = [];
+    let alongsideEnded = false;
+    const result = await changeThenSyncDir(sub, async () => {
+      await rename(join(sub, 'old'), join(sub, 'new'));
+      return 'renamed';
+    }, async () => {
+      seen.push(readdirSync(sub));
+      await new Promise((r) => setTimeout(r, 30));
+      alongsideEnded = true;
+    });
+    expect(result).toBe('renamed');
+    expect(seen).toEqual([['new']]);
+    expect(alongsideEnded).toBe(true);
+
+    // Not gated on the sync: it runs even when the sync fails, and the sync's failure is thrown.
+    const missing = join(sub, 'missing');
+    let ran = 0;
+    await expect(changeThenSyncDir(missing, async () => 1, async () => { ran++; })).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(ran).toBe(1);
+    // Its own failure is thrown as it came, after the sync; a failed change runs nothing beside.
+    const busy = Object.assign(new Error('busy'), { code: 'EBUSY' });
+    await expect(changeThenSyncDir(sub, async () => 1, async () => { throw busy; })).rejects.toBe(busy);
+    await expect(changeThenSyncDir(sub, async () => { throw busy; }, async () => { ran++; })).rejects.toBe(busy);
+    expect(ran).toBe(1);
+  });
+
   it('calls onRenamed once the file is in place, before the commit resolves; not when the rename fails', async () => {
     const sub = join(dir, 'renamed');
     const { mkdirSync } = await import('node:fs');

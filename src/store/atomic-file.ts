@@ -170,14 +170,26 @@ export async function fsyncDir(dir: string): Promise<void> {
  * `change` runs, and closed after the call (a read-only descriptor's close has nothing to report).
  * A failed `change` is thrown as it came and nothing is synced; a failed open or sync is thrown
  * as the file call's own error, for the caller to name.
+ *
+ * `alongside`, when given, starts once `change` is done and runs while the sync does: work that
+ * must come after the change (which every other process, and a kill -9, already sees) but need
+ * not wait for the disk. Both are waited for, whatever either does; a failed sync is thrown
+ * first, then a failed `alongside`, as it came.
  */
-export async function changeThenSyncDir<T>(dir: string, change: () => Promise<T>): Promise<T> {
+export async function changeThenSyncDir<T>(dir: string, change: () => Promise<T>, alongside?: () => Promise<void>): Promise<T> {
   const dirOpened = open(dir, 'r');
   // Awaited below on every path but a failed change's; a failure then is not an unhandled one.
   dirOpened.catch(() => undefined);
   try {
     const result = await change();
-    await (await dirOpened).sync();
+    const synced = dirOpened.then((fh) => fh.sync());
+    if (alongside) {
+      const [sync, other] = await Promise.allSettled([synced, Promise.resolve().then(alongside)]);
+      if (sync.status === 'rejected') throw sync.reason;
+      if (other.status === 'rejected') throw other.reason;
+    } else {
+      await synced;
+    }
     return result;
   } finally {
     void dirOpened.then((fh) => fh.close()).catch(() => undefined);

@@ -15,6 +15,15 @@ export interface RecordStoreOptions {
   fileStem?: (id: string) => string;
 }
 
+export interface RecordRemoveOptions extends AtomicWriteOptions {
+  /**
+   * Runs once the record's file is gone, while its directory syncs (changeThenSyncDir): what
+   * must follow the record's removal but need not wait for the disk, such as moving the
+   * object's own files away. Its failure fails the removal, as it came.
+   */
+  alongsideSync?: () => Promise<void>;
+}
+
 export class RecordStore<T extends { id: string }> {
   private readonly records = new Map<string, T>();
   private readonly fileStem: (id: string) => string;
@@ -100,20 +109,21 @@ export class RecordStore<T extends { id: string }> {
 
   /**
    * Deletes the record's file, then syncs the directory; `opts.syncDir` false: not synced, for a
-   * removal whose loss in a power cut only has start-up redo something idempotent.
+   * removal whose loss in a power cut only has start-up redo something idempotent. The record
+   * stays in memory until all of it is done, and when any of it fails.
    */
-  async remove(id: string, opts: AtomicWriteOptions = {}): Promise<void> {
+  async remove(id: string, opts: RecordRemoveOptions = {}): Promise<void> {
     const removeFile = () => unlinkIfExists(this.file(id));
     if (opts.syncDir === false) {
       await removeFile();
+      await opts.alongsideSync?.();
     } else {
-      await changeThenSyncDir(this.dir, removeFile).catch((err: unknown) => {
+      await changeThenSyncDir(this.dir, removeFile, opts.alongsideSync).catch((err: unknown) => {
         throw fsError(err, this.dir, 'sync');
       });
     }
     this.records.delete(id);
   }
-
 
   /** Ids starting with `prefix` (kubelet and crictl accept unique prefixes). */
   matching(prefix: string): T[] {
