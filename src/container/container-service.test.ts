@@ -504,28 +504,47 @@ describe('ContainerService', () => {
     expect(await readdir(layers.dir)).toEqual([]);
   });
 
-  it('removes a pod\'s container for the pod\'s removal, waiting for its remains (its cgroup is in the pod\'s)', async () => {
+  it('removes a pod\'s container for the pod\'s removal, waiting for its runtime state (its cgroup is in the pod\'s), not the rest', async () => {
     const svc = await daemon();
     const id = await svc.create(pod, containerConfig('inpod'), new AbortController().signal);
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
+    await svc.start(id);
+    let releaseRuntime!: () => void;
+    const runtimeHeld = new Promise<void>((r) => (releaseRuntime = r));
+    let deletes = 0;
+    rt.duringDelete = async () => {
+      deletes += 1;
+      await runtimeHeld;
+    };
+    let releaseLayer!: () => void;
+    const layerHeld = new Promise<void>((r) => (releaseLayer = r));
     let removes = 0;
     const remove = layers.remove.bind(layers);
     layers.remove = async (key: string) => {
       removes += 1;
-      await held;
+      await layerHeld;
       await remove(key);
     };
     let answered = false;
     const first = svc.removeForPod(id).then(() => (answered = true));
-    await vi.waitFor(() => expect(removes).toBe(1), { timeout: 5000, interval: 10 });
-    // Gone for every read at once, but the pod's removal waits for the remains.
+    await vi.waitFor(() => expect(deletes).toBe(1), { timeout: 5000, interval: 10 });
+    // Gone for every read at once, but the pod's removal waits for the runtime's delete.
     expect(svc.list()).toEqual([]);
+    await settle();
     expect(answered).toBe(false);
     // Asked again (a retried RemovePodSandbox) while the deletion runs: it does not begin another.
     const again = svc.removeForPod(id);
-    release();
+    releaseRuntime();
     await Promise.all([first, again]);
+    // Answered with the writable layer's deletion still held: the rest of the remains go after.
+    expect(deletes).toBe(1);
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+    await vi.waitFor(() => expect(removes).toBe(1), { timeout: 5000, interval: 10 });
+    expect(svc.removalsInProgress).toBe(1);
+    expect(await readdir(layers.dir)).toEqual([id]);
+    // A pod's removal asked now has nothing to wait for.
+    await svc.removeForPod(id);
+    releaseLayer();
+    await svc.removalsSettled();
     expect(removes).toBe(1);
     expect(svc.removalsInProgress).toBe(0);
     expect(svc.idsInPod(pod.id)).toEqual([]);
@@ -537,13 +556,11 @@ describe('ContainerService', () => {
   it('tries a failed deletion again at once for a pod\'s removal, not after its back-off', async () => {
     const svc = await daemon({ removalQueue: { width: 4, capacity: 16, firstRetryMs: 60_000, maxRetryMs: 60_000 } });
     const id = await svc.create(pod, containerConfig('stuck'), new AbortController().signal);
-    const remove = layers.remove.bind(layers);
     let failing = true;
     let tries = 0;
-    layers.remove = async (key: string) => {
+    rt.duringDelete = async () => {
       tries += 1;
-      if (failing) throw Object.assign(new Error(`EBUSY: resource busy, rmdir ${key}`), { code: 'EBUSY' });
-      await remove(key);
+      if (failing) throw new Error('EBUSY: the runtime could not remove the cgroup');
     };
     await svc.remove(id);
     await vi.waitFor(() => expect(tries).toBe(1), { timeout: 5000, interval: 10 });
@@ -553,7 +570,29 @@ describe('ContainerService', () => {
     failing = false;
     await svc.removeForPod(id);
     expect(tries).toBe(3);
+    await svc.removalsSettled();
     expect(svc.removalsInProgress).toBe(0);
+    expect(await readdir(layers.dir)).toEqual([]);
+  });
+
+  it('does not fail a pod\'s removal for a container\'s remains that fail after its runtime state is gone', async () => {
+    const svc = await daemon({ removalQueue: { width: 4, capacity: 16, firstRetryMs: 20, maxRetryMs: 20 } });
+    const id = await svc.create(pod, containerConfig('layer-stuck'), new AbortController().signal);
+    await svc.start(id);
+    const remove = layers.remove.bind(layers);
+    let failing = true;
+    let tries = 0;
+    layers.remove = async (key: string) => {
+      tries += 1;
+      if (failing) throw Object.assign(new Error(`EBUSY: resource busy, rmdir ${key}`), { code: 'EBUSY' });
+      await remove(key);
+    };
+    await svc.removeForPod(id);
+    expect(rt.containers.get(id)!.state).toBe('deleted');
+    // The queue keeps trying the rest on its own.
+    await vi.waitFor(() => expect(tries).toBeGreaterThanOrEqual(2), { timeout: 5000, interval: 10 });
+    failing = false;
+    await vi.waitFor(() => expect(svc.removalsInProgress).toBe(0), { timeout: 5000, interval: 10 });
     expect(await readdir(layers.dir)).toEqual([]);
   });
 
@@ -611,9 +650,10 @@ describe('ContainerService', () => {
     expect(first.list()).toEqual([]);
     expect((await readdir(join(base, 'root', 'containers'))).sort()).toEqual(ids.map((id) => `${id}.json.removing`).sort());
     expect((await readdir(layers.dir)).sort()).toEqual([...ids].sort());
-    // The pod's removal neither fails with them nor waits for them.
+    // The pod's removal neither fails with them nor waits for them: their runtime state is gone.
     expect(first.idsInPod(pod.id).sort()).toEqual([...ids].sort());
-    await expect(first.removeForPod(ids[0]!)).rejects.toThrow(/EBUSY/);
+    await first.removeForPod(ids[0]!);
+    expect(rt.containers.get(ids[0]!)!.state).toBe('deleted');
     // The disk lets go of the first: its next try deletes it.
     failing.delete(ids[0]!);
     await vi.waitFor(async () => expect(await readdir(layers.dir)).toEqual([ids[1]]), { timeout: 5000, interval: 10 });

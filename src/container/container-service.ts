@@ -176,7 +176,15 @@ export class ContainerService implements PodContainers {
    * `deletions`, deleted in the background or waiting to be tried again after a failure.
    */
   private readonly removals = new Map<string, ContainerRecord>();
-  /** Pod removals waiting for a removed container's deletion to end its next try. */
+  /**
+   * Removed containers (in `removals`) whose runtime state, cgroup included, is deleted: the rest
+   * of their remains are their own, and a pod's removal does not wait for them.
+   */
+  private readonly runtimeStateGone = new Set<string>();
+  /**
+   * Pod removals waiting for a removed container's deletion to delete its runtime state, or to
+   * fail before, in its next try.
+   */
   private readonly removalWaiters = new Map<string, { resolve: () => void; reject: (err: unknown) => void }[]>();
   /** The removed containers' deletions (REMOVAL_QUEUE). */
   private readonly deletions: BoundedWorkQueue;
@@ -1051,10 +1059,13 @@ export class ContainerService implements PodContainers {
     if (!this.removals.has(id)) await this.remove(id);
     // The container's cgroup is inside the pod's, and the runtime's delete in its remains removes
     // it: kubelet removes the pod's cgroup once the pod is removed, which a container cgroup
-    // still in it would refuse. So the pod waits for this deletion's next try to end; a failed
-    // one fails the pod's removal (kubelet retries it; the queue tries the deletion again). A
-    // deletion waiting out its back-off (up to 30 s) is tried at once: kubelet is waiting.
-    if (!this.removals.has(id)) return;
+    // still in it would refuse. So the pod waits for that delete in this deletion's next try; a
+    // try failing before it fails the pod's removal (kubelet retries it; the queue tries the
+    // deletion again). A deletion waiting out its back-off (up to 30 s) is tried at once: kubelet
+    // is waiting. The rest (the rootfs's unmount, the writable layer, the dir, the marker: each
+    // a synced disk change, together about ten milliseconds) is the container's own, and goes on
+    // in the background after the pod is gone.
+    if (!this.removals.has(id) || this.runtimeStateGone.has(id)) return;
     await new Promise<void>((resolve, reject) => {
       const waiters = this.removalWaiters.get(id) ?? [];
       waiters.push({ resolve, reject });
@@ -1110,12 +1121,16 @@ export class ContainerService implements PodContainers {
     return this.locks.run(rec.id, async () => {
       await new Promise((resolve) => setImmediate(resolve));
       try {
-        await this.destroy(rec);
+        await this.destroy(rec, () => {
+          this.runtimeStateGone.add(rec.id);
+          this.settleRemovalWaiters(rec.id);
+        });
       } catch (err) {
         this.settleRemovalWaiters(rec.id, err);
         throw err;
       }
       this.removals.delete(rec.id);
+      this.runtimeStateGone.delete(rec.id);
       this.settleRemovalWaiters(rec.id);
     });
   }
@@ -1135,8 +1150,11 @@ export class ContainerService implements PodContainers {
     this.unwatch.delete(id);
   }
 
-  /** Release everything a container holds; used by remove and by crash recovery. */
-  private async destroy(rec: ContainerRecord): Promise<void> {
+  /**
+   * Release everything a container holds; used by remove and by crash recovery. `onRuntimeDeleted`
+   * is told once the runtime's state and cgroup are gone, before the rest is.
+   */
+  private async destroy(rec: ContainerRecord, onRuntimeDeleted?: () => void): Promise<void> {
     const paths = containerPaths(rec.dir);
     this.stopWatching(rec.id);
     const runtime = this.opts.runtimes.find(rec.runtimeHandler);
@@ -1146,6 +1164,7 @@ export class ContainerService implements PodContainers {
     const deleteInRuntime = async (): Promise<void> => {
       if (runtime) await runtime.delete(this.ref(rec));
       crashPoint('RemoveContainer:after-runtime-delete');
+      onRuntimeDeleted?.();
     };
     const removeRootfs = async (): Promise<void> => {
       await this.opts.snapshots.unmount(paths.rootfs).catch((err: unknown) => {

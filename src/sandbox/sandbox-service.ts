@@ -382,8 +382,9 @@ export class SandboxService {
         crashPoint('RemovePodSandbox:after-intent');
       }
       // Each removal durable (marked) before the next step; their remains are deleted by the
-      // container service's queue, and each is waited for: the containers' cgroups are inside
-      // the pod's, which kubelet removes once the pod is gone (container-service.ts).
+      // container service's queue, which this waits for until each one's runtime state is gone:
+      // the containers' cgroups are inside the pod's, which kubelet removes once the pod is gone
+      // (container-service.ts removeForPod).
       for (const cid of this.containers.idsInPod(cur.id)) await this.containers.removeForPod(cid);
       crashPoint('RemovePodSandbox:after-containers');
       // A network that will not let go (a CNI DEL failing) fails the call and keeps the pod, its
