@@ -40,7 +40,9 @@ describe('RecordStore.remove', () => {
 
   it('keeps the record in memory when alongsideSync fails, and throws its error as it came', async () => {
     const store = await storeWithOne('alongside-fails');
-    const refused = Object.assign(new Error('move to the trash: busy'), { code: 'EBUSY' });
+    // A system error (errno code and syscall), which the store would name as its sync's if it
+    // came from the directory: it is the caller's own, and passes as it came.
+    const refused = Object.assign(new Error('EBUSY: resource busy, rename'), { code: 'EBUSY', errno: -16, syscall: 'rename' });
     await expect(store.remove(ID, { alongsideSync: async () => { throw refused; } })).rejects.toBe(refused);
     expect(existsSync(store.file(ID))).toBe(false);
     expect(store.get(ID)).toMatchObject({ id: ID });

@@ -118,8 +118,16 @@ export class RecordStore<T extends { id: string }> {
       await removeFile();
       await opts.alongsideSync?.();
     } else {
-      await changeThenSyncDir(this.dir, removeFile, opts.alongsideSync).catch((err: unknown) => {
-        throw fsError(err, this.dir, 'sync');
+      // Only the file's and the directory's own errors are named here; alongsideSync's pass as
+      // they came.
+      let failedAlongside: { err: unknown } | undefined;
+      const alongside = opts.alongsideSync;
+      const tracked = alongside && (() => alongside().catch((err: unknown) => {
+        failedAlongside = { err };
+        throw err;
+      }));
+      await changeThenSyncDir(this.dir, removeFile, tracked).catch((err: unknown) => {
+        throw failedAlongside?.err === err ? err : fsError(err, this.dir, 'sync');
       });
     }
     this.records.delete(id);
