@@ -17,6 +17,7 @@ import { podSandboxHandlers } from './pod-sandbox-rpcs.js';
 import { implementService, type RpcObserver } from './rpc.js';
 import { runtimeInfoHandlers, type RuntimeInfoSource } from './runtime-info.js';
 import { statsHandlers } from './stats-rpcs.js';
+import { prewarmOnLifecycleEvents } from './status-prewarm.js';
 import { streamingHandlers } from './streaming-rpcs.js';
 
 export interface CriComponents {
@@ -34,6 +35,7 @@ export function createCriServer(c: CriComponents): GrpcServer {
   const guards = criGuards(criLimitsFromConfig(c.limits), c.sandboxes, c.containers);
   const proto = criServices();
   const server = new GrpcServer({ maxMessageBytes: GRPC_MAX_MESSAGE_BYTES });
+  prewarmOnLifecycleEvents(c.containers.events, { pod: (id) => c.sandboxes.find(id), container: (id) => c.containers.find(id) });
   server.addService(
     proto.RuntimeService,
     implementService('runtime.v1.RuntimeService', proto.RuntimeService, {

@@ -7,6 +7,7 @@ import type { ImageService, ImageView } from '../image/image-service.js';
 import { encodedOncePerState } from './listed-messages.js';
 import type { CriValidator } from './validate-cri.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
+import { encodeAfterAnswer } from './status-prewarm.js';
 
 
 function requiredImage(spec: ImageSpec__Output | null | undefined, rpc: string, validate: CriValidator): string {
@@ -102,9 +103,11 @@ export function imageServiceHandlers(images: ImageService, validate: CriValidato
 
     PullImage: async (req) => {
       const ref = requiredImage(req.image, 'PullImage', validate);
-      runtimeHandlerOf('PullImage', req.image, handlerNames);
+      const handler = runtimeHandlerOf('PullImage', req.image, handlerNames);
       // Not cancelled with the call: a pull shared with kubelet's retry must go on.
       const view = await images.pull(ref, req.auth ?? undefined);
+      // kubelet's ImageStatus follows at once (server/status-prewarm.ts).
+      encodeAfterAnswer(() => encodedCriImage(view, handler));
       return { imageRef: view.id };
     },
 
