@@ -7,7 +7,8 @@
 //   npx tsx bench/status-after-work.ts [CLI_A] [CLI_B]
 //   (default one build, this checkout's dist/cli.js; BENCH_N rounds, default 20; BENCH_BURST calls
 //    per burst, default 8; BENCH_CPU_PROF=dir: each daemon writes a CPU profile there and the
-//    calls' windows beside it, for bench/profile-windows.ts's cut)
+//    calls' windows beside it, for bench/profile-windows.ts's cut; BENCH_NODE_FLAGS_A and _B:
+//    node flags for that build's daemon, e.g. to compare V8 settings on one build)
 // Per step: the latency of the burst's first call, its second, and the rest (median / p95), and
 // the same calls after 500 ms of quiet; and the daemon's main thread per call (/proc schedstat):
 // its CPU, which a loaded machine inflates far less than latency, and its wait for a CPU.
@@ -47,7 +48,8 @@ async function startBuild(name: string, cli: string, index: number): Promise<Bui
   const env = CPU_PROF_DIR
     ? { ...process.env, ...probeEnv({ cpuProfile: join(CPU_PROF_DIR, `${name}.cpuprofile`) }) }
     : process.env;
-  const d = await startBenchDaemon({ name, cli, index, dirPrefix: 'crib-saw-', bridgePrefix: 'cribs', subnet16: '10.248', env });
+  const nodeFlags = (process.env[`BENCH_NODE_FLAGS_${name}`] ?? '').split(' ').filter(Boolean);
+  const d = await startBenchDaemon({ name, cli, index, dirPrefix: 'crib-saw-', bridgePrefix: 'cribs', subnet16: '10.248', env, nodeFlags });
   return { ...d, times: new Map(), counters: new Map(), windows: [] };
 }
 

@@ -1053,7 +1053,8 @@ export class ContainerService implements PodContainers {
 
   /**
    * A pod's container goes with the pod as RemoveContainer removes it: marked, its remains
-   * deleted by the queue; the pod's removal then waits for that deletion's next try (below).
+   * deleted by the queue; the pod's removal then waits for that deletion to delete its runtime
+   * state (below).
    */
   async removeForPod(id: string): Promise<void> {
     if (!this.removals.has(id)) await this.remove(id);
