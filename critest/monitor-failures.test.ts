@@ -219,7 +219,9 @@ describe('monitors that die and disks that fill up', () => {
     let disk: SmallTmpfs;
     let d: TestDaemon;
     beforeAll(async () => {
-      disk = await SmallTmpfs.mount(join(work, 'logdisk'), '4m');
+      // Far more than the chatty container writes in the test's time (about 1 MiB/s), so that it
+      // cannot fill the disk by itself before fill() and leave free() nothing to free.
+      disk = await SmallTmpfs.mount(join(work, 'logdisk'), '64m');
       d = await startDaemon();
       await d.cri.image.PullImage({ image: { image } });
     });
