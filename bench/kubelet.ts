@@ -24,11 +24,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
-import { KUBELET_CHANNEL_OPTIONS } from '../test-support/cri-client.js';
-import { criProto } from '../src/server/cri-proto.js';
 import { removeCgroupParent } from '../test-support/daemon.js';
+import { UndecodedStatsClient, type StatsListing } from '../test-support/undecoded-stats-client.js';
 import { probeEnv } from './probe-env.js';
 
 function arg(name: string, fallback: string): string {
@@ -215,15 +213,10 @@ async function steady(t: BenchTarget, pods: Pod[]): Promise<Window> {
     void p.finally(() => inflight.delete(p));
   };
   const { runtime } = t.cri;
-  // The stats listings' answers are left undecoded: decoding 110 pods' stats took this one-threaded
-  // client tens of milliseconds, during which the relists' answers, already there, waited to be
-  // read and counted against the runtime. kubelet decodes on other threads than its relist's.
-  const statsClient = new grpc.Client(`unix://${t.socket}`, grpc.credentials.createInsecure(), KUBELET_CHANNEL_OPTIONS);
-  const statsDefs = criProto().runtime.v1.RuntimeService.service;
-  const undecoded = (method: 'ListPodSandboxStats' | 'ListContainerStats') => () => new Promise<Buffer>((resolve, reject) => {
-    const def = statsDefs[method]!;
-    statsClient.makeUnaryRequest(def.path, def.requestSerialize, (b: Buffer) => b, {}, (err, res) => (err ? reject(err) : resolve(res!)));
-  });
+  // The stats listings' answers are left undecoded (test-support/undecoded-stats-client.ts): the
+  // relists' answers, already there, would wait behind their decoding and count against the runtime.
+  const statsClient = new UndecodedStatsClient(t.socket);
+  const undecoded = (method: StatsListing) => () => statsClient.call(method);
   const events: { at: number; run: () => Promise<void> }[] = [];
   const span = SECONDS * 1000;
   for (let at = 0; at < span; at += RELIST_MS) {

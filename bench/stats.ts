@@ -8,7 +8,9 @@
 // kubelet asks every 10 s, on a fixed period, so every call finds the writable-layer walk cache
 // (2 s) expired: calls go out on a fixed schedule, as kubelet's do, spaced just past it (crib
 // answers from the last walk and walks again behind it, src/stats/fs-usage.ts). Per runtime:
-// p50/p95/p99 of each RPC and the daemon's CPU time per call; for crib also the daemon's
+// p50/p95/p99 of each RPC, timed to its answer's last byte as kubelet's Go client would see it
+// (this Node client decodes it after the clock stops, its time printed on a line of its own:
+// test-support/undecoded-stats-client.ts), and the daemon's CPU time per call; for crib also the daemon's
 // largest event-loop delay while each stats RPC was being served, p50/p95/max over the calls
 // (read by bench/loop-delay-probe.mjs, loaded into the daemon with NODE_OPTIONS). containerd (Debian's
 // package, CRI plugin, CNI bridge) is measured in the same run, after crib, on the same
@@ -25,6 +27,7 @@ import { join } from 'node:path';
 import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
 import { probeEnv } from './probe-env.js';
 import { removeCgroupParent, startDaemon, type TestDaemon } from '../test-support/daemon.js';
+import { UndecodedStatsClient } from '../test-support/undecoded-stats-client.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 100);
 const PER_POD = Number(process.env.BENCH_PER_POD ?? 2);
@@ -59,10 +62,12 @@ interface Result {
   /** Daemon event-loop delay during each call (crib only). */
   loopDelay: number[];
   /** Each call's window by the daemon's clock (µs), for cutting a CPU profile (crib only). */
-  windows: { rpc: string; fromUs: number; toUs: number; gc: Record<string, number> }[];
+  windows: { rpc: string; fromUs: number; toUs: number; gc: Record<string, number>; delayMs: number }[];
   /** Daemon CPU milliseconds per call. */
   containerCpu: number[];
   podCpu: number[];
+  /** This client's decoding of each answer, ms (not in the call's figure). */
+  decodeMs: number[];
 }
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -136,18 +141,26 @@ async function removeAll(t: BenchTarget): Promise<void> {
   }
 }
 
-/** One call, timed; for crib also the loop delay over exactly that call. Checks the answer's size. */
+/** Each target's client for the timed listings. */
+const stats = new Map<BenchTarget, UndecodedStatsClient>();
+
+/** One call, timed to its answer's last byte (decoded after: test-support/undecoded-stats-client.ts);
+ * for crib also the loop delay over exactly that call. Checks the answer's size. */
 async function timed(t: BenchTarget, probe: LoopDelayProbe | undefined, r: Result, rpc: 'ListContainerStats' | 'ListPodSandboxStats'): Promise<void> {
   if (probe) await probe.window();
   const fromUs = probe?.lastAtUs ?? 0;
   const cpu0 = cpuMs(t.daemonPid);
   const t0 = process.hrtime.bigint();
-  const res = await t.cri.runtime[rpc]({});
+  const bytes = await stats.get(t)!.call(rpc);
   const elapsed = since(t0);
+  const d0 = process.hrtime.bigint();
+  const res = stats.get(t)!.decode(rpc, bytes);
+  r.decodeMs.push(since(d0));
   (rpc === 'ListContainerStats' ? r.containerCpu : r.podCpu).push(cpuMs(t.daemonPid) - cpu0);
   if (probe) {
-    r.loopDelay.push(await probe.window());
-    r.windows.push({ rpc, fromUs, toUs: probe.lastAtUs, gc: probe.lastGc });
+    const delayMs = await probe.window();
+    r.loopDelay.push(delayMs);
+    r.windows.push({ rpc, fromUs, toUs: probe.lastAtUs, gc: probe.lastGc, delayMs });
   }
   const want = rpc === 'ListContainerStats' ? PODS * PER_POD : PODS;
   if (res.stats.length !== want) throw new Error(`${t.name}: ${rpc} returned ${res.stats.length} entries, expected ${want}`);
@@ -160,6 +173,7 @@ function print(results: Result[]): void {
   line('', (r) => r.name);
   line(`ListContainerStats p50/p95/p99 ms (p99 < ${GOAL_P99_MS})`, (r) => fig(r.containerStats));
   line(`ListPodSandboxStats p50/p95/p99 ms (p99 < ${GOAL_P99_MS})`, (r) => fig(r.podStats));
+  line('this client decoding an answer, p50/p95/p99 ms', (r) => fig(r.decodeMs));
   const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1);
   line('daemon CPU ms per call (mean, containers / pods)', (r) => `${mean(r.containerCpu)} / ${mean(r.podCpu)}`);
   line('daemon CPU ms per second over the run', (r) => (r.cpuPerSecond === undefined ? '-' : r.cpuPerSecond.toFixed(1)));
@@ -193,15 +207,16 @@ async function main(): Promise<void> {
           base = await startBase({ logLevel: 'warn', env: daemonProbeEnv(`${probeFile}.base`, 'base') });
           const crib = targets[0]!;
           await base.cri.image.PullImage({ image: { image: crib.image } });
-          targets.splice(1, 0, { ...crib, name: 'crib (BENCH_BASE)', cri: base.cri, daemonPid: base.proc.pid! });
+          targets.splice(1, 0, { ...crib, name: 'crib (BENCH_BASE)', cri: base.cri, socket: base.socket, daemonPid: base.proc.pid! });
         }
         for (const [k, t] of targets.entries()) {
           console.error(`${t.name}: starting ${PODS} pods x ${PER_POD} containers`);
           await startContainers(t, k);
         }
+        for (const t of targets) stats.set(t, new UndecodedStatsClient(t.socket));
         const probes = targets.map((t) => (t.name === 'crib' ? new LoopDelayProbe(t.daemonPid, probeFile)
           : t.name.startsWith('crib') ? new LoopDelayProbe(t.daemonPid, `${probeFile}.base`) : undefined));
-        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], windows: [], containerCpu: [], podCpu: [] }));
+        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
         // A first round primes what each runtime keeps between calls (CPU samples, caches).
         for (const t of targets) {
           await t.cri.runtime.ListContainerStats({});
@@ -230,6 +245,7 @@ async function main(): Promise<void> {
         }
         return results;
       } finally {
+        for (const client of stats.values()) client.close();
         for (const [k, t] of targets.entries()) {
           await removeAll(t).catch((err: unknown) => console.error(`${t.name}: remove pods:`, err));
           for (let n = 0; n < PODS; n++) await removeCgroupParent(`${CGROUP_PARENT}/${slug(k)}-pod${n}`);
