@@ -84,6 +84,40 @@ describe('StatsCollector cgroup readings', () => {
     late.close();
   });
 
+  it('builds a listing answered from cached readings in turns of the event loop, not in one task', async () => {
+    await podFiles();
+    // Many pods of one container each, all in one pod cgroup: once the pod listing has read
+    // them, the container listing (another kind of caller) finds every reading cached and would
+    // resolve in microtasks alone.
+    const many: ContainerSubject[] = [];
+    for (let k = 0; k < 500; k++) {
+      const dir = join(root, 'pods', `m${k}`);
+      await mkdir(dir);
+      await writeFile(join(dir, 'cpu.stat'), 'usage_usec 1000\nuser_usec 1000\nsystem_usec 0\n');
+      await writeFile(join(dir, 'memory.current'), '4096\n');
+      await writeFile(join(dir, 'memory.stat'), 'anon 4096\nfile 0\ninactive_file 0\npgfault 1\npgmajfault 0\n');
+      many.push({ attributes: { id: `m${k}`, metadata: { name: `m${k}`, attempt: 0 } }, cgroupsPath: `/pods/m${k}` });
+    }
+    const pods = many.map((c, k): PodSubject => ({ ...podWithCgroup, attributes: { ...podWithCgroup.attributes, id: `p${k}` }, containers: [c] }));
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 60_000 });
+    await c.listPodSandboxStats(pods, { watch: false });
+    let turns = 0;
+    let listing = true;
+    const tick = () => {
+      turns++;
+      if (listing) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const stats = await c.listContainerStats(many, { watch: false });
+    listing = false;
+    expect(stats.map((s) => s.attributes!.id)).toEqual(many.map((m) => m.attributes.id));
+    expect(stats[7]!.cpu!.usageCoreNanoSeconds).toEqual({ value: '1000000' });
+    // The listing gave the other immediate at least its first turn before it resolved (its
+    // slices are each-bounded.test.ts's); with Promise.all it resolved first, in one task.
+    expect(turns).toBeGreaterThanOrEqual(1);
+    c.close();
+  });
+
   it('reads every time with cgroupTtlMs 0', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 0 });
     await cpuOf(c);
