@@ -11,7 +11,8 @@
 // p50/p95/p99 of each RPC, timed to its answer's last byte as kubelet's Go client would see it
 // (this Node client decodes it after the clock stops, its time printed on a line of its own:
 // test-support/undecoded-stats-client.ts), and the daemon's CPU time per call; for crib also the daemon's
-// largest event-loop delay while each stats RPC was being served, p50/p95/max over the calls
+// largest event-loop delay while each stats RPC was being served, p50/p95/max over the calls,
+// and between them (the read-ahead's work: it blocks whatever other call comes then)
 // (read by bench/loop-delay-probe.mjs, loaded into the daemon with NODE_OPTIONS). containerd (Debian's
 // package, CRI plugin, CNI bridge) is measured in the same run, after crib, on the same
 // schedule, when it is installed. With BENCH_BASE, a crib daemon from that checkout (its dist/
@@ -61,6 +62,10 @@ interface Result {
   podStats: number[];
   /** Daemon event-loop delay during each call (crib only). */
   loopDelay: number[];
+  /** Its largest event-loop delay between two calls (the read-ahead's work, crib only), and its
+   * garbage collection then, ms by kind. */
+  loopDelayBetween: number[];
+  gcBetween: Record<string, number>[];
   /** Each call's window by the daemon's clock (µs), for cutting a CPU profile (crib only). */
   windows: { rpc: string; fromUs: number; toUs: number; gc: Record<string, number>; delayMs: number }[];
   /** Daemon CPU milliseconds per call. */
@@ -147,7 +152,14 @@ const stats = new Map<BenchTarget, UndecodedStatsClient>();
 /** One call, timed to its answer's last byte (decoded after: test-support/undecoded-stats-client.ts);
  * for crib also the loop delay over exactly that call. Checks the answer's size. */
 async function timed(t: BenchTarget, probe: LoopDelayProbe | undefined, r: Result, rpc: 'ListContainerStats' | 'ListPodSandboxStats'): Promise<void> {
-  if (probe) await probe.window();
+  if (probe) {
+    const between = await probe.window();
+    // The first window since the daemon started (start-up, the priming round) is not between calls.
+    if (r.windows.length > 0) {
+      r.loopDelayBetween.push(between);
+      r.gcBetween.push(probe.lastGc);
+    }
+  }
   const fromUs = probe?.lastAtUs ?? 0;
   const cpu0 = cpuMs(t.daemonPid);
   const t0 = process.hrtime.bigint();
@@ -181,6 +193,10 @@ function print(results: Result[]): void {
   line('daemon GC ms per call (mean, scavenges / full)', (r) => (r.windows.length ? `${gcMean(r, 'minor')} / ${gcMean(r, 'major')}` : '-'));
   line(`daemon event-loop delay p50/p95/max ms (goal < ${GOAL_LOOP_DELAY_MS})`, (r) => (r.loopDelay.length
     ? `${pct(r.loopDelay, 0.5).toFixed(1)} / ${pct(r.loopDelay, 0.95).toFixed(1)} / ${Math.max(...r.loopDelay).toFixed(1)}` : '-'));
+  line('daemon event-loop delay between calls (read-ahead)', (r) => (r.loopDelayBetween.length
+    ? `${pct(r.loopDelayBetween, 0.5).toFixed(1)} / ${pct(r.loopDelayBetween, 0.95).toFixed(1)} / ${Math.max(...r.loopDelayBetween).toFixed(1)}` : '-'));
+  line('daemon GC ms between calls (mean, scavenges / full)', (r) => (r.gcBetween.length
+    ? `${mean(r.gcBetween.map((g) => g.minor ?? 0))} / ${mean(r.gcBetween.map((g) => g.major ?? 0))}` : '-'));
   const crib = results.find((r) => r.name === 'crib')!;
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
   console.log(`\ncrib: ListContainerStats p99 ${pct(crib.containerStats, 0.99).toFixed(1)} ms (goal < ${GOAL_P99_MS}: ${verdict(pct(crib.containerStats, 0.99) < GOAL_P99_MS)}), ` +
@@ -216,7 +232,7 @@ async function main(): Promise<void> {
         for (const t of targets) stats.set(t, new UndecodedStatsClient(t.socket));
         const probes = targets.map((t) => (t.name === 'crib' ? new LoopDelayProbe(t.daemonPid, probeFile)
           : t.name.startsWith('crib') ? new LoopDelayProbe(t.daemonPid, `${probeFile}.base`) : undefined));
-        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
+        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], loopDelayBetween: [], gcBetween: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
         // A first round primes what each runtime keeps between calls (CPU samples, caches).
         for (const t of targets) {
           await t.cri.runtime.ListContainerStats({});
