@@ -126,11 +126,11 @@ const MAX_NETNS_READS = 4;
 // Subjects (a pod with its containers, or a container) a background refresh reads at once, and
 // layers it walks at once. Started all together, a refresh's hundreds of pending reads and their
 // closures outlive many young-generation collections (the daemon's is 1 MiB: node-flags.ts):
-// each one copies them, and promotes them to be collected again by the old generation's. Even
-// 16 at once kept the read-ahead's garbage collection at 16-23 ms per refresh of 100 pods, with a
-// mark-compact every few; 8 (bench:stats A/B, three runs of 4 or 8 against 16): scavenges -20 to
-// -35 %, mark-compacts a third as many, the listings as fast; 4 made the container listing's
-// median 10 % slower (a longer refresh, still running when it comes).
+// each one copies them, and promotes them to be collected again by the old generation's. With 16
+// at once a refresh of 100 pods spent 16-23 ms in scavenges; bench:stats A/B against 16, three
+// runs: 8 and 4 cut the scavenges by a quarter to a third and the mark-compact time to a third,
+// the listings as fast with 8, while with 4 the container listing's median was 10 % slower (a
+// longer refresh, still running when it comes).
 const REFRESH_PARALLEL = 8;
 const REFRESH_WALKS = 2;
 // Subjects a listing builds at once, and the longest run of its work before it yields to the
