@@ -146,12 +146,11 @@ async function removeAll(t: BenchTarget): Promise<void> {
   }
 }
 
-/** Each target's client for the timed listings. */
-const stats = new Map<BenchTarget, UndecodedStatsClient>();
-
 /** One call, timed to its answer's last byte (decoded after: test-support/undecoded-stats-client.ts);
  * for crib also the loop delay over exactly that call. Checks the answer's size. */
-async function timed(t: BenchTarget, probe: LoopDelayProbe | undefined, r: Result, rpc: 'ListContainerStats' | 'ListPodSandboxStats'): Promise<void> {
+async function timed(
+  t: BenchTarget, client: UndecodedStatsClient, probe: LoopDelayProbe | undefined, r: Result, rpc: 'ListContainerStats' | 'ListPodSandboxStats',
+): Promise<void> {
   if (probe) {
     const between = await probe.window();
     // The first window since the daemon started (start-up, the priming round) is not between calls.
@@ -163,10 +162,10 @@ async function timed(t: BenchTarget, probe: LoopDelayProbe | undefined, r: Resul
   const fromUs = probe?.lastAtUs ?? 0;
   const cpu0 = cpuMs(t.daemonPid);
   const t0 = process.hrtime.bigint();
-  const bytes = await stats.get(t)!.call(rpc);
+  const bytes = await client.call(rpc);
   const elapsed = since(t0);
   const d0 = process.hrtime.bigint();
-  const res = stats.get(t)!.decode(rpc, bytes);
+  const res = client.decode(rpc, bytes);
   r.decodeMs.push(since(d0));
   (rpc === 'ListContainerStats' ? r.containerCpu : r.podCpu).push(cpuMs(t.daemonPid) - cpu0);
   if (probe) {
@@ -189,14 +188,16 @@ function print(results: Result[]): void {
   const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1);
   line('daemon CPU ms per call (mean, containers / pods)', (r) => `${mean(r.containerCpu)} / ${mean(r.podCpu)}`);
   line('daemon CPU ms per second over the run', (r) => (r.cpuPerSecond === undefined ? '-' : r.cpuPerSecond.toFixed(1)));
-  const gcMean = (r: Result, kind: string) => mean(r.windows.map((w) => w.gc[kind] ?? 0));
-  line('daemon GC ms per call (mean, scavenges / full)', (r) => (r.windows.length ? `${gcMean(r, 'minor')} / ${gcMean(r, 'major')}` : '-'));
-  line(`daemon event-loop delay p50/p95/max ms (goal < ${GOAL_LOOP_DELAY_MS})`, (r) => (r.loopDelay.length
-    ? `${pct(r.loopDelay, 0.5).toFixed(1)} / ${pct(r.loopDelay, 0.95).toFixed(1)} / ${Math.max(...r.loopDelay).toFixed(1)}` : '-'));
-  line('daemon event-loop delay between calls (read-ahead)', (r) => (r.loopDelayBetween.length
-    ? `${pct(r.loopDelayBetween, 0.5).toFixed(1)} / ${pct(r.loopDelayBetween, 0.95).toFixed(1)} / ${Math.max(...r.loopDelayBetween).toFixed(1)}` : '-'));
-  line('daemon GC ms between calls (mean, scavenges / full)', (r) => (r.gcBetween.length
-    ? `${mean(r.gcBetween.map((g) => g.minor ?? 0))} / ${mean(r.gcBetween.map((g) => g.major ?? 0))}` : '-'));
+  /** Mean scavenge / full GC ms over windows (crib only: '-' without a probe). */
+  const gcFig = (gcs: Record<string, number>[]) => (gcs.length
+    ? `${mean(gcs.map((g) => g.minor ?? 0))} / ${mean(gcs.map((g) => g.major ?? 0))}` : '-');
+  /** p50 / p95 / max of loop delays (crib only). */
+  const delayFig = (xs: number[]) => (xs.length
+    ? `${pct(xs, 0.5).toFixed(1)} / ${pct(xs, 0.95).toFixed(1)} / ${Math.max(...xs).toFixed(1)}` : '-');
+  line('daemon GC ms per call (mean, scavenges / full)', (r) => gcFig(r.windows.map((w) => w.gc)));
+  line(`daemon event-loop delay p50/p95/max ms (goal < ${GOAL_LOOP_DELAY_MS})`, (r) => delayFig(r.loopDelay));
+  line('daemon event-loop delay between calls (read-ahead)', (r) => delayFig(r.loopDelayBetween));
+  line('daemon GC ms between calls (mean, scavenges / full)', (r) => gcFig(r.gcBetween));
   const crib = results.find((r) => r.name === 'crib')!;
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
   console.log(`\ncrib: ListContainerStats p99 ${pct(crib.containerStats, 0.99).toFixed(1)} ms (goal < ${GOAL_P99_MS}: ${verdict(pct(crib.containerStats, 0.99) < GOAL_P99_MS)}), ` +
@@ -216,6 +217,8 @@ async function main(): Promise<void> {
   try {
     const results = await withBenchTargets({ bridge: 'cribbenchstat', subnet: '10.247.0.0/16' }, async (targets) => {
       let base: TestDaemon | undefined;
+      /** Each target's client for the timed listings, by the target's index. */
+      const clients: UndecodedStatsClient[] = [];
       try {
         if (BASE) {
           // The other checkout's own daemon launcher runs its own dist/cli.js.
@@ -229,7 +232,7 @@ async function main(): Promise<void> {
           console.error(`${t.name}: starting ${PODS} pods x ${PER_POD} containers`);
           await startContainers(t, k);
         }
-        for (const t of targets) stats.set(t, new UndecodedStatsClient(t.socket));
+        clients.push(...targets.map((t) => new UndecodedStatsClient(t.socket)));
         const probes = targets.map((t) => (t.name === 'crib' ? new LoopDelayProbe(t.daemonPid, probeFile)
           : t.name.startsWith('crib') ? new LoopDelayProbe(t.daemonPid, `${probeFile}.base`) : undefined));
         const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], loopDelayBetween: [], gcBetween: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
@@ -254,14 +257,14 @@ async function main(): Promise<void> {
             const round = Math.floor(slot / 2);
             if (slot % 20 === 0) console.error(`${phase.map((k) => targets[k]!.name).join(', ')}: round ${round + 1}/${N}`);
             const order = phase.map((_, j) => phase[(j + round) % phase.length]!);
-            for (const k of order) await timed(targets[k]!, probes[k], results[k]!, slot % 2 ? 'ListPodSandboxStats' : 'ListContainerStats');
+            for (const k of order) await timed(targets[k]!, clients[k]!, probes[k], results[k]!, slot % 2 ? 'ListPodSandboxStats' : 'ListContainerStats');
           }
           const seconds = (performance.now() - t0) / 1000;
           for (const [j, k] of phase.entries()) results[k]!.cpuPerSecond = (cpuMs(targets[k]!.daemonPid) - cpu0[j]!) / seconds;
         }
         return results;
       } finally {
-        for (const client of stats.values()) client.close();
+        for (const client of clients) client.close();
         for (const [k, t] of targets.entries()) {
           await removeAll(t).catch((err: unknown) => console.error(`${t.name}: remove pods:`, err));
           for (let n = 0; n < PODS; n++) await removeCgroupParent(`${CGROUP_PARENT}/${slug(k)}-pod${n}`);
