@@ -6,8 +6,11 @@ import { DirectoryGoneError, KernelFileReader } from '../../src/stats/kernel-fil
 
 const dir = `/sys/fs/cgroup/memory/crib-kfr-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
+const group = `${dir}-group`;
+
 afterAll(async () => {
   await rmdir(dir).catch(() => undefined);
+  await rmdir(group).catch(() => undefined);
 });
 
 describe('KernelFileReader on cgroupfs', () => {
@@ -41,5 +44,26 @@ describe('KernelFileReader on cgroupfs', () => {
       reader.close();
     }
     expect(reader.openDescriptors).toBe(0);
+  });
+
+  it('reads a cgroup\'s files in one group, and gives no texts for it once it is removed', async () => {
+    await mkdir(group);
+    const reader = new KernelFileReader();
+    const names = ['memory.limit_in_bytes', 'memory.no-such-file', 'memory.usage_in_bytes'];
+    try {
+      await writeFile(`${group}/memory.limit_in_bytes`, `${64 << 20}`);
+      const [first] = await reader.readDirs([{ dir: group, names }]);
+      expect(first?.[0]).toBe(`${64 << 20}\n`);
+      expect(first?.[1]).toBeUndefined();
+      expect(first?.[2]).toMatch(/^\d+\n$/);
+      expect(reader.openDescriptors).toBe(2);
+      // Removed with its descriptors kept: ENODEV, told apart from a missing file.
+      await rmdir(group);
+      expect(await reader.readDirs([{ dir: group, names }, { dir: '/sys/fs/cgroup/memory', names: ['memory.usage_in_bytes'] }]))
+        .toEqual([undefined, [expect.stringMatching(/^\d+\n$/)]]);
+      expect(reader.openDescriptors).toBe(1);
+    } finally {
+      reader.close();
+    }
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cgroupDirFiles, countProcs, floorSub, limited, parseFlatKeyed, parsePressure, parseSingle,
+  CgroupFileTexts, countedProcs, countProcs, floorSub, limited, parseFlatKeyed, parsePressure, parseSingle,
 } from './cgroup-files.js';
 import { DirectoryGoneError, KernelFileReader } from './kernel-file-reader.js';
 
@@ -30,9 +30,14 @@ describe('cgroup file parsers', () => {
   });
 
   it('parses single values, "max" as no value, and names a file holding garbage', () => {
-    expect(parseSingle('4096\n', 'f')).toBe(4096n);
-    expect(parseSingle('max\n', 'f')).toBeUndefined();
-    expect(() => parseSingle('12k', '/cg/memory.max')).toThrow('/cg/memory.max');
+    expect(parseSingle('4096\n')).toBe(4096n);
+    expect(parseSingle('max\n')).toBeUndefined();
+    expect(() => parseSingle('12k')).toThrow('expected a number, read "12k"');
+    const f = new CgroupFileTexts('/cg', ['memory.max', 'pids.current'], ['12k\n', undefined]);
+    expect(() => f.single('memory.max')).toThrow('cgroup file /cg/memory.max: expected a number, read "12k"');
+    expect(f.single('pids.current')).toBeUndefined();
+    // A file the caller did not read is a bug, not an absent file.
+    expect(() => f.single('memory.current')).toThrow('memory.current was not read');
   });
 
   it('parses PSI lines with totals in nanoseconds', () => {
@@ -56,15 +61,30 @@ describe('cgroup file parsers', () => {
 });
 
 describe('cgroup file reads', () => {
-  it('reads a file, gives undefined for a missing one and rethrows other errors', async () => {
+  it('reads several directories\' files in one go: undefined for a missing file or directory, other errors rethrown', async () => {
     await writeFile(join(dir, 'pids.current'), '3\n');
-    const f = cgroupDirFiles(new KernelFileReader({ keepOpen: false }), dir);
-    expect(await f.single('pids.current')).toBe(3n);
-    expect(await f.text('nope')).toBeUndefined();
-    expect(await f.single('nope')).toBeUndefined();
+    await writeFile(join(dir, 'memory.max'), 'max\n');
+    const reader = new KernelFileReader({ keepOpen: false });
+    const names = ['pids.current', 'nope', 'memory.max'];
+    const [here, gone] = await reader.readDirs([{ dir, names }, { dir: join(dir, 'missing'), names }]);
+    expect(here).toEqual(['3\n', undefined, 'max\n']);
+    expect(gone).toBeUndefined();
+    const f = new CgroupFileTexts(dir, names, here!);
+    expect(f.single('pids.current')).toBe(3n);
+    expect(f.single('nope')).toBeUndefined();
+    expect(f.single('memory.max')).toBeUndefined();
     // A directory where a file should be is not "absent": it is an error worth seeing.
     await mkdir(join(dir, 'sub'), { recursive: true });
-    await expect(f.text('sub')).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(reader.readDirs([{ dir, names: ['sub'] }])).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(reader.openDescriptors).toBe(0);
+  });
+
+  it('counts the processes a cgroup lists, and leaves them out once it is gone', async () => {
+    await writeFile(join(dir, 'cgroup.procs'), '1\n22\n');
+    const reader = new KernelFileReader();
+    expect(await countedProcs(reader, dir)).toEqual({ current: 2n });
+    expect(await countedProcs(reader, join(dir, 'gone'))).toBeUndefined();
+    reader.close();
   });
 
   it('tells a missing directory from a missing file', async () => {

@@ -1,9 +1,9 @@
-// Parsers for the small text files cgroups expose, and typed reads of one cgroup directory's
-// files through a KernelFileReader (async, bounded, descriptors kept). A file that is absent
-// (controller not mounted or not enabled, kernel too old) reads as undefined so each reader can
-// leave that section out; a cgroup directory that does not exist throws DirectoryGoneError; any
-// other failure is a real error and propagates.
-import type { KernelFileReader } from './kernel-file-reader.js';
+// Parsers for the small text files cgroups expose, and typed access to the texts of one cgroup
+// directory's files read together (KernelFileReader.readDirs: async, bounded, descriptors kept).
+// A file that is absent (controller not mounted or not enabled, kernel too old) reads as
+// undefined so each reader can leave that section out.
+import type { PidsReading } from './cgroup-stats.js';
+import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
 
 /** kubelet's threshold: limits above 2^62 bytes mean "unlimited" (v1 reports ~2^63 − 4096). */
 export const UNLIMITED_MEMORY = 1n << 62n;
@@ -54,10 +54,10 @@ const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
 /** A single unsigned number (memory.current, pids.current); "max" → undefined (no limit). */
-export function parseSingle(text: string, path: string): bigint | undefined {
+export function parseSingle(text: string): bigint | undefined {
   const t = text.trim();
   if (t === 'max') return undefined;
-  if (!/^\d+$/.test(t)) throw new Error(`cgroup file ${path}: expected a number, read "${t}"`);
+  if (!/^\d+$/.test(t)) throw new Error(`expected a number, read "${t}"`);
   return BigInt(t);
 }
 
@@ -93,40 +93,60 @@ export function parsePressure(text: string): PsiReading {
   return out;
 }
 
-/** The files of one cgroup directory, parsed as each kind of file needs. */
-export interface CgroupDirFiles {
-  dir: string;
-  text(name: string): Promise<string | undefined>;
-  /** A list file (cgroup.procs): read to its end, not in one go (see KernelFileReader). */
-  list(name: string): Promise<string | undefined>;
-  single(name: string): Promise<bigint | undefined>;
-  /** With `keys`: only those keys are parsed (parseFlatKeyed). */
-  flatKeyed(name: string, keys?: ReadonlySet<string>): Promise<Map<string, bigint> | undefined>;
-  pressure(name: string): Promise<PsiReading | undefined>;
-}
+/**
+ * The texts of one cgroup directory's files, as one KernelFileReader.readDirs group gave them
+ * (`texts[i]` is `names[i]`'s), parsed as each kind of file needs. Asking for a file that was
+ * not read is a bug in the caller, and throws.
+ */
+export class CgroupFileTexts {
+  constructor(
+    readonly dir: string,
+    private readonly names: readonly string[],
+    private readonly texts: readonly (string | undefined)[],
+  ) {}
 
-export function cgroupDirFiles(reader: KernelFileReader, dir: string): CgroupDirFiles {
-  const text = (name: string) => reader.read(dir, name);
-  return {
-    dir,
-    text,
-    list: (name) => reader.read(dir, name, { list: true }),
-    single: async (name) => {
-      const t = await text(name);
-      return t === undefined ? undefined : parseSingle(t, `${dir}/${name}`);
-    },
-    flatKeyed: async (name, keys) => {
-      const t = await text(name);
-      return t === undefined ? undefined : parseFlatKeyed(t, keys);
-    },
-    pressure: async (name) => {
-      const t = await text(`${name}.pressure`);
-      return t === undefined ? undefined : parsePressure(t);
-    },
-  };
+  text(name: string): string | undefined {
+    const i = this.names.indexOf(name);
+    if (i < 0) throw new Error(`cgroup file ${name} was not read with ${this.dir}'s files`);
+    return this.texts[i];
+  }
+
+  single(name: string): bigint | undefined {
+    const t = this.text(name);
+    if (t === undefined) return undefined;
+    try {
+      return parseSingle(t);
+    } catch (err) {
+      throw new Error(`cgroup file ${this.dir}/${name}: ${(err as Error).message}`);
+    }
+  }
+
+  /** With `keys`: only those keys are parsed (parseFlatKeyed). */
+  flatKeyed(name: string, keys?: ReadonlySet<string>): Map<string, bigint> | undefined {
+    const t = this.text(name);
+    return t === undefined ? undefined : parseFlatKeyed(t, keys);
+  }
+
+  /** A *.pressure file. */
+  pressure(name: string): PsiReading | undefined {
+    const t = this.text(name);
+    return t === undefined ? undefined : parsePressure(t);
+  }
 }
 
 /** Lines of cgroup.procs: the processes directly in the cgroup. */
 export function countProcs(text: string): bigint {
   return BigInt(text.split('\n').filter((l) => l.trim() !== '').length);
+}
+
+/** The number of processes listed in the cgroup directory `dir` itself (where no pids controller
+ * counts them); undefined when the cgroup went away since its other files were read. */
+export async function countedProcs(reader: KernelFileReader, dir: string): Promise<PidsReading | undefined> {
+  try {
+    const procs = await reader.read(dir, 'cgroup.procs', { list: true });
+    return procs === undefined ? undefined : { current: countProcs(procs) };
+  } catch (err) {
+    if (err instanceof DirectoryGoneError && err.dir === dir) return undefined;
+    throw err;
+  }
 }

@@ -5,9 +5,9 @@
 // hierarchy, not a directory's name.
 import { readFile } from 'node:fs/promises';
 import { cgroupV1Mounts, controllerMount, type CgroupV1Mount } from './cgroup-v1-mounts.js';
-import { cgroupDirFiles, countProcs, floorSub, limited, type CgroupDirFiles } from './cgroup-files.js';
+import { CgroupFileTexts, countedProcs, floorSub, limited } from './cgroup-files.js';
 import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
-import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
+import type { DirFiles, KernelFileReader } from './kernel-file-reader.js';
 
 // cpuacct.stat counts USER_HZ ticks, which Linux fixes at 100 for user space on every arch.
 const NS_PER_TICK = 10_000_000n;
@@ -36,37 +36,52 @@ function hierarchies(root: string, mountinfo: string | undefined): Promise<Cgrou
   return mounts;
 }
 
-/** What `read` gives for the cgroup's directory in one hierarchy, or gone: not in that one. */
-type InHierarchy<T> = { there: true; value: T } | { there: false };
-
-async function inHierarchy<T>(f: CgroupDirFiles | undefined, read: (f: CgroupDirFiles) => Promise<T>): Promise<InHierarchy<T>> {
-  if (f === undefined) return { there: false };
-  try {
-    return { there: true, value: await read(f) };
-  } catch (err) {
-    if (err instanceof DirectoryGoneError && err.dir === f.dir) return { there: false };
-    throw err;
+/** The files each hierarchy's directory gives a reading of `scope`, made once per scope. */
+interface V1Files {
+  cpuacct: readonly string[];
+  cpu: readonly string[];
+  memory: readonly string[];
+  pids: readonly string[];
+}
+const FILES_BY_SCOPE: (V1Files | undefined)[] = [];
+function filesFor(scope: CgroupReadScope): V1Files {
+  const key = (scope.metrics ? 2 : 0) + (scope.pids ? 1 : 0);
+  let files = FILES_BY_SCOPE[key];
+  if (files === undefined) {
+    // The user/system split, throttling, failcnt, OOM kills and the pids limit are reported only
+    // in metrics; the cpu hierarchy is read only for them.
+    files = {
+      cpuacct: scope.metrics ? ['cpuacct.usage', 'cpuacct.stat'] : ['cpuacct.usage'],
+      cpu: ['cpu.stat'],
+      memory: [
+        'memory.usage_in_bytes', 'memory.stat', 'memory.limit_in_bytes',
+        // memsw counts memory + swap; its files exist only with swap accounting on.
+        'memory.memsw.usage_in_bytes', 'memory.memsw.limit_in_bytes',
+        ...(scope.metrics ? ['memory.failcnt', 'memory.oom_control'] : []),
+      ],
+      pids: scope.metrics ? ['pids.current', 'pids.max'] : ['pids.current'],
+    };
+    FILES_BY_SCOPE[key] = files;
   }
+  return files;
 }
 
-async function cpu(cpuacct: CgroupDirFiles, cpuDir: CgroupDirFiles | undefined, scope: CgroupReadScope): Promise<CpuReading | undefined> {
-  // User/system split and throttling are reported only in metrics; CRI stats need the total.
-  const [usage, ticks, s] = await Promise.all([
-    cpuacct.single('cpuacct.usage'),
-    scope.metrics ? cpuacct.flatKeyed('cpuacct.stat', CPUACCT_STAT_KEYS) : undefined,
-    cpuDir === undefined || !scope.metrics ? undefined
-      : inHierarchy(cpuDir, (f) => f.flatKeyed('cpu.stat', CPU_STAT_KEYS)).then((r) => (r.there ? r.value : undefined)),
-  ]);
+function cpu(cpuacct: CgroupFileTexts, cpuDir: CgroupFileTexts | undefined, scope: CgroupReadScope): CpuReading | undefined {
+  const usage = cpuacct.single('cpuacct.usage');
   if (usage === undefined) return undefined;
   const out: CpuReading = { usageNs: usage };
-  const user = ticks?.get('user');
-  const system = ticks?.get('system');
-  if (user !== undefined) out.userNs = user * NS_PER_TICK;
-  if (system !== undefined) out.systemNs = system * NS_PER_TICK;
-  if (s?.has('nr_periods')) {
-    out.periods = s.get('nr_periods');
-    out.throttledPeriods = s.get('nr_throttled') ?? 0n;
-    out.throttledNs = s.get('throttled_time') ?? 0n;
+  if (scope.metrics) {
+    const ticks = cpuacct.flatKeyed('cpuacct.stat', CPUACCT_STAT_KEYS);
+    const user = ticks?.get('user');
+    const system = ticks?.get('system');
+    if (user !== undefined) out.userNs = user * NS_PER_TICK;
+    if (system !== undefined) out.systemNs = system * NS_PER_TICK;
+    const s = cpuDir?.flatKeyed('cpu.stat', CPU_STAT_KEYS);
+    if (s?.has('nr_periods')) {
+      out.periods = s.get('nr_periods');
+      out.throttledPeriods = s.get('nr_throttled') ?? 0n;
+      out.throttledNs = s.get('throttled_time') ?? 0n;
+    }
   }
   return out;
 }
@@ -76,18 +91,9 @@ interface MemorySection {
   swap?: SwapReading;
 }
 
-async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<MemorySection> {
-  const [usage, s, rawLimit, failcnt, oom, memsw, rawMemswLimit] = await Promise.all([
-    f.single('memory.usage_in_bytes'),
-    f.flatKeyed('memory.stat', MEMORY_STAT_KEYS),
-    f.single('memory.limit_in_bytes'),
-    // Reported only in metrics.
-    scope.metrics ? f.single('memory.failcnt') : undefined,
-    scope.metrics ? f.flatKeyed('memory.oom_control', OOM_CONTROL_KEYS) : undefined,
-    // memsw counts memory + swap; its files exist only with swap accounting on.
-    f.single('memory.memsw.usage_in_bytes'),
-    f.single('memory.memsw.limit_in_bytes'),
-  ]);
+function memory(f: CgroupFileTexts, scope: CgroupReadScope): MemorySection {
+  const usage = f.single('memory.usage_in_bytes');
+  const s = f.flatKeyed('memory.stat', MEMORY_STAT_KEYS);
   if (usage === undefined || s === undefined) return {};
   const workingSet = floorSub(usage, s.get('total_inactive_file') ?? 0n);
   const mem: MemoryReading = {
@@ -98,17 +104,22 @@ async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<Memory
     pageFaults: s.get('total_pgfault') ?? 0n,
     majorPageFaults: s.get('total_pgmajfault') ?? 0n,
   };
-  const limit = limited(rawLimit);
+  const limit = limited(f.single('memory.limit_in_bytes'));
   if (limit !== undefined) {
     mem.limitBytes = limit;
     mem.availableBytes = floorSub(limit, workingSet);
   }
-  if (failcnt !== undefined) mem.failcnt = failcnt;
-  if (oom?.has('oom_kill')) mem.oomKills = oom.get('oom_kill');
+  if (scope.metrics) {
+    const failcnt = f.single('memory.failcnt');
+    const oom = f.flatKeyed('memory.oom_control', OOM_CONTROL_KEYS);
+    if (failcnt !== undefined) mem.failcnt = failcnt;
+    if (oom?.has('oom_kill')) mem.oomKills = oom.get('oom_kill');
+  }
 
+  const memsw = f.single('memory.memsw.usage_in_bytes');
   if (memsw === undefined) return { memory: mem };
   const swap: SwapReading = { usageBytes: floorSub(memsw, usage) };
-  const memswLimit = limited(rawMemswLimit);
+  const memswLimit = limited(f.single('memory.memsw.limit_in_bytes'));
   if (memswLimit !== undefined && limit !== undefined) {
     swap.limitBytes = floorSub(memswLimit, limit);
     swap.availableBytes = floorSub(swap.limitBytes, swap.usageBytes);
@@ -117,10 +128,11 @@ async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<Memory
 }
 
 /** pids.current (and pids.max for metrics); undefined when the pids controller has no count. */
-async function pidsCount(f: CgroupDirFiles, scope: CgroupReadScope): Promise<PidsReading | undefined> {
-  const [current, limit] = await Promise.all([f.single('pids.current'), scope.metrics ? f.single('pids.max') : undefined]);
+function pidsCount(f: CgroupFileTexts, scope: CgroupReadScope): PidsReading | undefined {
+  const current = f.single('pids.current');
   if (current === undefined) return undefined;
   const out: PidsReading = { current };
+  const limit = scope.metrics ? f.single('pids.max') : undefined;
   if (limit !== undefined) out.limit = limit;
   return out;
 }
@@ -129,34 +141,42 @@ export async function readCgroupStatsV1(
   reader: KernelFileReader, root: string, relPath: string, timestamp: string, scope: CgroupReadScope, mountinfo?: string,
 ): Promise<CgroupStats | undefined> {
   const mounts = await hierarchies(root, mountinfo);
-  const filesOf = (controller: string) => {
+  const files = filesFor(scope);
+  // Every hierarchy's files of the reading in one job of the reader. Whether the cgroup is there
+  // in a hierarchy is learnt from reading its files there: no stat of each directory first.
+  const groups: DirFiles[] = [];
+  const ask = (controller: string, names: readonly string[]): number => {
     const mount = controllerMount(mounts, controller);
-    return mount === undefined ? undefined : cgroupDirFiles(reader, `${mount}${relPath}`);
+    return mount === undefined ? -1 : groups.push({ dir: `${mount}${relPath}`, names }) - 1;
   };
-  const cpuacctDir = filesOf('cpuacct');
-  const memoryDir = filesOf('memory');
-  const pidsDir = filesOf('pids');
-  // Whether the cgroup is there in a hierarchy is learnt from reading its files there: no stat
-  // of each directory before each read.
-  const [c, m, p] = await Promise.all([
-    inHierarchy(cpuacctDir, (f) => cpu(f, filesOf('cpu'), scope)),
-    inHierarchy(memoryDir, (f) => memory(f, scope)),
-    inHierarchy(pidsDir, (f) => (scope.pids ? pidsCount(f, scope) : Promise.resolve(undefined))),
-  ]);
-  if (!c.there && !m.there && !p.there) return undefined;
+  const cpuacctAt = ask('cpuacct', files.cpuacct);
+  const cpuAt = scope.metrics ? ask('cpu', files.cpu) : -1;
+  const memoryAt = ask('memory', files.memory);
+  const pidsAt = scope.pids ? ask('pids', files.pids) : -1;
+  const texts = await reader.readDirs(groups);
+  const there = (at: number): CgroupFileTexts | undefined => {
+    const t = at < 0 ? undefined : texts[at];
+    return t === undefined ? undefined : new CgroupFileTexts(groups[at]!.dir, groups[at]!.names, t);
+  };
+  const cpuacctDir = there(cpuacctAt);
+  const memoryDir = there(memoryAt);
+  const pidsDir = there(pidsAt);
+  if (cpuacctDir === undefined && memoryDir === undefined && pidsDir === undefined) return undefined;
 
   const out: CgroupStats = { timestamp };
-  if (c.there && c.value) out.cpu = c.value;
-  if (m.there && m.value.memory) out.memory = m.value.memory;
-  if (m.there && m.value.swap) out.swap = m.value.swap;
-  if (p.there && p.value) out.pids = p.value;
-  else if (scope.pids) {
+  const c = cpuacctDir && cpu(cpuacctDir, there(cpuAt), scope);
+  if (c) out.cpu = c;
+  if (memoryDir) {
+    const m = memory(memoryDir, scope);
+    if (m.memory) out.memory = m.memory;
+    if (m.swap) out.swap = m.swap;
+  }
+  if (scope.pids) {
     // No pids controller: count the processes listed in the cgroup itself, in the first
     // hierarchy that has it.
-    const anyDir = [p.there ? pidsDir : undefined, m.there ? memoryDir : undefined, c.there ? cpuacctDir : undefined]
-      .find((f) => f !== undefined);
-    const procs = anyDir === undefined ? undefined : await inHierarchy(anyDir, (f) => f.list('cgroup.procs'));
-    if (procs?.there && procs.value !== undefined) out.pids = { current: countProcs(procs.value) };
+    const p = (pidsDir && pidsCount(pidsDir, scope))
+      ?? await countedProcs(reader, (pidsDir ?? memoryDir ?? cpuacctDir)!.dir);
+    if (p) out.pids = p;
   }
   return out;
 }

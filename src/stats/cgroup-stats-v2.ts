@@ -1,9 +1,9 @@
 // cgroup v2: every figure lives in the cgroup's one directory. Files of controllers that are not
 // enabled for it (memory.*, pids.*) are simply absent; cpu.stat and cgroup.procs always exist.
-// All files of a reading are asked for at once; the reader bounds how many are in flight.
-import { cgroupDirFiles, countProcs, floorSub, limited, type CgroupDirFiles } from './cgroup-files.js';
+// All files of a reading are read in one job of the reader (readDirs).
+import { CgroupFileTexts, countedProcs, floorSub, limited } from './cgroup-files.js';
 import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
-import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
+import type { KernelFileReader } from './kernel-file-reader.js';
 
 const US = 1000n;
 
@@ -12,8 +12,27 @@ const CPU_STAT_KEYS = new Set(['usage_usec', 'user_usec', 'system_usec', 'nr_per
 const MEMORY_STAT_KEYS = new Set(['inactive_file', 'anon', 'file', 'pgfault', 'pgmajfault']);
 const MEMORY_EVENTS_KEYS = new Set(['max', 'oom_kill']);
 
-async function cpu(f: CgroupDirFiles): Promise<CpuReading | undefined> {
-  const [s, psi] = await Promise.all([f.flatKeyed('cpu.stat', CPU_STAT_KEYS), f.pressure('cpu')]);
+/** The files a reading of `scope` needs, made once per scope (read for every cgroup of a listing). */
+const FILES_BY_SCOPE: (readonly string[] | undefined)[] = [];
+function filesFor(scope: CgroupReadScope): readonly string[] {
+  const key = (scope.metrics ? 2 : 0) + (scope.pids ? 1 : 0);
+  let files = FILES_BY_SCOPE[key];
+  if (files === undefined) {
+    files = [
+      'cpu.stat', 'cpu.pressure', 'io.pressure',
+      'memory.current', 'memory.stat', 'memory.max', 'memory.pressure', 'memory.swap.current', 'memory.swap.max',
+      // failcnt and OOM kills, and the pids limit, are reported only in metrics.
+      ...(scope.metrics ? ['memory.events'] : []),
+      ...(scope.pids ? ['pids.current'] : []),
+      ...(scope.pids && scope.metrics ? ['pids.max'] : []),
+    ];
+    FILES_BY_SCOPE[key] = files;
+  }
+  return files;
+}
+
+function cpu(f: CgroupFileTexts): CpuReading | undefined {
+  const s = f.flatKeyed('cpu.stat', CPU_STAT_KEYS);
   const usage = s?.get('usage_usec');
   if (s === undefined || usage === undefined) return undefined;
   const out: CpuReading = { usageNs: usage * US };
@@ -26,19 +45,14 @@ async function cpu(f: CgroupDirFiles): Promise<CpuReading | undefined> {
     out.throttledPeriods = s.get('nr_throttled') ?? 0n;
     out.throttledNs = (s.get('throttled_usec') ?? 0n) * US;
   }
+  const psi = f.pressure('cpu.pressure');
   if (psi) out.psi = psi;
   return out;
 }
 
-async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<MemoryReading | undefined> {
-  const [usage, s, rawLimit, events, psi] = await Promise.all([
-    f.single('memory.current'),
-    f.flatKeyed('memory.stat', MEMORY_STAT_KEYS),
-    f.single('memory.max'),
-    // failcnt and OOM kills are reported only in metrics.
-    scope.metrics ? f.flatKeyed('memory.events', MEMORY_EVENTS_KEYS) : undefined,
-    f.pressure('memory'),
-  ]);
+function memory(f: CgroupFileTexts, scope: CgroupReadScope): MemoryReading | undefined {
+  const usage = f.single('memory.current');
+  const s = f.flatKeyed('memory.stat', MEMORY_STAT_KEYS);
   if (usage === undefined || s === undefined) return undefined;
   const workingSet = floorSub(usage, s.get('inactive_file') ?? 0n);
   const out: MemoryReading = {
@@ -49,24 +63,26 @@ async function memory(f: CgroupDirFiles, scope: CgroupReadScope): Promise<Memory
     pageFaults: s.get('pgfault') ?? 0n,
     majorPageFaults: s.get('pgmajfault') ?? 0n,
   };
-  const limit = limited(rawLimit);
+  const limit = limited(f.single('memory.max'));
   if (limit !== undefined) {
     out.limitBytes = limit;
     out.availableBytes = floorSub(limit, workingSet);
   }
+  const events = scope.metrics ? f.flatKeyed('memory.events', MEMORY_EVENTS_KEYS) : undefined;
   if (events) {
     out.failcnt = events.get('max') ?? 0n;
     out.oomKills = events.get('oom_kill') ?? 0n;
   }
+  const psi = f.pressure('memory.pressure');
   if (psi) out.psi = psi;
   return out;
 }
 
-async function swap(f: CgroupDirFiles): Promise<SwapReading | undefined> {
-  const [usage, rawLimit] = await Promise.all([f.single('memory.swap.current'), f.single('memory.swap.max')]);
+function swap(f: CgroupFileTexts): SwapReading | undefined {
+  const usage = f.single('memory.swap.current');
   if (usage === undefined) return undefined;
   const out: SwapReading = { usageBytes: usage };
-  const limit = limited(rawLimit);
+  const limit = limited(f.single('memory.swap.max'));
   if (limit !== undefined) {
     out.limitBytes = limit;
     out.availableBytes = floorSub(limit, usage);
@@ -74,33 +90,36 @@ async function swap(f: CgroupDirFiles): Promise<SwapReading | undefined> {
   return out;
 }
 
-async function pids(f: CgroupDirFiles, scope: CgroupReadScope): Promise<PidsReading | undefined> {
-  const [current, limit] = await Promise.all([f.single('pids.current'), scope.metrics ? f.single('pids.max') : undefined]);
-  if (current !== undefined) {
-    const out: PidsReading = { current };
-    if (limit !== undefined) out.limit = limit;
-    return out;
-  }
-  const procs = await f.list('cgroup.procs');
-  return procs === undefined ? undefined : { current: countProcs(procs) };
+/** pids.current (and pids.max for metrics); undefined when the pids controller is not enabled. */
+function pidsCount(f: CgroupFileTexts, scope: CgroupReadScope): PidsReading | undefined {
+  const current = f.single('pids.current');
+  if (current === undefined) return undefined;
+  const out: PidsReading = { current };
+  const limit = scope.metrics ? f.single('pids.max') : undefined;
+  if (limit !== undefined) out.limit = limit;
+  return out;
 }
 
 export async function readCgroupStatsV2(
   reader: KernelFileReader, root: string, relPath: string, timestamp: string, scope: CgroupReadScope,
 ): Promise<CgroupStats | undefined> {
-  const f = cgroupDirFiles(reader, `${root}${relPath}`);
-  try {
-    const [c, m, sw, p, ioPsi] = await Promise.all(
-      [cpu(f), memory(f, scope), swap(f), scope.pids ? pids(f, scope) : undefined, f.pressure('io')]);
-    const out: CgroupStats = { timestamp };
-    if (c) out.cpu = c;
-    if (m) out.memory = m;
-    if (sw) out.swap = sw;
+  const dir = `${root}${relPath}`;
+  const names = filesFor(scope);
+  const [texts] = await reader.readDirs([{ dir, names }]);
+  if (texts === undefined) return undefined;
+  const f = new CgroupFileTexts(dir, names, texts);
+  const out: CgroupStats = { timestamp };
+  const c = cpu(f);
+  const m = memory(f, scope);
+  const sw = swap(f);
+  const ioPsi = f.pressure('io.pressure');
+  if (c) out.cpu = c;
+  if (m) out.memory = m;
+  if (sw) out.swap = sw;
+  if (ioPsi) out.io = { psi: ioPsi };
+  if (scope.pids) {
+    const p = pidsCount(f, scope) ?? await countedProcs(reader, dir);
     if (p) out.pids = p;
-    if (ioPsi) out.io = { psi: ioPsi };
-    return out;
-  } catch (err) {
-    if (err instanceof DirectoryGoneError && err.dir === f.dir) return undefined;
-    throw err;
   }
+  return out;
 }

@@ -2,7 +2,7 @@
 // on removal included, is in root-test/stats/kernel-file-reader.test.ts).
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, open, openSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,56 @@ afterAll(async () => {
 });
 
 describe('KernelFileReader', () => {
+  it('reads several directories\' files in one job, through the descriptors it keeps', async () => {
+    await mkdir(join(dir, 'g1'), { recursive: true });
+    await mkdir(join(dir, 'g2'), { recursive: true });
+    await writeFile(join(dir, 'g1', 'a'), '1a\n');
+    await writeFile(join(dir, 'g1', 'b'), '1b\n');
+    await writeFile(join(dir, 'g2', 'a'), '2a\n');
+    const reader = new KernelFileReader();
+    const groups = [
+      { dir: join(dir, 'g1'), names: ['a', 'b', 'c'] },
+      { dir: join(dir, 'gone'), names: ['a'] },
+      { dir: join(dir, 'g2'), names: ['a'] },
+    ];
+    // One job: nothing else queued on the reader runs between the groups' reads.
+    let between = false;
+    const all = reader.readDirs(groups);
+    const other = reader.read(join(dir, 'g2'), 'a').then(() => {
+      between = true;
+    });
+    expect(await all).toEqual([['1a\n', '1b\n', undefined], undefined, ['2a\n']]);
+    expect(between).toBe(false);
+    await other;
+    expect(reader.openDescriptors).toBe(3);
+    await writeFile(join(dir, 'g1', 'a'), '1a, changed\n');
+    expect((await reader.readDirs(groups))[0]).toEqual(['1a, changed\n', '1b\n', undefined]);
+    expect(reader.openDescriptors).toBe(3);
+    reader.close();
+    expect(reader.openDescriptors).toBe(0);
+  });
+
+  it('reads a file only while an anchor is the file it was, checked before and after', async () => {
+    const reader = new KernelFileReader({ keepOpen: false });
+    const anchor = join(dir, 'anchor');
+    await writeFile(anchor, '');
+    await writeFile(join(dir, 'anchored'), 'table\n');
+    const was = await stat(anchor);
+    const identity = { dev: was.dev, ino: was.ino };
+    expect(await reader.readIfSame(dir, 'anchored', anchor, identity)).toBe('table\n');
+    expect(await reader.readIfSame(dir, 'not-there', anchor, identity)).toBeUndefined();
+    expect(await reader.readIfSame(join(dir, 'no-dir'), 'anchored', anchor, identity)).toBeUndefined();
+    expect(await reader.readIfSame(dir, 'anchored', anchor, { dev: was.dev, ino: was.ino + 1 })).toBeUndefined();
+    // Replaced by another file under the same name (made while the first still existed, so it
+    // cannot have the same inode): not the same any more.
+    await writeFile(join(dir, 'anchor-2'), '');
+    await rename(join(dir, 'anchor-2'), anchor);
+    expect(await reader.readIfSame(dir, 'anchored', anchor, identity)).toBeUndefined();
+    await rm(anchor);
+    expect(await reader.readIfSame(dir, 'anchored', anchor, identity)).toBeUndefined();
+    expect(reader.openDescriptors).toBe(0);
+  });
+
   it('keeps one descriptor per file and reads the current content through it', async () => {
     const reader = new KernelFileReader();
     await writeFile(join(dir, 'a'), 'one\n');
@@ -113,21 +163,20 @@ describe('KernelFileReader', () => {
     const once = new KernelFileReader({ keepOpen: false });
     const ns = await stat('/proc/self/ns/net');
     try {
-      const [first, missing, gone, identity, network] = await withThreadpoolHeld(() => within(Promise.all([
+      const [first, missing, gone, group, network] = await withThreadpoolHeld(() => within(Promise.all([
         kept.read(dir, 'fresh'),
         kept.read(dir, 'not-there'),
         kept.read(join(dir, 'no-dir'), 'a').catch((err: unknown) => err),
-        once.identity('/proc/self/ns/net'),
+        kept.readDirs([{ dir, names: ['fresh', 'not-there'] }]),
         readProcessNetworkStats(once, process.pid, ns),
       ]), 5000, 'reads while the threadpool is held'));
       expect(first).toBe('new file\n');
       expect(missing).toBeUndefined();
       expect(gone).toBeInstanceOf(DirectoryGoneError);
-      expect(identity).toEqual({ dev: ns.dev, ino: ns.ino });
+      expect(group).toEqual([['new file\n', undefined]]);
       expect(network?.interfaces.some((i) => i.name === 'lo')).toBe(true);
       expect(kept.openDescriptors).toBe(1);
       expect(once.openDescriptors).toBe(0);
-      expect(await once.identity(`/proc/${2 ** 22 + 1}/ns/net`)).toBeUndefined();
     } finally {
       kept.close();
     }

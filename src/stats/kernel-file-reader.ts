@@ -18,8 +18,10 @@
 // there took 100-400 ms, and a first listing's 600 opens, two at a time, took 35 s (trace of
 // critest/kubelet-load.test.ts at 100 pods). So calls are queued and done in slices of at most
 // `sliceMs`, yielding to the event loop (setImmediate) between slices: other RPCs and I/O run
-// between any two slices, and a listing never holds the loop longer than one slice. Only files
-// of cgroupfs, procfs and sysfs are to be read through this class.
+// between any two slices, and a listing never holds the loop longer than one slice. Each call is
+// one job of a slice, lookups of kept descriptors included (so nothing closes a descriptor
+// between its lookup and its read), and a whole cgroup reading, every hierarchy's files, is one
+// call (readDirs). Only files of cgroupfs, procfs and sysfs are to be read through this class.
 //
 // A cgroup or sysfs attribute file is printed whole by one show() call and arrives whole in one
 // read. A file that is a list (cgroup.procs, /proc/net/dev: one seq_file record per entry) is
@@ -52,12 +54,10 @@ export interface KernelFileReaderOptions {
   clock?: () => number;
 }
 
-/** A kept descriptor, closed only once no read is using it (a closed number can be reused by
- * the next open, and a read still in the threadpool would then read someone else's file). */
+/** A kept descriptor. Every lookup and read of a kept descriptor happens inside one job of a
+ * slice, so nothing can close it between the two: it is closed as soon as it is forgotten. */
 interface OpenFile {
   fd: number;
-  users: number;
-  doomed: boolean;
 }
 
 /** A file known not to exist (or to refuse reads) in a directory that does, since `at`. */
@@ -69,6 +69,18 @@ interface AbsentFile {
 interface DirEntry {
   files: Map<string, OpenFile | AbsentFile>;
   usedAt: number;
+}
+
+/** Which file a path leads to (its device and inode). */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/** One directory's attribute files, for readDirs. */
+export interface DirFiles {
+  dir: string;
+  names: readonly string[];
 }
 
 const BUFFER_SIZE = 64 * 1024;
@@ -109,42 +121,52 @@ export class KernelFileReader {
    * The current text of `dir`/`name`; undefined when `dir` exists but the file does not (or
    * refuses reads). Throws DirectoryGoneError when `dir` does not exist.
    */
-  async read(dir: string, name: string, opts?: { list?: boolean }): Promise<string | undefined> {
+  read(dir: string, name: string, opts?: { list?: boolean }): Promise<string | undefined> {
     const list = opts?.list ?? false;
-    const now = this.clock();
-    this.prune(now);
-    const kept = this.keepOpen ? this.touch(dir, now).files.get(name) : undefined;
-    if (kept?.fd === undefined) {
-      if (kept !== undefined) {
-        if (now - kept.at < this.absentTtlMs) return undefined;
-        this.dirs.get(dir)?.files.delete(name); // look again, and keep what is found
-      }
-    } else {
-      try {
-        return await this.readKept(kept, list);
-      } catch (err) {
-        // ENODEV on a kept descriptor: the cgroup (or device) it belongs to was removed.
-        if (errnoCode(err) !== 'ENODEV') throw err;
-        this.forgetDir(dir);
-      }
-    }
-    return this.openAndRead(dir, name, list);
+    return this.inSlice(() => {
+      const now = this.startJob();
+      if (this.keepOpen) this.touch(dir, now);
+      return this.readNow(dir, name, list, now);
+    });
   }
 
   /**
-   * Device and inode of the kernel file at `path` (a /proc/<pid>/ns link's namespace), looked up
-   * in a slice like a read; undefined when it is not there (the process is gone).
+   * The current texts of several directories' attribute files, all read in one job of a slice
+   * (one promise for a whole cgroup reading rather than one per file: a refresh of 100 pods reads
+   * ~1,800 files, and each promise and closure is garbage the young generation has to collect).
+   * Each group gives its files' texts in the order named (undefined: the file is not there or
+   * refuses reads), or undefined when its directory does not exist. Any other error rejects all.
    */
-  identity(path: string): Promise<{ dev: number; ino: number } | undefined> {
+  readDirs(groups: readonly DirFiles[]): Promise<((string | undefined)[] | undefined)[]> {
     return this.inSlice(() => {
+      const now = this.startJob();
+      return groups.map((g) => this.readGroup(g, now));
+    });
+  }
+
+  /**
+   * `dir`/`name` (read to its end with `list`), if the kernel file at `anchor` is `identity`
+   * both just before and just after the read, in the same job: /proc/<pid>/net/dev is the pod's
+   * table only while process <pid> is in the pod's namespace (a pid can die and be reused, a
+   * process can enter another namespace). Undefined when it is not, or when the file or `dir`
+   * is not there.
+   */
+  readIfSame(
+    dir: string, name: string, anchor: string, identity: FileIdentity, opts?: { list?: boolean },
+  ): Promise<string | undefined> {
+    const list = opts?.list ?? false;
+    return this.inSlice(() => {
+      const now = this.startJob();
+      if (!this.isSame(anchor, identity)) return undefined;
+      if (this.keepOpen) this.touch(dir, now);
+      let text: string | undefined;
       try {
-        const st = statSync(path);
-        return { dev: st.dev, ino: st.ino };
+        text = this.readNow(dir, name, list, now);
       } catch (err) {
-        const code = errnoCode(err);
-        if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+        if (err instanceof DirectoryGoneError && err.dir === dir) return undefined;
         throw err;
       }
+      return text !== undefined && this.isSame(anchor, identity) ? text : undefined;
     });
   }
 
@@ -154,15 +176,45 @@ export class KernelFileReader {
     if (d === undefined) return;
     this.dirs.delete(dir);
     for (const f of d.files.values()) {
-      if (f.fd === undefined) continue;
-      f.doomed = true;
-      if (f.users === 0) this.closeFd(f.fd);
+      if (f.fd !== undefined) this.closeFd(f.fd);
     }
   }
 
   /** Close every kept descriptor. */
   close(): void {
     for (const dir of [...this.dirs.keys()]) this.forgetDir(dir);
+  }
+
+  private identityNow(path: string): FileIdentity | undefined {
+    try {
+      const st = statSync(path, { throwIfNoEntry: false });
+      return st === undefined ? undefined : { dev: st.dev, ino: st.ino };
+    } catch (err) {
+      if (errnoCode(err) === 'ESRCH') return undefined;
+      throw err;
+    }
+  }
+
+  private isSame(path: string, identity: FileIdentity): boolean {
+    const now = this.identityNow(path);
+    return now !== undefined && now.dev === identity.dev && now.ino === identity.ino;
+  }
+
+  /** The clock for a job, after closing what has been idle too long. */
+  private startJob(): number {
+    const now = this.clock();
+    this.prune(now);
+    return now;
+  }
+
+  private readGroup(g: DirFiles, now: number): (string | undefined)[] | undefined {
+    if (this.keepOpen) this.touch(g.dir, now);
+    try {
+      return g.names.map((name) => this.readNow(g.dir, name, false, now));
+    } catch (err) {
+      if (err instanceof DirectoryGoneError && err.dir === g.dir) return undefined;
+      throw err;
+    }
   }
 
   /** The directory's entry, moved to the most recently used end. */
@@ -175,50 +227,55 @@ export class KernelFileReader {
     return d;
   }
 
-  /** Reads through a kept descriptor, which is closed only once no read is using it: the read
-   * counts as a user from now until it has run in its slice. (A refresh of 100 pods is ~1,800
-   * reads: one promise each rather than three is less garbage, so fewer young-generation
-   * collections.) */
-  private readKept(f: OpenFile, list: boolean): Promise<string> {
-    f.users++;
-    return this.inSlice(() => {
-      try {
-        return this.readWhole(f.fd, list);
-      } finally {
-        f.users--;
-        if (f.doomed && f.users === 0) this.closeFd(f.fd);
+  /** `dir`/`name` now, through its kept descriptor if it has one (inside a job of a slice). */
+  private readNow(dir: string, name: string, list: boolean, now: number): string | undefined {
+    const kept = this.dirs.get(dir)?.files.get(name);
+    if (kept !== undefined) {
+      if (kept.fd === undefined) {
+        if (now - kept.at < this.absentTtlMs) return undefined;
+        this.dirs.get(dir)?.files.delete(name); // look again, and keep what is found
+      } else {
+        try {
+          return this.readWhole(kept.fd, list);
+        } catch (err) {
+          // ENODEV on a kept descriptor: the cgroup (or device) it belongs to was removed.
+          if (errnoCode(err) !== 'ENODEV') throw err;
+          this.forgetDir(dir);
+        }
       }
-    });
+    }
+    return this.openAndRead(dir, name, list, now);
   }
 
-  /** Opens `dir`/`name` and reads it in one step of a slice (nothing can close it between). */
-  private openAndRead(dir: string, name: string, list: boolean): Promise<string | undefined> {
-    return this.inSlice(() => {
-      const fd = this.openFile(dir, name);
-      if (fd === undefined) {
-        if (this.keepOpen) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
-        return undefined;
-      }
-      let text: string;
-      try {
-        text = this.readWhole(fd, list);
-      } catch (err) {
-        this.closeFd(fd);
-        if (!refusesReads(errnoCode(err))) throw err;
-        if (!this.exists(dir)) throw new DirectoryGoneError(dir);
-        if (this.keepOpen) this.touch(dir, this.clock()).files.set(name, { at: this.clock() });
-        return undefined;
-      }
-      const d = this.keepOpen ? this.touch(dir, this.clock()) : undefined;
-      // Kept unless a first read of the same file queued before this one kept its own.
-      if (d !== undefined && !d.files.has(name)) {
-        d.files.set(name, { fd, users: 0, doomed: false });
-        this.evictOverLimit();
-      } else {
-        this.closeFd(fd);
-      }
-      return text;
-    });
+  /** Opens `dir`/`name`, reads it, and keeps the descriptor (or what is missing) if keepOpen. */
+  private openAndRead(dir: string, name: string, list: boolean, now: number): string | undefined {
+    const fd = this.openFile(dir, name);
+    if (fd === undefined) {
+      if (this.keepOpen) this.entry(dir, now).files.set(name, { at: now });
+      return undefined;
+    }
+    let text: string;
+    try {
+      text = this.readWhole(fd, list);
+    } catch (err) {
+      this.closeFd(fd);
+      if (!refusesReads(errnoCode(err))) throw err;
+      if (!this.exists(dir)) throw new DirectoryGoneError(dir);
+      if (this.keepOpen) this.entry(dir, now).files.set(name, { at: now });
+      return undefined;
+    }
+    if (this.keepOpen) {
+      this.entry(dir, now).files.set(name, { fd });
+      this.evictOverLimit();
+    } else {
+      this.closeFd(fd);
+    }
+    return text;
+  }
+
+  /** The directory's entry (made, as the most recently used, if it was forgotten meanwhile). */
+  private entry(dir: string, now: number): DirEntry {
+    return this.dirs.get(dir) ?? this.touch(dir, now);
   }
 
   /** Opens `dir`/`name`; undefined when it is not there (in a dir that is) or refuses opening. */

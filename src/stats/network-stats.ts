@@ -15,12 +15,11 @@
 //   namespace itself (DESIGN.md), so `crib-pinns netns-exec <file> cat /proc/net/dev` reads the
 //   table from inside it: /proc/net resolves to the reading process's own namespace.
 import { stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
 import { errnoCode, NotFoundError } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import { runCommand } from '../sys/command.js';
 import { nowNs } from '../time.js';
-import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
+import type { FileIdentity, KernelFileReader } from './kernel-file-reader.js';
 
 export interface InterfaceCounters {
   name: string;
@@ -53,11 +52,12 @@ export function parseProcNetDev(text: string): InterfaceCounters[] {
     const name = line.slice(0, colon).trim();
     const cols = line.slice(colon + 1).trim().split(/\s+/);
     if (name === '' || cols.length < 16 || !cols.every((c) => /^\d+$/.test(c))) continue;
-    const n = cols.map((c) => BigInt(c));
+    // Only the columns reported become bigints (read for every pod of every listing).
+    const n = (i: number) => BigInt(cols[i]!);
     out.push({
       name,
-      rxBytes: n[0]!, rxPackets: n[1]!, rxErrors: n[2]!, rxDropped: n[3]!,
-      txBytes: n[8]!, txPackets: n[9]!, txErrors: n[10]!, txDropped: n[11]!,
+      rxBytes: n(0), rxPackets: n(1), rxErrors: n(2), rxDropped: n(3),
+      txBytes: n(8), txPackets: n(9), txErrors: n(10), txDropped: n(11),
     });
   }
   return out;
@@ -126,34 +126,18 @@ export function vethPeerReading(table: InterfaceTable, hostVeth: string, podInte
   return host === undefined ? undefined : { timestamp: table.timestamp, interfaces: [peerCounters(host, podInterface)] };
 }
 
-const sameFile = (a: { dev: number; ino: number }, b: Stats) => a.dev === b.dev && a.ino === b.ino;
-
 /**
  * The table of the namespace process `pid` is in, if that is the namespace pinned at
  * `netnsPath` (whose identity the caller passes: `netns`); undefined when the process is gone
  * or lives elsewhere. `reader` must not keep descriptors open (see above).
  */
 export async function readProcessNetworkStats(
-  reader: KernelFileReader, pid: number, netns: Stats,
+  reader: KernelFileReader, pid: number, netns: FileIdentity,
 ): Promise<NetworkReading | undefined> {
   // The process must be in the pod's namespace both before and after the read: checked only
   // after, a process entering it meanwhile (a `setns` just after its start) gave the table of
   // the namespace it came from, the host's, as the pod's.
-  if (!(await inNamespace(reader, pid, netns))) return undefined;
   const timestamp = nowNs();
-  let text: string | undefined;
-  try {
-    text = await reader.read(`/proc/${pid}/net`, 'dev', { list: true });
-  } catch (err) {
-    if (err instanceof DirectoryGoneError) return undefined;
-    throw err;
-  }
-  if (text === undefined || !(await inNamespace(reader, pid, netns))) return undefined;
-  return { timestamp, interfaces: parseProcNetDev(text) };
-}
-
-/** Whether process `pid` is in network namespace `netns` now (false once it is gone). */
-async function inNamespace(reader: KernelFileReader, pid: number, netns: Stats): Promise<boolean> {
-  const ns = await reader.identity(`/proc/${pid}/ns/net`);
-  return ns !== undefined && sameFile(ns, netns);
+  const text = await reader.readIfSame(`/proc/${pid}/net`, 'dev', `/proc/${pid}/ns/net`, netns, { list: true });
+  return text === undefined ? undefined : { timestamp, interfaces: parseProcNetDev(text) };
 }

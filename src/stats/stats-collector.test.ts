@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nowNs } from '../time.js';
 import { cgroupLayout } from './cgroup-path.js';
-import { KernelFileReader } from './kernel-file-reader.js';
+import { KernelFileReader, type DirFiles } from './kernel-file-reader.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from './stats-collector.js';
 
 let root: string;
@@ -239,6 +239,11 @@ describe('StatsCollector background refresh', () => {
       this.reads++;
       if (this.held) await this.held;
       return super.read(dir, name, opts);
+    }
+    override async readDirs(groups: readonly DirFiles[]): Promise<((string | undefined)[] | undefined)[]> {
+      this.reads++;
+      if (this.held) await this.held;
+      return super.readDirs(groups);
     }
   }
   /** Resolves with the value, or with 'waited' when `p` takes longer than `ms`. */
