@@ -18,16 +18,29 @@ function unescapeMountPath(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+function escapeMountPath(s: string): string {
+  return s.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
 /**
  * The cgroup v1 mounts whose mount point is directly under `root`, in name order. Of several
  * mounts on one point, the last listed (the one on top) counts; lines that do not parse are
  * skipped (the kernel writes this file; a line we cannot read names no hierarchy).
+ *
+ * Only the lines that contain root's escaped path followed by a slash are split: a node's mount
+ * table is mostly its containers' overlays (hundreds of lines, each with long lowerdir options),
+ * and it is read again every few seconds.
  */
 export function cgroupV1Mounts(mountinfo: string, root: string): CgroupV1Mount[] {
   const byDir = new Map<string, CgroupV1Mount>();
-  for (const line of mountinfo.split('\n')) {
+  const needle = root === '/' ? ' /' : ` ${escapeMountPath(root)}/`;
+  for (let at = mountinfo.indexOf(needle); at >= 0;) {
+    const start = mountinfo.lastIndexOf('\n', at) + 1;
+    let end = mountinfo.indexOf('\n', at);
+    if (end < 0) end = mountinfo.length;
+    at = mountinfo.indexOf(needle, end);
     // id parent major:minor root mount-point options [optional fields...] - fstype source super-options
-    const fields = line.split(' ');
+    const fields = mountinfo.slice(start, end).split(' ');
     const sep = fields.indexOf('-', 6);
     if (sep < 0 || fields.length < sep + 4) continue;
     const dir = unescapeMountPath(fields[4]!);
