@@ -12,7 +12,9 @@
 // (this Node client decodes it after the clock stops, its time printed on a line of its own:
 // test-support/undecoded-stats-client.ts), and the daemon's CPU time per call; for crib also the daemon's
 // largest event-loop delay while each stats RPC was being served, p50/p95/max over the calls,
-// and between them (the read-ahead's work: it blocks whatever other call comes then)
+// and between them (the read-ahead's work: it blocks whatever other call comes then), each with
+// the part of it that was the daemon's own work (its main thread's CPU time between two of the
+// loop's timer checks; the rest was the machine not running the daemon)
 // (read by bench/loop-delay-probe.mjs, loaded into the daemon with NODE_OPTIONS). containerd (Debian's
 // package, CRI plugin, CNI bridge) is measured in the same run, after crib, on the same
 // schedule, when it is installed. With BENCH_BASE, a crib daemon from that checkout (its dist/
@@ -62,6 +64,10 @@ interface Result {
   podStats: number[];
   /** Daemon event-loop delay during each call (crib only). */
   loopDelay: number[];
+  /** Of it, the longest the daemon's main thread itself ran without letting the loop check its
+   * timers (the rest of a delay is the machine not running the daemon), during and between calls. */
+  ownWork: number[];
+  ownWorkBetween: number[];
   /** Its largest event-loop delay between two calls (the read-ahead's work, crib only), and its
    * garbage collection then, ms by kind. */
   loopDelayBetween: number[];
@@ -92,17 +98,22 @@ class LoopDelayProbe {
   lastAtUs = 0;
   /** The last window's garbage collection, ms by kind. */
   lastGc: Record<string, number> = {};
+  /** The last window's longest run of the daemon's own work on its loop, ms. */
+  lastOwnMs = 0;
 
   async window(): Promise<number> {
     process.kill(this.pid, 'SIGUSR2');
     const want = ++this.seq;
     for (let i = 0; i < 2000; i++) {
       try {
-        const r = JSON.parse(await readFile(this.file, 'utf8')) as { seq: number; maxMs: number; atUs: number; gc: Record<string, number> };
+        const r = JSON.parse(await readFile(this.file, 'utf8')) as {
+          seq: number; maxMs: number; ownMaxMs: number; atUs: number; gc: Record<string, number>;
+        };
         if (r.seq >= want) {
           this.seq = r.seq;
           this.lastAtUs = r.atUs;
           this.lastGc = r.gc;
+          this.lastOwnMs = r.ownMaxMs;
           return r.maxMs;
         }
       } catch {
@@ -156,6 +167,7 @@ async function timed(
     // The first window since the daemon started (start-up, the priming round) is not between calls.
     if (r.windows.length > 0) {
       r.loopDelayBetween.push(between);
+      r.ownWorkBetween.push(probe.lastOwnMs);
       r.gcBetween.push(probe.lastGc);
     }
   }
@@ -171,6 +183,7 @@ async function timed(
   if (probe) {
     const delayMs = await probe.window();
     r.loopDelay.push(delayMs);
+    r.ownWork.push(probe.lastOwnMs);
     r.windows.push({ rpc, fromUs, toUs: probe.lastAtUs, gc: probe.lastGc, delayMs });
   }
   const want = rpc === 'ListContainerStats' ? PODS * PER_POD : PODS;
@@ -196,7 +209,9 @@ function print(results: Result[]): void {
     ? `${pct(xs, 0.5).toFixed(1)} / ${pct(xs, 0.95).toFixed(1)} / ${Math.max(...xs).toFixed(1)}` : '-');
   line('daemon GC ms per call (mean, scavenges / full)', (r) => gcFig(r.windows.map((w) => w.gc)));
   line(`daemon event-loop delay p50/p95/max ms (goal < ${GOAL_LOOP_DELAY_MS})`, (r) => delayFig(r.loopDelay));
+  line('  of it the daemon\'s own work, p50/p95/max ms', (r) => delayFig(r.ownWork));
   line('daemon event-loop delay between calls (read-ahead)', (r) => delayFig(r.loopDelayBetween));
+  line('  of it the daemon\'s own work, p50/p95/max ms', (r) => delayFig(r.ownWorkBetween));
   line('daemon GC ms between calls (mean, scavenges / full)', (r) => gcFig(r.gcBetween));
   const crib = results.find((r) => r.name === 'crib')!;
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -235,7 +250,7 @@ async function main(): Promise<void> {
         clients.push(...targets.map((t) => new UndecodedStatsClient(t.socket)));
         const probes = targets.map((t) => (t.name === 'crib' ? new LoopDelayProbe(t.daemonPid, probeFile)
           : t.name.startsWith('crib') ? new LoopDelayProbe(t.daemonPid, `${probeFile}.base`) : undefined));
-        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], loopDelayBetween: [], gcBetween: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
+        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], ownWork: [], loopDelayBetween: [], ownWorkBetween: [], gcBetween: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
         // A first round primes what each runtime keeps between calls (CPU samples, caches).
         for (const t of targets) {
           await t.cri.runtime.ListContainerStats({});
