@@ -1,7 +1,5 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { LOG_OPTIONS, boundedLogger } from './log.js';
+import { createLogger } from './log.js';
 import { boundStrings, truncateText } from './truncate.js';
 
 describe('truncateText', () => {
@@ -34,8 +32,7 @@ describe('boundStrings', () => {
 describe('the daemon logger', () => {
   function capture() {
     const lines: string[] = [];
-    const sink = new Writable({ write: (chunk, _enc, cb) => { lines.push(chunk.toString()); cb(); } });
-    return { logger: boundedLogger(pino({ level: 'info', ...LOG_OPTIONS }, sink)), lines };
+    return { logger: createLogger({ level: 'info', sink: (line) => lines.push(line) }), lines };
   }
 
   it('cannot be made to write a huge line by a message, a field or an error echoing input', () => {

@@ -3,14 +3,14 @@
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PRIVATE, stateDirAccess, tightenInstall } from '../../src/daemon/private-dirs.js';
+import { createLogger } from '../../src/log.js';
 
 let base = '';
 let root = '';
 let state = '';
-const log = pino({ level: 'silent' });
+const log = createLogger({ level: 'silent' });
 
 const mode = (p: string): number => statSync(p).mode & 0o7777;
 function dir(path: string, m: number): string {

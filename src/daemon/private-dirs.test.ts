@@ -4,21 +4,15 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
+import { createLogger } from '../log.js';
 
 let base = '';
 let root = '';
 let state = '';
 const lines: { path: string; from: string; to: string; owner?: { from: string; to: string }; level: number }[] = [];
-const log = pino({ level: 'warn' }, new Writable({
-  write(chunk: Buffer, _enc, cb) {
-    for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-    cb();
-  },
-}));
+const log = createLogger({ level: 'warn', sink: (line) => lines.push(JSON.parse(line)) });
 
 const mode = (p: string): number => statSync(p).mode & 0o7777;
 function dir(path: string, m: number): string {
