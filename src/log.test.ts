@@ -108,8 +108,40 @@ describe('fdSink', () => {
       expect(drained).toBeGreaterThan(60_000);
       sink('{"level":30,"msg":"after"}\n');
       const next = buf.toString('utf8', 0, readSync(readEnd, buf));
-      // Whatever was cut mid-line is ended by the next line; that line is whole and counts the drops.
       const last = JSON.parse(next.slice(next.lastIndexOf('{"level"')));
+      expect(last.msg).toBe('after');
+      expect(last.droppedBefore).toBeGreaterThan(0);
+    } finally {
+      closeSync(writeEnd);
+      closeSync(readEnd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ends a line cut mid-way before the next one, which stays whole on a line of its own', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'crib-log-'));
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writeEnd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const sink = fdSink(writeEnd, 20);
+      // Longer than PIPE_BUF (4096): a full pipe takes the first part of a line and refuses the rest.
+      const line = `{"level":30,"msg":"${'x'.repeat(10_000)}"}\n`;
+      for (let i = 0; i < 8; i++) sink(line);
+      const buf = Buffer.alloc(1 << 20);
+      let text = buf.toString('utf8', 0, readSync(readEnd, buf));
+      expect(text.endsWith('\n')).toBe(false); // the pipe holds the start of a dropped line
+      sink('{"level":30,"msg":"after"}\n');
+      text += buf.toString('utf8', 0, readSync(readEnd, buf));
+      const lines = text.split('\n').filter(Boolean);
+      const cut = lines.filter((l) => { try { JSON.parse(l); return false; } catch { return true; } });
+      expect(cut).toHaveLength(1);
+      const last = JSON.parse(lines[lines.length - 1]!);
       expect(last.msg).toBe('after');
       expect(last.droppedBefore).toBeGreaterThan(0);
     } finally {

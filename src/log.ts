@@ -4,10 +4,10 @@
 // message, each field, an error's message and stack) is cut to a bounded size, because many echo
 // client input: no request can make the daemon write a huge line. Credentials are redacted.
 //
-// The daemon's own, not a library's: the JSON logger it used before cost a fresh daemon 1.6 MiB
-// of its 60 MiB (its modules, and worker_threads and assert they load; bench/daemon-memory.ts,
-// N=3 alternated: fresh RSS 60.0 -> 58.4 MiB), for features the daemon never used (transports,
-// worker threads, custom levels).
+// The daemon's own, not a library's: the JSON logger it used before cost a fresh daemon about a
+// MiB of the node binary's pages (its modules, and worker_threads and assert they load;
+// bench/daemon-memory.ts, alternated, file-backed RSS 41.0 -> 40.0 MiB) for features the daemon
+// never used (transports, worker threads, custom levels).
 //
 // Lines are written synchronously to the destination (stdout unless told): a line is on its way
 // before the call returns, so a crash right after it loses nothing. A destination that does not
@@ -185,9 +185,12 @@ function stringify(value: unknown): string {
  */
 export function fdSink(fd: number, patienceMs = WRITE_PATIENCE_MS): LogSink {
   let dropped = 0;
+  // A dropped line whose first bytes went out: the next line ends it with a newline first, so
+  // that line stays whole and parseable on a line of its own.
+  let cut = false;
   return (line) => {
-    const text = dropped > 0 ? `${line.slice(0, -2)},"droppedBefore":${dropped}}\n` : line;
-    const buf = Buffer.from(text);
+    const counted = dropped > 0 ? `${line.slice(0, -2)},"droppedBefore":${dropped}}\n` : line;
+    const buf = Buffer.from(cut ? `\n${counted}` : counted);
     const deadline = Date.now() + patienceMs;
     let off = 0;
     while (off < buf.length) {
@@ -195,15 +198,15 @@ export function fdSink(fd: number, patienceMs = WRITE_PATIENCE_MS): LogSink {
         off += writeSync(fd, buf, off);
       } catch (err) {
         if (errnoCode(err) !== 'EAGAIN' || Date.now() > deadline) {
-          // A line cut after its first bytes stays cut: the reader sees it end where the next
-          // line starts (only when a reader stalls for patienceMs mid-line).
           dropped++;
+          if (off > 0) cut = true;
           return;
         }
         Atomics.wait(PAUSE, 0, 0, 5);
       }
     }
     dropped = 0;
+    cut = false;
   };
 }
 
