@@ -1,5 +1,9 @@
 // The daemon's JSON logger, through a sink that keeps its lines (the bounding of long strings is
 // in truncate.test.ts).
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger, fdSink, type LevelName } from './log.js';
 
@@ -84,70 +88,59 @@ describe('the daemon logger', () => {
   });
 });
 
+/** A FIFO with non-blocking ends that nobody reads until the test does: `read()` takes what it
+ * holds now. */
+function withStalledFifo(fn: (writeEnd: number, read: () => string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'crib-log-'));
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  // Read end first (non-blocking, so the open does not wait), then a non-blocking write end.
+  const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writeEnd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    fn(writeEnd, () => buf.toString('utf8', 0, readSync(readEnd, buf)));
+  } finally {
+    closeSync(writeEnd);
+    closeSync(readEnd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('fdSink', () => {
-  it('drops a line a stalled reader does not take within its patience, and says so with the next one', async () => {
-    const { execFileSync } = await import('node:child_process');
-    const { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'crib-log-'));
-    const fifo = join(dir, 'fifo');
-    execFileSync('mkfifo', [fifo]);
-    // Read end first (non-blocking, so the open does not wait), then a non-blocking write end.
-    const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writeEnd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-    try {
+  it('drops a line a stalled reader does not take within its patience, and says so with the next one', () => {
+    withStalledFifo((writeEnd, read) => {
       const sink = fdSink(writeEnd, 50);
       const line = `{"level":30,"msg":"${'x'.repeat(1000)}"}\n`;
       const started = Date.now();
       // The pipe holds 64 KiB: the 70th line finds it full.
       for (let i = 0; i < 70; i++) sink(line);
       expect(Date.now() - started).toBeLessThan(2000);
-      const buf = Buffer.alloc(1 << 20);
-      const drained = readSync(readEnd, buf);
-      expect(drained).toBeGreaterThan(60_000);
+      expect(read().length).toBeGreaterThan(60_000);
       sink('{"level":30,"msg":"after"}\n');
-      const next = buf.toString('utf8', 0, readSync(readEnd, buf));
+      const next = read();
       const last = JSON.parse(next.slice(next.lastIndexOf('{"level"')));
       expect(last.msg).toBe('after');
       expect(last.droppedBefore).toBeGreaterThan(0);
-    } finally {
-      closeSync(writeEnd);
-      closeSync(readEnd);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
-  it('ends a line cut mid-way before the next one, which stays whole on a line of its own', async () => {
-    const { execFileSync } = await import('node:child_process');
-    const { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'crib-log-'));
-    const fifo = join(dir, 'fifo');
-    execFileSync('mkfifo', [fifo]);
-    const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writeEnd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-    try {
+  it('ends a line cut mid-way before the next one, which stays whole on a line of its own', () => {
+    withStalledFifo((writeEnd, read) => {
       const sink = fdSink(writeEnd, 20);
       // Longer than PIPE_BUF (4096): a full pipe takes the first part of a line and refuses the rest.
       const line = `{"level":30,"msg":"${'x'.repeat(10_000)}"}\n`;
       for (let i = 0; i < 8; i++) sink(line);
-      const buf = Buffer.alloc(1 << 20);
-      let text = buf.toString('utf8', 0, readSync(readEnd, buf));
+      let text = read();
       expect(text.endsWith('\n')).toBe(false); // the pipe holds the start of a dropped line
       sink('{"level":30,"msg":"after"}\n');
-      text += buf.toString('utf8', 0, readSync(readEnd, buf));
+      text += read();
       const lines = text.split('\n').filter(Boolean);
       const cut = lines.filter((l) => { try { JSON.parse(l); return false; } catch { return true; } });
       expect(cut).toHaveLength(1);
       const last = JSON.parse(lines[lines.length - 1]!);
       expect(last.msg).toBe('after');
       expect(last.droppedBefore).toBeGreaterThan(0);
-    } finally {
-      closeSync(writeEnd);
-      closeSync(readEnd);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

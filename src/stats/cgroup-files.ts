@@ -2,7 +2,7 @@
 // directory's files read together (KernelFileReader.readDirs: async, bounded, descriptors kept).
 // A file that is absent (controller not mounted or not enabled, kernel too old) reads as
 // undefined so each reader can leave that section out.
-import type { PidsReading } from './cgroup-stats.js';
+import type { CgroupReadScope, PidsReading } from './cgroup-stats.js';
 import { DirectoryGoneError, type KernelFileReader } from './kernel-file-reader.js';
 
 /** kubelet's threshold: limits above 2^62 bytes mean "unlimited" (v1 reports ~2^63 − 4096). */
@@ -137,6 +137,17 @@ export class CgroupFileTexts {
 /** Lines of cgroup.procs: the processes directly in the cgroup. */
 export function countProcs(text: string): bigint {
   return BigInt(text.split('\n').filter((l) => l.trim() !== '').length);
+}
+
+/** pids.current (and pids.max for metrics), v1 or v2 alike; undefined when the pids controller
+ * gave no count (not enabled, or not mounted). */
+export function pidsCount(f: CgroupFileTexts, scope: CgroupReadScope): PidsReading | undefined {
+  const current = f.single('pids.current');
+  if (current === undefined) return undefined;
+  const out: PidsReading = { current };
+  const limit = scope.metrics ? f.single('pids.max') : undefined;
+  if (limit !== undefined) out.limit = limit;
+  return out;
 }
 
 /** The number of processes listed in the cgroup directory `dir` itself (where no pids controller

@@ -5,8 +5,8 @@
 // hierarchy, not a directory's name.
 import { readFile } from 'node:fs/promises';
 import { cgroupV1Mounts, controllerMount, type CgroupV1Mount } from './cgroup-v1-mounts.js';
-import { CgroupFileTexts, countedProcs, floorSub, limited } from './cgroup-files.js';
-import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
+import { CgroupFileTexts, countedProcs, floorSub, limited, pidsCount } from './cgroup-files.js';
+import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, SwapReading } from './cgroup-stats.js';
 import type { DirFiles, KernelFileReader } from './kernel-file-reader.js';
 
 // cpuacct.stat counts USER_HZ ticks, which Linux fixes at 100 for user space on every arch.
@@ -125,16 +125,6 @@ function memory(f: CgroupFileTexts, scope: CgroupReadScope): MemorySection {
     swap.availableBytes = floorSub(swap.limitBytes, swap.usageBytes);
   }
   return { memory: mem, swap };
-}
-
-/** pids.current (and pids.max for metrics); undefined when the pids controller has no count. */
-function pidsCount(f: CgroupFileTexts, scope: CgroupReadScope): PidsReading | undefined {
-  const current = f.single('pids.current');
-  if (current === undefined) return undefined;
-  const out: PidsReading = { current };
-  const limit = scope.metrics ? f.single('pids.max') : undefined;
-  if (limit !== undefined) out.limit = limit;
-  return out;
 }
 
 export async function readCgroupStatsV1(

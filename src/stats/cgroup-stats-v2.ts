@@ -1,8 +1,8 @@
 // cgroup v2: every figure lives in the cgroup's one directory. Files of controllers that are not
 // enabled for it (memory.*, pids.*) are simply absent; cpu.stat and cgroup.procs always exist.
 // All files of a reading are read in one job of the reader (readDirs).
-import { CgroupFileTexts, countedProcs, floorSub, limited } from './cgroup-files.js';
-import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, PidsReading, SwapReading } from './cgroup-stats.js';
+import { CgroupFileTexts, countedProcs, floorSub, limited, pidsCount } from './cgroup-files.js';
+import type { CgroupReadScope, CgroupStats, CpuReading, MemoryReading, SwapReading } from './cgroup-stats.js';
 import type { KernelFileReader } from './kernel-file-reader.js';
 
 const US = 1000n;
@@ -87,16 +87,6 @@ function swap(f: CgroupFileTexts): SwapReading | undefined {
     out.limitBytes = limit;
     out.availableBytes = floorSub(limit, usage);
   }
-  return out;
-}
-
-/** pids.current (and pids.max for metrics); undefined when the pids controller is not enabled. */
-function pidsCount(f: CgroupFileTexts, scope: CgroupReadScope): PidsReading | undefined {
-  const current = f.single('pids.current');
-  if (current === undefined) return undefined;
-  const out: PidsReading = { current };
-  const limit = scope.metrics ? f.single('pids.max') : undefined;
-  if (limit !== undefined) out.limit = limit;
   return out;
 }
 
