@@ -80,6 +80,35 @@ describe('ContentStore', () => {
     expect(ingestDirEmpty()).toBe(true);
   });
 
+  it('hands the sink each chunk as the source pushed it, none concatenated while the sink holds the download back', async () => {
+    const chunks = [Buffer.from('first '), Buffer.from('second '), Buffer.from('third')];
+    const data = Buffer.concat(chunks);
+    const digest = sha256(data);
+    const source = new Readable({ read() {} });
+    const got: Buffer[] = [];
+    let room: (() => void) | undefined;
+    const sinkAt = (path: string): BlobSink => ({
+      write: (chunk) => {
+        got.push(chunk);
+        appendFileSync(path, chunk);
+        // The first chunk fills the window: the rest arrive while the download is held back.
+        return got.length === 1 ? new Promise<void>((r) => (room = r)) : undefined;
+      },
+      end: async () => digest,
+      stop: async () => undefined,
+    });
+    const ingest = store.ingest({ digest, size: data.length }, async () => source, { sinkAt });
+    source.push(chunks[0]);
+    while (!room) await new Promise((r) => setImmediate(r));
+    source.push(chunks[1]);
+    source.push(chunks[2]);
+    source.push(null);
+    room();
+    expect(readFileSync(await ingest)).toEqual(data);
+    expect(got).toHaveLength(3);
+    got.forEach((c, i) => expect(c).toBe(chunks[i]));
+  });
+
   it('rejects short and long bodies with DataLossError naming expected and got sizes', async () => {
     const data = Buffer.from('0123456789');
     const digest = sha256(data);

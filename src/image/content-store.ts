@@ -11,6 +11,7 @@ import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
 import { fsyncDir, unlinkIfExists } from '../store/atomic-file.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
+import { eachChunk } from '../sys/each-chunk.js';
 
 export interface BlobDescriptor {
   digest: string;
@@ -172,13 +173,13 @@ export class ContentStore {
       if (opts.signal) addAbortSignal(opts.signal, source);
       sink = opts.sinkAt?.(tmp) ?? await FileSink.create(tmp);
       let bytes = 0;
-      for await (const chunk of source as AsyncIterable<Buffer>) {
+      const into = sink;
+      await eachChunk(source, (chunk) => {
         bytes += chunk.length;
         if (bytes > desc.size) throw new DataLossError(`blob ${desc.digest}: expected ${desc.size} bytes, got more than that`);
         opts.onProgress?.(bytes);
-        const room = sink.write(chunk);
-        if (room) await room;
-      }
+        return into.write(chunk);
+      });
       if (bytes !== desc.size) throw new DataLossError(`blob ${desc.digest}: expected ${desc.size} bytes, got ${bytes}`);
       const got = await sink.end();
       if (got !== desc.digest) throw new DataLossError(`blob ${desc.digest}: content has digest ${got}, expected ${desc.digest}`);
