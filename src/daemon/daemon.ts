@@ -14,6 +14,7 @@ import { CRIB_VERSION } from '../version.js';
 import { NodeNetwork } from '../network/node-network.js';
 import { createCriServer } from '../server/cri-server.js';
 import type { GrpcServer } from '../server/grpc-server.js';
+import type { RpcObserver } from '../server/rpc.js';
 import { runtimeInfoSource } from '../server/runtime-info.js';
 import { SandboxService } from '../sandbox/sandbox-service.js';
 import { cribPinns } from '../sandbox/namespaces.js';
@@ -191,13 +192,17 @@ export class Daemon {
     }
   }
 
-  /** After every RPC: the metrics (when on), and a memory trim once the work is over. */
-  private observeRpc(): NonNullable<Parameters<typeof createCriServer>[0]['observeRpc']> {
+  /** Every RPC: the metrics (when on), and a memory trim once the work is over. */
+  private observeRpc(): RpcObserver {
     const metrics = this.metrics?.observeRpc;
     const trim = this.memoryTrim;
-    return (method, code, seconds) => {
-      metrics?.(method, code, seconds);
-      trim.activity();
+    return {
+      unaryStarted: () => trim.callStarted(),
+      ended: (method, code, seconds, unary) => {
+        metrics?.(method, code, seconds);
+        if (unary) trim.callEnded();
+        else trim.activity();
+      },
     };
   }
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../errors.js';
 import { criProto, criServices } from './cri-proto.js';
 import { GrpcServer } from './grpc-server.js';
-import { implementService, type RpcContext } from './rpc.js';
+import { implementService, type RpcContext, type RpcObserver } from './rpc.js';
 
 describe('implementService', () => {
   let dir: string;
@@ -20,6 +20,15 @@ describe('implementService', () => {
   /** The signal of each ImageStatus call, and a way to hold a ListImages call until cancelled. */
   const statusSignals: AbortSignal[] = [];
   let heldSignal: ((signal: AbortSignal) => void) | undefined;
+  /** What the observer was told. */
+  const told: string[] = [];
+  const observer: RpcObserver = {
+    unaryStarted: (method) => told.push(`started ${method}`),
+    ended: (method, code, seconds, unary) => {
+      expect(seconds).toBeGreaterThanOrEqual(0);
+      told.push(`ended ${method} ${grpc.status[code]} ${unary ? 'unary' : 'streaming'}`);
+    },
+  };
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'crib-rpc-'));
@@ -42,7 +51,7 @@ describe('implementService', () => {
         await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
         return { images: [] };
       },
-    }));
+    }, observer));
     const address = `unix://${join(dir, 'sock')}`;
     const l = createServer({ allowHalfOpen: true }, (c) => server.serveConnection(c));
     listener = l;
@@ -54,6 +63,24 @@ describe('implementService', () => {
     server?.forceShutdown();
     listener?.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('tells its observer when a unary call starts and ends, and a streaming call only when it ends', async () => {
+    told.length = 0;
+    await new Promise((resolve) => client.ImageStatus({ image: { image: 'x' } }, resolve));
+    await new Promise((resolve) => client.PullImage({ image: { image: 'y' } }, resolve));
+    await new Promise((resolve) => {
+      const s = client.StreamImages({});
+      s.on('data', () => undefined);
+      s.on('error', resolve);
+    });
+    expect(told).toEqual([
+      'started runtime.v1.ImageService/ImageStatus',
+      'ended runtime.v1.ImageService/ImageStatus OK unary',
+      'started runtime.v1.ImageService/PullImage',
+      'ended runtime.v1.ImageService/PullImage INVALID_ARGUMENT unary',
+      'ended runtime.v1.ImageService/StreamImages INVALID_ARGUMENT streaming',
+    ]);
   });
 
   it('cuts a unary status message that echoes a 1 MiB input, keeping its head and the size', async () => {
@@ -85,6 +112,7 @@ describe('implementService', () => {
   });
 
   it('does not abort the signal of a call that has answered (the stream closes after every call)', async () => {
+    statusSignals.length = 0;
     for (let i = 0; i < 3; i++) {
       await new Promise<void>((resolve, reject) => client.ImageStatus({ image: { image: 'x' } }, (e: Error | null) => (e ? reject(e) : resolve())));
     }

@@ -92,8 +92,16 @@ function logFailure(method: string, err: unknown, ms: number): void {
   }
 }
 
-/** Told about every call when it ends (the metrics' hook): its outcome and how long it took. */
-export type RpcObserver = (method: string, code: Status, seconds: number) => void;
+/** Told about calls (the metrics' and the memory trim's hook). */
+export interface RpcObserver {
+  /**
+   * A unary call began. Streaming calls are told only when they end: GetContainerEvents stays
+   * open for as long as kubelet runs.
+   */
+  unaryStarted?(method: string): void;
+  /** A call ended: its outcome, how long it took, and whether it was unary. */
+  ended(method: string, code: Status, seconds: number, unary: boolean): void;
+}
 
 /** A full implementation of a service: every method answers, implemented or UNIMPLEMENTED. */
 export function implementService<D extends ServiceDefinition>(
@@ -102,14 +110,16 @@ export function implementService<D extends ServiceDefinition>(
   handlers: ServiceHandlers<D>,
   observe?: RpcObserver,
 ): Record<string, MethodImplementation> {
-  const ended = (rpc: string, code: Status, started: number): void => {
+  const told = (rpc: string, tell: (o: RpcObserver) => void): void => {
     if (!observe) return;
     try {
-      observe(rpc, code, (Date.now() - started) / 1000);
+      tell(observe);
     } catch (err) {
       log.warn({ method: rpc, err }, 'the RPC observer failed');
     }
   };
+  const ended = (rpc: string, code: Status, started: number, unary: boolean): void =>
+    told(rpc, (o) => o.ended(rpc, code, (Date.now() - started) / 1000, unary));
   const impl: Record<string, MethodImplementation> = {};
   for (const [name, method] of Object.entries(definition)) {
     const rpc = `${serviceName}/${name}`;
@@ -122,10 +132,11 @@ export function implementService<D extends ServiceDefinition>(
       (async () => {
         throw new UnimplementedError(`crib does not implement ${rpc} yet`);
       });
+    const unary = !method.responseStream;
     const failed = (call: ServerCall, err: unknown, started: number): void => {
       logFailure(rpc, err, Date.now() - started);
       const { code, details } = failureStatus(err);
-      ended(rpc, code, started);
+      ended(rpc, code, started, unary);
       call.end(code, details);
     };
     if (method.responseStream) {
@@ -135,7 +146,7 @@ export function implementService<D extends ServiceDefinition>(
         (run as StreamingHandler<unknown, unknown>)(call.request, ctx, (res) => call.write(res)).then(
           () => {
             if (log.isLevelEnabled('debug')) log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
-            ended(rpc, Status.OK, started);
+            ended(rpc, Status.OK, started, unary);
             call.end(Status.OK);
           },
           (err: unknown) => failed(call, err, started),
@@ -144,12 +155,13 @@ export function implementService<D extends ServiceDefinition>(
     } else {
       impl[name] = (call) => {
         const started = Date.now();
+        told(rpc, (o) => o.unaryStarted?.(rpc));
         const ctx = new CallContext(call);
         (run as UnaryHandler<unknown, unknown>)(call.request, ctx).then(
           (res) => {
             // The entry is built only when it will be written: most calls are at info level.
             if (log.isLevelEnabled('debug')) log.debug({ method: rpc, ms: Date.now() - started }, 'rpc done');
-            ended(rpc, Status.OK, started);
+            ended(rpc, Status.OK, started, unary);
             call.sendUnary(res);
           },
           (err: unknown) => failed(call, err, started),

@@ -159,12 +159,16 @@ export function setThreadNice(nice: number): void {
 }
 
 /**
- * glibc's malloc_trim(0): hand the free pages of every malloc arena back to the kernel. glibc
- * returns memory on its own only from the top of the main arena; what Node's buffers and threads
- * freed elsewhere stays resident until this is called. True when some memory was released.
+ * glibc's malloc_trim(0), on a thread of libuv's pool: hand the free pages of every malloc arena
+ * back to the kernel. glibc returns memory on its own only from the top of the main arena; what
+ * Node's buffers and threads freed elsewhere stays resident until this is called. It can take
+ * tens of ms after a pull (an madvise per free range), so never on the event loop. True when
+ * some memory was released.
  */
-export function mallocTrim(): boolean {
-  return cMallocTrim(0) === 1;
+export function mallocTrim(): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    cMallocTrim.async(0, (err: unknown, released: number) => (err ? reject(err) : resolve(released === 1)));
+  });
 }
 
 const LOCK_EX = 2;
