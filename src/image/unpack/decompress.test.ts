@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../errors.js';
 import { gzipLayer, zstdLayer } from '../../../test-support/tar-fixtures.js';
-import { compressionOf, decompressor, detectCompression, spawnZstd, zstdBinary } from './decompress.js';
+import { GzipInflater, compressionOf, detectCompression, spawnZstd, zstdBinary, zstdDecompressor } from './decompress.js';
 
 let dir: string;
 beforeAll(() => {
@@ -38,8 +38,44 @@ describe('decompress', () => {
     const z = zstdLayer(payload);
     const chunks = [];
     for (let i = 0; i < z.length; i += 999) chunks.push(z.subarray(i, i + 999));
-    expect(await collect(Readable.from(chunks), decompressor('zstd')!)).toEqual(payload);
-    expect(await collect(Readable.from([gzipLayer(payload)]), decompressor('gzip')!)).toEqual(payload);
+    expect(await collect(Readable.from(chunks), zstdDecompressor())).toEqual(payload);
+  });
+
+  /** Everything a GzipInflater gives for `chunks`, copied out (it reuses its buffer). */
+  const inflate = (chunks: Buffer[]): { out: Buffer; pieces: number } => {
+    const out: Buffer[] = [];
+    const inflater = new GzipInflater((piece) => out.push(Buffer.from(piece)));
+    try {
+      for (const c of chunks) inflater.push(c);
+      inflater.finish();
+    } finally {
+      inflater.close();
+    }
+    return { out: Buffer.concat(out), pieces: out.length };
+  };
+
+  it('inflates gzip on the calling thread: any chunking, several members, output past its buffer', () => {
+    const big = Buffer.concat(Array.from({ length: 8 }, () => payload));
+    const gz = gzipLayer(big);
+    expect(inflate([gz]).out).toEqual(big);
+    const oneByte = Array.from({ length: gz.length }, (_, i) => gz.subarray(i, i + 1));
+    expect(inflate(oneByte).out).toEqual(big);
+    // 1.6 MB of output from one push: handed on in pieces of its 256 KiB buffer.
+    expect(inflate([gz]).pieces).toBeGreaterThan(6);
+    // Members concatenated (pigz, appended layers) inflate as one stream, as gunzip does.
+    expect(inflate([Buffer.concat([gzipLayer(payload), gzipLayer(big)])]).out).toEqual(Buffer.concat([payload, big]));
+    // Zero padding after the data is ignored, as Node's Gunzip ignores it.
+    expect(inflate([gz, Buffer.alloc(512)]).out).toEqual(big);
+  });
+
+  it('reports gzip cut short, corrupt or followed by garbage with the zlib code the unpacker maps', () => {
+    const gz = gzipLayer(payload);
+    expect(() => inflate([gz.subarray(0, gz.length - 10)])).toThrow(expect.objectContaining({ code: 'Z_BUF_ERROR', message: 'unexpected end of file' }));
+    const corrupt = Buffer.from(gz);
+    corrupt.fill(0xff, 20, 60);
+    expect(() => inflate([corrupt])).toThrow(expect.objectContaining({ code: expect.stringMatching(/^Z_/) }));
+    expect(() => inflate([gz, Buffer.from('trailing garbage')])).toThrow(expect.objectContaining({ code: 'Z_DATA_ERROR' }));
+    expect(() => inflate([Buffer.from('not gzip at all')])).toThrow(expect.objectContaining({ code: 'Z_DATA_ERROR' }));
   });
 
   it('the zstd CLI path inflates, and reports corrupt input as InvalidArgumentError', async () => {

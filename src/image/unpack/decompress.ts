@@ -5,7 +5,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { constants as zlibConstants, createGunzip } from 'node:zlib';
 import type { Decompress } from 'fzstd';
 import { InvalidArgumentError } from '../../errors.js';
 import { lazyModule } from '../../sys/lazy-module.js';
@@ -32,18 +32,78 @@ export function compressionOf(head: Buffer): Compression {
   return 'none';
 }
 
-/** A stream that inflates `kind`, or undefined for an uncompressed tar. */
-export function decompressor(kind: Compression): Transform | undefined {
-  switch (kind) {
-    case 'gzip':
-      // Larger output chunks mean fewer hand-offs to the tar writer per MB.
-      return createGunzip({ chunkSize: 256 * 1024 });
-    case 'zstd':
-      return new ZstdDecompressStream();
-    case 'none':
-      return undefined;
+/** fzstd as a stream: zstd layers' fallback when the zstd CLI is absent. */
+export function zstdDecompressor(): Transform {
+  return new ZstdDecompressStream();
+}
+
+const GZIP_OUT_BYTES = 256 * 1024;
+
+/** The parts of Node's zlib handle that GzipInflater drives (lib/zlib.js's own sync path uses them). */
+interface ZlibHandle {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+}
+
+/**
+ * gzip inflated on the calling thread, into one output buffer it reuses. Node's Gunzip stream
+ * inflates on libuv's thread pool: every chunk is a hand-off there and back, into a fresh 256 KiB
+ * buffer each time (its page faults a visible share of a pull's CPU), and the pool's threads run
+ * at the normal priority the unpack threads are kept below. An unpack thread has nothing else to
+ * do meanwhile, so it inflates itself, with the zlib Node ships (multi-member gzip and all),
+ * through the handle calls Node's own synchronous zlib functions make. `onOutput` must not keep
+ * the buffer it is given: the next call overwrites it.
+ */
+export class GzipInflater {
+  private readonly gunzip = createGunzip();
+  private readonly handle: ZlibHandle;
+  /** [output bytes left, input bytes left] after each writeSync. */
+  private readonly state: Uint32Array;
+  private readonly out = Buffer.allocUnsafe(GZIP_OUT_BYTES);
+
+  constructor(private readonly onOutput: (chunk: Buffer) => void) {
+    const internals = this.gunzip as unknown as { _handle?: ZlibHandle; _writeState?: Uint32Array };
+    if (typeof internals._handle?.writeSync !== 'function' || !(internals._writeState instanceof Uint32Array)) {
+      throw new Error(`this Node (${process.version}) has no synchronous zlib handle, which unpacking gzip layers needs`);
+    }
+    this.handle = internals._handle;
+    this.state = internals._writeState;
+    // A zlib error also destroys the stream, which emits it later: it is thrown here instead.
+    this.gunzip.on('error', () => undefined);
+  }
+
+  /** Inflate `input`, handing the output on as the buffer fills. Input past the end of the gzip data is ignored, as Node's Gunzip does. */
+  push(input: Uint8Array): void {
+    this.run(zlibConstants.Z_NO_FLUSH, input);
+  }
+
+  /** No more input: throws (Z_BUF_ERROR, "unexpected end of file") when the gzip data was cut short. */
+  finish(): void {
+    this.run(zlibConstants.Z_FINISH, EMPTY);
+  }
+
+  close(): void {
+    this.gunzip.destroy();
+  }
+
+  private run(flush: number, input: Uint8Array): void {
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      this.handle.writeSync(flush, input, inOff, inLen, this.out, 0, this.out.length);
+      if (this.gunzip.errored) throw this.gunzip.errored;
+      const outLeft = this.state[0]!;
+      const inLeft = this.state[1]!;
+      const have = this.out.length - outLeft;
+      if (have > 0) this.onOutput(this.out.subarray(0, have));
+      inOff += inLen - inLeft;
+      inLen = inLeft;
+      // Output room left over means zlib wanted no more of this input.
+      if (outLeft !== 0) return;
+    }
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** fzstd's push-based streaming decoder as a Transform (Node 20's zlib has no zstd). */
 class ZstdDecompressStream extends Transform {

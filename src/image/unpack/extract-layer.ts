@@ -13,7 +13,7 @@ import { digestHex } from '../../digest/digest.js';
 import { formatLimit, limitExceeded } from '../limits.js';
 import { syncfs } from '../../sys/libc.js';
 import {
-  compressionOf, decompressor, detectCompression, spawnZstd, zstdBinary, type Compression, type ZstdProcess,
+  GzipInflater, compressionOf, detectCompression, spawnZstd, zstdBinary, type Compression, type ZstdProcess, zstdDecompressor,
 } from './decompress.js';
 import { LayerWriter, type LayerWarn } from './layer-writer.js';
 import { TarReader } from './tar-reader.js';
@@ -69,12 +69,14 @@ export async function extractLayer(input: ExtractInput, targetDir: string, opts:
   hooks: ExtractHooks): Promise<ExtractResult> {
   const { what, maxBytes, signal } = { ...opts, signal: hooks.signal };
   let compression: Compression;
-  let source: Readable | undefined;
+  let chunks: AsyncIterable<Buffer> | undefined;
   if ('file' in input) {
     compression = await detectCompression(input.file);
   } else {
-    ({ compression, source } = await peekCompression(input.chunks));
+    ({ compression, chunks } = await peekCompression(input.chunks));
   }
+  // The stream pipelines below want a Readable; gzip reads the chunks as they are.
+  const source = chunks && compression !== 'gzip' ? Readable.from(chunks, { objectMode: false }) : undefined;
   await mkdir(targetDir, { recursive: true });
   const writer = new LayerWriter(targetDir, { what, maxBookkeepingBytes: opts.maxBookkeepingBytes, warn: hooks.warn });
   const reader = new TarReader(writer, { maxEntries: opts.maxEntries, what });
@@ -148,9 +150,27 @@ export async function extractLayer(input: ExtractInput, targetDir: string, opts:
       await pipeline(zstd.stdout, sink, pipeOpts);
       await feed;
       await zstd.done;
+    } else if (compression === 'gzip') {
+      // Inflated on this thread, each piece of output parsed before the next is made.
+      const inflater = new GzipInflater(consume);
+      try {
+        if (chunks) {
+          for await (const chunk of chunks) {
+            signal.throwIfAborted();
+            inflater.push(chunk);
+          }
+        } else {
+          await readInto((input as { file: string }).file, (chunk) => inflater.push(chunk), signal);
+        }
+        inflater.finish();
+      } finally {
+        inflater.close();
+      }
+      finish();
     } else {
+      // zstd without the CLI.
       const raw = source ?? createReadStream((input as { file: string }).file, { highWaterMark: 1 << 20 });
-      await pipeline(raw, decompressor(compression)!, sink, pipeOpts);
+      await pipeline(raw, zstdDecompressor(), sink, pipeOpts);
     }
   } catch (err) {
     writer.abort();
@@ -191,8 +211,8 @@ export async function extractLayer(input: ExtractInput, targetDir: string, opts:
  * media types, while the magic numbers never lie. Reads until 4 bytes are in, then gives the
  * whole stream back, those bytes included.
  */
-async function peekCompression(chunks: AsyncIterable<Buffer>): Promise<{ compression: Compression; source: Readable }> {
-  const it = chunks[Symbol.asyncIterator]();
+async function peekCompression(input: AsyncIterable<Buffer>): Promise<{ compression: Compression; chunks: AsyncIterable<Buffer> }> {
+  const it = input[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let have = 0;
   let ended = false;
@@ -214,7 +234,7 @@ async function peekCompression(chunks: AsyncIterable<Buffer>): Promise<{ compres
       yield next.value;
     }
   }
-  return { compression: compressionOf(Buffer.concat(head).subarray(0, 4)), source: Readable.from(all(), { objectMode: false }) };
+  return { compression: compressionOf(Buffer.concat(head).subarray(0, 4)), chunks: all() };
 }
 
 // 256 KiB: a chunk of tiny files is processed synchronously, so this bounds each pause of the

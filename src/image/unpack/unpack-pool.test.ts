@@ -129,6 +129,23 @@ describe('UnpackPool', () => {
     expect((err as Error).message).toMatch(/^layer sha256:abc is not a valid gzip stream|^layer tar has a corrupt header/);
   });
 
+  it('writes and hashes every byte of a download that fails to unpack early, reporting the digest first', async () => {
+    // 12 MiB, three times the window of bytes in flight: the bytes after the failure must still
+    // be taken, or the download would stall.
+    const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(12 << 20), ...mine }]));
+    // The first deflate block header: invalid at once.
+    gz.fill(0xff, 10, 12);
+    const blob = download();
+    const job = pool.unpack(fresh(), blob, { what: 'layer sha256:def' });
+    const order: string[] = [];
+    job.result.catch(() => order.push('failed'));
+    // The content store checks this digest against the descriptor before the unpack's verdict.
+    expect(await feed(job, gz, 64 << 10).then((d) => (order.push('digest'), d))).toBe(sha256(gz));
+    await expect(job.result).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(order).toEqual(['digest', 'failed']);
+    expect(readFileSync(blob.download).equals(gz)).toBe(true);
+  });
+
   it('stops at max_layer_size and max_layer_entries, and at the image budget shared by layers', async () => {
     const big = gzipSync(tarFromEntries([{ type: 'file', path: 'big', content: Buffer.alloc(8 << 20), ...mine }]));
     const dir = fresh();

@@ -57,6 +57,13 @@ class ChunkQueue implements AsyncIterable<Buffer> {
     this.notify();
   }
 
+  /** Drop the chunks nobody took; how many bytes they held. */
+  drop(): number {
+    const n = this.chunks.reduce((sum, c) => sum + c.length, 0);
+    this.chunks.length = 0;
+    return n;
+  }
+
   private notify(): void {
     const w = this.wake;
     this.wake = undefined;
@@ -79,9 +86,17 @@ class ChunkQueue implements AsyncIterable<Buffer> {
 }
 
 interface Job {
+  id: number;
   abort: AbortController;
   /** A download's bytes, as they arrive; its blob file. */
-  download?: { queue: ChunkQueue; blob: BlobFile };
+  download?: {
+    queue: ChunkQueue;
+    blob: BlobFile;
+    /** Every byte is in. */
+    ended: boolean;
+    /** Why the unpack failed before every byte was in: reported once the digest is known. */
+    held?: { err: unknown };
+  };
 }
 
 const jobs = new Map<number, Job>();
@@ -89,7 +104,7 @@ const jobs = new Map<number, Job>();
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'start': {
-      const job: Job = { abort: new AbortController() };
+      const job: Job = { id: m.id, abort: new AbortController() };
       if ('download' in m.source) {
         let blob: BlobFile;
         try {
@@ -98,7 +113,7 @@ port.on('message', (m: ToWorker) => {
           post({ t: 'fail', id: m.id, error: serializeError(err) });
           return;
         }
-        job.download = { queue: new ChunkQueue((n) => post({ t: 'ack', id: m.id, n })), blob };
+        job.download = { queue: new ChunkQueue((n) => post({ t: 'ack', id: m.id, n })), blob, ended: false };
       }
       jobs.set(m.id, job);
       const input = job.download ? { chunks: job.download.queue } : { file: (m.source as { file: string }).file };
@@ -107,14 +122,9 @@ port.on('message', (m: ToWorker) => {
         onBytes: (n) => post({ t: 'bytes', id: m.id, n }),
         warn: (fields, msg) => post({ t: 'warn', id: m.id, fields, msg }),
       }).then(
-        (result) => post({ t: 'done', id: m.id, result }),
-        // A job stopped here (its blob file could not be written) fails with why it was stopped,
-        // not with the AbortError the extraction saw.
-        (err: unknown) => post({ t: 'fail', id: m.id, error: serializeError(job.abort.signal.aborted ? job.abort.signal.reason : err) }),
-      ).finally(() => {
-        job.download?.blob.close();
-        jobs.delete(m.id);
-      });
+        (result) => finish(job, { t: 'done', id: m.id, result }),
+        (err: unknown) => unpackFailed(job, err),
+      );
       return;
     }
     case 'syncfs':
@@ -126,6 +136,7 @@ port.on('message', (m: ToWorker) => {
     case 'data': {
       const job = jobs.get(m.id);
       if (!job?.download || job.abort.signal.aborted) return;
+      let taken = 0;
       for (const c of m.chunks) {
         const chunk = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
         try {
@@ -134,20 +145,26 @@ port.on('message', (m: ToWorker) => {
           stop(job, err as Error);
           return;
         }
-        job.download.queue.push(chunk);
+        if (job.download.held) taken += chunk.length;
+        else job.download.queue.push(chunk);
       }
+      // Nothing unpacks the bytes any more: they are taken once written.
+      if (taken > 0) post({ t: 'ack', id: m.id, n: taken });
       return;
     }
     case 'end': {
       const job = jobs.get(m.id);
       if (!job?.download || job.abort.signal.aborted) return;
+      job.download.ended = true;
       try {
         post({ t: 'blob', id: m.id, digest: job.download.blob.finish() });
       } catch (err) {
         stop(job, err as Error);
         return;
       }
-      job.download.queue.end();
+      const held = job.download.held;
+      if (held) finish(job, failure(job, held.err));
+      else job.download.queue.end();
       return;
     }
     case 'abort': {
@@ -158,10 +175,42 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
+function failure(job: Job, err: unknown): FromWorker {
+  return { t: 'fail', id: job.id, error: serializeError(err) };
+}
+
+/** The job is over: say how, and let go of its blob file. */
+function finish(job: Job, outcome: FromWorker): void {
+  post(outcome);
+  job.download?.blob.close();
+  jobs.delete(job.id);
+}
+
+/**
+ * The extraction failed. A download whose bytes do not unpack may not be the blob's bytes at
+ * all (corrupted on the way, or sent by a hostile registry), and then the digest is what is
+ * wrong, not the layer: the failure waits until every byte is in and the blob's digest has been
+ * reported (the content store checks it first), the rest of the bytes only written and hashed.
+ */
+function unpackFailed(job: Job, err: unknown): void {
+  // A job stopped here (its blob file could not be written, or the pool aborted it) fails with
+  // why it was stopped, not with the AbortError the extraction saw.
+  if (job.abort.signal.aborted) finish(job, failure(job, job.abort.signal.reason));
+  else if (job.download && !job.download.ended) {
+    job.download.held = { err };
+    // The pool counts the bytes it sent until they are taken: the unread ones are taken now.
+    const unread = job.download.queue.drop();
+    if (unread > 0) post({ t: 'ack', id: job.id, n: unread });
+  } else finish(job, failure(job, err));
+}
+
 /** End a job early: its extraction fails with `reason`, and reports it. */
 function stop(job: Job, reason: Error): void {
+  const held = job.download?.held !== undefined;
   job.abort.abort(reason);
   job.download?.queue.fail(reason);
+  // An extraction that failed already will not report again.
+  if (held) finish(job, failure(job, reason));
 }
 
 async function flush(dir: string): Promise<void> {
