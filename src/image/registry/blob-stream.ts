@@ -9,6 +9,7 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatByteSize } from '../../config/byte-size.js';
+import { eachChunk } from '../../sys/each-chunk.js';
 import { CribError, DeadlineExceededError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
 import { describeNetworkError, isAbortError } from './registry-errors.js';
@@ -153,7 +154,6 @@ export class ResumableBlobStream extends Readable {
   /** Copy one response body into this stream, watching for stalls. */
   private async copy({ body, skip }: OpenedBody): Promise<void> {
     this.current = body;
-    const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     let toSkip = skip;
     // One watchdog per body, re-armed as bytes arrive (a timer per chunk costs real throughput);
     // it stands down while the consumer applies backpressure.
@@ -161,30 +161,32 @@ export class ResumableBlobStream extends Readable {
     const watchdog = setTimeout(() => {
       if (!waitingForConsumer) body.destroy(new StallError());
     }, this.opts.progressTimeoutMs);
+    const consumerReady = async (): Promise<void> => {
+      waitingForConsumer = true;
+      this.floor.pause();
+      await new Promise<void>((resolve) => (this.wantMore = resolve));
+      this.floor.resume();
+      waitingForConsumer = false;
+      watchdog.refresh();
+    };
     try {
-      for (;;) {
-        const next = await it.next();
-        if (next.done || this.stopped) return;
+      // Each chunk as the body pushed it (a `for await` read concatenates what piled up while
+      // the consumer held us back).
+      await eachChunk(body, (received) => {
+        if (this.stopped) return undefined;
         watchdog.refresh();
-        let chunk = next.value;
+        let chunk = received;
         // Bytes skipped after a restart count too: the registry did send them.
         this.floor.add(chunk.length);
         if (toSkip > 0) {
           const drop = Math.min(toSkip, chunk.length);
           toSkip -= drop;
           chunk = chunk.subarray(drop);
-          if (chunk.length === 0) continue;
+          if (chunk.length === 0) return undefined;
         }
         this.delivered += chunk.length;
-        if (!this.push(chunk)) {
-          waitingForConsumer = true;
-          this.floor.pause();
-          await new Promise<void>((resolve) => (this.wantMore = resolve));
-          this.floor.resume();
-          waitingForConsumer = false;
-          watchdog.refresh();
-        }
-      }
+        return this.push(chunk) ? undefined : consumerReady();
+      });
     } finally {
       clearTimeout(watchdog);
       if (this.current === body) this.current = undefined;
