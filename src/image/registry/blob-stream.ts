@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatByteSize } from '../../config/byte-size.js';
 import { eachChunk } from '../../sys/each-chunk.js';
+import { TurnBudget } from '../../sys/turn-budget.js';
 import { CribError, DeadlineExceededError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
 import { describeNetworkError, isAbortError } from './registry-errors.js';
@@ -44,6 +45,12 @@ export interface BlobStreamOptions {
 }
 
 class StallError extends Error {}
+
+/**
+ * One share of each turn of the event loop for every download together: a body stops there and
+ * goes on in the next turn, so timers and other calls are served between bursts of reads.
+ */
+const downloadTurns = new TurnBudget(2);
 
 /** "1.5s", "300s": a timeout as messages give it. */
 export function formatSeconds(ms: number): string {
@@ -185,7 +192,7 @@ export class ResumableBlobStream extends Readable {
           if (chunk.length === 0) return undefined;
         }
         this.delivered += chunk.length;
-        return this.push(chunk) ? undefined : consumerReady();
+        return this.push(chunk) ? downloadTurns.spend() : consumerReady();
       });
     } finally {
       clearTimeout(watchdog);
