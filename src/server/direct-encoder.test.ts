@@ -285,8 +285,8 @@ describe('direct encoder', () => {
         pids: [process.pid],
         containers: [container],
       };
-      const containerStats = await collector.listContainerStats([container], { watch: false });
-      const podStats = await collector.listPodSandboxStats([pod], { watch: false });
+      const containerStats = await collector.listContainerStats([container]);
+      const podStats = await collector.listPodSandboxStats([pod]);
       // The reading has the sections a real cgroup gives (else this compares nothing).
       expect(containerStats[0]!.memory?.usageBytes?.value).toMatch(/^\d+$/);
       expect(podStats[0]!.linux?.network?.interfaces?.length).toBeGreaterThan(0);

@@ -129,15 +129,18 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     pods.list().filter((p) => p.state === 'ready' && matchesFilter({ id: p.id, state: '', labels: p.config.labels }, filter));
   const podStats = async (p: SandboxRecord, byPod = containersByPod()) =>
     capInterfaces(await collector.podSandboxStats(podSubject(p, byPod.get(p.id) ?? [])));
-  // An unfiltered listing is what kubelet repeats: the collector keeps its readings fresh for
-  // the next one (stats-collector.ts).
-  const allPodStats = async (filter: CriListFilter | null | undefined) => {
+  const podSubjects = (filter: CriListFilter | null | undefined) => {
     const byPod = containersByPod();
-    const subjects = listPods(filter).map((p) => podSubject(p, byPod.get(p.id) ?? []));
-    return (await collector.listPodSandboxStats(subjects, { watch: isUnfiltered(filter) })).map(capInterfaces);
+    return listPods(filter).map((p) => podSubject(p, byPod.get(p.id) ?? []));
   };
+  const containerSubjects = (filter: CriListFilter | null | undefined) => listContainers(filter).map(containerSubject);
+  // An unfiltered listing is what kubelet repeats: the collector keeps the readings of what the
+  // next one will list (the pods and containers then) fresh for it (stats-collector.ts).
+  const allPodStats = async (filter: CriListFilter | null | undefined) =>
+    (await collector.listPodSandboxStats(podSubjects(filter), isUnfiltered(filter) ? { watch: () => podSubjects(undefined) } : {}))
+      .map(capInterfaces);
   const allContainerStats = (filter: CriListFilter | null | undefined) =>
-    collector.listContainerStats(listContainers(filter).map(containerSubject), { watch: isUnfiltered(filter) });
+    collector.listContainerStats(containerSubjects(filter), isUnfiltered(filter) ? { watch: () => containerSubjects(undefined) } : {});
   const allPodMetrics = () => {
     const byPod = containersByPod();
     return Promise.all(listPods(undefined).map(async (p) =>

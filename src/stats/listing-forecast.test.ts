@@ -6,10 +6,10 @@ const opts = { minPeriodMs: 1000, maxPeriodMs: 60_000, followUps: 2, followUpMs:
 describe('ListingForecast', () => {
   it('expects the next listing one period after the last, lead before it, then follows up a bounded number of times', () => {
     const f = new ListingForecast<string>(opts);
-    f.listed(['a'], 0, 400);
+    f.listed(() => ['a'], 0, 400);
     expect(f.due).toBeUndefined(); // no period yet
-    f.listed(['a', 'b'], 10_000, 400);
-    expect(f.subjects).toEqual(['a', 'b']);
+    f.listed(() => ['a', 'b'], 10_000, 400);
+    expect(f.subjects()).toEqual(['a', 'b']);
     expect(f.due).toBe(19_600);
     f.refreshed(19_600);
     expect(f.due).toBe(20_300);
@@ -21,11 +21,11 @@ describe('ListingForecast', () => {
 
   it('ignores a listing right after another (a second caller) and forgets a period that is too long', () => {
     const f = new ListingForecast<string>(opts);
-    f.listed([], 0, 400);
-    f.listed([], 10_000, 400);
-    f.listed([], 10_500, 400); // served from the previous one's readings
+    f.listed(() => [], 0, 400);
+    f.listed(() => [], 10_000, 400);
+    f.listed(() => [], 10_500, 400); // served from the previous one's readings
     expect(f.due).toBe(10_500 + 10_000 - 400);
-    f.listed([], 200_000, 400);
+    f.listed(() => [], 200_000, 400);
     expect(f.due).toBeUndefined();
   });
 });

@@ -21,8 +21,9 @@ export interface ListingForecastOptions {
 }
 
 export class ListingForecast<S> {
-  /** The last listing's subjects: what to refresh. */
-  subjects: S[] = [];
+  /** What to refresh: the subjects the next listing will ask for, as they are when the refresh
+   * runs (the last listing said how to list them again). */
+  subjects: () => S[] = () => [];
   private at = -Infinity;
   private period: number | undefined;
   /** When the next refresh is due (performance.now()), if one is. */
@@ -31,8 +32,9 @@ export class ListingForecast<S> {
 
   constructor(private readonly opts: ListingForecastOptions) {}
 
-  /** A listing of `subjects` came at `now`; `leadMs`: how long before the next one to refresh. */
-  listed(subjects: S[], now: number, leadMs: number): void {
+  /** A listing came at `now`, whose subjects `subjects` lists again when asked; `leadMs`: how
+   * long before the next one to refresh. */
+  listed(subjects: () => S[], now: number, leadMs: number): void {
     const interval = now - this.at;
     if (interval >= this.opts.minPeriodMs) this.period = interval <= this.opts.maxPeriodMs ? interval : undefined;
     this.at = now;
@@ -58,7 +60,7 @@ export class ListingForecast<S> {
 
   /** Forget everything (the collector was closed). */
   reset(): void {
-    this.subjects = [];
+    this.subjects = () => [];
     this.at = -Infinity;
     this.period = undefined;
     this.dueAt = undefined;

@@ -43,7 +43,7 @@ describe('StatsCollector cgroup readings', () => {
     expect(first.usageCoreNanoSeconds).toEqual({ value: '1000000000' });
     await usage(2_000_000);
     // A pod listing (another kind of caller) shares the container's reading.
-    const [pod] = await c.listPodSandboxStats([podWithCgroup], { watch: false });
+    const [pod] = await c.listPodSandboxStats([podWithCgroup]);
     expect(pod!.linux!.containers![0]!.cpu).toEqual(first);
     // The same kind asking again, well within cgroupTtlMs, gets a new reading (crictl stats
     // compares two samples a second apart and refuses equal timestamps).
@@ -74,10 +74,10 @@ describe('StatsCollector cgroup readings', () => {
     const [first, firstLate] = [await cpuOf(early), await cpuOf(late)];
     await usage(2_000_000);
     await new Promise((r) => setTimeout(r, 1300));
-    const [pod] = await early.listPodSandboxStats([podWithCgroup], { watch: false });
+    const [pod] = await early.listPodSandboxStats([podWithCgroup]);
     expect(pod!.linux!.containers![0]!.cpu!.timestamp).toBe(first.timestamp);
     await new Promise((r) => setTimeout(r, 800));
-    const [later] = await late.listPodSandboxStats([podWithCgroup], { watch: false });
+    const [later] = await late.listPodSandboxStats([podWithCgroup]);
     expect(later!.linux!.containers![0]!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
     expect(later!.linux!.containers![0]!.cpu!.timestamp).not.toBe(firstLate.timestamp);
     early.close();
@@ -100,7 +100,7 @@ describe('StatsCollector cgroup readings', () => {
     }
     const pods = many.map((c, k): PodSubject => ({ ...podWithCgroup, attributes: { ...podWithCgroup.attributes, id: `p${k}` }, containers: [c] }));
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 60_000 });
-    await c.listPodSandboxStats(pods, { watch: false });
+    await c.listPodSandboxStats(pods);
     let turns = 0;
     let listing = true;
     const tick = () => {
@@ -108,7 +108,7 @@ describe('StatsCollector cgroup readings', () => {
       if (listing) setImmediate(tick);
     };
     setImmediate(tick);
-    const stats = await c.listContainerStats(many, { watch: false });
+    const stats = await c.listContainerStats(many);
     listing = false;
     expect(stats.map((s) => s.attributes!.id)).toEqual(many.map((m) => m.attributes.id));
     expect(stats[7]!.cpu!.usageCoreNanoSeconds).toEqual({ value: '1000000' });
@@ -138,15 +138,15 @@ describe('StatsCollector background refresh', () => {
 
   it('reads a periodic listing\'s cgroups just before it comes, and stops once the listings stop', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 250, leadMs: 150, followUps: 1, followUpMs: 100 });
-    await c.listContainerStats([subject], { watch: true });
+    await c.listContainerStats([subject], { watch: () => [subject] });
     expect(c.refresherActive).toBe(false); // one listing: no period yet
     await sleep(400);
-    await c.listContainerStats([subject], { watch: true }); // period 400 ms: the next is due in 400
+    await c.listContainerStats([subject], { watch: () => [subject] }); // period 400 ms: the next is due in 400
     expect(c.refresherActive).toBe(true);
     await usage(2_000_000);
     await sleep(400);
     const before = BigInt(nowNs());
-    const [s] = await c.listContainerStats([subject], { watch: false });
+    const [s] = await c.listContainerStats([subject]);
     // Read after the change, before this listing came: by the refresher, not on demand.
     expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
     expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before);
@@ -162,13 +162,13 @@ describe('StatsCollector background refresh', () => {
     await mkdir(upper);
     const withLayer: ContainerSubject = { ...subject, writableLayer: { dir: upper, mountpoint: root } };
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 300, leadMs: 200, fsTtlMs: 350, followUps: 0 });
-    await c.listContainerStats([withLayer], { watch: true });
+    await c.listContainerStats([withLayer], { watch: () => [withLayer] });
     await sleep(400);
-    await c.listContainerStats([withLayer], { watch: true }); // period 400 ms: refresh due in 200
+    await c.listContainerStats([withLayer], { watch: () => [withLayer] }); // period 400 ms: refresh due in 200
     await writeFile(join(upper, 'new'), 'x');
     await sleep(400);
     const before = BigInt(nowNs());
-    const [s] = await c.listContainerStats([withLayer], { watch: false });
+    const [s] = await c.listContainerStats([withLayer]);
     // The file made after the last listing is counted: walked by the refresher, before this
     // listing came (a walk started by the listing would be served only to the next one).
     expect(s!.writableLayer!.inodesUsed).toEqual({ value: '2' });
@@ -184,16 +184,16 @@ describe('StatsCollector background refresh', () => {
     await podUsage(1_000_000);
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 500, leadMs: 300, followUps: 0 });
     const lists = async () => {
-      await c.listPodSandboxStats([podSubject()], { watch: true });
+      await c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
       await sleep(100);
-      await c.listContainerStats([subject], { watch: true });
+      await c.listContainerStats([subject], { watch: () => [subject] });
     };
     await lists();
     await sleep(500);
     await lists(); // periods 600 ms: the pods' refresh is due in 300 ms, the containers' 100 ms later
     await sleep(500);
     const before = BigInt(nowNs());
-    const [s] = await c.listPodSandboxStats([podSubject()], { watch: false });
+    const [s] = await c.listPodSandboxStats([podSubject()]);
     // The pod's cgroup was read ahead after its container's (one pass): served, not read again.
     expect(BigInt(String(s!.linux!.cpu!.timestamp))).toBeLessThan(before);
     expect(BigInt(String(s!.linux!.cpu!.timestamp))).toBeGreaterThanOrEqual(BigInt(String(s!.linux!.containers![0]!.cpu!.timestamp)));
@@ -202,9 +202,9 @@ describe('StatsCollector background refresh', () => {
 
   it('does not watch a filtered listing', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 100, leadMs: 50 });
-    await c.listContainerStats([subject], { watch: false });
+    await c.listContainerStats([subject]);
     await sleep(150);
-    await c.listContainerStats([subject], { watch: false });
+    await c.listContainerStats([subject]);
     expect(c.refresherActive).toBe(false);
     c.close();
   });
@@ -213,9 +213,9 @@ describe('StatsCollector background refresh', () => {
     await podUsage(1_000_000);
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 1000, leadMs: 900, followUps: 0 });
     // Container listings 1.05 s apart: the next container refresh is due 150 ms after the second.
-    await c.listContainerStats([subject], { watch: true });
+    await c.listContainerStats([subject], { watch: () => [subject] });
     await sleep(1050);
-    await c.listContainerStats([subject], { watch: true });
+    await c.listContainerStats([subject], { watch: () => [subject] });
     const first = await c.podSandboxStats(podSubject()); // the pod cgroup, read now and cached
     expect(first.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '1000000000' });
     // The container uses more CPU; the refresher reads it after the pod's cached reading.
@@ -258,12 +258,12 @@ describe('StatsCollector background refresh', () => {
     const pod = (): PodSubject => ({ ...podSubject(), containers: [withLayer] });
     const reader = new HeldReader();
     const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 100, followUps: 0 });
-    await c.listContainerStats([withLayer], { watch: true });
-    await c.listPodSandboxStats([pod()], { watch: true });
+    await c.listContainerStats([withLayer], { watch: () => [withLayer] });
+    await c.listPodSandboxStats([pod()], { watch: () => [pod()] });
     await sleep(300);
-    await c.listContainerStats([withLayer], { watch: true });
+    await c.listContainerStats([withLayer], { watch: () => [withLayer] });
     // Periods 300 ms: the refresh is due in 200.
-    const last = await c.listPodSandboxStats([pod()], { watch: true });
+    const last = await c.listPodSandboxStats([pod()], { watch: () => [pod()] });
     let release!: () => void;
     reader.held = new Promise<void>((r) => {
       release = r;
@@ -272,8 +272,8 @@ describe('StatsCollector background refresh', () => {
     await sleep(320); // the refresh started ~120 ms ago; its reads are held; the readings are 320 ms old
     expect(c.refresherActive).toBe(true);
     const readsBefore = reader.reads;
-    const cl = await within(c.listContainerStats([withLayer], { watch: false }), 1000);
-    const ps = await within(c.listPodSandboxStats([pod()], { watch: false }), 1000);
+    const cl = await within(c.listContainerStats([withLayer]), 1000);
+    const ps = await within(c.listPodSandboxStats([pod()]), 1000);
     expect(cl).not.toBe('waited');
     expect(ps).not.toBe('waited');
     const [cs] = cl as Awaited<ReturnType<StatsCollector['listContainerStats']>>;
@@ -287,7 +287,7 @@ describe('StatsCollector background refresh', () => {
     reader.held = undefined;
     await sleep(100);
     // Once the refresh is in, its readings are served.
-    const [after] = await c.listContainerStats([withLayer], { watch: false });
+    const [after] = await c.listContainerStats([withLayer]);
     expect(after!.cpu!.usageCoreNanoSeconds).toEqual({ value: '5000000000' });
     c.close();
   });
@@ -303,8 +303,8 @@ describe('StatsCollector background refresh', () => {
       },
     });
     const lists = async () => {
-      await c.listPodSandboxStats([podSubject()], { watch: true });
-      return c.listContainerStats([subject], { watch: true });
+      await c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
+      return c.listContainerStats([subject], { watch: () => [subject] });
     };
     await lists();
     await sleep(450);
@@ -313,8 +313,8 @@ describe('StatsCollector background refresh', () => {
     await usage(2_000_000);
     await sleep(400);
     expect(prepared).toHaveLength(1);
-    const [s] = await c.listContainerStats([{ ...subject, attributes: { ...subject.attributes } }], { watch: false });
-    const [p] = await c.listPodSandboxStats([podSubject()], { watch: false });
+    const [s] = await c.listContainerStats([{ ...subject, attributes: { ...subject.attributes } }]);
+    const [p] = await c.listPodSandboxStats([podSubject()]);
     expect(s).toBe(prepared[0]);
     expect(p!.linux!.containers![0]).toBe(prepared[0]);
     expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '2000000000' });
@@ -339,15 +339,15 @@ describe('StatsCollector background refresh', () => {
       },
     });
     const pod = podSubject(); // its attributes' parts as the daemon's records hold them: the same objects
-    await c.listPodSandboxStats([pod], { watch: true });
+    await c.listPodSandboxStats([pod], { watch: () => [pod] });
     await sleep(450);
-    await c.listPodSandboxStats([pod], { watch: true }); // period 450 ms: the refresh is due in 250
+    await c.listPodSandboxStats([pod], { watch: () => [pod] }); // period 450 ms: the refresh is due in 250
     expect(preparedPods).toHaveLength(0); // built while the listings waited: not prepared
     await usage(2_000_000);
     await podUsage(3_000_000);
     await sleep(400);
     expect(preparedPods).toHaveLength(1);
-    const [p] = await c.listPodSandboxStats([{ ...pod, attributes: { ...pod.attributes } }], { watch: false });
+    const [p] = await c.listPodSandboxStats([{ ...pod, attributes: { ...pod.attributes } }]);
     expect(p).toBe(preparedPods[0]);
     expect(p!.linux!.containers![0]).toBe(prepared[0]);
     expect(p!.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '3000000000' });
@@ -364,14 +364,14 @@ describe('StatsCollector background refresh', () => {
   it('refreshes the rest of a listing whose one subject has a cgroup path that does not resolve, and stops as usual', async () => {
     const bad: ContainerSubject = { attributes: { id: 'bad', metadata: { name: 'bad', attempt: 0 } }, cgroupsPath: '/pods/../x' };
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 200, leadMs: 100, followUps: 0 });
-    await expect(c.listContainerStats([subject, bad], { watch: true })).rejects.toThrow('".." is not allowed');
+    await expect(c.listContainerStats([subject, bad], { watch: () => [subject, bad] })).rejects.toThrow('".." is not allowed');
     await sleep(250);
-    await expect(c.listContainerStats([subject, bad], { watch: true })).rejects.toThrow(); // refresh due in 150 ms
+    await expect(c.listContainerStats([subject, bad], { watch: () => [subject, bad] })).rejects.toThrow(); // refresh due in 150 ms
     await usage(4_000_000);
     await sleep(250);
     expect(c.refresherActive).toBe(false);
     const before = BigInt(nowNs());
-    const [s] = await c.listContainerStats([subject], { watch: false });
+    const [s] = await c.listContainerStats([subject]);
     expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '4000000000' });
     expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before); // read by the refresh
     c.close();
@@ -381,19 +381,47 @@ describe('StatsCollector background refresh', () => {
     await podUsage(1_000_000);
     const reader = new HeldReader();
     const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 10, followUps: 0 });
-    await c.listPodSandboxStats([podSubject()], { watch: true });
+    await c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
     await sleep(300);
-    const last = await c.listPodSandboxStats([podSubject()], { watch: true }); // period 300 ms: the refresh is due in 290
+    const last = await c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] }); // period 300 ms: the refresh is due in 290
     await usage(7_000_000);
     await sleep(230); // the readings are past cgroupTtlMs; the read-ahead has not run
     const reads = reader.reads;
-    const [p] = await c.listPodSandboxStats([podSubject()], { watch: true });
+    const [p] = await c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
     expect(reader.reads).toBe(reads);
     expect(p!.linux!.containers![0]!.cpu!.timestamp).toBe(last[0]!.linux!.containers![0]!.cpu!.timestamp);
     expect(p!.linux!.cpu!.timestamp).toBe(last[0]!.linux!.cpu!.timestamp);
     // An unwatched listing (another caller) is read for, as before.
-    const [other] = await c.listContainerStats([subject], { watch: false });
+    const [other] = await c.listContainerStats([subject]);
     expect(other!.cpu!.usageCoreNanoSeconds).toEqual({ value: '7000000000' });
+    c.close();
+  });
+
+  it('reads ahead of what the next periodic listing will ask for: pods and containers started since the last one too', async () => {
+    await podUsage(2_000_000); // at least its containers' together
+    await mkdir(join(root, 'pods', 'c2'));
+    await writeFile(join(root, 'pods', 'c2', 'cpu.stat'), 'usage_usec 5000\n');
+    await writeFile(join(root, 'pods', 'c2', 'memory.current'), '4096\n');
+    const c2: ContainerSubject = { attributes: { id: 'c2', metadata: { name: 'c2', attempt: 0 } }, cgroupsPath: '/pods/c2' };
+    const running = [subject];
+    const containers = () => [...running];
+    const pods = (): PodSubject[] => [{ ...podSubject(), containers: [...running] }];
+    const reader = new HeldReader();
+    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 250, leadMs: 150, followUps: 0 });
+    const lists = async () => [await c.listPodSandboxStats(pods(), { watch: pods }), await c.listContainerStats(containers(), { watch: containers })] as const;
+    await lists();
+    await sleep(400);
+    await lists(); // periods 400 ms: the refresh is due in 250
+    running.push(c2); // started after the last listings
+    await sleep(400);
+    const reads = reader.reads;
+    const before = BigInt(nowNs());
+    const [[p], cs] = await lists();
+    // c2 was read by the refresh, before these listings came: they read nothing while they waited.
+    expect(reader.reads).toBe(reads);
+    expect(p!.linux!.containers!.map((s) => s.attributes!.id)).toEqual(['c1', 'c2']);
+    expect(cs.map((s) => s.attributes!.id)).toEqual(['c1', 'c2']);
+    for (const s of [...p!.linux!.containers!, ...cs]) expect(BigInt(String(s.cpu!.timestamp))).toBeLessThan(before);
     c.close();
   });
 });

@@ -5,13 +5,14 @@
 // the last reading of each cgroup and pod network table (at most cgroupTtlMs old when served).
 //
 // A periodic caller's listing (kubelet's, every 10 s) is answered from readings taken just
-// before it came (listing-forecast.ts), its containers' writable layers walked then too (so no
-// walk competes with the listing for the CPU): reading 200 containers' cgroups costs tens of
-// milliseconds of CPU, which on a busy node becomes hundreds of milliseconds of wall time if it
-// is done while the caller waits. Every reading carries its own timestamp (when its read
-// started), so one served from the cache is reported truthfully. Every read is async and
-// bounded (KernelFileReader, FsUsageCache, at most a few netns-exec helpers at once), so neither
-// a listing nor a refresh holds the event loop. A periodic listing is answered from what the
+// before it came (listing-forecast.ts) of what it lists then (pods and containers started since
+// the last one too), its containers' writable layers walked then too (so no walk competes with
+// the listing for the CPU): reading 200 containers' cgroups costs tens of milliseconds of CPU,
+// which on a busy node becomes hundreds of milliseconds of wall time if it is done while the
+// caller waits. Every reading carries its own timestamp (when its read started), so one served
+// from the cache is reported truthfully. Every read is async and bounded (KernelFileReader,
+// FsUsageCache, at most a few netns-exec helpers at once), so neither a listing nor a refresh
+// holds the event loop. A periodic listing is answered from what the
 // read-ahead last read (maxStaleMs), even when the read-ahead is late (on a loaded node it can
 // outlast its lead) or has not run yet; and any listing that comes while a refresh is running
 // neither waits for the refresh's reads nor does them beside it: it is answered from the last
@@ -274,18 +275,19 @@ export class StatsCollector {
   }
 
   /**
-   * ContainerStats of every subject (ListContainerStats). `watch`: this is a whole listing
-   * (no filter), whose next one is forecast and read ahead of.
+   * ContainerStats of every subject (ListContainerStats). `watch`: this is a whole listing (no
+   * filter), whose next one is forecast and read ahead of; it lists the subjects again for the
+   * read-ahead, which so reads the containers started since this listing too.
    */
-  listContainerStats(subjects: ContainerSubject[], opts: { watch: boolean }): Promise<ContainerStats[]> {
-    const maintained = opts.watch && this.listed(this.containerListings, subjects);
+  listContainerStats(subjects: ContainerSubject[], opts: { watch?: () => ContainerSubject[] } = {}): Promise<ContainerStats[]> {
+    const maintained = opts.watch !== undefined && this.listed(this.containerListings, opts.watch);
     return mapInTurns(subjects, LISTING_PARALLEL, LISTING_SLICE_MS,
       async (c) => this.toContainerStats(await this.readContainer(c, STATS_SCOPE, FOR_CONTAINERS, maintained)));
   }
 
   /** PodSandboxStats of every subject (ListPodSandboxStats); `watch` as listContainerStats. */
-  listPodSandboxStats(subjects: PodSubject[], opts: { watch: boolean }): Promise<PodSandboxStats[]> {
-    const maintained = opts.watch && this.listed(this.podListings, subjects);
+  listPodSandboxStats(subjects: PodSubject[], opts: { watch?: () => PodSubject[] } = {}): Promise<PodSandboxStats[]> {
+    const maintained = opts.watch !== undefined && this.listed(this.podListings, opts.watch);
     return mapInTurns(subjects, LISTING_PARALLEL, LISTING_SLICE_MS, (p) => this.podStats(p, maintained));
   }
 
@@ -397,7 +399,7 @@ export class StatsCollector {
 
   /** A watched listing came: its next one is forecast. True when it is (a period is known):
    * the read-ahead renews its readings from now on. */
-  private listed<S>(forecast: ListingForecast<S>, subjects: S[]): boolean {
+  private listed<S>(forecast: ListingForecast<S>, subjects: () => S[]): boolean {
     if (this.cgroupTtlMs <= 0) return false;
     // Room for the whole refresh (walks and readings) before the listing, but the readings
     // still under cgroupTtlMs when it comes, with 400 ms to spare for a late caller.
@@ -417,7 +419,9 @@ export class StatsCollector {
     if (dues.length === 0) return;
     this.refreshTimer = setTimeout(() => {
       this.refreshTimer = undefined;
-      void this.refreshOnce();
+      // A refresh that fails as a whole (its subjects could not be listed) stops the refresher
+      // until the next watched listing starts it again; the listings read what they need.
+      this.refreshOnce().catch((err: unknown) => log.warn({ err }, 'stats: background refresh failed'));
     }, Math.max(0, Math.min(...dues) - performance.now()));
     // Never what keeps the daemon's process alive.
     this.refreshTimer.unref();
@@ -436,12 +440,15 @@ export class StatsCollector {
     const isDue = (f: ListingForecast<unknown>) => f.due !== undefined && f.due <= started + DUE_TOGETHER_MS;
     const podsDue = isDue(this.podListings);
     const containersDue = isDue(this.containerListings);
-    const pods = podsDue ? this.podListings.subjects : [];
-    const containers = containersDue ? this.containerListings.subjects : [];
     if (podsDue) this.podListings.refreshed(started);
     if (containersDue) this.containerListings.refreshed(started);
     this.refreshing = true;
     try {
+      // What the listings will ask for now, not what the last ones asked for: a pod or container
+      // started since is read ahead too, and its first reading (which opens its files, several
+      // times the cost of the next ones) is not taken while the listing waits.
+      const pods = podsDue ? this.podListings.subjects() : [];
+      const containers = containersDue ? this.containerListings.subjects() : [];
       this.markRefreshed(pods, containers);
       // The writable layers first, then the readings: the readings end just before the listing
       // comes, and no walk's callbacks compete with the listing for the event loop. A layer
