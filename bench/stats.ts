@@ -1,7 +1,8 @@
 // Benchmark (not a test): ListContainerStats and ListPodSandboxStats with 200 running containers.
 //   npm run bench:stats   (BENCH_PODS=100 pods of BENCH_PER_POD=2 busybox sleepers; BENCH_N=40
 //                          calls of each RPC; a call every BENCH_INTERVAL_MS=2100, the two RPCs
-//                          alternating, so each is listed every 4.2 s;
+//                          alternating, so each is listed every 4.2 s; every fourth round
+//                          BENCH_CHURN=10 pods are replaced by new ones between two listings;
 //                          BENCH_BASE=/path/to/another/checkout, built: A/B against its daemon;
 //                          BENCH_CONTAINERD=0: crib only; BENCH_CPU_PROF=dir: each crib daemon
 //                          writes a V8 CPU profile there when it stops)
@@ -21,7 +22,10 @@
 // and native/build/) is measured too, in the same slots as this one, the order rotating every
 // round, so both see the same background load. A runtime may work between calls (crib reads a
 // periodic caller's cgroups just before its next call): the daemon's CPU per second over its
-// whole measured phase counts that work too, and is printed beside the per-call figures.
+// whole measured phase counts that work too, and is printed beside the per-call figures. Pods
+// come and go on a node: every fourth round, right after a pod listing, BENCH_CHURN of the oldest
+// pods are removed and as many new ones started, and the next two listings (one of each), the
+// first to meet them, are also printed on their own.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -38,6 +42,9 @@ const N = Number(process.env.BENCH_N ?? 40);
 const BASE = process.env.BENCH_BASE;
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 2100);
 const START_CONCURRENCY = 8;
+const CHURN = Number(process.env.BENCH_CHURN ?? 10);
+const CHURN_EVERY_ROUNDS = 4;
+if (!Number.isInteger(CHURN) || CHURN < 0 || CHURN > PODS) throw new Error(`BENCH_CHURN must be an integer from 0 to BENCH_PODS (${PODS}), not ${process.env.BENCH_CHURN}`);
 // Pods get a cgroup parent, as kubelet always gives them (containerd 1.6 refuses pod stats
 // without one); the tree is removed at the end.
 const CGROUP_PARENT = `crib-bench-stats-${process.pid}`;
@@ -62,6 +69,9 @@ interface Result {
   cpuPerSecond?: number;
   containerStats: number[];
   podStats: number[];
+  /** The listings right after pods were replaced (also in the two above). */
+  containerStatsAfterChurn: number[];
+  podStatsAfterChurn: number[];
   /** Daemon event-loop delay during each call (crib only). */
   loopDelay: number[];
   /** Of it, the longest the daemon's main thread itself ran without letting the loop check its
@@ -128,26 +138,47 @@ class LoopDelayProbe {
 /** A target's pods' cgroup parents live under CGROUP_PARENT/<slug>-pod<n>. */
 const slug = (k: number) => `t${k}`;
 
-async function startContainers(t: BenchTarget, k: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < PODS) {
-      const n = next++;
-      const config = {
-        metadata: { name: `stats-${n}`, namespace: 'bench', uid: `stats-${process.pid}-${n}`, attempt: 0 },
-        linux: { cgroupParent: `/${CGROUP_PARENT}/${slug(k)}-pod${n}` }, logDirectory: '',
-      };
-      const { podSandboxId } = await t.cri.runtime.RunPodSandbox({ config });
-      for (let c = 0; c < PER_POD; c++) {
-        const { containerId } = await t.cri.runtime.CreateContainer({
-          podSandboxId, sandboxConfig: config,
-          config: { metadata: { name: `c${c}`, attempt: 0 }, image: { image: t.image }, command: ['sleep', '100000'] },
-        });
-        await t.cri.runtime.StartContainer({ containerId });
-      }
-    }
+/** A target's pods, oldest first, and the number its next pod gets (its cgroup parent's name). */
+interface TargetPods {
+  ids: string[];
+  next: number;
+}
+
+async function startPod(t: BenchTarget, k: number, pods: TargetPods): Promise<void> {
+  const n = pods.next++;
+  const config = {
+    metadata: { name: `stats-${n}`, namespace: 'bench', uid: `stats-${process.pid}-${n}`, attempt: 0 },
+    linux: { cgroupParent: `/${CGROUP_PARENT}/${slug(k)}-pod${n}` }, logDirectory: '',
   };
-  await Promise.all(Array.from({ length: START_CONCURRENCY }, worker));
+  const { podSandboxId } = await t.cri.runtime.RunPodSandbox({ config });
+  pods.ids.push(podSandboxId);
+  for (let c = 0; c < PER_POD; c++) {
+    const { containerId } = await t.cri.runtime.CreateContainer({
+      podSandboxId, sandboxConfig: config,
+      config: { metadata: { name: `c${c}`, attempt: 0 }, image: { image: t.image }, command: ['sleep', '100000'] },
+    });
+    await t.cri.runtime.StartContainer({ containerId });
+  }
+}
+
+/** Starts `count` pods, START_CONCURRENCY at a time. */
+async function startPods(t: BenchTarget, k: number, pods: TargetPods, count: number): Promise<void> {
+  let left = count;
+  await Promise.all(Array.from({ length: START_CONCURRENCY }, async () => {
+    while (left > 0) {
+      left--;
+      await startPod(t, k, pods);
+    }
+  }));
+}
+
+/** Replaces the target's CHURN oldest pods by as many new ones. */
+async function churn(t: BenchTarget, k: number, pods: TargetPods): Promise<void> {
+  for (const id of pods.ids.splice(0, CHURN)) {
+    await t.cri.runtime.StopPodSandbox({ podSandboxId: id });
+    await t.cri.runtime.RemovePodSandbox({ podSandboxId: id });
+  }
+  await startPods(t, k, pods, CHURN);
 }
 
 async function removeAll(t: BenchTarget): Promise<void> {
@@ -161,11 +192,13 @@ async function removeAll(t: BenchTarget): Promise<void> {
  * for crib also the loop delay over exactly that call. Checks the answer's size. */
 async function timed(
   t: BenchTarget, client: UndecodedStatsClient, probe: LoopDelayProbe | undefined, r: Result, rpc: 'ListContainerStats' | 'ListPodSandboxStats',
+  churn: { after: boolean; since: boolean },
 ): Promise<void> {
   if (probe) {
     const between = await probe.window();
-    // The first window since the daemon started (start-up, the priming round) is not between calls.
-    if (r.windows.length > 0) {
+    // The first window since the daemon started (start-up, the priming round) is not between
+    // calls, and one with pods replaced in it is the pods' work, not the read-ahead's.
+    if (r.windows.length > 0 && !churn.since) {
       r.loopDelayBetween.push(between);
       r.ownWorkBetween.push(probe.lastOwnMs);
       r.gcBetween.push(probe.lastGc);
@@ -189,6 +222,7 @@ async function timed(
   const want = rpc === 'ListContainerStats' ? PODS * PER_POD : PODS;
   if (res.stats.length !== want) throw new Error(`${t.name}: ${rpc} returned ${res.stats.length} entries, expected ${want}`);
   (rpc === 'ListContainerStats' ? r.containerStats : r.podStats).push(elapsed);
+  if (churn.after) (rpc === 'ListContainerStats' ? r.containerStatsAfterChurn : r.podStatsAfterChurn).push(elapsed);
 }
 
 function print(results: Result[]): void {
@@ -197,6 +231,9 @@ function print(results: Result[]): void {
   line('', (r) => r.name);
   line(`ListContainerStats p50/p95/p99 ms (p99 < ${GOAL_P99_MS})`, (r) => fig(r.containerStats));
   line(`ListPodSandboxStats p50/p95/p99 ms (p99 < ${GOAL_P99_MS})`, (r) => fig(r.podStats));
+  const churned = (xs: number[]) => (xs.length ? `${pct(xs, 0.5).toFixed(1)}/${Math.max(...xs).toFixed(1)}` : '-');
+  line(`  right after ${CHURN} pods were replaced, p50/max`, (r) => `${churned(r.containerStatsAfterChurn)}, ${churned(r.podStatsAfterChurn)}`);
+  console.log('    (ListContainerStats, then ListPodSandboxStats)');
   line('this client decoding an answer, p50/p95/p99 ms', (r) => fig(r.decodeMs));
   const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1);
   line('daemon CPU ms per call (mean, containers / pods)', (r) => `${mean(r.containerCpu)} / ${mean(r.podCpu)}`);
@@ -234,6 +271,8 @@ async function main(): Promise<void> {
       let base: TestDaemon | undefined;
       /** Each target's client for the timed listings, by the target's index. */
       const clients: UndecodedStatsClient[] = [];
+      /** Each target's pods, by the target's index. */
+      const pods: TargetPods[] = [];
       try {
         if (BASE) {
           // The other checkout's own daemon launcher runs its own dist/cli.js.
@@ -245,12 +284,13 @@ async function main(): Promise<void> {
         }
         for (const [k, t] of targets.entries()) {
           console.error(`${t.name}: starting ${PODS} pods x ${PER_POD} containers`);
-          await startContainers(t, k);
+          pods[k] = { ids: [], next: 0 };
+          await startPods(t, k, pods[k]!, PODS);
         }
         clients.push(...targets.map((t) => new UndecodedStatsClient(t.socket)));
         const probes = targets.map((t) => (t.name === 'crib' ? new LoopDelayProbe(t.daemonPid, probeFile)
           : t.name.startsWith('crib') ? new LoopDelayProbe(t.daemonPid, `${probeFile}.base`) : undefined));
-        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], loopDelay: [], ownWork: [], loopDelayBetween: [], ownWorkBetween: [], gcBetween: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
+        const results = targets.map((t): Result => ({ name: t.name, containerStats: [], podStats: [], containerStatsAfterChurn: [], podStatsAfterChurn: [], loopDelay: [], ownWork: [], loopDelayBetween: [], ownWorkBetween: [], gcBetween: [], windows: [], containerCpu: [], podCpu: [], decodeMs: [] }));
         // A first round primes what each runtime keeps between calls (CPU samples, caches).
         for (const t of targets) {
           await t.cri.runtime.ListContainerStats({});
@@ -267,12 +307,18 @@ async function main(): Promise<void> {
           const cpu0 = phase.map((k) => cpuMs(targets[k]!.daemonPid));
           const t0 = performance.now();
           for (let slot = 0; slot < 2 * N; slot++) {
+            // Right after a pod listing (slots alternate containers, pods), in the wait for the next.
+            const churnSlot = CHURN > 0 && slot > 0 && slot % (2 * CHURN_EVERY_ROUNDS) === 0;
+            if (churnSlot) for (const k of phase) await churn(targets[k]!, k, pods[k]!);
+            const afterChurn = CHURN > 0 && slot > 1 && slot % (2 * CHURN_EVERY_ROUNDS) <= 1;
             const wait = t0 + (slot + 1) * INTERVAL_MS - performance.now();
             if (wait > 0) await sleep(wait);
             const round = Math.floor(slot / 2);
             if (slot % 20 === 0) console.error(`${phase.map((k) => targets[k]!.name).join(', ')}: round ${round + 1}/${N}`);
             const order = phase.map((_, j) => phase[(j + round) % phase.length]!);
-            for (const k of order) await timed(targets[k]!, clients[k]!, probes[k], results[k]!, slot % 2 ? 'ListPodSandboxStats' : 'ListContainerStats');
+            for (const k of order) {
+              await timed(targets[k]!, clients[k]!, probes[k], results[k]!, slot % 2 ? 'ListPodSandboxStats' : 'ListContainerStats', { after: afterChurn, since: churnSlot });
+            }
           }
           const seconds = (performance.now() - t0) / 1000;
           for (const [j, k] of phase.entries()) results[k]!.cpuPerSecond = (cpuMs(targets[k]!.daemonPid) - cpu0[j]!) / seconds;
@@ -282,7 +328,7 @@ async function main(): Promise<void> {
         for (const client of clients) client.close();
         for (const [k, t] of targets.entries()) {
           await removeAll(t).catch((err: unknown) => console.error(`${t.name}: remove pods:`, err));
-          for (let n = 0; n < PODS; n++) await removeCgroupParent(`${CGROUP_PARENT}/${slug(k)}-pod${n}`);
+          for (let n = 0; n < (pods[k]?.next ?? 0); n++) await removeCgroupParent(`${CGROUP_PARENT}/${slug(k)}-pod${n}`);
         }
         await base?.cleanup().catch((err: unknown) => console.error('BENCH_BASE daemon cleanup:', err));
         await removeCgroupParent(CGROUP_PARENT);
