@@ -226,7 +226,7 @@ async function timed(
 }
 
 function print(results: Result[]): void {
-  const line = (label: string, f: (r: Result) => string) => console.log(label.padEnd(44) + results.map((r) => f(r).padStart(24)).join(''));
+  const line = (label: string, f: (r: Result) => string) => console.log(label.padEnd(44) + results.map((r) => f(r).padStart(28)).join(''));
   const fig = (xs: number[]) => `${pct(xs, 0.5).toFixed(1)} / ${pct(xs, 0.95).toFixed(1)} / ${pct(xs, 0.99).toFixed(1)}`;
   line('', (r) => r.name);
   line(`ListContainerStats p50/p95/p99 ms (p99 < ${GOAL_P99_MS})`, (r) => fig(r.containerStats));
