@@ -52,7 +52,7 @@ describe('pods and containers', () => {
     await registry?.stop();
     await rm(logDir, { recursive: true, force: true });
     await rm(RUNC_ROOT, { recursive: true, force: true });
-    for (const parent of ['crib', 'crib-stats-test']) await removeCgroupParent(parent);
+    for (const parent of ['crib', 'crib-stats-test', 'crib-stats-warm']) await removeCgroupParent(parent);
   });
 
   it('runs a pod with a container, logs its output, execs in it, stops and removes it', async () => {
@@ -526,6 +526,23 @@ describe('pods and containers', () => {
     const q = (await d.cri.runtime.ContainerStatus({ containerId: quick.containerId })).status;
     expect(q.state).toBe('CONTAINER_EXITED');
     expect(q.exitCode).toBe(4);
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('reads the running pods\' stats soon after a restart: the first listing has CPU rates', async () => {
+    const config = podConfig('warm', { linux: { cgroupParent: '/crib-stats-warm' } });
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('spin', ['while :; do :; done']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    await d.stop();
+    d = await startDaemon({ dir: d.dir, toml: RUNC_HANDLER });
+    // A rate needs two samples a second apart: the daemon took the first soon after it started,
+    // so the first listing, a while later, has one (without that sample it has none).
+    await new Promise((r) => setTimeout(r, 3000));
+    const [pod] = (await d.cri.runtime.ListPodSandboxStats({ filter: { id: podSandboxId } })).stats;
+    expect(Number(pod.linux.cpu.usageNanoCores?.value ?? 0)).toBeGreaterThan(100_000_000);
+    const [ctr] = (await d.cri.runtime.ListContainerStats({ filter: { id: containerId } })).stats;
+    expect(Number(ctr.cpu.usageNanoCores?.value ?? 0)).toBeGreaterThan(100_000_000);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 });
