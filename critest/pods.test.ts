@@ -529,20 +529,24 @@ describe('pods and containers', () => {
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
-  it('reads the running pods\' stats soon after a restart: the first listing has CPU rates', async () => {
+  it('reads a pod\'s stats soon after it starts, and after a restart: the first listings have CPU rates', async () => {
     const config = podConfig('warm', { linux: { cgroupParent: '/crib-stats-warm' } });
     const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
     const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('spin', ['while :; do :; done']) });
     await d.cri.runtime.StartContainer({ containerId });
+    // A rate needs two samples a second apart: the daemon took the first soon after the start
+    // (and after its own), so the first listings, a while later, have one (without it, none).
+    const firstListingsHaveRates = async () => {
+      await new Promise((r) => setTimeout(r, 3000));
+      const [ctr] = (await d.cri.runtime.ListContainerStats({ filter: { id: containerId } })).stats;
+      expect(Number(ctr.cpu.usageNanoCores?.value ?? 0)).toBeGreaterThan(100_000_000);
+      const [pod] = (await d.cri.runtime.ListPodSandboxStats({ filter: { id: podSandboxId } })).stats;
+      expect(Number(pod.linux.cpu.usageNanoCores?.value ?? 0)).toBeGreaterThan(100_000_000);
+    };
+    await firstListingsHaveRates();
     await d.stop();
     d = await startDaemon({ dir: d.dir, toml: RUNC_HANDLER });
-    // A rate needs two samples a second apart: the daemon took the first soon after it started,
-    // so the first listing, a while later, has one (without that sample it has none).
-    await new Promise((r) => setTimeout(r, 3000));
-    const [pod] = (await d.cri.runtime.ListPodSandboxStats({ filter: { id: podSandboxId } })).stats;
-    expect(Number(pod.linux.cpu.usageNanoCores?.value ?? 0)).toBeGreaterThan(100_000_000);
-    const [ctr] = (await d.cri.runtime.ListContainerStats({ filter: { id: containerId } })).stats;
-    expect(Number(ctr.cpu.usageNanoCores?.value ?? 0)).toBeGreaterThan(100_000_000);
+    await firstListingsHaveRates();
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 });

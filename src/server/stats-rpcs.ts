@@ -34,8 +34,9 @@ function capInterfaces(stats: PodSandboxStats): PodSandboxStats {
 
 const NETWORK_METRIC = /^container_network_/;
 
-/** How long after the daemon starts the running pods' stats are first read (statsHandlers). */
-const WARM_UP_AFTER_MS = 500;
+/** How long after the daemon starts with a pod running, or after a pod or container starts, the
+ * pod's stats are first read (statsHandlers). */
+const FIRST_READING_AFTER_MS = 500;
 
 /** The same bound on the pod's network metrics (one series per interface and counter). */
 function capInterfaceMetrics(metrics: PodSandboxMetrics): PodSandboxMetrics {
@@ -156,19 +157,36 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     for (const id of layers.keys()) if (!live.has(id)) layers.delete(id);
     collector.retainOnly([...ids, ...pods.list().map((p) => p.id)]);
   };
-  // After the daemon starts (a restart, with pods running), the first listing would open every
-  // running pod's and container's cgroup files and walk every writable layer while its caller
-  // waits (kubelet's, within its 10 s period: ~0.5 ms of CPU per cgroup, about a second at 250
-  // pods on a busy node), and could give no CPU rate (it takes the first sample). One pod listing
-  // in the background soon after start does both, unwatched (no period is inferred from it); a
-  // node with no pods pays nothing.
-  const warmUp = setTimeout(() => {
-    (async () => {
-      const subjects = podSubjects(undefined);
-      if (subjects.length > 0) await collector.listPodSandboxStats(subjects);
-    })().catch((err: unknown) => log.debug({ err }, 'stats: the warm-up listing failed (the first listing reads what it needs)'));
-  }, WARM_UP_AFTER_MS);
-  warmUp.unref();
+  // A pod's first stats reading opens its and its containers' cgroup files (~0.5 ms of CPU per
+  // cgroup), walks their writable layers, and gives no CPU rate: a rate needs an earlier sample.
+  // Taken by the first listing, all of that is paid while kubelet waits (after a restart with
+  // 250 pods running, about a second on a busy node), and the pod shows no CPU use until the
+  // listing after. So each pod is read once in the background soon after the daemon starts with
+  // it running, or after it or one of its containers starts, all the pods that started within
+  // FIRST_READING_AFTER_MS of each other together (stats-collector.ts takeFirstReadings).
+  const firstReadings = new Set<string>();
+  let firstReadingTimer: NodeJS.Timeout | undefined;
+  const readSoon = (podIds: Iterable<string>) => {
+    for (const id of podIds) firstReadings.add(id);
+    if (firstReadingTimer !== undefined || firstReadings.size === 0) return;
+    firstReadingTimer = setTimeout(() => {
+      firstReadingTimer = undefined;
+      const ids = new Set(firstReadings);
+      firstReadings.clear();
+      (async () => {
+        const subjects = podSubjects(undefined).filter((p) => ids.has(p.attributes.id));
+        if (subjects.length === 0) return;
+        await collector.takeFirstReadings(subjects);
+        // As after a listing: what this keeps is only ever of live pods and containers.
+        forget();
+      })().catch((err: unknown) => log.debug({ err }, 'stats: a first reading failed (the first listing reads what it needs)'));
+    }, FIRST_READING_AFTER_MS);
+    firstReadingTimer.unref();
+  };
+  readSoon(pods.list().filter((p) => p.state === 'ready').map((p) => p.id));
+  containers.events.subscribe((e) => {
+    if (e.type === 'CONTAINER_STARTED_EVENT') readSoon([e.podId]);
+  });
   // Housekeeping (about 1 ms for 200 containers), done in a turn of its own after the answer is
   // sent rather than in the listing's first one. What a listing serves never depends on it: a
   // removed container or pod is not among its subjects, and its readings are dropped by age.

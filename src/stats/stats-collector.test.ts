@@ -55,6 +55,22 @@ describe('StatsCollector cgroup readings', () => {
     c.close();
   });
 
+  it('takes a pod\'s first readings and CPU samples before any listing: the first listings have CPU rates', async () => {
+    await podFiles();
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 100, minRateWindowNs: 100_000_000n });
+    await c.takeFirstReadings([podWithCgroup]);
+    await usage(3_000_000);
+    await writeFile(join(root, 'pods', 'cpu.stat'), 'usage_usec 12000000\n');
+    await new Promise((r) => setTimeout(r, 200));
+    const [pod] = await c.listPodSandboxStats([podWithCgroup]);
+    expect(BigInt(pod!.linux!.cpu!.usageNanoCores!.value as string)).toBeGreaterThan(0n);
+    expect(BigInt(pod!.linux!.containers![0]!.cpu!.usageNanoCores!.value as string)).toBeGreaterThan(0n);
+    // Served to no kind of caller: a container listing still gets a reading of its own.
+    const [ctr] = await c.listContainerStats([subject]);
+    expect(ctr!.cpu!.usageNanoCores).not.toBeNull();
+    c.close();
+  });
+
   it('keeps the CPU rate of a reused reading', async () => {
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 200, minRateWindowNs: 100_000_000n });
     await cpuOf(c);

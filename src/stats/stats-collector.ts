@@ -120,6 +120,8 @@ const POD_STATS_SCOPE: CgroupReadScope = { metrics: false, pids: true };
 const FOR_CONTAINERS = 1;
 const FOR_PODS = 2;
 const FOR_METRICS = 4;
+// A reading taken before any caller asked (takeFirstReadings): served to no kind yet.
+const FOR_NOBODY = 0;
 // Readings kept beyond those that could still be served are dropped past this many.
 const MAX_CACHED_READINGS = 4096;
 // netns-exec helpers (CNI pods' network counters) running at once.
@@ -151,6 +153,11 @@ const DUE_TOGETHER_MS = 250;
  */
 const containerScopeInPod = (podCgroup: string | undefined, podScope: CgroupReadScope): CgroupReadScope =>
   (podCgroup === undefined || podScope.metrics ? podScope : STATS_SCOPE);
+
+/** A pod's cgroup usage: its own cgroup's reading; without a pod cgroup, the sum of its
+ * containers' (a new object each time, so never the same as a built one: built anew). */
+const podUsage = (podCgroup: CgroupStats | undefined, containers: ContainerReading[]): CgroupStats | undefined =>
+  podCgroup ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
 
 /** A cgroup reading's cache key: its scope and path. */
 const cgroupKey = (path: string, scope: CgroupReadScope) => `${scope.metrics ? 'm' : '-'}${scope.pids ? 'p' : '-'}${path}`;
@@ -301,13 +308,28 @@ export class StatsCollector {
     return this.podStats(p, false);
   }
 
+  /**
+   * Takes each pod's first readings (its and its containers' cgroups and its network, their
+   * writable layers walked) and their first CPU samples, building nothing: the listing that first
+   * includes the pod finds its files open and its layers walked, and has its CPU rates. Served to
+   * no kind of caller, so a listing may serve them still.
+   */
+  async takeFirstReadings(pods: PodSubject[]): Promise<void> {
+    await mapInTurns(pods, LISTING_PARALLEL, LISTING_SLICE_MS, async (p) => {
+      const { pod, containers } = await this.readPod(p, POD_STATS_SCOPE, FOR_NOBODY);
+      for (const c of containers) {
+        if (c.cgroup?.cpu) this.rates.rate(c.subject.attributes.id, c.cgroup.cpu.usageNs, c.cgroup.timestamp);
+      }
+      const cgroup = podUsage(pod.stats, containers);
+      if (cgroup?.cpu) this.rates.rate(`pod/${p.attributes.id}`, cgroup.cpu.usageNs, cgroup.timestamp);
+    });
+  }
+
   /** `maintained`: the read-ahead renews this pod's readings (see readContainer). */
   private async podStats(p: PodSubject, maintained: boolean): Promise<PodSandboxStats> {
     const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, FOR_PODS, maintained);
     const containerStats = containers.map((c) => this.toContainerStats(c));
-    // Without a pod cgroup, the pod's usage is the sum of its containers' (a new object each
-    // time, so never the same as a built one: built anew).
-    const cgroup = pod.stats ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
+    const cgroup = podUsage(pod.stats, containers);
     const nanoCores = cgroup?.cpu ? this.rates.rate(`pod/${p.attributes.id}`, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
     if (pod.stats !== undefined) return this.podStatsOf(p, pod.stats, network, nanoCores, containerStats);
     return buildPodSandboxStats({ attributes: p.attributes, cgroup, nanoCores, network, containers: containerStats });
