@@ -134,23 +134,21 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     pods.list().filter((p) => p.state === 'ready' && matchesFilter({ id: p.id, state: '', labels: p.config.labels }, filter));
   const podStats = async (p: SandboxRecord, byPod = containersByPod()) =>
     capInterfaces(await collector.podSandboxStats(podSubject(p, byPod.get(p.id) ?? [])));
-  const podSubjects = (filter: CriListFilter | null | undefined) => {
+  /** The subjects of `records` (pods), their running containers gathered in one pass. */
+  const podSubjects = (records: SandboxRecord[]) => {
     const byPod = containersByPod();
-    return listPods(filter).map((p) => podSubject(p, byPod.get(p.id) ?? []));
+    return records.map((p) => podSubject(p, byPod.get(p.id) ?? []));
   };
   const containerSubjects = (filter: CriListFilter | null | undefined) => listContainers(filter).map(containerSubject);
   // An unfiltered listing is what kubelet repeats: the collector keeps the readings of what the
   // next one will list (the pods and containers then) fresh for it (stats-collector.ts).
   const allPodStats = async (filter: CriListFilter | null | undefined) =>
-    (await collector.listPodSandboxStats(podSubjects(filter), isUnfiltered(filter) ? { watch: () => podSubjects(undefined) } : {}))
+    (await collector.listPodSandboxStats(podSubjects(listPods(filter)), isUnfiltered(filter) ? { watch: () => podSubjects(listPods(undefined)) } : {}))
       .map(capInterfaces);
   const allContainerStats = (filter: CriListFilter | null | undefined) =>
     collector.listContainerStats(containerSubjects(filter), isUnfiltered(filter) ? { watch: () => containerSubjects(undefined) } : {});
-  const allPodMetrics = () => {
-    const byPod = containersByPod();
-    return Promise.all(listPods(undefined).map(async (p) =>
-      capInterfaceMetrics(await collector.podSandboxMetrics(podSubject(p, byPod.get(p.id) ?? [])))));
-  };
+  const allPodMetrics = () =>
+    Promise.all(podSubjects(listPods(undefined)).map(async (p) => capInterfaceMetrics(await collector.podSandboxMetrics(p))));
   const forget = () => {
     const ids = containers.list().map((c) => c.id);
     const live = new Set(ids);
@@ -174,7 +172,7 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
       const ids = new Set(firstReadings);
       firstReadings.clear();
       (async () => {
-        const subjects = podSubjects(undefined).filter((p) => ids.has(p.attributes.id));
+        const subjects = podSubjects(listPods(undefined).filter((p) => ids.has(p.id)));
         if (subjects.length === 0) return;
         await collector.takeFirstReadings(subjects);
         // As after a listing: what this keeps is only ever of live pods and containers.
@@ -183,7 +181,7 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     }, FIRST_READING_AFTER_MS);
     firstReadingTimer.unref();
   };
-  readSoon(pods.list().filter((p) => p.state === 'ready').map((p) => p.id));
+  readSoon(listPods(undefined).map((p) => p.id));
   containers.events.subscribe((e) => {
     if (e.type === 'CONTAINER_STARTED_EVENT') readSoon([e.podId]);
   });
