@@ -6,9 +6,13 @@
 // before the listing is due, which costs what answering it by reading would have (one reading
 // per listing), and the listing then finds readings under cgroupTtlMs old. A late listing is
 // covered by a few more refreshes (`followUps`, `followUpMs` apart); past them, or for a
-// listing that came early, the collector reads on demand as it would without a forecast. So
-// a caller that lists irregularly costs at most 1 + followUps readings per listing, never a
-// refresh loop that runs on its own.
+// listing that came early, the collector serves the last readings (stats-collector.ts). A
+// listing served readings no refresh has renewed for longer than `freshMs` (it came before its
+// refresh, or the forecast period was wrong: a caller that paused, or changed its period) is
+// followed by one catch-up refresh, `catchUpMs` after it, so the next listing is not served
+// older readings still or, past the collector's stale bound, read while it waits. So a caller
+// that lists irregularly costs at most 1 + followUps readings per listing, never a refresh loop
+// that runs on its own.
 
 export interface ListingForecastOptions {
   /** Listings closer together than this say nothing about the period (the second one was served
@@ -18,6 +22,10 @@ export interface ListingForecastOptions {
   maxPeriodMs: number;
   followUps: number;
   followUpMs: number;
+  /** How old the last refresh may be for a listing to count as served fresh readings. */
+  freshMs: number;
+  /** How long after a listing that was not (freshMs) its catch-up refresh is due. */
+  catchUpMs: number;
 }
 
 export class ListingForecast<S> {
@@ -29,6 +37,10 @@ export class ListingForecast<S> {
   /** When the next refresh is due (performance.now()), if one is. */
   private dueAt: number | undefined;
   private followUpsLeft = 0;
+  /** When the last refresh started. */
+  private refreshedAt = -Infinity;
+  /** When the forecast's refresh is due, while a catch-up refresh comes before it. */
+  private forecastAt: number | undefined;
 
   constructor(private readonly opts: ListingForecastOptions) {}
 
@@ -41,6 +53,13 @@ export class ListingForecast<S> {
     this.subjects = subjects;
     this.followUpsLeft = this.opts.followUps;
     this.dueAt = this.period === undefined ? undefined : now + Math.max(0, this.period - leadMs);
+    this.forecastAt = undefined;
+    // Only with a period known: without one, the collector reads for the listing (nothing stale).
+    const catchUpAt = now + this.opts.catchUpMs;
+    if (this.dueAt !== undefined && now - this.refreshedAt > this.opts.freshMs && catchUpAt < this.dueAt) {
+      this.forecastAt = this.dueAt;
+      this.dueAt = catchUpAt;
+    }
   }
 
   /** When the next refresh is due, or undefined: none (no period known, or follow-ups spent). */
@@ -48,9 +67,14 @@ export class ListingForecast<S> {
     return this.dueAt;
   }
 
-  /** A refresh that was due ran (started at `now`): the next one is a follow-up, if any is left. */
+  /** A refresh that was due ran (started at `now`): after a catch-up, the forecast's is next;
+   * after that, a follow-up, if any is left. */
   refreshed(now: number): void {
-    if (this.followUpsLeft > 0) {
+    this.refreshedAt = now;
+    if (this.forecastAt !== undefined) {
+      this.dueAt = this.forecastAt;
+      this.forecastAt = undefined;
+    } else if (this.followUpsLeft > 0) {
       this.followUpsLeft--;
       this.dueAt = now + this.opts.followUpMs;
     } else {
@@ -64,5 +88,7 @@ export class ListingForecast<S> {
     this.at = -Infinity;
     this.period = undefined;
     this.dueAt = undefined;
+    this.forecastAt = undefined;
+    this.refreshedAt = -Infinity;
   }
 }

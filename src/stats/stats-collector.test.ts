@@ -313,6 +313,7 @@ describe('StatsCollector background refresh', () => {
     const prepared: object[] = [];
     const c = new StatsCollector({
       layout: layout(), cgroupTtlMs: 400, leadMs: 200, followUps: 0, minRateWindowNs: 100_000_000n,
+      catchUpMs: 10_000, // no catch-up: only the forecast's refresh builds
       prepare: (s) => {
         prepared.push(s);
         return s;
@@ -345,6 +346,7 @@ describe('StatsCollector background refresh', () => {
     const preparedPods: object[] = [];
     const c = new StatsCollector({
       layout: layout(), cgroupTtlMs: 400, leadMs: 200, followUps: 0, minRateWindowNs: 100_000_000n,
+      catchUpMs: 10_000, // no catch-up: only the forecast's refresh builds
       prepare: (s) => {
         prepared.push(s);
         return s;
@@ -396,7 +398,7 @@ describe('StatsCollector background refresh', () => {
   it('answers a periodic listing that comes before its read-ahead from the last readings, reading nothing while it waits', async () => {
     await podUsage(1_000_000);
     const reader = new HeldReader();
-    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 10, followUps: 0 });
+    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, leadMs: 10, followUps: 0, catchUpMs: 10_000 }); // no catch-up
     await c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
     await sleep(300);
     const last = await c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] }); // period 300 ms: the refresh is due in 290
@@ -410,6 +412,29 @@ describe('StatsCollector background refresh', () => {
     // An unwatched listing (another caller) is read for, as before.
     const [other] = await c.listContainerStats([subject]);
     expect(other!.cpu!.usageCoreNanoSeconds).toEqual({ value: '7000000000' });
+    c.close();
+  });
+
+  it('catches up after a periodic listing that came before its read-ahead: the next one reads nothing while it waits', async () => {
+    await podUsage(1_000_000);
+    const reader = new HeldReader();
+    const c = new StatsCollector({ layout: layout(), reader, cgroupTtlMs: 200, maxStaleMs: 500, leadMs: 10, followUps: 0, catchUpMs: 50 });
+    const list = () => c.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
+    await list();
+    await sleep(400);
+    await list(); // period 400 ms: served the first listing's readings, 400 ms old; a catch-up in 50
+    await usage(7_000_000);
+    await podUsage(8_000_000);
+    await sleep(300);
+    // Before the forecast's refresh (due 390 ms after the last listing) and with the first
+    // readings 700 ms old, past maxStaleMs: without the catch-up this listing reads while it waits.
+    const reads = reader.reads;
+    const before = BigInt(nowNs());
+    const [p] = await list();
+    expect(reader.reads).toBe(reads);
+    expect(p!.linux!.containers![0]!.cpu!.usageCoreNanoSeconds).toEqual({ value: '7000000000' });
+    expect(p!.linux!.cpu!.usageCoreNanoSeconds).toEqual({ value: '8000000000' });
+    expect(BigInt(String(p!.linux!.cpu!.timestamp))).toBeLessThan(before);
     c.close();
   });
 

@@ -14,7 +14,8 @@
 // FsUsageCache, at most a few netns-exec helpers at once), so neither a listing nor a refresh
 // holds the event loop. A periodic listing is answered from what the
 // read-ahead last read (maxStaleMs), even when the read-ahead is late (on a loaded node it can
-// outlast its lead) or has not run yet; and any listing that comes while a refresh is running
+// outlast its lead) or has not run yet (the listing came before it: a refresh right after the
+// listing then catches up, so the next one is not served older readings still); and any listing that comes while a refresh is running
 // neither waits for the refresh's reads nor does them beside it: it is answered from the last
 // readings of what the refresh is renewing. Each reading carries its own timestamp. Apart from
 // those two cases, a reading is served to each kind of caller (container listings, pod listings,
@@ -94,6 +95,9 @@ export interface StatsCollectorOptions {
    * finds fresh readings). */
   followUps?: number;
   followUpMs?: number;
+  /** How long after a periodic listing served readings older than cgroupTtlMs (its read-ahead
+   * had not run) a catch-up refresh renews them (default 200 ms: listing-forecast.ts). */
+  catchUpMs?: number;
   /** Listings further apart than this are not a period (default 120 s). */
   maxPeriodMs?: number;
   /** How old a reading (or a writable layer's walk) may be when served while the refresher is
@@ -145,6 +149,10 @@ const LISTING_PARALLEL = 8;
 const LISTING_SLICE_MS = 1;
 // A listing due this soon after a refresh starts is read ahead by it too (readings this much older).
 const DUE_TOGETHER_MS = 250;
+// A catch-up refresh starts this long after the periodic listing that was served old readings:
+// after kubelet's other listing of the tick (within DUE_TOGETHER_MS, so one pass renews both),
+// and after both were answered (from the cache, a few milliseconds).
+const CATCH_UP_MS = 200;
 
 /**
  * The scope a pod's containers are read with: the containers' process counts are summed only
@@ -256,6 +264,8 @@ export class StatsCollector {
       maxPeriodMs: opts.maxPeriodMs ?? 120_000,
       followUps: opts.followUps ?? 2,
       followUpMs: Math.max(10, opts.followUpMs ?? this.cgroupTtlMs - 200),
+      freshMs: this.cgroupTtlMs,
+      catchUpMs: opts.catchUpMs ?? CATCH_UP_MS,
     };
     this.containerListings = new ListingForecast(forecast);
     this.podListings = new ListingForecast(forecast);
