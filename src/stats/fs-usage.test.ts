@@ -146,6 +146,33 @@ describe('FsUsageCache', () => {
     expect(BigInt(next.timestamp)).toBeGreaterThan(BigInt(first.timestamp));
   });
 
+  it('walks behind served results two at a time, and hands a waiting caller\'s walk the next slot before them', async () => {
+    const cache = new FsUsageCache({ ttlMs: 1, maxStaleMs: 60_000, maxWalks: 4 });
+    const dirs = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const d = join(root, `behind-${i}`);
+      await mkdir(d);
+      return d;
+    }));
+    expect((await peakWalks(cache, dirs)).peak).toBe(4); // callers waited: maxWalks at once
+    await new Promise((r) => setTimeout(r, 5));
+    // Past the TTL: every result is served at once, 20 walks queued behind them.
+    const served = await Promise.all(dirs.map((d) => cache.usage(d)));
+    expect(served.every((u) => u.inodes === 1n)).toBe(true);
+    expect(cache.activeWalks).toBe(2);
+    // A directory never walked: its caller waits, and its walk starts now, beside the two.
+    const fresh = join(root, 'behind-new');
+    await mkdir(fresh);
+    const waited = cache.usage(fresh);
+    expect(cache.activeWalks).toBe(3);
+    expect((await waited).inodes).toBe(1n);
+    let peak = 0;
+    while (cache.activeWalks > 0) {
+      peak = Math.max(peak, cache.activeWalks);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(peak).toBeLessThanOrEqual(2);
+  });
+
   it('makes its caller wait for a new walk when the last result is older than maxStaleMs', async () => {
     const dir = join(root, 'too-old');
     await mkdir(dir);
