@@ -40,9 +40,9 @@ describe('ListingForecast', () => {
     f.refreshed(30_200);
     f.refreshed(59_600);
     f.refreshed(60_300);
-    f.listed(() => [], 60_500, 400); // on time: the forecast's refresh ran 900 ms before
+    f.listed(() => [], 60_500, 400); // on time: its refresh's last follow-up ran 200 ms before
     expect(f.due).toBe(60_500 + 30_500 - 400);
-    f.listed(() => [], 70_500, 400); // early: served readings 10.9 s old
+    f.listed(() => [], 70_500, 400); // early: served readings 10.2 s old
     expect(f.due).toBe(70_700);
     f.refreshed(70_700);
     expect(f.due).toBe(70_500 + 10_000 - 400);

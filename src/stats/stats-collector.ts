@@ -12,18 +12,18 @@
 // caller waits. Every reading carries its own timestamp (when its read started), so one served
 // from the cache is reported truthfully. Every read is async and bounded (KernelFileReader,
 // FsUsageCache, at most a few netns-exec helpers at once), so neither a listing nor a refresh
-// holds the event loop. A periodic listing is answered from what the
-// read-ahead last read (maxStaleMs), even when the read-ahead is late (on a loaded node it can
-// outlast its lead) or has not run yet (the listing came before it: a refresh right after the
-// listing then catches up, so the next one is not served older readings still); and any listing that comes while a refresh is running
-// neither waits for the refresh's reads nor does them beside it: it is answered from the last
-// readings of what the refresh is renewing. Each reading carries its own timestamp. Apart from
-// those two cases, a reading is served to each kind of caller (container listings, pod listings,
-// metrics) once: asked again, that kind gets a newer reading, so a caller sampling faster than
-// the cache's age bound (crictl stats compares two samples a second apart) sees every sample
-// move. A section that cannot be read (the container has exited and its cgroup is gone, the netns
-// was removed) is left out, never an RPC error: kubelet lists stats for every container, running
-// or not.
+// holds the event loop. A periodic listing is answered from what the read-ahead last read
+// (maxStaleMs), even when the read-ahead is late (on a loaded node it can outlast its lead) or
+// has not run yet (the listing came before it: a refresh right after the listing then catches
+// up, so the next one is not served older readings still); and any listing that comes while a
+// refresh is running neither waits for the refresh's reads nor does them beside it: it is
+// answered from the last readings of what the refresh is renewing. Each reading carries its own
+// timestamp. Apart from those two cases, a reading is served to each kind of caller (container
+// listings, pod listings, metrics) once: asked again, that kind gets a newer reading, so a caller
+// sampling faster than the cache's age bound (crictl stats compares two samples a second apart)
+// sees every sample move. A section that cannot be read (the container has exited and its cgroup is
+// gone, the netns was removed) is left out, never an RPC error: kubelet lists stats for every
+// container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
 import type { ContainerStats } from '../gen/runtime/v1/ContainerStats.js';
 import type { MetricDescriptor } from '../gen/runtime/v1/MetricDescriptor.js';
