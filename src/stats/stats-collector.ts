@@ -167,6 +167,9 @@ const containerScopeInPod = (podCgroup: string | undefined, podScope: CgroupRead
 const podUsage = (podCgroup: CgroupStats | undefined, containers: ContainerReading[]): CgroupStats | undefined =>
   podCgroup ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
 
+/** A pod's key among the CPU rates' samples (a container's is its id). */
+const podRateKey = (id: string) => `pod/${id}`;
+
 /** A cgroup reading's cache key: its scope and path. */
 const cgroupKey = (path: string, scope: CgroupReadScope) => `${scope.metrics ? 'm' : '-'}${scope.pids ? 'p' : '-'}${path}`;
 
@@ -327,11 +330,8 @@ export class StatsCollector {
   async takeFirstReadings(pods: PodSubject[]): Promise<void> {
     await mapInTurns(pods, LISTING_PARALLEL, LISTING_SLICE_MS, async (p) => {
       const { pod, containers } = await this.readPod(p, POD_STATS_SCOPE, FOR_NOBODY);
-      for (const c of containers) {
-        if (c.cgroup?.cpu) this.rates.rate(c.subject.attributes.id, c.cgroup.cpu.usageNs, c.cgroup.timestamp);
-      }
-      const cgroup = podUsage(pod.stats, containers);
-      if (cgroup?.cpu) this.rates.rate(`pod/${p.attributes.id}`, cgroup.cpu.usageNs, cgroup.timestamp);
+      for (const c of containers) this.rateOf(c.subject.attributes.id, c.cgroup);
+      this.rateOf(podRateKey(p.attributes.id), podUsage(pod.stats, containers));
     });
   }
 
@@ -340,7 +340,7 @@ export class StatsCollector {
     const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, FOR_PODS, maintained);
     const containerStats = containers.map((c) => this.toContainerStats(c));
     const cgroup = podUsage(pod.stats, containers);
-    const nanoCores = cgroup?.cpu ? this.rates.rate(`pod/${p.attributes.id}`, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
+    const nanoCores = this.rateOf(podRateKey(p.attributes.id), cgroup);
     if (pod.stats !== undefined) return this.podStatsOf(p, pod.stats, network, nanoCores, containerStats);
     return buildPodSandboxStats({ attributes: p.attributes, cgroup, nanoCores, network, containers: containerStats });
   }
@@ -421,7 +421,7 @@ export class StatsCollector {
     // Readings the refresher no longer renews go once they could not be served anyway.
     this.cgroupReadings.dropOlderThan(this.maxStaleMs);
     this.networkReadings.dropOlderThan(this.maxStaleMs);
-    this.rates.retainOnly([...keep, ...keep.map((id) => `pod/${id}`)]);
+    this.rates.retainOnly([...keep, ...keep.map(podRateKey)]);
     const live = new Set(keep);
     for (const id of this.built.keys()) if (!live.has(id)) this.built.delete(id);
     for (const id of this.builtPods.keys()) if (!live.has(id)) this.builtPods.delete(id);
@@ -557,10 +557,13 @@ export class StatsCollector {
   }
 
   private toContainerStats(r: ContainerReading): ContainerStats {
-    const id = r.subject.attributes.id;
-    const cpu = r.cgroup?.cpu;
-    const nanoCores = cpu && r.cgroup ? this.rates.rate(id, cpu.usageNs, r.cgroup.timestamp) : undefined;
-    return this.containerStatsOf(r.subject, r.cgroup, r.fs, nanoCores);
+    return this.containerStatsOf(r.subject, r.cgroup, r.fs, this.rateOf(r.subject.attributes.id, r.cgroup));
+  }
+
+  /** The CPU rate since the last sample of `key` (a container id, or podRateKey), recording
+   * this reading as its sample; undefined without a CPU reading. */
+  private rateOf(key: string, cgroup: CgroupStats | undefined): bigint | undefined {
+    return cgroup?.cpu ? this.rates.rate(key, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
   }
 
   /**
@@ -594,7 +597,7 @@ export class StatsCollector {
     }
     const network = p.netnsPath ? this.networkReadings.peek(networkKey(p)) : undefined;
     if (p.netnsPath && network === undefined) return;
-    const nanoCores = cgroup.cpu ? this.rates.peek(`pod/${p.attributes.id}`, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
+    const nanoCores = cgroup.cpu ? this.rates.peek(podRateKey(p.attributes.id), cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
     this.podStatsOf(p, cgroup, network?.value, nanoCores, containers, this.preparePod);
   }
 
