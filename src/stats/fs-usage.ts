@@ -83,11 +83,13 @@ export class FsUsageCache {
     }
     e.asked = now;
     const age = now - e.at;
-    if (e.value !== undefined && age < this.ttlMs) return Promise.resolve(e.value);
-    if (opts.walkBehind === false && e.value !== undefined && age < this.maxStaleMs) return Promise.resolve(e.value);
-    const served = e.value !== undefined && age < this.maxStaleMs;
+    const value = e.value;
+    if (value !== undefined && age < this.ttlMs) return Promise.resolve(value);
+    // A result under maxStaleMs is served; a walk starts behind it unless the caller says not to.
+    const served = value !== undefined && age < this.maxStaleMs;
+    if (served && opts.walkBehind === false) return Promise.resolve(value);
     const walking = e.walking ?? this.startWalk(dir, e, now, served);
-    return served ? Promise.resolve(e.value!) : walking;
+    return served ? Promise.resolve(value) : walking;
   }
 
   /**
