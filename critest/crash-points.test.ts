@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CRASH_POINTS, type CrashPointName } from '../src/lifecycle/crash-point.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
@@ -264,6 +264,17 @@ describe('crash points: kill -9 anywhere, and the restarted daemon tells the tru
     await d.stop();
     d = undefined;
   }, 120_000);
+
+  // A test that failed half-way leaves its daemon running, and maybe pods: removed and stopped
+  // here, or the next test's daemon would find the root locked (or those pods) and every test
+  // after it would fail for that.
+  afterEach(async () => {
+    if (!d) return;
+    const items = await d.cri.runtime.ListPodSandbox({}, { deadline: Date.now() + 5000 }).then((r) => r.items, () => []);
+    for (const p of items) await d.cri.runtime.RemovePodSandbox({ podSandboxId: p.id }, { deadline: Date.now() + 30_000 }).catch(() => undefined);
+    await d.stop();
+    d = undefined;
+  });
 
   afterAll(async () => {
     if (d) await d.cleanup();

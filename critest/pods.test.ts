@@ -1,6 +1,7 @@
 // RuntimeService end to end, as kubelet drives it: pull → run pod → create/start container →
 // logs → exec → stop → remove, with real namespaces, a real bridge network and real monitors.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -504,6 +505,26 @@ describe('pods and containers', () => {
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
     expect((await d.cri.runtime.ListContainers({ filter: { podSandboxId } })).containers).toEqual([]);
     expect(await checkNodeTruth(d)).toEqual([]);
+  });
+
+  it('node truth: a removal still running (its marker, a record a late write made beside it) gets time; a marker left for good is a lie', async () => {
+    const id = randomBytes(32).toString('hex');
+    const record = join(d.root, 'containers', `${id}.json`);
+    const marker = `${record}.removing`;
+    try {
+      // As a background write landing after RemoveContainer's rename leaves them, then the
+      // removal's end deletes them: the record first, the marker last.
+      writeFileSync(marker, '{}');
+      writeFileSync(record, '{}');
+      setTimeout(() => rmSync(record, { force: true }), 200);
+      setTimeout(() => rmSync(marker, { force: true }), 400);
+      expect(await checkNodeTruth(d)).toEqual([]);
+      writeFileSync(marker, '{}');
+      expect(await checkNodeTruth(d)).toEqual([`container removal marker: ${id} exists but is not reported`]);
+    } finally {
+      rmSync(record, { force: true });
+      rmSync(marker, { force: true });
+    }
   });
 
   it('keeps containers running and logging across a daemon kill -9 and restart', async () => {
