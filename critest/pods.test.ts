@@ -570,4 +570,39 @@ describe('pods and containers', () => {
     await firstListingsHaveRates();
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
+
+  it('keeps the period of kubelet\'s stats listings across a clean restart: the first listing after it was read ahead of', async () => {
+    const config = podConfig('periodic', { linux: { cgroupParent: '/crib-stats-warm' } });
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config });
+    const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig('idle', ['exec sleep 1000']) });
+    await d.cri.runtime.StartContainer({ containerId });
+    const periodMs = 5000;
+    const t0 = Date.now();
+    // kubelet's pattern: every container, then every pod, unfiltered; each entry's CPU timestamp.
+    const listings = async () => {
+      type Entry = { attributes: { id: string }; cpu: { timestamp: string } };
+      const containers = ((await d.cri.runtime.ListContainerStats({})).stats as Entry[]).find((s) => s.attributes.id === containerId);
+      const pods = (await d.cri.runtime.ListPodSandboxStats({})).stats as { attributes: { id: string }; linux: Entry }[];
+      const pod = pods.find((s) => s.attributes.id === podSandboxId);
+      return [BigInt(containers!.cpu.timestamp), BigInt(pod!.linux.cpu.timestamp)];
+    };
+    await listings();
+    await new Promise((r) => setTimeout(r, t0 + periodMs - Date.now()));
+    await listings();
+    await d.stop();
+    const file = join(d.state, 'stats-listing-periods.json');
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '{}';
+    d = await startDaemon({ dir: d.dir, toml: RUNC_HANDLER }); // before any assertion: the pod goes at the end
+    const saved = JSON.parse(text) as { containers?: { periodMs: number }; pods?: { periodMs: number } };
+    expect(saved.containers?.periodMs).toBeGreaterThanOrEqual(periodMs - 100);
+    expect(saved.pods?.periodMs).toBeGreaterThanOrEqual(periodMs - 100);
+    expect(existsSync(file)).toBe(false); // taken: a later kill -9 finds no stale one
+    // The next tick. The daemon's first readings, half a second after it started, are more than
+    // the 2 s an unforecast listing accepts by then: without the period it would read now.
+    await new Promise((r) => setTimeout(r, t0 + 2 * periodMs - Date.now()));
+    const before = BigInt(Date.now()) * 1_000_000n;
+    const stamps = await listings();
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    for (const ts of stamps) expect(ts).toBeLessThan(before);
+  });
 });

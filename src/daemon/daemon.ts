@@ -13,6 +13,8 @@ import { ImageVolumes } from '../container/image-volumes.js';
 import { CRIB_VERSION } from '../version.js';
 import { NodeNetwork } from '../network/node-network.js';
 import { createCriServer } from '../server/cri-server.js';
+import { newStatsCollector, type StatsCollector } from '../server/stats-rpcs.js';
+import { saveListingPeriods, takeListingPeriods } from './listing-periods-file.js';
 import type { GrpcServer } from '../server/grpc-server.js';
 import type { RpcObserver } from '../server/rpc.js';
 import { runtimeInfoSource } from '../server/runtime-info.js';
@@ -42,6 +44,7 @@ export class Daemon {
   private socketClaim: SocketClaim | undefined;
   private lock: RootLock | undefined;
   private server: GrpcServer | undefined;
+  private stats: StatsCollector | undefined;
   private images: ImageService | undefined;
   private network: NodeNetwork | undefined;
   private containers: ContainerService | undefined;
@@ -159,8 +162,12 @@ export class Daemon {
       }, new ContainerStreams(containers, sandboxes, { stallTimeoutMs: config.streaming.stall_timeout }));
       this.streaming = streaming;
       await streaming.start();
+      const stats = newStatsCollector();
+      this.stats = stats;
       const server = createCriServer({
         limits: config.limits,
+        stats,
+        statsListingPeriods: await takeListingPeriods(config.state),
         sandboxes,
         containers,
         images: this.images,
@@ -226,6 +233,12 @@ export class Daemon {
       });
       const path = unixSocketPath(this.address);
       if (path) await unlink(path).catch(() => undefined);
+    }
+    if (this.stats) {
+      // No listing comes any more: what the collector knows of their periods goes to the next daemon.
+      await saveListingPeriods(this.config.state, this.stats.listingPeriods());
+      this.stats.close();
+      this.stats = undefined;
     }
     this.memoryTrim.close();
     await this.metricsServer?.close();

@@ -16,7 +16,7 @@ import { imageServiceHandlers } from './image-service.js';
 import { podSandboxHandlers } from './pod-sandbox-rpcs.js';
 import { implementService, type RpcObserver } from './rpc.js';
 import { runtimeInfoHandlers, type RuntimeInfoSource } from './runtime-info.js';
-import { statsHandlers } from './stats-rpcs.js';
+import { statsHandlers, type ListingPeriods, type StatsCollector } from './stats-rpcs.js';
 import { prewarmOnLifecycleEvents } from './status-prewarm.js';
 import { streamingHandlers } from './streaming-rpcs.js';
 
@@ -27,6 +27,10 @@ export interface CriComponents {
   images: ImageService;
   streaming: StreamingServer;
   runtimeInfo: RuntimeInfoSource;
+  /** What answers the stats calls (server/stats-rpcs.ts newStatsCollector). */
+  stats: StatsCollector;
+  /** The stats listing periods the daemon before this one saw, when it handed them over. */
+  statsListingPeriods?: ListingPeriods;
   /** Every call's outcome and duration (the metrics), when metrics are on. */
   observeRpc?: RpcObserver;
 }
@@ -42,7 +46,7 @@ export function createCriServer(c: CriComponents): GrpcServer {
       ...runtimeInfoHandlers(c.runtimeInfo),
       ...podSandboxHandlers(c.sandboxes, c.containers, guards),
       ...containerHandlers(c.containers, c.sandboxes, guards),
-      ...statsHandlers(c.containers, c.sandboxes, c.images),
+      ...statsHandlers(c.containers, c.sandboxes, c.images, c.stats, c.statsListingPeriods),
       ...streamingHandlers(c.containers, c.sandboxes, c.streaming, guards),
     }, c.observeRpc),
   );

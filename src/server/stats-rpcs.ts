@@ -7,7 +7,7 @@ import type { ImageService } from '../image/image-service.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { log } from '../log.js';
-import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
+import { StatsCollector, type ContainerSubject, type ListingPeriods, type PodSubject } from '../stats/stats-collector.js';
 import type { PodSandboxMetrics } from '../gen/runtime/v1/PodSandboxMetrics.js';
 import type { PodSandboxStats } from '../gen/runtime/v1/PodSandboxStats.js';
 import { messageEncoder } from './cri-proto.js';
@@ -56,20 +56,33 @@ function capInterfaceMetrics(metrics: PodSandboxMetrics): PodSandboxMetrics {
 const isUnfiltered = (f: CriListFilter | null | undefined): boolean =>
   !f?.id && !f?.podSandboxId && Object.keys(f?.labelSelector ?? {}).length === 0;
 
-export function statsHandlers(containers: ContainerService, pods: SandboxService, images: ImageService): ServiceHandlers<RuntimeServiceDefinition> {
-  // Each ContainerStats and PodSandboxStats the read-ahead builds is encoded then, before the
-  // listing that sends it comes: the listing copies its bytes (a pod's, its containers' too). A
-  // pod's interfaces are capped before its bytes are made.
+export type { ListingPeriods, StatsCollector };
+
+/**
+ * The daemon's stats collector. Each ContainerStats and PodSandboxStats the read-ahead builds is
+ * encoded then, before the listing that sends it comes: the listing copies its bytes (a pod's,
+ * its containers' too). A pod's interfaces are capped before its bytes are made.
+ */
+export function newStatsCollector(): StatsCollector {
   let encodeContainerStats: ((value: object) => Buffer) | undefined;
   let encodePodStats: ((value: object) => Buffer) | undefined;
-  const collector = new StatsCollector({
+  return new StatsCollector({
     prepare: (s) => withEncodedBody(s, (encodeContainerStats ??= messageEncoder('ContainerStats'))(s)),
     preparePod: (s) => {
       const capped = capInterfaces(s);
       return withEncodedBody(capped, (encodePodStats ??= messageEncoder('PodSandboxStats'))(capped));
     },
   });
+}
 
+/**
+ * The stats calls, answered by `collector`. `resumed`: the listing periods the daemon before
+ * this one saw (it stopped, this one started): each kind's first listing here is read ahead of
+ * as its next one would have been there.
+ */
+export function statsHandlers(
+  containers: ContainerService, pods: SandboxService, images: ImageService, collector: StatsCollector, resumed?: ListingPeriods,
+): ServiceHandlers<RuntimeServiceDefinition> {
   // A container's and a pod's attributes (id, metadata, labels, annotations: kubelet's labels and
   // annotations are most of a stats entry's bytes) change only with the record: built and encoded
   // once per record, every ContainerStats and PodSandboxStats the read-ahead encodes copies them.
@@ -182,6 +195,10 @@ export function statsHandlers(containers: ContainerService, pods: SandboxService
     firstReadingTimer.unref();
   };
   readSoon(listPods(undefined).map((p) => p.id));
+  if (resumed) {
+    const kinds = collector.resumeListings(resumed, { containers: () => containerSubjects(undefined), pods: () => podSubjects(listPods(undefined)) });
+    if (kinds.length > 0) log.debug({ kinds }, 'stats: listing periods resumed from the daemon before this one');
+  }
   containers.events.subscribe((e) => {
     if (e.type === 'CONTAINER_STARTED_EVENT') readSoon([e.podId]);
   });

@@ -50,4 +50,44 @@ describe('ListingForecast', () => {
     f.listed(() => [], 80_500, 400); // on time again
     expect(f.due).toBe(90_100);
   });
+
+  it('hands its period to the next daemon, which expects the caller\'s next tick across the restart', () => {
+    const old = new ListingForecast<string>(opts);
+    expect(old.saved(0, 1_000_000)).toBeUndefined(); // no period known: nothing to hand over
+    old.listed(() => [], 0, 400);
+    old.listed(() => [], 10_000, 400);
+    // Its monotonic clock reads 12_000 when the wall clock reads 1_012_000.
+    const saved = old.saved(12_000, 1_012_000)!;
+    expect(saved).toEqual({ periodMs: 10_000, lastListedAtMs: 1_010_000 });
+
+    // The next daemon starts 3 s later (wall 1_015_000), its monotonic clock at 500: the
+    // caller's next listing comes at wall 1_020_000, 5.5 s from now.
+    const next = new ListingForecast<string>(opts);
+    expect(next.resume(saved, () => ['a'], 500, 1_015_000, 400)).toBe(true);
+    expect(next.subjects()).toEqual(['a']);
+    expect(next.due).toBe(500 + 5000 - 400);
+    next.refreshed(5100);
+    next.listed(() => [], 5500, 400); // on its tick: the period holds, and no catch-up
+    expect(next.due).toBe(5500 + 10_000 - 400);
+
+    // A restart that spanned two of the caller's ticks (their calls failed): the next one is due.
+    const late = new ListingForecast<string>(opts);
+    expect(late.resume(saved, () => [], 0, 1_031_000, 400)).toBe(true);
+    expect(late.due).toBe(9000 - 400);
+    // A listing due within the lead: refreshed at once.
+    const soon = new ListingForecast<string>(opts);
+    expect(soon.resume(saved, () => [], 0, 1_019_800, 400)).toBe(true);
+    expect(soon.due).toBe(0);
+  });
+
+  it('resumes no period out of its bounds, nor one whose last listing is too long ago or in the future', () => {
+    const f = new ListingForecast<string>(opts);
+    expect(f.resume({ periodMs: 500, lastListedAtMs: 1_000_000 }, () => [], 0, 1_001_000, 400)).toBe(false);
+    expect(f.resume({ periodMs: 70_000, lastListedAtMs: 1_000_000 }, () => [], 0, 1_001_000, 400)).toBe(false);
+    expect(f.resume({ periodMs: 10_000, lastListedAtMs: 1_000_000 }, () => [], 0, 1_061_000, 400)).toBe(false);
+    expect(f.resume({ periodMs: 10_000, lastListedAtMs: 1_000_000 }, () => [], 0, 999_000, 400)).toBe(false);
+    expect(f.due).toBeUndefined();
+    f.listed(() => [], 100, 400);
+    expect(f.due).toBeUndefined(); // and it still knows no period
+  });
 });

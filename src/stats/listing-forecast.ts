@@ -12,7 +12,16 @@
 // followed by one catch-up refresh, `catchUpMs` after it, so the next listing is not served
 // older readings still or, past the collector's stale bound, read while it waits. So a caller
 // that lists irregularly costs at most 1 + followUps readings per listing, never a refresh loop
-// that runs on its own.
+// that runs on its own. The period outlives a clean restart of the daemon (saved, resume): the
+// caller's clock did not stop, so its next listing is still due on its own tick.
+
+/** What a forecast knows that is worth handing to the next daemon: the caller's period, and
+ * when its last listing came (wall clock, ms since the epoch: the next daemon's monotonic clock
+ * starts anew). */
+export interface ListingPeriod {
+  periodMs: number;
+  lastListedAtMs: number;
+}
 
 export interface ListingForecastOptions {
   /** Listings closer together than this say nothing about the period (the second one was served
@@ -60,6 +69,36 @@ export class ListingForecast<S> {
       this.forecastAt = this.dueAt;
       this.dueAt = catchUpAt;
     }
+  }
+
+  /** The period and when the last listing came (`now` is performance.now(), `wallNow`
+   * Date.now()); undefined while no period is known. */
+  saved(now: number, wallNow: number): ListingPeriod | undefined {
+    if (this.period === undefined) return undefined;
+    return { periodMs: this.period, lastListedAtMs: wallNow - (now - this.at) };
+  }
+
+  /**
+   * Carries on a period the daemon before this one saw (`saved`): the caller lists on its own
+   * clock, so its next listing comes a whole number of periods after its last one, whatever
+   * the restart in between cost. The refresh before it is due as after any listing, and that
+   * listing counts as periodic. False, and nothing changed: the period is out of bounds, or
+   * the last listing is longer ago than maxPeriodMs (or in the future: the clock moved back).
+   */
+  resume(saved: ListingPeriod, subjects: () => S[], now: number, wallNow: number, leadMs: number): boolean {
+    const { periodMs, lastListedAtMs } = saved;
+    const since = wallNow - lastListedAtMs;
+    if (!(periodMs >= this.opts.minPeriodMs && periodMs <= this.opts.maxPeriodMs)) return false;
+    if (!(since >= 0 && since <= this.opts.maxPeriodMs)) return false;
+    // The last tick of the caller's clock: its listings during the restart failed, not moved.
+    const lastTick = lastListedAtMs + Math.floor(since / periodMs) * periodMs;
+    this.at = now - (wallNow - lastTick);
+    this.period = periodMs;
+    this.subjects = subjects;
+    this.followUpsLeft = this.opts.followUps;
+    this.forecastAt = undefined;
+    this.dueAt = Math.max(now, this.at + periodMs - leadMs);
+    return true;
   }
 
   /** When the next refresh is due, or undefined: none (no period known, or follow-ups spent). */

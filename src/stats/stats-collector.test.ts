@@ -438,6 +438,36 @@ describe('StatsCollector background refresh', () => {
     c.close();
   });
 
+  it('carries the listings\' periods over to the next collector (a daemon restart): its first listing reads nothing while it waits', async () => {
+    await podUsage(1_000_000);
+    const opts = { layout: layout(), cgroupTtlMs: 300, maxStaleMs: 400, leadMs: 150, followUps: 0, catchUpMs: 10_000 };
+    const old = new StatsCollector(opts);
+    const oldList = () => old.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
+    await oldList();
+    await sleep(600);
+    await oldList(); // period 600 ms
+    const saved = old.listingPeriods();
+    expect(saved.pods?.periodMs).toBeGreaterThanOrEqual(600);
+    expect(saved.containers).toBeUndefined(); // never listed: nothing to hand over
+    old.close();
+
+    await sleep(100); // the restart
+    const reader = new HeldReader();
+    const next = new StatsCollector({ ...opts, reader });
+    expect(next.resumeListings(saved, { containers: () => [], pods: () => [podSubject()] })).toEqual(['pods']);
+    await usage(7_000_000);
+    await podUsage(8_000_000);
+    await sleep(500); // the caller's next tick, 600 ms after its last listing
+    const reads = reader.reads;
+    expect(reads).toBeGreaterThan(0); // read ahead of it
+    const before = BigInt(nowNs());
+    const [p] = await next.listPodSandboxStats([podSubject()], { watch: () => [podSubject()] });
+    expect(reader.reads).toBe(reads);
+    expect(p!.linux!.containers![0]!.cpu!.usageCoreNanoSeconds).toEqual({ value: '7000000000' });
+    expect(BigInt(String(p!.linux!.cpu!.timestamp))).toBeLessThan(before);
+    next.close();
+  });
+
   it('reads ahead of what the next periodic listing will ask for: pods and containers started since the last one too', async () => {
     await podUsage(2_000_000); // at least its containers' together
     await mkdir(join(root, 'pods', 'c2'));

@@ -39,7 +39,7 @@ import { eachBounded, mapInTurns } from './each-bounded.js';
 import { buildContainerStats, buildPodSandboxStats } from './cri-stats.js';
 import { FsUsageCache, type FsUsage } from './fs-usage.js';
 import { KernelFileReader } from './kernel-file-reader.js';
-import { ListingForecast } from './listing-forecast.js';
+import { ListingForecast, type ListingPeriod } from './listing-forecast.js';
 import { ReadingCache } from './reading-cache.js';
 import { listMetricDescriptors, podSandboxMetrics } from './metrics.js';
 import {
@@ -73,6 +73,12 @@ export interface PodSubject {
    * namespace lets its table be read without entering it. */
   pids?: number[];
   containers: ContainerSubject[];
+}
+
+/** Each watched listing's period and last listing (listing-forecast.ts), kept across a restart. */
+export interface ListingPeriods {
+  containers?: ListingPeriod;
+  pods?: ListingPeriod;
 }
 
 export interface StatsCollectorOptions {
@@ -433,13 +439,45 @@ export class StatsCollector {
    * the read-ahead renews its readings from now on. */
   private listed<S>(forecast: ListingForecast<S>, subjects: () => S[]): boolean {
     if (this.cgroupTtlMs <= 0) return false;
-    // Room for the whole refresh (walks and readings) before the listing, but the readings
-    // still under cgroupTtlMs when it comes, with 400 ms to spare for a late caller.
-    const lead = this.leadMs ?? Math.min(Math.max(300, this.lastRefreshMs + 200), this.cgroupTtlMs - 400);
-    this.lastLeadMs = lead;
-    forecast.listed(subjects, performance.now(), lead);
+    forecast.listed(subjects, performance.now(), this.nextLead());
     this.scheduleRefresh();
     return forecast.due !== undefined;
+  }
+
+  /** How long before the next listing its refresh starts: room for the whole refresh (walks and
+   * readings), but the readings still under cgroupTtlMs when it comes, with 400 ms to spare
+   * for a late caller. */
+  private nextLead(): number {
+    this.lastLeadMs = this.leadMs ?? Math.min(Math.max(300, this.lastRefreshMs + 200), this.cgroupTtlMs - 400);
+    return this.lastLeadMs;
+  }
+
+  /** The periods of the watched listings and when each last came, for the next daemon
+   * (resumeListings): a kind without a period known is left out. */
+  listingPeriods(): ListingPeriods {
+    const now = performance.now();
+    const wallNow = Date.now();
+    const containers = this.containerListings.saved(now, wallNow);
+    const pods = this.podListings.saved(now, wallNow);
+    return { ...(containers ? { containers } : {}), ...(pods ? { pods } : {}) };
+  }
+
+  /**
+   * Carries on the periods a daemon before this one saw (listingPeriods), so the first listing
+   * of each kind after a restart is read ahead of like any other (listing-forecast.ts resume),
+   * not read while its caller waits. `subjects` lists what each kind's listing asks for, as a
+   * watched listing's `watch` does. Returns the kinds resumed.
+   */
+  resumeListings(saved: ListingPeriods, subjects: { containers: () => ContainerSubject[]; pods: () => PodSubject[] }): ('containers' | 'pods')[] {
+    if (this.cgroupTtlMs <= 0) return [];
+    const now = performance.now();
+    const wallNow = Date.now();
+    const lead = this.nextLead();
+    const resumed: ('containers' | 'pods')[] = [];
+    if (saved.containers && this.containerListings.resume(saved.containers, subjects.containers, now, wallNow, lead)) resumed.push('containers');
+    if (saved.pods && this.podListings.resume(saved.pods, subjects.pods, now, wallNow, lead)) resumed.push('pods');
+    this.scheduleRefresh();
+    return resumed;
   }
 
   /** (Re)arms the timer for the earliest due refresh; none due: no timer. */
