@@ -14,7 +14,7 @@ import { CRIB_VERSION } from '../version.js';
 import { NodeNetwork } from '../network/node-network.js';
 import { createCriServer } from '../server/cri-server.js';
 import { newStatsCollector, type StatsCollector } from '../server/stats-rpcs.js';
-import { saveListingPeriods, takeListingPeriods } from './listing-periods-file.js';
+import { keepListingPeriods, takeListingPeriods } from './listing-periods-file.js';
 import type { GrpcServer } from '../server/grpc-server.js';
 import type { RpcObserver } from '../server/rpc.js';
 import { runtimeInfoSource } from '../server/runtime-info.js';
@@ -40,11 +40,17 @@ import { podSandboxState } from '../server/cri-messages.js';
 import type { DaemonMetrics } from '../metrics/daemon-metrics.js';
 import type { MetricsServer } from '../metrics/metrics-server.js';
 
+/** How often the running daemon saves the stats listings' periods for its successor: a kill -9
+ * leaves them at most this old (daemon/listing-periods-file.ts). */
+const LISTING_PERIODS_SAVE_MS = 60_000;
+
 export class Daemon {
   private socketClaim: SocketClaim | undefined;
   private lock: RootLock | undefined;
   private server: GrpcServer | undefined;
   private stats: StatsCollector | undefined;
+  /** Saves the stats listings' periods for the next daemon (listing-periods-file.ts). */
+  private listingPeriods: { stop(): Promise<void> } | undefined;
   private images: ImageService | undefined;
   private network: NodeNetwork | undefined;
   private containers: ContainerService | undefined;
@@ -182,6 +188,7 @@ export class Daemon {
         observeRpc: this.observeRpc(),
       });
       this.server = server;
+      this.listingPeriods = keepListingPeriods(config.state, () => stats.listingPeriods(), LISTING_PERIODS_SAVE_MS);
       this.listener = await bindGrpc(server, {
         address: config.grpc.address,
         socketMode: parseInt(config.grpc.socket_mode, 8),
@@ -236,7 +243,8 @@ export class Daemon {
     }
     if (this.stats) {
       // No listing comes any more: what the collector knows of their periods goes to the next daemon.
-      await saveListingPeriods(this.config.state, this.stats.listingPeriods());
+      await this.listingPeriods?.stop();
+      this.listingPeriods = undefined;
       this.stats.close();
       this.stats = undefined;
     }

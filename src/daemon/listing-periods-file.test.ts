@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { saveListingPeriods, takeListingPeriods } from './listing-periods-file.js';
+import { keepListingPeriods, saveListingPeriods, takeListingPeriods } from './listing-periods-file.js';
 
 let state: string;
 beforeEach(async () => {
@@ -39,5 +39,23 @@ describe('stats listing periods handed from one daemon to the next', () => {
     await writeFile(file(), JSON.stringify({ version: 99 }));
     expect(await takeListingPeriods(state)).toBeUndefined();
     expect(existsSync(file())).toBe(false);
+  });
+
+  it('are saved while the daemon runs (a kill -9 leaves them) and once more at its stop, then no more', async () => {
+    let lastListedAtMs = 1_700_000_000_000;
+    const periods = () => ({ pods: { periodMs: 10_000, lastListedAtMs } });
+    const saved = async () => (JSON.parse(await readFile(file(), 'utf8')) as { pods: { lastListedAtMs: number } }).pods.lastListedAtMs;
+    const keeper = keepListingPeriods(state, periods, 20);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await saved()).toBe(1_700_000_000_000);
+    lastListedAtMs += 10_000;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await saved()).toBe(1_700_000_010_000);
+    lastListedAtMs += 10_000;
+    await keeper.stop();
+    expect(await saved()).toBe(1_700_000_020_000);
+    lastListedAtMs += 10_000;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await saved()).toBe(1_700_000_020_000);
   });
 });

@@ -1,10 +1,12 @@
 // The stats listings' periods, handed from a daemon that stops to the one that starts next
 // (stats/listing-forecast.ts resume). kubelet keeps listing on its own clock while crib restarts
-// (an upgrade, a config change): with the period and the last listing's time, the new daemon
-// reads ahead of kubelet's first listing as the old one would have, instead of reading every
-// pod's cgroups while kubelet waits. Written at a clean stop only and taken (read, then deleted)
-// at start-up, so a daemon killed later never finds an older stop's file; without one (a first
-// start, a kill -9) the first listings are read on demand, as before. It lives in the state dir,
+// (an upgrade, a config change, a crash): with the period and the last listing's time, the new
+// daemon reads ahead of kubelet's first listing as the old one would have, instead of reading
+// every pod's cgroups while kubelet waits. The running daemon writes the file every minute (so
+// a kill -9 leaves one at most a minute old: kubelet's period drifts by a few milliseconds a
+// tick, which a minute does not let add up) and once more when it stops; start-up takes it
+// (reads, then deletes it). Without one (a first start, a daemon killed within a minute of its
+// own start) the first listings are read on demand, as before. It lives in the state dir,
 // which a reboot empties: the periods mean nothing to a kubelet that restarted too.
 import { join } from 'node:path';
 import { log } from '../log.js';
@@ -47,11 +49,31 @@ export async function takeListingPeriods(state: string): Promise<ListingPeriods 
   return saved;
 }
 
-/** Saves the periods for the next daemon (a clean stop); nothing to save: no file. Never throws:
- * a daemon that could not write it only answers its successor's first listings more slowly. */
+/** Saves the periods for the next daemon; nothing to save: no file written. Never throws: a
+ * daemon that could not write it only answers its successor's first listings more slowly. */
 export async function saveListingPeriods(state: string, periods: ListingPeriods): Promise<void> {
   if (!periods.containers && !periods.pods) return;
   // Not synced: a power cut that loses it reboots the node, and kubelet with it.
   await file(state).write(periods, { syncDir: false }).catch((err: unknown) =>
     log.warn({ err: (err as Error).message }, 'stats listing periods not saved; the next daemon reads its first listings on demand'));
+}
+
+/**
+ * Saves `periods()` every `everyMs` while the daemon runs, and once more at `stop` (after which
+ * it writes nothing). One small unsynced write to the state dir's tmpfs a minute.
+ */
+export function keepListingPeriods(state: string, periods: () => ListingPeriods, everyMs: number): { stop(): Promise<void> } {
+  let saving = Promise.resolve();
+  const save = () => {
+    saving = saving.then(() => saveListingPeriods(state, periods()));
+    return saving;
+  };
+  const timer = setInterval(() => void save(), everyMs);
+  timer.unref();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return save();
+    },
+  };
 }

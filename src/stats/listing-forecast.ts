@@ -12,7 +12,7 @@
 // followed by one catch-up refresh, `catchUpMs` after it, so the next listing is not served
 // older readings still or, past the collector's stale bound, read while it waits. So a caller
 // that lists irregularly costs at most 1 + followUps readings per listing, never a refresh loop
-// that runs on its own. The period outlives a clean restart of the daemon (saved, resume): the
+// that runs on its own. The period outlives a restart of the daemon (saved, resume): the
 // caller's clock did not stop, so its next listing is still due on its own tick.
 
 /** What a forecast knows that is worth handing to the next daemon: the caller's period, and
