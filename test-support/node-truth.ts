@@ -226,8 +226,8 @@ export async function checkNodeTruth(d: TestDaemon, known: KnownIds = {}): Promi
   // background (src/network/pod-network.ts teardown), and so do the deletions of what removed
   // containers leave (their dirs, rootfs mounts, writable layers, removal markers, the runtime's
   // delete: the container service's deletion queue; a removed pod's own dir and mounts are gone
-  // before its removal answers). While only those differ, give them time to land before calling the
-  // difference a lie: 5 s without one of them landing (a release or deletion that is stuck),
+  // before its removal answers). While only those differ, give them time to land before calling
+  // the difference a lie: 5 s without one of them landing (a release or deletion that is stuck),
   // or a minute in all. After a burst of removals (250 pods) both are queues that drain steadily
   // but may need more than 5 s in all.
   const releasing = (m: string) => new RegExp(

@@ -1,4 +1,4 @@
-// The stats listings' periods, handed from a daemon that stops to the one that starts next
+// The stats listings' periods, handed from one daemon to the one that starts after it
 // (stats/listing-forecast.ts resume). kubelet keeps listing on its own clock while crib restarts
 // (an upgrade, a config change, a crash): with the period and the last listing's time, the new
 // daemon reads ahead of kubelet's first listing as the old one would have, instead of reading

@@ -29,7 +29,7 @@ export interface CriComponents {
   runtimeInfo: RuntimeInfoSource;
   /** What answers the stats calls (server/stats-rpcs.ts newStatsCollector). */
   stats: StatsCollector;
-  /** The stats listing periods the daemon before this one saw, when it handed them over. */
+  /** The stats listing periods the daemon before this one saw, when it left them (daemon/listing-periods-file.ts). */
   statsListingPeriods?: ListingPeriods;
   /** Every call's outcome and duration (the metrics), when metrics are on. */
   observeRpc?: RpcObserver;

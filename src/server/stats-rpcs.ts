@@ -77,8 +77,8 @@ export function newStatsCollector(): StatsCollector {
 
 /**
  * The stats calls, answered by `collector`. `resumed`: the listing periods the daemon before
- * this one saw (it stopped, this one started): each kind's first listing here is read ahead of
- * as its next one would have been there.
+ * this one saw (daemon/listing-periods-file.ts): each kind's first listing here is read ahead
+ * of as its next one would have been there.
  */
 export function statsHandlers(
   containers: ContainerService, pods: SandboxService, images: ImageService, collector: StatsCollector, resumed?: ListingPeriods,
