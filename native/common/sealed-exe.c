@@ -7,6 +7,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MFD_EXEC
@@ -55,6 +56,20 @@ static int copy_all(int from, int to, off_t size, crib_err *err) {
   return 0;
 }
 
+/* F_SEAL_WRITE answers EBUSY while the kernel still holds a reference to one of the memfd's
+ * pages (a per-CPU LRU batch, a migration). The kernel waits about 150 ms for them itself; on a
+ * loaded node that can fall short, and a container's start would fail for it: a few more tries,
+ * 20 ms apart. A refused F_ADD_SEALS adds no seal, so trying again starts from the same file. */
+static int add_exe_seals(int mfd, crib_err *err) {
+  for (int attempt = 1;; attempt++) {
+    if (fcntl(mfd, F_ADD_SEALS, CRIB_EXE_SEALS) == 0) return 0;
+    if (errno != EBUSY || attempt == 5)
+      return crib_fail(err, errno, "seal the memfd copy of `/proc/self/exe` (F_ADD_SEALS, try %d)", attempt);
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+    if (nanosleep(&pause, NULL) < 0 && errno != EINTR) return crib_fail(err, errno, "nanosleep");
+  }
+}
+
 int crib_sealed_exe_ensure(const char *name, char **argv, crib_err *err) {
   if (crib_exe_is_sealed()) return 0;
   int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
@@ -72,8 +87,7 @@ int crib_sealed_exe_ensure(const char *name, char **argv, crib_err *err) {
   }
   int rc = copy_all(exe, mfd, st.st_size, err);
   close(exe);
-  if (rc == 0 && fcntl(mfd, F_ADD_SEALS, CRIB_EXE_SEALS) < 0)
-    rc = crib_fail(err, errno, "seal the memfd copy of `/proc/self/exe` (F_ADD_SEALS)");
+  if (rc == 0) rc = add_exe_seals(mfd, err);
   if (rc == 0) {
     /* The memfd is close-on-exec: the new image holds it only as its executable, so no fd to it
      * is left for the container to inherit or find in /proc/<pid>/fd. */
