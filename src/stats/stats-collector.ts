@@ -604,6 +604,11 @@ export class StatsCollector {
     return cgroup?.cpu ? this.rates.rate(key, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
   }
 
+  /** The rate rateOf would give for this reading, recording nothing (the read-ahead's prebuilds). */
+  private peekRateOf(key: string, cgroup: CgroupStats | undefined): bigint | undefined {
+    return cgroup?.cpu ? this.rates.peek(key, cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
+  }
+
   /**
    * The read-ahead's ContainerStats of `c` from the reading that just landed, with the layer's
    * last walk and the rate the listing will compute (recording nothing): the listing that uses
@@ -613,9 +618,7 @@ export class StatsCollector {
   private prebuild(c: ContainerSubject, cgroup: CgroupStats | undefined): ContainerStats | undefined {
     const fs = c.writableLayer ? this.fs.peek(c.writableLayer.dir) : undefined;
     if (c.writableLayer && fs === undefined) return undefined;
-    const cpu = cgroup?.cpu;
-    const nanoCores = cpu && cgroup ? this.rates.peek(c.attributes.id, cpu.usageNs, cgroup.timestamp) : undefined;
-    return this.containerStatsOf(c, cgroup, fs, nanoCores, this.prepare);
+    return this.containerStatsOf(c, cgroup, fs, this.peekRateOf(c.attributes.id, cgroup), this.prepare);
   }
 
   /**
@@ -635,8 +638,7 @@ export class StatsCollector {
     }
     const network = p.netnsPath ? this.networkReadings.peek(networkKey(p)) : undefined;
     if (p.netnsPath && network === undefined) return;
-    const nanoCores = cgroup.cpu ? this.rates.peek(podRateKey(p.attributes.id), cgroup.cpu.usageNs, cgroup.timestamp) : undefined;
-    this.podStatsOf(p, cgroup, network?.value, nanoCores, containers, this.preparePod);
+    this.podStatsOf(p, cgroup, network?.value, this.peekRateOf(podRateKey(p.attributes.id), cgroup), containers, this.preparePod);
   }
 
   /** The last built ContainerStats of `c` if it was built from exactly these, else a new one. */
