@@ -2,7 +2,8 @@
 # The one command that runs every test on a fresh Debian 12 machine (as root): installs what the
 # tests need, builds crib, runs three tiers and ends with one "N passed, N failed, N skipped" line
 # that adds them up:
-#   - the unit tier: src/**, run as nobody (it must need no root, no network, no native build);
+#   - the unit tier: src/**, run as nobody (it must need no root, no network, and of the native
+#     build only the libc addon that src/sys/libc.ts loads);
 #   - the root tier: root-test/**, native/test/**, critest/** on this machine's kernel;
 #   - the cgroup v2 tier: deploy/test-cgroup2.sh, suites inside a QEMU guest with a pure cgroup v2
 #     hierarchy.

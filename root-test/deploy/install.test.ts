@@ -56,7 +56,7 @@ describe('deploy/install.sh', { timeout: 600_000 }, () => {
   let first: Run;
 
   beforeAll(async () => {
-    for (const f of ['dist/cli.js', 'native/build/crib-runtime', 'native/build/crib-monitor', 'native/build/crib-pinns']) {
+    for (const f of ['dist/cli.js', 'native/build/crib-runtime', 'native/build/crib-monitor', 'native/build/crib-pinns', 'native/build/crib-libc.node']) {
       if (!existsSync(join(CHECKOUT, f))) throw new Error(`${f} is missing: run npm run build first`);
     }
     work = await mkdtemp(join(tmpdir(), 'crib-install-'));
@@ -76,7 +76,8 @@ describe('deploy/install.sh', { timeout: 600_000 }, () => {
       '/usr', '/usr/local', '/usr/local/bin', '/usr/local/bin/crib',
       '/usr/local/lib', '/usr/local/lib/crib',
       '/usr/local/libexec', '/usr/local/libexec/crib',
-      '/usr/local/libexec/crib/crib-monitor', '/usr/local/libexec/crib/crib-pinns', '/usr/local/libexec/crib/crib-runtime',
+      '/usr/local/libexec/crib/crib-libc.node', '/usr/local/libexec/crib/crib-monitor', '/usr/local/libexec/crib/crib-pinns',
+      '/usr/local/libexec/crib/crib-runtime',
       '/usr/local/share', '/usr/local/share/crib',
       '/usr/local/share/crib/config.toml', '/usr/local/share/crib/copy-production-modules.mjs', '/usr/local/share/crib/crictl.yaml',
       '/usr/local/share/crib/install-manifest', '/usr/local/share/crib/install.sh', '/usr/local/share/crib/kubeadm.yaml',
@@ -89,7 +90,7 @@ describe('deploy/install.sh', { timeout: 600_000 }, () => {
     expect(installed('/etc/crib/config.toml')).toBe(shipped('deploy/config.toml'));
     expect(installed('/etc/crictl.yaml')).toBe(shipped('deploy/crictl.yaml'));
     expect(installed('/usr/local/share/doc/crib/INSTALL.md')).toBe(shipped('docs/INSTALL.md'));
-    for (const b of ['crib-runtime', 'crib-monitor', 'crib-pinns']) {
+    for (const b of ['crib-runtime', 'crib-monitor', 'crib-pinns', 'crib-libc.node']) {
       expect(readFileSync(join(dest, '/usr/local/libexec/crib', b)).equals(readFileSync(join(CHECKOUT, 'native/build', b)))).toBe(true);
       expect(mode(join(dest, '/usr/local/libexec/crib', b))).toBe('755');
     }
@@ -127,7 +128,7 @@ describe('deploy/install.sh', { timeout: 600_000 }, () => {
     expect(installed.sort()).toEqual(wanted);
     // What the daemon and the crib command load at start, imported from inside the package.
     const probe = join(lib, 'dist/.install-probe.mjs');
-    await writeFile(probe, "for (const n of ['@grpc/grpc-js', '@grpc/proto-loader', 'smol-toml', 'zod', 'koffi', 'commander', 'undici', 'tar-stream', 'yaml', 'prom-client']) await import(n);\nconsole.log('ok');\n");
+    await writeFile(probe, "for (const n of ['@grpc/grpc-js', '@grpc/proto-loader', 'smol-toml', 'zod', 'commander', 'undici', 'tar-stream', 'yaml', 'prom-client']) await import(n);\nconsole.log('ok');\n");
     try {
       const r = await run(process.execPath, [probe]);
       expect(r).toMatchObject({ code: 0, stdout: 'ok\n' });

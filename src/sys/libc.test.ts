@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoCode } from '../errors.js';
 import { diskUsage } from './disk-usage.js';
-import { S_IFIFO, fdHandoffPair, mknod, receiveFd } from './libc.js';
+import { MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd } from './libc.js';
 
 let dir: string;
 beforeAll(() => {
@@ -27,6 +27,32 @@ describe('libc bindings', () => {
     }
     expect(errnoCode(err)).toBe('EEXIST');
     expect((err as Error).message).toContain(join(dir, 'p'));
+  });
+
+  it('refuses a string holding a NUL byte rather than passing C the part before it', () => {
+    // C would read "cut" and make that file: a path a caller checked whole must reach the kernel whole.
+    expect(() => mknod(join(dir, 'cut\0rest'), S_IFIFO | 0o644)).toThrow(TypeError);
+    expect(fs.existsSync(join(dir, 'cut'))).toBe(false);
+    expect(() => memfdCreate('a\0b')).toThrow(TypeError);
+  });
+
+  it('refuses arguments of the wrong type with a TypeError naming the argument', () => {
+    expect(() => fcntl('3' as unknown as number, 1, 0, 'x')).toThrow(/fcntl: fd/);
+  });
+
+  it('gives close-on-exec descriptors, and a failure its errno, syscall and subject', () => {
+    const cloexec = (fd: number) => (parseInt(/^flags:\s+(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8) & 0o2000000) !== 0;
+    const [r, w] = pipeCloexec();
+    const m = memfdCreate('crib-libc-test', MFD_CLOEXEC);
+    try {
+      expect([cloexec(r), cloexec(w), cloexec(m)]).toEqual([true, true, true]);
+      fs.writeSync(w, 'x');
+      expect(fs.readFileSync(`/proc/self/fd/${m}`).length).toBe(0);
+    } finally {
+      for (const fd of [r, w, m]) fs.closeSync(fd);
+    }
+    expect(() => fcntl(r, 1 /* F_GETFD */, 0, `F_GETFD on fd ${r}`))
+      .toThrow(expect.objectContaining({ code: 'EBADF', errno: 9, syscall: 'fcntl', message: `fcntl F_GETFD on fd ${r}: EBADF` }));
   });
 
   it('receiveFd never blocks: EAGAIN while nothing was sent, undefined once the peer closed', () => {

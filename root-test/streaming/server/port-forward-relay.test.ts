@@ -144,7 +144,7 @@ describe('relayPort (crib-pinns port-forward + fd handoff)', () => {
       sock.on('end', () => sock.end('bye'));
     });
     const openFds = () => readdirSync('/proc/self/fd').length;
-    // One round first: lazily opened descriptors (libuv's, koffi's) are not leaks.
+    // One round first: lazily opened descriptors (libuv's, the libc addon's) are not leaks.
     const warm = clientPipe();
     const warmDone = relayPort(HOST_NETNS, port, warm.data);
     warm.toPod.end('x');
