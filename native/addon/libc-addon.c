@@ -104,6 +104,20 @@ static bool get_i32(napi_env env, napi_value v, int32_t *out, const char *what) 
   return ok(env, napi_get_value_int32(env, v, out), what);
 }
 
+/* A call whose `n` arguments are all integers (descriptors, flags): into out[0..n-1]. */
+static bool int_args(napi_env env, napi_callback_info info, size_t n, int32_t *out, const char *fn) {
+  napi_value a[4];
+  if (n > sizeof a / sizeof a[0] || !args(env, info, n, a, fn)) return false;
+  for (size_t i = 0; i < n; i++) {
+    if (napi_get_value_int32(env, a[i], &out[i]) != napi_ok) {
+      char what[96];
+      snprintf(what, sizeof what, "%s: argument %zu is not an integer", fn, i + 1);
+      return ok(env, napi_number_expected, what);
+    }
+  }
+  return true;
+}
+
 static bool get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
   return ok(env, napi_get_value_int64(env, v, out), what);
 }
@@ -356,15 +370,11 @@ static napi_value js_open_tree(napi_env env, napi_callback_info info) {
 
 /* mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set, userns_fd when MOUNT_ATTR_IDMAP}) */
 static napi_value js_mount_setattr(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  int32_t fd, userns_fd;
-  int64_t attr_set;
-  if (!args(env, info, 3, a, "mountSetattr") || !get_i32(env, a[0], &fd, "mountSetattr: fd") ||
-      !get_i64(env, a[1], &attr_set, "mountSetattr: attrSet") || !get_i32(env, a[2], &userns_fd, "mountSetattr: usernsFd"))
-    return NULL;
-  struct crib_mount_attr attr = {.attr_set = (uint64_t)attr_set};
-  if (attr.attr_set & CRIB_MOUNT_ATTR_IDMAP) attr.userns_fd = (uint64_t)userns_fd;
-  long r = syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr);
+  int32_t v[3]; /* fd, attr_set (MOUNT_ATTR_* fit in 31 bits), userns_fd */
+  if (!int_args(env, info, 3, v, "mountSetattr")) return NULL;
+  struct crib_mount_attr attr = {.attr_set = (uint32_t)v[1]};
+  if (attr.attr_set & CRIB_MOUNT_ATTR_IDMAP) attr.userns_fd = (uint64_t)v[2];
+  long r = syscall(SYS_mount_setattr, v[0], "", AT_EMPTY_PATH, &attr, sizeof attr);
   return result(env, r, errno);
 }
 
@@ -386,31 +396,25 @@ static napi_value js_move_mount(napi_env env, napi_callback_info info) {
 
 /* syncfs(fd) */
 static napi_value js_syncfs(napi_env env, napi_callback_info info) {
-  napi_value a[1];
   int32_t fd;
-  if (!args(env, info, 1, a, "syncfs") || !get_i32(env, a[0], &fd, "syncfs: fd")) return NULL;
+  if (!int_args(env, info, 1, &fd, "syncfs")) return NULL;
   int r = syncfs(fd);
   return result(env, r, errno);
 }
 
 /* flock(fd, operation) */
 static napi_value js_flock(napi_env env, napi_callback_info info) {
-  napi_value a[2];
-  int32_t fd, op;
-  if (!args(env, info, 2, a, "flock") || !get_i32(env, a[0], &fd, "flock: fd") || !get_i32(env, a[1], &op, "flock: operation"))
-    return NULL;
-  int r = flock(fd, op);
+  int32_t v[2]; /* fd, operation */
+  if (!int_args(env, info, 2, v, "flock")) return NULL;
+  int r = flock(v[0], v[1]);
   return result(env, r, errno);
 }
 
 /* fcntl(fd, cmd, int arg): F_SETFD, F_ADD_SEALS, F_GET_SEALS (arg ignored) */
 static napi_value js_fcntl(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  int32_t fd, cmd, arg;
-  if (!args(env, info, 3, a, "fcntl") || !get_i32(env, a[0], &fd, "fcntl: fd") || !get_i32(env, a[1], &cmd, "fcntl: cmd") ||
-      !get_i32(env, a[2], &arg, "fcntl: arg"))
-    return NULL;
-  int r = fcntl(fd, cmd, arg);
+  int32_t v[3]; /* fd, cmd, arg */
+  if (!int_args(env, info, 3, v, "fcntl")) return NULL;
+  int r = fcntl(v[0], v[1], v[2]);
   return result(env, r, errno);
 }
 
@@ -430,9 +434,8 @@ static napi_value js_memfd_create(napi_env env, napi_callback_info info) {
 
 /* pipe2(flags) -> [read end, write end] | -errno */
 static napi_value js_pipe2(napi_env env, napi_callback_info info) {
-  napi_value a[1];
   int32_t flags;
-  if (!args(env, info, 1, a, "pipe2") || !get_i32(env, a[0], &flags, "pipe2: flags")) return NULL;
+  if (!int_args(env, info, 1, &flags, "pipe2")) return NULL;
   int fds[2];
   if (pipe2(fds, flags) < 0) return result(env, -1, errno);
   return fd_pair(env, fds);
@@ -440,13 +443,10 @@ static napi_value js_pipe2(napi_env env, napi_callback_info info) {
 
 /* socketpair(domain, type, protocol) -> [fd, fd] | -errno */
 static napi_value js_socketpair(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  int32_t domain, type, protocol;
-  if (!args(env, info, 3, a, "socketpair") || !get_i32(env, a[0], &domain, "socketpair: domain") ||
-      !get_i32(env, a[1], &type, "socketpair: type") || !get_i32(env, a[2], &protocol, "socketpair: protocol"))
-    return NULL;
+  int32_t v[3]; /* domain, type, protocol */
+  if (!int_args(env, info, 3, v, "socketpair")) return NULL;
   int fds[2];
-  if (socketpair(domain, type, protocol, fds) < 0) return result(env, -1, errno);
+  if (socketpair(v[0], v[1], v[2], fds) < 0) return result(env, -1, errno);
   return fd_pair(env, fds);
 }
 
@@ -454,9 +454,8 @@ static napi_value js_socketpair(napi_env env, napi_callback_info info) {
  * close-on-exec. -> fd | null (the peer closed without sending one) | -errno; throws when a
  * message came without a descriptor or with its descriptors truncated. */
 static napi_value js_receive_fd(napi_env env, napi_callback_info info) {
-  napi_value a[1];
   int32_t sock;
-  if (!args(env, info, 1, a, "receiveFd") || !get_i32(env, a[0], &sock, "receiveFd: sock")) return NULL;
+  if (!int_args(env, info, 1, &sock, "receiveFd")) return NULL;
   char byte;
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
   union {
@@ -489,9 +488,8 @@ static napi_value js_receive_fd(napi_env env, napi_callback_info info) {
 
 /* setpriority(PRIO_PROCESS, gettid(), nice): the calling thread's nice value alone. */
 static napi_value js_set_thread_nice(napi_env env, napi_callback_info info) {
-  napi_value a[1];
   int32_t nice_value;
-  if (!args(env, info, 1, a, "setThreadNice") || !get_i32(env, a[0], &nice_value, "setThreadNice: nice")) return NULL;
+  if (!int_args(env, info, 1, &nice_value, "setThreadNice")) return NULL;
   int r = setpriority(PRIO_PROCESS, (id_t)gettid(), nice_value);
   return result(env, r, errno);
 }
@@ -570,9 +568,8 @@ static napi_value js_posix_spawn(napi_env env, napi_callback_info info) {
 /* waitpid(pid, WNOHANG) -> the wait status (>= 0) once it ended and is reaped | null while it
  * runs | -errno */
 static napi_value js_waitpid_nohang(napi_env env, napi_callback_info info) {
-  napi_value a[1];
   int32_t pid;
-  if (!args(env, info, 1, a, "waitpidNoHang") || !get_i32(env, a[0], &pid, "waitpidNoHang: pid")) return NULL;
+  if (!int_args(env, info, 1, &pid, "waitpidNoHang")) return NULL;
   for (;;) {
     int status = 0;
     pid_t r = waitpid(pid, &status, WNOHANG);
