@@ -7,7 +7,7 @@ import type { ImageService, ImageView } from '../image/image-service.js';
 import { encodedOncePerState } from './listed-messages.js';
 import type { CriValidator } from './validate-cri.js';
 import { sendInBatches, type ServiceHandlers } from './rpc.js';
-import { encodeAfterAnswer } from './status-prewarm.js';
+import { encodeBeforeAnswer } from './status-prewarm.js';
 
 
 function requiredImage(spec: ImageSpec__Output | null | undefined, rpc: string, validate: CriValidator): string {
@@ -107,7 +107,7 @@ export function imageServiceHandlers(images: ImageService, validate: CriValidato
       // Not cancelled with the call: a pull shared with kubelet's retry must go on.
       const view = await images.pull(ref, req.auth ?? undefined);
       // kubelet's ImageStatus follows at once (server/status-prewarm.ts).
-      encodeAfterAnswer(() => encodedCriImage(view, handler));
+      encodeBeforeAnswer(() => encodedCriImage(view, handler));
       return { imageRef: view.id };
     },
 

@@ -1,6 +1,5 @@
-// Statuses and listing entries encoded after the answer of the call that changed them
-// (status-prewarm.ts): not in the same turn of the event loop, once in the next, and found
-// encoded by the call that comes after.
+// Statuses encoded before the answer of the call that changed them, listing entries after it
+// (status-prewarm.ts), each once, and found encoded by the calls that come after.
 import { describe, expect, it } from 'vitest';
 import { ContainerEvents } from '../container/container-events.js';
 import type { ContainerRecord } from '../container/container-record.js';
@@ -32,21 +31,29 @@ const container = () => counted({
 } as unknown as ContainerRecord);
 
 describe('prewarmOnLifecycleEvents', () => {
-  it('encodes a started container\'s status and listing entry in the next turn, for the call after it', async () => {
+  it('encodes a started container\'s status before the call that started it answers, and its listing entry after', async () => {
     const events = new ContainerEvents();
     const c = container();
     const looked: string[] = [];
     prewarmOnLifecycleEvents(events, { pod: () => undefined, container: (id) => (looked.push(id), c.rec) });
-    events.emit({ containerId: CONTAINER_ID, podId: POD_ID, type: 'CONTAINER_STARTED_EVENT', createdAt: '1' });
-    // Not in the turn that emitted it: the call's answer goes first.
-    expect(looked).toEqual([]);
-    expect(c.reads()).toBe(0);
-    await nextTurn();
+    // StartContainer's handler: the service emits the event and returns; the handler's
+    // continuation then builds the answer.
+    const start = async () => {
+      events.emit({ containerId: CONTAINER_ID, podId: POD_ID, type: 'CONTAINER_STARTED_EVENT', createdAt: '1' });
+      // Not inside emit: the service's own code goes on first.
+      expect(c.reads()).toBe(0);
+    };
+    await start();
+    // The answer would be written here: the status is encoded already, the listing entry not yet.
     expect(looked).toEqual([CONTAINER_ID]);
-    const built = c.reads();
-    expect(built).toBeGreaterThan(0);
-    // ContainerStatus and ListContainers find both encoded: nothing is built again.
     const status = encodedContainerStatus(c.rec);
+    const afterStatus = c.reads();
+    expect(afterStatus).toBeGreaterThan(0);
+    await nextTurn();
+    expect(looked).toEqual([CONTAINER_ID, CONTAINER_ID]);
+    const built = c.reads();
+    expect(built).toBeGreaterThan(afterStatus);
+    // ContainerStatus and ListContainers find both encoded: nothing is built again.
     const entry = listedContainer(c.rec);
     expect(c.reads()).toBe(built);
     expect(encodedContainerStatus(c.rec)).toBe(status);
@@ -59,10 +66,14 @@ describe('prewarmOnLifecycleEvents', () => {
     prewarmOnLifecycleEvents(events, { pod: (id) => (id === POD_ID ? p.rec : undefined), container: () => undefined });
     events.emitPodEvent('ready', p.rec);
     expect(p.reads()).toBe(0);
+    await Promise.resolve();
+    const statusBuilt = p.reads();
+    expect(statusBuilt).toBeGreaterThan(0);
+    encodedPodSandboxStatus(p.rec);
+    expect(p.reads()).toBe(statusBuilt);
     await nextTurn();
     const built = p.reads();
-    expect(built).toBeGreaterThan(0);
-    encodedPodSandboxStatus(p.rec);
+    expect(built).toBeGreaterThan(statusBuilt);
     listedPodSandbox(p.rec);
     expect(p.reads()).toBe(built);
   });
@@ -79,6 +90,7 @@ describe('prewarmOnLifecycleEvents', () => {
     events.emit({ containerId: POD_ID, podId: POD_ID, type: 'CONTAINER_STOPPED_EVENT', createdAt: '1' });
     await nextTurn();
     await nextTurn();
-    expect(looked).toEqual([CONTAINER_ID, POD_ID]);
+    // Each live event looked up twice (its status, then its listing entry), deletions never.
+    expect(looked).toEqual([CONTAINER_ID, POD_ID, CONTAINER_ID, POD_ID]);
   });
 });
