@@ -36,6 +36,9 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 //   costs 0.24-0.35 ms of CPU, 0.48-0.54 with --max-opt=2: most of what the flag costs a call is
 //   node:http2's, not crib's. (node:http2 is gone since: crib's own HTTP/2 connection,
 //   server/h2/connection.ts, answers the same call for 0.15 ms of CPU under --max-opt=2.)
+//   Measured again once koffi was gone (the daemon 2-3.5 MiB smaller: sys/libc.ts's own addon),
+//   bench/daemon-memory.ts N=3, 100 pods, the same build with --max-opt=4 as B: fresh idle
+//   57.6 -> 61.6 MiB, with 100 pods 74.7 -> 80.9: both goals still lost, so still kept.
 // Not adopted: --max-old-space-size (a ceiling, not a target: 64 MiB saved 1-2 MiB idle and would
 // kill a busy node's daemon with an out-of-memory crash). --optimize-for-size (bench/daemon-memory.ts,
 // N=4, alternated): fresh idle 59.8 MiB either way, after a pull and 20 pods 74.9 -> 74.1 MiB,
