@@ -149,6 +149,18 @@ static bool get_str(napi_env env, napi_value v, char **out, bool nullable, const
   return true;
 }
 
+/* A call taking a string (a path, a name: free it) and an integer (flags, a descriptor). */
+static bool str_int_args(napi_env env, napi_callback_info info, char **s, int32_t *i, const char *fn) {
+  napi_value a[2];
+  char what[96];
+  *s = NULL;
+  if (!args(env, info, 2, a, fn)) return false;
+  snprintf(what, sizeof what, "%s: argument 2 is not an integer", fn);
+  if (!get_i32(env, a[1], i, what)) return false;
+  snprintf(what, sizeof what, "%s: argument 1 is not a string without NUL bytes", fn);
+  return get_str(env, a[0], s, false, what);
+}
+
 static void free_strv(char **v) {
   if (!v) return;
   for (char **p = v; *p; p++) free(*p);
@@ -324,12 +336,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
 /* umount2(target, flags) */
 static napi_value js_umount2(napi_env env, napi_callback_info info) {
-  napi_value a[2];
   int32_t flags;
   char *target;
-  if (!args(env, info, 2, a, "umount2") || !get_i32(env, a[1], &flags, "umount2: flags") ||
-      !get_str(env, a[0], &target, false, "umount2: target"))
-    return NULL;
+  if (!str_int_args(env, info, &target, &flags, "umount2")) return NULL;
   int r = umount2(target, flags);
   int e = errno;
   free(target);
@@ -378,14 +387,11 @@ static napi_value js_mount_setattr(napi_env env, napi_callback_info info) {
   return result(env, r, errno);
 }
 
-/* move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) */
+/* moveMount(target, fd): move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) */
 static napi_value js_move_mount(napi_env env, napi_callback_info info) {
-  napi_value a[2];
   int32_t fd;
   char *target;
-  if (!args(env, info, 2, a, "moveMount") || !get_i32(env, a[0], &fd, "moveMount: fd") ||
-      !get_str(env, a[1], &target, false, "moveMount: target"))
-    return NULL;
+  if (!str_int_args(env, info, &target, &fd, "moveMount")) return NULL;
   long r = syscall(SYS_move_mount, fd, "", AT_FDCWD, target, CRIB_MOVE_MOUNT_F_EMPTY_PATH);
   int e = errno;
   free(target);
@@ -420,12 +426,9 @@ static napi_value js_fcntl(napi_env env, napi_callback_info info) {
 
 /* memfd_create(name, flags) -> fd */
 static napi_value js_memfd_create(napi_env env, napi_callback_info info) {
-  napi_value a[2];
   int32_t flags;
   char *name;
-  if (!args(env, info, 2, a, "memfdCreate") || !get_i32(env, a[1], &flags, "memfdCreate: flags") ||
-      !get_str(env, a[0], &name, false, "memfdCreate: name"))
-    return NULL;
+  if (!str_int_args(env, info, &name, &flags, "memfdCreate")) return NULL;
   int r = memfd_create(name, (unsigned int)flags);
   int e = errno;
   free(name);

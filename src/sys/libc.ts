@@ -21,7 +21,7 @@ interface LibcAddon {
   openat2(dirfd: number, path: string, flags: number, resolve: number): number;
   openTree(dirfd: number, path: string, flags: number): number;
   mountSetattr(fd: number, attrSet: number, usernsFd: number): number;
-  moveMount(fd: number, target: string): number;
+  moveMount(target: string, fd: number): number;
   syncfs(fd: number): number;
   flock(fd: number, operation: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
@@ -254,7 +254,7 @@ export function mountSetattr(fd: number, attrSet: number, usernsFd: number, what
 
 /** move_mount(2): attach the detached mount `fd` on `target`. */
 export function moveMount(fd: number, target: string): void {
-  check(addon().moveMount(fd, target), 'move_mount', target);
+  check(addon().moveMount(target, fd), 'move_mount', target);
 }
 
 const F_SETFD = 2;
