@@ -14,6 +14,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "crib-sealed-exe.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -487,6 +489,36 @@ static napi_value js_receive_fd(napi_env env, napi_callback_info info) {
   return num(env, fd);
 }
 
+/* sealedCopy(path, name) -> fd: crib_sealed_copy of the file at `path` (native/common/sealed-exe.c,
+ * the copy the helpers make of themselves), close-on-exec. Throws crib's own message, with the
+ * errno's `code` and `errno` when a call failed. */
+static napi_value js_sealed_copy(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  char *path = NULL, *name = NULL;
+  napi_value out = NULL;
+  if (!args(env, info, 2, a, "sealedCopy")) return NULL;
+  if (get_str(env, a[0], &path, false, "sealedCopy: path") && get_str(env, a[1], &name, false, "sealedCopy: name")) {
+    crib_err err = {0};
+    int from = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = from < 0 ? crib_fail(&err, errno, "open `%s`", path) : crib_sealed_copy(from, path, name, &err);
+    if (from >= 0) close(from);
+    if (fd >= 0) {
+      out = num(env, fd);
+    } else {
+      napi_value code = NULL, msg = NULL, error = NULL;
+      const char *code_name = err.errnum ? strerrorname_np(err.errnum) : NULL;
+      if (code_name) ok(env, napi_create_string_utf8(env, code_name, NAPI_AUTO_LENGTH, &code), "sealedCopy");
+      if (ok(env, napi_create_string_utf8(env, err.msg, NAPI_AUTO_LENGTH, &msg), "sealedCopy") &&
+          ok(env, napi_create_error(env, code, msg, &error), "sealedCopy") &&
+          ok(env, napi_set_named_property(env, error, "errno", num(env, err.errnum)), "sealedCopy"))
+        napi_throw(env, error);
+    }
+  }
+  free(path);
+  free(name);
+  return out;
+}
+
 /* ---- processes ----------------------------------------------------------------------------- */
 
 /* setpriority(PRIO_PROCESS, gettid(), nice): the calling thread's nice value alone. */
@@ -656,6 +688,7 @@ NAPI_MODULE_INIT() {
       {"pipe2", NULL, js_pipe2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"receiveFd", NULL, js_receive_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sealedCopy", NULL, js_sealed_copy, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreadNice", NULL, js_set_thread_nice, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execve", NULL, js_execve, NULL, NULL, NULL, napi_enumerable, NULL},
       {"posixSpawn", NULL, js_posix_spawn, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -42,15 +42,15 @@ static int make_memfd(const char *name, crib_err *err) {
 
 /* sendfile, not copy_file_range: the binary's filesystem is never the memfd's (shmem), and
  * copy_file_range refuses to cross filesystems of different types. Both stay in the kernel. */
-static int copy_all(int from, int to, off_t size, crib_err *err) {
+static int copy_all(const char *path, int from, int to, off_t size, crib_err *err) {
   off_t off = 0;
   while (off < size) {
     ssize_t n = sendfile(to, from, &off, (size_t)(size - off));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return crib_fail(err, errno, "sendfile /proc/self/exe into a memfd");
+      return crib_fail(err, errno, "sendfile `%s` into a memfd", path);
     }
-    if (n == 0) return crib_fail(err, 0, "copy /proc/self/exe: short file (%lld of %lld bytes)",
+    if (n == 0) return crib_fail(err, 0, "copy `%s`: short file (%lld of %lld bytes)", path,
                                  (long long)off, (long long)size);
   }
   return 0;
@@ -60,40 +60,38 @@ static int copy_all(int from, int to, off_t size, crib_err *err) {
  * pages (a per-CPU LRU batch, a migration). The kernel waits about 150 ms for them itself; on a
  * loaded node that can fall short, and a container's start would fail for it: a few more tries,
  * 20 ms apart. A refused F_ADD_SEALS adds no seal, so trying again starts from the same file. */
-static int add_exe_seals(int mfd, crib_err *err) {
+static int add_exe_seals(const char *path, int mfd, crib_err *err) {
   for (int attempt = 1;; attempt++) {
     if (fcntl(mfd, F_ADD_SEALS, CRIB_EXE_SEALS) == 0) return 0;
     if (errno != EBUSY || attempt == 5)
-      return crib_fail(err, errno, "seal the memfd copy of `/proc/self/exe` (F_ADD_SEALS, try %d)", attempt);
+      return crib_fail(err, errno, "seal the memfd copy of `%s` (F_ADD_SEALS, try %d)", path, attempt);
     struct timespec pause = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
     if (nanosleep(&pause, NULL) < 0 && errno != EINTR) return crib_fail(err, errno, "nanosleep");
   }
+}
+
+int crib_sealed_copy(int from, const char *path, const char *name, crib_err *err) {
+  struct stat st;
+  if (fstat(from, &st) < 0) return crib_fail(err, errno, "fstat `%s`", path);
+  int mfd = make_memfd(name, err);
+  if (mfd >= 0 && (copy_all(path, from, mfd, st.st_size, err) < 0 || add_exe_seals(path, mfd, err) < 0)) {
+    close(mfd);
+    mfd = -1;
+  }
+  return mfd;
 }
 
 int crib_sealed_exe_ensure(const char *name, char **argv, crib_err *err) {
   if (crib_exe_is_sealed()) return 0;
   int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
   if (exe < 0) return crib_fail(err, errno, "open `/proc/self/exe` (is /proc mounted?)");
-  struct stat st;
-  if (fstat(exe, &st) < 0) {
-    int e = errno;
-    close(exe);
-    return crib_fail(err, e, "fstat `/proc/self/exe`");
-  }
-  int mfd = make_memfd(name, err);
-  if (mfd < 0) {
-    close(exe);
-    return -1;
-  }
-  int rc = copy_all(exe, mfd, st.st_size, err);
+  int mfd = crib_sealed_copy(exe, "/proc/self/exe", name, err);
   close(exe);
-  if (rc == 0) rc = add_exe_seals(mfd, err);
-  if (rc == 0) {
-    /* The memfd is close-on-exec: the new image holds it only as its executable, so no fd to it
-     * is left for the container to inherit or find in /proc/<pid>/fd. */
-    syscall(SYS_execveat, mfd, "", argv, environ, AT_EMPTY_PATH);
-    rc = crib_fail(err, errno, "execveat the sealed copy of `/proc/self/exe`");
-  }
+  if (mfd < 0) return -1;
+  /* The memfd is close-on-exec: the new image holds it only as its executable, so no fd to it
+   * is left for the container to inherit or find in /proc/<pid>/fd. */
+  syscall(SYS_execveat, mfd, "", argv, environ, AT_EMPTY_PATH);
+  int rc = crib_fail(err, errno, "execveat the sealed copy of `/proc/self/exe`");
   close(mfd);
   return rc;
 }

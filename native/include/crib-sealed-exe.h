@@ -23,6 +23,11 @@
  * with F_GET_SEALS: nothing a caller can set, such as an environment variable, can fake it). */
 bool crib_exe_is_sealed(void);
 
+/* A new memfd named `name` (close-on-exec, executable) holding the bytes of the open file `from`
+ * (`path` names it in errors), sealed with every seal crib_exe_is_sealed checks. Returns its fd,
+ * or -1 with err set. The daemon serves its helpers from such copies too (the libc addon). */
+int crib_sealed_copy(int from, const char *path, const char *name, crib_err *err);
+
 /* Make the calling process run from a sealed memfd copy of its own binary: returns 0 at once
  * when it already does (the re-executed process, or a binary an administrator serves from a
  * sealed memfd); otherwise copies /proc/self/exe into a new memfd named `name`, seals it and

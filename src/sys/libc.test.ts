@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoCode } from '../errors.js';
 import { diskUsage } from './disk-usage.js';
-import { MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd } from './libc.js';
+import { MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy } from './libc.js';
+import { EXE_SEALS, memfdSeals } from './sealed-memfd.js';
 
 let dir: string;
 beforeAll(() => {
@@ -53,6 +54,20 @@ describe('libc bindings', () => {
     }
     expect(() => fcntl(r, 1 /* F_GETFD */, 0, `F_GETFD on fd ${r}`))
       .toThrow(expect.objectContaining({ code: 'EBADF', errno: 9, syscall: 'fcntl', message: `fcntl F_GETFD on fd ${r}: EBADF` }));
+  });
+
+  it('makes sealed memfd copies with the helpers\' own code, and names what failed', () => {
+    writeFileSync(join(dir, 'bin'), 'bytes of a binary');
+    const fd = sealedMemfdCopy(join(dir, 'bin'), 'crib-test');
+    try {
+      expect(memfdSeals(fd) & EXE_SEALS).toBe(EXE_SEALS);
+      expect(fs.readFileSync(`/proc/self/fd/${fd}`, 'utf8')).toBe('bytes of a binary');
+      expect(() => fs.writeSync(fd, 'x')).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(() => sealedMemfdCopy(join(dir, 'none'), 'crib-test'))
+      .toThrow(expect.objectContaining({ code: 'ENOENT', errno: 2, message: `open \`${join(dir, 'none')}\`: No such file or directory` }));
   });
 
   it('receiveFd never blocks: EAGAIN while nothing was sent, undefined once the peer closed', () => {

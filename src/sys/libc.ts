@@ -29,6 +29,7 @@ interface LibcAddon {
   pipe2(flags: number): [number, number] | number;
   socketpair(domain: number, type: number, protocol: number): [number, number] | number;
   receiveFd(sock: number): number | null;
+  sealedCopy(path: string, name: string): number;
   setThreadNice(nice: number): number;
   execve(path: string, argv: readonly string[], envp: readonly string[]): number;
   posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean): number;
@@ -330,4 +331,14 @@ export const MFD_CLOEXEC = 0x1;
 /** memfd_create(2): an anonymous file in memory with `flags` (MFD_*); returns its fd. */
 export function memfdCreate(name: string, flags = MFD_CLOEXEC): number {
   return check(addon().memfdCreate(name, flags), 'memfd_create', undefined, name);
+}
+
+/**
+ * crib_sealed_copy (native/common/sealed-exe.c, the copy crib's helpers make of themselves) of
+ * the file at `path`: a close-on-exec, executable memfd named `name` holding its bytes, sealed
+ * against writing, growing and shrinking (a seal refused with EBUSY is tried again, 20 ms apart).
+ * Returns its fd; throws the native code's message, with `code` and `errno` when a call failed.
+ */
+export function sealedMemfdCopy(path: string, name: string): number {
+  return addon().sealedCopy(path, name);
 }
