@@ -249,6 +249,14 @@ describe('filesystem', () => {
     const out = await ok('ls /sys/fs/cgroup; cat /sys/fs/cgroup/pids/cgroup.procs; touch /sys/fs/cgroup/pids/x 2>&1 || echo cg-ro');
     expect(out).toMatch(/^memory$/m);
     expect(out).toMatch(/^pids$/m);
+    // Each of the host's v1 hierarchies (cgroup mount points right under /sys/fs/cgroup) and no
+    // symlink (cpu -> cpu,cpuacct); a cgroup2 one only where the container has a cgroup in it.
+    const mountPoints = (type: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+      .filter((l) => l.includes(` - ${type} `)).map((l) => l.split(' ')[4]!)
+      .filter((m) => /^\/sys\/fs\/cgroup\/[^/]+$/.test(m)).map((m) => m.slice('/sys/fs/cgroup/'.length));
+    const listed = out.split('\n').filter((l) => /^[a-z][a-z_=,0-9]*$/.test(l));
+    const v2 = mountPoints('cgroup2');
+    expect(listed.filter((l) => !v2.includes(l)).sort()).toEqual([...new Set(mountPoints('cgroup'))].sort());
     expect(out).toMatch(/^1$/m); // only our sh (pid 1 in the container) is in it
     expect(out).toContain('cg-ro');
   });
