@@ -22,15 +22,46 @@ describe('ListingForecast', () => {
     expect(f.due).toBeUndefined();
   });
 
-  it('ignores a listing right after another (a second caller) and forgets a period that is too long', () => {
+  it('ignores a listing right after another (a second caller); after a pause the last period is only presumed', () => {
     const f = new ListingForecast<string>(opts);
     f.listed(() => [], 0, 400);
     f.listed(() => [], 10_000, 400);
+    expect(f.periodic).toBe(true);
     f.refreshed(10_200); // the catch-up
     f.listed(() => [], 10_500, 400); // served from the previous one's readings
     expect(f.due).toBe(10_500 + 10_000 - 400);
+    // 190 s is no period: the caller paused. Its old period is presumed, for one refresh.
     f.listed(() => [], 200_000, 400);
+    expect(f.periodic).toBe(false);
+    expect(f.saved(200_000, 1_200_000)).toBeUndefined();
+    expect(f.due).toBe(200_000 + 10_000 - 400);
+    f.refreshed(209_600);
+    expect(f.due).toBeUndefined(); // no follow-ups for a presumption
+    // Back on its period: measured again, with its follow-ups.
+    f.listed(() => [], 210_000, 400);
+    expect(f.periodic).toBe(true);
+    f.refreshed(219_600);
+    expect(f.due).toBe(220_300);
+  });
+
+  it('presumes kubelet\'s period before any is measured: one refresh, no catch-up, no follow-ups', () => {
+    const f = new ListingForecast<string>({ ...opts, presumedPeriodMs: 10_000 });
+    f.listed(() => ['a'], 5_000, 400);
+    expect(f.periodic).toBe(false);
+    expect(f.due).toBe(5_000 + 10_000 - 400); // not a catch-up: this listing read for itself
+    f.refreshed(14_600);
     expect(f.due).toBeUndefined();
+    // A caller listing every second (crictl stats) pushes the presumed refresh on, and measures
+    // no period: its listings are read for, never served older readings.
+    const g = new ListingForecast<string>({ ...opts, presumedPeriodMs: 10_000 });
+    g.listed(() => [], 0, 400);
+    g.listed(() => [], 500, 400);
+    expect(g.periodic).toBe(false);
+    expect(g.due).toBe(500 + 10_000 - 400);
+    // Without a presumption (and nothing measured) nothing is read ahead.
+    const h = new ListingForecast<string>(opts);
+    h.listed(() => [], 0, 400);
+    expect(h.due).toBeUndefined();
   });
 
   it('catches up after a listing that came before its refresh (the period changed), then expects the new period', () => {

@@ -14,6 +14,13 @@
 // that lists irregularly costs at most 1 + followUps readings per listing, never a refresh loop
 // that runs on its own. The period outlives a restart of the daemon (saved, resume): the
 // caller's clock did not stop, so its next listing is still due on its own tick.
+//
+// Until two listings have measured a period (a first start, or the caller came back after a
+// pause), the next listing is presumed one period after this one: the last period measured, or
+// `presumedPeriodMs` (kubelet's 10 s). Without it, the first two listings of a new caller (or
+// of one back from a pause) were each read while it waited. A wrong presumption costs one
+// reading: its refresh has no follow-ups, and its listing is not periodic (`periodic`), so it is
+// never served older readings for it, and no catch-up follows it.
 
 /** What a forecast knows that is worth handing to the next daemon: the caller's period, and
  * when its last listing came (wall clock, ms since the epoch: the next daemon's monotonic clock
@@ -35,6 +42,8 @@ export interface ListingForecastOptions {
   freshMs: number;
   /** How long after a listing that was not (freshMs) its catch-up refresh is due. */
   catchUpMs: number;
+  /** The period presumed while none has been measured (none: nothing is read ahead then). */
+  presumedPeriodMs?: number;
 }
 
 export class ListingForecast<S> {
@@ -42,7 +51,10 @@ export class ListingForecast<S> {
    * runs (the last listing said how to list them again). */
   subjects: () => S[] = () => [];
   private at = -Infinity;
+  /** The period measured by the last two listings (or resumed), if they measured one. */
   private period: number | undefined;
+  /** The last period measured, kept past a pause of the caller: presumed until one is again. */
+  private lastPeriod: number | undefined;
   /** When the next refresh is due (performance.now()), if one is. */
   private dueAt: number | undefined;
   private followUpsLeft = 0;
@@ -58,14 +70,16 @@ export class ListingForecast<S> {
   listed(subjects: () => S[], now: number, leadMs: number): void {
     const interval = now - this.at;
     if (interval >= this.opts.minPeriodMs) this.period = interval <= this.opts.maxPeriodMs ? interval : undefined;
+    if (this.period !== undefined) this.lastPeriod = this.period;
     this.at = now;
     this.subjects = subjects;
-    this.followUpsLeft = this.opts.followUps;
-    this.dueAt = this.period === undefined ? undefined : now + Math.max(0, this.period - leadMs);
+    this.followUpsLeft = this.period === undefined ? 0 : this.opts.followUps;
+    const expected = this.period ?? this.lastPeriod ?? this.opts.presumedPeriodMs;
+    this.dueAt = expected === undefined ? undefined : now + Math.max(0, expected - leadMs);
     this.forecastAt = undefined;
-    // Only with a period known: without one, the collector reads for the listing (nothing stale).
+    // Only with a period measured: without one, the collector read for the listing (nothing stale).
     const catchUpAt = now + this.opts.catchUpMs;
-    if (this.dueAt !== undefined && now - this.refreshedAt > this.opts.freshMs && catchUpAt < this.dueAt) {
+    if (this.period !== undefined && now - this.refreshedAt > this.opts.freshMs && catchUpAt < this.dueAt!) {
       this.forecastAt = this.dueAt;
       this.dueAt = catchUpAt;
     }
@@ -94,6 +108,7 @@ export class ListingForecast<S> {
     const lastTick = lastListedAtMs + Math.floor(since / periodMs) * periodMs;
     this.at = now - (wallNow - lastTick);
     this.period = periodMs;
+    this.lastPeriod = periodMs;
     this.subjects = subjects;
     this.followUpsLeft = this.opts.followUps;
     this.forecastAt = undefined;
@@ -101,9 +116,16 @@ export class ListingForecast<S> {
     return true;
   }
 
-  /** When the next refresh is due, or undefined: none (no period known, or follow-ups spent). */
+  /** When the next refresh is due, or undefined: none (no period known or presumed, or
+   * follow-ups spent). */
   get due(): number | undefined {
     return this.dueAt;
+  }
+
+  /** Whether the last listing's successor is forecast from a measured (or resumed) period, not
+   * a presumed one: only then may it be served readings older than freshMs. */
+  get periodic(): boolean {
+    return this.period !== undefined;
   }
 
   /** A refresh that was due ran (started at `now`): after a catch-up, the forecast's is next;
@@ -126,6 +148,7 @@ export class ListingForecast<S> {
     this.subjects = () => [];
     this.at = -Infinity;
     this.period = undefined;
+    this.lastPeriod = undefined;
     this.dueAt = undefined;
     this.forecastAt = undefined;
     this.refreshedAt = -Infinity;

@@ -153,9 +153,9 @@ describe('StatsCollector background refresh', () => {
   const podUsage = (usec: number) => writeFile(join(root, 'pods', 'cpu.stat'), `usage_usec ${usec}\n`);
 
   it('reads a periodic listing\'s cgroups just before it comes, and stops once the listings stop', async () => {
-    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 250, leadMs: 150, followUps: 1, followUpMs: 100 });
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 250, leadMs: 150, followUps: 1, followUpMs: 100, presumedPeriodMs: 0 });
     await c.listContainerStats([subject], { watch: () => [subject] });
-    expect(c.refresherActive).toBe(false); // one listing: no period yet
+    expect(c.refresherActive).toBe(false); // one listing, none presumed: no period yet
     await sleep(400);
     await c.listContainerStats([subject], { watch: () => [subject] }); // period 400 ms: the next is due in 400
     expect(c.refresherActive).toBe(true);
@@ -170,6 +170,35 @@ describe('StatsCollector background refresh', () => {
     // The unwatched listing does not count: the due refresh and its one follow-up run, then none.
     await sleep(400);
     expect(c.refresherActive).toBe(false);
+    c.close();
+  });
+
+  it('reads ahead of a first listing\'s successor on the presumed period, once', async () => {
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 250, leadMs: 150, followUps: 1, followUpMs: 100, presumedPeriodMs: 400 });
+    await c.listContainerStats([subject], { watch: () => [subject] });
+    expect(c.refresherActive).toBe(true); // the second listing is presumed 400 ms later
+    await usage(3_000_000);
+    await sleep(400);
+    const before = BigInt(nowNs());
+    const [s] = await c.listContainerStats([subject]);
+    // Read after the change, before this listing came: by the refresher, not on demand.
+    expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '3000000000' });
+    expect(BigInt(String(s!.cpu!.timestamp))).toBeLessThan(before);
+    expect(before - BigInt(String(s!.cpu!.timestamp))).toBeLessThan(250_000_000n);
+    // A presumption has no follow-ups: the refresher stops after its one refresh.
+    expect(c.refresherActive).toBe(false);
+    c.close();
+  });
+
+  it('serves a listing whose period is only presumed no reading older than the cache\'s bound', async () => {
+    // The caller came back after a pause (longer than maxPeriodMs): no period is measured, and
+    // the presumed one's refresh has not run, so the first listing's readings are too old for it.
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 100, leadMs: 50, maxPeriodMs: 200, presumedPeriodMs: 5000 });
+    await c.listContainerStats([subject], { watch: () => [subject] });
+    await usage(4_000_000);
+    await sleep(300);
+    const [s] = await c.listContainerStats([subject], { watch: () => [subject] });
+    expect(s!.cpu!.usageCoreNanoSeconds).toEqual({ value: '4000000000' });
     c.close();
   });
 

@@ -106,6 +106,10 @@ export interface StatsCollectorOptions {
   catchUpMs?: number;
   /** Listings further apart than this are not a period (default 120 s). */
   maxPeriodMs?: number;
+  /** The period presumed for a watched listing's successor until two listings measure one
+   * (default 10 s: kubelet's housekeeping and eviction monitoring; listing-forecast.ts).
+   * 0: nothing is read ahead before a period is measured. */
+  presumedPeriodMs?: number;
   /** How old a reading (or a writable layer's walk) may be when served while the refresher is
    * about to read it anew (default 15 s): a listing that comes while a refresh is running (it
    * overran its lead on a loaded node) is answered from the last readings, each with its own
@@ -159,6 +163,9 @@ const DUE_TOGETHER_MS = 250;
 // after kubelet's other listing of the tick (within DUE_TOGETHER_MS, so one pass renews both),
 // and after both were answered (from the cache, a few milliseconds).
 const CATCH_UP_MS = 200;
+// kubelet's stats period (its housekeeping and its eviction manager's monitoring), presumed for
+// a watched listing's successor until two listings measure the caller's own.
+const PRESUMED_PERIOD_MS = 10_000;
 
 /**
  * The scope a pod's containers are read with: the containers' process counts are summed only
@@ -275,6 +282,7 @@ export class StatsCollector {
       followUpMs: Math.max(10, opts.followUpMs ?? this.cgroupTtlMs - 200),
       freshMs: this.cgroupTtlMs,
       catchUpMs: opts.catchUpMs ?? CATCH_UP_MS,
+      presumedPeriodMs: opts.presumedPeriodMs === 0 ? undefined : opts.presumedPeriodMs ?? PRESUMED_PERIOD_MS,
     };
     this.containerListings = new ListingForecast(forecast);
     this.podListings = new ListingForecast(forecast);
@@ -435,13 +443,14 @@ export class StatsCollector {
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
   }
 
-  /** A watched listing came: its next one is forecast. True when it is (a period is known):
-   * the read-ahead renews its readings from now on. */
+  /** A watched listing came: its next one is forecast. True when it is from a measured period:
+   * the read-ahead renews its readings from now on (a presumed one is read ahead of once, but
+   * its listings are not served older readings for it). */
   private listed<S>(forecast: ListingForecast<S>, subjects: () => S[]): boolean {
     if (this.cgroupTtlMs <= 0) return false;
     forecast.listed(subjects, performance.now(), this.nextLead());
     this.scheduleRefresh();
-    return forecast.due !== undefined;
+    return forecast.periodic;
   }
 
   /** How long before the next listing its refresh starts: room for the whole refresh (walks and
