@@ -228,6 +228,43 @@ describe('Snapshotter', () => {
     await snaps.settled();
   });
 
+  it('refuses to remove a snapshot mounted twice on one target and unmounted once', async () => {
+    const [chain] = await commitChain([await layer([{ name: 'f', body: 'x' }])]);
+    const key = `twice-${process.pid}`;
+    await snaps.prepare(key, chain);
+    const target = join(root, 'twice-rootfs');
+    await snaps.mount(key, target);
+    mounted.push(target);
+    await snaps.mount(key, target);
+    mounted.push(target);
+    await snaps.unmount(target);
+    mounted.pop();
+    await expect(snaps.remove(key)).rejects.toThrow(`still mounted (on ${target})`);
+    await snaps.unmount(target);
+    mounted.pop();
+    await snaps.remove(key);
+  });
+
+  it('finds a snapshot an earlier snapshotter mounted (after a restart) by its upper dir', async () => {
+    const [chain] = await commitChain([await layer([{ name: 'f', body: 'x' }])]);
+    const key = `earlier-${process.pid}`;
+    await snaps.prepare(key, chain);
+    const target = join(root, 'earlier-rootfs');
+    await snaps.mount(key, target);
+    mounted.push(target);
+    const next = new Snapshotter(root, { syncOnCommit: false });
+    await next.load();
+    // Its own mounts it tracks; this one it never made, so it asks the mount table.
+    await expect(next.remove(key)).rejects.toThrow(/still mounted \(an overlay with upper dir .*earlier-/);
+    // Unmounted by hand (not through either snapshotter): no record says so, the kernel does.
+    unmountOverlay(target);
+    mounted.pop();
+    await next.remove(key);
+    expect(existsSync(join(next.dir, 'active', key))).toBe(false);
+    await next.settled();
+    await snaps.load();
+  });
+
   it('mounts a chain too deep for absolute lowerdir paths in one page', async () => {
     const layers = [];
     for (let i = 0; i < 140; i += 1) layers.push(await layer([{ name: `f${i}`, body: String(i) }]));

@@ -31,6 +31,7 @@ import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { allOrFirstError } from '../lifecycle/all-or-first-error.js';
 import { umaskKeeps } from '../process-umask.js';
 import { syncfs } from '../sys/libc.js';
+import { isMountPoint } from '../sys/mount-point.js';
 import { chainIdOf } from '../digest/chain-id.js';
 import { mountIdmappedLayers, mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
 
@@ -118,6 +119,14 @@ export class Snapshotter {
    * each time would cost seconds of CPU on a node with many images.
    */
   private readonly usageCache = new Map<string, DiskUsage>();
+  /**
+   * The active snapshots made by this snapshotter (not loaded from disk), and where it mounted
+   * each one and has not unmounted it since (a target mounted twice is listed twice). Every
+   * mount of those went through mount or mountView, so whether one is still mounted is asked of
+   * those targets alone; one an earlier daemon made may be mounted anywhere it mounted it.
+   */
+  private readonly madeHere = new Set<string>();
+  private readonly mountedAt = new Map<string, string[]>();
 
   /**
    * The node's snapshotter, as the daemon makes it once and hands to the image and container
@@ -148,6 +157,8 @@ export class Snapshotter {
     await mkdir(this.activeDir, { recursive: true, mode: 0o700 });
     this.committed.clear();
     this.active.clear();
+    this.madeHere.clear();
+    this.mountedAt.clear();
     for (const name of await readdir(this.dir)) {
       if (!/^[0-9]+$/.test(name)) continue;
       const rec = await committedRecord(join(this.dir, name)).read();
@@ -342,6 +353,7 @@ export class Snapshotter {
       await allOrFirstError([populate(tmp), activeRecord(tmp).write(rec, { syncDir: false })]);
       await publishAfter;
       await rename(tmp, join(this.activeDir, key));
+      this.madeHere.add(key);
     } catch (err) {
       this.active.delete(key);
       await rm(tmp, { recursive: true, force: true });
@@ -363,6 +375,7 @@ export class Snapshotter {
     if (lowerdirs.length < 2) lowerdirs.push(join(base, 'pad1'));
     if (idmap) await mountIdmappedLayers(lowerdirs, target, idmap.usernsPath);
     else await mountReadOnlyOverlay(lowerdirs, target, this.dir);
+    this.mountedOn(key, target);
   }
 
   /** The overlay layout of active snapshot `key`. */
@@ -393,26 +406,53 @@ export class Snapshotter {
     if (opts.idmap) {
       await chown(m.upperdir, opts.idmap.rootUid, opts.idmap.rootGid);
       await mountIdmappedOverlay(m, target, opts.idmap.usernsPath, opts.mountLabel);
-      return;
+    } else {
+      await mountOverlay(m, target, this.dir, opts.mountLabel);
     }
-    await mountOverlay(m, target, this.dir, opts.mountLabel);
+    this.mountedOn(key, target);
   }
 
   async unmount(target: string): Promise<void> {
     unmountOverlay(target);
+    for (const [key, targets] of this.mountedAt) {
+      const at = targets.lastIndexOf(target);
+      if (at < 0) continue;
+      targets.splice(at, 1);
+      if (targets.length === 0) this.mountedAt.delete(key);
+      break;
+    }
+  }
+
+  private mountedOn(key: string, target: string): void {
+    const targets = this.mountedAt.get(key);
+    if (targets) targets.push(target);
+    else this.mountedAt.set(key, [target]);
+  }
+
+  /** Where active snapshot `key` is still mounted in our mount namespace, if it is. */
+  private async mountedWhere(key: string): Promise<string | undefined> {
+    if (this.madeHere.has(key)) {
+      const target = this.mountedAt.get(key)?.find(isMountPoint);
+      return target === undefined ? undefined : `on ${target}`;
+    }
+    // Deep chains are mounted with paths relative to the snapshot root (see overlay-mount.ts).
+    const upper = join(this.activeDir, key, 'fs');
+    return (await isUpperMounted([upper, join('active', key, 'fs')])) ? `an overlay with upper dir ${upper}` : undefined;
   }
 
   /** Remove active snapshot `key` (unmount it first). Missing keys are fine. */
   async remove(key: string): Promise<void> {
     checkKey(key);
-    // Deep chains are mounted with paths relative to the snapshot root (see overlay-mount.ts).
-    if (await isUpperMounted([join(this.activeDir, key, 'fs'), join('active', key, 'fs')])) {
-      throw new FailedPreconditionError(`active snapshot ${key} is still mounted; unmount it before removing it`);
+    const mounted = await this.mountedWhere(key);
+    if (mounted !== undefined) {
+      throw new FailedPreconditionError(`active snapshot ${key} is still mounted (${mounted}); unmount it before removing it`);
     }
     // Out of sight in one rename (synced), its files deleted in the background: the unlinks of
     // a container's upper dir took a removal tens of milliseconds.
     await this.trash.discard(join(this.activeDir, key));
     this.active.delete(key);
+    this.madeHere.delete(key);
+    this.mountedAt.delete(key);
   }
 
   /** Remove committed snapshot `chainId`; refused while a child or an active snapshot uses it. */
