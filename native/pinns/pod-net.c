@@ -1,8 +1,9 @@
 /* A pod's link to the node's bridge, made with rtnetlink in this one process (no `ip` runs):
- *   host:  veth <host-if> (mtu, master <bridge>, up) whose peer is created directly inside the
+ *   host:  veth <host-if> (mtu, master <bridge>) whose peer is created directly inside the
  *          pod's network namespace as eth0 (IFLA_NET_NS_FD), so no temporary name ever exists
- *          on the host; then hairpin mode on the bridge port (a pod reaching its own hostPort
- *          is DNATed back out of the port it came in by);
+ *          on the host; IPv6 off on it before it is up (see host_ipv6_off); then hairpin mode on
+ *          the bridge port (a pod reaching its own hostPort is DNATed back out of the port it
+ *          came in by), and up;
  *   pod:   the addresses on eth0 (IPv6 ones without DAD when asked: IPAM made them unique, and
  *          DAD would keep them unusable for about a second), eth0 and lo up, a default route per
  *          gateway.
@@ -202,12 +203,11 @@ static int del_link(struct nl_sock *s, const char *name, const char *where, crib
   return err->errnum == ENODEV ? 0 : -1;
 }
 
+/* Created down: host_ipv6_off comes before the host end is up. */
 static int create_veth(struct nl_sock *host, const struct pod_net_opts *o, int bridge_index, int nsfd, crib_err *err) {
   static struct nl_req r;
   struct ifinfomsg *ifi = nl_req_init(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifinfomsg));
   ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_flags = IFF_UP;
-  ifi->ifi_change = IFF_UP;
   nl_put_str(&r, IFLA_IFNAME, o->host_if);
   if (o->mtu != 0) nl_put_u32(&r, IFLA_MTU, o->mtu);
   nl_put_u32(&r, IFLA_MASTER, (uint32_t)bridge_index);
@@ -226,17 +226,40 @@ static int create_veth(struct nl_sock *host, const struct pod_net_opts *o, int b
                  PINNS_POD_IF, o->netns);
 }
 
-/* Hairpin on the bridge port, as `ip link set dev X type bridge_slave hairpin on` sets it. */
-static int set_hairpin(struct nl_sock *host, const char *host_if, crib_err *err) {
+/* The host end is a bridge port: it forwards frames, and needs no address of its own. With IPv6
+ * on, going up gives it a link-local address, three routes in the host's tables, and MLD and DAD
+ * traffic; every link deletion then walks the host's whole IPv6 route table, which so grew with
+ * each pod (with 250 pods running, IPv6 address work and route walks were about a sixth of this
+ * helper's time on each pod's start and removal). The pod's IPv6 is eth0's and the bridge's.
+ * Nothing to do on a kernel without IPv6. */
+static int host_ipv6_off(const char *host_if, crib_err *err) {
+  char path[128];
+  snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", host_if);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT && access("/proc/sys/net/ipv6", F_OK) < 0 ? 0 : crib_fail(err, errno, "open `%s`", path);
+  if (crib_write_all(fd, "1", 1) < 0) {
+    int saved = errno;
+    (void)close(fd); /* reporting the write failure */
+    return crib_fail(err, saved, "write 1 to `%s`", path);
+  }
+  if (close(fd) < 0) return crib_fail(err, errno, "close `%s`", path);
+  return 0;
+}
+
+/* Hairpin on the bridge port, as `ip link set dev X type bridge_slave hairpin on` sets it, and
+ * the port up. */
+static int set_hairpin_up(struct nl_sock *host, const char *host_if, crib_err *err) {
   static struct nl_req r;
-  nl_req_init(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+  struct ifinfomsg *ifi = nl_req_init(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+  ifi->ifi_flags = IFF_UP;
+  ifi->ifi_change = IFF_UP;
   nl_put_str(&r, IFLA_IFNAME, host_if);
   nl_nest_begin(&r, IFLA_LINKINFO);
   nl_nest_begin(&r, IFLA_INFO_SLAVE_DATA);
   nl_put_u8(&r, IFLA_BRPORT_MODE, 1);
   nl_nest_end(&r);
   nl_nest_end(&r);
-  return nl_call(host, &r, NULL, 0, err, "RTM_NEWLINK `%s` bridge port hairpin on", host_if);
+  return nl_call(host, &r, NULL, 0, err, "RTM_NEWLINK `%s` bridge port hairpin on, up", host_if);
 }
 
 static int link_up(struct nl_sock *s, int index, const char *name, crib_err *err) {
@@ -357,7 +380,7 @@ int pinns_pod_net_attach(const struct pod_net_opts *o, crib_err *err) {
     }
   }
   made = true;
-  if (set_hairpin(&host, o->host_if, err) < 0 || configure_pod(&pod, o, err) < 0 ||
+  if (host_ipv6_off(o->host_if, err) < 0 || set_hairpin_up(&host, o->host_if, err) < 0 || configure_pod(&pod, o, err) < 0 ||
       pinns_hostports_install(&o->ports, o, err) < 0)
     goto out;
   ret = 0;

@@ -89,6 +89,9 @@ describe('crib-pinns pod-net', () => {
     expect(host!.flags).toContain('UP');
     expect(host!.linkinfo?.info_kind).toBe('veth');
     expect(host!.linkinfo?.info_slave_data?.hairpin).toBe(true);
+    // A bridge port needs no address: IPv6 is off on it (no link-local address, no routes).
+    expect(readFileSync(`/proc/sys/net/ipv6/conf/${VETH}/disable_ipv6`, 'utf8')).toBe('1\n');
+    expect(ipj<Addr[]>('addr', 'show', 'dev', VETH)[0]!.addr_info).toEqual([]);
 
     const links = inNs<Link[]>(ns, 'link', 'show');
     expect(links.map((l) => l.ifname).sort()).toEqual(['eth0', 'lo']);
