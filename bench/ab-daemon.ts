@@ -1,13 +1,16 @@
 // One crib daemon of a given build for the A/B benchmarks that run builds side by side
-// (rpc-ab.ts, status-after-work.ts): its own root, state, socket, bridge and pod subnet, so two
-// daemons never share anything but the machine.
+// (rpc-ab.ts, status-after-work.ts, start-scale-ab.ts): its own root, state, socket, bridge and
+// pod subnet, so two daemons never share anything but the machine; and the set-up around them
+// those benchmarks share (withBenchDaemons, runBench).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { criClient, type CriClient } from '../test-support/cri-client.js';
-import { removeNetwork, waitFor } from '../test-support/daemon.js';
+import { removeCgroupParent, removeNetwork, waitFor } from '../test-support/daemon.js';
+import { pushBusybox } from '../test-support/image-builder.js';
+import { startRegistry } from '../test-support/registry.js';
 
 export interface BenchDaemon {
   name: string;
@@ -66,4 +69,36 @@ export async function stopBenchDaemon(b: BenchDaemon): Promise<void> {
     await removeNetwork(b.bridge, b.bridge);
     await rm(b.dir, { recursive: true, force: true });
   }
+}
+
+export type StartBenchDaemon = (o: BenchDaemonOptions) => Promise<BenchDaemon>;
+
+/**
+ * Runs `fn` with a loopback registry holding busybox (`image`, not yet pulled) and `start`,
+ * which starts a daemon; whatever happens, every daemon started is stopped after (its pods
+ * removed), then crib's cgroup parent removed and the registry stopped.
+ */
+export async function withBenchDaemons<R>(fn: (image: string, start: StartBenchDaemon) => Promise<R>): Promise<R> {
+  const registry = await startRegistry();
+  const started: BenchDaemon[] = [];
+  try {
+    await pushBusybox(registry, 'library/busybox', 'latest');
+    return await fn(`${registry.host}/library/busybox:latest`, async (o) => {
+      const d = await startBenchDaemon(o);
+      started.push(d);
+      return d;
+    });
+  } finally {
+    for (const b of started) await stopBenchDaemon(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
+    await removeCgroupParent('crib');
+    await registry.stop();
+  }
+}
+
+/** A benchmark's entry point: exits 0 once `main` resolves, 1 with its error printed if it rejects. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(() => process.exit(0), (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

@@ -10,10 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBenchDaemon, stopBenchDaemon, type BenchDaemon } from './ab-daemon.js';
-import { removeCgroupParent } from '../test-support/daemon.js';
-import { pushBusybox } from '../test-support/image-builder.js';
-import { startRegistry } from '../test-support/registry.js';
+import { runBench, withBenchDaemons, type BenchDaemon, type StartBenchDaemon } from './ab-daemon.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
@@ -34,9 +31,9 @@ interface Build extends BenchDaemon {
   cpuPerCall: Record<Method, number[]>;
 }
 
-async function startBuild(name: string, cli: string, index: number, image: string): Promise<Build> {
+async function startBuild(start: StartBenchDaemon, name: string, cli: string, index: number, image: string): Promise<Build> {
   const flags = (process.env[`BENCH_NODE_FLAGS_${name}`] ?? '').split(' ').filter(Boolean);
-  const d = await startBenchDaemon({ name, cli, index, dirPrefix: 'crib-rpcab-', bridgePrefix: 'cribr', subnet16: '10.247', nodeFlags: flags });
+  const d = await start({ name, cli, index, dirPrefix: 'crib-rpcab-', bridgePrefix: 'cribr', subnet16: '10.247', nodeFlags: flags });
   const { cri } = d;
   await cri.image.PullImage({ image: { image } });
   const config = { metadata: { name: 'ab', namespace: 'bench', uid: `ab-${index}`, attempt: 0 }, linux: {}, logDirectory: '' };
@@ -72,13 +69,8 @@ async function measure(b: Build, m: Method, record: boolean): Promise<void> {
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 async function main(): Promise<void> {
-  const registry = await startRegistry();
-  const builds: Build[] = [];
-  try {
-    await pushBusybox(registry, 'library/busybox', 'latest');
-    const image = `${registry.host}/library/busybox:latest`;
-    builds.push(await startBuild('A', CLI_A, 1, image));
-    builds.push(await startBuild('B', CLI_B, 2, image));
+  await withBenchDaemons(async (image, start) => {
+    const builds = [await startBuild(start, 'A', CLI_A, 1, image), await startBuild(start, 'B', CLI_B, 2, image)];
     // Warm-up: both daemons' code paths compiled before anything is recorded.
     for (const b of builds) for (const m of METHODS) await measure(b, m, false);
     for (let i = 0; i < N; i++) {
@@ -96,14 +88,7 @@ async function main(): Promise<void> {
       const ratio = pct(builds[1]!.latency[m], 0.5) / pct(builds[0]!.latency[m], 0.5);
       console.log(m.padEnd(18) + lat.padEnd(40) + cpu + `  B/A median latency ${ratio.toFixed(2)}`);
     }
-  } finally {
-    for (const b of builds) await stopBenchDaemon(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
-    await removeCgroupParent('crib');
-    await registry.stop();
-  }
+  });
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runBench(main);

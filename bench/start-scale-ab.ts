@@ -10,10 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBenchDaemon, stopBenchDaemon, type BenchDaemon } from './ab-daemon.js';
-import { removeCgroupParent } from '../test-support/daemon.js';
-import { pushBusybox } from '../test-support/image-builder.js';
-import { startRegistry } from '../test-support/registry.js';
+import { runBench, withBenchDaemons, type BenchDaemon } from './ab-daemon.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
@@ -57,13 +54,10 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const mounts = () => readFileSync('/proc/self/mountinfo', 'utf8').trimEnd().split('\n').length;
 
 async function main(): Promise<void> {
-  const registry = await startRegistry();
-  const builds: Build[] = [];
-  try {
-    await pushBusybox(registry, 'library/busybox', 'latest');
-    const image = `${registry.host}/library/busybox:latest`;
+  await withBenchDaemons(async (image, start) => {
+    const builds: Build[] = [];
     for (const [i, cli] of [CLI_A, CLI_B].entries()) {
-      const d = await startBenchDaemon({ name: 'AB'[i]!, cli, index: i + 1, dirPrefix: 'crib-scale-', bridgePrefix: 'cribk', subnet16: '10.245' });
+      const d = await start({ name: 'AB'[i]!, cli, index: i + 1, dirPrefix: 'crib-scale-', bridgePrefix: 'cribk', subnet16: '10.245' });
       builds.push({ ...d, pods: [], times: new Map() });
       await d.cri.image.PullImage({ image: { image } });
       for (let w = 0; w < 3; w++) await removePod(builds[i]!, await startPod(builds[i]!, image));
@@ -104,14 +98,7 @@ async function main(): Promise<void> {
           return `${b.name} ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} ms`;
         }).join(', '));
     }
-  } finally {
-    for (const b of builds) await stopBenchDaemon(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
-    await removeCgroupParent('crib');
-    await registry.stop();
-  }
+  });
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runBench(main);

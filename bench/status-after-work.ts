@@ -16,10 +16,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBenchDaemon, stopBenchDaemon, type BenchDaemon } from './ab-daemon.js';
-import { removeCgroupParent } from '../test-support/daemon.js';
-import { pushBusybox } from '../test-support/image-builder.js';
-import { startRegistry } from '../test-support/registry.js';
+import { runBench, withBenchDaemons, type BenchDaemon, type StartBenchDaemon } from './ab-daemon.js';
 import { probeEnv } from './probe-env.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -44,12 +41,12 @@ interface Build extends BenchDaemon {
   windows: Window[];
 }
 
-async function startBuild(name: string, cli: string, index: number): Promise<Build> {
+async function startBuild(start: StartBenchDaemon, name: string, cli: string, index: number): Promise<Build> {
   const env = CPU_PROF_DIR
     ? { ...process.env, ...probeEnv({ cpuProfile: join(CPU_PROF_DIR, `${name}.cpuprofile`) }) }
     : process.env;
   const nodeFlags = (process.env[`BENCH_NODE_FLAGS_${name}`] ?? '').split(' ').filter(Boolean);
-  const d = await startBenchDaemon({ name, cli, index, dirPrefix: 'crib-saw-', bridgePrefix: 'cribs', subnet16: '10.248', env, nodeFlags });
+  const d = await start({ name, cli, index, dirPrefix: 'crib-saw-', bridgePrefix: 'cribs', subnet16: '10.248', env, nodeFlags });
   return { ...d, times: new Map(), counters: new Map(), windows: [] };
 }
 
@@ -119,40 +116,35 @@ async function round(b: Build, image: string, record: boolean): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const registry = await startRegistry();
   const builds: Build[] = [];
   try {
-    await pushBusybox(registry, 'library/busybox', 'latest');
-    const image = `${registry.host}/library/busybox:latest`;
-    for (const [i, cli] of CLIS.entries()) builds.push(await startBuild(CLIS.length > 1 ? 'AB'[i]! : 'crib', cli, i + 1));
-    for (const b of builds) {
-      await b.cri.image.PullImage({ image: { image } });
-      for (let i = 0; i < 3; i++) await round(b, image, false);
-    }
-    for (let i = 0; i < N; i++) {
-      for (const b of i % 2 === 0 ? builds : [...builds].reverse()) await round(b, image, true);
-      process.stderr.write(`round ${i + 1}/${N}\r`);
-    }
-    console.log(`\nN=${N} rounds, bursts of ${BURST} calls; ${builds.map((b) => `${b.name} = ${b.cli}`).join(', ')}`);
-    console.log('step -> call'.padEnd(38) + builds.map((b) => `${b.name}: 1st / 2nd / rest (median, p95 ms)`.padEnd(60)).join(''));
-    const cell = (xs: number[]) => `${pct(xs, 0.5).toFixed(2)}, ${pct(xs, 0.95).toFixed(2)}`;
-    for (const key of builds[0]!.times.keys()) {
-      console.log(key.padEnd(38) + builds.map((b) => b.times.get(key)!.map(cell).join(' / ').padEnd(60)).join(''));
-    }
-    console.log('\ndaemon main thread per call, mean: CPU ms, ms waiting for a CPU, minor faults; 1st / rest');
-    const mean = (xs: number[]) => (xs.reduce((a, c) => a + c, 0) / xs.length).toFixed(3);
-    for (const key of builds[0]!.counters.keys()) {
-      console.log(key.padEnd(38) + builds.map((b) => b.counters.get(key)!.map((rows) => [0, 1, 2].map((k) => mean(rows.map((r) => r[k]!))).join(', ')).join(' / ').padEnd(60)).join(''));
-    }
+    await withBenchDaemons((image, start) => measure(builds, image, start));
   } finally {
-    for (const b of builds) await stopBenchDaemon(b).catch((err: unknown) => console.error(`stopping ${b.name}:`, err));
-    await removeCgroupParent('crib');
-    await registry.stop();
     if (CPU_PROF_DIR) for (const b of builds) await writeFile(join(CPU_PROF_DIR, `${b.name}.windows.json`), JSON.stringify(b.windows));
   }
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+async function measure(builds: Build[], image: string, start: StartBenchDaemon): Promise<void> {
+  for (const [i, cli] of CLIS.entries()) builds.push(await startBuild(start, CLIS.length > 1 ? 'AB'[i]! : 'crib', cli, i + 1));
+  for (const b of builds) {
+    await b.cri.image.PullImage({ image: { image } });
+    for (let i = 0; i < 3; i++) await round(b, image, false);
+  }
+  for (let i = 0; i < N; i++) {
+    for (const b of i % 2 === 0 ? builds : [...builds].reverse()) await round(b, image, true);
+    process.stderr.write(`round ${i + 1}/${N}\r`);
+  }
+  console.log(`\nN=${N} rounds, bursts of ${BURST} calls; ${builds.map((b) => `${b.name} = ${b.cli}`).join(', ')}`);
+  console.log('step -> call'.padEnd(38) + builds.map((b) => `${b.name}: 1st / 2nd / rest (median, p95 ms)`.padEnd(60)).join(''));
+  const cell = (xs: number[]) => `${pct(xs, 0.5).toFixed(2)}, ${pct(xs, 0.95).toFixed(2)}`;
+  for (const key of builds[0]!.times.keys()) {
+    console.log(key.padEnd(38) + builds.map((b) => b.times.get(key)!.map(cell).join(' / ').padEnd(60)).join(''));
+  }
+  console.log('\ndaemon main thread per call, mean: CPU ms, ms waiting for a CPU, minor faults; 1st / rest');
+  const mean = (xs: number[]) => (xs.reduce((a, c) => a + c, 0) / xs.length).toFixed(3);
+  for (const key of builds[0]!.counters.keys()) {
+    console.log(key.padEnd(38) + builds.map((b) => b.counters.get(key)!.map((rows) => [0, 1, 2].map((k) => mean(rows.map((r) => r[k]!))).join(', ')).join(' / ').padEnd(60)).join(''));
+  }
+}
+
+runBench(main);
