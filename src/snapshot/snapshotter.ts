@@ -373,9 +373,9 @@ export class Snapshotter {
     const lowerdirs = rec.chainId !== undefined ? this.lowerDirs(rec.chainId) : [];
     if (lowerdirs.length < 2) lowerdirs.push(join(base, 'pad0'));
     if (lowerdirs.length < 2) lowerdirs.push(join(base, 'pad1'));
+    this.mountedOn(key, target);
     if (idmap) await mountIdmappedLayers(lowerdirs, target, idmap.usernsPath);
     else await mountReadOnlyOverlay(lowerdirs, target, this.dir);
-    this.mountedOn(key, target);
   }
 
   /** The overlay layout of active snapshot `key`. */
@@ -403,13 +403,13 @@ export class Snapshotter {
   async mount(key: string, target: string, opts: { idmap?: IdmappedRootfs; mountLabel?: string } = {}): Promise<void> {
     const m = this.mounts(key);
     await mkdir(target, { recursive: true });
+    this.mountedOn(key, target);
     if (opts.idmap) {
       await chown(m.upperdir, opts.idmap.rootUid, opts.idmap.rootGid);
       await mountIdmappedOverlay(m, target, opts.idmap.usernsPath, opts.mountLabel);
     } else {
       await mountOverlay(m, target, this.dir, opts.mountLabel);
     }
-    this.mountedOn(key, target);
   }
 
   async unmount(target: string): Promise<void> {
@@ -423,6 +423,8 @@ export class Snapshotter {
     }
   }
 
+  /** Recorded before the mount is tried: one that fails may still have mounted (`mount` run as a
+   * process, for a deep chain, can fail after mounting), and a removal asks the kernel anyway. */
   private mountedOn(key: string, target: string): void {
     const targets = this.mountedAt.get(key);
     if (targets) targets.push(target);
