@@ -154,7 +154,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (userns) {
     /* The rootfs' own dir is our cwd (carried into the new mount namespace) and its clone is
      * what gets attached there: neither needs its path walked by the mapped root. */
-    rootfs_mfd = crib_mnt_clone(AT_FDCWD, c->rootfs, true, "rootfs", err);
+    rootfs_mfd = crib_rootfs_clone(spec, c->rootfs, err);
     if (rootfs_mfd < 0) return crib_err_wrap(err, "rootfs `%s`", c->rootfs);
     if (chdir(c->rootfs) < 0) return crib_fail(err, errno, "chdir rootfs `%s`", c->rootfs);
   }

@@ -89,11 +89,16 @@ static bool is_bind(json_t *m) {
   return false;
 }
 
-/* A detached clone of `source` with the mount's flags and attributes applied; -1 on error. */
-static int clone_with_options(const char *source, const crib_mount_opts *o, const char *dest, crib_err *err) {
+/* A detached clone of `source` with the root's propagation (its own, if it asks for one, is set
+ * once it is attached) and the mount's flags and attributes applied; -1 on error. Made as host
+ * root, the clone of a shared source is a peer of it: without this, what the container mounts
+ * below it would reach the host. */
+static int clone_with_options(const char *source, const crib_mount_opts *o, unsigned long root_prop,
+                              const char *dest, crib_err *err) {
   int mfd = crib_mnt_clone(AT_FDCWD, source, o->recursive, dest, err);
   if (mfd < 0) return -1;
-  if (crib_mnt_restrict(mfd, o->flags, false, dest, err) < 0 ||
+  if (crib_mnt_propagate(mfd, root_prop, dest, err) < 0 ||
+      crib_mnt_restrict(mfd, o->flags, false, dest, err) < 0 ||
       crib_mnt_setattr(mfd, o->attr_set, o->attr_clr, true, dest, err) < 0) {
     close(mfd);
     return -1;
@@ -101,8 +106,8 @@ static int clone_with_options(const char *source, const crib_mount_opts *o, cons
   return mfd;
 }
 
-static int build_one(json_t *m, const char *bundle, const char *dest, int *userns, json_t **userns_key,
-                     crib_err *err) {
+static int build_one(json_t *m, const char *bundle, const char *dest, unsigned long root_prop, int *userns,
+                     json_t **userns_key, crib_err *err) {
   bool idmapped = crib_mount_is_idmapped(m);
   json_t *uids = json_object_get(m, "uidMappings"), *gids = json_object_get(m, "gidMappings");
   if (idmapped && (json_array_size(uids) == 0 || json_array_size(gids) == 0))
@@ -120,7 +125,7 @@ static int build_one(json_t *m, const char *bundle, const char *dest, int *usern
     snprintf(srcbuf, sizeof srcbuf, "%s/%s", bundle, source);
     source = srcbuf;
   }
-  if (!idmapped) return clone_with_options(source, &o, dest, err);
+  if (!idmapped) return clone_with_options(source, &o, root_prop, dest, err);
   /* Consecutive mounts with the same mapping share one user namespace. */
   json_t *key = json_pack("[O,O]", uids, gids);
   if (!key) return crib_fail(err, ENOMEM, "mapping key");
@@ -137,7 +142,7 @@ static int build_one(json_t *m, const char *bundle, const char *dest, int *usern
   } else {
     json_decref(key);
   }
-  int mfd = clone_with_options(source, &o, dest, err);
+  int mfd = clone_with_options(source, &o, root_prop, dest, err);
   if (mfd < 0) return -1;
   struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (unsigned long long)*userns};
   if (mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0) {
@@ -160,6 +165,8 @@ int crib_premounts_prepare(json_t *spec, const char *bundle, bool all_binds, cri
   json_t *m;
   json_array_foreach(mounts, i, m) any = any || crib_mount_is_idmapped(m) || (all_binds && is_bind(m));
   if (!any) return 0;
+  unsigned long root_prop;
+  if (crib_rootfs_propagation(spec, &root_prop, err) < 0) return -1;
   out->fd = malloc(out->n * sizeof *out->fd);
   if (!out->fd) return crib_fail(err, ENOMEM, "idmapped mounts");
   for (i = 0; i < out->n; i++) out->fd[i] = -1;
@@ -169,7 +176,7 @@ int crib_premounts_prepare(json_t *spec, const char *bundle, bool all_binds, cri
   json_array_foreach(mounts, i, m) {
     if (!crib_mount_is_idmapped(m) && !(all_binds && is_bind(m))) continue;
     const char *dest = crib_json_str(m, "destination");
-    out->fd[i] = build_one(m, bundle, dest ? dest : "", &userns, &key, err);
+    out->fd[i] = build_one(m, bundle, dest ? dest : "", root_prop, &userns, &key, err);
     if (out->fd[i] < 0) {
       rc = crib_err_wrap(err, "mounts[%zu] (%s)", i, dest ? dest : "");
       break;

@@ -67,6 +67,15 @@ unsigned long crib_mount_propagation(const char *name) {
   return 0;
 }
 
+int crib_rootfs_propagation(json_t *spec, unsigned long *flags, crib_err *err) {
+  const char *p = crib_json_str(json_object_get(spec, "linux"), "rootfsPropagation");
+  *flags = MS_SLAVE | MS_REC;
+  if (!p || !*p) return 0;
+  *flags = crib_mount_propagation(p);
+  if (!*flags) return crib_fail(err, 0, "linux.rootfsPropagation: unknown value `%s`", p);
+  return 0;
+}
+
 int crib_mount_parse_options(json_t *options, crib_mount_opts *o, crib_err *err) {
   memset(o, 0, sizeof *o);
   size_t i, off = 0;

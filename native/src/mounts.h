@@ -50,6 +50,11 @@ int crib_mount_add_label(crib_mount_opts *o, const char *type, const char *label
 
 /* Propagation flag for "private", "rslave", ... (0 when unknown). */
 unsigned long crib_mount_propagation(const char *name);
+/* The propagation of the container's root: linux.rootfsPropagation, rslave when unset (so
+ * nothing mounted inside the container reaches the host, and what the host mounts below a bind
+ * source still reaches it). Whatever the container gets of the host's mounts gets it too, unless
+ * its own entry asks for another. */
+int crib_rootfs_propagation(json_t *spec, unsigned long *flags, crib_err *err);
 
 /* Apply one entry of `mounts` (index i for messages). */
 int crib_mount_entry(int rootfd, json_t *m, size_t i, const crib_mount_env *env, crib_err *err);

@@ -19,16 +19,11 @@
 #include "rootfs-dev.h"
 #include "spec.h"
 
-static int set_root_propagation(const crib_rootfs_cfg *c, crib_err *err) {
-  const char *p = crib_json_str(json_object_get(c->spec, "linux"), "rootfsPropagation");
-  unsigned long flag = MS_SLAVE | MS_REC;
-  if (p && *p) {
-    flag = crib_mount_propagation(p);
-    if (!flag) return crib_fail(err, 0, "linux.rootfsPropagation: unknown value `%s`", p);
-  }
+static int set_root_propagation(unsigned long flag, crib_err *err) {
   /* Slave by default: our mounts never propagate back to the host, and when setup fails they
    * vanish with the mount namespace. */
-  if (mount(NULL, "/", NULL, flag, NULL) < 0) return crib_fail(err, errno, "make / %s", p ? p : "rslave");
+  if (mount(NULL, "/", NULL, flag, NULL) < 0)
+    return crib_fail(err, errno, "set the propagation of / (linux.rootfsPropagation)");
   return 0;
 }
 
@@ -98,11 +93,26 @@ static int mount_rootfs(crib_rootfs_cfg *c, unsigned long prop, crib_err *err) {
   return 0;
 }
 
+int crib_rootfs_clone(json_t *spec, const char *rootfs, crib_err *err) {
+  unsigned long prop;
+  if (crib_rootfs_propagation(spec, &prop, err) < 0) return -1;
+  int mfd = crib_mnt_clone(AT_FDCWD, rootfs, true, "rootfs", err);
+  if (mfd < 0) return -1;
+  /* A copy made as host root keeps its source's peer group: on a host whose mounts are shared
+   * (systemd's), every mount made in the container would reach the host's, and pivot_root
+   * refuses a shared root. Like the self-bind of the other path, the root itself is private
+   * even when it is to share what is below it. */
+  if (crib_mnt_propagate(mfd, prop, "rootfs", err) < 0 ||
+      ((prop & MS_SHARED) && crib_mnt_propagate(mfd, MS_PRIVATE, "rootfs", err) < 0)) {
+    close(mfd);
+    return -1;
+  }
+  return mfd;
+}
+
 int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err) {
-  if (set_root_propagation(c, err) < 0) return -1;
-  unsigned long prop = MS_SLAVE;
-  const char *p = crib_json_str(json_object_get(c->spec, "linux"), "rootfsPropagation");
-  if (p) prop = crib_mount_propagation(p);
+  unsigned long prop;
+  if (crib_rootfs_propagation(c->spec, &prop, err) < 0 || set_root_propagation(prop, err) < 0) return -1;
   /* The rootfs must be a mount point for pivot_root. */
   if (mount_rootfs(c, prop, err) < 0) return -1;
   int rootfd = c->rootfd;

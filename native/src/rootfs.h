@@ -27,6 +27,11 @@ typedef struct crib_rootfs_cfg {
   int rootfd; /* set by crib_rootfs_build: the rootfs mount (O_PATH), pivoted into, then closed */
 } crib_rootfs_cfg;
 
+/* A detached recursive clone of the rootfs (the user-namespace path's rootfs_mfd), with the
+ * root's propagation (linux.rootfsPropagation, rslave when unset) and a root that is not shared:
+ * -1 on error. */
+int crib_rootfs_clone(json_t *spec, const char *rootfs, crib_err *err);
+
 /* Everything up to pivot_root: propagation, the rootfs bind, mounts, /dev. */
 int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err);
 

@@ -3,10 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nativeBinaries } from '../../src/native-paths.js';
-import { makeBundle, type Bundle, type Spec } from './support/runtime-bundle.js';
+import { makeBundle, testTag, type Bundle, type Spec } from './support/runtime-bundle.js';
 import { NOTHING_LEFT, Runtime, deleteListed, leftovers, type RunResult } from './support/runtime-runner.js';
 
 let rt: Runtime;
@@ -138,6 +139,90 @@ describe('joining a pinned user namespace (a user-namespaced pod)', () => {
     const r = await run('true', (s) => joined(s, [{ containerID: 0, hostID: base + 65536, size: 65536 }]));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/linux.uidMappings does not match the joined user namespace, which maps 0 1835008 65536/);
+  });
+});
+
+// systemd makes every host mount shared, so a rootfs or a bind source on a node is a member of
+// a peer group there; a copy of it made as host root (the user-namespace path clones the rootfs
+// and every bind before it joins the container's namespaces) would be a peer too. This machine's
+// mounts are private: these tests make a shared tmpfs of their own.
+describe('on a host whose mounts are shared (as systemd makes them)', () => {
+  const base = 2_424_832; // 37 * 65536
+  const maps = [{ containerID: 0, hostID: base, size: 65536 }];
+  let shared = '';
+  beforeAll(async () => {
+    shared = await mkdtemp(join(tmpdir(), `${testTag}-shared-`));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=755', 'tmpfs', shared]);
+    execFileSync('mount', ['--make-shared', shared]);
+  });
+  afterAll(async () => {
+    // Recursive: whatever a failed test let through is unmounted too.
+    execFileSync('umount', ['-R', shared]);
+    await rm(shared, { recursive: true });
+  });
+  const userns = (s: Spec) => {
+    s.linux.namespaces.push({ type: 'user' });
+    s.linux.uidMappings = maps;
+    s.linux.gidMappings = maps;
+  };
+  const hostMountsUnder = (dir: string) =>
+    readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(`${dir}/`));
+  /** A directory on the shared tmpfs, owned by the container's root. */
+  const sharedDir = async (name: string) => {
+    const dir = join(shared, name);
+    await mkdir(dir);
+    execFileSync('chown', [`${base}:${base}`, dir]);
+    return dir;
+  };
+
+  it('a user-namespaced container on a shared rootfs starts, and none of its mounts reach the host', async () => {
+    const b = await makeBundle('shared-root', ['sh', '-c', 'grep -q " /proc " /proc/self/mountinfo && echo ok'], userns, shared);
+    const r = await rt.exec(['run', '--bundle', b.dir, b.id]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('ok\n');
+    // Its proc, sysfs, /dev and cgroup mounts stayed in its own namespace.
+    expect(hostMountsUnder(b.dir)).toEqual([]);
+  });
+
+  it('what a user-namespaced container mounts below a bind does not reach the bind\'s source', async () => {
+    const vol = await sharedDir('vol-out');
+    await mkdir(join(vol, 'sub'));
+    const caps = ['CAP_SYS_ADMIN', 'CAP_KILL'];
+    const b = await makeBundle('shared-bind-out', ['sh', '-c', 'mount -t tmpfs tmpfs /tmp/sub && echo mounted'], (s) => {
+      userns(s);
+      s.process.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] };
+      // An existing mount point: the mapped root cannot make one in this root-owned rootfs.
+      s.mounts.push({ destination: '/tmp', type: 'bind', source: vol, options: ['rbind', 'rw'] });
+    });
+    bundles.push(b);
+    const r = await rt.exec(['run', '--bundle', b.dir, b.id]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('mounted\n');
+    expect(hostMountsUnder(vol)).toEqual([]);
+  });
+
+  it('what the host mounts below a bind still reaches a user-namespaced container (rslave, as without one)', async () => {
+    const vol = await sharedDir('vol-in');
+    await mkdir(join(vol, 'sub'));
+    const b = await makeBundle('shared-bind-in', ['sh', '-c', [
+      'touch /out/ready',
+      'for i in $(seq 100); do [ -e /tmp/sub/marker ] && break; sleep 0.1; done',
+      'cat /tmp/sub/marker',
+    ].join('; ')], (s) => {
+      userns(s);
+      // An existing mount point: the mapped root cannot make one in this root-owned rootfs.
+      s.mounts.push({ destination: '/tmp', type: 'bind', source: vol, options: ['rbind', 'rw'] });
+    });
+    bundles.push(b);
+    const running = rt.exec(['run', '--bundle', b.dir, b.id]);
+    for (let i = 0; i < 100 && !existsSync(join(b.out, 'ready')); i++) await new Promise((r) => setTimeout(r, 50));
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', join(vol, 'sub')]);
+    await writeFile(join(vol, 'sub', 'marker'), 'from the host\n');
+    const r = await running;
+    execFileSync('umount', [join(vol, 'sub')]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('from the host\n');
   });
 });
 

@@ -73,9 +73,10 @@ export function uniqueId(name: string): string {
   return `${name}-${process.pid}-${++seq}`;
 }
 
-export async function makeBundle(name: string, args: string[], patch?: (s: Spec) => void): Promise<Bundle> {
+/** `under`: the directory the bundle is made in (default the system's temp dir). */
+export async function makeBundle(name: string, args: string[], patch?: (s: Spec) => void, under = tmpdir()): Promise<Bundle> {
   const id = uniqueId(name);
-  const dir = await mkdtemp(join(tmpdir(), `${testTag}-`));
+  const dir = await mkdtemp(join(under, `${testTag}-`));
   const rootfs = join(dir, 'rootfs');
   const out = join(dir, 'out');
   for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'out']) await mkdir(join(rootfs, d), { recursive: true });
