@@ -38,6 +38,7 @@ int crib_cmd_start(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_state(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_kill(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_delete(const crib_globals *g, int argc, char **argv, crib_err *err);
+int crib_cmd_mount_template(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_exec(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_list(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_features(const crib_globals *g, int argc, char **argv, crib_err *err);

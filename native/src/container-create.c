@@ -17,6 +17,7 @@
 #include "exec-fifo.h"
 #include "files.h"
 #include "hooks.h"
+#include "mount-template.h"
 #include "namespaces.h"
 #include "pidns-fork.h"
 #include "procfs.h"
@@ -31,6 +32,7 @@ typedef struct create_run {
   int sync[2];
   int fifo_fd, result_fd;
   int pidns_fd; /* the PID namespace the child enters last (container.h), or -1 */
+  int mnt_template; /* the template mount namespace (container.h), or -1 */
 } create_run;
 
 static void undo(create_run *r, const crib_state *st) {
@@ -206,7 +208,7 @@ static int join_pid_ns(const crib_ns_plan *plan, bool userns, create_run *r, cri
 
 int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *err) {
   memset(st, 0, sizeof *st);
-  create_run r = {.sync = {-1, -1}, .fifo_fd = -1, .result_fd = -1, .pidns_fd = -1};
+  create_run r = {.sync = {-1, -1}, .fifo_fd = -1, .result_fd = -1, .pidns_fd = -1, .mnt_template = -1};
   crib_ns_plan plan = {0};
   json_t *spec = NULL;
   int rc = -1;
@@ -252,6 +254,15 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
   bool in_cgroup;
   crib_lsm_host lsm;
   crib_lsm_probe(&lsm); /* here, in the host's mount namespace */
+  /* A user namespace's mounts are made by its root, which cannot enter the template; a
+   * createContainer hook runs in the container's namespace before pivot_root and may expect
+   * the host's paths there (OCI runtime-spec). Without a usable template: the host's. */
+  if (!userns && (plan.new_flags & CLONE_NEWNS) && !crib_hooks_has(spec, "createContainer")) {
+    crib_err why;
+    r.mnt_template = crib_mount_template_open(o->root, &why);
+    if (r.mnt_template < 0 && why.msg[0])
+      crib_err_print("crib-runtime: warning: the container's mount namespace is a copy of the host's", &why);
+  }
   pid_t pid = crib_cg_fork(&r.cg, flags & ~(unsigned long)SIGCHLD, &in_cgroup);
   if (pid < 0) {
     crib_fail(err, errno, "clone");
@@ -265,7 +276,8 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
                        .terminal = terminal, .cg = &r.cg, .in_cgroup = in_cgroup,
                        .preserve_fds = o->preserve_fds,
                        .new_flags = plan.new_flags & ~(userns ? 0 : CLONE_NEWPID), .plan = &plan,
-                       .lsm = lsm, .pidns_fd = r.pidns_fd, .join_userns = join_userns};
+                       .lsm = lsm, .pidns_fd = r.pidns_fd, .join_userns = join_userns,
+                       .mnt_template = r.mnt_template};
     crib_container_init(&c);
   }
   r.child = pid;
@@ -299,6 +311,7 @@ out:
   if (r.fifo_fd >= 0) close(r.fifo_fd);
   if (r.result_fd >= 0) close(r.result_fd);
   if (r.pidns_fd >= 0) close(r.pidns_fd);
+  if (r.mnt_template >= 0) close(r.mnt_template);
   crib_ns_plan_close(&plan);
   json_decref(spec);
   return rc;

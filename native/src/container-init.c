@@ -18,6 +18,7 @@
 #include "hooks.h"
 #include "idmap-mount.h"
 #include "mount-fd.h"
+#include "mounts.h"
 #include "namespaces.h"
 #include "pidns-fork.h"
 #include "process.h"
@@ -146,17 +147,27 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (self_cg < 0) return -1;
   bool new_userns = c->new_flags & CLONE_NEWUSER;
   bool userns = new_userns || c->join_userns;
-  /* Idmapped mounts, and with a user namespace every bind and the rootfs itself, are reached
-   * now, as host root: attached in the rootfs later (idmap-mount.h). */
+  bool in_template = c->mnt_template >= 0;
+  bool v2 = c->cg->mode == CRIB_CG_V2;
+  /* Idmapped mounts, and with a user namespace or the template mount namespace every bind and
+   * the rootfs itself (and the v1 cgroup directories), are reached now, as host root in the
+   * host's mount namespace: attached in the rootfs later (idmap-mount.h, mount-template.h). */
   crib_premounts pre = {0};
-  if (crib_premounts_prepare(spec, c->bundle, userns, &pre, err) < 0) return -1;
+  crib_v1_cgroups v1 = {0};
+  if (crib_premounts_prepare(spec, c->bundle, userns || in_template, &pre, err) < 0) return -1;
   int rootfs_mfd = -1;
-  if (userns) {
-    /* The rootfs' own dir is our cwd (carried into the new mount namespace) and its clone is
-     * what gets attached there: neither needs its path walked by the mapped root. */
+  if (userns || in_template) {
     rootfs_mfd = crib_rootfs_clone(spec, c->rootfs, err);
     if (rootfs_mfd < 0) return crib_err_wrap(err, "rootfs `%s`", c->rootfs);
-    if (chdir(c->rootfs) < 0) return crib_fail(err, errno, "chdir rootfs `%s`", c->rootfs);
+  }
+  /* The rootfs' own dir is our cwd (carried into the new mount namespace) and its clone is what
+   * gets attached there: neither needs its path walked by the mapped root. */
+  if (userns && chdir(c->rootfs) < 0) return crib_fail(err, errno, "chdir rootfs `%s`", c->rootfs);
+  if (in_template && !v2) {
+    unsigned long root_prop;
+    if (crib_rootfs_propagation(spec, &root_prop, err) < 0 ||
+        crib_v1_cgroups_clone(c->cg->path, root_prop, &v1, err) < 0)
+      return -1;
   }
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
@@ -165,13 +176,15 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
    * namespace to enter last): nothing our caller leaked to us is reachable through
    * /proc/self/fd during setup. */
   bool outside = c->pidns_fd >= 0; /* of the PID namespace we join, until the fork at the end */
-  int keep[128] = {c->sync_fd, c->fifo_fd, c->result_fd, outside ? c->pidns_fd : -1, rootfs_mfd};
-  size_t nkeep = 5;
+  int keep[128 + CRIB_MAX_V1_HIERARCHIES] = {c->sync_fd, c->fifo_fd, c->result_fd, outside ? c->pidns_fd : -1,
+                                             rootfs_mfd, c->mnt_template};
+  size_t nkeep = 6;
   for (size_t i = 0; pre.fd && i < pre.n; i++) {
     if (pre.fd[i] < 0) continue;
-    if (nkeep == sizeof keep / sizeof keep[0]) return crib_fail(err, E2BIG, "more than 123 bind mounts");
+    if (nkeep == 128) return crib_fail(err, E2BIG, "more than 122 bind mounts");
     keep[nkeep++] = pre.fd[i];
   }
+  for (size_t i = 0; i < v1.n; i++) keep[nkeep++] = v1.fd[i];
   if (crib_close_fds_from(3 + c->preserve_fds, keep, nkeep, err) < 0) return -1;
   if (new_userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
 
@@ -181,7 +194,6 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
    * our cgroup namespace), it happens while we build the rootfs, and we wait just before the
    * cgroup namespace (whose root is the cgroup we are in). */
   if (crib_sync_send(c->sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
-  bool v2 = c->cg->mode == CRIB_CG_V2;
   bool acked = false;
   if (new_userns || v2) {
     if (wait_ack(c->sync_fd, err) < 0) return -1;
@@ -192,6 +204,12 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
     if (setresuid(0, 0, 0) < 0) return crib_fail(err, errno, "become uid 0 in the user namespace (do uidMappings map 0?)");
   }
   int rest = c->new_flags & ~(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME | (acked ? 0 : CLONE_NEWCGROUP));
+  /* Ours is then a copy of the template's one mount, not of the host's whole table. */
+  if (in_template) {
+    if (setns(c->mnt_template, CLONE_NEWNS) < 0) return crib_fail(err, errno, "enter the template mount namespace");
+    close(c->mnt_template);
+    c->mnt_template = -1;
+  }
   if (rest && unshare(rest) < 0) return crib_fail(err, errno, "unshare namespaces (flags 0x%x)", rest);
   /* Every /proc write from here on goes through a procfs of our own (procfs.h), opened before
    * anything of the container is mounted. */
@@ -215,6 +233,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,
                         .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2,
                         .proc_pidns = c->pidns_fd, .pre = &pre, .rootfs_mfd = rootfs_mfd, .rootfd = -1,
+                        .in_template = in_template, .v1 = in_template ? &v1 : NULL,
                         .mount_label = c->lsm.selinux ? crib_json_str(json_object_get(spec, "linux"), "mountLabel") : NULL};
   if (crib_hooks_has(spec, "prestart") || crib_hooks_has(spec, "createRuntime")) {
     /* The parent runs these in the runtime namespace, now that ours exist. */
@@ -229,6 +248,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   }
   int built = crib_rootfs_build(&rc, err);
   crib_premounts_close(&pre);
+  crib_v1_cgroups_close(&v1);
   if (built < 0) return -1;
   if (crib_hooks_has(spec, "createContainer") && run_container_hook(c, "createContainer", "creating", err) < 0)
     return -1;

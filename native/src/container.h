@@ -87,6 +87,9 @@ typedef struct crib_init_ctx {
   /* Joins an existing user namespace (a pod's, pinned by crib-pinns): set up like a new one
    * (PID namespace made inside it, devices bound), without writing id maps. */
   bool join_userns;
+  /* >= 0: the template mount namespace (mount-template.h) to unshare ours from, everything the
+   * container gets from the host cloned before entering it; -1: unshared from the host's. */
+  int mnt_template;
 } crib_init_ctx;
 
 /* Never returns: execs the container process or reports an error on sync_fd and _exits. */

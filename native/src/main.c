@@ -29,14 +29,15 @@ static const struct {
     {"kill", crib_cmd_kill, false},    {"delete", crib_cmd_delete, false},
     {"exec", crib_cmd_exec, true},     {"list", crib_cmd_list, false},
     {"features", crib_cmd_features, false}, {"update", crib_cmd_update, false},
-    {"ps", crib_cmd_ps, false},
+    {"ps", crib_cmd_ps, false},       {"mount-template", crib_cmd_mount_template, false},
     /* criu does the entering (criu.h); these only drive it. */
     {"checkpoint", crib_cmd_checkpoint, false}, {"restore", crib_cmd_restore, false},
 };
 
 static void usage(FILE *f) {
   fputs("usage: crib-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...\n"
-        "commands: create run start state kill delete exec list features update ps checkpoint restore\n",
+        "commands: create run start state kill delete exec list features update ps checkpoint restore\n"
+        "          mount-template\n",
         f);
 }
 

@@ -170,39 +170,39 @@ static int attach_at(int rootfd, int mfd, const char *dest, bool is_dir, bool pl
   return rc;
 }
 
-/* The container's own cgroup of one v1 hierarchy (<mount point><cgroup path>), bound into the
- * tmpfs at cg (an attached mount fd) as <name>. A hierarchy where the library made no cgroup of
- * ours is skipped. */
-static int bind_v1_hierarchy(int cg, const char *mnt, const char *name, const char *dest,
-                             const crib_mount_opts *o, const crib_mount_env *env, crib_err *err) {
-  char src[PATH_MAX * 2], what[PATH_MAX * 2];
-  snprintf(src, sizeof src, "%s%s", mnt, env->cgroup_path);
-  snprintf(what, sizeof what, "%s/%s", dest, name);
-  int m = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-  if (m < 0) {
-    if (errno == ENOENT) return 0;
-    return crib_fail(err, errno, "open_tree cgroup `%s` for `%s`", src, what);
-  }
-  int rc = crib_mnt_restrict(m, (o->flags & MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, false, what, err);
-  /* The tmpfs is new and only ours: nothing can race these names. */
-  if (rc == 0 && mkdirat(cg, name, 0755) < 0 && errno != EEXIST)
-    rc = crib_fail(err, errno, "mkdir `%s`", what);
-  int target = rc == 0 ? openat(cg, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-  if (rc == 0 && target < 0) rc = crib_fail(err, errno, "open `%s`", what);
-  if (rc == 0) rc = crib_mnt_attach(m, target, what, err);
-  if (target >= 0) close(target);
-  close(m);
-  return rc;
+void crib_v1_cgroups_close(crib_v1_cgroups *c) {
+  for (size_t i = 0; i < c->n; i++)
+    if (c->fd[i] >= 0) close(c->fd[i]);
+  c->n = 0;
 }
 
-/* Binds each hierarchy mounted on a directory of /sys/fs/cgroup (as this not yet pivoted process
- * sees it): a cgroup or cgroup2 filesystem on another device than /sys/fs/cgroup itself. Found
- * by listing the directory rather than reading /proc/self/mountinfo, whose text grows with every
- * mount on the node (each pod's namespace pins and rootfs overlays, with their long lowerdir
- * options): at 250 pods, generating it was 3 ms of each container's start. */
-static int each_v1_hierarchy(int cg, const char *dest, const crib_mount_opts *o, const crib_mount_env *env,
-                             crib_err *err) {
+/* One hierarchy's clone, appended to out (none when the container has no directory there). */
+static int clone_v1_hierarchy(const char *mnt, const char *name, const char *cgroup_path, unsigned long root_prop,
+                              crib_v1_cgroups *out, crib_err *err) {
+  char src[PATH_MAX * 2];
+  snprintf(src, sizeof src, "%s%s", mnt, cgroup_path);
+  if (out->n == CRIB_MAX_V1_HIERARCHIES)
+    return crib_fail(err, E2BIG, "more than %d cgroup hierarchies", CRIB_MAX_V1_HIERARCHIES);
+  if (strlen(name) >= sizeof out->name[0]) return crib_fail(err, ENAMETOOLONG, "cgroup hierarchy `%s`", mnt);
+  int m = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (m < 0) return errno == ENOENT ? 0 : crib_fail(err, errno, "open_tree cgroup `%s`", src);
+  if (crib_mnt_propagate(m, root_prop, src, err) < 0) {
+    close(m);
+    return -1;
+  }
+  snprintf(out->name[out->n], sizeof out->name[0], "%s", name);
+  out->fd[out->n++] = m;
+  return 0;
+}
+
+/* Hierarchies are found by listing /sys/fs/cgroup rather than by reading /proc/self/mountinfo,
+ * whose text grows with every mount on the node (each pod's namespace pins and rootfs overlays,
+ * with their long lowerdir options): at 250 pods, generating it was 3 ms of each container's
+ * start. A hierarchy is a directory there holding a cgroup or cgroup2 filesystem, on another
+ * device than /sys/fs/cgroup itself. */
+int crib_v1_cgroups_clone(const char *cgroup_path, unsigned long root_prop, crib_v1_cgroups *out, crib_err *err) {
   static const char root[] = "/sys/fs/cgroup";
+  out->n = 0;
   int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return crib_fail(err, errno, "open `%s`", root);
   struct stat rootst;
@@ -241,11 +241,32 @@ static int each_v1_hierarchy(int cg, const char *dest, const crib_mount_opts *o,
       break;
     }
     if (fs.f_type != CGROUP_SUPER_MAGIC && fs.f_type != CGROUP2_SUPER_MAGIC) continue;
-    rc = bind_v1_hierarchy(cg, mnt, de->d_name, dest, o, env, err);
+    rc = clone_v1_hierarchy(mnt, de->d_name, cgroup_path, root_prop, out, err);
     if (rc != 0) break;
   }
   closedir(dir);
+  if (rc < 0) crib_v1_cgroups_close(out);
   return rc;
+}
+
+/* Each clone bound into the tmpfs at cg (an attached mount fd) as <name>. */
+static int attach_v1_hierarchies(int cg, const char *dest, const crib_mount_opts *o, crib_v1_cgroups *v1,
+                                 crib_err *err) {
+  for (size_t i = 0; i < v1->n; i++) {
+    char what[PATH_MAX * 2];
+    snprintf(what, sizeof what, "%s/%s", dest, v1->name[i]);
+    const char *name = v1->name[i];
+    unsigned long flags = (o->flags & MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (crib_mnt_restrict(v1->fd[i], flags, false, what, err) < 0) return -1;
+    /* The tmpfs is new and only ours: nothing can race these names. */
+    if (mkdirat(cg, name, 0755) < 0 && errno != EEXIST) return crib_fail(err, errno, "mkdir `%s`", what);
+    int target = openat(cg, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (target < 0) return crib_fail(err, errno, "open `%s`", what);
+    int rc = crib_mnt_attach(v1->fd[i], target, what, err);
+    close(target);
+    if (rc < 0) return -1;
+  }
+  return 0;
 }
 
 /* v1: a tmpfs at the destination with the container's own cgroup directory of each hierarchy
@@ -267,7 +288,14 @@ static int mount_cgroup(int rootfd, const char *dest, const crib_mount_opts *o,
     close(cg);
     return -1;
   }
-  int rc = each_v1_hierarchy(cg, dest, o, env, err);
+  crib_v1_cgroups here = {0}, *v1 = env->v1;
+  int rc = 0;
+  if (!v1) {
+    rc = crib_v1_cgroups_clone(env->cgroup_path, env->root_prop, &here, err);
+    v1 = &here;
+  }
+  if (rc == 0) rc = attach_v1_hierarchies(cg, dest, o, v1, err);
+  crib_v1_cgroups_close(v1);
   if (rc == 0 && (o->flags & MS_RDONLY)) rc = crib_mnt_restrict(cg, MS_RDONLY, false, dest, err);
   close(cg);
   return rc;

@@ -25,6 +25,22 @@ typedef struct crib_mount_opts {
   unsigned long long attr_set, attr_clr;
 } crib_mount_opts;
 
+/* The container's own directory of each v1 cgroup hierarchy (<mount point><cgroup path>),
+ * cloned detached; name is the hierarchy's directory under /sys/fs/cgroup ("memory",
+ * "cpu,cpuacct"). */
+#define CRIB_MAX_V1_HIERARCHIES 32
+typedef struct crib_v1_cgroups {
+  size_t n;
+  char name[CRIB_MAX_V1_HIERARCHIES][128];
+  int fd[CRIB_MAX_V1_HIERARCHIES];
+} crib_v1_cgroups;
+
+/* Clone the container's directory of every v1 hierarchy mounted on /sys/fs/cgroup (as this
+ * process sees it), each with the root's propagation (crib_rootfs_propagation). A hierarchy
+ * without a directory of the container's is left out. */
+int crib_v1_cgroups_clone(const char *cgroup_path, unsigned long root_prop, crib_v1_cgroups *out, crib_err *err);
+void crib_v1_cgroups_close(crib_v1_cgroups *c);
+
 /* What a mount needs to know about the container being built. */
 typedef struct crib_mount_env {
   const char *bundle;   /* for relative bind sources */
@@ -36,6 +52,11 @@ typedef struct crib_mount_env {
   /* Mounts built before the container joined its namespaces (idmap-mount.h), by index; an
    * entry here is attached as it is and its fd taken (set to -1). NULL: none. */
   struct crib_premounts *pre;
+  /* v1: the hierarchies' clones made before the container entered its mount namespace (taken,
+   * and closed, by the cgroup mount); NULL: cloned when the cgroup mount is made. */
+  crib_v1_cgroups *v1;
+  /* The root's propagation (crib_rootfs_propagation), given to every copy of a host mount. */
+  unsigned long root_prop;
   /* linux.mountLabel when the host runs SELinux (NULL otherwise, and the label is ignored, as
    * containerd ignores SELinux options on a host without it): the context= of every tmpfs and
    * mqueue the container gets. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "mount-fd.h"
+#include "mount-template.h"
 #include "mounts.h"
 #include "root-path.h"
 #include "rootfs-dev.h"
@@ -71,11 +72,13 @@ static int do_pivot(int rootfd, const char *rootfs, bool no_pivot, crib_err *err
 static int mount_rootfs(crib_rootfs_cfg *c, unsigned long prop, crib_err *err) {
   if (c->rootfs_mfd >= 0) {
     /* In a user namespace: our cwd is the rootfs dir (entered as host root); the clone made
-     * then goes on top of it, and from then on names the attached mount. */
-    if (prop & MS_SHARED) (void)mount(NULL, ".", NULL, MS_PRIVATE, NULL);
+     * then goes on top of it, and from then on names the attached mount. In the template: on
+     * its empty directory. */
+    const char *target = c->in_template ? CRIB_MOUNT_TEMPLATE_ROOTFS : ".";
+    if (prop & MS_SHARED) (void)mount(NULL, target, NULL, MS_PRIVATE, NULL);
     int mfd = c->rootfs_mfd;
     c->rootfs_mfd = -1;
-    if (move_mount(mfd, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+    if (move_mount(mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
       int e = errno;
       close(mfd);
       return crib_fail(err, e, "attach the rootfs `%s`", c->rootfs);
@@ -112,12 +115,13 @@ int crib_rootfs_clone(json_t *spec, const char *rootfs, crib_err *err) {
 
 int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err) {
   unsigned long prop;
-  if (crib_rootfs_propagation(c->spec, &prop, err) < 0 || set_root_propagation(prop, err) < 0) return -1;
+  if (crib_rootfs_propagation(c->spec, &prop, err) < 0) return -1;
+  if (!c->in_template && set_root_propagation(prop, err) < 0) return -1;
   /* The rootfs must be a mount point for pivot_root. */
   if (mount_rootfs(c, prop, err) < 0) return -1;
   int rootfd = c->rootfd;
   crib_mount_env env = {.bundle = c->bundle, .cgroup_path = c->cgroup_path, .cgroup_v2 = c->cgroup_v2,
-                        .proc_pidns = c->proc_pidns, .pre = c->pre,
+                        .proc_pidns = c->proc_pidns, .pre = c->pre, .v1 = c->v1, .root_prop = prop,
                         .mount_label = c->mount_label};
   bool dev_is_bind = false;
   size_t i;

@@ -20,10 +20,15 @@ typedef struct crib_rootfs_cfg {
   int proc_pidns;          /* see crib_mount_env (-1: none) */
   struct crib_premounts *pre; /* see crib_mount_env (NULL: none) */
   const char *mount_label;    /* see crib_mount_env (NULL: none) */
-  /* >= 0: a detached clone of the rootfs made before entering a user namespace, attached onto
-   * our cwd (the rootfs dir, entered then) instead of binding the rootfs by path; taken by
-   * crib_rootfs_build. */
+  /* >= 0: a detached clone of the rootfs made before entering a user namespace (attached onto
+   * our cwd, the rootfs dir, entered then) or the template mount namespace, instead of binding
+   * the rootfs by path; taken by crib_rootfs_build. */
   int rootfs_mfd;
+  /* In the template mount namespace (mount-template.h): the clone goes onto its `rootfs`
+   * directory, and / is left as it is (it holds nothing of the host's, and is dropped at
+   * pivot_root). */
+  bool in_template;
+  struct crib_v1_cgroups *v1; /* see crib_mount_env (NULL: none) */
   int rootfd; /* set by crib_rootfs_build: the rootfs mount (O_PATH), pivoted into, then closed */
 } crib_rootfs_cfg;
 

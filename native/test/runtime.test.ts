@@ -8,20 +8,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nativeBinaries } from '../../src/native-paths.js';
 import { makeBundle, testTag, type Bundle, type Spec } from './support/runtime-bundle.js';
-import { NOTHING_LEFT, Runtime, deleteListed, leftovers, type RunResult } from './support/runtime-runner.js';
+import { NOTHING_LEFT, Runtime, buildHelper, cribRuntime, deleteListed, leftovers, runProcess, type RunResult } from './support/runtime-runner.js';
 
 let rt: Runtime;
 const bundles: Bundle[] = [];
 const netns = `crib-test-${process.pid}`;
 
+// As the daemon runs it: with the template mount namespace (native/src/mount-template.h), which
+// every container here but the user-namespaced ones is built in.
 beforeAll(async () => {
   rt = await Runtime.crib();
+  expect(await rt.exec(['mount-template'])).toMatchObject({ code: 0, stderr: '' });
 });
 
 afterAll(async () => {
   try { execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' }); } catch { /* not made */ }
   const listed = await deleteListed(rt);
   for (const b of bundles) await b.remove();
+  expect(await rt.exec(['mount-template', '--remove'])).toMatchObject({ code: 0, stderr: '' });
   await rm(rt.root, { recursive: true, force: true });
   // Leak check: `run` removed every container; nothing of ours mounted, no cgroups, no children.
   expect(listed).toEqual([]);
@@ -223,6 +227,102 @@ describe('on a host whose mounts are shared (as systemd makes them)', () => {
     execFileSync('umount', [join(vol, 'sub')]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('from the host\n');
+  });
+});
+
+describe('the template mount namespace', () => {
+  let other: Runtime;
+  let helpers = '';
+  beforeAll(async () => {
+    other = await Runtime.crib();
+    helpers = await mkdtemp(join(tmpdir(), `${testTag}-helpers-`));
+  });
+  afterAll(async () => {
+    const listed = await deleteListed(other);
+    await other.exec(['mount-template', '--remove']);
+    await rm(other.root, { recursive: true, force: true });
+    await rm(helpers, { recursive: true, force: true });
+    expect(listed).toEqual([]);
+  });
+  const templateDir = (r: Runtime) => join(r.root, '.mount-template');
+  const mountLines = (dir: string) =>
+    readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(dir));
+
+  it('is made once, pinned on a private bind of its dir, and removed leaving nothing', async () => {
+    for (let i = 0; i < 2; i++) expect(await other.exec(['mount-template'])).toMatchObject({ code: 0, stderr: '' });
+    const lines = mountLines(templateDir(other));
+    expect(lines.map((l) => l.split(' ')[4])).toEqual([templateDir(other), join(templateDir(other), 'ns')]);
+    // Private (no shared:N), or the kernel would refuse to pin a mount namespace there.
+    expect(lines[0]).not.toMatch(/ shared:/);
+    expect(lines[1]).toMatch(/ mnt:\[\d+\] .* - nsfs /);
+    expect(await other.exec(['mount-template', '--remove'])).toMatchObject({ code: 0, stderr: '' });
+    expect(mountLines(templateDir(other))).toEqual([]);
+    expect(existsSync(templateDir(other))).toBe(false);
+  });
+
+  it('a container made in it copies none of the host\'s mounts', async (ctx) => {
+    const mountId = buildHelper('mount-id', helpers);
+    // 200 more host mounts: a copy of the host's table would take 200 more mount ids.
+    const many = join(helpers, 'many');
+    await mkdir(many);
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', many]);
+    try {
+      for (let i = 0; i < 200; i++) {
+        await mkdir(join(many, String(i)));
+        execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', join(many, String(i))]);
+      }
+      /** The unique id of a new host mount: ids are handed out in order, never reused. */
+      let marks = 0;
+      const mark = async () => {
+        const dir = join(many, `mark-${marks++}`);
+        await mkdir(dir);
+        execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', dir]);
+        const r = await runProcess(mountId, [dir]);
+        if (r.code === 2) ctx.skip(); // no unique mount ids on this kernel (before 6.8)
+        expect(r).toMatchObject({ code: 0, stderr: '' });
+        return BigInt(r.stdout.trim());
+      };
+      /** Mounts made (in every namespace) while a container is created. */
+      const mountsMade = async (b: Bundle, r: Runtime) => {
+        const before = await mark();
+        // Its init keeps create's stdio: nothing to wait for on pipes.
+        execFileSync(cribRuntime, ['--root', r.root, 'create', '--bundle', b.dir, b.id], { stdio: 'ignore' });
+        const after = await mark();
+        await r.exec(['delete', '--force', b.id]);
+        return Number(after - before - 1n);
+      };
+      await other.exec(['mount-template']);
+      const inTemplate = await makeBundle('tmpl', ['true']);
+      // A createContainer hook may expect the host's paths: such a container is built in a copy
+      // of the host's table, as before the template.
+      const copying = await makeBundle('tmpl-hook', ['true'], (s) => {
+        s.hooks = { createContainer: [{ path: '/bin/true' }] };
+      });
+      bundles.push(inTemplate, copying);
+      const made = await mountsMade(inTemplate, other);
+      const madeCopying = await mountsMade(copying, other);
+      expect(madeCopying).toBeGreaterThan(200);
+      // Its own mounts only (rootfs, /proc, /dev, /sys, cgroups, binds, masks: about 30).
+      expect(made).toBeLessThan(100);
+    } finally {
+      execFileSync('umount', ['-R', many]);
+    }
+  });
+
+  it('one that is there but unusable is reported, and the container made as without one', async () => {
+    const broken = await Runtime.crib();
+    try {
+      await mkdir(templateDir(broken));
+      await writeFile(join(templateDir(broken), 'ns'), ''); // a file nothing is mounted on
+      const b = await makeBundle('tmpl-broken', ['sh', '-c', 'echo ran']);
+      bundles.push(b);
+      const r = await broken.exec(['run', '--bundle', b.dir, b.id]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe('ran\n');
+      expect(r.stderr).toMatch(/^crib-runtime: warning: the container's mount namespace is a copy of the host's: `.*\/ns` pins no namespace \(nothing is mounted on it\)\n$/);
+    } finally {
+      await rm(broken.root, { recursive: true, force: true });
+    }
   });
 });
 
