@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { daemonMounts, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { curl } from '../test-support/netns-tools.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
@@ -247,7 +247,7 @@ describe('pod networking through the CRI', () => {
       expect(allocations('ipam.json')).toEqual({});
       expect(allocations('ipam6.json')).toEqual({});
       // The pods' containers' rootfs mounts go in the background after the removal answered.
-      await waitFor('the removed containers\' mounts to go', () => !readFileSync('/proc/self/mountinfo', 'utf8').includes(d.dir));
+      await waitFor('the removed containers\' mounts to go', () => daemonMounts(d).length === 0);
     } finally {
       await d.cleanup();
       // The daemon's cleanup removes the bridge and the ip table; the ip6 twin is ours to remove.
@@ -324,7 +324,7 @@ describe('pod networking through the CRI', () => {
       expect(await podIds(d)).toEqual([]);
       expect(await bridgePorts(CNI_BRIDGE)).toEqual([]);
       // The pod's container's rootfs mount goes in the background after the removal answered.
-      await waitFor('the removed container\'s mount to go', () => !readFileSync('/proc/self/mountinfo', 'utf8').includes(d.dir));
+      await waitFor('the removed container\'s mount to go', () => daemonMounts(d).length === 0);
     } finally {
       await d.cleanup();
       await run('ip', ['link', 'del', CNI_BRIDGE]).catch(() => undefined);
@@ -430,7 +430,7 @@ describe('pod networking through the CRI', () => {
       const leftovers = async () => {
         expect(await podIds(d)).toEqual([]);
         expect(existsSync(join(d.state, 'pods')) ? readdirSync(join(d.state, 'pods')) : []).toEqual([]);
-        expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(d.dir);
+        expect(daemonMounts(d)).toEqual([]);
       };
       const config = podConfig('no-net');
 

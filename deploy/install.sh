@@ -253,6 +253,14 @@ do_uninstall() {
 
   if [ -n "$purge" ]; then
     local s
+    # crib-runtime's template mount namespace is not a pod's: the daemon removes it when it
+    # stops, a daemon that was killed leaves it.
+    local template
+    template="$(D /run/crib)/runtime/.mount-template"
+    if mounted_below "$template"; then
+      umount "$template/ns" 2>/dev/null || true
+      umount "$template" 2>/dev/null || true
+    fi
     for s in /var/lib/crib /run/crib; do
       if mounted_below "$(D "$s")"; then
         die "$(D "$s") still has mounts (pods or containers exist): remove them first (crib rmp -af), then stop crib, then --purge"

@@ -3,7 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,22 @@ import { criClient, type CriClient } from './cri-client.js';
 
 const run = promisify(execFile);
 
+/** crib-runtime's template mount namespace under a daemon's runtime root (native/src/mount-template.h):
+ * the daemon makes it when it starts, and it stays while the daemon's dirs do. */
+export const mountTemplateDir = (d: Pick<TestDaemon, 'state'>): string => join(d.state, 'runtime', '.mount-template');
+
+/** Mount lines (/proc/self/mountinfo) under the daemon's dir, its runtime's template aside:
+ * what pods and containers leave mounted. */
+export function daemonMounts(d: Pick<TestDaemon, 'dir' | 'state'>): string[] {
+  const template = mountTemplateDir(d);
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => {
+    const m = l.split(' ')[4]?.replace(/\\040/g, ' ') ?? '';
+    return (m === d.dir || m.startsWith(`${d.dir}/`)) && m !== template && !m.startsWith(`${template}/`);
+  });
+}
+
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const RUNTIME = fileURLToPath(new URL('../native/build/crib-runtime', import.meta.url));
 
 export interface TestDaemon {
   dir: string;
@@ -135,9 +150,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
       await removeNetwork(bridge, nftTable);
       // crib's default cgroup parent for pods without one; still in use by others: left alone.
       await removeCgroupParent('crib');
+      await removeMountTemplate(state);
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Unpin the template mount namespace crib-runtime keeps under a daemon's state dir (a daemon
+ * makes it when it starts): until then the dir cannot be removed. */
+export async function removeMountTemplate(stateDir: string): Promise<void> {
+  await run(RUNTIME, ['--root', join(stateDir, 'runtime'), 'mount-template', '--remove']).catch(() => undefined);
 }
 
 /** rmdir a cgroup parent the tests' pods used, in every hierarchy (v1) or the unified one; a

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { TestDaemon } from './daemon.js';
+import { mountTemplateDir, type TestDaemon } from './daemon.js';
 
 const run = promisify(execFile);
 const RUNTIME = new URL('../native/build/crib-runtime', import.meta.url).pathname;
@@ -276,9 +276,16 @@ async function checkNodeTruthOnce(d: TestDaemon, known: KnownIds): Promise<strin
   const rootfsMounted = mounts.filter((m) => m.startsWith(join(d.state, 'containers') + '/') && m.endsWith('/bundle/rootfs'))
     .map((m) => m.slice(join(d.state, 'containers').length + 1, -'/bundle/rootfs'.length));
   sameSet('rootfs mount', ctrIds, rootfsMounted, out);
+  // The runtime's template mount namespace, made when the daemon started, pins one namespace
+  // on a private bind of its dir (native/src/mount-template.h): both there, nothing else below.
+  const template = mountTemplateDir(d);
+  const templateMounts = mounts.filter((m) => m === template || m.startsWith(template + '/'));
+  if (templateMounts.join() !== [template, join(template, 'ns')].join()) {
+    out.push(`the runtime's template mount namespace: mounts ${JSON.stringify(templateMounts)}, not its dir and its pin`);
+  }
   for (const m of mounts) {
     const under = [d.state, d.root].find((dir) => m.startsWith(dir + '/'));
-    if (!under) continue;
+    if (!under || templateMounts.includes(m)) continue;
     const ids = m.match(ID) ?? [];
     if (ids.length === 0 || !ids.some((i) => podIds.has(i) || ctrIds.has(i))) out.push(`mount ${m} belongs to nothing reported`);
   }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../../test-support/cri-configs.js';
-import { spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../../test-support/daemon.js';
+import { removeMountTemplate, spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../../test-support/daemon.js';
 import { buildImage, busyboxRootfsLayer, pushImage } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
 import { buildEuidProbe, capSetuidEp } from './support/euid-probe.js';
@@ -194,6 +194,7 @@ describe('the CRI socket group', () => {
 
   afterAll(async () => {
     await stop?.();
+    if (work) await removeMountTemplate(join(work, 'state'));
     if (work) await rm(work, { recursive: true, force: true });
   });
 

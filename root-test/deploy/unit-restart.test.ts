@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criClient, type CriClient } from '../../test-support/cri-client.js';
-import { removeCgroupParent, removeNetwork, waitFor } from '../../test-support/daemon.js';
+import { removeCgroupParent, removeMountTemplate, removeNetwork, waitFor } from '../../test-support/daemon.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../test-support/registry.js';
 
@@ -144,6 +144,7 @@ describe('the installed daemon under crib.service\'s command line', { timeout: 6
     await registry?.stop();
     if (bridge) await removeNetwork(bridge, nftTable);
     await removeCgroupParent('crib');
+    await removeMountTemplate(join(work, 'state'));
     await rm(work, { recursive: true, force: true });
   });
 

@@ -257,6 +257,7 @@ export class Daemon {
     this.streaming = undefined;
     await this.containers?.close();
     this.containers = undefined;
+    await this.runtimes?.close();
     // Removed pods' files still being deleted: a clean stop leaves none for start-up to find.
     await this.sandboxes?.removalsSettled();
     this.sandboxes = undefined;
@@ -270,7 +271,7 @@ export class Daemon {
   }
 
   private handlerSpecs(): Map<string, RuntimeHandlerSpec> {
-    const specs = new Map<string, RuntimeHandlerSpec>([['crib', { binary: nativeBinaries.runtime, stateDirPerId: true }]]);
+    const specs = new Map<string, RuntimeHandlerSpec>([['crib', { binary: nativeBinaries.runtime, stateDirPerId: true, mountTemplate: true }]]);
     for (const [name, h] of Object.entries(this.config.runtime.handlers)) {
       specs.set(name, { binary: h.path, ...(h.root !== undefined ? { root: h.root } : {}) });
     }

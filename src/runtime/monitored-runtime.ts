@@ -54,6 +54,29 @@ export class MonitoredRuntime implements ContainerRuntime {
     return this.oci.probeFeatures();
   }
 
+  /**
+   * Makes crib-runtime's template mount namespace (OciRuntime.makeMountTemplate), once, when the
+   * daemon starts. Without it containers still start, each with a copy of the host's mount
+   * table (slower on a node with many mounts): a failure is logged, not thrown.
+   */
+  async makeMountTemplate(): Promise<void> {
+    try {
+      await this.oci.makeMountTemplate();
+    } catch (err) {
+      log.warn({ handler: this.handler, err }, 'runtime: cannot make the template mount namespace; each container\'s mount namespace will be a copy of the host\'s');
+    }
+  }
+
+  /** Unpins it when the daemon stops: running containers do not need it (their namespaces are
+   * copies), and a stopped daemon leaves no mount of its own behind. Logged, not thrown. */
+  async removeMountTemplate(): Promise<void> {
+    try {
+      await this.oci.removeMountTemplate();
+    } catch (err) {
+      log.warn({ handler: this.handler, err }, 'runtime: cannot remove the template mount namespace');
+    }
+  }
+
   // ---- lifecycle ----------------------------------------------------------------------------
 
   async create(c: RuntimeRef, o: CreateOptions): Promise<Created> {

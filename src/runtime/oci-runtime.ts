@@ -77,6 +77,19 @@ export class OciRuntime {
     return !this.stateDirPerId || existsSync(join(this.root, id));
   }
 
+  /**
+   * crib-runtime's `mount-template`: pins the template its containers' mount namespaces are
+   * unshared from (native/src/mount-template.h); idempotent. Only crib-runtime has the verb.
+   */
+  async makeMountTemplate(): Promise<void> {
+    await run(this.binary, this.args('mount-template'));
+  }
+
+  /** Unpins that template (nothing there: nothing to do). */
+  async removeMountTemplate(): Promise<void> {
+    await run(this.binary, this.args('mount-template', '--remove'));
+  }
+
   async start(id: string): Promise<void> {
     await run(this.binary, this.args('start', id));
   }

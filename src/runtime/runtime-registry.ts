@@ -13,6 +13,9 @@ export interface RuntimeHandlerSpec {
   /** The runtime keeps each container's state in <root>/<id> (crib-runtime does): whether there
    * is any to delete is then known without running it. */
   stateDirPerId?: boolean;
+  /** The runtime is crib-runtime: its template mount namespace is made when the daemon starts
+   * (MonitoredRuntime.makeMountTemplate). */
+  mountTemplate?: boolean;
 }
 
 /** Where a handler keeps its runtime state when the config names no root. */
@@ -21,19 +24,31 @@ export function defaultRuntimeRoot(stateDir: string, handler: string): string {
 }
 
 export class RuntimeRegistry {
-  constructor(private readonly runtimes: ReadonlyMap<string, ContainerRuntime>) {}
+  /** `templates`: the runtimes whose template mount namespace the daemon made (and removes). */
+  constructor(
+    private readonly runtimes: ReadonlyMap<string, ContainerRuntime>,
+    private readonly templates: readonly MonitoredRuntime[] = [],
+  ) {}
 
   /**
    * A MonitoredRuntime per handler, each with its own state root (the configured one, else one
-   * under the state dir), its features probed.
+   * under the state dir), its features probed, crib-runtime's template mount namespace made.
    */
   static async open(handlers: ReadonlyMap<string, RuntimeHandlerSpec>, stateDir: string): Promise<RuntimeRegistry> {
     const runtimes = new Map<string, MonitoredRuntime>();
-    for (const [name, { binary, root, stateDirPerId }] of handlers) {
-      runtimes.set(name, new MonitoredRuntime(name, binary, root ?? defaultRuntimeRoot(stateDir, name), { stateDirPerId }));
+    const templates: MonitoredRuntime[] = [];
+    for (const [name, { binary, root, stateDirPerId, mountTemplate }] of handlers) {
+      const rt = new MonitoredRuntime(name, binary, root ?? defaultRuntimeRoot(stateDir, name), { stateDirPerId });
+      runtimes.set(name, rt);
+      if (mountTemplate) templates.push(rt);
     }
-    await Promise.all([...runtimes.values()].map((rt) => rt.probeFeatures()));
-    return new RuntimeRegistry(runtimes);
+    await Promise.all([...[...runtimes.values()].map((rt) => rt.probeFeatures()), ...templates.map((rt) => rt.makeMountTemplate())]);
+    return new RuntimeRegistry(runtimes, templates);
+  }
+
+  /** When the daemon stops, after its last container was created: unpins the templates. */
+  async close(): Promise<void> {
+    await Promise.all(this.templates.map((rt) => rt.removeMountTemplate()));
   }
 
   /** The runtime of a handler; a handler that is not configured is the caller's precondition. */
