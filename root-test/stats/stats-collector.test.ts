@@ -2,6 +2,7 @@
 // writable layer dir and a pinned network namespace with a veth eth0.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,27 @@ describe('StatsCollector', () => {
     const one = await collector.containerStats(subject().containers[0]!);
     expect(one.attributes!.labels).toEqual({ l: '1' });
     expect(one.cpu!.usageNanoCores).not.toBeNull();
+  });
+
+  it('holds no cgroup file open between readings', async () => {
+    // Each kept descriptor would hold ~5 KiB of unreclaimable kernel memory, and every process
+    // the daemon spawns would close them all at exec (kernel-file-reader.ts keepDescriptors).
+    const collector = new StatsCollector({ cgroupTtlMs: 0 });
+    const cgroupFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/sys/fs/cgroup/');
+      } catch {
+        return false; // closed meanwhile (the directory's own descriptor)
+      }
+    });
+    const before = cgroupFds().length;
+    for (let i = 0; i < 2; i++) {
+      const s = await collector.podSandboxStats(subject());
+      expect(BigInt(s.linux!.memory!.usageBytes!.value as string)).toBeGreaterThan(0n);
+    }
+    expect(collector.openDescriptors).toBe(0);
+    expect(cgroupFds().length).toBe(before);
+    collector.close();
   });
 
   it('serves metrics for the same pod and sums containers when the pod has no cgroup', async () => {

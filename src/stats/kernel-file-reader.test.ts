@@ -125,6 +125,23 @@ describe('KernelFileReader', () => {
     reader.close();
   });
 
+  it('without keepDescriptors: opens, reads and closes each file, remembering only which are missing', async () => {
+    let now = 1000;
+    const reader = new KernelFileReader({ keepDescriptors: false, absentTtlMs: 50, clock: () => now });
+    await mkdir(join(dir, 'nk'), { recursive: true });
+    await writeFile(join(dir, 'nk', 'a'), 'one\n');
+    expect(await reader.readDirs([{ dir: join(dir, 'nk'), names: ['a', 'b'] }])).toEqual([['one\n', undefined]]);
+    expect(reader.openDescriptors).toBe(0);
+    await writeFile(join(dir, 'nk', 'a'), 'two, longer\n');
+    await writeFile(join(dir, 'nk', 'b'), 'here\n');
+    // b is still remembered missing: not looked for again before absentTtlMs.
+    expect(await reader.readDirs([{ dir: join(dir, 'nk'), names: ['a', 'b'] }])).toEqual([['two, longer\n', undefined]]);
+    now += 50;
+    expect(await reader.readDirs([{ dir: join(dir, 'nk'), names: ['a', 'b'] }])).toEqual([['two, longer\n', 'here\n']]);
+    expect(reader.openDescriptors).toBe(0);
+    await expect(reader.read(join(dir, 'nk-gone'), 'a')).rejects.toThrow(DirectoryGoneError);
+  });
+
   it('reads files larger than its buffer whole', async () => {
     const big = 'x'.repeat(200_000);
     await writeFile(join(dir, 'big'), big);
