@@ -4,12 +4,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mount-fd.h"
@@ -23,44 +21,20 @@ bool crib_mount_is_idmapped(json_t *m) {
          json_array_size(json_object_get(m, "gidMappings")) > 0;
 }
 
+static int unshare_user(void *arg, crib_err *err) {
+  (void)arg;
+  return unshare(CLONE_NEWUSER) < 0 ? crib_fail(err, errno, "unshare a user namespace") : 0;
+}
+
 /* A user namespace with the given maps, held by the returned fd: a child unshares one, we write
  * its maps (as its parent, which may map any id) and keep /proc/<child>/ns/user open; the child
- * is then killed, the namespace lives on in the fd. */
+ * is then let go, the namespace lives on in the fd. */
 static int userns_with_maps(json_t *uids, json_t *gids, const char *what, crib_err *err) {
-  int ready[2], hold[2];
-  if (pipe2(ready, O_CLOEXEC) < 0) return crib_fail(err, errno, "pipe2");
-  if (pipe2(hold, O_CLOEXEC) < 0) {
-    int e = errno;
-    close(ready[0]);
-    close(ready[1]);
-    return crib_fail(err, e, "pipe2");
-  }
-  pid_t pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    close(ready[0]), close(ready[1]), close(hold[0]), close(hold[1]);
-    return crib_fail(err, e, "fork for the id mapping of `%s`", what);
-  }
-  if (pid == 0) {
-    close(ready[0]);
-    close(hold[1]);
-    char b = unshare(CLONE_NEWUSER) == 0 ? 'U' : 'E';
-    if (write(ready[1], &b, 1) != 1) _exit(1);
-    /* Wait for the parent to let go (EOF). */
-    while (read(hold[0], &b, 1) < 0 && errno == EINTR) {
-    }
-    _exit(0);
-  }
-  close(ready[1]);
-  close(hold[0]);
+  int hold;
+  pid_t pid = crib_ns_child_start(unshare_user, NULL, &hold, err);
+  if (pid < 0) return crib_err_wrap(err, "mount `%s`: could not make a user namespace for its id mapping", what);
   int fd = -1;
-  char b = 0;
-  ssize_t n;
-  while ((n = read(ready[0], &b, 1)) < 0 && errno == EINTR) {
-  }
-  if (n != 1 || b != 'U') {
-    crib_fail(err, 0, "mount `%s`: could not make a user namespace for its id mapping", what);
-  } else if (crib_ns_write_maps(pid, uids, gids, err) < 0) {
+  if (crib_ns_write_maps(pid, uids, gids, err) < 0) {
     crib_err_wrap(err, "mount `%s`: uidMappings/gidMappings", what);
   } else {
     char path[64];
@@ -69,11 +43,7 @@ static int userns_with_maps(json_t *uids, json_t *gids, const char *what, crib_e
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) crib_fail(err, errno, "open `%s`", path);
   }
-  close(ready[0]);
-  close(hold[1]);
-  (void)kill(pid, SIGKILL);
-  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-  }
+  crib_ns_child_release(pid, hold);
   return fd;
 }
 

@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "files.h"
 #include "mount-fd.h"
+#include "namespaces.h"
 
 #define WHAT "the mount template"
 
@@ -77,8 +77,10 @@ static bool is_mount_root(const char *path) {
          (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
-/* A new mount namespace whose only mount is the template's tmpfs, made its root. */
-static int build_template(const char *dir, crib_err *e) {
+/* In a child (crib_ns_child_start): a new mount namespace whose only mount is the template's
+ * tmpfs, made its root; arg is the directory it is attached on first. */
+static int build_template(void *arg, crib_err *e) {
+  const char *dir = arg;
   if (unshare(CLONE_NEWNS) < 0) return crib_fail(e, errno, "unshare a mount namespace");
   /* Copies of the host's mounts, made private before they are dropped: nothing done here
    * reaches the host. */
@@ -103,20 +105,6 @@ static int build_template(const char *dir, crib_err *e) {
   return 0;
 }
 
-/* In a child: builds the template, reports on `ready` (one NUL byte, or the error's message),
- * then waits for `go` to close: the parent pins the namespace meanwhile. */
-static int template_child(const char *dir, int ready, int go) {
-  crib_err e = {0};
-  bool ok = build_template(dir, &e) == 0;
-  const char *msg = ok ? "" : e.msg;
-  if (write(ready, msg, strlen(msg) + 1) < 0) return 1;
-  close(ready);
-  char b;
-  while (read(go, &b, 1) < 0 && errno == EINTR) {
-  }
-  return ok ? 0 : 1;
-}
-
 static int make_locked(const paths *p, crib_err *err) {
   if (mkdir(p->dir, 0700) < 0 && errno != EEXIST) return crib_fail(err, errno, "mkdir `%s`", p->dir);
   /* The kernel refuses to copy a mount namespace's file into another namespace: the pin must be
@@ -131,46 +119,14 @@ static int make_locked(const paths *p, crib_err *err) {
   if (f < 0) return crib_fail(err, errno, "create `%s`", p->pin);
   close(f);
 
-  int ready[2], go[2];
-  if (pipe2(ready, O_CLOEXEC) < 0) return crib_fail(err, errno, "pipe");
-  if (pipe2(go, O_CLOEXEC) < 0) {
-    int e = errno;
-    close(ready[0]);
-    close(ready[1]);
-    return crib_fail(err, e, "pipe");
-  }
-  pid_t child = fork();
-  if (child == 0) {
-    close(ready[0]);
-    close(go[1]);
-    _exit(template_child(p->dir, ready[1], go[0]));
-  }
-  close(ready[1]);
-  close(go[0]);
+  int hold;
+  pid_t child = crib_ns_child_start(build_template, (void *)p->dir, &hold, err);
+  if (child < 0) return -1;
+  char ns[64];
+  snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)child);
   int rc = 0;
-  if (child < 0) {
-    rc = crib_fail(err, errno, "fork");
-  } else {
-    char msg[sizeof err->msg];
-    ssize_t n;
-    while ((n = read(ready[0], msg, sizeof msg - 1)) < 0 && errno == EINTR) {
-    }
-    if (n <= 0) {
-      rc = crib_fail(err, n < 0 ? errno : 0, "the process making " WHAT " ended without a word");
-    } else if (msg[0] != '\0') {
-      msg[n] = '\0';
-      rc = crib_fail(err, 0, "%s", msg);
-    } else {
-      char ns[64];
-      snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)child);
-      if (mount(ns, p->pin, NULL, MS_BIND, NULL) < 0) rc = crib_fail(err, errno, "pin " WHAT " on `%s`", p->pin);
-    }
-  }
-  close(ready[0]);
-  close(go[1]);
-  if (child > 0)
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
-    }
+  if (mount(ns, p->pin, NULL, MS_BIND, NULL) < 0) rc = crib_fail(err, errno, "pin " WHAT " on `%s`", p->pin);
+  crib_ns_child_release(child, hold);
   return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "procfs.h"
@@ -196,4 +197,62 @@ int crib_ns_check_joined_maps(json_t *spec, crib_err *err) {
   if (json_array_size(uids) > 0 && check_map("/proc/self/uid_map", uids, "uidMappings", err) < 0) return -1;
   if (json_array_size(gids) > 0 && check_map("/proc/self/gid_map", gids, "gidMappings", err) < 0) return -1;
   return 0;
+}
+
+pid_t crib_ns_child_start(int (*build)(void *arg, crib_err *err), void *arg, int *hold, crib_err *err) {
+  int ready[2], go[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) return crib_fail(err, errno, "pipe2");
+  if (pipe2(go, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(ready[0]);
+    close(ready[1]);
+    return crib_fail(err, e, "pipe2");
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(ready[0]), close(ready[1]), close(go[0]), close(go[1]);
+    return crib_fail(err, e, "fork");
+  }
+  if (pid == 0) {
+    close(ready[0]);
+    close(go[1]);
+    /* One NUL byte when built, else build's message. */
+    crib_err e = {0};
+    bool ok = build(arg, &e) == 0;
+    const char *msg = ok ? "" : e.msg[0] ? e.msg : "failed";
+    if (write(ready[1], msg, strlen(msg) + 1) < 0) _exit(1);
+    close(ready[1]);
+    /* Wait for the caller to let go (EOF). */
+    char b;
+    while (read(go[0], &b, 1) < 0 && errno == EINTR) {
+    }
+    _exit(ok ? 0 : 1);
+  }
+  close(ready[1]);
+  close(go[0]);
+  char msg[sizeof err->msg];
+  ssize_t n;
+  while ((n = read(ready[0], msg, sizeof msg - 1)) < 0 && errno == EINTR) {
+  }
+  int e = errno;
+  close(ready[0]);
+  if (n > 0 && msg[0] == '\0') {
+    *hold = go[1];
+    return pid;
+  }
+  if (n <= 0) {
+    crib_fail(err, n < 0 ? e : 0, "the child process ended without a word");
+  } else {
+    msg[n] = '\0';
+    crib_fail(err, 0, "%s", msg);
+  }
+  crib_ns_child_release(pid, go[1]);
+  return -1;
+}
+
+void crib_ns_child_release(pid_t pid, int hold) {
+  close(hold);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+  }
 }

@@ -51,4 +51,11 @@ int crib_ns_check_joined_maps(json_t *spec, crib_err *err);
 /* The same from two arrays of {containerID, hostID, size} (a mount's uidMappings/gidMappings). */
 int crib_ns_write_maps(pid_t pid, json_t *uids, json_t *gids, crib_err *err);
 
+/* A forked child that runs build(arg) (in it: unshare a namespace, set it up) and then waits, so
+ * that its caller can reach what it built through /proc/<pid>/ns/ (write its id maps, open or
+ * pin its namespace). Returns the child's pid and, in *hold, what keeps it waiting; or -1 with
+ * err (build's own error when it failed there). crib_ns_child_release lets it go and reaps it. */
+pid_t crib_ns_child_start(int (*build)(void *arg, crib_err *err), void *arg, int *hold, crib_err *err);
+void crib_ns_child_release(pid_t pid, int hold);
+
 #endif
