@@ -8,13 +8,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultRuntimeRoot } from '../src/runtime/runtime-registry.js';
 import { criClient, type CriClient } from './cri-client.js';
 
 const run = promisify(execFile);
 
 /** crib-runtime's template mount namespace under a daemon's runtime root (native/src/mount-template.h):
  * the daemon makes it when it starts, and it stays while the daemon's dirs do. */
-export const mountTemplateDir = (d: Pick<TestDaemon, 'state'>): string => join(d.state, 'runtime', '.mount-template');
+export const mountTemplateDir = (d: Pick<TestDaemon, 'state'>): string => join(defaultRuntimeRoot(d.state, 'crib'), '.mount-template');
 
 /** Mount lines (/proc/self/mountinfo) under the daemon's dir, its runtime's template aside:
  * what pods and containers leave mounted. */
@@ -27,7 +28,8 @@ export function daemonMounts(d: Pick<TestDaemon, 'dir' | 'state'>): string[] {
 }
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const RUNTIME = fileURLToPath(new URL('../native/build/crib-runtime', import.meta.url));
+/** The built crib-runtime (the tests' daemons run it; test-support drives it directly too). */
+export const RUNTIME = fileURLToPath(new URL('../native/build/crib-runtime', import.meta.url));
 
 export interface TestDaemon {
   dir: string;
@@ -159,7 +161,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
 /** Unpin the template mount namespace crib-runtime keeps under a daemon's state dir (a daemon
  * makes it when it starts): until then the dir cannot be removed. */
 export async function removeMountTemplate(stateDir: string): Promise<void> {
-  await run(RUNTIME, ['--root', join(stateDir, 'runtime'), 'mount-template', '--remove']).catch(() => undefined);
+  await run(RUNTIME, ['--root', defaultRuntimeRoot(stateDir, 'crib'), 'mount-template', '--remove']).catch(() => undefined);
 }
 
 /** rmdir a cgroup parent the tests' pods used, in every hierarchy (v1) or the unified one; a

@@ -14,10 +14,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { mountTemplateDir, type TestDaemon } from './daemon.js';
+import { defaultRuntimeRoot } from '../src/runtime/runtime-registry.js';
+import { RUNTIME, mountTemplateDir, type TestDaemon } from './daemon.js';
 
 const run = promisify(execFile);
-const RUNTIME = new URL('../native/build/crib-runtime', import.meta.url).pathname;
 const ID = /[0-9a-f]{64}/g;
 
 export interface KnownIds {
@@ -203,7 +203,7 @@ async function reported(d: TestDaemon): Promise<{ pods: ReportedPod[]; container
 
 async function runtimeStatus(d: TestDaemon, id: string): Promise<string | undefined> {
   try {
-    const { stdout } = await run(RUNTIME, ['--root', join(d.state, 'runtime'), 'state', id]);
+    const { stdout } = await run(RUNTIME, ['--root', defaultRuntimeRoot(d.state, 'crib'), 'state', id]);
     return (JSON.parse(stdout) as { status: string }).status;
   } catch {
     return undefined;
