@@ -66,16 +66,19 @@ interface Tally { ok: number; landed: number; refused: number; errors: string[];
  * Create a container from b CREATES times while racers swap each pair of names in dir. judge()
  * looks at each created (parked) container by its init's pid and says whether a racer's link
  * took effect; a failed create must match `refusal` (with none, no create may fail). Every
- * container is deleted right away.
+ * container is deleted right away. `untilSeen`: after CREATES, go on (up to 4 * CREATES) until
+ * it holds of the tally, for a test that must see an outcome which a race makes rare.
  */
 async function race(b: Bundle, dir: string, pairs: [string, string][], refusal: RegExp | undefined,
   judge: (pid: number) => Verdict, extraArgs: () => Promise<{ args: string[]; done: () => void }> = async () => ({ args: [], done: () => {} }),
+  untilSeen?: (t: Tally) => boolean,
 ): Promise<Tally> {
   const before = hostMounts();
   const t: Tally = { ok: 0, landed: 0, refused: 0, errors: [], swaps: 0 };
   const racers = pairs.map(([a, other]) => startHostRacer(racerBin, dir, a, other));
   try {
-    for (let i = 0; i < CREATES; i++) {
+    for (let i = 0; i < (untilSeen ? 4 * CREATES : CREATES); i++) {
+      if (i >= CREATES && untilSeen?.(t)) break;
       const id = uniqueId('race');
       const extra = await extraArgs();
       const r = await create([...extra.args, '--bundle', b.dir, id]);
@@ -272,7 +275,9 @@ describe('/dev/console', () => {
       return ptys.length === 1 && ['/dev/console', '/dev/console-link'].includes(ptys[0]![4]!) && !corePattern ? 'ok' : 'landed';
     };
     const t = await race(b, dev, [['pts', 'pts-decoy'], ['console', 'console-link']],
-      /process\.terminal .*\/dev\/pts\/ptmx is a symlink|`\/dev\/console` in the rootfs goes through a symlink/, judge, receiver);
+      /process\.terminal .*\/dev\/pts\/ptmx is a symlink|`\/dev\/console` in the rootfs goes through a symlink/, judge, receiver,
+      // A create meets no link at either end only now and then (0-7 of 30 in CI runs).
+      (tally) => tally.ok > 0 && tally.refused > 0);
     console.log(`console race: ${JSON.stringify(t)}`);
     expect(t.errors).toEqual([]);
     expect(t.landed).toBe(0);
