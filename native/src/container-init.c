@@ -152,23 +152,20 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   /* Idmapped mounts, and with a user namespace or the template mount namespace every bind and
    * the rootfs itself (and the v1 cgroup directories), are reached now, as host root in the
    * host's mount namespace: attached in the rootfs later (idmap-mount.h, mount-template.h). */
+  unsigned long root_prop;
+  if (crib_rootfs_propagation(spec, &root_prop, err) < 0) return -1;
   crib_premounts pre = {0};
   crib_v1_cgroups v1 = {0};
-  if (crib_premounts_prepare(spec, c->bundle, userns || in_template, &pre, err) < 0) return -1;
+  if (crib_premounts_prepare(spec, c->bundle, userns || in_template, root_prop, &pre, err) < 0) return -1;
   int rootfs_mfd = -1;
   if (userns || in_template) {
-    rootfs_mfd = crib_rootfs_clone(spec, c->rootfs, err);
+    rootfs_mfd = crib_rootfs_clone(c->rootfs, root_prop, err);
     if (rootfs_mfd < 0) return crib_err_wrap(err, "rootfs `%s`", c->rootfs);
   }
   /* The rootfs' own dir is our cwd (carried into the new mount namespace) and its clone is what
    * gets attached there: neither needs its path walked by the mapped root. */
   if (userns && chdir(c->rootfs) < 0) return crib_fail(err, errno, "chdir rootfs `%s`", c->rootfs);
-  if (in_template && !v2) {
-    unsigned long root_prop;
-    if (crib_rootfs_propagation(spec, &root_prop, err) < 0 ||
-        crib_v1_cgroups_clone(c->cg->path, root_prop, &v1, err) < 0)
-      return -1;
-  }
+  if (in_template && !v2 && crib_v1_cgroups_clone(c->cg->path, root_prop, &v1, err) < 0) return -1;
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
   if (c->join_userns && crib_ns_check_joined_maps(spec, err) < 0) return -1;
@@ -230,8 +227,8 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   if (warn[0]) crib_sync_send_warning(c->sync_fd, warn);
 
   /* Outside the PID namespace we join, the container's /proc is a procfs of that one. */
-  crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .userns = userns,
-                        .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2,
+  crib_rootfs_cfg rc = {.spec = spec, .bundle = c->bundle, .rootfs = c->rootfs, .root_prop = root_prop,
+                        .userns = userns, .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2,
                         .proc_pidns = c->pidns_fd, .pre = &pre, .rootfs_mfd = rootfs_mfd, .rootfd = -1,
                         .in_template = in_template, .v1 = in_template ? &v1 : NULL,
                         .mount_label = c->lsm.selinux ? crib_json_str(json_object_get(spec, "linux"), "mountLabel") : NULL};

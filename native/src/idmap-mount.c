@@ -126,7 +126,8 @@ static int build_one(json_t *m, const char *bundle, const char *dest, unsigned l
   return mfd;
 }
 
-int crib_premounts_prepare(json_t *spec, const char *bundle, bool all_binds, crib_premounts *out, crib_err *err) {
+int crib_premounts_prepare(json_t *spec, const char *bundle, bool all_binds, unsigned long root_prop, crib_premounts *out,
+                           crib_err *err) {
   json_t *mounts = json_object_get(spec, "mounts");
   out->n = json_array_size(mounts);
   out->fd = NULL;
@@ -135,8 +136,6 @@ int crib_premounts_prepare(json_t *spec, const char *bundle, bool all_binds, cri
   json_t *m;
   json_array_foreach(mounts, i, m) any = any || crib_mount_is_idmapped(m) || (all_binds && is_bind(m));
   if (!any) return 0;
-  unsigned long root_prop;
-  if (crib_rootfs_propagation(spec, &root_prop, err) < 0) return -1;
   out->fd = malloc(out->n * sizeof *out->fd);
   if (!out->fd) return crib_fail(err, ENOMEM, "idmapped mounts");
   for (i = 0; i < out->n; i++) out->fd[i] = -1;

@@ -23,9 +23,11 @@ typedef struct crib_premounts {
 bool crib_mount_is_idmapped(json_t *m);
 
 /* Build every idmapped bind of spec.mounts, and with all_binds every other bind too (bind
- * sources relative to bundle), detached, with their flags and mapping set. A filesystem that
+ * sources relative to bundle), detached, with their flags and mapping set, and each given the
+ * root's propagation `root_prop` (crib_rootfs_propagation) before its own. A filesystem that
  * refuses idmapped mounts fails with its mount named. */
-int crib_premounts_prepare(json_t *spec, const char *bundle, bool all_binds, crib_premounts *out, crib_err *err);
+int crib_premounts_prepare(json_t *spec, const char *bundle, bool all_binds, unsigned long root_prop, crib_premounts *out,
+                           crib_err *err);
 
 /* Close what is left (the ones not attached). */
 void crib_premounts_close(crib_premounts *p);

@@ -96,9 +96,7 @@ static int mount_rootfs(crib_rootfs_cfg *c, unsigned long prop, crib_err *err) {
   return 0;
 }
 
-int crib_rootfs_clone(json_t *spec, const char *rootfs, crib_err *err) {
-  unsigned long prop;
-  if (crib_rootfs_propagation(spec, &prop, err) < 0) return -1;
+int crib_rootfs_clone(const char *rootfs, unsigned long prop, crib_err *err) {
   int mfd = crib_mnt_clone(AT_FDCWD, rootfs, true, "rootfs", err);
   if (mfd < 0) return -1;
   /* A copy made as host root keeps its source's peer group: on a host whose mounts are shared
@@ -114,8 +112,7 @@ int crib_rootfs_clone(json_t *spec, const char *rootfs, crib_err *err) {
 }
 
 int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err) {
-  unsigned long prop;
-  if (crib_rootfs_propagation(c->spec, &prop, err) < 0) return -1;
+  unsigned long prop = c->root_prop;
   if (!c->in_template && set_root_propagation(prop, err) < 0) return -1;
   /* The rootfs must be a mount point for pivot_root. */
   if (mount_rootfs(c, prop, err) < 0) return -1;
@@ -228,5 +225,12 @@ int crib_rootfs_finish(const crib_rootfs_cfg *c, crib_err *err) {
       crib_mnt_restrict(root, MS_RDONLY, false, "/", err) < 0)
     rc = crib_err_wrap(err, "root.readonly");
   close(root);
+  /* pivot_root refuses a shared root, so the root was built private: a shared or unbindable
+   * rootfsPropagation is given to it last, as runc now does too (masks and read-only paths
+   * are copies, which an unbindable mount refuses). Shared here means new peer groups among the
+   * container's own mounts, none of them the host's: what was private stays cut off from the
+   * host, and what was a slave still only receives. */
+  if (rc == 0 && (c->root_prop & (MS_SHARED | MS_UNBINDABLE)) && mount(NULL, "/", NULL, c->root_prop, NULL) < 0)
+    rc = crib_fail(err, errno, "give / its propagation (linux.rootfsPropagation)");
   return rc;
 }

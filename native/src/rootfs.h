@@ -13,6 +13,7 @@ typedef struct crib_rootfs_cfg {
   json_t *spec;
   const char *bundle;
   const char *rootfs;      /* absolute, resolved */
+  unsigned long root_prop; /* linux.rootfsPropagation's flags (crib_rootfs_propagation) */
   bool userns;             /* devices are bind-mounted from the host instead of mknod */
   bool no_pivot;           /* --no-pivot: MS_MOVE + chroot */
   const char *cgroup_path; /* the container's cgroup path (see mounts.h) */
@@ -33,9 +34,9 @@ typedef struct crib_rootfs_cfg {
 } crib_rootfs_cfg;
 
 /* A detached recursive clone of the rootfs (the user-namespace path's rootfs_mfd), with the
- * root's propagation (linux.rootfsPropagation, rslave when unset) and a root that is not shared:
- * -1 on error. */
-int crib_rootfs_clone(json_t *spec, const char *rootfs, crib_err *err);
+ * root's propagation `prop` (crib_rootfs_propagation) and a root that is not shared: -1 on
+ * error. */
+int crib_rootfs_clone(const char *rootfs, unsigned long prop, crib_err *err);
 
 /* Everything up to pivot_root: propagation, the rootfs bind, mounts, /dev. */
 int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err);

@@ -346,6 +346,23 @@ describe('filesystem', () => {
     expect(out).toContain('tmp-refused');
   });
 
+  it('linux.rootfsPropagation is the root\'s, and an unknown value is refused naming it', async () => {
+    // The root line of the container's mountinfo: its optional fields tell shared from private.
+    const rootLine = (out: string) => out.split('\n').find((l) => l.split(' ')[4] === '/')!;
+    const shared = await ok('cat /proc/self/mountinfo', (s) => { s.linux.rootfsPropagation = 'rshared'; });
+    expect(rootLine(shared)).toMatch(/ shared:\d+ /);
+    // Shared within the container only: a new peer group, not the host rootfs mount's.
+    const hostGroups = [...readFileSync('/proc/self/mountinfo', 'utf8').matchAll(/ shared:(\d+) /g)].map((m) => m[1]);
+    expect(hostGroups).not.toContain(/ shared:(\d+) /.exec(rootLine(shared))![1]);
+    const unbindable = await ok('cat /proc/self/mountinfo', (s) => { s.linux.rootfsPropagation = 'runbindable'; });
+    expect(rootLine(unbindable)).toMatch(/ unbindable /);
+    const priv = await ok('cat /proc/self/mountinfo', (s) => { s.linux.rootfsPropagation = 'rprivate'; });
+    expect(rootLine(priv)).not.toMatch(/shared:|master:|unbindable/);
+    const bad = await run('true', (s) => { s.linux.rootfsPropagation = 'sideways'; });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('linux.rootfsPropagation: unknown value `sideways`');
+  });
+
   it('bind mounts: ro refuses writes, rw writes through, propagation is applied', async () => {
     const b = await makeBundle('bind', ['sh', '-c', 'cat /ro/file; (echo x > /ro/file) 2>&1 || echo ro-refused; echo hi > /out/w; grep -E " /ro | /sh " /proc/self/mountinfo']);
     bundles.push(b);
