@@ -64,7 +64,7 @@ describe('cgroup file reads', () => {
   it('reads several directories\' files in one go: undefined for a missing file or directory, other errors rethrown', async () => {
     await writeFile(join(dir, 'pids.current'), '3\n');
     await writeFile(join(dir, 'memory.max'), 'max\n');
-    const reader = new KernelFileReader({ keepOpen: false });
+    const reader = new KernelFileReader();
     const names = ['pids.current', 'nope', 'memory.max'];
     const [here, gone] = await reader.readDirs([{ dir, names }, { dir: join(dir, 'missing'), names }]);
     expect(here).toEqual(['3\n', undefined, 'max\n']);
@@ -76,7 +76,6 @@ describe('cgroup file reads', () => {
     // A directory where a file should be is not "absent": it is an error worth seeing.
     await mkdir(join(dir, 'sub'), { recursive: true });
     await expect(reader.readDirs([{ dir, names: ['sub'] }])).rejects.toMatchObject({ code: 'EISDIR' });
-    expect(reader.openDescriptors).toBe(0);
   });
 
   it('counts the processes a cgroup lists, and leaves them out once it is gone', async () => {
@@ -84,7 +83,6 @@ describe('cgroup file reads', () => {
     const reader = new KernelFileReader();
     expect(await countedProcs(reader, dir)).toEqual({ current: 2n });
     expect(await countedProcs(reader, join(dir, 'gone'))).toBeUndefined();
-    reader.close();
   });
 
   it('tells a missing directory from a missing file', async () => {
@@ -92,7 +90,6 @@ describe('cgroup file reads', () => {
     await expect(reader.read(join(dir, 'missing'), 'pids.current')).rejects.toThrow(DirectoryGoneError);
     await expect(reader.read(join(dir, 'pids.current'), 'below')).rejects.toThrow(DirectoryGoneError);
     expect(await reader.read(dir, 'missing')).toBeUndefined();
-    reader.close();
   });
 
   it('counts the lines of cgroup.procs', () => {

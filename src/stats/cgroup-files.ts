@@ -1,5 +1,5 @@
 // Parsers for the small text files cgroups expose, and typed access to the texts of one cgroup
-// directory's files read together (KernelFileReader.readDirs: async, bounded, descriptors kept).
+// directory's files read together (KernelFileReader.readDirs: sliced off the event loop's long runs, nothing kept open).
 // A file that is absent (controller not mounted or not enabled, kernel too old) reads as
 // undefined so each reader can leave that section out.
 import type { CgroupReadScope, PidsReading } from './cgroup-stats.js';

@@ -79,11 +79,12 @@ export interface CgroupReadScope {
 
 export const FULL_SCOPE: CgroupReadScope = { metrics: true, pids: true };
 
-// For callers without a reader of their own: nothing kept open between calls.
-const oneShotReader = new KernelFileReader({ keepOpen: false });
+// For callers without a reader of their own (one-off readings): nothing remembered between calls.
+const oneShotReader = new KernelFileReader({ rememberAbsent: false });
 
 export interface ReadCgroupOptions {
-  /** Reader to go through (the stats collector's keeps descriptors); default: open-read-close. */
+  /** Reader to go through (the stats collector's remembers which files each cgroup lacks);
+   * default: one that remembers nothing. */
   reader?: KernelFileReader;
   scope?: CgroupReadScope;
 }

@@ -1,8 +1,8 @@
-// KernelFileReader on ordinary files (the unit tier has no cgroupfs; the cgroup behaviour, ENODEV
-// on removal included, is in root-test/stats/kernel-file-reader.test.ts).
+// KernelFileReader on ordinary files and procfs (the unit tier has no cgroupfs; the cgroup
+// behaviour, a removed cgroup told from a missing file, is in root-test/stats/kernel-file-reader.test.ts).
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, open, openSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { closeSync, constants, open, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,16 +37,29 @@ const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => Promi
   p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done after ${ms} ms`)), ms)),
 ]);
 
+/** What this process's descriptors open on `under`, or below it, lead to. */
+function openUnder(under: string): string[] {
+  return readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      return target === under || target.startsWith(`${under}/`) ? [target] : [];
+    } catch {
+      return []; // closed meanwhile (readdirSync's own descriptor)
+    }
+  });
+}
+
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'crib-kfr-'));
+  // Real path: /proc/self/fd shows where a descriptor leads without symbolic links.
+  dir = await realpath(await mkdtemp(join(tmpdir(), 'crib-kfr-')));
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
 describe('KernelFileReader', () => {
-  it('reads several directories\' files in one job, through the descriptors it keeps', async () => {
+  it('reads several directories\' files in one job, their current content, keeping none open', async () => {
     await mkdir(join(dir, 'g1'), { recursive: true });
     await mkdir(join(dir, 'g2'), { recursive: true });
     await writeFile(join(dir, 'g1', 'a'), '1a\n');
@@ -67,16 +80,23 @@ describe('KernelFileReader', () => {
     expect(await all).toEqual([['1a\n', '1b\n', undefined], undefined, ['2a\n']]);
     expect(between).toBe(false);
     await other;
-    expect(reader.openDescriptors).toBe(3);
-    await writeFile(join(dir, 'g1', 'a'), '1a, changed\n');
-    expect((await reader.readDirs(groups))[0]).toEqual(['1a, changed\n', '1b\n', undefined]);
-    expect(reader.openDescriptors).toBe(3);
-    reader.close();
-    expect(reader.openDescriptors).toBe(0);
+    expect(openUnder(dir)).toEqual([]);
+    await writeFile(join(dir, 'g1', 'a'), '1a, changed and longer\n');
+    expect((await reader.readDirs(groups))[0]).toEqual(['1a, changed and longer\n', '1b\n', undefined]);
+    expect(openUnder(dir)).toEqual([]);
+  });
+
+  it('closes a file whose read fails, and rethrows an error that is not a missing file', async () => {
+    const reader = new KernelFileReader();
+    await mkdir(join(dir, 'a-dir'), { recursive: true });
+    // Opening a directory succeeds; reading it fails.
+    await expect(reader.read(dir, 'a-dir')).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(reader.readDirs([{ dir, names: ['a-dir'] }])).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(openUnder(dir)).toEqual([]);
   });
 
   it('reads a file only while an anchor is the file it was, checked before and after', async () => {
-    const reader = new KernelFileReader({ keepOpen: false });
+    const reader = new KernelFileReader({ rememberAbsent: false });
     const anchor = join(dir, 'anchor');
     await writeFile(anchor, '');
     await writeFile(join(dir, 'anchored'), 'table\n');
@@ -93,53 +113,88 @@ describe('KernelFileReader', () => {
     expect(await reader.readIfSame(dir, 'anchored', anchor, identity)).toBeUndefined();
     await rm(anchor);
     expect(await reader.readIfSame(dir, 'anchored', anchor, identity)).toBeUndefined();
-    expect(reader.openDescriptors).toBe(0);
-  });
-
-  it('keeps one descriptor per file and reads the current content through it', async () => {
-    const reader = new KernelFileReader();
-    await writeFile(join(dir, 'a'), 'one\n');
-    expect(await reader.read(dir, 'a')).toBe('one\n');
-    await writeFile(join(dir, 'a'), 'two, longer\n');
-    expect(await reader.read(dir, 'a')).toBe('two, longer\n');
-    expect(reader.openDescriptors).toBe(1);
-    reader.forgetDir(dir);
-    expect(reader.openDescriptors).toBe(0);
-    expect(await reader.read(dir, 'a')).toBe('two, longer\n');
-    reader.close();
-    expect(reader.openDescriptors).toBe(0);
+    expect(openUnder(dir)).toEqual([]);
   });
 
   it('remembers a missing file for absentTtlMs, then looks again', async () => {
     // A clock the test moves: on a loaded machine the write alone can take longer than a real TTL.
     let now = 1000;
     const reader = new KernelFileReader({ absentTtlMs: 50, clock: () => now });
-    expect(await reader.read(dir, 'later')).toBeUndefined();
-    await writeFile(join(dir, 'later'), 'here\n');
+    const d = join(dir, 'ttl');
+    const both = [{ dir: d, names: ['a', 'b'] }];
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'a'), 'one\n');
+    expect(await reader.readDirs(both)).toEqual([['one\n', undefined]]);
+    await writeFile(join(d, 'a'), 'two, longer\n');
+    await writeFile(join(d, 'b'), 'here\n');
     now += 49;
-    expect(await reader.read(dir, 'later')).toBeUndefined();
+    // b is still believed missing: not looked for again before absentTtlMs.
+    expect(await reader.readDirs(both)).toEqual([['two, longer\n', undefined]]);
+    expect(await reader.read(d, 'b')).toBeUndefined();
+    // Looked for again, still missing: believed missing for absentTtlMs from now.
+    await rm(join(d, 'b'));
     now += 1;
-    expect(await reader.read(dir, 'later')).toBe('here\n');
-    // Found after all: kept open like any other file.
-    expect(reader.openDescriptors).toBe(1);
-    reader.close();
+    expect(await reader.readDirs(both)).toEqual([['two, longer\n', undefined]]);
+    await writeFile(join(d, 'b'), 'back\n');
+    now += 49;
+    expect(await reader.readDirs(both)).toEqual([['two, longer\n', undefined]]);
+    now += 1;
+    expect(await reader.readDirs(both)).toEqual([['two, longer\n', 'back\n']]);
+    expect(openUnder(dir)).toEqual([]);
   });
 
-  it('without keepDescriptors: opens, reads and closes each file, remembering only which are missing', async () => {
+  it('without rememberAbsent, looks for a missing file at every read', async () => {
+    const reader = new KernelFileReader({ rememberAbsent: false, clock: () => 1000 });
+    const d = join(dir, 'no-memory');
+    await mkdir(d, { recursive: true });
+    expect(await reader.read(d, 'later')).toBeUndefined();
+    await writeFile(join(d, 'later'), 'here\n');
+    expect(await reader.read(d, 'later')).toBe('here\n');
+  });
+
+  it('tells a removed directory from a missing file, and forgets what it lacked', async () => {
+    const reader = new KernelFileReader({ absentTtlMs: 60_000, clock: () => 1000 });
+    const d = join(dir, 'removed');
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'a'), 'first\n');
+    expect(await reader.readDirs([{ dir: d, names: ['a', 'x'] }])).toEqual([['first\n', undefined]]);
+    await rm(d, { recursive: true });
+    await expect(reader.read(d, 'a')).rejects.toThrow(DirectoryGoneError);
+    expect(await reader.readDirs([{ dir: d, names: ['a', 'x'] }])).toEqual([undefined]);
+    // Made again (a new cgroup under the same name): what the old one lacked is not believed.
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'a'), 'second\n');
+    await writeFile(join(d, 'x'), 'x here\n');
+    expect(await reader.readDirs([{ dir: d, names: ['a', 'x'] }])).toEqual([['second\n', 'x here\n']]);
+  });
+
+  it('remembers absences for at most maxDirs directories, forgetting the least recently read first', async () => {
+    const reader = new KernelFileReader({ maxDirs: 2, absentTtlMs: 60_000, clock: () => 1000 });
+    const d = [0, 1, 2].map((i) => join(dir, `lru${i}`));
+    for (const x of d) await mkdir(x, { recursive: true });
+    expect(await reader.read(d[0]!, 'f')).toBeUndefined();
+    expect(await reader.read(d[1]!, 'f')).toBeUndefined();
+    // Read again: d[0] is now more recently read than d[1].
+    expect(await reader.read(d[0]!, 'f')).toBeUndefined();
+    expect(await reader.read(d[2]!, 'f')).toBeUndefined();
+    for (const x of d) await writeFile(join(x, 'f'), 'here\n');
+    const read = await reader.readDirs(d.map((x) => ({ dir: x, names: ['f'] })));
+    expect(read).toEqual([[undefined], ['here\n'], [undefined]]);
+  });
+
+  it('forgets the absences of a directory not read for idleMs', async () => {
     let now = 1000;
-    const reader = new KernelFileReader({ keepDescriptors: false, absentTtlMs: 50, clock: () => now });
-    await mkdir(join(dir, 'nk'), { recursive: true });
-    await writeFile(join(dir, 'nk', 'a'), 'one\n');
-    expect(await reader.readDirs([{ dir: join(dir, 'nk'), names: ['a', 'b'] }])).toEqual([['one\n', undefined]]);
-    expect(reader.openDescriptors).toBe(0);
-    await writeFile(join(dir, 'nk', 'a'), 'two, longer\n');
-    await writeFile(join(dir, 'nk', 'b'), 'here\n');
-    // b is still remembered missing: not looked for again before absentTtlMs.
-    expect(await reader.readDirs([{ dir: join(dir, 'nk'), names: ['a', 'b'] }])).toEqual([['two, longer\n', undefined]]);
-    now += 50;
-    expect(await reader.readDirs([{ dir: join(dir, 'nk'), names: ['a', 'b'] }])).toEqual([['two, longer\n', 'here\n']]);
-    expect(reader.openDescriptors).toBe(0);
-    await expect(reader.read(join(dir, 'nk-gone'), 'a')).rejects.toThrow(DirectoryGoneError);
+    const reader = new KernelFileReader({ idleMs: 100, absentTtlMs: 60_000, clock: () => now });
+    const idle = join(dir, 'idle');
+    const busy = join(dir, 'busy');
+    for (const x of [idle, busy]) await mkdir(x, { recursive: true });
+    expect(await reader.readDirs([{ dir: idle, names: ['f'] }, { dir: busy, names: ['f'] }])).toEqual([[undefined], [undefined]]);
+    for (const x of [idle, busy]) await writeFile(join(x, 'f'), 'here\n');
+    for (let i = 0; i < 4; i++) {
+      now += 30;
+      expect(await reader.read(busy, 'f')).toBeUndefined();
+    }
+    expect(await reader.readDirs([{ dir: idle, names: ['f'] }, { dir: busy, names: ['f'] }])).toEqual([['here\n'], [undefined]]);
   });
 
   it('reads files larger than its buffer whole', async () => {
@@ -147,27 +202,33 @@ describe('KernelFileReader', () => {
     await writeFile(join(dir, 'big'), big);
     const reader = new KernelFileReader();
     expect(await reader.read(dir, 'big')).toBe(big);
-    reader.close();
   });
 
-  it('throws DirectoryGoneError for a missing directory, and keeps nothing open without keepOpen', async () => {
-    const reader = new KernelFileReader({ keepOpen: false });
-    await expect(reader.read(join(dir, 'nope'), 'a')).rejects.toThrow(DirectoryGoneError);
-    expect(await reader.read(dir, 'a')).toBe('two, longer\n');
-    expect(reader.openDescriptors).toBe(0);
+  it('reads a list to its end, past the short reads the kernel hands it over in', async () => {
+    // /proc/crypto: one seq_file record per algorithm, more than a page of them, and none
+    // registered while the test runs.
+    const whole = readFileSync('/proc/crypto', 'latin1');
+    const reader = new KernelFileReader();
+    const first = await reader.read('/proc', 'crypto');
+    expect(first!.length).toBeLessThan(whole.length);
+    expect(whole.startsWith(first!)).toBe(true);
+    expect(await reader.read('/proc', 'crypto', { list: true })).toBe(whole);
   });
 
-  it('closes the least recently read directories beyond maxOpen, never one being read', async () => {
-    const reader = new KernelFileReader({ maxOpen: 3 });
-    for (let i = 0; i < 6; i++) {
-      await mkdir(join(dir, `d${i}`), { recursive: true });
-      await writeFile(join(dir, `d${i}`, 'f'), `${i}\n`);
-    }
-    const all = await Promise.all(Array.from({ length: 6 }, (_, i) => reader.read(join(dir, `d${i}`), 'f')));
-    expect(all).toEqual(['0\n', '1\n', '2\n', '3\n', '4\n', '5\n']);
-    expect(reader.openDescriptors).toBeLessThanOrEqual(3);
-    reader.close();
-    expect(reader.openDescriptors).toBe(0);
+  it('yields to the event loop between slices of queued reads', async () => {
+    await writeFile(join(dir, 'small'), 's\n');
+    const reader = new KernelFileReader({ sliceMs: 1 });
+    const n = 2000;
+    let done = 0;
+    const reads = Array.from({ length: n }, () => reader.read(dir, 'small').then(() => {
+      done++;
+    }));
+    // Queued after the reader's first slice: it runs only once the reader yields.
+    const doneThen = await new Promise<number>((resolve) => setImmediate(() => resolve(done)));
+    await Promise.all(reads);
+    expect(doneThen).toBeGreaterThan(0);
+    expect(doneThen).toBeLessThan(n);
+    expect(done).toBe(n);
   });
 
   // The threadpool is where ExecSync's files and the writable-layer walks wait: under kubelet's
@@ -176,26 +237,20 @@ describe('KernelFileReader', () => {
   // pod's network reading are done in place, in slices, and need no thread of the pool.
   it('opens, reads and looks up identities without the threadpool', async () => {
     await writeFile(join(dir, 'fresh'), 'new file\n');
-    const kept = new KernelFileReader();
-    const once = new KernelFileReader({ keepOpen: false });
+    const reader = new KernelFileReader();
+    const once = new KernelFileReader({ rememberAbsent: false });
     const ns = await stat('/proc/self/ns/net');
-    try {
-      const [first, missing, gone, group, network] = await withThreadpoolHeld(() => within(Promise.all([
-        kept.read(dir, 'fresh'),
-        kept.read(dir, 'not-there'),
-        kept.read(join(dir, 'no-dir'), 'a').catch((err: unknown) => err),
-        kept.readDirs([{ dir, names: ['fresh', 'not-there'] }]),
-        readProcessNetworkStats(once, process.pid, ns),
-      ]), 5000, 'reads while the threadpool is held'));
-      expect(first).toBe('new file\n');
-      expect(missing).toBeUndefined();
-      expect(gone).toBeInstanceOf(DirectoryGoneError);
-      expect(group).toEqual([['new file\n', undefined]]);
-      expect(network?.interfaces.some((i) => i.name === 'lo')).toBe(true);
-      expect(kept.openDescriptors).toBe(1);
-      expect(once.openDescriptors).toBe(0);
-    } finally {
-      kept.close();
-    }
+    const [first, missing, gone, group, network] = await withThreadpoolHeld(() => within(Promise.all([
+      reader.read(dir, 'fresh'),
+      reader.read(dir, 'not-there'),
+      reader.read(join(dir, 'no-dir'), 'a').catch((err: unknown) => err),
+      reader.readDirs([{ dir, names: ['fresh', 'not-there'] }]),
+      readProcessNetworkStats(once, process.pid, ns),
+    ]), 5000, 'reads while the threadpool is held'));
+    expect(first).toBe('new file\n');
+    expect(missing).toBeUndefined();
+    expect(gone).toBeInstanceOf(DirectoryGoneError);
+    expect(group).toEqual([['new file\n', undefined]]);
+    expect(network?.interfaces.some((i) => i.name === 'lo')).toBe(true);
   });
 });

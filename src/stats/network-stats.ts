@@ -129,7 +129,8 @@ export function vethPeerReading(table: InterfaceTable, hostVeth: string, podInte
 /**
  * The table of the namespace process `pid` is in, if that is the namespace pinned at
  * `netnsPath` (whose identity the caller passes: `netns`); undefined when the process is gone
- * or lives elsewhere. `reader` must not keep descriptors open (see above).
+ * or lives elsewhere. `reader` must not remember absences: a pid once reused names another
+ * process.
  */
 export async function readProcessNetworkStats(
   reader: KernelFileReader, pid: number, netns: FileIdentity,

@@ -2,7 +2,7 @@
 // (its cgroupsPath / cgroupParent, writable layer dir, pinned netns) into CRI stats and metrics.
 // It owns the state that must outlive one RPC: the previous CPU sample per id (for rates), the
 // short-lived writable-layer walk cache, which cgroup files are missing where (the files are
-// opened, read and closed at each reading: kernel-file-reader.ts keepDescriptors), and
+// opened, read and closed at each reading: kernel-file-reader.ts), and
 // the last reading of each cgroup and pod network table (at most cgroupTtlMs old when served).
 //
 // A periodic caller's listing (kubelet's, every 10 s) is answered from readings taken just
@@ -230,7 +230,8 @@ export class StatsCollector {
   private readonly fs: FsUsageCache;
   private readonly files: KernelFileReader;
   private readonly hostInterfaces: HostInterfaceTable;
-  /** For /proc/<pid>/net/dev: opened and closed on each read (never pins a namespace). */
+  /** For /proc/<pid>/net/dev: remembers no absence, since a pid once reused names another
+   * process. */
   private readonly procFiles: KernelFileReader;
   /** Identity of each pod's pinned netns file, by path (a path names one pod's namespace). */
   private readonly netnsIds = new Map<string, Stats>();
@@ -268,18 +269,11 @@ export class StatsCollector {
     this.rates = new CpuRateTracker(opts.minRateWindowNs);
     this.fsTtlMs = opts.fsTtlMs ?? 2000;
     this.fs = new FsUsageCache({ ttlMs: this.fsTtlMs });
-    // Files are not kept open: each kept descriptor held ~5 KiB of unreclaimable kernel memory
-    // (2,500 cgroup files: SUnreclaim +10 MiB), and every process the daemon spawns (an ExecSync
-    // probe's monitor among them) closed them all at exec. Reopening costs ~9 µs a file.
-    // bench:stats A/B (200 containers, a listing every 2.1 s, no probes): listings as fast (p50
-    // 5.8 / 8.9 ms against 6.3 / 9.0), daemon CPU 150 against 136 ms a second. bench:kubelet at
-    // 250 pods, one run each: daemon and helpers' CPU 35.8 against 41.2 s a minute, ExecSync
-    // p50/p99 22.9 / 62.9 against 26.7 / 75.5 ms.
-    this.files = opts.reader ?? new KernelFileReader({ keepDescriptors: false });
+    this.files = opts.reader ?? new KernelFileReader();
     this.prepare = opts.prepare;
     this.preparePod = opts.preparePod;
     this.hostInterfaces = new HostInterfaceTable(this.files);
-    this.procFiles = new KernelFileReader({ keepOpen: false });
+    this.procFiles = new KernelFileReader({ rememberAbsent: false });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
     this.maxStaleMs = Math.max(this.cgroupTtlMs, opts.maxStaleMs ?? 15_000);
     this.leadMs = opts.leadMs;
@@ -296,14 +290,8 @@ export class StatsCollector {
     this.podListings = new ListingForecast(forecast);
   }
 
-  /** cgroup and /proc descriptors open now (none between readings unless a reader of the
-   * caller's keeps them). */
-  get openDescriptors(): number {
-    return this.files.openDescriptors;
-  }
-
-  /** Stop the background refresher and close every kept descriptor (the collector stays
-   * usable: descriptors are opened again, and the next listing starts the refresher again). */
+  /** Stop the background refresher and forget which cgroup files are missing (the collector
+   * stays usable: the next listing starts the refresher again). */
   close(): void {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
