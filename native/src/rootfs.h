@@ -44,7 +44,8 @@ int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err);
 /* pivot_root (or MS_MOVE + chroot); afterwards "/" is the container's root. */
 int crib_rootfs_pivot(crib_rootfs_cfg *c, crib_err *err);
 
-/* After pivot: maskedPaths, readonlyPaths, then root.readonly. */
+/* After pivot: maskedPaths, readonlyPaths, root.readonly, then a shared or unbindable
+ * rootfsPropagation on "/". */
 int crib_rootfs_finish(const crib_rootfs_cfg *c, crib_err *err);
 
 #endif

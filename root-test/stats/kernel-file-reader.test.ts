@@ -1,25 +1,13 @@
 // KernelFileReader on real cgroupfs files: every read gives the current values, and the removal
 // of a cgroup is told from a file that does not exist.
-import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DirectoryGoneError, KernelFileReader } from '../../src/stats/kernel-file-reader.js';
+import { openUnder } from '../../test-support/open-files.js';
 
 const dir = `/sys/fs/cgroup/memory/crib-kfr-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
 const group = `${dir}-group`;
-
-/** What this process's descriptors open on `under`, or below it, lead to. */
-function openUnder(under: string): string[] {
-  return readdirSync('/proc/self/fd').flatMap((fd) => {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      return target === under || target.startsWith(`${under}/`) ? [target] : [];
-    } catch {
-      return []; // closed meanwhile (readdirSync's own descriptor)
-    }
-  });
-}
 
 afterAll(async () => {
   await rmdir(dir).catch(() => undefined);

@@ -2,7 +2,6 @@
 // writable layer dir and a pinned network namespace with a veth eth0.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoCode } from '../../src/errors.js';
 import { StatsCollector, type PodSubject } from '../../src/stats/stats-collector.js';
+import { openUnder } from '../../test-support/open-files.js';
 
 const run = promisify(execFile);
 const tag = `crib-stats-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -136,19 +136,12 @@ describe('StatsCollector', () => {
     // Each kept descriptor would hold ~5 KiB of unreclaimable kernel memory, and every process
     // the daemon spawns would close them all at exec (kernel-file-reader.ts).
     const collector = new StatsCollector({ cgroupTtlMs: 0 });
-    const cgroupFds = () => readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/sys/fs/cgroup/');
-      } catch {
-        return false; // closed meanwhile (the directory's own descriptor)
-      }
-    });
-    const before = cgroupFds().length;
+    const before = openUnder('/sys/fs/cgroup').length;
     for (let i = 0; i < 2; i++) {
       const s = await collector.podSandboxStats(subject());
       expect(BigInt(s.linux!.memory!.usageBytes!.value as string)).toBeGreaterThan(0n);
     }
-    expect(cgroupFds().length).toBe(before);
+    expect(openUnder('/sys/fs/cgroup').length).toBe(before);
     collector.close();
   });
 

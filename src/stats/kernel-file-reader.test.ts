@@ -1,13 +1,14 @@
 // KernelFileReader on ordinary files and procfs (the unit tier has no cgroupfs; the cgroup
 // behaviour, a removed cgroup told from a missing file, is in root-test/stats/kernel-file-reader.test.ts).
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, open, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, open, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryGoneError, KernelFileReader } from './kernel-file-reader.js';
 import { readProcessNetworkStats } from './network-stats.js';
+import { openUnder } from '../../test-support/open-files.js';
 
 /**
  * Runs `during` while every thread of libuv's pool is held: each is in an open() of a FIFO for
@@ -36,18 +37,6 @@ async function withThreadpoolHeld<T>(during: () => Promise<T>): Promise<T> {
 const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => Promise.race([
   p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done after ${ms} ms`)), ms)),
 ]);
-
-/** What this process's descriptors open on `under`, or below it, lead to. */
-function openUnder(under: string): string[] {
-  return readdirSync('/proc/self/fd').flatMap((fd) => {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      return target === under || target.startsWith(`${under}/`) ? [target] : [];
-    } catch {
-      return []; // closed meanwhile (readdirSync's own descriptor)
-    }
-  });
-}
 
 let dir: string;
 beforeAll(async () => {
