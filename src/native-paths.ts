@@ -7,6 +7,7 @@
 // them at copies).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from './package-root.js';
 
 /** The directory holding crib-runtime, crib-monitor, crib-pinns and crib-libc.node for the package at `packageRoot`. */
 export function nativeBinaryDir(packageRoot: URL): string {
@@ -14,7 +15,7 @@ export function nativeBinaryDir(packageRoot: URL): string {
   return fileURLToPath(new URL(checkout ? 'native/build/' : '../../libexec/crib/', packageRoot));
 }
 
-const dir = nativeBinaryDir(new URL('../', import.meta.url));
+const dir = nativeBinaryDir(PACKAGE_ROOT);
 
 export const nativeBinaries = {
   runtime: process.env.CRIB_RUNTIME_BINARY ?? `${dir}crib-runtime`,

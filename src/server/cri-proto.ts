@@ -17,9 +17,10 @@ import type { ImageServiceDefinition } from '../gen/runtime/v1/ImageService.js';
 import type { RuntimeServiceDefinition } from '../gen/runtime/v1/RuntimeService.js';
 import { CRI_DESCRIPTOR_JSON } from '../gen/cri-descriptor.js';
 import { compileEncoder } from './direct-encoder.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 /** The vendored schema itself, for tests that check it against proto-loader's reading of it. */
-export const CRI_PROTO_PATH = fileURLToPath(new URL('../../cri-api/api.proto', import.meta.url));
+export const CRI_PROTO_PATH = fileURLToPath(new URL('cri-api/api.proto', PACKAGE_ROOT));
 
 /** How messages become objects (protobufjs toObject options, as proto-loader takes them). */
 export const PROTO_LOADER_OPTIONS = {

@@ -19,6 +19,7 @@ import type { BlobSink } from '../content-store.js';
 import type { ByteBudget } from '../limits.js';
 import type { ExtractOptions, ExtractResult } from './extract-layer.js';
 import { NO_JOB, deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
+import { PACKAGE_ROOT } from '../../package-root.js';
 
 /** Compressed bytes sent to a job's thread and not yet taken by its decompressor. */
 const WINDOW = 4 << 20;
@@ -41,13 +42,14 @@ export interface LayerUnpackOptions extends Omit<ExtractOptions, 'what' | 'maxBy
 }
 
 /**
- * The worker's entry module. Built, it is unpack-worker.js beside this file; run from source
- * (vitest, tsx) it is the .ts file, which a worker can only load with tsx's loader registered
+ * The worker's entry module. Built, it is the package's dist/image/unpack/unpack-worker.js (its
+ * own entry of the bundle: this code may sit in a chunk elsewhere); run from source (vitest, tsx)
+ * it is the .ts file beside this one, which a worker can only load with tsx's loader registered
  * inside it first.
  */
 function workerEntry(): URL {
   const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new URL('./unpack-worker.js', here);
+  if (!here.endsWith('.ts')) return new URL('dist/image/unpack/unpack-worker.js', PACKAGE_ROOT);
   // The ESM build of tsx's API (require.resolve would give the CommonJS one).
   const tsxDir = dirname(createRequire(here).resolve('tsx/package.json'));
   const tsx = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
