@@ -20,25 +20,19 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 //   the rounds could see, and keep the daemon 30 MiB smaller once it has been busy.
 // - --v8-pool-size: V8's background threads (concurrent marking, compilation) default to 4, each
 //   with its own stack and malloc arena; 2 matches the cores a node gives a runtime (1.8 MiB idle).
-// - --max-opt=2: no optimising tier above Sparkplug's baseline code (Maglev is off in Node 20, so
-//   TurboFan is what this removes). TurboFan's own code in the node binary, touched as soon as it
-//   optimises a start-up function, is 4 MiB of resident pages, and its optimised code and
-//   feedback stay in the heap. bench/daemon-memory.ts, same build with and without, alternated,
-//   N=3: fresh idle 67.9 -> 63.7 MiB, with 20 pods 87.2 -> 77.5 MiB; the daemon's CPU for a pull
-//   and 20 pods 3.03 -> 2.72 s (no cost the runs can see: its work is syscalls, child processes
-//   and small messages, not hot JavaScript loops). Measured again later, for what it costs the
-//   in-memory calls (node:http2's per-stream JavaScript runs on every call): bench/rpc-ab.ts N=8,
-//   the same build with --max-opt=4 as B: median latency -24% to -40% on all seven in-memory
-//   methods (Version 0.79 -> 0.48 ms), daemon CPU per call 0.5-0.7 -> 0.2-0.5 ms; and
-//   bench/daemon-memory.ts N=4: fresh idle 59.9 -> 64.3 MiB, after a pull and 20 pods 75.1 ->
-//   80.7, with 20 pods 71.6 -> 77.1. Kept: the memory goals (60 MiB idle, 80 with 100 pods) would
-//   both be lost for about 0.3 ms per call. A bare node:http2 server answering the same call
-//   costs 0.24-0.35 ms of CPU, 0.48-0.54 with --max-opt=2: most of what the flag costs a call is
-//   node:http2's, not crib's. (node:http2 is gone since: crib's own HTTP/2 connection,
-//   server/h2/connection.ts, answers the same call for 0.15 ms of CPU under --max-opt=2.)
-//   Measured again once koffi was gone (the daemon 2-3.5 MiB smaller: sys/libc.ts's own addon),
-//   bench/daemon-memory.ts N=3, 100 pods, the same build with --max-opt=4 as B: fresh idle
-//   57.6 -> 61.6 MiB, with 100 pods 74.7 -> 80.9: both goals still lost, so still kept.
+// - V8's optimising compiler (TurboFan) is on, the default. It was off (--max-opt=2) until the
+//   daemon was bundled: TurboFan's own code in the node binary, touched as soon as it optimises
+//   anything, start-up code included, is about 4 MiB of resident pages, and with it the memory
+//   goals (60 MiB idle, 80 with 100 pods) were lost (bench/daemon-memory.ts, N=3, 100 pods:
+//   fresh 57.4 -> 61.6 MiB, with 100 pods 73.7 -> 80.0). Deferring it did not work: a larger
+//   --interrupt-budget kept it out of start-up only at 80 times the default, where it never
+//   reached the RPC paths either (bench/rpc-ab.ts, 2,000 calls a method: no faster), and V8's
+//   tiering flags do not change once the process runs. The bundle (deploy/bundle-daemon.mjs)
+//   made room: the bundled build with --max-opt=2 as A and without it as B, alternated, N=3,
+//   100 pods: fresh 54.7 -> 59.2 MiB, after a pull and 100 pods 67.7 -> 73.1, with 100 pods 72.7 ->
+//   78.9, both goals kept; and bench/rpc-ab.ts N=20: median latency of the seven in-memory
+//   methods -20% to -34% (ContainerStatus 0.359 -> 0.270 ms, ListContainers 0.341 -> 0.224),
+//   p95 lower on all seven. The daemon's CPU for the pull and pods: 5.83 -> 6.10 s (compiling).
 // Not adopted: --max-old-space-size (a ceiling, not a target: 64 MiB saved 1-2 MiB idle and would
 // kill a busy node's daemon with an out-of-memory crash). --optimize-for-size (bench/daemon-memory.ts,
 // N=4, alternated): fresh idle 59.8 MiB either way, after a pull and 20 pods 74.9 -> 74.1 MiB,
@@ -46,7 +40,7 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 // threadpool (UV_THREADPOOL_SIZE=8, for CreateContainer's synced writes queued behind others):
 // bench/create-ab.ts, 3 runs of N=30-60, CreateContainer median 9.5 -> 8.7, 12.3 -> 12.8,
 // 14.8 -> 17.9 ms: no gain the runs can tell.
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--max-opt=2'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2'];
 
 const flagName = (flag: string) => flag.split('=')[0]!;
 
