@@ -7,11 +7,15 @@
 // gRPC with its own server on node:http2 (server/grpc-server.ts); grpc-js cost it ~11 MiB and
 // most of each call's CPU. (The CLI and the tests keep grpc-js as their client.) The config's
 // parsers (smol-toml, zod) run before the daemon re-executes itself and never in the daemon
-// (daemon/config-handoff.ts); zod loads again only with a CDI spec to check.
+// (daemon/config-handoff.ts); zod loads again only with a CDI spec to check. The daemon is a bundle
+// (deploy/bundle-daemon.mjs): which of crib's own modules it has loaded is read from the source
+// maps of the bundle's files it loaded (each lists the TypeScript modules in it), and the first
+// test imports the daemon module as tsc compiled it, before bundling.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDaemon } from '../../test-support/daemon.js';
@@ -34,7 +38,20 @@ const BUILD_ONLY = ['@grpc/proto-loader/', 'protobufjs/src/parse.js', 'protobufj
  * with it its HTTP, auth and transport) with the first pull (a node whose images are all present
  * pulls nothing after a restart).
  */
-const OWN_ON_FIRST_USE = ['image/registry/client.js', 'image/registry/registry-http.js'];
+const OWN_ON_FIRST_USE = ['src/image/registry/client.ts', 'src/image/registry/registry-http.ts'];
+
+/** crib's own TypeScript modules (relative to the repository) in the bundle's files among `loaded`. */
+function ownModules(loaded: string[]): Set<string> {
+  const own = new Set<string>();
+  const dist = join(REPO, 'dist');
+  for (const f of loaded) {
+    const path = f.startsWith('file:') ? fileURLToPath(f) : f;
+    if (!path.startsWith(`${dist}/`) || !path.endsWith('.js')) continue;
+    const map = JSON.parse(readFileSync(`${path}.map`, 'utf8')) as { sources: string[] };
+    for (const s of map.sources) own.add(relative(REPO, resolve(dirname(path), s)));
+  }
+  return own;
+}
 
 /** For each name, whether a loaded CommonJS file's path contains node_modules/<name>. */
 function which(loaded: string[], names: string[]): Record<string, boolean> {
@@ -57,7 +74,7 @@ describe('the daemon at start', () => {
   });
 
   it('loads neither grpc-js nor the registry HTTP stack, WebSocket, tar, YAML, metrics or CLI libraries', () => {
-    const loaded = which(loadedBy(join(REPO, 'dist', 'daemon', 'daemon.js')), ['@grpc/grpc-js', ...LAZY]);
+    const loaded = which(loadedBy(join(REPO, 'build', 'tsc', 'daemon', 'daemon.js')), ['@grpc/grpc-js', ...LAZY]);
     expect(loaded).toEqual({ '@grpc/grpc-js': false, ...Object.fromEntries(LAZY.map((n) => [n, false])) });
   });
 
@@ -109,9 +126,10 @@ if (isMainThread) {
       protobufjs: true,
       ...Object.fromEntries([...BUILD_ONLY, ...LAZY, ...CONFIG_PARSERS].map((n) => [n, false])),
     });
-    expect(files.some((f) => f.endsWith('/dist/daemon/daemon.js'))).toBe(true);
+    const own = ownModules(files);
+    expect(own.has('src/daemon/daemon.ts')).toBe(true);
     // crib's own modules that only some RPCs need, loaded by the first of them.
-    expect(OWN_ON_FIRST_USE.filter((m) => files.some((f) => f.endsWith(`/dist/${m}`)))).toEqual([]);
+    expect(OWN_ON_FIRST_USE.filter((m) => own.has(m))).toEqual([]);
   });
 
   it('pulls from a registry without loading undici or grpc-js', async () => {
@@ -125,7 +143,8 @@ if (isMainThread) {
       });
       expect(which(files, NEVER)).toEqual(Object.fromEntries(NEVER.map((n) => [n, false])));
       // The probe sees them once a pull has used them.
-      expect(OWN_ON_FIRST_USE.filter((m) => files.some((f) => f.endsWith(`/dist/${m}`)))).toEqual(OWN_ON_FIRST_USE);
+      const own = ownModules(files);
+      expect(OWN_ON_FIRST_USE.filter((m) => own.has(m))).toEqual(OWN_ON_FIRST_USE);
     } finally {
       await registry.stop();
     }
