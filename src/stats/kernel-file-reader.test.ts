@@ -85,7 +85,9 @@ describe('KernelFileReader', () => {
   });
 
   it('reads a file only while an anchor is the file it was, checked before and after', async () => {
-    const reader = new KernelFileReader({ rememberAbsent: false });
+    // A reader that remembers absences: readIfSame neither records nor believes them (the pid in
+    // its path may name another process by the next read).
+    const reader = new KernelFileReader();
     const anchor = join(dir, 'anchor');
     await writeFile(anchor, '');
     await writeFile(join(dir, 'anchored'), 'table\n');
@@ -93,6 +95,9 @@ describe('KernelFileReader', () => {
     const identity = { dev: was.dev, ino: was.ino };
     expect(await reader.readIfSame(dir, 'anchored', anchor, identity)).toBe('table\n');
     expect(await reader.readIfSame(dir, 'not-there', anchor, identity)).toBeUndefined();
+    await writeFile(join(dir, 'not-there'), 'now it is\n');
+    expect(await reader.readIfSame(dir, 'not-there', anchor, identity)).toBe('now it is\n');
+    await rm(join(dir, 'not-there'));
     expect(await reader.readIfSame(join(dir, 'no-dir'), 'anchored', anchor, identity)).toBeUndefined();
     expect(await reader.readIfSame(dir, 'anchored', anchor, { dev: was.dev, ino: was.ino + 1 })).toBeUndefined();
     // Replaced by another file under the same name (made while the first still existed, so it

@@ -150,19 +150,19 @@ export class KernelFileReader {
    * both just before and just after the read, in the same job: /proc/<pid>/net/dev is the pod's
    * table only while process <pid> is in the pod's namespace (a pid can die and be reused, a
    * process can enter another namespace). Undefined when it is not, or when the file or `dir`
-   * is not there.
+   * is not there. No absence is remembered or believed here: the path names whatever process
+   * has the pid now, so what one lacked says nothing of the next.
    */
   readIfSame(
     dir: string, name: string, anchor: string, identity: FileIdentity, opts?: { list?: boolean },
   ): Promise<string | undefined> {
     const list = opts?.list ?? false;
     return this.inSlice(() => {
-      const now = this.startJob();
+      this.startJob();
       if (!this.isSame(anchor, identity)) return undefined;
-      this.touch(dir, now);
       let text: string | undefined;
       try {
-        text = this.readNow(dir, name, list, now);
+        text = this.openAndRead(dir, name, list);
       } catch (err) {
         if (err instanceof DirectoryGoneError && err.dir === dir) return undefined;
         throw err;

@@ -129,8 +129,7 @@ export function vethPeerReading(table: InterfaceTable, hostVeth: string, podInte
 /**
  * The table of the namespace process `pid` is in, if that is the namespace pinned at
  * `netnsPath` (whose identity the caller passes: `netns`); undefined when the process is gone
- * or lives elsewhere. `reader` must not remember absences: a pid once reused names another
- * process.
+ * or lives elsewhere.
  */
 export async function readProcessNetworkStats(
   reader: KernelFileReader, pid: number, netns: FileIdentity,

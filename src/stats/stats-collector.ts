@@ -230,9 +230,6 @@ export class StatsCollector {
   private readonly fs: FsUsageCache;
   private readonly files: KernelFileReader;
   private readonly hostInterfaces: HostInterfaceTable;
-  /** For /proc/<pid>/net/dev: remembers no absence, since a pid once reused names another
-   * process. */
-  private readonly procFiles: KernelFileReader;
   /** Identity of each pod's pinned netns file, by path (a path names one pod's namespace). */
   private readonly netnsIds = new Map<string, Stats>();
   private netnsReads = 0;
@@ -273,7 +270,6 @@ export class StatsCollector {
     this.prepare = opts.prepare;
     this.preparePod = opts.preparePod;
     this.hostInterfaces = new HostInterfaceTable(this.files);
-    this.procFiles = new KernelFileReader({ rememberAbsent: false });
     this.cgroupTtlMs = opts.cgroupTtlMs ?? 2000;
     this.maxStaleMs = Math.max(this.cgroupTtlMs, opts.maxStaleMs ?? 15_000);
     this.leadMs = opts.leadMs;
@@ -724,7 +720,7 @@ export class StatsCollector {
     if (!p.netnsPath) return undefined;
     try {
       for (const pid of p.pids ?? []) {
-        const reading = await readProcessNetworkStats(this.procFiles, pid, await this.netnsId(p.netnsPath));
+        const reading = await readProcessNetworkStats(this.files, pid, await this.netnsId(p.netnsPath));
         if (reading) return reading;
       }
       if (p.veth) {
