@@ -67,9 +67,10 @@ if (file) {
 // synchronously, so the profile is taken and written inside the exit handler.
 // `crib daemon` re-executes itself with its V8 flags (src/daemon/node-flags.ts): the profiler
 // starts only in the re-executed process, since a sampling signal pending across the exec
-// would kill the new image before Node handles it.
+// would kill the new image before Node handles it. The re-executed process is the one whose
+// command line carries the daemon's flags (DAEMON_NODE_FLAGS in src/daemon/node-flags.ts).
 const profFile = process.env.CRIB_BENCH_CPU_PROF;
-if (profFile && process.execArgv.some((a) => a.startsWith('--max-opt'))) {
+if (profFile && process.execArgv.some((a) => a.startsWith('--max-semi-space-size'))) {
   const { Session } = await import('node:inspector');
   const session = new Session();
   session.connect();
