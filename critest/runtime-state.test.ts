@@ -8,12 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfigFactory } from '../test-support/cri-configs.js';
-import { CLI, removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { RUNTIME, removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { cgroupDir } from '../test-support/node-truth.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
-
-const RUNTIME = join(CLI, '..', '..', 'native', 'build', 'crib-runtime');
 
 describe('an exited container\'s runtime state goes at its exit', () => {
   let work: string;

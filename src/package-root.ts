@@ -1,17 +1,39 @@
-// The package's root directory, the one holding package.json. Where a module sits below it is
-// not fixed: src/ when run from source (vitest, tsx), dist/ as tsc compiles it, and dist/cli.js
-// or one of its chunks under dist/chunks/ in the bundled daemon (package.json, build:ts). So
-// files of the package are found from its root, never by counting ../ from a module's own path.
-import { existsSync } from 'node:fs';
+// The package's root directory, the one holding crib's package.json. Where a module sits below
+// it is not fixed: src/ when run from source (vitest, tsx), build/tsc/ as tsc compiles it, and
+// dist/cli.js or one of its chunks under dist/chunks/ in the bundled daemon (package.json,
+// build:ts). So files of the package are found from its root, never by counting ../ from a
+// module's own path.
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-function rootAbove(dir: string): string {
+/** The package's name in its package.json: a package.json of another name is not crib's root. */
+const PACKAGE_NAME = 'crib';
+
+/**
+ * The nearest directory at or above `dir` with a package.json, which must be crib's. A broken
+ * install (PREFIX/lib/crib without its package.json) would otherwise find some other package's
+ * root further up and look for the native binaries and the proto there: it fails here instead,
+ * naming the file it found.
+ */
+export function packageRootAbove(dir: string): string {
   for (let d = dir; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    if (dirname(d) === d) throw new Error(`crib: no package.json above ${dir}`);
+    const file = join(d, 'package.json');
+    if (existsSync(file)) {
+      let name: unknown;
+      try {
+        name = (JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown }).name;
+      } catch (err) {
+        throw new Error(`crib: cannot read ${file}, the package.json nearest to ${dir}: ${(err as Error).message}`);
+      }
+      if (name !== PACKAGE_NAME) {
+        throw new Error(`crib: the package.json nearest to ${dir} is ${file}, of package ${JSON.stringify(name)}, not ${PACKAGE_NAME}: the installation is incomplete (reinstall with deploy/install.sh)`);
+      }
+      return d;
+    }
+    if (dirname(d) === d) throw new Error(`crib: no package.json above ${dir}: the installation is incomplete (reinstall with deploy/install.sh)`);
   }
 }
 
 /** The package root as a directory URL (ending in /). */
-export const PACKAGE_ROOT: URL = pathToFileURL(`${rootAbove(dirname(fileURLToPath(import.meta.url)))}/`);
+export const PACKAGE_ROOT: URL = pathToFileURL(`${packageRootAbove(dirname(fileURLToPath(import.meta.url)))}/`);

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultRuntimeRoot } from '../src/runtime/runtime-registry.js';
+import { nativeBinaryDir } from '../src/native-paths.js';
+import { PACKAGE_ROOT } from '../src/package-root.js';
 import { criClient, type CriClient } from './cri-client.js';
 
 const run = promisify(execFile);
@@ -28,8 +30,9 @@ export function daemonMounts(d: Pick<TestDaemon, 'dir' | 'state'>): string[] {
 }
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-/** The built crib-runtime (the tests' daemons run it; test-support drives it directly too). */
-export const RUNTIME = fileURLToPath(new URL('../native/build/crib-runtime', import.meta.url));
+/** The built crib-runtime (the tests' daemons run it; test-support drives it directly too): where
+ * the product finds it, not CRIB_RUNTIME_BINARY, which test files set for their daemons. */
+export const RUNTIME = `${nativeBinaryDir(PACKAGE_ROOT)}crib-runtime`;
 
 export interface TestDaemon {
   dir: string;
