@@ -225,6 +225,28 @@ describe('StatsCollector background refresh', () => {
     c.close();
   });
 
+  it('starts no walk behind a layer result a whole listing serves past its TTL when a read-ahead comes before the next one', async () => {
+    const upper = join(root, 'upper');
+    await mkdir(upper);
+    const withLayer: ContainerSubject = { ...subject, writableLayer: { dir: upper, mountpoint: root } };
+    // The first listing's presumed successor is 5 s away: its read-ahead does not run here.
+    const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 300, fsTtlMs: 300, presumedPeriodMs: 5000 });
+    const walked = (await c.containerStats(withLayer)).writableLayer!;
+    expect(walked.inodesUsed).toEqual({ value: '1' });
+    await writeFile(join(upper, 'new'), 'x');
+    await sleep(400);
+    // Past its TTL, the walk is served as it is (with its own timestamp) to the listing...
+    const [listed] = await c.listContainerStats([withLayer], { watch: () => [withLayer] });
+    expect(listed!.writableLayer).toEqual(walked);
+    // ...and nothing walked the layer behind it: a single container's stats, asked well after a
+    // walk of this one-file layer would have ended, still gets that walk (and starts one itself).
+    await sleep(200);
+    expect((await c.containerStats(withLayer)).writableLayer).toEqual(walked);
+    await sleep(200);
+    expect((await c.containerStats(withLayer)).writableLayer!.inodesUsed).toEqual({ value: '2' });
+    c.close();
+  });
+
   it('reads ahead of a pod listing and a container listing that come one right after the other in one pass', async () => {
     await podUsage(1_000_000);
     const c = new StatsCollector({ layout: layout(), cgroupTtlMs: 500, leadMs: 300, followUps: 0 });

@@ -137,6 +137,16 @@ const FOR_PODS = 2;
 const FOR_METRICS = 4;
 // A reading taken before any caller asked (takeFirstReadings): served to no kind yet.
 const FOR_NOBODY = 0;
+
+/** How a listing is answered (watchedListing): from readings the read-ahead renews
+ * (`maintained`), and whether the read-ahead walks its writable layers before the next one. */
+interface ListingHow {
+  maintained: boolean;
+  walkedAhead: boolean;
+}
+/** A call that is no whole listing (filtered, one container, metrics): nothing is read ahead of it. */
+const NOT_WATCHED: ListingHow = { maintained: false, walkedAhead: false };
+
 // Readings kept beyond those that could still be served are dropped past this many.
 const MAX_CACHED_READINGS = 4096;
 // netns-exec helpers (CNI pods' network counters) running at once.
@@ -157,6 +167,7 @@ const REFRESH_WALKS = 2;
 // are what a turn overruns its slice by (about 0.1 ms each); not cached, their reads are what
 // each of the file reader's slices has queued.
 const LISTING_PARALLEL = 8;
+
 const LISTING_SLICE_MS = 1;
 // A listing due this soon after a refresh starts is read ahead by it too (readings this much older).
 const DUE_TOGETHER_MS = 250;
@@ -307,15 +318,15 @@ export class StatsCollector {
    * read-ahead, which so reads the containers started since this listing too.
    */
   listContainerStats(subjects: ContainerSubject[], opts: { watch?: () => ContainerSubject[] } = {}): Promise<ContainerStats[]> {
-    const maintained = opts.watch !== undefined && this.listed(this.containerListings, opts.watch);
+    const how = this.watchedListing(this.containerListings, opts.watch);
     return mapInTurns(subjects, LISTING_PARALLEL, LISTING_SLICE_MS,
-      async (c) => this.toContainerStats(await this.readContainer(c, STATS_SCOPE, FOR_CONTAINERS, maintained)));
+      async (c) => this.toContainerStats(await this.readContainer(c, STATS_SCOPE, FOR_CONTAINERS, how)));
   }
 
   /** PodSandboxStats of every subject (ListPodSandboxStats); `watch` as listContainerStats. */
   listPodSandboxStats(subjects: PodSubject[], opts: { watch?: () => PodSubject[] } = {}): Promise<PodSandboxStats[]> {
-    const maintained = opts.watch !== undefined && this.listed(this.podListings, opts.watch);
-    return mapInTurns(subjects, LISTING_PARALLEL, LISTING_SLICE_MS, (p) => this.podStats(p, maintained));
+    const how = this.watchedListing(this.podListings, opts.watch);
+    return mapInTurns(subjects, LISTING_PARALLEL, LISTING_SLICE_MS, (p) => this.podStats(p, how));
   }
 
   /** ContainerStats of one container (ContainerStats / ListContainerStats). */
@@ -325,14 +336,15 @@ export class StatsCollector {
 
   /** PodSandboxStats of one pod with its containers (PodSandboxStats / ListPodSandboxStats). */
   podSandboxStats(p: PodSubject): Promise<PodSandboxStats> {
-    return this.podStats(p, false);
+    return this.podStats(p, NOT_WATCHED);
   }
 
   /**
    * Takes each pod's first readings (its and its containers' cgroups and its network, their
    * writable layers walked) and their first CPU samples, building nothing: the listing that first
-   * includes the pod finds its files open and its layers walked, and has its CPU rates. Served to
-   * no kind of caller, so a listing may serve them still.
+   * includes the pod finds its layers walked (served up to the walk cache's maxStaleMs old) and
+   * has its CPU rates. Served to no kind of caller, so a listing may serve them still while they
+   * are under cgroupTtlMs old.
    */
   async takeFirstReadings(pods: PodSubject[]): Promise<void> {
     await mapInTurns(pods, LISTING_PARALLEL, LISTING_SLICE_MS, async (p) => {
@@ -342,9 +354,9 @@ export class StatsCollector {
     });
   }
 
-  /** `maintained`: the read-ahead renews this pod's readings (see readContainer). */
-  private async podStats(p: PodSubject, maintained: boolean): Promise<PodSandboxStats> {
-    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, FOR_PODS, maintained);
+  /** `how`: whether the read-ahead renews this pod's readings and walks (see readContainer). */
+  private async podStats(p: PodSubject, how: ListingHow): Promise<PodSandboxStats> {
+    const { pod, containers, network } = await this.readPod(p, POD_STATS_SCOPE, FOR_PODS, how);
     const containerStats = containers.map((c) => this.toContainerStats(c));
     const cgroup = podUsage(pod.stats, containers);
     const nanoCores = this.rateOf(podRateKey(p.attributes.id), cgroup);
@@ -398,14 +410,14 @@ export class StatsCollector {
    * again on its own (the container listing's read-ahead, a refresh now running) is consistent
    * still, each reading with its own timestamp; one that falls behind is read again, after.
    */
-  private async readPod(p: PodSubject, podScope: CgroupReadScope, consumer: number, maintained = false) {
+  private async readPod(p: PodSubject, podScope: CgroupReadScope, consumer: number, how = NOT_WATCHED) {
     const podCgroup = resolvePodCgroupPath(p.cgroupParent);
     const scope = containerScopeInPod(podCgroup, podScope);
     const [containers, network] = await Promise.all([
-      Promise.all(p.containers.map((c) => this.readContainer(c, scope, consumer, maintained))), this.cachedNetwork(p, consumer, maintained)]);
+      Promise.all(p.containers.map((c) => this.readContainer(c, scope, consumer, how))), this.cachedNetwork(p, consumer, how.maintained)]);
     let stats: CgroupStats | undefined;
     if (podCgroup !== undefined) {
-      stats = await this.readCgroup(podCgroup, podScope, consumer, maintained);
+      stats = await this.readCgroup(podCgroup, podScope, consumer, how.maintained);
       const containersCpu = containers.reduce((sum, c) => sum + (c.cgroup?.cpu?.usageNs ?? 0n), 0n);
       const behind = (s: CgroupStats | undefined) => s?.cpu !== undefined && s.cpu.usageNs < containersCpu;
       // A read of the pod in flight (the refresher's, started once its containers were read) is
@@ -436,14 +448,22 @@ export class StatsCollector {
     if (this.netnsIds.size > 4 * keep.length + 64) this.netnsIds.clear();
   }
 
-  /** A watched listing came: its next one is forecast. True when it is from a measured period:
-   * the read-ahead renews its readings from now on (a presumed one is read ahead of once, but
-   * its listings are not served older readings for it). */
-  private listed<S>(forecast: ListingForecast<S>, subjects: () => S[]): boolean {
-    if (this.cgroupTtlMs <= 0) return false;
-    forecast.listed(subjects, performance.now(), this.nextLead());
+  /**
+   * A listing came; `watch` (a whole listing) has its next one forecast (listed). `maintained`:
+   * it is from a measured period, so the read-ahead renews its readings from now on (a presumed
+   * one is read ahead of once, but its listings are not served older readings for it).
+   * `walkedAhead`: a read-ahead is due before the next such listing, which walks its writable
+   * layers anew: a walk result this listing serves past its TTL starts no walk behind it. Such a
+   * walk would only be served to the next listing, which the read-ahead's serves instead, and
+   * its callbacks competed with this listing for the event loop: the first listing after a
+   * start (200 containers, every layer walked by the first readings) spent a third of its time
+   * on them.
+   */
+  private watchedListing<S>(forecast: ListingForecast<S>, watch: (() => S[]) | undefined): ListingHow {
+    if (watch === undefined || this.cgroupTtlMs <= 0) return NOT_WATCHED;
+    forecast.listed(watch, performance.now(), this.nextLead());
     this.scheduleRefresh();
-    return forecast.periodic;
+    return { maintained: forecast.periodic, walkedAhead: forecast.due !== undefined };
   }
 
   /** How long before the next listing its refresh starts: room for the whole refresh (walks and
@@ -667,18 +687,21 @@ export class StatsCollector {
   }
 
   /**
-   * `maintained`: the caller's listing is periodic and forecast, so the read-ahead renews its
+   * `how.maintained`: the caller's listing is periodic and forecast, so the read-ahead renews its
    * readings and walks before each one: it is answered from what the read-ahead last read (up
    * to maxStaleMs old, each reading with its timestamp), never by reading or walking while it
    * waits, even when the read-ahead is late or has not run yet (then even a reading it had
    * before). Any other caller is never served a reading its kind (`consumer`) had already.
+   * `how.walkedAhead`: a read-ahead will walk the layer before the caller's next listing, so a
+   * walk result served past its TTL starts no walk behind it (watchedListing).
    */
-  private async readContainer(c: ContainerSubject, scope: CgroupReadScope, consumer: number, maintained = false): Promise<ContainerReading> {
+  private async readContainer(c: ContainerSubject, scope: CgroupReadScope, consumer: number, how = NOT_WATCHED): Promise<ContainerReading> {
     const cgroupPath = resolveCgroupPath(c.cgroupsPath, c.attributes.id);
     const layer = c.writableLayer?.dir;
+    const walkBehind = !how.maintained && !how.walkedAhead && !(layer !== undefined && this.refreshLayers?.has(layer));
     const [cgroup, fs] = await Promise.all([
-      this.readCgroup(cgroupPath, scope, consumer, maintained),
-      layer !== undefined ? this.fs.usage(layer, { walkBehind: !maintained && !this.refreshLayers?.has(layer) }) : undefined,
+      this.readCgroup(cgroupPath, scope, consumer, how.maintained),
+      layer !== undefined ? this.fs.usage(layer, { walkBehind }) : undefined,
     ]);
     return { subject: c, cgroupPath, cgroup, fs };
   }
