@@ -4,7 +4,9 @@
 // each level's pods are split between them; samples alternate which build starts first.
 //   npx tsx bench/start-scale-ab.ts [CLI_A] [CLI_B]
 //   (default A = /work/main/dist/cli.js, B = this checkout's dist/cli.js; BENCH_LEVELS: pods on
-//    the node, default "0,250"; BENCH_N samples per level and build, default 30)
+//    the node, default "0,250"; BENCH_N samples per level and build, default 30; BENCH_USERNS=1:
+//    the sampled pods are user-namespaced, as kubelet's hostUsers: false pods, each on a 64 Ki
+//    block of host ids of its own)
 // Per level and build: RunPodSandbox, CreateContainer, StartContainer and their total (median /
 // p95 ms), each sample a busybox pod started then stopped and removed.
 import { readFileSync } from 'node:fs';
@@ -23,15 +25,27 @@ type Step = (typeof STEPS)[number];
 interface Pod { podSandboxId: string }
 interface Build extends BenchDaemon { pods: Pod[]; times: Map<number, Record<Step, number[]>> }
 
+const USERNS = process.env.BENCH_USERNS === '1';
+
+/** A sampled pod's (and its container's) linux section: user-namespaced with BENCH_USERNS, on
+ * host ids 100-299 x 64 Ki (far from any real user), a block per pod as kubelet gives. */
+function linuxOf(n: number, measured: boolean): Record<string, unknown> {
+  if (!USERNS || !measured) return {};
+  const maps = [{ containerId: 0, hostId: (100 + (n % 200)) * 65536, length: 65536 }];
+  return { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: { mode: 'POD', uids: maps, gids: maps } } } };
+}
+
 let seq = 0;
-async function startPod(b: Build, image: string, times?: Record<Step, number[]>): Promise<Pod> {
+/** `measured`: a warm-up or a sample (user-namespaced with BENCH_USERNS), not a level's filler. */
+async function startPod(b: Build, image: string, times?: Record<Step, number[]>, measured = times !== undefined): Promise<Pod> {
   const n = seq++;
-  const config = { metadata: { name: `scale-${n}`, namespace: 'bench', uid: `scale-${process.pid}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
+  const linux = linuxOf(n, measured);
+  const config = { metadata: { name: `scale-${n}`, namespace: 'bench', uid: `scale-${process.pid}-${n}`, attempt: 0 }, linux, logDirectory: '' };
   const t0 = performance.now();
   const { podSandboxId } = await b.cri.runtime.RunPodSandbox({ config });
   const t1 = performance.now();
   const { containerId } = await b.cri.runtime.CreateContainer({
-    podSandboxId, sandboxConfig: config, config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },
+    podSandboxId, sandboxConfig: config, config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux },
   });
   const t2 = performance.now();
   await b.cri.runtime.StartContainer({ containerId });
@@ -60,7 +74,7 @@ async function main(): Promise<void> {
       const d = await start({ name: 'AB'[i]!, cli, index: i + 1, dirPrefix: 'crib-scale-', bridgePrefix: 'cribk', subnet16: '10.245' });
       builds.push({ ...d, pods: [], times: new Map() });
       await d.cri.image.PullImage({ image: { image } });
-      for (let w = 0; w < 3; w++) await removePod(builds[i]!, await startPod(builds[i]!, image));
+      for (let w = 0; w < 3; w++) await removePod(builds[i]!, await startPod(builds[i]!, image, undefined, true));
     }
     const nodeMounts = new Map<number, number>();
     for (const level of LEVELS) {
@@ -80,7 +94,7 @@ async function main(): Promise<void> {
         process.stderr.write(`${level} pods: sample ${s + 1}/${N}\r`);
       }
     }
-    console.log(`\nN=${N} samples per level and build, alternating; A = ${CLI_A}, B = ${CLI_B}`);
+    console.log(`\nN=${N} samples per level and build, alternating${USERNS ? ', user-namespaced pods' : ''}; A = ${CLI_A}, B = ${CLI_B}`);
     console.log('pods on the node (mounts)'.padEnd(28) + 'step'.padEnd(8) + builds.map((b) => `${b.name}: median / p95 ms`.padEnd(26)).join('') + 'B / A (median)');
     for (const level of LEVELS) {
       for (const step of STEPS) {

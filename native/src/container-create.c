@@ -21,6 +21,7 @@
 #include "namespaces.h"
 #include "pidns-fork.h"
 #include "procfs.h"
+#include "rootfs-dev.h"
 #include "spec.h"
 #include "sync.h"
 #include "terminal.h"
@@ -254,10 +255,13 @@ int crib_container_create(const crib_create_opts *o, crib_state *st, crib_err *e
   bool in_cgroup;
   crib_lsm_host lsm;
   crib_lsm_probe(&lsm); /* here, in the host's mount namespace */
-  /* A user namespace's mounts are made by its root, which cannot enter the template; a
-   * createContainer hook runs in the container's namespace before pivot_root and may expect
-   * the host's paths there (OCI runtime-spec). Without a usable template: the host's. */
-  if (!userns && (plan.new_flags & CLONE_NEWNS) && !crib_hooks_has(spec, "createContainer")) {
+  /* A createContainer hook runs in the container's namespace before pivot_root and may expect
+   * the host's paths there (OCI runtime-spec). A user-namespaced container takes copies of the
+   * host's device nodes into the template, one descriptor each: more than CRIB_MAX_HOST_NODES
+   * and it is built in a copy of the host's table instead. Without a usable template: the
+   * host's. */
+  if ((plan.new_flags & CLONE_NEWNS) && !crib_hooks_has(spec, "createContainer") &&
+      (!userns || crib_dev_count(spec) <= CRIB_MAX_HOST_NODES)) {
     crib_err why;
     r.mnt_template = crib_mount_template_open(o->root, &why);
     if (r.mnt_template < 0 && why.msg[0])

@@ -18,6 +18,7 @@
 #include "hooks.h"
 #include "idmap-mount.h"
 #include "mount-fd.h"
+#include "mount-template.h"
 #include "mounts.h"
 #include "namespaces.h"
 #include "pidns-fork.h"
@@ -136,6 +137,36 @@ static int run_container_hook(crib_init_ctx *c, const char *stage, const char *s
   return rc;
 }
 
+/* Whether the spec mounts a sysfs. */
+static bool mounts_sysfs(json_t *spec) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(spec, "mounts"), i, m) {
+    const char *type = crib_json_str(m, "type");
+    if (type && strcmp(type, "sysfs") == 0) return true;
+  }
+  return false;
+}
+
+/* A user namespace may mount a procfs or sysfs only where one is already fully visible in its
+ * mount namespace (the kernel's mount_too_revealing), as the host's are in a copy of the host's
+ * table. In the copy of the template, the copies of the host's /proc and /sys (taken, without
+ * what is mounted below them, before the template was entered) go on its directories for them:
+ * out of the container's reach, and dropped with the template's root at pivot_root. */
+static int reveal_proc_and_sys(int visible[2], crib_err *err) {
+  static const char *const at[2] = {CRIB_MOUNT_TEMPLATE_PROC, CRIB_MOUNT_TEMPLATE_SYS};
+  for (int i = 0; i < 2; i++) {
+    int t = open(at[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (t < 0) return crib_fail(err, errno, "open `%s` of the template mount namespace", at[i]);
+    int rc = crib_mnt_attach(visible[i], t, at[i], err);
+    close(t);
+    close(visible[i]);
+    visible[i] = -1;
+    if (rc < 0) return -1;
+  }
+  return 0;
+}
+
 static int init_run(crib_init_ctx *c, crib_err *err) {
   json_t *spec = c->spec;
   json_t *process = json_object_get(spec, "process");
@@ -162,26 +193,49 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
     rootfs_mfd = crib_rootfs_clone(c->rootfs, root_prop, err);
     if (rootfs_mfd < 0) return crib_err_wrap(err, "rootfs `%s`", c->rootfs);
   }
-  /* The rootfs' own dir is our cwd (carried into the new mount namespace) and its clone is what
-   * gets attached there: neither needs its path walked by the mapped root. */
-  if (userns && chdir(c->rootfs) < 0) return crib_fail(err, errno, "chdir rootfs `%s`", c->rootfs);
+  /* Without the template, the rootfs' own dir is our cwd (carried into the new mount namespace)
+   * and its clone is what gets attached there: neither needs its path walked by the mapped root. */
+  if (userns && !in_template && chdir(c->rootfs) < 0) return crib_fail(err, errno, "chdir rootfs `%s`", c->rootfs);
   if (in_template && !v2 && crib_v1_cgroups_clone(c->cg->path, root_prop, &v1, err) < 0) return -1;
+  /* In the template, a user namespace's root has none of the host's paths it would otherwise
+   * take things from: its device nodes (mknod is refused there), the host's /sys (a sysfs of
+   * its own is refused when it does not own its network namespace) and /proc (the procfs
+   * handle's fallback, procfs.h). Copied now, as host root. */
+  crib_host_nodes host_nodes = {0};
+  int host_sys = -1, host_proc = -1;
+  int visible[2] = {-1, -1}; /* see reveal_proc_and_sys */
+  if (userns && in_template) {
+    if (crib_dev_clone_host_nodes(spec, &host_nodes, err) < 0) return -1;
+    if (mounts_sysfs(spec) && (host_sys = crib_mnt_clone(AT_FDCWD, "/sys", true, "/sys", err)) < 0) return -1;
+    if ((host_proc = crib_procfs_copy(err)) < 0) return -1;
+    if ((visible[0] = crib_procfs_copy(err)) < 0) return -1;
+    if ((visible[1] = crib_mnt_clone(AT_FDCWD, "/sys", false, "/sys", err)) < 0) return -1;
+  }
+  /* Entered before any namespace is joined or made: setns into the template needs CAP_SYS_ADMIN
+   * over its owner, the host's user namespace, which a user namespace's root does not have. Ours
+   * is then a copy of the template's one mount, not of the host's whole table. */
+  if (in_template) {
+    if (setns(c->mnt_template, CLONE_NEWNS) < 0) return crib_fail(err, errno, "enter the template mount namespace");
+    close(c->mnt_template);
+    c->mnt_template = -1;
+  }
   if (crib_ns_join(c->plan, ~CLONE_NEWPID, err) < 0) return -1;
   crib_ns_plan_close(c->plan);
-  if (c->join_userns && crib_ns_check_joined_maps(spec, err) < 0) return -1;
   /* From here on the only fds beyond the preserved ones are those we talk through (and the PID
    * namespace to enter last): nothing our caller leaked to us is reachable through
    * /proc/self/fd during setup. */
   bool outside = c->pidns_fd >= 0; /* of the PID namespace we join, until the fork at the end */
-  int keep[128 + CRIB_MAX_V1_HIERARCHIES] = {c->sync_fd, c->fifo_fd, c->result_fd, outside ? c->pidns_fd : -1,
-                                             rootfs_mfd, c->mnt_template};
-  size_t nkeep = 6;
+  int keep[128 + CRIB_MAX_V1_HIERARCHIES + CRIB_MAX_HOST_NODES + 4] = {
+      c->sync_fd, c->fifo_fd, c->result_fd, outside ? c->pidns_fd : -1, rootfs_mfd, host_sys, host_proc,
+      visible[0], visible[1]};
+  size_t nkeep = 9;
   for (size_t i = 0; pre.fd && i < pre.n; i++) {
     if (pre.fd[i] < 0) continue;
-    if (nkeep == 128) return crib_fail(err, E2BIG, "more than 122 bind mounts");
+    if (nkeep == 128) return crib_fail(err, E2BIG, "more than 121 bind mounts");
     keep[nkeep++] = pre.fd[i];
   }
   for (size_t i = 0; i < v1.n; i++) keep[nkeep++] = v1.fd[i];
+  for (size_t i = 0; i < host_nodes.n; i++) keep[nkeep++] = host_nodes.fd[i];
   if (crib_close_fds_from(3 + c->preserve_fds, keep, nkeep, err) < 0) return -1;
   if (new_userns && unshare(CLONE_NEWUSER) < 0) return crib_fail(err, errno, "unshare user namespace");
 
@@ -201,17 +255,14 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
     if (setresuid(0, 0, 0) < 0) return crib_fail(err, errno, "become uid 0 in the user namespace (do uidMappings map 0?)");
   }
   int rest = c->new_flags & ~(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME | (acked ? 0 : CLONE_NEWCGROUP));
-  /* Ours is then a copy of the template's one mount, not of the host's whole table. */
-  if (in_template) {
-    if (setns(c->mnt_template, CLONE_NEWNS) < 0) return crib_fail(err, errno, "enter the template mount namespace");
-    close(c->mnt_template);
-    c->mnt_template = -1;
-  }
   if (rest && unshare(rest) < 0) return crib_fail(err, errno, "unshare namespaces (flags 0x%x)", rest);
-  /* Every /proc write from here on goes through a procfs of our own (procfs.h), opened before
-   * anything of the container is mounted. */
-  int proc = crib_procfs_open(err);
+  if (visible[0] >= 0 && reveal_proc_and_sys(visible, err) < 0) return -1;
+  /* Every /proc read and write from here on goes through a procfs of our own (procfs.h), opened
+   * before anything of the container is mounted. */
+  int proc = crib_procfs_open_from(&host_proc, err);
+  if (host_proc >= 0) close(host_proc);
   if (proc < 0) return -1;
+  if (c->join_userns && crib_ns_check_joined_maps(spec, proc, err) < 0) return -1;
   if ((c->new_flags & CLONE_NEWTIME) && crib_ns_enter_new_time(spec, proc, err) < 0) return -1;
   /* With a new user namespace and a new PID namespace, the PID namespace is unshared here, so
    * that the user namespace owns it, and entered by forking: the middle process leaves. */
@@ -231,6 +282,7 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
                         .userns = userns, .no_pivot = c->no_pivot, .cgroup_path = c->cg->path, .cgroup_v2 = v2,
                         .proc_pidns = c->pidns_fd, .pre = &pre, .rootfs_mfd = rootfs_mfd, .rootfd = -1,
                         .in_template = in_template, .v1 = in_template ? &v1 : NULL,
+                        .host_nodes = userns && in_template ? &host_nodes : NULL, .host_sys = &host_sys,
                         .mount_label = c->lsm.selinux ? crib_json_str(json_object_get(spec, "linux"), "mountLabel") : NULL};
   if (crib_hooks_has(spec, "prestart") || crib_hooks_has(spec, "createRuntime")) {
     /* The parent runs these in the runtime namespace, now that ours exist. */
@@ -246,6 +298,8 @@ static int init_run(crib_init_ctx *c, crib_err *err) {
   int built = crib_rootfs_build(&rc, err);
   crib_premounts_close(&pre);
   crib_v1_cgroups_close(&v1);
+  crib_host_nodes_close(&host_nodes);
+  if (host_sys >= 0) close(host_sys);
   if (built < 0) return -1;
   if (crib_hooks_has(spec, "createContainer") && run_container_hook(c, "createContainer", "creating", err) < 0)
     return -1;

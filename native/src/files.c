@@ -82,9 +82,10 @@ static int cmp_int(const void *a, const void *b) {
 int crib_close_fds_from(int from, const int *keep, size_t n, crib_err *err) {
   /* close_range needs no /proc (the container may not mount one) and is one syscall per gap
    * between kept fds. */
-  /* 128: the talk fds plus a user-namespaced container's prepared idmapped mounts. */
-  if (n > 128) return crib_fail(err, E2BIG, "close fds: %zu fds to keep, at most 128", n);
-  int sorted[128];
+  /* 256: the talk fds, a container's prepared binds and v1 cgroup clones, and a user-namespaced
+   * one's copies of the host's device nodes (container-init.c). */
+  if (n > 256) return crib_fail(err, E2BIG, "close fds: %zu fds to keep, at most 256", n);
+  int sorted[256];
   if (n > 0) memcpy(sorted, keep, n * sizeof *sorted);
   qsort(sorted, n, sizeof *sorted, cmp_int);
   unsigned lo = (unsigned)from;

@@ -6,6 +6,7 @@
 #include <linux/magic.h>
 #include <linux/nsfs.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -16,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "crib-atomic-file.h"
 #include "files.h"
 #include "mount-fd.h"
 #include "namespaces.h"
@@ -23,12 +25,13 @@
 #define WHAT "the mount template"
 
 typedef struct paths {
-  char dir[PATH_MAX], pin[PATH_MAX], lock[PATH_MAX];
+  char dir[PATH_MAX], pin[PATH_MAX], lock[PATH_MAX], layout[PATH_MAX];
 } paths;
 
 static int paths_of(const char *root, paths *p, crib_err *err) {
   if ((size_t)snprintf(p->dir, sizeof p->dir, "%s/%s", root, CRIB_MOUNT_TEMPLATE_DIR) >= sizeof p->dir ||
       (size_t)snprintf(p->pin, sizeof p->pin, "%s/%s", p->dir, CRIB_MOUNT_TEMPLATE_PIN) >= sizeof p->pin ||
+      (size_t)snprintf(p->layout, sizeof p->layout, "%s/%s", p->dir, CRIB_MOUNT_TEMPLATE_LAYOUT_FILE) >= sizeof p->layout ||
       (size_t)snprintf(p->lock, sizeof p->lock, "%s.lock", p->dir) >= sizeof p->lock)
     return crib_fail(err, ENAMETOOLONG, "--root `%s`", root);
   return 0;
@@ -45,6 +48,18 @@ static int lock_template(const paths *p, crib_err *err) {
     return crib_fail(err, e, "lock `%s`", p->lock);
   }
   return fd;
+}
+
+/* Whether the layout file beside the pin names this runtime's layout. */
+static bool layout_is_current(const paths *p) {
+  char buf[64];
+  int fd = open(p->layout, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n < 0) return false;
+  buf[n] = '\0';
+  return strcmp(buf, CRIB_MOUNT_TEMPLATE_LAYOUT) == 0;
 }
 
 int crib_mount_template_open(const char *root, crib_err *err) {
@@ -64,6 +79,9 @@ int crib_mount_template_open(const char *root, crib_err *err) {
     crib_fail(err, errno, "ioctl NS_GET_NSTYPE `%s`", p.pin);
   } else if (type != CLONE_NEWNS) {
     crib_fail(err, 0, "`%s` pins a namespace that is not a mount namespace (type 0x%x)", p.pin, type);
+  } else if (!layout_is_current(&p)) {
+    crib_fail(err, 0, "`%s` pins a template of another layout than this crib-runtime's "
+              "(`crib-runtime mount-template` makes it anew)", p.pin);
   } else {
     return fd;
   }
@@ -89,11 +107,11 @@ static int build_template(void *arg, crib_err *e) {
   int m = crib_mnt_new("tmpfs", "tmpfs", "mode=0555,size=4k,nr_inodes=8", MS_NOSUID | MS_NODEV | MS_NOEXEC, WHAT, e);
   if (m < 0) return -1;
   int rc = 0;
-  if (mkdirat(m, CRIB_MOUNT_TEMPLATE_ROOTFS + 1, 0555) < 0)
-    rc = crib_fail(e, errno, "mkdir `%s` in " WHAT, CRIB_MOUNT_TEMPLATE_ROOTFS);
-  else if (crib_mnt_restrict(m, MS_RDONLY, false, WHAT, e) < 0)
-    rc = -1;
-  else if (move_mount(m, "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+  static const char *const dirs[] = {CRIB_MOUNT_TEMPLATE_ROOTFS, CRIB_MOUNT_TEMPLATE_PROC, CRIB_MOUNT_TEMPLATE_SYS};
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0] && rc == 0; i++)
+    if (mkdirat(m, dirs[i] + 1, 0555) < 0) rc = crib_fail(e, errno, "mkdir `%s` in " WHAT, dirs[i]);
+  if (rc == 0 && crib_mnt_restrict(m, MS_RDONLY, false, WHAT, e) < 0) rc = -1;
+  if (rc == 0 && move_mount(m, "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
     rc = crib_fail(e, errno, "attach " WHAT " on `%s`", dir);
   close(m);
   if (rc < 0) return -1;
@@ -127,6 +145,9 @@ static int make_locked(const paths *p, crib_err *err) {
   int rc = 0;
   if (mount(ns, p->pin, NULL, MS_BIND, NULL) < 0) rc = crib_fail(err, errno, "pin " WHAT " on `%s`", p->pin);
   crib_ns_child_release(child, hold);
+  /* Written once the pin is there: a template pinned without it (a kill in between) is made anew. */
+  if (rc == 0)
+    rc = crib_atomic_write_file(p->layout, CRIB_MOUNT_TEMPLATE_LAYOUT, strlen(CRIB_MOUNT_TEMPLATE_LAYOUT), 0600, err);
   return rc;
 }
 
@@ -144,21 +165,29 @@ int crib_mount_template_make(const char *root, crib_err *err) {
   return rc < 0 ? crib_err_wrap(err, "make " WHAT " under `%s`", root) : 0;
 }
 
+/* The layout file goes first: a template unpinned only halfway is then never used. */
+static int unlink_layout(const paths *p, crib_err *err) {
+  if (unlink(p->layout) < 0 && errno != ENOENT) return crib_fail(err, errno, "remove `%s`", p->layout);
+  return 0;
+}
+
 int crib_mount_template_remove(const char *root, crib_err *err) {
   paths p;
   if (paths_of(root, &p, err) < 0) return -1;
   if (access(p.dir, F_OK) < 0 && errno == ENOENT) return 0;
   int lock = lock_template(&p, err);
   if (lock < 0) return -1;
-  int rc = 0;
-  while (umount2(p.pin, MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
+  int rc = unlink_layout(&p, err);
+  if (rc == 0) {
+    while (umount2(p.pin, MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
+    }
+    if (errno != EINVAL && errno != ENOENT) rc = crib_fail(err, errno, "unpin `%s`", p.pin);
+    else if (unlink(p.pin) < 0 && errno != ENOENT) rc = crib_fail(err, errno, "remove `%s`", p.pin);
+    else if (is_mount_root(p.dir) && umount2(p.dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+      rc = crib_fail(err, errno, "unmount `%s`", p.dir);
+    else if (rmdir(p.dir) < 0 && errno != ENOENT) rc = crib_fail(err, errno, "remove `%s`", p.dir);
+    else if (unlink(p.lock) < 0 && errno != ENOENT) rc = crib_fail(err, errno, "remove `%s`", p.lock);
   }
-  if (errno != EINVAL && errno != ENOENT) rc = crib_fail(err, errno, "unpin `%s`", p.pin);
-  else if (unlink(p.pin) < 0 && errno != ENOENT) rc = crib_fail(err, errno, "remove `%s`", p.pin);
-  else if (is_mount_root(p.dir) && umount2(p.dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-    rc = crib_fail(err, errno, "unmount `%s`", p.dir);
-  else if (rmdir(p.dir) < 0 && errno != ENOENT) rc = crib_fail(err, errno, "remove `%s`", p.dir);
-  else if (unlink(p.lock) < 0 && errno != ENOENT) rc = crib_fail(err, errno, "remove `%s`", p.lock);
   close(lock);
   return rc;
 }

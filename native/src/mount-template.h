@@ -7,8 +7,10 @@
  * kubelet's volumes): at 250 pods, copying the host's table and detaching it was about 3 ms of
  * each container's start, and every mount and unmount on the node waited meanwhile. The template
  * holds one mount: an empty read-only tmpfs, with a directory `rootfs` to attach the container's
- * rootfs on. Everything the container gets from the host (its rootfs, every bind, its v1 cgroup
- * directories) is cloned by descriptor before it enters the template (idmap-mount.h, mounts.h).
+ * rootfs on (and `proc` and `sys`, below). Everything the container gets from the host (its
+ * rootfs, every bind, its v1 cgroup directories; a user-namespaced one's device nodes, /sys and
+ * /proc too) is cloned by descriptor before it enters the template (idmap-mount.h, mounts.h,
+ * rootfs-dev.h, procfs.h).
  *
  * The namespace is pinned at <root>/.mount-template/ns, a bind mount of its nsfs file. The
  * kernel refuses to copy a mount namespace's file into another namespace (a loop), so the
@@ -27,6 +29,15 @@
 #define CRIB_MOUNT_TEMPLATE_PIN "ns"
 /* The directory of the template's root the rootfs is attached on. */
 #define CRIB_MOUNT_TEMPLATE_ROOTFS "/rootfs"
+/* Where a user-namespaced container attaches copies of the host's /proc and /sys while it builds
+ * its rootfs: the kernel lets a user namespace mount a procfs or sysfs only where one is already
+ * fully visible (mount_too_revealing). Dropped with the template's root at pivot_root. */
+#define CRIB_MOUNT_TEMPLATE_PROC "/proc"
+#define CRIB_MOUNT_TEMPLATE_SYS "/sys"
+/* Beside the pin, the layout of the template it pins (these directories): a template of another
+ * layout is not used, and `mount-template` makes it anew. */
+#define CRIB_MOUNT_TEMPLATE_LAYOUT_FILE "layout"
+#define CRIB_MOUNT_TEMPLATE_LAYOUT "rootfs proc sys\n"
 
 /* Make the template under root unless a valid one is pinned there (idempotent; serialised with
  * other runtimes by a lock file beside it). */
@@ -36,8 +47,9 @@ int crib_mount_template_make(const char *root, crib_err *err);
 int crib_mount_template_remove(const char *root, crib_err *err);
 
 /* A descriptor of the template's namespace (close-on-exec) when a valid one is pinned under
- * root; -1 otherwise (none made, or what is there is not a mount namespace), with err saying
- * why when something is there but unusable (err->msg empty when there is simply none). */
+ * root; -1 otherwise (none made, what is there is not a mount namespace, or its layout file does
+ * not name this runtime's layout), with err saying why when something is there but unusable
+ * (err->msg empty when there is simply none). */
 int crib_mount_template_open(const char *root, crib_err *err);
 
 #endif

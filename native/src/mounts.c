@@ -336,7 +336,12 @@ static int build_mount(const char *type, const char *source, const crib_mount_op
   /* sysfs belongs to the network namespace's owner: in a user namespace that joined the host's
    * network, a new one is refused, so bind the host's instead (as runc), with the asked flags. */
   if (m < 0 && err->errnum == EPERM && strcmp(type, "sysfs") == 0) {
-    m = crib_mnt_clone(AT_FDCWD, "/sys", true, dest, err);
+    if (env->host_sys && *env->host_sys >= 0) {
+      m = *env->host_sys;
+      *env->host_sys = -1;
+    } else {
+      m = crib_mnt_clone(AT_FDCWD, "/sys", true, dest, err);
+    }
     if (m >= 0 && crib_mnt_restrict(m, o->flags, true, dest, err) < 0) {
       close(m);
       return -1;

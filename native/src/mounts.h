@@ -55,6 +55,10 @@ typedef struct crib_mount_env {
   /* v1: the hierarchies' clones made before the container entered its mount namespace (taken,
    * and closed, by the cgroup mount); NULL: cloned when the cgroup mount is made. */
   crib_v1_cgroups *v1;
+  /* A recursive copy of the host's /sys made beforehand (as v1), for the sysfs a user namespace
+   * may not make: taken by the first sysfs mount that needs it. NULL or -1: copied from the
+   * current /sys then. */
+  int *host_sys;
   /* The root's propagation (crib_rootfs_propagation), given to every copy of a host mount. */
   unsigned long root_prop;
   /* linux.mountLabel when the host runs SELinux (NULL otherwise, and the label is ignored, as

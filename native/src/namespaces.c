@@ -163,14 +163,18 @@ int crib_ns_write_maps(pid_t pid, json_t *uids, json_t *gids, crib_err *err) {
   return rc;
 }
 
-/* Whether every line of the kernel's map at path is one of maps' entries and vice versa. */
-static int check_map(const char *path, json_t *maps, const char *field, crib_err *err) {
-  FILE *f = fopen(path, "re");
-  if (!f) return crib_fail(err, errno, "open `%s`", path);
+/* Whether every line of the kernel's map `rel` (beneath the procfs handle proc) is one of maps'
+ * entries and vice versa. */
+static int check_map(int proc, const char *rel, json_t *maps, const char *field, crib_err *err) {
+  /* At most 340 lines (the kernel's bound) of three numbers each. */
+  static char text[340 * 3 * 22];
+  if (crib_procfs_read(proc, rel, text, sizeof text, err) < 0) return -1;
   size_t lines = 0;
   long long in, out, count;
-  int rc = 0;
-  while (rc == 0 && fscanf(f, "%lld %lld %lld", &in, &out, &count) == 3) {
+  int used;
+  const char *p = text;
+  while (sscanf(p, "%lld %lld %lld%n", &in, &out, &count, &used) == 3) {
+    p += used;
     lines++;
     bool found = false;
     size_t i;
@@ -182,20 +186,19 @@ static int check_map(const char *path, json_t *maps, const char *field, crib_err
         found = true;
     }
     if (!found)
-      rc = crib_fail(err, 0, "linux.%s does not match the joined user namespace, which maps %lld %lld %lld",
-                     field, in, out, count);
+      return crib_fail(err, 0, "linux.%s does not match the joined user namespace, which maps %lld %lld %lld",
+                       field, in, out, count);
   }
-  fclose(f);
-  if (rc == 0 && lines != json_array_size(maps))
-    rc = crib_fail(err, 0, "linux.%s has %zu entries, the joined user namespace %zu", field, json_array_size(maps), lines);
-  return rc;
+  if (lines != json_array_size(maps))
+    return crib_fail(err, 0, "linux.%s has %zu entries, the joined user namespace %zu", field, json_array_size(maps), lines);
+  return 0;
 }
 
-int crib_ns_check_joined_maps(json_t *spec, crib_err *err) {
+int crib_ns_check_joined_maps(json_t *spec, int proc, crib_err *err) {
   json_t *linux_ = json_object_get(spec, "linux");
   json_t *uids = json_object_get(linux_, "uidMappings"), *gids = json_object_get(linux_, "gidMappings");
-  if (json_array_size(uids) > 0 && check_map("/proc/self/uid_map", uids, "uidMappings", err) < 0) return -1;
-  if (json_array_size(gids) > 0 && check_map("/proc/self/gid_map", gids, "gidMappings", err) < 0) return -1;
+  if (json_array_size(uids) > 0 && check_map(proc, "self/uid_map", uids, "uidMappings", err) < 0) return -1;
+  if (json_array_size(gids) > 0 && check_map(proc, "self/gid_map", gids, "gidMappings", err) < 0) return -1;
   return 0;
 }
 

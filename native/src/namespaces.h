@@ -45,9 +45,9 @@ int crib_ns_enter_new_time(json_t *spec, int proc, crib_err *err);
  * handle of our own (procfs.h). */
 int crib_ns_write_id_maps(pid_t pid, json_t *spec, crib_err *err);
 /* After joining a user namespace by path: the spec's uidMappings/gidMappings, when given, must
- * be that namespace's (as runc insists), not silently ignored. Reads /proc/self/{uid,gid}_map,
- * so call it while /proc is still the host's. */
-int crib_ns_check_joined_maps(json_t *spec, crib_err *err);
+ * be that namespace's (as runc insists), not silently ignored. Reads self/{uid,gid}_map beneath
+ * the procfs handle proc (procfs.h), never the container's /proc. */
+int crib_ns_check_joined_maps(json_t *spec, int proc, crib_err *err);
 /* The same from two arrays of {containerID, hostID, size} (a mount's uidMappings/gidMappings). */
 int crib_ns_write_maps(pid_t pid, json_t *uids, json_t *gids, crib_err *err);
 

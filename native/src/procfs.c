@@ -50,16 +50,8 @@ static int copy_of_proc(void) {
   return m;
 }
 
-int crib_procfs_open(crib_err *err) {
-  int m = new_instance();
-  if (m < 0) {
-    /* A user namespace that does not own the pid namespace may not make a procfs. */
-    int fs_errno = errno;
-    m = copy_of_proc();
-    if (m < 0)
-      return crib_fail(err, errno, "procfs: fsopen(\"proc\") failed (%s), and so did open_tree `/proc`",
-                       strerror(fs_errno));
-  }
+/* m (taken) if it is the root of a procfs; -1 otherwise (closed). */
+static int checked_root(int m, crib_err *err) {
   struct stat sb;
   if (on_procfs(m, "/proc", err) < 0) {
     close(m);
@@ -76,6 +68,34 @@ int crib_procfs_open(crib_err *err) {
                      (unsigned long long)sb.st_ino);
   }
   return m;
+}
+
+int crib_procfs_copy(crib_err *err) {
+  int m = copy_of_proc();
+  if (m < 0) return crib_fail(err, errno, "procfs: open_tree `/proc`");
+  return checked_root(m, err);
+}
+
+int crib_procfs_open_from(int *copy, crib_err *err) {
+  int m = new_instance();
+  if (m < 0) {
+    /* A user namespace that does not own the pid namespace may not make a procfs. */
+    int fs_errno = errno;
+    if (copy && *copy >= 0) {
+      m = *copy;
+      *copy = -1;
+    } else {
+      m = copy_of_proc();
+      if (m < 0)
+        return crib_fail(err, errno, "procfs: fsopen(\"proc\") failed (%s), and so did open_tree `/proc`",
+                         strerror(fs_errno));
+    }
+  }
+  return checked_root(m, err);
+}
+
+int crib_procfs_open(crib_err *err) {
+  return crib_procfs_open_from(NULL, err);
 }
 
 /* rel with a leading "self/" or "thread-self/" replaced by what that link says in this procfs

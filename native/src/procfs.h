@@ -21,6 +21,15 @@
  * container's filesystem is set up: the open_tree fallback copies whatever /proc is then. */
 int crib_procfs_open(crib_err *err);
 
+/* A detached copy of the current mount namespace's /proc (open_tree), checked to be the root of
+ * a procfs: the open_tree fallback taken beforehand, by a process about to enter a mount
+ * namespace that has no /proc (the template, mount-template.h) and then a user namespace. */
+int crib_procfs_copy(crib_err *err);
+
+/* crib_procfs_open with *copy (crib_procfs_copy; -1: none) as its fallback instead of a copy of
+ * the current /proc: taken (set to -1) when used. */
+int crib_procfs_open_from(int *copy, crib_err *err);
+
 /* Open rel (relative, e.g. "sys/kernel/shmmax", "self/oom_score_adj", "thread-self/attr/exec")
  * beneath the handle with flags; "self" and "thread-self" name the calling process and thread.
  * Fails on any symlink, magic link or mount crossing, and when the file is not on procfs. */

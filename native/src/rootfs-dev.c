@@ -85,8 +85,11 @@ static int host_node(const device *d, crib_err *err) {
   return m;
 }
 
-static int bind_host_node(int parent, const char *base, const device *d, crib_err *err) {
-  int m = host_node(d, err);
+/* `*copy`: the node's copy made beforehand (crib_dev_clone_host_nodes), taken; -1 or no copy:
+ * made now from the host's path, which this mount namespace then has. */
+static int bind_host_node(int parent, const char *base, const device *d, int *copy, crib_err *err) {
+  int m = copy && *copy >= 0 ? *copy : host_node(d, err);
+  if (copy) *copy = -1;
   if (m < 0) return -1;
   int f = openat(parent, base, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (f >= 0) close(f);
@@ -111,7 +114,7 @@ static int bind_host_node(int parent, const char *base, const device *d, crib_er
   return rc;
 }
 
-static int make_device(int rootfd, const device *d, bool userns, crib_err *err) {
+static int make_device(int rootfd, const device *d, bool userns, int *copy, crib_err *err) {
   char dir[PATH_MAX];
   if (!CRIB_FMT(dir, "%s", d->path)) return crib_fail(err, ENAMETOOLONG, "device path `%s`", d->path);
   char *slash = strrchr(dir, '/');
@@ -125,7 +128,7 @@ static int make_device(int rootfd, const device *d, bool userns, crib_err *err) 
   int rc = 0;
   if (userns) {
     /* mknod is refused in a user namespace: bind the host's node instead. */
-    rc = bind_host_node(parent, base, d, err);
+    rc = bind_host_node(parent, base, d, copy, err);
   } else {
     /* umask 0 so the node gets exactly the asked mode, with no chmod by name afterwards. */
     mode_t old = umask(0);
@@ -142,20 +145,69 @@ static int make_device(int rootfd, const device *d, bool userns, crib_err *err) 
   return rc;
 }
 
-int crib_dev_nodes(int rootfd, json_t *spec, bool userns, crib_err *err) {
-  for (size_t i = 0; i < sizeof default_devices / sizeof default_devices[0]; i++)
-    if (make_device(rootfd, &default_devices[i], userns, err) < 0) return -1;
-  size_t i;
-  json_t *j;
-  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "devices"), i, j) {
-    const char *path = crib_json_str(j, "path"), *type = crib_json_str(j, "type");
-    if (!path || path[0] != '/' || !type || strchr("cbup", type[0]) == NULL || type[1])
-      return crib_fail(err, 0, "linux.devices[%zu]: needs an absolute path and type c|b|u|p", i);
-    device d = {.path = path, .type = type[0] == 'u' ? 'c' : type[0],
+/* linux.devices[i] as a device, or an error naming what is wrong with it. */
+static int spec_device(json_t *j, size_t i, device *d, crib_err *err) {
+  const char *path = crib_json_str(j, "path"), *type = crib_json_str(j, "type");
+  if (!path || path[0] != '/' || !type || strchr("cbup", type[0]) == NULL || type[1])
+    return crib_fail(err, 0, "linux.devices[%zu]: needs an absolute path and type c|b|u|p", i);
+  *d = (device){.path = path, .type = type[0] == 'u' ? 'c' : type[0],
                 .maj = (unsigned)crib_json_int(j, "major", 0), .min = (unsigned)crib_json_int(j, "minor", 0),
                 .mode = (mode_t)crib_json_int(j, "fileMode", 0666), .uid = (uid_t)crib_json_int(j, "uid", 0),
                 .gid = (gid_t)crib_json_int(j, "gid", 0)};
-    if (make_device(rootfd, &d, userns, err) < 0) return crib_err_wrap(err, "linux.devices[%zu]", i);
+  return 0;
+}
+
+#define N_DEFAULT_DEVICES (sizeof default_devices / sizeof default_devices[0])
+
+size_t crib_dev_count(json_t *spec) {
+  return N_DEFAULT_DEVICES + json_array_size(json_object_get(json_object_get(spec, "linux"), "devices"));
+}
+
+void crib_host_nodes_close(crib_host_nodes *h) {
+  for (size_t k = 0; k < h->n; k++)
+    if (h->fd[k] >= 0) close(h->fd[k]);
+  h->n = 0;
+}
+
+int crib_dev_clone_host_nodes(json_t *spec, crib_host_nodes *out, crib_err *err) {
+  out->n = 0;
+  size_t total = crib_dev_count(spec);
+  if (total > CRIB_MAX_HOST_NODES)
+    return crib_fail(err, E2BIG, "linux.devices: %zu device nodes, at most %d", total, CRIB_MAX_HOST_NODES);
+  for (size_t k = 0; k < N_DEFAULT_DEVICES; k++) {
+    int m = host_node(&default_devices[k], err);
+    if (m < 0) goto fail;
+    out->fd[out->n++] = m;
+  }
+  size_t i;
+  json_t *j;
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "devices"), i, j) {
+    device d;
+    if (spec_device(j, i, &d, err) < 0) goto fail;
+    int m = host_node(&d, err);
+    if (m < 0) {
+      crib_err_wrap(err, "linux.devices[%zu]", i);
+      goto fail;
+    }
+    out->fd[out->n++] = m;
+  }
+  return 0;
+fail:
+  crib_host_nodes_close(out);
+  return -1;
+}
+
+int crib_dev_nodes(int rootfd, json_t *spec, bool userns, crib_host_nodes *host, crib_err *err) {
+  for (size_t k = 0; k < N_DEFAULT_DEVICES; k++)
+    if (make_device(rootfd, &default_devices[k], userns, host && k < host->n ? &host->fd[k] : NULL, err) < 0) return -1;
+  size_t i;
+  json_t *j;
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "devices"), i, j) {
+    device d;
+    if (spec_device(j, i, &d, err) < 0) return -1;
+    size_t k = N_DEFAULT_DEVICES + i;
+    if (make_device(rootfd, &d, userns, host && k < host->n ? &host->fd[k] : NULL, err) < 0)
+      return crib_err_wrap(err, "linux.devices[%zu]", i);
   }
   int dev = crib_root_open(rootfd, "/dev", O_PATH | O_DIRECTORY, true, err);
   if (dev < 0) return -1;

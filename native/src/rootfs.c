@@ -119,7 +119,7 @@ int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err) {
   int rootfd = c->rootfd;
   crib_mount_env env = {.bundle = c->bundle, .cgroup_path = c->cgroup_path, .cgroup_v2 = c->cgroup_v2,
                         .proc_pidns = c->proc_pidns, .pre = c->pre, .v1 = c->v1, .root_prop = prop,
-                        .mount_label = c->mount_label};
+                        .mount_label = c->mount_label, .host_sys = c->host_sys};
   bool dev_is_bind = false;
   size_t i;
   json_t *m;
@@ -136,7 +136,7 @@ int crib_rootfs_build(crib_rootfs_cfg *c, crib_err *err) {
   }
   /* A /dev bound from the host already has its nodes. */
   if (!dev_is_bind && (crib_dev_default_mounts(rootfd, c->spec, err) < 0 ||
-                       crib_dev_nodes(rootfd, c->spec, c->userns, err) < 0))
+                       crib_dev_nodes(rootfd, c->spec, c->userns, c->host_nodes, err) < 0))
     return -1;
   return 0;
 }

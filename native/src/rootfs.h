@@ -30,6 +30,10 @@ typedef struct crib_rootfs_cfg {
    * pivot_root). */
   bool in_template;
   struct crib_v1_cgroups *v1; /* see crib_mount_env (NULL: none) */
+  /* A user namespace in the template: copies of the host's device nodes and /sys made
+   * beforehand (crib_dev_nodes, crib_mount_env); NULL: none. */
+  struct crib_host_nodes *host_nodes;
+  int *host_sys;
   int rootfd; /* set by crib_rootfs_build: the rootfs mount (O_PATH), pivoted into, then closed */
 } crib_rootfs_cfg;
 

@@ -100,6 +100,24 @@ describe('namespaces', () => {
     expect(st.uid).toBe(base);
     expect(st.gid).toBe(base);
   });
+
+  // Built in the template mount namespace (this file's runtime has one): the host's nodes are
+  // copied before it is entered, each checked to be the device asked for.
+  it('user namespace: linux.devices are the host\'s nodes, refused when not the device asked for', async () => {
+    const maps = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    const userns = (s: Spec, minor: number) => {
+      s.linux.namespaces.push({ type: 'user' });
+      s.linux.uidMappings = maps;
+      s.linux.gidMappings = maps;
+      s.linux.devices = [{ path: '/dev/kmsg', type: 'c', major: 1, minor }];
+    };
+    const r = await run('ls -ln /dev/kmsg', (s) => userns(s, 11));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^cr.*\s1,\s+11 .*\/dev\/kmsg$/m);
+    const wrong = await run('true', (s) => userns(s, 12));
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/linux\.devices\[0\]: host `\/dev\/kmsg` is a character device 1:11, not the device asked for \(c 1:12\)/);
+  });
 });
 
 describe('joining a pinned user namespace (a user-namespaced pod)', () => {
@@ -271,6 +289,25 @@ describe('the template mount namespace', () => {
     expect(existsSync(templateDir(other))).toBe(false);
   });
 
+  it('one of another layout is not used, and `mount-template` makes it anew', async () => {
+    expect(await other.exec(['mount-template'])).toMatchObject({ code: 0, stderr: '' });
+    const layout = join(templateDir(other), 'layout');
+    expect(readFileSync(layout, 'utf8')).toBe('rootfs proc sys\n');
+    await writeFile(layout, 'rootfs\n'); // as an older crib-runtime's template would be
+    const b = await makeBundle('tmpl-layout', ['sh', '-c', 'echo ran']);
+    bundles.push(b);
+    const r = await other.exec(['run', '--bundle', b.dir, b.id]);
+    expect(r.stdout).toBe('ran\n');
+    expect(r.stderr).toMatch(/^crib-runtime: warning: the container's mount namespace is a copy of the host's: `.*\/ns` pins a template of another layout than this crib-runtime's/);
+    expect(await other.exec(['mount-template'])).toMatchObject({ code: 0, stderr: '' });
+    expect(readFileSync(layout, 'utf8')).toBe('rootfs proc sys\n');
+    // Pinned once: the old namespace was unpinned, not stacked under the new one.
+    expect(mountLines(join(templateDir(other), 'ns'))).toHaveLength(1);
+    await other.exec(['delete', '--force', b.id]);
+    const again = await other.exec(['run', '--bundle', b.dir, b.id]);
+    expect(again).toMatchObject({ code: 0, stdout: 'ran\n', stderr: '' });
+  });
+
   it('a container made in it copies none of the host\'s mounts', async (ctx) => {
     const mountId = buildHelper('mount-id', helpers);
     // 200 more host mounts: a copy of the host's table would take 200 more mount ids.
@@ -309,12 +346,22 @@ describe('the template mount namespace', () => {
       const copying = await makeBundle('tmpl-hook', ['true'], (s) => {
         s.hooks = { createContainer: [{ path: '/bin/true' }] };
       });
-      bundles.push(inTemplate, copying);
+      // A user-namespaced one is built there too, from copies of the host's device nodes, /sys
+      // and /proc taken before it enters the template.
+      const maps = [{ containerID: 0, hostID: 2_490_368, size: 65536 }];
+      const userns = await makeBundle('tmpl-userns', ['true'], (s) => {
+        s.linux.namespaces.push({ type: 'user' });
+        s.linux.uidMappings = maps;
+        s.linux.gidMappings = maps;
+      });
+      bundles.push(inTemplate, copying, userns);
       const made = await mountsMade(inTemplate, other);
       const madeCopying = await mountsMade(copying, other);
+      const madeUserns = await mountsMade(userns, other);
       expect(madeCopying).toBeGreaterThan(200);
       // Its own mounts only (rootfs, /proc, /dev, /sys, cgroups, binds, masks: about 30).
       expect(made).toBeLessThan(100);
+      expect(madeUserns).toBeLessThan(100);
     } finally {
       execFileSync('umount', ['-R', many]);
     }
