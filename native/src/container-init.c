@@ -151,8 +151,11 @@ static bool mounts_sysfs(json_t *spec) {
 /* A user namespace may mount a procfs or sysfs only where one is already fully visible in its
  * mount namespace (the kernel's mount_too_revealing), as the host's are in a copy of the host's
  * table. In the copy of the template, the copies of the host's /proc and /sys (taken, without
- * what is mounted below them, before the template was entered) go on its directories for them:
- * out of the container's reach, and dropped with the template's root at pivot_root. */
+ * what is mounted below them, before the template was entered) go on its directories for them,
+ * out of the rootfs. They go with the template's root at pivot_root; with --no-pivot they stay
+ * below the rootfs, which is stacked on the template's root and so hides it from every path
+ * walk (".." included: a walk always continues into the topmost mount), as the host's whole
+ * table stayed before. */
 static int reveal_proc_and_sys(int visible[2], crib_err *err) {
   static const char *const at[2] = {CRIB_MOUNT_TEMPLATE_PROC, CRIB_MOUNT_TEMPLATE_SYS};
   for (int i = 0; i < 2; i++) {
