@@ -17,6 +17,7 @@ import {
 import { RecordStore } from '../../src/store/record-store.js';
 import { defineSchema } from '../../src/store/schema.js';
 import { StateFile } from '../../src/store/state-file.js';
+import { openUnder } from '../../test-support/open-files.js';
 
 interface Rec {
   id: string;
@@ -60,8 +61,14 @@ const temps = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('.tmp
 beforeAll(() => {
   base = mkdtempSync(join(tmpdir(), `crib-disk-errors-${process.pid}-`));
 });
-afterEach(() => {
-  for (const m of mounts.splice(0).reverse()) execFileSync('umount', [m]);
+afterEach(async () => {
+  for (const m of mounts.splice(0).reverse()) {
+    // A failed write closes the directory descriptor it opened for its sync without waiting
+    // (src/store/atomic-file.ts: nothing reads its close): on a loaded machine it can still be
+    // open when the test ends, and the unmount would find the filesystem busy.
+    for (let i = 0; i < 100 && openUnder(m).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    execFileSync('umount', [m]);
+  }
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
