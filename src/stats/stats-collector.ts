@@ -167,7 +167,6 @@ const REFRESH_WALKS = 2;
 // are what a turn overruns its slice by (about 0.1 ms each); not cached, their reads are what
 // each of the file reader's slices has queued.
 const LISTING_PARALLEL = 8;
-
 const LISTING_SLICE_MS = 1;
 // A listing due this soon after a refresh starts is read ahead by it too (readings this much older).
 const DUE_TOGETHER_MS = 250;
