@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PACKAGE_ROOT, packageRootAbove } from './package-root.js';
+import { PACKAGE_MANIFEST, PACKAGE_ROOT, packageRootAbove } from './package-root.js';
 
 describe('the package root', () => {
   const dirs: string[] = [];
@@ -19,14 +19,15 @@ describe('the package root', () => {
 
   it('is this checkout for its own modules', () => {
     expect(fileURLToPath(PACKAGE_ROOT)).toBe(`${process.cwd()}/`);
+    expect(PACKAGE_MANIFEST.name).toBe('crib');
   });
 
   it('is the nearest directory whose package.json is crib\'s, from any depth below it', async () => {
     const d = await tree();
     await writeFile(join(d, 'package.json'), JSON.stringify({ name: 'other' }));
     await writeFile(join(d, 'lib/crib/package.json'), JSON.stringify({ name: 'crib', version: '1.0.0' }));
-    expect(packageRootAbove(join(d, 'lib/crib/dist/chunks'))).toBe(join(d, 'lib/crib'));
-    expect(packageRootAbove(join(d, 'lib/crib/dist'))).toBe(join(d, 'lib/crib'));
+    expect(packageRootAbove(join(d, 'lib/crib/dist/chunks'))).toEqual({ root: join(d, 'lib/crib'), manifest: { name: 'crib', version: '1.0.0' } });
+    expect(packageRootAbove(join(d, 'lib/crib/dist')).root).toBe(join(d, 'lib/crib'));
   });
 
   it('refuses another package\'s package.json found first (an install that lost its own), naming it', async () => {

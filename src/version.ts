@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { PACKAGE_ROOT } from './package-root.js';
+import { PACKAGE_MANIFEST } from './package-root.js';
 
 /** crib's own version, from package.json (one source of truth). */
-export const CRIB_VERSION: string = (
-  JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT), 'utf8')) as { version: string }
-).version;
+export const CRIB_VERSION: string = PACKAGE_MANIFEST.version;
 
 /** The CRI API version crib speaks. */
 export const CRI_API_VERSION = 'v1';
