@@ -159,6 +159,22 @@ static int spec_device(json_t *j, size_t i, device *d, crib_err *err) {
 
 #define N_DEFAULT_DEVICES (sizeof default_devices / sizeof default_devices[0])
 
+/* Calls fn for each device the container gets, in order, k its index: the defaults, then
+ * linux.devices (each checked first; fn's failure for one is wrapped naming it). */
+static int each_device(json_t *spec, int (*fn)(const device *d, size_t k, void *arg, crib_err *err), void *arg,
+                       crib_err *err) {
+  for (size_t k = 0; k < N_DEFAULT_DEVICES; k++)
+    if (fn(&default_devices[k], k, arg, err) < 0) return -1;
+  size_t i;
+  json_t *j;
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "devices"), i, j) {
+    device d;
+    if (spec_device(j, i, &d, err) < 0) return -1;
+    if (fn(&d, N_DEFAULT_DEVICES + i, arg, err) < 0) return crib_err_wrap(err, "linux.devices[%zu]", i);
+  }
+  return 0;
+}
+
 size_t crib_dev_count(json_t *spec) {
   return N_DEFAULT_DEVICES + json_array_size(json_object_get(json_object_get(spec, "linux"), "devices"));
 }
@@ -169,46 +185,41 @@ void crib_host_nodes_close(crib_host_nodes *h) {
   h->n = 0;
 }
 
+static int clone_host_node(const device *d, size_t k, void *arg, crib_err *err) {
+  (void)k;
+  crib_host_nodes *out = arg;
+  int m = host_node(d, err);
+  if (m < 0) return -1;
+  out->fd[out->n++] = m;
+  return 0;
+}
+
 int crib_dev_clone_host_nodes(json_t *spec, crib_host_nodes *out, crib_err *err) {
   out->n = 0;
   size_t total = crib_dev_count(spec);
   if (total > CRIB_MAX_HOST_NODES)
     return crib_fail(err, E2BIG, "linux.devices: %zu device nodes, at most %d", total, CRIB_MAX_HOST_NODES);
-  for (size_t k = 0; k < N_DEFAULT_DEVICES; k++) {
-    int m = host_node(&default_devices[k], err);
-    if (m < 0) goto fail;
-    out->fd[out->n++] = m;
-  }
-  size_t i;
-  json_t *j;
-  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "devices"), i, j) {
-    device d;
-    if (spec_device(j, i, &d, err) < 0) goto fail;
-    int m = host_node(&d, err);
-    if (m < 0) {
-      crib_err_wrap(err, "linux.devices[%zu]", i);
-      goto fail;
-    }
-    out->fd[out->n++] = m;
+  if (each_device(spec, clone_host_node, out, err) < 0) {
+    crib_host_nodes_close(out);
+    return -1;
   }
   return 0;
-fail:
-  crib_host_nodes_close(out);
-  return -1;
+}
+
+typedef struct node_maker {
+  int rootfd;
+  bool userns;
+  crib_host_nodes *host;
+} node_maker;
+
+static int make_node(const device *d, size_t k, void *arg, crib_err *err) {
+  node_maker *m = arg;
+  return make_device(m->rootfd, d, m->userns, m->host && k < m->host->n ? &m->host->fd[k] : NULL, err);
 }
 
 int crib_dev_nodes(int rootfd, json_t *spec, bool userns, crib_host_nodes *host, crib_err *err) {
-  for (size_t k = 0; k < N_DEFAULT_DEVICES; k++)
-    if (make_device(rootfd, &default_devices[k], userns, host && k < host->n ? &host->fd[k] : NULL, err) < 0) return -1;
-  size_t i;
-  json_t *j;
-  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "devices"), i, j) {
-    device d;
-    if (spec_device(j, i, &d, err) < 0) return -1;
-    size_t k = N_DEFAULT_DEVICES + i;
-    if (make_device(rootfd, &d, userns, host && k < host->n ? &host->fd[k] : NULL, err) < 0)
-      return crib_err_wrap(err, "linux.devices[%zu]", i);
-  }
+  node_maker maker = {.rootfd = rootfd, .userns = userns, .host = host};
+  if (each_device(spec, make_node, &maker, err) < 0) return -1;
   int dev = crib_root_open(rootfd, "/dev", O_PATH | O_DIRECTORY, true, err);
   if (dev < 0) return -1;
   static const char *links[][2] = {{"/proc/self/fd", "fd"},   {"/proc/self/fd/0", "stdin"},
