@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -49,9 +50,9 @@ static void remove_temp(int dirfd, const char *tmp, crib_err *err) {
            strerror(errno));
 }
 
-/* Create, fill and sync the temp file; on failure it is removed again. */
+/* Create and fill the temp file, and sync it when `durable`; on failure it is removed again. */
 static int write_temp(int dirfd, const char *dir, const char *base, const void *data, size_t len,
-                      mode_t mode, char *tmp, size_t tmp_n, crib_err *err) {
+                      mode_t mode, bool durable, char *tmp, size_t tmp_n, crib_err *err) {
   int fd = -1;
   for (int attempt = 0; fd < 0; attempt++) {
     if (temp_name(base, tmp, tmp_n, err) < 0) return -1;
@@ -64,27 +65,36 @@ static int write_temp(int dirfd, const char *dir, const char *base, const void *
   /* open() applied the umask; the caller asked for this exact mode. */
   if (fchmod(fd, mode) < 0) rc = crib_fail(err, errno, "fchmod `%s/%s` to %04o", dir, tmp, (unsigned)mode);
   else if (crib_write_all(fd, data, len) < 0) rc = crib_fail(err, errno, "write `%s/%s`", dir, tmp);
-  else if (fsync(fd) < 0) rc = crib_fail(err, errno, "fsync `%s/%s`", dir, tmp);
+  else if (durable && fsync(fd) < 0) rc = crib_fail(err, errno, "fsync `%s/%s`", dir, tmp);
   /* close reports late write-back errors on some filesystems (NFS): they count too. */
   if (close(fd) < 0 && rc == 0) rc = crib_fail(err, errno, "close `%s/%s`", dir, tmp);
   if (rc < 0) remove_temp(dirfd, tmp, err);
   return rc;
 }
 
-int crib_atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err) {
+static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool durable,
+                        crib_err *err) {
   char dir[PATH_MAX];
   const char *base;
   if (split(path, dir, sizeof dir, &base, err) < 0) return -1;
   int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
   char tmp[NAME_MAX + 1];
-  int rc = write_temp(dirfd, dir, base, data, len, mode, tmp, sizeof tmp, err);
+  int rc = write_temp(dirfd, dir, base, data, len, mode, durable, tmp, sizeof tmp, err);
   if (rc == 0 && renameat(dirfd, tmp, dirfd, base) < 0) {
     rc = crib_fail(err, errno, "rename `%s/%s` to `%s`", dir, tmp, path);
     remove_temp(dirfd, tmp, err);
   }
   /* The rename is durable only once the directory is. */
-  if (rc == 0 && fsync(dirfd) < 0) rc = crib_fail(err, errno, "fsync directory `%s`", dir);
+  if (rc == 0 && durable && fsync(dirfd) < 0) rc = crib_fail(err, errno, "fsync directory `%s`", dir);
   if (close(dirfd) < 0 && rc == 0) rc = crib_fail(err, errno, "close directory `%s`", dir);
   return rc;
+}
+
+int crib_atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err) {
+  return replace_file(path, data, len, mode, true, err);
+}
+
+int crib_atomic_replace_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err) {
+  return replace_file(path, data, len, mode, false, err);
 }

@@ -1,6 +1,6 @@
 /* Replacing a file so that a reader, or the node after a crash, sees either the old content or
  * the new one, never a torn or empty file. The one writer every native binary uses:
- * crib-runtime's state.json and pid files, crib-monitor's exit file.
+ * crib-runtime's state.json, crib-monitor's exit file; and, without the syncs, pid files.
  *
  * How: a temp file is created beside the target (rename is atomic only within a filesystem),
  * written whole, fsync'd, renamed over the target, and the directory is fsync'd so the rename
@@ -28,5 +28,12 @@
  * reused. When only the final directory fsync fails, the new content is already in place but
  * may not survive a crash: the call still fails, and writing again is the fix. */
 int crib_atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err);
+
+/* The same replacement, atomic for readers but not made durable (no fsync of the file or its
+ * directory): for files that mean nothing once the node has restarted, such as pid files, which
+ * one process hands another while both run. A crash may leave the old content, the new one, or
+ * (for a file that did not exist) none, never a torn file. The two fsyncs cost milliseconds on
+ * a disk-backed directory, on every call path that writes such a file (each exec's pid file). */
+int crib_atomic_replace_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err);
 
 #endif

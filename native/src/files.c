@@ -71,8 +71,10 @@ int crib_rm_dir(const char *path, crib_err *err) {
 int crib_write_pid_file(const char *path, pid_t pid, crib_err *err) {
   char buf[32];
   int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-  /* Atomic so a caller polling the file never reads an empty or partial pid. */
-  return crib_atomic_write_file(path, buf, (size_t)n, 0600, err);
+  /* Atomic so a caller polling the file never reads an empty or partial pid. Not synced: a pid
+   * names a process of this boot, and the file is read by the process that asked for it (the
+   * monitor) while it runs; after a crash the pid means nothing, whatever the file holds. */
+  return crib_atomic_replace_file(path, buf, (size_t)n, 0600, err);
 }
 
 static int cmp_int(const void *a, const void *b) {

@@ -1,6 +1,7 @@
 // crib_atomic_write_file (native/common/atomic-file.c), the one atomic writer of every native
 // binary, driven through a small C driver on real filesystems: a tiny tmpfs that runs out of
-// space, a read-only one, a target that cannot be replaced, concurrent writers.
+// space, a read-only one, a target that cannot be replaced, concurrent writers; and its variant
+// without the syncs (crib_atomic_replace_file, for pid files).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ beforeAll(async () => {
   driver = join(work, 'atomic-file-driver');
   // The Makefile's flags, so a warning the build rejects fails here too.
   execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Wformat=2', '-Werror', '-O2',
-    '-I', join(nativeDir, 'include'), '-o', driver, join(nativeDir, 'test/support/atomic-file-driver.c'),
+    '-Wl,--wrap=fsync', '-I', join(nativeDir, 'include'), '-o', driver, join(nativeDir, 'test/support/atomic-file-driver.c'),
     ...['atomic-file.c', 'error.c', 'io.c'].map((f) => join(nativeDir, 'common', f))]);
 });
 
@@ -33,15 +34,23 @@ afterAll(async () => {
 
 interface Result { code: number | null; stderr: string }
 
-function write(path: string, data: string | Buffer, mode = '644'): Promise<Result> {
+/** Runs the driver; `stdout` is its "fsyncs <n>" line on success. */
+function drive(args: string[], data: string | Buffer): Promise<Result & { stdout: string }> {
   return new Promise((res, rej) => {
-    const p = spawn(driver, [path, mode], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const p = spawn(driver, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     p.on('error', rej);
-    p.on('close', (code) => res({ code, stderr }));
+    p.on('close', (code) => res({ code, stdout, stderr }));
     p.stdin.end(data);
   });
+}
+
+async function write(path: string, data: string | Buffer, mode = '644'): Promise<Result> {
+  const { code, stderr } = await drive([path, mode], data);
+  return { code, stderr };
 }
 
 /** A fresh tmpfs of `size` at a new dir under work (unmounted in afterAll). */
@@ -170,5 +179,39 @@ describe('crib_atomic_write_file', () => {
     expect(results.map((r) => r.code)).toEqual(bodies.map(() => 0));
     expect(bodies).toContain(readFileSync(path, 'utf8'));
     expect(readdirSync(dir)).toEqual(['state.json']);
+  });
+});
+
+describe('crib_atomic_replace_file', () => {
+  it('syncs neither the file nor its directory, where crib_atomic_write_file syncs both', async () => {
+    const dir = join(work, 'no-sync');
+    mkdirSync(dir);
+    const path = join(dir, 'exec.pid');
+    expect(await drive([path, '600'], '41')).toEqual({ code: 0, stdout: 'fsyncs 2\n', stderr: '' });
+    expect(await drive([path, '600', '--no-sync'], '4242')).toEqual({ code: 0, stdout: 'fsyncs 0\n', stderr: '' });
+  });
+
+  it('still replaces atomically: a new inode with the exact mode, no temp left', async () => {
+    const dir = join(work, 'no-sync-replace');
+    mkdirSync(dir);
+    const path = join(dir, 'pid');
+    writeFileSync(path, 'old');
+    const before = statSync(path).ino;
+    expect((await drive([path, '600', '--no-sync'], '77')).code).toBe(0);
+    expect(readFileSync(path, 'utf8')).toBe('77');
+    expect(statSync(path).ino).not.toBe(before);
+    expect(statSync(path).mode & 0o7777).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(['pid']);
+  });
+
+  it('fails as the durable writer does on a full filesystem, keeping the old file', async () => {
+    const dir = tmpfs('no-sync-full', 'size=64k,mode=755');
+    const path = join(dir, 'pid');
+    expect((await drive([path, '644', '--no-sync'], '1')).code).toBe(0);
+    const r = await drive([path, '644', '--no-sync'], Buffer.alloc(256 << 10, 'n'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^atomic-file-driver: write `.*\/no-sync-full\/\.tmp-pid-[0-9a-f]{12}`: No space left on device\n$/);
+    expect(readFileSync(path, 'utf8')).toBe('1');
+    expect(readdirSync(dir)).toEqual(['pid']);
   });
 });
