@@ -1,9 +1,7 @@
 // The container-runtime port's implementation: crib-monitor for every container and exec, driving
 // a runc-CLI runtime (crib-runtime by default; runc, crun as RuntimeClass handlers). One instance
 // per handler; it alone knows the runtime's binary, its root, and the monitor's protocol.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { unlink, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, errnoCode } from '../errors.js';
 import { KeyedLock } from '../lifecycle/keyed-lock.js';
@@ -20,9 +18,10 @@ import { MonitorControl, type MonitorReply } from './monitor-control.js';
 import { spawnDetachedMonitor } from './monitor-launch.js';
 import { MonitorWatch } from './monitor-watch.js';
 import { OciRuntime, OciRuntimeError } from './oci-runtime.js';
+import { withMemoryFile } from '../sys/memory-file.js';
 import { processAlive, processStartTime } from '../sys/process-identity.js';
 import type { RuntimeFeatures } from './runtime-features.js';
-import { execFiles, runtimeFiles } from './runtime-files.js';
+import { runtimeFiles } from './runtime-files.js';
 import { connectUnix } from './unix-connect.js';
 
 /** How long a killed orphan may take to be gone. */
@@ -201,22 +200,11 @@ export class MonitoredRuntime implements ContainerRuntime {
 
   // ---- processes in the container -----------------------------------------------------------
 
-  async execSync(c: RuntimeRef, proc: OciProcess, o: { timeoutSeconds: number; maxOutput: number }): Promise<ExecSyncResult> {
-    const file = execFiles(c.dir, randomBytes(8).toString('hex')).process;
-    await writeFile(file, JSON.stringify(proc), { mode: 0o600 });
-    try {
-      return await runExecSync({
-        runtimeBinary: this.oci.binary, runtimeRoot: this.oci.root, id: c.id, processFile: file,
-        timeoutSeconds: o.timeoutSeconds, maxOutput: o.maxOutput,
-      });
-    } finally {
-      // unlink, not rm: rm stats the path twice first, two more trips through the thread pool
-      // before ExecSync answers. A file that will not go is left in the container's dir, which
-      // its removal deletes; the command's outcome is still the answer.
-      await unlink(file).catch((err: unknown) => {
-        if (errnoCode(err) !== 'ENOENT') log.warn({ container: c.id, file, err: (err as Error).message }, 'an ExecSync process file was not removed');
-      });
-    }
+  execSync(c: RuntimeRef, proc: OciProcess, o: { timeoutSeconds: number; maxOutput: number }): Promise<ExecSyncResult> {
+    return withMemoryFile('crib-exec-process', JSON.stringify(proc), (processFile) => runExecSync({
+      runtimeBinary: this.oci.binary, runtimeRoot: this.oci.root, id: c.id, processFile,
+      timeoutSeconds: o.timeoutSeconds, maxOutput: o.maxOutput,
+    }));
   }
 
   exec(c: RuntimeRef, proc: OciProcess, o: { stdin: boolean; tty: boolean }): Promise<ExecSession> {
