@@ -4,10 +4,10 @@
 // then never loads the TOML parser or zod, which it would hold for its whole life to use them once
 // (issue 14). A daemon that was not re-executed (its flags given on node's command line) reads the
 // file itself.
-import { closeSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import type { CribConfig } from '../config/config.js';
 import { InternalError } from '../errors.js';
-import { memfdCreate } from '../sys/libc.js';
+import { memoryFile } from '../sys/memory-file.js';
 
 /** Names the inherited fd; removed from the environment once read, so no child sees it. */
 export const CONFIG_FD_ENV = 'CRIB_DAEMON_CONFIG_FD';
@@ -16,10 +16,7 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 /** Writes `config` to a new memfd; returns its fd for execve to pass on. */
 export function handOffConfig(config: CribConfig): number {
-  const fd = memfdCreate('crib-config');
-  const bytes = Buffer.from(JSON.stringify(config));
-  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
-  return fd;
+  return memoryFile('crib-config', JSON.stringify(config));
 }
 
 /** The config the process before the re-exec handed over, or undefined when there is none. */
