@@ -12,6 +12,7 @@
 // the daemon holds the descriptor, whatever happens to the pid.
 import { open, type FileHandle } from 'node:fs/promises';
 import { NotFoundError } from '../errors.js';
+import { daemonFdPath } from '../sys/daemon-fd-path.js';
 import { processAlive } from '../sys/process-identity.js';
 
 /** The target container's init, as crib recorded it. */
@@ -59,7 +60,7 @@ export async function holdTargetPidNamespace(target: TargetInit, call: string): 
     throw notRunning(call, target.id, 'exited while its PID namespace was being opened');
   }
   return {
-    path: `/proc/${process.pid}/fd/${fh.fd}`,
+    path: daemonFdPath(fh.fd),
     targetRunning: alive,
     exitedError: () => notRunning(call, target.id, 'exited before the new container could join its PID namespace'),
     close: () => fh.close(),

@@ -9,6 +9,7 @@
 // only while the daemon that spawned them runs (create at start, exec per call).
 import { log } from '../log.js';
 import { nativeBinaries } from '../native-paths.js';
+import { daemonFdPath } from '../sys/daemon-fd-path.js';
 import { sealedMemfdCopy } from '../sys/sealed-memfd.js';
 
 let served = false;
@@ -22,7 +23,7 @@ export function serveSealedBinaries(): void {
     const source = nativeBinaries[key];
     try {
       const fd = sealedMemfdCopy(source, name);
-      nativeBinaries[key] = `/proc/${process.pid}/fd/${fd}`;
+      nativeBinaries[key] = daemonFdPath(fd);
       log.debug({ binary: source, path: nativeBinaries[key] }, 'serving a sealed copy');
     } catch (err) {
       log.warn({ err, binary: source }, `cannot serve a sealed copy of ${name}: it will copy itself on each call that enters a container`);

@@ -9,6 +9,7 @@
 // memfd costs a few microseconds on the event loop's thread, touches no disk and goes with its
 // last descriptor.
 import { closeSync, writeSync } from 'node:fs';
+import { daemonFdPath } from './daemon-fd-path.js';
 import { memfdCreate } from './libc.js';
 
 /** A new in-memory file (close-on-exec) holding `contents`; returns its fd, which the caller closes. */
@@ -31,7 +32,7 @@ export function memoryFile(name: string, contents: string): number {
 export async function withMemoryFile<T>(name: string, contents: string, use: (path: string) => Promise<T>): Promise<T> {
   const fd = memoryFile(name, contents);
   try {
-    return await use(`/proc/${process.pid}/fd/${fd}`);
+    return await use(daemonFdPath(fd));
   } finally {
     closeSync(fd);
   }
