@@ -59,14 +59,15 @@ struct kernel_sigaction {
  * and 33), and a monitor started by posix_spawn (the daemon's ExecSync) has those ignored (glibc's
  * spawn ignores them in its child), which an exec would hand on to the container. */
 int reset_signals_for_exec(void) {
-  sigset_t none;
-  sigemptyset(&none);
-  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return -1;
+  /* Dispositions first, then the mask: spawn_runtime's vfork child must not take a signal while a
+   * handler it shares with the monitor is still set. */
   struct kernel_sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   for (int s = 1; s <= 64; s++) {
     if (s == SIGKILL || s == SIGSTOP) continue;
     if (syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask) < 0) return -1;
   }
-  return 0;
+  sigset_t none;
+  sigemptyset(&none);
+  return sigprocmask(SIG_SETMASK, &none, NULL);
 }
