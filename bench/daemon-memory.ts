@@ -72,7 +72,8 @@ async function oneRound(cli: string, nodeArgs: string[], nodeOptions: string, en
   const bridge = `cribm${tag}`;
   const socket = join(dir, 'crib.sock');
   await writeFile(join(dir, 'config.toml'),
-    `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "warn"\n[grpc]\naddress = "unix://${socket}"\n` +
+    // The default log level (info), as a node runs the daemon.
+    `root = "${dir}/root"\nstate = "${dir}/state"\nlog_level = "info"\n[grpc]\naddress = "unix://${socket}"\n` +
     `[network]\nbridge = "${bridge}"\npod_cidr = "10.246.${round % 250}.0/24"\nnft_table = "${bridge}"\n`);
   const proc = spawn(process.execPath, [...nodeArgs, cli, 'daemon', '--config', join(dir, 'config.toml')], {
     stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env, NODE_OPTIONS: nodeOptions },
