@@ -17,6 +17,7 @@
 import { writeSync } from 'node:fs';
 import { errnoCode } from './errors.js';
 import { boundStrings, truncateText } from './truncate.js';
+import { isoTime } from './time.js';
 
 export const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
 export type LevelName = keyof typeof LEVELS;
@@ -115,7 +116,7 @@ class JsonLogger implements Logger {
       msg = second ?? (fields as { msg?: unknown } | undefined)?.msg;
     }
     const msgJson = typeof msg === 'string' ? `,"msg":${JSON.stringify(truncateText(msg))}` : '';
-    this.family.sink(`{"level":${LEVELS[level]},"time":"${new Date().toISOString()}"${this.bindings}${fieldsJson(fields)}${msgJson}}\n`);
+    this.family.sink(`{"level":${LEVELS[level]},"time":"${isoTime()}"${this.bindings}${fieldsJson(fields)}${msgJson}}\n`);
   }
 }
 

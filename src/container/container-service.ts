@@ -32,7 +32,7 @@ import { KeyedLock } from '../lifecycle/keyed-lock.js';
 import { NameReservations } from '../lifecycle/name-reservations.js';
 import { RecordStore } from '../store/record-store.js';
 import { Trash } from '../store/trash.js';
-import { isoToNs, nowNs } from '../time.js';
+import { isoTime, isoToNs, nowNs } from '../time.js';
 import { chosenStopSignal, killSignal } from './stop-signal.js';
 import type { CdiRegistry } from './cdi/cdi-registry.js';
 import { requestedCdiDevices } from './cdi/cdi-requests.js';
@@ -366,7 +366,7 @@ export class ContainerService implements PodContainers {
     if (!rec || rec.finishedAt) return;
     log.warn({ container: id, monitorPid: rec.monitorPid, pid: rec.pid }, `container monitor died: ${detail}`);
     const killed = await this.runtimeOf(rec).killOrphan(this.ref(rec));
-    const exit: ExitRecord = { exitCode: killed ? 137 : 255, signal: killed ? 9 : null, exitedAt: new Date().toISOString(), oomKilled: false };
+    const exit: ExitRecord = { exitCode: killed ? 137 : 255, signal: killed ? 9 : null, exitedAt: isoTime(), oomKilled: false };
     this.recordExit(id, exit, killed
       ? { reason: 'Error', message: `${detail}; the container's process (pid ${rec.pid}) was still running and was killed` }
       : { reason: 'Unknown', message: `${detail}; the container's process is gone too` });
@@ -993,7 +993,7 @@ export class ContainerService implements PodContainers {
         rootfsImageRef: cur.imageId,
         rootfsImageName: cur.imageName,
         runtime: cur.runtimeHandler,
-        createdTime: new Date(Number(BigInt(cur.createdAt) / 1_000_000n)).toISOString(),
+        createdTime: isoTime(Number(BigInt(cur.createdAt) / 1_000_000n)),
         checkpointedTime: '',
       };
       await checkpointContainer(this.runtimeOf(cur), {
@@ -1019,7 +1019,7 @@ export class ContainerService implements PodContainers {
       if (state === 'CONTAINER_CREATED' && !cur.monitorPid) {
         // Nothing runs (the runtime's create is StartContainer's): stopped as a parked process
         // is, without asking the runtime anything.
-        this.recordExit(cur.id, { exitCode: 137, signal: 9, exitedAt: new Date().toISOString(), oomKilled: false });
+        this.recordExit(cur.id, { exitCode: 137, signal: 9, exitedAt: isoTime(), oomKilled: false });
         return;
       }
       if (state === 'CONTAINER_CREATED') {
@@ -1028,7 +1028,7 @@ export class ContainerService implements PodContainers {
         await runtime.kill(ref, 'KILL', { all: true });
         crashPoint('StopContainer:after-kill');
         if (!(await this.waitExited(cur.id, KILL_GRACE_MS))) {
-          this.recordExit(cur.id, { exitCode: 137, signal: 9, exitedAt: new Date().toISOString(), oomKilled: false });
+          this.recordExit(cur.id, { exitCode: 137, signal: 9, exitedAt: isoTime(), oomKilled: false });
         }
         return;
       }

@@ -23,6 +23,7 @@ import type { RegistryClient } from './registry/client.js';
 import { hostsConfigFromCrib, withDefaults, type RegistryHostsConfig } from './registry/hosts.js';
 import type { CriAuth } from './registry/types.js';
 import { VolumeReferences } from './volume-references.js';
+import { isoTime } from '../time.js';
 
 export interface ImageView extends ImageRecord {
   /** The image config's USER ("" when unset). */
@@ -269,7 +270,7 @@ export class ImageService {
       diffIds: ingested.diffIds,
       layers: img.layers,
       config: ingested.config,
-      createdAt: new Date().toISOString(),
+      createdAt: isoTime(),
     });
   }
 

@@ -10,6 +10,7 @@ import { SerialQueue } from '../lifecycle/keyed-lock.js';
 import { RecordStore } from '../store/record-store.js';
 import { defineSchema } from '../store/schema.js';
 import type { BlobDescriptor } from './content-store.js';
+import { isoTime } from '../time.js';
 
 export interface ImageRecord {
   /** The config digest. */
@@ -102,7 +103,7 @@ export class ImageStore {
     digestHex(rec.id);
     await this.serial(async () => {
       const next: ImageRecord = { ...rec, repoTags: unique(rec.repoTags), repoDigests: unique(rec.repoDigests),
-        updatedAt: new Date().toISOString() };
+        updatedAt: isoTime() };
       const old = this.records.get(next.id);
       await this.records.put(next);
       if (old) this.unindex(old);
@@ -116,7 +117,7 @@ export class ImageStore {
     await this.serial(async () => {
       const rec = this.mustGet(id);
       if (rec.repoTags.includes(tag)) return;
-      const next = { ...rec, repoTags: [...rec.repoTags, tag], updatedAt: new Date().toISOString() };
+      const next = { ...rec, repoTags: [...rec.repoTags, tag], updatedAt: isoTime() };
       await this.records.put(next);
       this.unindex(rec);
       this.index(next);
@@ -130,7 +131,7 @@ export class ImageStore {
       const id = this.byTag.get(tag);
       if (!id) return false;
       const rec = this.records.get(id)!;
-      const next = { ...rec, repoTags: rec.repoTags.filter((t) => t !== tag), updatedAt: new Date().toISOString() };
+      const next = { ...rec, repoTags: rec.repoTags.filter((t) => t !== tag), updatedAt: isoTime() };
       await this.records.put(next);
       this.unindex(rec);
       this.index(next);
@@ -152,7 +153,7 @@ export class ImageStore {
   async setPinned(id: string, pinned: boolean): Promise<void> {
     await this.serial(async () => {
       const rec = this.mustGet(id);
-      await this.records.put({ ...rec, pinned, updatedAt: new Date().toISOString() });
+      await this.records.put({ ...rec, pinned, updatedAt: isoTime() });
     });
   }
 
@@ -186,7 +187,7 @@ export class ImageStore {
       if (other.id === owner.id) continue;
       const kept = other.repoTags.filter((t) => !owner.repoTags.includes(t));
       if (kept.length === other.repoTags.length) continue;
-      await this.records.put({ ...other, repoTags: kept, updatedAt: new Date().toISOString() });
+      await this.records.put({ ...other, repoTags: kept, updatedAt: isoTime() });
     }
     for (const t of owner.repoTags) this.byTag.set(t, owner.id);
   }

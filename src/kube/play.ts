@@ -20,6 +20,7 @@ import { KubeStateStore, podKey, type PlayedPod } from './state-store.js';
 import { PodSupervisor } from './supervisor.js';
 import { liveSupervisor, startSupervisor, stopSupervisor } from './supervisor-process.js';
 import { checkVolumeSources, prepareVolumes, unmountVolumes } from './volumes.js';
+import { isoTime } from '../time.js';
 
 export interface PlayOptions {
   manifest: string;
@@ -231,6 +232,6 @@ export async function supervise(cri: CriClient, stateDir: string, key: string): 
   // always whole: it is replaced by rename).
   process.on('SIGTERM', () => process.exit(0));
   process.on('SIGINT', () => process.exit(0));
-  console.error(`${new Date().toISOString()} supervising ${key} on ${hostname()} (pid ${process.pid})`);
+  console.error(`${isoTime()} supervising ${key} on ${hostname()} (pid ${process.pid})`);
   await sup.run();
 }

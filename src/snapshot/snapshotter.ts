@@ -34,6 +34,7 @@ import { syncfs } from '../sys/libc.js';
 import { isMountPoint } from '../sys/mount-point.js';
 import { chainIdOf } from '../digest/chain-id.js';
 import { mountIdmappedLayers, mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
+import { isoTime } from '../time.js';
 
 /** A rootfs for a user-namespaced pod: its pinned namespace and the host ids of its root. */
 export interface IdmappedRootfs {
@@ -264,7 +265,7 @@ export class Snapshotter {
         ...(parent !== undefined ? { parent } : {}),
         ...(info.diffId !== undefined ? { diffId: info.diffId } : {}),
         size: info.size ?? (await this.layerUsage(chainId, fs)).bytes,
-        createdAt: new Date().toISOString(),
+        createdAt: isoTime(),
       };
       await committedRecord(tmp).write(rec);
       await rename(tmp, join(this.dir, String(id)));
@@ -297,7 +298,7 @@ export class Snapshotter {
    * rejects, the temp dir is removed and prepare rejects with its error.
    */
   async prepare(key: string, chainId: string | undefined, opts: { publishAfter?: Promise<unknown> } = {}): Promise<PreparedSnapshot> {
-    await this.createActive({ key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString() }, opts.publishAfter, async (tmp) => {
+    await this.createActive({ key, ...(chainId !== undefined ? { chainId } : {}), createdAt: isoTime() }, opts.publishAfter, async (tmp) => {
       // Side by side: each is a file system round trip on CreateContainer's path.
       await allOrFirstError([
         // fs/ is the upper dir: its mode is the mode of the container's "/" (set by hand only
@@ -318,7 +319,7 @@ export class Snapshotter {
    * the chain like a writable snapshot does, so the layers stay while it exists.
    */
   async prepareView(key: string, chainId: string | undefined): Promise<void> {
-    const rec: ActiveSnapshot = { key, ...(chainId !== undefined ? { chainId } : {}), createdAt: new Date().toISOString(), view: true };
+    const rec: ActiveSnapshot = { key, ...(chainId !== undefined ? { chainId } : {}), createdAt: isoTime(), view: true };
     await this.createActive(rec, undefined, async (tmp) => {
       // Empty lower dirs that pad a chain of fewer than two layers (overlayfs needs two without
       // an upper dir); their mode is the mode of an empty image's root.

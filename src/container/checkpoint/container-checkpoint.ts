@@ -11,6 +11,7 @@ import { DeadlineExceededError, FailedPreconditionError } from '../../errors.js'
 import type { ContainerRuntime, RuntimeRef } from '../../runtime/container-runtime.js';
 import { writeCheckpointArchive, type ConfigDump } from './checkpoint-archive.js';
 import { writeRootfsDiff } from './rootfs-diff.js';
+import { isoTime } from '../../time.js';
 
 /** CRI's timeout 0: no timeout given. kubelet passes its own; this bounds a direct caller. */
 export const DEFAULT_CHECKPOINT_TIMEOUT_S = 300;
@@ -73,7 +74,7 @@ export async function checkpointContainer(runtime: ContainerRuntime, subject: Ch
     const diff = await writeRootfsDiff(subject.upperdir, diffTar, signal);
     await writeCheckpointArchive(location, {
       imagesDir: images,
-      config: { ...subject.config, checkpointedTime: new Date().toISOString() },
+      config: { ...subject.config, checkpointedTime: isoTime() },
       spec: await readFile(subject.specPath, 'utf8'),
       rootfsDiffTar: diffTar,
       deleted: diff.deleted,
