@@ -3,8 +3,9 @@
 // StopPodSandbox and RemovePodSandbox of pods without host ports, and the log stays as it was
 // once the daemon had set up the node (bridge, forwarding, table: once per daemon). The pod's
 // veth, addresses and routes are made over rtnetlink by crib-pinns while it pins the pod's
-// namespaces. A pod with hostPorts neither: the same crib-pinns process installs its DNAT rules
-// over nftables netlink (libnftables), and the one that deletes its veth removes them.
+// namespaces. A pod with hostPorts neither: the crib-pinns process that attaches it has
+// crib-hostports install its DNAT rules over nftables netlink (libnftables), and the one that
+// deletes its veth has them removed the same way.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';

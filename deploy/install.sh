@@ -8,9 +8,9 @@
 # What goes where (PREFIX defaults to /usr/local):
 #   PREFIX/lib/crib/            the daemon: package.json, dist/, cri-api/api.proto and the
 #                               production node_modules (the checkout's tested versions, copied)
-#   PREFIX/libexec/crib/        crib-runtime, crib-monitor, crib-pinns, and crib-libc.node (the
-#                               daemon's libc addon); src/native-paths.ts looks here for an
-#                               installed package
+#   PREFIX/libexec/crib/        crib-runtime, crib-monitor, crib-pinns, crib-hostports, and
+#                               crib-libc.node (the daemon's libc addon); src/native-paths.ts
+#                               looks here for an installed package
 #   PREFIX/bin/crib             runs PREFIX/lib/crib/dist/cli.js with the node it was installed with
 #   PREFIX/share/crib/          the reference files: config.toml as shipped, crictl.yaml,
 #                               kubelet-config.yaml, kubeadm.yaml, and this script
@@ -119,7 +119,7 @@ read_manifest() { # prints the recorded lines of both lists, or nothing when the
 # ---- install ---------------------------------------------------------------------------------
 do_install() {
   local n
-  for n in dist/cli.js native/build/crib-runtime native/build/crib-monitor native/build/crib-pinns native/build/crib-libc.node cri-api/api.proto docs/INSTALL.md; do
+  for n in dist/cli.js native/build/crib-runtime native/build/crib-monitor native/build/crib-pinns native/build/crib-hostports native/build/crib-libc.node cri-api/api.proto docs/INSTALL.md; do
     [ -e "$checkout/$n" ] || die "$checkout/$n is missing: build crib first (npm ci && npm run build in $checkout)"
   done
   [ -d "$checkout/node_modules" ] || die "$checkout/node_modules is missing: run npm ci in $checkout"
@@ -168,7 +168,7 @@ do_install() {
 
   # Native binaries and the addon: copied beside and renamed over, so a running monitor (or
   # daemon, which maps the addon) keeps its own inode.
-  for n in crib-runtime crib-monitor crib-pinns crib-libc.node; do
+  for n in crib-runtime crib-monitor crib-pinns crib-hostports crib-libc.node; do
     install -m 0755 "$checkout/native/build/$n" "$(D "$prefix/libexec/crib/.$n.new")"
     mv -f "$(D "$prefix/libexec/crib/.$n.new")" "$(D "$prefix/libexec/crib/$n")"
     record file "$prefix/libexec/crib/$n"

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PACKAGE_ROOT } from './package-root.js';
 
-/** The directory holding crib-runtime, crib-monitor, crib-pinns and crib-libc.node for the package at `packageRoot`. */
+/** The directory holding crib-runtime, crib-monitor, crib-pinns, crib-hostports and crib-libc.node for the package at `packageRoot`. */
 export function nativeBinaryDir(packageRoot: URL): string {
   const checkout = existsSync(fileURLToPath(new URL('native/', packageRoot)));
   return fileURLToPath(new URL(checkout ? 'native/build/' : '../../libexec/crib/', packageRoot));
@@ -21,6 +21,8 @@ export const nativeBinaries = {
   runtime: process.env.CRIB_RUNTIME_BINARY ?? `${dir}crib-runtime`,
   monitor: process.env.CRIB_MONITOR_BINARY ?? `${dir}crib-monitor`,
   pinns: process.env.CRIB_PINNS_BINARY ?? `${dir}crib-pinns`,
+  /** Run by crib-pinns for pods with host ports (native/pinns/host-ports.c), never by the daemon. */
+  hostports: process.env.CRIB_HOSTPORTS_BINARY ?? `${dir}crib-hostports`,
 };
 
 /** Node-API addons the daemon loads (not programs: no override, nothing runs them but Node). */

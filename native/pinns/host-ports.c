@@ -1,334 +1,152 @@
-/* A pod's host ports (hostPort → podIP:containerPort DNAT) in the daemon's nftables table, made
- * and removed in the crib-pinns process that attaches/detaches the pod's veth, so a pod with host
- * ports costs no `nft` process. Layout (see src/network/nft-table.ts): the table's `hostports`
- * chain holds one `jump <pod chain>` per pod; the pod chain holds its DNAT rules.
+/* A pod's host ports, from crib-pinns's side: the options are checked here (the parser
+ * crib-hostports uses too, common/hostport-opts.c) before the attach makes anything, and the
+ * rules themselves are made and removed by crib-hostports (native/hostports/), run from here with
+ * the same options: after the veth on attach, before it on detach.
  *
- * The rules go through libnftables (the library `nft` itself is): the same rule text as the
- * command, parsed and committed over nftables netlink in this process, as one transaction, so a
- * failure leaves the ruleset as it was. The library is loaded with dlopen only when a pod has
- * host ports: linked normally, its dependencies (libnftnl, libxtables, libgmp, libjansson) would
- * be loaded and relocated by every crib-pinns run, which costs several milliseconds a process
- * (measured: ~8 ms against ~2.5 ms for an exec of a trivial binary), and most pods have none.
- *
- * Install replaces what the pod had (the jumps to its chain, found by handle, are deleted and
- * the chain flushed and refilled); remove deletes the jumps and the chain; a missing table on
- * remove means nothing of ours is installed. */
-#include <arpa/inet.h>
-#include <dlfcn.h>
+ * Why a second binary: nftables rules go through libnftables, loaded with dlopen, and a static
+ * glibc's dlopen needs the very glibc it was built with at run time. Without it crib-pinns, run
+ * at every pod's start and stop, is a static PIE, which skips the dynamic loader's work: about
+ * 2 ms of every RunPodSandbox on this project's machine (bench/remove-ab.ts, N=30: 19.4 -> 17.2
+ * ms). A pod with host ports pays for one more exec instead, about as much as the dlopen of
+ * libnftables and its libraries did. */
 #include <errno.h>
-#include <nftables/libnftables.h>
-#include <stdarg.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
 
 #include "pinns.h"
 
-#define NFT_LIB "libnftables.so.1"
-/* Our scripts: per family a few chain commands, one rule per port (about 150 bytes each). */
-#define SCRIPT_MAX (512 * 1024)
-/* Jumps to one pod chain: one normally; more only if something went very wrong. */
-#define MAX_JUMPS 64
+/* What the helper says on stderr, kept for the error it becomes. */
+#define HELPER_MESSAGE_MAX 2048
 
-static const char *nft_family(int family) { return family == AF_INET ? "ip" : "ip6"; }
-
-/* nftables identifiers as the daemon makes them (table "crib", chains "hp-<hex>"): plain names,
- * so they never need quoting in the script and a listing's "jump <name> #" is unambiguous. */
-static int check_ident(const char *value, const char *what, crib_err *err) {
-  size_t len = strlen(value);
-  if (len == 0 || len > 32) return crib_fail(err, 0, "%s `%.40s`: an nftables name has 1 to 32 characters", what, value);
-  if (!((value[0] >= 'a' && value[0] <= 'z') || (value[0] >= 'A' && value[0] <= 'Z')))
-    return crib_fail(err, 0, "%s `%s`: an nftables name starts with a letter", what, value);
-  for (const char *p = value; *p; p++) {
-    char c = *p;
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-      return crib_fail(err, 0, "%s `%s`: character `%c` not allowed in an nftables name (A-Z a-z 0-9 _ -)", what, value, c);
-  }
-  return 0;
-}
-
-static int parse_port(const char *text, unsigned *out) {
-  unsigned long v;
-  if (pinns_parse_uint(text, 1, 65535, &v) < 0) return -1;
-  *out = (unsigned)v;
-  return 0;
-}
-
-/* PROTO:HOSTPORT:CONTAINERPORT[:HOSTIP], the host IP last because an IPv6 one has colons. */
-static int add_port(struct hostport_opts *o, const char *value, crib_err *err) {
-  if (o->nports == PINNS_MAX_HOSTPORTS)
-    return crib_fail(err, 0, "--hostport `%.40s`: at most %d host ports", value, PINNS_MAX_HOSTPORTS);
-  char text[96];
-  if (strlen(value) >= sizeof text) return crib_fail(err, 0, "--hostport `%.40s...`: too long", value);
-  strcpy(text, value);
-  struct hostport *p = &o->ports[o->nports];
-  memset(p, 0, sizeof *p);
-  char *host_port = strchr(text, ':');
-  char *container_port = host_port ? strchr(host_port + 1, ':') : NULL;
-  if (container_port == NULL) return crib_fail(err, 0, "--hostport `%s`: expected PROTO:HOSTPORT:CONTAINERPORT[:HOSTIP]", value);
-  *host_port++ = '\0';
-  *container_port++ = '\0';
-  char *host_ip = strchr(container_port, ':');
-  if (host_ip != NULL) *host_ip++ = '\0';
-  if (strcmp(text, "tcp") != 0 && strcmp(text, "udp") != 0 && strcmp(text, "sctp") != 0)
-    return crib_fail(err, 0, "--hostport `%s`: protocol `%s` is not tcp, udp or sctp", value, text);
-  strcpy(p->proto, text);
-  if (parse_port(host_port, &p->host_port) < 0) return crib_fail(err, 0, "--hostport `%s`: host port `%s` is not 1-65535", value, host_port);
-  if (parse_port(container_port, &p->container_port) < 0)
-    return crib_fail(err, 0, "--hostport `%s`: container port `%s` is not 1-65535", value, container_port);
-  if (host_ip != NULL) {
-    if (inet_pton(AF_INET, host_ip, p->host_ip) == 1) p->host_family = AF_INET;
-    else if (inet_pton(AF_INET6, host_ip, p->host_ip) == 1) p->host_family = AF_INET6;
-    else return crib_fail(err, 0, "--hostport `%s`: host IP `%s` is not an IP address", value, host_ip);
-  }
-  o->nports++;
-  return 0;
-}
+/* The host-port options, spelt as both binaries take them. */
+static const char *const OPTIONS[] = {"--nft-table", "--nft-family", "--hostport-chain", "--hostport"};
 
 int pinns_hostports_set(struct hostport_opts *o, const char *name, const char *value, crib_err *err) {
-  if (strcmp(name, "nft-table") == 0) {
-    if (check_ident(value, "--nft-table", err) < 0) return -1;
-    o->table = value;
-  } else if (strcmp(name, "hostport-chain") == 0) {
-    /* Never one of the table's base chains: install flushes and remove deletes this chain. */
-    if (check_ident(value, "--hostport-chain", err) < 0) return -1;
-    if (strncmp(value, "hp-", 3) != 0) return crib_fail(err, 0, "--hostport-chain `%s`: a pod's chain is named hp-...", value);
-    o->chain = value;
-  } else if (strcmp(name, "nft-family") == 0) {
-    int family = strcmp(value, "ip") == 0 ? AF_INET : strcmp(value, "ip6") == 0 ? AF_INET6 : 0;
-    if (family == 0) return crib_fail(err, 0, "--nft-family `%s`: not ip or ip6", value);
-    for (size_t i = 0; i < o->nfamilies; i++)
-      if (o->families[i] == family) return crib_fail(err, 0, "--nft-family `%s` given twice", value);
-    o->families[o->nfamilies++] = family; /* two distinct values at most: fits */
-  } else if (strcmp(name, "hostport") == 0) return add_port(o, value, err);
-  else return 1;
+  if (strcmp(name, "nft-helper") == 0) {
+    if (value[0] != '/') return crib_fail(err, 0, "--nft-helper `%s`: an absolute path is required", value);
+    o->helper = value;
+    return 0;
+  }
+  int r = crib_hostport_opt_set(&o->parsed, name, value, err);
+  if (r != 0) return r;
+  for (size_t i = 0; i < sizeof OPTIONS / sizeof *OPTIONS; i++)
+    if (strcmp(OPTIONS[i] + 2, name) == 0) {
+      /* The parser bounds how many of each there are (CRIB_MAX_HOSTPORTS ports, two families,
+       * one table and chain: a repeated one is refused): args has room for them all. */
+      if (o->nargs + 2 > sizeof o->args / sizeof *o->args) return crib_fail(err, 0, "too many host-port options");
+      o->args[o->nargs++] = OPTIONS[i];
+      o->args[o->nargs++] = value;
+    }
   return 0;
 }
 
 int pinns_hostports_check(const struct hostport_opts *o, crib_err *err) {
-  bool any = o->table != NULL || o->chain != NULL || o->nfamilies > 0 || o->nports > 0;
-  if (!any) return 0;
-  if (o->table == NULL || o->chain == NULL || o->nfamilies == 0)
-    return crib_fail(err, 0, "host ports: --nft-table, --hostport-chain and --nft-family go together");
-  for (size_t i = 0; i < o->nports; i++) {
-    const struct hostport *p = &o->ports[i];
-    bool known = p->host_family == 0;
-    for (size_t f = 0; f < o->nfamilies; f++) known = known || o->families[f] == p->host_family;
-    if (!known)
-      return crib_fail(err, 0, "host ports: host port %u has an %s host IP, but no --nft-family %s", p->host_port,
-                       p->host_family == AF_INET ? "IPv4" : "IPv6", nft_family(p->host_family));
-  }
+  if (crib_hostport_opts_check(&o->parsed, err) < 0) return -1;
+  if (o->parsed.table != NULL && o->helper == NULL)
+    return crib_fail(err, 0, "host ports: --nft-helper (the crib-hostports binary) is required with --nft-table");
   return 0;
 }
 
-/* ---- libnftables, loaded on first use ---- */
-
-static struct {
-  void *lib;
-  __typeof__(&nft_ctx_new) ctx_new;
-  __typeof__(&nft_ctx_free) ctx_free;
-  __typeof__(&nft_ctx_output_set_flags) output_set_flags;
-  __typeof__(&nft_ctx_buffer_output) buffer_output;
-  __typeof__(&nft_ctx_buffer_error) buffer_error;
-  __typeof__(&nft_ctx_get_output_buffer) get_output;
-  __typeof__(&nft_ctx_get_error_buffer) get_error;
-  __typeof__(&nft_run_cmd_from_buffer) run;
-} nftlib;
-
-static int load_sym(void **slot, const char *name, crib_err *err) {
-  (void)dlerror();
-  *slot = dlsym(nftlib.lib, name);
-  if (*slot == NULL) {
-    const char *why = dlerror();
-    return crib_fail(err, 0, "dlsym `%s` in %s: %s", name, NFT_LIB, why ? why : "not found");
-  }
-  return 0;
-}
-
-static int load_nftables(crib_err *err) {
-  if (nftlib.lib != NULL) return 0;
-  nftlib.lib = dlopen(NFT_LIB, RTLD_NOW | RTLD_LOCAL);
-  if (nftlib.lib == NULL) {
-    const char *why = dlerror();
-    return crib_fail(err, 0, "dlopen `%s`: %s (Debian's libnftables1, which nftables depends on, provides it)", NFT_LIB,
-                     why ? why : "failed");
-  }
-  /* dlsym gives an object pointer; POSIX guarantees it converts to the function's type. */
-  if (load_sym((void **)&nftlib.ctx_new, "nft_ctx_new", err) < 0 || load_sym((void **)&nftlib.ctx_free, "nft_ctx_free", err) < 0 ||
-      load_sym((void **)&nftlib.output_set_flags, "nft_ctx_output_set_flags", err) < 0 ||
-      load_sym((void **)&nftlib.buffer_output, "nft_ctx_buffer_output", err) < 0 ||
-      load_sym((void **)&nftlib.buffer_error, "nft_ctx_buffer_error", err) < 0 ||
-      load_sym((void **)&nftlib.get_output, "nft_ctx_get_output_buffer", err) < 0 ||
-      load_sym((void **)&nftlib.get_error, "nft_ctx_get_error_buffer", err) < 0 ||
-      load_sym((void **)&nftlib.run, "nft_run_cmd_from_buffer", err) < 0) {
-    (void)dlclose(nftlib.lib); /* failing anyway */
-    nftlib.lib = NULL;
-    return -1;
-  }
-  return 0;
-}
-
-static struct nft_ctx *open_ctx(crib_err *err) {
-  if (load_nftables(err) < 0) return NULL;
-  struct nft_ctx *ctx = nftlib.ctx_new(NFT_CTX_DEFAULT);
-  if (ctx == NULL) {
-    crib_fail(err, ENOMEM, "nft_ctx_new");
-    return NULL;
-  }
-  /* Listings and errors into memory, not our stdout/stderr; handles in listings. */
-  if (nftlib.buffer_output(ctx) != 0 || nftlib.buffer_error(ctx) != 0) {
-    nftlib.ctx_free(ctx);
-    crib_fail(err, ENOMEM, "nft_ctx_buffer_output/nft_ctx_buffer_error");
-    return NULL;
-  }
-  nftlib.output_set_flags(ctx, NFT_CTX_OUTPUT_HANDLE);
-  return ctx;
-}
-
-/* Run commands; on failure err holds nftables' own message on one line, errnum ENOENT when it
- * is about a missing object (the only errno the caller acts on). */
-static int run_nft(struct nft_ctx *ctx, const char *cmds, const char *what, crib_err *err) {
-  int rc = nftlib.run(ctx, cmds);
-  const char *msg = nftlib.get_error(ctx);
-  if (rc == 0) return 0;
-  /* Its message is "Error: <why>\n<the command>\n<carets under the culprit>\n" per error: kept
-   * on one line, without the carets. */
-  char text[1024] = "";
+/* Read the helper's stderr to its end, keeping the first HELPER_MESSAGE_MAX - 1 bytes. */
+static void read_message(int fd, char *buf, size_t size) {
   size_t len = 0;
-  for (const char *line = msg ? msg : ""; *line != '\0' && len + 1 < sizeof text;) {
-    size_t n = strcspn(line, "\n");
-    bool marks = strspn(line, " \t^~") >= n;
-    if (!marks) {
-      int w = snprintf(text + len, sizeof text - len, "%s%.*s", len ? "; " : "", (int)n, line);
-      if (w < 0) break;
-      len += (size_t)w < sizeof text - len ? (size_t)w : sizeof text - len - 1;
-    }
-    line += n + (line[n] == '\n');
+  for (;;) {
+    char chunk[512];
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    size_t take = (size_t)n < size - 1 - len ? (size_t)n : size - 1 - len;
+    memcpy(buf + len, chunk, take);
+    len += take;
   }
-  if (len == 0) snprintf(text, sizeof text, "failed without a message");
-  crib_fail(err, 0, "nftables %s: %s", what, text);
-  err->errnum = strstr(text, "No such file or directory") != NULL ? ENOENT : 0;
-  return -1;
+  while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) len--;
+  buf[len] = '\0';
 }
 
-/* Handles of the `jump <chain>` rules in the table's hostports chain. */
-static int find_jumps(struct nft_ctx *ctx, int family, const struct hostport_opts *o, unsigned long *handles, size_t *n,
-                      crib_err *err) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "list chain %s %s hostports", nft_family(family), o->table); /* names ≤ 32: fits */
-  *n = 0;
-  if (run_nft(ctx, cmd, cmd, err) < 0) return -1;
-  const char *listing = nftlib.get_output(ctx);
-  char needle[64];
-  snprintf(needle, sizeof needle, "jump %s # handle ", o->chain);
-  for (const char *at = listing ? strstr(listing, needle) : NULL; at != NULL; at = strstr(at, needle)) {
-    at += strlen(needle);
-    char *end;
-    errno = 0;
-    unsigned long h = strtoul(at, &end, 10);
-    if (errno != 0 || end == at) return crib_fail(err, 0, "nftables %s: unreadable handle after `%s`", cmd, needle);
-    if (*n == MAX_JUMPS) return crib_fail(err, 0, "nftables %s: more than %d jumps to %s", cmd, MAX_JUMPS, o->chain);
-    handles[(*n)++] = h;
+/* Run `<helper> <verb> <options> [--pod-ip IP...]` and wait for it; its stderr becomes the error. */
+static int run_helper(const struct hostport_opts *o, const char *verb, const struct pod_net_opts *net, crib_err *err) {
+  static const char *argv[2 * (CRIB_MAX_HOSTPORTS + 8) + 2 * PINNS_MAX_POD_ADDRS + 3];
+  static char ips[PINNS_MAX_POD_ADDRS][INET6_ADDRSTRLEN];
+  size_t a = 0;
+  argv[a++] = o->helper;
+  argv[a++] = verb;
+  for (size_t i = 0; i < o->nargs; i++) argv[a++] = o->args[i];
+  for (size_t i = 0; net != NULL && i < net->naddrs; i++) {
+    if (inet_ntop(net->addrs[i].family, net->addrs[i].addr, ips[i], sizeof ips[i]) == NULL)
+      return crib_fail(err, errno, "inet_ntop (pod address)");
+    argv[a++] = "--pod-ip";
+    argv[a++] = ips[i];
   }
-  return 0;
-}
+  argv[a] = NULL;
 
-struct script {
-  char *buf;
-  size_t len;
-  bool overflow;
-};
-
-static void add_line(struct script *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_line(struct script *s, const char *fmt, ...) {
-  if (s->overflow) return;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(s->buf + s->len, SCRIPT_MAX - s->len, fmt, ap);
-  va_end(ap);
-  if (n < 0 || (size_t)n + 1 >= SCRIPT_MAX - s->len) s->overflow = true;
-  else {
-    s->len += (size_t)n;
-    s->buf[s->len++] = '\n';
-    s->buf[s->len] = '\0';
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) < 0) return crib_fail(err, errno, "pipe for `%s`", o->helper);
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t none, all;
+  int rc = posix_spawn_file_actions_init(&fa);
+  if (rc == 0) {
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) posix_spawn_file_actions_destroy(&fa);
   }
-}
-
-/* The pod's chain in one family: replaced by `ports` (install) or deleted (ports NULL). */
-static int family_script(struct nft_ctx *ctx, struct script *s, int family, const struct hostport_opts *o,
-                         const unsigned char *pod_ip, bool install, crib_err *err) {
-  unsigned long handles[MAX_JUMPS];
-  size_t n;
-  const char *f = nft_family(family);
-  if (find_jumps(ctx, family, o, handles, &n, err) < 0) {
-    if (!install && err->errnum == ENOENT) return 0; /* no table: nothing of ours is installed */
-    return -1;
+  if (rc != 0) {
+    close(pipefd[0]);
+    close(pipefd[1]);
+    return crib_fail(err, rc, "posix_spawn set-up for `%s`", o->helper);
   }
-  for (size_t i = 0; i < n; i++) add_line(s, "delete rule %s %s hostports handle %lu", f, o->table, handles[i]);
-  /* `add` first: flushing and deleting a chain that is not there is then no error. */
-  add_line(s, "add chain %s %s %s", f, o->table, o->chain);
-  add_line(s, "flush chain %s %s %s", f, o->table, o->chain);
-  size_t rules = 0;
-  if (install && pod_ip != NULL) {
-    char pod[INET6_ADDRSTRLEN];
-    if (inet_ntop(family, pod_ip, pod, sizeof pod) == NULL) return crib_fail(err, errno, "inet_ntop (pod address)");
-    for (size_t i = 0; i < o->nports; i++) {
-      const struct hostport *p = &o->ports[i];
-      if (p->host_family != 0 && p->host_family != family) continue;
-      char daddr[INET6_ADDRSTRLEN + 16] = "";
-      if (p->host_family != 0) {
-        char host[INET6_ADDRSTRLEN];
-        if (inet_ntop(family, p->host_ip, host, sizeof host) == NULL) return crib_fail(err, errno, "inet_ntop (host IP)");
-        snprintf(daddr, sizeof daddr, "%s daddr %s ", f, host);
+  /* stdin and stdout from /dev/null: stdout is the daemon's pipe (PINNS_PORTS_REMOVED); stderr
+   * to us; nothing else open; no signal blocked or ignored. */
+  sigemptyset(&none);
+  sigfillset(&all);
+  if ((rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) == 0 &&
+      (rc = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)) == 0 &&
+      (rc = posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2)) == 0 &&
+      (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) == 0 && (rc = posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
+      (rc = posix_spawnattr_setsigdefault(&attr, &all)) == 0 &&
+      (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0) {
+    pid_t pid;
+    rc = posix_spawn(&pid, o->helper, &fa, &attr, (char *const *)argv, (char *const[]){NULL});
+    close(pipefd[1]);
+    pipefd[1] = -1;
+    if (rc == 0) {
+      char message[HELPER_MESSAGE_MAX];
+      read_message(pipefd[0], message, sizeof message);
+      int status;
+      pid_t w;
+      do w = waitpid(pid, &status, 0);
+      while (w < 0 && errno == EINTR);
+      if (w < 0) rc = crib_fail(err, errno, "waitpid `%s`", o->helper);
+      else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (message[0] != '\0') rc = crib_fail(err, 0, "%s", message);
+        else if (WIFSIGNALED(status)) rc = crib_fail(err, 0, "`%s %s` was killed by signal %d", o->helper, verb, WTERMSIG(status));
+        else rc = crib_fail(err, 0, "`%s %s` exited with status %d", o->helper, verb, WEXITSTATUS(status));
       }
-      add_line(s, family == AF_INET ? "add rule %s %s %s %s%s dport %u dnat to %s:%u" : "add rule %s %s %s %s%s dport %u dnat to [%s]:%u",
-               f, o->table, o->chain, daddr, p->proto, p->host_port, pod, p->container_port);
-      rules++;
+    } else {
+      rc = crib_fail(err, rc, "posix_spawn `%s`", o->helper);
     }
+  } else {
+    rc = crib_fail(err, rc, "posix_spawn set-up for `%s`", o->helper);
   }
-  if (rules > 0) add_line(s, "add rule %s %s hostports jump %s", f, o->table, o->chain);
-  else add_line(s, "delete chain %s %s %s", f, o->table, o->chain);
-  return 0;
-}
-
-/* Install (pod addresses given, one per family at most) or remove (net NULL). */
-static int apply(const struct hostport_opts *o, const struct pod_net_opts *net, crib_err *err) {
-  struct nft_ctx *ctx = open_ctx(err);
-  if (ctx == NULL) return -1;
-  int ret = -1;
-  struct script s = {.buf = malloc(SCRIPT_MAX)};
-  if (s.buf == NULL) {
-    crib_fail(err, ENOMEM, "malloc %d bytes (nftables script)", SCRIPT_MAX);
-    goto out;
-  }
-  s.buf[0] = '\0';
-  for (size_t f = 0; f < o->nfamilies; f++) {
-    const unsigned char *pod_ip = NULL;
-    for (size_t i = 0; net != NULL && i < net->naddrs; i++)
-      if (net->addrs[i].family == o->families[f]) pod_ip = net->addrs[i].addr;
-    if (family_script(ctx, &s, o->families[f], o, pod_ip, net != NULL, err) < 0) goto out;
-  }
-  if (s.overflow) {
-    crib_fail(err, 0, "host ports of chain %s: the nftables script exceeds %d bytes", o->chain, SCRIPT_MAX);
-    goto out;
-  }
-  /* One transaction for every family: the pod's old rules are replaced by the new atomically. */
-  if (s.len > 0 && run_nft(ctx, s.buf, net != NULL ? "installing the host ports" : "removing the host ports", err) < 0) goto out;
-  ret = 0;
-out:
-  free(s.buf);
-  nftlib.ctx_free(ctx);
-  return ret;
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pipefd[0]);
+  if (pipefd[1] >= 0) close(pipefd[1]);
+  return rc < 0 ? -1 : 0;
 }
 
 int pinns_hostports_install(const struct hostport_opts *o, const struct pod_net_opts *net, crib_err *err) {
-  if (o->table == NULL) return 0;
-  if (apply(o, net, err) < 0) return crib_err_wrap(err, "host ports in table %s", o->table);
-  return 0;
+  if (o->parsed.table == NULL) return 0;
+  return run_helper(o, "install", net, err);
 }
 
 int pinns_hostports_remove(const struct hostport_opts *o, crib_err *err) {
-  if (o->table == NULL) return 0;
-  if (apply(o, NULL, err) < 0) return crib_err_wrap(err, "host ports in table %s", o->table);
-  return 0;
+  if (o->parsed.table == NULL) return 0;
+  return run_helper(o, "remove", NULL, err);
 }

@@ -6,9 +6,10 @@
  *   crib-pinns --remove DIR
  *   crib-pinns pod-net attach --netns FILE --bridge B --host-if NAME [--mtu N]
  *              --addr IP/LEN[,nodad]... [--gw IP]...
- *              [--nft-table T --nft-family ip|ip6... --hostport-chain C
- *               --hostport PROTO:HOSTPORT:CONTAINERPORT[:HOSTIP]...]   (the pod's host ports)
- *   crib-pinns pod-net detach --host-if NAME [--nft-table T --nft-family ip|ip6... --hostport-chain C]
+ *              [--nft-helper PATH --nft-table T --nft-family ip|ip6... --hostport-chain C
+ *               --hostport PROTO:HOSTPORT:CONTAINERPORT[:HOSTIP]...]   (the pod's host ports, which
+ *               crib-hostports at PATH writes)
+ *   crib-pinns pod-net detach --host-if NAME [--nft-helper PATH --nft-table T --nft-family ip|ip6... --hostport-chain C]
  *              (with the host-port options: "host ports removed" on stdout once they are, before
  *              the veth is deleted)
  *   crib-pinns pod-init --dir DIR
@@ -31,11 +32,11 @@ static void usage(void) {
           "[--sysctl KEY=VALUE]...\n"
           "              [--user --uid-map IN:OUT:COUNT... --gid-map IN:OUT:COUNT...]\n"
           "              [--bridge B --host-if NAME [--mtu N] --addr IP/LEN[,nodad]... [--gw IP]...\n"
-          "               [--nft-table T --nft-family ip|ip6... --hostport-chain C --hostport P:HP:CP[:HOSTIP]...]]\n"
+          "               [--nft-helper PATH --nft-table T --nft-family ip|ip6... --hostport-chain C --hostport P:HP:CP[:HOSTIP]...]]\n"
           "       " PINNS_PROG " --remove DIR\n"
           "       " PINNS_PROG " pod-net attach --netns FILE --bridge B --host-if NAME [--mtu N] "
           "--addr IP/LEN[,nodad]... [--gw IP]... [host ports as above]\n"
-          "       " PINNS_PROG " pod-net detach --host-if NAME [--nft-table T --nft-family ip|ip6... --hostport-chain C]\n"
+          "       " PINNS_PROG " pod-net detach --host-if NAME [--nft-helper PATH --nft-table T --nft-family ip|ip6... --hostport-chain C]\n"
           "       " PINNS_PROG " pod-init --dir DIR\n"
           "       " PINNS_PROG " netns-exec FILE COMMAND [ARG]...\n"
           "       " PINNS_PROG " port-forward FILE PORT\n");
@@ -96,8 +97,9 @@ static int cmd_pod_net(int argc, char **argv) {
       return usage_error(&err);
     }
     if (!attach && strcmp(argv[i], "--host-if") != 0 && strcmp(argv[i], "--nft-table") != 0 &&
-        strcmp(argv[i], "--nft-family") != 0 && strcmp(argv[i], "--hostport-chain") != 0) {
-      crib_fail(&err, 0, "pod-net detach: unknown option `%s` (only --host-if and the host-port table, family and chain)",
+        strcmp(argv[i], "--nft-family") != 0 && strcmp(argv[i], "--hostport-chain") != 0 &&
+        strcmp(argv[i], "--nft-helper") != 0) {
+      crib_fail(&err, 0, "pod-net detach: unknown option `%s` (only --host-if and the host-port helper, table, family and chain)",
                 argv[i]);
       return usage_error(&err);
     }
@@ -158,7 +160,8 @@ int main(int argc, char **argv) {
       {"mtu", required_argument, NULL, 'M'},      {"addr", required_argument, NULL, 'A'},
       {"gw", required_argument, NULL, 'G'},       {"nft-table", required_argument, NULL, 'T'},
       {"nft-family", required_argument, NULL, 'F'}, {"hostport-chain", required_argument, NULL, 'C'},
-      {"hostport", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
+      {"hostport", required_argument, NULL, 'P'}, {"nft-helper", required_argument, NULL, 'N'},
+      {NULL, 0, NULL, 0},
   };
   struct pin_opts opts = {0};
   static struct pod_net_opts net;
@@ -194,7 +197,8 @@ int main(int argc, char **argv) {
     case 'T':
     case 'F':
     case 'C':
-    case 'P': {
+    case 'P':
+    case 'N': {
       const char *name = c == 'B'   ? "bridge"
                          : c == 'H' ? "host-if"
                          : c == 'M' ? "mtu"
@@ -203,6 +207,7 @@ int main(int argc, char **argv) {
                          : c == 'T' ? "nft-table"
                          : c == 'F' ? "nft-family"
                          : c == 'C' ? "hostport-chain"
+                         : c == 'N' ? "nft-helper"
                                     : "hostport";
       if (pinns_pod_net_set(&net, name, optarg, &err) < 0) return usage_error(&err);
       opts.net = &net;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "crib-error.h"
+#include "crib-hostport-opts.h"
 #include "crib-io.h"
 
 #define PINNS_PROG "crib-pinns"
@@ -53,29 +54,19 @@ struct pod_gw {
   unsigned char addr[16];
 };
 
-/* host-ports.c: a pod's hostPort DNAT rules (see there). */
-#define PINNS_MAX_HOSTPORTS 1024
-
-struct hostport {
-  char proto[5]; /* "tcp", "udp", "sctp" */
-  unsigned host_port, container_port;
-  int host_family; /* 0: every local address; else AF_INET/AF_INET6 of host_ip */
-  unsigned char host_ip[16];
-};
-
+/* host-ports.c: a pod's host-port rules, made and removed by crib-hostports (see there). */
 struct hostport_opts {
-  const char *table; /* NULL: no host-port work */
-  const char *chain;
-  int families[2]; /* AF_INET, AF_INET6: the families the table exists in */
-  size_t nfamilies;
-  struct hostport ports[PINNS_MAX_HOSTPORTS];
-  size_t nports;
+  struct crib_hostport_opts parsed; /* checked here, before anything is made */
+  const char *helper;               /* --nft-helper: the crib-hostports binary */
+  /* The host-port options as given ("--name", value, ...), handed on to the helper. */
+  const char *args[2 * (CRIB_MAX_HOSTPORTS + 8)];
+  size_t nargs;
 };
 
-/* Set option `name` ("nft-table", "nft-family", "hostport-chain", "hostport"); 1 when the name
- * is not a host-port option. */
+/* Set option `name` ("nft-helper", or a host-port option of crib-hostport-opts.h); 1 when the
+ * name is not one of them. */
 int pinns_hostports_set(struct hostport_opts *o, const char *name, const char *value, crib_err *err);
-/* The options together make sense (all or none of table, chain and family). */
+/* The options together make sense, and name the helper when there are any. */
 int pinns_hostports_check(const struct hostport_opts *o, crib_err *err);
 struct pod_net_opts;
 /* Replace the pod's rules by the ports (DNAT to the pod's --addr of each family); no-op without

@@ -401,12 +401,12 @@ int pinns_pod_net_detach(const struct pod_net_opts *o, crib_err *err) {
   if (host_if == NULL) return crib_fail(err, 0, "pod-net detach: --host-if is required");
   if (check_ifname(host_if, "--host-if", err) < 0) return -1;
   if (pinns_hostports_check(&o->ports, err) < 0) return -1;
-  if (o->ports.nports > 0) return crib_fail(err, 0, "pod-net detach: --hostport is for attach");
+  if (o->ports.parsed.nports > 0) return crib_fail(err, 0, "pod-net detach: --hostport is for attach");
   /* Rules first: DNAT to a pod whose veth is gone would only blackhole the port. A failure keeps
    * the veth, so the daemon retries both. Their removal is reported on stdout at once: the daemon
    * answers StopPodSandbox then, and lets the veth delete (an RCU wait) finish in the background. */
   if (pinns_hostports_remove(&o->ports, err) < 0) return -1;
-  if (o->ports.table != NULL && (fputs(PINNS_PORTS_REMOVED "\n", stdout) == EOF || fflush(stdout) == EOF))
+  if (o->ports.parsed.table != NULL && (fputs(PINNS_PORTS_REMOVED "\n", stdout) == EOF || fflush(stdout) == EOF))
     return crib_fail(err, errno, "write `%s` to stdout", PINNS_PORTS_REMOVED);
   struct nl_sock host = {.fd = -1};
   if (nl_open(&host, "host", err) < 0) return -1;

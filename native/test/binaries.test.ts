@@ -1,8 +1,11 @@
 // How the native binaries are linked (native/Makefile), read from their ELF headers. The runtime
-// and the monitor start for every container, and the runtime for every exec, kill and delete
-// too: neither may need the dynamic loader (no program interpreter). The runtime is
-// position-independent as well (ET_DYN), so its code keeps its address randomisation.
+// and the monitor start for every container, the runtime for every exec, kill and delete too,
+// and crib-pinns for every pod's start and stop: none may need the dynamic loader (no program
+// interpreter). The runtime and crib-pinns are position-independent as well (ET_DYN), so their
+// code keeps its address randomisation. crib-hostports, which loads libnftables for the pods
+// with host ports, is the one dynamically linked.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { MONITOR } from './support/monitor-harness.js';
 import { cribRuntime } from './support/runtime-runner.js';
@@ -27,6 +30,13 @@ describe('the native binaries', () => {
     const { type, segments } = elf(cribRuntime);
     expect(type).toBe(ET_DYN);
     expect(segments).not.toContain(PT_INTERP);
+  });
+
+  it('crib-pinns is a static PIE too, and crib-hostports has the dynamic loader (it dlopens libnftables)', () => {
+    const pinns = elf(fileURLToPath(new URL('../build/crib-pinns', import.meta.url)));
+    expect(pinns.type).toBe(ET_DYN);
+    expect(pinns.segments).not.toContain(PT_INTERP);
+    expect(elf(fileURLToPath(new URL('../build/crib-hostports', import.meta.url))).segments).toContain(PT_INTERP);
   });
 
   it('crib-monitor is static: without a program interpreter', () => {

@@ -1,10 +1,11 @@
 // crib-pinns pod-net (native/pinns/pod-net.c) against the real kernel: a private bridge, pinned
 // network namespaces; what attach makes is read back with `ip -j` from outside and inside;
 // a name clash is replaced; detach removes it; bad arguments are refused with a clear message
-// and leave nothing; pinning with the attach options does both in one process. Host ports: the
-// pod's DNAT chain and its jump in a private nftables table (both families), replaced by a new
-// attach, removed by detach; a failed install leaves neither rules nor veth. Everything made
-// here is removed in afterAll, and checked gone.
+// and leave nothing; pinning with the attach options does both in one process. Host ports, which
+// crib-pinns has crib-hostports write: the pod's DNAT chain and its jump in a private nftables
+// table (both families), replaced by a new attach, removed by detach; a failed install, or a
+// helper that cannot run, leaves neither rules nor veth. Everything made here is removed in
+// afterAll, and checked gone.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const PINNS = fileURLToPath(new URL('../build/crib-pinns', import.meta.url));
+const HOSTPORTS = fileURLToPath(new URL('../build/crib-hostports', import.meta.url));
 const hex = randomBytes(3).toString('hex');
 const BRIDGE = `cribn${hex}`;
 const VETH = `cribv${hex}`;
@@ -37,7 +39,7 @@ const inNs = <T>(ns: string, ...args: string[]): T =>
 const linkExists = (name: string) => spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
 const table = (family: 'ip' | 'ip6') => execFileSync('nft', ['list', 'table', family, TABLE], { encoding: 'utf8' });
 const tableExists = (family: 'ip' | 'ip6') => spawnSync('nft', ['list', 'table', family, TABLE], { stdio: 'ignore' }).status === 0;
-const portArgs = ['--nft-table', TABLE, '--nft-family', 'ip', '--nft-family', 'ip6', '--hostport-chain', CHAIN];
+const portArgs = ['--nft-helper', HOSTPORTS, '--nft-table', TABLE, '--nft-family', 'ip', '--nft-family', 'ip6', '--hostport-chain', CHAIN];
 
 interface Link { ifname: string; ifindex: number; mtu: number; master?: string; flags: string[]; linkinfo?: { info_kind?: string; info_slave_data?: { hairpin?: boolean } } }
 interface Addr { ifname: string; addr_info: { family: string; local: string; prefixlen: number; nodad?: boolean }[] }
@@ -160,6 +162,12 @@ describe('crib-pinns pod-net', () => {
       [[...attachArgs(ns), ...portArgs.map((a) => (a === CHAIN ? 'hostports' : a)), '--hostport', 'tcp:80:80'], "a pod's chain is named hp-..."],
       [[...attachArgs(ns), ...portArgs.map((a) => (a === TABLE ? 'a;b' : a)), '--hostport', 'tcp:80:80'], 'character `;` not allowed in an nftables name'],
       [[...attachArgs(ns), ...portArgs, '--nft-family', 'ip', '--hostport', 'tcp:80:80'], '--nft-family `ip` given twice'],
+      [[...attachArgs(ns), ...portArgs.slice(2), '--hostport', 'tcp:80:80'], '--nft-helper (the crib-hostports binary) is required with --nft-table'],
+      [[...attachArgs(ns), ...portArgs.map((a) => (a === HOSTPORTS ? 'crib-hostports' : a)), '--hostport', 'tcp:80:80'],
+        '--nft-helper `crib-hostports`: an absolute path is required'],
+      // Checked only once the veth is made (a helper that is gone): it is undone.
+      [[...attachArgs(ns), ...portArgs.map((a) => (a === HOSTPORTS ? join(base, 'no-helper') : a)), '--hostport', 'tcp:80:80'],
+        `posix_spawn \`${join(base, 'no-helper')}\`: No such file or directory`],
       [['pod-net', 'detach', '--host-if', VETH, ...portArgs, '--hostport', 'tcp:80:80'], 'unknown option `--hostport`'],
       [['pod-net', 'remove'], 'pod-net: attach or detach is required'],
       // The kernel's own refusal, with its reason: a gateway outside the pod's subnet.
@@ -254,5 +262,46 @@ describe('crib-pinns pod-net', () => {
     const noNet = pinns('--dir', dir, '--ipc', ...net);
     expect(noNet.stderr).toContain('--bridge and the other pod network options need --net');
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('crib-hostports', () => {
+  const helper = (...args: string[]): Run => {
+    const r = spawnSync(HOSTPORTS, args, { encoding: 'utf8', timeout: 20_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('refuses what it cannot do with a usage error, touching no rule', () => {
+    const opts = portArgs.slice(2);
+    const before = table('ip');
+    const cases: [string[], string][] = [
+      [[], 'install or remove is required'],
+      [['remove'], 'remove: --nft-table, --nft-family and --hostport-chain are required'],
+      [['install', ...opts, '--hostport', 'tcp:80:80'], 'install: at least one --pod-ip is required'],
+      [['install', ...opts, '--pod-ip', '10.0.0.1', '--pod-ip', '10.0.0.2'], '--pod-ip `10.0.0.2`: a second IPv4 address (one per family)'],
+      [['install', ...opts, '--pod-ip', 'pod'], '--pod-ip `pod`: not an IP address'],
+      [['install', ...opts, '--hostport', 'tcp:0:80', '--pod-ip', '10.0.0.1'], 'host port `0` is not 1-65535'],
+      [['remove', ...opts, '--hostport', 'tcp:80:80'], '--hostport is for install'],
+      [['remove', ...opts, '--pod-ip', '10.0.0.1'], '--pod-ip is for install'],
+      [['remove', '--nft-table', TABLE, '--hostport-chain', CHAIN], '--nft-table, --hostport-chain and --nft-family go together'],
+      [['remove', ...opts, '--bridge', BRIDGE], 'unknown option `--bridge`'],
+    ];
+    for (const [args, message] of cases) {
+      const r = helper(...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stdout, args.join(' ')).toBe('');
+      expect(r.stderr, args.join(' ')).toMatch(/^crib-hostports: /);
+      expect(r.stderr, args.join(' ')).toContain(message);
+    }
+    expect(table('ip')).toBe(before);
+  });
+
+  it('installs and removes on its own, as crib-pinns runs it', () => {
+    const opts = portArgs.slice(2);
+    expect(helper('install', ...opts, '--hostport', 'tcp:18070:70', '--pod-ip', `${V4}.9`, '--pod-ip', `${V6}::9`)).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(table('ip')).toContain(`tcp dport 18070 dnat to ${V4}.9:70`);
+    expect(table('ip6')).toContain(`tcp dport 18070 dnat to [${V6}::9]:70`);
+    expect(helper('remove', ...opts)).toEqual({ status: 0, stdout: '', stderr: '' });
+    for (const f of ['ip', 'ip6'] as const) expect(table(f)).not.toContain('hp-');
   });
 });

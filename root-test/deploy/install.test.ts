@@ -56,7 +56,7 @@ describe('deploy/install.sh', { timeout: 600_000 }, () => {
   let first: Run;
 
   beforeAll(async () => {
-    for (const f of ['dist/cli.js', 'native/build/crib-runtime', 'native/build/crib-monitor', 'native/build/crib-pinns', 'native/build/crib-libc.node']) {
+    for (const f of ['dist/cli.js', 'native/build/crib-runtime', 'native/build/crib-monitor', 'native/build/crib-pinns', 'native/build/crib-hostports', 'native/build/crib-libc.node']) {
       if (!existsSync(join(CHECKOUT, f))) throw new Error(`${f} is missing: run npm run build first`);
     }
     work = await mkdtemp(join(tmpdir(), 'crib-install-'));
@@ -76,8 +76,8 @@ describe('deploy/install.sh', { timeout: 600_000 }, () => {
       '/usr', '/usr/local', '/usr/local/bin', '/usr/local/bin/crib',
       '/usr/local/lib', '/usr/local/lib/crib',
       '/usr/local/libexec', '/usr/local/libexec/crib',
-      '/usr/local/libexec/crib/crib-libc.node', '/usr/local/libexec/crib/crib-monitor', '/usr/local/libexec/crib/crib-pinns',
-      '/usr/local/libexec/crib/crib-runtime',
+      '/usr/local/libexec/crib/crib-hostports', '/usr/local/libexec/crib/crib-libc.node', '/usr/local/libexec/crib/crib-monitor',
+      '/usr/local/libexec/crib/crib-pinns', '/usr/local/libexec/crib/crib-runtime',
       '/usr/local/share', '/usr/local/share/crib',
       '/usr/local/share/crib/config.toml', '/usr/local/share/crib/copy-production-modules.mjs', '/usr/local/share/crib/crictl.yaml',
       '/usr/local/share/crib/install-manifest', '/usr/local/share/crib/install.sh', '/usr/local/share/crib/kubeadm.yaml',
@@ -90,7 +90,7 @@ describe('deploy/install.sh', { timeout: 600_000 }, () => {
     expect(installed('/etc/crib/config.toml')).toBe(shipped('deploy/config.toml'));
     expect(installed('/etc/crictl.yaml')).toBe(shipped('deploy/crictl.yaml'));
     expect(installed('/usr/local/share/doc/crib/INSTALL.md')).toBe(shipped('docs/INSTALL.md'));
-    for (const b of ['crib-runtime', 'crib-monitor', 'crib-pinns', 'crib-libc.node']) {
+    for (const b of ['crib-runtime', 'crib-monitor', 'crib-pinns', 'crib-hostports', 'crib-libc.node']) {
       expect(readFileSync(join(dest, '/usr/local/libexec/crib', b)).equals(readFileSync(join(CHECKOUT, 'native/build', b)))).toBe(true);
       expect(mode(join(dest, '/usr/local/libexec/crib', b))).toBe('755');
     }

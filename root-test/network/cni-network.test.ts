@@ -31,8 +31,8 @@ let nftBefore = '';
 let net: CniNetwork;
 
 beforeAll(() => {
-  if (!existsSync(nativeBinaries.pinns))
-    execFileSync('make', ['-C', fileURLToPath(new URL('../../native', import.meta.url)), 'build/crib-pinns']);
+  if (!existsSync(nativeBinaries.pinns) || !existsSync(nativeBinaries.hostports))
+    execFileSync('make', ['-C', fileURLToPath(new URL('../../native', import.meta.url)), 'build/crib-pinns', 'build/crib-hostports']);
   nftBefore = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
   mkdirSync(confDir);
   writeFileSync(

@@ -36,8 +36,8 @@ const servers: ChildProcess[] = [];
 let net: PodNetwork;
 
 beforeAll(() => {
-  if (!existsSync(nativeBinaries.pinns))
-    execFileSync('make', ['-C', fileURLToPath(new URL('../../native', import.meta.url)), 'build/crib-pinns']);
+  if (!existsSync(nativeBinaries.pinns) || !existsSync(nativeBinaries.hostports))
+    execFileSync('make', ['-C', fileURLToPath(new URL('../../native', import.meta.url)), 'build/crib-pinns', 'build/crib-hostports']);
   net = new PodNetwork({ root, bridge: BRIDGE, podCidr: CIDR, mtu: 1400, nftTable: TABLE });
 });
 

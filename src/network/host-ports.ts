@@ -1,15 +1,17 @@
 // Host ports (hostPort → podIP:containerPort). Each pod with mappings gets its own nftables chain
 // `hp-<16 hex of the pod id>` holding its DNAT rules, entered by one `jump` in the shared
 // `hostports` chain; teardown deletes exactly that jump and that chain. A dual-stack network
-// does the same in its ip6 table, for the pod's IPv6 address. The rules are made and removed by
-// crib-pinns over nftables netlink, in the process that attaches or detaches the pod's veth
-// (native/pinns/host-ports.c): this module keeps the records and says what crib-pinns is to do.
+// does the same in its ip6 table, for the pod's IPv6 address. The rules are made and removed over
+// nftables netlink by crib-hostports, which the crib-pinns process that attaches or detaches the
+// pod's veth runs (native/pinns/host-ports.c): this module keeps the records and says what
+// crib-pinns is to do.
 // Which pod holds which port is persisted beside ipam.json, so a conflict is refused even after
 // a daemon restart.
 import { createHash } from 'node:crypto';
 import type { PortMapping } from '../gen/runtime/v1/PortMapping.js';
 import { AlreadyExistsError, DataLossError, InvalidArgumentError } from '../errors.js';
 import { formatIp, isIpv4, isIpv6, parseIp } from './ip-address.js';
+import { nativeBinaries } from '../native-paths.js';
 import type { NftFamily } from './nft-table.js';
 import { SerialQueue } from '../lifecycle/keyed-lock.js';
 import { defineSchema } from '../store/schema.js';
@@ -169,7 +171,7 @@ export class HostPorts {
   }
 
   private tableArgs(podId: string): string[] {
-    return ['--nft-table', this.table, ...this.families.flatMap((f) => ['--nft-family', f]), '--hostport-chain', podChainName(podId)];
+    return ['--nft-helper', nativeBinaries.hostports, '--nft-table', this.table, ...this.families.flatMap((f) => ['--nft-family', f]), '--hostport-chain', podChainName(podId)];
   }
 
   private async load(): Promise<NonNullable<HostPorts['pods']>> {
