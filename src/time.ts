@@ -18,15 +18,18 @@ export function isoToNs(iso: string): string {
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
+interface CivilTime { year: number; month: number; day: number; weekday: number; hour: number; minute: number; second: number; milli: number }
+
 /**
- * `ms` (since the epoch) as Date's toISOString writes it ("2026-12-05T18:19:00.321Z"), by
- * arithmetic. Why not Date: its first toISOString in a process touches 0.8 MiB of the node
- * binary's pages (RssFile, measured in a bare node), which an idle daemon logging at info paid
- * for its two start-up lines. Years outside 0-9999 (never a clock's) go to Date, which writes
- * them in its extended form.
+ * The UTC calendar fields of `ms` (since the epoch), by arithmetic; undefined for years outside
+ * 0-9999, which no clock gives. Why not Date: the first formatting of a Date in a process
+ * (toISOString, toUTCString, its JSON) touches about 0.8 MiB of the node binary's pages (RssFile,
+ * measured in a bare node; making or parsing a Date costs nothing of the kind), which an idle
+ * daemon logging at info paid for its two start-up lines.
  */
-export function isoTime(ms: number = Date.now()): string {
+function civilTime(ms: number): CivilTime | undefined {
   const t = Math.floor(ms);
+  if (!Number.isFinite(t)) return undefined;
   const days = Math.floor(t / 86_400_000);
   const inDay = t - days * 86_400_000;
   // The civil date of a day number (days since 1970-01-01), counted in 400-year eras that start
@@ -37,10 +40,29 @@ export function isoTime(ms: number = Date.now()): string {
   const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
   const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
   const mp = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1;
   const month = mp < 10 ? mp + 3 : mp - 9;
   const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
-  if (!Number.isFinite(t) || year < 0 || year > 9999) return new Date(ms).toISOString();
-  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(Math.floor(inDay / 3_600_000), 2)}:` +
-    `${pad(Math.floor(inDay / 60_000) % 60, 2)}:${pad(Math.floor(inDay / 1000) % 60, 2)}.${pad(inDay % 1000, 3)}Z`;
+  if (year < 0 || year > 9999) return undefined;
+  return {
+    year, month, day: dayOfYear - Math.floor((153 * mp + 2) / 5) + 1,
+    weekday: (((days + 4) % 7) + 7) % 7, // 1970-01-01 was a Thursday; 0 is Sunday
+    hour: Math.floor(inDay / 3_600_000), minute: Math.floor(inDay / 60_000) % 60, second: Math.floor(inDay / 1000) % 60, milli: inDay % 1000,
+  };
+}
+
+/** `ms` (since the epoch) as Date's toISOString writes it ("2026-12-05T18:19:00.321Z"), without a Date (civilTime says why). */
+export function isoTime(ms: number = Date.now()): string {
+  const c = civilTime(ms);
+  if (!c) return new Date(ms).toISOString();
+  return `${pad(c.year, 4)}-${pad(c.month, 2)}-${pad(c.day, 2)}T${pad(c.hour, 2)}:${pad(c.minute, 2)}:${pad(c.second, 2)}.${pad(c.milli, 3)}Z`;
+}
+
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** `ms` (since the epoch) as an HTTP date, as Date's toUTCString writes it ("Sat, 05 Dec 2026 18:19:00 GMT"), without a Date. */
+export function httpDate(ms: number = Date.now()): string {
+  const c = civilTime(ms);
+  if (!c) return new Date(ms).toUTCString();
+  return `${WEEKDAYS[c.weekday]}, ${pad(c.day, 2)} ${MONTHS[c.month - 1]} ${pad(c.year, 4)} ${pad(c.hour, 2)}:${pad(c.minute, 2)}:${pad(c.second, 2)} GMT`;
 }

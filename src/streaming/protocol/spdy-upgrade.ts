@@ -11,6 +11,7 @@ import {
   SPDY_31,
 } from './constants.js';
 import { UpgradeRefusedError, negotiateSubprotocol } from './negotiate.js';
+import { httpDate } from '../../time.js';
 
 export interface SpdyUpgradeResult {
   connection: SpdyConnection;
@@ -54,7 +55,7 @@ export function acceptSpdyUpgrade(
       'Connection: Upgrade\r\n' +
       `Upgrade: ${SPDY_31}\r\n` +
       `${HEADER_PROTOCOL_VERSION}: ${protocol}\r\n` +
-      `Date: ${new Date().toUTCString()}\r\n\r\n`,
+      `Date: ${httpDate()}\r\n\r\n`,
   );
   const connection = new SpdyConnection(socket, { ...options, server: true, initialData: head });
   return { connection, protocol };
