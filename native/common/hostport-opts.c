@@ -1,5 +1,6 @@
 /* The host-port options both crib-pinns and crib-hostports read (crib-hostport-opts.h). */
 #include "crib-hostport-opts.h"
+#include "crib-parse-uint.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,13 +25,9 @@ static int check_ident(const char *value, const char *what, crib_err *err) {
   return 0;
 }
 
-/* A port, 1-65535, digits only (no sign, no space). */
 static int parse_port(const char *text, unsigned *out) {
-  if (*text < '0' || *text > '9') return -1;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v < 1 || v > 65535) return -1;
+  unsigned long v;
+  if (crib_parse_uint(text, 1, 65535, &v) < 0) return -1;
   *out = (unsigned)v;
   return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "crib-error.h"
 #include "crib-hostport-opts.h"
+#include "crib-parse-uint.h"
 #include "crib-io.h"
 
 #define PINNS_PROG "crib-pinns"
@@ -88,8 +89,6 @@ struct pod_net_opts {
 
 /* Set option `name` ("netns", "bridge", "host-if", "mtu", "addr", "gw", or a host-port option)
  * from its text, checking it; "addr", "gw", "nft-family" and "hostport" may repeat. */
-/* A decimal number min..max, digits only (no sign, no space): 0, or -1 if it is not one. */
-int pinns_parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out);
 int pinns_pod_net_set(struct pod_net_opts *o, const char *name, const char *value, crib_err *err);
 /* Whether the options make a complete attach (required ones present, gateways match addresses). */
 int pinns_pod_net_check(const struct pod_net_opts *o, crib_err *err);

@@ -62,16 +62,6 @@ static int parse_ip(const char *text, int *family, unsigned char out[16]) {
   return -1;
 }
 
-int pinns_parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out) {
-  if (*text < '0' || *text > '9') return -1;
-  errno = 0;
-  char *end;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v < min || v > max) return -1;
-  *out = v;
-  return 0;
-}
-
 static int add_addr(struct pod_net_opts *o, const char *value, crib_err *err) {
   if (o->naddrs == PINNS_MAX_POD_ADDRS) return crib_fail(err, 0, "--addr `%s`: at most %d addresses", value, PINNS_MAX_POD_ADDRS);
   char text[96];
@@ -91,7 +81,7 @@ static int add_addr(struct pod_net_opts *o, const char *value, crib_err *err) {
   if (parse_ip(text, &a->family, a->addr) < 0) return crib_fail(err, 0, "--addr `%s`: `%s` is not an IP address", value, text);
   unsigned long len;
   unsigned long max = a->family == AF_INET ? 32 : 128;
-  if (pinns_parse_uint(slash, 1, max, &len) < 0)
+  if (crib_parse_uint(slash, 1, max, &len) < 0)
     return crib_fail(err, 0, "--addr `%s`: prefix length `%s` is not 1-%lu", value, slash, max);
   a->prefix = (unsigned char)len;
   if (a->nodad && a->family != AF_INET6) return crib_fail(err, 0, "--addr `%s`: nodad is for IPv6 addresses", value);
@@ -117,7 +107,7 @@ int pinns_pod_net_set(struct pod_net_opts *o, const char *name, const char *valu
     o->host_if = value;
   } else if (strcmp(name, "mtu") == 0) {
     unsigned long mtu;
-    if (pinns_parse_uint(value, 68, 65535, &mtu) < 0) return crib_fail(err, 0, "--mtu `%s`: not a number 68-65535", value);
+    if (crib_parse_uint(value, 68, 65535, &mtu) < 0) return crib_fail(err, 0, "--mtu `%s`: not a number 68-65535", value);
     o->mtu = (unsigned)mtu;
   } else if (strcmp(name, "addr") == 0) return add_addr(o, value, err);
   else if (strcmp(name, "gw") == 0) return add_gw(o, value, err);
