@@ -38,8 +38,9 @@ int pinns_hostports_set(struct hostport_opts *o, const char *name, const char *v
   if (r != 0) return r;
   for (size_t i = 0; i < sizeof OPTIONS / sizeof *OPTIONS; i++)
     if (strcmp(OPTIONS[i] + 2, name) == 0) {
-      /* The parser bounds how many of each there are (CRIB_MAX_HOSTPORTS ports, two families,
-       * one table and chain: a repeated one is refused): args has room for them all. */
+      /* The parser bounds the ports (CRIB_MAX_HOSTPORTS) and the families (two, a repeated one
+       * is refused); a repeated table or chain replaces the one before, in the helper too, but
+       * takes room here: args fits the daemon's options with some to spare, and no more. */
       if (o->nargs + 2 > sizeof o->args / sizeof *o->args) return crib_fail(err, 0, "too many host-port options");
       o->args[o->nargs++] = OPTIONS[i];
       o->args[o->nargs++] = value;

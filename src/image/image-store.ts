@@ -57,7 +57,10 @@ export class ImageStore {
     // Oldest first, so the newest claim on a tag wins. The stamps are ISO times, which sort as
     // plain strings; localeCompare would load ICU's collator, about 2.6 MiB of the node binary
     // a daemon with images then kept for its whole life.
-    recs.sort((a, b) => (stamp(a) < stamp(b) ? -1 : stamp(a) > stamp(b) ? 1 : 0));
+    recs.sort((a, b) => {
+      const [x, y] = [stamp(a), stamp(b)];
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
     for (const rec of recs) {
       for (const tag of rec.repoTags) {
         const prev = this.byTag.get(tag);
