@@ -4,8 +4,10 @@
 // daemon and asks it, once it serves, which CommonJS files it has loaded; the third pulls an image
 // first: the registry client's HTTP is Node's own (registry-http.ts), undici was 10-12 MiB kept
 // from the first pull on, and must not come back. No test loads @grpc/grpc-js: the daemon serves
-// gRPC with its own server on node:http2 (server/grpc-server.ts); grpc-js cost it ~11 MiB and
-// most of each call's CPU. (The CLI and the tests keep grpc-js as their client.) The config's
+// gRPC with its own server on its own HTTP/2 connection (server/grpc-server.ts); grpc-js cost it
+// ~11 MiB and most of each call's CPU. Node's own modules that only some calls need (https, tls,
+// worker_threads) are loaded by the first of them too, and the daemon runs without WebAssembly
+// (daemon/node-flags.ts): the last test asks a daemon that has served, then pulled. (The CLI and the tests keep grpc-js as their client.) The config's
 // parsers (smol-toml, zod) run before the daemon re-executes itself and never in the daemon
 // (daemon/config-handoff.ts); zod loads again only with a CDI spec to check. The daemon is a bundle
 // (deploy/bundle-daemon.mjs): which of crib's own modules it has loaded is read from the source
@@ -18,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startDaemon } from '../../test-support/daemon.js';
+import { startDaemon, waitFor } from '../../test-support/daemon.js';
 import { pushBusybox } from '../../test-support/image-builder.js';
 import { startRegistry } from '../../test-support/registry.js';
 
@@ -28,6 +30,9 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const LAZY = ['undici', 'ws', 'tar-stream', 'yaml', 'prom-client', 'commander', 'cli-table3', 'cli-progress'];
 /** What reads and checks the config file: used before the daemon's re-exec, not in the daemon. */
 const CONFIG_PARSERS = ['smol-toml', 'zod'];
+/** Node's own modules an idle daemon has no use for (sys/lazy-module.ts): https (with tls) serves
+ * streaming only with a certificate; worker_threads starts the unpack threads of a first pull. */
+const LAZY_BUILTINS = ['https', 'tls', 'worker_threads'];
 /** Never loaded by the daemon, even once it has served and pulled. */
 const NEVER = ['undici', '@grpc/grpc-js'];
 /** What builds the CRI's gRPC services from api.proto: done at build time (src/gen/cri-descriptor.ts). */
@@ -145,6 +150,53 @@ if (isMainThread) {
       // The probe sees them once a pull has used them.
       const own = ownModules(files);
       expect(OWN_ON_FIRST_USE.filter((m) => own.has(m))).toEqual(OWN_ON_FIRST_USE);
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  it('runs without WebAssembly, and loads https, tls and worker_threads only when a call needs them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'crib-lazy-'));
+    dirs.push(dir);
+    const probe = join(dir, 'builtins.cjs');
+    const out = join(dir, 'builtins.json');
+    // Preloaded into the daemon, loading nothing itself (the probe above registers loader hooks,
+    // which run on a worker thread): on SIGUSR2, and on exit, it writes Node's own modules the
+    // daemon's main thread has loaded so far, and whether it could run WebAssembly. Its worker
+    // threads (a worker's arguments are its entry module's only) write nothing.
+    await writeFile(probe, `if (process.argv.includes('daemon')) {
+  const write = (at) => require('node:fs').writeFileSync(${JSON.stringify(out)} + '.' + at, JSON.stringify({
+    builtins: process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length)),
+    webAssembly: typeof WebAssembly,
+  }));
+  process.on('SIGUSR2', () => write('served'));
+  process.on('exit', () => write('exit'));
+}
+`);
+    const read = async (at: string) => JSON.parse(await readFile(`${out}.${at}`, 'utf8')) as { builtins: string[]; webAssembly: string };
+    const registry = await startRegistry();
+    try {
+      await pushBusybox(registry, 'library/busybox', 'latest');
+      const d = await startDaemon({ logLevel: 'warn', env: { NODE_OPTIONS: `--require ${probe}` } });
+      try {
+        expect((await d.cri.runtime.ListPodSandbox({})).items).toEqual([]);
+        expect((await d.cri.image.ListImages({})).images).toEqual([]);
+        process.kill(d.proc.pid!, 'SIGUSR2');
+        await waitFor('the probe\'s list of the serving daemon', () => read('served').catch(() => undefined), 5000);
+        await d.cri.image.PullImage({ image: { image: `${registry.host}/library/busybox:latest` } });
+      } finally {
+        await d.cleanup();
+      }
+      const served = await read('served');
+      const loaded = (b: string[]) => Object.fromEntries(LAZY_BUILTINS.map((n) => [n, b.includes(n)]));
+      expect(loaded(served.builtins)).toEqual(Object.fromEntries(LAZY_BUILTINS.map((n) => [n, false])));
+      // The list is complete: what it serves with is in it.
+      expect(served.builtins).toContain('http');
+      expect(served.webAssembly).toBe('undefined');
+      // The first pull loads what it needs (the registry client's https, the unpack threads).
+      const pulled = await read('exit');
+      expect(loaded(pulled.builtins)).toEqual(Object.fromEntries(LAZY_BUILTINS.map((n) => [n, true])));
+      expect(pulled.webAssembly).toBe('undefined');
     } finally {
       await registry.stop();
     }

@@ -16,4 +16,10 @@ describe('missingDaemonFlags', () => {
     expect(missingDaemonFlags([`${name}=64`], '')).toEqual(rest);
     expect(missingDaemonFlags([], `--require /x.cjs  ${name}=64`)).toEqual(rest);
   });
+
+  it('counts an operator\'s --expose-wasm as their setting for --no-expose-wasm', () => {
+    expect(DAEMON_NODE_FLAGS).toContain('--no-expose-wasm');
+    expect(missingDaemonFlags(['--expose-wasm'], '')).not.toContain('--no-expose-wasm');
+    expect(missingDaemonFlags([], '')).toContain('--no-expose-wasm');
+  });
 });

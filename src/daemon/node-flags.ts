@@ -33,6 +33,13 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 //   78.9, both goals kept; and bench/rpc-ab.ts N=20: median latency of the seven in-memory
 //   methods -20% to -34% (ContainerStatus 0.359 -> 0.270 ms, ListContainers 0.341 -> 0.224),
 //   p95 lower on all seven. The daemon's CPU for the pull and pods: 5.83 -> 6.10 s (compiling).
+// - --no-expose-wasm: the daemon runs no WebAssembly. Without the flag, protobufjs's `long`
+//   compiles and instantiates a small wasm module as it loads (its fast 64-bit multiply and
+//   divide; long.js falls back to plain JavaScript without it, and Node's own ES module loader
+//   does the same for its CommonJS export lexer), and that costs the daemon's resident memory:
+//   bench/daemon-memory.ts, N=3, 20 pods, without the flag as A: fresh 59.1 -> 58.4 MiB, restarted
+//   with pods running 60.3 -> 59.6. And with no WebAssembly there is no wasm compiler for a bug
+//   in it to be reached through.
 // Not adopted: --max-old-space-size (a ceiling, not a target: 64 MiB saved 1-2 MiB idle and would
 // kill a busy node's daemon with an out-of-memory crash). --optimize-for-size (bench/daemon-memory.ts,
 // N=4, alternated): fresh idle 59.8 MiB either way, after a pull and 20 pods 74.9 -> 74.1 MiB,
@@ -40,9 +47,10 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 // threadpool (UV_THREADPOOL_SIZE=8, for CreateContainer's synced writes queued behind others):
 // bench/create-ab.ts, 3 runs of N=30-60, CreateContainer median 9.5 -> 8.7, 12.3 -> 12.8,
 // 14.8 -> 17.9 ms: no gain the runs can tell.
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--no-expose-wasm'];
 
-const flagName = (flag: string) => flag.split('=')[0]!;
+/** A flag's setting: its name without a value, and without `no-` (--expose-wasm and --no-expose-wasm set the same). */
+const flagName = (flag: string) => flag.split('=')[0]!.replace(/^--no-/, '--');
 
 /**
  * The daemon's flags this process does not run with. A setting given on the command line or in

@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { InternalError } from '../../errors.js';
 import { log } from '../../log.js';
 import type { BlobSink } from '../content-store.js';
@@ -20,6 +20,7 @@ import type { ByteBudget } from '../limits.js';
 import type { ExtractOptions, ExtractResult } from './extract-layer.js';
 import { NO_JOB, deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 import { PACKAGE_ROOT } from '../../package-root.js';
+import { workerThreads } from '../../sys/lazy-module.js';
 
 /** Compressed bytes sent to a job's thread and not yet taken by its decompressor. */
 const WINDOW = 4 << 20;
@@ -141,7 +142,7 @@ export class UnpackPool {
   }
 
   private spawn(): Thread {
-    const worker = new Worker(workerEntry(), {
+    const worker = new (workerThreads().Worker)(workerEntry(), {
       // Bounds a runaway thread; the writer bounds its own bookkeeping to 64 MiB.
       resourceLimits: { maxOldGenerationSizeMb: 256 },
     });

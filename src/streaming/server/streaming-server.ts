@@ -11,11 +11,11 @@
 // An unknown, used or expired token is a 404 and no stream, as in kubelet's server.
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { InvalidArgumentError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
+import { https } from '../../sys/lazy-module.js';
 import type { StreamingRuntime } from './container-streams.js';
 import type { StreamingConnections } from './streaming-connections.js';
 import type { StreamRequest } from './stream-requests.js';
@@ -91,7 +91,7 @@ export class StreamingServer {
     }
     const tls = opts.tlsCert ? { cert: await readFile(opts.tlsCert), key: await readFile(opts.tlsKey!) } : undefined;
     const common = { maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024 };
-    const server = tls ? createHttpsServer({ ...common, cert: tls.cert, key: tls.key }) : createHttpServer(common);
+    const server = tls ? https().createServer({ ...common, cert: tls.cert, key: tls.key }) : createHttpServer(common);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.loadConnections().then((c) => c.onRequest(req, res), (err: unknown) => {
         log.error({ err }, 'streaming server: loading its connection handling failed');
