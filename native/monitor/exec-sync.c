@@ -77,25 +77,57 @@ static void kill_exec(const char *pid_file, pid_t runtime) {
   else kill_tree(runtime);
 }
 
+/* Remove the pid file; one that is already gone (the runtime never wrote it) is fine. */
+static int remove_pid_file(const char *pid_file, crib_err *err) {
+  if (unlink(pid_file) < 0 && errno != ENOENT) return crib_fail(err, errno, "unlink pid file `%s`", pid_file);
+  return 0;
+}
+
+/* A daemon from before --container-pid-file, still running after an upgrade installed this
+ * monitor (until it is restarted), names no pid file: it goes in a private directory of its own
+ * in /tmp, removed at the end, as that daemon's monitor did. */
+static char legacy_dir[] = "/tmp/crib-exec-XXXXXX";
+static char legacy_pid_file[sizeof legacy_dir + 16];
+
+static void remove_legacy_dir(void) {
+  crib_err err = {0};
+  if (legacy_pid_file[0] != '\0' && rmdir(legacy_dir) < 0 && errno != ENOENT) {
+    crib_fail(&err, errno, "rmdir `%s`", legacy_dir);
+    crib_err_print(MONITOR_PROG, &err);
+  }
+}
+
+static int exec_failed(crib_err *err) {
+  crib_err_print(MONITOR_PROG, err);
+  remove_legacy_dir();
+  return 1;
+}
+
 int run_exec_sync(const struct exec_sync_opts *o) {
   crib_err err = {0};
   signal(SIGPIPE, SIG_IGN);
-  char dir[] = "/tmp/crib-exec-XXXXXX";
-  if (mkdtemp(dir) == NULL) {
-    crib_fail(&err, errno, "mkdtemp `%s`", dir);
+  /* The caller names the pid file, in the container's state dir (on the daemon's state root, a
+   * tmpfs on a node): nothing of an exec is left outside the container's files, even when this
+   * monitor is killed. A file already there is not this exec's: a timeout must never read it. */
+  const char *pid_file = o->pid_file;
+  if (pid_file == NULL) {
+    if (mkdtemp(legacy_dir) == NULL) {
+      crib_fail(&err, errno, "mkdtemp `%s`", legacy_dir);
+      crib_err_print(MONITOR_PROG, &err);
+      return 1;
+    }
+    snprintf(legacy_pid_file, sizeof legacy_pid_file, "%s/exec.pid", legacy_dir);
+    pid_file = legacy_pid_file;
+  } else if (remove_pid_file(pid_file, &err) < 0) {
     crib_err_print(MONITOR_PROG, &err);
     return 1;
   }
-  char pid_file[64];
-  snprintf(pid_file, sizeof pid_file, "%s/exec.pid", dir);
 
   int op[2], ep[2];
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0 || pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
     crib_fail(&err, errno, "pipe for exec output");
-    crib_err_print(MONITOR_PROG, &err);
-    rmdir(dir);
-    return 1;
+    return exec_failed(&err);
   }
   sigset_t set;
   sigemptyset(&set);
@@ -104,9 +136,7 @@ int run_exec_sync(const struct exec_sync_opts *o) {
   int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) {
     crib_fail(&err, errno, "signalfd");
-    crib_err_print(MONITOR_PROG, &err);
-    rmdir(dir);
-    return 1;
+    return exec_failed(&err);
   }
 
   char *argv[16];
@@ -115,7 +145,7 @@ int run_exec_sync(const struct exec_sync_opts *o) {
   argv[a++] = "--process";
   argv[a++] = (char *)o->process;
   argv[a++] = "--pid-file";
-  argv[a++] = pid_file;
+  argv[a++] = (char *)pid_file;
   argv[a++] = (char *)o->id;
   argv[a] = NULL;
   pid_t runtime = spawn_runtime(argv, devnull, op[1], ep[1], &err);
@@ -123,9 +153,7 @@ int run_exec_sync(const struct exec_sync_opts *o) {
   close(op[1]);
   close(ep[1]);
   if (runtime < 0) {
-    crib_err_print(MONITOR_PROG, &err);
-    rmdir(dir);
-    return 1;
+    return exec_failed(&err);
   }
   struct capture out = {.fd = op[0]}, errc = {.fd = ep[0]};
   set_nonblock(out.fd, &err);
@@ -188,8 +216,8 @@ int run_exec_sync(const struct exec_sync_opts *o) {
     kill(runtime, SIGKILL);
     waitpid(runtime, &status, 0);
   }
-  unlink(pid_file);
-  rmdir(dir);
+  if (remove_pid_file(pid_file, &err) < 0) crib_err_print(MONITOR_PROG, &err); /* the result stands */
+  remove_legacy_dir();
 
   int code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
   struct json_buf b = {0};

@@ -68,11 +68,15 @@
  *
  * exec-sync mode (see exec-sync.c):
  *   crib-monitor exec-sync --runtime PATH [--runtime-root DIR] --id ID --process FILE
- *                [--timeout SECONDS] [--max-output BYTES]
+ *                [--container-pid-file FILE] [--timeout SECONDS] [--max-output BYTES]
  *   prints {"exitCode", "stdout" (base64), "stderr" (base64), "timedOut", "truncated"} on
  *   stdout, then exits. A caller must read stdout to its end (EOF), not stop when the process
  *   exits: the exit can be seen before the output has been read.
- *   --timeout 0 (default) waits forever; --max-output defaults to 16 MiB per stream.
+ *   --timeout 0 (default) waits forever; --max-output defaults to 16 MiB per stream. The runtime
+ *   writes the exec'd process's pid to --container-pid-file, as in exec mode (its directory must
+ *   exist; a file already there is removed first); the monitor removes it when it is done.
+ *   Without it (a daemon from before the option, until an upgrade restarts it) the file is made
+ *   in a private directory of /tmp.
  *
  * Protocol 1 (crib before the control socket) had a control fifo (--ctl-path; "resize R C\n",
  * "reopen\n") and no socket; a daemon finds such monitors by the missing ctl socket.
@@ -234,6 +238,8 @@ int main(int argc, char **argv) {
 
   if (exec_mode) {
     if (require_abs("process", e.process)) return 2;
+    if (o.container_pid_file && require_abs("container-pid-file", o.container_pid_file)) return 2;
+    e.pid_file = o.container_pid_file;
     e.runtime = runtime;
     e.runtime_root = root;
     e.id = id;

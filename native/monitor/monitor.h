@@ -49,6 +49,8 @@ struct exec_sync_opts {
   const char *runtime_root;
   const char *id;
   const char *process;
+  /* Where the runtime writes the exec'd process's pid (read to kill it at the timeout). */
+  const char *pid_file;
   unsigned long timeout_sec; /* 0: no timeout, as in CRI */
   size_t max_output;
 };

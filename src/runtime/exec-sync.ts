@@ -1,8 +1,13 @@
 // ExecSync through `crib-monitor exec-sync` (native/monitor/exec-sync.c): it runs the runtime's
 // exec with pipes, enforces the timeout and the output cap, and prints one JSON result. Started
 // with posix_spawn (sys/posix-spawn.ts), not a fork of the daemon: kubelet's exec probes are the
-// daemon's most frequent spawns (one per pod every 10 s or so).
-import { InternalError } from '../errors.js';
+// daemon's most frequent spawns (one per pod every 10 s or so). The exec'd process's pid file,
+// which the monitor reads to kill it at the timeout, is in the container's state dir (on the
+// daemon's state root, /run/crib: a tmpfs on a node): the monitor removes it, and so does this
+// module when the monitor could not (it was killed); what is still left goes with the container.
+import { unlink } from 'node:fs/promises';
+import { errnoCode, InternalError } from '../errors.js';
+import { log } from '../log.js';
 import { nativeBinaries } from '../native-paths.js';
 import type { ExecSyncResult } from './container-runtime.js';
 import { readBoundedToEnd, readToEnd } from '../sys/child-output.js';
@@ -14,6 +19,8 @@ export interface ExecSyncOptions {
   runtimeRoot: string;
   id: string;
   processFile: string;
+  /** Where the runtime writes the exec'd process's pid: a new path in the container's state dir. */
+  pidFile: string;
   timeoutSeconds: number;
   maxOutput: number;
 }
@@ -24,7 +31,7 @@ const MONITOR_STDERR_KEEP = 64 << 10;
 export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
   const args = [
     'exec-sync', '--runtime', opts.runtimeBinary, '--runtime-root', opts.runtimeRoot, '--id', opts.id,
-    '--process', opts.processFile, '--timeout', String(opts.timeoutSeconds), '--max-output', String(opts.maxOutput),
+    '--process', opts.processFile, '--container-pid-file', opts.pidFile, '--timeout', String(opts.timeoutSeconds), '--max-output', String(opts.maxOutput),
   ];
   // The result is what stdout held at its EOF (the monitor bounds it: --max-output).
   let out: string;
@@ -37,6 +44,12 @@ export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult
     if (signal !== null) err = `${err}${err ? ' ' : ''}(killed by ${signalName(signal)})`;
   } catch (e) {
     throw new InternalError(`exec in ${opts.id}: starting ${nativeBinaries.monitor} failed: ${(e as Error).message}`);
+  } finally {
+    // Gone already unless the monitor was killed before it could remove it.
+    // The exec's result stands either way: a file left goes with the container's dir.
+    await unlink(opts.pidFile).catch((e: unknown) => {
+      if (errnoCode(e) !== 'ENOENT') log.warn({ id: opts.id, file: opts.pidFile, err: (e as Error).message }, 'exec: could not remove the exec\'s pid file');
+    });
   }
   const why = err.trim();
   if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (monitor exit ${code}): ${why || 'no output and no message'}`);
