@@ -43,14 +43,14 @@ export interface LayerUnpackOptions extends Omit<ExtractOptions, 'what' | 'maxBy
 }
 
 /**
- * The worker's entry module. Built, it is the package's dist/image/unpack/unpack-worker.js (its
- * own entry of the bundle: this code may sit in a chunk elsewhere); run from source (vitest, tsx)
- * it is the .ts file beside this one, which a worker can only load with tsx's loader registered
- * inside it first.
+ * The worker's entry module. Built, it is the package's dist/image/unpack/unpack-worker.cjs, a
+ * CommonJS bundle of its own (deploy/bundle-daemon.mjs: a worker starts sooner without the ES
+ * module loader); run from source (vitest, tsx) it is the .ts file beside this one, which a worker
+ * can only load with tsx's loader registered inside it first.
  */
 function workerEntry(): URL {
   const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new URL('dist/image/unpack/unpack-worker.js', PACKAGE_ROOT);
+  if (!here.endsWith('.ts')) return new URL('dist/image/unpack/unpack-worker.cjs', PACKAGE_ROOT);
   // The ESM build of tsx's API (require.resolve would give the CommonJS one).
   const tsxDir = dirname(createRequire(here).resolve('tsx/package.json'));
   const tsx = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
