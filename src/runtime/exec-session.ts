@@ -2,7 +2,6 @@
 // runs `<runtime> exec --detach` only once we are connected to its attach socket (so no early
 // output is lost), then serves that socket, a control socket of its own (resize; the exit event)
 // and an exit file. See native/monitor/main.c for the monitor's contract.
-import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { DeadlineExceededError, InternalError, errnoCode } from '../errors.js';
@@ -11,7 +10,7 @@ import type { ExecSession, ExitRecord, OciProcess } from './container-runtime.js
 import { readExitFile } from './exit-file.js';
 import { MonitorControl } from './monitor-control.js';
 import { spawnDetachedMonitor } from './monitor-launch.js';
-import { execFiles } from './runtime-files.js';
+import { newExecFiles } from './runtime-files.js';
 import { connectUnix } from './unix-connect.js';
 
 /** The command could not be started (bad binary, container gone): the runtime's message. */
@@ -28,7 +27,7 @@ export interface ExecSessionOptions {
   tty: boolean;
 }
 
-type Files = ReturnType<typeof execFiles>;
+type Files = ReturnType<typeof newExecFiles>;
 
 class MonitoredExec implements ExecSession {
   private exit: ExitRecord | undefined;
@@ -122,7 +121,7 @@ class MonitoredExec implements ExecSession {
  * Throws ExecStartError with the runtime's message when the process cannot run.
  */
 export async function startExecSession(opts: ExecSessionOptions): Promise<ExecSession> {
-  const files = execFiles(opts.dir, randomBytes(8).toString('hex'));
+  const files = newExecFiles(opts.dir);
   await writeFile(files.process, JSON.stringify(opts.process), { mode: 0o600 });
   const args = [
     'exec', '--runtime', opts.runtimeBinary, '--runtime-root', opts.runtimeRoot, '--id', opts.containerId,

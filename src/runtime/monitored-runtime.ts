@@ -1,7 +1,6 @@
 // The container-runtime port's implementation: crib-monitor for every container and exec, driving
 // a runc-CLI runtime (crib-runtime by default; runc, crun as RuntimeClass handlers). One instance
 // per handler; it alone knows the runtime's binary, its root, and the monitor's protocol.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { DeadlineExceededError, FailedPreconditionError, InternalError, errnoCode } from '../errors.js';
@@ -22,7 +21,7 @@ import { OciRuntime, OciRuntimeError } from './oci-runtime.js';
 import { withMemoryFile } from '../sys/memory-file.js';
 import { processAlive, processStartTime } from '../sys/process-identity.js';
 import type { RuntimeFeatures } from './runtime-features.js';
-import { execFiles, runtimeFiles } from './runtime-files.js';
+import { newExecFiles, runtimeFiles } from './runtime-files.js';
 import { connectUnix } from './unix-connect.js';
 
 /** How long a killed orphan may take to be gone. */
@@ -204,7 +203,7 @@ export class MonitoredRuntime implements ContainerRuntime {
   execSync(c: RuntimeRef, proc: OciProcess, o: { timeoutSeconds: number; maxOutput: number }): Promise<ExecSyncResult> {
     return withMemoryFile('crib-exec-process', JSON.stringify(proc), (processFile) => runExecSync({
       runtimeBinary: this.oci.binary, runtimeRoot: this.oci.root, id: c.id, processFile,
-      pidFile: execFiles(c.dir, randomBytes(8).toString('hex')).pidFile,
+      pidFile: newExecFiles(c.dir).pidFile,
       timeoutSeconds: o.timeoutSeconds, maxOutput: o.maxOutput,
     }));
   }

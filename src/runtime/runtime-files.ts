@@ -1,6 +1,7 @@
 // Where the runtime keeps its files in a container's state dir (the rest of the dir, the bundle,
 // belongs to ContainerService). Monitors started by crib before the control socket (protocol 1)
 // have a control fifo named `ctl` and no `ctl.sock`: that is how they are told apart.
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 export const runtimeFiles = (dir: string) => ({
@@ -11,11 +12,14 @@ export const runtimeFiles = (dir: string) => ({
   legacyCtlFifo: join(dir, 'ctl'),
 });
 
-/** The files of one streaming exec or exec-sync, named by a random tag. */
-export const execFiles = (dir: string, tag: string) => ({
-  process: join(dir, `exec-${tag}.json`),
-  exitFile: join(dir, `exec-${tag}.exit`),
-  pidFile: join(dir, `exec-${tag}.pid`),
-  attachSocket: join(dir, `exec-${tag}.sock`),
-  ctlSocket: join(dir, `exec-${tag}.ctl.sock`),
-});
+/** The files of a new streaming exec or exec-sync in the container's dir `dir`, named by a random tag. */
+export function newExecFiles(dir: string) {
+  const tag = randomBytes(8).toString('hex');
+  return {
+    process: join(dir, `exec-${tag}.json`),
+    exitFile: join(dir, `exec-${tag}.exit`),
+    pidFile: join(dir, `exec-${tag}.pid`),
+    attachSocket: join(dir, `exec-${tag}.sock`),
+    ctlSocket: join(dir, `exec-${tag}.ctl.sock`),
+  };
+}
