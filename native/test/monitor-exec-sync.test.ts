@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Harness, MONITOR, RUNTIME, type Container } from './support/monitor-harness.js';
 import { runExecSync } from '../../src/runtime/exec-sync.js';
+import { waitFor } from '../../test-support/daemon.js';
 
 const execFileP = promisify(execFile);
 
@@ -23,6 +24,13 @@ beforeAll(async () => {
   await c.start();
 });
 afterAll(async () => { await h?.cleanup(); });
+
+/** The private dirs crib-monitor exec-sync makes in /tmp when it is given no pid file. */
+const execDirsInTmp = () => readdirSync('/tmp').filter((n) => n.startsWith('crib-exec-'));
+
+/** The pid the runtime writes to `pidFile` once the exec'd process runs. */
+const writtenPid = (pidFile: string) =>
+  waitFor(`a pid in ${pidFile}`, async () => Number(await readFile(pidFile, 'utf8').catch(() => '0')) || undefined, 1500);
 
 /** Where each exec's pid file goes: the harness's dir stands for the container's state dir. */
 const pidFileArgs = () => ['--container-pid-file', join(h.dir, `exec-${++seq}.pid`)];
@@ -82,22 +90,17 @@ describe('crib-monitor exec-sync', () => {
   });
 
   it('has the runtime write the exec\'d pid to --container-pid-file, removes it when done, and makes nothing in /tmp', async () => {
-    const inTmp = () => readdirSync('/tmp').filter((n) => n.startsWith('crib-exec-'));
-    const before = inTmp();
+    const before = execDirsInTmp();
     const pidFile = join(h.dir, 'timed-exec.pid');
     const run = execSync(['sleep', '100'], { timeout: 2, pidFile });
-    let pid = 0;
-    for (let i = 0; i < 150 && !pid; i++) {
-      pid = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
-      if (!pid) await new Promise((r) => setTimeout(r, 10));
-    }
+    const pid = await writtenPid(pidFile);
     // The host's pid of the exec'd process, which the timeout kills through it.
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toBe('sleep\u0000100\u0000');
     const r = await run;
     expect(r.timedOut).toBe(true);
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     expect(existsSync(pidFile)).toBe(false);
-    expect(inTmp()).toEqual(before);
+    expect(execDirsInTmp()).toEqual(before);
   });
 
   it('leaves no pid file when the monitor is killed mid-exec: the daemon removes it (runExecSync)', async () => {
@@ -108,11 +111,7 @@ describe('crib-monitor exec-sync', () => {
       runtimeBinary: RUNTIME, runtimeRoot: h.runtimeRoot, id: c.id, processFile, pidFile, timeoutSeconds: 0, maxOutput: 1 << 20,
     });
     run.catch(() => undefined);
-    let pid = 0;
-    for (let i = 0; i < 150 && !pid; i++) {
-      pid = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
-      if (!pid) await new Promise((r) => setTimeout(r, 10));
-    }
+    const pid = await writtenPid(pidFile);
     expect(pid).toBeGreaterThan(0);
     const monitor = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).find((n) => {
       try {
@@ -132,13 +131,12 @@ describe('crib-monitor exec-sync', () => {
   });
 
   it('without --container-pid-file (a daemon from before it, until an upgrade restarts it), keeps the pid file in a private dir of /tmp, removed after', async () => {
-    const inTmp = () => readdirSync('/tmp').filter((n) => n.startsWith('crib-exec-'));
-    const before = inTmp();
+    const before = execDirsInTmp();
     const r = await execSync(['sh', '-c', 'sleep 102 & echo started; sleep 100'], { timeout: 1, pidFile: null });
     expect(r).toMatchObject({ timedOut: true, stdout: 'started\n' });
     const ps = await execSync(['sh', '-c', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "']);
     expect(ps.stdout).not.toContain('sleep 102 ');
-    expect(inTmp()).toEqual(before);
+    expect(execDirsInTmp()).toEqual(before);
   });
 
   it('replaces a file already at --container-pid-file, never reading it as the exec\'s', async () => {

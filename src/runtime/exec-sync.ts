@@ -3,8 +3,8 @@
 // with posix_spawn (sys/posix-spawn.ts), not a fork of the daemon: kubelet's exec probes are the
 // daemon's most frequent spawns (one per pod every 10 s or so). The exec'd process's pid file,
 // which the monitor reads to kill it at the timeout, is in the container's state dir (on the
-// daemon's state root, /run/crib: a tmpfs on a node): the monitor removes it, and so does this
-// module when the monitor could not (it was killed); what is still left goes with the container.
+// daemon's state root, /run/crib: a tmpfs on a node): the monitor removes it, and this module
+// does when the monitor was killed; what is still left goes with the container.
 import { unlink } from 'node:fs/promises';
 import { errnoCode, InternalError } from '../errors.js';
 import { log } from '../log.js';
@@ -41,15 +41,16 @@ export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult
     const p = spawnWithoutFork(nativeBinaries.monitor, args);
     let signal: number | null;
     [out, err, { code, signal }] = await Promise.all([readToEnd(p.stdout), readBoundedToEnd(p.stderr, MONITOR_STDERR_KEEP), p.exited]);
-    if (signal !== null) err = `${err}${err ? ' ' : ''}(killed by ${signalName(signal)})`;
+    if (signal !== null) {
+      err = `${err}${err ? ' ' : ''}(killed by ${signalName(signal)})`;
+      // A monitor that exits removes the pid file itself; a killed one may have left it. What
+      // cannot be removed goes with the container's dir.
+      await unlink(opts.pidFile).catch((e: unknown) => {
+        if (errnoCode(e) !== 'ENOENT') log.warn({ id: opts.id, file: opts.pidFile, err: (e as Error).message }, 'exec: could not remove the exec\'s pid file');
+      });
+    }
   } catch (e) {
     throw new InternalError(`exec in ${opts.id}: starting ${nativeBinaries.monitor} failed: ${(e as Error).message}`);
-  } finally {
-    // Gone already unless the monitor was killed before it could remove it.
-    // The exec's result stands either way: a file left goes with the container's dir.
-    await unlink(opts.pidFile).catch((e: unknown) => {
-      if (errnoCode(e) !== 'ENOENT') log.warn({ id: opts.id, file: opts.pidFile, err: (e as Error).message }, 'exec: could not remove the exec\'s pid file');
-    });
   }
   const why = err.trim();
   if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (monitor exit ${code}): ${why || 'no output and no message'}`);
