@@ -19,4 +19,6 @@ export function lazyModule<T>(name: string): () => T {
 // worker_threads starts the unpack pool's threads at a first pull. (child_process is no such
 // module: Node loads it for any server's listen, through its cluster support.)
 export const https = lazyModule<typeof import('node:https')>('node:https');
+/** Blob downloads from a registry over https (image/registry/blob-http.ts). */
+export const tls = lazyModule<typeof import('node:tls')>('node:tls');
 export const workerThreads = lazyModule<typeof import('node:worker_threads')>('node:worker_threads');

@@ -281,6 +281,7 @@ export class RegistryClient {
       signal,
       // The blob stream watches progress itself, excluding time the consumer is not reading.
       bodyTimeoutMs: 0,
+      blob: true,
     });
     // A registry announcing more bytes than the descriptor says is lying about one of them:
     // refuse before reading rather than after the content store counts past the size.

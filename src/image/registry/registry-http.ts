@@ -10,9 +10,13 @@
 // body, no redirect following (registry-transport.ts checks each hop), bounded header size
 // (Node's 16 KiB), idle connections closed after a while, and each header as a string, or as an
 // array when the registry sent it more than once (www-authenticate may offer several schemes).
+//
+// A blob's GET (RegistryRequest.blob) goes to blob-http.ts instead, under the same contract: its
+// body is read from the socket without the copy Node's http makes of each chunk.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { getBlob } from './blob-http.js';
 
 /** How long an idle pooled connection is kept. */
 const KEEP_ALIVE_MS = 10_000;
@@ -45,6 +49,8 @@ export interface RegistryRequest {
   headersTimeoutMs: number;
   /** The body may go this long without a byte; 0 for no limit (the caller watches it). */
   bodyTimeoutMs: number;
+  /** A blob's GET: sent by blob-http.ts, which hands on the body without copying it. */
+  blob?: boolean;
 }
 
 function codedError(message: string, code: string): Error {
@@ -75,6 +81,7 @@ export class RegistryHttp {
   request(url: URL, opts: RegistryRequest): Promise<RegistryResponse> {
     const { signal } = opts;
     if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (opts.blob && opts.method === 'GET') return getBlob(url, opts);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = send(url, { method: opts.method, headers: opts.headers, agent: this.agent(url, opts.insecure) });

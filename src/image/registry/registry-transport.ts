@@ -26,6 +26,8 @@ export interface SendOptions {
   signal?: AbortSignal;
   /** Body inactivity timeout; 0 when the caller watches progress itself. */
   bodyTimeoutMs?: number;
+  /** A blob's GET (RegistryRequest.blob). */
+  blob?: boolean;
 }
 
 // Registries send blob downloads to a CDN or object store with a redirect. Each hop is checked:
@@ -146,6 +148,7 @@ export class RegistryTransport {
         signal: opts.signal,
         headersTimeoutMs: this.config.requestTimeoutMs,
         bodyTimeoutMs: opts.bodyTimeoutMs ?? this.config.progressTimeoutMs,
+        blob: opts.blob,
       });
       const location = REDIRECT_STATUSES.has(res.statusCode) ? res.headers['location'] : undefined;
       if (typeof location !== 'string') return res;

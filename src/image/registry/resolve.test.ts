@@ -133,7 +133,7 @@ describe('RegistryClient.resolve', () => {
 });
 
 describe('https registries', () => {
-  it('pulls over https from a registry marked insecure, and refuses an untrusted certificate otherwise', async () => {
+  it('pulls manifests and blobs over https from a registry marked insecure, and refuses an untrusted certificate otherwise', async () => {
     const tls = await startRegistry({ tls: true });
     const trusting = new RegistryClient({ retries: 0, hosts: { [tls.host]: { insecure: true } } });
     const strict = new RegistryClient({ retries: 0 });
@@ -144,6 +144,10 @@ describe('https registries', () => {
       expect(r.endpoint.url).toBe(`https://${tls.host}`);
       expect(r.manifestDigest).toBe(img.manifest.digest);
       expect((await trusting.fetchConfig(r)).equals(img.config.bytes)).toBe(true);
+      // A layer comes through blob-http.ts's own TLS connection.
+      const layer: Buffer[] = [];
+      for await (const c of await trusting.openBlob(r, r.layers[0]!)) layer.push(c as Buffer);
+      expect(Buffer.concat(layer).equals(img.layers[0]!.blob)).toBe(true);
       const err = await strict.resolve(parseReference(`${tls.host}/secure/app:1`)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(FailedPreconditionError);
       expect((err as Error).message).toMatch(new RegExp(`registry ${tls.host} presented a TLS certificate that is not trusted.*insecure = true`));

@@ -10,6 +10,7 @@ import { InternalError, InvalidArgumentError, ResourceExhaustedError } from '../
 import { ByteBudget } from '../limits.js';
 import { sha256, tarFromEntries, type TarEntry } from '../../../test-support/image-builder.js';
 import { zstdLayer } from '../../../test-support/tar-fixtures.js';
+import { markSoleView } from '../../sys/sole-view.js';
 import { UnpackPool, type LayerUnpack } from './unpack-pool.js';
 
 const uid = process.getuid!();
@@ -90,6 +91,32 @@ describe('UnpackPool', () => {
     const plain = pool.unpack(fresh(), download(), { blobDigest: sha256(tar) });
     expect(await feed(plain, tar)).toBe(sha256(tar));
     expect((await plain.result).diffId).toBe(sha256(tar));
+  });
+
+  it("moves a chunk that is its buffer's sole view to the thread uncopied, and copies any other view", async () => {
+    const gz = gzipSync(tarFromEntries(layer));
+    const blob = download();
+    const job = pool.unpack(fresh(), blob);
+    const moved: Buffer[] = [];
+    for (let off = 0; off < gz.length; off += 5000) {
+      // As blob-http.ts hands a body on: a view past the response's framing in a buffer of its own.
+      const piece = gz.subarray(off, off + 5000);
+      const buf = Buffer.alloc(piece.length + 32);
+      piece.copy(buf, 32);
+      const chunk = markSoleView(buf.subarray(32));
+      moved.push(chunk);
+      await job.write(chunk);
+    }
+    expect(await job.end()).toBe(sha256(gz));
+    await job.result;
+    expect(readFileSync(blob.download).equals(gz)).toBe(true);
+    // Moved: the views here are detached from their bytes.
+    expect(moved.every((c) => c.buffer.byteLength === 0)).toBe(true);
+    // The unmarked views of `gz` the other tests feed are copied: gz is whole after its feed.
+    const copied = pool.unpack(fresh(), download());
+    await feed(copied, gz);
+    await copied.result;
+    expect(gz.buffer.byteLength).toBeGreaterThanOrEqual(gz.length);
   });
 
   it('refuses a download whose blob file exists already, naming it, and writes nothing into it', async () => {

@@ -21,6 +21,7 @@ import type { ExtractOptions, ExtractResult } from './extract-layer.js';
 import { NO_JOB, deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 import { PACKAGE_ROOT } from '../../package-root.js';
 import { workerThreads } from '../../sys/lazy-module.js';
+import { isSoleView } from '../../sys/sole-view.js';
 
 /** Compressed bytes sent to a job's thread and not yet taken by its decompressor. */
 const WINDOW = 4 << 20;
@@ -228,11 +229,11 @@ export class LayerUnpack implements BlobSink {
     if (this.ended) return Promise.reject(new Error(`${this.what}: write after end`));
     // Network chunks are 16-64 KiB, each read into a buffer of its own: such a chunk moves to the
     // thread as it is, with no copy and no new allocation (copying into fresh batch buffers cost
-    // a 100 MB pull ~80 ms of the event loop, and their garbage more). A view into a larger
-    // buffer is copied: moving that buffer would take the bytes around the view from their owner.
+    // a 100 MB pull ~80 ms of the event loop, and their garbage more). Any other view into a
+    // larger buffer is copied: moving that buffer would take the bytes around the view from their
+    // owner.
     if (chunk.length > 0) {
-      const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
-      this.batch.push(whole ? chunk : new Uint8Array(chunk));
+      this.batch.push(isSoleView(chunk) ? chunk : new Uint8Array(chunk));
       this.batchLength += chunk.length;
       if (this.batchLength >= BATCH) this.flushBatch();
     }
@@ -263,7 +264,7 @@ export class LayerUnpack implements BlobSink {
     const chunks = this.batch;
     this.batch = [];
     this.batchLength = 0;
-    this.send({ t: 'data', id: this.id, chunks }, chunks.map((c) => c.buffer as ArrayBuffer));
+    this.send({ t: 'data', id: this.id, chunks }, [...new Set(chunks.map((c) => c.buffer as ArrayBuffer))]);
   }
 
   /** Stop the job; `result` rejects with `err` once the thread has stopped writing. */
