@@ -15,7 +15,7 @@ const request = (over: Partial<RegistryRequest> = {}): RegistryRequest =>
   ({ method: 'GET', insecure: false, headersTimeoutMs: 5000, bodyTimeoutMs: 0, blob: true, ...over });
 
 /** A server that records each request's bytes and answers with `answer(socket)`. */
-async function serve(answer: (s: Socket, req: string) => void, tls?: { key: Buffer; cert: Buffer }): Promise<{ url: string; requests: string[]; server: Server }> {
+async function serve(answer: (s: Socket, req: string) => unknown, tls?: { key: Buffer; cert: Buffer }): Promise<{ url: string; requests: string[]; server: Server }> {
   const requests: string[] = [];
   const onConnection = (s: Socket) => {
     let req = '';
@@ -78,6 +78,22 @@ describe('getBlob', () => {
     expect(req).toContain('authorization: Bearer t\r\n');
     expect(req).toContain('range: bytes=0-\r\n');
     expect(req!.endsWith('connection: close\r\n\r\n')).toBe(true);
+  });
+
+  it('copies out a small read, reading the next one into the same buffer', async () => {
+    const srv = track(await serve(async (s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n`);
+      for (let off = 0; off < 200_000; off += 1000) {
+        s.write(blob.subarray(off, off + 1000));
+        await sleep(1);
+      }
+      s.end();
+    }));
+    const res = await getBlob(new URL(`${srv.url}/b`), request());
+    const { bytes, chunks } = await readAll(res.body);
+    expect(bytes.equals(blob.subarray(0, 200_000))).toBe(true);
+    expect(chunks.length).toBeGreaterThan(20);
+    expect(chunks.every((c) => isSoleView(c))).toBe(true);
   });
 
   it('refuses a header that would split the request, before connecting', async () => {

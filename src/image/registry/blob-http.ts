@@ -69,10 +69,13 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
   return new Promise((resolve, reject) => {
     let body: Readable | undefined;
     let settled = false;
-    let readBuffer = new Uint8Array(readBytes);
+    // Not zeroed: only the bytes a read wrote into it are ever handed on.
+    let readBuffer: Uint8Array = Buffer.allocUnsafeSlow(readBytes);
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
+      // The body was whole: what the connection does after it is no one's concern.
+      if (parser.complete) return;
       if (!settled) {
         settled = true;
         reject(err);
@@ -115,8 +118,8 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
         // A buffer a read filled well moves on with the body, and the next read gets a new one;
         // a small read is copied out, so a slow link does not pin a buffer per few bytes.
         let data = buf;
-        if (n * SMALL_READ_SHARE < buf.byteLength) data = buf.slice(0, n);
-        else readBuffer = new Uint8Array(readBytes);
+        if (n * SMALL_READ_SHARE < buf.byteLength) data = Uint8Array.prototype.slice.call(buf, 0, n);
+        else readBuffer = Buffer.allocUnsafeSlow(readBytes);
         paused = false;
         try {
           parser.feed(data, n);
