@@ -1,11 +1,8 @@
 // Benchmark (not a test): pull images from a loopback docker-registry through the CRI, and print
 // each time beside the floor measured in the same run: the same blobs fetched with plain HTTP GETs
 // and unpacked by `tar -x` (3 at a time, as crib's default). When Debian's containerd is
-// installed, the same PullImage against its CRI plugin is printed too. Two images:
-//   synthetic   ~100 MB in 5 layers of 256 KiB random files (the original bench image)
-//   realistic   ~100 MB in 6 layers: base OS, packages, runtime, dependencies (thousands of small
-//               files), a cleanup layer of whiteouts and an opaque dir, the app
-//               (test-support/image-builder.ts realisticImageLayers)
+// installed, the same PullImage against its CRI plugin is printed too. Two images, synthetic and
+// realistic (bench/pull-images.ts).
 // The daemon's event-loop delay during each pull (p99 and max, by bench/loop-delay-probe.mjs in
 // the daemon) is printed too, with the longest the daemon's own main thread held its loop (the
 // rest of a delay is the machine running something else): unpacking runs on worker threads and
@@ -20,7 +17,6 @@
 //                                  0 for back-to-back pulls; BENCH_CPU_PROF=dir: the daemon's main
 //                                  thread writes a V8 CPU profile there when it stops)
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,12 +24,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { startDaemon } from '../test-support/daemon.js';
 import { containerdAvailable, startContainerd } from '../test-support/containerd.js';
-import {
-  buildImage, layerFromEntries, pushImage, realisticImageLayers, type BuiltImage, type TarEntry,
-} from '../test-support/image-builder.js';
+import { pushImage, type BuiltImage } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import type { CriClient } from '../test-support/cri-client.js';
 import { probeEnv } from './probe-env.js';
+import { buildBenchImage } from './pull-images.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 15_000);
@@ -41,16 +36,6 @@ const TOTAL_MB = Number(process.env.BENCH_MB ?? 100);
 const IMAGES = (process.env.BENCH_IMAGES ?? 'synthetic,realistic').split(',');
 const GOAL_FLOOR = 1.1;
 const GOAL_CONTAINERD = 1.0;
-
-/** A layer of many files of random (incompressible) bytes, like a real image's binaries. */
-async function makeLayer(n: number, mb: number): Promise<Awaited<ReturnType<typeof layerFromEntries>>> {
-  const entries: TarEntry[] = [{ type: 'dir', path: `layer${n}`, mode: 0o755 }];
-  const fileSize = 256 * 1024;
-  for (let i = 0; i < (mb * 1024 * 1024) / fileSize; i++) {
-    entries.push({ type: 'file', path: `layer${n}/f${i}`, content: randomBytes(fileSize), mode: 0o644 });
-  }
-  return layerFromEntries(entries, 'gzip');
-}
 
 async function floorOnce(registry: TestRegistry, repo: string, image: BuiltImage): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'crib-bench-floor-'));
@@ -113,16 +98,6 @@ async function pullOnce(cri: CriClient, ref: string, probe?: LoopDelayProbe): Pr
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function buildCase(name: string): Promise<BuiltImage> {
-  if (name === 'synthetic') {
-    const layers = [];
-    for (let i = 0; i < 5; i++) layers.push(await makeLayer(i, TOTAL_MB / 5));
-    return buildImage({ layers });
-  }
-  if (name === 'realistic') return buildImage({ layers: await realisticImageLayers({ mb: TOTAL_MB }) });
-  throw new Error(`unknown bench image ${name} (synthetic, realistic)`);
-}
-
 async function main(): Promise<void> {
   const registry = await startRegistry();
   const cleanups: (() => Promise<unknown>)[] = [() => registry.stop()];
@@ -132,7 +107,7 @@ async function main(): Promise<void> {
     const cases: { name: string; repo: string; image: BuiltImage; ref: string; mb: number }[] = [];
     for (const name of IMAGES) {
       console.log(`building the ${name} image (${TOTAL_MB} MB) ...`);
-      const image = await buildCase(name);
+      const image = await buildBenchImage(name, TOTAL_MB);
       const repo = `bench/pull-${name}`;
       await pushImage(registry, repo, 'v1', image);
       const mb = (image.layers.reduce((n, l) => n + l.size, 0) + image.config.size) / 1e6;
