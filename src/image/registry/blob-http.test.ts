@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSoleView } from '../../sys/sole-view.js';
 import { getBlob } from './blob-http.js';
 import { BAD_RESPONSE } from './http1-response.js';
-import { BODY_TIMEOUT, HEADERS_TIMEOUT, type RegistryRequest } from './registry-http.js';
+import { BODY_TIMEOUT, HEADERS_TIMEOUT } from './http-failures.js';
+import type { RegistryRequest } from './registry-http.js';
 
 const request = (over: Partial<RegistryRequest> = {}): RegistryRequest =>
   ({ method: 'GET', insecure: false, headersTimeoutMs: 5000, bodyTimeoutMs: 0, blob: true, ...over });

@@ -16,8 +16,9 @@ import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { tls } from '../../sys/lazy-module.js';
 import { markSoleView } from '../../sys/sole-view.js';
-import { Http1ResponseParser, type ResponseHead } from './http1-response.js';
-import { BODY_TIMEOUT, HEADERS_TIMEOUT, type RegistryRequest, type RegistryResponse } from './registry-http.js';
+import { HEADER_NAME, Http1ResponseParser, type ResponseHead } from './http1-response.js';
+import { BODY_TIMEOUT, HEADERS_TIMEOUT, abortError, codedError } from './http-failures.js';
+import type { RegistryRequest, RegistryResponse } from './registry-http.js';
 
 /** Plain TCP reads take up to this much at once. */
 const TCP_READ_BYTES = 64 << 10;
@@ -26,23 +27,13 @@ const TLS_READ_BYTES = 16 << 10;
 /** A read filling less than this share of its buffer is copied out, and the buffer read into again. */
 const SMALL_READ_SHARE = 4;
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-function codedError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  return Object.assign(new Error(reason instanceof Error ? reason.message : 'the request was aborted'), { name: 'AbortError', code: 'ABORT_ERR' });
-}
 
 /** The request's bytes; a header name or value that could split the request is refused. */
 function requestHead(url: URL, headers: Record<string, string>): string {
   let head = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) {
+    if (!HEADER_NAME.test(name) || !FIELD_VALUE.test(value)) {
       throw codedError(`the request header ${JSON.stringify(name)} has a character HTTP does not allow`, 'ERR_INVALID_CHAR');
     }
     const lower = name.toLowerCase();

@@ -15,7 +15,7 @@ import { CribError, DeadlineExceededError, UnavailableError } from '../../errors
 import { log } from '../../log.js';
 import { describeNetworkError, isAbortError } from './registry-errors.js';
 import { ThroughputFloor } from './throughput-floor.js';
-import { BODY_CUT_SHORT } from './registry-http.js';
+import { BODY_CUT_SHORT } from './http-failures.js';
 
 /** A response body to read from, and how many leading bytes of it to drop. */
 export interface OpenedBody {

@@ -38,7 +38,8 @@ function responseError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** An HTTP header name (RFC 9110's token). */
+export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_LINE = /^HTTP\/1\.[01] ([1-9]\d\d)(?: [^\r\n]*)?$/;
 
 type BodyState =
@@ -146,7 +147,7 @@ export class Http1ResponseParser {
       const colon = line.indexOf(':');
       const name = colon > 0 ? line.slice(0, colon) : '';
       const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-      if (!TOKEN.test(name) || /[\0\r\n]/.test(value)) {
+      if (!HEADER_NAME.test(name) || /[\0\r\n]/.test(value)) {
         throw responseError(`the registry answered with a malformed header line ${JSON.stringify(line.slice(0, 80))}`, BAD_RESPONSE);
       }
       const key = name.toLowerCase();

@@ -7,7 +7,8 @@ import {
   UnavailableError, errnoCode,
 } from '../../errors.js';
 import { readBoundedBody } from './bounded-body.js';
-import { BODY_CUT_SHORT, BODY_TIMEOUT, HEADERS_TIMEOUT, type RegistryResponse } from './registry-http.js';
+import { BODY_CUT_SHORT, BODY_TIMEOUT, HEADERS_TIMEOUT } from './http-failures.js';
+import type { RegistryResponse } from './registry-http.js';
 
 const MAX_ERROR_BODY = 64 * 1024;
 const ERROR_BODY_DEADLINE_MS = 30_000;

@@ -17,6 +17,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { getBlob } from './blob-http.js';
+import { BODY_TIMEOUT, HEADERS_TIMEOUT, abortError, codedError } from './http-failures.js';
 
 /** How long an idle pooled connection is kept. */
 const KEEP_ALIVE_MS = 10_000;
@@ -24,11 +25,6 @@ const KEEP_ALIVE_MS = 10_000;
 const DISCARD_LIMIT = 64 << 10;
 const DISCARD_DEADLINE_MS = 2000;
 
-/** Error codes of this module's own failures (see registry-errors.ts). */
-export const HEADERS_TIMEOUT = 'ERR_REGISTRY_HEADERS_TIMEOUT';
-export const BODY_TIMEOUT = 'ERR_REGISTRY_BODY_TIMEOUT';
-/** A body that ended before the bytes the descriptor promised (blob-stream.ts). */
-export const BODY_CUT_SHORT = 'ERR_REGISTRY_BODY_CUT_SHORT';
 
 export interface RegistryResponse {
   statusCode: number;
@@ -51,15 +47,6 @@ export interface RegistryRequest {
   bodyTimeoutMs: number;
   /** A blob's GET: sent by blob-http.ts, which hands on the body without copying it. */
   blob?: boolean;
-}
-
-function codedError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  return Object.assign(new Error(reason instanceof Error ? reason.message : 'the request was aborted'), { name: 'AbortError', code: 'ABORT_ERR' });
 }
 
 export class RegistryHttp {
