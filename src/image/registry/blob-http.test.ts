@@ -66,7 +66,7 @@ describe('getBlob', () => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${blob.length}\r\nDocker-Content-Digest: sha256:x\r\n\r\n`);
       s.end(blob);
     }));
-    const res = await getBlob(new URL(`${srv.url}/v2/a/blobs/sha256:x?ns=docker.io`), request({ headers: { authorization: 'Bearer t', range: 'bytes=0-' } }));
+    const res = await getBlob(new URL(`${srv.url}/v2/a/blobs/sha256:x?ns=docker.io`), request({ headers: { authorization: 'Bearer t', range: 'bytes=0-', 'x-latin1': 'caf\xe9' } }));
     expect(res.statusCode).toBe(200);
     expect(res.headers['docker-content-digest']).toBe('sha256:x');
     const { bytes, chunks } = await readAll(res.body);
@@ -78,6 +78,7 @@ describe('getBlob', () => {
     expect(req!.split('\r\n').slice(0, 2)).toEqual(['GET /v2/a/blobs/sha256:x?ns=docker.io HTTP/1.1', `host: ${new URL(srv.url).host}`]);
     expect(req).toContain('authorization: Bearer t\r\n');
     expect(req).toContain('range: bytes=0-\r\n');
+    expect(req).toContain('x-latin1: caf\xe9\r\n');
     expect(req!.endsWith('connection: close\r\n\r\n')).toBe(true);
   });
 

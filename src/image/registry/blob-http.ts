@@ -130,7 +130,8 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
         ALPNProtocols: ['http/1.1'],
       } as ConnectionOptions)
       : netConnect({ host, port, onread });
-    socket.once(secure ? 'secureConnect' : 'connect', () => socket.write(request));
+    // Header values are bytes (latin1), as Node's http writes them.
+    socket.once(secure ? 'secureConnect' : 'connect', () => socket.write(request, 'latin1'));
     socket.on('end', () => {
       try {
         parser.finish();
