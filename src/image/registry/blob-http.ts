@@ -15,6 +15,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { tls } from '../../sys/lazy-module.js';
+import { openReader, takeReadBuffer } from '../../sys/read-buffers.js';
 import { markSoleView } from '../../sys/sole-view.js';
 import { HEADER_NAME, Http1ResponseParser, type ResponseHead } from './http1-response.js';
 import { BODY_TIMEOUT, HEADERS_TIMEOUT, abortError, codedError } from './http-failures.js';
@@ -60,8 +61,8 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
   return new Promise((resolve, reject) => {
     let body: Readable | undefined;
     let settled = false;
-    // Not zeroed: only the bytes a read wrote into it are ever handed on.
-    let readBuffer: Uint8Array = Buffer.allocUnsafeSlow(readBytes);
+    const closeReader = openReader();
+    let readBuffer: Uint8Array = takeReadBuffer(readBytes);
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
@@ -106,11 +107,12 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
     const onread = {
       buffer: () => readBuffer,
       callback: (n: number, buf: Uint8Array): boolean => {
-        // A buffer a read filled well moves on with the body, and the next read gets a new one;
-        // a small read is copied out, so a slow link does not pin a buffer per few bytes.
+        // A buffer a read filled well moves on with the body, and the next read gets another
+        // (sys/read-buffers.ts: one an unpack thread is done with, else a new one); a small read
+        // is copied out, so a slow link does not pin a buffer per few bytes.
         let data = buf;
         if (n * SMALL_READ_SHARE < buf.byteLength) data = Uint8Array.prototype.slice.call(buf, 0, n);
-        else readBuffer = Buffer.allocUnsafeSlow(readBytes);
+        else readBuffer = takeReadBuffer(readBytes);
         paused = false;
         try {
           parser.feed(data, n);
@@ -148,6 +150,7 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
     const onAbort = () => fail(abortError(signal!));
     signal?.addEventListener('abort', onAbort, { once: true });
     function cleanup(): void {
+      closeReader();
       clearTimeout(headersTimer);
       signal?.removeEventListener('abort', onAbort);
       socket.setTimeout(0);

@@ -48,8 +48,11 @@ export interface ExtractResult {
   whiteouts: number;
 }
 
-/** A blob file, or the compressed bytes of a layer as they arrive. */
-export type ExtractInput = { file: string } | { chunks: AsyncIterable<Buffer> };
+/**
+ * A blob file, or the compressed bytes of a layer as they arrive; `release` is told of each chunk
+ * the extraction has read for good (the gzip path: once inflated), so its buffer can be reused.
+ */
+export type ExtractInput = { file: string } | { chunks: AsyncIterable<Buffer>; release?(chunk: Buffer): void };
 
 export interface ExtractHooks {
   signal: AbortSignal;
@@ -155,9 +158,12 @@ export async function extractLayer(input: ExtractInput, targetDir: string, opts:
       const inflater = new GzipInflater(consume);
       try {
         if (chunks) {
+          const release = 'chunks' in input ? input.release : undefined;
           for await (const chunk of chunks) {
             signal.throwIfAborted();
+            // push inflates all of the chunk before it returns; zlib keeps no pointer into it.
             inflater.push(chunk);
+            release?.(chunk);
           }
         } else {
           await readInto((input as { file: string }).file, (chunk) => inflater.push(chunk), signal);

@@ -21,6 +21,7 @@ import type { ExtractOptions, ExtractResult } from './extract-layer.js';
 import { NO_JOB, deserializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
 import { PACKAGE_ROOT } from '../../package-root.js';
 import { workerThreads } from '../../sys/lazy-module.js';
+import { returnReadBuffers } from '../../sys/read-buffers.js';
 import { isSoleView } from '../../sys/sole-view.js';
 
 /** Compressed bytes sent to a job's thread and not yet taken by its decompressor. */
@@ -314,6 +315,7 @@ export class LayerUnpack implements BlobSink {
     if (m.id !== this.id) return;
     switch (m.t) {
       case 'ack':
+        if (m.buffers) returnReadBuffers(m.buffers);
         this.unacked -= m.n;
         if (this.unacked <= WINDOW) this.wakeWriters();
         return;

@@ -23,8 +23,11 @@ export type ToWorker =
   | { t: 'abort'; id: number; reason: string };
 
 export type FromWorker =
-  /** `n` bytes of the job's data messages were taken by the decompressor: room for more. */
-  | { t: 'ack'; id: number; n: number }
+  /**
+   * `n` bytes of the job's data messages were taken by the decompressor: room for more. `buffers`:
+   * data buffers it has inflated, moved back for reading into again (sys/read-buffers.ts).
+   */
+  | { t: 'ack'; id: number; n: number; buffers?: ArrayBuffer[] }
   /** `n` more uncompressed bytes (for the image-wide budget). */
   | { t: 'bytes'; id: number; n: number }
   /** A download's blob file holds every byte sent, synced and closed; `digest` is their sha256. */

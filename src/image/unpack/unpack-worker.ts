@@ -12,7 +12,7 @@ import { NO_JOB, serializeError, type FromWorker, type ToWorker } from './unpack
 
 if (!parentPort) throw new Error('unpack-worker.ts runs as a worker thread (see unpack-pool.ts)');
 const port = parentPort;
-const post = (m: FromWorker): void => port.postMessage(m);
+const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
 
 /**
  * The nice value of unpack threads. A pull keeps every unpack thread busy (up to three on a
@@ -32,15 +32,23 @@ try {
 /**
  * The compressed bytes of a streamed job, as they arrive. The pool sends at most its window of
  * bytes that we have not acknowledged, so this queue is bounded; a chunk is acknowledged when
- * the decompressor takes it.
+ * the decompressor takes it. A chunk the decompressor is done with (release) goes back with the
+ * next acknowledgement: every data chunk arrives in a buffer of its own, moved here, which no
+ * one reads once the chunk is written to the blob file and inflated.
  */
 class ChunkQueue implements AsyncIterable<Buffer> {
   private readonly chunks: Buffer[] = [];
+  private spent: ArrayBuffer[] = [];
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
 
-  constructor(private readonly onTaken: (n: number) => void) {}
+  constructor(private readonly onTaken: (n: number, spent: ArrayBuffer[]) => void) {}
+
+  /** The decompressor has read `chunk` for good. */
+  release(chunk: Buffer): void {
+    if (chunk.buffer instanceof ArrayBuffer && chunk.buffer.byteLength > 0) this.spent.push(chunk.buffer);
+  }
 
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
@@ -75,7 +83,9 @@ class ChunkQueue implements AsyncIterable<Buffer> {
       if (this.failure) throw this.failure;
       const chunk = this.chunks.shift();
       if (chunk) {
-        this.onTaken(chunk.length);
+        const spent = this.spent;
+        this.spent = [];
+        this.onTaken(chunk.length, spent);
         yield chunk;
         continue;
       }
@@ -113,10 +123,14 @@ port.on('message', (m: ToWorker) => {
           post({ t: 'fail', id: m.id, error: serializeError(err) });
           return;
         }
-        job.download = { queue: new ChunkQueue((n) => post({ t: 'ack', id: m.id, n })), blob, ended: false };
+        job.download = {
+          queue: new ChunkQueue((n, spent) => post({ t: 'ack', id: m.id, n, ...(spent.length > 0 ? { buffers: spent } : {}) }, spent)),
+          blob, ended: false,
+        };
       }
       jobs.set(m.id, job);
-      const input = job.download ? { chunks: job.download.queue } : { file: (m.source as { file: string }).file };
+      const queue = job.download?.queue;
+      const input = queue ? { chunks: queue, release: (c: Buffer) => queue.release(c) } : { file: (m.source as { file: string }).file };
       extractLayer(input, m.dir, m.opts, {
         signal: job.abort.signal,
         onBytes: (n) => post({ t: 'bytes', id: m.id, n }),
