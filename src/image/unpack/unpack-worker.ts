@@ -47,7 +47,9 @@ class ChunkQueue implements AsyncIterable<Buffer> {
 
   /** The decompressor has read `chunk` for good. */
   release(chunk: Buffer): void {
-    if (chunk.buffer instanceof ArrayBuffer && chunk.buffer.byteLength > 0) this.spent.push(chunk.buffer);
+    const buf = chunk.buffer;
+    // Listed once: a buffer twice in a transfer list fails the whole message.
+    if (buf instanceof ArrayBuffer && buf.byteLength > 0 && !this.spent.includes(buf)) this.spent.push(buf);
   }
 
   push(chunk: Buffer): void {
