@@ -8,8 +8,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSoleView } from '../../sys/sole-view.js';
 import { getBlob } from './blob-http.js';
-import { BAD_RESPONSE } from './http1-response.js';
-import { BODY_TIMEOUT, HEADERS_TIMEOUT } from './http-failures.js';
+import { BAD_RESPONSE, BODY_TIMEOUT, HEADERS_TIMEOUT } from './http-failures.js';
 import type { RegistryRequest } from './registry-http.js';
 
 const request = (over: Partial<RegistryRequest> = {}): RegistryRequest =>

@@ -18,7 +18,7 @@ import { tls } from '../../sys/lazy-module.js';
 import { openReader, takeReadBuffer } from '../../sys/read-buffers.js';
 import { markSoleView } from '../../sys/sole-view.js';
 import { HEADER_NAME, Http1ResponseParser, type ResponseHead } from './http1-response.js';
-import { BODY_TIMEOUT, HEADERS_TIMEOUT, abortError, codedError } from './http-failures.js';
+import { BODY_TIMEOUT, BODY_TRUNCATED, HEADERS_TIMEOUT, abortError, codedError } from './http-failures.js';
 import type { RegistryRequest, RegistryResponse } from './registry-http.js';
 
 /** Plain TCP reads take up to this much at once. */
@@ -143,7 +143,7 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
     });
     socket.on('error', fail);
     socket.on('close', () => {
-      if (!parser.complete) fail(codedError('the registry closed the connection', 'ECONNRESET'));
+      if (!parser.complete) fail(codedError('the registry closed the connection', BODY_TRUNCATED));
     });
     socket.on('timeout', () => fail(codedError(`no body bytes for ${opts.bodyTimeoutMs} ms`, BODY_TIMEOUT)));
     const headersTimer = setTimeout(() => fail(codedError(`no answer within ${opts.headersTimeoutMs} ms`, HEADERS_TIMEOUT)), opts.headersTimeoutMs);

@@ -6,6 +6,10 @@ export const HEADERS_TIMEOUT = 'ERR_REGISTRY_HEADERS_TIMEOUT';
 export const BODY_TIMEOUT = 'ERR_REGISTRY_BODY_TIMEOUT';
 /** A body that ended before the bytes the descriptor promised (blob-stream.ts). */
 export const BODY_CUT_SHORT = 'ERR_REGISTRY_BODY_CUT_SHORT';
+/** A blob response http1-response.ts refuses as malformed: not worth a retry. */
+export const BAD_RESPONSE = 'ERR_REGISTRY_BAD_RESPONSE';
+/** A blob response the connection ended before its framed end: worth a resume, as a reset is. */
+export const BODY_TRUNCATED = 'ECONNRESET';
 
 export function codedError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });

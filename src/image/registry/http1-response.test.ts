@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BAD_RESPONSE, BODY_TRUNCATED, Http1ResponseParser, MAX_HEAD_BYTES, type ResponseHead } from './http1-response.js';
+import { BAD_RESPONSE, BODY_TRUNCATED } from './http-failures.js';
+import { Http1ResponseParser, MAX_HEAD_BYTES, type ResponseHead } from './http1-response.js';
 
 interface Parsed {
   heads: ResponseHead[];

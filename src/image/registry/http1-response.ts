@@ -9,17 +9,13 @@
 // headers, interim 1xx answers included) to MAX_HEAD_BYTES like Node's default, a chunk-size line
 // to MAX_LINE_BYTES, trailers to MAX_HEAD_BYTES; a malformed head, length or chunk is an error,
 // never a guess.
+import { BAD_RESPONSE, BODY_TRUNCATED, codedError } from './http-failures.js';
 
 /** Node's default --max-http-header-size. */
 export const MAX_HEAD_BYTES = 16 << 10;
 const MAX_LINE_BYTES = 1024;
 /** Chunk sizes past 2^48 bytes are no blob's. */
 const MAX_CHUNK_HEX_DIGITS = 12;
-
-/** Error code of a response this parser refuses (registry-errors.ts: not worth a retry). */
-export const BAD_RESPONSE = 'ERR_REGISTRY_BAD_RESPONSE';
-/** Error code of a body the connection ended before its end: worth a resume. */
-export const BODY_TRUNCATED = 'ECONNRESET';
 
 export interface ResponseHead {
   statusCode: number;
@@ -34,10 +30,6 @@ export interface ResponseSink {
   end(): void;
 }
 
-function responseError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
 /** An HTTP header name (RFC 9110's token). */
 export const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_LINE = /^HTTP\/1\.[01] ([1-9]\d\d)(?: [^\r\n]*)?$/;
@@ -49,7 +41,7 @@ type BodyState =
   | { kind: 'done' };
 
 /**
- * Parses one response to a GET or HEAD (`noBody`): head first, then the body framed by
+ * Parses one response to a GET: head first, then the body framed by
  * Content-Length, chunked transfer coding, or the connection's end.
  */
 export class Http1ResponseParser {
@@ -59,7 +51,7 @@ export class Http1ResponseParser {
   private body: BodyState | undefined;
   private ended = false;
 
-  constructor(private readonly sink: ResponseSink, private readonly noBody = false) {}
+  constructor(private readonly sink: ResponseSink) {}
 
   /** The body was read to its framed end (nothing more is wanted from the connection). */
   get complete(): boolean {
@@ -120,14 +112,14 @@ export class Http1ResponseParser {
     }
     if (this.body?.kind === 'done') return;
     const where = this.body === undefined ? 'before the end of its headers' : 'before the end of the body';
-    throw responseError(`the registry closed the connection ${where}`, BODY_TRUNCATED);
+    throw codedError(`the registry closed the connection ${where}`, BODY_TRUNCATED);
   }
 
   private feedHead(buf: Uint8Array, at: number, n: number): number {
     const head = this.headBytes!;
     for (let i = at; i < n; i++) {
       head.push(buf[i]!);
-      if (head.length > MAX_HEAD_BYTES) throw responseError(`the registry's response headers are over ${MAX_HEAD_BYTES} bytes`, BAD_RESPONSE);
+      if (head.length > MAX_HEAD_BYTES) throw codedError(`the registry's response headers are over ${MAX_HEAD_BYTES} bytes`, BAD_RESPONSE);
       const l = head.length;
       if (l >= 4 && head[l - 1] === 0x0a && head[l - 2] === 0x0d && head[l - 3] === 0x0a && head[l - 4] === 0x0d) {
         this.parseHead(Buffer.from(head.slice(0, l - 4)).toString('latin1'), l);
@@ -140,7 +132,7 @@ export class Http1ResponseParser {
   private parseHead(text: string, size: number): void {
     const [statusLine, ...lines] = text.split('\r\n');
     const status = STATUS_LINE.exec(statusLine!);
-    if (!status) throw responseError(`the registry answered with a malformed status line ${JSON.stringify(statusLine!.slice(0, 80))}`, BAD_RESPONSE);
+    if (!status) throw codedError(`the registry answered with a malformed status line ${JSON.stringify(statusLine!.slice(0, 80))}`, BAD_RESPONSE);
     const statusCode = Number(status[1]);
     const headers: ResponseHead['headers'] = {};
     for (const line of lines) {
@@ -148,7 +140,7 @@ export class Http1ResponseParser {
       const name = colon > 0 ? line.slice(0, colon) : '';
       const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
       if (!HEADER_NAME.test(name) || /[\0\r\n]/.test(value)) {
-        throw responseError(`the registry answered with a malformed header line ${JSON.stringify(line.slice(0, 80))}`, BAD_RESPONSE);
+        throw codedError(`the registry answered with a malformed header line ${JSON.stringify(line.slice(0, 80))}`, BAD_RESPONSE);
       }
       const key = name.toLowerCase();
       const have = headers[key];
@@ -156,10 +148,10 @@ export class Http1ResponseParser {
     }
     if (statusCode < 200) {
       // An interim answer (100 Continue, 103 Early Hints): the real one follows, within the same bound.
-      if (statusCode === 101) throw responseError('the registry switched protocols on a blob request', BAD_RESPONSE);
+      if (statusCode === 101) throw codedError('the registry switched protocols on a blob request', BAD_RESPONSE);
       this.headBytes = [];
       this.interimBytes += size;
-      if (this.interimBytes > MAX_HEAD_BYTES) throw responseError(`the registry's interim responses are over ${MAX_HEAD_BYTES} bytes`, BAD_RESPONSE);
+      if (this.interimBytes > MAX_HEAD_BYTES) throw codedError(`the registry's interim responses are over ${MAX_HEAD_BYTES} bytes`, BAD_RESPONSE);
       return;
     }
     this.headBytes = undefined;
@@ -169,7 +161,7 @@ export class Http1ResponseParser {
   }
 
   private framing(statusCode: number, headers: ResponseHead['headers']): BodyState {
-    if (this.noBody || statusCode === 204 || statusCode === 304) return { kind: 'done' };
+    if (statusCode === 204 || statusCode === 304) return { kind: 'done' };
     const te = headers['transfer-encoding'];
     if (te !== undefined) {
       const codings = (Array.isArray(te) ? te.join(',') : te).split(',').map((c) => c.trim().toLowerCase()).filter(Boolean);
@@ -181,7 +173,7 @@ export class Http1ResponseParser {
     if (cl === undefined) return { kind: 'close' };
     const values = (Array.isArray(cl) ? cl.join(',') : cl).split(',').map((v) => v.trim());
     if (!values.every((v) => /^\d{1,15}$/.test(v) && v === values[0])) {
-      throw responseError(`the registry answered with an invalid Content-Length ${JSON.stringify(String(cl).slice(0, 80))}`, BAD_RESPONSE);
+      throw codedError(`the registry answered with an invalid Content-Length ${JSON.stringify(String(cl).slice(0, 80))}`, BAD_RESPONSE);
     }
     const left = Number(values[0]);
     return left === 0 ? { kind: 'done' } : { kind: 'length', left };
@@ -208,23 +200,23 @@ export class Http1ResponseParser {
         case 'trailer': {
           const c = buf[i++]!;
           if (b.step === 'trailer' && ++b.trailerBytes > MAX_HEAD_BYTES) {
-            throw responseError(`the registry sent trailers over ${MAX_HEAD_BYTES} bytes`, BAD_RESPONSE);
+            throw codedError(`the registry sent trailers over ${MAX_HEAD_BYTES} bytes`, BAD_RESPONSE);
           }
           if (c !== 0x0a) {
             b.line += String.fromCharCode(c);
-            if (b.line.length > MAX_LINE_BYTES) throw responseError(`the registry sent a chunk line over ${MAX_LINE_BYTES} bytes`, BAD_RESPONSE);
+            if (b.line.length > MAX_LINE_BYTES) throw codedError(`the registry sent a chunk line over ${MAX_LINE_BYTES} bytes`, BAD_RESPONSE);
             break;
           }
-          if (!b.line.endsWith('\r')) throw responseError('the registry sent a chunk line not ended by CRLF', BAD_RESPONSE);
+          if (!b.line.endsWith('\r')) throw codedError('the registry sent a chunk line not ended by CRLF', BAD_RESPONSE);
           const line = b.line.slice(0, -1);
           b.line = '';
           if (b.step === 'data-end') {
-            if (line !== '') throw responseError('the registry sent more chunk data than the chunk size said', BAD_RESPONSE);
+            if (line !== '') throw codedError('the registry sent more chunk data than the chunk size said', BAD_RESPONSE);
             b.step = 'size';
           } else if (b.step === 'size') {
             const hex = /^([0-9A-Fa-f]+)[ \t]*(?:;.*)?$/.exec(line)?.[1];
             if (hex === undefined || hex.length > MAX_CHUNK_HEX_DIGITS) {
-              throw responseError(`the registry sent a malformed chunk size ${JSON.stringify(line.slice(0, 40))}`, BAD_RESPONSE);
+              throw codedError(`the registry sent a malformed chunk size ${JSON.stringify(line.slice(0, 40))}`, BAD_RESPONSE);
             }
             b.left = parseInt(hex, 16);
             b.step = b.left === 0 ? 'trailer' : 'data';

@@ -25,7 +25,6 @@ const KEEP_ALIVE_MS = 10_000;
 const DISCARD_LIMIT = 64 << 10;
 const DISCARD_DEADLINE_MS = 2000;
 
-
 export interface RegistryResponse {
   statusCode: number;
   /** Lower-case names; a header sent more than once is an array. */
