@@ -1,8 +1,13 @@
-import { describe, expect, it } from 'vitest';
-import { freeReadBuffers, openReader, returnReadBuffers, takeReadBuffer } from './read-buffers.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { emptyReadBuffers, freeReadBuffers, openReader, returnReadBuffers, takeReadBuffer } from './read-buffers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+  emptyReadBuffers();
+});
 
 describe('read buffers', () => {
-  it('reuses returned buffers of the sizes readers ask for while a reader is open, and keeps none after', () => {
+  it('reuses returned buffers of the sizes readers ask for, up to a bound', () => {
     const close = openReader();
     const first = takeReadBuffer(4096);
     expect(first.length).toBe(4096);
@@ -16,16 +21,37 @@ describe('read buffers', () => {
     expect(freeReadBuffers(4096)).toBe(0);
     returnReadBuffers(Array.from({ length: 300 }, () => new ArrayBuffer(4096)));
     expect(freeReadBuffers(4096)).toBe(256);
+    close();
+  });
+
+  it('keeps the free buffers for 2 s after the last reader ends, for the next one, and none after', () => {
+    vi.useFakeTimers();
+    const close = openReader();
+    takeReadBuffer(4096);
+    returnReadBuffers([new ArrayBuffer(4096), new ArrayBuffer(4096)]);
     const second = openReader();
     close();
     close();
     // Another download still reads: the buffers stay.
-    expect(freeReadBuffers(4096)).toBe(256);
+    expect(freeReadBuffers(4096)).toBe(2);
     second();
+    // The last reader ended: buffers still come back, and stay a while.
+    returnReadBuffers([new ArrayBuffer(4096)]);
+    vi.advanceTimersByTime(1900);
+    expect(freeReadBuffers(4096)).toBe(3);
+    // A reader opening meanwhile takes them, and keeps the rest from being dropped.
+    const third = openReader();
+    const kept = takeReadBuffer(4096).buffer;
+    vi.advanceTimersByTime(5000);
+    expect(freeReadBuffers(4096)).toBe(2);
+    third();
+    vi.advanceTimersByTime(1999);
+    expect(freeReadBuffers(4096)).toBe(2);
+    vi.advanceTimersByTime(1);
     expect(freeReadBuffers(4096)).toBe(0);
-    // With no reader open, nothing is kept.
+    // With no reader open, nothing is kept, and a buffer asked for is new.
     returnReadBuffers([new ArrayBuffer(4096)]);
     expect(freeReadBuffers(4096)).toBe(0);
-    expect(takeReadBuffer(4096).buffer).not.toBe(back);
+    expect(takeReadBuffer(4096).buffer).not.toBe(kept);
   });
 });
