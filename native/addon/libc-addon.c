@@ -666,6 +666,65 @@ static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* ---- syncfs on libuv's pool ------------------------------------------------------------------ */
+
+struct syncfs_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int r; /* 0, or -errno */
+};
+
+static void syncfs_execute(napi_env env, void *data) {
+  (void)env;
+  struct syncfs_work *w = data;
+  w->r = syncfs(w->fd) < 0 ? -errno : 0;
+}
+
+static void syncfs_complete(napi_env env, napi_status status, void *data) {
+  struct syncfs_work *w = data;
+  napi_value v = NULL;
+  if (status == napi_ok && napi_create_int32(env, w->r, &v) == napi_ok) {
+    napi_resolve_deferred(env, w->deferred, v);
+  } else {
+    napi_value msg = NULL, err = NULL;
+    napi_create_string_utf8(env, "syncfs did not run", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, w->deferred, err);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+/*
+ * syncfsAsync(fd) -> Promise<number>: syncfs(fd) on a thread of libuv's pool, 0 or -errno. A
+ * flush of a pull's layers takes 0.1 s to seconds: never on the event loop. The caller keeps fd
+ * open until the promise settles.
+ */
+static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!int_args(env, info, 1, &fd, "syncfsAsync")) return NULL;
+  struct syncfs_work *w = calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  w->fd = fd;
+  napi_value promise, name;
+  if (!ok(env, napi_create_promise(env, &w->deferred, &promise), "syncfsAsync") ||
+      !ok(env, napi_create_string_utf8(env, "crib:syncfs", NAPI_AUTO_LENGTH, &name), "syncfsAsync") ||
+      !ok(env, napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work), "syncfsAsync")) {
+    free(w); /* a created promise is only left unsettled: nothing refers to it */
+    return NULL;
+  }
+  if (!ok(env, napi_queue_async_work(env, w->work), "syncfsAsync")) {
+    napi_delete_async_work(env, w->work);
+    free(w);
+    return NULL;
+  }
+  return promise;
+}
+
 /* ---- module -------------------------------------------------------------------------------- */
 
 NAPI_MODULE_INIT() {
@@ -682,6 +741,7 @@ NAPI_MODULE_INIT() {
       {"mountSetattr", NULL, js_mount_setattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"moveMount", NULL, js_move_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncfsAsync", NULL, js_syncfs_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fcntl", NULL, js_fcntl, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memfdCreate", NULL, js_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -253,8 +253,8 @@ export class ImageService {
       img,
       { lease, progress },
     );
-    // The snapshots' syncfs, on an unpack thread: the flush of a whole pull takes a while.
-    await this.unpackPool.syncfs(this.snapshots.dir);
+    // The layers were committed unflushed: one syncfs for the whole pull, off the event loop.
+    await this.snapshots.syncAll();
     // The manifest is kept so the image's digests can be verified and served later.
     await this.storeBytes(img.manifestDigest, img.manifestBytes);
     lease(img.manifestDigest);

@@ -16,10 +16,10 @@
 // Lifecycle: ensureLayer (tmp → unpack → record → rename to <n>) → prepare(key) → mount →
 // unmount → remove(key); removeCommitted / gc only for chains no child or active snapshot uses.
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
+  AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError, fsError,
 } from '../errors.js';
 import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
@@ -30,7 +30,7 @@ import { Trash } from '../store/trash.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { allOrFirstError } from '../lifecycle/all-or-first-error.js';
 import { umaskKeeps } from '../process-umask.js';
-import { syncfs } from '../sys/libc.js';
+import { flushFilesystem } from '../sys/libc.js';
 import { isMountPoint } from '../sys/mount-point.js';
 import { chainIdOf } from '../digest/chain-id.js';
 import { mountIdmappedLayers, mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
@@ -250,14 +250,7 @@ export class Snapshotter {
           throw new DataLossError(`layer unpacked for snapshot ${chainId} has diffID ${info.diffId}, which makes chain ${got}`);
         }
       }
-      if (this.opts.syncOnCommit ?? true) {
-        const fh = await open(fs, 'r');
-        try {
-          syncfs(fh.fd);
-        } finally {
-          await fh.close();
-        }
-      }
+      if (this.opts.syncOnCommit ?? true) await flush(fs);
       const id = this.nextId++;
       const rec: CommittedSnapshot = {
         id,
@@ -507,12 +500,7 @@ export class Snapshotter {
    * syncOnCommit: false call this before anything points at them).
    */
   async syncAll(): Promise<void> {
-    const fh = await open(this.dir, 'r');
-    try {
-      syncfs(fh.fd);
-    } finally {
-      await fh.close();
-    }
+    await flush(this.dir);
   }
 
   async usage(): Promise<DiskUsage> {
@@ -581,5 +569,14 @@ export function usesUpperDir(info: string, uppers: string[]): boolean {
 function checkKey(key: string): void {
   if (!KEY_RE.test(key)) {
     throw new InvalidArgumentError(`snapshot key ${JSON.stringify(key)} must be 1-128 characters of [A-Za-z0-9_.-], not starting with '.', '-' or '_'`);
+  }
+}
+
+/** syncfs on the filesystem holding `dir`, off the event loop; a failure names the dir. */
+async function flush(dir: string): Promise<void> {
+  try {
+    await flushFilesystem(dir);
+  } catch (err) {
+    throw fsError(err, dir, 'syncfs');
   }
 }

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoCode } from '../errors.js';
 import { diskUsage } from './disk-usage.js';
-import { MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy } from './libc.js';
+import {
+  MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, flushFilesystem, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy,
+} from './libc.js';
 import { EXE_SEALS, memfdSeals } from './sealed-memfd.js';
 
 let dir: string;
@@ -28,6 +30,20 @@ describe('libc bindings', () => {
     }
     expect(errnoCode(err)).toBe('EEXIST');
     expect((err as Error).message).toContain(join(dir, 'p'));
+  });
+
+  it('flushes a filesystem with syncfs off the event loop, and names a dir it cannot open', async () => {
+    // 64 MiB of dirty pages: a flush of tens of ms, through which the event loop keeps turning.
+    writeFileSync(join(dir, 'dirty'), Buffer.alloc(64 << 20, 1));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = performance.now();
+    await flushFilesystem(dir);
+    const ms = performance.now() - started;
+    clearInterval(timer);
+    rmSync(join(dir, 'dirty'));
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 10));
+    await expect(flushFilesystem(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT', path: join(dir, 'missing') });
   });
 
   it('refuses a string holding a NUL byte rather than passing C the part before it', () => {

@@ -4,6 +4,7 @@
 // namespace itself, Node is threaded; the native helpers do that work). The addon returns -errno
 // for a failed call; each wrapper here throws a Node-style system error (code "ENOENT", errno,
 // syscall, path) so callers can branch on errnoCode() exactly as they do for node:fs errors.
+import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
@@ -23,6 +24,7 @@ interface LibcAddon {
   mountSetattr(fd: number, attrSet: number, usernsFd: number): number;
   moveMount(target: string, fd: number): number;
   syncfs(fd: number): number;
+  syncfsAsync(fd: number): Promise<number>;
   flock(fd: number, operation: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
   memfdCreate(name: string, flags: number): number;
@@ -157,6 +159,19 @@ export function umount2(target: string, flags = 0): boolean {
 /** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
 export function syncfs(fd: number): void {
   check(addon().syncfs(fd), 'syncfs', undefined, `fd ${fd}`);
+}
+
+/**
+ * syncfs(2) on the filesystem holding `path`, on a thread of libuv's pool: a flush takes from a
+ * tenth of a second to seconds, and on the event loop it would stall every RPC that long.
+ */
+export async function flushFilesystem(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    check(await addon().syncfsAsync(fh.fd), 'syncfs', path);
+  } finally {
+    await fh.close();
+  }
 }
 
 /**

@@ -96,17 +96,6 @@ export class UnpackPool {
   }
 
   /**
-   * Flush the filesystem holding `dir` (syncfs) on a pool thread: on the event loop the call
-   * would stall every RPC for as long as the disk takes to write a pull's hundreds of MB.
-   */
-  async syncfs(dir: string): Promise<void> {
-    const job = new LayerUnpack(this.nextId++, dir, undefined, { what: `the filesystem of ${dir}` }, (j) => this.dequeue(j));
-    this.waiting.push(job);
-    this.schedule();
-    await job.result;
-  }
-
-  /**
    * Start threads for `n` jobs about to come (up to the bound), so their start-up (loading the
    * worker's modules, tens of ms) overlaps a pull's manifest and config fetches.
    */
@@ -209,10 +198,9 @@ export class LayerUnpack implements BlobSink {
   private readonly onAbort: () => void;
 
   constructor(private readonly id: number, private readonly dir: string,
-    /** Undefined for a flush of `dir`'s filesystem rather than an unpack (UnpackPool.syncfs). */
-    private readonly source: UnpackSource | undefined,
+    private readonly source: UnpackSource,
     private readonly opts: LayerUnpackOptions, private readonly dequeue: (j: LayerUnpack) => void) {
-    this.what = opts.what ?? `layer ${source && 'file' in source ? source.file : dir}`;
+    this.what = opts.what ?? `layer ${'file' in source ? source.file : dir}`;
     this.result = new Promise<UnpackResult>((resolve, reject) => (this.settle = { resolve, reject }));
     this.result.catch(() => undefined); // the owner awaits it; never an unhandled rejection meanwhile
     this.onAbort = () => this.abort(opts.signal!.reason instanceof Error ? opts.signal!.reason : new Error(String(opts.signal!.reason)));
@@ -303,10 +291,6 @@ export class LayerUnpack implements BlobSink {
       maxBytes: this.opts.maxBytes ?? Number.MAX_SAFE_INTEGER,
       maxEntries: this.opts.maxEntries ?? Number.MAX_SAFE_INTEGER,
     };
-    if (!this.source) {
-      post({ t: 'syncfs', id: this.id, dir: this.dir });
-      return;
-    }
     post({ t: 'start', id: this.id, dir: this.dir, source: this.source, opts });
     for (const { m, transfer } of this.outbox.splice(0)) post(m, transfer);
   }
@@ -331,9 +315,6 @@ export class LayerUnpack implements BlobSink {
         return;
       case 'done':
         this.finish(m.result);
-        return;
-      case 'synced':
-        this.finish({ diffId: '', size: 0, compression: 'none', entries: 0, fileBytes: 0, whiteouts: 0 });
         return;
       case 'warn':
         log.warn({ layer: this.what, ...m.fields }, m.msg);

@@ -14,8 +14,6 @@ export type ToWorker =
    * thread also writes to the new file `download` (the temp file of the blob being fetched) and hashes.
    */
   | { t: 'start'; id: number; dir: string; source: { file: string } | { download: string }; opts: ExtractOptions }
-  /** syncfs(2) on the filesystem holding `dir`: a flush of seconds, never on the event loop. */
-  | { t: 'syncfs'; id: number; dir: string }
   /** The next bytes of a download, in order; each chunk's buffer is the thread's own. */
   | { t: 'data'; id: number; chunks: Uint8Array[] }
   /** Every byte of a download was sent: sync its blob file, report its digest, finish the layer. */
@@ -33,7 +31,6 @@ export type FromWorker =
   /** A download's blob file holds every byte sent, synced and closed; `digest` is their sha256. */
   | { t: 'blob'; id: number; digest: string }
   | { t: 'done'; id: number; result: ExtractResult }
-  | { t: 'synced'; id: number }
   /** A warning for the daemon's log (id NO_JOB: about the thread, not a job). */
   | { t: 'warn'; id: number; fields: Record<string, unknown>; msg: string }
   /** The job failed; the worker no longer touches its directory. */

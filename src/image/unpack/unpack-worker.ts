@@ -2,10 +2,8 @@
 // Decompression, tar parsing and the file writes all happen here, and a download's blob file is
 // written and hashed here too (blob-file.ts), so a pull keeps the daemon's event loop free for
 // RPCs. The messages are the pool's protocol (unpack-protocol.ts).
-import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import { fsError } from '../../errors.js';
-import { setThreadNice, syncfs } from '../../sys/libc.js';
+import { setThreadNice } from '../../sys/libc.js';
 import { BlobFile } from './blob-file.js';
 import { extractLayer } from './extract-layer.js';
 import { NO_JOB, serializeError, type FromWorker, type ToWorker } from './unpack-protocol.js';
@@ -143,12 +141,6 @@ port.on('message', (m: ToWorker) => {
       );
       return;
     }
-    case 'syncfs':
-      flush(m.dir).then(
-        () => post({ t: 'synced', id: m.id }),
-        (err: unknown) => post({ t: 'fail', id: m.id, error: serializeError(fsError(err, m.dir, 'syncfs')) }),
-      );
-      return;
     case 'data': {
       const job = jobs.get(m.id);
       if (!job?.download || job.abort.signal.aborted) return;
@@ -227,13 +219,4 @@ function stop(job: Job, reason: Error): void {
   job.download?.queue.fail(reason);
   // An extraction that failed already will not report again.
   if (held) finish(job, failure(job, reason));
-}
-
-async function flush(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    syncfs(fh.fd);
-  } finally {
-    await fh.close();
-  }
 }
