@@ -241,21 +241,78 @@ describe('UnpackPool', () => {
     expect((await next.result).fileBytes).toBe(1 << 20);
   });
 
-  it('runs at most maxWorkers threads, queues the rest, and ends idle threads', async () => {
-    const small = new UnpackPool(2, 200);
+  it('runs at most maxJobs jobs, side by side on at most maxThreads threads, queues the rest, and ends idle threads', async () => {
+    const small = new UnpackPool(3, 200, 2);
     try {
       const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(64 << 10), ...mine }]));
-      const jobs = Array.from({ length: 5 }, () => small.unpack(fresh(), download()));
-      // Queued jobs take writes too (up to the window), and start when a thread frees up.
-      await Promise.all(jobs.map((j) => feed(j, gz)));
-      expect(small.size).toBeLessThanOrEqual(2);
-      const results = await Promise.all(jobs.map((j) => j.result));
+      // Three jobs open at once: the third shares a thread with one of the first two.
+      const open = Array.from({ length: 3 }, () => small.unpack(fresh(), download()));
+      for (const j of open) await j.write(gz.subarray(0, 100));
+      // A fourth waits for a slot, though every byte of it is in.
+      const queued = small.unpack(fresh(), download());
+      let queuedDone = false;
+      void queued.result.then(() => (queuedDone = true), () => undefined);
+      // Its bytes are taken (up to the window); its blob is written once it has a slot.
+      const queuedFed = feed(queued, gz);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(queuedDone).toBe(false);
+      expect(small.size).toBe(2);
+      // The first one ending frees its slot for the fourth.
+      await open[0]!.write(gz.subarray(100));
+      await open[0]!.end();
+      await queuedFed;
+      expect((await queued.result).fileBytes).toBe(64 << 10);
+      for (const j of open.slice(1)) {
+        await j.write(gz.subarray(100));
+        await j.end();
+      }
+      const results = await Promise.all(open.map((j) => j.result));
       expect(results.every((r) => r.fileBytes === 64 << 10)).toBe(true);
-      expect(small.size).toBeGreaterThan(0);
+      expect(small.size).toBe(2);
       for (let i = 0; i < 100 && small.size > 0; i++) await new Promise((r) => setTimeout(r, 50));
       expect(small.size).toBe(0);
     } finally {
       await small.close();
+    }
+  });
+
+  it('runs several jobs on one thread, each finishing on its own, and warms no more threads than it may run', async () => {
+    const one = new UnpackPool(3, 200, 1);
+    try {
+      one.warm(3);
+      expect(one.size).toBe(1);
+      const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(64 << 10), ...mine }]));
+      const held = one.unpack(fresh(), download());
+      await held.write(gz.subarray(0, 100));
+      // Two more finish while the first is still open on the same thread.
+      const others = [one.unpack(fresh(), download()), one.unpack(fresh(), download())];
+      await Promise.all(others.map((j) => feed(j, gz)));
+      expect((await Promise.all(others.map((j) => j.result))).map((r) => r.fileBytes)).toEqual([64 << 10, 64 << 10]);
+      expect(one.size).toBe(1);
+      await held.write(gz.subarray(100));
+      await held.end();
+      expect((await held.result).fileBytes).toBe(64 << 10);
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('fails every job of a thread that dies, naming each layer, and runs the next jobs on a new thread', async () => {
+    const one = new UnpackPool(2, 200, 1);
+    try {
+      const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(64 << 10), ...mine }]));
+      const jobs = ['layer A', 'layer B'].map((what) => one.unpack(fresh(), download(), { what }));
+      for (const j of jobs) await j.write(gz.subarray(0, 100));
+      await one.close();
+      await expect(jobs[0]!.result).rejects.toThrow(/^the unpack thread for layer A exited with code \d+$/);
+      await expect(jobs[1]!.result).rejects.toThrow(/^the unpack thread for layer B exited with code \d+$/);
+      expect(one.size).toBe(0);
+      // Both slots are free again.
+      const next = [one.unpack(fresh(), download()), one.unpack(fresh(), download())];
+      await Promise.all(next.map((j) => feed(j, gz)));
+      expect((await Promise.all(next.map((j) => j.result))).map((r) => r.fileBytes)).toEqual([64 << 10, 64 << 10]);
+    } finally {
+      await one.close();
     }
   });
 

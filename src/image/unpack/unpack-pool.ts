@@ -3,13 +3,18 @@
 // threads, so the daemon's event loop keeps answering RPCs while a 100 MB image unpacks, and
 // several layers unpack at once, each into its own directory.
 //
-// Bounds: at most `maxWorkers` threads (image.max_concurrent_downloads: one per layer a pull
-// fetches at once); a job beyond that waits for a thread, and its download waits with it
-// (backpressure). A thread costs ~10 MiB of RSS, so one idle for `idleMs` (10 s) is terminated:
-// an idle daemon has none, and the worker's modules are loaded on the first pull, not at start.
+// Bounds: at most `maxJobs` jobs at once (image.max_concurrent_downloads: one per layer a pull
+// fetches at once); a job beyond that waits, and its download waits with it (backpressure). The
+// jobs share at most `maxThreads` threads, by default one per CPU the daemon may run on (and no
+// more than maxJobs): a thread costs 50-70 ms of CPU to start, and a thread beyond the CPU count
+// only takes turns with the others, so on a two-core node three layers unpack on two threads, one
+// of them running two jobs side by side. A thread costs ~10 MiB of RSS, so one idle for `idleMs`
+// (10 s) is terminated: an idle daemon has none, and the worker's modules are loaded on the first
+// pull, not at start.
 // A download's job has at most WINDOW compressed bytes in flight to its thread, which writes
 // them to the blob's temp file as well as unpacking them (the content store's BlobSink).
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
@@ -64,17 +69,24 @@ function workerEntry(): URL {
 
 interface Thread {
   worker: Worker;
-  job: LayerUnpack | undefined;
+  /** The jobs running on it. */
+  jobs: Set<LayerUnpack>;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
 export class UnpackPool {
   private readonly threads = new Set<Thread>();
   private readonly waiting: LayerUnpack[] = [];
+  /** Jobs on a thread now. */
+  private running = 0;
   private nextId = 1;
+  readonly maxThreads: number;
 
-  constructor(readonly maxWorkers: number, private readonly idleMs = DEFAULT_IDLE_MS) {
-    if (!Number.isInteger(maxWorkers) || maxWorkers < 1) throw new RangeError(`unpack pool size ${maxWorkers} is not a positive integer`);
+  constructor(readonly maxJobs: number, private readonly idleMs = DEFAULT_IDLE_MS,
+    maxThreads = availableParallelism()) {
+    if (!Number.isInteger(maxJobs) || maxJobs < 1) throw new RangeError(`unpack pool size ${maxJobs} is not a positive integer`);
+    if (!Number.isInteger(maxThreads) || maxThreads < 1) throw new RangeError(`unpack thread count ${maxThreads} is not a positive integer`);
+    this.maxThreads = Math.min(maxThreads, maxJobs);
   }
 
   /** Threads alive now (busy or idle), for tests and metrics. */
@@ -96,14 +108,12 @@ export class UnpackPool {
   }
 
   /**
-   * Start threads for `n` jobs about to come (up to the bound), so their start-up (loading the
-   * worker's modules, tens of ms) overlaps a pull's manifest and config fetches.
+   * Start the threads `n` jobs about to come will run on (up to the bound), so their start-up
+   * (tens of ms) overlaps a pull's manifest and config fetches.
    */
   warm(n: number): void {
-    const idle = [...this.threads].filter((t) => t.job === undefined).length;
-    for (let i = idle + this.waiting.length; i < n && this.threads.size < this.maxWorkers; i++) {
-      this.release(this.spawn());
-    }
+    const want = Math.min(this.running + this.waiting.length + n, this.maxThreads);
+    while (this.threads.size < want) this.idle(this.spawn());
   }
 
   /** Terminate every thread (jobs still running fail). */
@@ -117,19 +127,26 @@ export class UnpackPool {
   }
 
   private schedule(): void {
-    while (this.waiting.length > 0) {
-      let thread = [...this.threads].find((t) => t.job === undefined);
-      if (!thread) {
-        if (this.threads.size >= this.maxWorkers) return;
-        thread = this.spawn();
-      }
+    while (this.waiting.length > 0 && this.running < this.maxJobs) {
       const job = this.waiting.shift()!;
+      const thread = this.threadFor();
       if (thread.idleTimer) clearTimeout(thread.idleTimer);
       thread.idleTimer = undefined;
-      thread.job = job;
+      thread.jobs.add(job);
+      this.running++;
       thread.worker.ref();
-      job.attach((m, transfer) => thread.worker.postMessage(m, transfer), () => this.release(thread));
+      job.attach((m, transfer) => thread.worker.postMessage(m, transfer), () => this.release(thread, job));
     }
+  }
+
+  /** An idle thread, else a new one while under the bound, else the one with the fewest jobs. */
+  private threadFor(): Thread {
+    let least: Thread | undefined;
+    for (const t of this.threads) {
+      if (t.jobs.size === 0) return t;
+      if (!least || t.jobs.size < least.jobs.size) least = t;
+    }
+    return !least || this.threads.size < this.maxThreads ? this.spawn() : least;
   }
 
   private spawn(): Thread {
@@ -137,19 +154,17 @@ export class UnpackPool {
       // Bounds a runaway thread; the writer bounds its own bookkeeping to 64 MiB.
       resourceLimits: { maxOldGenerationSizeMb: 256 },
     });
-    const thread: Thread = { worker, job: undefined, idleTimer: undefined };
+    const thread: Thread = { worker, jobs: new Set(), idleTimer: undefined };
     this.threads.add(thread);
     worker.on('message', (m: FromWorker) => {
       if (m.t === 'warn' && m.id === NO_JOB) log.warn(m.fields, m.msg);
-      else thread.job?.receive(m);
+      else for (const job of thread.jobs) if (job.id === m.id) job.receive(m);
     });
     const died = (why: string): void => {
       if (!this.threads.delete(thread)) return;
       if (thread.idleTimer) clearTimeout(thread.idleTimer);
-      const job = thread.job;
-      thread.job = undefined;
-      job?.workerDied(why);
-      this.schedule();
+      // Each job, failing, releases its slot (release, below) and the next waiting one starts.
+      for (const job of [...thread.jobs]) job.workerDied(why);
     };
     worker.on('error', (err) => {
       log.warn({ err }, 'unpack worker failed');
@@ -159,9 +174,14 @@ export class UnpackPool {
     return thread;
   }
 
-  private release(thread: Thread): void {
-    thread.job = undefined;
-    if (!this.threads.has(thread)) return;
+  /** `job` is over (done, failed, or its thread died): its slot goes to the next job waiting. */
+  private release(thread: Thread, job: LayerUnpack): void {
+    if (thread.jobs.delete(job)) this.running--;
+    if (this.threads.has(thread) && thread.jobs.size === 0) this.idle(thread);
+    this.schedule();
+  }
+
+  private idle(thread: Thread): void {
     // An idle thread must not keep the process alive, and goes away if nothing needs it.
     thread.worker.unref();
     thread.idleTimer = setTimeout(() => {
@@ -169,7 +189,6 @@ export class UnpackPool {
       void thread.worker.terminate();
     }, this.idleMs);
     thread.idleTimer.unref();
-    this.schedule();
   }
 }
 
@@ -197,7 +216,7 @@ export class LayerUnpack implements BlobSink {
   private readonly what: string;
   private readonly onAbort: () => void;
 
-  constructor(private readonly id: number, private readonly dir: string,
+  constructor(readonly id: number, private readonly dir: string,
     private readonly source: UnpackSource,
     private readonly opts: LayerUnpackOptions, private readonly dequeue: (j: LayerUnpack) => void) {
     this.what = opts.what ?? `layer ${'file' in source ? source.file : dir}`;
@@ -329,7 +348,6 @@ export class LayerUnpack implements BlobSink {
 
   /** The thread running this job is gone (a crash, out of memory); it writes no more. */
   workerDied(why: string): void {
-    this.release = undefined;
     this.finish(undefined, this.failure ?? new InternalError(`the unpack thread for ${this.what} ${why}`));
   }
 

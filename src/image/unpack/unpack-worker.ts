@@ -1,4 +1,5 @@
-// The unpack worker thread: runs extractLayer for the pool (unpack-pool.ts), one job at a time.
+// The unpack worker thread: runs extractLayer for the pool (unpack-pool.ts), for each job it is given
+// (several may run side by side, interleaved chunk by chunk).
 // Decompression, tar parsing and the file writes all happen here, and a download's blob file is
 // written and hashed here too (blob-file.ts), so a pull keeps the daemon's event loop free for
 // RPCs. The messages are the pool's protocol (unpack-protocol.ts).
