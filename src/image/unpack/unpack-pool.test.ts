@@ -120,6 +120,39 @@ describe('UnpackPool', () => {
     expect(gz.buffer.byteLength).toBeGreaterThanOrEqual(gz.length);
   });
 
+  it('counts a moved chunk by its whole buffer against the window, however little of it the chunk fills', async () => {
+    const one = new UnpackPool(1, 200);
+    try {
+      const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(2 << 20), ...mine }]));
+      // The only slot is taken: nothing the next job is sent is acknowledged until it ends.
+      const first = one.unpack(fresh(), download());
+      await first.write(gz.subarray(0, 100));
+      const job = one.unpack(fresh(), download());
+      // 16 KiB reads, each in a 64 KiB buffer of its own, as blob-http hands on a read that filled a quarter of it.
+      const chunks: Buffer[] = [];
+      for (let off = 0; off < gz.length; off += 16 << 10) {
+        const piece = gz.subarray(off, off + (16 << 10));
+        const buf = Buffer.alloc(64 << 10);
+        piece.copy(buf);
+        chunks.push(markSoleView(buf.subarray(0, piece.length)));
+      }
+      // 4 MiB of buffers fill the window: the 65th chunk waits (counting bytes, the 257th did).
+      let fitted = 0;
+      let full: Promise<void> | undefined;
+      while ((full = job.write(chunks[fitted]!)) === undefined) fitted++;
+      expect(fitted).toBe(64);
+      await first.write(gz.subarray(100));
+      await first.end();
+      await first.result;
+      await full;
+      for (const c of chunks.slice(fitted + 1)) await job.write(c);
+      expect(await job.end()).toBe(sha256(gz));
+      expect((await job.result).fileBytes).toBe(2 << 20);
+    } finally {
+      await one.close();
+    }
+  });
+
   it('hands back the buffers of a gzip download it has inflated, and none of a plain one', async () => {
     const SIZE = 8192;
     const closeReader = openReader();

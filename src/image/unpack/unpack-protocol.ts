@@ -22,8 +22,10 @@ export type ToWorker =
 
 export type FromWorker =
   /**
-   * `n` bytes of the job's data messages were taken by the decompressor: room for more. `buffers`:
-   * data buffers it has inflated, moved back for reading into again (sys/read-buffers.ts).
+   * Chunks of the job's data messages were taken by the decompressor: room for more. `n` is the
+   * memory they held, the byteLength of each one's buffer (every data chunk has a buffer of its
+   * own). `buffers`: data buffers it has inflated, moved back for reading into again
+   * (sys/read-buffers.ts).
    */
   | { t: 'ack'; id: number; n: number; buffers?: ArrayBuffer[] }
   /** `n` more uncompressed bytes (for the image-wide budget). */

@@ -30,7 +30,7 @@ try {
 
 /**
  * The compressed bytes of a streamed job, as they arrive. The pool sends at most its window of
- * bytes that we have not acknowledged, so this queue is bounded; a chunk is acknowledged when
+ * chunk memory that we have not acknowledged, so this queue is bounded; a chunk is acknowledged when
  * the decompressor takes it. A chunk the decompressor is done with (release) goes back with the
  * next acknowledgement: every data chunk arrives in a buffer of its own, moved here, which no
  * one reads once the chunk is written to the blob file and inflated.
@@ -66,9 +66,9 @@ class ChunkQueue implements AsyncIterable<Buffer> {
     this.notify();
   }
 
-  /** Drop the chunks nobody took; how many bytes they held. */
+  /** Drop the chunks nobody took; the memory they held (heldBy). */
   drop(): number {
-    const n = this.chunks.reduce((sum, c) => sum + c.length, 0);
+    const n = this.chunks.reduce((sum, c) => sum + heldBy(c), 0);
     this.chunks.length = 0;
     return n;
   }
@@ -86,7 +86,7 @@ class ChunkQueue implements AsyncIterable<Buffer> {
       if (chunk) {
         const spent = this.spent;
         this.spent = [];
-        this.onTaken(chunk.length, spent);
+        this.onTaken(heldBy(chunk), spent);
         yield chunk;
         continue;
       }
@@ -94,6 +94,11 @@ class ChunkQueue implements AsyncIterable<Buffer> {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
+}
+
+/** The memory a data chunk holds, as the pool counts its window: its whole buffer, its own. */
+function heldBy(chunk: Buffer): number {
+  return chunk.buffer.byteLength;
 }
 
 interface Job {
@@ -154,7 +159,7 @@ port.on('message', (m: ToWorker) => {
           stop(job, err as Error);
           return;
         }
-        if (job.download.held) taken += chunk.length;
+        if (job.download.held) taken += heldBy(chunk);
         else job.download.queue.push(chunk);
       }
       // Nothing unpacks the bytes any more: they are taken once written.
@@ -207,7 +212,7 @@ function unpackFailed(job: Job, err: unknown): void {
   if (job.abort.signal.aborted) finish(job, failure(job, job.abort.signal.reason));
   else if (job.download && !job.download.ended) {
     job.download.held = { err };
-    // The pool counts the bytes it sent until they are taken: the unread ones are taken now.
+    // The pool counts what it sent until it is taken: the unread chunks are taken now.
     const unread = job.download.queue.drop();
     if (unread > 0) post({ t: 'ack', id: job.id, n: unread });
   } else finish(job, failure(job, err));
