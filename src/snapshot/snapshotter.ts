@@ -83,6 +83,8 @@ export interface LayerUnpackInfo {
 export interface SnapshotterOptions {
   /** syncfs before a layer is committed, so a crash cannot leave a committed, half-written layer. */
   syncOnCommit?: boolean;
+  /** Flushes the filesystem holding a dir (default: syncfs off the event loop). */
+  flush?: (dir: string) => Promise<void>;
 }
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -114,6 +116,13 @@ export class Snapshotter {
   /** Parents of unpacks in progress: they must survive gc and removal until the child commits. */
   private readonly inflightParents = new Map<string, string>();
   private nextId = 1;
+  /**
+   * Layers committed without a flush (syncOnCommit false), counted; syncAll flushes only when
+   * some were committed since the last flush it finished. It starts at one: a daemon that
+   * restarted cannot tell whether its predecessor flushed the layers it committed last.
+   */
+  private unflushedCommits = 1;
+  private flushedThrough = 0;
   /**
    * Disk usage of each committed snapshot dir. Committed snapshots never change, so each is
    * walked once; kubelet asks for ImageFsInfo every few seconds and a full walk of every layer
@@ -250,7 +259,8 @@ export class Snapshotter {
           throw new DataLossError(`layer unpacked for snapshot ${chainId} has diffID ${info.diffId}, which makes chain ${got}`);
         }
       }
-      if (this.opts.syncOnCommit ?? true) await flush(fs);
+      const flushed = this.opts.syncOnCommit ?? true;
+      if (flushed) await this.flush(fs);
       const id = this.nextId++;
       const rec: CommittedSnapshot = {
         id,
@@ -264,6 +274,7 @@ export class Snapshotter {
       await rename(tmp, join(this.dir, String(id)));
       await fsyncDir(this.dir);
       this.committed.set(chainId, rec);
+      if (!flushed) this.unflushedCommits++;
       return rec;
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
@@ -500,7 +511,17 @@ export class Snapshotter {
    * syncOnCommit: false call this before anything points at them).
    */
   async syncAll(): Promise<void> {
-    await flush(this.dir);
+    // Nothing committed since a flush finished: the layers are on disk already. A re-pull of an
+    // image the node has (imagePullPolicy Always, every container start) flushed the whole
+    // filesystem, and waited for every container's dirty pages on it.
+    const upTo = this.unflushedCommits;
+    if (upTo <= this.flushedThrough) return;
+    await this.flush(this.dir);
+    this.flushedThrough = Math.max(this.flushedThrough, upTo);
+  }
+
+  private flush(dir: string): Promise<void> {
+    return (this.opts.flush ?? flushDir)(dir);
   }
 
   async usage(): Promise<DiskUsage> {
@@ -573,7 +594,7 @@ function checkKey(key: string): void {
 }
 
 /** syncfs on the filesystem holding `dir`, off the event loop; a failure names the dir. */
-async function flush(dir: string): Promise<void> {
+async function flushDir(dir: string): Promise<void> {
   try {
     await flushFilesystem(dir);
   } catch (err) {
