@@ -116,6 +116,38 @@ describe('ingestImage', () => {
     for (const l of layers) expect(await content.has(l.digest)).toBe(true);
   });
 
+  it('starts unpack threads for the layers it lacks, and none for an image it has whole', async () => {
+    const own = new UnpackPool(3, 50, 2);
+    const ingestWith = (source: ImageSource) => ingestImage(
+      { content, snapshots, concurrency: 3, log, limits: DEFAULT_IMAGE_LIMITS, unpackPool: own }, source, { lease: () => undefined });
+    const idle = async () => {
+      for (let i = 0; i < 100 && own.size > 0; i++) await sleep(20);
+      expect(own.size).toBe(0);
+    };
+    try {
+      const base = await layerFromEntries([file('etc/os-release', 'base\n')]);
+      const first = buildImage({ layers: [base] });
+      await ingestWith(sourceOf(first));
+      await idle();
+      // Everything is here: a re-pull's ingest needs no thread.
+      await ingestWith(sourceOf(first));
+      expect(own.size).toBe(0);
+      // Its config here, one layer of two missing: one thread, started before the layer is fetched.
+      const second = buildImage({ layers: [base, await layerFromEntries([file('app/main', 'app\n')])] });
+      await content.ingest({ digest: second.config.digest, size: second.config.size }, async () => Readable.from([second.config.bytes]));
+      let threadsAtFetch = -1;
+      const source = sourceOf(second);
+      const open = source.openBlob.bind(source);
+      await ingestWith({ ...source, openBlob: async (desc) => {
+        threadsAtFetch = own.size;
+        return open(desc);
+      } });
+      expect(threadsAtFetch).toBe(1);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('fails on a layer whose bytes do not match its digest, naming it, and leaves nothing of it', async () => {
     const good = await layerFromEntries([file('a', 'a')]);
     const bad = await layerFromEntries([file('b', Buffer.alloc(200_000, 7))]);
