@@ -97,8 +97,12 @@ describe('ImageService', () => {
 
   it('a pull stores the blobs, one snapshot per layer chain and a record a restarted daemon finds', async () => {
     const svc = await service();
+    const flushes: (number | undefined)[] = [];
+    svc.onPullFinished((p) => flushes.push(p.flushMs));
     const view = await svc.pull(ref('lib/a:1'), undefined);
     expect(view).toMatchObject({ id: imageA.config.digest, repoTags: [ref('lib/a:1')], user: '1000', pinned: false });
+    // How long the layers' flush took is told (the pull's log line carries it).
+    expect(flushes).toEqual([expect.any(Number)]);
     expect(view.repoDigests).toEqual([`${ref('lib/a')}@${imageA.manifest.digest}`]);
     expect((await svc.content.list()).sort()).toEqual(digestsOf(imageA));
     const chains = chainsOf(imageA);

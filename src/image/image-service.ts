@@ -223,7 +223,7 @@ export class ImageService {
         repoDigests: [`${ref.name}@${resolved.indexDigest ?? resolved.manifestDigest}`],
       }, lease.add, plog, progress);
       crashPoint('PullImage:after-record');
-      plog.info({ id: record.id, ms: Date.now() - started }, 'image pulled');
+      plog.info({ id: record.id, ms: Date.now() - started, flushMs: progress.flushMs }, 'image pulled');
       return this.view(record);
     } catch (err) {
       plog.info({ err: (err as Error).message, ms: Date.now() - started }, 'image pull failed');
@@ -254,7 +254,9 @@ export class ImageService {
       { lease, progress },
     );
     // The layers were committed unflushed: one syncfs for the whole pull, off the event loop.
+    const flushStarted = Date.now();
     await this.snapshots.syncAll();
+    if (progress) progress.flushMs = Date.now() - flushStarted;
     // The manifest is kept so the image's digests can be verified and served later.
     await this.storeBytes(img.manifestDigest, img.manifestBytes);
     lease(img.manifestDigest);

@@ -24,6 +24,8 @@ export interface PullSnapshot {
 
 export class PullProgress {
   readonly startedAt = Date.now();
+  /** How long the flush of the pulled layers to disk took (syncfs), once it is over. */
+  flushMs: number | undefined;
   private phase: PullSnapshot['phase'] = 'resolving';
   private layers: LayerProgress[] = [];
 
