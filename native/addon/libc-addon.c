@@ -614,86 +614,80 @@ static napi_value js_waitpid_nohang(napi_env env, napi_callback_info info) {
   }
 }
 
-/* ---- malloc_trim on libuv's pool ------------------------------------------------------------- */
+/* ---- calls on libuv's pool ------------------------------------------------------------------ */
 
-struct trim_work {
+/* A call that may block (a flush of the disk, a trim of the heap), run on a thread of libuv's
+ * pool and settled as a promise, so the event loop never waits for it. */
+struct pool_call {
   napi_async_work work;
   napi_deferred deferred;
-  int released;
+  int (*call)(int arg);
+  int arg;
+  int r;
+  bool as_boolean; /* resolve with r == 1 rather than r */
+  const char *fn;
 };
 
-static void trim_execute(napi_env env, void *data) {
+static void pool_call_execute(napi_env env, void *data) {
   (void)env;
-  struct trim_work *t = data;
-  t->released = malloc_trim(0);
+  struct pool_call *c = data;
+  c->r = c->call(c->arg);
 }
 
-static void trim_complete(napi_env env, napi_status status, void *data) {
-  struct trim_work *t = data;
+static void pool_call_complete(napi_env env, napi_status status, void *data) {
+  struct pool_call *c = data;
   napi_value v = NULL;
-  if (status == napi_ok && napi_get_boolean(env, t->released == 1, &v) == napi_ok) {
-    napi_resolve_deferred(env, t->deferred, v);
+  napi_status made = c->as_boolean ? napi_get_boolean(env, c->r == 1, &v) : napi_create_int32(env, c->r, &v);
+  if (status == napi_ok && made == napi_ok) {
+    napi_resolve_deferred(env, c->deferred, v);
   } else {
+    char what[64];
+    snprintf(what, sizeof what, "%s did not run", c->fn);
     napi_value msg = NULL, err = NULL;
-    napi_create_string_utf8(env, "malloc_trim did not run", NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, t->deferred, err);
+    napi_reject_deferred(env, c->deferred, err);
   }
-  napi_delete_async_work(env, t->work);
-  free(t);
+  napi_delete_async_work(env, c->work);
+  free(c);
 }
 
-/* mallocTrim() -> Promise<boolean>: malloc_trim(0) on a thread of libuv's pool. */
-static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
-  (void)info;
-  struct trim_work *t = calloc(1, sizeof *t);
-  if (!t) {
+/* A promise of call(arg) run on libuv's pool; NULL with an exception pending when it cannot be queued. */
+static napi_value queue_pool_call(napi_env env, const char *fn, int (*call)(int), int arg, bool as_boolean) {
+  struct pool_call *c = calloc(1, sizeof *c);
+  if (!c) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
+  *c = (struct pool_call){.call = call, .arg = arg, .as_boolean = as_boolean, .fn = fn};
   napi_value promise, name;
-  if (!ok(env, napi_create_promise(env, &t->deferred, &promise), "mallocTrim") ||
-      !ok(env, napi_create_string_utf8(env, "crib:malloc_trim", NAPI_AUTO_LENGTH, &name), "mallocTrim") ||
-      !ok(env, napi_create_async_work(env, NULL, name, trim_execute, trim_complete, t, &t->work), "mallocTrim")) {
-    free(t); /* a created promise is only left unsettled: nothing refers to it */
+  if (!ok(env, napi_create_promise(env, &c->deferred, &promise), fn) ||
+      !ok(env, napi_create_string_utf8(env, fn, NAPI_AUTO_LENGTH, &name), fn) ||
+      !ok(env, napi_create_async_work(env, NULL, name, pool_call_execute, pool_call_complete, c, &c->work), fn)) {
+    free(c); /* a created promise is only left unsettled: nothing refers to it */
     return NULL;
   }
-  if (!ok(env, napi_queue_async_work(env, t->work), "mallocTrim")) {
-    napi_delete_async_work(env, t->work);
-    free(t);
+  if (!ok(env, napi_queue_async_work(env, c->work), fn)) {
+    napi_delete_async_work(env, c->work);
+    free(c);
     return NULL;
   }
   return promise;
 }
 
-/* ---- syncfs on libuv's pool ------------------------------------------------------------------ */
-
-struct syncfs_work {
-  napi_async_work work;
-  napi_deferred deferred;
-  int fd;
-  int r; /* 0, or -errno */
-};
-
-static void syncfs_execute(napi_env env, void *data) {
-  (void)env;
-  struct syncfs_work *w = data;
-  w->r = syncfs(w->fd) < 0 ? -errno : 0;
+static int trim_heap(int unused) {
+  (void)unused;
+  return malloc_trim(0);
 }
 
-static void syncfs_complete(napi_env env, napi_status status, void *data) {
-  struct syncfs_work *w = data;
-  napi_value v = NULL;
-  if (status == napi_ok && napi_create_int32(env, w->r, &v) == napi_ok) {
-    napi_resolve_deferred(env, w->deferred, v);
-  } else {
-    napi_value msg = NULL, err = NULL;
-    napi_create_string_utf8(env, "syncfs did not run", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, w->deferred, err);
-  }
-  napi_delete_async_work(env, w->work);
-  free(w);
+/* mallocTrim() -> Promise<boolean>: malloc_trim(0) on a thread of libuv's pool. */
+static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  return queue_pool_call(env, "mallocTrim", trim_heap, 0, true);
+}
+
+static int syncfs_or_errno(int fd) {
+  return syncfs(fd) < 0 ? -errno : 0;
 }
 
 /*
@@ -704,25 +698,7 @@ static void syncfs_complete(napi_env env, napi_status status, void *data) {
 static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!int_args(env, info, 1, &fd, "syncfsAsync")) return NULL;
-  struct syncfs_work *w = calloc(1, sizeof *w);
-  if (!w) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  w->fd = fd;
-  napi_value promise, name;
-  if (!ok(env, napi_create_promise(env, &w->deferred, &promise), "syncfsAsync") ||
-      !ok(env, napi_create_string_utf8(env, "crib:syncfs", NAPI_AUTO_LENGTH, &name), "syncfsAsync") ||
-      !ok(env, napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work), "syncfsAsync")) {
-    free(w); /* a created promise is only left unsettled: nothing refers to it */
-    return NULL;
-  }
-  if (!ok(env, napi_queue_async_work(env, w->work), "syncfsAsync")) {
-    napi_delete_async_work(env, w->work);
-    free(w);
-    return NULL;
-  }
-  return promise;
+  return queue_pool_call(env, "syncfsAsync", syncfs_or_errno, fd, false);
 }
 
 /* ---- module -------------------------------------------------------------------------------- */
