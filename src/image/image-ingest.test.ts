@@ -14,6 +14,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { DataLossError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { log } from '../log.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
+import { flushFilesystem } from '../sys/libc.js';
 import { buildImage, layerFromEntries, sha256, type BuiltImage, type LayerBlob, type TarEntry } from '../../test-support/image-builder.js';
 import { ContentStore } from './content-store.js';
 import { ingestImage, type ImageSource } from './image-ingest.js';
@@ -146,6 +147,24 @@ describe('ingestImage', () => {
     } finally {
       await own.close();
     }
+  });
+
+  it('starts flushing the committed layers to disk before the top one commits', async () => {
+    const committedAtFlush: number[] = [];
+    snapshots = new Snapshotter(root, {
+      syncOnCommit: false,
+      flush: async (dir) => {
+        committedAtFlush.push(snapshots.list().length);
+        await flushFilesystem(dir);
+      },
+    });
+    await snapshots.load();
+    const img = buildImage({ layers: [
+      await layerFromEntries([file('a', 'a')]), await layerFromEntries([file('b', 'b')]), await layerFromEntries([file('c', 'c')]),
+    ] });
+    await ingest(sourceOf(img));
+    expect(committedAtFlush.length).toBeGreaterThanOrEqual(1);
+    expect(Math.min(...committedAtFlush)).toBeLessThan(3);
   });
 
   it('fails on a layer whose bytes do not match its digest, naming it, and leaves nothing of it', async () => {

@@ -1,6 +1,6 @@
-// When the snapshotter flushes its filesystem: once per layer committed with syncOnCommit, and
-// for syncAll (a pull's one flush before its image record) only when a layer was committed since
-// the last flush finished. The flushes are real (syncfs); the test only counts them.
+// When the snapshotter flushes its filesystem: once per layer committed with syncOnCommit, for
+// syncAll (a pull's one flush before its image record) only when a layer was committed since the
+// last flush finished, and ahead of it in the background while a pull's last layers unpack. The flushes are real (syncfs); the test only counts them.
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -60,6 +60,31 @@ describe('Snapshotter flushes', () => {
     await first;
     gate = undefined;
     expect(flushed).toHaveLength(2);
+    await snaps.syncAll();
+    expect(flushed).toHaveLength(3);
+    await snaps.syncAll();
+    expect(flushed).toHaveLength(3);
+  });
+
+  it('flushes ahead in the background, one flush at a time, and syncAll then has nothing left to do', async () => {
+    const snaps = new Snapshotter(root, { syncOnCommit: false, flush });
+    await snaps.load();
+    await snaps.syncAll();
+    // Nothing committed: nothing to flush ahead.
+    snaps.flushAhead();
+    expect(flushed).toHaveLength(1);
+    await snaps.ensureLayer(chain('a'), undefined, layer);
+    let release!: () => void;
+    gate = new Promise<void>((resolve) => (release = resolve));
+    snaps.flushAhead();
+    expect(flushed).toHaveLength(2);
+    // One at a time: a commit meanwhile waits for the next.
+    await snaps.ensureLayer(chain('b'), chain('a'), layer);
+    snaps.flushAhead();
+    expect(flushed).toHaveLength(2);
+    release();
+    gate = undefined;
+    // The pull's own flush covers the layer committed after the one ahead began, and no more.
     await snaps.syncAll();
     expect(flushed).toHaveLength(3);
     await snaps.syncAll();

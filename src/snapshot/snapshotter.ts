@@ -123,6 +123,7 @@ export class Snapshotter {
    */
   private unflushedCommits = 1;
   private flushedThrough = 0;
+  private flushingAhead: Promise<void> | undefined;
   /**
    * Disk usage of each committed snapshot dir. Committed snapshots never change, so each is
    * walked once; kubelet asks for ImageFsInfo every few seconds and a full walk of every layer
@@ -518,6 +519,19 @@ export class Snapshotter {
     if (upTo <= this.flushedThrough) return;
     await this.flush(this.dir);
     this.flushedThrough = Math.max(this.flushedThrough, upTo);
+  }
+
+  /**
+   * Start flushing the layers committed so far, in the background, one such flush at a time: a
+   * pull commits its layers as they finish, and its final syncAll then waits only for what was
+   * written since (the disk works while the last layers still download). A failure here is only
+   * logged: syncAll, which the pull awaits, flushes again and reports its own.
+   */
+  flushAhead(): void {
+    if (this.flushingAhead || this.unflushedCommits <= this.flushedThrough) return;
+    this.flushingAhead = this.syncAll()
+      .catch((err: unknown) => log.debug({ err }, 'background flush of the snapshots failed'))
+      .finally(() => (this.flushingAhead = undefined));
   }
 
   private flush(dir: string): Promise<void> {
