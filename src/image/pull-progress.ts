@@ -24,7 +24,7 @@ export interface PullSnapshot {
 
 export class PullProgress {
   readonly startedAt = Date.now();
-  /** How long the flush of the pulled layers to disk took (syncfs), once it is over. */
+  /** How long the pull waited for its flush of the layers to disk (syncfs), once it is over. */
   flushMs: number | undefined;
   private phase: PullSnapshot['phase'] = 'resolving';
   private layers: LayerProgress[] = [];
