@@ -402,14 +402,6 @@ static napi_value js_move_mount(napi_env env, napi_callback_info info) {
 
 /* ---- descriptors ----------------------------------------------------------------------------- */
 
-/* syncfs(fd) */
-static napi_value js_syncfs(napi_env env, napi_callback_info info) {
-  int32_t fd;
-  if (!int_args(env, info, 1, &fd, "syncfs")) return NULL;
-  int r = syncfs(fd);
-  return result(env, r, errno);
-}
-
 /* flock(fd, operation) */
 static napi_value js_flock(napi_env env, napi_callback_info info) {
   int32_t v[2]; /* fd, operation */
@@ -716,7 +708,6 @@ NAPI_MODULE_INIT() {
       {"openTree", NULL, js_open_tree, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mountSetattr", NULL, js_mount_setattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"moveMount", NULL, js_move_mount, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfsAsync", NULL, js_syncfs_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fcntl", NULL, js_fcntl, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -23,7 +23,6 @@ interface LibcAddon {
   openTree(dirfd: number, path: string, flags: number): number;
   mountSetattr(fd: number, attrSet: number, usernsFd: number): number;
   moveMount(target: string, fd: number): number;
-  syncfs(fd: number): number;
   syncfsAsync(fd: number): Promise<number>;
   flock(fd: number, operation: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
@@ -156,14 +155,10 @@ export function umount2(target: string, flags = 0): boolean {
   throw sysError('umount2', target, undefined, -r);
 }
 
-/** syncfs(2): flush the whole filesystem holding `fd` (cheaper than fsync per file). */
-export function syncfs(fd: number): void {
-  check(addon().syncfs(fd), 'syncfs', undefined, `fd ${fd}`);
-}
-
 /**
- * syncfs(2) on the filesystem holding `path`, on a thread of libuv's pool: a flush takes from a
- * tenth of a second to seconds, and on the event loop it would stall every RPC that long.
+ * syncfs(2) on the filesystem holding `path` (one flush of the whole filesystem, cheaper than an
+ * fsync per file), on a thread of libuv's pool: a flush takes from a tenth of a second to
+ * seconds, and on the event loop it would stall every RPC that long.
  */
 export async function flushFilesystem(path: string): Promise<void> {
   const fh = await open(path, 'r');

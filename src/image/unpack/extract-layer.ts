@@ -11,7 +11,6 @@ import { pipeline } from 'node:stream/promises';
 import { CribError, InvalidArgumentError, fsError } from '../../errors.js';
 import { digestHex } from '../../digest/digest.js';
 import { formatLimit, limitExceeded } from '../limits.js';
-import { syncfs } from '../../sys/libc.js';
 import {
   GzipInflater, compressionOf, detectCompression, spawnZstd, zstdBinary, type Compression, type ZstdProcess, zstdDecompressor,
 } from './decompress.js';
@@ -32,8 +31,6 @@ export interface ExtractOptions {
    * the result). For an uncompressed layer it is the diffID, and the tar is not hashed again.
    */
   blobDigest?: string;
-  /** Flush the filesystem once at the end (one syncfs instead of an fsync per file). */
-  sync?: boolean;
 }
 
 export interface ExtractResult {
@@ -196,14 +193,6 @@ export async function extractLayer(input: ExtractInput, targetDir: string, opts:
     throw fsError(err);
   }
 
-  if (opts.sync) {
-    const fh = await open(targetDir, 'r');
-    try {
-      syncfs(fh.fd);
-    } finally {
-      await fh.close();
-    }
-  }
   return {
     diffId: hash ? `sha256:${hash.digest('hex')}` : opts.blobDigest!,
     size,

@@ -9,8 +9,6 @@ export type { UnpackResult } from './unpack-pool.js';
 
 export interface UnpackOptions {
   signal?: AbortSignal;
-  /** Flush the filesystem once at the end (one syncfs instead of an fsync per file). */
-  sync?: boolean;
   /**
    * The blob's digest as verified by the content store. For an uncompressed layer it is the
    * diffID, and the tar is not hashed again.
