@@ -83,8 +83,6 @@ interface Thread {
 export class UnpackPool {
   private readonly threads = new Set<Thread>();
   private readonly waiting: LayerUnpack[] = [];
-  /** Jobs on a thread now. */
-  private running = 0;
   private nextId = 1;
   readonly maxThreads: number;
 
@@ -93,6 +91,13 @@ export class UnpackPool {
     if (!Number.isInteger(maxJobs) || maxJobs < 1) throw new RangeError(`unpack pool size ${maxJobs} is not a positive integer`);
     if (!Number.isInteger(maxThreads) || maxThreads < 1) throw new RangeError(`unpack thread count ${maxThreads} is not a positive integer`);
     this.maxThreads = Math.min(maxThreads, maxJobs);
+  }
+
+  /** Jobs on a thread now. */
+  private get running(): number {
+    let n = 0;
+    for (const t of this.threads) n += t.jobs.size;
+    return n;
   }
 
   /** Threads alive now (busy or idle), for tests and metrics. */
@@ -139,7 +144,6 @@ export class UnpackPool {
       if (thread.idleTimer) clearTimeout(thread.idleTimer);
       thread.idleTimer = undefined;
       thread.jobs.add(job);
-      this.running++;
       thread.worker.ref();
       job.attach((m, transfer) => thread.worker.postMessage(m, transfer), () => this.release(thread, job));
     }
@@ -169,7 +173,8 @@ export class UnpackPool {
     const died = (why: string): void => {
       if (!this.threads.delete(thread)) return;
       if (thread.idleTimer) clearTimeout(thread.idleTimer);
-      // Each job, failing, releases its slot (release, below) and the next waiting one starts.
+      // Its jobs hold no slot any more (only a live thread's count): each fails, and its release
+      // (below) starts the next waiting job.
       for (const job of [...thread.jobs]) job.workerDied(why);
     };
     worker.on('error', (err) => {
@@ -182,7 +187,7 @@ export class UnpackPool {
 
   /** `job` is over (done, failed, or its thread died): its slot goes to the next job waiting. */
   private release(thread: Thread, job: LayerUnpack): void {
-    if (thread.jobs.delete(job)) this.running--;
+    thread.jobs.delete(job);
     if (this.threads.has(thread) && thread.jobs.size === 0) this.idle(thread);
     this.schedule();
   }
