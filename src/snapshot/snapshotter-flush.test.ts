@@ -91,6 +91,38 @@ describe('Snapshotter flushes', () => {
     expect(flushed).toHaveLength(3);
   });
 
+  it("fails the next syncAll with a background flush's error, waiting for that flush first", async () => {
+    let hold: Promise<void> | undefined;
+    let failNext = false;
+    const snaps = new Snapshotter(root, {
+      syncOnCommit: false,
+      flush: async (dir) => {
+        flushed.push(dir);
+        await hold;
+        if (failNext) {
+          failNext = false;
+          throw new Error('syncfs: input/output error');
+        }
+        await flushFilesystem(dir);
+      },
+    });
+    await snaps.load();
+    await snaps.syncAll();
+    await snaps.ensureLayer(chain('a'), undefined, layer);
+    let release!: () => void;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    failNext = true;
+    snaps.flushAhead();
+    // The kernel tells a write error to one syncfs only: the pull's flush must not pass meanwhile.
+    const pulled = snaps.syncAll();
+    release();
+    await expect(pulled).rejects.toThrow('syncfs: input/output error');
+    expect(flushed).toHaveLength(2);
+    // Reported once: the next syncAll flushes the layer again.
+    await snaps.syncAll();
+    expect(flushed).toHaveLength(3);
+  });
+
   it('flushes each layer before its commit with syncOnCommit, and syncAll has nothing left to do', async () => {
     const snaps = new Snapshotter(root, { flush });
     await snaps.load();

@@ -124,6 +124,8 @@ export class Snapshotter {
   private unflushedCommits = 1;
   private flushedThrough = 0;
   private flushingAhead: Promise<void> | undefined;
+  /** Why a background flush failed, until a syncAll reports it. */
+  private aheadFailure: { err: unknown } | undefined;
   /**
    * Disk usage of each committed snapshot dir. Committed snapshots never change, so each is
    * walked once; kubelet asks for ImageFsInfo every few seconds and a full walk of every layer
@@ -512,26 +514,41 @@ export class Snapshotter {
    * syncOnCommit: false call this before anything points at them).
    */
   async syncAll(): Promise<void> {
-    // Nothing committed since a flush finished: the layers are on disk already. A re-pull of an
-    // image the node has (imagePullPolicy Always, every container start) flushed the whole
-    // filesystem, and waited for every container's dirty pages on it.
-    const upTo = this.unflushedCommits;
-    if (upTo <= this.flushedThrough) return;
-    await this.flush(this.dir);
-    this.flushedThrough = Math.max(this.flushedThrough, upTo);
+    // The kernel reports a write error to one syncfs only (later opens of the filesystem sample
+    // it as seen): one a background flush met is the pull's error, so wait for that flush first.
+    await this.flushingAhead;
+    const failure = this.aheadFailure;
+    this.aheadFailure = undefined;
+    if (failure) throw failure.err;
+    await this.flushCommitted();
   }
 
   /**
    * Start flushing the layers committed so far, in the background, one such flush at a time: a
    * pull commits its layers as they finish, and its final syncAll then waits only for what was
-   * written since (the disk works while the last layers still download). A failure here is only
-   * logged: syncAll, which the pull awaits, flushes again and reports its own.
+   * written since (the disk works while the last layers still download). A failure is kept for
+   * the next syncAll, which throws it: the layers it covered may not be on disk.
    */
   flushAhead(): void {
     if (this.flushingAhead || this.unflushedCommits <= this.flushedThrough) return;
-    this.flushingAhead = this.syncAll()
-      .catch((err: unknown) => log.debug({ err }, 'background flush of the snapshots failed'))
+    this.flushingAhead = this.flushCommitted()
+      .catch((err: unknown) => {
+        this.aheadFailure ??= { err };
+        log.warn({ err }, 'background flush of the snapshots failed; the next pull to finish reports it');
+      })
       .finally(() => (this.flushingAhead = undefined));
+  }
+
+  /**
+   * One flush, unless nothing was committed since a flush finished: then the layers are on disk
+   * already. A re-pull of an image the node has (imagePullPolicy Always, every container start)
+   * flushed the whole filesystem, and waited for every container's dirty pages on it.
+   */
+  private async flushCommitted(): Promise<void> {
+    const upTo = this.unflushedCommits;
+    if (upTo <= this.flushedThrough) return;
+    await this.flush(this.dir);
+    this.flushedThrough = Math.max(this.flushedThrough, upTo);
   }
 
   private flush(dir: string): Promise<void> {
