@@ -18,7 +18,7 @@ let n = 0;
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), `crib-snap-${process.pid}-`));
-  snaps = new Snapshotter(root, { syncOnCommit: false });
+  snaps = new Snapshotter(root);
   await snaps.load();
 });
 afterEach(() => {
@@ -255,7 +255,7 @@ describe('Snapshotter', () => {
     const target = join(root, 'earlier-rootfs');
     await snaps.mount(key, target);
     mounted.push(target);
-    const next = new Snapshotter(root, { syncOnCommit: false });
+    const next = new Snapshotter(root);
     await next.load();
     // Its own mounts it tracks; this one it never made, so it asks the mount table.
     await expect(next.remove(key)).rejects.toThrow(/still mounted \(an overlay with upper dir .*earlier-/);

@@ -14,7 +14,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { DataLossError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { log } from '../log.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
-import { flushFilesystem } from '../sys/libc.js';
+import { syncFilesystem } from '../sys/libc.js';
 import { buildImage, layerFromEntries, sha256, type BuiltImage, type LayerBlob, type TarEntry } from '../../test-support/image-builder.js';
 import { ContentStore } from './content-store.js';
 import { ingestImage, type ImageSource } from './image-ingest.js';
@@ -32,7 +32,7 @@ beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), `crib-ingest-${process.pid}-`));
   content = new ContentStore(root);
   await content.init();
-  snapshots = new Snapshotter(root, { syncOnCommit: false });
+  snapshots = new Snapshotter(root);
   await snapshots.load();
   return async () => rm(root, { recursive: true, force: true });
 });
@@ -152,10 +152,9 @@ describe('ingestImage', () => {
   it('starts flushing the committed layers to disk before the top one commits', async () => {
     const committedAtFlush: number[] = [];
     snapshots = new Snapshotter(root, {
-      syncOnCommit: false,
-      flush: async (dir) => {
+      syncfs: async (fd, dir) => {
         committedAtFlush.push(snapshots.list().length);
-        await flushFilesystem(dir);
+        await syncFilesystem(fd, dir);
       },
     });
     await snapshots.load();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DataLossError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { SnapshotFlush } from '../snapshot/snapshot-flush.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ContentStore } from './content-store.js';
 import { chainIds } from '../digest/chain-id.js';
@@ -97,14 +98,44 @@ function checkDeclaredSizes(source: ImageSource, limits: ImageLimits): void {
   }
 }
 
+export interface IngestOptions {
+  signal?: AbortSignal;
+  /** Keeps a blob or snapshot from garbage collection while the pull runs. */
+  lease: (what: string) => void;
+  progress?: PullProgress;
+}
+
+/**
+ * Store an image's config and blobs and commit its layers as snapshots, flushed to disk: when it
+ * returns, a record may point at them.
+ */
 export async function ingestImage(
   deps: IngestDeps,
   source: ImageSource,
-  opts: { signal?: AbortSignal; lease: (what: string) => void; progress?: PullProgress },
+  opts: IngestOptions,
+): Promise<IngestedImage> {
+  checkDeclaredSizes(source, deps.limits);
+  // Opened before the first write: it hears of every write error since (snapshot-flush.ts).
+  const flush = await deps.snapshots.openFlush();
+  try {
+    const ingested = await storeLayers(deps, source, opts, flush);
+    const flushStarted = Date.now();
+    await flush.flush();
+    if (opts.progress) opts.progress.flushMs = Date.now() - flushStarted;
+    return ingested;
+  } finally {
+    await flush.close();
+  }
+}
+
+async function storeLayers(
+  deps: IngestDeps,
+  source: ImageSource,
+  opts: IngestOptions,
+  flush: SnapshotFlush,
 ): Promise<IngestedImage> {
   const { content, snapshots, limits } = deps;
   const configDesc = source.configDescriptor;
-  checkDeclaredSizes(source, limits);
   // Unpack threads start while the config downloads. With the config on the node already (a
   // re-pull: imagePullPolicy Always asks at every container start) it says first which layers
   // are missing, and an image whose layers are all here starts no thread (50 ms of CPU each).
@@ -148,7 +179,7 @@ export async function ingestImage(
   }
   // The first failure is the one reported; it aborts the rest.
   let firstError: { err: unknown } | undefined;
-  const commits = commitInOrder(deps, source, chains, staged, imageBudget, counted, opts.progress);
+  const commits = commitInOrder(deps, source, chains, staged, imageBudget, counted, flush, opts.progress);
   commits.catch((err: unknown) => {
     firstError ??= { err };
     failFast.abort(err);
@@ -248,7 +279,7 @@ async function stageLayer(deps: IngestDeps, source: ImageSource, layer: Descript
  * The first failure stops the chain: the layers above it cannot commit without it.
  */
 async function commitInOrder(deps: IngestDeps, source: ImageSource, chains: string[],
-  staged: Promise<StagedLayer | undefined>[], budget: ByteBudget, counted: Set<number>,
+  staged: Promise<StagedLayer | undefined>[], budget: ByteBudget, counted: Set<number>, flush: SnapshotFlush,
   progress: PullProgress | undefined): Promise<void> {
   const { snapshots } = deps;
   for (let i = 0; i < chains.length; i++) {
@@ -274,6 +305,6 @@ async function commitInOrder(deps: IngestDeps, source: ImageSource, chains: stri
     deps.log.debug({ layer: source.layers[i]!.digest }, 'layer committed');
     progress?.layerState(i, 'done');
     // The layers below the top are on disk before the last ones are: their flush starts now.
-    if (i < chains.length - 1) snapshots.flushAhead();
+    if (i < chains.length - 1) flush.flushAhead();
   }
 }

@@ -236,8 +236,8 @@ export class ImageService {
   }
 
   /**
-   * Content, snapshots and record of one image, for pull and import alike. Layers are flushed
-   * once before the record is written, so no record ever points at unflushed data.
+   * Content, snapshots and record of one image, for pull and import alike. ingestImage returns
+   * with the layers flushed, so no record ever points at unflushed data.
    */
   private async storeImage(
     img: ImageSource & Pick<ArchiveImage, 'manifestDigest' | 'manifestBytes' | 'repoTags' | 'repoDigests'>,
@@ -253,10 +253,6 @@ export class ImageService {
       img,
       { lease, progress },
     );
-    // The layers were committed unflushed: one syncfs for the whole pull, off the event loop.
-    const flushStarted = Date.now();
-    await this.snapshots.syncAll();
-    if (progress) progress.flushMs = Date.now() - flushStarted;
     // The manifest is kept so the image's digests can be verified and served later.
     await this.storeBytes(img.manifestDigest, img.manifestBytes);
     lease(img.manifestDigest);

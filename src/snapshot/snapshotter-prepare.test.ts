@@ -32,7 +32,7 @@ describe('Snapshotter.prepare', () => {
   });
 
   it('writes the record while the dirs are made, and publishes the whole once both are done', async () => {
-    const snaps = new Snapshotter(root, { syncOnCommit: false });
+    const snaps = new Snapshotter(root);
     await snaps.load();
     let release!: () => void;
     workDirGate = new Promise<void>((resolve) => (release = resolve));
@@ -57,7 +57,7 @@ describe('Snapshotter.prepare', () => {
   });
 
   it('leaves nothing when a dir cannot be made', async () => {
-    const snaps = new Snapshotter(root, { syncOnCommit: false });
+    const snaps = new Snapshotter(root);
     await snaps.load();
     workDirGate = Promise.reject(new Error('no room for the work dir'));
     workDirGate.catch(() => undefined);

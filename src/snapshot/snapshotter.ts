@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, lstat, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError, fsError,
+  AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
 } from '../errors.js';
 import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
@@ -30,10 +30,10 @@ import { Trash } from '../store/trash.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { allOrFirstError } from '../lifecycle/all-or-first-error.js';
 import { umaskKeeps } from '../process-umask.js';
-import { flushFilesystem } from '../sys/libc.js';
 import { isMountPoint } from '../sys/mount-point.js';
 import { chainIdOf } from '../digest/chain-id.js';
 import { mountIdmappedLayers, mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
+import { FlushLedger, SnapshotFlush, type Syncfs } from './snapshot-flush.js';
 import { isoTime } from '../time.js';
 
 /** A rootfs for a user-namespaced pod: its pinned namespace and the host ids of its root. */
@@ -81,10 +81,8 @@ export interface LayerUnpackInfo {
 }
 
 export interface SnapshotterOptions {
-  /** syncfs before a layer is committed, so a crash cannot leave a committed, half-written layer. */
-  syncOnCommit?: boolean;
-  /** Flushes the filesystem holding a dir (default: syncfs off the event loop). */
-  flush?: (dir: string) => Promise<void>;
+  /** A pull's flushes (default: syncfs off the event loop); tests count them. */
+  syncfs?: Syncfs;
 }
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -116,16 +114,8 @@ export class Snapshotter {
   /** Parents of unpacks in progress: they must survive gc and removal until the child commits. */
   private readonly inflightParents = new Map<string, string>();
   private nextId = 1;
-  /**
-   * Layers committed without a flush (syncOnCommit false), counted; syncAll flushes only when
-   * some were committed since the last flush it finished. It starts at one: a daemon that
-   * restarted cannot tell whether its predecessor flushed the layers it committed last.
-   */
-  private unflushedCommits = 1;
-  private flushedThrough = 0;
-  private flushingAhead: Promise<void> | undefined;
-  /** Why a background flush failed, until a syncAll reports it. */
-  private aheadFailure: { err: unknown } | undefined;
+  /** Layers are committed unflushed: a pull flushes them (openFlush) before it records its image. */
+  private readonly flushes = new FlushLedger();
   /**
    * Disk usage of each committed snapshot dir. Committed snapshots never change, so each is
    * walked once; kubelet asks for ImageFsInfo every few seconds and a full walk of every layer
@@ -143,12 +133,12 @@ export class Snapshotter {
 
   /**
    * The node's snapshotter, as the daemon makes it once and hands to the image and container
-   * services: loaded, swept of interrupted unpacks. One syncfs per pull (before the image record
-   * is written) instead of one per layer; a crash can leave a committed layer no image points
-   * at, and the image service's start-up GC removes exactly those.
+   * services: loaded, swept of interrupted unpacks. Layers commit unflushed, and a pull flushes
+   * them once (openFlush) before its image record is written; a crash can leave a committed layer
+   * no image points at, and the image service's start-up GC removes exactly those.
    */
   static async open(root: string): Promise<Snapshotter> {
-    const snapshots = new Snapshotter(root, { syncOnCommit: false });
+    const snapshots = new Snapshotter(root);
     await snapshots.load();
     await snapshots.cleanupTemp();
     return snapshots;
@@ -262,8 +252,6 @@ export class Snapshotter {
           throw new DataLossError(`layer unpacked for snapshot ${chainId} has diffID ${info.diffId}, which makes chain ${got}`);
         }
       }
-      const flushed = this.opts.syncOnCommit ?? true;
-      if (flushed) await this.flush(fs);
       const id = this.nextId++;
       const rec: CommittedSnapshot = {
         id,
@@ -277,7 +265,7 @@ export class Snapshotter {
       await rename(tmp, join(this.dir, String(id)));
       await fsyncDir(this.dir);
       this.committed.set(chainId, rec);
-      if (!flushed) this.unflushedCommits++;
+      this.flushes.committed();
       return rec;
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
@@ -508,53 +496,15 @@ export class Snapshotter {
     return removed;
   }
 
+  /**
+   * The flush of the layers a pull is about to commit: open it before the pull writes into the
+   * snapshot root, flush it before anything points at them, close it when the pull ends.
+   */
+  openFlush(): Promise<SnapshotFlush> {
+    return SnapshotFlush.open(this.dir, this.flushes, this.opts.syncfs);
+  }
+
   /** Disk usage of every snapshot, committed and active. */
-  /**
-   * Flush the snapshot filesystem once (callers that commit several layers with
-   * syncOnCommit: false call this before anything points at them).
-   */
-  async syncAll(): Promise<void> {
-    // The kernel reports a write error to one syncfs only (later opens of the filesystem sample
-    // it as seen): one a background flush met is the pull's error, so wait for that flush first.
-    await this.flushingAhead;
-    const failure = this.aheadFailure;
-    this.aheadFailure = undefined;
-    if (failure) throw failure.err;
-    await this.flushCommitted();
-  }
-
-  /**
-   * Start flushing the layers committed so far, in the background, one such flush at a time: a
-   * pull commits its layers as they finish, and its final syncAll then waits only for what was
-   * written since (the disk works while the last layers still download). A failure is kept for
-   * the next syncAll, which throws it: the layers it covered may not be on disk.
-   */
-  flushAhead(): void {
-    if (this.flushingAhead || this.unflushedCommits <= this.flushedThrough) return;
-    this.flushingAhead = this.flushCommitted()
-      .catch((err: unknown) => {
-        this.aheadFailure ??= { err };
-        log.warn({ err }, 'background flush of the snapshots failed; the next pull to finish reports it');
-      })
-      .finally(() => (this.flushingAhead = undefined));
-  }
-
-  /**
-   * One flush, unless nothing was committed since a flush finished: then the layers are on disk
-   * already. A re-pull of an image the node has (imagePullPolicy Always, every container start)
-   * flushed the whole filesystem, and waited for every container's dirty pages on it.
-   */
-  private async flushCommitted(): Promise<void> {
-    const upTo = this.unflushedCommits;
-    if (upTo <= this.flushedThrough) return;
-    await this.flush(this.dir);
-    this.flushedThrough = Math.max(this.flushedThrough, upTo);
-  }
-
-  private flush(dir: string): Promise<void> {
-    return (this.opts.flush ?? flushDir)(dir);
-  }
-
   async usage(): Promise<DiskUsage> {
     const total = await diskUsage(this.activeDir);
     const self = await lstat(this.dir);
@@ -621,14 +571,5 @@ export function usesUpperDir(info: string, uppers: string[]): boolean {
 function checkKey(key: string): void {
   if (!KEY_RE.test(key)) {
     throw new InvalidArgumentError(`snapshot key ${JSON.stringify(key)} must be 1-128 characters of [A-Za-z0-9_.-], not starting with '.', '-' or '_'`);
-  }
-}
-
-/** syncfs on the filesystem holding `dir`, off the event loop; a failure names the dir. */
-async function flushDir(dir: string): Promise<void> {
-  try {
-    await flushFilesystem(dir);
-  } catch (err) {
-    throw fsError(err, dir, 'syncfs');
   }
 }

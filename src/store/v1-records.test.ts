@@ -96,7 +96,7 @@ describe('records written before schema versions (version 1)', () => {
 
   it('load committed and active snapshots through Snapshotter', async () => {
     const r = root('builtin-root');
-    const snaps = new Snapshotter(r, { syncOnCommit: false });
+    const snaps = new Snapshotter(r);
     await snaps.load();
     expect(snaps.list()).toEqual([json(join(r, 'snapshots', '1', 'snapshot.json'))]);
     expect(snaps.get(CHAIN)).toMatchObject({ id: 1, chainId: CHAIN, diffId: CHAIN });

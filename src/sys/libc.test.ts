@@ -2,13 +2,14 @@
 // need root: root-test/sys/libc.test.ts.
 import * as fs from 'node:fs';
 import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoCode } from '../errors.js';
 import { diskUsage } from './disk-usage.js';
 import {
-  MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, flushFilesystem, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy,
+  MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy, syncFilesystem,
 } from './libc.js';
 import { EXE_SEALS, memfdSeals } from './sealed-memfd.js';
 
@@ -32,18 +33,23 @@ describe('libc bindings', () => {
     expect((err as Error).message).toContain(join(dir, 'p'));
   });
 
-  it('flushes a filesystem with syncfs off the event loop, and names a dir it cannot open', async () => {
+  it('flushes a filesystem with syncfs off the event loop, and names the dir of a descriptor it cannot use', async () => {
     // 64 MiB of dirty pages: a flush of tens of ms, through which the event loop keeps turning.
     writeFileSync(join(dir, 'dirty'), Buffer.alloc(64 << 20, 1));
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
+    const fh = await open(dir, 'r');
     const started = performance.now();
-    await flushFilesystem(dir);
+    try {
+      await syncFilesystem(fh.fd, dir);
+    } finally {
+      await fh.close();
+    }
     const ms = performance.now() - started;
     clearInterval(timer);
     rmSync(join(dir, 'dirty'));
     expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 10));
-    await expect(flushFilesystem(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT', path: join(dir, 'missing') });
+    await expect(syncFilesystem(-1, dir)).rejects.toMatchObject({ code: 'EBADF', path: dir });
   });
 
   it('refuses a string holding a NUL byte rather than passing C the part before it', () => {

@@ -4,7 +4,6 @@
 // namespace itself, Node is threaded; the native helpers do that work). The addon returns -errno
 // for a failed call; each wrapper here throws a Node-style system error (code "ENOENT", errno,
 // syscall, path) so callers can branch on errnoCode() exactly as they do for node:fs errors.
-import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
@@ -156,17 +155,14 @@ export function umount2(target: string, flags = 0): boolean {
 }
 
 /**
- * syncfs(2) on the filesystem holding `path` (one flush of the whole filesystem, cheaper than an
- * fsync per file), on a thread of libuv's pool: a flush takes from a tenth of a second to
- * seconds, and on the event loop it would stall every RPC that long.
+ * syncfs(2) through `fd`, an open descriptor on the filesystem (`path` names it in errors): one
+ * flush of the whole filesystem, cheaper than an fsync per file, on a thread of libuv's pool: a
+ * flush takes from a tenth of a second to seconds, and on the event loop it would stall every RPC
+ * that long. Linux reports a writeback error to each descriptor's syncfs once, counting from
+ * when the descriptor was opened: open it before the writes whose errors you must hear of.
  */
-export async function flushFilesystem(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    check(await addon().syncfsAsync(fh.fd), 'syncfs', path);
-  } finally {
-    await fh.close();
-  }
+export async function syncFilesystem(fd: number, path: string): Promise<void> {
+  check(await addon().syncfsAsync(fd), 'syncfs', path);
 }
 
 /**

@@ -1,0 +1,198 @@
+// When a pull's flush of the snapshots flushes: only when a layer was committed since the last
+// flush finished, or since the pull began (its own descriptor must check those for write
+// errors); ahead, in the background, one flush at a time; and a failure ahead fails the pull.
+// The flushes are real (syncfs); the test only counts them and the descriptors they went through.
+// What the kernel tells each descriptor of a real failing disk: root-test/snapshot/snapshot-flush.test.ts.
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { syncFilesystem } from '../sys/libc.js';
+import type { Syncfs } from './snapshot-flush.js';
+import { Snapshotter } from './snapshotter.js';
+
+const chain = (c: string): string => `sha256:${c.repeat(64)}`;
+const layer = async (dir: string): Promise<void> => writeFileSync(join(dir, 'f'), 'layer');
+
+describe("a pull's flush of the snapshots", () => {
+  let root: string;
+  /** The descriptor of each syncfs, in order. */
+  let flushedFds: number[];
+  /** While set, a flush waits for it (after syncfs has run). */
+  let gate: Promise<void> | undefined;
+  const syncfs: Syncfs = async (fd, dir) => {
+    flushedFds.push(fd);
+    await syncFilesystem(fd, dir);
+    await gate;
+  };
+  const snapshotter = async (opts = { syncfs }): Promise<Snapshotter> => {
+    const snaps = new Snapshotter(root, opts);
+    await snaps.load();
+    return snaps;
+  };
+  /** One pull: open its flush, run `body`, flush, close. */
+  const pull = async (snaps: Snapshotter, body: () => Promise<void> = async () => {}): Promise<void> => {
+    const flush = await snaps.openFlush();
+    try {
+      await body();
+      await flush.flush();
+    } finally {
+      await flush.close();
+    }
+  };
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'crib-snap-flush-'));
+    flushedFds = [];
+    gate = undefined;
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  it('flushes only what was committed since the last flush, and once after start', async () => {
+    const snaps = await snapshotter();
+    // A restarted daemon cannot tell what its predecessor left unflushed.
+    await pull(snaps);
+    expect(flushedFds).toHaveLength(1);
+    // Nothing committed since: a re-pull of a present image flushes nothing.
+    await pull(snaps);
+    expect(flushedFds).toHaveLength(1);
+    await pull(snaps, async () => {
+      await snaps.ensureLayer(chain('a'), undefined, layer);
+      await snaps.ensureLayer(chain('b'), chain('a'), layer);
+      expect(flushedFds).toHaveLength(1);
+    });
+    expect(flushedFds).toHaveLength(2);
+    await pull(snaps);
+    expect(flushedFds).toHaveLength(2);
+  });
+
+  it("flushes through each pull's own descriptor a layer committed while it ran, though another pull flushed it", async () => {
+    const snaps = await snapshotter();
+    await pull(snaps);
+    const first = await snaps.openFlush();
+    const second = await snaps.openFlush();
+    try {
+      await snaps.ensureLayer(chain('a'), undefined, layer);
+      await second.flush();
+      // On disk now; but only `first`'s descriptor can tell whether a write of its pull failed.
+      await first.flush();
+      expect(flushedFds).toHaveLength(3);
+      expect(new Set(flushedFds.slice(1)).size).toBe(2);
+      // Each checked it: no more flushes.
+      await first.flush();
+      await second.flush();
+      expect(flushedFds).toHaveLength(3);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+    // A pull that began after both flushes has nothing to check.
+    await pull(snaps);
+    expect(flushedFds).toHaveLength(3);
+  });
+
+  it('flushes again for a layer committed while a flush was under way', async () => {
+    const snaps = await snapshotter();
+    await pull(snaps);
+    await pull(snaps, async () => {
+      await snaps.ensureLayer(chain('a'), undefined, layer);
+      let release!: () => void;
+      gate = new Promise<void>((resolve) => (release = resolve));
+      // Another pull's flush, begun before the next commit: it may not cover that layer's files.
+      const other = pull(snaps);
+      await snaps.ensureLayer(chain('b'), chain('a'), layer);
+      release();
+      await other;
+      gate = undefined;
+      expect(flushedFds).toHaveLength(2);
+    });
+    expect(flushedFds).toHaveLength(3);
+    await pull(snaps);
+    expect(flushedFds).toHaveLength(3);
+  });
+
+  it('flushes ahead in the background, one flush at a time, and the last flush has nothing left to do', async () => {
+    const snaps = await snapshotter();
+    await pull(snaps);
+    const flush = await snaps.openFlush();
+    try {
+      // Nothing committed: nothing to flush ahead.
+      flush.flushAhead();
+      expect(flushedFds).toHaveLength(1);
+      await snaps.ensureLayer(chain('a'), undefined, layer);
+      let release!: () => void;
+      gate = new Promise<void>((resolve) => (release = resolve));
+      flush.flushAhead();
+      expect(flushedFds).toHaveLength(2);
+      // One at a time: a commit meanwhile waits for the next.
+      await snaps.ensureLayer(chain('b'), chain('a'), layer);
+      flush.flushAhead();
+      expect(flushedFds).toHaveLength(2);
+      release();
+      gate = undefined;
+      // The pull's own flush covers the layer committed after the one ahead began, and no more.
+      await flush.flush();
+      expect(flushedFds).toHaveLength(3);
+      await flush.flush();
+      expect(flushedFds).toHaveLength(3);
+    } finally {
+      await flush.close();
+    }
+  });
+
+  it("fails the pull's flush with the error of a flush ahead, waiting for it first, and flushes again after", async () => {
+    let hold: Promise<void> | undefined;
+    let failNext = false;
+    const snaps = await snapshotter({
+      syncfs: async (fd, dir) => {
+        flushedFds.push(fd);
+        await hold;
+        if (failNext) {
+          failNext = false;
+          throw new Error('syncfs: input/output error');
+        }
+        await syncFilesystem(fd, dir);
+      },
+    });
+    await pull(snaps);
+    const flush = await snaps.openFlush();
+    try {
+      await snaps.ensureLayer(chain('a'), undefined, layer);
+      let release!: () => void;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      failNext = true;
+      flush.flushAhead();
+      // Its descriptor took the error: a syncfs through it now would pass.
+      const finished = flush.flush();
+      release();
+      await expect(finished).rejects.toThrow('syncfs: input/output error');
+      expect(flushedFds).toHaveLength(2);
+      // Reported once; the layer is still unflushed, so the next flush runs.
+      await flush.flush();
+      expect(flushedFds).toHaveLength(3);
+    } finally {
+      await flush.close();
+    }
+  });
+
+  it('closes its descriptor only once a flush ahead is done with it', async () => {
+    let syncedOn: number | undefined;
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    const snaps = await snapshotter({
+      syncfs: async (fd, dir) => {
+        await hold;
+        await syncFilesystem(fd, dir);
+        syncedOn = fd;
+      },
+    });
+    const flush = await snaps.openFlush();
+    await snaps.ensureLayer(chain('a'), undefined, layer);
+    flush.flushAhead();
+    const closed = flush.close();
+    release();
+    await closed;
+    // The syncfs ran on the open descriptor (a closed one fails with EBADF).
+    expect(syncedOn).toBeGreaterThan(2);
+  });
+});
