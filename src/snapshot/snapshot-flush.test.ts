@@ -196,3 +196,81 @@ describe("a pull's flush of the snapshots", () => {
     expect(syncedOn).toBeGreaterThan(2);
   });
 });
+
+describe('layers a failed flush may have lost', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'crib-snap-lost-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  it('are not reused: the next pull unpacks them again, and only that copy is left', async () => {
+    let failNext = false;
+    const snaps = new Snapshotter(root, {
+      syncfs: async (fd, dir) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('syncfs: input/output error');
+        }
+        await syncFilesystem(fd, dir);
+      },
+    });
+    await snaps.load();
+    let unpacks = 0;
+    const unpack = async (dir: string): Promise<void> => {
+      unpacks++;
+      writeFileSync(join(dir, 'f'), 'layer');
+    };
+    // Flushed: safe, whatever fails later.
+    const flushed = await snaps.openFlush();
+    await snaps.ensureLayer(chain('a'), undefined, unpack);
+    await flushed.flush();
+    await flushed.close();
+
+    const failing = await snaps.openFlush();
+    await snaps.ensureLayer(chain('b'), chain('a'), unpack);
+    await snaps.ensureLayer(chain('c'), chain('b'), unpack);
+    failNext = true;
+    await expect(failing.flush()).rejects.toThrow('input/output error');
+    await failing.close();
+    expect(snaps.has(chain('a'))).toBe(true);
+    expect(snaps.has(chain('b'))).toBe(false);
+    expect(snaps.get(chain('c'))).toBeUndefined();
+    // A pull opened after the error was reported would hear nothing of it: it must not reuse them.
+    const lostId = snaps.list().find((s) => s.chainId === chain('b'))!.id;
+    await expect(snaps.ensureLayer(chain('c'), chain('b'), unpack)).rejects.toThrow(/parent .* is not committed/);
+    const again = await snaps.openFlush();
+    const b = await snaps.ensureLayer(chain('b'), chain('a'), unpack);
+    await snaps.ensureLayer(chain('c'), chain('b'), unpack);
+    await again.flush();
+    await again.close();
+    expect(unpacks).toBe(5);
+    expect(b.id).not.toBe(lostId);
+    await snaps.settled();
+    // One record per chain on disk, the lost copy gone.
+    const reloaded = new Snapshotter(root);
+    await reloaded.load();
+    expect(reloaded.list().map((s) => s.chainId).sort()).toEqual([chain('a'), chain('b'), chain('c')]);
+    expect(reloaded.get(chain('b'))!.id).toBe(b.id);
+  });
+
+  it('that no pull needs again are removed by gc, and a later copy is whole', async () => {
+    let fail = true;
+    const snaps = new Snapshotter(root, {
+      syncfs: async (fd, dir) => (fail ? Promise.reject(new Error('syncfs: input/output error')) : syncFilesystem(fd, dir)),
+    });
+    await snaps.load();
+    const failing = await snaps.openFlush();
+    await snaps.ensureLayer(chain('a'), undefined, layer);
+    await expect(failing.flush()).rejects.toThrow('input/output error');
+    await failing.close();
+    expect(await snaps.gc([])).toEqual([chain('a')]);
+    expect(snaps.list()).toEqual([]);
+    fail = false;
+    const flush = await snaps.openFlush();
+    await snaps.ensureLayer(chain('a'), undefined, layer);
+    await flush.flush();
+    await flush.close();
+    expect(snaps.has(chain('a'))).toBe(true);
+  });
+});

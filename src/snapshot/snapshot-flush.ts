@@ -25,6 +25,8 @@ export class FlushLedger {
   /** It starts at one: a restarted daemon cannot tell whether its predecessor flushed its last commits. */
   private commitCount = 1;
   private flushedCount = 0;
+  /** The chain IDs of the layers committed since the last finished flush, by commit number. */
+  private readonly unflushed = new Map<number, string>();
 
   get commits(): number {
     return this.commitCount;
@@ -34,13 +36,24 @@ export class FlushLedger {
     return this.flushedCount;
   }
 
-  committed(): void {
-    this.commitCount++;
+  committed(chainId: string): void {
+    this.unflushed.set(++this.commitCount, chainId);
   }
 
   /** A flush that began when `commits` layers were committed finished. */
   flushedThrough(commits: number): void {
     this.flushedCount = Math.max(this.flushedCount, commits);
+    for (const n of this.unflushed.keys()) if (n <= this.flushedCount) this.unflushed.delete(n);
+  }
+
+  /**
+   * A flush failed: every layer no finished flush covers may have lost pages. Their chain IDs,
+   * which leave the ledger (a layer unpacked again is a new commit).
+   */
+  takeUnflushed(): string[] {
+    const chains = [...this.unflushed.values()];
+    this.unflushed.clear();
+    return chains;
   }
 }
 
@@ -53,19 +66,25 @@ export class SnapshotFlush {
   private closed = false;
 
   private constructor(private readonly fh: FileHandle, private readonly dir: string,
-    private readonly ledger: FlushLedger, private readonly syncfs: Syncfs) {
+    private readonly ledger: FlushLedger, private readonly lost: (chainIds: string[]) => void,
+    private readonly syncfs: Syncfs) {
     this.checkedThrough = ledger.commits;
   }
 
-  /** Open the flush of `dir`'s filesystem before the pull's first write into it. */
-  static async open(dir: string, ledger: FlushLedger, syncfs: Syncfs = syncfsNaming): Promise<SnapshotFlush> {
+  /**
+   * Open the flush of `dir`'s filesystem before the pull's first write into it. When a flush
+   * fails, `lost` is told the layers whose pages it may have lost: no later pull may reuse them
+   * (its own descriptor, opened after the error was reported, would not hear of it).
+   */
+  static async open(dir: string, ledger: FlushLedger, lost: (chainIds: string[]) => void,
+    syncfs: Syncfs = syncfsNaming): Promise<SnapshotFlush> {
     let fh: FileHandle;
     try {
       fh = await open(dir, 'r');
     } catch (err) {
       throw fsError(err, dir, 'open');
     }
-    return new SnapshotFlush(fh, dir, ledger, syncfs);
+    return new SnapshotFlush(fh, dir, ledger, lost, syncfs);
   }
 
   /**
@@ -114,7 +133,12 @@ export class SnapshotFlush {
   private async run(): Promise<void> {
     if (!this.pending()) return;
     const upTo = this.ledger.commits;
-    await this.syncfs(this.fh.fd, this.dir);
+    try {
+      await this.syncfs(this.fh.fd, this.dir);
+    } catch (err) {
+      this.lost(this.ledger.takeUnflushed());
+      throw err;
+    }
     this.checkedThrough = upTo;
     this.ledger.flushedThrough(upTo);
   }

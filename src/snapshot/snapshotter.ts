@@ -117,6 +117,11 @@ export class Snapshotter {
   /** Layers are committed unflushed: a pull flushes them (openFlush) before it records its image. */
   private readonly flushes = new FlushLedger();
   /**
+   * Committed layers a failed flush may have lost pages of: no pull reuses them (get and has do
+   * not see them), the next one to need one unpacks it again, and gc removes the rest.
+   */
+  private readonly lost = new Set<string>();
+  /**
    * Disk usage of each committed snapshot dir. Committed snapshots never change, so each is
    * walked once; kubelet asks for ImageFsInfo every few seconds and a full walk of every layer
    * each time would cost seconds of CPU on a node with many images.
@@ -159,6 +164,7 @@ export class Snapshotter {
     // Private (daemon/private-dirs.ts): layers hold setuid binaries and world-writable dirs.
     await mkdir(this.activeDir, { recursive: true, mode: 0o700 });
     this.committed.clear();
+    this.lost.clear();
     this.active.clear();
     this.madeHere.clear();
     this.mountedAt.clear();
@@ -199,11 +205,11 @@ export class Snapshotter {
   }
 
   get(chainId: string): CommittedSnapshot | undefined {
-    return this.committed.get(chainId);
+    return this.lost.has(chainId) ? undefined : this.committed.get(chainId);
   }
 
   has(chainId: string): boolean {
-    return this.committed.has(chainId);
+    return this.get(chainId) !== undefined;
   }
 
   list(): CommittedSnapshot[] {
@@ -222,11 +228,11 @@ export class Snapshotter {
   async ensureLayer(chainId: string, parentChainId: string | undefined,
     unpack: (dir: string) => Promise<LayerUnpackInfo | void>): Promise<CommittedSnapshot> {
     digestHex(chainId);
-    const have = this.committed.get(chainId);
+    const have = this.get(chainId);
     if (have) return have;
     const shared = this.inflight.get(chainId);
     if (shared) return shared;
-    if (parentChainId !== undefined && !this.committed.has(parentChainId)) {
+    if (parentChainId !== undefined && !this.has(parentChainId)) {
       throw new FailedPreconditionError(`cannot unpack snapshot ${chainId}: its parent ${parentChainId} is not committed`);
     }
     const work = this.commit(chainId, parentChainId, unpack).finally(() => {
@@ -262,10 +268,14 @@ export class Snapshotter {
         createdAt: isoTime(),
       };
       await committedRecord(tmp).write(rec);
+      // A lost copy goes first: a crash in between leaves the chain missing (pulled again), never
+      // two records of it, one over pages the disk lost.
+      const lostCopy = this.committed.get(chainId);
+      if (lostCopy) await this.forget(lostCopy);
       await rename(tmp, join(this.dir, String(id)));
       await fsyncDir(this.dir);
       this.committed.set(chainId, rec);
-      this.flushes.committed();
+      this.flushes.committed(chainId);
       return rec;
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
@@ -465,9 +475,18 @@ export class Snapshotter {
         throw new FailedPreconditionError(`snapshot ${chainId} is in use by active snapshot ${a.key}`);
       }
     }
+    await this.forget(rec);
+  }
+
+  /**
+   * Out of sight in a synced rename (a power cut never brings back a half-deleted layer whose
+   * record looks whole); its files are deleted in the background.
+   */
+  private async forget(rec: CommittedSnapshot): Promise<void> {
     await this.trash.discard(this.fsDir(rec, ''));
-    this.committed.delete(chainId);
-    this.usageCache.delete(chainId);
+    this.committed.delete(rec.chainId);
+    this.lost.delete(rec.chainId);
+    this.usageCache.delete(rec.chainId);
   }
 
   /**
@@ -483,13 +502,10 @@ export class Snapshotter {
     // Deepest first, so no snapshot is removed before its children.
     dead.sort((a, b) => this.ancestry(b.chainId).length - this.ancestry(a.chainId).length);
     const removed: string[] = [];
-    // Each one out of sight in a synced rename (a power cut never brings back a half-deleted
-    // layer whose record looks whole), its files deleted after RemoveImage answered: the
-    // unlinks of an unpacked layer were most of that call.
+    // Each one's files deleted after RemoveImage answered: the unlinks of an unpacked layer
+    // were most of that call.
     for (const s of dead) {
-      await this.trash.discard(this.fsDir(s, ''));
-      this.committed.delete(s.chainId);
-      this.usageCache.delete(s.chainId);
+      await this.forget(s);
       removed.push(s.chainId);
     }
     if (removed.length > 0) log.info({ removed: removed.length }, 'snapshot gc');
@@ -501,7 +517,13 @@ export class Snapshotter {
    * snapshot root, flush it before anything points at them, close it when the pull ends.
    */
   openFlush(): Promise<SnapshotFlush> {
-    return SnapshotFlush.open(this.dir, this.flushes, this.opts.syncfs);
+    return SnapshotFlush.open(this.dir, this.flushes, (chainIds) => this.markLost(chainIds), this.opts.syncfs);
+  }
+
+  private markLost(chainIds: string[]): void {
+    const lost = chainIds.filter((c) => this.committed.has(c));
+    for (const c of lost) this.lost.add(c);
+    if (lost.length > 0) log.warn({ layers: lost }, 'a flush failed: these layers will be unpacked again before any image uses them');
   }
 
   /** Disk usage of every snapshot, committed and active. */
