@@ -166,6 +166,23 @@ describe('ingestImage', () => {
     expect(Math.min(...committedAtFlush)).toBeLessThan(3);
   });
 
+  it("fails with a failed flush ahead's error, committing nothing more on the layers it may have lost", async () => {
+    snapshots = new Snapshotter(root, {
+      syncfs: async () => Promise.reject(new Error('syncfs: input/output error')),
+    });
+    await snapshots.load();
+    const img = buildImage({ layers: [
+      await layerFromEntries([file('a', 'a')]), await layerFromEntries([file('b', Buffer.alloc(100_000, 1))]),
+      await layerFromEntries([file('c', 'c')]),
+    ] });
+    // The second layer arrives well after the first commits and its flush fails.
+    const err = await failure(ingest(sourceOf(img, [0, 5])));
+    expect(err.message).toBe('syncfs: input/output error');
+    expect(snapshots.list().map((s) => s.diffId)).toEqual([img.layers[0]!.diffId]);
+    expect(snapshots.has(snapshots.list()[0]!.chainId)).toBe(false);
+    expect(stagingDirs()).toEqual([]);
+  });
+
   it('fails on a layer whose bytes do not match its digest, naming it, and leaves nothing of it', async () => {
     const good = await layerFromEntries([file('a', 'a')]);
     const bad = await layerFromEntries([file('b', Buffer.alloc(200_000, 7))]);

@@ -291,6 +291,8 @@ async function commitInOrder(deps: IngestDeps, source: ImageSource, chains: stri
       progress?.layerState(i, 'present');
       continue;
     }
+    // A flush ahead that failed may have lost the layers below: its error is the pull's.
+    flush.throwIfFailed();
     await snapshots.ensureLayer(chainId, i === 0 ? undefined : chains[i - 1], async (dir) => {
       // `dir` is the snapshot's empty fs dir: the staged tree replaces it whole.
       await rename(layer.dir, dir);

@@ -102,6 +102,11 @@ export class SnapshotFlush {
       .finally(() => (this.ahead = undefined));
   }
 
+  /** Throw the error a flush ahead met, if one did: a pull stops committing on lost layers. */
+  throwIfFailed(): void {
+    if (this.aheadFailure) throw this.aheadFailure.err;
+  }
+
   /**
    * Flush what is left (after any flush ahead), or throw the write error one of them met since
    * this flush was opened: then the layers may not be on disk, and no record may point at them.

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, lstat, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
+  AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
 } from '../errors.js';
 import { digestHex } from '../digest/digest.js';
 import { log } from '../log.js';
@@ -232,6 +232,9 @@ export class Snapshotter {
     if (have) return have;
     const shared = this.inflight.get(chainId);
     if (shared) return shared;
+    if (parentChainId !== undefined && this.lost.has(parentChainId)) {
+      throw new UnavailableError(`cannot unpack snapshot ${chainId}: a failed flush of the snapshot filesystem may have lost part of its parent ${parentChainId}; pull the image again`);
+    }
     if (parentChainId !== undefined && !this.has(parentChainId)) {
       throw new FailedPreconditionError(`cannot unpack snapshot ${chainId}: its parent ${parentChainId} is not committed`);
     }
