@@ -32,7 +32,7 @@ describe("a pull's flush on a disk that loses writes", () => {
     const second = await snaps.openFlush();
     try {
       // More than the disk can hold: its writeback fails.
-      await snaps.ensureLayer(chain('a'), undefined, (dir) => writeFile(join(dir, 'big'), Buffer.alloc(32 << 20, 0xab)));
+      await snaps.ensureLayer(chain('a'), undefined, (dir) => writeFile(join(dir, 'big'), Buffer.alloc(32 << 20, 0xab)), first);
       const error = new RegExp(`^syncfs ${snaps.dir}: (i/o error|no space left on device)$`);
       const secondFailed = await second.flush().then(() => undefined, (e: unknown) => e as Error);
       // EIO, or ENOSPC when the filesystem learnt it while allocating blocks for the writeback.
@@ -47,6 +47,7 @@ describe("a pull's flush on a disk that loses writes", () => {
         await late.close();
       }
       await expect(first.flush()).rejects.toThrow(error);
+      expect(snaps.has(chain('a'))).toBe(false);
     } finally {
       await first.close();
       await second.close();

@@ -167,16 +167,22 @@ describe('ingestImage', () => {
   });
 
   it("fails with a failed flush ahead's error, committing nothing more on the layers it may have lost", async () => {
+    let failed!: () => void;
+    const flushFailed = new Promise<void>((resolve) => (failed = resolve));
     snapshots = new Snapshotter(root, {
-      syncfs: async () => Promise.reject(new Error('syncfs: input/output error')),
+      syncfs: async () => {
+        setTimeout(failed, 10);
+        throw new Error('syncfs: input/output error');
+      },
     });
     await snapshots.load();
     const img = buildImage({ layers: [
-      await layerFromEntries([file('a', 'a')]), await layerFromEntries([file('b', Buffer.alloc(100_000, 1))]),
-      await layerFromEntries([file('c', 'c')]),
+      await layerFromEntries([file('a', 'a')]), await layerFromEntries([file('b', 'b')]), await layerFromEntries([file('c', 'c')]),
     ] });
-    // The second layer arrives well after the first commits and its flush fails.
-    const err = await failure(ingest(sourceOf(img, [0, 5])));
+    // The second layer arrives after the first commits and its flush fails.
+    const err = await failure(ingest(sourceOf(img, [], undefined, async (i) => {
+      if (i === 1) await flushFailed;
+    })));
     expect(err.message).toBe('syncfs: input/output error');
     expect(snapshots.list().map((s) => s.diffId)).toEqual([img.layers[0]!.diffId]);
     expect(snapshots.has(snapshots.list()[0]!.chainId)).toBe(false);

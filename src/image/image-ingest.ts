@@ -120,7 +120,8 @@ export async function ingestImage(
   try {
     const ingested = await storeLayers(deps, source, opts, flush);
     const flushStarted = Date.now();
-    await flush.flush();
+    // Layers another pull unpacked are waited for until that pull's flush vouches for them.
+    await flush.flush(ingested.chainIds);
     if (opts.progress) opts.progress.flushMs = Date.now() - flushStarted;
     return ingested;
   } finally {
@@ -298,7 +299,7 @@ async function commitInOrder(deps: IngestDeps, source: ImageSource, chains: stri
       await rename(layer.dir, dir);
       layer.committed = true;
       return { diffId: layer.diffId, size: layer.fileBytes };
-    });
+    }, flush);
     // Another pull committed this chain while we unpacked: ours is a spare copy.
     if (!layer.committed) {
       layer.committed = true;

@@ -1,6 +1,7 @@
-// When a pull's flush of the snapshots flushes: only when a layer was committed since the last
-// flush finished, or since the pull began (its own descriptor must check those for write
-// errors); ahead, in the background, one flush at a time; and a failure ahead fails the pull.
+// When a pull's flush of the snapshots flushes: when a layer no finished flush covers exists, or
+// one its pull committed and has not vouched for (only its own descriptor can); ahead, in the
+// background, one flush at a time; a failure ahead fails the pull. Layers a failed flush may
+// have lost are not reused, and a pull reusing another's layer waits for that pull's flush.
 // The flushes are real (syncfs); the test only counts them and the descriptors they went through.
 // What the kernel tells each descriptor of a real failing disk: root-test/snapshot/snapshot-flush.test.ts.
 import { writeFileSync } from 'node:fs';
@@ -66,13 +67,13 @@ describe("a pull's flush of the snapshots", () => {
     expect(flushedFds).toHaveLength(2);
   });
 
-  it("flushes through each pull's own descriptor a layer committed while it ran, though another pull flushed it", async () => {
+  it('flushes a layer through the descriptor of the pull that committed it, though another pull flushed it', async () => {
     const snaps = await snapshotter();
     await pull(snaps);
     const first = await snaps.openFlush();
     const second = await snaps.openFlush();
     try {
-      await snaps.ensureLayer(chain('a'), undefined, layer);
+      await snaps.ensureLayer(chain('a'), undefined, layer, first);
       await second.flush();
       // On disk now; but only `first`'s descriptor can tell whether a write of its pull failed.
       await first.flush();
@@ -223,13 +224,13 @@ describe('layers a failed flush may have lost', () => {
     };
     // Flushed: safe, whatever fails later.
     const flushed = await snaps.openFlush();
-    await snaps.ensureLayer(chain('a'), undefined, unpack);
+    await snaps.ensureLayer(chain('a'), undefined, unpack, flushed);
     await flushed.flush();
     await flushed.close();
 
     const failing = await snaps.openFlush();
-    await snaps.ensureLayer(chain('b'), chain('a'), unpack);
-    await snaps.ensureLayer(chain('c'), chain('b'), unpack);
+    await snaps.ensureLayer(chain('b'), chain('a'), unpack, failing);
+    await snaps.ensureLayer(chain('c'), chain('b'), unpack, failing);
     failNext = true;
     await expect(failing.flush()).rejects.toThrow('input/output error');
     await failing.close();
@@ -240,9 +241,9 @@ describe('layers a failed flush may have lost', () => {
     const lostId = snaps.list().find((s) => s.chainId === chain('b'))!.id;
     await expect(snaps.ensureLayer(chain('c'), chain('b'), unpack)).rejects.toThrow(/may have lost part of its parent .*; pull the image again$/);
     const again = await snaps.openFlush();
-    const b = await snaps.ensureLayer(chain('b'), chain('a'), unpack);
-    await snaps.ensureLayer(chain('c'), chain('b'), unpack);
-    await again.flush();
+    const b = await snaps.ensureLayer(chain('b'), chain('a'), unpack, again);
+    await snaps.ensureLayer(chain('c'), chain('b'), unpack, again);
+    await again.flush([chain('a'), chain('b'), chain('c')]);
     await again.close();
     expect(unpacks).toBe(5);
     expect(b.id).not.toBe(lostId);
@@ -261,16 +262,82 @@ describe('layers a failed flush may have lost', () => {
     });
     await snaps.load();
     const failing = await snaps.openFlush();
-    await snaps.ensureLayer(chain('a'), undefined, layer);
+    await snaps.ensureLayer(chain('a'), undefined, layer, failing);
     await expect(failing.flush()).rejects.toThrow('input/output error');
     await failing.close();
     expect(await snaps.gc([])).toEqual([chain('a')]);
     expect(snaps.list()).toEqual([]);
     fail = false;
     const flush = await snaps.openFlush();
-    await snaps.ensureLayer(chain('a'), undefined, layer);
-    await flush.flush();
+    await snaps.ensureLayer(chain('a'), undefined, layer, flush);
+    await flush.flush([chain('a')]);
     await flush.close();
     expect(snaps.has(chain('a'))).toBe(true);
+  });
+
+  it("are the failed pull's own: a layer another pull committed and vouched for stays", async () => {
+    let failNext = true;
+    const snaps = new Snapshotter(root, {
+      syncfs: async (fd, dir) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('syncfs: input/output error');
+        }
+        await syncFilesystem(fd, dir);
+      },
+    });
+    await snaps.load();
+    const failing = await snaps.openFlush();
+    const fine = await snaps.openFlush();
+    await snaps.ensureLayer(chain('a'), undefined, layer, failing);
+    await snaps.ensureLayer(chain('b'), undefined, layer, fine);
+    await expect(failing.flush([chain('a')])).rejects.toThrow('input/output error');
+    // Its own descriptor saw no error for the layer its pull wrote: the image it records is whole.
+    await fine.flush([chain('b')]);
+    expect(snaps.has(chain('a'))).toBe(false);
+    expect(snaps.has(chain('b'))).toBe(true);
+    await failing.close();
+    await fine.close();
+  });
+
+  it("are waited for by a pull that reused them until their own pull's flush vouches for them, or fails", async () => {
+    let failNext = false;
+    let hold: Promise<void> | undefined;
+    const snaps = new Snapshotter(root, {
+      syncfs: async (fd, dir) => {
+        await hold;
+        if (failNext) {
+          failNext = false;
+          throw new Error('syncfs: input/output error');
+        }
+        await syncFilesystem(fd, dir);
+      },
+    });
+    await snaps.load();
+    for (const outcome of ['vouched', 'lost', 'closed unflushed'] as const) {
+      const c = chain(outcome === 'vouched' ? 'a' : outcome === 'lost' ? 'b' : 'c');
+      const owner = await snaps.openFlush();
+      await snaps.ensureLayer(c, undefined, layer, owner);
+      // Another pull, begun after the commit (its descriptor may never hear of the layer's
+      // errors), reuses the layer: its flush waits for the owner's.
+      const reuser = await snaps.openFlush();
+      let settled = false;
+      const reused = reuser.flush([c]).finally(() => (settled = true));
+      reused.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(settled).toBe(false);
+      let release!: () => void;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      failNext = outcome === 'lost';
+      // A pull that fails before its flush still flushes what it committed as it closes.
+      const ownerDone = outcome === 'closed unflushed' ? owner.close() : owner.flush([c]).catch((e: unknown) => e);
+      release();
+      hold = undefined;
+      await ownerDone;
+      if (outcome === 'lost') await expect(reused).rejects.toThrow(/may have lost data.*pull the image again$/);
+      else await reused;
+      await owner.close();
+      await reuser.close();
+    }
   });
 });

@@ -8,6 +8,10 @@
 // told nothing. A flush that opened the dir only when it ran would pass over the pull's lost
 // pages whenever another pull, or a container calling syncfs on the same filesystem, met the
 // error first: the image would be recorded whole, with files that read back empty.
+//
+// For the same reason only the pull that wrote a layer can vouch for it: its descriptor is the
+// one opened before the layer's writes. A pull that reuses a layer another pull committed and has
+// not yet flushed waits for that pull's flush to vouch for it, or to report it lost.
 import { open, type FileHandle } from 'node:fs/promises';
 import { fsError } from '../errors.js';
 import { log } from '../log.js';
@@ -17,16 +21,14 @@ import { syncFilesystem } from '../sys/libc.js';
 export type Syncfs = (fd: number, dir: string) => Promise<void>;
 
 /**
- * The layers a snapshotter committed and how many of them a finished flush covers, across all
- * pulls: a pull that committed nothing, with every earlier commit flushed, has nothing to flush
- * (a re-pull of a present image, at every container start under imagePullPolicy Always).
+ * How many layers a snapshotter committed, and how many of them a finished flush covers: a pull
+ * that committed nothing, with every earlier commit flushed, has nothing to flush (a re-pull of a
+ * present image, at every container start under imagePullPolicy Always).
  */
 export class FlushLedger {
   /** It starts at one: a restarted daemon cannot tell whether its predecessor flushed its last commits. */
   private commitCount = 1;
   private flushedCount = 0;
-  /** The chain IDs of the layers committed since the last finished flush, by commit number. */
-  private readonly unflushed = new Map<number, string>();
 
   get commits(): number {
     return this.commitCount;
@@ -36,47 +38,42 @@ export class FlushLedger {
     return this.flushedCount;
   }
 
-  committed(chainId: string): void {
-    this.unflushed.set(++this.commitCount, chainId);
+  committed(): void {
+    this.commitCount++;
   }
 
   /** A flush that began when `commits` layers were committed finished. */
   flushedThrough(commits: number): void {
     this.flushedCount = Math.max(this.flushedCount, commits);
-    for (const n of this.unflushed.keys()) if (n <= this.flushedCount) this.unflushed.delete(n);
-  }
-
-  /**
-   * A flush failed: every layer no finished flush covers may have lost pages. Their chain IDs,
-   * which leave the ledger (a layer unpacked again is a new commit).
-   */
-  takeUnflushed(): string[] {
-    const chains = [...this.unflushed.values()];
-    this.unflushed.clear();
-    return chains;
   }
 }
 
+/** What a pull's flush tells the snapshotter about the layers it committed, and asks of others'. */
+export interface LayerVouching {
+  /** These layers are on disk: flushed through a descriptor opened before they were written. */
+  vouched(chainIds: string[]): void;
+  /** A flush that covered these layers failed: they may have lost pages. */
+  lost(chainIds: string[]): void;
+  /**
+   * Settles once the pull that committed `chainId` vouched for it (at once for a layer vouched
+   * for already, or one an earlier daemon committed); rejects if it was lost.
+   */
+  vouchedFor(chainId: string): Promise<void>;
+}
+
 export class SnapshotFlush {
-  /** Commits this descriptor's syncfs has checked for errors: none yet of those after its open. */
-  private checkedThrough: number;
+  /** The layers this pull committed and its flushes have not yet vouched for, with their commit counts. */
+  private readonly mine: { chainId: string; commit: number }[] = [];
   private ahead: Promise<void> | undefined;
   /** Why a flush ahead failed, until flush() reports it. */
   private aheadFailure: { err: unknown } | undefined;
   private closed = false;
 
   private constructor(private readonly fh: FileHandle, private readonly dir: string,
-    private readonly ledger: FlushLedger, private readonly lost: (chainIds: string[]) => void,
-    private readonly syncfs: Syncfs) {
-    this.checkedThrough = ledger.commits;
-  }
+    private readonly ledger: FlushLedger, private readonly vouching: LayerVouching, private readonly syncfs: Syncfs) {}
 
-  /**
-   * Open the flush of `dir`'s filesystem before the pull's first write into it. When a flush
-   * fails, `lost` is told the layers whose pages it may have lost: no later pull may reuse them
-   * (its own descriptor, opened after the error was reported, would not hear of it).
-   */
-  static async open(dir: string, ledger: FlushLedger, lost: (chainIds: string[]) => void,
+  /** Open the flush of `dir`'s filesystem before the pull's first write into it. */
+  static async open(dir: string, ledger: FlushLedger, vouching: LayerVouching,
     syncfs: Syncfs = syncfsNaming): Promise<SnapshotFlush> {
     let fh: FileHandle;
     try {
@@ -84,7 +81,15 @@ export class SnapshotFlush {
     } catch (err) {
       throw fsError(err, dir, 'open');
     }
-    return new SnapshotFlush(fh, dir, ledger, lost, syncfs);
+    return new SnapshotFlush(fh, dir, ledger, vouching, syncfs);
+  }
+
+  /**
+   * The snapshotter committed `chainId` for this pull: its flush is the one to vouch for it. Told
+   * in the same tick as the commit, so no other pull sees the layer before it is owned.
+   */
+  adopt(chainId: string): void {
+    this.mine.push({ chainId, commit: this.ledger.commits });
   }
 
   /**
@@ -110,29 +115,34 @@ export class SnapshotFlush {
   /**
    * Flush what is left (after any flush ahead), or throw the write error one of them met since
    * this flush was opened: then the layers may not be on disk, and no record may point at them.
+   * Then wait until each of `uses` (the chain IDs the image needs) is vouched for by the pull
+   * that committed it, or throw if one was lost.
    */
-  async flush(): Promise<void> {
+  async flush(uses: readonly string[] = []): Promise<void> {
     await this.ahead;
     const failure = this.aheadFailure;
     this.aheadFailure = undefined;
     if (failure) throw failure.err;
     await this.run();
+    await Promise.all(uses.map((c) => this.vouching.vouchedFor(c)));
   }
 
-  /** Close the descriptor, once no flush ahead can still use its number. */
+  /**
+   * Close the descriptor, once no flush ahead can still use its number. Layers this pull
+   * committed and did not flush (it failed after their commit) are flushed first, vouched for or
+   * reported lost: another pull may be waiting on them.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.ahead;
+    if (this.mine.length > 0) await this.run().catch(() => undefined);
     await this.fh.close();
   }
 
-  /**
-   * A layer no finished flush covers, or one committed since this flush opened that its own
-   * syncfs has not checked: another pull's flush may have put it on disk, and taken its error.
-   */
+  /** A layer this pull has not vouched for, or one (an earlier daemon's, another pull's) no finished flush covers. */
   private pending(): boolean {
-    return this.ledger.commits > Math.min(this.ledger.flushed, this.checkedThrough);
+    return this.mine.length > 0 || this.ledger.commits > this.ledger.flushed;
   }
 
   private async run(): Promise<void> {
@@ -141,11 +151,14 @@ export class SnapshotFlush {
     try {
       await this.syncfs(this.fh.fd, this.dir);
     } catch (err) {
-      this.lost(this.ledger.takeUnflushed());
+      // After a failure this descriptor cannot tell which pages were lost: all of its layers may be.
+      this.vouching.lost(this.mine.splice(0).map((l) => l.chainId));
       throw err;
     }
-    this.checkedThrough = upTo;
     this.ledger.flushedThrough(upTo);
+    const covered = this.mine.filter((l) => l.commit <= upTo);
+    this.mine.splice(0, this.mine.length, ...this.mine.filter((l) => l.commit > upTo));
+    this.vouching.vouched(covered.map((l) => l.chainId));
   }
 }
 

@@ -33,7 +33,7 @@ import { umaskKeeps } from '../process-umask.js';
 import { isMountPoint } from '../sys/mount-point.js';
 import { chainIdOf } from '../digest/chain-id.js';
 import { mountIdmappedLayers, mountIdmappedOverlay, mountOverlay, mountReadOnlyOverlay, overlayOptions, unmountOverlay } from './overlay-mount.js';
-import { FlushLedger, SnapshotFlush, type Syncfs } from './snapshot-flush.js';
+import { FlushLedger, SnapshotFlush, type LayerVouching, type Syncfs } from './snapshot-flush.js';
 import { isoTime } from '../time.js';
 
 /** A rootfs for a user-namespaced pod: its pinned namespace and the host ids of its root. */
@@ -121,6 +121,8 @@ export class Snapshotter {
    * not see them), the next one to need one unpacks it again, and gc removes the rest.
    */
   private readonly lost = new Set<string>();
+  /** Layers committed for a pull whose flush has not yet vouched for them (snapshot-flush.ts). */
+  private readonly unvouched = new Map<string, { settled: Promise<void>; settle: (lost?: Error) => void }>();
   /**
    * Disk usage of each committed snapshot dir. Committed snapshots never change, so each is
    * walked once; kubelet asks for ImageFsInfo every few seconds and a full walk of every layer
@@ -223,10 +225,11 @@ export class Snapshotter {
   /**
    * Make the committed snapshot `chainId` exist, unpacking it on `parentChainId` with `unpack`
    * (into an empty dir) when missing. Concurrent calls for one chain ID share the work; a failed
-   * unpack leaves nothing behind.
+   * unpack leaves nothing behind. `owner` is the flush of the pull unpacking it, the one to vouch
+   * for it (snapshot-flush.ts); a layer committed without one counts as vouched for.
    */
   async ensureLayer(chainId: string, parentChainId: string | undefined,
-    unpack: (dir: string) => Promise<LayerUnpackInfo | void>): Promise<CommittedSnapshot> {
+    unpack: (dir: string) => Promise<LayerUnpackInfo | void>, owner?: SnapshotFlush): Promise<CommittedSnapshot> {
     digestHex(chainId);
     const have = this.get(chainId);
     if (have) return have;
@@ -238,7 +241,7 @@ export class Snapshotter {
     if (parentChainId !== undefined && !this.has(parentChainId)) {
       throw new FailedPreconditionError(`cannot unpack snapshot ${chainId}: its parent ${parentChainId} is not committed`);
     }
-    const work = this.commit(chainId, parentChainId, unpack).finally(() => {
+    const work = this.commit(chainId, parentChainId, unpack, owner).finally(() => {
       this.inflight.delete(chainId);
       this.inflightParents.delete(chainId);
     });
@@ -248,7 +251,7 @@ export class Snapshotter {
   }
 
   private async commit(chainId: string, parent: string | undefined,
-    unpack: (dir: string) => Promise<LayerUnpackInfo | void>): Promise<CommittedSnapshot> {
+    unpack: (dir: string) => Promise<LayerUnpackInfo | void>, owner: SnapshotFlush | undefined): Promise<CommittedSnapshot> {
     const tmp = join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
     const fs = join(tmp, 'fs');
     try {
@@ -278,7 +281,15 @@ export class Snapshotter {
       await rename(tmp, join(this.dir, String(id)));
       await fsyncDir(this.dir);
       this.committed.set(chainId, rec);
-      this.flushes.committed(chainId);
+      this.flushes.committed();
+      if (owner) {
+        owner.adopt(chainId);
+        let settle!: (lost?: Error) => void;
+        const settled = new Promise<void>((resolve, reject) => (settle = (lost) => (lost ? reject(lost) : resolve())));
+        // Nobody may be waiting when a layer is lost.
+        settled.catch(() => undefined);
+        this.unvouched.set(chainId, { settled, settle });
+      }
       return rec;
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
@@ -520,14 +531,27 @@ export class Snapshotter {
    * snapshot root, flush it before anything points at them, close it when the pull ends.
    */
   openFlush(): Promise<SnapshotFlush> {
-    return SnapshotFlush.open(this.dir, this.flushes, (chainIds) => this.markLost(chainIds), this.opts.syncfs);
+    return SnapshotFlush.open(this.dir, this.flushes, this.vouching, this.opts.syncfs);
   }
 
-  private markLost(chainIds: string[]): void {
-    const lost = chainIds.filter((c) => this.committed.has(c));
-    for (const c of lost) this.lost.add(c);
-    if (lost.length > 0) log.warn({ layers: lost }, 'a flush failed: these layers will be unpacked again before any image uses them');
-  }
+  private readonly vouching: LayerVouching = {
+    vouched: (chainIds) => {
+      for (const c of chainIds) {
+        this.unvouched.get(c)?.settle();
+        this.unvouched.delete(c);
+      }
+    },
+    lost: (chainIds) => {
+      for (const c of chainIds) {
+        if (this.committed.has(c)) this.lost.add(c);
+        this.unvouched.get(c)?.settle(lostLayer(c));
+        this.unvouched.delete(c);
+      }
+      if (chainIds.length > 0) log.warn({ layers: chainIds }, 'a flush failed: these layers will be unpacked again before any image uses them');
+    },
+    vouchedFor: (chainId) =>
+      this.unvouched.get(chainId)?.settled ?? (this.lost.has(chainId) ? Promise.reject(lostLayer(chainId)) : Promise.resolve()),
+  };
 
   /** Disk usage of every snapshot, committed and active. */
   async usage(): Promise<DiskUsage> {
@@ -597,4 +621,8 @@ function checkKey(key: string): void {
   if (!KEY_RE.test(key)) {
     throw new InvalidArgumentError(`snapshot key ${JSON.stringify(key)} must be 1-128 characters of [A-Za-z0-9_.-], not starting with '.', '-' or '_'`);
   }
+}
+
+function lostLayer(chainId: string): UnavailableError {
+  return new UnavailableError(`snapshot ${chainId} may have lost data: the flush of the snapshot filesystem after its unpack failed; pull the image again`);
 }
