@@ -175,7 +175,7 @@ async function main(): Promise<void> {
       // The floor and containerd 1.6 leave the layers in the page cache; containerd 2.x flushes
       // them only with image_pull_with_sync_fs. crib's time includes its flush.
       console.log(`  of crib's time, waiting for its flush of the layers to disk (syncfs before the image is recorded, begun in ` +
-        `the background as the lower layers commit; the floor and containerd 1.6 do not flush): median ` +
+        `the background as the layers commit; the floor and containerd 1.6 do not flush): median ` +
         `${median(flush).toFixed(3)} s, runs ${flush.map((s) => s.toFixed(3)).join(', ')} s`);
       console.log(`  crib daemon event-loop delay during the pull: p99 ${median(p99).toFixed(1)} ms, max ${median(max).toFixed(1)} ms, ` +
         `of it the daemon's own work at most ${median(ownMax).toFixed(1)} ms (median of runs)`);

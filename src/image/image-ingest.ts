@@ -307,7 +307,5 @@ async function commitInOrder(deps: IngestDeps, source: ImageSource, chains: stri
     }
     deps.log.debug({ layer: source.layers[i]!.digest }, 'layer committed');
     progress?.layerState(i, 'done');
-    // The layers below the top are on disk before the last ones are: their flush starts now.
-    if (i < chains.length - 1) flush.flushAhead();
   }
 }

@@ -229,15 +229,15 @@ describe('layers a failed flush may have lost', () => {
     await flushed.close();
 
     const failing = await snaps.openFlush();
-    await snaps.ensureLayer(chain('b'), chain('a'), unpack, failing);
-    await snaps.ensureLayer(chain('c'), chain('b'), unpack, failing);
     failNext = true;
+    // Its commit starts a flush, which fails.
+    await snaps.ensureLayer(chain('b'), chain('a'), unpack, failing);
     await expect(failing.flush()).rejects.toThrow('input/output error');
     await failing.close();
     expect(snaps.has(chain('a'))).toBe(true);
     expect(snaps.has(chain('b'))).toBe(false);
-    expect(snaps.get(chain('c'))).toBeUndefined();
-    // A pull opened after the error was reported would hear nothing of it: it must not reuse them.
+    expect(snaps.get(chain('b'))).toBeUndefined();
+    // A pull opened after the error was reported would hear nothing of it: it must not reuse it.
     const lostId = snaps.list().find((s) => s.chainId === chain('b'))!.id;
     await expect(snaps.ensureLayer(chain('c'), chain('b'), unpack)).rejects.toThrow(/may have lost part of its parent .*; pull the image again$/);
     const again = await snaps.openFlush();
@@ -245,7 +245,7 @@ describe('layers a failed flush may have lost', () => {
     await snaps.ensureLayer(chain('c'), chain('b'), unpack, again);
     await again.flush([chain('a'), chain('b'), chain('c')]);
     await again.close();
-    expect(unpacks).toBe(5);
+    expect(unpacks).toBe(4);
     expect(b.id).not.toBe(lostId);
     await snaps.settled();
     // One record per chain on disk, the lost copy gone.
@@ -305,18 +305,21 @@ describe('layers a failed flush may have lost', () => {
     let hold: Promise<void> | undefined;
     const snaps = new Snapshotter(root, {
       syncfs: async (fd, dir) => {
+        const fail = failNext;
+        failNext = false;
         await hold;
-        if (failNext) {
-          failNext = false;
-          throw new Error('syncfs: input/output error');
-        }
+        if (fail) throw new Error('syncfs: input/output error');
         await syncFilesystem(fd, dir);
       },
     });
     await snaps.load();
-    for (const outcome of ['vouched', 'lost', 'closed unflushed'] as const) {
+    for (const outcome of ['vouched', 'lost', 'owner closed'] as const) {
       const c = chain(outcome === 'vouched' ? 'a' : outcome === 'lost' ? 'b' : 'c');
+      let release!: () => void;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      failNext = outcome === 'lost';
       const owner = await snaps.openFlush();
+      // The commit starts the owner's flush (held here).
       await snaps.ensureLayer(c, undefined, layer, owner);
       // Another pull, begun after the commit (its descriptor may never hear of the layer's
       // errors), reuses the layer: its flush waits for the owner's.
@@ -326,11 +329,8 @@ describe('layers a failed flush may have lost', () => {
       reused.catch(() => undefined);
       await new Promise((resolve) => setTimeout(resolve, 20));
       expect(settled).toBe(false);
-      let release!: () => void;
-      hold = new Promise<void>((resolve) => (release = resolve));
-      failNext = outcome === 'lost';
-      // A pull that fails before its flush still flushes what it committed as it closes.
-      const ownerDone = outcome === 'closed unflushed' ? owner.close() : owner.flush([c]).catch((e: unknown) => e);
+      // A pull that fails before its flush still ends the flushes it started as it closes.
+      const ownerDone = outcome === 'owner closed' ? owner.close() : owner.flush([c]).catch((e: unknown) => e);
       release();
       hold = undefined;
       await ownerDone;
@@ -339,5 +339,28 @@ describe('layers a failed flush may have lost', () => {
       await owner.close();
       await reuser.close();
     }
+  });
+
+  it('include any layer a pull commits after its descriptor took an error: it cannot vouch for it', async () => {
+    let failNext = true;
+    const snaps = new Snapshotter(root, {
+      syncfs: async (fd, dir) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('syncfs: input/output error');
+        }
+        await syncFilesystem(fd, dir);
+      },
+    });
+    await snaps.load();
+    const flush = await snaps.openFlush();
+    await snaps.ensureLayer(chain('a'), undefined, layer, flush);
+    // The commit's flush ahead failed; a commit already under way then ends.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(() => flush.throwIfFailed()).toThrow('input/output error');
+    await snaps.ensureLayer(chain('b'), undefined, layer, flush);
+    await flush.close();
+    expect(snaps.has(chain('a'))).toBe(false);
+    expect(snaps.has(chain('b'))).toBe(false);
   });
 });

@@ -67,6 +67,13 @@ export class SnapshotFlush {
   private ahead: Promise<void> | undefined;
   /** Why a flush ahead failed, until flush() reports it. */
   private aheadFailure: { err: unknown } | undefined;
+  /** flush() or close() began: no flush ahead starts any more. */
+  private ending = false;
+  /**
+   * A syncfs through this descriptor failed. It told that error once: a later syncfs through it
+   * passes over the pages lost then, so it can vouch for no layer any more.
+   */
+  private failed = false;
   private closed = false;
 
   private constructor(private readonly fh: FileHandle, private readonly dir: string,
@@ -86,25 +93,35 @@ export class SnapshotFlush {
 
   /**
    * The snapshotter committed `chainId` for this pull: its flush is the one to vouch for it. Told
-   * in the same tick as the commit, so no other pull sees the layer before it is owned.
+   * in the same tick as the commit, so no other pull sees the layer before it is owned. Its flush
+   * starts at once, in the background: the disk works while the pull's last layers still unpack,
+   * and a pull that reuses the layer waits only that long.
    */
   adopt(chainId: string): void {
+    if (this.failed) {
+      this.vouching.lost([chainId]);
+      return;
+    }
     this.mine.push({ chainId, commit: this.ledger.commits });
+    this.flushAhead();
   }
 
   /**
-   * Start flushing the layers committed so far in the background, one such flush at a time. A
-   * failure is kept for flush(), which throws it: its descriptor has taken that error, and a
-   * later syncfs through it would not report it again.
+   * Flush the layers committed so far in the background, one such flush at a time, the next
+   * starting as one ends while a layer waits for it. A failure is kept for flush(), which throws
+   * it: its descriptor has taken that error, and a later syncfs through it would not report it.
    */
   flushAhead(): void {
-    if (this.ahead || this.closed || !this.pending()) return;
+    if (this.ahead || this.ending || this.aheadFailure || !this.pending()) return;
     this.ahead = this.run()
       .catch((err: unknown) => {
         this.aheadFailure ??= { err };
         log.warn({ err, dir: this.dir }, 'background flush of the snapshots failed; the pull that started it fails with it');
       })
-      .finally(() => (this.ahead = undefined));
+      .finally(() => {
+        this.ahead = undefined;
+        if (this.mine.length > 0) this.flushAhead();
+      });
   }
 
   /** Throw the error a flush ahead met, if one did: a pull stops committing on lost layers. */
@@ -119,7 +136,10 @@ export class SnapshotFlush {
    * that committed it, or throw if one was lost.
    */
   async flush(uses: readonly string[] = []): Promise<void> {
-    await this.ahead;
+    this.ending = true;
+    // The kernel tells a write error to one syncfs of a descriptor: one a flush ahead took is this
+    // pull's, so no flush of its own may run before every flush ahead has ended.
+    while (this.ahead) await this.ahead;
     const failure = this.aheadFailure;
     this.aheadFailure = undefined;
     if (failure) throw failure.err;
@@ -135,7 +155,8 @@ export class SnapshotFlush {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.ahead;
+    this.ending = true;
+    while (this.ahead) await this.ahead;
     if (this.mine.length > 0) await this.run().catch(() => undefined);
     await this.fh.close();
   }
@@ -151,7 +172,8 @@ export class SnapshotFlush {
     try {
       await this.syncfs(this.fh.fd, this.dir);
     } catch (err) {
-      // After a failure this descriptor cannot tell which pages were lost: all of its layers may be.
+      // Which pages were lost it cannot tell: all of its layers may have been.
+      this.failed = true;
       this.vouching.lost(this.mine.splice(0).map((l) => l.chainId));
       throw err;
     }
