@@ -198,6 +198,20 @@ describe("a pull's flush of the snapshots", () => {
   });
 });
 
+/** A real syncfs whose next call, once armed, fails as an I/O error would. */
+function failOnce(armed: boolean): { syncfs: Syncfs; arm(): void } {
+  return {
+    syncfs: async (fd, dir) => {
+      if (armed) {
+        armed = false;
+        throw new Error('syncfs: input/output error');
+      }
+      await syncFilesystem(fd, dir);
+    },
+    arm: () => (armed = true),
+  };
+}
+
 describe('layers a failed flush may have lost', () => {
   let root: string;
   beforeEach(async () => {
@@ -206,16 +220,8 @@ describe('layers a failed flush may have lost', () => {
   afterEach(() => rm(root, { recursive: true, force: true }));
 
   it('are not reused: the next pull unpacks them again, and only that copy is left', async () => {
-    let failNext = false;
-    const snaps = new Snapshotter(root, {
-      syncfs: async (fd, dir) => {
-        if (failNext) {
-          failNext = false;
-          throw new Error('syncfs: input/output error');
-        }
-        await syncFilesystem(fd, dir);
-      },
-    });
+    const failing = failOnce(false);
+    const snaps = new Snapshotter(root, { syncfs: failing.syncfs });
     await snaps.load();
     let unpacks = 0;
     const unpack = async (dir: string): Promise<void> => {
@@ -228,12 +234,12 @@ describe('layers a failed flush may have lost', () => {
     await flushed.flush();
     await flushed.close();
 
-    const failing = await snaps.openFlush();
-    failNext = true;
+    failing.arm();
+    const failingPull = await snaps.openFlush();
     // Its commit starts a flush, which fails.
-    await snaps.ensureLayer(chain('b'), chain('a'), unpack, failing);
-    await expect(failing.flush()).rejects.toThrow('input/output error');
-    await failing.close();
+    await snaps.ensureLayer(chain('b'), chain('a'), unpack, failingPull);
+    await expect(failingPull.flush()).rejects.toThrow('input/output error');
+    await failingPull.close();
     expect(snaps.has(chain('a'))).toBe(true);
     expect(snaps.has(chain('b'))).toBe(false);
     expect(snaps.get(chain('b'))).toBeUndefined();
@@ -276,16 +282,7 @@ describe('layers a failed flush may have lost', () => {
   });
 
   it("are the failed pull's own: a layer another pull committed and vouched for stays", async () => {
-    let failNext = true;
-    const snaps = new Snapshotter(root, {
-      syncfs: async (fd, dir) => {
-        if (failNext) {
-          failNext = false;
-          throw new Error('syncfs: input/output error');
-        }
-        await syncFilesystem(fd, dir);
-      },
-    });
+    const snaps = new Snapshotter(root, { syncfs: failOnce(true).syncfs });
     await snaps.load();
     const failing = await snaps.openFlush();
     const fine = await snaps.openFlush();
@@ -342,16 +339,7 @@ describe('layers a failed flush may have lost', () => {
   });
 
   it('include any layer a pull commits after its descriptor took an error: it cannot vouch for it', async () => {
-    let failNext = true;
-    const snaps = new Snapshotter(root, {
-      syncfs: async (fd, dir) => {
-        if (failNext) {
-          failNext = false;
-          throw new Error('syncfs: input/output error');
-        }
-        await syncFilesystem(fd, dir);
-      },
-    });
+    const snaps = new Snapshotter(root, { syncfs: failOnce(true).syncfs });
     await snaps.load();
     const flush = await snaps.openFlush();
     await snaps.ensureLayer(chain('a'), undefined, layer, flush);
