@@ -22,7 +22,12 @@ describe("a pull's flush of the snapshots", () => {
   let flushedFds: number[];
   /** While set, a flush waits for it (after syncfs has run). */
   let gate: Promise<void> | undefined;
+  /** While set, the next flush to start waits for it before its syncfs (and takes it). */
+  let holdNext: Promise<void> | undefined;
   const syncfs: Syncfs = async (fd, dir) => {
+    const held = holdNext;
+    holdNext = undefined;
+    if (held) await held;
     flushedFds.push(fd);
     await syncFilesystem(fd, dir);
     await gate;
@@ -46,6 +51,7 @@ describe("a pull's flush of the snapshots", () => {
     root = await mkdtemp(join(tmpdir(), 'crib-snap-flush-'));
     flushedFds = [];
     gate = undefined;
+    holdNext = undefined;
   });
   afterEach(() => rm(root, { recursive: true, force: true }));
 
@@ -67,18 +73,23 @@ describe("a pull's flush of the snapshots", () => {
     expect(flushedFds).toHaveLength(2);
   });
 
-  it('flushes a layer through the descriptor of the pull that committed it, though another pull flushed it', async () => {
+  it('flushes a layer through the descriptor of the pull that committed it, though another pull flushed it first', async () => {
     const snaps = await snapshotter();
     await pull(snaps);
     const first = await snaps.openFlush();
     const second = await snaps.openFlush();
     try {
+      let release!: () => void;
+      holdNext = new Promise<void>((resolve) => (release = resolve));
+      // The commit starts `first`'s flush, held here until `second` has flushed the layer.
       await snaps.ensureLayer(chain('a'), undefined, layer, first);
       await second.flush();
+      expect(flushedFds).toHaveLength(2);
+      release();
       // On disk now; but only `first`'s descriptor can tell whether a write of its pull failed.
       await first.flush();
       expect(flushedFds).toHaveLength(3);
-      expect(new Set(flushedFds.slice(1)).size).toBe(2);
+      expect(flushedFds[2]).not.toBe(flushedFds[1]);
       // Each checked it: no more flushes.
       await first.flush();
       await second.flush();

@@ -178,8 +178,9 @@ export class SnapshotFlush {
       throw err;
     }
     this.ledger.flushedThrough(upTo);
-    const covered = this.mine.filter((l) => l.commit <= upTo);
-    this.mine.splice(0, this.mine.length, ...this.mine.filter((l) => l.commit > upTo));
+    // In commit order: the ones this syncfs covered come first.
+    const after = this.mine.findIndex((l) => l.commit > upTo);
+    const covered = this.mine.splice(0, after < 0 ? this.mine.length : after);
     this.vouching.vouched(covered.map((l) => l.chainId));
   }
 }
