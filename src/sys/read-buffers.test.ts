@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { emptyReadBuffers, freeReadBuffers, openReader, returnReadBuffers, takeReadBuffer } from './read-buffers.js';
+import { emptyReadBuffers, freeReadBuffers, nextReadSize, openReader, returnReadBuffers, takeReadBuffer } from './read-buffers.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -19,9 +19,29 @@ describe('read buffers', () => {
     const reused = takeReadBuffer(4096);
     expect(reused.buffer).toBe(back);
     expect(freeReadBuffers(4096)).toBe(0);
-    returnReadBuffers(Array.from({ length: 300 }, () => new ArrayBuffer(4096)));
-    expect(freeReadBuffers(4096)).toBe(256);
+    // At most 16 MiB are kept, of every size together.
+    takeReadBuffer(1 << 20);
+    returnReadBuffers(Array.from({ length: 20 }, () => new ArrayBuffer(1 << 20)));
+    expect(freeReadBuffers(1 << 20)).toBe(16);
+    returnReadBuffers([new ArrayBuffer(4096)]);
+    expect(freeReadBuffers(4096)).toBe(0);
+    takeReadBuffer(1 << 20);
+    returnReadBuffers([new ArrayBuffer(4096), new ArrayBuffer(4096)]);
+    expect(freeReadBuffers(4096)).toBe(2);
     close();
+  });
+
+  it('grows the next read while reads fill their buffers, and shrinks it after a small one', () => {
+    const sizes = { min: 64 << 10, max: 1 << 20, smallShare: 4 };
+    let size = sizes.min;
+    const seen = [];
+    for (let i = 0; i < 6; i++) seen.push((size = nextReadSize(size, size, sizes)));
+    expect(seen).toEqual([128 << 10, 256 << 10, 512 << 10, 1 << 20, 1 << 20, 1 << 20]);
+    // A read filling a quarter or more keeps the size; less halves it, down to the least.
+    expect(nextReadSize(1 << 20, 256 << 10, sizes)).toBe(1 << 20);
+    expect(nextReadSize(1 << 20, (256 << 10) - 1, sizes)).toBe(512 << 10);
+    expect(nextReadSize(128 << 10, 1000, sizes)).toBe(64 << 10);
+    expect(nextReadSize(64 << 10, 1000, sizes)).toBe(64 << 10);
   });
 
   it('keeps the free buffers for 2 s after the last reader ends, for the next one, and none after', () => {

@@ -3,17 +3,19 @@
 // then reads into the same few megabytes over and over instead of into one fresh buffer per read
 // (105 MB of new memory for a 100 MB pull, each page faulted in, later collected): read alone,
 // 100 MB cost 93-118 ms of CPU with a new 64 KiB buffer per read, 36-59 ms reusing them.
-// Bounded per size, and emptied LINGER_MS after the last download ends: an idle daemon keeps none,
+// Bounded in bytes, and emptied LINGER_MS after the last download ends: an idle daemon keeps none,
 // but the next layer of a pull (which starts once an earlier one is done, tens of ms later) and
 // the next pull of a batch reuse them. Emptied at once, they were: a bench:pull image's fourth
 // and fifth layers read into 15-30 MB of new buffers, a third of the pull's reads.
 
-/** Free buffers kept per size: 16 MiB of 64 KiB buffers, 4 MiB of 16 KiB ones. */
-const MAX_FREE = 256;
+/** Bytes of free buffers kept, of every size together: the windows of three layers unpacking at
+ * once (image/unpack/unpack-pool.ts, 4 MiB each), and some. */
+const MAX_FREE_BYTES = 16 << 20;
 /** How long the free buffers outlive the last reader. */
 const LINGER_MS = 2000;
 /** Free buffers by byte length; a length is listed once a reader has asked for it. */
 const free = new Map<number, ArrayBuffer[]>();
+let freeBytes = 0;
 let readers = 0;
 let emptyTimer: NodeJS.Timeout | undefined;
 
@@ -37,6 +39,7 @@ export function emptyReadBuffers(): void {
   clearTimeout(emptyTimer);
   emptyTimer = undefined;
   free.clear();
+  freeBytes = 0;
 }
 
 /**
@@ -50,7 +53,9 @@ export function takeReadBuffer(size: number): Buffer {
     if (readers > 0) free.set(size, list);
   }
   const reused = list.pop();
-  return reused ? Buffer.from(reused) : Buffer.allocUnsafeSlow(size);
+  if (!reused) return Buffer.allocUnsafeSlow(size);
+  freeBytes -= size;
+  return Buffer.from(reused);
 }
 
 /**
@@ -60,11 +65,29 @@ export function takeReadBuffer(size: number): Buffer {
 export function returnReadBuffers(buffers: readonly ArrayBuffer[]): void {
   for (const b of buffers) {
     const list = free.get(b.byteLength);
-    if (list && list.length < MAX_FREE) list.push(b);
+    if (!list || freeBytes + b.byteLength > MAX_FREE_BYTES) continue;
+    list.push(b);
+    freeBytes += b.byteLength;
   }
 }
 
 /** Free buffers of `size` bytes held now (tests, metrics). */
 export function freeReadBuffers(size: number): number {
   return free.get(size)?.length ?? 0;
+}
+
+/**
+ * The size of a connection's next read buffer, after a read of `n` bytes into one of `size`:
+ * doubled (up to `max`) when the read filled it, halved (down to `min`) when it filled less than
+ * 1/`smallShare` of it, else the same. Over loopback or a fast link the socket holds a megabyte
+ * or more each time the event loop reads it, and 64 KiB reads made a 100 MB pull ~1,600 passes
+ * through the read path and the messages to the unpack threads. Growing to 1 MiB, bench/pull-ab.ts
+ * (synthetic image, 8 rounds, medians): wall 670 -> 570 ms, the daemon's CPU 970 -> 800 ms, its
+ * main thread's 290 -> 220 ms. Over a slow link each read is a few segments, a small buffer is
+ * enough, and with a large one every read would be copied out (blob-http.ts).
+ */
+export function nextReadSize(size: number, n: number, opts: { min: number; max: number; smallShare: number }): number {
+  if (n >= size) return Math.min(size * 2, opts.max);
+  if (n * opts.smallShare < size) return Math.max(size / 2, opts.min);
+  return size;
 }

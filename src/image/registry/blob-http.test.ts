@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeReadBuffers } from '../../sys/read-buffers.js';
 import { isSoleView } from '../../sys/sole-view.js';
 import { getBlob } from './blob-http.js';
 import { BAD_RESPONSE, BODY_TIMEOUT, HEADERS_TIMEOUT } from './http-failures.js';
@@ -94,6 +95,38 @@ describe('getBlob', () => {
     const { bytes, chunks } = await readAll(res.body);
     expect(bytes.equals(blob.subarray(0, 200_000))).toBe(true);
     expect(chunks.length).toBeGreaterThan(20);
+    expect(chunks.every((c) => isSoleView(c))).toBe(true);
+  });
+
+  it('reads a body the socket holds plenty of in growing buffers, and in smaller ones once it trickles', async () => {
+    const big = Buffer.concat([blob, blob, blob]);
+    let trickle: () => void = () => undefined;
+    const slow = new Promise<void>((r) => (trickle = r));
+    const srv = track(await serve(async (s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length + 20_000}\r\n\r\n`);
+      s.write(big);
+      await slow;
+      for (let off = 0; off < 20_000; off += 1000) {
+        s.write(blob.subarray(off, off + 1000));
+        await sleep(2);
+      }
+      s.end();
+    }));
+    const res = await getBlob(new URL(`${srv.url}/c`), request());
+    // Not read for a while: the socket's receive queue fills, and each read then fills its buffer.
+    await sleep(200);
+    const chunks: Buffer[] = [];
+    for await (const c of res.body) {
+      chunks.push(c as Buffer);
+      if (chunks.reduce((n, x) => n + x.length, 0) === big.length) trickle();
+    }
+    expect(Buffer.concat(chunks).equals(Buffer.concat([big, blob.subarray(0, 20_000)]))).toBe(true);
+    const sizes = chunks.map((c) => c.buffer.byteLength);
+    expect(Math.max(...sizes)).toBe(1 << 20);
+    expect(sizes.indexOf(1 << 20)).toBeGreaterThan(sizes.indexOf(128 << 10));
+    // The 1 KB reads made the next buffer smaller each time: the bigger ones went back to be reused.
+    expect(freeReadBuffers(1 << 20)).toBeGreaterThanOrEqual(1);
+    expect(freeReadBuffers(512 << 10)).toBeGreaterThanOrEqual(1);
     expect(chunks.every((c) => isSoleView(c))).toBe(true);
   });
 

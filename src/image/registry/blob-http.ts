@@ -15,16 +15,17 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { tls } from '../../sys/lazy-module.js';
-import { openReader, takeReadBuffer } from '../../sys/read-buffers.js';
+import { nextReadSize, openReader, returnReadBuffers, takeReadBuffer } from '../../sys/read-buffers.js';
 import { markSoleView } from '../../sys/sole-view.js';
 import { HEADER_NAME, Http1ResponseParser, type ResponseHead } from './http1-response.js';
 import { BODY_TIMEOUT, BODY_TRUNCATED, HEADERS_TIMEOUT, abortError, codedError } from './http-failures.js';
 import type { RegistryRequest, RegistryResponse } from './registry-http.js';
 
-/** Plain TCP reads take up to this much at once. */
-const TCP_READ_BYTES = 64 << 10;
+/** Plain TCP reads start at the smaller size, and grow to the larger while they fill their
+ * buffers (sys/read-buffers.ts nextReadSize). */
+const TCP_READ_BYTES = { min: 64 << 10, max: 1 << 20 };
 /** TLS hands over decrypted bytes a record (at most 16 KiB) at a time. */
-const TLS_READ_BYTES = 16 << 10;
+const TLS_READ_BYTES = { min: 16 << 10, max: 16 << 10 };
 /** A read filling less than this share of its buffer is copied out, and the buffer read into again. */
 const SMALL_READ_SHARE = 4;
 
@@ -54,7 +55,7 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
     return Promise.reject(err);
   }
   const secure = url.protocol === 'https:';
-  const readBytes = secure ? TLS_READ_BYTES : TCP_READ_BYTES;
+  const readSizes = { ...(secure ? TLS_READ_BYTES : TCP_READ_BYTES), smallShare: SMALL_READ_SHARE };
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = Number(url.port || (secure ? 443 : 80));
 
@@ -62,7 +63,7 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
     let body: Readable | undefined;
     let settled = false;
     const closeReader = openReader();
-    let readBuffer: Uint8Array = takeReadBuffer(readBytes);
+    let readBuffer: Uint8Array = takeReadBuffer(readSizes.min);
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
@@ -109,10 +110,19 @@ export function getBlob(url: URL, opts: RegistryRequest): Promise<RegistryRespon
       callback: (n: number, buf: Uint8Array): boolean => {
         // A buffer a read filled well moves on with the body, and the next read gets another
         // (sys/read-buffers.ts: one an unpack thread is done with, else a new one); a small read
-        // is copied out, so a slow link does not pin a buffer per few bytes.
+        // is copied out, so a slow link does not pin a buffer per few bytes. The next buffer's
+        // size follows what the reads deliver.
+        const size = nextReadSize(buf.byteLength, n, readSizes);
         let data = buf;
-        if (n * SMALL_READ_SHARE < buf.byteLength) data = Uint8Array.prototype.slice.call(buf, 0, n);
-        else readBuffer = takeReadBuffer(readBytes);
+        if (n * SMALL_READ_SHARE < buf.byteLength) {
+          data = Uint8Array.prototype.slice.call(buf, 0, n);
+          if (size !== buf.byteLength) {
+            returnReadBuffers([buf.buffer as ArrayBuffer]);
+            readBuffer = takeReadBuffer(size);
+          }
+        } else {
+          readBuffer = takeReadBuffer(size);
+        }
         paused = false;
         try {
           parser.feed(data, n);

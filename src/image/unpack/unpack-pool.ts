@@ -246,7 +246,7 @@ export class LayerUnpack implements BlobSink {
   write(chunk: Buffer): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.failure);
     if (this.ended) return Promise.reject(new Error(`${this.what}: write after end`));
-    // Network chunks are 16-64 KiB, each read into a buffer of its own: such a chunk moves to the
+    // Network chunks are 16 KiB-1 MiB, each read into a buffer of its own: such a chunk moves to the
     // thread as it is, with no copy and no new allocation (copying into fresh batch buffers cost
     // a 100 MB pull ~80 ms of the event loop, and their garbage more). Any other view into a
     // larger buffer is copied: moving that buffer would take the bytes around the view from their
