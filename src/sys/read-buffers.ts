@@ -9,7 +9,7 @@
 // and fifth layers read into 15-30 MB of new buffers, a third of the pull's reads.
 
 /** Bytes of free buffers kept, of every size together: the windows of three layers unpacking at
- * once (image/unpack/unpack-pool.ts, 4 MiB each), and some. */
+ * once (image/unpack/unpack-pool.ts, 2 MiB each) and the buffers between reads, with room. */
 const MAX_FREE_BYTES = 16 << 20;
 /** How long the free buffers outlive the last reader. */
 const LINGER_MS = 2000;

@@ -136,11 +136,11 @@ describe('UnpackPool', () => {
         piece.copy(buf);
         chunks.push(markSoleView(buf.subarray(0, piece.length)));
       }
-      // 4 MiB of buffers fill the window: the 65th chunk waits (counting bytes, the 257th did).
+      // 2 MiB of buffers fill the window: the 33rd chunk waits (counting bytes, the 129th did).
       let fitted = 0;
       let full: Promise<void> | undefined;
       while ((full = job.write(chunks[fitted]!)) === undefined) fitted++;
-      expect(fitted).toBe(64);
+      expect(fitted).toBe(32);
       await first.write(gz.subarray(100));
       await first.end();
       await first.result;
@@ -219,7 +219,7 @@ describe('UnpackPool', () => {
   });
 
   it('writes and hashes every byte of a download that fails to unpack early, reporting the digest first', async () => {
-    // 12 MiB, three times the window of bytes in flight: the bytes after the failure must still
+    // 12 MiB, six times the window of bytes in flight: the bytes after the failure must still
     // be taken, or the download would stall.
     const gz = gzipSync(tarFromEntries([{ type: 'file', path: 'f', content: randomBytes(12 << 20), ...mine }]));
     // The first deflate block header: invalid at once.

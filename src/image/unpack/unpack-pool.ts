@@ -35,8 +35,12 @@ import { isSoleView } from '../../sys/sole-view.js';
  * 64 KiB. Counting only the bytes, a registry sending in small segments made a job hold up to
  * four times the window, and every pull's first seconds read into ~400 new buffers (their page
  * faults cost the event loop ~35 ms per 100 MB pull) where ~200 fill the windows.
+ * 2 MiB, with reads of up to 1 MiB (registry/blob-http.ts), measured against 4 MiB in
+ * bench/pull-ab.ts (synthetic image, 8 rounds, medians): wall 634 -> 564 ms, the daemon's CPU
+ * 780 -> 710 ms (a cold pull reads its windows into memory never touched before, whose page
+ * faults are the main thread's); 8 MiB took 605 -> 655 ms, 1 MiB 631 -> 594 ms.
  */
-const WINDOW = 4 << 20;
+const WINDOW = 2 << 20;
 /** Bytes per message to a thread. */
 const BATCH = 256 << 10;
 const DEFAULT_IDLE_MS = 10_000;
