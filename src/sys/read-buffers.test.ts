@@ -74,4 +74,28 @@ describe('read buffers', () => {
     expect(freeReadBuffers(4096)).toBe(0);
     expect(takeReadBuffer(4096).buffer).not.toBe(kept);
   });
+
+  it('frees the memory of the buffers it lets go of at once, not at the next full GC', async () => {
+    const close = openReader();
+    takeReadBuffer(1 << 20);
+    const kept = Array.from({ length: 8 }, () => new ArrayBuffer(1 << 20));
+    returnReadBuffers(kept);
+    // Over the bound of 16 MiB: the ninth buffer onwards is not kept, and is freed.
+    const over = Array.from({ length: 9 }, () => new ArrayBuffer(1 << 20));
+    returnReadBuffers(over);
+    expect(freeReadBuffers(1 << 20)).toBe(16);
+    expect(over.slice(0, 8).every((b) => b.byteLength === 1 << 20)).toBe(true);
+    expect(over[8]!.byteLength).toBe(0);
+    close();
+    const before = process.memoryUsage().arrayBuffers;
+    emptyReadBuffers();
+    // Moved away (detached) now, and their memory freed by the next turn of the event loop.
+    expect([...kept, ...over.slice(0, 8)].every((b) => b.byteLength === 0)).toBe(true);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(before - process.memoryUsage().arrayBuffers).toBeGreaterThanOrEqual(16 << 20);
+    // A size no reader asked for is freed too, and a buffer listed twice is no failure.
+    const stray = new ArrayBuffer(4096);
+    returnReadBuffers([stray, stray]);
+    expect(stray.byteLength).toBe(0);
+  });
 });
