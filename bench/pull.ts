@@ -16,7 +16,9 @@
 //                                  BENCH_IMAGES=synthetic,realistic to choose; BENCH_IDLE_MS=15000,
 //                                  0 for back-to-back pulls; BENCH_CPU_PROF=dir: the daemon's main
 //                                  thread writes a V8 CPU profile there when it stops)
+// After the pulls, both daemons' RSS once idle again for 20 s (issue 14: 60 MiB idle).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +38,16 @@ const TOTAL_MB = Number(process.env.BENCH_MB ?? 100);
 const IMAGES = (process.env.BENCH_IMAGES ?? 'synthetic,realistic').split(',');
 const GOAL_FLOOR = 1.1;
 const GOAL_CONTAINERD = 1.0;
+/** Issue 14: an idle daemon's RSS. */
+const GOAL_IDLE_RSS_MIB = 60;
+const IDLE_AFTER_MS = 20_000;
+
+/** A process's resident memory now (VmRSS), in MiB. */
+function rssMiB(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb[1]) / 1024;
+}
 
 async function floorOnce(registry: TestRegistry, repo: string, image: BuiltImage): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'crib-bench-floor-'));
@@ -186,6 +198,13 @@ async function main(): Promise<void> {
         verdicts.push(`${c.name}: crib ${vsCtr.toFixed(2)}x containerd (goal <= ${GOAL_CONTAINERD}: ${vsCtr <= GOAL_CONTAINERD ? 'met' : 'NOT met'})`);
       }
     }
+    // What the daemon holds once it is idle again after its pulls: its memory trims come 2 s and
+    // 17 s after the last call, and its read buffers are freed 2 s after the last download.
+    await sleep(IDLE_AFTER_MS);
+    const cribRss = rssMiB(daemon.proc.pid!);
+    console.log(`\ndaemon RSS, idle ${IDLE_AFTER_MS / 1000} s after its pulls: crib ${cribRss.toFixed(1)} MiB` +
+      (containerd ? `, containerd 1.6 ${rssMiB(containerd.proc.pid!).toFixed(1)} MiB` : ''));
+    verdicts.push(`crib daemon RSS idle after its pulls ${cribRss.toFixed(1)} MiB (goal <= ${GOAL_IDLE_RSS_MIB}: ${cribRss <= GOAL_IDLE_RSS_MIB ? 'met' : 'NOT met'})`);
     if (!containerd) console.log('\n(containerd is not installed: apt-get install containerd to compare)');
     console.log(`\ngoals:\n  ${verdicts.join('\n  ')}`);
   } finally {
