@@ -6,6 +6,7 @@
 // once, removed whole), so what they hold is read once per image while the image is kept here.
 import { type GroupEntry, type PasswdEntry, parseGroup, parsePasswd } from './etc-passwd.js';
 import { readRootfsFile } from './rootfs-path.js';
+import { setRecent } from '../../sys/recent-entries.js';
 
 /** The container's /etc/passwd and /etc/group entries, each read once; null: the file is missing. */
 export interface EtcFiles {
@@ -75,14 +76,11 @@ export class ImageEtcFilesCache {
   get(chainId: string, layers: readonly string[]): EtcFiles {
     const kept = this.byChain.get(chainId);
     if (kept) {
-      // Most recently used last: Map keeps insertion order.
-      this.byChain.delete(chainId);
-      this.byChain.set(chainId, kept);
+      setRecent(this.byChain, chainId, kept, this.maxImages);
       return kept;
     }
     const files = new LayerEtcFiles(layers);
-    this.byChain.set(chainId, files);
-    if (this.byChain.size > this.maxImages) this.byChain.delete(this.byChain.keys().next().value!);
+    setRecent(this.byChain, chainId, files, this.maxImages);
     const forget = () => {
       if (this.byChain.get(chainId) === files) this.byChain.delete(chainId);
     };

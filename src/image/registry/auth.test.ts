@@ -1,10 +1,14 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, layerFromEntries, pushImage, type BuiltImage } from '../../../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../../../test-support/registry.js';
 import { startFaultProxy } from '../../../test-support/fault-proxy.js';
 import { InvalidArgumentError, PermissionDeniedError, UnauthenticatedError } from '../../errors.js';
 import { parseReference } from '../reference.js';
-import { parseChallenge } from './auth.js';
+import { Authenticator, MAX_CACHED_TOKEN_CHARS, MAX_CACHED_TOKENS, MAX_KNOWN_ENDPOINTS, parseChallenge, type Challenge } from './auth.js';
+import { withDefaults } from './hosts.js';
+import { RegistryHttp } from './registry-http.js';
 import { RegistryClient } from './client.js';
 
 let basic: TestRegistry;
@@ -213,3 +217,60 @@ describe('behind proxies', () => {
 function tokenOf(repo: string): string {
   return token.tokenServer!.mintToken(repo, ['pull']);
 }
+
+describe('what the authenticator keeps', () => {
+  let realm: Server;
+  /** Token requests per scope; a scope starting "big/" gets a token over the cache's bound. */
+  const asked = new Map<string, number>();
+  let challenge: Challenge;
+  const http = new RegistryHttp();
+  const registryHost = '127.0.0.1:5999';
+
+  beforeAll(async () => {
+    realm = createServer((req, res) => {
+      const scope = new URL(req.url!, 'http://x').searchParams.get('scope')!;
+      asked.set(scope, (asked.get(scope) ?? 0) + 1);
+      const token = scope.startsWith('repository:big/') ? 't'.repeat(MAX_CACHED_TOKEN_CHARS + 1) : `token-for-${scope}`;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ token, expires_in: 300 }));
+    });
+    await new Promise<void>((r) => realm.listen(0, '127.0.0.1', r));
+    challenge = { scheme: 'bearer', params: { realm: `http://127.0.0.1:${(realm.address() as AddressInfo).port}/token`, service: 'test' } };
+  });
+  afterAll(async () => {
+    await http.close();
+    await new Promise((r) => realm.close(r));
+  });
+
+  it('keeps the tokens of the most recently used repositories, up to a bound, and none too large to keep', async () => {
+    const auth = new Authenticator(withDefaults(), http);
+    const scope = (i: number) => `repository:team/r${i}:pull`;
+    const header = (s: string) => auth.authorization(challenge, s, undefined, registryHost);
+    for (let i = 0; i <= MAX_CACHED_TOKENS; i++) expect(await header(scope(i))).toBe(`Bearer token-for-${scope(i)}`);
+    // r1 used again: now r2 is the least recently used.
+    await header(scope(1));
+    expect(asked.get(scope(1))).toBe(1);
+    // One more repository: r0 was dropped when the bound was passed, r2 now; the rest are kept.
+    await header(scope(MAX_CACHED_TOKENS + 1));
+    await header(scope(0));
+    expect(asked.get(scope(0))).toBe(2);
+    await header(scope(1));
+    await header(scope(MAX_CACHED_TOKENS));
+    expect(asked.get(scope(1))).toBe(1);
+    expect(asked.get(scope(MAX_CACHED_TOKENS))).toBe(1);
+    // A token over the size kept is used, and asked for again each time.
+    const big = 'repository:big/x:pull';
+    expect(await header(big)).toHaveLength('Bearer '.length + MAX_CACHED_TOKEN_CHARS + 1);
+    await header(big);
+    expect(asked.get(big)).toBe(2);
+  });
+
+  it('keeps the challenges of the most recently seen endpoints, up to a bound', () => {
+    const auth = new Authenticator(withDefaults(), http);
+    const url = (i: number) => `https://registry-${i}.example`;
+    for (let i = 0; i <= MAX_KNOWN_ENDPOINTS; i++) auth.rememberChallenge(url(i), challenge);
+    expect(auth.knownChallenge(url(0))).toBeUndefined();
+    expect(auth.knownChallenge(url(1))).toBe(challenge);
+    expect(auth.knownChallenge(url(MAX_KNOWN_ENDPOINTS))).toBe(challenge);
+  });
+});

@@ -2,7 +2,8 @@
 // WWW-Authenticate challenge. "Basic" wants the username and password; "Bearer" names a token
 // realm, which we ask for a token scoped to repository:<path>:pull (with Basic credentials, an
 // OAuth2 refresh token, or anonymously). Tokens are cached per realm, service, scope and
-// identity until they expire. Credentials never enter a message, a log line or an error.
+// identity until they expire, within bounds (MAX_CACHED_TOKENS). Credentials never enter a
+// message, a log line or an error.
 //
 // The realm is named by the registry, so it is checked before anything is sent to it: the
 // registry's credentials go to a realm on another host only over https (Docker Hub's realm is
@@ -15,12 +16,26 @@ import { isLoopbackHost } from '../reference.js';
 import { readBoundedBody } from './bounded-body.js';
 import { isNodeLocalAddress, mayCarryCredentials, plainHttpRefusal } from './credential-scope.js';
 import { hostOptions, type RegistryAuthConfig, type ResolvedHostsConfig } from './hosts.js';
+import { setRecent } from '../../sys/recent-entries.js';
 import { describeNetworkError, readErrorBody, registryMessage } from './registry-errors.js';
 import type { RegistryHttp, RegistryResponse } from './registry-http.js';
 import type { CriAuth } from './types.js';
 
 // A token response is a small JSON document (a JWT is a few KiB); 1 MiB is far past any real one.
 const MAX_TOKEN_RESPONSE = 1 << 20;
+/**
+ * Tokens kept, the least recently used dropped first: one per realm, repository and identity
+ * pulled from within a token's lifetime (minutes). Unbounded, every repository a node ever
+ * pulled kept its token, and a pod spec naming new repositories on a registry whose token server
+ * sends 1 MiB tokens could grow the daemon by a MiB each.
+ */
+export const MAX_CACHED_TOKENS = 128;
+/** A token longer than this is used but not kept: real ones are 1-4 KiB, and with MAX_CACHED_TOKENS
+ * the kept ones stay under 1 MiB. */
+export const MAX_CACHED_TOKEN_CHARS = 8 << 10;
+/** Registry endpoints whose last challenge is kept (and, in registry-transport.ts, that are known
+ * to answer over plain http): the registries a node pulls from, with room. */
+export const MAX_KNOWN_ENDPOINTS = 64;
 
 export interface Credentials {
   username?: string;
@@ -93,7 +108,7 @@ export class Authenticator {
   ) {}
 
   rememberChallenge(endpointUrl: string, challenge: Challenge): void {
-    this.challenges.set(endpointUrl, challenge);
+    setRecent(this.challenges, endpointUrl, challenge, MAX_KNOWN_ENDPOINTS);
   }
 
   knownChallenge(endpointUrl: string): Challenge | undefined {
@@ -122,13 +137,17 @@ export class Authenticator {
     }
     const key = this.cacheKey(challenge, scope, creds);
     const cached = this.tokens.get(key);
-    if (cached && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
+    if (cached && cached.expiresAt > Date.now()) {
+      setRecent(this.tokens, key, cached, MAX_CACHED_TOKENS);
+      return `Bearer ${cached.token}`;
+    }
+    if (cached) this.tokens.delete(key);
     let pending = this.inflight.get(key);
     if (!pending) {
       // Not tied to one caller's signal: other pulls may be waiting on the same token.
       pending = this.fetchToken(challenge, scope, creds, host)
         .then((t) => {
-          this.tokens.set(key, t);
+          if (t.token.length <= MAX_CACHED_TOKEN_CHARS) setRecent(this.tokens, key, t, MAX_CACHED_TOKENS);
           return t;
         })
         .finally(() => this.inflight.delete(key));

@@ -6,7 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CribError, FailedPreconditionError, UnavailableError } from '../../errors.js';
 import { log } from '../../log.js';
-import { Authenticator, parseChallenge, type Challenge, type Credentials } from './auth.js';
+import { addRecent } from '../../sys/recent-entries.js';
+import { Authenticator, MAX_KNOWN_ENDPOINTS, parseChallenge, type Challenge, type Credentials } from './auth.js';
 import { mayCarryCredentials, plainHttpAllowed, plainHttpRefusal } from './credential-scope.js';
 import { hostOptions, type ResolvedHostsConfig } from './hosts.js';
 import { certificateError, isAbortError, isRetryableNetworkError, isTlsError, unreachableError } from './registry-errors.js';
@@ -40,7 +41,8 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 export class RegistryTransport {
   private readonly http: RegistryHttp;
   readonly auth: Authenticator;
-  /** Hosts found to speak plain http, so later requests skip the failing https attempt. */
+  /** Hosts found to speak plain http, so later requests skip the failing https attempt (the most
+   * recent MAX_KNOWN_ENDPOINTS). */
   private readonly plainHttp = new Set<string>();
 
   constructor(readonly config: ResolvedHostsConfig) {
@@ -128,7 +130,7 @@ export class RegistryTransport {
       if (!ep.httpFallback || !base.startsWith('https:') || isAbortError(err, opts.signal)) throw err;
       if (!isTlsError(err) && !isRetryableNetworkError(err)) throw err;
       const res = await go(`http://${ep.host}`);
-      this.plainHttp.add(ep.host);
+      addRecent(this.plainHttp, ep.host, MAX_KNOWN_ENDPOINTS);
       return res;
     }
   }
