@@ -55,6 +55,8 @@ export function emptyReadBuffers(): void {
  * event loop. A buffer that cannot move is left to the collector.
  */
 function release(buffers: readonly ArrayBuffer[]): void {
+  // Called for every buffer handed back during a pull, almost always with none to free.
+  if (buffers.length === 0) return;
   const movable = [...new Set(buffers)].filter((b) => b.byteLength > 0);
   if (movable.length === 0) return;
   const { port1, port2 } = new MessageChannel();

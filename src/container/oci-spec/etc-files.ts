@@ -4,9 +4,9 @@
 // read and a close on the thread pool, which CreateContainer's intent write and writable layer
 // wait behind. An image's layers never change under its chain id (content-addressed, committed
 // once, removed whole), so what they hold is read once per image while the image is kept here.
+import { setRecent } from '../../sys/recent-entries.js';
 import { type GroupEntry, type PasswdEntry, parseGroup, parsePasswd } from './etc-passwd.js';
 import { readRootfsFile } from './rootfs-path.js';
-import { setRecent } from '../../sys/recent-entries.js';
 
 /** The container's /etc/passwd and /etc/group entries, each read once; null: the file is missing. */
 export interface EtcFiles {

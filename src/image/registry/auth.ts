@@ -12,11 +12,11 @@
 // point us at this node or at the link-local range where cloud metadata services answer.
 import { createHash } from 'node:crypto';
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from '../../errors.js';
+import { setRecent } from '../../sys/recent-entries.js';
 import { isLoopbackHost } from '../reference.js';
 import { readBoundedBody } from './bounded-body.js';
 import { isNodeLocalAddress, mayCarryCredentials, plainHttpRefusal } from './credential-scope.js';
 import { hostOptions, type RegistryAuthConfig, type ResolvedHostsConfig } from './hosts.js';
-import { setRecent } from '../../sys/recent-entries.js';
 import { describeNetworkError, readErrorBody, registryMessage } from './registry-errors.js';
 import type { RegistryHttp, RegistryResponse } from './registry-http.js';
 import type { CriAuth } from './types.js';
