@@ -672,6 +672,13 @@ static int trim_heap(int unused) {
   return malloc_trim(0);
 }
 
+/* mallopt(param, value): 0, or -EINVAL when glibc refused the value (mallopt sets no errno). */
+static napi_value js_mallopt(napi_env env, napi_callback_info info) {
+  int32_t a[2];
+  if (!int_args(env, info, 2, a, "mallopt")) return NULL;
+  return num(env, mallopt(a[0], a[1]) == 1 ? 0 : -EINVAL);
+}
+
 /* mallocTrim() -> Promise<boolean>: malloc_trim(0) on a thread of libuv's pool. */
 static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
   (void)info;
@@ -721,6 +728,7 @@ NAPI_MODULE_INIT() {
       {"posixSpawn", NULL, js_posix_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"waitpidNoHang", NULL, js_waitpid_nohang, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mallopt", NULL, js_mallopt, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   return exports;

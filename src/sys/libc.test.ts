@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoCode } from '../errors.js';
 import { diskUsage } from './disk-usage.js';
 import {
-  MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy, syncFilesystem,
+  MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy, setMallocMmapThreshold,
+  syncFilesystem,
 } from './libc.js';
 import { EXE_SEALS, memfdSeals } from './sealed-memfd.js';
 
@@ -20,6 +21,11 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('libc bindings', () => {
+  it('setMallocMmapThreshold: glibc takes the daemon\'s threshold', () => {
+    // The daemon's value (daemon/daemon.ts); its effect on memory is measured, not asserted here.
+    expect(() => setMallocMmapThreshold((1 << 20) + (64 << 10))).not.toThrow();
+  });
+
   it('mknod makes fifos and reports errno as a Node-style code', () => {
     mknod(join(dir, 'p'), S_IFIFO | 0o644);
     expect(lstatSync(join(dir, 'p')).isFIFO()).toBe(true);

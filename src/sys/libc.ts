@@ -35,6 +35,7 @@ interface LibcAddon {
   posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean): number;
   waitpidNoHang(pid: number): number | null;
   mallocTrim(): Promise<boolean>;
+  mallopt(param: number, value: number): number;
 }
 
 let loaded: LibcAddon | undefined;
@@ -174,14 +175,28 @@ export function setThreadNice(nice: number): void {
 }
 
 /**
- * glibc's malloc_trim(0), on a thread of libuv's pool: hand the free pages of every malloc arena
- * back to the kernel. glibc returns memory on its own only from the top of the main arena; what
- * Node's buffers and threads freed elsewhere stays resident until this is called. It can take
+ * glibc's malloc_trim(0), on a thread of libuv's pool: hand the free pages inside every malloc
+ * arena back to the kernel, and the main arena's top (a thread arena's top shrinks only as it
+ * frees: setMallocMmapThreshold). glibc returns memory on its own only from the tops; what Node's
+ * buffers and threads freed below them stays resident until this is called. It can take
  * tens of ms after a pull (an madvise per free range), so never on the event loop. True when
  * some memory was released.
  */
 export function mallocTrim(): Promise<boolean> {
   return addon().mallocTrim();
+}
+
+/** glibc's M_MMAP_THRESHOLD (malloc.h). */
+const M_MMAP_THRESHOLD = -3;
+
+/**
+ * glibc's mallopt(M_MMAP_THRESHOLD, bytes): blocks larger than `bytes` get mappings of their own,
+ * unmapped when freed, and the threshold no longer follows the largest block freed (mallopt(3)).
+ * Nor does the trim threshold, which stays where it was: a thread's arena then gives back the
+ * top of its heap as it frees, which malloc_trim never does for a thread's arena.
+ */
+export function setMallocMmapThreshold(bytes: number): void {
+  check(addon().mallopt(M_MMAP_THRESHOLD, bytes), 'mallopt', undefined, `M_MMAP_THRESHOLD ${bytes}`);
 }
 
 const LOCK_EX = 2;
