@@ -5,6 +5,7 @@ import type { ContainerRecord } from '../container/container-record.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
 import { containerMessage, containerStatusMessage, podSandboxMessage, podSandboxStatusMessage } from './cri-messages.js';
 import { criProto, criServices } from './cri-proto.js';
+import { encodedBodyOf } from './direct-encoder.js';
 import { encodedContainerStatus, encodedPodSandboxStatus, listedContainer, listedPodSandbox } from './listed-messages.js';
 
 const rpcs = criServices().RuntimeService;
@@ -32,6 +33,17 @@ const container = (extra: Partial<ContainerRecord>): ContainerRecord => ({
 }) as unknown as ContainerRecord;
 
 describe('listed pod and container entries', () => {
+  it('keep each body in memory of its own: a view would hold a whole 8 KiB slab of Node\'s Buffer pool', () => {
+    const messages = [listedPodSandbox(pod('ready')), encodedPodSandboxStatus(pod('ready')),
+      listedContainer(container({})), encodedContainerStatus(container({}))];
+    for (const m of messages) {
+      const body = encodedBodyOf(m)!;
+      expect(body.length).toBeGreaterThan(0);
+      expect(body.length).toBeLessThan(4096); // what Buffer.allocUnsafe takes from the pool
+      expect(body.buffer.byteLength).toBe(body.length);
+    }
+  });
+
   it('encode a listing as protobufjs does, and decode to the messages built from the records', () => {
     const pods = [pod('ready'), pod('notready')];
     const sent = rpcs.ListPodSandbox.responseSerialize!({ items: pods.map(listedPodSandbox) });
