@@ -7,7 +7,8 @@
  * An addon of our own rather than a generic FFI: the FFI library cost the daemon 3.5 MiB of
  * resident memory for about thirty calls (issue 14's 60 MiB idle goal), and its call signatures
  * were checked only at run time. Only calls that leave the process's namespaces and credentials
- * alone live here: Node is threaded, and namespace work belongs to the native helpers.
+ * alone live here: Node is threaded, and namespace work belongs to the native helpers. One call
+ * is V8's, not libc's (v8-heap.cc): Node-API has no way to ask V8 to shrink its heap.
  *
  * Context-aware (NAPI_MODULE_INIT), with no global state: the image unpacker's worker threads
  * load it too. */
@@ -15,6 +16,7 @@
 #include <node_api.h>
 
 #include "crib-sealed-exe.h"
+#include "v8-heap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -685,6 +687,14 @@ static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
   return queue_pool_call(env, "mallocTrim", trim_heap, 0, true);
 }
 
+/* shrinkHeap(): V8's incremental collection for memory, begun on this thread's isolate (v8-heap.cc). */
+static napi_value js_shrink_heap(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  crib_heap_memory_pressure();
+  return NULL;
+}
+
 static int syncfs_or_errno(int fd) {
   return syncfs(fd) < 0 ? -errno : 0;
 }
@@ -729,6 +739,7 @@ NAPI_MODULE_INIT() {
       {"waitpidNoHang", NULL, js_waitpid_nohang, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallopt", NULL, js_mallopt, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"shrinkHeap", NULL, js_shrink_heap, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   return exports;

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTrim } from './memory-trim.js';
-import { mallocTrim } from '../sys/libc.js';
+import { getHeapStatistics } from 'node:v8';
+import { mallocTrim, shrinkHeap } from '../sys/libc.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const keepHeap = () => undefined;
 
 describe('MemoryTrim', () => {
   it('trims once the activity has been quiet, and once more later; not before', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 80, maxDelayMs: 10_000, lateMs: 150, trim: async () => trims++ });
+    let shrinks = 0;
+    const t = new MemoryTrim({ quietMs: 80, maxDelayMs: 10_000, lateMs: 150, trim: async () => trims++, shrinkHeap: () => shrinks++ });
     try {
       for (let i = 0; i < 5; i++) {
         t.activity();
@@ -16,8 +19,11 @@ describe('MemoryTrim', () => {
       expect(trims).toBe(0);
       await sleep(120);
       expect(trims).toBe(1);
+      // The quiet trim shrinks V8's heap; the late one, for ended threads' memory, does not.
+      expect(shrinks).toBe(1);
       await sleep(200);
       expect(trims).toBe(2);
+      expect(shrinks).toBe(1);
       await sleep(200);
       expect(trims).toBe(2);
     } finally {
@@ -27,7 +33,8 @@ describe('MemoryTrim', () => {
 
   it('trims within maxDelayMs even when the activity never stops (kubelet polling)', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 60, maxDelayMs: 150, lateMs: 10_000, trim: async () => trims++ });
+    let shrinks = 0;
+    const t = new MemoryTrim({ quietMs: 60, maxDelayMs: 150, lateMs: 10_000, trim: async () => trims++, shrinkHeap: () => shrinks++ });
     try {
       const until = Date.now() + 260;
       while (Date.now() < until) {
@@ -35,6 +42,8 @@ describe('MemoryTrim', () => {
         await sleep(20);
       }
       expect(trims).toBe(1);
+      // Not quiet: a collection's pause would fall on the calls that keep coming.
+      expect(shrinks).toBe(0);
     } finally {
       t.close();
     }
@@ -42,7 +51,7 @@ describe('MemoryTrim', () => {
 
   it('does nothing once closed', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 100, lateMs: 20, trim: async () => trims++ });
+    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 100, lateMs: 20, trim: async () => trims++, shrinkHeap: keepHeap });
     t.activity();
     t.close();
     t.activity();
@@ -52,7 +61,7 @@ describe('MemoryTrim', () => {
 
   it('waits while a unary call is in flight, then for quietMs after it ends', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 50, maxDelayMs: 10_000, lateMs: 10_000, trim: async () => trims++ });
+    const t = new MemoryTrim({ quietMs: 50, maxDelayMs: 10_000, lateMs: 10_000, trim: async () => trims++, shrinkHeap: keepHeap });
     try {
       t.callStarted();
       await sleep(150);
@@ -69,7 +78,7 @@ describe('MemoryTrim', () => {
 
   it('runs one trim at a time, and leaves the late one to the trim that work in flight brings', async () => {
     const started: (() => void)[] = [];
-    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 10_000, lateMs: 40, trim: () => new Promise<void>((r) => started.push(r)) });
+    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 10_000, lateMs: 40, trim: () => new Promise<void>((r) => started.push(r)), shrinkHeap: keepHeap });
     try {
       t.activity();
       await sleep(100);
@@ -97,5 +106,19 @@ describe('MemoryTrim', () => {
     const trimmed = mallocTrim();
     expect(trimmed).toBeInstanceOf(Promise);
     expect(typeof (await trimmed)).toBe('boolean');
+  });
+
+  it("shrinkHeap has V8 collect, compact and hand back the heap's emptied pages", async () => {
+    // Old-space pages full of objects that then all become garbage, as a burst of pods leaves.
+    let held: { id: number; name: string; tags: number[] }[][] = [];
+    for (let i = 0; i < 40; i++) held.push(Array.from({ length: 5000 }, (_, j) => ({ id: j, name: `pod-${i}-${j}`, tags: [i, j] })));
+    for (let i = 0; i < 4; i++) Array.from({ length: 200_000 }, (_, j) => ({ j })); // promote them to the old space
+    held = [];
+    const before = getHeapStatistics().total_heap_size;
+    shrinkHeap();
+    const deadline = Date.now() + 3000;
+    while (getHeapStatistics().total_heap_size > before - (8 << 20) && Date.now() < deadline) await sleep(50);
+    expect(getHeapStatistics().total_heap_size).toBeLessThanOrEqual(before - (8 << 20));
+    expect(held).toHaveLength(0);
   });
 });

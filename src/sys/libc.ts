@@ -36,6 +36,7 @@ interface LibcAddon {
   waitpidNoHang(pid: number): number | null;
   mallocTrim(): Promise<boolean>;
   mallopt(param: number, value: number): number;
+  shrinkHeap(): void;
 }
 
 let loaded: LibcAddon | undefined;
@@ -184,6 +185,16 @@ export function setThreadNice(nice: number): void {
  */
 export function mallocTrim(): Promise<boolean> {
   return addon().mallocTrim();
+}
+
+/**
+ * Not libc, but the one call the addon makes into V8 (native/addon/v8-heap.cc): begin V8's
+ * incremental collection for memory, which compacts the heap and hands the pages it empties back
+ * to the kernel (MemoryPressureNotification, moderate). It returns at once; the marking runs in
+ * V8's tasks, and its garbage's malloc memory is freed as it ends.
+ */
+export function shrinkHeap(): void {
+  addon().shrinkHeap();
 }
 
 /** glibc's M_MMAP_THRESHOLD (malloc.h). */

@@ -1,0 +1,16 @@
+/* The addon's call into V8's C++ API (v8-heap.cc). */
+#ifndef CRIB_V8_HEAP_H
+#define CRIB_V8_HEAP_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Asks V8 for an incremental collection that shrinks the heap, on the calling thread's isolate. */
+void crib_heap_memory_pressure(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
