@@ -53,8 +53,6 @@ export class MemoryTrim {
   private closed = false;
   /** How many trims have run. */
   runs = 0;
-  /** How many of them began by shrinking V8's heap. */
-  heapShrinks = 0;
 
   constructor(private readonly opts: MemoryTrimOptions) {}
 
@@ -119,10 +117,7 @@ export class MemoryTrim {
     if (this.trimming) return;
     this.trimming = true;
     this.runs++;
-    if (quiet) {
-      this.heapShrinks++;
-      this.opts.shrinkHeap();
-    }
+    if (quiet) this.opts.shrinkHeap();
     this.opts.trim().catch(() => undefined).finally(() => {
       this.trimming = false;
     });
