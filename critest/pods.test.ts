@@ -1,6 +1,6 @@
 // RuntimeService end to end, as kubelet drives it: pull → run pod → create/start container →
 // logs → exec → stop → remove, with real namespaces, a real bridge network and real monitors.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -524,6 +524,33 @@ describe('pods and containers', () => {
     } finally {
       rmSync(record, { force: true });
       rmSync(marker, { force: true });
+    }
+  });
+
+  it("node truth: a torn-down pod's host-port state, released after its veth, gets time; one left for good is a lie", async () => {
+    const id = randomBytes(32).toString('hex');
+    const dir = join(d.root, 'network');
+    const file = join(dir, 'hostports.json');
+    // Made by the first pod's network: this test may run before any.
+    const madeDir = !existsSync(dir);
+    mkdirSync(dir, { recursive: true });
+    const original = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+    const withPod = () => {
+      const state = original === undefined ? {} : JSON.parse(original) as { pods?: Record<string, unknown> };
+      writeFileSync(file, JSON.stringify({ ...state, pods: { ...state.pods, [id]: { ips: [], mappings: [] } } }));
+    };
+    const restore = () => (original === undefined ? rmSync(file, { force: true }) : writeFileSync(file, original));
+    try {
+      // As a stopped pod's background teardown leaves it: the rules went before StopPodSandbox
+      // answered; the ports stay held until the veth is deleted, then their state goes.
+      withPod();
+      setTimeout(restore, 300);
+      expect(await checkNodeTruth(d)).toEqual([]);
+      withPod();
+      expect(await checkNodeTruth(d)).toEqual([`hostPort state of pod ${id}, which is not READY`]);
+    } finally {
+      restore();
+      if (madeDir) rmSync(dir, { recursive: true, force: true });
     }
   });
 

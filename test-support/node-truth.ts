@@ -222,8 +222,9 @@ function sameSet(what: string, want: Iterable<string>, have: Iterable<string>, o
  * the pod or container and the thing that differs.
  */
 export async function checkNodeTruth(d: TestDaemon, known: KnownIds = {}): Promise<string[]> {
-  // A stopped or removed pod's veth delete, and after it its address release, run in the
-  // background (src/network/pod-network.ts teardown), and so do the deletions of what removed
+  // A stopped or removed pod's veth delete, and after it the release of its host ports' state
+  // and addresses, run in the background (src/network/pod-network.ts teardown: its rules are gone
+  // before the call answers), and so do the deletions of what removed
   // containers leave (their dirs, rootfs mounts, writable layers, removal markers, the runtime's
   // delete: the container service's deletion queue; a removed pod's own dir and mounts are gone
   // before its removal answers). While only those differ, give them time to land before calling
@@ -232,7 +233,8 @@ export async function checkNodeTruth(d: TestDaemon, known: KnownIds = {}): Promi
   // but may need more than 5 s in all.
   const releasing = (m: string) => new RegExp(
     '^(IPAM allocation|veth on the bridge|container dir|container removal marker|writable layer|rootfs mount): .* exists but is not reported$' +
-      '|is not reported but its veth|^mount .* belongs to nothing reported$|^process mentioning .* is running, which is not reported$',
+      '|is not reported but its veth|^mount .* belongs to nothing reported$|^process mentioning .* is running, which is not reported$' +
+      '|^hostPort state of pod .*, which is not READY$',
   ).test(m);
   const start = Date.now();
   let fewest = Infinity;
