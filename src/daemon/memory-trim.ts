@@ -13,6 +13,8 @@
 // fresh 58.0 / 58.1 -> 56.9 / 57.1 MiB, after the pods' churn 78.7 / 80.6 -> 76.9 / 77.6, with
 // 100 pods 72.9 / 78.9 -> 69.8 / 69.9. A plain full collection (`gc()`, --expose-gc) frees the
 // garbage but keeps the pages (with 100 pods about 70.3 MiB) and pauses the event loop for all of it.
+// The collection ends after that trim has begun: the malloc memory it frees (dead Buffers) goes
+// back with the late trim.
 //
 // When: once the daemon has been quiet for `quietMs` after some activity (or, when kubelet's
 // polling never lets it be quiet, at most `maxDelayMs` after it); then once more `lateMs` later,
