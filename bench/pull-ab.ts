@@ -4,7 +4,12 @@
 // side, each round pulls the same image into both (alternating which goes first) and removes it,
 // then waits BENCH_IDLE_MS; each pull's wall time and the CPU the daemon's process spent on it
 // (all its threads: /proc/<pid>/stat), and its main thread's, are recorded. CPU is the steadier
-// figure on a busy machine.
+// figure on a busy machine, but not on an image of thousands of small files (realistic): there the
+// daemon started first spent 50-75% more CPU per pull than the second with the same build and
+// settings in both (1740 / 990 ms, N=6), nearly all of it in the kernel, where a pull's profile
+// is led by ext4 looking for free inodes past the ones the previous round's removal freed (perf:
+// find_get_block_common, recently_deleted). Compare such an image's figures with the builds in
+// both orders.
 //   npx tsx bench/pull-ab.ts   (BENCH_BASE=/path/to/another/checkout, built; BENCH_N=6 rounds;
 //                               BENCH_IMAGE=synthetic or realistic; BENCH_MB=100; BENCH_IDLE_MS=15000)
 import { readFileSync } from 'node:fs';
