@@ -1,6 +1,6 @@
 // The daemon as a process: socket, lock, config errors, signals, and the runtime-info RPCs.
 import { execFile } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
 import { adminServiceDefinition } from '../src/server/admin-service.js';
 import { removeNetwork, spawnDaemon, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
 
@@ -71,6 +72,28 @@ describe('crib daemon', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('runs with its Node flags and one malloc arena, started as a plain `node cli.js daemon`', () => {
+    const pid = d.proc.pid!;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of DAEMON_NODE_FLAGS) expect(argv).toContain(flag);
+    expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('MALLOC_ARENA_MAX=1');
+    // A thread's arena is a heap glibc maps 64 MiB-aligned and 64 MiB long: its used part
+    // read-write, the rest reserved without access. V8's background threads and libuv's pool
+    // had four of them in a daemon just started.
+    const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n').map((line) => {
+      const [range, perms, , , inode] = line.split(/\s+/);
+      const [start, end] = range!.split('-').map((x) => BigInt(`0x${x}`));
+      return { start: start!, end: end!, perms: perms!, anonymous: inode === '0' };
+    });
+    const HEAP = 64n << 20n;
+    const arenas = maps.filter((m, i) => {
+      const rest = maps[i + 1];
+      return m.anonymous && m.perms === 'rw-p' && m.start % HEAP === 0n && rest?.anonymous && rest.perms === '---p' &&
+        rest.start === m.end && rest.end === m.start + HEAP;
+    });
+    expect(arenas.map((m) => m.start.toString(16))).toEqual([]);
   });
 
   it('serves its socket with mode 0660', () => {

@@ -23,10 +23,11 @@ if (argv[0] === 'daemon' && !argv.includes('--help') && !argv.includes('-h')) {
       // one crosses it already checked (daemon/config-handoff.ts).
       const { daemonConfig } = await import('./cli/daemon-config.js');
       const config = await daemonConfig(values);
-      // The daemon's V8 settings (daemon/node-flags.ts): this process becomes `node <flags>
-      // cli.js daemon ...` here, same pid, however it was started.
-      const { reexecWithDaemonFlags } = await import('./daemon/node-flags.js');
-      reexecWithDaemonFlags(config);
+      // The daemon's V8 and malloc settings (daemon/node-flags.ts): this process becomes `node
+      // <flags> cli.js daemon ...`, with its malloc settings in the environment, here, same pid,
+      // however it was started.
+      const { reexecWithDaemonSettings } = await import('./daemon/node-flags.js');
+      reexecWithDaemonSettings(config);
       const { runDaemon } = await import('./cli/daemon-command.js');
       await runDaemon(values, config);
     })

@@ -79,7 +79,9 @@ export class Daemon {
    * after the threads ended: malloc_trim does not trim a thread arena's top. Idle 20 s after six
    * 100 MB pulls the daemon's RSS was 68.2-69.9 MiB left to glibc and 66.8-67.0 with this; with
    * 100 pods after 200 started and removed, 82.6 and 79.3 MiB (one run each). A cold pull's CPU
-   * was unchanged (bench/pull-ab.ts, 740 / 730 ms).
+   * was unchanged (bench/pull-ab.ts, 740 / 730 ms). Measured before the daemon ran with one
+   * arena (daemon/node-flags.ts): with it, the threshold keeps the main arena giving back its top
+   * as it frees, between malloc_trims, and the thread arenas an operator's own limit allows.
    */
   private fixMallocMmapThreshold(): void {
     // An operator's own setting wins, as a node flag set in NODE_OPTIONS does (daemon/node-flags.ts).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DAEMON_NODE_FLAGS, missingDaemonFlags } from './node-flags.js';
+import { DAEMON_NODE_FLAGS, missingDaemonEnv, missingDaemonFlags } from './node-flags.js';
 
 describe('missingDaemonFlags', () => {
   it('asks for every flag when none is given', () => {
@@ -21,5 +21,21 @@ describe('missingDaemonFlags', () => {
     expect(DAEMON_NODE_FLAGS).toContain('--no-expose-wasm');
     expect(missingDaemonFlags(['--expose-wasm'], '')).not.toContain('--no-expose-wasm');
     expect(missingDaemonFlags([], '')).toContain('--no-expose-wasm');
+  });
+});
+
+describe('missingDaemonEnv', () => {
+  it('asks for one malloc arena when the environment sets no limit', () => {
+    expect(missingDaemonEnv({})).toEqual({ MALLOC_ARENA_MAX: '1' });
+    expect(missingDaemonEnv({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' })).toEqual({ MALLOC_ARENA_MAX: '1' });
+  });
+
+  it('asks for nothing once the process has it (after the re-exec)', () => {
+    expect(missingDaemonEnv({ MALLOC_ARENA_MAX: '1' })).toEqual({});
+  });
+
+  it('keeps an operator\'s own limit, either way glibc reads it', () => {
+    expect(missingDaemonEnv({ MALLOC_ARENA_MAX: '4' })).toEqual({});
+    expect(missingDaemonEnv({ GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0:glibc.malloc.arena_max=2' })).toEqual({});
   });
 });

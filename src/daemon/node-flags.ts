@@ -1,7 +1,7 @@
-// The V8 and Node settings the daemon runs with, defined here and nowhere else. `crib daemon`
-// re-executes itself with them (same pid: systemd, the README's start command, install.sh's
-// wrapper and the tests all start it the same way and get the same daemon), because V8 reads heap
-// sizes only when the process starts.
+// The V8, Node and malloc settings the daemon runs with, defined here and nowhere else. `crib
+// daemon` re-executes itself with them (same pid: systemd, the README's start command,
+// install.sh's wrapper and the tests all start it the same way and get the same daemon), because
+// V8 reads heap sizes, and glibc its malloc tunables, only when the process starts.
 import { closeSync } from 'node:fs';
 import type { CribConfig } from '../config/config.js';
 import { execve } from '../sys/libc.js';
@@ -49,6 +49,39 @@ import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 // 14.8 -> 17.9 ms: no gain the runs can tell.
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--no-expose-wasm'];
 
+// malloc's arena limit, from the environment (glibc reads it as the process starts; a mallopt
+// once the daemon runs would leave the arenas its threads have made already). Left to glibc, each
+// thread that allocates while another holds the main arena's lock gets an arena of its own (up to
+// 8 per core), and an arena stays with the process for good, holding whatever its thread left
+// there: V8's background threads, libuv's pool and the unpack threads (image/unpack/unpack-pool.ts)
+// kept 4-6 of them, and malloc_trim gives back only their free pages, never a thread arena's top.
+// With one arena every thread allocates from the main one, and what a thread frees is reused by
+// the others. Measured with bench/daemon-memory.ts, N=3, 100 pods, RSS median, default as A and
+// MALLOC_ARENA_MAX=1 as B: fresh 57.0 -> 56.1 MiB, after a pull and 100 pods started and removed
+// 76.9 -> 75.6, with 100 pods 69.9 -> 68.1, restarted with them 60.9 -> 59.2; the daemon's CPU
+// for that work 3.14 -> 3.09 s. Six 100 MB pulls back to back, then 20 s idle, one run each:
+// 61.9 -> 60.6 MiB. The threads now share one lock, taken only for blocks beyond their per-thread
+// caches (glibc's tcache): bench/pull-ab.ts with daemons side by side, 10 rounds, medians, glibc's
+// own limit (16 here) against one arena: synthetic image, the daemon's CPU per pull (all threads)
+// 510 / 510 ms, wall 401 / 412 ms (two arenas: 500 ms, 413 ms). On the realistic image no
+// difference showed through the benchmark's own: whichever daemon was started first spent 50-75%
+// more CPU per pull, with the same setting in both too (1740 / 990 ms), almost all of it in the
+// kernel (bench/pull-ab.ts).
+// An operator's own MALLOC_ARENA_MAX, or glibc.malloc.arena_max in GLIBC_TUNABLES, wins. The
+// setting is inherited by the helpers the daemon spawns (single-threaded C programs, which never
+// have a second arena), not by containers: the OCI runtime gives a container's process the
+// environment of its spec.
+const DAEMON_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '1' };
+
+/**
+ * The daemon's malloc settings this process's environment lacks: none once the operator set the
+ * arena limit themselves, either way glibc reads it.
+ */
+export function missingDaemonEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  if (env.MALLOC_ARENA_MAX !== undefined || (env.GLIBC_TUNABLES ?? '').includes('glibc.malloc.arena_max')) return {};
+  return { ...DAEMON_MALLOC_ENV };
+}
+
 /** A flag's setting: its name without a value, and without `no-` (--expose-wasm and --no-expose-wasm set the same). */
 const flagName = (flag: string) => flag.split('=')[0]!.replace(/^--no-/, '--');
 
@@ -62,20 +95,22 @@ export function missingDaemonFlags(execArgv: readonly string[] = process.execArg
 }
 
 /**
- * Re-execute this process with the daemon's flags if it lacks any, handing `config` over to it
- * (daemon/config-handoff.ts); returns only when it has them all, or when the exec failed (then
- * the daemon runs on Node's defaults, and says so).
+ * Re-execute this process with the daemon's flags and malloc settings if it lacks any, handing
+ * `config` over to it (daemon/config-handoff.ts); returns only when it has them all, or when the
+ * exec failed (then the daemon runs on Node's and glibc's defaults, and says so).
  */
-export function reexecWithDaemonFlags(config: CribConfig): void {
+export function reexecWithDaemonSettings(config: CribConfig): void {
   const missing = missingDaemonFlags();
-  if (missing.length === 0) return;
+  const env = missingDaemonEnv();
+  if (missing.length === 0 && Object.keys(env).length === 0) return;
   let fd: number | undefined;
   try {
     fd = handOffConfig(config);
     execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)],
-      { ...process.env, [CONFIG_FD_ENV]: String(fd) }, [fd]);
+      { ...process.env, ...env, [CONFIG_FD_ENV]: String(fd) }, [fd]);
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
-    process.emitWarning(`crib daemon: could not re-execute with ${missing.join(' ')} (${(err as Error).message}); running with Node's defaults, which take more memory`);
+    const settings = [...missing, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)].join(' ');
+    process.emitWarning(`crib daemon: could not re-execute with ${settings} (${(err as Error).message}); running with Node's and glibc's defaults, which take more memory`);
   }
 }
