@@ -695,6 +695,15 @@ static napi_value js_shrink_heap(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* releaseHeap(): V8's full collections for low memory, on this thread's isolate, done when it
+ * returns (v8-heap.cc). */
+static napi_value js_release_heap(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  crib_heap_low_memory();
+  return NULL;
+}
+
 static int syncfs_or_errno(int fd) {
   return syncfs(fd) < 0 ? -errno : 0;
 }
@@ -740,6 +749,7 @@ NAPI_MODULE_INIT() {
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallopt", NULL, js_mallopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"shrinkHeap", NULL, js_shrink_heap, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"releaseHeap", NULL, js_release_heap, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   return exports;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTrim } from './memory-trim.js';
 import { getHeapStatistics } from 'node:v8';
-import { mallocTrim, shrinkHeap } from '../sys/libc.js';
+import { mallocTrim, releaseHeap, shrinkHeap } from '../sys/libc.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const keepHeap = () => undefined;
@@ -10,7 +10,10 @@ describe('MemoryTrim', () => {
   it('trims once the activity has been quiet, and once more later; not before', async () => {
     let trims = 0;
     let shrinks = 0;
-    const t = new MemoryTrim({ quietMs: 80, maxDelayMs: 10_000, lateMs: 150, trim: async () => trims++, shrinkHeap: () => shrinks++ });
+    let releases = 0;
+    const t = new MemoryTrim({
+      quietMs: 80, maxDelayMs: 10_000, lateMs: 150, trim: async () => trims++, shrinkHeap: () => shrinks++, releaseHeap: () => releases++,
+    });
     try {
       for (let i = 0; i < 5; i++) {
         t.activity();
@@ -19,13 +22,17 @@ describe('MemoryTrim', () => {
       expect(trims).toBe(0);
       await sleep(120);
       expect(trims).toBe(1);
-      // The quiet trim shrinks V8's heap; the late one, for ended threads' memory, does not.
+      // The quiet trim begins V8's incremental shrink; the late one, for ended threads' memory,
+      // finds the daemon quiet all along and releases V8's heap in one pause.
       expect(shrinks).toBe(1);
+      expect(releases).toBe(0);
       await sleep(200);
       expect(trims).toBe(2);
       expect(shrinks).toBe(1);
+      expect(releases).toBe(1);
       await sleep(200);
       expect(trims).toBe(2);
+      expect(releases).toBe(1);
     } finally {
       t.close();
     }
@@ -34,16 +41,22 @@ describe('MemoryTrim', () => {
   it('trims within maxDelayMs even when the activity never stops (kubelet polling)', async () => {
     let trims = 0;
     let shrinks = 0;
-    const t = new MemoryTrim({ quietMs: 60, maxDelayMs: 150, lateMs: 10_000, trim: async () => trims++, shrinkHeap: () => shrinks++ });
+    let releases = 0;
+    const t = new MemoryTrim({
+      quietMs: 60, maxDelayMs: 150, lateMs: 60, trim: async () => trims++, shrinkHeap: () => shrinks++, releaseHeap: () => releases++,
+    });
     try {
       const until = Date.now() + 260;
       while (Date.now() < until) {
         t.activity();
         await sleep(20);
       }
+      // The forced trim's late one came due while the calls went on: it did not run (their own
+      // trim will, once over).
       expect(trims).toBe(1);
       // Not quiet: a collection's pause would fall on the calls that keep coming.
       expect(shrinks).toBe(0);
+      expect(releases).toBe(0);
     } finally {
       t.close();
     }
@@ -51,7 +64,7 @@ describe('MemoryTrim', () => {
 
   it('does nothing once closed', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 100, lateMs: 20, trim: async () => trims++, shrinkHeap: keepHeap });
+    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 100, lateMs: 20, trim: async () => trims++, shrinkHeap: keepHeap, releaseHeap: keepHeap });
     t.activity();
     t.close();
     t.activity();
@@ -61,7 +74,7 @@ describe('MemoryTrim', () => {
 
   it('waits while a unary call is in flight, then for quietMs after it ends', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 50, maxDelayMs: 10_000, lateMs: 10_000, trim: async () => trims++, shrinkHeap: keepHeap });
+    const t = new MemoryTrim({ quietMs: 50, maxDelayMs: 10_000, lateMs: 10_000, trim: async () => trims++, shrinkHeap: keepHeap, releaseHeap: keepHeap });
     try {
       t.callStarted();
       await sleep(150);
@@ -78,7 +91,7 @@ describe('MemoryTrim', () => {
 
   it('runs one trim at a time, and leaves the late one to the trim that work in flight brings', async () => {
     const started: (() => void)[] = [];
-    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 10_000, lateMs: 40, trim: () => new Promise<void>((r) => started.push(r)), shrinkHeap: keepHeap });
+    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 10_000, lateMs: 40, trim: () => new Promise<void>((r) => started.push(r)), shrinkHeap: keepHeap, releaseHeap: keepHeap });
     try {
       t.activity();
       await sleep(100);
@@ -118,6 +131,18 @@ describe('MemoryTrim', () => {
     shrinkHeap();
     const deadline = Date.now() + 3000;
     while (getHeapStatistics().total_heap_size > before - (8 << 20) && Date.now() < deadline) await sleep(50);
+    expect(getHeapStatistics().total_heap_size).toBeLessThanOrEqual(before - (8 << 20));
+    expect(held).toHaveLength(0);
+  });
+
+  it('releaseHeap has V8 collect and hand back its free pages before it returns', () => {
+    let held: { id: number; name: string; tags: number[] }[][] = [];
+    for (let i = 0; i < 40; i++) held.push(Array.from({ length: 5000 }, (_, j) => ({ id: j, name: `pod-${i}-${j}`, tags: [i, j] })));
+    for (let i = 0; i < 4; i++) Array.from({ length: 200_000 }, (_, j) => ({ j }));
+    held = [];
+    const before = getHeapStatistics().total_heap_size;
+    releaseHeap();
+    // Synchronous: no wait, no other task ran in between.
     expect(getHeapStatistics().total_heap_size).toBeLessThanOrEqual(before - (8 << 20));
     expect(held).toHaveLength(0);
   });

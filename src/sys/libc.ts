@@ -37,6 +37,7 @@ interface LibcAddon {
   mallocTrim(): Promise<boolean>;
   mallopt(param: number, value: number): number;
   shrinkHeap(): void;
+  releaseHeap(): void;
 }
 
 let loaded: LibcAddon | undefined;
@@ -188,13 +189,23 @@ export function mallocTrim(): Promise<boolean> {
 }
 
 /**
- * Not libc, but the one call the addon makes into V8 (native/addon/v8-heap.cc): begin V8's
+ * Not libc, but one of the addon's two calls into V8 (native/addon/v8-heap.cc): begin V8's
  * incremental collection for memory, which compacts the heap and hands the pages it empties back
  * to the kernel (MemoryPressureNotification, moderate). It returns at once; the marking runs in
  * V8's tasks, and its garbage's malloc memory is freed as it ends.
  */
 export function shrinkHeap(): void {
   addon().shrinkHeap();
+}
+
+/**
+ * V8's collections for low memory (LowMemoryNotification): full, non-incremental collections,
+ * done when this returns, until nothing more is freed; then V8 shrinks its young generation and
+ * hands back the free pages it keeps for reuse, which the incremental one (shrinkHeap) leaves.
+ * The event loop waits for all of it.
+ */
+export function releaseHeap(): void {
+  addon().releaseHeap();
 }
 
 /** glibc's M_MMAP_THRESHOLD (malloc.h). */
