@@ -51,10 +51,10 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', 
 
 // malloc's arena limit, from the environment (glibc reads it as the process starts; a mallopt
 // once the daemon runs would leave the arenas its threads have made already). Left to glibc, each
-// thread that allocates while another holds the main arena's lock gets an arena of its own (up to
-// 8 per core), and an arena stays with the process for good, holding whatever its thread left
-// there: V8's background threads, libuv's pool and the unpack threads (image/unpack/unpack-pool.ts)
-// kept 4-6 of them, and malloc_trim gives back only their free pages, never a thread arena's top.
+// thread gets an arena of its own at its first allocation (up to 8 per core), and an arena stays
+// with the process for good, handed on to later threads, holding whatever its threads left there:
+// V8's background threads, libuv's pool and the unpack threads (image/unpack/unpack-pool.ts) kept
+// 4-7 of them, and malloc_trim gives back only their free pages, never a thread arena's top.
 // With one arena every thread allocates from the main one, and what a thread frees is reused by
 // the others. Measured with bench/daemon-memory.ts, N=3, 100 pods, RSS median, default as A and
 // MALLOC_ARENA_MAX=1 as B: fresh 57.0 -> 56.1 MiB, after a pull and 100 pods started and removed
