@@ -34,7 +34,7 @@ import { SocketClaim } from './socket-claim.js';
 import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
 import { MemoryTrim } from './memory-trim.js';
-import { mallocTrim, setMallocMmapThreshold, shrinkHeap, releaseHeap } from '../sys/libc.js';
+import { mallocSettingGiven, mallocTrim, releaseHeap, setMallocMmapThreshold, shrinkHeap } from '../sys/libc.js';
 import { criState } from '../container/container-record.js';
 import { podSandboxState } from '../server/cri-messages.js';
 import type { DaemonMetrics } from '../metrics/daemon-metrics.js';
@@ -87,8 +87,7 @@ export class Daemon {
    */
   private fixMallocMmapThreshold(): void {
     // An operator's own setting wins, as a node flag set in NODE_OPTIONS does (daemon/node-flags.ts).
-    const { MALLOC_MMAP_THRESHOLD_: own, GLIBC_TUNABLES: tunables = '' } = process.env;
-    if (own !== undefined || tunables.includes('glibc.malloc.mmap_threshold')) return;
+    if (mallocSettingGiven(process.env, 'MALLOC_MMAP_THRESHOLD_', 'glibc.malloc.mmap_threshold')) return;
     try {
       setMallocMmapThreshold(MALLOC_MMAP_THRESHOLD);
     } catch (err) {

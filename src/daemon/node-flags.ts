@@ -4,7 +4,7 @@
 // V8 reads heap sizes, and glibc its malloc tunables, only when the process starts.
 import { closeSync } from 'node:fs';
 import type { CribConfig } from '../config/config.js';
-import { execve } from '../sys/libc.js';
+import { execve, mallocSettingGiven } from '../sys/libc.js';
 import { CONFIG_FD_ENV, handOffConfig } from './config-handoff.js';
 
 // Measured, not guessed (issue 14). Fresh daemon, VmRSS 3 s after it answers; then 9 rounds of
@@ -78,7 +78,7 @@ const DAEMON_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: 
  * arena limit themselves, either way glibc reads it.
  */
 export function missingDaemonEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  if (env.MALLOC_ARENA_MAX !== undefined || (env.GLIBC_TUNABLES ?? '').includes('glibc.malloc.arena_max')) return {};
+  if (mallocSettingGiven(env, 'MALLOC_ARENA_MAX', 'glibc.malloc.arena_max')) return {};
   return { ...DAEMON_MALLOC_ENV };
 }
 

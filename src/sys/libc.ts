@@ -208,6 +208,15 @@ export function releaseHeap(): void {
   addon().releaseHeap();
 }
 
+/**
+ * Whether the environment sets a malloc parameter either way glibc reads it: its own variable
+ * (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_) or its tunable in GLIBC_TUNABLES. An operator's own
+ * setting wins over the daemon's.
+ */
+export function mallocSettingGiven(env: NodeJS.ProcessEnv, variable: string, tunable: string): boolean {
+  return env[variable] !== undefined || (env.GLIBC_TUNABLES ?? '').includes(tunable);
+}
+
 /** glibc's M_MMAP_THRESHOLD (malloc.h). */
 const M_MMAP_THRESHOLD = -3;
 
