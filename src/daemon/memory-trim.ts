@@ -118,28 +118,29 @@ export class MemoryTrim {
       return;
     }
     this.timer = undefined;
-    this.run(quietFor >= this.opts.quietMs);
+    this.run(quietFor >= this.opts.quietMs ? 'quiet' : 'forced');
     clearTimeout(this.late);
     this.late = this.after(this.opts.lateMs, () => {
       this.late = undefined;
       // Work since then brings a trim of its own once it is over. This one is for what threads
       // ending and the first one's collection freed, and what V8 still pools: it finds the daemon
       // quiet since the first one, so a pause for V8's release delays nothing.
-      if (this.calls === 0 && !this.timer) this.run(false, true);
+      if (this.calls === 0 && !this.timer) this.run('late');
     });
   }
 
   /**
    * `quiet`: no call in flight and none for quietMs, so V8's incremental collection shares the
-   * loop with no call. `late`: the late trim, quiet since the first one: V8 releases its heap first.
+   * loop with no call. `forced`: maxDelayMs into work that goes on; V8's heap is left alone.
+   * `late`: the late trim, quiet since the first one: V8 releases its heap first.
    */
-  private run(quiet: boolean, late = false): void {
+  private run(kind: 'quiet' | 'forced' | 'late'): void {
     // The late trim can come due while a slow first one still runs: one at a time.
     if (this.trimming) return;
     this.trimming = true;
     this.runs++;
-    if (quiet) this.opts.shrinkHeap();
-    if (late) this.opts.releaseHeap();
+    if (kind === 'quiet') this.opts.shrinkHeap();
+    else if (kind === 'late') this.opts.releaseHeap();
     this.opts.trim().catch(() => undefined).finally(() => {
       this.trimming = false;
     });
