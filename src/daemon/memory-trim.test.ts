@@ -6,6 +6,18 @@ import { mallocTrim, releaseHeap, shrinkHeap } from '../sys/libc.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const keepHeap = () => undefined;
 
+/**
+ * Old-space pages full of objects that then all become garbage, as a burst of pods leaves; the
+ * array it returns is emptied, so nothing of them is reachable.
+ */
+function oldSpaceGarbage(): unknown[] {
+  let held: { id: number; name: string; tags: number[] }[][] = [];
+  for (let i = 0; i < 40; i++) held.push(Array.from({ length: 5000 }, (_, j) => ({ id: j, name: `pod-${i}-${j}`, tags: [i, j] })));
+  for (let i = 0; i < 4; i++) Array.from({ length: 200_000 }, (_, j) => ({ j })); // promote them to the old space
+  held = [];
+  return held;
+}
+
 describe('MemoryTrim', () => {
   it('trims once the activity has been quiet, and once more later; not before', async () => {
     let trims = 0;
@@ -122,11 +134,7 @@ describe('MemoryTrim', () => {
   });
 
   it("shrinkHeap has V8 collect, compact and hand back the heap's emptied pages", async () => {
-    // Old-space pages full of objects that then all become garbage, as a burst of pods leaves.
-    let held: { id: number; name: string; tags: number[] }[][] = [];
-    for (let i = 0; i < 40; i++) held.push(Array.from({ length: 5000 }, (_, j) => ({ id: j, name: `pod-${i}-${j}`, tags: [i, j] })));
-    for (let i = 0; i < 4; i++) Array.from({ length: 200_000 }, (_, j) => ({ j })); // promote them to the old space
-    held = [];
+    const held = oldSpaceGarbage();
     const before = getHeapStatistics().total_heap_size;
     shrinkHeap();
     const deadline = Date.now() + 3000;
@@ -136,10 +144,7 @@ describe('MemoryTrim', () => {
   });
 
   it('releaseHeap has V8 collect and hand back its free pages before it returns', () => {
-    let held: { id: number; name: string; tags: number[] }[][] = [];
-    for (let i = 0; i < 40; i++) held.push(Array.from({ length: 5000 }, (_, j) => ({ id: j, name: `pod-${i}-${j}`, tags: [i, j] })));
-    for (let i = 0; i < 4; i++) Array.from({ length: 200_000 }, (_, j) => ({ j }));
-    held = [];
+    const held = oldSpaceGarbage();
     const before = getHeapStatistics().total_heap_size;
     releaseHeap();
     // Synchronous: no wait, no other task ran in between.
