@@ -7,8 +7,8 @@
  * An addon of our own rather than a generic FFI: the FFI library cost the daemon 3.5 MiB of
  * resident memory for about thirty calls (issue 14's 60 MiB idle goal), and its call signatures
  * were checked only at run time. Only calls that leave the process's namespaces and credentials
- * alone live here: Node is threaded, and namespace work belongs to the native helpers. One call
- * is V8's, not libc's (v8-heap.cc): Node-API has no way to ask V8 to shrink its heap.
+ * alone live here: Node is threaded, and namespace work belongs to the native helpers. Two calls
+ * are V8's, not libc's (v8-heap.cc): Node-API has no way to ask V8 to shrink its heap.
  *
  * Context-aware (NAPI_MODULE_INIT), with no global state: the image unpacker's worker threads
  * load it too. */

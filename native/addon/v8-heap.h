@@ -1,4 +1,4 @@
-/* The addon's call into V8's C++ API (v8-heap.cc). */
+/* The addon's calls into V8's C++ API (v8-heap.cc). */
 #ifndef CRIB_V8_HEAP_H
 #define CRIB_V8_HEAP_H
 
