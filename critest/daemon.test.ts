@@ -1,6 +1,6 @@
 // The daemon as a process: socket, lock, config errors, signals, and the runtime-info RPCs.
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -94,6 +94,17 @@ describe('crib daemon', () => {
         rest.start === m.end && rest.end === m.start + HEAP;
     });
     expect(arenas.map((m) => m.start.toString(16))).toEqual([]);
+  });
+
+  it("runs V8's worker threads as SCHED_BATCH, and its other threads at the normal policy", () => {
+    const pid = d.proc.pid!;
+    // /proc/<tid>/stat field 41: the thread's policy (SCHED_OTHER 0, SCHED_BATCH 3).
+    const policy = (tid: string) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[38]);
+    const threads = readdirSync(`/proc/${pid}/task`).map((tid) => ({ tid, policy: policy(tid) }));
+    const poolSize = Number(DAEMON_NODE_FLAGS.find((f) => f.startsWith('--v8-pool-size='))!.split('=')[1]);
+    expect(threads.filter((t) => t.policy === 3)).toHaveLength(poolSize);
+    expect(threads.find((t) => t.tid === String(pid))!.policy).toBe(0);
+    expect(threads.filter((t) => t.policy !== 0 && t.policy !== 3)).toEqual([]);
   });
 
   it('serves its socket with mode 0660', () => {

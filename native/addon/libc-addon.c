@@ -7,8 +7,9 @@
  * An addon of our own rather than a generic FFI: the FFI library cost the daemon 3.5 MiB of
  * resident memory for about thirty calls (issue 14's 60 MiB idle goal), and its call signatures
  * were checked only at run time. Only calls that leave the process's namespaces and credentials
- * alone live here: Node is threaded, and namespace work belongs to the native helpers. Two calls
- * are V8's, not libc's (v8-heap.cc): Node-API has no way to ask V8 to shrink its heap.
+ * alone live here: Node is threaded, and namespace work belongs to the native helpers. Three calls
+ * are V8's, not libc's: Node-API has no way to ask V8 to shrink its heap (v8-heap.cc) or to reach
+ * its worker threads (v8-workers.cc).
  *
  * Context-aware (NAPI_MODULE_INIT), with no global state: the image unpacker's worker threads
  * load it too. */
@@ -17,6 +18,7 @@
 
 #include "crib-sealed-exe.h"
 #include "v8-heap.h"
+#include "v8-workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -704,6 +706,13 @@ static napi_value js_release_heap(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* v8WorkersToBatch(): V8's worker threads switched to SCHED_BATCH (v8-workers.cc); their number
+ * or -errno. Waits up to a second for them. */
+static napi_value js_v8_workers_to_batch(napi_env env, napi_callback_info info) {
+  (void)info;
+  return num(env, crib_v8_workers_to_batch());
+}
+
 static int syncfs_or_errno(int fd) {
   return syncfs(fd) < 0 ? -errno : 0;
 }
@@ -750,6 +759,7 @@ NAPI_MODULE_INIT() {
       {"mallopt", NULL, js_mallopt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"shrinkHeap", NULL, js_shrink_heap, NULL, NULL, NULL, napi_enumerable, NULL},
       {"releaseHeap", NULL, js_release_heap, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"v8WorkersToBatch", NULL, js_v8_workers_to_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   return exports;

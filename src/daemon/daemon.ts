@@ -34,7 +34,7 @@ import { SocketClaim } from './socket-claim.js';
 import { bindGrpc, groupId, unixSocketPath, type GrpcListener } from './grpc-listener.js';
 import { PRIVATE, stateDirAccess, tightenInstall } from './private-dirs.js';
 import { MemoryTrim } from './memory-trim.js';
-import { mallocSettingGiven, mallocTrim, releaseHeap, setMallocMmapThreshold, shrinkHeap } from '../sys/libc.js';
+import { mallocSettingGiven, mallocTrim, releaseHeap, setMallocMmapThreshold, shrinkHeap, v8WorkersToBatch } from '../sys/libc.js';
 import { criState } from '../container/container-record.js';
 import { podSandboxState } from '../server/cri-messages.js';
 import type { DaemonMetrics } from '../metrics/daemon-metrics.js';
@@ -95,6 +95,20 @@ export class Daemon {
     }
   }
 
+  /**
+   * V8's worker threads to SCHED_BATCH (sys/libc.ts v8WorkersToBatch): woken by a collection or
+   * a compile, they took the CPU of the main thread mid-answer, or of the client it had just
+   * answered, while the other core sat idle.
+   */
+  private batchV8Workers(): void {
+    try {
+      const threads = v8WorkersToBatch();
+      log.debug({ threads }, 'V8 worker threads run as SCHED_BATCH');
+    } catch (err) {
+      log.warn({ err }, 'V8 worker threads left at the normal policy: they may preempt the threads answering RPCs');
+    }
+  }
+
   /** The address the gRPC server listens on, once started. */
   get listenAddress(): string {
     return this.address;
@@ -114,6 +128,7 @@ export class Daemon {
     const { config } = this;
     log.level = config.log_level;
     this.fixMallocMmapThreshold();
+    this.batchV8Workers();
     // Private from the first moment: a new install is made tight, an old one tightened before
     // anything else is created in it (see private-dirs.ts).
     const socketPath = unixSocketPath(config.grpc.address);

@@ -1,5 +1,6 @@
 // libc bindings an unprivileged user can exercise; device nodes, trusted.* xattrs and mounts
 // need root: root-test/sys/libc.test.ts.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -7,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoCode } from '../errors.js';
+import { nativeAddons } from '../native-paths.js';
 import { diskUsage } from './disk-usage.js';
 import {
   MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy, setMallocMmapThreshold,
@@ -24,6 +26,32 @@ describe('libc bindings', () => {
   it('setMallocMmapThreshold: glibc takes the daemon\'s threshold', () => {
     // The daemon's value (daemon/daemon.ts); its effect on memory is measured, not asserted here.
     expect(() => setMallocMmapThreshold((1 << 20) + (64 << 10))).not.toThrow();
+  });
+
+  it("v8WorkersToBatch switches each of V8's worker threads to SCHED_BATCH, and no other thread", () => {
+    // In a node of its own, with a pool size of its own: this test's process keeps its policies.
+    // /proc/<tid>/stat field 41 is the thread's policy (SCHED_BATCH 3, SCHED_OTHER 0).
+    const script = `
+      const addon = require(${JSON.stringify(nativeAddons.libc)});
+      const fs = require('node:fs');
+      const policies = () => fs.readdirSync('/proc/self/task').map((tid) =>
+        ({ tid: Number(tid), policy: Number(fs.readFileSync('/proc/self/task/' + tid + '/stat', 'utf8').replace(/^.*\\) /s, '').split(' ')[38]) }));
+      const before = policies();
+      const first = addon.v8WorkersToBatch();
+      const second = addon.v8WorkersToBatch();
+      console.log(JSON.stringify({ before, first, second, after: policies() }));`;
+    for (const pool of [1, 3]) {
+      const out = JSON.parse(execFileSync(process.execPath, [`--v8-pool-size=${pool}`, '-e', script], { encoding: 'utf8' })) as {
+        before: { tid: number; policy: number }[]; first: number; second: number; after: { tid: number; policy: number }[];
+      };
+      expect(out.before.every((t) => t.policy === 0)).toBe(true);
+      expect([out.first, out.second]).toEqual([pool, pool]);
+      const batch = out.after.filter((t) => t.policy === 3);
+      expect(batch).toHaveLength(pool);
+      // Not the main thread (its tid is the process's pid, the first listed), nor any other.
+      expect(batch.map((t) => t.tid)).not.toContain(out.after[0]!.tid);
+      expect(out.after.filter((t) => t.policy !== 0 && t.policy !== 3)).toEqual([]);
+    }
   });
 
   it('mknod makes fifos and reports errno as a Node-style code', () => {

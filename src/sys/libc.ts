@@ -38,6 +38,7 @@ interface LibcAddon {
   mallopt(param: number, value: number): number;
   shrinkHeap(): void;
   releaseHeap(): void;
+  v8WorkersToBatch(): number;
 }
 
 let loaded: LibcAddon | undefined;
@@ -206,6 +207,16 @@ export function shrinkHeap(): void {
  */
 export function releaseHeap(): void {
   addon().releaseHeap();
+}
+
+/**
+ * Not libc either (native/addon/v8-workers.cc): switches V8's worker threads, which run its
+ * garbage collection helpers and optimising compiles, to SCHED_BATCH, so that they never preempt
+ * the thread running on a CPU when they wake; they keep their share of the CPU. Once per
+ * process; waits a few milliseconds for the workers. Returns how many were switched.
+ */
+export function v8WorkersToBatch(): number {
+  return check(addon().v8WorkersToBatch(), 'sched_setscheduler', undefined, "V8's worker threads");
 }
 
 /**
