@@ -11,6 +11,7 @@ import { criClient, type CriClient } from '../test-support/cri-client.js';
 import { removeCgroupParent, removeNetwork, waitFor } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry } from '../test-support/registry.js';
+import { quietClientThreads } from '../test-support/bench-targets.js';
 
 export interface BenchDaemon {
   name: string;
@@ -79,6 +80,7 @@ export type StartBenchDaemon = (o: BenchDaemonOptions) => Promise<BenchDaemon>;
  * removed), then crib's cgroup parent removed and the registry stopped.
  */
 export async function withBenchDaemons<R>(fn: (image: string, start: StartBenchDaemon) => Promise<R>): Promise<R> {
+  quietClientThreads();
   const registry = await startRegistry();
   const started: BenchDaemon[] = [];
   try {
