@@ -706,8 +706,8 @@ static napi_value js_release_heap(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* v8WorkersToBatch(): V8's worker threads switched to SCHED_BATCH (v8-workers.cc); their number
- * or -errno. Waits up to a second for them. */
+/* v8WorkersToBatch(): V8's worker threads switched to SCHED_BATCH (v8-workers.cc); how many, or
+ * -errno. Waits for them: a few milliseconds when they are idle, a second at most. */
 static napi_value js_v8_workers_to_batch(napi_env env, napi_callback_info info) {
   (void)info;
   return num(env, crib_v8_workers_to_batch());

@@ -190,7 +190,7 @@ export function mallocTrim(): Promise<boolean> {
 }
 
 /**
- * Not libc, but one of the addon's two calls into V8 (native/addon/v8-heap.cc): begin V8's
+ * Not libc, but one of the addon's three calls into V8 (native/addon/v8-heap.cc): begin V8's
  * incremental collection for memory, which compacts the heap and hands the pages it empties back
  * to the kernel (MemoryPressureNotification, moderate). It returns at once; the marking runs in
  * V8's tasks, and its garbage's malloc memory is freed as it ends.
