@@ -1,7 +1,7 @@
 // Benchmark (not a test): the CRI operations critest's benchmark mode times, one by one.
 //   npm run bench:ops   (BENCH_N=50 rounds; BENCH_IMAGE_MB=2, the size of the image pulled and
-//                        removed each round; BENCH_CONTAINERD=0: crib only; BENCH_CPU_PROF=dir,
-//                        see below)
+//                        removed each round; BENCH_CONTAINERD=0: crib only; BENCH_CPU_PROF=dir
+//                        and BENCH_SCHED_TRACE=dir, see below)
 // A round, per runtime: RunPodSandbox, PodSandboxStatus, CreateContainer, StartContainer,
 // ContainerStatus, ListPodSandbox, ListContainers, StopContainer, RemoveContainer,
 // StopPodSandbox, RemovePodSandbox; then PullImage, ImageStatus, ListImages, RemoveImage of an
@@ -25,6 +25,10 @@ const N = Number(process.env.BENCH_N ?? 50);
 // call's window beside it (crib.windows.json), for bench/profile-windows.ts: the time between the
 // windows is the daemon's background work.
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
+// BENCH_SCHED_TRACE=dir: the same windows, with this client's pid and crib's, go to
+// dir/ops.sched.json, for bench/sched-waits.ts to cut a scheduler trace of the whole machine
+// taken through the run (its header says how).
+const SCHED_DIR = process.env.BENCH_SCHED_TRACE;
 const windows: { rpc: string; fromUs: number; toUs: number }[] = [];
 const IMAGE_MB = Number(process.env.BENCH_IMAGE_MB ?? 2);
 const WARMUP = 3;
@@ -52,7 +56,7 @@ async function round(t: BenchTarget, pullImage: string, out: Timings | undefined
     const t1 = process.hrtime.bigint();
     out?.[op].push(Number(t1 - t0) / 1e6);
     // The profile's clock is the monotonic one hrtime reads (µs).
-    if (out && CPU_PROF_DIR && t.name === 'crib') windows.push({ rpc: op, fromUs: Number(t0 / 1000n), toUs: Number(t1 / 1000n) });
+    if (out && (CPU_PROF_DIR || SCHED_DIR) && t.name === 'crib') windows.push({ rpc: op, fromUs: Number(t0 / 1000n), toUs: Number(t1 / 1000n) });
     return r;
   };
   const n = seq++;
@@ -130,12 +134,16 @@ function printFloor(crib: Timings, floor: { attach: number[]; detach: number[] }
   console.log(`  RunPodSandbox / floor: ${med.toFixed(2)}x / ${p95.toFixed(2)}x (median / p95), goal <= 3: ${ok ? 'yes' : 'NO'}`);
 }
 
+/** crib's daemon, for BENCH_SCHED_TRACE. */
+let daemonPid = 0;
+
 async function main(): Promise<void> {
   const floor = await openNetlinkFloor(`cribflr${(process.pid % 65536).toString(16)}`, '10.245.0.0/24');
   const floorTimes = { attach: [] as number[], detach: [] as number[] };
   try {
     const { names, results } = await withBenchTargets({ bridge: 'cribbenchops', subnet: '10.246.0.0/16' }, async (targets) => {
       const image = await pushPullImage(targets[0]!);
+      daemonPid = targets[0]!.daemonPid;
       const timings = targets.map(() => Object.fromEntries(OPS.map((op) => [op, [] as number[]])) as Timings);
       for (let i = 0; i < WARMUP; i++) {
         for (const t of targets) await round(t, image, undefined);
@@ -154,6 +162,7 @@ async function main(): Promise<void> {
       ...(CPU_PROF_DIR ? { daemonEnv: probeEnv({ cpuProfile: join(CPU_PROF_DIR, 'crib.cpuprofile') }) } : {}),
     });
     if (CPU_PROF_DIR) await writeFile(join(CPU_PROF_DIR, 'crib.windows.json'), JSON.stringify(windows));
+    if (SCHED_DIR) await writeFile(join(SCHED_DIR, 'ops.sched.json'), JSON.stringify({ clientPid: process.pid, daemonPid, windows }));
     console.log(`\nN=${N} rounds per runtime, alternating; busybox sleep container; pulled image: 1 layer, ${IMAGE_MB} MiB of random files\n`);
     print(names, results);
     printFloor(results[0]!, floorTimes);
