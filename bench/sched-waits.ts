@@ -77,6 +77,11 @@ function who(tid: number): string {
   return (commOf.get(tid) ?? '?').replace(/[/:-]\d.*$/, '');
 }
 
+/** Adds `n` to `key`'s sum in `sums`. */
+function add(sums: Map<string, number>, key: string, n: number): void {
+  sums.set(key, (sums.get(key) ?? 0) + n);
+}
+
 /** The first run of `runs` (sorted by start) that starts at or after `t`. */
 function firstRunFrom(runs: Run[], t: number): Run | undefined {
   let lo = 0;
@@ -102,7 +107,7 @@ function holders(cpu: number, a: number, b: number, into: Map<string, number>): 
   for (let i = lo; i < runs.length && runs[i]!.start < b; i++) {
     const r = runs[i]!;
     const overlap = Math.min(r.end, b) - Math.max(r.start, a);
-    if (overlap > 0) into.set(who(r.tid), (into.get(who(r.tid)) ?? 0) + overlap);
+    if (overlap > 0) add(into, who(r.tid), overlap);
   }
 }
 
@@ -121,7 +126,7 @@ for (const op of ops) {
         if (!run || run.start - t < 30) continue;
         const held = new Map<string, number>();
         holders(run.cpu, t, run.start, held);
-        for (const [k, us] of held) waits.set(`${label} behind ${k}`, (waits.get(`${label} behind ${k}`) ?? 0) + us);
+        for (const [k, us] of held) add(waits, `${label} behind ${k}`, us);
       }
     }
   }
@@ -133,7 +138,7 @@ for (const op of ops) {
     if (!run) continue;
     const held = new Map<string, number>();
     holders(p.cpu, p.t, run.start, held);
-    for (const [k, us] of held) waits.set(`${label} preempted by ${k}`, (waits.get(`${label} preempted by ${k}`) ?? 0) + us);
+    for (const [k, us] of held) add(waits, `${label} preempted by ${k}`, us);
   }
   const lat = ws.map((w) => w.toUs - w.fromUs);
   const top = [...waits].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, us]) => `${k} ${(us / 1000).toFixed(1)}`);
@@ -142,7 +147,7 @@ for (const op of ops) {
 
 for (const [main, label] of [[daemonPid, "daemon's"], [clientPid, "client's"]] as const) {
   const by = new Map<string, number>();
-  for (const p of preemptions) if (p.preempted === main) by.set(who(p.tid), (by.get(who(p.tid)) ?? 0) + 1);
+  for (const p of preemptions) if (p.preempted === main) add(by, who(p.tid), 1);
   const list = [...by].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `${k} ${n}`);
   console.log(`\npreemptions of the ${label} main thread from the first call to the last: ${list.join(', ') || 'none'}`);
 }
