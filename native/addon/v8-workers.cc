@@ -124,7 +124,8 @@ extern "C" int crib_v8_workers_to_batch(void) {
   if (isolate == nullptr) {
     outcome = -EINVAL;
   } else if (platform != nullptr) {
-    const int n = platform->NumberOfWorkerThreads() < kMaxWorkers ? platform->NumberOfWorkerThreads() : kMaxWorkers;
+    int n = platform->NumberOfWorkerThreads();
+    if (n > kMaxWorkers) n = kMaxWorkers;
     the_switch.posted.store(n);
     for (int i = 0; i < n; i++) platform->CallOnWorkerThread(std::make_unique<SwitchToBatch>());
     wait_until_settled();
