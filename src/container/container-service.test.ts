@@ -11,41 +11,11 @@ import type { ContainerConfig__Output } from '../gen/runtime/v1/ContainerConfig.
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { NO_FEATURES } from '../runtime/runtime-features.js';
 import type { SandboxRecord } from '../sandbox/sandbox-record.js';
+import { DirLayers } from '../../test-support/dir-layers.js';
 import { FakeContainerRuntime } from '../../test-support/fake-container-runtime.js';
 import type { ContainerEvent } from './container-events.js';
 import { criState, type ContainerRecord } from './container-record.js';
-import { ContainerService, type ContainerServiceOptions, type WritableLayers } from './container-service.js';
-
-/**
- * Writable layers as directories: prepare makes one, mount makes the mount point (empty: what
- * the image has is only in `imageLayers`, the committed layers of each chain).
- */
-class DirLayers implements WritableLayers {
-  readonly imageLayers = new Map<string, string[]>();
-  /** When set, each mount waits for it (and fails if it rejects). */
-  mountGate: Promise<void> | undefined;
-  /** When set, each prepare waits for it once its dir is made (and fails if it rejects). */
-  prepareGate: Promise<void> | undefined;
-  constructor(readonly dir: string) {}
-  async prepare(key: string): Promise<void> {
-    await mkdir(join(this.dir, key), { recursive: false });
-    await this.prepareGate;
-  }
-  mounts(key: string): { upperdir: string; lowerdirs: string[] } {
-    return { upperdir: join(this.dir, key), lowerdirs: [] };
-  }
-  lowerDirs(chainId: string): string[] {
-    return this.imageLayers.get(chainId) ?? [];
-  }
-  async mount(_key: string, target: string): Promise<void> {
-    await mkdir(target, { recursive: true });
-    await this.mountGate;
-  }
-  async unmount(): Promise<void> {}
-  async remove(key: string): Promise<void> {
-    await rm(join(this.dir, key), { recursive: true, force: true });
-  }
-}
+import { ContainerService, type ContainerServiceOptions } from './container-service.js';
 
 const IMAGE = { id: `sha256:${'a'.repeat(64)}`, chainId: undefined, config: { config: { Cmd: ['sh'] } } };
 /** An image of one layer whose USER is a name its /etc/passwd gives. */
