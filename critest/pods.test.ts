@@ -90,6 +90,10 @@ describe('pods and containers', () => {
     await d.cri.runtime.UpdatePodSandboxResources({ podSandboxId, resources: { memoryLimitInBytes: '134217728' } });
     const verbose = JSON.parse((await d.cri.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info);
     expect(verbose.resources.resources.memoryLimitInBytes).toBe('134217728');
+    // The pod's pinned namespaces and its /dev/shm, mounted while it runs.
+    const podMounts = [verbose.netns, verbose.ipcns, verbose.utsns, verbose.files.shmPath] as string[];
+    const mountPoints = () => new Set(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? ''));
+    expect(podMounts.filter((m) => !mountPoints().has(m))).toEqual([]);
 
     const listed = await d.cri.runtime.ListContainers({ filter: { podSandboxId, labelSelector: { c: 'main' } } });
     expect(listed.containers.map((c: { id: string }) => c.id)).toEqual([containerId]);
@@ -104,8 +108,13 @@ describe('pods and containers', () => {
     await expect(d.cri.runtime.ContainerStatus({ containerId })).rejects.toMatchObject({ code: status.NOT_FOUND });
     await d.cri.runtime.StopPodSandbox({ podSandboxId });
     expect((await d.cri.runtime.PodSandboxStatus({ podSandboxId })).status.state).toBe('SANDBOX_NOTREADY');
+    // Stopped: its namespaces and /dev/shm are released, as containerd's stop does; the pinned
+    // files stay until the removal.
+    expect(podMounts.filter((m) => mountPoints().has(m))).toEqual([]);
+    expect(existsSync(verbose.netns)).toBe(true);
     await d.cri.runtime.StopPodSandbox({ podSandboxId });
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+    expect(existsSync(verbose.netns)).toBe(false);
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
     await expect(d.cri.runtime.PodSandboxStatus({ podSandboxId })).rejects.toMatchObject({ code: status.NOT_FOUND });
   });

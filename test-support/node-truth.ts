@@ -292,7 +292,14 @@ async function checkNodeTruthOnce(d: TestDaemon, known: KnownIds): Promise<strin
     if (ids.length === 0 || !ids.some((i) => podIds.has(i) || ctrIds.has(i))) out.push(`mount ${m} belongs to nothing reported`);
   }
   for (const p of pods) {
-    if (!p.hostNetwork && !isNsMount(join(d.state, 'pods', p.id, 'ns', 'net'))) out.push(`pod ${p.id}: its network namespace is not pinned`);
+    const podDir = join(d.state, 'pods', p.id);
+    if (p.ready) {
+      if (!p.hostNetwork && !isNsMount(join(podDir, 'ns', 'net'))) out.push(`pod ${p.id}: its network namespace is not pinned`);
+    } else {
+      // A stopped pod has released its namespaces and /dev/shm (sandbox-service.ts
+      // releaseStoppedPod); start-up releases those a crash kept.
+      for (const m of mounts.filter((m) => m.startsWith(podDir + '/'))) out.push(`pod ${p.id} is NOTREADY, yet ${m} is still mounted`);
+    }
   }
 
   // ---- processes: monitors and container processes of reported containers only ----

@@ -15,17 +15,21 @@
 //             dir and the record. kubelet's retry then creates the pod anew.
 //   ready     serving; the only state reported SANDBOX_READY (with its IP).
 //   stopping  StopPodSandbox: containers stopped, pod init killed, network torn down, then
-//             notready. Start-up finishes it. Reported NOTREADY, without an IP, from the moment
-//             it is written: the network may already be gone.
-//   notready  stopped: namespaces still pinned, no network, no pod init.
+//             notready, and once that is in place the namespaces and shm unmounted. Start-up
+//             finishes it. Reported NOTREADY, without an IP, from the moment it is written: the
+//             network may already be gone.
+//   notready  stopped: no network, no pod init, namespaces and shm unmounted (their files stay
+//             until the removal; start-up unmounts what a crash between the record and the
+//             unmounts left, and the next stop or the removal what an unmount failing left).
 //   removing  RemovePodSandbox of a pod still holding its network (not stopped first): written
 //             before the network is torn down. A notready pod skips it (nothing of the pod
 //             changes before its record goes, and each container's removal is durable on its
 //             own). Then: containers removed, network torn down, pod init killed, the record
-//             removed (synced: the removal is durable), namespaces and shm unmounted, and the
-//             dir moved to the trash (store/trash.ts) whose files (the pinned ones too) are
-//             deleted after the answer. Start-up finishes a 'removing' record (reported NOTREADY until then),
-//             unpins and deletes a pod dir left without a record, and empties the trash.
+//             removed (synced: the removal is durable), namespaces and shm unmounted (if a stop
+//             has not), and the dir moved to the trash (store/trash.ts) whose files (the pinned
+//             ones too) are deleted after the answer. Start-up finishes a 'removing' record
+//             (reported NOTREADY until then), unpins and deletes a pod dir left without a
+//             record, and empties the trash.
 //
 // Schema: the states stopping and removing and the field podInitStartTime were added without a
 // version bump: records of the crib before them load unchanged, and a crib before them that

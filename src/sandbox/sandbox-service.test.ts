@@ -3,7 +3,7 @@
 // record files and real pod files in temp dirs: no root, no namespaces, no processes. What the
 // service decides (records, rollback, names, recovery) is tested here; what crib-pinns and the
 // networks do is tested by root-test/sandbox/, root-test/network/ and critest/.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,8 +240,13 @@ describe('SandboxService', () => {
     expect(net.attached.has(id)).toBe(false);
     expect(net.attached.has(other)).toBe(true);
     expect(net.calls.filter((c) => c === `teardown ${id}`)).toHaveLength(1);
-    // Namespaces and files stay until RemovePodSandbox (kubelet may still read the pod's status).
-    expect(pinns.pinned.has(join(state, 'pods', id, 'ns'))).toBe(true);
+    // Its namespaces and /dev/shm are released, as containerd's stop does; the other pod's stay.
+    // The files stay until RemovePodSandbox.
+    expect(pinns.pinned.has(join(state, 'pods', id, 'ns'))).toBe(false);
+    expect(shm.mounted.has(join(state, 'pods', id, 'files', 'shm'))).toBe(false);
+    expect(existsSync(join(state, 'pods', id, 'files', 'hosts'))).toBe(true);
+    expect(pinns.pinned.has(join(state, 'pods', other, 'ns'))).toBe(true);
+    expect(shm.mounted.has(join(state, 'pods', other, 'files', 'shm'))).toBe(true);
     // The stopped state is on disk.
     expect((await daemon()).get(id).state).toBe('notready');
 
@@ -288,6 +293,44 @@ describe('SandboxService', () => {
     expect(svc.get(id).state).toBe('notready');
     expect(await readdir(podsDir)).toEqual([`${id}.json`]);
     expect((await daemon()).get(id).state).toBe('notready');
+  });
+
+  it('StopPodSandbox unmounts the namespaces and shm only once the notready record is in place; one that failed is left to the next stop or start-up', async () => {
+    const svc = await daemon();
+    const ids = [await svc.run(podConfig('web'), '', live()), await svc.run(podConfig('db'), '', live())];
+    const nsDir = (id: string) => join(state, 'pods', id, 'ns');
+    const shmPath = (id: string) => join(state, 'pods', id, 'files', 'shm');
+    const seen: string[] = [];
+    const unmount = pinns.unmount.bind(pinns);
+    pinns.unmount = (dir: string) => {
+      // Synchronous, as the real one: the record read here is what a crash at this point leaves.
+      const id = ids.find((i) => dir === nsDir(i))!;
+      seen.push((JSON.parse(readFileSync(join(root, 'pods', `${id}.json`), 'utf8')) as { state: string }).state);
+      unmount(dir);
+    };
+    for (const id of ids) {
+      pinns.failNext.set('unmount', new InternalError('umount2: EBUSY'));
+      // The unmount failing does not fail the stop: the pod is stopped, its network gone.
+      await svc.stop(id);
+      expect(svc.get(id).state).toBe('notready');
+      expect(net.attached.has(id)).toBe(false);
+      expect(pinns.pinned.has(nsDir(id))).toBe(true);
+    }
+    expect(seen).toEqual(['notready', 'notready']);
+    // Kubelet's next StopPodSandbox releases what is left...
+    await svc.stop(ids[0]!);
+    expect(seen).toEqual(['notready', 'notready', 'notready']);
+    expect(pinns.pinned.has(nsDir(ids[0]!))).toBe(false);
+    expect(shm.mounted.has(shmPath(ids[0]!))).toBe(false);
+    // ...and so does a restart (what a crash between the record and the unmounts leaves).
+    expect(pinns.pinned.has(nsDir(ids[1]!))).toBe(true);
+    const restarted = await daemon();
+    expect(pinns.pinned.has(nsDir(ids[1]!))).toBe(false);
+    expect([...pinns.pinned.keys()]).toEqual([]);
+    pinns.unmount = unmount;
+    for (const id of ids) await restarted.remove(id);
+    await restarted.removalsSettled();
+    await expectNothingLeft(restarted);
   });
 
   it('RemovePodSandbox removes the containers and everything the pod holds; removing again succeeds', async () => {
@@ -346,8 +389,9 @@ describe('SandboxService', () => {
     // No temp file written next to the record: the removal went straight to deleting it.
     expect(writes.filter((n) => n.startsWith('.tmp-'))).toEqual([]);
     expect(await recordFiles()).toEqual([]);
-    // The namespaces and shm are unmounted before the answer; the files wait in the trash.
-    expect(pinns.calls).toContain(`unmount ${join(state, 'pods', id, 'ns')}`);
+    // The namespaces and shm, released by the stop, are unmounted again (idempotent) before the
+    // answer; the files wait in the trash.
+    expect(pinns.calls.filter((c) => c === `unmount ${join(state, 'pods', id, 'ns')}`)).toHaveLength(2);
     expect([...pinns.pinned.keys()]).toEqual([]);
     expect([...shm.mounted]).toEqual([]);
     expect(await podDirs()).toEqual([]);

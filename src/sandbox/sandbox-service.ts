@@ -117,6 +117,9 @@ export class SandboxService {
       }
       this.names.claim(rec.reservedName, rec.id);
       this.holdLevel(rec);
+      // A stop a crash cut short between its record and its unmounts (idempotent, and cheap when
+      // there is nothing left to unmount).
+      if (rec.state === 'notready') this.releaseStoppedPod(rec);
       if (rec.state !== 'stopping' && rec.state !== 'removing') continue;
       const what = rec.state === 'stopping' ? 'stop' : 'removal';
       log.warn({ pod: rec.id }, `finishing the ${what} of a pod sandbox a crash interrupted`);
@@ -325,13 +328,19 @@ export class SandboxService {
       if (!cur) return;
       if (cur.state !== 'ready' && cur.state !== 'stopping') {
         for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
+        // What an unmount failing in the stop left (idempotent, cheap when nothing is left).
+        this.releaseStoppedPod(cur);
         return;
       }
       // The outcome's record is written and synced under a temp name while the intent is (two
       // syncs side by side, not one after the other); it goes in place only once the teardown
       // is done, and nothing else changes the record meanwhile (the pod's lock). A crash before
-      // then leaves the temp file to start-up's sweep.
-      const outcome = this.store.prepare({ ...structuredClone(cur), state: 'notready' });
+      // then leaves the temp file to start-up's sweep. Once it is in place, the pod's kernel
+      // objects go while its directory syncs: never before, as a stop that start-up finishes
+      // tears the network down again, and a CNI plugin's DEL fails on a namespace file that is
+      // no longer a namespace.
+      const stopping = cur;
+      const outcome = this.store.prepare({ ...structuredClone(cur), state: 'notready' }, { onRenamed: () => this.releaseStoppedPod(stopping) });
       outcome.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
       try {
         // The intent first: from here on the pod is reported NOTREADY, and a crash is finished
@@ -425,6 +434,23 @@ export class SandboxService {
     }
     crashPoint('RemovePodSandbox:after-teardown');
     await this.trash.discard(pod.dir);
+  }
+
+  /**
+   * A stopped pod's namespaces and /dev/shm, as containerd's StopPodSandbox releases them: no
+   * process of the pod is left to use them, and none may start (a notready pod takes no
+   * container). Their files stay, unmounted, until the removal deletes the pod's dir. The kernel
+   * then destroys the network namespace, and the pod's veth with it, in the background while
+   * the pod waits for kubelet's removal, not during it (four unmounts, each waiting for an RCU
+   * grace period, were half of RemovePodSandbox's time). A failure is logged and left to the
+   * next stop or the removal, which unmount again.
+   */
+  private releaseStoppedPod(pod: SandboxRecord): void {
+    try {
+      this.unmountKernelObjects(pod.dir, pod.files);
+    } catch (err) {
+      log.error({ pod: pod.id, err }, 'releasing a stopped pod\'s namespaces or shm failed; the next stop or its removal tries again');
+    }
   }
 
   /** Resolves once the pod dirs removed so far are deleted (the daemon stops). */

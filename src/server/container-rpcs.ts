@@ -4,7 +4,7 @@ import type { ContainerEventResponse } from '../gen/runtime/v1/ContainerEventRes
 import type { ContainerService } from '../container/container-service.js';
 import { criState, type ContainerRecord } from '../container/container-record.js';
 import type { SandboxService } from '../sandbox/sandbox-service.js';
-import { InvalidArgumentError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import type { CriGuards } from './cri-guards.js';
 import { encodedContainerStatus, encodedPodSandboxStatus, listedContainer, podContainerStatuses } from './listed-messages.js';
@@ -50,6 +50,14 @@ export function containerHandlers(containers: ContainerService, pods: SandboxSer
     },
 
     StartContainer: async (req) => {
+      // As containerd: only in a ready pod. A stopped pod has released its namespaces
+      // (sandbox-service.ts releaseStoppedPod): a container a CreateContainer racing
+      // StopPodSandbox left is refused here, by name, not by the runtime failing to join them.
+      const c = containers.get(req.containerId);
+      const pod = pods.find(c.podId);
+      if (pod && pod.state !== 'ready') {
+        throw new FailedPreconditionError(`StartContainer: container ${c.id} cannot start: its pod sandbox ${pod.id} is not ready (state ${pod.state})`);
+      }
       await containers.start(req.containerId);
       return {};
     },
