@@ -55,6 +55,11 @@ describe('listed pod and container entries', () => {
     const decoded = client.ListContainers!.responseDeserialize(listed);
     expect(decoded.containers.map((c: any) => c.state)).toEqual(['CONTAINER_CREATED', 'CONTAINER_RUNNING', 'CONTAINER_EXITED']);
     expect(decoded.containers[0].image).toMatchObject({ image: 'registry.example/busybox:latest', userSpecifiedImage: 'busybox', annotations: { a: 'b' } });
+    // The image's id once per entry as image_ref and image_id, not a third time in ImageSpec
+    // (whose image_ref is an image volume's).
+    expect(decoded.containers[0]).toMatchObject({ imageRef: `sha256:${'a'.repeat(64)}`, imageId: `sha256:${'a'.repeat(64)}` });
+    expect(decoded.containers[0].image.imageRef).toBe('');
+    expect(listed.toString('latin1').split(`sha256:${'a'.repeat(64)}`)).toHaveLength(1 + 2 * cs.length);
     expect(decoded.containers[0].labels).toEqual({ 'io.kubernetes.container.name': 'main' });
     expect(decoded).toEqual(client.ListContainers!.responseDeserialize(
       rpcs.ListContainers.responseSerialize!({ containers: cs.map((c) => ({ ...containerMessage(c) })) })));
