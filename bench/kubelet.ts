@@ -3,11 +3,12 @@
 // Each pod has one busybox sleeper and a cgroup parent (as kubelet gives every pod). At each
 // level, per runtime in turn, for --seconds: a relist every second (ListPodSandbox, then
 // ListContainers: kubelet's PLEG), stats every 10 s (ListPodSandboxStats, ListContainerStats),
-// and an ExecSync probe of every pod every 10 s, spread over the period as kubelet's probe
-// workers are. Calls are fired on schedule without waiting for earlier ones (kubelet's
-// goroutines do not wait either), so a slow call shows as latency, not as fewer calls. The stats
-// listings' answers are received but not decoded (kubelet decodes them on other threads than its
-// relist's; here, one thread decoding them held the relists' answers back).
+// and an ExecSync probe of every pod every 10 s, each at its own phase of the period as kubelet's
+// probe workers are (random, the same for both runtimes: probePhases). Calls are fired on
+// schedule without waiting for earlier ones (kubelet's goroutines do not wait either), so a slow
+// call shows as latency, not as fewer calls. The stats listings' answers are received but not
+// decoded (kubelet decodes them on other threads than its relist's; here, one thread decoding
+// them held the relists' answers back).
 // Measured per runtime and level: CPU seconds per minute of the runtime's processes (the
 // daemon, its per-container helpers and what they reap: crib-monitor / containerd-shim, and
 // containerd's pause processes), their PSS (smaps_rollup), and p50/p99 per RPC. Then the scale
@@ -185,6 +186,25 @@ interface Window {
   pssMiB: number;
 }
 
+/**
+ * When in its period each pod's probe fires (ms), as kubelet's probe workers have it: each starts
+ * with its pod, not in step with the relist's ticker. Random, from a seed fixed per pod count, so
+ * both runtimes get the same schedule. (Spread evenly, i * period / count, one probe fell on every
+ * relist's tick whenever the count was a multiple of ten: an exec fired with every relist, which
+ * no node sees.)
+ */
+function probePhases(count: number): number[] {
+  // mulberry32: a small seeded generator, enough to scatter phases.
+  let seed = 0x6b75_6265 ^ count;
+  const next = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
+  };
+  return Array.from({ length: count }, () => next() * PROBE_MS);
+}
+
 async function steady(t: BenchTarget, pods: Pod[]): Promise<Window> {
   const latency = Object.fromEntries(RPCS.map((r) => [r, [] as number[]])) as Record<Rpc, number[]>;
   const errors = Object.fromEntries(RPCS.map((r) => [r, 0])) as Record<Rpc, number>;
@@ -232,8 +252,9 @@ async function steady(t: BenchTarget, pods: Pod[]): Promise<Window> {
     events.push({ at, run: () => timed('ListPodSandboxStats', undecoded('ListPodSandboxStats')) });
     events.push({ at, run: () => timed('ListContainerStats', undecoded('ListContainerStats')) });
   }
+  const phase = probePhases(pods.length);
   pods.forEach((p, i) => {
-    for (let at = (i * PROBE_MS) / pods.length; at < span; at += PROBE_MS) {
+    for (let at = phase[i]!; at < span; at += PROBE_MS) {
       events.push({ at, run: () => timed('ExecSync', () => runtime.ExecSync({ containerId: p.containerId, cmd: ['/bin/sh', '-c', 'exit 0'], timeout: '10' })) });
     }
   });
