@@ -4,7 +4,8 @@
 //   npx tsx bench/rpc-ab.ts [CLI_A] [CLI_B]
 //   (default A = /work/main/dist/cli.js, B = this checkout's dist/cli.js; BENCH_N rounds, default
 //    20; BENCH_CALLS calls of each method per round and build, default 100; BENCH_NODE_FLAGS_A and
-//    _B: node flags for that build's daemon, e.g. to compare V8 settings on one build)
+//    _B: node flags for that build's daemon, e.g. to compare V8 settings on one build; BENCH_PODS
+//    pods per daemon, each with a running container, default 1: what the listings list)
 // Per method: the client-side latency of each call (median / p95 over every call), and the
 // daemon's CPU (user + system, /proc/<pid>/stat) per call, over each round's calls of it.
 import { readFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
 const CLI_B = resolve(process.argv[3] ?? join(HERE, '../dist/cli.js'));
 const N = Number(process.env.BENCH_N ?? 20);
 const CALLS = Number(process.env.BENCH_CALLS ?? 100);
+const PODS = Number(process.env.BENCH_PODS ?? 1);
 const METHODS = ['Version', 'ListPodSandbox', 'PodSandboxStatus', 'ContainerStatus', 'ListContainers', 'ImageStatus', 'ListImages'] as const;
 type Method = (typeof METHODS)[number];
 
@@ -36,13 +38,18 @@ async function startBuild(start: StartBenchDaemon, name: string, cli: string, in
   const d = await start({ name, cli, index, dirPrefix: 'crib-rpcab-', bridgePrefix: 'cribr', subnet16: '10.247', nodeFlags: flags });
   const { cri } = d;
   await cri.image.PullImage({ image: { image } });
-  const config = { metadata: { name: 'ab', namespace: 'bench', uid: `ab-${index}`, attempt: 0 }, linux: {}, logDirectory: '' };
-  const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
-  const { containerId } = await cri.runtime.CreateContainer({
-    podSandboxId, sandboxConfig: config,
-    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux: {} },
-  });
-  await cri.runtime.StartContainer({ containerId });
+  const runPod = async (n: number) => {
+    const config = { metadata: { name: `ab-${n}`, namespace: 'bench', uid: `ab-${index}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
+    const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
+    const { containerId } = await cri.runtime.CreateContainer({
+      podSandboxId, sandboxConfig: config,
+      config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux: {} },
+    });
+    await cri.runtime.StartContainer({ containerId });
+    return { podSandboxId, containerId };
+  };
+  const { podSandboxId, containerId } = await runPod(0);
+  for (let n = 1; n < PODS; n++) await runPod(n);
   const call: Record<Method, () => Promise<unknown>> = {
     Version: () => cri.runtime.Version({}),
     ListPodSandbox: () => cri.runtime.ListPodSandbox({}),
