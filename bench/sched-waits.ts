@@ -8,7 +8,9 @@
 //   perf record -a -k mono -e sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new \
 //     -o DIR/perf.data -- env BENCH_SCHED_TRACE=DIR BENCH_CONTAINERD=0 npm run bench:ops
 //   perf script -i DIR/perf.data -F time,cpu,comm,pid,tid,event,trace --ns > DIR/sched.txt
-//   npx tsx bench/sched-waits.ts DIR [ops, comma-separated]
+//   npx tsx bench/sched-waits.ts DIR [ops, comma-separated] [slowest]
+// (slowest=N: also each op's N slowest calls, one by one: when each main thread ran, on which
+// CPU, and what held the CPU each wake-up landed on until it ran.)
 // (-k mono: perf's clock is the monotonic one the bench's hrtime reads. bench:ops writes its
 // windows, with the client's and crib's pids, to DIR/ops.sched.json.)
 import { createReadStream, readFileSync } from 'node:fs';
@@ -19,22 +21,24 @@ interface Windows { clientPid: number; daemonPid: number; windows: { rpc: string
 /** A thread on a CPU from start to end (µs). */
 interface Run { cpu: number; start: number; end: number; tid: number }
 
-const [dir, opsArg] = process.argv.slice(2);
-if (!dir) throw new Error('usage: sched-waits.ts <dir> [ops]');
+const [dir, opsArg, slowestArg] = process.argv.slice(2);
+if (!dir) throw new Error('usage: sched-waits.ts <dir> [ops] [slowest]');
+const slowest = Number(slowestArg ?? 0);
 const { clientPid, daemonPid, windows } = JSON.parse(readFileSync(join(dir, 'ops.sched.json'), 'utf8')) as Windows;
 const from = windows[0]!.fromUs;
 const to = windows[windows.length - 1]!.toUs;
 
 const HEADER = /^\s*(.+?)\s+(\d+)\/(\d+)\s+\[(\d+)\]\s+(\d+\.\d+):\s+(sched:\S+):\s(.*)$/;
 const SWITCH = /prev_comm=(.*) prev_pid=(\d+) prev_prio=\d+ prev_state=(\S+) ==> next_comm=(.*) next_pid=(\d+)/;
-const WAKEUP = /comm=.* pid=(\d+) prio=\d+ target_cpu=\d+/;
+const WAKEUP = /comm=.* pid=(\d+) prio=\d+ target_cpu=(\d+)/;
 
 const pidOf = new Map<number, number>();
 const commOf = new Map<number, string>();
 const onCpu = new Map<number, { tid: number; start: number }>();
 const runsByCpu = new Map<number, Run[]>();
 const runsOfMain = new Map<number, Run[]>([[daemonPid, []], [clientPid, []]]);
-const wakeups = new Map<number, number[]>([[daemonPid, []], [clientPid, []]]);
+/** Each wake-up of a main thread: when, and the CPU it was queued on. */
+const wakeups = new Map<number, { t: number; cpu: number }[]>([[daemonPid, []], [clientPid, []]]);
 /** A thread switched out while runnable (prev_state R): `preempted` at `t` on `cpu`, for `tid`. */
 const preemptions: { tid: number; preempted: number; t: number; cpu: number }[] = [];
 
@@ -63,7 +67,7 @@ for await (const line of lines) {
     if (s[3]!.startsWith('R') && t >= from && t <= to) preemptions.push({ tid: next, preempted: Number(s[2]), t, cpu });
   } else if (event === 'sched:sched_wakeup' || event === 'sched:sched_wakeup_new') {
     const w = WAKEUP.exec(rest!);
-    if (w) wakeups.get(Number(w[1]))?.push(t);
+    if (w) wakeups.get(Number(w[1]))?.push({ t, cpu: Number(w[2]) });
   }
 }
 
@@ -111,6 +115,33 @@ function holders(cpu: number, a: number, b: number, into: Map<string, number>): 
   }
 }
 
+/** The `k` slowest of `ws`, each as the timeline of both main threads inside its window (µs from its start). */
+function printSlowest(ws: Windows['windows'], k: number): void {
+  const slow = [...ws].sort((a, b) => (b.toUs - b.fromUs) - (a.toUs - a.fromUs)).slice(0, k);
+  for (const w of slow) {
+    const at = (t: number) => Math.round(t - w.fromUs);
+    const lines: [number, string][] = [];
+    for (const [main, label] of [[daemonPid, 'daemon'], [clientPid, 'client']] as const) {
+      for (const r of runsOfMain.get(main)!) {
+        if (r.end <= w.fromUs || r.start >= w.toUs) continue;
+        lines.push([r.start, `${label} ran ${at(Math.max(r.start, w.fromUs))}-${at(Math.min(r.end, w.toUs))} on cpu${r.cpu}`]);
+      }
+      for (const { t, cpu } of wakeups.get(main)!) {
+        if (t < w.fromUs || t > w.toUs) continue;
+        const run = firstRunFrom(runsOfMain.get(main)!, t);
+        if (!run || run.start - t < 30) continue;
+        const held = new Map<string, number>();
+        holders(cpu, t, run.start, held);
+        const behind = [...held].map(([who_, us]) => `${who_} ${Math.round(us)}`).join(', ');
+        const where = run.cpu === cpu ? `on cpu${cpu}` : `queued on cpu${cpu}, ran on cpu${run.cpu}`;
+        lines.push([t, `${label} woken at ${at(t)}, ran ${Math.round(run.start - t)} later (${where}), behind: ${behind || 'nothing traced'}`]);
+      }
+    }
+    console.log(`  a call of ${((w.toUs - w.fromUs) / 1000).toFixed(2)} ms (µs from its start):`);
+    for (const [, line] of lines.sort((a, b) => a[0] - b[0])) console.log(`    ${line}`);
+  }
+}
+
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 const ops = opsArg ? opsArg.split(',') : [...new Set(windows.map((w) => w.rpc))];
 for (const op of ops) {
@@ -119,13 +150,15 @@ for (const op of ops) {
   const waits = new Map<string, number>();
   for (const w of ws) {
     for (const [main, label] of [[daemonPid, 'daemon'], [clientPid, 'client']] as const) {
-      for (const t of wakeups.get(main)!) {
+      for (const { t, cpu } of wakeups.get(main)!) {
         if (t < w.fromUs || t > w.toUs) continue;
         const run = firstRunFrom(runsOfMain.get(main)!, t);
         // A wake-up answered within 30 µs is the scheduler's normal cost, not a wait.
         if (!run || run.start - t < 30) continue;
+        // What held the CPU it was queued on: a thread the balancer later moved to another CPU
+        // waited behind that one, not behind what the other CPU did meanwhile.
         const held = new Map<string, number>();
-        holders(run.cpu, t, run.start, held);
+        holders(cpu, t, run.start, held);
         for (const [k, us] of held) add(waits, `${label} behind ${k}`, us);
       }
     }
@@ -143,6 +176,7 @@ for (const op of ops) {
   const lat = ws.map((w) => w.toUs - w.fromUs);
   const top = [...waits].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, us]) => `${k} ${(us / 1000).toFixed(1)}`);
   console.log(`${op.padEnd(18)} median ${(pct(lat, 0.5) / 1000).toFixed(2)} p95 ${(pct(lat, 0.95) / 1000).toFixed(2)} ms; main threads' waits for a CPU over its ${ws.length} calls, woken or preempted (ms): ${top.join(', ') || 'none'}`);
+  if (slowest > 0) printSlowest(ws, slowest);
 }
 
 for (const [main, label] of [[daemonPid, "daemon's"], [clientPid, "client's"]] as const) {
