@@ -115,6 +115,23 @@ function holders(cpu: number, a: number, b: number, into: Map<string, number>): 
   }
 }
 
+/**
+ * The wake-ups of `main` inside `w` that waited for a CPU: each with the run that ended the wait
+ * and what held the CPU it was queued on meanwhile (a thread the balancer later moved to another
+ * CPU waited behind that one, not behind what the other CPU did meanwhile).
+ */
+function* wakeupWaits(main: number, w: Windows['windows'][number]): Generator<{ t: number; cpu: number; run: Run; held: Map<string, number> }> {
+  for (const { t, cpu } of wakeups.get(main)!) {
+    if (t < w.fromUs || t > w.toUs) continue;
+    const run = firstRunFrom(runsOfMain.get(main)!, t);
+    // A wake-up answered within 30 µs is the scheduler's normal cost, not a wait.
+    if (!run || run.start - t < 30) continue;
+    const held = new Map<string, number>();
+    holders(cpu, t, run.start, held);
+    yield { t, cpu, run, held };
+  }
+}
+
 /** The `k` slowest of `ws`, each as the timeline of both main threads inside its window (µs from its start). */
 function printSlowest(ws: Windows['windows'], k: number): void {
   const slow = [...ws].sort((a, b) => (b.toUs - b.fromUs) - (a.toUs - a.fromUs)).slice(0, k);
@@ -126,12 +143,7 @@ function printSlowest(ws: Windows['windows'], k: number): void {
         if (r.end <= w.fromUs || r.start >= w.toUs) continue;
         lines.push([r.start, `${label} ran ${at(Math.max(r.start, w.fromUs))}-${at(Math.min(r.end, w.toUs))} on cpu${r.cpu}`]);
       }
-      for (const { t, cpu } of wakeups.get(main)!) {
-        if (t < w.fromUs || t > w.toUs) continue;
-        const run = firstRunFrom(runsOfMain.get(main)!, t);
-        if (!run || run.start - t < 30) continue;
-        const held = new Map<string, number>();
-        holders(cpu, t, run.start, held);
+      for (const { t, cpu, run, held } of wakeupWaits(main, w)) {
         const behind = [...held].map(([who_, us]) => `${who_} ${Math.round(us)}`).join(', ');
         const where = run.cpu === cpu ? `on cpu${cpu}` : `queued on cpu${cpu}, ran on cpu${run.cpu}`;
         lines.push([t, `${label} woken at ${at(t)}, ran ${Math.round(run.start - t)} later (${where}), behind: ${behind || 'nothing traced'}`]);
@@ -150,15 +162,7 @@ for (const op of ops) {
   const waits = new Map<string, number>();
   for (const w of ws) {
     for (const [main, label] of [[daemonPid, 'daemon'], [clientPid, 'client']] as const) {
-      for (const { t, cpu } of wakeups.get(main)!) {
-        if (t < w.fromUs || t > w.toUs) continue;
-        const run = firstRunFrom(runsOfMain.get(main)!, t);
-        // A wake-up answered within 30 µs is the scheduler's normal cost, not a wait.
-        if (!run || run.start - t < 30) continue;
-        // What held the CPU it was queued on: a thread the balancer later moved to another CPU
-        // waited behind that one, not behind what the other CPU did meanwhile.
-        const held = new Map<string, number>();
-        holders(cpu, t, run.start, held);
+      for (const { held } of wakeupWaits(main, w)) {
         for (const [k, us] of held) add(waits, `${label} behind ${k}`, us);
       }
     }
