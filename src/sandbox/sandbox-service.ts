@@ -427,11 +427,7 @@ export class SandboxService {
    */
   private async releasePodDir(pod: SandboxRecord): Promise<void> {
     crashPoint('RemovePodSandbox:after-record');
-    try {
-      this.unmountKernelObjects(pod.dir, pod.files);
-    } catch (err) {
-      log.error({ pod: pod.id, err }, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
-    }
+    this.unmountOrLog(pod, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
     crashPoint('RemovePodSandbox:after-teardown');
     await this.trash.discard(pod.dir);
   }
@@ -446,10 +442,15 @@ export class SandboxService {
    * next stop or the removal, which unmount again.
    */
   private releaseStoppedPod(pod: SandboxRecord): void {
+    this.unmountOrLog(pod, 'releasing a stopped pod\'s namespaces or shm failed; the next stop or its removal tries again');
+  }
+
+  /** unmountKernelObjects for a pod whose call goes on when it fails: logged as `failure`. */
+  private unmountOrLog(pod: SandboxRecord, failure: string): void {
     try {
       this.unmountKernelObjects(pod.dir, pod.files);
     } catch (err) {
-      log.error({ pod: pod.id, err }, 'releasing a stopped pod\'s namespaces or shm failed; the next stop or its removal tries again');
+      log.error({ pod: pod.id, err }, failure);
     }
   }
 
