@@ -612,13 +612,15 @@ static napi_value js_waitpid_nohang(napi_env env, napi_callback_info info) {
 
 /* ---- calls on libuv's pool ------------------------------------------------------------------ */
 
-/* A call that may block (a flush of the disk, a trim of the heap), run on a thread of libuv's
- * pool and settled as a promise, so the event loop never waits for it. */
+/* A call that may block (a flush of the disk, a trim of the heap, an unmount that syncs a
+ * filesystem), run on a thread of libuv's pool and settled as a promise, so the event loop never
+ * waits for it. */
 struct pool_call {
   napi_async_work work;
   napi_deferred deferred;
-  int (*call)(int arg);
+  int (*call)(const struct pool_call *c);
   int arg;
+  char *path; /* the call's path, if it takes one: malloc'd, freed when the call settles */
   int r;
   bool as_boolean; /* resolve with r == 1 rather than r */
   const char *fn;
@@ -627,7 +629,7 @@ struct pool_call {
 static void pool_call_execute(napi_env env, void *data) {
   (void)env;
   struct pool_call *c = data;
-  c->r = c->call(c->arg);
+  c->r = c->call(c);
 }
 
 static void pool_call_complete(napi_env env, napi_status status, void *data) {
@@ -645,34 +647,43 @@ static void pool_call_complete(napi_env env, napi_status status, void *data) {
     napi_reject_deferred(env, c->deferred, err);
   }
   napi_delete_async_work(env, c->work);
+  free(c->path);
   free(c);
 }
 
-/* A promise of call(arg) run on libuv's pool; NULL with an exception pending when it cannot be queued. */
-static napi_value queue_pool_call(napi_env env, const char *fn, int (*call)(int), int arg, bool as_boolean) {
+/*
+ * A promise of call(c) run on libuv's pool, c holding `arg` and `path` (malloc'd; owned by the
+ * call from here on, freed when it settles or here when it cannot be queued); NULL with an
+ * exception pending when it cannot be queued.
+ */
+static napi_value queue_pool_call(napi_env env, const char *fn, int (*call)(const struct pool_call *), int arg,
+                                  char *path, bool as_boolean) {
   struct pool_call *c = calloc(1, sizeof *c);
   if (!c) {
+    free(path);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  *c = (struct pool_call){.call = call, .arg = arg, .as_boolean = as_boolean, .fn = fn};
+  *c = (struct pool_call){.call = call, .arg = arg, .path = path, .as_boolean = as_boolean, .fn = fn};
   napi_value promise, name;
   if (!ok(env, napi_create_promise(env, &c->deferred, &promise), fn) ||
       !ok(env, napi_create_string_utf8(env, fn, NAPI_AUTO_LENGTH, &name), fn) ||
       !ok(env, napi_create_async_work(env, NULL, name, pool_call_execute, pool_call_complete, c, &c->work), fn)) {
+    free(c->path);
     free(c); /* a created promise is only left unsettled: nothing refers to it */
     return NULL;
   }
   if (!ok(env, napi_queue_async_work(env, c->work), fn)) {
     napi_delete_async_work(env, c->work);
+    free(c->path);
     free(c);
     return NULL;
   }
   return promise;
 }
 
-static int trim_heap(int unused) {
-  (void)unused;
+static int trim_heap(const struct pool_call *c) {
+  (void)c;
   return malloc_trim(0);
 }
 
@@ -686,7 +697,7 @@ static napi_value js_mallopt(napi_env env, napi_callback_info info) {
 /* mallocTrim() -> Promise<boolean>: malloc_trim(0) on a thread of libuv's pool. */
 static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
   (void)info;
-  return queue_pool_call(env, "mallocTrim", trim_heap, 0, true);
+  return queue_pool_call(env, "mallocTrim", trim_heap, 0, NULL, true);
 }
 
 /* shrinkHeap(): V8's incremental collection for memory, begun on this thread's isolate (v8-heap.cc). */
@@ -713,8 +724,8 @@ static napi_value js_v8_workers_to_batch(napi_env env, napi_callback_info info) 
   return num(env, crib_v8_workers_to_batch());
 }
 
-static int syncfs_or_errno(int fd) {
-  return syncfs(fd) < 0 ? -errno : 0;
+static int syncfs_or_errno(const struct pool_call *c) {
+  return syncfs(c->arg) < 0 ? -errno : 0;
 }
 
 /*
@@ -725,7 +736,23 @@ static int syncfs_or_errno(int fd) {
 static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!int_args(env, info, 1, &fd, "syncfsAsync")) return NULL;
-  return queue_pool_call(env, "syncfsAsync", syncfs_or_errno, fd, false);
+  return queue_pool_call(env, "syncfsAsync", syncfs_or_errno, fd, NULL, false);
+}
+
+static int umount2_or_errno(const struct pool_call *c) {
+  return umount2(c->path, c->arg) < 0 ? -errno : 0;
+}
+
+/*
+ * umount2Async(target, flags) -> Promise<number>: umount2 on a thread of libuv's pool, 0 or
+ * -errno. The last unmount of a writable overlay syncs its upper directory's whole filesystem
+ * (overlayfs's sync_fs), which takes as long as the disk needs for everything dirty on it.
+ */
+static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
+  int32_t flags;
+  char *target;
+  if (!str_int_args(env, info, &target, &flags, "umount2Async")) return NULL;
+  return queue_pool_call(env, "umount2Async", umount2_or_errno, flags, target, false);
 }
 
 /* ---- module -------------------------------------------------------------------------------- */
@@ -739,6 +766,7 @@ NAPI_MODULE_INIT() {
       {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"umount2Async", NULL, js_umount2_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openat2", NULL, js_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openTree", NULL, js_open_tree, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mountSetattr", NULL, js_mount_setattr, NULL, NULL, NULL, napi_enumerable, NULL},

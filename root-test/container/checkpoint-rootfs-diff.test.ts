@@ -54,8 +54,8 @@ describe('the rootfs diff of a checkpoint, through real overlay mounts', () => {
     writeFileSync(join(dir, 'image', 'home', 'user', '.config', 'app'), 'image app\n');
     writeFileSync(join(dir, 'image', 'home', 'keep-me-not'), 'image file\n');
   });
-  afterAll(() => {
-    for (const m of mounted.splice(0)) unmountOverlay(m);
+  afterAll(async () => {
+    for (const m of mounted.splice(0)) await unmountOverlay(m);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

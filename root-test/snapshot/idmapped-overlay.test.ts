@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const t of targets) unmountOverlay(t);
+  for (const t of targets) await unmountOverlay(t);
   execFileSync(nativeBinaries.pinns, ['--remove', join(dir, 'ns')]);
   await rm(dir, { recursive: true, force: true });
   expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(dir);

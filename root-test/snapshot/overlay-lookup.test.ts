@@ -49,8 +49,8 @@ describe('reading an image\'s files from its layers, against a real overlay moun
     mkdirSync(merged);
     await mountReadOnlyOverlay(layers, merged, dir);
   });
-  afterAll(() => {
-    if (merged) unmountOverlay(merged);
+  afterAll(async () => {
+    if (merged) await unmountOverlay(merged);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

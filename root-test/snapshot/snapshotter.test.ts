@@ -21,11 +21,11 @@ beforeAll(async () => {
   snaps = new Snapshotter(root);
   await snaps.load();
 });
-afterEach(() => {
-  for (const m of mounted.splice(0)) unmountOverlay(m);
+afterEach(async () => {
+  for (const m of mounted.splice(0)) await unmountOverlay(m);
 });
-afterAll(() => {
-  for (const m of mounted.splice(0)) unmountOverlay(m);
+afterAll(async () => {
+  for (const m of mounted.splice(0)) await unmountOverlay(m);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -260,7 +260,7 @@ describe('Snapshotter', () => {
     // Its own mounts it tracks; this one it never made, so it asks the mount table.
     await expect(next.remove(key)).rejects.toThrow(/still mounted \(an overlay with upper dir .*earlier-/);
     // Unmounted by hand (not through either snapshotter): no record says so, the kernel does.
-    unmountOverlay(target);
+    await unmountOverlay(target);
     mounted.pop();
     await next.remove(key);
     expect(existsSync(join(next.dir, 'active', key))).toBe(false);

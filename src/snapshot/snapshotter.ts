@@ -433,7 +433,7 @@ export class Snapshotter {
   }
 
   async unmount(target: string): Promise<void> {
-    unmountOverlay(target);
+    await unmountOverlay(target);
     for (const [key, targets] of this.mountedAt) {
       const at = targets.lastIndexOf(target);
       if (at < 0) continue;

@@ -18,6 +18,7 @@ interface LibcAddon {
   lremovexattr(path: string, name: string): number;
   mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
+  umount2Async(target: string, flags: number): Promise<number>;
   openat2(dirfd: number, path: string, flags: number, resolve: number): number;
   openTree(dirfd: number, path: string, flags: number): number;
   mountSetattr(fd: number, attrSet: number, usernsFd: number): number;
@@ -149,7 +150,19 @@ export function mount(source: string, target: string, fstype: string | null, fla
 
 /** umount2(2): true once unmounted, false when `target` is no mount point or does not exist. */
 export function umount2(target: string, flags = 0): boolean {
-  const r = addon().umount2(target, flags);
+  return unmounted(addon().umount2(target, flags), target);
+}
+
+/**
+ * umount2(2) on a thread of libuv's pool, for an unmount that may wait for a disk: the last
+ * unmount of a writable overlay syncs its upper directory's whole filesystem. Resolves as
+ * umount2 returns.
+ */
+export async function umount2Async(target: string, flags = 0): Promise<boolean> {
+  return unmounted(await addon().umount2Async(target, flags), target);
+}
+
+function unmounted(r: number, target: string): boolean {
   if (r === 0) return true;
   // Not a mount point (any more), or no such path: what every caller, undoing its own mounts
   // idempotently, expects often (a pod's removal meets four). Told without an Error, whose
