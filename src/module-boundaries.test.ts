@@ -41,7 +41,7 @@ const LAYERS: Record<string, string[]> = {
   base: [],
   sys: [],
   digest: [],
-  store: [],
+  store: ['sys'],
   lifecycle: [],
   config: [],
   runtime: ['sys', 'lifecycle'],

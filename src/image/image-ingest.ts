@@ -5,10 +5,11 @@
 // lower dir is independent of its parents), and the staged layers are committed as snapshots in
 // chain order.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DataLossError } from '../errors.js';
+import { removeTree } from '../sys/remove-tree.js';
 import type { Logger } from '../log.js';
 import type { SnapshotFlush } from '../snapshot/snapshot-flush.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
@@ -211,7 +212,7 @@ async function storeLayers(
     // The layers staged but never committed (a later commit failed, or an earlier layer did).
     await Promise.all(staged.map(async (p) => {
       const s = await p.catch(() => undefined);
-      if (s && !s.committed) await rm(s.dir, { recursive: true, force: true });
+      if (s && !s.committed) await removeTree(s.dir);
     }));
     throw firstError.err;
   }
@@ -270,7 +271,7 @@ async function stageLayer(deps: IngestDeps, source: ImageSource, layer: Descript
       job.abort(err instanceof Error ? err : new Error(String(err)));
       await job.result.catch(() => undefined);
     }
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
     throw err;
   }
 }
@@ -303,7 +304,7 @@ async function commitInOrder(deps: IngestDeps, source: ImageSource, chains: stri
     // Another pull committed this chain while we unpacked: ours is a spare copy.
     if (!layer.committed) {
       layer.committed = true;
-      await rm(layer.dir, { recursive: true, force: true });
+      await removeTree(layer.dir);
     }
     deps.log.debug({ layer: source.layers[i]!.digest }, 'layer committed');
     progress?.layerState(i, 'done');

@@ -27,6 +27,7 @@ import { fsyncDir } from '../store/atomic-file.js';
 import { defineSchema } from '../store/schema.js';
 import { StateFile } from '../store/state-file.js';
 import { Trash } from '../store/trash.js';
+import { removeTree } from '../sys/remove-tree.js';
 import { diskUsage, type DiskUsage } from '../sys/disk-usage.js';
 import { allOrFirstError } from '../lifecycle/all-or-first-error.js';
 import { umaskKeeps } from '../process-umask.js';
@@ -190,7 +191,7 @@ export class Snapshotter {
     for (const [dir, prefix] of [[this.dir, 'tmp-'], [this.activeDir, '.tmp-']] as const) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         if (!name.startsWith(prefix)) continue;
-        await rm(join(dir, name), { recursive: true, force: true });
+        await removeTree(join(dir, name));
         removed += 1;
       }
     }
@@ -198,7 +199,7 @@ export class Snapshotter {
     // Numbered dirs without a record never finished committing (the record goes in first).
     for (const name of await readdir(this.dir)) {
       if (/^[0-9]+$/.test(name) && ![...this.committed.values()].some((s) => String(s.id) === name)) {
-        await rm(join(this.dir, name), { recursive: true, force: true });
+        await removeTree(join(this.dir, name));
         removed += 1;
       }
     }
@@ -292,7 +293,7 @@ export class Snapshotter {
       }
       return rec;
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
+      await removeTree(tmp);
       throw err;
     }
   }

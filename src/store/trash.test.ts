@@ -5,6 +5,8 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeDeepTree } from '../../test-support/deep-tree.js';
+import { removeTree } from '../sys/remove-tree.js';
 import { Trash } from './trash.js';
 
 describe('Trash', () => {
@@ -13,7 +15,8 @@ describe('Trash', () => {
     base = await mkdtemp(join(tmpdir(), 'crib-trash-'));
   });
   afterEach(async () => {
-    await rm(base, { recursive: true, force: true });
+    // Not fs.rm: a failed test may leave a tree deeper than PATH_MAX.
+    await removeTree(base);
   });
 
   const makeDir = async (name: string): Promise<string> => {
@@ -94,6 +97,15 @@ describe('Trash', () => {
     fail = false;
     // Start-up: a new Trash over the same dir deletes what is there.
     expect(await new Trash(join(base, 'trash'), { release: async () => undefined }).sweep()).toBe(1);
+    expect(await readdir(join(base, 'trash'))).toEqual([]);
+  });
+
+  it('deletes a dir deeper than PATH_MAX, as a container can make its writable layer', async () => {
+    const trash = new Trash(join(base, 'trash'));
+    const dir = join(base, 'layer');
+    makeDeepTree(dir);
+    await trash.discard(dir);
+    await trash.settled();
     expect(await readdir(join(base, 'trash'))).toEqual([]);
   });
 

@@ -11,10 +11,11 @@
 // Background deletions are bounded: past `maxPending` the caller deletes its own entry before
 // answering (slower, never an unbounded queue of work or of disk held by the dead).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errnoCode, fsError } from '../errors.js';
 import { log } from '../log.js';
+import { removeTree } from '../sys/remove-tree.js';
 import { fsyncDir } from './atomic-file.js';
 
 export interface TrashOptions {
@@ -119,8 +120,6 @@ export class Trash {
 
   private async delete(entry: string): Promise<void> {
     await this.opts.release?.(entry);
-    await rm(entry, { recursive: true, force: true }).catch((err: unknown) => {
-      throw fsError(err, entry, 'remove');
-    });
+    await removeTree(entry);
   }
 }
