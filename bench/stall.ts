@@ -1,7 +1,7 @@
 // Benchmark (not a test): how long other calls wait while a container goes, with data on the
 // disk not yet written back (issue 14: no RPC waits behind another).
-//   npm run bench:stall   (BENCH_N=5 rounds per runtime; BENCH_DIRTY_MB=256; BENCH_CONTAINERD=0:
-//                          crib only)
+//   npm run bench:stall   (BENCH_N=5 rounds per runtime; BENCH_DIRTY_MB=256; BENCH_FILES=0;
+//                          BENCH_CONTAINERD=0: crib only)
 // The last unmount of a container's writable rootfs syncs the whole filesystem its upper dir is
 // on (overlayfs), everything any process has left dirty there, so it lasts as long as the disk
 // needs. A round, per runtime, the runtimes taking turns: a pod and a busybox container started;
@@ -11,6 +11,8 @@
 // a second after the removal answered (crib deletes a removed container's remains after
 // answering, containerd's shim unmounts at the stop). Printed per runtime: those calls'
 // median, p99 and slowest, and the stop and the removal's median time.
+// BENCH_FILES=n: the container first writes n empty files into its rootfs (its writable layer,
+// which the removal deletes after answering).
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +21,7 @@ import { withBenchTargets, type BenchTarget } from '../test-support/bench-target
 
 const N = Number(process.env.BENCH_N ?? 5);
 const DIRTY_MB = Number(process.env.BENCH_DIRTY_MB ?? 256);
+const FILES = Number(process.env.BENCH_FILES ?? 0);
 /** How long the probe goes on after the removal answered. */
 const AFTER_MS = 1000;
 const DIRTY_FILE = join(tmpdir(), `crib-bench-stall-${process.pid}`);
@@ -57,6 +60,11 @@ async function round(t: BenchTarget, n: number, out: Figures): Promise<void> {
       config: { metadata: { name: 'c', attempt: 0 }, image: { image: t.image }, command: ['sleep', '100000'] },
     });
     await cri.runtime.StartContainer({ containerId });
+    if (FILES > 0) {
+      const script = `mkdir /many && cd /many && i=0 && while [ $i -lt ${FILES} ]; do : > f$i; i=$((i+1)); done`;
+      const r = await cri.runtime.ExecSync({ containerId, cmd: ['sh', '-c', script], timeout: '300' });
+      if (r.exitCode !== 0) throw new Error(`writing ${FILES} files in the container failed: ${String(r.stderr)}`);
+    }
     writeFileSync(DIRTY_FILE, Buffer.alloc(DIRTY_MB << 20, n + 1));
     let finished!: () => void;
     const removed = new Promise<void>((resolve) => (finished = resolve));
@@ -90,7 +98,8 @@ async function main(): Promise<void> {
     }
     return targets.map((t, k) => ({ name: t.name, ...figures[k]! }));
   }, { withoutContainerd: process.env.BENCH_CONTAINERD === '0' });
-  console.log(`\nN=${N} rounds per runtime, alternating; ${DIRTY_MB} MiB written and not synced (${tmpdir()}, device ${statSync(tmpdir()).dev}) before each container's stop and removal`);
+  console.log(`\nN=${N} rounds per runtime, alternating; ${DIRTY_MB} MiB written and not synced (${tmpdir()}, device ${statSync(tmpdir()).dev}) before each container's stop and removal` +
+    (FILES > 0 ? `; ${FILES} files in its writable layer` : ''));
   console.log('ListPodSandbox calls back to back meanwhile, and the stop and removal themselves (ms):\n');
   console.log(`${'runtime'.padEnd(24)}${'calls'.padStart(7)}${'median'.padStart(9)}${'p99'.padStart(9)}${'slowest'.padStart(9)}${'stop'.padStart(9)}${'remove'.padStart(9)}`);
   for (const r of results) {
