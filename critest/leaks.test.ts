@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daemonMounts, removeCgroupParent, startDaemon, waitFor, type TestDaemon } from '../test-support/daemon.js';
+import { daemonMounts, removeCgroupParent, startDaemon, trashEntries, waitFor, type TestDaemon } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 
@@ -68,7 +68,8 @@ describe(`creating and removing ${PODS} pods with containers`, () => {
     const mounts = () => daemonMounts(d);
     const allocations = () => Object.keys((JSON.parse(readFileSync(join(d.root, 'network', 'ipam.json'), 'utf8')) as { allocations?: Record<string, unknown> }).allocations ?? {});
     await waitFor('the last pod\'s remains to go', () => mounts().length === 0 && readdirSync(join(d.state, 'containers')).length === 0 &&
-      readdirSync(join(d.root, 'snapshots', 'active')).filter((n) => !n.startsWith('.')).length === 0 && allocations().length === 0);
+      readdirSync(join(d.root, 'snapshots', 'active')).filter((n) => !n.startsWith('.')).length === 0 && allocations().length === 0 &&
+      trashEntries(d).length === 0);
     expect(mounts()).toEqual([]);
     expect(readdirSync(join(d.state, 'pods'))).toEqual([]);
     expect(readdirSync(join(d.state, 'containers'))).toEqual([]);

@@ -3,7 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,13 @@ export function daemonMounts(d: Pick<TestDaemon, 'dir' | 'state'>): string[] {
     const m = l.split(' ')[4]?.replace(/\\040/g, ' ') ?? '';
     return (m === d.dir || m.startsWith(`${d.dir}/`)) && m !== template && !m.startsWith(`${template}/`);
   });
+}
+
+/** What the daemon's trash dirs still hold: removed pods', containers' and layers' files, which
+ * it deletes after the removal answered (store/trash.ts). */
+export function trashEntries(d: Pick<TestDaemon, 'state' | 'root'>): string[] {
+  const dirs = [join(d.state, 'pods-trash'), join(d.state, 'containers-trash'), join(d.root, 'snapshots', 'active', '.trash')];
+  return dirs.flatMap((dir) => (existsSync(dir) ? readdirSync(dir).map((e) => join(dir, e)) : []));
 }
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
