@@ -61,7 +61,9 @@ leg() { # NAME LSM FOLDER VITEST-CONFIG [VITEST ARGS...]
     --reporter=./test-guest/suite-times-reporter.ts "$@" || leg_status=$?
 
   if [ "$leg_status" -ne 0 ] && [ -s "$dir/daemon.log" ]; then
-    { echo "--- the guest daemon's log (tail)"; tail -50 "$dir/daemon.log"; } >&2
+    # Its warnings and errors first: the one behind a failed test is often older than the tail.
+    { echo "--- the guest daemon's warnings and errors (last 40)"; grep -E '"level":(40|50|60),' "$dir/daemon.log" | tail -40 || true
+      echo "--- the guest daemon's log (tail)"; tail -50 "$dir/daemon.log"; } >&2
   fi
   if [ ! -s "$dir/report.json" ]; then
     echo "cgroup2 guest tier ($name): no test report (guest exit $leg_status): the leg did not run"
