@@ -159,7 +159,7 @@ export class Snapshotter {
     this.dir = join(root, 'snapshots');
     this.activeDir = join(this.dir, 'active');
     // A key never starts with '.' (checkKey): the trash cannot be taken for a snapshot.
-    this.trash = new Trash(join(this.activeDir, '.trash'), { syncParent: true });
+    this.trash = new Trash(join(this.activeDir, '.trash'), { syncParent: true, unboundedTrees: true });
   }
 
   /** Create the dirs and load every record from disk. Call once at start-up. */
