@@ -18,7 +18,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criProto } from '../src/server/cri-proto.js';
 import { podConfigFactory } from '../test-support/cri-configs.js';
 import { startDaemon, trashEntries, waitFor, type TestDaemon } from '../test-support/daemon.js';
-import { isTrashDeletion } from '../test-support/node-truth.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry, type TestRegistry } from '../test-support/registry.js';
 import { SmallTmpfs } from '../test-support/small-tmpfs.js';
@@ -40,12 +39,22 @@ async function cpuTicks(pid: number): Promise<number> {
   return Number(f[11]) + Number(f[12]);
 }
 
-/** Processes whose command line mentions `text`; the daemon's deletions of removed objects'
- * files from its trash (which name them, and may outlive the removal) aside. */
+/**
+ * Whether a command line is the daemon deleting a removed writable layer from the snapshotter's
+ * trash (sys/remove-tree.ts: `rm -rf --one-file-system -- <root>/snapshots/active/.trash/<key>-<random>`,
+ * the key being the container's id), which may outlive the removal.
+ */
+function isLayerDeletion(cmdline: string): boolean {
+  const argv = cmdline.split('\0').filter((a) => a !== '');
+  return argv[0]?.split('/').at(-1) === 'rm' && argv.at(-2) === '--' && /\/\.trash\/[^/]+$/.test(argv.at(-1) ?? '');
+}
+
+/** Processes whose command line mentions `text`, the deletion of a removed layer aside. */
 function processesMentioning(text: string, except: number[]): number[] {
   return readdirSync('/proc').filter((p) => /^\d+$/.test(p) && !except.includes(Number(p))).filter((p) => {
     try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text) && !isTrashDeletion(Number(p));
+      const cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return cmdline.includes(text) && !isLayerDeletion(cmdline);
     } catch {
       return false;
     }

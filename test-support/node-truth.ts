@@ -102,22 +102,6 @@ function pids(): number[] {
   return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number);
 }
 
-/**
- * Whether `pid` is the daemon deleting a trash entry (sys/remove-tree.ts: `rm -rf
- * --one-file-system -- <entry>`): a removed pod's, container's or layer's files, deleted after
- * the removal answered. Its path names the removed object; the object is gone all the same.
- */
-export function isTrashDeletion(pid: number): boolean {
-  let argv: string[];
-  try {
-    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-  } catch {
-    return false;
-  }
-  const target = argv.at(-1) ?? '';
-  return argv[0]?.split('/').at(-1) === 'rm' && argv.at(-2) === '--' && /(-trash|\/\.trash)\/[^/]+$/.test(target);
-}
-
 /** Live processes whose command line mentions `text` (monitors and runtimes name their bundle). */
 export function processesMentioning(text: string, except: number[] = []): number[] {
   return pids().filter((p) => !except.includes(p) && processAlive(p)).filter((p) => {
@@ -319,7 +303,7 @@ async function checkNodeTruthOnce(d: TestDaemon, known: KnownIds): Promise<strin
   }
 
   // ---- processes: monitors and container processes of reported containers only ----
-  const mentioned = new Set(processesMentioning(d.state, [process.pid, d.proc.pid ?? -1]).filter((pid) => !isTrashDeletion(pid)).flatMap((pid) => {
+  const mentioned = new Set(processesMentioning(d.state, [process.pid, d.proc.pid ?? -1]).flatMap((pid) => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').match(ID) ?? [];
     } catch {
