@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { criClient, type CriClient } from '../test-support/cri-client.js';
+import { runSleeperPod } from '../test-support/bench-targets.js';
 import { removeCgroupParent, removeNetwork, waitFor } from '../test-support/daemon.js';
 import { pushBusybox } from '../test-support/image-builder.js';
 import { startRegistry } from '../test-support/registry.js';
@@ -50,15 +51,7 @@ function figures(pid: number): Figures {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startPods(cri: CriClient, image: string, n: number, tag: string): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const config = { metadata: { name: `mem-${i}`, namespace: 'bench', uid: `mem-${tag}-${i}`, attempt: 0 }, linux: {}, logDirectory: '' };
-    const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
-    const { containerId } = await cri.runtime.CreateContainer({
-      podSandboxId, sandboxConfig: config,
-      config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux: {} },
-    });
-    await cri.runtime.StartContainer({ containerId });
-  }
+  for (let i = 0; i < n; i++) await runSleeperPod(cri, image, { name: `mem-${i}`, uid: `mem-${tag}-${i}` });
 }
 
 async function removePods(cri: CriClient): Promise<void> {

@@ -26,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withBenchTargets, type BenchTarget } from '../test-support/bench-targets.js';
+import { runSleeperPod, withBenchTargets, type BenchTarget, type SleeperPod } from '../test-support/bench-targets.js';
 import { removeCgroupParent } from '../test-support/daemon.js';
 import { UndecodedStatsClient, type StatsListing } from '../test-support/undecoded-stats-client.js';
 import { probeEnv } from './probe-env.js';
@@ -127,23 +127,13 @@ const rssMiB = (pid: number) => kbField(readProc(pid, 'status'), 'VmRSS') / 1024
 
 // ---- pods ----------------------------------------------------------------------------------------
 
-interface Pod { podSandboxId: string; containerId: string }
+type Pod = SleeperPod;
 
 let seq = 0;
 async function startPod(t: BenchTarget): Promise<Pod> {
   const n = seq++;
   const runtime = t.name.split(' ')[0];
-  const config = {
-    metadata: { name: `kubelet-${n}`, namespace: 'bench', uid: `kubelet-${process.pid}-${n}`, attempt: 0 },
-    linux: { cgroupParent: `/${CGROUP_PARENT}/${runtime}-pod${n}` }, logDirectory: '',
-  };
-  const { podSandboxId } = await t.cri.runtime.RunPodSandbox({ config });
-  const { containerId } = await t.cri.runtime.CreateContainer({
-    podSandboxId, sandboxConfig: config,
-    config: { metadata: { name: 'c', attempt: 0 }, image: { image: t.image }, command: ['sleep', '100000'] },
-  });
-  await t.cri.runtime.StartContainer({ containerId });
-  return { podSandboxId, containerId };
+  return runSleeperPod(t.cri, t.image, { name: `kubelet-${n}`, uid: `kubelet-${process.pid}-${n}`, linux: { cgroupParent: `/${CGROUP_PARENT}/${runtime}-pod${n}` } });
 }
 
 async function removePod(t: BenchTarget, p: Pod): Promise<void> {

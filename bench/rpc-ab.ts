@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runBench, withBenchDaemons, type BenchDaemon, type StartBenchDaemon } from './ab-daemon.js';
+import { runSleeperPod } from '../test-support/bench-targets.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
@@ -38,16 +39,7 @@ async function startBuild(start: StartBenchDaemon, name: string, cli: string, in
   const d = await start({ name, cli, index, dirPrefix: 'crib-rpcab-', bridgePrefix: 'cribr', subnet16: '10.247', nodeFlags: flags });
   const { cri } = d;
   await cri.image.PullImage({ image: { image } });
-  const runPod = async (n: number) => {
-    const config = { metadata: { name: `ab-${n}`, namespace: 'bench', uid: `ab-${index}-${n}`, attempt: 0 }, linux: {}, logDirectory: '' };
-    const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
-    const { containerId } = await cri.runtime.CreateContainer({
-      podSandboxId, sandboxConfig: config,
-      config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux: {} },
-    });
-    await cri.runtime.StartContainer({ containerId });
-    return { podSandboxId, containerId };
-  };
+  const runPod = (n: number) => runSleeperPod(cri, image, { name: `ab-${n}`, uid: `ab-${index}-${n}` });
   const { podSandboxId, containerId } = await runPod(0);
   for (let n = 1; n < PODS; n++) await runPod(n);
   const call: Record<Method, () => Promise<unknown>> = {

@@ -26,6 +26,24 @@ export interface BenchTarget {
   registry: TestRegistry;
 }
 
+/** A benchmark's pod and the container started in it. */
+export interface SleeperPod { podSandboxId: string; containerId: string }
+
+/**
+ * Runs a pod (`name` and `uid` its metadata, `linux` its Linux config) and starts a busybox
+ * `sleep` in it from `image`: the pod most benchmarks keep running while they measure.
+ */
+export async function runSleeperPod(cri: CriClient, image: string, pod: { name: string; uid: string; linux?: object }): Promise<SleeperPod> {
+  const config = { metadata: { name: pod.name, namespace: 'bench', uid: pod.uid, attempt: 0 }, linux: pod.linux ?? {}, logDirectory: '' };
+  const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
+  const { containerId } = await cri.runtime.CreateContainer({
+    podSandboxId, sandboxConfig: config,
+    config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'] },
+  });
+  await cri.runtime.StartContainer({ containerId });
+  return { podSandboxId, containerId };
+}
+
 type Cleanup = () => Promise<unknown>;
 
 /**
