@@ -46,6 +46,8 @@ int crib_cmd_update(const crib_globals *g, int argc, char **argv, crib_err *err)
 int crib_cmd_ps(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_checkpoint(const crib_globals *g, int argc, char **argv, crib_err *err);
 int crib_cmd_restore(const crib_globals *g, int argc, char **argv, crib_err *err);
+int crib_cmd_pause(const crib_globals *g, int argc, char **argv, crib_err *err);
+int crib_cmd_resume(const crib_globals *g, int argc, char **argv, crib_err *err);
 
 /* Print a json value to stdout (indented), with a newline. */
 int crib_print_json(json_t *v, crib_err *err);

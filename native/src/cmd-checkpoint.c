@@ -13,7 +13,11 @@
  * pty lives in the monitor), one that joined a PID or user namespace by path (a pod with a
  * shared PID namespace, a user-namespaced pod: criu dumps a tree from the init of its own PID
  * namespace, and restoring into a joined user namespace is not supported here).
- * The IPC and UTS namespaces are dumped with their content and restored as new ones. */
+ * The IPC and UTS namespaces are dumped with their content and restored as new ones.
+ * criu stops the processes through the container's cgroup freezer when it has one
+ * (--freeze-cgroup, as runc passes it), which also means a paused container (`pause`) is dumped
+ * as it is and stays paused after a --leave-running dump: criu puts the freezer back the way it
+ * found it. Without the freezer, criu would wait forever for a paused process to stop for it. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "container.h"
 #include "criu.h"
 #include "crib-atomic-file.h"
 #include "files.h"
@@ -163,6 +168,12 @@ int crib_cmd_checkpoint(const crib_globals *g, int argc, char **argv, crib_err *
   crib_criu_argf(&a, "--work-dir=%s", work_path);
   crib_criu_argf(&a, "--log-file=%s", log_path);
   crib_criu_arg(&a, "-v4");
+  crib_cgroup cg;
+  char freezer[PATH_MAX];
+  crib_err no_freezer;
+  if (crib_container_cgroup(&st, &cg, err) < 0) goto out;
+  if (crib_cg_freezer_dir(&cg, freezer, sizeof freezer, &no_freezer) == 0)
+    crib_criu_argf(&a, "--freeze-cgroup=%s", freezer);
   if (leave_running) crib_criu_arg(&a, "--leave-running");
   if (tcp) crib_criu_arg(&a, "--tcp-established");
   if (locks) crib_criu_arg(&a, "--file-locks");

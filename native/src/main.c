@@ -30,14 +30,15 @@ static const struct {
     {"exec", crib_cmd_exec, true},     {"list", crib_cmd_list, false},
     {"features", crib_cmd_features, false}, {"update", crib_cmd_update, false},
     {"ps", crib_cmd_ps, false},       {"mount-template", crib_cmd_mount_template, false},
+    {"pause", crib_cmd_pause, false}, {"resume", crib_cmd_resume, false},
     /* criu does the entering (criu.h); these only drive it. */
     {"checkpoint", crib_cmd_checkpoint, false}, {"restore", crib_cmd_restore, false},
 };
 
 static void usage(FILE *f) {
   fputs("usage: crib-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...\n"
-        "commands: create run start state kill delete exec list features update ps checkpoint restore\n"
-        "          mount-template\n",
+        "commands: create run start state kill delete exec list features update ps pause resume\n"
+        "          checkpoint restore mount-template\n",
         f);
 }
 

@@ -1,5 +1,6 @@
 // crib-runtime's lifecycle verbs: create/start split, state, kill, delete, failed creates that
-// leave nothing behind, exec, a terminal through --console-socket, list/ps/update/features.
+// leave nothing behind, exec, a terminal through --console-socket, list/ps/update/features,
+// pause/resume.
 // Containers are created under a child-subreaper helper (standing in for crib-monitor) so
 // their inits are reaped and their exit codes observed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -501,6 +502,50 @@ describe('list, update, features', () => {
     expect(u.code).toBe(0);
     expect(readFileSync(cg, 'utf8').trim()).toBe('42');
     expect((await rt.exec(['delete', '--force', b.id])).code).toBe(0);
+  });
+
+  it('pause freezes every process of the container until resume; kill --all still ends a paused one', async () => {
+    // Counts into a file of its own, with a child that does the same: both must stand still.
+    const { b, r } = await create(['sh', '-c', 'i=0; (j=0; while :; do j=$((j+1)); echo $j > /out/child; sleep 0.01; done) & '
+      + 'while :; do i=$((i+1)); echo $i > /out/count; sleep 0.01; done']);
+    const pid = Number(await readFile(join(b.dir, 'pid'), 'utf8'));
+    const refused = await rt.exec(['pause', b.id]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/pause: container `.*` is created, not running/);
+    expect((await rt.exec(['start', b.id])).code).toBe(0);
+    const count = (f: string) => Number(readFileSync(join(b.out, f), 'utf8').trim() || 0);
+    await waitFor('both counting', () => existsSync(join(b.out, 'count')) && existsSync(join(b.out, 'child')) && count('count') > 3);
+
+    const paused = await rt.exec(['pause', b.id]);
+    expect(paused.stderr).toBe('');
+    expect(paused.code).toBe(0);
+    const freezer = `/sys/fs/cgroup/freezer/${testTag}-${b.id}/freezer.state`;
+    expect(readFileSync(freezer, 'utf8').trim()).toBe('FROZEN');
+    const at = [count('count'), count('child')];
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect([count('count'), count('child')], 'nothing runs while paused').toEqual(at);
+    // Still running to the runtime: CRI has no paused state.
+    expect((await rt.state(b.id)).status).toBe('running');
+    // Pausing twice is no error.
+    expect((await rt.exec(['pause', b.id])).code).toBe(0);
+
+    const resumed = await rt.exec(['resume', b.id]);
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    expect(readFileSync(freezer, 'utf8').trim()).toBe('THAWED');
+    await waitFor('both counting again', () => count('count') > at[0]! + 3 && count('child') > at[1]! + 3);
+    // Resuming a container that is not paused is no error.
+    expect((await rt.exec(['resume', b.id])).code).toBe(0);
+    expect((await rt.exec(['resume', '--now', b.id])).stderr).toMatch(/unknown flag `--now`/);
+
+    // A paused container still goes when killed.
+    expect((await rt.exec(['pause', b.id])).code).toBe(0);
+    expect((await rt.exec(['kill', '--all', b.id, 'KILL'])).code).toBe(0);
+    expect(await r.exitCode(pid)).toBe(128 + 9);
+    // Nothing left to thaw once it is gone.
+    expect((await rt.exec(['resume', b.id])).code).toBe(0);
+    expect((await rt.exec(['delete', b.id])).code).toBe(0);
+    expect((await rt.exec(['pause', b.id])).stderr).toMatch(/container `.*` does not exist/);
   });
 
   it('features reports the OCI features document', async () => {

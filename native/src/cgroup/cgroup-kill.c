@@ -15,48 +15,9 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Freeze the cgroup so nothing forks or exits while its pids are read and signalled (a pid read
- * from cgroup.procs could otherwise be gone, or reused, by the time it is signalled). *dir gets
- * the directory to thaw; false when freezing is not available or did not complete in time. */
-static bool freeze(const crib_cgroup *cg, char *dir, size_t cap, bool *was_frozen) {
-  crib_err ignored;
-  const char *file, *value, *state_file;
-  *was_frozen = false;
-  if (cg->mode == CRIB_CG_V2) {
-    if ((size_t)snprintf(dir, cap, "%s%s", cg->root, cg->path) >= cap) return false;
-    file = "cgroup.freeze", value = "1", state_file = "cgroup.events";
-  } else {
-    if (crib_cgi_v1_dir(cg, "freezer", dir, cap, &ignored) < 0) return false;
-    file = "freezer.state", value = "FROZEN", state_file = "freezer.state";
-  }
-  if (!crib_cgi_exists(dir, file)) return false;
-  /* A paused container is already frozen; remember it so it stays paused afterwards. */
-  char before[16];
-  if (crib_cgi_read(dir, file, before, sizeof before, &ignored) == 0)
-    *was_frozen = strcmp(before, value) == 0;
-  if (crib_cgi_write(dir, file, value, &ignored) < 0) return false;
-  long long deadline = now_ms() + 2000;
-  /* Freezing usually completes within a millisecond or two: poll fast, then back off. */
-  for (long wait = 1;; wait = wait < 10 ? wait * 2 : 10) {
-    char state[512];
-    long long frozen = 0;
-    if (crib_cgi_read(dir, state_file, state, sizeof state, &ignored) == 0) {
-      if (cg->mode == CRIB_CG_V2 ? (crib_cgi_keyed_value(state, "frozen", &frozen) && frozen == 1)
-                                 : strcmp(state, "FROZEN") == 0)
-        return true;
-    }
-    if (now_ms() > deadline) break;
-    crib_cgi_sleep_ms(wait);
-  }
-  /* A task stuck in the kernel (D state, vfork) can hold the freeze off: give up on it. */
-  if (!*was_frozen) crib_cgi_write(dir, file, cg->mode == CRIB_CG_V2 ? "0" : "THAWED", &ignored);
-  return false;
-}
-
-static int thaw(const crib_cgroup *cg, const char *dir, crib_err *err) {
-  if (cg->mode == CRIB_CG_V2) return crib_cgi_write(dir, "cgroup.freeze", "0", err);
-  return crib_cgi_write(dir, "freezer.state", "THAWED", err);
-}
+/* How long a signal to every process waits for the cgroup to freeze before it signals them
+ * unfrozen (a task stuck in the kernel can hold a freeze off). */
+#define KILL_FREEZE_TIMEOUT_MS 2000
 
 static int cmp_pid(const void *a, const void *b) {
   pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
@@ -96,8 +57,12 @@ int crib_cg_kill_all(const crib_cgroup *cg, int sig, crib_err *err) {
       return 0;
     }
   }
+  /* Frozen, nothing forks or exits while its pids are read and signalled (a pid read from
+   * cgroup.procs could otherwise be gone, or reused, by the time it is signalled). Without a
+   * freezer, or when freezing did not complete in time, the pids are read until none is new. */
   bool was_frozen;
-  bool frozen = freeze(cg, dir, sizeof dir, &was_frozen);
+  crib_err freeze_err;
+  bool frozen = crib_cg_freeze(cg, KILL_FREEZE_TIMEOUT_MS, &was_frozen, &freeze_err) == 0;
   pid_t *done = NULL;
   size_t ndone = 0;
   int rc = 0;
@@ -121,7 +86,7 @@ int crib_cg_kill_all(const crib_cgroup *cg, int sig, crib_err *err) {
    * frozen process does not act on SIGKILL until thawed, so SIGKILL always thaws. */
   if (frozen && (!was_frozen || sig == SIGKILL)) {
     crib_err thaw_err;
-    if (thaw(cg, dir, &thaw_err) < 0 && rc == 0) {
+    if (crib_cg_thaw(cg, &thaw_err) < 0 && rc == 0) {
       *err = thaw_err;
       rc = -1;
     }

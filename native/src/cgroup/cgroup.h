@@ -78,6 +78,18 @@ pid_t crib_cg_fork(const crib_cgroup *cg, unsigned long flags, bool *entered);
  * shows up. Does not wait for the processes to exit. A cgroup that does not exist is success. */
 int crib_cg_kill_all(const crib_cgroup *cg, int sig, crib_err *err);
 
+/* The directory whose freezer file freezes the cgroup: the v2 cgroup's own, or its directory in
+ * the v1 freezer hierarchy (criu's --freeze-cgroup). Fails (ENOTSUP) when there is no freezer. */
+int crib_cg_freezer_dir(const crib_cgroup *cg, char *dir, size_t cap, crib_err *err);
+
+/* Freeze every process of the cgroup, sub-cgroups included, and wait until the kernel says all
+ * are frozen, for at most timeout_ms. *was_frozen: it had been asked to freeze before (paused).
+ * Not frozen in time: thawed again unless it was frozen before, and an error saying so. */
+int crib_cg_freeze(const crib_cgroup *cg, long timeout_ms, bool *was_frozen, crib_err *err);
+
+/* Thaw the cgroup; one that is not frozen is success. */
+int crib_cg_thaw(const crib_cgroup *cg, crib_err *err);
+
 /* Remove the cgroup directories once empty (waits briefly for exiting processes). ENOENT is
  * success. Child cgroups are removed first; EBUSY is retried for about a second. */
 int crib_cg_destroy(const crib_cgroup *cg, crib_err *err);
