@@ -209,6 +209,8 @@ describe('CheckpointContainer and restore', () => {
         code: status.FAILED_PRECONDITION, details: expect.stringMatching(/with runtime runc: .*criu/is),
       });
       expect(existsSync(location)).toBe(false);
+      // Paused through runc for the dump, and resumed through it after the failure.
+      expect(await count(containerId)).toBeGreaterThan(5);
       await d.cri.runtime.RemovePodSandbox({ podSandboxId });
     }, 60_000);
   });

@@ -16,6 +16,8 @@ export interface FakeContainer {
   exit?: ExitRecord;
   monitorAlive: boolean;
   processAlive: boolean;
+  /** Frozen by pause(), until resume(). */
+  paused?: boolean;
   /** The daemon said it recorded the exit (ack-exit). */
   exitAcked: boolean;
   watchers: Set<(e: RuntimeEvent) => void>;
@@ -49,11 +51,32 @@ export class FakeContainerRuntime implements ContainerRuntime {
     return created;
   }
 
+  /** Runs inside checkpoint, after its checks (e.g. to have the container write, or to fail). */
+  duringCheckpoint: ((id: string, o: CheckpointOptions) => Promise<void>) | undefined;
+
   /** The fake has no processes to dump: it records the call and checks the container runs. */
   async checkpoint(c: RuntimeRef, o: CheckpointOptions): Promise<void> {
     this.calls.push(`checkpoint ${c.id} ${o.imagePath}`);
     const fc = this.get(c.id);
     if (fc.state !== 'running') throw new Error(`fake runtime: container ${c.id} is ${fc.state}, not running`);
+    await this.duringCheckpoint?.(c.id, o);
+  }
+
+  /** Makes resume fail (the runtime refused), as often as it is called while set. */
+  failResume: string | undefined;
+
+  async pause(c: RuntimeRef): Promise<void> {
+    this.calls.push(`pause ${c.id}`);
+    const fc = this.get(c.id);
+    if (fc.state !== 'running' || !fc.processAlive) throw new Error(`fake runtime: container ${c.id} is not running`);
+    fc.paused = true;
+  }
+
+  async resume(c: RuntimeRef): Promise<void> {
+    this.calls.push(`resume ${c.id}`);
+    if (this.failResume) throw new Error(`fake runtime: ${this.failResume}`);
+    const fc = this.containers.get(c.id);
+    if (fc) fc.paused = false;
   }
 
   async restore(c: RuntimeRef, o: CreateOptions & { imagePath: string }): Promise<Created> {

@@ -51,7 +51,7 @@ import {
 } from './checkpoint/checkpoint-archive.js';
 import { applyDeletedFiles, type OverlayLayers } from './checkpoint/deleted-files.js';
 import { checkedLocation } from './checkpoint/checkpoint-location.js';
-import { checkpointContainer } from './checkpoint/container-checkpoint.js';
+import { checkpointContainer, finishInterruptedCheckpoint } from './checkpoint/container-checkpoint.js';
 import { applyRootfsDiff } from './checkpoint/rootfs-diff.js';
 
 /** kubelet caps exec output at 16 MiB; so do we. */
@@ -261,6 +261,7 @@ export class ContainerService implements PodContainers {
       }
       pending.push((async () => {
         if (rec.intent?.kind === 'start') await this.completeStart(rec, runtime);
+        await this.resumeAfterInterruptedCheckpoint(rec, runtime);
         await this.watch(rec.id);
       })().catch((err: unknown) => log.error({ container: rec.id, err }, 'recovering container')));
     }
@@ -282,6 +283,21 @@ export class ContainerService implements PodContainers {
       if (where === 'started') r.startedAt ??= rec.intent!.at;
       delete r.intent;
     });
+  }
+
+  /**
+   * A checkpoint a crash interrupted may have left its container paused (checkpoint/
+   * container-checkpoint.ts): resumed before it is watched. A failure is logged, and the
+   * container watched all the same: its processes are there, frozen.
+   */
+  private async resumeAfterInterruptedCheckpoint(rec: ContainerRecord, runtime: ContainerRuntime): Promise<void> {
+    try {
+      if (await finishInterruptedCheckpoint(runtime, this.ref(rec))) {
+        log.warn({ container: rec.id }, 'resumed a container whose checkpoint a crash interrupted');
+      }
+    } catch (err) {
+      log.error({ container: rec.id, err }, 'resuming a container whose checkpoint a crash interrupted failed: it may stay paused');
+    }
   }
 
   /**

@@ -40,6 +40,7 @@ export const CRASH_POINTS = [
   'RemoveContainer:after-intent',
   'RemoveContainer:after-runtime-delete',
   'RemoveContainer:after-unmount',
+  'CheckpointContainer:after-pause',
   'PullImage:after-layers',
   'PullImage:after-record',
   'RemoveImage:after-record',

@@ -115,6 +115,14 @@ export interface ContainerRuntime {
    */
   checkpoint(c: RuntimeRef, o: CheckpointOptions): Promise<void>;
   /**
+   * Freezes every process of the running container (the cgroup freezer: they cannot tell), until
+   * resume. A checkpoint of a paused container leaves it paused. Fails (FailedPreconditionError,
+   * the runtime's message) when the container cannot be frozen.
+   */
+  pause(c: RuntimeRef): Promise<void>;
+  /** Thaws what pause froze; a container that is not paused, or no longer runs, is no error. */
+  resume(c: RuntimeRef): Promise<void>;
+  /**
    * Like create, but the process is the one checkpointed into imagePath, restored by the
    * runtime's `restore` under a new monitor: it is running (not parked) when this resolves, so
    * there is no start() for it.

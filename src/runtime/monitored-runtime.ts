@@ -92,6 +92,14 @@ export class MonitoredRuntime implements ContainerRuntime {
     await this.oci.checkpoint(c.id, o);
   }
 
+  async pause(c: RuntimeRef): Promise<void> {
+    await this.oci.pause(c.id);
+  }
+
+  async resume(c: RuntimeRef): Promise<void> {
+    await this.oci.resume(c.id);
+  }
+
   private async launch(c: RuntimeRef, o: CreateOptions, verb: 'create' | 'restore', imagePath?: string): Promise<Created> {
     const files = runtimeFiles(c.dir);
     const args = [

@@ -145,6 +145,32 @@ export class OciRuntime {
     }
   }
 
+  /**
+   * `pause ID`: freezes every process of the container (its cgroup's freezer); `resume ID` thaws
+   * them. runc's verbs, and crib-runtime's. A container that cannot be frozen (no freezer, a
+   * process stuck in the kernel) fails with the runtime's message.
+   */
+  async pause(id: string): Promise<void> {
+    await this.freezerVerb('pause', id);
+  }
+
+  /** `resume ID`: see pause. A container that is not paused is no error (runc and crun refuse it). */
+  async resume(id: string): Promise<void> {
+    await this.freezerVerb('resume', id, /not paused/i);
+  }
+
+  /** `verb ID`; a failure whose stderr matches `fine` is none. */
+  private async freezerVerb(verb: 'pause' | 'resume', id: string, fine?: RegExp): Promise<void> {
+    try {
+      await run(this.binary, this.args(verb, id));
+    } catch (err) {
+      if (!(err instanceof OciRuntimeError)) throw err;
+      if (fine?.test(err.stderr)) return;
+      if (/does not exist/i.test(err.stderr)) throw new NotFoundError(`container ${id} is not known to runtime ${this.name}`);
+      throw new FailedPreconditionError(`${verb === 'pause' ? 'pausing' : 'resuming'} container ${id} with runtime ${this.name}: ${err.stderr.trim()}`);
+    }
+  }
+
   async update(id: string, resources: unknown): Promise<void> {
     try {
       await run(this.binary, this.args('update', '--resources', '-', id), JSON.stringify(resources));

@@ -97,7 +97,8 @@ describe('CheckpointContainer and restore in a new pod', () => {
     await writeFile(diffPath, entries.get('rootfs-diff.tar')!.body);
     const diff = await readTar(diffPath);
     expect(diff.get('written')?.body.toString()).toBe('made-by-the-container\n');
-    expect(Number(diff.get('counter')?.body.toString())).toBeGreaterThanOrEqual(before);
+    const archivedCount = Number(diff.get('counter')?.body.toString());
+    expect(archivedCount).toBeGreaterThanOrEqual(before);
     expect.soft(diff.has('var/www/.wh.index.html')).toBe(true);
     // The replaced dir: opaque, holding only what the container put there.
     expect.soft(diff.has('home/.wh..wh..opq')).toBe(true);
@@ -129,6 +130,10 @@ describe('CheckpointContainer and restore in a new pod', () => {
     const firstLogged = await waitFor('the restored counter\'s output in its new log', () => logged(logPath)[0], 60_000);
     expect(firstLogged).toBeGreaterThan(before);
     expect(firstLogged).toBeLessThanOrEqual(afterCheckpoint + 1);
+    // Its files are of the moment of the dump (the container was paused from the dump until its
+    // rootfs diff was written): the count in its file is the one it had counted to, or one short
+    // (dumped between the count and the file's write), never one it had not reached.
+    expect([archivedCount, archivedCount + 1], `the first count restored follows the archived file's ${archivedCount}`).toContain(firstLogged);
     const seen = logged(logPath);
     expect(seen).toEqual(seen.map((_, k) => firstLogged + k));
     await waitFor('the restored counter to count on', async () => (await count(restored)) > firstLogged + 2, 60_000);
