@@ -17,10 +17,13 @@
  * criu stops the processes through the container's cgroup freezer when it has one
  * (--freeze-cgroup, as runc passes it), which also means a paused container (`pause`) is dumped
  * as it is and stays paused after a --leave-running dump: criu puts the freezer back the way it
- * found it. Without the freezer, criu would wait forever for a paused process to stop for it. */
+ * found it. Without the freezer, criu would wait forever for a paused process to stop for it.
+ * The dump dies with the process that asked for it. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,6 +125,12 @@ int crib_cmd_checkpoint(const crib_globals *g, int argc, char **argv, crib_err *
   if (crib_take_id(argc, argv, i, &id, err) < 0) return -1;
   if (!image_path || image_path[0] != '/')
     return crib_fail(err, EINVAL, "checkpoint: --image-path must be an absolute directory");
+  /* A dump dies with whoever asked for it (criu with us: criu.c). The daemon pauses a container
+   * for its checkpoint, and its start-up after a crash resumes it: a criu still running then
+   * would freeze it again when it ends, with no one left to resume it. */
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
+  if (getppid() != parent) return crib_fail(err, 0, "checkpoint: the process that asked for it is gone");
   if (!work_path) work_path = image_path;
   if (work_path[0] != '/') return crib_fail(err, EINVAL, "checkpoint: --work-path must be absolute");
 
