@@ -24,7 +24,8 @@ int crib_cg_freezer_dir(const crib_cgroup *cg, char *dir, size_t cap, crib_err *
     file = "freezer.state";
   }
   if (!crib_cgi_exists(dir, file))
-    return crib_fail(err, ENOTSUP, "cgroup %s has no freezer (%s/%s is missing)", cg->path, dir, file);
+    return crib_fail(err, ENOTSUP, "cgroup %s has no freezer (%s/%s is missing)", cg->path, dir,
+                     file);
   return 0;
 }
 
@@ -68,9 +69,11 @@ int crib_cg_freeze(const crib_cgroup *cg, long timeout_ms, bool *was_frozen, cri
     crib_cgi_sleep_ms(wait);
   }
   /* A task stuck in the kernel (D state, vfork) can hold the freeze off: left as it was. */
-  if (!*was_frozen && crib_cg_thaw(cg, &ignored) < 0) crib_cgi_warn("thawing cgroup %s: %s", cg->path, ignored.msg);
+  if (!*was_frozen && crib_cg_thaw(cg, &ignored) < 0)
+    crib_cgi_warn("thawing cgroup %s: %s", cg->path, ignored.msg);
   /* errnum 0: ETIMEDOUT's text ("Connection timed out") would mislead. */
-  return crib_fail(err, 0, "freezing cgroup %s: its processes were not all frozen within %ld ms", cg->path, timeout_ms);
+  return crib_fail(err, 0, "freezing cgroup %s: its processes were not all frozen within %ld ms",
+                   cg->path, timeout_ms);
 }
 
 int crib_cg_thaw(const crib_cgroup *cg, crib_err *err) {
