@@ -82,8 +82,9 @@ export async function checkpointContainer(runtime: ContainerRuntime, subject: Ch
   const images = join(work, 'images');
   let paused = false;
   try {
-    // What an interrupted checkpoint left (start-up resumed its container) must not join this one.
-    await rm(work, { recursive: true, force: true });
+    // What an earlier checkpoint left must not join this one, and the container it kept paused
+    // (its resume failed) is resumed first.
+    await finishInterruptedCheckpoint(runtime, subject.ref);
     await mkdir(images, { recursive: true, mode: 0o700 });
     if (stallMs > 0) await sleep(stallMs, undefined, { signal });
     signal.throwIfAborted();
