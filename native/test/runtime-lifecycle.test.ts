@@ -551,23 +551,29 @@ describe('list, update, features', () => {
   it('checkpoint dies with the process that asked for it, and its criu with it', async () => {
     // A criu that never ends (this host's criu fails at once): its pid on file, then asleep.
     const dir = await mkdtemp(join(tmpdir(), `${testTag}-ckpt-`));
-    const fakeCriu = join(dir, 'criu');
-    await writeFile(fakeCriu, `#!/bin/sh\necho $$ > ${dir}/criu.pid\nexec sleep 1000\n`, { mode: 0o755 });
-    const { b, r } = await create(['sleep', '1000']);
-    const pid = Number(await readFile(join(b.dir, 'pid'), 'utf8'));
-    expect((await rt.exec(['start', b.id])).code).toBe(0);
-    // The asker: a shell that waits for the checkpoint (`; true` keeps it from exec'ing it).
-    const asker = spawn('sh', ['-c', `${cribRuntime} --root ${rt.root} --criu ${fakeCriu} checkpoint --image-path ${dir}/images --leave-running ${b.id}; true`],
-      { stdio: 'ignore' });
-    const criuPid = await waitFor('the fake criu to run', () => (existsSync(join(dir, 'criu.pid')) ? Number(readFileSync(join(dir, 'criu.pid'), 'utf8')) : undefined));
-    expect(alive(criuPid)).toBe(true);
-    asker.kill('SIGKILL');
-    await waitFor('the checkpoint and its criu to die with the asker', () => !alive(criuPid));
-    // The container was not part of it.
-    expect(alive(pid)).toBe(true);
-    expect((await rt.exec(['delete', '--force', b.id])).code).toBe(0);
-    expect(await r.exitCode(pid)).toBe(128 + 9);
-    await rm(dir, { recursive: true, force: true });
+    let criuPid: number | undefined;
+    try {
+      const fakeCriu = join(dir, 'criu');
+      await writeFile(fakeCriu, `#!/bin/sh\necho $$ > ${dir}/criu.pid\nexec sleep 1000\n`, { mode: 0o755 });
+      const { b, r } = await create(['sleep', '1000']);
+      const pid = Number(await readFile(join(b.dir, 'pid'), 'utf8'));
+      expect((await rt.exec(['start', b.id])).code).toBe(0);
+      // The asker: a shell that waits for the checkpoint (`; true` keeps it from exec'ing it).
+      const asker = spawn('sh', ['-c', `${cribRuntime} --root ${rt.root} --criu ${fakeCriu} checkpoint --image-path ${dir}/images --leave-running ${b.id}; true`],
+        { stdio: 'ignore' });
+      criuPid = await waitFor('the fake criu to run', () => (existsSync(join(dir, 'criu.pid')) ? Number(readFileSync(join(dir, 'criu.pid'), 'utf8')) : undefined));
+      expect(alive(criuPid)).toBe(true);
+      asker.kill('SIGKILL');
+      await waitFor('the checkpoint and its criu to die with the asker', () => !alive(criuPid!));
+      // The container was not part of it.
+      expect(alive(pid)).toBe(true);
+      expect((await rt.exec(['delete', '--force', b.id])).code).toBe(0);
+      expect(await r.exitCode(pid)).toBe(128 + 9);
+    } finally {
+      // A failure leaves no fake criu behind (the runtime that started it is reaped by init).
+      if (criuPid !== undefined && alive(criuPid)) process.kill(criuPid, 'SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('features reports the OCI features document', async () => {
