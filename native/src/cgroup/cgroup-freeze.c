@@ -5,13 +5,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int crib_cg_freezer_dir(const crib_cgroup *cg, char *dir, size_t cap, crib_err *err) {
   const char *file;
@@ -61,11 +54,11 @@ int crib_cg_freeze(const crib_cgroup *cg, long timeout_ms, bool *was_frozen, cri
   if (crib_cgi_read(dir, freeze_file(cg), before, sizeof before, &ignored) == 0)
     *was_frozen = strcmp(before, frozen_value(cg)) == 0;
   if (crib_cgi_write(dir, freeze_file(cg), frozen_value(cg), err) < 0) return -1;
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = crib_cgi_now_ms() + timeout_ms;
   /* Freezing usually completes within a millisecond or two: poll fast, then back off. */
   for (long wait = 1;; wait = wait < 10 ? wait * 2 : 10) {
     if (is_frozen(cg, dir)) return 0;
-    if (now_ms() > deadline) break;
+    if (crib_cgi_now_ms() > deadline) break;
     crib_cgi_sleep_ms(wait);
   }
   /* A task stuck in the kernel (D state, vfork) can hold the freeze off: left as it was. */

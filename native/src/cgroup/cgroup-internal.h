@@ -33,6 +33,8 @@ bool crib_cgi_exists(const char *dir, const char *file);
  * memory.oom_control, cgroup.events); false when the key is absent. */
 bool crib_cgi_keyed_value(const char *body, const char *key, long long *value);
 
+/* CLOCK_MONOTONIC in milliseconds, for the library's deadlines (freezing, removal retries). */
+long long crib_cgi_now_ms(void);
 void crib_cgi_sleep_ms(long ms);
 
 /* Print a warning on stderr: things the library cannot enforce but that must not fail a

@@ -6,14 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* How long a signal to every process waits for the cgroup to freeze before it signals them
  * unfrozen (a task stuck in the kernel can hold a freeze off). */
@@ -122,10 +115,10 @@ static int rmdir_tree(const char *dir, int depth, crib_err *err) {
  * moment after kill_all is expected, so retry for up to a second. */
 static int destroy_one(const char *dir, void *arg, crib_err *err) {
   (void)arg;
-  long long deadline = now_ms() + 1000;
+  long long deadline = crib_cgi_now_ms() + 1000;
   for (;;) {
     if (rmdir_tree(dir, 0, err) == 0) return 0;
-    if (err->errnum != EBUSY || now_ms() > deadline) return -1;
+    if (err->errnum != EBUSY || crib_cgi_now_ms() > deadline) return -1;
     crib_cgi_sleep_ms(10);
   }
 }
