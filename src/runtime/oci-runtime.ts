@@ -137,11 +137,7 @@ export class OciRuntime {
       if (err instanceof OciRuntimeTimeout) {
         throw new DeadlineExceededError(`checkpointing container ${id}: runtime ${this.name} did not finish within ${o.timeoutMs} ms and was killed`);
       }
-      if (err instanceof OciRuntimeError && /does not exist/i.test(err.stderr)) {
-        throw new NotFoundError(`container ${id} is not known to runtime ${this.name}`);
-      }
-      if (err instanceof OciRuntimeError) throw new FailedPreconditionError(`checkpointing container ${id} with runtime ${this.name}: ${err.stderr.trim()}`);
-      throw err;
+      throw this.refusal(err, id, `checkpointing container ${id} with runtime ${this.name}`);
     }
   }
 
@@ -164,10 +160,8 @@ export class OciRuntime {
     try {
       await run(this.binary, this.args(verb, id));
     } catch (err) {
-      if (!(err instanceof OciRuntimeError)) throw err;
-      if (fine?.test(err.stderr)) return;
-      if (/does not exist/i.test(err.stderr)) throw new NotFoundError(`container ${id} is not known to runtime ${this.name}`);
-      throw new FailedPreconditionError(`${verb === 'pause' ? 'pausing' : 'resuming'} container ${id} with runtime ${this.name}: ${err.stderr.trim()}`);
+      if (err instanceof OciRuntimeError && fine?.test(err.stderr)) return;
+      throw this.refusal(err, id, `${verb === 'pause' ? 'pausing' : 'resuming'} container ${id} with runtime ${this.name}`);
     }
   }
 
@@ -175,11 +169,18 @@ export class OciRuntime {
     try {
       await run(this.binary, this.args('update', '--resources', '-', id), JSON.stringify(resources));
     } catch (err) {
-      if (err instanceof OciRuntimeError && /does not exist/i.test(err.stderr)) {
-        throw new NotFoundError(`container ${id} is not known to runtime ${this.name}`);
-      }
-      if (err instanceof OciRuntimeError) throw new FailedPreconditionError(`updating resources of ${id}: ${err.stderr.trim()}`);
-      throw err;
+      throw this.refusal(err, id, `updating resources of ${id}`);
     }
+  }
+
+  /**
+   * What a verb on container `id` failing means to the caller: NotFoundError when the runtime
+   * does not know the container, else FailedPreconditionError with the runtime's stderr after
+   * `doing` (what was asked). Any other error (the runtime would not start) as it came.
+   */
+  private refusal(err: unknown, id: string, doing: string): unknown {
+    if (!(err instanceof OciRuntimeError)) return err;
+    if (/does not exist/i.test(err.stderr)) return new NotFoundError(`container ${id} is not known to runtime ${this.name}`);
+    return new FailedPreconditionError(`${doing}: ${err.stderr.trim()}`);
   }
 }
