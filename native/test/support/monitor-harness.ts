@@ -82,9 +82,16 @@ export interface Container {
   control(): Promise<ControlClient>;
 }
 
+/**
+ * The log's records: its whole lines. What follows the last newline is not one yet, as for
+ * kubelet, which reads a CRI log by whole lines: a record being written, or one a full disk cut
+ * short, which the monitor then truncates away (log-writer.c write_record).
+ */
 export function parseLog(text: string): LogRecord[] {
   const out: LogRecord[] = [];
-  for (const line of text.split('\n')) {
+  const lines = text.split('\n');
+  lines.pop();
+  for (const line of lines) {
     if (line === '') continue;
     const m = /^(\S+) (stdout|stderr) ([PF]) (.*)$/s.exec(line);
     if (!m) throw new Error(`malformed log line: ${JSON.stringify(line)}`);
