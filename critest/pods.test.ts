@@ -272,6 +272,41 @@ describe('pods and containers', () => {
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
+  // Walked by whole paths, an entry below PATH_MAX failed the walk with ENAMETOOLONG, and with it
+  // the listing of every container beside it and ImageFsInfo: kubelet's eviction went blind to the
+  // disk the container was filling. A container needs only mkdir and cd to make one.
+  it('counts a writable layer nested deeper than PATH_MAX, in a listing with the container beside it and in ImageFsInfo', async () => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('deep') });
+    const name = 'n'.repeat(40);
+    // 150 levels of 40-byte names: 6,150 bytes of path; cd -P goes down by the name alone.
+    const deep = `i=0; while [ $i -lt 150 ]; do mkdir ${name}; cd -P ${name}; i=$((i + 1)); done; head -c 2000000 /dev/urandom > blob; touch /done; sleep 100000`;
+    const ids: string[] = [];
+    for (const [cname, script] of [['deep', deep], ['plain', 'sleep 100000']] as const) {
+      const { containerId } = await d.cri.runtime.CreateContainer({ podSandboxId, config: containerConfig(cname, [script]) });
+      await d.cri.runtime.StartContainer({ containerId });
+      ids.push(containerId);
+    }
+    const [deepId, plainId] = ids as [string, string];
+    await waitFor('the deep tree made', async () =>
+      (await d.cri.runtime.ExecSync({ containerId: deepId, cmd: ['test', '-f', '/done'], timeout: '5' })).exitCode === 0);
+    type Listed = { attributes: { id: string }; writableLayer?: { usedBytes?: { value: string }; inodesUsed?: { value: string } } };
+    // The first walk may have run before the tree was made: its result is served for 2 s.
+    const listed = await waitFor('the deep layer counted', async () => {
+      const { stats } = await d.cri.runtime.ListContainerStats({ filter: { podSandboxId } }) as { stats: Listed[] };
+      const mine = stats.find((s) => s.attributes.id === deepId);
+      return Number(mine?.writableLayer?.inodesUsed?.value ?? 0) >= 150 ? stats : undefined;
+    });
+    expect(listed.map((s) => s.attributes.id).sort()).toEqual([deepId, plainId].sort());
+    const mine = listed.find((s) => s.attributes.id === deepId)!;
+    // The 150 levels, the blob at the bottom, /done, and what the layer held before.
+    expect(Number(mine.writableLayer!.inodesUsed!.value)).toBeGreaterThanOrEqual(152);
+    expect(Number(mine.writableLayer!.usedBytes!.value)).toBeGreaterThanOrEqual(2_000_000);
+    const { containerFilesystems } = await d.cri.image.ImageFsInfo({});
+    expect(Number(containerFilesystems[0].inodesUsed.value)).toBeGreaterThanOrEqual(152);
+    expect(Number(containerFilesystems[0].usedBytes.value)).toBeGreaterThanOrEqual(2_000_000);
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
   it('hands a create that finished after kubelet gave up to kubelet\'s retry', async () => {
     const config = podConfig('retry');
     // A deadline so short the client gives up while the daemon is still creating the pod. On a

@@ -9,7 +9,8 @@
  * were checked only at run time. Only calls that leave the process's namespaces and credentials
  * alone live here: Node is threaded, and namespace work belongs to the native helpers. Three calls
  * are V8's, not libc's: Node-API has no way to ask V8 to shrink its heap (v8-heap.cc) or to reach
- * its worker threads (v8-workers.cc).
+ * its worker threads (v8-workers.cc). One is a whole walk of a directory tree (tree-usage.c), which
+ * Node's fs cannot make below PATH_MAX.
  *
  * Context-aware (NAPI_MODULE_INIT), with no global state: the image unpacker's worker threads
  * load it too. */
@@ -17,6 +18,7 @@
 #include <node_api.h>
 
 #include "crib-sealed-exe.h"
+#include "tree-usage.h"
 #include "v8-heap.h"
 #include "v8-workers.h"
 
@@ -632,23 +634,50 @@ static void pool_call_execute(napi_env env, void *data) {
   c->r = c->call(c);
 }
 
+/* Settles a pool call's promise with `v`, or rejects it when the call did not run or its result
+ * could not be made (v NULL). */
+static void settle(napi_env env, napi_deferred deferred, napi_status status, napi_value v, const char *fn) {
+  if (status == napi_ok && v != NULL) {
+    napi_resolve_deferred(env, deferred, v);
+    return;
+  }
+  char what[64];
+  snprintf(what, sizeof what, "%s did not run", fn);
+  napi_value msg = NULL, err = NULL;
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &err);
+  napi_reject_deferred(env, deferred, err);
+}
+
 static void pool_call_complete(napi_env env, napi_status status, void *data) {
   struct pool_call *c = data;
   napi_value v = NULL;
   napi_status made = c->as_boolean ? napi_get_boolean(env, c->r == 1, &v) : napi_create_int32(env, c->r, &v);
-  if (status == napi_ok && made == napi_ok) {
-    napi_resolve_deferred(env, c->deferred, v);
-  } else {
-    char what[64];
-    snprintf(what, sizeof what, "%s did not run", c->fn);
-    napi_value msg = NULL, err = NULL;
-    napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, c->deferred, err);
-  }
+  settle(env, c->deferred, status, made == napi_ok ? v : NULL, c->fn);
   napi_delete_async_work(env, c->work);
   free(c->path);
   free(c);
+}
+
+/*
+ * A promise settled by `complete` after `execute` ran for `data` on libuv's pool, its deferred and
+ * work stored through the pointers; NULL with an exception pending when it cannot be queued (the
+ * caller still owns data then).
+ */
+static napi_value queue_work(napi_env env, const char *fn, napi_async_execute_callback execute,
+                             napi_async_complete_callback complete, void *data, napi_deferred *deferred,
+                             napi_async_work *work) {
+  napi_value promise, name;
+  if (!ok(env, napi_create_promise(env, deferred, &promise), fn) ||
+      !ok(env, napi_create_string_utf8(env, fn, NAPI_AUTO_LENGTH, &name), fn) ||
+      !ok(env, napi_create_async_work(env, NULL, name, execute, complete, data, work), fn)) {
+    return NULL; /* a created promise is only left unsettled: nothing refers to it */
+  }
+  if (!ok(env, napi_queue_async_work(env, *work), fn)) {
+    napi_delete_async_work(env, *work);
+    return NULL;
+  }
+  return promise;
 }
 
 /*
@@ -665,19 +694,10 @@ static napi_value queue_pool_call(napi_env env, const char *fn, int (*call)(cons
     return NULL;
   }
   *c = (struct pool_call){.call = call, .arg = arg, .path = path, .as_boolean = as_boolean, .fn = fn};
-  napi_value promise, name;
-  if (!ok(env, napi_create_promise(env, &c->deferred, &promise), fn) ||
-      !ok(env, napi_create_string_utf8(env, fn, NAPI_AUTO_LENGTH, &name), fn) ||
-      !ok(env, napi_create_async_work(env, NULL, name, pool_call_execute, pool_call_complete, c, &c->work), fn)) {
-    free(c->path);
-    free(c); /* a created promise is only left unsettled: nothing refers to it */
-    return NULL;
-  }
-  if (!ok(env, napi_queue_async_work(env, c->work), fn)) {
-    napi_delete_async_work(env, c->work);
+  napi_value promise = queue_work(env, fn, pool_call_execute, pool_call_complete, c, &c->deferred, &c->work);
+  if (!promise) {
     free(c->path);
     free(c);
-    return NULL;
   }
   return promise;
 }
@@ -755,6 +775,78 @@ static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
   return queue_pool_call(env, "umount2Async", umount2_or_errno, flags, target, false);
 }
 
+/* ---- disk usage of trees, on libuv's pool ----------------------------------------------- */
+
+struct usage_call {
+  napi_async_work work;
+  napi_deferred deferred;
+  char **roots; /* NULL-terminated, malloc'd: freed when the call settles */
+  uint32_t max_depth;
+  struct crib_tree_usage usage;
+  int r;
+};
+
+static void usage_call_execute(napi_env env, void *data) {
+  (void)env;
+  struct usage_call *c = data;
+  int n = 0;
+  while (c->roots[n]) n++;
+  c->r = crib_tree_usage((const char *const *)c->roots, n, c->max_depth, &c->usage);
+}
+
+/* [bytes, inodes, tooDeep], or -errno. */
+static void usage_call_complete(napi_env env, napi_status status, void *data) {
+  struct usage_call *c = data;
+  napi_value v = NULL, bytes, inodes, deep;
+  if (c->r < 0) {
+    if (napi_create_int32(env, c->r, &v) != napi_ok) v = NULL;
+  } else if (napi_create_array_with_length(env, 3, &v) != napi_ok ||
+             napi_create_double(env, (double)c->usage.bytes, &bytes) != napi_ok ||
+             napi_create_double(env, (double)c->usage.inodes, &inodes) != napi_ok ||
+             napi_get_boolean(env, c->usage.too_deep, &deep) != napi_ok || napi_set_element(env, v, 0, bytes) != napi_ok ||
+             napi_set_element(env, v, 1, inodes) != napi_ok || napi_set_element(env, v, 2, deep) != napi_ok) {
+    v = NULL;
+  }
+  settle(env, c->deferred, status, v, "treeUsageAsync");
+  napi_delete_async_work(env, c->work);
+  free_strv(c->roots);
+  free(c);
+}
+
+/*
+ * treeUsageAsync(roots, maxDepth) -> Promise<[bytes, inodes, tooDeep] | number>: the disk usage of
+ * the trees at `roots` (tree-usage.c), entered down to maxDepth levels, walked on a thread of
+ * libuv's pool; -errno when a walk failed. Bytes and inodes as numbers: exact up to 2^53.
+ */
+static napi_value js_tree_usage_async(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  int32_t max_depth;
+  if (!args(env, info, 2, a, "treeUsageAsync") ||
+      !get_i32(env, a[1], &max_depth, "treeUsageAsync: argument 2 is not an integer")) {
+    return NULL;
+  }
+  if (max_depth < 0) {
+    throw_errorf(env, "treeUsageAsync: a depth of %d levels", max_depth);
+    return NULL;
+  }
+  struct usage_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  c->max_depth = (uint32_t)max_depth;
+  if (!get_strv(env, a[0], &c->roots, "treeUsageAsync: argument 1 is not an array of strings without NUL bytes")) {
+    free(c);
+    return NULL;
+  }
+  napi_value promise = queue_work(env, "treeUsageAsync", usage_call_execute, usage_call_complete, c, &c->deferred, &c->work);
+  if (!promise) {
+    free_strv(c->roots);
+    free(c);
+  }
+  return promise;
+}
+
 /* ---- module -------------------------------------------------------------------------------- */
 
 NAPI_MODULE_INIT() {
@@ -772,6 +864,7 @@ NAPI_MODULE_INIT() {
       {"mountSetattr", NULL, js_mount_setattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"moveMount", NULL, js_move_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfsAsync", NULL, js_syncfs_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"treeUsageAsync", NULL, js_tree_usage_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fcntl", NULL, js_fcntl, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memfdCreate", NULL, js_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -11,7 +11,9 @@
 // to only when no caller's walk is waiting: a listing that serves 100 stale results starts 100
 // walks behind itself, and 16 of them at a time, each with 4 entries in flight, filled the
 // thread pool, and the event loop with their callbacks, while the listing read its cgroups (the
-// first listing after a restart, 100 pods: 56-108 ms against 41-63 with 2).
+// first listing after a restart, 100 pods: 56-108 ms against 41-63 with 2). A walk is now one
+// thread of the pool from start to end (sys/disk-usage.ts: at most 2 at once in the daemon), so
+// these limits order the walks more than they bound them.
 import { diskUsage } from '../sys/disk-usage.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
@@ -39,7 +41,7 @@ export interface FsUsageCacheOptions {
   ttlMs?: number;
   /** A result older than this is never served: its caller waits for a new walk (default 60 s). */
   maxStaleMs?: number;
-  /** Walks at once (default 16: each visits up to 4 entries at once, sys/disk-usage.ts). Only
+  /** Walks at once (default 16; of them, sys/disk-usage.ts runs 2 at a time in the daemon). Only
    * callers that wait take this many: the stats read-ahead walks 2 at a time (stats-collector.ts).
    * A first listing waits for all its layers' walks, and under kubelet's exec probes a threadpool
    * round trip took 300-600 ms: 250 layers two at a time were over a minute of waiting. */
@@ -162,6 +164,7 @@ export class FsUsageCache {
     try {
       const timestamp = nowNs();
       const u = await diskUsage(dir);
+      if (u.tooDeep) log.warn({ dir }, 'a writable layer holds directories nested deeper than its walk enters: what is below them is not counted in its usage');
       return { bytes: BigInt(u.bytes), inodes: BigInt(u.inodes), timestamp };
     } finally {
       this.running--;

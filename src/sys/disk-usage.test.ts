@@ -1,20 +1,28 @@
-// diskUsage over real trees (unprivileged): every inode counted once, and the walk keeps a
-// bounded number of file operations in flight however wide the tree is.
-import { link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import fsPromises from 'node:fs/promises';
-import { syncBuiltinESMExports } from 'node:module';
+// diskUsage over real trees (unprivileged), against du's figures: every inode counted once,
+// symlinks not followed, and trees deeper than PATH_MAX and than the walk keeps open counted in
+// full; the bound on walks at once.
+import { execFileSync } from 'node:child_process';
+import { link, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { diskUsage } from './disk-usage.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { boundedWalks, diskUsage } from './disk-usage.js';
+import { treeUsage, type TreeUsage } from './libc.js';
 
 let root: string;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'crib-du-'));
 });
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  // rm -r: a tree deeper than PATH_MAX is beyond Node's fs.rm.
+  execFileSync('rm', ['-rf', '--one-file-system', root]);
 });
+
+/** du's own figures for `paths` together (-x: one filesystem; hardlinks counted once over all). */
+function du(...paths: string[]): { bytes: number; inodes: number } {
+  const total = (args: string[]) => Number(/(\d+)\s+total/.exec(execFileSync('du', ['-scx', ...args, ...paths]).toString())![1]);
+  return { bytes: total(['-B1']), inodes: total(['--inodes']) };
+}
 
 describe('diskUsage', () => {
   it('counts a wide and deep tree: every entry once, hardlinks once, symlinks not followed', async () => {
@@ -22,79 +30,106 @@ describe('diskUsage', () => {
     for (let d = 0; d < 5; d++) {
       const dir = join(top, `d${d}`, 'sub');
       await mkdir(dir, { recursive: true });
-      await Promise.all(Array.from({ length: 200 }, (_, f) => writeFile(join(dir, `f${f}`), 'x')));
+      await Promise.all(Array.from({ length: 200 }, (_, f) => writeFile(join(dir, `f${f}`), 'x'.repeat(f * 100))));
     }
     await link(join(top, 'd0', 'sub', 'f0'), join(top, 'hard'));
     await symlink('/usr', join(top, 'usr'));
     const u = await diskUsage(top, join(root, 'missing'));
     // top, 5 × (dN, sub, 200 files), the symlink; the hardlink is f0 again.
     expect(u.inodes).toBe(1 + 5 * 202 + 1);
-    expect(u.bytes).toBeGreaterThan(0);
+    expect(u).toEqual(du(top));
   });
 
-  it('keeps at most 4 file operations in flight', async () => {
-    const top = join(root, 'wide');
+  it('counts an inode linked from two roots once', async () => {
+    const a = join(root, 'a');
+    const b = join(root, 'b');
+    await mkdir(a);
+    await mkdir(b);
+    await writeFile(join(a, 'f'), 'x'.repeat(10_000));
+    await link(join(a, 'f'), join(b, 'f'));
+    expect(await diskUsage(a, b)).toEqual(du(a, b));
+    expect((await diskUsage(a, b)).inodes).toBe(3);
+  });
+
+  it('counts a missing root as empty, and a file root as itself', async () => {
+    expect(await diskUsage(join(root, 'nope'))).toEqual({ bytes: 0, inodes: 0 });
+    const f = join(root, 'file');
+    await writeFile(f, 'x'.repeat(9000));
+    expect(await diskUsage(f)).toEqual(du(f));
+  });
+
+  // A container makes one with a loop of mkdir and cd in its writable layer. Reached by its whole
+  // path, each entry below PATH_MAX (4096 bytes) failed the walk with ENAMETOOLONG, and with it
+  // every container's stats in the same listing. 300 levels of 40-byte names: 12 KB of path, and
+  // far more directories than a walk holds open, so the walk comes back up through closed ones;
+  // every 25 levels, files beside the directory it went down, and one sibling directory, found
+  // after coming back.
+  it('counts a tree deeper than PATH_MAX in full', async () => {
+    const top = join(root, 'deep');
     await mkdir(top);
-    await Promise.all(Array.from({ length: 300 }, (_, f) => writeFile(join(top, `f${f}`), 'x')));
-    let inFlight = 0;
-    let peak = 0;
-    const count = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
-      inFlight++;
-      peak = Math.max(peak, inFlight);
-      try {
-        return await f(...a);
-      } finally {
-        inFlight--;
+    const name = 'n'.repeat(40);
+    // Made by a process of its own that goes down by chdir, as the container would: a relative
+    // chdir and relative names never make a long path.
+    const make = `const fs = require('node:fs'); process.chdir(process.argv[1]);
+      for (let i = 0; i < 300; i++) {
+        fs.mkdirSync('${name}');
+        if (i % 25 === 0) { fs.mkdirSync('s'); fs.writeFileSync('s/f', 'x'); for (const f of 'abc') fs.writeFileSync(f, String(i)); }
+        process.chdir('${name}');
       }
-    };
-    // Counted, not replaced: the real lstat runs. syncBuiltinESMExports makes disk-usage.ts's
-    // named import see the wrapper.
-    const real = fsPromises.lstat;
-    const spy = vi.spyOn(fsPromises, 'lstat').mockImplementation(count(real) as typeof real);
-    syncBuiltinESMExports();
-    try {
-      expect((await diskUsage(top)).inodes).toBe(301);
-    } finally {
-      spy.mockRestore();
-      syncBuiltinESMExports();
-    }
-    expect(peak).toBeGreaterThan(1);
-    expect(peak).toBeLessThanOrEqual(4);
+      fs.writeFileSync('f', 'bottom');`;
+    execFileSync(process.execPath, ['-e', make, top]);
+    const u = await diskUsage(top);
+    // top, 300 levels, 12 × (s, s/f, a, b, c), the bottom file.
+    expect(u.inodes).toBe(1 + 300 + 12 * 5 + 1);
+    expect(u).toEqual(du(top));
   });
 
-  // Under kubelet's exec probes a threadpool round trip took 300-600 ms: a walk waits for one per
-  // level of the tree, not two (a directory's lstat and readdir go together).
-  it("lists a directory while its lstat is still in flight", async () => {
+  it('enters directories down to the depth it is given, counts the level below, and says so', async () => {
     const top = join(root, 'levels');
-    await mkdir(join(top, 'a', 'b'), { recursive: true });
-    await writeFile(join(top, 'a', 'f'), 'x');
-    const lstatDone = new Set<string>();
-    const listedEarly: string[] = [];
-    const listedLate: string[] = [];
-    const realLstat = fsPromises.lstat;
-    const realReaddir = fsPromises.readdir;
-    const lstatSpy = vi.spyOn(fsPromises, 'lstat').mockImplementation((async (...a: Parameters<typeof realLstat>) => {
-      // Answered a turn later than it could be: a readdir issued with it is seen first.
-      const st = await realLstat(...a);
-      await new Promise((r) => setImmediate(r));
-      lstatDone.add(String(a[0]));
-      return st;
-    }) as typeof realLstat);
-    const readdirSpy = vi.spyOn(fsPromises, 'readdir').mockImplementation(((...a: Parameters<typeof realReaddir>) => {
-      (lstatDone.has(String(a[0])) ? listedLate : listedEarly).push(String(a[0]));
-      return realReaddir(...a);
-    }) as typeof realReaddir);
-    syncBuiltinESMExports();
-    let u;
-    try {
-      u = await diskUsage(top);
-    } finally {
-      lstatSpy.mockRestore();
-      readdirSpy.mockRestore();
-      syncBuiltinESMExports();
-    }
-    expect(u.inodes).toBe(4); // top, a, a/b, a/f
-    expect(listedLate).toEqual([]);
-    expect(listedEarly.sort()).toEqual([top, join(top, 'a'), join(top, 'a', 'b')]);
+    await mkdir(join(top, 'a', 'b', 'c', 'd', 'e'), { recursive: true });
+    await writeFile(join(top, 'a', 'b', 'c', 'f'), 'x');
+    // top, a, b, c (level 3), c/f, and d counted but not entered.
+    expect(await treeUsage([top], 3)).toMatchObject({ inodes: 6, tooDeep: true });
+    expect(await treeUsage([top], 4)).toMatchObject({ inodes: 7, tooDeep: true });
+    expect(await treeUsage([top], 5)).toMatchObject({ inodes: 7, tooDeep: false });
+  });
+});
+
+describe('boundedWalks', () => {
+  it('runs at most atOnce walks at a time, the rest in order, and a failed walk frees its slot', async () => {
+    let running = 0;
+    let peak = 0;
+    const started: string[] = [];
+    const ends = new Map<string, () => void>();
+    const walk = async (roots: readonly string[]): Promise<TreeUsage> => {
+      running++;
+      peak = Math.max(peak, running);
+      started.push(roots[0]!);
+      await new Promise<void>((end) => ends.set(roots[0]!, end));
+      running--;
+      if (roots[0] === 'fails') throw new Error('walk failed');
+      return { bytes: 1, inodes: 1, tooDeep: roots[0] === 'deep' };
+    };
+    const usage = boundedWalks(walk, 2);
+    const turn = () => new Promise((r) => setImmediate(r));
+    const calls = ['fails', 'deep', 'c', 'd', 'e'].map((r) => usage(r));
+    const failed = expect(calls[0]).rejects.toThrow('walk failed');
+    await turn();
+    expect(started).toEqual(['fails', 'deep']);
+    ends.get('fails')!();
+    await failed;
+    await turn();
+    expect(started).toEqual(['fails', 'deep', 'c']);
+    ends.get('deep')!();
+    expect(await calls[1]).toEqual({ bytes: 1, inodes: 1, tooDeep: true });
+    await turn();
+    ends.get('c')!();
+    await turn();
+    ends.get('d')!();
+    await turn();
+    ends.get('e')!();
+    expect(await Promise.all(calls.slice(2))).toEqual([1, 2, 3].map(() => ({ bytes: 1, inodes: 1 })));
+    expect(started).toEqual(['fails', 'deep', 'c', 'd', 'e']);
+    expect(peak).toBe(2);
   });
 });

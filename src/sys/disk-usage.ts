@@ -1,107 +1,47 @@
-// Disk usage of a tree the way `du` counts it: allocated blocks, each inode once (hardlinks
-// share an inode), symlinks never followed. The CRI reports these figures in ImageFsInfo and in
-// each container's writable layer.
+// Disk usage of a tree the way `du -x` counts it: allocated blocks, each inode once (hardlinks
+// share an inode), symlinks never followed, no other filesystem entered. The CRI reports these
+// figures in ImageFsInfo and in each container's writable layer.
 //
-// A walk visits at most WALK_PARALLEL entries at once, whatever the tree's shape: their lstat and
-// readdir calls run on libuv's threadpool (4 threads), which every other file operation of the
-// daemon shares, and a walk that queued a whole directory's entries at once (thousands in a
-// layer) would make a record write or a container's bundle wait behind all of them.
-//
-// A directory's lstat and readdir are issued together (a root, whose type is not known yet, too;
-// a non-directory's readdir result is dropped): a walk then costs one threadpool round trip per
-// level of the tree, not two. Round trips are what a walk waits for when the daemon is busy: under
-// kubelet's exec probes one took 300-600 ms, and a writable layer (mostly an empty directory)
-// was two of them.
-import type { Dirent } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
-import { normalize } from 'node:path';
-import { errnoCode } from '../errors.js';
+// The walk is the addon's (native/addon/tree-usage.c, which says why): on a thread of libuv's
+// pool, each entry reached from its directory's descriptor, so a tree of any depth is walked and
+// the event loop sees one callback per walk. A walk holds its thread for as long as its tree
+// takes (a large writable layer: seconds), and every other file operation of the daemon shares
+// that pool's 4 threads: at most WALKS_AT_ONCE walks hold one at a time.
+import { treeUsage, type TreeUsage } from './libc.js';
 
 export interface DiskUsage {
   bytes: number;
   inodes: number;
+  /** A directory deeper than the walk enters was counted, not entered (tree-usage.h). */
+  tooDeep?: boolean;
 }
 
-const WALK_PARALLEL = 4;
+const WALKS_AT_ONCE = 2;
+// Levels a walk enters below a root: what it remembers of each (a name) is bounded by it. A
+// deeper directory is counted, not entered, and the result says so. 65,536 nested directories
+// already hold 256 MiB of a disk's blocks.
+const MAX_DEPTH = 65_536;
 
-/** Walk `roots` (missing ones count as empty) and sum st_blocks*512 over distinct inodes. */
-export async function diskUsage(...roots: string[]): Promise<DiskUsage> {
-  const seen = new Set<string>();
-  const total: DiskUsage = { bytes: 0, inodes: 0 };
-  // Normalised once: an entry's path is then its dir's and its name (what join would give,
-  // without normalising the whole path again for each of a tree's entries).
-  // Each entry with whether its parent's listing says it is a directory (roots: not known).
-  const pending: { path: string; dir?: boolean }[] = roots.map((r) => ({ path: normalize(r) })).reverse();
+export type TreeWalk = (roots: readonly string[]) => Promise<TreeUsage>;
 
-  /** The directory's entries; undefined when it is gone or not a directory. */
-  const list = async (path: string): Promise<Dirent[] | undefined> => {
+/** `walk`, never more than `atOnce` of its calls at once: the others wait, in order. */
+export function boundedWalks(walk: TreeWalk, atOnce: number): (...roots: string[]) => Promise<DiskUsage> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (...roots) => {
+    if (running < atOnce) running++;
+    else await new Promise<void>((turn) => waiting.push(turn));
     try {
-      return await readdir(path, { withFileTypes: true });
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-      throw err;
+      const u = await walk(roots);
+      return u.tooDeep ? { bytes: u.bytes, inodes: u.inodes, tooDeep: true } : { bytes: u.bytes, inodes: u.inodes };
+    } finally {
+      // The slot goes to the next walk waiting, if any, as it is.
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
     }
   };
-
-  const visit = async ({ path, dir: listedAsDir }: { path: string; dir?: boolean }): Promise<void> => {
-    const listing = listedAsDir === false ? undefined : list(path);
-    // Settled even when lstat throws first, so a failed listing is never left unhandled.
-    listing?.catch(() => undefined);
-    let st;
-    try {
-      // Numbers, not bigints (a BigIntStats costs a walk of small trees about a third of its
-      // CPU): blocks and link counts are far below 2^53; an inode or device number that is not
-      // is read again exactly, below.
-      st = await lstat(path);
-    } catch (err) {
-      // Trees change under us (a container exits, GC runs): a vanished entry counts as nothing.
-      if (errnoCode(err) === 'ENOENT') return;
-      throw err;
-    }
-    if (st.nlink > 1) {
-      let key = `${st.dev}:${st.ino}`;
-      if (st.ino > Number.MAX_SAFE_INTEGER || st.dev > Number.MAX_SAFE_INTEGER) {
-        try {
-          const exact = await lstat(path, { bigint: true });
-          key = `${exact.dev}:${exact.ino}`;
-        } catch (err) {
-          if (errnoCode(err) === 'ENOENT') return;
-          throw err;
-        }
-      }
-      if (seen.has(key)) return;
-      seen.add(key);
-    }
-    total.inodes += 1;
-    total.bytes += st.blocks * 512;
-    // lstat decides (readdir follows a symlink, and the entry may have been replaced since its
-    // parent was listed): a directory listed as something else is listed now.
-    if (!st.isDirectory()) return;
-    const entries = await (listing ?? list(path));
-    if (entries === undefined) return;
-    const prefix = path.endsWith('/') ? path : `${path}/`;
-    for (const e of entries) pending.push({ path: prefix + e.name, dir: e.isDirectory() });
-  };
-
-  // At most WALK_PARALLEL visits at once; done when none runs and none is left (a visit of a
-  // directory adds its entries).
-  await new Promise<void>((resolve, reject) => {
-    let active = 0;
-    let failed = false;
-    const pump = (): void => {
-      while (!failed && active < WALK_PARALLEL && pending.length > 0) {
-        active++;
-        visit(pending.pop()!).then(() => {
-          active--;
-          pump();
-        }, (err: unknown) => {
-          failed = true;
-          reject(err);
-        });
-      }
-      if (!failed && active === 0 && pending.length === 0) resolve();
-    };
-    pump();
-  });
-  return total;
 }
+
+/** The usage of `roots` (missing ones count as empty), each inode counted once over all of them. */
+export const diskUsage = boundedWalks((roots) => treeUsage(roots, MAX_DEPTH), WALKS_AT_ONCE);

@@ -24,6 +24,7 @@ interface LibcAddon {
   mountSetattr(fd: number, attrSet: number, usernsFd: number): number;
   moveMount(target: string, fd: number): number;
   syncfsAsync(fd: number): Promise<number>;
+  treeUsageAsync(roots: readonly string[], maxDepth: number): Promise<[number, number, boolean] | number>;
   flock(fd: number, operation: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
   memfdCreate(name: string, flags: number): number;
@@ -160,6 +161,24 @@ export function umount2(target: string, flags = 0): boolean {
  */
 export async function umount2Async(target: string, flags = 0): Promise<boolean> {
   return unmounted(await addon().umount2Async(target, flags), target);
+}
+
+/** What treeUsage found: allocated bytes and inodes, each inode once; tooDeep as tree-usage.h. */
+export interface TreeUsage {
+  bytes: number;
+  inodes: number;
+  tooDeep: boolean;
+}
+
+/**
+ * Not one libc call: the disk usage of the trees at `roots`, walked by the addon
+ * (native/addon/tree-usage.c) on a thread of libuv's pool, entering directories down to
+ * `maxDepth` levels (a deeper one is counted, not entered: tooDeep). A missing root counts as
+ * empty. Throws the error of the call that failed.
+ */
+export async function treeUsage(roots: readonly string[], maxDepth: number): Promise<TreeUsage> {
+  const [bytes, inodes, tooDeep] = check(await addon().treeUsageAsync(roots, maxDepth), 'walk', roots[0], roots.join(' '));
+  return { bytes, inodes, tooDeep };
 }
 
 function unmounted(r: number, target: string): boolean {
