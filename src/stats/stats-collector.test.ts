@@ -1,6 +1,6 @@
 // StatsCollector over a prepared cgroup v2 tree (unprivileged): a cgroup's reading is reused
 // for a second, with its own timestamp and CPU rate, and read anew after.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -549,6 +549,27 @@ describe('StatsCollector background refresh', () => {
     expect(p!.linux!.containers!.map((s) => s.attributes!.id)).toEqual(['c1', 'c2']);
     expect(cs.map((s) => s.attributes!.id)).toEqual(['c1', 'c2']);
     for (const s of [...p!.linux!.containers!, ...cs]) expect(BigInt(String(s.cpu!.timestamp))).toBeLessThan(before);
+    c.close();
+  });
+});
+
+describe('StatsCollector writable layers', () => {
+  it('leaves out a writable layer whose walk fails, and lists its container and the others', async () => {
+    const upper = join(root, 'upper');
+    await mkdir(upper);
+    await writeFile(join(upper, 'f'), 'x');
+    // A path no walk can start from, whoever runs the test: each lookup of `loop` meets itself.
+    await symlink('loop', join(root, 'loop'));
+    const good: ContainerSubject = { ...subject, writableLayer: { dir: upper, mountpoint: root } };
+    const bad: ContainerSubject = {
+      ...subject, attributes: { id: 'c2', metadata: { name: 'c2', attempt: 0 } }, writableLayer: { dir: join(root, 'loop', 'upper'), mountpoint: root },
+    };
+    const c = new StatsCollector({ layout: layout() });
+    const listed = await c.listContainerStats([good, bad]);
+    expect(listed.map((s) => s.attributes!.id)).toEqual(['c1', 'c2']);
+    expect(listed[0]!.writableLayer!.inodesUsed).toEqual({ value: '2' });
+    expect(listed[1]!.writableLayer ?? undefined).toBeUndefined();
+    expect(listed[1]!.cpu!.usageCoreNanoSeconds).toEqual({ value: '1000000000' });
     c.close();
   });
 });

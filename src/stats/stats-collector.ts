@@ -23,8 +23,8 @@
 // listings, pod listings, metrics) once: asked again, that kind gets a newer reading, so a caller
 // sampling faster than the cache's age bound (crictl stats compares two samples a second apart)
 // sees every sample move. A section that cannot be read (the container has exited and its cgroup is
-// gone, the netns was removed) is left out, never an RPC error: kubelet lists stats for every
-// container, running or not.
+// gone, the netns was removed, its writable layer's walk failed) is left out, never an RPC error:
+// kubelet lists stats for every container, running or not.
 import type { ContainerAttributes } from '../gen/runtime/v1/ContainerAttributes.js';
 import type { ContainerStats } from '../gen/runtime/v1/ContainerStats.js';
 import type { MetricDescriptor } from '../gen/runtime/v1/MetricDescriptor.js';
@@ -190,6 +190,13 @@ const containerScopeInPod = (podCgroup: string | undefined, podScope: CgroupRead
  * containers' (a new object each time, so never the same as a built one: built anew). */
 const podUsage = (podCgroup: CgroupStats | undefined, containers: ContainerReading[]): CgroupStats | undefined =>
   podCgroup ?? sumCgroupStats(containers.flatMap((c) => (c.cgroup ? [c.cgroup] : [])));
+
+/** A writable layer whose walk failed is left out of its container's stats (logged), never the
+ * listing's error: one container's layer must not take every container's stats with it. */
+const unwalked = (c: ContainerSubject, dir: string, err: unknown): undefined => {
+  log.warn({ container: c.attributes.id, dir, err }, 'stats: walking a writable layer failed: its usage is left out of the container\'s stats');
+  return undefined;
+};
 
 /** A pod's key among the CPU rates' samples (a container's is its id). */
 const podRateKey = (id: string) => `pod/${id}`;
@@ -700,7 +707,7 @@ export class StatsCollector {
     const walkBehind = !how.maintained && !how.walkedAhead && !(layer !== undefined && this.refreshLayers?.has(layer));
     const [cgroup, fs] = await Promise.all([
       this.readCgroup(cgroupPath, scope, consumer, how.maintained),
-      layer !== undefined ? this.fs.usage(layer, { walkBehind }) : undefined,
+      layer !== undefined ? this.fs.usage(layer, { walkBehind }).catch((err: unknown) => unwalked(c, layer, err)) : undefined,
     ]);
     return { subject: c, cgroupPath, cgroup, fs };
   }
