@@ -195,6 +195,10 @@ describe('Snapshotter', () => {
     writeFileSync(join(snaps.dir, 'active', 'probe'), Buffer.alloc(100_000, 1));
     expect(await snaps.usage()).toEqual(await diskUsage(snaps.dir));
     expect(await snaps.usage()).toEqual(await diskUsage(snaps.dir));
+    // ImageFsInfo's way: the active snapshots walked once, for both of its figures.
+    const active = await snaps.activeUsage();
+    expect(active).toEqual(await diskUsage(join(snaps.dir, 'active')));
+    expect(await snaps.usage(active)).toEqual(await diskUsage(snaps.dir));
     rmSync(join(snaps.dir, 'active', 'probe'));
     await snaps.gc([]);
     await snaps.settled();

@@ -8,7 +8,6 @@ import { NotFoundError } from '../errors.js';
 import { crashPoint } from '../lifecycle/crash-point.js';
 import { log, type Logger } from '../log.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
-import { diskUsage } from '../sys/disk-usage.js';
 import { ContentStore } from './content-store.js';
 import { ingestImage, type ImageSource } from './image-ingest.js';
 import { UnpackPool } from './unpack/unpack-pool.js';
@@ -345,10 +344,9 @@ export class ImageService {
   }
 
   async fsInfo(): Promise<{ images: FsUsage; containers: FsUsage }> {
-    const [content, snaps, active] = await Promise.all([
+    const [content, { snaps, active }] = await Promise.all([
       this.content.usage(),
-      this.snapshots.usage(),
-      diskUsage(this.activeDir()),
+      this.snapshots.activeUsage().then(async (active) => ({ snaps: await this.snapshots.usage(active), active })),
     ]);
     // Snapshot usage covers the containers' writable layers too; report those separately.
     return {

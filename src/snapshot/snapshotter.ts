@@ -554,9 +554,19 @@ export class Snapshotter {
       this.unvouched.get(chainId)?.settled ?? (this.lost.has(chainId) ? Promise.reject(lostLayer(chainId)) : Promise.resolve()),
   };
 
-  /** Disk usage of every snapshot, committed and active. */
-  async usage(): Promise<DiskUsage> {
-    const total = await diskUsage(this.activeDir);
+  /** Disk usage of the active snapshots (the containers' writable layers), their trash included. */
+  activeUsage(): Promise<DiskUsage> {
+    return diskUsage(this.activeDir);
+  }
+
+  /**
+   * Disk usage of every snapshot, committed and active. `active`: what activeUsage() has just
+   * found, when the caller needs that figure too (ImageFsInfo): one walk of every writable layer,
+   * not two.
+   */
+  async usage(active?: DiskUsage): Promise<DiskUsage> {
+    const walked = active ?? (await this.activeUsage());
+    const total = { bytes: walked.bytes, inodes: walked.inodes };
     const self = await lstat(this.dir);
     total.inodes += 1;
     total.bytes += self.blocks * 512;
