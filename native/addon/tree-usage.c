@@ -128,7 +128,9 @@ static int open_by_names(struct walk *w, size_t i) {
   int fd = open_same_dir(AT_FDCWD, w->root, w->frames[0].dev, w->frames[0].ino);
   for (size_t k = 1; k <= i && fd >= 0; k++) {
     int next = open_same_dir(fd, w->frames[k].name, w->frames[k].dev, w->frames[k].ino);
+    int e = errno; /* of open_same_dir's failure, for the caller */
     close(fd);
+    errno = e;
     fd = next;
   }
   return fd;
