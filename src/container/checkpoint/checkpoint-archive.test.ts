@@ -1,10 +1,13 @@
 // The checkpoint archive and the rootfs diff without a daemon or criu: real files in a temp dir,
 // written and read back the way CheckpointContainer and a restore do.
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile, lstat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, symlink, writeFile, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FailedPreconditionError } from '../../errors.js';
 import { mknod, S_IFCHR } from '../../sys/libc.js';
+import { removeTree } from '../../sys/remove-tree.js';
+import { makeDeepTree } from '../../../test-support/deep-tree.js';
 import {
   isCheckpointArchivePath, readConfigDump, unpackCheckpointArchive, writeCheckpointArchive, type ConfigDump,
 } from './checkpoint-archive.js';
@@ -22,7 +25,7 @@ describe('checkpoint archive', () => {
     dir = await mkdtemp(join(tmpdir(), 'crib-ckpt-unit-'));
   });
   afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir); // a tree deeper than PATH_MAX is beyond fs.rm
   });
 
   /** An upper dir with a changed file, a new dir, a symlink and (where mknod of a whiteout is
@@ -57,6 +60,15 @@ describe('checkpoint archive', () => {
       const st = await lstat(join(target, 'etc', 'gone'));
       expect(st.isCharacterDevice() && st.rdev === 0).toBe(true);
     }
+  });
+
+  it('refuses, by name, to archive a writable layer nested past PATH_MAX', async () => {
+    const u = await upper();
+    makeDeepTree(join(u.path, 'deep'));
+    const tar = join(dir, 'deep-diff.tar');
+    const refused = writeRootfsDiff(u.path, tar);
+    await expect(refused).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(refused).rejects.toThrow(/writable layer holds a path too long to archive \(over \d+ bytes: \/deep\/dddd/);
   });
 
   it('writes the archive atomically and reads its config.dump and images back', async () => {

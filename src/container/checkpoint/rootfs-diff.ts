@@ -11,12 +11,15 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type TarStream from 'tar-stream';
 import { lazyModule } from '../../sys/lazy-module.js';
+import { FailedPreconditionError } from '../../errors.js';
 import { devMajor, devMinor, lgetxattr } from '../../sys/libc.js';
 import { unpackLayer } from '../../image/unpack/unpack-layer.js';
 
 const tarStream = lazyModule<typeof TarStream>('tar-stream');
 
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
+// Linux's longest path a file call takes, its terminating NUL included.
+const PATH_MAX = 4096;
 
 export interface RootfsDiff {
   /** Paths (relative to the container's "/") the container deleted. */
@@ -37,6 +40,12 @@ export async function writeRootfsDiff(upperdir: string, tarPath: string, signal?
       signal?.throwIfAborted();
       const path = rel ? `${rel}/${name}` : name;
       const full = join(upperdir, path);
+      // A container can nest directories past PATH_MAX (mkdir and cd -P): no file call reaches
+      // them by path, and no restore could make them again. Refused by name, not failed as
+      // ENAMETOOLONG naming the host's path.
+      if (Buffer.byteLength(full) >= PATH_MAX) {
+        throw new FailedPreconditionError(`the container's writable layer holds a path too long to archive (over ${PATH_MAX - 1 - Buffer.byteLength(upperdir)} bytes: /${path.slice(0, 64)}...): a checkpoint cannot hold it`);
+      }
       const st = await lstat(full);
       const base = { name: path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
       diff.entries++;
