@@ -2,20 +2,22 @@
 // symlinks not followed, and trees deeper than PATH_MAX and than the walk keeps open counted in
 // full; the bound on walks at once.
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { link, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeDeepTree } from '../../test-support/deep-tree.js';
 import { boundedWalks, diskUsage } from './disk-usage.js';
 import { treeUsage, type TreeUsage } from './libc.js';
+import { removeTree } from './remove-tree.js';
 
 let root: string;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'crib-du-'));
 });
 afterAll(async () => {
-  // rm -r: a tree deeper than PATH_MAX is beyond Node's fs.rm.
-  execFileSync('rm', ['-rf', '--one-file-system', root]);
+  await removeTree(root); // a tree deeper than PATH_MAX is beyond fs.rm
 });
 
 /** du's own figures for `paths` together (-x: one filesystem; hardlinks counted once over all). */
@@ -66,18 +68,12 @@ describe('diskUsage', () => {
   // after coming back.
   it('counts a tree deeper than PATH_MAX in full', async () => {
     const top = join(root, 'deep');
-    await mkdir(top);
-    const name = 'n'.repeat(40);
-    // Made by a process of its own that goes down by chdir, as the container would: a relative
-    // chdir and relative names never make a long path.
-    const make = `const fs = require('node:fs'); process.chdir(process.argv[1]);
-      for (let i = 0; i < 300; i++) {
-        fs.mkdirSync('${name}');
-        if (i % 25 === 0) { fs.mkdirSync('s'); fs.writeFileSync('s/f', 'x'); for (const f of 'abc') fs.writeFileSync(f, String(i)); }
-        process.chdir('${name}');
-      }
-      fs.writeFileSync('f', 'bottom');`;
-    execFileSync(process.execPath, ['-e', make, top]);
+    makeDeepTree(top, 300, (at, level) => {
+      if (level % 25 !== 0) return;
+      mkdirSync(`${at}/s`);
+      writeFileSync(`${at}/s/f`, 'x');
+      for (const f of ['a', 'b', 'c']) writeFileSync(`${at}/${f}`, String(level));
+    });
     const u = await diskUsage(top);
     // top, 300 levels, 12 × (s, s/f, a, b, c), the bottom file.
     expect(u.inodes).toBe(1 + 300 + 12 * 5 + 1);
