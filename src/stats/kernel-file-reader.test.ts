@@ -209,6 +209,15 @@ describe('KernelFileReader', () => {
     expect(await reader.read('/proc', 'crypto', { list: true })).toBe(whole);
   });
 
+  it('reads a list no further than maxBytes, across reads too', async () => {
+    const lines = Array.from({ length: 20_000 }, (_, i) => `line ${i}\n`).join('');
+    await writeFile(join(dir, 'list'), lines);
+    const reader = new KernelFileReader();
+    expect(await reader.read(dir, 'list', { list: true, maxBytes: 1000 })).toBe(lines.slice(0, 1000));
+    expect(await reader.read(dir, 'list', { list: true, maxBytes: 100_000 })).toBe(lines.slice(0, 100_000));
+    expect(await reader.read(dir, 'list', { list: true })).toBe(lines);
+  });
+
   it('yields to the event loop between slices of queued reads', async () => {
     await writeFile(join(dir, 'small'), 's\n');
     const reader = new KernelFileReader({ sliceMs: 1 });

@@ -44,6 +44,20 @@
 import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { errnoCode } from '../errors.js';
 
+/**
+ * How a file that is a list is read: `list`, to its end (a short read is not its end); and with
+ * `maxBytes`, no further than that: the records after it are left unread, and the last one may
+ * be cut short (the caller parses whole lines only). For a list whose length someone else
+ * decides, such as the interface table of a pod's own network namespace.
+ */
+export interface ListOptions {
+  list?: boolean;
+  maxBytes?: number;
+}
+
+/** `opts` as readWhole's `list`: 0 for no list, else the most bytes to read. */
+const listBytes = (opts: ListOptions | undefined): number => (opts?.list ? Math.max(1, opts.maxBytes ?? Infinity) : 0);
+
 /** The directory a file was asked from does not exist (the cgroup was removed, or never made). */
 export class DirectoryGoneError extends Error {
   constructor(readonly dir: string) {
@@ -122,8 +136,8 @@ export class KernelFileReader {
    * The current text of `dir`/`name`; undefined when `dir` exists but the file does not (or
    * refuses reads). Throws DirectoryGoneError when `dir` does not exist.
    */
-  read(dir: string, name: string, opts?: { list?: boolean }): Promise<string | undefined> {
-    const list = opts?.list ?? false;
+  read(dir: string, name: string, opts?: ListOptions): Promise<string | undefined> {
+    const list = listBytes(opts);
     return this.inSlice(() => {
       const now = this.startJob();
       this.touch(dir, now);
@@ -154,9 +168,9 @@ export class KernelFileReader {
    * has the pid now, so what one lacked says nothing of the next.
    */
   readIfSame(
-    dir: string, name: string, anchor: string, identity: FileIdentity, opts?: { list?: boolean },
+    dir: string, name: string, anchor: string, identity: FileIdentity, opts?: ListOptions,
   ): Promise<string | undefined> {
-    const list = opts?.list ?? false;
+    const list = listBytes(opts);
     return this.inSlice(() => {
       this.startJob();
       if (!this.isSame(anchor, identity)) return undefined;
@@ -201,7 +215,7 @@ export class KernelFileReader {
   private readGroup(g: DirFiles, now: number): (string | undefined)[] | undefined {
     this.touch(g.dir, now);
     try {
-      return g.names.map((name) => this.readNow(g.dir, name, false, now));
+      return g.names.map((name) => this.readNow(g.dir, name, 0, now));
     } catch (err) {
       if (err instanceof DirectoryGoneError && err.dir === g.dir) return undefined;
       throw err;
@@ -219,7 +233,7 @@ export class KernelFileReader {
 
   /** `dir`/`name` now, unless it was found absent less than absentTtlMs ago (inside a job of a
    * slice). */
-  private readNow(dir: string, name: string, list: boolean, now: number): string | undefined {
+  private readNow(dir: string, name: string, list: number, now: number): string | undefined {
     if (!this.rememberAbsent) return this.openAndRead(dir, name, list);
     const d = this.dirs.get(dir);
     const since = d?.absent.get(name);
@@ -253,7 +267,7 @@ export class KernelFileReader {
 
   /** Opens `dir`/`name`, reads it and closes it; undefined when it is not there (in a dir that
    * is) or refuses opening or reading. */
-  private openAndRead(dir: string, name: string, list: boolean): string | undefined {
+  private openAndRead(dir: string, name: string, list: number): string | undefined {
     const fd = this.openFile(dir, name);
     if (fd === undefined) return undefined;
     try {
@@ -310,14 +324,18 @@ export class KernelFileReader {
     else this.sliceScheduled = false;
   }
 
-  /** One pread for an attribute file of normal size; a list, or a larger file, to its end. */
-  private readWhole(fd: number, list: boolean): string {
+  /**
+   * One pread for an attribute file of normal size; a larger file to its end; a list (`list`
+   * above 0) to its end or to `list` bytes, whichever comes first.
+   */
+  private readWhole(fd: number, list: number): string {
     const buf = this.buffer;
-    let n = readSync(fd, buf, 0, buf.length, 0);
-    if (n === 0 || (n < buf.length && !list)) return buf.toString('latin1', 0, n);
+    const limit = list > 0 ? list : Infinity;
+    let n = readSync(fd, buf, 0, Math.min(buf.length, limit), 0);
+    if (n === 0 || (n < buf.length && list === 0)) return buf.toString('latin1', 0, n);
     const chunks = [Buffer.from(buf.subarray(0, n))];
     let pos = n;
-    while ((n = readSync(fd, buf, 0, buf.length, pos)) > 0) {
+    while (pos < limit && (n = readSync(fd, buf, 0, Math.min(buf.length, limit - pos), pos)) > 0) {
       chunks.push(Buffer.from(buf.subarray(0, n)));
       pos += n;
     }
