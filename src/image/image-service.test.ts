@@ -139,6 +139,18 @@ describe('ImageService', () => {
     expect(view.repoTags).toEqual([ref('lib/a:1')]);
   });
 
+  it('concurrent fsInfo calls share one measurement; a later call measures again', async () => {
+    const svc = await service();
+    const first = svc.fsInfo();
+    expect(svc.fsInfo()).toBe(first);
+    const before = await first;
+    await svc.pull(ref('lib/a:1'), undefined);
+    const after = await svc.fsInfo();
+    expect(after).not.toBe(before);
+    expect(after.images.bytes).toBeGreaterThan(before.images.bytes);
+    expect(after.images.inodes).toBeGreaterThan(before.images.inodes);
+  });
+
   it('concurrent pulls of one reference share one download', async () => {
     // A single pull's requests to lib/a, as the baseline.
     await (await service(join(dir, 'other-root'))).pull(ref('lib/a:1'), undefined);

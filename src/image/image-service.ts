@@ -48,6 +48,8 @@ export class ImageService {
   /** Digests and chain ids that in-flight pulls/imports are writing; GC leaves them alone. */
   private readonly leases = new Map<string, number>();
   private gcRunning: Promise<void> = Promise.resolve();
+  /** The disk usage measurement running, shared by every fsInfo call made meanwhile. */
+  private fsInfoInFlight: Promise<{ images: FsUsage; containers: FsUsage }> | undefined;
   /** Images that containers mount as image volumes: RemoveImage refuses them. */
   readonly volumeReferences = new VolumeReferences();
   /**
@@ -343,7 +345,20 @@ export class ImageService {
     return this.gcRunning;
   }
 
-  async fsInfo(): Promise<{ images: FsUsage; containers: FsUsage }> {
+  /**
+   * The images' and the containers' disk usage (ImageFsInfo). Concurrent callers share one
+   * measurement: each walks every writable layer, for as long as the largest takes, and kubelet's
+   * eviction manager, its image garbage collector and its summary API each ask on their own
+   * period; without this, a layer of millions of files had them walking it side by side.
+   */
+  fsInfo(): Promise<{ images: FsUsage; containers: FsUsage }> {
+    this.fsInfoInFlight ??= this.measureFs().finally(() => {
+      this.fsInfoInFlight = undefined;
+    });
+    return this.fsInfoInFlight;
+  }
+
+  private async measureFs(): Promise<{ images: FsUsage; containers: FsUsage }> {
     const [content, { snaps, active }] = await Promise.all([
       this.content.usage(),
       this.snapshots.activeUsage().then(async (active) => ({ snaps: await this.snapshots.usage(active), active })),
