@@ -17,10 +17,11 @@
  * found again by reading past the entries it had handed out.
  *
  * Bounds, whatever the tree: the descriptors above; the caller's depth (a deeper directory is
- * counted, not entered, and the result says so; each level's name is kept meanwhile); the inodes with several links remembered to
- * count once, MAX_LINKED (past that many, a further one is counted at each link: more, never
- * less, than the tree holds). Directories are never remembered: none has two names, and no other
- * filesystem is entered, so none is reached twice by a walk of a tree nobody renames. */
+ * counted, not entered, and the result says so; each level's name is kept meanwhile); the inodes
+ * with several links remembered to count once, MAX_LINKED (past that many, a further one is
+ * counted at each link: more, never less, than the tree holds). Directories are never
+ * remembered: none has two names, and no other filesystem is entered, so none is reached twice by
+ * a walk of a tree nobody renames. */
 #include "tree-usage.h"
 
 #include <dirent.h>
