@@ -120,7 +120,7 @@ export class ContentStore {
   }
 
   async usage(): Promise<DiskUsage> {
-    return diskUsage(this.blobDir, this.ingestDir);
+    return diskUsage([this.blobDir, this.ingestDir]);
   }
 
   /**

@@ -182,4 +182,27 @@ describe('FsUsageCache', () => {
     await new Promise((r) => setTimeout(r, 40));
     expect((await cache.usage(dir)).inodes).toBe(2n);
   });
+
+  // sys/disk-usage.ts keeps a thread for quick walks: a layer of millions of files is walked as a
+  // long one once its size is known, so it never holds both threads.
+  it('walks a layer as a quick one until a walk of it finds 20,000 inodes or more', async () => {
+    const asked: { dir: string; quick?: boolean }[] = [];
+    const sizes: Record<string, number> = { small: 5, large: 20_000 };
+    const cache = new FsUsageCache({
+      ttlMs: 0,
+      walk: async (dir, opts) => {
+        asked.push({ dir, quick: opts.quick });
+        return { bytes: 4096, inodes: sizes[dir]! };
+      },
+    });
+    for (let i = 0; i < 2; i++) {
+      await cache.usage('small');
+      await cache.usage('large');
+      await new Promise((r) => setTimeout(r, 5)); // past the TTL: a new walk each time
+    }
+    expect(asked).toEqual([
+      { dir: 'small', quick: true }, { dir: 'large', quick: true },
+      { dir: 'small', quick: true }, { dir: 'large', quick: false },
+    ]);
+  });
 });

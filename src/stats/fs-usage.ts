@@ -14,7 +14,7 @@
 // first listing after a restart, 100 pods: 56-108 ms against 41-63 with 2). A walk is now one
 // thread of the pool from start to end (sys/disk-usage.ts: at most 2 at once in the daemon), so
 // these limits order the walks more than they bound them.
-import { diskUsage } from '../sys/disk-usage.js';
+import { diskUsage, type DiskUsage, type WalkOptions } from '../sys/disk-usage.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
 
@@ -36,6 +36,11 @@ interface Entry {
   asked: number;
 }
 
+// A layer whose last walk found fewer inodes than this is walked as a quick one
+// (sys/disk-usage.ts: it may take the thread a long walk may not), as is one never walked. A
+// container's layer of a few files takes well under a millisecond; 20,000 inodes about 30 ms.
+const QUICK_WALK_INODES = 20_000n;
+
 export interface FsUsageCacheOptions {
   /** A result younger than this is served without walking again (default 2 s). */
   ttlMs?: number;
@@ -48,6 +53,8 @@ export interface FsUsageCacheOptions {
   maxWalks?: number;
   /** Of those, walks behind a served result at once (default 2, as the read-ahead's). */
   maxBehindWalks?: number;
+  /** The walk (default sys/disk-usage.ts diskUsage; tests pass their own). */
+  walk?: (dir: string, opts: WalkOptions) => Promise<DiskUsage>;
 }
 
 export class FsUsageCache {
@@ -62,8 +69,10 @@ export class FsUsageCache {
   private readonly maxStaleMs: number;
   private readonly maxWalks: number;
   private readonly maxBehindWalks: number;
+  private readonly walkTree: (dir: string, opts: WalkOptions) => Promise<DiskUsage>;
 
   constructor(opts: FsUsageCacheOptions = {}) {
+    this.walkTree = opts.walk ?? diskUsage;
     this.ttlMs = opts.ttlMs ?? 2000;
     this.maxStaleMs = Math.max(this.ttlMs, opts.maxStaleMs ?? 60_000);
     this.maxWalks = opts.maxWalks ?? 16;
@@ -133,7 +142,7 @@ export class FsUsageCache {
 
   /** `behind`: nobody waits for this walk (a result was served). */
   private startWalk(dir: string, e: Entry, now: number, behind = false): Promise<FsUsage> {
-    const walking = this.walk(dir, behind);
+    const walking = this.walk(dir, { quick: e.value === undefined || e.value.inodes < QUICK_WALK_INODES }, behind);
     e.walking = walking;
     walking.then((value) => {
       // A forgotten (or forgotten and asked again) directory keeps what its own walk finds.
@@ -153,7 +162,7 @@ export class FsUsageCache {
     for (const [dir, e] of this.entries) if (now - e.asked >= this.maxStaleMs && !e.walking) this.entries.delete(dir);
   }
 
-  private async walk(dir: string, behind: boolean): Promise<FsUsage> {
+  private async walk(dir: string, opts: WalkOptions, behind: boolean): Promise<FsUsage> {
     // Queued, then admitted: a slot is counted for a walk when it is handed to it, so the limits
     // hold, and a caller's walk is always handed one before a walk behind.
     const queue = behind ? this.waitingBehind : this.waiting;
@@ -163,7 +172,7 @@ export class FsUsageCache {
     });
     try {
       const timestamp = nowNs();
-      const u = await diskUsage(dir);
+      const u = await this.walkTree(dir, opts);
       if (u.tooDeep) log.warn({ dir }, 'a writable layer holds directories nested deeper than its walk enters: what is below them is not counted in its usage');
       return { bytes: BigInt(u.bytes), inodes: BigInt(u.inodes), timestamp };
     } finally {

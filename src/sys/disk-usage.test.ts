@@ -36,7 +36,7 @@ describe('diskUsage', () => {
     }
     await link(join(top, 'd0', 'sub', 'f0'), join(top, 'hard'));
     await symlink('/usr', join(top, 'usr'));
-    const u = await diskUsage(top, join(root, 'missing'));
+    const u = await diskUsage([top, join(root, 'missing')]);
     // top, 5 × (dN, sub, 200 files), the symlink; the hardlink is f0 again.
     expect(u.inodes).toBe(1 + 5 * 202 + 1);
     expect(u).toEqual(du(top));
@@ -49,8 +49,8 @@ describe('diskUsage', () => {
     await mkdir(b);
     await writeFile(join(a, 'f'), 'x'.repeat(10_000));
     await link(join(a, 'f'), join(b, 'f'));
-    expect(await diskUsage(a, b)).toEqual(du(a, b));
-    expect((await diskUsage(a, b)).inodes).toBe(3);
+    expect(await diskUsage([a, b])).toEqual(du(a, b));
+    expect((await diskUsage([a, b])).inodes).toBe(3);
   });
 
   it('counts a missing root as empty, and a file root as itself', async () => {
@@ -92,11 +92,12 @@ describe('diskUsage', () => {
 });
 
 describe('boundedWalks', () => {
-  it('runs at most atOnce walks at a time, the rest in order, and a failed walk frees its slot', async () => {
-    let running = 0;
-    let peak = 0;
+  /** A walk each call of which ends when the test says (ends.get(root)()), or fails for 'fails'. */
+  function heldWalk() {
     const started: string[] = [];
     const ends = new Map<string, () => void>();
+    let running = 0;
+    let peak = 0;
     const walk = async (roots: readonly string[]): Promise<TreeUsage> => {
       running++;
       peak = Math.max(peak, running);
@@ -106,26 +107,51 @@ describe('boundedWalks', () => {
       if (roots[0] === 'fails') throw new Error('walk failed');
       return { bytes: 1, inodes: 1, tooDeep: roots[0] === 'deep' };
     };
-    const usage = boundedWalks(walk, 2);
-    const turn = () => new Promise((r) => setImmediate(r));
+    return { walk, started, ends, peak: () => peak };
+  }
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('runs at most atOnce walks at a time, the rest in order, and a failed walk frees its slot', async () => {
+    const h = heldWalk();
+    const usage = boundedWalks(h.walk, 2, 2);
     const calls = ['fails', 'deep', 'c', 'd', 'e'].map((r) => usage(r));
     const failed = expect(calls[0]).rejects.toThrow('walk failed');
     await turn();
-    expect(started).toEqual(['fails', 'deep']);
-    ends.get('fails')!();
+    expect(h.started).toEqual(['fails', 'deep']);
+    h.ends.get('fails')!();
     await failed;
     await turn();
-    expect(started).toEqual(['fails', 'deep', 'c']);
-    ends.get('deep')!();
+    expect(h.started).toEqual(['fails', 'deep', 'c']);
+    h.ends.get('deep')!();
     expect(await calls[1]).toEqual({ bytes: 1, inodes: 1, tooDeep: true });
     await turn();
-    ends.get('c')!();
+    h.ends.get('c')!();
     await turn();
-    ends.get('d')!();
+    h.ends.get('d')!();
     await turn();
-    ends.get('e')!();
+    h.ends.get('e')!();
     expect(await Promise.all(calls.slice(2))).toEqual([1, 2, 3].map(() => ({ bytes: 1, inodes: 1 })));
-    expect(started).toEqual(['fails', 'deep', 'c', 'd', 'e']);
-    expect(peak).toBe(2);
+    expect(h.started).toEqual(['fails', 'deep', 'c', 'd', 'e']);
+    expect(h.peak()).toBe(2);
+  });
+
+  // Two long walks (a layer of millions of files, ImageFsInfo's walk of every layer) held both
+  // threads, and every other container's walk waited for them.
+  it('keeps a thread for quick walks: a second long walk waits, and quick ones pass it', async () => {
+    const h = heldWalk();
+    const usage = boundedWalks(h.walk, 2, 1);
+    const calls = [usage('long1'), usage('long2'), usage('q1', { quick: true }), usage('q2', { quick: true })];
+    await turn();
+    expect(h.started).toEqual(['long1', 'q1']);
+    h.ends.get('q1')!();
+    await turn();
+    expect(h.started).toEqual(['long1', 'q1', 'q2']);
+    h.ends.get('long1')!();
+    await turn();
+    expect(h.started).toEqual(['long1', 'q1', 'q2', 'long2']);
+    h.ends.get('q2')!();
+    h.ends.get('long2')!();
+    await Promise.all(calls);
+    expect(h.peak()).toBe(2);
   });
 });

@@ -5,8 +5,12 @@
 // The walk is the addon's (native/addon/tree-usage.c, which says why): on a thread of libuv's
 // pool, each entry reached from its directory's descriptor, so a tree of any depth is walked and
 // the event loop sees one callback per walk. A walk holds its thread for as long as its tree
-// takes (a large writable layer: seconds), and every other file operation of the daemon shares
-// that pool's 4 threads: at most WALKS_AT_ONCE walks hold one at a time.
+// takes, and every other file operation of the daemon shares that pool's 4 threads: at most
+// WALKS_AT_ONCE walks hold one at a time. Of those, at most one is a walk not known to be quick (a
+// whole store, or a layer whose last walk was long): a container with millions of files in its
+// writable layer makes each walk of it take seconds, and kubelet's ImageFsInfo walks every layer
+// at once; two such walks side by side held both threads, and every other container's walk
+// waited behind them.
 import { treeUsage, type TreeUsage } from './libc.js';
 
 export interface DiskUsage {
@@ -16,7 +20,14 @@ export interface DiskUsage {
   tooDeep?: boolean;
 }
 
+export interface WalkOptions {
+  /** The walk is expected to be short (a layer whose last walk was): it may take the thread a
+   * walk that is not may not. Default false. */
+  quick?: boolean;
+}
+
 const WALKS_AT_ONCE = 2;
+const LONG_WALKS_AT_ONCE = 1;
 // Levels a walk enters below a root: what it remembers of each (a name) is bounded by it. A
 // deeper directory is counted, not entered, and the result says so. 65,536 nested directories
 // already hold 256 MiB of a disk's blocks.
@@ -24,24 +35,45 @@ const MAX_DEPTH = 65_536;
 
 export type TreeWalk = (roots: readonly string[]) => Promise<TreeUsage>;
 
-/** `walk`, never more than `atOnce` of its calls at once: the others wait, in order. */
-export function boundedWalks(walk: TreeWalk, atOnce: number): (...roots: string[]) => Promise<DiskUsage> {
+/**
+ * `walk`, never more than `atOnce` of its calls at once, nor more than `longAtOnce` of those not
+ * marked quick. The others wait in order, except that a quick walk passes a long one waiting for
+ * its lane.
+ */
+export function boundedWalks(walk: TreeWalk, atOnce: number, longAtOnce: number):
+  (roots: string | readonly string[], opts?: WalkOptions) => Promise<DiskUsage> {
   let running = 0;
-  const waiting: (() => void)[] = [];
-  return async (...roots) => {
-    if (running < atOnce) running++;
-    else await new Promise<void>((turn) => waiting.push(turn));
+  let runningLong = 0;
+  const waiting: { long: boolean; go: () => void }[] = [];
+  const admit = (): void => {
+    for (let i = 0; i < waiting.length && running < atOnce;) {
+      const w = waiting[i]!;
+      if (w.long && runningLong >= longAtOnce) {
+        i++;
+        continue;
+      }
+      waiting.splice(i, 1);
+      running++;
+      if (w.long) runningLong++;
+      w.go();
+    }
+  };
+  return async (roots, opts = {}) => {
+    const long = !opts.quick;
+    await new Promise<void>((go) => {
+      waiting.push({ long, go });
+      admit();
+    });
     try {
-      const u = await walk(roots);
+      const u = await walk(typeof roots === 'string' ? [roots] : roots);
       return u.tooDeep ? { bytes: u.bytes, inodes: u.inodes, tooDeep: true } : { bytes: u.bytes, inodes: u.inodes };
     } finally {
-      // The slot goes to the next walk waiting, if any, as it is.
-      const next = waiting.shift();
-      if (next) next();
-      else running--;
+      running--;
+      if (long) runningLong--;
+      admit();
     }
   };
 }
 
 /** The usage of `roots` (missing ones count as empty), each inode counted once over all of them. */
-export const diskUsage = boundedWalks((roots) => treeUsage(roots, MAX_DEPTH), WALKS_AT_ONCE);
+export const diskUsage = boundedWalks((roots) => treeUsage(roots, MAX_DEPTH), WALKS_AT_ONCE, LONG_WALKS_AT_ONCE);
