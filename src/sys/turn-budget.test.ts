@@ -8,11 +8,13 @@ const busy = (ms: number): void => {
 
 describe('TurnBudget', () => {
   it("lets work go on until the turn's share is spent, then hands everyone the next turn", async () => {
-    const budget = new TurnBudget(5);
+    // Shares far above a preemption's length: on a loaded machine the 2 ms spent of a 5 ms share
+    // were once over 5 ms of the clock.
+    const budget = new TurnBudget(50);
     expect(budget.spend()).toBeUndefined();
-    busy(2);
+    busy(10);
     expect(budget.spend()).toBeUndefined();
-    busy(4);
+    busy(45);
     const next = budget.spend();
     expect(next).toBeInstanceOf(Promise);
     expect(budget.spend()).toBe(next);
@@ -28,9 +30,9 @@ describe('TurnBudget', () => {
   });
 
   it('starts a fresh share in a turn that follows an idle one', async () => {
-    const budget = new TurnBudget(3);
+    const budget = new TurnBudget(30);
     budget.spend();
-    busy(4);
+    busy(40);
     await new Promise((r) => setTimeout(r, 20));
     expect(budget.spend()).toBeUndefined();
   });
