@@ -12,19 +12,6 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** Asks for every dir's usage at once; the most walks seen running at one time, and the results. */
-async function peakWalks(cache: FsUsageCache, dirs: string[]) {
-  const pending = Promise.all(dirs.map((d) => cache.usage(d)));
-  let done = false;
-  void pending.then(() => (done = true));
-  let peak = 0;
-  while (!done) {
-    peak = Math.max(peak, cache.activeWalks);
-    await new Promise((r) => setImmediate(r));
-  }
-  return { peak, results: await pending };
-}
-
 describe('FsUsageCache', () => {
   it('counts allocated bytes and inodes, hardlinks once, symlinks not followed', async () => {
     const upper = join(root, 'upper');
@@ -51,7 +38,7 @@ describe('FsUsageCache', () => {
     await writeFile(join(dir, 'a'), 'x');
     // Walked just now: not again.
     await cache.prefetch(dir, 1000);
-    expect(cache.activeWalks).toBe(0);
+    expect(cache.walksInFlight).toBe(0);
     const first = await cache.usage(dir);
     expect(first.inodes).toBe(1n);
     // maxAgeMs 0: walked again, and the next request (within the TTL) is served that walk.
@@ -59,7 +46,7 @@ describe('FsUsageCache', () => {
     const second = await cache.usage(dir);
     expect(second.inodes).toBe(2n);
     expect(BigInt(second.timestamp)).toBeGreaterThan(BigInt(first.timestamp));
-    expect(cache.activeWalks).toBe(0);
+    expect(cache.walksInFlight).toBe(0);
   });
 
   it('serves a fresh result within the TTL and walks again after it', async () => {
@@ -91,43 +78,21 @@ describe('FsUsageCache', () => {
     await new Promise((r) => setTimeout(r, 80));
     await writeFile(join(dir, 'a'), 'x');
     expect(await cache.usage(dir, { walkBehind: false })).toBe(first);
-    expect(cache.activeWalks).toBe(0);
+    expect(cache.walksInFlight).toBe(0);
     // Without it, the same request starts the walk behind the result it serves.
     expect(await cache.usage(dir)).toBe(first);
-    expect(cache.activeWalks).toBe(1);
+    expect(cache.walksInFlight).toBe(1);
   });
 
-  it('counts a missing directory as empty and limits concurrent walks', async () => {
-    const cache = new FsUsageCache({ maxWalks: 2 });
-    expect(await cache.usage(join(root, 'nope'))).toMatchObject({ bytes: 0n, inodes: 0n });
-    const dirs = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-      const d = join(root, `many-${i}`);
-      await mkdir(d);
-      await writeFile(join(d, 'f'), 'data');
-      return d;
-    }));
-    const { peak, results } = await peakWalks(cache, dirs);
-    expect(peak).toBe(2);
-    expect(cache.activeWalks).toBe(0);
-    expect(results.every((r) => r.inodes === 2n)).toBe(true);
-  });
-
-  it('walks 16 layers at once for waiting callers by default (a first listing waits for all)', async () => {
+  it('counts a missing directory as empty', async () => {
     const cache = new FsUsageCache();
-    const dirs = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
-      const d = join(root, `first-${i}`);
-      await mkdir(d);
-      return d;
-    }));
-    const { peak, results } = await peakWalks(cache, dirs);
-    expect(peak).toBe(16);
-    expect(results.every((r) => r.inodes === 1n)).toBe(true);
+    expect(await cache.usage(join(root, 'nope'))).toMatchObject({ bytes: 0n, inodes: 0n });
   });
 
   it('serves the last result past the TTL while a new walk runs, and the new one once it is done', async () => {
     const dir = join(root, 'stale');
     await mkdir(dir);
-    const cache = new FsUsageCache({ ttlMs: 1, maxStaleMs: 60_000, maxWalks: 1 });
+    const cache = new FsUsageCache({ ttlMs: 1, maxStaleMs: 60_000 });
     const first = await cache.usage(dir);
     expect(first.inodes).toBe(1n);
     await writeFile(join(dir, 'a'), 'x');
@@ -135,7 +100,7 @@ describe('FsUsageCache', () => {
     // Past the TTL: answered at once from the last walk, a new walk started behind it.
     const stale = await cache.usage(dir);
     expect(stale).toBe(first);
-    expect(cache.activeWalks).toBe(1);
+    expect(cache.walksInFlight).toBe(1);
     const deadline = Date.now() + 10_000;
     let next = stale;
     while (next === stale && Date.now() < deadline) {
@@ -146,31 +111,42 @@ describe('FsUsageCache', () => {
     expect(BigInt(next.timestamp)).toBeGreaterThan(BigInt(first.timestamp));
   });
 
-  it('walks behind served results two at a time, and hands a waiting caller\'s walk the next slot before them', async () => {
-    const cache = new FsUsageCache({ ttlMs: 1, maxStaleMs: 60_000, maxWalks: 4 });
-    const dirs = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-      const d = join(root, `behind-${i}`);
-      await mkdir(d);
-      return d;
-    }));
-    expect((await peakWalks(cache, dirs)).peak).toBe(4); // callers waited: maxWalks at once
+  // sys/disk-usage.ts's gate runs every walk a caller waits for before any walk behind a result
+  // served: a listing that serves 100 stale results must not make a layer never walked wait.
+  it('asks for a walk behind a served result as one nobody waits for, and for every other as a waited one', async () => {
+    const asked: { dir: string; behind?: boolean }[] = [];
+    const cache = new FsUsageCache({
+      ttlMs: 1,
+      maxStaleMs: 60_000,
+      walk: async (dir, opts) => {
+        asked.push({ dir, behind: opts.behind });
+        return { bytes: 4096, inodes: 1 };
+      },
+    });
+    await cache.usage('never-walked');
+    await cache.prefetch('read-ahead', 0);
     await new Promise((r) => setTimeout(r, 5));
-    // Past the TTL: every result is served at once, 20 walks queued behind them.
-    const served = await Promise.all(dirs.map((d) => cache.usage(d)));
-    expect(served.every((u) => u.inodes === 1n)).toBe(true);
-    expect(cache.activeWalks).toBe(2);
-    // A directory never walked: its caller waits, and its walk starts now, beside the two.
-    const fresh = join(root, 'behind-new');
-    await mkdir(fresh);
-    const waited = cache.usage(fresh);
-    expect(cache.activeWalks).toBe(3);
-    expect((await waited).inodes).toBe(1n);
-    let peak = 0;
-    while (cache.activeWalks > 0) {
-      peak = Math.max(peak, cache.activeWalks);
-      await new Promise((r) => setImmediate(r));
-    }
-    expect(peak).toBeLessThanOrEqual(2);
+    await cache.usage('never-walked'); // past the TTL: served, walked behind
+    while (cache.walksInFlight > 0) await new Promise((r) => setImmediate(r));
+    expect(asked).toEqual([
+      { dir: 'never-walked', behind: false },
+      { dir: 'read-ahead', behind: false },
+      { dir: 'never-walked', behind: true },
+    ]);
+  });
+
+  it('dates a result from when its walk started, not from when it was queued for its turn', async () => {
+    let startedAt = 0n;
+    const cache = new FsUsageCache({
+      walk: async (_dir, opts) => {
+        await new Promise((r) => setTimeout(r, 30)); // queued behind other walks
+        startedAt = BigInt(Date.now()) * 1_000_000n;
+        opts.onStart?.();
+        return { bytes: 4096, inodes: 1 };
+      },
+    });
+    const u = await cache.usage('queued');
+    expect(BigInt(u.timestamp)).toBeGreaterThanOrEqual(startedAt - 1_000_000n);
   });
 
   it('makes its caller wait for a new walk when the last result is older than maxStaleMs', async () => {

@@ -5,15 +5,10 @@
 // within `ttlMs` it is served as is; past it, it is still served (with the timestamp of its walk,
 // which is what the CRI's FilesystemUsage.timestamp is for) while a new walk runs in the
 // background, and the next request gets that. Only a directory never walked, or whose last walk
-// is older than `maxStaleMs`, makes its caller wait. Concurrent requests share one walk, and at
-// most `maxWalks` walks run at a time so the libuv threadpool stays free for the rest of the
-// daemon; of those, at most `maxBehindWalks` are walks nobody waits for, which a freed slot goes
-// to only when no caller's walk is waiting: a listing that serves 100 stale results starts 100
-// walks behind itself, and 16 of them at a time, each with 4 entries in flight, filled the
-// thread pool, and the event loop with their callbacks, while the listing read its cgroups (the
-// first listing after a restart, 100 pods: 56-108 ms against 41-63 with 2). A walk is now one
-// thread of the pool from start to end (sys/disk-usage.ts: at most 2 at once in the daemon), so
-// these limits order the walks more than they bound them.
+// is older than `maxStaleMs`, makes its caller wait. Concurrent requests share one walk. How many
+// walks run at once, and in what order, is sys/disk-usage.ts's: every walk of the daemon passes its
+// one gate, where a walk behind a served result (nobody waits for it) goes after every walk a
+// caller waits for.
 import { diskUsage, type DiskUsage, type WalkOptions } from '../sys/disk-usage.js';
 import { log } from '../log.js';
 import { nowNs } from '../time.js';
@@ -46,37 +41,22 @@ export interface FsUsageCacheOptions {
   ttlMs?: number;
   /** A result older than this is never served: its caller waits for a new walk (default 60 s). */
   maxStaleMs?: number;
-  /** Walks at once (default 16; of them, sys/disk-usage.ts runs 2 at a time in the daemon). Only
-   * callers that wait take this many: the stats read-ahead walks 2 at a time (stats-collector.ts).
-   * A first listing waits for all its layers' walks, and under kubelet's exec probes a threadpool
-   * round trip took 300-600 ms: 250 layers two at a time were over a minute of waiting. */
-  maxWalks?: number;
-  /** Of those, walks behind a served result at once (default 2, as the read-ahead's). */
-  maxBehindWalks?: number;
   /** The walk (default sys/disk-usage.ts diskUsage; tests pass their own). */
   walk?: (dir: string, opts: WalkOptions) => Promise<DiskUsage>;
 }
 
 export class FsUsageCache {
   private readonly entries = new Map<string, Entry>();
-  /** Walks running, and how many of them nobody waits for. */
-  private running = 0;
-  private runningBehind = 0;
-  /** Walks waiting for a slot: those a caller waits for, and those behind a served result. */
-  private readonly waiting: (() => void)[] = [];
-  private readonly waitingBehind: (() => void)[] = [];
+  /** Walks started and not ended (waiting for their turn included). */
+  private inFlight = 0;
   private readonly ttlMs: number;
   private readonly maxStaleMs: number;
-  private readonly maxWalks: number;
-  private readonly maxBehindWalks: number;
   private readonly walkTree: (dir: string, opts: WalkOptions) => Promise<DiskUsage>;
 
   constructor(opts: FsUsageCacheOptions = {}) {
     this.walkTree = opts.walk ?? diskUsage;
     this.ttlMs = opts.ttlMs ?? 2000;
     this.maxStaleMs = Math.max(this.ttlMs, opts.maxStaleMs ?? 60_000);
-    this.maxWalks = opts.maxWalks ?? 16;
-    this.maxBehindWalks = Math.min(this.maxWalks, opts.maxBehindWalks ?? 2);
   }
 
   /**
@@ -126,9 +106,9 @@ export class FsUsageCache {
     return this.entries.get(dir)?.value;
   }
 
-  /** Walks running now (at most maxWalks). */
-  get activeWalks(): number {
-    return this.running;
+  /** Walks this cache started that have not ended (waiting for their turn included). */
+  get walksInFlight(): number {
+    return this.inFlight;
   }
 
   /** Directories with a result or a walk (those asked about within maxStaleMs, about). */
@@ -142,7 +122,7 @@ export class FsUsageCache {
 
   /** `behind`: nobody waits for this walk (a result was served). */
   private startWalk(dir: string, e: Entry, now: number, behind = false): Promise<FsUsage> {
-    const walking = this.walk(dir, { quick: e.value === undefined || e.value.inodes < QUICK_WALK_INODES }, behind);
+    const walking = this.walk(dir, { quick: e.value === undefined || e.value.inodes < QUICK_WALK_INODES, behind });
     e.walking = walking;
     walking.then((value) => {
       // A forgotten (or forgotten and asked again) directory keeps what its own walk finds.
@@ -162,36 +142,16 @@ export class FsUsageCache {
     for (const [dir, e] of this.entries) if (now - e.asked >= this.maxStaleMs && !e.walking) this.entries.delete(dir);
   }
 
-  private async walk(dir: string, opts: WalkOptions, behind: boolean): Promise<FsUsage> {
-    // Queued, then admitted: a slot is counted for a walk when it is handed to it, so the limits
-    // hold, and a caller's walk is always handed one before a walk behind.
-    const queue = behind ? this.waitingBehind : this.waiting;
-    await new Promise<void>((admitted) => {
-      queue.push(admitted);
-      this.admit();
-    });
+  private async walk(dir: string, opts: WalkOptions): Promise<FsUsage> {
+    this.inFlight++;
     try {
-      const timestamp = nowNs();
-      const u = await this.walkTree(dir, opts);
+      // When the walk itself starts, not when it was queued for its turn.
+      let timestamp = nowNs();
+      const u = await this.walkTree(dir, { ...opts, onStart: () => (timestamp = nowNs()) });
       if (u.tooDeep) log.warn({ dir }, 'a writable layer holds directories nested deeper than its walk enters: what is below them is not counted in its usage');
       return { bytes: BigInt(u.bytes), inodes: BigInt(u.inodes), timestamp };
     } finally {
-      this.running--;
-      if (behind) this.runningBehind--;
-      this.admit();
-    }
-  }
-
-  /** Hands free slots to waiting walks: callers' first, then walks behind, within their bound. */
-  private admit(): void {
-    while (this.running < this.maxWalks && this.waiting.length > 0) {
-      this.running++;
-      this.waiting.shift()!();
-    }
-    while (this.running < this.maxWalks && this.runningBehind < this.maxBehindWalks && this.waitingBehind.length > 0) {
-      this.running++;
-      this.runningBehind++;
-      this.waitingBehind.shift()!();
+      this.inFlight--;
     }
   }
 }

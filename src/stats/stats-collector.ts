@@ -12,7 +12,7 @@
 // which on a busy node becomes hundreds of milliseconds of wall time if it is done while the
 // caller waits. Every reading carries its own timestamp (when its read started), so one served
 // from the cache is reported truthfully. Every read is async and bounded (KernelFileReader,
-// FsUsageCache, at most a few netns-exec helpers at once), so neither a listing nor a refresh
+// the walk gate, at most a few netns-exec helpers at once), so neither a listing nor a refresh
 // holds the event loop. A periodic listing is answered from what the read-ahead last read
 // (maxStaleMs), even when the read-ahead is late (on a loaded node it can outlast its lead) or
 // has not run yet (the listing came before it: a refresh right after the listing then catches

@@ -154,4 +154,41 @@ describe('boundedWalks', () => {
     await Promise.all(calls);
     expect(h.peak()).toBe(2);
   });
+
+  // A listing that serves 100 stale results queues 100 walks behind itself; a layer never walked,
+  // whose container's stats wait for it, must not wait for them.
+  it('runs a walk someone waits for before walks behind served results, whenever it was asked for', async () => {
+    const h = heldWalk();
+    const usage = boundedWalks(h.walk, 1, 1);
+    const calls = [
+      usage('b1', { quick: true, behind: true }), usage('b2', { quick: true, behind: true }),
+      usage('w1', { quick: true }), usage('b3', { quick: true, behind: true }), usage('w2', { quick: true }),
+    ];
+    await turn();
+    expect(h.started).toEqual(['b1']);
+    for (const [next, ran] of [['b1', 'w1'], ['w1', 'w2'], ['w2', 'b2'], ['b2', 'b3']] as const) {
+      h.ends.get(next)!();
+      await turn();
+      await turn();
+      expect(h.started.at(-1)).toBe(ran);
+    }
+    h.ends.get('b3')!();
+    await Promise.all(calls);
+    expect(h.started).toEqual(['b1', 'w1', 'w2', 'b2', 'b3']);
+  });
+
+  it('tells the walk\'s caller when it leaves the queue', async () => {
+    const h = heldWalk();
+    const usage = boundedWalks(h.walk, 1, 1);
+    const began: string[] = [];
+    const calls = ['a', 'b'].map((r) => usage(r, { onStart: () => began.push(r) }));
+    await turn();
+    expect(began).toEqual(['a']);
+    h.ends.get('a')!();
+    await turn();
+    await turn();
+    expect(began).toEqual(['a', 'b']);
+    h.ends.get('b')!();
+    await Promise.all(calls);
+  });
 });

@@ -5,12 +5,15 @@
 // The walk is the addon's (native/addon/tree-usage.c, which says why): on a thread of libuv's
 // pool, each entry reached from its directory's descriptor, so a tree of any depth is walked and
 // the event loop sees one callback per walk. A walk holds its thread for as long as its tree
-// takes, and every other file operation of the daemon shares that pool's 4 threads: at most
-// WALKS_AT_ONCE walks hold one at a time. Of those, at most one is a walk not known to be quick (a
-// whole store, or a layer whose last walk was long): a container with millions of files in its
-// writable layer makes each walk of it take seconds, and kubelet's ImageFsInfo walks every layer
-// at once; two such walks side by side held both threads, and every other container's walk
-// waited behind them.
+// takes, and every other file operation of the daemon shares that pool's 4 threads: every walk
+// of the daemon passes one gate (`diskUsage`), which lets at most WALKS_AT_ONCE hold a thread at
+// a time. Of those, at most one is a walk not known to be quick (a whole store, or a layer whose
+// last walk was long): a container with millions of files in its writable layer makes each walk
+// of it take seconds, and kubelet's ImageFsInfo walks every layer at once; two such walks side by
+// side held both threads, and every other container's walk waited behind them. And a walk
+// someone waits for goes before a walk nobody waits for (the stats' walk behind a result they
+// served): a listing that serves 100 stale results starts 100 walks behind itself, and a layer
+// never walked, whose container's stats wait for it, must not queue behind them.
 import { treeUsage, type TreeUsage } from './libc.js';
 
 export interface DiskUsage {
@@ -24,6 +27,11 @@ export interface WalkOptions {
   /** The walk is expected to be short (a layer whose last walk was): it may take the thread a
    * walk that is not may not. Default false. */
   quick?: boolean;
+  /** Nobody waits for the result (an older one was served): every walk someone waits for goes
+   * first, whenever it was asked for. Default false. */
+  behind?: boolean;
+  /** Called when the walk leaves the queue and starts (what a walk found dates from then). */
+  onStart?: () => void;
 }
 
 const WALKS_AT_ONCE = 2;
@@ -37,34 +45,41 @@ export type TreeWalk = (roots: readonly string[]) => Promise<TreeUsage>;
 
 /**
  * `walk`, never more than `atOnce` of its calls at once, nor more than `longAtOnce` of those not
- * marked quick. The others wait in order, except that a quick walk passes a long one waiting for
- * its lane.
+ * marked quick. The others wait: those someone waits for in the order they came, then those
+ * behind; a walk that may run passes one waiting for the long walks' lane.
  */
 export function boundedWalks(walk: TreeWalk, atOnce: number, longAtOnce: number):
   (roots: string | readonly string[], opts?: WalkOptions) => Promise<DiskUsage> {
   let running = 0;
   let runningLong = 0;
-  const waiting: { long: boolean; go: () => void }[] = [];
-  const admit = (): void => {
-    for (let i = 0; i < waiting.length && running < atOnce;) {
-      const w = waiting[i]!;
+  interface Waiting { long: boolean; go: () => void }
+  const waited: Waiting[] = [];
+  const behind: Waiting[] = [];
+  const admitFrom = (queue: Waiting[]): void => {
+    for (let i = 0; i < queue.length && running < atOnce;) {
+      const w = queue[i]!;
       if (w.long && runningLong >= longAtOnce) {
         i++;
         continue;
       }
-      waiting.splice(i, 1);
+      queue.splice(i, 1);
       running++;
       if (w.long) runningLong++;
       w.go();
     }
   };
+  const admit = (): void => {
+    admitFrom(waited);
+    admitFrom(behind);
+  };
   return async (roots, opts = {}) => {
     const long = !opts.quick;
     await new Promise<void>((go) => {
-      waiting.push({ long, go });
+      (opts.behind ? behind : waited).push({ long, go });
       admit();
     });
     try {
+      opts.onStart?.();
       const u = await walk(typeof roots === 'string' ? [roots] : roots);
       return u.tooDeep ? { bytes: u.bytes, inodes: u.inodes, tooDeep: true } : { bytes: u.bytes, inodes: u.inodes };
     } finally {
@@ -75,5 +90,6 @@ export function boundedWalks(walk: TreeWalk, atOnce: number, longAtOnce: number)
   };
 }
 
-/** The usage of `roots` (missing ones count as empty), each inode counted once over all of them. */
+/** The usage of `roots` (missing ones count as empty), each inode counted once over all of them:
+ * the daemon's one way to walk a tree, and its one gate for walks. */
 export const diskUsage = boundedWalks((roots) => treeUsage(roots, MAX_DEPTH), WALKS_AT_ONCE, LONG_WALKS_AT_ONCE);
