@@ -173,6 +173,39 @@ describe('unpackLayer', () => {
     expect(readlinkSync(join(dir, 'l'))).toBe('x'.repeat(200));
   });
 
+  // The archive allows names up to PATH_MAX of their own; under the layer's directory one can be
+  // longer than the kernel takes, which failed the pull midway with INTERNAL and a host path.
+  it('unpacks a path of PATH_MAX - 1 bytes under the layer dir and refuses a longer one by name', async () => {
+    /** A relative path of exactly `bytes` bytes, in components the kernel takes (NAME_MAX 255). */
+    const pathOf = (bytes: number, letter: string): string => {
+      const parts: string[] = [];
+      let left = bytes;
+      while (left > 250) {
+        parts.push(letter.repeat(200));
+        left -= 201;
+      }
+      parts.push(letter.repeat(left));
+      return parts.join('/');
+    };
+    const dir = freshDir();
+    const room = 4095 - dir.length - 1;
+    const fits = pathOf(room, 'a');
+    await unpackLayer(blob(await buildTar([{ name: fits, body: 'fits' }])), dir);
+    expect(readFileSync(join(dir, fits), 'utf8')).toBe('fits');
+
+    const over = freshDir();
+    const tooLong = pathOf(4095 - over.length, 'b');
+    const err = await unpackLayer(blob(await buildTar([{ name: tooLong, body: 'no' }])), over).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as Error).message).toMatch(/entry whose path is too long to unpack on this node: \d+ bytes, 4096 under the layer's directory.*PATH_MAX.*"bbbb/);
+    // A hardlink whose target is too long is refused the same way, before anything is linked.
+    const link = freshDir();
+    const target = pathOf(4095 - link.length, 'c');
+    const linkErr = await unpackLayer(blob(await buildTar([{ name: 'l', type: 'link', linkname: target }])), link).catch((e: unknown) => e);
+    expect(linkErr).toBeInstanceOf(InvalidArgumentError);
+    expect((linkErr as Error).message).toContain('PATH_MAX');
+  });
+
   it('rejects a truncated tar, a corrupt gzip stream and a truncated zstd stream', async () => {
     const tar = await buildTar([{ name: 'f', body: Buffer.alloc(5000, 1) }]);
     await expect(unpackLayer(blob(tar.subarray(0, 2048)), freshDir())).rejects.toBeInstanceOf(InvalidArgumentError);

@@ -18,6 +18,8 @@ const FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
+// Bytes of a path the kernel accepts, its terminating NUL included.
+const PATH_MAX = 4096;
 const S_ISGID = 0o2000;
 
 // New files get our effective ids; only when those are 0:0 can a root-owned entry skip its chown.
@@ -89,6 +91,7 @@ export class LayerWriter implements TarSink {
   entry(h: TarHeader): void {
     this.stats.entries += 1;
     const rel = cleanEntryPath(h.name);
+    this.checkPathLength(rel, h.name);
     const base = baseOf(rel);
     if (base.startsWith(WHITEOUT_PREFIX)) {
       this.whiteout(h, rel, base);
@@ -219,6 +222,20 @@ export class LayerWriter implements TarSink {
     this.fd = -1;
   }
 
+  /**
+   * Refuses an entry whose path (or hardlink target) would be PATH_MAX bytes or more once under
+   * the layer's directory: the archive allows names up to PATH_MAX of their own, and the kernel
+   * would refuse the file midway with ENAMETOOLONG, an INTERNAL error naming a host path.
+   */
+  private checkPathLength(rel: string, entryName: string): void {
+    const bytes = Buffer.byteLength(this.root) + 1 + Buffer.byteLength(rel);
+    if (bytes < PATH_MAX) return;
+    throw new InvalidArgumentError(
+      `${this.what} has an entry whose path is too long to unpack on this node: ${Buffer.byteLength(rel)} bytes, ` +
+      `${bytes} under the layer's directory, where Linux allows at most ${PATH_MAX - 1} (PATH_MAX); ` +
+      `the entry starts ${JSON.stringify(entryName.slice(0, 80))}`);
+  }
+
   private abs(rel: string): string {
     return rel === '' ? this.root : `${this.root}/${rel}`;
   }
@@ -311,6 +328,7 @@ export class LayerWriter implements TarSink {
     if (target === '') {
       throw new InvalidArgumentError(`layer hardlink ${JSON.stringify(h.name)} points at the layer root`);
     }
+    this.checkPathLength(target, h.name);
     // The target's parents must be real directories too, or a symlink could aim the link outside.
     this.ensureDirs(parentOf(target), h.name);
     const targetAbs = this.abs(target);
