@@ -206,6 +206,38 @@ describe('unpackLayer', () => {
     expect((linkErr as Error).message).toContain('PATH_MAX');
   });
 
+  it('unpacks names of NAME_MAX bytes and symlink targets of PATH_MAX - 1, and refuses longer ones by name', async () => {
+    const dir = freshDir();
+    const longest = `d/${'n'.repeat(255)}`;
+    await unpackLayer(blob(await buildTar([
+      { name: longest, body: 'fits' },
+      { name: 'to-far', type: 'symlink', linkname: 't'.repeat(4095) },
+    ])), dir);
+    expect(readFileSync(join(dir, longest), 'utf8')).toBe('fits');
+    expect(readlinkSync(join(dir, 'to-far'))).toHaveLength(4095);
+
+    const nameErr = await unpackLayer(blob(await buildTar([{ name: `d/${'n'.repeat(256)}/f`, body: 'no' }])), freshDir())
+      .catch((e: unknown) => e);
+    expect(nameErr).toBeInstanceOf(InvalidArgumentError);
+    expect((nameErr as Error).message).toMatch(/an entry with a name of 256 bytes in its path.*255 \(NAME_MAX\); the entry starts "d\/nnn/);
+    const targetErr = await unpackLayer(blob(await buildTar([{ name: 'far', type: 'symlink', linkname: 't'.repeat(4096) }])), freshDir())
+      .catch((e: unknown) => e);
+    expect(targetErr).toBeInstanceOf(InvalidArgumentError);
+    expect((targetErr as Error).message).toMatch(/a symlink whose target is 4096 bytes.*PATH_MAX.*the symlink is "far"/);
+  });
+
+  it('refuses an extended attribute the kernel cannot hold by the entry and attribute, not as INTERNAL', async () => {
+    const cases: [Record<string, Buffer | string>, RegExp][] = [
+      [{ [`user.${'x'.repeat(300)}`]: 'v' }, /entry "f" with an extended attribute "user\.xxx.*its name is 305 bytes, over 255/],
+      [{ 'user.big': Buffer.alloc(70_000, 1) }, /entry "f" with an extended attribute "user\.big".*its value is 70000 bytes, over 64 KiB/],
+    ];
+    for (const [xattrs, message] of cases) {
+      const err = await unpackLayer(blob(await buildTar([{ name: 'f', body: 'x', xattrs }])), freshDir()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArgumentError);
+      expect((err as Error).message).toMatch(message);
+    }
+  });
+
   it('rejects a truncated tar, a corrupt gzip stream and a truncated zstd stream', async () => {
     const tar = await buildTar([{ name: 'f', body: Buffer.alloc(5000, 1) }]);
     await expect(unpackLayer(blob(tar.subarray(0, 2048)), freshDir())).rejects.toBeInstanceOf(InvalidArgumentError);

@@ -18,8 +18,9 @@ const FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
-// Bytes of a path the kernel accepts, its terminating NUL included.
+// Bytes of a path the kernel takes, its terminating NUL included; and of one name in it.
 const PATH_MAX = 4096;
+const NAME_MAX = 255;
 const S_ISGID = 0o2000;
 
 // New files get our effective ids; only when those are 0:0 can a root-owned entry skip its chown.
@@ -121,6 +122,7 @@ export class LayerWriter implements TarSink {
         this.setDirTime(rel, h.mtime);
         return;
       case 'symlink':
+        this.checkLinkTarget(h);
         this.create(rel, () => fs.symlinkSync(h.linkname, abs));
         fs.lchownSync(abs, h.uid, h.gid);
         this.setXattrs(abs, h);
@@ -223,17 +225,42 @@ export class LayerWriter implements TarSink {
   }
 
   /**
-   * Refuses an entry whose path (or hardlink target) would be PATH_MAX bytes or more once under
-   * the layer's directory: the archive allows names up to PATH_MAX of their own, and the kernel
-   * would refuse the file midway with ENAMETOOLONG, an INTERNAL error naming a host path.
+   * Refuses a path (an entry's, or a hardlink's target) the kernel would not take once under the
+   * layer's directory: a name longer than NAME_MAX, or a path of PATH_MAX bytes or more. The
+   * archive allows names up to PATH_MAX of their own, and the kernel refused such an entry midway
+   * with ENAMETOOLONG: an INTERNAL error naming a host path instead of the entry.
    */
   private checkPathLength(rel: string, entryName: string): void {
-    const bytes = Buffer.byteLength(this.root) + 1 + Buffer.byteLength(rel);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: most paths and names need no count at all.
+    const starts = () => JSON.stringify(entryName.slice(0, 80));
+    if ((this.root.length + 1 + rel.length) * 3 >= PATH_MAX) {
+      const bytes = Buffer.byteLength(this.root) + 1 + Buffer.byteLength(rel);
+      if (bytes >= PATH_MAX) {
+        throw new InvalidArgumentError(
+          `${this.what} has an entry whose path is too long to unpack on this node: ${Buffer.byteLength(rel)} bytes, ` +
+          `${bytes} under the layer's directory, where Linux allows at most ${PATH_MAX - 1} (PATH_MAX); the entry starts ${starts()}`);
+      }
+    }
+    if (rel.length * 3 <= NAME_MAX) return;
+    for (const part of rel.split('/')) {
+      if (part.length * 3 <= NAME_MAX) continue;
+      const bytes = Buffer.byteLength(part);
+      if (bytes > NAME_MAX) {
+        throw new InvalidArgumentError(
+          `${this.what} has an entry with a name of ${bytes} bytes in its path, where Linux allows at most ` +
+          `${NAME_MAX} (NAME_MAX); the entry starts ${starts()}`);
+      }
+    }
+  }
+
+  /** Refuses a symlink whose target the kernel would not take (PATH_MAX, its NUL included). */
+  private checkLinkTarget(h: TarHeader): void {
+    if (h.linkname.length * 3 < PATH_MAX) return;
+    const bytes = Buffer.byteLength(h.linkname);
     if (bytes < PATH_MAX) return;
     throw new InvalidArgumentError(
-      `${this.what} has an entry whose path is too long to unpack on this node: ${Buffer.byteLength(rel)} bytes, ` +
-      `${bytes} under the layer's directory, where Linux allows at most ${PATH_MAX - 1} (PATH_MAX); ` +
-      `the entry starts ${JSON.stringify(entryName.slice(0, 80))}`);
+      `${this.what} has a symlink whose target is ${bytes} bytes, where Linux allows at most ${PATH_MAX - 1} ` +
+      `(PATH_MAX); the symlink is ${JSON.stringify(h.name.slice(0, 80))}`);
   }
 
   private abs(rel: string): string {
@@ -393,6 +420,13 @@ export class LayerWriter implements TarSink {
           if (!this.warnedXattr) this.warn({ entry: h.name, xattr: name, code }, 'cannot set xattr from layer');
           this.warnedXattr = true;
           continue;
+        }
+        // The kernel's own bounds, the same on every filesystem: refused by name, not INTERNAL.
+        if (code === 'ERANGE' || code === 'E2BIG') {
+          throw new InvalidArgumentError(
+            `${this.what} has an entry ${JSON.stringify(h.name.slice(0, 80))} with an extended attribute ` +
+            `${JSON.stringify(name.slice(0, 80))} that Linux cannot hold: ` +
+            (code === 'ERANGE' ? `its name is ${Buffer.byteLength(name)} bytes, over 255` : `its value is ${value.length} bytes, over 64 KiB`));
         }
         throw err;
       }
