@@ -12,7 +12,7 @@ import { CRI_DESCRIPTOR_JSON } from '../gen/cri-descriptor.js';
 import { cgroupLayout } from '../stats/cgroup-path.js';
 import { StatsCollector, type ContainerSubject, type PodSubject } from '../stats/stats-collector.js';
 import { CRI_PROTO_PATH, DIRECT_ENCODED, PROTO_LOADER_OPTIONS, criProto, messageEncoder } from './cri-proto.js';
-import { compileEncoder, UnsupportedTypeError, withEncodedBody } from './direct-encoder.js';
+import { compileEncoder, compiledTypeCount, UnsupportedTypeError, withEncodedBody } from './direct-encoder.js';
 
 const protobuf = createRequire(import.meta.url)('protobufjs/light.js') as typeof Protobuf;
 const root = protobuf.Root.fromJSON(JSON.parse(CRI_DESCRIPTOR_JSON) as Protobuf.INamespace);
@@ -257,6 +257,42 @@ describe('direct encoder', () => {
 
   it('refuses a type holding a kind of field it does not handle (bytes)', () => {
     expect(() => compileEncoder(lookup('ExecSyncResponse'))).toThrow(UnsupportedTypeError);
+  });
+
+  // The stats types sit in several responses: each listing's first answer compiled its own copy.
+  it('compiles each type once, whichever encoder holds it', () => {
+    const own = protobuf.Root.fromJSON({ nested: { t: { nested: {
+      Leaf: { fields: { n: { type: 'uint64', id: 1 } } },
+      Mid: { fields: { leaf: { type: 'Leaf', id: 1 }, s: { type: 'string', id: 2 } } },
+      One: { fields: { mid: { type: 'Mid', id: 1 } } },
+      Two: { fields: { mids: { rule: 'repeated', type: 'Mid', id: 1 }, leaf: { type: 'Leaf', id: 2 } } },
+    } } } });
+    own.resolveAll();
+    const type = (name: string) => own.lookupType(`t.${name}`);
+    const before = compiledTypeCount();
+    const one = compileEncoder(type('One'));
+    expect(compiledTypeCount() - before).toBe(3); // One, Mid, Leaf
+    const two = compileEncoder(type('Two'));
+    expect(compiledTypeCount() - before).toBe(4); // and Two alone
+    compileEncoder(type('Mid'));
+    expect(compiledTypeCount() - before).toBe(4);
+    const value = { mids: [{ leaf: { n: '7' }, s: 'a' }, { s: 'b' }], leaf: { n: 9 } };
+    expect(two(value)).toEqual(reference(type('Two'), value));
+    expect(one({ mid: { leaf: { n: '1' } } })).toEqual(reference(type('One'), { mid: { leaf: { n: '1' } } }));
+  });
+
+  it('keeps nothing of a compile that fails: a type it had begun still refuses, never encodes nothing', () => {
+    const own = protobuf.Root.fromJSON({ nested: { t: { nested: {
+      Bad: { fields: { b: { type: 'bytes', id: 1 } } },
+      Holder: { fields: { bad: { type: 'Bad', id: 1 } } },
+      Outer: { fields: { holder: { type: 'Holder', id: 1 } } },
+    } } } });
+    own.resolveAll();
+    const before = compiledTypeCount();
+    expect(() => compileEncoder(own.lookupType('t.Outer'))).toThrow(UnsupportedTypeError);
+    expect(compiledTypeCount()).toBe(before);
+    expect(() => compileEncoder(own.lookupType('t.Holder'))).toThrow(UnsupportedTypeError);
+    expect(compiledTypeCount()).toBe(before);
   });
 
   it('encodes stats read from this process\'s real cgroups and network table as proto-loader does', async () => {

@@ -303,13 +303,22 @@ const WIRE_OF: Record<string, number> = { string: LEN, bool: VARINT, uint32: VAR
 const tag = (id: number, wire: number) => ((id << 3) | wire) >>> 0;
 
 /**
- * Compiles the writer of message type `type` and of every type it holds. Throws
- * UnsupportedTypeError when any of them has a field of a kind not handled here.
+ * The encoder of message type `type`: compiles its writer and those of the types it holds, but
+ * for those an earlier encoder compiled. Throws UnsupportedTypeError when any of them has a field
+ * of a kind not handled here, and then keeps none of what it compiled.
  */
 export function compileEncoder(type: Protobuf.Type): (value: object) => Buffer {
-  const writers: MessageWriter[] = [];
-  const index = new Map<string, number>();
-  const root = compileType(type, writers, index);
+  const before = writers.length;
+  const added: Protobuf.Type[] = [];
+  let root: number;
+  try {
+    root = compileType(type, added);
+  } catch (err) {
+    // Nothing of a failed compile is kept: a type it registered may hold the failing one.
+    for (const t of added) compiledAt.delete(t);
+    writers.length = before;
+    throw err;
+  }
   return (value) => {
     pos = 0;
     if (!isObject(value)) throw new TypeError(`${type.fullName}: object expected`);
@@ -325,19 +334,34 @@ export function compileEncoder(type: Protobuf.Type): (value: object) => Buffer {
   };
 }
 
-/** The index in `writers` of `type`'s writer, generated (with those of the types it holds) if new. */
-function compileType(type: Protobuf.Type, writers: MessageWriter[], index: Map<string, number>): number {
-  const known = index.get(type.fullName);
+// Each type's writer, compiled once for every encoder that holds the type: the stats types sit
+// in three listings' and three single calls' responses and in the message encoders the stats
+// collector encodes bodies with. A listing's first answer compiled its own copy of each (ten or
+// so types, 6-7 ms for ContainerStats's on this project's machine), and kept it. Keyed by the
+// type object, not its name: a type of another schema (the tests' own) is another type.
+const writers: MessageWriter[] = [];
+const compiledAt = new WeakMap<Protobuf.Type, number>();
+
+/** How many message types have a writer compiled (each is compiled once: the tests check it). */
+export function compiledTypeCount(): number {
+  return writers.length;
+}
+
+/** The index in `writers` of `type`'s writer, generated (with those of the types it holds) if
+ * new; the types it registers are pushed onto `added`. */
+function compileType(type: Protobuf.Type, added: Protobuf.Type[]): number {
+  const known = compiledAt.get(type);
   if (known !== undefined) return known;
   const at = writers.length;
   // Registered before its fields: a type that holds itself finds its own entry.
-  index.set(type.fullName, at);
+  compiledAt.set(type, at);
+  added.push(type);
   writers.push(() => undefined);
   const enums: Record<string, number>[] = [];
   const body: string[] = [`if (d > ${MAX_DEPTH}) h.depthExceeded();`, 'let v;'];
   for (const field of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
     field.resolve();
-    body.push(fieldCode(field, writers, index, enums));
+    body.push(fieldCode(field, added, enums));
   }
   // Only names from the compiled schema reach the source, each as a JSON string literal.
   const make = new Function('h', 'W', 'E', `return function ${JSON.stringify(type.name).slice(1, -1).replace(/\W/g, '_')}$directEncode(o, d) {\n${body.join('\n')}\n};`) as
@@ -347,12 +371,12 @@ function compileType(type: Protobuf.Type, writers: MessageWriter[], index: Map<s
 }
 
 /** Source that writes field `field` of message `o` (depth `d`) when fromObject would set it. */
-function fieldCode(field: Protobuf.Field, writers: MessageWriter[], index: Map<string, number>, enums: Record<string, number>[]): string {
+function fieldCode(field: Protobuf.Field, added: Protobuf.Type[], enums: Record<string, number>[]): string {
   const unsupported = (what: string) => new UnsupportedTypeError(`${field.fullName}: ${what} is not handled by the direct encoder`);
   if (field.delimited) throw unsupported('a group');
   const rt = field.resolvedType;
   const isEnum = rt !== null && !(rt as Protobuf.Type).fieldsArray;
-  const message = rt !== null && !isEnum ? compileType(rt as Protobuf.Type, writers, index) : undefined;
+  const message = rt !== null && !isEnum ? compileType(rt as Protobuf.Type, added) : undefined;
   const wire = message !== undefined ? LEN : isEnum ? VARINT : WIRE_OF[field.type];
   if (wire === undefined) throw unsupported(`type ${field.type}`);
   const name = JSON.stringify(field.fullName);
