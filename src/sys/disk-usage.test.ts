@@ -2,7 +2,7 @@
 // symlinks not followed, and trees deeper than PATH_MAX and than the walk keeps open counted in
 // full; the bound on walks at once.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { link, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +78,38 @@ describe('diskUsage', () => {
     // top, 300 levels, 12 × (s, s/f, a, b, c), the bottom file.
     expect(u.inodes).toBe(1 + 300 + 12 * 5 + 1);
     expect(u).toEqual(du(top));
+  });
+
+  // A container may rename its directories while a walk is in them. Coming back up to a directory
+  // it had closed (past the 64 it keeps open), the walk takes the ".." of the one it leaves only if
+  // it is still that directory; a subtree moved to another parent meanwhile makes it find the
+  // directory again by its names from the root. Moved back and forth between two parents while
+  // walks run, the subtree may be counted twice or not at all, but no walk fails, and once it
+  // stays put a walk counts it exactly.
+  it('walks a tree whose deep subtree moves between parents meanwhile: never fails, exact once it stays', async () => {
+    const top = join(root, 'moving');
+    mkdirSync(join(top, 'x'), { recursive: true });
+    mkdirSync(join(top, 'y'));
+    makeDeepTree(join(top, 'x', 'sub'), 100, (at) => writeFileSync(`${at}/f`, 'x'));
+    const sub = 1 + 100 + 100 + 1; // sub, 100 levels, a file beside each, the bottom file
+    const places = [join(top, 'x', 'sub'), join(top, 'y', 'sub')];
+    let moves = 0;
+    for (let walks = 0; walks < 150; walks++) {
+      let done = false;
+      const walked = diskUsage(top).finally(() => (done = true));
+      while (!done) {
+        renameSync(places[moves % 2]!, places[(moves + 1) % 2]!);
+        moves++;
+        await new Promise((r) => setImmediate(r));
+      }
+      const u = await walked;
+      expect(u.inodes).toBeGreaterThanOrEqual(3);
+      expect(u.inodes).toBeLessThanOrEqual(3 + 2 * sub);
+    }
+    expect(moves).toBeGreaterThan(150);
+    const still = await diskUsage(top);
+    expect(still.inodes).toBe(3 + sub);
+    expect(still).toEqual(du(top));
   });
 
   it('enters directories down to the depth it is given, counts the level below, and says so', async () => {
