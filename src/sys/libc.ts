@@ -64,6 +64,9 @@ export const UMOUNT_NOFOLLOW = 8;
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
+/** Bytes of a path a file call takes, its terminating NUL included; and of one name in it. */
+export const PATH_MAX = 4096;
+export const NAME_MAX = 255;
 
 
 export interface SystemError extends Error {

@@ -12,14 +12,12 @@ import { pipeline } from 'node:stream/promises';
 import type TarStream from 'tar-stream';
 import { lazyModule } from '../../sys/lazy-module.js';
 import { FailedPreconditionError } from '../../errors.js';
-import { devMajor, devMinor, lgetxattr } from '../../sys/libc.js';
+import { PATH_MAX, devMajor, devMinor, lgetxattr } from '../../sys/libc.js';
 import { unpackLayer } from '../../image/unpack/unpack-layer.js';
 
 const tarStream = lazyModule<typeof TarStream>('tar-stream');
 
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
-// Linux's longest path a file call takes, its terminating NUL included.
-const PATH_MAX = 4096;
 
 export interface RootfsDiff {
   /** Paths (relative to the container's "/") the container deleted. */

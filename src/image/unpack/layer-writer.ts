@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { InvalidArgumentError, ResourceExhaustedError, errnoCode, fsError } from '../../errors.js';
 import { umaskKeeps } from '../../process-umask.js';
-import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from '../../sys/libc.js';
+import { NAME_MAX, PATH_MAX, S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from '../../sys/libc.js';
 import { baseOf, cleanEntryPath, parentOf } from './safe-path.js';
 import type { TarHeader, TarSink } from './tar-reader.js';
 
@@ -18,9 +18,6 @@ const FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
-// Bytes of a path the kernel takes, its terminating NUL included; and of one name in it.
-const PATH_MAX = 4096;
-const NAME_MAX = 255;
 const S_ISGID = 0o2000;
 
 // New files get our effective ids; only when those are 0:0 can a root-owned entry skip its chown.

@@ -6,6 +6,7 @@
 // caller feeds it chunks and it calls the sink for every entry, with no per-entry promises.
 import { InvalidArgumentError, ResourceExhaustedError } from '../../errors.js';
 import { limitExceeded } from '../limits.js';
+import { PATH_MAX } from '../../sys/libc.js';
 
 export type TarEntryType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'other';
 
@@ -36,7 +37,7 @@ export interface TarSink {
 const BLOCK = 512;
 // Fixed bounds of the format, not tunables: Linux refuses longer paths anyway (PATH_MAX), and
 // real PAX headers (long names, xattrs such as security.capability or ACLs) are a few KiB.
-const MAX_NAME_BYTES = 4096;
+const MAX_NAME_BYTES = PATH_MAX;
 const MAX_META_BYTES = 1 << 20;
 
 export interface TarReaderOptions {
