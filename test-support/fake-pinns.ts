@@ -56,7 +56,7 @@ export class FakePinns implements PodNamespacePinner {
   }
 
   /** The pins go; their files stay (unpin deletes them), as after the real umount2. */
-  unmount(dir: string): void {
+  async unmount(dir: string): Promise<void> {
     this.calls.push(`unmount ${dir}`);
     this.check('unmount');
     this.pinned.delete(dir);

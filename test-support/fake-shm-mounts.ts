@@ -7,13 +7,13 @@ import type { ShmMounts } from '../src/sandbox/pod-files.js';
 export class FakeShmMounts implements ShmMounts {
   readonly mounted = new Set<string>();
 
-  mount(path: string): void {
+  async mount(path: string): Promise<void> {
     if (!statSync(path).isDirectory()) throw new Error(`fake shm: mount point ${path} is not a directory`);
     if (this.mounted.has(path)) throw new Error(`fake shm: ${path} is already mounted`);
     this.mounted.add(path);
   }
 
-  release(path: string): void {
+  async release(path: string): Promise<void> {
     this.mounted.delete(path);
   }
 }

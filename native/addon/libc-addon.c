@@ -323,36 +323,6 @@ static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
 
 /* ---- mounts -------------------------------------------------------------------------------- */
 
-/* mount(source, target, fstype | null, flags, data | null) */
-static napi_value js_mount(napi_env env, napi_callback_info info) {
-  napi_value a[5];
-  int64_t flags;
-  char *source = NULL, *target = NULL, *fstype = NULL, *data = NULL;
-  napi_value out = NULL;
-  if (!args(env, info, 5, a, "mount") || !get_i64(env, a[3], &flags, "mount: flags")) return NULL;
-  if (get_str(env, a[0], &source, false, "mount: source") && get_str(env, a[1], &target, false, "mount: target") &&
-      get_str(env, a[2], &fstype, true, "mount: fstype") && get_str(env, a[4], &data, true, "mount: data")) {
-    int r = mount(source, target, fstype, (unsigned long)flags, data);
-    out = result(env, r, errno);
-  }
-  free(source);
-  free(target);
-  free(fstype);
-  free(data);
-  return out;
-}
-
-/* umount2(target, flags) */
-static napi_value js_umount2(napi_env env, napi_callback_info info) {
-  int32_t flags;
-  char *target;
-  if (!str_int_args(env, info, &target, &flags, "umount2")) return NULL;
-  int r = umount2(target, flags);
-  int e = errno;
-  free(target);
-  return result(env, r, e);
-}
-
 /* openat2(dirfd, path, flags, resolve) -> fd */
 static napi_value js_openat2(napi_env env, napi_callback_info info) {
   napi_value a[4];
@@ -571,33 +541,6 @@ static int spawn(pid_t *pid, const char *path, char **argv, char **envp, const i
   return rc;
 }
 
-/* posixSpawn(path, argv, envp, [stdin, stdout, stderr, fd3] (-1: none), newSession) -> pid | -errno */
-static napi_value js_posix_spawn(napi_env env, napi_callback_info info) {
-  napi_value a[5];
-  char *path = NULL, **argv = NULL, **envp = NULL;
-  int fds[4];
-  bool new_session;
-  napi_value out = NULL;
-  if (!args(env, info, 5, a, "posixSpawn") || !ok(env, napi_get_value_bool(env, a[4], &new_session), "posixSpawn: newSession"))
-    return NULL;
-  for (uint32_t i = 0; i < 4; i++) {
-    napi_value v;
-    int32_t fd;
-    if (!ok(env, napi_get_element(env, a[3], i, &v), "posixSpawn: fds") || !get_i32(env, v, &fd, "posixSpawn: fds")) return NULL;
-    fds[i] = fd;
-  }
-  if (get_str(env, a[0], &path, false, "posixSpawn: path") && get_strv(env, a[1], &argv, "posixSpawn: argv") &&
-      get_strv(env, a[2], &envp, "posixSpawn: envp")) {
-    pid_t pid = -1;
-    int rc = spawn(&pid, path, argv, envp, fds, new_session);
-    out = rc ? result(env, -1, rc) : num(env, pid);
-  }
-  free(path);
-  free_strv(argv);
-  free_strv(envp);
-  return out;
-}
-
 /* waitpid(pid, WNOHANG) -> the wait status (>= 0) once it ended and is reaped | null while it
  * runs | -errno */
 static napi_value js_waitpid_nohang(napi_env env, napi_callback_info info) {
@@ -621,12 +564,16 @@ struct pool_call {
   napi_async_work work;
   napi_deferred deferred;
   int (*call)(const struct pool_call *c);
-  int arg;
-  char *path; /* the call's path, if it takes one: malloc'd, freed when the call settles */
+  long arg;
+  char *strs[4]; /* the call's strings (paths, options), NULL when unused: malloc'd, freed when it settles */
   int r;
   bool as_boolean; /* resolve with r == 1 rather than r */
   const char *fn;
 };
+
+static void free_strs(char *strs[4]) {
+  for (int i = 0; i < 4; i++) free(strs[i]);
+}
 
 static void pool_call_execute(napi_env env, void *data) {
   (void)env;
@@ -655,7 +602,7 @@ static void pool_call_complete(napi_env env, napi_status status, void *data) {
   napi_status made = c->as_boolean ? napi_get_boolean(env, c->r == 1, &v) : napi_create_int32(env, c->r, &v);
   settle(env, c->deferred, status, made == napi_ok ? v : NULL, c->fn);
   napi_delete_async_work(env, c->work);
-  free(c->path);
+  free_strs(c->strs);
   free(c);
 }
 
@@ -681,22 +628,23 @@ static napi_value queue_work(napi_env env, const char *fn, napi_async_execute_ca
 }
 
 /*
- * A promise of call(c) run on libuv's pool, c holding `arg` and `path` (malloc'd; owned by the
- * call from here on, freed when it settles or here when it cannot be queued); NULL with an
- * exception pending when it cannot be queued.
+ * A promise of call(c) run on libuv's pool, c holding `arg` and `strs` (each malloc'd or NULL;
+ * owned by the call from here on, freed when it settles or here when it cannot be queued); NULL
+ * with an exception pending when it cannot be queued.
  */
-static napi_value queue_pool_call(napi_env env, const char *fn, int (*call)(const struct pool_call *), int arg,
-                                  char *path, bool as_boolean) {
+static napi_value queue_pool_call(napi_env env, const char *fn, int (*call)(const struct pool_call *), long arg,
+                                  char *strs[4], bool as_boolean) {
   struct pool_call *c = calloc(1, sizeof *c);
   if (!c) {
-    free(path);
+    free_strs(strs);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  *c = (struct pool_call){.call = call, .arg = arg, .path = path, .as_boolean = as_boolean, .fn = fn};
+  *c = (struct pool_call){.call = call, .arg = arg, .as_boolean = as_boolean, .fn = fn};
+  memcpy(c->strs, strs, sizeof c->strs);
   napi_value promise = queue_work(env, fn, pool_call_execute, pool_call_complete, c, &c->deferred, &c->work);
   if (!promise) {
-    free(c->path);
+    free_strs(c->strs);
     free(c);
   }
   return promise;
@@ -717,7 +665,8 @@ static napi_value js_mallopt(napi_env env, napi_callback_info info) {
 /* mallocTrim() -> Promise<boolean>: malloc_trim(0) on a thread of libuv's pool. */
 static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
   (void)info;
-  return queue_pool_call(env, "mallocTrim", trim_heap, 0, NULL, true);
+  char *none[4] = {NULL};
+  return queue_pool_call(env, "mallocTrim", trim_heap, 0, none, true);
 }
 
 /* shrinkHeap(): V8's incremental collection for memory, begun on this thread's isolate (v8-heap.cc). */
@@ -745,7 +694,7 @@ static napi_value js_v8_workers_to_batch(napi_env env, napi_callback_info info) 
 }
 
 static int syncfs_or_errno(const struct pool_call *c) {
-  return syncfs(c->arg) < 0 ? -errno : 0;
+  return syncfs((int)c->arg) < 0 ? -errno : 0;
 }
 
 /*
@@ -756,11 +705,12 @@ static int syncfs_or_errno(const struct pool_call *c) {
 static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!int_args(env, info, 1, &fd, "syncfsAsync")) return NULL;
-  return queue_pool_call(env, "syncfsAsync", syncfs_or_errno, fd, NULL, false);
+  char *none[4] = {NULL};
+  return queue_pool_call(env, "syncfsAsync", syncfs_or_errno, fd, none, false);
 }
 
 static int umount2_or_errno(const struct pool_call *c) {
-  return umount2(c->path, c->arg) < 0 ? -errno : 0;
+  return umount2(c->strs[0], (int)c->arg) < 0 ? -errno : 0;
 }
 
 /*
@@ -772,7 +722,178 @@ static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
   int32_t flags;
   char *target;
   if (!str_int_args(env, info, &target, &flags, "umount2Async")) return NULL;
-  return queue_pool_call(env, "umount2Async", umount2_or_errno, flags, target, false);
+  char *strs[4] = {target};
+  return queue_pool_call(env, "umount2Async", umount2_or_errno, flags, strs, false);
+}
+
+/* ---- posix_spawn on libuv's pool ----------------------------------------------------------- */
+
+struct spawn_call {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path, **argv, **envp; /* malloc'd: freed when the call settles */
+  int fds[4];
+  bool new_session;
+  pid_t pid;
+  int r; /* posix_spawn's result: 0 or an errno */
+};
+
+static void free_spawn_call(struct spawn_call *c) {
+  free(c->path);
+  free_strv(c->argv);
+  free_strv(c->envp);
+  free(c);
+}
+
+static void spawn_call_execute(napi_env env, void *data) {
+  (void)env;
+  struct spawn_call *c = data;
+  c->r = spawn(&c->pid, c->path, c->argv, c->envp, c->fds, c->new_session);
+}
+
+static void spawn_call_complete(napi_env env, napi_status status, void *data) {
+  struct spawn_call *c = data;
+  napi_value v = NULL;
+  if (napi_create_int32(env, c->r ? -c->r : (int32_t)c->pid, &v) != napi_ok) v = NULL;
+  settle(env, c->deferred, status, v, "posixSpawnAsync");
+  napi_delete_async_work(env, c->work);
+  free_spawn_call(c);
+}
+
+/*
+ * posixSpawnAsync(path, argv, envp, [stdin, stdout, stderr, fd3] (-1: none), newSession) ->
+ * Promise<pid | -errno>: posix_spawn on a thread of libuv's pool. posix_spawn clones with
+ * CLONE_VM|CLONE_VFORK, and the thread that calls it waits until the child has exec'd: 0.2 ms
+ * of the event loop per helper on an idle node, twice that with 250 pods, where kubelet's exec
+ * probes alone start 25 helpers a second. The descriptors must stay open until it settles.
+ */
+static napi_value js_posix_spawn_async(napi_env env, napi_callback_info info) {
+  napi_value a[5];
+  if (!args(env, info, 5, a, "posixSpawnAsync")) return NULL;
+  struct spawn_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  if (!ok(env, napi_get_value_bool(env, a[4], &c->new_session), "posixSpawnAsync: newSession")) {
+    free_spawn_call(c);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value v;
+    int32_t fd;
+    if (!ok(env, napi_get_element(env, a[3], i, &v), "posixSpawnAsync: fds") || !get_i32(env, v, &fd, "posixSpawnAsync: fds")) {
+      free_spawn_call(c);
+      return NULL;
+    }
+    c->fds[i] = fd;
+  }
+  napi_value promise = NULL;
+  if (get_str(env, a[0], &c->path, false, "posixSpawnAsync: path") && get_strv(env, a[1], &c->argv, "posixSpawnAsync: argv") &&
+      get_strv(env, a[2], &c->envp, "posixSpawnAsync: envp"))
+    promise = queue_work(env, "posixSpawnAsync", spawn_call_execute, spawn_call_complete, c, &c->deferred, &c->work);
+  if (!promise) free_spawn_call(c);
+  return promise;
+}
+
+/* ---- every mount stacked on each of a list of paths, on libuv's pool ---------------------- */
+
+/* Mounts one path may hold, one stacked on another, before unmountAll gives up on it: a pin
+ * retried after an interrupted one leaves two; a path that keeps getting mounts is not ours. */
+#define UNMOUNT_ALL_MAX 64
+
+struct unmount_all_call {
+  napi_async_work work;
+  napi_deferred deferred;
+  char **targets; /* NULL-terminated, malloc'd: freed when the call settles */
+  int flags;
+  int failed; /* the index of the target that failed, or -1 */
+  int err;    /* its errno (EBUSY: still mounted after UNMOUNT_ALL_MAX unmounts) */
+};
+
+static void unmount_all_execute(napi_env env, void *data) {
+  (void)env;
+  struct unmount_all_call *c = data;
+  c->failed = -1;
+  for (int i = 0; c->targets[i]; i++) {
+    int n = 0;
+    while (umount2(c->targets[i], c->flags) == 0) {
+      if (++n == UNMOUNT_ALL_MAX) {
+        c->err = EBUSY;
+        break;
+      }
+    }
+    /* Not a mount point (any more), or no such path: this one is done. */
+    if (!c->err && (errno == EINVAL || errno == ENOENT)) continue;
+    if (!c->err) c->err = errno;
+    c->failed = i;
+    return;
+  }
+}
+
+/* null once every target is unmounted, else [index, errno] of the one that was not. */
+static void unmount_all_complete(napi_env env, napi_status status, void *data) {
+  struct unmount_all_call *c = data;
+  napi_value v = NULL, index, err;
+  if (c->failed < 0) {
+    if (napi_get_null(env, &v) != napi_ok) v = NULL;
+  } else if (napi_create_array_with_length(env, 2, &v) != napi_ok || napi_create_int32(env, c->failed, &index) != napi_ok ||
+             napi_create_int32(env, c->err, &err) != napi_ok || napi_set_element(env, v, 0, index) != napi_ok ||
+             napi_set_element(env, v, 1, err) != napi_ok) {
+    v = NULL;
+  }
+  settle(env, c->deferred, status, v, "unmountAllAsync");
+  napi_delete_async_work(env, c->work);
+  free_strv(c->targets);
+  free(c);
+}
+
+/*
+ * unmountAllAsync(targets, flags) -> Promise<null | [index, errno]>: umount2(target, flags) on
+ * each target in turn, again while it succeeds (every mount stacked there), on one thread of
+ * libuv's pool; stops at the first target that fails otherwise than not being a mount point. A
+ * pod's pins and /dev/shm in one trip, whose lazy unmounts each wait for an RCU grace period.
+ */
+static napi_value js_unmount_all_async(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  int32_t flags;
+  if (!args(env, info, 2, a, "unmountAllAsync") || !get_i32(env, a[1], &flags, "unmountAllAsync: flags")) return NULL;
+  struct unmount_all_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  c->flags = flags;
+  napi_value promise = NULL;
+  if (get_strv(env, a[0], &c->targets, "unmountAllAsync: targets"))
+    promise = queue_work(env, "unmountAllAsync", unmount_all_execute, unmount_all_complete, c, &c->deferred, &c->work);
+  if (!promise) {
+    free_strv(c->targets);
+    free(c);
+  }
+  return promise;
+}
+
+static int mount_or_errno(const struct pool_call *c) {
+  return mount(c->strs[0], c->strs[1], c->strs[2], (unsigned long)c->arg, c->strs[3]) < 0 ? -errno : 0;
+}
+
+/*
+ * mountAsync(source, target, fstype | null, flags, data | null) -> Promise<number>: mount(2) on a
+ * thread of libuv's pool, 0 or -errno. An overlay's mount checks each layer's filesystem for
+ * mounts on it, as many as the node has pods (clone_private_mount), and a lazy unmount of a
+ * namespace's pin waits for an RCU grace period: the event loop waits for neither.
+ */
+static napi_value js_mount_async(napi_env env, napi_callback_info info) {
+  napi_value a[5];
+  int64_t flags;
+  char *strs[4] = {NULL};
+  if (!args(env, info, 5, a, "mountAsync") || !get_i64(env, a[3], &flags, "mountAsync: flags")) return NULL;
+  if (get_str(env, a[0], &strs[0], false, "mountAsync: source") && get_str(env, a[1], &strs[1], false, "mountAsync: target") &&
+      get_str(env, a[2], &strs[2], true, "mountAsync: fstype") && get_str(env, a[4], &strs[3], true, "mountAsync: data"))
+    return queue_pool_call(env, "mountAsync", mount_or_errno, (long)flags, strs, false);
+  free_strs(strs);
+  return NULL;
 }
 
 /* ---- disk usage of trees, on libuv's pool ----------------------------------------------- */
@@ -856,9 +977,9 @@ NAPI_MODULE_INIT() {
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mountAsync", NULL, js_mount_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2Async", NULL, js_umount2_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmountAllAsync", NULL, js_unmount_all_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openat2", NULL, js_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openTree", NULL, js_open_tree, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mountSetattr", NULL, js_mount_setattr, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -874,7 +995,7 @@ NAPI_MODULE_INIT() {
       {"sealedCopy", NULL, js_sealed_copy, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreadNice", NULL, js_set_thread_nice, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execve", NULL, js_execve, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"posixSpawn", NULL, js_posix_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"posixSpawnAsync", NULL, js_posix_spawn_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"waitpidNoHang", NULL, js_waitpid_nohang, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallopt", NULL, js_mallopt, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  S_IFBLK, S_IFCHR, devMajor, devMinor, lgetxattr, llistxattr, lremovexattr, lsetxattr, makedev, mknod, mount, umount2,
+  S_IFBLK, S_IFCHR, devMajor, devMinor, lgetxattr, llistxattr, lremovexattr, lsetxattr, makedev, mknod, mountAsync, umount2Async, unmountAll,
 } from '../../src/sys/libc.js';
 
 let dir: string;
@@ -42,23 +42,47 @@ describe('libc bindings (root)', () => {
     expect(lgetxattr(f, 'trusted.crib-test')).toBeUndefined();
   });
 
-  it('mounts and unmounts a tmpfs; unmounting what is no mount point, or missing, says so without throwing', () => {
+  it('mounts and unmounts a tmpfs; unmounting what is no mount point, or missing, says so without throwing', async () => {
     const m = join(dir, 'mnt');
     fs.mkdirSync(m);
-    mount('tmpfs', m, 'tmpfs', 0, 'size=1m,mode=0711');
-    mount('tmpfs', m, 'tmpfs', 0, 'size=1m,mode=0700');
+    await mountAsync('tmpfs', m, 'tmpfs', 0, 'size=1m,mode=0711');
+    await mountAsync('tmpfs', m, 'tmpfs', 0, 'size=1m,mode=0700');
     let unmounted = 0;
     try {
       expect(lstatSync(m).mode & 0o777).toBe(0o700);
     } finally {
-      while (umount2(m)) unmounted += 1;
+      while (await umount2Async(m)) unmounted += 1;
     }
     expect(unmounted).toBe(2);
     expect(lstatSync(m).mode & 0o777).not.toBe(0o711);
-    expect(umount2(m)).toBe(false);
-    expect(umount2(join(dir, 'absent'))).toBe(false);
+    expect(await umount2Async(m)).toBe(false);
+    expect(await umount2Async(join(dir, 'absent'))).toBe(false);
     // Any other failure is thrown, named: a path through a file is ENOTDIR.
     fs.writeFileSync(join(dir, 'file'), '');
-    expect(() => umount2(join(dir, 'file', 'below'))).toThrow(/umount2 .*ENOTDIR/);
+    await expect(umount2Async(join(dir, 'file', 'below'))).rejects.toThrow(/umount2 .*ENOTDIR/);
+    // A refused mount is thrown naming the target.
+    await expect(mountAsync('tmpfs', join(dir, 'absent'), 'tmpfs', 0, null)).rejects.toThrow(/mount tmpfs tmpfs on .*absent: ENOENT/);
+  });
+
+  it('unmountAll takes every mount stacked on each target, passes over what is not mounted, and names the first it cannot', async () => {
+    const a = join(dir, 'all-a');
+    const b = join(dir, 'all-b');
+    fs.mkdirSync(a);
+    fs.mkdirSync(b);
+    for (let i = 0; i < 3; i++) await mountAsync('tmpfs', a, 'tmpfs', 0, 'size=64k');
+    await mountAsync('tmpfs', b, 'tmpfs', 0, 'size=64k');
+    const mounts = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => [a, b].includes(l.split(' ')[4]!)).length;
+    expect(mounts()).toBe(4);
+    await unmountAll([join(dir, 'absent'), a, join(dir, 'file-less'), b], 0);
+    expect(mounts()).toBe(0);
+    // Again: nothing left, nothing thrown.
+    await unmountAll([a, b], 0);
+    // A target that fails otherwise stops it there, named; the ones before it are done.
+    await mountAsync('tmpfs', a, 'tmpfs', 0, 'size=64k');
+    await mountAsync('tmpfs', b, 'tmpfs', 0, 'size=64k');
+    fs.writeFileSync(join(dir, 'plain'), '');
+    await expect(unmountAll([a, join(dir, 'plain', 'below'), b], 0)).rejects.toThrow(/umount2 .*plain\/below: ENOTDIR/);
+    expect(mounts()).toBe(1);
+    await unmountAll([b], 0);
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MNT_DETACH, mount, umount2 } from '../../src/sys/libc.js';
+import { MNT_DETACH, mountAsync, umount2Async } from '../../src/sys/libc.js';
 import { removeTree } from '../../src/sys/remove-tree.js';
 
 let root: string;
@@ -12,8 +12,8 @@ const mounted: string[] = [];
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), `crib-remove-tree-${process.pid}-`));
 });
-afterAll(() => {
-  for (const m of mounted.reverse()) umount2(m, MNT_DETACH);
+afterAll(async () => {
+  for (const m of mounted.reverse()) await umount2Async(m, MNT_DETACH);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -23,14 +23,14 @@ describe('removeTree (root)', () => {
     const inside = join(tree, 'a', 'mnt');
     mkdirSync(inside, { recursive: true });
     writeFileSync(join(tree, 'a', 'beside'), 'x');
-    mount('tmpfs', inside, 'tmpfs', 0, 'size=1m');
+    await mountAsync('tmpfs', inside, 'tmpfs', 0, 'size=1m');
     mounted.push(inside);
     writeFileSync(join(inside, 'not-ours'), 'kept\n');
     await expect(removeTree(tree)).rejects.toThrow(new RegExp(`remove ${tree}: rm exited with 1: .*skipping '${inside}', since it's on a different device`));
     expect(readFileSync(join(inside, 'not-ours'), 'utf8')).toBe('kept\n');
     expect(existsSync(join(tree, 'a', 'beside'))).toBe(false);
     // Once the mount is gone, the next try deletes the rest.
-    umount2(mounted.pop()!);
+    await umount2Async(mounted.pop()!);
     await removeTree(tree);
     expect(existsSync(tree)).toBe(false);
   });

@@ -20,7 +20,7 @@ import { InvalidArgumentError, NotFoundError, errnoCode } from '../errors.js';
 import type { Mount__Output } from '../gen/runtime/v1/Mount.js';
 import {
   AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_PATH, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_XDEV,
-  mount, openat2,
+  mountAsync, openat2,
 } from '../sys/libc.js';
 
 /** One image volume of a container, as its record keeps it. */
@@ -182,8 +182,8 @@ async function bindSubPath(v: ImageVolumeRecord, field: string): Promise<void> {
     }
     try {
       await mkdir(v.sub!, { mode: 0o755 });
-      mount(`/proc/self/fd/${fd}`, v.sub!, null, MS_BIND, null);
-      mount('', v.sub!, null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null);
+      await mountAsync(`/proc/self/fd/${fd}`, v.sub!, null, MS_BIND, null);
+      await mountAsync('', v.sub!, null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null);
     } finally {
       closeSync(fd);
     }

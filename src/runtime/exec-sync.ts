@@ -38,7 +38,7 @@ export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult
   let err: string;
   let code: number | null;
   try {
-    const p = spawnWithoutFork(nativeBinaries.monitor, args);
+    const p = await spawnWithoutFork(nativeBinaries.monitor, args);
     let signal: number | null;
     [out, err, { code, signal }] = await Promise.all([readToEnd(p.stdout), readBoundedToEnd(p.stderr, MONITOR_STDERR_KEEP), p.exited]);
     if (signal !== null) {

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { AlreadyExistsError, InternalError, InvalidArgumentError, errnoCode } from '../errors.js';
 import { nativeBinaries } from '../native-paths.js';
 import { CommandError, runCommand } from '../sys/command.js';
-import { MNT_DETACH, UMOUNT_NOFOLLOW, umount2 } from '../sys/libc.js';
+import { MNT_DETACH, UMOUNT_NOFOLLOW, unmountAll } from '../sys/libc.js';
 import { pinnsMapArg, type PodUserNamespace } from './user-namespace.js';
 import { killPodInits } from './pod-init-finder.js';
 
@@ -57,10 +57,10 @@ export interface PodNamespacePinner {
   /** Idempotent. */
   unpin(dir: string): Promise<void>;
   /**
-   * Unmounts the pinned namespaces in `dir` and leaves their files (unpin deletes them later);
-   * synchronous: no process, no wait on the thread pool. Idempotent.
+   * Unmounts the pinned namespaces in `dir` and leaves their files (unpin deletes them later):
+   * no process, one trip to the thread pool. Idempotent.
    */
-  unmount(dir: string): void;
+  unmount(dir: string): Promise<void>;
   /** Returns the pid of the pod's PID-namespace init. */
   startPodInit(dir: string): Promise<number>;
   /** Idempotent; leaves a recycled pid alone. */
@@ -151,17 +151,14 @@ const PINNED_FILES = ['net', 'ipc', 'uts', 'user'] as const;
  * Unmount the pinned files in `dir`, leaving the files. Idempotent. A failure throws and leaves
  * the rest mounted: the caller keeps the pod's record, or leaves the dir to a later unpin.
  */
-export function unmountPodNamespaces(dir: string): void {
-  for (const name of PINNED_FILES) {
-    const path = join(dir, name);
-    // Every mount stacked on the file (a pin interrupted and retried may have left two). A lazy
-    // unmount: a container still joining the namespace keeps it alive, not the file busy.
-    // NOFOLLOW: only the file itself, never where a symlink put in its place would lead.
-    try {
-      while (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW));
-    } catch (err) {
-      throw new InternalError(`unpinning namespaces in ${dir}: ${(err as Error).message}`, { cause: err });
-    }
+export async function unmountPodNamespaces(dir: string): Promise<void> {
+  // Every mount stacked on each file (a pin interrupted and retried may have left two). A lazy
+  // unmount: a container still joining the namespace keeps it alive, not the file busy.
+  // NOFOLLOW: only the file itself, never where a symlink put in its place would lead.
+  try {
+    await unmountAll(PINNED_FILES.map((name) => join(dir, name)), MNT_DETACH | UMOUNT_NOFOLLOW);
+  } catch (err) {
+    throw new InternalError(`unpinning namespaces in ${dir}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -171,7 +168,7 @@ export function unmountPodNamespaces(dir: string): void {
  * (kubelet's retry, or start-up finishing it) runs this again.
  */
 export async function unpinPodNamespaces(dir: string): Promise<void> {
-  unmountPodNamespaces(dir);
+  await unmountPodNamespaces(dir);
   for (const name of PINNED_FILES) {
     const path = join(dir, name);
     await unlink(path).catch((err: unknown) => {

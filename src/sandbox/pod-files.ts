@@ -4,7 +4,7 @@ import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DNSConfig__Output } from '../gen/runtime/v1/DNSConfig.js';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
-import { mount, umount2, MNT_DETACH } from '../sys/libc.js';
+import { MNT_DETACH, mountAsync, unmountAll } from '../sys/libc.js';
 
 const MS_NOSUID = 2;
 const MS_NODEV = 4;
@@ -17,17 +17,17 @@ const SHM_SIZE = '64m';
  */
 export interface ShmMounts {
   /** Mount a private tmpfs on the existing directory `path`. */
-  mount(path: string): void;
+  mount(path: string): Promise<void>;
   /** Unmount it; idempotent (not mounted, or gone, is fine). */
-  release(path: string): void;
+  release(path: string): Promise<void>;
 }
 
 export const tmpfsShm: ShmMounts = {
-  mount(path) {
-    mount('shm', path, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
+  async mount(path) {
+    await mountAsync('shm', path, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
   },
-  release(path) {
-    umount2(path, MNT_DETACH);
+  async release(path) {
+    await unmountAll([path], MNT_DETACH);
   },
 };
 
@@ -98,13 +98,13 @@ export async function writePodFiles(
   await writeFile(files.hostnamePath, `${opts.hostname}\n`, { mode: 0o644 });
   if (!opts.hostIpc) {
     await mkdir(files.shmPath, { recursive: true, mode: 0o1777 });
-    shm.mount(files.shmPath);
+    await shm.mount(files.shmPath);
   }
   return files;
 }
 
 /** Unmount the pod's /dev/shm; idempotent. */
-export function releasePodShm(files: Pick<PodFiles, 'shmPath'>, shm: ShmMounts): void {
+export async function releasePodShm(files: Pick<PodFiles, 'shmPath'>, shm: ShmMounts): Promise<void> {
   if (files.shmPath === '/dev/shm') return;
-  shm.release(files.shmPath);
+  await shm.release(files.shmPath);
 }

@@ -302,11 +302,11 @@ describe('SandboxService', () => {
     const shmPath = (id: string) => join(state, 'pods', id, 'files', 'shm');
     const seen: string[] = [];
     const unmount = pinns.unmount.bind(pinns);
-    pinns.unmount = (dir: string) => {
-      // Synchronous, as the real one: the record read here is what a crash at this point leaves.
+    pinns.unmount = async (dir: string) => {
+      // Read as the unmount begins: the record then is what a crash at this point leaves.
       const id = ids.find((i) => dir === nsDir(i))!;
       seen.push((JSON.parse(readFileSync(join(root, 'pods', `${id}.json`), 'utf8')) as { state: string }).state);
-      unmount(dir);
+      await unmount(dir);
     };
     for (const id of ids) {
       pinns.failNext.set('unmount', new InternalError('umount2: EBUSY'));

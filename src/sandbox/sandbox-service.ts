@@ -329,7 +329,7 @@ export class SandboxService {
       if (cur.state !== 'ready' && cur.state !== 'stopping') {
         for (const cid of this.containers.idsInPod(rec.id)) await this.containers.stopForPod(cid);
         // What an unmount failing in the stop left (idempotent, cheap when nothing is left).
-        this.releaseStoppedPod(cur);
+        await this.releaseStoppedPod(cur);
         return;
       }
       // The outcome's record is written and synced under a temp name while the intent is (two
@@ -421,13 +421,14 @@ export class SandboxService {
   /**
    * A removed pod's kernel objects and dir, once its record's file is gone. The kernel's objects
    * go before the answer (a netns path kubelet or a CNI plugin holds must not outlive the pod),
-   * unmounted in place with no wait on anything; the dir's files, the pinned ones among them,
+   * unmounted in place (one trip to the thread pool, while the record's directory syncs); the
+   * dir's files, the pinned ones among them,
    * after it, from the trash. An unmount the kernel refuses is tried again by the trash (which
    * never deletes through a mount) and, failing that, by the next start-up's sweep.
    */
   private async releasePodDir(pod: SandboxRecord): Promise<void> {
     crashPoint('RemovePodSandbox:after-record');
-    this.unmountOrLog(pod, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
+    await this.unmountOrLog(pod, 'releasing a removed pod\'s namespaces or shm failed; its deletion tries again');
     crashPoint('RemovePodSandbox:after-teardown');
     await this.trash.discard(pod.dir);
   }
@@ -441,14 +442,14 @@ export class SandboxService {
    * grace period, were half of RemovePodSandbox's time). A failure is logged and left to the
    * next stop or the removal, which unmount again.
    */
-  private releaseStoppedPod(pod: SandboxRecord): void {
-    this.unmountOrLog(pod, 'releasing a stopped pod\'s namespaces or shm failed; the next stop or its removal tries again');
+  private async releaseStoppedPod(pod: SandboxRecord): Promise<void> {
+    await this.unmountOrLog(pod, 'releasing a stopped pod\'s namespaces or shm failed; the next stop or its removal tries again');
   }
 
-  /** unmountKernelObjects for a pod whose call goes on when it fails: logged as `failure`. */
-  private unmountOrLog(pod: SandboxRecord, failure: string): void {
+  /** unmountKernelObjects for a pod whose call goes on when it fails: logged as `failure`; never rejects. */
+  private async unmountOrLog(pod: SandboxRecord, failure: string): Promise<void> {
     try {
-      this.unmountKernelObjects(pod.dir, pod.files);
+      await this.unmountKernelObjects(pod.dir, pod.files);
     } catch (err) {
       log.error({ pod: pod.id, err }, failure);
     }
@@ -491,14 +492,14 @@ export class SandboxService {
   }
 
   /** Unmounts the pod's /dev/shm and its pinned namespaces, leaving the files; idempotent. */
-  private unmountKernelObjects(dir: string, files?: SandboxRecord['files']): void {
-    releasePodShm(files ?? { shmPath: join(dir, 'files', 'shm') }, this.opts.shm);
-    this.opts.namespaces.unmount(join(dir, 'ns'));
+  private async unmountKernelObjects(dir: string, files?: SandboxRecord['files']): Promise<void> {
+    await releasePodShm(files ?? { shmPath: join(dir, 'files', 'shm') }, this.opts.shm);
+    await this.opts.namespaces.unmount(join(dir, 'ns'));
   }
 
   /** Unmounts the pod's /dev/shm and unpins its namespaces, files too; idempotent. */
   private async releaseKernelObjects(dir: string, files?: SandboxRecord['files']): Promise<void> {
-    this.unmountKernelObjects(dir, files);
+    await this.unmountKernelObjects(dir, files);
     await this.opts.namespaces.unpin(join(dir, 'ns'));
   }
 

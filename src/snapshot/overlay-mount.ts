@@ -8,7 +8,7 @@ import { relative } from 'node:path';
 import { ResourceExhaustedError, InternalError, errnoCode } from '../errors.js';
 import {
   AT_FDCWD, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
-  OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, mount, mountSetattr, moveMount, openTree, umount2Async,
+  OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, mountAsync, mountSetattr, moveMount, openTree, umount2Async,
 } from '../sys/libc.js';
 
 const PAGE_LIMIT = 4095; // one page including the terminating NUL
@@ -43,7 +43,7 @@ function contextOption(mountLabel: string | undefined): string {
 export async function mountOverlay(d: OverlayDirs, target: string, base: string, mountLabel?: string): Promise<void> {
   const options = overlayOptions(d, mountLabel);
   if (options.length <= PAGE_LIMIT) {
-    mount('overlay', target, 'overlay', 0, options);
+    await mountAsync('overlay', target, 'overlay', 0, options);
     return;
   }
   const rel = overlayOptions({
@@ -71,7 +71,7 @@ const MS_NOEXEC = 0x8;
 export async function mountReadOnlyOverlay(lowerdirs: string[], target: string, base: string): Promise<void> {
   const options = `lowerdir=${lowerdirs.join(':')}`;
   if (options.length <= PAGE_LIMIT) {
-    mount('overlay', target, 'overlay', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+    await mountAsync('overlay', target, 'overlay', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
     return;
   }
   const rel = `lowerdir=${lowerdirs.map((p) => relative(base, p)).join(':')}`;
@@ -88,7 +88,7 @@ export async function mountReadOnlyOverlay(lowerdirs: string[], target: string, 
  * what the container writes lands with its host ids.
  */
 export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usernsPath: string, mountLabel?: string): Promise<void> {
-  idmappedOverlay(d.lowerdirs, target, usernsPath, d, mountLabel);
+  await idmappedOverlay(d.lowerdirs, target, usernsPath, d, mountLabel);
 }
 
 /**
@@ -97,7 +97,7 @@ export async function mountIdmappedOverlay(d: OverlayDirs, target: string, usern
  * two lowers without an upper), read-only, nosuid, nodev and noexec like mountReadOnlyOverlay's.
  */
 export async function mountIdmappedLayers(lowerdirs: string[], target: string, usernsPath: string): Promise<void> {
-  idmappedOverlay(lowerdirs, target, usernsPath, undefined);
+  await idmappedOverlay(lowerdirs, target, usernsPath, undefined);
 }
 
 /**
@@ -109,9 +109,9 @@ export async function mountIdmappedLayers(lowerdirs: string[], target: string, u
  * start (bench/pods.ts). Overlayfs takes idmapped lower layers from Linux 5.19; an overlay
  * cannot itself be idmapped (MOUNT_ATTR_IDMAP on it: EINVAL), hence the layers.
  */
-function idmappedOverlay(
+async function idmappedOverlay(
   lowerdirs: string[], target: string, usernsPath: string, upper: Omit<OverlayDirs, 'lowerdirs'> | undefined, mountLabel?: string,
-): void {
+): Promise<void> {
   const what = upper ? 'idmapped rootfs' : 'idmapped image volume';
   if (lowerdirs.length === 0) throw new InternalError(`${what} on ${target}: no layers`);
   if (lowerdirs.length > MAX_LOWERS) {
@@ -148,7 +148,7 @@ function idmappedOverlay(
     if (options.length > PAGE_LIMIT) {
       throw new ResourceExhaustedError(`${what} on ${target}: the overlay options for ${lowerdirs.length} layers (${options.length} bytes) exceed one page`);
     }
-    mount('overlay', target, 'overlay', upper ? 0 : MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+    await mountAsync('overlay', target, 'overlay', upper ? 0 : MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
   } finally {
     for (const fd of fds) closeSync(fd);
     if (userns >= 0) closeSync(userns);

@@ -167,14 +167,39 @@ describe('atomic-file', () => {
     mkdirSync(join(sub, 'blocked', 'child'), { recursive: true });
     const seen: string[] = [];
     const p = join(sub, 'rec.json');
-    const next = await prepareFileAtomic(p, 'new', 0o600, { onRenamed: () => seen.push(readFileSync(p, 'utf8')) });
+    const next = await prepareFileAtomic(p, 'new', 0o600, { onRenamed: () => void seen.push(readFileSync(p, 'utf8')) });
     expect(seen).toEqual([]);
     await next.commit();
     expect(seen).toEqual(['new']);
-    const blocked = await prepareFileAtomic(join(sub, 'blocked'), 'z', 0o600, { onRenamed: () => seen.push('blocked') });
+    const blocked = await prepareFileAtomic(join(sub, 'blocked'), 'z', 0o600, { onRenamed: () => void seen.push('blocked') });
     await expect(blocked.commit()).rejects.toThrow();
     expect(seen).toEqual(['new']);
     expect(readdirSync(sub).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('waits for the promise onRenamed returns before the commit resolves, and rejects with its error as it came', async () => {
+    const sub = join(dir, 'renamed-async');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(sub, { recursive: true });
+    let finish!: () => void;
+    const work = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const next = await prepareFileAtomic(join(sub, 'a.json'), 'a', 0o600, { onRenamed: () => work });
+    let committed = false;
+    const commit = next.commit().then(() => {
+      committed = true;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(committed).toBe(false);
+    finish();
+    await commit;
+    expect(committed).toBe(true);
+    const refused = new Error('the alongside work failed');
+    const failing = await prepareFileAtomic(join(sub, 'b.json'), 'b', 0o600, { onRenamed: async () => { throw refused; } });
+    await expect(failing.commit()).rejects.toBe(refused);
+    // The file is in place all the same: the work came after it.
+    expect(readFileSync(join(sub, 'b.json'), 'utf8')).toBe('b');
   });
 
   it('sweeps what interrupted writes left: all of them, or one target\'s', async () => {

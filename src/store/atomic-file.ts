@@ -37,8 +37,10 @@ export interface AtomicWriteOptions {
    * directory from now on (the daemon restarted after a kill -9) finds it. Only for work that
    * must follow the file for a crash but that a power cut cannot outlive without it either
    * (under /run, a tmpfs): it overlaps the directory's sync. Not called when the rename fails.
+   * A promise it returns is waited for with the sync: the commit resolves once both are done,
+   * and rejects with the sync's error first, then with the promise's, as it came.
    */
-  onRenamed?: () => void;
+  onRenamed?: () => void | Promise<void>;
 }
 
 /** A file written and synced under a temp name beside its target, not in place yet. */
@@ -98,19 +100,22 @@ export async function prepareFileAtomic(path: string, data: string | Uint8Array,
   }
   return {
     commit: async () => {
+      let failedAlongside: { err: unknown } | undefined;
       try {
         const [renamed] = await Promise.allSettled([rename(tmp, path), closed]);
         if (renamed.status === 'rejected') {
           await unlink(tmp).catch(() => undefined);
           throw renamed.reason;
         }
-        opts.onRenamed?.();
-        if (dirOpened) await (await dirOpened).sync();
+        const [synced, alongside] = await Promise.allSettled([dirOpened?.then((fh) => fh.sync()), opts.onRenamed?.()]);
+        if (synced.status === 'rejected') throw synced.reason;
+        if (alongside.status === 'rejected') failedAlongside = { err: alongside.reason };
       } catch (err) {
         throw fsError(err, path, 'write');
       } finally {
         closeDir();
       }
+      if (failedAlongside) throw failedAlongside.err;
     },
     abort: async () => {
       closeDir();

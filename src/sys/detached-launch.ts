@@ -27,9 +27,20 @@ export interface DetachedExit {
  * passed SYNC_LINE_MAX bytes without a newline), never before `exited`.
  */
 export function spawnDetached(file: string, args: string[]): { exited: Promise<DetachedExit>; syncLine: Promise<string> } {
+  const launched = launch(file, args);
+  const exited = launched.then((l) => l.exited);
+  const syncLine = launched.then((l) => l.syncLine);
+  // A caller that gives up on the launch before reading the line (its first process failed)
+  // must not leave a rejection unhandled.
+  syncLine.catch(() => undefined);
+  return { exited, syncLine };
+}
+
+/** spawnDetached's two reports, once the first process runs (or could not be started). */
+async function launch(file: string, args: string[]): Promise<{ exited: Promise<DetachedExit>; syncLine: Promise<string> }> {
   let p;
   try {
-    p = spawnWithoutFork(file, args, { stdoutToNull: true, fd3Pipe: true, newSession: true });
+    p = await spawnWithoutFork(file, args, { stdoutToNull: true, fd3Pipe: true, newSession: true });
   } catch (err) {
     return { exited: Promise.resolve({ code: null, stderr: (err as Error).message }), syncLine: Promise.resolve('') };
   }
@@ -46,8 +57,6 @@ export function spawnDetached(file: string, args: string[]): { exited: Promise<D
     if (error) throw error;
     return text;
   });
-  // A caller that gives up on the launch before reading the line (its first process failed)
-  // must not leave a rejection unhandled.
   syncLine.catch(() => undefined);
   return { exited, syncLine };
 }

@@ -42,7 +42,7 @@ export interface ExecResult {
 export async function execFileWithoutFork(file: string, args: readonly string[], opts: ExecOptions): Promise<ExecResult> {
   let p;
   try {
-    p = spawnWithoutFork(file, args, { env: opts.env, stdinPipe: opts.input !== undefined });
+    p = await spawnWithoutFork(file, args, { env: opts.env, stdinPipe: opts.input !== undefined });
   } catch (err) {
     return { stdout: '', stderr: '', code: null, killed: false, error: err as Error };
   }

@@ -16,9 +16,9 @@ interface LibcAddon {
   lgetxattr(path: string, name: string): Buffer | number;
   llistxattr(path: string): Buffer | number;
   lremovexattr(path: string, name: string): number;
-  mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): number;
-  umount2(target: string, flags: number): number;
+  mountAsync(source: string, target: string, fstype: string | null, flags: number, data: string | null): Promise<number>;
   umount2Async(target: string, flags: number): Promise<number>;
+  unmountAllAsync(targets: readonly string[], flags: number): Promise<[index: number, errno: number] | null>;
   openat2(dirfd: number, path: string, flags: number, resolve: number): number;
   openTree(dirfd: number, path: string, flags: number): number;
   mountSetattr(fd: number, attrSet: number, usernsFd: number): number;
@@ -34,7 +34,7 @@ interface LibcAddon {
   sealedCopy(path: string, name: string): number;
   setThreadNice(nice: number): number;
   execve(path: string, argv: readonly string[], envp: readonly string[]): number;
-  posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean): number;
+  posixSpawnAsync(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean): Promise<number>;
   waitpidNoHang(pid: number): number | null;
   mallocTrim(): Promise<boolean>;
   mallopt(param: number, value: number): number;
@@ -76,15 +76,27 @@ export interface SystemError extends Error {
   path?: string;
 }
 
+let errnoByNumber: Map<number, string> | undefined;
+/** The kernel's errno names by number (the first of aliases), from os.constants. */
+function errnoNames(): Map<number, string> {
+  if (!errnoByNumber) {
+    errnoByNumber = new Map();
+    for (const [name, n] of Object.entries(osConstants.errno)) if (!errnoByNumber.has(n)) errnoByNumber.set(n, name);
+  }
+  return errnoByNumber;
+}
+
 /** The error of a call that failed with `errno`. */
 export function sysError(syscall: string, path: string | undefined, what: string | undefined, errno: number): SystemError {
-  // Node's own name for the number (EAGAIN, not its alias EWOULDBLOCK), as node:fs reports it.
+  // Node's own name for the number (EAGAIN, not its alias EWOULDBLOCK), as node:fs reports it;
+  // else the kernel's (libuv names no ENOEXEC, and Node then answers "Unknown system error").
   let code: string;
   try {
     code = getSystemErrorName(-errno);
   } catch {
-    code = `E${errno}`;
+    code = '';
   }
+  if (!/^E[A-Z0-9]+$/.test(code)) code = errnoNames().get(errno) ?? `E${errno}`;
   const subject = what ?? path;
   const err = new Error(`${syscall}${subject ? ` ${subject}` : ''}: ${code}`) as SystemError;
   err.code = code;
@@ -146,22 +158,19 @@ export function lremovexattr(path: string, name: string): void {
   check(addon().lremovexattr(path, name), 'lremovexattr', path, `${path} ${name}`);
 }
 
+// Mounts and unmounts run on libuv's pool, never on the event loop: their cost is the node's,
+// not the call's. An overlay's mount looks through every mount on each layer's filesystem
+// (clone_private_mount: as many as the node has pods, kubelet's volumes and crib's own rootfs and
+// pins), a lazy unmount waits for an RCU grace period, and the last unmount of a writable
+// overlay syncs its upper directory's whole filesystem.
+
 /** mount(2). Relative paths in `data` resolve against the daemon's cwd: pass absolute ones. */
-export function mount(source: string, target: string, fstype: string | null, flags: number,
-  data: string | null): void {
-  check(addon().mount(source, target, fstype, flags, data), 'mount', target, `${fstype ?? ''} ${source} on ${target}`);
+export async function mountAsync(source: string, target: string, fstype: string | null, flags: number,
+  data: string | null): Promise<void> {
+  check(await addon().mountAsync(source, target, fstype, flags, data), 'mount', target, `${fstype ?? ''} ${source} on ${target}`);
 }
 
 /** umount2(2): true once unmounted, false when `target` is no mount point or does not exist. */
-export function umount2(target: string, flags = 0): boolean {
-  return unmounted(addon().umount2(target, flags), target);
-}
-
-/**
- * umount2(2) on a thread of libuv's pool, for an unmount that may wait for a disk: the last
- * unmount of a writable overlay syncs its upper directory's whole filesystem. Resolves as
- * umount2 returns.
- */
 export async function umount2Async(target: string, flags = 0): Promise<boolean> {
   return unmounted(await addon().umount2Async(target, flags), target);
 }
@@ -182,6 +191,16 @@ export interface TreeUsage {
 export async function treeUsage(roots: readonly string[], maxDepth: number): Promise<TreeUsage> {
   const [bytes, inodes, tooDeep] = check(await addon().treeUsageAsync(roots, maxDepth), 'walk', roots[0], roots.join(' '));
   return { bytes, inodes, tooDeep };
+}
+
+/**
+ * Unmounts every mount stacked on each of `targets`, in order, with umount2(2) `flags`, in one
+ * trip to libuv's pool; a target that is no mount point (any more) or does not exist is fine.
+ * Throws naming the first target that would not unmount (EBUSY: still mounted after 64).
+ */
+export async function unmountAll(targets: readonly string[], flags: number): Promise<void> {
+  const failed = await addon().unmountAllAsync(targets, flags);
+  if (failed) throw sysError('umount2', targets[failed[0]], undefined, failed[1]);
 }
 
 function unmounted(r: number, target: string): boolean {
@@ -399,15 +418,16 @@ export interface SpawnFds {
  * signal blocked and every signal at its default action (but for glibc's two internal ones,
  * which its spawn leaves ignored), in a session of its own when `newSession` (setsid, as
  * child_process's `detached`). glibc clones with CLONE_VM|CLONE_VFORK: the calling thread waits
- * only until the child has exec'd, and this process's memory is neither copied nor
- * write-protected. Returns the child's pid.
+ * until the child has exec'd, and this process's memory is neither copied nor write-protected.
+ * That thread is one of libuv's pool, never the event loop. The descriptors must stay open until
+ * this settles. Resolves with the child's pid.
  */
-export function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: SpawnFds, newSession = false): number {
+export async function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: SpawnFds, newSession = false): Promise<number> {
   const given = [fds.stdin, fds.stdout, fds.stderr, fds.fd3].filter((fd): fd is number => fd !== undefined);
   // A source among 0-3 could be overwritten by an earlier dup2 before it is read.
   if (given.some((fd) => fd < 4)) throw new Error(`posix_spawn ${path}: descriptors ${given.join(', ')} must all be above 3`);
   const slots = [fds.stdin, fds.stdout, fds.stderr, fds.fd3].map((fd) => fd ?? -1);
-  return check(addon().posixSpawn(path, argv, envp, slots, newSession), 'posix_spawn', path);
+  return check(await addon().posixSpawnAsync(path, argv, envp, slots, newSession), 'posix_spawn', path);
 }
 
 /** How a process ended: its exit code, or the signal that killed it. */

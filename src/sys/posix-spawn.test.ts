@@ -1,11 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readToEnd } from './child-output.js';
 import { spawnWithoutFork } from './posix-spawn.js';
 
 const run = async (script: string) => {
-  const p = spawnWithoutFork('/bin/sh', ['-c', script]);
+  const p = await spawnWithoutFork('/bin/sh', ['-c', script]);
   const [stdout, stderr, exit] = await Promise.all([readToEnd(p.stdout), readToEnd(p.stderr), p.exited]);
   return { stdout, stderr, exit, pid: p.pid };
 };
@@ -20,7 +22,7 @@ describe('spawnWithoutFork', () => {
     const r = await run('kill -9 $$');
     expect(r.exit).toEqual({ code: null, signal: 9 });
     // Reaped: no zombie of it is left.
-    await expect(readToEnd(spawnWithoutFork('/bin/cat', [`/proc/${r.pid}/stat`]).stdout)).resolves.toBe('');
+    await expect(readToEnd((await spawnWithoutFork('/bin/cat', [`/proc/${r.pid}/stat`])).stdout)).resolves.toBe('');
   });
 
   it('reaps many children that end together, each with its own exit code', async () => {
@@ -34,7 +36,7 @@ describe('spawnWithoutFork', () => {
 
   it('hands over the daemon\'s environment when given none, and only the given one otherwise, searching its PATH', async () => {
     const envOf = async (opts: { env?: NodeJS.ProcessEnv }) => {
-      const p = spawnWithoutFork('env', [], opts);
+      const p = await spawnWithoutFork('env', [], opts);
       const [out] = await Promise.all([readToEnd(p.stdout), readToEnd(p.stderr), p.exited]);
       return out.trim().split('\n').sort();
     };
@@ -43,7 +45,7 @@ describe('spawnWithoutFork', () => {
     expect(await envOf({})).toEqual(own);
     expect(await envOf({})).toEqual(own);
     expect(await envOf({ env: { PATH: '/usr/bin:/bin', A: '1' } })).toEqual(['A=1', 'PATH=/usr/bin:/bin']);
-    expect(() => spawnWithoutFork('env', [], { env: { PATH: '/nonexistent' } })).toThrow('not found in PATH /nonexistent');
+    await expect(spawnWithoutFork('env', [], { env: { PATH: '/nonexistent' } })).rejects.toThrow('not found in PATH /nonexistent');
   });
 
   it('hands over no blocked signal and not the daemon\'s SIGPIPE ignore', async () => {
@@ -65,7 +67,19 @@ describe('spawnWithoutFork', () => {
     expect(listing(r.stdout).sort()).toEqual(listing(viaNode.stdout).sort());
   });
 
-  it('fails with the file named when it cannot be run', () => {
-    expect(() => spawnWithoutFork('/nonexistent/helper', [])).toThrow(/posix_spawn \/nonexistent\/helper: ENOENT/);
+  it('fails with the file named when it cannot be run, and keeps none of the pipes it made for it', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    await expect(spawnWithoutFork('/nonexistent/helper', [])).rejects.toThrow(/posix_spawn \/nonexistent\/helper: ENOENT/);
+    // A file that is no program: the kernel's own name for why, not Node's "Unknown system error".
+    const dir = mkdtempSync(join(tmpdir(), 'crib-spawn-'));
+    try {
+      const notAProgram = join(dir, 'data');
+      writeFileSync(notAProgram, 'not a program\n', { mode: 0o755 });
+      await expect(spawnWithoutFork(notAProgram, [], { stdinPipe: true, fd3Pipe: true })).rejects.toThrow(new RegExp(`posix_spawn ${notAProgram}: ENOEXEC`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(fds()).toBe(before);
   });
 });

@@ -67,10 +67,11 @@ const closeQuietly = (fd: number) => {
 /**
  * Runs `file` with `args` (argv[0] is `file`) without forking the daemon: stdin from /dev/null
  * (or a pipe), stdout and stderr on pipes (stdout to /dev/null if asked), optionally a pipe on
- * descriptor 3. Its stdout and stderr must be read to their end: the process is reaped after both
- * end. Throws (the file named) when it cannot be started.
+ * descriptor 3. Resolves once it runs (posix_spawn on libuv's pool: the event loop never waits
+ * for a child's exec). Its stdout and stderr must be read to their end: the process is reaped
+ * after both end. Rejects (the file named) when it cannot be started.
  */
-export function spawnWithoutFork(file: string, args: readonly string[], opts: SpawnOptions = {}): SpawnedProcess {
+export async function spawnWithoutFork(file: string, args: readonly string[], opts: SpawnOptions = {}): Promise<SpawnedProcess> {
   // Each pipe: the end the daemon keeps, and the end the child gets (closed here once it has it).
   const pipes: { ours: number; theirs: number }[] = [];
   const pipe = (ourEnd: 'read' | 'write') => {
@@ -88,7 +89,7 @@ export function spawnWithoutFork(file: string, args: readonly string[], opts: Sp
     fd3Pipe = opts.fd3Pipe ? pipe('read') : undefined;
     const fds: SpawnFds = { stdin: stdinPipe?.theirs, stdout: stdoutPipe?.theirs, stderr: stderrPipe.theirs, fd3: fd3Pipe?.theirs };
     const env = opts.env ? { strings: envStrings(opts.env), path: opts.env.PATH } : (inheritedEnv ??= { strings: envStrings(process.env), path: process.env.PATH });
-    pid = posixSpawn(executablePath(file, env.path), [file, ...args], env.strings, fds, opts.newSession);
+    pid = await posixSpawn(executablePath(file, env.path), [file, ...args], env.strings, fds, opts.newSession);
   } finally {
     // The child holds its own copies of its ends; ours are kept only if it runs.
     for (const p of pipes) {
@@ -139,11 +140,14 @@ function executablePath(file: string, pathVariable: string | undefined): string 
   const dirs = (pathVariable ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');
   for (const dir of dirs) {
     const candidate = join(dir || '.', file);
+    // Most directories of PATH do not have it: asked without an exception, whose stack trace
+    // cost more than the lookup.
     try {
+      if (!statSync(candidate, { throwIfNoEntry: false })?.isFile()) continue;
       accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
+      return candidate;
     } catch {
-      // Not here: the next directory.
+      // Not ours to search or run (EACCES): the next directory.
     }
   }
   throw Object.assign(new Error(`posix_spawn ${file}: ENOENT (not found in PATH ${dirs.join(':')})`), { code: 'ENOENT' });

@@ -21,7 +21,7 @@ const MAX_MESSAGE = 2048;
 export async function removeTree(path: string): Promise<void> {
   let rm;
   try {
-    rm = spawnWithoutFork('rm', ['-rf', '--one-file-system', '--', path], { stdoutToNull: true });
+    rm = await spawnWithoutFork('rm', ['-rf', '--one-file-system', '--', path], { stdoutToNull: true });
   } catch (err) {
     throw new InternalError(`remove ${path}: cannot run rm: ${(err as Error).message}`, { cause: err });
   }
