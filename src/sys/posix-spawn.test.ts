@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readToEnd } from './child-output.js';
+import { pipeCloexec } from './libc.js';
 import { spawnWithoutFork } from './posix-spawn.js';
 
 const run = async (script: string) => {
@@ -65,6 +67,23 @@ describe('spawnWithoutFork', () => {
     const viaNode = spawnSync('/bin/sh', ['-c', 'ls /proc/self/fd'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(listing(r.stdout).slice(0, 3)).toEqual([0, 1, 2]);
     expect(listing(r.stdout).sort()).toEqual(listing(viaNode.stdout).sort());
+  });
+
+  it('hands a descriptor of the caller\'s over as descriptor 3, which stays the caller\'s', async () => {
+    const [read, write] = pipeCloexec();
+    try {
+      const p = await spawnWithoutFork('/bin/sh', ['-c', 'echo through-3 >&3'], { fd3: write });
+      const [, , exit] = await Promise.all([readToEnd(p.stdout), readToEnd(p.stderr), p.exited]);
+      expect(exit.code).toBe(0);
+      // Still open here: the child's copy closed with it, ours did not.
+      writeSync(write, 'ours\n');
+      closeSync(write);
+      expect(await readToEnd(new Socket({ fd: read, readable: true, writable: false }))).toBe('through-3\nours\n');
+    } catch (err) {
+      closeSync(read);
+      throw err;
+    }
+    await expect(spawnWithoutFork('/bin/true', [], { fd3Pipe: true, fd3: 9 })).rejects.toThrow(/descriptor 3 asked as a pipe and as 9/);
   });
 
   it('fails with the file named when it cannot be run, and keeps none of the pipes it made for it', async () => {

@@ -29,6 +29,9 @@ export interface SpawnOptions {
   stdoutToNull?: boolean;
   /** A pipe on descriptor 3 (`fd3`): a detached helper's report, which may outlive the process. */
   fd3Pipe?: boolean;
+  /** A descriptor of the caller's handed over as descriptor 3 (a socket to hand a file back on,
+   * say); it stays the caller's, to close. Not with fd3Pipe. */
+  fd3?: number;
   /** In a session of its own (setsid): a helper that detaches and must outlive the daemon. */
   newSession?: boolean;
 }
@@ -87,7 +90,8 @@ export async function spawnWithoutFork(file: string, args: readonly string[], op
     stdoutPipe = opts.stdoutToNull ? undefined : pipe('read');
     stderrPipe = pipe('read');
     fd3Pipe = opts.fd3Pipe ? pipe('read') : undefined;
-    const fds: SpawnFds = { stdin: stdinPipe?.theirs, stdout: stdoutPipe?.theirs, stderr: stderrPipe.theirs, fd3: fd3Pipe?.theirs };
+    if (fd3Pipe && opts.fd3 !== undefined) throw new Error(`posix_spawn ${file}: descriptor 3 asked as a pipe and as ${opts.fd3}`);
+    const fds: SpawnFds = { stdin: stdinPipe?.theirs, stdout: stdoutPipe?.theirs, stderr: stderrPipe.theirs, fd3: fd3Pipe?.theirs ?? opts.fd3 };
     const env = opts.env ? { strings: envStrings(opts.env), path: opts.env.PATH } : (inheritedEnv ??= { strings: envStrings(process.env), path: process.env.PATH });
     pid = await posixSpawn(executablePath(file, env.path), [file, ...args], env.strings, fds, opts.newSession);
   } finally {

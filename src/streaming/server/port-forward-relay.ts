@@ -3,13 +3,15 @@
 // unix socket (SCM_RIGHTS), so the daemon never enters a namespace itself (see
 // native/pinns/port-forward.c) yet moves the bytes without a process in between. The client's
 // end of input half-closes the pod connection; the pod's end of output ends the client stream.
-import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { log } from '../../log.js';
 import { nativeBinaries } from '../../native-paths.js';
+import { readBoundedToEnd } from '../../sys/child-output.js';
 import { fdHandoffPair, receiveFd } from '../../sys/libc.js';
+import { spawnWithoutFork } from '../../sys/posix-spawn.js';
+import { signalName } from '../../sys/signal-name.js';
 
 /** Our own network namespace, for host-network pods (crib-pinns resolves it as itself). */
 export const HOST_NETNS = '/proc/self/ns/net';
@@ -44,51 +46,38 @@ export async function relayPort(netnsPath: string, port: number, data: Duplex): 
   return pipeConnection(fd, data);
 }
 
-/** Runs crib-pinns to connect inside the namespace; resolves with the connected socket's fd. */
-function connectInPod(netnsPath: string, port: number): Promise<number> {
+/** What of the port connector's complaints is kept (a line or two; a flood is cut). */
+const CONNECTOR_STDERR_KEEP = 4096;
+
+/**
+ * Runs crib-pinns to connect inside the namespace; resolves with the connected socket's fd.
+ * Started with posix_spawn (sys/posix-spawn.ts) like every helper on a call path: one per
+ * forwarded connection, and a fork of the daemon for each would copy its page tables.
+ */
+async function connectInPod(netnsPath: string, port: number): Promise<number> {
   const [ours, theirs] = fdHandoffPair();
-  return new Promise<number>((resolve, reject) => {
-    let child;
-    try {
-      child = spawn(nativeBinaries.pinns, ['port-forward', netnsPath, String(port)], {
-        stdio: ['ignore', 'ignore', 'pipe', theirs],
-      });
-    } finally {
-      // The child holds its own copy (or never started): ours would keep the channel open.
-      closeSync(theirs);
+  let p;
+  try {
+    p = await spawnWithoutFork(nativeBinaries.pinns, ['port-forward', netnsPath, String(port)], { stdoutToNull: true, fd3: theirs });
+  } catch (err) {
+    closeSync(ours);
+    throw new Error(`cannot start the port connector: ${(err as Error).message}`);
+  } finally {
+    // The child holds its own copy (or never started): ours would keep the channel open.
+    closeSync(theirs);
+  }
+  try {
+    const [stderr, { code, signal }] = await Promise.all([readBoundedToEnd(p.stderr, CONNECTOR_STDERR_KEEP), p.exited]);
+    if (code !== 0) {
+      const ended = signal !== null ? signalName(signal) : `exit ${code}`;
+      throw new Error(stderr.trim().replace(/^crib-pinns: (port-forward: )?/, '') || `the port connector ended by ${ended}`);
     }
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      if (stderr.length < 4096) stderr += d.toString();
-    });
-    // A failed spawn reports 'error' and then 'close': our end is closed exactly once (a second
-    // close could hit an unrelated descriptor that reused the number).
-    let settled = false;
-    child.once('error', (err) => {
-      if (settled) return;
-      settled = true;
-      closeSync(ours);
-      reject(new Error(`cannot start the port connector: ${err.message}`));
-    });
-    child.once('close', (code, signal) => {
-      if (settled) return;
-      settled = true;
-      try {
-        if (code !== 0) {
-          const why = stderr.trim().replace(/^crib-pinns: (port-forward: )?/, '') || `the port connector ended by ${signal ?? `exit ${code}`}`;
-          reject(new Error(why));
-          return;
-        }
-        const fd = receiveFd(ours);
-        if (fd === undefined) reject(new Error('the port connector exited without handing over a connection'));
-        else resolve(fd);
-      } catch (err) {
-        reject(err as Error);
-      } finally {
-        closeSync(ours);
-      }
-    });
-  });
+    const fd = receiveFd(ours);
+    if (fd === undefined) throw new Error('the port connector exited without handing over a connection');
+    return fd;
+  } finally {
+    closeSync(ours);
+  }
 }
 
 interface OnReadOption {
