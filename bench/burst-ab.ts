@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runBench, withBenchDaemons, type BenchDaemon } from './ab-daemon.js';
+import { runBench, startTimedPod, usernsLinux, withBenchDaemons, type BenchDaemon } from './ab-daemon.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
@@ -37,29 +37,10 @@ function cpuOf(pid: number): { user: number; system: number } {
 }
 
 let seq = 0;
-function linuxOf(n: number): Record<string, unknown> {
-  if (!USERNS) return {};
-  const maps = [{ containerId: 0, hostId: (100 + (n % 200)) * 65536, length: 65536 }];
-  return { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: { mode: 'POD', uids: maps, gids: maps } } } };
-}
-
 async function startPod(b: Build, image: string, record: boolean): Promise<string> {
   const n = seq++;
-  const linux = linuxOf(n);
-  const config = { metadata: { name: `burst-${n}`, namespace: 'bench', uid: `burst-${process.pid}-${n}`, attempt: 0 }, linux, logDirectory: '' };
-  const t0 = performance.now();
-  const { podSandboxId } = await b.cri.runtime.RunPodSandbox({ config });
-  const t1 = performance.now();
-  const { containerId } = await b.cri.runtime.CreateContainer({
-    podSandboxId, sandboxConfig: config, config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux },
-  });
-  const t2 = performance.now();
-  await b.cri.runtime.StartContainer({ containerId });
-  if (record) {
-    b.steps.run.push(t1 - t0);
-    b.steps.create.push(t2 - t1);
-    b.steps.start.push(performance.now() - t2);
-  }
+  const { podSandboxId, times } = await startTimedPod(b.cri, image, `burst-${n}`, USERNS ? usernsLinux(n) : {});
+  if (record) for (const step of STEPS) b.steps[step].push(times[step]);
   return podSandboxId;
 }
 

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runBench, withBenchDaemons, type BenchDaemon } from './ab-daemon.js';
+import { runBench, startTimedPod, usernsLinux, withBenchDaemons, type BenchDaemon } from './ab-daemon.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const CLI_A = resolve(process.argv[2] ?? '/work/main/dist/cli.js');
@@ -27,34 +27,16 @@ interface Build extends BenchDaemon { pods: Pod[]; times: Map<number, Record<Ste
 
 const USERNS = process.env.BENCH_USERNS === '1';
 
-/** A sampled pod's (and its container's) linux section: user-namespaced with BENCH_USERNS, on
- * host ids 100-299 x 64 Ki (far from any real user), a block per pod as kubelet gives. */
-function linuxOf(n: number, measured: boolean): Record<string, unknown> {
-  if (!USERNS || !measured) return {};
-  const maps = [{ containerId: 0, hostId: (100 + (n % 200)) * 65536, length: 65536 }];
-  return { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: { mode: 'POD', uids: maps, gids: maps } } } };
-}
-
 let seq = 0;
 /** `measured`: a warm-up or a sample (user-namespaced with BENCH_USERNS), not a level's filler. */
 async function startPod(b: Build, image: string, times?: Record<Step, number[]>, measured = times !== undefined): Promise<Pod> {
   const n = seq++;
-  const linux = linuxOf(n, measured);
-  const config = { metadata: { name: `scale-${n}`, namespace: 'bench', uid: `scale-${process.pid}-${n}`, attempt: 0 }, linux, logDirectory: '' };
-  const t0 = performance.now();
-  const { podSandboxId } = await b.cri.runtime.RunPodSandbox({ config });
-  const t1 = performance.now();
-  const { containerId } = await b.cri.runtime.CreateContainer({
-    podSandboxId, sandboxConfig: config, config: { metadata: { name: 'c', attempt: 0 }, image: { image }, command: ['sleep', '100000'], linux },
-  });
-  const t2 = performance.now();
-  await b.cri.runtime.StartContainer({ containerId });
-  const t3 = performance.now();
+  const { podSandboxId, times: t } = await startTimedPod(b.cri, image, `scale-${n}`, USERNS && measured ? usernsLinux(n) : {});
   if (times) {
-    times.run.push(t1 - t0);
-    times.create.push(t2 - t1);
-    times.start.push(t3 - t2);
-    times.total.push(t3 - t0);
+    times.run.push(t.run);
+    times.create.push(t.create);
+    times.start.push(t.start);
+    times.total.push(t.run + t.create + t.start);
   }
   return { podSandboxId };
 }

@@ -852,7 +852,7 @@ static void unmount_all_complete(napi_env env, napi_status status, void *data) {
  * unmountAllAsync(targets, flags) -> Promise<null | [index, errno]>: umount2(target, flags) on
  * each target in turn, again while it succeeds (every mount stacked there), on one thread of
  * libuv's pool; stops at the first target that fails otherwise than not being a mount point. A
- * pod's pins and /dev/shm in one trip, whose lazy unmounts each wait for an RCU grace period.
+ * pod's pins in one trip: their lazy unmounts each wait for an RCU grace period.
  */
 static napi_value js_unmount_all_async(napi_env env, napi_callback_info info) {
   napi_value a[2];

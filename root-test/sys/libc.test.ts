@@ -84,5 +84,11 @@ describe('libc bindings (root)', () => {
     await expect(unmountAll([a, join(dir, 'plain', 'below'), b], 0)).rejects.toThrow(/umount2 .*plain\/below: ENOTDIR/);
     expect(mounts()).toBe(1);
     await unmountAll([b], 0);
+    // A path that keeps holding mounts is given up on after 64, named, and the rest stays.
+    for (let i = 0; i < 65; i++) await mountAsync('tmpfs', a, 'tmpfs', 0, 'size=64k');
+    await expect(unmountAll([a], 0)).rejects.toThrow(/umount2 .*all-a: EBUSY/);
+    expect(mounts()).toBe(1);
+    await unmountAll([a], 0);
+    expect(mounts()).toBe(0);
   });
 });

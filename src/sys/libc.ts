@@ -158,11 +158,13 @@ export function lremovexattr(path: string, name: string): void {
   check(addon().lremovexattr(path, name), 'lremovexattr', path, `${path} ${name}`);
 }
 
-// Mounts and unmounts run on libuv's pool, never on the event loop: their cost is the node's,
-// not the call's. An overlay's mount looks through every mount on each layer's filesystem
-// (clone_private_mount: as many as the node has pods, kubelet's volumes and crib's own rootfs and
-// pins), a lazy unmount waits for an RCU grace period, and the last unmount of a writable
-// overlay syncs its upper directory's whole filesystem.
+// mount(2) and umount2(2) run on libuv's pool, never on the event loop: their cost is the
+// node's, not the call's. An overlay's mount looks through every mount on each layer's
+// filesystem (clone_private_mount: as many as the node has pods, kubelet's volumes and crib's own
+// rootfs and pins), a lazy unmount waits for an RCU grace period, and the last unmount of a
+// writable overlay syncs its upper directory's whole filesystem. (The new mount API's calls below,
+// which a user-namespaced pod's layers take, still run in place: a detached clone of one
+// directory each, no sync and no grace period.)
 
 /** mount(2). Relative paths in `data` resolve against the daemon's cwd: pass absolute ones. */
 export async function mountAsync(source: string, target: string, fstype: string | null, flags: number,
