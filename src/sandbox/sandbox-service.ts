@@ -422,9 +422,9 @@ export class SandboxService {
    * A removed pod's kernel objects and dir, once its record's file is gone. The kernel's objects
    * go before the answer (a netns path kubelet or a CNI plugin holds must not outlive the pod),
    * unmounted in place (one trip to the thread pool, while the record's directory syncs); the
-   * dir's files, the pinned ones among them,
-   * after it, from the trash. An unmount the kernel refuses is tried again by the trash (which
-   * never deletes through a mount) and, failing that, by the next start-up's sweep.
+   * dir's files, the pinned ones among them, after it, from the trash. An unmount the kernel
+   * refuses is tried again by the trash (which never deletes through a mount) and, failing that,
+   * by the next start-up's sweep.
    */
   private async releasePodDir(pod: SandboxRecord): Promise<void> {
     crashPoint('RemovePodSandbox:after-record');
