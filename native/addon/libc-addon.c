@@ -515,8 +515,10 @@ static napi_value js_execve(napi_env env, napi_callback_info info) {
 }
 
 /* posix_spawn with descriptors 0-3 from fds[i] (dup2'd; -1: /dev/null for 0-2, closed for 3), no
- * signal blocked, every signal at its default action, setsid when `new_session`. */
-static int spawn(pid_t *pid, const char *path, char **argv, char **envp, const int fds[4], bool new_session) {
+ * signal blocked, every signal at its default action, setsid when `new_session`, in directory
+ * `cwd` when given. */
+static int spawn(pid_t *pid, const char *path, char **argv, char **envp, const int fds[4], bool new_session,
+                 const char *cwd) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   sigset_t mask, defaults;
@@ -531,6 +533,7 @@ static int spawn(pid_t *pid, const char *path, char **argv, char **envp, const i
     if (fds[i] >= 0) rc = posix_spawn_file_actions_adddup2(&actions, fds[i], i);
     else if (i < 3) rc = posix_spawn_file_actions_addopen(&actions, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
   }
+  if (!rc && cwd) rc = posix_spawn_file_actions_addchdir_np(&actions, cwd);
   if (!rc && (sigemptyset(&mask) < 0 || sigfillset(&defaults) < 0)) rc = errno;
   if (!rc) rc = posix_spawnattr_setsigmask(&attr, &mask);
   if (!rc) rc = posix_spawnattr_setsigdefault(&attr, &defaults);
@@ -731,7 +734,7 @@ static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
 struct spawn_call {
   napi_async_work work;
   napi_deferred deferred;
-  char *path, **argv, **envp; /* malloc'd: freed when the call settles */
+  char *path, **argv, **envp, *cwd; /* malloc'd (cwd NULL when not given): freed when the call settles */
   int fds[4];
   bool new_session;
   pid_t pid;
@@ -740,6 +743,7 @@ struct spawn_call {
 
 static void free_spawn_call(struct spawn_call *c) {
   free(c->path);
+  free(c->cwd);
   free_strv(c->argv);
   free_strv(c->envp);
   free(c);
@@ -748,7 +752,7 @@ static void free_spawn_call(struct spawn_call *c) {
 static void spawn_call_execute(napi_env env, void *data) {
   (void)env;
   struct spawn_call *c = data;
-  c->r = spawn(&c->pid, c->path, c->argv, c->envp, c->fds, c->new_session);
+  c->r = spawn(&c->pid, c->path, c->argv, c->envp, c->fds, c->new_session, c->cwd);
 }
 
 static void spawn_call_complete(napi_env env, napi_status status, void *data) {
@@ -761,15 +765,15 @@ static void spawn_call_complete(napi_env env, napi_status status, void *data) {
 }
 
 /*
- * posixSpawnAsync(path, argv, envp, [stdin, stdout, stderr, fd3] (-1: none), newSession) ->
- * Promise<pid | -errno>: posix_spawn on a thread of libuv's pool. posix_spawn clones with
+ * posixSpawnAsync(path, argv, envp, [stdin, stdout, stderr, fd3] (-1: none), newSession, cwd | null)
+ * -> Promise<pid | -errno>: posix_spawn on a thread of libuv's pool. posix_spawn clones with
  * CLONE_VM|CLONE_VFORK, and the thread that calls it waits until the child has exec'd: 0.2 ms
  * of the event loop per helper on an idle node, twice that with 250 pods, where kubelet's exec
  * probes alone start 25 helpers a second. The descriptors must stay open until it settles.
  */
 static napi_value js_posix_spawn_async(napi_env env, napi_callback_info info) {
-  napi_value a[5];
-  if (!args(env, info, 5, a, "posixSpawnAsync")) return NULL;
+  napi_value a[6];
+  if (!args(env, info, 6, a, "posixSpawnAsync")) return NULL;
   struct spawn_call *c = calloc(1, sizeof *c);
   if (!c) {
     napi_throw_error(env, "ENOMEM", "out of memory");
@@ -790,7 +794,7 @@ static napi_value js_posix_spawn_async(napi_env env, napi_callback_info info) {
   }
   napi_value promise = NULL;
   if (get_str(env, a[0], &c->path, false, "posixSpawnAsync: path") && get_strv(env, a[1], &c->argv, "posixSpawnAsync: argv") &&
-      get_strv(env, a[2], &c->envp, "posixSpawnAsync: envp"))
+      get_strv(env, a[2], &c->envp, "posixSpawnAsync: envp") && get_str(env, a[5], &c->cwd, true, "posixSpawnAsync: cwd"))
     promise = queue_work(env, "posixSpawnAsync", spawn_call_execute, spawn_call_complete, c, &c->deferred, &c->work);
   if (!promise) free_spawn_call(c);
   return promise;

@@ -1,8 +1,7 @@
 // overlayfs mounts. mount(2) takes the option string in one page, which a deep image's lowerdir
 // list can outgrow; then the same mount is done by the mount(8) CLI from the snapshot root
 // with relative paths (the kernel resolves them against the mounting process's cwd, and a
-// child's cwd is its own — chdir in the daemon would affect every thread).
-import { spawn } from 'node:child_process';
+// child's cwd is its own, set by posix_spawn; chdir in the daemon would affect every thread).
 import { closeSync, openSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ResourceExhaustedError, InternalError, errnoCode } from '../errors.js';
@@ -10,6 +9,7 @@ import {
   AT_FDCWD, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
   OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, mountAsync, mountSetattr, moveMount, openTree, umount2Async,
 } from '../sys/libc.js';
+import { execFileWithoutFork } from '../sys/exec-file.js';
 
 const PAGE_LIMIT = 4095; // one page including the terminating NUL
 const MAX_LOWERS = 500; // overlayfs's own limit
@@ -179,18 +179,13 @@ export function unmountOverlay(target: string): Promise<void> {
   return done;
 }
 
-function run(cmd: string, args: string[], cwd: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new InternalError(`${cmd} ${args.slice(0, 3).join(' ')} ... failed (exit ${code}): ${stderr.trim()}`));
-    });
-  });
+/** What of mount(8)'s output a failure quotes. */
+const MOUNT_OUTPUT_MAX = 64 << 10;
+/** mount(8) is killed after this long: an overlay mounts in milliseconds. */
+const MOUNT_TIMEOUT_MS = 60_000;
+
+/** mount(8) with `args`, from directory `cwd` (posix_spawn, as every helper: no fork of the daemon). */
+async function run(cmd: string, args: string[], cwd: string): Promise<void> {
+  const r = await execFileWithoutFork(cmd, args, { cwd, timeoutMs: MOUNT_TIMEOUT_MS, maxBuffer: MOUNT_OUTPUT_MAX });
+  if (r.error) throw new InternalError(`${cmd} ${args.slice(0, 3).join(' ')} ... failed (${r.error.message}): ${r.stderr.trim()}`);
 }

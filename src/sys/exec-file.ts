@@ -17,6 +17,8 @@ export interface ExecOptions {
   maxBuffer: number;
   /** Its environment; the daemon's unless given. */
   env?: NodeJS.ProcessEnv;
+  /** Its working directory; the daemon's unless given. */
+  cwd?: string;
   /** Written to its stdin, which is then closed; stdin is /dev/null without it. */
   input?: string;
   /** Each chunk of stdout as the command writes it (all before the call resolves; stdout still holds everything). */
@@ -42,7 +44,7 @@ export interface ExecResult {
 export async function execFileWithoutFork(file: string, args: readonly string[], opts: ExecOptions): Promise<ExecResult> {
   let p;
   try {
-    p = await spawnWithoutFork(file, args, { env: opts.env, stdinPipe: opts.input !== undefined });
+    p = await spawnWithoutFork(file, args, { env: opts.env, stdinPipe: opts.input !== undefined, cwd: opts.cwd });
   } catch (err) {
     return { stdout: '', stderr: '', code: null, killed: false, error: err as Error };
   }

@@ -34,7 +34,7 @@ interface LibcAddon {
   sealedCopy(path: string, name: string): number;
   setThreadNice(nice: number): number;
   execve(path: string, argv: readonly string[], envp: readonly string[]): number;
-  posixSpawnAsync(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean): Promise<number>;
+  posixSpawnAsync(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean, cwd: string | null): Promise<number>;
   waitpidNoHang(pid: number): number | null;
   mallocTrim(): Promise<boolean>;
   mallopt(param: number, value: number): number;
@@ -419,17 +419,18 @@ export interface SpawnFds {
  * posix_spawn(3): runs `path` with `argv` and `env`, its descriptors 0-3 as `fds` says, no
  * signal blocked and every signal at its default action (but for glibc's two internal ones,
  * which its spawn leaves ignored), in a session of its own when `newSession` (setsid, as
- * child_process's `detached`). glibc clones with CLONE_VM|CLONE_VFORK: the calling thread waits
+ * child_process's `detached`), in directory `cwd` when given. glibc clones with
+ * CLONE_VM|CLONE_VFORK: the calling thread waits
  * until the child has exec'd, and this process's memory is neither copied nor write-protected.
  * That thread is one of libuv's pool, never the event loop. The descriptors must stay open until
  * this settles. Resolves with the child's pid.
  */
-export async function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: SpawnFds, newSession = false): Promise<number> {
+export async function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: SpawnFds, newSession = false, cwd?: string): Promise<number> {
   const given = [fds.stdin, fds.stdout, fds.stderr, fds.fd3].filter((fd): fd is number => fd !== undefined);
   // A source among 0-3 could be overwritten by an earlier dup2 before it is read.
   if (given.some((fd) => fd < 4)) throw new Error(`posix_spawn ${path}: descriptors ${given.join(', ')} must all be above 3`);
   const slots = [fds.stdin, fds.stdout, fds.stderr, fds.fd3].map((fd) => fd ?? -1);
-  return check(await addon().posixSpawnAsync(path, argv, envp, slots, newSession), 'posix_spawn', path);
+  return check(await addon().posixSpawnAsync(path, argv, envp, slots, newSession, cwd ?? null), 'posix_spawn', path, cwd === undefined ? path : `${path} in ${cwd}`);
 }
 
 /** How a process ended: its exit code, or the signal that killed it. */

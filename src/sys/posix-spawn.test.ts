@@ -86,6 +86,18 @@ describe('spawnWithoutFork', () => {
     await expect(spawnWithoutFork('/bin/true', [], { fd3Pipe: true, fd3: 9 })).rejects.toThrow(/descriptor 3 asked as a pipe and as 9/);
   });
 
+  it('runs it in the directory asked for, and names that directory when it cannot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crib-spawn-cwd-'));
+    try {
+      const p = await spawnWithoutFork('/bin/pwd', [], { cwd: dir });
+      const [out] = await Promise.all([readToEnd(p.stdout), readToEnd(p.stderr), p.exited]);
+      expect(out.trim()).toBe(dir);
+      await expect(spawnWithoutFork('/bin/pwd', [], { cwd: join(dir, 'missing') })).rejects.toThrow(`posix_spawn /bin/pwd in ${join(dir, 'missing')}: ENOENT`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails with the file named when it cannot be run, and keeps none of the pipes it made for it', async () => {
     const fds = () => readdirSync('/proc/self/fd').length;
     const before = fds();

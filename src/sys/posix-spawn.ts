@@ -34,6 +34,8 @@ export interface SpawnOptions {
   fd3?: number;
   /** In a session of its own (setsid): a helper that detaches and must outlive the daemon. */
   newSession?: boolean;
+  /** Its working directory; the daemon's unless given. */
+  cwd?: string;
 }
 
 export interface SpawnedProcess {
@@ -93,7 +95,7 @@ export async function spawnWithoutFork(file: string, args: readonly string[], op
     if (fd3Pipe && opts.fd3 !== undefined) throw new Error(`posix_spawn ${file}: descriptor 3 asked as a pipe and as ${opts.fd3}`);
     const fds: SpawnFds = { stdin: stdinPipe?.theirs, stdout: stdoutPipe?.theirs, stderr: stderrPipe.theirs, fd3: fd3Pipe?.theirs ?? opts.fd3 };
     const env = opts.env ? { strings: envStrings(opts.env), path: opts.env.PATH } : (inheritedEnv ??= { strings: envStrings(process.env), path: process.env.PATH });
-    pid = await posixSpawn(executablePath(file, env.path), [file, ...args], env.strings, fds, opts.newSession);
+    pid = await posixSpawn(executablePath(file, env.path), [file, ...args], env.strings, fds, opts.newSession, opts.cwd);
   } finally {
     // The child holds its own copies of its ends; ours are kept only if it runs.
     for (const p of pipes) {
