@@ -68,8 +68,9 @@ function serializer(type: Protobuf.Type): (value: object) => Buffer {
   const isDirect = DIRECT_ENCODED.has(type.name);
   // Compiled when the first answer of the type is sent, not at start: each compiled type's
   // functions (and those of every type it holds, shared with the other encoders that hold them)
-  // stay in the heap, and an idle daemon sends few of these types, a node without pods some never. (Every one is compiled by the direct
-  // encoder's tests, so a type it cannot handle fails there, not in a daemon.)
+  // stay in the heap, and an idle daemon sends few of these types, a node without pods some
+  // never. (Every one is compiled by the direct encoder's tests, so a type it cannot handle fails
+  // there, not in a daemon.)
   let direct: ((value: object) => Buffer) | undefined;
   // A message object (not a plain one) carries its defaults on its prototype: protobufjs's path.
   let ctor: Protobuf.Constructor<object> | undefined;

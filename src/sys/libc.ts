@@ -420,10 +420,9 @@ export interface SpawnFds {
  * signal blocked and every signal at its default action (but for glibc's two internal ones,
  * which its spawn leaves ignored), in a session of its own when `newSession` (setsid, as
  * child_process's `detached`), in directory `cwd` when given. glibc clones with
- * CLONE_VM|CLONE_VFORK: the calling thread waits
- * until the child has exec'd, and this process's memory is neither copied nor write-protected.
- * That thread is one of libuv's pool, never the event loop. The descriptors must stay open until
- * this settles. Resolves with the child's pid.
+ * CLONE_VM|CLONE_VFORK: the calling thread waits until the child has exec'd, and this process's
+ * memory is neither copied nor write-protected. That thread is one of libuv's pool, never the
+ * event loop. The descriptors must stay open until this settles. Resolves with the child's pid.
  */
 export async function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], fds: SpawnFds, newSession = false, cwd?: string): Promise<number> {
   const given = [fds.stdin, fds.stdout, fds.stderr, fds.fd3].filter((fd): fd is number => fd !== undefined);
