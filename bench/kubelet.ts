@@ -13,8 +13,8 @@
 // daemon, its per-container helpers and what they reap: crib-monitor / containerd-shim, and
 // containerd's pause processes), their PSS (smaps_rollup), and p50/p99 per RPC. Then the scale
 // curve: pod + container start latency, p50 and p90 (BENCH_CURVE_SAMPLES pods, default 20,
-// started one by one with the level's pods running) and the daemon's RSS at each level, the first
-// being the idle daemon's.
+// started one by one with the level's pods running) and the daemon's RSS at each level once its
+// pattern has run.
 // containerd (Debian's package, CRI plugin, runc, CNI bridge; test-support/bench-targets.ts)
 // runs in the same run when installed, measured right after crib at every level.
 // The first stats listing at a level is also printed on its own: it comes before any period is
@@ -308,7 +308,7 @@ function print(names: string[], results: LevelResult[][]): void {
     const at = results.map((r) => r[li]!);
     row(`${level} pods: pod+container start p50 ms`, at.map((r) => pct(r.startMs, 0.5)), (v) => v.toFixed(1));
     row(`${level} pods: pod+container start p90 ms`, at.map((r) => pct(r.startMs, 0.9)), (v) => v.toFixed(1));
-    row(`${level} pods: daemon RSS MiB${li === 0 && level === 0 ? ' (idle, image pulled)' : ''}`, at.map((r) => r.daemonRssMiB), (v) => v.toFixed(1));
+    row(`${level} pods: daemon RSS MiB (after the pattern)`, at.map((r) => r.daemonRssMiB), (v) => v.toFixed(1));
   }
   if (LEVELS.length >= 2) {
     const first = LEVELS[0]!;
@@ -329,14 +329,15 @@ async function main(): Promise<void> {
         for (const [k, t] of targets.entries()) {
           // Fewer pods than the last level: remove the extra ones.
           while (pods[k]!.length > level) await removePod(t, pods[k]!.pop()!);
-          const daemonRssMiB = rssMiB(t.daemonPid);
           console.error(`${t.name}: ${level} pods: starting ${level - pods[k]!.length}`);
           await growTo(t, pods[k]!, level);
           const startMs = await startLatency(t);
           console.error(`${t.name}: ${level} pods: ${SECONDS} s of kubelet's pattern`);
           const window = await steady(t, pods[k]!);
-          // The idle daemon's RSS is read before any pod; at other levels, once they all run.
-          results[k]!.push({ level, window, startMs, daemonRssMiB: level === 0 ? daemonRssMiB : rssMiB(t.daemonPid) });
+          // Read at every level once its pattern has run, as a node's daemon is found: at 0 pods that
+          // is an idle node's (kubelet polls it, the scale curve's pods came and went), not the
+          // daemon right after its start-up's pull, which still holds the pull's garbage.
+          results[k]!.push({ level, window, startMs, daemonRssMiB: rssMiB(t.daemonPid) });
         }
       }
       return { names: targets.map((t) => t.name), results };
