@@ -584,6 +584,23 @@ static void pool_call_execute(napi_env env, void *data) {
   c->r = c->call(c);
 }
 
+/* A number for a pool call's result, NULL when it cannot be made: a completion throws nothing, it
+ * rejects the call's promise instead (settle). */
+static napi_value settled_number(napi_env env, double v) {
+  napi_value r;
+  return napi_create_double(env, v, &r) == napi_ok ? r : NULL;
+}
+
+/* An array of `items` for a pool call's result, NULL when it or any item (NULL) cannot be made. */
+static napi_value array_of(napi_env env, const napi_value *items, uint32_t n) {
+  napi_value arr;
+  if (napi_create_array_with_length(env, n, &arr) != napi_ok) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    if (items[i] == NULL || napi_set_element(env, arr, i, items[i]) != napi_ok) return NULL;
+  }
+  return arr;
+}
+
 /* Settles a pool call's promise with `v`, or rejects it when the call did not run or its result
  * could not be made (v NULL). */
 static void settle(napi_env env, napi_deferred deferred, napi_status status, napi_value v, const char *fn) {
@@ -800,6 +817,39 @@ static napi_value js_posix_spawn_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* ---- calls over a list of paths, on libuv's pool ------------------------------------------ */
+
+/* What a pool call over a list of paths begins with (the first member of its struct): its work,
+ * its promise, and the paths (NULL-terminated, malloc'd), freed when it settles. */
+struct paths_call {
+  napi_async_work work;
+  napi_deferred deferred;
+  char **paths;
+};
+
+/* A promise of `execute` run on libuv's pool for `c` (calloc'd, beginning with a paths_call) over
+ * `list`, a JavaScript array of paths (`what` names it in errors); NULL with an exception pending
+ * when it is not one or the work cannot be queued, c freed then. */
+static napi_value paths_call_queue(napi_env env, const char *fn, napi_async_execute_callback execute,
+                                   napi_async_complete_callback complete, struct paths_call *c, napi_value list,
+                                   const char *what) {
+  napi_value promise = NULL;
+  if (get_strv(env, list, &c->paths, what)) promise = queue_work(env, fn, execute, complete, c, &c->deferred, &c->work);
+  if (!promise) {
+    free_strv(c->paths);
+    free(c);
+  }
+  return promise;
+}
+
+/* Settles `c`'s promise with `v` (rejects it when v is NULL or the call did not run) and frees c. */
+static void paths_call_settle(napi_env env, struct paths_call *c, napi_status status, napi_value v, const char *fn) {
+  settle(env, c->deferred, status, v, fn);
+  napi_delete_async_work(env, c->work);
+  free_strv(c->paths);
+  free(c);
+}
+
 /* ---- every mount stacked on each of a list of paths, on libuv's pool ---------------------- */
 
 /* Mounts one path may hold, one stacked on another, before unmountAll gives up on it: a pin
@@ -807,9 +857,7 @@ static napi_value js_posix_spawn_async(napi_env env, napi_callback_info info) {
 #define UNMOUNT_ALL_MAX 64
 
 struct unmount_all_call {
-  napi_async_work work;
-  napi_deferred deferred;
-  char **targets; /* NULL-terminated, malloc'd: freed when the call settles */
+  struct paths_call call; /* the targets */
   int flags;
   int failed; /* the index of the target that failed, or -1 */
   int err;    /* its errno (EBUSY: still mounted after UNMOUNT_ALL_MAX unmounts) */
@@ -819,9 +867,9 @@ static void unmount_all_execute(napi_env env, void *data) {
   (void)env;
   struct unmount_all_call *c = data;
   c->failed = -1;
-  for (int i = 0; c->targets[i]; i++) {
+  for (int i = 0; c->call.paths[i]; i++) {
     int n = 0;
-    while (umount2(c->targets[i], c->flags) == 0) {
+    while (umount2(c->call.paths[i], c->flags) == 0) {
       if (++n == UNMOUNT_ALL_MAX) {
         c->err = EBUSY;
         break;
@@ -838,18 +886,13 @@ static void unmount_all_execute(napi_env env, void *data) {
 /* null once every target is unmounted, else [index, errno] of the one that was not. */
 static void unmount_all_complete(napi_env env, napi_status status, void *data) {
   struct unmount_all_call *c = data;
-  napi_value v = NULL, index, err;
+  napi_value v = NULL;
   if (c->failed < 0) {
     if (napi_get_null(env, &v) != napi_ok) v = NULL;
-  } else if (napi_create_array_with_length(env, 2, &v) != napi_ok || napi_create_int32(env, c->failed, &index) != napi_ok ||
-             napi_create_int32(env, c->err, &err) != napi_ok || napi_set_element(env, v, 0, index) != napi_ok ||
-             napi_set_element(env, v, 1, err) != napi_ok) {
-    v = NULL;
+  } else {
+    v = array_of(env, (napi_value[]){settled_number(env, c->failed), settled_number(env, c->err)}, 2);
   }
-  settle(env, c->deferred, status, v, "unmountAllAsync");
-  napi_delete_async_work(env, c->work);
-  free_strv(c->targets);
-  free(c);
+  paths_call_settle(env, &c->call, status, v, "unmountAllAsync");
 }
 
 /*
@@ -868,14 +911,8 @@ static napi_value js_unmount_all_async(napi_env env, napi_callback_info info) {
     return NULL;
   }
   c->flags = flags;
-  napi_value promise = NULL;
-  if (get_strv(env, a[0], &c->targets, "unmountAllAsync: targets"))
-    promise = queue_work(env, "unmountAllAsync", unmount_all_execute, unmount_all_complete, c, &c->deferred, &c->work);
-  if (!promise) {
-    free_strv(c->targets);
-    free(c);
-  }
-  return promise;
+  return paths_call_queue(env, "unmountAllAsync", unmount_all_execute, unmount_all_complete, &c->call, a[0],
+                          "unmountAllAsync: targets");
 }
 
 static int mount_or_errno(const struct pool_call *c) {
@@ -903,9 +940,7 @@ static napi_value js_mount_async(napi_env env, napi_callback_info info) {
 /* ---- disk usage of trees, on libuv's pool ----------------------------------------------- */
 
 struct usage_call {
-  napi_async_work work;
-  napi_deferred deferred;
-  char **roots; /* NULL-terminated, malloc'd: freed when the call settles */
+  struct paths_call call; /* the roots */
   uint32_t max_depth;
   struct crib_tree_usage usage;
   int r;
@@ -915,27 +950,21 @@ static void usage_call_execute(napi_env env, void *data) {
   (void)env;
   struct usage_call *c = data;
   int n = 0;
-  while (c->roots[n]) n++;
-  c->r = crib_tree_usage((const char *const *)c->roots, n, c->max_depth, &c->usage);
+  while (c->call.paths[n]) n++;
+  c->r = crib_tree_usage((const char *const *)c->call.paths, n, c->max_depth, &c->usage);
 }
 
 /* [bytes, inodes, tooDeep], or -errno. */
 static void usage_call_complete(napi_env env, napi_status status, void *data) {
   struct usage_call *c = data;
-  napi_value v = NULL, bytes, inodes, deep;
+  napi_value v = NULL, deep = NULL;
   if (c->r < 0) {
-    if (napi_create_int32(env, c->r, &v) != napi_ok) v = NULL;
-  } else if (napi_create_array_with_length(env, 3, &v) != napi_ok ||
-             napi_create_double(env, (double)c->usage.bytes, &bytes) != napi_ok ||
-             napi_create_double(env, (double)c->usage.inodes, &inodes) != napi_ok ||
-             napi_get_boolean(env, c->usage.too_deep, &deep) != napi_ok || napi_set_element(env, v, 0, bytes) != napi_ok ||
-             napi_set_element(env, v, 1, inodes) != napi_ok || napi_set_element(env, v, 2, deep) != napi_ok) {
-    v = NULL;
+    v = settled_number(env, c->r);
+  } else {
+    if (napi_get_boolean(env, c->usage.too_deep, &deep) != napi_ok) deep = NULL;
+    v = array_of(env, (napi_value[]){settled_number(env, (double)c->usage.bytes), settled_number(env, (double)c->usage.inodes), deep}, 3);
   }
-  settle(env, c->deferred, status, v, "treeUsageAsync");
-  napi_delete_async_work(env, c->work);
-  free_strv(c->roots);
-  free(c);
+  paths_call_settle(env, &c->call, status, v, "treeUsageAsync");
 }
 
 /*
@@ -960,16 +989,8 @@ static napi_value js_tree_usage_async(napi_env env, napi_callback_info info) {
     return NULL;
   }
   c->max_depth = (uint32_t)max_depth;
-  if (!get_strv(env, a[0], &c->roots, "treeUsageAsync: argument 1 is not an array of strings without NUL bytes")) {
-    free(c);
-    return NULL;
-  }
-  napi_value promise = queue_work(env, "treeUsageAsync", usage_call_execute, usage_call_complete, c, &c->deferred, &c->work);
-  if (!promise) {
-    free_strv(c->roots);
-    free(c);
-  }
-  return promise;
+  return paths_call_queue(env, "treeUsageAsync", usage_call_execute, usage_call_complete, &c->call, a[0],
+                          "treeUsageAsync: argument 1 is not an array of strings without NUL bytes");
 }
 
 /* ---- module -------------------------------------------------------------------------------- */

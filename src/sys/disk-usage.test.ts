@@ -3,7 +3,7 @@
 // full; the bound on walks at once.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { link, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,18 @@ describe('diskUsage', () => {
     const f = join(root, 'file');
     await writeFile(f, 'x'.repeat(9000));
     expect(await diskUsage(f)).toEqual(du(f));
+  });
+
+  // The unit tier runs as nobody: a directory without permissions is one the walk cannot enter.
+  it('throws the errno of a directory the walk cannot open, naming its root', async () => {
+    const top = join(root, 'shut');
+    await mkdir(join(top, 'inner'), { recursive: true });
+    await chmod(join(top, 'inner'), 0);
+    try {
+      await expect(treeUsage([top], 8)).rejects.toMatchObject({ code: 'EACCES', path: top });
+    } finally {
+      await chmod(join(top, 'inner'), 0o755);
+    }
   });
 
   // A container makes one with a loop of mkdir and cd in its writable layer. Reached by its whole
