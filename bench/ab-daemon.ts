@@ -98,10 +98,10 @@ export async function withBenchDaemons<R>(fn: (image: string, start: StartBenchD
 }
 
 /** kubelet's shape of a user-namespaced pod's (and its container's) linux section: container ids
- * 0-65535 on a 64 Ki block of host ids of the pod's own, the `n`th of 200 from host id 100 x 64 Ki
- * (far from any real user). */
-export function usernsLinux(n: number): Record<string, unknown> {
-  const maps = [{ containerId: 0, hostId: (100 + (n % 200)) * 65536, length: 65536 }];
+ * 0-65535 on a 64 Ki block of host ids of the pod's own, block number `first + n % count` (by
+ * default the `n`th of 200 from host id 100 x 64 Ki, far from any real user). */
+export function usernsLinux(n: number, blocks = { first: 100, count: 200 }): Record<string, unknown> {
+  const maps = [{ containerId: 0, hostId: (blocks.first + (n % blocks.count)) * 65536, length: 65536 }];
   return { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: { mode: 'POD', uids: maps, gids: maps } } } };
 }
 

@@ -11,6 +11,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import type { CriClient } from '../test-support/cri-client.js';
 import { runOnBenchTargets } from '../test-support/bench-targets.js';
+import { usernsLinux } from './ab-daemon.js';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 20);
@@ -21,15 +22,12 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
 let seq = 0;
-/** kubelet's shape: container ids 0..65535 on a 64 Ki block of host ids of the pod's own. */
-function usernsLinux(n: number): Record<string, unknown> {
-  const maps = [{ containerId: 0, hostId: 65536 * (64 + (n % 4096)), length: 65536 }];
-  return { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', usernsOptions: { mode: 'POD', uids: maps, gids: maps } } } };
-}
+/** A user-namespaced pod's blocks of host ids: 4,096 of them from host id 64 x 64 Ki. */
+const USERNS_BLOCKS = { first: 64, count: 4096 };
 
 async function startPodWith(cri: CriClient, image: string, t: Timings, userns = false): Promise<string> {
   const n = seq++;
-  const linux = userns ? usernsLinux(n) : {};
+  const linux = userns ? usernsLinux(n, USERNS_BLOCKS) : {};
   const config = { metadata: { name: `bench-${n}`, namespace: 'bench', uid: `bench-${process.pid}-${n}`, attempt: 0 }, linux, logDirectory: '' };
   const t0 = process.hrtime.bigint();
   const { podSandboxId } = await cri.runtime.RunPodSandbox({ config });
