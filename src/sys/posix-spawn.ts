@@ -77,6 +77,7 @@ const closeQuietly = (fd: number) => {
  * after both end. Rejects (the file named) when it cannot be started.
  */
 export async function spawnWithoutFork(file: string, args: readonly string[], opts: SpawnOptions = {}): Promise<SpawnedProcess> {
+  if (opts.fd3Pipe && opts.fd3 !== undefined) throw new Error(`posix_spawn ${file}: descriptor 3 asked as a pipe and as ${opts.fd3}`);
   // Each pipe: the end the daemon keeps, and the end the child gets (closed here once it has it).
   const pipes: { ours: number; theirs: number }[] = [];
   const pipe = (ourEnd: 'read' | 'write') => {
@@ -92,7 +93,6 @@ export async function spawnWithoutFork(file: string, args: readonly string[], op
     stdoutPipe = opts.stdoutToNull ? undefined : pipe('read');
     stderrPipe = pipe('read');
     fd3Pipe = opts.fd3Pipe ? pipe('read') : undefined;
-    if (fd3Pipe && opts.fd3 !== undefined) throw new Error(`posix_spawn ${file}: descriptor 3 asked as a pipe and as ${opts.fd3}`);
     const fds: SpawnFds = { stdin: stdinPipe?.theirs, stdout: stdoutPipe?.theirs, stderr: stderrPipe.theirs, fd3: fd3Pipe?.theirs ?? opts.fd3 };
     const env = opts.env ? { strings: envStrings(opts.env), path: opts.env.PATH } : (inheritedEnv ??= { strings: envStrings(process.env), path: process.env.PATH });
     pid = await posixSpawn(executablePath(file, env.path), [file, ...args], env.strings, fds, opts.newSession, opts.cwd);
