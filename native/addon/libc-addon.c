@@ -17,6 +17,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "crib-atomic-file.h"
+#include "crib-error.h"
 #include "crib-sealed-exe.h"
 #include "tree-usage.h"
 #include "v8-heap.h"
@@ -24,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
@@ -746,6 +749,142 @@ static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
   return queue_pool_call(env, "umount2Async", umount2_or_errno, flags, strs, false);
 }
 
+/* ---- crash-safe files, on libuv's pool ---------------------------------------------------- */
+
+/* Added to the errno of a directory's sync that failed after its rename was made: every errno is
+ * below it (the kernel's MAX_ERRNO is 4095), so one result tells the two failures apart. */
+#define SYNC_DIR_FAILED 4096
+
+/* A crib_err's errno as the -errno a call returns (EIO for a failure that was no syscall's). */
+static int neg_errno(const crib_err *err) {
+  return -(err->errnum > 0 ? err->errnum : EIO);
+}
+
+struct prepare_call {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path, *bytes; /* malloc'd, freed when the call settles */
+  size_t len;
+  mode_t mode;
+  char tmp[NAME_MAX + 1]; /* the temp file's name, once made */
+  int r;
+};
+
+static void free_prepare_call(struct prepare_call *c) {
+  free(c->path);
+  free(c->bytes);
+  free(c);
+}
+
+static void prepare_call_execute(napi_env env, void *data) {
+  (void)env;
+  struct prepare_call *c = data;
+  crib_err err = {0};
+  c->r = crib_atomic_prepare(c->path, c->bytes, c->len, c->mode, c->tmp, sizeof c->tmp, &err) < 0 ? neg_errno(&err) : 0;
+}
+
+static void prepare_call_complete(napi_env env, napi_status status, void *data) {
+  struct prepare_call *c = data;
+  napi_value v = NULL;
+  if (c->r < 0) v = settled_number(env, c->r);
+  else if (napi_create_string_utf8(env, c->tmp, NAPI_AUTO_LENGTH, &v) != napi_ok) v = NULL;
+  settle(env, c->deferred, status, v, "atomicPrepareAsync");
+  napi_delete_async_work(env, c->work);
+  free_prepare_call(c);
+}
+
+/*
+ * atomicPrepareAsync(path, bytes, mode) -> Promise<string | number>: the first half of an atomic
+ * write (crib_atomic_prepare, native/common/atomic-file.c): a temp file beside `path` holding
+ * `bytes` (a Uint8Array, copied: the caller may reuse it at once) with exactly `mode`, synced, in
+ * one trip to libuv's pool where node:fs takes an open, a write and a close each. Resolves with
+ * the temp file's name, or -errno (no temp file left).
+ */
+static napi_value js_atomic_prepare_async(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  int32_t mode;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void *data = NULL;
+  if (!args(env, info, 3, a, "atomicPrepareAsync") ||
+      !get_i32(env, a[2], &mode, "atomicPrepareAsync: argument 3 is not an integer") ||
+      !ok(env, napi_get_typedarray_info(env, a[1], &type, &len, &data, NULL, NULL), "atomicPrepareAsync: argument 2 is not a Uint8Array")) {
+    return NULL;
+  }
+  if (type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "atomicPrepareAsync: argument 2 is not a Uint8Array");
+    return NULL;
+  }
+  if ((mode & ~07777) != 0) {
+    throw_errorf(env, "atomicPrepareAsync: mode %#o", (unsigned)mode);
+    return NULL;
+  }
+  struct prepare_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  c->mode = (mode_t)mode;
+  c->len = len;
+  if (!get_str(env, a[0], &c->path, false, "atomicPrepareAsync: argument 1 is not a string without NUL bytes")) {
+    free_prepare_call(c);
+    return NULL;
+  }
+  c->bytes = malloc(len > 0 ? len : 1);
+  if (!c->bytes) {
+    free_prepare_call(c);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  if (len > 0) memcpy(c->bytes, data, len);
+  napi_value promise = queue_work(env, "atomicPrepareAsync", prepare_call_execute, prepare_call_complete, c, &c->deferred, &c->work);
+  if (!promise) free_prepare_call(c);
+  return promise;
+}
+
+/* crib_atomic_commit(strs[0], strs[1], arg): 0, -errno of the rename, or -(SYNC_DIR_FAILED +
+ * errno) of the directory's sync. */
+static int atomic_commit_or_errno(const struct pool_call *c) {
+  crib_err err = {0};
+  int rc = crib_atomic_commit(c->strs[0], c->strs[1], c->arg != 0, &err);
+  if (rc == -2) return neg_errno(&err) - SYNC_DIR_FAILED;
+  return rc < 0 ? neg_errno(&err) : 0;
+}
+
+static int sync_dir_or_errno(const struct pool_call *c) {
+  crib_err err = {0};
+  return crib_sync_dir(c->strs[0], &err) < 0 ? neg_errno(&err) : 0;
+}
+
+/*
+ * atomicCommitAsync(path, tmp, syncDir) -> Promise<number>: the second half (crib_atomic_commit):
+ * the temp file named `tmp` renamed over `path`, then with `syncDir` their directory synced, in one
+ * trip to libuv's pool. 0; -errno when the rename failed (the temp file removed); -(4096 + errno)
+ * when only the sync failed.
+ */
+static napi_value js_atomic_commit_async(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  bool sync_dir;
+  char *strs[4] = {NULL};
+  if (!args(env, info, 3, a, "atomicCommitAsync") ||
+      !ok(env, napi_get_value_bool(env, a[2], &sync_dir), "atomicCommitAsync: argument 3 is not a boolean")) {
+    return NULL;
+  }
+  if (get_str(env, a[0], &strs[0], false, "atomicCommitAsync: path") && get_str(env, a[1], &strs[1], false, "atomicCommitAsync: tmp"))
+    return queue_pool_call(env, "atomicCommitAsync", atomic_commit_or_errno, sync_dir, strs, false);
+  free_strs(strs);
+  return NULL;
+}
+
+/* syncDirAsync(dir) -> Promise<number>: the directory opened, synced and closed in one trip to
+ * libuv's pool (crib_sync_dir); 0 or -errno. */
+static napi_value js_sync_dir_async(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  char *strs[4] = {NULL};
+  if (!args(env, info, 1, a, "syncDirAsync") || !get_str(env, a[0], &strs[0], false, "syncDirAsync: argument 1 is not a string without NUL bytes")) return NULL;
+  return queue_pool_call(env, "syncDirAsync", sync_dir_or_errno, 0, strs, false);
+}
+
 /* ---- posix_spawn on libuv's pool ----------------------------------------------------------- */
 
 struct spawn_call {
@@ -1010,6 +1149,9 @@ NAPI_MODULE_INIT() {
       {"mountSetattr", NULL, js_mount_setattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"moveMount", NULL, js_move_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfsAsync", NULL, js_syncfs_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"atomicPrepareAsync", NULL, js_atomic_prepare_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"atomicCommitAsync", NULL, js_atomic_commit_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncDirAsync", NULL, js_sync_dir_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"treeUsageAsync", NULL, js_tree_usage_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fcntl", NULL, js_fcntl, NULL, NULL, NULL, napi_enumerable, NULL},

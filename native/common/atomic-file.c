@@ -72,6 +72,26 @@ static int write_temp(int dirfd, const char *dir, const char *base, const void *
   return rc;
 }
 
+/* The temp file `tmp` in dirfd renamed over `base` (path names both in errors); on failure the
+ * temp file is removed, so the target keeps its old content. */
+static int rename_temp(int dirfd, const char *dir, const char *tmp, const char *base, const char *path, crib_err *err) {
+  if (renameat(dirfd, tmp, dirfd, base) == 0) return 0;
+  int rc = crib_fail(err, errno, "rename `%s/%s` to `%s`", dir, tmp, path);
+  remove_temp(dirfd, tmp, err);
+  return rc;
+}
+
+/* The directory `dir` (open at dirfd) synced: the renames and removals made in it are durable. */
+static int sync_dirfd(int dirfd, const char *dir, crib_err *err) {
+  return fsync(dirfd) < 0 ? crib_fail(err, errno, "fsync directory `%s`", dir) : 0;
+}
+
+/* Closes the directory's descriptor, recording a failure only when nothing failed before. */
+static int close_dir(int dirfd, const char *dir, int rc, crib_err *err) {
+  if (close(dirfd) < 0 && rc == 0) return crib_fail(err, errno, "close directory `%s`", dir);
+  return rc;
+}
+
 static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool durable,
                         crib_err *err) {
   char dir[PATH_MAX];
@@ -81,14 +101,10 @@ static int replace_file(const char *path, const void *data, size_t len, mode_t m
   if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
   char tmp[NAME_MAX + 1];
   int rc = write_temp(dirfd, dir, base, data, len, mode, durable, tmp, sizeof tmp, err);
-  if (rc == 0 && renameat(dirfd, tmp, dirfd, base) < 0) {
-    rc = crib_fail(err, errno, "rename `%s/%s` to `%s`", dir, tmp, path);
-    remove_temp(dirfd, tmp, err);
-  }
+  if (rc == 0) rc = rename_temp(dirfd, dir, tmp, base, path, err);
   /* The rename is durable only once the directory is. */
-  if (rc == 0 && durable && fsync(dirfd) < 0) rc = crib_fail(err, errno, "fsync directory `%s`", dir);
-  if (close(dirfd) < 0 && rc == 0) rc = crib_fail(err, errno, "close directory `%s`", dir);
-  return rc;
+  if (rc == 0 && durable) rc = sync_dirfd(dirfd, dir, err);
+  return close_dir(dirfd, dir, rc, err);
 }
 
 int crib_atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err) {
@@ -97,4 +113,36 @@ int crib_atomic_write_file(const char *path, const void *data, size_t len, mode_
 
 int crib_atomic_replace_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err) {
   return replace_file(path, data, len, mode, false, err);
+}
+
+int crib_atomic_prepare(const char *path, const void *data, size_t len, mode_t mode, char *tmp, size_t tmp_n,
+                        crib_err *err) {
+  char dir[PATH_MAX];
+  const char *base;
+  if (split(path, dir, sizeof dir, &base, err) < 0) return -1;
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
+  int rc = write_temp(dirfd, dir, base, data, len, mode, true, tmp, tmp_n, err);
+  return close_dir(dirfd, dir, rc, err);
+}
+
+int crib_atomic_commit(const char *path, const char *tmp, bool sync_dir, crib_err *err) {
+  char dir[PATH_MAX];
+  const char *base;
+  if (split(path, dir, sizeof dir, &base, err) < 0) return -1;
+  if (strchr(tmp, '/') != NULL || strncmp(tmp, CRIB_ATOMIC_TEMP_PREFIX, strlen(CRIB_ATOMIC_TEMP_PREFIX)) != 0)
+    return crib_fail(err, EINVAL, "commit of `%s`: `%s` is not a temp file's name", path, tmp);
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
+  int rc = rename_temp(dirfd, dir, tmp, base, path, err);
+  if (rc < 0) return close_dir(dirfd, dir, rc, err);
+  /* Past the rename, a failure leaves the new content in place, maybe not durable: told apart. */
+  rc = sync_dir ? sync_dirfd(dirfd, dir, err) : 0;
+  return close_dir(dirfd, dir, rc, err) < 0 ? -2 : 0;
+}
+
+int crib_sync_dir(const char *dir, crib_err *err) {
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
+  return close_dir(dirfd, dir, sync_dirfd(dirfd, dir, err), err);
 }

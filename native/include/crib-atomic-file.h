@@ -14,6 +14,7 @@
 #ifndef CRIB_ATOMIC_FILE_H
 #define CRIB_ATOMIC_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -35,5 +36,23 @@ int crib_atomic_write_file(const char *path, const void *data, size_t len, mode_
  * (for a file that did not exist) none, never a torn file. The two fsyncs cost milliseconds on
  * a disk-backed directory, on every call path that writes such a file (each exec's pid file). */
 int crib_atomic_replace_file(const char *path, const void *data, size_t len, mode_t mode, crib_err *err);
+
+/* The two halves of crib_atomic_write_file, for a writer that must do other work between them
+ * (the daemon's: src/store/atomic-file.ts, through its addon). crib_atomic_prepare: a temp file
+ * beside `path` holding the len bytes of data, with exactly `mode`, synced, its name (not its
+ * path) written to tmp (tmp_n bytes, at least NAME_MAX + 1); `path` itself is untouched. Returns
+ * 0, or -1 with err (no temp file left). */
+int crib_atomic_prepare(const char *path, const void *data, size_t len, mode_t mode, char *tmp, size_t tmp_n,
+                        crib_err *err);
+
+/* The temp file named `tmp` (crib_atomic_prepare's) renamed over `path`, then, with `sync_dir`,
+ * the directory synced. Returns 0; -1 with err when the rename failed (the temp file removed,
+ * `path` untouched); -2 with err when only the directory's sync failed, the new content in place
+ * but maybe not durable. */
+int crib_atomic_commit(const char *path, const char *tmp, bool sync_dir, crib_err *err);
+
+/* The directory `dir` synced, so the entries made, renamed or removed in it outlive a power cut.
+ * Returns 0, or -1 with err. */
+int crib_sync_dir(const char *dir, crib_err *err);
 
 #endif

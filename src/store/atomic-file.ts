@@ -1,17 +1,17 @@
 // Crash-safe files, the one writer every persisted record and document goes through: a reader
 // sees either the old content or the new one, never a torn write. Write to a temp file in the
-// same directory (rename is only atomic within a filesystem), synced as it is written (O_SYNC),
-// rename it over the target, then fsync the directory so the rename itself survives a power cut.
+// same directory (rename is only atomic within a filesystem) and sync it, rename it over the
+// target, then fsync the directory so the rename itself survives a power cut.
 //
-// Every temp name starts with ATOMIC_TEMP_PREFIX and names its target, so the start-up sweep of
-// any persisted directory finds what an interrupted write left (sweepInterruptedWrites), and a
-// failure names the file being written, not its temp (the operator's path, their own disk).
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+// The steps are the native helpers' own writer's (native/common/atomic-file.c, through the
+// addon), so every temp name, the daemon's and the helpers', is ".tmp-<target>-<12 hex>":
+// ATOMIC_TEMP_PREFIX and the target's name, and the start-up sweep of any persisted directory
+// finds what an interrupted write left (sweepInterruptedWrites). A failure names the file being
+// written, not its temp (the operator's path, their own disk).
+import { mkdir, readFile, readdir, rm, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { DataLossError, errnoCode, fsError } from '../errors.js';
-import { umaskKeeps } from '../process-umask.js';
+import { atomicCommit, atomicPrepare, syncDirectory } from '../sys/libc.js';
 
 /** Temp files start with this so start-up cleanup can find leftovers of an interrupted write. */
 export const ATOMIC_TEMP_PREFIX = '.tmp-';
@@ -51,76 +51,51 @@ export interface PreparedFile {
   abort(): Promise<void>;
 }
 
-// O_SYNC: the write returns once the content and the file's metadata are on disk, as a write and
-// an fsync would, one thread-pool round trip fewer. O_EXCL: a fresh file, so the mode given to
-// open is its mode, but for what the umask clears.
-const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_SYNC;
-
 /**
  * The first half of writeFileAtomic: the content written to its temp file and synced, so that
  * the sync's cost overlaps with work the file must only replace its target after (`commit`
  * once that work is done). A crash before the commit leaves the temp file for the start-up
  * sweep and the target untouched.
  *
- * Every awaited file call is a round trip through the thread pool, and on a loaded node each
- * one waits for the event loop too: the directory is opened while the file is written, the
- * file is closed while it is renamed, and the directory's descriptor is closed after the call.
+ * Both halves are the native helpers' own writer (native/common/atomic-file.c, through
+ * sys/libc.ts), each one trip through the thread pool, which on a loaded node waits for the event
+ * loop too: node:fs took four in a row (open, write, rename, the directory's sync), and its file
+ * handles cost the event loop a quarter of a millisecond a write.
  */
 export async function prepareFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<PreparedFile> {
-  const dir = dirname(path);
-  const tmp = join(dir, `${ATOMIC_TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`);
-  const dirOpened = opts.syncDir === false ? undefined : open(dir, 'r');
-  // Awaited below on every path; a failure that comes first is not an unhandled one.
-  dirOpened?.catch(() => undefined);
-  // A read-only descriptor's close has nothing to report: nobody waits for it.
-  const closeDir = () => void dirOpened?.then((fh) => fh.close()).catch(() => undefined);
-  // The content is on disk once the O_SYNC write returned: the file's close has nothing left to
-  // report either, and is awaited only so that no descriptor outlives the call.
-  let closed: Promise<unknown> = Promise.resolve();
-  let made = false;
+  if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
+    throw new TypeError(`write ${path}: the content must be a string or a Uint8Array, not ${typeof data}`);
+  }
+  let tmp: string;
   try {
-    const fh = await open(tmp, TEMP_FLAGS, mode);
-    made = true;
-    try {
-      // open() applies the umask; the caller asked for this exact mode. Before the write, whose
-      // sync takes the mode to disk with the content.
-      if (!umaskKeeps(mode)) await fh.chmod(mode);
-      // Nothing to write is no write, and so no sync either: an empty file is synced by hand.
-      if (data.length === 0) await fh.sync();
-      else await fh.writeFile(data);
-    } finally {
-      closed = fh.close().catch(() => undefined);
-    }
-    await dirOpened;
+    tmp = await atomicPrepare(path, typeof data === 'string' ? Buffer.from(data) : data, mode);
   } catch (err) {
-    closeDir();
-    await closed;
-    if (made) await unlink(tmp).catch(() => undefined);
     throw fsError(err, path, 'write');
   }
+  const syncDir = opts.syncDir !== false;
   return {
     commit: async () => {
-      let failedAlongside: { err: unknown } | undefined;
+      const { onRenamed } = opts;
       try {
-        const [renamed] = await Promise.allSettled([rename(tmp, path), closed]);
-        if (renamed.status === 'rejected') {
-          await unlink(tmp).catch(() => undefined);
-          throw renamed.reason;
-        }
-        const [synced, alongside] = await Promise.allSettled([dirOpened?.then((fh) => fh.sync()), opts.onRenamed?.()]);
-        if (synced.status === 'rejected') throw synced.reason;
-        if (alongside.status === 'rejected') failedAlongside = { err: alongside.reason };
+        // Without work to overlap, the rename and the directory's sync are one trip.
+        await atomicCommit(path, tmp, syncDir && !onRenamed);
       } catch (err) {
         throw fsError(err, path, 'write');
-      } finally {
-        closeDir();
       }
-      if (failedAlongside) throw failedAlongside.err;
+      if (!onRenamed) return;
+      const synced = syncDir ? syncDirectory(dirname(path)) : undefined;
+      let alongside: Promise<void> | void;
+      try {
+        alongside = onRenamed();
+      } catch (err) {
+        alongside = Promise.reject(err);
+      }
+      const [sync, other] = await Promise.allSettled([synced, alongside]);
+      if (sync.status === 'rejected') throw fsError(sync.reason, path, 'write');
+      if (other.status === 'rejected') throw other.reason;
     },
     abort: async () => {
-      closeDir();
-      await closed;
-      await unlink(tmp).catch(() => undefined);
+      await unlink(join(dirname(path), tmp)).catch(() => undefined);
     },
   };
 }
@@ -165,16 +140,15 @@ export async function readJson(path: string): Promise<unknown> {
 
 /** fsync a directory so entries created, renamed or removed in it are durable. */
 export async function fsyncDir(dir: string): Promise<void> {
-  await changeThenSyncDir(dir, async () => undefined);
+  await syncDirectory(dir);
 }
 
 /**
  * Runs `change` (a rename, an unlink: anything that changes the entries of `dir`), then syncs
- * `dir` so that the change outlives a power cut; resolves to what `change` resolved to. Each
- * awaited file call is a round trip through the thread pool: the directory is opened while
- * `change` runs, and closed after the call (a read-only descriptor's close has nothing to report).
- * A failed `change` is thrown as it came and nothing is synced; a failed open or sync is thrown
- * as the file call's own error, for the caller to name.
+ * `dir` so that the change outlives a power cut; resolves to what `change` resolved to. The
+ * sync (the directory opened, synced and closed) is one trip through the thread pool. A failed
+ * `change` is thrown as it came and nothing is synced; a failed open or sync is thrown as the
+ * file call's own error, for the caller to name.
  *
  * `alongside`, when given, starts once `change` is done and runs while the sync does: work that
  * must come after the change (which every other process, and a kill -9, already sees) but need
@@ -182,23 +156,16 @@ export async function fsyncDir(dir: string): Promise<void> {
  * first, then a failed `alongside`, as it came.
  */
 export async function changeThenSyncDir<T>(dir: string, change: () => Promise<T>, alongside?: () => Promise<void>): Promise<T> {
-  const dirOpened = open(dir, 'r');
-  // Awaited below on every path but a failed change's; a failure then is not an unhandled one.
-  dirOpened.catch(() => undefined);
-  try {
-    const result = await change();
-    const synced = dirOpened.then((fh) => fh.sync());
-    if (alongside) {
-      const [sync, other] = await Promise.allSettled([synced, Promise.resolve().then(alongside)]);
-      if (sync.status === 'rejected') throw sync.reason;
-      if (other.status === 'rejected') throw other.reason;
-    } else {
-      await synced;
-    }
-    return result;
-  } finally {
-    void dirOpened.then((fh) => fh.close()).catch(() => undefined);
+  const result = await change();
+  const synced = syncDirectory(dir);
+  if (alongside) {
+    const [sync, other] = await Promise.allSettled([synced, Promise.resolve().then(alongside)]);
+    if (sync.status === 'rejected') throw sync.reason;
+    if (other.status === 'rejected') throw other.reason;
+  } else {
+    await synced;
   }
+  return result;
 }
 
 /** Whether a directory entry name is an interrupted atomic write's temp file. */

@@ -11,8 +11,8 @@ import { errnoCode } from '../errors.js';
 import { nativeAddons } from '../native-paths.js';
 import { diskUsage } from './disk-usage.js';
 import {
-  MFD_CLOEXEC, S_IFIFO, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd, sealedMemfdCopy, setMallocMmapThreshold,
-  syncFilesystem,
+  MFD_CLOEXEC, S_IFIFO, atomicCommit, atomicPrepare, fcntl, fdHandoffPair, memfdCreate, mknod, pipeCloexec, receiveFd,
+  sealedMemfdCopy, setMallocMmapThreshold, syncDirectory, syncFilesystem,
 } from './libc.js';
 import { EXE_SEALS, memfdSeals } from './sealed-memfd.js';
 
@@ -84,6 +84,56 @@ describe('libc bindings', () => {
     rmSync(join(dir, 'dirty'));
     expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 10));
     await expect(syncFilesystem(-1, dir)).rejects.toMatchObject({ code: 'EBADF', path: dir });
+  });
+
+  it('writes a file in two halves and syncs directories, one pool trip each; a failed step leaves nothing behind', async () => {
+    const sub = join(dir, 'synced');
+    fs.mkdirSync(sub);
+    const files = () => fs.readdirSync(sub).sort();
+    fs.writeFileSync(join(sub, 'a'), 'old');
+    // The first half: a temp file beside the target with the content and exactly the mode
+    // (0o666, which the umask narrows at the open); the target untouched.
+    const tmp = await atomicPrepare(join(sub, 'a'), Buffer.from('alpha'), 0o666);
+    expect(tmp).toMatch(/^\.tmp-a-[0-9a-f]{12}$/);
+    expect(fs.readFileSync(join(sub, 'a'), 'utf8')).toBe('old');
+    expect(fs.readFileSync(join(sub, tmp), 'utf8')).toBe('alpha');
+    expect(fs.statSync(join(sub, tmp)).mode & 0o777).toBe(0o666);
+    // The second half: renamed over the target, the directory synced.
+    await atomicCommit(join(sub, 'a'), tmp, true);
+    expect(files()).toEqual(['a']);
+    expect(fs.readFileSync(join(sub, 'a'), 'utf8')).toBe('alpha');
+    const empty = await atomicPrepare(join(sub, 'empty'), new Uint8Array(0), 0o600);
+    await atomicCommit(join(sub, 'empty'), empty, false);
+    expect(fs.statSync(join(sub, 'empty')).size).toBe(0);
+
+    // A rename that fails removes the temp file and is the rename's error, naming the target.
+    fs.mkdirSync(join(sub, 'full', 'child'), { recursive: true });
+    const blocked = await atomicPrepare(join(sub, 'full'), Buffer.from('x'), 0o644);
+    await expect(atomicCommit(join(sub, 'full'), blocked, true))
+      .rejects.toMatchObject({ code: 'EISDIR', syscall: 'rename', path: join(sub, 'full') });
+    expect(files()).toEqual(['a', 'empty', 'full']);
+    // Only the name of a temp file in the target's directory is taken.
+    await expect(atomicCommit(join(sub, 'a'), '../a', true)).rejects.toMatchObject({ code: 'EINVAL', syscall: 'rename' });
+    await expect(atomicCommit(join(sub, 'a'), 'empty', true)).rejects.toMatchObject({ code: 'EINVAL' });
+    // A directory that is not there: nothing made.
+    await expect(atomicPrepare(join(sub, 'missing', 'b'), Buffer.from('x'), 0o644))
+      .rejects.toMatchObject({ code: 'ENOENT', syscall: 'write', path: join(sub, 'missing', 'b') });
+
+    await syncDirectory(sub);
+    await expect(syncDirectory(join(sub, 'a'))).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'fsync', path: join(sub, 'a') });
+    // Nothing the calls opened is left open.
+    expect(fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(sub);
+      } catch {
+        return false;
+      }
+    })).toEqual([]);
+    // Content that is not a Uint8Array, and a mode with more than mode bits, are refused before anything is made.
+    await expect(async () => atomicPrepare(join(sub, 'e'), 'text' as unknown as Uint8Array, 0o644)).rejects.toThrow(TypeError);
+    await expect(async () => atomicPrepare(join(sub, 'e'), new Uint16Array(2) as unknown as Uint8Array, 0o644)).rejects.toThrow(TypeError);
+    await expect(async () => atomicPrepare(join(sub, 'e'), Buffer.from('x'), 0o100644)).rejects.toThrow(/atomicPrepareAsync: mode/);
+    expect(files()).toEqual(['a', 'empty', 'full']);
   });
 
   it('refuses a string holding a NUL byte rather than passing C the part before it', () => {

@@ -6,6 +6,7 @@
 // syscall, path) so callers can branch on errnoCode() exactly as they do for node:fs errors.
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
+import { dirname } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { nativeAddons } from '../native-paths.js';
 
@@ -24,6 +25,9 @@ interface LibcAddon {
   mountSetattr(fd: number, attrSet: number, usernsFd: number): number;
   moveMount(target: string, fd: number): number;
   syncfsAsync(fd: number): Promise<number>;
+  atomicPrepareAsync(path: string, bytes: Uint8Array, mode: number): Promise<string | number>;
+  atomicCommitAsync(path: string, tmp: string, syncDir: boolean): Promise<number>;
+  syncDirAsync(dir: string): Promise<number>;
   treeUsageAsync(roots: readonly string[], maxDepth: number): Promise<[number, number, boolean] | number>;
   flock(fd: number, operation: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
@@ -223,6 +227,37 @@ function unmounted(r: number, target: string): boolean {
  */
 export async function syncFilesystem(fd: number, path: string): Promise<void> {
   check(await addon().syncfsAsync(fd), 'syncfs', path);
+}
+
+// What a directory's sync that failed once its rename was made adds to its errno (libc-addon.c).
+const SYNC_DIR_FAILED = 4096;
+
+/**
+ * Not one libc call: the first half of an atomic write, made by the native helpers' one writer
+ * (native/common/atomic-file.c) in one trip to libuv's pool. A temp file beside `path` (named
+ * ".tmp-<its name>-<12 hex>", made O_EXCL and never through a symlink) holding `bytes`, with
+ * exactly `mode`, synced; `path` is untouched. Resolves with the temp file's name; when a step
+ * fails, no temp file is left and the step's error is thrown.
+ */
+export async function atomicPrepare(path: string, bytes: Uint8Array, mode: number): Promise<string> {
+  return check(await addon().atomicPrepareAsync(path, bytes, mode), 'write', path);
+}
+
+/**
+ * The second half: the temp file named `tmp` (atomicPrepare's) renamed over `path`, then, with
+ * `syncDir`, their directory synced so that the rename outlives a power cut; one trip to libuv's
+ * pool. A failed rename removes the temp file and throws the rename's error; a failed sync (the
+ * new content in place) throws fsync's, naming the directory.
+ */
+export async function atomicCommit(path: string, tmp: string, syncDir: boolean): Promise<void> {
+  const r = await addon().atomicCommitAsync(path, tmp, syncDir);
+  if (r <= -SYNC_DIR_FAILED) throw sysError('fsync', dirname(path), undefined, -r - SYNC_DIR_FAILED);
+  check(r, 'rename', path);
+}
+
+/** fsync(2) of directory `dir` (opened and closed around it), one trip to libuv's pool. */
+export async function syncDirectory(dir: string): Promise<void> {
+  check(await addon().syncDirAsync(dir), 'fsync', dir);
 }
 
 /**
