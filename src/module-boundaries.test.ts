@@ -56,7 +56,7 @@ const LAYERS: Record<string, string[]> = {
   metrics: ['image'],
   daemon: ['sys', 'store', 'config', 'runtime', 'snapshot', 'network', 'image', 'sandbox', 'container', 'streaming', 'server', 'metrics'],
   client: ['server', 'streaming'],
-  kube: ['config', 'client'],
+  kube: ['store', 'config', 'client'],
   cli: ['config', 'daemon', 'server', 'client', 'kube'],
 };
 

@@ -1,11 +1,12 @@
 // The played pods' records, one directory per pod under the kube state dir
 // (<dir>/pods/<namespace>_<name>/): state.json (what was played and what the supervisor made:
 // sandbox id, container ids, restart counts, back-off), supervisor.pid (written once by `play`),
-// supervisor.log, and the pod's volumes. state.json is replaced atomically (write a temp file,
-// fsync, rename, fsync the dir), so `kube ps` or `kube down` in another process never reads half a
-// record, and a crash leaves the old or the new one.
-import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
+// supervisor.log, and the pod's volumes. state.json is replaced atomically (the daemon's own
+// writer, store/atomic-file.ts), so `kube ps` or `kube down` in another process never reads half
+// a record, and a crash leaves the old or the new one.
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../store/atomic-file.js';
 import type { BackoffEntry } from './backoff.js';
 import type { HostVolume } from './volumes.js';
 
@@ -89,7 +90,7 @@ export class KubeStateStore {
   async write(rec: PlayedPod): Promise<void> {
     const dir = this.podDir(podKey(rec.namespace, rec.name));
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await atomicWrite(join(dir, 'state.json'), JSON.stringify(rec, null, 1));
+    await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(rec, null, 1), 0o600);
   }
 
   async readPid(key: string): Promise<number | undefined> {
@@ -99,24 +100,6 @@ export class KubeStateStore {
   }
 
   async writePid(key: string, pid: number): Promise<void> {
-    await atomicWrite(join(this.podDir(key), 'supervisor.pid'), `${pid}\n`);
-  }
-}
-
-async function atomicWrite(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  const dh = await open(join(path, '..'), 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
+    await writeFileAtomic(join(this.podDir(key), 'supervisor.pid'), `${pid}\n`, 0o600);
   }
 }
