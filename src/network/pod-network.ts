@@ -196,6 +196,7 @@ export class PodNetwork implements PodNetworking {
     });
     return {
       pinnsArgs: [...podNetArgs(this.attachOptions(podId, ips)), ...portArgs],
+      ip: ips.ip,
       finish: (_netnsPath: string) => {
         log.info({ pod: podId, ...ips, hostInterface: hostVethName(podId), hostname: opts.hostname, ports: mappings.length }, 'pod network set up');
         return Promise.resolve(this.statusOf(podId, ips.ip, ips.ip6, mappings));

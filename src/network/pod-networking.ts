@@ -32,6 +32,9 @@ export interface PodNetworkStatus {
 export interface PreparedAttach {
   /** crib-pinns options for the pinning call (beside --net). */
   pinnsArgs: readonly string[];
+  /** The pod's primary address (PodNetworkStatus.ip), allocated already: its /etc/hosts is
+   * written while the pinning runs. */
+  ip: string;
   /** Once pinned and attached: the rest of the setup (host ports); the pod's network status. */
   finish(netnsPath: string): Promise<PodNetworkStatus>;
 }

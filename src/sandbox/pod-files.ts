@@ -70,6 +70,22 @@ async function copyHostFile(from: string, to: string): Promise<void> {
   await chmod(to, 0o644);
 }
 
+/** Where the files of a pod are, `dir` being its files' directory (/dev/shm itself for a pod
+ * sharing the node's IPC namespace). */
+export function podFilePaths(dir: string, hostIpc: boolean): PodFiles {
+  return {
+    hostsPath: join(dir, 'hosts'),
+    resolvPath: join(dir, 'resolv.conf'),
+    hostnamePath: join(dir, 'hostname'),
+    shmPath: hostIpc ? '/dev/shm' : join(dir, 'shm'),
+  };
+}
+
+/**
+ * Writes the pod's files in `dir` (made here) and mounts its /dev/shm. Each file takes a few
+ * trips through the thread pool, so they are made side by side; every one has settled before a
+ * failure is thrown, so that a rollback never races with a write or the mount.
+ */
 export async function writePodFiles(
   dir: string,
   opts: { hostname: string; ip?: string; dns?: DNSConfig__Output | null; hostNetwork: boolean; hostIpc: boolean },
@@ -77,29 +93,30 @@ export async function writePodFiles(
 ): Promise<PodFiles> {
   // Private: shm/ is a 1777 tmpfs the pod's containers share; a host user must not reach it.
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const files: PodFiles = {
-    hostsPath: join(dir, 'hosts'),
-    resolvPath: join(dir, 'resolv.conf'),
-    hostnamePath: join(dir, 'hostname'),
-    shmPath: opts.hostIpc ? '/dev/shm' : join(dir, 'shm'),
-  };
-  // Host-network pods see the node's names, as with containerd.
-  if (opts.hostNetwork) await copyHostFile('/etc/hosts', files.hostsPath);
-  else await writeFile(files.hostsPath, hostsFile(opts.hostname, opts.ip), { mode: 0o644 });
+  const files = podFilePaths(dir, opts.hostIpc);
   const dns = opts.dns;
-  if (dns && (dns.servers.length || dns.searches.length || dns.options.length)) {
-    await writeFile(files.resolvPath, resolvConf(dns), { mode: 0o644 });
-  } else {
-    await copyHostFile('/etc/resolv.conf', files.resolvPath).catch(async (err: unknown) => {
-      if (errnoCode(err) !== 'ENOENT') throw err;
-      await writeFile(files.resolvPath, '', { mode: 0o644 });
-    });
-  }
-  await writeFile(files.hostnamePath, `${opts.hostname}\n`, { mode: 0o644 });
-  if (!opts.hostIpc) {
-    await mkdir(files.shmPath, { recursive: true, mode: 0o1777 });
-    await shm.mount(files.shmPath);
-  }
+  const made = await Promise.allSettled([
+    // Host-network pods see the node's names, as with containerd.
+    opts.hostNetwork ? copyHostFile('/etc/hosts', files.hostsPath)
+      : writeFile(files.hostsPath, hostsFile(opts.hostname, opts.ip), { mode: 0o644 }),
+    (async () => {
+      if (dns && (dns.servers.length || dns.searches.length || dns.options.length)) {
+        await writeFile(files.resolvPath, resolvConf(dns), { mode: 0o644 });
+        return;
+      }
+      await copyHostFile('/etc/resolv.conf', files.resolvPath).catch(async (err: unknown) => {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+        await writeFile(files.resolvPath, '', { mode: 0o644 });
+      });
+    })(),
+    writeFile(files.hostnamePath, `${opts.hostname}\n`, { mode: 0o644 }),
+    opts.hostIpc ? undefined : (async () => {
+      await mkdir(files.shmPath, { recursive: true, mode: 0o1777 });
+      await shm.mount(files.shmPath);
+    })(),
+  ]);
+  const failed = made.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return files;
 }
 

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import type { PodSandboxConfig__Output } from '../gen/runtime/v1/PodSandboxConfig.js';
@@ -133,7 +133,7 @@ describe('SandboxService', () => {
         prepareAttach: async (podId: string) => {
           onPrepare(podId);
           const status = await net.setup(podId, '(attached by the pinning)');
-          return { pinnsArgs: ['--attach'], finish: async () => status };
+          return { pinnsArgs: ['--attach'], ip: status.ip, finish: async () => status };
         },
       });
     }
@@ -147,6 +147,46 @@ describe('SandboxService', () => {
       expect(recordAtPrepare).toBe(false);
       expect(pinns.pinned.get(join(state, 'pods', id, 'ns'))?.network).toEqual(['--attach']);
       expect(svc.get(id)).toMatchObject({ state: 'ready', network: { ip: net.attached.get(id)!.status.ip } });
+    });
+
+    it('writes the pod\'s files and mounts its /dev/shm while the namespaces are pinned', async () => {
+      const svc = await daemon();
+      attachingNetwork(() => undefined);
+      const pin = pinns.pin.bind(pinns);
+      let filesDuringPin: { hosts: string; shm: boolean } | undefined;
+      pinns.pin = async (opts) => {
+        // The files are written beside the pinning: wait (a bounded time) for them.
+        const files = join(dirname(opts.dir), 'files');
+        for (let i = 0; i < 200 && !(existsSync(join(files, 'hostname')) && shm.mounted.size > 0); i++) await new Promise((r) => setTimeout(r, 5));
+        filesDuringPin = { hosts: await readFile(join(files, 'hosts'), 'utf8').catch(() => ''), shm: shm.mounted.has(join(files, 'shm')) };
+        return pin(opts);
+      };
+      const id = await svc.run(podConfig('web'), '', live());
+      const ip = net.attached.get(id)!.status.ip;
+      expect(filesDuringPin).toEqual({ hosts: expect.stringContaining(`${ip}\tweb-host\n`), shm: true });
+      expect(svc.get(id)).toMatchObject({ state: 'ready', network: { ip }, files: { hostsPath: join(state, 'pods', id, 'files', 'hosts') } });
+    });
+
+    it('waits for the files being written when the pinning fails beside them, and leaves nothing', async () => {
+      const svc = await daemon();
+      attachingNetwork(() => undefined);
+      const [mount, release] = [shm.mount.bind(shm), shm.release.bind(shm)];
+      const events: string[] = [];
+      // The mount is still being made when the pinning fails: the rollback must not begin before
+      // it ends (it would remove the directory a write or the mount still needs, or miss the mount).
+      shm.mount = async (path) => {
+        await new Promise((r) => setTimeout(r, 50));
+        await mount(path);
+        events.push('mounted');
+      };
+      shm.release = async (path) => {
+        events.push('released');
+        await release(path);
+      };
+      pinns.failNext.set('pin', new InternalError('crib-pinns: unshare failed'));
+      await expect(svc.run(podConfig('web'), '', live())).rejects.toThrow(/unshare failed/);
+      expect(events).toEqual(['mounted', 'released']);
+      await expectNothingLeft(svc);
     });
 
     it('gives the addresses back when the record cannot be written, and answers with the record\'s error', async () => {

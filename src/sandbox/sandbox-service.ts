@@ -18,7 +18,7 @@ import { RecordStore } from '../store/record-store.js';
 import { Trash } from '../store/trash.js';
 import { nowNs } from '../time.js';
 import { podInitPidNamespace, type PodNamespacePinner } from './namespaces.js';
-import { releasePodShm, writePodFiles, type ShmMounts } from './pod-files.js';
+import { podFilePaths, releasePodShm, writePodFiles, type PodFiles, type ShmMounts } from './pod-files.js';
 import { podUserNamespace } from './user-namespace.js';
 import { podInitStartTime } from './pod-init-finder.js';
 import { McsLevels } from './mcs-levels.js';
@@ -214,6 +214,7 @@ export class SandboxService {
       podName: config.metadata!.name,
       podNamespace: config.metadata!.namespace,
     };
+    let filesWritten: Promise<PodFiles> | undefined;
     try {
       // The record goes to disk before anything start-up could only find through it: a crash
       // from then on is rolled back at start-up. The built-in network, whose crib-pinns attaches
@@ -238,6 +239,19 @@ export class SandboxService {
       if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 });
       await mkdir(dir, { recursive: true, mode: 0o700 }); // private: see daemon/private-dirs.ts
       cleaner.add('remove pod dir', () => rm(dir, { recursive: true, force: true }));
+      const filesDir = join(dir, 'files');
+      const writeFiles = (ip: string | undefined) => writePodFiles(filesDir, {
+        hostname: hostname || osHostname(), ip, dns: config.dnsConfig, hostNetwork, hostIpc,
+      }, this.opts.shm);
+      // Idempotent: also when the mount was never made (a crash's rollback does the same).
+      cleaner.add('release shm', () => releasePodShm(podFilePaths(filesDir, hostIpc), this.opts.shm));
+      // The pod's files need nothing the pinning makes but, for /etc/hosts, the pod's address:
+      // with the built-in network (allocated already) or the node's (none), they are written
+      // while the namespaces are pinned. A CNI backend's address comes with its setup, after.
+      if (attach || hostNetwork) {
+        filesWritten = writeFiles(attach?.ip);
+        filesWritten.catch(() => undefined); // awaited below, or before the rollback
+      }
       const sysctls = config.linux?.sysctls ?? {};
       const pinned = await this.opts.namespaces.pin({
         dir: join(dir, 'ns'),
@@ -276,15 +290,7 @@ export class SandboxService {
         }
         crashPoint('RunPodSandbox:after-network');
       }
-      rec.files = await writePodFiles(join(dir, 'files'), {
-        hostname: hostname || osHostname(),
-        ip: rec.network?.ip,
-        dns: config.dnsConfig,
-        hostNetwork,
-        hostIpc,
-      }, this.opts.shm);
-      const files = rec.files;
-      cleaner.add('release shm', () => releasePodShm(files, this.opts.shm));
+      rec.files = await (filesWritten ?? writeFiles(rec.network?.ip));
       crashPoint('RunPodSandbox:after-files');
       rec.state = 'ready';
       await this.store.put(rec);
@@ -292,6 +298,8 @@ export class SandboxService {
       this.opts.onPodEvent?.('ready', rec);
     } catch (err) {
       plog.info({ err: (err as Error).message }, 'pod sandbox creation failed; rolling back');
+      // Files still being written when a step beside them failed are done before their directory goes.
+      await filesWritten?.catch(() => undefined);
       await cleaner.run();
       throw err;
     }
