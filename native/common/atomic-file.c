@@ -92,13 +92,21 @@ static int close_dir(int dirfd, const char *dir, int rc, crib_err *err) {
   return rc;
 }
 
+/* The directory of `path`, opened: a descriptor (its name in dir, the last component at *base), or
+ * -1 with err. */
+static int open_parent(const char *path, char *dir, size_t dir_n, const char **base, crib_err *err) {
+  if (split(path, dir, dir_n, base, err) < 0) return -1;
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
+  return dirfd;
+}
+
 static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool durable,
                         crib_err *err) {
   char dir[PATH_MAX];
   const char *base;
-  if (split(path, dir, sizeof dir, &base, err) < 0) return -1;
-  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
+  int dirfd = open_parent(path, dir, sizeof dir, &base, err);
+  if (dirfd < 0) return -1;
   char tmp[NAME_MAX + 1];
   int rc = write_temp(dirfd, dir, base, data, len, mode, durable, tmp, sizeof tmp, err);
   if (rc == 0) rc = rename_temp(dirfd, dir, tmp, base, path, err);
@@ -119,21 +127,19 @@ int crib_atomic_prepare(const char *path, const void *data, size_t len, mode_t m
                         crib_err *err) {
   char dir[PATH_MAX];
   const char *base;
-  if (split(path, dir, sizeof dir, &base, err) < 0) return -1;
-  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
+  int dirfd = open_parent(path, dir, sizeof dir, &base, err);
+  if (dirfd < 0) return -1;
   int rc = write_temp(dirfd, dir, base, data, len, mode, true, tmp, tmp_n, err);
   return close_dir(dirfd, dir, rc, err);
 }
 
 int crib_atomic_commit(const char *path, const char *tmp, bool sync_dir, crib_err *err) {
-  char dir[PATH_MAX];
-  const char *base;
-  if (split(path, dir, sizeof dir, &base, err) < 0) return -1;
   if (strchr(tmp, '/') != NULL || strncmp(tmp, CRIB_ATOMIC_TEMP_PREFIX, strlen(CRIB_ATOMIC_TEMP_PREFIX)) != 0)
     return crib_fail(err, EINVAL, "commit of `%s`: `%s` is not a temp file's name", path, tmp);
-  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0) return crib_fail(err, errno, "open directory `%s`", dir);
+  char dir[PATH_MAX];
+  const char *base;
+  int dirfd = open_parent(path, dir, sizeof dir, &base, err);
+  if (dirfd < 0) return -1;
   int rc = rename_temp(dirfd, dir, tmp, base, path, err);
   if (rc < 0) return close_dir(dirfd, dir, rc, err);
   /* Past the rename, a failure leaves the new content in place, maybe not durable: told apart. */
