@@ -82,17 +82,7 @@ export async function prepareFileAtomic(path: string, data: string | Uint8Array,
       } catch (err) {
         throw fsError(err, path, 'write');
       }
-      if (!onRenamed) return;
-      const synced = syncDir ? syncDirectory(dirname(path)) : undefined;
-      let alongside: Promise<void> | void;
-      try {
-        alongside = onRenamed();
-      } catch (err) {
-        alongside = Promise.reject(err);
-      }
-      const [sync, other] = await Promise.allSettled([synced, alongside]);
-      if (sync.status === 'rejected') throw fsError(sync.reason, path, 'write');
-      if (other.status === 'rejected') throw other.reason;
+      if (onRenamed) await syncDirBeside(syncDir ? dirname(path) : null, onRenamed, (err) => fsError(err, path, 'write'));
     },
     abort: async () => {
       await unlink(join(dirname(path), tmp)).catch(() => undefined);
@@ -157,15 +147,27 @@ export async function fsyncDir(dir: string): Promise<void> {
  */
 export async function changeThenSyncDir<T>(dir: string, change: () => Promise<T>, alongside?: () => Promise<void>): Promise<T> {
   const result = await change();
-  const synced = syncDirectory(dir);
-  if (alongside) {
-    const [sync, other] = await Promise.allSettled([synced, Promise.resolve().then(alongside)]);
-    if (sync.status === 'rejected') throw sync.reason;
-    if (other.status === 'rejected') throw other.reason;
-  } else {
-    await synced;
-  }
+  await syncDirBeside(dir, alongside);
   return result;
+}
+
+/**
+ * Syncs `dir` (none when null) while `alongside` (begun now, after the sync) runs, and waits for
+ * both: a failed sync is thrown first (as `syncFailed` makes it), then a failed `alongside`, as
+ * it came, a synchronous throw included.
+ */
+async function syncDirBeside(dir: string | null, alongside?: () => void | Promise<void>,
+  syncFailed: (err: unknown) => unknown = (err) => err): Promise<void> {
+  const synced = dir === null ? undefined : syncDirectory(dir);
+  let other: void | Promise<void>;
+  try {
+    other = alongside?.();
+  } catch (err) {
+    other = Promise.reject(err);
+  }
+  const [sync, done] = await Promise.allSettled([synced, other]);
+  if (sync.status === 'rejected') throw syncFailed(sync.reason);
+  if (done.status === 'rejected') throw done.reason;
 }
 
 /** Whether a directory entry name is an interrupted atomic write's temp file. */
