@@ -209,31 +209,43 @@ async function retryAll(workers: SoakWorker[]): Promise<string[]> {
   return wrong;
 }
 
-/** Holds the report against the node; what still differs after SETTLE_MS is a divergence. */
+/**
+ * Holds the report against the node; what a check begun after SETTLE_MS still finds is a
+ * divergence. A check reads the daemon's report first and the node after it, and on a busy
+ * node it can take seconds: one begun before the settle time ended may hold a report read
+ * before the node settled, so it only counts when a fresh check agrees.
+ */
 async function checkTruth(node: SoakNode, when: string, podNamespaces?: KnownIds['podNamespaces']): Promise<void> {
-  const until = performance.now() + SETTLE_MS;
+  const began = performance.now();
+  const until = began + SETTLE_MS;
   let first: string[] | undefined;
+  let checks = 0;
+  let longestMs = 0;
+  const timing = () => `${checks} checks in ${((performance.now() - began) / 1000).toFixed(1)} s, the longest ${(longestMs / 1000).toFixed(1)} s`;
   for (;;) {
+    const checkBegan = performance.now();
     let wrong: string[];
     try {
       wrong = await checkNodeTruth(node.d, { ...node.known, podNamespaces });
     } catch (err) {
       wrong = [`the report could not be read: ${describeError(err)}`];
     }
+    checks++;
+    longestMs = Math.max(longestMs, performance.now() - checkBegan);
     first ??= wrong;
     if (wrong.length === 0) {
       if (first.length) {
-        say(`  truth ${when}: settled after ${first.length} transient differences`);
+        say(`  truth ${when}: settled after ${first.length} transient differences (${timing()})`);
         transient.push(...first.map((w) => `${when}: ${w}`));
       }
       return;
     }
-    if (performance.now() > until) {
-      say(`  truth ${when}: ${wrong.length} DIVERGENCES:\n    ${wrong.join('\n    ')}`);
+    if (checkBegan > until) {
+      say(`  truth ${when}: ${wrong.length} DIVERGENCES (${timing()}):\n    ${wrong.join('\n    ')}`);
       divergences.push(...wrong.map((w) => `${when}: ${w}`));
       return;
     }
-    await sleep(500);
+    await sleep(Math.min(500, Math.max(0, until - performance.now()) + 1));
   }
 }
 
