@@ -19,7 +19,9 @@ npm run build
 host_report=$(mktemp /tmp/crib-vitest-XXXXXX.json)
 guest_counts=$(mktemp /tmp/crib-vitest-guest-XXXXXX.json)
 unit_dir=$(mktemp -d /tmp/crib-vitest-unit-XXXXXX)
-trap 'rm -rf "$host_report" "$guest_counts" "$unit_dir"' EXIT
+unit_pid=
+# An interrupted run does not leave the unit tier running behind it.
+trap '[ -z "$unit_pid" ] || kill "$unit_pid" 2>/dev/null || true; rm -rf "$host_report" "$guest_counts" "$unit_dir"' EXIT
 host_status=0
 unit_status=0
 unit_tier=
@@ -34,9 +36,17 @@ if [ $# -eq 0 ]; then
     echo "note: nobody cannot read $(pwd); the unit tier runs as root"
     as_nobody=()
   fi
+  # The unit tier runs beside the root tier: it is one process of CPU work, the root tier mostly
+  # waits on kernels, daemons and helpers, and a 2-core machine finishes both about as soon as
+  # the root tier alone. Its report is printed when both are done, not interleaved.
   "${as_nobody[@]}" npx vitest run --project unit --configLoader runner --reporter=default --reporter=json \
-    --outputFile.json="$unit_dir/report.json" || unit_status=$?
+    --outputFile.json="$unit_dir/report.json" > "$unit_dir/output.txt" 2>&1 &
+  unit_pid=$!
   npx vitest run --project root --reporter=default --reporter=json --outputFile.json="$host_report" || host_status=$?
+  wait "$unit_pid" || unit_status=$?
+  unit_pid=
+  echo "--- the unit tier (run beside the root tier)"
+  cat "$unit_dir/output.txt"
 else
   npx vitest run --reporter=default --reporter=json --outputFile.json="$host_report" "$@" || host_status=$?
 fi
