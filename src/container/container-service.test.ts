@@ -870,6 +870,10 @@ describe('ContainerService', () => {
     await svc.stop(id, 10);
     expect(await svc.status(id)).toMatchObject({ exitCode: 137, reason: 'Error' });
     expect(criState(await svc.status(id))).toBe('CONTAINER_EXITED');
+    // Once the exit is on disk a monitor would be told it may go: there is none to tell.
+    await vi.waitFor(async () => expect((await onDisk(id))?.exitCode).toBe(137), { timeout: 5000, interval: 10 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rt.calls).toEqual([]);
     await svc.remove(id);
     await svc.removalsSettled();
     expect(rt.calls.filter((c) => !c.startsWith('delete'))).toEqual([]);

@@ -417,9 +417,13 @@ export class ContainerService implements PodContainers {
     this.exitWaiters.delete(id);
   }
 
-  /** A record reached the disk: an exit on disk is one the monitor need not keep any longer. */
+  /**
+   * A record reached the disk: an exit on disk is one the monitor need not keep any longer. A
+   * container that never had a monitor (stopped while CREATED, before the runtime's create) has
+   * nobody to tell and nothing in the runtime to delete.
+   */
   private saved(rec: ContainerRecord): void {
-    if (!rec.finishedAt || this.acked.has(rec.id)) return;
+    if (!rec.finishedAt || !rec.monitorPid || this.acked.has(rec.id)) return;
     const runtime = this.opts.runtimes.find(rec.runtimeHandler);
     if (!runtime) return;
     this.acked.add(rec.id);
