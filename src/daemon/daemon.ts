@@ -48,6 +48,18 @@ const LISTING_PERIODS_SAVE_MS = 60_000;
  * (bench/pull-ab.ts, 690 / 750 ms) for 1-2 MiB less RSS after it. */
 const MALLOC_MMAP_THRESHOLD = (1 << 20) + (64 << 10);
 
+/**
+ * The calls a node makes on a period whatever happens (kubelet's relists, status and stats
+ * polling, exec probes): they change nothing the daemon keeps, so a quiet spell after them alone
+ * does not have the memory trim shrink V8's heap (daemon/memory-trim.ts). Any other call counts
+ * as work.
+ */
+const PERIODIC_READS: ReadonlySet<string> = new Set([
+  'Version', 'Status', 'RuntimeConfig', 'ListPodSandbox', 'PodSandboxStatus', 'ListContainers', 'ContainerStatus',
+  'ContainerStats', 'ListContainerStats', 'PodSandboxStats', 'ListPodSandboxStats', 'ListMetricDescriptors',
+  'ListPodSandboxMetrics', 'ExecSync', 'ListImages', 'ImageStatus', 'ImageFsInfo',
+]);
+
 export class Daemon {
   private socketClaim: SocketClaim | undefined;
   private lock: RootLock | undefined;
@@ -67,9 +79,13 @@ export class Daemon {
   private metricsServer: MetricsServer | undefined;
   // Quiet 2 s, or at most 30 s into kubelet's steady polling, and again 15 s later (after the
   // unpack pool's 10 s idle threads are gone); a trim takes 1-2 ms. A quiet one also begins
-  // shrinking V8's heap, and a late one that finds the daemon still quiet releases it (one
-  // pause of 12-28 ms).
-  private readonly memoryTrim = new MemoryTrim({ quietMs: 2000, maxDelayMs: 30_000, lateMs: 15_000, trim: mallocTrim, shrinkHeap, releaseHeap });
+  // shrinking V8's heap after work other than reads (PERIODIC_READS), or when it grew 4 MiB since
+  // the quiet one before, and a late one that finds the daemon still quiet releases it (one pause
+  // of 12-28 ms).
+  private readonly memoryTrim = new MemoryTrim({
+    quietMs: 2000, maxDelayMs: 30_000, lateMs: 15_000, heapGrowthBytes: 4 << 20,
+    trim: mallocTrim, shrinkHeap, releaseHeap, heapBytes: () => process.memoryUsage().heapTotal,
+  });
 
   constructor(readonly config: CribConfig) {}
 
@@ -255,7 +271,7 @@ export class Daemon {
     const metrics = this.metrics?.observeRpc;
     const trim = this.memoryTrim;
     return {
-      unaryStarted: () => trim.callStarted(),
+      unaryStarted: (method) => trim.callStarted(PERIODIC_READS.has(method.slice(method.lastIndexOf('/') + 1))),
       ended: (method, code, seconds, unary) => {
         metrics?.(method, code, seconds);
         if (unary) trim.callEnded();

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryTrim } from './memory-trim.js';
+import { MemoryTrim, type MemoryTrimOptions } from './memory-trim.js';
 import { getHeapStatistics } from 'node:v8';
 import { mallocTrim, releaseHeap, shrinkHeap } from '../sys/libc.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const keepHeap = () => undefined;
+/** A heap that never grows: only the first quiet trim shrinks it. */
+const STEADY_HEAP = { heapBytes: () => 8 << 20, heapGrowthBytes: 4 << 20 };
+const trimOptions = (o: Omit<MemoryTrimOptions, keyof typeof STEADY_HEAP> & Partial<MemoryTrimOptions>): MemoryTrimOptions => ({ ...STEADY_HEAP, ...o });
 
 /**
  * Old-space pages full of objects that then all become garbage, as a burst of pods leaves; the
@@ -23,9 +26,9 @@ describe('MemoryTrim', () => {
     let trims = 0;
     let shrinks = 0;
     let releases = 0;
-    const t = new MemoryTrim({
+    const t = new MemoryTrim(trimOptions({
       quietMs: 80, maxDelayMs: 10_000, lateMs: 150, trim: async () => trims++, shrinkHeap: () => shrinks++, releaseHeap: () => releases++,
-    });
+    }));
     try {
       for (let i = 0; i < 5; i++) {
         t.activity();
@@ -54,9 +57,9 @@ describe('MemoryTrim', () => {
     let trims = 0;
     let shrinks = 0;
     let releases = 0;
-    const t = new MemoryTrim({
+    const t = new MemoryTrim(trimOptions({
       quietMs: 60, maxDelayMs: 150, lateMs: 60, trim: async () => trims++, shrinkHeap: () => shrinks++, releaseHeap: () => releases++,
-    });
+    }));
     try {
       const until = Date.now() + 260;
       while (Date.now() < until) {
@@ -74,9 +77,63 @@ describe('MemoryTrim', () => {
     }
   });
 
+  it('shrinks the heap at a quiet spell after work, and after reads alone only when it grew since the quiet spell before', async () => {
+    let heap = 8 << 20;
+    let trims = 0;
+    let shrinks = 0;
+    const t = new MemoryTrim({
+      quietMs: 40, maxDelayMs: 10_000, lateMs: 10_000, heapGrowthBytes: 4 << 20, heapBytes: () => heap,
+      trim: async () => trims++, shrinkHeap: () => shrinks++, releaseHeap: keepHeap,
+    });
+    /** A call (`reads`: a listing, a status, a probe), then a quiet spell and its trim. */
+    const spell = async (reads = true) => {
+      t.callStarted(reads);
+      t.callEnded();
+      const before = trims;
+      for (const end = Date.now() + 2000; trims === before && Date.now() < end;) await sleep(10);
+      expect(trims).toBe(before + 1);
+    };
+    try {
+      // The first quiet spell shrinks the heap, after reads too.
+      await spell();
+      expect(shrinks).toBe(1);
+      // A listing every period, the heap as large at each spell (or a little larger): malloc's
+      // trim only.
+      await spell();
+      heap += 1 << 20;
+      await spell();
+      expect(shrinks).toBe(1);
+      // A burst of pods: the heap grew by heapGrowthBytes since the spell before.
+      heap += 4 << 20;
+      await spell();
+      expect(shrinks).toBe(2);
+      // Compared with the spell before, not with the last shrink: a heap that shrank and came
+      // back to where the periodic work keeps it is not shrunk again.
+      for (const mib of [10, 12, 13, 12]) {
+        heap = mib << 20;
+        await spell();
+      }
+      expect(shrinks).toBe(2);
+      heap = 17 << 20;
+      await spell();
+      expect(shrinks).toBe(3);
+      // Work (pods started or removed, a pull): shrunk, grown or not; the reads after it, not.
+      await spell(false);
+      expect(shrinks).toBe(4);
+      await spell();
+      expect(shrinks).toBe(4);
+      // Work without a call (a stream that ended): as work.
+      t.activity();
+      for (const end = Date.now() + 2000; shrinks === 4 && Date.now() < end;) await sleep(10);
+      expect(shrinks).toBe(5);
+    } finally {
+      t.close();
+    }
+  });
+
   it('does nothing once closed', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 100, lateMs: 20, trim: async () => trims++, shrinkHeap: keepHeap, releaseHeap: keepHeap });
+    const t = new MemoryTrim(trimOptions({ quietMs: 20, maxDelayMs: 100, lateMs: 20, trim: async () => trims++, shrinkHeap: keepHeap, releaseHeap: keepHeap }));
     t.activity();
     t.close();
     t.activity();
@@ -86,7 +143,7 @@ describe('MemoryTrim', () => {
 
   it('waits while a unary call is in flight, then for quietMs after it ends', async () => {
     let trims = 0;
-    const t = new MemoryTrim({ quietMs: 50, maxDelayMs: 10_000, lateMs: 10_000, trim: async () => trims++, shrinkHeap: keepHeap, releaseHeap: keepHeap });
+    const t = new MemoryTrim(trimOptions({ quietMs: 50, maxDelayMs: 10_000, lateMs: 10_000, trim: async () => trims++, shrinkHeap: keepHeap, releaseHeap: keepHeap }));
     try {
       t.callStarted();
       await sleep(150);
@@ -103,7 +160,7 @@ describe('MemoryTrim', () => {
 
   it('runs one trim at a time, and leaves the late one to the trim that work in flight brings', async () => {
     const started: (() => void)[] = [];
-    const t = new MemoryTrim({ quietMs: 20, maxDelayMs: 10_000, lateMs: 40, trim: () => new Promise<void>((r) => started.push(r)), shrinkHeap: keepHeap, releaseHeap: keepHeap });
+    const t = new MemoryTrim(trimOptions({ quietMs: 20, maxDelayMs: 10_000, lateMs: 40, trim: () => new Promise<void>((r) => started.push(r)), shrinkHeap: keepHeap, releaseHeap: keepHeap }));
     try {
       t.activity();
       await sleep(100);
