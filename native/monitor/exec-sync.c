@@ -1,71 +1,27 @@
-/* exec-sync mode (CRI ExecSync): run `<runtime> exec --process P --pid-file F ID` with pipes,
- * capture stdout and stderr apart, each up to max_output bytes (the rest is read and dropped, and
- * reported as truncated), kill the exec'd process tree when the timeout passes, and print
- *   {"exitCode": N, "stdout": "<base64>", "stderr": "<base64>", "timedOut": bool,
- *    "truncated": bool}
- * on stdout. Not daemonised: the caller waits for it. */
+/* exec-sync mode (CRI ExecSync) for runtime handlers other than crib-runtime (runc, crun), whose
+ * exec cannot capture its process's output itself as crib-runtime's `exec --capture-output` does
+ * (with a process less): run `<runtime> exec --process P --pid-file F ID` with pipes and capture
+ * its output as crib-exec-capture.h says, killing the exec'd process's tree (read from the pid
+ * file) when the timeout passes. Not daemonised: the caller waits for it. */
 #include "monitor.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/signalfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-/* After the exec'd process is gone, a background child it left may hold the pipes open: stop
- * waiting for their EOF once they have been quiet this long. */
-#define QUIET_AFTER_EXIT_MS 500
-/* After a timeout kill, how long to wait for the runtime to notice before giving up on it. */
-#define KILL_GRACE_MS 5000
+#include "crib-exec-capture.h"
 
-struct capture {
-  int fd;
-  unsigned char *data;
-  size_t len, cap;
+struct kill_exec_ctx {
+  const char *pid_file;
+  pid_t runtime;
 };
 
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Read once; false at EOF. Sets *truncated when bytes beyond the cap were dropped. */
-static bool capture_read(struct capture *c, size_t max, bool *truncated) {
-  static char buf[32768];
-  ssize_t n = read(c->fd, buf, sizeof buf);
-  if (n < 0) return errno == EAGAIN || errno == EINTR;
-  if (n == 0) return false;
-  size_t keep = (size_t)n;
-  if (c->len + keep > max) {
-    keep = max - c->len;
-    *truncated = true;
-  }
-  if (keep > 0) {
-    if (c->len + keep > c->cap) {
-      size_t cap = c->cap ? c->cap : 4096;
-      while (cap < c->len + keep) cap *= 2;
-      if (cap > max) cap = max;
-      unsigned char *d = realloc(c->data, cap);
-      if (d == NULL) {
-        *truncated = true;
-        return true;
-      }
-      c->data = d;
-      c->cap = cap;
-    }
-    memcpy(c->data + c->len, buf, keep);
-    c->len += keep;
-  }
-  return true;
-}
-
-static void kill_exec(const char *pid_file, pid_t runtime) {
+static void kill_exec(void *ctx) {
+  const struct kill_exec_ctx *k = ctx;
   pid_t pid;
   crib_err err;
   /* Kill the exec'd process and let the runtime reap it and exit: killing the runtime too would
@@ -73,8 +29,8 @@ static void kill_exec(const char *pid_file, pid_t runtime) {
    * The pid file is missing when the runtime has not started the process yet: killing the
    * runtime's own tree then stops it before it does. The caller's grace period kills the
    * runtime if it lingers. */
-  if (read_pid_file(pid_file, &pid, &err) == 0) kill_tree(pid);
-  else kill_tree(runtime);
+  if (read_pid_file(k->pid_file, &pid, &err) == 0) kill_tree(pid);
+  else kill_tree(k->runtime);
 }
 
 /* Remove the pid file; one that is already gone (the runtime never wrote it) is fine. */
@@ -155,86 +111,21 @@ int run_exec_sync(const struct exec_sync_opts *o) {
   if (runtime < 0) {
     return exec_failed(&err);
   }
-  struct capture out = {.fd = op[0]}, errc = {.fd = ep[0]};
-  set_nonblock(out.fd, &err);
-  set_nonblock(errc.fd, &err);
-
-  bool exited = false, timed_out = false, truncated = false;
-  int status = 0;
-  long long deadline = o->timeout_sec ? now_ms() + (long long)o->timeout_sec * 1000 : -1;
-  long long quiet_since = -1;
-  while (!exited || out.fd >= 0 || errc.fd >= 0) {
-    long long now = now_ms();
-    long long wake = deadline;
-    if (exited) {
-      long long q = quiet_since + QUIET_AFTER_EXIT_MS;
-      if (wake < 0 || q < wake) wake = q;
-    }
-    int timeout = wake < 0 ? -1 : (int)(wake > now ? wake - now : 0);
-    struct pollfd p[3] = {{.fd = sigfd, .events = POLLIN},
-                          {.fd = out.fd, .events = POLLIN},
-                          {.fd = errc.fd, .events = POLLIN}};
-    int r = poll(p, 3, timeout);
-    if (r < 0 && errno != EINTR) break;
-    now = now_ms();
-    if (r == 0) {
-      if (exited) break; /* quiet (or out of time) after the exit: what we have is the output */
-      if (timed_out) { /* the runtime outlived the grace period: stop it; report what we have */
-        kill_tree(runtime);
-        break;
-      }
-      timed_out = true;
-      kill_exec(pid_file, runtime);
-      deadline = now + KILL_GRACE_MS;
-      continue;
-    }
-    if (p[0].revents) {
-      struct signalfd_siginfo si;
-      while (read(sigfd, &si, sizeof si) > 0) {
-      }
-      int st;
-      pid_t w;
-      while ((w = waitpid(-1, &st, WNOHANG)) > 0)
-        if (w == runtime) {
-          exited = true;
-          status = st;
-          quiet_since = now;
-        }
-    }
-    struct capture *caps[2] = {&out, &errc};
-    for (int i = 0; i < 2; i++) {
-      if (!(p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      if (!capture_read(caps[i], o->max_output, &truncated)) {
-        close(caps[i]->fd);
-        caps[i]->fd = -1;
-      }
-      quiet_since = now;
-    }
-  }
-  if (!exited) {
-    /* Gave up on a runtime that ignores SIGKILL of its tree (cannot happen short of D state). */
-    kill(runtime, SIGKILL);
-    waitpid(runtime, &status, 0);
-  }
+  struct kill_exec_ctx kc = {.pid_file = pid_file, .runtime = runtime};
+  struct crib_capture_opts co = {.pid = runtime, .out_fd = op[0], .err_fd = ep[0], .sigchld_fd = sigfd,
+                                 .timeout_sec = o->timeout_sec, .max_output = o->max_output,
+                                 .on_timeout = kill_exec, .ctx = &kc};
+  struct crib_capture_result res;
+  crib_capture_run(&co, &res);
   if (remove_pid_file(pid_file, &err) < 0) crib_err_print(MONITOR_PROG, &err); /* the result stands */
   remove_legacy_dir();
 
-  int code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-  struct json_buf b = {0};
-  json_buf_printf(&b, "{\"exitCode\": %d, \"stdout\": ", code);
-  json_buf_base64(&b, out.data, out.len);
-  json_buf_append(&b, ", \"stderr\": ", 12);
-  json_buf_base64(&b, errc.data, errc.len);
-  json_buf_printf(&b, ", \"timedOut\": %s, \"truncated\": %s}\n", timed_out ? "true" : "false",
-                  truncated ? "true" : "false");
   int rc = 0;
-  if (b.data == NULL || crib_write_all(1, b.data, b.len) < 0) {
+  if (crib_capture_print(1, &res) < 0) {
     crib_fail(&err, errno, "write result to stdout");
     crib_err_print(MONITOR_PROG, &err);
     rc = 1;
   }
-  json_buf_free(&b);
-  free(out.data);
-  free(errc.data);
+  crib_capture_free(&res);
   return rc;
 }

@@ -10,6 +10,9 @@
 
 #include "crib-error.h"
 #include "crib-io.h"
+#include "crib-json-buf.h"
+#include "crib-proc-tree.h"
+#include "crib-signal-reset.h"
 
 #define MONITOR_PROG "crib-monitor"
 
@@ -60,24 +63,11 @@ int set_nonblock(int fd, crib_err *err);
 int set_cloexec(int fd, crib_err *err);
 int devnull_stdio(crib_err *err);
 void close_fds_from(int first, int keep);
-int reset_signals_for_exec(void);
 
 /* time-format.c: RFC3339Nano in local time with numeric offset ("Z" when UTC). */
 #define TIMESTAMP_MAX 64
 void format_timestamp(char out[TIMESTAMP_MAX], const struct timespec *ts);
 void format_now(char out[TIMESTAMP_MAX]);
-
-/* json.c */
-struct json_buf {
-  char *data;
-  size_t len, cap;
-  bool failed; /* an allocation failed: the content is incomplete */
-};
-int json_buf_append(struct json_buf *b, const char *s, size_t n);
-int json_buf_printf(struct json_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int json_buf_string(struct json_buf *b, const char *s, size_t n); /* quoted, escaped */
-int json_buf_base64(struct json_buf *b, const unsigned char *s, size_t n); /* quoted */
-void json_buf_free(struct json_buf *b);
 
 /* unix-socket.c: paths longer than sun_path go through /proc/self/fd/<dirfd>/<name>. */
 int unix_listen(const char *path, int type, mode_t mode, crib_err *err);
@@ -195,8 +185,5 @@ void sync_report_error(int fd, const char *message);
 /* container.c / exec-sync.c: the two modes. */
 int run_container(const struct monitor_opts *o);
 int run_exec_sync(const struct exec_sync_opts *o);
-
-/* proc-tree.c: SIGKILL a process and every descendant of it. */
-void kill_tree(pid_t root);
 
 #endif

@@ -1,11 +1,13 @@
 /* `exec [flags] ID [ARGS...]`: --process FILE, or args with --cwd/--env/--tty/--user on top
- * of the container's own process template (user, capabilities, no_new_privs). */
+ * of the container's own process template (user, capabilities, no_new_privs). crib's own
+ * --capture-output MAX [--timeout SECONDS] is CRI ExecSync's (exec.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "crib-parse-uint.h"
 #include "exec.h"
 #include "process.h"
 #include "spec.h"
@@ -24,7 +26,7 @@ static int env_set(json_t *env, const char *kv) {
 
 int crib_cmd_exec(const crib_globals *g, int argc, char **argv, crib_err *err) {
   const char *process_file = NULL, *console = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
-  const char *apparmor = NULL, *label = NULL, *preserve = NULL;
+  const char *apparmor = NULL, *label = NULL, *preserve = NULL, *capture = NULL, *timeout = NULL;
   bool detach = false, tty = false, nnp = false, ignore_paused = false;
   json_t *envs = json_array(), *caps = json_array(), *gids = json_array();
   const crib_opt opts[] = {
@@ -43,6 +45,8 @@ int crib_cmd_exec(const crib_globals *g, int argc, char **argv, crib_err *err) {
       {"process-label", 0, CRIB_OPT_STRING, &label},
       {"preserve-fds", 0, CRIB_OPT_STRING, &preserve},
       {"ignore-paused", 0, CRIB_OPT_FLAG, &ignore_paused},
+      {"capture-output", 0, CRIB_OPT_STRING, &capture},
+      {"timeout", 0, CRIB_OPT_STRING, &timeout},
   };
   json_t *process = NULL, *spec = NULL;
   int rc = -1, i = 0;
@@ -53,6 +57,18 @@ int crib_cmd_exec(const crib_globals *g, int argc, char **argv, crib_err *err) {
     goto out;
   }
   const char *id = argv[i++];
+  /* ExecSync's result is one JSON object on our stdout: a pty, a detached process or fds of the
+   * caller's have no place in it. */
+  unsigned long capture_max = 0, timeout_sec = 0;
+  if (capture && (crib_parse_uint(capture, 1, 1UL << 30, &capture_max) < 0 || detach || console || preserve)) {
+    crib_fail(err, 0, "--capture-output `%s`: expected bytes per stream (1 to 1 GiB), without --detach, "
+                      "--console-socket or --preserve-fds", capture);
+    goto out;
+  }
+  if (timeout && (!capture || crib_parse_uint(timeout, 0, 1UL << 31, &timeout_sec) < 0)) {
+    crib_fail(err, 0, "--timeout `%s`: expected seconds (0: none), with --capture-output", timeout);
+    goto out;
+  }
   if (process_file) {
     json_error_t jerr;
     process = crib_json_load_path(process_file, &jerr);
@@ -121,9 +137,14 @@ int crib_cmd_exec(const crib_globals *g, int argc, char **argv, crib_err *err) {
   if (apparmor) json_object_set_new(process, "apparmorProfile", json_string(apparmor));
   if (label) json_object_set_new(process, "selinuxLabel", json_string(label));
   if (crib_spec_check_process(process, process_file ? "--process" : "process", err) < 0) goto out;
+  if (capture && crib_json_bool(process, "terminal", false)) {
+    crib_fail(err, 0, "--capture-output: the process asks for a terminal");
+    goto out;
+  }
   crib_exec_opts eo = {.root = g->root, .id = id, .process = process, .console_socket = console,
                        .pid_file = pid_file, .detach = detach,
-                       .preserve_fds = preserve ? atoi(preserve) : 0};
+                       .preserve_fds = preserve ? atoi(preserve) : 0,
+                       .capture = capture != NULL, .capture_max = capture_max, .timeout_sec = timeout_sec};
   rc = crib_container_exec(&eo, err);
 out:
   json_decref(envs);

@@ -8,11 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "container.h"
+#include "crib-exec-capture.h"
+#include "crib-proc-tree.h"
+#include "crib-signal-reset.h"
 #include "files.h"
 #include "namespaces.h"
 #include "pidns-fork.h"
@@ -68,6 +72,9 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
                      crib_err *err) {
   crib_sync_msg m;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return crib_fail(err, errno, "prctl PDEATHSIG");
+  /* The process starts with default signals whoever started us: a daemon's posix_spawn leaves
+   * glibc's internal signals ignored, and an ExecSync's parent blocks SIGCHLD. */
+  if (reset_signals_for_exec() < 0) return crib_fail(err, errno, "reset the signal dispositions");
   int self_cg = in_cgroup ? 0 : crib_cg_enter_self(cg, err);
   if (self_cg < 0) return -1;
   if (crib_sync_send(sync_fd, CRIB_SYNC_HELLO, self_cg == 0, -1, err) < 0) return -1;
@@ -146,6 +153,48 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   _exit(127);
 }
 
+/* ExecSync's pipes, and the SIGCHLD signalfd its capture waits on (exec.h: capture). */
+typedef struct exec_capture_fds {
+  int out[2], err[2], devnull, sigchld;
+} exec_capture_fds;
+
+static void capture_fds_close(exec_capture_fds *c) {
+  int *fds[] = {&c->out[0], &c->out[1], &c->err[0], &c->err[1], &c->devnull, &c->sigchld};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+    if (*fds[i] >= 0) close(*fds[i]);
+    *fds[i] = -1;
+  }
+}
+
+/* SIGCHLD is blocked before the fork, so no exit is lost before the signalfd is read; the setup
+ * process restores the default mask for the process it starts (child_run). */
+static int capture_fds_open(exec_capture_fds *c, crib_err *err) {
+  if (pipe2(c->out, O_CLOEXEC) < 0 || pipe2(c->err, O_CLOEXEC) < 0)
+    return crib_fail(err, errno, "pipe for the exec's output");
+  c->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (c->devnull < 0) return crib_fail(err, errno, "open `/dev/null`");
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return crib_fail(err, errno, "block SIGCHLD");
+  c->sigchld = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (c->sigchld < 0) return crib_fail(err, errno, "signalfd");
+  return 0;
+}
+
+/* The setup process's stdio: /dev/null in, the pipes out; the process it forks inherits them. */
+static int capture_stdio(const exec_capture_fds *c, crib_err *err) {
+  if (dup2(c->devnull, 0) < 0 || dup2(c->out[1], 1) < 0 || dup2(c->err[1], 2) < 0)
+    return crib_fail(err, errno, "dup2 the exec's stdio");
+  return 0;
+}
+
+/* ExecSync's timeout: the process and whatever it started (it is our child, so it stays a zombie
+ * for the capture to reap, never a pid reused). */
+static void kill_exec_tree(void *ctx) {
+  kill_tree(*(const pid_t *)ctx);
+}
+
 static volatile sig_atomic_t forward_to;
 static void forward(int sig) {
   if (forward_to > 0) kill(forward_to, sig);
@@ -159,6 +208,10 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
   crib_ns_plan plan = {0};
   int sync[2] = {-1, -1};
   pid_t child = -1;
+  exec_capture_fds cap = {.out = {-1, -1}, .err = {-1, -1}, .devnull = -1, .sigchld = -1};
+  /* Until the capture's own clock takes over: a setup that outlasts the timeout ends us, and the
+   * setup process with us (its death signal). */
+  if (o->capture && o->timeout_sec) alarm((unsigned)o->timeout_sec);
   if (crib_state_status(&st) == CRIB_STOPPED) {
     crib_fail(err, 0, "container `%s` is stopped: cannot exec in it", o->id);
     goto out;
@@ -178,6 +231,7 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
     goto out;
   }
   if (crib_sync_pair(sync, err) < 0) goto out;
+  if (o->capture && capture_fds_open(&cap, err) < 0) goto out;
   crib_lsm_host lsm;
   crib_lsm_probe(&lsm); /* here: the child reads the container's /sys once it has joined */
   bool in_cgroup;
@@ -189,12 +243,21 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
   if (child == 0) {
     close(sync[0]);
     crib_err e = {0};
-    child_run(spec, o->process, &cg, in_cgroup, &plan, &lsm, sync[1], o->preserve_fds, &e);
+    if (!o->capture || capture_stdio(&cap, &e) == 0)
+      child_run(spec, o->process, &cg, in_cgroup, &plan, &lsm, sync[1], o->preserve_fds, &e);
     crib_sync_send_error(sync[1], &e);
     _exit(1);
   }
   close(sync[1]);
   sync[1] = -1;
+  if (o->capture) {
+    /* Ours are the read ends: the pipes end once every process holding a write end is gone. */
+    close(cap.out[1]);
+    close(cap.err[1]);
+    close(cap.devnull);
+    cap.out[1] = cap.err[1] = cap.devnull = -1;
+    signal(SIGPIPE, SIG_IGN); /* a caller gone while we print: EPIPE, reported */
+  }
   pid_t proc_pid = -1; /* the process that execs, forked by the setup process (child) */
   for (bool parked = false; !parked;) {
     crib_sync_msg m;
@@ -252,6 +315,19 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
     rc = 0;
     goto out;
   }
+  if (o->capture) {
+    alarm(0);
+    struct crib_capture_opts co = {.pid = proc_pid, .out_fd = cap.out[0], .err_fd = cap.err[0],
+                                   .sigchld_fd = cap.sigchld, .timeout_sec = o->timeout_sec,
+                                   .max_output = o->capture_max, .on_timeout = kill_exec_tree, .ctx = &proc_pid};
+    struct crib_capture_result res;
+    crib_capture_run(&co, &res);
+    cap.out[0] = cap.err[0] = -1; /* closed by the capture */
+    rc = 0;
+    if (crib_capture_print(1, &res) < 0) rc = crib_fail(err, errno, "write the exec's result to stdout");
+    crib_capture_free(&res);
+    goto out;
+  }
   forward_to = proc_pid;
   struct sigaction sa = {.sa_handler = forward};
   sigemptyset(&sa.sa_mask);
@@ -274,6 +350,7 @@ kill_child:
 out:
   if (sync[0] >= 0) close(sync[0]);
   if (sync[1] >= 0) close(sync[1]);
+  capture_fds_close(&cap);
   crib_ns_plan_close(&plan);
   json_decref(spec);
   crib_state_free(&st);

@@ -1,5 +1,7 @@
-// crib-monitor exec-sync: output capture per stream, exit code, timeout kill of the exec'd process
-// tree, the output cap, and the exec'd process's pid file (where the caller says, never /tmp).
+// crib-monitor exec-sync, the ExecSync of runtime handlers other than crib-runtime (whose own
+// `exec --capture-output` runtime-exec-capture.test.ts tests): output capture per stream, exit
+// code, timeout kill of the exec'd process tree, the output cap, and the exec'd process's pid
+// file (where the caller says, never /tmp).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -108,7 +110,7 @@ describe('crib-monitor exec-sync', () => {
     await writeFile(processFile, JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args: ['sleep', '100'], env: ['PATH=/bin'], cwd: '/' }));
     const pidFile = join(h.dir, 'killed-monitor.pid');
     const run = runExecSync({
-      runtimeBinary: RUNTIME, runtimeRoot: h.runtimeRoot, id: c.id, processFile, pidFile, timeoutSeconds: 0, maxOutput: 1 << 20,
+      runtimeBinary: RUNTIME, runtimeRoot: h.runtimeRoot, id: c.id, processFile, monitorPidFile: pidFile, timeoutSeconds: 0, maxOutput: 1 << 20,
     });
     run.catch(() => undefined);
     const pid = await writtenPid(pidFile);

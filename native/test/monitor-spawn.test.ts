@@ -20,7 +20,7 @@ beforeAll(async () => {
   execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Wformat=2', '-Werror', '-O2',
     '-Wl,--wrap=fork', '-I', join(nativeDir, 'include'), '-I', join(nativeDir, 'monitor'), '-o', driver,
     join(nativeDir, 'test/support/spawn-driver.c'), join(nativeDir, 'monitor/spawn.c'), join(nativeDir, 'monitor/fd-util.c'),
-    join(nativeDir, 'common/error.c')]);
+    join(nativeDir, 'common/error.c'), join(nativeDir, 'common/signal-reset.c')]);
 });
 
 afterAll(async () => {

@@ -331,7 +331,7 @@ export class Daemon {
   }
 
   private handlerSpecs(): Map<string, RuntimeHandlerSpec> {
-    const specs = new Map<string, RuntimeHandlerSpec>([['crib', { binary: nativeBinaries.runtime, stateDirPerId: true, mountTemplate: true }]]);
+    const specs = new Map<string, RuntimeHandlerSpec>([['crib', { binary: nativeBinaries.runtime, stateDirPerId: true, mountTemplate: true, captureExec: true }]]);
     for (const [name, h] of Object.entries(this.config.runtime.handlers)) {
       specs.set(name, { binary: h.path, ...(h.root !== undefined ? { root: h.root } : {}) });
     }

@@ -1,11 +1,16 @@
-// ExecSync through `crib-monitor exec-sync` (native/monitor/exec-sync.c): it runs the runtime's
-// exec with pipes, enforces the timeout and the output cap, and prints one JSON result. Started
-// with posix_spawn (sys/posix-spawn.ts), not a fork of the daemon: kubelet's exec probes are the
-// daemon's most frequent spawns (one per pod every 10 s or so). The exec'd process's pid file,
-// which the monitor reads to kill it at the timeout, is in the container's state dir (on the
-// daemon's state root, /run/crib: a tmpfs on a node): the monitor removes it, and this module
+// ExecSync. With crib-runtime, through its `exec --capture-output` (native/src/exec.c, with
+// native/common/exec-capture.c): the runtime's own process, the exec'd process's parent, reads its
+// stdout and stderr from pipes, each up to the cap, kills its tree when the timeout passes
+// (whether or not the daemon is still there to read the result), and prints one JSON result.
+// Other runtimes (runc, crun) cannot, and run under `crib-monitor exec-sync`
+// (native/monitor/exec-sync.c), which does the same around their exec, a process more: it kills
+// the exec'd process through the pid file the runtime writes, in the container's state dir (on
+// the daemon's state root, /run/crib: a tmpfs on a node); the monitor removes it, and this module
 // does when the monitor was killed; what is still left goes with the container.
+// Either is started with posix_spawn (sys/posix-spawn.ts), not a fork of the daemon: kubelet's
+// exec probes are the daemon's most frequent spawns (one per pod every 10 s or so).
 import { unlink } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { errnoCode, InternalError } from '../errors.js';
 import { log } from '../log.js';
 import { nativeBinaries } from '../native-paths.js';
@@ -19,46 +24,58 @@ export interface ExecSyncOptions {
   runtimeRoot: string;
   id: string;
   processFile: string;
-  /** Where the runtime writes the exec'd process's pid: a new path in the container's state dir. */
-  pidFile: string;
   timeoutSeconds: number;
   maxOutput: number;
+  /** A runtime other than crib-runtime: the exec runs under crib-monitor, which kills it at the
+   * timeout through this pid file (a new path in the container's state dir). */
+  monitorPidFile?: string;
 }
 
-/** The monitor's own errors are a line or two; a flood is cut. */
-const MONITOR_STDERR_KEEP = 64 << 10;
+/** The helper's own errors are a line or two; a flood is cut. */
+const HELPER_STDERR_KEEP = 64 << 10;
 
 export async function runExecSync(opts: ExecSyncOptions): Promise<ExecSyncResult> {
-  const args = [
-    'exec-sync', '--runtime', opts.runtimeBinary, '--runtime-root', opts.runtimeRoot, '--id', opts.id,
-    '--process', opts.processFile, '--container-pid-file', opts.pidFile, '--timeout', String(opts.timeoutSeconds), '--max-output', String(opts.maxOutput),
-  ];
-  // The result is what stdout held at its EOF (the monitor bounds it: --max-output).
+  const pidFile = opts.monitorPidFile;
+  const [helper, args] = pidFile === undefined
+    ? [opts.runtimeBinary, [
+      '--root', opts.runtimeRoot, 'exec', '--process', opts.processFile,
+      '--capture-output', String(opts.maxOutput), '--timeout', String(opts.timeoutSeconds), opts.id,
+    ]]
+    : [nativeBinaries.monitor, [
+      'exec-sync', '--runtime', opts.runtimeBinary, '--runtime-root', opts.runtimeRoot, '--id', opts.id,
+      '--process', opts.processFile, '--container-pid-file', pidFile, '--timeout', String(opts.timeoutSeconds),
+      '--max-output', String(opts.maxOutput),
+    ]];
+  // The result is what stdout held at its EOF (the helper bounds it).
   let out: string;
   let err: string;
   let code: number | null;
+  let signal: number | null;
   try {
-    const p = await spawnWithoutFork(nativeBinaries.monitor, args);
-    let signal: number | null;
-    [out, err, { code, signal }] = await Promise.all([readToEnd(p.stdout), readBoundedToEnd(p.stderr, MONITOR_STDERR_KEEP), p.exited]);
-    if (signal !== null) {
-      err = `${err}${err ? ' ' : ''}(killed by ${signalName(signal)})`;
-      // A monitor that exits removes the pid file itself; a killed one may have left it. What
-      // cannot be removed goes with the container's dir.
-      await unlink(opts.pidFile).catch((e: unknown) => {
-        if (errnoCode(e) !== 'ENOENT') log.warn({ id: opts.id, file: opts.pidFile, err: (e as Error).message }, 'exec: could not remove the exec\'s pid file');
-      });
-    }
+    const p = await spawnWithoutFork(helper, args);
+    [out, err, { code, signal }] = await Promise.all([readToEnd(p.stdout), readBoundedToEnd(p.stderr, HELPER_STDERR_KEEP), p.exited]);
   } catch (e) {
-    throw new InternalError(`exec in ${opts.id}: starting ${nativeBinaries.monitor} failed: ${(e as Error).message}`);
+    throw new InternalError(`exec in ${opts.id}: starting ${helper} failed: ${(e as Error).message}`);
   }
-  const why = err.trim();
-  if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (monitor exit ${code}): ${why || 'no output and no message'}`);
+  if (signal !== null && pidFile !== undefined) {
+    // A monitor that exits removes the pid file itself; a killed one may have left it. What
+    // cannot be removed goes with the container's dir.
+    await unlink(pidFile).catch((e: unknown) => {
+      if (errnoCode(e) !== 'ENOENT') log.warn({ id: opts.id, file: pidFile, err: (e as Error).message }, 'exec: could not remove the exec\'s pid file');
+    });
+  }
+  // crib-runtime's setup (joining the container's namespaces and cgroup, before the process ran)
+  // outlasted the timeout: its alarm ended it, and its setup process with it.
+  if (pidFile === undefined && signal === constants.signals.SIGALRM) {
+    return { exitCode: 128 + signal, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), timedOut: true, truncated: false };
+  }
+  const why = `${err.trim()}${signal !== null ? ` (killed by ${signalName(signal)})` : ''}`;
+  if (!out.trim()) throw new InternalError(`exec in ${opts.id} failed (${helper} exit ${code ?? 'none'}): ${why || 'no output and no message'}`);
   let r: { exitCode: number; stdout: string; stderr: string; timedOut: boolean; truncated: boolean };
   try {
     r = JSON.parse(out) as typeof r;
   } catch {
-    throw new InternalError(`exec in ${opts.id}: the monitor's result is not JSON (${out.length} bytes, monitor exit ${code}): ${why}`);
+    throw new InternalError(`exec in ${opts.id}: the result of ${helper} is not JSON (${out.length} bytes, exit ${code ?? 'none'}): ${why}`);
   }
   return {
     exitCode: r.exitCode,

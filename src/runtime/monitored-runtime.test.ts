@@ -1,8 +1,10 @@
-// MonitoredRuntime's delete and deleteExited over a stand-in OCI runtime: a shell script with
-// runc's command line that logs each call and, for `delete`, removes <root>/<id> as crib-runtime
-// does (or fails when the container's dir holds a file named "refuse"). No root, no monitor (the
-// containers' dirs have no control socket: there is no monitor to tell). What the real runtime
-// does is tested by native/test/ and critest/runtime-state.test.ts.
+// MonitoredRuntime's delete and deleteExited, and which helper runs an ExecSync, over a stand-in
+// OCI runtime: a shell script with runc's command line that logs each call and, for `delete`,
+// removes <root>/<id> as crib-runtime does (or fails when the container's dir holds a file named
+// "refuse"); for `exec`, prints a result as crib-runtime's --capture-output does, or output for
+// crib-monitor to capture. No root, and no container monitor (the containers' dirs have no control
+// socket: there is no monitor to tell). What the real runtime does is tested by native/test/ and
+// critest/runtime-state.test.ts.
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RuntimeRef } from './container-runtime.js';
 import { MonitoredRuntime } from './monitored-runtime.js';
 
-describe('MonitoredRuntime: deleting a container\'s runtime state', () => {
+describe('MonitoredRuntime over a stand-in runtime: deleting a container\'s state, running an ExecSync', () => {
   let base: string;
   let root: string;
   let calls: string;
@@ -32,6 +34,11 @@ describe('MonitoredRuntime: deleting a container\'s runtime state', () => {
       '  [ -e "$2/$5/refuse" ] && { echo "refused to delete $5" >&2; exit 1; }',
       '  [ -d "$2/$5" ] || { echo "container $5 does not exist" >&2; exit 1; }',
       '  rm -rf "$2/$5"',
+      'fi',
+      // ExecSync: crib-runtime prints the result itself; another runtime's output is the monitor's to capture.
+      'if [ "$3" = exec ]; then',
+      '  case "$*" in *--capture-output*) echo \'{"exitCode": 3, "stdout": "c2VsZg==", "stderr": "", "timedOut": false, "truncated": false}\'; exit 0;; esac',
+      '  echo monitored; exit 4',
       'fi',
       '',
     ].join('\n'));
@@ -90,5 +97,22 @@ describe('MonitoredRuntime: deleting a container\'s runtime state', () => {
     await rt.deleteExited(c);
     await rt.delete(c);
     expect(await runtimeCalls()).toEqual([`--root ${root} delete --force ${gone.id}`, `--root ${root} delete --force ${c.id}`]);
+  });
+
+  it('runs crib-runtime\'s ExecSync with no monitor (--capture-output), and another runtime\'s under crib-monitor', async () => {
+    const proc = { args: ['true'], cwd: '/', user: { uid: 0, gid: 0 } };
+    const own = new MonitoredRuntime('crib', binary, root, { stateDirPerId: true, captureExec: true });
+    const c = await container('f', true);
+    const r = await own.execSync(c, proc, { timeoutSeconds: 5, maxOutput: 100 });
+    expect(r).toMatchObject({ exitCode: 3, timedOut: false });
+    expect(r.stdout.toString()).toBe('self');
+    expect(await runtimeCalls()).toEqual([
+      expect.stringMatching(new RegExp(`^--root ${root} exec --process /proc/\\d+/fd/\\d+ --capture-output 100 --timeout 5 ${c.id}$`)),
+    ]);
+    const other = new MonitoredRuntime('other', binary, root);
+    const r2 = await other.execSync(c, proc, { timeoutSeconds: 5, maxOutput: 100 });
+    expect(r2).toMatchObject({ exitCode: 4, timedOut: false });
+    expect(r2.stdout.toString()).toBe('monitored\n');
+    expect((await runtimeCalls())[1]).toMatch(new RegExp(`^--root ${root} exec --process \\S+ --pid-file ${c.dir}/exec-[0-9a-f]+\\.pid ${c.id}$`));
   });
 });

@@ -39,9 +39,13 @@ export class MonitoredRuntime implements ContainerRuntime {
   /** delete and deleteExited of one container, one at a time. */
   private readonly deletions = new KeyedLock();
 
-  /** `o.stateDirPerId`: the runtime keeps each container's state in <root>/<id> (OciRuntime.hasState). */
-  constructor(readonly handler: string, binary: string, root: string, o: { stateDirPerId?: boolean } = {}) {
+  private readonly captureExec: boolean;
+
+  /** `o.stateDirPerId`: the runtime keeps each container's state in <root>/<id> (OciRuntime.hasState).
+   * `o.captureExec`: it is crib-runtime, which runs an ExecSync itself (runtime/exec-sync.ts). */
+  constructor(readonly handler: string, binary: string, root: string, o: { stateDirPerId?: boolean; captureExec?: boolean } = {}) {
     this.oci = new OciRuntime(handler, binary, root, o.stateDirPerId ?? false);
+    this.captureExec = o.captureExec ?? false;
   }
 
   get features(): RuntimeFeatures {
@@ -211,7 +215,7 @@ export class MonitoredRuntime implements ContainerRuntime {
   execSync(c: RuntimeRef, proc: OciProcess, o: { timeoutSeconds: number; maxOutput: number }): Promise<ExecSyncResult> {
     return withMemoryFile('crib-exec-process', JSON.stringify(proc), (processFile) => runExecSync({
       runtimeBinary: this.oci.binary, runtimeRoot: this.oci.root, id: c.id, processFile,
-      pidFile: newExecFiles(c.dir).pidFile,
+      ...(this.captureExec ? {} : { monitorPidFile: newExecFiles(c.dir).pidFile }),
       timeoutSeconds: o.timeoutSeconds, maxOutput: o.maxOutput,
     }));
   }

@@ -12,7 +12,7 @@ export const runtimeFiles = (dir: string) => ({
   legacyCtlFifo: join(dir, 'ctl'),
 });
 
-/** The files of a new streaming exec or exec-sync in the container's dir `dir`, named by a random tag. */
+/** The files of a new streaming exec (or another runtime's ExecSync) in the container's dir `dir`, named by a random tag. */
 export function newExecFiles(dir: string) {
   const tag = randomBytes(8).toString('hex');
   return {

@@ -16,6 +16,9 @@ export interface RuntimeHandlerSpec {
   /** The runtime is crib-runtime: its template mount namespace is made when the daemon starts
    * (MonitoredRuntime.makeMountTemplate). */
   mountTemplate?: boolean;
+  /** The runtime is crib-runtime, whose `exec --capture-output` runs an ExecSync with no monitor
+   * around it (runtime/exec-sync.ts). */
+  captureExec?: boolean;
 }
 
 /** Where a handler keeps its runtime state when the config names no root. */
@@ -37,8 +40,8 @@ export class RuntimeRegistry {
   static async open(handlers: ReadonlyMap<string, RuntimeHandlerSpec>, stateDir: string): Promise<RuntimeRegistry> {
     const runtimes = new Map<string, MonitoredRuntime>();
     const templates: MonitoredRuntime[] = [];
-    for (const [name, { binary, root, stateDirPerId, mountTemplate }] of handlers) {
-      const rt = new MonitoredRuntime(name, binary, root ?? defaultRuntimeRoot(stateDir, name), { stateDirPerId });
+    for (const [name, { binary, root, stateDirPerId, mountTemplate, captureExec }] of handlers) {
+      const rt = new MonitoredRuntime(name, binary, root ?? defaultRuntimeRoot(stateDir, name), { stateDirPerId, captureExec });
       runtimes.set(name, rt);
       if (mountTemplate) templates.push(rt);
     }

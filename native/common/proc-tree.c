@@ -1,8 +1,9 @@
 /* Killing an exec'd process together with whatever it started: scanning /proc for descendants by
  * parent pid, repeated until no new pid turns up (children may fork while we look). */
-#include "monitor.h"
+#include "crib-proc-tree.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

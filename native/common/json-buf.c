@@ -1,7 +1,6 @@
-/* Just enough JSON output for the sync line, the exit file, control replies and exec-sync's
- * result (the little the monitor reads is parsed by ctl-command.c): a JSON library would cost
- * RSS in every container's monitor. */
-#include "monitor.h"
+/* JSON text for the helpers' output (crib-json-buf.h); what the monitor reads is parsed by its
+ * ctl-command.c. */
+#include "crib-json-buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
