@@ -386,6 +386,23 @@ describe('pods and containers', () => {
     await d.cri.runtime.RemovePodSandbox({ podSandboxId });
   });
 
+  it('takes an ExecSync\'s process from the container\'s bundle once, at its first exec', async () => {
+    const { podSandboxId } = await d.cri.runtime.RunPodSandbox({ config: podConfig('exectemplate') });
+    const { containerId } = await d.cri.runtime.CreateContainer({
+      podSandboxId, config: containerConfig('t', ['exec sleep 1000'], { envs: [{ key: 'PROBE', value: Buffer.from('first') }] }),
+    });
+    await d.cri.runtime.StartContainer({ containerId });
+    const probe = async () => (await d.cri.runtime.ExecSync({ containerId, cmd: ['sh', '-c', 'echo $PROBE'], timeout: '5' })).stdout.toString();
+    expect(await probe()).toBe('first\n');
+    // The bundle is crib's and never changes after the create: a later exec does not read it again.
+    const configFile = join(d.state, 'containers', containerId, 'bundle', 'config.json');
+    const spec = JSON.parse(readFileSync(configFile, 'utf8')) as { process: { env: string[] } };
+    spec.process.env = spec.process.env.map((e) => (e === 'PROBE=first' ? 'PROBE=changed' : e));
+    writeFileSync(configFile, JSON.stringify(spec));
+    expect(await probe()).toBe('first\n');
+    await d.cri.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
   it('propagates mounts both ways with a bidirectional (rshared) volume', async () => {
     const shared = await mkdtemp(join(tmpdir(), 'crib-rshared-'));
     await run('mount', ['--bind', shared, shared]);

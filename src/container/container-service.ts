@@ -168,6 +168,12 @@ export class ContainerService implements PodContainers {
   private readonly settling = new Map<string, Promise<void>>();
   /** Exits the monitor has been told are recorded. */
   private readonly acked = new Set<string>();
+  /**
+   * Each container's process as its bundle's config.json has it, read at its first exec: kubelet
+   * probes a container every few seconds, and the bundle never changes after the create (a
+   * resource update changes the cgroup, not the process). Dropped with the container's record.
+   */
+  private readonly execTemplates = new Map<string, OciSpec['process']>();
   /** Containers being started, and exits that arrived meanwhile (recorded once start is done). */
   private readonly starting = new Set<string>();
   private readonly deferredExits = new Map<string, { exit: ExitRecord; why?: { reason: string; message: string } }>();
@@ -1215,6 +1221,7 @@ export class ContainerService implements PodContainers {
     await this.trash.discard(rec.dir);
     await this.records.remove(rec.id);
     this.acked.delete(rec.id);
+    this.execTemplates.delete(rec.id);
     this.names.release(rec.reservedName, rec.id);
   }
 
@@ -1231,9 +1238,15 @@ export class ContainerService implements PodContainers {
   /** The process of an exec: the container's own process settings with other args. */
   private async execProcess(rec: ContainerRecord, cmd: string[], tty: boolean): Promise<OciProcess> {
     if (cmd.length === 0 || !cmd[0]) throw new InvalidArgumentError('exec: cmd must not be empty');
-    const spec = await this.spec(rec.id);
-    if (!spec) throw new FailedPreconditionError(`container ${rec.id} has no bundle (was the node rebooted?)`);
-    return { ...spec.process, args: cmd, terminal: tty } as OciProcess;
+    let template = this.execTemplates.get(rec.id);
+    if (!template) {
+      const spec = await this.spec(rec.id);
+      if (!spec) throw new FailedPreconditionError(`container ${rec.id} has no bundle (was the node rebooted?)`);
+      template = spec.process;
+      // Not for a container whose record went while its bundle was read: nothing would drop it.
+      if (this.records.get(rec.id)) this.execTemplates.set(rec.id, template);
+    }
+    return { ...template, args: cmd, terminal: tty } as OciProcess;
   }
 
   async execSync(idOrPrefix: string, cmd: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
