@@ -84,8 +84,13 @@ void crib_capture_run(const struct crib_capture_opts *o, struct crib_capture_res
   long long quiet_since = -1;
   while (!exited || out.fd >= 0 || errc.fd >= 0) {
     long long now = now_ms();
-    long long wake = exited ? -1 : deadline;
-    if (exited) wake = quiet_since + QUIET_AFTER_EXIT_MS;
+    /* After the exit, the deadline still holds: a background child that keeps writing must not
+     * keep us here. */
+    long long wake = deadline;
+    if (exited) {
+      long long quiet = quiet_since + QUIET_AFTER_EXIT_MS;
+      if (wake < 0 || quiet < wake) wake = quiet;
+    }
     int timeout = wake < 0 ? -1 : (int)(wake > now ? wake - now : 0);
     struct pollfd p[3] = {{.fd = o->sigchld_fd, .events = POLLIN},
                           {.fd = out.fd, .events = POLLIN},
@@ -94,7 +99,7 @@ void crib_capture_run(const struct crib_capture_opts *o, struct crib_capture_res
     if (n < 0 && errno != EINTR) break;
     now = now_ms();
     if (n == 0) {
-      if (exited) break; /* quiet after the exit: what we have is the output */
+      if (exited) break; /* quiet (or out of time) after the exit: what we have is the output */
       if (grace) {       /* the child outlived the grace period: stop its tree; report what we have */
         kill_tree(o->pid);
         break;

@@ -86,6 +86,17 @@ describe('crib-runtime exec --capture-output', () => {
     }
   });
 
+  it('answers at the timeout though a child the process left keeps writing to its pipes', async () => {
+    const r = await execSync(['sh', '-c', 'yes chatty & exit 5'], { timeout: 2, maxOutput: 1000 });
+    try {
+      expect(r).toMatchObject({ exitCode: 5, timedOut: false, truncated: true });
+      expect(r.stdout.toString()).toBe('chatty\n'.repeat(1000).slice(0, 1000));
+      expect(r.ms).toBeLessThan(8_000);
+    } finally {
+      for (const pid of pidsOf(['yes', 'chatty'])) process.kill(pid, 'SIGKILL');
+    }
+  });
+
   it('caps each stream and says so', async () => {
     const r = await execSync(['sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" q; echo small >&2'], { maxOutput: 1000 });
     expect(r.stdout.toString()).toBe('q'.repeat(1000));
