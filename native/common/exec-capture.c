@@ -65,6 +65,28 @@ static bool capture_read(struct capture *c, size_t max, bool *truncated) {
   return true;
 }
 
+int crib_capture_fds_open(struct crib_capture_fds *c, crib_err *err) {
+  if (pipe2(c->out, O_CLOEXEC) < 0 || pipe2(c->err, O_CLOEXEC) < 0)
+    return crib_fail(err, errno, "pipe for the exec's output");
+  c->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (c->devnull < 0) return crib_fail(err, errno, "open `/dev/null`");
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return crib_fail(err, errno, "block SIGCHLD");
+  c->sigchld = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (c->sigchld < 0) return crib_fail(err, errno, "signalfd");
+  return 0;
+}
+
+void crib_capture_fds_close(struct crib_capture_fds *c) {
+  int *fds[] = {&c->out[0], &c->out[1], &c->err[0], &c->err[1], &c->devnull, &c->sigchld};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+    if (*fds[i] >= 0) close(*fds[i]);
+    *fds[i] = -1;
+  }
+}
+
 static void close_capture(struct capture *c) {
   if (c->fd >= 0) close(c->fd);
   c->fd = -1;

@@ -12,6 +12,21 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "crib-error.h"
+
+/* What the capturing parent makes before it forks the process to capture: the pipes, /dev/null
+ * for the process's stdin, and a signalfd for SIGCHLD, which stays blocked from here on so no
+ * exit is lost before the signalfd is read (the child restores the default mask before its exec:
+ * crib-signal-reset.h). All close-on-exec; -1 where not made. */
+struct crib_capture_fds {
+  int out[2], err[2], devnull, sigchld;
+};
+#define CRIB_CAPTURE_FDS_NONE {.out = {-1, -1}, .err = {-1, -1}, .devnull = -1, .sigchld = -1}
+/* 0, or -1 with err (what was made is left for crib_capture_fds_close). */
+int crib_capture_fds_open(struct crib_capture_fds *c, crib_err *err);
+/* Closes whatever is still open, and marks it closed. */
+void crib_capture_fds_close(struct crib_capture_fds *c);
+
 struct crib_capture_opts {
   pid_t pid;                 /* the waited-for child: its exit ends the capture */
   int out_fd, err_fd;        /* the pipes' read ends: made non-blocking, and closed here */

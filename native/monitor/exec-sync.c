@@ -79,19 +79,9 @@ int run_exec_sync(const struct exec_sync_opts *o) {
     return 1;
   }
 
-  int op[2], ep[2];
-  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0 || pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
-    crib_fail(&err, errno, "pipe for exec output");
-    return exec_failed(&err);
-  }
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &set, NULL);
-  int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sigfd < 0) {
-    crib_fail(&err, errno, "signalfd");
+  struct crib_capture_fds cap = CRIB_CAPTURE_FDS_NONE;
+  if (crib_capture_fds_open(&cap, &err) < 0) {
+    crib_capture_fds_close(&cap);
     return exec_failed(&err);
   }
 
@@ -104,19 +94,23 @@ int run_exec_sync(const struct exec_sync_opts *o) {
   argv[a++] = (char *)pid_file;
   argv[a++] = (char *)o->id;
   argv[a] = NULL;
-  pid_t runtime = spawn_runtime(argv, devnull, op[1], ep[1], &err);
-  close(devnull);
-  close(op[1]);
-  close(ep[1]);
+  pid_t runtime = spawn_runtime(argv, cap.devnull, cap.out[1], cap.err[1], &err);
+  close(cap.devnull);
+  close(cap.out[1]);
+  close(cap.err[1]);
+  cap.devnull = cap.out[1] = cap.err[1] = -1;
   if (runtime < 0) {
+    crib_capture_fds_close(&cap);
     return exec_failed(&err);
   }
   struct kill_exec_ctx kc = {.pid_file = pid_file, .runtime = runtime};
-  struct crib_capture_opts co = {.pid = runtime, .out_fd = op[0], .err_fd = ep[0], .sigchld_fd = sigfd,
+  struct crib_capture_opts co = {.pid = runtime, .out_fd = cap.out[0], .err_fd = cap.err[0], .sigchld_fd = cap.sigchld,
                                  .timeout_sec = o->timeout_sec, .max_output = o->max_output,
                                  .on_timeout = kill_exec, .ctx = &kc};
   struct crib_capture_result res;
   crib_capture_run(&co, &res);
+  cap.out[0] = cap.err[0] = -1; /* closed by the capture */
+  crib_capture_fds_close(&cap);
   if (remove_pid_file(pid_file, &err) < 0) crib_err_print(MONITOR_PROG, &err); /* the result stands */
   remove_legacy_dir();
 

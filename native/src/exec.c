@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,37 +152,8 @@ static int child_run(json_t *spec, json_t *process, const crib_cgroup *cg, bool 
   _exit(127);
 }
 
-/* ExecSync's pipes, and the SIGCHLD signalfd its capture waits on (exec.h: capture). */
-typedef struct exec_capture_fds {
-  int out[2], err[2], devnull, sigchld;
-} exec_capture_fds;
-
-static void capture_fds_close(exec_capture_fds *c) {
-  int *fds[] = {&c->out[0], &c->out[1], &c->err[0], &c->err[1], &c->devnull, &c->sigchld};
-  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
-    if (*fds[i] >= 0) close(*fds[i]);
-    *fds[i] = -1;
-  }
-}
-
-/* SIGCHLD is blocked before the fork, so no exit is lost before the signalfd is read; the setup
- * process restores the default mask for the process it starts (child_run). */
-static int capture_fds_open(exec_capture_fds *c, crib_err *err) {
-  if (pipe2(c->out, O_CLOEXEC) < 0 || pipe2(c->err, O_CLOEXEC) < 0)
-    return crib_fail(err, errno, "pipe for the exec's output");
-  c->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (c->devnull < 0) return crib_fail(err, errno, "open `/dev/null`");
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return crib_fail(err, errno, "block SIGCHLD");
-  c->sigchld = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (c->sigchld < 0) return crib_fail(err, errno, "signalfd");
-  return 0;
-}
-
 /* The setup process's stdio: /dev/null in, the pipes out; the process it forks inherits them. */
-static int capture_stdio(const exec_capture_fds *c, crib_err *err) {
+static int capture_stdio(const struct crib_capture_fds *c, crib_err *err) {
   if (dup2(c->devnull, 0) < 0 || dup2(c->out[1], 1) < 0 || dup2(c->err[1], 2) < 0)
     return crib_fail(err, errno, "dup2 the exec's stdio");
   return 0;
@@ -208,7 +178,7 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
   crib_ns_plan plan = {0};
   int sync[2] = {-1, -1};
   pid_t child = -1;
-  exec_capture_fds cap = {.out = {-1, -1}, .err = {-1, -1}, .devnull = -1, .sigchld = -1};
+  struct crib_capture_fds cap = CRIB_CAPTURE_FDS_NONE;
   /* Until the capture's own clock takes over: a setup that outlasts the timeout ends us, and the
    * setup process with us (its death signal). */
   if (o->capture && o->timeout_sec) alarm((unsigned)o->timeout_sec);
@@ -231,7 +201,7 @@ int crib_container_exec(const crib_exec_opts *o, crib_err *err) {
     goto out;
   }
   if (crib_sync_pair(sync, err) < 0) goto out;
-  if (o->capture && capture_fds_open(&cap, err) < 0) goto out;
+  if (o->capture && crib_capture_fds_open(&cap, err) < 0) goto out;
   crib_lsm_host lsm;
   crib_lsm_probe(&lsm); /* here: the child reads the container's /sys once it has joined */
   bool in_cgroup;
@@ -350,7 +320,7 @@ kill_child:
 out:
   if (sync[0] >= 0) close(sync[0]);
   if (sync[1] >= 0) close(sync[1]);
-  capture_fds_close(&cap);
+  crib_capture_fds_close(&cap);
   crib_ns_plan_close(&plan);
   json_decref(spec);
   crib_state_free(&st);
